@@ -1,0 +1,577 @@
+import amqp from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
+import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
+import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
+import {
+  TOPIC_EXCHANGE,
+  declareExchanges,
+  declareSubscriptionTopology,
+  routingKey,
+  subscriptionQueue,
+} from './topology.ts';
+import type { QueueType } from './topology.ts';
+
+export interface AmqpBrokerOptions {
+  url: string;
+  /** default 'quorum' */
+  queueType?: QueueType;
+  /** total deliveries of a message before it is dead-lettered instead of requeued; default 10 */
+  maxDeliveries?: number;
+  /** unacked messages RabbitMQ pushes ahead to each subscription consumer; default 50 */
+  prefetch?: number;
+  /** receives errors that have no caller to reject (connection loss, failed reconnects) */
+  onError?: (err: Error) => void;
+  /** shown by the management UI and `rabbitmqctl list_connections client_properties` */
+  connectionName?: string;
+  /** publish rejects with BrokerUnavailableError when no confirm arrives in time; default 10000 */
+  confirmTimeoutMs?: number;
+  /**
+   * A subscription consumer that nobody has received from for this long is cancelled, returning
+   * its prefetched messages to the queue so other instances can deliver them; default 30000.
+   */
+  idleConsumerMs?: number;
+}
+
+/** On classic queues the broker counts deliveries itself in this header (quorum queues do it natively). */
+const DELIVERY_COUNT_HEADER = 'x-keyway-delivery-count';
+const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 2000;
+
+/** One connection and the channels that live and die with it. */
+interface Session {
+  conn: ChannelModel;
+  pub: ConfirmChannel;
+  admin: Promise<Channel> | null;
+  lost: boolean;
+}
+
+interface ConsumerChannel {
+  channel: Channel;
+  open: boolean;
+  /** deliveries handed to callers and not settled yet; the consumer is not released while > 0 */
+  outstanding: number;
+}
+
+interface Buffered {
+  msg: ConsumeMessage;
+  chan: ConsumerChannel;
+}
+
+interface Waiter {
+  resolve(delivery: Delivery | null): void;
+  timer: NodeJS.Timeout;
+}
+
+interface Subscription {
+  topic: TopicRef;
+  name: string;
+  queue: string;
+  consumer: ConsumerChannel | null;
+  starting: Promise<void> | null;
+  /** delivered by RabbitMQ, not yet handed to a receive() call */
+  buffer: Buffered[];
+  waiters: Waiter[];
+  /** re-establish the consumer after a reconnect (false once released for idleness) */
+  wanted: boolean;
+  idleTimer: NodeJS.Timeout | null;
+}
+
+interface PendingPublish {
+  returned: boolean;
+}
+
+type PublishProps = Pick<PublishOptions, 'messageId' | 'contentType'> & { headers: Record<string, unknown> };
+
+const errorCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
+const isNotFound = (err: unknown): boolean => errorCode(err) === 404;
+
+/**
+ * Channel errors a caller caused (e.g. 406 PRECONDITION_FAILED: a queue exists with other
+ * arguments) pass through unchanged; everything else means RabbitMQ is not usable right now.
+ */
+function toBrokerError(err: unknown): unknown {
+  if (err instanceof BrokerUnavailableError || err instanceof NoSubscriptionError) return err;
+  const code = errorCode(err);
+  if (code === 403 || code === 405 || code === 406) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new BrokerUnavailableError(`rabbitmq unavailable: ${message}`, { cause: err });
+}
+
+class AmqpBroker implements Broker {
+  private readonly queueType: QueueType;
+  private readonly maxDeliveries: number;
+  private readonly prefetch: number;
+  private readonly confirmTimeoutMs: number;
+  private readonly idleConsumerMs: number;
+
+  private session: Session | null = null;
+  private opening: Promise<void> | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** subscriptions this instance declared; re-declared after every reconnect */
+  private readonly declared = new Map<string, { topic: TopicRef; name: string }>();
+  private readonly subscriptions = new Map<string, Subscription>();
+  /** publishes awaiting their confirm, by messageId + routing key, in publish order */
+  private readonly pending = new Map<string, PendingPublish[]>();
+
+  constructor(private readonly options: AmqpBrokerOptions) {
+    this.queueType = options.queueType ?? 'quorum';
+    this.maxDeliveries = options.maxDeliveries ?? 10;
+    this.prefetch = options.prefetch ?? 50;
+    this.confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
+    this.idleConsumerMs = options.idleConsumerMs ?? 30_000;
+    if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) {
+      throw new RangeError('maxDeliveries must be an integer >= 1');
+    }
+  }
+
+  private report(err: unknown): void {
+    this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  // ---- connection lifecycle ----
+
+  async start(): Promise<void> {
+    this.opening = this.open();
+    try {
+      await this.opening;
+    } finally {
+      this.opening = null;
+    }
+  }
+
+  private async open(): Promise<void> {
+    const conn = await amqp.connect(this.options.url, {
+      timeout: 5000,
+      clientProperties: this.options.connectionName ? { connection_name: this.options.connectionName } : {},
+    });
+    let session: Session | undefined;
+    conn.on('error', (err: unknown) => this.report(err));
+    conn.on('close', () => {
+      if (session) this.connectionLost(session);
+    });
+    try {
+      const pub = await conn.createConfirmChannel();
+      session = { conn, pub, admin: null, lost: false };
+      pub.on('error', (err: unknown) => this.report(err));
+      pub.on('return', (msg: Message) => this.onReturn(msg));
+      // A publish channel only closes on its own after a channel error (e.g. its exchange was
+      // deleted); reconnecting everything is rare enough to be the simplest recovery.
+      pub.on('close', () => {
+        if (!session?.lost) conn.close().catch(() => undefined);
+      });
+      await declareExchanges(pub);
+      for (const { topic, name } of this.declared.values()) {
+        await declareSubscriptionTopology(pub, topic, name, this.queueType, this.maxDeliveries);
+      }
+      if (session.lost) throw new BrokerUnavailableError('connection lost while opening');
+      if (this.closed) throw new BrokerUnavailableError('broker closed while connecting');
+    } catch (err) {
+      await conn.close().catch(() => undefined);
+      throw err;
+    }
+    this.session = session;
+    for (const sub of this.subscriptions.values()) {
+      if (sub.wanted) this.ensureConsumer(sub, session).catch((err: unknown) => this.report(err));
+    }
+  }
+
+  private connectionLost(session: Session): void {
+    session.lost = true;
+    if (this.session !== session) return;
+    this.session = null;
+    // Unacked messages of the dead channels are requeued by RabbitMQ; buffered copies must not be
+    // handed out any more. Waiting receive() calls stay and are served after the reconnect.
+    for (const sub of this.subscriptions.values()) {
+      if (sub.consumer) sub.consumer.open = false;
+      sub.consumer = null;
+      sub.buffer = [];
+    }
+    if (!this.closed) {
+      this.report(new BrokerUnavailableError('connection to rabbitmq lost; reconnecting'));
+      this.scheduleReconnect(RECONNECT_MIN_MS);
+    }
+  }
+
+  private scheduleReconnect(delayMs: number): void {
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.closed) return;
+      this.start().catch((err: unknown) => {
+        this.report(err);
+        if (!this.closed) this.scheduleReconnect(Math.min(delayMs * 2, RECONNECT_MAX_MS));
+      });
+    }, delayMs);
+  }
+
+  private requireSession(): Session {
+    if (this.closed) throw new BrokerUnavailableError('broker is closed');
+    if (!this.session) throw new BrokerUnavailableError('not connected to rabbitmq (reconnecting)');
+    return this.session;
+  }
+
+  /** a long-lived channel for declarations and pings; recreated after it closes */
+  private adminChannel(session: Session): Promise<Channel> {
+    if (!session.admin) {
+      const created = session.conn.createChannel().then((ch) => {
+        ch.on('error', (err: unknown) => this.report(err));
+        ch.on('close', () => {
+          if (session.admin === created) session.admin = null;
+        });
+        return ch;
+      });
+      created.catch(() => {
+        if (session.admin === created) session.admin = null;
+      });
+      session.admin = created;
+    }
+    return session.admin;
+  }
+
+  // ---- publishing ----
+
+  private onReturn(msg: Message): void {
+    const waiting = this.pending.get(`${String(msg.properties.messageId)}\n${msg.fields.routingKey}`);
+    const match = waiting?.find((p) => !p.returned);
+    if (match) match.returned = true;
+  }
+
+  /**
+   * Publishes with mandatory + publisher confirm. RabbitMQ sends basic.return before the confirm
+   * of an unroutable message, so by the time the confirm callback runs we know whether it was
+   * routed to at least one queue.
+   */
+  private confirmPublish(session: Session, exchange: string, key: string, body: Buffer, props: PublishProps): Promise<void> {
+    const pendingKey = `${props.messageId}\n${key}`;
+    const pending: PendingPublish = { returned: false };
+    const list = this.pending.get(pendingKey) ?? [];
+    list.push(pending);
+    this.pending.set(pendingKey, list);
+
+    return new Promise<void>((resolve, reject) => {
+      let done = false;
+      const finish = (err?: unknown): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        const remaining = (this.pending.get(pendingKey) ?? []).filter((p) => p !== pending);
+        if (remaining.length) this.pending.set(pendingKey, remaining);
+        else this.pending.delete(pendingKey);
+        if (err) reject(err);
+        else resolve();
+      };
+      // A blocked (resource alarm) or half-dead connection would otherwise leave the caller hanging.
+      const timer = setTimeout(
+        () => finish(new BrokerUnavailableError(`no publisher confirm within ${this.confirmTimeoutMs} ms`)),
+        this.confirmTimeoutMs,
+      );
+      try {
+        session.pub.publish(
+          exchange,
+          key,
+          body,
+          {
+            mandatory: true,
+            persistent: true,
+            messageId: props.messageId,
+            contentType: props.contentType,
+            headers: props.headers,
+          },
+          (err: unknown) => {
+            if (pending.returned) finish(new NoSubscriptionError(`no subscription receives ${exchange || 'queue'} ${key}`));
+            else if (err) finish(toBrokerError(err));
+            else finish();
+          },
+        );
+      } catch (err) {
+        finish(toBrokerError(err));
+      }
+    });
+  }
+
+  async publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void> {
+    const key = routingKey(topic);
+    const session = this.requireSession();
+    await this.confirmPublish(session, TOPIC_EXCHANGE, key, body, {
+      messageId: options.messageId,
+      contentType: options.contentType,
+      headers: { ...options.headers },
+    });
+  }
+
+  // ---- subscriptions ----
+
+  async declareSubscription(topic: TopicRef, subscription: string): Promise<void> {
+    const queue = subscriptionQueue(topic, subscription);
+    const session = this.requireSession();
+    try {
+      const ch = await this.adminChannel(session);
+      await declareSubscriptionTopology(ch, topic, subscription, this.queueType, this.maxDeliveries);
+    } catch (err) {
+      throw toBrokerError(err);
+    }
+    this.declared.set(queue, { topic, name: subscription });
+  }
+
+  private subscription(topic: TopicRef, name: string): Subscription {
+    const queue = subscriptionQueue(topic, name);
+    let sub = this.subscriptions.get(queue);
+    if (!sub) {
+      sub = { topic, name, queue, consumer: null, starting: null, buffer: [], waiters: [], wanted: false, idleTimer: null };
+      this.subscriptions.set(queue, sub);
+    }
+    return sub;
+  }
+
+  private async ensureConsumer(sub: Subscription, session: Session): Promise<void> {
+    if (sub.consumer?.open) return;
+    sub.starting ??= this.startConsumer(sub, session).finally(() => {
+      sub.starting = null;
+    });
+    await sub.starting;
+  }
+
+  /**
+   * One channel per subscription consumer, so a channel error (which closes a channel) only
+   * affects that subscription. Consumed messages go to waiting receive() calls or the buffer.
+   */
+  private async startConsumer(sub: Subscription, session: Session): Promise<void> {
+    let channel: Channel;
+    try {
+      channel = await session.conn.createChannel();
+    } catch (err) {
+      throw toBrokerError(err);
+    }
+    const chan: ConsumerChannel = { channel, open: true, outstanding: 0 };
+    channel.on('error', (err: unknown) => {
+      // consuming from a missing queue is reported to the receive() caller instead
+      if (!isNotFound(err)) this.report(err);
+    });
+    channel.on('close', () => this.dropConsumer(sub, chan));
+    try {
+      await channel.prefetch(this.prefetch);
+      await channel.consume(sub.queue, (msg) => this.onMessage(sub, chan, msg), { noAck: false });
+    } catch (err) {
+      this.dropConsumer(sub, chan);
+      if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${sub.queue} does not exist`);
+      throw toBrokerError(err);
+    }
+    if (!chan.open || this.session !== session) {
+      this.dropConsumer(sub, chan);
+      throw new BrokerUnavailableError('connection lost while starting the consumer');
+    }
+    sub.consumer = chan;
+    sub.wanted = true;
+  }
+
+  /** Forgets a consumer channel; closing it makes RabbitMQ requeue everything it still held. */
+  private dropConsumer(sub: Subscription, chan: ConsumerChannel): void {
+    const wasOpen = chan.open;
+    chan.open = false;
+    if (sub.consumer === chan) sub.consumer = null;
+    sub.buffer = sub.buffer.filter((b) => b.chan !== chan);
+    if (wasOpen) chan.channel.close().catch(() => undefined);
+  }
+
+  private onMessage(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // RabbitMQ cancelled the consumer, e.g. because the queue was deleted
+      sub.wanted = false;
+      this.dropConsumer(sub, chan);
+      return;
+    }
+    if (!chan.open) return;
+    const waiter = sub.waiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(this.toDelivery(sub, { msg, chan }));
+    } else {
+      sub.buffer.push({ msg, chan });
+    }
+  }
+
+  /** (Re)arms the timer that releases a consumer nobody receives from any more. */
+  private touch(sub: Subscription): void {
+    if (sub.idleTimer) clearTimeout(sub.idleTimer);
+    sub.idleTimer = setTimeout(() => {
+      sub.idleTimer = null;
+      if (sub.waiters.length > 0 || (sub.consumer?.outstanding ?? 0) > 0) {
+        this.touch(sub);
+        return;
+      }
+      sub.wanted = false;
+      if (sub.consumer) this.dropConsumer(sub, sub.consumer);
+    }, this.idleConsumerMs);
+    sub.idleTimer.unref();
+  }
+
+  /** drops the local state of a subscription that does not exist, so bad names cannot pile up */
+  private forget(sub: Subscription): void {
+    if (sub.idleTimer) clearTimeout(sub.idleTimer);
+    this.subscriptions.delete(sub.queue);
+  }
+
+  async receive(topic: TopicRef, subscription: string, waitMs: number): Promise<Delivery | null> {
+    const sub = this.subscription(topic, subscription);
+    const session = this.requireSession();
+    this.touch(sub);
+    try {
+      await this.ensureConsumer(sub, session);
+    } catch (err) {
+      if (err instanceof NoSubscriptionError && sub.waiters.length === 0) this.forget(sub);
+      throw err;
+    }
+    const next = sub.buffer.shift();
+    if (next) return this.toDelivery(sub, next);
+    if (waitMs <= 0) return null;
+    return new Promise<Delivery | null>((resolve) => {
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          sub.waiters = sub.waiters.filter((w) => w !== waiter);
+          this.touch(sub);
+          resolve(null);
+        }, waitMs),
+      };
+      sub.waiters.push(waiter);
+    });
+  }
+
+  private toDelivery(sub: Subscription, { msg, chan }: Buffered): Delivery {
+    chan.outstanding++;
+    const headers: Record<string, unknown> = { ...msg.properties.headers };
+    const quorumCount = headers[QUORUM_DELIVERY_COUNT_HEADER];
+    const classicCount = headers[DELIVERY_COUNT_HEADER];
+    // the counters are exposed as deliveryCount; callers see only the publisher's headers
+    delete headers[QUORUM_DELIVERY_COUNT_HEADER];
+    delete headers[DELIVERY_COUNT_HEADER];
+    const deliveryCount =
+      typeof quorumCount === 'number'
+        ? quorumCount + 1
+        : (typeof classicCount === 'number' ? classicCount : 1) + (msg.fields.redelivered ? 1 : 0);
+    const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
+    const contentType = typeof msg.properties.contentType === 'string' ? msg.properties.contentType : undefined;
+
+    let settled = false;
+    /** settling twice is a no-op: a second ack of the same tag would make RabbitMQ close the channel */
+    const settle = async (action: () => Promise<void>): Promise<void> => {
+      if (settled) return;
+      settled = true;
+      chan.outstanding--;
+      if (!chan.open) {
+        throw new BrokerUnavailableError('the channel of this delivery closed; rabbitmq has requeued the message');
+      }
+      try {
+        await action();
+      } catch (err) {
+        throw toBrokerError(err);
+      }
+    };
+
+    return {
+      body: msg.content,
+      messageId,
+      contentType,
+      headers,
+      deliveryCount,
+      ack: () => settle(async () => chan.channel.ack(msg)),
+      nack: (requeue) =>
+        settle(async () => {
+          if (!requeue || deliveryCount >= this.maxDeliveries) {
+            chan.channel.nack(msg, false, false);
+          } else if (this.queueType === 'classic') {
+            await this.requeueCounted(sub, chan, msg, { messageId, contentType, headers: { ...headers, [DELIVERY_COUNT_HEADER]: deliveryCount + 1 } });
+          } else {
+            chan.channel.nack(msg, false, true);
+          }
+        }),
+    };
+  }
+
+  /**
+   * Classic queues do not count deliveries, so a requeue is a republish (to the same queue only,
+   * via the default exchange) carrying the next count, confirmed before the original is acked.
+   * Unlike a quorum requeue, the message goes to the back of the queue.
+   */
+  private async requeueCounted(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage, props: PublishProps): Promise<void> {
+    const session = this.requireSession();
+    try {
+      await this.confirmPublish(session, '', sub.queue, msg.content, props);
+    } catch (err) {
+      // the copy is not safely stored: fall back to a plain requeue, losing only the count
+      if (chan.open) chan.channel.nack(msg, false, true);
+      throw err;
+    }
+    if (chan.open) chan.channel.ack(msg);
+  }
+
+  async depth(topic: TopicRef, subscription: string): Promise<number> {
+    const queue = subscriptionQueue(topic, subscription);
+    const session = this.requireSession();
+    // checkQueue of a missing queue closes its channel, so it gets a channel of its own
+    let channel: Channel | undefined;
+    try {
+      channel = await session.conn.createChannel();
+      channel.on('error', () => undefined);
+      const { messageCount } = await channel.checkQueue(queue);
+      // messages prefetched into this instance's buffer are not handed out yet, so still count them
+      return messageCount + (this.subscriptions.get(queue)?.buffer.length ?? 0);
+    } catch (err) {
+      if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${queue} does not exist`);
+      throw toBrokerError(err);
+    } finally {
+      channel?.close().catch(() => undefined);
+    }
+  }
+
+  async ping(): Promise<void> {
+    const session = this.requireSession();
+    try {
+      const ch = await this.adminChannel(session);
+      await ch.checkExchange(TOPIC_EXCHANGE);
+    } catch (err) {
+      throw toBrokerError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    await this.opening?.catch(() => undefined);
+    for (const sub of this.subscriptions.values()) {
+      if (sub.idleTimer) clearTimeout(sub.idleTimer);
+      for (const waiter of sub.waiters) {
+        clearTimeout(waiter.timer);
+        waiter.resolve(null);
+      }
+      sub.waiters = [];
+      sub.buffer = [];
+      if (sub.consumer) sub.consumer.open = false;
+    }
+    const session = this.session;
+    this.session = null;
+    // closing the connection makes RabbitMQ requeue every unacked delivery
+    await session?.conn.close().catch(() => undefined);
+  }
+}
+
+/**
+ * RabbitMQ broker. Connects before resolving (rejects with BrokerUnavailableError otherwise); after
+ * a connection loss it reconnects by itself (100 ms backoff doubling to 2 s), re-declares what it
+ * declared and resumes consumers. While disconnected every call rejects with BrokerUnavailableError;
+ * receive() calls already waiting keep waiting and may still be served after the reconnect.
+ *
+ * Settling a delivery whose channel has closed rejects with BrokerUnavailableError (RabbitMQ has
+ * already requeued the message, so it will be delivered again). Settling twice is a no-op.
+ */
+export async function createAmqpBroker(options: AmqpBrokerOptions): Promise<Broker> {
+  const broker = new AmqpBroker(options);
+  try {
+    await broker.start();
+  } catch (err) {
+    throw toBrokerError(err);
+  }
+  return broker;
+}

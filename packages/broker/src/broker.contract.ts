@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
+import type { Broker, Delivery, TopicRef } from './broker.ts';
+
+export interface BrokerHarness {
+  create(options?: { maxDeliveries?: number }): Promise<Broker>;
+  /** whether two instances share the same queues (RabbitMQ) or each has its own (memory) */
+  sharedAcrossInstances: boolean;
+  /** messages in the subscription's dead-letter queue */
+  deadLetterCount(broker: Broker, topic: TopicRef, subscription: string): Promise<number>;
+  /** deletes whatever the backend keeps for these subscriptions */
+  cleanup(subscriptions: { topic: TopicRef; subscription: string }[]): Promise<void>;
+}
+
+export const hex = (bytes = 4): string => randomBytes(bytes).toString('hex');
+
+export const newTopic = (): TopicRef => ({ tenant: `t-${hex()}`, topic: `tp-${hex()}` });
+
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One behaviour suite for every Broker implementation, so both backends keep identical semantics. */
+export function brokerContract(name: string, harness: BrokerHarness): void {
+  describe(`Broker contract: ${name}`, () => {
+    let brokers: Broker[] = [];
+    let declared: { topic: TopicRef; subscription: string }[] = [];
+
+    const open = async (options?: { maxDeliveries?: number }): Promise<Broker> => {
+      const broker = await harness.create(options);
+      brokers.push(broker);
+      return broker;
+    };
+    const declare = async (broker: Broker, topic: TopicRef, subscription: string): Promise<void> => {
+      await broker.declareSubscription(topic, subscription);
+      declared.push({ topic, subscription });
+    };
+    const publish = (broker: Broker, topic: TopicRef, text: string, messageId = `m-${hex()}`) =>
+      broker.publish(topic, Buffer.from(text), { messageId, contentType: 'text/plain' });
+    const mustReceive = async (broker: Broker, topic: TopicRef, subscription: string, waitMs = 3000): Promise<Delivery> => {
+      const delivery = await broker.receive(topic, subscription, waitMs);
+      if (!delivery) throw new Error(`nothing received from ${subscription} within ${waitMs} ms`);
+      return delivery;
+    };
+
+    afterEach(async () => {
+      await Promise.all(brokers.map((b) => b.close()));
+      await harness.cleanup(declared);
+      brokers = [];
+      declared = [];
+    });
+
+    it('rejects a publish to a topic without subscription with NoSubscriptionError', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await expect(publish(broker, topic, 'x')).rejects.toBeInstanceOf(NoSubscriptionError);
+      // a subscription of another topic of the same tenant does not count
+      await declare(broker, { tenant: topic.tenant, topic: `other-${hex()}` }, 'sub');
+      await expect(publish(broker, topic, 'x')).rejects.toBeInstanceOf(NoSubscriptionError);
+      // and the broker stays usable after a returned message
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'y');
+      expect((await mustReceive(broker, topic, 'sub')).body.toString()).toBe('y');
+    });
+
+    it('delivers body, messageId, contentType and headers as published', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await declare(broker, topic, 'sub'); // idempotent
+      const body = Buffer.from(JSON.stringify({ hello: 'world' }));
+      await broker.publish(topic, body, {
+        messageId: 'batch-1',
+        contentType: 'application/json',
+        headers: { 'x-source': 'test', attempt: 3, urgent: true },
+      });
+      const delivery = await mustReceive(broker, topic, 'sub');
+      expect(delivery.body.equals(body)).toBe(true);
+      expect(delivery.messageId).toBe('batch-1');
+      expect(delivery.contentType).toBe('application/json');
+      expect(delivery.headers).toEqual({ 'x-source': 'test', attempt: 3, urgent: true });
+      expect(delivery.deliveryCount).toBe(1);
+      await delivery.ack();
+      await delivery.ack(); // settling twice is a no-op
+      expect(await broker.receive(topic, 'sub', 200)).toBeNull();
+      expect(await broker.depth(topic, 'sub')).toBe(0);
+    });
+
+    it('fans a message out to every subscription of the topic', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'one');
+      await declare(broker, topic, 'two');
+      await publish(broker, topic, 'fan', 'fan-1');
+      const [a, b] = await Promise.all([mustReceive(broker, topic, 'one'), mustReceive(broker, topic, 'two')]);
+      expect([a.messageId, b.messageId]).toEqual(['fan-1', 'fan-1']);
+      await a.ack();
+      await b.ack();
+      expect(await broker.receive(topic, 'one', 100)).toBeNull();
+    });
+
+    it('waits about waitMs and returns null when nothing arrives', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const started = Date.now();
+      expect(await broker.receive(topic, 'sub', 400)).toBeNull();
+      const waited = Date.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(400 * 0.8);
+      expect(waited).toBeLessThan(2000);
+    });
+
+    it('a waiting receive returns promptly when a message is published', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const started = Date.now();
+      const waiting = broker.receive(topic, 'sub', 10_000);
+      await new Promise((r) => setTimeout(r, 100));
+      await publish(broker, topic, 'wake', 'wake-1');
+      const delivery = await waiting;
+      expect(delivery?.messageId).toBe('wake-1');
+      expect(Date.now() - started).toBeLessThan(2000);
+      await delivery?.ack();
+    });
+
+    it('preserves the order of sequential publishes', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const ids = Array.from({ length: 20 }, (_, i) => `order-${i}`);
+      for (const id of ids) await publish(broker, topic, id, id);
+      const received: string[] = [];
+      for (let i = 0; i < ids.length; i++) {
+        const delivery = await mustReceive(broker, topic, 'sub');
+        received.push(delivery.messageId);
+        await delivery.ack();
+      }
+      expect(received).toEqual(ids);
+    });
+
+    it('nack(true) redelivers with deliveryCount 2; ack then removes it', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'again', 'again-1');
+      const first = await mustReceive(broker, topic, 'sub');
+      expect(first.deliveryCount).toBe(1);
+      await first.nack(true);
+      const second = await mustReceive(broker, topic, 'sub');
+      expect(second.messageId).toBe('again-1');
+      expect(second.body.toString()).toBe('again');
+      expect(second.deliveryCount).toBe(2);
+      await first.ack(); // a stale delivery cannot settle the redelivery
+      expect(await broker.receive(topic, 'sub', 100)).toBeNull();
+      await second.ack();
+      expect(await broker.depth(topic, 'sub')).toBe(0);
+    });
+
+    it('dead-letters a message after maxDeliveries requeues', async () => {
+      const broker = await open({ maxDeliveries: 3 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'poison', 'poison-1');
+      const counts: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const delivery = await mustReceive(broker, topic, 'sub');
+        counts.push(delivery.deliveryCount);
+        await delivery.nack(true);
+      }
+      expect(counts).toEqual([1, 2, 3]);
+      expect(await broker.receive(topic, 'sub', 300)).toBeNull();
+      await eventually(async () => (await harness.deadLetterCount(broker, topic, 'sub')) === 1, 3000);
+    });
+
+    it('nack(false) dead-letters at once', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'bad', 'bad-1');
+      await (await mustReceive(broker, topic, 'sub')).nack(false);
+      expect(await broker.receive(topic, 'sub', 200)).toBeNull();
+      await eventually(async () => (await harness.deadLetterCount(broker, topic, 'sub')) === 1, 3000);
+    });
+
+    it('depth counts ready messages, not the ones handed out', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      expect(await broker.depth(topic, 'sub')).toBe(0);
+      for (let i = 0; i < 3; i++) await publish(broker, topic, `d${i}`);
+      expect(await broker.depth(topic, 'sub')).toBe(3);
+      const delivery = await mustReceive(broker, topic, 'sub');
+      await eventually(async () => (await broker.depth(topic, 'sub')) === 2, 3000);
+      await delivery.nack(true);
+      await eventually(async () => (await broker.depth(topic, 'sub')) === 3, 3000);
+    });
+
+    it('receive and depth of an undeclared subscription reject with NoSubscriptionError', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await expect(broker.receive(topic, 'missing', 100)).rejects.toBeInstanceOf(NoSubscriptionError);
+      await expect(broker.depth(topic, 'missing')).rejects.toBeInstanceOf(NoSubscriptionError);
+      await broker.ping();
+    });
+
+    it('rejects invalid names', async () => {
+      const broker = await open();
+      await expect(broker.declareSubscription({ tenant: 'a.b', topic: 'x' }, 's')).rejects.toBeInstanceOf(TypeError);
+      await expect(broker.declareSubscription({ tenant: 'a', topic: '#' }, 's')).rejects.toBeInstanceOf(TypeError);
+      await expect(broker.publish({ tenant: 'a', topic: '*' }, Buffer.from('x'), { messageId: 'm' })).rejects.toBeInstanceOf(
+        TypeError,
+      );
+    });
+
+    it('after close(): waiting receives resolve null and calls reject with BrokerUnavailableError', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const waiting = broker.receive(topic, 'sub', 10_000);
+      await new Promise((r) => setTimeout(r, 50));
+      await broker.close();
+      expect(await waiting).toBeNull();
+      await expect(publish(broker, topic, 'x')).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.receive(topic, 'sub', 10)).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.depth(topic, 'sub')).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.ping()).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await broker.close(); // idempotent
+    });
+
+    it.runIf(harness.sharedAcrossInstances)('redelivers an unacked message after the consuming broker closes', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'held', 'held-1');
+
+      const consumer = await open();
+      const held = await mustReceive(consumer, topic, 'sub');
+      expect(held.deliveryCount).toBe(1);
+      await consumer.close();
+      await expect(held.ack()).rejects.toBeInstanceOf(BrokerUnavailableError);
+
+      const again = await mustReceive(broker, topic, 'sub');
+      expect(again.messageId).toBe('held-1');
+      expect(again.deliveryCount).toBeGreaterThanOrEqual(2);
+      await again.ack();
+    });
+  });
+}

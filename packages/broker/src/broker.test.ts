@@ -1,0 +1,183 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brokerContract, hex, newTopic } from './broker.contract.ts';
+import type { BrokerHarness } from './broker.contract.ts';
+import {
+  BrokerUnavailableError,
+  createAmqpBroker,
+  createBroker,
+  createMemoryBroker,
+  deadLetterQueue,
+  subscriptionQueue,
+} from './index.ts';
+import type { Broker, MemoryBroker, QueueType } from './index.ts';
+
+const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const run = promisify(execFile);
+
+/** The test's own connection, to inspect and delete queues behind the broker's back. */
+let admin: amqp.ChannelModel;
+beforeAll(async () => {
+  admin = await amqp.connect(AMQP_URL);
+});
+afterAll(async () => {
+  await admin.close();
+});
+
+/** one channel per call: checkQueue of a missing queue closes the channel it ran on */
+async function withChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+  const ch = await admin.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    return await fn(ch);
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
+async function deleteQueues(subscriptions: { topic: { tenant: string; topic: string }; subscription: string }[]): Promise<void> {
+  await withChannel(async (ch) => {
+    for (const { topic, subscription } of subscriptions) {
+      const queue = subscriptionQueue(topic, subscription);
+      await ch.deleteQueue(queue);
+      await ch.deleteQueue(deadLetterQueue(queue));
+    }
+  });
+}
+
+function amqpHarness(queueType: QueueType): BrokerHarness {
+  return {
+    create: (options) => createAmqpBroker({ url: AMQP_URL, queueType, ...options }),
+    sharedAcrossInstances: true,
+    deadLetterCount: (_broker, topic, subscription) =>
+      withChannel(async (ch) => (await ch.checkQueue(deadLetterQueue(subscriptionQueue(topic, subscription)))).messageCount),
+    cleanup: deleteQueues,
+  };
+}
+
+brokerContract('memory', {
+  create: async (options) => createMemoryBroker(options),
+  sharedAcrossInstances: false,
+  deadLetterCount: async (broker, topic, subscription) => (broker as MemoryBroker).deadLetters(topic, subscription).length,
+  cleanup: async () => undefined,
+});
+brokerContract('amqp quorum', amqpHarness('quorum'));
+brokerContract('amqp classic', amqpHarness('classic'));
+
+/** Closes our connection from the RabbitMQ side, as an operator or a broker restart would. */
+async function dropConnection(connectionName: string): Promise<void> {
+  const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties']);
+  const line = stdout.split('\n').find((l) => l.includes(`{"connection_name","${connectionName}"}`));
+  const pid = line?.split('\t')[0];
+  if (!pid) throw new Error(`connection ${connectionName} not found:\n${stdout}`);
+  await run('rabbitmqctl', ['close_connection', pid, 'keyway broker test']);
+}
+
+describe('amqp broker connection handling', () => {
+  it('rejects creation with BrokerUnavailableError when nothing listens', async () => {
+    const started = Date.now();
+    await expect(createAmqpBroker({ url: 'amqp://guest:guest@127.0.0.1:5699' })).rejects.toBeInstanceOf(BrokerUnavailableError);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('reconnects by itself after the broker drops the connection and redelivers unacked messages', { timeout: 30_000 }, async () => {
+    const connectionName = `keyway-test-${hex()}`;
+    const errors: Error[] = [];
+    const broker = await createAmqpBroker({ url: AMQP_URL, connectionName, onError: (e) => errors.push(e) });
+    const topic = newTopic();
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await broker.publish(topic, Buffer.from('before'), { messageId: 'before-1' });
+      const held = await broker.receive(topic, 'sub', 3000);
+      expect(held?.messageId).toBe('before-1');
+
+      await dropConnection(connectionName);
+      await expect(held?.ack()).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.publish(topic, Buffer.from('x'), { messageId: 'during' })).rejects.toBeInstanceOf(BrokerUnavailableError);
+
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        try {
+          await broker.ping();
+          break;
+        } catch (err) {
+          expect(err).toBeInstanceOf(BrokerUnavailableError);
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      expect(errors.some((e) => e instanceof BrokerUnavailableError)).toBe(true);
+
+      const again = await broker.receive(topic, 'sub', 5000);
+      expect(again?.messageId).toBe('before-1');
+      expect(again?.body.toString()).toBe('before');
+      expect(again?.deliveryCount).toBeGreaterThanOrEqual(2);
+      await again?.ack();
+
+      await broker.publish(topic, Buffer.from('after'), { messageId: 'after-1' });
+      const after = await broker.receive(topic, 'sub', 3000);
+      expect(after?.messageId).toBe('after-1');
+      await after?.ack();
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('serves a receive that was already waiting when the connection dropped', { timeout: 30_000 }, async () => {
+    const connectionName = `keyway-test-${hex()}`;
+    const broker = await createAmqpBroker({ url: AMQP_URL, connectionName });
+    const topic = newTopic();
+    const publisher = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      const waiting = broker.receive(topic, 'sub', 15_000);
+      await new Promise((r) => setTimeout(r, 100));
+      await dropConnection(connectionName);
+      await new Promise((r) => setTimeout(r, 500));
+      await publisher.publish(topic, Buffer.from('late'), { messageId: 'late-1' });
+      const delivery = await waiting;
+      expect(delivery?.messageId).toBe('late-1');
+      await delivery?.ack();
+    } finally {
+      await Promise.all([broker.close(), publisher.close()]);
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('hands prefetched messages back after the idle timeout so another instance gets them', async () => {
+    const topic = newTopic();
+    const idle = await createAmqpBroker({ url: AMQP_URL, idleConsumerMs: 300 });
+    const other = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await idle.declareSubscription(topic, 'sub');
+      for (let i = 0; i < 3; i++) await idle.publish(topic, Buffer.from(`m${i}`), { messageId: `m${i}` });
+      const first = await idle.receive(topic, 'sub', 3000);
+      await first?.ack();
+      // m1 and m2 now sit in idle's prefetch buffer; other gets them once idle releases its consumer
+      const second = await other.receive(topic, 'sub', 5000);
+      expect(second?.messageId).toBe('m1');
+      await second?.ack();
+    } finally {
+      await Promise.all([idle.close(), other.close()]);
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
+describe('createBroker', () => {
+  it('uses memory without an AMQP URL and RabbitMQ with one', async () => {
+    const memory: Broker = await createBroker({});
+    const topic = newTopic();
+    await memory.declareSubscription(topic, 'sub');
+    await memory.publish(topic, Buffer.from('m'), { messageId: 'm' });
+    expect(await memory.depth(topic, 'sub')).toBe(1);
+    await memory.close();
+
+    const rabbit = await createBroker({ amqpUrl: AMQP_URL });
+    await rabbit.ping();
+    await rabbit.close();
+  });
+});

@@ -1,0 +1,91 @@
+import { Agent } from 'node:https';
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import type { z } from 'zod';
+import { ErrorBody } from '@keyway/contracts';
+
+export interface ClientOptions {
+  baseUrl: string;
+  /** PEM of the CA that signs Keyway certificates */
+  caPem: string;
+  /** this caller's certificate, for internal (mTLS) APIs */
+  clientCert?: { certPem: string; keyPem: string };
+  timeoutMs?: number;
+  requestId?: () => string | undefined;
+}
+
+/** A non-2xx answer from a Keyway service, with its OAuth-shaped error body. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly description: string,
+  ) {
+    super(`${status} ${code}: ${description}`);
+  }
+}
+
+/** The service did not answer (connection refused, reset, timeout, TLS failure). */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+  constructor(
+    readonly target: string,
+    readonly causeCode: string | undefined,
+  ) {
+    super(`${target} did not answer${causeCode ? ` (${causeCode})` : ''}`);
+  }
+}
+
+export function createHttp(options: ClientOptions): AxiosInstance {
+  const instance = axios.create({
+    baseURL: options.baseUrl,
+    timeout: options.timeoutMs ?? 10_000,
+    httpsAgent: new Agent({
+      ca: options.caPem,
+      cert: options.clientCert?.certPem,
+      key: options.clientCert?.keyPem,
+      keepAlive: true,
+      minVersion: 'TLSv1.2',
+    }),
+    // Every status is handled by `call` so that error bodies become ApiErrors.
+    validateStatus: () => true,
+    maxRedirects: 0,
+    proxy: false,
+  });
+  instance.interceptors.request.use((config) => {
+    const id = options.requestId?.();
+    if (id) config.headers.set('x-request-id', id);
+    return config;
+  });
+  return instance;
+}
+
+/** Runs a request and parses a 2xx body with the schema; anything else becomes ApiError or UnreachableError. */
+export async function call<S extends z.ZodType>(request: () => Promise<AxiosResponse>, schema: S, target: string): Promise<z.output<S>> {
+  const response = await send(request, target);
+  if (response.status < 200 || response.status >= 300) throw toApiError(response);
+  return schema.parse(response.data);
+}
+
+/** For endpoints whose success has no body, or where a status other than 2xx is an answer (204). */
+export async function send(request: () => Promise<AxiosResponse>, target: string): Promise<AxiosResponse> {
+  try {
+    return await request();
+  } catch (err) {
+    throw new UnreachableError(target, (err as { code?: string }).code);
+  }
+}
+
+export function toApiError(response: AxiosResponse): ApiError {
+  const parsed = ErrorBody.safeParse(response.data);
+  return parsed.success
+    ? new ApiError(response.status, parsed.data.error, parsed.data.error_description ?? '')
+    : new ApiError(response.status, response.status >= 500 ? 'server_error' : 'invalid_response', `unexpected ${response.status} answer`);
+}
+
+export const form = (fields: Record<string, string | undefined>) => {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) body.set(k, v);
+  return body.toString();
+};
+export const FORM = { 'content-type': 'application/x-www-form-urlencoded' };

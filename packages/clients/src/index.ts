@@ -1,0 +1,6 @@
+export * from './http.ts';
+export * from './idp.ts';
+export * from './entitlement.ts';
+export * from './pas.ts';
+export * from './pac.ts';
+export * from './topic.ts';

@@ -1,0 +1,6 @@
+export * from './common.ts';
+export * from './idp.ts';
+export * from './entitlement.ts';
+export * from './pas.ts';
+export * from './pac.ts';
+export * from './topic.ts';

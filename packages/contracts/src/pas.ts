@@ -1,0 +1,47 @@
+import { z } from 'zod';
+
+const scope = z.string().max(1000).optional();
+
+/** RFC 6749 §4.3, §6 and §4.4 (with RFC 7523 client authentication), discriminated on grant_type. */
+export const TokenRequest = z.discriminatedUnion('grant_type', [
+  z.object({ grant_type: z.literal('password'), username: z.string().min(1).max(254), password: z.string().min(1).max(1024), scope }),
+  z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(8192), scope }),
+  z.object({
+    grant_type: z.literal('client_credentials'),
+    client_id: z.string().max(254).optional(),
+    client_assertion_type: z.literal('urn:ietf:params:oauth:client-assertion-type:jwt-bearer'),
+    client_assertion: z.string().min(1).max(8192),
+    scope,
+  }),
+]);
+export type TokenRequest = z.infer<typeof TokenRequest>;
+export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const;
+
+export const TokenResponse = z.object({
+  access_token: z.string(),
+  token_type: z.literal('Bearer'),
+  expires_in: z.number().int(),
+  refresh_token: z.string(),
+  refresh_expires_in: z.number().int(),
+  scope: z.string(),
+});
+export type TokenResponse = z.infer<typeof TokenResponse>;
+
+/** RFC 8414 fields we publish. */
+export const Discovery = z.object({
+  issuer: z.string().url(),
+  token_endpoint: z.string().url(),
+  jwks_uri: z.string().url(),
+  revocation_endpoint: z.string().url().optional(),
+  introspection_endpoint: z.string().url().optional(),
+  grant_types_supported: z.array(z.string()),
+  response_types_supported: z.array(z.string()),
+  token_endpoint_auth_methods_supported: z.array(z.string()),
+  token_endpoint_auth_signing_alg_values_supported: z.array(z.string()).optional(),
+  scopes_supported: z.array(z.string()).optional(),
+  id_token_signing_alg_values_supported: z.array(z.string()).optional(),
+  subject_types_supported: z.array(z.string()).optional(),
+});
+export type Discovery = z.infer<typeof Discovery>;
+
+export const Jwks = z.object({ keys: z.array(z.looseObject({ kty: z.string(), kid: z.string().optional() })) });

@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { FeedName, TenantId } from './common.ts';
+
+export const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export const Batch = z.object({
+  id: z.string().regex(BATCH_ID, 'must be 1-128 letters, digits, . _ : -'),
+  tenant: TenantId,
+  topic: FeedName,
+  seq: z.number().int().nonnegative(),
+  createdAt: z.string().datetime({ offset: true }),
+  contentType: z.string().max(100).default('application/json'),
+  records: z.array(z.unknown()).max(10_000),
+});
+export type Batch = z.infer<typeof Batch>;
+
+export const PublishResponse = z.object({ id: z.string(), tenant: TenantId, topic: FeedName });
+export type PublishResponse = z.infer<typeof PublishResponse>;
+
+export const ReceivedMessage = z.object({
+  message_id: z.string(),
+  lock_token: z.string(),
+  locked_until: z.string(),
+  delivery_count: z.number().int(),
+  batch: Batch,
+});
+export type ReceivedMessage = z.infer<typeof ReceivedMessage>;
+
+export const ReceiveQuery = z.object({ timeout: z.coerce.number().int().min(0).max(60).default(30) });

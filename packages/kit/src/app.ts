@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, UnsupportedMediaType, toErrorBody } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface ReadinessCheck {
+  name: string;
+  check: () => Promise<void>;
+}
+
+export interface BaseAppOptions {
+  service: string;
+  logger: Logger;
+  readiness?: ReadinessCheck[];
+  /** largest JSON / form body accepted */
+  bodyLimit?: string;
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      id: string;
+      log: Logger;
+    }
+  }
+}
+
+/**
+ * The base every service builds on: request ids, JSON and form parsers with size limits, health and
+ * readiness. Call `finishApp` after mounting routes to add the 404 and the one error handler.
+ */
+export function createBaseApp(options: BaseAppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+
+  app.use((req, res, next) => {
+    const incoming = req.get(REQUEST_ID_HEADER);
+    req.id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    req.log = options.logger.child({ requestId: req.id });
+    res.setHeader(REQUEST_ID_HEADER, req.id);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      req.log.debug('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+    });
+    next();
+  });
+
+  const limit = options.bodyLimit ?? '64kb';
+  app.use(express.json({ limit, type: ['application/json', 'application/*+json'] }));
+  app.use(express.urlencoded({ limit, extended: false, parameterLimit: 50 }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', service: options.service });
+  });
+  app.get('/readyz', async (req, res) => {
+    const results = await Promise.all(
+      (options.readiness ?? []).map(async ({ name, check }) => {
+        try {
+          await check();
+          return { name, ok: true };
+        } catch (err) {
+          req.log.warn('readiness check failed', { check: name, err });
+          return { name, ok: false };
+        }
+      }),
+    );
+    const ready = results.every((r) => r.ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks: results });
+  });
+  return app;
+}
+
+/** 415 unless the body is declared as one of the given media types (checked before parsing matters). */
+export function requireContentType(...types: string[]): RequestHandler {
+  return (req, _res, next) => {
+    if (!req.is(types)) {
+      next(new UnsupportedMediaType(`Content-Type must be ${types.join(' or ')}`));
+      return;
+    }
+    next();
+  };
+}
+
+const errorHandler =
+  (logger: Logger): ErrorRequestHandler =>
+  (err, req, res, _next) => {
+    const mapped = mapFrameworkError(err);
+    const { status, body, headers } = toErrorBody(mapped);
+    const log = req.log ?? logger;
+    if (status >= 500) log.error('request failed', { method: req.method, path: req.path, status, err });
+    else log.info('request refused', { method: req.method, path: req.path, status, error: body.error, detail: mapped instanceof OAuthError ? mapped.detail : undefined });
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.set(headers).set('Cache-Control', 'no-store').status(status).json(body);
+  };
+
+/** body-parser signals bad input through err.type; those are the client's fault, not ours. */
+function mapFrameworkError(err: unknown): unknown {
+  const type = (err as { type?: string } | null)?.type;
+  if (type === 'entity.too.large') return new PayloadTooLarge();
+  if (type === 'entity.parse.failed') return new InvalidRequest('the body is not valid JSON');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new UnsupportedMediaType('unsupported body encoding or charset');
+  if (type === 'parameters.too.many') return new InvalidRequest('too many parameters');
+  if (type === 'request.aborted') return new InvalidRequest('the request was aborted');
+  const status = (err as { status?: unknown } | null)?.status;
+  if (!(err instanceof OAuthError) && typeof status === 'number' && status >= 400 && status < 500) {
+    return new InvalidRequest('the request could not be read');
+  }
+  return err;
+}
+
+export function finishApp(app: Express, logger: Logger): Express {
+  app.use((_req, _res, next) => next(new NotFound('no such endpoint')));
+  app.use(errorHandler(logger));
+  return app;
+}

@@ -1,0 +1,28 @@
+import { createHash, createHmac } from 'node:crypto';
+import { formatSas, type KeyName } from './format.ts';
+
+/**
+ * Each rights policy (key name) signs with its own key, derived from the tenant's namespace key, so
+ * that changing `skn` in a key (say listen → listen-send) breaks its signature, as with Azure's
+ * per-policy keys.
+ */
+export function policyKey(namespaceKey: string, keyName: KeyName): Buffer {
+  return createHmac('sha256', namespaceKey).update(`keyway-sas-policy:${keyName}`).digest();
+}
+
+/** HMAC-SHA256 over "<url-encoded resource URI>\n<expiry>", base64 (the Azure string-to-sign). */
+export function signature(namespaceKey: string, keyName: KeyName, resource: string, expiry: number): string {
+  return createHmac('sha256', policyKey(namespaceKey, keyName))
+    .update(`${encodeURIComponent(resource)}\n${expiry}`)
+    .digest('base64');
+}
+
+/** A stable, non-secret id of an issued key: for audit and revocation, never the signature itself. */
+export function sasKeyId(sig: string): string {
+  return createHash('sha256').update(sig).digest('base64url').slice(0, 22);
+}
+
+export function signSas(namespaceKey: string, keyName: KeyName, resource: string, expiry: number): { sasKey: string; keyId: string } {
+  const sig = signature(namespaceKey, keyName, resource, expiry);
+  return { sasKey: formatSas({ resource, signature: sig, expiry, keyName }), keyId: sasKeyId(sig) };
+}

@@ -1,0 +1,234 @@
+import { Redis, ReplyError } from 'ioredis';
+import type { Result } from 'ioredis';
+import { StoreUnavailableError } from './store.ts';
+import type { SetOptions, Store } from './store.ts';
+
+export interface RedisStoreOptions {
+  url: string;
+  prefix: string;
+  /** receives connection errors, which are otherwise swallowed so an outage cannot crash the process */
+  onError?: (err: Error) => void;
+  /** upper bound for one command, so a hung (not refused) connection still fails; default 5000 */
+  commandTimeoutMs?: number;
+  /** upper bound for establishing the TCP connection; default 5000 */
+  connectTimeoutMs?: number;
+}
+
+// Lua keeps the read-compare-write in one server-side step, so concurrent callers cannot interleave.
+// ARGV: [expectAbsent '1'|'0', expected, next, ttlMs or '']
+const COMPARE_AND_SET = `
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return 1`;
+
+// INCR + PEXPIRE in one step: a crash between them must not leave a counter that never expires.
+const INCR_WITH_TTL = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    keywayCompareAndSet(key: string, expectAbsent: string, expected: string, next: string, ttlMs: string): Result<number, Context>;
+    keywayIncr(key: string, ttlMs: string): Result<number, Context>;
+  }
+}
+
+// Reply errors that mean "the server cannot serve right now" rather than "this command is wrong".
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
+
+/**
+ * ioredis reports server answers as ReplyError; anything else it rejects with (closed connection,
+ * offline queue disabled, MaxRetriesPerRequestError, ECONNREFUSED, command timeout) is a transport
+ * problem, which callers must see as StoreUnavailableError.
+ */
+function toStoreError(err: unknown): unknown {
+  if (err instanceof StoreUnavailableError) return err;
+  if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new StoreUnavailableError(`redis unavailable: ${message}`, { cause: err });
+}
+
+async function guard<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw toStoreError(err);
+  }
+}
+
+// SCAN MATCH treats these as glob syntax; a key prefix must match literally.
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+const ttlArg = (ttlMs: number | undefined): string => (ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs))));
+
+class RedisStore implements Store {
+  constructor(
+    private readonly redis: Redis,
+    readonly prefix: string,
+    /** only the root view owns the connection; scoped views share it and do not close it */
+    private readonly isRoot: boolean,
+  ) {}
+
+  private k(key: string): string {
+    return this.prefix + key;
+  }
+
+  scoped(sub: string): Store {
+    return new RedisStore(this.redis, `${this.prefix}${sub}:`, false);
+  }
+
+  get(key: string): Promise<string | null> {
+    return guard(() => this.redis.get(this.k(key)));
+  }
+
+  set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    return guard(async () => {
+      const args: (string | number)[] = [];
+      if (options.ttlMs !== undefined) args.push('PX', ttlArg(options.ttlMs));
+      if (options.ifAbsent) args.push('NX');
+      const reply = await this.redis.call('SET', this.k(key), value, ...args);
+      return reply === 'OK';
+    });
+  }
+
+  del(...keys: string[]): Promise<number> {
+    if (keys.length === 0) return Promise.resolve(0);
+    return guard(() => this.redis.del(...keys.map((key) => this.k(key))));
+  }
+
+  compareAndSet(key: string, expected: string | null, next: string, options: { ttlMs?: number } = {}): Promise<boolean> {
+    return guard(async () => {
+      const n = await this.redis.keywayCompareAndSet(
+        this.k(key),
+        expected === null ? '1' : '0',
+        expected ?? '',
+        next,
+        ttlArg(options.ttlMs),
+      );
+      return n === 1;
+    });
+  }
+
+  take(key: string): Promise<string | null> {
+    return guard(() => this.redis.getdel(this.k(key)));
+  }
+
+  incr(key: string, options: { ttlMs?: number } = {}): Promise<number> {
+    return guard(() => this.redis.keywayIncr(this.k(key), ttlArg(options.ttlMs)));
+  }
+
+  ttl(key: string): Promise<number> {
+    return guard(() => this.redis.pttl(this.k(key)));
+  }
+
+  hset(key: string, fields: Record<string, string>): Promise<void> {
+    // HSET with no field/value pairs is a syntax error in Redis; an empty update is a no-op.
+    if (Object.keys(fields).length === 0) return Promise.resolve();
+    return guard(async () => {
+      await this.redis.hset(this.k(key), fields);
+    });
+  }
+
+  hget(key: string, field: string): Promise<string | null> {
+    return guard(() => this.redis.hget(this.k(key), field));
+  }
+
+  hgetall(key: string): Promise<Record<string, string>> {
+    return guard(() => this.redis.hgetall(this.k(key)));
+  }
+
+  hdel(key: string, ...fields: string[]): Promise<number> {
+    if (fields.length === 0) return Promise.resolve(0);
+    return guard(() => this.redis.hdel(this.k(key), ...fields));
+  }
+
+  sadd(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return guard(() => this.redis.sadd(this.k(key), ...members));
+  }
+
+  srem(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return guard(() => this.redis.srem(this.k(key), ...members));
+  }
+
+  smembers(key: string): Promise<string[]> {
+    return guard(() => this.redis.smembers(this.k(key)));
+  }
+
+  sismember(key: string, member: string): Promise<boolean> {
+    return guard(async () => (await this.redis.sismember(this.k(key), member)) === 1);
+  }
+
+  keys(keyPrefix: string): Promise<string[]> {
+    return guard(async () => {
+      const pattern = `${escapeGlob(this.k(keyPrefix))}*`;
+      // SCAN may return a key more than once while the keyspace is rehashing.
+      const found = new Set<string>();
+      let cursor = '0';
+      do {
+        const [nextCursor, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        for (const key of batch) found.add(key.slice(this.prefix.length));
+        cursor = nextCursor;
+      } while (cursor !== '0');
+      return [...found];
+    });
+  }
+
+  ping(): Promise<void> {
+    return guard(async () => {
+      await this.redis.ping();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.isRoot || this.redis.status === 'end') return;
+    try {
+      await this.redis.quit();
+    } catch {
+      // QUIT cannot be sent while disconnected; disconnect() still stops the reconnect loop.
+      this.redis.disconnect();
+    }
+  }
+}
+
+/**
+ * Connects before resolving (rejects with StoreUnavailableError when Redis cannot be reached).
+ * Afterwards a Redis outage makes every call fail fast with StoreUnavailableError (no offline queue)
+ * while ioredis keeps reconnecting in the background, so the store recovers by itself.
+ * `close()` on the root store closes the connection; on a scoped view it is a no-op.
+ */
+export async function createRedisStore(options: RedisStoreOptions): Promise<Store> {
+  const redis = new Redis(options.url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 5000,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+  });
+  // Without a listener an 'error' event would be thrown and crash the process during an outage.
+  redis.on('error', (err: Error) => options.onError?.(err));
+  redis.defineCommand('keywayCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
+  redis.defineCommand('keywayIncr', { numberOfKeys: 1, lua: INCR_WITH_TTL });
+  try {
+    await redis.connect();
+  } catch (err) {
+    // connect() rejects on the first failure but the retry strategy would keep trying forever.
+    redis.disconnect();
+    throw toStoreError(err);
+  }
+  return new RedisStore(redis, options.prefix, true);
+}

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Store } from './store.ts';
+
+export interface StoreHarness {
+  /** a fresh root store under `prefix` */
+  create(prefix: string): Promise<Store>;
+  /** let `ms` of store time pass (real sleep for Redis, a fake clock for memory) */
+  elapse(ms: number): Promise<void>;
+}
+
+/** One behaviour suite for every Store implementation, so both backends keep identical semantics. */
+export function storeContract(name: string, harness: StoreHarness): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+
+    beforeEach(async () => {
+      store = await harness.create(`test:${randomUUID()}:`);
+    });
+
+    afterEach(async () => {
+      // the root view sees the keys of every scoped view, so this removes everything the test wrote
+      const leftovers = await store.keys('');
+      await store.del(...leftovers);
+      await store.close();
+    });
+
+    it('get/set round-trips and get of an absent key is null', async () => {
+      expect(await store.get('a')).toBeNull();
+      expect(await store.set('a', 'one')).toBe(true);
+      expect(await store.get('a')).toBe('one');
+      expect(await store.set('a', 'two')).toBe(true);
+      expect(await store.get('a')).toBe('two');
+    });
+
+    it('set ifAbsent only writes when the key does not exist', async () => {
+      expect(await store.set('a', 'one', { ifAbsent: true })).toBe(true);
+      expect(await store.set('a', 'two', { ifAbsent: true })).toBe(false);
+      expect(await store.get('a')).toBe('one');
+    });
+
+    it('expires keys after their TTL and reports ttl', async () => {
+      expect(await store.ttl('a')).toBe(-2);
+      await store.set('plain', 'v');
+      expect(await store.ttl('plain')).toBe(-1);
+      await store.set('a', 'v', { ttlMs: 50 });
+      const remaining = await store.ttl('a');
+      expect(remaining).toBeGreaterThan(0);
+      expect(remaining).toBeLessThanOrEqual(50);
+      await harness.elapse(120);
+      expect(await store.get('a')).toBeNull();
+      expect(await store.ttl('a')).toBe(-2);
+      expect(await store.set('a', 'again', { ifAbsent: true })).toBe(true);
+    });
+
+    it('a plain set clears an earlier TTL', async () => {
+      await store.set('a', 'v', { ttlMs: 50 });
+      await store.set('a', 'w');
+      expect(await store.ttl('a')).toBe(-1);
+      await harness.elapse(120);
+      expect(await store.get('a')).toBe('w');
+    });
+
+    it('del removes keys and counts only the existing ones', async () => {
+      await store.set('a', '1');
+      await store.set('b', '2');
+      expect(await store.del('a', 'b', 'missing')).toBe(2);
+      expect(await store.get('a')).toBeNull();
+      expect(await store.del()).toBe(0);
+    });
+
+    it('compareAndSet on an absent key', async () => {
+      expect(await store.compareAndSet('a', 'x', 'y')).toBe(false);
+      expect(await store.get('a')).toBeNull();
+      expect(await store.compareAndSet('a', null, 'first')).toBe(true);
+      expect(await store.get('a')).toBe('first');
+      expect(await store.compareAndSet('a', null, 'again')).toBe(false);
+    });
+
+    it('compareAndSet on match and mismatch, with a TTL', async () => {
+      await store.set('a', 'v1');
+      expect(await store.compareAndSet('a', 'other', 'v2')).toBe(false);
+      expect(await store.get('a')).toBe('v1');
+      expect(await store.compareAndSet('a', 'v1', 'v2', { ttlMs: 50 })).toBe(true);
+      expect(await store.get('a')).toBe('v2');
+      expect(await store.ttl('a')).toBeGreaterThan(0);
+      await harness.elapse(120);
+      expect(await store.get('a')).toBeNull();
+    });
+
+    it('exactly one of 20 concurrent compareAndSet calls wins', async () => {
+      await store.set('lock', 'v0');
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.compareAndSet('lock', 'v0', `v${i + 1}`)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results.indexOf(true);
+      expect(await store.get('lock')).toBe(`v${winner + 1}`);
+    });
+
+    it('take returns the value once and deletes it', async () => {
+      await store.set('a', 'v');
+      expect(await store.take('a')).toBe('v');
+      expect(await store.take('a')).toBeNull();
+      expect(await store.get('a')).toBeNull();
+    });
+
+    it('incr counts, sets the TTL only on creation, and restarts after expiry', async () => {
+      expect(await store.incr('n', { ttlMs: 50 })).toBe(1);
+      const firstTtl = await store.ttl('n');
+      expect(firstTtl).toBeGreaterThan(0);
+      expect(await store.incr('n', { ttlMs: 10_000 })).toBe(2);
+      // the second call must not extend the window
+      expect(await store.ttl('n')).toBeLessThanOrEqual(50);
+      await harness.elapse(120);
+      expect(await store.incr('n', { ttlMs: 50 })).toBe(1);
+      expect(await store.incr('plain')).toBe(1);
+      expect(await store.ttl('plain')).toBe(-1);
+    });
+
+    it('hashes', async () => {
+      expect(await store.hgetall('h')).toEqual({});
+      expect(await store.hget('h', 'f')).toBeNull();
+      await store.hset('h', { a: '1', b: '2' });
+      await store.hset('h', { b: '3' });
+      expect(await store.hget('h', 'b')).toBe('3');
+      expect(await store.hgetall('h')).toEqual({ a: '1', b: '3' });
+      expect(await store.hdel('h', 'a', 'missing')).toBe(1);
+      expect(await store.hgetall('h')).toEqual({ b: '3' });
+      expect(await store.hdel('h', 'b')).toBe(1);
+      // an emptied hash no longer exists
+      expect(await store.ttl('h')).toBe(-2);
+    });
+
+    it('sets', async () => {
+      expect(await store.smembers('s')).toEqual([]);
+      expect(await store.sadd('s', 'a', 'b', 'a')).toBe(2);
+      expect(await store.sadd('s', 'b', 'c')).toBe(1);
+      expect((await store.smembers('s')).sort()).toEqual(['a', 'b', 'c']);
+      expect(await store.sismember('s', 'a')).toBe(true);
+      expect(await store.sismember('s', 'z')).toBe(false);
+      expect(await store.srem('s', 'a', 'z')).toBe(1);
+      expect((await store.smembers('s')).sort()).toEqual(['b', 'c']);
+    });
+
+    it('keys(prefix) lists keys without the store prefix, isolated between scopes', async () => {
+      const a = store.scoped('a');
+      const ab = store.scoped('ab');
+      expect(a.prefix).toBe(`${store.prefix}a:`);
+      await a.set('user:1', 'x');
+      await a.set('user:2', 'x');
+      await a.hset('user:3', { f: 'v' });
+      await a.set('other', 'x');
+      await ab.set('user:9', 'x');
+      expect((await a.keys('user:')).sort()).toEqual(['user:1', 'user:2', 'user:3']);
+      expect(await ab.keys('')).toEqual(['user:9']);
+      expect(await ab.get('user:1')).toBeNull();
+      // scoped views share the data with the root
+      expect(await store.get('a:user:1')).toBe('x');
+      expect((await store.keys('a')).sort()).toEqual(['a:other', 'a:user:1', 'a:user:2', 'a:user:3', 'ab:user:9']);
+    });
+
+    it('keys(prefix) treats glob characters literally', async () => {
+      await store.set('x*1', 'v');
+      await store.set('xy', 'v');
+      await store.set('[a]b', 'v');
+      await store.set('ab', 'v');
+      expect(await store.keys('x*')).toEqual(['x*1']);
+      expect(await store.keys('[a]')).toEqual(['[a]b']);
+      expect(await store.keys('?')).toEqual([]);
+    });
+
+    it('keys(prefix) skips expired keys', async () => {
+      await store.set('k:live', 'v');
+      await store.set('k:short', 'v', { ttlMs: 50 });
+      await harness.elapse(120);
+      expect(await store.keys('k:')).toEqual(['k:live']);
+    });
+
+    it('ping answers, and closing a scoped view leaves the root usable', async () => {
+      await store.ping();
+      const view = store.scoped('v');
+      await view.close();
+      await view.ping();
+      await store.set('still', 'works');
+      expect(await store.get('still')).toBe('works');
+    });
+  });
+}

@@ -1,0 +1,55 @@
+/**
+ * The one storage interface every service uses. Two implementations: Redis (ioredis) and an
+ * embedded in-memory store used when REDIS_URL is not configured. Every key is scoped under the
+ * store's prefix, so services never read each other's keys.
+ */
+export interface SetOptions {
+  /** expire the key after this many milliseconds */
+  ttlMs?: number;
+  /** only set when the key does not exist (SET NX) */
+  ifAbsent?: boolean;
+}
+
+export interface Store {
+  /** the full key prefix, e.g. "keyway:pas:" */
+  readonly prefix: string;
+  /** a view of the same connection under `${prefix}${sub}:` */
+  scoped(sub: string): Store;
+
+  get(key: string): Promise<string | null>;
+  /** returns false only when ifAbsent was set and the key already existed */
+  set(key: string, value: string, options?: SetOptions): Promise<boolean>;
+  /** number of keys removed */
+  del(...keys: string[]): Promise<number>;
+  /** atomic: set `key` to `next` only if its current value equals `expected` (null = absent). */
+  compareAndSet(key: string, expected: string | null, next: string, options?: { ttlMs?: number }): Promise<boolean>;
+  /** atomic get-and-delete (GETDEL); null when absent */
+  take(key: string): Promise<string | null>;
+  /** atomic increment; sets the TTL when the key is created by this call */
+  incr(key: string, options?: { ttlMs?: number }): Promise<number>;
+  /** remaining TTL in ms, -1 when the key has no TTL, -2 when absent */
+  ttl(key: string): Promise<number>;
+
+  hset(key: string, fields: Record<string, string>): Promise<void>;
+  hget(key: string, field: string): Promise<string | null>;
+  hgetall(key: string): Promise<Record<string, string>>;
+  hdel(key: string, ...fields: string[]): Promise<number>;
+
+  sadd(key: string, ...members: string[]): Promise<number>;
+  srem(key: string, ...members: string[]): Promise<number>;
+  smembers(key: string): Promise<string[]>;
+  sismember(key: string, member: string): Promise<boolean>;
+
+  /** keys (without the prefix) that start with `keyPrefix`; for admin listing, not hot paths */
+  keys(keyPrefix: string): Promise<string[]>;
+
+  /** throws when the backing store does not answer (used by /readyz and to fail closed) */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Thrown (by every method) when the backing store cannot be reached; callers map it to 503. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  readonly code = 'ERR_STORE_UNAVAILABLE';
+}

@@ -1,0 +1,3 @@
+export * from './pki.ts';
+export * from './suite.ts';
+export * from './env.ts';

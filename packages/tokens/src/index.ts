@@ -1,0 +1,5 @@
+export * from './errors.ts';
+export * from './keyring.ts';
+export * from './tokens.ts';
+export { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+export * from './remote-keys.ts';

@@ -1,0 +1,2 @@
+export { createApp, type IdpDeps } from './app.ts';
+export { IdpEnv } from './config.ts';

@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import { configFields, seconds, sharedConfig } from '@keyway/kit';
+
+export const PacEnv = z.object({
+  ...sharedConfig,
+  PORT: configFields.port.default(8444).describe('HTTPS port'),
+  PAS_URL: z.string().url().describe('PAS: issuer of the refresh tokens PAC accepts, and their JWKS'),
+  TOPIC_BASE_URL: z.string().url().describe('the topic service URL that SAS resource URIs name'),
+  SAS_TTL_SEC: seconds(86_400).describe('SAS key lifetime (default 1 day)'),
+  CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying tokens'),
+});
+export type PacEnv = z.output<typeof PacEnv>;

@@ -1,0 +1,15 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { TenantId, TenantSasKeys } from '@keyway/contracts';
+import { parseInput, requireService, shapeResponse } from '@keyway/kit';
+import type { TenantKeyStore } from '../keys/tenant-keys.ts';
+
+/** GET /internal/v1/tenants/:tenant/sas-keys (topic service only, mTLS): what SAS keys are checked against. */
+export function tenantKeysEndpoint(keys: TenantKeyStore): Router {
+  const router = Router();
+  router.get('/internal/v1/tenants/:tenant/sas-keys', requireService('topic'), async (req, res) => {
+    const { tenant } = parseInput(z.object({ tenant: TenantId }), req.params, 'path');
+    res.set('Cache-Control', 'no-store').json(shapeResponse(TenantSasKeys, { tenant, ...(await keys.get(tenant)) }));
+  });
+  return router;
+}

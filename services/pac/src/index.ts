@@ -1,0 +1,2 @@
+export { createApp, type PacDeps, type PacOptions } from './app.ts';
+export { PacEnv } from './config.ts';

@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import type { Request } from 'express';
+import type { TokenRequest, TokenResponse } from '@keyway/contracts';
+import { feedScope } from '@keyway/contracts';
+import type { EntitlementClient, IdpClient } from '@keyway/clients';
+import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
+import type { RefreshFamilies } from '../families/refresh-family.ts';
+
+export interface GrantContext {
+  ring: KeyRing;
+  settings: TokenSettings;
+  idp: IdpClient;
+  entitlement: EntitlementClient;
+  families: RefreshFamilies;
+}
+
+export interface Grant<G extends TokenRequest['grant_type']> {
+  grantType: G;
+  handler: (params: Extract<TokenRequest, { grant_type: G }>, context: GrantContext, req: Request) => Promise<TokenResponse>;
+}
+
+export const DEFAULT_CLIENT_ID = 'keyway-importer';
+
+/** Issues an access + refresh pair; a new family starts unless one is being continued. */
+export async function issuePair(
+  context: GrantContext,
+  subject: { sub: string; tid: string; roles: string[]; feeds: string[]; client_id: string },
+  family?: { fid: string; spentJti: string },
+): Promise<TokenResponse> {
+  const { ring, settings, families } = context;
+  const scope = subject.feeds.map(feedScope).join(' ');
+  const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id };
+  const fid = family?.fid ?? randomUUID();
+  const [access, refresh] = await Promise.all([issueAccessToken(ring, settings, claims), issueRefreshToken(ring, settings, { ...claims, fid })]);
+  const ttlMs = settings.refreshTtlSec * 1000;
+  if (family) {
+    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs))) return Promise.reject(new FamilyRaceLost());
+  } else {
+    await families.start(fid, refresh.jti, ttlMs);
+  }
+  return {
+    access_token: access.token,
+    token_type: 'Bearer',
+    expires_in: settings.accessTtlSec,
+    refresh_token: refresh.token,
+    refresh_expires_in: settings.refreshTtlSec,
+    scope,
+  };
+}
+
+/** Another refresh of the same token rotated the family first. */
+export class FamilyRaceLost extends Error {
+  override name = 'FamilyRaceLost';
+}

@@ -1,0 +1,3 @@
+export { createApp, type TopicApp, type TopicDeps, type TopicOptions } from './app.ts';
+export type { SasKeySource } from './auth/tenant-keys.ts';
+export { TopicEnv } from './config.ts';
