@@ -44,6 +44,8 @@ interface Session {
   pub: ConfirmChannel;
   admin: Promise<Channel> | null;
   lost: boolean;
+  /** the reason RabbitMQ gave for blocking publishes, while it does */
+  blocked: string | null;
 }
 
 interface ConsumerChannel {
@@ -147,13 +149,24 @@ class AmqpBroker implements Broker {
       clientProperties: this.options.connectionName ? { connection_name: this.options.connectionName } : {},
     });
     let session: Session | undefined;
+    let blocked: string | null = null;
     conn.on('error', (err: unknown) => this.report(err));
-    conn.on('close', () => {
-      if (session) this.connectionLost(session);
+    conn.on('close', (err?: Error) => {
+      if (session) this.connectionLost(session, err);
+    });
+    // while RabbitMQ blocks publishers (resource alarm) a publish would only run into its timeout
+    conn.on('blocked', (reason: string) => {
+      blocked = reason;
+      if (session) session.blocked = reason;
+      this.report(new BrokerUnavailableError(`rabbitmq blocked publishing: ${reason}`));
+    });
+    conn.on('unblocked', () => {
+      blocked = null;
+      if (session) session.blocked = null;
     });
     try {
       const pub = await conn.createConfirmChannel();
-      session = { conn, pub, admin: null, lost: false };
+      session = { conn, pub, admin: null, lost: false, blocked };
       pub.on('error', (err: unknown) => this.report(err));
       pub.on('return', (msg: Message) => this.onReturn(msg));
       // A publish channel only closes on its own after a channel error (e.g. its exchange was
@@ -177,7 +190,7 @@ class AmqpBroker implements Broker {
     }
   }
 
-  private connectionLost(session: Session): void {
+  private connectionLost(session: Session, reason: Error | undefined): void {
     session.lost = true;
     if (this.session !== session) return;
     this.session = null;
@@ -189,7 +202,8 @@ class AmqpBroker implements Broker {
       sub.buffer = [];
     }
     if (!this.closed) {
-      this.report(new BrokerUnavailableError('connection to rabbitmq lost; reconnecting'));
+      const detail = reason ? `: ${reason.message}` : '';
+      this.report(new BrokerUnavailableError(`connection to rabbitmq lost${detail}; reconnecting`, { cause: reason }));
       this.scheduleReconnect(RECONNECT_MIN_MS);
     }
   }
@@ -293,6 +307,7 @@ class AmqpBroker implements Broker {
   async publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void> {
     const key = routingKey(topic);
     const session = this.requireSession();
+    if (session.blocked) throw new BrokerUnavailableError(`rabbitmq blocks publishing: ${session.blocked}`);
     await this.confirmPublish(session, TOPIC_EXCHANGE, key, body, {
       messageId: options.messageId,
       contentType: options.contentType,

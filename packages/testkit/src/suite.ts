@@ -134,21 +134,21 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const pacForTopic = pacClient({ ...asCaller('topic'), baseUrl: urls.pac });
   const topic = createTopic(
     {
-      publicBaseUrl: urls.topic,
-      lockDurationSec: options.topic?.lockDurationSec ?? 60,
-      maxBatchBytes: options.topic?.maxBatchBytes ?? 1_048_576,
-      sasKeyCacheSec: 30,
+      PUBLIC_BASE_URL: urls.topic,
+      LOCK_DURATION_SEC: options.topic?.lockDurationSec ?? 60,
+      MAX_BATCH_BYTES: options.topic?.maxBatchBytes ?? 1_048_576,
+      SAS_KEY_CACHE_SEC: 30,
     },
     {
       broker,
-      sasKeys: async (tenant) => {
+      sasKeys: async (tenant: string) => {
         const keys = await pacForTopic.tenantKeys(tenant);
         return [keys.primary, keys.secondary];
       },
       logger: logger('topic'),
     },
   );
-  listeners.topic.bind(topic.app);
+  listeners.topic.bind(topic);
 
   return {
     urls,

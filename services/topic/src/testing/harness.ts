@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
+import type { AxiosInstance, AxiosResponse } from 'axios';
+import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
+import { topicResource, type Batch } from '@keyway/contracts';
+import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
+import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
+import { signSas, type KeyName } from '@keyway/sas';
+import { createEphemeralPki, type DevPki } from '@keyway/tls';
+import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
+
+/**
+ * Test harness: the real app over real HTTPS on 127.0.0.1:0, the real topic client, real SAS keys
+ * and a real broker (embedded or RabbitMQ). Tenants' namespace keys are what PAC would answer.
+ */
+export const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const BROKERS = ['memory', 'amqp'] as const;
+export type BrokerKind = (typeof BROKERS)[number];
+
+/** what SAS resource URIs name; deliberately not the listener's address */
+export const PUBLIC_BASE_URL = 'https://topic.keyway.test';
+
+export const hex = (bytes = 4) => randomBytes(bytes).toString('hex');
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let pki: DevPki | undefined;
+const testPki = () => (pki ??= createEphemeralPki(['topic']));
+
+export interface Tenant {
+  tenant: string;
+  primary: string;
+  secondary: string;
+}
+
+export interface TestTopic extends TopicRef {
+  /** a SAS key for this topic; defaults: primary key, valid for an hour */
+  sas(right: KeyName, options?: { namespaceKey?: string; expiresInSec?: number }): string;
+  batch(overrides?: Partial<Batch>): Batch;
+}
+
+export interface Harness {
+  url: string;
+  app: TopicApp;
+  broker: Broker;
+  client: TopicClient;
+  /** raw HTTPS for what the client cannot send (wrong types, gzip, broken bodies); never throws on status */
+  http: AxiosInstance;
+  logs: Array<Record<string, unknown>>;
+  newTenant(): Tenant;
+  newTopic(tenant?: Tenant, subscriptions?: string[]): TestTopic;
+  /** the namespace keys PAC answers for a tenant; change them to rotate */
+  tenantKeys: Map<string, string[]>;
+  /** tenants whose key lookup fails as if PAC were unreachable */
+  unreachable: Set<string>;
+  close(): Promise<void>;
+}
+
+async function openBroker(kind: BrokerKind): Promise<Broker> {
+  return kind === 'memory' ? createMemoryBroker({ maxDeliveries: 10 }) : createAmqpBroker({ url: AMQP_URL, queueType: 'quorum', maxDeliveries: 10 });
+}
+
+/**
+ * @types/amqplib belongs to @keyway/broker, not this service, so the test's own admin connection
+ * (to delete the queues it made) is typed here by what it uses.
+ */
+interface AmqpAdmin {
+  connect(url: string): Promise<{ createChannel(): Promise<{ deleteQueue(queue: string): Promise<unknown>; on(event: 'error', fn: () => void): void }>; close(): Promise<void> }>;
+}
+async function deleteQueues(queues: string[]): Promise<void> {
+  if (queues.length === 0) return;
+  const specifier = 'amqplib';
+  const amqp = ((await import(specifier)) as { default: AmqpAdmin }).default;
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    for (const queue of queues) await ch.deleteQueue(queue);
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptions> = {}): Promise<Harness> {
+  const { ca, certs } = testPki();
+  const cert = certs['topic'];
+  if (!cert) throw new Error('no topic certificate');
+  const broker = await openBroker(kind);
+  const tenantKeys = new Map<string, string[]>();
+  const unreachable = new Set<string>();
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = createLogger({ service: 'topic', level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+
+  const app = createApp(
+    { PUBLIC_BASE_URL, LOCK_DURATION_SEC: 60, MAX_BATCH_BYTES: 1_048_576, SAS_KEY_CACHE_SEC: 30, ...overrides },
+    {
+      broker,
+      logger,
+      // the contract of the real dependency (PAC's tenant keys): [] for an unknown tenant, rejects when unreachable
+      sasKeys: async (tenant) => {
+        if (unreachable.has(tenant)) throw new UnreachableError('pac', 'ECONNREFUSED');
+        return tenantKeys.get(tenant) ?? [];
+      },
+    },
+  );
+  const server: RunningServer = await listenHttps(app, { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }, 0);
+  const queues: string[] = [];
+
+  const newTenant = (): Tenant => {
+    const tenant = { tenant: `t-${hex()}`, primary: hex(32), secondary: hex(32) };
+    tenantKeys.set(tenant.tenant, [tenant.primary, tenant.secondary]);
+    return tenant;
+  };
+
+  return {
+    url: server.url,
+    app,
+    broker,
+    client: topicClient({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
+    http: createHttp({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
+    logs,
+    tenantKeys,
+    unreachable,
+    newTenant,
+    newTopic(owner = newTenant(), subscriptions = ['default']) {
+      const ref = { tenant: owner.tenant, topic: `tp-${hex()}` };
+      for (const sub of subscriptions) {
+        const queue = subscriptionQueue(ref, sub);
+        queues.push(queue, deadLetterQueue(queue));
+      }
+      let seq = 0;
+      return {
+        ...ref,
+        sas: (right, options = {}) =>
+          signSas(
+            options.namespaceKey ?? owner.primary,
+            right,
+            topicResource(PUBLIC_BASE_URL, ref.tenant, ref.topic),
+            Math.floor(Date.now() / 1000) + (options.expiresInSec ?? 3600),
+          ).sasKey,
+        batch: (overrides = {}) => ({
+          id: `b-${hex(8)}`,
+          tenant: ref.tenant,
+          topic: ref.topic,
+          seq: seq++,
+          createdAt: new Date().toISOString(),
+          contentType: 'application/json',
+          records: [{ host: 'web-1', event: 'login', ok: true, n: 1 }],
+          ...overrides,
+        }),
+      };
+    },
+    async close() {
+      await server.close();
+      await app.close();
+      await broker.close();
+      if (kind === 'amqp') await deleteQueues(queues);
+      // no request of the whole run may have ended in a 500
+      expect(logs.filter((line) => line.status === 500)).toEqual([]);
+    },
+  };
+}
+
+/** a refusal in the OAuth error shape (design.md, HTTP surface) */
+export async function expectRefusal(call: Promise<unknown>, status: number, code: string): Promise<void> {
+  const err = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApiError);
+  expect(err).toMatchObject({ status, code });
+  expect((err as ApiError).description).not.toBe('');
+}
+
+export function expectErrorBody(response: AxiosResponse, status: number, code: string): void {
+  expect(response.status).toBe(status);
+  expect(response.data).toEqual({ error: code, error_description: expect.any(String) });
+  expect((response.data as { error_description: string }).error_description).not.toBe('');
+}

@@ -1,0 +1,19 @@
+import { randomUUID } from 'node:crypto';
+import type { Batch } from '@keyway/contracts';
+import type { Suite } from '@keyway/testkit';
+
+export const PASSWORD = 'correct horse battery staple';
+
+/** A fresh tenant with one feed and a full-control user, provisioned through the admin API. */
+export async function provisionTenant(suite: Suite, options: { feeds?: string[]; roles?: Array<'full-control' | 'read-only' | 'producer'> } = {}) {
+  const id = `t-${randomUUID().slice(0, 8)}`;
+  const feeds = options.feeds ?? ['edr-events'];
+  await suite.operator.createTenant({ id, name: `Tenant ${id}`, feeds });
+  const email = `agent@${id}.example`;
+  const user = await suite.operator.createUser(id, { email, password: PASSWORD, roles: options.roles ?? ['full-control'] });
+  return { tenant: id, feed: feeds[0] ?? 'edr-events', email, user };
+}
+
+export function makeBatch(tenant: string, topic: string, seq: number, records: unknown[] = [{ event: 'login', seq }]): Batch {
+  return { id: `b-${seq}-${randomUUID().slice(0, 8)}`, tenant, topic, seq, createdAt: new Date().toISOString(), contentType: 'application/json', records };
+}
