@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Batch } from '@keyway/contracts';
 import type { Suite } from '@keyway/testkit';
+import { createHttp } from '@keyway/clients';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -16,4 +17,10 @@ export async function provisionTenant(suite: Suite, options: { feeds?: string[];
 
 export function makeBatch(tenant: string, topic: string, seq: number, records: unknown[] = [{ event: 'login', seq }]): Batch {
   return { id: `b-${seq}-${randomUUID().slice(0, 8)}`, tenant, topic, seq, createdAt: new Date().toISOString(), contentType: 'application/json', records };
+}
+
+/** A raw HTTPS client for one service, to see statuses and headers exactly as a caller would. */
+export function rawClient(suite: Suite, service: keyof Suite['urls'], caller?: string) {
+  const cert = caller ? suite.pki.certs[caller] : undefined;
+  return createHttp({ baseUrl: suite.urls[service], caPem: suite.pki.ca.certPem, clientCert: cert });
 }

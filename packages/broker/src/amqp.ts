@@ -66,8 +66,6 @@ interface Waiter {
 }
 
 interface Subscription {
-  topic: TopicRef;
-  name: string;
   queue: string;
   consumer: ConsumerChannel | null;
   starting: Promise<void> | null;
@@ -200,6 +198,8 @@ class AmqpBroker implements Broker {
       if (sub.consumer) sub.consumer.open = false;
       sub.consumer = null;
       sub.buffer = [];
+      // a consumer still being started belongs to the dead connection and will fail
+      sub.starting = null;
     }
     if (!this.closed) {
       const detail = reason ? `: ${reason.message}` : '';
@@ -333,7 +333,7 @@ class AmqpBroker implements Broker {
     const queue = subscriptionQueue(topic, name);
     let sub = this.subscriptions.get(queue);
     if (!sub) {
-      sub = { topic, name, queue, consumer: null, starting: null, buffer: [], waiters: [], wanted: false, idleTimer: null };
+      sub = { queue, consumer: null, starting: null, buffer: [], waiters: [], wanted: false, idleTimer: null };
       this.subscriptions.set(queue, sub);
     }
     return sub;
@@ -341,9 +341,12 @@ class AmqpBroker implements Broker {
 
   private async ensureConsumer(sub: Subscription, session: Session): Promise<void> {
     if (sub.consumer?.open) return;
-    sub.starting ??= this.startConsumer(sub, session).finally(() => {
-      sub.starting = null;
-    });
+    if (!sub.starting) {
+      const starting = this.startConsumer(sub, session).finally(() => {
+        if (sub.starting === starting) sub.starting = null;
+      });
+      sub.starting = starting;
+    }
     await sub.starting;
   }
 
@@ -428,8 +431,8 @@ class AmqpBroker implements Broker {
   }
 
   async receive(topic: TopicRef, subscription: string, waitMs: number): Promise<Delivery | null> {
-    const sub = this.subscription(topic, subscription);
     const session = this.requireSession();
+    const sub = this.subscription(topic, subscription);
     this.touch(sub);
     try {
       await this.ensureConsumer(sub, session);
@@ -567,8 +570,10 @@ class AmqpBroker implements Broker {
     }
     const session = this.session;
     this.session = null;
+    if (!session) return;
+    session.lost = true;
     // closing the connection makes RabbitMQ requeue every unacked delivery
-    await session?.conn.close().catch(() => undefined);
+    await session.conn.close().catch(() => undefined);
   }
 }
 

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +68,65 @@ brokerContract('memory', {
 brokerContract('amqp quorum', amqpHarness('quorum'));
 brokerContract('amqp classic', amqpHarness('classic'));
 
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** resolves once ping succeeds; until then ping must fail with BrokerUnavailableError */
+async function waitForPing(broker: Broker, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await broker.ping();
+      return;
+    } catch (err) {
+      expect(err).toBeInstanceOf(BrokerUnavailableError);
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/**
+ * A TCP proxy in front of RabbitMQ that the test can cut (connections reset, port refused) and
+ * restore, to hold an outage open for as long as the test needs.
+ */
+async function amqpProxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void> }> {
+  const target = new URL(AMQP_URL);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5672), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(0);
+  const { port } = server.address() as AddressInfo;
+  const url = new URL(AMQP_URL);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  return {
+    url: url.toString(),
+    async cut() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+    restore: () => listen(port),
+  };
+}
+
 /** Closes our connection from the RabbitMQ side, as an operator or a broker restart would. */
 async function dropConnection(connectionName: string): Promise<void> {
   const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties']);
@@ -94,21 +155,10 @@ describe('amqp broker connection handling', () => {
       expect(held?.messageId).toBe('before-1');
 
       await dropConnection(connectionName);
+      await until(() => errors.some((e) => e.message.includes('connection to rabbitmq lost')), 5000);
+      // its channel is gone, and RabbitMQ has requeued the message
       await expect(held?.ack()).rejects.toBeInstanceOf(BrokerUnavailableError);
-      await expect(broker.publish(topic, Buffer.from('x'), { messageId: 'during' })).rejects.toBeInstanceOf(BrokerUnavailableError);
-
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        try {
-          await broker.ping();
-          break;
-        } catch (err) {
-          expect(err).toBeInstanceOf(BrokerUnavailableError);
-          if (Date.now() > deadline) throw err;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      expect(errors.some((e) => e instanceof BrokerUnavailableError)).toBe(true);
+      await waitForPing(broker, 10_000);
 
       const again = await broker.receive(topic, 'sub', 5000);
       expect(again?.messageId).toBe('before-1');
@@ -122,6 +172,39 @@ describe('amqp broker connection handling', () => {
       await after?.ack();
     } finally {
       await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('rejects calls with BrokerUnavailableError while RabbitMQ is unreachable and recovers after', { timeout: 30_000 }, async () => {
+    const proxy = await amqpProxy();
+    const errors: Error[] = [];
+    const broker = await createAmqpBroker({ url: proxy.url, onError: (e) => errors.push(e) });
+    const topic = newTopic();
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await proxy.cut();
+      await until(() => errors.some((e) => e.message.includes('connection to rabbitmq lost')), 5000);
+
+      const started = Date.now();
+      await expect(broker.publish(topic, Buffer.from('x'), { messageId: 'down' })).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.receive(topic, 'sub', 100)).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.depth(topic, 'sub')).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.ping()).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.declareSubscription(topic, 'other')).rejects.toBeInstanceOf(BrokerUnavailableError);
+      expect(Date.now() - started).toBeLessThan(500);
+      // several reconnect attempts fail while the port refuses connections
+      await new Promise((r) => setTimeout(r, 1000));
+
+      await proxy.restore();
+      await waitForPing(broker, 10_000);
+      await broker.publish(topic, Buffer.from('up'), { messageId: 'up-1' });
+      const delivery = await broker.receive(topic, 'sub', 3000);
+      expect(delivery?.messageId).toBe('up-1');
+      await delivery?.ack();
+    } finally {
+      await broker.close();
+      await proxy.cut();
       await deleteQueues([{ topic, subscription: 'sub' }]);
     }
   });
@@ -143,6 +226,24 @@ describe('amqp broker connection handling', () => {
       await delivery?.ack();
     } finally {
       await Promise.all([broker.close(), publisher.close()]);
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('passes a conflicting declaration error through and stays usable', async () => {
+    const topic = newTopic();
+    const quorum = await createAmqpBroker({ url: AMQP_URL });
+    const classic = await createAmqpBroker({ url: AMQP_URL, queueType: 'classic' });
+    try {
+      await quorum.declareSubscription(topic, 'sub');
+      const conflict = classic.declareSubscription(topic, 'sub');
+      await expect(conflict).rejects.toMatchObject({ code: 406 });
+      await expect(conflict).rejects.not.toBeInstanceOf(BrokerUnavailableError);
+      await classic.ping();
+      await classic.publish(topic, Buffer.from('ok'), { messageId: 'ok-1' });
+      expect((await quorum.receive(topic, 'sub', 3000))?.messageId).toBe('ok-1');
+    } finally {
+      await Promise.all([quorum.close(), classic.close()]);
       await deleteQueues([{ topic, subscription: 'sub' }]);
     }
   });

@@ -39,7 +39,7 @@ export function deadLetterQueue(queue: string): string {
  * times, i.e. after limit + 1 deliveries, hence the - 1. Classic queues have no delivery limit,
  * the broker emulates it (see amqp.ts).
  */
-export function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number): Options.AssertQueue {
+function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number): Options.AssertQueue {
   const args: Record<string, unknown> = {
     'x-queue-type': queueType,
     'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
@@ -49,7 +49,7 @@ export function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDe
   return { durable: true, arguments: args };
 }
 
-export function deadLetterQueueArgs(queueType: QueueType): Options.AssertQueue {
+function deadLetterQueueArgs(queueType: QueueType): Options.AssertQueue {
   return { durable: true, arguments: { 'x-queue-type': queueType } };
 }
 
