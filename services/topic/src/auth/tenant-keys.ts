@@ -11,7 +11,7 @@ export interface KeysEntry {
 }
 
 /** How stale a cache entry must be before a signature mismatch may refetch it (bounds PAC calls per tenant). */
-export const REFETCH_AFTER_MS = 1000;
+const REFETCH_AFTER_MS = 1000;
 /** Path tenants are caller-chosen; bound the cache so made-up names cannot grow it without end. */
 const MAX_TENANTS = 10_000;
 

@@ -154,7 +154,8 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       await app.close();
       await broker.close();
       if (kind === 'amqp') await deleteQueues(queues);
-      // no request of the whole run may have ended in a 500
+      // no request of the whole run may have ended in a 500 (every response is logged with its status)
+      expect(logs.some((line) => line.msg === 'request' && typeof line.status === 'number')).toBe(true);
       expect(logs.filter((line) => line.status === 500)).toEqual([]);
     },
   };

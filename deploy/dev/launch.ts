@@ -1,0 +1,67 @@
+/**
+ * README command 1: the whole suite over HTTPS in one process, a demo tenant, a demo producer and a
+ * running importer writing to a file. Uses Redis/RabbitMQ when REDIS_URL/AMQP_URL are set, the
+ * embedded store and broker otherwise.
+ */
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createAgent, fileSink } from '@keyway/importer';
+import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
+import { PKI_NAMES, SERVICES, startSuite, type ServiceName } from '@keyway/testkit';
+import { ensureDevPki } from '@keyway/tls';
+import { LaunchEnv } from './config.ts';
+import { DEMO_FEED, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
+import { startDemoProducer } from './producer.ts';
+
+const config = loadConfig(LaunchEnv);
+const home = resolve(config.KEYWAY_HOME);
+const logsDir = join(home, 'logs');
+mkdirSync(logsDir, { recursive: true, mode: 0o700 });
+const fileLogger = (name: string) => {
+  const stream = createWriteStream(join(logsDir, `${name}.log`), { flags: 'a' });
+  return createLogger({ service: name, level: config.LOG_LEVEL, write: (line) => stream.write(line + '\n') });
+};
+const say = (line = '') => process.stdout.write(line + '\n');
+
+const pki = await ensureDevPki(join(home, 'pki'), [...PKI_NAMES]);
+const ports = Object.fromEntries(SERVICES.map((name, i) => [name, config.KEYWAY_PORT_BASE + i])) as Record<ServiceName, number>;
+const suite = await startSuite({ redisUrl: config.REDIS_URL, amqpUrl: config.AMQP_URL, prefix: 'keyway:', pki, ports, logger: fileLogger });
+
+const credentials = demoCredentials(join(home, 'demo-credentials.json'));
+await seedDemo(suite.operator, credentials);
+
+const sinkPath = join(home, 'out', `${DEMO_TENANT}-${DEMO_FEED}.jsonl`);
+const importer = createAgent(
+  {
+    credentials: { kind: 'password', username: credentials.importer.email, password: credentials.importer.password },
+    subscription: 'default', receiveTimeoutSec: 20 },
+  { pas: suite.pas, pac: suite.pac, topic: suite.topic, sink: await fileSink(sinkPath), logger: fileLogger('importer') },
+);
+importer.start();
+const producer = startDemoProducer(
+  { pas: suite.pas, pac: suite.pac, topic: suite.topic, logger: fileLogger('producer') },
+  { ...credentials.producer, tenant: DEMO_TENANT, topic: DEMO_FEED, intervalMs: config.DEMO_PUBLISH_INTERVAL_MS },
+);
+
+say('Keyway is running (Ctrl-C to stop).');
+say();
+for (const name of SERVICES) say(`  ${name.padEnd(12)} ${suite.urls[name]}`);
+say();
+say(`  store        ${config.REDIS_URL ? `Redis ${new URL(config.REDIS_URL).host}` : 'embedded (in memory; set REDIS_URL for Redis)'}`);
+say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${new URL(config.AMQP_URL).host}` : 'embedded (in memory; set AMQP_URL for RabbitMQ)'}`);
+say(`  CA           ${join(home, 'pki', 'ca.crt')}`);
+say(`  logs         ${logsDir}/<service>.log`);
+say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}; users in ${join(home, 'demo-credentials.json')}`);
+say(`  importer     writing batches to ${sinkPath}`);
+say();
+
+const status = setInterval(() => {
+  say(`[${new Date().toISOString()}] published ${producer.published()} batches, importer wrote ${importer.stats.written}`);
+}, 10_000);
+
+onShutdown(fileLogger('launcher'), [
+  () => clearInterval(status),
+  () => producer.stop(),
+  () => importer.stop(),
+  () => suite.close(),
+]);
