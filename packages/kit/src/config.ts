@@ -41,6 +41,7 @@ export const sharedConfig = {
   TLS_KEY_FILE: z.string().describe('PEM private key of this service'),
   TLS_CA_FILE: z.string().describe('PEM CA that signs every service certificate'),
   REDIS_URL: optionalUrl.describe('redis://host:port; unset = embedded in-memory store'),
+  STORE_PREFIX: z.string().regex(/^[a-z0-9:_-]{1,64}$/).default('keyway').describe('root of this deployment’s store keys; each service adds its own name'),
   LOG_LEVEL: logLevel.describe('debug | info | warn | error | silent'),
 };
 export const configFields = { port, optionalUrl, logLevel };

@@ -6,7 +6,7 @@ import { PasEnv } from './config.ts';
 import { loadKeyRing } from './keys/ring.ts';
 
 await runService('pas', PasEnv, async (config, { logger, tls }) => {
-  const store = await createStore({ redisUrl: config.REDIS_URL, prefix: 'keyway:pas:' });
+  const store = await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:pas:` });
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
   const app = createApp(
     { settings: tokenSettings(config) },

@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { entitlementClient, pacClient, pasClient, topicClient, createHttp } from '@keyway/clients';
+import { createRedisStore } from '@keyway/store';
+import { AMQP_URL, REDIS_URL, SERVICES, testPki, type ServiceName } from '@keyway/testkit';
+import { makeBatch, PASSWORD } from '../helpers.ts';
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+const stderrOf = new WeakMap<ChildProcess, string[]>();
+
+function run(service: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', `services/${service}/src/main.ts`], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const chunks: string[] = [];
+  stderrOf.set(child, chunks);
+  child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()));
+  return child;
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const done = () => resolve({ code: child.exitCode, stderr: (stderrOf.get(child) ?? []).join('') });
+    if (child.exitCode !== null) done();
+    else child.on('exit', done);
+  });
+
+describe('each service runs on its own process from its main.ts', () => {
+  const children: ChildProcess[] = [];
+  const urls = {} as Record<ServiceName, string>;
+  let dir: string;
+  let caPem: string;
+  let prefix: string;
+
+  beforeAll(async () => {
+    const pki = await testPki();
+    caPem = pki.ca.certPem;
+    dir = mkdtempSync(join(tmpdir(), 'keyway-standalone-'));
+    writeFileSync(join(dir, 'ca.crt'), caPem);
+    for (const [name, pair] of Object.entries(pki.certs)) {
+      writeFileSync(join(dir, `${name}.crt`), pair.certPem);
+      writeFileSync(join(dir, `${name}.key`), pair.keyPem, { mode: 0o600 });
+    }
+    const ports = {} as Record<ServiceName, number>;
+    for (const name of SERVICES) {
+      ports[name] = await freePort();
+      urls[name] = `https://localhost:${ports[name]}`;
+    }
+    prefix = `keyway-standalone-${Date.now()}`;
+    const common = (name: ServiceName) => ({
+      PORT: String(ports[name]),
+      TLS_CERT_FILE: join(dir, `${name}.crt`),
+      TLS_KEY_FILE: join(dir, `${name}.key`),
+      TLS_CA_FILE: join(dir, 'ca.crt'),
+      REDIS_URL,
+      LOG_LEVEL: 'warn',
+      STORE_PREFIX: prefix,
+    });
+    const env: Record<ServiceName, Record<string, string>> = {
+      idp: common('idp'),
+      entitlement: { ...common('entitlement'), IDP_URL: urls.idp },
+      pas: { ...common('pas'), PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
+      pac: { ...common('pac'), PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+      topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac },
+    };
+    for (const name of SERVICES) children.push(run(name, env[name]));
+    // Ready when every /readyz answers 200.
+    const deadline = Date.now() + 40_000;
+    for (const name of SERVICES) {
+      const http = createHttp({ baseUrl: urls[name], caPem, timeoutMs: 1000 });
+      for (;;) {
+        const status = await http.get('/readyz').then((r) => r.status, () => 0);
+        if (status === 200) break;
+        if (Date.now() > deadline) throw new Error(`${name} did not become ready`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(
+      children.map((child) => {
+        const done = exited(child);
+        child.kill('SIGTERM');
+        return done;
+      }),
+    );
+    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
+    const keys = await store.keys('');
+    if (keys.length > 0) await store.del(...keys);
+    await store.close();
+  });
+
+  it('runs the whole chain across five processes', async () => {
+    const pki = await testPki();
+    const operator = entitlementClient({ baseUrl: urls.entitlement, caPem, clientCert: pki.certs.operator });
+    const tenant = `s-${Date.now().toString(36)}`;
+    await operator.createTenant({ id: tenant, name: 'Standalone', feeds: ['edr-events'] });
+    await operator.createUser(tenant, { email: `agent@${tenant}.example`, password: PASSWORD, roles: ['full-control'] });
+    const tokens = await pasClient({ baseUrl: urls.pas, caPem }).password(`agent@${tenant}.example`, PASSWORD);
+    const sas = await pacClient({ baseUrl: urls.pac, caPem }).sas({ refresh_token: tokens.refresh_token, rights: 'listen-send' });
+    const topic = topicClient({ baseUrl: urls.topic, caPem });
+    const batch = makeBatch(tenant, 'edr-events', 1);
+    await topic.publish(sas.sas_key, batch);
+    const received = await topic.receive(sas.sas_key, tenant, 'edr-events', 'default', 5);
+    expect(received?.batch).toEqual(batch);
+    await topic.complete(sas.sas_key, tenant, 'edr-events', 'default', received!.message_id, received!.lock_token);
+  });
+
+  it('stops on SIGTERM with exit code 0, and refuses bad configuration with every bad key and exit code 78', async () => {
+    const bad = run('pas', { PORT: 'eighty', PUBLIC_URL: 'not a url', TLS_CERT_FILE: 'x', TLS_KEY_FILE: 'x', TLS_CA_FILE: 'x' });
+    const result = await exited(bad);
+    expect(result.code).toBe(78);
+    for (const key of ['PORT', 'PUBLIC_URL', 'ACCESS_AUDIENCE', 'IDP_URL', 'ENTITLEMENT_URL']) expect(result.stderr).toContain(key);
+    const first = children.shift()!;
+    const done = exited(first);
+    first.kill('SIGTERM');
+    expect((await done).code).toBe(0);
+  });
+});
