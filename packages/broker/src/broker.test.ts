@@ -93,11 +93,13 @@ async function waitForPing(broker: Broker, timeoutMs: number): Promise<void> {
 
 /**
  * A TCP proxy in front of RabbitMQ that the test can cut (connections reset, port refused) and
- * restore, to hold an outage open for as long as the test needs.
+ * restore, to hold an outage open for as long as the test needs, or pause (bytes silently dropped,
+ * like a half-dead network path).
  */
-async function amqpProxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void> }> {
+async function amqpProxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; pause(): void }> {
   const target = new URL(AMQP_URL);
   const sockets = new Set<net.Socket>();
+  let paused = false;
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port || 5672), target.hostname);
     for (const s of [client, upstream]) {
@@ -108,7 +110,8 @@ async function amqpProxy(): Promise<{ url: string; cut(): Promise<void>; restore
       });
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream).pipe(client);
+    client.on('data', (chunk) => paused || upstream.write(chunk));
+    upstream.on('data', (chunk) => paused || client.write(chunk));
   });
   const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   await listen(0);
@@ -122,8 +125,12 @@ async function amqpProxy(): Promise<{ url: string; cut(): Promise<void>; restore
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();
       await closed;
+      paused = false;
     },
     restore: () => listen(port),
+    pause: () => {
+      paused = true;
+    },
   };
 }
 
@@ -202,6 +209,28 @@ describe('amqp broker connection handling', () => {
       const delivery = await broker.receive(topic, 'sub', 3000);
       expect(delivery?.messageId).toBe('up-1');
       await delivery?.ack();
+    } finally {
+      await broker.close();
+      await proxy.cut();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('a publish on a connection that stopped answering rejects after the confirm timeout', { timeout: 30_000 }, async () => {
+    const proxy = await amqpProxy();
+    const broker = await createAmqpBroker({ url: proxy.url, confirmTimeoutMs: 300 });
+    const topic = newTopic();
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      proxy.pause();
+      const started = Date.now();
+      await expect(broker.publish(topic, Buffer.from('x'), { messageId: 'lost' })).rejects.toBeInstanceOf(BrokerUnavailableError);
+      expect(Date.now() - started).toBeLessThan(2000);
+      // once the path is really gone the broker reconnects as usual
+      await proxy.cut();
+      await proxy.restore();
+      await waitForPing(broker, 10_000);
+      await broker.publish(topic, Buffer.from('y'), { messageId: 'found' });
     } finally {
       await broker.close();
       await proxy.cut();

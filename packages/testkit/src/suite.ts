@@ -12,7 +12,7 @@ import { createApp as createIdp } from '@keyway/idp';
 import { createApp as createEntitlement } from '@keyway/entitlement';
 import { createApp as createPas, loadKeyRing } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
-import { createApp as createTopic } from '@keyway/topic';
+import { createApp as createTopic, pacSasKeys } from '@keyway/topic';
 import { testPki } from './pki.ts';
 
 export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
@@ -141,10 +141,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     },
     {
       broker,
-      sasKeys: async (tenant: string) => {
-        const keys = await pacForTopic.tenantKeys(tenant);
-        return [keys.primary, keys.secondary];
-      },
+      sasKeys: pacSasKeys(pacForTopic),
       logger: logger('topic'),
     },
   );

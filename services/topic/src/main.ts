@@ -1,7 +1,8 @@
 import { runService } from '@keyway/kit';
 import { createBroker } from '@keyway/broker';
-import { ApiError, pacClient } from '@keyway/clients';
+import { pacClient } from '@keyway/clients';
 import { createApp } from './app.ts';
+import { pacSasKeys } from './auth/pac-keys.ts';
 import { TopicEnv } from './config.ts';
 
 await runService('topic', TopicEnv, async (config, { logger, tls }) => {
@@ -14,17 +15,7 @@ await runService('topic', TopicEnv, async (config, { logger, tls }) => {
   });
   // mTLS with this service's own certificate: PAC answers tenant keys to the topic service only.
   const pac = pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem, clientCert: { certPem: tls.certPem, keyPem: tls.keyPem } });
-  const sasKeys = async (tenant: string): Promise<string[]> => {
-    try {
-      const { primary, secondary } = await pac.tenantKeys(tenant);
-      return [primary, secondary];
-    } catch (err) {
-      // an unknown tenant has no keys (its SAS keys fail as forgeries); anything else fails closed
-      if (err instanceof ApiError && err.status === 404) return [];
-      throw err;
-    }
-  };
-  const app = createApp(config, { broker, sasKeys, logger });
+  const app = createApp(config, { broker, sasKeys: pacSasKeys(pac), logger });
   // the listener stops first (runService), then locks go back to their queues, then the broker closes
   return { app, close: [() => app.close(), () => broker.close()] };
 });

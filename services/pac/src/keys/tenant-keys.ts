@@ -13,10 +13,17 @@ const newKey = () => randomBytes(32).toString('base64');
  */
 export function tenantKeys(store: Store) {
   const key = (tenant: string) => `tenant-keys:${tenant}`;
+  const find = async (tenant: string): Promise<TenantKeys | undefined> => {
+    const raw = await store.get(key(tenant));
+    return raw ? Keys.parse(JSON.parse(raw)) : undefined;
+  };
   return {
+    /** the tenant's keys, or undefined when no SAS key was ever minted for it */
+    find,
+    /** the tenant's keys, made on first use */
     async get(tenant: string): Promise<TenantKeys> {
-      const raw = await store.get(key(tenant));
-      if (raw) return Keys.parse(JSON.parse(raw));
+      const existing = await find(tenant);
+      if (existing) return existing;
       const fresh = { primary: newKey(), secondary: newKey() };
       // Two PAC instances racing here must agree on one pair.
       if (await store.set(key(tenant), JSON.stringify(fresh), { ifAbsent: true })) return fresh;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROKERS, expectErrorBody, expectRefusal, hex, sleep, startTopic, type Harness } from '../testing/harness.ts';
 
@@ -38,7 +39,7 @@ describe.each(BROKERS)('SAS guard (%s broker)', { timeout: 20_000 }, (kind) => {
   it('a send key cannot receive or settle (403)', async () => {
     const topic = h.newTopic();
     await expectRefusal(h.client.receive(topic.sas('send'), topic.tenant, topic.topic, 'default', 0), 403, 'insufficient_scope');
-    const lockToken = crypto.randomUUID();
+    const lockToken = randomUUID();
     await expectRefusal(h.client.complete(topic.sas('send'), topic.tenant, topic.topic, 'default', 'b-1', lockToken), 403, 'insufficient_scope');
     await expectRefusal(h.client.abandon(topic.sas('send'), topic.tenant, topic.topic, 'default', 'b-1', lockToken), 403, 'insufficient_scope');
     await expectRefusal(h.client.renewLock(topic.sas('send'), topic.tenant, topic.topic, 'default', 'b-1', lockToken), 403, 'insufficient_scope');
