@@ -1,6 +1,5 @@
+import { tcpProxy, viaProxy } from '@keyway/testkit/tcp-proxy';
 import { execFile } from 'node:child_process';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,46 +91,13 @@ async function waitForPing(broker: Broker, timeoutMs: number): Promise<void> {
 }
 
 /**
- * A TCP proxy in front of RabbitMQ that the test can cut (connections reset, port refused) and
- * restore, to hold an outage open for as long as the test needs, or pause (bytes silently dropped,
- * like a half-dead network path).
+ * A proxy in front of RabbitMQ that the test can cut (connections reset, port refused) and restore,
+ * or pause (bytes silently dropped, like a half-dead network path).
  */
-async function amqpProxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; pause(): void }> {
+async function amqpProxy() {
   const target = new URL(AMQP_URL);
-  const sockets = new Set<net.Socket>();
-  let paused = false;
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 5672), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-      s.on('close', () => sockets.delete(s));
-    }
-    client.on('data', (chunk) => paused || upstream.write(chunk));
-    upstream.on('data', (chunk) => paused || client.write(chunk));
-  });
-  const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  await listen(0);
-  const { port } = server.address() as AddressInfo;
-  const url = new URL(AMQP_URL);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  return {
-    url: url.toString(),
-    async cut() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      await closed;
-      paused = false;
-    },
-    restore: () => listen(port),
-    pause: () => {
-      paused = true;
-    },
-  };
+  const proxy = await tcpProxy(target.hostname, Number(target.port || 5672));
+  return { ...proxy, url: viaProxy(AMQP_URL, proxy) };
 }
 
 /** Closes our connection from the RabbitMQ side, as an operator or a broker restart would. */

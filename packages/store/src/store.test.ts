@@ -1,6 +1,5 @@
+import { tcpProxy, viaProxy } from '@keyway/testkit/tcp-proxy';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createMemoryStore, createRedisStore, createStore, StoreUnavailableError } from './index.ts';
@@ -37,34 +36,11 @@ describe('redis store availability', () => {
   });
 });
 
-/** A TCP proxy in front of Redis that the test can cut and restore, to simulate an outage. */
-async function redisProxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void> }> {
+/** A proxy in front of Redis that the test can cut and restore, to simulate an outage. */
+async function redisProxy() {
   const target = new URL(REDIS_URL);
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 6379), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-      s.on('close', () => sockets.delete(s));
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  await listen(0);
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async cut() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      await closed;
-    },
-    restore: () => listen(port),
-  };
+  const proxy = await tcpProxy(target.hostname, Number(target.port || 6379));
+  return { ...proxy, url: viaProxy(REDIS_URL, proxy) };
 }
 
 describe('redis store outage', () => {

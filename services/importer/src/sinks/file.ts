@@ -1,6 +1,5 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Batch } from '@keyway/contracts';
 import type { Sink } from './sink.ts';
 
 /** JSON lines, one batch a line, fsync'd before write() resolves. */
