@@ -20,7 +20,6 @@ export interface BaseAppOptions {
 }
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       id: string;

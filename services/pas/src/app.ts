@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, telemetry, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import type { KeyRing, TokenSettings } from '@keyway/tokens';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
@@ -23,7 +23,14 @@ export interface PasDeps {
 /** The OAuth 2.0 authorization server: the only service that mints JWTs. */
 export function createApp(options: PasOptions, deps: PasDeps): Express {
   const app = createBaseApp({ service: 'pas', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }] });
-  const context = { ring: deps.ring, settings: options.settings, idp: deps.idp, entitlement: deps.entitlement, families: refreshFamilies(deps.store) };
+  const context = {
+    ring: deps.ring,
+    settings: options.settings,
+    idp: deps.idp,
+    entitlement: deps.entitlement,
+    families: refreshFamilies(deps.store),
+    tokensIssued: telemetry('pas').counter('keyway.tokens.issued', 'access/refresh token pairs issued'),
+  };
   app.use(tokenEndpoint(context));
   app.use(discoveryEndpoint(options.settings.issuer));
   app.use(jwksEndpoint(deps.ring));

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { feedsFromScope, SasRequest, SasResponse, topicResource, type Rights } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, telemetry } from '@keyway/kit';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
 import type { IssuedRegistry } from '../issued/registry.ts';
@@ -41,6 +41,7 @@ function resolveTopic(claims: RefreshClaims, topicBaseUrl: string, resource: str
 /** POST /v1/sas: a valid refresh token → a one-day SAS key for one tenant topic (steps 5 and 6). */
 export function sasEndpoint(options: SasEndpointOptions, deps: { pasKeys: JWTVerifyGetKey; keys: TenantKeyStore; issued: IssuedRegistry }): Router {
   const router = Router();
+  const minted = telemetry('pac').counter('keyway.sas_keys.minted', 'SAS keys minted');
   router.post('/v1/sas', requireContentType('application/json', 'application/x-www-form-urlencoded'), async (req, res) => {
     res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
     const request = parseInput(SasRequest, req.body, 'body');
@@ -63,6 +64,7 @@ export function sasEndpoint(options: SasEndpointOptions, deps: { pasKeys: JWTVer
     const { primary } = await deps.keys.get(claims.tid);
     const { sasKey, keyId } = signSas(primary, rights, resource, expiry);
     await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry });
+    minted.add(1, { tenant: claims.tid, rights });
     req.log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });
     res.json(shapeResponse(SasResponse, { sas_key: sasKey, resource, rights, expires_at: new Date(expiry * 1000).toISOString(), key_id: keyId }));
   });

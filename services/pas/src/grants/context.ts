@@ -4,6 +4,7 @@ import type { TokenRequest, TokenResponse } from '@keyway/contracts';
 import { feedScope } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
+import type { Counter } from '@opentelemetry/api';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
 
 export interface GrantContext {
@@ -12,6 +13,8 @@ export interface GrantContext {
   idp: IdpClient;
   entitlement: EntitlementClient;
   families: RefreshFamilies;
+  /** keyway.tokens.issued, by grant type and tenant */
+  tokensIssued: Counter;
 }
 
 export interface Grant<G extends TokenRequest['grant_type']> {
@@ -24,6 +27,7 @@ export const DEFAULT_CLIENT_ID = 'keyway-importer';
 /** Issues an access + refresh pair; a new family starts unless one is being continued. */
 export async function issuePair(
   context: GrantContext,
+  grantType: TokenRequest['grant_type'],
   subject: { sub: string; tid: string; roles: string[]; feeds: string[]; client_id: string },
   family?: { fid: string; spentJti: string },
 ): Promise<TokenResponse> {
@@ -34,10 +38,11 @@ export async function issuePair(
   const [access, refresh] = await Promise.all([issueAccessToken(ring, settings, claims), issueRefreshToken(ring, settings, { ...claims, fid })]);
   const ttlMs = settings.refreshTtlSec * 1000;
   if (family) {
-    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs))) return Promise.reject(new FamilyRaceLost());
+    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs))) throw new FamilyRaceLost();
   } else {
     await families.start(fid, refresh.jti, ttlMs);
   }
+  context.tokensIssued.add(1, { grant_type: grantType, tenant: subject.tid });
   return {
     access_token: access.token,
     token_type: 'Bearer',

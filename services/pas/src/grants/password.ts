@@ -13,6 +13,6 @@ export const password: Grant<'password'> = {
       return rethrowUpstream(err);
     });
     const decision = await authorizeFeeds(context.entitlement, subject.sub, subject.tenant, feeds);
-    return issuePair(context, { sub: subject.sub, tid: subject.tenant, roles: decision.roles, feeds: decision.feeds, client_id: DEFAULT_CLIENT_ID });
+    return issuePair(context, 'password', { sub: subject.sub, tid: subject.tenant, roles: decision.roles, feeds: decision.feeds, client_id: DEFAULT_CLIENT_ID });
   },
 };
