@@ -1,5 +1,5 @@
 import { StoreUnavailableError } from './store.ts';
-import type { SetOptions, Store } from './store.ts';
+import type { LexBound, LexRange, SetOptions, Store, StoreWrite } from './store.ts';
 
 export interface MemoryStoreOptions {
   prefix: string;
@@ -7,7 +7,12 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
-type Value = { kind: 'string'; value: string } | { kind: 'hash'; value: Map<string, string> } | { kind: 'set'; value: Set<string> };
+type Value =
+  | { kind: 'string'; value: string }
+  | { kind: 'hash'; value: Map<string, string> }
+  | { kind: 'set'; value: Set<string> }
+  /** members kept sorted by their UTF-8 bytes, the order Redis uses for equal-score members */
+  | { kind: 'zset'; value: string[] };
 type Entry = Value & { expiresAt: number | undefined };
 
 /** Shared by the root store and all its scoped views, like one Redis connection/keyspace. */
@@ -19,6 +24,26 @@ interface Keyspace {
 
 // Same wording as Redis so callers that log errors see the same thing with either backend.
 const wrongType = (): Error => new Error('WRONGTYPE Operation against a key holding the wrong kind of value');
+
+// Redis compares lex members with memcmp over their bytes; UTF-16 order differs for some non-ASCII text.
+const compareBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/** index of the first member that is not below `member` (binary search) */
+function lowerIndex(sorted: string[], member: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareBytes(sorted[mid] as string, member) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const aboveMin = (member: string, min: LexBound | undefined): boolean =>
+  min === undefined || (min.inclusive ? compareBytes(member, min.value) >= 0 : compareBytes(member, min.value) > 0);
+const belowMax = (member: string, max: LexBound | undefined): boolean =>
+  max === undefined || (max.inclusive ? compareBytes(member, max.value) <= 0 : compareBytes(member, max.value) < 0);
 
 const expiryFor = (now: number, ttlMs: number | undefined): number | undefined =>
   ttlMs === undefined ? undefined : now + Math.max(1, Math.ceil(ttlMs));
@@ -68,6 +93,43 @@ class MemoryStore implements Store {
     const e = this.entry(key);
     if (e && e.kind !== 'set') throw wrongType();
     return e?.value;
+  }
+
+  private zsetOf(key: string): string[] | undefined {
+    const e = this.entry(key);
+    if (e && e.kind !== 'zset') throw wrongType();
+    return e?.value;
+  }
+
+  private zaddNow(key: string, members: string[]): number {
+    if (members.length === 0) return 0;
+    let z = this.zsetOf(key);
+    if (!z) {
+      z = [];
+      this.space.entries.set(this.prefix + key, { kind: 'zset', value: z, expiresAt: undefined });
+    }
+    let added = 0;
+    for (const m of members) {
+      const at = lowerIndex(z, m);
+      if (z[at] === m) continue;
+      z.splice(at, 0, m);
+      added++;
+    }
+    return added;
+  }
+
+  private zremNow(key: string, members: string[]): number {
+    const z = this.zsetOf(key);
+    if (!z) return 0;
+    let removed = 0;
+    for (const m of members) {
+      const at = lowerIndex(z, m);
+      if (z[at] !== m) continue;
+      z.splice(at, 1);
+      removed++;
+    }
+    if (z.length === 0) this.space.entries.delete(this.prefix + key);
+    return removed;
   }
 
   private write(key: string, value: string, ttlMs: number | undefined): void {
@@ -204,6 +266,37 @@ class MemoryStore implements Store {
 
   sismember(key: string, member: string): Promise<boolean> {
     return this.run(() => this.setOf(key)?.has(member) ?? false);
+  }
+
+  zadd(key: string, ...members: string[]): Promise<number> {
+    return this.run(() => this.zaddNow(key, members));
+  }
+
+  zrem(key: string, ...members: string[]): Promise<number> {
+    return this.run(() => this.zremNow(key, members));
+  }
+
+  zrangeByLex(key: string, range: LexRange = {}): Promise<string[]> {
+    return this.run(() => {
+      const inRange = (this.zsetOf(key) ?? []).filter((m) => aboveMin(m, range.min) && belowMax(m, range.max));
+      if (range.reverse) inRange.reverse();
+      return range.limit === undefined ? inRange : inRange.slice(0, Math.max(0, range.limit));
+    });
+  }
+
+  commitIf(guard: { key: string; expected: string | null }, writes: StoreWrite[]): Promise<boolean> {
+    return this.run(() => {
+      if (this.stringValue(guard.key) !== guard.expected) return false;
+      // check every write before applying any, so a wrong type leaves nothing half-written (as the Lua does)
+      for (const w of writes) if (w.op === 'zadd' || w.op === 'zrem') this.zsetOf(w.key);
+      for (const w of writes) {
+        if (w.op === 'set') this.write(w.key, w.value, w.ttlMs);
+        else if (w.op === 'del') this.space.entries.delete(this.prefix + w.key);
+        else if (w.op === 'zadd') this.zaddNow(w.key, w.members);
+        else this.zremNow(w.key, w.members);
+      }
+      return true;
+    });
   }
 
   keys(keyPrefix: string): Promise<string[]> {

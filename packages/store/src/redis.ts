@@ -1,7 +1,7 @@
 import { Redis, ReplyError } from 'ioredis';
 import type { Result } from 'ioredis';
 import { StoreUnavailableError } from './store.ts';
-import type { SetOptions, Store } from './store.ts';
+import type { LexBound, LexRange, SetOptions, Store, StoreWrite } from './store.ts';
 
 export interface RedisStoreOptions {
   url: string;
@@ -36,10 +36,59 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
+// Guard and every write in one script, so no other client ever sees half a commit. Writes arrive as a
+// flat ARGV sequence (not JSON) so values pass byte for byte:
+//   set <keyIndex> <value> <ttlMs or ''> | del <keyIndex> | zadd|zrem <keyIndex> <n> <member>*n
+// KEYS[1] is the guard; ARGV[1] '1' = expect absent, ARGV[2] = expected value. Types are checked in a
+// first pass because Redis does not roll back the writes a script made before an error.
+const COMMIT_IF = `
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+local i = 3
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'set' then i = i + 4
+  elseif op == 'del' then i = i + 2
+  else
+    local t = redis.call('TYPE', KEYS[tonumber(ARGV[i + 1])]).ok
+    if t ~= 'none' and t ~= 'zset' then
+      return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+    end
+    i = i + 3 + tonumber(ARGV[i + 2])
+  end
+end
+i = 3
+while i <= #ARGV do
+  local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if op == 'set' then
+    if ARGV[i + 3] ~= '' then
+      redis.call('SET', key, ARGV[i + 2], 'PX', ARGV[i + 3])
+    else
+      redis.call('SET', key, ARGV[i + 2])
+    end
+    i = i + 4
+  elseif op == 'del' then
+    redis.call('DEL', key)
+    i = i + 2
+  else
+    local n = tonumber(ARGV[i + 2])
+    for j = i + 3, i + 2 + n do
+      if op == 'zadd' then redis.call('ZADD', key, 0, ARGV[j]) else redis.call('ZREM', key, ARGV[j]) end
+    end
+    i = i + 3 + n
+  end
+end
+return 1`;
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     keywayCompareAndSet(key: string, expectAbsent: string, expected: string, next: string, ttlMs: string): Result<number, Context>;
     keywayIncr(key: string, ttlMs: string): Result<number, Context>;
+    keywayCommitIf(numKeys: number, ...keysThenArgs: string[]): Result<number, Context>;
   }
 }
 
@@ -70,6 +119,10 @@ async function guard<T>(op: () => Promise<T>): Promise<T> {
 function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
 }
+
+// ZRANGEBYLEX bounds: '[' inclusive, '(' exclusive, '-' / '+' unbounded.
+const lexBound = (bound: LexBound | undefined, unbounded: '-' | '+'): string =>
+  bound === undefined ? unbounded : `${bound.inclusive ? '[' : '('}${bound.value}`;
 
 const ttlArg = (ttlMs: number | undefined): string => (ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs))));
 
@@ -172,6 +225,52 @@ class RedisStore implements Store {
     return guard(async () => (await this.redis.sismember(this.k(key), member)) === 1);
   }
 
+  zadd(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return guard(() => this.redis.zadd(this.k(key), ...members.flatMap((m) => ['0', m])));
+  }
+
+  zrem(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return guard(() => this.redis.zrem(this.k(key), ...members));
+  }
+
+  zrangeByLex(key: string, range: LexRange = {}): Promise<string[]> {
+    if (range.limit !== undefined && range.limit <= 0) return Promise.resolve([]);
+    const min = lexBound(range.min, '-');
+    const max = lexBound(range.max, '+');
+    const [from, to] = range.reverse ? [max, min] : [min, max];
+    const k = this.k(key);
+    return guard(() => {
+      if (range.limit === undefined) return range.reverse ? this.redis.zrevrangebylex(k, from, to) : this.redis.zrangebylex(k, from, to);
+      return range.reverse
+        ? this.redis.zrevrangebylex(k, from, to, 'LIMIT', 0, range.limit)
+        : this.redis.zrangebylex(k, from, to, 'LIMIT', 0, range.limit);
+    });
+  }
+
+  commitIf(condition: { key: string; expected: string | null }, writes: StoreWrite[]): Promise<boolean> {
+    // KEYS lists every key the script touches (each once); writes refer to them by 1-based index.
+    const keyIndex = new Map<string, string>([[this.k(condition.key), '1']]);
+    const index = (key: string): string => {
+      const full = this.k(key);
+      let at = keyIndex.get(full);
+      if (at === undefined) {
+        at = String(keyIndex.size + 1);
+        keyIndex.set(full, at);
+      }
+      return at;
+    };
+    const args: string[] = [condition.expected === null ? '1' : '0', condition.expected ?? ''];
+    for (const w of writes) {
+      if (w.op === 'set') args.push('set', index(w.key), w.value, ttlArg(w.ttlMs));
+      else if (w.op === 'del') args.push('del', index(w.key));
+      else args.push(w.op, index(w.key), String(w.members.length), ...w.members);
+    }
+    const keys = [...keyIndex.keys()];
+    return guard(async () => (await this.redis.keywayCommitIf(keys.length, ...keys, ...args)) === 1);
+  }
+
   keys(keyPrefix: string): Promise<string[]> {
     return guard(async () => {
       const pattern = `${escapeGlob(this.k(keyPrefix))}*`;
@@ -223,6 +322,8 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
   redis.on('error', (err: Error) => options.onError?.(err));
   redis.defineCommand('keywayCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
   redis.defineCommand('keywayIncr', { numberOfKeys: 1, lua: INCR_WITH_TTL });
+  // no fixed numberOfKeys: the caller passes the key count first, as with EVALSHA
+  redis.defineCommand('keywayCommitIf', { lua: COMMIT_IF });
   try {
     await redis.connect();
   } catch (err) {

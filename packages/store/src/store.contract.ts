@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store } from './store.ts';
+import type { Store, StoreWrite } from './store.ts';
 
 export interface StoreHarness {
   /** a fresh root store under `prefix` */
@@ -141,6 +141,104 @@ export function storeContract(name: string, harness: StoreHarness): void {
       expect(await store.sismember('s', 'z')).toBe(false);
       expect(await store.srem('s', 'a', 'z')).toBe(1);
       expect((await store.smembers('s')).sort()).toEqual(['b', 'c']);
+    });
+
+    it('lex sets: add, remove, byte order, and an emptied set no longer exists', async () => {
+      expect(await store.zrangeByLex('z')).toEqual([]);
+      expect(await store.zadd('z', 'b', 'a', '10', '9', 'B', 'a')).toBe(5);
+      expect(await store.zadd('z', 'a', 'c')).toBe(1);
+      // byte order: digits < upper case < lower case, and '10' < '9'
+      expect(await store.zrangeByLex('z')).toEqual(['10', '9', 'B', 'a', 'b', 'c']);
+      expect(await store.zrem('z', 'a', 'missing')).toBe(1);
+      expect(await store.zrem('z', '10', '9', 'B', 'b', 'c')).toBe(5);
+      expect(await store.ttl('z')).toBe(-2);
+      expect(await store.zadd('z')).toBe(0);
+      expect(await store.zrem('z')).toBe(0);
+    });
+
+    it('zrangeByLex honours inclusive and exclusive bounds, reverse and limit', async () => {
+      await store.zadd('z', 'a1', 'a2', 'a3', 'b1', 'b2', 'c1');
+      expect(await store.zrangeByLex('z', { min: { value: 'a2', inclusive: true }, max: { value: 'b2', inclusive: false } })).toEqual(['a2', 'a3', 'b1']);
+      expect(await store.zrangeByLex('z', { min: { value: 'a2', inclusive: false }, max: { value: 'b2', inclusive: true } })).toEqual(['a3', 'b1', 'b2']);
+      // a prefix works as a bound: every member that starts with "b" sorts at or after "b"
+      expect(await store.zrangeByLex('z', { min: { value: 'b', inclusive: true } })).toEqual(['b1', 'b2', 'c1']);
+      expect(await store.zrangeByLex('z', { max: { value: 'b', inclusive: false }, reverse: true })).toEqual(['a3', 'a2', 'a1']);
+      expect(await store.zrangeByLex('z', { reverse: true, limit: 2 })).toEqual(['c1', 'b2']);
+      expect(await store.zrangeByLex('z', { min: { value: 'a1', inclusive: false }, limit: 2 })).toEqual(['a2', 'a3']);
+      expect(await store.zrangeByLex('z', { limit: 0 })).toEqual([]);
+      expect(await store.zrangeByLex('z', { min: { value: 'x', inclusive: true } })).toEqual([]);
+    });
+
+    it('lex sets and strings refuse each other', async () => {
+      await store.set('s', 'v');
+      await expect(store.zadd('s', 'm')).rejects.toThrow(/WRONGTYPE/);
+      await store.zadd('z', 'm');
+      await expect(store.get('z')).rejects.toThrow(/WRONGTYPE/);
+    });
+
+    it('commitIf applies every write when the guard matches, nothing when it does not', async () => {
+      await store.set('old', 'x');
+      await store.zadd('idx', 'gone');
+      const writes: StoreWrite[] = [
+        { op: 'set', key: 'a', value: 'one' },
+        { op: 'set', key: 'short', value: 'v', ttlMs: 50 },
+        { op: 'del', key: 'old' },
+        { op: 'zadd', key: 'idx', members: ['m1', 'm2'] },
+        { op: 'zrem', key: 'idx', members: ['gone'] },
+        { op: 'set', key: 'guard', value: 'g1' },
+      ];
+
+      expect(await store.commitIf({ key: 'guard', expected: 'g0' }, writes)).toBe(false);
+      expect(await store.get('a')).toBeNull();
+      expect(await store.get('old')).toBe('x');
+      expect(await store.zrangeByLex('idx')).toEqual(['gone']);
+
+      expect(await store.commitIf({ key: 'guard', expected: null }, writes)).toBe(true);
+      expect(await store.get('a')).toBe('one');
+      expect(await store.get('old')).toBeNull();
+      expect(await store.zrangeByLex('idx')).toEqual(['m1', 'm2']);
+      expect(await store.get('guard')).toBe('g1');
+      expect(await store.ttl('short')).toBeGreaterThan(0);
+      expect(await store.ttl('a')).toBe(-1);
+
+      expect(await store.commitIf({ key: 'guard', expected: null }, [{ op: 'set', key: 'a', value: 'two' }])).toBe(false);
+      expect(await store.commitIf({ key: 'guard', expected: 'g1' }, [{ op: 'set', key: 'a', value: 'two' }])).toBe(true);
+      expect(await store.get('a')).toBe('two');
+      await harness.elapse(120);
+      expect(await store.get('short')).toBeNull();
+    });
+
+    it('commitIf writes nothing when a later write has the wrong type', async () => {
+      await store.set('str', 'v');
+      const attempt = store.commitIf({ key: 'guard', expected: null }, [
+        { op: 'set', key: 'a', value: 'one' },
+        { op: 'zadd', key: 'str', members: ['m'] },
+      ]);
+      await expect(attempt).rejects.toThrow(/WRONGTYPE/);
+      expect(await store.get('a')).toBeNull();
+      expect(await store.get('guard')).toBeNull();
+    });
+
+    it('commitIf passes values byte for byte, including separators and unicode', async () => {
+      const odd = 'set\n0\u0000 "quoted" [x] ünïcode 🔑';
+      expect(await store.commitIf({ key: 'g', expected: null }, [{ op: 'set', key: odd, value: odd }, { op: 'zadd', key: 'z', members: [odd, ''] }])).toBe(true);
+      expect(await store.get(odd)).toBe(odd);
+      expect(await store.zrangeByLex('z')).toEqual(['', odd]);
+    });
+
+    it('exactly one of 20 concurrent commitIf calls with the same guard wins', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.commitIf({ key: 'head', expected: null }, [
+            { op: 'set', key: 'head', value: `v${i}` },
+            { op: 'zadd', key: 'log', members: [`m${i}`] },
+          ]),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results.indexOf(true);
+      expect(await store.get('head')).toBe(`v${winner}`);
+      expect(await store.zrangeByLex('log')).toEqual([`m${winner}`]);
     });
 
     it('keys(prefix) lists keys without the store prefix, isolated between scopes', async () => {

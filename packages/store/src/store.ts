@@ -10,6 +10,27 @@ export interface SetOptions {
   ifAbsent?: boolean;
 }
 
+/** One write inside `commitIf`; keys are relative to the store's prefix like every other call. */
+export type StoreWrite =
+  | { op: 'set'; key: string; value: string; ttlMs?: number }
+  | { op: 'del'; key: string }
+  | { op: 'zadd'; key: string; members: string[] }
+  | { op: 'zrem'; key: string; members: string[] };
+
+/** One end of a `zrangeByLex` range; absent means unbounded (Redis `-` / `+`). */
+export interface LexBound {
+  value: string;
+  inclusive: boolean;
+}
+
+export interface LexRange {
+  min?: LexBound;
+  max?: LexBound;
+  /** from `max` down to `min` (ZREVRANGEBYLEX) */
+  reverse?: boolean;
+  limit?: number;
+}
+
 export interface Store {
   /** the full key prefix, e.g. "keyway:pas:" */
   readonly prefix: string;
@@ -39,6 +60,22 @@ export interface Store {
   srem(key: string, ...members: string[]): Promise<number>;
   smembers(key: string): Promise<string[]>;
   sismember(key: string, member: string): Promise<boolean>;
+
+  /**
+   * Lexicographically ordered sets (ZADD with every score 0): members sort by their bytes, so a
+   * member that starts with a fixed-width sortable id is an index in id order. Returns the number added.
+   */
+  zadd(key: string, ...members: string[]): Promise<number>;
+  zrem(key: string, ...members: string[]): Promise<number>;
+  /** members within the range in byte order (ZRANGEBYLEX / ZREVRANGEBYLEX), at most `limit` */
+  zrangeByLex(key: string, range?: LexRange): Promise<string[]>;
+
+  /**
+   * Atomic guarded multi-write: when `guard.key` holds `guard.expected` (null = absent), apply every
+   * write in order and return true; otherwise write nothing and return false. A write that cannot
+   * apply (wrong type) rejects before anything is written. Other callers never see a partial commit.
+   */
+  commitIf(guard: { key: string; expected: string | null }, writes: StoreWrite[]): Promise<boolean>;
 
   /** keys (without the prefix) that start with `keyPrefix`; for admin listing, not hot paths */
   keys(keyPrefix: string): Promise<string[]>;

@@ -1,0 +1,437 @@
+import { randomUUID } from 'node:crypto';
+import { AccessDenied, InvalidGrant, InvalidRequest, ServerError, silentLogger } from '@keyway/kit';
+import type { Store } from '@keyway/store';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { audited, createAuditLog, type AuditLog, type AuditLogOptions } from './audited.ts';
+import { appendEvent, canonicalJson, eventHash } from './chain.ts';
+import { auditEvent, tokenHash, type AuditEvent, type AuditInput } from './event.ts';
+import { readSince } from './export.ts';
+import { layout } from './layout.ts';
+import { queryEvents, type AuditQueryInput } from './query.ts';
+import { trimStream } from './retention.ts';
+import { verifyChain } from './verify.ts';
+
+export interface AuditHarness {
+  /** a fresh root store under `prefix` */
+  create(prefix: string): Promise<Store>;
+  /** `n` further connections to the same keyspace (separate clients where the backend has them) */
+  connect(prefix: string, n: number): Promise<Store[]>;
+}
+
+const GENESIS_HASH = '0'.repeat(64);
+// a real-looking refresh token: it must never reach the audit store
+const TOKEN = 'eyJhbGciOiJFUzI1NiIsInR5cCI6InJ0K2p3dCJ9.eyJzdWIiOiJ1LTEiLCJqdGkiOiJqLTEifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU';
+
+/** One behaviour suite for the audit trail on every Store implementation. */
+export function auditContract(name: string, harness: AuditHarness): void {
+  describe(`audit trail: ${name}`, () => {
+    let prefix: string;
+    let store: Store;
+    let extra: Store[];
+    let clock: number;
+
+    const log = (options: Partial<AuditLogOptions> = {}) =>
+      createAuditLog({ store, service: 'pas', logger: silentLogger, now: () => clock, ...options });
+
+    /** every stored string and lex-set member, as the bytes an attacker with the database would see */
+    async function storedBytes(): Promise<string> {
+      const parts: string[] = [];
+      for (const key of await store.keys('')) {
+        parts.push(key);
+        try {
+          parts.push((await store.get(key)) ?? '');
+        } catch {
+          parts.push(...(await store.zrangeByLex(key)));
+        }
+      }
+      return parts.join('\n');
+    }
+
+    async function tamper(stream: string, seq: number, change: (event: Record<string, unknown>) => void): Promise<void> {
+      const key = layout.event(stream, seq);
+      const event = JSON.parse((await store.get(key)) as string) as Record<string, unknown>;
+      change(event);
+      await store.set(key, JSON.stringify(event));
+    }
+
+    async function recordMany(n: number, input: (i: number) => Partial<AuditInput> = () => ({})): Promise<AuditEvent[]> {
+      const audit = log();
+      const events: AuditEvent[] = [];
+      for (let i = 0; i < n; i++) {
+        clock += 1000;
+        events.push(await audit.record({ action: 'grant.success', outcome: 'success', tenant: 'acme', ...input(i) }));
+      }
+      return events;
+    }
+
+    beforeEach(async () => {
+      prefix = `test:${randomUUID()}:audit:`;
+      store = await harness.create(prefix);
+      extra = [];
+      clock = Date.parse('2026-01-01T00:00:00.000Z');
+    });
+
+    afterEach(async () => {
+      const leftovers = await store.keys('');
+      await store.del(...leftovers);
+      for (const s of extra) await s.close();
+      await store.close();
+    });
+
+    it('links each event to the one before by hash, starting from 64 zeros', async () => {
+      const [first, second, third] = await recordMany(3, (i) => ({ subject: `u-${i}`, requestId: `req-${i}` }));
+      expect(first).toMatchObject({ seq: 1, prevHash: GENESIS_HASH, service: 'pas', action: 'grant.success', subject: 'u-0', requestId: 'req-0' });
+      expect(second).toMatchObject({ seq: 2, prevHash: first?.hash });
+      expect(third).toMatchObject({ seq: 3, prevHash: second?.hash });
+      for (const event of [first, second, third]) {
+        const { hash, ...unsigned } = event as AuditEvent;
+        expect(hash).toBe(eventHash(unsigned));
+        expect(await store.get(layout.event('pas', event?.seq as number))).toBe(canonicalJson(event));
+      }
+      expect(await store.get(layout.head('pas'))).toBe(JSON.stringify({ hash: third?.hash, seq: 3 }));
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: true, stream: 'pas', checked: 3, anchorSeq: 0, headSeq: 3 });
+    });
+
+    it('keeps one chain per service stream', async () => {
+      const pas = log();
+      const pac = log({ service: 'pac' });
+      await pas.record({ action: 'grant.success', outcome: 'success' });
+      const firstPac = await pac.record({ action: 'sas_key.minted', outcome: 'success' });
+      await pas.record({ action: 'token.revoked', outcome: 'success' });
+      expect(firstPac).toMatchObject({ seq: 1, prevHash: GENESIS_HASH, service: 'pac' });
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: true, checked: 2 });
+      expect(await verifyChain(store, 'pac')).toMatchObject({ ok: true, checked: 1 });
+      expect(await verifyChain(store, 'topic')).toEqual({ ok: true, stream: 'topic', checked: 0, anchorSeq: 0, headSeq: 0 });
+    });
+
+    /** the chain as stored: seq 1..n, each linked to the one before */
+    async function expectOneChain(events: AuditEvent[], n: number): Promise<void> {
+      const bySeq = [...events].sort((a, b) => a.seq - b.seq);
+      expect(bySeq.map((e) => e.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(new Set(bySeq.map((e) => e.requestId)).size).toBe(n);
+      for (const [i, event] of bySeq.entries()) expect(event.prevHash).toBe(i === 0 ? GENESIS_HASH : bySeq[i - 1]?.hash);
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: true, stream: 'pas', checked: n, anchorSeq: 0, headSeq: n });
+      expect((await store.zrangeByLex(layout.allIndex)).length).toBe(n);
+    }
+
+    it('50 concurrent appends from 5 connections make one unbroken chain with seq 1..50', async () => {
+      extra = await harness.connect(prefix, 5);
+      const events = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          appendEvent(extra[i % 5] as Store, 'pas', auditEvent({ service: 'pas', action: 'refresh.success', outcome: 'success', requestId: `r-${i}` })),
+        ),
+      );
+      await expectOneChain(events, 50);
+    });
+
+    it('five instances recording 50 events at once group-commit into one unbroken chain', async () => {
+      extra = await harness.connect(prefix, 5);
+      const logs = extra.map((s) => createAuditLog({ store: s, service: 'pas', logger: silentLogger }));
+      const events = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => (logs[i % 5] as AuditLog).record({ action: 'refresh.success', outcome: 'success', requestId: `r-${i}` })),
+      );
+      await expectOneChain(events, 50);
+      // one instance's records keep their order in the chain
+      const first = events.filter((_, i) => i % 5 === 0).map((e) => e.seq);
+      expect(first).toEqual([...first].sort((a, b) => a - b));
+    });
+
+    it('verify reports an event whose reason was changed in the store as the first broken link', async () => {
+      const events = await recordMany(10, (i) => ({ reason: `reason-${i}` }));
+      await tamper('pas', 7, (e) => {
+        e.reason = 'nothing to see';
+      });
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: 7, id: events[6]?.id }, reason: 'hash_mismatch' });
+      // later tampering does not hide the first break
+      await tamper('pas', 9, (e) => {
+        e.outcome = 'denied';
+      });
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: false, brokenAt: { seq: 7 } });
+    });
+
+    it('an edited event whose hash was recomputed breaks the link to the next one', async () => {
+      const events = await recordMany(5);
+      await tamper('pas', 3, (e) => {
+        e.tenant = 'other';
+        const { hash: _, ...unsigned } = e;
+        e.hash = eventHash(unsigned as Omit<AuditEvent, 'hash'>);
+      });
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: 4, id: events[3]?.id }, reason: 'prev_hash_mismatch' });
+    });
+
+    it('detects a deleted event, a deleted newest event and a rolled-back head', async () => {
+      await recordMany(6);
+      await store.del(layout.event('pas', 4));
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: 4, id: null }, reason: 'missing' });
+
+      await store.del(...(await store.keys('')));
+      const events = await recordMany(3);
+      await store.del(layout.event('pas', 3));
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: false, brokenAt: { seq: 3, id: null }, reason: 'missing' });
+
+      await store.del(...(await store.keys('')));
+      await recordMany(3);
+      await store.set(layout.head('pas'), JSON.stringify({ hash: events[1]?.hash, seq: 2 }));
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: false, brokenAt: { seq: 2 }, reason: 'head_mismatch' });
+      await store.del(layout.head('pas'));
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: false, brokenAt: { seq: 1 }, reason: 'head_mismatch' });
+    });
+
+    it('reports an unreadable event as malformed', async () => {
+      await recordMany(3);
+      await store.set(layout.event('pas', 2), '{"not":"an event"');
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: 2, id: null }, reason: 'malformed' });
+    });
+
+    it('trimming by count keeps the chain verifiable from the anchor and drops trimmed events from every index', async () => {
+      const events = await recordMany(30, (i) => ({ subject: `u-${i % 3}` }));
+      const result = await trimStream(store, 'pas', { maxEvents: 10 });
+      expect(result).toEqual({ trimmed: 20, anchorSeq: 20 });
+      expect(await store.get(layout.anchor('pas'))).toBe(JSON.stringify({ hash: events[19]?.hash, seq: 20 }));
+      expect(await store.get(layout.event('pas', 20))).toBeNull();
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: true, stream: 'pas', checked: 10, anchorSeq: 20, headSeq: 30 });
+      for (const index of [layout.allIndex, layout.index('tenant', 'acme'), layout.index('stream', 'pas'), layout.index('action', 'grant.success')]) {
+        expect((await store.zrangeByLex(index)).length).toBe(10);
+      }
+      const page = await queryEvents(store, { subject: 'u-0', limit: 500 });
+      expect(page.events.map((e) => e.seq)).toEqual([28, 25, 22]);
+
+      // appends continue from the head; tampering after the anchor is still caught
+      await log().record({ action: 'grant.success', outcome: 'success' });
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: true, checked: 11, anchorSeq: 20, headSeq: 31 });
+      await tamper('pas', 21, (e) => {
+        e.subject = 'someone-else';
+      });
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: false, brokenAt: { seq: 21 }, reason: 'hash_mismatch' });
+    });
+
+    it('trimming by age, in batches, down to an empty stream', async () => {
+      await recordMany(12);
+      // events are 1 s apart and the newest is now: keeping 5.5 s keeps the newest 6
+      expect(await trimStream(store, 'pas', { maxAgeMs: 5500 }, { now: clock, batch: 4 })).toEqual({ trimmed: 4, anchorSeq: 4 });
+      expect(await trimStream(store, 'pas', { maxAgeMs: 5500 }, { now: clock })).toEqual({ trimmed: 2, anchorSeq: 6 });
+      expect(await trimStream(store, 'pas', { maxAgeMs: 5500 }, { now: clock })).toEqual({ trimmed: 0, anchorSeq: 6 });
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: true, checked: 6, anchorSeq: 6 });
+      expect(await trimStream(store, 'pas', { maxEvents: 0 })).toEqual({ trimmed: 6, anchorSeq: 12 });
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: true, stream: 'pas', checked: 0, anchorSeq: 12, headSeq: 12 });
+      expect(await store.zrangeByLex(layout.allIndex)).toEqual([]);
+    });
+
+    it('verify running while retention trims is not fooled into a break', async () => {
+      await recordMany(40);
+      const [verified, trimmed] = await Promise.all([verifyChain(store, 'pas', { chunk: 2 }), trimStream(store, 'pas', { maxEvents: 5 })]);
+      expect(trimmed).toEqual({ trimmed: 35, anchorSeq: 35 });
+      expect(verified).toMatchObject({ ok: true, headSeq: 40 });
+    });
+
+    it('trimming never erases a broken link', async () => {
+      await recordMany(10);
+      await tamper('pas', 4, (e) => {
+        e.reason = 'rewritten';
+      });
+      expect(await trimStream(store, 'pas', { maxEvents: 2 })).toEqual({ trimmed: 3, anchorSeq: 3, blockedAt: { seq: 4, reason: 'hash_mismatch' } });
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: false, brokenAt: { seq: 4 }, reason: 'hash_mismatch' });
+    });
+
+    it('the log trims by its retention policy as it appends', async () => {
+      const audit = log({ retention: { maxEvents: 5, every: 4 } });
+      for (let i = 0; i < 9; i++) await audit.record({ action: 'grant.success', outcome: 'success' });
+      // trimmed at seq 4 (nothing over 5 yet) and at seq 8 (3 over)
+      expect(await verifyChain(store, 'pas')).toEqual({ ok: true, stream: 'pas', checked: 6, anchorSeq: 3, headSeq: 9 });
+    });
+
+    describe('query', () => {
+      let all: AuditEvent[];
+
+      beforeEach(async () => {
+        const tenants = ['acme', 'globex', 'initech'];
+        const actions = ['grant.success', 'grant.denied', 'sas_key.minted', 'login.failed'];
+        const outcomes = { 'grant.success': 'success', 'grant.denied': 'denied', 'sas_key.minted': 'success', 'login.failed': 'failure' } as const;
+        const pas = log();
+        const pac = log({ service: 'pac' });
+        all = [];
+        for (let i = 0; i < 90; i++) {
+          // two events share each millisecond so ties in time are exercised too
+          if (i % 2 === 0) clock += 1000;
+          const action = actions[i % 4] as keyof typeof outcomes;
+          const input = { action, outcome: outcomes[action], tenant: tenants[i % 3], subject: `user-${i % 5}` };
+          all.push(await (i % 3 === 1 ? pac : pas).record(input));
+        }
+      });
+
+      /** every page from the first until nextCursor is null */
+      async function pages(query: AuditQueryInput): Promise<AuditEvent[][]> {
+        const result: AuditEvent[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await queryEvents(store, { ...query, cursor });
+          expect(page.events.length).toBeLessThanOrEqual(query.limit ?? 100);
+          result.push(page.events);
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+        return result;
+      }
+
+      const expected = (keep: (e: AuditEvent) => boolean, order: 'newest' | 'oldest' = 'newest') =>
+        all.filter(keep).sort((a, b) => (order === 'oldest' ? a.id.localeCompare(b.id) : b.id.localeCompare(a.id)));
+
+      it.each([
+        ['tenant', { tenant: 'globex' }, (e: AuditEvent) => e.tenant === 'globex'],
+        ['subject', { subject: 'user-2' }, (e: AuditEvent) => e.subject === 'user-2'],
+        ['action', { action: 'login.failed' }, (e: AuditEvent) => e.action === 'login.failed'],
+        ['outcome', { outcome: 'denied' }, (e: AuditEvent) => e.outcome === 'denied'],
+        ['stream', { stream: 'pac' }, (e: AuditEvent) => e.service === 'pac'],
+        ['tenant and action', { tenant: 'acme', action: 'grant.success' }, (e: AuditEvent) => e.tenant === 'acme' && e.action === 'grant.success'],
+        ['subject, tenant and outcome', { subject: 'user-1', tenant: 'initech', outcome: 'success' }, (e: AuditEvent) => e.subject === 'user-1' && e.tenant === 'initech' && e.outcome === 'success'],
+        ['nothing', {}, () => true],
+      ] as const)('by %s, paged, exactly the matching events without duplicates', async (_, filter, keep) => {
+        for (const order of ['newest', 'oldest'] as const) {
+          const got = (await pages({ ...filter, order, limit: 7 })).flat();
+          expect(got.map((e) => e.id)).toEqual(expected(keep, order).map((e) => e.id));
+          expect(new Set(got.map((e) => e.id)).size).toBe(got.length);
+        }
+      });
+
+      it('by time range: from inclusive, to exclusive, with other filters', async () => {
+        const from = (all[20] as AuditEvent).time;
+        const to = (all[60] as AuditEvent).time;
+        const inRange = (e: AuditEvent) => e.time >= from && e.time < to;
+        const got = (await pages({ from, to, limit: 9 })).flat();
+        expect(got.map((e) => e.id)).toEqual(expected(inRange).map((e) => e.id));
+        expect(got).toHaveLength(40);
+        const acme = (await pages({ from, to, tenant: 'acme', order: 'oldest', limit: 4 })).flat();
+        expect(acme.map((e) => e.id)).toEqual(expected((e) => inRange(e) && e.tenant === 'acme', 'oldest').map((e) => e.id));
+        // offsets other than Z are the same instant
+        const shifted = new Date(Date.parse(from)).toISOString().replace('Z', '+00:00');
+        expect((await pages({ from: shifted, to, limit: 500 })).flat()).toHaveLength(40);
+      });
+
+      it('pages are full until the last, and the cursor is opaque', async () => {
+        const sizes = (await pages({ tenant: 'acme', limit: 7 })).map((p) => p.length);
+        expect(sizes).toEqual([7, 7, 7, 7, 2]);
+        const first = await queryEvents(store, { limit: 1 });
+        expect(first.events[0]?.id).toBe(expected(() => true)[0]?.id);
+        expect(first.nextCursor).toMatch(/^[A-Za-z0-9_-]+$/);
+      });
+
+      it('refuses bad parameters with invalid_request', async () => {
+        await expect(queryEvents(store, { limit: 501 })).rejects.toBeInstanceOf(InvalidRequest);
+        await expect(queryEvents(store, { cursor: 'bm90IGEgY3Vyc29y' })).rejects.toBeInstanceOf(InvalidRequest);
+        await expect(queryEvents(store, { from: 'yesterday' })).rejects.toBeInstanceOf(InvalidRequest);
+        await expect(queryEvents(store, { action: 'GrantSuccess' })).rejects.toBeInstanceOf(InvalidRequest);
+      });
+    });
+
+    it('readSince feeds a stream in seq order, and reports what retention trimmed first', async () => {
+      const events = await recordMany(10);
+      const first = await readSince(store, 'pas', 0, 4);
+      expect(first).toEqual({ events: events.slice(0, 4), missed: 0, headSeq: 10 });
+      const rest = await readSince(store, 'pas', 4, 100);
+      expect(rest.events.map((e) => e.seq)).toEqual([5, 6, 7, 8, 9, 10]);
+      expect((await readSince(store, 'pas', 10)).events).toEqual([]);
+
+      await trimStream(store, 'pas', { maxEvents: 3 });
+      const behind = await readSince(store, 'pas', 4, 100);
+      expect(behind.missed).toBe(3);
+      expect(behind.events.map((e) => e.seq)).toEqual([8, 9, 10]);
+    });
+
+    it('readSince stops at a hole instead of feeding a gap', async () => {
+      await recordMany(5);
+      await store.del(layout.event('pas', 3));
+      await expect(readSince(store, 'pas', 0)).rejects.toMatchObject({ code: 'ERR_AUDIT_INTEGRITY' });
+    });
+
+    it('ready() probes the write path without touching the chain', async () => {
+      const audit = log();
+      await audit.record({ action: 'grant.success', outcome: 'success' });
+      const before = (await store.keys('')).sort();
+      await audit.ready();
+      expect((await store.keys('')).sort()).toEqual(before);
+      expect(await verifyChain(store, 'pas')).toMatchObject({ ok: true, checked: 1 });
+    });
+
+    it('refuses secrets: a token never reaches the stored bytes', async () => {
+      const audit = log();
+      const attempts: AuditInput[] = [
+        { action: 'grant.success', outcome: 'success', detail: { refresh_token: TOKEN } },
+        { action: 'grant.success', outcome: 'success', detail: { note: `presented ${TOKEN}` } },
+        { action: 'grant.success', outcome: 'success', tokenId: TOKEN },
+        { action: 'grant.success', outcome: 'success', reason: `Bearer ${TOKEN}` },
+        { action: 'sas_key.minted', outcome: 'success', detail: { key: 'SharedAccessSignature sr=x&sig=abc%3D&se=1&skn=listen' } },
+        { action: 'grant.success', outcome: 'success', ...({ password: 'hunter2-hunter2' } as object) },
+      ];
+      for (const input of attempts) await expect(audit.record(input)).rejects.toBeInstanceOf(ServerError);
+      expect(await store.keys('')).toEqual([]);
+
+      const key = 'a-deployment-audit-hmac-key-of-32+bytes';
+      const event = await audit.record({ action: 'token.revoked', outcome: 'success', tokenId: tokenHash(TOKEN, key), detail: { hint: 'refresh_token' } });
+      expect(event.tokenId).toMatch(/^hmac-sha256:[A-Za-z0-9_-]{43}$/);
+      const bytes = await storedBytes();
+      expect(bytes).toContain(event.tokenId);
+      expect(bytes).not.toContain(TOKEN);
+      expect(bytes).not.toContain(TOKEN.split('.')[2]);
+      expect(bytes).not.toContain('hunter2');
+    });
+
+    it('audited() records success with what the action noted, and the refusal of a failed action', async () => {
+      const audit = log();
+      const result = await audited(audit, { action: 'grant.success', requestId: 'req-1', sourceAddress: '203.0.113.7' }, async (note) => {
+        note({ subject: 'u-1', tenant: 'acme' });
+        note({ tokenId: 'jti-1', detail: { grant_type: 'password' } });
+        return 'pair';
+      });
+      expect(result).toBe('pair');
+
+      const denied = new AccessDenied(undefined, 'role_missing');
+      await expect(
+        audited(audit, { action: 'grant.success', requestId: 'req-2' }, async (note) => {
+          note({ subject: 'u-2', tenant: 'acme' });
+          throw denied;
+        }),
+      ).rejects.toBe(denied);
+
+      const failed = new InvalidGrant(undefined, `refresh token reuse: ${TOKEN}`);
+      await expect(audited(audit, { action: 'refresh.success', failedAction: 'refresh_family.revoked', tenant: 'acme' }, async () => Promise.reject(failed))).rejects.toBe(failed);
+
+      const broken = new Error('socket hang up');
+      await expect(audited(audit, { action: 'sas_key.minted' }, async () => Promise.reject(broken))).rejects.toBe(broken);
+
+      const events = (await readSince(store, 'pas', 0)).events;
+      expect(events.map(({ action, outcome, reason }) => ({ action, outcome, reason }))).toEqual([
+        { action: 'grant.success', outcome: 'success', reason: undefined },
+        { action: 'grant.denied', outcome: 'denied', reason: 'access_denied' },
+        { action: 'refresh_family.revoked', outcome: 'failure', reason: 'invalid_grant' },
+        { action: 'sas_key.failed', outcome: 'failure', reason: 'server_error' },
+      ]);
+      expect(events[0]).toMatchObject({ subject: 'u-1', tenant: 'acme', tokenId: 'jti-1', requestId: 'req-1', sourceAddress: '203.0.113.7', detail: { grant_type: 'password' } });
+      expect(events[1]).toMatchObject({ subject: 'u-2', requestId: 'req-2', detail: { error_detail: 'role_missing' } });
+      // error details are text the action did not write: a credential in one is redacted, not stored
+      expect(events[2]?.detail).toEqual({ error_detail: '[redacted]' });
+      expect(await storedBytes()).not.toContain(TOKEN);
+    });
+
+    it('fails closed when the store is gone: record() throws ServerError, audited() never returns the result', async () => {
+      const failures: unknown[] = [];
+      const counter = (into: unknown[]) => ({ add: (n: number, attrs: unknown) => into.push([n, attrs]) }) as never;
+      const audit = log({ metrics: { events: counter([]), appendFailures: counter(failures) } });
+      await audit.record({ action: 'grant.success', outcome: 'success' });
+      await store.close();
+
+      const err = await audit.record({ action: 'grant.success', outcome: 'success' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ServerError);
+      expect(err).toMatchObject({ status: 500, code: 'server_error', description: 'the server encountered an unexpected condition' });
+      await expect(audited(audit, { action: 'grant.success' }, async () => 'tokens')).rejects.toBeInstanceOf(ServerError);
+      // a denial stays a denial
+      const denied = new AccessDenied();
+      await expect(audited(audit, { action: 'grant.success' }, async () => Promise.reject(denied))).rejects.toBe(denied);
+      await expect(audit.ready()).rejects.toThrow();
+      expect(failures).toEqual([
+        [1, { service: 'pas' }],
+        [1, { service: 'pas' }],
+        [1, { service: 'pas' }],
+      ]);
+      store = await harness.create(prefix);
+    });
+  });
+}

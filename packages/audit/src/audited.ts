@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { OAuthError, ServerError, type Logger } from '@keyway/kit';
+import type { Store } from '@keyway/store';
+import { appendEvents } from './chain.ts';
+import { auditEvent, looksSecret, type AuditDraft, type AuditEvent, type AuditInput } from './event.ts';
+import { layout, readLink } from './layout.ts';
+import { auditMetrics, type AuditMetrics } from './metrics.ts';
+import { trimStream, type RetentionPolicy } from './retention.ts';
+
+export interface AuditLogOptions {
+  /** the audit keyspace, one for every service (e.g. a store with prefix "keyway:audit:") */
+  store: Store;
+  /** the service name, which is also its stream: one hash chain per service */
+  service: string;
+  logger: Logger;
+  /** called after each durable append (e.g. to wake the feed forwarder); its errors are logged, not thrown */
+  onAppend?: (event: AuditEvent) => void;
+  /** trim the stream's oldest events after every `every`-th append (default 100); absent: keep everything */
+  retention?: RetentionPolicy & { every?: number };
+  metrics?: AuditMetrics;
+  /** clock for event times; default Date.now */
+  now?: () => number;
+}
+
+export interface AuditLog {
+  readonly service: string;
+  /** appends the event to the service's stream; throws ServerError (500 server_error) when it cannot */
+  record(input: AuditInput): Promise<AuditEvent>;
+  /** for /readyz: rejects unless the audit store takes writes the way an append does */
+  ready(): Promise<void>;
+}
+
+/** Events per commit: bounds one commit's size (and the time Redis spends in its script). */
+const MAX_GROUP = 100;
+
+/**
+ * A service's audit log: every record() is durable in its stream's hash chain before it resolves.
+ * Appends from one process go through one queue and are committed in groups (group commit): one
+ * commit carries every event recorded while the previous one was in flight, so a busy instance makes
+ * one round trip per group rather than racing itself for the head, and record() order is chain order.
+ */
+export function createAuditLog(options: AuditLogOptions): AuditLog {
+  const { store, service, logger, retention } = options;
+  const now = options.now ?? Date.now;
+  const counters = options.metrics ?? auditMetrics();
+  const queue: { draft: AuditDraft; resolve: (event: AuditEvent) => void; reject: (err: unknown) => void }[] = [];
+  let committing = false;
+
+  async function commitQueued(): Promise<void> {
+    committing = true;
+    while (queue.length > 0) {
+      const group = queue.splice(0, MAX_GROUP);
+      try {
+        const events = await appendEvents(store, service, group.map((q) => q.draft));
+        group.forEach((q, i) => q.resolve(events[i] as AuditEvent));
+      } catch (err) {
+        for (const q of group) q.reject(err);
+      }
+    }
+    committing = false;
+  }
+
+  function append(draft: AuditDraft): Promise<AuditEvent> {
+    return new Promise((resolve, reject) => {
+      queue.push({ draft, resolve, reject });
+      if (!committing) void commitQueued();
+    });
+  }
+
+  async function retain(seq: number): Promise<void> {
+    if (!retention || seq % (retention.every ?? 100) !== 0) return;
+    try {
+      const result = await trimStream(store, service, retention, { now: now() });
+      if (result.blockedAt) logger.error('audit.chain_broken', { stream: service, ...result.blockedAt });
+    } catch (err) {
+      // the event is already durable; retention catches up on a later append
+      logger.warn('audit.trim_failed', { stream: service, err });
+    }
+  }
+
+  return {
+    service,
+    async record(input) {
+      let event: AuditEvent;
+      try {
+        event = await append(auditEvent({ ...input, service }, now()));
+      } catch (err) {
+        counters.appendFailures.add(1, { service });
+        logger.error('audit.append_failed', { action: input.action, outcome: input.outcome, err });
+        // style rule 10: the audit write is part of the action; if it fails, the action fails with server_error
+        throw new ServerError(undefined, `audit append failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      counters.events.add(1, { service, action: event.action, outcome: event.outcome });
+      await retain(event.seq);
+      try {
+        options.onAppend?.(event);
+      } catch (err) {
+        logger.warn('audit.on_append_failed', { stream: service, err });
+      }
+      return event;
+    },
+
+    async ready() {
+      // the next append links to the head, so it must be readable
+      await readLink(store, layout.head(service));
+      // Vault's audit devices log a test message; a probe event from every instance's /readyz every few
+      // seconds would flood the trail, so the probe takes an append's write path (the same guarded
+      // commit) on a throwaway key instead. It fails when the store refuses writes (down, read-only
+      // replica, out of memory), as an append would. The TTL covers a crash before the delete.
+      const probe = layout.probe(randomUUID());
+      await store.commitIf({ key: probe, expected: null }, [{ op: 'set', key: probe, value: String(now()), ttlMs: 10_000 }]);
+      await store.del(probe);
+    },
+  };
+}
+
+/** The fields an action can fill in as it learns them (the subject once verified, the jti once issued). */
+export type AuditFields = Omit<AuditInput, 'action' | 'outcome'>;
+
+export interface AuditedAction extends AuditFields {
+  /** recorded on success, e.g. grant.success */
+  action: string;
+  /** recorded when the action is refused with 403 (access_denied, insufficient_scope); default "<noun>.denied" */
+  deniedAction?: string;
+  /** recorded when it fails otherwise; default "<noun>.failed" */
+  failedAction?: string;
+}
+
+/** A refusal the policy made (403) is a denial; anything else thrown is a failure. */
+const outcomeOf = (err: unknown): 'denied' | 'failure' => (err instanceof OAuthError && err.status === 403 ? 'denied' : 'failure');
+
+/** style rule 3: an OAuth error's `detail` is for logs and audit; it is text we did not write, so a credential in it is redacted. */
+function errorDetail(err: unknown): Record<string, string> {
+  if (!(err instanceof OAuthError) || !err.detail) return {};
+  return { error_detail: looksSecret(err.detail) ? '[redacted]' : err.detail.slice(0, 512) };
+}
+
+/**
+ * Runs an action as an audited one: `fn` may `note` fields as it learns them; success records `action`,
+ * a thrown error records the denial or failure with the error's OAuth code as reason, and is rethrown.
+ * The success record is part of the action: if it cannot be written, the action fails with
+ * ServerError (its result is never returned). When the action has failed already, the caller keeps its
+ * refusal even if the audit write also fails (record() logs and counts that): a denial stays a denial.
+ */
+export async function audited<T>(log: AuditLog, base: AuditedAction, fn: (note: (fields: AuditFields) => void) => Promise<T>): Promise<T> {
+  const { action, deniedAction, failedAction, ...fields } = base;
+  const noted: AuditFields = { ...fields };
+  const note = (more: AuditFields): void => {
+    const detail = more.detail ? { ...noted.detail, ...more.detail } : noted.detail;
+    Object.assign(noted, more, { detail });
+  };
+  let result: T;
+  try {
+    result = await fn(note);
+  } catch (err) {
+    const outcome = outcomeOf(err);
+    const noun = action.split('.')[0];
+    const refusal = outcome === 'denied' ? (deniedAction ?? `${noun}.denied`) : (failedAction ?? `${noun}.failed`);
+    const reason = err instanceof OAuthError ? err.code : 'server_error';
+    const detail = { ...noted.detail, ...errorDetail(err) };
+    await log.record({ ...noted, action: refusal, outcome, reason, detail: Object.keys(detail).length > 0 ? detail : undefined }).catch(() => undefined);
+    throw err;
+  }
+  await log.record({ ...noted, action, outcome: 'success' });
+  return result;
+}

@@ -1,0 +1,16 @@
+export { auditEvent, looksSecret, tokenHash } from './event.ts';
+export type { AuditDraft, AuditEvent, AuditInput, AuditOutcome } from './event.ts';
+export { AuditEventError, AuditIntegrityError } from './errors.ts';
+export { appendEvent, appendEvents, canonicalJson, eventHash } from './chain.ts';
+export type { AppendOptions } from './chain.ts';
+export { verifyChain } from './verify.ts';
+export { trimStream } from './retention.ts';
+export type { RetentionPolicy, TrimResult } from './retention.ts';
+export { queryEvents } from './query.ts';
+export type { AuditQueryInput, AuditQueryPage } from './query.ts';
+export { readSince } from './export.ts';
+export type { FeedPage } from './export.ts';
+export { auditMetrics } from './metrics.ts';
+export type { AuditMetrics } from './metrics.ts';
+export { audited, createAuditLog } from './audited.ts';
+export type { AuditedAction, AuditFields, AuditLog, AuditLogOptions } from './audited.ts';

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+
+/**
+ * The audit trail (design.md, "Audit"). An event records who did what to which tenant, when, with what
+ * outcome, and links to the event before it in its stream by hash. Identifiers only: a token appears as
+ * its jti, a SAS key as its key id, or as an HMAC of the token, never as the token itself.
+ */
+
+/** Audit actions are `noun.verb` (style rule 16): grant.success, refresh_family.revoked, sas_key.minted, ... */
+export const AUDIT_ACTION = /^[a-z_]+\.[a-z_]+$/;
+export const AuditAction = z.string().max(64).regex(AUDIT_ACTION, 'must be noun.verb in lowercase letters and underscores');
+
+export const AuditOutcome = z.enum(['success', 'failure', 'denied']);
+export type AuditOutcome = z.infer<typeof AuditOutcome>;
+
+/** One hash chain per stream; Keyway uses one stream per service ("pas", "pac", ...). */
+export const AuditStream = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or dashes');
+
+/** Lowercase hex SHA-256; the first event of a stream links to 64 zeros. */
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
+
+/** Sortable id: 10 Crockford base32 characters of milliseconds since the epoch, then 16 random ones (ULID layout). */
+export const AuditEventId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID');
+
+// Printable text without control characters: values end up in Redis keys, SIEM lines and terminals.
+const Text = (max: number) => z.string().min(1).max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+/** Small, flat, non-secret context (e.g. feed, rights, grant type); never a credential. */
+export const AuditDetail = z
+  .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits or _ . -'), z.string().max(512))
+  .refine((detail) => Object.keys(detail).length <= 20, 'at most 20 entries');
+
+export const AuditEvent = z.strictObject({
+  id: AuditEventId,
+  /** position in the stream's chain: 1, 2, 3, ... without gaps */
+  seq: z.number().int().positive(),
+  time: z.iso.datetime(),
+  service: AuditStream,
+  action: AuditAction,
+  outcome: AuditOutcome,
+  tenant: Text(128).optional(),
+  subject: Text(256).optional(),
+  clientId: Text(256).optional(),
+  /** a jti, a SAS key id, or an HMAC of a token ("hmac-sha256:..."); never a token */
+  tokenId: Text(256).optional(),
+  sourceAddress: Text(64).optional(),
+  requestId: Text(128).optional(),
+  /** an OAuth error code or a denial reason code */
+  reason: Text(512).optional(),
+  detail: AuditDetail.optional(),
+  prevHash: Sha256Hex,
+  hash: Sha256Hex,
+});
+export type AuditEvent = z.infer<typeof AuditEvent>;
+
+export const AuditOrder = z.enum(['newest', 'oldest']);
+export type AuditOrder = z.infer<typeof AuditOrder>;
+
+/** Query parameters of the audit API and CLI; `from` is inclusive, `to` exclusive. */
+export const AuditQuery = z.object({
+  stream: AuditStream.optional(),
+  tenant: Text(128).optional(),
+  subject: Text(256).optional(),
+  action: AuditAction.optional(),
+  outcome: AuditOutcome.optional(),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  order: AuditOrder.default('newest'),
+  /** opaque, from the previous page's nextCursor */
+  cursor: z.string().max(200).optional(),
+});
+export type AuditQuery = z.input<typeof AuditQuery>;
+
+/** One page of a query; `nextCursor` is null after the last page. */
+export const AuditPage = z.object({ events: z.array(AuditEvent), nextCursor: z.string().nullable() });
+export type AuditPage = z.infer<typeof AuditPage>;
+
+/** Why a link of the chain is broken, at the first event that fails. */
+export const AuditBreak = z.enum(['missing', 'malformed', 'seq_mismatch', 'hash_mismatch', 'prev_hash_mismatch', 'head_mismatch']);
+export type AuditBreak = z.infer<typeof AuditBreak>;
+
+/** `keyway audit verify`: the chain from the retention anchor to the head, or its first broken link. */
+export const AuditVerifyResult = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), stream: AuditStream, checked: z.number().int(), anchorSeq: z.number().int(), headSeq: z.number().int() }),
+  z.object({
+    ok: z.literal(false),
+    stream: AuditStream,
+    brokenAt: z.object({ seq: z.number().int(), id: AuditEventId.nullable() }),
+    reason: AuditBreak,
+  }),
+]);
+export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;
