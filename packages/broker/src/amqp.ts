@@ -5,6 +5,7 @@ import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
 import {
   TOPIC_EXCHANGE,
   declareExchanges,
+  deadLetterQueue,
   declareSubscriptionTopology,
   routingKey,
   subscriptionQueue,
@@ -35,6 +36,8 @@ export interface AmqpBrokerOptions {
 /** On classic queues the broker counts deliveries itself in this header (quorum queues do it natively). */
 const DELIVERY_COUNT_HEADER = 'x-keyway-delivery-count';
 const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
+/** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
+const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 2000;
 
@@ -67,6 +70,8 @@ interface Waiter {
 
 interface Subscription {
   queue: string;
+  /** the subscription's dead-letter queue rather than the subscription queue itself */
+  deadLetter: boolean;
   consumer: ConsumerChannel | null;
   starting: Promise<void> | null;
   /** delivered by RabbitMQ, not yet handed to a receive() call */
@@ -329,11 +334,11 @@ class AmqpBroker implements Broker {
     this.declared.set(queue, { topic, name: subscription });
   }
 
-  private subscription(topic: TopicRef, name: string): Subscription {
-    const queue = subscriptionQueue(topic, name);
+  private subscription(topic: TopicRef, name: string, deadLetter: boolean): Subscription {
+    const queue = deadLetter ? deadLetterQueue(subscriptionQueue(topic, name)) : subscriptionQueue(topic, name);
     let sub = this.subscriptions.get(queue);
     if (!sub) {
-      sub = { queue, consumer: null, starting: null, buffer: [], waiters: [], wanted: false, idleTimer: null };
+      sub = { queue, deadLetter, consumer: null, starting: null, buffer: [], waiters: [], wanted: false, idleTimer: null };
       this.subscriptions.set(queue, sub);
     }
     return sub;
@@ -411,7 +416,11 @@ class AmqpBroker implements Broker {
 
   /** (Re)arms the timer that releases a consumer nobody receives from any more. */
   private touch(sub: Subscription): void {
-    if (sub.idleTimer) clearTimeout(sub.idleTimer);
+    // every receive comes through here: re-arm the existing timer rather than make a new one
+    if (sub.idleTimer) {
+      sub.idleTimer.refresh();
+      return;
+    }
     sub.idleTimer = setTimeout(() => {
       sub.idleTimer = null;
       if (sub.waiters.length > 0 || (sub.consumer?.outstanding ?? 0) > 0) {
@@ -430,9 +439,17 @@ class AmqpBroker implements Broker {
     this.subscriptions.delete(sub.queue);
   }
 
-  async receive(topic: TopicRef, subscription: string, waitMs: number): Promise<Delivery | null> {
+  receive(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null> {
+    return this.receiveFrom(topic, subscription, false, waitMs, signal);
+  }
+
+  receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null> {
+    return this.receiveFrom(topic, subscription, true, waitMs, signal);
+  }
+
+  private async receiveFrom(topic: TopicRef, subscription: string, deadLetter: boolean, waitMs: number, signal: AbortSignal | undefined): Promise<Delivery | null> {
     const session = this.requireSession();
-    const sub = this.subscription(topic, subscription);
+    const sub = this.subscription(topic, subscription, deadLetter);
     this.touch(sub);
     try {
       await this.ensureConsumer(sub, session);
@@ -440,18 +457,25 @@ class AmqpBroker implements Broker {
       if (err instanceof NoSubscriptionError && sub.waiters.length === 0) this.forget(sub);
       throw err;
     }
+    if (signal?.aborted) return null;
     const next = sub.buffer.shift();
     if (next) return this.toDelivery(sub, next);
     if (waitMs <= 0) return null;
     return new Promise<Delivery | null>((resolve) => {
-      const waiter: Waiter = {
-        resolve,
-        timer: setTimeout(() => {
-          sub.waiters = sub.waiters.filter((w) => w !== waiter);
-          this.touch(sub);
-          resolve(null);
-        }, waitMs),
+      const giveUp = (): void => {
+        clearTimeout(waiter.timer);
+        sub.waiters = sub.waiters.filter((w) => w !== waiter);
+        this.touch(sub);
+        waiter.resolve(null);
       };
+      const waiter: Waiter = {
+        resolve: (delivery) => {
+          signal?.removeEventListener('abort', giveUp);
+          resolve(delivery);
+        },
+        timer: setTimeout(giveUp, waitMs),
+      };
+      signal?.addEventListener('abort', giveUp, { once: true });
       sub.waiters.push(waiter);
     });
   }
@@ -464,10 +488,11 @@ class AmqpBroker implements Broker {
     // the counters are exposed as deliveryCount; callers see only the publisher's headers
     delete headers[QUORUM_DELIVERY_COUNT_HEADER];
     delete headers[DELIVERY_COUNT_HEADER];
-    const deliveryCount =
-      typeof quorumCount === 'number'
-        ? quorumCount + 1
-        : (typeof classicCount === 'number' ? classicCount : 1) + (msg.fields.redelivered ? 1 : 0);
+    for (const name of Object.keys(headers)) if (DEATH_HEADER.test(name)) delete headers[name];
+    // A dead letter keeps the classic counter of the queue it died in; its own deliveries start
+    // again at 1 (requeued plainly, see nack), so from a classic dead-letter queue 2 means "2 or more".
+    const countedClassic = typeof classicCount === 'number' && !sub.deadLetter ? classicCount : 1;
+    const deliveryCount = typeof quorumCount === 'number' ? quorumCount + 1 : countedClassic + (msg.fields.redelivered ? 1 : 0);
     const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
     const contentType = typeof msg.properties.contentType === 'string' ? msg.properties.contentType : undefined;
 
@@ -496,7 +521,10 @@ class AmqpBroker implements Broker {
       ack: () => settle(async () => chan.channel.ack(msg)),
       nack: (requeue) =>
         settle(async () => {
-          if (!requeue || deliveryCount >= this.maxDeliveries) {
+          if (sub.deadLetter) {
+            // the dead-letter queue has no dead-letter exchange and no delivery limit
+            chan.channel.nack(msg, false, requeue);
+          } else if (!requeue || deliveryCount >= this.maxDeliveries) {
             chan.channel.nack(msg, false, false);
           } else if (this.queueType === 'classic') {
             await this.requeueCounted(sub, chan, msg, { messageId, contentType, headers: { ...headers, [DELIVERY_COUNT_HEADER]: deliveryCount + 1 } });

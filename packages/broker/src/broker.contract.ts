@@ -47,6 +47,11 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       if (!delivery) throw new Error(`nothing received from ${subscription} within ${waitMs} ms`);
       return delivery;
     };
+    const mustReceiveDeadLetter = async (broker: Broker, topic: TopicRef, subscription: string, waitMs = 3000): Promise<Delivery> => {
+      const delivery = await broker.receiveDeadLetter(topic, subscription, waitMs);
+      if (!delivery) throw new Error(`nothing received from the dead-letter queue of ${subscription} within ${waitMs} ms`);
+      return delivery;
+    };
 
     afterEach(async () => {
       await Promise.all(brokers.map((b) => b.close()));
@@ -129,6 +134,27 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       await delivery?.ack();
     });
 
+    it('a receive whose signal aborts resolves null at once and takes nothing', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const abort = new AbortController();
+      const started = Date.now();
+      const waiting = broker.receive(topic, 'sub', 10_000, abort.signal);
+      const waitingDead = broker.receiveDeadLetter(topic, 'sub', 10_000, abort.signal);
+      await new Promise((r) => setTimeout(r, 100));
+      abort.abort();
+      expect(await waiting).toBeNull();
+      expect(await waitingDead).toBeNull();
+      expect(Date.now() - started).toBeLessThan(2000);
+      // the abandoned wait does not take what comes next
+      await publish(broker, topic, 'next', 'next-1');
+      expect(await broker.receive(topic, 'sub', 100, abort.signal)).toBeNull();
+      const delivery = await mustReceive(broker, topic, 'sub');
+      expect(delivery).toMatchObject({ messageId: 'next-1', deliveryCount: 1 });
+      await delivery.ack();
+    });
+
     it('preserves the order of sequential publishes', async () => {
       const broker = await open();
       const topic = newTopic();
@@ -188,6 +214,62 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       await eventually(async () => (await harness.deadLetterCount(broker, topic, 'sub')) === 1, 3000);
     });
 
+    it('receiveDeadLetter returns a message dead-lettered after maxDeliveries as published; ack removes it', async () => {
+      const broker = await open({ maxDeliveries: 2 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const body = Buffer.from(JSON.stringify({ poison: true }));
+      await broker.publish(topic, body, { messageId: 'dead-1', contentType: 'application/json', headers: { 'x-source': 'test', attempt: 1 } });
+      for (let i = 0; i < 2; i++) await (await mustReceive(broker, topic, 'sub')).nack(true);
+      // no longer delivered on the subscription
+      expect(await broker.receive(topic, 'sub', 300)).toBeNull();
+      const dead = await mustReceiveDeadLetter(broker, topic, 'sub');
+      expect(dead.messageId).toBe('dead-1');
+      expect(dead.body.equals(body)).toBe(true);
+      expect(dead.contentType).toBe('application/json');
+      // the broker's own dead-lettering headers (x-death, ...) are not the publisher's
+      expect(dead.headers).toEqual({ 'x-source': 'test', attempt: 1 });
+      expect(dead.deliveryCount).toBe(1);
+      await dead.ack();
+      expect(await broker.receiveDeadLetter(topic, 'sub', 300)).toBeNull();
+      expect(await harness.deadLetterCount(broker, topic, 'sub')).toBe(0);
+      expect(await broker.receive(topic, 'sub', 100)).toBeNull();
+    });
+
+    it('a dead letter nacked with requeue goes back to the dead-letter queue, beyond maxDeliveries', async () => {
+      const broker = await open({ maxDeliveries: 2 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'bad', 'bad-1');
+      await (await mustReceive(broker, topic, 'sub')).nack(false);
+      const first = await mustReceiveDeadLetter(broker, topic, 'sub');
+      expect(first.deliveryCount).toBe(1);
+      await first.nack(true);
+      const second = await mustReceiveDeadLetter(broker, topic, 'sub');
+      expect(second.deliveryCount).toBe(2);
+      await second.nack(true);
+      const third = await mustReceiveDeadLetter(broker, topic, 'sub');
+      expect(third.messageId).toBe('bad-1');
+      expect(third.body.toString()).toBe('bad');
+      await third.ack();
+      expect(await broker.receive(topic, 'sub', 100)).toBeNull();
+    });
+
+    it('a waiting receiveDeadLetter returns once a message is dead-lettered, and null after waitMs otherwise', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const started = Date.now();
+      expect(await broker.receiveDeadLetter(topic, 'sub', 300)).toBeNull();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300 * 0.8);
+      const waiting = broker.receiveDeadLetter(topic, 'sub', 10_000);
+      await publish(broker, topic, 'late', 'late-1');
+      await (await mustReceive(broker, topic, 'sub')).nack(false);
+      const dead = await waiting;
+      expect(dead?.messageId).toBe('late-1');
+      await dead?.ack();
+    });
+
     it('depth counts ready messages, not the ones handed out', async () => {
       const broker = await open();
       const topic = newTopic();
@@ -206,6 +288,7 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       const topic = newTopic();
       await expect(broker.receive(topic, 'missing', 100)).rejects.toBeInstanceOf(NoSubscriptionError);
       await expect(broker.depth(topic, 'missing')).rejects.toBeInstanceOf(NoSubscriptionError);
+      await expect(broker.receiveDeadLetter(topic, 'missing', 100)).rejects.toBeInstanceOf(NoSubscriptionError);
       await broker.ping();
     });
 
@@ -228,6 +311,7 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       expect(await waiting).toBeNull();
       await expect(publish(broker, topic, 'x')).rejects.toBeInstanceOf(BrokerUnavailableError);
       await expect(broker.receive(topic, 'sub', 10)).rejects.toBeInstanceOf(BrokerUnavailableError);
+      await expect(broker.receiveDeadLetter(topic, 'sub', 10)).rejects.toBeInstanceOf(BrokerUnavailableError);
       await expect(broker.depth(topic, 'sub')).rejects.toBeInstanceOf(BrokerUnavailableError);
       await expect(broker.ping()).rejects.toBeInstanceOf(BrokerUnavailableError);
       await broker.close(); // idempotent

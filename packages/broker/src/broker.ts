@@ -37,8 +37,18 @@ export interface Broker {
    * (the message would otherwise be dropped), with BrokerUnavailableError when not connected.
    */
   publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void>;
-  /** waits up to waitMs for one message of the subscription; null when none arrived */
-  receive(topic: TopicRef, subscription: string, waitMs: number): Promise<Delivery | null>;
+  /**
+   * Waits up to waitMs for one message of the subscription; null when none arrived, or at once when
+   * `signal` aborts (the wait ends without taking a message, so none is delivered to nobody).
+   */
+  receive(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null>;
+  /**
+   * Like receive, from the subscription's dead-letter queue (messages nacked without requeue or
+   * delivered maxDeliveries times). There is no dead-letter queue behind it: nack(true) returns the
+   * message to the dead-letter queue however often it was delivered, nack(false) drops it.
+   * deliveryCount counts deliveries from the dead-letter queue.
+   */
+  receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null>;
   /** messages ready in the subscription's queue (not counting unacked ones) */
   depth(topic: TopicRef, subscription: string): Promise<number>;
   /** throws BrokerUnavailableError when not connected */

@@ -18,7 +18,7 @@ export interface StoredMessage {
 }
 
 export interface MemoryBroker extends Broker {
-  /** the messages dead-lettered from a subscription (the memory counterpart of the `.dlq` queue) */
+  /** the messages ready in a subscription's dead-letter queue (the memory counterpart of the `.dlq` queue) */
   deadLetters(topic: TopicRef, subscription: string): StoredMessage[];
 }
 
@@ -27,12 +27,18 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-interface Queue {
+interface MessageQueue {
   ready: StoredMessage[];
   /** by delivery token, so a stale delivery of a requeued message cannot settle its redelivery */
   unacked: Map<object, StoredMessage>;
-  dead: StoredMessage[];
   waiters: Waiter[];
+  /** what a nack does with a message of this queue */
+  returned(message: StoredMessage, requeue: boolean): void;
+}
+
+interface Queue extends MessageQueue {
+  /** the subscription's dead-letter queue */
+  dead: MessageQueue;
 }
 
 class InMemoryBroker implements MemoryBroker {
@@ -68,7 +74,41 @@ class InMemoryBroker implements MemoryBroker {
       subs = new Map();
       this.topics.set(key, subs);
     }
-    if (!subs.has(subscription)) subs.set(subscription, { ready: [], unacked: new Map(), dead: [], waiters: [] });
+    if (!subs.has(subscription)) subs.set(subscription, this.newSubscriptionQueue());
+  }
+
+  private newSubscriptionQueue(): Queue {
+    // like the `.dlq` queue, which has no dead-letter exchange: a nack without requeue drops the message
+    const dead: MessageQueue = {
+      ready: [],
+      unacked: new Map(),
+      waiters: [],
+      returned: (message, requeue) => {
+        if (requeue) this.putBack(dead, message);
+      },
+    };
+    const queue: Queue = {
+      ready: [],
+      unacked: new Map(),
+      waiters: [],
+      dead,
+      returned: (message, requeue) => {
+        if (requeue && message.deliveries < this.maxDeliveries) {
+          this.putBack(queue, message);
+        } else {
+          // a fresh copy: deliveries from the dead-letter queue are counted from 1 again, as RabbitMQ does
+          dead.ready.push({ ...message, headers: { ...message.headers }, deliveries: 0 });
+          this.dispatch(dead);
+        }
+      },
+    };
+    return queue;
+  }
+
+  /** back to the front, as a quorum queue redelivers returned messages first */
+  private putBack(queue: MessageQueue, message: StoredMessage): void {
+    queue.ready.unshift(message);
+    this.dispatch(queue);
   }
 
   async publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void> {
@@ -89,7 +129,7 @@ class InMemoryBroker implements MemoryBroker {
   }
 
   /** hands ready messages to waiting receive() calls */
-  private dispatch(queue: Queue): void {
+  private dispatch(queue: MessageQueue): void {
     while (queue.waiters.length > 0 && queue.ready.length > 0) {
       const waiter = queue.waiters.shift();
       const message = queue.ready.shift();
@@ -99,7 +139,7 @@ class InMemoryBroker implements MemoryBroker {
     }
   }
 
-  private deliver(queue: Queue, message: StoredMessage): Delivery {
+  private deliver(queue: MessageQueue, message: StoredMessage): Delivery {
     const token = {};
     message.deliveries++;
     queue.unacked.set(token, message);
@@ -116,33 +156,39 @@ class InMemoryBroker implements MemoryBroker {
       headers: { ...message.headers },
       deliveryCount: message.deliveries,
       ack: () => settle(() => undefined),
-      nack: (requeue) =>
-        settle(() => {
-          if (!requeue || message.deliveries >= this.maxDeliveries) {
-            queue.dead.push(message);
-          } else {
-            // back to the front, as a quorum queue redelivers returned messages first
-            queue.ready.unshift(message);
-            this.dispatch(queue);
-          }
-        }),
+      nack: (requeue) => settle(() => queue.returned(message, requeue)),
     };
   }
 
-  async receive(topic: TopicRef, subscription: string, waitMs: number): Promise<Delivery | null> {
+  async receive(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null> {
     this.checkOpen();
-    const queue = this.queue(topic, subscription);
+    return this.take(this.queue(topic, subscription), waitMs, signal);
+  }
+
+  async receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null> {
+    this.checkOpen();
+    return this.take(this.queue(topic, subscription).dead, waitMs, signal);
+  }
+
+  private take(queue: MessageQueue, waitMs: number, signal: AbortSignal | undefined): Promise<Delivery | null> {
+    if (signal?.aborted) return Promise.resolve(null);
     const message = queue.ready.shift();
-    if (message) return this.deliver(queue, message);
-    if (waitMs <= 0) return null;
+    if (message) return Promise.resolve(this.deliver(queue, message));
+    if (waitMs <= 0) return Promise.resolve(null);
     return new Promise<Delivery | null>((resolve) => {
-      const waiter: Waiter = {
-        resolve,
-        timer: setTimeout(() => {
-          queue.waiters = queue.waiters.filter((w) => w !== waiter);
-          resolve(null);
-        }, waitMs),
+      const giveUp = (): void => {
+        clearTimeout(waiter.timer);
+        queue.waiters = queue.waiters.filter((w) => w !== waiter);
+        waiter.resolve(null);
       };
+      const waiter: Waiter = {
+        resolve: (delivery) => {
+          signal?.removeEventListener('abort', giveUp);
+          resolve(delivery);
+        },
+        timer: setTimeout(giveUp, waitMs),
+      };
+      signal?.addEventListener('abort', giveUp, { once: true });
       queue.waiters.push(waiter);
     });
   }
@@ -157,13 +203,13 @@ class InMemoryBroker implements MemoryBroker {
   }
 
   deadLetters(topic: TopicRef, subscription: string): StoredMessage[] {
-    return [...this.queue(topic, subscription).dead];
+    return [...this.queue(topic, subscription).dead.ready];
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const subs of this.topics.values()) {
-      for (const queue of subs.values()) {
+      for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) {
         for (const waiter of queue.waiters) {
           clearTimeout(waiter.timer);
           waiter.resolve(null);

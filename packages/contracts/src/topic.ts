@@ -27,3 +27,18 @@ export const ReceivedMessage = z.object({
 export type ReceivedMessage = z.infer<typeof ReceivedMessage>;
 
 export const ReceiveQuery = z.object({ timeout: z.coerce.number().int().min(0).max(60).default(30) });
+
+/**
+ * Streaming receive: `prefetch` caps the messages locked and not yet settled by this stream (credit),
+ * `timeout` is how long the stream stays open, in seconds.
+ */
+export const StreamQuery = z.object({
+  prefetch: z.coerce.number().int().min(1).max(500).default(50),
+  timeout: z.coerce.number().int().min(1).max(300).default(60),
+});
+
+/**
+ * The stream's body: newline-delimited JSON, one ReceivedMessage per line, an empty line as a
+ * heartbeat, and, when the stream fails after it started, one last line with an ErrorBody.
+ */
+export const NDJSON = 'application/x-ndjson';

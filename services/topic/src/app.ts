@@ -1,49 +1,81 @@
 import type { Express } from 'express';
+import { topicApi } from '@keyway/contracts';
 import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
 import type { Broker } from '@keyway/broker';
+import type { Store } from '@keyway/store';
 import { sasGuard } from './auth/sas-guard.ts';
+import { revocationCache, type RevocationSource } from './auth/revocation.ts';
 import { tenantKeyCache, type SasKeySource } from './auth/tenant-keys.ts';
 import type { TopicEnv } from './config.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
+import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
 import { publishRoutes } from './routes/publish.ts';
 import { receiveRoutes } from './routes/receive.ts';
 import { settleRoutes } from './routes/settle.ts';
+import { streamRoutes } from './routes/stream.ts';
 
-export type TopicOptions = Pick<TopicEnv, 'PUBLIC_BASE_URL' | 'LOCK_DURATION_SEC' | 'MAX_BATCH_BYTES' | 'SAS_KEY_CACHE_SEC'>;
+export type TopicOptions = Pick<
+  TopicEnv,
+  | 'PUBLIC_BASE_URL'
+  | 'LOCK_DURATION_SEC'
+  | 'MAX_BATCH_BYTES'
+  | 'SAS_KEY_CACHE_SEC'
+  | 'REVOCATION_CACHE_SEC'
+  | 'PUBLISH_RATE_PER_SEC'
+  | 'PUBLISH_BURST'
+  | 'MAX_QUEUE_DEPTH'
+  | 'STREAM_HEARTBEAT_SEC'
+>;
 
 export interface TopicDeps {
   broker: Broker;
+  /** this service's store (prefix `${STORE_PREFIX}:topic:`): publish rate counters, subscription names */
+  store: Store;
   /** the tenant's namespace keys [primary, secondary]; [] for an unknown tenant; rejects when they cannot be looked up */
   sasKeys: SasKeySource;
+  /** whether PAC revoked an issued key (rejects when PAC cannot answer) */
+  sasKeyRevoked: RevocationSource;
   logger: Logger;
-  /** milliseconds since the epoch; SAS expiry and lock deadlines are read from it */
+  /** milliseconds since the epoch; SAS expiry, lock deadlines and rate windows are read from it */
   now?: () => number;
 }
 
 /** An Express app plus close(), which returns every locked message to its queue and stops lock timers. */
 export type TopicApp = Express & { close(): Promise<void> };
 
-/** Publish, peek-lock receive and settle batches; never listens (main.ts and tests do). */
+/** Publish, peek-lock receive (one message or a stream), settle; never listens (main.ts and tests do). */
 export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   const now = deps.now ?? Date.now;
   const app = createBaseApp({
     service: 'topic',
+    openapi: topicApi,
     logger: deps.logger,
-    readiness: [{ name: 'broker', check: () => deps.broker.ping() }],
+    readiness: [
+      { name: 'broker', check: () => deps.broker.ping() },
+      { name: 'store', check: () => deps.store.ping() },
+    ],
     // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
     bodyLimit: String(options.MAX_BATCH_BYTES),
   });
+  // Answers here are POST results, never revalidated: hashing every received batch for an ETag is waste.
+  app.set('etag', false);
   const guard = sasGuard({
     publicBaseUrl: options.PUBLIC_BASE_URL,
     keys: tenantKeyCache(deps.sasKeys, { ttlMs: options.SAS_KEY_CACHE_SEC * 1000, now }),
+    isRevoked: revocationCache(deps.sasKeyRevoked, { ttlMs: options.REVOCATION_CACHE_SEC * 1000, now }),
     now,
   });
-  const subscriptions = subscriptionRegistry(deps.broker);
+  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger);
   const locks = lockTable({ lockDurationMs: options.LOCK_DURATION_SEC * 1000, now, logger: deps.logger });
+  const quotas = {
+    rate: publishRateLimit(deps.store, { ratePerSec: options.PUBLISH_RATE_PER_SEC, burst: options.PUBLISH_BURST, now }),
+    depth: queueDepthLimit(deps.broker, subscriptions, { maxDepth: options.MAX_QUEUE_DEPTH, now }),
+  };
 
-  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions }));
+  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas }));
   app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks }));
+  app.use(streamRoutes({ guard, broker: deps.broker, subscriptions, locks, heartbeatMs: options.STREAM_HEARTBEAT_SEC * 1000 }));
   app.use(settleRoutes({ guard, locks }));
   return Object.assign(finishApp(app, deps.logger), { close: () => locks.close() });
 }

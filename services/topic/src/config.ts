@@ -11,6 +11,14 @@ export const TopicEnv = z.object({
   MAX_BATCH_BYTES: z.coerce.number().int().positive().default(1_048_576).describe('largest batch accepted, after gzip inflation'),
   MAX_DELIVERIES: z.coerce.number().int().min(1).default(10).describe('deliveries of one message before it is dead-lettered'),
   SAS_KEY_CACHE_SEC: z.coerce.number().int().min(0).default(30).describe('how long tenant SAS keys fetched from PAC are reused'),
+  REVOCATION_CACHE_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('how long PAC’s "not revoked" answer for a SAS key is reused; bounds how long a revoked key keeps working'),
   QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum').describe('RabbitMQ queue type of subscriptions: quorum | classic'),
+  BROKER_PREFETCH: z.coerce.number().int().min(1).max(65_535).default(500).describe(
+    'unacked messages RabbitMQ hands one instance per subscription (locked + buffered ahead); caps the locks of all streams and receives of a subscription on one instance',
+  ),
+  PUBLISH_RATE_PER_SEC: z.coerce.number().int().positive().default(200).describe('batches a tenant may publish per second on average, across all instances (counted in the store)'),
+  PUBLISH_BURST: z.coerce.number().int().positive().default(400).describe('batches a tenant may publish at once; the rate is counted in windows of PUBLISH_BURST / PUBLISH_RATE_PER_SEC seconds'),
+  MAX_QUEUE_DEPTH: z.coerce.number().int().positive().default(100_000).describe('ready messages a subscription may hold; publishing to its topic is refused (429) beyond it'),
+  STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
 });
 export type TopicEnv = z.output<typeof TopicEnv>;

@@ -1,21 +1,24 @@
 import { runService } from '@keyway/kit';
 import { createBroker } from '@keyway/broker';
 import { pacClient } from '@keyway/clients';
+import { createStore } from '@keyway/store';
 import { createApp } from './app.ts';
 import { pacSasKeys } from './auth/pac-keys.ts';
 import { TopicEnv } from './config.ts';
 
 await runService('topic', TopicEnv, async (config, { logger, tls }) => {
+  const store = await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:topic:`, onError: (err) => logger.warn('store.error', { err }) });
   const broker = await createBroker({
     amqpUrl: config.AMQP_URL,
     queueType: config.QUEUE_TYPE,
     maxDeliveries: config.MAX_DELIVERIES,
+    prefetch: config.BROKER_PREFETCH,
     connectionName: 'keyway-topic',
     onError: (err) => logger.warn('broker.error', { err }),
   });
   // mTLS with this service's own certificate: PAC answers tenant keys to the topic service only.
   const pac = pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem, clientCert: { certPem: tls.certPem, keyPem: tls.keyPem } });
-  const app = createApp(config, { broker, sasKeys: pacSasKeys(pac), logger });
-  // the listener stops first (runService), then locks go back to their queues, then the broker closes
-  return { app, close: [() => app.close(), () => broker.close()] };
+  const app = createApp(config, { broker, store, sasKeys: pacSasKeys(pac), sasKeyRevoked: async (keyId) => (await pac.sasKeyStatus(keyId)).revoked, logger });
+  // the listener stops first (runService), then locks go back to their queues, then the broker and the store close
+  return { app, close: [() => app.close(), () => broker.close(), () => store.close()] };
 });

@@ -30,6 +30,8 @@ function toHttpError(err: SasError, right: Right): Error {
 export interface SasGuardOptions {
   publicBaseUrl: string;
   keys: TenantKeyCache;
+  /** PAC's word on whether the key was revoked (strict revocation) */
+  isRevoked: (keyId: string) => Promise<boolean>;
   now: () => number;
 }
 
@@ -80,7 +82,13 @@ export function sasGuard(options: SasGuardOptions) {
       const header = req.get('authorization');
       if (!header) throw new InvalidToken('a SharedAccessSignature Authorization header is required', 'no authorization header', CHALLENGE);
       try {
-        await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right, tenant);
+        const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right, tenant);
+        const revoked = await options.isRevoked(verified.keyId).catch((err: unknown) => {
+          throw new TemporarilyUnavailable('the key cannot be checked right now, retry later', `revocation lookup: ${String(err)}`, {
+            'Retry-After': String(RETRY_AFTER_SEC),
+          });
+        });
+        if (revoked) throw new InvalidToken('the shared access signature has been revoked', `key ${verified.keyId} revoked`, CHALLENGE);
       } catch (err) {
         throw err instanceof SasError ? toHttpError(err, right) : err;
       }

@@ -14,6 +14,8 @@ export interface LockScope {
   tenant: string;
   topic: string;
   subscription: string;
+  /** received from the subscription's dead-letter queue ($deadletterqueue) */
+  deadLetter: boolean;
   messageId: string;
 }
 
@@ -22,6 +24,8 @@ interface Lock extends LockScope {
   lockedUntil: number;
   delivery: Delivery;
   timer?: NodeJS.Timeout;
+  /** told once when the lock ends, however it ends (a stream's credit comes back through it) */
+  onEnd: ((token: string) => void) | undefined;
 }
 
 /**
@@ -43,12 +47,19 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
     }
   };
 
+  /** removes a lock from the table; every way a lock ends goes through here */
+  const end = (lock: Lock): void => {
+    locks.delete(lock.token);
+    clearTimeout(lock.timer);
+    lock.onEnd?.(lock.token);
+  };
+
   const arm = (lock: Lock): void => {
     clearTimeout(lock.timer);
     lock.timer = setTimeout(() => {
       if (locks.get(lock.token) !== lock) return;
-      locks.delete(lock.token);
-      logger.info('lock.expired', { messageId: lock.messageId, subscription: lock.subscription });
+      end(lock);
+      logger.info('lock.expired', { messageId: lock.messageId, subscription: lock.subscription, deadLetter: lock.deadLetter });
       void requeue(lock.delivery, 'expired');
     }, Math.max(0, lock.lockedUntil - now()));
     lock.timer.unref();
@@ -62,14 +73,14 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
       lock.tenant !== scope.tenant ||
       lock.topic !== scope.topic ||
       lock.subscription !== scope.subscription ||
+      lock.deadLetter !== scope.deadLetter ||
       lock.messageId !== scope.messageId
     ) {
       throw new LockLost('no such lock for this message');
     }
     if (lock.lockedUntil <= now()) {
       // the timer has not run yet (busy event loop); the lock is over all the same
-      locks.delete(token);
-      clearTimeout(lock.timer);
+      end(lock);
       void requeue(lock.delivery, 'expired');
       throw new LockLost('the lock expired');
     }
@@ -78,8 +89,7 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
 
   const take = (token: string, scope: LockScope): Lock => {
     const lock = find(token, scope);
-    locks.delete(token);
-    clearTimeout(lock.timer);
+    end(lock);
     return lock;
   };
 
@@ -97,16 +107,27 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
     /** returns a delivery that was never locked (its receiver went away) to its queue */
     release: requeue,
 
-    /** locks a delivery; undefined once the table is closed (the delivery has been returned then) */
-    async lock(scope: LockScope, delivery: Delivery): Promise<{ token: string; lockedUntil: number } | undefined> {
+    /**
+     * Locks a delivery; undefined once the table is closed (the delivery has been returned then).
+     * `onEnd` is called when the lock ends: settled, expired, unlocked or closed.
+     */
+    async lock(scope: LockScope, delivery: Delivery, onEnd?: (token: string) => void): Promise<{ token: string; lockedUntil: number } | undefined> {
       if (closed) {
         await requeue(delivery, 'closed');
         return undefined;
       }
-      const lock: Lock = { ...scope, token: randomUUID(), lockedUntil: now() + lockDurationMs, delivery };
+      const lock: Lock = { ...scope, token: randomUUID(), lockedUntil: now() + lockDurationMs, delivery, onEnd };
       locks.set(lock.token, lock);
       arm(lock);
       return { token: lock.token, lockedUntil: lock.lockedUntil };
+    },
+
+    /** returns a locked message to its queue at once, as abandon does; a lock that already ended is left alone */
+    async unlock(token: string, reason: string): Promise<void> {
+      const lock = locks.get(token);
+      if (!lock) return;
+      end(lock);
+      await requeue(lock.delivery, reason);
     },
 
     async complete(token: string, scope: LockScope): Promise<void> {
@@ -130,8 +151,7 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
     async close(): Promise<void> {
       closed = true;
       const held = [...locks.values()];
-      locks.clear();
-      for (const lock of held) clearTimeout(lock.timer);
+      for (const lock of held) end(lock);
       await Promise.all(held.map((lock) => requeue(lock.delivery, 'closing')));
     },
   };

@@ -1,23 +1,33 @@
 import { Router } from 'express';
 import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
 import { PublishResponse } from '@keyway/contracts';
-import type { Broker } from '@keyway/broker';
+import type { Broker, TopicRef } from '@keyway/broker';
 import { TopicPath, type sasGuard } from '../auth/sas-guard.ts';
 import { readBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
 import { TOPIC } from './paths.ts';
 
+export interface PublishQuotas {
+  /** 429 when the tenant is over its publish rate, 503 when that cannot be checked */
+  rate(tenant: string): Promise<void>;
+  /** 429 when a subscription of the topic is full */
+  depth(topic: TopicRef): Promise<void>;
+}
+
 /**
  * POST /tenants/{tenant}/topics/{topic}/messages (SAS `send`): 201 only once the broker confirmed
  * the batch. Every check runs before the broker sees it, so a refused batch never reaches a
- * subscriber. The `default` subscription always exists, so a batch is never published to nobody.
+ * subscriber. The rate is counted before the batch is read, so a flood costs no payload scanning.
+ * The `default` subscription always exists, so a batch is never published to nobody.
  */
-export function publishRoutes(deps: { guard: ReturnType<typeof sasGuard>; broker: Broker; subscriptions: SubscriptionRegistry }): Router {
+export function publishRoutes(deps: { guard: ReturnType<typeof sasGuard>; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas }): Router {
   const router = Router();
   router.post(`${TOPIC}/messages`, deps.guard('send'), requireContentType('application/json'), async (req, res) => {
     const topic = parseInput(TopicPath, req.params, 'path');
+    await deps.quotas.rate(topic.tenant);
     const batch = readBatch(req.body, topic);
+    await deps.quotas.depth(topic);
     await brokerCall(() =>
       deps.subscriptions.withSubscription(topic, DEFAULT_SUBSCRIPTION, () =>
         deps.broker.publish(topic, Buffer.from(JSON.stringify(batch)), { messageId: batch.id, contentType: 'application/json' }),

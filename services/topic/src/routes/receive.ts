@@ -1,67 +1,92 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { parseInput, shapeResponse, TemporarilyUnavailable } from '@keyway/kit';
-import { ReceivedMessage, ReceiveQuery } from '@keyway/contracts';
-import type { Broker } from '@keyway/broker';
+import { ReceivedMessage, ReceiveQuery, type Batch } from '@keyway/contracts';
+import type { Broker, Delivery } from '@keyway/broker';
 import type { sasGuard } from '../auth/sas-guard.ts';
 import { parseDelivered } from '../batches/validate.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
-import { SubscriptionPath, SUBSCRIPTION } from './paths.ts';
+import { DEAD_LETTER_QUEUE, SubscriptionPath, SUBSCRIPTION } from './paths.ts';
+
+interface ReceiveDeps {
+  guard: ReturnType<typeof sasGuard>;
+  broker: Broker;
+  subscriptions: SubscriptionRegistry;
+  locks: LockTable;
+}
 
 /**
  * POST /tenants/{tenant}/topics/{topic}/subscriptions/{sub}/messages/head?timeout=N (SAS `listen`):
  * Azure Service Bus peek-lock receive, a long poll of up to N seconds. 201 with the batch and its
- * lock token, or 204 when nothing arrived.
+ * lock token, or 204 when nothing arrived. The same under `{sub}/$deadletterqueue` receives from
+ * the subscription's dead-letter queue.
  */
-export function receiveRoutes(deps: { guard: ReturnType<typeof sasGuard>; broker: Broker; subscriptions: SubscriptionRegistry; locks: LockTable }): Router {
+export function receiveRoutes(deps: ReceiveDeps): Router {
   const router = Router();
-  router.post(`${SUBSCRIPTION}/messages/head`, deps.guard('listen'), async (req, res) => {
+  router.post(`${SUBSCRIPTION}/messages/head`, deps.guard('listen'), peekLock(deps, false));
+  router.post(`${DEAD_LETTER_QUEUE}/messages/head`, deps.guard('listen'), peekLock(deps, true));
+  return router;
+}
+
+/** A locked delivery as the receive and stream endpoints answer it. */
+export function receivedMessage(delivery: Delivery, lock: { token: string; lockedUntil: number }, batch: Batch): ReceivedMessage {
+  return shapeResponse(ReceivedMessage, {
+    message_id: delivery.messageId,
+    lock_token: lock.token,
+    locked_until: new Date(lock.lockedUntil).toISOString(),
+    delivery_count: delivery.deliveryCount,
+    batch,
+  });
+}
+
+function peekLock(deps: ReceiveDeps, deadLetter: boolean): RequestHandler {
+  const receive = deadLetter ? deps.broker.receiveDeadLetter.bind(deps.broker) : deps.broker.receive.bind(deps.broker);
+  return async (req, res) => {
     const path = parseInput(SubscriptionPath, req.params, 'path');
     const { timeout } = parseInput(ReceiveQuery, req.query, 'query');
     const topic = { tenant: path.tenant, topic: path.topic };
 
-    // A long poll the client gave up on must not hold a message until its lock expires.
-    let clientGone = false;
+    // A long poll the client gave up on stops waiting, and must not hold a message it already took.
+    const gone = new AbortController();
     res.on('close', () => {
-      if (!res.writableFinished) clientGone = true;
+      if (!res.writableFinished) gone.abort();
     });
 
+    // Unreadable dead letters held while looking further, so the same one is not handed back at once.
+    const skipped: Delivery[] = [];
     const deadline = Date.now() + timeout * 1000;
-    for (;;) {
-      const delivery = await brokerCall(() =>
-        deps.subscriptions.withSubscription(topic, path.subscription, () =>
-          deps.broker.receive(topic, path.subscription, Math.max(0, deadline - Date.now())),
-        ),
-      );
-      if (!delivery) {
-        res.status(204).end();
+    try {
+      for (;;) {
+        const delivery = await brokerCall(() =>
+          deps.subscriptions.withSubscription(topic, path.subscription, () =>
+            receive(topic, path.subscription, Math.max(0, deadline - Date.now()), gone.signal),
+          ),
+        );
+        if (!delivery) {
+          res.status(204).end();
+          return;
+        }
+        if (gone.signal.aborted) {
+          await deps.locks.release(delivery, 'receiver gone');
+          return;
+        }
+        const batch = parseDelivered(delivery.body);
+        if (!batch) {
+          // Not something publish accepted (put on the queue by other means). From the subscription it
+          // is dead-lettered; a dead letter stays where it is for an operator, and we keep waiting.
+          req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter });
+          if (deadLetter) skipped.push(delivery);
+          else await brokerCall(() => delivery.nack(false));
+          continue;
+        }
+        const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
+        if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
+        res.status(201).json(receivedMessage(delivery, lock, batch));
         return;
       }
-      if (clientGone) {
-        await deps.locks.release(delivery, 'receiver gone');
-        return;
-      }
-      const batch = parseDelivered(delivery.body);
-      if (!batch) {
-        // Not something publish accepted (put on the queue by other means): dead-letter it and keep waiting.
-        req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription });
-        await brokerCall(() => delivery.nack(false));
-        continue;
-      }
-      const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, messageId: delivery.messageId }, delivery);
-      if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
-      res.status(201).json(
-        shapeResponse(ReceivedMessage, {
-          message_id: delivery.messageId,
-          lock_token: lock.token,
-          locked_until: new Date(lock.lockedUntil).toISOString(),
-          delivery_count: delivery.deliveryCount,
-          batch,
-        }),
-      );
-      return;
+    } finally {
+      await Promise.all(skipped.map((delivery) => deps.locks.release(delivery, 'unreadable dead letter')));
     }
-  });
-  return router;
+  };
 }

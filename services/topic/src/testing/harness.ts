@@ -5,15 +5,18 @@ import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
 import { topicResource, type Batch } from '@keyway/contracts';
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
+import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
 import { signSas, type KeyName } from '@keyway/sas';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
 
 /**
- * Test harness: the real app over real HTTPS on 127.0.0.1:0, the real topic client, real SAS keys
- * and a real broker (embedded or RabbitMQ). Tenants' namespace keys are what PAC would answer.
+ * Test harness: the real app over real HTTPS on 127.0.0.1:0, the real topic client, real SAS keys,
+ * a real broker and store (embedded both, or RabbitMQ and Redis). Tenants' namespace keys are what
+ * PAC would answer.
  */
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const REDIS_URL = process.env.KEYWAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const BROKERS = ['memory', 'amqp'] as const;
 export type BrokerKind = (typeof BROKERS)[number];
 
@@ -42,6 +45,7 @@ export interface Harness {
   url: string;
   app: TopicApp;
   broker: Broker;
+  store: Store;
   client: TopicClient;
   /** raw HTTPS for what the client cannot send (wrong types, gzip, broken bodies); never throws on status */
   http: AxiosInstance;
@@ -55,8 +59,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-async function openBroker(kind: BrokerKind): Promise<Broker> {
-  return kind === 'memory' ? createMemoryBroker({ maxDeliveries: 10 }) : createAmqpBroker({ url: AMQP_URL, queueType: 'quorum', maxDeliveries: 10 });
+async function openBroker(kind: BrokerKind, maxDeliveries: number): Promise<Broker> {
+  return kind === 'memory' ? createMemoryBroker({ maxDeliveries }) : createAmqpBroker({ url: AMQP_URL, queueType: 'quorum', maxDeliveries });
 }
 
 /**
@@ -80,26 +84,53 @@ async function deleteQueues(queues: string[]): Promise<void> {
   }
 }
 
-export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptions> = {}): Promise<Harness> {
+/** a fresh key prefix, so parallel test files never share counters */
+const newStorePrefix = () => `keyway-test:topic-${hex(6)}:`;
+
+export interface Given {
+  /** instead of the harness's own: one behind a proxy the test cuts, or another harness's */
+  store?: Store;
+  /** instead of the harness's own, e.g. another harness's, so the two apps act as two instances */
+  broker?: Broker;
+  /** of the harness's own broker; default 10 */
+  maxDeliveries?: number;
+}
+
+/** What is given is closed by whoever made it; the harness closes only its own. */
+export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptions> = {}, given: Given = {}): Promise<Harness> {
   const { ca, certs } = testPki();
   const cert = certs['topic'];
   if (!cert) throw new Error('no topic certificate');
-  const broker = await openBroker(kind);
+  const broker = given.broker ?? (await openBroker(kind, given.maxDeliveries ?? 10));
+  const store = given.store ?? (kind === 'memory' ? createMemoryStore({ prefix: newStorePrefix() }) : await createRedisStore({ url: REDIS_URL, prefix: newStorePrefix() }));
   const tenantKeys = new Map<string, string[]>();
   const unreachable = new Set<string>();
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ service: 'topic', level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
 
   const app = createApp(
-    { PUBLIC_BASE_URL, LOCK_DURATION_SEC: 60, MAX_BATCH_BYTES: 1_048_576, SAS_KEY_CACHE_SEC: 30, ...overrides },
+    {
+      PUBLIC_BASE_URL,
+      LOCK_DURATION_SEC: 60,
+      MAX_BATCH_BYTES: 1_048_576,
+      SAS_KEY_CACHE_SEC: 30,
+      REVOCATION_CACHE_SEC: 2,
+      PUBLISH_RATE_PER_SEC: 200,
+      PUBLISH_BURST: 400,
+      MAX_QUEUE_DEPTH: 100_000,
+      STREAM_HEARTBEAT_SEC: 15,
+      ...overrides,
+    },
     {
       broker,
+      store,
       logger,
       // the contract of the real dependency (PAC's tenant keys): [] for an unknown tenant, rejects when unreachable
       sasKeys: async (tenant) => {
         if (unreachable.has(tenant)) throw new UnreachableError('pac', 'ECONNREFUSED');
         return tenantKeys.get(tenant) ?? [];
       },
+      sasKeyRevoked: async () => false,
     },
   );
   const server: RunningServer = await listenHttps(app, { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }, 0);
@@ -115,6 +146,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     url: server.url,
     app,
     broker,
+    store,
     client: topicClient({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
     http: createHttp({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
     logs,
@@ -152,8 +184,13 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     async close() {
       await server.close();
       await app.close();
-      await broker.close();
+      if (!given.broker) await broker.close();
       if (kind === 'amqp') await deleteQueues(queues);
+      if (!given.store) {
+        const keys = await store.keys('');
+        if (keys.length > 0) await store.del(...keys);
+        await store.close();
+      }
       // no request of the whole run may have ended in a 500 (every response is logged with its status)
       expect(logs.some((line) => line.msg === 'request' && typeof line.status === 'number')).toBe(true);
       expect(logs.filter((line) => line.status === 500)).toEqual([]);

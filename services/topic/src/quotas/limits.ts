@@ -1,0 +1,104 @@
+import { TemporarilyUnavailable, TooManyRequests } from '@keyway/kit';
+import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
+import { StoreUnavailableError, type Store } from '@keyway/store';
+import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
+import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
+
+/** Redis down means 503 with Retry-After: a quota that cannot be checked is not granted (fail closed). */
+async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) {
+      throw new TemporarilyUnavailable('the publish quota cannot be checked right now, retry later', err.message, { 'Retry-After': String(RETRY_AFTER_SEC) });
+    }
+    throw err;
+  }
+}
+
+/** a counter outlives its window a little, so an instance with a slightly late clock still finds it */
+const COUNTER_GRACE_MS = 5000;
+
+/**
+ * Per-tenant publish rate, shared by every topic-service instance through the store: a fixed-window
+ * counter, one atomic INCR per publish. A window lasts burst / ratePerSec seconds and admits `burst`
+ * batches, so a tenant may send `burst` at once and `ratePerSec` on average.
+ */
+export function publishRateLimit(store: Store, options: { ratePerSec: number; burst: number; now: () => number }) {
+  const { ratePerSec, burst, now } = options;
+  const windowMs = Math.max(1, Math.round((1000 * burst) / ratePerSec));
+  return async function admit(tenant: string): Promise<void> {
+    const at = now();
+    const window = Math.floor(at / windowMs);
+    const count = await storeCall(() => store.incr(`rate:${tenant}:${window}`, { ttlMs: windowMs + COUNTER_GRACE_MS }));
+    if (count > burst) {
+      const retryAfterSec = Math.max(1, Math.ceil(((window + 1) * windowMs - at) / 1000));
+      throw new TooManyRequests(
+        `the tenant publishes more than ${ratePerSec} batches per second (burst ${burst}); nothing was published, retry after ${retryAfterSec} s`,
+        `tenant ${tenant}: ${count} publishes in a ${windowMs} ms window`,
+        { 'Retry-After': String(retryAfterSec) },
+      );
+    }
+  };
+}
+
+/** How long the depths of a topic's subscriptions are reused: publish pays no broker round trip per batch. */
+export const DEPTH_CACHE_MS = 1000;
+/** Topic names are caller-chosen; bound the cache so made-up names cannot grow it without end. */
+const MAX_TOPICS = 10_000;
+
+interface Full {
+  subscription: string;
+  depth: number;
+}
+
+/**
+ * Backpressure: a publish is refused while any subscription of the topic holds maxDepth or more
+ * ready messages, so a subscriber that stopped receiving cannot make the broker hoard without end.
+ * Depths are looked up once per DEPTH_CACHE_MS per topic and shared by concurrent publishes; a
+ * failed lookup is not cached.
+ */
+export function queueDepthLimit(broker: Broker, subscriptions: SubscriptionRegistry, options: { maxDepth: number; now: () => number }) {
+  const { maxDepth, now } = options;
+  const entries = new Map<string, { at: number; full: Promise<Full | undefined> }>();
+
+  const lookup = async (topic: TopicRef): Promise<Full | undefined> => {
+    const names = await storeCall(() => subscriptions.names(topic));
+    const depths = await brokerCall(() =>
+      Promise.all(
+        // a recorded subscription whose queue is gone holds nothing
+        names.map((name) => broker.depth(topic, name).catch((err: unknown) => (err instanceof NoSubscriptionError ? 0 : Promise.reject(err)))),
+      ),
+    );
+    const i = depths.findIndex((depth) => depth >= maxDepth);
+    const subscription = names[i];
+    const depth = depths[i];
+    return subscription === undefined || depth === undefined ? undefined : { subscription, depth };
+  };
+
+  return async function check(topic: TopicRef): Promise<void> {
+    const k = `${topic.tenant}/${topic.topic}`;
+    let entry = entries.get(k);
+    if (!entry || now() - entry.at >= DEPTH_CACHE_MS) {
+      const fresh = { at: now(), full: lookup(topic) };
+      entries.delete(k);
+      entries.set(k, fresh);
+      if (entries.size > MAX_TOPICS) {
+        const oldest = entries.keys().next().value;
+        if (oldest !== undefined) entries.delete(oldest);
+      }
+      fresh.full.catch(() => {
+        if (entries.get(k) === fresh) entries.delete(k);
+      });
+      entry = fresh;
+    }
+    const full = await entry.full;
+    if (full) {
+      throw new TooManyRequests(
+        `subscription ${full.subscription} holds ${full.depth} ready messages, the most allowed is ${maxDepth}; nothing was published, retry after ${RETRY_AFTER_SEC} s`,
+        `topic ${k}`,
+        { 'Retry-After': String(RETRY_AFTER_SEC) },
+      );
+    }
+  };
+}

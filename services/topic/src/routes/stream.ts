@@ -1,0 +1,130 @@
+import { once } from 'node:events';
+import { Router } from 'express';
+import { OAuthError, parseInput, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
+import { NDJSON, StreamQuery } from '@keyway/contracts';
+import type { Broker } from '@keyway/broker';
+import type { sasGuard } from '../auth/sas-guard.ts';
+import { parseDelivered } from '../batches/validate.ts';
+import { brokerCall } from '../delivery/broker-errors.ts';
+import type { LockTable } from '../delivery/locks.ts';
+import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
+import { SubscriptionPath, SUBSCRIPTION } from './paths.ts';
+import { receivedMessage } from './receive.ts';
+
+/**
+ * POST /tenants/{tenant}/topics/{topic}/subscriptions/{sub}/messages/stream?prefetch=N&timeout=S
+ * (SAS `listen`): peek-lock receive for high volume. One long response of newline-delimited JSON,
+ * each line a ReceivedMessage locked with its own lock token, settled through the usual settle
+ * paths. Credit-based flow control: at most N messages of this stream are locked and unsettled at
+ * once; each complete, abandon or lock expiry gives one credit back. The stream ends after S seconds
+ * (its locks stay valid, the client settles them as usual) or when the client disconnects (its
+ * locks are released at once, so the messages are delivered again). An empty line is written when
+ * nothing else was for heartbeatMs, so proxies keep an idle stream open; a failure after the 200
+ * ends the stream with one ErrorBody line.
+ */
+export function streamRoutes(deps: {
+  guard: ReturnType<typeof sasGuard>;
+  broker: Broker;
+  subscriptions: SubscriptionRegistry;
+  locks: LockTable;
+  heartbeatMs: number;
+}): Router {
+  const router = Router();
+  router.post(`${SUBSCRIPTION}/messages/stream`, deps.guard('listen'), async (req, res) => {
+    const path = parseInput(SubscriptionPath, req.params, 'path');
+    const { prefetch, timeout } = parseInput(StreamQuery, req.query, 'query');
+    const topic = { tenant: path.tenant, topic: path.topic };
+    // Before the 200 goes out, so that a broker outage is still an ordinary 503 (a round trip per
+    // stream, not per message).
+    await brokerCall(async () => {
+      await deps.subscriptions.ensure(topic, path.subscription);
+      await deps.broker.ping();
+    });
+
+    /** lock tokens this stream handed out that are not settled yet: the credit in use */
+    const held = new Set<string>();
+    const stop = new AbortController();
+    let wake: (() => void) | undefined;
+    const nudge = (): void => {
+      const waiting = wake;
+      wake = undefined;
+      waiting?.();
+    };
+    const creditBack = (token: string): void => {
+      held.delete(token);
+      nudge();
+    };
+    stop.signal.addEventListener('abort', nudge);
+
+    let clientGone = false;
+    const releaseHeld = () => Promise.all([...held].map((token) => deps.locks.unlock(token, 'stream closed')));
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      clientGone = true;
+      stop.abort();
+      void releaseHeld();
+    });
+    const endsAt = Date.now() + timeout * 1000;
+    const ending = setTimeout(() => stop.abort(), timeout * 1000);
+
+    // X-Accel-Buffering: proxies that buffer responses (nginx) would hold the lines back
+    res.status(200).set({ 'Content-Type': `${NDJSON}; charset=utf-8`, 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    res.flushHeaders();
+    const heartbeat = setTimeout(() => {
+      if (clientGone) return;
+      res.write('\n');
+      heartbeat.refresh();
+    }, deps.heartbeatMs);
+
+    try {
+      while (!stop.signal.aborted) {
+        if (held.size >= prefetch) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          continue;
+        }
+        const waitMs = endsAt - Date.now();
+        if (waitMs <= 0) break;
+        // the wait ends with the stream, so a client that left is not handed anything
+        const delivery = await brokerCall(() =>
+          deps.subscriptions.withSubscription(topic, path.subscription, () => deps.broker.receive(topic, path.subscription, waitMs, stop.signal)),
+        );
+        if (!delivery) continue;
+        if (stop.signal.aborted) {
+          await deps.locks.release(delivery, clientGone ? 'receiver gone' : 'stream ended');
+          break;
+        }
+        const batch = parseDelivered(delivery.body);
+        if (!batch) {
+          // Not something publish accepted (put on the queue by other means): dead-letter it.
+          req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter: false });
+          await brokerCall(() => delivery.nack(false));
+          continue;
+        }
+        const scope = { ...topic, subscription: path.subscription, deadLetter: false, messageId: delivery.messageId };
+        const lock = await deps.locks.lock(scope, delivery, creditBack);
+        if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
+        held.add(lock.token);
+        heartbeat.refresh();
+        if (!res.write(`${JSON.stringify(receivedMessage(delivery, lock, batch))}\n`)) {
+          // a slow reader: wait until the socket takes more rather than buffering without bound
+          await once(res, 'drain', { signal: stop.signal }).catch(() => undefined);
+        }
+      }
+    } catch (err) {
+      if (!clientGone) {
+        const { status, body } = toErrorBody(err);
+        if (err instanceof OAuthError) req.log.warn('stream.failed', { status, error: body.error, detail: err.detail });
+        else req.log.error('stream.failed', { err });
+        res.write(`${JSON.stringify(body)}\n`);
+      }
+    } finally {
+      clearTimeout(ending);
+      clearTimeout(heartbeat);
+      if (clientGone) await releaseHeld();
+      res.end();
+    }
+  });
+  return router;
+}
