@@ -9,6 +9,8 @@ export interface ClientOptions {
   caPem: string;
   /** this caller's certificate, for internal (mTLS) APIs */
   clientCert?: { certPem: string; keyPem: string };
+  /** an operator's access token (PAS `scope=operator`), sent as `Authorization: Bearer` to the admin APIs; read per request so a refreshed one is used */
+  accessToken?: () => string | undefined;
   timeoutMs?: number;
   requestId?: () => string | undefined;
 }
@@ -55,6 +57,9 @@ export function createHttp(options: ClientOptions): AxiosInstance {
   instance.interceptors.request.use((config) => {
     const id = options.requestId?.();
     if (id) config.headers.set('x-request-id', id);
+    const token = options.accessToken?.();
+    // A request naming its own Authorization (a SAS key) keeps it.
+    if (token && !config.headers.has('authorization')) config.headers.set('authorization', `Bearer ${token}`);
     return config;
   });
   return instance;

@@ -1,4 +1,4 @@
-import { SasResponse, TenantSasKeys, type SasRequest } from '@keyway/contracts';
+import { SasKeyRotation, SasKeyStatus, SasResponse, TenantSasKeys, type SasRequest, type TenantKeyName } from '@keyway/contracts';
 import { call, createHttp, type ClientOptions } from './http.ts';
 
 export function pacClient(options: ClientOptions) {
@@ -6,7 +6,12 @@ export function pacClient(options: ClientOptions) {
   return {
     sas: (request: SasRequest) => call(() => http.post('/v1/sas', request), SasResponse, 'pac'),
     /** internal (mTLS, topic service only) */
+    /** internal (mTLS, topic service only) */
+    sasKeyStatus: (keyId: string) => call(() => http.get(`/internal/v1/sas-keys/${encodeURIComponent(keyId)}`), SasKeyStatus, 'pac'),
     tenantKeys: (tenant: string) => call(() => http.get(`/internal/v1/tenants/${encodeURIComponent(tenant)}/sas-keys`), TenantSasKeys, 'pac'),
+    /** operator (mTLS): regenerate the tenant's primary or secondary key and sign new SAS keys with it */
+    rotateSasKey: (tenant: string, key: TenantKeyName) =>
+      call(() => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }), SasKeyRotation, 'pac'),
   };
 }
 export type PacClient = ReturnType<typeof pacClient>;

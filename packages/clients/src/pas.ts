@@ -1,5 +1,5 @@
-import { Discovery, Jwks, TokenResponse } from '@keyway/contracts';
-import { call, createHttp, form, FORM, type ClientOptions } from './http.ts';
+import { Discovery, Introspection, Jwks, SigningKeyList, SigningKeyRotation, TokenResponse } from '@keyway/contracts';
+import { call, createHttp, form, FORM, send, toApiError, type ClientOptions } from './http.ts';
 
 export function pasClient(options: ClientOptions) {
   const http = createHttp(options);
@@ -14,8 +14,20 @@ export function pasClient(options: ClientOptions) {
         client_assertion: clientAssertion,
         scope,
       }),
+    /** RFC 7009: 200 whether or not the token was valid */
+    revoke: async (token: string, hint?: 'refresh_token' | 'access_token') => {
+      const response = await send(() => http.post('/oauth2/revoke', form({ token, token_type_hint: hint }), { headers: FORM }), 'pas');
+      if (response.status !== 200) throw toApiError(response);
+    },
+    /** RFC 7662; the caller authenticates with its client certificate */
+    introspect: (token: string, hint?: 'refresh_token' | 'access_token') =>
+      call(() => http.post('/oauth2/introspect', form({ token, token_type_hint: hint }), { headers: FORM }), Introspection, 'pas'),
     discovery: () => call(() => http.get('/.well-known/openid-configuration'), Discovery, 'pas'),
     jwks: () => call(() => http.get('/.well-known/jwks.json'), Jwks, 'pas'),
+    /** operator (mTLS): the signing keys, without key material */
+    signingKeys: () => call(() => http.get('/admin/v1/signing-keys'), SigningKeyList, 'pas'),
+    /** operator (mTLS): one rotation step; 409 with Retry-After while the next key is too freshly published */
+    rotateSigningKeys: () => call(() => http.post('/admin/v1/signing-keys/rotate'), SigningKeyRotation, 'pas'),
   };
 }
 export type PasClient = ReturnType<typeof pasClient>;

@@ -19,6 +19,9 @@ export function topicResource(topicBaseUrl: string, tenant: string, topic: strin
   return `${topicBaseUrl.replace(/\/+$/, '')}/tenants/${tenant}/topics/${topic}`;
 }
 
+/** The scope an operator login asks for (alone): an access token for the admin APIs, no feeds. */
+export const OPERATOR_SCOPE = 'operator';
+
 /** Scope tokens naming feeds: "feed:<name>" (space separated, RFC 6749 §3.3). */
 export const feedScope = (feed: string) => `feed:${feed}`;
 export function feedsFromScope(scope: string): string[] {

@@ -1,6 +1,11 @@
 import { z } from 'zod';
-import { Email, FeedName, Role, TenantId } from './common.ts';
+import { Email, FeedName, Role, Slug, SubscriptionName, TenantId } from './common.ts';
 import { Password } from './idp.ts';
+
+/** Keyway's own topics (entitlement change events) live under this tenant name, which no customer may take. */
+export const SYSTEM_TENANT = 'keyway';
+/** The vendor's own tenant by default: its users, and only they, may hold the operator role. */
+export const VENDOR_TENANT = 'vendor';
 
 export const AuthorizeRequest = z.object({
   sub: z.string().min(1),
@@ -20,19 +25,130 @@ export const AuthorizeDecision = z.discriminatedUnion('allow', [
 ]);
 export type AuthorizeDecision = z.infer<typeof AuthorizeDecision>;
 
+export const TierId = Slug.describe('product tier id');
+const DisplayName = z.string().trim().min(1).max(200);
+
 export const Tenant = z.object({
   id: TenantId,
-  name: z.string().min(1).max(200),
+  name: DisplayName,
   status: z.enum(['active', 'suspended']),
+  /** who suspended it: a CRM contract turning active again resumes only what the CRM suspended */
+  suspendedBy: z.enum(['operator', 'crm']).optional(),
   feeds: z.array(FeedName),
+  /** the product tier the tenant's feeds follow (PUT /v1/tenants/:t/tier) */
+  tier: TierId.optional(),
+  /** the CRM customer the tenant is synced from; the CRM changes no other tenant */
+  crmCustomerId: z.string().optional(),
   createdAt: z.string(),
 });
 export type Tenant = z.infer<typeof Tenant>;
 
-export const CreateTenant = z.object({ id: TenantId, name: z.string().min(1).max(200), feeds: z.array(FeedName).max(100).default([]) });
+/** A new tenant's feeds are listed, or come from a tier; not both. */
+export const CreateTenant = z
+  .object({
+    id: TenantId.refine((id) => id !== SYSTEM_TENANT, 'is reserved'),
+    name: DisplayName,
+    feeds: z.array(FeedName).max(100).optional(),
+    tier: TierId.optional(),
+  })
+  .refine((t) => t.feeds === undefined || t.tier === undefined, 'give feeds or tier, not both');
+export type CreateTenant = z.input<typeof CreateTenant>;
+
+export const UpdateTenant = z.object({ name: DisplayName });
+export type UpdateTenant = z.input<typeof UpdateTenant>;
+
+/** GET /v1/tenants: tenants in id order, `limit` at a time; `cursor` is the last id of the previous page. */
+export const TenantPageQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100), cursor: TenantId.optional() });
+export type TenantPageQuery = z.input<typeof TenantPageQuery>;
+export const TenantPage = z.object({ tenants: z.array(Tenant), next_cursor: TenantId.optional() });
+export type TenantPage = z.infer<typeof TenantPage>;
 
 export const User = z.object({ id: z.string(), tenant: TenantId, email: Email, roles: z.array(Role), createdAt: z.string() });
 export type User = z.infer<typeof User>;
 
 export const CreateUser = z.object({ email: Email, password: Password.optional(), roles: z.array(Role).min(1).max(10) });
 export type CreateUser = z.input<typeof CreateUser>;
+
+export const UserList = z.object({ users: z.array(User) });
+export type UserList = z.infer<typeof UserList>;
+
+/** PATCH …/users/:u: a new email (the login name) and/or the full set of roles. */
+export const UpdateUser = z
+  .object({ email: Email.optional(), roles: z.array(Role).min(1).max(10).optional() })
+  .refine((u) => u.email !== undefined || u.roles !== undefined, 'give email or roles');
+export type UpdateUser = z.input<typeof UpdateUser>;
+
+/** PUT …/users/:u/password: sets (or resets) the password and ends the user's sessions. */
+export const SetPassword = z.object({ password: Password });
+export type SetPassword = z.input<typeof SetPassword>;
+
+/** The fixed role set (GET /v1/roles). */
+export const ROLE_DESCRIPTIONS: Record<Role, string> = {
+  'full-control': 'log in for the tenant’s feeds and hold SAS keys with listen and send',
+  'read-only': 'hold SAS keys with listen only',
+  producer: 'hold SAS keys with send only (the vendor platform publishing batches)',
+  operator: 'use the admin APIs of every service (PAS login with scope=operator); only users of the vendor tenant',
+};
+export const RoleList = z.object({ roles: z.array(z.object({ name: Role, description: z.string() })) });
+export type RoleList = z.infer<typeof RoleList>;
+
+/**
+ * A named subscription of a tenant feed: the operator's inventory. The topic service declares a
+ * subscription's queue when it is first used, whether or not it is listed here.
+ */
+export const Subscription = z.object({ tenant: TenantId, feed: FeedName, name: SubscriptionName, createdAt: z.string() });
+export type Subscription = z.infer<typeof Subscription>;
+export const SubscriptionList = z.object({ subscriptions: z.array(Subscription) });
+export type SubscriptionList = z.infer<typeof SubscriptionList>;
+
+export const TenantFeedList = z.object({ tenant: TenantId, feeds: z.array(z.object({ name: FeedName, subscriptions: z.array(SubscriptionName) })) });
+export type TenantFeedList = z.infer<typeof TenantFeedList>;
+
+/** A product tier: the feeds a tenant on it has. */
+export const Tier = z.object({ id: TierId, name: DisplayName, feeds: z.array(FeedName), updatedAt: z.string() });
+export type Tier = z.infer<typeof Tier>;
+export const PutTier = z.object({ name: DisplayName, feeds: z.array(FeedName).max(100) });
+export type PutTier = z.input<typeof PutTier>;
+export const TierList = z.object({ tiers: z.array(Tier) });
+export type TierList = z.infer<typeof TierList>;
+export const SetTenantTier = z.object({ tier: TierId });
+export type SetTenantTier = z.input<typeof SetTenantTier>;
+
+/** Roles a CRM contact may be given: never operator, which only the vendor's own users hold. */
+export const CustomerRole = Role.exclude(['operator']);
+
+/** The headers of a CRM webhook delivery (the signature is Stripe-like: `v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`). */
+export const CRM_HEADERS = { timestamp: 'x-keyway-timestamp', signature: 'x-keyway-signature', delivery: 'x-keyway-delivery' } as const;
+export const DeliveryId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 letters, digits, . _ : -');
+
+/** POST /v1/crm/webhook: one customer's contract, mapped idempotently onto a tenant, its feeds and users. */
+export const CrmDelivery = z.object({
+  id: DeliveryId.optional(),
+  customer: z.object({ id: z.string().min(1).max(128), name: DisplayName }),
+  contract: z.object({
+    status: z.enum(['active', 'cancelled', 'suspended']),
+    tier: TierId,
+    contacts: z.array(z.object({ email: Email, roles: z.array(CustomerRole).min(1).max(10) })).max(200).default([]),
+  }),
+});
+export type CrmDelivery = z.input<typeof CrmDelivery>;
+export const CrmDeliveryResult = z.object({ id: z.string(), duplicate: z.boolean(), tenant: TenantId.optional() });
+export type CrmDeliveryResult = z.infer<typeof CrmDeliveryResult>;
+
+/** What the revocation path listens to (design.md, "The subsequent exchange"). */
+export const ChangeEvent = z.discriminatedUnion('type', [
+  z.object({ id: z.string(), at: z.string(), type: z.literal('user.removed'), tenant: TenantId, sub: z.string() }),
+  z.object({ id: z.string(), at: z.string(), type: z.literal('role.removed'), tenant: TenantId, sub: z.string(), roles: z.array(Role) }),
+  z.object({ id: z.string(), at: z.string(), type: z.literal('feed.removed'), tenant: TenantId, feed: FeedName }),
+  z.object({ id: z.string(), at: z.string(), type: z.literal('tenant.suspended'), tenant: TenantId }),
+  /** the tenant was deleted (after being suspended): nothing of it may stay usable */
+  z.object({ id: z.string(), at: z.string(), type: z.literal('tenant.removed'), tenant: TenantId }),
+  /** the user's password was set or reset: the sessions opened with the old one end */
+  z.object({ id: z.string(), at: z.string(), type: z.literal('credentials.changed'), tenant: TenantId, sub: z.string() }),
+]);
+export type ChangeEvent = z.infer<typeof ChangeEvent>;
+export const CHANGE_EVENTS_TOPIC = { tenant: SYSTEM_TENANT, topic: 'entitlement-changes' } as const;
+/** Each consumer has its own durable subscription, declared by the publisher so nothing is missed before it starts. */
+export const CHANGE_EVENT_SUBSCRIBERS = ['pas', 'pac'] as const;
+
+export const UpdateRoles = z.object({ roles: z.array(Role).min(1).max(10) });

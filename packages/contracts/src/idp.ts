@@ -18,3 +18,36 @@ export const CredentialRegistration = z.object({
   password: Password.optional(),
 });
 export type CredentialRegistration = z.infer<typeof CredentialRegistration>;
+
+/** RFC 7517 private members: a registration carrying any of them is a private key and is refused. */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const base64url = (bytes: number) => z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').length(Math.ceil((bytes * 4) / 3), `must encode ${bytes} bytes`);
+const JwkKid = z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 letters, digits or . _ ~ -');
+
+/** The public keys an agent may register for RFC 7523 private_key_jwt: EC P-256 (ES256) or Ed25519 (EdDSA). */
+export const ClientPublicJwk = z.discriminatedUnion('kty', [
+  z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: base64url(32), y: base64url(32), alg: z.literal('ES256').default('ES256'), kid: JwkKid.optional() }),
+  z.object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: base64url(32), alg: z.literal('EdDSA').default('EdDSA'), kid: JwkKid.optional() }),
+]);
+export type ClientPublicJwk = z.output<typeof ClientPublicJwk>;
+
+/** PUT …/keys/:kid: a client's public key; the kid is in the path. */
+export const ClientKeyRegistration = z.object({
+  jwk: z
+    .record(z.string(), z.unknown())
+    .refine((jwk) => !PRIVATE_JWK_MEMBERS.some((member) => member in jwk), 'must be a public key: private key members (such as "d") are refused')
+    .pipe(ClientPublicJwk),
+});
+export type ClientKeyRegistration = z.input<typeof ClientKeyRegistration>;
+export const ClientKeyId = JwkKid.describe('key id (JWS "kid")');
+
+/** What a key registration answers (the key itself is not echoed). */
+export const RegisteredClientKey = z.object({ sub: z.string(), kid: z.string(), alg: z.enum(['ES256', 'EdDSA']) });
+export type RegisteredClientKey = z.infer<typeof RegisteredClientKey>;
+
+/** PAS → IdP: verify an RFC 7523 client assertion for one of PAS's audiences (issuer, token endpoint). */
+export const AssertionCheck = z.object({
+  assertion: z.string().min(1).max(8192),
+  audience: z.array(z.string().url()).min(1).max(4),
+});
+export type AssertionCheck = z.infer<typeof AssertionCheck>;

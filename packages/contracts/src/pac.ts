@@ -25,3 +25,7 @@ export const TenantSasKeys = z.object({
   secondary: z.string(),
 });
 export type TenantSasKeys = z.infer<typeof TenantSasKeys>;
+
+/** Topic service → PAC (mTLS): whether an issued SAS key has been revoked. */
+export const SasKeyStatus = z.object({ key_id: z.string(), revoked: z.boolean() });
+export type SasKeyStatus = z.infer<typeof SasKeyStatus>;

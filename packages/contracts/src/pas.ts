@@ -9,8 +9,9 @@ export const TokenRequest = z.discriminatedUnion('grant_type', [
   z.object({
     grant_type: z.literal('client_credentials'),
     client_id: z.string().max(254).optional(),
-    client_assertion_type: z.literal('urn:ietf:params:oauth:client-assertion-type:jwt-bearer'),
-    client_assertion: z.string().min(1).max(8192),
+    // Optional here so that missing client authentication answers invalid_client (RFC 6749 §5.2), not invalid_request.
+    client_assertion_type: z.string().max(200).optional(),
+    client_assertion: z.string().min(1).max(8192).optional(),
     scope,
   }),
 ]);
@@ -45,3 +46,22 @@ export const Discovery = z.object({
 export type Discovery = z.infer<typeof Discovery>;
 
 export const Jwks = z.object({ keys: z.array(z.looseObject({ kty: z.string(), kid: z.string().optional() })) });
+
+/** RFC 7662 §2.2 response; inactive tokens answer only { active: false }. */
+export const Introspection = z.object({
+  active: z.boolean(),
+  token_type: z.enum(['access_token', 'refresh_token']).optional(),
+  scope: z.string().optional(),
+  client_id: z.string().optional(),
+  sub: z.string().optional(),
+  tid: z.string().optional(),
+  roles: z.array(z.string()).optional(),
+  fid: z.string().optional(),
+  jti: z.string().optional(),
+  iss: z.string().optional(),
+  aud: z.union([z.string(), z.array(z.string())]).optional(),
+  iat: z.number().optional(),
+  nbf: z.number().optional(),
+  exp: z.number().optional(),
+});
+export type Introspection = z.infer<typeof Introspection>;

@@ -17,6 +17,13 @@ export interface BaseAppOptions {
   readiness?: ReadinessCheck[];
   /** largest JSON / form body accepted */
   bodyLimit?: string;
+  /**
+   * Paths whose body the global JSON and form parsers leave unread, because the route reads the
+   * exact bytes itself (express.raw), e.g. to check a signature computed over the raw body.
+   */
+  rawBodyPaths?: string[];
+  /** the service's OpenAPI document, answered at GET /openapi.json (documentation: no authentication) */
+  openapi?: object;
 }
 
 declare global {
@@ -52,8 +59,11 @@ export function createBaseApp(options: BaseAppOptions): Express {
   });
 
   const limit = options.bodyLimit ?? '64kb';
-  app.use(express.json({ limit, type: ['application/json', 'application/*+json'] }));
-  app.use(express.urlencoded({ limit, extended: false, parameterLimit: 50 }));
+  // Routes match case-insensitively and with a trailing slash, so the raw-body paths are compared the same way.
+  const rawBodyPaths = new Set((options.rawBodyPaths ?? []).map(normalizePath));
+  const parse = (parser: RequestHandler): RequestHandler => (req, res, next) => (rawBodyPaths.has(normalizePath(req.path)) ? next() : parser(req, res, next));
+  app.use(parse(express.json({ limit, type: ['application/json', 'application/*+json'] })));
+  app.use(parse(express.urlencoded({ limit, extended: false, parameterLimit: 50 })));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', service: options.service });
@@ -73,8 +83,12 @@ export function createBaseApp(options: BaseAppOptions): Express {
     const ready = results.every((r) => r.ok);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks: results });
   });
+  const { openapi } = options;
+  if (openapi) app.get('/openapi.json', (_req, res) => void res.json(openapi));
   return app;
 }
+
+const normalizePath = (path: string) => path.toLowerCase().replace(/\/+$/, '');
 
 /** 415 unless the body is declared as one of the given media types (checked before parsing matters). */
 export function requireContentType(...types: string[]): RequestHandler {

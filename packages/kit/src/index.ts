@@ -5,6 +5,7 @@ export * from './app.ts';
 export * from './guard.ts';
 export * from './https.ts';
 export * from './service-auth.ts';
+export * from './operator-auth.ts';
 export * from './shutdown.ts';
 export * from './telemetry.ts';
 export * from './main.ts';

@@ -10,10 +10,12 @@ import { remoteKeySet } from '@keyway/tokens';
 import type { DevPki } from '@keyway/tls';
 import { createApp as createIdp } from '@keyway/idp';
 import { createApp as createEntitlement } from '@keyway/entitlement';
-import { createApp as createPas, loadKeyRing } from '@keyway/pas';
+import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
 import { createApp as createTopic, pacSasKeys } from '@keyway/topic';
 import { testPki } from './pki.ts';
+import { deleteQueues } from './rabbit-cleanup.ts';
+import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 
 export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -30,7 +32,26 @@ export interface SuiteOptions {
   pki?: DevPki;
   logger?: (service: ServiceName) => Logger;
   lifetimes?: { accessTtlSec?: number; refreshTtlSec?: number; sasTtlSec?: number; clockToleranceSec?: number };
-  topic?: { lockDurationSec?: number; maxBatchBytes?: number; maxDeliveries?: number; queueType?: 'quorum' | 'classic' };
+  /** PAS signing-key ring: reload period and the lead a new key is published before it signs */
+  signingKeys?: { reloadSec?: number; leadSec?: number };
+  revocationMode?: 'strict' | 'lenient';
+  refreshReuseLeewaySec?: number;
+  topic?: {
+    lockDurationSec?: number;
+    maxBatchBytes?: number;
+    maxDeliveries?: number;
+    queueType?: 'quorum' | 'classic';
+    /** per-tenant publish quota (defaults as in production: 200/s, burst 400) */
+    publishRatePerSec?: number;
+    publishBurst?: number;
+    /** ready messages a subscription may hold before publishing is refused (default 100 000) */
+    maxQueueDepth?: number;
+    streamHeartbeatSec?: number;
+  };
+  /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
+  crmWebhookSecret?: string;
+  /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
+  operatorTokenCacheSec?: number;
 }
 
 export interface Suite {
@@ -43,6 +64,8 @@ export interface Suite {
   topic: ReturnType<typeof topicClient>;
   broker: Broker;
   stores: Record<ServiceName, Store>;
+  /** the Express apps (as request listeners), to compare the routes they serve with their OpenAPI documents */
+  apps: Record<ServiceName, RequestListener>;
   close(): Promise<void>;
 }
 
@@ -96,41 +119,84 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const broker = await createBroker({ amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries });
 
   const asCaller = (name: string) => ({ caPem, clientCert: tlsOf(name) });
+  // Suites share one RabbitMQ: each gets its own change-event topic so no suite consumes another's events.
+  const suiteId = randomUUID().slice(0, 8);
+  const changeEventsTopic = options.prefix ? CHANGE_EVENTS_TOPIC : { tenant: CHANGE_EVENTS_TOPIC.tenant, topic: `changes-${suiteId}` };
+  const provisioned = new Set<string>();
   const lifetimes = options.lifetimes ?? {};
 
-  listeners.idp.bind(createIdp({ store: stores.idp, logger: logger('idp') }));
-  listeners.entitlement.bind(
-    createEntitlement({ store: stores.entitlement, idp: idpClient({ ...asCaller('entitlement'), baseUrl: urls.idp }), logger: logger('entitlement') }),
+  const operatorTokenCacheMs = options.operatorTokenCacheSec === undefined ? undefined : options.operatorTokenCacheSec * 1000;
+  const idp = createIdp({ store: stores.idp, logger: logger('idp') });
+  listeners.idp.bind(idp);
+  const pasForEntitlement = pasClient({ ...asCaller('entitlement'), baseUrl: urls.pas });
+  const entitlement = createEntitlement(
+    {
+      publicUrl: urls.entitlement,
+      pasIssuer: urls.pas,
+      clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
+      crmWebhookSecret: options.crmWebhookSecret,
+      operatorTokenCacheMs,
+    },
+    {
+      store: stores.entitlement,
+      idp: idpClient({ ...asCaller('entitlement'), baseUrl: urls.idp }),
+      broker,
+      changeEventsTopic,
+      pasKeys: remoteKeySet(() => pasForEntitlement.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
+      introspect: (token) => pasForEntitlement.introspect(token, 'access_token'),
+      logger: logger('entitlement'),
+    },
   );
-  const ring = await loadKeyRing(stores.pas);
-  listeners.pas.bind(
-    createPas(
+  listeners.entitlement.bind(entitlement);
+  const ring = await sharedKeyRing(stores.pas, { reloadMs: (options.signingKeys?.reloadSec ?? DEFAULT_KEY_RING_RELOAD_SEC) * 1000, logger: logger('pas') });
+  const pas = createPas(
       {
         settings: {
           issuer: urls.pas,
           accessAudience: urls.pac,
+          adminAudiences: [urls.entitlement, urls.pas],
           refreshAudience: urls.pas,
           accessTtlSec: lifetimes.accessTtlSec ?? 1200,
           refreshTtlSec: lifetimes.refreshTtlSec ?? 1_209_600,
           clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
         },
+        revocationMode: options.revocationMode,
+        refreshReuseLeewaySec: options.refreshReuseLeewaySec,
+        signingKeyLeadSec: options.signingKeys?.leadSec,
       },
       {
         store: stores.pas,
         ring,
         idp: idpClient({ ...asCaller('pas'), baseUrl: urls.idp }),
         entitlement: entitlementClient({ ...asCaller('pas'), baseUrl: urls.entitlement }),
+        broker,
+        changeEventsTopic,
         logger: logger('pas'),
       },
-    ),
-  );
+    );
+  listeners.pas.bind(pas);
   const pasForPac = pasClient({ ...asCaller('pac'), baseUrl: urls.pas });
-  listeners.pac.bind(
-    createPac(
-      { pasIssuer: urls.pas, topicBaseUrl: urls.topic, sasTtlSec: lifetimes.sasTtlSec ?? 86_400, clockToleranceSec: lifetimes.clockToleranceSec ?? 30 },
-      { store: stores.pac, pasKeys: remoteKeySet(() => pasForPac.jwks(), { cooldownMs: 1000 }), logger: logger('pac') },
-    ),
+  const pac = createPac(
+    {
+      publicUrl: urls.pac,
+      pasIssuer: urls.pas,
+      topicBaseUrl: urls.topic,
+      sasTtlSec: lifetimes.sasTtlSec ?? 86_400,
+      clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
+      revocationMode: options.revocationMode,
+      operatorTokenCacheMs,
+    },
+    {
+      store: stores.pac,
+      // Short cooldown and max age so tests see a rotated key picked up and a retired one dropped within seconds.
+      pasKeys: remoteKeySet(() => pasForPac.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
+      introspect: (token, hint) => pasForPac.introspect(token, hint),
+      broker,
+      changeEventsTopic,
+      logger: logger('pac'),
+    },
   );
+  listeners.pac.bind(pac);
   const pacForTopic = pacClient({ ...asCaller('topic'), baseUrl: urls.pac });
   const topic = createTopic(
     {
@@ -138,10 +204,17 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       LOCK_DURATION_SEC: options.topic?.lockDurationSec ?? 60,
       MAX_BATCH_BYTES: options.topic?.maxBatchBytes ?? 1_048_576,
       SAS_KEY_CACHE_SEC: 30,
+      REVOCATION_CACHE_SEC: 2,
+      PUBLISH_RATE_PER_SEC: options.topic?.publishRatePerSec ?? 200,
+      PUBLISH_BURST: options.topic?.publishBurst ?? 400,
+      MAX_QUEUE_DEPTH: options.topic?.maxQueueDepth ?? 100_000,
+      STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec ?? 15,
     },
     {
       broker,
+      store: stores.topic,
       sasKeys: pacSasKeys(pacForTopic),
+      sasKeyRevoked: async (keyId) => (await pacForTopic.sasKeyStatus(keyId)).revoked,
       logger: logger('topic'),
     },
   );
@@ -150,16 +223,23 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   return {
     urls,
     pki,
-    operator: entitlementClient({ ...asCaller('operator'), baseUrl: urls.entitlement }),
+    operator: recordTenants(entitlementClient({ ...asCaller('operator'), baseUrl: urls.entitlement }), provisioned),
     pas: pasClient({ caPem, baseUrl: urls.pas }),
     pac: pacClient({ caPem, baseUrl: urls.pac }),
     topic: topicClient({ caPem, baseUrl: urls.topic }),
     broker,
     stores,
+    apps: { idp, entitlement, pas, pac, topic },
     async close() {
       await Promise.all(SERVICES.map((n) => listeners[n].close()));
-      await topic.close();
+      await Promise.all([topic.close(), pas.close(), pac.close()]);
+      ring.close();
+      entitlement.close();
       await broker.close();
+      if (options.amqpUrl && !options.prefix) {
+        const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`));
+        await deleteQueues(options.amqpUrl, (name) => !ours(name));
+      }
       for (const store of Object.values(stores)) {
         if (options.redisUrl && !options.prefix) {
           const keys = await store.keys('');
@@ -172,3 +252,14 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
 }
 
 export const consoleLogger = (service: ServiceName) => createLogger({ service, level: 'info' });
+
+/** Remembers the tenants a suite creates, so their queues can be deleted when it closes. */
+function recordTenants(client: ReturnType<typeof entitlementClient>, tenants: Set<string>): ReturnType<typeof entitlementClient> {
+  return {
+    ...client,
+    createTenant: async (tenant) => {
+      tenants.add(tenant.id);
+      return client.createTenant(tenant);
+    },
+  };
+}

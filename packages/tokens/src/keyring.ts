@@ -30,15 +30,17 @@ interface StoredKey {
 export class KeyRing {
   private constructor(private keys: SigningKey[]) {}
 
+  /** A new ring: the key that signs from now on, and the "next" one already published behind it. */
   static async generate(now = Date.now()): Promise<KeyRing> {
-    return new KeyRing([await newKey('active', now)]);
+    return new KeyRing([await newKey('active', now), await newKey('next', now)]);
   }
 
   static async deserialize(json: string): Promise<KeyRing> {
     const stored = JSON.parse(json) as StoredKey[];
     const keys = await Promise.all(
       stored.map(async (s) => {
-        const privateKey = (await importJWK(s.privateJwk, SIGNING_ALG)) as CryptoKey;
+        // Extractable: a rotation serializes the ring again to store it.
+        const privateKey = (await importJWK(s.privateJwk, SIGNING_ALG, { extractable: true })) as CryptoKey;
         const { d: _d, ...publicJwk } = s.privateJwk;
         return { kid: s.kid, state: s.state, createdAt: s.createdAt, retireAfter: s.retireAfter, privateKey, publicJwk };
       }),
@@ -65,15 +67,32 @@ export class KeyRing {
     return key;
   }
 
+  /** The published key the next rotation promotes; undefined only in a ring stored before rings kept one. */
+  next(): SigningKey | undefined {
+    return this.keys.find((k) => k.state === 'next');
+  }
+
+  /** Publishes a "next" key unless there is one; true when it added one. */
+  async publishNext(now = Date.now()): Promise<boolean> {
+    if (this.next()) return false;
+    this.keys = [...this.keys, await newKey('next', now)];
+    return true;
+  }
+
   list(): readonly SigningKey[] {
     return this.keys;
+  }
+
+  /** Whether verifiers are shown the key: a retiring key is withdrawn once its last token has expired. */
+  isPublished(key: SigningKey, now = Date.now()): boolean {
+    return key.state !== 'retiring' || (key.retireAfter ?? 0) > now;
   }
 
   /** Public keys to publish: next, active and retiring ones. */
   jwks(now = Date.now()): { keys: JWK[] } {
     return {
       keys: this.keys
-        .filter((k) => k.state !== 'retiring' || (k.retireAfter ?? 0) > now)
+        .filter((k) => this.isPublished(k, now))
         .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: SIGNING_ALG, use: 'sig' })),
     };
   }
@@ -89,7 +108,7 @@ export class KeyRing {
    */
   async rotate(longestTokenLifetimeMs: number, now = Date.now()): Promise<void> {
     const promoted = this.keys.find((k) => k.state === 'next') ?? (await newKey('next', now));
-    const kept = this.keys.filter((k) => k !== promoted && (k.state !== 'retiring' || (k.retireAfter ?? 0) > now));
+    const kept = this.keys.filter((k) => k !== promoted && this.isPublished(k, now));
     for (const k of kept) {
       if (k.state === 'active') {
         k.state = 'retiring';

@@ -12,6 +12,11 @@ export interface TokenSettings {
   issuer: string;
   /** audience of access tokens (PAC and the topic admin APIs) */
   accessAudience: string;
+  /**
+   * audiences operator access tokens carry besides accessAudience: the admin APIs that accept them
+   * (the entitlement service, PAS itself). RFC 8707 §2: the token names every resource it is for.
+   */
+  adminAudiences?: string[];
   /** audience of refresh tokens: PAS itself */
   refreshAudience: string;
   accessTtlSec: number;
@@ -33,7 +38,8 @@ const BaseClaims = z.object({
   roles: Roles,
   scope: z.string(),
 });
-export const AccessClaims = BaseClaims.extend({ client_id: z.string() });
+/** fid: the refresh family (session) the access token belongs to, so revoking the family deactivates it at introspection. */
+export const AccessClaims = BaseClaims.extend({ client_id: z.string(), fid: z.string().min(1).optional() });
 export const RefreshClaims = BaseClaims.extend({ fid: z.string().min(1), client_id: z.string() });
 export type AccessClaims = z.infer<typeof AccessClaims>;
 export type RefreshClaims = z.infer<typeof RefreshClaims>;
@@ -55,7 +61,7 @@ export interface IssuedToken {
 
 const nowSec = (s: TokenSettings) => Math.floor((s.now?.() ?? Date.now()) / 1000);
 
-async function sign(ring: KeyRing, s: TokenSettings, typ: string, audience: string, ttl: number, claims: JWTPayload): Promise<IssuedToken> {
+async function sign(ring: KeyRing, s: TokenSettings, typ: string, audience: string | string[], ttl: number, claims: JWTPayload): Promise<IssuedToken> {
   const key = ring.active();
   const iat = nowSec(s);
   const jti = randomUUID();
@@ -71,8 +77,9 @@ async function sign(ring: KeyRing, s: TokenSettings, typ: string, audience: stri
   return { token, jti, iat, exp: iat + ttl };
 }
 
-export function issueAccessToken(ring: KeyRing, s: TokenSettings, subject: Subject): Promise<IssuedToken> {
-  return sign(ring, s, ACCESS_TOKEN_TYP, s.accessAudience, s.accessTtlSec, { ...subject });
+/** `audience` defaults to accessAudience; operator tokens name the admin APIs as well (adminAudiences). */
+export function issueAccessToken(ring: KeyRing, s: TokenSettings, subject: Subject & { fid?: string }, audience: string | string[] = s.accessAudience): Promise<IssuedToken> {
+  return sign(ring, s, ACCESS_TOKEN_TYP, audience, s.accessTtlSec, { ...subject });
 }
 
 export function issueRefreshToken(ring: KeyRing, s: TokenSettings, subject: Subject & { fid: string }): Promise<IssuedToken> {

@@ -1,26 +1,59 @@
 import type { Express } from 'express';
-import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
-import type { JWTVerifyGetKey } from '@keyway/tokens';
+import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
+import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
+import { pacApi, type Introspection } from '@keyway/contracts';
+import { sasKeyStatusEndpoint } from './endpoints/sas-key-status.ts';
 import { sasEndpoint, type SasEndpointOptions } from './endpoints/sas.ts';
+import { sasKeyRotationEndpoint } from './endpoints/sas-key-rotation.ts';
 import { tenantKeysEndpoint } from './endpoints/tenant-keys.ts';
 import { issuedRegistry } from './issued/registry.ts';
 import { tenantKeys } from './keys/tenant-keys.ts';
 
-export type PacOptions = SasEndpointOptions;
+export type PacOptions = SasEndpointOptions & {
+  /** PAC's own URL: the "aud" operator access tokens must name at its admin API (PAS's ACCESS_AUDIENCE) */
+  publicUrl: string;
+  /** strict (default): entitlement removals revoke issued SAS keys; lenient: keys last until they expire */
+  revocationMode?: 'strict' | 'lenient';
+  /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
+  operatorTokenCacheMs?: number;
+};
 
 export interface PacDeps {
   store: Store;
   /** PAS's published keys (remoteKeySet over the PAS client) */
   pasKeys: JWTVerifyGetKey;
+  /** RFC 7662 introspection at PAS, authenticated with PAC's client certificate */
+  introspect: (token: string, hint: 'refresh_token' | 'access_token') => Promise<Introspection>;
+  /** where the entitlement service's change events arrive (followed in strict mode) */
+  broker: Broker;
+  /** the change-event topic (default: the shared entitlement-changes topic) */
+  changeEventsTopic?: TopicRef;
   logger: Logger;
 }
 
+export type PacApp = Express & { close(): Promise<void> };
+
 /** Access control: the only service that mints SAS keys. */
-export function createApp(options: PacOptions, deps: PacDeps): Express {
-  const app = createBaseApp({ service: 'pac', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }] });
+export function createApp(options: PacOptions, deps: PacDeps): PacApp {
+  const app = createBaseApp({ service: 'pac', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }], openapi: pacApi });
   const keys = tenantKeys(deps.store);
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, keys, issued: issuedRegistry(deps.store) }));
+  const issued = issuedRegistry(deps.store);
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued }));
   app.use(tenantKeysEndpoint(keys));
-  return finishApp(app, deps.logger);
+  const operatorTokens = accessTokenChecker({
+    issuer: options.pasIssuer,
+    audience: options.publicUrl,
+    clockToleranceSec: options.clockToleranceSec,
+    now: options.now,
+    keys: deps.pasKeys,
+    isActive: async (token) => (await deps.introspect(token, 'access_token')).active,
+    cacheMs: options.operatorTokenCacheMs,
+  });
+  app.use(sasKeyRotationEndpoint(keys, requireOperator({ verify: operatorTokens })));
+  app.use(sasKeyStatusEndpoint(issued));
+  const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, deps.changeEventsTopic) : undefined;
+  return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });
 }

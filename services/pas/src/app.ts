@@ -1,45 +1,86 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createBaseApp, finishApp, telemetry, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, requireOperator, telemetry, type Logger } from '@keyway/kit';
+import { pasApi } from '@keyway/contracts';
+import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
-import type { KeyRing, TokenSettings } from '@keyway/tokens';
+import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
+import type { TokenSettings } from '@keyway/tokens';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
+import { introspectionEndpoint } from './endpoints/introspection.ts';
+import { revocationEndpoint } from './endpoints/revocation.ts';
 import { jwksEndpoint } from './endpoints/jwks.ts';
+import { signingKeysEndpoint } from './endpoints/signing-keys.ts';
 import { tokenEndpoint } from './endpoints/token.ts';
 import { refreshFamilies } from './families/refresh-family.ts';
+import type { SharedKeyRing } from './keys/ring.ts';
+import { DEFAULT_SIGNING_KEY_LEAD_SEC, rotationPolicy } from './keys/rotate.ts';
+import { ownOperatorTokenChecker } from './tokens/own-tokens.ts';
+
+export type RevocationMode = 'strict' | 'lenient';
 
 export interface PasOptions {
   settings: TokenSettings;
+  /** strict (default): removals revoke families and refresh re-checks entitlements; lenient: access lasts until the refresh token expires */
+  revocationMode?: RevocationMode;
+  /** how long a new signing key is published before a rotation may make it sign (keys/rotate.ts) */
+  signingKeyLeadSec?: number;
+  /** see GrantContext.reuseLeewaySec (default 2) */
+  refreshReuseLeewaySec?: number;
 }
 
 export interface PasDeps {
   store: Store;
-  ring: KeyRing;
+  /** the signing keys every PAS instance shares through the store (keys/ring.ts) */
+  ring: SharedKeyRing;
   idp: IdpClient;
   entitlement: EntitlementClient;
+  /** where the entitlement service's change events arrive (followed in strict mode) */
+  broker: Broker;
+  /** the change-event topic (default: the shared entitlement-changes topic) */
+  changeEventsTopic?: TopicRef;
   logger: Logger;
 }
 
+export type PasApp = Express & { close(): Promise<void> };
+
 /** The OAuth 2.0 authorization server: the only service that mints JWTs. */
-export function createApp(options: PasOptions, deps: PasDeps): Express {
-  const app = createBaseApp({ service: 'pas', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }] });
+export function createApp(options: PasOptions, deps: PasDeps): PasApp {
+  const app = createBaseApp({ service: 'pas', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }], openapi: pasApi });
   const context = {
-    ring: deps.ring,
+    // Read on every use, so issuance and verification see the ring as last reloaded (a rotation here or on another instance).
+    get ring() {
+      return deps.ring.current();
+    },
     settings: options.settings,
     idp: deps.idp,
     entitlement: deps.entitlement,
     families: refreshFamilies(deps.store),
     tokensIssued: telemetry('pas').counter('keyway.tokens.issued', 'access/refresh token pairs issued'),
+    strict: (options.revocationMode ?? 'strict') === 'strict',
+    reuseLeewaySec: options.refreshReuseLeewaySec ?? 2,
   };
   app.use(tokenEndpoint(context));
+  app.use(revocationEndpoint(context));
+  app.use(introspectionEndpoint(context));
   app.use(discoveryEndpoint(options.settings.issuer));
   app.use(jwksEndpoint(deps.ring));
-  return finishApp(app, deps.logger);
+  app.use(
+    signingKeysEndpoint({
+      store: deps.store,
+      ring: deps.ring,
+      policy: rotationPolicy(options.settings, { leadSec: options.signingKeyLeadSec ?? DEFAULT_SIGNING_KEY_LEAD_SEC, reloadMs: deps.ring.reloadMs }),
+      authenticate: requireOperator({ verify: ownOperatorTokenChecker(context) }),
+    }),
+  );
+  const follower = context.strict ? revokeOnEntitlementChange(deps.broker, context.families, deps.logger, deps.changeEventsTopic) : undefined;
+  return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });
 }
 
 export function tokenSettings(config: {
   PUBLIC_URL: string;
   ACCESS_AUDIENCE: string;
+  ADMIN_AUDIENCES: string[];
   ACCESS_TOKEN_TTL_SEC: number;
   REFRESH_TOKEN_TTL_SEC: number;
   CLOCK_TOLERANCE_SEC: number;
@@ -47,6 +88,7 @@ export function tokenSettings(config: {
   return {
     issuer: config.PUBLIC_URL,
     accessAudience: config.ACCESS_AUDIENCE,
+    adminAudiences: config.ADMIN_AUDIENCES,
     refreshAudience: config.PUBLIC_URL,
     accessTtlSec: config.ACCESS_TOKEN_TTL_SEC,
     refreshTtlSec: config.REFRESH_TOKEN_TTL_SEC,

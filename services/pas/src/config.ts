@@ -1,15 +1,37 @@
 import { z } from 'zod';
 import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
+import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
 
 export const PasEnv = z.object({
   ...sharedConfig,
+  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset = embedded broker (single-process launcher only)'),
   PORT: configFields.port.default(8443).describe('HTTPS port'),
   PUBLIC_URL: z.string().url().describe('issuer URL: the "iss" of every token and the base of the discovery document'),
   ACCESS_AUDIENCE: z.string().url().describe('"aud" of access tokens: the PAC URL'),
+  ADMIN_AUDIENCES: z
+    .string()
+    .optional()
+    .transform((list) => list?.split(',').map((url) => url.trim()).filter(Boolean))
+    .pipe(z.array(z.string().url()).min(1).optional())
+    .describe(
+      'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL and PUBLIC_URL (PAS\'s own signing-key admin API)',
+    ),
   IDP_URL: z.string().url().describe('the IdP'),
   ENTITLEMENT_URL: z.string().url().describe('the entitlement service'),
   ACCESS_TOKEN_TTL_SEC: seconds(1200).describe('access token lifetime (default 20 min)'),
   REFRESH_TOKEN_TTL_SEC: seconds(1_209_600).describe('refresh token lifetime (default 14 days)'),
+  REVOCATION_MODE: z.enum(['strict', 'lenient']).default('strict').describe('strict: entitlement removals revoke tokens within seconds; lenient: access lasts until the refresh token expires'),
+  REFRESH_REUSE_LEEWAY_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('a spent refresh token presented again within this window (a retry or a concurrent refresh) is refused without revoking its family; later reuse revokes it'),
   CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying tokens'),
-});
+  KEY_RING_RELOAD_SEC: seconds(DEFAULT_KEY_RING_RELOAD_SEC).describe('how often each instance reloads the signing keys from the store; instances converge on a rotation within it'),
+  SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
+    'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
+  ),
+}).superRefine((env, ctx) => {
+  // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.
+  if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
+    ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
+  }
+}).transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL] }));
 export type PasEnv = z.output<typeof PasEnv>;

@@ -1,22 +1,27 @@
 import { entitlementClient, idpClient } from '@keyway/clients';
+import { createBroker } from '@keyway/broker';
 import { runService } from '@keyway/kit';
 import { createStore } from '@keyway/store';
 import { createApp, tokenSettings } from './app.ts';
 import { PasEnv } from './config.ts';
-import { loadKeyRing } from './keys/ring.ts';
+import { sharedKeyRing } from './keys/ring.ts';
 
 await runService('pas', PasEnv, async (config, { logger, tls }) => {
   const store = await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:pas:` });
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
+  const broker = await createBroker({ amqpUrl: config.AMQP_URL, connectionName: 'keyway-pas', onError: (err) => logger.warn('broker.error', { err }) });
+  if (!config.AMQP_URL && config.REVOCATION_MODE === 'strict') logger.warn('strict revocation follows change events over RabbitMQ: set AMQP_URL when services run as separate processes');
+  const ring = await sharedKeyRing(store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
-    { settings: tokenSettings(config) },
+    { settings: tokenSettings(config), revocationMode: config.REVOCATION_MODE, signingKeyLeadSec: config.SIGNING_KEY_LEAD_SEC },
     {
       store,
-      ring: await loadKeyRing(store),
+      broker,
+      ring,
       idp: idpClient({ ...clientOptions, baseUrl: config.IDP_URL }),
       entitlement: entitlementClient({ ...clientOptions, baseUrl: config.ENTITLEMENT_URL }),
       logger,
     },
   );
-  return { app, close: [() => store.close()] };
+  return { app, close: [() => app.close(), () => ring.close(), () => broker.close(), () => store.close()] };
 });

@@ -17,6 +17,13 @@ export function credentialRepository(store: Store) {
       const email = await store.get(bySub(sub));
       return email ? this.findByEmail(email) : undefined;
     },
+    /** true when there was something to remove */
+    async remove(sub: string): Promise<boolean> {
+      const email = await store.get(bySub(sub));
+      if (!email) return false;
+      await store.del(byEmail(email), bySub(sub));
+      return true;
+    },
     async save(credential: Credential): Promise<void> {
       const previousEmail = await store.get(bySub(credential.sub));
       if (previousEmail && previousEmail !== credential.email) await store.del(byEmail(previousEmail));

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { feedsFromScope, SasRequest, SasResponse, topicResource, type Rights } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, telemetry } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, telemetry, TemporarilyUnavailable } from '@keyway/kit';
+import type { Introspection } from '@keyway/contracts';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
 import type { IssuedRegistry } from '../issued/registry.ts';
@@ -39,7 +40,10 @@ function resolveTopic(claims: RefreshClaims, topicBaseUrl: string, resource: str
 }
 
 /** POST /v1/sas: a valid refresh token → a one-day SAS key for one tenant topic (steps 5 and 6). */
-export function sasEndpoint(options: SasEndpointOptions, deps: { pasKeys: JWTVerifyGetKey; keys: TenantKeyStore; issued: IssuedRegistry }): Router {
+export function sasEndpoint(
+  options: SasEndpointOptions,
+  deps: { pasKeys: JWTVerifyGetKey; introspect: (refreshToken: string) => Promise<Introspection>; keys: TenantKeyStore; issued: IssuedRegistry },
+): Router {
   const router = Router();
   const minted = telemetry('pac').counter('keyway.sas_keys.minted', 'SAS keys minted');
   router.post('/v1/sas', requireContentType('application/json', 'application/x-www-form-urlencoded'), async (req, res) => {
@@ -54,6 +58,11 @@ export function sasEndpoint(options: SasEndpointOptions, deps: { pasKeys: JWTVer
       if (err instanceof TokenError) throw new InvalidToken('the refresh token is invalid, expired or revoked', err.code);
       throw err;
     });
+    // Step 6: the signature says PAS issued it; only PAS knows whether it is still current (RFC 7662).
+    const status = await deps.introspect(request.refresh_token).catch((err: unknown) => {
+      throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' });
+    });
+    if (!status.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
     const { topic, resource } = resolveTopic(claims, options.topicBaseUrl, request.resource);
     const rights: Rights = request.rights;
     const allowed = allowedRights(claims.roles);
@@ -61,8 +70,7 @@ export function sasEndpoint(options: SasEndpointOptions, deps: { pasKeys: JWTVer
 
     const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
     const expiry = nowSec + options.sasTtlSec;
-    const { primary } = await deps.keys.get(claims.tid);
-    const { sasKey, keyId } = signSas(primary, rights, resource, expiry);
+    const { sasKey, keyId } = signSas(await deps.keys.signingKey(claims.tid), rights, resource, expiry);
     await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry });
     minted.add(1, { tenant: claims.tid, rights });
     req.log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });

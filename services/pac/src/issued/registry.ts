@@ -7,16 +7,37 @@ export interface IssuedSasKey {
   rights: string;
   sub: string;
   fid: string;
+  /** unix seconds */
   expiresAt: number;
 }
 
-/** Issued key ids under tenant/topic/family, so a removal can revoke them by prefix. */
-export function issuedRegistry(store: Store) {
+export type RevocationScope = { tenant: string; sub?: string; topic?: string; fid?: string };
+
+/**
+ * Issued key ids under tenant/topic/family, so a removal can revoke them by prefix (design.md);
+ * a revoked key id is remembered until the key would have expired anyway.
+ */
+export function issuedRegistry(store: Store, now: () => number = Date.now) {
+  const issuedKey = (k: IssuedSasKey) => `issued:${k.tenant}:${k.topic}:${k.fid}:${k.keyId}`;
+  const revokedKey = (keyId: string) => `revoked:${keyId}`;
+  const ttlMs = (expiresAt: number) => Math.max(1, expiresAt * 1000 - now());
+
   return {
     async record(key: IssuedSasKey): Promise<void> {
-      const ttlMs = Math.max(1, key.expiresAt * 1000 - Date.now());
-      await store.set(`issued:${key.tenant}:${key.topic}:${key.fid}:${key.keyId}`, JSON.stringify(key), { ttlMs });
+      await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
     },
+    /** Revokes every live key in scope; returns the revoked key ids. */
+    async revoke(scope: RevocationScope): Promise<IssuedSasKey[]> {
+      const prefix = ['issued', scope.tenant, scope.topic, scope.topic ? scope.fid : undefined].filter((p) => p !== undefined).join(':') + ':';
+      const names = await store.keys(prefix);
+      const records = (await Promise.all(names.map((name) => store.get(name))))
+        .filter((raw): raw is string => raw !== null)
+        .map((raw) => JSON.parse(raw) as IssuedSasKey)
+        .filter((k) => (!scope.sub || k.sub === scope.sub) && (!scope.fid || k.fid === scope.fid));
+      await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt) })));
+      return records;
+    },
+    isRevoked: async (keyId: string) => (await store.get(revokedKey(keyId))) !== null,
   };
 }
 export type IssuedRegistry = ReturnType<typeof issuedRegistry>;

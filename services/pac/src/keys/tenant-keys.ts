@@ -1,15 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { TenantKeyName } from '@keyway/contracts';
+import { Conflict } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 
-const Keys = z.object({ primary: z.string(), secondary: z.string() });
+/** signWith: which key new SAS keys are signed with; keys stored before rotation existed sign with the primary. */
+const Keys = z.object({ primary: z.string(), secondary: z.string(), signWith: TenantKeyName.default('primary') });
 export type TenantKeys = z.infer<typeof Keys>;
+
+/** Concurrent rotations of one tenant retry their compare-and-set this many times before giving up. */
+const MAX_ROTATE_ATTEMPTS = 5;
 
 const newKey = () => randomBytes(32).toString('base64');
 
 /**
- * Each tenant has a primary and a secondary namespace key: new SAS keys are signed with the primary,
- * verifiers accept both, so either can be regenerated without breaking holders of the other.
+ * Each tenant has a primary and a secondary namespace key: new SAS keys are signed with one of them
+ * (`signWith`), verifiers accept both, so either can be regenerated without breaking holders of the
+ * other (design.md, "Tokens and keys").
  */
 export function tenantKeys(store: Store) {
   const key = (tenant: string) => `tenant-keys:${tenant}`;
@@ -17,17 +24,38 @@ export function tenantKeys(store: Store) {
     const raw = await store.get(key(tenant));
     return raw ? Keys.parse(JSON.parse(raw)) : undefined;
   };
+  /** the tenant's keys, made on first use */
+  const get = async (tenant: string): Promise<TenantKeys> => {
+    const existing = await find(tenant);
+    if (existing) return existing;
+    const fresh: TenantKeys = { primary: newKey(), secondary: newKey(), signWith: 'primary' };
+    // Two PAC instances racing here must agree on one pair.
+    if (await store.set(key(tenant), JSON.stringify(fresh), { ifAbsent: true })) return fresh;
+    return Keys.parse(JSON.parse((await store.get(key(tenant)))!));
+  };
   return {
     /** the tenant's keys, or undefined when no SAS key was ever minted for it */
     find,
-    /** the tenant's keys, made on first use */
-    async get(tenant: string): Promise<TenantKeys> {
-      const existing = await find(tenant);
-      if (existing) return existing;
-      const fresh = { primary: newKey(), secondary: newKey() };
-      // Two PAC instances racing here must agree on one pair.
-      if (await store.set(key(tenant), JSON.stringify(fresh), { ifAbsent: true })) return fresh;
-      return Keys.parse(JSON.parse((await store.get(key(tenant)))!));
+    get,
+    /** the namespace key new SAS keys for the tenant are signed with */
+    async signingKey(tenant: string): Promise<string> {
+      const keys = await get(tenant);
+      return keys[keys.signWith];
+    },
+    /**
+     * Regenerates one key and signs new SAS keys with it from now on. Keys signed with the other one
+     * keep verifying; keys signed with the replaced one stop verifying. Undefined for a tenant with
+     * no keys (nothing was ever minted, so there is nothing to rotate).
+     */
+    async rotate(tenant: string, which: TenantKeyName): Promise<TenantKeys | undefined> {
+      for (let attempt = 0; attempt < MAX_ROTATE_ATTEMPTS; attempt += 1) {
+        const raw = await store.get(key(tenant));
+        if (raw === null) return undefined;
+        const rotated: TenantKeys = { ...Keys.parse(JSON.parse(raw)), [which]: newKey(), signWith: which };
+        // Compare-and-set: a rotation of the other key racing with this one must not be lost.
+        if (await store.compareAndSet(key(tenant), raw, JSON.stringify(rotated))) return rotated;
+      }
+      throw new Conflict('the tenant keys kept changing during the rotation; retry', `tenant ${tenant}`);
     },
   };
 }

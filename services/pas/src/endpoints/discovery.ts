@@ -12,6 +12,8 @@ export function discoveryEndpoint(issuer: string): Router {
     issuer,
     token_endpoint: `${base}/oauth2/token`,
     jwks_uri: `${base}/.well-known/jwks.json`,
+    revocation_endpoint: `${base}/oauth2/revoke`,
+    introspection_endpoint: `${base}/oauth2/introspect`,
     grant_types_supported: Object.keys(grants),
     response_types_supported: [],
     token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],

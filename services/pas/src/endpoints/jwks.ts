@@ -1,11 +1,11 @@
 import { Router } from 'express';
-import type { KeyRing } from '@keyway/tokens';
+import type { CurrentKeyRing } from '../keys/ring.ts';
 
-/** GET /.well-known/jwks.json: next, active and retiring public keys. */
-export function jwksEndpoint(ring: KeyRing): Router {
+/** GET /.well-known/jwks.json: next, active and retiring public keys of the ring as last reloaded. */
+export function jwksEndpoint(ring: CurrentKeyRing): Router {
   const router = Router();
   router.get('/.well-known/jwks.json', (_req, res) => {
-    res.set('Cache-Control', 'public, max-age=60').json(ring.jwks());
+    res.set('Cache-Control', 'public, max-age=60').json(ring.current().jwks());
   });
   return router;
 }

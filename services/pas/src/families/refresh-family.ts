@@ -1,16 +1,63 @@
+import { z } from 'zod';
 import type { Store } from '@keyway/store';
+
+const FamilyInfo = z.object({ fid: z.string(), sub: z.string(), tid: z.string(), scope: z.string() });
+export type FamilyInfo = z.infer<typeof FamilyInfo>;
 
 /**
  * A refresh family: every refresh token descended from one login. The family records the one jti
  * that may be used next; rotation swaps it atomically so exactly one concurrent refresh wins.
+ * Families are indexed by subject and tenant so an entitlement change can revoke them in one call.
  */
 export function refreshFamilies(store: Store) {
-  const key = (fid: string) => `family:${fid}`;
+  const currentKey = (fid: string) => `family:${fid}`;
+  const infoKey = (fid: string) => `family-info:${fid}`;
+  const bySubjectKey = (sub: string) => `subject-families:${sub}`;
+  const byTenantKey = (tid: string) => `tenant-families:${tid}`;
+  const spentKey = (fid: string, jti: string) => `spent:${fid}:${jti}`;
+
+  /** Live families in an index; entries of expired or revoked families are pruned on the way. */
+  const live = async (indexKey: string): Promise<FamilyInfo[]> => {
+    const fids = await store.smembers(indexKey);
+    const infos = await Promise.all(fids.map(async (fid) => ({ fid, raw: await store.get(infoKey(fid)) })));
+    const gone = infos.filter((i) => i.raw === null).map((i) => i.fid);
+    if (gone.length > 0) await store.srem(indexKey, ...gone);
+    return infos.flatMap((i) => (i.raw === null ? [] : [FamilyInfo.parse(JSON.parse(i.raw))]));
+  };
+
   return {
-    start: (fid: string, jti: string, ttlMs: number) => store.set(key(fid), jti, { ttlMs }),
-    current: (fid: string) => store.get(key(fid)),
-    rotate: (fid: string, spentJti: string, nextJti: string, ttlMs: number) => store.compareAndSet(key(fid), spentJti, nextJti, { ttlMs }),
-    revoke: (fid: string) => store.del(key(fid)),
+    async start(info: FamilyInfo, jti: string, ttlMs: number): Promise<void> {
+      await store.set(infoKey(info.fid), JSON.stringify(info), { ttlMs });
+      await store.set(currentKey(info.fid), jti, { ttlMs });
+      await store.sadd(bySubjectKey(info.sub), info.fid);
+      await store.sadd(byTenantKey(info.tid), info.fid);
+    },
+    current: (fid: string) => store.get(currentKey(fid)),
+    async info(fid: string): Promise<FamilyInfo | undefined> {
+      const raw = await store.get(infoKey(fid));
+      return raw ? FamilyInfo.parse(JSON.parse(raw)) : undefined;
+    },
+    /**
+     * Swap spent → next; false when another refresh of the same token won, or the family is gone.
+     * The spent jti is remembered for `reuseLeewayMs` so a duplicate of the same refresh can be told
+     * apart from a replay.
+     */
+    async rotate(fid: string, spentJti: string, nextJti: string, ttlMs: number, reuseLeewayMs: number): Promise<boolean> {
+      // Marked before the swap: a concurrent request that sees the swap must also see the mark.
+      if (reuseLeewayMs > 0) await store.set(spentKey(fid, spentJti), '1', { ttlMs: reuseLeewayMs });
+      if (!(await store.compareAndSet(currentKey(fid), spentJti, nextJti, { ttlMs }))) return false;
+      const info = await store.get(infoKey(fid));
+      if (info) await store.set(infoKey(fid), info, { ttlMs });
+      return true;
+    },
+    /** true when the token was spent within the reuse leeway (a duplicate, not a replay) */
+    spentRecently: async (fid: string, jti: string) => (await store.get(spentKey(fid, jti))) !== null,
+    /** true when the family was live */
+    async revoke(fid: string): Promise<boolean> {
+      return (await store.del(currentKey(fid), infoKey(fid))) > 0;
+    },
+    ofSubject: (sub: string) => live(bySubjectKey(sub)),
+    ofTenant: (tid: string) => live(byTenantKey(tid)),
   };
 }
 export type RefreshFamilies = ReturnType<typeof refreshFamilies>;

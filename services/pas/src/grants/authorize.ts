@@ -1,32 +1,55 @@
 import { AccessDenied, InvalidScope, OAuthError, ServerError, TemporarilyUnavailable } from '@keyway/kit';
 import { ApiError, UnreachableError, type EntitlementClient } from '@keyway/clients';
-import { feedsFromScope, type DenialReason } from '@keyway/contracts';
+import { feedsFromScope, OPERATOR_SCOPE, type DenialReason, type Role } from '@keyway/contracts';
 
 const DENIALS: Record<DenialReason, string> = {
   tenant_unknown: 'the tenant does not exist',
   tenant_suspended: 'the tenant is suspended',
   user_unknown: 'the user is not known to the entitlement service',
-  role_missing: 'the user does not hold the full-control role',
+  role_missing: 'the user does not hold the role this login needs',
   feed_not_entitled: 'the tenant is not entitled to the requested feed',
   no_feeds: 'the tenant has no feeds',
 };
 
-/** Requested scope → feed names; only "feed:<name>" tokens are defined (RFC 6749 §3.3). */
-export function requestedFeeds(scope: string | undefined): string[] {
-  if (!scope) return [];
-  const tokens = scope.split(' ').filter(Boolean);
+/**
+ * What a token pair grants (RFC 6749 §3.3 scope): feeds ("feed:<name> …", none = every feed of the
+ * tenant), or, asked for alone, the operator admin APIs (`operator`).
+ */
+export type Access = { kind: 'feeds'; feeds: string[] } | { kind: 'operator' };
+
+/** Requested scope → access; only "feed:<name>" tokens, or "operator" alone, are defined. */
+export function requestedAccess(scope: string | undefined): Access {
+  const tokens = (scope ?? '').split(' ').filter(Boolean);
+  if (tokens.includes(OPERATOR_SCOPE)) {
+    if (tokens.length > 1) throw new InvalidScope('scope operator is asked for alone');
+    return { kind: 'operator' };
+  }
   const feeds = feedsFromScope(tokens.join(' '));
   if (feeds.length !== tokens.length || feeds.some((f) => !/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(f))) {
-    throw new InvalidScope('scope must be space-separated feed:<name> values');
+    throw new InvalidScope('scope must be space-separated feed:<name> values, or operator');
   }
-  return feeds;
+  return { kind: 'feeds', feeds };
 }
 
-/** Step 3 of the initial exchange: full-control role and the feeds, asked of the entitlement service. */
-export async function authorizeFeeds(entitlement: EntitlementClient, sub: string, tenant: string, feeds: string[]) {
-  const decision = await entitlement.authorize({ sub, tenant, feeds, role: 'full-control' }).catch(rethrowUpstream);
+/** The access an issued token's scope grants (PAS wrote it, so it parses). */
+export const grantedAccess = (scope: string): Access => (scope === OPERATOR_SCOPE ? { kind: 'operator' } : { kind: 'feeds', feeds: feedsFromScope(scope) });
+
+/** RFC 6749 §6: a refresh may narrow the scope, never widen it (nor trade feeds for operator or back). */
+export function withinGrant(asked: Access, granted: Access): boolean {
+  if (asked.kind === 'operator' || granted.kind === 'operator') return asked.kind === granted.kind;
+  return asked.feeds.every((feed) => granted.feeds.includes(feed));
+}
+
+/**
+ * Step 3 of the initial exchange, asked of the entitlement service: feeds need the full-control role
+ * and the tenant's entitlement to each feed; operator access needs the operator role and no feed.
+ * Answers the user's roles and the access granted (the tenant's feeds when none were named).
+ */
+export async function authorize(entitlement: EntitlementClient, sub: string, tenant: string, access: Access): Promise<{ roles: Role[]; access: Access }> {
+  const request = access.kind === 'operator' ? { role: 'operator' as const, feeds: [] } : { role: 'full-control' as const, feeds: access.feeds };
+  const decision = await entitlement.authorize({ sub, tenant, ...request }).catch(rethrowUpstream);
   if (!decision.allow) throw new AccessDenied(`${DENIALS[decision.reason]} (${decision.reason})`, decision.reason);
-  return decision;
+  return { roles: decision.roles, access: access.kind === 'operator' ? access : { kind: 'feeds', feeds: decision.feeds } };
 }
 
 /** An upstream that cannot answer means 503; anything else unexpected fails closed as server_error. */

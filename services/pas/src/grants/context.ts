@@ -1,20 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import type { Request } from 'express';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import { feedScope } from '@keyway/contracts';
+import { feedScope, OPERATOR_SCOPE } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
 import type { Counter } from '@opentelemetry/api';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
+import type { Access } from './authorize.ts';
 
 export interface GrantContext {
-  ring: KeyRing;
+  /** the signing keys as this instance last reloaded them (app.ts reads the shared ring on every access): use it, never keep it */
+  readonly ring: KeyRing;
   settings: TokenSettings;
   idp: IdpClient;
   entitlement: EntitlementClient;
   families: RefreshFamilies;
   /** keyway.tokens.issued, by grant type and tenant */
   tokensIssued: Counter;
+  /** strict revocation (design.md): entitlements are re-checked on refresh and removals revoke families */
+  strict: boolean;
+  /** a spent refresh token presented again within this many seconds is refused without revoking its family */
+  reuseLeewaySec: number;
 }
 
 export interface Grant<G extends TokenRequest['grant_type']> {
@@ -24,23 +30,35 @@ export interface Grant<G extends TokenRequest['grant_type']> {
 
 export const DEFAULT_CLIENT_ID = 'keyway-importer';
 
+/**
+ * Operator access tokens are for PAC and the admin APIs (RFC 8707 §2: "aud" names each resource the
+ * token is for); feed access tokens for PAC only, so they are refused by the admin APIs.
+ */
+function accessAudience(settings: TokenSettings, access: Access): string | string[] {
+  if (access.kind === 'feeds') return settings.accessAudience;
+  return [...new Set([settings.accessAudience, ...(settings.adminAudiences ?? [])])];
+}
+
 /** Issues an access + refresh pair; a new family starts unless one is being continued. */
 export async function issuePair(
   context: GrantContext,
   grantType: TokenRequest['grant_type'],
-  subject: { sub: string; tid: string; roles: string[]; feeds: string[]; client_id: string },
+  subject: { sub: string; tid: string; roles: string[]; access: Access; client_id: string },
   family?: { fid: string; spentJti: string },
 ): Promise<TokenResponse> {
   const { ring, settings, families } = context;
-  const scope = subject.feeds.map(feedScope).join(' ');
+  const scope = subject.access.kind === 'operator' ? OPERATOR_SCOPE : subject.access.feeds.map(feedScope).join(' ');
   const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id };
   const fid = family?.fid ?? randomUUID();
-  const [access, refresh] = await Promise.all([issueAccessToken(ring, settings, claims), issueRefreshToken(ring, settings, { ...claims, fid })]);
+  const [access, refresh] = await Promise.all([
+    issueAccessToken(ring, settings, { ...claims, fid }, accessAudience(settings, subject.access)),
+    issueRefreshToken(ring, settings, { ...claims, fid }),
+  ]);
   const ttlMs = settings.refreshTtlSec * 1000;
   if (family) {
-    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs))) throw new FamilyRaceLost();
+    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs, context.reuseLeewaySec * 1000))) throw new FamilyRaceLost();
   } else {
-    await families.start(fid, refresh.jti, ttlMs);
+    await families.start({ fid, sub: subject.sub, tid: subject.tid, scope }, refresh.jti, ttlMs);
   }
   context.tokensIssued.add(1, { grant_type: grantType, tenant: subject.tid });
   return {

@@ -1,0 +1,82 @@
+import type { RequestHandler } from 'express';
+import { AccessDenied, InsufficientScope, InvalidClient, InvalidToken, TemporarilyUnavailable } from './errors.ts';
+import { callerService } from './service-auth.ts';
+
+/** The role an operator holds, and the scope an operator login asks for (PAS `scope=operator`). */
+const OPERATOR = 'operator';
+
+/** The claims of a verified access token that operator authentication looks at. */
+export interface BearerClaims {
+  sub: string;
+  tid: string;
+  roles: string[];
+  scope: string;
+  jti: string;
+}
+
+/** RFC 7662 in spirit: a token is active (verified and not revoked) or it is not, with the reason for the log. */
+export type BearerCheck = { active: true; claims: BearerClaims } | { active: false; reason: string };
+
+/**
+ * Verifies a bearer access token (signature, alg, typ, iss, aud, exp/nbf) and asks its issuer whether
+ * it is still active. Rejects only when that cannot be decided (the issuer does not answer).
+ */
+export type BearerVerifier = (token: string) => Promise<BearerCheck>;
+
+/** RFC 6750 §2.1: `Bearer` followed by a b64token. */
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+const REALM = 'realm="keyway"';
+
+const challenge = (attributes: string) => ({ 'WWW-Authenticate': `Bearer ${REALM}, ${attributes}` });
+
+/**
+ * The operator admin APIs (entitlement `/v1/tenants…`, PAS `/admin/v1/signing-keys…`, PAC
+ * `/admin/v1/tenants/:t/sas-keys/rotate`) answer either of two callers:
+ * - the operator client certificate from the Keyway CA (mTLS, CN `operator`), as before;
+ * - `Authorization: Bearer <access token>` of a user holding the `operator` role, issued for the
+ *   `operator` scope (a feed login of the same user does not count), verified by `verify`.
+ *
+ * Refusals follow RFC 6750 §3.1: a token that is malformed, forged, expired, revoked or not meant for
+ * this service is 401 invalid_token; a good token without the operator role and scope is 403
+ * insufficient_scope. No credentials at all is 401 with a bare challenge (§3: no error code), and a
+ * certificate of another service without a token stays 403 access_denied.
+ */
+export function requireOperator(options: { verify: BearerVerifier }): RequestHandler {
+  return async (req, _res, next) => {
+    const caller = callerService(req);
+    const authorization = req.get('authorization');
+    if (caller === OPERATOR) {
+      req.log = req.log.child({ actor: { via: 'certificate', cn: caller } });
+      return next();
+    }
+    if (authorization === undefined) {
+      if (caller) return next(new AccessDenied('this service may not call this endpoint', `caller ${caller}`));
+      return next(
+        new InvalidClient('operator authentication is required: a Bearer access token for the operator scope, or the operator client certificate', 'no credentials', {
+          'WWW-Authenticate': `Bearer ${REALM}`,
+        }),
+      );
+    }
+    const token = BEARER.exec(authorization)?.[1];
+    if (!token) return next(new InvalidToken('the Authorization header is not a Bearer token', 'malformed Authorization header', challenge('error="invalid_token"')));
+
+    let check: BearerCheck;
+    try {
+      check = await options.verify(token);
+    } catch (err) {
+      // Fail closed: a token that cannot be checked is not accepted (design.md, rule 10).
+      return next(new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' }));
+    }
+    if (!check.active) {
+      return next(new InvalidToken('the access token is invalid, expired or revoked', check.reason, challenge('error="invalid_token"')));
+    }
+    const { claims } = check;
+    if (!claims.roles.includes(OPERATOR) || !claims.scope.split(' ').includes(OPERATOR)) {
+      return next(
+        new InsufficientScope('the access token does not grant the operator scope', `sub ${claims.sub} roles ${claims.roles.join(',')} scope ${claims.scope}`, challenge(`error="insufficient_scope", scope="${OPERATOR}"`)),
+      );
+    }
+    req.log = req.log.child({ actor: { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
+    next();
+  };
+}

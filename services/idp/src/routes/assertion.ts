@@ -1,0 +1,37 @@
+import { Router } from 'express';
+import { AssertionCheck, Subject } from '@keyway/contracts';
+import { InvalidClient, parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { TokenError, verifyClientAssertion } from '@keyway/tokens';
+import type { ClientKeyRepository } from '../credentials/client-keys.ts';
+import type { CredentialRepository } from '../credentials/repository.ts';
+
+/** Assertions are one-shot proofs: five minutes is ample for a signed request to reach PAS. */
+const MAX_ASSERTION_LIFETIME_SEC = 300;
+const CLOCK_TOLERANCE_SEC = 30;
+
+/**
+ * POST /v1/credentials/assertion/verify (PAS only): RFC 7523 §3 checks of a private_key_jwt client
+ * assertion against the client's registered keys. Any failure is one generic 401 invalid_client
+ * (RFC 6749 §5.2: client authentication failed); the reason goes to the log only.
+ */
+export function assertionRoutes(credentials: CredentialRepository, keys: ClientKeyRepository): Router {
+  const router = Router();
+  router.post('/v1/credentials/assertion/verify', requireService('pas'), requireContentType('application/json'), async (req, res) => {
+    const { assertion, audience } = parseInput(AssertionCheck, req.body, 'body');
+    const verified = await verifyClientAssertion(assertion, {
+      audience,
+      clockToleranceSec: CLOCK_TOLERANCE_SEC,
+      maxLifetimeSec: MAX_ASSERTION_LIFETIME_SEC,
+      keyFor: (clientId, kid) => keys.find(clientId, kid),
+      claimJti: (clientId, jti, expiresAt) => keys.claimJti(clientId, jti, expiresAt),
+    }).catch((err: unknown) => {
+      if (err instanceof TokenError) throw new InvalidClient(undefined, `${err.code}: ${err.message}`);
+      throw err;
+    });
+    // The client_id is the user's subject id; keys are only registered for users with credentials.
+    const credential = await credentials.findBySub(verified.clientId);
+    if (!credential) throw new InvalidClient(undefined, 'no credentials for the client_id');
+    res.json(shapeResponse(Subject, credential));
+  });
+  return router;
+}

@@ -1,0 +1,60 @@
+import { AccessDenied, InvalidGrant, InvalidScope } from '@keyway/kit';
+import { TokenError } from '@keyway/tokens';
+import { verifyOwnRefreshToken } from '../tokens/own-tokens.ts';
+import { authorize, grantedAccess, requestedAccess, withinGrant } from './authorize.ts';
+import { FamilyRaceLost, issuePair, type Grant } from './context.ts';
+
+/**
+ * RFC 6749 §6 with rotation: each use spends the token and issues the next one in its family.
+ * Presenting a spent token revokes the whole family (RFC 9700 §4.14, reuse detection).
+ */
+export const refresh_token: Grant<'refresh_token'> = {
+  grantType: 'refresh_token',
+  async handler(params, context, req) {
+    const claims = await verifyOwnRefreshToken(context, params.refresh_token).catch((err: unknown) => {
+      if (err instanceof TokenError) throw new InvalidGrant('the refresh token is invalid, expired or revoked', err.code);
+      throw err;
+    });
+    const current = await context.families.current(claims.fid);
+    if (current === null) throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'family revoked or expired');
+    if (current !== claims.jti) {
+      // A duplicate of a refresh that just succeeded (a client retry, or a concurrent request that
+      // lost the race) is refused without punishing the family; anything later is a replay.
+      if (await context.families.spentRecently(claims.fid, claims.jti)) {
+        throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent moments ago by a concurrent refresh');
+      }
+      await context.families.revoke(claims.fid);
+      req.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
+      throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked');
+    }
+
+    // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+    const granted = grantedAccess(claims.scope);
+    const asked = params.scope === undefined ? granted : requestedAccess(params.scope);
+    if (!withinGrant(asked, granted)) throw new InvalidScope('the requested scope exceeds the scope originally granted');
+
+    // Strict mode re-checks entitlements (or the operator role) on every refresh, so a removal also holds for a token in flight.
+    let roles = claims.roles;
+    if (context.strict) {
+      const decision = await authorize(context.entitlement, claims.sub, claims.tid, asked).catch(async (err: unknown) => {
+        if (!(err instanceof AccessDenied)) throw err;
+        await context.families.revoke(claims.fid);
+        throw new InvalidGrant('the grant is no longer authorized', err.detail);
+      });
+      roles = decision.roles;
+    }
+    try {
+      return await issuePair(
+        context,
+        'refresh_token',
+        { sub: claims.sub, tid: claims.tid, roles, access: asked, client_id: claims.client_id },
+        { fid: claims.fid, spentJti: claims.jti },
+      );
+    } catch (err) {
+      // Exactly one of concurrent refreshes of the same token wins; the others are refused without
+      // revoking the family, since they presented the token while it was still current.
+      if (err instanceof FamilyRaceLost) throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'lost a concurrent refresh');
+      throw err;
+    }
+  },
+};

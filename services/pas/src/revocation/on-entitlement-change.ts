@@ -1,0 +1,39 @@
+import { consume, type Broker, type TopicRef } from '@keyway/broker';
+import { CHANGE_EVENTS_TOPIC, ChangeEvent, feedsFromScope } from '@keyway/contracts';
+import type { Logger } from '@keyway/kit';
+import type { FamilyInfo, RefreshFamilies } from '../families/refresh-family.ts';
+
+/** The families an entitlement change takes away (strict mode). */
+async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): Promise<FamilyInfo[]> {
+  switch (event.type) {
+    case 'user.removed':
+    case 'role.removed':
+    // A new password ends every session opened with the old one, as a removal would.
+    case 'credentials.changed':
+      // Tokens carry the roles they were issued with: any removed role means a fresh login.
+      return (await families.ofSubject(event.sub)).filter((f) => f.tid === event.tenant);
+    case 'feed.removed':
+      return (await families.ofTenant(event.tenant)).filter((f) => feedsFromScope(f.scope).includes(event.feed));
+    case 'tenant.suspended':
+    case 'tenant.removed':
+      return families.ofTenant(event.tenant);
+  }
+}
+
+/** Follows the entitlement service's change events and revokes the affected refresh families. */
+export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamilies, logger: Logger, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
+  return consume(
+    broker,
+    topic,
+    'pas',
+    async (body) => {
+      const event = ChangeEvent.parse(JSON.parse(body.toString('utf8')));
+      for (const family of await affectedFamilies(families, event)) {
+        if (await families.revoke(family.fid)) {
+          logger.info('refresh_family.revoked', { reason: event.type, eventId: event.id, fid: family.fid, sub: family.sub, tenant: family.tid });
+        }
+      }
+    },
+    { onError: (err) => logger.warn('change event not handled yet; will retry', { err }) },
+  );
+}

@@ -1,0 +1,71 @@
+import { request } from 'node:https';
+import { exportJWK, generateKeyPair } from 'jose';
+import * as client from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { PASSWORD, provisionTenant } from '../helpers.ts';
+
+let suite: Suite;
+beforeAll(async () => {
+  suite = await startSuite({ redisUrl: REDIS_URL });
+});
+afterAll(() => suite?.close());
+
+/**
+ * openid-client speaks fetch, and Node's global fetch cannot be given a CA; this one is node:https
+ * trusting the Keyway development CA, answering a standard Response.
+ */
+const fetchTrustingTheKeywayCa: client.CustomFetch = (url, options) =>
+  new Promise<Response>((resolve, reject) => {
+    const body = options.body instanceof URLSearchParams ? options.body.toString() : options.body;
+    if (body !== undefined && body !== null && typeof body !== 'string') throw new TypeError('only string and form bodies are sent to PAS');
+    const req = request(url, { method: options.method, headers: options.headers, ca: suite.pki.ca.certPem, signal: options.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, v);
+        }
+        const status = res.statusCode ?? 502;
+        resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers }));
+      });
+    });
+    req.on('error', reject);
+    req.end(body ?? undefined);
+  });
+
+const discover = (clientId: string, auth: client.ClientAuth) =>
+  client.discovery(new URL(suite.urls.pas), clientId, undefined, auth, { [client.customFetch]: fetchTrustingTheKeywayCa });
+
+describe('openid-client v6 against PAS', () => {
+  it('discovers PAS and obtains tokens with the password grant as a public client (client_id sent, no authentication)', async () => {
+    const { email } = await provisionTenant(suite);
+    const config = await discover('keyway-importer', client.None());
+    // discovery() refuses a document whose issuer is not the URL it was asked about (RFC 8414 §3.3).
+    expect(config.serverMetadata()).toMatchObject({ issuer: suite.urls.pas, token_endpoint: `${suite.urls.pas}/oauth2/token` });
+    expect(config.serverMetadata().token_endpoint_auth_methods_supported).toContain('private_key_jwt');
+
+    const tokens = await client.genericGrantRequest(config, 'password', { username: email, password: PASSWORD });
+    expect(tokens.token_type).toBe('bearer');
+    expect(tokens.expires_in).toBe(1200);
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    expect(tokens.scope).toBe('feed:edr-events');
+  });
+
+  it('obtains tokens with client_credentials, authenticating with PrivateKeyJwt (RFC 7523)', async () => {
+    const { tenant, user } = await provisionTenant(suite);
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    await suite.operator.registerKey(tenant, user.id, 'interop', await exportJWK(publicKey));
+
+    const config = await discover(user.id, client.PrivateKeyJwt({ key: privateKey, kid: 'interop' }));
+    const tokens = await client.clientCredentialsGrant(config);
+    expect(tokens.token_type).toBe('bearer');
+    expect(tokens.expires_in).toBe(1200);
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    expect(tokens.scope).toBe('feed:edr-events');
+    // The refresh token works at PAC like any other.
+    expect((await suite.pac.sas({ refresh_token: tokens.refresh_token! })).resource).toContain(`/tenants/${tenant}/topics/edr-events`);
+  });
+});
