@@ -1,18 +1,116 @@
 import { z } from 'zod';
 import { configFields } from '@keyway/kit';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES } from './sinks/file.ts';
+import { FACILITIES } from './sinks/syslog.ts';
 
-export const ImporterEnv = z.object({
+const PASSWORD_LOGIN = ['KEYWAY_USERNAME', 'KEYWAY_PASSWORD'] as const;
+const KEY_PAIR_LOGIN = ['KEYWAY_CLIENT_ID', 'KEYWAY_PRIVATE_KEY_FILE', 'KEYWAY_KEY_ID'] as const;
+
+export const SINKS = ['file', 'stdout', 'syslog', 'http'] as const;
+/** the keys each sink cannot do without */
+const SINK_REQUIRES = {
+  file: ['SINK_FILE'],
+  stdout: ['STATE_FILE'],
+  syslog: ['SYSLOG_URL', 'STATE_FILE'],
+  http: ['HEC_URL', 'HEC_TOKEN', 'STATE_FILE'],
+} as const;
+const SYSLOG_TLS_ONLY = ['SYSLOG_CA_FILE', 'SYSLOG_CERT_FILE', 'SYSLOG_KEY_FILE'] as const;
+
+const facility = z
+  .string()
+  .default('local0')
+  .transform((value, ctx) => {
+    const number = /^\d{1,2}$/.test(value) ? Number(value) : Object.hasOwn(FACILITIES, value) ? FACILITIES[value as keyof typeof FACILITIES] : undefined;
+    if (number === undefined || number > 23) {
+      ctx.addIssue({ code: 'custom', message: 'a facility name (user, daemon, auth, local0 … local7, …) or its number 0-23' });
+      return z.NEVER;
+    }
+    return number;
+  });
+
+/** The fields alone, so the cross-field rules below can be written against their parsed types. */
+const ImporterFields = z.object({
   PAS_URL: z.string().url().describe('PAS, where the agent logs in'),
   PAC_URL: z.string().url().describe('PAC, where the agent gets SAS keys'),
   TOPIC_URL: z.string().url().describe('the topic service'),
   TLS_CA_FILE: z.string().describe('PEM CA the services’ certificates chain to'),
-  KEYWAY_USERNAME: z.string().min(1).describe('the agent user’s email'),
-  KEYWAY_PASSWORD: z.string().min(1).describe('the agent user’s password'),
+  KEYWAY_USERNAME: z.string().min(1).optional().describe('the agent user’s email (password login)'),
+  KEYWAY_PASSWORD: z.string().min(1).optional().describe('the agent user’s password (password login)'),
+  KEYWAY_CLIENT_ID: z.string().min(1).optional().describe('the agent user’s id (passwordless login, RFC 7523 private_key_jwt)'),
+  KEYWAY_PRIVATE_KEY_FILE: z.string().min(1).optional().describe('PEM (PKCS#8) EC P-256 or Ed25519 private key whose public key is registered for the user'),
+  KEYWAY_KEY_ID: z.string().min(1).optional().describe('the kid the public key was registered under'),
   KEYWAY_SCOPE: z.string().optional().describe('feeds to ask for, e.g. "feed:edr-events"; default: all of the tenant’s'),
   RESOURCE: z.string().url().optional().describe('topic URI to pull; default: the tenant’s feed'),
   SUBSCRIPTION: z.string().regex(/^[a-z0-9-]{1,63}$/).default('default').describe('subscription to receive from'),
-  SINK_FILE: z.string().describe('JSON-lines file batches are written to'),
+  SINK: z.enum(SINKS).default('file').describe('where batches go: file (rotating JSON lines), stdout, syslog (RFC 5424 over TCP/TLS) or http (Splunk HEC)'),
+  SINK_FILE: z.string().min(1).optional().describe('SINK=file: the JSON-lines file batches are written to'),
+  SINK_FILE_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_MAX_BYTES).describe('SINK=file: rotate before the file would grow past this many bytes'),
+  SINK_FILE_MAX_FILES: z.coerce.number().int().min(1).default(DEFAULT_MAX_FILES).describe('SINK=file: rotated files kept; the oldest beyond this are deleted'),
+  SYSLOG_URL: z
+    .string()
+    .regex(/^(tcp|tls):\/\/[^/?#]+:\d{1,5}$/, 'must be tcp://host:port or tls://host:port')
+    .optional()
+    .describe('SINK=syslog: tcp://host:port (RFC 6587) or tls://host:port (RFC 5425)'),
+  SYSLOG_CA_FILE: z.string().min(1).optional().describe('SINK=syslog over tls://: PEM CA the server certificate chains to; default: Node’s bundled CAs'),
+  SYSLOG_CERT_FILE: z.string().min(1).optional().describe('SINK=syslog over tls://: PEM client certificate, for a server that asks for one'),
+  SYSLOG_KEY_FILE: z.string().min(1).optional().describe('SINK=syslog over tls://: PEM private key of SYSLOG_CERT_FILE'),
+  SYSLOG_FACILITY: facility.describe('SINK=syslog: RFC 5424 facility, a name (local0 … local7, user, daemon, …) or 0-23; default local0'),
+  HEC_URL: z.string().url().startsWith('https://', 'must be https:// (the token must not travel in clear)').optional().describe('SINK=http: Splunk HEC base URL, e.g. https://splunk.example:8088'),
+  HEC_TOKEN: z.string().min(1).optional().describe('SINK=http: HEC token (sent as "Authorization: Splunk <token>", never logged)'),
+  HEC_CA_FILE: z.string().min(1).optional().describe('SINK=http: PEM CA the collector’s certificate chains to; default: Node’s bundled CAs'),
+  HEC_INDEX: z.string().min(1).optional().describe('SINK=http: Splunk index; default: the token’s'),
+  STATE_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('checkpoint of the batch ids already written (drops redeliveries after a restart); default for SINK=file: SINK_FILE + ".checkpoint", required for the other sinks'),
   RECEIVE_TIMEOUT_SEC: z.coerce.number().int().min(1).max(60).default(20).describe('long-poll wait per receive'),
-  LOG_LEVEL: configFields.logLevel,
+  LOG_LEVEL: configFields.logLevel.describe('debug | info | warn | error | silent'),
 });
+type Fields = z.output<typeof ImporterFields>;
+
+export const ImporterEnv = ImporterFields.superRefine((env, ctx) => {
+  requireOneLogin(env, ctx);
+  requireSinkKeys(env, ctx);
+})
+  // Sound once the rules above hold: STATE_FILE is unset only with SINK=file, which has a SINK_FILE.
+  .transform((env) => ({ ...env, STATE_FILE: env.STATE_FILE ?? `${env.SINK_FILE}.checkpoint` }));
 export type ImporterEnv = z.output<typeof ImporterEnv>;
+
+/** Exactly one way to log in, given completely: a password, or a registered key pair. */
+function requireOneLogin(env: Fields, ctx: z.RefinementCtx): void {
+  const given = (names: readonly (keyof Fields)[]) => names.filter((name) => env[name] !== undefined);
+  const password = given(PASSWORD_LOGIN);
+  const keyPair = given(KEY_PAIR_LOGIN);
+  if ((password.length > 0) === (keyPair.length > 0)) {
+    ctx.addIssue({ code: 'custom', message: `set either ${PASSWORD_LOGIN.join(' and ')}, or ${KEY_PAIR_LOGIN.join(', ')}` });
+    return;
+  }
+  const [chosen, names] = password.length > 0 ? [password, PASSWORD_LOGIN] : [keyPair, KEY_PAIR_LOGIN];
+  for (const name of names.filter((n) => !chosen.includes(n))) {
+    ctx.addIssue({ code: 'custom', path: [name], message: `required with ${chosen.join(', ')}` });
+  }
+}
+
+/**
+ * Each sink's own keys. Sinks other than file have no file to put the checkpoint next to, so they
+ * name it: a checkpoint in a default place that a restart might not find would let duplicates through.
+ */
+function requireSinkKeys(env: Fields, ctx: z.RefinementCtx): void {
+  for (const name of SINK_REQUIRES[env.SINK]) {
+    if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: `required with SINK=${env.SINK}` });
+  }
+  if (env.SINK === 'file' && env.STATE_FILE !== undefined && env.STATE_FILE === env.SINK_FILE) {
+    ctx.addIssue({ code: 'custom', path: ['STATE_FILE'], message: 'must not be SINK_FILE' });
+  }
+  if (env.SINK === 'syslog') {
+    if ((env.SYSLOG_CERT_FILE === undefined) !== (env.SYSLOG_KEY_FILE === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [env.SYSLOG_CERT_FILE === undefined ? 'SYSLOG_CERT_FILE' : 'SYSLOG_KEY_FILE'], message: 'SYSLOG_CERT_FILE and SYSLOG_KEY_FILE go together' });
+    }
+    if (env.SYSLOG_URL?.startsWith('tcp:')) {
+      for (const name of SYSLOG_TLS_ONLY.filter((n) => env[n] !== undefined)) {
+        ctx.addIssue({ code: 'custom', path: [name], message: 'only with a tls:// SYSLOG_URL' });
+      }
+    }
+  }
+}

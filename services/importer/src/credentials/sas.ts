@@ -12,12 +12,16 @@ export interface TopicAddress {
 /** Keeps a listen SAS key for the feed, renewed before it expires (and at once when refused). */
 export class SasKeeper {
   private current?: { sasKey: string; address: TopicAddress; renewAt: number };
+  /** SAS keys obtained so far */
+  obtained = 0;
 
   constructor(
     private readonly pac: PacClient,
     private readonly session: Session,
     private readonly resource: string | undefined,
     private readonly log: Logger,
+    /** a key is renewed while at least this much of it is left: a long poll and the settle after it must fit */
+    private readonly minRemainingMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -33,8 +37,9 @@ export class SasKeeper {
     this.current = {
       sasKey: response.sas_key,
       address: parseResource(response.resource),
-      renewAt: issuedAt + (expiresAt - issuedAt) * (1 - RENEW_AT_REMAINING),
+      renewAt: expiresAt - Math.max((expiresAt - issuedAt) * RENEW_AT_REMAINING, this.minRemainingMs),
     };
+    this.obtained += 1;
     this.log.info('sas key obtained', { resource: response.resource, keyId: response.key_id, expiresAt: response.expires_at });
     return this.current;
   }

@@ -1,11 +1,16 @@
 import type { TokenResponse } from '@keyway/contracts';
 import { ApiError, type PasClient } from '@keyway/clients';
 import type { Logger } from '@keyway/kit';
+import { signClientAssertion, type ClientKeyPair } from './client-assertion.ts';
 
-export type Credentials = { kind: 'password'; username: string; password: string; scope?: string };
+/** A password, or a key pair registered for RFC 7523 private_key_jwt (passwordless agents). */
+export type Credentials =
+  | { kind: 'password'; username: string; password: string; scope?: string }
+  | ({ kind: 'private_key_jwt'; scope?: string } & ClientKeyPair);
 
 /** Renew when this share of a credential's lifetime is left, so a slow call never meets an expired one. */
 export const RENEW_AT_REMAINING = 0.2;
+const JWT_TIME_GRANULARITY_MS = 1000;
 
 /**
  * The agent's OAuth session: logs in, refreshes the pair before the refresh token expires, and logs
@@ -13,6 +18,8 @@ export const RENEW_AT_REMAINING = 0.2;
  */
 export class Session {
   private tokens?: { response: TokenResponse; refreshRenewAt: number; refreshExpiresAt: number };
+  /** how often the agent logged in and refreshed (credentials' generations) */
+  readonly counts = { logins: 0, refreshes: 0 };
 
   constructor(
     private readonly pas: PasClient,
@@ -28,6 +35,7 @@ export class Session {
     if (current && this.now() < current.refreshExpiresAt) {
       try {
         this.remember(await this.pas.refresh(current.response.refresh_token));
+        this.counts.refreshes += 1;
         this.log.info('session refreshed');
         return this.tokens!.response.refresh_token;
       } catch (err) {
@@ -44,15 +52,26 @@ export class Session {
   }
 
   private async login(): Promise<string> {
-    const { username, password, scope } = this.credentials;
-    this.remember(await this.pas.password(username, password, scope));
-    this.log.info('logged in', { username });
+    const credentials = this.credentials;
+    if (credentials.kind === 'password') {
+      this.remember(await this.pas.password(credentials.username, credentials.password, credentials.scope));
+      this.log.info('logged in', { username: credentials.username });
+    } else {
+      // A fresh assertion per login, addressed to the issuer PAS names itself (RFC 7523 §3 item 3),
+      // dated by the wall clock the IdP checks it against rather than the session's schedule clock.
+      const { issuer } = await this.pas.discovery();
+      this.remember(await this.pas.clientCredentials(signClientAssertion(credentials, issuer), credentials.scope));
+      this.log.info('logged in', { clientId: credentials.clientId, kid: credentials.kid });
+    }
+    this.counts.logins += 1;
     return this.tokens!.response.refresh_token;
   }
 
   private remember(response: TokenResponse): void {
     const issuedAt = this.now();
     const lifetimeMs = response.refresh_expires_in * 1000;
-    this.tokens = { response, refreshExpiresAt: issuedAt + lifetimeMs, refreshRenewAt: issuedAt + lifetimeMs * (1 - RENEW_AT_REMAINING) };
+    // JWT times have one-second granularity: "exp" may fall up to a second before issuedAt + lifetime.
+    const expiresAt = issuedAt + lifetimeMs - JWT_TIME_GRANULARITY_MS;
+    this.tokens = { response, refreshExpiresAt: expiresAt, refreshRenewAt: expiresAt - lifetimeMs * RENEW_AT_REMAINING };
   }
 }

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '@keyway/kit';
+import { ImporterEnv } from './config.ts';
+
+const base = { PAS_URL: 'https://pas.test', PAC_URL: 'https://pac.test', TOPIC_URL: 'https://topic.test', TLS_CA_FILE: 'ca.crt', KEYWAY_USERNAME: 'a@b.c', KEYWAY_PASSWORD: 'pw' };
+const issues = (env: Record<string, string>) => {
+  try {
+    parseConfig(ImporterEnv, { ...base, ...env });
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+};
+
+describe('importer sink configuration', () => {
+  it('defaults to the file sink with its checkpoint next to it, rotating at 100 MiB and keeping 10 files', () => {
+    expect(parseConfig(ImporterEnv, { ...base, SINK_FILE: '/var/lib/keyway/out.jsonl' })).toMatchObject({
+      SINK: 'file',
+      STATE_FILE: '/var/lib/keyway/out.jsonl.checkpoint',
+      SINK_FILE_MAX_BYTES: 104_857_600,
+      SINK_FILE_MAX_FILES: 10,
+    });
+  });
+
+  it('names the keys each sink requires', () => {
+    expect(issues({})).toEqual(['SINK_FILE: required with SINK=file']);
+    expect(issues({ SINK: 'stdout' })).toEqual(['STATE_FILE: required with SINK=stdout']);
+    expect(issues({ SINK: 'syslog' })).toEqual(['SYSLOG_URL: required with SINK=syslog', 'STATE_FILE: required with SINK=syslog']);
+    expect(issues({ SINK: 'http', STATE_FILE: '/s' })).toEqual(['HEC_URL: required with SINK=http', 'HEC_TOKEN: required with SINK=http']);
+    expect(issues({ SINK: 'file', SINK_FILE: '/x', STATE_FILE: '/x' })).toEqual(['STATE_FILE: must not be SINK_FILE']);
+    expect(issues({ SINK: 'http', STATE_FILE: '/s', HEC_URL: 'http://splunk.example:8088', HEC_TOKEN: 't' })).toEqual(['HEC_URL: must be https:// (the token must not travel in clear)']);
+  });
+
+  it('takes syslog facilities by name or number, and TLS files only with tls://', () => {
+    const syslog = { SINK: 'syslog', STATE_FILE: '/s' };
+    expect(parseConfig(ImporterEnv, { ...base, ...syslog, SYSLOG_URL: 'tls://siem.example:6514' }).SYSLOG_FACILITY).toBe(16);
+    expect(parseConfig(ImporterEnv, { ...base, ...syslog, SYSLOG_URL: 'tcp://siem.example:514', SYSLOG_FACILITY: 'auth' }).SYSLOG_FACILITY).toBe(4);
+    expect(parseConfig(ImporterEnv, { ...base, ...syslog, SYSLOG_URL: 'tcp://siem.example:514', SYSLOG_FACILITY: '23' }).SYSLOG_FACILITY).toBe(23);
+    expect(issues({ ...syslog, SYSLOG_URL: 'tcp://siem.example:514', SYSLOG_FACILITY: '24' })).toHaveLength(1);
+    expect(issues({ ...syslog, SYSLOG_URL: 'udp://siem.example:514' })).toEqual(['SYSLOG_URL: must be tcp://host:port or tls://host:port']);
+    expect(issues({ ...syslog, SYSLOG_URL: 'tcp://siem.example:514', SYSLOG_CA_FILE: 'ca.pem' })).toEqual(['SYSLOG_CA_FILE: only with a tls:// SYSLOG_URL']);
+    expect(issues({ ...syslog, SYSLOG_URL: 'tls://siem.example:6514', SYSLOG_CERT_FILE: 'c.pem' })).toEqual(['SYSLOG_KEY_FILE: SYSLOG_CERT_FILE and SYSLOG_KEY_FILE go together']);
+  });
+
+  it('describes every key', () => {
+    const undescribed = Object.entries(ImporterEnv.in.shape)
+      .filter(([, field]) => !field.description)
+      .map(([name]) => name);
+    expect(undescribed).toEqual([]);
+  });
+});

@@ -1,0 +1,72 @@
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Batch } from '@keyway/contracts';
+import { fileSink } from './file.ts';
+
+const batch = (seq: number): Batch => ({
+  id: `b-${seq}`,
+  tenant: 'acme',
+  topic: 'edr-events',
+  seq,
+  createdAt: '2024-05-06T07:08:09.123Z',
+  contentType: 'application/json',
+  records: [{ event: 'login', user: `user-${seq}`, padding: 'x'.repeat(200) }],
+});
+
+/** Every line in the directory, oldest file first: rotated files sort by their timestamp, the live one is last. */
+function allLines(dir: string) {
+  const rotated = readdirSync(dir).filter((f) => /^batches\.\d{8}T\d{6}\.\d{3}Z\.jsonl$/.test(f)).sort();
+  const lines = [...rotated, 'batches.jsonl'].flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean));
+  return { rotated, seqs: lines.map((l) => (JSON.parse(l) as Batch).seq) };
+}
+
+describe('file sink (rotating JSON lines)', () => {
+  it('keeps every line, in order, across rotations, and no file grows past maxBytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
+    const sink = await fileSink(join(dir, 'batches.jsonl'), { maxBytes: 2_000, maxFiles: 100 });
+    // Concurrent write() calls still land whole and in call order.
+    await Promise.all(Array.from({ length: 40 }, (_, seq) => sink.write(batch(seq))));
+    await sink.close();
+
+    const { rotated, seqs } = allLines(dir);
+    expect(seqs).toEqual(Array.from({ length: 40 }, (_, seq) => seq));
+    expect(rotated.length).toBeGreaterThan(3);
+    for (const f of [...rotated, 'batches.jsonl']) expect(statSync(join(dir, f)).size).toBeLessThanOrEqual(2_000);
+  });
+
+  it('keeps at most maxFiles rotated files, deleting the oldest, and goes on rotating after a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
+    const path = join(dir, 'batches.jsonl');
+    let sink = await fileSink(path, { maxBytes: 1_000, maxFiles: 3 });
+    for (let seq = 0; seq < 20; seq += 1) await sink.write(batch(seq));
+    await sink.close();
+    const first = allLines(dir);
+    expect(first.rotated).toHaveLength(3);
+    // What is left is the newest lines, with no gap up to the last one written.
+    expect(first.seqs.at(-1)).toBe(19);
+    expect(first.seqs).toEqual(Array.from({ length: first.seqs.length }, (_, i) => 20 - first.seqs.length + i));
+
+    sink = await fileSink(path, { maxBytes: 1_000, maxFiles: 3 });
+    for (let seq = 20; seq < 30; seq += 1) await sink.write(batch(seq));
+    await sink.close();
+    const second = allLines(dir);
+    expect(second.rotated).toHaveLength(3);
+    expect(second.seqs.at(-1)).toBe(29);
+    expect(second.seqs).toEqual(Array.from({ length: second.seqs.length }, (_, i) => 30 - second.seqs.length + i));
+  });
+
+  it('cuts off the torn last line a killed process left, so the next line stands on its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
+    const path = join(dir, 'batches.jsonl');
+    const whole = `${JSON.stringify(batch(0))}\n${JSON.stringify(batch(1))}\n`;
+    writeFileSync(path, whole + JSON.stringify(batch(2)).slice(0, 50));
+
+    const sink = await fileSink(path);
+    await sink.write(batch(2));
+    await sink.close();
+    const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+    expect(lines.map((l) => (JSON.parse(l) as Batch).seq)).toEqual([0, 1, 2]);
+  });
+});
