@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ApiError, type EntitlementClient } from '@keyway/clients';
+import { VENDOR_TENANT } from '@keyway/contracts';
 
 export const DEMO_TENANT = 'demo';
 export const DEMO_FEED = 'edr-events';
@@ -8,17 +9,23 @@ export const DEMO_FEED = 'edr-events';
 export interface DemoCredentials {
   importer: { email: string; password: string };
   producer: { email: string; password: string };
+  /** an operator of the vendor tenant: PAS `grant_type=password` with `scope=operator` */
+  operator: { email: string; password: string };
 }
 
-/** Passwords are made once and kept (mode 0600) so a restart against Redis finds the same users. */
+/**
+ * Passwords are made once and kept (mode 0600) so a restart against Redis finds the same users; a
+ * file written before a user existed gains it.
+ */
 export function demoCredentials(path: string): DemoCredentials {
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as DemoCredentials;
+  const kept = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<DemoCredentials>) : {};
   const password = () => randomBytes(18).toString('base64url');
-  const credentials = {
-    importer: { email: `importer@${DEMO_TENANT}.example`, password: password() },
-    producer: { email: `producer@${DEMO_TENANT}.example`, password: password() },
+  const credentials: DemoCredentials = {
+    importer: kept.importer ?? { email: `importer@${DEMO_TENANT}.example`, password: password() },
+    producer: kept.producer ?? { email: `producer@${DEMO_TENANT}.example`, password: password() },
+    operator: kept.operator ?? { email: `operator@${VENDOR_TENANT}.example`, password: password() },
   };
-  writeFileSync(path, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  if (!kept.importer || !kept.producer || !kept.operator) writeFileSync(path, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
   return credentials;
 }
 
@@ -26,8 +33,13 @@ const ignoreConflict = (err: unknown) => {
   if (!(err instanceof ApiError && err.status === 409)) throw err;
 };
 
-/** The demo tenant with its feed, a full-control importer user and a producer user; idempotent. */
+/**
+ * The demo tenant with its feed, a full-control importer user and a producer user, and the vendor
+ * tenant with an operator user (no feeds: operators use the admin APIs); idempotent.
+ */
 export async function seedDemo(operator: EntitlementClient, credentials: DemoCredentials): Promise<void> {
+  await operator.createTenant({ id: VENDOR_TENANT, name: 'Keyway operators' }).catch(ignoreConflict);
+  await operator.createUser(VENDOR_TENANT, { ...credentials.operator, roles: ['operator'] }).catch(ignoreConflict);
   await operator.createTenant({ id: DEMO_TENANT, name: 'Demo Corp', feeds: [DEMO_FEED] }).catch(ignoreConflict);
   await operator.createUser(DEMO_TENANT, { ...credentials.importer, roles: ['full-control'] }).catch(ignoreConflict);
   await operator.createUser(DEMO_TENANT, { ...credentials.producer, roles: ['full-control', 'producer'] }).catch(ignoreConflict);

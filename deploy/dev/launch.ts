@@ -5,11 +5,12 @@
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createAgent, fileSink } from '@keyway/importer';
+import { createAgent, fileCheckpoint, fileSink } from '@keyway/importer';
 import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
 import { PKI_NAMES, SERVICES, startSuite, type ServiceName } from '@keyway/testkit';
 import { ensureDevPki } from '@keyway/tls';
 import { LaunchEnv } from './config.ts';
+import { VENDOR_TENANT } from '@keyway/contracts';
 import { DEMO_FEED, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
 import { startDemoProducer } from './producer.ts';
 
@@ -35,7 +36,14 @@ const importer = createAgent(
   {
     credentials: { kind: 'password', username: credentials.importer.email, password: credentials.importer.password },
     subscription: 'default', receiveTimeoutSec: 20 },
-  { pas: suite.pas, pac: suite.pac, topic: suite.topic, sink: await fileSink(sinkPath), logger: fileLogger('importer') },
+  {
+    pas: suite.pas,
+    pac: suite.pac,
+    topic: suite.topic,
+    sink: await fileSink(sinkPath),
+    checkpoint: await fileCheckpoint(`${sinkPath}.checkpoint`),
+    logger: fileLogger('importer'),
+  },
 );
 importer.start();
 const producer = startDemoProducer(
@@ -52,6 +60,7 @@ say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${new URL(config.AMQP_URL).hos
 say(`  CA           ${join(home, 'pki', 'ca.crt')}`);
 say(`  logs         ${logsDir}/<service>.log`);
 say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}; users in ${join(home, 'demo-credentials.json')}`);
+say(`  operator     ${credentials.operator.email} (tenant ${VENDOR_TENANT}; password in demo-credentials.json): log in at PAS with scope=operator`);
 say(`  importer     writing batches to ${sinkPath}`);
 say();
 

@@ -70,9 +70,9 @@ describe('each service runs on its own process from its main.ts', () => {
     });
     const env: Record<ServiceName, Record<string, string>> = {
       idp: common('idp'),
-      entitlement: { ...common('entitlement'), IDP_URL: urls.idp },
+      entitlement: { ...common('entitlement'), PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas },
       pas: { ...common('pas'), PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
-      pac: { ...common('pac'), PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+      pac: { ...common('pac'), PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac },
     };
     for (const name of SERVICES) children.push(run(name, env[name]));

@@ -64,7 +64,7 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
     try {
       check = await options.verify(token);
     } catch (err) {
-      // Fail closed: a token that cannot be checked is not accepted (design.md, rule 10).
+      // Fail closed (style.md rule 10): a token that cannot be checked is not accepted.
       return next(new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' }));
     }
     if (!check.active) {

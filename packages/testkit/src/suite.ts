@@ -47,6 +47,11 @@ export interface SuiteOptions {
     /** ready messages a subscription may hold before publishing is refused (default 100 000) */
     maxQueueDepth?: number;
     streamHeartbeatSec?: number;
+    /**
+     * The topic service's own RabbitMQ connection (as in production, where it is its own process), shown
+     * by `rabbitmqctl list_connections client_properties`; default `keyway-topic-<suite id>`.
+     */
+    connectionName?: string;
   };
   /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
   crmWebhookSecret?: string;
@@ -66,6 +71,15 @@ export interface Suite {
   stores: Record<ServiceName, Store>;
   /** the Express apps (as request listeners), to compare the routes they serve with their OpenAPI documents */
   apps: Record<ServiceName, RequestListener>;
+  /** the connection_name of the topic service's RabbitMQ connection (unset with the embedded broker) */
+  topicConnectionName: string | undefined;
+  /**
+   * Restarts the topic service as a deploy would: stops its listener (open connections are cut) and
+   * its app (locked batches go back to their queues), closes its RabbitMQ connection, stays down for
+   * `downMs` (default 1000), then starts a new app with a new broker connection on the same port.
+   * With the embedded broker the broker instance is kept (it has no connection to lose).
+   */
+  restartTopic(options?: { downMs?: number }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -116,11 +130,16 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
 
   const stores = {} as Record<ServiceName, Store>;
   for (const name of SERVICES) stores[name] = await createStore({ redisUrl: options.redisUrl, prefix: `${prefix}${name}:` });
-  const broker = await createBroker({ amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries });
-
-  const asCaller = (name: string) => ({ caPem, clientCert: tlsOf(name) });
+  const brokerOptions = { amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries };
+  const broker = await createBroker(brokerOptions);
   // Suites share one RabbitMQ: each gets its own change-event topic so no suite consumes another's events.
   const suiteId = randomUUID().slice(0, 8);
+  // On RabbitMQ the topic service has a connection of its own, so it can be restarted or dropped alone.
+  const topicConnectionName = options.amqpUrl ? (options.topic?.connectionName ?? `keyway-topic-${suiteId}`) : undefined;
+  const createTopicBroker = () => (options.amqpUrl ? createBroker({ ...brokerOptions, connectionName: topicConnectionName }) : Promise.resolve(broker));
+  let topicBroker = await createTopicBroker();
+
+  const asCaller = (name: string) => ({ caPem, clientCert: tlsOf(name) });
   const changeEventsTopic = options.prefix ? CHANGE_EVENTS_TOPIC : { tenant: CHANGE_EVENTS_TOPIC.tenant, topic: `changes-${suiteId}` };
   const provisioned = new Set<string>();
   const lifetimes = options.lifetimes ?? {};
@@ -198,7 +217,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   );
   listeners.pac.bind(pac);
   const pacForTopic = pacClient({ ...asCaller('topic'), baseUrl: urls.pac });
-  const topic = createTopic(
+  const buildTopic = (topicBroker: Broker) => createTopic(
     {
       PUBLIC_BASE_URL: urls.topic,
       LOCK_DURATION_SEC: options.topic?.lockDurationSec ?? 60,
@@ -211,14 +230,16 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec ?? 15,
     },
     {
-      broker,
+      broker: topicBroker,
       store: stores.topic,
       sasKeys: pacSasKeys(pacForTopic),
       sasKeyRevoked: async (keyId) => (await pacForTopic.sasKeyStatus(keyId)).revoked,
       logger: logger('topic'),
     },
   );
+  let topic = buildTopic(topicBroker);
   listeners.topic.bind(topic);
+  const apps: Record<ServiceName, RequestListener> = { idp, entitlement, pas, pac, topic };
 
   return {
     urls,
@@ -229,12 +250,26 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     topic: topicClient({ caPem, baseUrl: urls.topic }),
     broker,
     stores,
-    apps: { idp, entitlement, pas, pac, topic },
+    apps,
+    topicConnectionName,
+    async restartTopic({ downMs = 1000 } = {}) {
+      const port = Number(new URL(urls.topic).port);
+      await listeners.topic.close();
+      await topic.close();
+      if (topicBroker !== broker) await topicBroker.close();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      topicBroker = await createTopicBroker();
+      topic = buildTopic(topicBroker);
+      apps.topic = topic;
+      listeners.topic = await listenLate(tlsOf('topic'), host, port);
+      listeners.topic.bind(topic);
+    },
     async close() {
       await Promise.all(SERVICES.map((n) => listeners[n].close()));
       await Promise.all([topic.close(), pas.close(), pac.close()]);
       ring.close();
       entitlement.close();
+      if (topicBroker !== broker) await topicBroker.close();
       await broker.close();
       if (options.amqpUrl && !options.prefix) {
         const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`));

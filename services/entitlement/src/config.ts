@@ -1,9 +1,16 @@
 import { z } from 'zod';
+import { VENDOR_TENANT, TenantId } from '@keyway/contracts';
 import { configFields, sharedConfig } from '@keyway/kit';
 
 export const EntitlementEnv = z.object({
   ...sharedConfig,
   PORT: configFields.port.default(8442).describe('HTTPS port'),
+  PUBLIC_URL: z.string().url().describe('this service\'s URL as PAS names it in operator access tokens (one of PAS\'s ADMIN_AUDIENCES): the "aud" checked at the admin API'),
   IDP_URL: z.string().url().describe('the IdP, where user credentials are registered'),
+  PAS_URL: z.string().url().describe('PAS: issuer of operator access tokens, their JWKS and their introspection'),
+  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying change events to PAS and PAC; unset = embedded broker (single-process launcher only)'),
+  OPERATOR_TENANT: TenantId.default(VENDOR_TENANT).describe('the vendor\'s own tenant: only its users may hold the operator role'),
+  CRM_WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters').optional().describe('shared secret the CRM signs POST /v1/crm/webhook deliveries with (HMAC-SHA256); unset = CRM sync off'),
+  CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying operator access tokens'),
 });
 export type EntitlementEnv = z.output<typeof EntitlementEnv>;

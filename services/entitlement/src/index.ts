@@ -1,3 +1,3 @@
-export { createApp, type EntitlementDeps } from './app.ts';
+export { createApp, type EntitlementDeps, type EntitlementOptions } from './app.ts';
 export { EntitlementEnv } from './config.ts';
 export { evaluate } from './policy/evaluate.ts';

@@ -1,11 +1,25 @@
-import { idpClient } from '@keyway/clients';
+import { createBroker } from '@keyway/broker';
+import { idpClient, pasClient } from '@keyway/clients';
 import { runService } from '@keyway/kit';
 import { createStore } from '@keyway/store';
+import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import { EntitlementEnv } from './config.ts';
 
 await runService('entitlement', EntitlementEnv, async (config, { logger, tls }) => {
   const store = await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:entitlement:` });
   const idp = idpClient({ baseUrl: config.IDP_URL, caPem: tls.caPem, clientCert: tls });
-  return { app: createApp({ store, idp, logger }), close: [() => store.close()] };
+  const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  const broker = await createBroker({ amqpUrl: config.AMQP_URL, connectionName: 'keyway-entitlement', onError: (err) => logger.warn('broker.error', { err }) });
+  const app = createApp(
+    {
+      publicUrl: config.PUBLIC_URL,
+      pasIssuer: config.PAS_URL,
+      clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
+      operatorTenant: config.OPERATOR_TENANT,
+      crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
+    },
+    { store, idp, broker, pasKeys: remoteKeySet(() => pas.jwks()), introspect: (token) => pas.introspect(token, 'access_token'), logger },
+  );
+  return { app, close: [() => app.close(), () => broker.close(), () => store.close()] };
 });

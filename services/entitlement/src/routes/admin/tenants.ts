@@ -1,53 +1,55 @@
 import { Router } from 'express';
-import { z } from 'zod';
-import { CreateTenant, CreateUser, FeedName, TenantId, User } from '@keyway/contracts';
+import { CreateTenant, Tenant, TenantPage, TenantPageQuery, UpdateTenant } from '@keyway/contracts';
 import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
-import type { IdpClient } from '@keyway/clients';
+import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
+import { TenantPath } from './paths.ts';
 
-const TenantPath = z.object({ tenant: TenantId });
-const FeedPath = TenantPath.extend({ feed: FeedName });
-
-/** /v1/tenants…: the operator's admin API. */
-export function tenantRoutes(policy: PolicyRepository, idp: IdpClient): Router {
+/**
+ * /v1/tenants: create, list (paged by id), get, rename, suspend / resume, delete. Suspending
+ * revokes the tenant's sessions and SAS keys (tenant.suspended); deleting is refused (409) until
+ * the tenant is suspended.
+ */
+export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
   const json = requireContentType('application/json');
 
   router.post('/v1/tenants', json, async (req, res) => {
     const input = parseInput(CreateTenant, req.body, 'body');
-    res.status(201).json(await policy.createTenant(input));
+    res.status(201).json(shapeResponse(Tenant, await admin(req.log).createTenant(input)));
+  });
+
+  router.get('/v1/tenants', async (req, res) => {
+    const { limit, cursor } = parseInput(TenantPageQuery, req.query, 'query');
+    const { tenants, next } = await policy.listTenants(limit, cursor);
+    res.json(shapeResponse(TenantPage, { tenants, next_cursor: next }));
   });
 
   router.get('/v1/tenants/:tenant', async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
-    res.json(await policy.getTenant(tenant));
+    res.json(shapeResponse(Tenant, await policy.getTenant(tenant)));
   });
 
-  router.put('/v1/tenants/:tenant/feeds/:feed', async (req, res) => {
-    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
-    const current = await policy.getTenant(tenant);
-    const feeds = current.feeds.includes(feed) ? current.feeds : [...current.feeds, feed];
-    res.json(await policy.saveTenant({ ...current, feeds }));
-  });
-
-  router.post('/v1/tenants/:tenant/users', json, async (req, res) => {
+  router.patch('/v1/tenants/:tenant', json, async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
-    const input = parseInput(CreateUser, req.body, 'body');
-    await policy.getTenant(tenant);
-    const user = await policy.createUser(tenant, input);
-    try {
-      await idp.register({ sub: user.id, tenant, email: user.email, password: input.password });
-    } catch (err) {
-      await policy.deleteUser(user);
-      throw err;
-    }
-    res.status(201).json(shapeResponse(User, user));
+    const { name } = parseInput(UpdateTenant, req.body, 'body');
+    res.json(shapeResponse(Tenant, await admin(req.log).renameTenant(tenant, name)));
   });
 
-  router.get('/v1/tenants/:tenant/users', async (req, res) => {
+  router.post('/v1/tenants/:tenant/suspend', async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
-    await policy.getTenant(tenant);
-    res.json({ users: await policy.listUsers(tenant) });
+    res.json(shapeResponse(Tenant, await admin(req.log).suspendTenant(tenant, 'operator')));
+  });
+
+  router.post('/v1/tenants/:tenant/resume', async (req, res) => {
+    const { tenant } = parseInput(TenantPath, req.params, 'path');
+    res.json(shapeResponse(Tenant, await admin(req.log).resumeTenant(tenant)));
+  });
+
+  router.delete('/v1/tenants/:tenant', async (req, res) => {
+    const { tenant } = parseInput(TenantPath, req.params, 'path');
+    await admin(req.log).deleteTenant(tenant);
+    res.status(204).end();
   });
   return router;
 }

@@ -1,0 +1,87 @@
+import express, { Router, type RequestHandler } from 'express';
+import { CRM_HEADERS, CrmDelivery, CrmDeliveryResult, DeliveryId } from '@keyway/contracts';
+import { Conflict, InvalidClient, InvalidRequest, NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import type { Admin } from '../admin/operations.ts';
+import { applyContract } from '../crm/contract.ts';
+import { bodyDigest, type CrmDeliveries } from '../crm/deliveries.ts';
+import { checkCrmSignature } from '../crm/signature.ts';
+import type { PolicyRepository } from '../policy/repository.ts';
+
+/** The global JSON parser skips this path (createBaseApp rawBodyPaths): the signature covers the exact bytes. */
+export const CRM_WEBHOOK_PATH = '/v1/crm/webhook';
+
+export interface CrmWebhookDeps {
+  /** unset: CRM sync is not configured and the endpoint answers 404 */
+  secret?: string;
+  deliveries: CrmDeliveries;
+  policy: PolicyRepository;
+  admin: Admin;
+  operatorTenant: string;
+  nowSec: () => number;
+}
+
+/**
+ * POST /v1/crm/webhook: the CRM pushes a customer's contract (crm/contract.ts maps it). Not an
+ * operator call: the sender proves itself with an HMAC-SHA256 signature over the raw body and a
+ * timestamp (crm/signature.ts), and each delivery id is applied once (crm/deliveries.ts):
+ * - 200 `{ id, duplicate: false, tenant }` applied; 200 `{ id, duplicate: true }` the same delivery
+ *   again (nothing applied, so a retrying sender stops);
+ * - 401 invalid_client for a bad signature or a timestamp more than 5 minutes off;
+ * - 409 conflict for another body under a delivery id already seen (or one still being applied),
+ *   and for a customer that maps onto a tenant the CRM does not manage;
+ * - 400 for a body that is not a contract; 404 when no CRM_WEBHOOK_SECRET is configured.
+ */
+export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
+  const router = Router();
+
+  const configured: RequestHandler = (_req, _res, next) => next(deps.secret ? undefined : new NotFound('CRM sync is not configured'));
+  const readRaw = express.raw({ type: () => true, limit: '256kb' });
+  const verifySignature: RequestHandler = (req, _res, next) => {
+    // Only this route reads the body, as a Buffer; anything else means the raw bytes are gone.
+    if (!Buffer.isBuffer(req.body)) return next(new InvalidRequest('the body could not be read as sent'));
+    const refused = checkCrmSignature({
+      secret: deps.secret!,
+      timestamp: req.get(CRM_HEADERS.timestamp),
+      signature: req.get(CRM_HEADERS.signature),
+      rawBody: req.body,
+      nowSec: deps.nowSec(),
+    });
+    next(refused ? new InvalidClient('the webhook signature or timestamp is not valid', refused) : undefined);
+  };
+
+  router.post(CRM_WEBHOOK_PATH, configured, requireContentType('application/json'), readRaw, verifySignature, async (req, res) => {
+    const raw = req.body as Buffer;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new InvalidRequest('the body is not valid JSON');
+    }
+    const delivery = parseInput(CrmDelivery, json, 'body');
+    const header = req.get(CRM_HEADERS.delivery);
+    if (header !== undefined && delivery.id !== undefined && header !== delivery.id) throw new InvalidRequest(`${CRM_HEADERS.delivery} and body.id name different deliveries`);
+    const id = parseInput(DeliveryId, header ?? delivery.id, 'delivery id');
+    req.log = req.log.child({ actor: { via: 'crm', delivery: id } });
+
+    const digest = bodyDigest(raw);
+    const claim = await deps.deliveries.claim(id, digest);
+    if (claim === 'duplicate') {
+      req.log.info('crm.delivery_duplicate', { delivery: id });
+      res.json(shapeResponse(CrmDeliveryResult, { id, duplicate: true }));
+      return;
+    }
+    if (claim === 'conflict') throw new Conflict(`delivery ${id} was received before with another body`);
+    if (claim === 'in_progress') throw new Conflict(`delivery ${id} is being applied; retry`, undefined, { 'retry-after': '5' });
+
+    try {
+      const tenant = await applyContract(deps.admin(req.log), deps.policy, delivery, deps.operatorTenant);
+      await deps.deliveries.complete(id, digest);
+      req.log.info('crm.delivery_applied', { delivery: id, tenant: tenant.id, status: tenant.status, feeds: tenant.feeds });
+      res.json(shapeResponse(CrmDeliveryResult, { id, duplicate: false, tenant: tenant.id }));
+    } catch (err) {
+      await deps.deliveries.release(id);
+      throw err;
+    }
+  });
+  return router;
+}
