@@ -1,4 +1,7 @@
 import {
+  AuditPage,
+  AuditVerifyReport,
+  AuditVerifyResult,
   AuthorizeDecision,
   RegisteredClientKey,
   RoleList,
@@ -11,6 +14,7 @@ import {
   TierList,
   User,
   UserList,
+  type AuditQuery,
   type AuthorizeRequest,
   type CreateTenant,
   type CreateUser,
@@ -98,6 +102,13 @@ export function entitlementClient(options: ClientOptions) {
     putTier: (tier: string, definition: PutTier) => upsert(() => http.put(`/v1/tiers/${encodeURIComponent(tier)}`, definition), (data) => Tier.parse(data)),
     /** the tenant's feeds become the tier's; feeds left out are removed (and revoked) */
     setTenantTier: (tenant: string, tier: string) => call(() => http.put(`${t(tenant)}/tier`, { tier }), Tenant, 'entitlement'),
+
+    /** one page of the audit trail of every service, newest first unless `order: 'oldest'`; pass `nextCursor` back as `cursor` until it is null */
+    auditEvents: (query: AuditQuery = {}) => call(() => http.get('/v1/audit/events', { params: query }), AuditPage, 'entitlement'),
+    /** recomputes one stream's hash chain: intact, or its first broken link */
+    verifyAudit: (stream: string) => call(() => http.get('/v1/audit/verify', { params: { stream } }), AuditVerifyResult, 'entitlement'),
+    /** every stream's chain; `ok` only if each is intact */
+    verifyAuditAll: () => call(() => http.get('/v1/audit/verify'), AuditVerifyReport, 'entitlement'),
   };
 }
 export type EntitlementClient = ReturnType<typeof entitlementClient>;

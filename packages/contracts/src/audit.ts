@@ -91,3 +91,19 @@ export const AuditVerifyResult = z.discriminatedUnion('ok', [
   }),
 ]);
 export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;
+
+/**
+ * The streams Keyway writes: PAS (logins, refreshes, revocations, signing keys), PAC (SAS keys) and the
+ * entitlement service (admin changes, CRM sync, authorization denials). The IdP only verifies (PAS
+ * records the outcome) and the topic service only checks SAS keys (PAC records their issuance).
+ */
+export const AUDIT_STREAMS = ['pas', 'pac', 'entitlement'] as const;
+
+/** The feed a tenant is granted to receive its own audit trail on topic `audit` (the export). */
+export const AUDIT_FEED = 'audit';
+
+export const AuditVerifyQuery = z.object({ stream: AuditStream.optional() });
+
+/** `GET /v1/audit/verify` without a stream: every stream, intact only if each is. */
+export const AuditVerifyReport = z.object({ ok: z.boolean(), streams: z.array(AuditVerifyResult) });
+export type AuditVerifyReport = z.infer<typeof AuditVerifyReport>;

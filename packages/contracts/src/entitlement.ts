@@ -152,3 +152,10 @@ export const CHANGE_EVENTS_TOPIC = { tenant: SYSTEM_TENANT, topic: 'entitlement-
 export const CHANGE_EVENT_SUBSCRIBERS = ['pas', 'pac'] as const;
 
 export const UpdateRoles = z.object({ roles: z.array(Role).min(1).max(10) });
+
+/** The operator console's sign-in (POST /console/session): the entitlement service makes PAS's password grant with scope=operator. */
+export const ConsoleSignIn = z.object({ email: Email, password: z.string().min(1).max(1024) });
+export type ConsoleSignIn = z.input<typeof ConsoleSignIn>;
+/** The console's refresh and sign-out (POST /console/session/refresh, /revoke). */
+export const ConsoleRefreshToken = z.object({ refresh_token: z.string().min(1).max(8192) });
+export type ConsoleRefreshToken = z.input<typeof ConsoleRefreshToken>;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
-import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, UnsupportedMediaType, toErrorBody } from './errors.ts';
+import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, TemporarilyUnavailable, UnsupportedMediaType, toErrorBody } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -116,8 +116,20 @@ const errorHandler =
     res.set(headers).set('Cache-Control', 'no-store').status(status).json(body);
   };
 
+/**
+ * A store or broker that cannot be reached (StoreUnavailableError, BrokerUnavailableError) is an
+ * outage, not a bug: whichever route it surfaces in, the answer is 503 temporarily_unavailable with
+ * Retry-After, never 500. Matched by the errors' stable codes, so the kit needs neither package.
+ */
+const UNAVAILABLE_CODES = new Set(['ERR_STORE_UNAVAILABLE', 'ERR_BROKER_UNAVAILABLE']);
+const UNAVAILABLE_RETRY_AFTER_SEC = '5';
+
 /** body-parser signals bad input through err.type; those are the client's fault, not ours. */
 function mapFrameworkError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof OAuthError) && typeof code === 'string' && UNAVAILABLE_CODES.has(code)) {
+    return new TemporarilyUnavailable('a dependency is unavailable, retry later', err instanceof Error ? err.message : code, { 'Retry-After': UNAVAILABLE_RETRY_AFTER_SEC });
+  }
   const type = (err as { type?: string } | null)?.type;
   if (type === 'entity.too.large') return new PayloadTooLarge();
   if (type === 'entity.parse.failed') return new InvalidRequest('the body is not valid JSON');

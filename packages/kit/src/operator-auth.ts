@@ -24,6 +24,17 @@ export type BearerCheck = { active: true; claims: BearerClaims } | { active: fal
 export type BearerVerifier = (token: string) => Promise<BearerCheck>;
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
+/** Who passed requireOperator: set on the request for the audit trail (the actor of an admin change). */
+export type OperatorIdentity = { via: 'certificate'; cn: string } | { via: 'bearer'; sub: string; tenant: string; jti: string };
+
+declare global {
+  namespace Express {
+    interface Request {
+      operator?: OperatorIdentity;
+    }
+  }
+}
+
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 const REALM = 'realm="keyway"';
 
@@ -47,6 +58,7 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
     const authorization = req.get('authorization');
     if (caller === OPERATOR) {
       req.log = req.log.child({ actor: { via: 'certificate', cn: caller } });
+      req.operator = { via: 'certificate', cn: caller };
       return next();
     }
     if (authorization === undefined) {
@@ -77,6 +89,7 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
       );
     }
     req.log = req.log.child({ actor: { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
+    req.operator = { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti };
     next();
   };
 }

@@ -5,11 +5,11 @@ import { randomUUID } from 'node:crypto';
 import { createBroker, type Broker } from '@keyway/broker';
 import { entitlementClient, idpClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createLogger, silentLogger, type Logger, type TlsMaterial } from '@keyway/kit';
-import { createStore, type Store } from '@keyway/store';
+import { createMemoryStore, createStore, type Store } from '@keyway/store';
 import { remoteKeySet } from '@keyway/tokens';
 import type { DevPki } from '@keyway/tls';
 import { createApp as createIdp } from '@keyway/idp';
-import { createApp as createEntitlement } from '@keyway/entitlement';
+import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
 import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
 import { createApp as createTopic, pacSasKeys } from '@keyway/topic';
@@ -55,6 +55,10 @@ export interface SuiteOptions {
   };
   /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
   crmWebhookSecret?: string;
+  /** where the audit keyspace's Redis is reached by the services (default redisUrl), e.g. through a fault proxy */
+  auditRedisUrl?: string;
+  /** how often the entitlement service forwards audit events to tenants' audit feeds (default 1000 ms) */
+  auditExportIntervalMs?: number;
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
   operatorTokenCacheSec?: number;
 }
@@ -69,6 +73,11 @@ export interface Suite {
   topic: ReturnType<typeof topicClient>;
   broker: Broker;
   stores: Record<ServiceName, Store>;
+  /**
+   * The audit keyspace PAS, PAC and the entitlement service append to (prefix `<suite prefix>audit:`),
+   * as the test reads it: directly on redisUrl even when the services reach it through auditRedisUrl.
+   */
+  audit: Store;
   /** the Express apps (as request listeners), to compare the routes they serve with their OpenAPI documents */
   apps: Record<ServiceName, RequestListener>;
   /** the connection_name of the topic service's RabbitMQ connection (unset with the embedded broker) */
@@ -130,6 +139,14 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
 
   const stores = {} as Record<ServiceName, Store>;
   for (const name of SERVICES) stores[name] = await createStore({ redisUrl: options.redisUrl, prefix: `${prefix}${name}:` });
+  // One audit keyspace, as in production: each service has its own connection to it on Redis; the
+  // embedded store is one keyspace per instance, so there the services share one.
+  const auditPrefix = `${prefix}audit:`;
+  const auditUrl = options.auditRedisUrl ?? options.redisUrl;
+  const sharedAudit = auditUrl ? undefined : createMemoryStore({ prefix: auditPrefix });
+  const auditStore = async () => sharedAudit ?? createStore({ redisUrl: auditUrl, prefix: auditPrefix });
+  const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore() };
+  const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : auditStores.entitlement;
   const brokerOptions = { amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries };
   const broker = await createBroker(brokerOptions);
   // Suites share one RabbitMQ: each gets its own change-event topic so no suite consumes another's events.
@@ -154,15 +171,18 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       pasIssuer: urls.pas,
       clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
       crmWebhookSecret: options.crmWebhookSecret,
+      auditExportIntervalMs: options.auditExportIntervalMs,
       operatorTokenCacheMs,
     },
     {
       store: stores.entitlement,
+      auditStore: auditStores.entitlement,
       idp: idpClient({ ...asCaller('entitlement'), baseUrl: urls.idp }),
       broker,
       changeEventsTopic,
       pasKeys: remoteKeySet(() => pasForEntitlement.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
       introspect: (token) => pasForEntitlement.introspect(token, 'access_token'),
+      console: { pas: pasForEntitlement, rotateSasKey: pacKeyRotation({ baseUrl: urls.pac, caPem }) },
       logger: logger('entitlement'),
     },
   );
@@ -185,6 +205,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       },
       {
         store: stores.pas,
+        auditStore: auditStores.pas,
         ring,
         idp: idpClient({ ...asCaller('pas'), baseUrl: urls.idp }),
         entitlement: entitlementClient({ ...asCaller('pas'), baseUrl: urls.entitlement }),
@@ -207,6 +228,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     },
     {
       store: stores.pac,
+      auditStore: auditStores.pac,
       // Short cooldown and max age so tests see a rotated key picked up and a retired one dropped within seconds.
       pasKeys: remoteKeySet(() => pasForPac.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
       introspect: (token, hint) => pasForPac.introspect(token, hint),
@@ -250,6 +272,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     topic: topicClient({ caPem, baseUrl: urls.topic }),
     broker,
     stores,
+    audit,
     apps,
     topicConnectionName,
     async restartTopic({ downMs = 1000 } = {}) {
@@ -268,7 +291,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       await Promise.all(SERVICES.map((n) => listeners[n].close()));
       await Promise.all([topic.close(), pas.close(), pac.close()]);
       ring.close();
-      entitlement.close();
+      await entitlement.close();
       if (topicBroker !== broker) await topicBroker.close();
       await broker.close();
       if (options.amqpUrl && !options.prefix) {
@@ -282,6 +305,11 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         }
         await store.close();
       }
+      if (options.redisUrl && !options.prefix) {
+        const keys = await audit.keys('');
+        if (keys.length > 0) await audit.del(...keys);
+      }
+      for (const store of new Set([audit, ...Object.values(auditStores)])) await store.close();
     },
   };
 }

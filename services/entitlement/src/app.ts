@@ -1,4 +1,5 @@
-import type { Express } from 'express';
+import type { Express, RequestHandler } from 'express';
+import { createAuditLog, requireWritableTrail, securityMetrics } from '@keyway/audit';
 import type { IdpClient } from '@keyway/clients';
 import { entitlementApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
@@ -6,6 +7,8 @@ import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { adminOperations } from './admin/operations.ts';
+import { auditExport } from './audit/export.ts';
+import { consoleRoutes, type ConsoleDeps } from './console/routes.ts';
 import { crmDeliveries } from './crm/deliveries.ts';
 import { changeEvents } from './events/changes.ts';
 import { policyRepository } from './policy/repository.ts';
@@ -15,6 +18,7 @@ import { roleRoutes } from './routes/admin/roles.ts';
 import { tenantRoutes } from './routes/admin/tenants.ts';
 import { tierRoutes } from './routes/admin/tiers.ts';
 import { userRoutes } from './routes/admin/users.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { authorizeRoutes } from './routes/authorize.ts';
 import { CRM_WEBHOOK_PATH, crmWebhookRoutes } from './routes/crm-webhook.ts';
 
@@ -30,11 +34,15 @@ export interface EntitlementOptions {
   crmWebhookSecret?: string;
   /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
   operatorTokenCacheMs?: number;
+  /** how often the audit feed forwarder reads the streams (default 1000 ms; audit/export.ts) */
+  auditExportIntervalMs?: number;
   now?: () => number;
 }
 
 export interface EntitlementDeps {
   store: Store;
+  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`): stream "entitlement", the query API, the feed export */
+  auditStore: Store;
   idp: IdpClient;
   /** carries change events to PAS and PAC */
   broker: Broker;
@@ -44,27 +52,42 @@ export interface EntitlementDeps {
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection of an access token at PAS, authenticated with this service's certificate */
   introspect: (accessToken: string) => Promise<Introspection>;
+  /** the operator console at /console/ (its sign-in and key rotation reach PAS and PAC); unset = no console */
+  console?: ConsoleDeps;
   logger: Logger;
 }
 
-export type EntitlementApp = Express & { close(): void };
+export type EntitlementApp = Express & { close(): Promise<void> };
 
 export function createApp(options: EntitlementOptions, deps: EntitlementDeps): EntitlementApp {
   const now = options.now ?? Date.now;
   const operatorTenant = options.operatorTenant ?? VENDOR_TENANT;
+  // the service's own appends wake the feed forwarder, so its events leave without waiting for the interval
+  const audit = createAuditLog({ store: deps.auditStore, service: 'entitlement', logger: deps.logger, onAppend: () => exporter.wake() });
+  const metrics = securityMetrics();
   const app = createBaseApp({
     service: 'entitlement',
     logger: deps.logger,
-    readiness: [{ name: 'store', check: () => deps.store.ping() }],
+    // style rule 10: not ready unless the trail takes writes, since no admin change is made without it
+    readiness: [
+      { name: 'store', check: () => deps.store.ping() },
+      { name: 'audit', check: () => audit.ready() },
+    ],
     rawBodyPaths: [CRM_WEBHOOK_PATH],
     openapi: entitlementApi,
   });
   const policy = policyRepository(deps.store);
   const events = changeEvents(deps.store, deps.broker, deps.logger, deps.changeEventsTopic);
-  const admin = adminOperations({ policy, idp: deps.idp, events, operatorTenant });
+  const admin = adminOperations({ policy, idp: deps.idp, events, operatorTenant, audit });
+  const exporter = auditExport(
+    { auditStore: deps.auditStore, store: deps.store, broker: deps.broker, policy, logger: deps.logger },
+    { intervalMs: options.auditExportIntervalMs ?? 1000, operatorTenant },
+  );
 
-  app.use(authorizeRoutes(policy, operatorTenant));
-  app.use(crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000) }));
+  app.use(authorizeRoutes(policy, operatorTenant, { audit, metrics }));
+  app.use(
+    crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }),
+  );
 
   // The admin API answers operators: the operator client certificate, or an operator bearer token.
   const operatorTokens = accessTokenChecker({
@@ -76,12 +99,22 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     isActive: async (token) => (await deps.introspect(token)).active,
     cacheMs: options.operatorTokenCacheMs,
   });
-  app.use(['/v1/tenants', '/v1/tiers', '/v1/roles'], requireOperator({ verify: operatorTokens }));
+  app.use(['/v1/tenants', '/v1/tiers', '/v1/roles', '/v1/audit'], requireOperator({ verify: operatorTokens }));
+  // A change is refused before it is made when the trail cannot record it (style rule 10).
+  const trailWritable: RequestHandler = (req, _res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : requireWritableTrail(audit).then(() => next(), next));
+  app.use(['/v1/tenants', '/v1/tiers'], trailWritable);
+  if (deps.console) app.use(consoleRoutes(deps.console, operatorTokens));
   app.use(tenantRoutes(policy, admin));
   app.use(userRoutes(policy, admin));
-  app.use(clientKeyRoutes(policy, deps.idp));
+  app.use(clientKeyRoutes(admin));
   app.use(feedRoutes(policy, admin));
   app.use(tierRoutes(policy, admin));
   app.use(roleRoutes());
-  return Object.assign(finishApp(app, deps.logger), { close: () => events.close() });
+  app.use(auditRoutes(deps.auditStore));
+  return Object.assign(finishApp(app, deps.logger), {
+    close: async () => {
+      events.close();
+      await exporter.stop();
+    },
+  });
 }

@@ -1,3 +1,4 @@
 export { createApp, type EntitlementDeps, type EntitlementOptions } from './app.ts';
+export { pacKeyRotation, type ConsoleDeps } from './console/routes.ts';
 export { EntitlementEnv } from './config.ts';
 export { evaluate } from './policy/evaluate.ts';

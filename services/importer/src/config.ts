@@ -28,8 +28,8 @@ const facility = z
     return number;
   });
 
-/** The fields alone, so the cross-field rules below can be written against their parsed types. */
-const ImporterFields = z.object({
+/** The fields alone, so the cross-field rules below can be written against their parsed types (and `keyway importer run` offers each as a flag). */
+export const ImporterFields = z.object({
   PAS_URL: z.string().url().describe('PAS, where the agent logs in'),
   PAC_URL: z.string().url().describe('PAC, where the agent gets SAS keys'),
   TOPIC_URL: z.string().url().describe('the topic service'),

@@ -1,6 +1,7 @@
 export { createAgent, type Agent, type AgentDeps, type AgentOptions, type AgentStats } from './agent.ts';
 export { fileCheckpoint, memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
-export { ImporterEnv } from './config.ts';
+export { ImporterEnv, ImporterFields } from './config.ts';
+export { importerLogger, startImporter } from './run.ts';
 export { createSink, type Sink } from './sinks/index.ts';
 export { fileSink, type FileSinkOptions } from './sinks/file.ts';
 export { stdoutSink } from './sinks/stdout.ts';

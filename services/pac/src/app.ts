@@ -1,4 +1,5 @@
 import type { Express } from 'express';
+import { createAuditLog, securityMetrics } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
@@ -23,6 +24,8 @@ export type PacOptions = SasEndpointOptions & {
 
 export interface PacDeps {
   store: Store;
+  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); PAC appends to stream "pac" */
+  auditStore: Store;
   /** PAS's published keys (remoteKeySet over the PAS client) */
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection at PAS, authenticated with PAC's client certificate */
@@ -38,10 +41,20 @@ export type PacApp = Express & { close(): Promise<void> };
 
 /** Access control: the only service that mints SAS keys. */
 export function createApp(options: PacOptions, deps: PacDeps): PacApp {
-  const app = createBaseApp({ service: 'pac', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }], openapi: pacApi });
+  const trail = { audit: createAuditLog({ store: deps.auditStore, service: 'pac', logger: deps.logger }), metrics: securityMetrics() };
+  const app = createBaseApp({
+    service: 'pac',
+    logger: deps.logger,
+    // style rule 10: not ready unless the trail takes writes, since no SAS key is minted without it
+    readiness: [
+      { name: 'store', check: () => deps.store.ping() },
+      { name: 'audit', check: () => trail.audit.ready() },
+    ],
+    openapi: pacApi,
+  });
   const keys = tenantKeys(deps.store);
   const issued = issuedRegistry(deps.store);
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued }));
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, ...trail }));
   app.use(tenantKeysEndpoint(keys));
   const operatorTokens = accessTokenChecker({
     issuer: options.pasIssuer,
@@ -52,8 +65,8 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     isActive: async (token) => (await deps.introspect(token, 'access_token')).active,
     cacheMs: options.operatorTokenCacheMs,
   });
-  app.use(sasKeyRotationEndpoint(keys, requireOperator({ verify: operatorTokens })));
+  app.use(sasKeyRotationEndpoint(keys, requireOperator({ verify: operatorTokens }), trail.audit));
   app.use(sasKeyStatusEndpoint(issued));
-  const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, deps.changeEventsTopic) : undefined;
+  const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;
   return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });
 }

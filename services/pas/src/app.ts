@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createBaseApp, finishApp, requireOperator, telemetry, type Logger } from '@keyway/kit';
+import { createAuditLog, securityMetrics } from '@keyway/audit';
+import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
@@ -31,6 +32,8 @@ export interface PasOptions {
 
 export interface PasDeps {
   store: Store;
+  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); PAS appends to stream "pas" */
+  auditStore: Store;
   /** the signing keys every PAS instance shares through the store (keys/ring.ts) */
   ring: SharedKeyRing;
   idp: IdpClient;
@@ -46,7 +49,17 @@ export type PasApp = Express & { close(): Promise<void> };
 
 /** The OAuth 2.0 authorization server: the only service that mints JWTs. */
 export function createApp(options: PasOptions, deps: PasDeps): PasApp {
-  const app = createBaseApp({ service: 'pas', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }], openapi: pasApi });
+  const audit = createAuditLog({ store: deps.auditStore, service: 'pas', logger: deps.logger });
+  const app = createBaseApp({
+    service: 'pas',
+    logger: deps.logger,
+    // style rule 10: not ready unless the trail takes writes, since no token is issued without it
+    readiness: [
+      { name: 'store', check: () => deps.store.ping() },
+      { name: 'audit', check: () => audit.ready() },
+    ],
+    openapi: pasApi,
+  });
   const context = {
     // Read on every use, so issuance and verification see the ring as last reloaded (a rotation here or on another instance).
     get ring() {
@@ -56,7 +69,8 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     idp: deps.idp,
     entitlement: deps.entitlement,
     families: refreshFamilies(deps.store),
-    tokensIssued: telemetry('pas').counter('keyway.tokens.issued', 'access/refresh token pairs issued'),
+    audit,
+    metrics: securityMetrics(),
     strict: (options.revocationMode ?? 'strict') === 'strict',
     reuseLeewaySec: options.refreshReuseLeewaySec ?? 2,
   };
@@ -71,9 +85,10 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
       ring: deps.ring,
       policy: rotationPolicy(options.settings, { leadSec: options.signingKeyLeadSec ?? DEFAULT_SIGNING_KEY_LEAD_SEC, reloadMs: deps.ring.reloadMs }),
       authenticate: requireOperator({ verify: ownOperatorTokenChecker(context) }),
+      audit,
     }),
   );
-  const follower = context.strict ? revokeOnEntitlementChange(deps.broker, context.families, deps.logger, deps.changeEventsTopic) : undefined;
+  const follower = context.strict ? revokeOnEntitlementChange(deps.broker, context.families, deps.logger, context, deps.changeEventsTopic) : undefined;
   return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });
 }
 

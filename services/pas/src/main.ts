@@ -8,6 +8,8 @@ import { sharedKeyRing } from './keys/ring.ts';
 
 await runService('pas', PasEnv, async (config, { logger, tls }) => {
   const store = await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:pas:` });
+  // One audit keyspace for every service (packages/audit layout), so the trail is queried across services.
+  const auditStore = await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:audit:` });
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
   const broker = await createBroker({ amqpUrl: config.AMQP_URL, connectionName: 'keyway-pas', onError: (err) => logger.warn('broker.error', { err }) });
   if (!config.AMQP_URL && config.REVOCATION_MODE === 'strict') logger.warn('strict revocation follows change events over RabbitMQ: set AMQP_URL when services run as separate processes');
@@ -16,6 +18,7 @@ await runService('pas', PasEnv, async (config, { logger, tls }) => {
     { settings: tokenSettings(config), revocationMode: config.REVOCATION_MODE, signingKeyLeadSec: config.SIGNING_KEY_LEAD_SEC },
     {
       store,
+      auditStore,
       broker,
       ring,
       idp: idpClient({ ...clientOptions, baseUrl: config.IDP_URL }),
@@ -23,5 +26,5 @@ await runService('pas', PasEnv, async (config, { logger, tls }) => {
       logger,
     },
   );
-  return { app, close: [() => app.close(), () => ring.close(), () => broker.close(), () => store.close()] };
+  return { app, close: [() => app.close(), () => ring.close(), () => broker.close(), () => auditStore.close(), () => store.close()] };
 });

@@ -3,6 +3,8 @@ import { FeedName, SubscriptionName, TenantId } from '../common.ts';
 import {
   AuthorizeDecision,
   AuthorizeRequest,
+  ConsoleRefreshToken,
+  ConsoleSignIn,
   CrmDelivery,
   CrmDeliveryResult,
   CreateTenant,
@@ -27,7 +29,10 @@ import {
   UserList,
 } from '../entitlement.ts';
 import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '../idp.ts';
+import { AuditPage, AuditQuery, AuditVerifyQuery, AuditVerifyReport, AuditVerifyResult } from '../audit.ts';
+import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { noBody, jsonResponse, openApiDocument, type OperationSpec } from '../openapi.ts';
+import { TokenResponse } from '../pas.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
 const UserPath = TenantPath.extend({ user: z.string().min(1).max(128) });
@@ -150,6 +155,61 @@ export const entitlementApi = openApiDocument(
     },
     '/v1/roles': {
       get: admin({ summary: 'the fixed role set', responses: { 200: jsonResponse(RoleList, 'the roles and what each allows') } }),
+    },
+    '/v1/audit/events': {
+      get: admin({
+        summary: 'audit events of every service by tenant, subject, action, outcome, stream and time range (from inclusive, to exclusive), a page at a time',
+        description: 'Newest first unless order=oldest; pass nextCursor back as cursor until it is null. A page may hold fewer than limit events while nextCursor is set.',
+        query: AuditQuery,
+        responses: { 200: jsonResponse(AuditPage, 'one page of events') },
+        errors: [400],
+      }),
+    },
+    '/v1/audit/verify': {
+      get: admin({
+        summary: 'recompute the hash chain of a stream (or of every stream) and answer the first broken link',
+        description: 'With stream: that stream\'s AuditVerifyResult. Without: { ok, streams }, ok only if every stream is intact.',
+        query: AuditVerifyQuery,
+        responses: { 200: jsonResponse(z.union([AuditVerifyResult, AuditVerifyReport]), 'the stream\'s result, or every stream\'s') },
+        errors: [400],
+      }),
+    },
+    '/console': { get: { summary: 'the operator console: redirects to /console/', responses: { 301: noBody('Location: /console/') } } },
+    '/console/': { get: { summary: 'the operator console page (strict Content-Security-Policy, X-Frame-Options DENY)', responses: { 200: { description: 'HTML', schema: z.string(), type: 'text/html' } } } },
+    '/console/console.js': { get: { summary: 'the console’s script', responses: { 200: { description: 'an ES module', schema: z.string(), type: 'text/javascript' } } } },
+    '/console/console.css': { get: { summary: 'the console’s style sheet', responses: { 200: { description: 'CSS', schema: z.string(), type: 'text/css' } } } },
+    '/console/session': {
+      post: {
+        summary: 'console sign-in: PAS password grant with scope=operator, made by this service (the page talks to its own origin only)',
+        body: { schema: ConsoleSignIn },
+        responses: { 200: jsonResponse(TokenResponse, 'PAS’s token response (Cache-Control: no-store)') },
+        errors: [400, 401, 403, 415, 503],
+      },
+    },
+    '/console/session/refresh': {
+      post: {
+        summary: 'console: PAS refresh grant (the refresh token rotates)',
+        body: { schema: ConsoleRefreshToken },
+        responses: { 200: jsonResponse(TokenResponse, 'the new pair (Cache-Control: no-store)') },
+        errors: [400, 401, 403, 415, 503],
+      },
+    },
+    '/console/session/revoke': {
+      post: {
+        summary: 'console sign-out: RFC 7009 revocation of the refresh token, which ends its whole family',
+        body: { schema: ConsoleRefreshToken },
+        responses: { 204: noBody('revoked (or nothing to revoke)') },
+        errors: [400, 415, 503],
+      },
+    },
+    '/console/tenants/{tenant}/sas-keys/rotate': {
+      post: admin({
+        summary: 'console: rotate a tenant’s SAS key at PAC with the caller’s operator access token (forwarded; its aud names PAC)',
+        path: TenantPath,
+        body: { schema: SasKeyRotationRequest },
+        responses: { 200: jsonResponse(SasKeyRotation, 'PAC’s answer (no key material)') },
+        errors: [400, 404, 409, 415],
+      }),
     },
     '/v1/crm/webhook': {
       post: {

@@ -1,6 +1,7 @@
+import { mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
 import { SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type User } from '@keyway/contracts';
-import type { IdpClient } from '@keyway/clients';
-import { Conflict, InvalidRequest, NotFound, type Logger } from '@keyway/kit';
+import { ApiError, type IdpClient } from '@keyway/clients';
+import { Conflict, InvalidRequest, NotFound, OAuthError, type Logger } from '@keyway/kit';
 import type { ChangeEvents } from '../events/changes.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
@@ -10,15 +11,36 @@ export interface AdminDeps {
   events: ChangeEvents;
   /** the vendor's tenant: only its users may hold the operator role */
   operatorTenant: string;
+  /** the entitlement service's audit stream: every change is recorded as admin.<noun>_<verb> */
+  audit: AuditLog;
 }
 
+/** The request making a change: its logger names the actor, its fields go into the trail. */
+export type AdminRequest = AuditRequest & { log: Logger };
+
+/** Values for the trail's detail, which holds strings only; lists are comma-separated. */
+const text = (values: Record<string, string | number | boolean | readonly string[] | undefined>): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [[k, (Array.isArray(v) ? v.join(',') : String(v)).slice(0, 512)]])),
+  );
+
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+/** The IdP's refusals (a bad key, too many keys) are the operator's to fix: pass them on as they are. */
+function passOnRefusal(err: unknown): never {
+  if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description);
+  throw err;
+}
 
 /**
  * Every admin change, shared by the admin API and the CRM sync. Each change is stored first and,
  * where it takes access away, then announced as a ChangeEvent (through the outbox), which PAS and PAC
  * follow to revoke refresh families and SAS keys within seconds (strict mode). Each is logged as
- * `admin.<noun>_<verb>` on the request's logger, which names the actor.
+ * `admin.<noun>_<verb>` on the request's logger, which names the actor, and recorded under the same
+ * action in the audit trail with the actor's fields (`extra` adds to them, e.g. the CRM delivery).
+ * The record is part of the change (style rule 10): callers refuse a change up front when the trail
+ * does not take writes (requireWritableTrail), and when the record still fails the request fails
+ * with server_error.
  */
 export function adminOperations(deps: AdminDeps) {
   const { policy, idp, events } = deps;
@@ -30,7 +52,22 @@ export function adminOperations(deps: AdminDeps) {
     }
   };
 
-  return (log: Logger) => {
+  /** The user, checked to belong to the tenant (404 otherwise, as for a user that does not exist). */
+  const userOf = async (tenant: string, id: string): Promise<User> => {
+    await policy.getTenant(tenant);
+    const user = await policy.findUser(id);
+    if (!user || user.tenant !== tenant) throw new NotFound(`user ${id} does not exist in tenant ${tenant}`);
+    return user;
+  };
+
+  return (req: AdminRequest, extra: AuditFields = {}) => {
+    const log = req.log;
+    const actor = mergeFields(requestFields(req), extra);
+    /** One admin change, as the log and the trail see it. */
+    const changed = async (action: string, tenant: string | undefined, detail: Parameters<typeof text>[0]): Promise<void> => {
+      log.info(action, { tenant, ...detail });
+      await deps.audit.record({ ...mergeFields(actor, { tenant, detail: text(detail) }), action, outcome: 'success' });
+    };
     /** Sets the tenant's feeds (and tier); every feed no longer included is announced as removed. */
     const setFeeds = async (id: string, feeds: (tenant: Tenant) => string[], tier?: string): Promise<Tenant> => {
       const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
@@ -45,13 +82,13 @@ export function adminOperations(deps: AdminDeps) {
         if (input.id === SYSTEM_TENANT) throw new InvalidRequest(`tenant id ${SYSTEM_TENANT} is reserved`);
         const tier = input.tier === undefined ? undefined : await policy.getTier(input.tier);
         const tenant = await policy.createTenant({ id: input.id, name: input.name, feeds: tier?.feeds ?? input.feeds ?? [], tier: tier?.id, ...source });
-        log.info('admin.tenant_created', { tenant: tenant.id, feeds: tenant.feeds, tier: tenant.tier, crmCustomerId: tenant.crmCustomerId });
+        await changed('admin.tenant_created', tenant.id, { feeds: tenant.feeds, tier: tenant.tier, crm_customer: tenant.crmCustomerId });
         return tenant;
       },
 
       async renameTenant(id: string, name: string): Promise<Tenant> {
         const { after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, name }));
-        log.info('admin.tenant_updated', { tenant: id, name });
+        await changed('admin.tenant_updated', id, { name });
         return after;
       },
 
@@ -60,7 +97,7 @@ export function adminOperations(deps: AdminDeps) {
         const { before, after } = await policy.updateTenant(id, (tenant) => (tenant.status === 'suspended' ? tenant : { ...tenant, status: 'suspended', suspendedBy: by }));
         if (before.status !== 'suspended') {
           await events.emit({ type: 'tenant.suspended', tenant: id });
-          log.info('admin.tenant_suspended', { tenant: id, by });
+          await changed('admin.tenant_suspended', id, { by });
         }
         return after;
       },
@@ -68,7 +105,7 @@ export function adminOperations(deps: AdminDeps) {
       /** Idempotent; access comes back with the next login (revoked sessions stay revoked). */
       async resumeTenant(id: string): Promise<Tenant> {
         const { before, after } = await policy.updateTenant(id, ({ suspendedBy: _by, ...tenant }) => ({ ...tenant, status: 'active' }));
-        if (before.status !== 'active') log.info('admin.tenant_resumed', { tenant: id });
+        if (before.status !== 'active') await changed('admin.tenant_resumed', id, {});
         return after;
       },
 
@@ -88,12 +125,12 @@ export function adminOperations(deps: AdminDeps) {
         }
         await policy.deleteTenant(tenant);
         await events.emit({ type: 'tenant.removed', tenant: id });
-        log.info('admin.tenant_deleted', { tenant: id, users: users.length });
+        await changed('admin.tenant_deleted', id, { users: users.length });
       },
 
       async grantFeed(id: string, feed: string): Promise<Tenant> {
         const tenant = await setFeeds(id, (t) => [...t.feeds, feed]);
-        log.info('admin.feed_granted', { tenant: id, feed });
+        await changed('admin.feed_granted', id, { feed });
         return tenant;
       },
 
@@ -101,7 +138,7 @@ export function adminOperations(deps: AdminDeps) {
         const tenant = await policy.getTenant(id);
         if (!tenant.feeds.includes(feed)) return;
         await setFeeds(id, (t) => t.feeds.filter((f) => f !== feed));
-        log.info('admin.feed_removed', { tenant: id, feed });
+        await changed('admin.feed_removed', id, { feed });
       },
 
       /** The tenant's feeds become the tier's; a tenant already on the tier with its feeds is left alone. */
@@ -109,14 +146,14 @@ export function adminOperations(deps: AdminDeps) {
         const [tier, current] = await Promise.all([policy.getTier(tierId), policy.getTenant(id)]);
         if (current.tier === tier.id && sameSet(current.feeds, tier.feeds)) return current;
         const tenant = await setFeeds(id, () => tier.feeds, tier.id);
-        log.info('admin.tenant_tier_set', { tenant: id, tier: tier.id, feeds: tenant.feeds });
+        await changed('admin.tier_set', id, { tier: tier.id, feeds: tenant.feeds });
         return tenant;
       },
 
       /** Creates or replaces a tier; every tenant on it follows (feeds left out are removed from them). */
       async putTier(id: string, input: { name: string; feeds: string[] }): Promise<{ tier: Tier; created: boolean }> {
         const result = await policy.putTier(id, input);
-        log.info(result.created ? 'admin.tier_created' : 'admin.tier_updated', { tier: id, feeds: result.tier.feeds });
+        await changed(result.created ? 'admin.tier_created' : 'admin.tier_updated', undefined, { tier: id, feeds: result.tier.feeds });
         for (const tenant of await policy.tenantsOnTier(id)) await ops.setTenantTier(tenant, id);
         return result;
       },
@@ -125,13 +162,13 @@ export function adminOperations(deps: AdminDeps) {
         const tenant = await policy.getTenant(id);
         if (!tenant.feeds.includes(feed)) throw new NotFound(`tenant ${id} does not have feed ${feed}`);
         const result = await policy.addSubscription(id, feed, name);
-        if (result.created) log.info('admin.subscription_created', { tenant: id, feed, subscription: name });
+        if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
         return result;
       },
 
       async removeSubscription(id: string, feed: string, name: string): Promise<void> {
         await policy.getTenant(id);
-        if (await policy.removeSubscription(id, feed, name)) log.info('admin.subscription_deleted', { tenant: id, feed, subscription: name });
+        if (await policy.removeSubscription(id, feed, name)) await changed('admin.subscription_removed', id, { feed, subscription: name });
       },
 
       /** Without a password the user logs in with a registered key, or once an operator sets one. */
@@ -145,7 +182,7 @@ export function adminOperations(deps: AdminDeps) {
           await policy.deleteUser(user);
           throw err;
         }
-        log.info('admin.user_created', { tenant, user: user.id, roles: user.roles, initialLogin: input.password === undefined ? 'none' : 'password' });
+        await changed('admin.user_created', tenant, { user: user.id, roles: user.roles, initial_login: input.password === undefined ? 'none' : 'password' });
         return user;
       },
 
@@ -166,7 +203,8 @@ export function adminOperations(deps: AdminDeps) {
         }
         const removed = before.roles.filter((role) => !after.roles.includes(role));
         if (removed.length > 0) await events.emit({ type: 'role.removed', tenant, sub: id, roles: removed });
-        log.info('admin.user_updated', { tenant, user: id, emailChanged: after.email !== before.email, roles: after.roles, removedRoles: removed });
+        if (after.email !== before.email) await changed('admin.user_updated', tenant, { user: id, email_changed: true });
+        if (!sameSet(before.roles, after.roles)) await changed('admin.roles_changed', tenant, { user: id, roles: after.roles, removed_roles: removed });
         return after;
       },
 
@@ -175,7 +213,21 @@ export function adminOperations(deps: AdminDeps) {
         const user = await policy.getUser(tenant, id);
         await idp.register({ sub: user.id, tenant, email: user.email, password });
         await events.emit({ type: 'credentials.changed', tenant, sub: user.id });
-        log.info('admin.user_password_set', { tenant, user: user.id });
+        await changed('admin.user_password_set', tenant, { user: user.id });
+      },
+
+      /** An RFC 7523 public key the user's agent signs client assertions with; the IdP holds and checks it. */
+      async registerKey(tenant: string, id: string, kid: string, jwk: object) {
+        const user = await userOf(tenant, id);
+        const registered = await idp.registerKey(user.id, kid, jwk).catch(passOnRefusal);
+        await changed('admin.key_registered', tenant, { user: user.id, kid, replaced: !registered.created });
+        return registered;
+      },
+
+      async removeKey(tenant: string, id: string, kid: string): Promise<void> {
+        const user = await userOf(tenant, id);
+        await idp.removeKey(user.id, kid).catch(passOnRefusal);
+        await changed('admin.key_removed', tenant, { user: user.id, kid });
       },
 
       async deleteUser(tenant: string, id: string): Promise<void> {
@@ -183,7 +235,7 @@ export function adminOperations(deps: AdminDeps) {
         await idp.remove(user.id);
         await policy.deleteUser(user);
         await events.emit({ type: 'user.removed', tenant, sub: user.id });
-        log.info('admin.user_deleted', { tenant, user: user.id });
+        await changed('admin.user_removed', tenant, { user: user.id });
       },
     };
     return ops;

@@ -1,17 +1,38 @@
 import { Router } from 'express';
+import { attributes, requestFields, type AuditLog, type SecurityMetrics } from '@keyway/audit';
 import { AuthorizeDecision, AuthorizeRequest } from '@keyway/contracts';
-import { parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { callerService, parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
 import { evaluate } from '../policy/evaluate.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
-/** POST /v1/authorize (PAS and PAC only): may this user of this tenant use these feeds with this role? */
-export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string): Router {
+/**
+ * POST /v1/authorize (PAS and PAC only): may this user of this tenant use these feeds with this role?
+ * A denial is recorded as authorization.denied with its reason code and the asking service as client;
+ * the answer stays a denial whether or not the trail takes it. An allow is recorded by the caller,
+ * as the token or key it issues.
+ */
+export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string, trail: { audit: AuditLog; metrics: SecurityMetrics }): Router {
   const router = Router();
   router.post('/v1/authorize', requireService('pas', 'pac'), requireContentType('application/json'), async (req, res) => {
     const request = parseInput(AuthorizeRequest, req.body, 'body');
     const [tenant, user] = await Promise.all([policy.findTenant(request.tenant), policy.findUser(request.sub)]);
     const decision = evaluate({ tenant, user, role: request.role, feeds: request.feeds, operatorTenant });
-    if (!decision.allow) req.log.info('authorization denied', { tenant: request.tenant, sub: request.sub, reason: decision.reason });
+    if (!decision.allow) {
+      req.log.info('authorization denied', { tenant: request.tenant, sub: request.sub, reason: decision.reason });
+      trail.metrics.denials.add(1, attributes({ service: 'entitlement', action: 'authorization.denied', tenant: request.tenant, reason: decision.reason }));
+      await trail.audit
+        .record({
+          ...requestFields(req),
+          action: 'authorization.denied',
+          outcome: 'denied',
+          tenant: request.tenant,
+          subject: request.sub.slice(0, 256),
+          clientId: callerService(req),
+          reason: decision.reason,
+          detail: { role: request.role, feeds: request.feeds.join(',').slice(0, 512) },
+        })
+        .catch(() => undefined);
+    }
     res.json(shapeResponse(AuthorizeDecision, decision));
   });
   return router;

@@ -1,4 +1,5 @@
 import express, { Router, type RequestHandler } from 'express';
+import { mergeFields, refusalOf, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
 import { CRM_HEADERS, CrmDelivery, CrmDeliveryResult, DeliveryId } from '@keyway/contracts';
 import { Conflict, InvalidClient, InvalidRequest, NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../admin/operations.ts';
@@ -18,7 +19,11 @@ export interface CrmWebhookDeps {
   admin: Admin;
   operatorTenant: string;
   nowSec: () => number;
+  audit: AuditLog;
 }
+
+/** The CRM as the actor of the changes a delivery makes. */
+const CRM_CLIENT = 'crm';
 
 /**
  * POST /v1/crm/webhook: the CRM pushes a customer's contract (crm/contract.ts maps it). Not an
@@ -30,6 +35,10 @@ export interface CrmWebhookDeps {
  * - 409 conflict for another body under a delivery id already seen (or one still being applied),
  *   and for a customer that maps onto a tenant the CRM does not manage;
  * - 400 for a body that is not a contract; 404 when no CRM_WEBHOOK_SECRET is configured.
+ *
+ * The trail: each change a delivery makes is an admin.<noun>_<verb> event with the CRM as client, then
+ * crm.sync for the delivery (success, or why it failed: a bad signature, a contract that cannot be
+ * applied). A duplicate changes nothing and records nothing.
  */
 export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
   const router = Router();
@@ -46,7 +55,13 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
       rawBody: req.body,
       nowSec: deps.nowSec(),
     });
-    next(refused ? new InvalidClient('the webhook signature or timestamp is not valid', refused) : undefined);
+    if (!refused) return next();
+    const err = new InvalidClient('the webhook signature or timestamp is not valid', refused);
+    // Forged or replayed deliveries are worth knowing about; the refusal stands whether or not the trail takes it.
+    void deps.audit
+      .record({ ...mergeFields(requestFields(req), { clientId: CRM_CLIENT, detail: { error_detail: refused } }), action: 'crm.sync', outcome: 'denied', reason: err.code })
+      .catch(() => undefined)
+      .then(() => next(err));
   };
 
   router.post(CRM_WEBHOOK_PATH, configured, requireContentType('application/json'), readRaw, verifySignature, async (req, res) => {
@@ -73,13 +88,19 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
     if (claim === 'conflict') throw new Conflict(`delivery ${id} was received before with another body`);
     if (claim === 'in_progress') throw new Conflict(`delivery ${id} is being applied; retry`, undefined, { 'retry-after': '5' });
 
+    const crm = { clientId: CRM_CLIENT, detail: { delivery: id, customer: delivery.customer.id.slice(0, 512) } };
+    const actor = mergeFields(requestFields(req), crm);
     try {
-      const tenant = await applyContract(deps.admin(req.log), deps.policy, delivery, deps.operatorTenant);
+      await requireWritableTrail(deps.audit);
+      const tenant = await applyContract(deps.admin(req, crm), deps.policy, delivery, deps.operatorTenant);
+      await deps.audit.record({ ...mergeFields(actor, { tenant: tenant.id, detail: { status: tenant.status, feeds: tenant.feeds.join(',').slice(0, 512) } }), action: 'crm.sync', outcome: 'success' });
       await deps.deliveries.complete(id, digest);
       req.log.info('crm.delivery_applied', { delivery: id, tenant: tenant.id, status: tenant.status, feeds: tenant.feeds });
       res.json(shapeResponse(CrmDeliveryResult, { id, duplicate: false, tenant: tenant.id }));
     } catch (err) {
       await deps.deliveries.release(id);
+      const refusal = refusalOf(err);
+      await deps.audit.record({ ...mergeFields(actor, { detail: refusal.detail }), action: 'crm.sync', outcome: refusal.outcome, reason: refusal.reason }).catch(() => undefined);
       throw err;
     }
   });

@@ -1,5 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
+import { mergeFields, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
 import { SasKeyRotation, SasKeyRotationRequest, TenantId } from '@keyway/contracts';
 import { NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
@@ -10,15 +11,20 @@ import type { TenantKeyStore } from '../keys/tenant-keys.ts';
  * from now on; keys signed with the other one keep verifying (design.md, "Tokens and keys"). The
  * answer names keys, never their material. The topic service sees the new keys at once for keys signed with them (it refetches on a signature
  * mismatch) and stops accepting keys signed with the replaced one within its key cache period.
+ * Recorded as tenant_keys.rotated with the operator as actor; when the trail cannot take it the answer
+ * is server_error (checked before rotating, so only a trail failing in between leaves a rotation
+ * unrecorded).
  */
-export function sasKeyRotationEndpoint(keys: TenantKeyStore, authenticate: RequestHandler): Router {
+export function sasKeyRotationEndpoint(keys: TenantKeyStore, authenticate: RequestHandler, audit: AuditLog): Router {
   const router = Router();
   router.post('/admin/v1/tenants/:tenant/sas-keys/rotate', authenticate, requireContentType('application/json'), async (req, res) => {
     const { tenant } = parseInput(z.object({ tenant: TenantId }), req.params, 'path');
     const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
+    await requireWritableTrail(audit);
     const rotated = await keys.rotate(tenant, key);
     if (!rotated) throw new NotFound(`no SAS keys for tenant ${tenant}`);
     req.log.info('tenant_sas_key.rotated', { tenant, rotated: key, signingWith: rotated.signWith });
+    await audit.record({ ...mergeFields(requestFields(req), { tenant, detail: { rotated: key, signing_with: rotated.signWith } }), action: 'tenant_keys.rotated', outcome: 'success' });
     res.set('Cache-Control', 'no-store').json(shapeResponse(SasKeyRotation, { tenant, rotated: key, signing_with: rotated.signWith }));
   });
   return router;

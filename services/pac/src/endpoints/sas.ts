@@ -1,6 +1,7 @@
 import { Router } from 'express';
-import { feedsFromScope, SasRequest, SasResponse, topicResource, type Rights } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, telemetry, TemporarilyUnavailable } from '@keyway/kit';
+import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type SecurityMetrics } from '@keyway/audit';
+import { AUDIT_FEED, feedsFromScope, SasRequest, SasResponse, topicResource, type Rights } from '@keyway/contracts';
+import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { Introspection } from '@keyway/contracts';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
@@ -39,16 +40,55 @@ function resolveTopic(claims: RefreshClaims, topicBaseUrl: string, resource: str
   return { topic, resource: topicResource(topicBaseUrl, claims.tid, topic) };
 }
 
-/** POST /v1/sas: a valid refresh token → a one-day SAS key for one tenant topic (steps 5 and 6). */
+/**
+ * POST /v1/sas: a valid refresh token → a one-day SAS key for one tenant topic (steps 5 and 6).
+ *
+ * The trail: sas_key.minted with the key id as token id (never the key or its sig, style rule 11) and
+ * the refresh token's jti; sas_key.denied for a token that does not verify or does not grant the
+ * resource or rights; sas_key.failed when PAC could not decide. The key is answered only once its
+ * minting is in the trail (style rule 10): otherwise server_error, and the key never leaves.
+ */
 export function sasEndpoint(
   options: SasEndpointOptions,
-  deps: { pasKeys: JWTVerifyGetKey; introspect: (refreshToken: string) => Promise<Introspection>; keys: TenantKeyStore; issued: IssuedRegistry },
+  deps: {
+    pasKeys: JWTVerifyGetKey;
+    introspect: (refreshToken: string) => Promise<Introspection>;
+    keys: TenantKeyStore;
+    issued: IssuedRegistry;
+    audit: AuditLog;
+    metrics: SecurityMetrics;
+  },
 ): Router {
   const router = Router();
-  const minted = telemetry('pac').counter('keyway.sas_keys.minted', 'SAS keys minted');
   router.post('/v1/sas', requireContentType('application/json', 'application/x-www-form-urlencoded'), async (req, res) => {
     res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
     const request = parseInput(SasRequest, req.body, 'body');
+    let fields: AuditFields = { ...requestFields(req), detail: { rights: request.rights } };
+    let answer: SasResponse;
+    try {
+      answer = await mint(request, req.log, (more) => {
+        fields = mergeFields(fields, more);
+      });
+    } catch (err) {
+      const refusal = refusalOf(err);
+      const action = refusal.outcome === 'denied' ? 'sas_key.denied' : 'sas_key.failed';
+      deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: request.rights, outcome: refusal.outcome }));
+      if (refusal.outcome === 'denied') deps.metrics.denials.add(1, attributes({ service: 'pac', action, tenant: fields.tenant, reason: refusal.reason }));
+      // a refusal stays a refusal even when the trail cannot take it (record() logs and counts that)
+      await deps.audit.record({ ...mergeFields(fields, { detail: refusal.detail }), action, outcome: refusal.outcome, reason: refusal.reason }).catch(() => undefined);
+      throw err;
+    }
+    try {
+      await deps.audit.record({ ...fields, action: 'sas_key.minted', outcome: 'success' });
+    } catch (err) {
+      deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: request.rights, outcome: 'failure' }));
+      throw err;
+    }
+    deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: request.rights, outcome: 'success' }));
+    res.json(shapeResponse(SasResponse, answer));
+  });
+
+  async function mint(request: ReturnType<typeof SasRequest.parse>, log: Logger, note: (fields: AuditFields) => void): Promise<SasResponse> {
     const claims = await verifyRefreshToken(request.refresh_token, deps.pasKeys, {
       issuer: options.pasIssuer,
       audience: options.pasIssuer,
@@ -58,23 +98,29 @@ export function sasEndpoint(
       if (err instanceof TokenError) throw new InvalidToken('the refresh token is invalid, expired or revoked', err.code);
       throw err;
     });
+    note({ tenant: claims.tid, subject: claims.sub, clientId: claims.client_id, detail: { refresh_jti: claims.jti, family: claims.fid } });
     // Step 6: the signature says PAS issued it; only PAS knows whether it is still current (RFC 7662).
     const status = await deps.introspect(request.refresh_token).catch((err: unknown) => {
       throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' });
     });
     if (!status.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
     const { topic, resource } = resolveTopic(claims, options.topicBaseUrl, request.resource);
+    note({ detail: { topic } });
     const rights: Rights = request.rights;
     const allowed = allowedRights(claims.roles);
     if (!rights.split('-').every((r) => allowed.has(r))) throw new InsufficientScope(`the token's roles do not grant the ${rights} right`);
+    // Only Keyway writes a tenant's audit feed (the entitlement service's export): a key that could
+    // send to it would let the tenant forge its own trail.
+    if (topic === AUDIT_FEED && rights !== 'listen') throw new InsufficientScope('the audit feed is read-only: ask for the listen right');
 
     const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
     const expiry = nowSec + options.sasTtlSec;
     const { sasKey, keyId } = signSas(await deps.keys.signingKey(claims.tid), rights, resource, expiry);
     await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry });
-    minted.add(1, { tenant: claims.tid, rights });
-    req.log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });
-    res.json(shapeResponse(SasResponse, { sas_key: sasKey, resource, rights, expires_at: new Date(expiry * 1000).toISOString(), key_id: keyId }));
-  });
+    const expiresAt = new Date(expiry * 1000).toISOString();
+    note({ tokenId: keyId, detail: { expires_at: expiresAt } });
+    log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });
+    return { sas_key: sasKey, resource, rights, expires_at: expiresAt, key_id: keyId };
+  }
   return router;
 }

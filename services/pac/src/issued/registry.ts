@@ -26,7 +26,7 @@ export function issuedRegistry(store: Store, now: () => number = Date.now) {
     async record(key: IssuedSasKey): Promise<void> {
       await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
     },
-    /** Revokes every live key in scope; returns the revoked key ids. */
+    /** Revokes every live key in scope; returns the keys this call revoked (not those revoked before). */
     async revoke(scope: RevocationScope): Promise<IssuedSasKey[]> {
       const prefix = ['issued', scope.tenant, scope.topic, scope.topic ? scope.fid : undefined].filter((p) => p !== undefined).join(':') + ':';
       const names = await store.keys(prefix);
@@ -34,8 +34,8 @@ export function issuedRegistry(store: Store, now: () => number = Date.now) {
         .filter((raw): raw is string => raw !== null)
         .map((raw) => JSON.parse(raw) as IssuedSasKey)
         .filter((k) => (!scope.sub || k.sub === scope.sub) && (!scope.fid || k.fid === scope.fid));
-      await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt) })));
-      return records;
+      const fresh = await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt), ifAbsent: true })));
+      return records.filter((_, i) => fresh[i]);
     },
     isRevoked: async (keyId: string) => (await store.get(revokedKey(keyId))) !== null,
   };

@@ -1,3 +1,4 @@
+import type { AuditLog, SecurityMetrics } from '@keyway/audit';
 import { consume, type Broker, type TopicRef } from '@keyway/broker';
 import { CHANGE_EVENTS_TOPIC, ChangeEvent } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
@@ -17,8 +18,18 @@ function scopeOf(event: ChangeEvent): RevocationScope {
   }
 }
 
-/** Follows the entitlement service's change events and revokes the affected SAS keys (strict mode). */
-export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
+/**
+ * Follows the entitlement service's change events and revokes the affected SAS keys (strict mode),
+ * each recorded as sas_key.revoked with the change as its reason. Revoking never waits for the trail:
+ * a revocation the trail cannot take is still made (record() logs and counts the failed append).
+ */
+export function revokeOnEntitlementChange(
+  broker: Broker,
+  issued: IssuedRegistry,
+  logger: Logger,
+  trail: { audit: AuditLog; metrics: SecurityMetrics },
+  topic: TopicRef = CHANGE_EVENTS_TOPIC,
+) {
   return consume(
     broker,
     topic,
@@ -28,6 +39,18 @@ export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry
       const revoked = await issued.revoke(scopeOf(event));
       for (const key of revoked) {
         logger.info('sas_key.revoked', { reason: event.type, eventId: event.id, keyId: key.keyId, tenant: key.tenant, topic: key.topic, sub: key.sub });
+        trail.metrics.sasKeysRevoked.add(1, { tenant: key.tenant, reason: event.type });
+        await trail.audit
+          .record({
+            action: 'sas_key.revoked',
+            outcome: 'success',
+            tenant: key.tenant,
+            subject: key.sub,
+            tokenId: key.keyId,
+            reason: event.type,
+            detail: { topic: key.topic, rights: key.rights, family: key.fid, change_event: event.id },
+          })
+          .catch(() => undefined);
       }
     },
     { onError: (err) => logger.warn('change event not handled yet; will retry', { err }) },

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { requestFields } from '@keyway/audit';
 import { parseInput, requireContentType } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
@@ -9,16 +10,34 @@ const RevocationRequest = z.object({ token: z.string().min(1).max(8192), token_t
 
 /**
  * POST /oauth2/revoke (RFC 7009). Revoking either token of a pair revokes its whole family. The
- * answer is 200 whether or not the token was valid (§2.2): an invalid token has nothing to revoke.
+ * answer is 200 whether or not the token was valid (§2.2): an invalid token has nothing to revoke,
+ * and nothing to record either (the trail holds token ids, and an invalid token has none we trust).
+ * A valid one is recorded as token.revoked, plus refresh_family.revoked when its family was live;
+ * if the trail cannot take them the answer is server_error, and the client retries (revoking is idempotent).
  */
 export function revocationEndpoint(context: GrantContext): Router {
   const router = Router();
   router.post('/oauth2/revoke', noStore, requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
     const { token, token_type_hint } = parseInput(RevocationRequest, req.body, 'body');
     const verified = await verifyOwnToken(context, token, token_type_hint);
-    const fid = verified?.claims.fid;
-    if (fid && (await context.families.revoke(fid))) {
-      req.log.info('refresh_family.revoked', { reason: 'client_revocation', fid, jti: verified.claims.jti, sub: verified.claims.sub, tenant: verified.claims.tid });
+    if (verified) {
+      const { claims } = verified;
+      const fid = claims.fid;
+      const revoked = fid !== undefined && (await context.families.revoke(fid));
+      const fields = {
+        ...requestFields(req),
+        tenant: claims.tid,
+        subject: claims.sub,
+        clientId: claims.client_id,
+        tokenId: claims.jti,
+        detail: { type: verified.type, ...(fid && { family: fid }) },
+      };
+      await context.audit.record({ ...fields, action: 'token.revoked', outcome: 'success', reason: 'client_revocation' });
+      if (revoked) {
+        req.log.info('refresh_family.revoked', { reason: 'client_revocation', fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
+        context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'client_revocation' });
+        await context.audit.record({ ...fields, action: 'refresh_family.revoked', outcome: 'success', reason: 'client_revocation' });
+      }
     }
     res.status(200).end();
   });

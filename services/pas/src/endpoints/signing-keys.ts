@@ -1,4 +1,5 @@
 import { Router, type RequestHandler } from 'express';
+import { mergeFields, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
 import { SigningKeyList, SigningKeyRotation } from '@keyway/contracts';
 import { shapeResponse } from '@keyway/kit';
 import type { Store } from '@keyway/store';
@@ -14,8 +15,11 @@ const publishedKids = (ring: KeyRing) => ring.jwks().keys.map((k) => k.kid!);
  * - GET /admin/v1/signing-keys: kid, state and dates of every key in the stored ring; no key material.
  * - POST /admin/v1/signing-keys/rotate: one rotation step (keys/rotate.ts has the rule), then this
  *   instance reloads at once so it signs with the new key; the others follow within a reload period.
+ *   Recorded as signing_key.rotated with the operator as actor; when the trail cannot take it the
+ *   answer is server_error (checked before rotating, so only a trail failing in between leaves a
+ *   rotation unrecorded).
  */
-export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; policy: RotationPolicy; authenticate: RequestHandler }): Router {
+export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; policy: RotationPolicy; authenticate: RequestHandler; audit: AuditLog }): Router {
   const router = Router();
   router.get('/admin/v1/signing-keys', deps.authenticate, async (_req, res) => {
     // The store, not this instance's copy: the listing shows what every instance converges to.
@@ -36,10 +40,13 @@ export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; p
   });
 
   router.post('/admin/v1/signing-keys/rotate', deps.authenticate, async (req, res) => {
+    await requireWritableTrail(deps.audit);
     const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.policy);
     await deps.ring.reload();
     const answer = { active_kid: ring.active().kid, published_kids: publishedKids(ring) };
     req.log.info('signing_key.rotated', { activeKid: answer.active_kid, retiringKid: retiredKid, publishedKids: answer.published_kids });
+    const detail = { active_kid: answer.active_kid, retired_kid: retiredKid, published_kids: answer.published_kids.join(',').slice(0, 512) };
+    await deps.audit.record({ ...mergeFields(requestFields(req), { detail }), action: 'signing_key.rotated', outcome: 'success' });
     res.set('Cache-Control', 'no-store').json(shapeResponse(SigningKeyRotation, answer));
   });
   return router;

@@ -1,8 +1,10 @@
 import { Router, type RequestHandler } from 'express';
+import { attributes } from '@keyway/audit';
 import { GRANT_TYPES, TokenRequest, TokenResponse } from '@keyway/contracts';
 import { InvalidRequest, parseInput, requireContentType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
+import { grantAudit, type GrantAudit } from '../grants/audit.ts';
+import type { Grant, GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
-import type { GrantContext } from '../grants/context.ts';
 
 /** RFC 6749 §5.1: token responses are never cached. */
 export const noStore: RequestHandler = (_req, res, next) => {
@@ -29,8 +31,35 @@ export function tokenEndpoint(context: GrantContext): Router {
   const router = Router();
   router.post('/oauth2/token', noStore, requireContentType('application/x-www-form-urlencoded'), rejectDuplicateParams, checkGrantType, async (req, res) => {
     const params = parseInput(TokenRequest, req.body, 'body');
-    const grant = grants[params.grant_type] as { handler: (p: typeof params, c: GrantContext, r: typeof req) => Promise<TokenResponse> };
-    res.json(shapeResponse(TokenResponse, await grant.handler(params, context, req)));
+    const grant = grants[params.grant_type] as Pick<Grant<typeof params.grant_type>, 'issued'> & {
+      handler: (p: typeof params, c: GrantContext, r: typeof req, a: GrantAudit) => Promise<TokenResponse>;
+    };
+    const trail = grantAudit(context.audit, req, params.grant_type);
+    const counted = (outcome: string) => {
+      const tenant = trail.audit.fields.tenant;
+      if (grant.issued === 'token.refreshed') context.metrics.tokensRefreshed.add(1, attributes({ tenant, outcome }));
+      else context.metrics.tokensIssued.add(1, attributes({ tenant, grant_type: params.grant_type, outcome }));
+    };
+    let pair: TokenResponse;
+    try {
+      pair = await grant.handler(params, context, req, trail.audit);
+    } catch (err) {
+      const refused = await trail.refused(err);
+      counted(refused.outcome);
+      if (refused.outcome === 'denied') context.metrics.denials.add(1, attributes({ service: 'pas', action: refused.action, tenant: trail.audit.fields.tenant, reason: refused.reason }));
+      throw err;
+    }
+    // Style rule 10: the pair is answered only once the trail holds its issuance; when the append fails
+    // this throws server_error and the tokens are never seen (the family they started or rotated is
+    // then unusable, so the client logs in again once the trail is back).
+    try {
+      await trail.succeeded(grant.issued);
+    } catch (err) {
+      counted('failure');
+      throw err;
+    }
+    counted('success');
+    res.json(shapeResponse(TokenResponse, pair));
   });
   return router;
 }

@@ -4,6 +4,20 @@ import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
 import { issuePair, type Grant } from './context.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** What a client id may look like in the trail; anything else a caller sends is left out. */
+const CLIENT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** The assertion's "sub" as claimed, before any check (RFC 7523 §3: sub = client_id); undefined when unreadable. */
+function unverifiedSubject(assertion: string | undefined): string | undefined {
+  const payload = assertion?.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const { sub } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * RFC 6749 §4.4 for passwordless agents, the client authenticating with private_key_jwt (RFC 7523
@@ -15,27 +29,32 @@ const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
  *
  * Refusals are 401 invalid_client without WWW-Authenticate: RFC 6749 §5.2 requires that header only
  * when the client authenticated with the Authorization header, and an assertion travels in the body.
+ * Each is a failed login in the trail, under the client id the request claims.
  */
 export const client_credentials: Grant<'client_credentials'> = {
   grantType: 'client_credentials',
-  async handler(params, context) {
+  issued: 'token.issued',
+  async handler(params, context, _req, audit) {
+    const claimed = params.client_id ?? unverifiedSubject(params.client_assertion);
+    if (claimed !== undefined && CLIENT_ID.test(claimed)) audit.note({ clientId: claimed });
     // RFC 6749 §5.2: no client authentication, or an unsupported method, is invalid_client.
     if (params.client_assertion === undefined || params.client_assertion_type !== JWT_BEARER) {
-      throw new InvalidClient(undefined, 'client_credentials requires private_key_jwt client authentication (RFC 7523 §2.2)');
+      throw audit.refuse(new InvalidClient(undefined, 'client_credentials requires private_key_jwt client authentication (RFC 7523 §2.2)'), 'login.failed');
     }
     const requested = requestedAccess(params.scope);
     const issuer = context.settings.issuer;
     // RFC 7523 §3 item 3: the issuer identifies PAS; the token endpoint URL may be used as well.
     const audience = [issuer, `${issuer.replace(/\/+$/, '')}/oauth2/token`];
     const subject = await context.idp.verifyAssertion(params.client_assertion, audience).catch((err: unknown) => {
-      if (err instanceof ApiError && err.code === 'invalid_client') throw new InvalidClient();
+      if (err instanceof ApiError && err.code === 'invalid_client') throw audit.refuse(new InvalidClient(), 'login.failed');
       return rethrowUpstream(err);
     });
     // RFC 7521 §4.2: a client_id sent alongside the assertion must name the same client.
     if (params.client_id !== undefined && params.client_id !== subject.sub) {
-      throw new InvalidClient(undefined, 'client_id does not match the assertion');
+      throw audit.refuse(new InvalidClient(undefined, 'client_id does not match the assertion'), 'login.failed');
     }
+    audit.note({ subject: subject.sub, tenant: subject.tenant, clientId: subject.sub });
     const { roles, access } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, 'client_credentials', { sub: subject.sub, tid: subject.tenant, roles, access, client_id: subject.sub });
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, client_id: subject.sub });
   },
 };

@@ -3,9 +3,10 @@ import type { Request } from 'express';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
 import { feedScope, OPERATOR_SCOPE } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
+import type { AuditLog, SecurityMetrics } from '@keyway/audit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
-import type { Counter } from '@opentelemetry/api';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
+import type { GrantAudit } from './audit.ts';
 import type { Access } from './authorize.ts';
 
 export interface GrantContext {
@@ -15,8 +16,9 @@ export interface GrantContext {
   idp: IdpClient;
   entitlement: EntitlementClient;
   families: RefreshFamilies;
-  /** keyway.tokens.issued, by grant type and tenant */
-  tokensIssued: Counter;
+  /** PAS's audit stream: every token request, revocation and signing-key rotation is recorded */
+  audit: AuditLog;
+  metrics: SecurityMetrics;
   /** strict revocation (design.md): entitlements are re-checked on refresh and removals revoke families */
   strict: boolean;
   /** a spent refresh token presented again within this many seconds is refused without revoking its family */
@@ -25,7 +27,9 @@ export interface GrantContext {
 
 export interface Grant<G extends TokenRequest['grant_type']> {
   grantType: G;
-  handler: (params: Extract<TokenRequest, { grant_type: G }>, context: GrantContext, req: Request) => Promise<TokenResponse>;
+  /** the audit action of a pair issued by this grant: token.issued (a login) or token.refreshed */
+  issued: 'token.issued' | 'token.refreshed';
+  handler: (params: Extract<TokenRequest, { grant_type: G }>, context: GrantContext, req: Request, audit: GrantAudit) => Promise<TokenResponse>;
 }
 
 export const DEFAULT_CLIENT_ID = 'keyway-importer';
@@ -39,10 +43,14 @@ function accessAudience(settings: TokenSettings, access: Access): string | strin
   return [...new Set([settings.accessAudience, ...(settings.adminAudiences ?? [])])];
 }
 
-/** Issues an access + refresh pair; a new family starts unless one is being continued. */
+/**
+ * Issues an access + refresh pair; a new family starts unless one is being continued. The trail gets
+ * the access token's jti as the token id, with the refresh token's jti and the family id (style rule
+ * 11: identifiers, never the tokens).
+ */
 export async function issuePair(
   context: GrantContext,
-  grantType: TokenRequest['grant_type'],
+  audit: GrantAudit,
   subject: { sub: string; tid: string; roles: string[]; access: Access; client_id: string },
   family?: { fid: string; spentJti: string },
 ): Promise<TokenResponse> {
@@ -60,7 +68,8 @@ export async function issuePair(
   } else {
     await families.start({ fid, sub: subject.sub, tid: subject.tid, scope }, refresh.jti, ttlMs);
   }
-  context.tokensIssued.add(1, { grant_type: grantType, tenant: subject.tid });
+  const spent: Record<string, string> = family ? { spent_jti: family.spentJti } : {};
+  audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), ...spent } });
   return {
     access_token: access.token,
     token_type: 'Bearer',

@@ -10,11 +10,14 @@ import { FamilyRaceLost, issuePair, type Grant } from './context.ts';
  */
 export const refresh_token: Grant<'refresh_token'> = {
   grantType: 'refresh_token',
-  async handler(params, context, req) {
+  issued: 'token.refreshed',
+  async handler(params, context, req, audit) {
     const claims = await verifyOwnRefreshToken(context, params.refresh_token).catch((err: unknown) => {
       if (err instanceof TokenError) throw new InvalidGrant('the refresh token is invalid, expired or revoked', err.code);
       throw err;
     });
+    // The presented token as the trail knows it: its jti (style rule 11), until a new pair replaces it.
+    audit.note({ subject: claims.sub, tenant: claims.tid, clientId: claims.client_id, tokenId: claims.jti, detail: { family: claims.fid } });
     const current = await context.families.current(claims.fid);
     if (current === null) throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'family revoked or expired');
     if (current !== claims.jti) {
@@ -23,9 +26,12 @@ export const refresh_token: Grant<'refresh_token'> = {
       if (await context.families.spentRecently(claims.fid, claims.jti)) {
         throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent moments ago by a concurrent refresh');
       }
-      await context.families.revoke(claims.fid);
+      const revoked = await context.families.revoke(claims.fid);
       req.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
-      throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked');
+      if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'reuse_detected' });
+      throw audit.refuse(new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked'), 'refresh.reuse_detected', {
+        also: revoked ? [{ action: 'refresh_family.revoked', outcome: 'success', reason: 'reuse_detected' }] : [],
+      });
     }
 
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
@@ -38,15 +44,20 @@ export const refresh_token: Grant<'refresh_token'> = {
     if (context.strict) {
       const decision = await authorize(context.entitlement, claims.sub, claims.tid, asked).catch(async (err: unknown) => {
         if (!(err instanceof AccessDenied)) throw err;
-        await context.families.revoke(claims.fid);
-        throw new InvalidGrant('the grant is no longer authorized', err.detail);
+        const revoked = await context.families.revoke(claims.fid);
+        const reason = err.detail ?? err.code;
+        if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason });
+        throw audit.refuse(new InvalidGrant('the grant is no longer authorized', err.detail), 'authorization.denied', {
+          reason,
+          also: revoked ? [{ action: 'refresh_family.revoked', outcome: 'success', reason }] : [],
+        });
       });
       roles = decision.roles;
     }
     try {
       return await issuePair(
         context,
-        'refresh_token',
+        audit,
         { sub: claims.sub, tid: claims.tid, roles, access: asked, client_id: claims.client_id },
         { fid: claims.fid, spentJti: claims.jti },
       );

@@ -1,3 +1,4 @@
+import type { AuditLog, SecurityMetrics } from '@keyway/audit';
 import { consume, type Broker, type TopicRef } from '@keyway/broker';
 import { CHANGE_EVENTS_TOPIC, ChangeEvent, feedsFromScope } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
@@ -20,8 +21,19 @@ async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): 
   }
 }
 
-/** Follows the entitlement service's change events and revokes the affected refresh families. */
-export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamilies, logger: Logger, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
+/**
+ * Follows the entitlement service's change events and revokes the affected refresh families, each
+ * recorded as refresh_family.revoked with the change as its reason. Taking access away never waits
+ * for the trail: a revocation the trail cannot take is still made (record() logs and counts the
+ * failed append), since failing closed means refusing to grant, not refusing to revoke.
+ */
+export function revokeOnEntitlementChange(
+  broker: Broker,
+  families: RefreshFamilies,
+  logger: Logger,
+  trail: { audit: AuditLog; metrics: SecurityMetrics },
+  topic: TopicRef = CHANGE_EVENTS_TOPIC,
+) {
   return consume(
     broker,
     topic,
@@ -31,6 +43,10 @@ export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamil
       for (const family of await affectedFamilies(families, event)) {
         if (await families.revoke(family.fid)) {
           logger.info('refresh_family.revoked', { reason: event.type, eventId: event.id, fid: family.fid, sub: family.sub, tenant: family.tid });
+          trail.metrics.tokensRevoked.add(1, { tenant: family.tid, reason: event.type });
+          await trail.audit
+            .record({ action: 'refresh_family.revoked', outcome: 'success', tenant: family.tid, subject: family.sub, reason: event.type, detail: { family: family.fid, change_event: event.id } })
+            .catch(() => undefined);
         }
       }
     },

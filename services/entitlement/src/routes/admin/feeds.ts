@@ -25,12 +25,12 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
 
   router.put('/v1/tenants/:tenant/feeds/:feed', async (req, res) => {
     const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
-    res.json(shapeResponse(Tenant, await admin(req.log).grantFeed(tenant, feed)));
+    res.json(shapeResponse(Tenant, await admin(req).grantFeed(tenant, feed)));
   });
 
   router.delete('/v1/tenants/:tenant/feeds/:feed', async (req, res) => {
     const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
-    await admin(req.log).removeFeed(tenant, feed);
+    await admin(req).removeFeed(tenant, feed);
     res.status(204).end();
   });
 
@@ -42,13 +42,13 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
 
   router.post('/v1/tenants/:tenant/feeds/:feed/subscriptions/:name', async (req, res) => {
     const { tenant, feed, name } = parseInput(SubscriptionPath, req.params, 'path');
-    const { subscription, created } = await admin(req.log).addSubscription(tenant, feed, name);
+    const { subscription, created } = await admin(req).addSubscription(tenant, feed, name);
     res.status(created ? 201 : 200).json(shapeResponse(Subscription, subscription));
   });
 
   router.delete('/v1/tenants/:tenant/feeds/:feed/subscriptions/:name', async (req, res) => {
     const { tenant, feed, name } = parseInput(SubscriptionPath, req.params, 'path');
-    await admin(req.log).removeSubscription(tenant, feed, name);
+    await admin(req).removeSubscription(tenant, feed, name);
     res.status(204).end();
   });
   return router;

@@ -16,7 +16,7 @@ export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
 
   router.post('/v1/tenants', json, async (req, res) => {
     const input = parseInput(CreateTenant, req.body, 'body');
-    res.status(201).json(shapeResponse(Tenant, await admin(req.log).createTenant(input)));
+    res.status(201).json(shapeResponse(Tenant, await admin(req).createTenant(input)));
   });
 
   router.get('/v1/tenants', async (req, res) => {
@@ -33,22 +33,22 @@ export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
   router.patch('/v1/tenants/:tenant', json, async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
     const { name } = parseInput(UpdateTenant, req.body, 'body');
-    res.json(shapeResponse(Tenant, await admin(req.log).renameTenant(tenant, name)));
+    res.json(shapeResponse(Tenant, await admin(req).renameTenant(tenant, name)));
   });
 
   router.post('/v1/tenants/:tenant/suspend', async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
-    res.json(shapeResponse(Tenant, await admin(req.log).suspendTenant(tenant, 'operator')));
+    res.json(shapeResponse(Tenant, await admin(req).suspendTenant(tenant, 'operator')));
   });
 
   router.post('/v1/tenants/:tenant/resume', async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
-    res.json(shapeResponse(Tenant, await admin(req.log).resumeTenant(tenant)));
+    res.json(shapeResponse(Tenant, await admin(req).resumeTenant(tenant)));
   });
 
   router.delete('/v1/tenants/:tenant', async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
-    await admin(req.log).deleteTenant(tenant);
+    await admin(req).deleteTenant(tenant);
     res.status(204).end();
   });
   return router;

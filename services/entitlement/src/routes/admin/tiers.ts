@@ -26,14 +26,14 @@ export function tierRoutes(policy: PolicyRepository, admin: Admin): Router {
   router.put('/v1/tiers/:tier', json, async (req, res) => {
     const { tier: id } = parseInput(TierPath, req.params, 'path');
     const input = parseInput(PutTier, req.body, 'body');
-    const { tier, created } = await admin(req.log).putTier(id, input);
+    const { tier, created } = await admin(req).putTier(id, input);
     res.status(created ? 201 : 200).json(shapeResponse(Tier, tier));
   });
 
   router.put('/v1/tenants/:tenant/tier', json, async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
     const { tier } = parseInput(SetTenantTier, req.body, 'body');
-    res.json(shapeResponse(Tenant, await admin(req.log).setTenantTier(tenant, tier)));
+    res.json(shapeResponse(Tenant, await admin(req).setTenantTier(tenant, tier)));
   });
   return router;
 }

@@ -17,7 +17,7 @@ export function userRoutes(policy: PolicyRepository, admin: Admin): Router {
   router.post('/v1/tenants/:tenant/users', json, async (req, res) => {
     const { tenant } = parseInput(TenantPath, req.params, 'path');
     const input = parseInput(CreateUser, req.body, 'body');
-    res.status(201).json(shapeResponse(User, await admin(req.log).createUser(tenant, input)));
+    res.status(201).json(shapeResponse(User, await admin(req).createUser(tenant, input)));
   });
 
   router.get('/v1/tenants/:tenant/users', async (req, res) => {
@@ -34,25 +34,25 @@ export function userRoutes(policy: PolicyRepository, admin: Admin): Router {
   router.patch('/v1/tenants/:tenant/users/:user', json, async (req, res) => {
     const { tenant, user } = parseInput(UserPath, req.params, 'path');
     const change = parseInput(UpdateUser, req.body, 'body');
-    res.json(shapeResponse(User, await admin(req.log).updateUser(tenant, user, change)));
+    res.json(shapeResponse(User, await admin(req).updateUser(tenant, user, change)));
   });
 
   router.put('/v1/tenants/:tenant/users/:user/roles', json, async (req, res) => {
     const { tenant, user } = parseInput(UserPath, req.params, 'path');
     const { roles } = parseInput(UpdateRoles, req.body, 'body');
-    res.json(shapeResponse(User, await admin(req.log).updateUser(tenant, user, { roles })));
+    res.json(shapeResponse(User, await admin(req).updateUser(tenant, user, { roles })));
   });
 
   router.put('/v1/tenants/:tenant/users/:user/password', json, async (req, res) => {
     const { tenant, user } = parseInput(UserPath, req.params, 'path');
     const { password } = parseInput(SetPassword, req.body, 'body');
-    await admin(req.log).setPassword(tenant, user, password);
+    await admin(req).setPassword(tenant, user, password);
     res.status(204).end();
   });
 
   router.delete('/v1/tenants/:tenant/users/:user', async (req, res) => {
     const { tenant, user } = parseInput(UserPath, req.params, 'path');
-    await admin(req.log).deleteUser(tenant, user);
+    await admin(req).deleteUser(tenant, user);
     res.status(204).end();
   });
   return router;

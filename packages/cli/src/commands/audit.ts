@@ -1,0 +1,97 @@
+import type { Command } from 'commander';
+import { AuditAction, AuditOutcome, AuditQuery, AuditStream, TenantId, type AuditEvent, type AuditVerifyResult } from '@keyway/contracts';
+import type { CliContext } from '../context.ts';
+import { CliError, EXIT, usageError } from '../exit-codes.ts';
+import { parseArg } from '../input.ts';
+import { table } from '../output.ts';
+
+const UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `--since 2h`, `--since 7d`, or an ISO 8601 time with its offset (the API's `from` / `to`). */
+function timeOption(value: string | undefined, name: string, now: number): string | undefined {
+  if (value === undefined) return undefined;
+  const relative = /^(\d{1,6})([smhd])$/.exec(value);
+  if (relative) return new Date(now - Number(relative[1]) * UNITS_MS[relative[2] as keyof typeof UNITS_MS]).toISOString();
+  if (Number.isNaN(Date.parse(value)) || !/[zZ]|[+-]\d\d:\d\d$/.test(value)) throw usageError(`${name}: an ISO 8601 time with its offset (2026-01-31T08:00:00Z) or an age (30m, 2h, 7d)`);
+  return value;
+}
+
+const columns: Parameters<typeof table<AuditEvent>>[1] = [
+  ['time', (e) => e.time],
+  ['stream', (e) => `${e.service}#${e.seq}`],
+  ['action', (e) => e.action],
+  ['outcome', (e) => e.outcome],
+  ['tenant', (e) => e.tenant],
+  ['subject', (e) => e.subject ?? e.clientId],
+  ['token id', (e) => e.tokenId],
+  ['reason', (e) => e.reason],
+];
+
+const describe = (r: AuditVerifyResult): string =>
+  r.ok
+    ? `${r.stream}: intact (${r.checked} events checked, seq ${r.anchorSeq + 1}..${r.headSeq})`
+    : `${r.stream}: BROKEN at seq ${r.brokenAt.seq}${r.brokenAt.id ? ` (event ${r.brokenAt.id})` : ''}: ${r.reason}`;
+
+export function register(program: Command, context: CliContext): void {
+  const audit = program.command('audit').description('the audit trail: query events, verify the hash chains (exit 7 when broken)');
+
+  audit
+    .command('events')
+    .description('audit events of every service, newest first; filters combine')
+    .option('--tenant <tenant>', 'events about this tenant')
+    .option('--subject <subject>', 'events of this subject (user id, or the operator)')
+    .option('--action <action>', 'noun.verb, e.g. token.issued, sas_key.minted, authorization.denied')
+    .option('--outcome <outcome>', 'success | denied | failure')
+    .option('--stream <stream>', 'one service’s stream: pas | pac | entitlement')
+    .option('--since <time>', 'from this time on (ISO 8601, or an age: 30m, 2h, 7d)')
+    .option('--until <time>', 'before this time (ISO 8601, or an age)')
+    .option('--oldest', 'oldest first')
+    .option('--limit <n>', 'events per page (1-500, default 100)')
+    .option('--cursor <cursor>', 'the page after the one that answered this nextCursor')
+    .option('--all', 'every page, following the cursors (progress on stderr)')
+    .action(async (options: Record<string, string | boolean | undefined>) => {
+      const text = (name: string) => options[name] as string | undefined;
+      const now = Date.now();
+      const query: AuditQuery = {
+        tenant: text('tenant') === undefined ? undefined : parseArg(TenantId, text('tenant'), '--tenant'),
+        subject: text('subject'),
+        action: text('action') === undefined ? undefined : parseArg(AuditAction, text('action'), '--action'),
+        outcome: text('outcome') === undefined ? undefined : parseArg(AuditOutcome, text('outcome'), '--outcome'),
+        stream: text('stream') === undefined ? undefined : parseArg(AuditStream, text('stream'), '--stream'),
+        from: timeOption(text('since'), '--since', now),
+        to: timeOption(text('until'), '--until', now),
+        order: options.oldest ? 'oldest' : 'newest',
+        limit: text('limit') === undefined ? undefined : parseArg(AuditQuery.shape.limit, text('limit'), '--limit'),
+        cursor: text('cursor'),
+      };
+      const client = await context.entitlement();
+      if (!options.all) {
+        const page = await client.auditEvents(query);
+        context.print(page, () => table(page.events, columns) + (page.nextCursor ? `\n(more: --cursor ${page.nextCursor})` : ''));
+        return;
+      }
+      const events: AuditEvent[] = [];
+      let cursor = query.cursor;
+      do {
+        const page = await client.auditEvents({ ...query, cursor });
+        events.push(...page.events);
+        cursor = page.nextCursor ?? undefined;
+        if (cursor) context.progress(`fetched ${events.length} events…`);
+      } while (cursor);
+      context.print({ events, nextCursor: null }, () => table(events, columns));
+    });
+
+  audit
+    .command('verify')
+    .description(`recompute the hash chains (one stream, or all) and print the first broken link; exit ${EXIT.auditBroken} when one is broken`)
+    .option('--stream <stream>', 'only this stream: pas | pac | entitlement')
+    .action(async (options: { stream?: string }) => {
+      const client = await context.entitlement();
+      const results =
+        options.stream === undefined ? (await client.verifyAuditAll()).streams : [await client.verifyAudit(parseArg(AuditStream, options.stream, '--stream'))];
+      const ok = results.every((r) => r.ok);
+      context.print(options.stream === undefined ? { ok, streams: results } : results[0], () => results.map(describe).join('\n'));
+      const broken = results.filter((r) => !r.ok).map((r) => r.stream);
+      if (!ok) throw new CliError(`the audit trail is broken (${broken.join(', ')}): events were changed, removed or reordered after they were written`, EXIT.auditBroken);
+    });
+}

@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { TenantId, TenantKeyName } from '@keyway/contracts';
+import type { CliContext } from '../context.ts';
+import { usageError } from '../exit-codes.ts';
+import { parseArg } from '../input.ts';
+import { fields, list, table } from '../output.ts';
+
+export function register(program: Command, context: CliContext): void {
+  const keys = program.command('keys').description('key rotation: PAS signing keys, tenants’ SAS keys at PAC');
+
+  keys
+    .command('rotate')
+    .description('rotate PAS’s signing key (--signing) or one of a tenant’s SAS keys at PAC (--tenant, --key)')
+    .option('--signing', 'PAS: the published next key starts signing (exit 4 while it is too fresh: retry later)')
+    .option('--tenant <tenant>', 'PAC: the tenant whose SAS key to regenerate')
+    .option('--key <key>', 'PAC: primary or secondary')
+    .addHelpText('after', '\nSAS keys: rotate the secondary, wait one SAS key lifetime (1 day), then rotate the primary (README "Key rotation").')
+    .action(async (options: { signing?: boolean; tenant?: string; key?: string }) => {
+      if (options.signing === (options.tenant !== undefined)) throw usageError('give either --signing, or --tenant and --key');
+      if (options.signing) {
+        if (options.key !== undefined) throw usageError('--key goes with --tenant');
+        const rotated = await (await context.pas()).rotateSigningKeys();
+        context.print(rotated, () => fields([['signing with', rotated.active_kid], ['published', list(rotated.published_kids)]]));
+        return;
+      }
+      if (options.key === undefined) throw usageError('--tenant needs --key primary|secondary');
+      const tenant = parseArg(TenantId, options.tenant, 'tenant');
+      const rotated = await (await context.pac()).rotateSasKey(tenant, parseArg(TenantKeyName, options.key, 'key'));
+      context.print(rotated, () => `Rotated the ${rotated.rotated} SAS key of ${rotated.tenant}; new SAS keys are signed with the ${rotated.signing_with}.`);
+    });
+
+  keys
+    .command('list')
+    .description('list PAS’s signing keys (public facts only)')
+    .action(async () => {
+      const ring = await (await context.pas()).signingKeys();
+      context.print(ring, () =>
+        table(ring.keys, [
+          ['kid', (k) => k.kid],
+          ['state', (k) => k.state],
+          ['published', (k) => (k.published ? 'yes' : 'no')],
+          ['created', (k) => k.createdAt],
+          ['retire after', (k) => k.retireAfter ?? '-'],
+        ]),
+      );
+    });
+}

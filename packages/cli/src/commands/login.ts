@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { pasClient } from '@keyway/clients';
+import { Email, OPERATOR_SCOPE } from '@keyway/contracts';
+import type { CliContext } from '../context.ts';
+import { fields } from '../output.ts';
+import { ask, readSecret } from '../prompt.ts';
+import { deleteSession, readSession, sessionFrom, sessionPath, writeSession } from '../session.ts';
+
+/** What login and logout print: never a token. */
+const summary = (session: { email: string; pas_url: string; scope: string; expires_at: number; refresh_expires_at: number }) => ({
+  email: session.email,
+  pas_url: session.pas_url,
+  scope: session.scope,
+  expires_at: new Date(session.expires_at).toISOString(),
+  refresh_expires_at: new Date(session.refresh_expires_at).toISOString(),
+});
+
+export function register(program: Command, context: CliContext): void {
+  program
+    .command('login')
+    .description('log in as an operator (PAS password grant, scope=operator); the token pair is saved for the next commands')
+    .argument('[email]', 'the operator’s email (asked for when omitted)')
+    .addHelpText('after', '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.')
+    .action(async (emailArgument: string | undefined) => {
+      const email = Email.parse(emailArgument ?? (await ask('Email: ')));
+      const password = await readSecret('Password: ');
+      const { pasUrl } = context.globals();
+      const pas = pasClient(await context.clientOptions('pas', false));
+      const session = sessionFrom(pasUrl, email, await pas.password(email, password, OPERATOR_SCOPE));
+      writeSession(session);
+      const shown = summary(session);
+      context.print(shown, () => `Logged in as ${email} at ${pasUrl}; session until ${shown.refresh_expires_at} (${sessionPath()}).`);
+    });
+
+  program
+    .command('logout')
+    .description('revoke the saved session at PAS (RFC 7009) and delete it')
+    .action(async () => {
+      const session = readSession();
+      if (!session) {
+        context.print({ logged_out: false }, () => 'Not logged in.');
+        return;
+      }
+      const pas = pasClient({ ...(await context.clientOptions('pas', false)), baseUrl: session.pas_url });
+      // Revoking the refresh token revokes its whole family, the access token included.
+      await pas.revoke(session.refresh_token, 'refresh_token');
+      deleteSession();
+      context.print({ logged_out: true, ...summary(session) }, () => fields([['Logged out', session.email], ['PAS', session.pas_url]]));
+    });
+}

@@ -1,0 +1,161 @@
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { EntitlementClient } from '@keyway/clients';
+import { ClientKeyId, ClientKeyRegistration, CreateUser, Email, Password, Role, TenantId, type User } from '@keyway/contracts';
+import type { CliContext } from '../context.ts';
+import { CliError, EXIT, usageError } from '../exit-codes.ts';
+import { collect, parseArg } from '../input.ts';
+import { fields, list, table } from '../output.ts';
+import { readSecret } from '../prompt.ts';
+
+const showUser = (u: User) =>
+  fields([
+    ['id', u.id],
+    ['tenant', u.tenant],
+    ['email', u.email],
+    ['roles', list(u.roles)],
+    ['created', u.createdAt],
+  ]);
+
+/** Users are named by id, or by email for people typing commands. */
+async function resolveUser(client: EntitlementClient, tenant: string, user: string): Promise<string> {
+  if (!user.includes('@')) return user;
+  const email = parseArg(Email, user, 'user');
+  const found = (await client.listUsers(tenant)).users.find((u) => u.email === email);
+  if (!found) throw new CliError(`no user ${email} in tenant ${tenant}`, EXIT.notFound);
+  return found.id;
+}
+
+/** A PEM key (public, or private: only its public half is sent) or a JWK in a JSON file, as the public JWK the API takes. */
+function publicJwkFrom(file: string): object {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  try {
+    const key = text.trimStart().startsWith('{') ? createPublicKey({ key: JSON.parse(text) as JsonWebKey, format: 'jwk' }) : createPublicKey(text);
+    return parseArg(ClientKeyRegistration, { jwk: key.export({ format: 'jwk' }) }, 'key').jwk;
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw usageError(`${file} holds no EC P-256 or Ed25519 key in PEM or JWK form`);
+  }
+}
+
+export function register(program: Command, context: CliContext): void {
+  const user = program.command('user').description('users of a tenant: add, list, show, roles, password, remove, key add|remove');
+  const tenantArg = (value: string) => parseArg(TenantId, value, 'tenant');
+  const rolesArg = (values: string[]) => values.map((r) => parseArg(Role, r, 'role'));
+
+  user
+    .command('add')
+    .description('add a user to a tenant (without --with-password, the user logs in with a registered key or once a password is set)')
+    .argument('<tenant>')
+    .argument('<email>')
+    .option('--role <role>', `a role (repeatable; ${Role.options.join(', ')}; default full-control)`, collect)
+    .option('--with-password', 'set a password: typed without echo, or the first line of standard input')
+    .action(async (tenant: string, email: string, options: { role?: string[]; withPassword?: boolean }) => {
+      const password = options.withPassword ? parseArg(Password, await readSecret('Password for the new user: '), 'password') : undefined;
+      const input = parseArg(CreateUser, { email, password, roles: options.role ?? ['full-control'] }, 'user');
+      const created = await (await context.entitlement()).createUser(tenantArg(tenant), input);
+      context.print(created, () => `Added user ${created.email} (${created.id}).\n${showUser(created)}`);
+    });
+
+  user
+    .command('list')
+    .description('list the users of a tenant')
+    .argument('<tenant>')
+    .action(async (tenant: string) => {
+      const users = await (await context.entitlement()).listUsers(tenantArg(tenant));
+      context.print(users, () =>
+        table(users.users, [
+          ['id', (u) => u.id],
+          ['email', (u) => u.email],
+          ['roles', (u) => list(u.roles)],
+          ['created', (u) => u.createdAt],
+        ]),
+      );
+    });
+
+  user
+    .command('show')
+    .description('show a user (by id or email)')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .action(async (tenant: string, id: string) => {
+      const client = await context.entitlement();
+      const t = tenantArg(tenant);
+      const found = await client.getUser(t, await resolveUser(client, t, id));
+      context.print(found, () => showUser(found));
+    });
+
+  user
+    .command('roles')
+    .description('set the full set of a user’s roles (removed roles end the user’s sessions)')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .argument('<roles...>', Role.options.join(', '))
+    .action(async (tenant: string, id: string, roles: string[]) => {
+      const client = await context.entitlement();
+      const t = tenantArg(tenant);
+      const updated = await client.setRoles(t, await resolveUser(client, t, id), rolesArg(roles));
+      context.print(updated, () => showUser(updated));
+    });
+
+  user
+    .command('password')
+    .description('set or reset a user’s password (12+ characters; typed without echo, or the first line of standard input); ends the user’s sessions')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .action(async (tenant: string, id: string) => {
+      const client = await context.entitlement();
+      const t = tenantArg(tenant);
+      const userId = await resolveUser(client, t, id);
+      await client.setPassword(t, userId, parseArg(Password, await readSecret('New password: '), 'password'));
+      context.print({ tenant: t, user: userId, password_set: true }, () => `Password set for ${userId}; the user's sessions were ended.`);
+    });
+
+  user
+    .command('remove')
+    .description('remove a user: its sessions and SAS keys are revoked within seconds')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .action(async (tenant: string, id: string) => {
+      const client = await context.entitlement();
+      const t = tenantArg(tenant);
+      const userId = await resolveUser(client, t, id);
+      await client.deleteUser(t, userId);
+      context.print({ tenant: t, user: userId, removed: true }, () => `Removed user ${userId} from ${t}.`);
+    });
+
+  const key = user.command('key').description('public keys of passwordless agents (RFC 7523 private_key_jwt)');
+  key
+    .command('add')
+    .description('register (or replace) a user’s public key under a kid')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .argument('<kid>', 'key id the agent names in its assertions')
+    .argument('<file>', 'EC P-256 or Ed25519 key: PEM (public, or private: only the public half is sent) or JWK JSON')
+    .action(async (tenant: string, id: string, kid: string, file: string) => {
+      const jwk = publicJwkFrom(file);
+      const client = await context.entitlement();
+      const t = tenantArg(tenant);
+      const registered = await client.registerKey(t, await resolveUser(client, t, id), parseArg(ClientKeyId, kid, 'kid'), jwk);
+      context.print(registered, () => `Registered key ${registered.kid} (${registered.alg}) for ${registered.sub}.`);
+    });
+  key
+    .command('remove')
+    .description('remove a user’s public key')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .argument('<kid>')
+    .action(async (tenant: string, id: string, kid: string) => {
+      const client = await context.entitlement();
+      const t = tenantArg(tenant);
+      const userId = await resolveUser(client, t, id);
+      await client.removeKey(t, userId, parseArg(ClientKeyId, kid, 'kid'));
+      context.print({ tenant: t, user: userId, kid, removed: true }, () => `Removed key ${kid} of ${userId}.`);
+    });
+}

@@ -1,0 +1,157 @@
+import { readSince, type AuditEvent } from '@keyway/audit';
+import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
+import { AUDIT_FEED, AUDIT_STREAMS, TenantId, type Batch } from '@keyway/contracts';
+import type { Logger } from '@keyway/kit';
+import type { Store } from '@keyway/store';
+import type { PolicyRepository } from '../policy/repository.ts';
+
+/** Events per read of a stream, and so at most per batch: small enough for any broker message limit. */
+const PAGE = 100;
+/** The subscription the topic service always has (services/topic DEFAULT_SUBSCRIPTION). */
+const DEFAULT_SUBSCRIPTION = 'default';
+
+export interface AuditExportDeps {
+  /** the audit keyspace every service appends to */
+  auditStore: Store;
+  /** this service's store: the checkpoint of each stream */
+  store: Store;
+  /** the broker the topic service delivers from */
+  broker: Broker;
+  policy: PolicyRepository;
+  logger: Logger;
+}
+
+export interface AuditExportOptions {
+  /** how often every stream is read for new events (the entitlement service's own appends also wake it) */
+  intervalMs: number;
+  /** where events without a tenant go (signing-key rotations, logins of unknown users): the vendor's tenant */
+  operatorTenant: string;
+}
+
+/**
+ * The trail as a feed of its own (design.md, "Audit"): each stream is read with readSince after its
+ * checkpoint, its events are grouped by tenant, and each group is published as one Batch (records =
+ * the events, each with its seq and hashes, so the SIEM can check the chain) to the tenant's topic
+ * `audit` on the broker the topic service delivers from, with the topic service's naming and its
+ * `default` subscription. A security team then pulls it like any feed: an operator grants the tenant
+ * the `audit` feed, and its importer asks PAC for a listen key to `…/topics/audit`.
+ *
+ * It lives in the entitlement service because who receives what is an entitlement question (only
+ * tenants granted `audit` get batches; events of other tenants are skipped, and they stay queryable),
+ * and this service already holds a broker connection for its change events.
+ *
+ * At least once: the checkpoint moves only after every batch of a page was confirmed by the broker
+ * (publisher confirms), so a crash or broker outage republishes, never skips; a batch id names its
+ * stream, tenant and seq range, so a repeat of the same page is dropped by the importer's checkpoint,
+ * and each event's id and seq let a SIEM drop the rest. Several instances may forward the same page
+ * (duplicates, never gaps); the checkpoint only moves forward (compare-and-set).
+ */
+export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) {
+  const { logger } = deps;
+  const checkpointKey = (stream: string) => `audit-export:${stream}`;
+  const declared = new Set<string>();
+
+  /** The tenant an event is exported to, if that tenant is entitled to the audit feed. */
+  async function destination(event: AuditEvent, entitled: Map<string, boolean>): Promise<string | undefined> {
+    const tenant = event.tenant ?? options.operatorTenant;
+    // A tenant field names a tenant only when it is one (a denial can name a tenant that never existed).
+    if (!TenantId.safeParse(tenant).success) return undefined;
+    let allowed = entitled.get(tenant);
+    if (allowed === undefined) {
+      allowed = (await deps.policy.findTenant(tenant))?.feeds.includes(AUDIT_FEED) ?? false;
+      entitled.set(tenant, allowed);
+    }
+    return allowed ? tenant : undefined;
+  }
+
+  async function publish(stream: string, tenant: string, events: AuditEvent[]): Promise<void> {
+    const topic: TopicRef = { tenant, topic: AUDIT_FEED };
+    const first = events[0] as AuditEvent;
+    const last = events.at(-1) as AuditEvent;
+    const batch: Batch = {
+      id: `audit:${stream}:${tenant}:${first.seq}-${last.seq}`,
+      tenant,
+      topic: AUDIT_FEED,
+      seq: last.seq,
+      createdAt: new Date().toISOString(),
+      contentType: 'application/json',
+      records: events,
+    };
+    const body = Buffer.from(JSON.stringify(batch));
+    const send = () => deps.broker.publish(topic, body, { messageId: batch.id, contentType: 'application/json' });
+    // As the topic service publishes: the default subscription exists first, so no batch goes to nobody.
+    if (!declared.has(tenant)) {
+      await deps.broker.declareSubscription(topic, DEFAULT_SUBSCRIPTION);
+      declared.add(tenant);
+    }
+    try {
+      await send();
+    } catch (err) {
+      if (!(err instanceof NoSubscriptionError)) throw err;
+      // the queue was deleted behind our back: declare it again and retry once
+      await deps.broker.declareSubscription(topic, DEFAULT_SUBSCRIPTION);
+      await send();
+    }
+  }
+
+  /** Forwards one page of a stream; true when more events are waiting. */
+  async function forwardPage(stream: string, entitled: Map<string, boolean>): Promise<boolean> {
+    const raw = await deps.store.get(checkpointKey(stream));
+    const page = await readSince(deps.auditStore, stream, raw === null ? 0 : Number(raw), PAGE);
+    if (page.missed > 0) logger.warn('audit.export_missed', { stream, missed: page.missed, reason: 'trimmed by retention before it was forwarded' });
+    const last = page.events.at(-1);
+    if (!last) return false;
+    const groups = new Map<string, AuditEvent[]>();
+    for (const event of page.events) {
+      const tenant = await destination(event, entitled);
+      if (tenant !== undefined) groups.set(tenant, [...(groups.get(tenant) ?? []), event]);
+    }
+    for (const [tenant, events] of groups) await publish(stream, tenant, events);
+    await deps.store.compareAndSet(checkpointKey(stream), raw, String(last.seq));
+    return last.seq < page.headSeq;
+  }
+
+  async function round(): Promise<void> {
+    // entitlements are read once a round: a feed granted now is exported from the next round on
+    const entitled = new Map<string, boolean>();
+    for (const stream of AUDIT_STREAMS) {
+      try {
+        while (await forwardPage(stream, entitled));
+      } catch (err) {
+        // the next round starts again from the checkpoint; a hole in a stream stops its export here (verify reports it)
+        logger.warn('audit.export_failed', { stream, err });
+      }
+    }
+  }
+
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  const tick = (): void => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = round().finally(() => {
+      running = undefined;
+      if (again) {
+        again = false;
+        tick();
+      }
+    });
+  };
+  const timer = setInterval(tick, options.intervalMs);
+  timer.unref();
+  tick();
+
+  return {
+    /** forward now (an append just happened) rather than at the next interval */
+    wake: tick,
+    async stop(): Promise<void> {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { Router, type RequestHandler, type Response } from 'express';
+import { z } from 'zod';
+import { ApiError, call, createHttp, type ClientOptions, type PasClient } from '@keyway/clients';
+import { ConsoleRefreshToken, ConsoleSignIn, OPERATOR_SCOPE, SasKeyRotation, SasKeyRotationRequest, TenantId, TokenResponse, type TenantKeyName } from '@keyway/contracts';
+import { InvalidRequest, NotFound, OAuthError, parseInput, requireContentType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
+
+/**
+ * The operator console (README "Console"): static files under /console/ and the few same-origin
+ * endpoints the page needs besides the admin API:
+ * - POST /console/session (email, password) → PAS password grant with scope=operator, so the page
+ *   never talks to another origin and PAS needs no CORS;
+ * - POST /console/session/refresh and /console/session/revoke → PAS refresh and RFC 7009 revocation;
+ * - POST /console/tenants/:tenant/sas-keys/rotate → PAC's admin API, called with the operator's own
+ *   access token (its "aud" names PAC), so PAC decides as if the operator had called it.
+ * The page keeps the tokens in memory only; every admin call carries the access token itself.
+ */
+export interface ConsoleDeps {
+  /** PAS's token endpoint */
+  pas: Pick<PasClient, 'password' | 'refresh' | 'revoke'>;
+  /** PAC's SAS-key rotation with the operator's access token; unset = the console offers no rotation (404) */
+  rotateSasKey?: (tenant: string, key: TenantKeyName, accessToken: string) => Promise<SasKeyRotation>;
+}
+
+/** PAC's admin rotation, sending the caller's bearer token (one connection pool for every operator). */
+export function pacKeyRotation(options: Omit<ClientOptions, 'accessToken'>): NonNullable<ConsoleDeps['rotateSasKey']> {
+  const http = createHttp(options);
+  return (tenant, key, accessToken) =>
+    call(
+      () => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }, { headers: { authorization: `Bearer ${accessToken}` } }),
+      SasKeyRotation,
+      'pac',
+    );
+}
+
+/**
+ * CSP Level 3: only this origin's own files, no inline script or style, no plugins, no framing
+ * (frame-ancestors and X-Frame-Options for older browsers), forms post here only.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const FILES = {
+  'index.html': 'text/html; charset=utf-8',
+  'console.js': 'text/javascript; charset=utf-8',
+  'console.css': 'text/css; charset=utf-8',
+} as const;
+
+const TenantPath = z.object({ tenant: TenantId });
+
+/** The grant's answer, which the page alone may see: never cached (RFC 6749 §5.1). */
+function sendTokens(res: Response, tokens: TokenResponse): void {
+  res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(TokenResponse, tokens));
+}
+
+/** PAS's and PAC's refusals are the operator's to read (wrong password, no operator role); their outages are ours. */
+function passOn(err: unknown): never {
+  if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description);
+  throw new TemporarilyUnavailable('PAS or PAC cannot be reached, retry later', String(err), { 'Retry-After': '5' });
+}
+
+export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier): Router {
+  const router = Router({ strict: true });
+  const files = Object.fromEntries(Object.keys(FILES).map((name) => [name, readFileSync(new URL(`./${name}`, import.meta.url))])) as Record<keyof typeof FILES, Buffer>;
+  const serve =
+    (name: keyof typeof FILES): RequestHandler =>
+    (_req, res) => {
+      res
+        .set({
+          'Content-Type': FILES[name],
+          'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+          'X-Frame-Options': 'DENY',
+          'X-Content-Type-Options': 'nosniff',
+          'Referrer-Policy': 'no-referrer',
+          'Cache-Control': 'no-cache',
+        })
+        .send(files[name]);
+    };
+  // The page names its files relative to /console/, so the bare path redirects there.
+  router.get('/console', (_req, res) => res.redirect(301, '/console/'));
+  router.get('/console/', serve('index.html'));
+  router.get('/console/console.js', serve('console.js'));
+  router.get('/console/console.css', serve('console.css'));
+
+  // JSON only: a cross-site form cannot send it without a CORS preflight, which this origin never grants.
+  const json = requireContentType('application/json');
+  router.post('/console/session', json, async (req, res) => {
+    const { email, password } = parseInput(ConsoleSignIn, req.body, 'body');
+    sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE).catch(passOn));
+  });
+  router.post('/console/session/refresh', json, async (req, res) => {
+    const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');
+    sendTokens(res, await deps.pas.refresh(refresh_token).catch(passOn));
+  });
+  // Sign-out: revoking the refresh token revokes its family, the page's access token included.
+  router.post('/console/session/revoke', json, async (req, res) => {
+    const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');
+    await deps.pas.revoke(refresh_token, 'refresh_token').catch(passOn);
+    res.status(204).end();
+  });
+
+  const { rotateSasKey } = deps;
+  router.post('/console/tenants/:tenant/sas-keys/rotate', requireOperator({ verify: verifyOperator }), json, async (req, res) => {
+    if (!rotateSasKey) throw new NotFound('SAS key rotation is not configured for the console (PAC_URL)');
+    const { tenant } = parseInput(TenantPath, req.params, 'path');
+    const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
+    // requireOperator has checked this bearer token; a caller with the operator certificate has no token to
+    // forward and calls PAC directly.
+    const token = req.get('authorization')?.replace(/^Bearer +/i, '');
+    if (!token) throw new InvalidRequest('the console forwards an operator access token; with the operator certificate, call PAC itself');
+    res.json(shapeResponse(SasKeyRotation, await rotateSasKey(tenant, key, token).catch(passOn)));
+  });
+  return router;
+}

@@ -1,0 +1,69 @@
+import { mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
+import type { AuditOutcome } from '@keyway/contracts';
+
+/** An event a refusal records besides its own (e.g. the family revoked when reuse is detected). */
+export interface AlsoRecorded {
+  action: string;
+  outcome: AuditOutcome;
+  reason: string;
+}
+
+export interface GrantAudit {
+  /** fields learned along the way: subject and tenant once verified, the jti once issued */
+  note(fields: AuditFields): void;
+  /**
+   * Names the audit action of the refusal about to be thrown (login.failed, refresh.reuse_detected, …)
+   * and returns the error, so a grant writes `throw audit.refuse(err, action)`. A refusal not named
+   * is `authorization.denied` for a 403 (the entitlement service's denial; its reason code is the
+   * reason) and `grant.failed` otherwise.
+   */
+  refuse<E>(err: E, action: string, options?: { reason?: string; also?: AlsoRecorded[] }): E;
+  /** what the trail knows of the request so far (the tenant for the metrics) */
+  readonly fields: AuditFields;
+}
+
+/**
+ * The trail of one token request. The token endpoint records the outcome (success or refusal)
+ * once the grant returns or throws; grants only note what they learn and name their refusals.
+ */
+export function grantAudit(log: AuditLog, req: AuditRequest, grantType: string) {
+  let fields: AuditFields = { ...requestFields(req), detail: { grant_type: grantType } };
+  let named: { action: string; reason?: string | undefined; also: AlsoRecorded[] } | undefined;
+
+  const audit: GrantAudit = {
+    note(more) {
+      fields = mergeFields(fields, more);
+    },
+    refuse(err, action, options = {}) {
+      named = { action, reason: options.reason, also: options.also ?? [] };
+      return err;
+    },
+    get fields() {
+      return fields;
+    },
+  };
+
+  return {
+    audit,
+    /**
+     * The success record is part of the grant (style rule 10): when it cannot be written this throws
+     * ServerError and the token endpoint never answers the pair it was about to return.
+     */
+    async succeeded(action: string): Promise<void> {
+      await log.record({ ...fields, action, outcome: 'success' });
+    },
+    /**
+     * Records a refusal (and what came with it); a denial stays a denial even when the trail cannot
+     * take it (record() logs and counts that failure), so nothing here throws. Answers the outcome.
+     */
+    async refused(err: unknown): Promise<{ action: string; outcome: AuditOutcome; reason: string }> {
+      const refusal = refusalOf(err);
+      const action = named?.action ?? (refusal.status === 403 ? 'authorization.denied' : 'grant.failed');
+      const reason = named?.reason ?? (refusal.status === 403 ? (refusal.detail.error_detail ?? refusal.reason) : refusal.reason);
+      const detail = { ...fields.detail, ...refusal.detail };
+      await log.record({ ...fields, action, outcome: refusal.outcome, reason, detail }).catch(() => undefined);
+      for (const also of named?.also ?? []) await log.record({ ...fields, ...also }).catch(() => undefined);
+      return { action, outcome: refusal.outcome, reason };
+    },
+  };
+}

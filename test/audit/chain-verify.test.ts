@@ -1,0 +1,222 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FORM, form } from '@keyway/clients';
+import type { AuditEvent, AuditQuery, SasResponse, TokenResponse } from '@keyway/contracts';
+import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { PASSWORD, rawClient } from '../helpers.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const CLI = join(ROOT, 'packages/cli/src/main.ts');
+const jti = (token: string) => decodeJwt(token).jti as string;
+const key = (e: AuditEvent) => `${e.service}:${e.action}`;
+
+/** Real traffic through the suite, then the trail it left: queried, scanned for secrets, tampered with. */
+describe('audit trail: what the services record, queried and verified', () => {
+  let suite: Suite;
+  const tenant = `t-${randomUUID().slice(0, 8)}`;
+  const email = `agent@${tenant}.example`;
+  const readerEmail = `reader@${tenant}.example`;
+  let user: string;
+  let first: TokenResponse;
+  let second: TokenResponse;
+  let sas: SasResponse;
+  const times: Record<string, string> = {};
+  const mark = async (name: string) => {
+    // a millisecond apart from the events around it, so a time bound never splits one millisecond
+    await sleep(5);
+    times[name] = new Date().toISOString();
+    await sleep(5);
+  };
+
+  /** Every page of a query, oldest first, `limit` at a time. */
+  async function all(query: AuditQuery, limit = 3): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await suite.operator.auditEvents({ ...query, order: 'oldest', limit, cursor });
+      expect(page.events.length).toBeLessThanOrEqual(limit);
+      events.push(...page.events);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    return events;
+  }
+
+  beforeAll(async () => {
+    // reuse detection at once: a spent refresh token presented again revokes its family
+    suite = await startSuite({ redisUrl: REDIS_URL, refreshReuseLeewaySec: 0 });
+    await mark('start');
+    await suite.operator.createTenant({ id: tenant, name: `Tenant ${tenant}`, feeds: ['edr-events'] });
+    user = (await suite.operator.createUser(tenant, { email, password: PASSWORD, roles: ['full-control'] })).id;
+    await suite.operator.createUser(tenant, { email: readerEmail, password: PASSWORD, roles: ['read-only'] });
+    await mark('provisioned');
+    first = await suite.pas.password(email, PASSWORD);
+    second = await suite.pas.refresh(first.refresh_token);
+    await mark('refreshed');
+    sas = await suite.pac.sas({ refresh_token: second.refresh_token, rights: 'listen' });
+    await mark('minted');
+    // a feed login needs the full-control role: a read-only user is denied (entitlement and PAS both record it)
+    const denied = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username: readerEmail, password: PASSWORD }), { headers: FORM });
+    expect(denied.status).toBe(403);
+    const wrong = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username: email, password: 'not the password at all' }), {
+      headers: { ...FORM, 'x-request-id': 'audit-wrong-password' },
+    });
+    expect(wrong.status).toBe(400);
+    // the first refresh token is spent: presenting it again is reuse, and the family goes
+    const reused = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: first.refresh_token }), { headers: FORM });
+    expect(reused.data.error).toBe('invalid_grant');
+    await suite.operator.grantFeed(tenant, 'threat-intel');
+    await mark('end');
+  });
+  afterAll(() => suite?.close());
+
+  it('by tenant, in pages: exactly the events about the tenant, in time order', async () => {
+    const events = await all({ tenant });
+    expect(events.map(key).sort()).toEqual(
+      [
+        'entitlement:admin.tenant_created',
+        'entitlement:admin.user_created',
+        'entitlement:admin.user_created',
+        'pas:token.issued',
+        'pas:token.refreshed',
+        'pac:sas_key.minted',
+        'entitlement:authorization.denied',
+        'pas:authorization.denied',
+        'pas:refresh.reuse_detected',
+        'pas:refresh_family.revoked',
+        'entitlement:admin.feed_granted',
+      ].sort(),
+    );
+    expect(events.map((e) => e.time)).toEqual(events.map((e) => e.time).sort());
+    expect(events.every((e) => e.tenant === tenant && e.requestId && e.sourceAddress)).toBe(true);
+    // newest first is the same set the other way round
+    const newest = await suite.operator.auditEvents({ tenant, limit: 500 });
+    expect(newest.events.map((e) => e.id)).toEqual(events.map((e) => e.id).reverse());
+  });
+
+  it('token.issued and token.refreshed carry the jti of the tokens, never the tokens', async () => {
+    const [issued] = await all({ tenant, action: 'token.issued' });
+    expect(issued).toMatchObject({
+      service: 'pas',
+      outcome: 'success',
+      subject: user,
+      clientId: 'keyway-importer',
+      tokenId: jti(first.access_token),
+      detail: { grant_type: 'password', username: email, refresh_jti: jti(first.refresh_token), family: decodeJwt(first.refresh_token).fid, scope: 'feed:edr-events' },
+    });
+    expect(issued?.sourceAddress).toMatch(/127\.0\.0\.1/);
+    const [refreshed] = await all({ tenant, action: 'token.refreshed' });
+    expect(refreshed).toMatchObject({
+      subject: user,
+      tokenId: jti(second.access_token),
+      detail: { grant_type: 'refresh_token', refresh_jti: jti(second.refresh_token), spent_jti: jti(first.refresh_token) },
+    });
+  });
+
+  it('by subject: the user’s own events, from login to the revoked family', async () => {
+    const events = await all({ subject: user });
+    expect(events.map(key)).toEqual(['pas:token.issued', 'pas:token.refreshed', 'pac:sas_key.minted', 'pas:refresh.reuse_detected', 'pas:refresh_family.revoked']);
+    const [, , minted, reuse, revoked] = events;
+    expect(minted).toMatchObject({ tokenId: sas.key_id, outcome: 'success', detail: { topic: 'edr-events', rights: 'listen', refresh_jti: jti(second.refresh_token) } });
+    expect(reuse).toMatchObject({ outcome: 'denied', reason: 'invalid_grant', tokenId: jti(first.refresh_token) });
+    expect(revoked).toMatchObject({ outcome: 'success', reason: 'reuse_detected', requestId: reuse?.requestId });
+  });
+
+  it('by action and outcome: denials, and the failed login with its request id and the name tried', async () => {
+    const denials = await all({ tenant, outcome: 'denied' });
+    expect(denials.map(key).sort()).toEqual(['entitlement:authorization.denied', 'pas:authorization.denied', 'pas:refresh.reuse_detected']);
+    for (const denial of denials.filter((e) => e.action === 'authorization.denied')) expect(denial.reason).toBe('role_missing');
+
+    const failed = await all({ action: 'login.failed', from: times.start, to: times.end });
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ service: 'pas', outcome: 'denied', reason: 'invalid_grant', requestId: 'audit-wrong-password', detail: { grant_type: 'password', username: email } });
+    expect(failed[0]?.tenant).toBeUndefined();
+    expect(failed[0]?.subject).toBeUndefined();
+  });
+
+  it('by time range: from inclusive, to exclusive', async () => {
+    expect((await all({ tenant, from: times.refreshed, to: times.minted })).map(key)).toEqual(['pac:sas_key.minted']);
+    expect((await all({ tenant, from: times.start, to: times.provisioned })).map(key)).toEqual([
+      'entitlement:admin.tenant_created',
+      'entitlement:admin.user_created',
+      'entitlement:admin.user_created',
+    ]);
+    const admin = await all({ tenant, stream: 'entitlement', action: 'admin.feed_granted', from: times.minted });
+    expect(admin).toHaveLength(1);
+    // the operator certificate made the change
+    expect(admin[0]).toMatchObject({ clientId: 'operator', detail: { actor: 'operator_certificate', feed: 'threat-intel' } });
+  });
+
+  it('no token, SAS key or password is anywhere in the stored bytes', async () => {
+    const parts: string[] = [];
+    for (const name of await suite.audit.keys('')) {
+      parts.push(name);
+      if (name.startsWith('idx:')) parts.push(...(await suite.audit.zrangeByLex(name)));
+      else parts.push((await suite.audit.get(name)) ?? '');
+    }
+    const bytes = parts.join('\n');
+    expect(bytes).toContain(jti(first.access_token));
+    for (const secret of [first.access_token, first.refresh_token, second.access_token, second.refresh_token, sas.sas_key, PASSWORD]) {
+      expect(bytes).not.toContain(secret);
+    }
+    for (const token of [first.access_token, first.refresh_token, second.access_token, second.refresh_token]) expect(bytes).not.toContain(token.split('.')[2]);
+    const sig = decodeURIComponent(/sig=([^&]+)/.exec(sas.sas_key)?.[1] ?? 'missing');
+    expect(bytes).not.toContain(sig);
+    expect(bytes).not.toContain('eyJ');
+  });
+
+  it('an event changed in Redis is reported as the first broken link, by the API and by `keyway audit verify`', async () => {
+    expect(await suite.operator.verifyAuditAll()).toMatchObject({ ok: true });
+    const [target] = await all({ tenant, action: 'token.refreshed' });
+    const stored = `stream:pas:event:${target?.seq}`;
+    const event = JSON.parse((await suite.audit.get(stored)) as string) as AuditEvent;
+    await suite.audit.set(stored, JSON.stringify({ ...event, subject: 'someone-else' }));
+
+    expect(await suite.operator.verifyAudit('pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: target?.seq, id: target?.id }, reason: 'hash_mismatch' });
+    const report = await suite.operator.verifyAuditAll();
+    expect(report.ok).toBe(false);
+    expect(report.streams.map((s) => [s.stream, s.ok])).toEqual([
+      ['pas', false],
+      ['pac', true],
+      ['entitlement', true],
+    ]);
+
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-audit-cli-'));
+    try {
+      const files = { ca: join(dir, 'ca.crt'), cert: join(dir, 'operator.crt'), key: join(dir, 'operator.key') };
+      writeFileSync(files.ca, suite.pki.ca.certPem);
+      writeFileSync(files.cert, suite.pki.certs.operator?.certPem ?? '');
+      writeFileSync(files.key, suite.pki.certs.operator?.keyPem ?? '', { mode: 0o600 });
+      const keyway = (args: string[]) =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
+          const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement, KEYWAY_CA_FILE: files.ca };
+          const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--cert', files.cert, '--key', files.key, ...args], { cwd: ROOT, env });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+          child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+          child.on('error', fail);
+          child.on('close', (code) => done({ code, stdout, stderr }));
+        });
+      const broken = await keyway(['audit', 'verify', '--stream', 'pas']);
+      expect(broken.code).toBe(7);
+      expect(broken.stdout).toContain(`pas: BROKEN at seq ${target?.seq} (event ${target?.id}): hash_mismatch`);
+      const json = await keyway(['--json', 'audit', 'verify']);
+      expect(json.code).toBe(7);
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, streams: [{ stream: 'pas', brokenAt: { seq: target?.seq } }, { ok: true }, { ok: true }] });
+      const intact = await keyway(['audit', 'verify', '--stream', 'pac']);
+      expect(intact.code).toBe(0);
+      expect(intact.stdout).toMatch(/^pac: intact \(1 events checked/);
+      const listed = await keyway(['--json', 'audit', 'events', '--tenant', tenant, '--action', 'sas_key.minted']);
+      expect(listed.code).toBe(0);
+      expect(JSON.parse(listed.stdout).events.map((e: AuditEvent) => e.tokenId)).toEqual([sas.key_id]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -1,0 +1,91 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiError, FORM, form } from '@keyway/clients';
+import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { tcpProxy, viaProxy, type TcpProxy } from '@keyway/testkit/tcp-proxy';
+import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
+
+const AUDITED = ['pas', 'pac', 'entitlement'] as const;
+
+/** Polls until every audited service is ready again; how long that took. */
+async function untilReady(suite: Suite, budgetMs = 15_000): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const statuses = await Promise.all(AUDITED.map(async (service) => (await rawClient(suite, service).get('/readyz')).status));
+    if (statuses.every((status) => status === 200)) return Date.now() - started;
+    if (Date.now() - started > budgetMs) throw new Error(`not ready after ${budgetMs} ms: ${statuses.join(', ')}`);
+    await sleep(200);
+  }
+}
+
+/** The audit write is part of the action (style rule 10): with the audit store cut off, nothing is issued. */
+describe('audit fails closed: the audit store behind a cut TCP proxy', () => {
+  let proxy: TcpProxy;
+  let suite: Suite;
+  beforeAll(async () => {
+    const target = new URL(REDIS_URL);
+    proxy = await tcpProxy(target.hostname, Number(target.port || 6379));
+    // Every other store stays on Redis directly: only the trail goes away.
+    suite = await startSuite({ redisUrl: REDIS_URL, auditRedisUrl: viaProxy(REDIS_URL, proxy) });
+  });
+  afterAll(async () => {
+    await suite?.close();
+    await proxy?.cut();
+  });
+
+  it('a password grant and a SAS mint answer 500 server_error with no credential, /readyz 503; all work again once restored', async () => {
+    const t = await provisionTenant(suite);
+    const before = await suite.pas.password(t.email, PASSWORD);
+    await untilReady(suite);
+
+    await proxy.cut();
+    const login = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username: t.email, password: PASSWORD }), { headers: FORM });
+    expect(login.status).toBe(500);
+    expect(login.data).toEqual({ error: 'server_error', error_description: 'the server encountered an unexpected condition' });
+    expect(login.headers['cache-control']).toBe('no-store');
+
+    const sas = await rawClient(suite, 'pac').post('/v1/sas', { refresh_token: before.refresh_token, rights: 'listen' });
+    expect(sas.status).toBe(500);
+    expect(sas.data).toEqual({ error: 'server_error', error_description: 'the server encountered an unexpected condition' });
+    expect(JSON.stringify(sas.data)).not.toMatch(/SharedAccessSignature|sig=/);
+
+    // (after the SAS request: a refresh spends the token even when its answer is lost)
+    const refresh = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: before.refresh_token }), { headers: FORM });
+    expect(refresh.status).toBe(500);
+    expect(refresh.data.error).toBe('server_error');
+
+    for (const service of AUDITED) {
+      const ready = await rawClient(suite, service).get('/readyz');
+      expect({ service, status: ready.status }).toEqual({ service, status: 503 });
+      expect(ready.data.checks).toContainEqual({ name: 'audit', ok: false });
+      expect(ready.data.checks).toContainEqual({ name: 'store', ok: true });
+    }
+    // The idp and the topic service write no audit events, so the trail does not make them unready.
+    for (const service of ['idp', 'topic'] as const) expect((await rawClient(suite, service).get('/readyz')).status).toBe(200);
+
+    // A denial stays a denial: the refusal is answered although it cannot be recorded.
+    const wrong = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username: t.email, password: 'not the password' }), { headers: FORM });
+    expect(wrong.status).toBe(400);
+    expect(wrong.data.error).toBe('invalid_grant');
+
+    // An admin change is refused before it is made.
+    const changed = await suite.operator.grantFeed(t.tenant, 'threat-intel').catch((err: unknown) => err);
+    expect(changed).toBeInstanceOf(ApiError);
+    expect(changed).toMatchObject({ status: 500, code: 'server_error' });
+
+    await proxy.restore();
+    await untilReady(suite);
+    expect((await suite.operator.getTenant(t.tenant)).feeds).toEqual([t.feed]);
+
+    const after = await suite.pas.password(t.email, PASSWORD);
+    const key = await suite.pac.sas({ refresh_token: after.refresh_token, rights: 'listen' });
+    expect(key.sas_key).toMatch(/^SharedAccessSignature /);
+    expect((await suite.operator.grantFeed(t.tenant, 'threat-intel')).feeds).toEqual([t.feed, 'threat-intel']);
+
+    // Nothing issued during the outage is in the trail, and the chains go on unbroken.
+    const issued = await suite.operator.auditEvents({ tenant: t.tenant, action: 'token.issued', order: 'oldest' });
+    expect(issued.events).toHaveLength(2);
+    const verified = await suite.operator.verifyAuditAll();
+    expect(verified.ok).toBe(true);
+  });
+});

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { PASSWORD, rawClient } from '../helpers.ts';
+import { provisionOperator } from '../operators/operator.ts';
+
+/** Debian's Chromium (`apt-get install -y chromium`; .ci/run installs it when missing). */
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT = resolve(import.meta.dirname, '../../test-results/console.png');
+
+let suite: Suite;
+let browser: Browser;
+let operator: { email: string };
+beforeAll(async () => {
+  // A console test that cannot see a browser must fail, never pass by skipping.
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the console test`);
+  suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL });
+  operator = await provisionOperator(suite);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    headless: true,
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await suite?.close();
+});
+
+async function openConsole(): Promise<Page> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1360, height: 900 } });
+  const page = await context.newPage();
+  // Every confirmation (suspend, rotate the primary) is accepted, as an operator clicking OK would.
+  page.on('dialog', (dialog) => void dialog.accept());
+  await page.goto(`${suite.urls.entitlement}/console/`);
+  return page;
+}
+
+async function signIn(page: Page, email: string, password: string) {
+  const form = page.locator('#sign-in-form');
+  await form.getByLabel('Email').fill(email);
+  await form.getByLabel('Password').fill(password);
+  await form.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('operator console (/console/ on the entitlement service, real Chromium)', () => {
+  it('is served with a strict Content-Security-Policy and no framing; the sign-in endpoint takes JSON only', async () => {
+    const response = await rawClient(suite, 'entitlement').get('/console/');
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    expect(response.headers['content-security-policy']).toMatch(/^default-src 'self'; script-src 'self'; .*frame-ancestors 'none'/);
+    expect(response.headers['x-frame-options']).toBe('DENY');
+    expect(response.data).not.toMatch(/<script>|on(click|load|submit)=/);
+    const script = await rawClient(suite, 'entitlement').get('/console/console.js');
+    expect(script.headers['content-type']).toMatch(/^text\/javascript/);
+    const formPost = await rawClient(suite, 'entitlement').post('/console/session', `email=${encodeURIComponent(operator.email)}&password=x`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(formPost.status).toBe(415);
+  });
+
+  it('signs in, creates a tenant, adds a user, grants a feed, suspends and resumes; the admin API agrees', async () => {
+    const page = await openConsole();
+    await signIn(page, operator.email, PASSWORD);
+    await expect.poll(() => page.locator('#who-email').textContent()).toBe(operator.email);
+    // The tokens live in the page's memory only.
+    // (A string expression: this file is compiled without the DOM library.)
+    expect(await page.evaluate('localStorage.length + sessionStorage.length + document.cookie.length')).toBe(0);
+
+    const tenant = `console-${randomUUID().slice(0, 8)}`;
+    const create = page.locator('#create-tenant-form');
+    await create.getByLabel('Id').fill(tenant);
+    await create.getByLabel('Name').fill('Console Corp');
+    await create.getByLabel('Feeds').fill('edr-events');
+    await create.getByRole('button', { name: 'Create tenant' }).click();
+    await expect.poll(() => page.locator('#tenant-id').textContent()).toBe(tenant);
+    await expect.poll(() => page.locator('#tenant-table').textContent()).toContain(tenant);
+
+    const email = `analyst@${tenant}.example`;
+    const addUser = page.locator('#add-user-form');
+    await addUser.getByLabel('Email').fill(email);
+    await addUser.getByLabel('Password').fill(PASSWORD);
+    await addUser.getByLabel('Role').selectOption('full-control');
+    await addUser.getByRole('button', { name: 'Add user' }).click();
+    await expect.poll(() => page.locator('#user-table tbody').textContent()).toContain(email);
+    expect(await page.locator('#user-table tbody').textContent()).toContain('full-control');
+
+    const grant = page.locator('#grant-feed-form');
+    await grant.getByLabel('Feed').fill('dns-logs');
+    await grant.getByRole('button', { name: 'Grant feed' }).click();
+    await expect.poll(() => page.locator('#feed-list').textContent()).toContain('dns-logs');
+    expect(await page.locator('#feed-list').textContent()).toContain('edr-events');
+
+    // The API's error_description reaches the operator: PAC has no SAS keys for a tenant nobody has logged in to.
+    await page.getByRole('button', { name: 'Rotate secondary key' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toBe(`no SAS keys for tenant ${tenant}`);
+
+    await page.getByRole('button', { name: 'Suspend tenant' }).click();
+    await expect.poll(() => page.locator('#tenant-status').textContent()).toBe('suspended');
+    expect((await suite.operator.getTenant(tenant)).status).toBe('suspended');
+    await page.getByRole('button', { name: 'Resume tenant' }).click();
+    await expect.poll(() => page.locator('#tenant-status').textContent()).toBe('active');
+
+    // Audit events are shown when the audit API answers, else the console says it is not available.
+    await expect.poll(() => page.locator('#audit').textContent()).toMatch(/Audit not available|No audit events|Action/);
+
+    expect(await suite.operator.getTenant(tenant)).toMatchObject({ id: tenant, name: 'Console Corp', status: 'active', feeds: ['edr-events', 'dns-logs'] });
+    const users = (await suite.operator.listUsers(tenant)).users;
+    expect(users.map((u) => [u.email, u.roles])).toEqual([[email, ['full-control']]]);
+    // The password the console set works: a feed login of the new user at PAS.
+    expect((await suite.pas.password(email, PASSWORD)).scope.split(' ').sort()).toEqual(['feed:dns-logs', 'feed:edr-events']);
+
+    await page.locator('#user-table').scrollIntoViewIfNeeded();
+    mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    console.log(`console screenshot: ${SCREENSHOT}`);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => page.locator('#sign-in').isVisible()).toBe(true);
+    await page.context().close();
+  }, 60_000);
+
+  it('shows the error_description of a refused sign-in and stays signed out', async () => {
+    const page = await openConsole();
+    await signIn(page, operator.email, 'not the password at all');
+    await expect.poll(() => page.getByRole('alert').textContent()).toBe('the username or password is incorrect');
+    expect(await page.locator('#workspace').isHidden()).toBe(true);
+    await page.context().close();
+  }, 30_000);
+});
