@@ -15,7 +15,7 @@ export interface AuditLogOptions {
   logger: Logger;
   /** called after each durable append (e.g. to wake the feed forwarder); its errors are logged, not thrown */
   onAppend?: (event: AuditEvent) => void;
-  /** trim the stream's oldest events after every `every`-th append (default 100); absent: keep everything */
+  /** trim the stream's oldest events after every `every`-th append (default 100); default DEFAULT_RETENTION */
   retention?: RetentionPolicy & { every?: number };
   metrics?: AuditMetrics;
   /** clock for event times; default Date.now */
@@ -30,6 +30,9 @@ export interface AuditLog {
   ready(): Promise<void>;
 }
 
+/** Audit trails are kept 400 days unless configured otherwise: a year of lookback plus slack. */
+export const DEFAULT_RETENTION: RetentionPolicy & { every?: number } = { maxAgeMs: 400 * 24 * 3600 * 1000 };
+
 /** Events per commit: bounds one commit's size (and the time Redis spends in its script). */
 const MAX_GROUP = 100;
 
@@ -40,7 +43,8 @@ const MAX_GROUP = 100;
  * one round trip per group rather than racing itself for the head, and record() order is chain order.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  const { store, service, logger, retention } = options;
+  const { store, service, logger } = options;
+  const retention = options.retention ?? DEFAULT_RETENTION;
   const now = options.now ?? Date.now;
   const counters = options.metrics ?? auditMetrics();
   const queue: { draft: AuditDraft; resolve: (event: AuditEvent) => void; reject: (err: unknown) => void }[] = [];
@@ -68,7 +72,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   async function retain(seq: number): Promise<void> {
-    if (!retention || seq % (retention.every ?? 100) !== 0) return;
+    if (seq % (retention.every ?? 100) !== 0) return;
     try {
       const result = await trimStream(store, service, retention, { now: now() });
       if (result.blockedAt) logger.error('audit.chain_broken', { stream: service, ...result.blockedAt });
