@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Batch } from '@keyway/contracts';
 import type { Suite } from '@keyway/testkit';
 import { createHttp } from '@keyway/clients';
@@ -23,4 +25,17 @@ export function makeBatch(tenant: string, topic: string, seq: number, records: u
 export function rawClient(suite: Suite, service: keyof Suite['urls'], caller?: string) {
   const cert = caller ? suite.pki.certs[caller] : undefined;
   return createHttp({ baseUrl: suite.urls[service], caPem: suite.pki.ca.certPem, clientCert: cert });
+}
+
+/** The non-empty lines of a JSON-lines file (a file sink's output); none while it does not exist yet. */
+export const readLines = (path: string): string[] => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
+
+/** Polls a JSON-lines file until it holds `count` lines or `timeoutMs` pass; answers the lines it holds then. */
+export async function waitForLines(path: string, count: number, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = readLines(path);
+    if (lines.length >= count || Date.now() > deadline) return lines;
+    await sleep(50);
+  }
 }

@@ -1,18 +1,16 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import type { AuditEvent, AuditQuery, SasResponse, TokenResponse } from '@keyway/contracts';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { operatorFiles, startKeyway } from '../cli/keyway.ts';
 import { PASSWORD, rawClient } from '../helpers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'packages/cli/src/main.ts');
 const jti = (token: string) => decodeJwt(token).jti as string;
 const key = (e: AuditEvent) => `${e.service}:${e.action}`;
 
@@ -188,21 +186,9 @@ describe('audit trail: what the services record, queried and verified', () => {
 
     const dir = mkdtempSync(join(tmpdir(), 'keyway-audit-cli-'));
     try {
-      const files = { ca: join(dir, 'ca.crt'), cert: join(dir, 'operator.crt'), key: join(dir, 'operator.key') };
-      writeFileSync(files.ca, suite.pki.ca.certPem);
-      writeFileSync(files.cert, suite.pki.certs.operator?.certPem ?? '');
-      writeFileSync(files.key, suite.pki.certs.operator?.keyPem ?? '', { mode: 0o600 });
-      const keyway = (args: string[]) =>
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-          const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement, KEYWAY_CA_FILE: files.ca };
-          const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--cert', files.cert, '--key', files.key, ...args], { cwd: ROOT, env });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-          child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-          child.on('error', fail);
-          child.on('close', (code) => done({ code, stdout, stderr }));
-        });
+      const files = operatorFiles(suite, dir);
+      const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement, KEYWAY_CA_FILE: files.ca };
+      const keyway = (args: string[]) => startKeyway(['--cert', files.cert, '--key', files.key, ...args], env).done;
       const broken = await keyway(['audit', 'verify', '--stream', 'pas']);
       expect(broken.code).toBe(7);
       expect(broken.stdout).toContain(`pas: BROKEN at seq ${target?.seq} (event ${target?.id}): hash_mismatch`);

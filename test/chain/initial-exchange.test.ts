@@ -1,21 +1,11 @@
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, fileSink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
-
-async function waitForLines(path: string, count: number, timeoutMs: number): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lines = existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
-    if (lines.length >= count || Date.now() > deadline) return lines;
-    await sleep(50);
-  }
-}
+import { makeBatch, PASSWORD, provisionTenant, waitForLines } from '../helpers.ts';
 
 describe.each([
   ['Redis and RabbitMQ', { redisUrl: REDIS_URL, amqpUrl: AMQP_URL }],

@@ -1,16 +1,12 @@
-import { spawn } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
+import { makeBatch, PASSWORD, provisionTenant, waitForLines } from '../helpers.ts';
 import { provisionOperator } from '../operators/operator.ts';
-
-const ROOT = resolve(import.meta.dirname, '../..');
-const MAIN = join(ROOT, 'packages/cli/src/main.ts');
+import { operatorFiles, startKeyway } from './keyway.ts';
 
 let suite: Suite;
 let dir: string;
@@ -18,27 +14,14 @@ let files: { ca: string; cert: string; key: string };
 beforeAll(async () => {
   suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL });
   dir = mkdtempSync(join(tmpdir(), 'keyway-cli-'));
-  const operator = suite.pki.certs.operator!;
-  files = { ca: join(dir, 'ca.crt'), cert: join(dir, 'operator.crt'), key: join(dir, 'operator.key') };
-  writeFileSync(files.ca, suite.pki.ca.certPem);
-  writeFileSync(files.cert, operator.certPem);
-  writeFileSync(files.key, operator.keyPem, { mode: 0o600 });
+  files = operatorFiles(suite, dir);
 });
 afterAll(async () => {
   await suite?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * `keyway …` as a script runs it: a child process (asynchronous, so this process's suite keeps
- * answering), the connection from KEYWAY_* variables, a config folder of its own.
- */
+/** `keyway …` with the connection from KEYWAY_* variables and a config folder of its own. */
 function start(args: string[], options: { env?: Record<string, string>; input?: string; configHome?: string } = {}) {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -50,17 +33,7 @@ function start(args: string[], options: { env?: Record<string, string>; input?: 
     KEYWAY_CA_FILE: files.ca,
     ...options.env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  const done = new Promise<Run>((resolveRun, fail) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
-  });
-  child.stdin.end(options.input ?? '');
-  return { child, done };
+  return startKeyway(args, env, options.input);
 }
 const keyway = (...args: Parameters<typeof start>) => start(...args).done;
 
@@ -251,12 +224,7 @@ describe('keyway CLI (child process against the real suite)', () => {
     });
     const batches = [makeBatch(tenant, feed, 1), makeBatch(tenant, feed, 2)];
     for (const batch of batches) await suite.topic.publish(sendKey.sas_key, batch);
-    const deadline = Date.now() + 30_000;
-    let lines: string[] = [];
-    while (lines.length < batches.length && Date.now() < deadline) {
-      await sleep(200);
-      lines = existsSync(sink) ? readFileSync(sink, 'utf8').split('\n').filter(Boolean) : [];
-    }
+    const lines = await waitForLines(sink, batches.length, 30_000);
     agent.child.kill('SIGTERM');
     const stopped = await agent.done;
     expect(lines.map((line) => (JSON.parse(line) as { id: string }).id)).toEqual(batches.map((b) => b.id));

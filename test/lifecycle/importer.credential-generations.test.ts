@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createAgent, fileSink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
+import { makeBatch, PASSWORD, provisionTenant, readLines } from '../helpers.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -57,7 +57,7 @@ it('keeps pulling through SAS renewals, refresh rotations and a re-login after i
   await runFor(8000);
 
   const deadline = Date.now() + 10_000;
-  const written = () => (existsSync(sinkPath) ? readFileSync(sinkPath, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id) : []);
+  const written = () => readLines(sinkPath).map((l) => (JSON.parse(l) as { id: string }).id);
   while (written().length < published.length && Date.now() < deadline) await sleep(100);
   await agent.stop();
 

@@ -1,15 +1,14 @@
 import { createHmac, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createLocalJWKSet, exportJWK, exportSPKI, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, FORM, form } from '@keyway/clients';
 import { createAgent, fileSink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
+import { makeBatch, PASSWORD, provisionTenant, rawClient, waitForLines } from '../helpers.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -48,15 +47,6 @@ function assertion(key: CryptoKey, alg: string, kid: string, clientId: string, c
 }
 
 const b64u = (value: string | object) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
-
-async function waitForLines(path: string, count: number, timeoutMs: number): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lines = existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
-    if (lines.length >= count || Date.now() > deadline) return lines;
-    await sleep(50);
-  }
-}
 
 describe('passwordless agents: client_credentials with private_key_jwt (RFC 7523)', () => {
   it.each(['es', 'ed'] as const)('issues a pair for a valid assertion signed with the %s key, whose sub and client_id are the user', async (which) => {

@@ -14,7 +14,7 @@ export { auditMetrics } from './metrics.ts';
 export type { AuditMetrics } from './metrics.ts';
 export { audited, createAuditLog, DEFAULT_RETENTION } from './audited.ts';
 export type { AuditedAction, AuditFields, AuditLog, AuditLogOptions } from './audited.ts';
-export { mergeFields, refusalOf, requestFields, requireWritableTrail } from './request.ts';
+export { mergeFields, readinessWithTrail, refusalOf, requestFields, requireWritableTrail } from './request.ts';
 export type { AuditRequest, Refusal } from './request.ts';
 export { attributes, securityMetrics } from './security-metrics.ts';
 export type { SecurityMetrics } from './security-metrics.ts';

@@ -2,7 +2,7 @@ import { AccessDenied, InvalidGrant, ServerError, silentLogger, TemporarilyUnava
 import { createMemoryStore } from '@keyway/store';
 import { describe, expect, it } from 'vitest';
 import { createAuditLog } from './audited.ts';
-import { mergeFields, refusalOf, requestFields, requireWritableTrail } from './request.ts';
+import { mergeFields, readinessWithTrail, refusalOf, requestFields, requireWritableTrail } from './request.ts';
 
 const socket = { remoteAddress: '203.0.113.9' };
 
@@ -49,5 +49,20 @@ describe('requireWritableTrail', () => {
     const refused = await requireWritableTrail(log).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(ServerError);
     expect(refused).toMatchObject({ status: 500, code: 'server_error' });
+  });
+});
+
+describe('readinessWithTrail', () => {
+  it('checks the service store and the trail apart, so /readyz names the one that fails', async () => {
+    const store = createMemoryStore({ prefix: 'test:pas:' });
+    const auditStore = createMemoryStore({ prefix: 'test:audit:' });
+    const checks = readinessWithTrail(store, createAuditLog({ store: auditStore, service: 'pas', logger: silentLogger }));
+    expect(checks.map((c) => c.name)).toEqual(['store', 'audit']);
+    const outcome = () => Promise.all(checks.map((c) => c.check().then(() => 'ok', () => 'failed')));
+    expect(await outcome()).toEqual(['ok', 'ok']);
+    await auditStore.close();
+    expect(await outcome()).toEqual(['ok', 'failed']);
+    await store.close();
+    expect(await outcome()).toEqual(['failed', 'failed']);
   });
 });

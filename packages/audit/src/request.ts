@@ -1,4 +1,4 @@
-import { OAuthError, ServerError, type OperatorIdentity } from '@keyway/kit';
+import { OAuthError, ServerError, type OperatorIdentity, type ReadinessCheck } from '@keyway/kit';
 import type { AuditFields, AuditLog } from './audited.ts';
 import { looksSecret, type AuditOutcome } from './event.ts';
 
@@ -65,4 +65,15 @@ export async function requireWritableTrail(log: AuditLog): Promise<void> {
   } catch (err) {
     throw new ServerError(undefined, `audit trail not writable: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/**
+ * /readyz of a service that records to the trail (style rule 10): ready only while its own store
+ * answers and the trail takes writes the way an append does, since it acts on nothing unrecorded.
+ */
+export function readinessWithTrail(store: { ping(): Promise<void> }, log: Pick<AuditLog, 'ready'>): ReadinessCheck[] {
+  return [
+    { name: 'store', check: () => store.ping() },
+    { name: 'audit', check: () => log.ready() },
+  ];
 }

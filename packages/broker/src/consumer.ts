@@ -54,3 +54,23 @@ export function consume(
     },
   };
 }
+
+/** What consumeEvents checks each event with; a zod schema is one (its parse throws on a bad event). */
+export interface EventSchema<T> {
+  parse(value: unknown): T;
+}
+
+/**
+ * consume() for JSON events: each body is decoded (UTF-8 JSON) and checked by `schema` before `handle`
+ * sees it. A body that does not decode or check fails like any other handling: onError, then another try.
+ */
+export function consumeEvents<T>(
+  broker: Broker,
+  topic: TopicRef,
+  subscription: string,
+  schema: EventSchema<T>,
+  handle: (event: T, delivery: Delivery) => Promise<void>,
+  options: ConsumerOptions = {},
+): { stop(): Promise<void> } {
+  return consume(broker, topic, subscription, async (body, delivery) => handle(schema.parse(JSON.parse(body.toString('utf8'))), delivery), options);
+}

@@ -20,4 +20,4 @@ export function createBroker({ amqpUrl, ...options }: CreateBrokerOptions): Prom
   if (amqpUrl) return createAmqpBroker({ url: amqpUrl, ...options });
   return Promise.resolve(createMemoryBroker({ maxDeliveries: options.maxDeliveries }));
 }
-export { consume, type ConsumerOptions } from './consumer.ts';
+export { consume, consumeEvents, type ConsumerOptions, type EventSchema } from './consumer.ts';

@@ -1,6 +1,7 @@
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
 import { routingKey, subscriptionQueue } from './topology.ts';
+import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface MemoryBrokerOptions {
   /** total deliveries of a message before a requeue dead-letters it instead; default 10 */
@@ -20,11 +21,6 @@ export interface StoredMessage {
 export interface MemoryBroker extends Broker {
   /** the messages ready in a subscription's dead-letter queue (the memory counterpart of the `.dlq` queue) */
   deadLetters(topic: TopicRef, subscription: string): StoredMessage[];
-}
-
-interface Waiter {
-  resolve(delivery: Delivery | null): void;
-  timer: NodeJS.Timeout;
 }
 
 interface MessageQueue {
@@ -131,10 +127,9 @@ class InMemoryBroker implements MemoryBroker {
   /** hands ready messages to waiting receive() calls */
   private dispatch(queue: MessageQueue): void {
     while (queue.waiters.length > 0 && queue.ready.length > 0) {
-      const waiter = queue.waiters.shift();
+      const waiter = nextWaiter(queue);
       const message = queue.ready.shift();
       if (!waiter || !message) return;
-      clearTimeout(waiter.timer);
       waiter.resolve(this.deliver(queue, message));
     }
   }
@@ -175,22 +170,7 @@ class InMemoryBroker implements MemoryBroker {
     const message = queue.ready.shift();
     if (message) return Promise.resolve(this.deliver(queue, message));
     if (waitMs <= 0) return Promise.resolve(null);
-    return new Promise<Delivery | null>((resolve) => {
-      const giveUp = (): void => {
-        clearTimeout(waiter.timer);
-        queue.waiters = queue.waiters.filter((w) => w !== waiter);
-        waiter.resolve(null);
-      };
-      const waiter: Waiter = {
-        resolve: (delivery) => {
-          signal?.removeEventListener('abort', giveUp);
-          resolve(delivery);
-        },
-        timer: setTimeout(giveUp, waitMs),
-      };
-      signal?.addEventListener('abort', giveUp, { once: true });
-      queue.waiters.push(waiter);
-    });
+    return waitForDelivery(queue, waitMs, signal);
   }
 
   async depth(topic: TopicRef, subscription: string): Promise<number> {
@@ -209,13 +189,7 @@ class InMemoryBroker implements MemoryBroker {
   async close(): Promise<void> {
     this.closed = true;
     for (const subs of this.topics.values()) {
-      for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) {
-        for (const waiter of queue.waiters) {
-          clearTimeout(waiter.timer);
-          waiter.resolve(null);
-        }
-        queue.waiters = [];
-      }
+      for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) releaseWaiters(queue);
     }
   }
 }

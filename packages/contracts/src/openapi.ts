@@ -123,6 +123,27 @@ function operation(template: string, spec: OperationSpec): Record<string, unknow
   };
 }
 
+/**
+ * An operation whose callers authenticate in one of the `security` ways, answering the errors that
+ * authentication brings besides the operation's own (OpenAPI orders responses by status anyway).
+ */
+export const authenticatedBy =
+  (security: SecurityScheme[], errors: number[]) =>
+  (spec: OperationSpec): OperationSpec => ({ ...spec, security, errors: [...errors, ...(spec.errors ?? [])] });
+
+/** Internal callers only: a Keyway service's client certificate (mTLS); another service's certificate is 403. */
+export const serviceOnly = authenticatedBy(['mutualTLS'], [401, 403]);
+
+/** The admin APIs: the operator certificate, or an operator access token; 401 / 403 / 503 as requireOperator answers. */
+export const operatorOnly = authenticatedBy(['mutualTLS', 'bearer'], [401, 403, 503]);
+
+/** A JSON response. */
+export const jsonResponse = (schema: z.ZodType, description: string): ResponseSpec => ({ schema, description });
+/** A response without a body. */
+export const noBody = (description: string): ResponseSpec => ({ description });
+
+const Readiness = z.object({ status: z.string(), checks: z.array(z.object({ name: z.string(), ok: z.boolean() })) });
+
 /** What every service answers (packages/kit createBaseApp). */
 const BASE_PATHS: PathSpecs = {
   '/healthz': { get: { summary: 'alive', responses: { 200: { description: 'the process answers', schema: z.object({ status: z.literal('ok'), service: z.string() }) } } } },
@@ -130,8 +151,8 @@ const BASE_PATHS: PathSpecs = {
     get: {
       summary: 'ready: every dependency answers',
       responses: {
-        200: { description: 'ready', schema: z.object({ status: z.string(), checks: z.array(z.object({ name: z.string(), ok: z.boolean() })) }) },
-        503: { description: 'a dependency does not answer', schema: z.object({ status: z.string(), checks: z.array(z.object({ name: z.string(), ok: z.boolean() })) }) },
+        200: jsonResponse(Readiness, 'ready'),
+        503: jsonResponse(Readiness, 'a dependency does not answer'),
       },
     },
   },
@@ -152,8 +173,3 @@ export function openApiDocument(info: { title: string; description: string }, pa
     components: { securitySchemes: SECURITY_SCHEMES },
   };
 }
-
-/** A JSON response. */
-export const jsonResponse = (schema: z.ZodType, description: string): ResponseSpec => ({ schema, description });
-/** A response without a body. */
-export const noBody = (description: string): ResponseSpec => ({ description });

@@ -132,6 +132,15 @@ class MemoryStore implements Store {
     return removed;
   }
 
+  /** hdel / srem: Redis deletes a hash or set (and its TTL) once its last field or member is gone */
+  private removeFrom(key: string, collection: { delete(item: string): boolean; readonly size: number } | undefined, items: string[]): number {
+    if (!collection) return 0;
+    let removed = 0;
+    for (const item of items) if (collection.delete(item)) removed++;
+    if (collection.size === 0) this.space.entries.delete(this.prefix + key);
+    return removed;
+  }
+
   private write(key: string, value: string, ttlMs: number | undefined): void {
     // like Redis SET: a plain write replaces the value and clears any previous TTL
     this.space.entries.set(this.prefix + key, { kind: 'string', value, expiresAt: expiryFor(this.space.now(), ttlMs) });
@@ -224,15 +233,7 @@ class MemoryStore implements Store {
   }
 
   hdel(key: string, ...fields: string[]): Promise<number> {
-    return this.run(() => {
-      const h = this.hashOf(key);
-      if (!h) return 0;
-      let removed = 0;
-      for (const field of fields) if (h.delete(field)) removed++;
-      // Redis deletes a hash (and its TTL) once its last field is gone
-      if (h.size === 0) this.space.entries.delete(this.prefix + key);
-      return removed;
-    });
+    return this.run(() => this.removeFrom(key, this.hashOf(key), fields));
   }
 
   sadd(key: string, ...members: string[]): Promise<number> {
@@ -250,14 +251,7 @@ class MemoryStore implements Store {
   }
 
   srem(key: string, ...members: string[]): Promise<number> {
-    return this.run(() => {
-      const s = this.setOf(key);
-      if (!s) return 0;
-      let removed = 0;
-      for (const m of members) if (s.delete(m)) removed++;
-      if (s.size === 0) this.space.entries.delete(this.prefix + key);
-      return removed;
-    });
+    return this.run(() => this.removeFrom(key, this.setOf(key), members));
   }
 
   smembers(key: string): Promise<string[]> {

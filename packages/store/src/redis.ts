@@ -14,20 +14,30 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
 }
 
-// Lua keeps the read-compare-write in one server-side step, so concurrent callers cannot interleave.
-// ARGV: [expectAbsent '1'|'0', expected, next, ttlMs or '']
-const COMPARE_AND_SET = `
+// The guarded scripts open with this check and end the script with 0 unless KEYS[1] holds what the
+// caller expects: ARGV[1] '1' = expect it absent, else ARGV[2] = its expected value.
+const GUARD = `
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
   if cur then return 0 end
 elseif cur ~= ARGV[2] then
   return 0
-end
-if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-else
-  redis.call('SET', KEYS[1], ARGV[3])
-end
+end`;
+
+// SET with a PX expiry, or none when ttlMs is ''.
+const SET_WITH_TTL = `
+local function set_with_ttl(key, value, ttlMs)
+  if ttlMs ~= '' then
+    redis.call('SET', key, value, 'PX', ttlMs)
+  else
+    redis.call('SET', key, value)
+  end
+end`;
+
+// Lua keeps the read-compare-write in one server-side step, so concurrent callers cannot interleave.
+// ARGV: [expectAbsent '1'|'0', expected, next, ttlMs or '']
+const COMPARE_AND_SET = `${SET_WITH_TTL}${GUARD}
+set_with_ttl(KEYS[1], ARGV[3], ARGV[4])
 return 1`;
 
 // INCR + PEXPIRE in one step: a crash between them must not leave a counter that never expires.
@@ -41,13 +51,7 @@ return n`;
 //   set <keyIndex> <value> <ttlMs or ''> | del <keyIndex> | zadd|zrem <keyIndex> <n> <member>*n
 // KEYS[1] is the guard; ARGV[1] '1' = expect absent, ARGV[2] = expected value. Types are checked in a
 // first pass because Redis does not roll back the writes a script made before an error.
-const COMMIT_IF = `
-local cur = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if cur then return 0 end
-elseif cur ~= ARGV[2] then
-  return 0
-end
+const COMMIT_IF = `${SET_WITH_TTL}${GUARD}
 local i = 3
 while i <= #ARGV do
   local op = ARGV[i]
@@ -65,11 +69,7 @@ i = 3
 while i <= #ARGV do
   local op, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
   if op == 'set' then
-    if ARGV[i + 3] ~= '' then
-      redis.call('SET', key, ARGV[i + 2], 'PX', ARGV[i + 3])
-    else
-      redis.call('SET', key, ARGV[i + 2])
-    end
+    set_with_ttl(key, ARGV[i + 2], ARGV[i + 3])
     i = i + 4
   elseif op == 'del' then
     redis.call('DEL', key)

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { accessTokenChecker, issueAccessToken, KeyRing, type TokenSettings } from './index.ts';
+import { accessTokenChecker, issueAccessToken, KeyRing, operatorTokenChecker } from './index.ts';
+import { testSettings } from './test-fixtures.ts';
 
-const settings: TokenSettings = {
-  issuer: 'https://pas.test',
-  accessAudience: 'https://pac.test',
-  adminAudiences: ['https://entitlement.test'],
-  refreshAudience: 'https://pas.test',
-  accessTtlSec: 60,
-  refreshTtlSec: 60,
-  clockToleranceSec: 0,
-};
+const settings = testSettings({ adminAudiences: ['https://entitlement.test'], accessTtlSec: 60, refreshTtlSec: 60, clockToleranceSec: 0 });
 const subject = { sub: 'u1', tid: 'vendor', roles: ['operator'], scope: 'operator', client_id: 'keyway-importer', fid: 'f-1' };
 
 async function setup(cacheMs = 5000) {
@@ -70,5 +63,35 @@ describe('accessTokenChecker (bearer access tokens at an admin API)', () => {
     });
     const token = (await issueAccessToken(ring, settings, subject)).token;
     await expect(check(token)).rejects.toThrow('PAS did not answer');
+  });
+});
+
+describe('operatorTokenChecker (PAS operator tokens at the entitlement service and PAC)', () => {
+  it('wants "aud" to name this service, asks PAS by introspection and reuses its answer for operatorTokenCacheMs', async () => {
+    const ring = await KeyRing.generate();
+    const clock = { ms: Date.now() };
+    const introspected: string[] = [];
+    let active = true;
+    const check = operatorTokenChecker(
+      { pasIssuer: settings.issuer, publicUrl: 'https://entitlement.test', clockToleranceSec: 0, now: () => clock.ms, operatorTokenCacheMs: 1000 },
+      {
+        keys: ring.localKeySet(),
+        introspect: async (token) => {
+          introspected.push(token);
+          return { active };
+        },
+      },
+    );
+    const s = { ...settings, now: () => clock.ms };
+    const token = (await issueAccessToken(ring, s, subject, [settings.accessAudience, ...settings.adminAudiences!])).token;
+    expect(await check(token)).toMatchObject({ active: true, claims: { sub: 'u1', roles: ['operator'] } });
+    active = false;
+    expect((await check(token)).active).toBe(true);
+    clock.ms += 1001;
+    expect(await check(token)).toEqual({ active: false, reason: 'ERR_TOKEN_INACTIVE' });
+    expect(introspected).toEqual([token, token]);
+    // a token for PAC alone does not name this service: refused before PAS is asked
+    expect(await check((await issueAccessToken(ring, s, subject)).token)).toEqual({ active: false, reason: 'ERR_TOKEN_CLAIM' });
+    expect(introspected).toHaveLength(2);
   });
 });

@@ -60,3 +60,34 @@ export function accessTokenChecker(options: AccessTokenCheckerOptions): (token: 
     return active ? { active: true, claims } : { active: false, reason: 'ERR_TOKEN_INACTIVE' };
   };
 }
+
+/** What an admin API other than PAS (the entitlement service, PAC) knows to check PAS's operator access tokens. */
+export interface OperatorTokenOptions {
+  /** PAS: the issuer of operator access tokens */
+  pasIssuer: string;
+  /** this service's URL: operator access tokens must name it in "aud" (RFC 8707) */
+  publicUrl: string;
+  clockToleranceSec: number;
+  now?: () => number;
+  /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
+  operatorTokenCacheMs?: number;
+}
+
+/**
+ * accessTokenChecker for operator tokens at another service's admin API: PAS's published keys, "aud"
+ * naming this service, and active while RFC 7662 introspection at PAS says so.
+ */
+export function operatorTokenChecker(
+  options: OperatorTokenOptions,
+  pas: { keys: JWTVerifyGetKey; introspect: (accessToken: string) => Promise<{ active: boolean }> },
+): (token: string) => Promise<AccessTokenCheck> {
+  return accessTokenChecker({
+    issuer: options.pasIssuer,
+    audience: options.publicUrl,
+    clockToleranceSec: options.clockToleranceSec,
+    now: options.now,
+    keys: pas.keys,
+    isActive: async (token) => (await pas.introspect(token)).active,
+    cacheMs: options.operatorTokenCacheMs,
+  });
+}

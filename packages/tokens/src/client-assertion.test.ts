@@ -1,10 +1,10 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { TokenError, verifyClientAssertion, type ClientAssertionAlg, type ClientAssertionPolicy, type ClientKey } from './index.ts';
+import { verifyClientAssertion, type ClientAssertionAlg, type ClientAssertionPolicy, type ClientKey } from './index.ts';
+import { codeOf, ISSUER, nowSec } from './test-fixtures.ts';
 
-const ISSUER = 'https://pas.test';
-const TOKEN_ENDPOINT = 'https://pas.test/oauth2/token';
+const TOKEN_ENDPOINT = `${ISSUER}/oauth2/token`;
 const CLIENT = 'user-1';
 
 async function clientKeyPair(alg: ClientAssertionAlg) {
@@ -36,8 +36,6 @@ function policyFor(keys: Record<string, ClientKey>, overrides: Partial<ClientAss
   return { policy, used };
 }
 
-const nowSec = () => Math.floor(Date.now() / 1000);
-
 function assertion(key: CryptoKey, alg: string, claims: JWTPayload = {}, header: Record<string, unknown> = { kid: 'k1' }) {
   const now = nowSec();
   return new SignJWT({ iss: CLIENT, sub: CLIENT, aud: ISSUER, jti: randomUUID(), iat: now, exp: now + 60, ...claims })
@@ -46,16 +44,6 @@ function assertion(key: CryptoKey, alg: string, claims: JWTPayload = {}, header:
 }
 
 const b64u = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
-
-async function codeOf(p: Promise<unknown>) {
-  try {
-    await p;
-    return 'accepted';
-  } catch (err) {
-    if (err instanceof TokenError) return err.code;
-    throw err;
-  }
-}
 
 describe('RFC 7523 client assertions', () => {
   it.each(['ES256', 'EdDSA'] as const)('accepts a fresh %s assertion once, and refuses its replay', async (alg) => {

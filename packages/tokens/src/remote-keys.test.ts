@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
-import { issueRefreshToken, KeyRing, remoteKeySet, TokenError, verifyRefreshToken, type TokenSettings } from './index.ts';
+import { issueRefreshToken, KeyRing, remoteKeySet, TokenError, verifyRefreshToken } from './index.ts';
+import { subject as feedUser, testSettings } from './test-fixtures.ts';
 
-const settings: TokenSettings = {
-  issuer: 'https://pas.test',
-  accessAudience: 'https://pac.test',
-  refreshAudience: 'https://pas.test',
-  accessTtlSec: 60,
-  refreshTtlSec: 60,
-  clockToleranceSec: 0,
-};
-const subject = { sub: 'u1', tid: 'acme', roles: ['full-control'], scope: 'feed:edr-events', client_id: 'importer', fid: 'f-1' };
+const settings = testSettings({ accessTtlSec: 60, refreshTtlSec: 60, clockToleranceSec: 0 });
+const subject = { ...feedUser, fid: 'f-1' };
 
 describe('remoteKeySet (a verifier’s cached view of the issuer’s JWKS)', () => {
   async function setup() {

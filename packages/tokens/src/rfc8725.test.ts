@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { exportSPKI, SignJWT, UnsecuredJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { ACCESS_TOKEN_TYP, KeyRing, REFRESH_TOKEN_TYP, TokenError, verifyAccessToken, verifyRefreshToken, type VerifySettings } from './index.ts';
+import { ACCESS_TOKEN_TYP, KeyRing, REFRESH_TOKEN_TYP, verifyAccessToken, verifyRefreshToken, type VerifySettings } from './index.ts';
+import { ACCESS_AUDIENCE, codeOf, ISSUER, nowSec } from './test-fixtures.ts';
 
 /** RFC 8725 (JWT Best Current Practices) at the library level: every way a token is refused has its own code. */
 
-const ISSUER = 'https://pas.test';
-const ACCESS_AUDIENCE = 'https://pac.test';
 const refreshCheck: VerifySettings = { issuer: ISSUER, audience: ISSUER, clockToleranceSec: 30 };
 const accessCheck: VerifySettings = { issuer: ISSUER, audience: ACCESS_AUDIENCE, clockToleranceSec: 30 };
-const nowSec = () => Math.floor(Date.now() / 1000);
 
 function refreshClaims(overrides: JWTPayload = {}): JWTPayload {
   const iat = nowSec();
@@ -31,16 +29,6 @@ function refreshClaims(overrides: JWTPayload = {}): JWTPayload {
 
 function sign(key: { kid: string; privateKey: CryptoKey }, claims: JWTPayload, typ = REFRESH_TOKEN_TYP, kid = key.kid): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ, kid }).sign(key.privateKey);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'accepted';
-  } catch (err) {
-    if (err instanceof TokenError) return err.code;
-    throw err;
-  }
 }
 
 describe('RFC 8725 verification matrix (verifyRefreshToken / verifyAccessToken)', () => {

@@ -1,28 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { decodeProtectedHeader, decodeJwt } from 'jose';
-import { issueAccessToken, issueRefreshToken, KeyRing, TokenError, verifyAccessToken, verifyRefreshToken, type TokenSettings } from './index.ts';
+import { issueAccessToken, issueRefreshToken, KeyRing, verifyAccessToken, verifyRefreshToken } from './index.ts';
+import { codeOf, subject, testSettings } from './test-fixtures.ts';
 
-const settings: TokenSettings = {
-  issuer: 'https://pas.test',
-  accessAudience: 'https://pac.test',
-  refreshAudience: 'https://pas.test',
-  accessTtlSec: 1200,
-  refreshTtlSec: 1209600,
-  clockToleranceSec: 30,
-};
-const subject = { sub: 'u1', tid: 'acme', roles: ['full-control'], scope: 'feed:edr-events', client_id: 'importer' };
+const settings = testSettings();
 const accessCheck = { issuer: settings.issuer, audience: settings.accessAudience, clockToleranceSec: 30 };
 const refreshCheck = { issuer: settings.issuer, audience: settings.refreshAudience, clockToleranceSec: 30 };
-
-async function codeOf(p: Promise<unknown>) {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    if (err instanceof TokenError) return err.code;
-    throw err;
-  }
-}
 
 describe('access and refresh tokens', () => {
   it('issue with the fixed lifetimes, kid and typ, and verify against the published keys', async () => {

@@ -1,11 +1,11 @@
 import type { Express, RequestHandler } from 'express';
-import { createAuditLog, requireWritableTrail, securityMetrics } from '@keyway/audit';
+import { createAuditLog, readinessWithTrail, requireWritableTrail, securityMetrics } from '@keyway/audit';
 import type { IdpClient } from '@keyway/clients';
 import { entitlementApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
-import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
+import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { adminOperations } from './admin/operations.ts';
 import { auditExport } from './audit/export.ts';
 import { consoleRoutes, type ConsoleDeps } from './console/routes.ts';
@@ -69,10 +69,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     service: 'entitlement',
     logger: deps.logger,
     // style rule 10: not ready unless the trail takes writes, since no admin change is made without it
-    readiness: [
-      { name: 'store', check: () => deps.store.ping() },
-      { name: 'audit', check: () => audit.ready() },
-    ],
+    readiness: readinessWithTrail(deps.store, audit),
     rawBodyPaths: [CRM_WEBHOOK_PATH],
     openapi: entitlementApi,
   });
@@ -90,15 +87,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   );
 
   // The admin API answers operators: the operator client certificate, or an operator bearer token.
-  const operatorTokens = accessTokenChecker({
-    issuer: options.pasIssuer,
-    audience: options.publicUrl,
-    clockToleranceSec: options.clockToleranceSec,
-    now: options.now,
-    keys: deps.pasKeys,
-    isActive: async (token) => (await deps.introspect(token)).active,
-    cacheMs: options.operatorTokenCacheMs,
-  });
+  const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });
   app.use(['/v1/tenants', '/v1/tiers', '/v1/roles', '/v1/audit'], requireOperator({ verify: operatorTokens }));
   // A change is refused before it is made when the trail cannot record it (style rule 10).
   const trailWritable: RequestHandler = (req, _res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : requireWritableTrail(audit).then(() => next(), next));

@@ -1,10 +1,10 @@
 import type { Express } from 'express';
-import { createAuditLog, securityMetrics } from '@keyway/audit';
+import { createAuditLog, readinessWithTrail, securityMetrics } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
-import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
+import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { pacApi, type Introspection } from '@keyway/contracts';
 import { sasKeyStatusEndpoint } from './endpoints/sas-key-status.ts';
 import { sasEndpoint, type SasEndpointOptions } from './endpoints/sas.ts';
@@ -46,25 +46,14 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     service: 'pac',
     logger: deps.logger,
     // style rule 10: not ready unless the trail takes writes, since no SAS key is minted without it
-    readiness: [
-      { name: 'store', check: () => deps.store.ping() },
-      { name: 'audit', check: () => trail.audit.ready() },
-    ],
+    readiness: readinessWithTrail(deps.store, trail.audit),
     openapi: pacApi,
   });
   const keys = tenantKeys(deps.store);
   const issued = issuedRegistry(deps.store);
   app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, ...trail }));
   app.use(tenantKeysEndpoint(keys));
-  const operatorTokens = accessTokenChecker({
-    issuer: options.pasIssuer,
-    audience: options.publicUrl,
-    clockToleranceSec: options.clockToleranceSec,
-    now: options.now,
-    keys: deps.pasKeys,
-    isActive: async (token) => (await deps.introspect(token, 'access_token')).active,
-    cacheMs: options.operatorTokenCacheMs,
-  });
+  const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   app.use(sasKeyRotationEndpoint(keys, requireOperator({ verify: operatorTokens }), trail.audit));
   app.use(sasKeyStatusEndpoint(issued));
   const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;

@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createAuditLog, securityMetrics } from '@keyway/audit';
+import { createAuditLog, readinessWithTrail, securityMetrics } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
@@ -54,10 +54,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     service: 'pas',
     logger: deps.logger,
     // style rule 10: not ready unless the trail takes writes, since no token is issued without it
-    readiness: [
-      { name: 'store', check: () => deps.store.ping() },
-      { name: 'audit', check: () => audit.ready() },
-    ],
+    readiness: readinessWithTrail(deps.store, audit),
     openapi: pasApi,
   });
   const context = {

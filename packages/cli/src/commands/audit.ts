@@ -4,6 +4,7 @@ import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
 import { table } from '../output.ts';
+import { everyPage, pageTable } from '../paging.ts';
 
 const UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -67,17 +68,17 @@ export function register(program: Command, context: CliContext): void {
       const client = await context.entitlement();
       if (!options.all) {
         const page = await client.auditEvents(query);
-        context.print(page, () => table(page.events, columns) + (page.nextCursor ? `\n(more: --cursor ${page.nextCursor})` : ''));
+        context.print(page, () => pageTable({ rows: page.events, next: page.nextCursor }, columns));
         return;
       }
-      const events: AuditEvent[] = [];
-      let cursor = query.cursor;
-      do {
-        const page = await client.auditEvents({ ...query, cursor });
-        events.push(...page.events);
-        cursor = page.nextCursor ?? undefined;
-        if (cursor) context.progress(`fetched ${events.length} events…`);
-      } while (cursor);
+      const events = await everyPage(
+        query.cursor,
+        async (cursor) => {
+          const page = await client.auditEvents({ ...query, cursor });
+          return { rows: page.events, next: page.nextCursor };
+        },
+        (fetched) => context.progress(`fetched ${fetched} events…`),
+      );
       context.print({ events, nextCursor: null }, () => table(events, columns));
     });
 

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
-import { FeedName, TenantId } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
-import { parseArg } from '../input.ts';
+import { feedArgs, tenantArg } from '../input.ts';
 import { list, table } from '../output.ts';
 
 export function register(program: Command, context: CliContext): void {
   const feed = program.command('feed').description('feeds of a tenant: grant, revoke, list');
-  const args = (tenant: string, name: string) => [parseArg(TenantId, tenant, 'tenant'), parseArg(FeedName, name, 'feed')] as const;
 
   feed
     .command('grant')
@@ -14,7 +12,7 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<feed>')
     .action(async (tenant: string, name: string) => {
-      const updated = await (await context.entitlement()).grantFeed(...args(tenant, name));
+      const updated = await (await context.entitlement()).grantFeed(...feedArgs(tenant, name));
       context.print(updated, () => `Granted ${name} to ${updated.id}; feeds: ${list(updated.feeds)}.`);
     });
 
@@ -24,7 +22,7 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<feed>')
     .action(async (tenant: string, name: string) => {
-      const [t, f] = args(tenant, name);
+      const [t, f] = feedArgs(tenant, name);
       await (await context.entitlement()).removeFeed(t, f);
       context.print({ tenant: t, feed: f, revoked: true }, () => `Revoked ${f} from ${t}.`);
     });
@@ -34,7 +32,7 @@ export function register(program: Command, context: CliContext): void {
     .description('list a tenant’s feeds with their subscriptions')
     .argument('<tenant>')
     .action(async (tenant: string) => {
-      const feeds = await (await context.entitlement()).listFeeds(parseArg(TenantId, tenant, 'tenant'));
+      const feeds = await (await context.entitlement()).listFeeds(tenantArg(tenant));
       context.print(feeds, () =>
         table(feeds.feeds, [
           ['feed', (f) => f.name],

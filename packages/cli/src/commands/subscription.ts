@@ -1,14 +1,13 @@
 import type { Command } from 'commander';
-import { FeedName, SubscriptionName, TenantId } from '@keyway/contracts';
+import { SubscriptionName } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
-import { parseArg } from '../input.ts';
+import { feedArgs, parseArg } from '../input.ts';
 import { table } from '../output.ts';
 
 export function register(program: Command, context: CliContext): void {
   const subscription = program
     .command('subscription')
     .description('named subscriptions of a tenant feed (the operator’s inventory; the topic service declares a queue on first use)');
-  const feedArgs = (tenant: string, feed: string) => [parseArg(TenantId, tenant, 'tenant'), parseArg(FeedName, feed, 'feed')] as const;
 
   subscription
     .command('add')

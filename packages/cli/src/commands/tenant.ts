@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { ApiError } from '@keyway/clients';
-import { CreateTenant, TenantId, TenantPageQuery, TierId, UpdateTenant, type Tenant } from '@keyway/contracts';
+import { CreateTenant, TenantPageQuery, TierId, UpdateTenant, type Tenant } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { CliError, describeFailure } from '../exit-codes.ts';
-import { collect, parseArg } from '../input.ts';
+import { collect, parseArg, tenantArg } from '../input.ts';
 import { fields, list, table, type Column } from '../output.ts';
+import { everyPage, pageTable } from '../paging.ts';
 import { readTenantFile } from '../tenant-file.ts';
 
 const columns: Column<Tenant>[] = [
@@ -28,7 +29,6 @@ const showTenant = (t: Tenant) =>
 
 export function register(program: Command, context: CliContext): void {
   const tenant = program.command('tenant').description('tenants: create, list, show, update, suspend, resume, delete, tier, import');
-  const tenantArg = (value: string) => parseArg(TenantId, value, 'tenant');
 
   tenant
     .command('create')
@@ -52,17 +52,17 @@ export function register(program: Command, context: CliContext): void {
       const client = await context.entitlement();
       if (options.limit !== undefined || options.cursor !== undefined) {
         const page = await client.listTenants(parseArg(TenantPageQuery, options, 'page'));
-        context.print(page, () => table(page.tenants, columns) + (page.next_cursor ? `\n(more: --cursor ${page.next_cursor})` : ''));
+        context.print(page, () => pageTable({ rows: page.tenants, next: page.next_cursor }, columns));
         return;
       }
-      const tenants: Tenant[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await client.listTenants({ limit: 500, cursor });
-        tenants.push(...page.tenants);
-        cursor = page.next_cursor;
-        if (cursor) context.progress(`listed ${tenants.length} tenants…`);
-      } while (cursor);
+      const tenants = await everyPage(
+        undefined,
+        async (cursor) => {
+          const page = await client.listTenants({ limit: 500, cursor });
+          return { rows: page.tenants, next: page.next_cursor };
+        },
+        (fetched) => context.progress(`listed ${fetched} tenants…`),
+      );
       context.print({ tenants }, () => table(tenants, columns));
     });
 

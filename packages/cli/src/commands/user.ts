@@ -2,10 +2,10 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { EntitlementClient } from '@keyway/clients';
-import { ClientKeyId, ClientKeyRegistration, CreateUser, Email, Password, Role, TenantId, type User } from '@keyway/contracts';
+import { ClientKeyId, ClientKeyRegistration, CreateUser, Email, Password, Role, type User } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
-import { collect, parseArg } from '../input.ts';
+import { collect, parseArg, tenantArg } from '../input.ts';
 import { fields, list, table } from '../output.ts';
 import { readSecret } from '../prompt.ts';
 
@@ -46,8 +46,13 @@ function publicJwkFrom(file: string): object {
 
 export function register(program: Command, context: CliContext): void {
   const user = program.command('user').description('users of a tenant: add, list, show, roles, password, remove, key add|remove');
-  const tenantArg = (value: string) => parseArg(TenantId, value, 'tenant');
   const rolesArg = (values: string[]) => values.map((r) => parseArg(Role, r, 'role'));
+  /** The admin client, the checked tenant id and the user's id (looked up when given by email). */
+  const target = async (tenant: string, user: string) => {
+    const client = await context.entitlement();
+    const t = tenantArg(tenant);
+    return { client, t, userId: await resolveUser(client, t, user) };
+  };
 
   user
     .command('add')
@@ -85,9 +90,8 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<user>', 'user id or email')
     .action(async (tenant: string, id: string) => {
-      const client = await context.entitlement();
-      const t = tenantArg(tenant);
-      const found = await client.getUser(t, await resolveUser(client, t, id));
+      const { client, t, userId } = await target(tenant, id);
+      const found = await client.getUser(t, userId);
       context.print(found, () => showUser(found));
     });
 
@@ -98,9 +102,8 @@ export function register(program: Command, context: CliContext): void {
     .argument('<user>', 'user id or email')
     .argument('<roles...>', Role.options.join(', '))
     .action(async (tenant: string, id: string, roles: string[]) => {
-      const client = await context.entitlement();
-      const t = tenantArg(tenant);
-      const updated = await client.setRoles(t, await resolveUser(client, t, id), rolesArg(roles));
+      const { client, t, userId } = await target(tenant, id);
+      const updated = await client.setRoles(t, userId, rolesArg(roles));
       context.print(updated, () => showUser(updated));
     });
 
@@ -110,9 +113,7 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<user>', 'user id or email')
     .action(async (tenant: string, id: string) => {
-      const client = await context.entitlement();
-      const t = tenantArg(tenant);
-      const userId = await resolveUser(client, t, id);
+      const { client, t, userId } = await target(tenant, id);
       await client.setPassword(t, userId, parseArg(Password, await readSecret('New password: '), 'password'));
       context.print({ tenant: t, user: userId, password_set: true }, () => `Password set for ${userId}; the user's sessions were ended.`);
     });
@@ -123,9 +124,7 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<user>', 'user id or email')
     .action(async (tenant: string, id: string) => {
-      const client = await context.entitlement();
-      const t = tenantArg(tenant);
-      const userId = await resolveUser(client, t, id);
+      const { client, t, userId } = await target(tenant, id);
       await client.deleteUser(t, userId);
       context.print({ tenant: t, user: userId, removed: true }, () => `Removed user ${userId} from ${t}.`);
     });
@@ -140,9 +139,8 @@ export function register(program: Command, context: CliContext): void {
     .argument('<file>', 'EC P-256 or Ed25519 key: PEM (public, or private: only the public half is sent) or JWK JSON')
     .action(async (tenant: string, id: string, kid: string, file: string) => {
       const jwk = publicJwkFrom(file);
-      const client = await context.entitlement();
-      const t = tenantArg(tenant);
-      const registered = await client.registerKey(t, await resolveUser(client, t, id), parseArg(ClientKeyId, kid, 'kid'), jwk);
+      const { client, t, userId } = await target(tenant, id);
+      const registered = await client.registerKey(t, userId, parseArg(ClientKeyId, kid, 'kid'), jwk);
       context.print(registered, () => `Registered key ${registered.kid} (${registered.alg}) for ${registered.sub}.`);
     });
   key
@@ -152,9 +150,7 @@ export function register(program: Command, context: CliContext): void {
     .argument('<user>', 'user id or email')
     .argument('<kid>')
     .action(async (tenant: string, id: string, kid: string) => {
-      const client = await context.entitlement();
-      const t = tenantArg(tenant);
-      const userId = await resolveUser(client, t, id);
+      const { client, t, userId } = await target(tenant, id);
       await client.removeKey(t, userId, parseArg(ClientKeyId, kid, 'kid'));
       context.print({ tenant: t, user: userId, kid, removed: true }, () => `Removed key ${kid} of ${userId}.`);
     });

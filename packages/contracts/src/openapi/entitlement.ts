@@ -31,7 +31,7 @@ import {
 import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '../idp.ts';
 import { AuditPage, AuditQuery, AuditVerifyQuery, AuditVerifyReport, AuditVerifyResult } from '../audit.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
-import { noBody, jsonResponse, openApiDocument, type OperationSpec } from '../openapi.ts';
+import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { TokenResponse } from '../pas.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
@@ -41,9 +41,6 @@ const SubscriptionPath = FeedPath.extend({ name: SubscriptionName });
 const KeyPath = UserPath.extend({ kid: ClientKeyId });
 const TierPath = z.object({ tier: TierId });
 
-/** Every admin call: the operator certificate, or an operator access token; 401 / 403 / 503 as requireOperator answers. */
-const admin = (spec: OperationSpec): OperationSpec => ({ ...spec, security: ['mutualTLS', 'bearer'], errors: [401, 403, 503, ...(spec.errors ?? [])] });
-
 export const entitlementApi = openApiDocument(
   {
     title: 'Keyway entitlement service',
@@ -52,22 +49,21 @@ export const entitlementApi = openApiDocument(
   },
   {
     '/v1/authorize': {
-      post: {
+      post: serviceOnly({
         summary: 'may this user of this tenant use these feeds with this role (PAS and PAC only)',
-        security: ['mutualTLS'],
         body: { schema: AuthorizeRequest },
         responses: { 200: jsonResponse(AuthorizeDecision, 'the decision, with the reason for a denial') },
-        errors: [400, 401, 403, 415],
-      },
+        errors: [400, 415],
+      }),
     },
     '/v1/tenants': {
-      get: admin({ summary: 'list tenants in id order, a page at a time', query: TenantPageQuery, responses: { 200: jsonResponse(TenantPage, 'one page; next_cursor when more follow') }, errors: [400] }),
-      post: admin({ summary: 'create a tenant (feeds listed, or from a tier)', body: { schema: CreateTenant }, responses: { 201: jsonResponse(Tenant, 'created') }, errors: [400, 404, 409, 415] }),
+      get: operatorOnly({ summary: 'list tenants in id order, a page at a time', query: TenantPageQuery, responses: { 200: jsonResponse(TenantPage, 'one page; next_cursor when more follow') }, errors: [400] }),
+      post: operatorOnly({ summary: 'create a tenant (feeds listed, or from a tier)', body: { schema: CreateTenant }, responses: { 201: jsonResponse(Tenant, 'created') }, errors: [400, 404, 409, 415] }),
     },
     '/v1/tenants/{tenant}': {
-      get: admin({ summary: 'get a tenant', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'the tenant') }, errors: [400, 404] }),
-      patch: admin({ summary: 'rename a tenant', path: TenantPath, body: { schema: UpdateTenant }, responses: { 200: jsonResponse(Tenant, 'updated') }, errors: [400, 404, 409, 415] }),
-      delete: admin({
+      get: operatorOnly({ summary: 'get a tenant', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'the tenant') }, errors: [400, 404] }),
+      patch: operatorOnly({ summary: 'rename a tenant', path: TenantPath, body: { schema: UpdateTenant }, responses: { 200: jsonResponse(Tenant, 'updated') }, errors: [400, 404, 409, 415] }),
+      delete: operatorOnly({
         summary: 'delete a suspended tenant, its users and their credentials (tenant.removed)',
         description: 'Refused with 409 while the tenant is active: suspend it first.',
         path: TenantPath,
@@ -76,13 +72,13 @@ export const entitlementApi = openApiDocument(
       }),
     },
     '/v1/tenants/{tenant}/suspend': {
-      post: admin({ summary: 'suspend: every session and SAS key of the tenant is revoked within seconds (tenant.suspended)', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'suspended') }, errors: [400, 404] }),
+      post: operatorOnly({ summary: 'suspend: every session and SAS key of the tenant is revoked within seconds (tenant.suspended)', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'suspended') }, errors: [400, 404] }),
     },
     '/v1/tenants/{tenant}/resume': {
-      post: admin({ summary: 'resume: logins work again', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'active') }, errors: [400, 404] }),
+      post: operatorOnly({ summary: 'resume: logins work again', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'active') }, errors: [400, 404] }),
     },
     '/v1/tenants/{tenant}/tier': {
-      put: admin({
+      put: operatorOnly({
         summary: 'put the tenant on a product tier: its feeds become the tier’s (feeds left out: feed.removed)',
         path: TenantPath,
         body: { schema: SetTenantTier },
@@ -91,8 +87,8 @@ export const entitlementApi = openApiDocument(
       }),
     },
     '/v1/tenants/{tenant}/users': {
-      get: admin({ summary: 'list the tenant’s users', path: TenantPath, responses: { 200: jsonResponse(UserList, 'the users') }, errors: [400, 404] }),
-      post: admin({
+      get: operatorOnly({ summary: 'list the tenant’s users', path: TenantPath, responses: { 200: jsonResponse(UserList, 'the users') }, errors: [400, 404] }),
+      post: operatorOnly({
         summary: 'create a user (credentials registered at the IdP; without a password, log in with a registered key)',
         path: TenantPath,
         body: { schema: CreateUser },
@@ -101,51 +97,51 @@ export const entitlementApi = openApiDocument(
       }),
     },
     '/v1/tenants/{tenant}/users/{user}': {
-      get: admin({ summary: 'get a user', path: UserPath, responses: { 200: jsonResponse(User, 'the user') }, errors: [400, 404] }),
-      patch: admin({ summary: 'change a user’s email and/or roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateUser }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
-      delete: admin({ summary: 'delete a user and their credentials (user.removed)', path: UserPath, responses: { 204: noBody('deleted') }, errors: [400, 404] }),
+      get: operatorOnly({ summary: 'get a user', path: UserPath, responses: { 200: jsonResponse(User, 'the user') }, errors: [400, 404] }),
+      patch: operatorOnly({ summary: 'change a user’s email and/or roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateUser }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
+      delete: operatorOnly({ summary: 'delete a user and their credentials (user.removed)', path: UserPath, responses: { 204: noBody('deleted') }, errors: [400, 404] }),
     },
     '/v1/tenants/{tenant}/users/{user}/roles': {
-      put: admin({ summary: 'set a user’s roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateRoles }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
+      put: operatorOnly({ summary: 'set a user’s roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateRoles }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
     },
     '/v1/tenants/{tenant}/users/{user}/password': {
-      put: admin({ summary: 'set or reset a user’s password; ends their sessions and SAS keys (credentials.changed)', path: UserPath, body: { schema: SetPassword }, responses: { 204: noBody('set') }, errors: [400, 404, 415] }),
+      put: operatorOnly({ summary: 'set or reset a user’s password; ends their sessions and SAS keys (credentials.changed)', path: UserPath, body: { schema: SetPassword }, responses: { 204: noBody('set') }, errors: [400, 404, 415] }),
     },
     '/v1/tenants/{tenant}/users/{user}/keys/{kid}': {
-      put: admin({
+      put: operatorOnly({
         summary: 'register a public key the user’s agent signs RFC 7523 client assertions with',
         path: KeyPath,
         body: { schema: ClientKeyRegistration },
         responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') },
         errors: [400, 404, 409, 415],
       }),
-      delete: admin({ summary: 'remove a registered public key', path: KeyPath, responses: { 204: noBody('removed') }, errors: [400, 404] }),
+      delete: operatorOnly({ summary: 'remove a registered public key', path: KeyPath, responses: { 204: noBody('removed') }, errors: [400, 404] }),
     },
     '/v1/tenants/{tenant}/feeds': {
-      get: admin({ summary: 'the tenant’s feeds with their subscriptions', path: TenantPath, responses: { 200: jsonResponse(TenantFeedList, 'the feeds') }, errors: [400, 404] }),
+      get: operatorOnly({ summary: 'the tenant’s feeds with their subscriptions', path: TenantPath, responses: { 200: jsonResponse(TenantFeedList, 'the feeds') }, errors: [400, 404] }),
     },
     '/v1/tenants/{tenant}/feeds/{feed}': {
-      put: admin({ summary: 'grant a feed', path: FeedPath, responses: { 200: jsonResponse(Tenant, 'the tenant with the feed') }, errors: [400, 404, 409] }),
-      delete: admin({ summary: 'remove a feed (feed.removed) and its subscriptions; idempotent', path: FeedPath, responses: { 204: noBody('removed') }, errors: [400, 404, 409] }),
+      put: operatorOnly({ summary: 'grant a feed', path: FeedPath, responses: { 200: jsonResponse(Tenant, 'the tenant with the feed') }, errors: [400, 404, 409] }),
+      delete: operatorOnly({ summary: 'remove a feed (feed.removed) and its subscriptions; idempotent', path: FeedPath, responses: { 204: noBody('removed') }, errors: [400, 404, 409] }),
     },
     '/v1/tenants/{tenant}/feeds/{feed}/subscriptions': {
-      get: admin({ summary: 'the feed’s named subscriptions', path: FeedPath, responses: { 200: jsonResponse(SubscriptionList, 'the subscriptions') }, errors: [400, 404] }),
+      get: operatorOnly({ summary: 'the feed’s named subscriptions', path: FeedPath, responses: { 200: jsonResponse(SubscriptionList, 'the subscriptions') }, errors: [400, 404] }),
     },
     '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}': {
-      post: admin({
+      post: operatorOnly({
         summary: 'list a named subscription (inventory: the topic service declares its queue on first use)',
         path: SubscriptionPath,
         responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') },
         errors: [400, 404],
       }),
-      delete: admin({ summary: 'drop a subscription from the inventory; idempotent', path: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404] }),
+      delete: operatorOnly({ summary: 'drop a subscription from the inventory; idempotent', path: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404] }),
     },
     '/v1/tiers': {
-      get: admin({ summary: 'list product tiers', responses: { 200: jsonResponse(TierList, 'the tiers') } }),
+      get: operatorOnly({ summary: 'list product tiers', responses: { 200: jsonResponse(TierList, 'the tiers') } }),
     },
     '/v1/tiers/{tier}': {
-      get: admin({ summary: 'get a product tier', path: TierPath, responses: { 200: jsonResponse(Tier, 'the tier') }, errors: [400, 404] }),
-      put: admin({
+      get: operatorOnly({ summary: 'get a product tier', path: TierPath, responses: { 200: jsonResponse(Tier, 'the tier') }, errors: [400, 404] }),
+      put: operatorOnly({
         summary: 'create or replace a product tier; every tenant on it follows (feeds left out: feed.removed)',
         path: TierPath,
         body: { schema: PutTier },
@@ -154,10 +150,10 @@ export const entitlementApi = openApiDocument(
       }),
     },
     '/v1/roles': {
-      get: admin({ summary: 'the fixed role set', responses: { 200: jsonResponse(RoleList, 'the roles and what each allows') } }),
+      get: operatorOnly({ summary: 'the fixed role set', responses: { 200: jsonResponse(RoleList, 'the roles and what each allows') } }),
     },
     '/v1/audit/events': {
-      get: admin({
+      get: operatorOnly({
         summary: 'audit events of every service by tenant, subject, action, outcome, stream and time range (from inclusive, to exclusive), a page at a time',
         description: 'Newest first unless order=oldest; pass nextCursor back as cursor until it is null. A page may hold fewer than limit events while nextCursor is set.',
         query: AuditQuery,
@@ -166,7 +162,7 @@ export const entitlementApi = openApiDocument(
       }),
     },
     '/v1/audit/verify': {
-      get: admin({
+      get: operatorOnly({
         summary: 'recompute the hash chain of a stream (or of every stream) and answer the first broken link',
         description: 'With stream: that stream\'s AuditVerifyResult. Without: { ok, streams }, ok only if every stream is intact.',
         query: AuditVerifyQuery,
@@ -203,7 +199,7 @@ export const entitlementApi = openApiDocument(
       },
     },
     '/console/tenants/{tenant}/sas-keys/rotate': {
-      post: admin({
+      post: operatorOnly({
         summary: 'console: rotate a tenant’s SAS key at PAC with the caller’s operator access token (forwarded; its aud names PAC)',
         path: TenantPath,
         body: { schema: SasKeyRotationRequest },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AssertionCheck, ClientKeyId, ClientKeyRegistration, CredentialRegistration, PasswordCheck, RegisteredClientKey, Subject } from '../idp.ts';
-import { noBody, jsonResponse, openApiDocument } from '../openapi.ts';
+import { noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 
 const SubPath = z.object({ sub: z.string().min(1).max(128) });
 const KeyPath = SubPath.extend({ kid: ClientKeyId });
@@ -10,56 +10,50 @@ export const idpApi = openApiDocument(
   { title: 'Keyway IdP', description: 'Verifies passwords and RFC 7523 client assertions (for PAS); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.' },
   {
     '/v1/credentials/password/verify': {
-      post: {
+      post: serviceOnly({
         summary: 'verify an email and password (PAS only)',
-        security: ['mutualTLS'],
         body: { schema: PasswordCheck },
         responses: { 200: jsonResponse(Subject, 'whose credentials they are') },
-        errors: [400, 401, 403, 415],
-      },
+        errors: [400, 415],
+      }),
     },
     '/v1/credentials/assertion/verify': {
-      post: {
+      post: serviceOnly({
         summary: 'verify an RFC 7523 private_key_jwt client assertion (PAS only)',
-        security: ['mutualTLS'],
         body: { schema: AssertionCheck },
         responses: { 200: jsonResponse(Subject, 'the client the assertion authenticates') },
-        errors: [400, 401, 403, 415],
-      },
+        errors: [400, 415],
+      }),
     },
     '/v1/credentials/{sub}': {
-      put: {
+      put: serviceOnly({
         summary: 'register or replace a user’s credentials (entitlement only); without a password the stored one is kept',
-        security: ['mutualTLS'],
         path: SubPath,
         body: { schema: CredentialRegistration },
         responses: { 200: jsonResponse(z.object({ sub: z.string() }), 'registered') },
-        errors: [400, 401, 403, 415],
-      },
-      delete: {
+        errors: [400, 415],
+      }),
+      delete: serviceOnly({
         summary: 'remove a user’s credentials and keys (entitlement only)',
-        security: ['mutualTLS'],
         path: SubPath,
         responses: { 204: noBody('removed') },
-        errors: [400, 401, 403],
-      },
+        errors: [400],
+      }),
     },
     '/v1/credentials/{sub}/keys/{kid}': {
-      put: {
+      put: serviceOnly({
         summary: 'register a public key for private_key_jwt (entitlement only)',
-        security: ['mutualTLS'],
         path: KeyPath,
         body: { schema: ClientKeyRegistration },
         responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') },
-        errors: [400, 401, 403, 404, 409, 415],
-      },
-      delete: {
+        errors: [400, 404, 409, 415],
+      }),
+      delete: serviceOnly({
         summary: 'remove a public key (entitlement only)',
-        security: ['mutualTLS'],
         path: KeyPath,
         responses: { 204: noBody('removed') },
-        errors: [400, 401, 403, 404],
-      },
+        errors: [400, 404],
+      }),
     },
   },
 );

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TenantId } from '../common.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { SasKeyStatus, SasRequest, SasResponse, TenantSasKeys } from '../pac.ts';
-import { jsonResponse, openApiDocument } from '../openapi.ts';
+import { jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
 
@@ -18,32 +18,29 @@ export const pacApi = openApiDocument(
       },
     },
     '/internal/v1/tenants/{tenant}/sas-keys': {
-      get: {
+      get: serviceOnly({
         summary: 'the tenant’s namespace keys, to verify SAS keys with (topic service only)',
-        security: ['mutualTLS'],
         path: TenantPath,
         responses: { 200: jsonResponse(TenantSasKeys, 'primary and secondary') },
-        errors: [400, 401, 403, 404],
-      },
+        errors: [400, 404],
+      }),
     },
     '/internal/v1/sas-keys/{keyId}': {
-      get: {
+      get: serviceOnly({
         summary: 'whether an issued SAS key was revoked (topic service only)',
-        security: ['mutualTLS'],
         path: z.object({ keyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }),
         responses: { 200: jsonResponse(SasKeyStatus, 'the status') },
-        errors: [400, 401, 403],
-      },
+        errors: [400],
+      }),
     },
     '/admin/v1/tenants/{tenant}/sas-keys/rotate': {
-      post: {
+      post: operatorOnly({
         summary: 'regenerate the tenant’s primary or secondary namespace key and sign new SAS keys with it',
-        security: ['mutualTLS', 'bearer'],
         path: TenantPath,
         body: { schema: SasKeyRotationRequest },
         responses: { 200: jsonResponse(SasKeyRotation, 'rotated (no key material)') },
-        errors: [400, 401, 403, 404, 409, 415, 503],
-      },
+        errors: [400, 404, 409, 415],
+      }),
     },
   },
 );

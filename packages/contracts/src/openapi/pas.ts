@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SigningKeyList, SigningKeyRotation } from '../keys.ts';
 import { Discovery, Introspection, Jwks, TokenRequest, TokenResponse } from '../pas.ts';
-import { noBody, jsonResponse, openApiDocument } from '../openapi.ts';
+import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
 const TokenOnly = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.enum(['refresh_token', 'access_token']).optional() });
@@ -30,13 +30,12 @@ export const pasApi = openApiDocument(
       },
     },
     '/oauth2/introspect': {
-      post: {
+      post: serviceOnly({
         summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)',
-        security: ['mutualTLS'],
         body: { schema: TokenOnly, types: FORM },
         responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') },
-        errors: [400, 401, 403, 415],
-      },
+        errors: [400, 415],
+      }),
     },
     '/.well-known/openid-configuration': {
       get: { summary: 'RFC 8414 authorization server metadata', responses: { 200: jsonResponse(Discovery, 'the metadata') } },
@@ -45,21 +44,15 @@ export const pasApi = openApiDocument(
       get: { summary: 'the public signing keys (next, active, retiring)', responses: { 200: jsonResponse(Jwks, 'RFC 7517 JWK set') } },
     },
     '/admin/v1/signing-keys': {
-      get: {
-        summary: 'the signing keys: kid, state, dates (no key material)',
-        security: ['mutualTLS', 'bearer'],
-        responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') },
-        errors: [401, 403, 503],
-      },
+      get: operatorOnly({ summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } }),
     },
     '/admin/v1/signing-keys/rotate': {
-      post: {
+      post: operatorOnly({
         summary: 'one rotation step: next → active → retiring',
         description: '409 with Retry-After while the next key has not been published for SIGNING_KEY_LEAD_SEC.',
-        security: ['mutualTLS', 'bearer'],
         responses: { 200: jsonResponse(SigningKeyRotation, 'rotated') },
-        errors: [401, 403, 409, 503],
-      },
+        errors: [409],
+      }),
     },
   },
 );

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { FeedName, SubscriptionName, TenantId } from '../common.ts';
 import { Batch, BATCH_ID, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery } from '../topic.ts';
-import { noBody, jsonResponse, openApiDocument, type OperationSpec, type PathSpecs } from '../openapi.ts';
+import { authenticatedBy, noBody, jsonResponse, openApiDocument, type OperationSpec, type PathSpecs } from '../openapi.ts';
 
 const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
 const SubscriptionPath = TopicPath.extend({ subscription: SubscriptionName });
@@ -12,7 +12,8 @@ const SUBSCRIPTION = `${TOPIC}/subscriptions/{subscription}`;
 /** Azure Service Bus names a subscription's dead-letter queue as its sub-entity `$DeadLetterQueue`. */
 const DEAD_LETTER_QUEUE = `${SUBSCRIPTION}/$deadletterqueue`;
 
-const sas = (spec: OperationSpec): OperationSpec => ({ ...spec, security: ['sas'], errors: [400, 401, 403, 503, ...(spec.errors ?? [])] });
+/** Every call carries a SAS key: 400 for a malformed one, 401 / 403 as the SAS guard answers, 503 when a dependency does not answer. */
+const sas = authenticatedBy(['sas'], [400, 401, 403, 503]);
 
 const receive = (what: string): OperationSpec =>
   sas({

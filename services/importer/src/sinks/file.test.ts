@@ -4,16 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Batch } from '@keyway/contracts';
 import { fileSink } from './file.ts';
+import { testBatch } from './test-fixtures.ts';
 
-const batch = (seq: number): Batch => ({
-  id: `b-${seq}`,
-  tenant: 'acme',
-  topic: 'edr-events',
-  seq,
-  createdAt: '2024-05-06T07:08:09.123Z',
-  contentType: 'application/json',
-  records: [{ event: 'login', user: `user-${seq}`, padding: 'x'.repeat(200) }],
-});
+const batch = (seq: number) => testBatch(seq, { records: [{ event: 'login', user: `user-${seq}`, padding: 'x'.repeat(200) }] });
 
 /** Every line in the directory, oldest file first: rotated files sort by their timestamp, the live one is last. */
 function allLines(dir: string) {
@@ -39,22 +32,19 @@ describe('file sink (rotating JSON lines)', () => {
   it('keeps at most maxFiles rotated files, deleting the oldest, and goes on rotating after a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
     const path = join(dir, 'batches.jsonl');
-    let sink = await fileSink(path, { maxBytes: 1_000, maxFiles: 3 });
-    for (let seq = 0; seq < 20; seq += 1) await sink.write(batch(seq));
-    await sink.close();
-    const first = allLines(dir);
-    expect(first.rotated).toHaveLength(3);
-    // What is left is the newest lines, with no gap up to the last one written.
-    expect(first.seqs.at(-1)).toBe(19);
-    expect(first.seqs).toEqual(Array.from({ length: first.seqs.length }, (_, i) => 20 - first.seqs.length + i));
-
-    sink = await fileSink(path, { maxBytes: 1_000, maxFiles: 3 });
-    for (let seq = 20; seq < 30; seq += 1) await sink.write(batch(seq));
-    await sink.close();
-    const second = allLines(dir);
-    expect(second.rotated).toHaveLength(3);
-    expect(second.seqs.at(-1)).toBe(29);
-    expect(second.seqs).toEqual(Array.from({ length: second.seqs.length }, (_, i) => 30 - second.seqs.length + i));
+    /** Writes seqs from..to-1 through a newly opened sink (the second time: after a restart), then checks what is left. */
+    const writeThrough = async (from: number, to: number) => {
+      const sink = await fileSink(path, { maxBytes: 1_000, maxFiles: 3 });
+      for (let seq = from; seq < to; seq += 1) await sink.write(batch(seq));
+      await sink.close();
+      const left = allLines(dir);
+      expect(left.rotated).toHaveLength(3);
+      // What is left is the newest lines, with no gap up to the last one written.
+      expect(left.seqs.at(-1)).toBe(to - 1);
+      expect(left.seqs).toEqual(Array.from({ length: left.seqs.length }, (_, i) => to - left.seqs.length + i));
+    };
+    await writeThrough(0, 20);
+    await writeThrough(20, 30);
   });
 
   it('cuts off the torn last line a killed process left, so the next line stands on its own', async () => {

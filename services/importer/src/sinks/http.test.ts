@@ -2,21 +2,14 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Batch } from '@keyway/contracts';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { HecError, hecSink } from './http.ts';
+import { testBatch } from './test-fixtures.ts';
 
 const TOKEN = '9b2f1c1e-4a8b-4f3e-a2a1-hec-token';
 
-const batch = (seq: number, records: unknown[]): Batch => ({
-  id: `b-${seq}`,
-  tenant: 'acme',
-  topic: 'edr-events',
-  seq,
-  createdAt: '2024-05-06T07:08:09.250Z',
-  contentType: 'application/json',
-  records,
-});
+// .250: HEC's "time" carries the milliseconds
+const batch = (seq: number, records: unknown[]) => testBatch(seq, { records, createdAt: '2024-05-06T07:08:09.250Z' });
 
 /** HEC's batch body is JSON objects back to back; split it the way a collector reads it. */
 function concatenatedJson(body: string): unknown[] {

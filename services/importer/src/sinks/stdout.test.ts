@@ -2,16 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Batch } from '@keyway/contracts';
 import { stdoutSink } from './stdout.ts';
-
-const batch = (seq: number): Batch => ({
-  id: `b-${seq}`,
-  tenant: 'acme',
-  topic: 'edr-events',
-  seq,
-  createdAt: '2024-05-06T07:08:09.123Z',
-  contentType: 'application/json',
-  records: [{ event: 'login' }],
-});
+import { testBatch as batch } from './test-fixtures.ts';
 
 /** A stand-in for stdout whose writes complete only when the test says so, like a slow pipe reader. */
 function slowPipe() {

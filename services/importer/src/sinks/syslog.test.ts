@@ -1,19 +1,12 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Batch } from '@keyway/contracts';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { escapeParamValue, formatMessage, SD_ID, syslogSink } from './syslog.ts';
+import { testBatch } from './test-fixtures.ts';
 
-const batch = (seq: number, records: unknown[]): Batch => ({
-  id: `b-${seq}`,
-  tenant: 'acme',
-  topic: 'edr-events',
-  seq,
-  createdAt: '2024-05-06T07:08:09.123+02:00',
-  contentType: 'application/json',
-  records,
-});
+// +02:00: the RFC 5424 TIMESTAMP is written in UTC (05:08:09.123Z)
+const batch = (seq: number, records: unknown[]) => testBatch(seq, { records, createdAt: '2024-05-06T07:08:09.123+02:00' });
 
 /** RFC 6587 §3.4.1 receiver: `MSG-LEN SP SYSLOG-MSG`, repeated; refuses anything else. */
 function octetCountedFrames(onFrame: (message: Buffer) => void) {

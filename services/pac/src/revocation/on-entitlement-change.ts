@@ -1,5 +1,5 @@
 import type { AuditLog, SecurityMetrics } from '@keyway/audit';
-import { consume, type Broker, type TopicRef } from '@keyway/broker';
+import { consumeEvents, type Broker, type TopicRef } from '@keyway/broker';
 import { CHANGE_EVENTS_TOPIC, ChangeEvent } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import type { IssuedRegistry, RevocationScope } from '../issued/registry.ts';
@@ -30,12 +30,12 @@ export function revokeOnEntitlementChange(
   trail: { audit: AuditLog; metrics: SecurityMetrics },
   topic: TopicRef = CHANGE_EVENTS_TOPIC,
 ) {
-  return consume(
+  return consumeEvents(
     broker,
     topic,
     'pac',
-    async (body) => {
-      const event = ChangeEvent.parse(JSON.parse(body.toString('utf8')));
+    ChangeEvent,
+    async (event) => {
       const revoked = await issued.revoke(scopeOf(event));
       for (const key of revoked) {
         logger.info('sas_key.revoked', { reason: event.type, eventId: event.id, keyId: key.keyId, tenant: key.tenant, topic: key.topic, sub: key.sub });

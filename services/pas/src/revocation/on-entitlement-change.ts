@@ -1,5 +1,5 @@
 import type { AuditLog, SecurityMetrics } from '@keyway/audit';
-import { consume, type Broker, type TopicRef } from '@keyway/broker';
+import { consumeEvents, type Broker, type TopicRef } from '@keyway/broker';
 import { CHANGE_EVENTS_TOPIC, ChangeEvent, feedsFromScope } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import type { FamilyInfo, RefreshFamilies } from '../families/refresh-family.ts';
@@ -34,12 +34,12 @@ export function revokeOnEntitlementChange(
   trail: { audit: AuditLog; metrics: SecurityMetrics },
   topic: TopicRef = CHANGE_EVENTS_TOPIC,
 ) {
-  return consume(
+  return consumeEvents(
     broker,
     topic,
     'pas',
-    async (body) => {
-      const event = ChangeEvent.parse(JSON.parse(body.toString('utf8')));
+    ChangeEvent,
+    async (event) => {
       for (const family of await affectedFamilies(families, event)) {
         if (await families.revoke(family.fid)) {
           logger.info('refresh_family.revoked', { reason: event.type, eventId: event.id, fid: family.fid, sub: family.sub, tenant: family.tid });

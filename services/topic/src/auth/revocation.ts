@@ -1,3 +1,5 @@
+import { setBounded } from '../bounded-cache.ts';
+
 /** Whether PAC has revoked an issued SAS key; rejects when PAC cannot answer (callers answer 503). */
 export type RevocationSource = (keyId: string) => Promise<boolean>;
 
@@ -13,12 +15,7 @@ export function revocationCache(source: RevocationSource, options: { ttlMs: numb
     const known = answers.get(keyId);
     if (known && (known.revoked || options.now() - known.checkedAt < options.ttlMs)) return known.revoked;
     const revoked = await source(keyId);
-    answers.delete(keyId);
-    answers.set(keyId, { revoked, checkedAt: options.now() });
-    if (answers.size > MAX_KEYS) {
-      const oldest = answers.keys().next().value;
-      if (oldest !== undefined) answers.delete(oldest);
-    }
+    setBounded(answers, keyId, { revoked, checkedAt: options.now() }, MAX_KEYS);
     return revoked;
   };
 }

@@ -1,3 +1,5 @@
+import { forgetOnFailure, setBounded } from '../bounded-cache.ts';
+
 /**
  * The tenant's namespace keys [primary, secondary]. Resolves [] for a tenant the key source does
  * not know; rejects when the source cannot answer (PAC unreachable), which callers must turn into
@@ -25,15 +27,8 @@ export function tenantKeyCache(source: SasKeySource, options: { ttlMs: number; n
 
   const fetch = (tenant: string) => {
     const entry = { keys: source(tenant), fetchedAt: options.now() };
-    entries.delete(tenant);
-    entries.set(tenant, entry);
-    if (entries.size > MAX_TENANTS) {
-      const oldest = entries.keys().next().value;
-      if (oldest !== undefined) entries.delete(oldest);
-    }
-    entry.keys.catch(() => {
-      if (entries.get(tenant) === entry) entries.delete(tenant);
-    });
+    setBounded(entries, tenant, entry, MAX_TENANTS);
+    forgetOnFailure(entries, tenant, entry, entry.keys);
     return entry;
   };
 

@@ -1,6 +1,7 @@
 import { TemporarilyUnavailable, TooManyRequests } from '@keyway/kit';
 import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
 import { StoreUnavailableError, type Store } from '@keyway/store';
+import { forgetOnFailure, setBounded } from '../bounded-cache.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
 
@@ -81,15 +82,8 @@ export function queueDepthLimit(broker: Broker, subscriptions: SubscriptionRegis
     let entry = entries.get(k);
     if (!entry || now() - entry.at >= DEPTH_CACHE_MS) {
       const fresh = { at: now(), full: lookup(topic) };
-      entries.delete(k);
-      entries.set(k, fresh);
-      if (entries.size > MAX_TOPICS) {
-        const oldest = entries.keys().next().value;
-        if (oldest !== undefined) entries.delete(oldest);
-      }
-      fresh.full.catch(() => {
-        if (entries.get(k) === fresh) entries.delete(k);
-      });
+      setBounded(entries, k, fresh, MAX_TOPICS);
+      forgetOnFailure(entries, k, fresh, fresh.full);
       entry = fresh;
     }
     const full = await entry.full;

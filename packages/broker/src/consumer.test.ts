@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { consumeEvents, type EventSchema } from './consumer.ts';
+import { createMemoryBroker } from './memory.ts';
+
+interface Removal {
+  type: 'user.removed';
+  sub: string;
+}
+
+/** What a zod schema does, without the dependency: the event, or a throw. */
+const Removal: EventSchema<Removal> = {
+  parse(value) {
+    const v = value as Partial<Removal> | null;
+    if (v?.type !== 'user.removed' || typeof v.sub !== 'string') throw new Error('not a removal');
+    return { type: v.type, sub: v.sub };
+  },
+};
+
+const topic = { tenant: 'vendor', topic: 'changes' };
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('consumeEvents', () => {
+  it('hands each checked event to the handler and acks it; a body that does not check is returned for another try', async () => {
+    const broker = createMemoryBroker({ maxDeliveries: 2 });
+    await broker.declareSubscription(topic, 'follower');
+    const handled: Removal[] = [];
+    const errors: unknown[] = [];
+    const follower = consumeEvents(broker, topic, 'follower', Removal, async (event) => void handled.push(event), { waitMs: 50, onError: (err) => errors.push(err) });
+    try {
+      await broker.publish(topic, Buffer.from('{"type":"user.removed","sub":"u-1"}'), { messageId: 'm1' });
+      await broker.publish(topic, Buffer.from('not json'), { messageId: 'm2' });
+      await broker.publish(topic, Buffer.from('{"type":"feed.removed"}'), { messageId: 'm3' });
+      // maxDeliveries 2: each bad body is tried twice, then dead-lettered
+      await until(() => broker.deadLetters(topic, 'follower').length === 2);
+      expect(handled).toEqual([{ type: 'user.removed', sub: 'u-1' }]);
+      expect(errors).toHaveLength(4);
+      expect(errors.filter((e) => e instanceof SyntaxError)).toHaveLength(2);
+      expect(errors.filter((e) => e instanceof Error && e.message === 'not a removal')).toHaveLength(2);
+      expect(await broker.depth(topic, 'follower')).toBe(0);
+    } finally {
+      await follower.stop();
+      await broker.close();
+    }
+  });
+});
