@@ -20,25 +20,52 @@ const BAD_STRING = /\u0000|\p{Cs}/u;
 // Paths echo client keys back in error_description; keep them short.
 const shown = (path: string) => (path.length > 120 ? `${path.slice(0, 117)}...` : path);
 
+/**
+ * Where a value sits, as a chain back to the body. The readable path (`body.records[3].user`) is
+ * only built for the error message: a batch that passes (nearly all of them) costs no strings.
+ */
+interface Place {
+  parent: Place | undefined;
+  key: string | number;
+}
+const BODY: Place = { parent: undefined, key: 'body' };
+
+function pathOf(place: Place): string {
+  const parts: string[] = [];
+  for (let p: Place | undefined = place; p; p = p.parent) parts.push(p === BODY ? 'body' : typeof p.key === 'number' ? `[${p.key}]` : `.${p.key}`);
+  return parts.reverse().join('');
+}
+
+const badString = (place: Place): Error =>
+  new InvalidRequest(`${shown(pathOf(place))}: strings must not contain NUL characters or unpaired surrogates`);
+
 export function scanPayload(body: unknown): void {
-  const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: body, path: 'body', depth: 1 }];
+  if (typeof body === 'string') {
+    if (BAD_STRING.test(body)) throw badString(BODY);
+    return;
+  }
+  // Only containers go on the stack; leaves are checked where they are found.
+  const stack: Array<{ value: object; place: Place; depth: number }> = [];
+  if (body !== null && typeof body === 'object') stack.push({ value: body, place: BODY, depth: 1 });
   for (let item = stack.pop(); item; item = stack.pop()) {
-    const { value, path, depth } = item;
-    if (typeof value === 'string') {
-      if (BAD_STRING.test(value)) throw new InvalidRequest(`${shown(path)}: strings must not contain NUL characters or unpaired surrogates`);
-      continue;
-    }
-    if (value === null || typeof value !== 'object') continue;
-    if (depth > MAX_DEPTH) throw new InvalidRequest(`${shown(path)}: nested deeper than ${MAX_DEPTH} levels`);
+    const { value, place, depth } = item;
+    if (depth > MAX_DEPTH) throw new InvalidRequest(`${shown(pathOf(place))}: nested deeper than ${MAX_DEPTH} levels`);
     if (Array.isArray(value)) {
-      value.forEach((child, i) => stack.push({ value: child, path: `${path}[${i}]`, depth: depth + 1 }));
+      for (let i = 0; i < value.length; i++) {
+        const child: unknown = value[i];
+        if (typeof child === 'string') {
+          if (BAD_STRING.test(child)) throw badString({ parent: place, key: i });
+        } else if (child !== null && typeof child === 'object') stack.push({ value: child, place: { parent: place, key: i }, depth: depth + 1 });
+      }
       continue;
     }
-    for (const [key, child] of Object.entries(value)) {
-      const where = `${path}.${key}`;
-      if (FORBIDDEN_KEYS.has(key)) throw new InvalidRequest(`${shown(where)}: the key "${key}" is not allowed`);
-      if (BAD_STRING.test(key)) throw new InvalidRequest(`${shown(path)}: keys must not contain NUL characters or unpaired surrogates`);
-      stack.push({ value: child, path: where, depth: depth + 1 });
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key)) throw new InvalidRequest(`${shown(pathOf({ parent: place, key }))}: the key "${key}" is not allowed`);
+      if (BAD_STRING.test(key)) throw new InvalidRequest(`${shown(pathOf(place))}: keys must not contain NUL characters or unpaired surrogates`);
+      const child: unknown = (value as Record<string, unknown>)[key];
+      if (typeof child === 'string') {
+        if (BAD_STRING.test(child)) throw badString({ parent: place, key });
+      } else if (child !== null && typeof child === 'object') stack.push({ value: child, place: { parent: place, key }, depth: depth + 1 });
     }
   }
 }
