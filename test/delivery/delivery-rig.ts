@@ -117,6 +117,20 @@ export interface Rig {
   waitForSink(done: (ids: string[]) => boolean, timeoutMs: number): Promise<boolean>;
 }
 
+/** waitForSink condition: the `count` batches accepted after the first `index` are all in the sink (delivery resumed). */
+export const holdsAcceptedAfter =
+  (producer: Producer, index: number, count = 20) =>
+  (ids: string[]): boolean => {
+    const after = producer.published.slice(index, index + count);
+    return after.length === count && after.every((id) => ids.includes(id));
+  };
+
+/** waitForSink condition: every batch accepted so far is in the sink. */
+export const holdsEveryAccepted =
+  (producer: Producer) =>
+  (ids: string[]): boolean =>
+    producer.published.every((id) => ids.includes(id));
+
 export async function deliveryRig(suite: Suite, options: { receiveTimeoutSec?: number } = {}): Promise<Rig> {
   const { tenant, feed: topic, email } = await provisionTenant(suite);
   const producer = await suite.operator.createUser(tenant, { email: `producer@${tenant}.example`, password: PASSWORD, roles: ['producer', 'full-control'] });

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { compare, deliveryRig, report, timeline } from './delivery-rig.ts';
+import { compare, deliveryRig, report, timeline, holdsAcceptedAfter, holdsEveryAccepted } from './delivery-rig.ts';
 import { rawClient } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -67,10 +67,7 @@ describe('delivery through a RabbitMQ connection dropped by the broker', () => {
 
         // Recovery without help: batches accepted after the drop reach the sink (the producer keeps
         // publishing, so this is not "the sink caught up", only "delivery resumed").
-        const recovered = await rig.waitForSink((ids) => {
-          const after = producer.published.slice(acceptedAtDrop, acceptedAtDrop + 20);
-          return after.length === 20 && after.every((id) => ids.includes(id));
-        }, 15_000);
+        const recovered = await rig.waitForSink(holdsAcceptedAfter(producer, acceptedAtDrop), 15_000);
         expect(recovered, `no delivery after the drop; ${context()}`).toBe(true);
         // reconnected by itself: ready again
         const ready = await until(async () => (await topicHttp.get('/readyz')).status === 200, 10_000);
@@ -81,7 +78,7 @@ describe('delivery through a RabbitMQ connection dropped by the broker', () => {
         await producer.stop();
       }
       const readyz = await watcher;
-      const complete = await rig.waitForSink((ids) => producer.published.every((id) => ids.includes(id)), 15_000);
+      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 15_000);
       stage(`every accepted batch in the sink: ${complete}`);
       await rig.stopAgent();
       const verdict = compare(producer, rig.sinkIds());

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, UnreachableError } from '@keyway/clients';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { tcpProxy, viaProxy, type TcpProxy } from '@keyway/testkit/tcp-proxy';
-import { compare, deliveryRig, report, timeline, type Outcomes } from './delivery-rig.ts';
+import { compare, deliveryRig, report, timeline, type Outcomes, holdsAcceptedAfter, holdsEveryAccepted } from './delivery-rig.ts';
 import { PASSWORD, rawClient } from '../helpers.ts';
 
 const OUTAGE_MS = 3000;
@@ -80,17 +80,14 @@ describe('delivery through a Redis outage', () => {
         }
         await expect(suite.pas.password(email, PASSWORD)).resolves.toMatchObject({ token_type: 'Bearer' });
         stage('ready again, tokens issued');
-        const recovered = await rig.waitForSink((ids) => {
-          const after = producer.published.slice(acceptedAtRestore, acceptedAtRestore + 20);
-          return after.length === 20 && after.every((id) => ids.includes(id));
-        }, 15_000);
+        const recovered = await rig.waitForSink(holdsAcceptedAfter(producer, acceptedAtRestore), 15_000);
         expect(recovered, `no delivery after Redis returned; ${context()}`).toBe(true);
         stage('delivery resumed; stopping the producer');
       } finally {
         if (cut) await proxy.restore();
         await producer.stop();
       }
-      const complete = await rig.waitForSink((ids) => producer.published.every((id) => ids.includes(id)), 15_000);
+      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 15_000);
       stage(`every accepted batch in the sink: ${complete}`);
       await rig.stopAgent();
       const verdict = compare(producer, rig.sinkIds());

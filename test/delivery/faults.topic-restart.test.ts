@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { compare, deliveryRig, report, timeline } from './delivery-rig.ts';
+import { compare, deliveryRig, report, timeline, holdsAcceptedAfter, holdsEveryAccepted } from './delivery-rig.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -41,16 +41,13 @@ describe('delivery through a topic service restart', () => {
         });
 
         // Recovery without help: batches accepted by the new instance reach the sink.
-        const recovered = await rig.waitForSink((ids) => {
-          const after = producer.published.slice(acceptedAtRestart, acceptedAtRestart + 20);
-          return after.length === 20 && after.every((id) => ids.includes(id));
-        }, 15_000);
+        const recovered = await rig.waitForSink(holdsAcceptedAfter(producer, acceptedAtRestart), 15_000);
         expect(recovered, `no delivery after the restart; ${context()}`).toBe(true);
         stage('delivery resumed; stopping the producer');
       } finally {
         await producer.stop();
       }
-      const complete = await rig.waitForSink((ids) => producer.published.every((id) => ids.includes(id)), 15_000);
+      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 15_000);
       stage(`every accepted batch in the sink: ${complete}`);
       await rig.stopAgent();
       const verdict = compare(producer, rig.sinkIds());
