@@ -7,7 +7,7 @@ import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, rawClient } from '../helpers.ts';
 import { provisionOperator } from '../operators/operator.ts';
 
-/** Debian's Chromium (`apt-get install -y chromium`; .ci/run installs it when missing). */
+/** Debian's Chromium (`pnpm test` installs it when missing: test/prerequisites.sh). */
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = resolve(import.meta.dirname, '../../test-results/console.png');
 

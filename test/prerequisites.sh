@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# What `pnpm test` needs beyond node_modules, brought up on a fresh machine: Redis and RabbitMQ
+# (started when their ports are closed) and Debian's Chromium for the console test (installed when
+# missing). Part of README command 2, so the command works alone, not only under .ci/run.
+set -euo pipefail
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for_port() {
+  for _ in $(seq 1 120); do port_open "$1" && return 0; sleep 1; done
+  echo "prerequisites: nothing listens on port $1 after 120 s" >&2
+  return 1
+}
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "prerequisites: '$*' needs root (or sudo)" >&2
+    return 1
+  fi
+}
+
+# Tests use KEYWAY_TEST_REDIS_URL / KEYWAY_TEST_AMQP_URL when set; only the local defaults are started here.
+if [ -z "${KEYWAY_TEST_REDIS_URL:-}" ] && ! port_open 6379; then
+  command -v redis-server >/dev/null || { echo "prerequisites: Redis is not running and redis-server is not installed (apt-get install redis-server)" >&2; exit 1; }
+  echo "prerequisites: starting Redis on 127.0.0.1:6379"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for_port 6379
+fi
+if [ -z "${KEYWAY_TEST_AMQP_URL:-}" ] && ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || { echo "prerequisites: RabbitMQ is not running and rabbitmq-server is not installed (apt-get install rabbitmq-server)" >&2; exit 1; }
+  echo "prerequisites: starting RabbitMQ on 127.0.0.1:5672"
+  as_root rabbitmq-server -detached
+  wait_for_port 5672
+fi
+
+# The console test drives Debian's Chromium (test/console/console.test.ts).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "prerequisites: installing Debian's chromium for the console test"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  [ -x /usr/bin/chromium ] || { echo "prerequisites: /usr/bin/chromium is still missing after apt-get install chromium" >&2; exit 1; }
+fi
