@@ -17,12 +17,16 @@ export function signature(namespaceKey: string, keyName: KeyName, resource: stri
     .digest('base64');
 }
 
-/** A stable, non-secret id of an issued key: for audit and revocation, never the signature itself. */
-export function sasKeyId(sig: string): string {
-  return createHash('sha256').update(sig).digest('base64url').slice(0, 22);
+/**
+ * A stable, non-secret id of an issued key: for audit and revocation, never the signature itself.
+ * Derived from the signature's bytes, never from how a caller spelled them, so every spelling of
+ * one key has one id (hashed in their canonical base64, which keeps the ids of keys already issued).
+ */
+export function sasKeyId(signatureBytes: Uint8Array): string {
+  return createHash('sha256').update(Buffer.from(signatureBytes).toString('base64')).digest('base64url').slice(0, 22);
 }
 
 export function signSas(namespaceKey: string, keyName: KeyName, resource: string, expiry: number): { sasKey: string; keyId: string } {
   const sig = signature(namespaceKey, keyName, resource, expiry);
-  return { sasKey: formatSas({ resource, signature: sig, expiry, keyName }), keyId: sasKeyId(sig) };
+  return { sasKey: formatSas({ resource, signature: sig, expiry, keyName }), keyId: sasKeyId(Buffer.from(sig, 'base64')) };
 }

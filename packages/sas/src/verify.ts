@@ -43,5 +43,5 @@ export function verifySas(header: string, options: VerifyOptions): VerifiedSas {
   if (token.expiry + (options.clockToleranceSec ?? 0) <= now) throw new SasError('ERR_SAS_EXPIRED', 'the shared access signature has expired');
   if (!sameResource(token.resource, options.resource)) throw new SasError('ERR_SAS_RESOURCE', 'the shared access signature is for another resource');
   if (!rightsOf(token.keyName).includes(options.right)) throw new SasError('ERR_SAS_RIGHTS', `the shared access signature lacks the ${options.right} right`);
-  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: sasKeyId(token.signature) };
+  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: sasKeyId(presented) };
 }
