@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { jwtReencodings, sasReencodings } from '@keyway/testkit/reencode';
+import { jwtReencodings, sasReencodings, withNegatedS } from '@keyway/testkit/reencode';
 import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
 /**
@@ -92,5 +92,15 @@ describe('issue 9: a re-encoded refresh token is refused at PAS and PAC', () => 
     }
     // a re-spelling is refused before it counts as a replay: the family lives on
     expect((await suite.pac.sas({ refresh_token: next.refresh_token, rights: 'listen' })).sas_key).toBeTruthy();
+  });
+});
+
+describe('issue 9 (low): an ES256 signature with a high s is refused', () => {
+  it('refuses the n - s twin of a genuine refresh token (still a valid ECDSA signature) at PAS and PAC', async () => {
+    const t = await grantedAccess();
+    const twin = withNegatedS(t.tokens.refresh_token);
+    const [atPas, atPac] = [await refresh(twin), await mintSas(twin)];
+    expect([atPas.status, atPas.data.error, atPac.status, atPac.data.error]).toEqual([400, 'invalid_grant', 401, 'invalid_token']);
+    expect((await refresh(t.tokens.refresh_token)).status).toBe(200);
   });
 });
