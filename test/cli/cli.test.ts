@@ -198,6 +198,10 @@ describe('keyway CLI (child process against the real suite)', () => {
     await suite.pac.sas({ refresh_token: (await suite.pas.password(email, PASSWORD)).refresh_token });
     const rotated = await asOperator(['--json', 'keys', 'rotate', '--tenant', tenant, '--key', 'secondary']);
     expect(JSON.parse(rotated.stdout)).toEqual({ tenant, rotated: 'secondary', signing_with: 'secondary' });
+    // issue 9: a policy key for Azure tooling
+    const policy = await asOperator(['--json', 'keys', 'policy', tenant, 'send']);
+    expect(JSON.parse(policy.stdout)).toEqual({ tenant, key_name: 'send', primary_key: expect.any(String), secondary_key: expect.any(String) });
+    expect((await asOperator(['keys', 'policy', tenant, 'manage'])).code).toBe(2);
     // A rotation publishes a new next key, too fresh to sign at once: the rotation right after is
     // refused (409 → 4, retry later). Whether the suite's first next key is old enough yet depends on
     // how long the suite has run, so the first attempt may be either.

@@ -7,6 +7,7 @@ import { entitlementClient, idpClient, pasClient, type PasClient } from '@keyway
 import { createLogger, listenHttps, silentLogger, type RunningServer } from '@keyway/kit';
 import { createApp as createPas, loadKeyRing, sharedKeyRing, type SharedKeyRing } from '@keyway/pas';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { lowS } from '@keyway/tokens';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
 /**
@@ -194,9 +195,11 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     expect(retired.retireAfter! - one.at).toBeGreaterThan(RETIRE_MS - 1000);
     const signedByK1 = async () => {
       const iat = Math.floor(Date.now() / 1000);
-      return new SignJWT({ ...decodeJwt(latest.refresh_token), iat, nbf: iat, exp: iat + LIFETIME_SEC })
-        .setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: k1 })
-        .sign(retired.privateKey);
+      return lowS(
+        await new SignJWT({ ...decodeJwt(latest.refresh_token), iat, nbf: iat, exp: iat + LIFETIME_SEC })
+          .setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: k1 })
+          .sign(retired.privateKey),
+      );
     };
     expect((await mint(await signedByK1())).status).toBe(200);
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '@keyway/kit';
 import { loadKeyRing } from '@keyway/pas';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { KeyRing, TokenError, verifyAccessToken, type SigningKey } from '@keyway/tokens';
+import { KeyRing, lowS, TokenError, verifyAccessToken, type SigningKey } from '@keyway/tokens';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
 /**
@@ -39,9 +39,9 @@ beforeAll(async () => {
 });
 afterAll(() => suite?.close());
 
-/** The original refresh token's claims with `claims` changed, signed by PAS's active key. */
-function resign(claims: JWTPayload = {}, header: Partial<JWTHeaderParameters> = {}): Promise<string> {
-  return new SignJWT({ ...original, ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: activeKey.kid, ...header }).sign(activeKey.privateKey);
+/** The original refresh token's claims with `claims` changed, signed by PAS's active key as PAS signs (low s). */
+async function resign(claims: JWTPayload = {}, header: Partial<JWTHeaderParameters> = {}): Promise<string> {
+  return lowS(await new SignJWT({ ...original, ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: activeKey.kid, ...header }).sign(activeKey.privateKey));
 }
 
 const askForSas = (token: string, requestId = randomUUID()) =>

@@ -1,4 +1,4 @@
-import { SasKeyRotation, SasKeyStatus, SasResponse, TenantSasKeys, type SasRequest, type TenantKeyName } from '@keyway/contracts';
+import { SasKeyCheck, SasKeyRotation, SasKeyStatus, SasPolicyKeys, SasResponse, type Rights, type SasRequest, type TenantKeyName } from '@keyway/contracts';
 import { call, createHttp, type ClientOptions } from './http.ts';
 
 export function pacClient(options: ClientOptions) {
@@ -6,9 +6,12 @@ export function pacClient(options: ClientOptions) {
   return {
     sas: (request: SasRequest) => call(() => http.post('/v1/sas', request), SasResponse, 'pac'),
     /** internal (mTLS, topic service only) */
-    /** internal (mTLS, topic service only) */
     sasKeyStatus: (keyId: string) => call(() => http.get(`/internal/v1/sas-keys/${encodeURIComponent(keyId)}`), SasKeyStatus, 'pac'),
-    tenantKeys: (tenant: string) => call(() => http.get(`/internal/v1/tenants/${encodeURIComponent(tenant)}/sas-keys`), TenantSasKeys, 'pac'),
+    /** internal (mTLS, topic service only): is this SAS key's signature genuine? */
+    verifySasKey: (sasKey: string) => call(() => http.post('/internal/v1/sas-keys/verify', { sas_key: sasKey }), SasKeyCheck, 'pac'),
+    /** operator: one rights policy's keys, for Azure tooling (audited) */
+    sasPolicyKeys: (tenant: string, keyName: Rights) =>
+      call(() => http.get(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-policies/${encodeURIComponent(keyName)}`), SasPolicyKeys, 'pac'),
     /** operator (mTLS): regenerate the tenant's primary or secondary key and sign new SAS keys with it */
     rotateSasKey: (tenant: string, key: TenantKeyName) =>
       call(() => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }), SasKeyRotation, 'pac'),

@@ -19,6 +19,15 @@ export function topicResource(topicBaseUrl: string, tenant: string, topic: strin
   return `${topicBaseUrl.replace(/\/+$/, '')}/tenants/${tenant}/topics/${topic}`;
 }
 
+/** The tenant a topic resource URI of this base names (compared case-insensitively, as Azure compares them); undefined for any other URI. */
+export function tenantOfTopicResource(topicBaseUrl: string, resource: string): string | undefined {
+  const base = topicBaseUrl.replace(/\/+$/, '').toLowerCase();
+  const lower = resource.toLowerCase();
+  if (!lower.startsWith(base)) return undefined;
+  const tenant = /^\/tenants\/([^/]+)\/topics\/[^/]+$/.exec(lower.slice(base.length))?.[1];
+  return tenant !== undefined && TenantId.safeParse(tenant).success ? tenant : undefined;
+}
+
 /** The scope an operator login asks for (alone): an access token for the admin APIs, no feeds. */
 export const OPERATOR_SCOPE = 'operator';
 

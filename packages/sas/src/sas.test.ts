@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseSas, policyKey, SasError, signSas, verifySas } from './index.ts';
+import { sasReencodings as reencodings } from '@keyway/testkit/reencode';
+import { parseSas, policyKey, SasError, sasKeyId, signSas, verifySas } from './index.ts';
 
 const resource = 'https://localhost:8445/tenants/acme/topics/edr-events';
 const primary = 'primary-namespace-key-0123456789';
@@ -54,5 +55,36 @@ describe('SAS keys (Azure Service Bus format)', () => {
     for (const bad of ['Bearer abc', 'SharedAccessSignature sr=x', 'SharedAccessSignature sr=a&sig=b&se=soon&skn=listen', 'SharedAccessSignature sr=%E0%A4%A&sig=b&se=1&skn=listen', 'SharedAccessSignature sr=a&sr=b&sig=c&se=1&skn=listen']) {
       expect(codeOf(() => parseSas(bad))).toBe('ERR_SAS_MALFORMED');
     }
+  });
+});
+
+describe('issue 9: a re-encoded SAS key is refused (one spelling per key)', () => {
+  // A signature holding "+" or "/" and padding, so every re-encoding applies.
+  let expiry = now + 3600;
+  while (!/[+/]/.test(signSas(primary, 'listen-send', resource, expiry).sasKey.split('sig=')[1]!.split('&')[0]!.replace(/%2B/g, '+').replace(/%2F/g, '/'))) expiry += 1;
+  const { sasKey, keyId } = signSas(primary, 'listen-send', resource, expiry);
+  const opts = { resource, right: 'send' as const, keys: [primary, secondary], nowSec: now };
+
+  it('verifies the key as issued, with the id it was issued under', () => {
+    expect(verifySas(sasKey, opts).keyId).toBe(keyId);
+  });
+
+  for (const [spelling, variant] of Object.entries(reencodings(sasKey))) {
+    it(`refuses the ${spelling} spelling as malformed`, () => {
+      expect(variant).not.toBe(sasKey);
+      expect(codeOf(() => verifySas(variant, opts))).toBe('ERR_SAS_MALFORMED');
+    });
+  }
+
+  it('derives the key id from the signature bytes, not from their spelling', () => {
+    const bytes = Buffer.from(decodeURIComponent(sasKey.split('sig=')[1]!.split('&')[0]!), 'base64');
+    expect(sasKeyId(bytes)).toBe(keyId);
+    expect(sasKeyId(new Uint8Array(bytes))).toBe(keyId);
+  });
+
+  it('refuses unknown fields and whitespace around the fields', () => {
+    expect(codeOf(() => verifySas(`${sasKey}&foo=bar`, opts))).toBe('ERR_SAS_MALFORMED');
+    expect(codeOf(() => verifySas(sasKey.replace('SharedAccessSignature ', 'SharedAccessSignature  '), opts))).toBe('ERR_SAS_MALFORMED');
+    expect(codeOf(() => verifySas(`${sasKey} `, opts))).toBe('ERR_SAS_MALFORMED');
   });
 });

@@ -7,17 +7,21 @@ export type Right = 'listen' | 'send';
 
 export const rightsOf = (keyName: KeyName): Right[] => (keyName === 'listen-send' ? ['listen', 'send'] : [keyName]);
 
-export interface VerifyOptions {
+export interface UseOptions {
   /** the resource the request is for; the key must name exactly this resource */
   resource: string;
   right: Right;
-  /** namespace keys to try: primary, then secondary (so a rotation never breaks a holder) */
-  keys: string[];
   nowSec?: number;
   /** skew allowed past expiry */
   clockToleranceSec?: number;
 }
 
+export interface VerifyOptions extends UseOptions {
+  /** namespace keys to try: primary, then secondary (so a rotation never breaks a holder) */
+  keys: string[];
+}
+
+/** What a genuine key says (sr, skn, se) and its id; only ever built from a key whose signature matched. */
 export interface VerifiedSas {
   resource: string;
   keyName: KeyName;
@@ -30,18 +34,28 @@ function sameResource(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
-/** Signature first (constant time), then expiry, resource and rights: nothing about a forged key is trusted. */
-export function verifySas(header: string, options: VerifyOptions): VerifiedSas {
+/** The signature alone (constant time), against each namespace key in turn: nothing about a forged key is trusted. */
+export function verifySasSignature(header: string, keys: string[]): VerifiedSas {
   const token = parseSas(header);
   const presented = Buffer.from(token.signature, 'base64');
-  const matched = options.keys.some((key) => {
+  const matched = keys.some((key) => {
     const expected = Buffer.from(signature(key, token.keyName, token.resource, token.expiry), 'base64');
     return expected.length === presented.length && timingSafeEqual(expected, presented);
   });
   if (!matched) throw new SasError('ERR_SAS_SIGNATURE', 'the shared access signature does not match');
+  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: sasKeyId(presented) };
+}
+
+/** What a genuine key may be used for: not past its expiry, exactly this resource, and the right asked for. */
+export function checkSasUse(verified: VerifiedSas, options: UseOptions): VerifiedSas {
   const now = options.nowSec ?? Math.floor(Date.now() / 1000);
-  if (token.expiry + (options.clockToleranceSec ?? 0) <= now) throw new SasError('ERR_SAS_EXPIRED', 'the shared access signature has expired');
-  if (!sameResource(token.resource, options.resource)) throw new SasError('ERR_SAS_RESOURCE', 'the shared access signature is for another resource');
-  if (!rightsOf(token.keyName).includes(options.right)) throw new SasError('ERR_SAS_RIGHTS', `the shared access signature lacks the ${options.right} right`);
-  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: sasKeyId(token.signature) };
+  if (verified.expiry + (options.clockToleranceSec ?? 0) <= now) throw new SasError('ERR_SAS_EXPIRED', 'the shared access signature has expired');
+  if (!sameResource(verified.resource, options.resource)) throw new SasError('ERR_SAS_RESOURCE', 'the shared access signature is for another resource');
+  if (!rightsOf(verified.keyName).includes(options.right)) throw new SasError('ERR_SAS_RIGHTS', `the shared access signature lacks the ${options.right} right`);
+  return verified;
+}
+
+/** Signature first (constant time), then expiry, resource and rights. */
+export function verifySas(header: string, options: VerifyOptions): VerifiedSas {
+  return checkSasUse(verifySasSignature(header, options.keys), options);
 }

@@ -12,7 +12,7 @@ import { createApp as createIdp } from '@keyway/idp';
 import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
 import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
-import { createApp as createTopic, pacSasKeys } from '@keyway/topic';
+import { createApp as createTopic, pacSasSignatures } from '@keyway/topic';
 import { testPki } from './pki.ts';
 import { deleteQueues } from './rabbit-cleanup.ts';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
@@ -254,7 +254,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     {
       broker: topicBroker,
       store: stores.topic,
-      sasKeys: pacSasKeys(pacForTopic),
+      sasSignatures: pacSasSignatures(pacForTopic),
       sasKeyRevoked: async (keyId) => (await pacForTopic.sasKeyStatus(keyId)).revoked,
       logger: logger('topic'),
     },

@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { jwtReencodings, withNegatedS } from '@keyway/testkit/reencode';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { verifyClientAssertion, type ClientAssertionAlg, type ClientAssertionPolicy, type ClientKey } from './index.ts';
 import { codeOf, ISSUER, nowSec } from './test-fixtures.ts';
@@ -108,5 +109,19 @@ describe('RFC 7523 client assertions', () => {
     expect(await codeOf(verifyClientAssertion(hs256, policy))).toBe('ERR_TOKEN_ALG');
     expect(await codeOf(verifyClientAssertion(await assertion(ed.privateKey, 'EdDSA', {}, { kid: 'k1' }), policy))).toBe('ERR_TOKEN_ALG');
     expect(await codeOf(verifyClientAssertion('not.a.jwt', policy))).toBe('ERR_TOKEN_MALFORMED');
+  });
+});
+
+describe('issue 9: client assertions have one spelling', () => {
+  it('refuses a re-encoded assertion as malformed, and the high-s twin of a spent one as a replay', async () => {
+    const { privateKey, registered } = await clientKeyPair('ES256');
+    const { policy } = policyFor({ k1: registered });
+    const jwt = await assertion(privateKey, 'ES256');
+    for (const [spelling, variant] of Object.entries(jwtReencodings(jwt))) {
+      expect({ spelling, code: await codeOf(verifyClientAssertion(variant, policy)) }).toEqual({ spelling, code: 'ERR_TOKEN_MALFORMED' });
+    }
+    expect(await codeOf(verifyClientAssertion(jwt, policy))).toBe('accepted');
+    // Clients' libraries do not normalize s, so either half verifies; the jti is what is spent.
+    expect(await codeOf(verifyClientAssertion(withNegatedS(jwt), policy))).toBe('ERR_TOKEN_REPLAYED');
   });
 });

@@ -1,4 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
+import { requireCanonicalCompact } from './compact.ts';
 import { toTokenError, TokenError } from './errors.ts';
 
 /**
@@ -52,6 +53,9 @@ const isAllowed = (alg: unknown): alg is ClientAssertionAlg => (CLIENT_ASSERTION
  */
 export async function verifyClientAssertion(assertion: string, policy: ClientAssertionPolicy): Promise<VerifiedClientAssertion> {
   try {
+    // One spelling per assertion (issue 9). Its s may be high: clients sign with standard libraries,
+    // which do not normalize it, and an assertion is identified by its jti, spent once, never by its string.
+    requireCanonicalCompact(assertion);
     const { header, unverified } = decode(assertion);
     if (!isAllowed(header.alg)) throw new TokenError('ERR_TOKEN_ALG', '"alg" (Algorithm) Header Parameter value not allowed');
 

@@ -1,6 +1,7 @@
 export * from './errors.ts';
 export * from './keyring.ts';
 export * from './tokens.ts';
+export { lowS } from './compact.ts';
 export * from './client-assertion.ts';
 export { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 export * from './remote-keys.ts';

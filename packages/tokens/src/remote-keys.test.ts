@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
-import { issueRefreshToken, KeyRing, remoteKeySet, TokenError, verifyRefreshToken } from './index.ts';
+import { issueRefreshToken, KeyRing, lowS, remoteKeySet, TokenError, verifyRefreshToken } from './index.ts';
 import { subject as feedUser, testSettings } from './test-fixtures.ts';
 
 const settings = testSettings({ accessTtlSec: 60, refreshTtlSec: 60, clockToleranceSec: 0 });
@@ -66,9 +66,9 @@ describe('remoteKeySet (a verifier’s cached view of the issuer’s JWKS)', () 
 });
 
 /** A refresh token signed by one particular key of a ring, whatever the ring's active key is now. */
-function signAt(key: ReturnType<KeyRing['active']>, atMs: number): Promise<string> {
+async function signAt(key: ReturnType<KeyRing['active']>, atMs: number): Promise<string> {
   const iat = Math.floor(atMs / 1000);
-  return new SignJWT({ ...subject })
+  const token = await new SignJWT({ ...subject })
     .setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: key.kid })
     .setIssuer(settings.issuer)
     .setAudience(settings.refreshAudience)
@@ -77,4 +77,5 @@ function signAt(key: ReturnType<KeyRing['active']>, atMs: number): Promise<strin
     .setNotBefore(iat)
     .setExpirationTime(iat + 60)
     .sign(key.privateKey);
+  return lowS(token);
 }

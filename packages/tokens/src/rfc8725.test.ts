@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { exportSPKI, SignJWT, UnsecuredJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { ACCESS_TOKEN_TYP, KeyRing, REFRESH_TOKEN_TYP, verifyAccessToken, verifyRefreshToken, type VerifySettings } from './index.ts';
+import { ACCESS_TOKEN_TYP, KeyRing, lowS, REFRESH_TOKEN_TYP, verifyAccessToken, verifyRefreshToken, type VerifySettings } from './index.ts';
 import { ACCESS_AUDIENCE, codeOf, ISSUER, nowSec } from './test-fixtures.ts';
 
 /** RFC 8725 (JWT Best Current Practices) at the library level: every way a token is refused has its own code. */
@@ -27,8 +27,9 @@ function refreshClaims(overrides: JWTPayload = {}): JWTPayload {
   };
 }
 
-function sign(key: { kid: string; privateKey: CryptoKey }, claims: JWTPayload, typ = REFRESH_TOKEN_TYP, kid = key.kid): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ, kid }).sign(key.privateKey);
+/** Signed as PAS signs (low s), so that only the check under test can refuse it. */
+async function sign(key: { kid: string; privateKey: CryptoKey }, claims: JWTPayload, typ = REFRESH_TOKEN_TYP, kid = key.kid): Promise<string> {
+  return lowS(await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ, kid }).sign(key.privateKey));
 }
 
 describe('RFC 8725 verification matrix (verifyRefreshToken / verifyAccessToken)', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeProtectedHeader, decodeJwt } from 'jose';
+import { decodeProtectedHeader, decodeJwt, importJWK, type CryptoKey } from 'jose';
+import { jwtReencodings, withNegatedS } from '@keyway/testkit/reencode';
 import { issueAccessToken, issueRefreshToken, KeyRing, verifyAccessToken, verifyRefreshToken } from './index.ts';
 import { codeOf, subject, testSettings } from './test-fixtures.ts';
 
@@ -51,5 +52,36 @@ describe('access and refresh tokens', () => {
     expect(ring.jwks(2000).keys.map((k) => k.kid)).not.toContain(first);
     const restored = await KeyRing.deserialize(await ring.serialize());
     expect(restored.active().kid).toBe(ring.active().kid);
+  });
+});
+
+describe('issue 9: one spelling per token (a re-encoded token is refused, whatever it is keyed on)', () => {
+  const P256_HALF_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n >> 1n;
+  const sOf = (jws: string) => BigInt(`0x${Buffer.from(jws.split('.')[2]!, 'base64url').subarray(32).toString('hex')}`);
+
+  it('refuses every other base64url spelling of a genuine refresh token as malformed', async () => {
+    const ring = await KeyRing.generate();
+    const { token } = await issueRefreshToken(ring, settings, { ...subject, fid: 'family-1' });
+    expect(await codeOf(verifyRefreshToken(token, ring.localKeySet(), refreshCheck))).toBe('accepted');
+    const variants = Object.entries(jwtReencodings(token));
+    expect(variants.length).toBeGreaterThanOrEqual(3);
+    for (const [spelling, variant] of variants) {
+      expect({ spelling, code: await codeOf(verifyRefreshToken(variant, ring.localKeySet(), refreshCheck)) }).toEqual({ spelling, code: 'ERR_TOKEN_MALFORMED' });
+    }
+  });
+
+  it('issues ES256 signatures with a low s only, and refuses the high-s twin (s replaced by n - s)', async () => {
+    const ring = await KeyRing.generate();
+    for (let i = 0; i < 16; i += 1) {
+      const { token } = await issueAccessToken(ring, settings, subject);
+      expect(sOf(token) <= P256_HALF_N).toBe(true);
+      const twin = withNegatedS(token);
+      // the twin is a valid ECDSA signature over the same content
+      const [h, p] = token.split('.');
+      const publicKey = await importJWK(ring.active().publicJwk, 'ES256');
+      const raw = Buffer.from(twin.split('.')[2]!, 'base64url');
+      expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, publicKey as CryptoKey, raw, Buffer.from(`${h}.${p}`))).toBe(true);
+      expect(await codeOf(verifyAccessToken(twin, ring.localKeySet(), accessCheck))).toBe('ERR_TOKEN_SIGNATURE');
+    }
   });
 });

@@ -3,6 +3,7 @@ import { SignJWT, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { z } from 'zod';
 import { toTokenError, TokenError } from './errors.ts';
 import { SIGNING_ALG, type KeyRing } from './keyring.ts';
+import { lowS, requireCanonicalCompact, requireLowS } from './compact.ts';
 
 /** RFC 9068 media type for access tokens; refresh tokens get their own so neither stands in for the other (RFC 8725 §3.11). */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -74,7 +75,8 @@ async function sign(ring: KeyRing, s: TokenSettings, typ: string, audience: stri
     .setNotBefore(iat)
     .setExpirationTime(iat + ttl)
     .sign(key.privateKey);
-  return { token, jti, iat, exp: iat + ttl };
+  // Low s only: the verifier refuses the high-s twin of every token (compact.ts).
+  return { token: lowS(token), jti, iat, exp: iat + ttl };
 }
 
 /** `audience` defaults to accessAudience; operator tokens name the admin APIs as well (adminAudiences). */
@@ -95,6 +97,8 @@ export interface VerifySettings {
 
 async function verify<T extends z.ZodType>(token: string, keys: JWTVerifyGetKey, v: VerifySettings, typ: string, shape: T): Promise<z.output<T>> {
   try {
+    // One spelling per token (issue 9): canonical base64url parts, and (below) the low s.
+    const [, , signature] = requireCanonicalCompact(token);
     const { payload } = await jwtVerify(token, keys, {
       algorithms: [SIGNING_ALG],
       issuer: v.issuer,
@@ -104,6 +108,8 @@ async function verify<T extends z.ZodType>(token: string, keys: JWTVerifyGetKey,
       requiredClaims: ['iss', 'sub', 'aud', 'jti', 'iat', 'nbf', 'exp'],
       currentDate: v.now ? new Date(v.now()) : undefined,
     });
+    // ES256 is the only algorithm allowed, and PAS signs with the low s: the high-s twin is a re-encoding.
+    requireLowS(signature);
     const parsed = shape.safeParse(payload);
     if (!parsed.success) throw new TokenError('ERR_TOKEN_CLAIM', 'token claims are incomplete');
     return parsed.data;

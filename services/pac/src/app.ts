@@ -9,7 +9,8 @@ import { pacApi, type Introspection } from '@keyway/contracts';
 import { sasKeyStatusEndpoint } from './endpoints/sas-key-status.ts';
 import { sasEndpoint, type SasEndpointOptions } from './endpoints/sas.ts';
 import { sasKeyRotationEndpoint } from './endpoints/sas-key-rotation.ts';
-import { tenantKeysEndpoint } from './endpoints/tenant-keys.ts';
+import { sasKeyVerificationEndpoint } from './endpoints/sas-key-verification.ts';
+import { sasPolicyKeysEndpoint } from './endpoints/sas-policy-keys.ts';
 import { issuedRegistry } from './issued/registry.ts';
 import { tenantKeys } from './keys/tenant-keys.ts';
 
@@ -52,9 +53,11 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   const keys = tenantKeys(deps.store);
   const issued = issuedRegistry(deps.store);
   app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, ...trail }));
-  app.use(tenantKeysEndpoint(keys));
+  app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
-  app.use(sasKeyRotationEndpoint(keys, requireOperator({ verify: operatorTokens }), trail.audit));
+  const operator = requireOperator({ verify: operatorTokens });
+  app.use(sasKeyRotationEndpoint(keys, operator, trail.audit));
+  app.use(sasPolicyKeysEndpoint(keys, operator, trail.audit));
   app.use(sasKeyStatusEndpoint(issued));
   const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;
   return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });

@@ -5,7 +5,7 @@ import type { Broker } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { sasGuard } from './auth/sas-guard.ts';
 import { revocationCache, type RevocationSource } from './auth/revocation.ts';
-import { tenantKeyCache, type SasKeySource } from './auth/tenant-keys.ts';
+import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
 import type { TopicEnv } from './config.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
@@ -32,8 +32,8 @@ export interface TopicDeps {
   broker: Broker;
   /** this service's store (prefix `${STORE_PREFIX}:topic:`): publish rate counters, subscription names */
   store: Store;
-  /** the tenant's namespace keys [primary, secondary]; [] for an unknown tenant; rejects when they cannot be looked up */
-  sasKeys: SasKeySource;
+  /** PAC's verdict on a SAS key's signature (the tenant keys stay at PAC); rejects when it cannot be had */
+  sasSignatures: SasSignatureSource;
   /** whether PAC revoked an issued key (rejects when PAC cannot answer) */
   sasKeyRevoked: RevocationSource;
   logger: Logger;
@@ -62,7 +62,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   app.set('etag', false);
   const guard = sasGuard({
     publicBaseUrl: options.PUBLIC_BASE_URL,
-    keys: tenantKeyCache(deps.sasKeys, { ttlMs: options.SAS_KEY_CACHE_SEC * 1000, now }),
+    verifySignature: sasSignatureCache(deps.sasSignatures, { ttlMs: options.SAS_KEY_CACHE_SEC * 1000, now }),
     isRevoked: revocationCache(deps.sasKeyRevoked, { ttlMs: options.REVOCATION_CACHE_SEC * 1000, now }),
     now,
   });

@@ -10,7 +10,7 @@ export const TopicEnv = z.object({
   LOCK_DURATION_SEC: seconds(60).describe('peek-lock duration; an unsettled message returns to the queue after it'),
   MAX_BATCH_BYTES: z.coerce.number().int().positive().default(1_048_576).describe('largest batch accepted, after gzip inflation'),
   MAX_DELIVERIES: z.coerce.number().int().min(1).default(10).describe('deliveries of one message before it is dead-lettered'),
-  SAS_KEY_CACHE_SEC: z.coerce.number().int().min(0).default(30).describe('how long tenant SAS keys fetched from PAC are reused'),
+  SAS_KEY_CACHE_SEC: z.coerce.number().int().min(0).default(30).describe('how long PAC’s verdict on a SAS key’s signature is reused (a tenant key rotation is noticed sooner, see auth/sas-signatures.ts)'),
   REVOCATION_CACHE_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('how long PAC’s "not revoked" answer for a SAS key is reused; bounds how long a revoked key keeps working'),
   QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum').describe('RabbitMQ queue type of subscriptions: quorum | classic'),
   BROKER_PREFETCH: z.coerce.number().int().min(1).max(65_535).default(500).describe(

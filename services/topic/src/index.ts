@@ -1,4 +1,3 @@
 export { createApp, type TopicApp, type TopicDeps, type TopicOptions } from './app.ts';
-export { pacSasKeys } from './auth/pac-keys.ts';
-export type { SasKeySource } from './auth/tenant-keys.ts';
+export { pacSasSignatures, type SasSignatureSource, type SignatureVerdict } from './auth/sas-signatures.ts';
 export { TopicEnv } from './config.ts';

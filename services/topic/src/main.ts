@@ -3,7 +3,7 @@ import { createBroker } from '@keyway/broker';
 import { pacClient } from '@keyway/clients';
 import { createStore } from '@keyway/store';
 import { createApp } from './app.ts';
-import { pacSasKeys } from './auth/pac-keys.ts';
+import { pacSasSignatures } from './auth/sas-signatures.ts';
 import { TopicEnv } from './config.ts';
 
 await runService('topic', TopicEnv, async (config, { logger, tls }) => {
@@ -16,9 +16,9 @@ await runService('topic', TopicEnv, async (config, { logger, tls }) => {
     connectionName: 'keyway-topic',
     onError: (err) => logger.warn('broker.error', { err }),
   });
-  // mTLS with this service's own certificate: PAC answers tenant keys to the topic service only.
+  // mTLS with this service's own certificate: PAC checks SAS signatures for the topic service only.
   const pac = pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem, clientCert: { certPem: tls.certPem, keyPem: tls.keyPem } });
-  const app = createApp(config, { broker, store, sasKeys: pacSasKeys(pac), sasKeyRevoked: async (keyId) => (await pac.sasKeyStatus(keyId)).revoked, logger });
+  const app = createApp(config, { broker, store, sasSignatures: pacSasSignatures(pac), sasKeyRevoked: async (keyId) => (await pac.sasKeyStatus(keyId)).revoked, logger });
   // the listener stops first (runService), then locks go back to their queues, then the broker and the store close
   return { app, close: [() => app.close(), () => broker.close(), () => store.close()] };
 });

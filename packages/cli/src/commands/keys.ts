@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TenantId, TenantKeyName } from '@keyway/contracts';
+import { Rights, TenantId, TenantKeyName } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
@@ -27,6 +27,15 @@ export function register(program: Command, context: CliContext): void {
       const tenant = parseArg(TenantId, options.tenant, 'tenant');
       const rotated = await (await context.pac()).rotateSasKey(tenant, parseArg(TenantKeyName, options.key, 'key'));
       context.print(rotated, () => `Rotated the ${rotated.rotated} SAS key of ${rotated.tenant}; new SAS keys are signed with the ${rotated.signing_with}.`);
+    });
+
+  keys
+    .command('policy <tenant> <right>')
+    .description('show one of a tenant’s SAS policy keys (listen, send or listen-send), for Azure tooling; each read is audited')
+    .addHelpText('after', '\nAzure SDKs mint SAS keys from the key name (the right) and either key, e.g. @azure/core-amqp createSasTokenProvider({ sharedAccessKeyName, sharedAccessKey }).')
+    .action(async (tenant: string, right: string) => {
+      const policy = await (await context.pac()).sasPolicyKeys(parseArg(TenantId, tenant, 'tenant'), parseArg(Rights, right, 'right'));
+      context.print(policy, () => fields([['tenant', policy.tenant], ['key name', policy.key_name], ['primary key', policy.primary_key], ['secondary key', policy.secondary_key]]));
     });
 
   keys

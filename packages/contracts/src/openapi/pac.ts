@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { TenantId } from '../common.ts';
+import { Rights, TenantId } from '../common.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
-import { SasKeyStatus, SasRequest, SasResponse, TenantSasKeys } from '../pac.ts';
+import { SasKeyCheck, SasKeyCheckRequest, SasKeyStatus, SasPolicyKeys, SasRequest, SasResponse } from '../pac.ts';
 import { jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
@@ -17,12 +17,12 @@ export const pacApi = openApiDocument(
         errors: [400, 401, 403, 415, 503],
       },
     },
-    '/internal/v1/tenants/{tenant}/sas-keys': {
-      get: serviceOnly({
-        summary: 'the tenant’s namespace keys, to verify SAS keys with (topic service only)',
-        path: TenantPath,
-        responses: { 200: jsonResponse(TenantSasKeys, 'primary and secondary') },
-        errors: [400, 404],
+    '/internal/v1/sas-keys/verify': {
+      post: serviceOnly({
+        summary: 'whether a SAS key’s signature is genuine, checked with keys that never leave PAC (topic service only)',
+        body: { schema: SasKeyCheckRequest },
+        responses: { 200: jsonResponse(SasKeyCheck, 'the key’s signed fields and id, or valid: false') },
+        errors: [400, 415],
       }),
     },
     '/internal/v1/sas-keys/{keyId}': {
@@ -31,6 +31,14 @@ export const pacApi = openApiDocument(
         path: z.object({ keyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }),
         responses: { 200: jsonResponse(SasKeyStatus, 'the status') },
         errors: [400],
+      }),
+    },
+    '/admin/v1/tenants/{tenant}/sas-policies/{key_name}': {
+      get: operatorOnly({
+        summary: 'one rights policy’s primary and secondary keys, for Azure tooling (audited as sas_policy_keys.read)',
+        path: TenantPath.extend({ key_name: Rights }),
+        responses: { 200: jsonResponse(SasPolicyKeys, 'the policy’s keys (Cache-Control: no-store)') },
+        errors: [400, 500],
       }),
     },
     '/admin/v1/tenants/{tenant}/sas-keys/rotate': {

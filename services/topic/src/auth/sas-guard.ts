@@ -2,9 +2,8 @@ import type { RequestHandler } from 'express';
 import { z } from 'zod';
 import { InsufficientScope, InvalidToken, parseInput, TemporarilyUnavailable } from '@keyway/kit';
 import { FeedName, TenantId, topicResource } from '@keyway/contracts';
-import { parseSas, SAS_SCHEME, SasError, verifySas, type Right, type VerifiedSas } from '@keyway/sas';
+import { checkSasUse, parseSas, SAS_SCHEME, SasError, type Right, type VerifiedSas } from '@keyway/sas';
 import { RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
-import type { KeysEntry, TenantKeyCache } from './tenant-keys.ts';
 
 export const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
 
@@ -29,51 +28,32 @@ function toHttpError(err: SasError, right: Right): Error {
 
 export interface SasGuardOptions {
   publicBaseUrl: string;
-  keys: TenantKeyCache;
+  /** PAC's word on whether a key's signature is genuine: its signed fields, or ERR_SAS_SIGNATURE (sasSignatureCache) */
+  verifySignature: (sasKey: string) => Promise<VerifiedSas>;
   /** PAC's word on whether the key was revoked (strict revocation) */
   isRevoked: (keyId: string) => Promise<boolean>;
   now: () => number;
 }
 
 /**
- * Checked on every request (design.md, Delivery): signature, expiry, resource, rights. The key is
- * verified with the keys of the tenant its own resource URI names, so another tenant's genuine key
- * is told apart from a forgery (403, not 401), then its resource must be this request's topic.
+ * Checked on every request (design.md, Delivery): signature, expiry, resource, rights. The signature
+ * is checked at PAC against the keys of the tenant the key's own resource URI names (the keys never
+ * leave PAC), so another tenant's genuine key is told apart from a forgery (403, not 401); then its
+ * resource must be this request's topic.
  */
 export function sasGuard(options: SasGuardOptions) {
-  const base = options.publicBaseUrl.replace(/\/+$/, '');
-  const resourcePath = /^\/tenants\/([^/]+)\/topics\/[^/]+$/;
-
-  /** the tenant a resource URI of ours names, if it is one */
-  const tenantOf = (resource: string): string | undefined => {
-    if (resource.slice(0, base.length).toLowerCase() !== base.toLowerCase()) return undefined;
-    const tenant = resourcePath.exec(resource.slice(base.length).toLowerCase())?.[1];
-    return tenant !== undefined && TenantId.safeParse(tenant).success ? tenant : undefined;
-  };
-
-  const lookup = async (promise: Promise<KeysEntry>, tenant: string): Promise<KeysEntry> => {
-    try {
-      return await promise;
-    } catch (err) {
-      throw new TemporarilyUnavailable('the tenant keys cannot be checked right now, retry later', `sas key lookup for ${tenant}: ${String(err)}`, {
+  const verify = async (header: string, resource: string, right: Right): Promise<VerifiedSas> => {
+    // Malformed keys (any but the canonical spelling) and expired ones are refused here, without
+    // asking PAC (either way a 401: an expired forgery is told nothing more than a forgery).
+    const nowSec = Math.floor(options.now() / 1000);
+    if (parseSas(header).expiry <= nowSec) throw new SasError('ERR_SAS_EXPIRED', 'the shared access signature has expired');
+    const signed = await options.verifySignature(header).catch((err: unknown) => {
+      if (err instanceof SasError) throw err;
+      throw new TemporarilyUnavailable('the key cannot be checked right now, retry later', `sas signature check: ${String(err)}`, {
         'Retry-After': String(RETRY_AFTER_SEC),
       });
-    }
-  };
-
-  const verify = async (header: string, resource: string, right: Right, pathTenant: string): Promise<VerifiedSas> => {
-    const keyTenant = tenantOf(parseSas(header).resource) ?? pathTenant;
-    const check = (entry: KeysEntry) => verifySas(header, { resource, right, keys: entry.keys, nowSec: Math.floor(options.now() / 1000) });
-    const entry = await lookup(options.keys.get(keyTenant), keyTenant);
-    try {
-      return check(entry);
-    } catch (err) {
-      // Maybe signed with a tenant key rotated since we cached: refetch once (the cache rate-limits this).
-      if (!(err instanceof SasError) || err.code !== 'ERR_SAS_SIGNATURE') throw err;
-      const fresh = options.keys.refetch(keyTenant, entry);
-      if (!fresh) throw err;
-      return check(await lookup(fresh, keyTenant));
-    }
+    });
+    return checkSasUse(signed, { resource, right, nowSec });
   };
 
   return (right: Right): RequestHandler =>
@@ -82,7 +62,7 @@ export function sasGuard(options: SasGuardOptions) {
       const header = req.get('authorization');
       if (!header) throw new InvalidToken('a SharedAccessSignature Authorization header is required', 'no authorization header', CHALLENGE);
       try {
-        const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right, tenant);
+        const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right);
         const revoked = await options.isRevoked(verified.keyId).catch((err: unknown) => {
           throw new TemporarilyUnavailable('the key cannot be checked right now, retry later', `revocation lookup: ${String(err)}`, {
             'Retry-After': String(RETRY_AFTER_SEC),

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
-import { topicResource, type Batch } from '@keyway/contracts';
+import { tenantOfTopicResource, topicResource, type Batch } from '@keyway/contracts';
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
-import { signSas, type KeyName } from '@keyway/sas';
+import { parseSas, SasError, signSas, verifySasSignature, type KeyName } from '@keyway/sas';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
 
@@ -52,9 +52,11 @@ export interface Harness {
   logs: Array<Record<string, unknown>>;
   newTenant(): Tenant;
   newTopic(tenant?: Tenant, subscriptions?: string[]): TestTopic;
-  /** the namespace keys PAC answers for a tenant; change them to rotate */
+  /** the namespace keys PAC checks a tenant's SAS keys with; change them to rotate */
   tenantKeys: Map<string, string[]>;
-  /** tenants whose key lookup fails as if PAC were unreachable */
+  /** the rotation count PAC reports with each verdict; raise it along with a rotation */
+  generations: Map<string, number>;
+  /** tenants whose signature checks fail as if PAC were unreachable */
   unreachable: Set<string>;
   close(): Promise<void>;
 }
@@ -104,6 +106,8 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
   const broker = given.broker ?? (await openBroker(kind, given.maxDeliveries ?? 10));
   const store = given.store ?? (kind === 'memory' ? createMemoryStore({ prefix: newStorePrefix() }) : await createRedisStore({ url: REDIS_URL, prefix: newStorePrefix() }));
   const tenantKeys = new Map<string, string[]>();
+  /** rotations per tenant, as PAC counts them (set by tests that rotate) */
+  const generations = new Map<string, number>();
   const unreachable = new Set<string>();
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ service: 'topic', level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
@@ -125,10 +129,18 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       broker,
       store,
       logger,
-      // the contract of the real dependency (PAC's tenant keys): [] for an unknown tenant, rejects when unreachable
-      sasKeys: async (tenant) => {
-        if (unreachable.has(tenant)) throw new UnreachableError('pac', 'ECONNREFUSED');
-        return tenantKeys.get(tenant) ?? [];
+      // the contract of the real dependency (PAC's verify endpoint): checked against the keys of the
+      // tenant the key's resource names; undefined for a bad key or an unknown tenant, rejects when unreachable
+      sasSignatures: async (sasKey) => {
+        try {
+          const tenant = tenantOfTopicResource(PUBLIC_BASE_URL, parseSas(sasKey).resource);
+          if (tenant !== undefined && unreachable.has(tenant)) throw new UnreachableError('pac', 'ECONNREFUSED');
+          const keys = tenant === undefined ? undefined : tenantKeys.get(tenant);
+          return keys && { ...verifySasSignature(sasKey, keys), generation: generations.get(tenant!) ?? 0 };
+        } catch (err) {
+          if (err instanceof SasError) return undefined;
+          throw err;
+        }
       },
       sasKeyRevoked: async () => false,
     },
@@ -151,6 +163,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     http: createHttp({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
     logs,
     tenantKeys,
+    generations,
     unreachable,
     newTenant,
     newTopic(owner = newTenant(), subscriptions = ['default']) {

@@ -1,0 +1,28 @@
+import { Router, type RequestHandler } from 'express';
+import { z } from 'zod';
+import { mergeFields, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { Rights, SasPolicyKeys, TenantId } from '@keyway/contracts';
+import { parseInput, shapeResponse } from '@keyway/kit';
+import type { TenantKeyStore } from '../keys/tenant-keys.ts';
+
+/**
+ * GET /admin/v1/tenants/:tenant/sas-policies/:key_name (operator certificate or operator bearer
+ * token, as `authenticate` checks): one rights policy's primary and secondary keys, as Azure lists a
+ * shared access policy's keys. With the key name and one key, Azure's SDKs (say @azure/core-amqp's
+ * createSasTokenProvider) mint SAS keys for the tenant's topics with exactly that policy's rights:
+ * each policy has its own key, so a listen key signs nothing the topic service takes as send.
+ * Every read is recorded as sas_policy_keys.read with the operator as actor, and the key leaves only
+ * once that record is written (style rule 10); the record names the policy, never the key.
+ */
+export function sasPolicyKeysEndpoint(keys: TenantKeyStore, authenticate: RequestHandler, audit: AuditLog): Router {
+  const router = Router();
+  router.get('/admin/v1/tenants/:tenant/sas-policies/:key_name', authenticate, async (req, res) => {
+    const { tenant, key_name } = parseInput(z.object({ tenant: TenantId, key_name: Rights }), req.params, 'path');
+    await requireWritableTrail(audit);
+    const policy = await keys.policyKeys(tenant, key_name);
+    await audit.record({ ...mergeFields(requestFields(req), { tenant, detail: { key_name } }), action: 'sas_policy_keys.read', outcome: 'success' });
+    req.log.info('sas_policy_keys.read', { tenant, keyName: key_name });
+    res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(SasPolicyKeys, { tenant, key_name, primary_key: policy.primary, secondary_key: policy.secondary }));
+  });
+  return router;
+}
