@@ -14,8 +14,9 @@ import { clientFrom } from './sources.ts';
  */
 let suite: Suite;
 const IDP_FAILURES = 8;
+const IDP_WINDOW_SEC = 8;
 beforeAll(async () => {
-  suite = await startSuite({ redisUrl: REDIS_URL, limits: { idp: { failuresPerAccount: IDP_FAILURES, windowSec: 2 } } });
+  suite = await startSuite({ redisUrl: REDIS_URL, limits: { idp: { failuresPerAccount: IDP_FAILURES, windowSec: IDP_WINDOW_SEC } } });
 });
 afterAll(() => suite?.close());
 
@@ -49,6 +50,20 @@ describe('login throttling (issue 9)', () => {
     expect(throttled).toHaveLength(1);
     expect(throttled[0]).toMatchObject({ outcome: 'denied', reason: 'login-account-source', detail: { rule: 'login-account-source', failures: '5' } });
     expect((await events('login.failed')).filter((e) => e.detail?.username === email)).toHaveLength(5);
+  });
+
+  it('guessing spread over many sources meets the looser per-account ceiling (20): the account is blocked for the rest of one window, not longer', async () => {
+    const { email } = await provisionTenant(suite);
+    // four addresses, five failures each: none reaches its own account+source limit's refusal
+    for (let source = 1; source <= 4; source++) {
+      for (let i = 0; i < 5; i++) expect((await login(clientFrom(suite, 'pas', `127.0.2.${source}`), email, `spread ${source}.${i}`)).status).toBe(400);
+    }
+    const blocked = await login(clientFrom(suite, 'pas', '127.0.2.9'), email, PASSWORD);
+    expect(blocked.status).toBe(429);
+    const retryAfter = Number(blocked.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect((await events('login.throttled')).filter((e) => e.detail?.username === email).map((e) => e.reason)).toEqual(['login-account']);
   });
 
   it('a successful login resets the failures of its source', async () => {
@@ -104,7 +119,7 @@ describe('login throttling (issue 9)', () => {
     expect(spoofed.status).toBe(429);
   });
 
-  it('a flood of 32 concurrent bad logins answers 429/503 fast, while a real login from another source completes within 3 s', async () => {
+  it('a flood of 32 concurrent bad logins answers 429/503 fast, while a real login from another source completes within 5 s (measured 0.7 s idle, 2.7 s with the machine loaded)', async () => {
     const { email } = await provisionTenant(suite);
     const victims = await Promise.all(Array.from({ length: 4 }, () => provisionTenant(suite)));
     const started = Date.now();
@@ -125,7 +140,7 @@ describe('login throttling (issue 9)', () => {
     for (const a of refusedFast) expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
     for (const a of answers) expect([400, 429, 503]).toContain(a.status);
     console.info(`flood: ${answers.filter((a) => a.status === 400).length}×400, ${answers.filter((a) => a.status === 429).length}×429, ${answers.filter((a) => a.status === 503).length}×503, slowest ${Math.max(...answers.map((a) => a.ms))} ms; real login ${realMs} ms`);
-    expect(realMs).toBeLessThan(3000);
+    expect(realMs).toBeLessThan(5000);
   });
 });
 
@@ -136,17 +151,21 @@ describe('the IdP: a bounded scrypt queue, and its own per-account limit and rec
   it(`refuses an account after ${IDP_FAILURES} failed verifications (429), and records them as one aggregated event`, async () => {
     const { email } = await provisionTenant(suite);
     const statuses: number[] = [];
-    for (let i = 0; i < IDP_FAILURES + 2; i++) statuses.push((await verify(email, `wrong ${i}`)).status);
+    // two at a time (the IdP's scrypt slots), so the failures land well within one window
+    for (let i = 0; i < IDP_FAILURES; i += 2) statuses.push(...(await Promise.all([verify(email, `wrong ${i}`), verify(email, `wrong ${i + 1}`)])).map((r) => r.status));
+    for (let i = 0; i < 2; i++) statuses.push((await verify(email, `wrong again ${i}`)).status);
     expect(statuses.slice(0, IDP_FAILURES)).toEqual(Array(IDP_FAILURES).fill(400));
     expect(statuses.slice(IDP_FAILURES)).toEqual([429, 429]);
-    // the window (2 s in this suite) closes, and its count is written as one event for the account
+    // the window (IDP_WINDOW_SEC in this suite) closes, and its count is written as one event for the account
     let recorded: Awaited<ReturnType<typeof events>> = [];
-    for (let i = 0; i < 40 && recorded.length === 0; i++) {
+    const total = () => recorded.reduce((sum, e) => sum + Number(e.detail?.count), 0);
+    // aggregation windows are aligned to the clock, so the ten may fall into two of them: two events at most
+    for (let i = 0; i < IDP_WINDOW_SEC * 10 && total() < IDP_FAILURES + 2; i++) {
       await sleep(250);
       recorded = (await events('credentials.verification_failed', 'idp')).filter((e) => e.detail?.username === email);
     }
     expect(recorded.length).toBeGreaterThanOrEqual(1);
-    expect(recorded.reduce((sum, e) => sum + Number(e.detail?.count), 0)).toBe(IDP_FAILURES + 2);
+    expect(total()).toBe(IDP_FAILURES + 2);
     expect(recorded.length).toBeLessThanOrEqual(2);
     expect(recorded[0]).toMatchObject({ service: 'idp', outcome: 'denied' });
   });
