@@ -119,7 +119,7 @@ describe('login throttling (issue 9)', () => {
     expect(spoofed.status).toBe(429);
   });
 
-  it('a flood of 32 concurrent bad logins answers 429/503 fast, while a real login from another source completes within 5 s (measured 0.7 s idle, 2.7 s with the machine loaded)', async () => {
+  it('a flood of 32 concurrent bad logins answers 429/503 fast, while a real login from another source completes within 6 s (measured 0.7 s idle, 2.7-3.3 s at load average 12 on 2 cores)', async () => {
     const { email } = await provisionTenant(suite);
     const victims = await Promise.all(Array.from({ length: 4 }, () => provisionTenant(suite)));
     const started = Date.now();
@@ -140,7 +140,7 @@ describe('login throttling (issue 9)', () => {
     for (const a of refusedFast) expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
     for (const a of answers) expect([400, 429, 503]).toContain(a.status);
     console.info(`flood: ${answers.filter((a) => a.status === 400).length}×400, ${answers.filter((a) => a.status === 429).length}×429, ${answers.filter((a) => a.status === 503).length}×503, slowest ${Math.max(...answers.map((a) => a.ms))} ms; real login ${realMs} ms`);
-    expect(realMs).toBeLessThan(5000);
+    expect(realMs).toBeLessThan(6000);
   });
 });
 

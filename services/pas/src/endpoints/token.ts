@@ -34,6 +34,8 @@ export function tokenEndpoint(context: GrantContext): Router {
     const grantType = (req.body as { grant_type: TokenRequest['grant_type'] }).grant_type;
     const source = sourceOf(req);
     const trail = grantAudit(context.audit, req, grantType, { aggregator: context.refusals, source });
+    // the console's operator, whose address the console forwards (throttling/login-throttle.ts)
+    if (source !== (req.ip ?? req.socket.remoteAddress)) trail.audit.note({ detail: { client_address: source } });
     const grant = grants[grantType] as Pick<Grant<typeof grantType>, 'issued'> & {
       handler: (p: TokenRequest, c: GrantContext, r: typeof req, a: GrantAudit) => Promise<TokenResponse>;
     };

@@ -69,6 +69,7 @@ export function grantAudit(log: AuditLog, req: AuditRequest, grantType: string, 
       const action = named?.action ?? (refusal.status === 403 ? 'authorization.denied' : 'grant.failed');
       const reason = named?.reason ?? (refusal.status === 403 ? (refusal.detail.error_detail ?? refusal.reason) : refusal.reason);
       const unauthenticated = named === undefined && fields.subject === undefined && refusal.outcome === 'denied' && refusal.status !== 403;
+      // a named noise refusal may be a 503 (the IdP's verification queue is full under a flood): counted all the same
       if (named?.noise || unauthenticated) {
         // a denial stays a denial when the counter cannot take it (the store is down): the caller still gets its refusal
         await noise.aggregator.count(noise.source, refusal.reason).catch(() => undefined);

@@ -54,7 +54,7 @@ export const client_credentials: Grant<'client_credentials'> = {
     const subject = await throttledLogin(context, req, audit, client, async () => {
       const verified = await context.idp.verifyAssertion(assertion, audience).catch((err: unknown) => {
         if (err instanceof ApiError && err.code === 'invalid_client') throw audit.refuse(new InvalidClient(), 'login.failed');
-        throw idpBusy(err) ?? rethrowUpstream(err);
+        throw idpBusy(err, audit) ?? rethrowUpstream(err);
       });
       // RFC 7521 §4.2: a client_id sent alongside the assertion must name the same client.
       if (params.client_id !== undefined && params.client_id !== verified.sub) {

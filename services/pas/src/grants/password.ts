@@ -25,7 +25,7 @@ export const password: Grant<'password'> = {
       return context.idp.verifyPassword(username.data, params.password).catch((err: unknown) => {
         // One answer for a wrong password and an unknown user (the IdP does not tell them apart either).
         if (err instanceof ApiError && err.code === 'invalid_grant') throw audit.refuse(new InvalidGrant('the username or password is incorrect'), 'login.failed');
-        throw idpBusy(err) ?? rethrowUpstream(err);
+        throw idpBusy(err, audit) ?? rethrowUpstream(err);
       });
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant });

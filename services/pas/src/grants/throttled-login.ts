@@ -39,10 +39,17 @@ export async function throttledLogin<T>(context: GrantContext, req: Request, aud
   });
 }
 
-/** The IdP's 429 (its per-account limit) or 503 (its verification queue is full), with its Retry-After. */
-export function idpBusy(err: unknown): OAuthError | undefined {
+/**
+ * The IdP's 429 (its per-account limit) or 503 (its verification queue is full), passed on with its
+ * Retry-After. Either is what a flood causes, so it is noise in the trail (counted per source), not
+ * one event per refused attempt.
+ */
+export function idpBusy(err: unknown, audit: GrantAudit): OAuthError | undefined {
   if (!(err instanceof ApiError) || (err.status !== 429 && err.status !== 503)) return undefined;
   const retryAfterSec = Math.max(1, Number(err.retryAfter) || 1);
-  if (err.status === 429) return tooManyRequests({ retryAfterSec }, `idp: ${err.description}`);
-  return new TemporarilyUnavailable('too many logins are being checked; retry later', `idp: ${err.description}`, { 'Retry-After': String(retryAfterSec) });
+  const busy =
+    err.status === 429
+      ? tooManyRequests({ retryAfterSec }, `idp: ${err.description}`)
+      : new TemporarilyUnavailable('too many logins are being checked; retry later', `idp: ${err.description}`, { 'Retry-After': String(retryAfterSec) });
+  return audit.refuse(busy, 'login.throttled', { noise: true });
 }
