@@ -18,7 +18,8 @@ const PASSWORD = 'bench-password-0123456789';
 
 export async function tokenIssuance(): Promise<Figure[]> {
   const figures: Figure[] = [];
-  const suite = await startSuite({ redisUrl: REDIS_URL });
+  // The bench logs in CONCURRENCY at a time from one address: above the login throttle's per-source in-flight cap (4).
+  const suite = await startSuite({ redisUrl: REDIS_URL, limits: { pas: { loginLimits: { concurrentPerSource: CONCURRENCY } } } });
   try {
     const tenant = `bench-${randomUUID().slice(0, 8)}`;
     await suite.operator.createTenant({ id: tenant, name: 'Bench', feeds: ['edr-events'] });

@@ -182,6 +182,7 @@ describe('audit trail: what the services record, queried and verified', () => {
       ['pas', false],
       ['pac', true],
       ['entitlement', true],
+      ['idp', true],
     ]);
 
     const dir = mkdtempSync(join(tmpdir(), 'keyway-audit-cli-'));
@@ -194,7 +195,7 @@ describe('audit trail: what the services record, queried and verified', () => {
       expect(broken.stdout).toContain(`pas: BROKEN at seq ${target?.seq} (event ${target?.id}): hash_mismatch`);
       const json = await keyway(['--json', 'audit', 'verify']);
       expect(json.code).toBe(7);
-      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, streams: [{ stream: 'pas', brokenAt: { seq: target?.seq } }, { ok: true }, { ok: true }] });
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, streams: [{ stream: 'pas', brokenAt: { seq: target?.seq } }, { ok: true }, { ok: true }, { ok: true }] });
       const intact = await keyway(['audit', 'verify', '--stream', 'pac']);
       expect(intact.code).toBe(0);
       expect(intact.stdout).toMatch(/^pac: intact \(1 events checked/);

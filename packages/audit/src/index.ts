@@ -18,3 +18,5 @@ export { mergeFields, readinessWithTrail, refusalOf, requestFields, requireWrita
 export type { AuditRequest, Refusal } from './request.ts';
 export { attributes, securityMetrics } from './security-metrics.ts';
 export type { SecurityMetrics } from './security-metrics.ts';
+export { refusalAggregator } from './aggregate.ts';
+export type { AggregateOptions, RefusalAggregator } from './aggregate.ts';

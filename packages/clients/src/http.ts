@@ -22,6 +22,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     readonly description: string,
+    /** the Retry-After of a 429 or 503 (RFC 9110 §10.2.3), to pass on */
+    readonly retryAfter?: string,
   ) {
     super(`${status} ${code}: ${description}`);
   }
@@ -83,8 +85,9 @@ export async function send(request: () => Promise<AxiosResponse>, target: string
 
 export function toApiError(response: AxiosResponse): ApiError {
   const parsed = ErrorBody.safeParse(response.data);
+  const retryAfter = response.headers?.['retry-after'];
   return parsed.success
-    ? new ApiError(response.status, parsed.data.error, parsed.data.error_description ?? '')
+    ? new ApiError(response.status, parsed.data.error, parsed.data.error_description ?? '', typeof retryAfter === 'string' ? retryAfter : undefined)
     : new ApiError(response.status, response.status >= 500 ? 'server_error' : 'invalid_response', `unexpected ${response.status} answer`);
 }
 

@@ -3,9 +3,15 @@ import { call, createHttp, form, FORM, send, toApiError, type ClientOptions } fr
 
 export function pasClient(options: ClientOptions) {
   const http = createHttp(options);
-  const token = (fields: Record<string, string | undefined>) => call(() => http.post('/oauth2/token', form(fields), { headers: FORM }), TokenResponse, 'pas');
+  const token = (fields: Record<string, string | undefined>, headers: Record<string, string> = {}) =>
+    call(() => http.post('/oauth2/token', form(fields), { headers: { ...FORM, ...headers } }), TokenResponse, 'pas');
   return {
-    password: (username: string, password: string, scope?: string) => token({ grant_type: 'password', username, password, scope }),
+    /**
+     * `clientAddress`: the address of the person signing in, when the caller signs them in on their
+     * behalf (the console); PAS throttles logins by it, and believes it only from the entitlement service.
+     */
+    password: (username: string, password: string, scope?: string, clientAddress?: string) =>
+      token({ grant_type: 'password', username, password, scope }, clientAddress ? { 'x-keyway-client-address': clientAddress } : {}),
     refresh: (refreshToken: string, scope?: string) => token({ grant_type: 'refresh_token', refresh_token: refreshToken, scope }),
     clientCredentials: (clientAssertion: string, scope?: string) =>
       token({

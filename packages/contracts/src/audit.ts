@@ -93,11 +93,12 @@ export const AuditVerifyResult = z.discriminatedUnion('ok', [
 export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;
 
 /**
- * The streams Keyway writes: PAS (logins, refreshes, revocations, signing keys), PAC (SAS keys) and the
- * entitlement service (admin changes, CRM sync, authorization denials). The IdP only verifies (PAS
- * records the outcome) and the topic service only checks SAS keys (PAC records their issuance).
+ * The streams Keyway writes: PAS (logins, refreshes, revocations, signing keys), PAC (SAS keys), the
+ * entitlement service (admin changes, CRM sync, authorization denials) and the IdP (its failed credential
+ * verifications, aggregated per account and window). The topic service only checks SAS keys (PAC
+ * records their issuance).
  */
-export const AUDIT_STREAMS = ['pas', 'pac', 'entitlement'] as const;
+export const AUDIT_STREAMS = ['pas', 'pac', 'entitlement', 'idp'] as const;
 
 /** The feed a tenant is granted to receive its own audit trail on topic `audit` (the export). */
 export const AUDIT_FEED = 'audit';

@@ -9,3 +9,4 @@ export * from './operator-auth.ts';
 export * from './shutdown.ts';
 export * from './telemetry.ts';
 export * from './main.ts';
+export * from './rate-limit.ts';

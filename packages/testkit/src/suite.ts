@@ -8,9 +8,9 @@ import { createLogger, silentLogger, type Logger, type TlsMaterial } from '@keyw
 import { createMemoryStore, createStore, type Store } from '@keyway/store';
 import { remoteKeySet } from '@keyway/tokens';
 import type { DevPki } from '@keyway/tls';
-import { createApp as createIdp } from '@keyway/idp';
+import { createApp as createIdp, type IdpOptions } from '@keyway/idp';
 import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
-import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing } from '@keyway/pas';
+import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing, type PasOptions } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
 import { createApp as createTopic, pacSasSignatures } from '@keyway/topic';
 import { testPki } from './pki.ts';
@@ -61,6 +61,12 @@ export interface SuiteOptions {
   auditExportIntervalMs?: number;
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
   operatorTokenCacheSec?: number;
+  /** login throttling, refusal limits and their windows (defaults as in production) */
+  limits?: {
+    pas?: Pick<PasOptions, 'loginLimits' | 'refusalWindowSec'>;
+    pac?: { refusalsPerSource?: number; refusalWindowSec?: number };
+    idp?: IdpOptions['verification'];
+  };
 }
 
 export interface Suite {
@@ -145,7 +151,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const auditUrl = options.auditRedisUrl ?? options.redisUrl;
   const sharedAudit = auditUrl ? undefined : createMemoryStore({ prefix: auditPrefix });
   const auditStore = async () => sharedAudit ?? createStore({ redisUrl: auditUrl, prefix: auditPrefix });
-  const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore() };
+  const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore(), idp: await auditStore() };
   const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : auditStores.entitlement;
   const brokerOptions = { amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries };
   const broker = await createBroker(brokerOptions);
@@ -162,7 +168,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const lifetimes = options.lifetimes ?? {};
 
   const operatorTokenCacheMs = options.operatorTokenCacheSec === undefined ? undefined : options.operatorTokenCacheSec * 1000;
-  const idp = createIdp({ store: stores.idp, logger: logger('idp') });
+  const idp = createIdp({ store: stores.idp, auditStore: auditStores.idp, logger: logger('idp') }, { verification: options.limits?.idp });
   listeners.idp.bind(idp);
   const pasForEntitlement = pasClient({ ...asCaller('entitlement'), baseUrl: urls.pas });
   const entitlement = createEntitlement(
@@ -202,6 +208,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         revocationMode: options.revocationMode,
         refreshReuseLeewaySec: options.refreshReuseLeewaySec,
         signingKeyLeadSec: options.signingKeys?.leadSec,
+        ...options.limits?.pas,
       },
       {
         store: stores.pas,
@@ -225,6 +232,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
       revocationMode: options.revocationMode,
       operatorTokenCacheMs,
+      ...options.limits?.pac,
     },
     {
       store: stores.pac,
@@ -289,7 +297,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     },
     async close() {
       await Promise.all(SERVICES.map((n) => listeners[n].close()));
-      await Promise.all([topic.close(), pas.close(), pac.close()]);
+      await Promise.all([topic.close(), pas.close(), pac.close(), idp.close()]);
       ring.close();
       await entitlement.close();
       if (topicBroker !== broker) await topicBroker.close();

@@ -1,8 +1,18 @@
 import { z } from 'zod';
-import { configFields, sharedConfig } from '@keyway/kit';
+import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { DEFAULT_VERIFICATION_LIMITS as LIMITS } from './credentials/verification-guard.ts';
+
+const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const IdpEnv = z.object({
   ...sharedConfig,
   PORT: configFields.port.default(8441).describe('HTTPS port'),
+  SCRYPT_CONCURRENCY: count(LIMITS.hashConcurrency).describe('password verifications (scrypt, 32 MiB each) running at once; keep below the libuv thread pool size (UV_THREADPOOL_SIZE, default 4)'),
+  SCRYPT_QUEUE: z.coerce.number().int().min(0).default(LIMITS.hashQueue).describe('password verifications waiting for a slot; beyond, 503 temporarily_unavailable with Retry-After at once'),
+  SCRYPT_MAX_WAIT_MS: count(LIMITS.hashMaxWaitMs).describe('the longest a password verification waits for a slot before 503'),
+  VERIFY_FAILURES_PER_ACCOUNT: count(LIMITS.failuresPerAccount).describe(
+    'failed verifications of one account (password or client assertion), from every PAS together, per VERIFY_WINDOW_SEC before 429: the second line behind PAS\'s login throttle',
+  ),
+  VERIFY_WINDOW_SEC: seconds(LIMITS.windowSec).describe('the window of VERIFY_FAILURES_PER_ACCOUNT, and the one failed verifications are aggregated over in the trail (one event per account)'),
 });
 export type IdpEnv = z.output<typeof IdpEnv>;

@@ -1,2 +1,2 @@
-export { createApp, type IdpDeps } from './app.ts';
+export { createApp, type IdpApp, type IdpDeps, type IdpOptions } from './app.ts';
 export { IdpEnv } from './config.ts';

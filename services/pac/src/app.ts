@@ -1,6 +1,6 @@
 import type { Express } from 'express';
-import { createAuditLog, readinessWithTrail, securityMetrics } from '@keyway/audit';
-import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import { createAuditLog, readinessWithTrail, refusalAggregator, securityMetrics } from '@keyway/audit';
+import { createBaseApp, finishApp, requireOperator, windowLimiter, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
@@ -21,6 +21,10 @@ export type PacOptions = SasEndpointOptions & {
   revocationMode?: 'strict' | 'lenient';
   /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
   operatorTokenCacheMs?: number;
+  /** unauthenticated refusals (tokens that do not verify, malformed requests) one source may cause per window before 429 (default 120) */
+  refusalsPerSource?: number;
+  /** that window, also the one refusals are aggregated over: one audit event per source (default 60 s) */
+  refusalWindowSec?: number;
 };
 
 export interface PacDeps {
@@ -52,7 +56,11 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   });
   const keys = tenantKeys(deps.store);
   const issued = issuedRegistry(deps.store);
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, ...trail }));
+  // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
+  const refusalWindowMs = (options.refusalWindowSec ?? 60) * 1000;
+  const refusals = refusalAggregator({ log: trail.audit, store: deps.store, logger: deps.logger, action: 'refusals.aggregated', keyField: 'sourceAddress', windowMs: refusalWindowMs });
+  const refusalLimit = windowLimiter(deps.store, { name: 'refusals-source', points: options.refusalsPerSource ?? 120, windowMs: refusalWindowMs });
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, refusalLimit, refusals, ...trail }));
   app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });
@@ -60,5 +68,10 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   app.use(sasPolicyKeysEndpoint(keys, operator, trail.audit));
   app.use(sasKeyStatusEndpoint(issued));
   const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;
-  return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });
+  return Object.assign(finishApp(app, deps.logger), {
+    close: async () => {
+      await follower?.stop();
+      await refusals.close();
+    },
+  });
 }

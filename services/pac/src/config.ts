@@ -11,5 +11,9 @@ export const PacEnv = z.object({
   SAS_TTL_SEC: seconds(86_400).describe('SAS key lifetime (default 1 day)'),
   REVOCATION_MODE: z.enum(['strict', 'lenient']).default('strict').describe('strict: entitlement removals revoke SAS keys within seconds; lenient: keys last until they expire'),
   CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying tokens'),
+  REFUSALS_PER_SOURCE: z.coerce.number().int().positive().default(120).describe(
+    'refusals of tokens that do not verify (and malformed requests) one source address may cause per REFUSAL_WINDOW_SEC; past it /v1/sas answers 429 before any work or audit write',
+  ),
+  REFUSAL_WINDOW_SEC: seconds(60).describe('the window of REFUSALS_PER_SOURCE, and the one such refusals are aggregated over: one refusals.aggregated audit event per source'),
 });
 export type PacEnv = z.output<typeof PacEnv>;

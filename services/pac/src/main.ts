@@ -14,7 +14,7 @@ await runService('pac', PacEnv, async (config, { logger, tls }) => {
   const broker = await createBroker({ amqpUrl: config.AMQP_URL, connectionName: 'keyway-pac', onError: (err) => logger.warn('broker.error', { err }) });
   if (!config.AMQP_URL && config.REVOCATION_MODE === 'strict') logger.warn('strict revocation follows change events over RabbitMQ: set AMQP_URL when services run as separate processes');
   const app = createApp(
-    { publicUrl: config.PUBLIC_URL, pasIssuer: config.PAS_URL, topicBaseUrl: config.TOPIC_BASE_URL, sasTtlSec: config.SAS_TTL_SEC, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, revocationMode: config.REVOCATION_MODE },
+    { publicUrl: config.PUBLIC_URL, pasIssuer: config.PAS_URL, topicBaseUrl: config.TOPIC_BASE_URL, sasTtlSec: config.SAS_TTL_SEC, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, revocationMode: config.REVOCATION_MODE, refusalsPerSource: config.REFUSALS_PER_SOURCE, refusalWindowSec: config.REFUSAL_WINDOW_SEC },
     { store, auditStore, broker, pasKeys: remoteKeySet(() => pas.jwks()), introspect: (token, hint) => pas.introspect(token, hint), logger },
   );
   return { app, close: [() => app.close(), () => broker.close(), () => auditStore.close(), () => store.close()] };

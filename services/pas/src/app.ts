@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createAuditLog, readinessWithTrail, securityMetrics } from '@keyway/audit';
+import { createAuditLog, readinessWithTrail, refusalAggregator, securityMetrics } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
@@ -17,6 +17,7 @@ import { refreshFamilies } from './families/refresh-family.ts';
 import type { SharedKeyRing } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC, rotationPolicy } from './keys/rotate.ts';
 import { ownOperatorTokenChecker } from './tokens/own-tokens.ts';
+import { DEFAULT_LOGIN_LIMITS, loginThrottle, refusalLimit, type LoginLimits } from './throttling/login-throttle.ts';
 
 export type RevocationMode = 'strict' | 'lenient';
 
@@ -28,6 +29,10 @@ export interface PasOptions {
   signingKeyLeadSec?: number;
   /** see GrantContext.reuseLeewaySec (default 2) */
   refreshReuseLeewaySec?: number;
+  /** login throttling and the per-source limit of unauthenticated refusals (default DEFAULT_LOGIN_LIMITS) */
+  loginLimits?: Partial<LoginLimits>;
+  /** the window unauthenticated refusals are aggregated over, one audit event per source (default 60 s) */
+  refusalWindowSec?: number;
 }
 
 export interface PasDeps {
@@ -50,6 +55,7 @@ export type PasApp = Express & { close(): Promise<void> };
 /** The OAuth 2.0 authorization server: the only service that mints JWTs. */
 export function createApp(options: PasOptions, deps: PasDeps): PasApp {
   const audit = createAuditLog({ store: deps.auditStore, service: 'pas', logger: deps.logger });
+  const limits = { ...DEFAULT_LOGIN_LIMITS, ...options.loginLimits };
   const app = createBaseApp({
     service: 'pas',
     logger: deps.logger,
@@ -70,6 +76,9 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     metrics: securityMetrics(),
     strict: (options.revocationMode ?? 'strict') === 'strict',
     reuseLeewaySec: options.refreshReuseLeewaySec ?? 2,
+    throttle: loginThrottle(deps.store, limits),
+    refusalLimit: refusalLimit(deps.store, limits),
+    refusals: refusalAggregator({ log: audit, store: deps.store, logger: deps.logger, action: 'refusals.aggregated', keyField: 'sourceAddress', windowMs: (options.refusalWindowSec ?? 60) * 1000 }),
   };
   app.use(tokenEndpoint(context));
   app.use(revocationEndpoint(context));
@@ -86,7 +95,12 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     }),
   );
   const follower = context.strict ? revokeOnEntitlementChange(deps.broker, context.families, deps.logger, context, deps.changeEventsTopic) : undefined;
-  return Object.assign(finishApp(app, deps.logger), { close: async () => follower?.stop() });
+  return Object.assign(finishApp(app, deps.logger), {
+    close: async () => {
+      await follower?.stop();
+      await context.refusals.close();
+    },
+  });
 }
 
 export function tokenSettings(config: {

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { configFields, seconds, sharedConfig } from '@keyway/kit';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
+import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
+
+const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const PasEnv = z.object({
   ...sharedConfig,
@@ -25,6 +28,19 @@ export const PasEnv = z.object({
   REFRESH_REUSE_LEEWAY_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('a spent refresh token presented again within this window (a retry or a concurrent refresh) is refused without revoking its family; later reuse revokes it'),
   CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying tokens'),
   KEY_RING_RELOAD_SEC: seconds(DEFAULT_KEY_RING_RELOAD_SEC).describe('how often each instance reloads the signing keys from the store; instances converge on a rotation within it'),
+  LOGIN_WINDOW_SEC: seconds(DEFAULT_LOGIN_LIMITS.windowSec).describe('the window every login and refusal limit counts over; a throttled key is refused until its window ends, never longer'),
+  LOGIN_FAILURES_PER_ACCOUNT_SOURCE: count(DEFAULT_LOGIN_LIMITS.failuresPerAccountSource).describe(
+    'failed logins (password or client assertion) of one account from one source address per window before 429; a successful login resets them',
+  ),
+  LOGIN_FAILURES_PER_ACCOUNT: count(DEFAULT_LOGIN_LIMITS.failuresPerAccount).describe(
+    'failed logins of one account from all sources together per window before 429: the looser ceiling against guessing spread over many addresses',
+  ),
+  LOGIN_FAILURES_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.failuresPerSource).describe('failed logins from one source address, whatever the accounts, per window before 429 (password spraying)'),
+  LOGIN_CONCURRENT_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.concurrentPerSource).describe('login requests one source address may have in flight on one instance; more answer 429 at once'),
+  REFUSALS_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.refusalsPerSource).describe(
+    'unauthenticated refusals (garbage tokens, malformed or throttled requests) of one source address per window; past it the token endpoint answers 429 before any work or audit write',
+  ),
+  REFUSAL_WINDOW_SEC: seconds(60).describe('the window unauthenticated refusals are aggregated over: one refusals.aggregated audit event per source address and window'),
   SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
     'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
   ),

@@ -15,7 +15,20 @@ await runService('pas', PasEnv, async (config, { logger, tls }) => {
   if (!config.AMQP_URL && config.REVOCATION_MODE === 'strict') logger.warn('strict revocation follows change events over RabbitMQ: set AMQP_URL when services run as separate processes');
   const ring = await sharedKeyRing(store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
-    { settings: tokenSettings(config), revocationMode: config.REVOCATION_MODE, signingKeyLeadSec: config.SIGNING_KEY_LEAD_SEC },
+    {
+      settings: tokenSettings(config),
+      revocationMode: config.REVOCATION_MODE,
+      signingKeyLeadSec: config.SIGNING_KEY_LEAD_SEC,
+      loginLimits: {
+        windowSec: config.LOGIN_WINDOW_SEC,
+        failuresPerAccountSource: config.LOGIN_FAILURES_PER_ACCOUNT_SOURCE,
+        failuresPerAccount: config.LOGIN_FAILURES_PER_ACCOUNT,
+        failuresPerSource: config.LOGIN_FAILURES_PER_SOURCE,
+        concurrentPerSource: config.LOGIN_CONCURRENT_PER_SOURCE,
+        refusalsPerSource: config.REFUSALS_PER_SOURCE,
+      },
+      refusalWindowSec: config.REFUSAL_WINDOW_SEC,
+    },
     {
       store,
       auditStore,

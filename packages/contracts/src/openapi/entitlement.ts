@@ -179,7 +179,7 @@ export const entitlementApi = openApiDocument(
         summary: 'console sign-in: PAS password grant with scope=operator, made by this service (the page talks to its own origin only)',
         body: { schema: ConsoleSignIn },
         responses: { 200: jsonResponse(TokenResponse, 'PAS’s token response (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
+        errors: [400, 401, 403, 415, 429, 503],
       },
     },
     '/console/session/refresh': {

@@ -14,7 +14,7 @@ export const idpApi = openApiDocument(
         summary: 'verify an email and password (PAS only)',
         body: { schema: PasswordCheck },
         responses: { 200: jsonResponse(Subject, 'whose credentials they are') },
-        errors: [400, 415],
+        errors: [400, 415, 429, 503],
       }),
     },
     '/v1/credentials/assertion/verify': {
@@ -22,7 +22,7 @@ export const idpApi = openApiDocument(
         summary: 'verify an RFC 7523 private_key_jwt client assertion (PAS only)',
         body: { schema: AssertionCheck },
         responses: { 200: jsonResponse(Subject, 'the client the assertion authenticates') },
-        errors: [400, 415],
+        errors: [400, 415, 429],
       }),
     },
     '/v1/credentials/{sub}': {

@@ -14,7 +14,7 @@ export const pacApi = openApiDocument(
         summary: 'refresh token → SAS key (checked with PAS: signature, expiry, introspection)',
         body: { schema: SasRequest, types: ['application/json', 'application/x-www-form-urlencoded'] },
         responses: { 200: jsonResponse(SasResponse, 'the SAS key (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
+        errors: [400, 401, 403, 415, 429, 503],
       },
     },
     '/internal/v1/sas-keys/verify': {

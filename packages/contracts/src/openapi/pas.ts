@@ -18,7 +18,7 @@ export const pasApi = openApiDocument(
         summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)',
         body: { schema: TokenRequest, types: FORM },
         responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
+        errors: [400, 401, 403, 415, 429, 503],
       },
     },
     '/oauth2/revoke': {

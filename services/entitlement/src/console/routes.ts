@@ -64,7 +64,8 @@ function sendTokens(res: Response, tokens: TokenResponse): void {
 
 /** PAS's and PAC's refusals are the operator's to read (wrong password, no operator role); their outages are ours. */
 function passOn(err: unknown): never {
-  if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description);
+  // a throttled sign-in keeps its Retry-After (PAS's login throttle, issue 9)
+  if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description, undefined, err.retryAfter ? { 'Retry-After': err.retryAfter } : {});
   throw new TemporarilyUnavailable('PAS or PAC cannot be reached, retry later', String(err), { 'Retry-After': '5' });
 }
 
@@ -95,7 +96,8 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
   const json = requireContentType('application/json');
   router.post('/console/session', json, async (req, res) => {
     const { email, password } = parseInput(ConsoleSignIn, req.body, 'body');
-    sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE).catch(passOn));
+    // PAS throttles sign-ins per account and source: the source is the operator's address, not the console's.
+    sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE, req.ip ?? req.socket.remoteAddress).catch(passOn));
   });
   router.post('/console/session/refresh', json, async (req, res) => {
     const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');

@@ -3,15 +3,23 @@ import { InvalidGrant, parseInput, requireContentType, requireService, shapeResp
 import { PasswordCheck, Subject } from '@keyway/contracts';
 import { dummyHash, verifyPassword } from '../credentials/password-hash.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
+import type { VerificationGuard } from '../credentials/verification-guard.ts';
 
-/** POST /v1/credentials/password/verify (PAS only): one answer for a wrong password and an unknown user. */
-export function passwordRoutes(credentials: CredentialRepository): Router {
+/**
+ * POST /v1/credentials/password/verify (PAS only): one answer for a wrong password and an unknown user.
+ * Throttled per account and bounded in concurrent scrypt work (credentials/verification-guard.ts);
+ * every failure is counted for the trail.
+ */
+export function passwordRoutes(credentials: CredentialRepository, guard: VerificationGuard): Router {
   const router = Router();
   router.post('/v1/credentials/password/verify', requireService('pas'), requireContentType('application/json'), async (req, res) => {
     const { email, password } = parseInput(PasswordCheck, req.body, 'body');
+    await guard.admit(email);
     const credential = await credentials.findByEmail(email);
-    const matches = await verifyPassword(password, credential?.passwordHash ?? (await dummyHash()));
+    const stored = credential?.passwordHash ?? (await dummyHash());
+    const matches = await guard.hashing.run(() => verifyPassword(password, stored));
     if (!credential?.passwordHash || !matches) {
+      await guard.failed(email, !credential ? 'unknown_account' : !credential.passwordHash ? 'no_password' : 'wrong_password');
       throw new InvalidGrant('the username or password is incorrect', credential ? 'wrong password' : 'unknown user');
     }
     res.json(shapeResponse(Subject, credential));

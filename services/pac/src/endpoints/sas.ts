@@ -1,12 +1,14 @@
 import { Router } from 'express';
-import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type SecurityMetrics } from '@keyway/audit';
+import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type RefusalAggregator, type SecurityMetrics } from '@keyway/audit';
 import { AUDIT_FEED, feedsFromScope, SasRequest, SasResponse, topicResource, type Rights } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, type Logger } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, tooManyRequests, type Logger, type WindowLimiter } from '@keyway/kit';
 import type { Introspection } from '@keyway/contracts';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
 import type { IssuedRegistry } from '../issued/registry.ts';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
+
+type ParsedSasRequest = ReturnType<typeof SasRequest.parse>;
 
 export interface SasEndpointOptions {
   pasIssuer: string;
@@ -47,6 +49,11 @@ function resolveTopic(claims: RefreshClaims, topicBaseUrl: string, resource: str
  * the refresh token's jti; sas_key.denied for a token that does not verify or does not grant the
  * resource or rights; sas_key.failed when PAC could not decide. The key is answered only once its
  * minting is in the trail (style rule 10): otherwise server_error, and the key never leaves.
+ *
+ * Issue 9: a refusal before the token has verified (garbage, wrongly signed, expired, a malformed
+ * body) names nobody and costs the caller nothing, so it is not an event of its own: it is counted per
+ * source and minute (one refusals.aggregated event each) and a source past its limit gets 429 before
+ * any work. A refusal of a verified token (inactive, outside its scope) stays a sas_key.denied event.
  */
 export function sasEndpoint(
   options: SasEndpointOptions,
@@ -57,23 +64,39 @@ export function sasEndpoint(
     issued: IssuedRegistry;
     audit: AuditLog;
     metrics: SecurityMetrics;
+    /** unauthenticated refusals per source: past the limit, 429 before any work or audit write */
+    refusalLimit: WindowLimiter;
+    /** those refusals, one refusals.aggregated event per source and minute */
+    refusals: RefusalAggregator;
   },
 ): Router {
   const router = Router();
   router.post('/v1/sas', requireContentType('application/json', 'application/x-www-form-urlencoded'), async (req, res) => {
     res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
-    const request = parseInput(SasRequest, req.body, 'body');
-    let fields: AuditFields = { ...requestFields(req), detail: { rights: request.rights } };
+    const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+    const rights = (req.body as { rights?: unknown } | undefined)?.rights;
+    let fields: AuditFields = { ...requestFields(req), detail: typeof rights === 'string' && SasRequest.shape.rights.safeParse(rights).success ? { rights } : {} };
     let answer: SasResponse;
+    let request: ParsedSasRequest;
     try {
+      const limited = await deps.refusalLimit.check(source);
+      if (!limited.allowed) throw tooManyRequests(limited, `${limited.count} unauthenticated refusals of ${source} in the window`, 'too many refused requests; retry later');
+      request = parseInput(SasRequest, req.body, 'body');
+      fields = mergeFields(fields, { detail: { rights: request.rights } });
       answer = await mint(request, req.log, (more) => {
         fields = mergeFields(fields, more);
       });
     } catch (err) {
       const refusal = refusalOf(err);
       const action = refusal.outcome === 'denied' ? 'sas_key.denied' : 'sas_key.failed';
-      deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: request.rights, outcome: refusal.outcome }));
+      deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: fields.detail?.rights, outcome: refusal.outcome }));
       if (refusal.outcome === 'denied') deps.metrics.denials.add(1, attributes({ service: 'pac', action, tenant: fields.tenant, reason: refusal.reason }));
+      if (refusal.outcome === 'denied' && fields.subject === undefined) {
+        // noise: counted, not recorded one by one (a refusal stays a refusal when the store cannot count it)
+        await deps.refusals.count(source, refusal.reason).catch(() => undefined);
+        await deps.refusalLimit.hit(source).catch(() => undefined);
+        throw err;
+      }
       // a refusal stays a refusal even when the trail cannot take it (record() logs and counts that)
       await deps.audit.record({ ...mergeFields(fields, { detail: refusal.detail }), action, outcome: refusal.outcome, reason: refusal.reason }).catch(() => undefined);
       throw err;
@@ -88,7 +111,7 @@ export function sasEndpoint(
     res.json(shapeResponse(SasResponse, answer));
   });
 
-  async function mint(request: ReturnType<typeof SasRequest.parse>, log: Logger, note: (fields: AuditFields) => void): Promise<SasResponse> {
+  async function mint(request: ParsedSasRequest, log: Logger, note: (fields: AuditFields) => void): Promise<SasResponse> {
     const claims = await verifyRefreshToken(request.refresh_token, deps.pasKeys, {
       issuer: options.pasIssuer,
       audience: options.pasIssuer,

@@ -1,10 +1,11 @@
 import { Router, type RequestHandler } from 'express';
 import { attributes } from '@keyway/audit';
 import { GRANT_TYPES, TokenRequest, TokenResponse } from '@keyway/contracts';
-import { InvalidRequest, parseInput, requireContentType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
+import { InvalidRequest, parseInput, requireContentType, shapeResponse, tooManyRequests, UnsupportedGrantType } from '@keyway/kit';
 import { grantAudit, type GrantAudit } from '../grants/audit.ts';
 import type { Grant, GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
+import { sourceOf } from '../throttling/login-throttle.ts';
 
 /** RFC 6749 §5.1: token responses are never cached. */
 export const noStore: RequestHandler = (_req, res, next) => {
@@ -30,21 +31,29 @@ const checkGrantType: RequestHandler = (req, _res, next) => {
 export function tokenEndpoint(context: GrantContext): Router {
   const router = Router();
   router.post('/oauth2/token', noStore, requireContentType('application/x-www-form-urlencoded'), rejectDuplicateParams, checkGrantType, async (req, res) => {
-    const params = parseInput(TokenRequest, req.body, 'body');
-    const grant = grants[params.grant_type] as Pick<Grant<typeof params.grant_type>, 'issued'> & {
-      handler: (p: typeof params, c: GrantContext, r: typeof req, a: GrantAudit) => Promise<TokenResponse>;
+    const grantType = (req.body as { grant_type: TokenRequest['grant_type'] }).grant_type;
+    const source = sourceOf(req);
+    const trail = grantAudit(context.audit, req, grantType, { aggregator: context.refusals, source });
+    // the console's operator, whose address the console forwards (throttling/login-throttle.ts)
+    if (source !== (req.ip ?? req.socket.remoteAddress)) trail.audit.note({ detail: { client_address: source } });
+    const grant = grants[grantType] as Pick<Grant<typeof grantType>, 'issued'> & {
+      handler: (p: TokenRequest, c: GrantContext, r: typeof req, a: GrantAudit) => Promise<TokenResponse>;
     };
-    const trail = grantAudit(context.audit, req, params.grant_type);
     const counted = (outcome: string) => {
       const tenant = trail.audit.fields.tenant;
       if (grant.issued === 'token.refreshed') context.metrics.tokensRefreshed.add(1, attributes({ tenant, outcome }));
-      else context.metrics.tokensIssued.add(1, attributes({ tenant, grant_type: params.grant_type, outcome }));
+      else context.metrics.tokensIssued.add(1, attributes({ tenant, grant_type: grantType, outcome }));
     };
     let pair: TokenResponse;
     try {
+      // Issue 9: a source past its limit of unauthenticated refusals is refused before any work (and any audit write).
+      const limited = await context.refusalLimit.check(source);
+      if (!limited.allowed) throw tooManyRequests(limited, `${limited.count} unauthenticated refusals of ${source} in the window`, 'too many refused requests; retry later');
+      const params = parseInput(TokenRequest, req.body, 'body');
       pair = await grant.handler(params, context, req, trail.audit);
     } catch (err) {
       const refused = await trail.refused(err);
+      if (refused.noise) await context.refusalLimit.hit(source).catch(() => undefined);
       counted(refused.outcome);
       if (refused.outcome === 'denied') context.metrics.denials.add(1, attributes({ service: 'pas', action: refused.action, tenant: trail.audit.fields.tenant, reason: refused.reason }));
       throw err;

@@ -2,6 +2,7 @@ import { InvalidClient } from '@keyway/kit';
 import { ApiError } from '@keyway/clients';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
 import { issuePair, type Grant } from './context.ts';
+import { idpBusy, throttledLogin } from './throttled-login.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** What a client id may look like in the trail; anything else a caller sends is left out. */
@@ -34,25 +35,33 @@ function unverifiedSubject(assertion: string | undefined): string | undefined {
 export const client_credentials: Grant<'client_credentials'> = {
   grantType: 'client_credentials',
   issued: 'token.issued',
-  async handler(params, context, _req, audit) {
+  async handler(params, context, req, audit) {
     const claimed = params.client_id ?? unverifiedSubject(params.client_assertion);
-    if (claimed !== undefined && CLIENT_ID.test(claimed)) audit.note({ clientId: claimed });
-    // RFC 6749 §5.2: no client authentication, or an unsupported method, is invalid_client.
-    if (params.client_assertion === undefined || params.client_assertion_type !== JWT_BEARER) {
-      throw audit.refuse(new InvalidClient(undefined, 'client_credentials requires private_key_jwt client authentication (RFC 7523 §2.2)'), 'login.failed');
+    const client = claimed !== undefined && CLIENT_ID.test(claimed) ? claimed : undefined;
+    if (client !== undefined) audit.note({ clientId: client });
+    // RFC 6749 §5.2: no client authentication, or an unsupported method, is invalid_client. It presents
+    // no credential, so it is noise (counted per source and minute), not a failed login.
+    const assertion = params.client_assertion;
+    if (assertion === undefined || params.client_assertion_type !== JWT_BEARER) {
+      throw audit.refuse(new InvalidClient(undefined, 'client_credentials requires private_key_jwt client authentication (RFC 7523 §2.2)'), 'login.failed', { noise: true });
     }
     const requested = requestedAccess(params.scope);
     const issuer = context.settings.issuer;
     // RFC 7523 §3 item 3: the issuer identifies PAS; the token endpoint URL may be used as well.
     const audience = [issuer, `${issuer.replace(/\/+$/, '')}/oauth2/token`];
-    const subject = await context.idp.verifyAssertion(params.client_assertion, audience).catch((err: unknown) => {
-      if (err instanceof ApiError && err.code === 'invalid_client') throw audit.refuse(new InvalidClient(), 'login.failed');
-      return rethrowUpstream(err);
+    // Throttled like a password, under the client the request claims (the assertion's sub, unverified):
+    // a forger naming a new client each time is still bound by the per-source limit.
+    const subject = await throttledLogin(context, req, audit, client, async () => {
+      const verified = await context.idp.verifyAssertion(assertion, audience).catch((err: unknown) => {
+        if (err instanceof ApiError && err.code === 'invalid_client') throw audit.refuse(new InvalidClient(), 'login.failed');
+        throw idpBusy(err, audit) ?? rethrowUpstream(err);
+      });
+      // RFC 7521 §4.2: a client_id sent alongside the assertion must name the same client.
+      if (params.client_id !== undefined && params.client_id !== verified.sub) {
+        throw audit.refuse(new InvalidClient(undefined, 'client_id does not match the assertion'), 'login.failed');
+      }
+      return verified;
     });
-    // RFC 7521 §4.2: a client_id sent alongside the assertion must name the same client.
-    if (params.client_id !== undefined && params.client_id !== subject.sub) {
-      throw audit.refuse(new InvalidClient(undefined, 'client_id does not match the assertion'), 'login.failed');
-    }
     audit.note({ subject: subject.sub, tenant: subject.tenant, clientId: subject.sub });
     const { roles, access } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
     return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, client_id: subject.sub });

@@ -3,9 +3,11 @@ import type { Request } from 'express';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
 import { feedScope, OPERATOR_SCOPE } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import type { AuditLog, SecurityMetrics } from '@keyway/audit';
+import type { AuditLog, RefusalAggregator, SecurityMetrics } from '@keyway/audit';
+import type { WindowLimiter } from '@keyway/kit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
+import type { LoginThrottle } from '../throttling/login-throttle.ts';
 import type { GrantAudit } from './audit.ts';
 import type { Access } from './authorize.ts';
 
@@ -23,6 +25,12 @@ export interface GrantContext {
   strict: boolean;
   /** a spent refresh token presented again within this many seconds is refused without revoking its family */
   reuseLeewaySec: number;
+  /** failed logins per account and source (password and client assertions), shared by every instance */
+  throttle: LoginThrottle;
+  /** refusals without an authenticated party, per source: past the limit, 429 before any work or audit */
+  refusalLimit: WindowLimiter;
+  /** those refusals, counted per source and minute and recorded as one refusals.aggregated event each */
+  refusals: RefusalAggregator;
 }
 
 export interface Grant<G extends TokenRequest['grant_type']> {

@@ -3,6 +3,7 @@ import { ApiError } from '@keyway/clients';
 import { Email } from '@keyway/contracts';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
 import { DEFAULT_CLIENT_ID, issuePair, type Grant } from './context.ts';
+import { idpBusy, throttledLogin } from './throttled-login.ts';
 
 /**
  * RFC 6749 §4.3: authenticate at the IdP, authorize at the entitlement service, issue the pair.
@@ -11,16 +12,21 @@ import { DEFAULT_CLIENT_ID, issuePair, type Grant } from './context.ts';
 export const password: Grant<'password'> = {
   grantType: 'password',
   issued: 'token.issued',
-  async handler(params, context, _req, audit) {
-    // The name tried is what a failed login is about; only a well-formed email is kept, so a password
-    // typed into the username field never reaches the trail (style rule 11).
+  async handler(params, context, req, audit) {
+    const requested = requestedAccess(params.scope);
+    // Accounts are named by their email (contracts Email, as the IdP keys them). Anything else names no
+    // account: the same answer as a wrong password (RFC 6749 §5.2 invalid_grant), counted as a failure
+    // of its source, and, like every name that is not an email, kept out of the trail, so a password
+    // typed into the username field never reaches it (style rule 11).
     const username = Email.safeParse(params.username);
     if (username.success) audit.note({ detail: { username: username.data } });
-    const requested = requestedAccess(params.scope);
-    const subject = await context.idp.verifyPassword(params.username, params.password).catch((err: unknown) => {
-      // One answer for a wrong password and an unknown user (the IdP does not tell them apart either).
-      if (err instanceof ApiError && err.code === 'invalid_grant') throw audit.refuse(new InvalidGrant('the username or password is incorrect'), 'login.failed');
-      return rethrowUpstream(err);
+    const subject = await throttledLogin(context, req, audit, username.success ? username.data : undefined, async () => {
+      if (!username.success) throw audit.refuse(new InvalidGrant('the username or password is incorrect', 'the username is not an email address'), 'login.failed');
+      return context.idp.verifyPassword(username.data, params.password).catch((err: unknown) => {
+        // One answer for a wrong password and an unknown user (the IdP does not tell them apart either).
+        if (err instanceof ApiError && err.code === 'invalid_grant') throw audit.refuse(new InvalidGrant('the username or password is incorrect'), 'login.failed');
+        throw idpBusy(err, audit) ?? rethrowUpstream(err);
+      });
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant });
     const { roles, access } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
