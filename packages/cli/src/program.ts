@@ -5,6 +5,7 @@ import type { CliContext, Service } from './context.ts';
 import { describeFailure, EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
 import { addGlobalOptions, addOutputOptions, caPemOf, parseGlobals, readPem, type GlobalOptions } from './options.ts';
 import { freshAccessToken } from './session.ts';
+import { terminalSafeLines } from './output.ts';
 
 const EXAMPLES = `Examples:
   pnpm keyway login operator@vendor.example
@@ -48,10 +49,10 @@ function createContext(program: Command): CliContext {
     pas: async () => pasClient(await context.clientOptions('pas')),
     pac: async () => pacClient(await context.clientOptions('pac')),
     print(data, readable) {
-      process.stdout.write((options().json ? JSON.stringify(data, null, 2) : readable()) + '\n');
+      process.stdout.write((options().json ? JSON.stringify(data, null, 2) : terminalSafeLines(readable())) + '\n');
     },
     progress(message) {
-      if (!options().quiet) process.stderr.write(`${message}\n`);
+      if (!options().quiet) process.stderr.write(`${terminalSafeLines(message)}\n`);
     },
   };
   return context;
@@ -86,7 +87,7 @@ export async function run(program: Command, argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     const { exitCode, message } = describeFailure(err);
-    if (message) process.stderr.write(`keyway: ${message}\n`);
+    if (message) process.stderr.write(`keyway: ${terminalSafeLines(message)}\n`);
     return exitCode;
   }
 }

@@ -5,6 +5,18 @@ export const Slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, '
 export const TenantId = Slug.describe('tenant id');
 export const FeedName = Slug.describe('feed (topic) name');
 export const SubscriptionName = Slug.describe('subscription name');
+/**
+ * Characters a name set by a customer (a CRM customer name becomes a tenant name) must not carry to an
+ * operator's terminal or screen: C0 and C1 controls and DEL (ESC starts terminal escape sequences,
+ * OSC 52 writes the clipboard), the line and paragraph separators, and the bidirectional embeddings,
+ * overrides and isolates (Unicode TR9; "Trojan Source", CVE-2021-42574). The implicit marks LRM,
+ * RLM and ALM stay allowed: right-to-left names may need them and they reorder nothing.
+ */
+export const UNSAFE_TEXT = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+export const SAFE_TEXT = new RegExp(`^[^${UNSAFE_TEXT.source.slice(1, -1)}]*$`, 'u');
+export const SAFE_TEXT_MESSAGE = 'must not contain control or bidirectional formatting characters';
+/** Text an operator will read: refused at the edge when it holds an UNSAFE_TEXT character. */
+export const SafeText = (max: number, min = 1) => z.string().min(min).max(max).regex(SAFE_TEXT, SAFE_TEXT_MESSAGE);
 export const Email = z.string().trim().toLowerCase().email().max(254);
 export const Rights = z.enum(['listen', 'send', 'listen-send']);
 export type Rights = z.infer<typeof Rights>;

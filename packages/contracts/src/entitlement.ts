@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Email, FeedName, Role, Slug, SubscriptionName, TenantId } from './common.ts';
+import { Email, FeedName, Role, SAFE_TEXT, SAFE_TEXT_MESSAGE, SafeText, Slug, SubscriptionName, TenantId } from './common.ts';
 import { Password } from './idp.ts';
 
 /** Keyway's own topics (entitlement change events) live under this tenant name, which no customer may take. */
@@ -26,7 +26,10 @@ export const AuthorizeDecision = z.discriminatedUnion('allow', [
 export type AuthorizeDecision = z.infer<typeof AuthorizeDecision>;
 
 export const TierId = Slug.describe('product tier id');
+/** A name as stored and answered (records written before names were checked may hold anything). */
 const DisplayName = z.string().trim().min(1).max(200);
+/** A name as accepted: every admin API and the CRM webhook refuse control and bidi formatting characters. */
+const NewDisplayName = DisplayName.regex(SAFE_TEXT, SAFE_TEXT_MESSAGE);
 
 export const Tenant = z.object({
   id: TenantId,
@@ -47,14 +50,14 @@ export type Tenant = z.infer<typeof Tenant>;
 export const CreateTenant = z
   .object({
     id: TenantId.refine((id) => id !== SYSTEM_TENANT, 'is reserved'),
-    name: DisplayName,
+    name: NewDisplayName,
     feeds: z.array(FeedName).max(100).optional(),
     tier: TierId.optional(),
   })
   .refine((t) => t.feeds === undefined || t.tier === undefined, 'give feeds or tier, not both');
 export type CreateTenant = z.input<typeof CreateTenant>;
 
-export const UpdateTenant = z.object({ name: DisplayName });
+export const UpdateTenant = z.object({ name: NewDisplayName });
 export type UpdateTenant = z.input<typeof UpdateTenant>;
 
 /** GET /v1/tenants: tenants in id order, `limit` at a time; `cursor` is the last id of the previous page. */
@@ -107,7 +110,7 @@ export type TenantFeedList = z.infer<typeof TenantFeedList>;
 /** A product tier: the feeds a tenant on it has. */
 export const Tier = z.object({ id: TierId, name: DisplayName, feeds: z.array(FeedName), updatedAt: z.string() });
 export type Tier = z.infer<typeof Tier>;
-export const PutTier = z.object({ name: DisplayName, feeds: z.array(FeedName).max(100) });
+export const PutTier = z.object({ name: NewDisplayName, feeds: z.array(FeedName).max(100) });
 export type PutTier = z.input<typeof PutTier>;
 export const TierList = z.object({ tiers: z.array(Tier) });
 export type TierList = z.infer<typeof TierList>;
@@ -124,7 +127,7 @@ export const DeliveryId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 
 /** POST /v1/crm/webhook: one customer's contract, mapped idempotently onto a tenant, its feeds and users. */
 export const CrmDelivery = z.object({
   id: DeliveryId.optional(),
-  customer: z.object({ id: z.string().min(1).max(128), name: DisplayName }),
+  customer: z.object({ id: SafeText(128), name: NewDisplayName }),
   contract: z.object({
     status: z.enum(['active', 'cancelled', 'suspended']),
     tier: TierId,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FeedName, TenantId } from './common.ts';
+import { FeedName, SafeText, TenantId } from './common.ts';
 
 export const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -9,7 +9,7 @@ export const Batch = z.object({
   topic: FeedName,
   seq: z.number().int().nonnegative(),
   createdAt: z.string().datetime({ offset: true }),
-  contentType: z.string().max(100).default('application/json'),
+  contentType: SafeText(100, 0).default('application/json'),
   records: z.array(z.unknown()).max(10_000),
 });
 export type Batch = z.infer<typeof Batch>;

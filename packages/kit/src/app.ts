@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, TemporarilyUnavailable, UnsupportedMediaType, toErrorBody } from './errors.ts';
 import type { Logger } from './logger.ts';
 
@@ -44,6 +45,8 @@ export function createBaseApp(options: BaseAppOptions): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.set('query parser', 'simple');
+  // First, so every answer carries them: 404s, refusals and 500s included.
+  app.use(securityHeaders);
 
   app.use((req, res, next) => {
     const incoming = req.get(REQUEST_ID_HEADER);
@@ -87,6 +90,21 @@ export function createBaseApp(options: BaseAppOptions): Express {
   if (openapi) app.get('/openapi.json', (_req, res) => void res.json(openapi));
   return app;
 }
+
+/**
+ * Security headers on every answer of every service (helmet). The APIs answer JSON to programs, so
+ * their Content-Security-Policy forbids everything (`default-src 'none'`, no framing); the console
+ * sets its own, stricter-for-a-page policy on its files, which replaces this one.
+ * - HSTS (RFC 6797): one year, subdomains included; every listener is HTTPS only (https.ts).
+ * - X-Content-Type-Options: nosniff; X-Frame-Options: DENY and CSP frame-ancestors 'none'.
+ * - Referrer-Policy: no-referrer (URLs carry tenant and feed names).
+ */
+const securityHeaders = helmet({
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] } },
+  strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+  xFrameOptions: { action: 'deny' },
+  referrerPolicy: { policy: 'no-referrer' },
+});
 
 const normalizePath = (path: string) => path.toLowerCase().replace(/\/+$/, '');
 

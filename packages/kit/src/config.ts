@@ -43,8 +43,38 @@ export const sharedConfig = {
   REDIS_URL: optionalUrl.describe('redis://host:port; unset = embedded in-memory store'),
   STORE_PREFIX: z.string().regex(/^[a-z0-9:_-]{1,64}$/).default('keyway').describe('root of this deployment’s store keys; each service adds its own name'),
   LOG_LEVEL: logLevel.describe('debug | info | warn | error | silent'),
+  TLS_HANDSHAKE_TIMEOUT_SEC: z.coerce.number().int().positive().max(120).default(10).describe('a TLS handshake not finished after this many seconds is cut'),
+  HTTP_HEADERS_TIMEOUT_SEC: z.coerce.number().int().positive().max(300).default(15).describe(
+    'seconds a connection has, after its handshake or its previous answer, to send a whole request header; a connection that sends no request is closed after it',
+  ),
+  HTTP_REQUEST_TIMEOUT_SEC: z.coerce.number().int().positive().max(3600).default(30).describe(
+    'seconds to receive a whole request, body included (the answer is not bounded by it: long polls and streams outlast it)',
+  ),
+  HTTP_KEEP_ALIVE_TIMEOUT_SEC: z.coerce.number().int().positive().max(3600).default(65).describe('an idle keep-alive connection is closed after this many seconds'),
+  MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().min(0).default(256).describe(
+    'open connections one remote address may hold; further ones are closed at once (0: no cap; behind a proxy every client shares its address)',
+  ),
 };
 export const configFields = { port, optionalUrl, logLevel };
+
+type ListenerConfig = {
+  TLS_HANDSHAKE_TIMEOUT_SEC: number;
+  HTTP_HEADERS_TIMEOUT_SEC: number;
+  HTTP_REQUEST_TIMEOUT_SEC: number;
+  HTTP_KEEP_ALIVE_TIMEOUT_SEC: number;
+  MAX_CONNECTIONS_PER_SOURCE: number;
+};
+
+/** The listener's bounds (https.ts) from the shared configuration keys. */
+export function listenerLimits(config: ListenerConfig) {
+  return {
+    handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_SEC * 1000,
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_SEC * 1000,
+    requestTimeoutMs: Math.max(config.HTTP_REQUEST_TIMEOUT_SEC, config.HTTP_HEADERS_TIMEOUT_SEC) * 1000,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_SEC * 1000,
+    maxConnectionsPerSource: config.MAX_CONNECTIONS_PER_SOURCE,
+  };
+}
 
 export interface TlsMaterial {
   certPem: string;

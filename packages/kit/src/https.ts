@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { RequestListener } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import type { TlsMaterial } from './config.ts';
 
 export interface RunningServer {
@@ -11,18 +11,67 @@ export interface RunningServer {
 }
 
 /**
+ * How long a connection may take over each phase, and how many one source may hold (issue 9: TLS
+ * connections that never sent a request were never closed). None of these bounds the answer: a long
+ * poll (up to 60 s) or a stream (up to 300 s) is answered after its request was read in full, and
+ * Node's request timeout ends at the request's last byte.
+ */
+export interface ListenerLimits {
+  /** TLS handshake, from the TCP connection (tls.Server handshakeTimeout) */
+  handshakeTimeoutMs: number;
+  /** from the handshake (or the previous answer) to the end of the request header; a connection that sends no request is closed after it */
+  headersTimeoutMs: number;
+  /** from the handshake to the request's last body byte */
+  requestTimeoutMs: number;
+  /** an idle keep-alive connection, after an answer, is closed after this */
+  keepAliveTimeoutMs: number;
+  /** open connections one remote address may hold (TLS handshakes included); beyond it new ones are destroyed at once. 0: no cap */
+  maxConnectionsPerSource: number;
+}
+
+export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 30_000,
+  // Above the 60 s idle timeout of common load balancers, so they close first (no reset on reuse).
+  keepAliveTimeoutMs: 65_000,
+  maxConnectionsPerSource: 256,
+};
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one source. */
+const sourceOf = (socket: Socket) => (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+
+/**
  * HTTPS only, TLS 1.2+. Client certificates are requested but not required at the TLS layer so one
  * listener serves both mTLS service callers and bearer-token callers; routes decide (service-auth.ts).
  */
-export async function listenHttps(app: RequestListener, tls: TlsMaterial, port: number, host = '127.0.0.1'): Promise<RunningServer> {
+export async function listenHttps(
+  app: RequestListener,
+  tls: TlsMaterial,
+  port: number,
+  host = '127.0.0.1',
+  limits: Partial<ListenerLimits> = {},
+): Promise<RunningServer> {
+  const bounds = { ...DEFAULT_LISTENER_LIMITS, ...limits };
   const server = createServer(
-    { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    {
+      cert: tls.certPem,
+      key: tls.keyPem,
+      ca: tls.caPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: bounds.handshakeTimeoutMs,
+      // How often Node checks the header and request timeouts of requests in progress (default 30 s).
+      connectionsCheckingInterval: Math.min(1000, bounds.headersTimeoutMs),
+    },
     app,
   );
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  // Long-poll receives may wait up to a minute; keep the default request timeout above that.
-  server.requestTimeout = 120_000;
+  server.headersTimeout = bounds.headersTimeoutMs;
+  server.requestTimeout = bounds.requestTimeoutMs;
+  server.keepAliveTimeout = bounds.keepAliveTimeoutMs;
+  limitConnectionsPerSource(server, bounds.maxConnectionsPerSource);
+  closeConnectionsWithoutRequest(server, bounds.headersTimeoutMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -42,4 +91,46 @@ export async function listenHttps(app: RequestListener, tls: TlsMaterial, port: 
         server.closeAllConnections();
       }),
   };
+}
+
+/** Counts open TCP connections per remote address; one over the cap is destroyed before its TLS handshake. */
+function limitConnectionsPerSource(server: Server, cap: number): void {
+  if (cap <= 0) return;
+  const open = new Map<string, number>();
+  server.prependListener('connection', (socket: Socket) => {
+    const source = sourceOf(socket);
+    const count = open.get(source) ?? 0;
+    if (count >= cap) {
+      socket.destroy();
+      return;
+    }
+    open.set(source, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(source) ?? 1) - 1;
+      if (left <= 0) open.delete(source);
+      else open.set(source, left);
+    });
+  });
+}
+
+/**
+ * Node's headers timeout only runs once a request has begun: a connection that completes the TLS
+ * handshake and then sends nothing would stay open forever. It gets headersTimeoutMs for its first
+ * request header; later requests are bounded by keepAliveTimeout and headersTimeout.
+ */
+function closeConnectionsWithoutRequest(server: Server, timeoutMs: number): void {
+  const waiting = new WeakMap<Socket, NodeJS.Timeout>();
+  server.on('secureConnection', (socket: Socket) => {
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    timer.unref();
+    waiting.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  server.on('request', (req: IncomingMessage) => {
+    const timer = waiting.get(req.socket);
+    if (timer) {
+      clearTimeout(timer);
+      waiting.delete(req.socket);
+    }
+  });
 }

@@ -1,6 +1,6 @@
 import type { RequestListener } from 'node:http';
 import type { z } from 'zod';
-import { loadConfig, readTls, type TlsMaterial } from './config.ts';
+import { listenerLimits, loadConfig, readTls, type TlsMaterial } from './config.ts';
 import { listenHttps } from './https.ts';
 import { createLogger, type Logger, type LogLevel } from './logger.ts';
 import { onShutdown } from './shutdown.ts';
@@ -15,7 +15,7 @@ export interface Started {
  * The only place a service touches process.env, opens its listener and handles signals: each
  * service's main.ts is one call to this.
  */
-export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel; TLS_CERT_FILE: string; TLS_KEY_FILE: string; TLS_CA_FILE: string }>>(
+export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel; TLS_CERT_FILE: string; TLS_KEY_FILE: string; TLS_CA_FILE: string } & Parameters<typeof listenerLimits>[0]>>(
   name: string,
   schema: S,
   start: (config: z.output<S>, context: { logger: Logger; tls: TlsMaterial }) => Promise<Started>,
@@ -25,7 +25,7 @@ export async function runService<S extends z.ZodType<{ PORT: number; HOST: strin
   try {
     const tls = readTls(config);
     const { app, close } = await start(config, { logger, tls });
-    const server = await listenHttps(app, tls, config.PORT, config.HOST);
+    const server = await listenHttps(app, tls, config.PORT, config.HOST, listenerLimits(config));
     logger.info('listening', { url: server.url });
     onShutdown(logger, [() => server.close(), ...close]);
   } catch (err) {

@@ -4,6 +4,7 @@ import { AUDIT_FEED, AUDIT_STREAMS, TenantId, type Batch } from '@keyway/contrac
 import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import type { PolicyRepository } from '../policy/repository.ts';
+import { tenantView } from './tenant-view.ts';
 
 /** Events per read of a stream, and so at most per batch: small enough for any broker message limit. */
 const PAGE = 100;
@@ -31,7 +32,7 @@ export interface AuditExportOptions {
 /**
  * The trail as a feed of its own (design.md, "Audit"): each stream is read with readSince after its
  * checkpoint, its events are grouped by tenant, and each group is published as one Batch (records =
- * the events, each with its seq and hashes, so the SIEM can check the chain) to the tenant's topic
+ * the events as the tenant may see them (tenant-view.ts), each with its seq and the stored hashes) to the tenant's topic
  * `audit` on the broker the topic service delivers from, with the topic service's naming and its
  * `default` subscription. A security team then pulls it like any feed: an operator grants the tenant
  * the `audit` feed, and its importer asks PAC for a listen key to `…/topics/audit`.
@@ -75,7 +76,8 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
       seq: last.seq,
       createdAt: new Date().toISOString(),
       contentType: 'application/json',
-      records: events,
+      // what the tenant may see of each event (tenant-view.ts); the vendor's own tenant sees all of it
+      records: events.map((event) => tenantView(event, tenant, options.operatorTenant)),
     };
     const body = Buffer.from(JSON.stringify(batch));
     const send = () => deps.broker.publish(topic, body, { messageId: batch.id, contentType: 'application/json' });
