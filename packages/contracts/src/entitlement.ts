@@ -135,7 +135,7 @@ export type CrmDelivery = z.input<typeof CrmDelivery>;
 export const CrmDeliveryResult = z.object({ id: z.string(), duplicate: z.boolean(), tenant: TenantId.optional() });
 export type CrmDeliveryResult = z.infer<typeof CrmDeliveryResult>;
 
-/** What the revocation path listens to (design.md, "The subsequent exchange"). */
+/** What the revocation path listens to (design.md, "The subsequent exchange"): the entitlement service's changes and PAS's family revocations. */
 export const ChangeEvent = z.discriminatedUnion('type', [
   z.object({ id: z.string(), at: z.string(), type: z.literal('user.removed'), tenant: TenantId, sub: z.string() }),
   z.object({ id: z.string(), at: z.string(), type: z.literal('role.removed'), tenant: TenantId, sub: z.string(), roles: z.array(Role) }),
@@ -145,6 +145,11 @@ export const ChangeEvent = z.discriminatedUnion('type', [
   z.object({ id: z.string(), at: z.string(), type: z.literal('tenant.removed'), tenant: TenantId }),
   /** the user's password was set or reset: the sessions opened with the old one end */
   z.object({ id: z.string(), at: z.string(), type: z.literal('credentials.changed'), tenant: TenantId, sub: z.string() }),
+  /**
+   * Published by PAS (its own outbox, same topic): a refresh family was revoked (RFC 7009, reuse
+   * detection, an entitlement change); PAC revokes the SAS keys minted from it.
+   */
+  z.object({ id: z.string(), at: z.string(), type: z.literal('family.revoked'), tenant: TenantId, sub: z.string(), fid: z.string().min(1).max(128), reason: z.string().max(128) }),
 ]);
 export type ChangeEvent = z.infer<typeof ChangeEvent>;
 export const CHANGE_EVENTS_TOPIC = { tenant: SYSTEM_TENANT, topic: 'entitlement-changes' } as const;

@@ -50,7 +50,7 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     openapi: pacApi,
   });
   const keys = tenantKeys(deps.store);
-  const issued = issuedRegistry(deps.store);
+  const issued = issuedRegistry(deps.store, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, ...trail }));
   app.use(tenantKeysEndpoint(keys));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
