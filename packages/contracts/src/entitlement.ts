@@ -117,7 +117,10 @@ export type SetTenantTier = z.input<typeof SetTenantTier>;
 /** Roles a CRM contact may be given: never operator, which only the vendor's own users hold. */
 export const CustomerRole = Role.exclude(['operator']);
 
-/** The headers of a CRM webhook delivery (the signature is Stripe-like: `v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`). */
+/**
+ * The headers of a CRM webhook delivery. The signature covers everything acted on:
+ * `v2=<hex HMAC-SHA256 of "v2:<timestamp>:<delivery header or empty>\n<raw body>">`.
+ */
 export const CRM_HEADERS = { timestamp: 'x-keyway-timestamp', signature: 'x-keyway-signature', delivery: 'x-keyway-delivery' } as const;
 export const DeliveryId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 letters, digits, . _ : -');
 
@@ -132,7 +135,13 @@ export const CrmDelivery = z.object({
   }),
 });
 export type CrmDelivery = z.input<typeof CrmDelivery>;
-export const CrmDeliveryResult = z.object({ id: z.string(), duplicate: z.boolean(), tenant: TenantId.optional() });
+export const CrmDeliveryResult = z.object({
+  id: z.string(),
+  duplicate: z.boolean(),
+  tenant: TenantId.optional(),
+  /** true: signed before the newest delivery applied for this customer, so nothing was applied */
+  superseded: z.boolean().optional(),
+});
 export type CrmDeliveryResult = z.infer<typeof CrmDeliveryResult>;
 
 /** What the revocation path listens to (design.md, "The subsequent exchange"): the entitlement service's changes and PAS's family revocations. */
