@@ -56,7 +56,7 @@ export function outbox(store: OutboxStore, broker: Broker, topic: TopicRef, opti
 
   return {
     /** Stores the event (a JSON object with a time-sortable id), then tries to publish it right away. */
-    async add(event: { id: string }): Promise<void> {
+    async add<E extends { id: string }>(event: E): Promise<void> {
       await store.set(eventKey(event.id), JSON.stringify(event));
       await store.sadd('outbox', event.id);
       await flush();
