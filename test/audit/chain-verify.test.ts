@@ -68,6 +68,8 @@ describe('audit trail: what the services record, queried and verified', () => {
     // the first refresh token is spent: presenting it again is reuse, and the family goes
     const reused = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: first.refresh_token }), { headers: FORM });
     expect(reused.data.error).toBe('invalid_grant');
+    // PAC revokes the family's SAS key as it follows PAS's announcement: wait for its record
+    for (let waited = 0; (await suite.operator.auditEvents({ tenant, action: 'sas_key.revoked' })).events.length === 0 && waited < 10_000; waited += 50) await sleep(50);
     await suite.operator.grantFeed(tenant, 'threat-intel');
     await mark('end');
   });
@@ -80,6 +82,8 @@ describe('audit trail: what the services record, queried and verified', () => {
         'entitlement:admin.tenant_created',
         'entitlement:admin.user_created',
         'entitlement:admin.user_created',
+        'idp:credentials.set',
+        'idp:credentials.set',
         'pas:token.issued',
         'pas:token.refreshed',
         'pac:sas_key.minted',
@@ -87,11 +91,14 @@ describe('audit trail: what the services record, queried and verified', () => {
         'pas:authorization.denied',
         'pas:refresh.reuse_detected',
         'pas:refresh_family.revoked',
+        'pac:sas_key.revoked',
         'entitlement:admin.feed_granted',
       ].sort(),
     );
     expect(events.map((e) => e.time)).toEqual(events.map((e) => e.time).sort());
-    expect(events.every((e) => e.tenant === tenant && e.requestId && e.sourceAddress)).toBe(true);
+    expect(events.every((e) => e.tenant === tenant)).toBe(true);
+    // every event but PAC's revocation, which follows PAS's announcement rather than a request
+    expect(events.filter((e) => e.action !== 'sas_key.revoked').every((e) => e.requestId && e.sourceAddress)).toBe(true);
     // newest first is the same set the other way round
     const newest = await suite.operator.auditEvents({ tenant, limit: 500 });
     expect(newest.events.map((e) => e.id)).toEqual(events.map((e) => e.id).reverse());
@@ -118,8 +125,17 @@ describe('audit trail: what the services record, queried and verified', () => {
 
   it('by subject: the user’s own events, from login to the revoked family', async () => {
     const events = await all({ subject: user });
-    expect(events.map(key)).toEqual(['pas:token.issued', 'pas:token.refreshed', 'pac:sas_key.minted', 'pas:refresh.reuse_detected', 'pas:refresh_family.revoked']);
-    const [, , minted, reuse, revoked] = events;
+    // PAC revokes the key while PAS records the reuse and the revoked family: those records come in any order
+    expect(events.map(key).slice(0, 4)).toEqual(['idp:credentials.set', 'pas:token.issued', 'pas:token.refreshed', 'pac:sas_key.minted']);
+    expect(events.map(key).slice(4).sort()).toEqual(['pac:sas_key.revoked', 'pas:refresh.reuse_detected', 'pas:refresh_family.revoked']);
+    const [registered, , , minted] = events;
+    const reuse = events.find((e) => e.action === 'refresh.reuse_detected');
+    const revoked = events.find((e) => e.action === 'refresh_family.revoked');
+    const keyRevoked = events.find((e) => e.action === 'sas_key.revoked');
+    // the IdP records who registered the credentials: the entitlement service's certificate
+    expect(registered).toMatchObject({ clientId: 'entitlement', detail: { caller_cert: 'entitlement', created: 'true' } });
+    // the family's SAS key went with it
+    expect(keyRevoked).toMatchObject({ tokenId: sas.key_id, reason: 'family.revoked', detail: { family_reason: 'reuse_detected' } });
     expect(minted).toMatchObject({ tokenId: sas.key_id, outcome: 'success', detail: { topic: 'edr-events', rights: 'listen', refresh_jti: jti(second.refresh_token) } });
     expect(reuse).toMatchObject({ outcome: 'denied', reason: 'invalid_grant', tokenId: jti(first.refresh_token) });
     expect(revoked).toMatchObject({ outcome: 'success', reason: 'reuse_detected', requestId: reuse?.requestId });
@@ -141,7 +157,9 @@ describe('audit trail: what the services record, queried and verified', () => {
     expect((await all({ tenant, from: times.refreshed, to: times.minted })).map(key)).toEqual(['pac:sas_key.minted']);
     expect((await all({ tenant, from: times.start, to: times.provisioned })).map(key)).toEqual([
       'entitlement:admin.tenant_created',
+      'idp:credentials.set',
       'entitlement:admin.user_created',
+      'idp:credentials.set',
       'entitlement:admin.user_created',
     ]);
     const admin = await all({ tenant, stream: 'entitlement', action: 'admin.feed_granted', from: times.minted });
@@ -198,7 +216,8 @@ describe('audit trail: what the services record, queried and verified', () => {
       expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, streams: [{ stream: 'pas', brokenAt: { seq: target?.seq } }, { ok: true }, { ok: true }, { ok: true }] });
       const intact = await keyway(['audit', 'verify', '--stream', 'pac']);
       expect(intact.code).toBe(0);
-      expect(intact.stdout).toMatch(/^pac: intact \(1 events checked/);
+      // minted, then revoked with its family
+      expect(intact.stdout).toMatch(/^pac: intact \(2 events checked/);
       const listed = await keyway(['--json', 'audit', 'events', '--tenant', tenant, '--action', 'sas_key.minted']);
       expect(listed.code).toBe(0);
       expect(JSON.parse(listed.stdout).events.map((e: AuditEvent) => e.tokenId)).toEqual([sas.key_id]);

@@ -69,7 +69,7 @@ describe('each service runs on its own process from its main.ts', () => {
       STORE_PREFIX: prefix,
     });
     const env: Record<ServiceName, Record<string, string>> = {
-      idp: common('idp'),
+      idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
       entitlement: { ...common('entitlement'), PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas },
       pas: { ...common('pas'), PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
       pac: { ...common('pac'), PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },

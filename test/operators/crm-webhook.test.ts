@@ -1,7 +1,8 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttp } from '@keyway/clients';
 import type { CrmDelivery } from '@keyway/contracts';
+import { crmSignatureHeader } from '@keyway/entitlement';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, rawClient } from '../helpers.ts';
 import { provisionOperator, timeUntil } from './operator.ts';
@@ -23,10 +24,10 @@ afterAll(() => suite?.close());
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 
-/** What the CRM sends: the exact bytes, signed as `v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`. */
+/** What the CRM sends: the exact bytes, signed over the timestamp, the delivery id header and the body (crm/signature.ts). */
 function post(body: string, options: { secret?: string; timestamp?: number; delivery?: string; signature?: string } = {}, target: Suite = suite) {
   const timestamp = String(options.timestamp ?? nowSec());
-  const signature = options.signature ?? `v1=${createHmac('sha256', options.secret ?? SECRET).update(`${timestamp}.${body}`).digest('hex')}`;
+  const signature = options.signature ?? crmSignatureHeader(options.secret ?? SECRET, timestamp, options.delivery ?? '', Buffer.from(body));
   const headers: Record<string, string> = { 'content-type': 'application/json', 'x-keyway-timestamp': timestamp, 'x-keyway-signature': signature };
   if (options.delivery) headers['x-keyway-delivery'] = options.delivery;
   return createHttp({ baseUrl: target.urls.entitlement, caPem: target.pki.ca.certPem }).post('/v1/crm/webhook', Buffer.from(body), { headers });
@@ -111,7 +112,7 @@ describe('CRM webhook: signed contract sync', () => {
     }
     // A body changed after signing fails too.
     const timestamp = nowSec();
-    const signature = `v1=${createHmac('sha256', SECRET).update(`${timestamp}.${delivery.body}`).digest('hex')}`;
+    const signature = crmSignatureHeader(SECRET, String(timestamp), '', Buffer.from(delivery.body));
     expect((await post(delivery.body.replace(plus, basic), { timestamp, signature })).status).toBe(401);
     expect((await rawClient(suite, 'entitlement', 'operator').get(`/v1/tenants/${tenantOf(id)}`)).status).toBe(404);
     // Nothing was claimed either: the genuine delivery still applies.

@@ -21,3 +21,4 @@ export function createBroker({ amqpUrl, ...options }: CreateBrokerOptions): Prom
   return Promise.resolve(createMemoryBroker({ maxDeliveries: options.maxDeliveries }));
 }
 export { consume, consumeEvents, type ConsumerOptions, type EventSchema } from './consumer.ts';
+export { outbox, timeSortableId, type Outbox, type OutboxOptions, type OutboxStore } from './outbox.ts';

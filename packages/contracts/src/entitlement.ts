@@ -120,7 +120,10 @@ export type SetTenantTier = z.input<typeof SetTenantTier>;
 /** Roles a CRM contact may be given: never operator, which only the vendor's own users hold. */
 export const CustomerRole = Role.exclude(['operator']);
 
-/** The headers of a CRM webhook delivery (the signature is Stripe-like: `v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`). */
+/**
+ * The headers of a CRM webhook delivery. The signature covers everything acted on:
+ * `v2=<hex HMAC-SHA256 of "v2:<timestamp>:<delivery header or empty>\n<raw body>">`.
+ */
 export const CRM_HEADERS = { timestamp: 'x-keyway-timestamp', signature: 'x-keyway-signature', delivery: 'x-keyway-delivery' } as const;
 export const DeliveryId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 letters, digits, . _ : -');
 
@@ -135,10 +138,16 @@ export const CrmDelivery = z.object({
   }),
 });
 export type CrmDelivery = z.input<typeof CrmDelivery>;
-export const CrmDeliveryResult = z.object({ id: z.string(), duplicate: z.boolean(), tenant: TenantId.optional() });
+export const CrmDeliveryResult = z.object({
+  id: z.string(),
+  duplicate: z.boolean(),
+  tenant: TenantId.optional(),
+  /** true: signed before the newest delivery applied for this customer, so nothing was applied */
+  superseded: z.boolean().optional(),
+});
 export type CrmDeliveryResult = z.infer<typeof CrmDeliveryResult>;
 
-/** What the revocation path listens to (design.md, "The subsequent exchange"). */
+/** What the revocation path listens to (design.md, "The subsequent exchange"): the entitlement service's changes and PAS's family revocations. */
 export const ChangeEvent = z.discriminatedUnion('type', [
   z.object({ id: z.string(), at: z.string(), type: z.literal('user.removed'), tenant: TenantId, sub: z.string() }),
   z.object({ id: z.string(), at: z.string(), type: z.literal('role.removed'), tenant: TenantId, sub: z.string(), roles: z.array(Role) }),
@@ -148,6 +157,11 @@ export const ChangeEvent = z.discriminatedUnion('type', [
   z.object({ id: z.string(), at: z.string(), type: z.literal('tenant.removed'), tenant: TenantId }),
   /** the user's password was set or reset: the sessions opened with the old one end */
   z.object({ id: z.string(), at: z.string(), type: z.literal('credentials.changed'), tenant: TenantId, sub: z.string() }),
+  /**
+   * Published by PAS (its own outbox, same topic): a refresh family was revoked (RFC 7009, reuse
+   * detection, an entitlement change); PAC revokes the SAS keys minted from it.
+   */
+  z.object({ id: z.string(), at: z.string(), type: z.literal('family.revoked'), tenant: TenantId, sub: z.string(), fid: z.string().min(1).max(128), reason: z.string().max(128) }),
 ]);
 export type ChangeEvent = z.infer<typeof ChangeEvent>;
 export const CHANGE_EVENTS_TOPIC = { tenant: SYSTEM_TENANT, topic: 'entitlement-changes' } as const;

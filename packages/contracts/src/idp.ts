@@ -11,6 +11,12 @@ export type Subject = z.infer<typeof Subject>;
 export const Password = z.string().min(12, 'must be at least 12 characters').max(1024);
 
 /** Registering (or replacing) a user's credentials; sent by the entitlement service. */
+/**
+ * Proof of an operator action at the IdP: the operator's own access token (scope operator), as the
+ * entitlement service received it, forwarded on credential changes to operator accounts.
+ */
+export const OPERATOR_PROOF_HEADER = 'x-keyway-operator-token';
+
 export const CredentialRegistration = z.object({
   sub: z.string().min(1).max(128),
   tenant: TenantId,

@@ -22,7 +22,7 @@ export const SECURITY_SCHEMES = {
     type: 'apiKey',
     in: 'header',
     name: 'X-Keyway-Signature',
-    description: '`v1=<hex HMAC-SHA256 of "<X-Keyway-Timestamp>.<raw body>">` keyed with CRM_WEBHOOK_SECRET; the timestamp must be within 5 minutes',
+    description: '`v2=<hex HMAC-SHA256 of "v2:<X-Keyway-Timestamp>:<X-Keyway-Delivery or empty>\\n<raw body>">` keyed with CRM_WEBHOOK_SECRET; the timestamp must be within 5 minutes',
   },
 } as const;
 export type SecurityScheme = keyof typeof SECURITY_SCHEMES;

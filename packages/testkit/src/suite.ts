@@ -8,7 +8,7 @@ import { createLogger, silentLogger, type Logger, type TlsMaterial } from '@keyw
 import { createMemoryStore, createStore, type Store } from '@keyway/store';
 import { remoteKeySet } from '@keyway/tokens';
 import type { DevPki } from '@keyway/tls';
-import { createApp as createIdp, type IdpOptions } from '@keyway/idp';
+import { createApp as createIdp, operatorProofChecker, type IdpOptions } from '@keyway/idp';
 import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
 import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing, type PasOptions } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
@@ -168,9 +168,20 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const lifetimes = options.lifetimes ?? {};
 
   const operatorTokenCacheMs = options.operatorTokenCacheSec === undefined ? undefined : options.operatorTokenCacheSec * 1000;
-  const idp = createIdp({ store: stores.idp, auditStore: auditStores.idp, logger: logger('idp') }, { verification: options.limits?.idp });
-  listeners.idp.bind(idp);
   const pasForEntitlement = pasClient({ ...asCaller('entitlement'), baseUrl: urls.pas });
+  const pasJwks = pasClient({ caPem, baseUrl: urls.pas });
+  const idp = createIdp({
+    store: stores.idp,
+    auditStore: auditStores.idp,
+    operatorProof: operatorProofChecker({
+      pasIssuer: urls.pas,
+      entitlementUrl: urls.entitlement,
+      clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
+      keys: remoteKeySet(() => pasJwks.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
+    }),
+    logger: logger('idp'),
+  }, { verification: options.limits?.idp });
+  listeners.idp.bind(idp);
   const entitlement = createEntitlement(
     {
       publicUrl: urls.entitlement,

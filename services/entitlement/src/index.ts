@@ -2,3 +2,4 @@ export { createApp, type EntitlementDeps, type EntitlementOptions } from './app.
 export { pacKeyRotation, type ConsoleDeps } from './console/routes.ts';
 export { EntitlementEnv } from './config.ts';
 export { evaluate } from './policy/evaluate.ts';
+export { crmSignatureHeader, CRM_TOLERANCE_SEC } from './crm/signature.ts';

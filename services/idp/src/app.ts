@@ -1,9 +1,10 @@
 import type { Express } from 'express';
-import { idpApi } from '@keyway/contracts';
+import { idpApi, VENDOR_TENANT } from '@keyway/contracts';
 import { createAuditLog } from '@keyway/audit';
-import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, type BearerVerifier, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { clientKeyRepository } from './credentials/client-keys.ts';
+import { internalChanges } from './credentials/internal-changes.ts';
 import { credentialRepository } from './credentials/repository.ts';
 import { DEFAULT_VERIFICATION_LIMITS, verificationGuard, type VerificationLimits } from './credentials/verification-guard.ts';
 import { assertionRoutes } from './routes/assertion.ts';
@@ -13,8 +14,12 @@ import { passwordRoutes } from './routes/password.ts';
 
 export interface IdpDeps {
   store: Store;
-  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); the IdP appends to stream "idp" */
+  /** the audit keyspace every service shares; the IdP appends credential changes to stream "idp" */
   auditStore: Store;
+  /** verifies the operator access token that must accompany a change to an operator account (internal-changes.ts) */
+  operatorProof?: BearerVerifier;
+  /** the vendor tenant, whose users are operators (default VENDOR_TENANT) */
+  operatorTenant?: string;
   logger: Logger;
 }
 
@@ -30,12 +35,13 @@ export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
   const app = createBaseApp({ service: 'idp', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }], openapi: idpApi });
   const credentials = credentialRepository(deps.store);
   const clientKeys = clientKeyRepository(deps.store);
-  // Failed verifications: throttled per account and recorded, aggregated (issue 9).
+  // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
   const audit = createAuditLog({ store: deps.auditStore, service: 'idp', logger: deps.logger });
   const guard = verificationGuard(deps.store, audit, deps.logger, { ...DEFAULT_VERIFICATION_LIMITS, ...options.verification });
   app.use(passwordRoutes(credentials, guard));
   app.use(assertionRoutes(credentials, clientKeys, guard));
-  app.use(credentialRoutes(credentials, clientKeys));
-  app.use(clientKeyRoutes(credentials, clientKeys));
+  const changes = internalChanges({ audit, operatorTenant: deps.operatorTenant ?? VENDOR_TENANT, operatorProof: deps.operatorProof });
+  app.use(credentialRoutes(credentials, clientKeys, changes));
+  app.use(clientKeyRoutes(credentials, clientKeys, changes));
   return Object.assign(finishApp(app, deps.logger), { close: () => guard.close() });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { TenantId, VENDOR_TENANT } from '@keyway/contracts';
 import { DEFAULT_VERIFICATION_LIMITS as LIMITS } from './credentials/verification-guard.ts';
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -14,5 +15,9 @@ export const IdpEnv = z.object({
     'failed verifications of one account (password or client assertion), from every PAS together, per VERIFY_WINDOW_SEC before 429: the second line behind PAS\'s login throttle',
   ),
   VERIFY_WINDOW_SEC: seconds(LIMITS.windowSec).describe('the window of VERIFY_FAILURES_PER_ACCOUNT, and the one failed verifications are aggregated over in the trail (one event per account)'),
+  PAS_URL: z.string().url().optional().describe('PAS: issuer of the operator access tokens that prove an operator asked for a change to an operator account, and their JWKS; unset: operator accounts’ credentials cannot be replaced'),
+  ENTITLEMENT_URL: z.string().url().optional().describe('the entitlement service’s URL as PAS names it in operator access tokens ("aud" of the forwarded proof)'),
+  OPERATOR_TENANT: TenantId.default(VENDOR_TENANT).describe('the vendor\'s own tenant, whose users are operators (as the entitlement service\'s OPERATOR_TENANT)'),
+  CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying operator access tokens'),
 });
 export type IdpEnv = z.output<typeof IdpEnv>;

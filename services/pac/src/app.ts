@@ -55,7 +55,7 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     openapi: pacApi,
   });
   const keys = tenantKeys(deps.store);
-  const issued = issuedRegistry(deps.store);
+  const issued = issuedRegistry(deps.store, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
   const refusalWindowMs = (options.refusalWindowSec ?? 60) * 1000;
   const refusals = refusalAggregator({ log: trail.audit, store: deps.store, logger: deps.logger, action: 'refusals.aggregated', keyField: 'sourceAddress', windowMs: refusalWindowMs });

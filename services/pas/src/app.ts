@@ -5,6 +5,7 @@ import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
+import { familyRevocationAnnouncer } from './revocation/announce.ts';
 import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
 import type { TokenSettings } from '@keyway/tokens';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
@@ -63,6 +64,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     readiness: readinessWithTrail(deps.store, audit),
     openapi: pasApi,
   });
+  const announcer = familyRevocationAnnouncer(deps.store, deps.broker, deps.logger, deps.changeEventsTopic);
   const context = {
     // Read on every use, so issuance and verification see the ring as last reloaded (a rotation here or on another instance).
     get ring() {
@@ -71,7 +73,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     settings: options.settings,
     idp: deps.idp,
     entitlement: deps.entitlement,
-    families: refreshFamilies(deps.store),
+    families: refreshFamilies(deps.store, announcer.announce),
     audit,
     metrics: securityMetrics(),
     strict: (options.revocationMode ?? 'strict') === 'strict',
@@ -97,6 +99,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
   const follower = context.strict ? revokeOnEntitlementChange(deps.broker, context.families, deps.logger, context, deps.changeEventsTopic) : undefined;
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
+      announcer.close();
       await follower?.stop();
       await context.refusals.close();
     },

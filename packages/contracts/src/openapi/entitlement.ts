@@ -211,7 +211,7 @@ export const entitlementApi = openApiDocument(
       post: {
         summary: 'CRM contract sync: customer → tenant, tier → feeds, contacts → users, cancelled / suspended → suspended',
         description:
-          'Signed with X-Keyway-Timestamp (unix seconds) and X-Keyway-Signature; the delivery id is X-Keyway-Delivery or the body’s id. The same delivery again answers 200 with duplicate: true and changes nothing; another body under a seen id is 409. 404 when CRM sync is not configured.',
+          'Signed with X-Keyway-Timestamp (unix seconds) and X-Keyway-Signature over the timestamp, the delivery id and the body; the delivery id is X-Keyway-Delivery or the body’s id. The same delivery again answers 200 with duplicate: true and changes nothing; a delivery signed before the newest one applied for its customer answers 200 with superseded: true and changes nothing; another body under a seen id is 409. 404 when CRM sync is not configured.',
         security: ['crmSignature'],
         body: { schema: CrmDelivery },
         responses: { 200: jsonResponse(CrmDeliveryResult, 'applied, or a duplicate') },

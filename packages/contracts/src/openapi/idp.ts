@@ -27,7 +27,7 @@ export const idpApi = openApiDocument(
     },
     '/v1/credentials/{sub}': {
       put: serviceOnly({
-        summary: 'register or replace a user’s credentials (entitlement only); without a password the stored one is kept',
+        summary: 'register or replace a user’s credentials (entitlement only); without a password the stored one is kept. Replacing an operator account’s credentials needs X-Keyway-Operator-Token (an operator’s access token for the operator scope), else 403. Recorded in the IdP’s audit stream',
         path: SubPath,
         body: { schema: CredentialRegistration },
         responses: { 200: jsonResponse(z.object({ sub: z.string() }), 'registered') },
@@ -42,7 +42,7 @@ export const idpApi = openApiDocument(
     },
     '/v1/credentials/{sub}/keys/{kid}': {
       put: serviceOnly({
-        summary: 'register a public key for private_key_jwt (entitlement only)',
+        summary: 'register a public key for private_key_jwt (entitlement only); for an operator account only with X-Keyway-Operator-Token, else 403. Recorded in the IdP’s audit stream',
         path: KeyPath,
         body: { schema: ClientKeyRegistration },
         responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') },

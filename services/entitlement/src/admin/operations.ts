@@ -16,7 +16,14 @@ export interface AdminDeps {
 }
 
 /** The request making a change: its logger names the actor, its fields go into the trail. */
-export type AdminRequest = AuditRequest & { log: Logger };
+export type AdminRequest = AuditRequest & { log: Logger; get(name: string): string | undefined };
+
+/**
+ * The operator's own access token when the change was asked for with one: forwarded to the IdP as
+ * proof on credential changes (an operator account's credentials change only with it).
+ */
+const operatorToken = (req: AdminRequest): string | undefined =>
+  req.operator?.via === 'bearer' ? /^Bearer +(\S+)$/i.exec(req.get('authorization') ?? '')?.[1] : undefined;
 
 /** Values for the trail's detail, which holds strings only; lists are comma-separated. */
 const text = (values: Record<string, string | number | boolean | readonly string[] | undefined>): Record<string, string> =>
@@ -63,6 +70,7 @@ export function adminOperations(deps: AdminDeps) {
   return (req: AdminRequest, extra: AuditFields = {}) => {
     const log = req.log;
     const actor = mergeFields(requestFields(req), extra);
+    const proof = operatorToken(req);
     /** One admin change, as the log and the trail see it. */
     const changed = async (action: string, tenant: string | undefined, detail: Parameters<typeof text>[0]): Promise<void> => {
       log.info(action, { tenant, ...detail });
@@ -177,7 +185,7 @@ export function adminOperations(deps: AdminDeps) {
         await policy.getTenant(tenant);
         const user = await policy.createUser(tenant, input);
         try {
-          await idp.register({ sub: user.id, tenant, email: user.email, password: input.password });
+          await idp.register({ sub: user.id, tenant, email: user.email, password: input.password }, proof);
         } catch (err) {
           await policy.deleteUser(user);
           throw err;
@@ -195,7 +203,7 @@ export function adminOperations(deps: AdminDeps) {
         const { before, after } = await policy.updateUser(tenant, id, change);
         if (after.email !== before.email) {
           try {
-            await idp.register({ sub: id, tenant, email: after.email });
+            await idp.register({ sub: id, tenant, email: after.email }, proof).catch(passOnRefusal);
           } catch (err) {
             await policy.updateUser(tenant, id, { email: before.email });
             throw err;
@@ -211,7 +219,7 @@ export function adminOperations(deps: AdminDeps) {
       /** Sets or resets the password at the IdP, then ends the user's sessions (credentials.changed). */
       async setPassword(tenant: string, id: string, password: string): Promise<void> {
         const user = await policy.getUser(tenant, id);
-        await idp.register({ sub: user.id, tenant, email: user.email, password });
+        await idp.register({ sub: user.id, tenant, email: user.email, password }, proof).catch(passOnRefusal);
         await events.emit({ type: 'credentials.changed', tenant, sub: user.id });
         await changed('admin.user_password_set', tenant, { user: user.id });
       },
@@ -219,7 +227,7 @@ export function adminOperations(deps: AdminDeps) {
       /** An RFC 7523 public key the user's agent signs client assertions with; the IdP holds and checks it. */
       async registerKey(tenant: string, id: string, kid: string, jwk: object) {
         const user = await userOf(tenant, id);
-        const registered = await idp.registerKey(user.id, kid, jwk).catch(passOnRefusal);
+        const registered = await idp.registerKey(user.id, kid, jwk, proof).catch(passOnRefusal);
         await changed('admin.key_registered', tenant, { user: user.id, kid, replaced: !registered.created });
         return registered;
       },

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { attributes, requestFields, type AuditLog, type SecurityMetrics } from '@keyway/audit';
 import { AuthorizeDecision, AuthorizeRequest } from '@keyway/contracts';
-import { callerService, parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { callerService, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import { evaluate } from '../policy/evaluate.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
@@ -13,7 +13,7 @@ import type { PolicyRepository } from '../policy/repository.ts';
  */
 export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string, trail: { audit: AuditLog; metrics: SecurityMetrics }): Router {
   const router = Router();
-  router.post('/v1/authorize', requireService('pas', 'pac'), requireContentType('application/json'), async (req, res) => {
+  router.post('/v1/authorize', requireInternal('entitlement', 'POST /v1/authorize'), requireContentType('application/json'), async (req, res) => {
     const request = parseInput(AuthorizeRequest, req.body, 'body');
     const [tenant, user] = await Promise.all([policy.findTenant(request.tenant), policy.findUser(request.sub)]);
     const decision = evaluate({ tenant, user, role: request.role, feeds: request.feeds, operatorTenant });

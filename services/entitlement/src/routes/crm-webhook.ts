@@ -27,12 +27,15 @@ const CRM_CLIENT = 'crm';
 
 /**
  * POST /v1/crm/webhook: the CRM pushes a customer's contract (crm/contract.ts maps it). Not an
- * operator call: the sender proves itself with an HMAC-SHA256 signature over the raw body and a
- * timestamp (crm/signature.ts), and each delivery id is applied once (crm/deliveries.ts):
+ * operator call: the sender proves itself with an HMAC-SHA256 signature over everything acted on:
+ * the timestamp, the delivery id and the raw body (crm/signature.ts); each delivery id is applied
+ * once, and a customer's deliveries in the order of their signed timestamps (crm/deliveries.ts):
  * - 200 `{ id, duplicate: false, tenant }` applied; 200 `{ id, duplicate: true }` the same delivery
- *   again (nothing applied, so a retrying sender stops);
+ *   again (nothing applied, so a retrying sender stops); 200 `{ id, duplicate: false, superseded: true }`
+ *   a delivery signed before the customer's newest applied one (nothing applied, recorded as denied);
  * - 401 invalid_client for a bad signature or a timestamp more than 5 minutes off;
- * - 409 conflict for another body under a delivery id already seen (or one still being applied),
+ * - 409 conflict for another body under a delivery id already seen (or one still being applied, or
+ *   another delivery for the same customer being applied),
  *   and for a customer that maps onto a tenant the CRM does not manage;
  * - 400 for a body that is not a contract; 404 when no CRM_WEBHOOK_SECRET is configured.
  *
@@ -51,6 +54,7 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
     const refused = checkCrmSignature({
       secret: deps.secret!,
       timestamp: req.get(CRM_HEADERS.timestamp),
+      delivery: req.get(CRM_HEADERS.delivery),
       signature: req.get(CRM_HEADERS.signature),
       rawBody: req.body,
       nowSec: deps.nowSec(),
@@ -90,9 +94,25 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
 
     const crm = { clientId: CRM_CLIENT, detail: { delivery: id, customer: delivery.customer.id.slice(0, 512) } };
     const actor = mergeFields(requestFields(req), crm);
+    // Verified and signed: the order of a customer's deliveries is their signed timestamps.
+    const signedAt = Number(req.get(CRM_HEADERS.timestamp));
+    const customerId = delivery.customer.id;
+    if (!(await deps.deliveries.lockCustomer(customerId))) {
+      await deps.deliveries.release(id);
+      throw new Conflict(`another delivery for customer ${customerId} is being applied; retry`, undefined, { 'retry-after': '5' });
+    }
     try {
       await requireWritableTrail(deps.audit);
+      if (await deps.deliveries.supersededFor(customerId, signedAt)) {
+        // An older state arriving after a newer one (reordered, or a captured delivery replayed): applied never.
+        await deps.audit.record({ ...mergeFields(actor, { detail: { signed_at: String(signedAt) } }), action: 'crm.sync', outcome: 'denied', reason: 'superseded' });
+        await deps.deliveries.complete(id, digest);
+        req.log.warn('crm.delivery_superseded', { delivery: id, signedAt });
+        res.json(shapeResponse(CrmDeliveryResult, { id, duplicate: false, superseded: true }));
+        return;
+      }
       const tenant = await applyContract(deps.admin(req, crm), deps.policy, delivery, deps.operatorTenant);
+      await deps.deliveries.applied(customerId, signedAt);
       await deps.audit.record({ ...mergeFields(actor, { tenant: tenant.id, detail: { status: tenant.status, feeds: tenant.feeds.join(',').slice(0, 512) } }), action: 'crm.sync', outcome: 'success' });
       await deps.deliveries.complete(id, digest);
       req.log.info('crm.delivery_applied', { delivery: id, tenant: tenant.id, status: tenant.status, feeds: tenant.feeds });
@@ -102,6 +122,8 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
       const refusal = refusalOf(err);
       await deps.audit.record({ ...mergeFields(actor, { detail: refusal.detail }), action: 'crm.sync', outcome: refusal.outcome, reason: refusal.reason }).catch(() => undefined);
       throw err;
+    } finally {
+      await deps.deliveries.unlockCustomer(customerId);
     }
   });
   return router;

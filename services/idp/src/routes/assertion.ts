@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { AssertionCheck, Subject } from '@keyway/contracts';
-import { InvalidClient, parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { InvalidClient, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import { TokenError, verifyClientAssertion } from '@keyway/tokens';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
@@ -27,7 +27,7 @@ function claimedClient(assertion: string): string {
 
 export function assertionRoutes(credentials: CredentialRepository, keys: ClientKeyRepository, guard: VerificationGuard): Router {
   const router = Router();
-  router.post('/v1/credentials/assertion/verify', requireService('pas'), requireContentType('application/json'), async (req, res) => {
+  router.post('/v1/credentials/assertion/verify', requireInternal('idp', 'POST /v1/credentials/assertion/verify'), requireContentType('application/json'), async (req, res) => {
     const { assertion, audience } = parseInput(AssertionCheck, req.body, 'body');
     const claimed = claimedClient(assertion);
     await guard.admit(claimed);

@@ -2,8 +2,9 @@ import { createPublicKey } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '@keyway/contracts';
-import { InvalidRequest, NotFound, parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { InvalidRequest, NotFound, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
+import type { InternalChanges } from '../credentials/internal-changes.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
 
 const KeyPath = z.object({ sub: z.string().min(1).max(128), kid: ClientKeyId });
@@ -11,12 +12,13 @@ const KeyPath = z.object({ sub: z.string().min(1).max(128), kid: ClientKeyId });
 /**
  * PUT and DELETE /v1/credentials/:sub/keys/:kid (entitlement service only): the public keys an agent
  * authenticates with instead of a password (RFC 7523 private_key_jwt). Only public keys are held here.
+ * A key for an operator account needs an operator's proof; every change is in the IdP's trail.
  */
-export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientKeyRepository): Router {
+export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientKeyRepository, changes: InternalChanges): Router {
   const router = Router();
   const path = '/v1/credentials/:sub/keys/:kid';
 
-  router.put(path, requireService('entitlement'), requireContentType('application/json'), async (req, res) => {
+  router.put(path, requireInternal('idp', 'PUT /v1/credentials/:sub/keys/:kid'), requireContentType('application/json'), async (req, res) => {
     const { sub, kid } = parseInput(KeyPath, req.params, 'path');
     const { jwk } = parseInput(ClientKeyRegistration, req.body, 'body');
     if (jwk.kid !== undefined && jwk.kid !== kid) throw new InvalidRequest('body.jwk.kid must match the path');
@@ -26,14 +28,20 @@ export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientK
     } catch {
       throw new InvalidRequest(`body.jwk: not a valid ${jwk.crv} public key`);
     }
-    if (!(await credentials.findBySub(sub))) throw new NotFound(`no credentials are registered for ${sub}`);
+    await changes.ready();
+    const account = await credentials.findBySub(sub);
+    if (!account) throw new NotFound(`no credentials are registered for ${sub}`);
+    const operator = await changes.proofFor(req, 'client_key.registered', sub, [account.tenant]);
     const created = await keys.register(sub, kid, jwk);
+    await changes.record(req, 'client_key.registered', account.tenant, sub, { kid, alg: jwk.alg, created: String(created), ...(operator && { operator }) });
     res.status(created ? 201 : 200).json(shapeResponse(RegisteredClientKey, { sub, kid, alg: jwk.alg }));
   });
 
-  router.delete(path, requireService('entitlement'), async (req, res) => {
+  router.delete(path, requireInternal('idp', 'DELETE /v1/credentials/:sub/keys/:kid'), async (req, res) => {
     const { sub, kid } = parseInput(KeyPath, req.params, 'path');
+    await changes.ready();
     if (!(await keys.remove(sub, kid))) throw new NotFound(`no key ${kid} is registered for ${sub}`);
+    await changes.record(req, 'client_key.removed', (await credentials.findBySub(sub))?.tenant, sub, { kid });
     res.status(204).end();
   });
   return router;

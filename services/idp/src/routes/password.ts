@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { InvalidGrant, parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { InvalidGrant, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import { PasswordCheck, Subject } from '@keyway/contracts';
 import { dummyHash, verifyPassword } from '../credentials/password-hash.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
@@ -12,7 +12,7 @@ import type { VerificationGuard } from '../credentials/verification-guard.ts';
  */
 export function passwordRoutes(credentials: CredentialRepository, guard: VerificationGuard): Router {
   const router = Router();
-  router.post('/v1/credentials/password/verify', requireService('pas'), requireContentType('application/json'), async (req, res) => {
+  router.post('/v1/credentials/password/verify', requireInternal('idp', 'POST /v1/credentials/password/verify'), requireContentType('application/json'), async (req, res) => {
     const { email, password } = parseInput(PasswordCheck, req.body, 'body');
     await guard.admit(email);
     const credential = await credentials.findByEmail(email);

@@ -127,6 +127,7 @@ export function sasEndpoint(
       throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' });
     });
     if (!status.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
+    if (await deps.issued.isFamilyRevoked(claims.fid)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
     const { topic, resource } = resolveTopic(claims, options.topicBaseUrl, request.resource);
     note({ detail: { topic } });
     const rights: Rights = request.rights;
@@ -139,7 +140,9 @@ export function sasEndpoint(
     const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
     const expiry = nowSec + options.sasTtlSec;
     const { sasKey, keyId } = signSas(await deps.keys.signingKey(claims.tid), rights, resource, expiry);
-    await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry });
+    if (!(await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry }))) {
+      throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked while minting');
+    }
     const expiresAt = new Date(expiry * 1000).toISOString();
     note({ tokenId: keyId, detail: { expires_at: expiresAt } });
     log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });

@@ -16,18 +16,31 @@ export type RevocationScope = { tenant: string; sub?: string; topic?: string; fi
 /**
  * Issued key ids under tenant/topic/family, so a removal can revoke them by prefix (design.md);
  * a revoked key id is remembered until the key would have expired anyway.
+ *
+ * A revoked family is remembered too, for `maxKeyLifetimeMs` (the longest a key minted before the
+ * revocation can live): a key minted from it after the revocation (its refresh token introspected
+ * just before PAS revoked the family) is revoked as it is recorded. record() writes the key then
+ * reads the mark; revoke() writes the mark then scans the keys: whichever runs second sees the other.
  */
-export function issuedRegistry(store: Store, now: () => number = Date.now) {
+export function issuedRegistry(store: Store, now: () => number = Date.now, maxKeyLifetimeMs = 86_400_000) {
   const issuedKey = (k: IssuedSasKey) => `issued:${k.tenant}:${k.topic}:${k.fid}:${k.keyId}`;
   const revokedKey = (keyId: string) => `revoked:${keyId}`;
+  const revokedFamilyKey = (fid: string) => `revoked-family:${fid}`;
   const ttlMs = (expiresAt: number) => Math.max(1, expiresAt * 1000 - now());
+  const isFamilyRevoked = async (fid: string) => (await store.get(revokedFamilyKey(fid))) !== null;
 
   return {
-    async record(key: IssuedSasKey): Promise<void> {
+    /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
+    async record(key: IssuedSasKey): Promise<boolean> {
       await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
+      if (!(await isFamilyRevoked(key.fid))) return true;
+      await store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt) });
+      return false;
     },
+    isFamilyRevoked,
     /** Revokes every live key in scope; returns the keys this call revoked (not those revoked before). */
     async revoke(scope: RevocationScope): Promise<IssuedSasKey[]> {
+      if (scope.fid) await store.set(revokedFamilyKey(scope.fid), '1', { ttlMs: maxKeyLifetimeMs });
       const prefix = ['issued', scope.tenant, scope.topic, scope.topic ? scope.fid : undefined].filter((p) => p !== undefined).join(':') + ':';
       const names = await store.keys(prefix);
       const records = (await Promise.all(names.map((name) => store.get(name))))

@@ -15,12 +15,15 @@ function scopeOf(event: ChangeEvent): RevocationScope {
     case 'tenant.suspended':
     case 'tenant.removed':
       return { tenant: event.tenant };
+    // PAS revoked a refresh family (logout, reuse detection, an entitlement change): its keys go with it.
+    case 'family.revoked':
+      return { tenant: event.tenant, fid: event.fid };
   }
 }
 
 /**
- * Follows the entitlement service's change events and revokes the affected SAS keys (strict mode),
- * each recorded as sas_key.revoked with the change as its reason. Revoking never waits for the trail:
+ * Follows the entitlement service's change events and PAS's family revocations and revokes the
+ * affected SAS keys (strict mode), each recorded as sas_key.revoked with the change as its reason. Revoking never waits for the trail:
  * a revocation the trail cannot take is still made (record() logs and counts the failed append).
  */
 export function revokeOnEntitlementChange(
@@ -37,9 +40,10 @@ export function revokeOnEntitlementChange(
     ChangeEvent,
     async (event) => {
       const revoked = await issued.revoke(scopeOf(event));
+      const reason = event.type;
       for (const key of revoked) {
-        logger.info('sas_key.revoked', { reason: event.type, eventId: event.id, keyId: key.keyId, tenant: key.tenant, topic: key.topic, sub: key.sub });
-        trail.metrics.sasKeysRevoked.add(1, { tenant: key.tenant, reason: event.type });
+        logger.info('sas_key.revoked', { reason, eventId: event.id, keyId: key.keyId, tenant: key.tenant, topic: key.topic, sub: key.sub });
+        trail.metrics.sasKeysRevoked.add(1, { tenant: key.tenant, reason });
         await trail.audit
           .record({
             action: 'sas_key.revoked',
@@ -47,8 +51,8 @@ export function revokeOnEntitlementChange(
             tenant: key.tenant,
             subject: key.sub,
             tokenId: key.keyId,
-            reason: event.type,
-            detail: { topic: key.topic, rights: key.rights, family: key.fid, change_event: event.id },
+            reason,
+            detail: { topic: key.topic, rights: key.rights, family: key.fid, change_event: event.id, ...(event.type === 'family.revoked' && { family_reason: event.reason }) },
           })
           .catch(() => undefined);
       }

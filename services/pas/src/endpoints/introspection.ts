@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { Introspection } from '@keyway/contracts';
-import { parseInput, requireContentType, requireService, shapeResponse } from '@keyway/kit';
+import { parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
@@ -16,7 +16,7 @@ const IntrospectionRequest = z.object({ token: z.string().min(1).max(8192), toke
  */
 export function introspectionEndpoint(context: GrantContext): Router {
   const router = Router();
-  router.post('/oauth2/introspect', noStore, requireService('pac', 'topic', 'entitlement'), requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
+  router.post('/oauth2/introspect', noStore, requireInternal('pas', 'POST /oauth2/introspect'), requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
     const { token, token_type_hint } = parseInput(IntrospectionRequest, req.body, 'body');
     const verified = await verifyOwnToken(context, token, token_type_hint);
     let active = false;

@@ -23,7 +23,7 @@ export function revocationEndpoint(context: GrantContext): Router {
     if (verified) {
       const { claims } = verified;
       const fid = claims.fid;
-      const revoked = fid !== undefined && (await context.families.revoke(fid));
+      const revoked = fid !== undefined && (await context.families.revoke(fid, 'client_revocation'));
       const fields = {
         ...requestFields(req),
         tenant: claims.tid,

@@ -9,7 +9,13 @@ export type FamilyInfo = z.infer<typeof FamilyInfo>;
  * that may be used next; rotation swaps it atomically so exactly one concurrent refresh wins.
  * Families are indexed by subject and tenant so an entitlement change can revoke them in one call.
  */
-export function refreshFamilies(store: Store) {
+/**
+ * Told of every revocation of a live family before it is made, so the SAS keys minted from it can be
+ * revoked with it (PAS's outbox → PAC); a rejection fails the revocation, which the caller retries.
+ */
+export type FamilyRevocationHook = (family: FamilyInfo, reason: string) => Promise<void>;
+
+export function refreshFamilies(store: Store, onRevoke: FamilyRevocationHook = async () => undefined) {
   const currentKey = (fid: string) => `family:${fid}`;
   const infoKey = (fid: string) => `family-info:${fid}`;
   const bySubjectKey = (sub: string) => `subject-families:${sub}`;
@@ -52,8 +58,18 @@ export function refreshFamilies(store: Store) {
     },
     /** true when the token was spent within the reuse leeway (a duplicate, not a replay) */
     spentRecently: async (fid: string, jti: string) => (await store.get(spentKey(fid, jti))) !== null,
-    /** true when the family was live */
-    async revoke(fid: string): Promise<boolean> {
+    /**
+     * true when the family was live. Every revocation (RFC 7009, reuse detection, an entitlement
+     * change, a denied refresh) comes through here, so each one reaches PAC: the announcement is
+     * stored (outbox) before the family is deleted, so a crash in between leaves the family live and
+     * the caller's retry announces it again, never a revoked family whose keys still work.
+     * `announce: false` only where PAC acts on the same cause itself (an entitlement change event,
+     * which PAC follows with its own scope: a removed feed leaves the keys for the other feeds).
+     */
+    async revoke(fid: string, reason = 'family_revoked', { announce = true } = {}): Promise<boolean> {
+      const raw = await store.get(infoKey(fid));
+      if (raw === null) return false;
+      if (announce) await onRevoke(FamilyInfo.parse(JSON.parse(raw)), reason);
       return (await store.del(currentKey(fid), infoKey(fid))) > 0;
     },
     ofSubject: (sub: string) => live(bySubjectKey(sub)),

@@ -26,7 +26,7 @@ export const refresh_token: Grant<'refresh_token'> = {
       if (await context.families.spentRecently(claims.fid, claims.jti)) {
         throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent moments ago by a concurrent refresh');
       }
-      const revoked = await context.families.revoke(claims.fid);
+      const revoked = await context.families.revoke(claims.fid, 'reuse_detected');
       req.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
       if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'reuse_detected' });
       throw audit.refuse(new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked'), 'refresh.reuse_detected', {
@@ -44,8 +44,8 @@ export const refresh_token: Grant<'refresh_token'> = {
     if (context.strict) {
       const decision = await authorize(context.entitlement, claims.sub, claims.tid, asked).catch(async (err: unknown) => {
         if (!(err instanceof AccessDenied)) throw err;
-        const revoked = await context.families.revoke(claims.fid);
         const reason = err.detail ?? err.code;
+        const revoked = await context.families.revoke(claims.fid, reason);
         if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason });
         throw audit.refuse(new InvalidGrant('the grant is no longer authorized', err.detail), 'authorization.denied', {
           reason,

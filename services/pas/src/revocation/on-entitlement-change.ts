@@ -18,6 +18,9 @@ async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): 
     case 'tenant.suspended':
     case 'tenant.removed':
       return families.ofTenant(event.tenant);
+    // PAS's own announcement: the family is already revoked here.
+    case 'family.revoked':
+      return [];
   }
 }
 
@@ -41,7 +44,8 @@ export function revokeOnEntitlementChange(
     ChangeEvent,
     async (event) => {
       for (const family of await affectedFamilies(families, event)) {
-        if (await families.revoke(family.fid)) {
+        // PAC follows the same event and revokes the keys in its scope: no announcement needed.
+        if (await families.revoke(family.fid, event.type, { announce: false })) {
           logger.info('refresh_family.revoked', { reason: event.type, eventId: event.id, fid: family.fid, sub: family.sub, tenant: family.tid });
           trail.metrics.tokensRevoked.add(1, { tenant: family.tid, reason: event.type });
           await trail.audit

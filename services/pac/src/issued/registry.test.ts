@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStore } from '@keyway/store';
+import { issuedRegistry, type IssuedSasKey } from './registry.ts';
+
+const key = (keyId: string, fid: string): IssuedSasKey => ({ keyId, tenant: 't-1', topic: 'edr-events', rights: 'send', sub: 'u-1', fid, expiresAt: Math.floor(Date.now() / 1000) + 3600 });
+
+describe('issued SAS keys: revocation by refresh family', () => {
+  it('revokes every key of the family, and only that family', async () => {
+    const issued = issuedRegistry(createMemoryStore({ prefix: 'test:' }));
+    await issued.record(key('k-a1', 'f-a'));
+    await issued.record(key('k-a2', 'f-a'));
+    await issued.record(key('k-b1', 'f-b'));
+    const revoked = await issued.revoke({ tenant: 't-1', fid: 'f-a' });
+    expect(revoked.map((k) => k.keyId).sort()).toEqual(['k-a1', 'k-a2']);
+    expect(await issued.isRevoked('k-a1')).toBe(true);
+    expect(await issued.isRevoked('k-b1')).toBe(false);
+  });
+
+  it('a key recorded after its family was revoked (minted from a token introspected just before) is revoked as it is recorded', async () => {
+    const issued = issuedRegistry(createMemoryStore({ prefix: 'test:' }));
+    await issued.revoke({ tenant: 't-1', fid: 'f-a' });
+    expect(await issued.isFamilyRevoked('f-a')).toBe(true);
+    expect(await issued.record(key('k-late', 'f-a'))).toBe(false);
+    expect(await issued.isRevoked('k-late')).toBe(true);
+    expect(await issued.record(key('k-other', 'f-b'))).toBe(true);
+  });
+});

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStore } from '@keyway/store';
+import { refreshFamilies, type FamilyInfo } from './refresh-family.ts';
+
+const family: FamilyInfo = { fid: 'f-1', sub: 'u-1', tid: 't-1', scope: 'feed:edr-events' };
+
+describe('refresh family revocation is announced before it is made', () => {
+  it('announces a live family once, with its reason; an announcement that fails leaves the family live (the caller retries)', async () => {
+    const announced: Array<[string, string]> = [];
+    let failing = true;
+    const families = refreshFamilies(createMemoryStore({ prefix: 'pas:' }), async (info, reason) => {
+      if (failing) throw new Error('outbox unavailable');
+      announced.push([info.fid, reason]);
+    });
+    await families.start(family, 'j-1', 60_000);
+    await expect(families.revoke('f-1', 'client_revocation')).rejects.toThrow('outbox unavailable');
+    expect(await families.current('f-1')).toBe('j-1');
+
+    failing = false;
+    expect(await families.revoke('f-1', 'client_revocation')).toBe(true);
+    expect(await families.current('f-1')).toBeNull();
+    expect(await families.revoke('f-1', 'client_revocation')).toBe(false);
+    expect(announced).toEqual([['f-1', 'client_revocation']]);
+  });
+
+  it('does not announce what PAC follows itself (an entitlement change)', async () => {
+    const announced: string[] = [];
+    const families = refreshFamilies(createMemoryStore({ prefix: 'pas:' }), async (info) => void announced.push(info.fid));
+    await families.start(family, 'j-1', 60_000);
+    expect(await families.revoke('f-1', 'user.removed', { announce: false })).toBe(true);
+    expect(announced).toEqual([]);
+  });
+});
