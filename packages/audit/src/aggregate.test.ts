@@ -30,3 +30,21 @@ describe('refusalAggregator', () => {
     expect(events.reduce((sum, e) => sum + Number(e.detail?.count), 0)).toBe(510);
   });
 });
+
+describe('recordBounded: the noise budget of a stream', () => {
+  it('records subjectless refusals up to the budget per window, then counts them: one audit.noise_suppressed event per source when the window has closed', async () => {
+    let clock = Date.parse('2030-01-01T00:00:00Z');
+    const now = () => clock;
+    const store = createMemoryStore({ prefix: `audit:${randomUUID()}:`, now });
+    const log = createAuditLog({ store, service: 'pas', logger: silentLogger, now, noiseBudget: { events: 10, windowMs: 60_000 } });
+    for (let i = 0; i < 1000; i++) await log.recordBounded({ action: 'login.failed', outcome: 'denied', reason: 'invalid_grant', sourceAddress: `10.0.${i % 4}.1` });
+    expect((await queryEvents(store, { action: 'login.failed', limit: 500 })).events).toHaveLength(10);
+    // the next window: its first refusals are recorded again, and the closed window's count is written
+    clock += 60_000;
+    await log.recordBounded({ action: 'login.failed', outcome: 'denied', reason: 'invalid_grant', sourceAddress: '10.0.9.1' });
+    const written = (await queryEvents(store, { action: 'audit.noise_suppressed', limit: 100 })).events;
+    expect(written).toHaveLength(4);
+    expect(written.reduce((sum, e) => sum + Number(e.detail?.count), 0)).toBe(990);
+    expect((await queryEvents(store, { action: 'login.failed', limit: 500 })).events).toHaveLength(11);
+  });
+});

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { OAuthError, ServerError, type Logger } from '@keyway/kit';
+import { OAuthError, ServerError, windowLimiter, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { appendEvents } from './chain.ts';
 import { auditEvent, looksSecret, type AuditDraft, type AuditEvent, type AuditInput } from './event.ts';
 import { layout, readLink } from './layout.ts';
 import { auditMetrics, type AuditMetrics } from './metrics.ts';
 import { trimStream, type RetentionPolicy } from './retention.ts';
+import { refusalAggregator, type RefusalAggregator } from './aggregate.ts';
 
 export interface AuditLogOptions {
   /** the audit keyspace, one for every service (e.g. a store with prefix "keyway:audit:") */
@@ -20,18 +21,32 @@ export interface AuditLogOptions {
   metrics?: AuditMetrics;
   /** clock for event times; default Date.now */
   now?: () => number;
+  /** the cap of recordBounded(): events per stream and window (default DEFAULT_NOISE_BUDGET) */
+  noiseBudget?: { events: number; windowMs: number };
 }
 
 export interface AuditLog {
   readonly service: string;
   /** appends the event to the service's stream; throws ServerError (500 server_error) when it cannot */
   record(input: AuditInput): Promise<AuditEvent>;
+  /**
+   * Records a refusal that names no authenticated party (a failed login, a throttled one) within the
+   * stream's noise budget, shared by every instance: past `noiseBudget.events` in a window, such
+   * refusals are only counted, and each window's count is written as audit.noise_suppressed events
+   * (one per source, at most 1001) by the first such refusal after the window has closed. So however
+   * many addresses an attacker has, noise grows the trail by a bounded number of events per window.
+   * Never throws (a refusal stays a refusal).
+   */
+  recordBounded(input: AuditInput): Promise<void>;
   /** for /readyz: rejects unless the audit store takes writes the way an append does */
   ready(): Promise<void>;
 }
 
 /** Audit trails are kept 400 days unless configured otherwise: a year of lookback plus slack. */
 export const DEFAULT_RETENTION: RetentionPolicy & { every?: number } = { maxAgeMs: 400 * 24 * 3600 * 1000 };
+
+/** recordBounded()'s default: 600 subjectless refusals per stream and minute, about 0.4 MiB/min at most. */
+export const DEFAULT_NOISE_BUDGET = { events: 600, windowMs: 60_000 };
 
 /** Events per commit: bounds one commit's size (and the time Redis spends in its script). */
 const MAX_GROUP = 100;
@@ -82,8 +97,34 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     }
   }
 
-  return {
+  const budget = options.noiseBudget ?? DEFAULT_NOISE_BUDGET;
+  const noise = windowLimiter(store, { name: `noise:${service}`, points: budget.events, windowMs: budget.windowMs });
+  let suppressed: RefusalAggregator | undefined;
+  let flushedWindow = 0;
+
+  const suppressing = () =>
+    (suppressed ??= refusalAggregator({ log, store, logger, action: 'audit.noise_suppressed', keyField: 'sourceAddress', windowMs: budget.windowMs, flushEveryMs: 0, now }));
+
+  const log: AuditLog = {
     service,
+    async recordBounded(input) {
+      try {
+        // Suppressed counts are written lazily, without a timer: by the first bounded refusal (of any
+        // instance) after their window has closed.
+        const window = Math.floor(now() / budget.windowMs);
+        if (window !== flushedWindow) {
+          flushedWindow = window;
+          await suppressing().flush();
+        }
+        if ((await noise.hit(service)).allowed) {
+          await log.record(input);
+          return;
+        }
+        await suppressing().count(input.sourceAddress ?? 'unknown', input.reason ?? 'denied');
+      } catch (err) {
+        logger.warn('audit.noise_not_counted', { action: input.action, err });
+      }
+    },
     async record(input) {
       let event: AuditEvent;
       try {
@@ -116,6 +157,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       await store.del(probe);
     },
   };
+  return log;
 }
 
 /** The fields an action can fill in as it learns them (the subject once verified, the jti once issued). */

@@ -12,7 +12,7 @@ export { readSince } from './export.ts';
 export type { FeedPage } from './export.ts';
 export { auditMetrics } from './metrics.ts';
 export type { AuditMetrics } from './metrics.ts';
-export { audited, createAuditLog, DEFAULT_RETENTION } from './audited.ts';
+export { audited, createAuditLog, DEFAULT_NOISE_BUDGET, DEFAULT_RETENTION } from './audited.ts';
 export type { AuditedAction, AuditFields, AuditLog, AuditLogOptions } from './audited.ts';
 export { mergeFields, readinessWithTrail, refusalOf, requestFields, requireWritableTrail } from './request.ts';
 export type { AuditRequest, Refusal } from './request.ts';

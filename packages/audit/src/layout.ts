@@ -14,6 +14,8 @@ import { AuditIntegrityError } from './errors.ts';
  *   idx:all  idx:stream:<stream>  idx:tenant:<tenant>  idx:subject:<subject>  idx:action:<action>  idx:outcome:<outcome>
  *                                lex-ordered sets of "<id>:<stream>:<seq>"; ids start with their time, so these sort by time
  *   probe:<uuid>                 the readiness probe's key, deleted at once (short TTL in case of a crash)
+ *   rl:noise:<stream>:…          recordBounded()'s per-window count of a stream's noise (expires with its window)
+ *   agg:audit.noise_suppressed:… the counts of noise past that budget, until their window is written (aggregate.ts)
  */
 export const layout = {
   head: (stream: string) => `stream:${stream}:head`,

@@ -76,7 +76,10 @@ export function grantAudit(log: AuditLog, req: AuditRequest, grantType: string, 
         return { action, outcome: refusal.outcome, reason, noise: true };
       }
       const detail = { ...fields.detail, ...refusal.detail };
-      await log.record({ ...fields, action, outcome: refusal.outcome, reason, detail }).catch(() => undefined);
+      const event = { ...fields, action, outcome: refusal.outcome, reason, detail };
+      // a failed login names no one authenticated: recorded within the stream's noise budget (packages/audit recordBounded)
+      if (fields.subject === undefined && refusal.outcome === 'denied') await log.recordBounded(event);
+      else await log.record(event).catch(() => undefined);
       for (const also of named?.also ?? []) await log.record({ ...fields, ...also }).catch(() => undefined);
       return { action, outcome: refusal.outcome, reason, noise: false };
     },
