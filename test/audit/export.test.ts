@@ -109,7 +109,7 @@ describe('the audit trail as a feed: exported to the tenant’s `audit` topic, p
     for (const m of messages) {
       // local0 (16) × 8 + informational (6); MSGID is the topic; SD names the tenant, topic, batch and seq
       expect(m).toMatchObject({ pri: 134, host: 'siem-test', msgId: AUDIT_FEED, tenant: t.tenant, topic: AUDIT_FEED });
-      expect(m.batch).toMatch(new RegExp(`^audit:(pas|pac|entitlement):${t.tenant}:\\d+-\\d+$`));
+      expect(m.batch).toMatch(new RegExp(`^audit:(pas|pac|entitlement|idp):${t.tenant}:\\d+-\\d+$`));
       // the MSG is the event as the trail holds it: its own tenant, action, outcome, and the chain hashes
       expect(m.event).toMatchObject({ tenant: t.tenant, action: expect.stringMatching(/^[a-z_]+\.[a-z_]+$/), outcome: expect.stringMatching(/^(success|denied|failure)$/) });
       expect(m.event.hash).toMatch(/^[0-9a-f]{64}$/);

@@ -1,10 +1,11 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttp } from '@keyway/clients';
 import type { Tenant } from '@keyway/contracts';
+import { crmSignatureHeader } from '@keyway/entitlement';
 import { startSuite, type Suite } from '@keyway/testkit';
 import { rawClient } from '../helpers.ts';
 import { operatorFiles, startKeyway } from '../cli/keyway.ts';
@@ -33,7 +34,7 @@ const newId = () => `ctl-${randomUUID().slice(0, 8)}`;
 
 function crmPost(body: string) {
   const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = `v1=${createHmac('sha256', SECRET).update(`${timestamp}.${body}`).digest('hex')}`;
+  const signature = crmSignatureHeader(SECRET, timestamp, '', Buffer.from(body));
   return createHttp({ baseUrl: suite.urls.entitlement, caPem: suite.pki.ca.certPem }).post('/v1/crm/webhook', Buffer.from(body), {
     headers: { 'content-type': 'application/json', 'x-keyway-timestamp': timestamp, 'x-keyway-signature': signature },
   });
