@@ -61,10 +61,10 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
     });
     if (!refused) return next();
     const err = new InvalidClient('the webhook signature or timestamp is not valid', refused);
-    // Forged or replayed deliveries are worth knowing about; the refusal stands whether or not the trail takes it.
+    // Forged or replayed deliveries are worth knowing about, but they name no one: recorded within the
+    // stream's noise budget (issue 9), and the refusal stands whether or not the trail takes it.
     void deps.audit
-      .record({ ...mergeFields(requestFields(req), { clientId: CRM_CLIENT, detail: { error_detail: refused } }), action: 'crm.sync', outcome: 'denied', reason: err.code })
-      .catch(() => undefined)
+      .recordBounded({ ...mergeFields(requestFields(req), { clientId: CRM_CLIENT, detail: { error_detail: refused } }), action: 'crm.sync', outcome: 'denied', reason: err.code })
       .then(() => next(err));
   };
 
