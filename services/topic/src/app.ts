@@ -7,6 +7,7 @@ import { sasGuard } from './auth/sas-guard.ts';
 import { revocationCache, type RevocationSource } from './auth/revocation.ts';
 import { tenantKeyCache, type SasKeySource } from './auth/tenant-keys.ts';
 import type { TopicEnv } from './config.ts';
+import { subscriptionInventory, type SubscriptionSource } from './delivery/inventory.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
@@ -26,6 +27,7 @@ export type TopicOptions = Pick<
   | 'PUBLISH_BURST'
   | 'MAX_QUEUE_DEPTH'
   | 'STREAM_HEARTBEAT_SEC'
+  | 'SUBSCRIPTION_CACHE_SEC'
 >;
 
 export interface TopicDeps {
@@ -36,6 +38,8 @@ export interface TopicDeps {
   sasKeys: SasKeySource;
   /** whether PAC revoked an issued key (rejects when PAC cannot answer) */
   sasKeyRevoked: RevocationSource;
+  /** the names of a feed's listed subscriptions, from the entitlement service (rejects when it cannot answer) */
+  subscriptionNames: SubscriptionSource;
   logger: Logger;
   /** milliseconds since the epoch; SAS expiry, lock deadlines and rate windows are read from it */
   now?: () => number;
@@ -66,7 +70,8 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
     isRevoked: revocationCache(deps.sasKeyRevoked, { ttlMs: options.REVOCATION_CACHE_SEC * 1000, now }),
     now,
   });
-  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger);
+  const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
+  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, now);
   const locks = lockTable({ lockDurationMs: options.LOCK_DURATION_SEC * 1000, now, logger: deps.logger });
   const quotas = {
     rate: publishRateLimit(deps.store, { ratePerSec: options.PUBLISH_RATE_PER_SEC, burst: options.PUBLISH_BURST, now }),

@@ -31,6 +31,8 @@ export function publishRoutes(deps: { guard: ReturnType<typeof sasGuard>; broker
     await brokerCall(() =>
       deps.subscriptions.withSubscription(topic, DEFAULT_SUBSCRIPTION, () =>
         deps.broker.publish(topic, Buffer.from(JSON.stringify(batch)), { messageId: batch.id, contentType: 'application/json' }),
+        // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
+        { renew: false },
       ),
     );
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });
