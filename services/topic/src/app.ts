@@ -80,7 +80,17 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
 
   app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas }));
   app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks }));
-  app.use(streamRoutes({ guard, broker: deps.broker, subscriptions, locks, heartbeatMs: options.STREAM_HEARTBEAT_SEC * 1000 }));
+  app.use(
+    streamRoutes({
+      guard,
+      broker: deps.broker,
+      subscriptions,
+      locks,
+      heartbeatMs: options.STREAM_HEARTBEAT_SEC * 1000,
+      // as often as a revocation can show (the revocation cache), at least every second
+      recheckMs: Math.max(1000, options.REVOCATION_CACHE_SEC * 1000),
+    }),
+  );
   app.use(settleRoutes({ guard, locks }));
   return Object.assign(finishApp(app, deps.logger), { close: () => locks.close() });
 }
