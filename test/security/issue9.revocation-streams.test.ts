@@ -62,11 +62,12 @@ describe('issue 9: revocation reaches open streams and waiting long polls', { ti
       }
     })();
 
+    // credit enough that a stream which kept going would not stall on the locks the revoked key cannot settle
     const arrivals: { id: string; at: number }[] = [];
     let ended: { at: number; err: unknown } | undefined;
     const streaming = (async () => {
       try {
-        for await (const m of topic.stream(t.listen, t.tenant, t.feed, 'default', { prefetch: 5, timeoutSec: 60 })) {
+        for await (const m of topic.stream(t.listen, t.tenant, t.feed, 'default', { prefetch: 500, timeoutSec: 60 })) {
           arrivals.push({ id: m.message_id, at: Date.now() });
           await topic.complete(t.listen, t.tenant, t.feed, 'default', m.message_id, m.lock_token).catch(() => undefined);
         }

@@ -175,8 +175,10 @@ describe.each(BROKERS)('publish quotas (%s broker)', { timeout: 30_000 }, (kind)
     const owner = shallow.newTenant();
     const topic = shallow.newTopic(owner, ['default', 'audit']);
     await subscribe(shallow, topic);
-    // declared and never received from, as an abandoned subscription is (no consumer holds prefetched copies)
+    // declared and never received from, as an abandoned subscription is (no consumer holds prefetched
+    // copies), and recorded as the registry records it, so every instance's depth check sees it
     await shallow.broker.declareSubscription(topic, 'audit');
+    await shallow.store.sadd(`subscriptions:${topic.tenant}:${topic.topic}`, 'audit');
     const published: string[] = [];
     const read: string[] = [];
     for (let i = 0; i < 6; i++) {
