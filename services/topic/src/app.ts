@@ -1,6 +1,6 @@
-import type { Express } from 'express';
+import type { ErrorRequestHandler, Express } from 'express';
 import { topicApi } from '@keyway/contracts';
-import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, jsonBody, type Logger } from '@keyway/kit';
 import type { Broker } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { sasGuard } from './auth/sas-guard.ts';
@@ -45,6 +45,15 @@ export interface TopicDeps {
   now?: () => number;
 }
 
+/**
+ * A refusal answered before the request body was read (401 before parsing) closes the connection
+ * once answered, rather than read the rest of the upload to keep the connection alive.
+ */
+const closeUnreadBody: ErrorRequestHandler = (err, req, res, next) => {
+  if (!req.complete && !res.headersSent) res.set('Connection', 'close');
+  next(err);
+};
+
 /** An Express app plus close(), which returns every locked message to its queue and stops lock timers. */
 export type TopicApp = Express & { close(): Promise<void> };
 
@@ -59,8 +68,9 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
       { name: 'broker', check: () => deps.broker.ping() },
       { name: 'store', check: () => deps.store.ping() },
     ],
-    // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
-    bodyLimit: String(options.MAX_BATCH_BYTES),
+    // Bodies are parsed by the routes that take one, after the SAS key is checked (issue 9: an
+    // unauthenticated 1 MiB upload was read before it was refused).
+    parseBodies: false,
   });
   // Answers here are POST results, never revalidated: hashing every received batch for an ETag is waste.
   app.set('etag', false);
@@ -78,7 +88,9 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
     depth: queueDepthLimit(deps.broker, subscriptions, { maxDepth: options.MAX_QUEUE_DEPTH, now }),
   };
 
-  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas }));
+  // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
+  const body = jsonBody(String(options.MAX_BATCH_BYTES));
+  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body }));
   app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks }));
   app.use(
     streamRoutes({
@@ -92,5 +104,6 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
     }),
   );
   app.use(settleRoutes({ guard, locks }));
+  app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), { close: () => locks.close() });
 }
