@@ -73,7 +73,7 @@ describe('each service runs on its own process from its main.ts', () => {
       entitlement: { ...common('entitlement'), PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas },
       pas: { ...common('pas'), PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
       pac: { ...common('pac'), PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
-      topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac },
+      topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
     };
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.

@@ -22,7 +22,7 @@ const DOCUMENTED = {
     'PUT /v1/credentials/:sub/keys/:kid': ['entitlement'],
     'DELETE /v1/credentials/:sub/keys/:kid': ['entitlement'],
   },
-  entitlement: { 'POST /v1/authorize': ['pas'] },
+  entitlement: { 'POST /v1/authorize': ['pas'], 'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'] },
   pas: { 'POST /oauth2/introspect': ['pac', 'entitlement'] },
   pac: {
     'POST /internal/v1/sas-keys/verify': ['topic'],
@@ -60,7 +60,7 @@ describe('the mTLS access matrix is exactly what is documented', () => {
   });
 
   it('each internal API answers exactly the certificates the matrix lists: another is 403 access_denied, none is 401', async () => {
-    const samples: Record<string, string> = { ':sub': 'u-matrix', ':kid': 'k-matrix', ':tenant': 't-matrix', ':keyId': 'key-matrix' };
+    const samples: Record<string, string> = { ':sub': 'u-matrix', ':kid': 'k-matrix', ':tenant': 't-matrix', ':keyId': 'key-matrix', ':feed': 'edr-events' };
     const refusals: string[] = [];
     for (const [service, apis] of Object.entries(DOCUMENTED)) {
       for (const [api, allowed] of Object.entries(apis)) {

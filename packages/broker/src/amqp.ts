@@ -1,8 +1,10 @@
 import amqp from 'amqplib';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
 import {
+  BOUND_ARGUMENTS,
+  DEFAULT_SUBSCRIPTION_EXPIRES_MS,
   TOPIC_EXCHANGE,
   declareExchanges,
   deadLetterQueue,
@@ -10,7 +12,7 @@ import {
   routingKey,
   subscriptionQueue,
 } from './topology.ts';
-import type { QueueType } from './topology.ts';
+import type { QueueBounds, QueueType } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface AmqpBrokerOptions {
@@ -32,6 +34,17 @@ export interface AmqpBrokerOptions {
    * its prefetched messages to the queue so other instances can deliver them; default 30000.
    */
   idleConsumerMs?: number;
+  /**
+   * RabbitMQ `x-expires` of both queues of a subscription: deleted once nobody consumed from them or
+   * declared them for this long; default 7 days. Declaring a subscription again restarts the clock.
+   */
+  subscriptionExpiresMs?: number;
+  /**
+   * Ready messages a subscription queue (and its dead-letter queue) holds at most; beyond it the
+   * oldest is dead-lettered (`x-overflow: drop-head`; from the dead-letter queue: dropped), so an
+   * unread subscription never refuses a publish its topic's other subscriptions take. Unset = unbounded.
+   */
+  maxQueueLength?: number;
 }
 
 /** On classic queues the broker counts deliveries itself in this header (quorum queues do it natively). */
@@ -86,6 +99,9 @@ type PublishProps = Pick<PublishOptions, 'messageId' | 'contentType'> & { header
 
 const errorCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 const isNotFound = (err: unknown): boolean => errorCode(err) === 404;
+const BOUNDS_CONFLICT = new RegExp(`inequivalent arg '(${BOUND_ARGUMENTS.join('|')})'`);
+/** 406 PRECONDITION_FAILED because the queue exists with other bounds (declared by an older version, or other settings) */
+const isBoundsConflict = (err: unknown): boolean => errorCode(err) === 406 && BOUNDS_CONFLICT.test(err instanceof Error ? err.message : '');
 
 /**
  * Channel errors a caller caused (e.g. 406 PRECONDITION_FAILED: a queue exists with other
@@ -105,6 +121,9 @@ class AmqpBroker implements Broker {
   private readonly prefetch: number;
   private readonly confirmTimeoutMs: number;
   private readonly idleConsumerMs: number;
+  private readonly bounds: QueueBounds;
+  /** queues found with other bounds than ours, reported once each */
+  private readonly keptAsIs = new Set<string>();
 
   private session: Session | null = null;
   private opening: Promise<void> | null = null;
@@ -122,6 +141,7 @@ class AmqpBroker implements Broker {
     this.prefetch = options.prefetch ?? 50;
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
     this.idleConsumerMs = options.idleConsumerMs ?? 30_000;
+    this.bounds = { expiresMs: options.subscriptionExpiresMs ?? DEFAULT_SUBSCRIPTION_EXPIRES_MS, maxLength: options.maxQueueLength };
     if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) {
       throw new RangeError('maxDeliveries must be an integer >= 1');
     }
@@ -178,9 +198,7 @@ class AmqpBroker implements Broker {
         if (!session?.lost) conn.close().catch(() => undefined);
       });
       await declareExchanges(pub);
-      for (const { topic, name } of this.declared.values()) {
-        await declareSubscriptionTopology(pub, topic, name, this.queueType, this.maxDeliveries);
-      }
+      for (const { topic, name } of this.declared.values()) await this.declareTopology(session, pub, topic, name);
       if (session.lost) throw new BrokerUnavailableError('connection lost while opening');
       if (this.closed) throw new BrokerUnavailableError('broker closed while connecting');
     } catch (err) {
@@ -326,12 +344,64 @@ class AmqpBroker implements Broker {
     const queue = subscriptionQueue(topic, subscription);
     const session = this.requireSession();
     try {
-      const ch = await this.adminChannel(session);
-      await declareSubscriptionTopology(ch, topic, subscription, this.queueType, this.maxDeliveries);
+      await this.declareTopology(session, await this.adminChannel(session), topic, subscription);
     } catch (err) {
       throw toBrokerError(err);
     }
     this.declared.set(queue, { topic, name: subscription });
+  }
+
+  private declareTopology(session: Session, channel: Channel, topic: TopicRef, subscription: string): Promise<void> {
+    return declareSubscriptionTopology(channel, topic, subscription, (queue, options) => this.assertOrKeep(session, queue, options), {
+      queueType: this.queueType,
+      maxDeliveries: this.maxDeliveries,
+      bounds: this.bounds,
+    });
+  }
+
+  /** Runs `fn` on a channel of its own: a refused declaration or a missing queue closes the channel it ran on. */
+  private async onOwnChannel<T>(session: Session, fn: (channel: Channel) => Promise<T>): Promise<T> {
+    const channel = await session.conn.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await fn(channel);
+    } finally {
+      channel.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Declares a queue. One that exists with other bounds (declared before queues had them, or under
+   * other settings) is kept as it is rather than refused: RabbitMQ cannot change a queue's arguments,
+   * and deleting it would lose its messages. It is reported once, so an operator can bound it with a
+   * policy (`rabbitmqctl set_policy`) or delete it; queues of any other mismatch stay refused.
+   */
+  private async assertOrKeep(session: Session, queue: string, options: Options.AssertQueue): Promise<void> {
+    try {
+      await this.onOwnChannel(session, (ch) => ch.assertQueue(queue, options));
+    } catch (err) {
+      if (!isBoundsConflict(err)) throw err;
+      await this.onOwnChannel(session, (ch) => ch.checkQueue(queue));
+      if (!this.keptAsIs.has(queue)) {
+        this.keptAsIs.add(queue);
+        this.report(new Error(`queue ${queue} exists with other bounds than configured, kept as it is (${(err as Error).message})`));
+      }
+    }
+  }
+
+  async deleteSubscription(topic: TopicRef, subscription: string): Promise<void> {
+    const queue = subscriptionQueue(topic, subscription);
+    const session = this.requireSession();
+    this.declared.delete(queue);
+    try {
+      // RabbitMQ cancels the consumers of a deleted queue (onMessage(null) drops ours)
+      await this.onOwnChannel(session, async (ch) => {
+        await ch.deleteQueue(queue);
+        await ch.deleteQueue(deadLetterQueue(queue));
+      });
+    } catch (err) {
+      throw toBrokerError(err);
+    }
   }
 
   private subscription(topic: TopicRef, name: string, deadLetter: boolean): Subscription {

@@ -4,13 +4,19 @@ import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, TopicRef } from './broker.ts';
 
 export interface BrokerHarness {
-  create(options?: { maxDeliveries?: number }): Promise<Broker>;
+  create(options?: BrokerTestOptions): Promise<Broker>;
   /** whether two instances share the same queues (RabbitMQ) or each has its own (memory) */
   sharedAcrossInstances: boolean;
   /** messages in the subscription's dead-letter queue */
   deadLetterCount(broker: Broker, topic: TopicRef, subscription: string): Promise<number>;
   /** deletes whatever the backend keeps for these subscriptions */
   cleanup(subscriptions: { topic: TopicRef; subscription: string }[]): Promise<void>;
+}
+
+export interface BrokerTestOptions {
+  maxDeliveries?: number;
+  maxQueueLength?: number;
+  subscriptionExpiresMs?: number;
 }
 
 export const hex = (bytes = 4): string => randomBytes(bytes).toString('hex');
@@ -31,7 +37,7 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
     let brokers: Broker[] = [];
     let declared: { topic: TopicRef; subscription: string }[] = [];
 
-    const open = async (options?: { maxDeliveries?: number }): Promise<Broker> => {
+    const open = async (options?: BrokerTestOptions): Promise<Broker> => {
       const broker = await harness.create(options);
       brokers.push(broker);
       return broker;
@@ -290,6 +296,73 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       await expect(broker.depth(topic, 'missing')).rejects.toBeInstanceOf(NoSubscriptionError);
       await expect(broker.receiveDeadLetter(topic, 'missing', 100)).rejects.toBeInstanceOf(NoSubscriptionError);
       await broker.ping();
+    });
+
+    // issue 9: an unread subscription must bound itself and never refuse what its topic's other subscriptions take
+    it('a subscription over maxQueueLength dead-letters its oldest messages; the other subscriptions get every message', async () => {
+      const broker = await open({ maxQueueLength: 3 });
+      const topic = newTopic();
+      await declare(broker, topic, 'unread');
+      await declare(broker, topic, 'read');
+      // the read subscription keeps up: it gets every message, whatever the unread one holds
+      const read: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        await publish(broker, topic, `m${i}`, `m${i}`);
+        const delivery = await mustReceive(broker, topic, 'read');
+        read.push(delivery.messageId);
+        await delivery.ack();
+      }
+      expect(read).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+      await eventually(async () => (await broker.depth(topic, 'unread')) === 3, 3000);
+      await eventually(async () => (await harness.deadLetterCount(broker, topic, 'unread')) === 2, 3000);
+      // drop-head: the oldest went to the dead letters, the newest stayed
+      expect((await mustReceive(broker, topic, 'unread')).messageId).toBe('m2');
+      expect((await mustReceiveDeadLetter(broker, topic, 'unread')).messageId).toBe('m0');
+    });
+
+    it('the dead-letter queue is bounded too: beyond maxQueueLength its oldest are dropped', async () => {
+      const broker = await open({ maxQueueLength: 2, maxDeliveries: 1 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      for (let i = 0; i < 6; i++) await publish(broker, topic, `m${i}`, `m${i}`);
+      await eventually(async () => (await harness.deadLetterCount(broker, topic, 'sub')) === 2, 3000);
+      expect(await broker.depth(topic, 'sub')).toBe(2);
+    });
+
+    it('deleteSubscription deletes both queues and is idempotent', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'gone');
+      await declare(broker, topic, 'kept');
+      await publish(broker, topic, 'x');
+      await broker.deleteSubscription(topic, 'gone');
+      await broker.deleteSubscription(topic, 'gone');
+      await expect(broker.depth(topic, 'gone')).rejects.toBeInstanceOf(NoSubscriptionError);
+      await expect(broker.receive(topic, 'gone', 100)).rejects.toBeInstanceOf(NoSubscriptionError);
+      await expect(broker.receiveDeadLetter(topic, 'gone', 100)).rejects.toBeInstanceOf(NoSubscriptionError);
+      expect(await broker.depth(topic, 'kept')).toBe(1);
+      // declared again, it starts empty
+      await declare(broker, topic, 'gone');
+      expect(await broker.depth(topic, 'gone')).toBe(0);
+    });
+
+    it('a subscription nobody uses expires after subscriptionExpiresMs; declaring it again brings it back', { timeout: 30_000 }, async () => {
+      const broker = await open({ subscriptionExpiresMs: 1000 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'x');
+      // looked at less often than the expiry, in case looking counts as using
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 1500));
+        const depth = await broker.depth(topic, 'sub').catch((err: unknown) => err);
+        if (depth instanceof NoSubscriptionError) break;
+        if (Date.now() > deadline) throw new Error(`the subscription did not expire: ${String(depth)}`);
+      }
+      await expect(publish(broker, topic, 'y')).rejects.toBeInstanceOf(NoSubscriptionError);
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'z', 'z-1');
+      expect((await mustReceive(broker, topic, 'sub')).messageId).toBe('z-1');
     });
 
     it('rejects invalid names', async () => {

@@ -243,6 +243,28 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  it('keeps a queue declared before queues had bounds (no PRECONDITION_FAILED), reports it once, and bounds new ones', async () => {
+    const topic = newTopic();
+    const queue = subscriptionQueue(topic, 'legacy');
+    // as the version before issue 9 declared them: no x-expires, no x-max-length
+    await withChannel(async (ch) => {
+      await ch.assertQueue(deadLetterQueue(queue), { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': queue, 'x-delivery-limit': 9 } });
+    });
+    const reported: Error[] = [];
+    const broker = await createAmqpBroker({ url: AMQP_URL, maxQueueLength: 5, onError: (err) => reported.push(err) });
+    try {
+      await broker.declareSubscription(topic, 'legacy');
+      await broker.declareSubscription(topic, 'legacy');
+      expect(reported.filter((err) => err.message.includes(`queue ${queue} exists with other bounds`))).toHaveLength(1);
+      await broker.publish(topic, Buffer.from('still works'), { messageId: 'legacy-1' });
+      expect((await broker.receive(topic, 'legacy', 3000))?.messageId).toBe('legacy-1');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'legacy' }]);
+    }
+  });
+
   it('hands prefetched messages back after the idle timeout so another instance gets them', async () => {
     const topic = newTopic();
     const idle = await createAmqpBroker({ url: AMQP_URL, idleConsumerMs: 300 });

@@ -31,6 +31,8 @@ export interface Delivery {
 export interface Broker {
   /** idempotent: declares the topic and a durable subscription queue bound to it (plus its dead-letter queue) */
   declareSubscription(topic: TopicRef, subscription: string): Promise<void>;
+  /** idempotent: deletes the subscription's queue and its dead-letter queue, with what they hold */
+  deleteSubscription(topic: TopicRef, subscription: string): Promise<void>;
   /**
    * Resolves only once the broker has confirmed the message (publisher confirms) to every
    * subscription of the topic. Rejects with NoSubscriptionError when the topic has no subscription

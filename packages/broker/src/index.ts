@@ -8,8 +8,8 @@ export { createAmqpBroker } from './amqp.ts';
 export type { AmqpBrokerOptions } from './amqp.ts';
 export { createMemoryBroker } from './memory.ts';
 export type { MemoryBroker, MemoryBrokerOptions, StoredMessage } from './memory.ts';
-export { DEAD_LETTER_EXCHANGE, TOPIC_EXCHANGE, deadLetterQueue, routingKey, subscriptionQueue } from './topology.ts';
-export type { QueueType } from './topology.ts';
+export { DEAD_LETTER_EXCHANGE, DEFAULT_SUBSCRIPTION_EXPIRES_MS, TOPIC_EXCHANGE, deadLetterQueue, routingKey, subscriptionQueue } from './topology.ts';
+export type { QueueBounds, QueueType } from './topology.ts';
 
 export interface CreateBrokerOptions extends Omit<AmqpBrokerOptions, 'url'> {
   /** when set, the broker is RabbitMQ; otherwise the embedded in-memory broker */
@@ -18,7 +18,8 @@ export interface CreateBrokerOptions extends Omit<AmqpBrokerOptions, 'url'> {
 
 export function createBroker({ amqpUrl, ...options }: CreateBrokerOptions): Promise<Broker> {
   if (amqpUrl) return createAmqpBroker({ url: amqpUrl, ...options });
-  return Promise.resolve(createMemoryBroker({ maxDeliveries: options.maxDeliveries }));
+  const { maxDeliveries, subscriptionExpiresMs, maxQueueLength } = options;
+  return Promise.resolve(createMemoryBroker({ maxDeliveries, subscriptionExpiresMs, maxQueueLength }));
 }
 export { consume, consumeEvents, type ConsumerOptions, type EventSchema } from './consumer.ts';
 export { outbox, timeSortableId, type Outbox, type OutboxOptions, type OutboxStore } from './outbox.ts';

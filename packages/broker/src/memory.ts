@@ -1,11 +1,15 @@
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import { routingKey, subscriptionQueue } from './topology.ts';
+import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, routingKey, subscriptionQueue } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface MemoryBrokerOptions {
   /** total deliveries of a message before a requeue dead-letters it instead; default 10 */
   maxDeliveries?: number;
+  /** like RabbitMQ's `x-expires`: a queue without waiting or unsettled receives, nor a declaration, for this long is deleted; default 7 days */
+  subscriptionExpiresMs?: number;
+  /** like RabbitMQ's `x-max-length` with `drop-head`: the oldest ready message beyond it is dead-lettered (from a dead-letter queue: dropped) */
+  maxQueueLength?: number;
 }
 
 /** A message as it sits in a queue (ready, unacked or dead-lettered). */
@@ -30,6 +34,12 @@ interface MessageQueue {
   waiters: Waiter[];
   /** what a nack does with a message of this queue */
   returned(message: StoredMessage, requeue: boolean): void;
+  /** what becomes of the oldest ready message when the queue is over its length */
+  overflowed(message: StoredMessage): void;
+  /** false once expired (RabbitMQ deleted it): nothing is routed to it until it is declared again */
+  exists: boolean;
+  /** the x-expires clock: re-armed on every use */
+  expiry: NodeJS.Timeout | undefined;
 }
 
 interface Queue extends MessageQueue {
@@ -39,12 +49,16 @@ interface Queue extends MessageQueue {
 
 class InMemoryBroker implements MemoryBroker {
   private readonly maxDeliveries: number;
+  private readonly expiresMs: number;
+  private readonly maxLength: number | undefined;
   /** routing key -> subscription name -> queue */
   private readonly topics = new Map<string, Map<string, Queue>>();
   private closed = false;
 
   constructor(options: MemoryBrokerOptions) {
     this.maxDeliveries = options.maxDeliveries ?? 10;
+    this.expiresMs = options.subscriptionExpiresMs ?? DEFAULT_SUBSCRIPTION_EXPIRES_MS;
+    this.maxLength = options.maxQueueLength;
     if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) {
       throw new RangeError('maxDeliveries must be an integer >= 1');
     }
@@ -61,6 +75,41 @@ class InMemoryBroker implements MemoryBroker {
     return queue;
   }
 
+  /** the queue, or NoSubscriptionError once it expired (as consuming from a deleted queue is 404) */
+  private existing<Q extends MessageQueue>(queue: Q, what: string): Q {
+    if (!queue.exists) throw new NoSubscriptionError(`${what} does not exist`);
+    return queue;
+  }
+
+  /** re-arms the x-expires clock of a queue; a queue with waiting or unsettled receives (a consumer) does not expire */
+  private use(queue: MessageQueue, expire: () => void): void {
+    clearTimeout(queue.expiry);
+    queue.expiry = setTimeout(() => {
+      if (queue.waiters.length > 0 || queue.unacked.size > 0) this.use(queue, expire);
+      else expire();
+    }, this.expiresMs);
+    queue.expiry.unref();
+  }
+
+  private useSubscription(topic: TopicRef, subscription: string, queue: Queue, which: MessageQueue): void {
+    this.use(which, () => {
+      which.exists = false;
+      which.ready = [];
+      // RabbitMQ deleted both queues once neither is left: forget the subscription
+      if (!queue.exists && !queue.dead.exists) this.topics.get(routingKey(topic))?.delete(subscription);
+    });
+  }
+
+  /** appends a message; over maxLength the oldest ready one overflows (drop-head) */
+  private append(queue: MessageQueue, message: StoredMessage): void {
+    queue.ready.push(message);
+    if (this.maxLength !== undefined && queue.ready.length > this.maxLength) {
+      const oldest = queue.ready.shift();
+      if (oldest) queue.overflowed(oldest);
+    }
+    this.dispatch(queue);
+  }
+
   async declareSubscription(topic: TopicRef, subscription: string): Promise<void> {
     this.checkOpen();
     subscriptionQueue(topic, subscription);
@@ -70,7 +119,31 @@ class InMemoryBroker implements MemoryBroker {
       subs = new Map();
       this.topics.set(key, subs);
     }
-    if (!subs.has(subscription)) subs.set(subscription, this.newSubscriptionQueue());
+    let queue = subs.get(subscription);
+    if (!queue) {
+      queue = this.newSubscriptionQueue();
+      subs.set(subscription, queue);
+    }
+    // declaring again brings back an expired queue (empty) and restarts both clocks
+    for (const which of [queue, queue.dead]) {
+      which.exists = true;
+      this.useSubscription(topic, subscription, queue, which);
+    }
+  }
+
+  async deleteSubscription(topic: TopicRef, subscription: string): Promise<void> {
+    this.checkOpen();
+    subscriptionQueue(topic, subscription);
+    const subs = this.topics.get(routingKey(topic));
+    const queue = subs?.get(subscription);
+    if (!queue) return;
+    subs?.delete(subscription);
+    for (const which of [queue, queue.dead]) {
+      clearTimeout(which.expiry);
+      which.exists = false;
+      which.ready = [];
+      releaseWaiters(which);
+    }
   }
 
   private newSubscriptionQueue(): Queue {
@@ -79,24 +152,33 @@ class InMemoryBroker implements MemoryBroker {
       ready: [],
       unacked: new Map(),
       waiters: [],
+      exists: true,
+      expiry: undefined,
       returned: (message, requeue) => {
-        if (requeue) this.putBack(dead, message);
+        if (requeue && dead.exists) this.putBack(dead, message);
       },
+      overflowed: () => undefined,
+    };
+    const deadLetter = (message: StoredMessage): void => {
+      // an expired dead-letter queue is no longer bound: RabbitMQ drops what would be dead-lettered to it
+      // a fresh copy: deliveries from the dead-letter queue are counted from 1 again, as RabbitMQ does
+      if (dead.exists) this.append(dead, { ...message, headers: { ...message.headers }, deliveries: 0 });
     };
     const queue: Queue = {
       ready: [],
       unacked: new Map(),
       waiters: [],
       dead,
+      exists: true,
+      expiry: undefined,
       returned: (message, requeue) => {
         if (requeue && message.deliveries < this.maxDeliveries) {
-          this.putBack(queue, message);
+          if (queue.exists) this.putBack(queue, message);
         } else {
-          // a fresh copy: deliveries from the dead-letter queue are counted from 1 again, as RabbitMQ does
-          dead.ready.push({ ...message, headers: { ...message.headers }, deliveries: 0 });
-          this.dispatch(dead);
+          deadLetter(message);
         }
       },
+      overflowed: deadLetter,
     };
     return queue;
   }
@@ -109,18 +191,17 @@ class InMemoryBroker implements MemoryBroker {
 
   async publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void> {
     this.checkOpen();
-    const subs = this.topics.get(routingKey(topic));
-    if (!subs?.size) throw new NoSubscriptionError(`no subscription receives ${routingKey(topic)}`);
-    for (const queue of subs.values()) {
+    const queues = [...(this.topics.get(routingKey(topic))?.values() ?? [])].filter((queue) => queue.exists);
+    if (queues.length === 0) throw new NoSubscriptionError(`no subscription receives ${routingKey(topic)}`);
+    for (const queue of queues) {
       // each subscription gets its own copy, like a queue does
-      queue.ready.push({
+      this.append(queue, {
         body: Buffer.from(body),
         messageId: options.messageId,
         contentType: options.contentType,
         headers: { ...options.headers },
         deliveries: 0,
       });
-      this.dispatch(queue);
     }
   }
 
@@ -157,12 +238,16 @@ class InMemoryBroker implements MemoryBroker {
 
   async receive(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null> {
     this.checkOpen();
-    return this.take(this.queue(topic, subscription), waitMs, signal);
+    const queue = this.queue(topic, subscription);
+    this.useSubscription(topic, subscription, queue, this.existing(queue, `subscription ${subscription} of ${routingKey(topic)}`));
+    return this.take(queue, waitMs, signal);
   }
 
   async receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null> {
     this.checkOpen();
-    return this.take(this.queue(topic, subscription).dead, waitMs, signal);
+    const queue = this.queue(topic, subscription);
+    this.useSubscription(topic, subscription, queue, this.existing(queue.dead, `dead-letter queue of ${subscription} of ${routingKey(topic)}`));
+    return this.take(queue.dead, waitMs, signal);
   }
 
   private take(queue: MessageQueue, waitMs: number, signal: AbortSignal | undefined): Promise<Delivery | null> {
@@ -175,7 +260,7 @@ class InMemoryBroker implements MemoryBroker {
 
   async depth(topic: TopicRef, subscription: string): Promise<number> {
     this.checkOpen();
-    return this.queue(topic, subscription).ready.length;
+    return this.existing(this.queue(topic, subscription), `subscription ${subscription} of ${routingKey(topic)}`).ready.length;
   }
 
   async ping(): Promise<void> {
@@ -189,7 +274,10 @@ class InMemoryBroker implements MemoryBroker {
   async close(): Promise<void> {
     this.closed = true;
     for (const subs of this.topics.values()) {
-      for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) releaseWaiters(queue);
+      for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) {
+        clearTimeout(queue.expiry);
+        releaseWaiters(queue);
+      }
     }
   }
 }

@@ -10,6 +10,9 @@ export const DEAD_LETTER_EXCHANGE = 'keyway.dlx';
 
 export type QueueType = 'quorum' | 'classic';
 
+/** How long an unused subscription's queues live by default: a week without a consumer or a declaration. */
+export const DEFAULT_SUBSCRIPTION_EXPIRES_MS = 7 * 24 * 3600 * 1000;
+
 const NAME = /^[a-z0-9-]+$/;
 
 /**
@@ -33,24 +36,44 @@ export function deadLetterQueue(queue: string): string {
   return `${queue}.dlq`;
 }
 
+/** What bounds a subscription's two queues, so no subscription can hoard without end (issue 9). */
+export interface QueueBounds {
+  /** RabbitMQ `x-expires`: a queue nobody consumed from, received from or declared for this long is deleted */
+  expiresMs: number;
+  /** RabbitMQ `x-max-length` with `x-overflow: drop-head`: beyond it the oldest message is dead-lettered (from the dead-letter queue: dropped) */
+  maxLength: number | undefined;
+}
+
+/** Queue arguments that only bound a queue; a queue declared before them exists with other values. */
+export const BOUND_ARGUMENTS = ['x-expires', 'x-max-length', 'x-overflow'] as const;
+
+function boundArgs(bounds: QueueBounds): Record<string, unknown> {
+  const args: Record<string, unknown> = { 'x-expires': bounds.expiresMs };
+  // drop-head rather than reject-publish: a full subscription must not refuse (nack) the publish
+  // that its topic's other subscriptions take
+  if (bounds.maxLength !== undefined) Object.assign(args, { 'x-max-length': bounds.maxLength, 'x-overflow': 'drop-head' });
+  return args;
+}
+
 /**
  * Arguments of a subscription queue. `maxDeliveries` is the total number of deliveries a message
  * gets; a quorum queue dead-letters once a message was *returned* more than x-delivery-limit
  * times, i.e. after limit + 1 deliveries, hence the - 1. Classic queues have no delivery limit,
  * the broker emulates it (see amqp.ts).
  */
-function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number): Options.AssertQueue {
+export function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number, bounds: QueueBounds): Options.AssertQueue {
   const args: Record<string, unknown> = {
     'x-queue-type': queueType,
     'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
     'x-dead-letter-routing-key': queue,
+    ...boundArgs(bounds),
   };
   if (queueType === 'quorum') args['x-delivery-limit'] = maxDeliveries - 1;
   return { durable: true, arguments: args };
 }
 
-function deadLetterQueueArgs(queueType: QueueType): Options.AssertQueue {
-  return { durable: true, arguments: { 'x-queue-type': queueType } };
+export function deadLetterQueueArgs(queueType: QueueType, bounds: QueueBounds): Options.AssertQueue {
+  return { durable: true, arguments: { 'x-queue-type': queueType, ...boundArgs(bounds) } };
 }
 
 /** Exchanges every connection needs before publishing: publishing to a missing exchange would close the channel. */
@@ -59,20 +82,24 @@ export async function declareExchanges(channel: Channel): Promise<void> {
   await channel.assertExchange(DEAD_LETTER_EXCHANGE, 'direct', { durable: true });
 }
 
-/** Idempotent: the subscription queue bound to its topic, and its dead-letter queue. */
+/**
+ * Idempotent: the subscription queue bound to its topic, and its dead-letter queue. Each queue is
+ * declared through `assertQueue`, which may run on a channel of its own (a refused declaration
+ * closes its channel).
+ */
 export async function declareSubscriptionTopology(
   channel: Channel,
   topic: TopicRef,
   subscription: string,
-  queueType: QueueType,
-  maxDeliveries: number,
+  assertQueue: (queue: string, options: Options.AssertQueue) => Promise<void>,
+  settings: { queueType: QueueType; maxDeliveries: number; bounds: QueueBounds },
 ): Promise<void> {
   const queue = subscriptionQueue(topic, subscription);
   const dlq = deadLetterQueue(queue);
   await declareExchanges(channel);
   // the dead-letter queue first, so nothing can be dead-lettered before it is bound
-  await channel.assertQueue(dlq, deadLetterQueueArgs(queueType));
+  await assertQueue(dlq, deadLetterQueueArgs(settings.queueType, settings.bounds));
   await channel.bindQueue(dlq, DEAD_LETTER_EXCHANGE, queue);
-  await channel.assertQueue(queue, subscriptionQueueArgs(queue, queueType, maxDeliveries));
+  await assertQueue(queue, subscriptionQueueArgs(queue, settings.queueType, settings.maxDeliveries, settings.bounds));
   await channel.bindQueue(queue, TOPIC_EXCHANGE, routingKey(topic));
 }

@@ -7,6 +7,7 @@ import {
   RoleList,
   Subscription,
   SubscriptionList,
+  SubscriptionNames,
   Tenant,
   TenantFeedList,
   TenantPage,
@@ -53,6 +54,8 @@ export function entitlementClient(options: ClientOptions) {
   return {
     /** internal (mTLS, PAS and PAC only) */
     authorize: (request: AuthorizeRequest) => call(() => http.post('/v1/authorize', request), AuthorizeDecision, 'entitlement'),
+    /** internal (mTLS, topic service only): the names of the feed's listed subscriptions */
+    subscriptionNames: (tenant: string, feed: string) => call(() => http.get(`/internal${f(tenant, feed)}/subscriptions`), SubscriptionNames, 'entitlement'),
 
     /** tenants: feeds listed or taken from a tier (not both) */
     createTenant: (tenant: CreateTenant) => call(() => http.post('/v1/tenants', tenant), Tenant, 'entitlement'),
@@ -91,8 +94,9 @@ export function entitlementClient(options: ClientOptions) {
     /** revokes the sessions and SAS keys that used the feed; idempotent */
     removeFeed: (tenant: string, feed: string) => noContent(() => http.delete(f(tenant, feed))),
     listSubscriptions: (tenant: string, feed: string) => call(() => http.get(`${f(tenant, feed)}/subscriptions`), SubscriptionList, 'entitlement'),
-    /** inventory only: the topic service declares the queue on first use; `created` false when listed already */
+    /** only listed subscriptions (and `default`) can be received from; the topic service declares the queue on first use; `created` false when listed already (409 over the per-feed limit) */
     createSubscription: (tenant: string, feed: string, name: string) => upsert(() => http.post(s(tenant, feed, name)), (data) => Subscription.parse(data)),
+    /** drops it from the inventory and deletes its queues; idempotent */
     deleteSubscription: (tenant: string, feed: string, name: string) => noContent(() => http.delete(s(tenant, feed, name))),
 
     /** product tiers; changing one changes the feeds of every tenant on it */

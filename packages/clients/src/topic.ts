@@ -16,7 +16,9 @@ const STREAM_DEFAULT_TIMEOUT_SEC = 60;
 /** how long past its timeout a stream may take to end before the connection is taken for dead */
 const STREAM_GRACE_SEC = 30;
 /** a stream that fails after its 200 ends with an ErrorBody line; only an outage is expected there */
-const streamErrorStatus = (code: string) => (code === 'temporarily_unavailable' ? 503 : 500);
+/** the HTTP status of an error an open stream ends with (an ErrorBody line after the 200) */
+const STREAM_ERROR_STATUS: Record<string, number> = { invalid_token: 401, insufficient_scope: 403, subscription_not_found: 404, temporarily_unavailable: 503 };
+const streamErrorStatus = (code: string) => STREAM_ERROR_STATUS[code] ?? 500;
 
 /** the ApiError for a streamed answer that is not 200 (its body is an ordinary error body) */
 async function refusal(response: AxiosResponse, body: Readable): Promise<Error> {

@@ -96,13 +96,17 @@ export const RoleList = z.object({ roles: z.array(z.object({ name: Role, descrip
 export type RoleList = z.infer<typeof RoleList>;
 
 /**
- * A named subscription of a tenant feed: the operator's inventory. The topic service declares a
- * subscription's queue when it is first used, whether or not it is listed here.
+ * A named subscription of a tenant feed: the operator's inventory. The topic service receives only
+ * from subscriptions listed here (and `default`), and declares a subscription's queue when it is
+ * first used; dropping one from the inventory deletes its queues.
  */
 export const Subscription = z.object({ tenant: TenantId, feed: FeedName, name: SubscriptionName, createdAt: z.string() });
 export type Subscription = z.infer<typeof Subscription>;
 export const SubscriptionList = z.object({ subscriptions: z.array(Subscription) });
 export type SubscriptionList = z.infer<typeof SubscriptionList>;
+/** The names of a feed's listed subscriptions, as the topic service asks for them (internal, mTLS). */
+export const SubscriptionNames = z.object({ subscriptions: z.array(SubscriptionName) });
+export type SubscriptionNames = z.infer<typeof SubscriptionNames>;
 
 export const TenantFeedList = z.object({ tenant: TenantId, feeds: z.array(z.object({ name: FeedName, subscriptions: z.array(SubscriptionName) })) });
 export type TenantFeedList = z.infer<typeof TenantFeedList>;

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { FeedName, SafeText, TenantId } from './common.ts';
 
+/** The subscription every topic has, listed or not: publishing declares it, so no batch goes to nobody. */
+export const DEFAULT_SUBSCRIPTION = 'default';
+
 export const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export const Batch = z.object({

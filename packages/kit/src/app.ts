@@ -23,6 +23,11 @@ export interface BaseAppOptions {
    * exact bytes itself (express.raw), e.g. to check a signature computed over the raw body.
    */
   rawBodyPaths?: string[];
+  /**
+   * false: no body is parsed before the routes; each route that takes a body parses it itself
+   * (jsonBody) after authenticating, so an unauthenticated upload is refused unread. Default true.
+   */
+  parseBodies?: boolean;
   /** the service's OpenAPI document, answered at GET /openapi.json (documentation: no authentication) */
   openapi?: object;
 }
@@ -65,8 +70,10 @@ export function createBaseApp(options: BaseAppOptions): Express {
   // Routes match case-insensitively and with a trailing slash, so the raw-body paths are compared the same way.
   const rawBodyPaths = new Set((options.rawBodyPaths ?? []).map(normalizePath));
   const parse = (parser: RequestHandler): RequestHandler => (req, res, next) => (rawBodyPaths.has(normalizePath(req.path)) ? next() : parser(req, res, next));
-  app.use(parse(express.json({ limit, type: ['application/json', 'application/*+json'] })));
-  app.use(parse(express.urlencoded({ limit, extended: false, parameterLimit: 50 })));
+  if (options.parseBodies !== false) {
+    app.use(parse(jsonBody(limit)));
+    app.use(parse(express.urlencoded({ limit, extended: false, parameterLimit: 50 })));
+  }
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', service: options.service });
@@ -107,6 +114,9 @@ const securityHeaders = helmet({
 });
 
 const normalizePath = (path: string) => path.toLowerCase().replace(/\/+$/, '');
+
+/** The JSON body parser every service uses, for a route that parses its body itself (parseBodies: false). */
+export const jsonBody = (limit: string): RequestHandler => express.json({ limit, type: ['application/json', 'application/*+json'] });
 
 /** 415 unless the body is declared as one of the given media types (checked before parsing matters). */
 export function requireContentType(...types: string[]): RequestHandler {

@@ -27,6 +27,8 @@ export const INTERNAL_APIS = {
   },
   entitlement: {
     'POST /v1/authorize': ['pas'],
+    // the topic service receives only from the subscriptions an operator listed
+    'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'],
   },
   pas: {
     // PAC: refresh tokens at mint time and operator tokens at its admin API; the entitlement service: operator tokens.

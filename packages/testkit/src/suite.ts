@@ -12,7 +12,7 @@ import { createApp as createIdp, operatorProofChecker, type IdpOptions } from '@
 import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
 import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing, type PasOptions } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
-import { createApp as createTopic, pacSasSignatures } from '@keyway/topic';
+import { createApp as createTopic, entitlementSubscriptions, pacSasSignatures } from '@keyway/topic';
 import { testPki } from './pki.ts';
 import { deleteQueues } from './rabbit-cleanup.ts';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
@@ -44,8 +44,10 @@ export interface SuiteOptions {
     /** per-tenant publish quota (defaults as in production: 200/s, burst 400) */
     publishRatePerSec?: number;
     publishBurst?: number;
-    /** ready messages a subscription may hold before publishing is refused (default 100 000) */
+    /** ready messages a subscription may hold; beyond it the oldest are dead-lettered (default 100 000) */
     maxQueueDepth?: number;
+    /** how long the topic service reuses a feed's list of subscriptions (default 1 s; production 5 s) */
+    subscriptionCacheSec?: number;
     streamHeartbeatSec?: number;
     /**
      * The topic service's own RabbitMQ connection (as in production, where it is its own process), shown
@@ -154,12 +156,14 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore(), idp: await auditStore() };
   const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : auditStores.entitlement;
   const brokerOptions = { amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries };
-  const broker = await createBroker(brokerOptions);
+  // the topic service's own queues are bounded, as its main.ts does (with the embedded broker, shared, all are)
+  const topicBrokerOptions = { ...brokerOptions, maxQueueLength: options.topic?.maxQueueDepth ?? 100_000 };
+  const broker = await createBroker(options.amqpUrl ? brokerOptions : topicBrokerOptions);
   // Suites share one RabbitMQ: each gets its own change-event topic so no suite consumes another's events.
   const suiteId = randomUUID().slice(0, 8);
   // On RabbitMQ the topic service has a connection of its own, so it can be restarted or dropped alone.
   const topicConnectionName = options.amqpUrl ? (options.topic?.connectionName ?? `keyway-topic-${suiteId}`) : undefined;
-  const createTopicBroker = () => (options.amqpUrl ? createBroker({ ...brokerOptions, connectionName: topicConnectionName }) : Promise.resolve(broker));
+  const createTopicBroker = () => (options.amqpUrl ? createBroker({ ...topicBrokerOptions, connectionName: topicConnectionName }) : Promise.resolve(broker));
   let topicBroker = await createTopicBroker();
 
   const asCaller = (name: string) => ({ caPem, clientCert: tlsOf(name) });
@@ -269,12 +273,14 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       PUBLISH_BURST: options.topic?.publishBurst ?? 400,
       MAX_QUEUE_DEPTH: options.topic?.maxQueueDepth ?? 100_000,
       STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec ?? 15,
+      SUBSCRIPTION_CACHE_SEC: options.topic?.subscriptionCacheSec ?? 1,
     },
     {
       broker: topicBroker,
       store: stores.topic,
       sasSignatures: pacSasSignatures(pacForTopic),
       sasKeyRevoked: async (keyId) => (await pacForTopic.sasKeyStatus(keyId)).revoked,
+      subscriptionNames: entitlementSubscriptions(entitlementClient({ ...asCaller('topic'), baseUrl: urls.entitlement })),
       logger: logger('topic'),
     },
   );

@@ -20,7 +20,10 @@ import { tierRoutes } from './routes/admin/tiers.ts';
 import { userRoutes } from './routes/admin/users.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { authorizeRoutes } from './routes/authorize.ts';
+import { subscriptionInventoryRoutes } from './routes/subscriptions.ts';
 import { CRM_WEBHOOK_PATH, crmWebhookRoutes } from './routes/crm-webhook.ts';
+
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED = 20;
 
 export interface EntitlementOptions {
   /** this service's URL: operator access tokens must name it in "aud" (RFC 8707; PAS's ADMIN_AUDIENCES) */
@@ -36,6 +39,8 @@ export interface EntitlementOptions {
   operatorTokenCacheMs?: number;
   /** how often the audit feed forwarder reads the streams (default 1000 ms; audit/export.ts) */
   auditExportIntervalMs?: number;
+  /** the most subscriptions one feed of a tenant may list (default 20) */
+  maxSubscriptionsPerFeed?: number;
   now?: () => number;
 }
 
@@ -44,7 +49,7 @@ export interface EntitlementDeps {
   /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`): stream "entitlement", the query API, the feed export */
   auditStore: Store;
   idp: IdpClient;
-  /** carries change events to PAS and PAC */
+  /** carries change events to PAS and PAC; a subscription dropped from the inventory has its queues deleted here */
   broker: Broker;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
@@ -75,13 +80,22 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   });
   const policy = policyRepository(deps.store);
   const events = changeEvents(deps.store, deps.broker, deps.logger, deps.changeEventsTopic);
-  const admin = adminOperations({ policy, idp: deps.idp, events, operatorTenant, audit });
+  const admin = adminOperations({
+    policy,
+    idp: deps.idp,
+    events,
+    operatorTenant,
+    audit,
+    deleteSubscriptionQueues: (tenant, feed, name) => deps.broker.deleteSubscription({ tenant, topic: feed }, name),
+    maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
+  });
   const exporter = auditExport(
     { auditStore: deps.auditStore, store: deps.store, broker: deps.broker, policy, logger: deps.logger },
     { intervalMs: options.auditExportIntervalMs ?? 1000, operatorTenant },
   );
 
   app.use(authorizeRoutes(policy, operatorTenant, { audit, metrics }));
+  app.use(subscriptionInventoryRoutes(policy));
   app.use(
     crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }),
   );

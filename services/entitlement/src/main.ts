@@ -22,6 +22,7 @@ await runService('entitlement', EntitlementEnv, async (config, { logger, tls }) 
       operatorTenant: config.OPERATOR_TENANT,
       crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
       auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
+      maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
     },
     {
       store,

@@ -1,12 +1,13 @@
-import type { Express } from 'express';
+import type { ErrorRequestHandler, Express } from 'express';
 import { topicApi } from '@keyway/contracts';
-import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, jsonBody, type Logger } from '@keyway/kit';
 import type { Broker } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { sasGuard } from './auth/sas-guard.ts';
 import { revocationCache, type RevocationSource } from './auth/revocation.ts';
 import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
 import type { TopicEnv } from './config.ts';
+import { subscriptionInventory, type SubscriptionSource } from './delivery/inventory.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
@@ -26,6 +27,7 @@ export type TopicOptions = Pick<
   | 'PUBLISH_BURST'
   | 'MAX_QUEUE_DEPTH'
   | 'STREAM_HEARTBEAT_SEC'
+  | 'SUBSCRIPTION_CACHE_SEC'
 >;
 
 export interface TopicDeps {
@@ -36,10 +38,21 @@ export interface TopicDeps {
   sasSignatures: SasSignatureSource;
   /** whether PAC revoked an issued key (rejects when PAC cannot answer) */
   sasKeyRevoked: RevocationSource;
+  /** the names of a feed's listed subscriptions, from the entitlement service (rejects when it cannot answer) */
+  subscriptionNames: SubscriptionSource;
   logger: Logger;
   /** milliseconds since the epoch; SAS expiry, lock deadlines and rate windows are read from it */
   now?: () => number;
 }
+
+/**
+ * A refusal answered before the request body was read (401 before parsing) closes the connection
+ * once answered, rather than read the rest of the upload to keep the connection alive.
+ */
+const closeUnreadBody: ErrorRequestHandler = (err, req, res, next) => {
+  if (!req.complete && !res.headersSent) res.set('Connection', 'close');
+  next(err);
+};
 
 /** An Express app plus close(), which returns every locked message to its queue and stops lock timers. */
 export type TopicApp = Express & { close(): Promise<void> };
@@ -55,8 +68,9 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
       { name: 'broker', check: () => deps.broker.ping() },
       { name: 'store', check: () => deps.store.ping() },
     ],
-    // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
-    bodyLimit: String(options.MAX_BATCH_BYTES),
+    // Bodies are parsed by the routes that take one, after the SAS key is checked (issue 9: an
+    // unauthenticated 1 MiB upload was read before it was refused).
+    parseBodies: false,
   });
   // Answers here are POST results, never revalidated: hashing every received batch for an ETag is waste.
   app.set('etag', false);
@@ -66,16 +80,30 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
     isRevoked: revocationCache(deps.sasKeyRevoked, { ttlMs: options.REVOCATION_CACHE_SEC * 1000, now }),
     now,
   });
-  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger);
+  const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
+  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, now);
   const locks = lockTable({ lockDurationMs: options.LOCK_DURATION_SEC * 1000, now, logger: deps.logger });
   const quotas = {
     rate: publishRateLimit(deps.store, { ratePerSec: options.PUBLISH_RATE_PER_SEC, burst: options.PUBLISH_BURST, now }),
     depth: queueDepthLimit(deps.broker, subscriptions, { maxDepth: options.MAX_QUEUE_DEPTH, now }),
   };
 
-  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas }));
+  // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
+  const body = jsonBody(String(options.MAX_BATCH_BYTES));
+  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body }));
   app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks }));
-  app.use(streamRoutes({ guard, broker: deps.broker, subscriptions, locks, heartbeatMs: options.STREAM_HEARTBEAT_SEC * 1000 }));
+  app.use(
+    streamRoutes({
+      guard,
+      broker: deps.broker,
+      subscriptions,
+      locks,
+      heartbeatMs: options.STREAM_HEARTBEAT_SEC * 1000,
+      // as often as a revocation can show (the revocation cache), at least every second
+      recheckMs: Math.max(1000, options.REVOCATION_CACHE_SEC * 1000),
+    }),
+  );
   app.use(settleRoutes({ guard, locks }));
+  app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), { close: () => locks.close() });
 }

@@ -15,6 +15,7 @@ import {
   SetTenantTier,
   Subscription,
   SubscriptionList,
+  SubscriptionNames,
   Tenant,
   TenantFeedList,
   TenantPage,
@@ -54,6 +55,15 @@ export const entitlementApi = openApiDocument(
         body: { schema: AuthorizeRequest },
         responses: { 200: jsonResponse(AuthorizeDecision, 'the decision, with the reason for a denial') },
         errors: [400, 415],
+      }),
+    },
+    '/internal/v1/tenants/{tenant}/feeds/{feed}/subscriptions': {
+      get: serviceOnly({
+        summary: 'the names of the feed’s listed subscriptions, which alone (and `default`) may be received from (topic service only)',
+        description: 'An unknown tenant, or a feed the tenant does not have, lists none.',
+        path: FeedPath,
+        responses: { 200: jsonResponse(SubscriptionNames, 'the names') },
+        errors: [400],
       }),
     },
     '/v1/tenants': {
@@ -129,12 +139,19 @@ export const entitlementApi = openApiDocument(
     },
     '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}': {
       post: operatorOnly({
-        summary: 'list a named subscription (inventory: the topic service declares its queue on first use)',
+        summary: 'list a named subscription (inventory: only listed subscriptions can be received from; the topic service declares the queue on first use)',
+        description: 'Refused with 409 subscription_limit_reached when the feed already lists the most subscriptions a feed may have.',
         path: SubscriptionPath,
         responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') },
-        errors: [400, 404],
+        errors: [400, 404, 409],
       }),
-      delete: operatorOnly({ summary: 'drop a subscription from the inventory; idempotent', path: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404] }),
+      delete: operatorOnly({
+        summary: 'drop a subscription from the inventory and delete its queues (and what they hold); idempotent',
+        description: 'Answers 503 when the queues cannot be deleted right now; deleting again finishes the job.',
+        path: SubscriptionPath,
+        responses: { 204: noBody('dropped') },
+        errors: [400, 404, 503],
+      }),
     },
     '/v1/tiers': {
       get: operatorOnly({ summary: 'list product tiers', responses: { 200: jsonResponse(TierList, 'the tiers') } }),

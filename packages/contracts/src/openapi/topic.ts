@@ -21,6 +21,8 @@ const receive = (what: string): OperationSpec =>
     path: SubscriptionPath,
     query: ReceiveQuery,
     responses: { 201: jsonResponse(ReceivedMessage, 'a locked message and its lock token'), 204: noBody('nothing arrived within the timeout') },
+    // 404 subscription_not_found: neither `default` nor listed by an operator; 401 also when the key was revoked or expired while waiting
+    errors: [404],
   });
 
 const settle = (what: string): PathSpecs[string] => ({
@@ -33,7 +35,7 @@ export const topicApi = openApiDocument(
   {
     title: 'Keyway topic service',
     description:
-      'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle). Subscriptions are declared on first use.',
+      'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.',
   },
   {
     [`${TOPIC}/messages`]: {
@@ -52,7 +54,14 @@ export const topicApi = openApiDocument(
         summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
         path: SubscriptionPath,
         query: StreamQuery,
-        responses: { 200: { description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line', schema: ReceivedMessage, type: NDJSON } },
+        responses: {
+          200: {
+            description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line (invalid_token once the key is revoked or expires)',
+            schema: ReceivedMessage,
+            type: NDJSON,
+          },
+        },
+        errors: [404],
       }),
     },
     [`${SUBSCRIPTION}/messages/{id}/{lockToken}`]: settle('the subscription'),

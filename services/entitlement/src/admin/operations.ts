@@ -1,5 +1,5 @@
 import { mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
-import { SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type User } from '@keyway/contracts';
+import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type User } from '@keyway/contracts';
 import { ApiError, type IdpClient } from '@keyway/clients';
 import { Conflict, InvalidRequest, NotFound, OAuthError, type Logger } from '@keyway/kit';
 import type { ChangeEvents } from '../events/changes.ts';
@@ -13,6 +13,10 @@ export interface AdminDeps {
   operatorTenant: string;
   /** the entitlement service's audit stream: every change is recorded as admin.<noun>_<verb> */
   audit: AuditLog;
+  /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
+  deleteSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
+  /** the most subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch) */
+  maxSubscriptionsPerFeed: number;
 }
 
 /** The request making a change: its logger names the actor, its fields go into the trail. */
@@ -32,6 +36,13 @@ const text = (values: Record<string, string | number | boolean | readonly string
   );
 
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+/** 409 when a feed already lists the most subscriptions allowed. */
+export class SubscriptionLimitReached extends OAuthError {
+  constructor(limit: number, detail: string) {
+    super(409, 'subscription_limit_reached', `the feed already lists ${limit} subscriptions, the most a feed may have: remove one first`, detail);
+  }
+}
 
 /** The IdP's refusals (a bad key, too many keys) are the operator's to fix: pass them on as they are. */
 function passOnRefusal(err: unknown): never {
@@ -76,12 +87,27 @@ export function adminOperations(deps: AdminDeps) {
       log.info(action, { tenant, ...detail });
       await deps.audit.record({ ...mergeFields(actor, { tenant, detail: text(detail) }), action, outcome: 'success' });
     };
+    /** The listed subscriptions of these feeds of the tenant, to delete their queues once they are dropped. */
+    const listedSubscriptions = async (tenant: string, feeds: readonly string[]) =>
+      (await Promise.all(feeds.map(async (feed) => (await policy.listSubscriptions(tenant, feed)).map((s) => ({ feed, name: s.name }))))).flat();
+    /**
+     * Deletes the queues of subscriptions dropped with their feed or tenant. Access is already gone
+     * (the inventory no longer lists them), so a broker that cannot be reached does not undo the
+     * change: the queues then expire by themselves (x-expires).
+     */
+    const deleteQueuesOf = async (tenant: string, subscriptions: { feed: string; name: string }[]): Promise<void> => {
+      for (const { feed, name } of subscriptions) {
+        await deps.deleteSubscriptionQueues(tenant, feed, name).catch((err: unknown) => log.warn('subscription.queue_delete_failed', { tenant, feed, subscription: name, err }));
+      }
+    };
     /** Sets the tenant's feeds (and tier); every feed no longer included is announced as removed. */
     const setFeeds = async (id: string, feeds: (tenant: Tenant) => string[], tier?: string): Promise<Tenant> => {
       const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
       const removed = before.feeds.filter((feed) => !after.feeds.includes(feed));
+      const dropped = await listedSubscriptions(id, removed);
       await policy.dropSubscriptions(id, removed);
       for (const feed of removed) await events.emit({ type: 'feed.removed', tenant: id, feed });
+      await deleteQueuesOf(id, dropped);
       return after;
     };
 
@@ -131,9 +157,11 @@ export function adminOperations(deps: AdminDeps) {
           await idp.remove(user.id);
           await policy.deleteUser(user);
         }
+        const dropped = await listedSubscriptions(id, tenant.feeds);
         await policy.deleteTenant(tenant);
         await events.emit({ type: 'tenant.removed', tenant: id });
         await changed('admin.tenant_deleted', id, { users: users.length });
+        await deleteQueuesOf(id, dropped);
       },
 
       async grantFeed(id: string, feed: string): Promise<Tenant> {
@@ -166,17 +194,36 @@ export function adminOperations(deps: AdminDeps) {
         return result;
       },
 
+      /**
+       * Lists a subscription, up to maxSubscriptionsPerFeed per feed (409 beyond). Two operators adding
+       * at the same moment may pass the count together: the limit bounds what one tenant can ask for,
+       * it is not an exact quota.
+       */
       async addSubscription(id: string, feed: string, name: string): Promise<{ subscription: Subscription; created: boolean }> {
+        if (name === DEFAULT_SUBSCRIPTION) throw new InvalidRequest(`the ${DEFAULT_SUBSCRIPTION} subscription of every feed exists without being listed`);
         const tenant = await policy.getTenant(id);
         if (!tenant.feeds.includes(feed)) throw new NotFound(`tenant ${id} does not have feed ${feed}`);
+        const listed = await policy.listSubscriptions(id, feed);
+        const existing = listed.find((s) => s.name === name);
+        if (existing) return { subscription: existing, created: false };
+        if (listed.length >= deps.maxSubscriptionsPerFeed) {
+          throw new SubscriptionLimitReached(deps.maxSubscriptionsPerFeed, `tenant ${id} feed ${feed}: ${listed.length} listed`);
+        }
         const result = await policy.addSubscription(id, feed, name);
         if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
         return result;
       },
 
+      /**
+       * Drops a subscription from the inventory (the topic service stops receiving from it), then
+       * deletes its queues. Idempotent: when the queues cannot be deleted (503), deleting again
+       * finishes the job.
+       */
       async removeSubscription(id: string, feed: string, name: string): Promise<void> {
+        if (name === DEFAULT_SUBSCRIPTION) throw new InvalidRequest(`the ${DEFAULT_SUBSCRIPTION} subscription of every feed exists without being listed`);
         await policy.getTenant(id);
         if (await policy.removeSubscription(id, feed, name)) await changed('admin.subscription_removed', id, { feed, subscription: name });
+        await deps.deleteSubscriptionQueues(id, feed, name);
       },
 
       /** Without a password the user logs in with a registered key, or once an operator sets one. */

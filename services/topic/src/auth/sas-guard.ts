@@ -56,10 +56,12 @@ export function sasGuard(options: SasGuardOptions) {
     return checkSasUse(signed, { resource, right, nowSec });
   };
 
-  return (right: Right): RequestHandler =>
-    async (req, _res, next) => {
-      const { tenant, topic } = parseInput(TopicPath, req.params, 'path');
-      const header = req.get('authorization');
+  /**
+   * The whole check of a request's Authorization header for `right` on the topic: resolves, or throws
+   * the HTTP error. Routes that hold a request open (stream, long poll) call it again before each
+   * hand-out, so a key revoked or expired meanwhile stops receiving (issue 9).
+   */
+  const check = async (header: string | undefined, { tenant, topic }: { tenant: string; topic: string }, right: Right): Promise<void> => {
       if (!header) throw new InvalidToken('a SharedAccessSignature Authorization header is required', 'no authorization header', CHALLENGE);
       try {
         const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right);
@@ -72,6 +74,13 @@ export function sasGuard(options: SasGuardOptions) {
       } catch (err) {
         throw err instanceof SasError ? toHttpError(err, right) : err;
       }
+  };
+
+  const guard = (right: Right): RequestHandler =>
+    async (req, _res, next) => {
+      await check(req.get('authorization'), parseInput(TopicPath, req.params, 'path'), right);
       next();
     };
+  return Object.assign(guard, { check });
 }
+export type SasGuard = ReturnType<typeof sasGuard>;

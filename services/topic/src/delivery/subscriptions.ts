@@ -1,20 +1,31 @@
 import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
+import { DEFAULT_SUBSCRIPTION } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
+import type { SubscriptionInventory } from './inventory.ts';
 
-export const DEFAULT_SUBSCRIPTION = 'default';
+export { DEFAULT_SUBSCRIPTION };
 
 /**
- * Declarations are idempotent but cost a broker round trip, so each subscription is declared once
- * per process. A failed declaration is forgotten so the next request tries again.
+ * How often a subscription that is received from is declared again. Declaring restarts the queues'
+ * x-expires clock, which keeps the dead-letter queue (which nobody may consume from for weeks) alive
+ * as long as its subscription is used; the subscription queue's own consumers keep it alive anyway.
+ */
+export const REDECLARE_MS = 3600_000;
+
+/**
+ * Only subscriptions the inventory lists (and `default`) are declared: asking a made-up name is 404
+ * before any queue exists (issue 9). Declarations are idempotent but cost a broker round trip, so
+ * each subscription is declared once per process, and again after REDECLARE_MS when received from.
+ * A failed declaration is forgotten so the next request tries again.
  *
  * Every topic-service instance checks the queue depth of every subscription of a topic before a
  * publish, including subscriptions only another instance has seen, so the names are recorded in the
  * shared store. The write is not awaited (receiving does not depend on the store) and is tried
  * again on the next request for the subscription when it failed.
  */
-export function subscriptionRegistry(broker: Broker, store: Store, logger: Logger) {
-  const declared = new Map<string, Promise<void>>();
+export function subscriptionRegistry(broker: Broker, store: Store, logger: Logger, inventory: SubscriptionInventory, now: () => number = Date.now) {
+  const declared = new Map<string, { at: number; pending: Promise<void> }>();
   const recorded = new Set<string>();
   const key = (topic: TopicRef, subscription: string) => `${topic.tenant}/${topic.topic}/${subscription}`;
   // tenant and topic names are slugs, so ':' cannot be part of either
@@ -29,19 +40,25 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
     });
   };
 
-  const ensure = (topic: TopicRef, subscription: string): Promise<void> => {
+  /**
+   * 404 subscription_not_found unless listed, then declares it (once; again after REDECLARE_MS when
+   * `renew`). Publishing does not renew: a `default` subscription nobody receives from may expire,
+   * and is declared again by the next publish that finds it gone.
+   */
+  const ensure = async (topic: TopicRef, subscription: string, { renew = true, fresh = false } = {}): Promise<void> => {
+    await inventory.require(topic, subscription, { fresh });
     const k = key(topic, subscription);
     record(topic, subscription, k);
-    let pending = declared.get(k);
-    if (!pending) {
-      pending = broker.declareSubscription(topic, subscription);
-      declared.set(k, pending);
-      const declaring = pending;
-      declaring.catch(() => {
-        if (declared.get(k) === declaring) declared.delete(k);
+    let entry = declared.get(k);
+    if (!entry || (renew && now() - entry.at >= REDECLARE_MS)) {
+      const next = { at: now(), pending: broker.declareSubscription(topic, subscription) };
+      declared.set(k, next);
+      next.pending.catch(() => {
+        if (declared.get(k) === next) declared.delete(k);
       });
+      entry = next;
     }
-    return pending;
+    return entry.pending;
   };
 
   return {
@@ -53,16 +70,17 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
     },
     /**
      * Runs an operation that needs the subscription; if the broker lost it meanwhile (its queue
-     * was deleted behind our back), declares it again and retries once.
+     * expired, or was deleted with its inventory entry), asks the inventory afresh, declares it again
+     * and retries once.
      */
-    async withSubscription<T>(topic: TopicRef, subscription: string, operation: () => Promise<T>): Promise<T> {
-      await ensure(topic, subscription);
+    async withSubscription<T>(topic: TopicRef, subscription: string, operation: () => Promise<T>, options: { renew?: boolean } = {}): Promise<T> {
+      await ensure(topic, subscription, options);
       try {
         return await operation();
       } catch (err) {
         if (!(err instanceof NoSubscriptionError)) throw err;
         declared.delete(key(topic, subscription));
-        await ensure(topic, subscription);
+        await ensure(topic, subscription, { ...options, fresh: true });
         return operation();
       }
     },

@@ -3,6 +3,7 @@ import { OAuthError, silentLogger } from '@keyway/kit';
 import { createMemoryBroker } from '@keyway/broker';
 import { createMemoryStore, createRedisStore } from '@keyway/store';
 import { tcpProxy, viaProxy } from '@keyway/testkit/tcp-proxy';
+import { subscriptionInventory } from '../delivery/inventory.ts';
 import { subscriptionRegistry } from '../delivery/subscriptions.ts';
 import { BROKERS, expectErrorBody, hex, REDIS_URL, sleep, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
 import { DEPTH_CACHE_MS, publishRateLimit, queueDepthLimit } from './limits.ts';
@@ -49,7 +50,8 @@ describe('queueDepthLimit', () => {
     let now = 0;
     const memory = createMemoryBroker();
     const depth = vi.spyOn(memory, 'depth');
-    const subscriptions = subscriptionRegistry(memory, createMemoryStore({ prefix: 'depth-test:' }), silentLogger);
+    const inventory = subscriptionInventory(async () => ['audit'], { ttlMs: 0, now: () => now });
+    const subscriptions = subscriptionRegistry(memory, createMemoryStore({ prefix: 'depth-test:' }), silentLogger, inventory, () => now);
     const topic = { tenant: 'acme', topic: 'edr' };
     await subscriptions.ensure(topic, 'default');
     return {
@@ -64,20 +66,21 @@ describe('queueDepthLimit', () => {
     };
   };
 
-  it('refuses with 429 and Retry-After while any subscription holds maxDepth ready messages', async () => {
+  it('refuses with 429 and Retry-After only while every subscription holds maxDepth ready messages (issue 9)', async () => {
     const t = await setup(2);
     await t.subscriptions.ensure(t.topic, 'audit');
     await t.check(t.topic);
     for (let i = 0; i < 2; i++) await t.memory.publish(t.topic, Buffer.from('x'), { messageId: `m-${i}` });
     t.advance(DEPTH_CACHE_MS);
     expect(await refusal(t.check(t.topic))).toEqual({ status: 429, code: 'too_many_requests', retryAfter: '5' });
-    // draining one subscription is not enough while another is full
+    // one subscription read is enough: the full one does not block the producer for it
     for (let i = 0; i < 2; i++) await (await t.memory.receive(t.topic, 'default', 0))!.ack();
     t.advance(DEPTH_CACHE_MS);
-    expect((await refusal(t.check(t.topic)))?.status).toBe(429);
-    for (let i = 0; i < 2; i++) await (await t.memory.receive(t.topic, 'audit', 0))!.ack();
-    t.advance(DEPTH_CACHE_MS);
     await t.check(t.topic);
+    // a recorded subscription whose queue is gone does not count as one that reads
+    await t.memory.deleteSubscription(t.topic, 'default');
+    t.advance(DEPTH_CACHE_MS);
+    expect((await refusal(t.check(t.topic)))?.status).toBe(429);
   });
 
   it('looks depths up once per DEPTH_CACHE_MS per topic, shared by concurrent publishes', async () => {
@@ -167,7 +170,37 @@ describe.each(BROKERS)('publish quotas (%s broker)', { timeout: 30_000 }, (kind)
     expect(await drain(limited, topic)).toHaveLength(4);
   });
 
-  it('over MAX_QUEUE_DEPTH on any subscription: 429 with Retry-After, also on an instance that never saw that subscription', async () => {
+  // issue 9: one unconsumed subscription blocked all publishing to its topic once it reached the depth quota
+  it('issue 9: an unread subscription at MAX_QUEUE_DEPTH does not block publishing; the read one gets every batch, the unread one overflows to its dead letters', async () => {
+    const owner = shallow.newTenant();
+    const topic = shallow.newTopic(owner, ['default', 'audit']);
+    await subscribe(shallow, topic);
+    // declared and never received from, as an abandoned subscription is (no consumer holds prefetched
+    // copies), and recorded as the registry records it, so every instance's depth check sees it
+    await shallow.broker.declareSubscription(topic, 'audit');
+    await shallow.store.sadd(`subscriptions:${topic.tenant}:${topic.topic}`, 'audit');
+    const published: string[] = [];
+    const read: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      // past the depth cache, so each publish sees the depths as they are
+      if (i >= 2) await sleep(DEPTH_CACHE_MS + 50);
+      const response = await post(shallow, topic);
+      expect(response.status).toBe(201);
+      published.push((response.data as { id: string }).id);
+      read.push(...(await drain(shallow, topic)));
+    }
+    expect(read).toEqual(published);
+    // the unread subscription holds the newest two; the oldest went to its dead letters (bounded alike)
+    expect(await drain(shallow, topic, 'audit')).toEqual(published.slice(4));
+    const dead: string[] = [];
+    for (let m = await shallow.client.deadLetter.receive(topic.sas('listen'), topic.tenant, topic.topic, 'audit', 2); m; m = await shallow.client.deadLetter.receive(topic.sas('listen'), topic.tenant, topic.topic, 'audit', 1)) {
+      dead.push(m.message_id);
+      await shallow.client.deadLetter.complete(topic.sas('listen'), topic.tenant, topic.topic, 'audit', m.message_id, m.lock_token);
+    }
+    expect(dead).toEqual(published.slice(2, 4));
+  });
+
+  it('when every subscription is full (nobody reads): 429 with Retry-After; an instance that never saw one of them agrees', async () => {
     const owner = shallow.newTenant();
     const topic = shallow.newTopic(owner, ['default', 'audit']);
     shallowPeer.tenantKeys.set(owner.tenant, [owner.primary, owner.secondary]);
@@ -179,16 +212,13 @@ describe.each(BROKERS)('publish quotas (%s broker)', { timeout: 30_000 }, (kind)
     const response = await post(shallow, topic, refused);
     expectErrorBody(response, 429, 'too_many_requests');
     expect(response.headers['retry-after']).toBe('5');
-    expect(response.data.error_description).toMatch(/holds 2 ready messages, the most allowed is 2/);
-    // default drained, audit still full: the peer, which only ever saw `default`, refuses too
-    expect(await drain(shallow, topic)).toHaveLength(2);
-    await sleep(DEPTH_CACHE_MS + 100);
-    const fromPeer = await post(shallowPeer, topic, refused);
-    expectErrorBody(fromPeer, 429, 'too_many_requests');
-    expect(fromPeer.data.error_description).toMatch(/subscription audit/);
-    expect(await drain(shallow, topic, 'audit')).not.toContain(refused.id);
+    expect(response.data.error_description).toMatch(/every subscription of the topic is full \(default holds 2 ready messages, the most allowed is 2\)/);
+    expectErrorBody(await post(shallowPeer, topic, refused), 429, 'too_many_requests');
+    // one subscription read again is enough, on either instance
+    expect(await drain(shallow, topic, 'audit')).toHaveLength(2);
     await sleep(DEPTH_CACHE_MS + 100);
     expect((await post(shallowPeer, topic)).status).toBe(201);
+    expect(await drain(shallow, topic, 'audit')).not.toContain(refused.id);
   });
 });
 

@@ -54,10 +54,12 @@ interface Full {
 }
 
 /**
- * Backpressure: a publish is refused while any subscription of the topic holds maxDepth or more
- * ready messages, so a subscriber that stopped receiving cannot make the broker hoard without end.
- * Depths are looked up once per DEPTH_CACHE_MS per topic and shared by concurrent publishes; a
- * failed lookup is not cached.
+ * Backpressure, per subscription (issue 9): each subscription queue holds at most maxDepth ready
+ * messages (the broker's x-max-length; beyond it the oldest go to the subscription's dead letters),
+ * so one subscription that stopped receiving never blocks publishing for the others. Only when every
+ * subscription of the topic is full, i.e. nobody reads it at all, is a publish refused, so the
+ * producer keeps its batches rather than the broker dropping them. Depths are looked up once per
+ * DEPTH_CACHE_MS per topic and shared by concurrent publishes; a failed lookup is not cached.
  */
 export function queueDepthLimit(broker: Broker, subscriptions: SubscriptionRegistry, options: { maxDepth: number; now: () => number }) {
   const { maxDepth, now } = options;
@@ -67,14 +69,13 @@ export function queueDepthLimit(broker: Broker, subscriptions: SubscriptionRegis
     const names = await storeCall(() => subscriptions.names(topic));
     const depths = await brokerCall(() =>
       Promise.all(
-        // a recorded subscription whose queue is gone holds nothing
-        names.map((name) => broker.depth(topic, name).catch((err: unknown) => (err instanceof NoSubscriptionError ? 0 : Promise.reject(err)))),
+        // a recorded subscription whose queue is gone (expired, deleted) receives nothing: left out
+        names.map((name) => broker.depth(topic, name).catch((err: unknown) => (err instanceof NoSubscriptionError ? undefined : Promise.reject(err)))),
       ),
     );
-    const i = depths.findIndex((depth) => depth >= maxDepth);
-    const subscription = names[i];
-    const depth = depths[i];
-    return subscription === undefined || depth === undefined ? undefined : { subscription, depth };
+    const existing = depths.flatMap((depth, i) => (depth === undefined ? [] : [{ subscription: names[i] ?? '', depth }]));
+    if (existing.length === 0 || existing.some(({ depth }) => depth < maxDepth)) return undefined;
+    return existing[0];
   };
 
   return async function check(topic: TopicRef): Promise<void> {
@@ -89,7 +90,7 @@ export function queueDepthLimit(broker: Broker, subscriptions: SubscriptionRegis
     const full = await entry.full;
     if (full) {
       throw new TooManyRequests(
-        `subscription ${full.subscription} holds ${full.depth} ready messages, the most allowed is ${maxDepth}; nothing was published, retry after ${RETRY_AFTER_SEC} s`,
+        `every subscription of the topic is full (${full.subscription} holds ${full.depth} ready messages, the most allowed is ${maxDepth}); nothing was published, retry after ${RETRY_AFTER_SEC} s`,
         `topic ${k}`,
         { 'Retry-After': String(RETRY_AFTER_SEC) },
       );

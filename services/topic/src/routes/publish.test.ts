@@ -1,7 +1,8 @@
+import { request, type Agent } from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_DEPTH } from '../batches/scan.ts';
-import { BROKERS, expectErrorBody, expectRefusal, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
+import { BROKERS, expectErrorBody, expectRefusal, sleep, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
 
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -130,5 +131,65 @@ describe.each(BROKERS)('publish (%s broker)', { timeout: 20_000 }, (kind) => {
     } finally {
       await down.close();
     }
+  });
+});
+
+// issue 9: the topic service read up to 1 MiB of body before checking the SAS key
+describe.each(BROKERS)('publish authenticates before reading the body (%s broker)', { timeout: 20_000 }, (kind) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startTopic(kind);
+  });
+  afterAll(() => h.close());
+
+  /** uploads `total` bytes slowly (64 KiB every 100 ms, about 1.5 s); resolves with the answer and how much was sent by then */
+  const slowUpload = (t: TestTopic, authorization: string, total: number) =>
+    new Promise<{ status: number | undefined; body: string; sentBeforeAnswer: number; connection: string | undefined }>((resolve, reject) => {
+      let sent = 0;
+      const req = request(new URL(`/tenants/${t.tenant}/topics/${t.topic}/messages`, h.url), {
+        method: 'POST',
+        agent: h.http.defaults.httpsAgent as Agent,
+        headers: { authorization, 'content-type': 'application/json', 'content-length': String(total) },
+      });
+      // once the server has answered and closed, further writes fail: that is the point
+      req.on('error', () => undefined);
+      req.on('response', (res) => {
+        const sentBeforeAnswer = sent;
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, body, sentBeforeAnswer, connection: res.headers.connection }));
+        res.on('error', reject);
+      });
+      void (async () => {
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        while (sent < total && !req.destroyed) {
+          const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+          req.write(part);
+          sent += part.length;
+          await sleep(100);
+        }
+        if (!req.destroyed) req.end();
+      })();
+    });
+
+  it('issue 9: a 1 MB upload with a bad key is refused with 401 before the body is sent, and the connection closes', async () => {
+    const topic = h.newTopic();
+    const total = 1_000_000;
+    const answer = await slowUpload(topic, topic.sas('send', { namespaceKey: 'not-the-tenant-key' }), total);
+    expect(answer.status).toBe(401);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'invalid_token' });
+    expect(answer.sentBeforeAnswer).toBeLessThan(total / 2);
+    expect(answer.connection).toBe('close');
+    // and without any key at all
+    const none = await slowUpload(topic, '', total);
+    expect({ status: none.status, early: none.sentBeforeAnswer < total / 2 }).toEqual({ status: 401, early: true });
+  });
+
+  it('an authenticated upload of the same size is read and published', async () => {
+    const topic = h.newTopic();
+    const batch = topic.batch({ records: ['x'.repeat(900_000)] });
+    const response = await h.http.post(`/tenants/${topic.tenant}/topics/${topic.topic}/messages`, batch, { headers: { authorization: topic.sas('send') } });
+    expect(response.status).toBe(201);
   });
 });

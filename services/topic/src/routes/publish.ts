@@ -1,8 +1,8 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
 import { PublishResponse } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
-import { TopicPath, type sasGuard } from '../auth/sas-guard.ts';
+import { TopicPath, type SasGuard } from '../auth/sas-guard.ts';
 import { readBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
@@ -19,18 +19,25 @@ export interface PublishQuotas {
  * POST /tenants/{tenant}/topics/{topic}/messages (SAS `send`): 201 only once the broker confirmed
  * the batch. Every check runs before the broker sees it, so a refused batch never reaches a
  * subscriber. The rate is counted before the batch is read, so a flood costs no payload scanning.
- * The `default` subscription always exists, so a batch is never published to nobody.
+ * The `default` subscription always exists, so a batch is never published to nobody. The body is
+ * read only once the SAS key passed (issue 9), so an unauthenticated upload is refused unread.
  */
-export function publishRoutes(deps: { guard: ReturnType<typeof sasGuard>; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas }): Router {
+export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas; body: RequestHandler }): Router {
   const router = Router();
-  router.post(`${TOPIC}/messages`, deps.guard('send'), requireContentType('application/json'), async (req, res) => {
+  // the rate is counted before the body is read, so a flood costs neither reading nor scanning
+  const countRate: RequestHandler = async (req, _res, next) => {
+    await deps.quotas.rate(parseInput(TopicPath, req.params, 'path').tenant);
+    next();
+  };
+  router.post(`${TOPIC}/messages`, deps.guard('send'), requireContentType('application/json'), countRate, deps.body, async (req, res) => {
     const topic = parseInput(TopicPath, req.params, 'path');
-    await deps.quotas.rate(topic.tenant);
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
     await brokerCall(() =>
       deps.subscriptions.withSubscription(topic, DEFAULT_SUBSCRIPTION, () =>
         deps.broker.publish(topic, Buffer.from(JSON.stringify(batch)), { messageId: batch.id, contentType: 'application/json' }),
+        // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
+        { renew: false },
       ),
     );
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });

@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import { parseInput, shapeResponse, TemporarilyUnavailable } from '@keyway/kit';
 import { ReceivedMessage, ReceiveQuery, type Batch } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
-import type { sasGuard } from '../auth/sas-guard.ts';
+import type { SasGuard } from '../auth/sas-guard.ts';
 import { parseDelivered } from '../batches/validate.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
@@ -10,7 +10,7 @@ import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
 import { DEAD_LETTER_QUEUE, SubscriptionPath, SUBSCRIPTION } from './paths.ts';
 
 interface ReceiveDeps {
-  guard: ReturnType<typeof sasGuard>;
+  guard: SasGuard;
   broker: Broker;
   subscriptions: SubscriptionRegistry;
   locks: LockTable;
@@ -79,6 +79,14 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RequestHandler {
           if (deadLetter) skipped.push(delivery);
           else await brokerCall(() => delivery.nack(false));
           continue;
+        }
+        // The key may have been revoked or have expired while this poll waited (issue 9): checked again
+        // before the hand-out, and refused, the batch goes back to its queue.
+        try {
+          await deps.guard.check(req.get('authorization'), topic, 'listen');
+        } catch (err) {
+          await deps.locks.release(delivery, 'key no longer valid');
+          throw err;
         }
         const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });

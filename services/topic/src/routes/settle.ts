@@ -1,6 +1,6 @@
 import { Router, type Request } from 'express';
 import { parseInput } from '@keyway/kit';
-import type { sasGuard } from '../auth/sas-guard.ts';
+import type { SasGuard } from '../auth/sas-guard.ts';
 import type { LockScope, LockTable } from '../delivery/locks.ts';
 import { DEAD_LETTER_MESSAGE, MESSAGE, MessagePath } from './paths.ts';
 
@@ -10,7 +10,7 @@ import { DEAD_LETTER_MESSAGE, MESSAGE, MessagePath } from './paths.ts';
  * messages received from the dead-letter queue. A lock token only settles the message, queue,
  * subscription, topic and tenant it was handed out for; anything else is 410 lock_lost.
  */
-export function settleRoutes(deps: { guard: ReturnType<typeof sasGuard>; locks: LockTable }): Router {
+export function settleRoutes(deps: { guard: SasGuard; locks: LockTable }): Router {
   const router = Router();
   for (const [path, deadLetter] of [
     [MESSAGE, false],

@@ -44,6 +44,25 @@ describe.each(BROKERS)('streaming receive (%s broker)', { timeout: 30_000 }, (ki
   };
   const complete = (on: Harness, t: TestTopic, m: ReceivedMessage) => on.client.complete(t.sas('listen'), t.tenant, t.topic, 'default', m.message_id, m.lock_token);
 
+  // issue 9: an open stream outlived its key; an expired key now ends it as a revoked one does
+  it('issue 9: a stream whose key expires hands nothing out after the expiry and ends with an invalid_token line; the batch stays queued', async () => {
+    const topic = h.newTopic();
+    await subscribe(h, topic);
+    const expiring = topic.sas('listen', { expiresInSec: 2 });
+    const lines = h.client.stream(expiring, topic.tenant, topic.topic, 'default', { prefetch: 5, timeoutSec: 20 });
+    // the stream may end before anything is published: it checks its key while idle too
+    const next = lines.next().then(
+      (result) => result,
+      (err: unknown) => err,
+    );
+    await sleep(3000);
+    const [published] = await publishMany(h, topic, 1);
+    expect(await within(next, 5000)).toMatchObject({ status: 401, code: 'invalid_token' });
+    const left = await h.client.receive(topic.sas('listen'), topic.tenant, topic.topic, 'default', 2);
+    expect(left?.message_id).toBe(published);
+    await complete(h, topic, left!);
+  });
+
   it('delivers every batch once, never more than prefetch unsettled at a time; each settle gives one credit back', async () => {
     const topic = h.newTopic();
     await subscribe(h, topic);

@@ -3,7 +3,7 @@ import { Router } from 'express';
 import { OAuthError, parseInput, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
 import { NDJSON, StreamQuery } from '@keyway/contracts';
 import type { Broker } from '@keyway/broker';
-import type { sasGuard } from '../auth/sas-guard.ts';
+import type { SasGuard } from '../auth/sas-guard.ts';
 import { parseDelivered } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
@@ -21,13 +21,19 @@ import { receivedMessage } from './receive.ts';
  * locks are released at once, so the messages are delivered again). An empty line is written when
  * nothing else was for heartbeatMs, so proxies keep an idle stream open; a failure after the 200
  * ends the stream with one ErrorBody line.
+ *
+ * The SAS key is checked again (the guard's check: expiry, revocation) before each hand-out and every
+ * recheckMs while the stream idles (issue 9): once it is revoked or expired, the stream ends with an
+ * invalid_token line, the batch in hand goes back to its queue, and the stream's locks are released.
  */
 export function streamRoutes(deps: {
-  guard: ReturnType<typeof sasGuard>;
+  guard: SasGuard;
   broker: Broker;
   subscriptions: SubscriptionRegistry;
   locks: LockTable;
   heartbeatMs: number;
+  /** how often an open stream checks its key again while no batch is handed out */
+  recheckMs: number;
 }): Router {
   const router = Router();
   router.post(`${SUBSCRIPTION}/messages/stream`, deps.guard('listen'), async (req, res) => {
@@ -66,6 +72,17 @@ export function streamRoutes(deps: {
     });
     const endsAt = Date.now() + timeout * 1000;
     const ending = setTimeout(() => stop.abort(), timeout * 1000);
+    /** why the key no longer receives, once a check found out: the stream ends with it */
+    let keyRefused: unknown;
+    const recheck = async (): Promise<void> => {
+      try {
+        await deps.guard.check(req.get('authorization'), topic, 'listen');
+      } catch (err) {
+        keyRefused ??= err;
+        stop.abort();
+      }
+    };
+    const watch = setInterval(() => void recheck(), deps.recheckMs);
 
     // X-Accel-Buffering: proxies that buffer responses (nginx) would hold the lines back
     res.status(200).set({ 'Content-Type': `${NDJSON}; charset=utf-8`, 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
@@ -102,6 +119,11 @@ export function streamRoutes(deps: {
           await brokerCall(() => delivery.nack(false));
           continue;
         }
+        await recheck();
+        if (keyRefused !== undefined) {
+          await deps.locks.release(delivery, 'key no longer valid');
+          break;
+        }
         const scope = { ...topic, subscription: path.subscription, deadLetter: false, messageId: delivery.messageId };
         const lock = await deps.locks.lock(scope, delivery, creditBack);
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
@@ -111,6 +133,11 @@ export function streamRoutes(deps: {
           // a slow reader: wait until the socket takes more rather than buffering without bound
           await once(res, 'drain', { signal: stop.signal }).catch(() => undefined);
         }
+      }
+      if (keyRefused !== undefined) {
+        // the client can no longer settle what it holds: back to the queue at once, not at lock expiry
+        await releaseHeld();
+        throw keyRefused;
       }
     } catch (err) {
       if (!clientGone) {
@@ -122,6 +149,7 @@ export function streamRoutes(deps: {
     } finally {
       clearTimeout(ending);
       clearTimeout(heartbeat);
+      clearInterval(watch);
       if (clientGone) await releaseHeld();
       res.end();
     }

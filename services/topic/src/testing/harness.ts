@@ -61,8 +61,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-async function openBroker(kind: BrokerKind, maxDeliveries: number): Promise<Broker> {
-  return kind === 'memory' ? createMemoryBroker({ maxDeliveries }) : createAmqpBroker({ url: AMQP_URL, queueType: 'quorum', maxDeliveries });
+async function openBroker(kind: BrokerKind, maxDeliveries: number, maxQueueLength: number): Promise<Broker> {
+  return kind === 'memory' ? createMemoryBroker({ maxDeliveries, maxQueueLength }) : createAmqpBroker({ url: AMQP_URL, queueType: 'quorum', maxDeliveries, maxQueueLength });
+}
+
+/**
+ * The operator's inventory as the entitlement service answers it, by `tenant/topic`: what
+ * newTopic(…, subscriptions) lists. One for every harness of the test file, so peer instances agree.
+ */
+export const inventory = new Map<string, Set<string>>();
+const listed = (topic: TopicRef) => inventory.get(`${topic.tenant}/${topic.topic}`) ?? new Set<string>();
+/** lists (or with `false`, drops) a subscription in the inventory */
+export function listSubscription(topic: TopicRef, subscription: string, present = true): void {
+  const names = listed(topic);
+  if (present) names.add(subscription);
+  else names.delete(subscription);
+  inventory.set(`${topic.tenant}/${topic.topic}`, names);
 }
 
 /**
@@ -103,7 +117,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
   const { ca, certs } = testPki();
   const cert = certs['topic'];
   if (!cert) throw new Error('no topic certificate');
-  const broker = given.broker ?? (await openBroker(kind, given.maxDeliveries ?? 10));
+  const broker = given.broker ?? (await openBroker(kind, given.maxDeliveries ?? 10, overrides.MAX_QUEUE_DEPTH ?? 100_000));
   const store = given.store ?? (kind === 'memory' ? createMemoryStore({ prefix: newStorePrefix() }) : await createRedisStore({ url: REDIS_URL, prefix: newStorePrefix() }));
   const tenantKeys = new Map<string, string[]>();
   /** rotations per tenant, as PAC counts them (set by tests that rotate) */
@@ -123,6 +137,8 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       PUBLISH_BURST: 400,
       MAX_QUEUE_DEPTH: 100_000,
       STREAM_HEARTBEAT_SEC: 15,
+      // the harness's inventory is a Map: ask it every time, so a test's change shows at once
+      SUBSCRIPTION_CACHE_SEC: 0,
       ...overrides,
     },
     {
@@ -143,6 +159,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
         }
       },
       sasKeyRevoked: async () => false,
+      subscriptionNames: async (tenant, topic) => [...listed({ tenant, topic })],
     },
   );
   const server: RunningServer = await listenHttps(app, { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }, 0);
@@ -169,6 +186,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     newTopic(owner = newTenant(), subscriptions = ['default']) {
       const ref = { tenant: owner.tenant, topic: `tp-${hex()}` };
       for (const sub of subscriptions) {
+        listSubscription(ref, sub);
         const queue = subscriptionQueue(ref, sub);
         queues.push(queue, deadLetterQueue(queue));
       }

@@ -8,8 +8,8 @@ import { FeedPath, SubscriptionPath, TenantPath } from './paths.ts';
 /**
  * /v1/tenants/:tenant/feeds…: the tenant's feeds (grant, remove: feed.removed revokes what used it)
  * and each feed's named subscriptions. Subscriptions are the operator's inventory: the topic service
- * declares a subscription's queue when an importer first uses it, listed here or not, and removing a
- * feed drops its subscriptions from the inventory.
+ * receives only from listed ones (and `default`), declaring a queue when an importer first uses it;
+ * dropping a subscription, or its feed, deletes its queues.
  */
 export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();

@@ -1,0 +1,22 @@
+import { Router } from 'express';
+import { SubscriptionNames } from '@keyway/contracts';
+import { parseInput, requireInternal, shapeResponse } from '@keyway/kit';
+import type { PolicyRepository } from '../policy/repository.ts';
+import { FeedPath } from './admin/paths.ts';
+
+/**
+ * GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions (topic service only): the names of the
+ * feed's listed subscriptions. The topic service receives from these (and `default`) alone, so a
+ * listen key cannot make queues up by naming them. A tenant that does not exist, or does not have
+ * the feed, lists none.
+ */
+export function subscriptionInventoryRoutes(policy: PolicyRepository): Router {
+  const router = Router();
+  router.get('/internal/v1/tenants/:tenant/feeds/:feed/subscriptions', requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions'), async (req, res) => {
+    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+    const record = await policy.findTenant(tenant);
+    const names = record?.feeds.includes(feed) ? (await policy.listSubscriptions(tenant, feed)).map((s) => s.name) : [];
+    res.set('Cache-Control', 'no-store').json(shapeResponse(SubscriptionNames, { subscriptions: names }));
+  });
+  return router;
+}
