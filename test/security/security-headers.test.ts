@@ -26,7 +26,8 @@ describe('issue 9: security headers on every service', () => {
     const notFound = await http.get('/no/such/endpoint');
     expect(notFound.status).toBe(404);
     const malformed = await http.post('/no/such/endpoint', '{"oops": ', { headers: { 'content-type': 'application/json' } });
-    expect(malformed.status).toBe(400);
+    // the topic service reads a body only after the SAS key checked out (issue 9), so nothing parses it here
+    expect(malformed.status).toBe(service === 'topic' ? 404 : 400);
     const document = await http.get('/openapi.json');
     expect(document.status).toBe(200);
     for (const [where, response] of Object.entries({ ok, notFound, malformed, document })) expectSecurityHeaders(response.headers, `${service} ${where}`);
