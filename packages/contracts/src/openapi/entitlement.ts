@@ -31,7 +31,7 @@ import {
 import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '../idp.ts';
 import { AuditPage, AuditQuery, AuditVerifyQuery, AuditVerifyReport, AuditVerifyResult } from '../audit.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
-import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { noBody, jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 import { TokenResponse } from '../pas.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
@@ -41,182 +41,182 @@ const SubscriptionPath = FeedPath.extend({ name: SubscriptionName });
 const KeyPath = UserPath.extend({ kid: ClientKeyId });
 const TierPath = z.object({ tier: TierId });
 
-export const entitlementApi = openApiDocument(
-  {
+/** The entitlement service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const entitlementPaths: PathSpecs = {
+  '/v1/authorize': {
+    post: serviceOnly({
+      summary: 'may this user of this tenant use these feeds with this role (PAS and PAC only)',
+      body: { schema: AuthorizeRequest },
+      responses: { 200: jsonResponse(AuthorizeDecision, 'the decision, with the reason for a denial') },
+      errors: [400, 415],
+    }),
+  },
+  '/v1/tenants': {
+    get: operatorOnly({ summary: 'list tenants in id order, a page at a time', query: TenantPageQuery, responses: { 200: jsonResponse(TenantPage, 'one page; next_cursor when more follow') }, errors: [400] }),
+    post: operatorOnly({ summary: 'create a tenant (feeds listed, or from a tier)', body: { schema: CreateTenant }, responses: { 201: jsonResponse(Tenant, 'created') }, errors: [400, 404, 409, 415] }),
+  },
+  '/v1/tenants/{tenant}': {
+    get: operatorOnly({ summary: 'get a tenant', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'the tenant') }, errors: [400, 404] }),
+    patch: operatorOnly({ summary: 'rename a tenant', path: TenantPath, body: { schema: UpdateTenant }, responses: { 200: jsonResponse(Tenant, 'updated') }, errors: [400, 404, 409, 415] }),
+    delete: operatorOnly({
+      summary: 'delete a suspended tenant, its users and their credentials (tenant.removed)',
+      description: 'Refused with 409 while the tenant is active: suspend it first.',
+      path: TenantPath,
+      responses: { 204: noBody('deleted') },
+      errors: [400, 404, 409],
+    }),
+  },
+  '/v1/tenants/{tenant}/suspend': {
+    post: operatorOnly({ summary: 'suspend: every session and SAS key of the tenant is revoked within seconds (tenant.suspended)', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'suspended') }, errors: [400, 404] }),
+  },
+  '/v1/tenants/{tenant}/resume': {
+    post: operatorOnly({ summary: 'resume: logins work again', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'active') }, errors: [400, 404] }),
+  },
+  '/v1/tenants/{tenant}/tier': {
+    put: operatorOnly({
+      summary: 'put the tenant on a product tier: its feeds become the tier’s (feeds left out: feed.removed)',
+      path: TenantPath,
+      body: { schema: SetTenantTier },
+      responses: { 200: jsonResponse(Tenant, 'the tenant on its tier') },
+      errors: [400, 404, 409, 415],
+    }),
+  },
+  '/v1/tenants/{tenant}/users': {
+    get: operatorOnly({ summary: 'list the tenant’s users', path: TenantPath, responses: { 200: jsonResponse(UserList, 'the users') }, errors: [400, 404] }),
+    post: operatorOnly({
+      summary: 'create a user (credentials registered at the IdP; without a password, log in with a registered key)',
+      path: TenantPath,
+      body: { schema: CreateUser },
+      responses: { 201: jsonResponse(User, 'created') },
+      errors: [400, 404, 409, 415],
+    }),
+  },
+  '/v1/tenants/{tenant}/users/{user}': {
+    get: operatorOnly({ summary: 'get a user', path: UserPath, responses: { 200: jsonResponse(User, 'the user') }, errors: [400, 404] }),
+    patch: operatorOnly({ summary: 'change a user’s email and/or roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateUser }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
+    delete: operatorOnly({ summary: 'delete a user and their credentials (user.removed)', path: UserPath, responses: { 204: noBody('deleted') }, errors: [400, 404] }),
+  },
+  '/v1/tenants/{tenant}/users/{user}/roles': {
+    put: operatorOnly({ summary: 'set a user’s roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateRoles }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
+  },
+  '/v1/tenants/{tenant}/users/{user}/password': {
+    put: operatorOnly({ summary: 'set or reset a user’s password; ends their sessions and SAS keys (credentials.changed)', path: UserPath, body: { schema: SetPassword }, responses: { 204: noBody('set') }, errors: [400, 404, 415] }),
+  },
+  '/v1/tenants/{tenant}/users/{user}/keys/{kid}': {
+    put: operatorOnly({
+      summary: 'register a public key the user’s agent signs RFC 7523 client assertions with',
+      path: KeyPath,
+      body: { schema: ClientKeyRegistration },
+      responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') },
+      errors: [400, 404, 409, 415],
+    }),
+    delete: operatorOnly({ summary: 'remove a registered public key', path: KeyPath, responses: { 204: noBody('removed') }, errors: [400, 404] }),
+  },
+  '/v1/tenants/{tenant}/feeds': {
+    get: operatorOnly({ summary: 'the tenant’s feeds with their subscriptions', path: TenantPath, responses: { 200: jsonResponse(TenantFeedList, 'the feeds') }, errors: [400, 404] }),
+  },
+  '/v1/tenants/{tenant}/feeds/{feed}': {
+    put: operatorOnly({ summary: 'grant a feed', path: FeedPath, responses: { 200: jsonResponse(Tenant, 'the tenant with the feed') }, errors: [400, 404, 409] }),
+    delete: operatorOnly({ summary: 'remove a feed (feed.removed) and its subscriptions; idempotent', path: FeedPath, responses: { 204: noBody('removed') }, errors: [400, 404, 409] }),
+  },
+  '/v1/tenants/{tenant}/feeds/{feed}/subscriptions': {
+    get: operatorOnly({ summary: 'the feed’s named subscriptions', path: FeedPath, responses: { 200: jsonResponse(SubscriptionList, 'the subscriptions') }, errors: [400, 404] }),
+  },
+  '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}': {
+    post: operatorOnly({
+      summary: 'list a named subscription (inventory: the topic service declares its queue on first use)',
+      path: SubscriptionPath,
+      responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') },
+      errors: [400, 404],
+    }),
+    delete: operatorOnly({ summary: 'drop a subscription from the inventory; idempotent', path: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404] }),
+  },
+  '/v1/tiers': {
+    get: operatorOnly({ summary: 'list product tiers', responses: { 200: jsonResponse(TierList, 'the tiers') } }),
+  },
+  '/v1/tiers/{tier}': {
+    get: operatorOnly({ summary: 'get a product tier', path: TierPath, responses: { 200: jsonResponse(Tier, 'the tier') }, errors: [400, 404] }),
+    put: operatorOnly({
+      summary: 'create or replace a product tier; every tenant on it follows (feeds left out: feed.removed)',
+      path: TierPath,
+      body: { schema: PutTier },
+      responses: { 200: jsonResponse(Tier, 'replaced'), 201: jsonResponse(Tier, 'created') },
+      errors: [400, 409, 415],
+    }),
+  },
+  '/v1/roles': {
+    get: operatorOnly({ summary: 'the fixed role set', responses: { 200: jsonResponse(RoleList, 'the roles and what each allows') } }),
+  },
+  '/v1/audit/events': {
+    get: operatorOnly({
+      summary: 'audit events of every service by tenant, subject, action, outcome, stream and time range (from inclusive, to exclusive), a page at a time',
+      description: 'Newest first unless order=oldest; pass nextCursor back as cursor until it is null. A page may hold fewer than limit events while nextCursor is set.',
+      query: AuditQuery,
+      responses: { 200: jsonResponse(AuditPage, 'one page of events') },
+      errors: [400],
+    }),
+  },
+  '/v1/audit/verify': {
+    get: operatorOnly({
+      summary: 'recompute the hash chain of a stream (or of every stream) and answer the first broken link',
+      description: 'With stream: that stream\'s AuditVerifyResult. Without: { ok, streams }, ok only if every stream is intact.',
+      query: AuditVerifyQuery,
+      responses: { 200: jsonResponse(z.union([AuditVerifyResult, AuditVerifyReport]), 'the stream\'s result, or every stream\'s') },
+      errors: [400],
+    }),
+  },
+  '/console': { get: { summary: 'the operator console: redirects to /console/', responses: { 301: noBody('Location: /console/') } } },
+  '/console/': { get: { summary: 'the operator console page (strict Content-Security-Policy, X-Frame-Options DENY)', responses: { 200: { description: 'HTML', schema: z.string(), type: 'text/html' } } } },
+  '/console/console.js': { get: { summary: 'the console’s script', responses: { 200: { description: 'an ES module', schema: z.string(), type: 'text/javascript' } } } },
+  '/console/console.css': { get: { summary: 'the console’s style sheet', responses: { 200: { description: 'CSS', schema: z.string(), type: 'text/css' } } } },
+  '/console/session': {
+    post: {
+      summary: 'console sign-in: PAS password grant with scope=operator, made by this service (the page talks to its own origin only)',
+      body: { schema: ConsoleSignIn },
+      responses: { 200: jsonResponse(TokenResponse, 'PAS’s token response (Cache-Control: no-store)') },
+      errors: [400, 401, 403, 415, 503],
+    },
+  },
+  '/console/session/refresh': {
+    post: {
+      summary: 'console: PAS refresh grant (the refresh token rotates)',
+      body: { schema: ConsoleRefreshToken },
+      responses: { 200: jsonResponse(TokenResponse, 'the new pair (Cache-Control: no-store)') },
+      errors: [400, 401, 403, 415, 503],
+    },
+  },
+  '/console/session/revoke': {
+    post: {
+      summary: 'console sign-out: RFC 7009 revocation of the refresh token, which ends its whole family',
+      body: { schema: ConsoleRefreshToken },
+      responses: { 204: noBody('revoked (or nothing to revoke)') },
+      errors: [400, 415, 503],
+    },
+  },
+  '/console/tenants/{tenant}/sas-keys/rotate': {
+    post: operatorOnly({
+      summary: 'console: rotate a tenant’s SAS key at PAC with the caller’s operator access token (forwarded; its aud names PAC)',
+      path: TenantPath,
+      body: { schema: SasKeyRotationRequest },
+      responses: { 200: jsonResponse(SasKeyRotation, 'PAC’s answer (no key material)') },
+      errors: [400, 404, 409, 415],
+    }),
+  },
+  '/v1/crm/webhook': {
+    post: {
+      summary: 'CRM contract sync: customer → tenant, tier → feeds, contacts → users, cancelled / suspended → suspended',
+      description:
+        'Signed with X-Keyway-Timestamp (unix seconds) and X-Keyway-Signature; the delivery id is X-Keyway-Delivery or the body’s id. The same delivery again answers 200 with duplicate: true and changes nothing; another body under a seen id is 409. 404 when CRM sync is not configured.',
+      security: ['crmSignature'],
+      body: { schema: CrmDelivery },
+      responses: { 200: jsonResponse(CrmDeliveryResult, 'applied, or a duplicate') },
+      errors: [400, 401, 404, 409, 413, 415],
+    },
+  },
+};
+
+export const entitlementApi = openApiDocument({
     title: 'Keyway entitlement service',
     description:
       'Tenants, users, roles, feeds, subscriptions and product tiers; answers authorization questions for PAS and PAC. Changes that take access away are announced as change events, which PAS and PAC follow to revoke sessions and SAS keys within seconds. The admin API answers the operator client certificate or an operator access token (PAS, scope=operator).',
-  },
-  {
-    '/v1/authorize': {
-      post: serviceOnly({
-        summary: 'may this user of this tenant use these feeds with this role (PAS and PAC only)',
-        body: { schema: AuthorizeRequest },
-        responses: { 200: jsonResponse(AuthorizeDecision, 'the decision, with the reason for a denial') },
-        errors: [400, 415],
-      }),
-    },
-    '/v1/tenants': {
-      get: operatorOnly({ summary: 'list tenants in id order, a page at a time', query: TenantPageQuery, responses: { 200: jsonResponse(TenantPage, 'one page; next_cursor when more follow') }, errors: [400] }),
-      post: operatorOnly({ summary: 'create a tenant (feeds listed, or from a tier)', body: { schema: CreateTenant }, responses: { 201: jsonResponse(Tenant, 'created') }, errors: [400, 404, 409, 415] }),
-    },
-    '/v1/tenants/{tenant}': {
-      get: operatorOnly({ summary: 'get a tenant', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'the tenant') }, errors: [400, 404] }),
-      patch: operatorOnly({ summary: 'rename a tenant', path: TenantPath, body: { schema: UpdateTenant }, responses: { 200: jsonResponse(Tenant, 'updated') }, errors: [400, 404, 409, 415] }),
-      delete: operatorOnly({
-        summary: 'delete a suspended tenant, its users and their credentials (tenant.removed)',
-        description: 'Refused with 409 while the tenant is active: suspend it first.',
-        path: TenantPath,
-        responses: { 204: noBody('deleted') },
-        errors: [400, 404, 409],
-      }),
-    },
-    '/v1/tenants/{tenant}/suspend': {
-      post: operatorOnly({ summary: 'suspend: every session and SAS key of the tenant is revoked within seconds (tenant.suspended)', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'suspended') }, errors: [400, 404] }),
-    },
-    '/v1/tenants/{tenant}/resume': {
-      post: operatorOnly({ summary: 'resume: logins work again', path: TenantPath, responses: { 200: jsonResponse(Tenant, 'active') }, errors: [400, 404] }),
-    },
-    '/v1/tenants/{tenant}/tier': {
-      put: operatorOnly({
-        summary: 'put the tenant on a product tier: its feeds become the tier’s (feeds left out: feed.removed)',
-        path: TenantPath,
-        body: { schema: SetTenantTier },
-        responses: { 200: jsonResponse(Tenant, 'the tenant on its tier') },
-        errors: [400, 404, 409, 415],
-      }),
-    },
-    '/v1/tenants/{tenant}/users': {
-      get: operatorOnly({ summary: 'list the tenant’s users', path: TenantPath, responses: { 200: jsonResponse(UserList, 'the users') }, errors: [400, 404] }),
-      post: operatorOnly({
-        summary: 'create a user (credentials registered at the IdP; without a password, log in with a registered key)',
-        path: TenantPath,
-        body: { schema: CreateUser },
-        responses: { 201: jsonResponse(User, 'created') },
-        errors: [400, 404, 409, 415],
-      }),
-    },
-    '/v1/tenants/{tenant}/users/{user}': {
-      get: operatorOnly({ summary: 'get a user', path: UserPath, responses: { 200: jsonResponse(User, 'the user') }, errors: [400, 404] }),
-      patch: operatorOnly({ summary: 'change a user’s email and/or roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateUser }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
-      delete: operatorOnly({ summary: 'delete a user and their credentials (user.removed)', path: UserPath, responses: { 204: noBody('deleted') }, errors: [400, 404] }),
-    },
-    '/v1/tenants/{tenant}/users/{user}/roles': {
-      put: operatorOnly({ summary: 'set a user’s roles (removed roles: role.removed)', path: UserPath, body: { schema: UpdateRoles }, responses: { 200: jsonResponse(User, 'updated') }, errors: [400, 404, 409, 415] }),
-    },
-    '/v1/tenants/{tenant}/users/{user}/password': {
-      put: operatorOnly({ summary: 'set or reset a user’s password; ends their sessions and SAS keys (credentials.changed)', path: UserPath, body: { schema: SetPassword }, responses: { 204: noBody('set') }, errors: [400, 404, 415] }),
-    },
-    '/v1/tenants/{tenant}/users/{user}/keys/{kid}': {
-      put: operatorOnly({
-        summary: 'register a public key the user’s agent signs RFC 7523 client assertions with',
-        path: KeyPath,
-        body: { schema: ClientKeyRegistration },
-        responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') },
-        errors: [400, 404, 409, 415],
-      }),
-      delete: operatorOnly({ summary: 'remove a registered public key', path: KeyPath, responses: { 204: noBody('removed') }, errors: [400, 404] }),
-    },
-    '/v1/tenants/{tenant}/feeds': {
-      get: operatorOnly({ summary: 'the tenant’s feeds with their subscriptions', path: TenantPath, responses: { 200: jsonResponse(TenantFeedList, 'the feeds') }, errors: [400, 404] }),
-    },
-    '/v1/tenants/{tenant}/feeds/{feed}': {
-      put: operatorOnly({ summary: 'grant a feed', path: FeedPath, responses: { 200: jsonResponse(Tenant, 'the tenant with the feed') }, errors: [400, 404, 409] }),
-      delete: operatorOnly({ summary: 'remove a feed (feed.removed) and its subscriptions; idempotent', path: FeedPath, responses: { 204: noBody('removed') }, errors: [400, 404, 409] }),
-    },
-    '/v1/tenants/{tenant}/feeds/{feed}/subscriptions': {
-      get: operatorOnly({ summary: 'the feed’s named subscriptions', path: FeedPath, responses: { 200: jsonResponse(SubscriptionList, 'the subscriptions') }, errors: [400, 404] }),
-    },
-    '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}': {
-      post: operatorOnly({
-        summary: 'list a named subscription (inventory: the topic service declares its queue on first use)',
-        path: SubscriptionPath,
-        responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') },
-        errors: [400, 404],
-      }),
-      delete: operatorOnly({ summary: 'drop a subscription from the inventory; idempotent', path: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404] }),
-    },
-    '/v1/tiers': {
-      get: operatorOnly({ summary: 'list product tiers', responses: { 200: jsonResponse(TierList, 'the tiers') } }),
-    },
-    '/v1/tiers/{tier}': {
-      get: operatorOnly({ summary: 'get a product tier', path: TierPath, responses: { 200: jsonResponse(Tier, 'the tier') }, errors: [400, 404] }),
-      put: operatorOnly({
-        summary: 'create or replace a product tier; every tenant on it follows (feeds left out: feed.removed)',
-        path: TierPath,
-        body: { schema: PutTier },
-        responses: { 200: jsonResponse(Tier, 'replaced'), 201: jsonResponse(Tier, 'created') },
-        errors: [400, 409, 415],
-      }),
-    },
-    '/v1/roles': {
-      get: operatorOnly({ summary: 'the fixed role set', responses: { 200: jsonResponse(RoleList, 'the roles and what each allows') } }),
-    },
-    '/v1/audit/events': {
-      get: operatorOnly({
-        summary: 'audit events of every service by tenant, subject, action, outcome, stream and time range (from inclusive, to exclusive), a page at a time',
-        description: 'Newest first unless order=oldest; pass nextCursor back as cursor until it is null. A page may hold fewer than limit events while nextCursor is set.',
-        query: AuditQuery,
-        responses: { 200: jsonResponse(AuditPage, 'one page of events') },
-        errors: [400],
-      }),
-    },
-    '/v1/audit/verify': {
-      get: operatorOnly({
-        summary: 'recompute the hash chain of a stream (or of every stream) and answer the first broken link',
-        description: 'With stream: that stream\'s AuditVerifyResult. Without: { ok, streams }, ok only if every stream is intact.',
-        query: AuditVerifyQuery,
-        responses: { 200: jsonResponse(z.union([AuditVerifyResult, AuditVerifyReport]), 'the stream\'s result, or every stream\'s') },
-        errors: [400],
-      }),
-    },
-    '/console': { get: { summary: 'the operator console: redirects to /console/', responses: { 301: noBody('Location: /console/') } } },
-    '/console/': { get: { summary: 'the operator console page (strict Content-Security-Policy, X-Frame-Options DENY)', responses: { 200: { description: 'HTML', schema: z.string(), type: 'text/html' } } } },
-    '/console/console.js': { get: { summary: 'the console’s script', responses: { 200: { description: 'an ES module', schema: z.string(), type: 'text/javascript' } } } },
-    '/console/console.css': { get: { summary: 'the console’s style sheet', responses: { 200: { description: 'CSS', schema: z.string(), type: 'text/css' } } } },
-    '/console/session': {
-      post: {
-        summary: 'console sign-in: PAS password grant with scope=operator, made by this service (the page talks to its own origin only)',
-        body: { schema: ConsoleSignIn },
-        responses: { 200: jsonResponse(TokenResponse, 'PAS’s token response (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
-      },
-    },
-    '/console/session/refresh': {
-      post: {
-        summary: 'console: PAS refresh grant (the refresh token rotates)',
-        body: { schema: ConsoleRefreshToken },
-        responses: { 200: jsonResponse(TokenResponse, 'the new pair (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
-      },
-    },
-    '/console/session/revoke': {
-      post: {
-        summary: 'console sign-out: RFC 7009 revocation of the refresh token, which ends its whole family',
-        body: { schema: ConsoleRefreshToken },
-        responses: { 204: noBody('revoked (or nothing to revoke)') },
-        errors: [400, 415, 503],
-      },
-    },
-    '/console/tenants/{tenant}/sas-keys/rotate': {
-      post: operatorOnly({
-        summary: 'console: rotate a tenant’s SAS key at PAC with the caller’s operator access token (forwarded; its aud names PAC)',
-        path: TenantPath,
-        body: { schema: SasKeyRotationRequest },
-        responses: { 200: jsonResponse(SasKeyRotation, 'PAC’s answer (no key material)') },
-        errors: [400, 404, 409, 415],
-      }),
-    },
-    '/v1/crm/webhook': {
-      post: {
-        summary: 'CRM contract sync: customer → tenant, tier → feeds, contacts → users, cancelled / suspended → suspended',
-        description:
-          'Signed with X-Keyway-Timestamp (unix seconds) and X-Keyway-Signature; the delivery id is X-Keyway-Delivery or the body’s id. The same delivery again answers 200 with duplicate: true and changes nothing; another body under a seen id is 409. 404 when CRM sync is not configured.',
-        security: ['crmSignature'],
-        body: { schema: CrmDelivery },
-        responses: { 200: jsonResponse(CrmDeliveryResult, 'applied, or a duplicate') },
-        errors: [400, 401, 404, 409, 413, 415],
-      },
-    },
-  },
-);
+  }, entitlementPaths);

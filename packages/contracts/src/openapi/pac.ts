@@ -2,45 +2,45 @@ import { z } from 'zod';
 import { TenantId } from '../common.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { SasKeyStatus, SasRequest, SasResponse, TenantSasKeys } from '../pac.ts';
-import { jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
 
-export const pacApi = openApiDocument(
-  { title: 'Keyway PAC', description: 'Trades a valid refresh token for a one-day SAS key for one tenant topic; the only service that mints SAS keys.' },
-  {
-    '/v1/sas': {
-      post: {
-        summary: 'refresh token → SAS key (checked with PAS: signature, expiry, introspection)',
-        body: { schema: SasRequest, types: ['application/json', 'application/x-www-form-urlencoded'] },
-        responses: { 200: jsonResponse(SasResponse, 'the SAS key (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
-      },
-    },
-    '/internal/v1/tenants/{tenant}/sas-keys': {
-      get: serviceOnly({
-        summary: 'the tenant’s namespace keys, to verify SAS keys with (topic service only)',
-        path: TenantPath,
-        responses: { 200: jsonResponse(TenantSasKeys, 'primary and secondary') },
-        errors: [400, 404],
-      }),
-    },
-    '/internal/v1/sas-keys/{keyId}': {
-      get: serviceOnly({
-        summary: 'whether an issued SAS key was revoked (topic service only)',
-        path: z.object({ keyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }),
-        responses: { 200: jsonResponse(SasKeyStatus, 'the status') },
-        errors: [400],
-      }),
-    },
-    '/admin/v1/tenants/{tenant}/sas-keys/rotate': {
-      post: operatorOnly({
-        summary: 'regenerate the tenant’s primary or secondary namespace key and sign new SAS keys with it',
-        path: TenantPath,
-        body: { schema: SasKeyRotationRequest },
-        responses: { 200: jsonResponse(SasKeyRotation, 'rotated (no key material)') },
-        errors: [400, 404, 409, 415],
-      }),
+/** The pac service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const pacPaths: PathSpecs = {
+  '/v1/sas': {
+    post: {
+      summary: 'refresh token → SAS key (checked with PAS: signature, expiry, introspection)',
+      body: { schema: SasRequest, types: ['application/json', 'application/x-www-form-urlencoded'] },
+      responses: { 200: jsonResponse(SasResponse, 'the SAS key (Cache-Control: no-store)') },
+      errors: [400, 401, 403, 415, 503],
     },
   },
-);
+  '/internal/v1/tenants/{tenant}/sas-keys': {
+    get: serviceOnly({
+      summary: 'the tenant’s namespace keys, to verify SAS keys with (topic service only)',
+      path: TenantPath,
+      responses: { 200: jsonResponse(TenantSasKeys, 'primary and secondary') },
+      errors: [400, 404],
+    }),
+  },
+  '/internal/v1/sas-keys/{keyId}': {
+    get: serviceOnly({
+      summary: 'whether an issued SAS key was revoked (topic service only)',
+      path: z.object({ keyId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }),
+      responses: { 200: jsonResponse(SasKeyStatus, 'the status') },
+      errors: [400],
+    }),
+  },
+  '/admin/v1/tenants/{tenant}/sas-keys/rotate': {
+    post: operatorOnly({
+      summary: 'regenerate the tenant’s primary or secondary namespace key and sign new SAS keys with it',
+      path: TenantPath,
+      body: { schema: SasKeyRotationRequest },
+      responses: { 200: jsonResponse(SasKeyRotation, 'rotated (no key material)') },
+      errors: [400, 404, 409, 415],
+    }),
+  },
+};
+
+export const pacApi = openApiDocument({ title: 'Keyway PAC', description: 'Trades a valid refresh token for a one-day SAS key for one tenant topic; the only service that mints SAS keys.' }, pacPaths);

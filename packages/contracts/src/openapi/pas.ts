@@ -1,58 +1,56 @@
-import { z } from 'zod';
 import { SigningKeyList, SigningKeyRotation } from '../keys.ts';
-import { Discovery, Introspection, Jwks, TokenRequest, TokenResponse } from '../pas.ts';
-import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { Discovery, Introspection, Jwks, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
+import { noBody, jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
-const TokenOnly = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.enum(['refresh_token', 'access_token']).optional() });
 
-export const pasApi = openApiDocument(
-  {
+/** The pas service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const pasPaths: PathSpecs = {
+  '/oauth2/token': {
+    post: {
+      summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)',
+      body: { schema: TokenRequest, types: FORM },
+      responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') },
+      errors: [400, 401, 403, 415, 503],
+    },
+  },
+  '/oauth2/revoke': {
+    post: {
+      summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too',
+      body: { schema: TokenHintRequest, types: FORM },
+      responses: { 200: noBody('revoked, or nothing to revoke') },
+      errors: [400, 415],
+    },
+  },
+  '/oauth2/introspect': {
+    post: serviceOnly({
+      summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)',
+      body: { schema: TokenHintRequest, types: FORM },
+      responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') },
+      errors: [400, 415],
+    }),
+  },
+  '/.well-known/openid-configuration': {
+    get: { summary: 'RFC 8414 authorization server metadata', responses: { 200: jsonResponse(Discovery, 'the metadata') } },
+  },
+  '/.well-known/jwks.json': {
+    get: { summary: 'the public signing keys (next, active, retiring)', responses: { 200: jsonResponse(Jwks, 'RFC 7517 JWK set') } },
+  },
+  '/admin/v1/signing-keys': {
+    get: operatorOnly({ summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } }),
+  },
+  '/admin/v1/signing-keys/rotate': {
+    post: operatorOnly({
+      summary: 'one rotation step: next → active → retiring',
+      description: '409 with Retry-After while the next key has not been published for SIGNING_KEY_LEAD_SEC.',
+      responses: { 200: jsonResponse(SigningKeyRotation, 'rotated') },
+      errors: [409],
+    }),
+  },
+};
+
+export const pasApi = openApiDocument({
     title: 'Keyway PAS (OAuth 2.0 authorization server)',
     description:
       'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".',
-  },
-  {
-    '/oauth2/token': {
-      post: {
-        summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)',
-        body: { schema: TokenRequest, types: FORM },
-        responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') },
-        errors: [400, 401, 403, 415, 503],
-      },
-    },
-    '/oauth2/revoke': {
-      post: {
-        summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too',
-        body: { schema: TokenOnly, types: FORM },
-        responses: { 200: noBody('revoked, or nothing to revoke') },
-        errors: [400, 415],
-      },
-    },
-    '/oauth2/introspect': {
-      post: serviceOnly({
-        summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)',
-        body: { schema: TokenOnly, types: FORM },
-        responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') },
-        errors: [400, 415],
-      }),
-    },
-    '/.well-known/openid-configuration': {
-      get: { summary: 'RFC 8414 authorization server metadata', responses: { 200: jsonResponse(Discovery, 'the metadata') } },
-    },
-    '/.well-known/jwks.json': {
-      get: { summary: 'the public signing keys (next, active, retiring)', responses: { 200: jsonResponse(Jwks, 'RFC 7517 JWK set') } },
-    },
-    '/admin/v1/signing-keys': {
-      get: operatorOnly({ summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } }),
-    },
-    '/admin/v1/signing-keys/rotate': {
-      post: operatorOnly({
-        summary: 'one rotation step: next → active → retiring',
-        description: '409 with Retry-After while the next key has not been published for SIGNING_KEY_LEAD_SEC.',
-        responses: { 200: jsonResponse(SigningKeyRotation, 'rotated') },
-        errors: [409],
-      }),
-    },
-  },
-);
+  }, pasPaths);

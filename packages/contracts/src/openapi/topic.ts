@@ -29,33 +29,33 @@ const settle = (what: string): PathSpecs[string] => ({
   post: sas({ summary: `renew the lock of a message of ${what}`, path: MessagePath, responses: { 200: jsonResponse(z.object({ message_id: z.string(), locked_until: z.string() }), 'renewed') }, errors: [410] }),
 });
 
-export const topicApi = openApiDocument(
-  {
+/** The topic service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const topicPaths: PathSpecs = {
+  [`${TOPIC}/messages`]: {
+    post: sas({
+      summary: 'publish a batch (SAS send): 201 once the broker confirmed it',
+      path: TopicPath,
+      body: { schema: Batch },
+      responses: { 201: jsonResponse(PublishResponse, 'accepted') },
+      errors: [413, 415, 429],
+    }),
+  },
+  [`${SUBSCRIPTION}/messages/head`]: { post: receive('the subscription') },
+  [`${DEAD_LETTER_QUEUE}/messages/head`]: { post: receive('the subscription’s dead-letter queue') },
+  [`${SUBSCRIPTION}/messages/stream`]: {
+    post: sas({
+      summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
+      path: SubscriptionPath,
+      query: StreamQuery,
+      responses: { 200: { description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line', schema: ReceivedMessage, type: NDJSON } },
+    }),
+  },
+  [`${SUBSCRIPTION}/messages/{id}/{lockToken}`]: settle('the subscription'),
+  [`${DEAD_LETTER_QUEUE}/messages/{id}/{lockToken}`]: settle('the dead-letter queue'),
+};
+
+export const topicApi = openApiDocument({
     title: 'Keyway topic service',
     description:
       'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle). Subscriptions are declared on first use.',
-  },
-  {
-    [`${TOPIC}/messages`]: {
-      post: sas({
-        summary: 'publish a batch (SAS send): 201 once the broker confirmed it',
-        path: TopicPath,
-        body: { schema: Batch },
-        responses: { 201: jsonResponse(PublishResponse, 'accepted') },
-        errors: [413, 415, 429],
-      }),
-    },
-    [`${SUBSCRIPTION}/messages/head`]: { post: receive('the subscription') },
-    [`${DEAD_LETTER_QUEUE}/messages/head`]: { post: receive('the subscription’s dead-letter queue') },
-    [`${SUBSCRIPTION}/messages/stream`]: {
-      post: sas({
-        summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
-        path: SubscriptionPath,
-        query: StreamQuery,
-        responses: { 200: { description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line', schema: ReceivedMessage, type: NDJSON } },
-      }),
-    },
-    [`${SUBSCRIPTION}/messages/{id}/{lockToken}`]: settle('the subscription'),
-    [`${DEAD_LETTER_QUEUE}/messages/{id}/{lockToken}`]: settle('the dead-letter queue'),
-  },
-);
+  }, topicPaths);
