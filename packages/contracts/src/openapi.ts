@@ -145,7 +145,7 @@ export const noBody = (description: string): ResponseSpec => ({ description });
 const Readiness = z.object({ status: z.string(), checks: z.array(z.object({ name: z.string(), ok: z.boolean() })) });
 
 /** What every service answers (packages/kit createBaseApp). */
-const BASE_PATHS: PathSpecs = {
+export const BASE_PATHS: PathSpecs = {
   '/healthz': { get: { summary: 'alive', responses: { 200: { description: 'the process answers', schema: z.object({ status: z.literal('ok'), service: z.string() }) } } } },
   '/readyz': {
     get: {

@@ -65,3 +65,13 @@ export const Introspection = z.object({
   exp: z.number().optional(),
 });
 export type Introspection = z.infer<typeof Introspection>;
+
+/**
+ * RFC 7009 revocation and RFC 7662 introspection requests. A hint the server does not know is ignored
+ * (RFC 7009 §2.1), so any short string is accepted as one.
+ */
+export const TokenHintRequest = z.object({
+  token: z.string().min(1).max(8192),
+  token_type_hint: z.string().max(64).optional().describe('refresh_token or access_token; any other value is ignored'),
+});
+export type TokenHintRequest = z.input<typeof TokenHintRequest>;

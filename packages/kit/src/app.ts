@@ -118,11 +118,20 @@ const normalizePath = (path: string) => path.toLowerCase().replace(/\/+$/, '');
 /** The JSON body parser every service uses, for a route that parses its body itself (parseBodies: false). */
 export const jsonBody = (limit: string): RequestHandler => express.json({ limit, type: ['application/json', 'application/*+json'] });
 
-/** 415 unless the body is declared as one of the given media types (checked before parsing matters). */
+/**
+ * 415 unless the body is declared as one of the given media types (checked before parsing matters),
+ * in UTF-8 if a charset is named: JSON is UTF-8 (RFC 8259 §8.1) and the parsers read nothing else,
+ * so a route reading the raw bytes itself must not take `charset=latin1` either.
+ */
 export function requireContentType(...types: string[]): RequestHandler {
   return (req, _res, next) => {
     if (!req.is(types)) {
       next(new UnsupportedMediaType(`Content-Type must be ${types.join(' or ')}`));
+      return;
+    }
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.get('content-type') ?? '')?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      next(new UnsupportedMediaType('the body must be UTF-8'));
       return;
     }
     next();

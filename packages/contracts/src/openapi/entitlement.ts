@@ -32,7 +32,7 @@ import {
 import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '../idp.ts';
 import { AuditPage, AuditQuery, AuditVerifyQuery, AuditVerifyReport, AuditVerifyResult } from '../audit.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
-import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { noBody, jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 import { TokenResponse } from '../pas.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
@@ -42,13 +42,8 @@ const SubscriptionPath = FeedPath.extend({ name: SubscriptionName });
 const KeyPath = UserPath.extend({ kid: ClientKeyId });
 const TierPath = z.object({ tier: TierId });
 
-export const entitlementApi = openApiDocument(
-  {
-    title: 'Keyway entitlement service',
-    description:
-      'Tenants, users, roles, feeds, subscriptions and product tiers; answers authorization questions for PAS and PAC. Changes that take access away are announced as change events, which PAS and PAC follow to revoke sessions and SAS keys within seconds. The admin API answers the operator client certificate or an operator access token (PAS, scope=operator).',
-  },
-  {
+/** The entitlement service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const entitlementPaths: PathSpecs = {
     '/v1/authorize': {
       post: serviceOnly({
         summary: 'may this user of this tenant use these feeds with this role (PAS and PAC only)',
@@ -235,5 +230,10 @@ export const entitlementApi = openApiDocument(
         errors: [400, 401, 404, 409, 413, 415],
       },
     },
-  },
-);
+};
+
+export const entitlementApi = openApiDocument({
+    title: 'Keyway entitlement service',
+    description:
+      'Tenants, users, roles, feeds, subscriptions and product tiers; answers authorization questions for PAS and PAC. Changes that take access away are announced as change events, which PAS and PAC follow to revoke sessions and SAS keys within seconds. The admin API answers the operator client certificate or an operator access token (PAS, scope=operator).',
+  }, entitlementPaths);

@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import { AssertionCheck, ClientKeyId, ClientKeyRegistration, CredentialRegistration, PasswordCheck, RegisteredClientKey, Subject } from '../idp.ts';
-import { noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
+import { noBody, jsonResponse, openApiDocument, type PathSpecs, serviceOnly } from '../openapi.ts';
 
 const SubPath = z.object({ sub: z.string().min(1).max(128) });
 const KeyPath = SubPath.extend({ kid: ClientKeyId });
 
 /** The IdP: verifies credentials for PAS, holds them for the entitlement service; internal callers only (mTLS). */
-export const idpApi = openApiDocument(
-  { title: 'Keyway IdP', description: 'Verifies passwords and RFC 7523 client assertions (for PAS); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.' },
-  {
+/** The idp service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const idpPaths: PathSpecs = {
     '/v1/credentials/password/verify': {
       post: serviceOnly({
         summary: 'verify an email and password (PAS only)',
@@ -55,5 +54,6 @@ export const idpApi = openApiDocument(
         errors: [400, 404],
       }),
     },
-  },
-);
+};
+
+export const idpApi = openApiDocument({ title: 'Keyway IdP', description: 'Verifies passwords and RFC 7523 client assertions (for PAS); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.' }, idpPaths);

@@ -2,13 +2,12 @@ import { z } from 'zod';
 import { Rights, TenantId } from '../common.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { SasKeyCheck, SasKeyCheckRequest, SasKeyStatus, SasPolicyKeys, SasRequest, SasResponse } from '../pac.ts';
-import { jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
 
-export const pacApi = openApiDocument(
-  { title: 'Keyway PAC', description: 'Trades a valid refresh token for a one-day SAS key for one tenant topic; the only service that mints SAS keys.' },
-  {
+/** The pac service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const pacPaths: PathSpecs = {
     '/v1/sas': {
       post: {
         summary: 'refresh token → SAS key (checked with PAS: signature, expiry, introspection)',
@@ -50,5 +49,6 @@ export const pacApi = openApiDocument(
         errors: [400, 404, 409, 415],
       }),
     },
-  },
-);
+};
+
+export const pacApi = openApiDocument({ title: 'Keyway PAC', description: 'Trades a valid refresh token for a one-day SAS key for one tenant topic; the only service that mints SAS keys.' }, pacPaths);

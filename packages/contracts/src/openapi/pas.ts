@@ -1,18 +1,11 @@
-import { z } from 'zod';
 import { SigningKeyList, SigningKeyRotation } from '../keys.ts';
-import { Discovery, Introspection, Jwks, TokenRequest, TokenResponse } from '../pas.ts';
-import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { Discovery, Introspection, Jwks, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
+import { noBody, jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
-const TokenOnly = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.enum(['refresh_token', 'access_token']).optional() });
 
-export const pasApi = openApiDocument(
-  {
-    title: 'Keyway PAS (OAuth 2.0 authorization server)',
-    description:
-      'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".',
-  },
-  {
+/** The pas service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const pasPaths: PathSpecs = {
     '/oauth2/token': {
       post: {
         summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)',
@@ -24,7 +17,7 @@ export const pasApi = openApiDocument(
     '/oauth2/revoke': {
       post: {
         summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too',
-        body: { schema: TokenOnly, types: FORM },
+        body: { schema: TokenHintRequest, types: FORM },
         responses: { 200: noBody('revoked, or nothing to revoke') },
         errors: [400, 415],
       },
@@ -32,7 +25,7 @@ export const pasApi = openApiDocument(
     '/oauth2/introspect': {
       post: serviceOnly({
         summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)',
-        body: { schema: TokenOnly, types: FORM },
+        body: { schema: TokenHintRequest, types: FORM },
         responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') },
         errors: [400, 415],
       }),
@@ -54,5 +47,10 @@ export const pasApi = openApiDocument(
         errors: [409],
       }),
     },
-  },
-);
+};
+
+export const pasApi = openApiDocument({
+    title: 'Keyway PAS (OAuth 2.0 authorization server)',
+    description:
+      'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".',
+  }, pasPaths);

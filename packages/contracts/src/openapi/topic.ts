@@ -31,13 +31,8 @@ const settle = (what: string): PathSpecs[string] => ({
   post: sas({ summary: `renew the lock of a message of ${what}`, path: MessagePath, responses: { 200: jsonResponse(z.object({ message_id: z.string(), locked_until: z.string() }), 'renewed') }, errors: [410] }),
 });
 
-export const topicApi = openApiDocument(
-  {
-    title: 'Keyway topic service',
-    description:
-      'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.',
-  },
-  {
+/** The topic service's operations, with their zod schemas (the endpoint fuzz reads these). */
+export const topicPaths: PathSpecs = {
     [`${TOPIC}/messages`]: {
       post: sas({
         summary: 'publish a batch (SAS send): 201 once the broker confirmed it',
@@ -66,5 +61,10 @@ export const topicApi = openApiDocument(
     },
     [`${SUBSCRIPTION}/messages/{id}/{lockToken}`]: settle('the subscription'),
     [`${DEAD_LETTER_QUEUE}/messages/{id}/{lockToken}`]: settle('the dead-letter queue'),
-  },
-);
+};
+
+export const topicApi = openApiDocument({
+    title: 'Keyway topic service',
+    description:
+      'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.',
+  }, topicPaths);
