@@ -464,7 +464,7 @@ beforeAll(async () => {
   const feed = tenants.topic;
   const tier = `tier-${randomUUID().slice(0, 6)}`;
   await suite.operator.putTier(tier, { name: 'Fuzz tier', feeds: ['edr-events'] });
-  await suite.operator.createSubscription(feed.tenant, feed.feed, 'default');
+  await suite.operator.createSubscription(feed.tenant, feed.feed, 'siem');
   const login = await suite.pas.password(feed.email, PASSWORD);
   const sas = await suite.pac.sas({ refresh_token: login.refresh_token, rights: 'listen-send' });
   await suite.topic.publish(sas.sas_key, makeBatch(feed.tenant, feed.feed, 1));
@@ -478,8 +478,8 @@ beforeAll(async () => {
       topic: [t.feed],
       feed: [t.feed, 'dns-logs'],
       feeds: [[t.feed]],
-      subscription: ['default'],
-      name: ['default'],
+      subscription: ['default', 'siem'],
+      name: ['siem'],
       user: [t.user.id],
       sub: [t.user.id],
       tier: [tier],
