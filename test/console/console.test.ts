@@ -9,6 +9,8 @@ import { provisionOperator } from '../operators/operator.ts';
 
 /** Debian's Chromium (`pnpm test` installs it when missing: test/prerequisites.sh). */
 const CHROMIUM = '/usr/bin/chromium';
+/** What a page may take to show an answer: sign-in runs scrypt, slow on a loaded 2-core machine. */
+const UI_WAIT = { timeout: 10_000 };
 const SCREENSHOT = resolve(import.meta.dirname, '../../test-results/console.png');
 
 let suite: Suite;
@@ -65,7 +67,7 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
   it('signs in, creates a tenant, adds a user, grants a feed, suspends and resumes; the admin API agrees', async () => {
     const page = await openConsole();
     await signIn(page, operator.email, PASSWORD);
-    await expect.poll(() => page.locator('#who-email').textContent()).toBe(operator.email);
+    await expect.poll(() => page.locator('#who-email').textContent(), UI_WAIT).toBe(operator.email);
     // The tokens live in the page's memory only.
     // (A string expression: this file is compiled without the DOM library.)
     expect(await page.evaluate('localStorage.length + sessionStorage.length + document.cookie.length')).toBe(0);
@@ -76,8 +78,8 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     await create.getByLabel('Name').fill('Console Corp');
     await create.getByLabel('Feeds').fill('edr-events');
     await create.getByRole('button', { name: 'Create tenant' }).click();
-    await expect.poll(() => page.locator('#tenant-id').textContent()).toBe(tenant);
-    await expect.poll(() => page.locator('#tenant-table').textContent()).toContain(tenant);
+    await expect.poll(() => page.locator('#tenant-id').textContent(), UI_WAIT).toBe(tenant);
+    await expect.poll(() => page.locator('#tenant-table').textContent(), UI_WAIT).toContain(tenant);
 
     const email = `analyst@${tenant}.example`;
     const addUser = page.locator('#add-user-form');
@@ -85,27 +87,27 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     await addUser.getByLabel('Password').fill(PASSWORD);
     await addUser.getByLabel('Role').selectOption('full-control');
     await addUser.getByRole('button', { name: 'Add user' }).click();
-    await expect.poll(() => page.locator('#user-table tbody').textContent()).toContain(email);
+    await expect.poll(() => page.locator('#user-table tbody').textContent(), UI_WAIT).toContain(email);
     expect(await page.locator('#user-table tbody').textContent()).toContain('full-control');
 
     const grant = page.locator('#grant-feed-form');
     await grant.getByLabel('Feed').fill('dns-logs');
     await grant.getByRole('button', { name: 'Grant feed' }).click();
-    await expect.poll(() => page.locator('#feed-list').textContent()).toContain('dns-logs');
+    await expect.poll(() => page.locator('#feed-list').textContent(), UI_WAIT).toContain('dns-logs');
     expect(await page.locator('#feed-list').textContent()).toContain('edr-events');
 
     // The API's error_description reaches the operator: PAC has no SAS keys for a tenant nobody has logged in to.
     await page.getByRole('button', { name: 'Rotate secondary key' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent()).toBe(`no SAS keys for tenant ${tenant}`);
+    await expect.poll(() => page.getByRole('alert').textContent(), UI_WAIT).toBe(`no SAS keys for tenant ${tenant}`);
 
     await page.getByRole('button', { name: 'Suspend tenant' }).click();
-    await expect.poll(() => page.locator('#tenant-status').textContent()).toBe('suspended');
+    await expect.poll(() => page.locator('#tenant-status').textContent(), UI_WAIT).toBe('suspended');
     expect((await suite.operator.getTenant(tenant)).status).toBe('suspended');
     await page.getByRole('button', { name: 'Resume tenant' }).click();
-    await expect.poll(() => page.locator('#tenant-status').textContent()).toBe('active');
+    await expect.poll(() => page.locator('#tenant-status').textContent(), UI_WAIT).toBe('active');
 
     // Audit events are shown when the audit API answers, else the console says it is not available.
-    await expect.poll(() => page.locator('#audit').textContent()).toMatch(/Audit not available|No audit events|Action/);
+    await expect.poll(() => page.locator('#audit').textContent(), UI_WAIT).toMatch(/Audit not available|No audit events|Action/);
 
     expect(await suite.operator.getTenant(tenant)).toMatchObject({ id: tenant, name: 'Console Corp', status: 'active', feeds: ['edr-events', 'dns-logs'] });
     const users = (await suite.operator.listUsers(tenant)).users;
@@ -119,14 +121,14 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     console.log(`console screenshot: ${SCREENSHOT}`);
 
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await expect.poll(() => page.locator('#sign-in').isVisible()).toBe(true);
+    await expect.poll(() => page.locator('#sign-in').isVisible(), UI_WAIT).toBe(true);
     await page.context().close();
   }, 60_000);
 
   it('shows the error_description of a refused sign-in and stays signed out', async () => {
     const page = await openConsole();
     await signIn(page, operator.email, 'not the password at all');
-    await expect.poll(() => page.getByRole('alert').textContent()).toBe('the username or password is incorrect');
+    await expect.poll(() => page.getByRole('alert').textContent(), UI_WAIT).toBe('the username or password is incorrect');
     expect(await page.locator('#workspace').isHidden()).toBe(true);
     await page.context().close();
   }, 30_000);
