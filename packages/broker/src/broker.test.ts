@@ -15,7 +15,7 @@ import {
 } from './index.ts';
 import type { Broker, MemoryBroker, QueueType } from './index.ts';
 
-const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const run = promisify(execFile);
 
 /** The test's own connection, to inspect and delete queues behind the broker's back. */

@@ -5,7 +5,7 @@ import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
 import { TemporarilyUnavailable } from './errors.ts';
 import { boundedConcurrency, windowLimiter } from './rate-limit.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = process.env.KEYWAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const opened: Store[] = [];
 afterAll(async () => {
   for (const store of opened) {

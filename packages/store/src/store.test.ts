@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createMemoryStore, createRedisStore, createStore, StoreUnavailableError } from './index.ts';
 import { storeContract } from './store.contract.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = process.env.KEYWAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 let clock = 1_700_000_000_000;
 storeContract('memory', {

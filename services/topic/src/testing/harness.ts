@@ -15,7 +15,7 @@ import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
  * a real broker and store (embedded both, or RabbitMQ and Redis). Tenants' namespace keys are what
  * PAC would answer.
  */
-export const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const REDIS_URL = process.env.KEYWAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const BROKERS = ['memory', 'amqp'] as const;
 export type BrokerKind = (typeof BROKERS)[number];
