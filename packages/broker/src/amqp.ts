@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
@@ -54,6 +55,8 @@ const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 2000;
+/** how long close() waits for RabbitMQ's close-ok before it drops the socket */
+const CLOSE_HANDSHAKE_MS = 5000;
 
 /** One connection and the channels that live and die with it. */
 interface Session {
@@ -649,8 +652,14 @@ class AmqpBroker implements Broker {
     this.session = null;
     if (!session) return;
     session.lost = true;
-    // closing the connection makes RabbitMQ requeue every unacked delivery
-    await session.conn.close().catch(() => undefined);
+    // closing the connection makes RabbitMQ requeue every unacked delivery; a broker slow to answer
+    // the close handshake must not hold a shutdown, and dropping the socket requeues them just the same
+    const closed = session.conn.close().then(
+      () => true,
+      () => true,
+    );
+    const answered = await Promise.race([closed, delay(CLOSE_HANDSHAKE_MS).then(() => false)]);
+    if (!answered) (session.conn as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
 }
 
