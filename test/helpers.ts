@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Batch } from '@keyway/contracts';
+import type { Batch, Role } from '@keyway/contracts';
 import type { Suite } from '@keyway/testkit';
 import { createHttp } from '@keyway/clients';
 
 export const PASSWORD = 'correct horse battery staple';
 
-/** A fresh tenant with one feed and a full-control user, provisioned through the admin API. */
-export async function provisionTenant(suite: Suite, options: { feeds?: string[]; roles?: Array<'full-control' | 'read-only' | 'producer'> } = {}) {
+/** A fresh tenant with one feed and a full-control user (or one with `roles`), provisioned through the admin API. */
+export async function provisionTenant(suite: Suite, options: { feeds?: string[]; roles?: Role[] } = {}) {
   const id = `t-${randomUUID().slice(0, 8)}`;
   const feeds = options.feeds ?? ['edr-events'];
   await suite.operator.createTenant({ id, name: `Tenant ${id}`, feeds });

@@ -42,5 +42,5 @@ export async function seedDemo(operator: EntitlementClient, credentials: DemoCre
   await operator.createUser(VENDOR_TENANT, { ...credentials.operator, roles: ['operator'] }).catch(ignoreConflict);
   await operator.createTenant({ id: DEMO_TENANT, name: 'Demo Corp', feeds: [DEMO_FEED] }).catch(ignoreConflict);
   await operator.createUser(DEMO_TENANT, { ...credentials.importer, roles: ['full-control'] }).catch(ignoreConflict);
-  await operator.createUser(DEMO_TENANT, { ...credentials.producer, roles: ['full-control', 'producer'] }).catch(ignoreConflict);
+  await operator.createUser(DEMO_TENANT, { ...credentials.producer, roles: ['producer'] }).catch(ignoreConflict);
 }

@@ -51,7 +51,7 @@ describe('audit trail: what the services record, queried and verified', () => {
     await mark('start');
     await suite.operator.createTenant({ id: tenant, name: `Tenant ${tenant}`, feeds: ['edr-events'] });
     user = (await suite.operator.createUser(tenant, { email, password: PASSWORD, roles: ['full-control'] })).id;
-    await suite.operator.createUser(tenant, { email: readerEmail, password: PASSWORD, roles: ['read-only'] });
+    await suite.operator.createUser(tenant, { email: readerEmail, password: PASSWORD, roles: ['downloader'] });
     await mark('provisioned');
     first = await suite.pas.password(email, PASSWORD);
     second = await suite.pas.refresh(first.refresh_token);

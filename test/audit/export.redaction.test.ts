@@ -27,7 +27,7 @@ describe('issue 9: a tenant’s audit feed shows its own users’ actions, not t
     const operatorJti = decodeJwt(session.tokens.access_token).jti as string;
 
     // an operator's change with an operator token, and one with the operator certificate
-    await session.entitlement.createUser(t.tenant, { email: `reader@${t.tenant}.example`, password: PASSWORD, roles: ['read-only'] });
+    await session.entitlement.createUser(t.tenant, { email: `reader@${t.tenant}.example`, password: PASSWORD, roles: ['downloader'] });
     await suite.operator.grantFeed(t.tenant, 'dns-logs');
     // its own user: a login, a SAS key, and a denial the entitlement service answers PAS
     const pair = await suite.pas.password(t.email, PASSWORD);

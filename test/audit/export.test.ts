@@ -59,7 +59,7 @@ describe('the audit trail as a feed: exported to the tenant’s `audit` topic, p
     const pair = await suite.pas.password(t.email, PASSWORD);
     const next = await suite.pas.refresh(pair.refresh_token);
     const reader = `reader@${t.tenant}.example`;
-    await suite.operator.createUser(t.tenant, { email: reader, password: PASSWORD, roles: ['read-only'] });
+    await suite.operator.createUser(t.tenant, { email: reader, password: PASSWORD, roles: ['downloader'] });
     expect((await suite.pas.password(reader, PASSWORD).catch((err: unknown) => err)) as ApiError).toMatchObject({ status: 403 });
     await suite.pac.sas({ refresh_token: next.refresh_token, rights: 'listen' });
     // and about another tenant, which is not entitled to its trail

@@ -52,7 +52,7 @@ describe('security metrics: issued, refreshed, revoked, minted, denied, by tenan
 
   it('counts every outcome the trail records, with the same attributes everywhere', async () => {
     const t = await provisionTenant(suite);
-    const readOnly = await suite.operator.createUser(t.tenant, { email: `reader@${t.tenant}.example`, password: PASSWORD, roles: ['read-only'] });
+    const readOnly = await suite.operator.createUser(t.tenant, { email: `reader@${t.tenant}.example`, password: PASSWORD, roles: ['downloader'] });
     const pas = rawClient(suite, 'pas');
     const login = (username: string, password = PASSWORD) => pas.post('/oauth2/token', form({ grant_type: 'password', username, password }), { headers: FORM });
 
@@ -63,7 +63,7 @@ describe('security metrics: issued, refreshed, revoked, minted, denied, by tenan
     expect((await login(readOnly.email)).status).toBe(403);
     await suite.pac.sas({ refresh_token: refreshed.refresh_token, rights: 'listen' });
     await suite.pac.sas({ refresh_token: refreshed.refresh_token, rights: 'listen-send' });
-    expect((await rawClient(suite, 'pac').post('/v1/sas', { refresh_token: 'not-a-token' })).status).toBe(401);
+    expect((await rawClient(suite, 'pac').post('/v1/sas', { refresh_token: 'not-a-token', rights: 'listen' })).status).toBe(401);
     await suite.pas.revoke(first.access_token, 'access_token');
 
     expect(await counter('keyway.tokens.issued', { tenant: t.tenant, grant_type: 'password', outcome: 'success' })).toBe(2);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, FORM, form } from '@keyway/clients';
 import { createAgent, fileSink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
+import type { Role } from '@keyway/contracts';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, rawClient, waitForLines } from '../helpers.ts';
 
@@ -31,7 +32,7 @@ async function keyPair(alg: 'ES256' | 'EdDSA') {
 }
 
 /** A tenant with a full-control agent user holding a registered ES256 key (kid "es") and Ed25519 key (kid "ed"). */
-async function agentWithKeys(roles: Array<'full-control' | 'read-only'> = ['full-control']) {
+async function agentWithKeys(roles: Role[] = ['full-control']) {
   const t = await provisionTenant(suite, { roles });
   const es = await keyPair('ES256');
   const ed = await keyPair('EdDSA');
@@ -109,8 +110,8 @@ describe('passwordless agents: client_credentials with private_key_jwt (RFC 7523
     }
   });
 
-  it('denies a user without the full-control role with 403 access_denied', async () => {
-    const agent = await agentWithKeys(['read-only']);
+  it('denies a user holding no role that grants feeds with 403 access_denied', async () => {
+    const agent = await agentWithKeys(['downloader']);
     const response = await clientCredentials(await assertion(agent.es.privateKey, 'ES256', 'es', agent.clientId));
     expect(response.status).toBe(403);
     expect(response.data.error).toBe('access_denied');

@@ -81,7 +81,7 @@ describe('the admin APIs accept the operator certificate or an operator bearer t
       expect({ service, status: response.status }).toEqual({ service, status: OK[service as keyof typeof OK] });
     }
     // The typed clients carry it too.
-    expect((await session.entitlement.listRoles()).roles.map((r) => r.name)).toEqual(['full-control', 'read-only', 'producer', 'operator']);
+    expect((await session.entitlement.listRoles()).roles.map((r) => r.name)).toEqual(['full-control', 'read-only', 'producer', 'downloader', 'uploader', 'publisher', 'operator']);
     expect((await session.pas.signingKeys()).keys.length).toBeGreaterThan(0);
     // And the operator certificate still works, as the launcher and the other tests use it.
     expect((await rawClient(suite, 'entitlement', 'operator').get('/v1/tenants')).status).toBe(200);

@@ -139,7 +139,7 @@ describe('a tenant’s life through the admin API (operator bearer token)', () =
 
   it('lists the fixed roles with descriptions', async () => {
     const { roles } = await admin.listRoles();
-    expect(roles.map((r) => r.name)).toEqual(['full-control', 'read-only', 'producer', 'operator']);
+    expect(roles.map((r) => r.name)).toEqual(['full-control', 'read-only', 'producer', 'downloader', 'uploader', 'publisher', 'operator']);
     for (const role of roles) expect(role.description.length).toBeGreaterThan(10);
   });
 });

@@ -22,8 +22,8 @@ describe('PAS refuses what it must refuse, with RFC 6749 error bodies', () => {
     expect(unknown.data).toEqual(wrong.data);
   });
 
-  it('denies a user without the full-control role (403 access_denied, role_missing)', async () => {
-    const { email } = await provisionTenant(suite, { roles: ['read-only'] });
+  it('denies a user holding no role that grants feeds (403 access_denied, role_missing)', async () => {
+    const { email } = await provisionTenant(suite, { roles: ['downloader'] });
     const response = await token({ grant_type: 'password', username: email, password: PASSWORD });
     expect(response.status).toBe(403);
     expect(response.data.error).toBe('access_denied');

@@ -20,7 +20,8 @@ export const SafeText = (max: number, min = 1) => z.string().min(min).max(max).r
 export const Email = z.string().trim().toLowerCase().email().max(254);
 export const Rights = z.enum(['listen', 'send', 'listen-send']);
 export type Rights = z.infer<typeof Rights>;
-export const Role = z.enum(['full-control', 'read-only', 'producer', 'operator']);
+/** The fixed roles; what each grants is the role table (roles.ts, design.md "Roles"). */
+export const Role = z.enum(['full-control', 'read-only', 'producer', 'downloader', 'uploader', 'publisher', 'operator']);
 export type Role = z.infer<typeof Role>;
 
 export const ErrorBody = z.object({ error: z.string(), error_description: z.string().optional() });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Email, FeedName, Role, SAFE_TEXT, SAFE_TEXT_MESSAGE, SafeText, Slug, SubscriptionName, TenantId } from './common.ts';
 import { Password } from './idp.ts';
+import { FeedRights, ROLES } from './roles.ts';
 
 /** Keyway's own topics (entitlement change events) live under this tenant name, which no customer may take. */
 export const SYSTEM_TENANT = 'keyway';
@@ -12,7 +13,8 @@ export const AuthorizeRequest = z.object({
   tenant: TenantId,
   /** feeds asked for; empty = every feed the tenant has */
   feeds: z.array(FeedName).max(50).default([]),
-  role: Role,
+  /** what the login is for: the tenant's feeds (the rights the user's roles grant) or the operator admin APIs */
+  access: z.enum(['feeds', 'operator']).default('feeds'),
 });
 export type AuthorizeRequest = z.input<typeof AuthorizeRequest>;
 
@@ -20,7 +22,8 @@ export const DenialReason = z.enum(['tenant_unknown', 'tenant_suspended', 'user_
 export type DenialReason = z.infer<typeof DenialReason>;
 
 export const AuthorizeDecision = z.discriminatedUnion('allow', [
-  z.object({ allow: z.literal(true), feeds: z.array(FeedName), roles: z.array(Role) }),
+  /** feeds: those granted; rights: what the user's roles grant on each (the role table); none for operator access */
+  z.object({ allow: z.literal(true), feeds: z.array(FeedName), rights: FeedRights, roles: z.array(Role) }),
   z.object({ allow: z.literal(false), reason: DenialReason }),
 ]);
 export type AuthorizeDecision = z.infer<typeof AuthorizeDecision>;
@@ -85,13 +88,8 @@ export type UpdateUser = z.input<typeof UpdateUser>;
 export const SetPassword = z.object({ password: Password });
 export type SetPassword = z.input<typeof SetPassword>;
 
-/** The fixed role set (GET /v1/roles). */
-export const ROLE_DESCRIPTIONS: Record<Role, string> = {
-  'full-control': 'log in for the tenant’s feeds and hold SAS keys with listen and send',
-  'read-only': 'hold SAS keys with listen only',
-  producer: 'hold SAS keys with send only (the vendor platform publishing batches)',
-  operator: 'use the admin APIs of every service (PAS login with scope=operator); only users of the vendor tenant',
-};
+/** The fixed role set (GET /v1/roles), described by the role table. */
+export const ROLE_DESCRIPTIONS = Object.fromEntries(Role.options.map((role) => [role, ROLES[role].description])) as Record<Role, string>;
 export const RoleList = z.object({ roles: z.array(z.object({ name: Role, description: z.string() })) });
 export type RoleList = z.infer<typeof RoleList>;
 

@@ -6,6 +6,7 @@ export * from './pac.ts';
 export * from './keys.ts';
 export * from './topic.ts';
 export * from './audit.ts';
+export * from './roles.ts';
 export * from './openapi.ts';
 export { idpApi, idpPaths } from './openapi/idp.ts';
 export { entitlementApi, entitlementPaths } from './openapi/entitlement.ts';

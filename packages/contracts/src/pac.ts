@@ -5,7 +5,8 @@ export const SasRequest = z.object({
   refresh_token: z.string().min(1).max(8192),
   /** topic URI; default: the tenant's first feed */
   resource: z.string().url().max(2048).optional(),
-  rights: Rights.default('listen'),
+  /** default: every right the token grants on the resource ('listen-send' when both) */
+  rights: Rights.optional(),
 });
 export type SasRequest = z.input<typeof SasRequest>;
 

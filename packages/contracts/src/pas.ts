@@ -56,6 +56,8 @@ export const Introspection = z.object({
   sub: z.string().optional(),
   tid: z.string().optional(),
   roles: z.array(z.string()).optional(),
+  /** the rights granted on each feed of the scope (feed tokens) */
+  rights: z.record(z.string(), z.string()).optional(),
   fid: z.string().optional(),
   jti: z.string().optional(),
   iss: z.string().optional(),

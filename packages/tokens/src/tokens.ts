@@ -38,6 +38,11 @@ const BaseClaims = z.object({
   tid: z.string().min(1),
   roles: Roles,
   scope: z.string(),
+  /**
+   * The rights granted on each feed of the scope ("listen", "send", "listen-send"), as the entitlement
+   * service answered them; absent on operator tokens and on tokens issued before the claim existed.
+   */
+  rights: z.record(z.string(), z.string()).optional(),
 });
 /** fid: the refresh family (session) the access token belongs to, so revoking the family deactivates it at introspection. */
 export const AccessClaims = BaseClaims.extend({ client_id: z.string(), fid: z.string().min(1).optional() });
@@ -51,6 +56,7 @@ export interface Subject {
   roles: string[];
   scope: string;
   client_id: string;
+  rights?: Record<string, string>;
 }
 
 export interface IssuedToken {

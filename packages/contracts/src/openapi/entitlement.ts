@@ -46,9 +46,9 @@ const TierPath = z.object({ tier: TierId });
 export const entitlementPaths: PathSpecs = {
     '/v1/authorize': {
       post: serviceOnly({
-        summary: 'may this user of this tenant use these feeds with this role (PAS and PAC only)',
+        summary: 'the rights this user’s roles grant on these feeds of the tenant (the role table), or whether the user may use the operator admin APIs (PAS only)',
         body: { schema: AuthorizeRequest },
-        responses: { 200: jsonResponse(AuthorizeDecision, 'the decision, with the reason for a denial') },
+        responses: { 200: jsonResponse(AuthorizeDecision, 'the feeds and rights granted, or the reason for a denial') },
         errors: [400, 415],
       }),
     },

@@ -30,6 +30,8 @@ const DETAIL = new Set([
   'scope',
   'rights',
   'role',
+  // what an authorization was asked for: feeds or operator (POST /v1/authorize)
+  'access',
   'roles',
   'removed_roles',
   'feed',

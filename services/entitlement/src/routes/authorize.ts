@@ -6,7 +6,8 @@ import { evaluate } from '../policy/evaluate.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
 /**
- * POST /v1/authorize (PAS and PAC only): may this user of this tenant use these feeds with this role?
+ * POST /v1/authorize (PAS only): which rights do this user's roles grant on these feeds of the tenant
+ * (or may the user use the operator admin APIs)?
  * A denial is recorded as authorization.denied with its reason code and the asking service as client;
  * the answer stays a denial whether or not the trail takes it. An allow is recorded by the caller,
  * as the token or key it issues.
@@ -16,7 +17,7 @@ export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string
   router.post('/v1/authorize', requireInternal('entitlement', 'POST /v1/authorize'), requireContentType('application/json'), async (req, res) => {
     const request = parseInput(AuthorizeRequest, req.body, 'body');
     const [tenant, user] = await Promise.all([policy.findTenant(request.tenant), policy.findUser(request.sub)]);
-    const decision = evaluate({ tenant, user, role: request.role, feeds: request.feeds, operatorTenant });
+    const decision = evaluate({ tenant, user, access: request.access, feeds: request.feeds, operatorTenant });
     if (!decision.allow) {
       req.log.info('authorization denied', { tenant: request.tenant, sub: request.sub, reason: decision.reason });
       trail.metrics.denials.add(1, attributes({ service: 'entitlement', action: 'authorization.denied', tenant: request.tenant, reason: decision.reason }));
@@ -29,7 +30,7 @@ export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string
           subject: request.sub.slice(0, 256),
           clientId: callerService(req),
           reason: decision.reason,
-          detail: { role: request.role, feeds: request.feeds.join(',').slice(0, 512) },
+          detail: { access: request.access, feeds: request.feeds.join(',').slice(0, 512) },
         })
         .catch(() => undefined);
     }

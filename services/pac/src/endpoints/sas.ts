@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type RefusalAggregator, type SecurityMetrics } from '@keyway/audit';
-import { AUDIT_FEED, feedsFromScope, SasRequest, SasResponse, topicResource, type Rights } from '@keyway/contracts';
+import { AUDIT_FEED, feedsFromScope, rightsWithin, SasRequest, SasResponse, tokenFeedRights, topicResource, type Rights } from '@keyway/contracts';
 import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, tooManyRequests, type Logger, type WindowLimiter } from '@keyway/kit';
 import type { Introspection } from '@keyway/contracts';
 import { signSas } from '@keyway/sas';
@@ -16,17 +16,6 @@ export interface SasEndpointOptions {
   sasTtlSec: number;
   clockToleranceSec: number;
   now?: () => number;
-}
-
-/** Which SAS rights each role may hold. */
-const RIGHTS_BY_ROLE: Record<string, Array<'listen' | 'send'>> = {
-  'full-control': ['listen', 'send'],
-  'read-only': ['listen'],
-  producer: ['send'],
-};
-
-function allowedRights(roles: string[]): Set<string> {
-  return new Set(roles.flatMap((r) => RIGHTS_BY_ROLE[r] ?? []));
 }
 
 /** The resource asked for must be one of the token's feeds, on the token's tenant. */
@@ -82,7 +71,7 @@ export function sasEndpoint(
       const limited = await deps.refusalLimit.check(source);
       if (!limited.allowed) throw tooManyRequests(limited, `${limited.count} unauthenticated refusals of ${source} in the window`, 'too many refused requests; retry later');
       request = parseInput(SasRequest, req.body, 'body');
-      fields = mergeFields(fields, { detail: { rights: request.rights } });
+      if (request.rights !== undefined) fields = mergeFields(fields, { detail: { rights: request.rights } });
       answer = await mint(request, req.log, (more) => {
         fields = mergeFields(fields, more);
       });
@@ -104,10 +93,10 @@ export function sasEndpoint(
     try {
       await deps.audit.record({ ...fields, action: 'sas_key.minted', outcome: 'success' });
     } catch (err) {
-      deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: request.rights, outcome: 'failure' }));
+      deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: answer.rights, outcome: 'failure' }));
       throw err;
     }
-    deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: request.rights, outcome: 'success' }));
+    deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: answer.rights, outcome: 'success' }));
     res.json(shapeResponse(SasResponse, answer));
   });
 
@@ -130,12 +119,16 @@ export function sasEndpoint(
     if (await deps.issued.isFamilyRevoked(claims.fid)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
     const { topic, resource } = resolveTopic(claims, options.topicBaseUrl, request.resource);
     note({ detail: { topic } });
-    const rights: Rights = request.rights;
-    const allowed = allowedRights(claims.roles);
-    if (!rights.split('-').every((r) => allowed.has(r))) throw new InsufficientScope(`the token's roles do not grant the ${rights} right`);
+    // Exactly the rights the token grants on this feed (the entitlement service's answer, role table);
+    // none asked: all of them.
+    const granted = tokenFeedRights(claims, [topic])[topic];
+    const rights: Rights | undefined = request.rights ?? granted;
+    if (rights === undefined) throw new InsufficientScope('the token grants no right on this feed');
+    note({ detail: { rights } });
     // Only Keyway writes a tenant's audit feed (the entitlement service's export): a key that could
     // send to it would let the tenant forge its own trail.
     if (topic === AUDIT_FEED && rights !== 'listen') throw new InsufficientScope('the audit feed is read-only: ask for the listen right');
+    if (!rightsWithin(rights, granted)) throw new InsufficientScope(`the token does not grant the ${rights} right on this feed`);
 
     const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
     const expiry = nowSec + options.sasTtlSec;

@@ -38,6 +38,7 @@ export function introspectionEndpoint(context: GrantContext): Router {
         sub: claims.sub,
         tid: claims.tid,
         roles: claims.roles,
+        rights: claims.rights,
         fid: claims.fid,
         jti: claims.jti,
         iss: claims.iss,

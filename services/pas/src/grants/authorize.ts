@@ -1,12 +1,12 @@
 import { AccessDenied, InvalidScope, OAuthError, ServerError, TemporarilyUnavailable } from '@keyway/kit';
 import { ApiError, UnreachableError, type EntitlementClient } from '@keyway/clients';
-import { feedsFromScope, OPERATOR_SCOPE, type DenialReason, type Role } from '@keyway/contracts';
+import { feedsFromScope, OPERATOR_SCOPE, type DenialReason, type FeedRights, type Role } from '@keyway/contracts';
 
 const DENIALS: Record<DenialReason, string> = {
   tenant_unknown: 'the tenant does not exist',
   tenant_suspended: 'the tenant is suspended',
   user_unknown: 'the user is not known to the entitlement service',
-  role_missing: 'the user does not hold the role this login needs',
+  role_missing: 'the user holds no role that grants this login',
   feed_not_entitled: 'the tenant is not entitled to the requested feed',
   no_feeds: 'the tenant has no feeds',
 };
@@ -41,15 +41,17 @@ export function withinGrant(asked: Access, granted: Access): boolean {
 }
 
 /**
- * Step 3 of the initial exchange, asked of the entitlement service: feeds need the full-control role
- * and the tenant's entitlement to each feed; operator access needs the operator role and no feed.
- * Answers the user's roles and the access granted (the tenant's feeds when none were named).
+ * Step 3 of the initial exchange, asked of the entitlement service: feeds need a role that grants a
+ * right on them (the role table) and the tenant's entitlement to each feed; operator access needs the
+ * operator role and no feed. Answers the user's roles, the access granted (the feeds the roles grant
+ * a right on when none were named) and the rights granted on each feed (none for operator access).
  */
-export async function authorize(entitlement: EntitlementClient, sub: string, tenant: string, access: Access): Promise<{ roles: Role[]; access: Access }> {
-  const request = access.kind === 'operator' ? { role: 'operator' as const, feeds: [] } : { role: 'full-control' as const, feeds: access.feeds };
+export async function authorize(entitlement: EntitlementClient, sub: string, tenant: string, access: Access): Promise<{ roles: Role[]; access: Access; rights: FeedRights }> {
+  const request = access.kind === 'operator' ? { access: 'operator' as const, feeds: [] } : { access: 'feeds' as const, feeds: access.feeds };
   const decision = await entitlement.authorize({ sub, tenant, ...request }).catch(rethrowUpstream);
   if (!decision.allow) throw new AccessDenied(`${DENIALS[decision.reason]} (${decision.reason})`, decision.reason);
-  return { roles: decision.roles, access: access.kind === 'operator' ? access : { kind: 'feeds', feeds: decision.feeds } };
+  if (access.kind === 'operator') return { roles: decision.roles, access, rights: {} };
+  return { roles: decision.roles, access: { kind: 'feeds', feeds: decision.feeds }, rights: decision.rights };
 }
 
 /** An upstream that cannot answer means 503; anything else unexpected fails closed as server_error. */

@@ -63,7 +63,7 @@ export const client_credentials: Grant<'client_credentials'> = {
       return verified;
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant, clientId: subject.sub });
-    const { roles, access } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, client_id: subject.sub });
+    const { roles, access, rights } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, rights, client_id: subject.sub });
   },
 };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request } from 'express';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import { feedScope, OPERATOR_SCOPE } from '@keyway/contracts';
+import { feedScope, OPERATOR_SCOPE, type FeedRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditLog, RefusalAggregator, SecurityMetrics } from '@keyway/audit';
 import type { WindowLimiter } from '@keyway/kit';
@@ -52,19 +52,20 @@ function accessAudience(settings: TokenSettings, access: Access): string | strin
 }
 
 /**
- * Issues an access + refresh pair; a new family starts unless one is being continued. The trail gets
+ * Issues an access + refresh pair; a new family starts unless one is being continued. A feed pair
+ * carries `rights`, feed by feed, as the entitlement service granted them (PAC mints only those). The trail gets
  * the access token's jti as the token id, with the refresh token's jti and the family id (style rule
  * 11: identifiers, never the tokens).
  */
 export async function issuePair(
   context: GrantContext,
   audit: GrantAudit,
-  subject: { sub: string; tid: string; roles: string[]; access: Access; client_id: string },
+  subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; client_id: string },
   family?: { fid: string; spentJti: string },
 ): Promise<TokenResponse> {
   const { ring, settings, families } = context;
   const scope = subject.access.kind === 'operator' ? OPERATOR_SCOPE : subject.access.feeds.map(feedScope).join(' ');
-  const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id };
+  const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id, ...(subject.access.kind === 'feeds' && { rights: subject.rights }) };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
     issueAccessToken(ring, settings, { ...claims, fid }, accessAudience(settings, subject.access)),

@@ -29,7 +29,7 @@ export const password: Grant<'password'> = {
       });
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant });
-    const { roles, access } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, client_id: DEFAULT_CLIENT_ID });
+    const { roles, access, rights } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, rights, client_id: DEFAULT_CLIENT_ID });
   },
 };

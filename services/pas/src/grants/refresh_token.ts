@@ -1,4 +1,5 @@
 import { AccessDenied, InvalidGrant, InvalidScope } from '@keyway/kit';
+import { intersectRights, tokenFeedRights } from '@keyway/contracts';
 import { TokenError } from '@keyway/tokens';
 import { verifyOwnRefreshToken } from '../tokens/own-tokens.ts';
 import { authorize, grantedAccess, requestedAccess, withinGrant } from './authorize.ts';
@@ -39,6 +40,9 @@ export const refresh_token: Grant<'refresh_token'> = {
     const asked = params.scope === undefined ? granted : requestedAccess(params.scope);
     if (!withinGrant(asked, granted)) throw new InvalidScope('the requested scope exceeds the scope originally granted');
 
+    // The rights the presented token granted, on the feeds asked for (a token from before the claim: its roles').
+    const feeds = asked.kind === 'feeds' ? asked.feeds : [];
+    let rights = tokenFeedRights(claims, feeds);
     // Strict mode re-checks entitlements (or the operator role) on every refresh, so a removal also holds for a token in flight.
     let roles = claims.roles;
     if (context.strict) {
@@ -53,12 +57,14 @@ export const refresh_token: Grant<'refresh_token'> = {
         });
       });
       roles = decision.roles;
+      // the rights still granted, never more than the token had (RFC 6749 §6)
+      rights = intersectRights(rights, decision.rights);
     }
     try {
       return await issuePair(
         context,
         audit,
-        { sub: claims.sub, tid: claims.tid, roles, access: asked, client_id: claims.client_id },
+        { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, client_id: claims.client_id },
         { fid: claims.fid, spentJti: claims.jti },
       );
     } catch (err) {
