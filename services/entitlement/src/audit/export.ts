@@ -1,6 +1,6 @@
 import { readSince, type AuditEvent } from '@keyway/audit';
 import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
-import { AUDIT_FEED, AUDIT_STREAMS, TenantId, type Batch } from '@keyway/contracts';
+import { AUDIT_FEED, AUDIT_STREAMS, DEFAULT_SUBSCRIPTION, TenantId, type Batch } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import type { PolicyRepository } from '../policy/repository.ts';
@@ -8,8 +8,6 @@ import { tenantView } from './tenant-view.ts';
 
 /** Events per read of a stream, and so at most per batch: small enough for any broker message limit. */
 const PAGE = 100;
-/** The subscription the topic service always has (services/topic DEFAULT_SUBSCRIPTION). */
-const DEFAULT_SUBSCRIPTION = 'default';
 
 export interface AuditExportDeps {
   /** the audit keyspace every service appends to */

@@ -1,15 +1,12 @@
 import { Router } from 'express';
-import { z } from 'zod';
-import { Introspection } from '@keyway/contracts';
+import { Introspection, TokenHintRequest } from '@keyway/contracts';
 import { parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
 
-const IntrospectionRequest = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.string().max(64).optional() });
-
 /**
- * POST /oauth2/introspect (RFC 7662) for resource servers (PAC, the topic service, and the
+ * POST /oauth2/introspect (RFC 7662) for resource servers (PAC, and the
  * entitlement service checking operator tokens at its admin API), authenticated by their client
  * certificate (§2.1). A refresh token is active only while it is its family's current one; an access
  * token only while its family lives.
@@ -17,7 +14,7 @@ const IntrospectionRequest = z.object({ token: z.string().min(1).max(8192), toke
 export function introspectionEndpoint(context: GrantContext): Router {
   const router = Router();
   router.post('/oauth2/introspect', noStore, requireInternal('pas', 'POST /oauth2/introspect'), requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
-    const { token, token_type_hint } = parseInput(IntrospectionRequest, req.body, 'body');
+    const { token, token_type_hint } = parseInput(TokenHintRequest, req.body, 'body');
     const verified = await verifyOwnToken(context, token, token_type_hint);
     let active = false;
     if (verified?.claims.fid) {

@@ -1,12 +1,10 @@
 import { Router } from 'express';
-import { z } from 'zod';
 import { requestFields } from '@keyway/audit';
+import { TokenHintRequest } from '@keyway/contracts';
 import { parseInput, requireContentType } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
-
-const RevocationRequest = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.string().max(64).optional() });
 
 /**
  * POST /oauth2/revoke (RFC 7009). Revoking either token of a pair revokes its whole family. The
@@ -18,7 +16,7 @@ const RevocationRequest = z.object({ token: z.string().min(1).max(8192), token_t
 export function revocationEndpoint(context: GrantContext): Router {
   const router = Router();
   router.post('/oauth2/revoke', noStore, requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
-    const { token, token_type_hint } = parseInput(RevocationRequest, req.body, 'body');
+    const { token, token_type_hint } = parseInput(TokenHintRequest, req.body, 'body');
     const verified = await verifyOwnToken(context, token, token_type_hint);
     if (verified) {
       const { claims } = verified;
