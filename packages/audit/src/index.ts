@@ -19,4 +19,5 @@ export type { AuditRequest, Refusal } from './request.ts';
 export { attributes, securityMetrics } from './security-metrics.ts';
 export type { SecurityMetrics } from './security-metrics.ts';
 export { refusalAggregator } from './aggregate.ts';
+export { noiseGate, type NoiseGate } from './noise-gate.ts';
 export type { AggregateOptions, RefusalAggregator } from './aggregate.ts';

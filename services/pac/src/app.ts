@@ -1,6 +1,6 @@
 import type { Express } from 'express';
-import { createAuditLog, readinessWithTrail, refusalAggregator, securityMetrics } from '@keyway/audit';
-import { createBaseApp, finishApp, requireOperator, windowLimiter, type Logger } from '@keyway/kit';
+import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics } from '@keyway/audit';
+import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
@@ -57,10 +57,8 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   const keys = tenantKeys(deps.store);
   const issued = issuedRegistry(deps.store, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
-  const refusalWindowMs = (options.refusalWindowSec ?? 60) * 1000;
-  const refusals = refusalAggregator({ log: trail.audit, store: deps.store, logger: deps.logger, action: 'refusals.aggregated', keyField: 'sourceAddress', windowMs: refusalWindowMs });
-  const refusalLimit = windowLimiter(deps.store, { name: 'refusals-source', points: options.refusalsPerSource ?? 120, windowMs: refusalWindowMs });
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, refusalLimit, refusals, ...trail }));
+  const noise = noiseGate({ log: trail.audit, store: deps.store, logger: deps.logger, perSource: options.refusalsPerSource ?? 120, windowMs: (options.refusalWindowSec ?? 60) * 1000 });
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, noise, ...trail }));
   app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });
@@ -71,7 +69,7 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
       await follower?.stop();
-      await refusals.close();
+      await noise.close();
     },
   });
 }

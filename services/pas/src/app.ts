@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createAuditLog, readinessWithTrail, refusalAggregator, securityMetrics } from '@keyway/audit';
+import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
@@ -18,7 +18,7 @@ import { refreshFamilies } from './families/refresh-family.ts';
 import type { SharedKeyRing } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC, rotationPolicy } from './keys/rotate.ts';
 import { ownOperatorTokenChecker } from './tokens/own-tokens.ts';
-import { DEFAULT_LOGIN_LIMITS, loginThrottle, refusalLimit, type LoginLimits } from './throttling/login-throttle.ts';
+import { DEFAULT_LOGIN_LIMITS, loginThrottle, type LoginLimits } from './throttling/login-throttle.ts';
 
 export type RevocationMode = 'strict' | 'lenient';
 
@@ -79,8 +79,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     strict: (options.revocationMode ?? 'strict') === 'strict',
     reuseLeewaySec: options.refreshReuseLeewaySec ?? 2,
     throttle: loginThrottle(deps.store, limits),
-    refusalLimit: refusalLimit(deps.store, limits),
-    refusals: refusalAggregator({ log: audit, store: deps.store, logger: deps.logger, action: 'refusals.aggregated', keyField: 'sourceAddress', windowMs: (options.refusalWindowSec ?? 60) * 1000 }),
+    noise: noiseGate({ log: audit, store: deps.store, logger: deps.logger, perSource: limits.refusalsPerSource, limitWindowMs: limits.windowSec * 1000, windowMs: (options.refusalWindowSec ?? 60) * 1000 }),
   };
   app.use(tokenEndpoint(context));
   app.use(revocationEndpoint(context));
@@ -101,7 +100,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     close: async () => {
       announcer.close();
       await follower?.stop();
-      await context.refusals.close();
+      await context.noise.close();
     },
   });
 }

@@ -1,7 +1,7 @@
 import { Router } from 'express';
-import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type RefusalAggregator, type SecurityMetrics } from '@keyway/audit';
+import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type NoiseGate, type SecurityMetrics } from '@keyway/audit';
 import { AUDIT_FEED, feedsFromScope, rightsWithin, SasRequest, SasResponse, tokenFeedRights, topicResource, type Rights } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, tooManyRequests, type Logger, type WindowLimiter } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { Introspection } from '@keyway/contracts';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
@@ -53,10 +53,8 @@ export function sasEndpoint(
     issued: IssuedRegistry;
     audit: AuditLog;
     metrics: SecurityMetrics;
-    /** unauthenticated refusals per source: past the limit, 429 before any work or audit write */
-    refusalLimit: WindowLimiter;
-    /** those refusals, one refusals.aggregated event per source and minute */
-    refusals: RefusalAggregator;
+    /** unauthenticated refusals: limited per source, one refusals.aggregated event per source and window */
+    noise: NoiseGate;
   },
 ): Router {
   const router = Router();
@@ -68,8 +66,7 @@ export function sasEndpoint(
     let answer: SasResponse;
     let request: ParsedSasRequest;
     try {
-      const limited = await deps.refusalLimit.check(source);
-      if (!limited.allowed) throw tooManyRequests(limited, `${limited.count} unauthenticated refusals of ${source} in the window`, 'too many refused requests; retry later');
+      await deps.noise.admit(source);
       request = parseInput(SasRequest, req.body, 'body');
       if (request.rights !== undefined) fields = mergeFields(fields, { detail: { rights: request.rights } });
       answer = await mint(request, req.log, (more) => {
@@ -81,9 +78,8 @@ export function sasEndpoint(
       deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: fields.detail?.rights, outcome: refusal.outcome }));
       if (refusal.outcome === 'denied') deps.metrics.denials.add(1, attributes({ service: 'pac', action, tenant: fields.tenant, reason: refusal.reason }));
       if (refusal.outcome === 'denied' && fields.subject === undefined) {
-        // noise: counted, not recorded one by one (a refusal stays a refusal when the store cannot count it)
-        await deps.refusals.count(source, refusal.reason).catch(() => undefined);
-        await deps.refusalLimit.hit(source).catch(() => undefined);
+        // noise: counted, not recorded one by one
+        await deps.noise.refused(source, refusal.reason);
         throw err;
       }
       // a refusal stays a refusal even when the trail cannot take it (record() logs and counts that)

@@ -1,7 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { attributes } from '@keyway/audit';
 import { GRANT_TYPES, TokenRequest, TokenResponse } from '@keyway/contracts';
-import { InvalidRequest, parseInput, requireContentType, shapeResponse, tooManyRequests, UnsupportedGrantType } from '@keyway/kit';
+import { InvalidRequest, parseInput, requireContentType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
 import { grantAudit, type GrantAudit } from '../grants/audit.ts';
 import type { Grant, GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
@@ -33,7 +33,7 @@ export function tokenEndpoint(context: GrantContext): Router {
   router.post('/oauth2/token', noStore, requireContentType('application/x-www-form-urlencoded'), rejectDuplicateParams, checkGrantType, async (req, res) => {
     const grantType = (req.body as { grant_type: TokenRequest['grant_type'] }).grant_type;
     const source = sourceOf(req);
-    const trail = grantAudit(context.audit, req, grantType, { aggregator: context.refusals, source });
+    const trail = grantAudit(context.audit, req, grantType, { gate: context.noise, source });
     // the console's operator, whose address the console forwards (throttling/login-throttle.ts)
     if (source !== (req.ip ?? req.socket.remoteAddress)) trail.audit.note({ detail: { client_address: source } });
     const grant = grants[grantType] as Pick<Grant<typeof grantType>, 'issued'> & {
@@ -47,13 +47,11 @@ export function tokenEndpoint(context: GrantContext): Router {
     let pair: TokenResponse;
     try {
       // Issue 9: a source past its limit of unauthenticated refusals is refused before any work (and any audit write).
-      const limited = await context.refusalLimit.check(source);
-      if (!limited.allowed) throw tooManyRequests(limited, `${limited.count} unauthenticated refusals of ${source} in the window`, 'too many refused requests; retry later');
+      await context.noise.admit(source);
       const params = parseInput(TokenRequest, req.body, 'body');
       pair = await grant.handler(params, context, req, trail.audit);
     } catch (err) {
       const refused = await trail.refused(err);
-      if (refused.noise) await context.refusalLimit.hit(source).catch(() => undefined);
       counted(refused.outcome);
       if (refused.outcome === 'denied') context.metrics.denials.add(1, attributes({ service: 'pas', action: refused.action, tenant: trail.audit.fields.tenant, reason: refused.reason }));
       throw err;

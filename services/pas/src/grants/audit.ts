@@ -1,4 +1,4 @@
-import { mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type AuditRequest, type RefusalAggregator } from '@keyway/audit';
+import { mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type AuditRequest, type NoiseGate } from '@keyway/audit';
 import type { AuditOutcome } from '@keyway/contracts';
 
 /** An event a refusal records besides its own (e.g. the family revoked when reuse is detected). */
@@ -28,7 +28,7 @@ export interface GrantAudit {
  * The trail of one token request. The token endpoint records the outcome (success or refusal)
  * once the grant returns or throws; grants only note what they learn and name their refusals.
  */
-export function grantAudit(log: AuditLog, req: AuditRequest, grantType: string, noise: { aggregator: RefusalAggregator; source: string }) {
+export function grantAudit(log: AuditLog, req: AuditRequest, grantType: string, noise: { gate: NoiseGate; source: string }) {
   let fields: AuditFields = { ...requestFields(req), detail: { grant_type: grantType } };
   let named: { action: string; reason?: string | undefined; also: AlsoRecorded[]; noise: boolean } | undefined;
 
@@ -71,8 +71,7 @@ export function grantAudit(log: AuditLog, req: AuditRequest, grantType: string, 
       const unauthenticated = named === undefined && fields.subject === undefined && refusal.outcome === 'denied' && refusal.status !== 403;
       // a named noise refusal may be a 503 (the IdP's verification queue is full under a flood): counted all the same
       if (named?.noise || unauthenticated) {
-        // a denial stays a denial when the counter cannot take it (the store is down): the caller still gets its refusal
-        await noise.aggregator.count(noise.source, refusal.reason).catch(() => undefined);
+        await noise.gate.refused(noise.source, refusal.reason);
         return { action, outcome: refusal.outcome, reason, noise: true };
       }
       const detail = { ...fields.detail, ...refusal.detail };

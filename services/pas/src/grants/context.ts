@@ -3,8 +3,7 @@ import type { Request } from 'express';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
 import { feedScope, OPERATOR_SCOPE, type FeedRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import type { AuditLog, RefusalAggregator, SecurityMetrics } from '@keyway/audit';
-import type { WindowLimiter } from '@keyway/kit';
+import type { AuditLog, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
 import type { LoginThrottle } from '../throttling/login-throttle.ts';
@@ -27,10 +26,8 @@ export interface GrantContext {
   reuseLeewaySec: number;
   /** failed logins per account and source (password and client assertions), shared by every instance */
   throttle: LoginThrottle;
-  /** refusals without an authenticated party, per source: past the limit, 429 before any work or audit */
-  refusalLimit: WindowLimiter;
-  /** those refusals, counted per source and minute and recorded as one refusals.aggregated event each */
-  refusals: RefusalAggregator;
+  /** refusals without an authenticated party: limited per source, one refusals.aggregated event per source and window */
+  noise: NoiseGate;
 }
 
 export interface Grant<G extends TokenRequest['grant_type']> {

@@ -110,8 +110,3 @@ export function loginThrottle(store: CounterStore, limits: LoginLimits) {
   };
 }
 export type LoginThrottle = ReturnType<typeof loginThrottle>;
-
-/** Refusals without an authenticated party, per source: past the limit the source gets 429 before any work. */
-export function refusalLimit(store: CounterStore, limits: Pick<LoginLimits, 'refusalsPerSource' | 'windowSec'>): WindowLimiter {
-  return windowLimiter(store, { name: 'refusals-source', points: limits.refusalsPerSource, windowMs: limits.windowSec * 1000 });
-}
