@@ -5,6 +5,10 @@ import { callerService } from './service-auth.ts';
 /** The role an operator holds, and the scope an operator login asks for (PAS `scope=operator`). */
 const OPERATOR = 'operator';
 
+/** An access token acts as an operator only with the operator role and the operator scope (login with scope=operator). */
+export const grantsOperator = (claims: { roles: readonly string[]; scope: string }): boolean =>
+  claims.roles.includes(OPERATOR) && claims.scope.split(' ').includes(OPERATOR);
+
 /** The claims of a verified access token that operator authentication looks at. */
 export interface BearerClaims {
   sub: string;
@@ -83,7 +87,7 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
       return next(new InvalidToken('the access token is invalid, expired or revoked', check.reason, challenge('error="invalid_token"')));
     }
     const { claims } = check;
-    if (!claims.roles.includes(OPERATOR) || !claims.scope.split(' ').includes(OPERATOR)) {
+    if (!grantsOperator(claims)) {
       return next(
         new InsufficientScope('the access token does not grant the operator scope', `sub ${claims.sub} roles ${claims.roles.join(',')} scope ${claims.scope}`, challenge(`error="insufficient_scope", scope="${OPERATOR}"`)),
       );

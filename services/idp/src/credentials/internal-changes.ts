@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
 import { OPERATOR_PROOF_HEADER } from '@keyway/contracts';
-import { AccessDenied, callerService, type BearerVerifier } from '@keyway/kit';
+import { AccessDenied, callerService, grantsOperator, type BearerVerifier } from '@keyway/kit';
 import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 
 export interface InternalChangeOptions {
@@ -47,7 +47,7 @@ export function internalChanges(options: InternalChangeOptions) {
       else if (!token) reason = 'no operator token';
       else {
         const check = await options.operatorProof(token);
-        if (check.active && check.claims.roles.includes('operator') && check.claims.scope.split(' ').includes('operator')) return check.claims.sub;
+        if (check.active && grantsOperator(check.claims)) return check.claims.sub;
         reason = check.active ? 'token without the operator role and scope' : `operator token ${check.reason}`;
       }
       await options.audit.record({ ...fieldsOf(req, options.operatorTenant, sub, { reason }), action, outcome: 'denied', reason: 'operator_proof_required' }).catch(() => undefined);
