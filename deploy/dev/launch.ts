@@ -1,16 +1,16 @@
 /**
- * README command 1: the whole suite over HTTPS in one process, a demo tenant, a demo producer and a
- * running importer writing to a file. Uses Redis/RabbitMQ when REDIS_URL/AMQP_URL are set, the
- * embedded store and broker otherwise.
+ * README command 1: the whole suite over HTTPS in one process (KEYWAY_ENV=development), a demo
+ * tenant, a demo producer and a running importer writing to a file. Uses Redis/RabbitMQ when
+ * REDIS_URL/AMQP_URL are set, the embedded store and broker otherwise.
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createAgent, fileCheckpoint, fileSink } from '@keyway/importer';
 import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
-import { PKI_NAMES, SERVICES, startSuite, type ServiceName } from '@keyway/testkit';
-import { ensureDevPki } from '@keyway/tls';
 import { LaunchEnv } from './config.ts';
 import { VENDOR_TENANT } from '@keyway/contracts';
+import { compose, SERVICES, type ServiceName } from './src/index.ts';
 import { DEMO_FEED, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
 import { startDemoProducer } from './producer.ts';
 
@@ -24,12 +24,23 @@ const fileLogger = (name: string) => {
 };
 const say = (line = '') => process.stdout.write(line + '\n');
 
-const pki = await ensureDevPki(join(home, 'pki'), [...PKI_NAMES]);
 const ports = Object.fromEntries(SERVICES.map((name, i) => [name, config.KEYWAY_PORT_BASE + i])) as Record<ServiceName, number>;
-const suite = await startSuite({ redisUrl: config.REDIS_URL, amqpUrl: config.AMQP_URL, prefix: 'keyway:', pki, ports, logger: fileLogger });
+const suite = await compose({
+  pkiDir: join(home, 'pki'),
+  ports,
+  logger: fileLogger,
+  // each service's own defaults, as its main.ts would run with only these set
+  env: { REDIS_URL: config.REDIS_URL, AMQP_URL: config.AMQP_URL },
+});
+const caPem = suite.pki.ca.certPem;
+const clients = {
+  pas: pasClient({ caPem, baseUrl: suite.urls.pas }),
+  pac: pacClient({ caPem, baseUrl: suite.urls.pac }),
+  topic: topicClient({ caPem, baseUrl: suite.urls.topic }),
+};
 
 const credentials = demoCredentials(join(home, 'demo-credentials.json'));
-await seedDemo(suite.operator, credentials);
+await seedDemo(entitlementClient({ caPem, clientCert: suite.pki.certs.operator, baseUrl: suite.urls.entitlement }), credentials);
 
 const sinkPath = join(home, 'out', `${DEMO_TENANT}-${DEMO_FEED}.jsonl`);
 const importer = createAgent(
@@ -37,9 +48,7 @@ const importer = createAgent(
     credentials: { kind: 'password', username: credentials.importer.email, password: credentials.importer.password },
     subscription: 'default', receiveTimeoutSec: 20 },
   {
-    pas: suite.pas,
-    pac: suite.pac,
-    topic: suite.topic,
+    ...clients,
     sink: await fileSink(sinkPath),
     checkpoint: await fileCheckpoint(`${sinkPath}.checkpoint`),
     logger: fileLogger('importer'),
@@ -47,7 +56,7 @@ const importer = createAgent(
 );
 importer.start();
 const producer = startDemoProducer(
-  { pas: suite.pas, pac: suite.pac, topic: suite.topic, logger: fileLogger('producer') },
+  { ...clients, logger: fileLogger('producer') },
   { ...credentials.producer, tenant: DEMO_TENANT, topic: DEMO_FEED, intervalMs: config.DEMO_PUBLISH_INTERVAL_MS },
 );
 

@@ -34,13 +34,20 @@ const port = z.coerce.number().int().min(0).max(65535);
 const optionalUrl = z.string().url().optional();
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
+/** Infrastructure keys a production deployment must set: each has an embedded in-memory stand-in that only development may use. */
+export type InfrastructureKey = 'REDIS_URL' | 'AMQP_URL';
+
 /** Knobs every service shares. Files hold PEM; the dev launcher generates them under .keyway/pki. */
 export const sharedConfig = {
+  KEYWAY_ENV: z
+    .enum(['production', 'development'])
+    .default('production')
+    .describe('production: REDIS_URL (and AMQP_URL where a service uses RabbitMQ) must be set; development: unset ones run on embedded in-memory stand-ins private to the process, with a warning'),
   HOST: z.string().default('127.0.0.1').describe('address to listen on'),
   TLS_CERT_FILE: z.string().describe('PEM certificate of this service (also its mTLS client certificate)'),
   TLS_KEY_FILE: z.string().describe('PEM private key of this service'),
   TLS_CA_FILE: z.string().describe('PEM CA that signs every service certificate'),
-  REDIS_URL: optionalUrl.describe('redis://host:port; unset = embedded in-memory store'),
+  REDIS_URL: optionalUrl.describe('redis://host:port; unset (KEYWAY_ENV=development only) = embedded in-memory store'),
   STORE_PREFIX: z.string().regex(/^[a-z0-9:_-]{1,64}$/).default('keyway').describe('root of this deployment’s store keys; each service adds its own name'),
   LOG_LEVEL: logLevel.describe('debug | info | warn | error | silent'),
   TLS_HANDSHAKE_TIMEOUT_SEC: z.coerce.number().int().positive().max(120).default(10).describe('a TLS handshake not finished after this many seconds is cut'),
@@ -56,6 +63,40 @@ export const sharedConfig = {
   ),
 };
 export const configFields = { port, optionalUrl, logLevel };
+
+/**
+ * The infrastructure `keys` of a schema are required unless KEYWAY_ENV=development, so a production
+ * process never falls back to a store or broker nobody else sees. Checked even when other keys are
+ * bad (`when`), so a bad configuration is reported whole.
+ */
+export function requiredInProduction<S extends z.ZodType<Record<string, unknown>>>(schema: S, ...keys: InfrastructureKey[]): S {
+  return keys.reduce(
+    (refined, key) =>
+      refined.refine((env) => env.KEYWAY_ENV === 'development' || env[key] !== undefined, {
+        path: [key],
+        message: 'required unless KEYWAY_ENV=development (then an embedded in-memory stand-in private to this process is used)',
+        when: () => true,
+      }),
+    schema,
+  );
+}
+
+/** Knobs of a service that verifies tokens against PAS's published keys (remoteKeySet in @keyway/tokens). */
+export const pasKeysConfig = {
+  PAS_JWKS_COOLDOWN_SEC: z.coerce.number().int().positive().default(30).describe('an unknown "kid" reloads PAS\'s JWKS at most this often (a rotated key is picked up within it)'),
+  PAS_JWKS_MAX_AGE_SEC: z.coerce.number().int().positive().default(60).describe('PAS\'s JWKS is reloaded once older than this (a withdrawn key stops verifying within it; PAS answers it with this max-age)'),
+};
+
+/** remoteKeySet's cache options from pasKeysConfig. */
+export const pasKeysCache = (config: { PAS_JWKS_COOLDOWN_SEC: number; PAS_JWKS_MAX_AGE_SEC: number }) => ({
+  cooldownMs: config.PAS_JWKS_COOLDOWN_SEC * 1000,
+  maxAgeMs: config.PAS_JWKS_MAX_AGE_SEC * 1000,
+});
+
+/** Knob of an admin API (other than PAS's) that accepts operator access tokens. */
+export const operatorTokenConfig = {
+  OPERATOR_TOKEN_CACHE_SEC: z.coerce.number().int().min(0).max(60).default(5).describe('how long PAS\'s introspection answer for an operator access token is reused: a revoked operator session keeps working at most this long (0: ask every time)'),
+};
 
 type ListenerConfig = {
   TLS_HANDSHAKE_TIMEOUT_SEC: number;

@@ -1,35 +1,22 @@
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { RequestListener } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { createBroker, type Broker } from '@keyway/broker';
-import { entitlementClient, idpClient, pacClient, pasClient, topicClient } from '@keyway/clients';
-import { createLogger, silentLogger, type Logger, type TlsMaterial } from '@keyway/kit';
-import { createMemoryStore, createStore, type Store } from '@keyway/store';
-import { remoteKeySet } from '@keyway/tokens';
-import type { DevPki } from '@keyway/tls';
-import { createApp as createIdp, operatorProofChecker, type IdpOptions } from '@keyway/idp';
-import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
-import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing, type PasOptions } from '@keyway/pas';
-import { createApp as createPac } from '@keyway/pac';
-import { createApp as createTopic, entitlementSubscriptions, pacSasSignatures } from '@keyway/topic';
-import { testPki } from './pki.ts';
-import { deleteQueues } from './rabbit-cleanup.ts';
+import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
+import { compose, SERVICES, type ServiceName } from '@keyway/dev';
+import { silentLogger, type Logger } from '@keyway/kit';
+import { createStore, type Store } from '@keyway/store';
+import type { DevPki } from '@keyway/tls';
+import { testPkiDir } from './pki.ts';
+import { deleteQueues } from './rabbit-cleanup.ts';
 
-export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
-export type ServiceName = (typeof SERVICES)[number];
+export { SERVICES, type ServiceName };
 
 export interface SuiteOptions {
   /** unset = embedded in-memory stores */
   redisUrl?: string;
   /** unset = embedded in-memory broker */
   amqpUrl?: string;
-  /** root of every store prefix; tests get a unique one and their keys are deleted on close */
-  prefix?: string;
-  host?: string;
-  ports?: Partial<Record<ServiceName, number>>;
-  pki?: DevPki;
   logger?: (service: ServiceName) => Logger;
   lifetimes?: { accessTtlSec?: number; refreshTtlSec?: number; sasTtlSec?: number; clockToleranceSec?: number };
   /** PAS signing-key ring: reload period and the lead a new key is published before it signs */
@@ -65,9 +52,19 @@ export interface SuiteOptions {
   operatorTokenCacheSec?: number;
   /** login throttling, refusal limits and their windows (defaults as in production) */
   limits?: {
-    pas?: Pick<PasOptions, 'loginLimits' | 'refusalWindowSec'>;
+    pas?: {
+      loginLimits?: {
+        windowSec?: number;
+        failuresPerAccountSource?: number;
+        failuresPerAccount?: number;
+        failuresPerSource?: number;
+        concurrentPerSource?: number;
+        refusalsPerSource?: number;
+      };
+      refusalWindowSec?: number;
+    };
     pac?: { refusalsPerSource?: number; refusalWindowSec?: number };
-    idp?: IdpOptions['verification'];
+    idp?: { hashConcurrency?: number; hashQueue?: number; hashMaxWaitMs?: number; failuresPerAccount?: number; windowSec?: number };
   };
 }
 
@@ -79,10 +76,12 @@ export interface Suite {
   pas: ReturnType<typeof pasClient>;
   pac: ReturnType<typeof pacClient>;
   topic: ReturnType<typeof topicClient>;
+  /** the broker as the tests see it: the services' shared embedded one, or a connection of the suite's own to RabbitMQ */
   broker: Broker;
+  /** each service's own keyspace, as the service holds it */
   stores: Record<ServiceName, Store>;
   /**
-   * The audit keyspace PAS, PAC and the entitlement service append to (prefix `<suite prefix>audit:`),
+   * The audit keyspace PAS, PAC, the IdP and the entitlement service append to (prefix `<suite prefix>:audit:`),
    * as the test reads it: directly on redisUrl even when the services reach it through auditRedisUrl.
    */
   audit: Store;
@@ -100,246 +99,119 @@ export interface Suite {
   close(): Promise<void>;
 }
 
-/** Listens first (port 0 picks one) so every URL is known before the apps that name each other are built. */
-async function listenLate(tls: TlsMaterial, host: string, port: number) {
-  let handler: RequestListener = (_req, res) => {
-    res.statusCode = 503;
-    res.end();
-  };
-  const server: Server = createServer(
-    { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
-    (req: IncomingMessage, res: ServerResponse) => handler(req, res),
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const actual = (server.address() as AddressInfo).port;
-  return {
-    url: `https://localhost:${actual}`,
-    bind: (app: RequestListener) => {
-      handler = app;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
+/** Environment records without the unset keys, as a process environment would hold them. */
+const env = (record: Record<string, string | number | undefined>): Record<string, string> =>
+  Object.fromEntries(Object.entries(record).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])));
 
-/** The five services wired together over HTTPS on loopback, the way the dev launcher runs them. */
+/**
+ * The five services wired together over HTTPS on loopback by the dev launcher's composition
+ * (@keyway/dev), each with a unique store prefix and change-event topic whose keys and queues are
+ * deleted on close. SuiteOptions become the services' own configuration keys.
+ */
 export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
-  const pki = options.pki ?? (await testPki());
-  const host = options.host ?? '127.0.0.1';
-  const prefix = options.prefix ?? `keyway-test:${randomUUID()}:`;
-  const logger = options.logger ?? (() => silentLogger);
-  const tlsOf = (name: string): TlsMaterial => {
-    const cert = pki.certs[name];
-    if (!cert) throw new Error(`no certificate for ${name}`);
-    return { ...cert, caPem: pki.ca.certPem };
-  };
-  const caPem = pki.ca.certPem;
-
-  const listeners = {} as Record<ServiceName, Awaited<ReturnType<typeof listenLate>>>;
-  for (const name of SERVICES) listeners[name] = await listenLate(tlsOf(name), host, options.ports?.[name] ?? 0);
-  const urls = Object.fromEntries(SERVICES.map((n) => [n, listeners[n].url])) as Record<ServiceName, string>;
-
-  const stores = {} as Record<ServiceName, Store>;
-  for (const name of SERVICES) stores[name] = await createStore({ redisUrl: options.redisUrl, prefix: `${prefix}${name}:` });
-  // One audit keyspace, as in production: each service has its own connection to it on Redis; the
-  // embedded store is one keyspace per instance, so there the services share one.
-  const auditPrefix = `${prefix}audit:`;
-  const auditUrl = options.auditRedisUrl ?? options.redisUrl;
-  const sharedAudit = auditUrl ? undefined : createMemoryStore({ prefix: auditPrefix });
-  const auditStore = async () => sharedAudit ?? createStore({ redisUrl: auditUrl, prefix: auditPrefix });
-  const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore(), idp: await auditStore() };
-  const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : auditStores.entitlement;
-  const brokerOptions = { amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries };
-  // the topic service's own queues are bounded, as its main.ts does (with the embedded broker, shared, all are)
-  const topicBrokerOptions = { ...brokerOptions, maxQueueLength: options.topic?.maxQueueDepth ?? 100_000 };
-  const broker = await createBroker(options.amqpUrl ? brokerOptions : topicBrokerOptions);
-  // Suites share one RabbitMQ: each gets its own change-event topic so no suite consumes another's events.
   const suiteId = randomUUID().slice(0, 8);
+  const storePrefix = `keyway-test:${randomUUID()}`;
+  const lifetimes = options.lifetimes ?? {};
+  const limits = options.limits ?? {};
+  const login = limits.pas?.loginLimits ?? {};
+  // Suites share one RabbitMQ: each gets its own change-event topic so no suite consumes another's events.
+  const changeEventsTopic = { tenant: CHANGE_EVENTS_TOPIC.tenant, topic: `changes-${suiteId}` };
   // On RabbitMQ the topic service has a connection of its own, so it can be restarted or dropped alone.
   const topicConnectionName = options.amqpUrl ? (options.topic?.connectionName ?? `keyway-topic-${suiteId}`) : undefined;
-  const createTopicBroker = () => (options.amqpUrl ? createBroker({ ...topicBrokerOptions, connectionName: topicConnectionName }) : Promise.resolve(broker));
-  let topicBroker = await createTopicBroker();
+  const auditPrefix = `${storePrefix}:audit:`;
+  const { auditRedisUrl } = options;
 
-  const asCaller = (name: string) => ({ caPem, clientCert: tlsOf(name) });
-  const changeEventsTopic = options.prefix ? CHANGE_EVENTS_TOPIC : { tenant: CHANGE_EVENTS_TOPIC.tenant, topic: `changes-${suiteId}` };
-  const provisioned = new Set<string>();
-  const lifetimes = options.lifetimes ?? {};
-
-  const operatorTokenCacheMs = options.operatorTokenCacheSec === undefined ? undefined : options.operatorTokenCacheSec * 1000;
-  const pasForEntitlement = pasClient({ ...asCaller('entitlement'), baseUrl: urls.pas });
-  const pasJwks = pasClient({ caPem, baseUrl: urls.pas });
-  const idp = createIdp({
-    store: stores.idp,
-    auditStore: auditStores.idp,
-    operatorProof: operatorProofChecker({
-      pasIssuer: urls.pas,
-      entitlementUrl: urls.entitlement,
-      clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
-      keys: remoteKeySet(() => pasJwks.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
+  const composition = await compose({
+    pkiDir: testPkiDir(),
+    logger: options.logger ?? (() => silentLogger),
+    changeEventsTopic,
+    connectionNames: { topic: topicConnectionName },
+    auditStore: auditRedisUrl ? () => createStore({ redisUrl: auditRedisUrl, prefix: auditPrefix }) : undefined,
+    env: env({
+      REDIS_URL: options.redisUrl,
+      AMQP_URL: options.amqpUrl,
+      STORE_PREFIX: storePrefix,
+      CLOCK_TOLERANCE_SEC: lifetimes.clockToleranceSec,
+      REVOCATION_MODE: options.revocationMode,
+      // short, so tests see a rotated key picked up and a retired one dropped within seconds
+      PAS_JWKS_COOLDOWN_SEC: 1,
+      PAS_JWKS_MAX_AGE_SEC: 2,
+      OPERATOR_TOKEN_CACHE_SEC: options.operatorTokenCacheSec,
     }),
-    logger: logger('idp'),
-  }, { verification: options.limits?.idp });
-  listeners.idp.bind(idp);
-  const entitlement = createEntitlement(
-    {
-      publicUrl: urls.entitlement,
-      pasIssuer: urls.pas,
-      clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
-      crmWebhookSecret: options.crmWebhookSecret,
-      auditExportIntervalMs: options.auditExportIntervalMs,
-      operatorTokenCacheMs,
+    serviceEnv: {
+      idp: env({
+        SCRYPT_CONCURRENCY: limits.idp?.hashConcurrency,
+        SCRYPT_QUEUE: limits.idp?.hashQueue,
+        SCRYPT_MAX_WAIT_MS: limits.idp?.hashMaxWaitMs,
+        VERIFY_FAILURES_PER_ACCOUNT: limits.idp?.failuresPerAccount,
+        VERIFY_WINDOW_SEC: limits.idp?.windowSec,
+      }),
+      entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret, AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs }),
+      pas: env({
+        ACCESS_TOKEN_TTL_SEC: lifetimes.accessTtlSec,
+        REFRESH_TOKEN_TTL_SEC: lifetimes.refreshTtlSec,
+        REFRESH_REUSE_LEEWAY_SEC: options.refreshReuseLeewaySec,
+        KEY_RING_RELOAD_SEC: options.signingKeys?.reloadSec,
+        SIGNING_KEY_LEAD_SEC: options.signingKeys?.leadSec,
+        LOGIN_WINDOW_SEC: login.windowSec,
+        LOGIN_FAILURES_PER_ACCOUNT_SOURCE: login.failuresPerAccountSource,
+        LOGIN_FAILURES_PER_ACCOUNT: login.failuresPerAccount,
+        LOGIN_FAILURES_PER_SOURCE: login.failuresPerSource,
+        LOGIN_CONCURRENT_PER_SOURCE: login.concurrentPerSource,
+        REFUSALS_PER_SOURCE: login.refusalsPerSource,
+        REFUSAL_WINDOW_SEC: limits.pas?.refusalWindowSec,
+      }),
+      pac: env({ SAS_TTL_SEC: lifetimes.sasTtlSec, REFUSALS_PER_SOURCE: limits.pac?.refusalsPerSource, REFUSAL_WINDOW_SEC: limits.pac?.refusalWindowSec }),
+      topic: env({
+        LOCK_DURATION_SEC: options.topic?.lockDurationSec,
+        MAX_BATCH_BYTES: options.topic?.maxBatchBytes,
+        MAX_DELIVERIES: options.topic?.maxDeliveries,
+        QUEUE_TYPE: options.topic?.queueType,
+        PUBLISH_RATE_PER_SEC: options.topic?.publishRatePerSec,
+        PUBLISH_BURST: options.topic?.publishBurst,
+        MAX_QUEUE_DEPTH: options.topic?.maxQueueDepth,
+        SUBSCRIPTION_CACHE_SEC: options.topic?.subscriptionCacheSec ?? 1,
+        STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec,
+      }),
     },
-    {
-      store: stores.entitlement,
-      auditStore: auditStores.entitlement,
-      idp: idpClient({ ...asCaller('entitlement'), baseUrl: urls.idp }),
-      broker,
-      changeEventsTopic,
-      pasKeys: remoteKeySet(() => pasForEntitlement.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
-      introspect: (token) => pasForEntitlement.introspect(token, 'access_token'),
-      console: { pas: pasForEntitlement, rotateSasKey: pacKeyRotation({ baseUrl: urls.pac, caPem }) },
-      logger: logger('entitlement'),
-    },
-  );
-  listeners.entitlement.bind(entitlement);
-  const ring = await sharedKeyRing(stores.pas, { reloadMs: (options.signingKeys?.reloadSec ?? DEFAULT_KEY_RING_RELOAD_SEC) * 1000, logger: logger('pas') });
-  const pas = createPas(
-      {
-        settings: {
-          issuer: urls.pas,
-          accessAudience: urls.pac,
-          adminAudiences: [urls.entitlement, urls.pas],
-          refreshAudience: urls.pas,
-          accessTtlSec: lifetimes.accessTtlSec ?? 1200,
-          refreshTtlSec: lifetimes.refreshTtlSec ?? 1_209_600,
-          clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
-        },
-        revocationMode: options.revocationMode,
-        refreshReuseLeewaySec: options.refreshReuseLeewaySec,
-        signingKeyLeadSec: options.signingKeys?.leadSec,
-        ...options.limits?.pas,
-      },
-      {
-        store: stores.pas,
-        auditStore: auditStores.pas,
-        ring,
-        idp: idpClient({ ...asCaller('pas'), baseUrl: urls.idp }),
-        entitlement: entitlementClient({ ...asCaller('pas'), baseUrl: urls.entitlement }),
-        broker,
-        changeEventsTopic,
-        logger: logger('pas'),
-      },
-    );
-  listeners.pas.bind(pas);
-  const pasForPac = pasClient({ ...asCaller('pac'), baseUrl: urls.pas });
-  const pac = createPac(
-    {
-      publicUrl: urls.pac,
-      pasIssuer: urls.pas,
-      topicBaseUrl: urls.topic,
-      sasTtlSec: lifetimes.sasTtlSec ?? 86_400,
-      clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
-      revocationMode: options.revocationMode,
-      operatorTokenCacheMs,
-      ...options.limits?.pac,
-    },
-    {
-      store: stores.pac,
-      auditStore: auditStores.pac,
-      // Short cooldown and max age so tests see a rotated key picked up and a retired one dropped within seconds.
-      pasKeys: remoteKeySet(() => pasForPac.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
-      introspect: (token, hint) => pasForPac.introspect(token, hint),
-      broker,
-      changeEventsTopic,
-      logger: logger('pac'),
-    },
-  );
-  listeners.pac.bind(pac);
-  const pacForTopic = pacClient({ ...asCaller('topic'), baseUrl: urls.pac });
-  const buildTopic = (topicBroker: Broker) => createTopic(
-    {
-      PUBLIC_BASE_URL: urls.topic,
-      LOCK_DURATION_SEC: options.topic?.lockDurationSec ?? 60,
-      MAX_BATCH_BYTES: options.topic?.maxBatchBytes ?? 1_048_576,
-      SAS_KEY_CACHE_SEC: 30,
-      REVOCATION_CACHE_SEC: 2,
-      PUBLISH_RATE_PER_SEC: options.topic?.publishRatePerSec ?? 200,
-      PUBLISH_BURST: options.topic?.publishBurst ?? 400,
-      MAX_QUEUE_DEPTH: options.topic?.maxQueueDepth ?? 100_000,
-      STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec ?? 15,
-      SUBSCRIPTION_CACHE_SEC: options.topic?.subscriptionCacheSec ?? 1,
-    },
-    {
-      broker: topicBroker,
-      store: stores.topic,
-      sasSignatures: pacSasSignatures(pacForTopic),
-      sasKeyRevoked: async (keyId) => (await pacForTopic.sasKeyStatus(keyId)).revoked,
-      subscriptionNames: entitlementSubscriptions(entitlementClient({ ...asCaller('topic'), baseUrl: urls.entitlement })),
-      logger: logger('topic'),
-    },
-  );
-  let topic = buildTopic(topicBroker);
-  listeners.topic.bind(topic);
-  const apps: Record<ServiceName, RequestListener> = { idp, entitlement, pas, pac, topic };
+  });
+  const { urls, pki } = composition;
+  const caPem = pki.ca.certPem;
+  const broker = composition.embedded.broker ?? (await createBroker({ amqpUrl: options.amqpUrl }));
+  const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : composition.embedded.auditStore!;
+  const provisioned = new Set<string>();
 
   return {
     urls,
     pki,
-    operator: recordTenants(entitlementClient({ ...asCaller('operator'), baseUrl: urls.entitlement }), provisioned),
+    operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
     pas: pasClient({ caPem, baseUrl: urls.pas }),
     pac: pacClient({ caPem, baseUrl: urls.pac }),
     topic: topicClient({ caPem, baseUrl: urls.topic }),
     broker,
-    stores,
+    stores: composition.stores,
     audit,
-    apps,
+    apps: composition.apps,
     topicConnectionName,
-    async restartTopic({ downMs = 1000 } = {}) {
-      const port = Number(new URL(urls.topic).port);
-      await listeners.topic.close();
-      await topic.close();
-      if (topicBroker !== broker) await topicBroker.close();
-      await new Promise((resolve) => setTimeout(resolve, downMs));
-      topicBroker = await createTopicBroker();
-      topic = buildTopic(topicBroker);
-      apps.topic = topic;
-      listeners.topic = await listenLate(tlsOf('topic'), host, port);
-      listeners.topic.bind(topic);
-    },
+    restartTopic: (restart) => composition.restart('topic', restart),
     async close() {
-      await Promise.all(SERVICES.map((n) => listeners[n].close()));
-      await Promise.all([topic.close(), pas.close(), pac.close(), idp.close()]);
-      ring.close();
-      await entitlement.close();
-      if (topicBroker !== broker) await topicBroker.close();
-      await broker.close();
-      if (options.amqpUrl && !options.prefix) {
+      await composition.close();
+      if (broker !== composition.embedded.broker) await broker.close();
+      if (options.amqpUrl) {
         const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`));
         await deleteQueues(options.amqpUrl, (name) => !ours(name));
       }
-      for (const store of Object.values(stores)) {
-        if (options.redisUrl && !options.prefix) {
-          const keys = await store.keys('');
-          if (keys.length > 0) await store.del(...keys);
-        }
-        await store.close();
+      if (options.redisUrl) {
+        await audit.close();
+        // every service's keys and the audit keyspace, through one connection of the suite's own
+        const keys = await createStore({ redisUrl: options.redisUrl, prefix: `${storePrefix}:` });
+        const names = await keys.keys('');
+        if (names.length > 0) await keys.del(...names);
+        await keys.close();
       }
-      if (options.redisUrl && !options.prefix) {
-        const keys = await audit.keys('');
-        if (keys.length > 0) await audit.del(...keys);
-      }
-      for (const store of new Set([audit, ...Object.values(auditStores)])) await store.close();
     },
   };
 }
-
-export const consoleLogger = (service: ServiceName) => createLogger({ service, level: 'info' });
 
 /** Remembers the tenants a suite creates, so their queues can be deleted when it closes. */
 function recordTenants(client: ReturnType<typeof entitlementClient>, tenants: Set<string>): ReturnType<typeof entitlementClient> {

@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { TenantId, VENDOR_TENANT } from '@keyway/contracts';
 import { DEFAULT_VERIFICATION_LIMITS as LIMITS } from './credentials/verification-guard.ts';
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-export const IdpEnv = z.object({
+export const IdpEnv = requiredInProduction(z.object({
   ...sharedConfig,
+  ...pasKeysConfig,
   PORT: configFields.port.default(8441).describe('HTTPS port'),
   SCRYPT_CONCURRENCY: count(LIMITS.hashConcurrency).describe('password verifications (scrypt, 32 MiB each) running at once; keep below the libuv thread pool size (UV_THREADPOOL_SIZE, default 4)'),
   SCRYPT_QUEUE: z.coerce.number().int().min(0).default(LIMITS.hashQueue).describe('password verifications waiting for a slot; beyond, 503 temporarily_unavailable with Retry-After at once'),
@@ -19,5 +20,5 @@ export const IdpEnv = z.object({
   ENTITLEMENT_URL: z.string().url().optional().describe('the entitlement service’s URL as PAS names it in operator access tokens ("aud" of the forwarded proof)'),
   OPERATOR_TENANT: TenantId.default(VENDOR_TENANT).describe('the vendor\'s own tenant, whose users are operators (as the entitlement service\'s OPERATOR_TENANT)'),
   CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying operator access tokens'),
-});
-export type IdpEnv = z.output<typeof IdpEnv>;
+}), 'REDIS_URL');
+export type IdpConfig = z.output<typeof IdpEnv>;

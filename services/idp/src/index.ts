@@ -1,3 +1,2 @@
-export { createApp, type IdpApp, type IdpDeps, type IdpOptions } from './app.ts';
-export { IdpEnv } from './config.ts';
-export { operatorProofChecker } from './credentials/internal-changes.ts';
+export { buildIdp } from './build.ts';
+export { IdpEnv, type IdpConfig } from './config.ts';

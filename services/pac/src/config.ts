@@ -1,9 +1,11 @@
 import { z } from 'zod';
-import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, operatorTokenConfig, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 
-export const PacEnv = z.object({
+export const PacEnv = requiredInProduction(z.object({
   ...sharedConfig,
-  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset = embedded broker (single-process launcher only)'),
+  ...pasKeysConfig,
+  ...operatorTokenConfig,
+  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
   PORT: configFields.port.default(8444).describe('HTTPS port'),
   PUBLIC_URL: z.string().url().describe('this PAC\'s URL as PAS names it in access tokens (PAS\'s ACCESS_AUDIENCE): operator tokens at the admin API must carry it in "aud"'),
   PAS_URL: z.string().url().describe('PAS: issuer of the refresh tokens PAC accepts, and their JWKS'),
@@ -15,5 +17,5 @@ export const PacEnv = z.object({
     'refusals of tokens that do not verify (and malformed requests) one source address may cause per REFUSAL_WINDOW_SEC; past it /v1/sas answers 429 before any work or audit write',
   ),
   REFUSAL_WINDOW_SEC: seconds(60).describe('the window of REFUSALS_PER_SOURCE, and the one such refusals are aggregated over: one refusals.aggregated audit event per source'),
-});
-export type PacEnv = z.output<typeof PacEnv>;
+}), 'REDIS_URL', 'AMQP_URL');
+export type PacConfig = z.output<typeof PacEnv>;

@@ -1,2 +1,2 @@
-export { createApp, type PacDeps, type PacOptions } from './app.ts';
-export { PacEnv } from './config.ts';
+export { buildPac } from './build.ts';
+export { PacEnv, type PacConfig } from './config.ts';

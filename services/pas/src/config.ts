@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
 import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-export const PasEnv = z.object({
+export const PasEnv = requiredInProduction(z.object({
   ...sharedConfig,
-  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset = embedded broker (single-process launcher only)'),
+  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
   PORT: configFields.port.default(8443).describe('HTTPS port'),
   PUBLIC_URL: z.string().url().describe('issuer URL: the "iss" of every token and the base of the discovery document'),
   ACCESS_AUDIENCE: z.string().url().describe('"aud" of access tokens: the PAC URL'),
@@ -44,10 +44,10 @@ export const PasEnv = z.object({
   SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
     'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
   ),
-}).superRefine((env, ctx) => {
+}), 'REDIS_URL', 'AMQP_URL').superRefine((env, ctx) => {
   // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.
   if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
     ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
   }
 }).transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL] }));
-export type PasEnv = z.output<typeof PasEnv>;
+export type PasConfig = z.output<typeof PasEnv>;

@@ -1,3 +1,4 @@
-export { createApp, tokenSettings, type PasDeps, type PasOptions } from './app.ts';
-export { PasEnv } from './config.ts';
-export { DEFAULT_KEY_RING_RELOAD_SEC, loadKeyRing, sharedKeyRing, type SharedKeyRing } from './keys/ring.ts';
+export { createApp, type PasDeps, type PasOptions } from './app.ts';
+export { buildPas } from './build.ts';
+export { PasEnv, type PasConfig } from './config.ts';
+export { loadKeyRing, sharedKeyRing, type SharedKeyRing } from './keys/ring.ts';

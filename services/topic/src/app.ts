@@ -6,7 +6,7 @@ import type { Store } from '@keyway/store';
 import { sasGuard } from './auth/sas-guard.ts';
 import { revocationCache, type RevocationSource } from './auth/revocation.ts';
 import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
-import type { TopicEnv } from './config.ts';
+import type { TopicConfig } from './config.ts';
 import { subscriptionInventory, type SubscriptionSource } from './delivery/inventory.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
@@ -17,7 +17,7 @@ import { settleRoutes } from './routes/settle.ts';
 import { streamRoutes } from './routes/stream.ts';
 
 export type TopicOptions = Pick<
-  TopicEnv,
+  TopicConfig,
   | 'PUBLIC_BASE_URL'
   | 'LOCK_DURATION_SEC'
   | 'MAX_BATCH_BYTES'

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { configFields, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 
-export const TopicEnv = z.object({
+export const TopicEnv = requiredInProduction(z.object({
   ...sharedConfig,
   PORT: configFields.port.default(8445).describe('HTTPS port'),
-  AMQP_URL: configFields.optionalUrl.describe('amqp(s)://user:pass@host:port/vhost; unset = embedded in-memory broker'),
+  AMQP_URL: configFields.optionalUrl.describe('amqp(s)://user:pass@host:port/vhost; unset (KEYWAY_ENV=development only) = embedded in-memory broker'),
   PUBLIC_BASE_URL: z.string().url().describe('the URL SAS resource URIs name, e.g. https://localhost:8445'),
   PAC_URL: z.string().url().describe('base URL of PAC, asked (over mTLS) for the tenant SAS keys'),
   ENTITLEMENT_URL: z.string().url().describe('base URL of the entitlement service, asked (over mTLS) which subscriptions a feed lists'),
@@ -25,5 +25,5 @@ export const TopicEnv = z.object({
     'ready messages a subscription (and its dead-letter queue) may hold; beyond it the oldest go to its dead letters (x-max-length, drop-head); publishing is refused (429) only while every subscription of the topic is full',
   ),
   STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
-});
-export type TopicEnv = z.output<typeof TopicEnv>;
+}), 'REDIS_URL', 'AMQP_URL');
+export type TopicConfig = z.output<typeof TopicEnv>;

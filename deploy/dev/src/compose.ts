@@ -1,0 +1,197 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
+import { buildEntitlement, EntitlementEnv } from '@keyway/entitlement';
+import { buildIdp, IdpEnv } from '@keyway/idp';
+import { closeInOrder, parseConfig, type Closer, type Logger, type ServiceInfra, type TlsMaterial } from '@keyway/kit';
+import { buildPac, PacEnv } from '@keyway/pac';
+import { buildPas, PasEnv } from '@keyway/pas';
+import { createMemoryStore, type Store } from '@keyway/store';
+import { ensureDevPki, type DevPki } from '@keyway/tls';
+import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
+
+export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+/** Every certificate an in-process suite uses: one per service, plus the operator caller. */
+export const PKI_NAMES = [...SERVICES, 'operator'] as const;
+
+type Env = Record<string, string | undefined>;
+
+export interface ComposeOptions {
+  /** where the development CA and certificates are kept; made or renewed when needed (@keyway/tls) */
+  pkiDir: string;
+  /** default 127.0.0.1 */
+  host?: string;
+  /** default 0: any free port */
+  ports?: Partial<Record<ServiceName, number>>;
+  /** the environment every service reads (REDIS_URL, AMQP_URL, STORE_PREFIX, knobs); URLs, ports and certificates are filled in */
+  env?: Env;
+  /** per service, over env */
+  serviceEnv?: Partial<Record<ServiceName, Env>>;
+  logger: (service: ServiceName) => Logger;
+  /** lent to the services that publish or follow change events (see ServiceInfra) */
+  changeEventsTopic?: TopicRef;
+  /** RabbitMQ connection names (default keyway-<service>) */
+  connectionNames?: Partial<Record<ServiceName, string>>;
+  /** opens the audit keyspace a service appends to, when not the one REDIS_URL names (e.g. through a fault proxy); closed with the composition */
+  auditStore?: () => Promise<Store>;
+}
+
+export interface Composition {
+  urls: Record<ServiceName, string>;
+  pki: DevPki;
+  /** the running apps (as request listeners); restart replaces an entry */
+  apps: Record<ServiceName, RequestListener>;
+  /** each service's own keyspace, as the service holds it; restart replaces an entry */
+  stores: Record<ServiceName, Store>;
+  /** the embedded broker and audit keyspace the services share when AMQP_URL / REDIS_URL are unset */
+  embedded: { broker?: Broker; auditStore?: Store };
+  /** stops a service as a deploy would (its listener cuts open connections), stays down downMs, starts it again on the same port */
+  restart(service: ServiceName, options?: { downMs?: number }): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Built {
+  app: RequestListener;
+  store: Store;
+  close: Closer[];
+}
+
+/** Listens first (port 0 picks one) so every URL is known before the apps that name each other are built. */
+async function listenLate(tls: TlsMaterial, host: string, port: number) {
+  let handler: RequestListener = (_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  };
+  const server: Server = createServer(
+    { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    (req: IncomingMessage, res: ServerResponse) => handler(req, res),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    port: actual,
+    url: `https://localhost:${actual}`,
+    bind: (app: RequestListener) => {
+      handler = app;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * The five services in one process over HTTPS on loopback (README command 1 and the cross-service
+ * tests): each one's config is parsed from an environment record with its own schema and the service
+ * is started by its own build, exactly as its main.ts does. Always KEYWAY_ENV=development; without
+ * AMQP_URL the services share one embedded broker (so change events reach them all), without
+ * REDIS_URL one embedded audit keyspace.
+ */
+export async function compose(options: ComposeOptions): Promise<Composition> {
+  const pki = await ensureDevPki(options.pkiDir, [...PKI_NAMES]);
+  const host = options.host ?? '127.0.0.1';
+  const tlsOf = (name: ServiceName): TlsMaterial => ({ ...pki.certs[name]!, caPem: pki.ca.certPem });
+
+  const listeners = {} as Record<ServiceName, Awaited<ReturnType<typeof listenLate>>>;
+  for (const name of SERVICES) listeners[name] = await listenLate(tlsOf(name), host, options.ports?.[name] ?? 0);
+  const urls = Object.fromEntries(SERVICES.map((name) => [name, listeners[name].url])) as Record<ServiceName, string>;
+
+  const wiring: Record<ServiceName, Env> = {
+    idp: { PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
+    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac },
+    pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
+    pac: { PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+    topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
+  };
+  const envOf = (name: ServiceName): Env => ({
+    ...options.env,
+    ...options.serviceEnv?.[name],
+    KEYWAY_ENV: 'development',
+    HOST: host,
+    PORT: String(listeners[name].port),
+    TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`),
+    TLS_KEY_FILE: join(options.pkiDir, `${name}.key`),
+    TLS_CA_FILE: join(options.pkiDir, 'ca.crt'),
+    ...wiring[name],
+  });
+  // every config first: a bad one fails before anything is opened
+  const configs = {
+    idp: parseConfig(IdpEnv, envOf('idp')),
+    entitlement: parseConfig(EntitlementEnv, envOf('entitlement')),
+    pas: parseConfig(PasEnv, envOf('pas')),
+    pac: parseConfig(PacEnv, envOf('pac')),
+    topic: parseConfig(TopicEnv, envOf('topic')),
+  };
+  const builds: Record<ServiceName, (infra: ServiceInfra) => Promise<Built>> = {
+    idp: (infra) => buildIdp(configs.idp, infra),
+    entitlement: (infra) => buildEntitlement(configs.entitlement, infra),
+    pas: (infra) => buildPas(configs.pas, infra),
+    pac: (infra) => buildPac(configs.pac, infra),
+    topic: (infra) => buildTopic(configs.topic, infra),
+  };
+
+  // The topic service declares the subscription queues, so the shared embedded broker has its bounds.
+  const embedded = {
+    broker: options.env?.AMQP_URL ? undefined : await createBroker(topicBrokerOptions(configs.topic)),
+    auditStore: options.env?.REDIS_URL ? undefined : createMemoryStore({ prefix: `${configs.topic.STORE_PREFIX}:audit:` }),
+  };
+  const lentAudit: Store[] = [];
+  const infraOf = async (name: ServiceName): Promise<ServiceInfra> => {
+    const auditStore = options.auditStore ? await options.auditStore() : embedded.auditStore;
+    if (options.auditStore && auditStore) lentAudit.push(auditStore);
+    return {
+      logger: options.logger(name),
+      tls: tlsOf(name),
+      broker: embedded.broker,
+      auditStore,
+      changeEventsTopic: options.changeEventsTopic,
+      connectionName: options.connectionNames?.[name],
+    };
+  };
+
+  const built = {} as Record<ServiceName, Built>;
+  const infra = {} as Record<ServiceName, ServiceInfra>;
+  const apps = {} as Record<ServiceName, RequestListener>;
+  const stores = {} as Record<ServiceName, Store>;
+  const start = async (name: ServiceName) => {
+    built[name] = await builds[name](infra[name]);
+    apps[name] = built[name].app;
+    stores[name] = built[name].store;
+  };
+  for (const name of SERVICES) {
+    infra[name] = await infraOf(name);
+    await start(name);
+    listeners[name].bind(apps[name]);
+  }
+  // as runService: the listener stops accepting first, then what the build opened closes in order
+  const stop = (name: ServiceName) => closeInOrder(built[name].close, infra[name].logger);
+
+  return {
+    urls,
+    pki,
+    apps,
+    stores,
+    embedded,
+    async restart(name, { downMs = 1000 } = {}) {
+      await listeners[name].close();
+      await stop(name);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      await start(name);
+      listeners[name] = await listenLate(tlsOf(name), host, listeners[name].port);
+      listeners[name].bind(apps[name]);
+    },
+    async close() {
+      await Promise.all(SERVICES.map((name) => listeners[name].close()));
+      await Promise.all(SERVICES.map(stop));
+      for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit]) await handle?.close();
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import { idpClient, pasClient } from '@keyway/clients';
+import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { remoteKeySet } from '@keyway/tokens';
+import { createApp } from './app.ts';
+import type { EntitlementConfig } from './config.ts';
+import { pacKeyRotation } from './console/routes.ts';
+
+/** The entitlement service from its parsed config: main.ts, the dev launcher and the tests all start it here. */
+export async function buildEntitlement(config: EntitlementConfig, infra: ServiceInfra) {
+  const { logger, tls } = infra;
+  const resources = serviceResources('entitlement', config, infra);
+  const store = await resources.store();
+  const auditStore = await resources.auditStore();
+  const broker = await resources.broker();
+  const idp = idpClient({ baseUrl: config.IDP_URL, caPem: tls.caPem, clientCert: tls });
+  const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  const app = createApp(
+    {
+      publicUrl: config.PUBLIC_URL,
+      pasIssuer: config.PAS_URL,
+      clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
+      operatorTenant: config.OPERATOR_TENANT,
+      crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
+      operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
+      auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
+      maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
+    },
+    {
+      store,
+      auditStore,
+      idp,
+      broker,
+      changeEventsTopic: infra.changeEventsTopic,
+      pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
+      introspect: (token) => pas.introspect(token, 'access_token'),
+      console: { pas, rotateSasKey: config.PAC_URL ? pacKeyRotation({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined },
+      logger,
+    },
+  );
+  return { app, store, close: [() => app.close(), ...resources.close] };
+}

@@ -1,0 +1,30 @@
+import { pasClient } from '@keyway/clients';
+import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { remoteKeySet } from '@keyway/tokens';
+import { createApp } from './app.ts';
+import type { IdpConfig } from './config.ts';
+import { operatorProofChecker } from './credentials/internal-changes.ts';
+
+/** The IdP from its parsed config: main.ts, the dev launcher and the tests all start it here. */
+export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
+  const { logger, tls } = infra;
+  const resources = serviceResources('idp', config, infra);
+  const store = await resources.store();
+  const auditStore = await resources.auditStore();
+  const verification = {
+    hashConcurrency: config.SCRYPT_CONCURRENCY,
+    hashQueue: config.SCRYPT_QUEUE,
+    hashMaxWaitMs: config.SCRYPT_MAX_WAIT_MS,
+    failuresPerAccount: config.VERIFY_FAILURES_PER_ACCOUNT,
+    windowSec: config.VERIFY_WINDOW_SEC,
+  };
+  const { PAS_URL, ENTITLEMENT_URL } = config;
+  const pas = PAS_URL ? pasClient({ baseUrl: PAS_URL, caPem: tls.caPem }) : undefined;
+  const operatorProof =
+    PAS_URL && ENTITLEMENT_URL && pas
+      ? operatorProofChecker({ pasIssuer: PAS_URL, entitlementUrl: ENTITLEMENT_URL, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, keys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)) })
+      : undefined;
+  if (!operatorProof) logger.warn('PAS_URL and ENTITLEMENT_URL unset: operator accounts’ credentials cannot be replaced');
+  const app = createApp({ store, auditStore, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification });
+  return { app, store, close: [() => app.close(), ...resources.close] };
+}

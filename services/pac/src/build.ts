@@ -1,0 +1,38 @@
+import { pasClient } from '@keyway/clients';
+import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { remoteKeySet } from '@keyway/tokens';
+import { createApp } from './app.ts';
+import type { PacConfig } from './config.ts';
+
+/** PAC from its parsed config: main.ts, the dev launcher and the tests all start it here. */
+export async function buildPac(config: PacConfig, infra: ServiceInfra) {
+  const { logger, tls } = infra;
+  const resources = serviceResources('pac', config, infra);
+  const store = await resources.store();
+  const auditStore = await resources.auditStore();
+  const broker = await resources.broker();
+  const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  const app = createApp(
+    {
+      publicUrl: config.PUBLIC_URL,
+      pasIssuer: config.PAS_URL,
+      topicBaseUrl: config.TOPIC_BASE_URL,
+      sasTtlSec: config.SAS_TTL_SEC,
+      clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
+      revocationMode: config.REVOCATION_MODE,
+      operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
+      refusalsPerSource: config.REFUSALS_PER_SOURCE,
+      refusalWindowSec: config.REFUSAL_WINDOW_SEC,
+    },
+    {
+      store,
+      auditStore,
+      broker,
+      changeEventsTopic: infra.changeEventsTopic,
+      pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
+      introspect: (token, hint) => pas.introspect(token, hint),
+      logger,
+    },
+  );
+  return { app, store, close: [() => app.close(), ...resources.close] };
+}

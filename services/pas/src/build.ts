@@ -1,0 +1,44 @@
+import { entitlementClient, idpClient } from '@keyway/clients';
+import { serviceResources, type ServiceInfra } from '@keyway/kit';
+import { createApp, tokenSettings } from './app.ts';
+import type { PasConfig } from './config.ts';
+import { sharedKeyRing } from './keys/ring.ts';
+
+/** PAS from its parsed config: main.ts, the dev launcher and the tests all start it here. */
+export async function buildPas(config: PasConfig, infra: ServiceInfra) {
+  const { logger, tls } = infra;
+  const resources = serviceResources('pas', config, infra);
+  const store = await resources.store();
+  const auditStore = await resources.auditStore();
+  const broker = await resources.broker();
+  const clientOptions = { caPem: tls.caPem, clientCert: tls };
+  const ring = await sharedKeyRing(store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
+  const app = createApp(
+    {
+      settings: tokenSettings(config),
+      revocationMode: config.REVOCATION_MODE,
+      signingKeyLeadSec: config.SIGNING_KEY_LEAD_SEC,
+      refreshReuseLeewaySec: config.REFRESH_REUSE_LEEWAY_SEC,
+      loginLimits: {
+        windowSec: config.LOGIN_WINDOW_SEC,
+        failuresPerAccountSource: config.LOGIN_FAILURES_PER_ACCOUNT_SOURCE,
+        failuresPerAccount: config.LOGIN_FAILURES_PER_ACCOUNT,
+        failuresPerSource: config.LOGIN_FAILURES_PER_SOURCE,
+        concurrentPerSource: config.LOGIN_CONCURRENT_PER_SOURCE,
+        refusalsPerSource: config.REFUSALS_PER_SOURCE,
+      },
+      refusalWindowSec: config.REFUSAL_WINDOW_SEC,
+    },
+    {
+      store,
+      auditStore,
+      broker,
+      changeEventsTopic: infra.changeEventsTopic,
+      ring,
+      idp: idpClient({ ...clientOptions, baseUrl: config.IDP_URL }),
+      entitlement: entitlementClient({ ...clientOptions, baseUrl: config.ENTITLEMENT_URL }),
+      logger,
+    },
+  );
+  return { app, store, close: [() => app.close(), () => ring.close(), ...resources.close] };
+}
