@@ -17,29 +17,39 @@ const freePort = () =>
     });
   });
 
-const stderrOf = new WeakMap<ChildProcess, string[]>();
+const outputOf = new WeakMap<ChildProcess, { stdout: string[]; stderr: string[] }>();
 
 function run(service: string, env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `services/${service}/src/main.ts`], {
     env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const chunks: string[] = [];
-  stderrOf.set(child, chunks);
-  child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()));
+  const output = { stdout: [] as string[], stderr: [] as string[] };
+  outputOf.set(child, output);
+  child.stdout?.on('data', (d: Buffer) => output.stdout.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => output.stderr.push(d.toString()));
   return child;
 }
 
 const exited = (child: ChildProcess) =>
-  new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const done = () => resolve({ code: child.exitCode, stderr: (stderrOf.get(child) ?? []).join('') });
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const done = () => resolve({ code: child.exitCode, stdout: (outputOf.get(child)?.stdout ?? []).join(''), stderr: (outputOf.get(child)?.stderr ?? []).join('') });
     if (child.exitCode !== null) done();
     else child.on('exit', done);
   });
 
+/** the JSON log lines a child wrote so far */
+const logLines = (child: ChildProcess) =>
+  (outputOf.get(child)?.stdout ?? [])
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { level: string; msg: string });
+
 describe('each service runs on its own process from its main.ts', () => {
   const children: ChildProcess[] = [];
   const urls = {} as Record<ServiceName, string>;
+  const env = {} as Record<ServiceName, Record<string, string>>;
   let dir: string;
   let caPem: string;
   let prefix: string;
@@ -68,13 +78,14 @@ describe('each service runs on its own process from its main.ts', () => {
       LOG_LEVEL: 'warn',
       STORE_PREFIX: prefix,
     });
-    const env: Record<ServiceName, Record<string, string>> = {
+    // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
+    Object.assign(env, {
       idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
-      entitlement: { ...common('entitlement'), PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas },
-      pas: { ...common('pas'), PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
-      pac: { ...common('pac'), PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+      entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas },
+      pas: { ...common('pas'), AMQP_URL, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
+      pac: { ...common('pac'), AMQP_URL, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
-    };
+    });
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.
     const deadline = Date.now() + 40_000;
@@ -128,5 +139,30 @@ describe('each service runs on its own process from its main.ts', () => {
     const done = exited(first);
     first.kill('SIGTERM');
     expect((await done).code).toBe(0);
+  });
+
+  it('in production (the default) refuses to start without REDIS_URL / AMQP_URL (exit 78, naming them)', async () => {
+    const { REDIS_URL: _redis, AMQP_URL: _amqp, ...pas } = env.pas;
+    const refused = await exited(run('pas', pas));
+    expect(refused.code).toBe(78);
+    for (const key of ['REDIS_URL', 'AMQP_URL']) expect(refused.stderr).toContain(key);
+    const { REDIS_URL: _idpRedis, ...idp } = env.idp;
+    const idpRefused = await exited(run('idp', idp));
+    expect(idpRefused.code).toBe(78);
+    expect(idpRefused.stderr).toContain('REDIS_URL');
+    expect(idpRefused.stderr).not.toContain('AMQP_URL');
+  });
+
+  it('in development starts on the embedded store and broker, warning once for each what is lost', async () => {
+    const { REDIS_URL: _redis, AMQP_URL: _amqp, ...pas } = env.pas;
+    const child = run('pas', { ...pas, KEYWAY_ENV: 'development', LOG_LEVEL: 'info', PORT: String(await freePort()) });
+    const done = exited(child);
+    const deadline = Date.now() + 30_000;
+    while (!logLines(child).some((line) => line.msg === 'listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGTERM');
+    expect((await done).code).toBe(0);
+    const warnings = logLines(child).filter((line) => line.level === 'warn').map((line) => line.msg);
+    for (const key of ['REDIS_URL', 'AMQP_URL']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
   });
 });
