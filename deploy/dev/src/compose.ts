@@ -166,13 +166,23 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     apps[name] = built[name].app;
     stores[name] = built[name].store;
   };
-  for (const name of SERVICES) {
-    infra[name] = await infraOf(name);
-    await start(name);
-    listeners[name].bind(apps[name]);
-  }
   // as runService: the listener stops accepting first, then what the build opened closes in order
   const stop = (name: ServiceName) => closeInOrder(built[name].close, infra[name].logger);
+  const closeAll = async () => {
+    await Promise.all(SERVICES.map((name) => listeners[name].close()));
+    await Promise.all(SERVICES.filter((name) => built[name]).map(stop));
+    for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit]) await handle?.close();
+  };
+  try {
+    for (const name of SERVICES) {
+      infra[name] = await infraOf(name);
+      await start(name);
+      listeners[name].bind(apps[name]);
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
 
   return {
     urls,
@@ -188,10 +198,6 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       listeners[name] = await listenLate(tlsOf(name), host, listeners[name].port);
       listeners[name].bind(apps[name]);
     },
-    async close() {
-      await Promise.all(SERVICES.map((name) => listeners[name].close()));
-      await Promise.all(SERVICES.map(stop));
-      for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit]) await handle?.close();
-    },
+    close: closeAll,
   };
 }
