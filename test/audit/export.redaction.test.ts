@@ -80,7 +80,7 @@ describe('issue 9: a tenant’s audit feed shows its own users’ actions, not t
     expect(denied.sourceAddress).toBeUndefined();
 
     // The vendor's own trail keeps everything, with the hashes the feed refers to.
-    const stored = await suite.operator.auditEvents({ tenant: t.tenant, action: 'admin.user_created' });
+    const stored = await suite.auditor.events({ tenant: t.tenant, action: 'admin.user_created' });
     const full = stored.events.find((e) => e.id === find('entitlement', 'admin.user_created').id)!;
     expect(full).toMatchObject({ subject: op.user.id, tokenId: operatorJti, sourceAddress: expect.any(String) });
     expect(full.hash).toBe(find('entitlement', 'admin.user_created').hash);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ensureDevPki, type DevPki } from '@keyway/tls';
 
 /** Every certificate the suite uses: one per service, plus the operator and importer callers. */
-export const PKI_NAMES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'operator'] as const;
+export const PKI_NAMES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit', 'operator'] as const;
 
 /**
  * Test runs share one PKI in the temp folder (made once, reused while valid): RSA key generation

@@ -3,21 +3,22 @@ import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { createBroker, type Broker } from '@keyway/broker';
-import { entitlementClient, idpClient, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { auditClient, entitlementClient, idpClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createLogger, silentLogger, type Logger, type TlsMaterial } from '@keyway/kit';
 import { createMemoryStore, createStore, type Store } from '@keyway/store';
 import { remoteKeySet } from '@keyway/tokens';
 import type { DevPki } from '@keyway/tls';
 import { createApp as createIdp, operatorProofChecker, type IdpOptions } from '@keyway/idp';
-import { createApp as createEntitlement, pacKeyRotation } from '@keyway/entitlement';
+import { createApp as createEntitlement } from '@keyway/entitlement';
 import { createApp as createPas, DEFAULT_KEY_RING_RELOAD_SEC, sharedKeyRing, type PasOptions } from '@keyway/pas';
 import { createApp as createPac } from '@keyway/pac';
 import { createApp as createTopic, entitlementSubscriptions, pacSasSignatures } from '@keyway/topic';
+import { buildAudit, DEFAULT_AUDIT_EXPORT_INTERVAL_MS } from '@keyway/audit-service';
 import { testPki } from './pki.ts';
 import { deleteQueues } from './rabbit-cleanup.ts';
-import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
+import { CHANGE_EVENTS_TOPIC, VENDOR_TENANT } from '@keyway/contracts';
 
-export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
+export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export interface SuiteOptions {
@@ -59,7 +60,7 @@ export interface SuiteOptions {
   crmWebhookSecret?: string;
   /** where the audit keyspace's Redis is reached by the services (default redisUrl), e.g. through a fault proxy */
   auditRedisUrl?: string;
-  /** how often the entitlement service forwards audit events to tenants' audit feeds (default 1000 ms) */
+  /** how often the audit service exports audit events to tenants' audit feeds (default 1000 ms) */
   auditExportIntervalMs?: number;
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
   operatorTokenCacheSec?: number;
@@ -76,13 +77,15 @@ export interface Suite {
   pki: DevPki;
   /** entitlement admin client holding the operator certificate */
   operator: ReturnType<typeof entitlementClient>;
+  /** audit query client holding the operator certificate */
+  auditor: ReturnType<typeof auditClient>;
   pas: ReturnType<typeof pasClient>;
   pac: ReturnType<typeof pacClient>;
   topic: ReturnType<typeof topicClient>;
   broker: Broker;
   stores: Record<ServiceName, Store>;
   /**
-   * The audit keyspace PAS, PAC and the entitlement service append to (prefix `<suite prefix>audit:`),
+   * The audit keyspace PAS, PAC, the IdP and the entitlement service append to and the audit service reads (prefix `<suite prefix>audit:`),
    * as the test reads it: directly on redisUrl even when the services reach it through auditRedisUrl.
    */
   audit: Store;
@@ -128,7 +131,7 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
   };
 }
 
-/** The five services wired together over HTTPS on loopback, the way the dev launcher runs them. */
+/** The six services wired together over HTTPS on loopback, the way the dev launcher runs them. */
 export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const pki = options.pki ?? (await testPki());
   const host = options.host ?? '127.0.0.1';
@@ -146,14 +149,15 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const urls = Object.fromEntries(SERVICES.map((n) => [n, listeners[n].url])) as Record<ServiceName, string>;
 
   const stores = {} as Record<ServiceName, Store>;
-  for (const name of SERVICES) stores[name] = await createStore({ redisUrl: options.redisUrl, prefix: `${prefix}${name}:` });
+  // the audit service's own store is not the audit keyspace (`audit:`), as in its build.ts
+  for (const name of SERVICES) stores[name] = await createStore({ redisUrl: options.redisUrl, prefix: `${prefix}${name === 'audit' ? 'audit-service' : name}:` });
   // One audit keyspace, as in production: each service has its own connection to it on Redis; the
   // embedded store is one keyspace per instance, so there the services share one.
   const auditPrefix = `${prefix}audit:`;
   const auditUrl = options.auditRedisUrl ?? options.redisUrl;
   const sharedAudit = auditUrl ? undefined : createMemoryStore({ prefix: auditPrefix });
   const auditStore = async () => sharedAudit ?? createStore({ redisUrl: auditUrl, prefix: auditPrefix });
-  const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore(), idp: await auditStore() };
+  const auditStores = { entitlement: await auditStore(), pas: await auditStore(), pac: await auditStore(), idp: await auditStore(), audit: await auditStore() };
   const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : auditStores.entitlement;
   const brokerOptions = { amqpUrl: options.amqpUrl, queueType: options.topic?.queueType, maxDeliveries: options.topic?.maxDeliveries };
   // the topic service's own queues are bounded, as its main.ts does (with the embedded broker, shared, all are)
@@ -192,7 +196,6 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       pasIssuer: urls.pas,
       clockToleranceSec: lifetimes.clockToleranceSec ?? 30,
       crmWebhookSecret: options.crmWebhookSecret,
-      auditExportIntervalMs: options.auditExportIntervalMs,
       operatorTokenCacheMs,
     },
     {
@@ -203,7 +206,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       changeEventsTopic,
       pasKeys: remoteKeySet(() => pasForEntitlement.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
       introspect: (token) => pasForEntitlement.introspect(token, 'access_token'),
-      console: { pas: pasForEntitlement, rotateSasKey: pacKeyRotation({ baseUrl: urls.pac, caPem }) },
+      // without a certificate, as its main.ts: each call carries the operator's own token
+      console: { pas: pasForEntitlement, pac: pacClient({ baseUrl: urls.pac, caPem }), audit: auditClient({ baseUrl: urls.audit, caPem }) },
       logger: logger('entitlement'),
     },
   );
@@ -214,7 +218,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         settings: {
           issuer: urls.pas,
           accessAudience: urls.pac,
-          adminAudiences: [urls.entitlement, urls.pas],
+          adminAudiences: [urls.entitlement, urls.pas, urls.audit],
           refreshAudience: urls.pas,
           accessTtlSec: lifetimes.accessTtlSec ?? 1200,
           refreshTtlSec: lifetimes.refreshTtlSec ?? 1_209_600,
@@ -286,12 +290,36 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   );
   let topic = buildTopic(topicBroker);
   listeners.topic.bind(topic);
-  const apps: Record<ServiceName, RequestListener> = { idp, entitlement, pas, pac, topic };
+  const pasForAudit = pasClient({ ...asCaller('audit'), baseUrl: urls.pas });
+  const audited = await buildAudit(
+    {
+      REDIS_URL: options.redisUrl,
+      STORE_PREFIX: prefix.replace(/:$/, ''),
+      PUBLIC_URL: urls.audit,
+      PAS_URL: urls.pas,
+      ENTITLEMENT_URL: urls.entitlement,
+      TOPIC_URL: urls.topic,
+      OPERATOR_TENANT: VENDOR_TENANT,
+      CLOCK_TOLERANCE_SEC: lifetimes.clockToleranceSec ?? 30,
+      AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs ?? DEFAULT_AUDIT_EXPORT_INTERVAL_MS,
+    },
+    {
+      logger: logger('audit'),
+      tls: tlsOf('audit'),
+      store: stores.audit,
+      auditStore: auditStores.audit,
+      pasKeys: remoteKeySet(() => pasForAudit.jwks(), { cooldownMs: 1000, maxAgeMs: 2000 }),
+      operatorTokenCacheMs,
+    },
+  );
+  listeners.audit.bind(audited.app);
+  const apps: Record<ServiceName, RequestListener> = { idp, entitlement, pas, pac, topic, audit: audited.app };
 
   return {
     urls,
     pki,
     operator: recordTenants(entitlementClient({ ...asCaller('operator'), baseUrl: urls.entitlement }), provisioned),
+    auditor: auditClient({ ...asCaller('operator'), baseUrl: urls.audit }),
     pas: pasClient({ caPem, baseUrl: urls.pas }),
     pac: pacClient({ caPem, baseUrl: urls.pac }),
     topic: topicClient({ caPem, baseUrl: urls.topic }),
@@ -314,6 +342,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     },
     async close() {
       await Promise.all(SERVICES.map((n) => listeners[n].close()));
+      // first: its exporter publishes through the topic service
+      for (const close of audited.close) await close();
       await Promise.all([topic.close(), pas.close(), pac.close(), idp.close()]);
       ring.close();
       await entitlement.close();

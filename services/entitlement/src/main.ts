@@ -1,10 +1,9 @@
 import { createBroker } from '@keyway/broker';
-import { idpClient, pasClient } from '@keyway/clients';
+import { auditClient, idpClient, pacClient, pasClient } from '@keyway/clients';
 import { runService } from '@keyway/kit';
 import { createStore } from '@keyway/store';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
-import { pacKeyRotation } from './console/routes.ts';
 import { EntitlementEnv } from './config.ts';
 
 await runService('entitlement', EntitlementEnv, async (config, { logger, tls }) => {
@@ -21,7 +20,6 @@ await runService('entitlement', EntitlementEnv, async (config, { logger, tls }) 
       clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
       operatorTenant: config.OPERATOR_TENANT,
       crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
-      auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
       maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
     },
     {
@@ -31,7 +29,12 @@ await runService('entitlement', EntitlementEnv, async (config, { logger, tls }) 
       broker,
       pasKeys: remoteKeySet(() => pas.jwks()),
       introspect: (token) => pas.introspect(token, 'access_token'),
-      console: { pas, rotateSasKey: config.PAC_URL ? pacKeyRotation({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined },
+      // without a certificate: each call carries the operator's own token
+      console: {
+        pas,
+        pac: config.PAC_URL ? pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined,
+        audit: config.AUDIT_URL ? auditClient({ baseUrl: config.AUDIT_URL, caPem: tls.caPem }) : undefined,
+      },
       logger,
     },
   );
