@@ -206,7 +206,7 @@ describe('audit trail: what the services record, queried and verified', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-audit-cli-'));
     try {
       const files = operatorFiles(suite, dir);
-      const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement, KEYWAY_CA_FILE: files.ca };
+      const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_AUDIT_URL: suite.urls.audit, KEYWAY_CA_FILE: files.ca };
       const keyway = (args: string[]) => startKeyway(['--cert', files.cert, '--key', files.key, ...args], env).done;
       const broken = await keyway(['audit', 'verify', '--stream', 'pas']);
       expect(broken.code).toBe(7);
