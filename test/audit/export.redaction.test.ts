@@ -8,7 +8,7 @@ import { PASSWORD, provisionTenant } from '../helpers.ts';
 import { operatorSession, provisionOperator } from '../operators/operator.ts';
 
 // Issue 9 (Low): a tenant's own audit feed showed operators' ids, token ids and IP addresses.
-// services/entitlement/src/audit/tenant-view.ts decides what a tenant sees.
+// services/audit/src/export/tenant-view.ts decides what a tenant sees.
 
 type Exported = Partial<AuditEvent> & { redacted?: string[] };
 
