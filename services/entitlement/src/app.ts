@@ -107,8 +107,6 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   app.use(tierRoutes(policy, admin));
   app.use(roleRoutes());
   return Object.assign(finishApp(app, deps.logger), {
-    close: async () => {
-      events.close();
-    },
+    close: async () => events.close(),
   });
 }
