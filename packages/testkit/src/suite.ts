@@ -341,9 +341,9 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       listeners.topic.bind(topic);
     },
     async close() {
-      await Promise.all(SERVICES.map((n) => listeners[n].close()));
       // first: its exporter publishes through the topic service
       for (const close of audited.close) await close();
+      await Promise.all(SERVICES.map((n) => listeners[n].close()));
       await Promise.all([topic.close(), pas.close(), pac.close(), idp.close()]);
       ring.close();
       await entitlement.close();
