@@ -5,7 +5,7 @@ import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { tenantView } from './tenant-view.ts';
 
-/** Events per read of a stream, and so at most per batch: small enough for any broker message limit. */
+/** Events per read of a stream, and so at most per batch: well under the topic service's batch size limit. */
 const PAGE = 100;
 
 export interface AuditExportDeps {
@@ -30,8 +30,8 @@ export interface AuditExportOptions {
 /**
  * The trail as a feed of its own (design.md, "Audit"): each stream is read with readSince after its
  * checkpoint, its events are grouped by tenant, and each group is published as one Batch (records =
- * the events as the tenant may see them (tenant-view.ts), each with its seq and the stored hashes) to the tenant's topic
- * `audit` through the topic service's internal publish, which checks and counts it as any publish
+ * the events as the tenant may see them (tenant-view.ts), each with its seq and the stored hashes) to
+ * the tenant's topic `audit` through the topic service's internal publish, which checks and counts it as any publish
  * (batch validation, size limit, the tenant's rate and depth quotas) and answers 201 only once the
  * broker confirmed it. A security team then pulls it like any feed: an operator grants the tenant the
  * `audit` feed, and its importer asks PAC for a listen key to `…/topics/audit`.
@@ -40,8 +40,8 @@ export interface AuditExportOptions {
  * events of other tenants are skipped, and they stay queryable), asked once a round per tenant.
  *
  * At least once: the checkpoint moves only after the topic service answered 201 for every batch of a
- * page, so a crash, a quota (429) or an outage (503) republishes the page later, never skips; a batch id names its
- * stream, tenant and seq range, so a repeat of the same page is dropped by the importer's checkpoint,
+ * page, so a crash, a quota (429) or an outage (503) republishes the page later, never skips; a batch
+ * id names its stream, tenant and seq range, so a repeat of the same page is dropped by the importer's checkpoint,
  * and each event's id and seq let a SIEM drop the rest. Several instances may forward the same page
  * (duplicates, never gaps); the checkpoint only moves forward (compare-and-set).
  */
