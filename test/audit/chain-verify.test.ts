@@ -37,7 +37,7 @@ describe('audit trail: what the services record, queried and verified', () => {
     const events: AuditEvent[] = [];
     let cursor: string | undefined;
     do {
-      const page = await suite.operator.auditEvents({ ...query, order: 'oldest', limit, cursor });
+      const page = await suite.auditor.events({ ...query, order: 'oldest', limit, cursor });
       expect(page.events.length).toBeLessThanOrEqual(limit);
       events.push(...page.events);
       cursor = page.nextCursor ?? undefined;
@@ -69,7 +69,7 @@ describe('audit trail: what the services record, queried and verified', () => {
     const reused = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: first.refresh_token }), { headers: FORM });
     expect(reused.data.error).toBe('invalid_grant');
     // PAC revokes the family's SAS key as it follows PAS's announcement: wait for its record
-    for (let waited = 0; (await suite.operator.auditEvents({ tenant, action: 'sas_key.revoked' })).events.length === 0 && waited < 10_000; waited += 50) await sleep(50);
+    for (let waited = 0; (await suite.auditor.events({ tenant, action: 'sas_key.revoked' })).events.length === 0 && waited < 10_000; waited += 50) await sleep(50);
     await suite.operator.grantFeed(tenant, 'threat-intel');
     await mark('end');
   });
@@ -100,7 +100,7 @@ describe('audit trail: what the services record, queried and verified', () => {
     // every event but PAC's revocation, which follows PAS's announcement rather than a request
     expect(events.filter((e) => e.action !== 'sas_key.revoked').every((e) => e.requestId && e.sourceAddress)).toBe(true);
     // newest first is the same set the other way round
-    const newest = await suite.operator.auditEvents({ tenant, limit: 500 });
+    const newest = await suite.auditor.events({ tenant, limit: 500 });
     expect(newest.events.map((e) => e.id)).toEqual(events.map((e) => e.id).reverse());
   });
 
@@ -187,14 +187,14 @@ describe('audit trail: what the services record, queried and verified', () => {
   });
 
   it('an event changed in Redis is reported as the first broken link, by the API and by `keyway audit verify`', async () => {
-    expect(await suite.operator.verifyAuditAll()).toMatchObject({ ok: true });
+    expect(await suite.auditor.verifyAll()).toMatchObject({ ok: true });
     const [target] = await all({ tenant, action: 'token.refreshed' });
     const stored = `stream:pas:event:${target?.seq}`;
     const event = JSON.parse((await suite.audit.get(stored)) as string) as AuditEvent;
     await suite.audit.set(stored, JSON.stringify({ ...event, subject: 'someone-else' }));
 
-    expect(await suite.operator.verifyAudit('pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: target?.seq, id: target?.id }, reason: 'hash_mismatch' });
-    const report = await suite.operator.verifyAuditAll();
+    expect(await suite.auditor.verify('pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: target?.seq, id: target?.id }, reason: 'hash_mismatch' });
+    const report = await suite.auditor.verifyAll();
     expect(report.ok).toBe(false);
     expect(report.streams.map((s) => [s.stream, s.ok])).toEqual([
       ['pas', false],
@@ -206,7 +206,7 @@ describe('audit trail: what the services record, queried and verified', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-audit-cli-'));
     try {
       const files = operatorFiles(suite, dir);
-      const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement, KEYWAY_CA_FILE: files.ca };
+      const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_AUDIT_URL: suite.urls.audit, KEYWAY_CA_FILE: files.ca };
       const keyway = (args: string[]) => startKeyway(['--cert', files.cert, '--key', files.key, ...args], env).done;
       const broken = await keyway(['audit', 'verify', '--stream', 'pas']);
       expect(broken.code).toBe(7);

@@ -122,7 +122,7 @@ describe('the audit trail as a feed: exported to the tenant’s `audit` topic, p
     // the other tenant's login went to nobody: it is not entitled to its trail
     expect(messages.some(({ event }) => event.tenant === other.tenant)).toBe(false);
     // each exported event is the one stored: the same id and hash as the query API answers
-    const stored = await suite.operator.auditEvents({ tenant: t.tenant, action: 'sas_key.minted', limit: 500 });
+    const stored = await suite.auditor.events({ tenant: t.tenant, action: 'sas_key.minted', limit: 500 });
     const minted = byAction('pac', 'sas_key.minted').map((e) => [e.id, e.hash]);
     expect(stored.events.map((e) => [e.id, e.hash])).toEqual(expect.arrayContaining(minted));
   }, 60_000);

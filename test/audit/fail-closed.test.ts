@@ -83,9 +83,9 @@ describe('audit fails closed: the audit store behind a cut TCP proxy', () => {
     expect((await suite.operator.grantFeed(t.tenant, 'threat-intel')).feeds).toEqual([t.feed, 'threat-intel']);
 
     // Nothing issued during the outage is in the trail, and the chains go on unbroken.
-    const issued = await suite.operator.auditEvents({ tenant: t.tenant, action: 'token.issued', order: 'oldest' });
+    const issued = await suite.auditor.events({ tenant: t.tenant, action: 'token.issued', order: 'oldest' });
     expect(issued.events).toHaveLength(2);
-    const verified = await suite.operator.verifyAuditAll();
+    const verified = await suite.auditor.verifyAll();
     expect(verified.ok).toBe(true);
   });
 });

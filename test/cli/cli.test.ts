@@ -30,6 +30,7 @@ function start(args: string[], options: { env?: Record<string, string>; input?: 
     KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement,
     KEYWAY_PAS_URL: suite.urls.pas,
     KEYWAY_PAC_URL: suite.urls.pac,
+    KEYWAY_AUDIT_URL: suite.urls.audit,
     KEYWAY_CA_FILE: files.ca,
     ...options.env,
   };

@@ -4,9 +4,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { entitlementClient, pacClient, pasClient, topicClient, createHttp } from '@keyway/clients';
+import { auditClient, entitlementClient, pacClient, pasClient, topicClient, createHttp } from '@keyway/clients';
 import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, REDIS_URL, SERVICES, testPki, type ServiceName } from '@keyway/testkit';
+import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
 
 const freePort = () =>
@@ -81,10 +82,11 @@ describe('each service runs on its own process from its main.ts', () => {
     // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
     Object.assign(env, {
       idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
-      entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas },
-      pas: { ...common('pas'), AMQP_URL, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
+      entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit },
+      pas: { ...common('pas'), AMQP_URL, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
       pac: { ...common('pac'), AMQP_URL, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
+      audit: { ...common('audit'), PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic, AUDIT_EXPORT_INTERVAL_MS: '200' },
     });
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.
@@ -114,7 +116,7 @@ describe('each service runs on its own process from its main.ts', () => {
     await store.close();
   });
 
-  it('runs the whole chain across five processes', async () => {
+  it('runs the whole chain across six processes', async () => {
     const pki = await testPki();
     const operator = entitlementClient({ baseUrl: urls.entitlement, caPem, clientCert: pki.certs.operator });
     const tenant = `s-${Date.now().toString(36)}`;
@@ -128,7 +130,15 @@ describe('each service runs on its own process from its main.ts', () => {
     const received = await topic.receive(sas.sas_key, tenant, 'edr-events', 'default', 5);
     expect(received?.batch).toEqual(batch);
     await topic.complete(sas.sas_key, tenant, 'edr-events', 'default', received!.message_id, received!.lock_token);
-  });
+
+    // the audit service reads every service's trail, and exports a tenant's own through the topic service
+    const audit = auditClient({ baseUrl: urls.audit, caPem, clientCert: pki.certs.operator });
+    expect((await audit.events({ tenant, action: 'sas_key.minted' })).events).toHaveLength(1);
+    await operator.grantFeed(tenant, AUDIT_FEED);
+    const reader = await pacClient({ baseUrl: urls.pac, caPem }).sas({ refresh_token: (await pasClient({ baseUrl: urls.pas, caPem }).password(`agent@${tenant}.example`, PASSWORD)).refresh_token, resource: topicResource(urls.topic, tenant, AUDIT_FEED), rights: 'listen' });
+    const exported = await topic.receive(reader.sas_key, tenant, AUDIT_FEED, 'default', 10);
+    expect(exported?.batch.records.length).toBeGreaterThan(0);
+  }, 30_000);
 
   it('stops on SIGTERM with exit code 0, and refuses bad configuration with every bad key and exit code 78', async () => {
     const bad = run('pas', { PORT: 'eighty', PUBLIC_URL: 'not a url', TLS_CERT_FILE: 'x', TLS_KEY_FILE: 'x', TLS_CA_FILE: 'x' });

@@ -80,7 +80,7 @@ describe('issue 9: Azure SDK SAS keys from a tenant’s policy keys', () => {
 
     const before = await rawClient(suite, 'pac', 'operator').get(`/admin/v1/tenants/${tenant}/sas-policies/send`);
     expect(before.headers['cache-control']).toBe('no-store');
-    const reads = await suite.operator.auditEvents({ tenant, action: 'sas_policy_keys.read' });
+    const reads = await suite.auditor.events({ tenant, action: 'sas_policy_keys.read' });
     expect(reads.events).toHaveLength(1);
     expect(reads.events[0]).toMatchObject({ outcome: 'success', detail: { key_name: 'send' } });
     expect(JSON.stringify(reads.events)).not.toContain(before.data.primary_key);

@@ -19,16 +19,17 @@ beforeAll(async () => {
 afterAll(() => suite?.close());
 
 /** A raw client sending a bearer token, to see statuses and headers as a caller would. */
-const bearer = (service: 'entitlement' | 'pas' | 'pac', token?: string) =>
+const bearer = (service: 'entitlement' | 'pas' | 'pac' | 'audit', token?: string) =>
   createHttp({ baseUrl: suite.urls[service], caPem: suite.pki.ca.certPem, accessToken: token === undefined ? undefined : () => token });
 
-/** One read of each admin API: entitlement, PAS signing keys, PAC SAS-key rotation (a made-up tenant: 404 once past authentication). */
+/** One read of each admin API: entitlement, PAS signing keys, PAC SAS-key rotation (a made-up tenant: 404 once past authentication), the audit query. */
 const adminCalls = (token?: string) => ({
   entitlement: () => bearer('entitlement', token).get('/v1/tenants'),
   pas: () => bearer('pas', token).get('/admin/v1/signing-keys'),
   pac: () => bearer('pac', token).post('/admin/v1/tenants/no-such-tenant/sas-keys/rotate', { key: 'primary' }),
+  audit: () => bearer('audit', token).get('/v1/audit/events', { params: { limit: 1 } }),
 });
-const OK = { entitlement: 200, pas: 200, pac: 404 };
+const OK = { entitlement: 200, pas: 200, pac: 404, audit: 200 };
 
 describe('operator login (PAS grant_type=password, scope=operator)', () => {
   it('issues an operator pair: roles with operator, scope "operator", aud naming PAC and the admin APIs (RFC 8707)', async () => {
@@ -37,11 +38,11 @@ describe('operator login (PAS grant_type=password, scope=operator)', () => {
     expect(tokens.scope).toBe('operator');
     const claims = decodeJwt(tokens.access_token);
     expect(claims).toMatchObject({ sub: user.id, tid: VENDOR_TENANT, roles: ['operator'], scope: 'operator', iss: suite.urls.pas });
-    expect(claims.aud).toEqual([suite.urls.pac, suite.urls.entitlement, suite.urls.pas]);
+    expect(claims.aud).toEqual([suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit]);
     // A refresh keeps the operator scope (and re-checks the operator role in strict mode).
     const refreshed = await suite.pas.refresh(tokens.refresh_token);
     expect(refreshed.scope).toBe('operator');
-    expect(decodeJwt(refreshed.access_token).aud).toEqual([suite.urls.pac, suite.urls.entitlement, suite.urls.pas]);
+    expect(decodeJwt(refreshed.access_token).aud).toEqual([suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit]);
     // An operator token is no feed token: PAC mints no SAS key with it.
     const sas = await rawClient(suite, 'pac').post('/v1/sas', { refresh_token: refreshed.refresh_token });
     expect(sas.status).toBe(403);
@@ -73,7 +74,7 @@ describe('operator login (PAS grant_type=password, scope=operator)', () => {
 });
 
 describe('the admin APIs accept the operator certificate or an operator bearer token', () => {
-  it('accept an operator access token at the entitlement service, PAS and PAC', async () => {
+  it('accept an operator access token at the entitlement service, PAS, PAC and the audit service', async () => {
     const { email } = await provisionOperator(suite);
     const session = await operatorSession(suite, email);
     for (const [service, call] of Object.entries(adminCalls(session.tokens.access_token))) {
@@ -104,7 +105,7 @@ describe('the admin APIs accept the operator certificate or an operator bearer t
     expect(pac.status).toBe(403);
     expect(pac.data.error).toBe('insufficient_scope');
     expect(pac.headers['www-authenticate']).toBe('Bearer realm="keyway", error="insufficient_scope", scope="operator"');
-    for (const response of [await calls.entitlement(), await calls.pas()]) {
+    for (const response of [await calls.entitlement(), await calls.pas(), await calls.audit()]) {
       expect(response.status).toBe(401);
       expect(response.data.error).toBe('invalid_token');
       expect(response.headers['www-authenticate']).toContain('error="invalid_token"');
@@ -123,7 +124,7 @@ describe('the admin APIs accept the operator certificate or an operator bearer t
   it('answer 401 invalid_token for an expired, a forged and a malformed token', async () => {
     const { user } = await provisionOperator(suite);
     const claims = { sub: user.id, tid: VENDOR_TENANT, roles: ['operator'], scope: 'operator', client_id: 'keyway-importer', fid: randomUUID() };
-    const audience = [suite.urls.pac, suite.urls.entitlement, suite.urls.pas];
+    const audience = [suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit];
     const settings = { issuer: suite.urls.pas, accessAudience: suite.urls.pac, refreshAudience: suite.urls.pas, accessTtlSec: 60, refreshTtlSec: 60, clockToleranceSec: 0 };
     // Signed by PAS's own key, but an hour old: expired beyond any clock tolerance.
     const expired = (await issueAccessToken(await loadKeyRing(suite.stores.pas), { ...settings, now: () => Date.now() - 3600_000 }, claims, audience)).token;

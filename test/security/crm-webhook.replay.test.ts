@@ -86,7 +86,7 @@ describe('CRM webhook: a captured delivery cannot be replayed or reordered', () 
     expect((await suite.operator.getTenant(tenant)).status).toBe('suspended');
     // and a retry of it stays a no-op
     expect((await send(resume)).data).toMatchObject({ duplicate: true });
-    const trail = await suite.operator.auditEvents({ action: 'crm.sync', outcome: 'denied' });
+    const trail = await suite.auditor.events({ action: 'crm.sync', outcome: 'denied' });
     expect(trail.events.some((e) => e.reason === 'superseded' && e.detail?.delivery === resume.headers['x-keyway-delivery'])).toBe(true);
     // a newer resume applies
     expect((await send(sign(customer, 'active', t0 + 40))).data).toMatchObject({ duplicate: false, tenant });

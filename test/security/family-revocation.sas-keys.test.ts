@@ -55,7 +55,7 @@ describe('revoking a refresh family revokes the SAS keys minted from it', () => 
     expect(await untouched.status()).toBe(201);
     // PAC's trail names the key and why its family went (the record follows the revocation by moments).
     await expect
-      .poll(async () => (await suite.operator.auditEvents({ tenant: t.tenant, action: 'sas_key.revoked' })).events.find((e) => e.tokenId === key.sas.key_id)?.detail, { timeout: 2000 })
+      .poll(async () => (await suite.auditor.events({ tenant: t.tenant, action: 'sas_key.revoked' })).events.find((e) => e.tokenId === key.sas.key_id)?.detail, { timeout: 2000 })
       .toMatchObject({ family: expect.any(String), family_reason: 'client_revocation' });
   });
 

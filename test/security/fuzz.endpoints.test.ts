@@ -7,6 +7,8 @@ import { z } from 'zod';
 import {
   BASE_PATHS,
   CRM_HEADERS,
+  auditApi,
+  auditPaths,
   entitlementApi,
   entitlementPaths,
   idpApi,
@@ -45,15 +47,16 @@ const RUNS = Number(process.env.KEYWAY_FUZZ_RUNS ?? 40);
 const REQUEST_BOUND_MS = 10_000;
 const CRM_SECRET = 'crm-webhook-secret-for-the-fuzz-0123456789';
 
-const SERVICE_PATHS: Record<ServiceName, PathSpecs> = { idp: idpPaths, entitlement: entitlementPaths, pas: pasPaths, pac: pacPaths, topic: topicPaths };
-const DOCUMENTS: Record<ServiceName, { paths: Record<string, Record<string, unknown>> }> = { idp: idpApi, entitlement: entitlementApi, pas: pasApi, pac: pacApi, topic: topicApi };
+const SERVICE_PATHS: Record<ServiceName, PathSpecs> = { idp: idpPaths, entitlement: entitlementPaths, pas: pasPaths, pac: pacPaths, topic: topicPaths, audit: auditPaths };
+const DOCUMENTS: Record<ServiceName, { paths: Record<string, Record<string, unknown>> }> = { idp: idpApi, entitlement: entitlementApi, pas: pasApi, pac: pacApi, topic: topicApi, audit: auditApi };
 
 /** The certificate an mTLS-only operation's legitimate caller holds (requireService in each route). */
 function legitimateService(service: ServiceName, template: string, method: Method): string {
   if (service === 'idp') return template.includes('/verify') ? 'pas' : 'entitlement';
-  if (service === 'entitlement') return 'pas';
+  if (service === 'entitlement') return template === '/internal/v1/tenants/{tenant}/feeds/{feed}' ? 'audit' : 'pas';
   if (service === 'pas') return 'pac';
   if (service === 'pac') return 'topic';
+  if (service === 'topic') return 'audit';
   throw new Error(`no mTLS caller known for ${method} ${service} ${template}`);
 }
 
@@ -495,7 +498,7 @@ beforeAll(async () => {
       key: ['primary', 'secondary'],
     };
   };
-  knownByService = { idp: await knownFor('idp'), entitlement: await knownFor('entitlement'), pas: await knownFor('pas'), pac: await knownFor('pac'), topic: await knownFor('topic') };
+  knownByService = { idp: await knownFor('idp'), entitlement: await knownFor('entitlement'), pas: await knownFor('pas'), pac: await knownFor('pac'), topic: await knownFor('topic'), audit: await knownFor('audit') };
 }, 120_000);
 
 afterAll(async () => {

@@ -22,7 +22,7 @@ const attacker = () => rawClient(suite, 'pas');
 const otherSource = () => clientFrom(suite, 'pas', '127.0.0.2');
 const login = (client: ReturnType<typeof attacker>, username: string, password: string, scope?: string) =>
   client.post('/oauth2/token', form({ grant_type: 'password', username, password, scope }), { headers: FORM });
-const events = async (action: string, stream = 'pas') => (await suite.operator.auditEvents({ stream, action, limit: 500 })).events;
+const events = async (action: string, stream = 'pas') => (await suite.auditor.events({ stream, action, limit: 500 })).events;
 
 describe('login throttling (issue 9)', () => {
   it('answers 429 with Retry-After after 5 bad passwords for one account from one source; the real user from another source still logs in; one throttling event', async () => {
@@ -151,7 +151,7 @@ describe('the IdP: a bounded scrypt queue, and its own per-account limit and rec
     suite = await startSuite({ redisUrl: REDIS_URL, limits: { idp: { failuresPerAccount: IDP_FAILURES, windowSec: IDP_WINDOW_SEC } } });
   });
   afterAll(() => suite?.close());
-  const events = async (action: string) => (await suite.operator.auditEvents({ stream: 'idp', action, limit: 500 })).events;
+  const events = async (action: string) => (await suite.auditor.events({ stream: 'idp', action, limit: 500 })).events;
   const idp = () => rawClient(suite, 'idp', 'pas');
   const verify = (email: string, password: string) => idp().post('/v1/credentials/password/verify', { email, password });
 

@@ -22,12 +22,17 @@ const DOCUMENTED = {
     'PUT /v1/credentials/:sub/keys/:kid': ['entitlement'],
     'DELETE /v1/credentials/:sub/keys/:kid': ['entitlement'],
   },
-  entitlement: { 'POST /v1/authorize': ['pas'], 'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'] },
-  pas: { 'POST /oauth2/introspect': ['pac', 'entitlement'] },
+  entitlement: {
+    'POST /v1/authorize': ['pas'],
+    'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'],
+    'GET /internal/v1/tenants/:tenant/feeds/:feed': ['audit'],
+  },
+  pas: { 'POST /oauth2/introspect': ['pac', 'entitlement', 'audit'] },
   pac: {
     'POST /internal/v1/sas-keys/verify': ['topic'],
     'GET /internal/v1/sas-keys/:keyId': ['topic'],
   },
+  topic: { 'POST /internal/v1/tenants/:tenant/topics/:topic/messages': ['audit'] },
 };
 
 /** Every source file of the services (not tests). */
@@ -60,7 +65,7 @@ describe('the mTLS access matrix is exactly what is documented', () => {
   });
 
   it('each internal API answers exactly the certificates the matrix lists: another is 403 access_denied, none is 401', async () => {
-    const samples: Record<string, string> = { ':sub': 'u-matrix', ':kid': 'k-matrix', ':tenant': 't-matrix', ':keyId': 'key-matrix', ':feed': 'edr-events' };
+    const samples: Record<string, string> = { ':sub': 'u-matrix', ':kid': 'k-matrix', ':tenant': 't-matrix', ':keyId': 'key-matrix', ':feed': 'edr-events', ':topic': 'audit' };
     const refusals: string[] = [];
     for (const [service, apis] of Object.entries(DOCUMENTED)) {
       for (const [api, allowed] of Object.entries(apis)) {
@@ -100,7 +105,7 @@ describe('a stolen entitlement certificate cannot take over an operator account,
 
   const idpAs = (caller: string) => rawClient(suite, 'idp', caller);
   const idpTrail = async (action: string, subject: string) =>
-    (await suite.operator.auditEvents({ stream: 'idp', action, subject })).events;
+    (await suite.auditor.events({ stream: 'idp', action, subject })).events;
 
   it('the entitlement certificate alone cannot set an operator’s password or register a key for one (403, recorded)', async () => {
     const { email, user } = await provisionOperator(suite);
@@ -154,7 +159,7 @@ describe('a stolen entitlement certificate cannot take over an operator account,
     expect((await idpTrail('client_key.removed', t.user.id))[0]).toMatchObject({ outcome: 'success', clientId: 'entitlement', detail: { kid: 'k1' } });
     expect((await idpTrail('credentials.removed', t.user.id))[0]).toMatchObject({ outcome: 'success', tenant: t.tenant, clientId: 'entitlement', detail: { existed: 'true' } });
     // no secret reaches the trail
-    const all = JSON.stringify((await suite.operator.auditEvents({ stream: 'idp', subject: t.user.id })).events);
+    const all = JSON.stringify((await suite.auditor.events({ stream: 'idp', subject: t.user.id })).events);
     expect(all).not.toContain('changed-by-cert-4');
     expect(all).not.toContain(PASSWORD);
   });

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { buildAudit, AuditEnv } from '@keyway/audit-service';
 import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
 import { buildEntitlement, EntitlementEnv } from '@keyway/entitlement';
 import { buildIdp, IdpEnv } from '@keyway/idp';
@@ -12,7 +13,7 @@ import { createMemoryStore, type Store } from '@keyway/store';
 import { ensureDevPki, type DevPki } from '@keyway/tls';
 import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
 
-export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
+export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 /** Every certificate an in-process suite uses: one per service, plus the operator caller. */
 export const PKI_NAMES = [...SERVICES, 'operator'] as const;
@@ -89,7 +90,7 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
 }
 
 /**
- * The five services in one process over HTTPS on loopback (README command 1 and the cross-service
+ * The six services in one process over HTTPS on loopback (README command 1 and the cross-service
  * tests): each one's config is parsed from an environment record with its own schema and the service
  * is started by its own build, exactly as its main.ts does. Always KEYWAY_ENV=development; without
  * AMQP_URL the services share one embedded broker (so change events reach them all), without
@@ -106,10 +107,11 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
   const wiring: Record<ServiceName, Env> = {
     idp: { PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
-    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac },
-    pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement },
+    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit },
+    pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
     pac: { PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
     topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
+    audit: { PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic },
   };
   const envOf = (name: ServiceName): Env => ({
     ...options.env,
@@ -129,6 +131,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     pas: parseConfig(PasEnv, envOf('pas')),
     pac: parseConfig(PacEnv, envOf('pac')),
     topic: parseConfig(TopicEnv, envOf('topic')),
+    audit: parseConfig(AuditEnv, envOf('audit')),
   };
   const builds: Record<ServiceName, (infra: ServiceInfra) => Promise<Built>> = {
     idp: (infra) => buildIdp(configs.idp, infra),
@@ -136,6 +139,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     pas: (infra) => buildPas(configs.pas, infra),
     pac: (infra) => buildPac(configs.pac, infra),
     topic: (infra) => buildTopic(configs.topic, infra),
+    audit: (infra) => buildAudit(configs.audit, infra),
   };
 
   // The topic service declares the subscription queues, so the shared embedded broker has its bounds.
@@ -169,8 +173,10 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   // as runService: the listener stops accepting first, then what the build opened closes in order
   const stop = (name: ServiceName) => closeInOrder(built[name].close, infra[name].logger);
   const closeAll = async () => {
+    // the audit exporter first: it publishes through the topic service, which would be gone mid-publish
+    if (built.audit) await stop('audit');
     await Promise.all(SERVICES.map((name) => listeners[name].close()));
-    await Promise.all(SERVICES.filter((name) => built[name]).map(stop));
+    await Promise.all(SERVICES.filter((name) => name !== 'audit' && built[name]).map(stop));
     for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit]) await handle?.close();
   };
   try {

@@ -14,8 +14,6 @@ export interface AuditLogOptions {
   /** the service name, which is also its stream: one hash chain per service */
   service: string;
   logger: Logger;
-  /** called after each durable append (e.g. to wake the feed forwarder); its errors are logged, not thrown */
-  onAppend?: (event: AuditEvent) => void;
   /** trim the stream's oldest events after every `every`-th append (default 100); default DEFAULT_RETENTION */
   retention?: RetentionPolicy & { every?: number };
   metrics?: AuditMetrics;
@@ -137,11 +135,6 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       }
       counters.events.add(1, { service, action: event.action, outcome: event.outcome });
       await retain(event.seq);
-      try {
-        options.onAppend?.(event);
-      } catch (err) {
-        logger.warn('audit.on_append_failed', { stream: service, err });
-      }
       return event;
     },
 

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import type { ClientOptions, EntitlementClient, PacClient, PasClient } from '@keyway/clients';
+import type { AuditClient, ClientOptions, EntitlementClient, PacClient, PasClient } from '@keyway/clients';
 import type { GlobalOptions } from './options.ts';
 
-export type Service = 'entitlement' | 'pas' | 'pac';
+export type Service = 'entitlement' | 'pas' | 'pac' | 'audit';
 
 /** What a command group gets from the program: connections, output and progress, all honouring the global flags. */
 export interface CliContext {
@@ -14,6 +14,8 @@ export interface CliContext {
   pas(): Promise<PasClient>;
   /** PAC: its admin API authenticated as the operator */
   pac(): Promise<PacClient>;
+  /** the audit service's query API, authenticated as the operator */
+  audit(): Promise<AuditClient>;
   /**
    * Options for any client of a service: its URL and the CA, plus the operator's credentials (the
    * certificate, or a fresh access token) unless `authenticated` is false.

@@ -9,6 +9,7 @@ const DEV = {
   entitlementUrl: 'https://localhost:8442',
   pasUrl: 'https://localhost:8443',
   pacUrl: 'https://localhost:8444',
+  auditUrl: 'https://localhost:8446',
   caFile: '.keyway/pki/ca.crt',
 };
 
@@ -22,6 +23,7 @@ export const GlobalOptions = z
     entitlementUrl: HttpsUrl,
     pasUrl: HttpsUrl,
     pacUrl: HttpsUrl,
+    auditUrl: HttpsUrl,
     caFile: File.optional(),
     cert: File.optional(),
     key: File.optional(),
@@ -40,6 +42,7 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--entitlement-url <url>', 'entitlement service (admin API)').env('KEYWAY_ENTITLEMENT_URL').default(DEV.entitlementUrl))
     .addOption(new Option('--pas-url <url>', 'PAS (login, signing keys)').env('KEYWAY_PAS_URL').default(DEV.pasUrl))
     .addOption(new Option('--pac-url <url>', 'PAC (tenant SAS keys)').env('KEYWAY_PAC_URL').default(DEV.pacUrl))
+    .addOption(new Option('--audit-url <url>', 'audit service (audit events, chain verification)').env('KEYWAY_AUDIT_URL').default(DEV.auditUrl))
     .addOption(new Option('--ca-file <file>', `PEM CA of the services' certificates (default: ${DEV.caFile} when present, else Node's bundled CAs)`).env('KEYWAY_CA_FILE'))
     .addOption(new Option('--cert <file>', 'operator client certificate (PEM), instead of a login').env('KEYWAY_CERT_FILE'))
     .addOption(new Option('--key <file>', 'private key of --cert (PEM)').env('KEYWAY_KEY_FILE'));

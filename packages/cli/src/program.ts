@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { entitlementClient, pacClient, pasClient, type ClientOptions } from '@keyway/clients';
+import { auditClient, entitlementClient, pacClient, pasClient, type ClientOptions } from '@keyway/clients';
 import { commands } from './commands/index.ts';
 import type { CliContext, Service } from './context.ts';
 import { describeFailure, EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
@@ -28,7 +28,7 @@ function createContext(program: Command): CliContext {
     leaf = actionCommand;
   });
   const options = () => (globals ??= parseGlobals(program, leaf));
-  const urlOf = (service: Service) => ({ entitlement: options().entitlementUrl, pas: options().pasUrl, pac: options().pacUrl })[service];
+  const urlOf = (service: Service) => ({ entitlement: options().entitlementUrl, pas: options().pasUrl, pac: options().pacUrl, audit: options().auditUrl })[service];
 
   async function resolveCredentials(): Promise<Credentials> {
     const { cert, key, pasUrl } = options();
@@ -48,6 +48,7 @@ function createContext(program: Command): CliContext {
     entitlement: async () => entitlementClient(await context.clientOptions('entitlement')),
     pas: async () => pasClient(await context.clientOptions('pas')),
     pac: async () => pacClient(await context.clientOptions('pac')),
+    audit: async () => auditClient(await context.clientOptions('audit')),
     print(data, readable) {
       process.stdout.write((options().json ? JSON.stringify(data, null, 2) : terminalSafeLines(readable())) + '\n');
     },

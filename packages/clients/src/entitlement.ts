@@ -1,8 +1,6 @@
 import {
-  AuditPage,
-  AuditVerifyReport,
-  AuditVerifyResult,
   AuthorizeDecision,
+  FeedEntitlement,
   RegisteredClientKey,
   RoleList,
   Subscription,
@@ -15,7 +13,6 @@ import {
   TierList,
   User,
   UserList,
-  type AuditQuery,
   type AuthorizeRequest,
   type CreateTenant,
   type CreateUser,
@@ -56,6 +53,8 @@ export function entitlementClient(options: ClientOptions) {
     authorize: (request: AuthorizeRequest) => call(() => http.post('/v1/authorize', request), AuthorizeDecision, 'entitlement'),
     /** internal (mTLS, topic service only): the names of the feed's listed subscriptions */
     subscriptionNames: (tenant: string, feed: string) => call(() => http.get(`/internal${f(tenant, feed)}/subscriptions`), SubscriptionNames, 'entitlement'),
+    /** internal (mTLS, audit service only): whether the tenant has the feed */
+    feedEntitlement: (tenant: string, feed: string) => call(() => http.get(`/internal${f(tenant, feed)}`), FeedEntitlement, 'entitlement'),
 
     /** tenants: feeds listed or taken from a tier (not both) */
     createTenant: (tenant: CreateTenant) => call(() => http.post('/v1/tenants', tenant), Tenant, 'entitlement'),
@@ -106,13 +105,6 @@ export function entitlementClient(options: ClientOptions) {
     putTier: (tier: string, definition: PutTier) => upsert(() => http.put(`/v1/tiers/${encodeURIComponent(tier)}`, definition), (data) => Tier.parse(data)),
     /** the tenant's feeds become the tier's; feeds left out are removed (and revoked) */
     setTenantTier: (tenant: string, tier: string) => call(() => http.put(`${t(tenant)}/tier`, { tier }), Tenant, 'entitlement'),
-
-    /** one page of the audit trail of every service, newest first unless `order: 'oldest'`; pass `nextCursor` back as `cursor` until it is null */
-    auditEvents: (query: AuditQuery = {}) => call(() => http.get('/v1/audit/events', { params: query }), AuditPage, 'entitlement'),
-    /** recomputes one stream's hash chain: intact, or its first broken link */
-    verifyAudit: (stream: string) => call(() => http.get('/v1/audit/verify', { params: { stream } }), AuditVerifyResult, 'entitlement'),
-    /** every stream's chain; `ok` only if each is intact */
-    verifyAuditAll: () => call(() => http.get('/v1/audit/verify'), AuditVerifyReport, 'entitlement'),
   };
 }
 export type EntitlementClient = ReturnType<typeof entitlementClient>;

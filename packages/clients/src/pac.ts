@@ -1,5 +1,5 @@
 import { SasKeyCheck, SasKeyRotation, SasKeyStatus, SasPolicyKeys, SasResponse, type Rights, type SasRequest, type TenantKeyName } from '@keyway/contracts';
-import { call, createHttp, type ClientOptions } from './http.ts';
+import { call, callConfig, createHttp, type CallOptions, type ClientOptions } from './http.ts';
 
 export function pacClient(options: ClientOptions) {
   const http = createHttp(options);
@@ -12,9 +12,9 @@ export function pacClient(options: ClientOptions) {
     /** operator: one rights policy's keys, for Azure tooling (audited) */
     sasPolicyKeys: (tenant: string, keyName: Rights) =>
       call(() => http.get(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-policies/${encodeURIComponent(keyName)}`), SasPolicyKeys, 'pac'),
-    /** operator (mTLS): regenerate the tenant's primary or secondary key and sign new SAS keys with it */
-    rotateSasKey: (tenant: string, key: TenantKeyName) =>
-      call(() => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }), SasKeyRotation, 'pac'),
+    /** operator (certificate, or an operator token: the client's or this call's): regenerate the tenant's primary or secondary key and sign new SAS keys with it */
+    rotateSasKey: (tenant: string, key: TenantKeyName, perCall?: CallOptions) =>
+      call(() => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }, callConfig(perCall)), SasKeyRotation, 'pac'),
   };
 }
 export type PacClient = ReturnType<typeof pacClient>;

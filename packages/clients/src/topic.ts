@@ -142,6 +142,8 @@ export function topicClient(options: ClientOptions) {
   return {
     publish: (sasKey: string, batch: Batch) =>
       call(() => http.post(`${base(batch.tenant, batch.topic)}/messages`, batch, { headers: auth(sasKey) }), PublishResponse, 'topic'),
+    /** internal (mTLS, audit service only): publish as Keyway itself, through the same checks and quotas as `publish` */
+    publishInternal: (batch: Batch) => call(() => http.post(`/internal/v1${base(batch.tenant, batch.topic)}/messages`, batch), PublishResponse, 'topic'),
     /** peek-lock receive; null when nothing arrived within timeoutSec */
     receive: (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal) =>
       receiveFrom(subscription(tenant, topic, sub), sasKey, timeoutSec, signal),

@@ -72,6 +72,9 @@ export const AuditQuery = z.object({
 });
 export type AuditQuery = z.input<typeof AuditQuery>;
 
+/** The console's view of a tenant's trail: its newest events, as many as asked. */
+export const ConsoleAuditQuery = AuditQuery.pick({ limit: true });
+
 /** One page of a query; `nextCursor` is null after the last page. */
 export const AuditPage = z.object({ events: z.array(AuditEvent), nextCursor: z.string().nullable() });
 export type AuditPage = z.infer<typeof AuditPage>;

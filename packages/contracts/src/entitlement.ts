@@ -106,6 +106,10 @@ export type SubscriptionList = z.infer<typeof SubscriptionList>;
 export const SubscriptionNames = z.object({ subscriptions: z.array(SubscriptionName) });
 export type SubscriptionNames = z.infer<typeof SubscriptionNames>;
 
+/** Whether a tenant has a feed, as the audit service asks before exporting a tenant's trail (internal, mTLS). */
+export const FeedEntitlement = z.object({ tenant: TenantId, feed: FeedName, entitled: z.boolean() });
+export type FeedEntitlement = z.infer<typeof FeedEntitlement>;
+
 export const TenantFeedList = z.object({ tenant: TenantId, feeds: z.array(z.object({ name: FeedName, subscriptions: z.array(SubscriptionName) })) });
 export type TenantFeedList = z.infer<typeof TenantFeedList>;
 

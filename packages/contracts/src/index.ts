@@ -13,3 +13,4 @@ export { entitlementApi, entitlementPaths } from './openapi/entitlement.ts';
 export { pasApi, pasPaths } from './openapi/pas.ts';
 export { pacApi, pacPaths } from './openapi/pac.ts';
 export { topicApi, topicPaths } from './openapi/topic.ts';
+export { auditApi, auditPaths } from './openapi/audit.ts';

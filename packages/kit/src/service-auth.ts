@@ -29,14 +29,20 @@ export const INTERNAL_APIS = {
     'POST /v1/authorize': ['pas'],
     // the topic service receives only from the subscriptions an operator listed
     'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'],
+    // the audit service exports a tenant's trail only to a tenant granted the audit feed
+    'GET /internal/v1/tenants/:tenant/feeds/:feed': ['audit'],
   },
   pas: {
-    // PAC: refresh tokens at mint time and operator tokens at its admin API; the entitlement service: operator tokens.
-    'POST /oauth2/introspect': ['pac', 'entitlement'],
+    // PAC: refresh tokens at mint time and operator tokens at its admin API; the entitlement and audit services: operator tokens.
+    'POST /oauth2/introspect': ['pac', 'entitlement', 'audit'],
   },
   pac: {
     'POST /internal/v1/sas-keys/verify': ['topic'],
     'GET /internal/v1/sas-keys/:keyId': ['topic'],
+  },
+  topic: {
+    // the tenants' audit feeds, published by Keyway itself through the same checks and quotas as a SAS publish
+    'POST /internal/v1/tenants/:tenant/topics/:topic/messages': ['audit'],
   },
 } as const satisfies Record<string, Record<string, readonly string[]>>;
 

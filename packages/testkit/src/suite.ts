@@ -1,7 +1,7 @@
 import type { RequestListener } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { createBroker, type Broker } from '@keyway/broker';
-import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 import { compose, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
@@ -46,7 +46,7 @@ export interface SuiteOptions {
   crmWebhookSecret?: string;
   /** where the audit keyspace's Redis is reached by the services (default redisUrl), e.g. through a fault proxy */
   auditRedisUrl?: string;
-  /** how often the entitlement service forwards audit events to tenants' audit feeds (default 1000 ms) */
+  /** how often the audit service exports audit events to tenants' audit feeds (default 1000 ms) */
   auditExportIntervalMs?: number;
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
   operatorTokenCacheSec?: number;
@@ -73,6 +73,8 @@ export interface Suite {
   pki: DevPki;
   /** entitlement admin client holding the operator certificate */
   operator: ReturnType<typeof entitlementClient>;
+  /** audit query client holding the operator certificate */
+  auditor: ReturnType<typeof auditClient>;
   pas: ReturnType<typeof pasClient>;
   pac: ReturnType<typeof pacClient>;
   topic: ReturnType<typeof topicClient>;
@@ -104,7 +106,7 @@ const env = (record: Record<string, string | number | undefined>): Record<string
   Object.fromEntries(Object.entries(record).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])));
 
 /**
- * The five services wired together over HTTPS on loopback by the dev launcher's composition
+ * The six services wired together over HTTPS on loopback by the dev launcher's composition
  * (@keyway/dev), each with a unique store prefix and change-event topic whose keys and queues are
  * deleted on close. SuiteOptions become the services' own configuration keys.
  */
@@ -146,7 +148,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         VERIFY_FAILURES_PER_ACCOUNT: limits.idp?.failuresPerAccount,
         VERIFY_WINDOW_SEC: limits.idp?.windowSec,
       }),
-      entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret, AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs }),
+      entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret }),
+      audit: env({ AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs }),
       pas: env({
         ACCESS_TOKEN_TTL_SEC: lifetimes.accessTtlSec,
         REFRESH_TOKEN_TTL_SEC: lifetimes.refreshTtlSec,
@@ -185,6 +188,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     urls,
     pki,
     operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
+    auditor: auditClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.audit }),
     pas: pasClient({ caPem, baseUrl: urls.pas }),
     pac: pacClient({ caPem, baseUrl: urls.pac }),
     topic: topicClient({ caPem, baseUrl: urls.topic }),

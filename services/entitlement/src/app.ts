@@ -7,7 +7,6 @@ import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { adminOperations } from './admin/operations.ts';
-import { auditExport } from './audit/export.ts';
 import { consoleRoutes, type ConsoleDeps } from './console/routes.ts';
 import { crmDeliveries } from './crm/deliveries.ts';
 import { changeEvents } from './events/changes.ts';
@@ -18,8 +17,8 @@ import { roleRoutes } from './routes/admin/roles.ts';
 import { tenantRoutes } from './routes/admin/tenants.ts';
 import { tierRoutes } from './routes/admin/tiers.ts';
 import { userRoutes } from './routes/admin/users.ts';
-import { auditRoutes } from './routes/audit.ts';
 import { authorizeRoutes } from './routes/authorize.ts';
+import { feedEntitlementRoutes } from './routes/feed-entitlement.ts';
 import { subscriptionInventoryRoutes } from './routes/subscriptions.ts';
 import { CRM_WEBHOOK_PATH, crmWebhookRoutes } from './routes/crm-webhook.ts';
 
@@ -37,8 +36,6 @@ export interface EntitlementOptions {
   crmWebhookSecret?: string;
   /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
   operatorTokenCacheMs?: number;
-  /** how often the audit feed forwarder reads the streams (default 1000 ms; audit/export.ts) */
-  auditExportIntervalMs?: number;
   /** the most subscriptions one feed of a tenant may list (default 20) */
   maxSubscriptionsPerFeed?: number;
   now?: () => number;
@@ -46,7 +43,7 @@ export interface EntitlementOptions {
 
 export interface EntitlementDeps {
   store: Store;
-  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`): stream "entitlement", the query API, the feed export */
+  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`): this service appends to stream "entitlement" */
   auditStore: Store;
   idp: IdpClient;
   /** carries change events to PAS and PAC; a subscription dropped from the inventory has its queues deleted here */
@@ -57,7 +54,7 @@ export interface EntitlementDeps {
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection of an access token at PAS, authenticated with this service's certificate */
   introspect: (accessToken: string) => Promise<Introspection>;
-  /** the operator console at /console/ (its sign-in and key rotation reach PAS and PAC); unset = no console */
+  /** the operator console at /console/ (its sign-in, key rotation and audit view reach PAS, PAC and the audit service); unset = no console */
   console?: ConsoleDeps;
   logger: Logger;
 }
@@ -67,8 +64,7 @@ export type EntitlementApp = Express & { close(): Promise<void> };
 export function createApp(options: EntitlementOptions, deps: EntitlementDeps): EntitlementApp {
   const now = options.now ?? Date.now;
   const operatorTenant = options.operatorTenant ?? VENDOR_TENANT;
-  // the service's own appends wake the feed forwarder, so its events leave without waiting for the interval
-  const audit = createAuditLog({ store: deps.auditStore, service: 'entitlement', logger: deps.logger, onAppend: () => exporter.wake() });
+  const audit = createAuditLog({ store: deps.auditStore, service: 'entitlement', logger: deps.logger });
   const metrics = securityMetrics();
   const app = createBaseApp({
     service: 'entitlement',
@@ -89,20 +85,17 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     deleteSubscriptionQueues: (tenant, feed, name) => deps.broker.deleteSubscription({ tenant, topic: feed }, name),
     maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
   });
-  const exporter = auditExport(
-    { auditStore: deps.auditStore, store: deps.store, broker: deps.broker, policy, logger: deps.logger },
-    { intervalMs: options.auditExportIntervalMs ?? 1000, operatorTenant },
-  );
 
   app.use(authorizeRoutes(policy, operatorTenant, { audit, metrics }));
   app.use(subscriptionInventoryRoutes(policy));
+  app.use(feedEntitlementRoutes(policy));
   app.use(
     crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }),
   );
 
   // The admin API answers operators: the operator client certificate, or an operator bearer token.
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });
-  app.use(['/v1/tenants', '/v1/tiers', '/v1/roles', '/v1/audit'], requireOperator({ verify: operatorTokens }));
+  app.use(['/v1/tenants', '/v1/tiers', '/v1/roles'], requireOperator({ verify: operatorTokens }));
   // A change is refused before it is made when the trail cannot record it (style rule 10).
   const trailWritable: RequestHandler = (req, _res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : requireWritableTrail(audit).then(() => next(), next));
   app.use(['/v1/tenants', '/v1/tiers'], trailWritable);
@@ -113,11 +106,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   app.use(feedRoutes(policy, admin));
   app.use(tierRoutes(policy, admin));
   app.use(roleRoutes());
-  app.use(auditRoutes(deps.auditStore));
   return Object.assign(finishApp(app, deps.logger), {
-    close: async () => {
-      events.close();
-      await exporter.stop();
-    },
+    close: async () => events.close(),
   });
 }

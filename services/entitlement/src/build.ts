@@ -1,9 +1,8 @@
-import { idpClient, pasClient } from '@keyway/clients';
+import { auditClient, idpClient, pacClient, pasClient } from '@keyway/clients';
 import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { EntitlementConfig } from './config.ts';
-import { pacKeyRotation } from './console/routes.ts';
 
 /** The entitlement service from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildEntitlement(config: EntitlementConfig, infra: ServiceInfra) {
@@ -22,7 +21,6 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       operatorTenant: config.OPERATOR_TENANT,
       crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
       operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
-      auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
       maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
     },
     {
@@ -33,7 +31,12 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       changeEventsTopic: infra.changeEventsTopic,
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
-      console: { pas, rotateSasKey: config.PAC_URL ? pacKeyRotation({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined },
+      // without a certificate: each console call carries the operator's own token
+      console: {
+        pas,
+        pac: config.PAC_URL ? pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined,
+        audit: config.AUDIT_URL ? auditClient({ baseUrl: config.AUDIT_URL, caPem: tls.caPem }) : undefined,
+      },
       logger,
     },
   );

@@ -18,10 +18,11 @@ export const PasEnv = requiredInProduction(z.object({
     .transform((list) => list?.split(',').map((url) => url.trim()).filter(Boolean))
     .pipe(z.array(z.string().url()).min(1).optional())
     .describe(
-      'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL and PUBLIC_URL (PAS\'s own signing-key admin API)',
+      'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL, PUBLIC_URL (PAS\'s own signing-key admin API) and AUDIT_URL when set',
     ),
   IDP_URL: z.string().url().describe('the IdP'),
   ENTITLEMENT_URL: z.string().url().describe('the entitlement service'),
+  AUDIT_URL: configFields.optionalUrl.describe('the audit service, whose query API operators call with their access token (one of the default ADMIN_AUDIENCES)'),
   ACCESS_TOKEN_TTL_SEC: seconds(1200).describe('access token lifetime (default 20 min)'),
   REFRESH_TOKEN_TTL_SEC: seconds(1_209_600).describe('refresh token lifetime (default 14 days)'),
   REVOCATION_MODE: z.enum(['strict', 'lenient']).default('strict').describe('strict: entitlement removals revoke tokens within seconds; lenient: access lasts until the refresh token expires'),
@@ -49,5 +50,5 @@ export const PasEnv = requiredInProduction(z.object({
   if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
     ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
   }
-}).transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL] }));
+}).transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : [])] }));
 export type PasConfig = z.output<typeof PasEnv>;

@@ -65,16 +65,16 @@ export function register(program: Command, context: CliContext): void {
         limit: text('limit') === undefined ? undefined : parseArg(AuditQuery.shape.limit, text('limit'), '--limit'),
         cursor: text('cursor'),
       };
-      const client = await context.entitlement();
+      const client = await context.audit();
       if (!options.all) {
-        const page = await client.auditEvents(query);
+        const page = await client.events(query);
         context.print(page, () => pageTable({ rows: page.events, next: page.nextCursor }, columns));
         return;
       }
       const events = await everyPage(
         query.cursor,
         async (cursor) => {
-          const page = await client.auditEvents({ ...query, cursor });
+          const page = await client.events({ ...query, cursor });
           return { rows: page.events, next: page.nextCursor };
         },
         (fetched) => context.progress(`fetched ${fetched} events…`),
@@ -87,9 +87,8 @@ export function register(program: Command, context: CliContext): void {
     .description(`recompute the hash chains (one stream, or all) and print the first broken link; exit ${EXIT.auditBroken} when one is broken`)
     .option('--stream <stream>', 'only this stream: pas | pac | entitlement')
     .action(async (options: { stream?: string }) => {
-      const client = await context.entitlement();
-      const results =
-        options.stream === undefined ? (await client.verifyAuditAll()).streams : [await client.verifyAudit(parseArg(AuditStream, options.stream, '--stream'))];
+      const client = await context.audit();
+      const results = options.stream === undefined ? (await client.verifyAll()).streams : [await client.verify(parseArg(AuditStream, options.stream, '--stream'))];
       const ok = results.every((r) => r.ok);
       context.print(options.stream === undefined ? { ok, streams: results } : results[0], () => results.map(describe).join('\n'));
       const broken = results.filter((r) => !r.ok).map((r) => r.stream);

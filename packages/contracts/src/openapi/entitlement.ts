@@ -7,6 +7,7 @@ import {
   ConsoleSignIn,
   CrmDelivery,
   CrmDeliveryResult,
+  FeedEntitlement,
   CreateTenant,
   CreateUser,
   PutTier,
@@ -30,7 +31,7 @@ import {
   UserList,
 } from '../entitlement.ts';
 import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '../idp.ts';
-import { AuditPage, AuditQuery, AuditVerifyQuery, AuditVerifyReport, AuditVerifyResult } from '../audit.ts';
+import { AuditPage, ConsoleAuditQuery } from '../audit.ts';
 import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { noBody, jsonResponse, openApiDocument, type PathSpecs, operatorOnly, serviceOnly } from '../openapi.ts';
 import { TokenResponse } from '../pas.ts';
@@ -50,6 +51,15 @@ export const entitlementPaths: PathSpecs = {
         body: { schema: AuthorizeRequest },
         responses: { 200: jsonResponse(AuthorizeDecision, 'the feeds and rights granted, or the reason for a denial') },
         errors: [400, 415],
+      }),
+    },
+    '/internal/v1/tenants/{tenant}/feeds/{feed}': {
+      get: serviceOnly({
+        summary: 'whether the tenant has the feed (audit service only: who receives the audit feed)',
+        description: 'An unknown tenant has no feed.',
+        path: FeedPath,
+        responses: { 200: jsonResponse(FeedEntitlement, 'the answer') },
+        errors: [400],
       }),
     },
     '/internal/v1/tenants/{tenant}/feeds/{feed}/subscriptions': {
@@ -164,24 +174,6 @@ export const entitlementPaths: PathSpecs = {
     '/v1/roles': {
       get: operatorOnly({ summary: 'the fixed role set', responses: { 200: jsonResponse(RoleList, 'the roles and what each allows') } }),
     },
-    '/v1/audit/events': {
-      get: operatorOnly({
-        summary: 'audit events of every service by tenant, subject, action, outcome, stream and time range (from inclusive, to exclusive), a page at a time',
-        description: 'Newest first unless order=oldest; pass nextCursor back as cursor until it is null. A page may hold fewer than limit events while nextCursor is set.',
-        query: AuditQuery,
-        responses: { 200: jsonResponse(AuditPage, 'one page of events') },
-        errors: [400],
-      }),
-    },
-    '/v1/audit/verify': {
-      get: operatorOnly({
-        summary: 'recompute the hash chain of a stream (or of every stream) and answer the first broken link',
-        description: 'With stream: that stream\'s AuditVerifyResult. Without: { ok, streams }, ok only if every stream is intact.',
-        query: AuditVerifyQuery,
-        responses: { 200: jsonResponse(z.union([AuditVerifyResult, AuditVerifyReport]), 'the stream\'s result, or every stream\'s') },
-        errors: [400],
-      }),
-    },
     '/console': { get: { summary: 'the operator console: redirects to /console/', responses: { 301: noBody('Location: /console/') } } },
     '/console/': { get: { summary: 'the operator console page (strict Content-Security-Policy, X-Frame-Options DENY)', responses: { 200: { description: 'HTML', schema: z.string(), type: 'text/html' } } } },
     '/console/console.js': { get: { summary: 'the console’s script', responses: { 200: { description: 'an ES module', schema: z.string(), type: 'text/javascript' } } } },
@@ -217,6 +209,15 @@ export const entitlementPaths: PathSpecs = {
         body: { schema: SasKeyRotationRequest },
         responses: { 200: jsonResponse(SasKeyRotation, 'PAC’s answer (no key material)') },
         errors: [400, 404, 409, 415],
+      }),
+    },
+    '/console/tenants/{tenant}/audit-events': {
+      get: operatorOnly({
+        summary: 'console: the tenant’s newest audit events from the audit service, asked with the caller’s operator access token (forwarded; its aud names the audit service)',
+        path: TenantPath,
+        query: ConsoleAuditQuery,
+        responses: { 200: jsonResponse(AuditPage, 'the audit service’s answer') },
+        errors: [400, 404],
       }),
     },
     '/v1/crm/webhook': {

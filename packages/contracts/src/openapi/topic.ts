@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { FeedName, SubscriptionName, TenantId } from '../common.ts';
 import { Batch, BATCH_ID, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery } from '../topic.ts';
-import { authenticatedBy, noBody, jsonResponse, openApiDocument, type OperationSpec, type PathSpecs } from '../openapi.ts';
+import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly, type OperationSpec, type PathSpecs } from '../openapi.ts';
 
 const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
 const SubscriptionPath = TopicPath.extend({ subscription: SubscriptionName });
@@ -40,6 +40,15 @@ export const topicPaths: PathSpecs = {
         body: { schema: Batch },
         responses: { 201: jsonResponse(PublishResponse, 'accepted') },
         errors: [413, 415, 429],
+      }),
+    },
+    [`/internal/v1${TOPIC}/messages`]: {
+      post: serviceOnly({
+        summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it',
+        path: TopicPath,
+        body: { schema: Batch },
+        responses: { 201: jsonResponse(PublishResponse, 'accepted') },
+        errors: [400, 413, 415, 429, 503],
       }),
     },
     [`${SUBSCRIPTION}/messages/head`]: { post: receive('the subscription') },

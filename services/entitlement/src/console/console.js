@@ -226,7 +226,7 @@ async function loadAudit(tenant) {
   const box = $('audit');
   let page;
   try {
-    page = await api(`/v1/audit/events?tenant=${enc(tenant)}&limit=${AUDIT_EVENTS_SHOWN}`);
+    page = await api(`/console/tenants/${enc(tenant)}/audit-events?limit=${AUDIT_EVENTS_SHOWN}`);
   } catch (err) {
     box.replaceChildren(el('p', `Audit not available${err instanceof ApiError ? ` (${err.message})` : ''}.`, { class: 'hint' }));
     return;

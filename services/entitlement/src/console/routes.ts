@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Router, type RequestHandler, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
-import { ApiError, call, createHttp, type ClientOptions, type PasClient } from '@keyway/clients';
-import { ConsoleRefreshToken, ConsoleSignIn, OPERATOR_SCOPE, SasKeyRotation, SasKeyRotationRequest, TenantId, TokenResponse, type TenantKeyName } from '@keyway/contracts';
+import { ApiError, type AuditClient, type PacClient, type PasClient } from '@keyway/clients';
+import { AuditPage, ConsoleAuditQuery, ConsoleRefreshToken, ConsoleSignIn, OPERATOR_SCOPE, SasKeyRotation, SasKeyRotationRequest, TenantId, TokenResponse } from '@keyway/contracts';
 import { InvalidRequest, NotFound, OAuthError, parseInput, requireContentType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
 
 /**
@@ -11,26 +11,19 @@ import { InvalidRequest, NotFound, OAuthError, parseInput, requireContentType, r
  * - POST /console/session (email, password) → PAS password grant with scope=operator, so the page
  *   never talks to another origin and PAS needs no CORS;
  * - POST /console/session/refresh and /console/session/revoke → PAS refresh and RFC 7009 revocation;
- * - POST /console/tenants/:tenant/sas-keys/rotate → PAC's admin API, called with the operator's own
- *   access token (its "aud" names PAC), so PAC decides as if the operator had called it.
+ * - POST /console/tenants/:tenant/sas-keys/rotate → PAC's admin API, and GET
+ *   /console/tenants/:tenant/audit-events → the audit service's query API, each called through its
+ *   shared client with the operator's own access token (its "aud" names both), so they decide as if the
+ *   operator had called them.
  * The page keeps the tokens in memory only; every admin call carries the access token itself.
  */
 export interface ConsoleDeps {
   /** PAS's token endpoint */
   pas: Pick<PasClient, 'password' | 'refresh' | 'revoke'>;
-  /** PAC's SAS-key rotation with the operator's access token; unset = the console offers no rotation (404) */
-  rotateSasKey?: (tenant: string, key: TenantKeyName, accessToken: string) => Promise<SasKeyRotation>;
-}
-
-/** PAC's admin rotation, sending the caller's bearer token (one connection pool for every operator). */
-export function pacKeyRotation(options: Omit<ClientOptions, 'accessToken'>): NonNullable<ConsoleDeps['rotateSasKey']> {
-  const http = createHttp(options);
-  return (tenant, key, accessToken) =>
-    call(
-      () => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }, { headers: { authorization: `Bearer ${accessToken}` } }),
-      SasKeyRotation,
-      'pac',
-    );
+  /** PAC's admin API, without a certificate (each call carries its operator's token); unset = the console offers no rotation (404) */
+  pac?: Pick<PacClient, 'rotateSasKey'>;
+  /** the audit service's query API, the same way; unset = the console shows no audit events (404) */
+  audit?: Pick<AuditClient, 'events'>;
 }
 
 /**
@@ -62,11 +55,21 @@ function sendTokens(res: Response, tokens: TokenResponse): void {
   res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(TokenResponse, tokens));
 }
 
-/** PAS's and PAC's refusals are the operator's to read (wrong password, no operator role); their outages are ours. */
+/** PAS's, PAC's and the audit service's refusals are the operator's to read (wrong password, no operator role); their outages are ours. */
 function passOn(err: unknown): never {
   // a throttled sign-in keeps its Retry-After (PAS's login throttle, issue 9)
   if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description, undefined, err.retryAfter ? { 'Retry-After': err.retryAfter } : {});
-  throw new TemporarilyUnavailable('PAS or PAC cannot be reached, retry later', String(err), { 'Retry-After': '5' });
+  throw new TemporarilyUnavailable('PAS, PAC or the audit service cannot be reached, retry later', String(err), { 'Retry-After': '5' });
+}
+
+/**
+ * The operator's access token, to forward: requireOperator has checked it. A caller with the operator
+ * certificate has no token to forward and calls PAC or the audit service itself.
+ */
+function forwardedToken(req: Request): string {
+  const token = req.get('authorization')?.replace(/^Bearer +/i, '');
+  if (!token) throw new InvalidRequest('the console forwards an operator access token; with the operator certificate, call PAC or the audit service itself');
+  return token;
 }
 
 export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier): Router {
@@ -110,16 +113,20 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
     res.status(204).end();
   });
 
-  const { rotateSasKey } = deps;
-  router.post('/console/tenants/:tenant/sas-keys/rotate', requireOperator({ verify: verifyOperator }), json, async (req, res) => {
-    if (!rotateSasKey) throw new NotFound('SAS key rotation is not configured for the console (PAC_URL)');
+  const { pac, audit } = deps;
+  const operator = requireOperator({ verify: verifyOperator });
+  router.post('/console/tenants/:tenant/sas-keys/rotate', operator, json, async (req, res) => {
+    if (!pac) throw new NotFound('SAS key rotation is not configured for the console (PAC_URL)');
     const { tenant } = parseInput(TenantPath, req.params, 'path');
     const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
-    // requireOperator has checked this bearer token; a caller with the operator certificate has no token to
-    // forward and calls PAC directly.
-    const token = req.get('authorization')?.replace(/^Bearer +/i, '');
-    if (!token) throw new InvalidRequest('the console forwards an operator access token; with the operator certificate, call PAC itself');
-    res.json(shapeResponse(SasKeyRotation, await rotateSasKey(tenant, key, token).catch(passOn)));
+    res.json(shapeResponse(SasKeyRotation, await pac.rotateSasKey(tenant, key, { accessToken: forwardedToken(req) }).catch(passOn)));
+  });
+  router.get('/console/tenants/:tenant/audit-events', operator, async (req, res) => {
+    if (!audit) throw new NotFound('the audit view is not configured for the console (AUDIT_URL)');
+    const { tenant } = parseInput(TenantPath, req.params, 'path');
+    const { limit } = parseInput(ConsoleAuditQuery, req.query, 'query');
+    const page = await audit.events({ tenant, limit }, { accessToken: forwardedToken(req) }).catch(passOn);
+    res.set('Cache-Control', 'no-store').json(shapeResponse(AuditPage, page));
   });
   return router;
 }

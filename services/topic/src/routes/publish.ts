@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import { PublishResponse } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import { TopicPath, type SasGuard } from '../auth/sas-guard.ts';
@@ -16,11 +16,14 @@ export interface PublishQuotas {
 }
 
 /**
- * POST /tenants/{tenant}/topics/{topic}/messages (SAS `send`): 201 only once the broker confirmed
- * the batch. Every check runs before the broker sees it, so a refused batch never reaches a
- * subscriber. The rate is counted before the batch is read, so a flood costs no payload scanning.
- * The `default` subscription always exists, so a batch is never published to nobody. The body is
- * read only once the SAS key passed (issue 9), so an unauthenticated upload is refused unread.
+ * Publishing a batch: POST /tenants/{tenant}/topics/{topic}/messages (SAS `send`), and the same on
+ * /internal/v1/… for the audit service (mTLS, INTERNAL_APIS), which publishes the tenants' audit feeds
+ * through these checks and quotas rather than around them. Both run one pipeline after their own
+ * authentication: 201 only once the broker confirmed the batch. Every check runs before the broker
+ * sees it, so a refused batch never reaches a subscriber. The rate is counted before the batch is
+ * read, so a flood costs no payload scanning. The `default` subscription always exists, so a batch is
+ * never published to nobody. The body is read only once the caller passed (issue 9), so an
+ * unauthenticated upload is refused unread.
  */
 export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas; body: RequestHandler }): Router {
   const router = Router();
@@ -29,7 +32,7 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     await deps.quotas.rate(parseInput(TopicPath, req.params, 'path').tenant);
     next();
   };
-  router.post(`${TOPIC}/messages`, deps.guard('send'), requireContentType('application/json'), countRate, deps.body, async (req, res) => {
+  const publish: RequestHandler = async (req, res) => {
     const topic = parseInput(TopicPath, req.params, 'path');
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
@@ -42,6 +45,9 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     );
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });
     res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
-  });
+  };
+  const pipeline = [requireContentType('application/json'), countRate, deps.body, publish];
+  router.post(`${TOPIC}/messages`, deps.guard('send'), ...pipeline);
+  router.post(`/internal/v1${TOPIC}/messages`, requireInternal('topic', 'POST /internal/v1/tenants/:tenant/topics/:topic/messages'), ...pipeline);
   return router;
 }

@@ -1,12 +1,11 @@
 import { readSince, type AuditEvent } from '@keyway/audit';
-import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
-import { AUDIT_FEED, AUDIT_STREAMS, DEFAULT_SUBSCRIPTION, TenantId, type Batch } from '@keyway/contracts';
+import type { EntitlementClient, TopicClient } from '@keyway/clients';
+import { AUDIT_FEED, AUDIT_STREAMS, TenantId, type Batch } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
-import type { PolicyRepository } from '../policy/repository.ts';
 import { tenantView } from './tenant-view.ts';
 
-/** Events per read of a stream, and so at most per batch: small enough for any broker message limit. */
+/** Events per read of a stream, and so at most per batch: well under the topic service's batch size limit. */
 const PAGE = 100;
 
 export interface AuditExportDeps {
@@ -14,14 +13,15 @@ export interface AuditExportDeps {
   auditStore: Store;
   /** this service's store: the checkpoint of each stream */
   store: Store;
-  /** the broker the topic service delivers from */
-  broker: Broker;
-  policy: PolicyRepository;
+  /** whether a tenant has the audit feed (the entitlement service's internal API, mTLS) */
+  entitlement: Pick<EntitlementClient, 'feedEntitlement'>;
+  /** the topic service's internal publish (mTLS): the checks and quotas of every publish */
+  topic: Pick<TopicClient, 'publishInternal'>;
   logger: Logger;
 }
 
 export interface AuditExportOptions {
-  /** how often every stream is read for new events (the entitlement service's own appends also wake it) */
+  /** how often every stream is read for new events */
   intervalMs: number;
   /** where events without a tenant go (signing-key rotations, logins of unknown users): the vendor's tenant */
   operatorTenant: string;
@@ -30,25 +30,24 @@ export interface AuditExportOptions {
 /**
  * The trail as a feed of its own (design.md, "Audit"): each stream is read with readSince after its
  * checkpoint, its events are grouped by tenant, and each group is published as one Batch (records =
- * the events as the tenant may see them (tenant-view.ts), each with its seq and the stored hashes) to the tenant's topic
- * `audit` on the broker the topic service delivers from, with the topic service's naming and its
- * `default` subscription. A security team then pulls it like any feed: an operator grants the tenant
- * the `audit` feed, and its importer asks PAC for a listen key to `…/topics/audit`.
+ * the events as the tenant may see them (tenant-view.ts), each with its seq and the stored hashes) to
+ * the tenant's topic `audit` through the topic service's internal publish, which checks and counts it as any publish
+ * (batch validation, size limit, the tenant's rate and depth quotas) and answers 201 only once the
+ * broker confirmed it. A security team then pulls it like any feed: an operator grants the tenant the
+ * `audit` feed, and its importer asks PAC for a listen key to `…/topics/audit`.
  *
- * It lives in the entitlement service because who receives what is an entitlement question (only
- * tenants granted `audit` get batches; events of other tenants are skipped, and they stay queryable),
- * and this service already holds a broker connection for its change events.
+ * Who receives what is the entitlement service's answer (only tenants granted `audit` get batches;
+ * events of other tenants are skipped, and they stay queryable), asked once a round per tenant.
  *
- * At least once: the checkpoint moves only after every batch of a page was confirmed by the broker
- * (publisher confirms), so a crash or broker outage republishes, never skips; a batch id names its
- * stream, tenant and seq range, so a repeat of the same page is dropped by the importer's checkpoint,
+ * At least once: the checkpoint moves only after the topic service answered 201 for every batch of a
+ * page, so a crash, a quota (429) or an outage (503) republishes the page later, never skips; a batch
+ * id names its stream, tenant and seq range, so a repeat of the same page is dropped by the importer's checkpoint,
  * and each event's id and seq let a SIEM drop the rest. Several instances may forward the same page
  * (duplicates, never gaps); the checkpoint only moves forward (compare-and-set).
  */
 export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) {
   const { logger } = deps;
   const checkpointKey = (stream: string) => `audit-export:${stream}`;
-  const declared = new Set<string>();
 
   /** The tenant an event is exported to, if that tenant is entitled to the audit feed. */
   async function destination(event: AuditEvent, entitled: Map<string, boolean>): Promise<string | undefined> {
@@ -57,14 +56,13 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
     if (!TenantId.safeParse(tenant).success) return undefined;
     let allowed = entitled.get(tenant);
     if (allowed === undefined) {
-      allowed = (await deps.policy.findTenant(tenant))?.feeds.includes(AUDIT_FEED) ?? false;
+      allowed = (await deps.entitlement.feedEntitlement(tenant, AUDIT_FEED)).entitled;
       entitled.set(tenant, allowed);
     }
     return allowed ? tenant : undefined;
   }
 
   async function publish(stream: string, tenant: string, events: AuditEvent[]): Promise<void> {
-    const topic: TopicRef = { tenant, topic: AUDIT_FEED };
     const first = events[0] as AuditEvent;
     const last = events.at(-1) as AuditEvent;
     const batch: Batch = {
@@ -77,21 +75,8 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
       // what the tenant may see of each event (tenant-view.ts); the vendor's own tenant sees all of it
       records: events.map((event) => tenantView(event, tenant, options.operatorTenant)),
     };
-    const body = Buffer.from(JSON.stringify(batch));
-    const send = () => deps.broker.publish(topic, body, { messageId: batch.id, contentType: 'application/json' });
-    // As the topic service publishes: the default subscription exists first, so no batch goes to nobody.
-    if (!declared.has(tenant)) {
-      await deps.broker.declareSubscription(topic, DEFAULT_SUBSCRIPTION);
-      declared.add(tenant);
-    }
-    try {
-      await send();
-    } catch (err) {
-      if (!(err instanceof NoSubscriptionError)) throw err;
-      // the queue was deleted behind our back: declare it again and retry once
-      await deps.broker.declareSubscription(topic, DEFAULT_SUBSCRIPTION);
-      await send();
-    }
+    // rejects unless 201: the page is then forwarded again from its checkpoint at the next round
+    await deps.topic.publishInternal(batch);
   }
 
   /** Forwards one page of a stream; true when more events are waiting. */
@@ -118,7 +103,8 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
       try {
         while (await forwardPage(stream, entitled));
       } catch (err) {
-        // the next round starts again from the checkpoint; a hole in a stream stops its export here (verify reports it)
+        // the next round starts again from the checkpoint (a 429, a 503, an unreachable service); a hole in a
+        // stream stops its export here (verify reports it)
         logger.warn('audit.export_failed', { stream, err });
       }
     }
@@ -146,8 +132,6 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
   tick();
 
   return {
-    /** forward now (an append just happened) rather than at the next interval */
-    wake: tick,
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(timer);

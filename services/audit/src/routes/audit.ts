@@ -16,8 +16,8 @@ async function streams(auditStore: Store): Promise<string[]> {
 }
 
 /**
- * The audit trail for security teams (operator certificate or operator token, as the rest of the
- * admin API), read from the keyspace every service appends to:
+ * The audit trail for security teams (operator certificate or operator token, as at every admin
+ * API; app.ts), read from the keyspace every service appends to:
  * - GET /v1/audit/events?tenant&subject&action&outcome&from&to&limit&cursor&stream&order: one page of
  *   events (newest first by default), `nextCursor` for the next; filters combine (AND).
  * - GET /v1/audit/verify?stream=pas: recomputes the stream's hash chain and answers its first broken

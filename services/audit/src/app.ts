@@ -1,0 +1,68 @@
+import type { Express } from 'express';
+import type { EntitlementClient, TopicClient } from '@keyway/clients';
+import { auditApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
+import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import type { Store } from '@keyway/store';
+import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
+import { auditExport } from './export/export.ts';
+import { auditRoutes } from './routes/audit.ts';
+
+export const DEFAULT_AUDIT_EXPORT_INTERVAL_MS = 1000;
+
+export interface AuditOptions {
+  /** this service's URL: operator access tokens must name it in "aud" (RFC 8707; PAS's ADMIN_AUDIENCES) */
+  publicUrl: string;
+  /** PAS: the issuer of operator access tokens */
+  pasIssuer: string;
+  clockToleranceSec: number;
+  /** the vendor's tenant: events without a tenant are exported to it, unredacted (default "vendor") */
+  operatorTenant?: string;
+  /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
+  operatorTokenCacheMs?: number;
+  /** how often the exporter reads the streams (default 1000 ms; export/export.ts) */
+  auditExportIntervalMs?: number;
+  now?: () => number;
+}
+
+export interface AuditDeps {
+  /** the audit keyspace every service appends to (prefix `${STORE_PREFIX}:audit:`): queried, verified and exported here */
+  auditStore: Store;
+  /** this service's own store (prefix `${STORE_PREFIX}:audit-service:`): the exporter's checkpoints */
+  store: Store;
+  /** whether a tenant has the audit feed, asked with this service's certificate */
+  entitlement: Pick<EntitlementClient, 'feedEntitlement'>;
+  /** the topic service's internal publish, with this service's certificate */
+  topic: Pick<TopicClient, 'publishInternal'>;
+  /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
+  pasKeys: JWTVerifyGetKey;
+  /** RFC 7662 introspection of an access token at PAS, authenticated with this service's certificate */
+  introspect: (accessToken: string) => Promise<Introspection>;
+  logger: Logger;
+}
+
+export type AuditApp = Express & { close(): Promise<void> };
+
+/**
+ * The audit trail's read side and its export: the query and verify API for security teams (operator
+ * certificate or operator token) and the exporter publishing each entitled tenant's events to its
+ * `audit` topic. It only reads the trail; each service appends to its own stream.
+ */
+export function createApp(options: AuditOptions, deps: AuditDeps): AuditApp {
+  const app = createBaseApp({
+    service: 'audit',
+    logger: deps.logger,
+    readiness: [
+      { name: 'audit store', check: () => deps.auditStore.ping() },
+      { name: 'store', check: () => deps.store.ping() },
+    ],
+    openapi: auditApi,
+  });
+  const exporter = auditExport(
+    { auditStore: deps.auditStore, store: deps.store, entitlement: deps.entitlement, topic: deps.topic, logger: deps.logger },
+    { intervalMs: options.auditExportIntervalMs ?? DEFAULT_AUDIT_EXPORT_INTERVAL_MS, operatorTenant: options.operatorTenant ?? VENDOR_TENANT },
+  );
+  const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });
+  app.use('/v1/audit', requireOperator({ verify: operatorTokens }));
+  app.use(auditRoutes(deps.auditStore));
+  return Object.assign(finishApp(app, deps.logger), { close: () => exporter.stop() });
+}

@@ -1,0 +1,20 @@
+import { Router } from 'express';
+import { FeedEntitlement } from '@keyway/contracts';
+import { parseInput, requireInternal, shapeResponse } from '@keyway/kit';
+import type { PolicyRepository } from '../policy/repository.ts';
+import { FeedPath } from './admin/paths.ts';
+
+/**
+ * GET /internal/v1/tenants/:tenant/feeds/:feed (audit service only): whether the tenant has the feed.
+ * The audit service exports a tenant's trail only while the tenant has the `audit` feed, and asks
+ * here rather than reading this service's store. A tenant that does not exist has no feed.
+ */
+export function feedEntitlementRoutes(policy: PolicyRepository): Router {
+  const router = Router();
+  router.get('/internal/v1/tenants/:tenant/feeds/:feed', requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed'), async (req, res) => {
+    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+    const entitled = (await policy.findTenant(tenant))?.feeds.includes(feed) ?? false;
+    res.set('Cache-Control', 'no-store').json(shapeResponse(FeedEntitlement, { tenant, feed, entitled }));
+  });
+  return router;
+}
