@@ -12,7 +12,7 @@ import { FamilyRaceLost, issuePair, type Grant } from './context.ts';
 export const refresh_token: Grant<'refresh_token'> = {
   grantType: 'refresh_token',
   issued: 'token.refreshed',
-  async handler(params, context, req, audit) {
+  async handler(params, context, origin, audit) {
     const claims = await verifyOwnRefreshToken(context, params.refresh_token).catch((err: unknown) => {
       if (err instanceof TokenError) throw new InvalidGrant('the refresh token is invalid, expired or revoked', err.code);
       throw err;
@@ -28,7 +28,7 @@ export const refresh_token: Grant<'refresh_token'> = {
         throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent moments ago by a concurrent refresh');
       }
       const revoked = await context.families.revoke(claims.fid, 'reuse_detected');
-      req.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
+      origin.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
       if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'reuse_detected' });
       throw audit.refuse(new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked'), 'refresh.reuse_detected', {
         also: revoked ? [{ action: 'refresh_family.revoked', outcome: 'success', reason: 'reuse_detected' }] : [],
