@@ -15,7 +15,7 @@ export interface Trail {
   metrics?: SecurityMetrics | undefined;
 }
 
-/** An event a refusal records besides its own (e.g. the family revoked when reuse is detected). */
+/** An event the step records after its own, with its fields (e.g. the family revoked along with a token, or when reuse is detected). */
 export interface AlsoRecorded {
   action: string;
   outcome: AuditOutcome;
@@ -25,7 +25,6 @@ export interface AlsoRecorded {
 export interface RefuseOptions {
   /** the recorded reason (default: the error's OAuth code) */
   reason?: string | undefined;
-  also?: AlsoRecorded[] | undefined;
   /** counted by the step's noise gate, never recorded: refusals an outsider causes at will (issue 9) */
   noise?: boolean | undefined;
 }
@@ -44,6 +43,8 @@ export interface AuditScope {
    * delivery): recorded and counted as denied instead of a success.
    */
   deny(action: string, reason: string, fields?: AuditFields): void;
+  /** records this event after the step's own, whatever the outcome (and as part of a success: fail closed) */
+  also(event: AlsoRecorded): void;
   /** what the trail knows of the request so far */
   readonly fields: AuditFields;
 }
@@ -87,6 +88,7 @@ export async function audited<T>(trail: Trail, spec: AuditedAction, fn: (scope: 
   let fields: AuditFields = spec.fields ?? {};
   let named: ({ action: string } & RefuseOptions) | undefined;
   let denied: { action: string; reason: string } | undefined;
+  const also: AlsoRecorded[] = [];
 
   const countRefusal = (outcome: AuditOutcome, action: string, reason: string): void => {
     spec.count?.(outcome, fields);
@@ -105,6 +107,9 @@ export async function audited<T>(trail: Trail, spec: AuditedAction, fn: (scope: 
       fields = mergeFields(fields, more);
       denied = { action, reason };
     },
+    also(event) {
+      also.push(event);
+    },
     get fields() {
       return fields;
     },
@@ -121,11 +126,13 @@ export async function audited<T>(trail: Trail, spec: AuditedAction, fn: (scope: 
   if (denied) {
     countRefusal('denied', denied.action, denied.reason);
     await audit.record({ ...fields, action: denied.action, outcome: 'denied', reason: denied.reason }).catch(() => undefined);
+    for (const event of also) await audit.record({ ...fields, ...event }).catch(() => undefined);
     return result;
   }
   if (spec.action === undefined) return result;
   try {
     await audit.record({ ...fields, action: spec.action, outcome: 'success' });
+    for (const event of also) await audit.record({ ...fields, ...event });
   } catch (err) {
     spec.count?.('failure', fields);
     throw err;
@@ -150,7 +157,7 @@ export async function audited<T>(trail: Trail, spec: AuditedAction, fn: (scope: 
     const event = { ...mergeFields(fields, { detail: refusal.detail }), action: recorded.action, outcome: refusal.outcome, reason };
     if (nobody) await audit.recordBounded(event);
     else await audit.record(event).catch(() => undefined);
-    for (const also of named?.also ?? []) await audit.record({ ...fields, ...also }).catch(() => undefined);
+    for (const event of also) await audit.record({ ...fields, ...event }).catch(() => undefined);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { audited, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
 import { OPERATOR_PROOF_HEADER } from '@keyway/contracts';
 import { AccessDenied, callerService, grantsOperator, type BearerVerifier } from '@keyway/kit';
 import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
@@ -41,22 +41,26 @@ export function internalChanges(options: InternalChangeOptions) {
      */
     async proofFor(req: Request, action: string, sub: string, tenants: Array<string | undefined>): Promise<string | undefined> {
       if (!tenants.includes(options.operatorTenant)) return undefined;
-      const token = req.get(OPERATOR_PROOF_HEADER);
-      let reason: string;
-      if (!options.operatorProof) reason = 'operator proof not configured';
-      else if (!token) reason = 'no operator token';
-      else {
-        const check = await options.operatorProof(token);
-        if (check.active && grantsOperator(check.claims)) return check.claims.sub;
-        reason = check.active ? 'token without the operator role and scope' : `operator token ${check.reason}`;
-      }
-      await options.audit.record({ ...fieldsOf(req, options.operatorTenant, sub, { reason }), action, outcome: 'denied', reason: 'operator_proof_required' }).catch(() => undefined);
-      throw new AccessDenied('changing an operator account’s credentials needs an operator’s access token', reason);
+      // a proof is only ever refused here (a proven change is recorded once made), so no success action
+      const refusal = () => ({ action, reason: 'operator_proof_required' });
+      return audited({ audit: options.audit }, { fields: fieldsOf(req, options.operatorTenant, sub, {}), refusal }, async (step) => {
+        const token = req.get(OPERATOR_PROOF_HEADER);
+        let reason: string;
+        if (!options.operatorProof) reason = 'operator proof not configured';
+        else if (!token) reason = 'no operator token';
+        else {
+          const check = await options.operatorProof(token);
+          if (check.active && grantsOperator(check.claims)) return check.claims.sub;
+          reason = check.active ? 'token without the operator role and scope' : `operator token ${check.reason}`;
+        }
+        step.note({ detail: { reason } });
+        throw new AccessDenied('changing an operator account’s credentials needs an operator’s access token', reason);
+      });
     },
 
     /** Records a change made (after it is made; ready() was checked before). */
     record: (req: Request, action: string, tenant: string | undefined, sub: string, detail: Record<string, string> = {}) =>
-      options.audit.record({ ...fieldsOf(req, tenant, sub, detail), action, outcome: 'success' }),
+      audited({ audit: options.audit }, { action, fields: fieldsOf(req, tenant, sub, detail), refusal: false }, async () => undefined),
   };
 }
 export type InternalChanges = ReturnType<typeof internalChanges>;
