@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { AccessDenied, InvalidGrant, InvalidRequest, ServerError, silentLogger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { audited, createAuditLog, type AuditLog, type AuditLogOptions } from './audited.ts';
+import { createAuditLog, type AuditLog, type AuditLogOptions } from './audited.ts';
 import { appendEvent, canonicalJson, eventHash } from './chain.ts';
 import { auditEvent, tokenHash, type AuditEvent, type AuditInput } from './event.ts';
 import { readSince } from './export.ts';
 import { layout } from './layout.ts';
 import { queryEvents, type AuditQueryInput } from './query.ts';
 import { trimStream } from './retention.ts';
+import { audited } from './step.ts';
 import { verifyChain } from './verify.ts';
 
 export interface AuditHarness {
@@ -376,32 +377,35 @@ export function auditContract(name: string, harness: AuditHarness): void {
 
     it('audited() records success with what the action noted, and the refusal of a failed action', async () => {
       const audit = log();
-      const result = await audited(audit, { action: 'grant.success', requestId: 'req-1', sourceAddress: '203.0.113.7' }, async (note) => {
-        note({ subject: 'u-1', tenant: 'acme' });
-        note({ tokenId: 'jti-1', detail: { grant_type: 'password' } });
+      const result = await audited({ audit }, { action: 'grant.success', fields: { requestId: 'req-1', sourceAddress: '203.0.113.7' } }, async (scope) => {
+        scope.note({ subject: 'u-1', tenant: 'acme' });
+        scope.note({ tokenId: 'jti-1', detail: { grant_type: 'password' } });
         return 'pair';
       });
       expect(result).toBe('pair');
 
       const denied = new AccessDenied(undefined, 'role_missing');
       await expect(
-        audited(audit, { action: 'grant.success', requestId: 'req-2' }, async (note) => {
-          note({ subject: 'u-2', tenant: 'acme' });
+        audited({ audit }, { action: 'grant.success', fields: { requestId: 'req-2' } }, async (scope) => {
+          scope.note({ subject: 'u-2', tenant: 'acme' });
           throw denied;
         }),
       ).rejects.toBe(denied);
 
+      // one definition of denied (refusalOf): any 4xx is the caller refused, a 5xx or anything else a failure
       const failed = new InvalidGrant(undefined, `refresh token reuse: ${TOKEN}`);
-      await expect(audited(audit, { action: 'refresh.success', failedAction: 'refresh_family.revoked', tenant: 'acme' }, async () => Promise.reject(failed))).rejects.toBe(failed);
+      await expect(
+        audited({ audit }, { action: 'refresh.success', fields: { tenant: 'acme', subject: 'u-3' }, refusal: () => ({ action: 'refresh_family.revoked' }) }, async () => Promise.reject(failed)),
+      ).rejects.toBe(failed);
 
       const broken = new Error('socket hang up');
-      await expect(audited(audit, { action: 'sas_key.minted' }, async () => Promise.reject(broken))).rejects.toBe(broken);
+      await expect(audited({ audit }, { action: 'sas_key.minted' }, async () => Promise.reject(broken))).rejects.toBe(broken);
 
       const events = (await readSince(store, 'pas', 0)).events;
       expect(events.map(({ action, outcome, reason }) => ({ action, outcome, reason }))).toEqual([
         { action: 'grant.success', outcome: 'success', reason: undefined },
         { action: 'grant.denied', outcome: 'denied', reason: 'access_denied' },
-        { action: 'refresh_family.revoked', outcome: 'failure', reason: 'invalid_grant' },
+        { action: 'refresh_family.revoked', outcome: 'denied', reason: 'invalid_grant' },
         { action: 'sas_key.failed', outcome: 'failure', reason: 'server_error' },
       ]);
       expect(events[0]).toMatchObject({ subject: 'u-1', tenant: 'acme', tokenId: 'jti-1', requestId: 'req-1', sourceAddress: '203.0.113.7', detail: { grant_type: 'password' } });
@@ -421,10 +425,10 @@ export function auditContract(name: string, harness: AuditHarness): void {
       const err = await audit.record({ action: 'grant.success', outcome: 'success' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ServerError);
       expect(err).toMatchObject({ status: 500, code: 'server_error', description: 'the server encountered an unexpected condition' });
-      await expect(audited(audit, { action: 'grant.success' }, async () => 'tokens')).rejects.toBeInstanceOf(ServerError);
+      await expect(audited({ audit }, { action: 'grant.success' }, async () => 'tokens')).rejects.toBeInstanceOf(ServerError);
       // a denial stays a denial
       const denied = new AccessDenied();
-      await expect(audited(audit, { action: 'grant.success' }, async () => Promise.reject(denied))).rejects.toBe(denied);
+      await expect(audited({ audit }, { action: 'grant.success', fields: { subject: 'u-1' } }, async () => Promise.reject(denied))).rejects.toBe(denied);
       await expect(audit.ready()).rejects.toThrow();
       expect(failures).toEqual([
         [1, { service: 'pas' }],

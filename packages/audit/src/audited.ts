@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { OAuthError, ServerError, windowLimiter, type Logger } from '@keyway/kit';
+import { ServerError, windowLimiter, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { appendEvents } from './chain.ts';
-import { auditEvent, looksSecret, type AuditDraft, type AuditEvent, type AuditInput } from './event.ts';
+import { auditEvent, type AuditDraft, type AuditEvent, type AuditInput } from './event.ts';
 import { layout, readLink } from './layout.ts';
 import { auditMetrics, type AuditMetrics } from './metrics.ts';
 import { trimStream, type RetentionPolicy } from './retention.ts';
@@ -151,55 +151,4 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     },
   };
   return log;
-}
-
-/** The fields an action can fill in as it learns them (the subject once verified, the jti once issued). */
-export type AuditFields = Omit<AuditInput, 'action' | 'outcome'>;
-
-export interface AuditedAction extends AuditFields {
-  /** recorded on success, e.g. grant.success */
-  action: string;
-  /** recorded when the action is refused with 403 (access_denied, insufficient_scope); default "<noun>.denied" */
-  deniedAction?: string;
-  /** recorded when it fails otherwise; default "<noun>.failed" */
-  failedAction?: string;
-}
-
-/** A refusal the policy made (403) is a denial; anything else thrown is a failure. */
-const outcomeOf = (err: unknown): 'denied' | 'failure' => (err instanceof OAuthError && err.status === 403 ? 'denied' : 'failure');
-
-/** style rule 3: an OAuth error's `detail` is for logs and audit; it is text we did not write, so a credential in it is redacted. */
-function errorDetail(err: unknown): Record<string, string> {
-  if (!(err instanceof OAuthError) || !err.detail) return {};
-  return { error_detail: looksSecret(err.detail) ? '[redacted]' : err.detail.slice(0, 512) };
-}
-
-/**
- * Runs an action as an audited one: `fn` may `note` fields as it learns them; success records `action`,
- * a thrown error records the denial or failure with the error's OAuth code as reason, and is rethrown.
- * The success record is part of the action: if it cannot be written, the action fails with
- * ServerError (its result is never returned). When the action has failed already, the caller keeps its
- * refusal even if the audit write also fails (record() logs and counts that): a denial stays a denial.
- */
-export async function audited<T>(log: AuditLog, base: AuditedAction, fn: (note: (fields: AuditFields) => void) => Promise<T>): Promise<T> {
-  const { action, deniedAction, failedAction, ...fields } = base;
-  const noted: AuditFields = { ...fields };
-  const note = (more: AuditFields): void => {
-    const detail = more.detail ? { ...noted.detail, ...more.detail } : noted.detail;
-    Object.assign(noted, more, { detail });
-  };
-  let result: T;
-  try {
-    result = await fn(note);
-  } catch (err) {
-    const outcome = outcomeOf(err);
-    const noun = action.split('.')[0];
-    const refusal = outcome === 'denied' ? (deniedAction ?? `${noun}.denied`) : (failedAction ?? `${noun}.failed`);
-    const reason = err instanceof OAuthError ? err.code : 'server_error';
-    const detail = { ...noted.detail, ...errorDetail(err) };
-    await log.record({ ...noted, action: refusal, outcome, reason, detail: Object.keys(detail).length > 0 ? detail : undefined }).catch(() => undefined);
-    throw err;
-  }
-  await log.record({ ...noted, action, outcome: 'success' });
-  return result;
 }

@@ -1,5 +1,6 @@
 import { OAuthError, ServerError, type OperatorIdentity, type ReadinessCheck } from '@keyway/kit';
-import type { AuditFields, AuditLog } from './audited.ts';
+import type { AuditLog } from './audited.ts';
+import type { AuditFields } from './step.ts';
 import { looksSecret, type AuditOutcome } from './event.ts';
 
 /** What an HTTP request tells the trail; structural, so this package needs no web framework. */

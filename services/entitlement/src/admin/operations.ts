@@ -1,4 +1,4 @@
-import { mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
+import { audited, mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
 import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type User } from '@keyway/contracts';
 import { ApiError, type IdpClient } from '@keyway/clients';
 import { Conflict, InvalidRequest, NotFound, OAuthError, type Logger } from '@keyway/kit';
@@ -83,10 +83,8 @@ export function adminOperations(deps: AdminDeps) {
     const actor = mergeFields(requestFields(req), extra);
     const proof = operatorToken(req);
     /** One admin change, as the log and the trail see it. */
-    const changed = async (action: string, tenant: string | undefined, detail: Parameters<typeof text>[0]): Promise<void> => {
-      log.info(action, { tenant, ...detail });
-      await deps.audit.record({ ...mergeFields(actor, { tenant, detail: text(detail) }), action, outcome: 'success' });
-    };
+    const changed = (action: string, tenant: string | undefined, detail: Parameters<typeof text>[0]): Promise<void> =>
+      audited({ audit: deps.audit }, { action, fields: mergeFields(actor, { tenant, detail: text(detail) }), refusal: false }, async () => log.info(action, { tenant, ...detail }));
     /** The listed subscriptions of these feeds of the tenant, to delete their queues once they are dropped. */
     const listedSubscriptions = async (tenant: string, feeds: readonly string[]) =>
       (await Promise.all(feeds.map(async (feed) => (await policy.listSubscriptions(tenant, feed)).map((s) => ({ feed, name: s.name }))))).flat();

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { attributes, requestFields, type AuditLog, type SecurityMetrics } from '@keyway/audit';
+import { audited, requestFields, type Trail } from '@keyway/audit';
 import { AuthorizeDecision, AuthorizeRequest } from '@keyway/contracts';
 import { callerService, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
 import { evaluate } from '../policy/evaluate.ts';
@@ -12,28 +12,27 @@ import type { PolicyRepository } from '../policy/repository.ts';
  * the answer stays a denial whether or not the trail takes it. An allow is recorded by the caller,
  * as the token or key it issues.
  */
-export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string, trail: { audit: AuditLog; metrics: SecurityMetrics }): Router {
+export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string, trail: Trail): Router {
   const router = Router();
   router.post('/v1/authorize', requireInternal('entitlement', 'POST /v1/authorize'), requireContentType('application/json'), async (req, res) => {
     const request = parseInput(AuthorizeRequest, req.body, 'body');
-    const [tenant, user] = await Promise.all([policy.findTenant(request.tenant), policy.findUser(request.sub)]);
-    const decision = evaluate({ tenant, user, access: request.access, feeds: request.feeds, operatorTenant });
-    if (!decision.allow) {
-      req.log.info('authorization denied', { tenant: request.tenant, sub: request.sub, reason: decision.reason });
-      trail.metrics.denials.add(1, attributes({ service: 'entitlement', action: 'authorization.denied', tenant: request.tenant, reason: decision.reason }));
-      await trail.audit
-        .record({
-          ...requestFields(req),
-          action: 'authorization.denied',
-          outcome: 'denied',
-          tenant: request.tenant,
-          subject: request.sub.slice(0, 256),
-          clientId: callerService(req),
-          reason: decision.reason,
-          detail: { access: request.access, feeds: request.feeds.join(',').slice(0, 512) },
-        })
-        .catch(() => undefined);
-    }
+    const fields = {
+      ...requestFields(req),
+      tenant: request.tenant,
+      subject: request.sub.slice(0, 256),
+      clientId: callerService(req),
+      detail: { access: request.access, feeds: request.feeds.join(',').slice(0, 512) },
+    };
+    // no success action: an allow is recorded by PAS, and a lookup that fails is PAS's grant.failed
+    const decision = await audited(trail, { fields, refusal: false }, async (scope) => {
+      const [tenant, user] = await Promise.all([policy.findTenant(request.tenant), policy.findUser(request.sub)]);
+      const decided = evaluate({ tenant, user, access: request.access, feeds: request.feeds, operatorTenant });
+      if (!decided.allow) {
+        req.log.info('authorization denied', { tenant: request.tenant, sub: request.sub, reason: decided.reason });
+        scope.deny('authorization.denied', decided.reason);
+      }
+      return decided;
+    });
     res.json(shapeResponse(AuthorizeDecision, decision));
   });
   return router;

@@ -1,5 +1,5 @@
 import express, { Router, type RequestHandler } from 'express';
-import { mergeFields, refusalOf, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { audited, mergeFields, requestFields, type AuditedAction, type AuditFields, type AuditLog } from '@keyway/audit';
 import { CRM_HEADERS, CrmDelivery, CrmDeliveryResult, DeliveryId } from '@keyway/contracts';
 import { Conflict, InvalidClient, InvalidRequest, NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../admin/operations.ts';
@@ -24,6 +24,9 @@ export interface CrmWebhookDeps {
 
 /** The CRM as the actor of the changes a delivery makes. */
 const CRM_CLIENT = 'crm';
+
+/** A delivery's one step in the trail: crm.sync, whatever its outcome. */
+const crmSync = (fields: AuditFields, more: Partial<AuditedAction> = {}): AuditedAction => ({ fields, refusal: () => ({ action: 'crm.sync' }), ...more });
 
 /**
  * POST /v1/crm/webhook: the CRM pushes a customer's contract (crm/contract.ts maps it). Not an
@@ -59,13 +62,11 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
       rawBody: req.body,
       nowSec: deps.nowSec(),
     });
-    if (!refused) return next();
-    const err = new InvalidClient('the webhook signature or timestamp is not valid', refused);
     // Forged or replayed deliveries are worth knowing about, but they name no one: recorded within the
     // stream's noise budget (issue 9), and the refusal stands whether or not the trail takes it.
-    void deps.audit
-      .recordBounded({ ...mergeFields(requestFields(req), { clientId: CRM_CLIENT, detail: { error_detail: refused } }), action: 'crm.sync', outcome: 'denied', reason: err.code })
-      .then(() => next(err));
+    audited({ audit: deps.audit }, crmSync(mergeFields(requestFields(req), { clientId: CRM_CLIENT })), async () => {
+      if (refused) throw new InvalidClient('the webhook signature or timestamp is not valid', refused);
+    }).then(() => next(), next);
   };
 
   router.post(CRM_WEBHOOK_PATH, configured, requireContentType('application/json'), readRaw, verifySignature, async (req, res) => {
@@ -102,25 +103,28 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
       throw new Conflict(`another delivery for customer ${customerId} is being applied; retry`, undefined, { 'retry-after': '5' });
     }
     try {
-      await requireWritableTrail(deps.audit);
-      if (await deps.deliveries.supersededFor(customerId, signedAt)) {
-        // An older state arriving after a newer one (reordered, or a captured delivery replayed): applied never.
-        await deps.audit.record({ ...mergeFields(actor, { detail: { signed_at: String(signedAt) } }), action: 'crm.sync', outcome: 'denied', reason: 'superseded' });
-        await deps.deliveries.complete(id, digest);
+      // the CRM is authenticated by its signature: a refusal from here on is an event of its own
+      const tenant = await audited({ audit: deps.audit }, crmSync(actor, { action: 'crm.sync', writable: true, authenticated: true }), async (scope) => {
+        if (await deps.deliveries.supersededFor(customerId, signedAt)) {
+          // An older state arriving after a newer one (reordered, or a captured delivery replayed): applied never.
+          scope.deny('crm.sync', 'superseded', { detail: { signed_at: String(signedAt) } });
+          return undefined;
+        }
+        const applied = await applyContract(deps.admin(req, crm), deps.policy, delivery, deps.operatorTenant);
+        await deps.deliveries.applied(customerId, signedAt);
+        scope.note({ tenant: applied.id, detail: { status: applied.status, feeds: applied.feeds.join(',').slice(0, 512) } });
+        return applied;
+      });
+      await deps.deliveries.complete(id, digest);
+      if (!tenant) {
         req.log.warn('crm.delivery_superseded', { delivery: id, signedAt });
         res.json(shapeResponse(CrmDeliveryResult, { id, duplicate: false, superseded: true }));
         return;
       }
-      const tenant = await applyContract(deps.admin(req, crm), deps.policy, delivery, deps.operatorTenant);
-      await deps.deliveries.applied(customerId, signedAt);
-      await deps.audit.record({ ...mergeFields(actor, { tenant: tenant.id, detail: { status: tenant.status, feeds: tenant.feeds.join(',').slice(0, 512) } }), action: 'crm.sync', outcome: 'success' });
-      await deps.deliveries.complete(id, digest);
       req.log.info('crm.delivery_applied', { delivery: id, tenant: tenant.id, status: tenant.status, feeds: tenant.feeds });
       res.json(shapeResponse(CrmDeliveryResult, { id, duplicate: false, tenant: tenant.id }));
     } catch (err) {
       await deps.deliveries.release(id);
-      const refusal = refusalOf(err);
-      await deps.audit.record({ ...mergeFields(actor, { detail: refusal.detail }), action: 'crm.sync', outcome: refusal.outcome, reason: refusal.reason }).catch(() => undefined);
       throw err;
     } finally {
       await deps.deliveries.unlockCustomer(customerId);

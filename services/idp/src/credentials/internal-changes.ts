@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { audited, requestFields, type AuditLog, type AuditScope } from '@keyway/audit';
 import { OPERATOR_PROOF_HEADER } from '@keyway/contracts';
 import { AccessDenied, callerService, grantsOperator, type BearerVerifier } from '@keyway/kit';
 import { accessTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
@@ -26,20 +26,25 @@ export interface InternalChangeOptions {
  * certificate's name as client.
  */
 export function internalChanges(options: InternalChangeOptions) {
-  const fieldsOf = (req: Request, tenant: string | undefined, sub: string, detail: Record<string, string>) => {
-    const caller = callerService(req) ?? 'unknown';
-    return { ...requestFields(req), clientId: caller, tenant, subject: sub, detail: { caller_cert: caller, ...detail } };
-  };
-
   return {
-    /** Fails closed: no change is made unless the trail takes writes. */
-    ready: () => requireWritableTrail(options.audit),
+    /**
+     * One credential change as an audited step: refused with server_error before it is made when the
+     * trail does not take writes (fails closed); `run` makes it and notes what the trail records
+     * (tenant, subject, detail); it is recorded as `action` with the calling certificate as client.
+     * Refusals other than a missing operator proof change nothing and are not recorded.
+     */
+    change<T>(req: Request, action: string, run: (step: AuditScope) => Promise<T>): Promise<T> {
+      const caller = callerService(req) ?? 'unknown';
+      const fields = { ...requestFields(req), clientId: caller, detail: { caller_cert: caller } };
+      return audited({ audit: options.audit }, { action, fields, writable: true, refusal: false }, run);
+    },
 
     /**
      * For changes that add or replace a way into an account: when it is (or becomes) an operator
-     * account, answers the proving operator's sub, or refuses (403, recorded). Otherwise undefined.
+     * account, answers the proving operator's sub, or refuses (403, recorded as the change's action).
+     * Otherwise undefined.
      */
-    async proofFor(req: Request, action: string, sub: string, tenants: Array<string | undefined>): Promise<string | undefined> {
+    async proofFor(req: Request, step: AuditScope, action: string, sub: string, tenants: Array<string | undefined>): Promise<string | undefined> {
       if (!tenants.includes(options.operatorTenant)) return undefined;
       const token = req.get(OPERATOR_PROOF_HEADER);
       let reason: string;
@@ -50,13 +55,9 @@ export function internalChanges(options: InternalChangeOptions) {
         if (check.active && grantsOperator(check.claims)) return check.claims.sub;
         reason = check.active ? 'token without the operator role and scope' : `operator token ${check.reason}`;
       }
-      await options.audit.record({ ...fieldsOf(req, options.operatorTenant, sub, { reason }), action, outcome: 'denied', reason: 'operator_proof_required' }).catch(() => undefined);
-      throw new AccessDenied('changing an operator account’s credentials needs an operator’s access token', reason);
+      step.note({ tenant: options.operatorTenant, subject: sub, detail: { reason } });
+      throw step.refuse(new AccessDenied('changing an operator account’s credentials needs an operator’s access token', reason), action, { reason: 'operator_proof_required' });
     },
-
-    /** Records a change made (after it is made; ready() was checked before). */
-    record: (req: Request, action: string, tenant: string | undefined, sub: string, detail: Record<string, string> = {}) =>
-      options.audit.record({ ...fieldsOf(req, tenant, sub, detail), action, outcome: 'success' }),
   };
 }
 export type InternalChanges = ReturnType<typeof internalChanges>;

@@ -28,20 +28,23 @@ export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientK
     } catch {
       throw new InvalidRequest(`body.jwk: not a valid ${jwk.crv} public key`);
     }
-    await changes.ready();
-    const account = await credentials.findBySub(sub);
-    if (!account) throw new NotFound(`no credentials are registered for ${sub}`);
-    const operator = await changes.proofFor(req, 'client_key.registered', sub, [account.tenant]);
-    const created = await keys.register(sub, kid, jwk);
-    await changes.record(req, 'client_key.registered', account.tenant, sub, { kid, alg: jwk.alg, created: String(created), ...(operator && { operator }) });
+    const created = await changes.change(req, 'client_key.registered', async (step) => {
+      const account = await credentials.findBySub(sub);
+      if (!account) throw new NotFound(`no credentials are registered for ${sub}`);
+      const operator = await changes.proofFor(req, step, 'client_key.registered', sub, [account.tenant]);
+      const registered = await keys.register(sub, kid, jwk);
+      step.note({ tenant: account.tenant, subject: sub, detail: { kid, alg: jwk.alg, created: String(registered), ...(operator && { operator }) } });
+      return registered;
+    });
     res.status(created ? 201 : 200).json(shapeResponse(RegisteredClientKey, { sub, kid, alg: jwk.alg }));
   });
 
   router.delete(path, requireInternal('idp', 'DELETE /v1/credentials/:sub/keys/:kid'), async (req, res) => {
     const { sub, kid } = parseInput(KeyPath, req.params, 'path');
-    await changes.ready();
-    if (!(await keys.remove(sub, kid))) throw new NotFound(`no key ${kid} is registered for ${sub}`);
-    await changes.record(req, 'client_key.removed', (await credentials.findBySub(sub))?.tenant, sub, { kid });
+    await changes.change(req, 'client_key.removed', async (step) => {
+      if (!(await keys.remove(sub, kid))) throw new NotFound(`no key ${kid} is registered for ${sub}`);
+      step.note({ tenant: (await credentials.findBySub(sub))?.tenant, subject: sub, detail: { kid } });
+    });
     res.status(204).end();
   });
   return router;

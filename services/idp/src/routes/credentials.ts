@@ -18,27 +18,33 @@ export function credentialRoutes(credentials: CredentialRepository, clientKeys: 
     const registration = parseInput(CredentialRegistration, req.body, 'body');
     const { sub } = parseInput(z.object({ sub: z.string() }), req.params, 'path');
     if (sub !== registration.sub) throw new InvalidRequest('body.sub must match the path');
-    await changes.ready();
-    const existing = await credentials.findBySub(sub);
-    const operator = existing ? await changes.proofFor(req, 'credentials.set', sub, [existing.tenant, registration.tenant]) : undefined;
-    const passwordHash = registration.password ? await hashPassword(registration.password) : existing?.passwordHash;
-    await credentials.save({ sub, tenant: registration.tenant, email: registration.email, passwordHash });
-    await changes.record(req, 'credentials.set', registration.tenant, sub, {
-      created: String(!existing),
-      login_set: registration.password !== undefined ? 'password' : 'unchanged',
-      email_changed: String(existing !== undefined && existing.email !== registration.email),
-      ...(existing && existing.tenant !== registration.tenant && { previous_tenant: existing.tenant }),
-      ...(operator && { operator }),
+    await changes.change(req, 'credentials.set', async (step) => {
+      const existing = await credentials.findBySub(sub);
+      const operator = existing ? await changes.proofFor(req, step, 'credentials.set', sub, [existing.tenant, registration.tenant]) : undefined;
+      const passwordHash = registration.password ? await hashPassword(registration.password) : existing?.passwordHash;
+      await credentials.save({ sub, tenant: registration.tenant, email: registration.email, passwordHash });
+      step.note({
+        tenant: registration.tenant,
+        subject: sub,
+        detail: {
+          created: String(!existing),
+          login_set: registration.password !== undefined ? 'password' : 'unchanged',
+          email_changed: String(existing !== undefined && existing.email !== registration.email),
+          ...(existing && existing.tenant !== registration.tenant && { previous_tenant: existing.tenant }),
+          ...(operator && { operator }),
+        },
+      });
     });
     res.json({ sub });
   });
   router.delete('/v1/credentials/:sub', requireInternal('idp', 'DELETE /v1/credentials/:sub'), async (req, res) => {
     const { sub } = parseInput(z.object({ sub: z.string().min(1).max(128) }), req.params, 'path');
-    await changes.ready();
-    const existing = await credentials.findBySub(sub);
-    await clientKeys.removeAll(sub);
-    await credentials.remove(sub);
-    await changes.record(req, 'credentials.removed', existing?.tenant, sub, { existed: String(existing !== undefined) });
+    await changes.change(req, 'credentials.removed', async (step) => {
+      const existing = await credentials.findBySub(sub);
+      await clientKeys.removeAll(sub);
+      await credentials.remove(sub);
+      step.note({ tenant: existing?.tenant, subject: sub, detail: { existed: String(existing !== undefined) } });
+    });
     res.status(204).end();
   });
   return router;

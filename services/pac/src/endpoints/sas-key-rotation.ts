@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { mergeFields, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { audited, requestFields, type AuditLog } from '@keyway/audit';
 import { SasKeyRotation, SasKeyRotationRequest, TenantId } from '@keyway/contracts';
 import { NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
@@ -20,11 +20,13 @@ export function sasKeyRotationEndpoint(keys: TenantKeyStore, authenticate: Reque
   router.post('/admin/v1/tenants/:tenant/sas-keys/rotate', authenticate, requireContentType('application/json'), async (req, res) => {
     const { tenant } = parseInput(z.object({ tenant: TenantId }), req.params, 'path');
     const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
-    await requireWritableTrail(audit);
-    const rotated = await keys.rotate(tenant, key);
-    if (!rotated) throw new NotFound(`no SAS keys for tenant ${tenant}`);
-    req.log.info('tenant_sas_key.rotated', { tenant, rotated: key, signingWith: rotated.signWith });
-    await audit.record({ ...mergeFields(requestFields(req), { tenant, detail: { rotated: key, signing_with: rotated.signWith } }), action: 'tenant_keys.rotated', outcome: 'success' });
+    const rotated = await audited({ audit }, { action: 'tenant_keys.rotated', fields: { ...requestFields(req), tenant }, writable: true, refusal: false }, async (step) => {
+      const done = await keys.rotate(tenant, key);
+      if (!done) throw new NotFound(`no SAS keys for tenant ${tenant}`);
+      req.log.info('tenant_sas_key.rotated', { tenant, rotated: key, signingWith: done.signWith });
+      step.note({ detail: { rotated: key, signing_with: done.signWith } });
+      return done;
+    });
     res.set('Cache-Control', 'no-store').json(shapeResponse(SasKeyRotation, { tenant, rotated: key, signing_with: rotated.signWith }));
   });
   return router;

@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { mergeFields, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { audited, mergeFields, requestFields, type AuditLog } from '@keyway/audit';
 import { Rights, SasPolicyKeys, TenantId } from '@keyway/contracts';
 import { parseInput, shapeResponse } from '@keyway/kit';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
@@ -18,9 +18,8 @@ export function sasPolicyKeysEndpoint(keys: TenantKeyStore, authenticate: Reques
   const router = Router();
   router.get('/admin/v1/tenants/:tenant/sas-policies/:key_name', authenticate, async (req, res) => {
     const { tenant, key_name } = parseInput(z.object({ tenant: TenantId, key_name: Rights }), req.params, 'path');
-    await requireWritableTrail(audit);
-    const policy = await keys.policyKeys(tenant, key_name);
-    await audit.record({ ...mergeFields(requestFields(req), { tenant, detail: { key_name } }), action: 'sas_policy_keys.read', outcome: 'success' });
+    const fields = mergeFields(requestFields(req), { tenant, detail: { key_name } });
+    const policy = await audited({ audit }, { action: 'sas_policy_keys.read', fields, writable: true, refusal: false }, () => keys.policyKeys(tenant, key_name));
     req.log.info('sas_policy_keys.read', { tenant, keyName: key_name });
     res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(SasPolicyKeys, { tenant, key_name, primary_key: policy.primary, secondary_key: policy.secondary }));
   });

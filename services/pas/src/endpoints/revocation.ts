@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { requestFields } from '@keyway/audit';
+import { audited, requestFields } from '@keyway/audit';
 import { TokenHintRequest } from '@keyway/contracts';
 import { parseInput, requireContentType } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
@@ -21,21 +21,22 @@ export function revocationEndpoint(context: GrantContext): Router {
     if (verified) {
       const { claims } = verified;
       const fid = claims.fid;
-      const revoked = fid !== undefined && (await context.families.revoke(fid, 'client_revocation'));
       const fields = {
         ...requestFields(req),
         tenant: claims.tid,
         subject: claims.sub,
         clientId: claims.client_id,
         tokenId: claims.jti,
+        reason: 'client_revocation',
         detail: { type: verified.type, ...(fid && { family: fid }) },
       };
-      await context.audit.record({ ...fields, action: 'token.revoked', outcome: 'success', reason: 'client_revocation' });
-      if (revoked) {
+      // a revocation that fails is the client's to retry (idempotent): only what was revoked is recorded
+      await audited(context, { action: 'token.revoked', fields, refusal: false }, async (audit) => {
+        if (fid === undefined || !(await context.families.revoke(fid, 'client_revocation'))) return;
         req.log.info('refresh_family.revoked', { reason: 'client_revocation', fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
         context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'client_revocation' });
-        await context.audit.record({ ...fields, action: 'refresh_family.revoked', outcome: 'success', reason: 'client_revocation' });
-      }
+        audit.also({ action: 'refresh_family.revoked', outcome: 'success', reason: 'client_revocation' });
+      });
     }
     res.status(200).end();
   });

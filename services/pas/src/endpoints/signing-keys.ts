@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import { mergeFields, requestFields, requireWritableTrail, type AuditLog } from '@keyway/audit';
+import { audited, requestFields, type AuditLog } from '@keyway/audit';
 import { SigningKeyList, SigningKeyRotation } from '@keyway/contracts';
 import { shapeResponse } from '@keyway/kit';
 import type { Store } from '@keyway/store';
@@ -40,13 +40,14 @@ export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; p
   });
 
   router.post('/admin/v1/signing-keys/rotate', deps.authenticate, async (req, res) => {
-    await requireWritableTrail(deps.audit);
-    const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.policy);
-    await deps.ring.reload();
-    const answer = { active_kid: ring.active().kid, published_kids: publishedKids(ring) };
-    req.log.info('signing_key.rotated', { activeKid: answer.active_kid, retiringKid: retiredKid, publishedKids: answer.published_kids });
-    const detail = { active_kid: answer.active_kid, retired_kid: retiredKid, published_kids: answer.published_kids.join(',').slice(0, 512) };
-    await deps.audit.record({ ...mergeFields(requestFields(req), { detail }), action: 'signing_key.rotated', outcome: 'success' });
+    const answer = await audited({ audit: deps.audit }, { action: 'signing_key.rotated', fields: requestFields(req), writable: true, refusal: false }, async (audit) => {
+      const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.policy);
+      await deps.ring.reload();
+      const rotated = { active_kid: ring.active().kid, published_kids: publishedKids(ring) };
+      req.log.info('signing_key.rotated', { activeKid: rotated.active_kid, retiringKid: retiredKid, publishedKids: rotated.published_kids });
+      audit.note({ detail: { active_kid: rotated.active_kid, retired_kid: retiredKid, published_kids: rotated.published_kids.join(',').slice(0, 512) } });
+      return rotated;
+    });
     res.set('Cache-Control', 'no-store').json(shapeResponse(SigningKeyRotation, answer));
   });
   return router;

@@ -1,10 +1,10 @@
 import { Router, type RequestHandler } from 'express';
-import { attributes } from '@keyway/audit';
+import { mergeFields, requestFields } from '@keyway/audit';
 import { GRANT_TYPES, TokenRequest, TokenResponse } from '@keyway/contracts';
 import { InvalidRequest, parseInput, requireContentType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
-import { grantAudit, type GrantAudit } from '../grants/audit.ts';
-import type { Grant, GrantContext } from '../grants/context.ts';
+import type { GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
+import { grantTokens } from '../grants/token-request.ts';
 import { sourceOf } from '../throttling/login-throttle.ts';
 
 /** RFC 6749 §5.1: token responses are never cached. */
@@ -33,39 +33,10 @@ export function tokenEndpoint(context: GrantContext): Router {
   router.post('/oauth2/token', noStore, requireContentType('application/x-www-form-urlencoded'), rejectDuplicateParams, checkGrantType, async (req, res) => {
     const grantType = (req.body as { grant_type: TokenRequest['grant_type'] }).grant_type;
     const source = sourceOf(req);
-    const trail = grantAudit(context.audit, req, grantType, { gate: context.noise, source });
     // the console's operator, whose address the console forwards (throttling/login-throttle.ts)
-    if (source !== (req.ip ?? req.socket.remoteAddress)) trail.audit.note({ detail: { client_address: source } });
-    const grant = grants[grantType] as Pick<Grant<typeof grantType>, 'issued'> & {
-      handler: (p: TokenRequest, c: GrantContext, r: typeof req, a: GrantAudit) => Promise<TokenResponse>;
-    };
-    const counted = (outcome: string) => {
-      const tenant = trail.audit.fields.tenant;
-      if (grant.issued === 'token.refreshed') context.metrics.tokensRefreshed.add(1, attributes({ tenant, outcome }));
-      else context.metrics.tokensIssued.add(1, attributes({ tenant, grant_type: grantType, outcome }));
-    };
-    let pair: TokenResponse;
-    try {
-      // Issue 9: a source past its limit of unauthenticated refusals is refused before any work (and any audit write).
-      await context.noise.admit(source);
-      const params = parseInput(TokenRequest, req.body, 'body');
-      pair = await grant.handler(params, context, req, trail.audit);
-    } catch (err) {
-      const refused = await trail.refused(err);
-      counted(refused.outcome);
-      if (refused.outcome === 'denied') context.metrics.denials.add(1, attributes({ service: 'pas', action: refused.action, tenant: trail.audit.fields.tenant, reason: refused.reason }));
-      throw err;
-    }
-    // Style rule 10: the pair is answered only once the trail holds its issuance; when the append fails
-    // this throws server_error and the tokens are never seen (the family they started or rotated is
-    // then unusable, so the client logs in again once the trail is back).
-    try {
-      await trail.succeeded(grant.issued);
-    } catch (err) {
-      counted('failure');
-      throw err;
-    }
-    counted('success');
+    const forwarded = source !== (req.ip ?? req.socket.remoteAddress) ? { detail: { client_address: source } } : {};
+    const origin = { fields: mergeFields(requestFields(req), forwarded), source, log: req.log };
+    const pair = await grantTokens(context, origin, grantType, () => parseInput(TokenRequest, req.body, 'body'));
     res.json(shapeResponse(TokenResponse, pair));
   });
   return router;

@@ -35,7 +35,7 @@ function unverifiedSubject(assertion: string | undefined): string | undefined {
 export const client_credentials: Grant<'client_credentials'> = {
   grantType: 'client_credentials',
   issued: 'token.issued',
-  async handler(params, context, req, audit) {
+  async handler(params, context, origin, audit) {
     const claimed = params.client_id ?? unverifiedSubject(params.client_assertion);
     const client = claimed !== undefined && CLIENT_ID.test(claimed) ? claimed : undefined;
     if (client !== undefined) audit.note({ clientId: client });
@@ -51,7 +51,7 @@ export const client_credentials: Grant<'client_credentials'> = {
     const audience = [issuer, `${issuer.replace(/\/+$/, '')}/oauth2/token`];
     // Throttled like a password, under the client the request claims (the assertion's sub, unverified):
     // a forger naming a new client each time is still bound by the per-source limit.
-    const subject = await throttledLogin(context, req, audit, client, async () => {
+    const subject = await throttledLogin(context, origin.source, audit, client, async () => {
       const verified = await context.idp.verifyAssertion(assertion, audience).catch((err: unknown) => {
         if (err instanceof ApiError && err.code === 'invalid_client') throw audit.refuse(new InvalidClient(), 'login.failed');
         throw idpBusy(err, audit) ?? rethrowUpstream(err);

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Request } from 'express';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
 import { feedScope, OPERATOR_SCOPE, type FeedRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import type { AuditLog, NoiseGate, SecurityMetrics } from '@keyway/audit';
+import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
+import type { Logger } from '@keyway/kit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
 import type { LoginThrottle } from '../throttling/login-throttle.ts';
-import type { GrantAudit } from './audit.ts';
 import type { Access } from './authorize.ts';
 
 export interface GrantContext {
@@ -30,11 +29,21 @@ export interface GrantContext {
   noise: NoiseGate;
 }
 
+/** What a token request is as the grants see it, once the transport is parsed away. */
+export interface GrantOrigin {
+  /** what the trail knows of the request: its id and source address (requestFields) */
+  fields: AuditFields;
+  /** the address logins are throttled and noise is limited by (throttling/login-throttle.ts sourceOf) */
+  source: string;
+  log: Logger;
+}
+
 export interface Grant<G extends TokenRequest['grant_type']> {
   grantType: G;
   /** the audit action of a pair issued by this grant: token.issued (a login) or token.refreshed */
   issued: 'token.issued' | 'token.refreshed';
-  handler: (params: Extract<TokenRequest, { grant_type: G }>, context: GrantContext, req: Request, audit: GrantAudit) => Promise<TokenResponse>;
+  /** grants only note what they learn and name their refusals; the audited step (grants/token-request.ts) records the outcome */
+  handler: (params: Extract<TokenRequest, { grant_type: G }>, context: GrantContext, origin: GrantOrigin, audit: AuditScope) => Promise<TokenResponse>;
 }
 
 export const DEFAULT_CLIENT_ID = 'keyway-importer';
@@ -56,7 +65,7 @@ function accessAudience(settings: TokenSettings, access: Access): string | strin
  */
 export async function issuePair(
   context: GrantContext,
-  audit: GrantAudit,
+  audit: AuditScope,
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; client_id: string },
   family?: { fid: string; spentJti: string },
 ): Promise<TokenResponse> {

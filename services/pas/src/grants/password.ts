@@ -12,7 +12,7 @@ import { idpBusy, throttledLogin } from './throttled-login.ts';
 export const password: Grant<'password'> = {
   grantType: 'password',
   issued: 'token.issued',
-  async handler(params, context, req, audit) {
+  async handler(params, context, origin, audit) {
     const requested = requestedAccess(params.scope);
     // Accounts are named by their email (contracts Email, as the IdP keys them). Anything else names no
     // account: the same answer as a wrong password (RFC 6749 §5.2 invalid_grant), counted as a failure
@@ -20,7 +20,7 @@ export const password: Grant<'password'> = {
     // typed into the username field never reaches it (style rule 11).
     const username = Email.safeParse(params.username);
     if (username.success) audit.note({ detail: { username: username.data } });
-    const subject = await throttledLogin(context, req, audit, username.success ? username.data : undefined, async () => {
+    const subject = await throttledLogin(context, origin.source, audit, username.success ? username.data : undefined, async () => {
       if (!username.success) throw audit.refuse(new InvalidGrant('the username or password is incorrect', 'the username is not an email address'), 'login.failed');
       return context.idp.verifyPassword(username.data, params.password).catch((err: unknown) => {
         // One answer for a wrong password and an unknown user (the IdP does not tell them apart either).

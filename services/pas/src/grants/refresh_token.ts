@@ -12,7 +12,7 @@ import { FamilyRaceLost, issuePair, type Grant } from './context.ts';
 export const refresh_token: Grant<'refresh_token'> = {
   grantType: 'refresh_token',
   issued: 'token.refreshed',
-  async handler(params, context, req, audit) {
+  async handler(params, context, origin, audit) {
     const claims = await verifyOwnRefreshToken(context, params.refresh_token).catch((err: unknown) => {
       if (err instanceof TokenError) throw new InvalidGrant('the refresh token is invalid, expired or revoked', err.code);
       throw err;
@@ -28,11 +28,12 @@ export const refresh_token: Grant<'refresh_token'> = {
         throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent moments ago by a concurrent refresh');
       }
       const revoked = await context.families.revoke(claims.fid, 'reuse_detected');
-      req.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
-      if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'reuse_detected' });
-      throw audit.refuse(new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked'), 'refresh.reuse_detected', {
-        also: revoked ? [{ action: 'refresh_family.revoked', outcome: 'success', reason: 'reuse_detected' }] : [],
-      });
+      origin.log.warn('refresh_family.revoked', { reason: 'reuse_detected', fid: claims.fid, jti: claims.jti, sub: claims.sub, tenant: claims.tid });
+      if (revoked) {
+        context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason: 'reuse_detected' });
+        audit.also({ action: 'refresh_family.revoked', outcome: 'success', reason: 'reuse_detected' });
+      }
+      throw audit.refuse(new InvalidGrant('the refresh token is invalid, expired or revoked', 'spent refresh token presented: family revoked'), 'refresh.reuse_detected');
     }
 
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
@@ -50,11 +51,11 @@ export const refresh_token: Grant<'refresh_token'> = {
         if (!(err instanceof AccessDenied)) throw err;
         const reason = err.detail ?? err.code;
         const revoked = await context.families.revoke(claims.fid, reason);
-        if (revoked) context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason });
-        throw audit.refuse(new InvalidGrant('the grant is no longer authorized', err.detail), 'authorization.denied', {
-          reason,
-          also: revoked ? [{ action: 'refresh_family.revoked', outcome: 'success', reason }] : [],
-        });
+        if (revoked) {
+          context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason });
+          audit.also({ action: 'refresh_family.revoked', outcome: 'success', reason });
+        }
+        throw audit.refuse(new InvalidGrant('the grant is no longer authorized', err.detail), 'authorization.denied', { reason });
       });
       roles = decision.roles;
       // the rights still granted, never more than the token had (RFC 6749 §6)

@@ -1,8 +1,6 @@
-import type { Request } from 'express';
 import { ApiError } from '@keyway/clients';
 import { OAuthError, TemporarilyUnavailable, tooManyRequests } from '@keyway/kit';
-import { sourceOf } from '../throttling/login-throttle.ts';
-import type { GrantAudit } from './audit.ts';
+import type { AuditScope } from '@keyway/audit';
 import type { GrantContext } from './context.ts';
 
 /**
@@ -12,11 +10,10 @@ import type { GrantContext } from './context.ts';
  * success resets the account's failures from that source.
  *
  * The trail: the window's first throttled attempt of a key is one login.throttled event (rule,
- * retry-after); every later one is noise, counted per source and minute (grants/audit.ts). The IdP's
+ * retry-after); every later one is noise, counted per source and minute (the step's noise gate). The IdP's
  * own 429 (its per-account limit, the second line) is passed on as such.
  */
-export async function throttledLogin<T>(context: GrantContext, req: Request, audit: GrantAudit, account: string | undefined, verify: () => Promise<T>): Promise<T> {
-  const source = sourceOf(req);
+export async function throttledLogin<T>(context: GrantContext, source: string, audit: AuditScope, account: string | undefined, verify: () => Promise<T>): Promise<T> {
   const throttled = await context.throttle.check(account, source);
   if (throttled) {
     const err = tooManyRequests(throttled.state, `${throttled.rule}: ${throttled.state.count} failed logins in the window`);
@@ -44,7 +41,7 @@ export async function throttledLogin<T>(context: GrantContext, req: Request, aud
  * Retry-After. Either is what a flood causes, so it is noise in the trail (counted per source), not
  * one event per refused attempt.
  */
-export function idpBusy(err: unknown, audit: GrantAudit): OAuthError | undefined {
+export function idpBusy(err: unknown, audit: AuditScope): OAuthError | undefined {
   if (!(err instanceof ApiError) || (err.status !== 429 && err.status !== 503)) return undefined;
   const retryAfterSec = Math.max(1, Number(err.retryAfter) || 1);
   const busy =

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
+import type { Introspection } from '@keyway/contracts';
+import { InsufficientScope, InvalidToken, ServerError, silentLogger } from '@keyway/kit';
+import { parseSas } from '@keyway/sas';
+import { createMemoryStore } from '@keyway/store';
+import { issueRefreshToken, KeyRing, type TokenSettings } from '@keyway/tokens';
+import { issuedRegistry } from '../issued/registry.ts';
+import { tenantKeys } from '../keys/tenant-keys.ts';
+import { mintSasKey, type SasMintOptions } from './mint.ts';
+
+const settings: TokenSettings = { issuer: 'https://pas.test', accessAudience: 'https://pac.test', refreshAudience: 'https://pas.test', accessTtlSec: 1200, refreshTtlSec: 3600, clockToleranceSec: 5 };
+const options: SasMintOptions = { pasIssuer: settings.issuer, topicBaseUrl: 'https://topic.test', sasTtlSec: 86_400, clockToleranceSec: 5 };
+const origin = { fields: { requestId: 'r-1', sourceAddress: '203.0.113.7' }, source: '203.0.113.7', log: silentLogger };
+
+/** PAC's mint on the embedded store and in-process PAS keys, introspection stubbed: no HTTP. */
+async function pac(introspect: () => Promise<Introspection> = async () => ({ active: true })) {
+  const store = createMemoryStore({ prefix: 'pac:' });
+  const auditStore = createMemoryStore({ prefix: 'audit:' });
+  const audit = createAuditLog({ store: auditStore, service: 'pac', logger: silentLogger });
+  const counted: Array<[string, Record<string, string>]> = [];
+  const meter = { createCounter: (name: string) => ({ add: (_n: number, attrs: Record<string, string>) => void counted.push([name, attrs]) }) } as unknown as Parameters<typeof securityMetrics>[0];
+  const ring = await KeyRing.generate();
+  const keys = tenantKeys(store);
+  const deps = {
+    pasKeys: ring.localKeySet(),
+    introspect,
+    keys,
+    issued: issuedRegistry(store),
+    audit,
+    metrics: securityMetrics(meter),
+    noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
+  };
+  const refreshToken = async (rights: Record<string, string>) =>
+    (await issueRefreshToken(ring, settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
+  const events = async () => (await readSince(auditStore, 'pac', 0)).events;
+  return { deps, refreshToken, events, counted, auditStore, close: () => deps.noise.close() };
+}
+
+describe('mintSasKey: a SAS key without HTTP', () => {
+  it('mints exactly the rights the token grants and records sas_key.minted with the key id, counted', async () => {
+    const { deps, refreshToken, events, counted, close } = await pac();
+    const minted = await mintSasKey(options, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'listen' }) });
+    expect(minted).toMatchObject({ rights: 'listen', resource: 'https://topic.test/tenants/acme/topics/edr-events' });
+    expect(parseSas(minted.sas_key)).toMatchObject({ keyName: 'listen' });
+    const [event] = await events();
+    expect(event).toMatchObject({ action: 'sas_key.minted', outcome: 'success', tenant: 'acme', subject: 'u-1', tokenId: minted.key_id, requestId: 'r-1', detail: { rights: 'listen', topic: 'edr-events' } });
+    expect(JSON.stringify(event)).not.toContain(minted.sas_key);
+    expect(counted).toEqual([['keyway.sas_keys.minted', { tenant: 'acme', rights: 'listen', outcome: 'success' }]]);
+    await close();
+  });
+
+  it('a right the token does not grant is denied (sas_key.denied, insufficient_scope), counted as a denial', async () => {
+    const { deps, refreshToken, events, counted, close } = await pac();
+    await expect(mintSasKey(options, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'listen' }), rights: 'send' })).rejects.toBeInstanceOf(InsufficientScope);
+    expect(await events()).toMatchObject([{ action: 'sas_key.denied', outcome: 'denied', reason: 'insufficient_scope', subject: 'u-1', detail: { rights: 'send' } }]);
+    expect(counted).toContainEqual(['keyway.denials', { service: 'pac', action: 'sas_key.denied', tenant: 'acme', reason: 'insufficient_scope' }]);
+    // a token that does not verify names nobody: counted by the noise gate, never an event of its own
+    await expect(mintSasKey(options, deps, origin, { refresh_token: 'garbage' })).rejects.toBeInstanceOf(InvalidToken);
+    expect(await events()).toHaveLength(1);
+    await close();
+  });
+
+  it('PAC that cannot check the token fails (sas_key.failed, temporarily_unavailable)', async () => {
+    const { deps, refreshToken, events, close } = await pac(async () => Promise.reject(new Error('connect ECONNREFUSED')));
+    await expect(mintSasKey(options, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'listen' }) })).rejects.toMatchObject({ status: 503 });
+    expect(await events()).toMatchObject([{ action: 'sas_key.failed', outcome: 'failure', reason: 'temporarily_unavailable', subject: 'u-1' }]);
+    await close();
+  });
+
+  it('fails closed: when the trail cannot take the minting, no key is returned (server_error)', async () => {
+    const { deps, refreshToken, counted, auditStore, close } = await pac();
+    const token = await refreshToken({ 'edr-events': 'listen' });
+    await auditStore.close();
+    await expect(mintSasKey(options, deps, origin, { refresh_token: token })).rejects.toBeInstanceOf(ServerError);
+    expect(counted).toEqual([['keyway.sas_keys.minted', { tenant: 'acme', rights: 'listen', outcome: 'failure' }]]);
+    await close();
+  });
+});

@@ -1,0 +1,127 @@
+import { attributes, audited, type AuditFields, type AuditLog, type NoiseGate, type SecurityMetrics } from '@keyway/audit';
+import { AUDIT_FEED, feedsFromScope, rightsWithin, SasRequest, tokenFeedRights, topicResource, type Introspection, type Rights, type SasResponse } from '@keyway/contracts';
+import { InsufficientScope, InvalidToken, TemporarilyUnavailable, type Logger } from '@keyway/kit';
+import { signSas } from '@keyway/sas';
+import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
+import type { IssuedRegistry } from '../issued/registry.ts';
+import type { TenantKeyStore } from '../keys/tenant-keys.ts';
+
+export type ParsedSasRequest = ReturnType<typeof SasRequest.parse>;
+
+export interface SasMintOptions {
+  pasIssuer: string;
+  topicBaseUrl: string;
+  sasTtlSec: number;
+  clockToleranceSec: number;
+  now?: () => number;
+}
+
+export interface SasMintDeps {
+  pasKeys: JWTVerifyGetKey;
+  introspect: (refreshToken: string) => Promise<Introspection>;
+  keys: TenantKeyStore;
+  issued: IssuedRegistry;
+  audit: AuditLog;
+  metrics: SecurityMetrics;
+  /** unauthenticated refusals: limited per source, one refusals.aggregated event per source and window */
+  noise: NoiseGate;
+}
+
+/** Who asks, once the transport is parsed away. */
+export interface SasOrigin {
+  /** what the trail knows of the request: its id and source address (requestFields), the rights asked for */
+  fields: AuditFields;
+  /** the address noise is limited by */
+  source: string;
+  log: Logger;
+}
+
+/** The resource asked for must be one of the token's feeds, on the token's tenant. */
+function resolveTopic(claims: RefreshClaims, topicBaseUrl: string, resource: string | undefined): { topic: string; resource: string } {
+  const feeds = feedsFromScope(claims.scope);
+  if (resource === undefined) {
+    const topic = feeds[0];
+    if (!topic) throw new InsufficientScope('the token grants no feed');
+    return { topic, resource: topicResource(topicBaseUrl, claims.tid, topic) };
+  }
+  const topic = feeds.find((feed) => topicResource(topicBaseUrl, claims.tid, feed).toLowerCase() === resource.toLowerCase());
+  if (!topic) throw new InsufficientScope('the resource is not a feed this token grants');
+  return { topic, resource: topicResource(topicBaseUrl, claims.tid, topic) };
+}
+
+/**
+ * A refresh token → a one-day SAS key for one tenant topic (steps 5 and 6), without HTTP: returns the
+ * key or throws the OAuthError POST /v1/sas answers.
+ *
+ * The trail, one audited step: sas_key.minted with the key id as token id (never the key or its sig,
+ * style rule 11) and the refresh token's jti; sas_key.denied for a token that does not verify or does
+ * not grant the resource or rights; sas_key.failed when PAC could not decide. The key is returned only
+ * once its minting is in the trail (style rule 10): otherwise ServerError, and the key never leaves.
+ *
+ * Issue 9: a refusal before the token has verified (garbage, wrongly signed, expired, a malformed
+ * body) names nobody and costs the caller nothing, so it is not an event of its own: it is counted per
+ * source and minute (one refusals.aggregated event each) and a source past its limit gets 429 before
+ * any work. A refusal of a verified token (inactive, outside its scope) stays a sas_key.denied event.
+ *
+ * `request` is the parsed request, or its parser: parsed inside the step, a malformed body is counted
+ * like any other refusal.
+ */
+export async function mintSasKey(options: SasMintOptions, deps: SasMintDeps, origin: SasOrigin, request: ParsedSasRequest | (() => ParsedSasRequest)): Promise<SasResponse> {
+  return audited(
+    deps,
+    {
+      action: 'sas_key.minted',
+      fields: origin.fields,
+      count: (outcome, fields) => deps.metrics.sasKeysMinted.add(1, attributes({ tenant: fields.tenant, rights: fields.detail?.rights, outcome })),
+      noise: { gate: deps.noise, source: origin.source },
+    },
+    async (audit) => {
+      await deps.noise.admit(origin.source);
+      const parsed = typeof request === 'function' ? request() : request;
+      if (parsed.rights !== undefined) audit.note({ detail: { rights: parsed.rights } });
+      return mint(options, deps, parsed, origin.log, audit.note);
+    },
+  );
+}
+
+async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedSasRequest, log: Logger, note: (fields: AuditFields) => void): Promise<SasResponse> {
+  const claims = await verifyRefreshToken(request.refresh_token, deps.pasKeys, {
+    issuer: options.pasIssuer,
+    audience: options.pasIssuer,
+    clockToleranceSec: options.clockToleranceSec,
+    now: options.now,
+  }).catch((err: unknown) => {
+    if (err instanceof TokenError) throw new InvalidToken('the refresh token is invalid, expired or revoked', err.code);
+    throw err;
+  });
+  note({ tenant: claims.tid, subject: claims.sub, clientId: claims.client_id, detail: { refresh_jti: claims.jti, family: claims.fid } });
+  // Step 6: the signature says PAS issued it; only PAS knows whether it is still current (RFC 7662).
+  const status = await deps.introspect(request.refresh_token).catch((err: unknown) => {
+    throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' });
+  });
+  if (!status.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
+  if (await deps.issued.isFamilyRevoked(claims.fid)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
+  const { topic, resource } = resolveTopic(claims, options.topicBaseUrl, request.resource);
+  note({ detail: { topic } });
+  // Exactly the rights the token grants on this feed (the entitlement service's answer, role table);
+  // none asked: all of them.
+  const granted = tokenFeedRights(claims, [topic])[topic];
+  const rights: Rights | undefined = request.rights ?? granted;
+  if (rights === undefined) throw new InsufficientScope('the token grants no right on this feed');
+  note({ detail: { rights } });
+  // Only Keyway writes a tenant's audit feed (the entitlement service's export): a key that could
+  // send to it would let the tenant forge its own trail.
+  if (topic === AUDIT_FEED && rights !== 'listen') throw new InsufficientScope('the audit feed is read-only: ask for the listen right');
+  if (!rightsWithin(rights, granted)) throw new InsufficientScope(`the token does not grant the ${rights} right on this feed`);
+
+  const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
+  const expiry = nowSec + options.sasTtlSec;
+  const { sasKey, keyId } = signSas(await deps.keys.signingKey(claims.tid), rights, resource, expiry);
+  if (!(await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry }))) {
+    throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked while minting');
+  }
+  const expiresAt = new Date(expiry * 1000).toISOString();
+  note({ tokenId: keyId, detail: { expires_at: expiresAt } });
+  log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });
+  return { sas_key: sasKey, resource, rights, expires_at: expiresAt, key_id: keyId };
+}
