@@ -1,12 +1,7 @@
 import { z } from 'zod';
-import { FeedName, SubscriptionName, TenantId } from '../common.ts';
-import { Batch, BATCH_ID, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery } from '../topic.ts';
+import { Batch, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
-
-const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
-const SubscriptionPath = TopicPath.extend({ subscription: SubscriptionName });
-const MessagePath = SubscriptionPath.extend({ id: z.string().regex(BATCH_ID), lockToken: z.uuid() });
 
 const TOPIC = '/tenants/{tenant}/topics/{topic}';
 const SUBSCRIPTION = `${TOPIC}/subscriptions/{subscription}`;
@@ -22,7 +17,7 @@ const receive = (entity: string, what: string) =>
       method: 'post',
       path: `${entity}/messages/head`,
       summary: `peek-lock receive from ${what}: a long poll of up to ?timeout seconds (SAS listen)`,
-      params: SubscriptionPath,
+      params: TopicSubscriptionPath,
       query: ReceiveQuery,
       responses: { 201: jsonResponse(ReceivedMessage, 'a locked message and its lock token'), 204: noBody('nothing arrived within the timeout') },
       // 404 subscription_not_found: neither `default` nor listed by an operator; 401 also when the key was revoked or expired while waiting
@@ -33,7 +28,7 @@ const receive = (entity: string, what: string) =>
 /** complete (DELETE), abandon (PUT) and renew lock (POST) of one locked message of an entity */
 const settle = (entity: string, what: string) => {
   const message = <S extends z.ZodType>(method: 'delete' | 'put' | 'post', summary: string, answer: S, description: string) =>
-    sas(route({ method, path: `${entity}/messages/{id}/{lockToken}`, summary, params: MessagePath, responses: { 200: jsonResponse(answer, description) }, errors: [410] }));
+    sas(route({ method, path: `${entity}/messages/{id}/{lockToken}`, summary, params: TopicMessagePath, responses: { 200: jsonResponse(answer, description) }, errors: [410] }));
   return {
     complete: message('delete', `complete (ack) a message of ${what}`, z.object({ message_id: z.string(), status: z.literal('completed') }), 'completed'),
     abandon: message('put', `abandon (unlock) a message of ${what}`, z.object({ message_id: z.string(), status: z.literal('abandoned') }), 'abandoned'),
@@ -62,7 +57,7 @@ export const topicRoutes = {
       method: 'post',
       path: `${SUBSCRIPTION}/messages/stream`,
       summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
-      params: SubscriptionPath,
+      params: TopicSubscriptionPath,
       query: StreamQuery,
       responses: {
         200: {

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { attributes, mergeFields, refusalOf, requestFields, type AuditFields, type AuditLog, type NoiseGate, type SecurityMetrics } from '@keyway/audit';
-import { AUDIT_FEED, feedsFromScope, rightsWithin, SasRequest, SasResponse, tokenFeedRights, topicResource, type Rights } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, parseInput, requireContentType, shapeResponse, TemporarilyUnavailable, type Logger } from '@keyway/kit';
+import { AUDIT_FEED, feedsFromScope, pacRoutes, rightsWithin, SasRequest, SasResponse, tokenFeedRights, topicResource, type Rights } from '@keyway/contracts';
+import { bindRoute, InsufficientScope, InvalidToken, requireBodyType, shapeResponse, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { Introspection } from '@keyway/contracts';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
@@ -58,7 +58,7 @@ export function sasEndpoint(
   },
 ): Router {
   const router = Router();
-  router.post('/v1/sas', requireContentType('application/json', 'application/x-www-form-urlencoded'), async (req, res) => {
+  bindRoute(router, pacRoutes.sas, requireBodyType(pacRoutes.sas), async (req, res, input) => {
     res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
     const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const rights = (req.body as { rights?: unknown } | undefined)?.rights;
@@ -67,7 +67,7 @@ export function sasEndpoint(
     let request: ParsedSasRequest;
     try {
       await deps.noise.admit(source);
-      request = parseInput(SasRequest, req.body, 'body');
+      request = input.body();
       if (request.rights !== undefined) fields = mergeFields(fields, { detail: { rights: request.rights } });
       answer = await mint(request, req.log, (more) => {
         fields = mergeFields(fields, more);

@@ -1,7 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { attributes } from '@keyway/audit';
-import { GRANT_TYPES, TokenRequest, TokenResponse } from '@keyway/contracts';
-import { InvalidRequest, parseInput, requireContentType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
+import { GRANT_TYPES, pasRoutes, TokenRequest, TokenResponse } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, requireBodyType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
 import { grantAudit, type GrantAudit } from '../grants/audit.ts';
 import type { Grant, GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
@@ -30,7 +30,7 @@ const checkGrantType: RequestHandler = (req, _res, next) => {
 
 export function tokenEndpoint(context: GrantContext): Router {
   const router = Router();
-  router.post('/oauth2/token', noStore, requireContentType('application/x-www-form-urlencoded'), rejectDuplicateParams, checkGrantType, async (req, res) => {
+  bindRoute(router, pasRoutes.token, noStore, requireBodyType(pasRoutes.token), rejectDuplicateParams, checkGrantType, async (req, res, input) => {
     const grantType = (req.body as { grant_type: TokenRequest['grant_type'] }).grant_type;
     const source = sourceOf(req);
     const trail = grantAudit(context.audit, req, grantType, { gate: context.noise, source });
@@ -48,7 +48,7 @@ export function tokenEndpoint(context: GrantContext): Router {
     try {
       // Issue 9: a source past its limit of unauthenticated refusals is refused before any work (and any audit write).
       await context.noise.admit(source);
-      const params = parseInput(TokenRequest, req.body, 'body');
+      const params = input.body();
       pair = await grant.handler(params, context, req, trail.audit);
     } catch (err) {
       const refused = await trail.refused(err);

@@ -1,12 +1,11 @@
 import { Router, type RequestHandler } from 'express';
-import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
-import { PublishResponse } from '@keyway/contracts';
+import { bindRoute, parseInput, requireBodyType, shapeResponse } from '@keyway/kit';
+import { PublishResponse, topicRoutes, TopicPath } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
-import { TopicPath, type SasGuard } from '../auth/sas-guard.ts';
+import type { SasGuard } from '../auth/sas-guard.ts';
 import { readBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
-import { TOPIC } from './paths.ts';
 
 export interface PublishQuotas {
   /** 429 when the tenant is over its publish rate, 503 when that cannot be checked */
@@ -29,8 +28,8 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     await deps.quotas.rate(parseInput(TopicPath, req.params, 'path').tenant);
     next();
   };
-  router.post(`${TOPIC}/messages`, deps.guard('send'), requireContentType('application/json'), countRate, deps.body, async (req, res) => {
-    const topic = parseInput(TopicPath, req.params, 'path');
+  bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate, deps.body, async (req, res, input) => {
+    const topic = input.params();
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
     await brokerCall(() =>
