@@ -4,3 +4,4 @@ export * from './entitlement.ts';
 export * from './pas.ts';
 export * from './pac.ts';
 export * from './topic.ts';
+export * from './route.ts';

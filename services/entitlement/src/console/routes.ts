@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Router, type RequestHandler, type Response } from 'express';
-import { z } from 'zod';
-import { ApiError, call, createHttp, type ClientOptions, type PasClient } from '@keyway/clients';
-import { ConsoleRefreshToken, ConsoleSignIn, OPERATOR_SCOPE, SasKeyRotation, SasKeyRotationRequest, TenantId, TokenResponse, type TenantKeyName } from '@keyway/contracts';
-import { InvalidRequest, NotFound, OAuthError, parseInput, requireContentType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
+import { Router, type Response } from 'express';
+import { ApiError, pacClient, type ClientOptions, type PasClient } from '@keyway/clients';
+import { entitlementRoutes, OPERATOR_SCOPE, SasKeyRotation, TokenResponse, type TenantKeyName } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, NotFound, OAuthError, requireBodyType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
 
 /**
  * The operator console (README "Console"): static files under /console/ and the few same-origin
@@ -24,13 +23,8 @@ export interface ConsoleDeps {
 
 /** PAC's admin rotation, sending the caller's bearer token (one connection pool for every operator). */
 export function pacKeyRotation(options: Omit<ClientOptions, 'accessToken'>): NonNullable<ConsoleDeps['rotateSasKey']> {
-  const http = createHttp(options);
-  return (tenant, key, accessToken) =>
-    call(
-      () => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }, { headers: { authorization: `Bearer ${accessToken}` } }),
-      SasKeyRotation,
-      'pac',
-    );
+  const pac = pacClient(options);
+  return (tenant, key, accessToken) => pac.rotateSasKey(tenant, key, { accessToken });
 }
 
 /**
@@ -55,8 +49,6 @@ const FILES = {
   'console.css': 'text/css; charset=utf-8',
 } as const;
 
-const TenantPath = z.object({ tenant: TenantId });
-
 /** The grant's answer, which the page alone may see: never cached (RFC 6749 §5.1). */
 function sendTokens(res: Response, tokens: TokenResponse): void {
   res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(TokenResponse, tokens));
@@ -73,8 +65,8 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
   const router = Router({ strict: true });
   const files = Object.fromEntries(Object.keys(FILES).map((name) => [name, readFileSync(new URL(`./${name}`, import.meta.url))])) as Record<keyof typeof FILES, Buffer>;
   const serve =
-    (name: keyof typeof FILES): RequestHandler =>
-    (_req, res) => {
+    (name: keyof typeof FILES) =>
+    (_req: unknown, res: Response) => {
       res
         .set({
           'Content-Type': FILES[name],
@@ -87,34 +79,34 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
         .send(files[name]);
     };
   // The page names its files relative to /console/, so the bare path redirects there.
-  router.get('/console', (_req, res) => res.redirect(301, '/console/'));
-  router.get('/console/', serve('index.html'));
-  router.get('/console/console.js', serve('console.js'));
-  router.get('/console/console.css', serve('console.css'));
+  bindRoute(router, entitlementRoutes.consoleRedirect, (_req, res) => res.redirect(301, entitlementRoutes.consolePage.path));
+  bindRoute(router, entitlementRoutes.consolePage, serve('index.html'));
+  bindRoute(router, entitlementRoutes.consoleScript, serve('console.js'));
+  bindRoute(router, entitlementRoutes.consoleStyle, serve('console.css'));
 
   // JSON only: a cross-site form cannot send it without a CORS preflight, which this origin never grants.
-  const json = requireContentType('application/json');
-  router.post('/console/session', json, async (req, res) => {
-    const { email, password } = parseInput(ConsoleSignIn, req.body, 'body');
+  bindRoute(router, entitlementRoutes.consoleSignIn, requireBodyType(entitlementRoutes.consoleSignIn), async (req, res, input) => {
+    const { email, password } = input.body();
     // PAS throttles sign-ins per account and source: the source is the operator's address, not the console's.
     sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE, req.ip ?? req.socket.remoteAddress).catch(passOn));
   });
-  router.post('/console/session/refresh', json, async (req, res) => {
-    const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');
+  bindRoute(router, entitlementRoutes.consoleRefresh, requireBodyType(entitlementRoutes.consoleRefresh), async (_req, res, input) => {
+    const { refresh_token } = input.body();
     sendTokens(res, await deps.pas.refresh(refresh_token).catch(passOn));
   });
   // Sign-out: revoking the refresh token revokes its family, the page's access token included.
-  router.post('/console/session/revoke', json, async (req, res) => {
-    const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');
+  bindRoute(router, entitlementRoutes.consoleRevoke, requireBodyType(entitlementRoutes.consoleRevoke), async (_req, res, input) => {
+    const { refresh_token } = input.body();
     await deps.pas.revoke(refresh_token, 'refresh_token').catch(passOn);
     res.status(204).end();
   });
 
   const { rotateSasKey } = deps;
-  router.post('/console/tenants/:tenant/sas-keys/rotate', requireOperator({ verify: verifyOperator }), json, async (req, res) => {
+  const rotate = entitlementRoutes.consoleRotateSasKey;
+  bindRoute(router, rotate, requireOperator({ verify: verifyOperator }), requireBodyType(rotate), async (req, res, input) => {
     if (!rotateSasKey) throw new NotFound('SAS key rotation is not configured for the console (PAC_URL)');
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
-    const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
+    const { tenant } = input.params();
+    const { key } = input.body();
     // requireOperator has checked this bearer token; a caller with the operator certificate has no token to
     // forward and calls PAC directly.
     const token = req.get('authorization')?.replace(/^Bearer +/i, '');

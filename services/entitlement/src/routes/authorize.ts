@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { attributes, requestFields, type AuditLog, type SecurityMetrics } from '@keyway/audit';
-import { AuthorizeDecision, AuthorizeRequest } from '@keyway/contracts';
-import { callerService, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
+import { AuthorizeDecision, entitlementRoutes } from '@keyway/contracts';
+import { bindRoute, callerService, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
 import { evaluate } from '../policy/evaluate.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
@@ -14,8 +14,8 @@ import type { PolicyRepository } from '../policy/repository.ts';
  */
 export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string, trail: { audit: AuditLog; metrics: SecurityMetrics }): Router {
   const router = Router();
-  router.post('/v1/authorize', requireInternal('entitlement', 'POST /v1/authorize'), requireContentType('application/json'), async (req, res) => {
-    const request = parseInput(AuthorizeRequest, req.body, 'body');
+  bindRoute(router, entitlementRoutes.authorize, requireInternal('entitlement', 'POST /v1/authorize'), requireBodyType(entitlementRoutes.authorize), async (req, res, input) => {
+    const request = input.body();
     const [tenant, user] = await Promise.all([policy.findTenant(request.tenant), policy.findUser(request.sub)]);
     const decision = evaluate({ tenant, user, access: request.access, feeds: request.feeds, operatorTenant });
     if (!decision.allow) {
