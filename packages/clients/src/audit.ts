@@ -1,5 +1,6 @@
-import { AuditPage, AuditVerifyReport, AuditVerifyResult, type AuditQuery } from '@keyway/contracts';
-import { call, callConfig, createHttp, type CallOptions, type ClientOptions } from './http.ts';
+import { auditRoutes, AuditVerifyReport, AuditVerifyResult, type AuditQuery } from '@keyway/contracts';
+import { createHttp, type ClientOptions } from './http.ts';
+import { routeCaller, type CallOptions } from './route.ts';
 
 /**
  * The audit service: the trail of every service for security teams. Calls authenticate with the
@@ -7,14 +8,14 @@ import { call, callConfig, createHttp, type CallOptions, type ClientOptions } fr
  * call's own (the console forwarding its operator's).
  */
 export function auditClient(options: ClientOptions) {
-  const http = createHttp(options);
+  const { call } = routeCaller(createHttp(options), 'audit');
   return {
     /** one page of the audit trail of every service, newest first unless `order: 'oldest'`; pass `nextCursor` back as `cursor` until it is null */
-    events: (query: AuditQuery = {}, perCall?: CallOptions) => call(() => http.get('/v1/audit/events', { params: query, ...callConfig(perCall) }), AuditPage, 'audit'),
+    events: (query: AuditQuery = {}, callOptions?: Pick<CallOptions, 'accessToken'>) => call(auditRoutes.events, { query }, callOptions),
     /** recomputes one stream's hash chain: intact, or its first broken link */
-    verify: (stream: string) => call(() => http.get('/v1/audit/verify', { params: { stream } }), AuditVerifyResult, 'audit'),
+    verify: async (stream: string) => AuditVerifyResult.parse(await call(auditRoutes.verify, { query: { stream } })),
     /** every stream's chain; `ok` only if each is intact */
-    verifyAll: () => call(() => http.get('/v1/audit/verify'), AuditVerifyReport, 'audit'),
+    verifyAll: async () => AuditVerifyReport.parse(await call(auditRoutes.verify)),
   };
 }
 export type AuditClient = ReturnType<typeof auditClient>;

@@ -1,18 +1,5 @@
 import {
-  AuthorizeDecision,
-  FeedEntitlement,
-  RegisteredClientKey,
-  RoleList,
-  Subscription,
-  SubscriptionList,
-  SubscriptionNames,
-  Tenant,
-  TenantFeedList,
-  TenantPage,
-  Tier,
-  TierList,
-  User,
-  UserList,
+  entitlementRoutes,
   type AuthorizeRequest,
   type CreateTenant,
   type CreateUser,
@@ -22,7 +9,8 @@ import {
   type UpdateTenant,
   type UpdateUser,
 } from '@keyway/contracts';
-import { call, createHttp, send, toApiError, type ClientOptions } from './http.ts';
+import { createHttp, type ClientOptions } from './http.ts';
+import { routeCaller } from './route.ts';
 
 /**
  * The entitlement service: authorization (PAS, PAC) and the operator admin API. Admin calls
@@ -31,80 +19,66 @@ import { call, createHttp, send, toApiError, type ClientOptions } from './http.t
  */
 export function entitlementClient(options: ClientOptions) {
   const http = createHttp(options);
-  const t = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)}`;
-  const u = (tenant: string, user: string) => `${t(tenant)}/users/${encodeURIComponent(user)}`;
-  const f = (tenant: string, feed: string) => `${t(tenant)}/feeds/${encodeURIComponent(feed)}`;
-  const s = (tenant: string, feed: string, name: string) => `${f(tenant, feed)}/subscriptions/${encodeURIComponent(name)}`;
-  const keyPath = (tenant: string, user: string, kid: string) => `${u(tenant, user)}/keys/${encodeURIComponent(kid)}`;
-  /** for answers without a body: 204 */
-  const noContent = async (request: Parameters<typeof send>[0]) => {
-    const response = await send(request, 'entitlement');
-    if (response.status !== 204) throw toApiError(response);
-  };
-  /** 201 (created) or 200 (already there / replaced), with the resource */
-  const upsert = async <T>(request: Parameters<typeof send>[0], parse: (data: unknown) => T) => {
-    const response = await send(request, 'entitlement');
-    if (response.status !== 200 && response.status !== 201) throw toApiError(response);
-    return { ...parse(response.data), created: response.status === 201 };
-  };
+  const api = routeCaller(http, 'entitlement');
+  const r = entitlementRoutes;
 
   return {
     /** internal (mTLS, PAS and PAC only) */
-    authorize: (request: AuthorizeRequest) => call(() => http.post('/v1/authorize', request), AuthorizeDecision, 'entitlement'),
+    authorize: (request: AuthorizeRequest) => api.call(r.authorize, { body: request }),
     /** internal (mTLS, topic service only): the names of the feed's listed subscriptions */
-    subscriptionNames: (tenant: string, feed: string) => call(() => http.get(`/internal${f(tenant, feed)}/subscriptions`), SubscriptionNames, 'entitlement'),
+    subscriptionNames: (tenant: string, feed: string) => api.call(r.subscriptionNames, { params: { tenant, feed } }),
     /** internal (mTLS, audit service only): whether the tenant has the feed */
-    feedEntitlement: (tenant: string, feed: string) => call(() => http.get(`/internal${f(tenant, feed)}`), FeedEntitlement, 'entitlement'),
+    feedEntitlement: (tenant: string, feed: string) => api.call(r.feedEntitlement, { params: { tenant, feed } }),
 
     /** tenants: feeds listed or taken from a tier (not both) */
-    createTenant: (tenant: CreateTenant) => call(() => http.post('/v1/tenants', tenant), Tenant, 'entitlement'),
+    createTenant: (tenant: CreateTenant) => api.call(r.createTenant, { body: tenant }),
     /** one page in id order; pass `next_cursor` back as `cursor` until it is absent */
-    listTenants: (query: TenantPageQuery = {}) => call(() => http.get('/v1/tenants', { params: query }), TenantPage, 'entitlement'),
-    getTenant: (tenant: string) => call(() => http.get(t(tenant)), Tenant, 'entitlement'),
-    updateTenant: (tenant: string, change: UpdateTenant) => call(() => http.patch(t(tenant), change), Tenant, 'entitlement'),
+    listTenants: (query: TenantPageQuery = {}) => api.call(r.listTenants, { query }),
+    getTenant: (tenant: string) => api.call(r.getTenant, { params: { tenant } }),
+    updateTenant: (tenant: string, change: UpdateTenant) => api.call(r.updateTenant, { params: { tenant }, body: change }),
     /** revokes every session and SAS key of the tenant within seconds; idempotent */
-    suspendTenant: (tenant: string) => call(() => http.post(`${t(tenant)}/suspend`), Tenant, 'entitlement'),
+    suspendTenant: (tenant: string) => api.call(r.suspendTenant, { params: { tenant } }),
     /** logins work again; revoked sessions stay revoked; idempotent */
-    resumeTenant: (tenant: string) => call(() => http.post(`${t(tenant)}/resume`), Tenant, 'entitlement'),
+    resumeTenant: (tenant: string) => api.call(r.resumeTenant, { params: { tenant } }),
     /** 409 conflict unless suspended first; removes the users and their credentials */
-    deleteTenant: (tenant: string) => noContent(() => http.delete(t(tenant))),
+    deleteTenant: (tenant: string) => api.call(r.deleteTenant, { params: { tenant } }),
 
     /** users: without a password the user logs in with a registered key, or once one is set */
-    createUser: (tenant: string, user: CreateUser) => call(() => http.post(`${t(tenant)}/users`, user), User, 'entitlement'),
-    listUsers: (tenant: string) => call(() => http.get(`${t(tenant)}/users`), UserList, 'entitlement'),
-    getUser: (tenant: string, user: string) => call(() => http.get(u(tenant, user)), User, 'entitlement'),
+    createUser: (tenant: string, user: CreateUser) => api.call(r.createUser, { params: { tenant }, body: user }),
+    listUsers: (tenant: string) => api.call(r.listUsers, { params: { tenant } }),
+    getUser: (tenant: string, user: string) => api.call(r.getUser, { params: { tenant, user } }),
     /** a new email and/or the full set of roles; removed roles end the user's sessions */
-    updateUser: (tenant: string, user: string, change: UpdateUser) => call(() => http.patch(u(tenant, user), change), User, 'entitlement'),
-    setRoles: (tenant: string, user: string, roles: Role[]) => call(() => http.put(`${u(tenant, user)}/roles`, { roles }), User, 'entitlement'),
+    updateUser: (tenant: string, user: string, change: UpdateUser) => api.call(r.updateUser, { params: { tenant, user }, body: change }),
+    setRoles: (tenant: string, user: string, roles: Role[]) => api.call(r.setRoles, { params: { tenant, user }, body: { roles } }),
     /** sets or resets the password and ends the user's sessions and SAS keys */
-    setPassword: (tenant: string, user: string, password: string) => noContent(() => http.put(`${u(tenant, user)}/password`, { password })),
-    deleteUser: (tenant: string, user: string) => noContent(() => http.delete(u(tenant, user))),
+    setPassword: (tenant: string, user: string, password: string) => api.call(r.setPassword, { params: { tenant, user }, body: { password } }),
+    deleteUser: (tenant: string, user: string) => api.call(r.deleteUser, { params: { tenant, user } }),
     /** a public JWK (EC P-256 or Ed25519) the user's agent signs RFC 7523 client assertions with; the server validates it */
     registerKey: (tenant: string, user: string, kid: string, jwk: object) =>
-      call(() => http.put(keyPath(tenant, user, kid), { jwk }), RegisteredClientKey, 'entitlement'),
-    removeKey: (tenant: string, user: string, kid: string) => noContent(() => http.delete(keyPath(tenant, user, kid))),
+      api.call(r.registerKey, { params: { tenant, user, kid }, body: { jwk: jwk as Record<string, unknown> } }),
+    removeKey: (tenant: string, user: string, kid: string) => api.call(r.removeKey, { params: { tenant, user, kid } }),
 
     /** the fixed role set, with what each role allows */
-    listRoles: () => call(() => http.get('/v1/roles'), RoleList, 'entitlement'),
+    listRoles: () => api.call(r.listRoles),
 
     /** feeds, each with the names of its subscriptions */
-    listFeeds: (tenant: string) => call(() => http.get(`${t(tenant)}/feeds`), TenantFeedList, 'entitlement'),
-    grantFeed: (tenant: string, feed: string) => call(() => http.put(f(tenant, feed)), Tenant, 'entitlement'),
+    listFeeds: (tenant: string) => api.call(r.listFeeds, { params: { tenant } }),
+    grantFeed: (tenant: string, feed: string) => api.call(r.grantFeed, { params: { tenant, feed } }),
     /** revokes the sessions and SAS keys that used the feed; idempotent */
-    removeFeed: (tenant: string, feed: string) => noContent(() => http.delete(f(tenant, feed))),
-    listSubscriptions: (tenant: string, feed: string) => call(() => http.get(`${f(tenant, feed)}/subscriptions`), SubscriptionList, 'entitlement'),
+    removeFeed: (tenant: string, feed: string) => api.call(r.removeFeed, { params: { tenant, feed } }),
+    listSubscriptions: (tenant: string, feed: string) => api.call(r.listSubscriptions, { params: { tenant, feed } }),
     /** only listed subscriptions (and `default`) can be received from; the topic service declares the queue on first use; `created` false when listed already (409 over the per-feed limit) */
-    createSubscription: (tenant: string, feed: string, name: string) => upsert(() => http.post(s(tenant, feed, name)), (data) => Subscription.parse(data)),
+    createSubscription: (tenant: string, feed: string, name: string) => api.upsert(r.createSubscription, { params: { tenant, feed, name } }),
     /** drops it from the inventory and deletes its queues; idempotent */
-    deleteSubscription: (tenant: string, feed: string, name: string) => noContent(() => http.delete(s(tenant, feed, name))),
+    deleteSubscription: (tenant: string, feed: string, name: string) => api.call(r.deleteSubscription, { params: { tenant, feed, name } }),
 
     /** product tiers; changing one changes the feeds of every tenant on it */
-    listTiers: () => call(() => http.get('/v1/tiers'), TierList, 'entitlement'),
-    getTier: (tier: string) => call(() => http.get(`/v1/tiers/${encodeURIComponent(tier)}`), Tier, 'entitlement'),
+    listTiers: () => api.call(r.listTiers),
+    getTier: (tier: string) => api.call(r.getTier, { params: { tier } }),
     /** `created` false when an existing tier was replaced */
-    putTier: (tier: string, definition: PutTier) => upsert(() => http.put(`/v1/tiers/${encodeURIComponent(tier)}`, definition), (data) => Tier.parse(data)),
+    putTier: (tier: string, definition: PutTier) => api.upsert(r.putTier, { params: { tier }, body: definition }),
     /** the tenant's feeds become the tier's; feeds left out are removed (and revoked) */
-    setTenantTier: (tenant: string, tier: string) => call(() => http.put(`${t(tenant)}/tier`, { tier }), Tenant, 'entitlement'),
+    setTenantTier: (tenant: string, tier: string) => api.call(r.setTenantTier, { params: { tenant }, body: { tier } }),
   };
 }
 export type EntitlementClient = ReturnType<typeof entitlementClient>;

@@ -16,13 +16,6 @@ export interface ClientOptions {
 }
 
 /** Per call: the bearer token of this one request, e.g. an operator's own token forwarded by the console. */
-export interface CallOptions {
-  accessToken?: string;
-}
-
-/** The request config of a call's options (its Authorization wins over ClientOptions.accessToken). */
-export const callConfig = (options: CallOptions = {}) => (options.accessToken ? { headers: { authorization: `Bearer ${options.accessToken}` } } : {});
-
 /** A non-2xx answer from a Keyway service, with its OAuth-shaped error body. */
 export class ApiError extends Error {
   override name = 'ApiError';

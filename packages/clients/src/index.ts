@@ -5,3 +5,4 @@ export * from './pas.ts';
 export * from './pac.ts';
 export * from './topic.ts';
 export * from './audit.ts';
+export * from './route.ts';

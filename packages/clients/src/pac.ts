@@ -1,20 +1,20 @@
-import { SasKeyCheck, SasKeyRotation, SasKeyStatus, SasPolicyKeys, SasResponse, type Rights, type SasRequest, type TenantKeyName } from '@keyway/contracts';
-import { call, callConfig, createHttp, type CallOptions, type ClientOptions } from './http.ts';
+import { pacRoutes, type Rights, type SasRequest, type TenantKeyName } from '@keyway/contracts';
+import { createHttp, type ClientOptions } from './http.ts';
+import { routeCaller, type CallOptions } from './route.ts';
 
 export function pacClient(options: ClientOptions) {
-  const http = createHttp(options);
+  const { call } = routeCaller(createHttp(options), 'pac');
   return {
-    sas: (request: SasRequest) => call(() => http.post('/v1/sas', request), SasResponse, 'pac'),
+    sas: (request: SasRequest) => call(pacRoutes.sas, { body: request }),
     /** internal (mTLS, topic service only) */
-    sasKeyStatus: (keyId: string) => call(() => http.get(`/internal/v1/sas-keys/${encodeURIComponent(keyId)}`), SasKeyStatus, 'pac'),
+    sasKeyStatus: (keyId: string) => call(pacRoutes.sasKeyStatus, { params: { keyId } }),
     /** internal (mTLS, topic service only): is this SAS key's signature genuine? */
-    verifySasKey: (sasKey: string) => call(() => http.post('/internal/v1/sas-keys/verify', { sas_key: sasKey }), SasKeyCheck, 'pac'),
+    verifySasKey: (sasKey: string) => call(pacRoutes.verifySasKey, { body: { sas_key: sasKey } }),
     /** operator: one rights policy's keys, for Azure tooling (audited) */
-    sasPolicyKeys: (tenant: string, keyName: Rights) =>
-      call(() => http.get(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-policies/${encodeURIComponent(keyName)}`), SasPolicyKeys, 'pac'),
-    /** operator (certificate, or an operator token: the client's or this call's): regenerate the tenant's primary or secondary key and sign new SAS keys with it */
-    rotateSasKey: (tenant: string, key: TenantKeyName, perCall?: CallOptions) =>
-      call(() => http.post(`/admin/v1/tenants/${encodeURIComponent(tenant)}/sas-keys/rotate`, { key }, callConfig(perCall)), SasKeyRotation, 'pac'),
+    sasPolicyKeys: (tenant: string, keyName: Rights) => call(pacRoutes.sasPolicyKeys, { params: { tenant, key_name: keyName } }),
+    /** operator: regenerate the tenant's primary or secondary key and sign new SAS keys with it; `accessToken` for an operator's own (the console's caller) */
+    rotateSasKey: (tenant: string, key: TenantKeyName, callOptions?: Pick<CallOptions, 'accessToken'>) =>
+      call(pacRoutes.rotateSasKey, { params: { tenant }, body: { key } }, callOptions),
   };
 }
 export type PacClient = ReturnType<typeof pacClient>;

@@ -1,10 +1,10 @@
-import { Discovery, Introspection, Jwks, SigningKeyList, SigningKeyRotation, TokenResponse } from '@keyway/contracts';
-import { call, createHttp, form, FORM, send, toApiError, type ClientOptions } from './http.ts';
+import { pasRoutes, type TokenRequest } from '@keyway/contracts';
+import { createHttp, type ClientOptions } from './http.ts';
+import { routeCaller } from './route.ts';
 
 export function pasClient(options: ClientOptions) {
-  const http = createHttp(options);
-  const token = (fields: Record<string, string | undefined>, headers: Record<string, string> = {}) =>
-    call(() => http.post('/oauth2/token', form(fields), { headers: { ...FORM, ...headers } }), TokenResponse, 'pas');
+  const { call } = routeCaller(createHttp(options), 'pas');
+  const token = (body: TokenRequest, headers: Record<string, string> = {}) => call(pasRoutes.token, { body }, { headers });
   return {
     /**
      * `clientAddress`: the address of the person signing in, when the caller signs them in on their
@@ -21,19 +21,15 @@ export function pasClient(options: ClientOptions) {
         scope,
       }),
     /** RFC 7009: 200 whether or not the token was valid */
-    revoke: async (token: string, hint?: 'refresh_token' | 'access_token') => {
-      const response = await send(() => http.post('/oauth2/revoke', form({ token, token_type_hint: hint }), { headers: FORM }), 'pas');
-      if (response.status !== 200) throw toApiError(response);
-    },
+    revoke: (token: string, hint?: 'refresh_token' | 'access_token') => call(pasRoutes.revoke, { body: { token, token_type_hint: hint } }),
     /** RFC 7662; the caller authenticates with its client certificate */
-    introspect: (token: string, hint?: 'refresh_token' | 'access_token') =>
-      call(() => http.post('/oauth2/introspect', form({ token, token_type_hint: hint }), { headers: FORM }), Introspection, 'pas'),
-    discovery: () => call(() => http.get('/.well-known/openid-configuration'), Discovery, 'pas'),
-    jwks: () => call(() => http.get('/.well-known/jwks.json'), Jwks, 'pas'),
+    introspect: (token: string, hint?: 'refresh_token' | 'access_token') => call(pasRoutes.introspect, { body: { token, token_type_hint: hint } }),
+    discovery: () => call(pasRoutes.discovery),
+    jwks: () => call(pasRoutes.jwks),
     /** operator (mTLS): the signing keys, without key material */
-    signingKeys: () => call(() => http.get('/admin/v1/signing-keys'), SigningKeyList, 'pas'),
+    signingKeys: () => call(pasRoutes.signingKeys),
     /** operator (mTLS): one rotation step; 409 with Retry-After while the next key is too freshly published */
-    rotateSigningKeys: () => call(() => http.post('/admin/v1/signing-keys/rotate'), SigningKeyRotation, 'pas'),
+    rotateSigningKeys: () => call(pasRoutes.rotateSigningKeys),
   };
 }
 export type PasClient = ReturnType<typeof pasClient>;

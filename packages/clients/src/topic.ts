@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
-import { ErrorBody, PublishResponse, ReceivedMessage, type Batch } from '@keyway/contracts';
-import { ApiError, call, createHttp, send, toApiError, UnreachableError, type ClientOptions } from './http.ts';
+import { ErrorBody, ReceivedMessage, topicRoutes, type Batch } from '@keyway/contracts';
+import { ApiError, createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
+import { routeCaller } from './route.ts';
 
 export interface StreamOptions {
   /** messages locked and unsettled at once (1..500; server default 50) */
@@ -56,32 +57,20 @@ async function* lines(body: Readable): AsyncGenerator<string> {
 }
 
 export function topicClient(options: ClientOptions) {
-  const http = createHttp({ ...options, timeoutMs: options.timeoutMs ?? 75_000 });
-  const base = (tenant: string, topic: string) => `/tenants/${encodeURIComponent(tenant)}/topics/${encodeURIComponent(topic)}`;
-  const subscription = (tenant: string, topic: string, sub: string) => `${base(tenant, topic)}/subscriptions/${encodeURIComponent(sub)}`;
-  // Azure Service Bus names the dead-letter queue as a sub-entity; the `$` goes unencoded
-  const deadLetterQueue = (tenant: string, topic: string, sub: string) => `${subscription(tenant, topic, sub)}/$deadletterqueue`;
-  const message = (entity: string, id: string, lockToken: string) => `${entity}/messages/${encodeURIComponent(id)}/${encodeURIComponent(lockToken)}`;
-  const auth = (sasKey: string) => ({ authorization: sasKey });
-  const settle = async (method: 'delete' | 'put' | 'post', path: string, sasKey: string) => {
-    const response = await send(() => http.request({ method, url: path, headers: auth(sasKey) }), 'topic');
-    if (response.status < 200 || response.status >= 300) throw toApiError(response);
-  };
+  const { call, exchange } = routeCaller(createHttp({ ...options, timeoutMs: options.timeoutMs ?? 75_000 }), 'topic');
+  const auth = (sasKey: string) => ({ headers: { authorization: sasKey } });
   /** peek-lock receive from an entity (subscription or its dead-letter queue); null when nothing arrived */
-  const receiveFrom = async (entity: string, sasKey: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedMessage | null> => {
-    const response = await send(() => http.post(`${entity}/messages/head`, undefined, { params: { timeout: timeoutSec }, headers: auth(sasKey), signal }), 'topic');
-    if (response.status === 204) return null;
-    if (response.status !== 201) throw toApiError(response);
-    return ReceivedMessage.parse(response.data);
+  const receiveFrom =
+    (route: typeof topicRoutes.receive) =>
+    async (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedMessage | null> =>
+      (await call(route, { params: { tenant, topic, subscription: sub }, query: { timeout: timeoutSec } }, { ...auth(sasKey), signal })) ?? null;
+  /** complete, abandon and renew a lock, on the subscription's or its dead-letter queue's settle routes */
+  const settlers = (routes: Record<'complete' | 'abandon' | 'renewLock', typeof topicRoutes.complete | typeof topicRoutes.abandon | typeof topicRoutes.renewLock>) => {
+    const settle = (route: (typeof routes)[keyof typeof routes]) => async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => {
+      await call(route, { params: { tenant, topic, subscription: sub, id, lockToken } }, auth(sasKey));
+    };
+    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: settle(routes.renewLock) };
   };
-  const settlers = (entity: (tenant: string, topic: string, sub: string) => string) => ({
-    complete: (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) =>
-      settle('delete', message(entity(tenant, topic, sub), id, lockToken), sasKey),
-    abandon: (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) =>
-      settle('put', message(entity(tenant, topic, sub), id, lockToken), sasKey),
-    renewLock: (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) =>
-      settle('post', message(entity(tenant, topic, sub), id, lockToken), sasKey),
-  });
 
   /**
    * Streaming peek-lock receive: each message is locked with its own token and settled with
@@ -96,16 +85,10 @@ export function topicClient(options: ClientOptions) {
     const abort = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let response: AxiosResponse<Readable>;
     try {
-      response = await send(
-        () =>
-          http.post<Readable>(`${subscription(tenant, topic, sub)}/messages/stream`, undefined, {
-            params: { prefetch, timeout: timeoutSec },
-            headers: auth(sasKey),
-            signal: abort,
-            responseType: 'stream',
-            timeout: 0,
-          }),
-        'topic',
+      response = await exchange(
+        topicRoutes.stream,
+        { params: { tenant, topic, subscription: sub }, query: { prefetch, timeout: timeoutSec } },
+        { ...auth(sasKey), signal: abort, responseType: 'stream', timeout: 0 },
       );
     } catch (err) {
       if (signal?.aborted) return;
@@ -140,20 +123,17 @@ export function topicClient(options: ClientOptions) {
   }
 
   return {
-    publish: (sasKey: string, batch: Batch) =>
-      call(() => http.post(`${base(batch.tenant, batch.topic)}/messages`, batch, { headers: auth(sasKey) }), PublishResponse, 'topic'),
+    publish: (sasKey: string, batch: Batch) => call(topicRoutes.publish, { params: { tenant: batch.tenant, topic: batch.topic }, body: batch }, auth(sasKey)),
     /** internal (mTLS, audit service only): publish as Keyway itself, through the same checks and quotas as `publish` */
-    publishInternal: (batch: Batch) => call(() => http.post(`/internal/v1${base(batch.tenant, batch.topic)}/messages`, batch), PublishResponse, 'topic'),
+    publishInternal: (batch: Batch) => call(topicRoutes.publishInternal, { params: { tenant: batch.tenant, topic: batch.topic }, body: batch }),
     /** peek-lock receive; null when nothing arrived within timeoutSec */
-    receive: (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal) =>
-      receiveFrom(subscription(tenant, topic, sub), sasKey, timeoutSec, signal),
+    receive: receiveFrom(topicRoutes.receive),
     stream,
-    ...settlers(subscription),
+    ...settlers(topicRoutes),
     /** the subscription's dead-letter queue (`$deadletterqueue`): receive and settle the same way */
     deadLetter: {
-      receive: (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal) =>
-        receiveFrom(deadLetterQueue(tenant, topic, sub), sasKey, timeoutSec, signal),
-      ...settlers(deadLetterQueue),
+      receive: receiveFrom(topicRoutes.deadLetterReceive),
+      ...settlers({ complete: topicRoutes.deadLetterComplete, abandon: topicRoutes.deadLetterAbandon, renewLock: topicRoutes.deadLetterRenewLock }),
     },
   };
 }

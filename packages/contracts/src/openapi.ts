@@ -129,7 +129,7 @@ function operation(template: string, spec: OperationSpec): Record<string, unknow
  */
 export const authenticatedBy =
   (security: SecurityScheme[], errors: number[]) =>
-  (spec: OperationSpec): OperationSpec => ({ ...spec, security, errors: [...errors, ...(spec.errors ?? [])] });
+  <S extends Pick<OperationSpec, 'summary' | 'responses' | 'errors'>>(spec: S): S & Pick<OperationSpec, 'security' | 'errors'> => ({ ...spec, security, errors: [...errors, ...(spec.errors ?? [])] });
 
 /** Internal callers only: a Keyway service's client certificate (mTLS); another service's certificate is 403. */
 export const serviceOnly = authenticatedBy(['mutualTLS'], [401, 403]);
@@ -138,7 +138,7 @@ export const serviceOnly = authenticatedBy(['mutualTLS'], [401, 403]);
 export const operatorOnly = authenticatedBy(['mutualTLS', 'bearer'], [401, 403, 503]);
 
 /** A JSON response. */
-export const jsonResponse = (schema: z.ZodType, description: string): ResponseSpec => ({ schema, description });
+export const jsonResponse = <S extends z.ZodType>(schema: S, description: string) => ({ schema, description });
 /** A response without a body. */
 export const noBody = (description: string): ResponseSpec => ({ description });
 

@@ -1,10 +1,18 @@
 import { z } from 'zod';
-import { FeedName, SafeText, TenantId } from './common.ts';
+import { FeedName, SafeText, SubscriptionName, TenantId } from './common.ts';
 
 /** The subscription every topic has, listed or not: publishing declares it, so no batch goes to nobody. */
 export const DEFAULT_SUBSCRIPTION = 'default';
 
 export const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Path parameters of the topic service's Azure Service Bus paths. */
+export const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
+export const TopicSubscriptionPath = TopicPath.extend({ subscription: SubscriptionName });
+export const TopicMessagePath = TopicSubscriptionPath.extend({
+  id: z.string().regex(BATCH_ID, 'must be a batch id'),
+  lockToken: z.uuid('must be a lock token'),
+});
 
 export const Batch = z.object({
   id: z.string().regex(BATCH_ID, 'must be 1-128 letters, digits, . _ : -'),

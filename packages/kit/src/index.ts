@@ -11,3 +11,4 @@ export * from './telemetry.ts';
 export * from './main.ts';
 export * from './rate-limit.ts';
 export * from './infra.ts';
+export * from './route.ts';

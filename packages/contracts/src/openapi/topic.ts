@@ -1,11 +1,7 @@
 import { z } from 'zod';
-import { FeedName, SubscriptionName, TenantId } from '../common.ts';
-import { Batch, BATCH_ID, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery } from '../topic.ts';
-import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly, type OperationSpec, type PathSpecs } from '../openapi.ts';
-
-const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
-const SubscriptionPath = TopicPath.extend({ subscription: SubscriptionName });
-const MessagePath = SubscriptionPath.extend({ id: z.string().regex(BATCH_ID), lockToken: z.uuid() });
+import { Batch, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
+import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
+import { pathsOf, route } from '../route.ts';
 
 const TOPIC = '/tenants/{tenant}/topics/{topic}';
 const SUBSCRIPTION = `${TOPIC}/subscriptions/{subscription}`;
@@ -15,62 +11,55 @@ const DEAD_LETTER_QUEUE = `${SUBSCRIPTION}/$deadletterqueue`;
 /** Every call carries a SAS key: 400 for a malformed one, 401 / 403 as the SAS guard answers, 503 when a dependency does not answer. */
 const sas = authenticatedBy(['sas'], [400, 401, 403, 503]);
 
-const receive = (what: string): OperationSpec =>
-  sas({
+const receive = (entity: string, what: string) =>
+  sas(route({
+    method: 'post', path: `${entity}/messages/head`,
     summary: `peek-lock receive from ${what}: a long poll of up to ?timeout seconds (SAS listen)`,
-    path: SubscriptionPath,
-    query: ReceiveQuery,
+    params: TopicSubscriptionPath, query: ReceiveQuery,
     responses: { 201: jsonResponse(ReceivedMessage, 'a locked message and its lock token'), 204: noBody('nothing arrived within the timeout') },
     // 404 subscription_not_found: neither `default` nor listed by an operator; 401 also when the key was revoked or expired while waiting
     errors: [404],
-  });
+  }));
 
-const settle = (what: string): PathSpecs[string] => ({
-  delete: sas({ summary: `complete (ack) a message of ${what}`, path: MessagePath, responses: { 200: jsonResponse(z.object({ message_id: z.string(), status: z.literal('completed') }), 'completed') }, errors: [410] }),
-  put: sas({ summary: `abandon (unlock) a message of ${what}`, path: MessagePath, responses: { 200: jsonResponse(z.object({ message_id: z.string(), status: z.literal('abandoned') }), 'abandoned') }, errors: [410] }),
-  post: sas({ summary: `renew the lock of a message of ${what}`, path: MessagePath, responses: { 200: jsonResponse(z.object({ message_id: z.string(), locked_until: z.string() }), 'renewed') }, errors: [410] }),
-});
-
-/** The topic service's operations, with their zod schemas (the endpoint fuzz reads these). */
-export const topicPaths: PathSpecs = {
-    [`${TOPIC}/messages`]: {
-      post: sas({
-        summary: 'publish a batch (SAS send): 201 once the broker confirmed it',
-        path: TopicPath,
-        body: { schema: Batch },
-        responses: { 201: jsonResponse(PublishResponse, 'accepted') },
-        errors: [413, 415, 429],
-      }),
-    },
-    [`/internal/v1${TOPIC}/messages`]: {
-      post: serviceOnly({
-        summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it',
-        path: TopicPath,
-        body: { schema: Batch },
-        responses: { 201: jsonResponse(PublishResponse, 'accepted') },
-        errors: [400, 413, 415, 429, 503],
-      }),
-    },
-    [`${SUBSCRIPTION}/messages/head`]: { post: receive('the subscription') },
-    [`${DEAD_LETTER_QUEUE}/messages/head`]: { post: receive('the subscription’s dead-letter queue') },
-    [`${SUBSCRIPTION}/messages/stream`]: {
-      post: sas({
-        summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
-        path: SubscriptionPath,
-        query: StreamQuery,
-        responses: {
-          200: {
-            description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line (invalid_token once the key is revoked or expires)',
-            schema: ReceivedMessage,
-            type: NDJSON,
-          },
-        },
-        errors: [404],
-      }),
-    },
-    [`${SUBSCRIPTION}/messages/{id}/{lockToken}`]: settle('the subscription'),
-    [`${DEAD_LETTER_QUEUE}/messages/{id}/{lockToken}`]: settle('the dead-letter queue'),
+/** complete (DELETE), abandon (PUT) and renew lock (POST) of one locked message of an entity */
+const settle = (entity: string, what: string) => {
+  const message = <S extends z.ZodType>(method: 'delete' | 'put' | 'post', summary: string, answer: S, description: string) =>
+    sas(route({ method, path: `${entity}/messages/{id}/{lockToken}`, summary, params: TopicMessagePath, responses: { 200: jsonResponse(answer, description) }, errors: [410] }));
+  return {
+    complete: message('delete', `complete (ack) a message of ${what}`, z.object({ message_id: z.string(), status: z.literal('completed') }), 'completed'),
+    abandon: message('put', `abandon (unlock) a message of ${what}`, z.object({ message_id: z.string(), status: z.literal('abandoned') }), 'abandoned'),
+    renewLock: message('post', `renew the lock of a message of ${what}`, z.object({ message_id: z.string(), locked_until: z.string() }), 'renewed'),
+  };
 };
+
+const deadLetter = settle(DEAD_LETTER_QUEUE, 'the dead-letter queue');
+
+/** The topic service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
+export const topicRoutes = {
+  publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [413, 415, 429] })),
+  publishInternal: serviceOnly(route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
+  receive: receive(SUBSCRIPTION, 'the subscription'),
+  stream: sas(route({
+    method: 'post', path: `${SUBSCRIPTION}/messages/stream`,
+    summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
+    params: TopicSubscriptionPath, query: StreamQuery,
+    responses: {
+      200: {
+        description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line (invalid_token once the key is revoked or expires)',
+        schema: ReceivedMessage,
+        type: NDJSON,
+      },
+    },
+    errors: [404],
+  })),
+  ...settle(SUBSCRIPTION, 'the subscription'),
+  deadLetterReceive: receive(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
+  deadLetterComplete: deadLetter.complete,
+  deadLetterAbandon: deadLetter.abandon,
+  deadLetterRenewLock: deadLetter.renewLock,
+};
+
+export const topicPaths = pathsOf(topicRoutes);
 
 export const topicApi = openApiDocument({
     title: 'Keyway topic service',

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { queryEvents, verifyChain } from '@keyway/audit';
-import { AUDIT_STREAMS, AuditPage, AuditVerifyQuery, AuditVerifyReport, AuditVerifyResult } from '@keyway/contracts';
-import { parseInput, shapeResponse } from '@keyway/kit';
+import { AUDIT_STREAMS, AuditPage, auditRoutes as routes, AuditVerifyReport, AuditVerifyResult } from '@keyway/contracts';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 
 const HEAD = /^stream:([a-z][a-z0-9-]{0,31}):head$/;
@@ -25,14 +25,14 @@ async function streams(auditStore: Store): Promise<string[]> {
  */
 export function auditRoutes(auditStore: Store): Router {
   const router = Router();
-  router.get('/v1/audit/events', async (req, res) => {
+  bindRoute(router, routes.events, async (req, res) => {
     // queryEvents checks the parameters against the AuditQuery contract (400 invalid_request otherwise)
     const page = await queryEvents(auditStore, req.query as Record<string, string>);
     res.set('Cache-Control', 'no-store').json(shapeResponse(AuditPage, page));
   });
 
-  router.get('/v1/audit/verify', async (req, res) => {
-    const { stream } = parseInput(AuditVerifyQuery, req.query, 'query');
+  bindRoute(router, routes.verify, async (_req, res, input) => {
+    const { stream } = input.query();
     res.set('Cache-Control', 'no-store');
     if (stream !== undefined) {
       res.json(shapeResponse(AuditVerifyResult, await verifyChain(auditStore, stream)));

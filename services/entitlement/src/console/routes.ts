@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Router, type Request, type RequestHandler, type Response } from 'express';
-import { z } from 'zod';
+import { Router, type Request, type Response } from 'express';
 import { ApiError, type AuditClient, type PacClient, type PasClient } from '@keyway/clients';
-import { AuditPage, ConsoleAuditQuery, ConsoleRefreshToken, ConsoleSignIn, OPERATOR_SCOPE, SasKeyRotation, SasKeyRotationRequest, TenantId, TokenResponse } from '@keyway/contracts';
-import { InvalidRequest, NotFound, OAuthError, parseInput, requireContentType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
+import { AuditPage, entitlementRoutes, OPERATOR_SCOPE, SasKeyRotation, TokenResponse } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, NotFound, OAuthError, requireBodyType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
 
 /**
  * The operator console (README "Console"): static files under /console/ and the few same-origin
@@ -11,10 +10,8 @@ import { InvalidRequest, NotFound, OAuthError, parseInput, requireContentType, r
  * - POST /console/session (email, password) → PAS password grant with scope=operator, so the page
  *   never talks to another origin and PAS needs no CORS;
  * - POST /console/session/refresh and /console/session/revoke → PAS refresh and RFC 7009 revocation;
- * - POST /console/tenants/:tenant/sas-keys/rotate → PAC's admin API, and GET
- *   /console/tenants/:tenant/audit-events → the audit service's query API, each called through its
- *   shared client with the operator's own access token (its "aud" names both), so they decide as if the
- *   operator had called them.
+ * - POST /console/tenants/:tenant/sas-keys/rotate → PAC's admin API, called with the operator's own
+ *   access token (its "aud" names PAC), so PAC decides as if the operator had called it.
  * The page keeps the tokens in memory only; every admin call carries the access token itself.
  */
 export interface ConsoleDeps {
@@ -48,8 +45,6 @@ const FILES = {
   'console.css': 'text/css; charset=utf-8',
 } as const;
 
-const TenantPath = z.object({ tenant: TenantId });
-
 /** The grant's answer, which the page alone may see: never cached (RFC 6749 §5.1). */
 function sendTokens(res: Response, tokens: TokenResponse): void {
   res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(TokenResponse, tokens));
@@ -76,8 +71,8 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
   const router = Router({ strict: true });
   const files = Object.fromEntries(Object.keys(FILES).map((name) => [name, readFileSync(new URL(`./${name}`, import.meta.url))])) as Record<keyof typeof FILES, Buffer>;
   const serve =
-    (name: keyof typeof FILES): RequestHandler =>
-    (_req, res) => {
+    (name: keyof typeof FILES) =>
+    (_req: unknown, res: Response) => {
       res
         .set({
           'Content-Type': FILES[name],
@@ -90,41 +85,41 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
         .send(files[name]);
     };
   // The page names its files relative to /console/, so the bare path redirects there.
-  router.get('/console', (_req, res) => res.redirect(301, '/console/'));
-  router.get('/console/', serve('index.html'));
-  router.get('/console/console.js', serve('console.js'));
-  router.get('/console/console.css', serve('console.css'));
+  bindRoute(router, entitlementRoutes.consoleRedirect, (_req, res) => res.redirect(301, entitlementRoutes.consolePage.path));
+  bindRoute(router, entitlementRoutes.consolePage, serve('index.html'));
+  bindRoute(router, entitlementRoutes.consoleScript, serve('console.js'));
+  bindRoute(router, entitlementRoutes.consoleStyle, serve('console.css'));
 
   // JSON only: a cross-site form cannot send it without a CORS preflight, which this origin never grants.
-  const json = requireContentType('application/json');
-  router.post('/console/session', json, async (req, res) => {
-    const { email, password } = parseInput(ConsoleSignIn, req.body, 'body');
+  bindRoute(router, entitlementRoutes.consoleSignIn, requireBodyType(entitlementRoutes.consoleSignIn), async (req, res, input) => {
+    const { email, password } = input.body();
     // PAS throttles sign-ins per account and source: the source is the operator's address, not the console's.
     sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE, req.ip ?? req.socket.remoteAddress).catch(passOn));
   });
-  router.post('/console/session/refresh', json, async (req, res) => {
-    const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');
+  bindRoute(router, entitlementRoutes.consoleRefresh, requireBodyType(entitlementRoutes.consoleRefresh), async (_req, res, input) => {
+    const { refresh_token } = input.body();
     sendTokens(res, await deps.pas.refresh(refresh_token).catch(passOn));
   });
   // Sign-out: revoking the refresh token revokes its family, the page's access token included.
-  router.post('/console/session/revoke', json, async (req, res) => {
-    const { refresh_token } = parseInput(ConsoleRefreshToken, req.body, 'body');
+  bindRoute(router, entitlementRoutes.consoleRevoke, requireBodyType(entitlementRoutes.consoleRevoke), async (_req, res, input) => {
+    const { refresh_token } = input.body();
     await deps.pas.revoke(refresh_token, 'refresh_token').catch(passOn);
     res.status(204).end();
   });
 
   const { pac, audit } = deps;
   const operator = requireOperator({ verify: verifyOperator });
-  router.post('/console/tenants/:tenant/sas-keys/rotate', operator, json, async (req, res) => {
+  const rotate = entitlementRoutes.consoleRotateSasKey;
+  bindRoute(router, rotate, operator, requireBodyType(rotate), async (req, res, input) => {
     if (!pac) throw new NotFound('SAS key rotation is not configured for the console (PAC_URL)');
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
-    const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
+    const { tenant } = input.params();
+    const { key } = input.body();
     res.json(shapeResponse(SasKeyRotation, await pac.rotateSasKey(tenant, key, { accessToken: forwardedToken(req) }).catch(passOn)));
   });
-  router.get('/console/tenants/:tenant/audit-events', operator, async (req, res) => {
+  bindRoute(router, entitlementRoutes.consoleAuditEvents, operator, async (req, res, input) => {
     if (!audit) throw new NotFound('the audit view is not configured for the console (AUDIT_URL)');
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
-    const { limit } = parseInput(ConsoleAuditQuery, req.query, 'query');
+    const { tenant } = input.params();
+    const { limit } = input.query();
     const page = await audit.events({ tenant, limit }, { accessToken: forwardedToken(req) }).catch(passOn);
     res.set('Cache-Control', 'no-store').json(shapeResponse(AuditPage, page));
   });

@@ -1,7 +1,7 @@
 import express, { Router, type RequestHandler } from 'express';
 import { audited, mergeFields, requestFields, type AuditedAction, type AuditFields, type AuditLog } from '@keyway/audit';
-import { CRM_HEADERS, CrmDelivery, CrmDeliveryResult, DeliveryId } from '@keyway/contracts';
-import { Conflict, InvalidClient, InvalidRequest, NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { CRM_HEADERS, CrmDeliveryResult, DeliveryId, entitlementRoutes } from '@keyway/contracts';
+import { bindRoute, Conflict, InvalidClient, InvalidRequest, NotFound, parseInput, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../admin/operations.ts';
 import { applyContract } from '../crm/contract.ts';
 import { bodyDigest, type CrmDeliveries } from '../crm/deliveries.ts';
@@ -9,7 +9,7 @@ import { checkCrmSignature } from '../crm/signature.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
 /** The global JSON parser skips this path (createBaseApp rawBodyPaths): the signature covers the exact bytes. */
-export const CRM_WEBHOOK_PATH = '/v1/crm/webhook';
+export const CRM_WEBHOOK_PATH = entitlementRoutes.crmWebhook.path;
 
 export interface CrmWebhookDeps {
   /** unset: CRM sync is not configured and the endpoint answers 404 */
@@ -69,7 +69,7 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
     }).then(() => next(), next);
   };
 
-  router.post(CRM_WEBHOOK_PATH, configured, requireContentType('application/json'), readRaw, verifySignature, async (req, res) => {
+  bindRoute(router, entitlementRoutes.crmWebhook, configured, requireBodyType(entitlementRoutes.crmWebhook), readRaw, verifySignature, async (req, res) => {
     const raw = req.body as Buffer;
     let json: unknown;
     try {
@@ -77,7 +77,7 @@ export function crmWebhookRoutes(deps: CrmWebhookDeps): Router {
     } catch {
       throw new InvalidRequest('the body is not valid JSON');
     }
-    const delivery = parseInput(CrmDelivery, json, 'body');
+    const delivery = parseInput(entitlementRoutes.crmWebhook.body.schema, json, 'body');
     const header = req.get(CRM_HEADERS.delivery);
     if (header !== undefined && delivery.id !== undefined && header !== delivery.id) throw new InvalidRequest(`${CRM_HEADERS.delivery} and body.id name different deliveries`);
     const id = parseInput(DeliveryId, header ?? delivery.id, 'delivery id');

@@ -1,8 +1,7 @@
 import { Router } from 'express';
-import { FeedEntitlement } from '@keyway/contracts';
-import { parseInput, requireInternal, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, FeedEntitlement } from '@keyway/contracts';
+import { bindRoute, requireInternal, shapeResponse } from '@keyway/kit';
 import type { PolicyRepository } from '../policy/repository.ts';
-import { FeedPath } from './admin/paths.ts';
 
 /**
  * GET /internal/v1/tenants/:tenant/feeds/:feed (audit service only): whether the tenant has the feed.
@@ -11,8 +10,8 @@ import { FeedPath } from './admin/paths.ts';
  */
 export function feedEntitlementRoutes(policy: PolicyRepository): Router {
   const router = Router();
-  router.get('/internal/v1/tenants/:tenant/feeds/:feed', requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed'), async (req, res) => {
-    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.feedEntitlement, requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed'), async (_req, res, input) => {
+    const { tenant, feed } = input.params();
     const entitled = (await policy.findTenant(tenant))?.feeds.includes(feed) ?? false;
     res.set('Cache-Control', 'no-store').json(shapeResponse(FeedEntitlement, { tenant, feed, entitled }));
   });

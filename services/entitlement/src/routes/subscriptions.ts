@@ -1,8 +1,7 @@
 import { Router } from 'express';
-import { SubscriptionNames } from '@keyway/contracts';
-import { parseInput, requireInternal, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, SubscriptionNames } from '@keyway/contracts';
+import { bindRoute, requireInternal, shapeResponse } from '@keyway/kit';
 import type { PolicyRepository } from '../policy/repository.ts';
-import { FeedPath } from './admin/paths.ts';
 
 /**
  * GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions (topic service only): the names of the
@@ -12,8 +11,8 @@ import { FeedPath } from './admin/paths.ts';
  */
 export function subscriptionInventoryRoutes(policy: PolicyRepository): Router {
   const router = Router();
-  router.get('/internal/v1/tenants/:tenant/feeds/:feed/subscriptions', requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions'), async (req, res) => {
-    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.subscriptionNames, requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions'), async (req, res, input) => {
+    const { tenant, feed } = input.params();
     const record = await policy.findTenant(tenant);
     const names = record?.feeds.includes(feed) ? (await policy.listSubscriptions(tenant, feed)).map((s) => s.name) : [];
     res.set('Cache-Control', 'no-store').json(shapeResponse(SubscriptionNames, { subscriptions: names }));

@@ -1,6 +1,6 @@
 import { Router } from 'express';
-import { AssertionCheck, Subject } from '@keyway/contracts';
-import { InvalidClient, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
+import { idpRoutes, Subject } from '@keyway/contracts';
+import { bindRoute, InvalidClient, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
 import { TokenError, verifyClientAssertion } from '@keyway/tokens';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
@@ -27,8 +27,8 @@ function claimedClient(assertion: string): string {
 
 export function assertionRoutes(credentials: CredentialRepository, keys: ClientKeyRepository, guard: VerificationGuard): Router {
   const router = Router();
-  router.post('/v1/credentials/assertion/verify', requireInternal('idp', 'POST /v1/credentials/assertion/verify'), requireContentType('application/json'), async (req, res) => {
-    const { assertion, audience } = parseInput(AssertionCheck, req.body, 'body');
+  bindRoute(router, idpRoutes.verifyAssertion, requireInternal('idp', 'POST /v1/credentials/assertion/verify'), requireBodyType(idpRoutes.verifyAssertion), async (_req, res, input) => {
+    const { assertion, audience } = input.body();
     const claimed = claimedClient(assertion);
     await guard.admit(claimed);
     const verified = await verifyClientAssertion(assertion, {

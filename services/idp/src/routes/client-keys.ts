@@ -1,13 +1,10 @@
 import { createPublicKey } from 'node:crypto';
 import { Router } from 'express';
-import { z } from 'zod';
-import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey } from '@keyway/contracts';
-import { InvalidRequest, NotFound, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
+import { idpRoutes, RegisteredClientKey } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, NotFound, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { InternalChanges } from '../credentials/internal-changes.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
-
-const KeyPath = z.object({ sub: z.string().min(1).max(128), kid: ClientKeyId });
 
 /**
  * PUT and DELETE /v1/credentials/:sub/keys/:kid (entitlement service only): the public keys an agent
@@ -16,11 +13,9 @@ const KeyPath = z.object({ sub: z.string().min(1).max(128), kid: ClientKeyId });
  */
 export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientKeyRepository, changes: InternalChanges): Router {
   const router = Router();
-  const path = '/v1/credentials/:sub/keys/:kid';
-
-  router.put(path, requireInternal('idp', 'PUT /v1/credentials/:sub/keys/:kid'), requireContentType('application/json'), async (req, res) => {
-    const { sub, kid } = parseInput(KeyPath, req.params, 'path');
-    const { jwk } = parseInput(ClientKeyRegistration, req.body, 'body');
+  bindRoute(router, idpRoutes.registerKey, requireInternal('idp', 'PUT /v1/credentials/:sub/keys/:kid'), requireBodyType(idpRoutes.registerKey), async (req, res, input) => {
+    const { sub, kid } = input.params();
+    const { jwk } = input.body();
     if (jwk.kid !== undefined && jwk.kid !== kid) throw new InvalidRequest('body.jwk.kid must match the path');
     try {
       // The coordinates must be a point on the curve; the schema checks only their shape.
@@ -39,8 +34,8 @@ export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientK
     res.status(created ? 201 : 200).json(shapeResponse(RegisteredClientKey, { sub, kid, alg: jwk.alg }));
   });
 
-  router.delete(path, requireInternal('idp', 'DELETE /v1/credentials/:sub/keys/:kid'), async (req, res) => {
-    const { sub, kid } = parseInput(KeyPath, req.params, 'path');
+  bindRoute(router, idpRoutes.removeKey, requireInternal('idp', 'DELETE /v1/credentials/:sub/keys/:kid'), async (req, res, input) => {
+    const { sub, kid } = input.params();
     await changes.change(req, 'client_key.removed', async (step) => {
       if (!(await keys.remove(sub, kid))) throw new NotFound(`no key ${kid} is registered for ${sub}`);
       step.note({ tenant: (await credentials.findBySub(sub))?.tenant, subject: sub, detail: { kid } });

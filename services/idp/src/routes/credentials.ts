@@ -1,7 +1,6 @@
 import { Router } from 'express';
-import { z } from 'zod';
-import { InvalidRequest, parseInput, requireContentType, requireInternal } from '@keyway/kit';
-import { CredentialRegistration } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, requireBodyType, requireInternal } from '@keyway/kit';
+import { idpRoutes } from '@keyway/contracts';
 import { hashPassword } from '../credentials/password-hash.ts';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { InternalChanges } from '../credentials/internal-changes.ts';
@@ -14,9 +13,9 @@ import type { CredentialRepository } from '../credentials/repository.ts';
  */
 export function credentialRoutes(credentials: CredentialRepository, clientKeys: ClientKeyRepository, changes: InternalChanges): Router {
   const router = Router();
-  router.put('/v1/credentials/:sub', requireInternal('idp', 'PUT /v1/credentials/:sub'), requireContentType('application/json'), async (req, res) => {
-    const registration = parseInput(CredentialRegistration, req.body, 'body');
-    const { sub } = parseInput(z.object({ sub: z.string() }), req.params, 'path');
+  bindRoute(router, idpRoutes.register, requireInternal('idp', 'PUT /v1/credentials/:sub'), requireBodyType(idpRoutes.register), async (req, res, input) => {
+    const registration = input.body();
+    const { sub } = input.params();
     if (sub !== registration.sub) throw new InvalidRequest('body.sub must match the path');
     await changes.change(req, 'credentials.set', async (step) => {
       const existing = await credentials.findBySub(sub);
@@ -37,8 +36,8 @@ export function credentialRoutes(credentials: CredentialRepository, clientKeys: 
     });
     res.json({ sub });
   });
-  router.delete('/v1/credentials/:sub', requireInternal('idp', 'DELETE /v1/credentials/:sub'), async (req, res) => {
-    const { sub } = parseInput(z.object({ sub: z.string().min(1).max(128) }), req.params, 'path');
+  bindRoute(router, idpRoutes.remove, requireInternal('idp', 'DELETE /v1/credentials/:sub'), async (req, res, input) => {
+    const { sub } = input.params();
     await changes.change(req, 'credentials.removed', async (step) => {
       const existing = await credentials.findBySub(sub);
       await clientKeys.removeAll(sub);

@@ -1,6 +1,6 @@
 import { Router } from 'express';
-import { InvalidGrant, parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
-import { PasswordCheck, Subject } from '@keyway/contracts';
+import { bindRoute, InvalidGrant, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { idpRoutes, Subject } from '@keyway/contracts';
 import { dummyHash, verifyPassword } from '../credentials/password-hash.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
 import type { VerificationGuard } from '../credentials/verification-guard.ts';
@@ -12,8 +12,8 @@ import type { VerificationGuard } from '../credentials/verification-guard.ts';
  */
 export function passwordRoutes(credentials: CredentialRepository, guard: VerificationGuard): Router {
   const router = Router();
-  router.post('/v1/credentials/password/verify', requireInternal('idp', 'POST /v1/credentials/password/verify'), requireContentType('application/json'), async (req, res) => {
-    const { email, password } = parseInput(PasswordCheck, req.body, 'body');
+  bindRoute(router, idpRoutes.verifyPassword, requireInternal('idp', 'POST /v1/credentials/password/verify'), requireBodyType(idpRoutes.verifyPassword), async (_req, res, input) => {
+    const { email, password } = input.body();
     await guard.admit(email);
     const credential = await credentials.findByEmail(email);
     const stored = credential?.passwordHash ?? (await dummyHash());

@@ -1,8 +1,7 @@
 import { Router, type RequestHandler } from 'express';
-import { z } from 'zod';
 import { audited, requestFields, type AuditLog } from '@keyway/audit';
-import { SasKeyRotation, SasKeyRotationRequest, TenantId } from '@keyway/contracts';
-import { NotFound, parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { pacRoutes, SasKeyRotation } from '@keyway/contracts';
+import { bindRoute, NotFound, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
 
 /**
@@ -17,9 +16,9 @@ import type { TenantKeyStore } from '../keys/tenant-keys.ts';
  */
 export function sasKeyRotationEndpoint(keys: TenantKeyStore, authenticate: RequestHandler, audit: AuditLog): Router {
   const router = Router();
-  router.post('/admin/v1/tenants/:tenant/sas-keys/rotate', authenticate, requireContentType('application/json'), async (req, res) => {
-    const { tenant } = parseInput(z.object({ tenant: TenantId }), req.params, 'path');
-    const { key } = parseInput(SasKeyRotationRequest, req.body, 'body');
+  bindRoute(router, pacRoutes.rotateSasKey, authenticate, requireBodyType(pacRoutes.rotateSasKey), async (req, res, input) => {
+    const { tenant } = input.params();
+    const { key } = input.body();
     const rotated = await audited({ audit }, { action: 'tenant_keys.rotated', fields: { ...requestFields(req), tenant }, writable: true, refusal: false }, async (step) => {
       const done = await keys.rotate(tenant, key);
       if (!done) throw new NotFound(`no SAS keys for tenant ${tenant}`);

@@ -1,6 +1,6 @@
 import { Router } from 'express';
-import { SasKeyCheck, SasKeyCheckRequest, tenantOfTopicResource } from '@keyway/contracts';
-import { parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
+import { pacRoutes, SasKeyCheck, tenantOfTopicResource } from '@keyway/contracts';
+import { bindRoute, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
 import { parseSas, SasError, verifySasSignature } from '@keyway/sas';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
 
@@ -13,8 +13,8 @@ import type { TenantKeyStore } from '../keys/tenant-keys.ts';
  */
 export function sasKeyVerificationEndpoint(keys: TenantKeyStore, options: { topicBaseUrl: string }): Router {
   const router = Router();
-  router.post('/internal/v1/sas-keys/verify', requireInternal('pac', 'POST /internal/v1/sas-keys/verify'), requireContentType('application/json'), async (req, res) => {
-    const { sas_key } = parseInput(SasKeyCheckRequest, req.body, 'body');
+  bindRoute(router, pacRoutes.verifySasKey, requireInternal('pac', 'POST /internal/v1/sas-keys/verify'), requireBodyType(pacRoutes.verifySasKey), async (_req, res, input) => {
+    const { sas_key } = input.body();
     res.set('Cache-Control', 'no-store').json(shapeResponse(SasKeyCheck, await check(sas_key)));
   });
 

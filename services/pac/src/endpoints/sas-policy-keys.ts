@@ -1,8 +1,7 @@
 import { Router, type RequestHandler } from 'express';
-import { z } from 'zod';
 import { audited, mergeFields, requestFields, type AuditLog } from '@keyway/audit';
-import { Rights, SasPolicyKeys, TenantId } from '@keyway/contracts';
-import { parseInput, shapeResponse } from '@keyway/kit';
+import { pacRoutes, SasPolicyKeys } from '@keyway/contracts';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
 
 /**
@@ -16,8 +15,8 @@ import type { TenantKeyStore } from '../keys/tenant-keys.ts';
  */
 export function sasPolicyKeysEndpoint(keys: TenantKeyStore, authenticate: RequestHandler, audit: AuditLog): Router {
   const router = Router();
-  router.get('/admin/v1/tenants/:tenant/sas-policies/:key_name', authenticate, async (req, res) => {
-    const { tenant, key_name } = parseInput(z.object({ tenant: TenantId, key_name: Rights }), req.params, 'path');
+  bindRoute(router, pacRoutes.sasPolicyKeys, authenticate, async (req, res, input) => {
+    const { tenant, key_name } = input.params();
     const fields = mergeFields(requestFields(req), { tenant, detail: { key_name } });
     const policy = await audited({ audit }, { action: 'sas_policy_keys.read', fields, writable: true, refusal: false }, () => keys.policyKeys(tenant, key_name));
     req.log.info('sas_policy_keys.read', { tenant, keyName: key_name });

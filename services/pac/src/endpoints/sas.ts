@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { requestFields, type AuditFields } from '@keyway/audit';
-import { SasRequest, SasResponse } from '@keyway/contracts';
-import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { pacRoutes, SasRequest, SasResponse } from '@keyway/contracts';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import { mintSasKey, type SasMintDeps, type SasMintOptions } from '../sas/mint.ts';
 
 export type SasEndpointOptions = SasMintOptions;
@@ -9,13 +9,13 @@ export type SasEndpointOptions = SasMintOptions;
 /** POST /v1/sas: the HTTP face of mintSasKey (sas/mint.ts), which audits, counts and refuses. */
 export function sasEndpoint(options: SasEndpointOptions, deps: SasMintDeps): Router {
   const router = Router();
-  router.post('/v1/sas', requireContentType('application/json', 'application/x-www-form-urlencoded'), async (req, res) => {
+  bindRoute(router, pacRoutes.sas, requireBodyType(pacRoutes.sas), async (req, res, input) => {
     res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
     // the rights asked for, when valid, even if the rest of the body is not: a refusal's metric names them
     const rights = (req.body as { rights?: unknown } | undefined)?.rights;
     const fields: AuditFields = { ...requestFields(req), detail: typeof rights === 'string' && SasRequest.shape.rights.safeParse(rights).success ? { rights } : {} };
     const origin = { fields, source: req.ip ?? req.socket.remoteAddress ?? 'unknown', log: req.log };
-    const answer = await mintSasKey(options, deps, origin, () => parseInput(SasRequest, req.body, 'body'));
+    const answer = await mintSasKey(options, deps, origin, input.body);
     res.json(shapeResponse(SasResponse, answer));
   });
   return router;

@@ -1,6 +1,6 @@
 import { Router } from 'express';
-import { Discovery } from '@keyway/contracts';
-import { shapeResponse } from '@keyway/kit';
+import { Discovery, pasRoutes } from '@keyway/contracts';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import { SIGNING_ALG } from '@keyway/tokens';
 import { grants } from '../grants/index.ts';
 
@@ -10,10 +10,10 @@ export function discoveryEndpoint(issuer: string): Router {
   const base = issuer.replace(/\/+$/, '');
   const document = shapeResponse(Discovery, {
     issuer,
-    token_endpoint: `${base}/oauth2/token`,
-    jwks_uri: `${base}/.well-known/jwks.json`,
-    revocation_endpoint: `${base}/oauth2/revoke`,
-    introspection_endpoint: `${base}/oauth2/introspect`,
+    token_endpoint: `${base}${pasRoutes.token.path}`,
+    jwks_uri: `${base}${pasRoutes.jwks.path}`,
+    revocation_endpoint: `${base}${pasRoutes.revoke.path}`,
+    introspection_endpoint: `${base}${pasRoutes.introspect.path}`,
     grant_types_supported: Object.keys(grants),
     response_types_supported: [],
     token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
@@ -21,7 +21,7 @@ export function discoveryEndpoint(issuer: string): Router {
     id_token_signing_alg_values_supported: [SIGNING_ALG],
     subject_types_supported: ['public'],
   });
-  router.get('/.well-known/openid-configuration', (_req, res) => {
+  bindRoute(router, pasRoutes.discovery, (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(document);
   });
   return router;

@@ -1,6 +1,6 @@
 import { Router } from 'express';
-import { Introspection, TokenHintRequest } from '@keyway/contracts';
-import { parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
+import { Introspection, pasRoutes } from '@keyway/contracts';
+import { bindRoute, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
@@ -13,8 +13,8 @@ import { noStore } from './token.ts';
  */
 export function introspectionEndpoint(context: GrantContext): Router {
   const router = Router();
-  router.post('/oauth2/introspect', noStore, requireInternal('pas', 'POST /oauth2/introspect'), requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
-    const { token, token_type_hint } = parseInput(TokenHintRequest, req.body, 'body');
+  bindRoute(router, pasRoutes.introspect, noStore, requireInternal('pas', 'POST /oauth2/introspect'), requireBodyType(pasRoutes.introspect), async (_req, res, input) => {
+    const { token, token_type_hint } = input.body();
     const verified = await verifyOwnToken(context, token, token_type_hint);
     let active = false;
     if (verified?.claims.fid) {

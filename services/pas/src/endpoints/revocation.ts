@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { audited, requestFields } from '@keyway/audit';
-import { TokenHintRequest } from '@keyway/contracts';
-import { parseInput, requireContentType } from '@keyway/kit';
+import { pasRoutes } from '@keyway/contracts';
+import { bindRoute, requireBodyType } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
@@ -15,8 +15,8 @@ import { noStore } from './token.ts';
  */
 export function revocationEndpoint(context: GrantContext): Router {
   const router = Router();
-  router.post('/oauth2/revoke', noStore, requireContentType('application/x-www-form-urlencoded'), async (req, res) => {
-    const { token, token_type_hint } = parseInput(TokenHintRequest, req.body, 'body');
+  bindRoute(router, pasRoutes.revoke, noStore, requireBodyType(pasRoutes.revoke), async (req, res, input) => {
+    const { token, token_type_hint } = input.body();
     const verified = await verifyOwnToken(context, token, token_type_hint);
     if (verified) {
       const { claims } = verified;

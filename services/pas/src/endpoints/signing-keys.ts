@@ -1,7 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { audited, requestFields, type AuditLog } from '@keyway/audit';
-import { SigningKeyList, SigningKeyRotation } from '@keyway/contracts';
-import { shapeResponse } from '@keyway/kit';
+import { pasRoutes, SigningKeyList, SigningKeyRotation } from '@keyway/contracts';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import type { KeyRing } from '@keyway/tokens';
 import { loadKeyRing, type SharedKeyRing } from '../keys/ring.ts';
@@ -21,7 +21,7 @@ const publishedKids = (ring: KeyRing) => ring.jwks().keys.map((k) => k.kid!);
  */
 export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; policy: RotationPolicy; authenticate: RequestHandler; audit: AuditLog }): Router {
   const router = Router();
-  router.get('/admin/v1/signing-keys', deps.authenticate, async (_req, res) => {
+  bindRoute(router, pasRoutes.signingKeys, deps.authenticate, async (_req, res) => {
     // The store, not this instance's copy: the listing shows what every instance converges to.
     const ring = await loadKeyRing(deps.store);
     const now = Date.now();
@@ -39,7 +39,7 @@ export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; p
     );
   });
 
-  router.post('/admin/v1/signing-keys/rotate', deps.authenticate, async (req, res) => {
+  bindRoute(router, pasRoutes.rotateSigningKeys, deps.authenticate, async (req, res) => {
     const answer = await audited({ audit: deps.audit }, { action: 'signing_key.rotated', fields: requestFields(req), writable: true, refusal: false }, async (audit) => {
       const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.policy);
       await deps.ring.reload();

@@ -1,7 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { mergeFields, requestFields } from '@keyway/audit';
-import { GRANT_TYPES, TokenRequest, TokenResponse } from '@keyway/contracts';
-import { InvalidRequest, parseInput, requireContentType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
+import { GRANT_TYPES, pasRoutes, TokenRequest, TokenResponse } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, requireBodyType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
 import { grantTokens } from '../grants/token-request.ts';
@@ -30,13 +30,13 @@ const checkGrantType: RequestHandler = (req, _res, next) => {
 
 export function tokenEndpoint(context: GrantContext): Router {
   const router = Router();
-  router.post('/oauth2/token', noStore, requireContentType('application/x-www-form-urlencoded'), rejectDuplicateParams, checkGrantType, async (req, res) => {
+  bindRoute(router, pasRoutes.token, noStore, requireBodyType(pasRoutes.token), rejectDuplicateParams, checkGrantType, async (req, res, input) => {
     const grantType = (req.body as { grant_type: TokenRequest['grant_type'] }).grant_type;
     const source = sourceOf(req);
     // the console's operator, whose address the console forwards (throttling/login-throttle.ts)
     const forwarded = source !== (req.ip ?? req.socket.remoteAddress) ? { detail: { client_address: source } } : {};
     const origin = { fields: mergeFields(requestFields(req), forwarded), source, log: req.log };
-    const pair = await grantTokens(context, origin, grantType, () => parseInput(TokenRequest, req.body, 'body'));
+    const pair = await grantTokens(context, origin, grantType, input.body);
     res.json(shapeResponse(TokenResponse, pair));
   });
   return router;

@@ -1,11 +1,8 @@
 import type { RequestHandler } from 'express';
-import { z } from 'zod';
 import { InsufficientScope, InvalidToken, parseInput, TemporarilyUnavailable } from '@keyway/kit';
-import { FeedName, TenantId, topicResource } from '@keyway/contracts';
+import { TopicPath, topicResource } from '@keyway/contracts';
 import { checkSasUse, parseSas, SAS_SCHEME, SasError, type Right, type VerifiedSas } from '@keyway/sas';
 import { RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
-
-export const TopicPath = z.object({ tenant: TenantId, topic: FeedName });
 
 const CHALLENGE = { 'WWW-Authenticate': SAS_SCHEME };
 

@@ -1,12 +1,11 @@
 import { Router, type RequestHandler } from 'express';
-import { parseInput, requireContentType, requireInternal, shapeResponse } from '@keyway/kit';
-import { PublishResponse } from '@keyway/contracts';
+import { bindRoute, parseInput, requireBodyType, requireInternal, shapeResponse, type RouteHandler } from '@keyway/kit';
+import { PublishResponse, topicRoutes, TopicPath } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
-import { TopicPath, type SasGuard } from '../auth/sas-guard.ts';
+import type { SasGuard } from '../auth/sas-guard.ts';
 import { readBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
-import { TOPIC } from './paths.ts';
 
 export interface PublishQuotas {
   /** 429 when the tenant is over its publish rate, 503 when that cannot be checked */
@@ -32,8 +31,9 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     await deps.quotas.rate(parseInput(TopicPath, req.params, 'path').tenant);
     next();
   };
-  const publish: RequestHandler = async (req, res) => {
-    const topic = parseInput(TopicPath, req.params, 'path');
+  // the two routes share the path parameters and the body, so one handler serves both
+  const publish: RouteHandler<typeof topicRoutes.publish> = async (req, res, input) => {
+    const topic = input.params();
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
     await brokerCall(() =>
@@ -46,8 +46,7 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });
     res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
   };
-  const pipeline = [requireContentType('application/json'), countRate, deps.body, publish];
-  router.post(`${TOPIC}/messages`, deps.guard('send'), ...pipeline);
-  router.post(`/internal/v1${TOPIC}/messages`, requireInternal('topic', 'POST /internal/v1/tenants/:tenant/topics/:topic/messages'), ...pipeline);
+  bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate, deps.body, publish);
+  bindRoute(router, topicRoutes.publishInternal, requireInternal('topic', 'POST /internal/v1/tenants/:tenant/topics/:topic/messages'), requireBodyType(topicRoutes.publishInternal), countRate, deps.body, publish);
   return router;
 }

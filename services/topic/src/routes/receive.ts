@@ -1,13 +1,12 @@
-import { Router, type RequestHandler } from 'express';
-import { parseInput, shapeResponse, TemporarilyUnavailable } from '@keyway/kit';
-import { ReceivedMessage, ReceiveQuery, type Batch } from '@keyway/contracts';
+import { Router } from 'express';
+import { bindRoute, shapeResponse, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
+import { ReceivedMessage, topicRoutes, type Batch } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
 import { parseDelivered } from '../batches/validate.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
-import { DEAD_LETTER_QUEUE, SubscriptionPath, SUBSCRIPTION } from './paths.ts';
 
 interface ReceiveDeps {
   guard: SasGuard;
@@ -24,8 +23,8 @@ interface ReceiveDeps {
  */
 export function receiveRoutes(deps: ReceiveDeps): Router {
   const router = Router();
-  router.post(`${SUBSCRIPTION}/messages/head`, deps.guard('listen'), peekLock(deps, false));
-  router.post(`${DEAD_LETTER_QUEUE}/messages/head`, deps.guard('listen'), peekLock(deps, true));
+  bindRoute(router, topicRoutes.receive, deps.guard('listen'), peekLock(deps, false));
+  bindRoute(router, topicRoutes.deadLetterReceive, deps.guard('listen'), peekLock(deps, true));
   return router;
 }
 
@@ -40,11 +39,11 @@ export function receivedMessage(delivery: Delivery, lock: { token: string; locke
   });
 }
 
-function peekLock(deps: ReceiveDeps, deadLetter: boolean): RequestHandler {
+function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof topicRoutes.receive> {
   const receive = deadLetter ? deps.broker.receiveDeadLetter.bind(deps.broker) : deps.broker.receive.bind(deps.broker);
-  return async (req, res) => {
-    const path = parseInput(SubscriptionPath, req.params, 'path');
-    const { timeout } = parseInput(ReceiveQuery, req.query, 'query');
+  return async (req, res, input) => {
+    const path = input.params();
+    const { timeout } = input.query();
     const topic = { tenant: path.tenant, topic: path.topic };
 
     // A long poll the client gave up on stops waiting, and must not hold a message it already took.

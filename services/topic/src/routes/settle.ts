@@ -1,8 +1,8 @@
-import { Router, type Request } from 'express';
-import { parseInput } from '@keyway/kit';
+import { Router } from 'express';
+import { topicRoutes } from '@keyway/contracts';
+import { bindRoute, type RouteInputs } from '@keyway/kit';
 import type { SasGuard } from '../auth/sas-guard.ts';
 import type { LockScope, LockTable } from '../delivery/locks.ts';
-import { DEAD_LETTER_MESSAGE, MESSAGE, MessagePath } from './paths.ts';
 
 /**
  * Settling a peek-locked message, on the Azure Service Bus paths (SAS `listen`):
@@ -12,29 +12,29 @@ import { DEAD_LETTER_MESSAGE, MESSAGE, MessagePath } from './paths.ts';
  */
 export function settleRoutes(deps: { guard: SasGuard; locks: LockTable }): Router {
   const router = Router();
-  for (const [path, deadLetter] of [
-    [MESSAGE, false],
-    [DEAD_LETTER_MESSAGE, true],
+  for (const [{ complete, abandon, renewLock }, deadLetter] of [
+    [topicRoutes, false],
+    [{ complete: topicRoutes.deadLetterComplete, abandon: topicRoutes.deadLetterAbandon, renewLock: topicRoutes.deadLetterRenewLock }, true],
   ] as const) {
-    const lockOf = (req: Request): { token: string; scope: LockScope } => {
-      const { tenant, topic, subscription, id, lockToken } = parseInput(MessagePath, req.params, 'path');
+    const lockOf = (input: Pick<RouteInputs<typeof complete>, 'params'>): { token: string; scope: LockScope } => {
+      const { tenant, topic, subscription, id, lockToken } = input.params();
       return { token: lockToken, scope: { tenant, topic, subscription, deadLetter, messageId: id } };
     };
 
-    router.delete(path, deps.guard('listen'), async (req, res) => {
-      const { token, scope } = lockOf(req);
+    bindRoute(router, complete, deps.guard('listen'), async (_req, res, input) => {
+      const { token, scope } = lockOf(input);
       await deps.locks.complete(token, scope);
       res.json({ message_id: scope.messageId, status: 'completed' });
     });
 
-    router.put(path, deps.guard('listen'), async (req, res) => {
-      const { token, scope } = lockOf(req);
+    bindRoute(router, abandon, deps.guard('listen'), async (_req, res, input) => {
+      const { token, scope } = lockOf(input);
       await deps.locks.abandon(token, scope);
       res.json({ message_id: scope.messageId, status: 'abandoned' });
     });
 
-    router.post(path, deps.guard('listen'), (req, res) => {
-      const { token, scope } = lockOf(req);
+    bindRoute(router, renewLock, deps.guard('listen'), (_req, res, input) => {
+      const { token, scope } = lockOf(input);
       const lockedUntil = deps.locks.renew(token, scope);
       res.json({ message_id: scope.messageId, locked_until: new Date(lockedUntil).toISOString() });
     });

@@ -1,14 +1,13 @@
 import { once } from 'node:events';
 import { Router } from 'express';
-import { OAuthError, parseInput, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
-import { NDJSON, StreamQuery } from '@keyway/contracts';
+import { bindRoute, OAuthError, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
+import { NDJSON, topicRoutes } from '@keyway/contracts';
 import type { Broker } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
 import { parseDelivered } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
-import { SubscriptionPath, SUBSCRIPTION } from './paths.ts';
 import { receivedMessage } from './receive.ts';
 
 /**
@@ -36,9 +35,9 @@ export function streamRoutes(deps: {
   recheckMs: number;
 }): Router {
   const router = Router();
-  router.post(`${SUBSCRIPTION}/messages/stream`, deps.guard('listen'), async (req, res) => {
-    const path = parseInput(SubscriptionPath, req.params, 'path');
-    const { prefetch, timeout } = parseInput(StreamQuery, req.query, 'query');
+  bindRoute(router, topicRoutes.stream, deps.guard('listen'), async (req, res, input) => {
+    const path = input.params();
+    const { prefetch, timeout } = input.query();
     const topic = { tenant: path.tenant, topic: path.topic };
     // Before the 200 goes out, so that a broker outage is still an ordinary 503 (a round trip per
     // stream, not per message).

@@ -1,10 +1,7 @@
 import { Router } from 'express';
-import { z } from 'zod';
-import { ClientKeyId, ClientKeyRegistration, RegisteredClientKey, TenantId } from '@keyway/contracts';
-import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, RegisteredClientKey } from '@keyway/contracts';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
-
-const KeyPath = z.object({ tenant: TenantId, user: z.string().min(1).max(128), kid: ClientKeyId });
 
 /**
  * PUT and DELETE /v1/tenants/:tenant/users/:user/keys/:kid: the public keys a user's agent signs
@@ -13,17 +10,15 @@ const KeyPath = z.object({ tenant: TenantId, user: z.string().min(1).max(128), k
  */
 export function clientKeyRoutes(admin: Admin): Router {
   const router = Router();
-  const path = '/v1/tenants/:tenant/users/:user/keys/:kid';
-
-  router.put(path, requireContentType('application/json'), async (req, res) => {
-    const { tenant, user, kid } = parseInput(KeyPath, req.params, 'path');
-    const { jwk } = parseInput(ClientKeyRegistration, req.body, 'body');
+  bindRoute(router, entitlementRoutes.registerKey, requireBodyType(entitlementRoutes.registerKey), async (req, res, input) => {
+    const { tenant, user, kid } = input.params();
+    const { jwk } = input.body();
     const { created, ...registered } = await admin(req).registerKey(tenant, user, kid, jwk);
     res.status(created ? 201 : 200).json(shapeResponse(RegisteredClientKey, registered));
   });
 
-  router.delete(path, async (req, res) => {
-    const { tenant, user, kid } = parseInput(KeyPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.removeKey, async (req, res, input) => {
+    const { tenant, user, kid } = input.params();
     await admin(req).removeKey(tenant, user, kid);
     res.status(204).end();
   });

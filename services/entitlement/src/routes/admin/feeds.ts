@@ -1,9 +1,8 @@
 import { Router } from 'express';
-import { Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
-import { parseInput, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
-import { FeedPath, SubscriptionPath, TenantPath } from './paths.ts';
 
 /**
  * /v1/tenants/:tenant/feeds…: the tenant's feeds (grant, remove: feed.removed revokes what used it)
@@ -14,8 +13,8 @@ import { FeedPath, SubscriptionPath, TenantPath } from './paths.ts';
 export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
 
-  router.get('/v1/tenants/:tenant/feeds', async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.listFeeds, async (req, res, input) => {
+    const { tenant } = input.params();
     const { feeds } = await policy.getTenant(tenant);
     const listed = await Promise.all(
       feeds.map(async (name) => ({ name, subscriptions: (await policy.listSubscriptions(tenant, name)).map((s) => s.name) })),
@@ -23,31 +22,31 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.json(shapeResponse(TenantFeedList, { tenant, feeds: listed }));
   });
 
-  router.put('/v1/tenants/:tenant/feeds/:feed', async (req, res) => {
-    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.grantFeed, async (req, res, input) => {
+    const { tenant, feed } = input.params();
     res.json(shapeResponse(Tenant, await admin(req).grantFeed(tenant, feed)));
   });
 
-  router.delete('/v1/tenants/:tenant/feeds/:feed', async (req, res) => {
-    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.removeFeed, async (req, res, input) => {
+    const { tenant, feed } = input.params();
     await admin(req).removeFeed(tenant, feed);
     res.status(204).end();
   });
 
-  router.get('/v1/tenants/:tenant/feeds/:feed/subscriptions', async (req, res) => {
-    const { tenant, feed } = parseInput(FeedPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.listSubscriptions, async (req, res, input) => {
+    const { tenant, feed } = input.params();
     await policy.getTenant(tenant);
     res.json(shapeResponse(SubscriptionList, { subscriptions: await policy.listSubscriptions(tenant, feed) }));
   });
 
-  router.post('/v1/tenants/:tenant/feeds/:feed/subscriptions/:name', async (req, res) => {
-    const { tenant, feed, name } = parseInput(SubscriptionPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.createSubscription, async (req, res, input) => {
+    const { tenant, feed, name } = input.params();
     const { subscription, created } = await admin(req).addSubscription(tenant, feed, name);
     res.status(created ? 201 : 200).json(shapeResponse(Subscription, subscription));
   });
 
-  router.delete('/v1/tenants/:tenant/feeds/:feed/subscriptions/:name', async (req, res) => {
-    const { tenant, feed, name } = parseInput(SubscriptionPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.deleteSubscription, async (req, res, input) => {
+    const { tenant, feed, name } = input.params();
     await admin(req).removeSubscription(tenant, feed, name);
     res.status(204).end();
   });

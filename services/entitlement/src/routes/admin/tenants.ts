@@ -1,9 +1,8 @@
 import { Router } from 'express';
-import { CreateTenant, Tenant, TenantPage, TenantPageQuery, UpdateTenant } from '@keyway/contracts';
-import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, Tenant, TenantPage } from '@keyway/contracts';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
-import { TenantPath } from './paths.ts';
 
 /**
  * /v1/tenants: create, list (paged by id), get, rename, suspend / resume, delete. Suspending
@@ -12,42 +11,39 @@ import { TenantPath } from './paths.ts';
  */
 export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
-  const json = requireContentType('application/json');
-
-  router.post('/v1/tenants', json, async (req, res) => {
-    const input = parseInput(CreateTenant, req.body, 'body');
-    res.status(201).json(shapeResponse(Tenant, await admin(req).createTenant(input)));
+  bindRoute(router, entitlementRoutes.createTenant, requireBodyType(entitlementRoutes.createTenant), async (req, res, input) => {
+    res.status(201).json(shapeResponse(Tenant, await admin(req).createTenant(input.body())));
   });
 
-  router.get('/v1/tenants', async (req, res) => {
-    const { limit, cursor } = parseInput(TenantPageQuery, req.query, 'query');
+  bindRoute(router, entitlementRoutes.listTenants, async (req, res, input) => {
+    const { limit, cursor } = input.query();
     const { tenants, next } = await policy.listTenants(limit, cursor);
     res.json(shapeResponse(TenantPage, { tenants, next_cursor: next }));
   });
 
-  router.get('/v1/tenants/:tenant', async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.getTenant, async (req, res, input) => {
+    const { tenant } = input.params();
     res.json(shapeResponse(Tenant, await policy.getTenant(tenant)));
   });
 
-  router.patch('/v1/tenants/:tenant', json, async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
-    const { name } = parseInput(UpdateTenant, req.body, 'body');
+  bindRoute(router, entitlementRoutes.updateTenant, requireBodyType(entitlementRoutes.updateTenant), async (req, res, input) => {
+    const { tenant } = input.params();
+    const { name } = input.body();
     res.json(shapeResponse(Tenant, await admin(req).renameTenant(tenant, name)));
   });
 
-  router.post('/v1/tenants/:tenant/suspend', async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.suspendTenant, async (req, res, input) => {
+    const { tenant } = input.params();
     res.json(shapeResponse(Tenant, await admin(req).suspendTenant(tenant, 'operator')));
   });
 
-  router.post('/v1/tenants/:tenant/resume', async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.resumeTenant, async (req, res, input) => {
+    const { tenant } = input.params();
     res.json(shapeResponse(Tenant, await admin(req).resumeTenant(tenant)));
   });
 
-  router.delete('/v1/tenants/:tenant', async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.deleteTenant, async (req, res, input) => {
+    const { tenant } = input.params();
     await admin(req).deleteTenant(tenant);
     res.status(204).end();
   });

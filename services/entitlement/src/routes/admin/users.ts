@@ -1,9 +1,8 @@
 import { Router } from 'express';
-import { CreateUser, SetPassword, UpdateRoles, UpdateUser, User, UserList } from '@keyway/contracts';
-import { parseInput, requireContentType, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, User, UserList } from '@keyway/contracts';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
-import { TenantPath, UserPath } from './paths.ts';
 
 /**
  * /v1/tenants/:tenant/users…: create, list, get, update (email, roles), set the password, delete.
@@ -12,46 +11,43 @@ import { TenantPath, UserPath } from './paths.ts';
  */
 export function userRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
-  const json = requireContentType('application/json');
-
-  router.post('/v1/tenants/:tenant/users', json, async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
-    const input = parseInput(CreateUser, req.body, 'body');
-    res.status(201).json(shapeResponse(User, await admin(req).createUser(tenant, input)));
+  bindRoute(router, entitlementRoutes.createUser, requireBodyType(entitlementRoutes.createUser), async (req, res, input) => {
+    const { tenant } = input.params();
+    res.status(201).json(shapeResponse(User, await admin(req).createUser(tenant, input.body())));
   });
 
-  router.get('/v1/tenants/:tenant/users', async (req, res) => {
-    const { tenant } = parseInput(TenantPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.listUsers, async (req, res, input) => {
+    const { tenant } = input.params();
     await policy.getTenant(tenant);
     res.json(shapeResponse(UserList, { users: await policy.listUsers(tenant) }));
   });
 
-  router.get('/v1/tenants/:tenant/users/:user', async (req, res) => {
-    const { tenant, user } = parseInput(UserPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.getUser, async (req, res, input) => {
+    const { tenant, user } = input.params();
     res.json(shapeResponse(User, await policy.getUser(tenant, user)));
   });
 
-  router.patch('/v1/tenants/:tenant/users/:user', json, async (req, res) => {
-    const { tenant, user } = parseInput(UserPath, req.params, 'path');
-    const change = parseInput(UpdateUser, req.body, 'body');
+  bindRoute(router, entitlementRoutes.updateUser, requireBodyType(entitlementRoutes.updateUser), async (req, res, input) => {
+    const { tenant, user } = input.params();
+    const change = input.body();
     res.json(shapeResponse(User, await admin(req).updateUser(tenant, user, change)));
   });
 
-  router.put('/v1/tenants/:tenant/users/:user/roles', json, async (req, res) => {
-    const { tenant, user } = parseInput(UserPath, req.params, 'path');
-    const { roles } = parseInput(UpdateRoles, req.body, 'body');
+  bindRoute(router, entitlementRoutes.setRoles, requireBodyType(entitlementRoutes.setRoles), async (req, res, input) => {
+    const { tenant, user } = input.params();
+    const { roles } = input.body();
     res.json(shapeResponse(User, await admin(req).updateUser(tenant, user, { roles })));
   });
 
-  router.put('/v1/tenants/:tenant/users/:user/password', json, async (req, res) => {
-    const { tenant, user } = parseInput(UserPath, req.params, 'path');
-    const { password } = parseInput(SetPassword, req.body, 'body');
+  bindRoute(router, entitlementRoutes.setPassword, requireBodyType(entitlementRoutes.setPassword), async (req, res, input) => {
+    const { tenant, user } = input.params();
+    const { password } = input.body();
     await admin(req).setPassword(tenant, user, password);
     res.status(204).end();
   });
 
-  router.delete('/v1/tenants/:tenant/users/:user', async (req, res) => {
-    const { tenant, user } = parseInput(UserPath, req.params, 'path');
+  bindRoute(router, entitlementRoutes.deleteUser, async (req, res, input) => {
+    const { tenant, user } = input.params();
     await admin(req).deleteUser(tenant, user);
     res.status(204).end();
   });
