@@ -156,7 +156,10 @@ class Round {
       recordsPerSec: (batches * RECORDS_PER_BATCH) / seconds,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
-      publishP50Ms: percentile([...produced.acceptMs].sort((a, b) => a - b), 50),
+      publishP50Ms: percentile(
+        [...produced.acceptMs].sort((a, b) => a - b),
+        50,
+      ),
       cpuMsPerBatch: this.cpu ? (this.cpu.user + this.cpu.system) / 1000 / batches : NaN,
       servicesBusy: this.elu ?? NaN,
       retries: produced.retries,
@@ -296,7 +299,10 @@ export function deliveryTable(figures: DeliveryFigure[]): string {
   const ratios = ceiling
     ? figures
         .filter((f) => f.name.startsWith('end to end'))
-        .map((f) => `- ${f.name}: ${fixed(f.batchesPerSec / ceiling.batchesPerSec, 2)} × the fsync'd raw ceiling in batches/s, ${fixed(f.cpuMsPerBatch / ceiling.cpuMsPerBatch, 1)} × its Node CPU per batch`)
+        .map(
+          (f) =>
+            `- ${f.name}: ${fixed(f.batchesPerSec / ceiling.batchesPerSec, 2)} × the fsync'd raw ceiling in batches/s, ${fixed(f.cpuMsPerBatch / ceiling.cpuMsPerBatch, 1)} × its Node CPU per batch`,
+        )
     : [];
   return [
     `### Delivery (${RECORDS_PER_BATCH} records a batch, about 31 KB; ${PRODUCERS} producers; RabbitMQ quorum queue; one fsync per batch unless noted)`,

@@ -17,11 +17,7 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
  * Runs `op` exactly `iterations` times on `concurrency` workers and times each call. A bounded
  * count, not a duration, so every run does the same work and figures compare across machines.
  */
-export async function measure(
-  name: string,
-  options: { iterations: number; concurrency: number },
-  op: (i: number, worker: number) => unknown,
-): Promise<Figure> {
+export async function measure(name: string, options: { iterations: number; concurrency: number }, op: (i: number, worker: number) => unknown): Promise<Figure> {
   const latencies: number[] = [];
   let next = 0;
   const worker = async (_: unknown, w: number) => {
@@ -47,9 +43,7 @@ const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimum
 /** A Markdown table, so the output can be pasted into the README as is. */
 export function table(title: string, figures: Figure[]): string {
   const rows = figures.map((f) =>
-    f.missing
-      ? `| ${f.name} | – | – | – | – | ${f.missing} |`
-      : `| ${f.name} | ${f.ops} | ${fixed(f.opsPerSec, 0)} | ${fixed(f.p50Ms, 3)} | ${fixed(f.p99Ms, 3)} | ${fixed(f.seconds, 2)} s |`,
+    f.missing ? `| ${f.name} | – | – | – | – | ${f.missing} |` : `| ${f.name} | ${f.ops} | ${fixed(f.opsPerSec, 0)} | ${fixed(f.p50Ms, 3)} | ${fixed(f.p99Ms, 3)} | ${fixed(f.seconds, 2)} s |`,
   );
   return [`### ${title}`, '', '| what | ops | ops/s | p50 ms | p99 ms | wall |', '| --- | ---: | ---: | ---: | ---: | ---: |', ...rows, ''].join('\n');
 }

@@ -46,7 +46,9 @@ const sinkPath = join(home, 'out', `${DEMO_TENANT}-${DEMO_FEED}.jsonl`);
 const importer = createAgent(
   {
     credentials: { kind: 'password', username: credentials.importer.email, password: credentials.importer.password },
-    subscription: 'default', receiveTimeoutSec: 20 },
+    subscription: 'default',
+    receiveTimeoutSec: 20,
+  },
   {
     ...clients,
     sink: await fileSink(sinkPath),
@@ -55,10 +57,7 @@ const importer = createAgent(
   },
 );
 importer.start();
-const producer = startDemoProducer(
-  { ...clients, logger: fileLogger('producer') },
-  { ...credentials.producer, tenant: DEMO_TENANT, topic: DEMO_FEED, intervalMs: config.DEMO_PUBLISH_INTERVAL_MS },
-);
+const producer = startDemoProducer({ ...clients, logger: fileLogger('producer') }, { ...credentials.producer, tenant: DEMO_TENANT, topic: DEMO_FEED, intervalMs: config.DEMO_PUBLISH_INTERVAL_MS });
 
 say('Keyway is running (Ctrl-C to stop).');
 say();
@@ -77,9 +76,4 @@ const status = setInterval(() => {
   say(`[${new Date().toISOString()}] published ${producer.published()} batches, importer wrote ${importer.stats.written}`);
 }, 10_000);
 
-onShutdown(fileLogger('launcher'), [
-  () => clearInterval(status),
-  () => producer.stop(),
-  () => importer.stop(),
-  () => suite.close(),
-]);
+onShutdown(fileLogger('launcher'), [() => clearInterval(status), () => producer.stop(), () => importer.stop(), () => suite.close()]);

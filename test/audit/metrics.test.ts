@@ -19,9 +19,7 @@ const provider = new MeterProvider({ readers: [reader] });
 async function counter(name: string, attributes: Record<string, string>): Promise<number> {
   await reader.forceFlush();
   const latest = exporter.getMetrics().at(-1);
-  const points = (latest?.scopeMetrics ?? [])
-    .flatMap((scope) => scope.metrics)
-    .flatMap((m) => (m.descriptor.name === name && m.dataPointType === DataPointType.SUM ? m.dataPoints : []));
+  const points = (latest?.scopeMetrics ?? []).flatMap((scope) => scope.metrics).flatMap((m) => (m.descriptor.name === name && m.dataPointType === DataPointType.SUM ? m.dataPoints : []));
   const same = (a: Record<string, unknown>) => Object.keys(a).length === Object.keys(attributes).length && Object.entries(attributes).every(([k, v]) => a[k] === v);
   return points.filter((p) => same(p.attributes)).reduce((sum, p) => sum + p.value, 0);
 }

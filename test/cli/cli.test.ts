@@ -109,7 +109,13 @@ describe('keyway CLI (child process against the real suite)', () => {
     const users = await asOperator(['user', 'list', id]);
     expect(users.stdout).toMatch(new RegExp(`^\\S+ +${email.replace(/\./g, '\\.')} +read-only +`, 'm'));
     const feeds = await asOperator(['--json', 'feed', 'list', id]);
-    expect(JSON.parse(feeds.stdout)).toEqual({ tenant: id, feeds: [{ name: 'edr-events', subscriptions: [] }, { name: 'dns-logs', subscriptions: [] }] });
+    expect(JSON.parse(feeds.stdout)).toEqual({
+      tenant: id,
+      feeds: [
+        { name: 'edr-events', subscriptions: [] },
+        { name: 'dns-logs', subscriptions: [] },
+      ],
+    });
 
     // What the API holds, and the user's password works: a feed login at PAS.
     const [user] = (await suite.operator.listUsers(id)).users;
@@ -216,7 +222,7 @@ describe('keyway CLI (child process against the real suite)', () => {
     expect(ring.stdout).toMatch(/^\S+ +active +yes /m);
   }, 120_000);
 
-  it('runs the importer agent in the foreground from the importer\'s variables and flags, and drains on SIGTERM', async () => {
+  it("runs the importer agent in the foreground from the importer's variables and flags, and drains on SIGTERM", async () => {
     const misconfigured = await keyway(['importer', 'run']);
     expect(misconfigured.code).toBe(2);
     expect(misconfigured.stderr).toContain('TOPIC_URL');

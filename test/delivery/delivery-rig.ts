@@ -262,5 +262,9 @@ export function timeline(name: string) {
 
 /** Appends a note for the test's output (vitest prints console output of a test on failure and with --reporter=verbose). */
 export function report(name: string, lines: Record<string, unknown>): void {
-  process.stdout.write(`[${name}] ${Object.entries(lines).map(([k, v]) => `${k}: ${String(v)}`).join(' | ')}\n`);
+  process.stdout.write(
+    `[${name}] ${Object.entries(lines)
+      .map(([k, v]) => `${k}: ${String(v)}`)
+      .join(' | ')}\n`,
+  );
 }

@@ -54,7 +54,12 @@ describe('delivery through a RabbitMQ connection dropped by the broker', () => {
         watcher = (async () => {
           const statuses: number[] = [];
           while (watching.on) {
-            statuses.push(await topicHttp.get('/readyz').then((r) => r.status, () => 0));
+            statuses.push(
+              await topicHttp.get('/readyz').then(
+                (r) => r.status,
+                () => 0,
+              ),
+            );
             await sleep(20);
           }
           return statuses;
@@ -95,8 +100,14 @@ describe('delivery through a RabbitMQ connection dropped by the broker', () => {
       expect(verdict.unknown, verdict.summary).toEqual([]);
       expect(producer.gaveUp, verdict.summary).toEqual([]);
       // The gap was seen as an outage (503), never as an internal error, and the producer retried through it.
-      expect(rig.outcomes.count((where, outcome) => where === 'publish' && outcome === '503'), rig.outcomes.toString()).toBeGreaterThan(0);
-      expect(rig.outcomes.count((_, outcome) => outcome === '500'), rig.outcomes.toString()).toBe(0);
+      expect(
+        rig.outcomes.count((where, outcome) => where === 'publish' && outcome === '503'),
+        rig.outcomes.toString(),
+      ).toBeGreaterThan(0);
+      expect(
+        rig.outcomes.count((_, outcome) => outcome === '500'),
+        rig.outcomes.toString(),
+      ).toBe(0);
     } finally {
       await rig.stopAgent();
     }

@@ -105,12 +105,27 @@ describe('delivery through a Redis outage', () => {
       expect(producer.gaveUp, verdict.summary).toEqual([]);
       const seen = rig.outcomes.toString();
       // The outage is an outage: 503 temporarily_unavailable at the token endpoint or at publish, /readyz 503 ...
-      expect(rig.outcomes.count((where, outcome) => (where === 'token' || where === 'publish') && outcome === '503'), seen).toBeGreaterThan(0);
-      expect([...codes].filter((c) => c.startsWith('503')).every((c) => c === '503 temporarily_unavailable'), [...codes].join(', ')).toBe(true);
-      expect(rig.outcomes.count((where, outcome) => where === 'topic.readyz' && outcome === '503'), seen).toBeGreaterThan(0);
-      expect(rig.outcomes.count((where, outcome) => where === 'pas.readyz' && outcome === '503'), seen).toBeGreaterThan(0);
+      expect(
+        rig.outcomes.count((where, outcome) => (where === 'token' || where === 'publish') && outcome === '503'),
+        seen,
+      ).toBeGreaterThan(0);
+      expect(
+        [...codes].filter((c) => c.startsWith('503')).every((c) => c === '503 temporarily_unavailable'),
+        [...codes].join(', '),
+      ).toBe(true);
+      expect(
+        rig.outcomes.count((where, outcome) => where === 'topic.readyz' && outcome === '503'),
+        seen,
+      ).toBeGreaterThan(0);
+      expect(
+        rig.outcomes.count((where, outcome) => where === 'pas.readyz' && outcome === '503'),
+        seen,
+      ).toBeGreaterThan(0);
       // ... and never an internal error, at any endpoint the producer, the importer or the probes called.
-      expect(rig.outcomes.count((_, outcome) => outcome === '500'), seen).toBe(0);
+      expect(
+        rig.outcomes.count((_, outcome) => outcome === '500'),
+        seen,
+      ).toBe(0);
     } finally {
       await rig.stopAgent();
     }

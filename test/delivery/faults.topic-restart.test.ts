@@ -60,9 +60,15 @@ describe('delivery through a topic service restart', () => {
       // the batch held locked across the restart came back and reached the importer
       expect(rig.sinkIds()).toContain(heldId);
       // the restart was felt: something was cut or refused while the service was down ...
-      expect(rig.outcomes.count((_, outcome) => outcome !== '201'), rig.outcomes.toString()).toBeGreaterThan(0);
+      expect(
+        rig.outcomes.count((_, outcome) => outcome !== '201'),
+        rig.outcomes.toString(),
+      ).toBeGreaterThan(0);
       // ... and never answered as an internal error
-      expect(rig.outcomes.count((_, outcome) => outcome === '500'), rig.outcomes.toString()).toBe(0);
+      expect(
+        rig.outcomes.count((_, outcome) => outcome === '500'),
+        rig.outcomes.toString(),
+      ).toBe(0);
     } finally {
       await rig.stopAgent();
     }

@@ -33,10 +33,10 @@ type Importer = ReturnType<typeof runImporter>;
 function sinkIds(sinkFile: string): string[] {
   if (!existsSync(sinkFile)) return [];
   const dir = dirname(sinkFile);
-  const rotated = readdirSync(dir).filter((f) => /^batches\.\d{8}T\d{6}\.\d{3}Z\.jsonl$/.test(f)).sort();
-  return [...rotated, 'batches.jsonl']
-    .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').slice(0, -1))
-    .map((line) => (JSON.parse(line) as { id: string }).id);
+  const rotated = readdirSync(dir)
+    .filter((f) => /^batches\.\d{8}T\d{6}\.\d{3}Z\.jsonl$/.test(f))
+    .sort();
+  return [...rotated, 'batches.jsonl'].flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').slice(0, -1)).map((line) => (JSON.parse(line) as { id: string }).id);
 }
 
 /** Ids in the state file as a restart would load them: whole lines after the header. */

@@ -94,7 +94,10 @@ describe('each service runs on its own process from its main.ts', () => {
     for (const name of SERVICES) {
       const http = createHttp({ baseUrl: urls[name], caPem, timeoutMs: 1000 });
       for (;;) {
-        const status = await http.get('/readyz').then((r) => r.status, () => 0);
+        const status = await http.get('/readyz').then(
+          (r) => r.status,
+          () => 0,
+        );
         if (status === 200) break;
         if (Date.now() > deadline) throw new Error(`${name} did not become ready`);
         await new Promise((r) => setTimeout(r, 200));
@@ -135,7 +138,11 @@ describe('each service runs on its own process from its main.ts', () => {
     const audit = auditClient({ baseUrl: urls.audit, caPem, clientCert: pki.certs.operator });
     expect((await audit.events({ tenant, action: 'sas_key.minted' })).events).toHaveLength(1);
     await operator.grantFeed(tenant, AUDIT_FEED);
-    const reader = await pacClient({ baseUrl: urls.pac, caPem }).sas({ refresh_token: (await pasClient({ baseUrl: urls.pas, caPem }).password(`agent@${tenant}.example`, PASSWORD)).refresh_token, resource: topicResource(urls.topic, tenant, AUDIT_FEED), rights: 'listen' });
+    const reader = await pacClient({ baseUrl: urls.pac, caPem }).sas({
+      refresh_token: (await pasClient({ baseUrl: urls.pas, caPem }).password(`agent@${tenant}.example`, PASSWORD)).refresh_token,
+      resource: topicResource(urls.topic, tenant, AUDIT_FEED),
+      rights: 'listen',
+    });
     const exported = await topic.receive(reader.sas_key, tenant, AUDIT_FEED, 'default', 10);
     expect(exported?.batch.records.length).toBeGreaterThan(0);
   }, 30_000);
@@ -172,7 +179,9 @@ describe('each service runs on its own process from its main.ts', () => {
     expect(child.exitCode).toBeNull();
     child.kill('SIGTERM');
     expect((await done).code).toBe(0);
-    const warnings = logLines(child).filter((line) => line.level === 'warn').map((line) => line.msg);
+    const warnings = logLines(child)
+      .filter((line) => line.level === 'warn')
+      .map((line) => line.msg);
     for (const key of ['REDIS_URL', 'AMQP_URL']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
   });
 });

@@ -36,8 +36,7 @@ const fetchTrustingTheKeywayCa: client.CustomFetch = (url, options) =>
     req.end(body ?? undefined);
   });
 
-const discover = (clientId: string, auth: client.ClientAuth) =>
-  client.discovery(new URL(suite.urls.pas), clientId, undefined, auth, { [client.customFetch]: fetchTrustingTheKeywayCa });
+const discover = (clientId: string, auth: client.ClientAuth) => client.discovery(new URL(suite.urls.pas), clientId, undefined, auth, { [client.customFetch]: fetchTrustingTheKeywayCa });
 
 describe('openid-client v6 against PAS', () => {
   it('discovers PAS and obtains tokens with the password grant as a public client (client_id sent, no authentication)', async () => {

@@ -44,9 +44,7 @@ async function agentWithKeys(roles: Role[] = ['full-control']) {
 /** RFC 7523 §2.2 assertion, signed with jose (an implementation independent of the importer's). */
 function assertion(key: CryptoKey, alg: string, kid: string, clientId: string, claims: JWTPayload = {}) {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ iss: clientId, sub: clientId, aud: suite.urls.pas, jti: randomUUID(), iat: now, exp: now + 60, ...claims })
-    .setProtectedHeader({ alg, kid })
-    .sign(key);
+  return new SignJWT({ iss: clientId, sub: clientId, aud: suite.urls.pas, jti: randomUUID(), iat: now, exp: now + 60, ...claims }).setProtectedHeader({ alg, kid }).sign(key);
 }
 
 const b64u = (value: string | object) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');

@@ -9,15 +9,11 @@ import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 let suite: Suite;
 let lenientSuite: Suite;
 beforeAll(async () => {
-  [suite, lenientSuite] = await Promise.all([
-    startSuite({ redisUrl: REDIS_URL, refreshReuseLeewaySec: 0 }),
-    startSuite({ redisUrl: REDIS_URL, refreshReuseLeewaySec: 30 }),
-  ]);
+  [suite, lenientSuite] = await Promise.all([startSuite({ redisUrl: REDIS_URL, refreshReuseLeewaySec: 0 }), startSuite({ redisUrl: REDIS_URL, refreshReuseLeewaySec: 30 })]);
 });
 afterAll(() => Promise.all([suite?.close(), lenientSuite?.close()]));
 
-const refresh = (token: string, scope?: string, on: Suite = suite) =>
-  rawClient(on, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: token, scope }), { headers: FORM });
+const refresh = (token: string, scope?: string, on: Suite = suite) => rawClient(on, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: token, scope }), { headers: FORM });
 
 describe('grant_type=refresh_token with rotation (RFC 6749 §6, RFC 9700 §4.14)', () => {
   it('returns a new access token and a rotated refresh token in the same family', async () => {

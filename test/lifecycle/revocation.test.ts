@@ -35,8 +35,7 @@ describe('RFC 7009 revocation and RFC 7662 introspection at PAS', () => {
   });
   afterAll(() => suite?.close());
 
-  const introspect = (token: string, caller?: string) =>
-    rawClient(suite, 'pas', caller).post('/oauth2/introspect', form({ token }), { headers: FORM });
+  const introspect = (token: string, caller?: string) => rawClient(suite, 'pas', caller).post('/oauth2/introspect', form({ token }), { headers: FORM });
 
   it('introspection tells PAC whether a refresh token is still current, and answers only authenticated callers', async () => {
     const { email, tenant, user } = await provisionTenant(suite);

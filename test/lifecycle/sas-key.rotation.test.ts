@@ -21,8 +21,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
   });
   afterAll(() => suite?.close());
 
-  const storedKeys = async (tenant: string) =>
-    JSON.parse((await suite.stores.pac.get(`tenant-keys:${tenant}`))!) as { primary: string; secondary: string; signWith?: string; generation?: number };
+  const storedKeys = async (tenant: string) => JSON.parse((await suite.stores.pac.get(`tenant-keys:${tenant}`))!) as { primary: string; secondary: string; signWith?: string; generation?: number };
   /** whether the SAS key verifies with exactly this one namespace key */
   const signedWith = (sasKey: string, resource: string, namespaceKey: string) => {
     try {
@@ -154,8 +153,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
 
   it('answers operators only, and refuses unknown tenants and malformed bodies', async () => {
     const { tenant, email } = await provisionTenant(suite);
-    const rotate = (caller: string | undefined, body: unknown, who = tenant) =>
-      rawClient(suite, 'pac', caller).post(`/admin/v1/tenants/${who}/sas-keys/rotate`, body);
+    const rotate = (caller: string | undefined, body: unknown, who = tenant) => rawClient(suite, 'pac', caller).post(`/admin/v1/tenants/${who}/sas-keys/rotate`, body);
 
     // No keys before the first SAS key is minted: nothing to rotate.
     expect((await rotate('operator', { key: 'primary' })).status).toBe(404);

@@ -161,8 +161,18 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     expect(one.rotation.published_kids).toHaveLength(3);
     expect(kidOf((await suite.pas.password(email, PASSWORD)).access_token)).toBe(k2);
     // The other instance follows within one reload period: same keys published, same key signing.
-    expect(await withinReload(() => jwksKids(second.pas), (kids) => kids.includes(k3))).toEqual(expect.arrayContaining([k1, k2, k3]));
-    expect(await withinReload(async () => kidOf((await second.pas.password(email, PASSWORD)).refresh_token), (kid) => kid === k2)).toBe(k2);
+    expect(
+      await withinReload(
+        () => jwksKids(second.pas),
+        (kids) => kids.includes(k3),
+      ),
+    ).toEqual(expect.arrayContaining([k1, k2, k3]));
+    expect(
+      await withinReload(
+        async () => kidOf((await second.pas.password(email, PASSWORD)).refresh_token),
+        (kid) => kid === k2,
+      ),
+    ).toBe(k2);
     expect((await mint(first.refresh_token)).status).toBe(200);
 
     await untilSeen(k2);
@@ -175,7 +185,12 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     expect(kidOf(latest.refresh_token)).toBe(k3);
     expect((await mint(latest.refresh_token)).status).toBe(200);
     expect((await mint(first.refresh_token)).status).toBe(200);
-    expect(await withinReload(async () => kidOf((await second.pas.password(email, PASSWORD)).refresh_token), (kid) => kid === k3)).toBe(k3);
+    expect(
+      await withinReload(
+        async () => kidOf((await second.pas.password(email, PASSWORD)).refresh_token),
+        (kid) => kid === k3,
+      ),
+    ).toBe(k3);
 
     await untilSeen(k3);
     stop = true;
@@ -196,9 +211,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     const signedByK1 = async () => {
       const iat = Math.floor(Date.now() / 1000);
       return lowS(
-        await new SignJWT({ ...decodeJwt(latest.refresh_token), iat, nbf: iat, exp: iat + LIFETIME_SEC })
-          .setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: k1 })
-          .sign(retired.privateKey),
+        await new SignJWT({ ...decodeJwt(latest.refresh_token), iat, nbf: iat, exp: iat + LIFETIME_SEC }).setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: k1 }).sign(retired.privateKey),
       );
     };
     expect((await mint(await signedByK1())).status).toBe(200);
@@ -206,7 +219,12 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     // ...and once its retireAfter has passed it is no longer published by either instance, and PAC refuses what it signs.
     await sleep(Math.max(0, retired.retireAfter! + 50 - Date.now()));
     expect(await jwksKids(suite.pas)).not.toContain(k1);
-    expect(await withinReload(() => jwksKids(second.pas), (kids) => !kids.includes(k1))).not.toContain(k1);
+    expect(
+      await withinReload(
+        () => jwksKids(second.pas),
+        (kids) => !kids.includes(k1),
+      ),
+    ).not.toContain(k1);
     expect(await jwksKids(suite.pas)).toEqual(expect.arrayContaining([k2, k3, k4]));
     expect((await operator.signingKeys()).keys.find((k) => k.kid === k1)).toMatchObject({ state: 'retiring', published: false });
     await sleep(PAC_JWKS_MAX_AGE_MS + 100);

@@ -45,11 +45,15 @@ function contract(customerId: string, overrides: Partial<CrmDelivery['contract']
   return { id, body: JSON.stringify(delivery) };
 }
 
-
 describe('CRM webhook: signed contract sync', () => {
   it('maps a valid delivery onto a tenant (id from the customer id), its tier’s feeds and its contacts as users', async () => {
     const id = customer();
-    const delivery = contract(id, { contacts: [{ email: `soc@${tenantOf(id)}.example`, roles: ['full-control'] }, { email: `ro@${tenantOf(id)}.example`, roles: ['read-only'] }] });
+    const delivery = contract(id, {
+      contacts: [
+        { email: `soc@${tenantOf(id)}.example`, roles: ['full-control'] },
+        { email: `ro@${tenantOf(id)}.example`, roles: ['read-only'] },
+      ],
+    });
     const response = await post(delivery.body);
     expect(response.status).toBe(200);
     const tenant = tenantOf(id);

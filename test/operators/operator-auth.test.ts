@@ -153,9 +153,7 @@ describe('the admin APIs accept the operator certificate or an operator bearer t
       expect({ service, withinBudget: took <= budgetMs }).toEqual({ service, withinBudget: true });
     }
     // The refresh token is gone too: the operator logs in again.
-    expect((await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }), { headers: FORM })).data.error).toBe(
-      'invalid_grant',
-    );
+    expect((await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }), { headers: FORM })).data.error).toBe('invalid_grant');
   });
 
   it('stop accepting an operator whose role was removed (role.removed revokes the session)', async () => {

@@ -18,16 +18,18 @@ beforeAll(async () => {
 afterAll(() => suite?.close());
 
 const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
-const status = (promise: Promise<unknown>) => promise.then(() => 200, (err: unknown) => (err instanceof ApiError ? err.status : Promise.reject(err)));
-const login = (username: string, password = PASSWORD) =>
-  rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username, password }), { headers: FORM });
+const status = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 200,
+    (err: unknown) => (err instanceof ApiError ? err.status : Promise.reject(err)),
+  );
+const login = (username: string, password = PASSWORD) => rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username, password }), { headers: FORM });
 
 /** A user of the tenant holding a SAS key (listen-send) for the feed; the probe publishes with it. */
 async function holder(tenant: string, email: string, feed: string) {
   const tokens = await suite.pas.password(email, PASSWORD, `feed:${feed}`);
   const sas = await suite.pac.sas({ refresh_token: tokens.refresh_token, resource: `${suite.urls.topic}/tenants/${tenant}/topics/${feed}`, rights: 'listen-send' });
-  const publish = async () =>
-    (await rawClient(suite, 'topic').post(`/tenants/${tenant}/topics/${feed}/messages`, makeBatch(tenant, feed, 1), { headers: { authorization: sas.sas_key } })).status;
+  const publish = async () => (await rawClient(suite, 'topic').post(`/tenants/${tenant}/topics/${feed}/messages`, makeBatch(tenant, feed, 1), { headers: { authorization: sas.sas_key } })).status;
   expect(await publish()).toBe(201);
   return { tokens, publish };
 }

@@ -79,7 +79,9 @@ describe('unauthenticated refusals do not flood the audit trail (issue 9)', () =
     const issued = written.filter((e) => e.action === 'token.issued');
     expect(issued).toHaveLength(1);
     expect(issued[0]?.sourceAddress).toContain('127.0.0.2');
-    console.info(`PAS: ${GARBAGE + 1} garbage refresh tokens in ${ms} ms → ${statuses.filter((s) => s === 429).length}×429, ${events.length} aggregated events, ${after.bytes - before.bytes} bytes written to the trail (the login included)`);
+    console.info(
+      `PAS: ${GARBAGE + 1} garbage refresh tokens in ${ms} ms → ${statuses.filter((s) => s === 429).length}×429, ${events.length} aggregated events, ${after.bytes - before.bytes} bytes written to the trail (the login included)`,
+    );
   });
 
   it(`PAC: ${GARBAGE} garbage refresh tokens at /v1/sas from one source are one aggregated event per window, 429 past ${LIMIT}; a real mint is audited on its own`, async () => {
@@ -105,7 +107,9 @@ describe('unauthenticated refusals do not flood the audit trail (issue 9)', () =
     const mint = written.filter((e) => e.action === 'sas_key.minted');
     expect(mint).toHaveLength(1);
     expect(mint[0]?.tokenId).toBe(minted.data.key_id);
-    console.info(`PAC: ${GARBAGE} garbage refresh tokens in ${ms} ms → ${statuses.filter((s) => s === 429).length}×429, ${events.length} aggregated events, ${after.bytes - before.bytes} bytes written to the trail (the mint included)`);
+    console.info(
+      `PAC: ${GARBAGE} garbage refresh tokens in ${ms} ms → ${statuses.filter((s) => s === 429).length}×429, ${events.length} aggregated events, ${after.bytes - before.bytes} bytes written to the trail (the mint included)`,
+    );
   });
 
   it('a refusal of an authenticated token stays an individual event (reuse of a spent refresh token)', async () => {

@@ -63,8 +63,7 @@ describe('issue 9: control characters in names are refused at the edge', () => {
     const tier = `tier-${randomUUID().slice(0, 6)}`;
     expect((await admin().put(`/v1/tiers/${tier}`, { name: 'Basic', feeds: ['edr-events'] })).status).toBe(201);
     const customerId = `Cust_${randomUUID().slice(0, 8).toUpperCase()}`;
-    const delivery = (customer: { id: string; name: string }) =>
-      JSON.stringify({ id: `evt-${randomUUID()}`, customer, contract: { status: 'active', tier, contacts: [] } });
+    const delivery = (customer: { id: string; name: string }) => JSON.stringify({ id: `evt-${randomUUID()}`, customer, contract: { status: 'active', tier, contacts: [] } });
     expectInvalid(await crmPost(delivery({ id: customerId, name: `Customer ${OSC52}` })), 'OSC 52 in the customer name');
     expectInvalid(await crmPost(delivery({ id: `${customerId}\u001b[2J`, name: 'Customer' })), 'ESC in the customer id');
     expect((await admin().get(`/v1/tenants/${customerId.toLowerCase().replace(/_/g, '-')}`)).status).toBe(404);

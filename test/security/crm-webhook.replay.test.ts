@@ -31,8 +31,7 @@ describe('CRM webhook: a captured delivery cannot be replayed or reordered', () 
   afterAll(() => suite?.close());
 
   const nowSec = () => Math.floor(Date.now() / 1000);
-  const send = (captured: Captured) =>
-    createHttp({ baseUrl: suite.urls.entitlement, caPem: suite.pki.ca.certPem }).post('/v1/crm/webhook', Buffer.from(captured.body), { headers: captured.headers });
+  const send = (captured: Captured) => createHttp({ baseUrl: suite.urls.entitlement, caPem: suite.pki.ca.certPem }).post('/v1/crm/webhook', Buffer.from(captured.body), { headers: captured.headers });
 
   function sign(customerId: string, status: 'active' | 'cancelled', timestamp: number, delivery = `evt-${randomUUID()}`): Captured {
     const contract: CrmDelivery = {

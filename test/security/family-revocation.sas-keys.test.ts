@@ -20,8 +20,7 @@ describe('revoking a refresh family revokes the SAS keys minted from it', () => 
 
   async function keyFor(refreshToken: string, tenant: string, feed: string, rights: 'listen-send' | 'send' = 'listen-send') {
     const sas = await suite.pac.sas({ refresh_token: refreshToken, rights });
-    const status = async () =>
-      (await rawClient(suite, 'topic').post(`/tenants/${tenant}/topics/${feed}/messages`, makeBatch(tenant, feed, 1), { headers: { authorization: sas.sas_key } })).status;
+    const status = async () => (await rawClient(suite, 'topic').post(`/tenants/${tenant}/topics/${feed}/messages`, makeBatch(tenant, feed, 1), { headers: { authorization: sas.sas_key } })).status;
     expect(await status()).toBe(201);
     return { sas, status };
   }

@@ -208,11 +208,28 @@ const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|
 const encode = (s: string) => encodeURIComponent(wellFormed(s));
 
 /** A path parameter as sent (raw, already escaped) */
-const rawPathHostile = fc.constantFrom('..', '.', '%2e%2e', '%00', '%', '%zz', '%c0%ae', '%ED%A0%80', '%FF', '%2F', 'a%2Fb', ';', '%0d%0a', 'a'.repeat(3000), '%E2%80%AE', '%1B%5D52%3Bc%3BZWNobw%3D%3D%07');
+const rawPathHostile = fc.constantFrom(
+  '..',
+  '.',
+  '%2e%2e',
+  '%00',
+  '%',
+  '%zz',
+  '%c0%ae',
+  '%ED%A0%80',
+  '%FF',
+  '%2F',
+  'a%2Fb',
+  ';',
+  '%0d%0a',
+  'a'.repeat(3000),
+  '%E2%80%AE',
+  '%1B%5D52%3Bc%3BZWNobw%3D%3D%07',
+);
 
 const validPathParameter = (name: string, schema: JsonSchema | undefined) => fromSchema(schema ?? { type: 'string' }, name).map((v) => encode(String(v)));
 const hostilePathParameter = fc.oneof(
-  hostileValue.map((v) => encode(typeof v === 'string' ? v : JSON.stringify(v) ?? 'null')),
+  hostileValue.map((v) => encode(typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null'))),
   rawPathHostile,
 );
 
@@ -229,7 +246,7 @@ function queryString(spec: OperationSpec): fc.Arbitrary<Array<[string, string]>>
           .oneof({ arbitrary: fc.constantFrom('0', '1'), weight: 3 }, { arbitrary: hostileValue.map((v) => (Number.isFinite(Number(v)) ? '1' : String(v))), weight: 1 })
           .map((value): Array<[string, string]> => [[key, value]])
       : fc
-          .option(fc.oneof({ arbitrary: fromSchema(s, key).map(String), weight: 3 }, { arbitrary: hostileValue.map((v) => (typeof v === 'string' ? v : JSON.stringify(v) ?? '')), weight: 1 }), {
+          .option(fc.oneof({ arbitrary: fromSchema(s, key).map(String), weight: 3 }, { arbitrary: hostileValue.map((v) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? ''))), weight: 1 }), {
             nil: undefined,
             freq: 2,
           })
@@ -273,15 +290,19 @@ function authArbitrary(op: Operation, fixtures: Fixtures): fc.Arbitrary<Auth> {
   if (security.includes('sas')) legitimate.push(fc.constant({ kind: 'sas', key: fixtures.sasKey }));
   if (security.includes('crmSignature')) legitimate.push(fc.constant({ kind: 'crm', valid: true }));
   if (legitimate.length === 0) return fc.oneof({ arbitrary: fc.constant<Auth>({ kind: 'none' }), weight: 4 }, { arbitrary: wrong, weight: 1 });
-  return fc.oneof({ arbitrary: fc.oneof(...legitimate), weight: 4 }, { arbitrary: wrong, weight: 1 }, { arbitrary: fc.constant<Auth>({ kind: 'crm', valid: false }), weight: security.includes('crmSignature') ? 1 : 0 });
+  return fc.oneof(
+    { arbitrary: fc.oneof(...legitimate), weight: 4 },
+    { arbitrary: wrong, weight: 1 },
+    { arbitrary: fc.constant<Auth>({ kind: 'crm', valid: false }), weight: security.includes('crmSignature') ? 1 : 0 },
+  );
 }
 
 function formEncode(value: unknown, duplicate: boolean): string {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return encode(typeof value === 'string' ? value : JSON.stringify(value) ?? '');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return encode(typeof value === 'string' ? value : (JSON.stringify(value) ?? ''));
   const pairs: string[] = [];
   for (const [key, member] of Object.entries(value as Record<string, unknown>)) {
     const values = Array.isArray(member) ? member : [member];
-    for (const v of values) pairs.push(`${encode(key)}=${encode(typeof v === 'string' ? v : JSON.stringify(v) ?? '')}`);
+    for (const v of values) pairs.push(`${encode(key)}=${encode(typeof v === 'string' ? v : (JSON.stringify(v) ?? ''))}`);
   }
   if (duplicate && pairs.length > 0) pairs.push(pairs[0]!);
   return pairs.join('&');
@@ -498,7 +519,14 @@ beforeAll(async () => {
       key: ['primary', 'secondary'],
     };
   };
-  knownByService = { idp: await knownFor('idp'), entitlement: await knownFor('entitlement'), pas: await knownFor('pas'), pac: await knownFor('pac'), topic: await knownFor('topic'), audit: await knownFor('audit') };
+  knownByService = {
+    idp: await knownFor('idp'),
+    entitlement: await knownFor('entitlement'),
+    pas: await knownFor('pas'),
+    pac: await knownFor('pac'),
+    topic: await knownFor('topic'),
+    audit: await knownFor('audit'),
+  };
 }, 120_000);
 
 afterAll(async () => {
@@ -517,27 +545,31 @@ describe('issue 9: the endpoint fuzz covers every documented operation', () => {
 });
 
 describe('issue 9: fuzz of every endpoint: no 500, no hang, nothing the contract refuses', () => {
-  it.each(operations.map((op) => [`${op.service} ${op.method.toUpperCase()} ${op.template}`, op] as const))('%s', async (name, op) => {
-    await fc.assert(
-      fc.asyncProperty(requestArbitrary(op, fixtures), async (request) => {
-        const bound = waitOf(op, request) + REQUEST_BOUND_MS;
-        const answer = await send(op, request, bound);
-        const counts = statuses.get(name) ?? new Map<number, number>();
-        statuses.set(name, counts.set(answer.status, (counts.get(answer.status) ?? 0) + 1));
-        const reachedApp = answer.headers['x-request-id'] !== undefined;
-        const verdict = {
-          status: answer.status,
-          tooSlow: answer.ms > bound,
-          errorBody: answer.status >= 400 && reachedApp ? isErrorBody(answer.text) : true,
-          acceptedWhatContractRefuses: answer.status >= 200 && answer.status < 300 && contractAccepts(op, request) === false,
-        };
-        if (verdict.status >= 500 || verdict.tooSlow || !verdict.errorBody || verdict.acceptedWhatContractRefuses) {
-          throw new Error(`${request.method.toUpperCase()} ${request.path} → ${JSON.stringify(verdict)} ${answer.text.slice(0, 300)}`);
-        }
-      }),
-      { seed: SEED, numRuns: RUNS, endOnFailure: true },
-    );
-  }, 120_000);
+  it.each(operations.map((op) => [`${op.service} ${op.method.toUpperCase()} ${op.template}`, op] as const))(
+    '%s',
+    async (name, op) => {
+      await fc.assert(
+        fc.asyncProperty(requestArbitrary(op, fixtures), async (request) => {
+          const bound = waitOf(op, request) + REQUEST_BOUND_MS;
+          const answer = await send(op, request, bound);
+          const counts = statuses.get(name) ?? new Map<number, number>();
+          statuses.set(name, counts.set(answer.status, (counts.get(answer.status) ?? 0) + 1));
+          const reachedApp = answer.headers['x-request-id'] !== undefined;
+          const verdict = {
+            status: answer.status,
+            tooSlow: answer.ms > bound,
+            errorBody: answer.status >= 400 && reachedApp ? isErrorBody(answer.text) : true,
+            acceptedWhatContractRefuses: answer.status >= 200 && answer.status < 300 && contractAccepts(op, request) === false,
+          };
+          if (verdict.status >= 500 || verdict.tooSlow || !verdict.errorBody || verdict.acceptedWhatContractRefuses) {
+            throw new Error(`${request.method.toUpperCase()} ${request.path} → ${JSON.stringify(verdict)} ${answer.text.slice(0, 300)}`);
+          }
+        }),
+        { seed: SEED, numRuns: RUNS, endOnFailure: true },
+      );
+    },
+    120_000,
+  );
 });
 
 describe('issue 9: what the fuzz found, pinned', () => {

@@ -18,8 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => suite?.close());
 
-const sasKey = async (email: string, rights: 'listen' | 'listen-send') =>
-  (await suite.pac.sas({ refresh_token: (await suite.pas.password(email, PASSWORD)).refresh_token, rights })).sas_key;
+const sasKey = async (email: string, rights: 'listen' | 'listen-send') => (await suite.pac.sas({ refresh_token: (await suite.pas.password(email, PASSWORD)).refresh_token, rights })).sas_key;
 
 /** a tenant whose `listener` is deleted by the test, and a `producer` who stays */
 async function setup() {

@@ -137,7 +137,9 @@ describe('login throttling (issue 9)', () => {
     expect(refusedFast.length).toBeGreaterThanOrEqual(16);
     for (const a of refusedFast) expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
     for (const a of answers) expect([400, 429, 503]).toContain(a.status);
-    console.info(`flood: ${answers.filter((a) => a.status === 400).length}×400, ${answers.filter((a) => a.status === 429).length}×429, ${answers.filter((a) => a.status === 503).length}×503, slowest ${Math.max(...answers.map((a) => a.ms))} ms; real login ${realMs} ms`);
+    console.info(
+      `flood: ${answers.filter((a) => a.status === 400).length}×400, ${answers.filter((a) => a.status === 429).length}×429, ${answers.filter((a) => a.status === 503).length}×503, slowest ${Math.max(...answers.map((a) => a.ms))} ms; real login ${realMs} ms`,
+    );
     expect(realMs).toBeLessThan(6000);
   });
 });

@@ -44,8 +44,7 @@ async function resign(claims: JWTPayload = {}, header: Partial<JWTHeaderParamete
   return lowS(await new SignJWT({ ...original, ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: activeKey.kid, ...header }).sign(activeKey.privateKey));
 }
 
-const askForSas = (token: string, requestId = randomUUID()) =>
-  rawClient(suite, 'pac').post('/v1/sas', { refresh_token: token, rights: 'listen' }, { headers: { 'x-request-id': requestId } });
+const askForSas = (token: string, requestId = randomUUID()) => rawClient(suite, 'pac').post('/v1/sas', { refresh_token: token, rights: 'listen' }, { headers: { 'x-request-id': requestId } });
 
 async function expectRefused(token: string, code: string) {
   const requestId = randomUUID();

@@ -45,7 +45,12 @@ describe('the topic service checks every SAS key', () => {
     const expired = signSas(namespaceKeys.primary, 'listen-send', t.sas.resource, Math.floor(Date.now() / 1000) - 5).sasKey;
     const upgraded = t.sas.sas_key.replace(/se=\d+/, (m) => `se=${Number(m.slice(3)) + 86_400}`);
     const resigned = t.sas.sas_key.replace(/sig=[^&]+/, 'sig=' + encodeURIComponent(Buffer.alloc(32, 7).toString('base64')));
-    for (const [name, key] of [['expired', expired], ['longer expiry', upgraded], ['other signature', resigned], ['not SAS', 'Bearer abc']] as const) {
+    for (const [name, key] of [
+      ['expired', expired],
+      ['longer expiry', upgraded],
+      ['other signature', resigned],
+      ['not SAS', 'Bearer abc'],
+    ] as const) {
       const response = await publish(t.tenant, t.feed, key);
       expect({ name, status: response.status, error: response.data.error }).toEqual({ name, status: 401, error: 'invalid_token' });
     }

@@ -104,8 +104,7 @@ describe('a stolen entitlement certificate cannot take over an operator account,
   afterAll(() => suite?.close());
 
   const idpAs = (caller: string) => rawClient(suite, 'idp', caller);
-  const idpTrail = async (action: string, subject: string) =>
-    (await suite.auditor.events({ stream: 'idp', action, subject })).events;
+  const idpTrail = async (action: string, subject: string) => (await suite.auditor.events({ stream: 'idp', action, subject })).events;
 
   it('the entitlement certificate alone cannot set an operator’s password or register a key for one (403, recorded)', async () => {
     const { email, user } = await provisionOperator(suite);
@@ -118,13 +117,23 @@ describe('a stolen entitlement certificate cannot take over an operator account,
     // the operator's password is unchanged, and the attempt names the certificate that made it
     expect((await suite.pas.password(email, PASSWORD, 'operator')).access_token).toBeTruthy();
     const denied = await idpTrail('credentials.set', user.id);
-    expect(denied[0]).toMatchObject({ service: 'idp', outcome: 'denied', reason: 'operator_proof_required', clientId: 'entitlement', detail: { caller_cert: 'entitlement', reason: 'no operator token' } });
+    expect(denied[0]).toMatchObject({
+      service: 'idp',
+      outcome: 'denied',
+      reason: 'operator_proof_required',
+      clientId: 'entitlement',
+      detail: { caller_cert: 'entitlement', reason: 'no operator token' },
+    });
 
     // a customer's access token is no proof, nor is garbage
     const t = await provisionTenant(suite);
     const customer = await suite.pas.password(t.email, PASSWORD);
     for (const proof of [customer.access_token, 'not-a-token']) {
-      const refused = await idpAs('entitlement').put(`/v1/credentials/${user.id}`, { sub: user.id, tenant: VENDOR_TENANT, email, password: 'attacker-chosen-password-1' }, { headers: { [OPERATOR_PROOF_HEADER]: proof } });
+      const refused = await idpAs('entitlement').put(
+        `/v1/credentials/${user.id}`,
+        { sub: user.id, tenant: VENDOR_TENANT, email, password: 'attacker-chosen-password-1' },
+        { headers: { [OPERATOR_PROOF_HEADER]: proof } },
+      );
       expect(refused.status).toBe(403);
     }
   });

@@ -53,4 +53,3 @@ describe('PAS token issuance (grant_type=password)', () => {
     expect(response.headers.pragma).toBe('no-cache');
   });
 });
-

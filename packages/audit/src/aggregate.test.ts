@@ -12,7 +12,17 @@ describe('refusalAggregator', () => {
     const now = () => clock;
     const auditStore = createMemoryStore({ prefix: `audit:${randomUUID()}:`, now });
     const log = createAuditLog({ store: auditStore, service: 'pac', logger: silentLogger, now });
-    const aggregator = refusalAggregator({ log, store: createMemoryStore({ prefix: 'pac:', now }), logger: silentLogger, action: 'refusals.aggregated', keyField: 'sourceAddress', windowMs: 60_000, maxKeysPerWindow: 3, flushEveryMs: 0, now });
+    const aggregator = refusalAggregator({
+      log,
+      store: createMemoryStore({ prefix: 'pac:', now }),
+      logger: silentLogger,
+      action: 'refusals.aggregated',
+      keyField: 'sourceAddress',
+      windowMs: 60_000,
+      maxKeysPerWindow: 3,
+      flushEveryMs: 0,
+      now,
+    });
     for (let i = 0; i < 500; i++) await aggregator.count('10.0.0.1', i % 5 === 0 ? 'invalid_request' : 'invalid_token');
     for (let i = 0; i < 10; i++) await aggregator.count(`10.0.1.${i}`, 'invalid_token');
     // the window is still open: nothing written yet
@@ -24,7 +34,12 @@ describe('refusalAggregator', () => {
     const { events } = await queryEvents(auditStore, { action: 'refusals.aggregated', limit: 100, order: 'oldest' });
     expect(events).toHaveLength(4);
     const first = events.find((e) => e.sourceAddress === '10.0.0.1');
-    expect(first).toMatchObject({ service: 'pac', outcome: 'denied', reason: 'mixed', detail: { count: '500', reasons: 'invalid_request=100,invalid_token=400', window_start: '2030-01-01T00:00:00.000Z' } });
+    expect(first).toMatchObject({
+      service: 'pac',
+      outcome: 'denied',
+      reason: 'mixed',
+      detail: { count: '500', reasons: 'invalid_request=100,invalid_token=400', window_start: '2030-01-01T00:00:00.000Z' },
+    });
     const overflow = events.find((e) => e.sourceAddress === undefined);
     expect(overflow?.detail).toMatchObject({ count: '8', reasons: 'invalid_token=8' });
     expect(events.reduce((sum, e) => sum + Number(e.detail?.count), 0)).toBe(510);

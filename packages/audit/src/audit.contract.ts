@@ -31,8 +31,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
     let extra: Store[];
     let clock: number;
 
-    const log = (options: Partial<AuditLogOptions> = {}) =>
-      createAuditLog({ store, service: 'pas', logger: silentLogger, now: () => clock, ...options });
+    const log = (options: Partial<AuditLogOptions> = {}) => createAuditLog({ store, service: 'pas', logger: silentLogger, now: () => clock, ...options });
 
     /** every stored string and lex-set member, as the bytes an attacker with the database would see */
     async function storedBytes(): Promise<string> {
@@ -118,9 +117,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
     it('50 concurrent appends from 5 connections make one unbroken chain with seq 1..50', async () => {
       extra = await harness.connect(prefix, 5);
       const events = await Promise.all(
-        Array.from({ length: 50 }, (_, i) =>
-          appendEvent(extra[i % 5] as Store, 'pas', auditEvent({ service: 'pas', action: 'refresh.success', outcome: 'success', requestId: `r-${i}` })),
-        ),
+        Array.from({ length: 50 }, (_, i) => appendEvent(extra[i % 5] as Store, 'pas', auditEvent({ service: 'pas', action: 'refresh.success', outcome: 'success', requestId: `r-${i}` }))),
       );
       await expectOneChain(events, 50);
     });
@@ -128,9 +125,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
     it('five instances recording 50 events at once group-commit into one unbroken chain', async () => {
       extra = await harness.connect(prefix, 5);
       const logs = extra.map((s) => createAuditLog({ store: s, service: 'pas', logger: silentLogger }));
-      const events = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => (logs[i % 5] as AuditLog).record({ action: 'refresh.success', outcome: 'success', requestId: `r-${i}` })),
-      );
+      const events = await Promise.all(Array.from({ length: 50 }, (_, i) => (logs[i % 5] as AuditLog).record({ action: 'refresh.success', outcome: 'success', requestId: `r-${i}` })));
       await expectOneChain(events, 50);
       // one instance's records keep their order in the chain
       const first = events.filter((_, i) => i % 5 === 0).map((e) => e.seq);

@@ -68,7 +68,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     while (queue.length > 0) {
       const group = queue.splice(0, MAX_GROUP);
       try {
-        const events = await appendEvents(store, service, group.map((q) => q.draft));
+        const events = await appendEvents(
+          store,
+          service,
+          group.map((q) => q.draft),
+        );
         group.forEach((q, i) => q.resolve(events[i] as AuditEvent));
       } catch (err) {
         for (const q of group) q.reject(err);
@@ -100,8 +104,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   let suppressed: RefusalAggregator | undefined;
   let flushedWindow = 0;
 
-  const suppressing = () =>
-    (suppressed ??= refusalAggregator({ log, store, logger, action: 'audit.noise_suppressed', keyField: 'sourceAddress', windowMs: budget.windowMs, flushEveryMs: 0, now }));
+  const suppressing = () => (suppressed ??= refusalAggregator({ log, store, logger, action: 'audit.noise_suppressed', keyField: 'sourceAddress', windowMs: budget.windowMs, flushEveryMs: 0, now }));
 
   const log: AuditLog = {
     service,

@@ -31,12 +31,7 @@ const INPUT_FIELDS = new Set(['service', 'action', 'outcome', 'tenant', 'subject
 // Values that are credentials whatever field they sit in (style rule 11): a JWS/JWE compact token
 // (its header is base64url JSON, so it starts with "eyJ"), a SAS key or its signature, a bearer
 // header, a PEM private key.
-const CREDENTIAL_VALUE = [
-  /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\./,
-  /SharedAccessSignature|(?:^|[?&\s])sig=/i,
-  /\bBearer\s+\S/i,
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
-];
+const CREDENTIAL_VALUE = [/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\./, /SharedAccessSignature|(?:^|[?&\s])sig=/i, /\bBearer\s+\S/i, /-----BEGIN [A-Z ]*PRIVATE KEY-----/];
 
 /** Whether a string is recognisably a credential (token, SAS key, bearer header, private key). */
 export function looksSecret(value: string): boolean {

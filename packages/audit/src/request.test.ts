@@ -58,7 +58,15 @@ describe('readinessWithTrail', () => {
     const auditStore = createMemoryStore({ prefix: 'test:audit:' });
     const checks = readinessWithTrail(store, createAuditLog({ store: auditStore, service: 'pas', logger: silentLogger }));
     expect(checks.map((c) => c.name)).toEqual(['store', 'audit']);
-    const outcome = () => Promise.all(checks.map((c) => c.check().then(() => 'ok', () => 'failed')));
+    const outcome = () =>
+      Promise.all(
+        checks.map((c) =>
+          c.check().then(
+            () => 'ok',
+            () => 'failed',
+          ),
+        ),
+      );
     expect(await outcome()).toEqual(['ok', 'ok']);
     await auditStore.close();
     expect(await outcome()).toEqual(['ok', 'failed']);

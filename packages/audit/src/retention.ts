@@ -30,12 +30,7 @@ export interface TrimResult {
  * `commitIf` guarded by the old anchor, so two trimmers cannot interleave; appends are unaffected
  * (they only guard the head).
  */
-export async function trimStream(
-  store: Store,
-  stream: string,
-  policy: RetentionPolicy,
-  options: { now?: number; batch?: number } = {},
-): Promise<TrimResult> {
+export async function trimStream(store: Store, stream: string, policy: RetentionPolicy, options: { now?: number; batch?: number } = {}): Promise<TrimResult> {
   const now = options.now ?? Date.now();
   const batch = options.batch ?? 500;
   const anchorKey = layout.anchor(stream);

@@ -3,16 +3,7 @@ import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import {
-  BOUND_ARGUMENTS,
-  DEFAULT_SUBSCRIPTION_EXPIRES_MS,
-  TOPIC_EXCHANGE,
-  declareExchanges,
-  deadLetterQueue,
-  declareSubscriptionTopology,
-  routingKey,
-  subscriptionQueue,
-} from './topology.ts';
+import { BOUND_ARGUMENTS, DEFAULT_SUBSCRIPTION_EXPIRES_MS, TOPIC_EXCHANGE, declareExchanges, deadLetterQueue, declareSubscriptionTopology, routingKey, subscriptionQueue } from './topology.ts';
 import type { QueueBounds, QueueType } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
@@ -302,10 +293,7 @@ class AmqpBroker implements Broker {
         else resolve();
       };
       // A blocked (resource alarm) or half-dead connection would otherwise leave the caller hanging.
-      const timer = setTimeout(
-        () => finish(new BrokerUnavailableError(`no publisher confirm within ${this.confirmTimeoutMs} ms`)),
-        this.confirmTimeoutMs,
-      );
+      const timer = setTimeout(() => finish(new BrokerUnavailableError(`no publisher confirm within ${this.confirmTimeoutMs} ms`)), this.confirmTimeoutMs);
       try {
         session.pub.publish(
           exchange,

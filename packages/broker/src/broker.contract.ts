@@ -46,8 +46,7 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       await broker.declareSubscription(topic, subscription);
       declared.push({ topic, subscription });
     };
-    const publish = (broker: Broker, topic: TopicRef, text: string, messageId = `m-${hex()}`) =>
-      broker.publish(topic, Buffer.from(text), { messageId, contentType: 'text/plain' });
+    const publish = (broker: Broker, topic: TopicRef, text: string, messageId = `m-${hex()}`) => broker.publish(topic, Buffer.from(text), { messageId, contentType: 'text/plain' });
     const mustReceive = async (broker: Broker, topic: TopicRef, subscription: string, waitMs = 3000): Promise<Delivery> => {
       const delivery = await broker.receive(topic, subscription, waitMs);
       if (!delivery) throw new Error(`nothing received from ${subscription} within ${waitMs} ms`);
@@ -369,9 +368,7 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       const broker = await open();
       await expect(broker.declareSubscription({ tenant: 'a.b', topic: 'x' }, 's')).rejects.toBeInstanceOf(TypeError);
       await expect(broker.declareSubscription({ tenant: 'a', topic: '#' }, 's')).rejects.toBeInstanceOf(TypeError);
-      await expect(broker.publish({ tenant: 'a', topic: '*' }, Buffer.from('x'), { messageId: 'm' })).rejects.toBeInstanceOf(
-        TypeError,
-      );
+      await expect(broker.publish({ tenant: 'a', topic: '*' }, Buffer.from('x'), { messageId: 'm' })).rejects.toBeInstanceOf(TypeError);
     });
 
     it('after close(): waiting receives resolve null and calls reject with BrokerUnavailableError', async () => {
@@ -392,22 +389,22 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
 
     // Only brokers that outlive one client instance can show this; separate memory brokers share nothing.
     if (harness.sharedAcrossInstances)
-    it('redelivers an unacked message after the consuming broker closes', async () => {
-      const broker = await open();
-      const topic = newTopic();
-      await declare(broker, topic, 'sub');
-      await publish(broker, topic, 'held', 'held-1');
+      it('redelivers an unacked message after the consuming broker closes', async () => {
+        const broker = await open();
+        const topic = newTopic();
+        await declare(broker, topic, 'sub');
+        await publish(broker, topic, 'held', 'held-1');
 
-      const consumer = await open();
-      const held = await mustReceive(consumer, topic, 'sub');
-      expect(held.deliveryCount).toBe(1);
-      await consumer.close();
-      await expect(held.ack()).rejects.toBeInstanceOf(BrokerUnavailableError);
+        const consumer = await open();
+        const held = await mustReceive(consumer, topic, 'sub');
+        expect(held.deliveryCount).toBe(1);
+        await consumer.close();
+        await expect(held.ack()).rejects.toBeInstanceOf(BrokerUnavailableError);
 
-      const again = await mustReceive(broker, topic, 'sub');
-      expect(again.messageId).toBe('held-1');
-      expect(again.deliveryCount).toBeGreaterThanOrEqual(2);
-      await again.ack();
-    });
+        const again = await mustReceive(broker, topic, 'sub');
+        expect(again.messageId).toBe('held-1');
+        expect(again.deliveryCount).toBeGreaterThanOrEqual(2);
+        await again.ack();
+      });
   });
 }

@@ -5,14 +5,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerContract, hex, newTopic } from './broker.contract.ts';
 import type { BrokerHarness } from './broker.contract.ts';
-import {
-  BrokerUnavailableError,
-  createAmqpBroker,
-  createBroker,
-  createMemoryBroker,
-  deadLetterQueue,
-  subscriptionQueue,
-} from './index.ts';
+import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue } from './index.ts';
 import type { Broker, MemoryBroker, QueueType } from './index.ts';
 
 const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -52,8 +45,7 @@ function amqpHarness(queueType: QueueType): BrokerHarness {
   return {
     create: (options) => createAmqpBroker({ url: AMQP_URL, queueType, ...options }),
     sharedAcrossInstances: true,
-    deadLetterCount: (_broker, topic, subscription) =>
-      withChannel(async (ch) => (await ch.checkQueue(deadLetterQueue(subscriptionQueue(topic, subscription)))).messageCount),
+    deadLetterCount: (_broker, topic, subscription) => withChannel(async (ch) => (await ch.checkQueue(deadLetterQueue(subscriptionQueue(topic, subscription)))).messageCount),
     cleanup: deleteQueues,
   };
 }

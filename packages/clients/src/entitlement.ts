@@ -1,14 +1,4 @@
-import {
-  entitlementRoutes,
-  type AuthorizeRequest,
-  type CreateTenant,
-  type CreateUser,
-  type PutTier,
-  type Role,
-  type TenantPageQuery,
-  type UpdateTenant,
-  type UpdateUser,
-} from '@keyway/contracts';
+import { entitlementRoutes, type AuthorizeRequest, type CreateTenant, type CreateUser, type PutTier, type Role, type TenantPageQuery, type UpdateTenant, type UpdateUser } from '@keyway/contracts';
 import { createHttp, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
@@ -54,8 +44,7 @@ export function entitlementClient(options: ClientOptions) {
     setPassword: (tenant: string, user: string, password: string) => api.call(r.setPassword, { params: { tenant, user }, body: { password } }),
     deleteUser: (tenant: string, user: string) => api.call(r.deleteUser, { params: { tenant, user } }),
     /** a public JWK (EC P-256 or Ed25519) the user's agent signs RFC 7523 client assertions with; the server validates it */
-    registerKey: (tenant: string, user: string, kid: string, jwk: object) =>
-      api.call(r.registerKey, { params: { tenant, user, kid }, body: { jwk: jwk as Record<string, unknown> } }),
+    registerKey: (tenant: string, user: string, kid: string, jwk: object) => api.call(r.registerKey, { params: { tenant, user, kid }, body: { jwk: jwk as Record<string, unknown> } }),
     removeKey: (tenant: string, user: string, kid: string) => api.call(r.removeKey, { params: { tenant, user, kid } }),
 
     /** the fixed role set, with what each role allows */

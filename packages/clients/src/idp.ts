@@ -8,8 +8,7 @@ export function idpClient(options: ClientOptions) {
   return {
     verifyPassword: (email: string, password: string) => call(idpRoutes.verifyPassword, { body: { email, password } }),
     /** `operatorToken`: the operator's access token, the proof a change to an operator account needs */
-    register: (registration: CredentialRegistration, operatorToken?: string) =>
-      call(idpRoutes.register, { params: { sub: registration.sub }, body: registration }, proof(operatorToken)),
+    register: (registration: CredentialRegistration, operatorToken?: string) => call(idpRoutes.register, { params: { sub: registration.sub }, body: registration }, proof(operatorToken)),
     remove: (sub: string) => call(idpRoutes.remove, { params: { sub } }),
     /** `created`: the kid was new (201) rather than replaced (200) */
     registerKey: (sub: string, kid: string, jwk: object, operatorToken?: string) =>

@@ -13,8 +13,7 @@ export function pacClient(options: ClientOptions) {
     /** operator: one rights policy's keys, for Azure tooling (audited) */
     sasPolicyKeys: (tenant: string, keyName: Rights) => call(pacRoutes.sasPolicyKeys, { params: { tenant, key_name: keyName } }),
     /** operator: regenerate the tenant's primary or secondary key and sign new SAS keys with it; `accessToken` for an operator's own (the console's caller) */
-    rotateSasKey: (tenant: string, key: TenantKeyName, callOptions?: Pick<CallOptions, 'accessToken'>) =>
-      call(pacRoutes.rotateSasKey, { params: { tenant }, body: { key } }, callOptions),
+    rotateSasKey: (tenant: string, key: TenantKeyName, callOptions?: Pick<CallOptions, 'accessToken'>) => call(pacRoutes.rotateSasKey, { params: { tenant }, body: { key } }, callOptions),
   };
 }
 export type PacClient = ReturnType<typeof pacClient>;

@@ -13,8 +13,7 @@ export interface CallOptions extends Pick<AxiosRequestConfig, 'signal' | 'respon
 type RouteArgs<R extends Route> = object extends RouteRequest<R> ? [request?: RouteRequest<R>, options?: CallOptions] : [request: RouteRequest<R>, options?: CallOptions];
 
 /** The route's path with its parameters filled in, each percent-encoded. */
-export const urlOf = (route: Pick<Route, 'path'>, params: Record<string, string> = {}): string =>
-  route.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
+export const urlOf = (route: Pick<Route, 'path'>, params: Record<string, string> = {}): string => route.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
 
 /**
  * Calls of declared routes (packages/contracts): method, path and body encoding (the route's first

@@ -23,7 +23,12 @@ export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase
 export const AuditEventId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID');
 
 // Printable text without control characters: values end up in Redis keys, SIEM lines and terminals.
-const Text = (max: number) => z.string().min(1).max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+const Text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
 /** Small, flat, non-secret context (e.g. feed, rights, grant type); never a credential. */
 export const AuditDetail = z

@@ -79,9 +79,7 @@ export const UserList = z.object({ users: z.array(User) });
 export type UserList = z.infer<typeof UserList>;
 
 /** PATCH …/users/:u: a new email (the login name) and/or the full set of roles. */
-export const UpdateUser = z
-  .object({ email: Email.optional(), roles: z.array(Role).min(1).max(10).optional() })
-  .refine((u) => u.email !== undefined || u.roles !== undefined, 'give email or roles');
+export const UpdateUser = z.object({ email: Email.optional(), roles: z.array(Role).min(1).max(10).optional() }).refine((u) => u.email !== undefined || u.roles !== undefined, 'give email or roles');
 export type UpdateUser = z.input<typeof UpdateUser>;
 
 /** PUT …/users/:u/password: sets (or resets) the password and ends the user's sessions. */
@@ -140,7 +138,10 @@ export const CrmDelivery = z.object({
   contract: z.object({
     status: z.enum(['active', 'cancelled', 'suspended']),
     tier: TierId,
-    contacts: z.array(z.object({ email: Email, roles: z.array(CustomerRole).min(1).max(10) })).max(200).default([]),
+    contacts: z
+      .array(z.object({ email: Email, roles: z.array(CustomerRole).min(1).max(10) }))
+      .max(200)
+      .default([]),
   }),
 });
 export type CrmDelivery = z.input<typeof CrmDelivery>;

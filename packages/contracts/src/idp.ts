@@ -27,7 +27,11 @@ export type CredentialRegistration = z.infer<typeof CredentialRegistration>;
 
 /** RFC 7517 private members: a registration carrying any of them is a private key and is refused. */
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const base64url = (bytes: number) => z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').length(Math.ceil((bytes * 4) / 3), `must encode ${bytes} bytes`);
+const base64url = (bytes: number) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'must be base64url')
+    .length(Math.ceil((bytes * 4) / 3), `must encode ${bytes} bytes`);
 const JwkKid = z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 letters, digits or . _ ~ -');
 
 /** The public keys an agent may register for RFC 7523 private_key_jwt: EC P-256 (ES256) or Ed25519 (EdDSA). */

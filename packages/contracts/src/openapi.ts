@@ -164,12 +164,7 @@ export function openApiDocument(info: { title: string; description: string }, pa
   return {
     openapi: '3.1.0',
     info: { ...info, version: '1' },
-    paths: Object.fromEntries(
-      Object.entries(all).map(([template, methods]) => [
-        template,
-        Object.fromEntries(Object.entries(methods).map(([method, spec]) => [method, operation(template, spec)])),
-      ]),
-    ),
+    paths: Object.fromEntries(Object.entries(all).map(([template, methods]) => [template, Object.fromEntries(Object.entries(methods).map(([method, spec]) => [method, operation(template, spec)]))])),
     components: { securitySchemes: SECURITY_SCHEMES },
   };
 }

@@ -54,8 +54,7 @@ export function rightsOf(rights: Iterable<FeedRight>): Rights | undefined {
 export const rightsIn = (rights: Rights): FeedRight[] => rights.split('-') as FeedRight[];
 
 /** Whether `asked` asks for nothing beyond `granted`. */
-export const rightsWithin = (asked: Rights, granted: Rights | undefined): boolean =>
-  granted !== undefined && rightsIn(asked).every((right) => rightsIn(granted).includes(right));
+export const rightsWithin = (asked: Rights, granted: Rights | undefined): boolean => granted !== undefined && rightsIn(asked).every((right) => rightsIn(granted).includes(right));
 
 /** Whether any of these roles opens the admin APIs (unknown names grant nothing). */
 export const grantsAdmin = (roles: readonly string[]): boolean => roles.some((role) => isRole(role) && ROLES[role].admin);

@@ -69,7 +69,10 @@ export function createBaseApp(options: BaseAppOptions): Express {
   const limit = options.bodyLimit ?? '64kb';
   // Routes match case-insensitively and with a trailing slash, so the raw-body paths are compared the same way.
   const rawBodyPaths = new Set((options.rawBodyPaths ?? []).map(normalizePath));
-  const parse = (parser: RequestHandler): RequestHandler => (req, res, next) => (rawBodyPaths.has(normalizePath(req.path)) ? next() : parser(req, res, next));
+  const parse =
+    (parser: RequestHandler): RequestHandler =>
+    (req, res, next) =>
+      rawBodyPaths.has(normalizePath(req.path)) ? next() : parser(req, res, next);
   if (options.parseBodies !== false) {
     app.use(parse(jsonBody(limit)));
     app.use(parse(express.urlencoded({ limit, extended: false, parameterLimit: 50 })));

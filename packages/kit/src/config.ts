@@ -48,19 +48,34 @@ export const sharedConfig = {
   TLS_KEY_FILE: z.string().describe('PEM private key of this service'),
   TLS_CA_FILE: z.string().describe('PEM CA that signs every service certificate'),
   REDIS_URL: optionalUrl.describe('redis://host:port; unset (KEYWAY_ENV=development only) = embedded in-memory store'),
-  STORE_PREFIX: z.string().regex(/^[a-z0-9:_-]{1,64}$/).default('keyway').describe('root of this deployment’s store keys; each service adds its own name'),
+  STORE_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9:_-]{1,64}$/)
+    .default('keyway')
+    .describe('root of this deployment’s store keys; each service adds its own name'),
   LOG_LEVEL: logLevel.describe('debug | info | warn | error | silent'),
   TLS_HANDSHAKE_TIMEOUT_SEC: z.coerce.number().int().positive().max(120).default(10).describe('a TLS handshake not finished after this many seconds is cut'),
-  HTTP_HEADERS_TIMEOUT_SEC: z.coerce.number().int().positive().max(300).default(15).describe(
-    'seconds a connection has, after its handshake or its previous answer, to send a whole request header; a connection that sends no request is closed after it',
-  ),
-  HTTP_REQUEST_TIMEOUT_SEC: z.coerce.number().int().positive().max(3600).default(30).describe(
-    'seconds to receive a whole request, body included (the answer is not bounded by it: long polls and streams outlast it)',
-  ),
+  HTTP_HEADERS_TIMEOUT_SEC: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(300)
+    .default(15)
+    .describe('seconds a connection has, after its handshake or its previous answer, to send a whole request header; a connection that sends no request is closed after it'),
+  HTTP_REQUEST_TIMEOUT_SEC: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(3600)
+    .default(30)
+    .describe('seconds to receive a whole request, body included (the answer is not bounded by it: long polls and streams outlast it)'),
   HTTP_KEEP_ALIVE_TIMEOUT_SEC: z.coerce.number().int().positive().max(3600).default(65).describe('an idle keep-alive connection is closed after this many seconds'),
-  MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().min(0).default(256).describe(
-    'open connections one remote address may hold; further ones are closed at once (0: no cap; behind a proxy every client shares its address)',
-  ),
+  MAX_CONNECTIONS_PER_SOURCE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(256)
+    .describe('open connections one remote address may hold; further ones are closed at once (0: no cap; behind a proxy every client shares its address)'),
 };
 export const configFields = { port, optionalUrl, logLevel };
 
@@ -84,7 +99,12 @@ export function requiredInProduction<S extends z.ZodType<Record<string, unknown>
 /** Knobs of a service that verifies tokens against PAS's published keys (remoteKeySet in @keyway/tokens). */
 export const pasKeysConfig = {
   PAS_JWKS_COOLDOWN_SEC: z.coerce.number().int().positive().default(30).describe('an unknown "kid" reloads PAS\'s JWKS at most this often (a rotated key is picked up within it)'),
-  PAS_JWKS_MAX_AGE_SEC: z.coerce.number().int().positive().default(60).describe('PAS\'s JWKS is reloaded once older than this (a withdrawn key stops verifying within it; PAS answers it with this max-age)'),
+  PAS_JWKS_MAX_AGE_SEC: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(60)
+    .describe("PAS's JWKS is reloaded once older than this (a withdrawn key stops verifying within it; PAS answers it with this max-age)"),
 };
 
 /** remoteKeySet's cache options from pasKeysConfig. */
@@ -95,7 +115,13 @@ export const pasKeysCache = (config: { PAS_JWKS_COOLDOWN_SEC: number; PAS_JWKS_M
 
 /** Knob of an admin API (other than PAS's) that accepts operator access tokens. */
 export const operatorTokenConfig = {
-  OPERATOR_TOKEN_CACHE_SEC: z.coerce.number().int().min(0).max(60).default(5).describe('how long PAS\'s introspection answer for an operator access token is reused: a revoked operator session keeps working at most this long (0: ask every time)'),
+  OPERATOR_TOKEN_CACHE_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60)
+    .default(5)
+    .describe("how long PAS's introspection answer for an operator access token is reused: a revoked operator session keeps working at most this long (0: ask every time)"),
 };
 
 type ListenerConfig = {

@@ -45,13 +45,7 @@ const sourceOf = (socket: Socket) => (socket.remoteAddress ?? 'unknown').replace
  * HTTPS only, TLS 1.2+. Client certificates are requested but not required at the TLS layer so one
  * listener serves both mTLS service callers and bearer-token callers; routes decide (service-auth.ts).
  */
-export async function listenHttps(
-  app: RequestListener,
-  tls: TlsMaterial,
-  port: number,
-  host = '127.0.0.1',
-  limits: Partial<ListenerLimits> = {},
-): Promise<RunningServer> {
+export async function listenHttps(app: RequestListener, tls: TlsMaterial, port: number, host = '127.0.0.1', limits: Partial<ListenerLimits> = {}): Promise<RunningServer> {
   const bounds = { ...DEFAULT_LISTENER_LIMITS, ...limits };
   const server = createServer(
     {

@@ -23,12 +23,7 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-export function createLogger(options: {
-  service: string;
-  level?: LogLevel;
-  write?: (line: string) => void;
-  base?: Record<string, unknown>;
-}): Logger {
+export function createLogger(options: { service: string; level?: LogLevel; write?: (line: string) => void; base?: Record<string, unknown> }): Logger {
   const threshold = ORDER[options.level ?? 'info'];
   const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'));
   const base = { service: options.service, ...options.base };

@@ -6,8 +6,7 @@ import { callerService } from './service-auth.ts';
 const OPERATOR = 'operator';
 
 /** An access token acts as an operator only with the operator role and the operator scope (login with scope=operator). */
-export const grantsOperator = (claims: { roles: readonly string[]; scope: string }): boolean =>
-  claims.roles.includes(OPERATOR) && claims.scope.split(' ').includes(OPERATOR);
+export const grantsOperator = (claims: { roles: readonly string[]; scope: string }): boolean => claims.roles.includes(OPERATOR) && claims.scope.split(' ').includes(OPERATOR);
 
 /** The claims of a verified access token that operator authentication looks at. */
 export interface BearerClaims {
@@ -89,7 +88,11 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
     const { claims } = check;
     if (!grantsOperator(claims)) {
       return next(
-        new InsufficientScope('the access token does not grant the operator scope', `sub ${claims.sub} roles ${claims.roles.join(',')} scope ${claims.scope}`, challenge(`error="insufficient_scope", scope="${OPERATOR}"`)),
+        new InsufficientScope(
+          'the access token does not grant the operator scope',
+          `sub ${claims.sub} roles ${claims.roles.join(',')} scope ${claims.scope}`,
+          challenge(`error="insufficient_scope", scope="${OPERATOR}"`),
+        ),
       );
     }
     req.log = req.log.child({ actor: { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti } });

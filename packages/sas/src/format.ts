@@ -20,12 +20,7 @@ const CANONICAL_SIG = /^[A-Za-z0-9+/]{43}=$/;
 
 /** Exactly Azure Service Bus's shape: `SharedAccessSignature sr=…&sig=…&se=…&skn=…`. */
 export function formatSas(token: SasToken): string {
-  return (
-    `${SAS_SCHEME} sr=${encodeURIComponent(token.resource)}` +
-    `&sig=${encodeURIComponent(token.signature)}` +
-    `&se=${token.expiry}` +
-    `&skn=${encodeURIComponent(token.keyName)}`
-  );
+  return `${SAS_SCHEME} sr=${encodeURIComponent(token.resource)}` + `&sig=${encodeURIComponent(token.signature)}` + `&se=${token.expiry}` + `&skn=${encodeURIComponent(token.keyName)}`;
 }
 
 /**

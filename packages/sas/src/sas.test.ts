@@ -52,7 +52,13 @@ describe('SAS keys (Azure Service Bus format)', () => {
   });
 
   it('refuses malformed headers', () => {
-    for (const bad of ['Bearer abc', 'SharedAccessSignature sr=x', 'SharedAccessSignature sr=a&sig=b&se=soon&skn=listen', 'SharedAccessSignature sr=%E0%A4%A&sig=b&se=1&skn=listen', 'SharedAccessSignature sr=a&sr=b&sig=c&se=1&skn=listen']) {
+    for (const bad of [
+      'Bearer abc',
+      'SharedAccessSignature sr=x',
+      'SharedAccessSignature sr=a&sig=b&se=soon&skn=listen',
+      'SharedAccessSignature sr=%E0%A4%A&sig=b&se=1&skn=listen',
+      'SharedAccessSignature sr=a&sr=b&sig=c&se=1&skn=listen',
+    ]) {
       expect(codeOf(() => parseSas(bad))).toBe('ERR_SAS_MALFORMED');
     }
   });

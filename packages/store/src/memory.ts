@@ -40,13 +40,10 @@ function lowerIndex(sorted: string[], member: string): number {
   return lo;
 }
 
-const aboveMin = (member: string, min: LexBound | undefined): boolean =>
-  min === undefined || (min.inclusive ? compareBytes(member, min.value) >= 0 : compareBytes(member, min.value) > 0);
-const belowMax = (member: string, max: LexBound | undefined): boolean =>
-  max === undefined || (max.inclusive ? compareBytes(member, max.value) <= 0 : compareBytes(member, max.value) < 0);
+const aboveMin = (member: string, min: LexBound | undefined): boolean => min === undefined || (min.inclusive ? compareBytes(member, min.value) >= 0 : compareBytes(member, min.value) > 0);
+const belowMax = (member: string, max: LexBound | undefined): boolean => max === undefined || (max.inclusive ? compareBytes(member, max.value) <= 0 : compareBytes(member, max.value) < 0);
 
-const expiryFor = (now: number, ttlMs: number | undefined): number | undefined =>
-  ttlMs === undefined ? undefined : now + Math.max(1, Math.ceil(ttlMs));
+const expiryFor = (now: number, ttlMs: number | undefined): number | undefined => (ttlMs === undefined ? undefined : now + Math.max(1, Math.ceil(ttlMs)));
 
 class MemoryStore implements Store {
   constructor(

@@ -121,8 +121,7 @@ function escapeGlob(s: string): string {
 }
 
 // ZRANGEBYLEX bounds: '[' inclusive, '(' exclusive, '-' / '+' unbounded.
-const lexBound = (bound: LexBound | undefined, unbounded: '-' | '+'): string =>
-  bound === undefined ? unbounded : `${bound.inclusive ? '[' : '('}${bound.value}`;
+const lexBound = (bound: LexBound | undefined, unbounded: '-' | '+'): string => (bound === undefined ? unbounded : `${bound.inclusive ? '[' : '('}${bound.value}`);
 
 const ttlArg = (ttlMs: number | undefined): string => (ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs))));
 
@@ -163,13 +162,7 @@ class RedisStore implements Store {
 
   compareAndSet(key: string, expected: string | null, next: string, options: { ttlMs?: number } = {}): Promise<boolean> {
     return guard(async () => {
-      const n = await this.redis.keywayCompareAndSet(
-        this.k(key),
-        expected === null ? '1' : '0',
-        expected ?? '',
-        next,
-        ttlArg(options.ttlMs),
-      );
+      const n = await this.redis.keywayCompareAndSet(this.k(key), expected === null ? '1' : '0', expected ?? '', next, ttlArg(options.ttlMs));
       return n === 1;
     });
   }
@@ -243,9 +236,7 @@ class RedisStore implements Store {
     const k = this.k(key);
     return guard(() => {
       if (range.limit === undefined) return range.reverse ? this.redis.zrevrangebylex(k, from, to) : this.redis.zrangebylex(k, from, to);
-      return range.reverse
-        ? this.redis.zrevrangebylex(k, from, to, 'LIMIT', 0, range.limit)
-        : this.redis.zrangebylex(k, from, to, 'LIMIT', 0, range.limit);
+      return range.reverse ? this.redis.zrevrangebylex(k, from, to, 'LIMIT', 0, range.limit) : this.redis.zrangebylex(k, from, to, 'LIMIT', 0, range.limit);
     });
   }
 

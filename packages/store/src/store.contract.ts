@@ -90,9 +90,7 @@ export function storeContract(name: string, harness: StoreHarness): void {
 
     it('exactly one of 20 concurrent compareAndSet calls wins', async () => {
       await store.set('lock', 'v0');
-      const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => store.compareAndSet('lock', 'v0', `v${i + 1}`)),
-      );
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.compareAndSet('lock', 'v0', `v${i + 1}`)));
       expect(results.filter(Boolean)).toHaveLength(1);
       const winner = results.indexOf(true);
       expect(await store.get('lock')).toBe(`v${winner + 1}`);
@@ -221,7 +219,12 @@ export function storeContract(name: string, harness: StoreHarness): void {
 
     it('commitIf passes values byte for byte, including separators and unicode', async () => {
       const odd = 'set\n0\u0000 "quoted" [x] ünïcode 🔑';
-      expect(await store.commitIf({ key: 'g', expected: null }, [{ op: 'set', key: odd, value: odd }, { op: 'zadd', key: 'z', members: [odd, ''] }])).toBe(true);
+      expect(
+        await store.commitIf({ key: 'g', expected: null }, [
+          { op: 'set', key: odd, value: odd },
+          { op: 'zadd', key: 'z', members: [odd, ''] },
+        ]),
+      ).toBe(true);
       expect(await store.get(odd)).toBe(odd);
       expect(await store.zrangeByLex('z')).toEqual(['', odd]);
     });

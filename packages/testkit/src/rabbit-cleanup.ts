@@ -10,7 +10,10 @@ const run = promisify(execFile);
  */
 export async function deleteQueues(amqpUrl: string, keep: (name: string) => boolean): Promise<number> {
   const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '--no-table-headers', 'name'], { timeout: 30_000 });
-  const names = stdout.split('\n').map((l) => l.trim()).filter((name) => name !== '' && !keep(name));
+  const names = stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((name) => name !== '' && !keep(name));
   if (names.length === 0) return 0;
   const connection = await amqp.connect(amqpUrl);
   try {

@@ -44,10 +44,7 @@ function tlsIdentity(name: string): { cert: string; key: string } {
   return { cert: certPem, key: keyPem };
 }
 
-async function listen(
-  options: https.ServerOptions,
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<number> {
+async function listen(options: https.ServerOptions, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<number> {
   const server = https.createServer({ minVersion: 'TLSv1.2', ...options }, handler);
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -110,17 +107,21 @@ describe('TLS with the dev CA', () => {
     expect(tls12.protocol).toBe('TLSv1.2');
   });
 
-  it('is refused by a client that does not trust the dev CA', async () => {
-    const port = await listen({ ...tlsIdentity('pas') }, (_req, res) => res.end('unreachable'));
-    const untrusted = /^(SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|DEPTH_ZERO_SELF_SIGNED_CERT)$/;
+  it(
+    'is refused by a client that does not trust the dev CA',
+    async () => {
+      const port = await listen({ ...tlsIdentity('pas') }, (_req, res) => res.end('unreachable'));
+      const untrusted = /^(SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|DEPTH_ZERO_SELF_SIGNED_CERT)$/;
 
-    // system trust store only
-    await expect(get(port)).rejects.toMatchObject({ code: expect.stringMatching(untrusted) });
-    // a different dev CA (another checkout's) is no better
-    await expect(get(port, { ca: createDevCa().certPem })).rejects.toMatchObject({
-      code: expect.stringMatching(untrusted),
-    });
-  }, SLOW);
+      // system trust store only
+      await expect(get(port)).rejects.toMatchObject({ code: expect.stringMatching(untrusted) });
+      // a different dev CA (another checkout's) is no better
+      await expect(get(port, { ca: createDevCa().certPem })).rejects.toMatchObject({
+        code: expect.stringMatching(untrusted),
+      });
+    },
+    SLOW,
+  );
 
   it('is refused for a host name the certificate does not cover', async () => {
     const port = await listen({ ...tlsIdentity('pas') }, (_req, res) => res.end('unreachable'));
@@ -129,24 +130,25 @@ describe('TLS with the dev CA', () => {
     });
   });
 
-  it('mutual TLS: the server authenticates the client certificate and sees its CN', async () => {
-    const port = await listen(
-      { ...tlsIdentity('pas'), ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false },
-      peerReport,
-    );
+  it(
+    'mutual TLS: the server authenticates the client certificate and sees its CN',
+    async () => {
+      const port = await listen({ ...tlsIdentity('pas'), ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false }, peerReport);
 
-    const withCert = await get(port, { ca: pki.ca.certPem, ...tlsIdentity('pac') });
-    expect(JSON.parse(withCert.body)).toEqual({ authorized: true, authorizationError: null, cn: 'pac' });
+      const withCert = await get(port, { ca: pki.ca.certPem, ...tlsIdentity('pac') });
+      expect(JSON.parse(withCert.body)).toEqual({ authorized: true, authorizationError: null, cn: 'pac' });
 
-    const without = await get(port, { ca: pki.ca.certPem });
-    expect(JSON.parse(without.body)).toMatchObject({ authorized: false, cn: null });
+      const without = await get(port, { ca: pki.ca.certPem });
+      expect(JSON.parse(without.body)).toMatchObject({ authorized: false, cn: null });
 
-    // a client certificate from another CA is seen but not authorized
-    const foreignCa = createDevCa();
-    const foreign = issueCert(foreignCa, { commonName: 'pac' });
-    const impostor = await get(port, { ca: pki.ca.certPem, cert: foreign.certPem, key: foreign.keyPem });
-    expect(JSON.parse(impostor.body)).toMatchObject({ authorized: false, cn: 'pac' });
-  }, SLOW);
+      // a client certificate from another CA is seen but not authorized
+      const foreignCa = createDevCa();
+      const foreign = issueCert(foreignCa, { commonName: 'pac' });
+      const impostor = await get(port, { ca: pki.ca.certPem, cert: foreign.certPem, key: foreign.keyPem });
+      expect(JSON.parse(impostor.body)).toMatchObject({ authorized: false, cn: 'pac' });
+    },
+    SLOW,
+  );
 });
 
 describe('certificate contents', () => {
@@ -187,39 +189,47 @@ describe('certificate contents', () => {
     expect(Date.parse(ca.validTo) - notBefore).toBeGreaterThan(364 * 86_400_000);
   });
 
-  it('custom SANs and lifetime', () => {
-    const ca = { certPem: pki.ca.certPem, keyPem: pki.ca.keyPem };
-    const cert = issueCert(ca, {
-      commonName: 'topic',
-      dnsNames: ['topic.internal', 'localhost'],
-      ipAddresses: ['10.1.2.3', '2001:db8::1', '::ffff:192.0.2.1'],
-      days: 2,
-    });
-    const x509 = new X509Certificate(cert.certPem);
-    expect(x509.subjectAltName?.toLowerCase().split(', ')).toEqual([
-      'dns:topic.internal',
-      'dns:localhost',
-      'ip address:10.1.2.3',
-      'ip address:2001:db8:0:0:0:0:0:1',
-      'ip address:0:0:0:0:0:ffff:c000:201',
-    ]);
-    const days = (Date.parse(x509.validTo) - Date.parse(x509.validFrom)) / 86_400_000;
-    expect(days).toBeGreaterThan(1.9);
-    expect(days).toBeLessThan(2.1);
-    expect(() => issueCert(ca, { commonName: 'x', ipAddresses: ['not-an-ip'] })).toThrow(/not an IP/);
-    expect(() => issueCert(ca, { commonName: 'x', days: 0 })).toThrow(/days/);
-  }, SLOW);
+  it(
+    'custom SANs and lifetime',
+    () => {
+      const ca = { certPem: pki.ca.certPem, keyPem: pki.ca.keyPem };
+      const cert = issueCert(ca, {
+        commonName: 'topic',
+        dnsNames: ['topic.internal', 'localhost'],
+        ipAddresses: ['10.1.2.3', '2001:db8::1', '::ffff:192.0.2.1'],
+        days: 2,
+      });
+      const x509 = new X509Certificate(cert.certPem);
+      expect(x509.subjectAltName?.toLowerCase().split(', ')).toEqual([
+        'dns:topic.internal',
+        'dns:localhost',
+        'ip address:10.1.2.3',
+        'ip address:2001:db8:0:0:0:0:0:1',
+        'ip address:0:0:0:0:0:ffff:c000:201',
+      ]);
+      const days = (Date.parse(x509.validTo) - Date.parse(x509.validFrom)) / 86_400_000;
+      expect(days).toBeGreaterThan(1.9);
+      expect(days).toBeLessThan(2.1);
+      expect(() => issueCert(ca, { commonName: 'x', ipAddresses: ['not-an-ip'] })).toThrow(/not an IP/);
+      expect(() => issueCert(ca, { commonName: 'x', days: 0 })).toThrow(/days/);
+    },
+    SLOW,
+  );
 
-  it('generates a CA and six service certificates (timing logged)', () => {
-    const names = ['pas', 'pac', 'sas', 'idp', 'topic', 'entitlement'];
-    const started = performance.now();
-    const six = createEphemeralPki(names);
-    const elapsed = performance.now() - started;
-    console.log(`createEphemeralPki(CA + ${names.length} certs): ${elapsed.toFixed(0)} ms`);
-    expect(Object.keys(six.certs)).toEqual(names);
-    // generous: guards against a regression to forge's pure-JS key generation (seconds per key)
-    expect(elapsed).toBeLessThan(20_000);
-  }, SLOW);
+  it(
+    'generates a CA and six service certificates (timing logged)',
+    () => {
+      const names = ['pas', 'pac', 'sas', 'idp', 'topic', 'entitlement'];
+      const started = performance.now();
+      const six = createEphemeralPki(names);
+      const elapsed = performance.now() - started;
+      console.log(`createEphemeralPki(CA + ${names.length} certs): ${elapsed.toFixed(0)} ms`);
+      expect(Object.keys(six.certs)).toEqual(names);
+      // generous: guards against a regression to forge's pure-JS key generation (seconds per key)
+      expect(elapsed).toBeLessThan(20_000);
+    },
+    SLOW,
+  );
 });
 
 describe('ensureDevPki', () => {
@@ -234,91 +244,103 @@ describe('ensureDevPki', () => {
   const mode = async (file: string) => (await stat(file)).mode & 0o777;
   const read = (dir: string, file: string) => readFile(path.join(dir, file), 'utf8');
 
-  it('writes the PKI with private permissions, reuses it, and regenerates only what is missing', async () => {
-    const dir = path.join(tmp, 'project', '.keyway', 'pki');
-    const first = await ensureDevPki(dir, ['pas', 'pac']);
+  it(
+    'writes the PKI with private permissions, reuses it, and regenerates only what is missing',
+    async () => {
+      const dir = path.join(tmp, 'project', '.keyway', 'pki');
+      const first = await ensureDevPki(dir, ['pas', 'pac']);
 
-    expect(Object.keys(first.certs)).toEqual(['pas', 'pac']);
-    for (const file of ['ca.crt', 'ca.key', 'pas.crt', 'pas.key', 'pac.crt', 'pac.key']) {
-      expect((await stat(path.join(dir, file))).isFile()).toBe(true);
-    }
-    expect(await read(dir, 'ca.crt')).toBe(first.ca.certPem);
-    expect(await read(dir, 'pas.key')).toBe(first.certs['pas']?.keyPem);
-    if (posix) {
-      expect(await mode(dir)).toBe(0o700);
-      for (const file of ['ca.key', 'pas.key', 'pac.key']) expect(await mode(path.join(dir, file))).toBe(0o600);
-    }
+      expect(Object.keys(first.certs)).toEqual(['pas', 'pac']);
+      for (const file of ['ca.crt', 'ca.key', 'pas.crt', 'pas.key', 'pac.crt', 'pac.key']) {
+        expect((await stat(path.join(dir, file))).isFile()).toBe(true);
+      }
+      expect(await read(dir, 'ca.crt')).toBe(first.ca.certPem);
+      expect(await read(dir, 'pas.key')).toBe(first.certs['pas']?.keyPem);
+      if (posix) {
+        expect(await mode(dir)).toBe(0o700);
+        for (const file of ['ca.key', 'pas.key', 'pac.key']) expect(await mode(path.join(dir, file))).toBe(0o600);
+      }
 
-    // second call: everything reused as is
-    const second = await ensureDevPki(dir, ['pas', 'pac']);
-    expect(second).toEqual(first);
+      // second call: everything reused as is
+      const second = await ensureDevPki(dir, ['pas', 'pac']);
+      expect(second).toEqual(first);
 
-    // one leaf deleted: only that leaf is regenerated, the CA and the other leaf are kept
-    await unlink(path.join(dir, 'pac.crt'));
-    const third = await ensureDevPki(dir, ['pas', 'pac']);
-    expect(third.ca).toEqual(first.ca);
-    expect(third.certs['pas']).toEqual(first.certs['pas']);
-    expect(third.certs['pac']?.certPem).not.toBe(first.certs['pac']?.certPem);
-    expect(third.certs['pac']?.keyPem).not.toBe(first.certs['pac']?.keyPem);
-    expect(await read(dir, 'pac.crt')).toBe(third.certs['pac']?.certPem);
-    const pac = new X509Certificate(third.certs['pac']!.certPem);
-    expect(pac.verify(new X509Certificate(third.ca.certPem).publicKey)).toBe(true);
-    if (posix) expect(await mode(path.join(dir, 'pac.key'))).toBe(0o600);
-
-    // a newly requested name is added without touching the others
-    const fourth = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
-    expect(fourth.ca).toEqual(first.ca);
-    expect(fourth.certs['pac']).toEqual(third.certs['pac']);
-    expect(new X509Certificate(fourth.certs['sas']!.certPem).subject).toBe('CN=sas');
-  }, SLOW);
-
-  it('regenerates a leaf that expires within a day, is signed by another CA, or mismatches its key', async () => {
-    const dir = path.join(tmp, 'stale');
-    const first = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
-
-    // pas: valid for only 12 more hours
-    const shortLived = issueCert(first.ca, { commonName: 'pas', days: 0.5 });
-    await writeFile(path.join(dir, 'pas.crt'), shortLived.certPem);
-    await writeFile(path.join(dir, 'pas.key'), shortLived.keyPem);
-    // pac: signed by a foreign CA
-    const foreign = issueCert(createDevCa(), { commonName: 'pac' });
-    await writeFile(path.join(dir, 'pac.crt'), foreign.certPem);
-    await writeFile(path.join(dir, 'pac.key'), foreign.keyPem);
-    // sas: the key of another certificate
-    await writeFile(path.join(dir, 'sas.key'), first.certs['pas']!.keyPem);
-
-    const second = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
-    expect(second.ca).toEqual(first.ca);
-    const caKey = new X509Certificate(first.ca.certPem).publicKey;
-    for (const name of ['pas', 'pac', 'sas']) {
-      const pairNow = second.certs[name]!;
-      expect(pairNow.certPem).not.toBe(first.certs[name]!.certPem);
-      const x509 = new X509Certificate(pairNow.certPem);
-      expect(x509.verify(caKey)).toBe(true);
-      expect(Date.parse(x509.validTo)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
-      expect(await read(dir, `${name}.crt`)).toBe(pairNow.certPem);
-    }
-  }, SLOW);
-
-  it('replacing the CA regenerates every leaf; loosened key permissions are tightened', async () => {
-    const dir = path.join(tmp, 'new-ca');
-    const first = await ensureDevPki(dir, ['pas', 'pac']);
-    await unlink(path.join(dir, 'ca.key'));
-    const second = await ensureDevPki(dir, ['pas', 'pac']);
-    expect(second.ca.certPem).not.toBe(first.ca.certPem);
-    const caKey = new X509Certificate(second.ca.certPem).publicKey;
-    for (const name of ['pas', 'pac']) {
-      expect(second.certs[name]!.certPem).not.toBe(first.certs[name]!.certPem);
-      expect(new X509Certificate(second.certs[name]!.certPem).verify(caKey)).toBe(true);
-    }
-
-    if (posix) {
-      await chmod(path.join(dir, 'pas.key'), 0o644);
+      // one leaf deleted: only that leaf is regenerated, the CA and the other leaf are kept
+      await unlink(path.join(dir, 'pac.crt'));
       const third = await ensureDevPki(dir, ['pas', 'pac']);
-      expect(third).toEqual(second);
-      expect(await mode(path.join(dir, 'pas.key'))).toBe(0o600);
-    }
-  }, SLOW);
+      expect(third.ca).toEqual(first.ca);
+      expect(third.certs['pas']).toEqual(first.certs['pas']);
+      expect(third.certs['pac']?.certPem).not.toBe(first.certs['pac']?.certPem);
+      expect(third.certs['pac']?.keyPem).not.toBe(first.certs['pac']?.keyPem);
+      expect(await read(dir, 'pac.crt')).toBe(third.certs['pac']?.certPem);
+      const pac = new X509Certificate(third.certs['pac']!.certPem);
+      expect(pac.verify(new X509Certificate(third.ca.certPem).publicKey)).toBe(true);
+      if (posix) expect(await mode(path.join(dir, 'pac.key'))).toBe(0o600);
+
+      // a newly requested name is added without touching the others
+      const fourth = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
+      expect(fourth.ca).toEqual(first.ca);
+      expect(fourth.certs['pac']).toEqual(third.certs['pac']);
+      expect(new X509Certificate(fourth.certs['sas']!.certPem).subject).toBe('CN=sas');
+    },
+    SLOW,
+  );
+
+  it(
+    'regenerates a leaf that expires within a day, is signed by another CA, or mismatches its key',
+    async () => {
+      const dir = path.join(tmp, 'stale');
+      const first = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
+
+      // pas: valid for only 12 more hours
+      const shortLived = issueCert(first.ca, { commonName: 'pas', days: 0.5 });
+      await writeFile(path.join(dir, 'pas.crt'), shortLived.certPem);
+      await writeFile(path.join(dir, 'pas.key'), shortLived.keyPem);
+      // pac: signed by a foreign CA
+      const foreign = issueCert(createDevCa(), { commonName: 'pac' });
+      await writeFile(path.join(dir, 'pac.crt'), foreign.certPem);
+      await writeFile(path.join(dir, 'pac.key'), foreign.keyPem);
+      // sas: the key of another certificate
+      await writeFile(path.join(dir, 'sas.key'), first.certs['pas']!.keyPem);
+
+      const second = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
+      expect(second.ca).toEqual(first.ca);
+      const caKey = new X509Certificate(first.ca.certPem).publicKey;
+      for (const name of ['pas', 'pac', 'sas']) {
+        const pairNow = second.certs[name]!;
+        expect(pairNow.certPem).not.toBe(first.certs[name]!.certPem);
+        const x509 = new X509Certificate(pairNow.certPem);
+        expect(x509.verify(caKey)).toBe(true);
+        expect(Date.parse(x509.validTo)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+        expect(await read(dir, `${name}.crt`)).toBe(pairNow.certPem);
+      }
+    },
+    SLOW,
+  );
+
+  it(
+    'replacing the CA regenerates every leaf; loosened key permissions are tightened',
+    async () => {
+      const dir = path.join(tmp, 'new-ca');
+      const first = await ensureDevPki(dir, ['pas', 'pac']);
+      await unlink(path.join(dir, 'ca.key'));
+      const second = await ensureDevPki(dir, ['pas', 'pac']);
+      expect(second.ca.certPem).not.toBe(first.ca.certPem);
+      const caKey = new X509Certificate(second.ca.certPem).publicKey;
+      for (const name of ['pas', 'pac']) {
+        expect(second.certs[name]!.certPem).not.toBe(first.certs[name]!.certPem);
+        expect(new X509Certificate(second.certs[name]!.certPem).verify(caKey)).toBe(true);
+      }
+
+      if (posix) {
+        await chmod(path.join(dir, 'pas.key'), 0o644);
+        const third = await ensureDevPki(dir, ['pas', 'pac']);
+        expect(third).toEqual(second);
+        expect(await mode(path.join(dir, 'pas.key'))).toBe(0o600);
+      }
+    },
+    SLOW,
+  );
 
   it('rejects names that are not safe file names or collide with the CA files', async () => {
     const dir = path.join(tmp, 'names');

@@ -5,14 +5,7 @@
  *
  * Nothing here is meant for production: the CA key lives unencrypted next to the certificates.
  */
-import {
-  X509Certificate,
-  createPrivateKey,
-  generateKeyPair,
-  generateKeyPairSync,
-  randomBytes,
-  sign as nodeSign,
-} from 'node:crypto';
+import { X509Certificate, createPrivateKey, generateKeyPair, generateKeyPairSync, randomBytes, sign as nodeSign } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
@@ -143,12 +136,7 @@ function buildCa(key: KeyMaterial, now = Date.now()): DevCa {
 }
 
 function buildLeaf(ca: CertPair, key: KeyMaterial, options: IssueCertOptions, now = Date.now()): CertPair {
-  const {
-    commonName,
-    dnsNames = DEFAULT_DNS_NAMES,
-    ipAddresses = DEFAULT_IP_ADDRESSES,
-    days = DEFAULT_LEAF_DAYS,
-  } = options;
+  const { commonName, dnsNames = DEFAULT_DNS_NAMES, ipAddresses = DEFAULT_IP_ADDRESSES, days = DEFAULT_LEAF_DAYS } = options;
   if (!commonName) throw new Error('issueCert: commonName is required');
   if (!Number.isFinite(days) || days <= 0) throw new Error(`issueCert: days must be > 0, got ${days}`);
 
@@ -256,10 +244,7 @@ export async function ensureDevPki(dir: string, names: string[]): Promise<DevPki
   const stale = unique.filter((name) => !leafOk(name));
 
   // all keys needed at once, generated in parallel on the thread pool
-  const [caKey, leafKeys] = await Promise.all([
-    caOk ? null : generateKeyAsync(),
-    Promise.all(stale.map(() => generateKeyAsync())),
-  ]);
+  const [caKey, leafKeys] = await Promise.all([caOk ? null : generateKeyAsync(), Promise.all(stale.map(() => generateKeyAsync()))]);
 
   let ca: CertPair;
   if (caKey === null) {
@@ -309,14 +294,7 @@ function notBefore(x509: X509Certificate): number {
 function isUsableCa(pair: CertPair, now: number, minValidUntil: number): boolean {
   try {
     const x509 = new X509Certificate(pair.certPem);
-    return (
-      x509.ca &&
-      x509.checkIssued(x509) &&
-      x509.verify(x509.publicKey) &&
-      x509.checkPrivateKey(createPrivateKey(pair.keyPem)) &&
-      notBefore(x509) <= now &&
-      notAfter(x509) >= minValidUntil
-    );
+    return x509.ca && x509.checkIssued(x509) && x509.verify(x509.publicKey) && x509.checkPrivateKey(createPrivateKey(pair.keyPem)) && notBefore(x509) <= now && notAfter(x509) >= minValidUntil;
   } catch {
     return false; // unparsable PEM: regenerate
   }
@@ -360,10 +338,7 @@ async function readIfExists(file: string): Promise<string | null> {
 }
 
 async function loadPair(dir: string, name: string): Promise<CertPair | null> {
-  const [certPem, keyPem] = await Promise.all([
-    readIfExists(certPath(dir, name)),
-    readIfExists(keyPath(dir, name)),
-  ]);
+  const [certPem, keyPem] = await Promise.all([readIfExists(certPath(dir, name)), readIfExists(keyPath(dir, name))]);
   return certPem !== null && keyPem !== null ? { certPem, keyPem } : null;
 }
 

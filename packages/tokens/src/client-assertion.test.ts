@@ -39,9 +39,7 @@ function policyFor(keys: Record<string, ClientKey>, overrides: Partial<ClientAss
 
 function assertion(key: CryptoKey, alg: string, claims: JWTPayload = {}, header: Record<string, unknown> = { kid: 'k1' }) {
   const now = nowSec();
-  return new SignJWT({ iss: CLIENT, sub: CLIENT, aud: ISSUER, jti: randomUUID(), iat: now, exp: now + 60, ...claims })
-    .setProtectedHeader({ alg, ...header })
-    .sign(key);
+  return new SignJWT({ iss: CLIENT, sub: CLIENT, aud: ISSUER, jti: randomUUID(), iat: now, exp: now + 60, ...claims }).setProtectedHeader({ alg, ...header }).sign(key);
 }
 
 const b64u = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');

@@ -91,9 +91,7 @@ export class KeyRing {
   /** Public keys to publish: next, active and retiring ones. */
   jwks(now = Date.now()): { keys: JWK[] } {
     return {
-      keys: this.keys
-        .filter((k) => this.isPublished(k, now))
-        .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: SIGNING_ALG, use: 'sig' })),
+      keys: this.keys.filter((k) => this.isPublished(k, now)).map((k) => ({ ...k.publicJwk, kid: k.kid, alg: SIGNING_ALG, use: 'sig' })),
     };
   }
 

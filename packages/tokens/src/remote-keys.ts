@@ -8,10 +8,7 @@ import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } f
  * has expired) stops verifying here too instead of being trusted until a restart.
  * Loading goes through the caller's HTTPS client, which trusts the Keyway CA.
  */
-export function remoteKeySet(
-  load: () => Promise<JSONWebKeySet>,
-  options: { cooldownMs?: number; maxAgeMs?: number; now?: () => number } = {},
-): JWTVerifyGetKey {
+export function remoteKeySet(load: () => Promise<JSONWebKeySet>, options: { cooldownMs?: number; maxAgeMs?: number; now?: () => number } = {}): JWTVerifyGetKey {
   const cooldownMs = options.cooldownMs ?? 30_000;
   const maxAgeMs = options.maxAgeMs ?? 60_000;
   const now = options.now ?? Date.now;

@@ -89,9 +89,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   app.use(authorizeRoutes(policy, operatorTenant, { audit, metrics }));
   app.use(subscriptionInventoryRoutes(policy));
   app.use(feedEntitlementRoutes(policy));
-  app.use(
-    crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }),
-  );
+  app.use(crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }));
 
   // The admin API answers operators: the operator client certificate, or an operator bearer token.
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });

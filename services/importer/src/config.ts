@@ -41,7 +41,11 @@ export const ImporterFields = z.object({
   KEYWAY_KEY_ID: z.string().min(1).optional().describe('the kid the public key was registered under'),
   KEYWAY_SCOPE: z.string().optional().describe('feeds to ask for, e.g. "feed:edr-events"; default: all of the tenant’s'),
   RESOURCE: z.string().url().optional().describe('topic URI to pull; default: the tenant’s feed'),
-  SUBSCRIPTION: z.string().regex(/^[a-z0-9-]{1,63}$/).default('default').describe('subscription to receive from'),
+  SUBSCRIPTION: z
+    .string()
+    .regex(/^[a-z0-9-]{1,63}$/)
+    .default('default')
+    .describe('subscription to receive from'),
   SINK: z.enum(SINKS).default('file').describe('where batches go: file (rotating JSON lines), stdout, syslog (RFC 5424 over TCP/TLS) or http (Splunk HEC)'),
   SINK_FILE: z.string().min(1).optional().describe('SINK=file: the JSON-lines file batches are written to'),
   SINK_FILE_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_MAX_BYTES).describe('SINK=file: rotate before the file would grow past this many bytes'),
@@ -82,7 +86,7 @@ function requireOneLogin(env: Fields, ctx: z.RefinementCtx): void {
   const given = (names: readonly (keyof Fields)[]) => names.filter((name) => env[name] !== undefined);
   const password = given(PASSWORD_LOGIN);
   const keyPair = given(KEY_PAIR_LOGIN);
-  if ((password.length > 0) === (keyPair.length > 0)) {
+  if (password.length > 0 === keyPair.length > 0) {
     ctx.addIssue({ code: 'custom', message: `set either ${PASSWORD_LOGIN.join(' and ')}, or ${KEY_PAIR_LOGIN.join(', ')}` });
     return;
   }

@@ -79,7 +79,14 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     strict: (options.revocationMode ?? 'strict') === 'strict',
     reuseLeewaySec: options.refreshReuseLeewaySec ?? 2,
     throttle: loginThrottle(deps.store, limits),
-    noise: noiseGate({ log: audit, store: deps.store, logger: deps.logger, perSource: limits.refusalsPerSource, limitWindowMs: limits.windowSec * 1000, windowMs: (options.refusalWindowSec ?? 60) * 1000 }),
+    noise: noiseGate({
+      log: audit,
+      store: deps.store,
+      logger: deps.logger,
+      perSource: limits.refusalsPerSource,
+      limitWindowMs: limits.windowSec * 1000,
+      windowMs: (options.refusalWindowSec ?? 60) * 1000,
+    }),
   };
   app.use(tokenEndpoint(context));
   app.use(revocationEndpoint(context));

@@ -6,49 +6,66 @@ import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-export const PasEnv = requiredInProduction(z.object({
-  ...sharedConfig,
-  AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
-  PORT: configFields.port.default(8443).describe('HTTPS port'),
-  PUBLIC_URL: z.string().url().describe('issuer URL: the "iss" of every token and the base of the discovery document'),
-  ACCESS_AUDIENCE: z.string().url().describe('"aud" of access tokens: the PAC URL'),
-  ADMIN_AUDIENCES: z
-    .string()
-    .optional()
-    .transform((list) => list?.split(',').map((url) => url.trim()).filter(Boolean))
-    .pipe(z.array(z.string().url()).min(1).optional())
-    .describe(
-      'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL, PUBLIC_URL (PAS\'s own signing-key admin API) and AUDIT_URL when set',
+export const PasEnv = requiredInProduction(
+  z.object({
+    ...sharedConfig,
+    AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
+    PORT: configFields.port.default(8443).describe('HTTPS port'),
+    PUBLIC_URL: z.string().url().describe('issuer URL: the "iss" of every token and the base of the discovery document'),
+    ACCESS_AUDIENCE: z.string().url().describe('"aud" of access tokens: the PAC URL'),
+    ADMIN_AUDIENCES: z
+      .string()
+      .optional()
+      .transform((list) =>
+        list
+          ?.split(',')
+          .map((url) => url.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.string().url()).min(1).optional())
+      .describe(
+        'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL, PUBLIC_URL (PAS\'s own signing-key admin API) and AUDIT_URL when set',
+      ),
+    IDP_URL: z.string().url().describe('the IdP'),
+    ENTITLEMENT_URL: z.string().url().describe('the entitlement service'),
+    AUDIT_URL: configFields.optionalUrl.describe('the audit service, whose query API operators call with their access token (one of the default ADMIN_AUDIENCES)'),
+    ACCESS_TOKEN_TTL_SEC: seconds(1200).describe('access token lifetime (default 20 min)'),
+    REFRESH_TOKEN_TTL_SEC: seconds(1_209_600).describe('refresh token lifetime (default 14 days)'),
+    REVOCATION_MODE: z.enum(['strict', 'lenient']).default('strict').describe('strict: entitlement removals revoke tokens within seconds; lenient: access lasts until the refresh token expires'),
+    REFRESH_REUSE_LEEWAY_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(60)
+      .default(2)
+      .describe('a spent refresh token presented again within this window (a retry or a concurrent refresh) is refused without revoking its family; later reuse revokes it'),
+    CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying tokens'),
+    KEY_RING_RELOAD_SEC: seconds(DEFAULT_KEY_RING_RELOAD_SEC).describe('how often each instance reloads the signing keys from the store; instances converge on a rotation within it'),
+    LOGIN_WINDOW_SEC: seconds(DEFAULT_LOGIN_LIMITS.windowSec).describe('the window every login and refusal limit counts over; a throttled key is refused until its window ends, never longer'),
+    LOGIN_FAILURES_PER_ACCOUNT_SOURCE: count(DEFAULT_LOGIN_LIMITS.failuresPerAccountSource).describe(
+      'failed logins (password or client assertion) of one account from one source address per window before 429; a successful login resets them',
     ),
-  IDP_URL: z.string().url().describe('the IdP'),
-  ENTITLEMENT_URL: z.string().url().describe('the entitlement service'),
-  AUDIT_URL: configFields.optionalUrl.describe('the audit service, whose query API operators call with their access token (one of the default ADMIN_AUDIENCES)'),
-  ACCESS_TOKEN_TTL_SEC: seconds(1200).describe('access token lifetime (default 20 min)'),
-  REFRESH_TOKEN_TTL_SEC: seconds(1_209_600).describe('refresh token lifetime (default 14 days)'),
-  REVOCATION_MODE: z.enum(['strict', 'lenient']).default('strict').describe('strict: entitlement removals revoke tokens within seconds; lenient: access lasts until the refresh token expires'),
-  REFRESH_REUSE_LEEWAY_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('a spent refresh token presented again within this window (a retry or a concurrent refresh) is refused without revoking its family; later reuse revokes it'),
-  CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying tokens'),
-  KEY_RING_RELOAD_SEC: seconds(DEFAULT_KEY_RING_RELOAD_SEC).describe('how often each instance reloads the signing keys from the store; instances converge on a rotation within it'),
-  LOGIN_WINDOW_SEC: seconds(DEFAULT_LOGIN_LIMITS.windowSec).describe('the window every login and refusal limit counts over; a throttled key is refused until its window ends, never longer'),
-  LOGIN_FAILURES_PER_ACCOUNT_SOURCE: count(DEFAULT_LOGIN_LIMITS.failuresPerAccountSource).describe(
-    'failed logins (password or client assertion) of one account from one source address per window before 429; a successful login resets them',
-  ),
-  LOGIN_FAILURES_PER_ACCOUNT: count(DEFAULT_LOGIN_LIMITS.failuresPerAccount).describe(
-    'failed logins of one account from all sources together per window before 429: the looser ceiling against guessing spread over many addresses',
-  ),
-  LOGIN_FAILURES_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.failuresPerSource).describe('failed logins from one source address, whatever the accounts, per window before 429 (password spraying)'),
-  LOGIN_CONCURRENT_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.concurrentPerSource).describe('login requests one source address may have in flight on one instance; more answer 429 at once'),
-  REFUSALS_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.refusalsPerSource).describe(
-    'unauthenticated refusals (garbage tokens, malformed or throttled requests) of one source address per window; past it the token endpoint answers 429 before any work or audit write',
-  ),
-  REFUSAL_WINDOW_SEC: seconds(60).describe('the window unauthenticated refusals are aggregated over: one refusals.aggregated audit event per source address and window'),
-  SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
-    'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
-  ),
-}), 'REDIS_URL', 'AMQP_URL').superRefine((env, ctx) => {
-  // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.
-  if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
-    ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
-  }
-}).transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : [])] }));
+    LOGIN_FAILURES_PER_ACCOUNT: count(DEFAULT_LOGIN_LIMITS.failuresPerAccount).describe(
+      'failed logins of one account from all sources together per window before 429: the looser ceiling against guessing spread over many addresses',
+    ),
+    LOGIN_FAILURES_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.failuresPerSource).describe('failed logins from one source address, whatever the accounts, per window before 429 (password spraying)'),
+    LOGIN_CONCURRENT_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.concurrentPerSource).describe('login requests one source address may have in flight on one instance; more answer 429 at once'),
+    REFUSALS_PER_SOURCE: count(DEFAULT_LOGIN_LIMITS.refusalsPerSource).describe(
+      'unauthenticated refusals (garbage tokens, malformed or throttled requests) of one source address per window; past it the token endpoint answers 429 before any work or audit write',
+    ),
+    REFUSAL_WINDOW_SEC: seconds(60).describe('the window unauthenticated refusals are aggregated over: one refusals.aggregated audit event per source address and window'),
+    SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
+      'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
+    ),
+  }),
+  'REDIS_URL',
+  'AMQP_URL',
+)
+  .superRefine((env, ctx) => {
+    // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.
+    if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
+      ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
+    }
+  })
+  .transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : [])] }));
 export type PasConfig = z.output<typeof PasEnv>;

@@ -1,29 +1,58 @@
 import { z } from 'zod';
 import { configFields, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 
-export const TopicEnv = requiredInProduction(z.object({
-  ...sharedConfig,
-  PORT: configFields.port.default(8445).describe('HTTPS port'),
-  AMQP_URL: configFields.optionalUrl.describe('amqp(s)://user:pass@host:port/vhost; unset (KEYWAY_ENV=development only) = embedded in-memory broker'),
-  PUBLIC_BASE_URL: z.string().url().describe('the URL SAS resource URIs name, e.g. https://localhost:8445'),
-  PAC_URL: z.string().url().describe('base URL of PAC, asked (over mTLS) for the tenant SAS keys'),
-  ENTITLEMENT_URL: z.string().url().describe('base URL of the entitlement service, asked (over mTLS) which subscriptions a feed lists'),
-  SUBSCRIPTION_CACHE_SEC: z.coerce.number().int().min(0).max(300).default(5).describe('how long a feed\'s list of subscriptions from the entitlement service is reused; bounds how long a newly listed one answers 404'),
-  SUBSCRIPTION_EXPIRY_SEC: z.coerce.number().int().min(14_400).default(604_800).describe('RabbitMQ x-expires of a subscription\'s queues: deleted, with what they hold, after this long without a receive or a declaration'),
-  LOCK_DURATION_SEC: seconds(60).describe('peek-lock duration; an unsettled message returns to the queue after it'),
-  MAX_BATCH_BYTES: z.coerce.number().int().positive().default(1_048_576).describe('largest batch accepted, after gzip inflation'),
-  MAX_DELIVERIES: z.coerce.number().int().min(1).default(10).describe('deliveries of one message before it is dead-lettered'),
-  SAS_KEY_CACHE_SEC: z.coerce.number().int().min(0).default(30).describe('how long PAC’s verdict on a SAS key’s signature is reused (a tenant key rotation is noticed sooner, see auth/sas-signatures.ts)'),
-  REVOCATION_CACHE_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('how long PAC’s "not revoked" answer for a SAS key is reused; bounds how long a revoked key keeps working'),
-  QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum').describe('RabbitMQ queue type of subscriptions: quorum | classic'),
-  BROKER_PREFETCH: z.coerce.number().int().min(1).max(65_535).default(500).describe(
-    'unacked messages RabbitMQ hands one instance per subscription (locked + buffered ahead); caps the locks of all streams and receives of a subscription on one instance',
-  ),
-  PUBLISH_RATE_PER_SEC: z.coerce.number().int().positive().default(200).describe('batches a tenant may publish per second on average, across all instances (counted in the store)'),
-  PUBLISH_BURST: z.coerce.number().int().positive().default(400).describe('batches a tenant may publish at once; the rate is counted in windows of PUBLISH_BURST / PUBLISH_RATE_PER_SEC seconds'),
-  MAX_QUEUE_DEPTH: z.coerce.number().int().positive().default(100_000).describe(
-    'ready messages a subscription (and its dead-letter queue) may hold; beyond it the oldest go to its dead letters (x-max-length, drop-head); publishing is refused (429) only while every subscription of the topic is full',
-  ),
-  STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
-}), 'REDIS_URL', 'AMQP_URL');
+export const TopicEnv = requiredInProduction(
+  z.object({
+    ...sharedConfig,
+    PORT: configFields.port.default(8445).describe('HTTPS port'),
+    AMQP_URL: configFields.optionalUrl.describe('amqp(s)://user:pass@host:port/vhost; unset (KEYWAY_ENV=development only) = embedded in-memory broker'),
+    PUBLIC_BASE_URL: z.string().url().describe('the URL SAS resource URIs name, e.g. https://localhost:8445'),
+    PAC_URL: z.string().url().describe('base URL of PAC, asked (over mTLS) for the tenant SAS keys'),
+    ENTITLEMENT_URL: z.string().url().describe('base URL of the entitlement service, asked (over mTLS) which subscriptions a feed lists'),
+    SUBSCRIPTION_CACHE_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(300)
+      .default(5)
+      .describe("how long a feed's list of subscriptions from the entitlement service is reused; bounds how long a newly listed one answers 404"),
+    SUBSCRIPTION_EXPIRY_SEC: z.coerce
+      .number()
+      .int()
+      .min(14_400)
+      .default(604_800)
+      .describe("RabbitMQ x-expires of a subscription's queues: deleted, with what they hold, after this long without a receive or a declaration"),
+    LOCK_DURATION_SEC: seconds(60).describe('peek-lock duration; an unsettled message returns to the queue after it'),
+    MAX_BATCH_BYTES: z.coerce.number().int().positive().default(1_048_576).describe('largest batch accepted, after gzip inflation'),
+    MAX_DELIVERIES: z.coerce.number().int().min(1).default(10).describe('deliveries of one message before it is dead-lettered'),
+    SAS_KEY_CACHE_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(30)
+      .describe('how long PAC’s verdict on a SAS key’s signature is reused (a tenant key rotation is noticed sooner, see auth/sas-signatures.ts)'),
+    REVOCATION_CACHE_SEC: z.coerce.number().int().min(0).max(60).default(2).describe('how long PAC’s "not revoked" answer for a SAS key is reused; bounds how long a revoked key keeps working'),
+    QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum').describe('RabbitMQ queue type of subscriptions: quorum | classic'),
+    BROKER_PREFETCH: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(65_535)
+      .default(500)
+      .describe('unacked messages RabbitMQ hands one instance per subscription (locked + buffered ahead); caps the locks of all streams and receives of a subscription on one instance'),
+    PUBLISH_RATE_PER_SEC: z.coerce.number().int().positive().default(200).describe('batches a tenant may publish per second on average, across all instances (counted in the store)'),
+    PUBLISH_BURST: z.coerce.number().int().positive().default(400).describe('batches a tenant may publish at once; the rate is counted in windows of PUBLISH_BURST / PUBLISH_RATE_PER_SEC seconds'),
+    MAX_QUEUE_DEPTH: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(100_000)
+      .describe(
+        'ready messages a subscription (and its dead-letter queue) may hold; beyond it the oldest go to its dead letters (x-max-length, drop-head); publishing is refused (429) only while every subscription of the topic is full',
+      ),
+    STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
+  }),
+  'REDIS_URL',
+  'AMQP_URL',
+);
 export type TopicConfig = z.output<typeof TopicEnv>;

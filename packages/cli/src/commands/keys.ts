@@ -20,7 +20,12 @@ export function register(program: Command, context: CliContext): void {
       if (options.signing) {
         if (options.key !== undefined) throw usageError('--key goes with --tenant');
         const rotated = await (await context.pas()).rotateSigningKeys();
-        context.print(rotated, () => fields([['signing with', rotated.active_kid], ['published', list(rotated.published_kids)]]));
+        context.print(rotated, () =>
+          fields([
+            ['signing with', rotated.active_kid],
+            ['published', list(rotated.published_kids)],
+          ]),
+        );
         return;
       }
       if (options.key === undefined) throw usageError('--tenant needs --key primary|secondary');
@@ -35,7 +40,14 @@ export function register(program: Command, context: CliContext): void {
     .addHelpText('after', '\nAzure SDKs mint SAS keys from the key name (the right) and either key, e.g. @azure/core-amqp createSasTokenProvider({ sharedAccessKeyName, sharedAccessKey }).')
     .action(async (tenant: string, right: string) => {
       const policy = await (await context.pac()).sasPolicyKeys(parseArg(TenantId, tenant, 'tenant'), parseArg(Rights, right, 'right'));
-      context.print(policy, () => fields([['tenant', policy.tenant], ['key name', policy.key_name], ['primary key', policy.primary_key], ['secondary key', policy.secondary_key]]));
+      context.print(policy, () =>
+        fields([
+          ['tenant', policy.tenant],
+          ['key name', policy.key_name],
+          ['primary key', policy.primary_key],
+          ['secondary key', policy.secondary_key],
+        ]),
+      );
     });
 
   keys

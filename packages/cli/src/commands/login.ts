@@ -20,7 +20,10 @@ export function register(program: Command, context: CliContext): void {
     .command('login')
     .description('log in as an operator (PAS password grant, scope=operator); the token pair is saved for the next commands')
     .argument('[email]', 'the operator’s email (asked for when omitted)')
-    .addHelpText('after', '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.')
+    .addHelpText(
+      'after',
+      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.',
+    )
     .action(async (emailArgument: string | undefined) => {
       const email = Email.parse(emailArgument ?? (await ask('Email: ')));
       const password = await readSecret('Password: ');
@@ -45,6 +48,11 @@ export function register(program: Command, context: CliContext): void {
       // Revoking the refresh token revokes its whole family, the access token included.
       await pas.revoke(session.refresh_token, 'refresh_token');
       deleteSession();
-      context.print({ logged_out: true, ...summary(session) }, () => fields([['Logged out', session.email], ['PAS', session.pas_url]]));
+      context.print({ logged_out: true, ...summary(session) }, () =>
+        fields([
+          ['Logged out', session.email],
+          ['PAS', session.pas_url],
+        ]),
+      );
     });
 }

@@ -127,7 +127,10 @@ export function register(program: Command, context: CliContext): void {
     .command('import')
     .description('create the tenants of a CSV (header: id,name,feeds,tier; feeds separated by ";") or JSON file')
     .argument('<file>', '.csv, or a JSON array of tenants (or the output of `keyway --json tenant list`)')
-    .addHelpText('after', '\nEvery row is checked first; nothing is created if one is bad. Tenants that exist already are skipped.\nExit 0 when every tenant was created or existed, else the exit code of the first failure.')
+    .addHelpText(
+      'after',
+      '\nEvery row is checked first; nothing is created if one is bad. Tenants that exist already are skipped.\nExit 0 when every tenant was created or existed, else the exit code of the first failure.',
+    )
     .action(async (file: string) => {
       const rows = readTenantFile(file);
       const client = await context.entitlement();
@@ -161,4 +164,3 @@ export function register(program: Command, context: CliContext): void {
       if (firstFailure) throw new CliError(`${result.failed.length} of ${rows.length} tenants were not created`, describeFailure(firstFailure).exitCode);
     });
 }
-

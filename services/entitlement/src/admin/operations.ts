@@ -26,14 +26,11 @@ export type AdminRequest = AuditRequest & { log: Logger; get(name: string): stri
  * The operator's own access token when the change was asked for with one: forwarded to the IdP as
  * proof on credential changes (an operator account's credentials change only with it).
  */
-const operatorToken = (req: AdminRequest): string | undefined =>
-  req.operator?.via === 'bearer' ? /^Bearer +(\S+)$/i.exec(req.get('authorization') ?? '')?.[1] : undefined;
+const operatorToken = (req: AdminRequest): string | undefined => (req.operator?.via === 'bearer' ? /^Bearer +(\S+)$/i.exec(req.get('authorization') ?? '')?.[1] : undefined);
 
 /** Values for the trail's detail, which holds strings only; lists are comma-separated. */
 const text = (values: Record<string, string | number | boolean | readonly string[] | undefined>): Record<string, string> =>
-  Object.fromEntries(
-    Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [[k, (Array.isArray(v) ? v.join(',') : String(v)).slice(0, 512)]])),
-  );
+  Object.fromEntries(Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [[k, (Array.isArray(v) ? v.join(',') : String(v)).slice(0, 512)]])));
 
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 

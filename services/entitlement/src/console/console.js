@@ -170,13 +170,15 @@ async function loadUsers(tenant) {
         const row = el('tr');
         row.append(el('td', user.email), el('td', user.roles.join(', ')), el('td', user.id, { class: 'hint' }));
         const remove = el('button', 'Remove', { type: 'button', class: 'danger', 'aria-label': `Remove user ${user.email}` });
-        remove.addEventListener('click', () =>
-          void act(remove, async () => {
-            if (!window.confirm(`Remove ${user.email}? Their sessions and SAS keys are revoked.`)) return;
-            await api(`${tenantPath(tenant)}/users/${enc(user.id)}`, { method: 'DELETE' });
-            showStatus(`Removed ${user.email}.`);
-            await Promise.all([loadUsers(tenant), loadAudit(tenant)]);
-          }),
+        remove.addEventListener(
+          'click',
+          () =>
+            void act(remove, async () => {
+              if (!window.confirm(`Remove ${user.email}? Their sessions and SAS keys are revoked.`)) return;
+              await api(`${tenantPath(tenant)}/users/${enc(user.id)}`, { method: 'DELETE' });
+              showStatus(`Removed ${user.email}.`);
+              await Promise.all([loadUsers(tenant), loadAudit(tenant)]);
+            }),
         );
         const cell = el('td');
         cell.append(remove);
@@ -202,13 +204,15 @@ async function loadFeeds(tenant) {
     const subscriptions = feed.subscriptions.length ? ` (subscriptions: ${feed.subscriptions.join(', ')})` : '';
     item.append(el('span', `${feed.name}${subscriptions}`));
     const revoke = el('button', 'Revoke', { type: 'button', class: 'danger', 'aria-label': `Revoke feed ${feed.name}` });
-    revoke.addEventListener('click', () =>
-      void act(revoke, async () => {
-        if (!window.confirm(`Revoke ${feed.name} from ${tenant}? Sessions and SAS keys using it are revoked.`)) return;
-        await api(`${tenantPath(tenant)}/feeds/${enc(feed.name)}`, { method: 'DELETE' });
-        showStatus(`Revoked ${feed.name}.`);
-        await Promise.all([loadFeeds(tenant), loadTenants(), loadAudit(tenant)]);
-      }),
+    revoke.addEventListener(
+      'click',
+      () =>
+        void act(revoke, async () => {
+          if (!window.confirm(`Revoke ${feed.name} from ${tenant}? Sessions and SAS keys using it are revoked.`)) return;
+          await api(`${tenantPath(tenant)}/feeds/${enc(feed.name)}`, { method: 'DELETE' });
+          showStatus(`Revoked ${feed.name}.`);
+          await Promise.all([loadFeeds(tenant), loadTenants(), loadAudit(tenant)]);
+        }),
     );
     item.append(revoke);
     return item;
@@ -274,14 +278,16 @@ submitted('sign-in-form', async (data, form) => {
   showStatus(`Signed in as ${email}.`);
 });
 
-$('sign-out').addEventListener('click', (event) =>
-  void act(event.currentTarget, async () => {
-    const refreshToken = session.refreshToken;
-    endSession();
-    // RFC 7009: revoking the refresh token ends the whole session, the access token included.
-    await request('/console/session/revoke', { method: 'POST', body: { refresh_token: refreshToken }, auth: false });
-    showStatus('Signed out.');
-  }),
+$('sign-out').addEventListener(
+  'click',
+  (event) =>
+    void act(event.currentTarget, async () => {
+      const refreshToken = session.refreshToken;
+      endSession();
+      // RFC 7009: revoking the refresh token ends the whole session, the access token included.
+      await request('/console/session/revoke', { method: 'POST', body: { refresh_token: refreshToken }, auth: false });
+      showStatus('Signed out.');
+    }),
 );
 
 submitted('create-tenant-form', async (data, form) => {
@@ -319,24 +325,28 @@ for (const [id, verb] of [
   ['tenant-suspend', 'suspend'],
   ['tenant-resume', 'resume'],
 ]) {
-  $(id).addEventListener('click', (event) =>
-    void act(event.currentTarget, async () => {
-      if (verb === 'suspend' && !window.confirm(`Suspend ${selectedTenant}? Every session and SAS key of it is revoked.`)) return;
-      showTenant(await api(`${tenantPath(selectedTenant)}/${verb}`, { method: 'POST' }));
-      showStatus(`${verb === 'suspend' ? 'Suspended' : 'Resumed'} ${selectedTenant}.`);
-      await Promise.all([loadTenants(), loadAudit(selectedTenant)]);
-    }),
+  $(id).addEventListener(
+    'click',
+    (event) =>
+      void act(event.currentTarget, async () => {
+        if (verb === 'suspend' && !window.confirm(`Suspend ${selectedTenant}? Every session and SAS key of it is revoked.`)) return;
+        showTenant(await api(`${tenantPath(selectedTenant)}/${verb}`, { method: 'POST' }));
+        showStatus(`${verb === 'suspend' ? 'Suspended' : 'Resumed'} ${selectedTenant}.`);
+        await Promise.all([loadTenants(), loadAudit(selectedTenant)]);
+      }),
   );
 }
 
 for (const button of document.querySelectorAll('button.rotate')) {
-  button.addEventListener('click', () =>
-    void act(button, async () => {
-      const key = button.dataset.key;
-      if (key === 'primary' && !window.confirm(`Rotate the primary key of ${selectedTenant}? SAS keys signed with it stop working.`)) return;
-      const rotated = await api(`/console/tenants/${enc(selectedTenant)}/sas-keys/rotate`, { method: 'POST', body: { key } });
-      $('key-result').textContent = `Rotated the ${rotated.rotated} key; new SAS keys are signed with the ${rotated.signing_with}.`;
-      await loadAudit(selectedTenant);
-    }),
+  button.addEventListener(
+    'click',
+    () =>
+      void act(button, async () => {
+        const key = button.dataset.key;
+        if (key === 'primary' && !window.confirm(`Rotate the primary key of ${selectedTenant}? SAS keys signed with it stop working.`)) return;
+        const rotated = await api(`/console/tenants/${enc(selectedTenant)}/sas-keys/rotate`, { method: 'POST', body: { key } });
+        $('key-result').textContent = `Rotated the ${rotated.rotated} key; new SAS keys are signed with the ${rotated.signing_with}.`;
+        await loadAudit(selectedTenant);
+      }),
   );
 }

@@ -70,20 +70,18 @@ function forwardedToken(req: Request): string {
 export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier): Router {
   const router = Router({ strict: true });
   const files = Object.fromEntries(Object.keys(FILES).map((name) => [name, readFileSync(new URL(`./${name}`, import.meta.url))])) as Record<keyof typeof FILES, Buffer>;
-  const serve =
-    (name: keyof typeof FILES) =>
-    (_req: unknown, res: Response) => {
-      res
-        .set({
-          'Content-Type': FILES[name],
-          'Content-Security-Policy': CONTENT_SECURITY_POLICY,
-          'X-Frame-Options': 'DENY',
-          'X-Content-Type-Options': 'nosniff',
-          'Referrer-Policy': 'no-referrer',
-          'Cache-Control': 'no-cache',
-        })
-        .send(files[name]);
-    };
+  const serve = (name: keyof typeof FILES) => (_req: unknown, res: Response) => {
+    res
+      .set({
+        'Content-Type': FILES[name],
+        'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+        'X-Frame-Options': 'DENY',
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
+        'Cache-Control': 'no-cache',
+      })
+      .send(files[name]);
+  };
   // The page names its files relative to /console/, so the bare path redirects there.
   bindRoute(router, entitlementRoutes.consoleRedirect, (_req, res) => res.redirect(301, entitlementRoutes.consolePage.path));
   bindRoute(router, entitlementRoutes.consolePage, serve('index.html'));

@@ -27,12 +27,7 @@ const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.l
  * - cancelled / suspended → the tenant is suspended (tenant.suspended revokes its access); active
  *   resumes a tenant only if the CRM suspended it, never one an operator suspended.
  */
-export async function applyContract(
-  admin: AdminOperations,
-  policy: PolicyRepository,
-  delivery: z.output<typeof CrmDelivery>,
-  operatorTenant: string,
-): Promise<Tenant> {
+export async function applyContract(admin: AdminOperations, policy: PolicyRepository, delivery: z.output<typeof CrmDelivery>, operatorTenant: string): Promise<Tenant> {
   const { customer, contract } = delivery;
   const id = crmTenantId(customer.id);
   if (!id) throw new InvalidRequest('body.customer.id: does not map to a tenant id (no letters or digits)');

@@ -17,12 +17,13 @@ export function crmSignedBytes(timestamp: string, deliveryId: string, rawBody: B
 
 /** `<hex HMAC-SHA256 of crmSignedBytes(...)>` keyed with the shared secret; sent as `v2=<hex>`. */
 export function crmSignature(secret: string, timestamp: string, deliveryId: string, rawBody: Buffer): string {
-  return createHmac('sha256', secret).update(crmSignedBytes(timestamp, deliveryId, rawBody)).digest('hex');
+  return createHmac('sha256', secret)
+    .update(crmSignedBytes(timestamp, deliveryId, rawBody))
+    .digest('hex');
 }
 
 /** The X-Keyway-Signature value for a delivery (what the CRM, the CLI and the tests send). */
-export const crmSignatureHeader = (secret: string, timestamp: string, deliveryId: string, rawBody: Buffer) =>
-  `${SCHEME}=${crmSignature(secret, timestamp, deliveryId, rawBody)}`;
+export const crmSignatureHeader = (secret: string, timestamp: string, deliveryId: string, rawBody: Buffer) => `${SCHEME}=${crmSignature(secret, timestamp, deliveryId, rawBody)}`;
 
 /**
  * Checks a delivery's `X-Keyway-Timestamp`, `X-Keyway-Delivery` and `X-Keyway-Signature` headers
@@ -39,9 +40,7 @@ export function checkCrmSignature(input: { secret: string; timestamp?: string; d
   if ((input.delivery ?? '').includes('\n')) return 'malformed delivery id';
   const expected = Buffer.from(crmSignature(input.secret, timestamp, input.delivery ?? '', input.rawBody), 'hex');
   const parts = signature.split(',').map((part) => part.trim().split('='));
-  const offered = parts
-    .filter(([scheme, value]) => scheme === SCHEME && value !== undefined && HEX_SHA256.test(value))
-    .map(([, value]) => Buffer.from(value!, 'hex'));
+  const offered = parts.filter(([scheme, value]) => scheme === SCHEME && value !== undefined && HEX_SHA256.test(value)).map(([, value]) => Buffer.from(value!, 'hex'));
   if (offered.length === 0 && parts.some(([scheme]) => scheme === 'v1')) return 'v1 signatures do not cover the delivery id: sign with v2';
   if (!offered.some((candidate) => timingSafeEqual(candidate, expected))) return 'no matching v2 signature';
   // Checked after the signature, so the timestamp compared is the one the sender signed.

@@ -41,7 +41,6 @@ export function signClientAssertion(key: ClientKeyPair, audience: string, nowMs 
     exp: iat + ASSERTION_LIFETIME_SEC,
   })}`;
   // RFC 7518 §3.4: an ES256 signature is R || S (IEEE P1363), not DER. Ed25519 hashes internally.
-  const signature =
-    key.alg === 'ES256' ? sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }) : sign(null, Buffer.from(input), privateKey);
+  const signature = key.alg === 'ES256' ? sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }) : sign(null, Buffer.from(input), privateKey);
   return `${input}.${signature.toString('base64url')}`;
 }

@@ -4,9 +4,7 @@ import type { Logger } from '@keyway/kit';
 import { signClientAssertion, type ClientKeyPair } from './client-assertion.ts';
 
 /** A password, or a key pair registered for RFC 7523 private_key_jwt (passwordless agents). */
-export type Credentials =
-  | { kind: 'password'; username: string; password: string; scope?: string }
-  | ({ kind: 'private_key_jwt'; scope?: string } & ClientKeyPair);
+export type Credentials = { kind: 'password'; username: string; password: string; scope?: string } | ({ kind: 'private_key_jwt'; scope?: string } & ClientKeyPair);
 
 /** Renew when this share of a credential's lifetime is left, so a slow call never meets an expired one. */
 export const RENEW_AT_REMAINING = 0.2;

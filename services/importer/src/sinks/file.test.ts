@@ -10,7 +10,9 @@ const batch = (seq: number) => testBatch(seq, { records: [{ event: 'login', user
 
 /** Every line in the directory, oldest file first: rotated files sort by their timestamp, the live one is last. */
 function allLines(dir: string) {
-  const rotated = readdirSync(dir).filter((f) => /^batches\.\d{8}T\d{6}\.\d{3}Z\.jsonl$/.test(f)).sort();
+  const rotated = readdirSync(dir)
+    .filter((f) => /^batches\.\d{8}T\d{6}\.\d{3}Z\.jsonl$/.test(f))
+    .sort();
   const lines = [...rotated, 'batches.jsonl'].flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean));
   return { rotated, seqs: lines.map((l) => (JSON.parse(l) as Batch).seq) };
 }

@@ -35,10 +35,7 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
     const middle = entry.slice(name.length + 1, entry.length - ext.length);
     return STAMP.test(middle) ? middle : undefined;
   };
-  const rotatedFiles = async () =>
-    (await readdir(dir))
-      .filter((entry) => rotatedStamp(entry) !== undefined)
-      .sort();
+  const rotatedFiles = async () => (await readdir(dir)).filter((entry) => rotatedStamp(entry) !== undefined).sort();
 
   await mkdir(dir, { recursive: true });
   // a+ (read and append): dropTornTail reads the end of the file before anything is appended.
@@ -118,8 +115,7 @@ async function dropTornTail(file: FileHandle): Promise<number> {
   return end;
 }
 
-const parseStamp = (value: string) =>
-  Date.parse(`${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6, 8)}T${value.slice(9, 11)}:${value.slice(11, 13)}:${value.slice(13)}`);
+const parseStamp = (value: string) => Date.parse(`${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6, 8)}T${value.slice(9, 11)}:${value.slice(11, 13)}:${value.slice(13)}`);
 
 /** fsync(2) on the directory: what makes a rename, a creation or an unlink survive a crash. */
 async function syncDir(dir: string): Promise<void> {

@@ -114,7 +114,11 @@ describe('HTTP sink (Splunk HEC)', () => {
     open.push(hec);
     const sink = hecSink({ url: hec.url, token: TOKEN, ca: pki.ca.certPem });
     open.push(sink);
-    for (const [status, code] of [[503, 9], [400, 6], [200, 14]]) {
+    for (const [status, code] of [
+      [503, 9],
+      [400, 6],
+      [200, 14],
+    ]) {
       const err = await sink.write(batch(1, [{ a: 1 }])).then(
         () => undefined,
         (e: unknown) => e,

@@ -63,10 +63,7 @@ async function receiver(secure: false | { pki: DevPki }, onConnection?: (socket:
     socket.on('data', feed);
   };
   const server = secure
-    ? tls.createServer(
-        { cert: secure.pki.certs.server!.certPem, key: secure.pki.certs.server!.keyPem, ca: secure.pki.ca.certPem, requestCert: true, rejectUnauthorized: true },
-        handle,
-      )
+    ? tls.createServer({ cert: secure.pki.certs.server!.certPem, key: secure.pki.certs.server!.keyPem, ca: secure.pki.ca.certPem, requestCert: true, rejectUnauthorized: true }, handle)
     : net.createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -140,7 +137,10 @@ describe('syslog sink (RFC 5424 over TCP, RFC 6587 octet counting)', () => {
     const sink = syslogSink({ url: server.url });
     open.push(sink);
     // Far more than loopback socket buffers hold, so the write is still in flight when the reset comes.
-    const big = batch(1, Array.from({ length: 96 }, (_, i) => ({ i, blob: 'x'.repeat(256 * 1024) })));
+    const big = batch(
+      1,
+      Array.from({ length: 96 }, (_, i) => ({ i, blob: 'x'.repeat(256 * 1024) })),
+    );
     await expect(sink.write(big)).rejects.toThrow();
 
     await sink.write(batch(2, [{ event: 'after the reset' }]));

@@ -6,20 +6,51 @@ import type { Sink } from './sink.ts';
 
 /** RFC 5424 §6.2.1 Table 1, by the names syslog.conf uses. */
 export const FACILITIES = {
-  kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11, ntp: 12, audit: 13, alert: 14, clock: 15,
-  local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  ntp: 12,
+  audit: 13,
+  alert: 14,
+  clock: 15,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
 } as const;
 
 /** RFC 5424 §6.2.1 Table 2, with the spellings log records commonly use. */
 const SEVERITIES: Record<string, number> = {
-  emerg: 0, emergency: 0, panic: 0,
+  emerg: 0,
+  emergency: 0,
+  panic: 0,
   alert: 1,
-  crit: 2, critical: 2, fatal: 2,
-  err: 3, error: 3,
-  warn: 4, warning: 4,
+  crit: 2,
+  critical: 2,
+  fatal: 2,
+  err: 3,
+  error: 3,
+  warn: 4,
+  warning: 4,
   notice: 5,
-  info: 6, informational: 6, information: 6,
-  debug: 7, trace: 7,
+  info: 6,
+  informational: 6,
+  information: 6,
+  debug: 7,
+  trace: 7,
 };
 const INFORMATIONAL = 6;
 
@@ -86,16 +117,7 @@ export function formatMessage(batch: Batch, record: unknown, options: { facility
   const pri = options.facility * 8 + severityOf(record);
   const sd = `[${SD_ID} tenant="${escapeParamValue(batch.tenant)}" topic="${escapeParamValue(batch.topic)}" batch="${escapeParamValue(batch.id)}" seq="${batch.seq}"]`;
   const msg = (JSON.stringify(record) ?? 'null').replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return [
-    `<${pri}>1`,
-    new Date(batch.createdAt).toISOString(),
-    headerField(options.hostname, 255),
-    APP_NAME,
-    headerField(options.procId, 128),
-    headerField(batch.topic, 32),
-    sd,
-    msg,
-  ].join(' ');
+  return [`<${pri}>1`, new Date(batch.createdAt).toISOString(), headerField(options.hostname, 255), APP_NAME, headerField(options.procId, 128), headerField(batch.topic, 32), sd, msg].join(' ');
 }
 
 /** RFC 6587 §3.4.1 octet counting (also RFC 5425 §4.3): `MSG-LEN SP SYSLOG-MSG`, the length in octets. */

@@ -26,13 +26,7 @@ function scopeOf(event: ChangeEvent): RevocationScope {
  * affected SAS keys (strict mode), each recorded as sas_key.revoked with the change as its reason. Revoking never waits for the trail:
  * a revocation the trail cannot take is still made (record() logs and counts the failed append).
  */
-export function revokeOnEntitlementChange(
-  broker: Broker,
-  issued: IssuedRegistry,
-  logger: Logger,
-  trail: { audit: AuditLog; metrics: SecurityMetrics },
-  topic: TopicRef = CHANGE_EVENTS_TOPIC,
-) {
+export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
   return consumeEvents(
     broker,
     topic,

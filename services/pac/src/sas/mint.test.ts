@@ -44,7 +44,15 @@ describe('mintSasKey: a SAS key without HTTP', () => {
     expect(minted).toMatchObject({ rights: 'listen', resource: 'https://topic.test/tenants/acme/topics/edr-events' });
     expect(parseSas(minted.sas_key)).toMatchObject({ keyName: 'listen' });
     const [event] = await events();
-    expect(event).toMatchObject({ action: 'sas_key.minted', outcome: 'success', tenant: 'acme', subject: 'u-1', tokenId: minted.key_id, requestId: 'r-1', detail: { rights: 'listen', topic: 'edr-events' } });
+    expect(event).toMatchObject({
+      action: 'sas_key.minted',
+      outcome: 'success',
+      tenant: 'acme',
+      subject: 'u-1',
+      tokenId: minted.key_id,
+      requestId: 'r-1',
+      detail: { rights: 'listen', topic: 'edr-events' },
+    });
     expect(JSON.stringify(event)).not.toContain(minted.sas_key);
     expect(counted).toEqual([['keyway.sas_keys.minted', { tenant: 'acme', rights: 'listen', outcome: 'success' }]]);
     await close();

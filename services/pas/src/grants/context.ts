@@ -73,10 +73,7 @@ export async function issuePair(
   const scope = subject.access.kind === 'operator' ? OPERATOR_SCOPE : subject.access.feeds.map(feedScope).join(' ');
   const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id, ...(subject.access.kind === 'feeds' && { rights: subject.rights }) };
   const fid = family?.fid ?? randomUUID();
-  const [access, refresh] = await Promise.all([
-    issueAccessToken(ring, settings, { ...claims, fid }, accessAudience(settings, subject.access)),
-    issueRefreshToken(ring, settings, { ...claims, fid }),
-  ]);
+  const [access, refresh] = await Promise.all([issueAccessToken(ring, settings, { ...claims, fid }, accessAudience(settings, subject.access)), issueRefreshToken(ring, settings, { ...claims, fid })]);
   const ttlMs = settings.refreshTtlSec * 1000;
   if (family) {
     if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs, context.reuseLeewaySec * 1000))) throw new FamilyRaceLost();

@@ -62,12 +62,7 @@ export const refresh_token: Grant<'refresh_token'> = {
       rights = intersectRights(rights, decision.rights);
     }
     try {
-      return await issuePair(
-        context,
-        audit,
-        { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, client_id: claims.client_id },
-        { fid: claims.fid, spentJti: claims.jti },
-      );
+      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, client_id: claims.client_id }, { fid: claims.fid, spentJti: claims.jti });
     } catch (err) {
       // Exactly one of concurrent refreshes of the same token wins; the others are refused without
       // revoking the family, since they presented the token while it was still current.

@@ -21,19 +21,21 @@ export async function throttledLogin<T>(context: GrantContext, source: string, a
     audit.note({ detail: { rule: throttled.rule, retry_after: String(throttled.state.retryAfterSec), failures: String(throttled.state.count) } });
     throw audit.refuse(err, 'login.throttled', { reason: throttled.rule });
   }
-  return context.throttle.inFlight(source, async () => {
-    try {
-      const result = await verify();
-      await context.throttle.succeeded(account, source);
-      return result;
-    } catch (err) {
-      if (err instanceof OAuthError && (err.status === 400 || err.status === 401)) await context.throttle.failed(account, source);
+  return context.throttle
+    .inFlight(source, async () => {
+      try {
+        const result = await verify();
+        await context.throttle.succeeded(account, source);
+        return result;
+      } catch (err) {
+        if (err instanceof OAuthError && (err.status === 400 || err.status === 401)) await context.throttle.failed(account, source);
+        throw err;
+      }
+    })
+    .catch((err: unknown) => {
+      if (err instanceof OAuthError && err.status === 429) throw audit.refuse(err, 'login.throttled', { noise: true });
       throw err;
-    }
-  }).catch((err: unknown) => {
-    if (err instanceof OAuthError && err.status === 429) throw audit.refuse(err, 'login.throttled', { noise: true });
-    throw err;
-  });
+    });
 }
 
 /**

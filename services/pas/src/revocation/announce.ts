@@ -14,7 +14,15 @@ export function familyRevocationAnnouncer(store: Store, broker: Broker, logger: 
   const relay = outbox(store, broker, topic, { subscribers: CHANGE_EVENT_SUBSCRIBERS, logger });
   return {
     async announce(family: FamilyInfo, reason: string): Promise<void> {
-      const event = ChangeEvent.parse({ id: timeSortableId(), at: new Date().toISOString(), type: 'family.revoked', tenant: family.tid, sub: family.sub, fid: family.fid, reason: reason.slice(0, 128) });
+      const event = ChangeEvent.parse({
+        id: timeSortableId(),
+        at: new Date().toISOString(),
+        type: 'family.revoked',
+        tenant: family.tid,
+        sub: family.sub,
+        fid: family.fid,
+        reason: reason.slice(0, 128),
+      });
       await relay.add(event);
     },
     close: relay.close,

@@ -30,13 +30,7 @@ async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): 
  * for the trail: a revocation the trail cannot take is still made (record() logs and counts the
  * failed append), since failing closed means refusing to grant, not refusing to revoke.
  */
-export function revokeOnEntitlementChange(
-  broker: Broker,
-  families: RefreshFamilies,
-  logger: Logger,
-  trail: { audit: AuditLog; metrics: SecurityMetrics },
-  topic: TopicRef = CHANGE_EVENTS_TOPIC,
-) {
+export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamilies, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
   return consumeEvents(
     broker,
     topic,

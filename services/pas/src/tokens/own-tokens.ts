@@ -15,8 +15,7 @@ const check = (context: Verifier, audience: string) => ({
 export const verifyOwnRefreshToken = (context: Verifier, token: string): Promise<RefreshClaims> =>
   verifyRefreshToken(token, context.ring.localKeySet(), check(context, context.settings.refreshAudience));
 
-export const verifyOwnAccessToken = (context: Verifier, token: string): Promise<AccessClaims> =>
-  verifyAccessToken(token, context.ring.localKeySet(), check(context, context.settings.accessAudience));
+export const verifyOwnAccessToken = (context: Verifier, token: string): Promise<AccessClaims> => verifyAccessToken(token, context.ring.localKeySet(), check(context, context.settings.accessAudience));
 
 /**
  * Operator bearer tokens at PAS's own admin API: the one access-token verifier against PAS's own ring,
@@ -39,8 +38,14 @@ export async function verifyOwnToken(
 ): Promise<{ type: 'refresh_token'; claims: RefreshClaims } | { type: 'access_token'; claims: AccessClaims } | undefined> {
   const attempts =
     hint === 'access_token'
-      ? [async () => ({ type: 'access_token' as const, claims: await verifyOwnAccessToken(context, token) }), async () => ({ type: 'refresh_token' as const, claims: await verifyOwnRefreshToken(context, token) })]
-      : [async () => ({ type: 'refresh_token' as const, claims: await verifyOwnRefreshToken(context, token) }), async () => ({ type: 'access_token' as const, claims: await verifyOwnAccessToken(context, token) })];
+      ? [
+          async () => ({ type: 'access_token' as const, claims: await verifyOwnAccessToken(context, token) }),
+          async () => ({ type: 'refresh_token' as const, claims: await verifyOwnRefreshToken(context, token) }),
+        ]
+      : [
+          async () => ({ type: 'refresh_token' as const, claims: await verifyOwnRefreshToken(context, token) }),
+          async () => ({ type: 'access_token' as const, claims: await verifyOwnAccessToken(context, token) }),
+        ];
   for (const attempt of attempts) {
     try {
       return await attempt();

@@ -59,21 +59,22 @@ export function sasGuard(options: SasGuardOptions) {
    * hand-out, so a key revoked or expired meanwhile stops receiving (issue 9).
    */
   const check = async (header: string | undefined, { tenant, topic }: { tenant: string; topic: string }, right: Right): Promise<void> => {
-      if (!header) throw new InvalidToken('a SharedAccessSignature Authorization header is required', 'no authorization header', CHALLENGE);
-      try {
-        const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right);
-        const revoked = await options.isRevoked(verified.keyId).catch((err: unknown) => {
-          throw new TemporarilyUnavailable('the key cannot be checked right now, retry later', `revocation lookup: ${String(err)}`, {
-            'Retry-After': String(RETRY_AFTER_SEC),
-          });
+    if (!header) throw new InvalidToken('a SharedAccessSignature Authorization header is required', 'no authorization header', CHALLENGE);
+    try {
+      const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right);
+      const revoked = await options.isRevoked(verified.keyId).catch((err: unknown) => {
+        throw new TemporarilyUnavailable('the key cannot be checked right now, retry later', `revocation lookup: ${String(err)}`, {
+          'Retry-After': String(RETRY_AFTER_SEC),
         });
-        if (revoked) throw new InvalidToken('the shared access signature has been revoked', `key ${verified.keyId} revoked`, CHALLENGE);
-      } catch (err) {
-        throw err instanceof SasError ? toHttpError(err, right) : err;
-      }
+      });
+      if (revoked) throw new InvalidToken('the shared access signature has been revoked', `key ${verified.keyId} revoked`, CHALLENGE);
+    } catch (err) {
+      throw err instanceof SasError ? toHttpError(err, right) : err;
+    }
   };
 
-  const guard = (right: Right): RequestHandler =>
+  const guard =
+    (right: Right): RequestHandler =>
     async (req, _res, next) => {
       await check(req.get('authorization'), parseInput(TopicPath, req.params, 'path'), right);
       next();

@@ -36,8 +36,7 @@ function pathOf(place: Place): string {
   return parts.reverse().join('');
 }
 
-const badString = (place: Place): Error =>
-  new InvalidRequest(`${shown(pathOf(place))}: strings must not contain NUL characters or unpaired surrogates`);
+const badString = (place: Place): Error => new InvalidRequest(`${shown(pathOf(place))}: strings must not contain NUL characters or unpaired surrogates`);
 
 export function scanPayload(body: unknown): void {
   if (typeof body === 'string') {

@@ -56,26 +56,22 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
 
   const arm = (lock: Lock): void => {
     clearTimeout(lock.timer);
-    lock.timer = setTimeout(() => {
-      if (locks.get(lock.token) !== lock) return;
-      end(lock);
-      logger.info('lock.expired', { messageId: lock.messageId, subscription: lock.subscription, deadLetter: lock.deadLetter });
-      void requeue(lock.delivery, 'expired');
-    }, Math.max(0, lock.lockedUntil - now()));
+    lock.timer = setTimeout(
+      () => {
+        if (locks.get(lock.token) !== lock) return;
+        end(lock);
+        logger.info('lock.expired', { messageId: lock.messageId, subscription: lock.subscription, deadLetter: lock.deadLetter });
+        void requeue(lock.delivery, 'expired');
+      },
+      Math.max(0, lock.lockedUntil - now()),
+    );
     lock.timer.unref();
   };
 
   /** the live lock for this token and scope, or LockLost; an unknown token and a foreign one look alike */
   const find = (token: string, scope: LockScope): Lock => {
     const lock = locks.get(token);
-    if (
-      !lock ||
-      lock.tenant !== scope.tenant ||
-      lock.topic !== scope.topic ||
-      lock.subscription !== scope.subscription ||
-      lock.deadLetter !== scope.deadLetter ||
-      lock.messageId !== scope.messageId
-    ) {
+    if (!lock || lock.tenant !== scope.tenant || lock.topic !== scope.topic || lock.subscription !== scope.subscription || lock.deadLetter !== scope.deadLetter || lock.messageId !== scope.messageId) {
       throw new LockLost('no such lock for this message');
     }
     if (lock.lockedUntil <= now()) {

@@ -116,8 +116,7 @@ describe.each(BROKERS)('publish quotas (%s broker)', { timeout: 30_000 }, (kind)
     await Promise.all([limited.close(), shallow.close()]);
   });
 
-  const post = (on: Harness, t: TestTopic, batch = t.batch()) =>
-    on.http.post(`/tenants/${t.tenant}/topics/${t.topic}/messages`, batch, { headers: { authorization: t.sas('send') } });
+  const post = (on: Harness, t: TestTopic, batch = t.batch()) => on.http.post(`/tenants/${t.tenant}/topics/${t.topic}/messages`, batch, { headers: { authorization: t.sas('send') } });
   const subscribe = (on: Harness, t: TestTopic, sub = 'default') => on.client.receive(t.sas('listen'), t.tenant, t.topic, sub, 0);
   /** every batch id waiting on the subscription, completing each */
   const drain = async (on: Harness, t: TestTopic, sub = 'default') => {
@@ -193,7 +192,11 @@ describe.each(BROKERS)('publish quotas (%s broker)', { timeout: 30_000 }, (kind)
     // the unread subscription holds the newest two; the oldest went to its dead letters (bounded alike)
     expect(await drain(shallow, topic, 'audit')).toEqual(published.slice(4));
     const dead: string[] = [];
-    for (let m = await shallow.client.deadLetter.receive(topic.sas('listen'), topic.tenant, topic.topic, 'audit', 2); m; m = await shallow.client.deadLetter.receive(topic.sas('listen'), topic.tenant, topic.topic, 'audit', 1)) {
+    for (
+      let m = await shallow.client.deadLetter.receive(topic.sas('listen'), topic.tenant, topic.topic, 'audit', 2);
+      m;
+      m = await shallow.client.deadLetter.receive(topic.sas('listen'), topic.tenant, topic.topic, 'audit', 1)
+    ) {
       dead.push(m.message_id);
       await shallow.client.deadLetter.complete(topic.sas('listen'), topic.tenant, topic.topic, 'audit', m.message_id, m.lock_token);
     }

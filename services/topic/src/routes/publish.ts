@@ -37,8 +37,10 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
     await brokerCall(() =>
-      deps.subscriptions.withSubscription(topic, DEFAULT_SUBSCRIPTION, () =>
-        deps.broker.publish(topic, Buffer.from(JSON.stringify(batch)), { messageId: batch.id, contentType: 'application/json' }),
+      deps.subscriptions.withSubscription(
+        topic,
+        DEFAULT_SUBSCRIPTION,
+        () => deps.broker.publish(topic, Buffer.from(JSON.stringify(batch)), { messageId: batch.id, contentType: 'application/json' }),
         // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
         { renew: false },
       ),
@@ -47,6 +49,14 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
   };
   bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate, deps.body, publish);
-  bindRoute(router, topicRoutes.publishInternal, requireInternal('topic', 'POST /internal/v1/tenants/:tenant/topics/:topic/messages'), requireBodyType(topicRoutes.publishInternal), countRate, deps.body, publish);
+  bindRoute(
+    router,
+    topicRoutes.publishInternal,
+    requireInternal('topic', 'POST /internal/v1/tenants/:tenant/topics/:topic/messages'),
+    requireBodyType(topicRoutes.publishInternal),
+    countRate,
+    deps.body,
+    publish,
+  );
   return router;
 }

@@ -58,9 +58,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
     try {
       for (;;) {
         const delivery = await brokerCall(() =>
-          deps.subscriptions.withSubscription(topic, path.subscription, () =>
-            receive(topic, path.subscription, Math.max(0, deadline - Date.now()), gone.signal),
-          ),
+          deps.subscriptions.withSubscription(topic, path.subscription, () => receive(topic, path.subscription, Math.max(0, deadline - Date.now()), gone.signal)),
         );
         if (!delivery) {
           res.status(204).end();

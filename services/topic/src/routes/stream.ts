@@ -103,9 +103,7 @@ export function streamRoutes(deps: {
         const waitMs = endsAt - Date.now();
         if (waitMs <= 0) break;
         // the wait ends with the stream, so a client that left is not handed anything
-        const delivery = await brokerCall(() =>
-          deps.subscriptions.withSubscription(topic, path.subscription, () => deps.broker.receive(topic, path.subscription, waitMs, stop.signal)),
-        );
+        const delivery = await brokerCall(() => deps.subscriptions.withSubscription(topic, path.subscription, () => deps.broker.receive(topic, path.subscription, waitMs, stop.signal)));
         if (!delivery) continue;
         if (stop.signal.aborted) {
           await deps.locks.release(delivery, clientGone ? 'receiver gone' : 'stream ended');

@@ -194,12 +194,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       return {
         ...ref,
         sas: (right, options = {}) =>
-          signSas(
-            options.namespaceKey ?? owner.primary,
-            right,
-            topicResource(PUBLIC_BASE_URL, ref.tenant, ref.topic),
-            Math.floor(Date.now() / 1000) + (options.expiresInSec ?? 3600),
-          ).sasKey,
+          signSas(options.namespaceKey ?? owner.primary, right, topicResource(PUBLIC_BASE_URL, ref.tenant, ref.topic), Math.floor(Date.now() / 1000) + (options.expiresInSec ?? 3600)).sasKey,
         batch: (overrides = {}) => ({
           id: `b-${hex(8)}`,
           tenant: ref.tenant,

@@ -16,9 +16,7 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   bindRoute(router, entitlementRoutes.listFeeds, async (req, res, input) => {
     const { tenant } = input.params();
     const { feeds } = await policy.getTenant(tenant);
-    const listed = await Promise.all(
-      feeds.map(async (name) => ({ name, subscriptions: (await policy.listSubscriptions(tenant, name)).map((s) => s.name) })),
-    );
+    const listed = await Promise.all(feeds.map(async (name) => ({ name, subscriptions: (await policy.listSubscriptions(tenant, name)).map((s) => s.name) })));
     res.json(shapeResponse(TenantFeedList, { tenant, feeds: listed }));
   });
 
