@@ -25,7 +25,7 @@ export function demoCredentials(path: string): DemoCredentials {
     producer: kept.producer ?? { email: `producer@${DEMO_TENANT}.example`, password: password() },
     operator: kept.operator ?? { email: `operator@${VENDOR_TENANT}.example`, password: password() },
   };
-  if (!kept.importer || !kept.producer || !kept.operator) writeFileSync(path, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  if (!kept.importer || !kept.producer || !kept.operator) writeFileSync(path, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   return credentials;
 }
 

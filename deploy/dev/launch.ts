@@ -20,9 +20,9 @@ const logsDir = join(home, 'logs');
 mkdirSync(logsDir, { recursive: true, mode: 0o700 });
 const fileLogger = (name: string) => {
   const stream = createWriteStream(join(logsDir, `${name}.log`), { flags: 'a' });
-  return createLogger({ service: name, level: config.LOG_LEVEL, write: (line) => stream.write(line + '\n') });
+  return createLogger({ service: name, level: config.LOG_LEVEL, write: (line) => stream.write(`${line}\n`) });
 };
-const say = (line = '') => process.stdout.write(line + '\n');
+const say = (line = '') => process.stdout.write(`${line}\n`);
 
 const ports = Object.fromEntries(SERVICES.map((name, i) => [name, config.KEYWAY_PORT_BASE + i])) as Record<ServiceName, number>;
 const suite = await compose({

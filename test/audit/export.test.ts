@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError } from '@keyway/clients';
+import type { ApiError } from '@keyway/clients';
 import { AUDIT_FEED, topicResource, type AuditEvent } from '@keyway/contracts';
 import { createAgent, syslogSink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';

@@ -105,7 +105,7 @@ describe('CRM webhook: signed contract sync', () => {
     const delivery = contract(id);
     const cases = [
       await post(delivery.body, { secret: 'not-the-shared-secret-0123456789abcdef' }),
-      await post(delivery.body, { signature: 'v1=' + '0'.repeat(64) }),
+      await post(delivery.body, { signature: `v1=${'0'.repeat(64)}` }),
       await post(delivery.body, { timestamp: nowSec() - 310 }),
       await post(delivery.body, { timestamp: nowSec() + 310 }),
       await post(delivery.body, { signature: '' }),

@@ -95,6 +95,7 @@ describe('issue 9: the CLI escapes control characters in what it prints', () => 
     const [shown, listed, asJson] = await Promise.all([keyway('tenant', 'show', id), keyway('tenant', 'list'), keyway('--json', 'tenant', 'show', id)]);
     for (const [what, run] of Object.entries({ shown, listed })) {
       expect({ what, code: run.code, stderr: run.stderr }).toEqual({ what, code: 0, stderr: '' });
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the raw control characters are what must not reach the terminal.
       expect({ what, raw: /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(run.stdout) }).toEqual({ what, raw: false });
       expect(run.stdout).toContain('Acme \\x1b]52;c;ZWNobyBwd25lZA==\\x07Corp\\u202e');
     }

@@ -23,7 +23,7 @@ const tight = { handshakeTimeoutMs: BOUND_MS, headersTimeoutMs: BOUND_MS, reques
 
 beforeAll(async () => {
   pki = await testPki();
-  const cert = pki.certs['topic']!;
+  const cert = pki.certs.topic!;
   server = await listenHttps((_req, res) => void res.end('ok'), { ...cert, caPem: pki.ca.certPem }, 0, '127.0.0.1', tight);
 });
 afterAll(() => server?.close());
@@ -133,7 +133,7 @@ describe('issue 9: long polls and streams outlast the listener bounds', () => {
   beforeAll(async () => {
     suite = await startSuite();
     // The suite's topic app behind a listener whose every bound is far shorter than the answers.
-    topic = await listenHttps(suite.apps.topic, { ...suite.pki.certs['topic']!, caPem: suite.pki.ca.certPem }, 0, '127.0.0.1', tight);
+    topic = await listenHttps(suite.apps.topic, { ...suite.pki.certs.topic!, caPem: suite.pki.ca.certPem }, 0, '127.0.0.1', tight);
   });
   afterAll(async () => {
     await topic?.close();

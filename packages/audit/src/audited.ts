@@ -73,7 +73,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
           service,
           group.map((q) => q.draft),
         );
-        group.forEach((q, i) => q.resolve(events[i] as AuditEvent));
+        for (const [i, q] of group.entries()) q.resolve(events[i] as AuditEvent);
       } catch (err) {
         for (const q of group) q.reject(err);
       }

@@ -12,7 +12,10 @@ function mapStore(): OutboxStore & { size(): number } {
   const setOf = (key: string) => sets.get(key) ?? sets.set(key, new Set()).get(key)!;
   return {
     get: async (key) => values.get(key) ?? null,
-    set: async (key, value) => (values.set(key, value), true),
+    set: async (key, value) => {
+      values.set(key, value);
+      return true;
+    },
     del: async (...keys) => keys.filter((k) => values.delete(k)).length,
     sadd: async (key, ...members) => members.filter((m) => !setOf(key).has(m) && setOf(key).add(m)).length,
     srem: async (key, ...members) => members.filter((m) => setOf(key).delete(m)).length,

@@ -43,14 +43,16 @@ function createContext(program: Command): CliContext {
     globals: options,
     async clientOptions(service, authenticated = true) {
       const base: ClientOptions = { baseUrl: urlOf(service), caPem: caPemOf(options()) };
-      return authenticated ? { ...base, ...(await (credentials ??= resolveCredentials())) } : base;
+      if (!authenticated) return base;
+      credentials ??= resolveCredentials();
+      return { ...base, ...(await credentials) };
     },
     entitlement: async () => entitlementClient(await context.clientOptions('entitlement')),
     pas: async () => pasClient(await context.clientOptions('pas')),
     pac: async () => pacClient(await context.clientOptions('pac')),
     audit: async () => auditClient(await context.clientOptions('audit')),
     print(data, readable) {
-      process.stdout.write((options().json ? JSON.stringify(data, null, 2) : terminalSafeLines(readable())) + '\n');
+      process.stdout.write(`${options().json ? JSON.stringify(data, null, 2) : terminalSafeLines(readable())}\n`);
     },
     progress(message) {
       if (!options().quiet) process.stderr.write(`${terminalSafeLines(message)}\n`);

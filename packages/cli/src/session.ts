@@ -61,7 +61,7 @@ export function readSession(path = sessionPath()): Session | undefined {
 export function writeSession(session: Session, path = sessionPath()): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(session, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(temp, `${JSON.stringify(session, null, 2)}\n`, { mode: 0o600 });
   renameSync(temp, path);
 }
 

@@ -18,7 +18,12 @@ const remove = route({ method: 'delete', path: '/v1/things', summary: 'test rout
 /** an axios instance that records the request and answers `status` with `data` */
 function fake(status: number, data: unknown) {
   const sent: AxiosRequestConfig[] = [];
-  const http = { request: async (config: AxiosRequestConfig) => (sent.push(config), { status, data, headers: {} }) } as unknown as AxiosInstance;
+  const http = {
+    request: async (config: AxiosRequestConfig) => {
+      sent.push(config);
+      return { status, data, headers: {} };
+    },
+  } as unknown as AxiosInstance;
   return { sent, http };
 }
 

@@ -21,7 +21,8 @@ export const route = <R extends Route>(declaration: R): R => declaration;
 export function pathsOf(routes: Record<string, Route>): PathSpecs {
   const paths: PathSpecs = {};
   for (const { method, path, params, ...spec } of Object.values(routes)) {
-    (paths[path] ??= {})[method] = { ...spec, ...(params && { path: params }) };
+    paths[path] ??= {};
+    paths[path][method] = { ...spec, ...(params && { path: params }) };
   }
   return paths;
 }

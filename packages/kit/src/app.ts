@@ -33,6 +33,7 @@ export interface BaseAppOptions {
 }
 
 declare global {
+  // biome-ignore lint/suspicious/noRedeclare: declaration merging: adds req.id and req.log to Express's own Request.
   namespace Express {
     interface Request {
       id: string;

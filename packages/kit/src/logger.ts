@@ -25,7 +25,7 @@ export function redact(value: unknown, depth = 0): unknown {
 
 export function createLogger(options: { service: string; level?: LogLevel; write?: (line: string) => void; base?: Record<string, unknown> }): Logger {
   const threshold = ORDER[options.level ?? 'info'];
-  const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'));
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const base = { service: options.service, ...options.base };
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < threshold) return;

@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response, Router } from 'express';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { route } from '@keyway/contracts';
-import { InvalidRequest, OAuthError } from './errors.ts';
+import { InvalidRequest, type OAuthError } from './errors.ts';
 import { bindRoute } from './route.ts';
 
 const rotate = route({

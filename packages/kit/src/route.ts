@@ -22,7 +22,10 @@ export const expressPath = (route: Pick<Route, 'path'>): string => route.path.re
 function inputsOf<R extends Route>(route: R, req: Request): RouteInputs<R> {
   const parsed = <T>(read: () => T) => {
     let value: { v: T } | undefined;
-    return () => (value ??= { v: read() }).v;
+    return () => {
+      value ??= { v: read() };
+      return value.v;
+    };
   };
   return {
     params: parsed(() => (route.params ? parseInput(route.params, req.params, 'path') : undefined) as RouteInput<R>['params']),

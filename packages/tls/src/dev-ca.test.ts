@@ -255,7 +255,7 @@ describe('ensureDevPki', () => {
         expect((await stat(path.join(dir, file))).isFile()).toBe(true);
       }
       expect(await read(dir, 'ca.crt')).toBe(first.ca.certPem);
-      expect(await read(dir, 'pas.key')).toBe(first.certs['pas']?.keyPem);
+      expect(await read(dir, 'pas.key')).toBe(first.certs.pas?.keyPem);
       if (posix) {
         expect(await mode(dir)).toBe(0o700);
         for (const file of ['ca.key', 'pas.key', 'pac.key']) expect(await mode(path.join(dir, file))).toBe(0o600);
@@ -269,19 +269,19 @@ describe('ensureDevPki', () => {
       await unlink(path.join(dir, 'pac.crt'));
       const third = await ensureDevPki(dir, ['pas', 'pac']);
       expect(third.ca).toEqual(first.ca);
-      expect(third.certs['pas']).toEqual(first.certs['pas']);
-      expect(third.certs['pac']?.certPem).not.toBe(first.certs['pac']?.certPem);
-      expect(third.certs['pac']?.keyPem).not.toBe(first.certs['pac']?.keyPem);
-      expect(await read(dir, 'pac.crt')).toBe(third.certs['pac']?.certPem);
-      const pac = new X509Certificate(third.certs['pac']!.certPem);
+      expect(third.certs.pas).toEqual(first.certs.pas);
+      expect(third.certs.pac?.certPem).not.toBe(first.certs.pac?.certPem);
+      expect(third.certs.pac?.keyPem).not.toBe(first.certs.pac?.keyPem);
+      expect(await read(dir, 'pac.crt')).toBe(third.certs.pac?.certPem);
+      const pac = new X509Certificate(third.certs.pac!.certPem);
       expect(pac.verify(new X509Certificate(third.ca.certPem).publicKey)).toBe(true);
       if (posix) expect(await mode(path.join(dir, 'pac.key'))).toBe(0o600);
 
       // a newly requested name is added without touching the others
       const fourth = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
       expect(fourth.ca).toEqual(first.ca);
-      expect(fourth.certs['pac']).toEqual(third.certs['pac']);
-      expect(new X509Certificate(fourth.certs['sas']!.certPem).subject).toBe('CN=sas');
+      expect(fourth.certs.pac).toEqual(third.certs.pac);
+      expect(new X509Certificate(fourth.certs.sas!.certPem).subject).toBe('CN=sas');
     },
     SLOW,
   );
@@ -301,7 +301,7 @@ describe('ensureDevPki', () => {
       await writeFile(path.join(dir, 'pac.crt'), foreign.certPem);
       await writeFile(path.join(dir, 'pac.key'), foreign.keyPem);
       // sas: the key of another certificate
-      await writeFile(path.join(dir, 'sas.key'), first.certs['pas']!.keyPem);
+      await writeFile(path.join(dir, 'sas.key'), first.certs.pas!.keyPem);
 
       const second = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
       expect(second.ca).toEqual(first.ca);

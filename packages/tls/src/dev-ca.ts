@@ -89,7 +89,7 @@ async function generateKeyAsync(): Promise<KeyMaterial> {
  * RSA operation is done by Node's crypto (OpenSSL) instead of forge's pure-JS big integers.
  */
 function signCert(cert: forge.pki.Certificate, signerKeyPem: string): void {
-  cert.siginfo.algorithmOid = cert.signatureOid = forge.pki.oids['sha256WithRSAEncryption']!;
+  cert.siginfo.algorithmOid = cert.signatureOid = forge.pki.oids.sha256WithRSAEncryption!;
   // getTBSCertificate is public in forge but missing from @types/node-forge
   const { getTBSCertificate } = forge.pki as unknown as {
     getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1;
@@ -187,7 +187,7 @@ function ipToBytes(ip: string): string {
   const zeros = tail === undefined ? [] : Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
   const groups = [...headGroups, ...zeros, ...tailGroups];
   const bytes = Buffer.alloc(16);
-  groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  for (const [i, group] of groups.entries()) bytes.writeUInt16BE(parseInt(group, 16), i * 2);
   return bytes.toString('binary');
 }
 

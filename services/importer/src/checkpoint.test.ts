@@ -25,7 +25,7 @@ describe('checkpoint (state file of written batch ids)', () => {
     const first = await fileCheckpoint(path);
     for (const id of ['b-1', 'b-2']) await first.record(id);
     await first.close();
-    writeFileSync(path, readFileSync(path, 'utf8') + 'b-3-torn');
+    writeFileSync(path, `${readFileSync(path, 'utf8')}b-3-torn`);
 
     const second = await fileCheckpoint(path);
     expect(second.has('b-2')).toBe(true);

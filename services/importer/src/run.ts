@@ -14,7 +14,7 @@ export function importerLogger(config: ImporterEnv): Logger {
   return createLogger({
     service: 'importer',
     level: config.LOG_LEVEL,
-    write: config.SINK === 'stdout' ? (line) => process.stderr.write(line + '\n') : undefined,
+    write: config.SINK === 'stdout' ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
 }
 

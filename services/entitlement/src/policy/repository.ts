@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Subscription, Tenant, Tier, User, type Role } from '@keyway/contracts';
+import { type Subscription, Tenant, Tier, User, type Role } from '@keyway/contracts';
 import { Conflict, NotFound } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 

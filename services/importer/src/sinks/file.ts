@@ -65,7 +65,7 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
   return {
     description: `file ${path} (rotating at ${maxBytes} bytes, keeping ${maxFiles})`,
     write(batch) {
-      const line = Buffer.from(JSON.stringify(batch) + '\n', 'utf8');
+      const line = Buffer.from(`${JSON.stringify(batch)}\n`, 'utf8');
       const next = queue.then(async () => {
         // A line larger than maxBytes still goes whole into a file of its own.
         if (size > 0 && size + line.length > maxBytes) await rotate();

@@ -20,7 +20,7 @@ export function stdoutSink(stream: Writable = process.stdout): Sink {
   return {
     description: 'stdout (JSON lines)',
     write(batch) {
-      const line = JSON.stringify(batch) + '\n';
+      const line = `${JSON.stringify(batch)}\n`;
       const next = queue.then(
         () =>
           new Promise<void>((resolve, reject) => {

@@ -58,7 +58,11 @@ async function receiver(secure: false | { pki: DevPki }, onConnection?: (socket:
     if (onConnection?.(socket, index)) return;
     const feed = octetCountedFrames((frame) => {
       messages.push(parse(frame));
-      waiting = waiting.filter((w) => (messages.length >= w.count ? (w.resolve(), false) : true));
+      waiting = waiting.filter((w) => {
+        if (messages.length < w.count) return true;
+        w.resolve();
+        return false;
+      });
     });
     socket.on('data', feed);
   };

@@ -41,7 +41,7 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
     /** Revokes every live key in scope; returns the keys this call revoked (not those revoked before). */
     async revoke(scope: RevocationScope): Promise<IssuedSasKey[]> {
       if (scope.fid) await store.set(revokedFamilyKey(scope.fid), '1', { ttlMs: maxKeyLifetimeMs });
-      const prefix = ['issued', scope.tenant, scope.topic, scope.topic ? scope.fid : undefined].filter((p) => p !== undefined).join(':') + ':';
+      const prefix = `${['issued', scope.tenant, scope.topic, scope.topic ? scope.fid : undefined].filter((p) => p !== undefined).join(':')}:`;
       const names = await store.keys(prefix);
       const records = (await Promise.all(names.map((name) => store.get(name))))
         .filter((raw): raw is string => raw !== null)

@@ -1,5 +1,5 @@
 import { attributes, audited, type AuditFields, type AuditLog, type NoiseGate, type SecurityMetrics } from '@keyway/audit';
-import { AUDIT_FEED, feedsFromScope, rightsWithin, SasRequest, tokenFeedRights, topicResource, type Introspection, type Rights, type SasResponse } from '@keyway/contracts';
+import { AUDIT_FEED, feedsFromScope, rightsWithin, type SasRequest, tokenFeedRights, topicResource, type Introspection, type Rights, type SasResponse } from '@keyway/contracts';
 import { InsufficientScope, InvalidToken, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';

@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import { mergeFields, requestFields } from '@keyway/audit';
-import { GRANT_TYPES, pasRoutes, TokenRequest, TokenResponse } from '@keyway/contracts';
+import { GRANT_TYPES, pasRoutes, type TokenRequest, TokenResponse } from '@keyway/contracts';
 import { bindRoute, InvalidRequest, requireBodyType, shapeResponse, UnsupportedGrantType } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';

@@ -15,6 +15,7 @@ import { InvalidRequest } from '@keyway/kit';
 export const MAX_DEPTH = 32;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // With the u flag a well-formed surrogate pair is one code point, so \p{Cs} only matches lone halves.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what this pattern is here to find.
 const BAD_STRING = /\u0000|\p{Cs}/u;
 
 // Paths echo client keys back in error_description; keep them short.

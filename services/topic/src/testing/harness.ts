@@ -115,7 +115,7 @@ export interface Given {
 /** What is given is closed by whoever made it; the harness closes only its own. */
 export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptions> = {}, given: Given = {}): Promise<Harness> {
   const { ca, certs } = testPki();
-  const cert = certs['topic'];
+  const cert = certs.topic;
   if (!cert) throw new Error('no topic certificate');
   const broker = given.broker ?? (await openBroker(kind, given.maxDeliveries ?? 10, overrides.MAX_QUEUE_DEPTH ?? 100_000));
   const store = given.store ?? (kind === 'memory' ? createMemoryStore({ prefix: newStorePrefix() }) : await createRedisStore({ url: REDIS_URL, prefix: newStorePrefix() }));

@@ -13,7 +13,7 @@ import type { PolicyRepository } from '../../policy/repository.ts';
 export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
 
-  bindRoute(router, entitlementRoutes.listFeeds, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.listFeeds, async (_req, res, input) => {
     const { tenant } = input.params();
     const { feeds } = await policy.getTenant(tenant);
     const listed = await Promise.all(feeds.map(async (name) => ({ name, subscriptions: (await policy.listSubscriptions(tenant, name)).map((s) => s.name) })));
@@ -31,7 +31,7 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.status(204).end();
   });
 
-  bindRoute(router, entitlementRoutes.listSubscriptions, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.listSubscriptions, async (_req, res, input) => {
     const { tenant, feed } = input.params();
     await policy.getTenant(tenant);
     res.json(shapeResponse(SubscriptionList, { subscriptions: await policy.listSubscriptions(tenant, feed) }));

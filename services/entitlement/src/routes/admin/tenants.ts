@@ -15,13 +15,13 @@ export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.status(201).json(shapeResponse(Tenant, await admin(req).createTenant(input.body())));
   });
 
-  bindRoute(router, entitlementRoutes.listTenants, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.listTenants, async (_req, res, input) => {
     const { limit, cursor } = input.query();
     const { tenants, next } = await policy.listTenants(limit, cursor);
     res.json(shapeResponse(TenantPage, { tenants, next_cursor: next }));
   });
 
-  bindRoute(router, entitlementRoutes.getTenant, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.getTenant, async (_req, res, input) => {
     const { tenant } = input.params();
     res.json(shapeResponse(Tenant, await policy.getTenant(tenant)));
   });

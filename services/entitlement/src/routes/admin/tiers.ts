@@ -15,7 +15,7 @@ export function tierRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.json(shapeResponse(TierList, { tiers: await policy.listTiers() }));
   });
 
-  bindRoute(router, entitlementRoutes.getTier, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.getTier, async (_req, res, input) => {
     const { tier } = input.params();
     res.json(shapeResponse(Tier, await policy.getTier(tier)));
   });

@@ -16,13 +16,13 @@ export function userRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.status(201).json(shapeResponse(User, await admin(req).createUser(tenant, input.body())));
   });
 
-  bindRoute(router, entitlementRoutes.listUsers, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.listUsers, async (_req, res, input) => {
     const { tenant } = input.params();
     await policy.getTenant(tenant);
     res.json(shapeResponse(UserList, { users: await policy.listUsers(tenant) }));
   });
 
-  bindRoute(router, entitlementRoutes.getUser, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.getUser, async (_req, res, input) => {
     const { tenant, user } = input.params();
     res.json(shapeResponse(User, await policy.getUser(tenant, user)));
   });
