@@ -41,10 +41,10 @@ export interface AuditLog {
 }
 
 /** Audit trails are kept 400 days unless configured otherwise: a year of lookback plus slack. */
-export const DEFAULT_RETENTION: RetentionPolicy & { every?: number } = { maxAgeMs: 400 * 24 * 3600 * 1000 };
+const DEFAULT_RETENTION: RetentionPolicy & { every?: number } = { maxAgeMs: 400 * 24 * 3600 * 1000 };
 
 /** recordBounded()'s default: 600 subjectless refusals per stream and minute, about 0.4 MiB/min at most. */
-export const DEFAULT_NOISE_BUDGET = { events: 600, windowMs: 60_000 };
+const DEFAULT_NOISE_BUDGET = { events: 600, windowMs: 60_000 };
 
 /** Events per commit: bounds one commit's size (and the time Redis spends in its script). */
 const MAX_GROUP = 100;

@@ -52,7 +52,7 @@ export function eventIdTime(ms: number): string {
 }
 
 /** A ULID-layout id: sorts by creation time, so index members that start with it sort by time. */
-export function newEventId(ms: number): string {
+function newEventId(ms: number): string {
   // 256 is a multiple of 32, so each byte masked to 5 bits is uniform
   const random = [...randomBytes(16)].map((b) => CROCKFORD.charAt(b & 31)).join('');
   return eventIdTime(ms) + random;

@@ -50,7 +50,7 @@ export interface ChainLink {
 }
 
 /** Where every chain starts: the first event's prevHash is 64 zeros. */
-export const GENESIS: ChainLink = { seq: 0, hash: '0'.repeat(64) };
+const GENESIS: ChainLink = { seq: 0, hash: '0'.repeat(64) };
 
 const ChainLinkSchema = z.strictObject({ hash: Sha256Hex, seq: z.number().int().nonnegative() });
 

@@ -16,13 +16,13 @@ export interface Trail {
 }
 
 /** An event the step records after its own, with its fields (e.g. the family revoked along with a token, or when reuse is detected). */
-export interface AlsoRecorded {
+interface AlsoRecorded {
   action: string;
   outcome: AuditOutcome;
   reason: string;
 }
 
-export interface RefuseOptions {
+interface RefuseOptions {
   /** the recorded reason (default: the error's OAuth code) */
   reason?: string | undefined;
   /** counted by the step's noise gate, never recorded: refusals an outsider causes at will (issue 9) */

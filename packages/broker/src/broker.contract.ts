@@ -13,7 +13,7 @@ export interface BrokerHarness {
   cleanup(subscriptions: { topic: TopicRef; subscription: string }[]): Promise<void>;
 }
 
-export interface BrokerTestOptions {
+interface BrokerTestOptions {
   maxDeliveries?: number;
   maxQueueLength?: number;
   subscriptionExpiresMs?: number;

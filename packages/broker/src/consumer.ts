@@ -11,7 +11,7 @@ export interface ConsumerOptions {
  * Runs `handle` for each message of a subscription, acking only after it succeeds; a failure
  * returns the message for another try (at least once). Survives broker outages with backoff.
  */
-export function consume(broker: Broker, topic: TopicRef, subscription: string, handle: (body: Buffer, delivery: Delivery) => Promise<void>, options: ConsumerOptions = {}): { stop(): Promise<void> } {
+function consume(broker: Broker, topic: TopicRef, subscription: string, handle: (body: Buffer, delivery: Delivery) => Promise<void>, options: ConsumerOptions = {}): { stop(): Promise<void> } {
   const abort = new AbortController();
   const waitMs = options.waitMs ?? 2000;
   const pause = (ms: number) => sleep(ms, undefined, { signal: abort.signal }).catch(() => undefined);

@@ -5,11 +5,10 @@ import { createMemoryBroker } from './memory.ts';
 
 export * from './broker.ts';
 export { createAmqpBroker } from './amqp.ts';
-export type { AmqpBrokerOptions } from './amqp.ts';
 export { createMemoryBroker } from './memory.ts';
-export type { MemoryBroker, MemoryBrokerOptions, StoredMessage } from './memory.ts';
-export { DEAD_LETTER_EXCHANGE, DEFAULT_SUBSCRIPTION_EXPIRES_MS, TOPIC_EXCHANGE, deadLetterQueue, routingKey, subscriptionQueue } from './topology.ts';
-export type { QueueBounds, QueueType } from './topology.ts';
+export type { MemoryBroker } from './memory.ts';
+export { deadLetterQueue, subscriptionQueue } from './topology.ts';
+export type { QueueType } from './topology.ts';
 
 export interface CreateBrokerOptions extends Omit<AmqpBrokerOptions, 'url'> {
   /** when set, the broker is RabbitMQ; otherwise the embedded in-memory broker */
@@ -21,5 +20,5 @@ export function createBroker({ amqpUrl, ...options }: CreateBrokerOptions): Prom
   const { maxDeliveries, subscriptionExpiresMs, maxQueueLength } = options;
   return Promise.resolve(createMemoryBroker({ maxDeliveries, subscriptionExpiresMs, maxQueueLength }));
 }
-export { consume, consumeEvents, type ConsumerOptions, type EventSchema } from './consumer.ts';
-export { outbox, timeSortableId, type Outbox, type OutboxOptions, type OutboxStore } from './outbox.ts';
+export { consumeEvents } from './consumer.ts';
+export { outbox, timeSortableId } from './outbox.ts';

@@ -13,7 +13,7 @@ export interface MemoryBrokerOptions {
 }
 
 /** A message as it sits in a queue (ready, unacked or dead-lettered). */
-export interface StoredMessage {
+interface StoredMessage {
   body: Buffer;
   messageId: string;
   contentType: string | undefined;

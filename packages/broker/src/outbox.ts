@@ -67,7 +67,6 @@ export function outbox(store: OutboxStore, broker: Broker, topic: TopicRef, opti
     },
   };
 }
-export type Outbox = ReturnType<typeof outbox>;
 
 /** An event id that sorts by time (for outbox ordering), unique across instances. */
 export const timeSortableId = (now: number = Date.now()) => `${now.toString(36).padStart(10, '0')}-${randomUUID()}`;

@@ -6,7 +6,7 @@ import type { TopicRef } from './broker.ts';
  * so they are safe inside routing keys (no '.', '*' or '#') and queue names.
  */
 export const TOPIC_EXCHANGE = 'keyway.topics';
-export const DEAD_LETTER_EXCHANGE = 'keyway.dlx';
+const DEAD_LETTER_EXCHANGE = 'keyway.dlx';
 
 export type QueueType = 'quorum' | 'classic';
 
@@ -61,7 +61,7 @@ function boundArgs(bounds: QueueBounds): Record<string, unknown> {
  * times, i.e. after limit + 1 deliveries, hence the - 1. Classic queues have no delivery limit,
  * the broker emulates it (see amqp.ts).
  */
-export function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number, bounds: QueueBounds): Options.AssertQueue {
+function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number, bounds: QueueBounds): Options.AssertQueue {
   const args: Record<string, unknown> = {
     'x-queue-type': queueType,
     'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
@@ -72,7 +72,7 @@ export function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDe
   return { durable: true, arguments: args };
 }
 
-export function deadLetterQueueArgs(queueType: QueueType, bounds: QueueBounds): Options.AssertQueue {
+function deadLetterQueueArgs(queueType: QueueType, bounds: QueueBounds): Options.AssertQueue {
   return { durable: true, arguments: { 'x-queue-type': queueType, ...boundArgs(bounds) } };
 }
 

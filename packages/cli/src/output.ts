@@ -12,7 +12,7 @@ const escapeChar = (ch: string) => {
  * UNSAFE_TEXT) is written as its escape (`\x1b`, `\u202e`). The API refuses them in new names; records
  * stored before it did, and values from elsewhere (audit details), may still hold them.
  */
-export const terminalSafe = (value: string): string => value.replace(UNSAFE_GLOBAL, escapeChar);
+const terminalSafe = (value: string): string => value.replace(UNSAFE_GLOBAL, escapeChar);
 
 /** A whole readable output: its own line breaks stay, anything else unsafe is escaped. */
 export const terminalSafeLines = (text: string): string => text.split('\n').map(terminalSafe).join('\n');

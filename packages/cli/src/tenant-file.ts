@@ -7,7 +7,7 @@ import { usageError } from './exit-codes.ts';
 export type TenantRow = z.output<typeof CreateTenant>;
 
 /** RFC 4180: comma-separated fields, optionally in double quotes ("" inside quotes is one "), CRLF or LF lines. */
-export function parseCsv(text: string): string[][] {
+function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
   let row: string[] = [];
   let field = '';

@@ -1,6 +1,5 @@
 import { Agent } from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
-import type { z } from 'zod';
 import { ErrorBody } from '@keyway/contracts';
 
 export interface ClientOptions {
@@ -66,13 +65,6 @@ export function createHttp(options: ClientOptions): AxiosInstance {
     return config;
   });
   return instance;
-}
-
-/** Runs a request and parses a 2xx body with the schema; anything else becomes ApiError or UnreachableError. */
-export async function call<S extends z.ZodType>(request: () => Promise<AxiosResponse>, schema: S, target: string): Promise<z.output<S>> {
-  const response = await send(request, target);
-  if (response.status < 200 || response.status >= 300) throw toApiError(response);
-  return schema.parse(response.data);
 }
 
 /** For endpoints whose success has no body, or where a status other than 2xx is an answer (204). */

@@ -7,7 +7,7 @@ import { z } from 'zod';
  */
 
 /** Audit actions are `noun.verb` (style rule 16): grant.success, refresh_family.revoked, sas_key.minted, ... */
-export const AUDIT_ACTION = /^[a-z_]+\.[a-z_]+$/;
+const AUDIT_ACTION = /^[a-z_]+\.[a-z_]+$/;
 export const AuditAction = z.string().max(64).regex(AUDIT_ACTION, 'must be noun.verb in lowercase letters and underscores');
 
 export const AuditOutcome = z.enum(['success', 'failure', 'denied']);
@@ -20,7 +20,7 @@ export const AuditStream = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
 
 /** Sortable id: 10 Crockford base32 characters of milliseconds since the epoch, then 16 random ones (ULID layout). */
-export const AuditEventId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID');
+const AuditEventId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID');
 
 // Printable text without control characters: values end up in Redis keys, SIEM lines and terminals.
 const Text = (max: number) =>
@@ -31,7 +31,7 @@ const Text = (max: number) =>
     .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
 /** Small, flat, non-secret context (e.g. feed, rights, grant type); never a credential. */
-export const AuditDetail = z
+const AuditDetail = z
   .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits or _ . -'), z.string().max(512))
   .refine((detail) => Object.keys(detail).length <= 20, 'at most 20 entries');
 
@@ -58,8 +58,7 @@ export const AuditEvent = z.strictObject({
 });
 export type AuditEvent = z.infer<typeof AuditEvent>;
 
-export const AuditOrder = z.enum(['newest', 'oldest']);
-export type AuditOrder = z.infer<typeof AuditOrder>;
+const AuditOrder = z.enum(['newest', 'oldest']);
 
 /** Query parameters of the audit API and CLI; `from` is inclusive, `to` exclusive. */
 export const AuditQuery = z.object({

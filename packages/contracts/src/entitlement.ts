@@ -122,7 +122,7 @@ export const SetTenantTier = z.object({ tier: TierId });
 export type SetTenantTier = z.input<typeof SetTenantTier>;
 
 /** Roles a CRM contact may be given: never operator, which only the vendor's own users hold. */
-export const CustomerRole = Role.exclude(['operator']);
+const CustomerRole = Role.exclude(['operator']);
 
 /**
  * The headers of a CRM webhook delivery. The signature covers everything acted on:

@@ -9,7 +9,7 @@ import { ErrorBody } from './common.ts';
  */
 
 /** The ways Keyway callers authenticate. */
-export const SECURITY_SCHEMES = {
+const SECURITY_SCHEMES = {
   mutualTLS: { type: 'mutualTLS', description: 'a client certificate issued by the Keyway CA; its CN names the calling service (or `operator`)' },
   bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an operator access token from PAS (`grant_type=password`, `scope=operator`), RFC 6750' },
   sas: {

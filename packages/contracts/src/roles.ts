@@ -6,8 +6,7 @@ import { FeedName, Rights, Role } from './common.ts';
 export const FeedRight = z.enum(['listen', 'send']);
 export type FeedRight = z.infer<typeof FeedRight>;
 /** A right on the coming releases service (SAS `listen` / `send` map to download / upload there). */
-export const ReleaseRight = z.enum(['download', 'upload', 'publish', 'withdraw']);
-export type ReleaseRight = z.infer<typeof ReleaseRight>;
+const ReleaseRight = z.enum(['download', 'upload', 'publish', 'withdraw']);
 
 export const RoleGrant = z.object({
   /** rights on each of the tenant's feeds */
@@ -19,7 +18,7 @@ export const RoleGrant = z.object({
   description: z.string(),
 });
 export type RoleGrant = z.infer<typeof RoleGrant>;
-export const RoleTable = z.record(Role, RoleGrant);
+const RoleTable = z.record(Role, RoleGrant);
 
 /**
  * The one role table (design.md, "Roles"): what each role grants. The entitlement service decides
@@ -42,7 +41,7 @@ export type FeedRights = z.infer<typeof FeedRights>;
 const isRole = (role: string): role is Role => Role.safeParse(role).success;
 
 /** The SAS rights of a set of rights ('listen-send' when both); undefined for none. */
-export function rightsOf(rights: Iterable<FeedRight>): Rights | undefined {
+function rightsOf(rights: Iterable<FeedRight>): Rights | undefined {
   const set = new Set(rights);
   if (set.has('listen') && set.has('send')) return 'listen-send';
   if (set.has('listen')) return 'listen';
@@ -51,7 +50,7 @@ export function rightsOf(rights: Iterable<FeedRight>): Rights | undefined {
 }
 
 /** The rights a SAS `rights` value stands for. */
-export const rightsIn = (rights: Rights): FeedRight[] => rights.split('-') as FeedRight[];
+const rightsIn = (rights: Rights): FeedRight[] => rights.split('-') as FeedRight[];
 
 /** Whether `asked` asks for nothing beyond `granted`. */
 export const rightsWithin = (asked: Rights, granted: Rights | undefined): boolean => granted !== undefined && rightsIn(asked).every((right) => rightsIn(granted).includes(right));
@@ -66,7 +65,7 @@ export const grantsFeeds = (roles: readonly string[]): boolean => roles.some((ro
  * The rights these roles grant on one feed; undefined for none. Only Keyway writes a tenant's audit
  * feed (the entitlement service's export), so on it every role grants listen at most.
  */
-export function feedRightsOf(roles: readonly string[], feed: string): Rights | undefined {
+function feedRightsOf(roles: readonly string[], feed: string): Rights | undefined {
   const rights = roles.flatMap((role) => (isRole(role) ? ROLES[role].feeds : []));
   return rightsOf(feed === AUDIT_FEED ? rights.filter((right) => right === 'listen') : rights);
 }

@@ -4,7 +4,7 @@ import helmet from 'helmet';
 import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, TemporarilyUnavailable, UnsupportedMediaType, toErrorBody } from './errors.ts';
 import type { Logger } from './logger.ts';
 
-export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID_HEADER = 'x-request-id';
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface ReadinessCheck {

@@ -25,7 +25,6 @@ const define = (status: number, code: string, defaultDescription: string) =>
 export const InvalidRequest = define(400, 'invalid_request', 'the request is missing a parameter or is malformed');
 export const InvalidClient = define(401, 'invalid_client', 'client authentication failed');
 export const InvalidGrant = define(400, 'invalid_grant', 'the grant is invalid, expired or revoked');
-export const UnauthorizedClient = define(400, 'unauthorized_client', 'the client may not use this grant type');
 export const UnsupportedGrantType = define(400, 'unsupported_grant_type', 'the grant type is not supported');
 export const InvalidScope = define(400, 'invalid_scope', 'the requested scope is invalid or exceeds what was granted');
 export const InvalidToken = define(401, 'invalid_token', 'the token is invalid, expired or revoked');

@@ -7,7 +7,6 @@ export * from './https.ts';
 export * from './service-auth.ts';
 export * from './operator-auth.ts';
 export * from './shutdown.ts';
-export * from './telemetry.ts';
 export * from './main.ts';
 export * from './rate-limit.ts';
 export * from './infra.ts';

@@ -9,7 +9,7 @@ const OPERATOR = 'operator';
 export const grantsOperator = (claims: { roles: readonly string[]; scope: string }): boolean => claims.roles.includes(OPERATOR) && claims.scope.split(' ').includes(OPERATOR);
 
 /** The claims of a verified access token that operator authentication looks at. */
-export interface BearerClaims {
+interface BearerClaims {
   sub: string;
   tid: string;
   roles: string[];
@@ -18,7 +18,7 @@ export interface BearerClaims {
 }
 
 /** RFC 7662 in spirit: a token is active (verified and not revoked) or it is not, with the reason for the log. */
-export type BearerCheck = { active: true; claims: BearerClaims } | { active: false; reason: string };
+type BearerCheck = { active: true; claims: BearerClaims } | { active: false; reason: string };
 
 /**
  * Verifies a bearer access token (signature, alg, typ, iss, aud, exp/nbf) and asks its issuer whether

@@ -17,7 +17,7 @@ export interface RouteInputs<R extends Route> {
 export type RouteHandler<R extends Route> = (req: Request, res: Response, input: RouteInputs<R>) => unknown;
 
 /** `{name}` (OpenAPI) → `:name` (Express). */
-export const expressPath = (route: Pick<Route, 'path'>): string => route.path.replace(/\{([^}]+)\}/g, ':$1');
+const expressPath = (route: Pick<Route, 'path'>): string => route.path.replace(/\{([^}]+)\}/g, ':$1');
 
 function inputsOf<R extends Route>(route: R, req: Request): RouteInputs<R> {
   const parsed = <T>(read: () => T) => {

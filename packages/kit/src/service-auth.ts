@@ -52,7 +52,7 @@ type InternalApis = typeof INTERNAL_APIS;
  * Internal APIs answer only callers holding a certificate from our CA whose CN is allowed
  * (mutual TLS). A service never answers an unauthenticated caller (design.md).
  */
-export function requireService(...allowed: string[]): RequestHandler {
+function requireService(...allowed: string[]): RequestHandler {
   return (req, _res, next) => {
     const caller = callerService(req);
     if (!caller) return next(new InvalidClient('a client certificate issued by the Keyway CA is required'));

@@ -1,7 +1,7 @@
 import { SasError } from './errors.ts';
 
 export const SAS_SCHEME = 'SharedAccessSignature';
-export const KEY_NAMES = ['listen', 'send', 'listen-send'] as const;
+const KEY_NAMES = ['listen', 'send', 'listen-send'] as const;
 export type KeyName = (typeof KEY_NAMES)[number];
 
 export interface SasToken {

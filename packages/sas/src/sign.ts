@@ -15,7 +15,7 @@ export function policyKey(namespaceKey: string, keyName: KeyName): string {
  * HMAC-SHA256 over "<url-encoded resource URI>\n<expiry>", base64 (the Azure string-to-sign), keyed
  * as Azure keys it: with the UTF-8 bytes of the policy key's text, not the bytes the text encodes.
  */
-export function signWithPolicyKey(policyKeyText: string, resource: string, expiry: number): string {
+function signWithPolicyKey(policyKeyText: string, resource: string, expiry: number): string {
   return createHmac('sha256', Buffer.from(policyKeyText, 'utf8'))
     .update(`${encodeURIComponent(resource)}\n${expiry}`)
     .digest('base64');

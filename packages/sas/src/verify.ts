@@ -5,7 +5,7 @@ import { sasKeyId, signature } from './sign.ts';
 
 export type Right = 'listen' | 'send';
 
-export const rightsOf = (keyName: KeyName): Right[] => (keyName === 'listen-send' ? ['listen', 'send'] : [keyName]);
+const rightsOf = (keyName: KeyName): Right[] => (keyName === 'listen-send' ? ['listen', 'send'] : [keyName]);
 
 export interface UseOptions {
   /** the resource the request is for; the key must name exactly this resource */

@@ -4,9 +4,7 @@ import type { Store } from './store.ts';
 
 export * from './store.ts';
 export { createMemoryStore } from './memory.ts';
-export type { MemoryStoreOptions } from './memory.ts';
 export { createRedisStore } from './redis.ts';
-export type { RedisStoreOptions } from './redis.ts';
 
 export interface CreateStoreOptions {
   /** when set, the store is Redis; otherwise the embedded in-memory store */

@@ -39,7 +39,7 @@ export interface DevPki {
   certs: Record<string, CertPair>;
 }
 
-export const DEV_CA_COMMON_NAME = 'Keyway Development CA';
+const DEV_CA_COMMON_NAME = 'Keyway Development CA';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;

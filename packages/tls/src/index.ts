@@ -1,8 +1,7 @@
 export {
-  DEV_CA_COMMON_NAME,
   createDevCa,
   createEphemeralPki,
   ensureDevPki,
   issueCert,
 } from './dev-ca.ts';
-export type { CertPair, DevCa, DevPki, IssueCertOptions } from './dev-ca.ts';
+export type { CertPair, DevPki } from './dev-ca.ts';

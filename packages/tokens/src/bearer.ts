@@ -3,7 +3,7 @@ import { TokenError, type TokenErrorCode } from './errors.ts';
 import { verifyAccessToken, type AccessClaims, type VerifySettings } from './tokens.ts';
 
 /** How long an issuer's "active" answer for a token is reused: revoking a session takes effect within it. */
-export const DEFAULT_ACTIVE_CACHE_MS = 5000;
+const DEFAULT_ACTIVE_CACHE_MS = 5000;
 /** Entries beyond this are swept of expired answers (and dropped entirely if none expired). */
 const MAX_CACHED = 10_000;
 

@@ -6,7 +6,7 @@ import { toTokenError, TokenError } from './errors.ts';
  * RFC 8725 §3.1: a fixed allow-list, never the algorithm a token names. This rules out "none" and
  * HMAC algorithms keyed with a public key (RFC 8725 §2.1, §2.2).
  */
-export const CLIENT_ASSERTION_ALGS = ['ES256', 'EdDSA'] as const;
+const CLIENT_ASSERTION_ALGS = ['ES256', 'EdDSA'] as const;
 export type ClientAssertionAlg = (typeof CLIENT_ASSERTION_ALGS)[number];
 
 /** A client's registered public key and the one algorithm it verifies. */

@@ -3,6 +3,6 @@ export * from './keyring.ts';
 export * from './tokens.ts';
 export { lowS } from './compact.ts';
 export * from './client-assertion.ts';
-export { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+export type { JWTVerifyGetKey } from 'jose';
 export * from './remote-keys.ts';
 export * from './bearer.ts';

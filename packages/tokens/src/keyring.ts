@@ -3,7 +3,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKe
 
 export const SIGNING_ALG = 'ES256';
 
-export type KeyState = 'next' | 'active' | 'retiring';
+type KeyState = 'next' | 'active' | 'retiring';
 
 export interface SigningKey {
   kid: string;

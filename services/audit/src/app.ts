@@ -7,7 +7,7 @@ import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { auditExport } from './export/export.ts';
 import { auditRoutes } from './routes/audit.ts';
 
-export const DEFAULT_AUDIT_EXPORT_INTERVAL_MS = 1000;
+const DEFAULT_AUDIT_EXPORT_INTERVAL_MS = 1000;
 
 export interface AuditOptions {
   /** this service's URL: operator access tokens must name it in "aud" (RFC 8707; PAS's ADMIN_AUDIENCES) */

@@ -1,2 +1,2 @@
 export { buildAudit } from './build.ts';
-export { AuditEnv, type AuditConfig } from './config.ts';
+export { AuditEnv } from './config.ts';

@@ -22,7 +22,7 @@ import { feedEntitlementRoutes } from './routes/feed-entitlement.ts';
 import { subscriptionInventoryRoutes } from './routes/subscriptions.ts';
 import { CRM_WEBHOOK_PATH, crmWebhookRoutes } from './routes/crm-webhook.ts';
 
-export const DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED = 20;
+const DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED = 20;
 
 export interface EntitlementOptions {
   /** this service's URL: operator access tokens must name it in "aud" (RFC 8707; PAS's ADMIN_AUDIENCES) */

@@ -1,4 +1,3 @@
 export { buildEntitlement } from './build.ts';
-export { EntitlementEnv, type EntitlementConfig } from './config.ts';
-export { evaluate } from './policy/evaluate.ts';
-export { crmSignatureHeader, CRM_TOLERANCE_SEC } from './crm/signature.ts';
+export { EntitlementEnv } from './config.ts';
+export { crmSignatureHeader } from './crm/signature.ts';

@@ -1,2 +1,2 @@
 export { buildIdp } from './build.ts';
-export { IdpEnv, type IdpConfig } from './config.ts';
+export { IdpEnv } from './config.ts';

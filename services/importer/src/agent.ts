@@ -25,7 +25,7 @@ export interface AgentDeps {
   now?: () => number;
 }
 
-export interface AgentStats {
+interface AgentStats {
   written: number;
   duplicatesDropped: number;
   errors: number;

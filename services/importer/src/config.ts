@@ -6,7 +6,7 @@ import { FACILITIES } from './sinks/syslog.ts';
 const PASSWORD_LOGIN = ['KEYWAY_USERNAME', 'KEYWAY_PASSWORD'] as const;
 const KEY_PAIR_LOGIN = ['KEYWAY_CLIENT_ID', 'KEYWAY_PRIVATE_KEY_FILE', 'KEYWAY_KEY_ID'] as const;
 
-export const SINKS = ['file', 'stdout', 'syslog', 'http'] as const;
+const SINKS = ['file', 'stdout', 'syslog', 'http'] as const;
 /** the keys each sink cannot do without */
 const SINK_REQUIRES = {
   file: ['SINK_FILE'],

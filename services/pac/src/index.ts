@@ -1,2 +1,2 @@
 export { buildPac } from './build.ts';
-export { PacEnv, type PacConfig } from './config.ts';
+export { PacEnv } from './config.ts';

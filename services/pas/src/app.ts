@@ -20,7 +20,7 @@ import { DEFAULT_SIGNING_KEY_LEAD_SEC, rotationPolicy } from './keys/rotate.ts';
 import { ownOperatorTokenChecker } from './tokens/own-tokens.ts';
 import { DEFAULT_LOGIN_LIMITS, loginThrottle, type LoginLimits } from './throttling/login-throttle.ts';
 
-export type RevocationMode = 'strict' | 'lenient';
+type RevocationMode = 'strict' | 'lenient';
 
 export interface PasOptions {
   settings: TokenSettings;

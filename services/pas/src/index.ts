@@ -1,4 +1,4 @@
-export { createApp, type PasDeps, type PasOptions } from './app.ts';
+export { createApp } from './app.ts';
 export { buildPas } from './build.ts';
-export { PasEnv, type PasConfig } from './config.ts';
+export { PasEnv } from './config.ts';
 export { loadKeyRing, sharedKeyRing, type SharedKeyRing } from './keys/ring.ts';

@@ -1,2 +1,2 @@
 export { buildTopic, topicBrokerOptions } from './build.ts';
-export { TopicEnv, type TopicConfig } from './config.ts';
+export { TopicEnv } from './config.ts';

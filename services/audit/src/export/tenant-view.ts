@@ -62,7 +62,7 @@ const USER_FACING = new Set(['pas', 'pac']);
 const isOperatorAction = (event: AuditEvent) => event.detail?.actor?.startsWith('operator') === true;
 
 /** A per-tenant pseudonym of a token id: stable within the tenant's feed, unlinkable across tenants. */
-export const tokenPseudonym = (tenant: string, id: string) => `tenant-sha256:${createHash('sha256').update(`keyway-audit-export\0${tenant}\0${id}`).digest('base64url').slice(0, 32)}`;
+const tokenPseudonym = (tenant: string, id: string) => `tenant-sha256:${createHash('sha256').update(`keyway-audit-export\0${tenant}\0${id}`).digest('base64url').slice(0, 32)}`;
 
 export function tenantView(event: AuditEvent, tenant: string, operatorTenant: string): AuditEvent | TenantAuditRecord {
   if (tenant === operatorTenant) return event;

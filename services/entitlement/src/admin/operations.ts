@@ -35,7 +35,7 @@ const text = (values: Record<string, string | number | boolean | readonly string
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 /** 409 when a feed already lists the most subscriptions allowed. */
-export class SubscriptionLimitReached extends OAuthError {
+class SubscriptionLimitReached extends OAuthError {
   constructor(limit: number, detail: string) {
     super(409, 'subscription_limit_reached', `the feed already lists ${limit} subscriptions, the most a feed may have: remove one first`, detail);
   }

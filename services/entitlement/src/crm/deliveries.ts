@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Store } from '@keyway/store';
 
 /** How long a processed delivery id is remembered: longer than a CRM goes on retrying one. */
-export const DELIVERY_MEMORY_MS = 7 * 24 * 3600 * 1000;
+const DELIVERY_MEMORY_MS = 7 * 24 * 3600 * 1000;
 /** A claim not completed within this (the process died mid-way) lapses, so the sender's retry applies it. */
 const CLAIM_MS = 60_000;
 

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** A delivery signed more than this far from now (either way) is refused: it bounds how long a captured one can be replayed. */
-export const CRM_TOLERANCE_SEC = 300;
+const CRM_TOLERANCE_SEC = 300;
 const SCHEME = 'v2';
 const TIMESTAMP = /^\d{1,12}$/;
 const HEX_SHA256 = /^[0-9a-f]{64}$/i;
@@ -11,7 +11,7 @@ const HEX_SHA256 = /^[0-9a-f]{64}$/i;
  * (the delivery id as sent in X-Keyway-Delivery, empty when the id is only in the body, which is signed
  * anyway). Unambiguous: the timestamp is digits and a delivery id never holds a line break.
  */
-export function crmSignedBytes(timestamp: string, deliveryId: string, rawBody: Buffer): Buffer {
+function crmSignedBytes(timestamp: string, deliveryId: string, rawBody: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${SCHEME}:${timestamp}:${deliveryId}\n`, 'utf8'), rawBody]);
 }
 

@@ -50,7 +50,7 @@ export class SasKeeper {
 }
 
 /** The SAS resource names the tenant topic: https://host/tenants/{tenant}/topics/{topic}. */
-export function parseResource(resource: string): TopicAddress {
+function parseResource(resource: string): TopicAddress {
   const match = /\/tenants\/([^/]+)\/topics\/([^/]+)$/.exec(new URL(resource).pathname);
   if (!match) throw new Error(`unexpected SAS resource ${resource}`);
   return { tenant: decodeURIComponent(match[1]!), topic: decodeURIComponent(match[2]!), resource };

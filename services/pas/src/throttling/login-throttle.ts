@@ -32,7 +32,7 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
  * address and one attacker could throttle every operator. Believed only from a caller holding the
  * entitlement service's certificate (mutual TLS), never from anyone else.
  */
-export const CLIENT_ADDRESS_HEADER = 'x-keyway-client-address';
+const CLIENT_ADDRESS_HEADER = 'x-keyway-client-address';
 
 /** The source a request is throttled by: the peer address, or the console's operator behind it. */
 export function sourceOf(req: Request): string {

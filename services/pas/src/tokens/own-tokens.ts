@@ -15,7 +15,7 @@ const check = (context: Verifier, audience: string) => ({
 export const verifyOwnRefreshToken = (context: Verifier, token: string): Promise<RefreshClaims> =>
   verifyRefreshToken(token, context.ring.localKeySet(), check(context, context.settings.refreshAudience));
 
-export const verifyOwnAccessToken = (context: Verifier, token: string): Promise<AccessClaims> => verifyAccessToken(token, context.ring.localKeySet(), check(context, context.settings.accessAudience));
+const verifyOwnAccessToken = (context: Verifier, token: string): Promise<AccessClaims> => verifyAccessToken(token, context.ring.localKeySet(), check(context, context.settings.accessAudience));
 
 /**
  * Operator bearer tokens at PAS's own admin API: the one access-token verifier against PAS's own ring,

@@ -14,7 +14,7 @@ export function entitlementSubscriptions(entitlement: Pick<EntitlementClient, 's
 }
 
 /** 404 for a subscription the inventory does not list: nothing was declared for it. */
-export class SubscriptionNotFound extends OAuthError {
+class SubscriptionNotFound extends OAuthError {
   constructor(detail: string) {
     super(404, 'subscription_not_found', 'the subscription does not exist: an operator lists it for the feed before it can be received from', detail);
   }

@@ -3,7 +3,7 @@ import { OAuthError, type Logger } from '@keyway/kit';
 import type { Delivery } from '@keyway/broker';
 
 /** Azure Service Bus's MessageLockLost, as an HTTP answer: the lock token no longer settles anything. */
-export class LockLost extends OAuthError {
+class LockLost extends OAuthError {
   constructor(detail: string) {
     super(410, 'lock_lost', 'the message lock is lost: it expired, the message was already settled, or the lock never existed', detail);
   }

@@ -11,7 +11,7 @@ export { DEFAULT_SUBSCRIPTION };
  * x-expires clock, which keeps the dead-letter queue (which nobody may consume from for weeks) alive
  * as long as its subscription is used; the subscription queue's own consumers keep it alive anyway.
  */
-export const REDECLARE_MS = 3600_000;
+const REDECLARE_MS = 3600_000;
 
 /**
  * Only subscriptions the inventory lists (and `default`) are declared: asking a made-up name is 404

@@ -15,13 +15,13 @@ import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
  * a real broker and store (embedded both, or RabbitMQ and Redis). Tenants' namespace keys are what
  * PAC would answer.
  */
-export const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const REDIS_URL = process.env.KEYWAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const BROKERS = ['memory', 'amqp'] as const;
 export type BrokerKind = (typeof BROKERS)[number];
 
 /** what SAS resource URIs name; deliberately not the listener's address */
-export const PUBLIC_BASE_URL = 'https://topic.keyway.test';
+const PUBLIC_BASE_URL = 'https://topic.keyway.test';
 
 export const hex = (bytes = 4) => randomBytes(bytes).toString('hex');
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -29,7 +29,7 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 let pki: DevPki | undefined;
 const testPki = () => (pki ??= createEphemeralPki(['topic']));
 
-export interface Tenant {
+interface Tenant {
   tenant: string;
   primary: string;
   secondary: string;
@@ -69,10 +69,10 @@ async function openBroker(kind: BrokerKind, maxDeliveries: number, maxQueueLengt
  * The operator's inventory as the entitlement service answers it, by `tenant/topic`: what
  * newTopic(…, subscriptions) lists. One for every harness of the test file, so peer instances agree.
  */
-export const inventory = new Map<string, Set<string>>();
+const inventory = new Map<string, Set<string>>();
 const listed = (topic: TopicRef) => inventory.get(`${topic.tenant}/${topic.topic}`) ?? new Set<string>();
 /** lists (or with `false`, drops) a subscription in the inventory */
-export function listSubscription(topic: TopicRef, subscription: string, present = true): void {
+function listSubscription(topic: TopicRef, subscription: string, present = true): void {
   const names = listed(topic);
   if (present) names.add(subscription);
   else names.delete(subscription);
