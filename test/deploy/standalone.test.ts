@@ -90,7 +90,8 @@ describe('each service runs on its own process from its main.ts', () => {
     });
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.
-    const deadline = Date.now() + 40_000;
+    // six processes each transpiling with tsx on a shared CI machine: tens of seconds under load
+    const deadline = Date.now() + 90_000;
     for (const name of SERVICES) {
       const http = createHttp({ baseUrl: urls[name], caPem, timeoutMs: 1000 });
       for (;;) {
@@ -103,7 +104,7 @@ describe('each service runs on its own process from its main.ts', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await Promise.all(
