@@ -8,77 +8,14 @@ const KeyPath = SubPath.extend({ kid: ClientKeyId });
 
 /** The IdP: verifies credentials for PAS, holds them for the entitlement service; internal callers only (mTLS). Declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const idpRoutes = {
-  verifyPassword: serviceOnly(
-    route({
-      method: 'post',
-      path: '/v1/credentials/password/verify',
-      summary: 'verify an email and password (PAS only)',
-      body: { schema: PasswordCheck },
-      responses: { 200: jsonResponse(Subject, 'whose credentials they are') },
-      errors: [400, 415, 429, 503],
-    }),
-  ),
-  verifyAssertion: serviceOnly(
-    route({
-      method: 'post',
-      path: '/v1/credentials/assertion/verify',
-      summary: 'verify an RFC 7523 private_key_jwt client assertion (PAS only)',
-      body: { schema: AssertionCheck },
-      responses: { 200: jsonResponse(Subject, 'the client the assertion authenticates') },
-      errors: [400, 415, 429],
-    }),
-  ),
-  register: serviceOnly(
-    route({
-      method: 'put',
-      path: '/v1/credentials/{sub}',
-      summary:
-        'register or replace a user’s credentials (entitlement only); without a password the stored one is kept. Replacing an operator account’s credentials needs X-Keyway-Operator-Token (an operator’s access token for the operator scope), else 403. Recorded in the IdP’s audit stream',
-      params: SubPath,
-      body: { schema: CredentialRegistration },
-      responses: { 200: jsonResponse(z.object({ sub: z.string() }), 'registered') },
-      errors: [400, 415],
-    }),
-  ),
-  remove: serviceOnly(
-    route({
-      method: 'delete',
-      path: '/v1/credentials/{sub}',
-      summary: 'remove a user’s credentials and keys (entitlement only)',
-      params: SubPath,
-      responses: { 204: noBody('removed') },
-      errors: [400],
-    }),
-  ),
-  registerKey: serviceOnly(
-    route({
-      method: 'put',
-      path: '/v1/credentials/{sub}/keys/{kid}',
-      summary: 'register a public key for private_key_jwt (entitlement only); for an operator account only with X-Keyway-Operator-Token, else 403. Recorded in the IdP’s audit stream',
-      params: KeyPath,
-      body: { schema: ClientKeyRegistration },
-      responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') },
-      errors: [400, 404, 409, 415],
-    }),
-  ),
-  removeKey: serviceOnly(
-    route({
-      method: 'delete',
-      path: '/v1/credentials/{sub}/keys/{kid}',
-      summary: 'remove a public key (entitlement only)',
-      params: KeyPath,
-      responses: { 204: noBody('removed') },
-      errors: [400, 404],
-    }),
-  ),
+  verifyPassword: serviceOnly(route({ method: 'post', path: '/v1/credentials/password/verify', summary: 'verify an email and password (PAS only)', body: { schema: PasswordCheck }, responses: { 200: jsonResponse(Subject, 'whose credentials they are') }, errors: [400, 415, 429, 503] })),
+  verifyAssertion: serviceOnly(route({ method: 'post', path: '/v1/credentials/assertion/verify', summary: 'verify an RFC 7523 private_key_jwt client assertion (PAS only)', body: { schema: AssertionCheck }, responses: { 200: jsonResponse(Subject, 'the client the assertion authenticates') }, errors: [400, 415, 429] })),
+  register: serviceOnly(route({ method: 'put', path: '/v1/credentials/{sub}', summary: 'register or replace a user’s credentials (entitlement only); without a password the stored one is kept. Replacing an operator account’s credentials needs X-Keyway-Operator-Token (an operator’s access token for the operator scope), else 403. Recorded in the IdP’s audit stream', params: SubPath, body: { schema: CredentialRegistration }, responses: { 200: jsonResponse(z.object({ sub: z.string() }), 'registered') }, errors: [400, 415] })),
+  remove: serviceOnly(route({ method: 'delete', path: '/v1/credentials/{sub}', summary: 'remove a user’s credentials and keys (entitlement only)', params: SubPath, responses: { 204: noBody('removed') }, errors: [400] })),
+  registerKey: serviceOnly(route({ method: 'put', path: '/v1/credentials/{sub}/keys/{kid}', summary: 'register a public key for private_key_jwt (entitlement only); for an operator account only with X-Keyway-Operator-Token, else 403. Recorded in the IdP’s audit stream', params: KeyPath, body: { schema: ClientKeyRegistration }, responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') }, errors: [400, 404, 409, 415] })),
+  removeKey: serviceOnly(route({ method: 'delete', path: '/v1/credentials/{sub}/keys/{kid}', summary: 'remove a public key (entitlement only)', params: KeyPath, responses: { 204: noBody('removed') }, errors: [400, 404] })),
 };
 
 export const idpPaths = pathsOf(idpRoutes);
 
-export const idpApi = openApiDocument(
-  {
-    title: 'Keyway IdP',
-    description: 'Verifies passwords and RFC 7523 client assertions (for PAS); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.',
-  },
-  idpPaths,
-);
+export const idpApi = openApiDocument({ title: 'Keyway IdP', description: 'Verifies passwords and RFC 7523 client assertions (for PAS); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.' }, idpPaths);

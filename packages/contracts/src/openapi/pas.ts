@@ -7,56 +7,19 @@ const FORM = ['application/x-www-form-urlencoded'];
 
 /** The pas service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const pasRoutes = {
-  token: route({
-    method: 'post',
-    path: '/oauth2/token',
-    summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)',
-    body: { schema: TokenRequest, types: FORM },
-    responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') },
-    errors: [400, 401, 403, 415, 429, 503],
-  }),
-  revoke: route({
-    method: 'post',
-    path: '/oauth2/revoke',
-    summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too',
-    body: { schema: TokenHintRequest, types: FORM },
-    responses: { 200: noBody('revoked, or nothing to revoke') },
-    errors: [400, 415],
-  }),
-  introspect: serviceOnly(
-    route({
-      method: 'post',
-      path: '/oauth2/introspect',
-      summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)',
-      body: { schema: TokenHintRequest, types: FORM },
-      responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') },
-      errors: [400, 415],
-    }),
-  ),
+  token: route({ method: 'post', path: '/oauth2/token', summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)', body: { schema: TokenRequest, types: FORM }, responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') }, errors: [400, 401, 403, 415, 429, 503] }),
+  revoke: route({ method: 'post', path: '/oauth2/revoke', summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: noBody('revoked, or nothing to revoke') }, errors: [400, 415] }),
+  introspect: serviceOnly(route({ method: 'post', path: '/oauth2/introspect', summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') }, errors: [400, 415] })),
   discovery: route({ method: 'get', path: '/.well-known/openid-configuration', summary: 'RFC 8414 authorization server metadata', responses: { 200: jsonResponse(Discovery, 'the metadata') } }),
   jwks: route({ method: 'get', path: '/.well-known/jwks.json', summary: 'the public signing keys (next, active, retiring)', responses: { 200: jsonResponse(Jwks, 'RFC 7517 JWK set') } }),
-  signingKeys: operatorOnly(
-    route({ method: 'get', path: '/admin/v1/signing-keys', summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } }),
-  ),
-  rotateSigningKeys: operatorOnly(
-    route({
-      method: 'post',
-      path: '/admin/v1/signing-keys/rotate',
-      summary: 'one rotation step: next → active → retiring',
-      description: '409 with Retry-After while the next key has not been published for SIGNING_KEY_LEAD_SEC.',
-      responses: { 200: jsonResponse(SigningKeyRotation, 'rotated') },
-      errors: [409],
-    }),
-  ),
+  signingKeys: operatorOnly(route({ method: 'get', path: '/admin/v1/signing-keys', summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } })),
+  rotateSigningKeys: operatorOnly(route({ method: 'post', path: '/admin/v1/signing-keys/rotate', summary: 'one rotation step: next → active → retiring', description: '409 with Retry-After while the next key has not been published for SIGNING_KEY_LEAD_SEC.', responses: { 200: jsonResponse(SigningKeyRotation, 'rotated') }, errors: [409] })),
 };
 
 export const pasPaths = pathsOf(pasRoutes);
 
-export const pasApi = openApiDocument(
-  {
+export const pasApi = openApiDocument({
     title: 'Keyway PAS (OAuth 2.0 authorization server)',
     description:
       'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".',
-  },
-  pasPaths,
-);
+  }, pasPaths);

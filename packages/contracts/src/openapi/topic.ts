@@ -12,18 +12,14 @@ const DEAD_LETTER_QUEUE = `${SUBSCRIPTION}/$deadletterqueue`;
 const sas = authenticatedBy(['sas'], [400, 401, 403, 503]);
 
 const receive = (entity: string, what: string) =>
-  sas(
-    route({
-      method: 'post',
-      path: `${entity}/messages/head`,
-      summary: `peek-lock receive from ${what}: a long poll of up to ?timeout seconds (SAS listen)`,
-      params: TopicSubscriptionPath,
-      query: ReceiveQuery,
-      responses: { 201: jsonResponse(ReceivedMessage, 'a locked message and its lock token'), 204: noBody('nothing arrived within the timeout') },
-      // 404 subscription_not_found: neither `default` nor listed by an operator; 401 also when the key was revoked or expired while waiting
-      errors: [404],
-    }),
-  );
+  sas(route({
+    method: 'post', path: `${entity}/messages/head`,
+    summary: `peek-lock receive from ${what}: a long poll of up to ?timeout seconds (SAS listen)`,
+    params: TopicSubscriptionPath, query: ReceiveQuery,
+    responses: { 201: jsonResponse(ReceivedMessage, 'a locked message and its lock token'), 204: noBody('nothing arrived within the timeout') },
+    // 404 subscription_not_found: neither `default` nor listed by an operator; 401 also when the key was revoked or expired while waiting
+    errors: [404],
+  }));
 
 /** complete (DELETE), abandon (PUT) and renew lock (POST) of one locked message of an entity */
 const settle = (entity: string, what: string) => {
@@ -40,46 +36,22 @@ const deadLetter = settle(DEAD_LETTER_QUEUE, 'the dead-letter queue');
 
 /** The topic service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const topicRoutes = {
-  publish: sas(
-    route({
-      method: 'post',
-      path: `${TOPIC}/messages`,
-      summary: 'publish a batch (SAS send): 201 once the broker confirmed it',
-      params: TopicPath,
-      body: { schema: Batch },
-      responses: { 201: jsonResponse(PublishResponse, 'accepted') },
-      errors: [413, 415, 429],
-    }),
-  ),
-  publishInternal: serviceOnly(
-    route({
-      method: 'post',
-      path: `/internal/v1${TOPIC}/messages`,
-      summary: "publish a batch as Keyway itself (audit service only: the tenants' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it",
-      params: TopicPath,
-      body: { schema: Batch },
-      responses: { 201: jsonResponse(PublishResponse, 'accepted') },
-      errors: [400, 413, 415, 429, 503],
-    }),
-  ),
+  publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [413, 415, 429] })),
+  publishInternal: serviceOnly(route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
   receive: receive(SUBSCRIPTION, 'the subscription'),
-  stream: sas(
-    route({
-      method: 'post',
-      path: `${SUBSCRIPTION}/messages/stream`,
-      summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
-      params: TopicSubscriptionPath,
-      query: StreamQuery,
-      responses: {
-        200: {
-          description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line (invalid_token once the key is revoked or expires)',
-          schema: ReceivedMessage,
-          type: NDJSON,
-        },
+  stream: sas(route({
+    method: 'post', path: `${SUBSCRIPTION}/messages/stream`,
+    summary: 'streaming peek-lock receive: newline-delimited ReceivedMessage lines, at most ?prefetch unsettled (SAS listen)',
+    params: TopicSubscriptionPath, query: StreamQuery,
+    responses: {
+      200: {
+        description: 'one ReceivedMessage per line; empty lines are heartbeats; a failure ends the stream with an ErrorBody line (invalid_token once the key is revoked or expires)',
+        schema: ReceivedMessage,
+        type: NDJSON,
       },
-      errors: [404],
-    }),
-  ),
+    },
+    errors: [404],
+  })),
   ...settle(SUBSCRIPTION, 'the subscription'),
   deadLetterReceive: receive(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
   deadLetterComplete: deadLetter.complete,
@@ -89,11 +61,8 @@ export const topicRoutes = {
 
 export const topicPaths = pathsOf(topicRoutes);
 
-export const topicApi = openApiDocument(
-  {
+export const topicApi = openApiDocument({
     title: 'Keyway topic service',
     description:
       'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.',
-  },
-  topicPaths,
-);
+  }, topicPaths);
