@@ -11,8 +11,4 @@ export const auditRoutes = {
 
 export const auditPaths = pathsOf(auditRoutes);
 
-export const auditApi = openApiDocument({
-    title: 'Keyway audit service',
-    description:
-      'The audit trail every service appends to, for security teams: query and chain verification (the operator client certificate or an operator access token, PAS scope=operator). It also exports each entitled tenant\'s events to the tenant\'s `audit` topic through the topic service.',
-  }, auditPaths);
+export const auditApi = openApiDocument({ title: 'Keyway audit service', description: 'The audit trail every service appends to, for security teams: query and chain verification (the operator client certificate or an operator access token, PAS scope=operator). It also exports each entitled tenant\'s events to the tenant\'s `audit` topic through the topic service.' }, auditPaths);

@@ -90,8 +90,4 @@ export const entitlementRoutes = {
 
 export const entitlementPaths = pathsOf(entitlementRoutes);
 
-export const entitlementApi = openApiDocument({
-    title: 'Keyway entitlement service',
-    description:
-      'Tenants, users, roles, feeds, subscriptions and product tiers; answers authorization questions for PAS and PAC. Changes that take access away are announced as change events, which PAS and PAC follow to revoke sessions and SAS keys within seconds. The admin API answers the operator client certificate or an operator access token (PAS, scope=operator).',
-  }, entitlementPaths);
+export const entitlementApi = openApiDocument({ title: 'Keyway entitlement service', description: 'Tenants, users, roles, feeds, subscriptions and product tiers; answers authorization questions for PAS and PAC. Changes that take access away are announced as change events, which PAS and PAC follow to revoke sessions and SAS keys within seconds. The admin API answers the operator client certificate or an operator access token (PAS, scope=operator).' }, entitlementPaths);

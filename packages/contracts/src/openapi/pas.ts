@@ -18,8 +18,4 @@ export const pasRoutes = {
 
 export const pasPaths = pathsOf(pasRoutes);
 
-export const pasApi = openApiDocument({
-    title: 'Keyway PAS (OAuth 2.0 authorization server)',
-    description:
-      'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".',
-  }, pasPaths);
+export const pasApi = openApiDocument({ title: 'Keyway PAS (OAuth 2.0 authorization server)', description: 'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".' }, pasPaths);

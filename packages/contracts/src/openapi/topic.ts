@@ -61,8 +61,4 @@ export const topicRoutes = {
 
 export const topicPaths = pathsOf(topicRoutes);
 
-export const topicApi = openApiDocument({
-    title: 'Keyway topic service',
-    description:
-      'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.',
-  }, topicPaths);
+export const topicApi = openApiDocument({ title: 'Keyway topic service', description: 'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.' }, topicPaths);
