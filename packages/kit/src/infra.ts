@@ -64,3 +64,20 @@ export function serviceResources(service: string, config: { REDIS_URL?: string; 
     },
   };
 }
+
+/**
+ * What every service that keeps a trail and follows or publishes change events hands its createApp
+ * (entitlement, PAS, PAC): its store, the audit keyspace, the broker, the change-event topic and its
+ * logger, with `close` for what was opened here.
+ */
+export async function changeEventServiceDeps(service: string, config: { REDIS_URL?: string; AMQP_URL?: string; STORE_PREFIX: string }, infra: ServiceInfra) {
+  const resources = serviceResources(service, config, infra);
+  const deps = {
+    store: await resources.store(),
+    auditStore: await resources.auditStore(),
+    broker: await resources.broker(),
+    changeEventsTopic: infra.changeEventsTopic,
+    logger: infra.logger,
+  };
+  return { deps, close: resources.close };
+}

@@ -1,16 +1,13 @@
 import { auditClient, idpClient, pacClient, pasClient } from '@keyway/clients';
-import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, pasKeysCache, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { EntitlementConfig } from './config.ts';
 
 /** The entitlement service from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildEntitlement(config: EntitlementConfig, infra: ServiceInfra) {
-  const { logger, tls } = infra;
-  const resources = serviceResources('entitlement', config, infra);
-  const store = await resources.store();
-  const auditStore = await resources.auditStore();
-  const broker = await resources.broker();
+  const { tls } = infra;
+  const { deps, close } = await changeEventServiceDeps('entitlement', config, infra);
   const idp = idpClient({ baseUrl: config.IDP_URL, caPem: tls.caPem, clientCert: tls });
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
   const app = createApp(
@@ -24,11 +21,8 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
     },
     {
-      store,
-      auditStore,
+      ...deps,
       idp,
-      broker,
-      changeEventsTopic: infra.changeEventsTopic,
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
       // without a certificate: each console call carries the operator's own token
@@ -37,8 +31,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
         pac: config.PAC_URL ? pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined,
         audit: config.AUDIT_URL ? auditClient({ baseUrl: config.AUDIT_URL, caPem: tls.caPem }) : undefined,
       },
-      logger,
     },
   );
-  return { app, store, close: [() => app.close(), ...resources.close] };
+  return { app, store: deps.store, close: [() => app.close(), ...close] };
 }

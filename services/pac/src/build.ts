@@ -1,16 +1,13 @@
 import { pasClient } from '@keyway/clients';
-import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, pasKeysCache, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { PacConfig } from './config.ts';
 
 /** PAC from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildPac(config: PacConfig, infra: ServiceInfra) {
-  const { logger, tls } = infra;
-  const resources = serviceResources('pac', config, infra);
-  const store = await resources.store();
-  const auditStore = await resources.auditStore();
-  const broker = await resources.broker();
+  const { tls } = infra;
+  const { deps, close } = await changeEventServiceDeps('pac', config, infra);
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
   const app = createApp(
     {
@@ -25,14 +22,10 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
       refusalWindowSec: config.REFUSAL_WINDOW_SEC,
     },
     {
-      store,
-      auditStore,
-      broker,
-      changeEventsTopic: infra.changeEventsTopic,
+      ...deps,
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token, hint) => pas.introspect(token, hint),
-      logger,
     },
   );
-  return { app, store, close: [() => app.close(), ...resources.close] };
+  return { app, store: deps.store, close: [() => app.close(), ...close] };
 }

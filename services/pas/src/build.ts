@@ -1,5 +1,5 @@
 import { entitlementClient, idpClient } from '@keyway/clients';
-import { serviceResources, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, type ServiceInfra } from '@keyway/kit';
 import { createApp, tokenSettings } from './app.ts';
 import type { PasConfig } from './config.ts';
 import { sharedKeyRing } from './keys/ring.ts';
@@ -7,12 +7,9 @@ import { sharedKeyRing } from './keys/ring.ts';
 /** PAS from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildPas(config: PasConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
-  const resources = serviceResources('pas', config, infra);
-  const store = await resources.store();
-  const auditStore = await resources.auditStore();
-  const broker = await resources.broker();
+  const { deps, close } = await changeEventServiceDeps('pas', config, infra);
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
-  const ring = await sharedKeyRing(store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
+  const ring = await sharedKeyRing(deps.store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
     {
       settings: tokenSettings(config),
@@ -30,15 +27,11 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
       refusalWindowSec: config.REFUSAL_WINDOW_SEC,
     },
     {
-      store,
-      auditStore,
-      broker,
-      changeEventsTopic: infra.changeEventsTopic,
+      ...deps,
       ring,
       idp: idpClient({ ...clientOptions, baseUrl: config.IDP_URL }),
       entitlement: entitlementClient({ ...clientOptions, baseUrl: config.ENTITLEMENT_URL }),
-      logger,
     },
   );
-  return { app, store, close: [() => app.close(), () => ring.close(), ...resources.close] };
+  return { app, store: deps.store, close: [() => app.close(), () => ring.close(), ...close] };
 }
