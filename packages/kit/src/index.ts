@@ -11,3 +11,4 @@ export * from './main.ts';
 export * from './rate-limit.ts';
 export * from './infra.ts';
 export * from './route.ts';
+export * from './change-events.ts';

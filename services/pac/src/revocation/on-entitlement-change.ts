@@ -1,7 +1,7 @@
 import type { AuditLog, SecurityMetrics } from '@keyway/audit';
-import { consumeEvents, type Broker, type TopicRef } from '@keyway/broker';
-import { CHANGE_EVENTS_TOPIC, ChangeEvent } from '@keyway/contracts';
-import type { Logger } from '@keyway/kit';
+import type { Broker, TopicRef } from '@keyway/broker';
+import type { ChangeEvent } from '@keyway/contracts';
+import { followChangeEvents, type Logger } from '@keyway/kit';
 import type { IssuedRegistry, RevocationScope } from '../issued/registry.ts';
 
 function scopeOf(event: ChangeEvent): RevocationScope {
@@ -26,12 +26,11 @@ function scopeOf(event: ChangeEvent): RevocationScope {
  * affected SAS keys (strict mode), each recorded as sas_key.revoked with the change as its reason. Revoking never waits for the trail:
  * a revocation the trail cannot take is still made (record() logs and counts the failed append).
  */
-export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
-  return consumeEvents(
+export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic?: TopicRef) {
+  return followChangeEvents(
     broker,
-    topic,
     'pac',
-    ChangeEvent,
+    logger,
     async (event) => {
       const revoked = await issued.revoke(scopeOf(event));
       const reason = event.type;
@@ -51,6 +50,6 @@ export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry
           .catch(() => undefined);
       }
     },
-    { onError: (err) => logger.warn('change event not handled yet; will retry', { err }) },
+    topic,
   );
 }

@@ -1,7 +1,7 @@
 import type { AuditLog, SecurityMetrics } from '@keyway/audit';
-import { consumeEvents, type Broker, type TopicRef } from '@keyway/broker';
-import { CHANGE_EVENTS_TOPIC, ChangeEvent, feedsFromScope } from '@keyway/contracts';
-import type { Logger } from '@keyway/kit';
+import type { Broker, TopicRef } from '@keyway/broker';
+import { type ChangeEvent, feedsFromScope } from '@keyway/contracts';
+import { followChangeEvents, type Logger } from '@keyway/kit';
 import type { FamilyInfo, RefreshFamilies } from '../families/refresh-family.ts';
 
 /** The families an entitlement change takes away (strict mode). */
@@ -30,12 +30,11 @@ async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): 
  * for the trail: a revocation the trail cannot take is still made (record() logs and counts the
  * failed append), since failing closed means refusing to grant, not refusing to revoke.
  */
-export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamilies, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic: TopicRef = CHANGE_EVENTS_TOPIC) {
-  return consumeEvents(
+export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamilies, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic?: TopicRef) {
+  return followChangeEvents(
     broker,
-    topic,
     'pas',
-    ChangeEvent,
+    logger,
     async (event) => {
       for (const family of await affectedFamilies(families, event)) {
         // PAC follows the same event and revokes the keys in its scope: no announcement needed.
@@ -48,6 +47,6 @@ export function revokeOnEntitlementChange(broker: Broker, families: RefreshFamil
         }
       }
     },
-    { onError: (err) => logger.warn('change event not handled yet; will retry', { err }) },
+    topic,
   );
 }
