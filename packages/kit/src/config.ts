@@ -124,6 +124,14 @@ export const operatorTokenConfig = {
     .describe("how long PAS's introspection answer for an operator access token is reused: a revoked operator session keeps working at most this long (0: ask every time)"),
 };
 
+/** How an admin API checks operator access tokens: its own URL in "aud", PAS as issuer, the skew and the introspection cache. */
+export const operatorTokenOptions = (config: { PUBLIC_URL: string; PAS_URL: string; CLOCK_TOLERANCE_SEC: number; OPERATOR_TOKEN_CACHE_SEC: number }) => ({
+  publicUrl: config.PUBLIC_URL,
+  pasIssuer: config.PAS_URL,
+  clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
+  operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
+});
+
 type ListenerConfig = {
   TLS_HANDSHAKE_TIMEOUT_SEC: number;
   HTTP_HEADERS_TIMEOUT_SEC: number;

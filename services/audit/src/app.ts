@@ -1,10 +1,8 @@
 import type { Express } from 'express';
-import type { EntitlementClient, TopicClient } from '@keyway/clients';
 import { auditApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
-import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
-import type { Store } from '@keyway/store';
+import { createBaseApp, finishApp, requireOperator } from '@keyway/kit';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
-import { auditExport } from './export/export.ts';
+import { auditExport, type AuditExportDeps } from './export/export.ts';
 import { auditRoutes } from './routes/audit.ts';
 
 const DEFAULT_AUDIT_EXPORT_INTERVAL_MS = 1000;
@@ -24,20 +22,11 @@ export interface AuditOptions {
   now?: () => number;
 }
 
-export interface AuditDeps {
-  /** the audit keyspace every service appends to (prefix `${STORE_PREFIX}:audit:`): queried, verified and exported here */
-  auditStore: Store;
-  /** this service's own store (prefix `${STORE_PREFIX}:audit-service:`): the exporter's checkpoints */
-  store: Store;
-  /** whether a tenant has the audit feed, asked with this service's certificate */
-  entitlement: Pick<EntitlementClient, 'feedEntitlement'>;
-  /** the topic service's internal publish, with this service's certificate */
-  topic: Pick<TopicClient, 'publishInternal'>;
+export interface AuditDeps extends AuditExportDeps {
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection of an access token at PAS, authenticated with this service's certificate */
   introspect: (accessToken: string) => Promise<Introspection>;
-  logger: Logger;
 }
 
 export type AuditApp = Express & { close(): Promise<void> };

@@ -1,5 +1,5 @@
 import { entitlementClient, pasClient, topicClient } from '@keyway/clients';
-import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { operatorTokenOptions, pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { AuditConfig } from './config.ts';
@@ -15,11 +15,8 @@ export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
   const pas = pasClient({ ...asService, baseUrl: config.PAS_URL });
   const app = createApp(
     {
-      publicUrl: config.PUBLIC_URL,
-      pasIssuer: config.PAS_URL,
-      clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
+      ...operatorTokenOptions(config),
       operatorTenant: config.OPERATOR_TENANT,
-      operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
       auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
     },
     {

@@ -1,5 +1,5 @@
 import { auditClient, idpClient, pacClient, pasClient } from '@keyway/clients';
-import { changeEventServiceDeps, pasKeysCache, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { EntitlementConfig } from './config.ts';
@@ -12,12 +12,9 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
   const app = createApp(
     {
-      publicUrl: config.PUBLIC_URL,
-      pasIssuer: config.PAS_URL,
-      clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
+      ...operatorTokenOptions(config),
       operatorTenant: config.OPERATOR_TENANT,
       crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
-      operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
       maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
     },
     {

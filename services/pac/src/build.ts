@@ -1,5 +1,5 @@
 import { pasClient } from '@keyway/clients';
-import { changeEventServiceDeps, pasKeysCache, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { PacConfig } from './config.ts';
@@ -11,13 +11,10 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
   const app = createApp(
     {
-      publicUrl: config.PUBLIC_URL,
-      pasIssuer: config.PAS_URL,
+      ...operatorTokenOptions(config),
       topicBaseUrl: config.TOPIC_BASE_URL,
       sasTtlSec: config.SAS_TTL_SEC,
-      clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
       revocationMode: config.REVOCATION_MODE,
-      operatorTokenCacheMs: config.OPERATOR_TOKEN_CACHE_SEC * 1000,
       refusalsPerSource: config.REFUSALS_PER_SOURCE,
       refusalWindowSec: config.REFUSAL_WINDOW_SEC,
     },
