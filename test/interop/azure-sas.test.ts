@@ -1,6 +1,5 @@
 import { createSasTokenProvider } from '@azure/core-amqp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pacClient, type PacClient } from '@keyway/clients';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, provisionTenant, rawClient } from '../helpers.ts';
 
@@ -12,10 +11,8 @@ import { makeBatch, provisionTenant, rawClient } from '../helpers.ts';
  */
 
 let suite: Suite;
-let operator: PacClient;
 beforeAll(async () => {
   suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL });
-  operator = pacClient({ caPem: suite.pki.ca.certPem, clientCert: suite.pki.certs.operator, baseUrl: suite.urls.pac });
 });
 afterAll(() => suite?.close());
 
@@ -89,8 +86,8 @@ describe('issue 9: Azure SDK SAS keys from a tenant’s policy keys', () => {
     const resource = `${suite.urls.topic}/tenants/${tenant}/topics/${feed}`;
     const oldKey = await azureSas('send', before.data.primary_key as string, resource);
     expect((await publish(tenant, feed, oldKey)).status).toBe(201);
-    await operator.rotateSasKey(tenant, 'primary');
-    const after = await operator.sasPolicyKeys(tenant, 'send');
+    await suite.pacOperator.rotateSasKey(tenant, 'primary');
+    const after = await suite.pacOperator.sasPolicyKeys(tenant, 'send');
     expect(after.primary_key).not.toBe(before.data.primary_key);
     expect(after.secondary_key).toBe(before.data.secondary_key);
     expect((await publish(tenant, feed, await azureSas('send', after.primary_key, resource))).status).toBe(201);

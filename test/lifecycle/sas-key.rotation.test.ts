@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, pacClient, type PacClient } from '@keyway/clients';
+import { ApiError, pacClient } from '@keyway/clients';
 import { verifySas } from '@keyway/sas';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
@@ -14,10 +14,8 @@ import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
 describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
   let suite: Suite;
-  let operator: PacClient;
   beforeAll(async () => {
     suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL });
-    operator = pacClient({ caPem: suite.pki.ca.certPem, clientCert: suite.pki.certs.operator, baseUrl: suite.urls.pac });
   });
   afterAll(() => suite?.close());
 
@@ -88,7 +86,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
     await until(() => received.size >= 5, 'the first batches');
 
     // Rotate the secondary: new SAS keys are signed with it; the primary-signed subscriber does not notice.
-    expect(await operator.rotateSasKey(tenant, 'secondary')).toEqual({ tenant, rotated: 'secondary', signing_with: 'secondary' });
+    expect(await suite.pacOperator.rotateSasKey(tenant, 'secondary')).toEqual({ tenant, rotated: 'secondary', signing_with: 'secondary' });
     const afterSecondary = await storedKeys(tenant);
     expect(afterSecondary).toEqual({ primary: original.primary, secondary: expect.any(String), signWith: 'secondary', generation: 1 });
     expect(afterSecondary.secondary).not.toBe(original.secondary);
@@ -119,7 +117,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
     await until(() => received.size >= receivedBeforePrimary + 3, 'batches with the secondary-signed subscriber');
 
     // Rotate the primary: new keys are signed with the new primary and verify right away...
-    expect(await operator.rotateSasKey(tenant, 'primary')).toEqual({ tenant, rotated: 'primary', signing_with: 'primary' });
+    expect(await suite.pacOperator.rotateSasKey(tenant, 'primary')).toEqual({ tenant, rotated: 'primary', signing_with: 'primary' });
     const afterPrimary = await storedKeys(tenant);
     expect(afterPrimary).toEqual({ primary: expect.any(String), secondary: afterSecondary.secondary, signWith: 'primary', generation: 2 });
     expect(afterPrimary.primary).not.toBe(original.primary);

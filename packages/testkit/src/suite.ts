@@ -75,6 +75,8 @@ export interface Suite {
   operator: ReturnType<typeof entitlementClient>;
   /** audit query client holding the operator certificate */
   auditor: ReturnType<typeof auditClient>;
+  /** PAC admin client (SAS key rotation, policy keys) holding the operator certificate */
+  pacOperator: ReturnType<typeof pacClient>;
   pas: ReturnType<typeof pasClient>;
   pac: ReturnType<typeof pacClient>;
   topic: ReturnType<typeof topicClient>;
@@ -191,6 +193,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     pki,
     operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
     auditor: auditClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.audit }),
+    pacOperator: pacClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.pac }),
     pas: pasClient({ caPem, baseUrl: urls.pas }),
     pac: pacClient({ caPem, baseUrl: urls.pac }),
     topic: topicClient({ caPem, baseUrl: urls.topic }),
