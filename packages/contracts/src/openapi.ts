@@ -131,8 +131,15 @@ export const authenticatedBy =
   (security: SecurityScheme[], errors: number[]) =>
   <S extends Pick<OperationSpec, 'summary' | 'responses' | 'errors'>>(spec: S): S & Pick<OperationSpec, 'security' | 'errors'> => ({ ...spec, security, errors: [...errors, ...(spec.errors ?? [])] });
 
-/** Internal callers only: a Keyway service's client certificate (mTLS); another service's certificate is 403. */
-export const serviceOnly = authenticatedBy(['mutualTLS'], [401, 403]);
+/**
+ * Internal callers only: the client certificates (mTLS, CN = service) of `callers`, the access matrix's
+ * row for this API (least privilege: a service is listed only where it makes the call); another
+ * service's certificate is 403, none is 401.
+ */
+export const serviceOnly = <S extends Pick<OperationSpec, 'summary' | 'responses' | 'errors'>>(callers: readonly string[], spec: S) => ({
+  ...authenticatedBy(['mutualTLS'], [401, 403])(spec),
+  callers,
+});
 
 /** The admin APIs: the operator certificate, or an operator access token; 401 / 403 / 503 as requireOperator answers. */
 export const operatorOnly = authenticatedBy(['mutualTLS', 'bearer'], [401, 403, 503]);

@@ -12,15 +12,20 @@ export interface Route extends Omit<OperationSpec, 'path'> {
   path: string;
   /** schemas of the path parameters; a parameter not listed is a plain string */
   params?: z.ZodObject;
+  /** an internal API: the only services (client certificate CN) that may call it; kit's bindRoute enforces it */
+  callers?: readonly string[];
 }
 
 /** Declares a route; the identity, kept so the schemas' types reach servers and clients. */
 export const route = <R extends Route>(declaration: R): R => declaration;
 
+/** `{name}` (OpenAPI) → `:name` (Express). */
+export const expressPath = (route: Pick<Route, 'path'>): string => route.path.replace(/\{([^}]+)\}/g, ':$1');
+
 /** The OpenAPI path specs (`openApiDocument`, the endpoint fuzz) of a service's routes. */
 export function pathsOf(routes: Record<string, Route>): PathSpecs {
   const paths: PathSpecs = {};
-  for (const { method, path, params, ...spec } of Object.values(routes)) {
+  for (const { method, path, params, callers: _callers, ...spec } of Object.values(routes)) {
     paths[path] ??= {};
     paths[path][method] = { ...spec, ...(params && { path: params }) };
   }

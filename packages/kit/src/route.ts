@@ -1,7 +1,8 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
-import type { Route, RouteInput } from '@keyway/contracts';
+import { expressPath, type Route, type RouteInput } from '@keyway/contracts';
 import { requireContentType } from './app.ts';
 import { parseInput } from './guard.ts';
+import { requireService } from './service-auth.ts';
 
 /**
  * A route's inputs, each parsed with the route's schema when first asked for (400 invalid_request
@@ -15,9 +16,6 @@ export interface RouteInputs<R extends Route> {
 }
 
 export type RouteHandler<R extends Route> = (req: Request, res: Response, input: RouteInputs<R>) => unknown;
-
-/** `{name}` (OpenAPI) → `:name` (Express). */
-const expressPath = (route: Pick<Route, 'path'>): string => route.path.replace(/\{([^}]+)\}/g, ':$1');
 
 function inputsOf<R extends Route>(route: R, req: Request): RouteInputs<R> {
   const parsed = <T>(read: () => T) => {
@@ -41,7 +39,9 @@ function inputsOf<R extends Route>(route: R, req: Request): RouteInputs<R> {
  */
 export function bindRoute<R extends Route>(router: Router, route: R, ...steps: [...RequestHandler[], RouteHandler<R>]): void {
   const handler = steps.pop() as RouteHandler<R>;
-  router[route.method](expressPath(route), ...(steps as RequestHandler[]), (req: Request, res: Response) => handler(req, res, inputsOf(route, req)));
+  // an internal API answers only the services its declaration lists (mTLS), before any other step
+  const guard = route.callers ? [requireService(...route.callers)] : [];
+  router[route.method](expressPath(route), ...guard, ...(steps as RequestHandler[]), (req: Request, res: Response) => handler(req, res, inputsOf(route, req)));
 }
 
 /** 415 unless the body is one of the media types the route declares (JSON when it names none). */

@@ -37,7 +37,8 @@ const deadLetter = settle(DEAD_LETTER_QUEUE, 'the dead-letter queue');
 /** The topic service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const topicRoutes = {
   publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [413, 415, 429] })),
-  publishInternal: serviceOnly(route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
+  // the tenants' audit feeds, published by Keyway itself through the same checks and quotas as a SAS publish
+  publishInternal: serviceOnly(['audit'], route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
   receive: receive(SUBSCRIPTION, 'the subscription'),
   stream: sas(route({
     method: 'post', path: `${SUBSCRIPTION}/messages/stream`,

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { audited, requestFields, type Trail } from '@keyway/audit';
 import { AuthorizeDecision, entitlementRoutes } from '@keyway/contracts';
-import { bindRoute, callerService, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, callerService, requireBodyType, shapeResponse } from '@keyway/kit';
 import { evaluate } from '../policy/evaluate.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
@@ -14,7 +14,7 @@ import type { PolicyRepository } from '../policy/repository.ts';
  */
 export function authorizeRoutes(policy: PolicyRepository, operatorTenant: string, trail: Trail): Router {
   const router = Router();
-  bindRoute(router, entitlementRoutes.authorize, requireInternal('entitlement', 'POST /v1/authorize'), requireBodyType(entitlementRoutes.authorize), async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.authorize, requireBodyType(entitlementRoutes.authorize), async (req, res, input) => {
     const request = input.body();
     const fields = {
       ...requestFields(req),

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { entitlementRoutes, FeedEntitlement } from '@keyway/contracts';
-import { bindRoute, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { PolicyRepository } from '../policy/repository.ts';
 
 /**
@@ -10,7 +10,7 @@ import type { PolicyRepository } from '../policy/repository.ts';
  */
 export function feedEntitlementRoutes(policy: PolicyRepository): Router {
   const router = Router();
-  bindRoute(router, entitlementRoutes.feedEntitlement, requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed'), async (_req, res, input) => {
+  bindRoute(router, entitlementRoutes.feedEntitlement, async (_req, res, input) => {
     const { tenant, feed } = input.params();
     const entitled = (await policy.findTenant(tenant))?.feeds.includes(feed) ?? false;
     res.set('Cache-Control', 'no-store').json(shapeResponse(FeedEntitlement, { tenant, feed, entitled }));

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { entitlementRoutes, SubscriptionNames } from '@keyway/contracts';
-import { bindRoute, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { PolicyRepository } from '../policy/repository.ts';
 
 /**
@@ -11,7 +11,7 @@ import type { PolicyRepository } from '../policy/repository.ts';
  */
 export function subscriptionInventoryRoutes(policy: PolicyRepository): Router {
   const router = Router();
-  bindRoute(router, entitlementRoutes.subscriptionNames, requireInternal('entitlement', 'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions'), async (_req, res, input) => {
+  bindRoute(router, entitlementRoutes.subscriptionNames, async (_req, res, input) => {
     const { tenant, feed } = input.params();
     const record = await policy.findTenant(tenant);
     const names = record?.feeds.includes(feed) ? (await policy.listSubscriptions(tenant, feed)).map((s) => s.name) : [];

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { idpRoutes, Subject } from '@keyway/contracts';
-import { bindRoute, InvalidClient, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, InvalidClient, requireBodyType, shapeResponse } from '@keyway/kit';
 import { TokenError, verifyClientAssertion } from '@keyway/tokens';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
@@ -27,7 +27,7 @@ function claimedClient(assertion: string): string {
 
 export function assertionRoutes(credentials: CredentialRepository, keys: ClientKeyRepository, guard: VerificationGuard): Router {
   const router = Router();
-  bindRoute(router, idpRoutes.verifyAssertion, requireInternal('idp', 'POST /v1/credentials/assertion/verify'), requireBodyType(idpRoutes.verifyAssertion), async (_req, res, input) => {
+  bindRoute(router, idpRoutes.verifyAssertion, requireBodyType(idpRoutes.verifyAssertion), async (_req, res, input) => {
     const { assertion, audience } = input.body();
     const claimed = claimedClient(assertion);
     await guard.admit(claimed);

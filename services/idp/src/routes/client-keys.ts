@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { Router } from 'express';
 import { idpRoutes, RegisteredClientKey } from '@keyway/contracts';
-import { bindRoute, InvalidRequest, NotFound, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, InvalidRequest, NotFound, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { InternalChanges } from '../credentials/internal-changes.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
@@ -13,7 +13,7 @@ import type { CredentialRepository } from '../credentials/repository.ts';
  */
 export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientKeyRepository, changes: InternalChanges): Router {
   const router = Router();
-  bindRoute(router, idpRoutes.registerKey, requireInternal('idp', 'PUT /v1/credentials/:sub/keys/:kid'), requireBodyType(idpRoutes.registerKey), async (req, res, input) => {
+  bindRoute(router, idpRoutes.registerKey, requireBodyType(idpRoutes.registerKey), async (req, res, input) => {
     const { sub, kid } = input.params();
     const { jwk } = input.body();
     if (jwk.kid !== undefined && jwk.kid !== kid) throw new InvalidRequest('body.jwk.kid must match the path');
@@ -34,7 +34,7 @@ export function clientKeyRoutes(credentials: CredentialRepository, keys: ClientK
     res.status(created ? 201 : 200).json(shapeResponse(RegisteredClientKey, { sub, kid, alg: jwk.alg }));
   });
 
-  bindRoute(router, idpRoutes.removeKey, requireInternal('idp', 'DELETE /v1/credentials/:sub/keys/:kid'), async (req, res, input) => {
+  bindRoute(router, idpRoutes.removeKey, async (req, res, input) => {
     const { sub, kid } = input.params();
     await changes.change(req, 'client_key.removed', async (step) => {
       if (!(await keys.remove(sub, kid))) throw new NotFound(`no key ${kid} is registered for ${sub}`);

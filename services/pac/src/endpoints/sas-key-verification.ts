@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { pacRoutes, SasKeyCheck, tenantOfTopicResource } from '@keyway/contracts';
-import { bindRoute, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import { parseSas, SasError, verifySasSignature } from '@keyway/sas';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
 
@@ -13,7 +13,7 @@ import type { TenantKeyStore } from '../keys/tenant-keys.ts';
  */
 export function sasKeyVerificationEndpoint(keys: TenantKeyStore, options: { topicBaseUrl: string }): Router {
   const router = Router();
-  bindRoute(router, pacRoutes.verifySasKey, requireInternal('pac', 'POST /internal/v1/sas-keys/verify'), requireBodyType(pacRoutes.verifySasKey), async (_req, res, input) => {
+  bindRoute(router, pacRoutes.verifySasKey, requireBodyType(pacRoutes.verifySasKey), async (_req, res, input) => {
     const { sas_key } = input.body();
     res.set('Cache-Control', 'no-store').json(shapeResponse(SasKeyCheck, await check(sas_key)));
   });

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { Introspection, pasRoutes } from '@keyway/contracts';
-import { bindRoute, requireBodyType, requireInternal, shapeResponse } from '@keyway/kit';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
@@ -13,7 +13,7 @@ import { noStore } from './token.ts';
  */
 export function introspectionEndpoint(context: GrantContext): Router {
   const router = Router();
-  bindRoute(router, pasRoutes.introspect, noStore, requireInternal('pas', 'POST /oauth2/introspect'), requireBodyType(pasRoutes.introspect), async (_req, res, input) => {
+  bindRoute(router, pasRoutes.introspect, noStore, requireBodyType(pasRoutes.introspect), async (_req, res, input) => {
     const { token, token_type_hint } = input.body();
     const verified = await verifyOwnToken(context, token, token_type_hint);
     let active = false;

@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import { bindRoute, parseInput, requireBodyType, requireInternal, shapeResponse, type RouteHandler } from '@keyway/kit';
+import { bindRoute, parseInput, requireBodyType, shapeResponse, type RouteHandler } from '@keyway/kit';
 import { PublishResponse, topicRoutes, TopicPath } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
@@ -49,14 +49,6 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
   };
   bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate, deps.body, publish);
-  bindRoute(
-    router,
-    topicRoutes.publishInternal,
-    requireInternal('topic', 'POST /internal/v1/tenants/:tenant/topics/:topic/messages'),
-    requireBodyType(topicRoutes.publishInternal),
-    countRate,
-    deps.body,
-    publish,
-  );
+  bindRoute(router, topicRoutes.publishInternal, requireBodyType(topicRoutes.publishInternal), countRate, deps.body, publish);
   return router;
 }
