@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Batch, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
+import { AUDIT_FEED } from '../audit.ts';
 
 const TOPIC = '/tenants/{tenant}/topics/{topic}';
 const SUBSCRIPTION = `${TOPIC}/subscriptions/{subscription}`;
@@ -38,7 +39,8 @@ const deadLetter = settle(DEAD_LETTER_QUEUE, 'the dead-letter queue');
 export const topicRoutes = {
   publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [413, 415, 429] })),
   // the tenants' audit feeds, published by Keyway itself through the same checks and quotas as a SAS publish
-  publishInternal: serviceOnly(['audit'], route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
+  // least privilege: the audit service's certificate publishes to tenants' audit feeds only
+  publishInternal: serviceOnly(['audit'], route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath.extend({ topic: z.literal(AUDIT_FEED) }), body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
   receive: receive(SUBSCRIPTION, 'the subscription'),
   stream: sas(route({
     method: 'post', path: `${SUBSCRIPTION}/messages/stream`,

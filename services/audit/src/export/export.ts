@@ -39,15 +39,19 @@ export interface AuditExportOptions {
  * Who receives what is the entitlement service's answer (only tenants granted `audit` get batches;
  * events of other tenants are skipped, and they stay queryable), asked once a round per tenant.
  *
- * At least once: the checkpoint moves only after the topic service answered 201 for every batch of a
- * page, so a crash, a quota (429) or an outage (503) republishes the page later, never skips; a batch
- * id names its stream, tenant and seq range, so a repeat of the same page is dropped by the importer's checkpoint,
- * and each event's id and seq let a SIEM drop the rest. Several instances may forward the same page
- * (duplicates, never gaps); the checkpoint only moves forward (compare-and-set).
+ * At least once, and no tenant holds back another: a batch the topic service refuses (its tenant over
+ * its rate or depth quota, a 503) puts a hold on that tenant in that stream, at the seq before the
+ * batch. The stream's checkpoint moves on for everyone else; each round first catches held tenants up
+ * from their hold (their events only, in seq order) and lifts the hold once it reaches the checkpoint.
+ * A crash republishes, never skips; a batch id names its stream, tenant and seq range, so a repeat is
+ * dropped by the importer's checkpoint, and each event's id and seq let a SIEM drop the rest. Several
+ * instances may forward the same page (duplicates, never gaps): checkpoints move only forward and a
+ * hold is lifted only if nobody moved it meanwhile (compare-and-set).
  */
 export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) {
   const { logger } = deps;
   const checkpointKey = (stream: string) => `audit-export:${stream}`;
+  const holdPrefix = (stream: string) => `audit-export-hold:${stream}:`;
 
   /** The tenant an event is exported to, if that tenant is entitled to the audit feed. */
   async function destination(event: AuditEvent, entitled: Map<string, boolean>): Promise<string | undefined> {
@@ -79,21 +83,56 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
     await deps.topic.publishInternal(batch);
   }
 
-  /** Forwards one page of a stream; true when more events are waiting. */
-  async function forwardPage(stream: string, entitled: Map<string, boolean>): Promise<boolean> {
-    const raw = await deps.store.get(checkpointKey(stream));
-    const page = await readSince(deps.auditStore, stream, raw === null ? 0 : Number(raw), PAGE);
+  /** One page of the stream after `after`, its events grouped by the entitled tenant they go to. */
+  async function readGroups(stream: string, after: number, entitled: Map<string, boolean>) {
+    const page = await readSince(deps.auditStore, stream, after, PAGE);
     if (page.missed > 0) logger.warn('audit.export_missed', { stream, missed: page.missed, reason: 'trimmed by retention before it was forwarded' });
-    const last = page.events.at(-1);
-    if (!last) return false;
     const groups = new Map<string, AuditEvent[]>();
     for (const event of page.events) {
       const tenant = await destination(event, entitled);
       if (tenant !== undefined) groups.set(tenant, [...(groups.get(tenant) ?? []), event]);
     }
-    for (const [tenant, events] of groups) await publish(stream, tenant, events);
-    await deps.store.compareAndSet(checkpointKey(stream), raw, String(last.seq));
-    return last.seq < page.headSeq;
+    return { last: page.events.at(-1)?.seq, headSeq: page.headSeq, groups };
+  }
+
+  /** Forwards one page of a stream to every tenant not held back; true when more events are waiting. */
+  async function forwardPage(stream: string, held: Set<string>, entitled: Map<string, boolean>): Promise<boolean> {
+    const raw = await deps.store.get(checkpointKey(stream));
+    const { last, headSeq, groups } = await readGroups(stream, raw === null ? 0 : Number(raw), entitled);
+    if (last === undefined) return false;
+    for (const [tenant, events] of groups) {
+      // a held tenant gets these events from its hold, in order, once it catches up
+      if (held.has(tenant)) continue;
+      try {
+        await publish(stream, tenant, events);
+      } catch (err) {
+        const from = String((events[0] as AuditEvent).seq - 1);
+        await deps.store.compareAndSet(holdPrefix(stream) + tenant, null, from);
+        held.add(tenant);
+        logger.warn('audit.export_held', { stream, tenant, from, err });
+      }
+    }
+    await deps.store.compareAndSet(checkpointKey(stream), raw, String(last));
+    return last < headSeq;
+  }
+
+  /** Catches a held tenant up from its hold to the stream's checkpoint; throws (stays held) when the topic service still refuses. */
+  async function catchUp(stream: string, tenant: string, entitled: Map<string, boolean>): Promise<void> {
+    const key = holdPrefix(stream) + tenant;
+    for (;;) {
+      const hold = await deps.store.get(key);
+      const checkpoint = Number((await deps.store.get(checkpointKey(stream))) ?? 0);
+      if (hold === null) return;
+      if (Number(hold) >= checkpoint) {
+        // caught up: lifted unless another instance moved the hold meanwhile
+        await deps.store.commitIf({ key, expected: hold }, [{ op: 'del', key }]);
+        return;
+      }
+      const { last, groups } = await readGroups(stream, Number(hold), entitled);
+      const events = (groups.get(tenant) ?? []).filter((event) => event.seq <= checkpoint);
+      if (events.length > 0) await publish(stream, tenant, events);
+      await deps.store.compareAndSet(key, hold, String(Math.min(last ?? checkpoint, checkpoint)));
+    }
   }
 
   async function round(): Promise<void> {
@@ -101,7 +140,13 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
     const entitled = new Map<string, boolean>();
     for (const stream of AUDIT_STREAMS) {
       try {
-        while (await forwardPage(stream, entitled));
+        const held = new Set<string>();
+        for (const key of await deps.store.keys(holdPrefix(stream))) {
+          const tenant = key.slice(holdPrefix(stream).length);
+          await catchUp(stream, tenant, entitled).catch((err: unknown) => logger.warn('audit.export_held', { stream, tenant, err }));
+          if ((await deps.store.get(key)) !== null) held.add(tenant);
+        }
+        while (await forwardPage(stream, held, entitled));
       } catch (err) {
         // the next round starts again from the checkpoint (a 429, a 503, an unreachable service); a hole in a
         // stream stops its export here (verify reports it)

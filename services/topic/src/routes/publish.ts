@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import { bindRoute, parseInput, requireBodyType, shapeResponse, type RouteHandler } from '@keyway/kit';
-import { PublishResponse, topicRoutes, TopicPath } from '@keyway/contracts';
+import { PublishResponse, topicRoutes } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
 import { readBatch } from '../batches/validate.ts';
@@ -26,13 +26,16 @@ export interface PublishQuotas {
  */
 export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas; body: RequestHandler }): Router {
   const router = Router();
-  // the rate is counted before the body is read, so a flood costs neither reading nor scanning
-  const countRate: RequestHandler = async (req, _res, next) => {
-    await deps.quotas.rate(parseInput(TopicPath, req.params, 'path').tenant);
-    next();
-  };
+  // the rate is counted before the body is read, so a flood costs neither reading nor scanning; a path
+  // the route refuses (the internal publish names audit feeds only) is not counted
+  const countRate =
+    (route: typeof topicRoutes.publish | typeof topicRoutes.publishInternal): RequestHandler =>
+    async (req, _res, next) => {
+      await deps.quotas.rate(parseInput(route.params, req.params, 'path').tenant);
+      next();
+    };
   // the two routes share the path parameters and the body, so one handler serves both
-  const publish: RouteHandler<typeof topicRoutes.publish> = async (req, res, input) => {
+  const publish: RouteHandler<typeof topicRoutes.publish | typeof topicRoutes.publishInternal> = async (req, res, input) => {
     const topic = input.params();
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
@@ -48,7 +51,7 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });
     res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
   };
-  bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate, deps.body, publish);
-  bindRoute(router, topicRoutes.publishInternal, requireBodyType(topicRoutes.publishInternal), countRate, deps.body, publish);
+  bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate(topicRoutes.publish), deps.body, publish);
+  bindRoute(router, topicRoutes.publishInternal, requireBodyType(topicRoutes.publishInternal), countRate(topicRoutes.publishInternal), deps.body, publish);
   return router;
 }
