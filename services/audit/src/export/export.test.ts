@@ -32,7 +32,7 @@ function rig(refuse: (batch: Batch) => boolean) {
     );
   const record = (tenant: string) => pas.record({ action: 'token.issued', outcome: 'success', tenant });
   const settled = async (head: number) => {
-    for (const deadline = Date.now() + 5000; (await store.get('audit-export:pas')) !== String(head) || (await store.keys('audit-export-hold:')).length > 0; ) {
+    for (const deadline = Date.now() + 5000; (await store.get('audit-export:pas')) !== String(head) || (await store.zrangeByLex('audit-export-held:pas')).length > 0; ) {
       if (Date.now() > deadline) throw new Error('the export never caught up');
       await sleep(20);
     }

@@ -51,7 +51,9 @@ export interface AuditExportOptions {
 export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) {
   const { logger } = deps;
   const checkpointKey = (stream: string) => `audit-export:${stream}`;
-  const holdPrefix = (stream: string) => `audit-export-hold:${stream}:`;
+  const holdKey = (stream: string, tenant: string) => `audit-export-hold:${stream}:${tenant}`;
+  // the held tenants of a stream, written with their holds in one commit, so a round reads one key rather than scanning
+  const heldIndex = (stream: string) => `audit-export-held:${stream}`;
 
   /** The tenant an event is exported to, if that tenant is entitled to the audit feed. */
   async function destination(event: AuditEvent, entitled: Map<string, boolean>): Promise<string | undefined> {
@@ -107,7 +109,11 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
         await publish(stream, tenant, events);
       } catch (err) {
         const from = String((events[0] as AuditEvent).seq - 1);
-        await deps.store.compareAndSet(holdPrefix(stream) + tenant, null, from);
+        const key = holdKey(stream, tenant);
+        await deps.store.commitIf({ key, expected: null }, [
+          { op: 'set', key, value: from },
+          { op: 'zadd', key: heldIndex(stream), members: [tenant] },
+        ]);
         held.add(tenant);
         logger.warn('audit.export_held', { stream, tenant, from, err });
       }
@@ -118,14 +124,17 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
 
   /** Catches a held tenant up from its hold to the stream's checkpoint; throws (stays held) when the topic service still refuses. */
   async function catchUp(stream: string, tenant: string, entitled: Map<string, boolean>): Promise<void> {
-    const key = holdPrefix(stream) + tenant;
+    const key = holdKey(stream, tenant);
     for (;;) {
       const hold = await deps.store.get(key);
       const checkpoint = Number((await deps.store.get(checkpointKey(stream))) ?? 0);
       if (hold === null) return;
       if (Number(hold) >= checkpoint) {
         // caught up: lifted unless another instance moved the hold meanwhile
-        await deps.store.commitIf({ key, expected: hold }, [{ op: 'del', key }]);
+        await deps.store.commitIf({ key, expected: hold }, [
+          { op: 'del', key },
+          { op: 'zrem', key: heldIndex(stream), members: [tenant] },
+        ]);
         return;
       }
       const { last, groups } = await readGroups(stream, Number(hold), entitled);
@@ -141,10 +150,9 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
     for (const stream of AUDIT_STREAMS) {
       try {
         const held = new Set<string>();
-        for (const key of await deps.store.keys(holdPrefix(stream))) {
-          const tenant = key.slice(holdPrefix(stream).length);
+        for (const tenant of await deps.store.zrangeByLex(heldIndex(stream))) {
           await catchUp(stream, tenant, entitled).catch((err: unknown) => logger.warn('audit.export_held', { stream, tenant, err }));
-          if ((await deps.store.get(key)) !== null) held.add(tenant);
+          if ((await deps.store.get(holdKey(stream, tenant))) !== null) held.add(tenant);
         }
         while (await forwardPage(stream, held, entitled));
       } catch (err) {
