@@ -42,6 +42,10 @@ export class Outcomes {
     }
     return n;
   }
+  /** answers any endpoint gave as an internal error (500): a fault must surface as 503 or a cut, never as this */
+  internalErrors(): number {
+    return this.count((_, outcome) => outcome === '500');
+  }
   toString(): string {
     return [...this.seen].map(([key, n]) => `${key}: ${n}`).join(', ');
   }
