@@ -1,3 +1,4 @@
 export * from './pki.ts';
 export * from './suite.ts';
 export * from './env.ts';
+export * from './database.ts';

@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { migrate, openPostgres, serviceRole } from '@keyway/db';
+
+/** The machine's PostgreSQL (trust auth on 127.0.0.1), as its admin: tests make a database of their own on it. */
+export const POSTGRES_ADMIN_URL = process.env.KEYWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  name: string;
+  /** the migrator's URL for this database (the cluster admin) */
+  adminUrl: string;
+  /** the URL a service connects with: its own role (0001_service_roles.sql) on this database */
+  serviceUrl(service: string): string;
+  drop(): Promise<void>;
+}
+
+const withDatabase = (base: string, database: string, user?: string): string => {
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  if (user !== undefined) {
+    url.username = user;
+    url.password = '';
+  }
+  return url.toString();
+};
+
+/** A fresh, migrated database of its own for a test file or suite, dropped (connections and all) by drop(). */
+export async function createTestDatabase(adminUrl: string = POSTGRES_ADMIN_URL): Promise<TestDatabase> {
+  const name = `keyway_t_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  const admin = openPostgres({ url: adminUrl, max: 1 });
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.close();
+  }
+  const db = openPostgres({ url: withDatabase(adminUrl, name), max: 1 });
+  try {
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
+  return {
+    name,
+    adminUrl: withDatabase(adminUrl, name),
+    serviceUrl: (service) => withDatabase(adminUrl, name, serviceRole(service)),
+    async drop() {
+      const dropper = openPostgres({ url: adminUrl, max: 1 });
+      try {
+        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await dropper.close();
+      }
+    },
+  };
+}
