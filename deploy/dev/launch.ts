@@ -6,6 +6,7 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { migrate, openPostgres, serviceRoleUrl } from '@keyway/db';
 import { createAgent, fileCheckpoint, fileSink } from '@keyway/importer';
 import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
 import { LaunchEnv } from './config.ts';
@@ -24,11 +25,24 @@ const fileLogger = (name: string) => {
 };
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
+/** A real PostgreSQL is migrated here, as `keyway db migrate` would, before the services connect as their own roles. */
+async function migrated(url: string): Promise<string> {
+  const db = openPostgres({ url, max: 1 });
+  try {
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
+  return url;
+}
+const databaseUrl = config.DATABASE_URL ? await migrated(config.DATABASE_URL) : undefined;
+
 const ports = Object.fromEntries(SERVICES.map((name, i) => [name, config.KEYWAY_PORT_BASE + i])) as Record<ServiceName, number>;
 const suite = await compose({
   pkiDir: join(home, 'pki'),
   ports,
   logger: fileLogger,
+  database: databaseUrl ? { serviceUrl: (service) => serviceRoleUrl(databaseUrl, service) } : {},
   // each service's own defaults, as its main.ts would run with only these set
   env: { REDIS_URL: config.REDIS_URL, AMQP_URL: config.AMQP_URL },
 });
@@ -63,6 +77,7 @@ say('Keyway is running (Ctrl-C to stop).');
 say();
 for (const name of SERVICES) say(`  ${name.padEnd(12)} ${suite.urls[name]}`);
 say();
+say(`  database     ${databaseUrl ? `PostgreSQL ${new URL(databaseUrl).host}${new URL(databaseUrl).pathname}` : 'embedded PostgreSQL (PGlite, in memory; set DATABASE_URL for PostgreSQL)'}`);
 say(`  store        ${config.REDIS_URL ? `Redis ${new URL(config.REDIS_URL).host}` : 'embedded (in memory; set REDIS_URL for Redis)'}`);
 say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${new URL(config.AMQP_URL).host}` : 'embedded (in memory; set AMQP_URL for RabbitMQ)'}`);
 say(`  CA           ${join(home, 'pki', 'ca.crt')}`);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { buildAudit, AuditEnv } from '@keyway/audit-service';
 import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
+import { migrate, openPglite, type Db } from '@keyway/db';
 import { buildEntitlement, EntitlementEnv } from '@keyway/entitlement';
 import { buildIdp, IdpEnv } from '@keyway/idp';
 import { closeInOrder, parseConfig, type Closer, type Logger, type ServiceInfra, type TlsMaterial } from '@keyway/kit';
@@ -36,6 +37,12 @@ export interface ComposeOptions {
   changeEventsTopic?: TopicRef;
   /** RabbitMQ connection names (default keyway-<service>) */
   connectionNames?: Partial<Record<ServiceName, string>>;
+  /**
+   * The system of record: each service connects with `serviceUrl(service)` (its own role) to a
+   * database migrated beforehand. Unset: one embedded PostgreSQL (PGlite) for every service, kept in
+   * `embeddedDir` (in memory when that is unset too), migrated here.
+   */
+  database?: { serviceUrl: (service: ServiceName) => string } | { embeddedDir?: string };
   /** opens the audit keyspace a service appends to, when not the one REDIS_URL names (e.g. through a fault proxy); closed with the composition */
   auditStore?: () => Promise<Store>;
 }
@@ -47,8 +54,8 @@ export interface Composition {
   apps: Record<ServiceName, RequestListener>;
   /** each service's own keyspace, as the service holds it; restart replaces an entry */
   stores: Record<ServiceName, Store>;
-  /** the embedded broker and audit keyspace the services share when AMQP_URL / REDIS_URL are unset */
-  embedded: { broker?: Broker; auditStore?: Store };
+  /** the embedded broker, audit keyspace and database the services share when AMQP_URL / REDIS_URL / a database are not given */
+  embedded: { broker?: Broker; auditStore?: Store; database?: Db };
   /** stops a service as a deploy would (its listener cuts open connections), stays down downMs, starts it again on the same port */
   restart(service: ServiceName, options?: { downMs?: number }): Promise<void>;
   close(): Promise<void>;
@@ -58,6 +65,13 @@ interface Built {
   app: RequestListener;
   store: Store;
   close: Closer[];
+}
+
+/** One PGlite for every service of the process (each in its own schema), migrated before any service opens it. */
+async function embeddedDatabase(dir: string | undefined): Promise<Db> {
+  const db = await openPglite({ dataDir: dir });
+  await migrate(db);
+  return db;
 }
 
 /** Listens first (port 0 picks one) so every URL is known before the apps that name each other are built. */
@@ -113,8 +127,11 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
     audit: { PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic },
   };
+  const database = options.database;
+  const databaseUrlOf = (name: ServiceName): Env => (database && 'serviceUrl' in database ? { DATABASE_URL: database.serviceUrl(name) } : {});
   const envOf = (name: ServiceName): Env => ({
     ...options.env,
+    ...databaseUrlOf(name),
     ...options.serviceEnv?.[name],
     KEYWAY_ENV: 'development',
     HOST: host,
@@ -146,6 +163,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   const embedded = {
     broker: options.env?.AMQP_URL ? undefined : await createBroker(topicBrokerOptions(configs.topic)),
     auditStore: options.env?.REDIS_URL ? undefined : createMemoryStore({ prefix: `${configs.topic.STORE_PREFIX}:audit:` }),
+    database: database && 'serviceUrl' in database ? undefined : await embeddedDatabase(database?.embeddedDir),
   };
   const lentAudit: Store[] = [];
   const infraOf = async (name: ServiceName): Promise<ServiceInfra> => {
@@ -155,6 +173,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       logger: options.logger(name),
       tls: tlsOf(name),
       broker: embedded.broker,
+      database: embedded.database,
       auditStore,
       changeEventsTopic: options.changeEventsTopic,
       connectionName: options.connectionNames?.[name],
@@ -177,7 +196,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     if (built.audit) await stop('audit');
     await Promise.all(SERVICES.map((name) => listeners[name].close()));
     await Promise.all(SERVICES.filter((name) => name !== 'audit' && built[name]).map(stop));
-    for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit]) await handle?.close();
+    for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit, embedded.database]) await handle?.close();
   };
   try {
     for (const name of SERVICES) {

@@ -2,4 +2,4 @@ export { classify, DbUnavailableError, identifier, isUnavailable, type Db, type 
 export { migrate, pendingMigrations, readMigrations, type Migration } from './migrate.ts';
 export { openPostgres, type PostgresOptions } from './postgres.ts';
 export { openPglite } from './pglite.ts';
-export { openDatabase, serviceRole, type OpenDatabaseOptions } from './open.ts';
+export { openDatabase, serviceRole, serviceRoleUrl, type OpenDatabaseOptions } from './open.ts';

@@ -15,3 +15,11 @@ export const openDatabase = (options: OpenDatabaseOptions): Promise<Db> =>
 
 /** A service's PostgreSQL role, which is also the name of its schema (0001_service_roles.sql). */
 export const serviceRole = (service: string): string => `keyway_${service}`;
+
+/** `url` (an admin's or owner's) with its user swapped for the service's own role, and no password: for trust-auth hosts (development, tests). */
+export function serviceRoleUrl(url: string, service: string): string {
+  const parsed = new URL(url);
+  parsed.username = serviceRole(service);
+  parsed.password = '';
+  return parsed.toString();
+}

@@ -162,7 +162,7 @@ const errorHandler =
  * outage, not a bug: whichever route it surfaces in, the answer is 503 temporarily_unavailable with
  * Retry-After, never 500. Matched by the errors' stable codes, so the kit needs neither package.
  */
-const UNAVAILABLE_CODES = new Set(['ERR_STORE_UNAVAILABLE', 'ERR_BROKER_UNAVAILABLE']);
+const UNAVAILABLE_CODES = new Set(['ERR_STORE_UNAVAILABLE', 'ERR_BROKER_UNAVAILABLE', 'ERR_DB_UNAVAILABLE']);
 const UNAVAILABLE_RETRY_AFTER_SEC = '5';
 
 /** body-parser signals bad input through err.type; those are the client's fault, not ours. */

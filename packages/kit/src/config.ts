@@ -35,19 +35,23 @@ const optionalUrl = z.string().url().optional();
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
 /** Infrastructure keys a production deployment must set: each has an embedded in-memory stand-in that only development may use. */
-export type InfrastructureKey = 'REDIS_URL' | 'AMQP_URL';
+export type InfrastructureKey = 'REDIS_URL' | 'AMQP_URL' | 'DATABASE_URL';
 
 /** Knobs every service shares. Files hold PEM; the dev launcher generates them under .keyway/pki. */
 export const sharedConfig = {
   KEYWAY_ENV: z
     .enum(['production', 'development'])
     .default('production')
-    .describe('production: REDIS_URL (and AMQP_URL where a service uses RabbitMQ) must be set; development: unset ones run on embedded in-memory stand-ins private to the process, with a warning'),
+    .describe('production: DATABASE_URL, REDIS_URL (and AMQP_URL where a service uses RabbitMQ) must be set; development: unset ones run on embedded stand-ins private to the process, with a warning'),
   HOST: z.string().default('127.0.0.1').describe('address to listen on'),
   TLS_CERT_FILE: z.string().describe('PEM certificate of this service (also its mTLS client certificate)'),
   TLS_KEY_FILE: z.string().describe('PEM private key of this service'),
   TLS_CA_FILE: z.string().describe('PEM CA that signs every service certificate'),
-  REDIS_URL: optionalUrl.describe('redis://host:port; unset (KEYWAY_ENV=development only) = embedded in-memory store'),
+  REDIS_URL: optionalUrl.describe('redis://user:password@host:port, the service’s own ACL user: hot, expiring state only; unset (KEYWAY_ENV=development only) = embedded in-memory store'),
+  DATABASE_URL: optionalUrl.describe(
+    'postgres://keyway_<service>:password@host:port/database, the service’s own role: the system of record (tenants, users, credentials, keys, audit trail); unset (KEYWAY_ENV=development only) = embedded PostgreSQL (PGlite) private to this process',
+  ),
+  DATABASE_DIR: z.string().optional().describe('where the embedded PostgreSQL keeps its files when DATABASE_URL is unset (unset: in memory, lost on exit)'),
   STORE_PREFIX: z
     .string()
     .regex(/^[a-z0-9:_-]{1,64}$/)
@@ -89,7 +93,7 @@ export function requiredInProduction<S extends z.ZodType<Record<string, unknown>
     (refined, key) =>
       refined.refine((env) => env.KEYWAY_ENV === 'development' || env[key] !== undefined, {
         path: [key],
-        message: 'required unless KEYWAY_ENV=development (then an embedded in-memory stand-in private to this process is used)',
+        message: 'required unless KEYWAY_ENV=development (then an embedded stand-in private to this process is used)',
         when: () => true,
       }),
     schema,

@@ -1,5 +1,7 @@
 import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } from '@keyway/broker';
+import { migrate, openDatabase, pendingMigrations, type Db } from '@keyway/db';
 import { createStore, type Store } from '@keyway/store';
+import { ConfigError } from './config.ts';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { Closer } from './shutdown.ts';
@@ -14,6 +16,8 @@ export interface ServiceInfra {
   tls: TlsMaterial;
   /** the one embedded broker of a process running several services, so change events reach them all */
   broker?: Broker;
+  /** the one embedded PostgreSQL (PGlite) of a process running several services, migrated by its lender */
+  database?: Db;
   /** the audit keyspace every service appends to (the embedded store is one keyspace per instance) */
   auditStore?: Store;
   /** where change events travel (default CHANGE_EVENTS_TOPIC): compositions sharing one RabbitMQ each use their own */
@@ -25,7 +29,31 @@ export interface ServiceInfra {
 const EMBEDDED: Record<InfrastructureKey, string> = {
   REDIS_URL: 'REDIS_URL unset: in-memory store private to this process; its state is lost on exit and no other instance or service sees it',
   AMQP_URL: 'AMQP_URL unset: in-memory broker private to this process; change events and revocation do not reach other services, and queued batches are lost on exit',
+  DATABASE_URL: 'DATABASE_URL unset: embedded PostgreSQL (PGlite) private to this process; no other instance or service sees its records, and they are lost on exit unless DATABASE_DIR is set',
 };
+
+/**
+ * The system of record as this service's role sees it. A lent database (one PGlite shared in
+ * process) is migrated by its lender; a private embedded one is migrated here; a real PostgreSQL
+ * is migrated by `keyway db migrate` with an admin role, so a service whose schema is behind
+ * refuses to start (exit 78) rather than run against tables it does not know.
+ */
+async function openRecords(config: { DATABASE_URL?: string; DATABASE_DIR?: string }, onError: (err: Error) => void): Promise<Db> {
+  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATABASE_DIR, onError });
+  if (db.kind === 'pglite') {
+    await migrate(db);
+    return db;
+  }
+  const pending = await pendingMigrations(db).catch(async (err: unknown) => {
+    await db.close();
+    throw err;
+  });
+  if (pending.length > 0) {
+    await db.close();
+    throw new ConfigError([`DATABASE_URL: the database schema is behind (pending: ${pending.join(', ')}); run \`keyway db migrate\` with an admin role first`]);
+  }
+  return db;
+}
 
 /**
  * A service's store, audit keyspace and broker: opened from its config (REDIS_URL, AMQP_URL,
@@ -33,7 +61,9 @@ const EMBEDDED: Record<InfrastructureKey, string> = {
  * unset URL (only KEYWAY_ENV=development gets this far, see requiredInProduction) opens the embedded
  * stand-in and warns once, naming what is lost.
  */
-export function serviceResources(service: string, config: { REDIS_URL?: string; AMQP_URL?: string; STORE_PREFIX: string }, infra: ServiceInfra) {
+type ResourceConfig = { REDIS_URL?: string; AMQP_URL?: string; DATABASE_URL?: string; DATABASE_DIR?: string; STORE_PREFIX: string };
+
+export function serviceResources(service: string, config: ResourceConfig, infra: ServiceInfra) {
   const close: Closer[] = [];
   const warned = new Set<InfrastructureKey>();
   const embedded = (key: InfrastructureKey) => {
@@ -49,8 +79,16 @@ export function serviceResources(service: string, config: { REDIS_URL?: string; 
     embedded('REDIS_URL');
     return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:${name}:`, onError: (err) => infra.logger.warn('store.error', { err }) }));
   };
+  let database: Promise<Db> | undefined;
   return {
     close,
+    /** the system of record (PostgreSQL or the embedded PGlite), opened once per service */
+    database: (): Promise<Db> => {
+      if (infra.database) return Promise.resolve(infra.database);
+      embedded('DATABASE_URL');
+      database ??= openRecords(config, (err) => infra.logger.warn('database.error', { err })).then(opened);
+      return database;
+    },
     /** the service's own keys, under `${STORE_PREFIX}:<service>:` */
     store: () => keyspace(service),
     /** one audit keyspace for every service (packages/audit layout), so the trail is queried across services */
@@ -70,7 +108,7 @@ export function serviceResources(service: string, config: { REDIS_URL?: string; 
  * (entitlement, PAS, PAC): its store, the audit keyspace, the broker, the change-event topic and its
  * logger, with `close` for what was opened here.
  */
-export async function changeEventServiceDeps(service: string, config: { REDIS_URL?: string; AMQP_URL?: string; STORE_PREFIX: string }, infra: ServiceInfra) {
+export async function changeEventServiceDeps(service: string, config: ResourceConfig, infra: ServiceInfra) {
   const resources = serviceResources(service, config, infra);
   const deps = {
     store: await resources.store(),

@@ -1,6 +1,6 @@
 import type { RequestListener } from 'node:http';
 import type { z } from 'zod';
-import { listenerLimits, loadConfig, readTls } from './config.ts';
+import { ConfigError, listenerLimits, loadConfig, readTls } from './config.ts';
 import { listenHttps } from './https.ts';
 import type { ServiceInfra } from './infra.ts';
 import { createLogger, type LogLevel } from './logger.ts';
@@ -30,6 +30,7 @@ export async function runService<
     onShutdown(logger, [() => server.close(), ...close]);
   } catch (err) {
     logger.error('failed to start', { err });
-    process.exit(1);
+    // a configuration found wrong only once connected (a database schema behind) is still EX_CONFIG
+    process.exit(err instanceof ConfigError ? 78 : 1);
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { migrate, openPostgres, serviceRole } from '@keyway/db';
+import { migrate, openPostgres, serviceRoleUrl } from '@keyway/db';
 
 /** The machine's PostgreSQL (trust auth on 127.0.0.1), as its admin: tests make a database of their own on it. */
 export const POSTGRES_ADMIN_URL = process.env.KEYWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -13,13 +13,9 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-const withDatabase = (base: string, database: string, user?: string): string => {
+const withDatabase = (base: string, database: string): string => {
   const url = new URL(base);
   url.pathname = `/${database}`;
-  if (user !== undefined) {
-    url.username = user;
-    url.password = '';
-  }
   return url.toString();
 };
 
@@ -41,7 +37,7 @@ export async function createTestDatabase(adminUrl: string = POSTGRES_ADMIN_URL):
   return {
     name,
     adminUrl: withDatabase(adminUrl, name),
-    serviceUrl: (service) => withDatabase(adminUrl, name, serviceRole(service)),
+    serviceUrl: (service) => serviceRoleUrl(withDatabase(adminUrl, name), service),
     async drop() {
       const dropper = openPostgres({ url: adminUrl, max: 1 });
       try {

@@ -7,6 +7,7 @@ import { compose, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
 import { createStore, type Store } from '@keyway/store';
 import type { DevPki } from '@keyway/tls';
+import { createTestDatabase, type TestDatabase } from './database.ts';
 import { testPkiDir } from './pki.ts';
 import { deleteQueues } from './rabbit-cleanup.ts';
 
@@ -15,6 +16,12 @@ export { SERVICES, type ServiceName };
 export interface SuiteOptions {
   /** unset = embedded in-memory stores */
   redisUrl?: string;
+  /**
+   * The system of record. Default: a fresh database of the suite's own on the machine's PostgreSQL
+   * (dropped on close) when redisUrl is set, the embedded PGlite otherwise; 'embedded' forces PGlite;
+   * a TestDatabase is used as it is (and left to its owner to drop).
+   */
+  database?: 'embedded' | TestDatabase;
   /** unset = embedded in-memory broker */
   amqpUrl?: string;
   logger?: (service: ServiceName) => Logger;
@@ -84,6 +91,8 @@ export interface Suite {
   broker: Broker;
   /** each service's own keyspace, as the service holds it */
   stores: Record<ServiceName, Store>;
+  /** the suite's PostgreSQL database (unset when the services run on the embedded PGlite) */
+  database: TestDatabase | undefined;
   /**
    * The audit keyspace PAS, PAC, the IdP and the entitlement service append to (prefix `<suite prefix>:audit:`),
    * as the test reads it: directly on redisUrl even when the services reach it through auditRedisUrl.
@@ -125,8 +134,12 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const auditPrefix = `${storePrefix}:audit:`;
   const { auditRedisUrl } = options;
 
+  const ownDatabase = options.database === undefined && options.redisUrl ? await createTestDatabase() : undefined;
+  const database = options.database === 'embedded' ? undefined : (options.database ?? ownDatabase);
+
   const composition = await compose({
     pkiDir: testPkiDir(),
+    database: database ? { serviceUrl: (service) => database.serviceUrl(service) } : {},
     logger: options.logger ?? (() => silentLogger),
     changeEventsTopic,
     connectionNames: { topic: topicConnectionName },
@@ -199,12 +212,14 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     topic: topicClient({ caPem, baseUrl: urls.topic }),
     broker,
     stores: composition.stores,
+    database,
     audit,
     apps: composition.apps,
     topicConnectionName,
     restartTopic: (restart) => composition.restart('topic', restart),
     async close() {
       await composition.close();
+      await ownDatabase?.drop();
       if (broker !== composition.embedded.broker) await broker.close();
       if (options.amqpUrl) {
         const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`));

@@ -17,5 +17,6 @@ export const AuditEnv = requiredInProduction(
     AUDIT_EXPORT_INTERVAL_MS: z.coerce.number().int().min(100).default(1000).describe("how often the exporter reads every service's audit stream for events to publish to tenants' `audit` topics"),
   }),
   'REDIS_URL',
+  'DATABASE_URL',
 );
 export type AuditConfig = z.output<typeof AuditEnv>;

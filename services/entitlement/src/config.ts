@@ -30,6 +30,7 @@ export const EntitlementEnv = requiredInProduction(
       .describe('the most named subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch)'),
   }),
   'REDIS_URL',
+  'DATABASE_URL',
   'AMQP_URL',
 );
 export type EntitlementConfig = z.output<typeof EntitlementEnv>;

@@ -27,5 +27,6 @@ export const IdpEnv = requiredInProduction(
     CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying operator access tokens'),
   }),
   'REDIS_URL',
+  'DATABASE_URL',
 );
 export type IdpConfig = z.output<typeof IdpEnv>;

@@ -23,6 +23,7 @@ export const PacEnv = requiredInProduction(
     REFUSAL_WINDOW_SEC: seconds(60).describe('the window of REFUSALS_PER_SOURCE, and the one such refusals are aggregated over: one refusals.aggregated audit event per source'),
   }),
   'REDIS_URL',
+  'DATABASE_URL',
   'AMQP_URL',
 );
 export type PacConfig = z.output<typeof PacEnv>;

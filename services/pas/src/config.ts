@@ -59,6 +59,7 @@ export const PasEnv = requiredInProduction(
     ),
   }),
   'REDIS_URL',
+  'DATABASE_URL',
   'AMQP_URL',
 )
   .superRefine((env, ctx) => {

@@ -53,6 +53,7 @@ export const TopicEnv = requiredInProduction(
     STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
   }),
   'REDIS_URL',
+  'DATABASE_URL',
   'AMQP_URL',
 );
 export type TopicConfig = z.output<typeof TopicEnv>;

@@ -1,5 +1,6 @@
 import type { CommandModule } from '../context.ts';
 import * as audit from './audit.ts';
+import * as db from './db.ts';
 import * as feed from './feed.ts';
 import * as importer from './importer.ts';
 import * as keys from './keys.ts';
@@ -13,4 +14,4 @@ import * as user from './user.ts';
  * Every command group of `keyway`, in the order `keyway --help` lists them. A new group is a file in
  * this folder exporting `register(program, context)` (see ../context.ts), added here in one line.
  */
-export const commands: CommandModule[] = [login, tenant, user, feed, subscription, tier, keys, importer, audit];
+export const commands: CommandModule[] = [login, tenant, user, feed, subscription, tier, keys, importer, audit, db];
