@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What `pnpm test` needs beyond node_modules, brought up on a fresh machine: Redis and RabbitMQ
+# What `pnpm test` needs beyond node_modules, brought up on a fresh machine: PostgreSQL, Redis and RabbitMQ
 # (started when their ports are closed) and Debian's Chromium for the console test (installed when
 # missing). Part of README command 2, so the command works alone, not only under .ci/run.
 set -euo pipefail
@@ -17,7 +17,13 @@ as_root() {
   fi
 }
 
-# Tests use KEYWAY_TEST_REDIS_URL / KEYWAY_TEST_AMQP_URL when set; only the local defaults are started here.
+# Tests use KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_REDIS_URL / KEYWAY_TEST_AMQP_URL when set; only the local defaults are started here.
+if [ -z "${KEYWAY_TEST_POSTGRES_URL:-}" ] && ! port_open 5432; then
+  command -v pg_ctlcluster >/dev/null || { echo "prerequisites: PostgreSQL is not running and is not installed (apt-get install postgresql)" >&2; exit 1; }
+  echo "prerequisites: starting PostgreSQL on 127.0.0.1:5432"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+  wait_for_port 5432
+fi
 if [ -z "${KEYWAY_TEST_REDIS_URL:-}" ] && ! port_open 6379; then
   command -v redis-server >/dev/null || { echo "prerequisites: Redis is not running and redis-server is not installed (apt-get install redis-server)" >&2; exit 1; }
   echo "prerequisites: starting Redis on 127.0.0.1:6379"

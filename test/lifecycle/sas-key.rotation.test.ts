@@ -19,7 +19,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
   });
   afterAll(() => suite?.close());
 
-  const storedKeys = async (tenant: string) => JSON.parse((await suite.stores.pac.get(`tenant-keys:${tenant}`))!) as { primary: string; secondary: string; signWith?: string; generation?: number };
+  const storedKeys = async (tenant: string) => JSON.parse((await suite.records.pac.get(`tenant-keys:${tenant}`))!) as { primary: string; secondary: string; signWith?: string; generation?: number };
   /** whether the SAS key verifies with exactly this one namespace key */
   const signedWith = (sasKey: string, resource: string, namespaceKey: string) => {
     try {
@@ -156,7 +156,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
     // No keys before the first SAS key is minted: nothing to rotate.
     expect((await rotate('operator', { key: 'primary' })).status).toBe(404);
     await suite.pac.sas({ refresh_token: (await suite.pas.password(email, PASSWORD)).refresh_token, rights: 'listen' });
-    const before = await suite.stores.pac.get(`tenant-keys:${tenant}`);
+    const before = await suite.records.pac.get(`tenant-keys:${tenant}`);
 
     for (const [caller, body, status, error] of [
       [undefined, { key: 'primary' }, 401, 'invalid_client'],
@@ -171,7 +171,7 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
     const unknown = await rotate('operator', { key: 'primary' }, 'no-such-tenant');
     expect(unknown.status).toBe(404);
     expect(unknown.data.error).toBe('not_found');
-    expect(await suite.stores.pac.get(`tenant-keys:${tenant}`)).toBe(before);
+    expect(await suite.records.pac.get(`tenant-keys:${tenant}`)).toBe(before);
 
     const ok = await rotate('operator', { key: 'secondary' });
     expect(ok.status).toBe(200);

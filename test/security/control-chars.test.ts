@@ -78,8 +78,8 @@ describe('issue 9: the CLI escapes control characters in what it prints', () => 
     const name = `Acme ${OSC52}Corp\u202e`;
     // A record written before the API refused such names: straight into the entitlement store.
     const tenant: Tenant = { id, name, status: 'active', feeds: ['edr-events'], crmCustomerId: `C\u001b[31m`, createdAt: new Date().toISOString() };
-    await suite.stores.entitlement.set(`tenant:${id}`, JSON.stringify(tenant));
-    await suite.stores.entitlement.zadd('tenant-index', id);
+    await suite.records.entitlement.set(`tenant:${id}`, JSON.stringify(tenant));
+    await suite.records.entitlement.zadd('tenant-index', id);
 
     const files = operatorFiles(suite, dir);
     const env = {

@@ -41,7 +41,7 @@ describe('the topic service checks every SAS key', () => {
 
   it('refuses an expired or tampered key, or none, with 401 invalid_token', async () => {
     const t = await keysFor('listen-send');
-    const namespaceKeys = JSON.parse((await suite.stores.pac.get(`tenant-keys:${t.tenant}`))!) as { primary: string };
+    const namespaceKeys = JSON.parse((await suite.records.pac.get(`tenant-keys:${t.tenant}`))!) as { primary: string };
     const expired = signSas(namespaceKeys.primary, 'listen-send', t.sas.resource, Math.floor(Date.now() / 1000) - 5).sasKey;
     const upgraded = t.sas.sas_key.replace(/se=\d+/, (m) => `se=${Number(m.slice(3)) + 86_400}`);
     const resigned = t.sas.sas_key.replace(/sig=[^&]+/, `sig=${encodeURIComponent(Buffer.alloc(32, 7).toString('base64'))}`);

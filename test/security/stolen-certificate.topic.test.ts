@@ -20,7 +20,7 @@ async function tenantWithKey() {
   const t = await provisionTenant(suite);
   const tokens = await suite.pas.password(t.email, PASSWORD);
   const sas = await suite.pac.sas({ refresh_token: tokens.refresh_token, rights: 'listen' });
-  const stored = JSON.parse((await suite.stores.pac.get(`tenant-keys:${t.tenant}`))!) as { primary: string; secondary: string };
+  const stored = JSON.parse((await suite.records.pac.get(`tenant-keys:${t.tenant}`))!) as { primary: string; secondary: string };
   // every secret a leak could carry: the namespace keys and each policy key derived from them
   const secrets = [stored.primary, stored.secondary].flatMap((k) => [k, ...(['listen', 'send', 'listen-send'] as const).map((name) => policyKey(k, name))]);
   return { ...t, sas, secrets };

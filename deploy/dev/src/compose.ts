@@ -52,8 +52,10 @@ export interface Composition {
   pki: DevPki;
   /** the running apps (as request listeners); restart replaces an entry */
   apps: Record<ServiceName, RequestListener>;
-  /** each service's own keyspace, as the service holds it; restart replaces an entry */
+  /** each service's own keyspace (hot state), as the service holds it; restart replaces an entry */
   stores: Record<ServiceName, Store>;
+  /** the durable records of the services that keep some (system of record), as each holds them; restart replaces an entry */
+  records: Partial<Record<ServiceName, Store>>;
   /** the embedded broker, audit keyspace and database the services share when AMQP_URL / REDIS_URL / a database are not given */
   embedded: { broker?: Broker; auditStore?: Store; database?: Db };
   /** stops a service as a deploy would (its listener cuts open connections), stays down downMs, starts it again on the same port */
@@ -63,6 +65,7 @@ export interface Composition {
 
 interface Built {
   app: RequestListener;
+  records?: Store;
   store: Store;
   close: Closer[];
 }
@@ -184,10 +187,12 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   const infra = {} as Record<ServiceName, ServiceInfra>;
   const apps = {} as Record<ServiceName, RequestListener>;
   const stores = {} as Record<ServiceName, Store>;
+  const records: Partial<Record<ServiceName, Store>> = {};
   const start = async (name: ServiceName) => {
     built[name] = await builds[name](infra[name]);
     apps[name] = built[name].app;
     stores[name] = built[name].store;
+    records[name] = built[name].records;
   };
   // as runService: the listener stops accepting first, then what the build opened closes in order
   const stop = (name: ServiceName) => closeInOrder(built[name].close, infra[name].logger);
@@ -214,6 +219,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     pki,
     apps,
     stores,
+    records,
     embedded,
     async restart(name, { downMs = 1000 } = {}) {
       await listeners[name].close();

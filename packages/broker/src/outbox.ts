@@ -54,11 +54,21 @@ export function outbox(store: OutboxStore, broker: Broker, topic: TopicRef, opti
   const timer = setInterval(() => void flush(), options.retryMs ?? 2000);
   timer.unref();
 
+  /** Stores the event (a JSON object with a time-sortable id) without publishing it. */
+  const stage = async <E extends { id: string }>(event: E): Promise<void> => {
+    await store.set(eventKey(event.id), JSON.stringify(event));
+    await store.sadd('outbox', event.id);
+  };
   return {
-    /** Stores the event (a JSON object with a time-sortable id), then tries to publish it right away. */
+    /**
+     * For an event written in the same database transaction as the change it announces: the caller
+     * flushes once that transaction has committed (a flush inside it would publish what may still
+     * roll back).
+     */
+    stage,
+    /** Stores the event, then tries to publish it right away. */
     async add<E extends { id: string }>(event: E): Promise<void> {
-      await store.set(eventKey(event.id), JSON.stringify(event));
-      await store.sadd('outbox', event.id);
+      await stage(event);
       await flush();
     },
     flush,

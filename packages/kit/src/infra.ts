@@ -1,6 +1,6 @@
 import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } from '@keyway/broker';
-import { migrate, openDatabase, pendingMigrations, type Db } from '@keyway/db';
-import { createStore, type Store } from '@keyway/store';
+import { migrate, openDatabase, pendingMigrations, serviceRole, type Db } from '@keyway/db';
+import { createPgStore, createStore, type RecordStore, type Store } from '@keyway/store';
 import { ConfigError } from './config.ts';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -80,7 +80,7 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
     return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:${name}:`, onError: (err) => infra.logger.warn('store.error', { err }) }));
   };
   let database: Promise<Db> | undefined;
-  return {
+  const resources = {
     close,
     /** the system of record (PostgreSQL or the embedded PGlite), opened once per service */
     database: (): Promise<Db> => {
@@ -89,7 +89,10 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
       database ??= openRecords(config, (err) => infra.logger.warn('database.error', { err })).then(opened);
       return database;
     },
-    /** the service's own keys, under `${STORE_PREFIX}:<service>:` */
+    /** the service's durable records (the system of record: its own schema, its own role), under `${STORE_PREFIX}:<service>:` */
+    records: async (): Promise<RecordStore> =>
+      createPgStore({ db: await resources.database(), schema: serviceRole(service), prefix: `${config.STORE_PREFIX}:${service}:` }),
+    /** the service's hot, expiring state (Redis), under `${STORE_PREFIX}:<service>:` */
     store: () => keyspace(service),
     /** one audit keyspace for every service (packages/audit layout), so the trail is queried across services */
     auditStore: async () => infra.auditStore ?? keyspace('audit'),
@@ -101,16 +104,18 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
       );
     },
   };
+  return resources;
 }
 
 /**
  * What every service that keeps a trail and follows or publishes change events hands its createApp
- * (entitlement, PAS, PAC): its store, the audit keyspace, the broker, the change-event topic and its
+ * (entitlement, PAS, PAC): its records, its store, the audit keyspace, the broker, the change-event topic and its
  * logger, with `close` for what was opened here.
  */
 export async function changeEventServiceDeps(service: string, config: ResourceConfig, infra: ServiceInfra) {
   const resources = serviceResources(service, config, infra);
   const deps = {
+    records: await resources.records(),
     store: await resources.store(),
     auditStore: await resources.auditStore(),
     broker: await resources.broker(),

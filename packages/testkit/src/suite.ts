@@ -89,8 +89,10 @@ export interface Suite {
   topic: ReturnType<typeof topicClient>;
   /** the broker as the tests see it: the services' shared embedded one, or a connection of the suite's own to RabbitMQ */
   broker: Broker;
-  /** each service's own keyspace, as the service holds it */
+  /** each service's own keyspace (hot state), as the service holds it */
   stores: Record<ServiceName, Store>;
+  /** the durable records (system of record) of the IdP, the entitlement service, PAS and PAC, as each holds them */
+  records: Record<'idp' | 'entitlement' | 'pas' | 'pac', Store>;
   /** the suite's PostgreSQL database (unset when the services run on the embedded PGlite) */
   database: TestDatabase | undefined;
   /**
@@ -212,6 +214,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     topic: topicClient({ caPem, baseUrl: urls.topic }),
     broker,
     stores: composition.stores,
+    records: composition.records as Suite['records'],
     database,
     audit,
     apps: composition.apps,

@@ -4,7 +4,7 @@ import type { IdpClient } from '@keyway/clients';
 import { entitlementApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
-import type { Store } from '@keyway/store';
+import type { RecordStore, Store } from '@keyway/store';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { adminOperations } from './admin/operations.ts';
 import { consoleRoutes, type ConsoleDeps } from './console/routes.ts';
@@ -42,6 +42,9 @@ export interface EntitlementOptions {
 }
 
 export interface EntitlementDeps {
+  /** the system of record: tenants, users, tiers, subscriptions, CRM delivery ids and the change-event outbox */
+  records: RecordStore;
+  /** hot, expiring state */
   store: Store;
   /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`): this service appends to stream "entitlement" */
   auditStore: Store;
@@ -70,12 +73,12 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     service: 'entitlement',
     logger: deps.logger,
     // style rule 10: not ready unless the trail takes writes, since no admin change is made without it
-    readiness: readinessWithTrail(deps.store, audit),
+    readiness: [{ name: 'database', check: () => deps.records.ping() }, ...readinessWithTrail(deps.store, audit)],
     rawBodyPaths: [CRM_WEBHOOK_PATH],
     openapi: entitlementApi,
   });
-  const policy = policyRepository(deps.store);
-  const events = changeEvents(deps.store, deps.broker, deps.logger, deps.changeEventsTopic);
+  const policy = policyRepository(deps.records);
+  const events = changeEvents(deps.records, deps.broker, deps.logger, deps.changeEventsTopic);
   const admin = adminOperations({
     policy,
     idp: deps.idp,
@@ -89,7 +92,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   app.use(authorizeRoutes(policy, operatorTenant, { audit, metrics }));
   app.use(subscriptionInventoryRoutes(policy));
   app.use(feedEntitlementRoutes(policy));
-  app.use(crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.store), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }));
+  app.use(crmWebhookRoutes({ secret: options.crmWebhookSecret, deliveries: crmDeliveries(deps.records), policy, admin, operatorTenant, nowSec: () => Math.floor(now() / 1000), audit }));
 
   // The admin API answers operators: the operator client certificate, or an operator bearer token.
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });

@@ -30,5 +30,5 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       },
     },
   );
-  return { app, store: deps.store, close: [() => app.close(), ...close] };
+  return { app, records: deps.records, store: deps.store, close: [() => app.close(), ...close] };
 }

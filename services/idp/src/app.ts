@@ -13,6 +13,9 @@ import { credentialRoutes } from './routes/credentials.ts';
 import { passwordRoutes } from './routes/password.ts';
 
 export interface IdpDeps {
+  /** the system of record: password hashes and registered client public keys */
+  records: Store;
+  /** hot, expiring state: verification failure counters */
   store: Store;
   /** the audit keyspace every service shares; the IdP appends credential changes to stream "idp" */
   auditStore: Store;
@@ -32,9 +35,12 @@ export type IdpApp = Express & { close(): Promise<void> };
 
 /** The IdP only verifies credentials; it never mints tokens. */
 export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
-  const app = createBaseApp({ service: 'idp', logger: deps.logger, readiness: [{ name: 'store', check: () => deps.store.ping() }], openapi: idpApi });
-  const credentials = credentialRepository(deps.store);
-  const clientKeys = clientKeyRepository(deps.store);
+  const app = createBaseApp({ service: 'idp', logger: deps.logger, readiness: [
+      { name: 'database', check: () => deps.records.ping() },
+      { name: 'store', check: () => deps.store.ping() },
+    ], openapi: idpApi });
+  const credentials = credentialRepository(deps.records);
+  const clientKeys = clientKeyRepository(deps.records);
   // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
   const audit = createAuditLog({ store: deps.auditStore, service: 'idp', logger: deps.logger });
   const guard = verificationGuard(deps.store, audit, deps.logger, { ...DEFAULT_VERIFICATION_LIMITS, ...options.verification });

@@ -9,6 +9,7 @@ import { operatorProofChecker } from './credentials/internal-changes.ts';
 export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
   const resources = serviceResources('idp', config, infra);
+  const records = await resources.records();
   const store = await resources.store();
   const auditStore = await resources.auditStore();
   const verification = {
@@ -25,6 +26,6 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
       ? operatorProofChecker({ pasIssuer: PAS_URL, entitlementUrl: ENTITLEMENT_URL, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, keys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)) })
       : undefined;
   if (!operatorProof) logger.warn('PAS_URL and ENTITLEMENT_URL unset: operator accounts’ credentials cannot be replaced');
-  const app = createApp({ store, auditStore, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification });
-  return { app, store, close: [() => app.close(), ...resources.close] };
+  const app = createApp({ records, store, auditStore, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification });
+  return { app, records, store, close: [() => app.close(), ...resources.close] };
 }

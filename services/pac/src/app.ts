@@ -28,6 +28,9 @@ export type PacOptions = SasEndpointOptions & {
 };
 
 export interface PacDeps {
+  /** the system of record: tenant SAS root keys and the issued-key registry */
+  records: Store;
+  /** hot, expiring state: refusal counters */
   store: Store;
   /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); PAC appends to stream "pac" */
   auditStore: Store;
@@ -51,11 +54,11 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     service: 'pac',
     logger: deps.logger,
     // style rule 10: not ready unless the trail takes writes, since no SAS key is minted without it
-    readiness: readinessWithTrail(deps.store, trail.audit),
+    readiness: [{ name: 'database', check: () => deps.records.ping() }, ...readinessWithTrail(deps.store, trail.audit)],
     openapi: pacApi,
   });
-  const keys = tenantKeys(deps.store);
-  const issued = issuedRegistry(deps.store, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
+  const keys = tenantKeys(deps.records);
+  const issued = issuedRegistry(deps.records, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
   const noise = noiseGate({ log: trail.audit, store: deps.store, logger: deps.logger, perSource: options.refusalsPerSource ?? 120, windowMs: (options.refusalWindowSec ?? 60) * 1000 });
   app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, noise, ...trail }));

@@ -24,5 +24,5 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
       introspect: (token, hint) => pas.introspect(token, hint),
     },
   );
-  return { app, store: deps.store, close: [() => app.close(), ...close] };
+  return { app, records: deps.records, store: deps.store, close: [() => app.close(), ...close] };
 }

@@ -37,6 +37,9 @@ export interface PasOptions {
 }
 
 export interface PasDeps {
+  /** the system of record: the signing key ring and the family-revocation outbox */
+  records: Store;
+  /** hot, expiring state: refresh families, login throttling, refusal counters */
   store: Store;
   /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); PAS appends to stream "pas" */
   auditStore: Store;
@@ -61,10 +64,10 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     service: 'pas',
     logger: deps.logger,
     // style rule 10: not ready unless the trail takes writes, since no token is issued without it
-    readiness: readinessWithTrail(deps.store, audit),
+    readiness: [{ name: 'database', check: () => deps.records.ping() }, ...readinessWithTrail(deps.store, audit)],
     openapi: pasApi,
   });
-  const announcer = familyRevocationAnnouncer(deps.store, deps.broker, deps.logger, deps.changeEventsTopic);
+  const announcer = familyRevocationAnnouncer(deps.records, deps.broker, deps.logger, deps.changeEventsTopic);
   const context = {
     // Read on every use, so issuance and verification see the ring as last reloaded (a rotation here or on another instance).
     get ring() {
@@ -95,7 +98,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
   app.use(jwksEndpoint(deps.ring));
   app.use(
     signingKeysEndpoint({
-      store: deps.store,
+      store: deps.records,
       ring: deps.ring,
       policy: rotationPolicy(options.settings, { leadSec: options.signingKeyLeadSec ?? DEFAULT_SIGNING_KEY_LEAD_SEC, reloadMs: deps.ring.reloadMs }),
       authenticate: requireOperator({ verify: ownOperatorTokenChecker(context) }),

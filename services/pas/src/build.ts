@@ -9,7 +9,7 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
   const { deps, close } = await changeEventServiceDeps('pas', config, infra);
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
-  const ring = await sharedKeyRing(deps.store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
+  const ring = await sharedKeyRing(deps.records, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
     {
       settings: tokenSettings(config),
@@ -33,5 +33,5 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
       entitlement: entitlementClient({ ...clientOptions, baseUrl: config.ENTITLEMENT_URL }),
     },
   );
-  return { app, store: deps.store, close: [() => app.close(), () => ring.close(), ...close] };
+  return { app, records: deps.records, store: deps.store, close: [() => app.close(), () => ring.close(), ...close] };
 }

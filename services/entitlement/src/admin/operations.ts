@@ -97,11 +97,14 @@ export function adminOperations(deps: AdminDeps) {
     };
     /** Sets the tenant's feeds (and tier); every feed no longer included is announced as removed. */
     const setFeeds = async (id: string, feeds: (tenant: Tenant) => string[], tier?: string): Promise<Tenant> => {
-      const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
-      const removed = before.feeds.filter((feed) => !after.feeds.includes(feed));
-      const dropped = await listedSubscriptions(id, removed);
-      await policy.dropSubscriptions(id, removed);
-      for (const feed of removed) await events.emit({ type: 'feed.removed', tenant: id, feed });
+      const { after, dropped } = await events.atomically(async () => {
+        const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
+        const removed = before.feeds.filter((feed) => !after.feeds.includes(feed));
+        const dropped = await listedSubscriptions(id, removed);
+        await policy.dropSubscriptions(id, removed);
+        for (const feed of removed) await events.emit({ type: 'feed.removed', tenant: id, feed });
+        return { after, dropped };
+      });
       await deleteQueuesOf(id, dropped);
       return after;
     };
@@ -123,11 +126,12 @@ export function adminOperations(deps: AdminDeps) {
 
       /** Idempotent; suspending announces tenant.suspended, which revokes every session and SAS key of the tenant. */
       async suspendTenant(id: string, by: 'operator' | 'crm'): Promise<Tenant> {
-        const { before, after } = await policy.updateTenant(id, (tenant) => (tenant.status === 'suspended' ? tenant : { ...tenant, status: 'suspended', suspendedBy: by }));
-        if (before.status !== 'suspended') {
-          await events.emit({ type: 'tenant.suspended', tenant: id });
-          await changed('admin.tenant_suspended', id, { by });
-        }
+        const { before, after } = await events.atomically(async () => {
+          const result = await policy.updateTenant(id, (tenant) => (tenant.status === 'suspended' ? tenant : { ...tenant, status: 'suspended', suspendedBy: by }));
+          if (result.before.status !== 'suspended') await events.emit({ type: 'tenant.suspended', tenant: id });
+          return result;
+        });
+        if (before.status !== 'suspended') await changed('admin.tenant_suspended', id, { by });
         return after;
       },
 
@@ -153,8 +157,10 @@ export function adminOperations(deps: AdminDeps) {
           await policy.deleteUser(user);
         }
         const dropped = await listedSubscriptions(id, tenant.feeds);
-        await policy.deleteTenant(tenant);
-        await events.emit({ type: 'tenant.removed', tenant: id });
+        await events.atomically(async () => {
+          await policy.deleteTenant(tenant);
+          await events.emit({ type: 'tenant.removed', tenant: id });
+        });
         await changed('admin.tenant_deleted', id, { users: users.length });
         await deleteQueuesOf(id, dropped);
       },
@@ -242,7 +248,12 @@ export function adminOperations(deps: AdminDeps) {
        */
       async updateUser(tenant: string, id: string, change: { email?: string; roles?: Role[] }): Promise<User> {
         if (change.roles) checkRoles(tenant, change.roles);
-        const { before, after } = await policy.updateUser(tenant, id, change);
+        const { before, after, removed } = await events.atomically(async () => {
+          const result = await policy.updateUser(tenant, id, change);
+          const removed = result.before.roles.filter((role) => !result.after.roles.includes(role));
+          if (removed.length > 0) await events.emit({ type: 'role.removed', tenant, sub: id, roles: removed });
+          return { ...result, removed };
+        });
         if (after.email !== before.email) {
           try {
             await idp.register({ sub: id, tenant, email: after.email }, proof).catch(passOnRefusal);
@@ -251,8 +262,6 @@ export function adminOperations(deps: AdminDeps) {
             throw err;
           }
         }
-        const removed = before.roles.filter((role) => !after.roles.includes(role));
-        if (removed.length > 0) await events.emit({ type: 'role.removed', tenant, sub: id, roles: removed });
         if (after.email !== before.email) await changed('admin.user_updated', tenant, { user: id, email_changed: true });
         if (!sameSet(before.roles, after.roles)) await changed('admin.roles_changed', tenant, { user: id, roles: after.roles, removed_roles: removed });
         return after;
@@ -283,8 +292,10 @@ export function adminOperations(deps: AdminDeps) {
       async deleteUser(tenant: string, id: string): Promise<void> {
         const user = await policy.getUser(tenant, id);
         await idp.remove(user.id);
-        await policy.deleteUser(user);
-        await events.emit({ type: 'user.removed', tenant, sub: user.id });
+        await events.atomically(async () => {
+          await policy.deleteUser(user);
+          await events.emit({ type: 'user.removed', tenant, sub: user.id });
+        });
         await changed('admin.user_removed', tenant, { user: user.id });
       },
     };
