@@ -115,8 +115,8 @@ async function guard<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-// SCAN MATCH treats these as glob syntax; a key prefix must match literally.
-function escapeGlob(s: string): string {
+// SCAN MATCH and ACL key patterns treat these as glob syntax; a key prefix must match literally.
+export function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
 }
 
@@ -308,6 +308,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
     commandTimeout: options.commandTimeoutMs ?? 5000,
     connectTimeout: options.connectTimeoutMs ?? 5000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    // The ready check sends INFO, which a service's ACL user may not run (acl.ts); a server still
+    // loading answers LOADING instead, which callers see as StoreUnavailableError.
+    enableReadyCheck: false,
   });
   // Without a listener an 'error' event would be thrown and crash the process during an outage.
   redis.on('error', (err: Error) => options.onError?.(err));
