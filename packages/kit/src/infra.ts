@@ -2,6 +2,7 @@ import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } fr
 import { createStore, type Store } from '@keyway/store';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
+import { keyspacePrefix } from './redis-acl.ts';
 import type { Closer } from './shutdown.ts';
 
 /**
@@ -47,7 +48,7 @@ export function serviceResources(service: string, config: { REDIS_URL?: string; 
   };
   const keyspace = async (name: string) => {
     embedded('REDIS_URL');
-    return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:${name}:`, onError: (err) => infra.logger.warn('store.error', { err }) }));
+    return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: keyspacePrefix(config.STORE_PREFIX, name), onError: (err) => infra.logger.warn('store.error', { err }) }));
   };
   return {
     close,

@@ -33,7 +33,7 @@ const STORE_COMMANDS = [
   'type',
 ];
 
-export interface StoreAclOptions {
+interface StoreAclOptions {
   /** the store's prefix (`${STORE_PREFIX}:<service>:`): the user reaches these keys and no others */
   keyPrefix: string;
   /**

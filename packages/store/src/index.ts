@@ -19,4 +19,4 @@ export function createStore(options: CreateStoreOptions): Promise<Store> {
   }
   return Promise.resolve(createMemoryStore({ prefix: options.prefix }));
 }
-export { storeAclRules, type StoreAclOptions } from './acl.ts';
+export { storeAclRules } from './acl.ts';

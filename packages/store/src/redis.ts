@@ -295,7 +295,8 @@ class RedisStore implements Store {
 }
 
 /**
- * Connects before resolving (rejects with StoreUnavailableError when Redis cannot be reached).
+ * Connects before resolving (rejects with StoreUnavailableError when Redis cannot be reached, with
+ * the server's reply error when it refuses the credentials).
  * Afterwards a Redis outage makes every call fail fast with StoreUnavailableError (no offline queue)
  * while ioredis keeps reconnecting in the background, so the store recovers by itself.
  * `close()` on the root store closes the connection; on a scoped view it is a no-op.
@@ -320,6 +321,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
   redis.defineCommand('keywayCommitIf', { lua: COMMIT_IF });
   try {
     await redis.connect();
+    // A refused AUTH (wrong password, disabled user) answers the first command, not connect(): fail
+    // the start here rather than every call later.
+    await redis.ping();
   } catch (err) {
     // connect() rejects on the first failure but the retry strategy would keep trying forever.
     redis.disconnect();

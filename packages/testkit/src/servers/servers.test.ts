@@ -3,9 +3,7 @@ import { createRedisStore } from '@keyway/store';
 import amqp from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { processGroupAlive } from './daemon.ts';
-import { startPostgresServer } from './postgres.ts';
-import { startRabbitNode } from './rabbit.ts';
-import { startRedisServer } from './redis.ts';
+import { startPostgresServer, startRabbitNode, startRedisServer } from './index.ts';
 
 const gone = (pid: number | undefined): boolean => pid !== undefined && !processGroupAlive(pid);
 
