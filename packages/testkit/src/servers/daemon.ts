@@ -70,8 +70,8 @@ export const processGroupAlive = (pgid: number): boolean => {
 };
 
 /**
- * Spawns a server in a process group of its own, so stop() reaches the wrappers (runuser, shell
- * scripts) and everything they started, and nothing outside it.
+ * Spawns a server in a process group of its own, so stop() reaches the wrappers (the rabbitmq-server
+ * script) and everything they started, and nothing outside it.
  */
 export function spawnDaemon(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
   const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, cwd: options.cwd });
