@@ -12,3 +12,4 @@ export * from './rate-limit.ts';
 export * from './infra.ts';
 export * from './route.ts';
 export * from './change-events.ts';
+export * from './redis-acl.ts';

@@ -4,6 +4,7 @@ import { createPgStore, createStore, type RecordStore, type Store } from '@keywa
 import { ConfigError } from './config.ts';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
+import { keyspacePrefix } from './redis-acl.ts';
 import type { Closer } from './shutdown.ts';
 
 /**
@@ -77,7 +78,7 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
   };
   const keyspace = async (name: string) => {
     embedded('REDIS_URL');
-    return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:${name}:`, onError: (err) => infra.logger.warn('store.error', { err }) }));
+    return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: keyspacePrefix(config.STORE_PREFIX, name), onError: (err) => infra.logger.warn('store.error', { err }) }));
   };
   let database: Promise<Db> | undefined;
   const resources = {

@@ -19,3 +19,4 @@ export function createStore(options: CreateStoreOptions): Promise<Store> {
   }
   return Promise.resolve(createMemoryStore({ prefix: options.prefix }));
 }
+export { storeAclRules } from './acl.ts';

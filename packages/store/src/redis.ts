@@ -115,8 +115,8 @@ async function guard<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-// SCAN MATCH treats these as glob syntax; a key prefix must match literally.
-function escapeGlob(s: string): string {
+// SCAN MATCH and ACL key patterns treat these as glob syntax; a key prefix must match literally.
+export function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
 }
 
@@ -295,7 +295,8 @@ class RedisStore implements Store {
 }
 
 /**
- * Connects before resolving (rejects with StoreUnavailableError when Redis cannot be reached).
+ * Connects before resolving (rejects with StoreUnavailableError when Redis cannot be reached, with
+ * the server's reply error when it refuses the credentials).
  * Afterwards a Redis outage makes every call fail fast with StoreUnavailableError (no offline queue)
  * while ioredis keeps reconnecting in the background, so the store recovers by itself.
  * `close()` on the root store closes the connection; on a scoped view it is a no-op.
@@ -308,6 +309,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
     commandTimeout: options.commandTimeoutMs ?? 5000,
     connectTimeout: options.connectTimeoutMs ?? 5000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    // The ready check sends INFO, which a service's ACL user may not run (acl.ts); a server still
+    // loading answers LOADING instead, which callers see as StoreUnavailableError.
+    enableReadyCheck: false,
   });
   // Without a listener an 'error' event would be thrown and crash the process during an outage.
   redis.on('error', (err: Error) => options.onError?.(err));
@@ -317,6 +321,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
   redis.defineCommand('keywayCommitIf', { lua: COMMIT_IF });
   try {
     await redis.connect();
+    // A refused AUTH (wrong password, disabled user) answers the first command, not connect(): fail
+    // the start here rather than every call later.
+    await redis.ping();
   } catch (err) {
     // connect() rejects on the first failure but the retry strategy would keep trying forever.
     redis.disconnect();

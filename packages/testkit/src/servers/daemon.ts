@@ -1,0 +1,118 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A loopback port nothing listens on right now (the OS picks it; a rig then binds it for its whole life). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export const portAccepts = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+
+/**
+ * A scratch directory owned by `user` when the tests run as root: PostgreSQL and RabbitMQ refuse to
+ * run as root, so they run as their own OS user and must be able to write here.
+ */
+export function scratchDir(name: string, user?: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `keyway-${name}-`));
+  if (user !== undefined && asRoot()) {
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
+    chownSync(dir, uid, gid);
+  }
+  return dir;
+}
+
+const asRoot = (): boolean => process.getuid?.() === 0;
+
+/**
+ * The command line that runs `command` as `user` when we are root (as is otherwise). setpriv execs in
+ * place, unlike runuser, whose session would answer our stop signal with its own SIGKILL after 2 s.
+ */
+export const asUser = (user: string, command: string, args: string[]): [string, string[]] =>
+  asRoot() ? ['setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', command, ...args]] : [command, args];
+
+export interface Daemon {
+  pid: number;
+  /**
+   * `signal` (SIGTERM) to the daemon, which shuts down its children its own way; SIGKILL to the whole
+   * group after `graceMs`; resolves once no process of the group is left
+   */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+  /** the last output lines, for an error message */
+  output(): string;
+}
+
+/** Whether any process of this group still runs (also for tests that prove a rig leaves nothing behind). */
+export const processGroupAlive = (pgid: number): boolean => {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Spawns a server in a process group of its own, so stop() reaches the wrappers (the rabbitmq-server
+ * script) and everything they started, and nothing outside it.
+ */
+export function spawnDaemon(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, cwd: options.cwd });
+  if (child.pid === undefined) throw new Error(`${command} did not start`);
+  const pid = child.pid;
+  let log = '';
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-4000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('error', (err) => keep(Buffer.from(String(err))));
+  return {
+    pid,
+    output: () => log,
+    async stop(signal = 'SIGTERM', graceMs = 10_000) {
+      if (!processGroupAlive(pid)) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // the leader is gone already; what is left of its group gets SIGKILL below
+      }
+      const deadline = Date.now() + graceMs;
+      while (processGroupAlive(pid)) {
+        if (Date.now() > deadline) process.kill(-pid, 'SIGKILL');
+        await sleep(50);
+      }
+    },
+  };
+}
+
+/** Polls `ready` until it holds; fails early with the daemon's output when its process group is gone. */
+export async function waitUntil(daemon: Daemon, what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ready()) return;
+    if (!processGroupAlive(daemon.pid)) throw new Error(`${what} exited before it was ready:\n${daemon.output()}`);
+    if (Date.now() > deadline) {
+      await daemon.stop('SIGKILL');
+      throw new Error(`${what} not ready after ${timeoutMs} ms:\n${daemon.output()}`);
+    }
+    await sleep(100);
+  }
+}

@@ -1,0 +1,53 @@
+import { rmSync } from 'node:fs';
+import { type Daemon, freePort, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+
+export interface RedisServer {
+  /** redis://127.0.0.1:<port> (no user: the default user, unless the rig's arguments changed it) */
+  url: string;
+  port: number;
+  /** the running server's process (group) id; undefined while stopped */
+  pid(): number | undefined;
+  /** stop and start again on the same port, EMPTY: the rig runs without RDB snapshots or an AOF */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** stop and remove the scratch directory */
+  close(): Promise<void>;
+}
+
+/**
+ * A private redis-server on a free loopback port, with no persistence, for tests that restart or
+ * reconfigure Redis (the machine's own server is never touched). `args` are more redis-server
+ * options, e.g. ['--aclfile', path].
+ */
+export async function startRedisServer(options: { args?: string[] } = {}): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = scratchDir('redis');
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(options.args ?? [])];
+  let daemon: Daemon | undefined;
+  const start = async () => {
+    if (daemon) return;
+    daemon = spawnDaemon('redis-server', args);
+    await waitUntil(daemon, 'redis-server', () => portAccepts(port), 10_000);
+  };
+  const stop = async () => {
+    await daemon?.stop();
+    daemon = undefined;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    pid: () => daemon?.pid,
+    start,
+    stop,
+    async restart() {
+      await stop();
+      await start();
+    },
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
