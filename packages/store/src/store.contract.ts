@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RecordStore } from './postgres.ts';
 import type { Store, StoreWrite } from './store.ts';
 
 export interface StoreHarness {
@@ -285,6 +286,106 @@ export function storeContract(name: string, harness: StoreHarness): void {
       await view.ping();
       await store.set('still', 'works');
       expect(await store.get('still')).toBe('works');
+    });
+  });
+}
+
+export interface RecordStoreHarness {
+  create(prefix: string): Promise<RecordStore>;
+  /**
+   * whether a reader outside the transaction answers while it is open (PostgreSQL); PGlite runs one
+   * statement at a time, so there such a reader waits for the commit instead
+   */
+  concurrentReaders: boolean;
+}
+
+/** transaction(): the guarantees the transactional outbox relies on. */
+export function recordStoreContract(name: string, harness: RecordStoreHarness): void {
+  describe(`RecordStore transactions: ${name}`, () => {
+    let store: RecordStore;
+
+    beforeEach(async () => {
+      store = await harness.create(`test:${randomUUID()}:`);
+    });
+
+    afterEach(async () => {
+      await store.del(...(await store.keys('')));
+      await store.close();
+    });
+
+    it('commits every write made inside, on the store and its scoped views', async () => {
+      const view = store.scoped('outbox');
+      const result = await store.transaction(async () => {
+        await store.set('tenant', 't1');
+        await store.hset('user', { name: 'ann' });
+        await view.zadd('events', '0001');
+        expect(await store.commitIf({ key: 'head', expected: null }, [{ op: 'set', key: 'head', value: '1' }])).toBe(true);
+        return 'done';
+      });
+      expect(result).toBe('done');
+      expect(await store.get('tenant')).toBe('t1');
+      expect(await store.hgetall('user')).toEqual({ name: 'ann' });
+      expect(await view.zrangeByLex('events')).toEqual(['0001']);
+      expect(await store.get('head')).toBe('1');
+    });
+
+    it('rolls back every write, scoped views and nested transactions included, when fn throws', async () => {
+      await store.set('tenant', 'before');
+      const view = store.scoped('outbox');
+      const attempt = store.transaction(async () => {
+        await store.set('tenant', 'after');
+        await view.zadd('events', '0001');
+        await store.transaction(async () => {
+          await store.incr('n');
+          await view.set('x', 'y');
+        });
+        throw new Error('change refused');
+      });
+      await expect(attempt).rejects.toThrow('change refused');
+      expect(await store.get('tenant')).toBe('before');
+      expect(await view.zrangeByLex('events')).toEqual([]);
+      expect(await store.get('n')).toBeNull();
+      expect(await view.get('x')).toBeNull();
+    });
+
+    it('a write inside is visible inside before the commit', async () => {
+      await store.transaction(async () => {
+        await store.set('a', '1');
+        expect(await store.get('a')).toBe('1');
+        expect(await store.scoped('v').get('x')).toBeNull();
+      });
+    });
+
+    // defined only where it can run (a skipped test proves nothing)
+    if (harness.concurrentReaders)
+      it('a concurrent reader sees nothing uncommitted, then everything at once', async () => {
+      const reader = await harness.create(store.prefix);
+      try {
+        await store.set('tenant', 'v1');
+        let release!: () => void;
+        const hold = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let written!: () => void;
+        const wrote = new Promise<void>((resolve) => {
+          written = resolve;
+        });
+        const tx = store.transaction(async () => {
+          await store.set('tenant', 'v2');
+          await store.transaction(() => store.scoped('outbox').zadd('events', 'e1'));
+          written();
+          await hold;
+        });
+        await wrote;
+        expect(await reader.get('tenant')).toBe('v1');
+        expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual([]);
+        release();
+        await tx;
+        expect(await reader.get('tenant')).toBe('v2');
+        expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual(['e1']);
+      } finally {
+        await reader.close();
+      }
     });
   });
 }
