@@ -65,11 +65,17 @@ describe('postgres record store', () => {
 
   it('the sweep deletes expired rows; close() stops the store but leaves the lent Db open', async () => {
     const store = createPgStore({ db: pas, schema: 'keyway_pas', prefix: `test:${randomUUID()}:`, sweepIntervalMs: 50 });
-    await store.set('short', 'v', { ttlMs: 20 });
     await store.set('kept', 'v');
-    const rows = async () => (await pas.query<{ n: number }>(`SELECT count(*)::int AS n FROM keyway_pas.store_keys WHERE key >= decode($1, 'hex') AND key < decode($2, 'hex')`, [Buffer.from(store.prefix).toString('hex'), Buffer.from(`${store.prefix}\xff`).toString('hex')]))[0]?.n;
+    await store.set('short', 'v', { ttlMs: 200 });
+    const rows = async () =>
+      (
+        await pas.query<{ n: number }>(`SELECT count(*)::int AS n FROM keyway_pas.store_keys WHERE key >= decode($1, 'hex') AND key < decode($2, 'hex')`, [
+          Buffer.from(store.prefix).toString('hex'),
+          Buffer.from(`${store.prefix}\xff`).toString('hex'),
+        ])
+      )[0]?.n;
     expect(await rows()).toBe(2);
-    await sleep(300);
+    await sleep(600);
     expect(await rows()).toBe(1);
     await store.del('kept');
     await store.close();

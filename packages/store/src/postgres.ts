@@ -27,6 +27,10 @@ export type RecordStore = Store & {
 
 type Kind = 'string' | 'hash' | 'set' | 'zset';
 type Bytes = Uint8Array;
+interface Entry {
+  kind: Kind;
+  value: Bytes | null;
+}
 
 /** Shared by the root store and its scoped views, like one Redis connection. */
 interface Backend {
@@ -106,8 +110,8 @@ class PgStore implements RecordStore {
     this.live();
     const ids = [...new Set(keys.map((key) => createHash('sha256').update(`${this.b.schema}\0${this.prefix}${key}`).digest().readBigInt64BE(0)))].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
     const body = async (q: Queryable): Promise<T> => {
-      // one lock at a time in id order, so two multi-key writers cannot deadlock
-      for (const id of ids) await q.query('SELECT pg_advisory_xact_lock($1::int8)', [id.toString()]);
+      // taken in id order (unnest keeps the array's order), so two multi-key writers cannot deadlock
+      await q.query('SELECT pg_advisory_xact_lock(id) FROM unnest($1::int8[]) AS t (id)', [ids.map(String)]);
       return fn(q);
     };
     try {
@@ -118,40 +122,45 @@ class PgStore implements RecordStore {
     }
   }
 
-  /** The live entry of `key` (an expired one is deleted here); call under atomic() only. */
-  private async entry(q: Queryable, key: string): Promise<{ kind: Kind; value: Bytes | null } | null> {
-    const [row] = await q.query<{ kind: Kind; value: Bytes | null; expired: boolean }>(
-      `SELECT kind, value, expires_at <= clock_timestamp() AS expired FROM ${this.b.keys} WHERE key = decode($1, 'hex')`,
-      [this.k(key)],
+  /** The live entries of `keys` by key (expired ones are deleted here); call under atomic() only. */
+  private async entries(q: Queryable, keys: string[]): Promise<Map<string, Entry>> {
+    const rows = await q.query<{ key: Bytes; kind: Kind; value: Bytes | null; expired: boolean | null }>(
+      `SELECT key, kind, value, expires_at <= clock_timestamp() AS expired FROM ${this.b.keys} WHERE key = ANY (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS t (k))`,
+      [keys.map((key) => this.k(key))],
     );
-    if (!row) return null;
-    if (row.expired) {
-      await q.query(`DELETE FROM ${this.b.keys} WHERE key = decode($1, 'hex')`, [this.k(key)]);
-      return null;
-    }
-    return row;
+    const expired = rows.filter((r) => r.expired).map((r) => r.key);
+    if (expired.length > 0)
+      await q.query(`DELETE FROM ${this.b.keys} WHERE key = ANY (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS t (k))`, [expired.map((key) => Buffer.from(key).toString('hex'))]);
+    return new Map(rows.filter((r) => !r.expired).map((r) => [utf8(r.key).slice(this.prefix.length), { kind: r.kind, value: r.value }]));
   }
 
-  /** The live entry's kind, throwing WRONGTYPE unless it is absent or `kind`. */
+  private async entry(q: Queryable, key: string): Promise<Entry | undefined> {
+    return (await this.entries(q, [key])).get(key);
+  }
+
+  /** whether `key` exists, throwing WRONGTYPE when it holds another kind than `kind` */
   private async kindOf(q: Queryable, key: string, kind: Kind): Promise<boolean> {
     const e = await this.entry(q, key);
     if (e && e.kind !== kind) throw wrongType();
-    return e !== null;
+    return e !== undefined;
   }
 
-  /** like Redis SET: replaces a key of any kind and sets or clears its TTL */
-  private async writeString(q: Queryable, key: string, value: string, ttlMs: number | undefined, existing: Kind | undefined): Promise<void> {
-    if (existing !== undefined && existing !== 'string') await q.query(`DELETE FROM ${this.b.keys} WHERE key = decode($1, 'hex')`, [this.k(key)]);
+  /**
+   * Like Redis SET: replaces a key of any kind (dropping a collection's members) and sets or clears
+   * its TTL. Safe in one statement because every writer of the key holds its advisory lock.
+   */
+  private async writeString(q: Queryable, key: string, value: string, ttlMs: number | undefined): Promise<void> {
     await q.query(
-      `INSERT INTO ${this.b.keys} (key, kind, value, expires_at)
+      `WITH dropped AS (DELETE FROM ${this.b.members} WHERE key = decode($1, 'hex'))
+       INSERT INTO ${this.b.keys} (key, kind, value, expires_at)
        VALUES (decode($1, 'hex'), 'string', decode($2, 'hex'), clock_timestamp() + $3::float8 * interval '1 millisecond')
        ON CONFLICT (key) DO UPDATE SET kind = 'string', value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
       [this.k(key), hex(value), ttlParam(ttlMs)],
     );
   }
 
-  private async addMembers(q: Queryable, key: string, kind: Kind, members: string[], values?: string[]): Promise<number> {
-    const exists = await this.kindOf(q, key, kind);
+  /** adds members (hash fields with `values`) to a collection that `exists` or is created here */
+  private async addMembers(q: Queryable, key: string, kind: Kind, exists: boolean, members: string[], values?: string[]): Promise<number> {
     if (!exists) await q.query(`INSERT INTO ${this.b.keys} (key, kind) VALUES (decode($1, 'hex'), $2)`, [this.k(key), kind]);
     const upsert = values ? 'DO UPDATE SET value = EXCLUDED.value' : 'DO NOTHING';
     const rows = await q.query(
@@ -163,15 +172,24 @@ class PgStore implements RecordStore {
     return rows.length;
   }
 
-  /** removes members (hash fields); like Redis, a collection left empty no longer exists */
-  private async removeMembers(q: Queryable, key: string, kind: Kind, members: string[]): Promise<number> {
-    if (!(await this.kindOf(q, key, kind))) return 0;
+  /** removes members (hash fields) of an existing collection; like Redis, one left empty no longer exists */
+  private async removeMembers(q: Queryable, key: string, members: string[]): Promise<{ removed: number; emptied: boolean }> {
     const removed = await q.query(`DELETE FROM ${this.b.members} WHERE key = decode($1, 'hex') AND member = ANY (SELECT decode(m, 'hex') FROM unnest($2::text[]) AS t (m)) RETURNING 1`, [
       this.k(key),
       members.map(hex),
     ]);
-    await q.query(`DELETE FROM ${this.b.keys} k WHERE key = decode($1, 'hex') AND NOT EXISTS (SELECT 1 FROM ${this.b.members} m WHERE m.key = k.key)`, [this.k(key)]);
-    return removed.length;
+    const emptied = await q.query(`DELETE FROM ${this.b.keys} k WHERE key = decode($1, 'hex') AND NOT EXISTS (SELECT 1 FROM ${this.b.members} m WHERE m.key = k.key) RETURNING 1`, [this.k(key)]);
+    return { removed: removed.length, emptied: emptied.length > 0 };
+  }
+
+  private addTo(key: string, kind: Kind, members: string[], values?: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return this.atomic([key], async (q) => this.addMembers(q, key, kind, await this.kindOf(q, key, kind), members, values));
+  }
+
+  private removeFrom(key: string, kind: Kind, members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return this.atomic([key], async (q) => ((await this.kindOf(q, key, kind)) ? (await this.removeMembers(q, key, members)).removed : 0));
   }
 
   /** a collection's members (and values) in byte order; null when absent, WRONGTYPE when another kind */
@@ -194,9 +212,8 @@ class PgStore implements RecordStore {
 
   set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     return this.atomic([key], async (q) => {
-      const e = await this.entry(q, key);
-      if (options.ifAbsent && e) return false;
-      await this.writeString(q, key, value, options.ttlMs, e?.kind);
+      if (options.ifAbsent && (await this.entry(q, key))) return false;
+      await this.writeString(q, key, value, options.ttlMs);
       return true;
     });
   }
@@ -217,7 +234,7 @@ class PgStore implements RecordStore {
       if (e && e.kind !== 'string') throw wrongType();
       const current = e?.value ? utf8(e.value) : null;
       if (current !== expected) return false;
-      await this.writeString(q, key, next, options.ttlMs, e?.kind);
+      await this.writeString(q, key, next, options.ttlMs);
       return true;
     });
   }
@@ -236,7 +253,7 @@ class PgStore implements RecordStore {
     return this.atomic([key], async (q) => {
       const e = await this.entry(q, key);
       if (!e) {
-        await this.writeString(q, key, '1', options.ttlMs, undefined);
+        await this.writeString(q, key, '1', options.ttlMs);
         return 1;
       }
       if (e.kind !== 'string' || e.value === null) throw wrongType();
@@ -260,15 +277,11 @@ class PgStore implements RecordStore {
 
   async hset(key: string, fields: Record<string, string>): Promise<void> {
     const names = Object.keys(fields);
-    if (names.length === 0) return;
-    await this.atomic([key], (q) =>
-      this.addMembers(
-        q,
-        key,
-        'hash',
-        names,
-        names.map((f) => fields[f] as string),
-      ),
+    await this.addTo(
+      key,
+      'hash',
+      names,
+      names.map((f) => fields[f] as string),
     );
   }
 
@@ -283,18 +296,15 @@ class PgStore implements RecordStore {
   }
 
   hdel(key: string, ...fields: string[]): Promise<number> {
-    if (fields.length === 0) return Promise.resolve(0);
-    return this.atomic([key], (q) => this.removeMembers(q, key, 'hash', fields));
+    return this.removeFrom(key, 'hash', fields);
   }
 
   sadd(key: string, ...members: string[]): Promise<number> {
-    if (members.length === 0) return Promise.resolve(0);
-    return this.atomic([key], (q) => this.addMembers(q, key, 'set', members));
+    return this.addTo(key, 'set', members);
   }
 
   srem(key: string, ...members: string[]): Promise<number> {
-    if (members.length === 0) return Promise.resolve(0);
-    return this.atomic([key], (q) => this.removeMembers(q, key, 'set', members));
+    return this.removeFrom(key, 'set', members);
   }
 
   async smembers(key: string): Promise<string[]> {
@@ -306,13 +316,11 @@ class PgStore implements RecordStore {
   }
 
   zadd(key: string, ...members: string[]): Promise<number> {
-    if (members.length === 0) return Promise.resolve(0);
-    return this.atomic([key], (q) => this.addMembers(q, key, 'zset', members));
+    return this.addTo(key, 'zset', members);
   }
 
   zrem(key: string, ...members: string[]): Promise<number> {
-    if (members.length === 0) return Promise.resolve(0);
-    return this.atomic([key], (q) => this.removeMembers(q, key, 'zset', members));
+    return this.removeFrom(key, 'zset', members);
   }
 
   async zrangeByLex(key: string, range: LexRange = {}): Promise<string[]> {
@@ -336,18 +344,35 @@ class PgStore implements RecordStore {
   }
 
   commitIf(guard: { key: string; expected: string | null }, writes: StoreWrite[]): Promise<boolean> {
-    return this.atomic([guard.key, ...writes.map((w) => w.key)], async (q) => {
-      const g = await this.entry(q, guard.key);
+    const keys = [guard.key, ...writes.map((w) => w.key)];
+    return this.atomic(keys, async (q) => {
+      // the kinds of every key involved, read once and kept current as the writes apply
+      const found = await this.entries(q, keys);
+      const kinds = new Map([...found].map(([key, e]) => [key, e.kind]));
+      const g = found.get(guard.key);
       if (g && g.kind !== 'string') throw wrongType();
       if ((g?.value ? utf8(g.value) : null) !== guard.expected) return false;
+      const zset = (key: string): boolean => {
+        const kind = kinds.get(key);
+        if (kind !== undefined && kind !== 'zset') throw wrongType();
+        return kind !== undefined;
+      };
       // checked before the first write, like the Redis script; a throw later still rolls everything back
-      for (const w of writes) if (w.op === 'zadd' || w.op === 'zrem') await this.kindOf(q, w.key, 'zset');
+      for (const w of writes) if (w.op === 'zadd' || w.op === 'zrem') zset(w.key);
       for (const w of writes) {
-        if (w.op === 'set') await this.writeString(q, w.key, w.value, w.ttlMs, (await this.entry(q, w.key))?.kind);
-        else if (w.op === 'del') await q.query(`DELETE FROM ${this.b.keys} WHERE key = decode($1, 'hex')`, [this.k(w.key)]);
-        else if (w.members.length === 0) continue;
-        else if (w.op === 'zadd') await this.addMembers(q, w.key, 'zset', w.members);
-        else await this.removeMembers(q, w.key, 'zset', w.members);
+        if (w.op === 'set') {
+          await this.writeString(q, w.key, w.value, w.ttlMs);
+          kinds.set(w.key, 'string');
+        } else if (w.op === 'del') {
+          await q.query(`DELETE FROM ${this.b.keys} WHERE key = decode($1, 'hex')`, [this.k(w.key)]);
+          kinds.delete(w.key);
+        } else if (w.members.length === 0) {
+        } else if (w.op === 'zadd') {
+          await this.addMembers(q, w.key, 'zset', zset(w.key), w.members);
+          kinds.set(w.key, 'zset');
+        } else if (zset(w.key) && (await this.removeMembers(q, w.key, w.members)).emptied) {
+          kinds.delete(w.key);
+        }
       }
       return true;
     });
@@ -369,9 +394,11 @@ class PgStore implements RecordStore {
   transaction<T>(fn: () => Promise<T>): Promise<T> {
     if (this.b.tx.getStore()) return fn();
     this.live();
-    return this.b.db.transaction((tx) => this.b.tx.run(tx, fn)).catch((err: unknown) => {
-      throw toStoreError(err);
-    });
+    return this.b.db
+      .transaction((tx) => this.b.tx.run(tx, fn))
+      .catch((err: unknown) => {
+        throw toStoreError(err);
+      });
   }
 
   async close(): Promise<void> {

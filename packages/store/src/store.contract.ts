@@ -359,33 +359,33 @@ export function recordStoreContract(name: string, harness: RecordStoreHarness): 
     // defined only where it can run (a skipped test proves nothing)
     if (harness.concurrentReaders)
       it('a concurrent reader sees nothing uncommitted, then everything at once', async () => {
-      const reader = await harness.create(store.prefix);
-      try {
-        await store.set('tenant', 'v1');
-        let release!: () => void;
-        const hold = new Promise<void>((resolve) => {
-          release = resolve;
-        });
-        let written!: () => void;
-        const wrote = new Promise<void>((resolve) => {
-          written = resolve;
-        });
-        const tx = store.transaction(async () => {
-          await store.set('tenant', 'v2');
-          await store.transaction(() => store.scoped('outbox').zadd('events', 'e1'));
-          written();
-          await hold;
-        });
-        await wrote;
-        expect(await reader.get('tenant')).toBe('v1');
-        expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual([]);
-        release();
-        await tx;
-        expect(await reader.get('tenant')).toBe('v2');
-        expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual(['e1']);
-      } finally {
-        await reader.close();
-      }
-    });
+        const reader = await harness.create(store.prefix);
+        try {
+          await store.set('tenant', 'v1');
+          let release!: () => void;
+          const hold = new Promise<void>((resolve) => {
+            release = resolve;
+          });
+          let written!: () => void;
+          const wrote = new Promise<void>((resolve) => {
+            written = resolve;
+          });
+          const tx = store.transaction(async () => {
+            await store.set('tenant', 'v2');
+            await store.transaction(() => store.scoped('outbox').zadd('events', 'e1'));
+            written();
+            await hold;
+          });
+          await wrote;
+          expect(await reader.get('tenant')).toBe('v1');
+          expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual([]);
+          release();
+          await tx;
+          expect(await reader.get('tenant')).toBe('v2');
+          expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual(['e1']);
+        } finally {
+          await reader.close();
+        }
+      });
   });
 }
