@@ -192,7 +192,7 @@ class PgStore implements RecordStore {
     return this.atomic([key], async (q) => ((await this.kindOf(q, key, kind)) ? (await this.removeMembers(q, key, members)).removed : 0));
   }
 
-  /** a collection's members (and values) in byte order; null when absent, WRONGTYPE when another kind */
+  /** the live collection's members (and values) matching `where`; none when absent, WRONGTYPE when another kind */
   private async membersOf(key: string, kind: Kind, where = '', params: unknown[] = [], tail = ''): Promise<{ member: Bytes; value: Bytes | null }[]> {
     const rows = await this.read<{ kind: Kind; member: Bytes | null; value: Bytes | null }>(
       `SELECT k.kind, m.member, m.value FROM ${this.b.keys} k LEFT JOIN ${this.b.members} m ON m.key = k.key ${where}
