@@ -28,8 +28,10 @@ afterAll(async () => {
 const onPostgres = async (prefix: string) => createPgStore({ db: pas, schema: 'keyway_pas', prefix });
 const onPglite = async (prefix: string) => createPgStore({ db: lite, schema: 'keyway_pas', prefix });
 
-storeContract('postgres', { create: onPostgres, elapse: (ms) => sleep(ms) });
-storeContract('pglite', { create: onPglite, elapse: (ms) => sleep(ms) });
+// Every write commits (and fsyncs) before it answers, so under a loaded machine a few calls can take
+// longer than Redis's 50 ms; expiry itself is checked to the millisecond either way.
+storeContract('postgres', { create: onPostgres, elapse: (ms) => sleep(ms), shortTtlMs: 400 });
+storeContract('pglite', { create: onPglite, elapse: (ms) => sleep(ms), shortTtlMs: 400 });
 recordStoreContract('postgres', { create: onPostgres, concurrentReaders: true });
 recordStoreContract('pglite', { create: onPglite, concurrentReaders: false });
 

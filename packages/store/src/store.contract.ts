@@ -8,12 +8,20 @@ export interface StoreHarness {
   create(prefix: string): Promise<Store>;
   /** let `ms` of store time pass (real sleep for Redis, a fake clock for memory) */
   elapse(ms: number): Promise<void>;
+  /**
+   * the TTL the suite gives short-lived keys (default 50 ms): it must outlast the few calls a test makes
+   * before checking the key is still there, which on a durable SQL store include commits (fsync)
+   */
+  shortTtlMs?: number;
 }
 
 /** One behaviour suite for every Store implementation, so both backends keep identical semantics. */
 export function storeContract(name: string, harness: StoreHarness): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
+    const short = harness.shortTtlMs ?? 50;
+    // well past the TTL, so an expiry is never a race
+    const past = short * 2.4;
 
     beforeEach(async () => {
       store = await harness.create(`test:${randomUUID()}:`);
@@ -44,21 +52,21 @@ export function storeContract(name: string, harness: StoreHarness): void {
       expect(await store.ttl('a')).toBe(-2);
       await store.set('plain', 'v');
       expect(await store.ttl('plain')).toBe(-1);
-      await store.set('a', 'v', { ttlMs: 50 });
+      await store.set('a', 'v', { ttlMs: short });
       const remaining = await store.ttl('a');
       expect(remaining).toBeGreaterThan(0);
-      expect(remaining).toBeLessThanOrEqual(50);
-      await harness.elapse(120);
+      expect(remaining).toBeLessThanOrEqual(short);
+      await harness.elapse(past);
       expect(await store.get('a')).toBeNull();
       expect(await store.ttl('a')).toBe(-2);
       expect(await store.set('a', 'again', { ifAbsent: true })).toBe(true);
     });
 
     it('a plain set clears an earlier TTL', async () => {
-      await store.set('a', 'v', { ttlMs: 50 });
+      await store.set('a', 'v', { ttlMs: short });
       await store.set('a', 'w');
       expect(await store.ttl('a')).toBe(-1);
-      await harness.elapse(120);
+      await harness.elapse(past);
       expect(await store.get('a')).toBe('w');
     });
 
@@ -82,10 +90,10 @@ export function storeContract(name: string, harness: StoreHarness): void {
       await store.set('a', 'v1');
       expect(await store.compareAndSet('a', 'other', 'v2')).toBe(false);
       expect(await store.get('a')).toBe('v1');
-      expect(await store.compareAndSet('a', 'v1', 'v2', { ttlMs: 50 })).toBe(true);
+      expect(await store.compareAndSet('a', 'v1', 'v2', { ttlMs: short })).toBe(true);
       expect(await store.get('a')).toBe('v2');
       expect(await store.ttl('a')).toBeGreaterThan(0);
-      await harness.elapse(120);
+      await harness.elapse(past);
       expect(await store.get('a')).toBeNull();
     });
 
@@ -105,14 +113,14 @@ export function storeContract(name: string, harness: StoreHarness): void {
     });
 
     it('incr counts, sets the TTL only on creation, and restarts after expiry', async () => {
-      expect(await store.incr('n', { ttlMs: 50 })).toBe(1);
+      expect(await store.incr('n', { ttlMs: short })).toBe(1);
       const firstTtl = await store.ttl('n');
       expect(firstTtl).toBeGreaterThan(0);
       expect(await store.incr('n', { ttlMs: 10_000 })).toBe(2);
       // the second call must not extend the window
-      expect(await store.ttl('n')).toBeLessThanOrEqual(50);
-      await harness.elapse(120);
-      expect(await store.incr('n', { ttlMs: 50 })).toBe(1);
+      expect(await store.ttl('n')).toBeLessThanOrEqual(short);
+      await harness.elapse(past);
+      expect(await store.incr('n', { ttlMs: short })).toBe(1);
       expect(await store.incr('plain')).toBe(1);
       expect(await store.ttl('plain')).toBe(-1);
     });
@@ -180,7 +188,7 @@ export function storeContract(name: string, harness: StoreHarness): void {
       await store.zadd('idx', 'gone');
       const writes: StoreWrite[] = [
         { op: 'set', key: 'a', value: 'one' },
-        { op: 'set', key: 'short', value: 'v', ttlMs: 50 },
+        { op: 'set', key: 'short', value: 'v', ttlMs: short },
         { op: 'del', key: 'old' },
         { op: 'zadd', key: 'idx', members: ['m1', 'm2'] },
         { op: 'zrem', key: 'idx', members: ['gone'] },
@@ -203,7 +211,7 @@ export function storeContract(name: string, harness: StoreHarness): void {
       expect(await store.commitIf({ key: 'guard', expected: null }, [{ op: 'set', key: 'a', value: 'two' }])).toBe(false);
       expect(await store.commitIf({ key: 'guard', expected: 'g1' }, [{ op: 'set', key: 'a', value: 'two' }])).toBe(true);
       expect(await store.get('a')).toBe('two');
-      await harness.elapse(120);
+      await harness.elapse(past);
       expect(await store.get('short')).toBeNull();
     });
 
@@ -274,8 +282,8 @@ export function storeContract(name: string, harness: StoreHarness): void {
 
     it('keys(prefix) skips expired keys', async () => {
       await store.set('k:live', 'v');
-      await store.set('k:short', 'v', { ttlMs: 50 });
-      await harness.elapse(120);
+      await store.set('k:short', 'v', { ttlMs: short });
+      await harness.elapse(past);
       expect(await store.keys('k:')).toEqual(['k:live']);
     });
 
