@@ -122,10 +122,14 @@ class PgStore implements RecordStore {
     }
   }
 
-  /** The live entries of `keys` by key (expired ones are deleted here); call under atomic() only. */
+  /**
+   * The live entries of `keys` by key (expired ones are deleted here); call under atomic() only. FOR
+   * UPDATE because the one-statement writes (updateString, take) change existing rows without the
+   * advisory lock: the row lock keeps them out until this transaction ends.
+   */
   private async entries(q: Queryable, keys: string[]): Promise<Map<string, Entry>> {
     const rows = await q.query<{ key: Bytes; kind: Kind; value: Bytes | null; expired: boolean | null }>(
-      `SELECT key, kind, value, expires_at <= clock_timestamp() AS expired FROM ${this.b.keys} WHERE key = ANY (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS t (k))`,
+      `SELECT key, kind, value, expires_at <= clock_timestamp() AS expired FROM ${this.b.keys} WHERE key = ANY (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS t (k)) FOR UPDATE`,
       [keys.map((key) => this.k(key))],
     );
     const expired = rows.filter((r) => r.expired).map((r) => r.key);
@@ -210,7 +214,22 @@ class PgStore implements RecordStore {
     return utf8(row.value);
   }
 
-  set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+  /**
+   * The common case in one statement: a live string key (`expected` null = any value) gets a new value
+   * and TTL. Only ever updates an existing row, so it cannot race the locked writers that create keys,
+   * and the row lock it takes orders it with them. False means "not the common case": use the locked path.
+   */
+  private async updateString(key: string, expected: string | null, value: string, ttlMs: number | undefined): Promise<boolean> {
+    const rows = await this.read(
+      `UPDATE ${this.b.keys} SET value = decode($2, 'hex'), expires_at = clock_timestamp() + $3::float8 * interval '1 millisecond'
+       WHERE key = decode($1, 'hex') AND kind = 'string' AND ($4::text IS NULL OR value = decode($4, 'hex')) AND ${LIVE} RETURNING 1`,
+      [this.k(key), hex(value), ttlParam(ttlMs), expected === null ? null : hex(expected)],
+    );
+    return rows.length > 0;
+  }
+
+  async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    if (!options.ifAbsent && (await this.updateString(key, null, value, options.ttlMs))) return true;
     return this.atomic([key], async (q) => {
       if (options.ifAbsent && (await this.entry(q, key))) return false;
       await this.writeString(q, key, value, options.ttlMs);
@@ -228,7 +247,9 @@ class PgStore implements RecordStore {
     });
   }
 
-  compareAndSet(key: string, expected: string | null, next: string, options: { ttlMs?: number } = {}): Promise<boolean> {
+  async compareAndSet(key: string, expected: string | null, next: string, options: { ttlMs?: number } = {}): Promise<boolean> {
+    if (expected !== null && (await this.updateString(key, expected, next, options.ttlMs))) return true;
+    // absent, expired, another value or another kind: decided under the lock
     return this.atomic([key], async (q) => {
       const e = await this.entry(q, key);
       if (e && e.kind !== 'string') throw wrongType();
@@ -239,7 +260,10 @@ class PgStore implements RecordStore {
     });
   }
 
-  take(key: string): Promise<string | null> {
+  async take(key: string): Promise<string | null> {
+    // one statement for a live string, as updateString; anything else is decided under the lock
+    const [taken] = await this.read<{ value: Bytes }>(`DELETE FROM ${this.b.keys} WHERE key = decode($1, 'hex') AND kind = 'string' AND ${LIVE} RETURNING value`, [this.k(key)]);
+    if (taken) return utf8(taken.value);
     return this.atomic([key], async (q) => {
       const e = await this.entry(q, key);
       if (!e) return null;
