@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RecordStore } from './postgres.ts';
 import type { Store, StoreWrite } from './store.ts';
 
 export interface StoreHarness {
@@ -7,12 +8,20 @@ export interface StoreHarness {
   create(prefix: string): Promise<Store>;
   /** let `ms` of store time pass (real sleep for Redis, a fake clock for memory) */
   elapse(ms: number): Promise<void>;
+  /**
+   * the TTL the suite gives short-lived keys (default 50 ms): it must outlast the few calls a test makes
+   * before checking the key is still there, which on a durable SQL store include commits (fsync)
+   */
+  shortTtlMs?: number;
 }
 
 /** One behaviour suite for every Store implementation, so both backends keep identical semantics. */
 export function storeContract(name: string, harness: StoreHarness): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
+    const short = harness.shortTtlMs ?? 50;
+    // well past the TTL, so an expiry is never a race
+    const past = short * 2.4;
 
     beforeEach(async () => {
       store = await harness.create(`test:${randomUUID()}:`);
@@ -43,21 +52,21 @@ export function storeContract(name: string, harness: StoreHarness): void {
       expect(await store.ttl('a')).toBe(-2);
       await store.set('plain', 'v');
       expect(await store.ttl('plain')).toBe(-1);
-      await store.set('a', 'v', { ttlMs: 50 });
+      await store.set('a', 'v', { ttlMs: short });
       const remaining = await store.ttl('a');
       expect(remaining).toBeGreaterThan(0);
-      expect(remaining).toBeLessThanOrEqual(50);
-      await harness.elapse(120);
+      expect(remaining).toBeLessThanOrEqual(short);
+      await harness.elapse(past);
       expect(await store.get('a')).toBeNull();
       expect(await store.ttl('a')).toBe(-2);
       expect(await store.set('a', 'again', { ifAbsent: true })).toBe(true);
     });
 
     it('a plain set clears an earlier TTL', async () => {
-      await store.set('a', 'v', { ttlMs: 50 });
+      await store.set('a', 'v', { ttlMs: short });
       await store.set('a', 'w');
       expect(await store.ttl('a')).toBe(-1);
-      await harness.elapse(120);
+      await harness.elapse(past);
       expect(await store.get('a')).toBe('w');
     });
 
@@ -81,10 +90,10 @@ export function storeContract(name: string, harness: StoreHarness): void {
       await store.set('a', 'v1');
       expect(await store.compareAndSet('a', 'other', 'v2')).toBe(false);
       expect(await store.get('a')).toBe('v1');
-      expect(await store.compareAndSet('a', 'v1', 'v2', { ttlMs: 50 })).toBe(true);
+      expect(await store.compareAndSet('a', 'v1', 'v2', { ttlMs: short })).toBe(true);
       expect(await store.get('a')).toBe('v2');
       expect(await store.ttl('a')).toBeGreaterThan(0);
-      await harness.elapse(120);
+      await harness.elapse(past);
       expect(await store.get('a')).toBeNull();
     });
 
@@ -104,14 +113,14 @@ export function storeContract(name: string, harness: StoreHarness): void {
     });
 
     it('incr counts, sets the TTL only on creation, and restarts after expiry', async () => {
-      expect(await store.incr('n', { ttlMs: 50 })).toBe(1);
+      expect(await store.incr('n', { ttlMs: short })).toBe(1);
       const firstTtl = await store.ttl('n');
       expect(firstTtl).toBeGreaterThan(0);
       expect(await store.incr('n', { ttlMs: 10_000 })).toBe(2);
       // the second call must not extend the window
-      expect(await store.ttl('n')).toBeLessThanOrEqual(50);
-      await harness.elapse(120);
-      expect(await store.incr('n', { ttlMs: 50 })).toBe(1);
+      expect(await store.ttl('n')).toBeLessThanOrEqual(short);
+      await harness.elapse(past);
+      expect(await store.incr('n', { ttlMs: short })).toBe(1);
       expect(await store.incr('plain')).toBe(1);
       expect(await store.ttl('plain')).toBe(-1);
     });
@@ -179,7 +188,7 @@ export function storeContract(name: string, harness: StoreHarness): void {
       await store.zadd('idx', 'gone');
       const writes: StoreWrite[] = [
         { op: 'set', key: 'a', value: 'one' },
-        { op: 'set', key: 'short', value: 'v', ttlMs: 50 },
+        { op: 'set', key: 'short', value: 'v', ttlMs: short },
         { op: 'del', key: 'old' },
         { op: 'zadd', key: 'idx', members: ['m1', 'm2'] },
         { op: 'zrem', key: 'idx', members: ['gone'] },
@@ -202,7 +211,7 @@ export function storeContract(name: string, harness: StoreHarness): void {
       expect(await store.commitIf({ key: 'guard', expected: null }, [{ op: 'set', key: 'a', value: 'two' }])).toBe(false);
       expect(await store.commitIf({ key: 'guard', expected: 'g1' }, [{ op: 'set', key: 'a', value: 'two' }])).toBe(true);
       expect(await store.get('a')).toBe('two');
-      await harness.elapse(120);
+      await harness.elapse(past);
       expect(await store.get('short')).toBeNull();
     });
 
@@ -273,8 +282,8 @@ export function storeContract(name: string, harness: StoreHarness): void {
 
     it('keys(prefix) skips expired keys', async () => {
       await store.set('k:live', 'v');
-      await store.set('k:short', 'v', { ttlMs: 50 });
-      await harness.elapse(120);
+      await store.set('k:short', 'v', { ttlMs: short });
+      await harness.elapse(past);
       expect(await store.keys('k:')).toEqual(['k:live']);
     });
 
@@ -286,5 +295,105 @@ export function storeContract(name: string, harness: StoreHarness): void {
       await store.set('still', 'works');
       expect(await store.get('still')).toBe('works');
     });
+  });
+}
+
+export interface RecordStoreHarness {
+  create(prefix: string): Promise<RecordStore>;
+  /**
+   * whether a reader outside the transaction answers while it is open (PostgreSQL); PGlite runs one
+   * statement at a time, so there such a reader waits for the commit instead
+   */
+  concurrentReaders: boolean;
+}
+
+/** transaction(): the guarantees the transactional outbox relies on. */
+export function recordStoreContract(name: string, harness: RecordStoreHarness): void {
+  describe(`RecordStore transactions: ${name}`, () => {
+    let store: RecordStore;
+
+    beforeEach(async () => {
+      store = await harness.create(`test:${randomUUID()}:`);
+    });
+
+    afterEach(async () => {
+      await store.del(...(await store.keys('')));
+      await store.close();
+    });
+
+    it('commits every write made inside, on the store and its scoped views', async () => {
+      const view = store.scoped('outbox');
+      const result = await store.transaction(async () => {
+        await store.set('tenant', 't1');
+        await store.hset('user', { name: 'ann' });
+        await view.zadd('events', '0001');
+        expect(await store.commitIf({ key: 'head', expected: null }, [{ op: 'set', key: 'head', value: '1' }])).toBe(true);
+        return 'done';
+      });
+      expect(result).toBe('done');
+      expect(await store.get('tenant')).toBe('t1');
+      expect(await store.hgetall('user')).toEqual({ name: 'ann' });
+      expect(await view.zrangeByLex('events')).toEqual(['0001']);
+      expect(await store.get('head')).toBe('1');
+    });
+
+    it('rolls back every write, scoped views and nested transactions included, when fn throws', async () => {
+      await store.set('tenant', 'before');
+      const view = store.scoped('outbox');
+      const attempt = store.transaction(async () => {
+        await store.set('tenant', 'after');
+        await view.zadd('events', '0001');
+        await store.transaction(async () => {
+          await store.incr('n');
+          await view.set('x', 'y');
+        });
+        throw new Error('change refused');
+      });
+      await expect(attempt).rejects.toThrow('change refused');
+      expect(await store.get('tenant')).toBe('before');
+      expect(await view.zrangeByLex('events')).toEqual([]);
+      expect(await store.get('n')).toBeNull();
+      expect(await view.get('x')).toBeNull();
+    });
+
+    it('a write inside is visible inside before the commit', async () => {
+      await store.transaction(async () => {
+        await store.set('a', '1');
+        expect(await store.get('a')).toBe('1');
+        expect(await store.scoped('v').get('x')).toBeNull();
+      });
+    });
+
+    // defined only where it can run (a skipped test proves nothing)
+    if (harness.concurrentReaders)
+      it('a concurrent reader sees nothing uncommitted, then everything at once', async () => {
+        const reader = await harness.create(store.prefix);
+        try {
+          await store.set('tenant', 'v1');
+          let release!: () => void;
+          const hold = new Promise<void>((resolve) => {
+            release = resolve;
+          });
+          let written!: () => void;
+          const wrote = new Promise<void>((resolve) => {
+            written = resolve;
+          });
+          const tx = store.transaction(async () => {
+            await store.set('tenant', 'v2');
+            await store.transaction(() => store.scoped('outbox').zadd('events', 'e1'));
+            written();
+            await hold;
+          });
+          await wrote;
+          expect(await reader.get('tenant')).toBe('v1');
+          expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual([]);
+          release();
+          await tx;
+          expect(await reader.get('tenant')).toBe('v2');
+          expect(await reader.scoped('outbox').zrangeByLex('events')).toEqual(['e1']);
+        } finally {
+          await reader.close();
+        }
+      });
   });
 }

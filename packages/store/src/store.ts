@@ -1,6 +1,7 @@
 /**
- * The one storage interface every service uses. Two implementations: Redis (ioredis) and an
- * embedded in-memory store used when REDIS_URL is not configured. Every key is scoped under the
+ * The one storage interface every service uses. Implementations: Redis (ioredis), an embedded
+ * in-memory store used when REDIS_URL is not configured, and PostgreSQL/PGlite for durable records
+ * (postgres.ts). Every key is scoped under the
  * store's prefix, so services never read each other's keys.
  */
 export interface SetOptions {
