@@ -61,7 +61,8 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
         signingKeyLeadSec: LEAD_SEC,
       },
       {
-        store: suite.records.pas,
+        records: suite.records.pas,
+        store: suite.stores.pas,
         auditStore: suite.audit,
         ring,
         idp: idpClient({ ...asPas, baseUrl: suite.urls.idp }),

@@ -31,3 +31,5 @@ GRANT USAGE ON SCHEMA keyway_topic TO keyway_topic;
 GRANT USAGE ON SCHEMA keyway_audit TO keyway_audit;
 -- Nothing is created in public by anyone but the migrator.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+-- Services read the ledger to refuse to start on a schema older than their code (pendingMigrations).
+GRANT SELECT ON public.keyway_migrations TO keyway_idp, keyway_entitlement, keyway_pas, keyway_pac, keyway_topic, keyway_audit;

@@ -92,7 +92,14 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
     },
     /** the service's durable records (the system of record: its own schema, its own role), under `${STORE_PREFIX}:<service>:` */
     records: async (): Promise<RecordStore> =>
-      createPgStore({ db: await resources.database(), schema: serviceRole(service), prefix: `${config.STORE_PREFIX}:${service}:` }),
+      opened(
+        createPgStore({
+          db: await resources.database(),
+          schema: serviceRole(service),
+          prefix: keyspacePrefix(config.STORE_PREFIX, service),
+          onError: (err) => infra.logger.warn('records.sweep_failed', { err }),
+        }),
+      ),
     /** the service's hot, expiring state (Redis), under `${STORE_PREFIX}:<service>:` */
     store: () => keyspace(service),
     /** one audit keyspace for every service (packages/audit layout), so the trail is queried across services */

@@ -35,10 +35,15 @@ export type IdpApp = Express & { close(): Promise<void> };
 
 /** The IdP only verifies credentials; it never mints tokens. */
 export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
-  const app = createBaseApp({ service: 'idp', logger: deps.logger, readiness: [
+  const app = createBaseApp({
+    service: 'idp',
+    logger: deps.logger,
+    readiness: [
       { name: 'database', check: () => deps.records.ping() },
       { name: 'store', check: () => deps.store.ping() },
-    ], openapi: idpApi });
+    ],
+    openapi: idpApi,
+  });
   const credentials = credentialRepository(deps.records);
   const clientKeys = clientKeyRepository(deps.records);
   // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
