@@ -32,7 +32,7 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
     noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
   };
   const refreshToken = async (rights: Record<string, string>) =>
-    (await issueRefreshToken(ring, settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
+    (await issueRefreshToken(ring.signer(), settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
   const events = async () => (await readSince(auditStore, 'pac', 0)).events;
   return { deps, refreshToken, events, counted, auditStore, close: () => deps.noise.close() };
 }
