@@ -31,7 +31,7 @@ describe('PAC trades only valid refresh tokens for SAS keys', () => {
   });
 
   it('refuses garbage, expired, wrongly signed and access-type tokens with 401 and an OAuth error body', async () => {
-    const pasRing = await loadKeyRing(suite.stores.pas);
+    const pasRing = await loadKeyRing(suite.stores.pas, suite.kek);
     const strangerRing = await KeyRing.generate();
     const expired = await issueRefreshToken(pasRing.signer(), { ...settings, now: () => Date.now() - 1_209_700_000 }, { ...subject, fid: 'f-1' });
     const foreign = await issueRefreshToken(strangerRing.signer(), settings, { ...subject, fid: 'f-2' });

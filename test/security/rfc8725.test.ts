@@ -35,7 +35,7 @@ beforeAll(async () => {
   accessToken = tokens.access_token;
   refreshToken = tokens.refresh_token;
   original = decodeJwt(refreshToken);
-  activeKey = (await loadKeyRing(suite.stores.pas)).active();
+  activeKey = (await loadKeyRing(suite.stores.pas, suite.kek)).active();
 });
 afterAll(() => suite?.close());
 

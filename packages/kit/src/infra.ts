@@ -1,4 +1,6 @@
+import { dirname } from 'node:path';
 import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } from '@keyway/broker';
+import { ensureDevKek, Keyring } from '@keyway/seal';
 import { createStore, type Store } from '@keyway/store';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -25,7 +27,18 @@ export interface ServiceInfra {
 const EMBEDDED: Record<InfrastructureKey, string> = {
   REDIS_URL: 'REDIS_URL unset: in-memory store private to this process; its state is lost on exit and no other instance or service sees it',
   AMQP_URL: 'AMQP_URL unset: in-memory broker private to this process; change events and revocation do not reach other services, and queued batches are lost on exit',
+  KEYWAY_KEK_FILE: 'KEYWAY_KEK_FILE unset: keys are sealed under a development keyring next to the dev CA; whoever reads that directory can unseal them',
 };
+
+/**
+ * The keyring that seals this service's keys at rest: KEYWAY_KEK_FILE, or (only KEYWAY_ENV=development
+ * gets this far, see requiredInProduction) a development one next to the dev CA, made when absent.
+ */
+export async function serviceKeyring(config: { KEYWAY_KEK_FILE?: string; TLS_CA_FILE: string }, logger: Logger): Promise<Keyring> {
+  if (config.KEYWAY_KEK_FILE) return Keyring.open(config.KEYWAY_KEK_FILE);
+  logger.warn(EMBEDDED.KEYWAY_KEK_FILE);
+  return Keyring.open(await ensureDevKek(dirname(config.TLS_CA_FILE)));
+}
 
 /**
  * A service's store, audit keyspace and broker: opened from its config (REDIS_URL, AMQP_URL,
@@ -36,7 +49,7 @@ const EMBEDDED: Record<InfrastructureKey, string> = {
 export function serviceResources(service: string, config: { REDIS_URL?: string; AMQP_URL?: string; STORE_PREFIX: string }, infra: ServiceInfra) {
   const close: Closer[] = [];
   const warned = new Set<InfrastructureKey>();
-  const embedded = (key: InfrastructureKey) => {
+  const embedded = (key: 'REDIS_URL' | 'AMQP_URL') => {
     if (config[key] || warned.has(key)) return;
     warned.add(key);
     infra.logger.warn(EMBEDDED[key]);

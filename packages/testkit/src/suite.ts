@@ -5,6 +5,7 @@ import { auditClient, entitlementClient, pacClient, pasClient, topicClient } fro
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 import { compose, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
+import { Keyring } from '@keyway/seal';
 import { createStore, type Store } from '@keyway/store';
 import type { DevPki } from '@keyway/tls';
 import { testPkiDir } from './pki.ts';
@@ -71,6 +72,8 @@ export interface SuiteOptions {
 export interface Suite {
   urls: Record<ServiceName, string>;
   pki: DevPki;
+  /** the keyring PAS's signing keys and PAC's SAS root keys are sealed under (to read what the services stored) */
+  kek: Keyring;
   /** entitlement admin client holding the operator certificate */
   operator: ReturnType<typeof entitlementClient>;
   /** audit query client holding the operator certificate */
@@ -191,6 +194,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   return {
     urls,
     pki,
+    kek: await Keyring.open(composition.kekFile),
     operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
     auditor: auditClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.audit }),
     pacOperator: pacClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.pac }),

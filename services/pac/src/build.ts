@@ -1,5 +1,5 @@
 import { pasClient } from '@keyway/clients';
-import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, serviceKeyring, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { PacConfig } from './config.ts';
@@ -20,6 +20,7 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
     },
     {
       ...deps,
+      kek: await serviceKeyring(config, infra.logger),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token, hint) => pas.introspect(token, hint),
     },

@@ -1,5 +1,5 @@
 import { entitlementClient, idpClient } from '@keyway/clients';
-import { changeEventServiceDeps, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, serviceKeyring, type ServiceInfra } from '@keyway/kit';
 import { createApp, tokenSettings } from './app.ts';
 import type { PasConfig } from './config.ts';
 import { sharedKeyRing } from './keys/ring.ts';
@@ -9,7 +9,7 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
   const { deps, close } = await changeEventServiceDeps('pas', config, infra);
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
-  const ring = await sharedKeyRing(deps.store, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
+  const ring = await sharedKeyRing(deps.store, { kek: await serviceKeyring(config, logger), reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
     {
       settings: tokenSettings(config),
