@@ -22,6 +22,8 @@ export interface SuiteOptions {
   lifetimes?: { accessTtlSec?: number; refreshTtlSec?: number; sasTtlSec?: number; clockToleranceSec?: number };
   /** PAS signing-key ring: reload period and the lead a new key is published before it signs */
   signingKeys?: { reloadSec?: number; leadSec?: number };
+  /** the keyring PAS and PAC seal their keys under (KEYWAY_KEK_FILE); unset = the development one in the test PKI directory, shared by every suite */
+  kekFile?: string;
   revocationMode?: 'strict' | 'lenient';
   refreshReuseLeewaySec?: number;
   topic?: {
@@ -138,6 +140,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       REDIS_URL: options.redisUrl,
       AMQP_URL: options.amqpUrl,
       STORE_PREFIX: storePrefix,
+      KEYWAY_KEK_FILE: options.kekFile,
       CLOCK_TOLERANCE_SEC: lifetimes.clockToleranceSec,
       REVOCATION_MODE: options.revocationMode,
       // short, so tests see a rotated key picked up and a retired one dropped within seconds
