@@ -8,7 +8,7 @@ const KEK_BYTES = 32;
 /** How often sealing looks at the file's mtime: a new current KEK is sealed under within this much of being written. */
 const CURRENT_CHECK_MS = 5000;
 
-export const KekId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a KEK id is 1-64 of A-Z a-z 0-9 _ -');
+const KekId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a KEK id is 1-64 of A-Z a-z 0-9 _ -');
 const Kek = z.object({
   id: KekId,
   key: z.string().refine((b64) => Buffer.from(b64, 'base64').toString('base64') === b64 && Buffer.from(b64, 'base64').length === KEK_BYTES, `must be ${KEK_BYTES} bytes in canonical base64`),
@@ -18,7 +18,7 @@ const KeyringFile = z
   .object({ current: KekId, keks: z.array(Kek).min(1) })
   .refine((file) => new Set(file.keks.map((k) => k.id)).size === file.keks.length, 'KEK ids must be unique')
   .refine((file) => file.keks.some((k) => k.id === file.current), '"current" must name one of "keks"');
-export type KeyringFile = z.infer<typeof KeyringFile>;
+type KeyringFile = z.infer<typeof KeyringFile>;
 
 interface Loaded {
   current: string;
@@ -91,7 +91,7 @@ export class Keyring {
   }
 }
 
-export const DEV_KEK_FILE = 'kek.json';
+const DEV_KEK_FILE = 'kek.json';
 
 /**
  * A development keyring (one KEK, mode 0600) in `dir`, made when absent, as ensureDevPki makes the
