@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -124,6 +124,7 @@ describe('rewrapStore (Redis)', () => {
   afterAll(async () => {
     await store.del(...(await store.keys('')));
     await store.close();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('moves every sealed value onto the current KEK, after which the old KEK can be removed', async () => {
