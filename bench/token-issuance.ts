@@ -56,7 +56,7 @@ export async function tokenIssuance(): Promise<Figure[]> {
     clockToleranceSec: 30,
   };
   const subject = { sub: 'u-1', tid: 'acme', roles: ['full-control'], scope: 'feed:edr-events', client_id: 'keyway-importer' };
-  const token = (await issueAccessToken(ring, settings, subject)).token;
+  const token = (await issueAccessToken(ring.signer(), settings, subject)).token;
   const publicKey = await crypto.subtle.importKey('jwk', key.publicJwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
   const localKeys = ring.localKeySet();
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditClient, entitlementClient, pacClient, pasClient, topicClient, createHttp } from '@keyway/clients';
+import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, REDIS_URL, SERVICES, testPki, type ServiceName } from '@keyway/testkit';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
@@ -70,6 +71,8 @@ describe('each service runs on its own process from its main.ts', () => {
       urls[name] = `https://localhost:${ports[name]}`;
     }
     prefix = `keyway-standalone-${Date.now()}`;
+    // the operator's keyring (0600) that PAS and PAC seal their keys under
+    const kekFile = await ensureDevKek(dir);
     const common = (name: ServiceName) => ({
       PORT: String(ports[name]),
       TLS_CERT_FILE: join(dir, `${name}.crt`),
@@ -83,8 +86,8 @@ describe('each service runs on its own process from its main.ts', () => {
     Object.assign(env, {
       idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
       entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit },
-      pas: { ...common('pas'), AMQP_URL, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
-      pac: { ...common('pac'), AMQP_URL, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+      pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
+      pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
       audit: { ...common('audit'), PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic, AUDIT_EXPORT_INTERVAL_MS: '200' },
     });
@@ -159,11 +162,11 @@ describe('each service runs on its own process from its main.ts', () => {
     expect((await done).code).toBe(0);
   });
 
-  it('in production (the default) refuses to start without REDIS_URL / AMQP_URL (exit 78, naming them)', async () => {
-    const { REDIS_URL: _redis, AMQP_URL: _amqp, ...pas } = env.pas;
+  it('in production (the default) refuses to start without REDIS_URL / AMQP_URL / KEYWAY_KEK_FILE (exit 78, naming them)', async () => {
+    const { REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
     const refused = await exited(run('pas', pas));
     expect(refused.code).toBe(78);
-    for (const key of ['REDIS_URL', 'AMQP_URL']) expect(refused.stderr).toContain(key);
+    for (const key of ['REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(refused.stderr).toContain(key);
     const { REDIS_URL: _idpRedis, ...idp } = env.idp;
     const idpRefused = await exited(run('idp', idp));
     expect(idpRefused.code).toBe(78);
@@ -171,8 +174,8 @@ describe('each service runs on its own process from its main.ts', () => {
     expect(idpRefused.stderr).not.toContain('AMQP_URL');
   });
 
-  it('in development starts on the embedded store and broker, warning once for each what is lost', async () => {
-    const { REDIS_URL: _redis, AMQP_URL: _amqp, ...pas } = env.pas;
+  it('in development starts on the embedded store and broker and the development keyring, warning once for each what is lost', async () => {
+    const { REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
     const child = run('pas', { ...pas, KEYWAY_ENV: 'development', LOG_LEVEL: 'info', PORT: String(await freePort()) });
     const done = exited(child);
     const deadline = Date.now() + 30_000;
@@ -183,6 +186,6 @@ describe('each service runs on its own process from its main.ts', () => {
     const warnings = logLines(child)
       .filter((line) => line.level === 'warn')
       .map((line) => line.msg);
-    for (const key of ['REDIS_URL', 'AMQP_URL']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
+    for (const key of ['REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
   });
 });

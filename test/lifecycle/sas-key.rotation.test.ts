@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, pacClient } from '@keyway/clients';
+import { tenantKeys } from '@keyway/pac';
 import { verifySas } from '@keyway/sas';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
@@ -19,7 +20,8 @@ describe('tenant SAS key rotation under traffic', { timeout: 90_000 }, () => {
   });
   afterAll(() => suite?.close());
 
-  const storedKeys = async (tenant: string) => JSON.parse((await suite.records.pac.get(`tenant-keys:${tenant}`))!) as { primary: string; secondary: string; signWith?: string; generation?: number };
+  // as PAC reads them: sealed at rest under the suite's keyring
+  const storedKeys = async (tenant: string) => (await tenantKeys(suite.records.pac, suite.kek).find(tenant))!;
   /** whether the SAS key verifies with exactly this one namespace key */
   const signedWith = (sasKey: string, resource: string, namespaceKey: string) => {
     try {

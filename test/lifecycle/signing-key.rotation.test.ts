@@ -45,7 +45,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
 
     // A second PAS instance on the same store, issuer and settings: a replica behind the same URL.
     const asPas = { caPem, clientCert: suite.pki.certs.pas };
-    const ring = await sharedKeyRing(suite.records.pas, { reloadMs: RELOAD_SEC * 1000, logger: silentLogger });
+    const ring = await sharedKeyRing(suite.records.pas, { kek: suite.kek, reloadMs: RELOAD_SEC * 1000, logger: silentLogger });
     const broker = await createBroker({});
     const app = createPas(
       {
@@ -205,7 +205,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     expect(kidOf(refreshed.refresh_token)).toBe(k3);
 
     // A token k1 signs now (only its private key can) is accepted while k1 is retiring...
-    const retired = (await loadKeyRing(suite.records.pas)).list().find((k) => k.kid === k1)!;
+    const retired = (await loadKeyRing(suite.records.pas, suite.kek)).list().find((k) => k.kid === k1)!;
     expect(retired).toMatchObject({ state: 'retiring' });
     expect(retired.retireAfter! - one.at).toBeLessThanOrEqual(RETIRE_MS);
     expect(retired.retireAfter! - one.at).toBeGreaterThan(RETIRE_MS - 1000);

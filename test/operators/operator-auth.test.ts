@@ -127,8 +127,8 @@ describe('the admin APIs accept the operator certificate or an operator bearer t
     const audience = [suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit];
     const settings = { issuer: suite.urls.pas, accessAudience: suite.urls.pac, refreshAudience: suite.urls.pas, accessTtlSec: 60, refreshTtlSec: 60, clockToleranceSec: 0 };
     // Signed by PAS's own key, but an hour old: expired beyond any clock tolerance.
-    const expired = (await issueAccessToken(await loadKeyRing(suite.records.pas), { ...settings, now: () => Date.now() - 3600_000 }, claims, audience)).token;
-    const forged = (await issueAccessToken(await KeyRing.generate(), settings, claims, audience)).token;
+    const expired = (await issueAccessToken((await loadKeyRing(suite.records.pas, suite.kek)).signer(), { ...settings, now: () => Date.now() - 3600_000 }, claims, audience)).token;
+    const forged = (await issueAccessToken((await KeyRing.generate()).signer(), settings, claims, audience)).token;
     for (const token of [expired, forged, 'not.a.jwt']) {
       for (const [service, call] of Object.entries(adminCalls(token))) {
         const response = await call();

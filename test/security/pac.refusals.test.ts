@@ -31,12 +31,12 @@ describe('PAC trades only valid refresh tokens for SAS keys', () => {
   });
 
   it('refuses garbage, expired, wrongly signed and access-type tokens with 401 and an OAuth error body', async () => {
-    const pasRing = await loadKeyRing(suite.records.pas);
+    const pasRing = await loadKeyRing(suite.records.pas, suite.kek);
     const strangerRing = await KeyRing.generate();
-    const expired = await issueRefreshToken(pasRing, { ...settings, now: () => Date.now() - 1_209_700_000 }, { ...subject, fid: 'f-1' });
-    const foreign = await issueRefreshToken(strangerRing, settings, { ...subject, fid: 'f-2' });
-    const access = await issueAccessToken(pasRing, settings, subject);
-    const accessWithPasAudience = await issueAccessToken(pasRing, { ...settings, accessAudience: suite.urls.pas }, subject);
+    const expired = await issueRefreshToken(pasRing.signer(), { ...settings, now: () => Date.now() - 1_209_700_000 }, { ...subject, fid: 'f-1' });
+    const foreign = await issueRefreshToken(strangerRing.signer(), settings, { ...subject, fid: 'f-2' });
+    const access = await issueAccessToken(pasRing.signer(), settings, subject);
+    const accessWithPasAudience = await issueAccessToken(pasRing.signer(), { ...settings, accessAudience: suite.urls.pas }, subject);
 
     for (const [name, presented] of [
       ['garbage', 'not-a-jwt'],

@@ -35,7 +35,7 @@ beforeAll(async () => {
   accessToken = tokens.access_token;
   refreshToken = tokens.refresh_token;
   original = decodeJwt(refreshToken);
-  activeKey = (await loadKeyRing(suite.records.pas)).active();
+  activeKey = (await loadKeyRing(suite.records.pas, suite.kek)).active();
 });
 afterAll(() => suite?.close());
 

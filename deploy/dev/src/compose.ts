@@ -10,6 +10,7 @@ import { buildIdp, IdpEnv } from '@keyway/idp';
 import { closeInOrder, parseConfig, type Closer, type Logger, type ServiceInfra, type TlsMaterial } from '@keyway/kit';
 import { buildPac, PacEnv } from '@keyway/pac';
 import { buildPas, PasEnv } from '@keyway/pas';
+import { ensureDevKek } from '@keyway/seal';
 import { createMemoryStore, type Store } from '@keyway/store';
 import { ensureDevPki, type DevPki } from '@keyway/tls';
 import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
@@ -50,6 +51,8 @@ export interface ComposeOptions {
 export interface Composition {
   urls: Record<ServiceName, string>;
   pki: DevPki;
+  /** the one keyring file PAS and PAC seal their keys under (KEYWAY_KEK_FILE, or a development one in the PKI directory) */
+  kekFile: string;
   /** the running apps (as request listeners); restart replaces an entry */
   apps: Record<ServiceName, RequestListener>;
   /** each service's own keyspace (hot state), as the service holds it; restart replaces an entry */
@@ -115,6 +118,8 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
  */
 export async function compose(options: ComposeOptions): Promise<Composition> {
   const pki = await ensureDevPki(options.pkiDir, [...PKI_NAMES]);
+  // One keyring for PAS and PAC, like one CA for every service.
+  const kekFile = options.env?.KEYWAY_KEK_FILE ?? (await ensureDevKek(options.pkiDir));
   const host = options.host ?? '127.0.0.1';
   const tlsOf = (name: ServiceName): TlsMaterial => ({ ...pki.certs[name]!, caPem: pki.ca.certPem });
 
@@ -142,6 +147,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`),
     TLS_KEY_FILE: join(options.pkiDir, `${name}.key`),
     TLS_CA_FILE: join(options.pkiDir, 'ca.crt'),
+    KEYWAY_KEK_FILE: kekFile,
     ...wiring[name],
   });
   // every config first: a bad one fails before anything is opened
@@ -217,6 +223,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   return {
     urls,
     pki,
+    kekFile,
     apps,
     stores,
     records,

@@ -34,8 +34,14 @@ const port = z.coerce.number().int().min(0).max(65535);
 const optionalUrl = z.string().url().optional();
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
-/** Infrastructure keys a production deployment must set: each has an embedded in-memory stand-in that only development may use. */
-export type InfrastructureKey = 'REDIS_URL' | 'AMQP_URL' | 'DATABASE_URL';
+/** Infrastructure keys a production deployment must set: each has a stand-in that only development may use. */
+export type InfrastructureKey = 'REDIS_URL' | 'AMQP_URL' | 'DATABASE_URL' | 'KEYWAY_KEK_FILE';
+const DEVELOPMENT_STAND_IN: Record<InfrastructureKey, string> = {
+  REDIS_URL: 'an embedded in-memory stand-in private to this process is used',
+  AMQP_URL: 'an embedded in-memory stand-in private to this process is used',
+  DATABASE_URL: 'an embedded PostgreSQL (PGlite) private to this process is used',
+  KEYWAY_KEK_FILE: 'a development keyring is made next to TLS_CA_FILE',
+};
 
 /** Knobs every service shares. Files hold PEM; the dev launcher generates them under .keyway/pki. */
 export const sharedConfig = {
@@ -93,12 +99,23 @@ export function requiredInProduction<S extends z.ZodType<Record<string, unknown>
     (refined, key) =>
       refined.refine((env) => env.KEYWAY_ENV === 'development' || env[key] !== undefined, {
         path: [key],
-        message: 'required unless KEYWAY_ENV=development (then an embedded stand-in private to this process is used)',
+        message: `required unless KEYWAY_ENV=development (then ${DEVELOPMENT_STAND_IN[key]})`,
         when: () => true,
       }),
     schema,
   );
 }
+
+/** Knob of a service that keeps keys sealed at rest (@keyway/seal): PAS's signing keys, PAC's SAS root keys. */
+export const kekConfig = {
+  KEYWAY_KEK_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'keyring file (JSON, mode 0600: several KEKs by id, one "current") whose key-encryption keys seal signing and SAS root keys at rest; unset (KEYWAY_ENV=development only) = kek.json next to TLS_CA_FILE, made when absent',
+    ),
+};
 
 /** Knobs of a service that verifies tokens against PAS's published keys (remoteKeySet in @keyway/tokens). */
 export const pasKeysConfig = {

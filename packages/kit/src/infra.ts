@@ -1,5 +1,7 @@
+import { dirname } from 'node:path';
 import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } from '@keyway/broker';
 import { migrate, openDatabase, pendingMigrations, serviceRole, type Db } from '@keyway/db';
+import { ensureDevKek, Keyring } from '@keyway/seal';
 import { createPgStore, createStore, type RecordStore, type Store } from '@keyway/store';
 import { ConfigError } from './config.ts';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
@@ -31,6 +33,7 @@ const EMBEDDED: Record<InfrastructureKey, string> = {
   REDIS_URL: 'REDIS_URL unset: in-memory store private to this process; its state is lost on exit and no other instance or service sees it',
   AMQP_URL: 'AMQP_URL unset: in-memory broker private to this process; change events and revocation do not reach other services, and queued batches are lost on exit',
   DATABASE_URL: 'DATABASE_URL unset: embedded PostgreSQL (PGlite) private to this process; no other instance or service sees its records, and they are lost on exit unless DATABASE_DIR is set',
+  KEYWAY_KEK_FILE: 'KEYWAY_KEK_FILE unset: keys are sealed under a development keyring next to the dev CA; whoever reads that directory can unseal them',
 };
 
 /**
@@ -56,6 +59,17 @@ async function openRecords(config: { DATABASE_URL?: string; DATABASE_DIR?: strin
   return db;
 }
 
+
+/**
+ * The keyring that seals this service's keys at rest: KEYWAY_KEK_FILE, or (only KEYWAY_ENV=development
+ * gets this far, see requiredInProduction) a development one next to the dev CA, made when absent.
+ */
+export async function serviceKeyring(config: { KEYWAY_KEK_FILE?: string; TLS_CA_FILE: string }, logger: Logger): Promise<Keyring> {
+  if (config.KEYWAY_KEK_FILE) return Keyring.open(config.KEYWAY_KEK_FILE);
+  logger.warn(EMBEDDED.KEYWAY_KEK_FILE);
+  return Keyring.open(await ensureDevKek(dirname(config.TLS_CA_FILE)));
+}
+
 /**
  * A service's store, audit keyspace and broker: opened from its config (REDIS_URL, AMQP_URL,
  * STORE_PREFIX) unless lent by infra. `close` closes what was opened here, last opened first. An
@@ -67,7 +81,7 @@ type ResourceConfig = { REDIS_URL?: string; AMQP_URL?: string; DATABASE_URL?: st
 export function serviceResources(service: string, config: ResourceConfig, infra: ServiceInfra) {
   const close: Closer[] = [];
   const warned = new Set<InfrastructureKey>();
-  const embedded = (key: InfrastructureKey) => {
+  const embedded = (key: 'REDIS_URL' | 'AMQP_URL' | 'DATABASE_URL') => {
     if (config[key] || warned.has(key)) return;
     warned.add(key);
     infra.logger.warn(EMBEDDED[key]);

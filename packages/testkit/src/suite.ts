@@ -5,6 +5,7 @@ import { auditClient, entitlementClient, pacClient, pasClient, topicClient } fro
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 import { compose, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
+import { Keyring } from '@keyway/seal';
 import { createStore, type Store } from '@keyway/store';
 import type { DevPki } from '@keyway/tls';
 import { createTestDatabase, type TestDatabase } from './database.ts';
@@ -28,6 +29,8 @@ export interface SuiteOptions {
   lifetimes?: { accessTtlSec?: number; refreshTtlSec?: number; sasTtlSec?: number; clockToleranceSec?: number };
   /** PAS signing-key ring: reload period and the lead a new key is published before it signs */
   signingKeys?: { reloadSec?: number; leadSec?: number };
+  /** the keyring PAS and PAC seal their keys under (KEYWAY_KEK_FILE); unset = the development one in the test PKI directory, shared by every suite */
+  kekFile?: string;
   revocationMode?: 'strict' | 'lenient';
   refreshReuseLeewaySec?: number;
   topic?: {
@@ -78,6 +81,8 @@ export interface SuiteOptions {
 export interface Suite {
   urls: Record<ServiceName, string>;
   pki: DevPki;
+  /** the keyring PAS's signing keys and PAC's SAS root keys are sealed under (to read what the services stored) */
+  kek: Keyring;
   /** entitlement admin client holding the operator certificate */
   operator: ReturnType<typeof entitlementClient>;
   /** audit query client holding the operator certificate */
@@ -150,6 +155,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       REDIS_URL: options.redisUrl,
       AMQP_URL: options.amqpUrl,
       STORE_PREFIX: storePrefix,
+      KEYWAY_KEK_FILE: options.kekFile,
       CLOCK_TOLERANCE_SEC: lifetimes.clockToleranceSec,
       REVOCATION_MODE: options.revocationMode,
       // short, so tests see a rotated key picked up and a retired one dropped within seconds
@@ -206,6 +212,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   return {
     urls,
     pki,
+    kek: await Keyring.open(composition.kekFile),
     operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
     auditor: auditClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.audit }),
     pacOperator: pacClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.pac }),

@@ -22,7 +22,7 @@ async function setup(cacheMs = 5000) {
     cacheMs,
   });
   const s = { ...settings, now: () => clock.ms };
-  const operatorToken = async () => (await issueAccessToken(ring, s, subject, [settings.accessAudience, ...settings.adminAudiences!])).token;
+  const operatorToken = async () => (await issueAccessToken(ring.signer(), s, subject, [settings.accessAudience, ...settings.adminAudiences!])).token;
   return { ring, clock, state, check, operatorToken, s };
 }
 
@@ -41,12 +41,12 @@ describe('accessTokenChecker (bearer access tokens at an admin API)', () => {
 
   it('answers inactive, without asking the issuer, for a token of another audience, an expired one or a forged one', async () => {
     const { check, state, ring, s, clock } = await setup();
-    const feedToken = (await issueAccessToken(ring, s, { ...subject, roles: ['full-control'], scope: 'feed:edr-events' })).token;
+    const feedToken = (await issueAccessToken(ring.signer(), s, { ...subject, roles: ['full-control'], scope: 'feed:edr-events' })).token;
     expect(await check(feedToken)).toEqual({ active: false, reason: 'ERR_TOKEN_CLAIM' });
     const other = await KeyRing.generate();
-    const forged = (await issueAccessToken(other, s, subject, 'https://entitlement.test')).token;
+    const forged = (await issueAccessToken(other.signer(), s, subject, 'https://entitlement.test')).token;
     expect((await check(forged)).active).toBe(false);
-    const expiring = (await issueAccessToken(ring, s, subject, 'https://entitlement.test')).token;
+    const expiring = (await issueAccessToken(ring.signer(), s, subject, 'https://entitlement.test')).token;
     clock.ms += 61_000;
     expect(await check(expiring)).toEqual({ active: false, reason: 'ERR_TOKEN_EXPIRED' });
     expect(state.asked).toBe(0);
@@ -61,7 +61,7 @@ describe('accessTokenChecker (bearer access tokens at an admin API)', () => {
       keys: ring.localKeySet(),
       isActive: () => Promise.reject(new Error('PAS did not answer')),
     });
-    const token = (await issueAccessToken(ring, settings, subject)).token;
+    const token = (await issueAccessToken(ring.signer(), settings, subject)).token;
     await expect(check(token)).rejects.toThrow('PAS did not answer');
   });
 });
@@ -83,7 +83,7 @@ describe('operatorTokenChecker (PAS operator tokens at the entitlement service a
       },
     );
     const s = { ...settings, now: () => clock.ms };
-    const token = (await issueAccessToken(ring, s, subject, [settings.accessAudience, ...settings.adminAudiences!])).token;
+    const token = (await issueAccessToken(ring.signer(), s, subject, [settings.accessAudience, ...settings.adminAudiences!])).token;
     expect(await check(token)).toMatchObject({ active: true, claims: { sub: 'u1', roles: ['operator'] } });
     active = false;
     expect((await check(token)).active).toBe(true);
@@ -91,7 +91,7 @@ describe('operatorTokenChecker (PAS operator tokens at the entitlement service a
     expect(await check(token)).toEqual({ active: false, reason: 'ERR_TOKEN_INACTIVE' });
     expect(introspected).toEqual([token, token]);
     // a token for PAC alone does not name this service: refused before PAS is asked
-    expect(await check((await issueAccessToken(ring, s, subject)).token)).toEqual({ active: false, reason: 'ERR_TOKEN_CLAIM' });
+    expect(await check((await issueAccessToken(ring.signer(), s, subject)).token)).toEqual({ active: false, reason: 'ERR_TOKEN_CLAIM' });
     expect(introspected).toHaveLength(2);
   });
 });

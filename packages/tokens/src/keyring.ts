@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { localSigner, type Signer } from './signer.ts';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
 
 export const SIGNING_ALG = 'ES256';
@@ -65,6 +66,11 @@ export class KeyRing {
     const key = this.keys.find((k) => k.state === 'active');
     if (!key) throw new Error('key ring has no active key');
     return key;
+  }
+
+  /** What signs new tokens: the active key, through the Signer seam. */
+  signer(): Signer {
+    return localSigner(this.active());
   }
 
   /** The published key the next rotation promotes; undefined only in a ring stored before rings kept one. */

@@ -28,7 +28,7 @@ describe('remoteKeySet (a verifier’s cached view of the issuer’s JWKS)', () 
 
   it('loads once and serves verifications from the cache', async () => {
     const { ring, verify, loads } = await setup();
-    const token = (await issueRefreshToken(ring, settings, subject)).token;
+    const token = (await issueRefreshToken(ring.signer(), settings, subject)).token;
     expect(await verify(token)).toBe('accepted');
     expect(await verify(token)).toBe('accepted');
     expect(loads()).toBe(1);
@@ -36,22 +36,22 @@ describe('remoteKeySet (a verifier’s cached view of the issuer’s JWKS)', () 
 
   it('reloads on an unknown kid at most once per cooldown, so a rotated key is picked up', async () => {
     const { ring, clock, verify, loads } = await setup();
-    expect(await verify((await issueRefreshToken(ring, settings, subject)).token)).toBe('accepted');
+    expect(await verify((await issueRefreshToken(ring.signer(), settings, subject)).token)).toBe('accepted');
     const stranger = await KeyRing.generate();
-    expect(await verify((await issueRefreshToken(stranger, settings, subject)).token)).toBe('ERR_TOKEN_KID');
+    expect(await verify((await issueRefreshToken(stranger.signer(), settings, subject)).token)).toBe('ERR_TOKEN_KID');
     expect(loads()).toBe(1);
     clock.ms += 1000;
     // Rotate twice without the verifier noticing: the new active key was never in its cache.
     await ring.rotate(60_000, clock.ms);
     await ring.rotate(60_000, clock.ms);
-    expect(await verify((await issueRefreshToken(ring, settings, subject)).token)).toBe('accepted');
+    expect(await verify((await issueRefreshToken(ring.signer(), settings, subject)).token)).toBe('accepted');
     expect(loads()).toBe(2);
   });
 
   it('drops a key the issuer withdrew once the cache is older than maxAgeMs', async () => {
     const { ring, clock, verify, loads } = await setup();
     const retiring = ring.active();
-    expect(await verify((await issueRefreshToken(ring, { ...settings, now: () => clock.ms }, subject)).token)).toBe('accepted');
+    expect(await verify((await issueRefreshToken(ring.signer(), { ...settings, now: () => clock.ms }, subject)).token)).toBe('accepted');
     await ring.rotate(2000, clock.ms);
     clock.ms += 3000;
     expect(ring.jwks(clock.ms).keys.map((k) => k.kid)).not.toContain(retiring.kid);

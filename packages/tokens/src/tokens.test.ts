@@ -1,7 +1,8 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeProtectedHeader, decodeJwt, importJWK, type CryptoKey } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, decodeJwt, importJWK, type CryptoKey, type JWK } from 'jose';
 import { jwtReencodings, withNegatedS } from '@keyway/testkit/reencode';
-import { issueAccessToken, issueRefreshToken, KeyRing, verifyAccessToken, verifyRefreshToken } from './index.ts';
+import { issueAccessToken, issueRefreshToken, KeyRing, verifyAccessToken, verifyRefreshToken, type Signer } from './index.ts';
 import { codeOf, subject, testSettings } from './test-fixtures.ts';
 
 const settings = testSettings();
@@ -11,8 +12,8 @@ const refreshCheck = { issuer: settings.issuer, audience: settings.refreshAudien
 describe('access and refresh tokens', () => {
   it('issue with the fixed lifetimes, kid and typ, and verify against the published keys', async () => {
     const ring = await KeyRing.generate();
-    const access = await issueAccessToken(ring, settings, subject);
-    const refresh = await issueRefreshToken(ring, settings, { ...subject, fid: 'family-1' });
+    const access = await issueAccessToken(ring.signer(), settings, subject);
+    const refresh = await issueRefreshToken(ring.signer(), settings, { ...subject, fid: 'family-1' });
     expect(access.exp - access.iat).toBe(1200);
     expect(refresh.exp - refresh.iat).toBe(1209600);
     expect(decodeProtectedHeader(access.token)).toMatchObject({ alg: 'ES256', typ: 'at+jwt', kid: ring.active().kid });
@@ -24,18 +25,18 @@ describe('access and refresh tokens', () => {
 
   it('keeps access and refresh tokens from standing in for each other', async () => {
     const ring = await KeyRing.generate();
-    const access = await issueAccessToken(ring, settings, subject);
-    const refresh = await issueRefreshToken(ring, settings, { ...subject, fid: 'f' });
+    const access = await issueAccessToken(ring.signer(), settings, subject);
+    const refresh = await issueRefreshToken(ring.signer(), settings, { ...subject, fid: 'f' });
     expect(await codeOf(verifyRefreshToken(access.token, ring.localKeySet(), refreshCheck))).toBe('ERR_TOKEN_TYPE');
     expect(await codeOf(verifyAccessToken(refresh.token, ring.localKeySet(), { ...accessCheck, audience: settings.refreshAudience }))).toBe('ERR_TOKEN_TYPE');
   });
 
   it('refuses expired tokens, other issuers and keys it does not know', async () => {
     const ring = await KeyRing.generate();
-    const old = await issueAccessToken(ring, { ...settings, now: () => Date.now() - 1300_000 }, subject);
+    const old = await issueAccessToken(ring.signer(), { ...settings, now: () => Date.now() - 1300_000 }, subject);
     expect(decodeJwt(old.token).exp).toBeLessThan(Date.now() / 1000);
     expect(await codeOf(verifyAccessToken(old.token, ring.localKeySet(), accessCheck))).toBe('ERR_TOKEN_EXPIRED');
-    const fresh = await issueAccessToken(ring, settings, subject);
+    const fresh = await issueAccessToken(ring.signer(), settings, subject);
     expect(await codeOf(verifyAccessToken(fresh.token, ring.localKeySet(), { ...accessCheck, issuer: 'https://evil.test' }))).toBe('ERR_TOKEN_CLAIM');
     const stranger = await KeyRing.generate();
     expect(await codeOf(verifyAccessToken(fresh.token, stranger.localKeySet(), accessCheck))).toBe('ERR_TOKEN_KID');
@@ -61,7 +62,7 @@ describe('issue 9: one spelling per token (a re-encoded token is refused, whatev
 
   it('refuses every other base64url spelling of a genuine refresh token as malformed', async () => {
     const ring = await KeyRing.generate();
-    const { token } = await issueRefreshToken(ring, settings, { ...subject, fid: 'family-1' });
+    const { token } = await issueRefreshToken(ring.signer(), settings, { ...subject, fid: 'family-1' });
     expect(await codeOf(verifyRefreshToken(token, ring.localKeySet(), refreshCheck))).toBe('accepted');
     const variants = Object.entries(jwtReencodings(token));
     expect(variants.length).toBeGreaterThanOrEqual(3);
@@ -73,7 +74,7 @@ describe('issue 9: one spelling per token (a re-encoded token is refused, whatev
   it('issues ES256 signatures with a low s only, and refuses the high-s twin (s replaced by n - s)', async () => {
     const ring = await KeyRing.generate();
     for (let i = 0; i < 16; i += 1) {
-      const { token } = await issueAccessToken(ring, settings, subject);
+      const { token } = await issueAccessToken(ring.signer(), settings, subject);
       expect(sOf(token) <= P256_HALF_N).toBe(true);
       const twin = withNegatedS(token);
       // the twin is a valid ECDSA signature over the same content
@@ -83,5 +84,21 @@ describe('issue 9: one spelling per token (a re-encoded token is refused, whatev
       expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, publicKey as CryptoKey, raw, Buffer.from(`${h}.${p}`))).toBe(true);
       expect(await codeOf(verifyAccessToken(twin, ring.localKeySet(), accessCheck))).toBe('ERR_TOKEN_SIGNATURE');
     }
+  });
+
+  it('sign through the Signer seam: a key outside the ring (as a KMS holds it) issues tokens the one verifier accepts', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const remote = (encoding: 'ieee-p1363' | 'der'): Signer => ({
+      kid: 'kms-1',
+      alg: 'ES256',
+      publicJwk: publicKey.export({ format: 'jwk' }) as JWK,
+      sign: async (input) => sign('sha256', input, { key: privateKey, dsaEncoding: encoding }),
+    });
+    const keys = createLocalJWKSet({ keys: [{ ...remote('ieee-p1363').publicJwk, kid: 'kms-1', alg: 'ES256' }] });
+    const access = await issueAccessToken(remote('ieee-p1363'), settings, subject);
+    expect(decodeProtectedHeader(access.token)).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: 'kms-1' });
+    expect((await verifyAccessToken(access.token, keys, accessCheck)).jti).toBe(access.jti);
+    // A KMS answers ECDSA in DER: its adapter must convert it, or issuance fails rather than minting a token no verifier accepts.
+    await expect(issueAccessToken(remote('der'), settings, subject)).rejects.toThrow('not an ES256 JWS signature');
   });
 });

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { SignJWT, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { toTokenError, TokenError } from './errors.ts';
-import { SIGNING_ALG, type KeyRing } from './keyring.ts';
+import { SIGNING_ALG } from './keyring.ts';
+import type { Signer } from './signer.ts';
 import { lowS, requireCanonicalCompact, requireLowS } from './compact.ts';
 
 /** RFC 9068 media type for access tokens; refresh tokens get their own so neither stands in for the other (RFC 8725 §3.11). */
@@ -68,30 +69,30 @@ export interface IssuedToken {
 
 const nowSec = (s: TokenSettings) => Math.floor((s.now?.() ?? Date.now()) / 1000);
 
-async function sign(ring: KeyRing, s: TokenSettings, typ: string, audience: string | string[], ttl: number, claims: JWTPayload): Promise<IssuedToken> {
-  const key = ring.active();
+/** RFC 7518 §3.4: an ES256 signature is R || S, 32 octets each. */
+const ES256_SIGNATURE_BYTES = 64;
+const b64url = (json: object) => Buffer.from(JSON.stringify(json)).toString('base64url');
+
+/** RFC 7515 §7.1 compact serialization, signed through the Signer seam (a local key or a KMS alike). */
+async function sign(signer: Signer, s: TokenSettings, typ: string, audience: string | string[], ttl: number, claims: JWTPayload): Promise<IssuedToken> {
+  // RFC 8725 §3.1: the algorithm is fixed, whatever a signer claims.
+  if (signer.alg !== SIGNING_ALG) throw new Error(`the signer signs ${signer.alg}, tokens are ${SIGNING_ALG}`);
   const iat = nowSec(s);
   const jti = randomUUID();
-  const token = await new SignJWT(claims)
-    .setProtectedHeader({ alg: SIGNING_ALG, typ, kid: key.kid })
-    .setIssuer(s.issuer)
-    .setAudience(audience)
-    .setJti(jti)
-    .setIssuedAt(iat)
-    .setNotBefore(iat)
-    .setExpirationTime(iat + ttl)
-    .sign(key.privateKey);
+  const input = `${b64url({ alg: SIGNING_ALG, typ, kid: signer.kid })}.${b64url({ ...claims, iss: s.issuer, aud: audience, jti, iat, nbf: iat, exp: iat + ttl })}`;
+  const signature = await signer.sign(new TextEncoder().encode(input));
+  if (signature.length !== ES256_SIGNATURE_BYTES) throw new Error(`the signer answered ${signature.length} octets, not an ES256 JWS signature (R || S)`);
   // Low s only: the verifier refuses the high-s twin of every token (compact.ts).
-  return { token: lowS(token), jti, iat, exp: iat + ttl };
+  return { token: lowS(`${input}.${Buffer.from(signature).toString('base64url')}`), jti, iat, exp: iat + ttl };
 }
 
 /** `audience` defaults to accessAudience; operator tokens name the admin APIs as well (adminAudiences). */
-export function issueAccessToken(ring: KeyRing, s: TokenSettings, subject: Subject & { fid?: string }, audience: string | string[] = s.accessAudience): Promise<IssuedToken> {
-  return sign(ring, s, ACCESS_TOKEN_TYP, audience, s.accessTtlSec, { ...subject });
+export function issueAccessToken(signer: Signer, s: TokenSettings, subject: Subject & { fid?: string }, audience: string | string[] = s.accessAudience): Promise<IssuedToken> {
+  return sign(signer, s, ACCESS_TOKEN_TYP, audience, s.accessTtlSec, { ...subject });
 }
 
-export function issueRefreshToken(ring: KeyRing, s: TokenSettings, subject: Subject & { fid: string }): Promise<IssuedToken> {
-  return sign(ring, s, REFRESH_TOKEN_TYP, s.refreshAudience, s.refreshTtlSec, { ...subject });
+export function issueRefreshToken(signer: Signer, s: TokenSettings, subject: Subject & { fid: string }): Promise<IssuedToken> {
+  return sign(signer, s, REFRESH_TOKEN_TYP, s.refreshAudience, s.refreshTtlSec, { ...subject });
 }
 
 export interface VerifySettings {

@@ -2,6 +2,7 @@ import type { Express } from 'express';
 import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
+import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
 import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
@@ -43,6 +44,8 @@ export interface PacDeps {
   /** the change-event topic (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   logger: Logger;
+  /** the KEKs the tenants' SAS root keys are sealed under in the store */
+  kek: Keyring;
 }
 
 export type PacApp = Express & { close(): Promise<void> };
@@ -57,7 +60,7 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     readiness: [{ name: 'database', check: () => deps.records.ping() }, ...readinessWithTrail(deps.store, trail.audit)],
     openapi: pacApi,
   });
-  const keys = tenantKeys(deps.records);
+  const keys = tenantKeys(deps.records, deps.kek);
   const issued = issuedRegistry(deps.records, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
   const noise = noiseGate({ log: trail.audit, store: deps.store, logger: deps.logger, perSource: options.refusalsPerSource ?? 120, windowMs: (options.refusalWindowSec ?? 60) * 1000 });

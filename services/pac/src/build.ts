@@ -1,5 +1,5 @@
 import { pasClient } from '@keyway/clients';
-import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, serviceKeyring, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { PacConfig } from './config.ts';
@@ -7,6 +7,8 @@ import type { PacConfig } from './config.ts';
 /** PAC from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildPac(config: PacConfig, infra: ServiceInfra) {
   const { tls } = infra;
+  // before any connection: a missing or unsafe keyring stops the start at once
+  const kek = await serviceKeyring(config, infra.logger);
   const { deps, close } = await changeEventServiceDeps('pac', config, infra);
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
   const app = createApp(
@@ -20,6 +22,7 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
     },
     {
       ...deps,
+      kek,
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token, hint) => pas.introspect(token, hint),
     },

@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { configFields, operatorTokenConfig, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, kekConfig, operatorTokenConfig, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 
 export const PacEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
+    ...kekConfig,
     ...pasKeysConfig,
     ...operatorTokenConfig,
     AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
@@ -25,5 +26,6 @@ export const PacEnv = requiredInProduction(
   'REDIS_URL',
   'DATABASE_URL',
   'AMQP_URL',
+  'KEYWAY_KEK_FILE',
 );
 export type PacConfig = z.output<typeof PacEnv>;

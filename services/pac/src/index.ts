@@ -1,2 +1,3 @@
 export { buildPac } from './build.ts';
 export { PacEnv } from './config.ts';
+export { tenantKeys } from './keys/tenant-keys.ts';

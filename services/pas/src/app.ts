@@ -73,6 +73,9 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     get ring() {
       return deps.ring.current();
     },
+    get signer() {
+      return deps.ring.current().signer();
+    },
     settings: options.settings,
     idp: deps.idp,
     entitlement: deps.entitlement,

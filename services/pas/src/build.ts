@@ -1,5 +1,5 @@
 import { entitlementClient, idpClient } from '@keyway/clients';
-import { changeEventServiceDeps, type ServiceInfra } from '@keyway/kit';
+import { changeEventServiceDeps, serviceKeyring, type ServiceInfra } from '@keyway/kit';
 import { createApp, tokenSettings } from './app.ts';
 import type { PasConfig } from './config.ts';
 import { sharedKeyRing } from './keys/ring.ts';
@@ -7,9 +7,11 @@ import { sharedKeyRing } from './keys/ring.ts';
 /** PAS from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildPas(config: PasConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
+  // before any connection: a missing or unsafe keyring stops the start at once
+  const kek = await serviceKeyring(config, logger);
   const { deps, close } = await changeEventServiceDeps('pas', config, infra);
   const clientOptions = { caPem: tls.caPem, clientCert: tls };
-  const ring = await sharedKeyRing(deps.records, { reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
+  const ring = await sharedKeyRing(deps.records, { kek, reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
     {
       settings: tokenSettings(config),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configFields, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
 import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
@@ -9,6 +9,7 @@ const count = (fallback: number) => z.coerce.number().int().positive().default(f
 export const PasEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
+    ...kekConfig,
     AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
     PORT: configFields.port.default(8443).describe('HTTPS port'),
     PUBLIC_URL: z.string().url().describe('issuer URL: the "iss" of every token and the base of the discovery document'),
@@ -61,6 +62,7 @@ export const PasEnv = requiredInProduction(
   'REDIS_URL',
   'DATABASE_URL',
   'AMQP_URL',
+  'KEYWAY_KEK_FILE',
 )
   .superRefine((env, ctx) => {
     // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.

@@ -1,9 +1,49 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { Rights, TenantId, TenantKeyName } from '@keyway/contracts';
+import { Keyring, rewrapStore, SealError, type RewrapResult } from '@keyway/seal';
+import { StoreUnavailableError } from '@keyway/store';
 import type { CliContext } from '../context.ts';
-import { usageError } from '../exit-codes.ts';
+import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
+import { openKeyStores } from '../key-stores.ts';
 import { fields, list, table } from '../output.ts';
+
+const KekFile = z.string({ error: 'KEYWAY_KEK_FILE: required, the keyring file PAS and PAC read' }).min(1);
+
+/**
+ * KEK rotation, step 3 of 4 (README "Key rotation"): every value sealed in PAS's and PAC's stores
+ * moves onto the current KEK. Safe while the services run (compare-and-set per record) and idempotent.
+ */
+async function rewrapAll(context: CliContext): Promise<void> {
+  const keyring = await Keyring.open(KekFile.parse(process.env.KEYWAY_KEK_FILE)).catch((err: unknown) => {
+    throw err instanceof SealError ? usageError(err.message) : err;
+  });
+  const { stores, close } = await openKeyStores(process.env).catch((err: unknown) => {
+    throw err instanceof StoreUnavailableError ? new CliError(err.message, EXIT.unavailable) : err;
+  });
+  try {
+    const results: (RewrapResult & { service: string })[] = [];
+    for (const { service, store } of stores) {
+      context.progress(`rewrapping ${service}…`);
+      results.push({ service, ...(await rewrapStore(store, keyring)) });
+    }
+    const answer = { kek: keyring.currentId, stores: results };
+    context.print(answer, () =>
+      [
+        `Every sealed value is under KEK ${answer.kek}; KEKs no value is under can now be removed from ${keyring.path}.`,
+        table(results, [
+          ['service', (r) => r.service],
+          ['records', (r) => String(r.records)],
+          ['sealed values', (r) => String(r.values)],
+          ['moved', (r) => String(r.moved)],
+        ]),
+      ].join('\n'),
+    );
+  } finally {
+    await close();
+  }
+}
 
 export function register(program: Command, context: CliContext): void {
   const keys = program.command('keys').description('key rotation: PAS signing keys, tenants’ SAS keys at PAC');
@@ -33,6 +73,15 @@ export function register(program: Command, context: CliContext): void {
       const rotated = await (await context.pac()).rotateSasKey(tenant, parseArg(TenantKeyName, options.key, 'key'));
       context.print(rotated, () => `Rotated the ${rotated.rotated} SAS key of ${rotated.tenant}; new SAS keys are signed with the ${rotated.signing_with}.`);
     });
+
+  keys
+    .command('rewrap')
+    .description('move every key PAS and PAC keep sealed onto the current KEK of KEYWAY_KEK_FILE (reads REDIS_URL and STORE_PREFIX as the services do)')
+    .addHelpText(
+      'after',
+      '\nKEK rotation without downtime: add the new KEK to the keyring file and make it "current", wait a few seconds (the services pick it up), run this, then remove the old KEK. A second run moves nothing.',
+    )
+    .action(() => rewrapAll(context));
 
   keys
     .command('policy <tenant> <right>')

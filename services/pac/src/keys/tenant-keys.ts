@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { TenantKeyName } from '@keyway/contracts';
 import { Conflict } from '@keyway/kit';
 import { policyKey, type KeyName } from '@keyway/sas';
+import { isSealed, seal, unseal, type Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
 
 /**
@@ -17,25 +18,43 @@ const MAX_ROTATE_ATTEMPTS = 5;
 
 const newKey = () => randomBytes(32).toString('base64');
 
+/** AAD of a sealed root key: it opens only as that key of that tenant. */
+const sealContext = (tenant: string, which: TenantKeyName) => `pac/sas-root/${tenant}/${which}`;
+
 /**
  * Each tenant has a primary and a secondary namespace key: new SAS keys are signed with one of them
  * (`signWith`), verifiers accept both, so either can be regenerated without breaking holders of the
  * other (design.md, "Tokens and keys").
  */
-export function tenantKeys(store: Store) {
+export function tenantKeys(store: Store, kek: Keyring) {
   const key = (tenant: string) => `tenant-keys:${tenant}`;
-  const find = async (tenant: string): Promise<TenantKeys | undefined> => {
+  /** As stored: both namespace keys sealed under the current KEK, signWith and generation in the clear. */
+  const sealed = async (tenant: string, keys: TenantKeys): Promise<string> =>
+    JSON.stringify({ ...keys, primary: await seal(kek, keys.primary, sealContext(tenant, 'primary')), secondary: await seal(kek, keys.secondary, sealContext(tenant, 'secondary')) });
+  /**
+   * The tenant's keys and the stored text they were read from (for compare-and-set). Keys stored in
+   * plaintext before sealing are read and stored again sealed on this first read; losing that
+   * compare-and-set means another writer (a rotation) stored them sealed meanwhile.
+   */
+  const read = async (tenant: string): Promise<{ raw: string; keys: TenantKeys } | undefined> => {
     const raw = await store.get(key(tenant));
-    return raw ? Keys.parse(JSON.parse(raw)) : undefined;
+    if (raw === null) return undefined;
+    const stored = Keys.parse(JSON.parse(raw));
+    const open = async (which: TenantKeyName) => (isSealed(stored[which]) ? (await unseal(kek, stored[which], sealContext(tenant, which))).toString('utf8') : stored[which]);
+    const keys: TenantKeys = { ...stored, primary: await open('primary'), secondary: await open('secondary') };
+    if (isSealed(stored.primary) && isSealed(stored.secondary)) return { raw, keys };
+    const resealed = await sealed(tenant, keys);
+    return { raw: (await store.compareAndSet(key(tenant), raw, resealed)) ? resealed : raw, keys };
   };
+  const find = async (tenant: string): Promise<TenantKeys | undefined> => (await read(tenant))?.keys;
   /** the tenant's keys, made on first use */
   const get = async (tenant: string): Promise<TenantKeys> => {
     const existing = await find(tenant);
     if (existing) return existing;
     const fresh: TenantKeys = { primary: newKey(), secondary: newKey(), signWith: 'primary', generation: 0 };
     // Two PAC instances racing here must agree on one pair.
-    if (await store.set(key(tenant), JSON.stringify(fresh), { ifAbsent: true })) return fresh;
-    return Keys.parse(JSON.parse((await store.get(key(tenant)))!));
+    if (await store.set(key(tenant), await sealed(tenant, fresh), { ifAbsent: true })) return fresh;
+    return (await find(tenant))!;
   };
   return {
     /** the tenant's keys, or undefined when no SAS key was ever minted for it */
@@ -61,12 +80,11 @@ export function tenantKeys(store: Store) {
      */
     async rotate(tenant: string, which: TenantKeyName): Promise<TenantKeys | undefined> {
       for (let attempt = 0; attempt < MAX_ROTATE_ATTEMPTS; attempt += 1) {
-        const raw = await store.get(key(tenant));
-        if (raw === null) return undefined;
-        const current = Keys.parse(JSON.parse(raw));
-        const rotated: TenantKeys = { ...current, [which]: newKey(), signWith: which, generation: current.generation + 1 };
+        const current = await read(tenant);
+        if (current === undefined) return undefined;
+        const rotated: TenantKeys = { ...current.keys, [which]: newKey(), signWith: which, generation: current.keys.generation + 1 };
         // Compare-and-set: a rotation of the other key racing with this one must not be lost.
-        if (await store.compareAndSet(key(tenant), raw, JSON.stringify(rotated))) return rotated;
+        if (await store.compareAndSet(key(tenant), current.raw, await sealed(tenant, rotated))) return rotated;
       }
       throw new Conflict('the tenant keys kept changing during the rotation; retry', `tenant ${tenant}`);
     },

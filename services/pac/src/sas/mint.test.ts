@@ -1,3 +1,7 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureDevKek, Keyring } from '@keyway/seal';
 import { describe, expect, it } from 'vitest';
 import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
 import type { Introspection } from '@keyway/contracts';
@@ -21,7 +25,7 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
   const counted: Array<[string, Record<string, string>]> = [];
   const meter = { createCounter: (name: string) => ({ add: (_n: number, attrs: Record<string, string>) => void counted.push([name, attrs]) }) } as unknown as Parameters<typeof securityMetrics>[0];
   const ring = await KeyRing.generate();
-  const keys = tenantKeys(store);
+  const keys = tenantKeys(store, await Keyring.open(await ensureDevKek(await mkdtemp(join(tmpdir(), 'keyway-pac-')))));
   const deps = {
     pasKeys: ring.localKeySet(),
     introspect,
@@ -32,7 +36,7 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
     noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
   };
   const refreshToken = async (rights: Record<string, string>) =>
-    (await issueRefreshToken(ring, settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
+    (await issueRefreshToken(ring.signer(), settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
   const events = async () => (await readSince(auditStore, 'pac', 0)).events;
   return { deps, refreshToken, events, counted, auditStore, close: () => deps.noise.close() };
 }

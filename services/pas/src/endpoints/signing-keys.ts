@@ -23,7 +23,7 @@ export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; p
   const router = Router();
   bindRoute(router, pasRoutes.signingKeys, deps.authenticate, async (_req, res) => {
     // The store, not this instance's copy: the listing shows what every instance converges to.
-    const ring = await loadKeyRing(deps.store);
+    const ring = await loadKeyRing(deps.store, deps.ring.kek);
     const now = Date.now();
     res.set('Cache-Control', 'no-store').json(
       shapeResponse(SigningKeyList, {
@@ -41,7 +41,7 @@ export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; p
 
   bindRoute(router, pasRoutes.rotateSigningKeys, deps.authenticate, async (req, res) => {
     const answer = await audited({ audit: deps.audit }, { action: 'signing_key.rotated', fields: requestFields(req), writable: true, refusal: false }, async (audit) => {
-      const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.policy);
+      const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.ring.kek, deps.policy);
       await deps.ring.reload();
       const rotated = { active_kid: ring.active().kid, published_kids: publishedKids(ring) };
       req.log.info('signing_key.rotated', { activeKid: rotated.active_kid, retiringKid: retiredKid, publishedKids: rotated.published_kids });

@@ -4,7 +4,7 @@ import { feedScope, OPERATOR_SCOPE, type FeedRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
-import { issueAccessToken, issueRefreshToken, type KeyRing, type TokenSettings } from '@keyway/tokens';
+import { issueAccessToken, issueRefreshToken, type KeyRing, type Signer, type TokenSettings } from '@keyway/tokens';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
 import type { LoginThrottle } from '../throttling/login-throttle.ts';
 import type { Access } from './authorize.ts';
@@ -12,6 +12,8 @@ import type { Access } from './authorize.ts';
 export interface GrantContext {
   /** the signing keys as this instance last reloaded them (app.ts reads the shared ring on every access): use it, never keep it */
   readonly ring: KeyRing;
+  /** what signs the tokens issued now (the ring's active key, or a KMS): every grant signs through it, never with a key */
+  readonly signer: Signer;
   settings: TokenSettings;
   idp: IdpClient;
   entitlement: EntitlementClient;
@@ -69,11 +71,14 @@ export async function issuePair(
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; client_id: string },
   family?: { fid: string; spentJti: string },
 ): Promise<TokenResponse> {
-  const { ring, settings, families } = context;
+  const { signer, settings, families } = context;
   const scope = subject.access.kind === 'operator' ? OPERATOR_SCOPE : subject.access.feeds.map(feedScope).join(' ');
   const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id, ...(subject.access.kind === 'feeds' && { rights: subject.rights }) };
   const fid = family?.fid ?? randomUUID();
-  const [access, refresh] = await Promise.all([issueAccessToken(ring, settings, { ...claims, fid }, accessAudience(settings, subject.access)), issueRefreshToken(ring, settings, { ...claims, fid })]);
+  const [access, refresh] = await Promise.all([
+    issueAccessToken(signer, settings, { ...claims, fid }, accessAudience(settings, subject.access)),
+    issueRefreshToken(signer, settings, { ...claims, fid }),
+  ]);
   const ttlMs = settings.refreshTtlSec * 1000;
   if (family) {
     if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs, context.reuseLeewaySec * 1000))) throw new FamilyRaceLost();

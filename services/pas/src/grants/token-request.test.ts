@@ -33,6 +33,7 @@ async function pas(decide: () => Promise<AuthorizeDecision> = async () => allow)
   const ring = await KeyRing.generate();
   const context: GrantContext = {
     ring,
+    signer: ring.signer(),
     settings,
     idp,
     entitlement,

@@ -1,6 +1,8 @@
 import { KeyRing } from '@keyway/tokens';
 import type { Logger } from '@keyway/kit';
+import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
+import { openRing, sealRing } from './sealed-ring.ts';
 
 const RING_KEY = 'signing-keys';
 export const DEFAULT_KEY_RING_RELOAD_SEC = 30;
@@ -17,27 +19,28 @@ export interface StoredKeyRing {
  * Every PAS instance signs with the same ring, kept in PAS's store, so restarts and replicas do not
  * invalidate tokens in flight. The first instance to start creates it (set-if-absent wins). A ring
  * stored before rings kept a published "next" key is given one here, so the next rotation promotes
- * a key verifiers already hold (design.md: "new key published before it signs").
+ * a key verifiers already hold (design.md: "new key published before it signs"). Private keys are
+ * stored sealed under the KEK (sealed-ring.ts); a ring stored in plaintext before that is sealed here.
  */
-export async function loadStoredKeyRing(store: Store): Promise<StoredKeyRing> {
+export async function loadStoredKeyRing(store: Store, kek: Keyring): Promise<StoredKeyRing> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
     const raw = await store.get(RING_KEY);
     if (raw === null) {
       const fresh = await KeyRing.generate();
-      const serialized = await fresh.serialize();
+      const serialized = await sealRing(fresh, kek);
       if (await store.set(RING_KEY, serialized, { ifAbsent: true })) return { ring: fresh, raw: serialized };
       continue;
     }
-    const ring = await KeyRing.deserialize(raw);
-    if (!(await ring.publishNext())) return { ring, raw };
-    const saved = await saveKeyRing(store, ring, raw);
+    const { ring, sealed } = await openRing(raw, kek);
+    if (!(await ring.publishNext()) && sealed) return { ring, raw };
+    const saved = await saveKeyRing(store, kek, ring, raw);
     if (saved !== undefined) return { ring, raw: saved };
   }
   throw new Error(`the signing key ring changed ${MAX_ATTEMPTS} times while being loaded`);
 }
 
-export async function loadKeyRing(store: Store): Promise<KeyRing> {
-  return (await loadStoredKeyRing(store)).ring;
+export async function loadKeyRing(store: Store, kek: Keyring): Promise<KeyRing> {
+  return (await loadStoredKeyRing(store, kek)).ring;
 }
 
 /**
@@ -45,8 +48,8 @@ export async function loadKeyRing(store: Store): Promise<KeyRing> {
  * rotating at once cannot both win and publish different "next" keys. Returns the stored text, or
  * undefined when another writer changed the ring first.
  */
-export async function saveKeyRing(store: Store, ring: KeyRing, expected: string): Promise<string | undefined> {
-  const serialized = await ring.serialize();
+export async function saveKeyRing(store: Store, kek: Keyring, ring: KeyRing, expected: string): Promise<string | undefined> {
+  const serialized = await sealRing(ring, kek);
   return (await store.compareAndSet(RING_KEY, expected, serialized)) ? serialized : undefined;
 }
 
@@ -59,6 +62,8 @@ export interface CurrentKeyRing {
 export interface SharedKeyRing extends CurrentKeyRing {
   /** how often the ring is reloaded from the store */
   readonly reloadMs: number;
+  /** the KEKs its private keys are sealed under in the store */
+  readonly kek: Keyring;
   /** reads the stored ring now (this instance calls it right after its own rotation) */
   reload(): Promise<KeyRing>;
   /** stops the periodic reload */
@@ -72,15 +77,15 @@ export interface SharedKeyRing extends CurrentKeyRing {
  * ring before a rotation cannot overwrite the rotated ring read after it. A failed reload keeps
  * the ring in hand (it still verifies and signs correctly) and is retried on the next tick.
  */
-export async function sharedKeyRing(store: Store, options: { reloadMs: number; logger: Logger }): Promise<SharedKeyRing> {
-  let { ring, raw } = await loadStoredKeyRing(store);
+export async function sharedKeyRing(store: Store, options: { kek: Keyring; reloadMs: number; logger: Logger }): Promise<SharedKeyRing> {
+  let { ring, raw } = await loadStoredKeyRing(store, options.kek);
   let queue: Promise<KeyRing> = Promise.resolve(ring);
 
   const readStored = async (): Promise<KeyRing> => {
     const stored = await store.get(RING_KEY);
     if (stored === null) throw new Error('the signing key ring is missing from the store');
     if (stored !== raw) {
-      ring = await KeyRing.deserialize(stored);
+      ({ ring } = await openRing(stored, options.kek));
       raw = stored;
     }
     return ring;
@@ -97,6 +102,7 @@ export async function sharedKeyRing(store: Store, options: { reloadMs: number; l
 
   return {
     reloadMs: options.reloadMs,
+    kek: options.kek,
     current: () => ring,
     reload,
     close: () => clearInterval(timer),

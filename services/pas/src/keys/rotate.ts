@@ -1,4 +1,5 @@
 import { Conflict } from '@keyway/kit';
+import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
 import type { KeyRing, TokenSettings } from '@keyway/tokens';
 import { loadStoredKeyRing, saveKeyRing } from './ring.ts';
@@ -39,8 +40,8 @@ export function rotationPolicy(settings: TokenSettings, options: { leadSec: numb
  * a fresh "next" key is published. Written with compare-and-set, so of two rotations racing on
  * different instances one wins and the other is refused (409) rather than silently merged.
  */
-export async function rotateSigningKeys(store: Store, policy: RotationPolicy, now = Date.now()): Promise<{ ring: KeyRing; retiredKid: string }> {
-  const { ring, raw } = await loadStoredKeyRing(store);
+export async function rotateSigningKeys(store: Store, kek: Keyring, policy: RotationPolicy, now = Date.now()): Promise<{ ring: KeyRing; retiredKid: string }> {
+  const { ring, raw } = await loadStoredKeyRing(store, kek);
   // loadStoredKeyRing always leaves a next key in the ring.
   const next = ring.next()!;
   const waitMs = next.createdAt + policy.leadMs - now;
@@ -54,7 +55,7 @@ export async function rotateSigningKeys(store: Store, policy: RotationPolicy, no
   }
   const retiredKid = ring.active().kid;
   await ring.rotate(policy.retireAfterMs, now);
-  if ((await saveKeyRing(store, ring, raw)) === undefined) {
+  if ((await saveKeyRing(store, kek, ring, raw)) === undefined) {
     throw new Conflict('the signing keys changed meanwhile (another rotation); list them and retry', 'compare-and-set lost', { 'retry-after': '1' });
   }
   return { ring, retiredKid };
