@@ -84,7 +84,7 @@ describe('each service runs on its own process from its main.ts', () => {
       idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
       entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit },
       pas: { ...common('pas'), AMQP_URL, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
-      pac: { ...common('pac'), AMQP_URL, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+      pac: { ...common('pac'), AMQP_URL, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
       audit: { ...common('audit'), PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic, AUDIT_EXPORT_INTERVAL_MS: '200' },
     });

@@ -3,7 +3,8 @@ import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics } from '
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
-import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
+import { recordRevocation, revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
+import type { HolderCheck } from './sas/holder-check.ts';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { pacApi, type Introspection } from '@keyway/contracts';
 import { sasKeyStatusEndpoint } from './endpoints/sas-key-status.ts';
@@ -35,6 +36,8 @@ export interface PacDeps {
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection at PAS, authenticated with PAC's client certificate */
   introspect: (token: string, hint: 'refresh_token' | 'access_token') => Promise<Introspection>;
+  /** the entitlement service's decision on a key holder, asked at every mint and key check (issue 11) */
+  holders: HolderCheck;
   /** where the entitlement service's change events arrive (followed in strict mode) */
   broker: Broker;
   /** the change-event topic (default: the shared entitlement-changes topic) */
@@ -58,13 +61,13 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   const issued = issuedRegistry(deps.store, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
   const noise = noiseGate({ log: trail.audit, store: deps.store, logger: deps.logger, perSource: options.refusalsPerSource ?? 120, windowMs: (options.refusalWindowSec ?? 60) * 1000 });
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, noise, ...trail }));
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), holders: deps.holders, keys, issued, noise, ...trail }));
   app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });
   app.use(sasKeyRotationEndpoint(keys, operator, trail.audit));
   app.use(sasPolicyKeysEndpoint(keys, operator, trail.audit));
-  app.use(sasKeyStatusEndpoint(issued));
+  app.use(sasKeyStatusEndpoint(issued, deps.holders, (key, reason) => recordRevocation(deps.logger, trail, key, reason, {})));
   const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
