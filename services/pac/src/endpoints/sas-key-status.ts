@@ -10,9 +10,10 @@ import { type HolderCheck, refusalOf } from '../sas/holder-check.ts';
  * asked about the key's holder on its feed now (issue 11), so a key stops at the topic service's next
  * check even when the change event that revokes it has not reached PAC. A refusal revokes the key for
  * good, as the event would have. A key PAC did not mint (an operator's, signed with the policy keys)
- * has no holder to ask about: only revocation by event applies to it.
+ * has no holder to ask about: only revocation by event applies to it. Lenient revocation (no
+ * `holders`): keys last until they expire.
  */
-export function sasKeyStatusEndpoint(issued: IssuedRegistry, holders: HolderCheck, onRevoked: (key: IssuedSasKey, reason: string) => Promise<void>): Router {
+export function sasKeyStatusEndpoint(issued: IssuedRegistry, holders: HolderCheck | undefined, onRevoked: (key: IssuedSasKey, reason: string) => Promise<void>): Router {
   const router = Router();
   bindRoute(router, pacRoutes.sasKeyStatus, async (_req, res, input) => {
     const { keyId } = input.params();
@@ -21,7 +22,7 @@ export function sasKeyStatusEndpoint(issued: IssuedRegistry, holders: HolderChec
 
   async function isRevoked(keyId: string): Promise<boolean> {
     if (await issued.isRevoked(keyId)) return true;
-    const key = await issued.find(keyId);
+    const key = holders && (await issued.find(keyId));
     if (!key) return false;
     const decision = await holders({ sub: key.sub, tenant: key.tenant, feed: key.topic }).catch((err: unknown) => {
       throw new TemporarilyUnavailable('the key cannot be checked right now; retry later', `entitlement: ${String(err)}`, { 'retry-after': '5' });
