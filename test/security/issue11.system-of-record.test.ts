@@ -98,6 +98,9 @@ describe('issue 11: a suspension holds while one service’s broker link is cut'
         expect(working).toEqual({ mintedAfter: 0, before: 0 });
         expect(stoppedAfterMs.size).toBe(before.length);
         expect(slowest).toBeLessThan(KEY_STOP_BUDGET_MS);
+        // PAS's introspection agrees with the system of record too, whether or not it saw the event
+        const introspected = await rawClient(suite, 'pas', 'pac').post('/oauth2/introspect', form({ token: tokens.refresh_token }), { headers: FORM });
+        expect(introspected.data).toEqual({ active: false });
         // refused as revoked (401), never as an outage: the decision was made, not deferred
         for (const { key, rights } of before) expect(await use(key, rights, t)).toBe(401);
       } finally {
