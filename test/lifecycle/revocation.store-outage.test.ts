@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { tcpProxy, viaProxy, type TcpProxy } from '@keyway/testkit/tcp-proxy';
-import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
+import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
 /**
  * Longer than the old retry budget: a failed handling went back to the queue, ten deliveries
@@ -67,4 +67,32 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     expect(families).toHaveLength(1);
     expect(deadLettered).toEqual({ pas: null, pac: null });
   }, 90_000);
+
+  it('README: receiving stops (503) within REVOCATION_CACHE_SEC while PAC’s store is down, since every key check reads it, and resumes after', async () => {
+    const t = await provisionTenant(suite);
+    const tokens = await suite.pas.password(t.email, PASSWORD);
+    const sas = await suite.pac.sas({ refresh_token: tokens.refresh_token, rights: 'listen' });
+    const receive = async () => (await rawClient(suite, 'topic').post(`/tenants/${t.tenant}/topics/${t.feed}/subscriptions/default/messages/head?timeout=0`, undefined, { headers: { authorization: sas.sas_key } })).status;
+    expect(await receive()).toBe(204);
+
+    const cutAt = Date.now();
+    await proxies.pac.cut();
+    const statuses: number[] = [];
+    try {
+      // REVOCATION_CACHE_SEC (2 s): the topic service reuses PAC's "not revoked" that long, then asks again
+      while (Date.now() - cutAt < 4000) {
+        statuses.push(await receive());
+        await sleep(100);
+      }
+    } finally {
+      await proxies.pac.restore();
+    }
+    let after = await receive();
+    for (const restoredAt = Date.now(); after !== 204 && Date.now() - restoredAt < 10_000; after = await receive()) await sleep(200);
+    console.log('receives while PAC’s Redis was cut:', JSON.stringify({ tried: statuses.length, answered204: statuses.filter((s) => s === 204).length, answered503: statuses.filter((s) => s === 503).length, afterRestore: after }));
+    expect(new Set(statuses)).toEqual(new Set([204, 503]));
+    // the last second of the outage: the cache has run out, every receive is refused as an outage
+    expect(statuses.slice(-5)).toEqual([503, 503, 503, 503, 503]);
+    expect(after).toBe(204);
+  }, 60_000);
 });
