@@ -61,7 +61,12 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     const deadLettered = { pas: await suite.broker.receiveDeadLetter(suite.changeEventsTopic, 'pas', 500), pac: await suite.broker.receiveDeadLetter(suite.changeEventsTopic, 'pac', 500) };
     console.log(
       `issue 11, stores cut ${restoredAt - cutAt} ms:`,
-      JSON.stringify({ keysRevoked: keys.length, familiesRevoked: families.length, appliedAfterRestoreMs: Date.now() - restoredAt, deadLettered: { pas: deadLettered.pas !== null, pac: deadLettered.pac !== null } }),
+      JSON.stringify({
+        keysRevoked: keys.length,
+        familiesRevoked: families.length,
+        appliedAfterRestoreMs: Date.now() - restoredAt,
+        deadLettered: { pas: deadLettered.pas !== null, pac: deadLettered.pac !== null },
+      }),
     );
     expect(keys.map((e) => e.tokenId)).toEqual([sas.key_id]);
     expect(families).toHaveLength(1);
@@ -72,7 +77,8 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     const t = await provisionTenant(suite);
     const tokens = await suite.pas.password(t.email, PASSWORD);
     const sas = await suite.pac.sas({ refresh_token: tokens.refresh_token, rights: 'listen' });
-    const receive = async () => (await rawClient(suite, 'topic').post(`/tenants/${t.tenant}/topics/${t.feed}/subscriptions/default/messages/head?timeout=0`, undefined, { headers: { authorization: sas.sas_key } })).status;
+    const receive = async () =>
+      (await rawClient(suite, 'topic').post(`/tenants/${t.tenant}/topics/${t.feed}/subscriptions/default/messages/head?timeout=0`, undefined, { headers: { authorization: sas.sas_key } })).status;
     expect(await receive()).toBe(204);
 
     const cutAt = Date.now();
@@ -89,7 +95,10 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     }
     let after = await receive();
     for (const restoredAt = Date.now(); after !== 204 && Date.now() - restoredAt < 10_000; after = await receive()) await sleep(200);
-    console.log('receives while PAC’s Redis was cut:', JSON.stringify({ tried: statuses.length, answered204: statuses.filter((s) => s === 204).length, answered503: statuses.filter((s) => s === 503).length, afterRestore: after }));
+    console.log(
+      'receives while PAC’s Redis was cut:',
+      JSON.stringify({ tried: statuses.length, answered204: statuses.filter((s) => s === 204).length, answered503: statuses.filter((s) => s === 503).length, afterRestore: after }),
+    );
     expect(new Set(statuses)).toEqual(new Set([204, 503]));
     // the last second of the outage: the cache has run out, every receive is refused as an outage
     expect(statuses.slice(-5)).toEqual([503, 503, 503, 503, 503]);
