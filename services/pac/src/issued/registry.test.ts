@@ -24,4 +24,14 @@ describe('issued SAS keys: revocation by refresh family', () => {
     expect(await issued.isRevoked('k-late')).toBe(true);
     expect(await issued.record(key('k-other', 'f-b'))).toBe(true);
   });
+
+  it('issue 11: a key check finds the key by its id (its holder, tenant, feed, rights), and revoking it once is final', async () => {
+    const issued = issuedRegistry(createMemoryStore({ prefix: 'test:' }));
+    await issued.record(key('k-1', 'f-a'));
+    expect(await issued.find('k-1')).toEqual(key('k-1', 'f-a'));
+    expect(await issued.find('k-unknown')).toBeUndefined();
+    expect(await issued.revokeKey(key('k-1', 'f-a'))).toBe(true);
+    expect(await issued.revokeKey(key('k-1', 'f-a'))).toBe(false);
+    expect(await issued.isRevoked('k-1')).toBe(true);
+  });
 });
