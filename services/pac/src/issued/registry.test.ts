@@ -27,11 +27,12 @@ describe('issued SAS keys: revocation by refresh family', () => {
 
   it('issue 11: a key check finds the key by its id (its holder, tenant, feed, rights), and revoking it once is final', async () => {
     const issued = issuedRegistry(createMemoryStore({ prefix: 'test:' }));
-    await issued.record(key('k-1', 'f-a'));
-    expect(await issued.find('k-1')).toEqual(key('k-1', 'f-a'));
+    const k1 = key('k-1', 'f-a');
+    await issued.record(k1);
+    expect(await issued.find('k-1')).toEqual(k1);
     expect(await issued.find('k-unknown')).toBeUndefined();
-    expect(await issued.revokeKey(key('k-1', 'f-a'))).toBe(true);
-    expect(await issued.revokeKey(key('k-1', 'f-a'))).toBe(false);
+    expect(await issued.revokeKey(k1)).toBe(true);
+    expect(await issued.revokeKey(k1)).toBe(false);
     expect(await issued.isRevoked('k-1')).toBe(true);
   });
 });
