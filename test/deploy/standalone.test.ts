@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditClient, entitlementClient, pacClient, pasClient, topicClient, createHttp } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
-import { AMQP_URL, REDIS_URL, SERVICES, testPki, type ServiceName } from '@keyway/testkit';
+import { serviceRoleUrl } from '@keyway/db';
+import { AMQP_URL, createTestDatabase, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
 
@@ -55,6 +56,7 @@ describe('each service runs on its own process from its main.ts', () => {
   let dir: string;
   let caPem: string;
   let prefix: string;
+  let database: TestDatabase;
 
   beforeAll(async () => {
     const pki = await testPki();
@@ -71,6 +73,7 @@ describe('each service runs on its own process from its main.ts', () => {
       urls[name] = `https://localhost:${ports[name]}`;
     }
     prefix = `keyway-standalone-${Date.now()}`;
+    database = await createTestDatabase();
     // the operator's keyring (0600) that PAS and PAC seal their keys under
     const kekFile = await ensureDevKek(dir);
     const common = (name: ServiceName) => ({
@@ -79,6 +82,7 @@ describe('each service runs on its own process from its main.ts', () => {
       TLS_KEY_FILE: join(dir, `${name}.key`),
       TLS_CA_FILE: join(dir, 'ca.crt'),
       REDIS_URL,
+      DATABASE_URL: database.serviceUrl(name),
       LOG_LEVEL: 'warn',
       STORE_PREFIX: prefix,
     });
@@ -87,7 +91,7 @@ describe('each service runs on its own process from its main.ts', () => {
       idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
       entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit },
       pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
-      pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, TOPIC_BASE_URL: urls.topic },
+      pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
       audit: { ...common('audit'), PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic, AUDIT_EXPORT_INTERVAL_MS: '200' },
     });
@@ -121,6 +125,7 @@ describe('each service runs on its own process from its main.ts', () => {
     const keys = await store.keys('');
     if (keys.length > 0) await store.del(...keys);
     await store.close();
+    await database?.drop();
   });
 
   it('runs the whole chain across six processes', async () => {
@@ -162,11 +167,11 @@ describe('each service runs on its own process from its main.ts', () => {
     expect((await done).code).toBe(0);
   });
 
-  it('in production (the default) refuses to start without REDIS_URL / AMQP_URL / KEYWAY_KEK_FILE (exit 78, naming them)', async () => {
-    const { REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
+  it('in production (the default) refuses to start without DATABASE_URL / REDIS_URL / AMQP_URL / KEYWAY_KEK_FILE (exit 78, naming them)', async () => {
+    const { DATABASE_URL: _database, REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
     const refused = await exited(run('pas', pas));
     expect(refused.code).toBe(78);
-    for (const key of ['REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(refused.stderr).toContain(key);
+    for (const key of ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(refused.stderr).toContain(key);
     const { REDIS_URL: _idpRedis, ...idp } = env.idp;
     const idpRefused = await exited(run('idp', idp));
     expect(idpRefused.code).toBe(78);
@@ -174,8 +179,16 @@ describe('each service runs on its own process from its main.ts', () => {
     expect(idpRefused.stderr).not.toContain('AMQP_URL');
   });
 
-  it('in development starts on the embedded store and broker and the development keyring, warning once for each what is lost', async () => {
-    const { REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
+  it('refuses to start on a database whose schema is behind its migrations (exit 78, naming `keyway db migrate`)', async () => {
+    const url = new URL(POSTGRES_ADMIN_URL);
+    url.pathname = '/postgres';
+    const refused = await exited(run('pas', { ...env.pas, DATABASE_URL: serviceRoleUrl(url.toString(), 'pas') }));
+    expect(refused.code).toBe(78);
+    expect(refused.stdout + refused.stderr).toContain('keyway db migrate');
+  });
+
+  it('in development starts on the embedded database, store and broker and the development keyring, warning once for each what is lost', async () => {
+    const { DATABASE_URL: _database, REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
     const child = run('pas', { ...pas, KEYWAY_ENV: 'development', LOG_LEVEL: 'info', PORT: String(await freePort()) });
     const done = exited(child);
     const deadline = Date.now() + 30_000;
@@ -186,6 +199,6 @@ describe('each service runs on its own process from its main.ts', () => {
     const warnings = logLines(child)
       .filter((line) => line.level === 'warn')
       .map((line) => line.msg);
-    for (const key of ['REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
+    for (const key of ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
   });
 });

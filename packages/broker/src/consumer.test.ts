@@ -49,4 +49,36 @@ describe('consumeEvents', () => {
       await broker.close();
     }
   });
+
+  it('issue 11: a handler that keeps failing (our store down) is retried in place until it applies, never dead-lettered', async () => {
+    const broker = createMemoryBroker({ maxDeliveries: 2 });
+    await broker.declareSubscription(topic, 'follower');
+    let failures = 0;
+    const applied: Array<{ sub: string; deliveryCount: number }> = [];
+    const follower = consumeEvents(
+      broker,
+      topic,
+      'follower',
+      Removal,
+      async (event, delivery) => {
+        // far more failures than the delivery limit allows deliveries
+        if (failures < 6) {
+          failures += 1;
+          throw new Error('store unreachable');
+        }
+        applied.push({ sub: event.sub, deliveryCount: delivery.deliveryCount });
+      },
+      { waitMs: 50 },
+    );
+    try {
+      await broker.publish(topic, Buffer.from('{"type":"user.removed","sub":"u-1"}'), { messageId: 'm1' });
+      await until(() => applied.length === 1, 10_000);
+      expect(applied).toEqual([{ sub: 'u-1', deliveryCount: 1 }]);
+      expect(broker.deadLetters(topic, 'follower')).toEqual([]);
+      expect(await broker.depth(topic, 'follower')).toBe(0);
+    } finally {
+      await follower.stop();
+      await broker.close();
+    }
+  });
 });

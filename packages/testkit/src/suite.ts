@@ -1,6 +1,6 @@
 import type { RequestListener } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { createBroker, type Broker } from '@keyway/broker';
+import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
 import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 import { compose, SERVICES, type ServiceName } from '@keyway/dev';
@@ -56,6 +56,8 @@ export interface SuiteOptions {
   crmWebhookSecret?: string;
   /** where the audit keyspace's Redis is reached by the services (default redisUrl), e.g. through a fault proxy */
   auditRedisUrl?: string;
+  /** where PAS or PAC alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
+  links?: Partial<Record<'pas' | 'pac', { amqpUrl?: string; redisUrl?: string }>>;
   /** how often the audit service exports audit events to tenants' audit feeds (default 1000 ms) */
   auditExportIntervalMs?: number;
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
@@ -109,6 +111,8 @@ export interface Suite {
   apps: Record<ServiceName, RequestListener>;
   /** the connection_name of the topic service's RabbitMQ connection (unset with the embedded broker) */
   topicConnectionName: string | undefined;
+  /** this suite's change-event topic, which PAS and PAC each follow as subscription `pas` and `pac` */
+  changeEventsTopic: TopicRef;
   /**
    * Restarts the topic service as a deploy would: stops its listener (open connections are cut) and
    * its app (locked batches go back to their queues), closes its RabbitMQ connection, stays down for
@@ -174,6 +178,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret }),
       audit: env({ AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs }),
       pas: env({
+        AMQP_URL: options.links?.pas?.amqpUrl,
+        REDIS_URL: options.links?.pas?.redisUrl,
         ACCESS_TOKEN_TTL_SEC: lifetimes.accessTtlSec,
         REFRESH_TOKEN_TTL_SEC: lifetimes.refreshTtlSec,
         REFRESH_REUSE_LEEWAY_SEC: options.refreshReuseLeewaySec,
@@ -187,7 +193,13 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         REFUSALS_PER_SOURCE: login.refusalsPerSource,
         REFUSAL_WINDOW_SEC: limits.pas?.refusalWindowSec,
       }),
-      pac: env({ SAS_TTL_SEC: lifetimes.sasTtlSec, REFUSALS_PER_SOURCE: limits.pac?.refusalsPerSource, REFUSAL_WINDOW_SEC: limits.pac?.refusalWindowSec }),
+      pac: env({
+        AMQP_URL: options.links?.pac?.amqpUrl,
+        REDIS_URL: options.links?.pac?.redisUrl,
+        SAS_TTL_SEC: lifetimes.sasTtlSec,
+        REFUSALS_PER_SOURCE: limits.pac?.refusalsPerSource,
+        REFUSAL_WINDOW_SEC: limits.pac?.refusalWindowSec,
+      }),
       topic: env({
         LOCK_DURATION_SEC: options.topic?.lockDurationSec,
         MAX_BATCH_BYTES: options.topic?.maxBatchBytes,
@@ -226,6 +238,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     audit,
     apps: composition.apps,
     topicConnectionName,
+    changeEventsTopic,
     restartTopic: (restart) => composition.restart('topic', restart),
     async close() {
       await composition.close();

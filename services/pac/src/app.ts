@@ -4,7 +4,8 @@ import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
-import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
+import { recordRevocation, revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
+import type { HolderCheck } from './sas/holder-check.ts';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { pacApi, type Introspection } from '@keyway/contracts';
 import { sasKeyStatusEndpoint } from './endpoints/sas-key-status.ts';
@@ -18,7 +19,7 @@ import { tenantKeys } from './keys/tenant-keys.ts';
 export type PacOptions = SasEndpointOptions & {
   /** PAC's own URL: the "aud" operator access tokens must name at its admin API (PAS's ACCESS_AUDIENCE) */
   publicUrl: string;
-  /** strict (default): entitlement removals revoke issued SAS keys; lenient: keys last until they expire */
+  /** strict (default): entitlement removals revoke issued SAS keys, and every mint and key check asks the entitlement service; lenient: keys last until they expire */
   revocationMode?: 'strict' | 'lenient';
   /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
   operatorTokenCacheMs?: number;
@@ -39,6 +40,8 @@ export interface PacDeps {
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection at PAS, authenticated with PAC's client certificate */
   introspect: (token: string, hint: 'refresh_token' | 'access_token') => Promise<Introspection>;
+  /** the entitlement service's decision on a key holder, asked at every mint and key check in strict mode (issue 11) */
+  holders: HolderCheck;
   /** where the entitlement service's change events arrive (followed in strict mode) */
   broker: Broker;
   /** the change-event topic (default: the shared entitlement-changes topic) */
@@ -60,18 +63,20 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
     readiness: [{ name: 'database', check: () => deps.records.ping() }, ...readinessWithTrail(deps.store, trail.audit)],
     openapi: pacApi,
   });
+  const strict = (options.revocationMode ?? 'strict') === 'strict';
+  const holders = strict ? deps.holders : undefined;
   const keys = tenantKeys(deps.records, deps.kek);
   const issued = issuedRegistry(deps.records, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
   const noise = noiseGate({ log: trail.audit, store: deps.store, logger: deps.logger, perSource: options.refusalsPerSource ?? 120, windowMs: (options.refusalWindowSec ?? 60) * 1000 });
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), keys, issued, noise, ...trail }));
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), holders, keys, issued, noise, ...trail }));
   app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });
   app.use(sasKeyRotationEndpoint(keys, operator, trail.audit));
   app.use(sasPolicyKeysEndpoint(keys, operator, trail.audit));
-  app.use(sasKeyStatusEndpoint(issued));
-  const follower = (options.revocationMode ?? 'strict') === 'strict' ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;
+  app.use(sasKeyStatusEndpoint(issued, holders, (key, reason) => recordRevocation(deps.logger, trail, key, reason, {})));
+  const follower = strict ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
       await follower?.stop();

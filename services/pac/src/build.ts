@@ -1,8 +1,9 @@
-import { pasClient } from '@keyway/clients';
+import { entitlementClient, pasClient } from '@keyway/clients';
 import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, serviceKeyring, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { PacConfig } from './config.ts';
+import { entitlementHolderCheck } from './sas/holder-check.ts';
 
 /** PAC from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildPac(config: PacConfig, infra: ServiceInfra) {
@@ -11,6 +12,8 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
   const kek = await serviceKeyring(config, infra.logger);
   const { deps, close } = await changeEventServiceDeps('pac', config, infra);
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  // mTLS with PAC's certificate: the entitlement service answers authorization questions to PAS and PAC only
+  const entitlement = entitlementClient({ baseUrl: config.ENTITLEMENT_URL, caPem: tls.caPem, clientCert: tls });
   const app = createApp(
     {
       ...operatorTokenOptions(config),
@@ -25,6 +28,7 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
       kek,
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token, hint) => pas.introspect(token, hint),
+      holders: entitlementHolderCheck(entitlement),
     },
   );
   return { app, records: deps.records, store: deps.store, close: [() => app.close(), ...close] };

@@ -11,6 +11,7 @@ export const PacEnv = requiredInProduction(
     PORT: configFields.port.default(8444).describe('HTTPS port'),
     PUBLIC_URL: z.string().url().describe('this PAC\'s URL as PAS names it in access tokens (PAS\'s ACCESS_AUDIENCE): operator tokens at the admin API must carry it in "aud"'),
     PAS_URL: z.string().url().describe('PAS: issuer of the refresh tokens PAC accepts, and their JWKS'),
+    ENTITLEMENT_URL: z.string().url().describe('the entitlement service (system of record): asked, over mTLS, at every SAS mint and key check whether the holder still has the right'),
     TOPIC_BASE_URL: z.string().url().describe('the topic service URL that SAS resource URIs name'),
     SAS_TTL_SEC: seconds(86_400).describe('SAS key lifetime (default 1 day)'),
     REVOCATION_MODE: z.enum(['strict', 'lenient']).default('strict').describe('strict: entitlement removals revoke SAS keys within seconds; lenient: keys last until they expire'),

@@ -46,7 +46,7 @@ const TierPath = z.object({ tier: TierId });
 
 /** The entitlement service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const entitlementRoutes = {
-  authorize: serviceOnly(['pas'], route({ method: 'post', path: '/v1/authorize', summary: 'the rights this user’s roles grant on these feeds of the tenant (the role table), or whether the user may use the operator admin APIs (PAS only)', body: { schema: AuthorizeRequest }, responses: { 200: jsonResponse(AuthorizeDecision, 'the feeds and rights granted, or the reason for a denial') }, errors: [400, 415] })),
+  authorize: serviceOnly(['pas', 'pac'], route({ method: 'post', path: '/v1/authorize', summary: 'the rights this user’s roles grant on these feeds of the tenant (the role table), or whether the user may use the operator admin APIs (PAS at each grant; PAC at each SAS mint and key check)', body: { schema: AuthorizeRequest }, responses: { 200: jsonResponse(AuthorizeDecision, 'the feeds and rights granted, or the reason for a denial') }, errors: [400, 415] })),
   // the topic service receives only from the subscriptions an operator listed
   subscriptionNames: serviceOnly(['topic'], route({ method: 'get', path: '/internal/v1/tenants/{tenant}/feeds/{feed}/subscriptions', summary: 'the names of the feed’s listed subscriptions, which alone (and `default`) may be received from (topic service only)', description: 'An unknown tenant, or a feed the tenant does not have, lists none.', params: FeedPath, responses: { 200: jsonResponse(SubscriptionNames, 'the names') }, errors: [400] })),
   // the audit service exports a tenant's trail only to a tenant granted the audit feed

@@ -24,4 +24,15 @@ describe('issued SAS keys: revocation by refresh family', () => {
     expect(await issued.isRevoked('k-late')).toBe(true);
     expect(await issued.record(key('k-other', 'f-b'))).toBe(true);
   });
+
+  it('issue 11: a key check finds the key by its id (its holder, tenant, feed, rights), and revoking it once is final', async () => {
+    const issued = issuedRegistry(createMemoryStore({ prefix: 'test:' }));
+    const k1 = key('k-1', 'f-a');
+    await issued.record(k1);
+    expect(await issued.find('k-1')).toEqual(k1);
+    expect(await issued.find('k-unknown')).toBeUndefined();
+    expect(await issued.revokeKey(k1)).toBe(true);
+    expect(await issued.revokeKey(k1)).toBe(false);
+    expect(await issued.isRevoked('k-1')).toBe(true);
+  });
 });

@@ -1,10 +1,11 @@
+import type { Rights } from '@keyway/contracts';
 import type { Store } from '@keyway/store';
 
 export interface IssuedSasKey {
   keyId: string;
   tenant: string;
   topic: string;
-  rights: string;
+  rights: Rights;
   sub: string;
   fid: string;
   /** unix seconds */
@@ -21,9 +22,13 @@ export type RevocationScope = { tenant: string; sub?: string; topic?: string; fi
  * revocation can live): a key minted from it after the revocation (its refresh token introspected
  * just before PAS revoked the family) is revoked as it is recorded. record() writes the key then
  * reads the mark; revoke() writes the mark then scans the keys: whichever runs second sees the other.
+ *
+ * Each key is also found by its id (`key:<keyId>`), so a key check can ask the system of record about
+ * its holder (issue 11).
  */
 export function issuedRegistry(store: Store, now: () => number = Date.now, maxKeyLifetimeMs = 86_400_000) {
   const issuedKey = (k: IssuedSasKey) => `issued:${k.tenant}:${k.topic}:${k.fid}:${k.keyId}`;
+  const byId = (keyId: string) => `key:${keyId}`;
   const revokedKey = (keyId: string) => `revoked:${keyId}`;
   const revokedFamilyKey = (fid: string) => `revoked-family:${fid}`;
   const ttlMs = (expiresAt: number) => Math.max(1, expiresAt * 1000 - now());
@@ -32,7 +37,8 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
   return {
     /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
     async record(key: IssuedSasKey): Promise<boolean> {
-      await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
+      const record = JSON.stringify(key);
+      await Promise.all([store.set(issuedKey(key), record, { ttlMs: ttlMs(key.expiresAt) }), store.set(byId(key.keyId), record, { ttlMs: ttlMs(key.expiresAt) })]);
       if (!(await isFamilyRevoked(key.fid))) return true;
       await store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt) });
       return false;
@@ -51,6 +57,13 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
       return records.filter((_, i) => fresh[i]);
     },
     isRevoked: async (keyId: string) => (await store.get(revokedKey(keyId))) !== null,
+    /** the issued key with this id, or undefined (expired, or not minted by PAC: an operator's, from the policy keys) */
+    async find(keyId: string): Promise<IssuedSasKey | undefined> {
+      const raw = await store.get(byId(keyId));
+      return raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
+    },
+    /** Revokes one key; true when this call revoked it. */
+    revokeKey: (key: IssuedSasKey) => store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt), ifAbsent: true }),
   };
 }
 export type IssuedRegistry = ReturnType<typeof issuedRegistry>;

@@ -2,7 +2,30 @@ import type { AuditLog, SecurityMetrics } from '@keyway/audit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { ChangeEvent } from '@keyway/contracts';
 import { followChangeEvents, type Logger } from '@keyway/kit';
-import type { IssuedRegistry, RevocationScope } from '../issued/registry.ts';
+import type { IssuedRegistry, IssuedSasKey, RevocationScope } from '../issued/registry.ts';
+
+export type RevocationTrail = { audit: AuditLog; metrics: SecurityMetrics };
+
+/**
+ * One revoked key in the log, the metrics and the trail (sas_key.revoked, the reason as given).
+ * Revoking never waits for the trail: a revocation the trail cannot take is still made (record() logs
+ * and counts the failed append).
+ */
+export async function recordRevocation(logger: Logger, trail: RevocationTrail, key: IssuedSasKey, reason: string, detail: Record<string, string>): Promise<void> {
+  logger.info('sas_key.revoked', { reason, keyId: key.keyId, tenant: key.tenant, topic: key.topic, sub: key.sub, ...detail });
+  trail.metrics.sasKeysRevoked.add(1, { tenant: key.tenant, reason });
+  await trail.audit
+    .record({
+      action: 'sas_key.revoked',
+      outcome: 'success',
+      tenant: key.tenant,
+      subject: key.sub,
+      tokenId: key.keyId,
+      reason,
+      detail: { topic: key.topic, rights: key.rights, family: key.fid, ...detail },
+    })
+    .catch(() => undefined);
+}
 
 function scopeOf(event: ChangeEvent): RevocationScope {
   switch (event.type) {
@@ -23,31 +46,16 @@ function scopeOf(event: ChangeEvent): RevocationScope {
 
 /**
  * Follows the entitlement service's change events and PAS's family revocations and revokes the
- * affected SAS keys (strict mode), each recorded as sas_key.revoked with the change as its reason. Revoking never waits for the trail:
- * a revocation the trail cannot take is still made (record() logs and counts the failed append).
+ * affected SAS keys (strict mode), each recorded as sas_key.revoked with the change as its reason.
  */
-export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, trail: { audit: AuditLog; metrics: SecurityMetrics }, topic?: TopicRef) {
+export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, trail: RevocationTrail, topic?: TopicRef) {
   return followChangeEvents(
     broker,
     'pac',
     logger,
     async (event) => {
-      const revoked = await issued.revoke(scopeOf(event));
-      const reason = event.type;
-      for (const key of revoked) {
-        logger.info('sas_key.revoked', { reason, eventId: event.id, keyId: key.keyId, tenant: key.tenant, topic: key.topic, sub: key.sub });
-        trail.metrics.sasKeysRevoked.add(1, { tenant: key.tenant, reason });
-        await trail.audit
-          .record({
-            action: 'sas_key.revoked',
-            outcome: 'success',
-            tenant: key.tenant,
-            subject: key.sub,
-            tokenId: key.keyId,
-            reason,
-            detail: { topic: key.topic, rights: key.rights, family: key.fid, change_event: event.id, ...(event.type === 'family.revoked' && { family_reason: event.reason }) },
-          })
-          .catch(() => undefined);
+      for (const key of await issued.revoke(scopeOf(event))) {
+        await recordRevocation(logger, trail, key, event.type, { change_event: event.id, ...(event.type === 'family.revoked' && { family_reason: event.reason }) });
       }
     },
     topic,

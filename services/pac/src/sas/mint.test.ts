@@ -11,14 +11,17 @@ import { createMemoryStore } from '@keyway/store';
 import { issueRefreshToken, KeyRing, type TokenSettings } from '@keyway/tokens';
 import { issuedRegistry } from '../issued/registry.ts';
 import { tenantKeys } from '../keys/tenant-keys.ts';
+import type { HolderCheck } from './holder-check.ts';
 import { mintSasKey, type SasMintOptions } from './mint.ts';
 
 const settings: TokenSettings = { issuer: 'https://pas.test', accessAudience: 'https://pac.test', refreshAudience: 'https://pas.test', accessTtlSec: 1200, refreshTtlSec: 3600, clockToleranceSec: 5 };
 const options: SasMintOptions = { pasIssuer: settings.issuer, topicBaseUrl: 'https://topic.test', sasTtlSec: 86_400, clockToleranceSec: 5 };
 const origin = { fields: { requestId: 'r-1', sourceAddress: '203.0.113.7' }, source: '203.0.113.7', log: silentLogger };
 
-/** PAC's mint on the embedded store and in-process PAS keys, introspection stubbed: no HTTP. */
-async function pac(introspect: () => Promise<Introspection> = async () => ({ active: true })) {
+const entitled: HolderCheck = async () => ({ allow: true, rights: 'listen-send' });
+
+/** PAC's mint on the embedded store and in-process PAS keys, introspection and the entitlement service stubbed: no HTTP. */
+async function pac(introspect: () => Promise<Introspection> = async () => ({ active: true }), holders: HolderCheck = entitled) {
   const store = createMemoryStore({ prefix: 'pac:' });
   const auditStore = createMemoryStore({ prefix: 'audit:' });
   const audit = createAuditLog({ store: auditStore, service: 'pac', logger: silentLogger });
@@ -29,6 +32,7 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
   const deps = {
     pasKeys: ring.localKeySet(),
     introspect,
+    holders,
     keys,
     issued: issuedRegistry(store),
     audit,
@@ -71,6 +75,33 @@ describe('mintSasKey: a SAS key without HTTP', () => {
     await expect(mintSasKey(options, deps, origin, { refresh_token: 'garbage' })).rejects.toBeInstanceOf(InvalidToken);
     expect(await events()).toHaveLength(1);
     await close();
+  });
+
+  it('issue 11: the system of record decides, not the token: a suspended tenant or a right taken away is refused though PAS still says active', async () => {
+    const asked: Array<Parameters<HolderCheck>[0]> = [];
+    const suspended = await pac(undefined, async (holder) => {
+      asked.push(holder);
+      return { allow: false, reason: 'tenant_suspended' };
+    });
+    await expect(mintSasKey(options, suspended.deps, origin, { refresh_token: await suspended.refreshToken({ 'edr-events': 'listen' }) })).rejects.toMatchObject({
+      code: 'invalid_token',
+      detail: 'entitlement: tenant_suspended',
+    });
+    expect(asked).toEqual([{ sub: 'u-1', tenant: 'acme', feed: 'edr-events' }]);
+    expect(await suspended.events()).toMatchObject([{ action: 'sas_key.denied', outcome: 'denied', reason: 'invalid_token', subject: 'u-1' }]);
+    await suspended.close();
+
+    // the token still says send, the roles now grant listen only
+    const narrowed = await pac(undefined, async () => ({ allow: true, rights: 'listen' }));
+    await expect(mintSasKey(options, narrowed.deps, origin, { refresh_token: await narrowed.refreshToken({ 'edr-events': 'listen-send' }), rights: 'send' })).rejects.toBeInstanceOf(InsufficientScope);
+    expect((await mintSasKey(options, narrowed.deps, origin, { refresh_token: await narrowed.refreshToken({ 'edr-events': 'listen-send' }), rights: 'listen' })).rights).toBe('listen');
+    await narrowed.close();
+
+    // the entitlement service unreachable: refused as unavailable, never minted on the token's word
+    const unreachable = await pac(undefined, async () => Promise.reject(new Error('connect ECONNREFUSED')));
+    await expect(mintSasKey(options, unreachable.deps, origin, { refresh_token: await unreachable.refreshToken({ 'edr-events': 'listen' }) })).rejects.toMatchObject({ status: 503 });
+    expect(await unreachable.events()).toMatchObject([{ action: 'sas_key.failed', outcome: 'failure', reason: 'temporarily_unavailable' }]);
+    await unreachable.close();
   });
 
   it('PAC that cannot check the token fails (sas_key.failed, temporarily_unavailable)', async () => {

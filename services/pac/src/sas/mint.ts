@@ -5,6 +5,7 @@ import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
 import type { IssuedRegistry } from '../issued/registry.ts';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
+import { type HolderCheck, refusalOf } from './holder-check.ts';
 
 export type ParsedSasRequest = ReturnType<typeof SasRequest.parse>;
 
@@ -19,6 +20,8 @@ export interface SasMintOptions {
 export interface SasMintDeps {
   pasKeys: JWTVerifyGetKey;
   introspect: (refreshToken: string) => Promise<Introspection>;
+  /** strict revocation: the entitlement service's decision, now, for the token's holder on the feed (issue 11); lenient: unset */
+  holders?: HolderCheck;
   keys: TenantKeyStore;
   issued: IssuedRegistry;
   audit: AuditLog;
@@ -113,6 +116,16 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
   // send to it would let the tenant forge its own trail.
   if (topic === AUDIT_FEED && rights !== 'listen') throw new InsufficientScope('the audit feed is read-only: ask for the listen right');
   if (!rightsWithin(rights, granted)) throw new InsufficientScope(`the token does not grant the ${rights} right on this feed`);
+  // Issue 11: the token and PAS's family state say what was granted; only the system of record says
+  // what holds now. A change event PAS or PAC has not applied yet (a cut broker link) changes nothing.
+  if (deps.holders) {
+    const decision = await deps.holders({ sub: claims.sub, tenant: claims.tid, feed: topic }).catch((err: unknown) => {
+      throw new TemporarilyUnavailable('the grant cannot be checked right now; retry later', `entitlement: ${String(err)}`, { 'retry-after': '5' });
+    });
+    const refusal = refusalOf(decision, rights);
+    if (refusal === 'rights_not_granted') throw new InsufficientScope(`the ${rights} right on this feed is no longer granted`);
+    if (refusal) throw new InvalidToken('the refresh token is invalid, expired or revoked', `entitlement: ${refusal}`);
+  }
 
   const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
   const expiry = nowSec + options.sasTtlSec;

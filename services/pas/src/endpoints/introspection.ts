@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { Introspection, pasRoutes } from '@keyway/contracts';
-import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
+import { AccessDenied, bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
+import { authorize, grantedAccess } from '../grants/authorize.ts';
 import type { GrantContext } from '../grants/context.ts';
 import { verifyOwnToken } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
@@ -9,7 +10,9 @@ import { noStore } from './token.ts';
  * POST /oauth2/introspect (RFC 7662) for resource servers (PAC, and the
  * entitlement service checking operator tokens at its admin API), authenticated by their client
  * certificate (§2.1). A refresh token is active only while it is its family's current one; an access
- * token only while its family lives.
+ * token only while its family lives. In strict mode also only while the entitlement service still
+ * grants its holder the token's access (issue 11): a removal holds here even before its change event
+ * has revoked the family; when it cannot answer, 503, never "active".
  */
 export function introspectionEndpoint(context: GrantContext): Router {
   const router = Router();
@@ -20,6 +23,16 @@ export function introspectionEndpoint(context: GrantContext): Router {
     if (verified?.claims.fid) {
       const current = await context.families.current(verified.claims.fid);
       active = verified.type === 'refresh_token' ? current === verified.claims.jti : current !== null;
+    }
+    if (verified && active && context.strict) {
+      const { sub, tid, scope } = verified.claims;
+      active = await authorize(context.entitlement, sub, tid, grantedAccess(scope)).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof AccessDenied) return false;
+          throw err;
+        },
+      );
     }
     if (!verified || !active) {
       res.json({ active: false });
