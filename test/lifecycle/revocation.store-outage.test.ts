@@ -73,7 +73,7 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     expect(deadLettered).toEqual({ pas: null, pac: null });
   }, 90_000);
 
-  it('README: receiving stops (503) within REVOCATION_CACHE_SEC while PAC’s store is down, since every key check reads it, and resumes after', async () => {
+  it('README: receiving goes on while PAC’s Redis is down, since key checks read the system of record (PostgreSQL), not Redis', async () => {
     const t = await provisionTenant(suite);
     const tokens = await suite.pas.password(t.email, PASSWORD);
     const sas = await suite.pac.sas({ refresh_token: tokens.refresh_token, rights: 'listen' });
@@ -85,7 +85,7 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     await proxies.pac.cut();
     const statuses: number[] = [];
     try {
-      // REVOCATION_CACHE_SEC (2 s): the topic service reuses PAC's "not revoked" that long, then asks again
+      // twice REVOCATION_CACHE_SEC (2 s): the topic service reuses PAC's "not revoked" that long, then asks PAC again
       while (Date.now() - cutAt < 4000) {
         statuses.push(await receive());
         await sleep(100);
@@ -93,15 +93,8 @@ describe('issue 11: a removal survives PAS’s and PAC’s store being down', ()
     } finally {
       await proxies.pac.restore();
     }
-    let after = await receive();
-    for (const restoredAt = Date.now(); after !== 204 && Date.now() - restoredAt < 10_000; after = await receive()) await sleep(200);
-    console.log(
-      'receives while PAC’s Redis was cut:',
-      JSON.stringify({ tried: statuses.length, answered204: statuses.filter((s) => s === 204).length, answered503: statuses.filter((s) => s === 503).length, afterRestore: after }),
-    );
-    expect(new Set(statuses)).toEqual(new Set([204, 503]));
-    // the last second of the outage: the cache has run out, every receive is refused as an outage
-    expect(statuses.slice(-5)).toEqual([503, 503, 503, 503, 503]);
-    expect(after).toBe(204);
+    console.log('receives while PAC’s Redis was cut:', JSON.stringify({ tried: statuses.length, answered204: statuses.filter((s) => s === 204).length }));
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(new Set(statuses)).toEqual(new Set([204]));
   }, 60_000);
 });
