@@ -1,5 +1,7 @@
 export type { AuditEvent } from './event.ts';
-export { verifyChain } from './verify.ts';
+export { verifyAll, verifyChain, type VerifyOptions } from './verify.ts';
+export { checkpointStreams, loadCheckpointPublicKey, loadCheckpointSigner, type Checkpoint, type CheckpointSigner } from './checkpoint.ts';
+export { trimStream, type RetentionPolicy } from './retention.ts';
 export { queryEvents } from './query.ts';
 export { readSince } from './export.ts';
 export { createAuditLog } from './audited.ts';
