@@ -7,9 +7,12 @@ import { EVENTS, readHead } from './layout.ts';
 import { auditMetrics, type AuditMetrics } from './metrics.ts';
 import { refusalAggregator, type RefusalAggregator } from './aggregate.ts';
 
+/** The database a trail is appended to and read from: a service's own, as its role (it may append to its own stream only). */
+export type AuditDb = Queryable;
+
 export interface AuditLogOptions {
-  /** the trail: the service's database, as its own role (it may append to its own stream only) */
-  db: Queryable;
+  /** the trail: the service's database, as its own role */
+  db: AuditDb;
   /** hot counters of recordBounded() (noise budget, suppressed counts): the service's store, shared by its instances */
   store: Store;
   /** the service name, which is also its stream: one hash chain per service */

@@ -136,9 +136,10 @@ function why(reason: AuditBreak, seq: number): string {
   }
 }
 
-/** Every stream the trail knows of, intact only if each is. */
-export async function verifyAll(db: Queryable, options: VerifyOptions): Promise<AuditVerifyReport> {
+/** Every stream the trail knows of, and `expected` ones even when they hold nothing; intact only if each is. */
+export async function verifyAll(db: Queryable, options: VerifyOptions & { expected?: readonly string[] }): Promise<AuditVerifyReport> {
   const streams: AuditVerifyResult[] = [];
-  for (const stream of await listStreams(db)) streams.push(await verifyChain(db, stream, options));
+  const names = [...new Set([...(options.expected ?? []), ...(await listStreams(db))])];
+  for (const stream of names) streams.push(await verifyChain(db, stream, options));
   return { ok: streams.every((r) => r.ok), streams };
 }

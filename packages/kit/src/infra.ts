@@ -1,6 +1,6 @@
 import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } from '@keyway/broker';
 import { migrate, openDatabase, pendingMigrations, type Db } from '@keyway/db';
-import { createStore, type Store } from '@keyway/store';
+import { createStore } from '@keyway/store';
 import { ConfigError } from './config.ts';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -18,8 +18,8 @@ export interface ServiceInfra {
   broker?: Broker;
   /** the one embedded PostgreSQL (PGlite) of a process running several services, migrated by its lender */
   database?: Db;
-  /** the audit keyspace every service appends to (the embedded store is one keyspace per instance) */
-  auditStore?: Store;
+  /** the database the service appends its audit stream to, when not its own (a fault test cuts only the trail) */
+  auditDatabase?: Db;
   /** where change events travel (default CHANGE_EVENTS_TOPIC): compositions sharing one RabbitMQ each use their own */
   changeEventsTopic?: TopicRef;
   /** this service's RabbitMQ connection name (default keyway-<service>) */
@@ -56,7 +56,7 @@ async function openRecords(config: { DATABASE_URL?: string; DATABASE_DIR?: strin
 }
 
 /**
- * A service's store, audit keyspace and broker: opened from its config (REDIS_URL, AMQP_URL,
+ * A service's store, database and broker: opened from its config (REDIS_URL, AMQP_URL,
  * STORE_PREFIX) unless lent by infra. `close` closes what was opened here, last opened first. An
  * unset URL (only KEYWAY_ENV=development gets this far, see requiredInProduction) opens the embedded
  * stand-in and warns once, naming what is lost.
@@ -79,20 +79,21 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
     embedded('REDIS_URL');
     return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: `${config.STORE_PREFIX}:${name}:`, onError: (err) => infra.logger.warn('store.error', { err }) }));
   };
-  let database: Promise<Db> | undefined;
+  let opening: Promise<Db> | undefined;
+  const database = (): Promise<Db> => {
+    if (infra.database) return Promise.resolve(infra.database);
+    embedded('DATABASE_URL');
+    opening ??= openRecords(config, (err) => infra.logger.warn('database.error', { err })).then(opened);
+    return opening;
+  };
   return {
     close,
     /** the system of record (PostgreSQL or the embedded PGlite), opened once per service */
-    database: (): Promise<Db> => {
-      if (infra.database) return Promise.resolve(infra.database);
-      embedded('DATABASE_URL');
-      database ??= openRecords(config, (err) => infra.logger.warn('database.error', { err })).then(opened);
-      return database;
-    },
+    database,
     /** the service's own keys, under `${STORE_PREFIX}:<service>:` */
     store: () => keyspace(service),
-    /** one audit keyspace for every service (packages/audit layout), so the trail is queried across services */
-    auditStore: async () => infra.auditStore ?? keyspace('audit'),
+    /** where the service's audit stream is appended (keyway_audit.events, 0003_audit.sql): its own database, as its own role */
+    auditDatabase: (): Promise<Db> => (infra.auditDatabase ? Promise.resolve(infra.auditDatabase) : database()),
     broker: async (options: Omit<CreateBrokerOptions, 'amqpUrl' | 'connectionName' | 'onError'> = {}) => {
       if (infra.broker) return infra.broker;
       embedded('AMQP_URL');
@@ -105,14 +106,14 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
 
 /**
  * What every service that keeps a trail and follows or publishes change events hands its createApp
- * (entitlement, PAS, PAC): its store, the audit keyspace, the broker, the change-event topic and its
+ * (entitlement, PAS, PAC): its store, the database its audit stream goes to, the broker, the change-event topic and its
  * logger, with `close` for what was opened here.
  */
 export async function changeEventServiceDeps(service: string, config: ResourceConfig, infra: ServiceInfra) {
   const resources = serviceResources(service, config, infra);
   const deps = {
     store: await resources.store(),
-    auditStore: await resources.auditStore(),
+    auditDb: await resources.auditDatabase(),
     broker: await resources.broker(),
     changeEventsTopic: infra.changeEventsTopic,
     logger: infra.logger,

@@ -1,0 +1,48 @@
+import { checkpointStreams, listStreams, trimStream, type AuditDb, type CheckpointSigner } from '@keyway/audit';
+import type { Logger } from '@keyway/kit';
+
+export interface TrailKeeperOptions {
+  /** how often each stream's head is signed (when it moved) and the trail trimmed */
+  intervalMs: number;
+  /** events older than this are trimmed (through keyway_audit.trim_stream, as the retention role) */
+  retentionMs: number;
+}
+
+/**
+ * The audit service's upkeep of the trail, one round every intervalMs: signs the head of every stream
+ * that moved (signed checkpoints, packages/audit checkpoint.ts) and trims what is past retention. One
+ * round at a time; a failed round is logged and the next one tries again (checkpoints are idempotent
+ * per (stream, seq), trimming per anchor), so several instances may run it at once.
+ */
+export function trailKeeper(deps: { auditDb: AuditDb; signer: CheckpointSigner; logger: Logger }, options: TrailKeeperOptions) {
+  const { auditDb, signer, logger } = deps;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+
+  async function round(): Promise<void> {
+    try {
+      const signed = await checkpointStreams(auditDb, signer);
+      for (const c of signed) logger.debug('audit.checkpoint_signed', { stream: c.stream, seq: c.seq });
+      for (const stream of await listStreams(auditDb)) {
+        const trimmed = await trimStream(auditDb, stream, { maxAgeMs: options.retentionMs });
+        if (trimmed.blockedAt) logger.error('audit.chain_broken', { stream, ...trimmed.blockedAt });
+      }
+    } catch (err) {
+      logger.warn('audit.keeper_failed', { err });
+    }
+  }
+
+  const tick = () => {
+    if (!stopped && !running) running = round().finally(() => (running = undefined));
+  };
+  const timer = setInterval(tick, options.intervalMs);
+  timer.unref();
+  tick();
+  return {
+    async stop(): Promise<void> {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
