@@ -55,6 +55,8 @@ export interface TestDatabaseConnections {
   admin: Db;
   /** the pool of a service's role, one per service */
   as(service: string): Db;
+  /** a pool of the service's role of the caller's own, to close (a database gone away) */
+  open(service: string): Db;
   /** closes the pools and drops the database */
   close(): Promise<void>;
 }
@@ -72,6 +74,7 @@ export async function connectTestDatabase(): Promise<TestDatabaseConnections> {
     database,
     admin: pool('', database.adminUrl),
     as: (service) => pool(service, database.serviceUrl(service)),
+    open: (service) => openPostgres({ url: database.serviceUrl(service), max: 2 }),
     async close() {
       for (const db of pools.values()) await db.close();
       await database.drop();
