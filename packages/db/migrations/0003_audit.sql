@@ -93,3 +93,7 @@ $$;
 ALTER FUNCTION keyway_audit.trim_stream(text, bigint) OWNER TO keyway_audit_retention;
 REVOKE ALL ON FUNCTION keyway_audit.trim_stream(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION keyway_audit.trim_stream(text, bigint) TO keyway_audit;
+
+-- Services check at start that their schema is not behind (kit openRecords reads the ledger); the
+-- ledger exists by now (migrate creates it before the first migration runs).
+GRANT SELECT ON public.keyway_migrations TO keyway_idp, keyway_entitlement, keyway_pas, keyway_pac, keyway_topic, keyway_audit;
