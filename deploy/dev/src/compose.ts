@@ -107,8 +107,8 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
  * The six services in one process over HTTPS on loopback (README command 1 and the cross-service
  * tests): each one's config is parsed from an environment record with its own schema and the service
  * is started by its own build, exactly as its main.ts does. Always KEYWAY_ENV=development; without
- * AMQP_URL the services share one embedded broker (so change events reach them all), without
- * REDIS_URL one embedded audit keyspace.
+ * AMQP_URL the services share one embedded broker (so change events reach them all), without a
+ * database one embedded PGlite (so the audit trail, in it, reaches them all).
  */
 export async function compose(options: ComposeOptions): Promise<Composition> {
   const pki = await ensureDevPki(options.pkiDir, [...PKI_NAMES]);

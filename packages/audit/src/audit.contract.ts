@@ -14,7 +14,7 @@ import { audited } from './step.ts';
 import { verifyAll, verifyChain } from './verify.ts';
 
 /** A migrated database: the admin (who can rewrite anything) and connections as the services' roles. */
-export interface AuditDatabase {
+interface AuditDatabase {
   admin: Db;
   /** a connection as the service's role (where the backend has roles) */
   as(service: string): Db;

@@ -31,7 +31,7 @@ export interface CheckpointSigner {
 }
 
 /** The bytes a checkpoint's signature covers. */
-export const checkpointPayload = (c: Pick<Checkpoint, 'stream' | 'seq' | 'hash' | 'time'>): Buffer => Buffer.from(canonicalJson({ hash: c.hash, seq: c.seq, stream: c.stream, time: c.time }));
+const checkpointPayload = (c: Pick<Checkpoint, 'stream' | 'seq' | 'hash' | 'time'>): Buffer => Buffer.from(canonicalJson({ hash: c.hash, seq: c.seq, stream: c.stream, time: c.time }));
 
 /** A key's id: SHA-256 of its public key (SPKI DER), so a verifier can tell which key signed. */
 export const keyId = (key: KeyObject): string =>

@@ -12,7 +12,7 @@ import type { Queryable } from '@keyway/db';
  * A stream's head is its row with the highest seq, or its anchor when retention trimmed every event.
  */
 export const EVENTS = 'keyway_audit.events';
-export const ANCHORS = 'keyway_audit.anchors';
+const ANCHORS = 'keyway_audit.anchors';
 export const CHECKPOINTS = 'keyway_audit.checkpoints';
 
 /** The columns an event is read back with. */
@@ -41,7 +41,7 @@ export interface ChainLink {
 }
 
 /** Where every chain starts: the first event's prevHash is 64 zeros. */
-export const GENESIS: ChainLink = { seq: 0, hash: '0'.repeat(64) };
+const GENESIS: ChainLink = { seq: 0, hash: '0'.repeat(64) };
 
 /** The stream's retention anchor (GENESIS when nothing was trimmed). */
 export async function readAnchor(db: Queryable, stream: string): Promise<ChainLink> {

@@ -17,7 +17,7 @@ export type AuditOutcome = z.infer<typeof AuditOutcome>;
 export const AuditStream = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or dashes');
 
 /** Lowercase hex SHA-256; the first event of a stream links to 64 zeros. */
-export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
 
 /** Sortable id: 10 Crockford base32 characters of milliseconds since the epoch, then 16 random ones (ULID layout). */
 const AuditEventId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID');
