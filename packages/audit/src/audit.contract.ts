@@ -116,6 +116,8 @@ export function auditContract(name: string, harness: AuditHarness): void {
 
     beforeAll(async () => {
       database = await harness.start();
+      // the events are dated 2026-01-01 on the test clock: past a retention of a day, the floor the retention function keeps
+      await database.admin.query(`UPDATE keyway_audit.retention SET keep = interval '1 day'`);
       db = database.as('pas');
       auditor = database.as('audit');
     });

@@ -78,7 +78,7 @@ describe('audit trail on PostgreSQL: what each role may do', () => {
     expect(await appendEvent(pac, 'pac', auditEvent({ service: 'pac', action: 'sas_key.minted', outcome: 'success' }))).toMatchObject({ seq: 1 });
   });
 
-  it('the audit service reads every stream and trims through the retention function, but cannot delete or rewrite itself', async () => {
+  it('the audit service reads every stream and trims what is past retention through the retention function, but cannot delete, rewrite or shorten retention itself', async () => {
     const audit = as('audit');
     expect((await audit.query<{ stream: string }>('SELECT DISTINCT stream FROM keyway_audit.events ORDER BY stream')).map((r) => r.stream)).toEqual(['pac', 'pas']);
     for (const sql of [
@@ -90,6 +90,12 @@ describe('audit trail on PostgreSQL: what each role may do', () => {
     ]) {
       await expect(audit.query(sql), sql).rejects.toThrow(/permission denied/);
     }
+    // it cannot cut recent history: retention is the administrator's, not the service's
+    await expect(audit.query(`SELECT keyway_audit.trim_stream('pas', 1)`)).rejects.toThrow(/not all past the retention/);
+    await expect(audit.query(`UPDATE keyway_audit.retention SET keep = interval '0'`)).rejects.toThrow(/permission denied/);
+    const admin = openPostgres({ url: database.adminUrl });
+    pools.push(admin);
+    await admin.query(`UPDATE keyway_audit.retention SET keep = interval '0'`);
     expect(await audit.query(`SELECT keyway_audit.trim_stream('pas', 1)::int AS n`)).toEqual([{ n: 1 }]);
   });
 

@@ -1,7 +1,7 @@
 export type { AuditEvent } from './event.ts';
 export { verifyAll, verifyChain } from './verify.ts';
 export { checkpointStreams, loadCheckpointPublicKey, loadCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
-export { trimStream } from './retention.ts';
+export { readRetention, trimStream } from './retention.ts';
 export { listStreams } from './layout.ts';
 export { queryEvents } from './query.ts';
 export { readSince } from './export.ts';

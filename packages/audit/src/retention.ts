@@ -5,6 +5,13 @@ import { checkEvent } from './verify.ts';
 
 const READ_CHUNK = 100;
 
+/** How long the database keeps events (keyway_audit.retention, set by its administrator), in ms. */
+export async function readRetention(db: Queryable): Promise<number> {
+  const [row] = await db.query<{ ms: string | number }>('SELECT (extract(epoch FROM keep) * 1000)::bigint AS ms FROM keyway_audit.retention');
+  if (row === undefined) throw new Error('keyway_audit.retention holds no retention');
+  return Number(row.ms);
+}
+
 /** How much of a stream to keep; an event goes once it is beyond either limit. */
 export interface RetentionPolicy {
   /** keep at most this many of the newest events */
@@ -23,7 +30,8 @@ export interface TrimResult {
 
 /**
  * Trims the oldest events of a stream beyond the policy, at most `batch` per call; the audit service
- * runs it for every stream. Only a verified prefix is trimmed: each doomed event is checked (hash and
+ * runs it for every stream with the database's retention (readRetention), below which the retention
+ * function refuses to delete anyway. Only a verified prefix is trimmed: each doomed event is checked (hash and
  * link) first, and trimming stops before the first broken one, so retention never erases the evidence
  * of tampering. The deletion runs in keyway_audit.trim_stream (0003_audit.sql), as the retention role:
  * the caller's role holds no DELETE, and the function moves the anchor to the last deleted event's

@@ -52,10 +52,19 @@ CREATE TABLE keyway_audit.checkpoints (
   PRIMARY KEY (stream, seq)
 );
 
-REVOKE ALL ON keyway_audit.events, keyway_audit.anchors, keyway_audit.checkpoints FROM PUBLIC;
+-- How long events are kept: set by whoever administers the database (UPDATE, as the migrator), not by
+-- the audit service, so a compromised service cannot shorten it to erase recent history.
+CREATE TABLE keyway_audit.retention (
+  one boolean PRIMARY KEY DEFAULT true CHECK (one),
+  keep interval NOT NULL CHECK (keep >= interval '0')
+);
+INSERT INTO keyway_audit.retention (keep) VALUES (interval '400 days');
+
+REVOKE ALL ON keyway_audit.events, keyway_audit.anchors, keyway_audit.checkpoints, keyway_audit.retention FROM PUBLIC;
 GRANT USAGE ON SCHEMA keyway_audit TO keyway_idp, keyway_entitlement, keyway_pas, keyway_pac, keyway_topic, keyway_audit_retention;
 GRANT SELECT, INSERT ON keyway_audit.events TO keyway_idp, keyway_entitlement, keyway_pas, keyway_pac, keyway_topic, keyway_audit;
 GRANT SELECT ON keyway_audit.anchors TO keyway_idp, keyway_entitlement, keyway_pas, keyway_pac, keyway_topic, keyway_audit;
+GRANT SELECT ON keyway_audit.retention TO keyway_audit, keyway_audit_retention;
 GRANT SELECT, INSERT ON keyway_audit.checkpoints TO keyway_audit;
 GRANT SELECT, DELETE ON keyway_audit.events TO keyway_audit_retention;
 GRANT SELECT, INSERT, UPDATE ON keyway_audit.anchors TO keyway_audit_retention;
@@ -71,8 +80,9 @@ CREATE POLICY retention_trims ON keyway_audit.events FOR DELETE TO keyway_audit_
 
 -- Retention, run by the audit service: deletes a stream's events up to `upto` and moves the anchor to
 -- the last of them, in one step. It runs as keyway_audit_retention (SECURITY DEFINER), so the audit
--- service's own role never holds DELETE; it can only cut a prefix, and the anchor is the database's
--- own copy of the last cut event's hash, so the kept chain stays verifiable.
+-- service's own role never holds DELETE; it can only cut a prefix of events all older than
+-- keyway_audit.retention, and the anchor is the database's own copy of the last cut event's hash,
+-- so the kept chain stays verifiable.
 CREATE FUNCTION keyway_audit.trim_stream(p_stream text, p_upto bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -82,6 +92,9 @@ BEGIN
   SELECT hash INTO v_hash FROM keyway_audit.events WHERE stream = p_stream AND seq = p_upto;
   IF v_hash IS NULL THEN
     RETURN 0;
+  END IF;
+  IF EXISTS (SELECT 1 FROM keyway_audit.events WHERE stream = p_stream AND seq <= p_upto AND time >= now() - (SELECT keep FROM keyway_audit.retention)) THEN
+    RAISE EXCEPTION 'audit stream %: events up to seq % are not all past the retention', p_stream, p_upto USING ERRCODE = 'insufficient_privilege';
   END IF;
   DELETE FROM keyway_audit.events WHERE stream = p_stream AND seq <= p_upto;
   GET DIAGNOSTICS v_count = ROW_COUNT;

@@ -10,7 +10,6 @@ import { auditRoutes } from './routes/audit.ts';
 
 const DEFAULT_AUDIT_EXPORT_INTERVAL_MS = 1000;
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
-const DEFAULT_RETENTION_MS = 400 * 86_400_000;
 
 export interface AuditOptions {
   /** this service's URL: operator access tokens must name it in "aud" (RFC 8707; PAS's ADMIN_AUDIENCES) */
@@ -26,8 +25,6 @@ export interface AuditOptions {
   auditExportIntervalMs?: number;
   /** how often stream heads that moved are signed and the trail trimmed (default 10 s) */
   checkpointIntervalMs?: number;
-  /** events older than this are trimmed (default 400 days) */
-  retentionMs?: number;
   now?: () => number;
 }
 
@@ -63,7 +60,7 @@ export function createApp(options: AuditOptions, deps: AuditDeps): AuditApp {
   );
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });
   app.use('/v1/audit', requireOperator({ verify: operatorTokens }));
-  const keeper = trailKeeper(deps, { intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, retentionMs: options.retentionMs ?? DEFAULT_RETENTION_MS });
+  const keeper = trailKeeper(deps, { intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS });
   app.use(auditRoutes(deps.auditDb, createPublicKey(deps.signer.privateKey)));
   return Object.assign(finishApp(app, deps.logger), { close: () => Promise.all([exporter.stop(), keeper.stop()]).then(() => undefined) });
 }

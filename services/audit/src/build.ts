@@ -24,7 +24,6 @@ export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
       operatorTenant: config.OPERATOR_TENANT,
       auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
       checkpointIntervalMs: config.AUDIT_CHECKPOINT_INTERVAL_SEC * 1000,
-      retentionMs: config.AUDIT_RETENTION_DAYS * 86_400_000,
     },
     {
       store,

@@ -28,7 +28,6 @@ export const AuditEnv = requiredInProduction(
       .max(3600)
       .default(10)
       .describe('how often each stream head that moved is signed; deleting the newest events goes unnoticed only within this window'),
-    AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(400).describe('audit events older than this are trimmed (a year of lookback plus slack by default)'),
     AUDIT_EXPORT_INTERVAL_MS: z.coerce.number().int().min(100).default(1000).describe("how often the exporter reads every service's audit stream for events to publish to tenants' `audit` topics"),
   }),
   'REDIS_URL',

@@ -38,14 +38,17 @@ describe('the audit service keeps the trail', () => {
       });
     for (let i = 0; i < 3; i++) await pas.record({ action: 'grant.success', outcome: 'success' });
 
-    const keeper = trailKeeper({ auditDb, signer, logger: silentLogger }, { intervalMs: 50, retentionMs: 3_600_000 });
+    const keeper = trailKeeper({ auditDb, signer, logger: silentLogger }, { intervalMs: 50 });
     expect(await signedSeq()).toMatchObject({ headSeq: 3, signedSeq: 3, anchorSeq: 0 });
     await pas.record({ action: 'grant.success', outcome: 'success' });
     await until(async () => ((await verifyChain(auditDb, 'pas', { publicKey })) as { signedSeq?: number }).signedSeq === 4 || undefined);
     await keeper.stop();
 
-    // everything is past a retention of 1 ms: trimmed through the retention function, the anchor keeps the chain verifiable
-    const trimmer = trailKeeper({ auditDb, signer, logger: silentLogger }, { intervalMs: 50, retentionMs: 1 });
+    // nothing is past the default 400 days; the administrator shortens retention to nothing: trimmed through
+    // the retention function, the anchor keeps the chain verifiable
+    expect(await verifyChain(auditDb, 'pas', { publicKey })).toMatchObject({ anchorSeq: 0 });
+    await database.admin.query(`UPDATE keyway_audit.retention SET keep = interval '0'`);
+    const trimmer = trailKeeper({ auditDb, signer, logger: silentLogger }, { intervalMs: 50 });
     const trimmed = await until(async () => {
       const result = await verifyChain(auditDb, 'pas', { publicKey });
       return result.ok && result.anchorSeq === 4 ? result : undefined;

@@ -1,16 +1,15 @@
-import { checkpointStreams, listStreams, trimStream, type AuditDb, type CheckpointSigner } from '@keyway/audit';
+import { checkpointStreams, listStreams, readRetention, trimStream, type AuditDb, type CheckpointSigner } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
 
 export interface TrailKeeperOptions {
   /** how often each stream's head is signed (when it moved) and the trail trimmed */
   intervalMs: number;
-  /** events older than this are trimmed (through keyway_audit.trim_stream, as the retention role) */
-  retentionMs: number;
 }
 
 /**
  * The audit service's upkeep of the trail, one round every intervalMs: signs the head of every stream
- * that moved (signed checkpoints, packages/audit checkpoint.ts) and trims what is past retention. One
+ * that moved (signed checkpoints, packages/audit checkpoint.ts) and trims what is past the retention
+ * the database's administrator set (keyway_audit.retention; the trim runs as the retention role). One
  * round at a time; a failed round is logged and the next one tries again (checkpoints are idempotent
  * per (stream, seq), trimming per anchor), so several instances may run it at once.
  */
@@ -23,8 +22,9 @@ export function trailKeeper(deps: { auditDb: AuditDb; signer: CheckpointSigner; 
     try {
       const signed = await checkpointStreams(auditDb, signer);
       for (const c of signed) logger.debug('audit.checkpoint_signed', { stream: c.stream, seq: c.seq });
+      const maxAgeMs = await readRetention(auditDb);
       for (const stream of await listStreams(auditDb)) {
-        const trimmed = await trimStream(auditDb, stream, { maxAgeMs: options.retentionMs });
+        const trimmed = await trimStream(auditDb, stream, { maxAgeMs });
         if (trimmed.blockedAt) logger.error('audit.chain_broken', { stream, ...trimmed.blockedAt });
       }
     } catch (err) {
