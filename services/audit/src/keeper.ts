@@ -21,7 +21,9 @@ export function trailKeeper(deps: { auditDb: AuditDb; signer: CheckpointSigner; 
   async function round(): Promise<void> {
     try {
       const signed = await checkpointStreams(auditDb, signer);
-      for (const c of signed) logger.debug('audit.checkpoint_signed', { stream: c.stream, seq: c.seq });
+      // logged, so the log pipeline holds the signed heads too: a witness outside the database for
+      // whoever deletes checkpoints along with the events they cover
+      for (const c of signed) logger.info('audit.checkpoint_signed', { stream: c.stream, seq: c.seq, hash: c.hash, time: c.time, keyId: c.keyId, signature: c.signature });
       const maxAgeMs = await readRetention(auditDb);
       for (const stream of await listStreams(auditDb)) {
         const trimmed = await trimStream(auditDb, stream, { maxAgeMs });
