@@ -60,6 +60,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   const counters = options.metrics ?? auditMetrics();
   const queue: { draft: AuditDraft; resolve: (event: AuditEvent) => void; reject: (err: unknown) => void }[] = [];
   let committing = false;
+  // where this instance's last append left the chain: the next group links to it without reading the head
+  let head: { seq: number; hash: string } | undefined;
 
   async function commitQueued(): Promise<void> {
     committing = true;
@@ -70,9 +72,12 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
           db,
           service,
           group.map((q) => q.draft),
+          { head },
         );
+        head = events.at(-1);
         for (const [i, q] of group.entries()) q.resolve(events[i] as AuditEvent);
       } catch (err) {
+        head = undefined;
         for (const q of group) q.reject(err);
       }
     }

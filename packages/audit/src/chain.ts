@@ -4,7 +4,7 @@ import { AuditStream } from '@keyway/contracts';
 import type { Queryable } from '@keyway/db';
 import { AuditEventError } from './errors.ts';
 import type { AuditDraft, AuditEvent } from './event.ts';
-import { EVENT_COLUMNS, EVENTS, readHead } from './layout.ts';
+import { EVENT_COLUMNS, EVENTS, readHead, type ChainLink } from './layout.ts';
 
 /**
  * Canonical JSON (RFC 8785 for the values an event holds: strings, safe integers, flat objects):
@@ -28,6 +28,12 @@ export function eventHash(event: Omit<AuditEvent, 'hash'>): string {
 export interface AppendOptions {
   /** give up after this many lost races for the head; default 100 */
   maxAttempts?: number;
+  /**
+   * The head as the caller last left it (its previous append): the first attempt links to it without
+   * reading the head, saving a round trip; if another appender moved on, the insert loses on the
+   * primary key and the retry reads the head as usual.
+   */
+  head?: ChainLink;
 }
 
 /** PostgreSQL's unique_violation: another appender took the seq first. */
@@ -49,7 +55,7 @@ export async function appendEvents(db: Queryable, stream: string, drafts: AuditD
   if (drafts.some((d) => d.service !== stream)) throw new AuditEventError(`audit stream "${stream}" takes only events of service "${stream}"`);
   const maxAttempts = options.maxAttempts ?? 100;
   for (let attempt = 1; ; attempt++) {
-    let prev = await readHead(db, stream);
+    let prev = attempt === 1 && options.head ? options.head : await readHead(db, stream);
     const events: AuditEvent[] = [];
     const params: unknown[] = [];
     const rows: string[] = [];
