@@ -7,7 +7,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import type { AuditEvent, AuditQuery, SasResponse, TokenResponse } from '@keyway/contracts';
-import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { REDIS_URL, startSuite, testPkiDir, type Suite } from '@keyway/testkit';
 import { operatorFiles, startKeyway } from '../cli/keyway.ts';
 import { PASSWORD, rawClient } from '../helpers.ts';
 
@@ -169,13 +169,7 @@ describe('audit trail: what the services record, queried and verified', () => {
   });
 
   it('no token, SAS key or password is anywhere in the stored bytes', async () => {
-    const parts: string[] = [];
-    for (const name of await suite.audit.keys('')) {
-      parts.push(name);
-      if (name.startsWith('idx:')) parts.push(...(await suite.audit.zrangeByLex(name)));
-      else parts.push((await suite.audit.get(name)) ?? '');
-    }
-    const bytes = parts.join('\n');
+    const bytes = JSON.stringify(await suite.audit.query('SELECT * FROM keyway_audit.events'));
     expect(bytes).toContain(jti(first.access_token));
     for (const secret of [first.access_token, first.refresh_token, second.access_token, second.refresh_token, sas.sas_key, PASSWORD]) {
       expect(bytes).not.toContain(secret);
@@ -186,14 +180,20 @@ describe('audit trail: what the services record, queried and verified', () => {
     expect(bytes).not.toContain('eyJ');
   });
 
-  it('an event changed in Redis is reported as the first broken link, by the API and by `keyway audit verify`', async () => {
+  it('an event changed in the database is reported as the first broken link, by the API and by `keyway audit verify` (through the API, and on the database directly)', async () => {
     expect(await suite.auditor.verifyAll()).toMatchObject({ ok: true });
     const [target] = await all({ tenant, action: 'token.refreshed' });
-    const stored = `stream:pas:event:${target?.seq}`;
-    const event = JSON.parse((await suite.audit.get(stored)) as string) as AuditEvent;
-    await suite.audit.set(stored, JSON.stringify({ ...event, subject: 'someone-else' }));
+    const where = `WHERE stream = 'pas' AND seq = ${target?.seq}`;
+    const [row] = await suite.audit.query<{ event: string }>(`SELECT event FROM keyway_audit.events ${where}`);
+    await suite.audit.query(`UPDATE keyway_audit.events SET event = $1 ${where}`, [JSON.stringify({ ...(JSON.parse(row?.event as string) as AuditEvent), subject: 'someone-else' })]);
 
-    expect(await suite.auditor.verify('pas')).toEqual({ ok: false, stream: 'pas', brokenAt: { seq: target?.seq, id: target?.id }, reason: 'hash_mismatch' });
+    expect(await suite.auditor.verify('pas')).toEqual({
+      ok: false,
+      stream: 'pas',
+      brokenAt: { seq: target?.seq, id: target?.id },
+      reason: 'hash_mismatch',
+      detail: expect.stringContaining('was changed'),
+    });
     const report = await suite.auditor.verifyAll();
     expect(report.ok).toBe(false);
     expect(report.streams.map((s) => [s.stream, s.ok])).toEqual([
@@ -211,6 +211,11 @@ describe('audit trail: what the services record, queried and verified', () => {
       const broken = await keyway(['audit', 'verify', '--stream', 'pas']);
       expect(broken.code).toBe(7);
       expect(broken.stdout).toContain(`pas: BROKEN at seq ${target?.seq} (event ${target?.id}): hash_mismatch`);
+      // without the audit service: the database as keyway_audit, and the public key the team keeps
+      const direct = await keyway(['audit', 'verify', '--database-url', suite.database?.serviceUrl('audit') as string, '--public-key', join(testPkiDir(), 'audit-checkpoint.key.pub')]);
+      expect(direct.code).toBe(7);
+      expect(direct.stdout).toContain(`pas: BROKEN at seq ${target?.seq} (event ${target?.id}): hash_mismatch: event ${target?.seq} was changed after it was written`);
+      expect(direct.stdout).toMatch(/^pac: intact/m);
       const json = await keyway(['--json', 'audit', 'verify']);
       expect(json.code).toBe(7);
       expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, streams: [{ stream: 'pas', brokenAt: { seq: target?.seq } }, { ok: true }, { ok: true }, { ok: true }] });

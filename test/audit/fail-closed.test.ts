@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, FORM, form } from '@keyway/clients';
-import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { POSTGRES_ADMIN_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { tcpProxy, viaProxy, type TcpProxy } from '@keyway/testkit/tcp-proxy';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
@@ -18,15 +18,15 @@ async function untilReady(suite: Suite, budgetMs = 15_000): Promise<number> {
   }
 }
 
-/** The audit write is part of the action (style rule 10): with the audit store cut off, nothing is issued. */
-describe('audit fails closed: the audit store behind a cut TCP proxy', () => {
+/** The audit write is part of the action (style rule 10): with the audit trail's database cut off, nothing is issued. */
+describe('audit fails closed: the audit trail behind a cut TCP proxy', () => {
   let proxy: TcpProxy;
   let suite: Suite;
   beforeAll(async () => {
-    const target = new URL(REDIS_URL);
-    proxy = await tcpProxy(target.hostname, Number(target.port || 6379));
-    // Every other store stays on Redis directly: only the trail goes away.
-    suite = await startSuite({ redisUrl: REDIS_URL, auditRedisUrl: viaProxy(REDIS_URL, proxy) });
+    const target = new URL(POSTGRES_ADMIN_URL);
+    proxy = await tcpProxy(target.hostname, Number(target.port || 5432));
+    // Every store and every other use of the database stay direct: only the trail goes away.
+    suite = await startSuite({ redisUrl: REDIS_URL, auditDatabaseUrl: (url) => viaProxy(url, proxy) });
   });
   afterAll(async () => {
     await suite?.close();

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,6 +68,8 @@ describe('each service runs on its own process from its main.ts', () => {
       writeFileSync(join(dir, `${name}.crt`), pair.certPem);
       writeFileSync(join(dir, `${name}.key`), pair.keyPem, { mode: 0o600 });
     }
+    // production: the audit service's checkpoint key is configured, never generated
+    writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const ports = {} as Record<ServiceName, number>;
     for (const name of SERVICES) {
       ports[name] = await freePort();
@@ -93,7 +96,15 @@ describe('each service runs on its own process from its main.ts', () => {
       pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
       pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
       topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
-      audit: { ...common('audit'), PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic, AUDIT_EXPORT_INTERVAL_MS: '200' },
+      audit: {
+        ...common('audit'),
+        PUBLIC_URL: urls.audit,
+        PAS_URL: urls.pas,
+        ENTITLEMENT_URL: urls.entitlement,
+        TOPIC_URL: urls.topic,
+        AUDIT_EXPORT_INTERVAL_MS: '200',
+        AUDIT_CHECKPOINT_KEY_FILE: join(dir, 'audit-checkpoint.key'),
+      },
     });
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.

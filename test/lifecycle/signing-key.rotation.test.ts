@@ -63,7 +63,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
       {
         records: suite.records.pas,
         store: suite.stores.pas,
-        auditStore: suite.audit,
+        auditDb: suite.audit,
         ring,
         idp: idpClient({ ...asPas, baseUrl: suite.urls.idp }),
         entitlement: entitlementClient({ ...asPas, baseUrl: suite.urls.entitlement }),

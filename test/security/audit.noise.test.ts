@@ -23,12 +23,10 @@ beforeAll(async () => {
 });
 afterAll(() => suite?.close());
 
-/** Every event a stream holds now, and the bytes they take in the store. */
+/** Every event a stream holds now, and the bytes they take as stored events. */
 async function stream(name: string): Promise<{ events: AuditEvent[]; bytes: number }> {
-  const keys = (await suite.audit.keys(`stream:${name}:event:`)).sort();
-  const raws = await Promise.all(keys.map((key) => suite.audit.get(key)));
-  const present = raws.filter((raw): raw is string => raw !== null);
-  return { events: present.map((raw) => JSON.parse(raw) as AuditEvent), bytes: present.reduce((sum, raw) => sum + Buffer.byteLength(raw), 0) };
+  const rows = await suite.audit.query<{ event: string }>('SELECT event FROM keyway_audit.events WHERE stream = $1 ORDER BY seq', [name]);
+  return { events: rows.map((r) => JSON.parse(r.event) as AuditEvent), bytes: rows.reduce((sum, r) => sum + Buffer.byteLength(r.event), 0) };
 }
 
 /** Sends `count` requests, 20 at a time; answers the statuses and how long it took. */

@@ -11,7 +11,7 @@ import { closeInOrder, parseConfig, type Closer, type Logger, type ServiceInfra,
 import { buildPac, PacEnv } from '@keyway/pac';
 import { buildPas, PasEnv } from '@keyway/pas';
 import { ensureDevKek } from '@keyway/seal';
-import { createMemoryStore, type Store } from '@keyway/store';
+import type { Store } from '@keyway/store';
 import { ensureDevPki, type DevPki } from '@keyway/tls';
 import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
 
@@ -44,8 +44,8 @@ export interface ComposeOptions {
    * `embeddedDir` (in memory when that is unset too), migrated here.
    */
   database?: { serviceUrl: (service: ServiceName) => string } | { embeddedDir?: string };
-  /** opens the audit keyspace a service appends to, when not the one REDIS_URL names (e.g. through a fault proxy); closed with the composition */
-  auditStore?: () => Promise<Store>;
+  /** opens the database a service appends its audit stream to, when not its own (e.g. through a fault proxy); closed with the composition */
+  auditDatabase?: (service: ServiceName) => Promise<Db>;
 }
 
 export interface Composition {
@@ -59,8 +59,8 @@ export interface Composition {
   stores: Record<ServiceName, Store>;
   /** the durable records of the services that keep some (system of record), as each holds them; restart replaces an entry */
   records: Partial<Record<ServiceName, Store>>;
-  /** the embedded broker, audit keyspace and database the services share when AMQP_URL / REDIS_URL / a database are not given */
-  embedded: { broker?: Broker; auditStore?: Store; database?: Db };
+  /** the embedded broker and database the services share when AMQP_URL / a database are not given */
+  embedded: { broker?: Broker; database?: Db };
   /** stops a service as a deploy would (its listener cuts open connections), stays down downMs, starts it again on the same port */
   restart(service: ServiceName, options?: { downMs?: number }): Promise<void>;
   close(): Promise<void>;
@@ -113,8 +113,8 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
  * The six services in one process over HTTPS on loopback (README command 1 and the cross-service
  * tests): each one's config is parsed from an environment record with its own schema and the service
  * is started by its own build, exactly as its main.ts does. Always KEYWAY_ENV=development; without
- * AMQP_URL the services share one embedded broker (so change events reach them all), without
- * REDIS_URL one embedded audit keyspace.
+ * AMQP_URL the services share one embedded broker (so change events reach them all), without a
+ * database one embedded PGlite (so the audit trail, in it, reaches them all).
  */
 export async function compose(options: ComposeOptions): Promise<Composition> {
   const pki = await ensureDevPki(options.pkiDir, [...PKI_NAMES]);
@@ -171,19 +171,18 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   // The topic service declares the subscription queues, so the shared embedded broker has its bounds.
   const embedded = {
     broker: options.env?.AMQP_URL ? undefined : await createBroker(topicBrokerOptions(configs.topic)),
-    auditStore: options.env?.REDIS_URL ? undefined : createMemoryStore({ prefix: `${configs.topic.STORE_PREFIX}:audit:` }),
     database: database && 'serviceUrl' in database ? undefined : await embeddedDatabase(database?.embeddedDir),
   };
-  const lentAudit: Store[] = [];
+  const lentAudit: Db[] = [];
   const infraOf = async (name: ServiceName): Promise<ServiceInfra> => {
-    const auditStore = options.auditStore ? await options.auditStore() : embedded.auditStore;
-    if (options.auditStore && auditStore) lentAudit.push(auditStore);
+    const auditDatabase = await options.auditDatabase?.(name);
+    if (auditDatabase) lentAudit.push(auditDatabase);
     return {
       logger: options.logger(name),
       tls: tlsOf(name),
       broker: embedded.broker,
       database: embedded.database,
-      auditStore,
+      auditDatabase,
       changeEventsTopic: options.changeEventsTopic,
       connectionName: options.connectionNames?.[name],
     };
@@ -207,7 +206,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     if (built.audit) await stop('audit');
     await Promise.all(SERVICES.map((name) => listeners[name].close()));
     await Promise.all(SERVICES.filter((name) => name !== 'audit' && built[name]).map(stop));
-    for (const handle of [embedded.broker, embedded.auditStore, ...lentAudit, embedded.database]) await handle?.close();
+    for (const handle of [embedded.broker, ...lentAudit, embedded.database]) await handle?.close();
   };
   try {
     for (const name of SERVICES) {

@@ -1,17 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
+import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { refusalAggregator } from './aggregate.ts';
 import { createAuditLog } from './audited.ts';
 import { queryEvents } from './query.ts';
+
+let db: TestDatabaseConnections;
+beforeAll(async () => {
+  db = await connectTestDatabase();
+});
+afterAll(() => db?.close());
+beforeEach(() => db.admin.query('TRUNCATE keyway_audit.events'));
 
 describe('refusalAggregator', () => {
   it('writes one event per key and closed window, with the total and the count per reason; at most maxKeysPerWindow + 1', async () => {
     let clock = Date.parse('2030-01-01T00:00:00Z');
     const now = () => clock;
-    const auditStore = createMemoryStore({ prefix: `audit:${randomUUID()}:`, now });
-    const log = createAuditLog({ store: auditStore, service: 'pac', logger: silentLogger, now });
+    const log = createAuditLog({ db: db.as('pac'), store: createMemoryStore({ prefix: `pac:${randomUUID()}:`, now }), service: 'pac', logger: silentLogger, now });
     const aggregator = refusalAggregator({
       log,
       store: createMemoryStore({ prefix: 'pac:', now }),
@@ -31,7 +38,7 @@ describe('refusalAggregator', () => {
     expect(await aggregator.flush()).toBe(4);
     // another instance (or a second flush) finds nothing left to write
     expect(await aggregator.flush()).toBe(0);
-    const { events } = await queryEvents(auditStore, { action: 'refusals.aggregated', limit: 100, order: 'oldest' });
+    const { events } = await queryEvents(db.as('audit'), { action: 'refusals.aggregated', limit: 100, order: 'oldest' });
     expect(events).toHaveLength(4);
     const first = events.find((e) => e.sourceAddress === '10.0.0.1');
     expect(first).toMatchObject({
@@ -51,15 +58,15 @@ describe('recordBounded: the noise budget of a stream', () => {
     let clock = Date.parse('2030-01-01T00:00:00Z');
     const now = () => clock;
     const store = createMemoryStore({ prefix: `audit:${randomUUID()}:`, now });
-    const log = createAuditLog({ store, service: 'pas', logger: silentLogger, now, noiseBudget: { events: 10, windowMs: 60_000 } });
+    const log = createAuditLog({ db: db.as('pas'), store, service: 'pas', logger: silentLogger, now, noiseBudget: { events: 10, windowMs: 60_000 } });
     for (let i = 0; i < 1000; i++) await log.recordBounded({ action: 'login.failed', outcome: 'denied', reason: 'invalid_grant', sourceAddress: `10.0.${i % 4}.1` });
-    expect((await queryEvents(store, { action: 'login.failed', limit: 500 })).events).toHaveLength(10);
+    expect((await queryEvents(db.as('audit'), { action: 'login.failed', limit: 500 })).events).toHaveLength(10);
     // the next window: its first refusals are recorded again, and the closed window's count is written
     clock += 60_000;
     await log.recordBounded({ action: 'login.failed', outcome: 'denied', reason: 'invalid_grant', sourceAddress: '10.0.9.1' });
-    const written = (await queryEvents(store, { action: 'audit.noise_suppressed', limit: 100 })).events;
+    const written = (await queryEvents(db.as('audit'), { action: 'audit.noise_suppressed', limit: 100 })).events;
     expect(written).toHaveLength(4);
     expect(written.reduce((sum, e) => sum + Number(e.detail?.count), 0)).toBe(990);
-    expect((await queryEvents(store, { action: 'login.failed', limit: 500 })).events).toHaveLength(11);
+    expect((await queryEvents(db.as('audit'), { action: 'login.failed', limit: 500 })).events).toHaveLength(11);
   });
 });

@@ -1,21 +1,23 @@
-import { randomUUID } from 'node:crypto';
+import type { Queryable } from '@keyway/db';
 import { ServerError, windowLimiter, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { appendEvents } from './chain.ts';
 import { auditEvent, type AuditDraft, type AuditEvent, type AuditInput } from './event.ts';
-import { layout, readLink } from './layout.ts';
+import { EVENTS, readHead } from './layout.ts';
 import { auditMetrics, type AuditMetrics } from './metrics.ts';
-import { trimStream, type RetentionPolicy } from './retention.ts';
 import { refusalAggregator, type RefusalAggregator } from './aggregate.ts';
 
+/** The database a trail is appended to and read from: a service's own, as its role (it may append to its own stream only). */
+export type AuditDb = Queryable;
+
 export interface AuditLogOptions {
-  /** the audit keyspace, one for every service (e.g. a store with prefix "keyway:audit:") */
+  /** the trail: the service's database, as its own role */
+  db: AuditDb;
+  /** hot counters of recordBounded() (noise budget, suppressed counts): the service's store, shared by its instances */
   store: Store;
   /** the service name, which is also its stream: one hash chain per service */
   service: string;
   logger: Logger;
-  /** trim the stream's oldest events after every `every`-th append (default 100); default DEFAULT_RETENTION */
-  retention?: RetentionPolicy & { every?: number };
   metrics?: AuditMetrics;
   /** clock for event times; default Date.now */
   now?: () => number;
@@ -40,13 +42,10 @@ export interface AuditLog {
   ready(): Promise<void>;
 }
 
-/** Audit trails are kept 400 days unless configured otherwise: a year of lookback plus slack. */
-const DEFAULT_RETENTION: RetentionPolicy & { every?: number } = { maxAgeMs: 400 * 24 * 3600 * 1000 };
-
 /** recordBounded()'s default: 600 subjectless refusals per stream and minute, about 0.4 MiB/min at most. */
 const DEFAULT_NOISE_BUDGET = { events: 600, windowMs: 60_000 };
 
-/** Events per commit: bounds one commit's size (and the time Redis spends in its script). */
+/** Events per commit: bounds one INSERT's size. */
 const MAX_GROUP = 100;
 
 /**
@@ -56,12 +55,13 @@ const MAX_GROUP = 100;
  * one round trip per group rather than racing itself for the head, and record() order is chain order.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  const { store, service, logger } = options;
-  const retention = options.retention ?? DEFAULT_RETENTION;
+  const { db, store, service, logger } = options;
   const now = options.now ?? Date.now;
   const counters = options.metrics ?? auditMetrics();
   const queue: { draft: AuditDraft; resolve: (event: AuditEvent) => void; reject: (err: unknown) => void }[] = [];
   let committing = false;
+  // where this instance's last append left the chain: the next group links to it without reading the head
+  let head: { seq: number; hash: string } | undefined;
 
   async function commitQueued(): Promise<void> {
     committing = true;
@@ -69,12 +69,15 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       const group = queue.splice(0, MAX_GROUP);
       try {
         const events = await appendEvents(
-          store,
+          db,
           service,
           group.map((q) => q.draft),
+          { head },
         );
+        head = events.at(-1);
         for (const [i, q] of group.entries()) q.resolve(events[i] as AuditEvent);
       } catch (err) {
+        head = undefined;
         for (const q of group) q.reject(err);
       }
     }
@@ -86,17 +89,6 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       queue.push({ draft, resolve, reject });
       if (!committing) void commitQueued();
     });
-  }
-
-  async function retain(seq: number): Promise<void> {
-    if (seq % (retention.every ?? 100) !== 0) return;
-    try {
-      const result = await trimStream(store, service, retention, { now: now() });
-      if (result.blockedAt) logger.error('audit.chain_broken', { stream: service, ...result.blockedAt });
-    } catch (err) {
-      // the event is already durable; retention catches up on a later append
-      logger.warn('audit.trim_failed', { stream: service, err });
-    }
   }
 
   const budget = options.noiseBudget ?? DEFAULT_NOISE_BUDGET;
@@ -137,20 +129,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         throw new ServerError(undefined, `audit append failed: ${err instanceof Error ? err.message : String(err)}`);
       }
       counters.events.add(1, { service, action: event.action, outcome: event.outcome });
-      await retain(event.seq);
       return event;
     },
 
     async ready() {
-      // the next append links to the head, so it must be readable
-      await readLink(store, layout.head(service));
-      // Vault's audit devices log a test message; a probe event from every instance's /readyz every few
-      // seconds would flood the trail, so the probe takes an append's write path (the same guarded
-      // commit) on a throwaway key instead. It fails when the store refuses writes (down, read-only
-      // replica, out of memory), as an append would. The TTL covers a crash before the delete.
-      const probe = layout.probe(randomUUID());
-      await store.commitIf({ key: probe, expected: null }, [{ op: 'set', key: probe, value: String(now()), ttlMs: 10_000 }]);
-      await store.del(probe);
+      // the next append links to the head, so it must be readable; Vault's audit devices log a test
+      // message, but a probe event from every instance's /readyz would flood the trail, so this asks
+      // the database whether an append would be taken: the role may insert, and the server is not a
+      // read-only standby
+      await readHead(db, service);
+      const [row] = await db.query<{ writable: boolean }>(`SELECT has_table_privilege('${EVENTS}', 'INSERT') AND current_setting('transaction_read_only') = 'off' AS writable`);
+      if (!row?.writable) throw new Error(`audit trail: ${service} cannot append to ${EVENTS}`);
     },
   };
   return log;

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AuditStream } from '@keyway/contracts';
-import type { Store, StoreWrite } from '@keyway/store';
+import type { Queryable } from '@keyway/db';
 import { AuditEventError } from './errors.ts';
 import type { AuditDraft, AuditEvent } from './event.ts';
-import { indexKeys, indexMember, layout, readLink, serializeLink } from './layout.ts';
+import { EVENT_COLUMNS, EVENTS, readHead, type ChainLink } from './layout.ts';
 
 /**
  * Canonical JSON (RFC 8785 for the values an event holds: strings, safe integers, flat objects):
@@ -28,41 +28,52 @@ export function eventHash(event: Omit<AuditEvent, 'hash'>): string {
 export interface AppendOptions {
   /** give up after this many lost races for the head; default 100 */
   maxAttempts?: number;
+  /**
+   * The head as the caller last left it (its previous append): the first attempt links to it without
+   * reading the head, saving a round trip; if another appender moved on, the insert loses on the
+   * primary key and the retry reads the head as usual.
+   */
+  head?: ChainLink;
 }
+
+/** PostgreSQL's unique_violation: another appender took the seq first. */
+const UNIQUE_VIOLATION = '23505';
 
 /**
  * Appends events to a stream's chain, in the given order, atomically with respect to every other
  * appender in any process.
  *
- * Why compare-and-set on the head plus retry, rather than computing the link inside Redis: the chain
- * hash is SHA-256, which Redis scripts cannot compute (they offer only SHA-1). So the appender reads
- * the head {seq, hash}, builds and hashes the events linked from it, then commits the events, the new
- * head and the index entries in one `commitIf` guarded by the head it read. If another appender moved
- * the head first, nothing is written and it retries on the new head, so two appenders can never both
- * extend the same link (no fork) and a crash can never leave an event without its head or indexes.
- * Lock-free: a crashed appender holds nothing. Cost is one round trip per lost race; createAuditLog
- * queues a process's appends and commits them in groups, so races are only between processes.
+ * The chain link is the previous row: the appender reads the head (the stream's newest row), builds
+ * and hashes the events linked from it, and inserts them in one statement. If another appender took
+ * the next seq first, the primary key (stream, seq) refuses the whole insert and it retries on the new
+ * head, so two appenders can never both extend the same link (no fork), and nothing is left half
+ * written. Lock-free: a crashed appender holds nothing. createAuditLog queues a process's appends and
+ * commits them in groups, so races are only between instances.
  */
-export async function appendEvents(store: Store, stream: string, drafts: AuditDraft[], options: AppendOptions = {}): Promise<AuditEvent[]> {
+export async function appendEvents(db: Queryable, stream: string, drafts: AuditDraft[], options: AppendOptions = {}): Promise<AuditEvent[]> {
   if (!AuditStream.safeParse(stream).success) throw new AuditEventError(`audit stream "${stream}" is not a valid stream name`);
+  if (drafts.some((d) => d.service !== stream)) throw new AuditEventError(`audit stream "${stream}" takes only events of service "${stream}"`);
   const maxAttempts = options.maxAttempts ?? 100;
-  const headKey = layout.head(stream);
   for (let attempt = 1; ; attempt++) {
-    const head = await readLink(store, headKey);
+    let prev = attempt === 1 && options.head ? options.head : await readHead(db, stream);
     const events: AuditEvent[] = [];
-    const writes: StoreWrite[] = [];
-    let prev = head.link;
+    const params: unknown[] = [];
+    const rows: string[] = [];
     for (const draft of drafts) {
       const unsigned = { ...draft, seq: prev.seq + 1, prevHash: prev.hash };
       const event: AuditEvent = { ...unsigned, hash: eventHash(unsigned) };
-      const member = indexMember(stream, event);
-      writes.push({ op: 'set', key: layout.event(stream, event.seq), value: canonicalJson(event) });
-      for (const key of indexKeys(stream, event)) writes.push({ op: 'zadd', key, members: [member] });
+      const n = params.length;
+      params.push(stream, event.seq, event.id, event.time, event.tenant ?? null, event.subject ?? null, event.action, event.outcome, event.prevHash, event.hash, canonicalJson(event));
+      rows.push(`(${Array.from({ length: 11 }, (_, i) => `$${n + i + 1}`).join(', ')})`);
       events.push(event);
       prev = event;
     }
-    writes.push({ op: 'set', key: headKey, value: serializeLink(prev) });
-    if (await store.commitIf({ key: headKey, expected: head.raw }, writes)) return events;
+    try {
+      await db.query(`INSERT INTO ${EVENTS} (${EVENT_COLUMNS}) VALUES ${rows.join(', ')}`, params);
+      return events;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
+    }
     if (attempt >= maxAttempts) throw new Error(`audit stream "${stream}": gave up after ${attempt} conflicting appends`);
     // jittered backoff spreads the losers out so the next round has fewer contenders
     await sleep(Math.random() * Math.min(2 ** attempt, 50));
@@ -70,7 +81,7 @@ export async function appendEvents(store: Store, stream: string, drafts: AuditDr
 }
 
 /** Appends one event; see appendEvents. */
-export async function appendEvent(store: Store, stream: string, draft: AuditDraft, options: AppendOptions = {}): Promise<AuditEvent> {
-  const [event] = await appendEvents(store, stream, [draft], options);
+export async function appendEvent(db: Queryable, stream: string, draft: AuditDraft, options: AppendOptions = {}): Promise<AuditEvent> {
+  const [event] = await appendEvents(db, stream, [draft], options);
   return event as AuditEvent;
 }

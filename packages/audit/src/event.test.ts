@@ -2,6 +2,7 @@ import { AuditEvent as AuditEventSchema } from '@keyway/contracts';
 import { silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
 import type { Meter } from '@opentelemetry/api';
+import { connectTestDatabase } from '@keyway/testkit';
 import { describe, expect, it } from 'vitest';
 import { createAuditLog } from './audited.ts';
 import { canonicalJson, eventHash } from './chain.ts';
@@ -115,9 +116,11 @@ describe('auditMetrics', () => {
   it('counts appended events by service, action and outcome', async () => {
     const adds: [string, number, unknown][] = [];
     const meter = { createCounter: (name: string) => ({ add: (n: number, attrs: unknown) => adds.push([name, n, attrs]) }) } as unknown as Meter;
-    const audit = createAuditLog({ store: createMemoryStore({ prefix: 'audit:' }), service: 'pac', logger: silentLogger, metrics: auditMetrics(meter) });
+    const db = await connectTestDatabase();
+    const audit = createAuditLog({ db: db.as('pac'), store: createMemoryStore({ prefix: 'pac:' }), service: 'pac', logger: silentLogger, metrics: auditMetrics(meter) });
     await audit.record({ action: 'sas_key.minted', outcome: 'success', tenant: 'acme' });
     await audit.record({ action: 'authorization.denied', outcome: 'denied', tenant: 'acme' });
+    await db.close();
     expect(adds).toEqual([
       ['keyway.audit.events', 1, { service: 'pac', action: 'sas_key.minted', outcome: 'success' }],
       ['keyway.audit.events', 1, { service: 'pac', action: 'authorization.denied', outcome: 'denied' }],

@@ -1,9 +1,12 @@
 export type { AuditEvent } from './event.ts';
-export { verifyChain } from './verify.ts';
+export { verifyAll, verifyChain } from './verify.ts';
+export { checkpointStreams, loadCheckpointPublicKey, loadCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
+export { readRetention, trimStream } from './retention.ts';
+export { listStreams } from './layout.ts';
 export { queryEvents } from './query.ts';
 export { readSince } from './export.ts';
 export { createAuditLog } from './audited.ts';
-export type { AuditLog } from './audited.ts';
+export type { AuditDb, AuditLog } from './audited.ts';
 export { audited } from './step.ts';
 export type { AuditedAction, AuditFields, AuditScope, Trail } from './step.ts';
 export { mergeFields, readinessWithTrail, requestFields, requireWritableTrail } from './request.ts';

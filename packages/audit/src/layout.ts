@@ -1,46 +1,37 @@
-import { AuditEvent, Sha256Hex } from '@keyway/contracts';
-import type { Store } from '@keyway/store';
-import { z } from 'zod';
-import { AuditIntegrityError } from './errors.ts';
+import { AuditEvent } from '@keyway/contracts';
+import type { Queryable } from '@keyway/db';
 
 /**
- * Storage layout, relative to the audit store's prefix. Every service writes to one audit keyspace
- * (e.g. a store with prefix "keyway:audit:"), so the trail can be queried across services, and
- * appends only to its own stream, so each service has its own chain:
+ * Storage layout (packages/db/migrations/0003_audit.sql), in schema keyway_audit:
  *
- *   stream:<stream>:head         {"hash","seq"} of the newest event (absent: empty stream)
- *   stream:<stream>:anchor       {"hash","seq"} of the newest trimmed event (absent: nothing trimmed yet)
- *   stream:<stream>:event:<seq>  the event as canonical JSON
- *   idx:all  idx:stream:<stream>  idx:tenant:<tenant>  idx:subject:<subject>  idx:action:<action>  idx:outcome:<outcome>
- *                                lex-ordered sets of "<id>:<stream>:<seq>"; ids start with their time, so these sort by time
- *   probe:<uuid>                 the readiness probe's key, deleted at once (short TTL in case of a crash)
- *   rl:noise:<stream>:…          recordBounded()'s per-window count of a stream's noise (expires with its window)
- *   agg:audit.noise_suppressed:… the counts of noise past that budget, until their window is written (aggregate.ts)
+ *   events       one row per event, PK (stream, seq); `event` is the canonical JSON its hash covers, the
+ *                other columns are copies for the indexes (verify checks they agree)
+ *   anchors      per stream, {seq, hash} of the newest event retention trimmed (absent: nothing trimmed)
+ *   checkpoints  signed stream heads (checkpoint.ts)
+ *
+ * A stream's head is its row with the highest seq, or its anchor when retention trimmed every event.
  */
-export const layout = {
-  head: (stream: string) => `stream:${stream}:head`,
-  anchor: (stream: string) => `stream:${stream}:anchor`,
-  event: (stream: string, seq: number) => `stream:${stream}:event:${seq}`,
-  probe: (id: string) => `probe:${id}`,
-  allIndex: 'idx:all',
-  index: (field: 'stream' | 'tenant' | 'subject' | 'action' | 'outcome', value: string) => `idx:${field}:${value}`,
-};
+export const EVENTS = 'keyway_audit.events';
+const ANCHORS = 'keyway_audit.anchors';
+export const CHECKPOINTS = 'keyway_audit.checkpoints';
 
-/** Every index an event appears in. */
-export function indexKeys(stream: string, event: AuditEvent): string[] {
-  const keys = [layout.allIndex, layout.index('stream', stream), layout.index('action', event.action), layout.index('outcome', event.outcome)];
-  if (event.tenant !== undefined) keys.push(layout.index('tenant', event.tenant));
-  if (event.subject !== undefined) keys.push(layout.index('subject', event.subject));
-  return keys;
-}
+/** The columns an event is read back with. */
+export const EVENT_COLUMNS = 'stream, seq, id, time, tenant, subject, action, outcome, prev_hash, hash, event';
 
-export const indexMember = (stream: string, event: Pick<AuditEvent, 'id' | 'seq'>): string => `${event.id}:${stream}:${event.seq}`;
-
-const MEMBER = /^([0-9A-HJKMNP-TV-Z]{26}):([a-z][a-z0-9-]{0,31}):([1-9]\d{0,15})$/;
-
-export function parseMember(member: string): { id: string; stream: string; seq: number } | null {
-  const m = MEMBER.exec(member);
-  return m ? { id: m[1] as string, stream: m[2] as string, seq: Number(m[3]) } : null;
+export interface EventRow {
+  stream: string;
+  /** bigint: a string from pg, a number from PGlite */
+  seq: string | number;
+  id: string;
+  time: Date;
+  tenant: string | null;
+  subject: string | null;
+  action: string;
+  outcome: string;
+  prev_hash: string;
+  hash: string;
+  event: string;
+  [column: string]: unknown;
 }
 
 /** A position in a chain: the head (newest event) or the anchor (newest trimmed event). */
@@ -52,9 +43,21 @@ export interface ChainLink {
 /** Where every chain starts: the first event's prevHash is 64 zeros. */
 const GENESIS: ChainLink = { seq: 0, hash: '0'.repeat(64) };
 
-const ChainLinkSchema = z.strictObject({ hash: Sha256Hex, seq: z.number().int().nonnegative() });
+/** The stream's retention anchor (GENESIS when nothing was trimmed). */
+export async function readAnchor(db: Queryable, stream: string): Promise<ChainLink> {
+  const [row] = await db.query<{ seq: string | number; hash: string }>(`SELECT seq, hash FROM ${ANCHORS} WHERE stream = $1`, [stream]);
+  return row ? { seq: Number(row.seq), hash: row.hash } : GENESIS;
+}
 
-export const serializeLink = (link: ChainLink): string => JSON.stringify({ hash: link.hash, seq: link.seq });
+/** The newest event of the stream, else its anchor, else GENESIS: what the next append links to. */
+export async function readHead(db: Queryable, stream: string): Promise<ChainLink> {
+  const [row] = await db.query<{ seq: string | number; hash: string }>(`SELECT seq, hash FROM ${EVENTS} WHERE stream = $1 ORDER BY seq DESC LIMIT 1`, [stream]);
+  return row ? { seq: Number(row.seq), hash: row.hash } : readAnchor(db, stream);
+}
+
+/** The rows of `stream` with seq in from..to (inclusive), in seq order. */
+export const readRows = (db: Queryable, stream: string, from: number, to: number): Promise<EventRow[]> =>
+  db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE stream = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq`, [stream, from, to]);
 
 function parseJson(raw: string): unknown {
   try {
@@ -64,23 +67,34 @@ function parseJson(raw: string): unknown {
   }
 }
 
-/** The link stored under `key` (GENESIS when absent) and its raw value, which appends compare-and-set against. */
-export async function readLink(store: Store, key: string): Promise<{ raw: string | null; link: ChainLink }> {
-  const raw = await store.get(key);
-  if (raw === null) return { raw, link: GENESIS };
-  const parsed = ChainLinkSchema.safeParse(parseJson(raw));
-  if (!parsed.success) throw new AuditIntegrityError(`audit ${key} is unreadable`);
-  return { raw, link: parsed.data };
-}
-
 /** A stored event, or null when the bytes are not a well-formed event. */
 export function parseEvent(raw: string): AuditEvent | null {
   const parsed = AuditEvent.safeParse(parseJson(raw));
   return parsed.success ? parsed.data : null;
 }
 
-/** Raw events `from`..`to` (inclusive) of a stream, null where absent; fetched concurrently. */
-export function readRaw(store: Store, stream: string, from: number, to: number): Promise<(string | null)[]> {
-  const seqs = Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
-  return Promise.all(seqs.map((seq) => store.get(layout.event(stream, seq))));
+/** Whether a row's index columns say what its hashed event says (an edited column would mislead queries). */
+export const columnsAgree = (row: EventRow, e: AuditEvent): boolean =>
+  row.stream === e.service &&
+  Number(row.seq) === e.seq &&
+  row.id === e.id &&
+  row.time.getTime() === Date.parse(e.time) &&
+  row.tenant === (e.tenant ?? null) &&
+  row.subject === (e.subject ?? null) &&
+  row.action === e.action &&
+  row.outcome === e.outcome &&
+  row.prev_hash === e.prevHash &&
+  row.hash === e.hash;
+
+/** Distinct streams of a (stream, …)-keyed table: one index probe per stream rather than a scan. */
+const distinct = (name: string, table: string) =>
+  `${name} AS (SELECT min(stream) AS stream FROM ${table} UNION ALL SELECT (SELECT min(stream) FROM ${table} WHERE stream > ${name}.stream) FROM ${name} WHERE ${name}.stream IS NOT NULL)`;
+
+/** Every stream the trail knows of: with events, trimmed to nothing, or only checkpointed (then emptied). */
+export async function listStreams(db: Queryable): Promise<string[]> {
+  const rows = await db.query<{ stream: string }>(
+    `WITH RECURSIVE ${distinct('e', EVENTS)}, ${distinct('c', CHECKPOINTS)}
+     SELECT stream FROM e WHERE stream IS NOT NULL UNION SELECT stream FROM ${ANCHORS} UNION SELECT stream FROM c WHERE stream IS NOT NULL ORDER BY stream`,
+  );
+  return rows.map((r) => r.stream);
 }

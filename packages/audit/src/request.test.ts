@@ -1,6 +1,8 @@
 import { AccessDenied, InvalidGrant, ServerError, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
+import { openPostgres } from '@keyway/db';
 import { createMemoryStore } from '@keyway/store';
-import { describe, expect, it } from 'vitest';
+import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog } from './audited.ts';
 import { mergeFields, readinessWithTrail, refusalOf, requestFields, requireWritableTrail } from './request.ts';
 
@@ -40,12 +42,18 @@ describe('refusalOf', () => {
   });
 });
 
+let db: TestDatabaseConnections;
+beforeAll(async () => {
+  db = await connectTestDatabase();
+});
+afterAll(() => db?.close());
+
 describe('requireWritableTrail', () => {
-  it('passes while the store takes writes and refuses with server_error once it does not', async () => {
-    const store = createMemoryStore({ prefix: 'test:audit:' });
-    const log = createAuditLog({ store, service: 'pas', logger: silentLogger });
+  it('passes while the database takes writes and refuses with server_error once it does not', async () => {
+    const trail = openPostgres({ url: db.database.serviceUrl('pas') });
+    const log = createAuditLog({ db: trail, store: createMemoryStore({ prefix: 'test:pas:' }), service: 'pas', logger: silentLogger });
     await expect(requireWritableTrail(log)).resolves.toBeUndefined();
-    await store.close();
+    await trail.close();
     const refused = await requireWritableTrail(log).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(ServerError);
     expect(refused).toMatchObject({ status: 500, code: 'server_error' });
@@ -55,8 +63,8 @@ describe('requireWritableTrail', () => {
 describe('readinessWithTrail', () => {
   it('checks the service store and the trail apart, so /readyz names the one that fails', async () => {
     const store = createMemoryStore({ prefix: 'test:pas:' });
-    const auditStore = createMemoryStore({ prefix: 'test:audit:' });
-    const checks = readinessWithTrail(store, createAuditLog({ store: auditStore, service: 'pas', logger: silentLogger }));
+    const trail = openPostgres({ url: db.database.serviceUrl('pas') });
+    const checks = readinessWithTrail(store, createAuditLog({ db: trail, store, service: 'pas', logger: silentLogger }));
     expect(checks.map((c) => c.name)).toEqual(['store', 'audit']);
     const outcome = () =>
       Promise.all(
@@ -68,7 +76,7 @@ describe('readinessWithTrail', () => {
         ),
       );
     expect(await outcome()).toEqual(['ok', 'ok']);
-    await auditStore.close();
+    await trail.close();
     expect(await outcome()).toEqual(['ok', 'failed']);
     await store.close();
     expect(await outcome()).toEqual(['failed', 'failed']);

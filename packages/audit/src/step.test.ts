@@ -1,19 +1,27 @@
-import { describe, expect, it } from 'vitest';
+import { openPostgres } from '@keyway/db';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AccessDenied, InvalidRequest, InvalidToken, ServerError, silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
+import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { createAuditLog } from './audited.ts';
 import { readSince } from './export.ts';
 import { noiseGate } from './noise-gate.ts';
 import { securityMetrics } from './security-metrics.ts';
 import { audited } from './step.ts';
 
-function trail() {
-  const store = createMemoryStore({ prefix: 'audit:' });
-  const audit = createAuditLog({ store, service: 'pas', logger: silentLogger });
+let db: TestDatabaseConnections;
+beforeAll(async () => {
+  db = await connectTestDatabase();
+});
+afterAll(() => db?.close());
+beforeEach(() => db.admin.query('TRUNCATE keyway_audit.events'));
+
+function trail(database = db.as('pas')) {
+  const audit = createAuditLog({ db: database, store: createMemoryStore({ prefix: 'pas:' }), service: 'pas', logger: silentLogger });
   const counted: Array<[string, Record<string, string>]> = [];
   const meter = { createCounter: (name: string) => ({ add: (_n: number, attrs: Record<string, string>) => void counted.push([name, attrs]) }) } as unknown as Parameters<typeof securityMetrics>[0];
-  const events = async () => (await readSince(store, 'pas', 0)).events;
-  return { store, audit, metrics: securityMetrics(meter), counted, events };
+  const events = async () => (await readSince(db.as('audit'), 'pas', 0)).events;
+  return { audit, metrics: securityMetrics(meter), counted, events };
 }
 
 describe('audited(): the one audited step', () => {
@@ -66,8 +74,9 @@ describe('audited(): the one audited step', () => {
   });
 
   it('writable: refuses with server_error before acting when the trail does not take writes', async () => {
-    const t = trail();
-    await t.store.close();
+    const gone = openPostgres({ url: db.database.serviceUrl('pas') });
+    const t = trail(gone);
+    await gone.close();
     let acted = false;
     const err = await audited(t, { action: 'signing_key.rotated', writable: true, refusal: false }, async () => {
       acted = true;

@@ -17,7 +17,7 @@ export type AuditOutcome = z.infer<typeof AuditOutcome>;
 export const AuditStream = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or dashes');
 
 /** Lowercase hex SHA-256; the first event of a stream links to 64 zeros. */
-export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
 
 /** Sortable id: 10 Crockford base32 characters of milliseconds since the epoch, then 16 random ones (ULID layout). */
 const AuditEventId = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID');
@@ -83,18 +83,25 @@ export const ConsoleAuditQuery = AuditQuery.pick({ limit: true });
 export const AuditPage = z.object({ events: z.array(AuditEvent), nextCursor: z.string().nullable() });
 export type AuditPage = z.infer<typeof AuditPage>;
 
-/** Why a link of the chain is broken, at the first event that fails. */
-export const AuditBreak = z.enum(['missing', 'malformed', 'seq_mismatch', 'hash_mismatch', 'prev_hash_mismatch', 'head_mismatch']);
+/**
+ * Why a stream fails verification, at the first event that fails: a broken link of the chain, or a
+ * chain that disagrees with the signed checkpoints (rewritten, truncated, restarted, forged checkpoint).
+ */
+export const AuditBreak = z.enum(['missing', 'malformed', 'seq_mismatch', 'hash_mismatch', 'prev_hash_mismatch', 'column_mismatch', 'checkpoint_mismatch', 'truncated', 'restarted', 'bad_signature']);
 export type AuditBreak = z.infer<typeof AuditBreak>;
 
-/** `keyway audit verify`: the chain from the retention anchor to the head, or its first broken link. */
+/**
+ * `keyway audit verify`: the chain from the retention anchor to the head, checked against the signed
+ * checkpoints up to `signedSeq`, or its first failure: the event (id null when it is gone) and why.
+ */
 export const AuditVerifyResult = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), stream: AuditStream, checked: z.number().int(), anchorSeq: z.number().int(), headSeq: z.number().int() }),
+  z.object({ ok: z.literal(true), stream: AuditStream, checked: z.number().int(), anchorSeq: z.number().int(), headSeq: z.number().int(), signedSeq: z.number().int() }),
   z.object({
     ok: z.literal(false),
     stream: AuditStream,
     brokenAt: z.object({ seq: z.number().int(), id: AuditEventId.nullable() }),
     reason: AuditBreak,
+    detail: z.string(),
   }),
 ]);
 export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;

@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import { createBroker, type Broker, type CreateBrokerOptions, type TopicRef } from '@keyway/broker';
 import { migrate, openDatabase, pendingMigrations, serviceRole, type Db } from '@keyway/db';
 import { ensureDevKek, Keyring } from '@keyway/seal';
-import { createPgStore, createStore, type RecordStore, type Store } from '@keyway/store';
+import { createPgStore, createStore, type RecordStore } from '@keyway/store';
 import { ConfigError } from './config.ts';
 import type { InfrastructureKey, TlsMaterial } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -21,8 +21,8 @@ export interface ServiceInfra {
   broker?: Broker;
   /** the one embedded PostgreSQL (PGlite) of a process running several services, migrated by its lender */
   database?: Db;
-  /** the audit keyspace every service appends to (the embedded store is one keyspace per instance) */
-  auditStore?: Store;
+  /** the database the service appends its audit stream to, when not its own (a fault test cuts only the trail) */
+  auditDatabase?: Db;
   /** where change events travel (default CHANGE_EVENTS_TOPIC): compositions sharing one RabbitMQ each use their own */
   changeEventsTopic?: TopicRef;
   /** this service's RabbitMQ connection name (default keyway-<service>) */
@@ -59,7 +59,6 @@ async function openRecords(config: { DATABASE_URL?: string; DATABASE_DIR?: strin
   return db;
 }
 
-
 /**
  * The keyring that seals this service's keys at rest: KEYWAY_KEK_FILE, or (only KEYWAY_ENV=development
  * gets this far, see requiredInProduction) a development one next to the dev CA, made when absent.
@@ -71,7 +70,7 @@ export async function serviceKeyring(config: { KEYWAY_KEK_FILE?: string; TLS_CA_
 }
 
 /**
- * A service's store, audit keyspace and broker: opened from its config (REDIS_URL, AMQP_URL,
+ * A service's store, database and broker: opened from its config (REDIS_URL, AMQP_URL,
  * STORE_PREFIX) unless lent by infra. `close` closes what was opened here, last opened first. An
  * unset URL (only KEYWAY_ENV=development gets this far, see requiredInProduction) opens the embedded
  * stand-in and warns once, naming what is lost.
@@ -94,21 +93,22 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
     embedded('REDIS_URL');
     return opened(await createStore({ redisUrl: config.REDIS_URL, prefix: keyspacePrefix(config.STORE_PREFIX, name), onError: (err) => infra.logger.warn('store.error', { err }) }));
   };
-  let database: Promise<Db> | undefined;
+  let opening: Promise<Db> | undefined;
+  const database = (): Promise<Db> => {
+    if (infra.database) return Promise.resolve(infra.database);
+    embedded('DATABASE_URL');
+    opening ??= openRecords(config, (err) => infra.logger.warn('database.error', { err })).then(opened);
+    return opening;
+  };
   const resources = {
     close,
     /** the system of record (PostgreSQL or the embedded PGlite), opened once per service */
-    database: (): Promise<Db> => {
-      if (infra.database) return Promise.resolve(infra.database);
-      embedded('DATABASE_URL');
-      database ??= openRecords(config, (err) => infra.logger.warn('database.error', { err })).then(opened);
-      return database;
-    },
+    database,
     /** the service's durable records (the system of record: its own schema, its own role), under `${STORE_PREFIX}:<service>:` */
     records: async (): Promise<RecordStore> =>
       opened(
         createPgStore({
-          db: await resources.database(),
+          db: await database(),
           schema: serviceRole(service),
           prefix: keyspacePrefix(config.STORE_PREFIX, service),
           onError: (err) => infra.logger.warn('records.sweep_failed', { err }),
@@ -116,8 +116,8 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
       ),
     /** the service's hot, expiring state (Redis), under `${STORE_PREFIX}:<service>:` */
     store: () => keyspace(service),
-    /** one audit keyspace for every service (packages/audit layout), so the trail is queried across services */
-    auditStore: async () => infra.auditStore ?? keyspace('audit'),
+    /** where the service's audit stream is appended (keyway_audit.events, 0003_audit.sql): its own database, as its own role */
+    auditDatabase: (): Promise<Db> => (infra.auditDatabase ? Promise.resolve(infra.auditDatabase) : database()),
     broker: async (options: Omit<CreateBrokerOptions, 'amqpUrl' | 'connectionName' | 'onError'> = {}) => {
       if (infra.broker) return infra.broker;
       embedded('AMQP_URL');
@@ -131,7 +131,7 @@ export function serviceResources(service: string, config: ResourceConfig, infra:
 
 /**
  * What every service that keeps a trail and follows or publishes change events hands its createApp
- * (entitlement, PAS, PAC): its records, its store, the audit keyspace, the broker, the change-event topic and its
+ * (entitlement, PAS, PAC): its records, its store, the database its audit stream goes to, the broker, the change-event topic and its
  * logger, with `close` for what was opened here.
  */
 export async function changeEventServiceDeps(service: string, config: ResourceConfig, infra: ServiceInfra) {
@@ -139,7 +139,7 @@ export async function changeEventServiceDeps(service: string, config: ResourceCo
   const deps = {
     records: await resources.records(),
     store: await resources.store(),
-    auditStore: await resources.auditStore(),
+    auditDb: await resources.auditDatabase(),
     broker: await resources.broker(),
     changeEventsTopic: infra.changeEventsTopic,
     logger: infra.logger,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { migrate, openPostgres, serviceRoleUrl } from '@keyway/db';
+import { migrate, openPostgres, serviceRoleUrl, type Db } from '@keyway/db';
 
 /** The machine's PostgreSQL (trust auth on 127.0.0.1), as its admin: tests make a database of their own on it. */
 export const POSTGRES_ADMIN_URL = process.env.KEYWAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -45,6 +45,39 @@ export async function createTestDatabase(adminUrl: string = POSTGRES_ADMIN_URL):
       } finally {
         await dropper.close();
       }
+    },
+  };
+}
+
+export interface TestDatabaseConnections {
+  database: TestDatabase;
+  /** a pool as the cluster admin, who may rewrite anything (tests that tamper, tests that clean up) */
+  admin: Db;
+  /** the pool of a service's role, one per service */
+  as(service: string): Db;
+  /** a pool of the service's role of the caller's own, to close (a database gone away) */
+  open(service: string): Db;
+  /** closes the pools and drops the database */
+  close(): Promise<void>;
+}
+
+/** A fresh migrated database with a pool per role, for a test file. */
+export async function connectTestDatabase(): Promise<TestDatabaseConnections> {
+  const database = await createTestDatabase();
+  const pools = new Map<string, Db>();
+  const pool = (key: string, url: string): Db => {
+    const open = pools.get(key) ?? openPostgres({ url, max: 4 });
+    pools.set(key, open);
+    return open;
+  };
+  return {
+    database,
+    admin: pool('', database.adminUrl),
+    as: (service) => pool(service, database.serviceUrl(service)),
+    open: (service) => openPostgres({ url: database.serviceUrl(service), max: 2 }),
+    async close() {
+      for (const db of pools.values()) await db.close();
+      await database.drop();
     },
   };
 }

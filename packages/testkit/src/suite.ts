@@ -6,6 +6,7 @@ import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 import { compose, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
 import { Keyring } from '@keyway/seal';
+import { openPostgres, type Db } from '@keyway/db';
 import { createStore, type Store } from '@keyway/store';
 import type { DevPki } from '@keyway/tls';
 import { createTestDatabase, type TestDatabase } from './database.ts';
@@ -54,8 +55,8 @@ export interface SuiteOptions {
   };
   /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
   crmWebhookSecret?: string;
-  /** where the audit keyspace's Redis is reached by the services (default redisUrl), e.g. through a fault proxy */
-  auditRedisUrl?: string;
+  /** the URL a service's audit trail reaches the suite's database at, from its own (default: the same), e.g. through a fault proxy */
+  auditDatabaseUrl?: (serviceUrl: string) => string;
   /** where PAS or PAC alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
   links?: Partial<Record<'pas' | 'pac', { amqpUrl?: string; redisUrl?: string }>>;
   /** how often the audit service exports audit events to tenants' audit feeds (default 1000 ms) */
@@ -103,10 +104,10 @@ export interface Suite {
   /** the suite's PostgreSQL database (unset when the services run on the embedded PGlite) */
   database: TestDatabase | undefined;
   /**
-   * The audit keyspace PAS, PAC, the IdP and the entitlement service append to (prefix `<suite prefix>:audit:`),
-   * as the test reads it: directly on redisUrl even when the services reach it through auditRedisUrl.
+   * The audit trail (keyway_audit.events, checkpoints) as the database's admin sees it, who may
+   * rewrite anything: the suite's database directly, or the embedded PGlite.
    */
-  audit: Store;
+  audit: Db;
   /** the Express apps (as request listeners), to compare the routes they serve with their OpenAPI documents */
   apps: Record<ServiceName, RequestListener>;
   /** the connection_name of the topic service's RabbitMQ connection (unset with the embedded broker) */
@@ -142,8 +143,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const changeEventsTopic = { tenant: CHANGE_EVENTS_TOPIC.tenant, topic: `changes-${suiteId}` };
   // On RabbitMQ the topic service has a connection of its own, so it can be restarted or dropped alone.
   const topicConnectionName = options.amqpUrl ? (options.topic?.connectionName ?? `keyway-topic-${suiteId}`) : undefined;
-  const auditPrefix = `${storePrefix}:audit:`;
-  const { auditRedisUrl } = options;
+  const { auditDatabaseUrl } = options;
 
   const ownDatabase = options.database === undefined && options.redisUrl ? await createTestDatabase() : undefined;
   const database = options.database === 'embedded' ? undefined : (options.database ?? ownDatabase);
@@ -154,7 +154,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     logger: options.logger ?? (() => silentLogger),
     changeEventsTopic,
     connectionNames: { topic: topicConnectionName },
-    auditStore: auditRedisUrl ? () => createStore({ redisUrl: auditRedisUrl, prefix: auditPrefix }) : undefined,
+    auditDatabase: database && auditDatabaseUrl ? async (service) => openPostgres({ url: auditDatabaseUrl(database.serviceUrl(service)) }) : undefined,
     env: env({
       REDIS_URL: options.redisUrl,
       AMQP_URL: options.amqpUrl,
@@ -218,7 +218,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const { urls, pki } = composition;
   const caPem = pki.ca.certPem;
   const broker = composition.embedded.broker ?? (await createBroker({ amqpUrl: options.amqpUrl }));
-  const audit = options.redisUrl ? await createStore({ redisUrl: options.redisUrl, prefix: auditPrefix }) : composition.embedded.auditStore!;
+  const audit = database ? openPostgres({ url: database.adminUrl, max: 2 }) : (composition.embedded.database as Db);
   const provisioned = new Set<string>();
 
   return {
@@ -241,6 +241,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     changeEventsTopic,
     restartTopic: (restart) => composition.restart('topic', restart),
     async close() {
+      if (database) await audit.close();
       await composition.close();
       await ownDatabase?.drop();
       if (broker !== composition.embedded.broker) await broker.close();
@@ -249,8 +250,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         await deleteQueues(options.amqpUrl, (name) => !ours(name));
       }
       if (options.redisUrl) {
-        await audit.close();
-        // every service's keys and the audit keyspace, through one connection of the suite's own
+        // every service's keys, through one connection of the suite's own
         const keys = await createStore({ redisUrl: options.redisUrl, prefix: `${storePrefix}:` });
         const names = await keys.keys('');
         if (names.length > 0) await keys.del(...names);

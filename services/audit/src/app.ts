@@ -1,11 +1,15 @@
 import type { Express } from 'express';
 import { auditApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
+import { createPublicKey } from 'node:crypto';
+import type { CheckpointSigner } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator } from '@keyway/kit';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import { auditExport, type AuditExportDeps } from './export/export.ts';
+import { trailKeeper } from './keeper.ts';
 import { auditRoutes } from './routes/audit.ts';
 
 const DEFAULT_AUDIT_EXPORT_INTERVAL_MS = 1000;
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
 
 export interface AuditOptions {
   /** this service's URL: operator access tokens must name it in "aud" (RFC 8707; PAS's ADMIN_AUDIENCES) */
@@ -19,6 +23,8 @@ export interface AuditOptions {
   operatorTokenCacheMs?: number;
   /** how often the exporter reads the streams (default 1000 ms; export/export.ts) */
   auditExportIntervalMs?: number;
+  /** how often stream heads that moved are signed and the trail trimmed (default 10 s) */
+  checkpointIntervalMs?: number;
   now?: () => number;
 }
 
@@ -27,6 +33,8 @@ export interface AuditDeps extends AuditExportDeps {
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection of an access token at PAS, authenticated with this service's certificate */
   introspect: (accessToken: string) => Promise<Introspection>;
+  /** the key stream heads are signed with (AUDIT_CHECKPOINT_KEY_FILE); verify holds its public key */
+  signer: CheckpointSigner;
 }
 
 export type AuditApp = Express & { close(): Promise<void> };
@@ -41,17 +49,18 @@ export function createApp(options: AuditOptions, deps: AuditDeps): AuditApp {
     service: 'audit',
     logger: deps.logger,
     readiness: [
-      { name: 'audit store', check: () => deps.auditStore.ping() },
+      { name: 'audit database', check: async () => void (await deps.auditDb.query('SELECT 1')) },
       { name: 'store', check: () => deps.store.ping() },
     ],
     openapi: auditApi,
   });
   const exporter = auditExport(
-    { auditStore: deps.auditStore, store: deps.store, entitlement: deps.entitlement, topic: deps.topic, logger: deps.logger },
+    { auditDb: deps.auditDb, store: deps.store, entitlement: deps.entitlement, topic: deps.topic, logger: deps.logger },
     { intervalMs: options.auditExportIntervalMs ?? DEFAULT_AUDIT_EXPORT_INTERVAL_MS, operatorTenant: options.operatorTenant ?? VENDOR_TENANT },
   );
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token) });
   app.use('/v1/audit', requireOperator({ verify: operatorTokens }));
-  app.use(auditRoutes(deps.auditStore));
-  return Object.assign(finishApp(app, deps.logger), { close: () => exporter.stop() });
+  const keeper = trailKeeper(deps, { intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS });
+  app.use(auditRoutes(deps.auditDb, createPublicKey(deps.signer.privateKey)));
+  return Object.assign(finishApp(app, deps.logger), { close: () => Promise.all([exporter.stop(), keeper.stop()]).then(() => undefined) });
 }

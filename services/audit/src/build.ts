@@ -1,3 +1,5 @@
+import { dirname, join } from 'node:path';
+import { loadCheckpointSigner } from '@keyway/audit';
 import { entitlementClient, pasClient, topicClient } from '@keyway/clients';
 import { operatorTokenOptions, pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
@@ -7,10 +9,13 @@ import type { AuditConfig } from './config.ts';
 /** The audit service from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
-  // its own keys (the exporter's checkpoints) are not in the audit keyspace, which only the services' appends write
+  // its own keys (the exporter's positions) live in its store; the trail is in the database, as role keyway_audit
   const resources = serviceResources('audit-service', config, infra);
   const store = await resources.store();
-  const auditStore = await resources.auditStore();
+  const auditDb = await resources.auditDatabase();
+  // development: a key generated next to the dev PKI (as ensureDevPki does); production: the configured file (required)
+  const development = config.KEYWAY_ENV === 'development';
+  const signer = await loadCheckpointSigner(config.AUDIT_CHECKPOINT_KEY_FILE ?? join(dirname(config.TLS_KEY_FILE), 'audit-checkpoint.key'), { generate: development });
   const asService = { caPem: tls.caPem, clientCert: tls };
   const pas = pasClient({ ...asService, baseUrl: config.PAS_URL });
   const app = createApp(
@@ -18,10 +23,12 @@ export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
       ...operatorTokenOptions(config),
       operatorTenant: config.OPERATOR_TENANT,
       auditExportIntervalMs: config.AUDIT_EXPORT_INTERVAL_MS,
+      checkpointIntervalMs: config.AUDIT_CHECKPOINT_INTERVAL_SEC * 1000,
     },
     {
       store,
-      auditStore,
+      auditDb,
+      signer,
       entitlement: entitlementClient({ ...asService, baseUrl: config.ENTITLEMENT_URL }),
       topic: topicClient({ ...asService, baseUrl: config.TOPIC_URL }),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),

@@ -1,5 +1,5 @@
 import type { Express, RequestHandler } from 'express';
-import { createAuditLog, readinessWithTrail, requireWritableTrail, securityMetrics } from '@keyway/audit';
+import { createAuditLog, readinessWithTrail, requireWritableTrail, securityMetrics, type AuditDb } from '@keyway/audit';
 import type { IdpClient } from '@keyway/clients';
 import { entitlementApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
@@ -46,8 +46,8 @@ export interface EntitlementDeps {
   records: RecordStore;
   /** hot, expiring state */
   store: Store;
-  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`): this service appends to stream "entitlement" */
-  auditStore: Store;
+  /** where it appends its audit stream "entitlement": its database, as its own role */
+  auditDb: AuditDb;
   idp: IdpClient;
   /** carries change events to PAS and PAC; a subscription dropped from the inventory has its queues deleted here */
   broker: Broker;
@@ -67,7 +67,7 @@ export type EntitlementApp = Express & { close(): Promise<void> };
 export function createApp(options: EntitlementOptions, deps: EntitlementDeps): EntitlementApp {
   const now = options.now ?? Date.now;
   const operatorTenant = options.operatorTenant ?? VENDOR_TENANT;
-  const audit = createAuditLog({ store: deps.auditStore, service: 'entitlement', logger: deps.logger });
+  const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'entitlement', logger: deps.logger });
   const metrics = securityMetrics();
   const app = createBaseApp({
     service: 'entitlement',

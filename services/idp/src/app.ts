@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { idpApi, VENDOR_TENANT } from '@keyway/contracts';
-import { createAuditLog } from '@keyway/audit';
+import { createAuditLog, type AuditDb } from '@keyway/audit';
 import { createBaseApp, finishApp, type BearerVerifier, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { clientKeyRepository } from './credentials/client-keys.ts';
@@ -17,8 +17,8 @@ export interface IdpDeps {
   records: Store;
   /** hot, expiring state: verification failure counters */
   store: Store;
-  /** the audit keyspace every service shares; the IdP appends credential changes to stream "idp" */
-  auditStore: Store;
+  /** where it appends its audit stream "idp": its database, as its own role */
+  auditDb: AuditDb;
   /** verifies the operator access token that must accompany a change to an operator account (internal-changes.ts) */
   operatorProof?: BearerVerifier;
   /** the vendor tenant, whose users are operators (default VENDOR_TENANT) */
@@ -47,7 +47,7 @@ export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
   const credentials = credentialRepository(deps.records);
   const clientKeys = clientKeyRepository(deps.records);
   // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
-  const audit = createAuditLog({ store: deps.auditStore, service: 'idp', logger: deps.logger });
+  const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'idp', logger: deps.logger });
   const guard = verificationGuard(deps.store, audit, deps.logger, { ...DEFAULT_VERIFICATION_LIMITS, ...options.verification });
   app.use(passwordRoutes(credentials, guard));
   app.use(assertionRoutes(credentials, clientKeys, guard));

@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics } from '@keyway/audit';
+import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, type AuditDb } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Keyring } from '@keyway/seal';
@@ -34,8 +34,8 @@ export interface PacDeps {
   records: Store;
   /** hot, expiring state: refusal counters */
   store: Store;
-  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); PAC appends to stream "pac" */
-  auditStore: Store;
+  /** where it appends its audit stream "pac": its database, as its own role */
+  auditDb: AuditDb;
   /** PAS's published keys (remoteKeySet over the PAS client) */
   pasKeys: JWTVerifyGetKey;
   /** RFC 7662 introspection at PAS, authenticated with PAC's client certificate */
@@ -55,7 +55,7 @@ export type PacApp = Express & { close(): Promise<void> };
 
 /** Access control: the only service that mints SAS keys. */
 export function createApp(options: PacOptions, deps: PacDeps): PacApp {
-  const trail = { audit: createAuditLog({ store: deps.auditStore, service: 'pac', logger: deps.logger }), metrics: securityMetrics() };
+  const trail = { audit: createAuditLog({ db: deps.auditDb, store: deps.store, service: 'pac', logger: deps.logger }), metrics: securityMetrics() };
   const app = createBaseApp({
     service: 'pac',
     logger: deps.logger,

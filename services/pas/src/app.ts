@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics } from '@keyway/audit';
+import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, type AuditDb } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
@@ -41,8 +41,8 @@ export interface PasDeps {
   records: Store;
   /** hot, expiring state: refresh families, login throttling, refusal counters */
   store: Store;
-  /** the audit keyspace every service shares (prefix `${STORE_PREFIX}:audit:`); PAS appends to stream "pas" */
-  auditStore: Store;
+  /** where it appends its audit stream "pas": its database, as its own role */
+  auditDb: AuditDb;
   /** the signing keys every PAS instance shares through the store (keys/ring.ts) */
   ring: SharedKeyRing;
   idp: IdpClient;
@@ -58,7 +58,7 @@ export type PasApp = Express & { close(): Promise<void> };
 
 /** The OAuth 2.0 authorization server: the only service that mints JWTs. */
 export function createApp(options: PasOptions, deps: PasDeps): PasApp {
-  const audit = createAuditLog({ store: deps.auditStore, service: 'pas', logger: deps.logger });
+  const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'pas', logger: deps.logger });
   const limits = { ...DEFAULT_LOGIN_LIMITS, ...options.loginLimits };
   const app = createBaseApp({
     service: 'pas',

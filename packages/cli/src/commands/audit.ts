@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import { AuditAction, AuditOutcome, AuditQuery, AuditStream, TenantId, type AuditEvent, type AuditVerifyResult } from '@keyway/contracts';
+import { loadCheckpointPublicKey, verifyAll, verifyChain } from '@keyway/audit';
+import { AUDIT_STREAMS, AuditAction, AuditOutcome, AuditQuery, AuditStream, TenantId, type AuditEvent, type AuditVerifyResult } from '@keyway/contracts';
+import { DbUnavailableError, openPostgres } from '@keyway/db';
+import { z } from 'zod';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
@@ -30,8 +33,34 @@ const columns: Parameters<typeof table<AuditEvent>>[1] = [
 
 const describe = (r: AuditVerifyResult): string =>
   r.ok
-    ? `${r.stream}: intact (${r.checked} events checked, seq ${r.anchorSeq + 1}..${r.headSeq})`
-    : `${r.stream}: BROKEN at seq ${r.brokenAt.seq}${r.brokenAt.id ? ` (event ${r.brokenAt.id})` : ''}: ${r.reason}`;
+    ? `${r.stream}: intact (${r.checked} events checked, seq ${r.anchorSeq + 1}..${r.headSeq}, signed up to seq ${r.signedSeq})`
+    : `${r.stream}: BROKEN at seq ${r.brokenAt.seq}${r.brokenAt.id ? ` (event ${r.brokenAt.id})` : ''}: ${r.reason}: ${r.detail}`;
+
+const DatabaseUrl = z
+  .string()
+  .url()
+  .refine((url) => /^postgres(ql)?:$/.test(new URL(url).protocol), 'a postgres:// URL');
+
+/**
+ * Verify without trusting the audit service: read the trail straight from PostgreSQL (a role that may
+ * read every stream: keyway_audit, or a read-only role a security team holds) and check the
+ * checkpoints against a public key file the team keeps itself. An audit service (or whoever runs it)
+ * that lies about the trail cannot lie about this.
+ */
+async function verifyDirectly(url: string, publicKeyFile: string, stream: string | undefined): Promise<AuditVerifyResult[]> {
+  const publicKey = await loadCheckpointPublicKey(publicKeyFile).catch((err: unknown) => {
+    throw usageError(`--public-key: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const db = openPostgres({ url: parseArg(DatabaseUrl, url, '--database-url'), max: 1 });
+  try {
+    return stream === undefined ? (await verifyAll(db, { publicKey, expected: AUDIT_STREAMS })).streams : [await verifyChain(db, stream, { publicKey })];
+  } catch (err) {
+    if (err instanceof DbUnavailableError) throw new CliError(`the database cannot be reached: ${err.message}`, EXIT.unavailable);
+    throw err;
+  } finally {
+    await db.close();
+  }
+}
 
 export function register(program: Command, context: CliContext): void {
   const audit = program.command('audit').description('the audit trail: query events, verify the hash chains (exit 7 when broken)');
@@ -85,10 +114,19 @@ export function register(program: Command, context: CliContext): void {
   audit
     .command('verify')
     .description(`recompute the hash chains (one stream, or all) and print the first broken link; exit ${EXIT.auditBroken} when one is broken`)
-    .option('--stream <stream>', 'only this stream: pas | pac | entitlement')
-    .action(async (options: { stream?: string }) => {
-      const client = await context.audit();
-      const results = options.stream === undefined ? (await client.verifyAll()).streams : [await client.verify(parseArg(AuditStream, options.stream, '--stream'))];
+    .option('--stream <stream>', 'only this stream: pas | pac | entitlement | idp')
+    .option('--database-url <url>', 'read the trail from PostgreSQL directly (a role that reads every stream) instead of asking the audit service')
+    .option('--public-key <file>', "with --database-url: the audit service's checkpoint public key (PEM), as the security team keeps it")
+    .action(async (options: { stream?: string; databaseUrl?: string; publicKey?: string }) => {
+      const stream = options.stream === undefined ? undefined : parseArg(AuditStream, options.stream, '--stream');
+      let results: AuditVerifyResult[];
+      if (options.databaseUrl !== undefined) {
+        if (options.publicKey === undefined) throw usageError('--database-url needs --public-key: the checkpoints are checked against a key you hold, not one read from the database');
+        results = await verifyDirectly(options.databaseUrl, options.publicKey, stream);
+      } else {
+        const client = await context.audit();
+        results = stream === undefined ? (await client.verifyAll()).streams : [await client.verify(stream)];
+      }
       const ok = results.every((r) => r.ok);
       context.print(options.stream === undefined ? { ok, streams: results } : results[0], () => results.map(describe).join('\n'));
       const broken = results.filter((r) => !r.ok).map((r) => r.stream);

@@ -1,22 +1,29 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditLog } from '@keyway/audit';
 import { ApiError } from '@keyway/clients';
 import type { Batch } from '@keyway/contracts';
 import { silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
+import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { auditExport } from './export.ts';
 
-/** An exporter over an embedded trail whose topic service refuses what `refuse` says (429, as a quota does). */
+let database: TestDatabaseConnections;
+beforeAll(async () => {
+  database = await connectTestDatabase();
+});
+afterAll(() => database?.close());
+beforeEach(() => database.admin.query('TRUNCATE keyway_audit.events'));
+
+/** An exporter over a test database's trail whose topic service refuses what `refuse` says (429, as a quota does). */
 function rig(refuse: (batch: Batch) => boolean) {
-  const auditStore = createMemoryStore({ prefix: 'audit:' });
   const store = createMemoryStore({ prefix: 'audit-service:' });
-  const pas = createAuditLog({ store: auditStore, service: 'pas', logger: silentLogger });
+  const pas = createAuditLog({ db: database.as('pas'), store: createMemoryStore({ prefix: 'pas:' }), service: 'pas', logger: silentLogger });
   const published: Batch[] = [];
   const start = () =>
     auditExport(
       {
-        auditStore,
+        auditDb: database.as('audit'),
         store,
         entitlement: { feedEntitlement: async (tenant, feed) => ({ tenant, feed, entitled: tenant !== 't-none' }) },
         topic: {

@@ -1,4 +1,4 @@
-import { readSince, type AuditEvent } from '@keyway/audit';
+import { readSince, type AuditDb, type AuditEvent } from '@keyway/audit';
 import type { EntitlementClient, TopicClient } from '@keyway/clients';
 import { AUDIT_FEED, AUDIT_STREAMS, TenantId, type Batch } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
@@ -9,9 +9,9 @@ import { tenantView } from './tenant-view.ts';
 const PAGE = 100;
 
 export interface AuditExportDeps {
-  /** the audit keyspace every service appends to */
-  auditStore: Store;
-  /** this service's store: the checkpoint of each stream */
+  /** the trail every service appends to, read as role keyway_audit (every stream) */
+  auditDb: AuditDb;
+  /** this service's store: how far each stream was forwarded */
   store: Store;
   /** whether a tenant has the audit feed (the entitlement service's internal API, mTLS) */
   entitlement: Pick<EntitlementClient, 'feedEntitlement'>;
@@ -87,7 +87,7 @@ export function auditExport(deps: AuditExportDeps, options: AuditExportOptions) 
 
   /** One page of the stream after `after`, its events grouped by the entitled tenant they go to. */
   async function readGroups(stream: string, after: number, entitled: Map<string, boolean>) {
-    const page = await readSince(deps.auditStore, stream, after, PAGE);
+    const page = await readSince(deps.auditDb, stream, after, PAGE);
     if (page.missed > 0) logger.warn('audit.export_missed', { stream, missed: page.missed, reason: 'trimmed by retention before it was forwarded' });
     const groups = new Map<string, AuditEvent[]>();
     for (const event of page.events) {

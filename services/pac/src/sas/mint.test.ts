@@ -2,12 +2,13 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDevKek, Keyring } from '@keyway/seal';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
 import type { Introspection } from '@keyway/contracts';
 import { InsufficientScope, InvalidToken, ServerError, silentLogger } from '@keyway/kit';
 import { parseSas } from '@keyway/sas';
 import { createMemoryStore } from '@keyway/store';
+import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { issueRefreshToken, KeyRing, type TokenSettings } from '@keyway/tokens';
 import { issuedRegistry } from '../issued/registry.ts';
 import { tenantKeys } from '../keys/tenant-keys.ts';
@@ -20,11 +21,18 @@ const origin = { fields: { requestId: 'r-1', sourceAddress: '203.0.113.7' }, sou
 
 const entitled: HolderCheck = async () => ({ allow: true, rights: 'listen-send' });
 
-/** PAC's mint on the embedded store and in-process PAS keys, introspection and the entitlement service stubbed: no HTTP. */
+let database: TestDatabaseConnections;
+beforeAll(async () => {
+  database = await connectTestDatabase();
+});
+afterAll(() => database?.close());
+beforeEach(() => database.admin.query('TRUNCATE keyway_audit.events'));
+
+/** PAC's mint on the embedded store, a test database for the trail and in-process PAS keys, introspection and the entitlement service stubbed: no HTTP. */
 async function pac(introspect: () => Promise<Introspection> = async () => ({ active: true }), holders: HolderCheck = entitled) {
   const store = createMemoryStore({ prefix: 'pac:' });
-  const auditStore = createMemoryStore({ prefix: 'audit:' });
-  const audit = createAuditLog({ store: auditStore, service: 'pac', logger: silentLogger });
+  const auditDb = database.open('pac');
+  const audit = createAuditLog({ db: auditDb, store, service: 'pac', logger: silentLogger });
   const counted: Array<[string, Record<string, string>]> = [];
   const meter = { createCounter: (name: string) => ({ add: (_n: number, attrs: Record<string, string>) => void counted.push([name, attrs]) }) } as unknown as Parameters<typeof securityMetrics>[0];
   const ring = await KeyRing.generate();
@@ -41,8 +49,18 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
   };
   const refreshToken = async (rights: Record<string, string>) =>
     (await issueRefreshToken(ring.signer(), settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
-  const events = async () => (await readSince(auditStore, 'pac', 0)).events;
-  return { deps, refreshToken, events, counted, auditStore, close: () => deps.noise.close() };
+  const events = async () => (await readSince(database.as('pac'), 'pac', 0)).events;
+  return {
+    deps,
+    refreshToken,
+    events,
+    counted,
+    auditDb,
+    close: async () => {
+      await deps.noise.close();
+      await auditDb.close().catch(() => undefined);
+    },
+  };
 }
 
 describe('mintSasKey: a SAS key without HTTP', () => {
@@ -112,9 +130,9 @@ describe('mintSasKey: a SAS key without HTTP', () => {
   });
 
   it('fails closed: when the trail cannot take the minting, no key is returned (server_error)', async () => {
-    const { deps, refreshToken, counted, auditStore, close } = await pac();
+    const { deps, refreshToken, counted, auditDb, close } = await pac();
     const token = await refreshToken({ 'edr-events': 'listen' });
-    await auditStore.close();
+    await auditDb.close();
     await expect(mintSasKey(options, deps, origin, { refresh_token: token })).rejects.toBeInstanceOf(ServerError);
     expect(counted).toEqual([['keyway.sas_keys.minted', { tenant: 'acme', rights: 'listen', outcome: 'failure' }]]);
     await close();

@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import { ApiError } from '@keyway/clients';
 import type { AuthorizeDecision } from '@keyway/contracts';
 import { AccessDenied, InvalidGrant, ServerError, silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
+import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { KeyRing, type TokenSettings } from '@keyway/tokens';
 import { refreshFamilies } from '../families/refresh-family.ts';
 import { DEFAULT_LOGIN_LIMITS, loginThrottle } from '../throttling/login-throttle.ts';
@@ -16,11 +17,18 @@ const origin = { fields: { requestId: 'r-1', sourceAddress: '203.0.113.7' }, sou
 const login = { grant_type: 'password' as const, username: 'ada@example.com', password: 'correct horse battery' };
 const allow: AuthorizeDecision = { allow: true, feeds: ['edr-events'], rights: { 'edr-events': 'listen' }, roles: ['read-only'] };
 
-/** PAS's token operations on the embedded store, in-process keys and stubbed IdP and entitlement clients: no HTTP. */
+let database: TestDatabaseConnections;
+beforeAll(async () => {
+  database = await connectTestDatabase();
+});
+afterAll(() => database?.close());
+beforeEach(() => database.admin.query('TRUNCATE keyway_audit.events'));
+
+/** PAS's token operations on the embedded store, a test database for the trail, in-process keys and stubbed IdP and entitlement clients: no HTTP. */
 async function pas(decide: () => Promise<AuthorizeDecision> = async () => allow) {
   const store = createMemoryStore({ prefix: 'pas:' });
-  const auditStore = createMemoryStore({ prefix: 'audit:' });
-  const audit = createAuditLog({ store: auditStore, service: 'pas', logger: silentLogger });
+  const auditDb = database.open('pas');
+  const audit = createAuditLog({ db: auditDb, store, service: 'pas', logger: silentLogger });
   const counted: Array<[string, Record<string, string>]> = [];
   const meter = { createCounter: (name: string) => ({ add: (_n: number, attrs: Record<string, string>) => void counted.push([name, attrs]) }) } as unknown as Parameters<typeof securityMetrics>[0];
   const idp = {
@@ -45,8 +53,17 @@ async function pas(decide: () => Promise<AuthorizeDecision> = async () => allow)
     throttle: loginThrottle(store, DEFAULT_LOGIN_LIMITS),
     noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
   };
-  const events = async () => (await readSince(auditStore, 'pas', 0)).events;
-  return { context, events, counted, auditStore, close: () => context.noise.close() };
+  const events = async () => (await readSince(database.as('pas'), 'pas', 0)).events;
+  return {
+    context,
+    events,
+    counted,
+    auditDb,
+    close: async () => {
+      await context.noise.close();
+      await auditDb.close().catch(() => undefined);
+    },
+  };
 }
 
 describe('grantTokens: a token request without HTTP', () => {
@@ -98,8 +115,8 @@ describe('grantTokens: a token request without HTTP', () => {
   });
 
   it('fails closed: when the trail cannot take the issuance, no pair is returned (server_error)', async () => {
-    const { context, counted, auditStore, close } = await pas();
-    await auditStore.close();
+    const { context, counted, auditDb, close } = await pas();
+    await auditDb.close();
     await expect(grantTokens(context, origin, 'password', login)).rejects.toBeInstanceOf(ServerError);
     expect(counted).toEqual([['keyway.tokens.issued', { tenant: 'acme', grant_type: 'password', outcome: 'failure' }]]);
     await close();
