@@ -6,22 +6,14 @@ import { z } from 'zod';
 export const keyspacePrefix = (storePrefix: string, name: string): string => `${storePrefix}:${name}:`;
 
 /**
- * Every service that opens a store, by the name its keyspace (serviceResources(name, …)) and its Redis
- * user carry. listKeys: its code calls Store.keys (PAC lists the SAS keys it issued by prefix).
- * Not granted yet: the shared audit keyspace (`${STORE_PREFIX}:audit:`), which every service appends
- * to and the audit service reads, until the audit trail moves to PostgreSQL.
+ * Every service that keeps hot state in Redis, by the name its keyspace (serviceResources(name, …))
+ * and its Redis user carry. None lists keys (Store.keys, which SCAN serves and key patterns do not
+ * bound): what is listed is in the system of record. The audit service keeps nothing in Redis.
  */
-const SERVICE_USERS: Record<string, { listKeys?: boolean }> = {
-  idp: {},
-  entitlement: {},
-  pas: {},
-  pac: { listKeys: true },
-  topic: {},
-  'audit-service': {},
-};
+const SERVICE_USERS = ['idp', 'entitlement', 'pas', 'pac', 'topic'];
 
 /** The users a deployment's users.acl holds: the operators' admin and one per service. */
-export const REDIS_USERS = ['admin', ...Object.keys(SERVICE_USERS)];
+export const REDIS_USERS = ['admin', ...SERVICE_USERS];
 
 /** Unreserved URL characters only, so a password goes into REDIS_URL (redis://<user>:<password>@host:6379) as it is. */
 export const RedisPassword = z
@@ -42,7 +34,7 @@ export function redisAclFile(storePrefix: string, passwords: Record<string, stri
     // without this anyone who reaches the port is the all-powerful default user
     'user default off resetpass resetkeys resetchannels -@all',
     `user admin on ${secret('admin')} ~* &* +@all`,
-    ...Object.entries(SERVICE_USERS).map(([user, needs]) => ['user', user, 'on', secret(user), ...storeAclRules({ keyPrefix: keyspacePrefix(storePrefix, user), listKeys: needs.listKeys })].join(' ')),
+    ...SERVICE_USERS.map((user) => ['user', user, 'on', secret(user), ...storeAclRules({ keyPrefix: keyspacePrefix(storePrefix, user) })].join(' ')),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -50,7 +50,7 @@ export function createApp(options: AuditOptions, deps: AuditDeps): AuditApp {
     logger: deps.logger,
     readiness: [
       { name: 'audit database', check: async () => void (await deps.auditDb.query('SELECT 1')) },
-      { name: 'store', check: () => deps.store.ping() },
+      { name: 'database', check: () => deps.store.ping() },
     ],
     openapi: auditApi,
   });

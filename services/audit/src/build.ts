@@ -9,9 +9,9 @@ import type { AuditConfig } from './config.ts';
 /** The audit service from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
-  // its own keys (the exporter's positions) live in its store; the trail is in the database, as role keyway_audit
-  const resources = serviceResources('audit-service', config, infra);
-  const store = await resources.store();
+  // the trail and the exporter's positions are in the database, as role keyway_audit; nothing is in Redis
+  const resources = serviceResources('audit', config, infra);
+  const records = await resources.records();
   const auditDb = await resources.auditDatabase();
   // development: a key generated next to the dev PKI (as ensureDevPki does); production: the configured file (required)
   const development = config.KEYWAY_ENV === 'development';
@@ -26,7 +26,7 @@ export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
       checkpointIntervalMs: config.AUDIT_CHECKPOINT_INTERVAL_SEC * 1000,
     },
     {
-      store,
+      store: records,
       auditDb,
       signer,
       entitlement: entitlementClient({ ...asService, baseUrl: config.ENTITLEMENT_URL }),
@@ -36,5 +36,5 @@ export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
       logger,
     },
   );
-  return { app, store, close: [() => app.close(), ...resources.close] };
+  return { app, records, store: records, close: [() => app.close(), ...resources.close] };
 }

@@ -30,7 +30,6 @@ export const AuditEnv = requiredInProduction(
       .describe('how often each stream head that moved is signed; deleting the newest events goes unnoticed only within this window'),
     AUDIT_EXPORT_INTERVAL_MS: z.coerce.number().int().min(100).default(1000).describe("how often the exporter reads every service's audit stream for events to publish to tenants' `audit` topics"),
   }),
-  'REDIS_URL',
   'DATABASE_URL',
 ).refine((env) => env.KEYWAY_ENV === 'development' || env.AUDIT_CHECKPOINT_KEY_FILE !== undefined, {
   path: ['AUDIT_CHECKPOINT_KEY_FILE'],

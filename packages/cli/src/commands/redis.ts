@@ -5,7 +5,7 @@ import type { CliContext } from '../context.ts';
 import { usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
 
-/** KEYWAY_REDIS_PASSWORD_AUDIT_SERVICE for user audit-service. */
+/** KEYWAY_REDIS_PASSWORD_PAS for user pas. */
 const passwordVariable = (user: string) => `KEYWAY_REDIS_PASSWORD_${user.toUpperCase().replaceAll('-', '_')}`;
 
 /** Each user's password from its variable or the file its `_FILE` variable names; a missing one is named, never made up. */

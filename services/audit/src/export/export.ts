@@ -11,7 +11,7 @@ const PAGE = 100;
 export interface AuditExportDeps {
   /** the trail every service appends to, read as role keyway_audit (every stream) */
   auditDb: AuditDb;
-  /** this service's store: how far each stream was forwarded */
+  /** this service's records (system of record): how far each stream was forwarded, which tenants are held back */
   store: Store;
   /** whether a tenant has the audit feed (the entitlement service's internal API, mTLS) */
   entitlement: Pick<EntitlementClient, 'feedEntitlement'>;
