@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDevKek, Keyring } from '@keyway/seal';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
 import type { Introspection } from '@keyway/contracts';
 import { InsufficientScope, InvalidToken, ServerError, silentLogger } from '@keyway/kit';
@@ -26,10 +26,11 @@ beforeAll(async () => {
   database = await connectTestDatabase();
 });
 afterAll(() => database?.close());
-beforeEach(() => database.admin.query('TRUNCATE keyway_audit.events'));
 
 /** PAC's mint on the embedded store, a test database for the trail and in-process PAS keys, introspection and the entitlement service stubbed: no HTTP. */
 async function pac(introspect: () => Promise<Introspection> = async () => ({ active: true }), holders: HolderCheck = entitled) {
+  // each PAC starts on an empty trail, so events() holds this one's only
+  await database.admin.query('TRUNCATE keyway_audit.events');
   const store = createMemoryStore({ prefix: 'pac:' });
   const auditDb = database.open('pac');
   const audit = createAuditLog({ db: auditDb, store, service: 'pac', logger: silentLogger });
