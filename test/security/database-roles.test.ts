@@ -12,8 +12,8 @@ const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit'] as const
 let database: TestDatabase;
 const pools = new Map<string, Db>();
 const as = (service: string): Db => {
-  let pool = pools.get(service);
-  if (!pool) pools.set(service, (pool = openPostgres({ url: database.serviceUrl(service), max: 1 })));
+  const pool = pools.get(service) ?? openPostgres({ url: database.serviceUrl(service), max: 1 });
+  pools.set(service, pool);
   return pool;
 };
 /** The SQLSTATE a statement fails with as that role, or 'ok'. */

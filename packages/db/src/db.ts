@@ -38,14 +38,14 @@ export class DbUnavailableError extends Error {
 const UNAVAILABLE_STATES = /^(08|53|57P0[1-3]$|25006$)/;
 const UNAVAILABLE_SYSCALLS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
-export function isUnavailable(err: unknown): boolean {
+const isUnavailable = (err: unknown): boolean => {
   if (err instanceof DbUnavailableError) return true;
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (UNAVAILABLE_STATES.test(code) || UNAVAILABLE_SYSCALLS.has(code))) return true;
   // pg reports a connection lost mid-query, a pool timeout and a closed pool with plain Errors
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Cannot use a pool after calling end|Client has encountered a connection error/i.test(err.message);
-}
+};
 
 /** `err` as DbUnavailableError when it means the database is out of reach, otherwise unchanged. */
 export function classify(err: unknown): unknown {

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Db } from './db.ts';
 
 /** The schema changes, in order: `NNNN_name.sql` files applied once each, in name order. */
-export const MIGRATIONS_DIR = new URL('../migrations/', import.meta.url);
+const MIGRATIONS_DIR = new URL('../migrations/', import.meta.url);
 
 const MIGRATION_FILE = /^\d{4}_[a-z0-9_]+\.sql$/;
 

@@ -5,7 +5,7 @@ import type { Store } from './store.ts';
 export * from './store.ts';
 export { createMemoryStore } from './memory.ts';
 export { createRedisStore } from './redis.ts';
-export { createPgStore, type PgStoreOptions, type RecordStore } from './postgres.ts';
+export { createPgStore, type RecordStore } from './postgres.ts';
 
 export interface CreateStoreOptions {
   /** when set, the store is Redis; otherwise the embedded in-memory store */
