@@ -35,6 +35,13 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
   const isFamilyRevoked = async (fid: string) => (await store.get(revokedFamilyKey(fid))) !== null;
 
   return {
+    /**
+     * Reserves the key's id for this one mint. A SAS key is the HMAC of its resource and expiry under
+     * the tenant's key, so two mints for one feed and right in the same second would hand two holders
+     * the same key: revoking one holder's would revoke the other's, and a key check would ask about
+     * the wrong holder. false: that key is taken; mint another (an earlier expiry).
+     */
+    claim: (key: IssuedSasKey): Promise<boolean> => store.set(byId(key.keyId), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt), ifAbsent: true }),
     /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
     async record(key: IssuedSasKey): Promise<boolean> {
       const record = JSON.stringify(key);

@@ -66,6 +66,23 @@ describe('mintSasKey: a SAS key without HTTP', () => {
     await close();
   });
 
+  it('two mints for one feed and right in the same second get keys of their own: revoking one leaves the other', async () => {
+    const { deps, refreshToken, close } = await pac();
+    const at = Date.now();
+    const sameSecond = { ...options, now: () => at };
+    const mint = async () => mintSasKey(sameSecond, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'send' }) });
+    const [first, second, third] = [await mint(), await mint(), await mint()];
+    expect(new Set([first.key_id, second.key_id, third.key_id]).size).toBe(3);
+    expect(new Set([first.sas_key, second.sas_key, third.sas_key]).size).toBe(3);
+    // the first keeps the full lifetime; each later one expires a second earlier
+    const full = Math.floor(at / 1000) + options.sasTtlSec;
+    expect([first, second, third].map((k) => parseSas(k.sas_key).expiry)).toEqual([full, full - 1, full - 2]);
+    const key = await deps.issued.find(second.key_id);
+    expect(key && (await deps.issued.revokeKey(key))).toBe(true);
+    expect([await deps.issued.isRevoked(first.key_id), await deps.issued.isRevoked(second.key_id), await deps.issued.isRevoked(third.key_id)]).toEqual([false, true, false]);
+    await close();
+  });
+
   it('a right the token does not grant is denied (sas_key.denied, insufficient_scope), counted as a denial', async () => {
     const { deps, refreshToken, events, counted, close } = await pac();
     await expect(mintSasKey(options, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'listen' }), rights: 'send' })).rejects.toBeInstanceOf(InsufficientScope);
