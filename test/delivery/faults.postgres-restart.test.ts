@@ -4,7 +4,7 @@ import { ApiError, UnreachableError } from '@keyway/clients';
 import type { AuditEvent } from '@keyway/contracts';
 import { AMQP_URL, createTestDatabase, REDIS_URL, startSuite, type Suite, type TestDatabase } from '@keyway/testkit';
 import { startPostgresServer, type PostgresServer } from '@keyway/testkit/servers';
-import { compare, deliveryRig, holdsAcceptedAfter, holdsEveryAccepted, report, timeline, type Outcomes } from './delivery-rig.ts';
+import { compare, deliveryRig, holdsAcceptedAfter, holdsEveryAccepted, report, timeline } from './delivery-rig.ts';
 import { PASSWORD, rawClient } from '../helpers.ts';
 
 /** How long PostgreSQL stays stopped. */
@@ -54,16 +54,16 @@ describe('delivery and administration through a PostgreSQL restart', () => {
     const codes = new Map<string, Set<string>>();
     let created = 0;
     const accepted: string[] = [];
-    const probe = async (where: string, call: () => Promise<unknown>, outcomes: Outcomes = rig.outcomes): Promise<boolean> => {
+    const probe = async (where: string, call: () => Promise<unknown>): Promise<boolean> => {
       try {
         await call();
-        outcomes.add(where, '2xx');
+        rig.outcomes.add(where, '2xx');
         return true;
       } catch (err) {
         if (err instanceof ApiError) {
-          outcomes.add(where, String(err.status));
+          rig.outcomes.add(where, String(err.status));
           codes.set(where, (codes.get(where) ?? new Set()).add(`${err.status} ${err.code}`));
-        } else if (err instanceof UnreachableError) outcomes.add(where, `network:${err.causeCode ?? 'unknown'}`);
+        } else if (err instanceof UnreachableError) rig.outcomes.add(where, `network:${err.causeCode ?? 'unknown'}`);
         else throw err;
         return false;
       }
@@ -119,7 +119,7 @@ describe('delivery and administration through a PostgreSQL restart', () => {
       stage(`every probe answers 2xx again after ${recoveredMs} ms`);
       const resumed = await rig.waitForSink(holdsAcceptedAfter(producer, acceptedAtStart), RECOVERY_MS);
       expect(resumed, `no delivery after PostgreSQL returned; ${context()}`).toBe(true);
-      stage(`delivery resumed ${Date.now() - startedAt} ms after the start; outcomes while down: ${downOutcomes}`);
+      stage(`delivery resumed ${Date.now() - startedAt} ms after the start; outcomes until the start: ${downOutcomes}`);
     } finally {
       if (pg.pid() === undefined) await pg.start();
       await producer.stop();
