@@ -36,12 +36,18 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
 
   return {
     /**
-     * Reserves the key's id for this one mint. A SAS key is the HMAC of its resource and expiry under
-     * the tenant's key, so two mints for one feed and right in the same second would hand two holders
-     * the same key: revoking one holder's would revoke the other's, and a key check would ask about
-     * the wrong holder. false: that key is taken; mint another (an earlier expiry).
+     * Reserves the key's id for its holder. A SAS key is the HMAC of its resource and expiry under the
+     * tenant's key, so two mints for one feed and right in the same second make the same key: shared
+     * by two holders, removing one would revoke the other's key, and a key check would ask about the
+     * wrong holder. false: another holder has this key; mint another (an earlier expiry). One holder
+     * may get the same key twice (it is theirs either way).
      */
-    claim: (key: IssuedSasKey): Promise<boolean> => store.set(byId(key.keyId), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt), ifAbsent: true }),
+    async claim(key: IssuedSasKey): Promise<boolean> {
+      if (await store.set(byId(key.keyId), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt), ifAbsent: true })) return true;
+      const raw = await store.get(byId(key.keyId));
+      const holder = raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
+      return holder?.tenant === key.tenant && holder.sub === key.sub;
+    },
     /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
     async record(key: IssuedSasKey): Promise<boolean> {
       const record = JSON.stringify(key);

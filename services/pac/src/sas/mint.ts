@@ -9,7 +9,10 @@ import { type HolderCheck, refusalOf } from './holder-check.ts';
 
 export type ParsedSasRequest = ReturnType<typeof SasRequest.parse>;
 
-/** How many seconds earlier than its full lifetime a key may expire so that it is a key of its own (60 mints per feed, right and second). */
+/**
+ * How many expiries a mint tries so that its key is the holder's own: 60 holders per feed, right and
+ * second, each key a second shorter-lived than the one before; never more than half the lifetime.
+ */
 const MAX_EXPIRY_STEPS = 60;
 
 export interface SasMintOptions {
@@ -132,10 +135,11 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
 
   const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
   const namespaceKey = await deps.keys.signingKey(claims.tid);
-  // Every mint gets a key of its own: while the key for this second is taken, the one a second earlier.
+  // Every holder gets a key of their own: while another holder has the key for this second, the one a second earlier.
+  const steps = Math.min(MAX_EXPIRY_STEPS, Math.max(1, Math.floor(options.sasTtlSec / 2)));
   let minted: { key: IssuedSasKey; sasKey: string } | undefined;
   for (let earlier = 0; minted === undefined; earlier++) {
-    if (earlier === MAX_EXPIRY_STEPS) throw new TemporarilyUnavailable('too many keys minted for this feed right now; retry later', `${MAX_EXPIRY_STEPS} expiries taken`, { 'retry-after': '1' });
+    if (earlier === steps) throw new TemporarilyUnavailable('too many keys minted for this feed right now; retry later', `${steps} expiries taken`, { 'retry-after': '1' });
     const expiry = nowSec + options.sasTtlSec - earlier;
     const { sasKey, keyId } = signSas(namespaceKey, rights, resource, expiry);
     const key = { keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry };
