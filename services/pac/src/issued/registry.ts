@@ -35,6 +35,19 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
   const isFamilyRevoked = async (fid: string) => (await store.get(revokedFamilyKey(fid))) !== null;
 
   return {
+    /**
+     * Reserves the key's id for its holder. A SAS key is the HMAC of its resource and expiry under the
+     * tenant's key, so two mints for one feed and right in the same second make the same key: shared
+     * by two holders, removing one would revoke the other's key, and a key check would ask about the
+     * wrong holder. false: another holder has this key; mint another (an earlier expiry). One holder
+     * may get the same key twice (it is theirs either way).
+     */
+    async claim(key: IssuedSasKey): Promise<boolean> {
+      if (await store.set(byId(key.keyId), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt), ifAbsent: true })) return true;
+      const raw = await store.get(byId(key.keyId));
+      const holder = raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
+      return holder?.tenant === key.tenant && holder.sub === key.sub;
+    },
     /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
     async record(key: IssuedSasKey): Promise<boolean> {
       const record = JSON.stringify(key);

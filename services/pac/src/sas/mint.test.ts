@@ -5,7 +5,7 @@ import { ensureDevKek, Keyring } from '@keyway/seal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
 import type { Introspection } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, ServerError, silentLogger } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, ServerError, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
 import { parseSas } from '@keyway/sas';
 import { createMemoryStore } from '@keyway/store';
 import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
@@ -48,8 +48,8 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
     metrics: securityMetrics(meter),
     noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
   };
-  const refreshToken = async (rights: Record<string, string>) =>
-    (await issueRefreshToken(ring.signer(), settings, { sub: 'u-1', tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: 'f-1' })).token;
+  const refreshToken = async (rights: Record<string, string>, sub = 'u-1') =>
+    (await issueRefreshToken(ring.signer(), settings, { sub, tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: `f-${sub}` })).token;
   const events = async () => (await readSince(database.as('pac'), 'pac', 0)).events;
   return {
     deps,
@@ -82,6 +82,28 @@ describe('mintSasKey: a SAS key without HTTP', () => {
     });
     expect(JSON.stringify(event)).not.toContain(minted.sas_key);
     expect(counted).toEqual([['keyway.sas_keys.minted', { tenant: 'acme', rights: 'listen', outcome: 'success' }]]);
+    await close();
+  });
+
+  it('two holders minting for one feed and right in the same second get keys of their own: revoking one leaves the other', async () => {
+    const { deps, refreshToken, close } = await pac();
+    const at = Date.now();
+    const sameSecond = { ...options, now: () => at };
+    const mint = async (sub: string) => mintSasKey(sameSecond, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'send' }, sub) });
+    const [first, second, third, again] = [await mint('u-1'), await mint('u-2'), await mint('u-3'), await mint('u-1')];
+    expect(new Set([first.key_id, second.key_id, third.key_id]).size).toBe(3);
+    // the first keeps the full lifetime; each other holder's expires a second earlier
+    const full = Math.floor(at / 1000) + options.sasTtlSec;
+    expect([first, second, third].map((k) => parseSas(k.sas_key).expiry)).toEqual([full, full - 1, full - 2]);
+    // one holder may get the same key twice: it is theirs either way
+    expect(again.sas_key).toBe(first.sas_key);
+    const key = await deps.issued.find(second.key_id);
+    expect(key && (await deps.issued.revokeKey(key))).toBe(true);
+    expect([await deps.issued.isRevoked(first.key_id), await deps.issued.isRevoked(second.key_id), await deps.issued.isRevoked(third.key_id)]).toEqual([false, true, false]);
+    // a short lifetime is never halved: past its steps a mint answers 503 and the next second has keys again
+    const short = { ...sameSecond, sasTtlSec: 3 };
+    await mintSasKey(short, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'send' }, 'u-4') });
+    await expect(mintSasKey(short, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'send' }, 'u-5') })).rejects.toBeInstanceOf(TemporarilyUnavailable);
     await close();
   });
 

@@ -3,11 +3,17 @@ import { AUDIT_FEED, feedsFromScope, rightsWithin, type SasRequest, tokenFeedRig
 import { InsufficientScope, InvalidToken, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
-import type { IssuedRegistry } from '../issued/registry.ts';
+import type { IssuedRegistry, IssuedSasKey } from '../issued/registry.ts';
 import type { TenantKeyStore } from '../keys/tenant-keys.ts';
 import { type HolderCheck, refusalOf } from './holder-check.ts';
 
 export type ParsedSasRequest = ReturnType<typeof SasRequest.parse>;
+
+/**
+ * How many expiries a mint tries so that its key is the holder's own: 60 holders per feed, right and
+ * second, each key a second shorter-lived than the one before; never more than half the lifetime.
+ */
+const MAX_EXPIRY_STEPS = 60;
 
 export interface SasMintOptions {
   pasIssuer: string;
@@ -128,9 +134,20 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
   }
 
   const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
-  const expiry = nowSec + options.sasTtlSec;
-  const { sasKey, keyId } = signSas(await deps.keys.signingKey(claims.tid), rights, resource, expiry);
-  if (!(await deps.issued.record({ keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry }))) {
+  const namespaceKey = await deps.keys.signingKey(claims.tid);
+  // Every holder gets a key of their own: while another holder has the key for this second, the one a second earlier.
+  const steps = Math.min(MAX_EXPIRY_STEPS, Math.max(1, Math.floor(options.sasTtlSec / 2)));
+  let minted: { key: IssuedSasKey; sasKey: string } | undefined;
+  for (let earlier = 0; minted === undefined; earlier++) {
+    if (earlier === steps) throw new TemporarilyUnavailable('too many keys minted for this feed right now; retry later', `${steps} expiries taken`, { 'retry-after': '1' });
+    const expiry = nowSec + options.sasTtlSec - earlier;
+    const { sasKey, keyId } = signSas(namespaceKey, rights, resource, expiry);
+    const key = { keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry };
+    if (await deps.issued.claim(key)) minted = { key, sasKey };
+  }
+  const { sasKey, key } = minted;
+  const { keyId, expiresAt: expiry } = key;
+  if (!(await deps.issued.record(key))) {
     throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked while minting');
   }
   const expiresAt = new Date(expiry * 1000).toISOString();
