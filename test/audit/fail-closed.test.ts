@@ -33,26 +33,27 @@ describe('audit fails closed: the audit trail behind a cut TCP proxy', () => {
     await proxy?.cut();
   });
 
-  it('a password grant and a SAS mint answer 500 server_error with no credential, /readyz 503; all work again once restored', async () => {
+  it('a password grant and a SAS mint answer 503 temporarily_unavailable (an outage of the trail) with no credential, /readyz 503; all work again once restored', async () => {
     const t = await provisionTenant(suite);
     const before = await suite.pas.password(t.email, PASSWORD);
     await untilReady(suite);
 
     await proxy.cut();
     const login = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'password', username: t.email, password: PASSWORD }), { headers: FORM });
-    expect(login.status).toBe(500);
-    expect(login.data).toEqual({ error: 'server_error', error_description: 'the server encountered an unexpected condition' });
+    expect(login.status).toBe(503);
+    expect(login.data).toEqual({ error: 'temporarily_unavailable', error_description: 'a dependency is unavailable, retry later' });
+    expect(login.headers['retry-after']).toBe('5');
     expect(login.headers['cache-control']).toBe('no-store');
 
     const sas = await rawClient(suite, 'pac').post('/v1/sas', { refresh_token: before.refresh_token, rights: 'listen' });
-    expect(sas.status).toBe(500);
-    expect(sas.data).toEqual({ error: 'server_error', error_description: 'the server encountered an unexpected condition' });
+    expect(sas.status).toBe(503);
+    expect(sas.data).toEqual({ error: 'temporarily_unavailable', error_description: 'a dependency is unavailable, retry later' });
     expect(JSON.stringify(sas.data)).not.toMatch(/SharedAccessSignature|sig=/);
 
     // (after the SAS request: a refresh spends the token even when its answer is lost)
     const refresh = await rawClient(suite, 'pas').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: before.refresh_token }), { headers: FORM });
-    expect(refresh.status).toBe(500);
-    expect(refresh.data.error).toBe('server_error');
+    expect(refresh.status).toBe(503);
+    expect(refresh.data.error).toBe('temporarily_unavailable');
 
     for (const service of AUDITED) {
       const ready = await rawClient(suite, service).get('/readyz');
@@ -71,7 +72,7 @@ describe('audit fails closed: the audit trail behind a cut TCP proxy', () => {
     // An admin change is refused before it is made.
     const changed = await suite.operator.grantFeed(t.tenant, 'threat-intel').catch((err: unknown) => err);
     expect(changed).toBeInstanceOf(ApiError);
-    expect(changed).toMatchObject({ status: 500, code: 'server_error' });
+    expect(changed).toMatchObject({ status: 503, code: 'temporarily_unavailable' });
 
     await proxy.restore();
     await untilReady(suite);

@@ -1,5 +1,5 @@
 import { migrate, openPglite, openPostgres, type Db } from '@keyway/db';
-import { AccessDenied, ServerError, silentLogger } from '@keyway/kit';
+import { AccessDenied, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
 import { createTestDatabase, type TestDatabase } from '@keyway/testkit';
 import { tcpProxy, viaProxy } from '@keyway/testkit/tcp-proxy';
@@ -113,9 +113,10 @@ describe('audit trail on PostgreSQL: what each role may do', () => {
 
       await proxy.cut();
       const err = await audit.record({ action: 'grant.success', outcome: 'success' }).catch((e: unknown) => e);
-      expect(err).toMatchObject({ status: 500, code: 'server_error', description: 'the server encountered an unexpected condition' });
-      expect(err).toBeInstanceOf(ServerError);
-      await expect(audited({ audit }, { action: 'grant.success' }, async () => 'tokens')).rejects.toBeInstanceOf(ServerError);
+      // an outage of the trail, like any other outage: 503 with Retry-After, and nothing granted
+      expect(err).toMatchObject({ status: 503, code: 'temporarily_unavailable', headers: { 'Retry-After': '5' } });
+      expect(err).toBeInstanceOf(TemporarilyUnavailable);
+      await expect(audited({ audit }, { action: 'grant.success' }, async () => 'tokens')).rejects.toBeInstanceOf(TemporarilyUnavailable);
       // a denial stays a denial
       const denied = new AccessDenied();
       await expect(audited({ audit }, { action: 'grant.success', fields: { subject: 'u-1' } }, async () => Promise.reject(denied))).rejects.toBe(denied);

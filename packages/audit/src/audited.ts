@@ -1,5 +1,5 @@
 import type { Queryable } from '@keyway/db';
-import { ServerError, windowLimiter, type Logger } from '@keyway/kit';
+import { outageAnswer, ServerError, windowLimiter, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { appendEvents } from './chain.ts';
 import { auditEvent, type AuditDraft, type AuditEvent, type AuditInput } from './event.ts';
@@ -125,8 +125,9 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       } catch (err) {
         counters.appendFailures.add(1, { service });
         logger.error('audit.append_failed', { action: input.action, outcome: input.outcome, err });
-        // style rule 10: the audit write is part of the action; if it fails, the action fails with server_error
-        throw new ServerError(undefined, `audit append failed: ${err instanceof Error ? err.message : String(err)}`);
+        // style rule 10: the audit write is part of the action; if it fails, the action fails: with
+        // 503 when the trail's database is out of reach (an outage, like any other), else server_error
+        throw outageAnswer(err) ?? new ServerError(undefined, `audit append failed: ${err instanceof Error ? err.message : String(err)}`);
       }
       counters.events.add(1, { service, action: event.action, outcome: event.outcome });
       return event;

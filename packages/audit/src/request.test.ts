@@ -1,4 +1,4 @@
-import { AccessDenied, InvalidGrant, ServerError, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
+import { AccessDenied, InvalidGrant, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
 import { openPostgres } from '@keyway/db';
 import { createMemoryStore } from '@keyway/store';
 import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
@@ -49,14 +49,14 @@ beforeAll(async () => {
 afterAll(() => db?.close());
 
 describe('requireWritableTrail', () => {
-  it('passes while the database takes writes and refuses with server_error once it does not', async () => {
+  it('passes while the database takes writes and refuses with 503 temporarily_unavailable once it cannot reach it', async () => {
     const trail = openPostgres({ url: db.database.serviceUrl('pas') });
     const log = createAuditLog({ db: trail, store: createMemoryStore({ prefix: 'test:pas:' }), service: 'pas', logger: silentLogger });
     await expect(requireWritableTrail(log)).resolves.toBeUndefined();
     await trail.close();
     const refused = await requireWritableTrail(log).catch((err: unknown) => err);
-    expect(refused).toBeInstanceOf(ServerError);
-    expect(refused).toMatchObject({ status: 500, code: 'server_error' });
+    expect(refused).toBeInstanceOf(TemporarilyUnavailable);
+    expect(refused).toMatchObject({ status: 503, code: 'temporarily_unavailable' });
   });
 });
 

@@ -1,4 +1,4 @@
-import { OAuthError, ServerError, type OperatorIdentity, type ReadinessCheck } from '@keyway/kit';
+import { OAuthError, outageAnswer, ServerError, type OperatorIdentity, type ReadinessCheck } from '@keyway/kit';
 import type { AuditLog } from './audited.ts';
 import type { AuditFields } from './step.ts';
 import { looksSecret, type AuditOutcome } from './event.ts';
@@ -64,7 +64,7 @@ export async function requireWritableTrail(log: AuditLog): Promise<void> {
   try {
     await log.ready();
   } catch (err) {
-    throw new ServerError(undefined, `audit trail not writable: ${err instanceof Error ? err.message : String(err)}`);
+    throw outageAnswer(err) ?? new ServerError(undefined, `audit trail not writable: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

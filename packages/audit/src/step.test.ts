@@ -1,6 +1,6 @@
 import { openPostgres } from '@keyway/db';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AccessDenied, InvalidRequest, InvalidToken, ServerError, silentLogger } from '@keyway/kit';
+import { AccessDenied, InvalidRequest, InvalidToken, silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
 import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { createAuditLog } from './audited.ts';
@@ -73,7 +73,7 @@ describe('audited(): the one audited step', () => {
     expect(t.counted).toEqual([['keyway.denials', { service: 'pas', action: 'authorization.denied', tenant: 'acme', reason: 'role_missing' }]]);
   });
 
-  it('writable: refuses with server_error before acting when the trail does not take writes', async () => {
+  it('writable: refuses (503, the trail out of reach) before acting when the trail does not take writes', async () => {
     const gone = openPostgres({ url: db.database.serviceUrl('pas') });
     const t = trail(gone);
     await gone.close();
@@ -81,7 +81,7 @@ describe('audited(): the one audited step', () => {
     const err = await audited(t, { action: 'signing_key.rotated', writable: true, refusal: false }, async () => {
       acted = true;
     }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ServerError);
+    expect(err).toMatchObject({ status: 503, code: 'temporarily_unavailable' });
     expect(acted).toBe(false);
   });
 });

@@ -165,12 +165,17 @@ const errorHandler =
 const UNAVAILABLE_CODES = new Set(['ERR_STORE_UNAVAILABLE', 'ERR_BROKER_UNAVAILABLE', 'ERR_DB_UNAVAILABLE']);
 const UNAVAILABLE_RETRY_AFTER_SEC = '5';
 
+/** The 503 an outage answers with (a dependency that cannot be reached), or undefined when `err` is no outage. */
+export function outageAnswer(err: unknown): OAuthError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof OAuthError || typeof code !== 'string' || !UNAVAILABLE_CODES.has(code)) return undefined;
+  return new TemporarilyUnavailable('a dependency is unavailable, retry later', err instanceof Error ? err.message : code, { 'Retry-After': UNAVAILABLE_RETRY_AFTER_SEC });
+}
+
 /** body-parser signals bad input through err.type; those are the client's fault, not ours. */
 function mapFrameworkError(err: unknown): unknown {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (!(err instanceof OAuthError) && typeof code === 'string' && UNAVAILABLE_CODES.has(code)) {
-    return new TemporarilyUnavailable('a dependency is unavailable, retry later', err instanceof Error ? err.message : code, { 'Retry-After': UNAVAILABLE_RETRY_AFTER_SEC });
-  }
+  const outage = outageAnswer(err);
+  if (outage) return outage;
   const type = (err as { type?: string } | null)?.type;
   if (type === 'entity.too.large') return new PayloadTooLarge();
   if (type === 'entity.parse.failed') return new InvalidRequest('the body is not valid JSON');
