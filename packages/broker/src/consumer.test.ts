@@ -64,7 +64,7 @@ describe('consumeEvents', () => {
         // far more failures than the delivery limit allows deliveries
         if (failures < 6) {
           failures += 1;
-          throw new Error('store unreachable');
+          throw Object.assign(new Error('store unreachable'), { code: 'ERR_STORE_UNAVAILABLE' });
         }
         applied.push({ sub: event.sub, deliveryCount: delivery.deliveryCount });
       },
@@ -81,4 +81,30 @@ describe('consumeEvents', () => {
       await broker.close();
     }
   });
+
+  it('a handler that fails for another reason (a bug) is not retried for ever: the event goes back and is dead-lettered, and the next one applies', async () => {
+    const broker = createMemoryBroker({ maxDeliveries: 2 });
+    await broker.declareSubscription(topic, 'follower');
+    const applied: string[] = [];
+    const follower = consumeEvents(
+      broker,
+      topic,
+      'follower',
+      Removal,
+      async (event) => {
+        if (event.sub === 'poison') throw new Error('a bug, not an outage');
+        applied.push(event.sub);
+      },
+      { waitMs: 50 },
+    );
+    try {
+      await broker.publish(topic, Buffer.from('{"type":"user.removed","sub":"poison"}'), { messageId: 'm1' });
+      await broker.publish(topic, Buffer.from('{"type":"user.removed","sub":"u-2"}'), { messageId: 'm2' });
+      await until(() => applied.length === 1 && broker.deadLetters(topic, 'follower').length === 1, 20_000);
+      expect(applied).toEqual(['u-2']);
+      expect(broker.deadLetters(topic, 'follower')).toHaveLength(1);
+    } finally {
+      await follower.stop();
+    }
+  }, 30_000);
 });

@@ -7,13 +7,22 @@ export interface ConsumerOptions {
   onError?: (err: unknown) => void;
 }
 
+/** Errors that mean a dependency of ours is out of reach (the stable codes of store, database and broker outages). */
+const OUTAGE_CODES = new Set(['ERR_STORE_UNAVAILABLE', 'ERR_DB_UNAVAILABLE', 'ERR_BROKER_UNAVAILABLE']);
+const isOutage = (err: unknown) => OUTAGE_CODES.has(String((err as { code?: unknown } | null)?.code)) || (err as { status?: unknown } | null)?.status === 503;
+
+/** In-place attempts at a failure that is not an outage (a bug, a record that does not parse) before the message goes back. */
+const ATTEMPTS_BEFORE_REQUEUE = 5;
+
 /**
  * Runs `decode` then `apply` for each message of a subscription, acking only after both succeed (at
  * least once). A message that does not decode goes back to the queue, so the broker's delivery limit
- * dead-letters it in the end. A failure to apply is retried in place, with backoff, until it applies
- * or the consumer stops: the message is held meanwhile, so however long our own store is down the
- * failure never counts as a delivery and never dead-letters the message. Survives broker outages with
- * backoff.
+ * dead-letters it in the end. A failure to apply because a store, database or broker of ours is out of
+ * reach is retried in place, with backoff, until it applies or the consumer stops: the message is held
+ * meanwhile, so however long the outage lasts it never counts as a delivery and never dead-letters the
+ * message. Any other failure (a bug) is retried a few times in place, then goes back to the queue like
+ * a message that does not decode, so one bad event cannot hold up every later one. Survives broker
+ * outages with backoff.
  */
 function consume<T>(
   broker: Broker,
@@ -29,11 +38,11 @@ function consume<T>(
   const nextBackoff = (ms: number) => Math.min(ms * 2, 5000);
 
   const applied = async (message: T, delivery: Delivery): Promise<void> => {
-    for (let backoffMs = 100; ; backoffMs = nextBackoff(backoffMs)) {
+    for (let attempt = 1, backoffMs = 100; ; attempt += 1, backoffMs = nextBackoff(backoffMs)) {
       try {
         return await apply(message, delivery);
       } catch (err) {
-        if (abort.signal.aborted) throw err;
+        if (abort.signal.aborted || (!isOutage(err) && attempt >= ATTEMPTS_BEFORE_REQUEUE)) throw err;
         options.onError?.(err);
         await pause(backoffMs);
       }

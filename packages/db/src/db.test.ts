@@ -47,6 +47,13 @@ describe('migrate on the embedded PGlite', () => {
     await db.close();
   }, 60_000);
 
+  it('refuses to run when an applied migration was edited afterwards', async () => {
+    const db = await openPglite();
+    await migrate(db, [{ id: '0001_a', sql: 'CREATE TABLE public.a (x int);' }]);
+    await expect(migrate(db, [{ id: '0001_a', sql: 'CREATE TABLE public.a (x bigint);' }])).rejects.toThrow(/0001_a was changed after it was applied/);
+    await db.close();
+  }, 60_000);
+
   it('a failing migration leaves nothing half applied: neither its changes nor its ledger row', async () => {
     const db = await openPglite();
     const broken = [

@@ -33,9 +33,10 @@ export class DbUnavailableError extends Error {
 /**
  * SQLSTATE classes and codes that mean "not now" rather than "this statement is wrong": connection
  * exceptions (08), insufficient resources (53), operator intervention such as a shutdown or a restart
- * (57P01-57P03), and a read-only standby (25006).
+ * (57P01-57P03), a read-only standby (25006), and a transaction PostgreSQL rolled back to break a
+ * deadlock or a serialization conflict (40P01, 40001), which the caller may simply try again.
  */
-const UNAVAILABLE_STATES = /^(08|53|57P0[1-3]$|25006$)/;
+const UNAVAILABLE_STATES = /^(08|53|57P0[1-3]$|25006$|40001$|40P01$)/;
 const UNAVAILABLE_SYSCALLS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
 const isUnavailable = (err: unknown): boolean => {

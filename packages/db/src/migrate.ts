@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import type { Db } from './db.ts';
 
@@ -19,7 +20,10 @@ export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
   return Promise.all(names.map(async (name) => ({ id: name.replace(/\.sql$/, ''), sql: await readFile(new URL(name, dir), 'utf8') })));
 }
 
-const LEDGER = `CREATE TABLE IF NOT EXISTS public.keyway_migrations (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
+const LEDGER = `CREATE TABLE IF NOT EXISTS public.keyway_migrations (id text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+
+/** A migration is applied once and never edited after: its text's SHA-256 is kept with it and compared on every run. */
+const checksum = (migration: Migration) => createHash('sha256').update(migration.sql).digest('hex');
 
 /** The ids of the migrations not yet applied to this database. */
 export async function pendingMigrations(db: Db, migrations?: Migration[]): Promise<string[]> {
@@ -42,10 +46,13 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<{ appli
     const done = await db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await tx.query(LEDGER);
-      const [seen] = await tx.query('SELECT 1 FROM public.keyway_migrations WHERE id = $1', [migration.id]);
-      if (seen) return false;
+      const [seen] = await tx.query<{ checksum: string }>('SELECT checksum FROM public.keyway_migrations WHERE id = $1', [migration.id]);
+      if (seen) {
+        if (seen.checksum !== checksum(migration)) throw new Error(`migration ${migration.id} was changed after it was applied: write a new migration instead`);
+        return false;
+      }
       await tx.exec(migration.sql);
-      await tx.query('INSERT INTO public.keyway_migrations (id) VALUES ($1)', [migration.id]);
+      await tx.query('INSERT INTO public.keyway_migrations (id, checksum) VALUES ($1, $2)', [migration.id, checksum(migration)]);
       return true;
     });
     if (done) applied.push(migration.id);

@@ -267,11 +267,15 @@ export function adminOperations(deps: AdminDeps) {
         return after;
       },
 
-      /** Sets or resets the password at the IdP, then ends the user's sessions (credentials.changed). */
+      /**
+       * Ends the user's sessions (credentials.changed, stored first), then sets or resets the password
+       * at the IdP: a failure part-way has ended the sessions and left the old password, never the
+       * other way round (a reset after a theft must not leave the thief's sessions running).
+       */
       async setPassword(tenant: string, id: string, password: string): Promise<void> {
         const user = await policy.getUser(tenant, id);
-        await idp.register({ sub: user.id, tenant, email: user.email, password }, proof).catch(passOnRefusal);
         await events.emit({ type: 'credentials.changed', tenant, sub: user.id });
+        await idp.register({ sub: user.id, tenant, email: user.email, password }, proof).catch(passOnRefusal);
         await changed('admin.user_password_set', tenant, { user: user.id });
       },
 
@@ -291,11 +295,13 @@ export function adminOperations(deps: AdminDeps) {
 
       async deleteUser(tenant: string, id: string): Promise<void> {
         const user = await policy.getUser(tenant, id);
-        await idp.remove(user.id);
+        // the record and its event first: once they are stored, access is gone whatever follows
         await events.atomically(async () => {
           await policy.deleteUser(user);
           await events.emit({ type: 'user.removed', tenant, sub: user.id });
         });
+        // credentials left behind by a failure here cannot log in (PAS authorizes every login against the records)
+        await idp.remove(user.id).catch((err: unknown) => log.warn('user.credentials_not_removed', { tenant, user: user.id, err }));
         await changed('admin.user_removed', tenant, { user: user.id });
       },
     };

@@ -32,6 +32,8 @@ export function changeEvents(records: RecordStore, broker: Broker, logger: Logge
      * transaction at a time, and a remote call inside one would hold it).
      */
     async atomically<T>(fn: () => Promise<T>): Promise<T> {
+      // a nested one would publish at its end what the outer transaction may still roll back
+      if (inTransaction.getStore()) throw new Error('events.atomically does not nest');
       const result = await inTransaction.run(true, () => records.transaction(fn));
       await relay.flush();
       return result;

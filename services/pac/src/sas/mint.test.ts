@@ -5,7 +5,7 @@ import { ensureDevKek, Keyring } from '@keyway/seal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/audit';
 import type { Introspection } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, ServerError, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
 import { parseSas } from '@keyway/sas';
 import { createMemoryStore } from '@keyway/store';
 import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
@@ -152,11 +152,11 @@ describe('mintSasKey: a SAS key without HTTP', () => {
     await close();
   });
 
-  it('fails closed: when the trail cannot take the minting, no key is returned (server_error)', async () => {
+  it('fails closed: when the trail cannot take the minting, no key is returned (503, the trail out of reach)', async () => {
     const { deps, refreshToken, counted, auditDb, close } = await pac();
     const token = await refreshToken({ 'edr-events': 'listen' });
     await auditDb.close();
-    await expect(mintSasKey(options, deps, origin, { refresh_token: token })).rejects.toBeInstanceOf(ServerError);
+    await expect(mintSasKey(options, deps, origin, { refresh_token: token })).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(counted).toEqual([['keyway.sas_keys.minted', { tenant: 'acme', rights: 'listen', outcome: 'failure' }]]);
     await close();
   });

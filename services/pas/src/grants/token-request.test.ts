@@ -3,7 +3,7 @@ import { createAuditLog, noiseGate, readSince, securityMetrics } from '@keyway/a
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import { ApiError } from '@keyway/clients';
 import type { AuthorizeDecision } from '@keyway/contracts';
-import { AccessDenied, InvalidGrant, ServerError, silentLogger } from '@keyway/kit';
+import { AccessDenied, InvalidGrant, ServerError, silentLogger, TemporarilyUnavailable } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
 import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { KeyRing, type TokenSettings } from '@keyway/tokens';
@@ -114,10 +114,10 @@ describe('grantTokens: a token request without HTTP', () => {
     await close();
   });
 
-  it('fails closed: when the trail cannot take the issuance, no pair is returned (server_error)', async () => {
+  it('fails closed: when the trail cannot take the issuance, no pair is returned (503, the trail out of reach)', async () => {
     const { context, counted, auditDb, close } = await pas();
     await auditDb.close();
-    await expect(grantTokens(context, origin, 'password', login)).rejects.toBeInstanceOf(ServerError);
+    await expect(grantTokens(context, origin, 'password', login)).rejects.toBeInstanceOf(TemporarilyUnavailable);
     expect(counted).toEqual([['keyway.tokens.issued', { tenant: 'acme', grant_type: 'password', outcome: 'failure' }]]);
     await close();
   });
