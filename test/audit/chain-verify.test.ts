@@ -230,4 +230,36 @@ describe('audit trail: what the services record, queried and verified', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('deleting a whole stream and forging its retention anchor from the deleted head is caught by `keyway audit verify`, through the API and on the database directly', async () => {
+    expect(await suite.auditor.verify('pac')).toMatchObject({ ok: true, anchorSeq: 0, headSeq: 2 });
+    const [head] = await suite.audit.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM keyway_audit.events WHERE stream = 'pac' ORDER BY seq DESC LIMIT 1`);
+    await suite.audit.query(`DELETE FROM keyway_audit.events WHERE stream = 'pac'`);
+    await suite.audit.query(`INSERT INTO keyway_audit.anchors (stream, seq, hash) VALUES ('pac', $1, $2)`, [head?.seq, head?.hash]);
+
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-audit-cli-'));
+    try {
+      const files = operatorFiles(suite, dir);
+      const env = { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: dir, KEYWAY_AUDIT_URL: suite.urls.audit, KEYWAY_CA_FILE: files.ca };
+      const keyway = (args: string[]) => startKeyway(['--cert', files.cert, '--key', files.key, ...args], env).done;
+      const printed = 'pac: BROKEN at seq 1: unsigned_anchor: events 1..2 were removed without a signed trim: no trim signed with the checkpoint key names the retention anchor at seq 2';
+      const viaApi = await keyway(['audit', 'verify', '--stream', 'pac']);
+      expect([viaApi.code, viaApi.stdout.trim()]).toEqual([7, printed]);
+      const direct = await keyway([
+        'audit',
+        'verify',
+        '--stream',
+        'pac',
+        '--min-retention-days',
+        '1',
+        '--database-url',
+        suite.database?.serviceUrl('audit') as string,
+        '--public-key',
+        join(testPkiDir(), 'audit-checkpoint.key.pub'),
+      ]);
+      expect([direct.code, direct.stdout.trim()]).toEqual([7, printed]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -124,7 +124,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
     afterAll(() => database?.close());
 
     beforeEach(async () => {
-      await database.admin.query('TRUNCATE keyway_audit.events, keyway_audit.anchors, keyway_audit.checkpoints');
+      await database.admin.query('TRUNCATE keyway_audit.events, keyway_audit.anchors, keyway_audit.checkpoints, keyway_audit.trims');
       extra = [];
       clock = Date.parse('2026-01-01T00:00:00.000Z');
     });
@@ -297,7 +297,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
     it('trimming by count keeps the chain verifiable from the anchor, and checkpoints below it still count', async () => {
       const events = await recordMany(30, (i) => ({ subject: `u-${i % 3}` }));
       await checkpoint();
-      const result = await trimStream(auditor, 'pas', { maxEvents: 10 });
+      const result = await trimStream(auditor, signer, 'pas', { maxEvents: 10 });
       expect(result).toEqual({ trimmed: 20, anchorSeq: 20 });
       expect(await database.admin.query(`SELECT seq::int, hash FROM keyway_audit.anchors`)).toEqual([{ seq: 20, hash: events[19]?.hash }]);
       expect(await storedEvent('pas', 20)).toBeUndefined();
@@ -317,12 +317,12 @@ export function auditContract(name: string, harness: AuditHarness): void {
     it('trimming by age, in batches, down to an empty stream that appends continue from', async () => {
       await recordMany(12);
       // events are 1 s apart and the newest is now: keeping 5.5 s keeps the newest 6
-      expect(await trimStream(auditor, 'pas', { maxAgeMs: 5500 }, { now: clock, batch: 4 })).toEqual({ trimmed: 4, anchorSeq: 4 });
-      expect(await trimStream(auditor, 'pas', { maxAgeMs: 5500 }, { now: clock })).toEqual({ trimmed: 2, anchorSeq: 6 });
-      expect(await trimStream(auditor, 'pas', { maxAgeMs: 5500 }, { now: clock })).toEqual({ trimmed: 0, anchorSeq: 6 });
+      expect(await trimStream(auditor, signer, 'pas', { maxAgeMs: 5500 }, { now: clock, batch: 4 })).toEqual({ trimmed: 4, anchorSeq: 4 });
+      expect(await trimStream(auditor, signer, 'pas', { maxAgeMs: 5500 }, { now: clock })).toEqual({ trimmed: 2, anchorSeq: 6 });
+      expect(await trimStream(auditor, signer, 'pas', { maxAgeMs: 5500 }, { now: clock })).toEqual({ trimmed: 0, anchorSeq: 6 });
       expect(await verify('pas')).toMatchObject({ ok: true, checked: 6, anchorSeq: 6 });
       await checkpoint();
-      expect(await trimStream(auditor, 'pas', { maxEvents: 0 })).toEqual({ trimmed: 6, anchorSeq: 12 });
+      expect(await trimStream(auditor, signer, 'pas', { maxEvents: 0 })).toEqual({ trimmed: 6, anchorSeq: 12 });
       expect(await verify('pas')).toEqual({ ok: true, stream: 'pas', checked: 0, anchorSeq: 12, headSeq: 12, signedSeq: 12 });
       expect(await log().record({ action: 'grant.success', outcome: 'success' })).toMatchObject({ seq: 13 });
       expect(await verify('pas')).toMatchObject({ ok: true, checked: 1, anchorSeq: 12, headSeq: 13 });
@@ -330,7 +330,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
 
     it('verify running while retention trims is not fooled into a break', async () => {
       await recordMany(40);
-      const [verified, trimmed] = await Promise.all([verify('pas', 2), trimStream(auditor, 'pas', { maxEvents: 5 })]);
+      const [verified, trimmed] = await Promise.all([verify('pas', 2), trimStream(auditor, signer, 'pas', { maxEvents: 5 })]);
       expect(trimmed).toEqual({ trimmed: 35, anchorSeq: 35 });
       expect(verified).toMatchObject({ ok: true, headSeq: 40 });
     });
@@ -340,8 +340,81 @@ export function auditContract(name: string, harness: AuditHarness): void {
       await tamper('pas', 4, (e) => {
         e.reason = 'rewritten';
       });
-      expect(await trimStream(auditor, 'pas', { maxEvents: 2 })).toEqual({ trimmed: 3, anchorSeq: 3, blockedAt: { seq: 4, reason: 'hash_mismatch' } });
+      expect(await trimStream(auditor, signer, 'pas', { maxEvents: 2 })).toEqual({ trimmed: 3, anchorSeq: 3, blockedAt: { seq: 4, reason: 'hash_mismatch' } });
       expect(await verify('pas')).toMatchObject({ ok: false, brokenAt: { seq: 4 }, reason: 'hash_mismatch' });
+    });
+
+    describe('signed trims: whoever writes the database cannot pass a deletion off as retention', () => {
+      /** an admin deletes events up to `upto` and sets the anchor to the last of them, as trim_stream would */
+      async function forgeTrim(upto: number, hash: string): Promise<void> {
+        await database.admin.query(`DELETE FROM keyway_audit.events WHERE stream = 'pas' AND seq <= $1`, [upto]);
+        await database.admin.query(`INSERT INTO keyway_audit.anchors (stream, seq, hash) VALUES ('pas', $1, $2) ON CONFLICT (stream) DO UPDATE SET seq = $1, hash = $2`, [upto, hash]);
+      }
+
+      it('deleting every event and forging the anchor from the newest checkpoint is caught', async () => {
+        await recordMany(5);
+        const [newest] = await checkpoint();
+        await forgeTrim(newest?.seq as number, newest?.hash as string);
+        expect(await verify('pas')).toEqual({
+          ok: false,
+          stream: 'pas',
+          brokenAt: { seq: 1, id: null },
+          reason: 'unsigned_anchor',
+          detail: 'events 1..5 were removed without a signed trim: no trim signed with the checkpoint key names the retention anchor at seq 5',
+        });
+      });
+
+      it('deleting a recent prefix beyond a legitimate trim is caught from the first event removed without one', async () => {
+        const events = await recordMany(10);
+        await checkpoint();
+        expect(await trimStream(auditor, signer, 'pas', { maxEvents: 7 })).toEqual({ trimmed: 3, anchorSeq: 3 });
+        expect(await verify('pas')).toEqual({ ok: true, stream: 'pas', checked: 7, anchorSeq: 3, headSeq: 10, signedSeq: 10 });
+        await forgeTrim(7, events[6]?.hash as string);
+        expect(await verify('pas')).toMatchObject({ ok: false, brokenAt: { seq: 4, id: null }, reason: 'unsigned_anchor', detail: expect.stringContaining('events 4..7 were removed') });
+      });
+
+      it('a signed trim whose signature is altered, or made with another key, no longer vouches for its anchor', async () => {
+        await recordMany(6);
+        await trimStream(auditor, signer, 'pas', { maxEvents: 2 });
+        expect(await verify('pas')).toMatchObject({ ok: true, anchorSeq: 4, checked: 2 });
+        const [trim] = await database.admin.query<{ signature: string }>(`SELECT signature FROM keyway_audit.trims WHERE stream = 'pas' AND seq = 4`);
+        const altered = `${trim?.signature.startsWith('A') ? 'B' : 'A'}${trim?.signature.slice(1)}`;
+        await database.admin.query(`UPDATE keyway_audit.trims SET signature = $1 WHERE stream = 'pas' AND seq = 4`, [altered]);
+        expect(await verify('pas')).toMatchObject({
+          ok: false,
+          brokenAt: { seq: 1, id: null },
+          reason: 'unsigned_anchor',
+          detail: expect.stringContaining('the trim stored for it does not verify with the checkpoint public key'),
+        });
+
+        // the attacker's own key signs a trim, as the audit service would: the verifier holds another public key
+        await database.admin.query('TRUNCATE keyway_audit.events, keyway_audit.anchors, keyway_audit.trims');
+        await recordMany(6);
+        await trimStream(auditor, newSigner(), 'pas', { maxEvents: 2 });
+        expect(await verify('pas')).toMatchObject({ ok: false, brokenAt: { seq: 1 }, reason: 'unsigned_anchor' });
+      });
+
+      it('a trim signed for one purpose does not pass as a checkpoint, nor a checkpoint as a trim', async () => {
+        await recordMany(3);
+        const [head] = await checkpoint();
+        // the checkpoint's signature copied into a trim row for the same (seq, hash)
+        await forgeTrim(3, head?.hash as string);
+        await database.admin.query(`INSERT INTO keyway_audit.trims VALUES ('pas', 3, $1, $2, $2, $3, $4)`, [head?.hash, head?.time, head?.keyId, head?.signature]);
+        expect(await verify('pas')).toMatchObject({ ok: false, reason: 'unsigned_anchor', detail: expect.stringContaining('does not verify') });
+      });
+
+      it('with the retention the verifier expects, a signed trim of events younger than it is caught', async () => {
+        // events 1 s apart, the newest now: the 4th is 4 s old when trimmed
+        await recordMany(8);
+        await trimStream(auditor, signer, 'pas', { maxEvents: 4 }, { now: clock });
+        expect(await verifyChain(auditor, 'pas', { publicKey, minRetentionMs: 4000 })).toMatchObject({ ok: true, anchorSeq: 4 });
+        expect(await verifyChain(auditor, 'pas', { publicKey, minRetentionMs: 4001 })).toMatchObject({
+          ok: false,
+          brokenAt: { seq: 4, id: null },
+          reason: 'early_trim',
+          detail: 'event 4 (written 2026-01-01T00:00:04.000Z) was trimmed 2026-01-01T00:00:08.000Z, after 4 s: less than the 4.001 s of retention expected',
+        });
+      });
     });
 
     describe('query', () => {
@@ -434,7 +507,7 @@ export function auditContract(name: string, harness: AuditHarness): void {
       expect(rest.events.map((e) => e.seq)).toEqual([5, 6, 7, 8, 9, 10]);
       expect((await readSince(auditor, 'pas', 10)).events).toEqual([]);
 
-      await trimStream(auditor, 'pas', { maxEvents: 3 });
+      await trimStream(auditor, signer, 'pas', { maxEvents: 3 });
       const behind = await readSince(auditor, 'pas', 4, 100);
       expect(behind.missed).toBe(3);
       expect(behind.events.map((e) => e.seq)).toEqual([8, 9, 10]);

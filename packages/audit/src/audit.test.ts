@@ -67,7 +67,8 @@ describe('audit trail on PostgreSQL: what each role may do', () => {
       `TRUNCATE keyway_audit.events`,
       `UPDATE keyway_audit.anchors SET seq = 0`,
       `INSERT INTO keyway_audit.checkpoints VALUES ('pas', 1, 'h', now(), 'k', 's')`,
-      `SELECT keyway_audit.trim_stream('pas', 1)`,
+      `INSERT INTO keyway_audit.trims VALUES ('pas', 1, 'h', now(), now(), 'k', 's')`,
+      `SELECT keyway_audit.trim_stream('pas', 1, 'h', now(), now(), 'k', 's')`,
     ]) {
       await expect(pas.query(sql), sql).rejects.toThrow(/permission denied/);
     }
@@ -87,16 +88,23 @@ describe('audit trail on PostgreSQL: what each role may do', () => {
       `TRUNCATE keyway_audit.events`,
       `UPDATE keyway_audit.checkpoints SET seq = 0`,
       `DELETE FROM keyway_audit.checkpoints`,
+      `INSERT INTO keyway_audit.trims VALUES ('pas', 1, 'h', now(), now(), 'k', 's')`,
+      `UPDATE keyway_audit.trims SET seq = 0`,
+      `DELETE FROM keyway_audit.trims`,
     ]) {
       await expect(audit.query(sql), sql).rejects.toThrow(/permission denied/);
     }
     // it cannot cut recent history: retention is the administrator's, not the service's
-    await expect(audit.query(`SELECT keyway_audit.trim_stream('pas', 1)`)).rejects.toThrow(/not all past the retention/);
+    const trimFirst = `SELECT keyway_audit.trim_stream('pas', 1, (SELECT hash FROM keyway_audit.events WHERE stream = 'pas' AND seq = 1), now(), now(), 'k', 's')::int AS n`;
+    await expect(audit.query(trimFirst)).rejects.toThrow(/not all past the retention/);
     await expect(audit.query(`UPDATE keyway_audit.retention SET keep = interval '0'`)).rejects.toThrow(/permission denied/);
     const admin = openPostgres({ url: database.adminUrl });
     pools.push(admin);
     await admin.query(`UPDATE keyway_audit.retention SET keep = interval '0'`);
-    expect(await audit.query(`SELECT keyway_audit.trim_stream('pas', 1)::int AS n`)).toEqual([{ n: 1 }]);
+    // the trim must name the anchor event's own hash, and is recorded with the anchor it sets
+    await expect(audit.query(`SELECT keyway_audit.trim_stream('pas', 1, 'h', now(), now(), 'k', 's')`)).rejects.toThrow(/another hash/);
+    expect(await audit.query(trimFirst)).toEqual([{ n: 1 }]);
+    expect(await audit.query(`SELECT seq::int, key_id FROM keyway_audit.trims`)).toEqual([{ seq: 1, key_id: 'k' }]);
   });
 
   it('fails closed while the database is cut off, and the chain continues unbroken after', async () => {

@@ -81,11 +81,13 @@ export const signCheckpoint = (signer: CheckpointSigner, head: Pick<Checkpoint, 
   signature: sign(null, checkpointPayload(head), signer.privateKey).toString('base64url'),
 });
 
-/** Whether the checkpoint was signed by `publicKey` and says what it was signed over. */
-export function checkpointSigned(c: Checkpoint, publicKey: KeyObject): boolean {
-  if (c.keyId !== keyId(publicKey)) return false;
-  return verify(null, checkpointPayload(c), publicKey, Buffer.from(c.signature, 'base64url'));
+/** Whether `signature` over `payload` was made by `publicKey` (named by `signedBy`, its keyId). */
+export function signedWith(payload: Buffer, signedBy: string, signature: string, publicKey: KeyObject): boolean {
+  return signedBy === keyId(publicKey) && verify(null, payload, publicKey, Buffer.from(signature, 'base64url'));
 }
+
+/** Whether the checkpoint was signed by `publicKey` and says what it was signed over. */
+export const checkpointSigned = (c: Checkpoint, publicKey: KeyObject): boolean => signedWith(checkpointPayload(c), c.keyId, c.signature, publicKey);
 
 interface CheckpointRow {
   stream: string;

@@ -1,5 +1,5 @@
 export type { AuditEvent } from './event.ts';
-export { verifyAll, verifyChain } from './verify.ts';
+export { retentionMs, verifyAll, verifyChain } from './verify.ts';
 export { checkpointStreams, loadCheckpointPublicKey, loadCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
 export { readRetention, trimStream } from './retention.ts';
 export { listStreams } from './layout.ts';

@@ -1,6 +1,8 @@
 import type { AuditBreak } from '@keyway/contracts';
 import type { Queryable } from '@keyway/db';
+import type { CheckpointSigner } from './checkpoint.ts';
 import { readAnchor, readHead, readRows } from './layout.ts';
+import { signTrim } from './trim.ts';
 import { checkEvent } from './verify.ts';
 
 const READ_CHUNK = 100;
@@ -35,9 +37,10 @@ export interface TrimResult {
  * link) first, and trimming stops before the first broken one, so retention never erases the evidence
  * of tampering. The deletion runs in keyway_audit.trim_stream (0003_audit.sql), as the retention role:
  * the caller's role holds no DELETE, and the function moves the anchor to the last deleted event's
- * {seq, hash} in the same statement, so the oldest kept event still links to it.
+ * {seq, hash} in the same statement, so the oldest kept event still links to it. The trim is signed
+ * with the checkpoint key (trim.ts) and recorded by the same function: verify trusts no anchor without it.
  */
-export async function trimStream(db: Queryable, stream: string, policy: RetentionPolicy, options: { now?: number; batch?: number } = {}): Promise<TrimResult> {
+export async function trimStream(db: Queryable, signer: CheckpointSigner, stream: string, policy: RetentionPolicy, options: { now?: number; batch?: number } = {}): Promise<TrimResult> {
   const now = options.now ?? Date.now();
   const batch = options.batch ?? 500;
   const anchor = await readAnchor(db, stream);
@@ -49,6 +52,7 @@ export async function trimStream(db: Queryable, stream: string, policy: Retentio
 
   let prevHash = anchor.hash;
   let upto = anchor.seq;
+  let eventTime = '';
   let blockedAt: TrimResult['blockedAt'];
   // read in small chunks: an age-limited stream usually stops at its first (still young) event
   scan: for (let offset = 1; offset <= candidates; offset += READ_CHUNK) {
@@ -65,10 +69,20 @@ export async function trimStream(db: Queryable, stream: string, policy: Retentio
       const overLimit = seq - anchor.seq <= overCount;
       if (!overLimit && !(cutoff !== undefined && Date.parse(event.time) < cutoff)) break scan;
       prevHash = event.hash;
+      eventTime = event.time;
       upto = seq;
     }
   }
   if (upto === anchor.seq) return { trimmed: 0, anchorSeq: anchor.seq, ...(blockedAt && { blockedAt }) };
-  const [row] = await db.query<{ trimmed: string | number }>('SELECT keyway_audit.trim_stream($1, $2) AS trimmed', [stream, upto]);
+  const trim = signTrim(signer, { stream, seq: upto, hash: prevHash, eventTime: new Date(eventTime).toISOString(), trimmedAt: new Date(now).toISOString() });
+  const [row] = await db.query<{ trimmed: string | number }>('SELECT keyway_audit.trim_stream($1, $2, $3, $4, $5, $6, $7) AS trimmed', [
+    stream,
+    upto,
+    trim.hash,
+    trim.eventTime,
+    trim.trimmedAt,
+    trim.keyId,
+    trim.signature,
+  ]);
   return { trimmed: Number(row?.trimmed ?? 0), anchorSeq: upto, ...(blockedAt && { blockedAt }) };
 }

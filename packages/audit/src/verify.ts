@@ -5,6 +5,7 @@ import { eventHash } from './chain.ts';
 import { checkpointSigned, readCheckpoints, type Checkpoint } from './checkpoint.ts';
 import type { AuditEvent } from './event.ts';
 import { columnsAgree, listStreams, parseEvent, readAnchor, readHead, readRows, type ChainLink, type EventRow } from './layout.ts';
+import { readTrims, trimSigned } from './trim.ts';
 
 type Broken = Extract<AuditVerifyResult, { ok: false }>;
 export type LinkCheck = { ok: true; event: AuditEvent } | { ok: false; brokenAt: { seq: number; id: string | null }; reason: AuditBreak };
@@ -31,11 +32,22 @@ export interface VerifyOptions {
   publicKey: KeyObject;
   /** events read per query; default 1000 */
   chunk?: number;
+  /** the retention the verifier expects: a signed trim of an event younger than this is `early_trim`; default 0 (not checked) */
+  minRetentionMs?: number;
 }
+
+const DAY_MS = 86_400_000;
+
+/** `--min-retention-days` / `min_retention_days` as VerifyOptions.minRetentionMs */
+export const retentionMs = (days: number | undefined): number => (days ?? 0) * DAY_MS;
+const span = (ms: number): string => (Math.abs(ms) >= DAY_MS ? `${Number((ms / DAY_MS).toFixed(2))} days` : `${ms / 1000} s`);
 
 /**
  * `keyway audit verify` for one stream. Checks, and answers the first failure (lowest seq):
  * - each checkpoint's Ed25519 signature (`bad_signature`): a forged or edited checkpoint;
+ * - that the retention anchor comes with a trim signed for exactly its (seq, hash) (`unsigned_anchor`:
+ *   events were deleted and the anchor forged); with `minRetentionMs`, that no signed trim removed an
+ *   event younger than that (`early_trim`: retention was shortened to erase recent history);
  * - each event from the retention anchor (or the genesis) to the head: its hash over its content
  *   (`hash_mismatch`), its link to the one before (`prev_hash_mismatch`), no gap (`missing`), its
  *   index columns (`column_mismatch`);
@@ -51,16 +63,55 @@ export async function verifyChain(db: Queryable, stream: string, options: Verify
   const checkpoints = await readCheckpoints(db, stream);
   const forged = checkpoints.find((c) => !checkpointSigned(c, options.publicKey));
   const signed = checkpoints.filter((c) => c !== forged && checkpointSigned(c, options.publicKey));
-  const found = await walk(db, stream, signed, chunk);
+  const found = await walk(db, stream, signed, chunk, options);
   if (forged && (found.ok || forged.seq <= found.brokenAt.seq)) {
     return broken(stream, forged.seq, null, 'bad_signature', `the checkpoint of seq ${forged.seq} (signed ${forged.time}, key ${forged.keyId}) does not verify with the checkpoint public key`);
   }
   return found;
 }
 
-async function walk(db: Queryable, stream: string, checkpoints: Checkpoint[], chunk: number): Promise<AuditVerifyResult> {
+/**
+ * Whether `anchor` was set by a signed trim; else the break names the first event removed without one
+ * (the one after the newest signed trim below the anchor). Read the anchor before the trims: the trim
+ * is recorded in the statement that moves the anchor.
+ */
+async function unsignedAnchor(db: Queryable, stream: string, anchor: ChainLink, options: VerifyOptions): Promise<Broken | undefined> {
+  if (anchor.seq === 0) return undefined;
+  const trims = await readTrims(db, stream);
+  const signed = trims.filter((t) => trimSigned(t, options.publicKey));
+  const minRetentionMs = options.minRetentionMs ?? 0;
+  // trims are few (one per keeper round that cut something) and carry their anchor event's time: no event is read
+  const early = minRetentionMs > 0 ? signed.find((t) => Date.parse(t.trimmedAt) < Date.parse(t.eventTime) + minRetentionMs) : undefined;
+  let found: Broken | undefined;
+  if (!signed.some((t) => t.seq === anchor.seq && t.hash === anchor.hash)) {
+    const from = (signed.filter((t) => t.seq < anchor.seq).at(-1)?.seq ?? 0) + 1;
+    const altered = trims.some((t) => t.seq === anchor.seq && !signed.includes(t)) ? ' (the trim stored for it does not verify with the checkpoint public key)' : '';
+    found = broken(
+      stream,
+      from,
+      null,
+      'unsigned_anchor',
+      `events ${from}..${anchor.seq} were removed without a signed trim: no trim signed with the checkpoint key names the retention anchor at seq ${anchor.seq}${altered}`,
+    );
+  }
+  if (early && (!found || early.seq < found.brokenAt.seq)) {
+    const kept = Date.parse(early.trimmedAt) - Date.parse(early.eventTime);
+    return broken(
+      stream,
+      early.seq,
+      null,
+      'early_trim',
+      `event ${early.seq} (written ${early.eventTime}) was trimmed ${early.trimmedAt}, after ${span(kept)}: less than the ${span(minRetentionMs)} of retention expected`,
+    );
+  }
+  return found;
+}
+
+async function walk(db: Queryable, stream: string, checkpoints: Checkpoint[], chunk: number, options: VerifyOptions): Promise<AuditVerifyResult> {
   const head = await readHead(db, stream);
   let anchor: ChainLink = await readAnchor(db, stream);
+  const unsigned = await unsignedAnchor(db, stream, anchor, options);
+  if (unsigned) return unsigned;
   const anchorSeq = anchor.seq;
   const bySeq = new Map(checkpoints.map((c) => [c.seq, c]));
   const newest = checkpoints.at(-1);
@@ -85,6 +136,8 @@ async function walk(db: Queryable, stream: string, checkpoints: Checkpoint[], ch
       const moved = await readAnchor(db, stream);
       // trimmed (and verified by the trimmer) since the walk started: continue after the new anchor
       if (moved.seq >= seq) {
+        const unsignedMove = await unsignedAnchor(db, stream, moved, options);
+        if (unsignedMove) return unsignedMove;
         anchor = moved;
         seq = moved.seq + 1;
         prevHash = moved.hash;

@@ -12,10 +12,10 @@ export function auditClient(options: ClientOptions) {
   return {
     /** one page of the audit trail of every service, newest first unless `order: 'oldest'`; pass `nextCursor` back as `cursor` until it is null */
     events: (query: AuditQuery = {}, callOptions?: Pick<CallOptions, 'accessToken'>) => call(auditRoutes.events, { query }, callOptions),
-    /** recomputes one stream's hash chain: intact, or its first broken link */
-    verify: async (stream: string) => AuditVerifyResult.parse(await call(auditRoutes.verify, { query: { stream } })),
+    /** recomputes one stream's hash chain: intact, or its first broken link; `minRetentionDays` also checks no signed trim came sooner */
+    verify: async (stream: string, minRetentionDays?: number) => AuditVerifyResult.parse(await call(auditRoutes.verify, { query: { stream, min_retention_days: minRetentionDays } })),
     /** every stream's chain; `ok` only if each is intact */
-    verifyAll: async () => AuditVerifyReport.parse(await call(auditRoutes.verify)),
+    verifyAll: async (minRetentionDays?: number) => AuditVerifyReport.parse(await call(auditRoutes.verify, { query: { min_retention_days: minRetentionDays } })),
   };
 }
 export type AuditClient = ReturnType<typeof auditClient>;

@@ -87,7 +87,20 @@ export type AuditPage = z.infer<typeof AuditPage>;
  * Why a stream fails verification, at the first event that fails: a broken link of the chain, or a
  * chain that disagrees with the signed checkpoints (rewritten, truncated, restarted, forged checkpoint).
  */
-export const AuditBreak = z.enum(['missing', 'malformed', 'seq_mismatch', 'hash_mismatch', 'prev_hash_mismatch', 'column_mismatch', 'checkpoint_mismatch', 'truncated', 'restarted', 'bad_signature']);
+export const AuditBreak = z.enum([
+  'missing',
+  'malformed',
+  'seq_mismatch',
+  'hash_mismatch',
+  'prev_hash_mismatch',
+  'column_mismatch',
+  'checkpoint_mismatch',
+  'truncated',
+  'restarted',
+  'bad_signature',
+  'unsigned_anchor',
+  'early_trim',
+]);
 export type AuditBreak = z.infer<typeof AuditBreak>;
 
 /**
@@ -117,7 +130,11 @@ export const AUDIT_STREAMS = ['pas', 'pac', 'entitlement', 'idp'] as const;
 /** The feed a tenant is granted to receive its own audit trail on topic `audit` (the export). */
 export const AUDIT_FEED = 'audit';
 
-export const AuditVerifyQuery = z.object({ stream: AuditStream.optional() });
+export const AuditVerifyQuery = z.object({
+  stream: AuditStream.optional(),
+  /** the retention the verifier expects: a signed trim of events younger than this many days is `early_trim`; 0 skips the check */
+  min_retention_days: z.coerce.number().min(0).optional(),
+});
 
 /** `GET /v1/audit/verify` without a stream: every stream, intact only if each is. */
 export const AuditVerifyReport = z.object({ ok: z.boolean(), streams: z.array(AuditVerifyResult) });

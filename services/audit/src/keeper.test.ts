@@ -55,6 +55,8 @@ describe('the audit service keeps the trail', () => {
     });
     await trimmer.stop();
     expect(trimmed).toEqual({ ok: true, stream: 'pas', checked: 0, anchorSeq: 4, headSeq: 4, signedSeq: 4 });
+    // the anchor is vouched for by the trim the keeper signed with its key
+    expect(await auditDb.query(`SELECT seq::int, key_id FROM keyway_audit.trims WHERE stream = 'pas'`)).toEqual([{ seq: 4, key_id: signer.keyId }]);
     expect(await pas.record({ action: 'grant.success', outcome: 'success' })).toMatchObject({ seq: 5 });
   });
 });

@@ -9,7 +9,8 @@ export interface TrailKeeperOptions {
 /**
  * The audit service's upkeep of the trail, one round every intervalMs: signs the head of every stream
  * that moved (signed checkpoints, packages/audit checkpoint.ts) and trims what is past the retention
- * the database's administrator set (keyway_audit.retention; the trim runs as the retention role). One
+ * the database's administrator set (keyway_audit.retention; the trim runs as the retention role), each
+ * trim signed with the checkpoint key so verify can tell it from a deletion. One
  * round at a time; a failed round is logged and the next one tries again (checkpoints are idempotent
  * per (stream, seq), trimming per anchor), so several instances may run it at once.
  */
@@ -26,7 +27,7 @@ export function trailKeeper(deps: { auditDb: AuditDb; signer: CheckpointSigner; 
       for (const c of signed) logger.info('audit.checkpoint_signed', { stream: c.stream, seq: c.seq, hash: c.hash, time: c.time, keyId: c.keyId, signature: c.signature });
       const maxAgeMs = await readRetention(auditDb);
       for (const stream of await listStreams(auditDb)) {
-        const trimmed = await trimStream(auditDb, stream, { maxAgeMs });
+        const trimmed = await trimStream(auditDb, signer, stream, { maxAgeMs });
         if (trimmed.blockedAt) logger.error('audit.chain_broken', { stream, ...trimmed.blockedAt });
       }
     } catch (err) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { loadCheckpointPublicKey, verifyAll, verifyChain } from '@keyway/audit';
-import { AUDIT_STREAMS, AuditAction, AuditOutcome, AuditQuery, AuditStream, TenantId, type AuditEvent, type AuditVerifyResult } from '@keyway/contracts';
+import { loadCheckpointPublicKey, retentionMs, verifyAll, verifyChain } from '@keyway/audit';
+import { AUDIT_STREAMS, AuditAction, AuditOutcome, AuditQuery, AuditStream, AuditVerifyQuery, TenantId, type AuditEvent, type AuditVerifyResult } from '@keyway/contracts';
 import { DbUnavailableError, openPostgres } from '@keyway/db';
 import { z } from 'zod';
 import type { CliContext } from '../context.ts';
@@ -47,13 +47,14 @@ const DatabaseUrl = z
  * checkpoints against a public key file the team keeps itself. An audit service (or whoever runs it)
  * that lies about the trail cannot lie about this.
  */
-async function verifyDirectly(url: string, publicKeyFile: string, stream: string | undefined): Promise<AuditVerifyResult[]> {
+async function verifyDirectly(url: string, publicKeyFile: string, stream: string | undefined, minRetentionDays: number | undefined): Promise<AuditVerifyResult[]> {
   const publicKey = await loadCheckpointPublicKey(publicKeyFile).catch((err: unknown) => {
     throw usageError(`--public-key: ${err instanceof Error ? err.message : String(err)}`);
   });
   const db = openPostgres({ url: parseArg(DatabaseUrl, url, '--database-url'), max: 1 });
   try {
-    return stream === undefined ? (await verifyAll(db, { publicKey, expected: AUDIT_STREAMS })).streams : [await verifyChain(db, stream, { publicKey })];
+    const options = { publicKey, minRetentionMs: retentionMs(minRetentionDays) };
+    return stream === undefined ? (await verifyAll(db, { ...options, expected: AUDIT_STREAMS })).streams : [await verifyChain(db, stream, options)];
   } catch (err) {
     if (err instanceof DbUnavailableError) throw new CliError(`the database cannot be reached: ${err.message}`, EXIT.unavailable);
     throw err;
@@ -117,15 +118,17 @@ export function register(program: Command, context: CliContext): void {
     .option('--stream <stream>', 'only this stream: pas | pac | entitlement | idp')
     .option('--database-url <url>', 'read the trail from PostgreSQL directly (a role that reads every stream) instead of asking the audit service')
     .option('--public-key <file>', "with --database-url: the audit service's checkpoint public key (PEM), as the security team keeps it")
-    .action(async (options: { stream?: string; databaseUrl?: string; publicKey?: string }) => {
+    .option('--min-retention-days <days>', 'the retention you expect: a signed trim of events younger than this is a break (default 0: not checked)')
+    .action(async (options: { stream?: string; databaseUrl?: string; publicKey?: string; minRetentionDays?: string }) => {
       const stream = options.stream === undefined ? undefined : parseArg(AuditStream, options.stream, '--stream');
+      const minRetentionDays = options.minRetentionDays === undefined ? undefined : parseArg(AuditVerifyQuery.shape.min_retention_days, options.minRetentionDays, '--min-retention-days');
       let results: AuditVerifyResult[];
       if (options.databaseUrl !== undefined) {
         if (options.publicKey === undefined) throw usageError('--database-url needs --public-key: the checkpoints are checked against a key you hold, not one read from the database');
-        results = await verifyDirectly(options.databaseUrl, options.publicKey, stream);
+        results = await verifyDirectly(options.databaseUrl, options.publicKey, stream, minRetentionDays);
       } else {
         const client = await context.audit();
-        results = stream === undefined ? (await client.verifyAll()).streams : [await client.verify(stream)];
+        results = stream === undefined ? (await client.verifyAll(minRetentionDays)).streams : [await client.verify(stream, minRetentionDays)];
       }
       const ok = results.every((r) => r.ok);
       context.print(options.stream === undefined ? { ok, streams: results } : results[0], () => results.map(describe).join('\n'));

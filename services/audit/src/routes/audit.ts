@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { Router } from 'express';
-import { queryEvents, verifyAll, verifyChain, type AuditDb } from '@keyway/audit';
+import { queryEvents, retentionMs, verifyAll, verifyChain, type AuditDb } from '@keyway/audit';
 import { AUDIT_STREAMS, AuditPage, auditRoutes as routes, AuditVerifyReport, AuditVerifyResult } from '@keyway/contracts';
 import { bindRoute, shapeResponse } from '@keyway/kit';
 
@@ -23,13 +23,14 @@ export function auditRoutes(auditDb: AuditDb, publicKey: KeyObject): Router {
   });
 
   bindRoute(router, routes.verify, async (_req, res, input) => {
-    const { stream } = input.query();
+    const { stream, min_retention_days } = input.query();
+    const options = { publicKey, minRetentionMs: retentionMs(min_retention_days) };
     res.set('Cache-Control', 'no-store');
     if (stream !== undefined) {
-      res.json(shapeResponse(AuditVerifyResult, await verifyChain(auditDb, stream, { publicKey })));
+      res.json(shapeResponse(AuditVerifyResult, await verifyChain(auditDb, stream, options)));
       return;
     }
-    res.json(shapeResponse(AuditVerifyReport, await verifyAll(auditDb, { publicKey, expected: AUDIT_STREAMS })));
+    res.json(shapeResponse(AuditVerifyReport, await verifyAll(auditDb, { ...options, expected: AUDIT_STREAMS })));
   });
   return router;
 }
