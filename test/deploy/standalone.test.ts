@@ -9,7 +9,7 @@ import { auditClient, entitlementClient, pacClient, pasClient, topicClient, crea
 import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
 import { serviceRoleUrl } from '@keyway/db';
-import { AMQP_URL, createTestDatabase, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
+import { AMQP_URL, createTestDatabase, deleteQueues, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
 
@@ -58,6 +58,8 @@ describe('each service runs on its own process from its main.ts', () => {
   let caPem: string;
   let prefix: string;
   let database: TestDatabase;
+  /** the tenants the tests make, whose subscription queues are deleted at the end (RabbitMQ keeps them a week otherwise) */
+  const tenants: string[] = [];
 
   beforeAll(async () => {
     const pki = await testPki();
@@ -137,12 +139,14 @@ describe('each service runs on its own process from its main.ts', () => {
     if (keys.length > 0) await store.del(...keys);
     await store.close();
     await database?.drop();
+    await deleteQueues(AMQP_URL, (name) => !tenants.some((tenant) => name.startsWith(`keyway.sub.${tenant}.`)));
   });
 
   it('runs the whole chain across six processes', async () => {
     const pki = await testPki();
     const operator = entitlementClient({ baseUrl: urls.entitlement, caPem, clientCert: pki.certs.operator });
     const tenant = `s-${Date.now().toString(36)}`;
+    tenants.push(tenant);
     await operator.createTenant({ id: tenant, name: 'Standalone', feeds: ['edr-events'] });
     await operator.createUser(tenant, { email: `agent@${tenant}.example`, password: PASSWORD, roles: ['full-control'] });
     const tokens = await pasClient({ baseUrl: urls.pas, caPem }).password(`agent@${tenant}.example`, PASSWORD);
