@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { loadCheckpointPublicKey, retentionMs, verifyAll, verifyChain } from '@keyway/audit';
 import { AUDIT_STREAMS, AuditAction, AuditOutcome, AuditQuery, AuditStream, AuditVerifyQuery, TenantId, type AuditEvent, type AuditVerifyResult } from '@keyway/contracts';
-import { DbUnavailableError, openPostgres } from '@keyway/db';
-import { z } from 'zod';
 import type { CliContext } from '../context.ts';
+import { withDatabase } from '../database.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
 import { table } from '../output.ts';
@@ -36,11 +35,6 @@ const describe = (r: AuditVerifyResult): string =>
     ? `${r.stream}: intact (${r.checked} events checked, seq ${r.anchorSeq + 1}..${r.headSeq}, signed up to seq ${r.signedSeq})`
     : `${r.stream}: BROKEN at seq ${r.brokenAt.seq}${r.brokenAt.id ? ` (event ${r.brokenAt.id})` : ''}: ${r.reason}: ${r.detail}`;
 
-const DatabaseUrl = z
-  .string()
-  .url()
-  .refine((url) => /^postgres(ql)?:$/.test(new URL(url).protocol), 'a postgres:// URL');
-
 /**
  * Verify without trusting the audit service: read the trail straight from PostgreSQL (a role that may
  * read every stream: keyway_audit, or a read-only role a security team holds) and check the
@@ -51,16 +45,8 @@ async function verifyDirectly(url: string, publicKeyFile: string, stream: string
   const publicKey = await loadCheckpointPublicKey(publicKeyFile).catch((err: unknown) => {
     throw usageError(`--public-key: ${err instanceof Error ? err.message : String(err)}`);
   });
-  const db = openPostgres({ url: parseArg(DatabaseUrl, url, '--database-url'), max: 1 });
-  try {
-    const options = { publicKey, minRetentionMs: retentionMs(minRetentionDays) };
-    return stream === undefined ? (await verifyAll(db, { ...options, expected: AUDIT_STREAMS })).streams : [await verifyChain(db, stream, options)];
-  } catch (err) {
-    if (err instanceof DbUnavailableError) throw new CliError(`the database cannot be reached: ${err.message}`, EXIT.unavailable);
-    throw err;
-  } finally {
-    await db.close();
-  }
+  const options = { publicKey, minRetentionMs: retentionMs(minRetentionDays) };
+  return withDatabase(url, '--database-url', async (db) => (stream === undefined ? (await verifyAll(db, { ...options, expected: AUDIT_STREAMS })).streams : [await verifyChain(db, stream, options)]));
 }
 
 export function register(program: Command, context: CliContext): void {
