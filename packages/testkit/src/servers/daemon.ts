@@ -48,6 +48,16 @@ const asRoot = (): boolean => process.getuid?.() === 0;
 export const asUser = (user: string, command: string, args: string[]): [string, string[]] =>
   asRoot() ? ['setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', command, ...args]] : [command, args];
 
+/** What every private server rig answers: its port and process, stop and start on the same port, and close (stop and remove its files). */
+export interface PrivateServer {
+  port: number;
+  /** the server's process (group) id; undefined while stopped */
+  pid(): number | undefined;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface Daemon {
   pid: number;
   /**

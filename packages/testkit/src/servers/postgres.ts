@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { asUser, type Daemon, freePort, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+import { asUser, type Daemon, freePort, type PrivateServer, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
 
 const run = promisify(execFile);
 
@@ -17,18 +17,11 @@ function postgresBinDir(): string {
   return join(root, newest, 'bin');
 }
 
-export interface PostgresServer {
+export interface PostgresServer extends PrivateServer {
   /** postgres://postgres@127.0.0.1:<port>/postgres: the cluster's superuser, trust authentication */
   adminUrl: string;
-  port: number;
-  /** the postmaster's process (group) id; undefined while stopped */
-  pid(): number | undefined;
   /** fast shutdown (SIGINT: sessions are cut, nothing is lost), then start on the same port with the same data */
   restart(): Promise<void>;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  /** stop and remove the cluster */
-  close(): Promise<void>;
 }
 
 /**

@@ -1,18 +1,11 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asUser, type Daemon, freePort, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+import { asUser, type Daemon, freePort, type PrivateServer, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
 
-export interface RabbitNode {
+/** stop() is graceful: durable queues and their persistent messages stay on disk for start(). */
+export interface RabbitNode extends PrivateServer {
   /** amqp://guest:guest@127.0.0.1:<port> */
   url: string;
-  port: number;
-  /** the node's process (group) id; undefined while stopped */
-  pid(): number | undefined;
-  /** graceful stop: durable queues and their persistent messages stay on disk for start() */
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  /** stop and remove the node's files */
-  close(): Promise<void>;
 }
 
 /**

@@ -1,18 +1,11 @@
 import { rmSync } from 'node:fs';
-import { type Daemon, freePort, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+import { type Daemon, freePort, type PrivateServer, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
 
-export interface RedisServer {
+export interface RedisServer extends PrivateServer {
   /** redis://127.0.0.1:<port> (no user: the default user, unless the rig's arguments changed it) */
   url: string;
-  port: number;
-  /** the running server's process (group) id; undefined while stopped */
-  pid(): number | undefined;
   /** stop and start again on the same port, EMPTY: the rig runs without RDB snapshots or an AOF */
   restart(): Promise<void>;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  /** stop and remove the scratch directory */
-  close(): Promise<void>;
 }
 
 /**
