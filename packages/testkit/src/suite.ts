@@ -148,7 +148,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const ownDatabase = options.database === undefined && options.redisUrl ? await createTestDatabase() : undefined;
   const database = options.database === 'embedded' ? undefined : (options.database ?? ownDatabase);
 
-  const composition = await compose({
+  const composing = compose({
     pkiDir: testPkiDir(),
     database: database ? { serviceUrl: (service) => database.serviceUrl(service) } : {},
     logger: options.logger ?? (() => silentLogger),
@@ -215,6 +215,11 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       }),
     },
   });
+  // a suite that fails to start leaves no database behind either
+  const composition = await composing.catch(async (err: unknown) => {
+    await ownDatabase?.drop();
+    throw err;
+  });
   const { urls, pki } = composition;
   const caPem = pki.ca.certPem;
   const broker = composition.embedded.broker ?? (await createBroker({ amqpUrl: options.amqpUrl }));
@@ -241,9 +246,13 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     changeEventsTopic,
     restartTopic: (restart) => composition.restart('topic', restart),
     async close() {
-      if (database) await audit.close();
-      await composition.close();
-      await ownDatabase?.drop();
+      try {
+        if (database) await audit.close();
+        await composition.close();
+      } finally {
+        // a suite that closes badly still leaves no database behind on the machine's PostgreSQL
+        await ownDatabase?.drop();
+      }
       if (broker !== composition.embedded.broker) await broker.close();
       if (options.amqpUrl) {
         const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`));
