@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,10 +55,56 @@ export interface PrivateServer {
   pid(): number | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** stop, then start on the same port (what survives is each server's own: see its rig) */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
-export interface Daemon {
+/** How a rig runs its server: the command line, when it is ready, how it stops, and the scratch directory close() removes. */
+export interface ServerSpec {
+  what: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  port: number;
+  dir: string;
+  ready: () => Promise<boolean>;
+  readyTimeoutMs: number;
+  stopSignal?: NodeJS.Signals;
+  stopGraceMs?: number;
+}
+
+/** Starts the server and answers its lifecycle; every rig's start, stop, restart and close are these. */
+export async function runPrivateServer(spec: ServerSpec): Promise<PrivateServer> {
+  let daemon: Daemon | undefined;
+  const start = async () => {
+    if (daemon) return;
+    daemon = spawnDaemon(spec.command, spec.args, { env: spec.env, cwd: spec.cwd });
+    await waitUntil(daemon, spec.what, spec.ready, spec.readyTimeoutMs);
+  };
+  const stop = async () => {
+    await daemon?.stop(spec.stopSignal, spec.stopGraceMs);
+    daemon = undefined;
+  };
+  await start();
+  return {
+    port: spec.port,
+    pid: () => daemon?.pid,
+    start,
+    stop,
+    async restart() {
+      await stop();
+      await start();
+    },
+    async close() {
+      await stop();
+      rmSync(spec.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface Daemon {
   pid: number;
   /**
    * `signal` (SIGTERM) to the daemon, which shuts down its children its own way; SIGKILL to the whole

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { asUser, type Daemon, freePort, type PrivateServer, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+import { asUser, freePort, type PrivateServer, runPrivateServer, scratchDir } from './daemon.ts';
 
 const run = promisify(execFile);
 
@@ -46,30 +46,6 @@ export async function startPostgresServer(): Promise<PostgresServer> {
       return false;
     }
   };
-  let daemon: Daemon | undefined;
-  const start = async () => {
-    if (daemon) return;
-    daemon = spawnDaemon(postgres, args);
-    await waitUntil(daemon, 'postgres', ready, 30_000);
-  };
-  const stop = async () => {
-    await daemon?.stop('SIGINT');
-    daemon = undefined;
-  };
-  await start();
-  return {
-    adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    port,
-    pid: () => daemon?.pid,
-    start,
-    stop,
-    async restart() {
-      await stop();
-      await start();
-    },
-    async close() {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await runPrivateServer({ what: 'postgres', command: postgres, args, port, dir, ready, readyTimeoutMs: 30_000, stopSignal: 'SIGINT' });
+  return { ...server, adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres` };
 }

@@ -1,6 +1,6 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asUser, type Daemon, freePort, type PrivateServer, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+import { asUser, freePort, type PrivateServer, portAccepts, runPrivateServer, scratchDir } from './daemon.ts';
 
 /** stop() is graceful: durable queues and their persistent messages stay on disk for start(). */
 export interface RabbitNode extends PrivateServer {
@@ -37,27 +37,19 @@ export async function startRabbitNode(): Promise<RabbitNode> {
     RABBITMQ_CONF_ENV_FILE: '/dev/null',
   };
   const [command, args] = asUser('rabbitmq', '/usr/lib/rabbitmq/bin/rabbitmq-server', []);
-  let daemon: Daemon | undefined;
-  const start = async () => {
-    if (daemon) return;
-    daemon = spawnDaemon(command, args, { env, cwd: dir });
-    await waitUntil(daemon, 'rabbitmq-server', () => portAccepts(port), 60_000);
-  };
-  const stop = async () => {
-    // the wrapper script turns SIGTERM into a graceful stop of the Erlang VM
-    await daemon?.stop('SIGTERM', 30_000);
-    daemon = undefined;
-  };
-  await start();
-  return {
-    url: `amqp://guest:guest@127.0.0.1:${port}`,
+  // the wrapper script turns SIGTERM into a graceful stop of the Erlang VM
+  const server = await runPrivateServer({
+    what: 'rabbitmq-server',
+    command,
+    args,
+    env,
+    cwd: dir,
     port,
-    pid: () => daemon?.pid,
-    start,
-    stop,
-    async close() {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    dir,
+    ready: () => portAccepts(port),
+    readyTimeoutMs: 60_000,
+    stopSignal: 'SIGTERM',
+    stopGraceMs: 30_000,
+  });
+  return { ...server, url: `amqp://guest:guest@127.0.0.1:${port}` };
 }

@@ -1,5 +1,4 @@
-import { rmSync } from 'node:fs';
-import { type Daemon, freePort, type PrivateServer, portAccepts, scratchDir, spawnDaemon, waitUntil } from './daemon.ts';
+import { freePort, type PrivateServer, portAccepts, runPrivateServer, scratchDir } from './daemon.ts';
 
 export interface RedisServer extends PrivateServer {
   /** redis://127.0.0.1:<port> (no user: the default user, unless the rig's arguments changed it) */
@@ -17,30 +16,6 @@ export async function startRedisServer(options: { args?: string[] } = {}): Promi
   const port = await freePort();
   const dir = scratchDir('redis');
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(options.args ?? [])];
-  let daemon: Daemon | undefined;
-  const start = async () => {
-    if (daemon) return;
-    daemon = spawnDaemon('redis-server', args);
-    await waitUntil(daemon, 'redis-server', () => portAccepts(port), 10_000);
-  };
-  const stop = async () => {
-    await daemon?.stop();
-    daemon = undefined;
-  };
-  await start();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    pid: () => daemon?.pid,
-    start,
-    stop,
-    async restart() {
-      await stop();
-      await start();
-    },
-    async close() {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await runPrivateServer({ what: 'redis-server', command: 'redis-server', args, port, dir, ready: () => portAccepts(port), readyTimeoutMs: 10_000 });
+  return { ...server, url: `redis://127.0.0.1:${port}` };
 }
