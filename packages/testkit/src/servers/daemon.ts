@@ -129,7 +129,7 @@ export const processGroupAlive = (pgid: number): boolean => {
  * Spawns a server in a process group of its own, so stop() reaches the wrappers (the rabbitmq-server
  * script) and everything they started, and nothing outside it.
  */
-export function spawnDaemon(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
+function spawnDaemon(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
   const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, cwd: options.cwd });
   if (child.pid === undefined) throw new Error(`${command} did not start`);
   const pid = child.pid;
@@ -160,7 +160,7 @@ export function spawnDaemon(command: string, args: string[], options: { env?: No
 }
 
 /** Polls `ready` until it holds; fails early with the daemon's output when its process group is gone. */
-export async function waitUntil(daemon: Daemon, what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(daemon: Daemon, what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await ready()) return;
