@@ -3,7 +3,7 @@ import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import { BOUND_ARGUMENTS, DEFAULT_SUBSCRIPTION_EXPIRES_MS, TOPIC_EXCHANGE, declareExchanges, deadLetterQueue, declareSubscriptionTopology, routingKey, subscriptionQueue } from './topology.ts';
+import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, KEPT_ARGUMENTS, TOPIC_EXCHANGE, declareExchanges, deadLetterQueue, declareSubscriptionTopology, routingKey, subscriptionQueue } from './topology.ts';
 import type { QueueBounds, QueueType } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
@@ -11,7 +11,7 @@ export interface AmqpBrokerOptions {
   url: string;
   /** default 'quorum' */
   queueType?: QueueType;
-  /** total deliveries of a message before it is dead-lettered instead of requeued; default 10 */
+  /** deliveries of a message (see Delivery.deliveryCount) before nack(true) dead-letters it instead of requeueing it; default 10 */
   maxDeliveries?: number;
   /** unacked messages RabbitMQ pushes ahead to each subscription consumer; default 50 */
   prefetch?: number;
@@ -39,8 +39,15 @@ export interface AmqpBrokerOptions {
   maxQueueLength?: number;
 }
 
-/** On classic queues the broker counts deliveries itself in this header (quorum queues do it natively). */
+/**
+ * The broker counts hand-outs itself, in a header carried by the message: the deliveryCount its next
+ * delivery shows (absent: 1). Only nack(true) raises it, by republishing the message (requeueCounted),
+ * so a return nobody asked for (a closed channel or connection, release()) changes nothing. The
+ * dead-letter queue counts its own deliveries, in a header of its own.
+ */
 const DELIVERY_COUNT_HEADER = 'x-keyway-delivery-count';
+const DEAD_LETTER_COUNT_HEADER = 'x-keyway-dead-letter-delivery-count';
+/** RabbitMQ's own count of returns on quorum queues; not ours, so not the publisher's either */
 const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 /** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
@@ -93,9 +100,9 @@ type PublishProps = Pick<PublishOptions, 'messageId' | 'contentType'> & { header
 
 const errorCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 const isNotFound = (err: unknown): boolean => errorCode(err) === 404;
-const BOUNDS_CONFLICT = new RegExp(`inequivalent arg '(${BOUND_ARGUMENTS.join('|')})'`);
-/** 406 PRECONDITION_FAILED because the queue exists with other bounds (declared by an older version, or other settings) */
-const isBoundsConflict = (err: unknown): boolean => errorCode(err) === 406 && BOUNDS_CONFLICT.test(err instanceof Error ? err.message : '');
+const KEPT_CONFLICT = new RegExp(`inequivalent arg '(${KEPT_ARGUMENTS.join('|')})'`);
+/** 406 PRECONDITION_FAILED because the queue exists with other bounds or a delivery limit (declared by an older version, or other settings) */
+const isKeptConflict = (err: unknown): boolean => errorCode(err) === 406 && KEPT_CONFLICT.test(err instanceof Error ? err.message : '');
 
 /**
  * Channel errors a caller caused (e.g. 406 PRECONDITION_FAILED: a queue exists with other
@@ -345,7 +352,6 @@ class AmqpBroker implements Broker {
   private declareTopology(session: Session, channel: Channel, topic: TopicRef, subscription: string): Promise<void> {
     return declareSubscriptionTopology(channel, topic, subscription, (queue, options) => this.assertOrKeep(session, queue, options), {
       queueType: this.queueType,
-      maxDeliveries: this.maxDeliveries,
       bounds: this.bounds,
     });
   }
@@ -363,19 +369,20 @@ class AmqpBroker implements Broker {
 
   /**
    * Declares a queue. One that exists with other bounds (declared before queues had them, or under
-   * other settings) is kept as it is rather than refused: RabbitMQ cannot change a queue's arguments,
-   * and deleting it would lose its messages. It is reported once, so an operator can bound it with a
-   * policy (`rabbitmqctl set_policy`) or delete it; queues of any other mismatch stay refused.
+   * other settings) or with an `x-delivery-limit` (declared before issue 12) is kept as it is rather
+   * than refused: RabbitMQ cannot change a queue's arguments, and deleting it would lose its messages.
+   * It is reported once, so an operator can bound it with a policy (`rabbitmqctl set_policy`) or move
+   * its messages and delete it (README); queues of any other mismatch stay refused.
    */
   private async assertOrKeep(session: Session, queue: string, options: Options.AssertQueue): Promise<void> {
     try {
       await this.onOwnChannel(session, (ch) => ch.assertQueue(queue, options));
     } catch (err) {
-      if (!isBoundsConflict(err)) throw err;
+      if (!isKeptConflict(err)) throw err;
       await this.onOwnChannel(session, (ch) => ch.checkQueue(queue));
       if (!this.keptAsIs.has(queue)) {
         this.keptAsIs.add(queue);
-        this.report(new Error(`queue ${queue} exists with other bounds than configured, kept as it is (${(err as Error).message})`));
+        this.report(new Error(`queue ${queue} exists with other arguments than configured, kept as it is (${(err as Error).message})`));
       }
     }
   }
@@ -527,16 +534,13 @@ class AmqpBroker implements Broker {
   private toDelivery(sub: Subscription, { msg, chan }: Buffered): Delivery {
     chan.outstanding++;
     const headers: Record<string, unknown> = { ...msg.properties.headers };
-    const quorumCount = headers[QUORUM_DELIVERY_COUNT_HEADER];
-    const classicCount = headers[DELIVERY_COUNT_HEADER];
+    const countHeader = sub.deadLetter ? DEAD_LETTER_COUNT_HEADER : DELIVERY_COUNT_HEADER;
+    const counted = headers[countHeader];
     // the counters are exposed as deliveryCount; callers see only the publisher's headers
-    delete headers[QUORUM_DELIVERY_COUNT_HEADER];
-    delete headers[DELIVERY_COUNT_HEADER];
+    for (const name of [DELIVERY_COUNT_HEADER, DEAD_LETTER_COUNT_HEADER, QUORUM_DELIVERY_COUNT_HEADER]) delete headers[name];
     for (const name of Object.keys(headers)) if (DEATH_HEADER.test(name)) delete headers[name];
-    // A dead letter keeps the classic counter of the queue it died in; its own deliveries start
-    // again at 1 (requeued plainly, see nack), so from a classic dead-letter queue 2 means "2 or more".
-    const countedClassic = typeof classicCount === 'number' && !sub.deadLetter ? classicCount : 1;
-    const deliveryCount = typeof quorumCount === 'number' ? quorumCount + 1 : countedClassic + (msg.fields.redelivered ? 1 : 0);
+    // msg.fields.redelivered is not counted: RabbitMQ sets it on a return of a closed channel too
+    const deliveryCount = typeof counted === 'number' && Number.isInteger(counted) && counted >= 1 ? counted : 1;
     const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
     const contentType = typeof msg.properties.contentType === 'string' ? msg.properties.contentType : undefined;
 
@@ -565,24 +569,22 @@ class AmqpBroker implements Broker {
       ack: () => settle(async () => chan.channel.ack(msg)),
       nack: (requeue) =>
         settle(async () => {
-          if (sub.deadLetter) {
-            // the dead-letter queue has no dead-letter exchange and no delivery limit
-            chan.channel.nack(msg, false, requeue);
-          } else if (!requeue || deliveryCount >= this.maxDeliveries) {
+          // the dead-letter queue has no dead-letter exchange and no delivery limit: nack(false) drops
+          if (!requeue || (!sub.deadLetter && deliveryCount >= this.maxDeliveries)) {
             chan.channel.nack(msg, false, false);
-          } else if (this.queueType === 'classic') {
-            await this.requeueCounted(sub, chan, msg, { messageId, contentType, headers: { ...headers, [DELIVERY_COUNT_HEADER]: deliveryCount + 1 } });
           } else {
-            chan.channel.nack(msg, false, true);
+            await this.requeueCounted(sub, chan, msg, { messageId, contentType, headers: { ...headers, [countHeader]: deliveryCount + 1 } });
           }
         }),
+      // a plain requeue: back to the head of the queue (quorum) with its count unchanged
+      release: () => settle(async () => chan.channel.nack(msg, false, true)),
     };
   }
 
   /**
-   * Classic queues do not count deliveries, so a requeue is a republish (to the same queue only,
-   * via the default exchange) carrying the next count, confirmed before the original is acked.
-   * Unlike a quorum requeue, the message goes to the back of the queue.
+   * A counted requeue is a republish (to the same queue only, via the default exchange) carrying the
+   * next count, confirmed before the original is acked: it goes to the back of the queue. Should this
+   * instance die between the two, RabbitMQ returns the original too: a duplicate, never a loss.
    */
   private async requeueCounted(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage, props: PublishProps): Promise<void> {
     const session = this.requireSession();

@@ -128,7 +128,8 @@ describe('amqp broker connection handling', () => {
       const again = await broker.receive(topic, 'sub', 5000);
       expect(again?.messageId).toBe('before-1');
       expect(again?.body.toString()).toBe('before');
-      expect(again?.deliveryCount).toBeGreaterThanOrEqual(2);
+      // a return caused by the lost connection does not count
+      expect(again?.deliveryCount).toBe(1);
       await again?.ack();
 
       await broker.publish(topic, Buffer.from('after'), { messageId: 'after-1' });
@@ -248,7 +249,7 @@ describe('amqp broker connection handling', () => {
     try {
       await broker.declareSubscription(topic, 'legacy');
       await broker.declareSubscription(topic, 'legacy');
-      expect(reported.filter((err) => err.message.includes(`queue ${queue} exists with other bounds`))).toHaveLength(1);
+      expect(reported.filter((err) => err.message.includes(`queue ${queue} exists with other arguments`))).toHaveLength(1);
       await broker.publish(topic, Buffer.from('still works'), { messageId: 'legacy-1' });
       expect((await broker.receive(topic, 'legacy', 3000))?.messageId).toBe('legacy-1');
     } finally {
@@ -256,6 +257,100 @@ describe('amqp broker connection handling', () => {
       await deleteQueues([{ topic, subscription: 'legacy' }]);
     }
   });
+
+  it('keeps a quorum queue declared with x-delivery-limit (before issue 12), reports it once, and declares new ones without', async () => {
+    const topic = newTopic();
+    const queue = subscriptionQueue(topic, 'limited');
+    const expires = { 'x-expires': 60_000 };
+    // as the version before issue 12 declared them: the bounds as configured, plus a delivery limit
+    await withChannel(async (ch) => {
+      await ch.assertQueue(deadLetterQueue(queue), { durable: true, arguments: { 'x-queue-type': 'quorum', ...expires } });
+      await ch.assertQueue(queue, {
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': queue, 'x-delivery-limit': 9, ...expires },
+      });
+    });
+    const reported: Error[] = [];
+    const broker = await createAmqpBroker({ url: AMQP_URL, subscriptionExpiresMs: 60_000, onError: (err) => reported.push(err) });
+    try {
+      await broker.declareSubscription(topic, 'limited');
+      await broker.declareSubscription(topic, 'limited');
+      const kept = reported.filter((err) => err.message.includes(`queue ${queue} exists with other arguments`));
+      expect(kept).toHaveLength(1);
+      expect(kept[0]?.message).toContain('x-delivery-limit');
+      await broker.publish(topic, Buffer.from('still works'), { messageId: 'limited-1' });
+      expect((await broker.receive(topic, 'limited', 3000))?.messageId).toBe('limited-1');
+      // a new subscription's queue has no delivery limit: declaring it as the old version did is refused
+      await broker.declareSubscription(topic, 'fresh');
+      const fresh = subscriptionQueue(topic, 'fresh');
+      await expect(
+        withChannel((ch) =>
+          ch.assertQueue(fresh, {
+            durable: true,
+            arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': fresh, 'x-delivery-limit': 9, ...expires },
+          }),
+        ),
+      ).rejects.toMatchObject({ code: 406, message: expect.stringContaining('x-delivery-limit') });
+    } finally {
+      await broker.close();
+      await deleteQueues([
+        { topic, subscription: 'limited' },
+        { topic, subscription: 'fresh' },
+      ]);
+    }
+  });
+
+  // issue 12: RabbitMQ returns what a consumer prefetched when its instance dies or its connection
+  // drops; a quorum queue counted each return, and x-delivery-limit dead-lettered batches nobody saw
+  it.each(['quorum', 'classic'] as const)(
+    'a %s backlog prefetched by instances that close or lose their connection 12 times is not dead-lettered, nor counted',
+    { timeout: 60_000 },
+    async (queueType) => {
+      const topic = newTopic();
+      const backlog = 200;
+      const options = { queueType, maxDeliveries: 2, prefetch: 500 };
+      const proxy = await amqpProxy();
+      const publisher = await createAmqpBroker({ url: AMQP_URL, ...options });
+      try {
+        await publisher.declareSubscription(topic, 'sub');
+        await Promise.all(Array.from({ length: backlog }, (_, i) => publisher.publish(topic, Buffer.from(`m${i}`), { messageId: `m${i}` })));
+        for (let round = 0; round < 12; round++) {
+          // one receive starts the consumer, which RabbitMQ fills with the whole backlog
+          const instance = await createAmqpBroker({ url: AMQP_URL, ...options });
+          expect(await instance.receive(topic, 'sub', 3000)).not.toBeNull();
+          await instance.close();
+        }
+        const errors: Error[] = [];
+        const dropped = await createAmqpBroker({ url: proxy.url, ...options, onError: (e) => errors.push(e) });
+        try {
+          for (let round = 0; round < 12; round++) {
+            expect(await dropped.receive(topic, 'sub', 3000)).not.toBeNull();
+            const lost = errors.length;
+            await proxy.cut();
+            await until(() => errors.slice(lost).some((e) => e.message.includes('connection to rabbitmq lost')), 5000);
+            await proxy.restore();
+            await waitForPing(dropped, 10_000);
+          }
+        } finally {
+          await dropped.close();
+        }
+        const seen = new Map<string, number>();
+        for (;;) {
+          const delivery = await publisher.receive(topic, 'sub', 1000);
+          if (!delivery) break;
+          seen.set(delivery.messageId, delivery.deliveryCount);
+          await delivery.ack();
+        }
+        expect(seen.size).toBe(backlog);
+        expect([...seen.values()].every((count) => count === 1)).toBe(true);
+        expect(await withChannel(async (ch) => (await ch.checkQueue(deadLetterQueue(subscriptionQueue(topic, 'sub')))).messageCount)).toBe(0);
+      } finally {
+        await publisher.close();
+        await proxy.cut();
+        await deleteQueues([{ topic, subscription: 'sub' }]);
+      }
+    },
+  );
 
   it('hands prefetched messages back after the idle timeout so another instance gets them', async () => {
     const topic = newTopic();

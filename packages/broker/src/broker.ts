@@ -20,12 +20,24 @@ export interface Delivery {
   messageId: string;
   contentType: string | undefined;
   headers: Record<string, unknown>;
-  /** 1 on first delivery, 2 on the first redelivery, ... */
+  /**
+   * Deliveries counting this one: 1, then one more after each nack(true) (an abandon or an expired
+   * lock). A return the receiver did not cause (release(), a closed channel or connection, a crashed
+   * instance) does not count: a batch prefetched by an instance that died was never handed to a client.
+   */
   deliveryCount: number;
   /** settle: remove the message for good */
   ack(): Promise<void>;
-  /** settle: return the message (requeue = true) or dead-letter/drop it (requeue = false) */
+  /**
+   * settle: requeue = true returns the message to the back of its queue, counting this delivery
+   * (maxDeliveries-th time: dead-letters it instead); requeue = false dead-letters (or drops) it
+   */
   nack(requeue: boolean): Promise<void>;
+  /**
+   * settle: returns the message to the head of its queue without counting this delivery, for one that
+   * never reached a client (its receiver went away) or whose instance is shutting down
+   */
+  release(): Promise<void>;
 }
 
 export interface Broker {
@@ -48,7 +60,7 @@ export interface Broker {
    * Like receive, from the subscription's dead-letter queue (messages nacked without requeue or
    * delivered maxDeliveries times). There is no dead-letter queue behind it: nack(true) returns the
    * message to the dead-letter queue however often it was delivered, nack(false) drops it.
-   * deliveryCount counts deliveries from the dead-letter queue.
+   * deliveryCount counts deliveries from the dead-letter queue (from 1 again).
    */
   receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null>;
   /** messages ready in the subscription's queue (not counting unacked ones) */

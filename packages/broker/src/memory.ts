@@ -4,7 +4,7 @@ import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, routingKey, subscriptionQueue } from '
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface MemoryBrokerOptions {
-  /** total deliveries of a message before a requeue dead-letters it instead; default 10 */
+  /** deliveries of a message (see Delivery.deliveryCount) before nack(true) dead-letters it instead of requeueing it; default 10 */
   maxDeliveries?: number;
   /** like RabbitMQ's `x-expires`: a queue without waiting or unsettled receives, nor a declaration, for this long is deleted; default 7 days */
   subscriptionExpiresMs?: number;
@@ -18,7 +18,7 @@ interface StoredMessage {
   messageId: string;
   contentType: string | undefined;
   headers: Record<string, unknown>;
-  /** how many times it has been delivered so far */
+  /** deliveries that ended in nack(true) so far: the next one shows deliveryCount deliveries + 1 */
   deliveries: number;
 }
 
@@ -32,8 +32,8 @@ interface MessageQueue {
   /** by delivery token, so a stale delivery of a requeued message cannot settle its redelivery */
   unacked: Map<object, StoredMessage>;
   waiters: Waiter[];
-  /** what a nack does with a message of this queue */
-  returned(message: StoredMessage, requeue: boolean): void;
+  /** what a nack does with a message of this queue, delivered for the `count`-th time */
+  returned(message: StoredMessage, requeue: boolean, count: number): void;
   /** what becomes of the oldest ready message when the queue is over its length */
   overflowed(message: StoredMessage): void;
   /** false once expired (RabbitMQ deleted it): nothing is routed to it until it is declared again */
@@ -154,8 +154,8 @@ class InMemoryBroker implements MemoryBroker {
       waiters: [],
       exists: true,
       expiry: undefined,
-      returned: (message, requeue) => {
-        if (requeue && dead.exists) this.putBack(dead, message);
+      returned: (message, requeue, count) => {
+        if (requeue && dead.exists) this.append(dead, { ...message, deliveries: count });
       },
       overflowed: () => undefined,
     };
@@ -171,9 +171,10 @@ class InMemoryBroker implements MemoryBroker {
       dead,
       exists: true,
       expiry: undefined,
-      returned: (message, requeue) => {
-        if (requeue && message.deliveries < this.maxDeliveries) {
-          if (queue.exists) this.putBack(queue, message);
+      returned: (message, requeue, count) => {
+        if (requeue && count < this.maxDeliveries) {
+          // to the back, with the next count, as the amqp broker republishes it
+          if (queue.exists) this.append(queue, { ...message, deliveries: count });
         } else {
           deadLetter(message);
         }
@@ -183,7 +184,7 @@ class InMemoryBroker implements MemoryBroker {
     return queue;
   }
 
-  /** back to the front, as a quorum queue redelivers returned messages first */
+  /** back to the front, uncounted, as a quorum queue redelivers returned messages first */
   private putBack(queue: MessageQueue, message: StoredMessage): void {
     queue.ready.unshift(message);
     this.dispatch(queue);
@@ -217,7 +218,7 @@ class InMemoryBroker implements MemoryBroker {
 
   private deliver(queue: MessageQueue, message: StoredMessage): Delivery {
     const token = {};
-    message.deliveries++;
+    const count = message.deliveries + 1;
     queue.unacked.set(token, message);
     /** like the amqp broker: settling twice is a no-op, settling after close() is unavailable */
     const settle = async (then: () => void): Promise<void> => {
@@ -230,9 +231,13 @@ class InMemoryBroker implements MemoryBroker {
       messageId: message.messageId,
       contentType: message.contentType,
       headers: { ...message.headers },
-      deliveryCount: message.deliveries,
+      deliveryCount: count,
       ack: () => settle(() => undefined),
-      nack: (requeue) => settle(() => queue.returned(message, requeue)),
+      nack: (requeue) => settle(() => queue.returned(message, requeue, count)),
+      release: () =>
+        settle(() => {
+          if (queue.exists) this.putBack(queue, message);
+        }),
     };
   }
 

@@ -45,7 +45,14 @@ export interface QueueBounds {
 }
 
 /** Queue arguments that only bound a queue; a queue declared before them exists with other values. */
-export const BOUND_ARGUMENTS = ['x-expires', 'x-max-length', 'x-overflow'] as const;
+const BOUND_ARGUMENTS = ['x-expires', 'x-max-length', 'x-overflow'] as const;
+
+/**
+ * Arguments a queue declared by an older version may hold with other values (or hold at all):
+ * the bounds, and `x-delivery-limit`, which quorum queues had before deliveries were counted by us
+ * (issue 12). RabbitMQ cannot change a queue's arguments, so such a queue is kept as it is.
+ */
+export const KEPT_ARGUMENTS = [...BOUND_ARGUMENTS, 'x-delivery-limit'] as const;
 
 function boundArgs(bounds: QueueBounds): Record<string, unknown> {
   const args: Record<string, unknown> = { 'x-expires': bounds.expiresMs };
@@ -56,20 +63,21 @@ function boundArgs(bounds: QueueBounds): Record<string, unknown> {
 }
 
 /**
- * Arguments of a subscription queue. `maxDeliveries` is the total number of deliveries a message
- * gets; a quorum queue dead-letters once a message was *returned* more than x-delivery-limit
- * times, i.e. after limit + 1 deliveries, hence the - 1. Classic queues have no delivery limit,
- * the broker emulates it (see amqp.ts).
+ * Arguments of a subscription queue. No `x-delivery-limit` on quorum queues: RabbitMQ counts every
+ * return in it, also those of a closed channel or connection, so a backlog prefetched by an instance
+ * that crashed or lost its connection ten times was dead-lettered unseen (issue 12). The broker counts
+ * hand-outs to clients itself, for both queue types (see amqp.ts).
  */
-function subscriptionQueueArgs(queue: string, queueType: QueueType, maxDeliveries: number, bounds: QueueBounds): Options.AssertQueue {
-  const args: Record<string, unknown> = {
-    'x-queue-type': queueType,
-    'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
-    'x-dead-letter-routing-key': queue,
-    ...boundArgs(bounds),
+function subscriptionQueueArgs(queue: string, queueType: QueueType, bounds: QueueBounds): Options.AssertQueue {
+  return {
+    durable: true,
+    arguments: {
+      'x-queue-type': queueType,
+      'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
+      'x-dead-letter-routing-key': queue,
+      ...boundArgs(bounds),
+    },
   };
-  if (queueType === 'quorum') args['x-delivery-limit'] = maxDeliveries - 1;
-  return { durable: true, arguments: args };
 }
 
 function deadLetterQueueArgs(queueType: QueueType, bounds: QueueBounds): Options.AssertQueue {
@@ -92,7 +100,7 @@ export async function declareSubscriptionTopology(
   topic: TopicRef,
   subscription: string,
   assertQueue: (queue: string, options: Options.AssertQueue) => Promise<void>,
-  settings: { queueType: QueueType; maxDeliveries: number; bounds: QueueBounds },
+  settings: { queueType: QueueType; bounds: QueueBounds },
 ): Promise<void> {
   const queue = subscriptionQueue(topic, subscription);
   const dlq = deadLetterQueue(queue);
@@ -100,6 +108,6 @@ export async function declareSubscriptionTopology(
   // the dead-letter queue first, so nothing can be dead-lettered before it is bound
   await assertQueue(dlq, deadLetterQueueArgs(settings.queueType, settings.bounds));
   await channel.bindQueue(dlq, DEAD_LETTER_EXCHANGE, queue);
-  await assertQueue(queue, subscriptionQueueArgs(queue, settings.queueType, settings.maxDeliveries, settings.bounds));
+  await assertQueue(queue, subscriptionQueueArgs(queue, settings.queueType, settings.bounds));
   await channel.bindQueue(queue, TOPIC_EXCHANGE, routingKey(topic));
 }

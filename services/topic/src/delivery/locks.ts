@@ -38,9 +38,14 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
   const locks = new Map<string, Lock>();
   let closed = false;
 
-  const requeue = async (delivery: Delivery, reason: string): Promise<void> => {
+  /**
+   * Returns a delivery to its queue. One handed to a client counts a delivery (nack(true)); one that
+   * never reached a client, or that this instance gives back while closing, does not (release()), as
+   * a crashed instance's would not: restarts must not spend deliveries (issue 12).
+   */
+  const requeue = async (delivery: Delivery, reason: string, handedOut = true): Promise<void> => {
     try {
-      await delivery.nack(true);
+      await (handedOut ? delivery.nack(true) : delivery.release());
     } catch (err) {
       // the broker requeues an unacked message whose channel went away, so nothing is lost
       logger.warn('lock.release_failed', { reason, messageId: delivery.messageId, err });
@@ -100,8 +105,8 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
   };
 
   return {
-    /** returns a delivery that was never locked (its receiver went away) to its queue */
-    release: requeue,
+    /** returns a delivery that was never locked (its receiver went away) to its queue, uncounted */
+    release: (delivery: Delivery, reason: string) => requeue(delivery, reason, false),
 
     /**
      * Locks a delivery; undefined once the table is closed (the delivery has been returned then).
@@ -109,7 +114,7 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
      */
     async lock(scope: LockScope, delivery: Delivery, onEnd?: (token: string) => void): Promise<{ token: string; lockedUntil: number } | undefined> {
       if (closed) {
-        await requeue(delivery, 'closed');
+        await requeue(delivery, 'closed', false);
         return undefined;
       }
       const lock: Lock = { ...scope, token: randomUUID(), lockedUntil: now() + lockDurationMs, delivery, onEnd };
@@ -148,7 +153,7 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
       closed = true;
       const held = [...locks.values()];
       for (const lock of held) end(lock);
-      await Promise.all(held.map((lock) => requeue(lock.delivery, 'closing')));
+      await Promise.all(held.map((lock) => requeue(lock.delivery, 'closing', false)));
     },
   };
 }
