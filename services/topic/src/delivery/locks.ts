@@ -31,7 +31,7 @@ interface Lock extends LockScope {
 /**
  * The in-process peek-lock table. It never weakens at-least-once: the broker keeps every locked
  * delivery unacked, so the message returns to its queue when the lock expires (we nack it), when
- * it is abandoned, when this process closes (we nack all), or when it dies (the channel closes).
+ * it is abandoned, when this process closes (we release all), or when it dies (the channel closes).
  */
 export function lockTable(options: { lockDurationMs: number; now: () => number; logger: Logger }) {
   const { lockDurationMs, now, logger } = options;
