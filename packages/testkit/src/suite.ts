@@ -47,6 +47,8 @@ export interface SuiteOptions {
     /** how long the topic service reuses a feed's list of subscriptions (default 1 s; production 5 s) */
     subscriptionCacheSec?: number;
     streamHeartbeatSec?: number;
+    /** BROKER_PREFETCH: unacked messages the topic service takes ahead per subscription (default 50 here; production 500) */
+    brokerPrefetch?: number;
     /**
      * The topic service's own RabbitMQ connection (as in production, where it is its own process), shown
      * by `rabbitmqctl list_connections client_properties`; default `keyway-topic-<suite id>`.
@@ -57,8 +59,8 @@ export interface SuiteOptions {
   crmWebhookSecret?: string;
   /** the URL a service's audit trail reaches the suite's database at, from its own (default: the same), e.g. through a fault proxy */
   auditDatabaseUrl?: (serviceUrl: string) => string;
-  /** where PAS or PAC alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
-  links?: Partial<Record<'pas' | 'pac', { amqpUrl?: string; redisUrl?: string }>>;
+  /** where PAS, PAC or the topic service alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
+  links?: Partial<Record<'pas' | 'pac' | 'topic', { amqpUrl?: string; redisUrl?: string }>>;
   /** how often the audit service exports audit events to tenants' audit feeds (default 1000 ms) */
   auditExportIntervalMs?: number;
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
@@ -201,6 +203,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         REFUSAL_WINDOW_SEC: limits.pac?.refusalWindowSec,
       }),
       topic: env({
+        AMQP_URL: options.links?.topic?.amqpUrl,
+        REDIS_URL: options.links?.topic?.redisUrl,
         LOCK_DURATION_SEC: options.topic?.lockDurationSec,
         MAX_BATCH_BYTES: options.topic?.maxBatchBytes,
         MAX_DELIVERIES: options.topic?.maxDeliveries,
@@ -211,7 +215,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         SUBSCRIPTION_CACHE_SEC: options.topic?.subscriptionCacheSec ?? 1,
         STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec,
         // the broker's own default, which the delivery fault tests have always run with (production: 500)
-        BROKER_PREFETCH: 50,
+        BROKER_PREFETCH: options.topic?.brokerPrefetch ?? 50,
       }),
     },
   });
