@@ -32,6 +32,7 @@ export const ReceivedMessage = z.object({
   message_id: z.string(),
   lock_token: z.string(),
   locked_until: z.string(),
+  /** hand-outs to a client counting this one: 1, then one more per abandon or expired lock; a restarted, crashed or disconnected topic instance's returns do not count */
   delivery_count: z.number().int(),
   batch: Batch,
 });
