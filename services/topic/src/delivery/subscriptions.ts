@@ -63,6 +63,27 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
 
   return {
     ensure,
+    /**
+     * Declares a subscription at the broker now, whatever this process remembers (the entitlement
+     * service, listing it, asks: issue 12, batches published before the first receive were lost), and
+     * records its name for the depth check; rejects when either fails, so the listing fails closed.
+     * Not checked against the inventory: the caller is the inventory.
+     */
+    async declare(topic: TopicRef, subscription: string): Promise<void> {
+      const k = key(topic, subscription);
+      const next = { at: now(), pending: broker.declareSubscription(topic, subscription) };
+      declared.set(k, next);
+      try {
+        await next.pending;
+      } catch (err) {
+        if (declared.get(k) === next) declared.delete(k);
+        throw err;
+      }
+      if (subscription !== DEFAULT_SUBSCRIPTION) {
+        await store.sadd(namesKey(topic), subscription);
+        recorded.add(k);
+      }
+    },
     /** every subscription of the topic any instance has declared (rejects when the store is down) */
     async names(topic: TopicRef): Promise<string[]> {
       const others = await store.smembers(namesKey(topic));
