@@ -93,7 +93,7 @@ describe('issue 12: any topic instance settles any lock', { timeout: 60_000 }, (
   });
 
   it('a lock held by A is renewed through B past its first deadline, then completed through B', async () => {
-    const short = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL, topic: { lockDurationSec: 2, subscriptionCacheSec: 0 } });
+    const short = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL, topic: { lockDurationSec: 4, subscriptionCacheSec: 0 } });
     const second = await short.addTopicInstance();
     try {
       const t = await provisionTenant(short);
@@ -101,19 +101,20 @@ describe('issue 12: any topic instance settles any lock', { timeout: 60_000 }, (
       const { sas_key: key } = await short.pac.sas({ refresh_token, rights: 'listen-send' });
       await short.topic.publish(key, makeBatch(t.tenant, t.feed, 1));
       const m = (await short.topic.receive(key, t.tenant, t.feed, 'default', 5))!;
-      await sleep(1200);
+      await sleep(2500);
       const renewed = await rawClient(short, 'topic').post(`/tenants/${t.tenant}/topics/${t.feed}/subscriptions/default/messages/${m.message_id}/${m.lock_token}`, undefined, {
         baseURL: second.url,
         headers: { authorization: key },
       });
       expect(renewed.status).toBe(200);
       expect(Date.parse((renewed.data as { locked_until: string }).locked_until)).toBeGreaterThan(Date.parse(m.locked_until) + 1000);
-      await sleep(1500);
+      await sleep(2000);
       // past the first deadline: still locked, on neither instance handed out again
       expect(await short.topic.receive(key, t.tenant, t.feed, 'default', 0)).toBeNull();
       expect(await second.topic.receive(key, t.tenant, t.feed, 'default', 0)).toBeNull();
       await second.topic.complete(key, t.tenant, t.feed, 'default', m.message_id, m.lock_token);
-      await sleep(2500);
+      // past the renewed deadline too: completed, so never delivered again
+      await sleep(3000);
       expect(await short.topic.receive(key, t.tenant, t.feed, 'default', 0)).toBeNull();
     } finally {
       await second.close();

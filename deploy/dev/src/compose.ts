@@ -72,7 +72,7 @@ export interface Composition {
 }
 
 /** A further topic-service instance (addTopicInstance). */
-export interface TopicInstance {
+interface TopicInstance {
   url: string;
   /** as a deploy stops it: the listener cuts open connections, then its locks go back to their queues and it unlists itself */
   close(): Promise<void>;

@@ -117,7 +117,8 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   app.use(settleRoutes({ guard, settler, body: jsonBody('16kb') }));
   app.use(subscriptionRoutes({ subscriptions }));
   app.use(closeUnreadBody);
-  return Object.assign(finishApp(app, deps.logger), { close: async () => {
+  return Object.assign(finishApp(app, deps.logger), {
+    close: async () => {
       await instances.close();
       await locks.close();
     },

@@ -220,11 +220,17 @@ export function adminOperations(deps: AdminDeps) {
         if (!existing && listed.length >= deps.maxSubscriptionsPerFeed) {
           throw new SubscriptionLimitReached(deps.maxSubscriptionsPerFeed, `tenant ${id} feed ${feed}: ${listed.length} listed`);
         }
-        // Declared before it is listed (issue 12): once listed, every batch published reaches it. Listed
-        // already, it is declared again, so creating it again brings back queues that expired or were lost.
-        await declareQueues(id, feed, name);
-        if (existing) return { subscription: existing, created: false };
-        const result = await policy.addSubscription(id, feed, name);
+        const result = existing ? { subscription: existing, created: false } : await policy.addSubscription(id, feed, name);
+        // Declared before the answer (issue 12), so the subscription holds every batch from then on. The
+        // topic service declares only listed subscriptions (it asks this inventory), hence stored first,
+        // and taken back when it cannot be declared. Listed already, it is declared again, so creating it
+        // again brings back queues that were lost.
+        try {
+          await declareQueues(id, feed, name);
+        } catch (err) {
+          if (result.created) await policy.removeSubscription(id, feed, name).catch((undo: unknown) => log.warn('subscription.unlist_failed', { tenant: id, feed, subscription: name, err: undo }));
+          throw err;
+        }
         if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
         return result;
       },

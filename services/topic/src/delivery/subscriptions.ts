@@ -67,9 +67,10 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
      * Declares a subscription at the broker now, whatever this process remembers (the entitlement
      * service, listing it, asks: issue 12, batches published before the first receive were lost), and
      * records its name for the depth check; rejects when either fails, so the listing fails closed.
-     * Not checked against the inventory: the caller is the inventory.
+     * Only what the inventory lists now (asked afresh), as for a receive: 404 otherwise.
      */
     async declare(topic: TopicRef, subscription: string): Promise<void> {
+      await inventory.require(topic, subscription, { fresh: true });
       const k = key(topic, subscription);
       const next = { at: now(), pending: broker.declareSubscription(topic, subscription) };
       declared.set(k, next);

@@ -6,8 +6,9 @@ import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
 
 /**
  * PUT /internal/v1/tenants/{tenant}/topics/{topic}/subscriptions/{subscription} (mTLS, entitlement
- * only): the entitlement service declares a subscription before it lists it, so the subscription
- * holds every batch published from its creation on (issue 12); 503 when the broker cannot declare it.
+ * only): the entitlement service has a subscription declared as it lists it, before it answers the
+ * operator, so the subscription holds every batch published from its creation on (issue 12). 404 when
+ * the inventory does not list it, 503 when the broker cannot declare it.
  */
 export function subscriptionRoutes(deps: { subscriptions: SubscriptionRegistry }): Router {
   const router = Router();
