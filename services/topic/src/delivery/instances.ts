@@ -35,7 +35,6 @@ export function instanceRegistry(store: Store, options: { url: string; logger: L
   };
   /** the registration in flight: close waits for it, so a late refresh cannot list a closed instance again */
   let pending = register();
-  const ready = pending;
   const timer = setInterval(() => {
     pending = register();
   }, options.refreshMs ?? REFRESH_MS);
@@ -44,8 +43,6 @@ export function instanceRegistry(store: Store, options: { url: string; logger: L
   return {
     /** this instance's id: the first 48 bits of every lock token it hands out */
     id,
-    /** resolves once the first registration was tried */
-    ready,
     /** the listed URL of an instance; undefined when it is not listed (gone, or never existed); rejects when the store cannot answer */
     async urlOf(instance: string): Promise<string | undefined> {
       const listed = await store.get(key(instance));
