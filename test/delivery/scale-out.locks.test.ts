@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, type TopicClient } from '@keyway/clients';
 import type { ReceivedMessage } from '@keyway/contracts';
+import { NoSubscriptionError } from '@keyway/broker';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
@@ -205,6 +206,18 @@ describe('issue 12: a subscription exists from the moment it is created', { time
       await f.complete(seen.size % 2 === 0 ? a : b, m, 'siem');
     }
     expect(seen).toEqual(published);
+  });
+
+  it('the topic service declares only what the inventory lists, and only for the entitlement service’s certificate', async () => {
+    const f = await feed();
+    const path = `/internal/v1/tenants/${f.tenant}/topics/${f.feed}/subscriptions/unlisted`;
+    expect((await rawClient(suite, 'topic', 'entitlement').put(path)).data).toEqual({ error: 'subscription_not_found', error_description: expect.any(String) });
+    for (const caller of ['topic', 'audit', 'operator']) expect((await rawClient(suite, 'topic', caller).put(path)).status).toBe(403);
+    const declared = await suite.broker.depth({ tenant: f.tenant, topic: f.feed }, 'unlisted').then(
+      () => true,
+      (err: unknown) => (err instanceof NoSubscriptionError ? false : Promise.reject(err)),
+    );
+    expect(declared).toBe(false);
   });
 
   it('creating a subscription while the topic service cannot declare it is 503, and lists nothing', async () => {
