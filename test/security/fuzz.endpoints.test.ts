@@ -56,7 +56,7 @@ function legitimateService(service: ServiceName, template: string, method: Metho
   if (service === 'entitlement') return template === '/internal/v1/tenants/{tenant}/feeds/{feed}' ? 'audit' : 'pas';
   if (service === 'pas') return 'pac';
   if (service === 'pac') return 'topic';
-  if (service === 'topic') return 'audit';
+  if (service === 'topic') return template.startsWith('/internal/v1/locks/') ? 'topic' : template.endsWith('/messages') ? 'audit' : 'entitlement';
   throw new Error(`no mTLS caller known for ${method} ${service} ${template}`);
 }
 

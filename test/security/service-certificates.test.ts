@@ -32,7 +32,11 @@ const DOCUMENTED = {
     'POST /internal/v1/sas-keys/verify': ['topic'],
     'GET /internal/v1/sas-keys/:keyId': ['topic'],
   },
-  topic: { 'POST /internal/v1/tenants/:tenant/topics/:topic/messages': ['audit'] },
+  topic: {
+    'POST /internal/v1/tenants/:tenant/topics/:topic/messages': ['audit'],
+    'POST /internal/v1/locks/:lockToken': ['topic'],
+    'PUT /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription': ['entitlement'],
+  },
 };
 
 /** Every source file of the services (not tests). */

@@ -63,6 +63,18 @@ export interface Composition {
   embedded: { broker?: Broker; database?: Db };
   /** stops a service as a deploy would (its listener cuts open connections), stays down downMs, starts it again on the same port */
   restart(service: ServiceName, options?: { downMs?: number }): Promise<void>;
+  /**
+   * Starts one more topic-service instance on a port of its own, as a scaled-out deploy runs it: the
+   * same configuration and store, its own broker connection (with AMQP_URL), INSTANCE_URL its own URL.
+   */
+  addTopicInstance(): Promise<TopicInstance>;
+  close(): Promise<void>;
+}
+
+/** A further topic-service instance (addTopicInstance). */
+interface TopicInstance {
+  url: string;
+  /** as a deploy stops it: the listener cuts open connections, then its locks go back to their queues and it unlists itself */
   close(): Promise<void>;
 }
 
@@ -129,7 +141,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
   const wiring: Record<ServiceName, Env> = {
     idp: { PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
-    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit },
+    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
     pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
     pac: { PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
     topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
@@ -188,6 +200,8 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     };
   };
 
+  /** closers of the instances addTopicInstance started */
+  const extraTopics: Array<() => Promise<void>> = [];
   const built = {} as Record<ServiceName, Built>;
   const infra = {} as Record<ServiceName, ServiceInfra>;
   const apps = {} as Record<ServiceName, RequestListener>;
@@ -235,6 +249,23 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       listeners[name] = await listenLate(tlsOf(name), host, listeners[name].port);
       listeners[name].bind(apps[name]);
     },
-    close: closeAll,
+    async addTopicInstance() {
+      const listener = await listenLate(tlsOf('topic'), host, 0);
+      const config = { ...configs.topic, PORT: listener.port, INSTANCE_URL: listener.url };
+      const own = await buildTopic(config, { ...infra.topic, connectionName: infra.topic.connectionName && `${infra.topic.connectionName}-${listener.port}` });
+      listener.bind(own.app);
+      let closing: Promise<void> | undefined;
+      const close = () =>
+        (closing ??= (async () => {
+          await listener.close();
+          await closeInOrder(own.close, infra.topic.logger);
+        })());
+      extraTopics.push(close);
+      return { url: listener.url, close };
+    },
+    close: async () => {
+      await Promise.all(extraTopics.map((close) => close()));
+      await closeAll();
+    },
   };
 }

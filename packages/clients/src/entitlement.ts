@@ -56,7 +56,7 @@ export function entitlementClient(options: ClientOptions) {
     /** revokes the sessions and SAS keys that used the feed; idempotent */
     removeFeed: (tenant: string, feed: string) => api.call(r.removeFeed, { params: { tenant, feed } }),
     listSubscriptions: (tenant: string, feed: string) => api.call(r.listSubscriptions, { params: { tenant, feed } }),
-    /** only listed subscriptions (and `default`) can be received from; the topic service declares the queue on first use; `created` false when listed already (409 over the per-feed limit) */
+    /** only listed subscriptions (and `default`) can be received from; the topic service declares the queues before it is listed (503 when it cannot); `created` false when listed already (409 over the per-feed limit) */
     createSubscription: (tenant: string, feed: string, name: string) => api.upsert(r.createSubscription, { params: { tenant, feed, name } }),
     /** drops it from the inventory and deletes its queues; idempotent */
     deleteSubscription: (tenant: string, feed: string, name: string) => api.call(r.deleteSubscription, { params: { tenant, feed, name } }),

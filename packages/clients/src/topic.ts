@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
-import { ErrorBody, ReceivedMessage, topicRoutes, type Batch } from '@keyway/contracts';
+import { ErrorBody, ReceivedMessage, topicRoutes, type Batch, type ForwardedSettle } from '@keyway/contracts';
 import { ApiError, createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
@@ -126,6 +126,10 @@ export function topicClient(options: ClientOptions) {
     publish: (sasKey: string, batch: Batch) => call(topicRoutes.publish, { params: { tenant: batch.tenant, topic: batch.topic }, body: batch }, auth(sasKey)),
     /** internal (mTLS, audit service only): publish as Keyway itself, through the same checks and quotas as `publish` */
     publishInternal: (batch: Batch) => call(topicRoutes.publishInternal, { params: { tenant: batch.tenant, topic: batch.topic }, body: batch }),
+    /** internal (mTLS, topic service only): settle a lock the instance at baseUrl holds; ApiError 410 lock_lost when it holds no such lock */
+    settleForwarded: (lockToken: string, settle: ForwardedSettle) => call(topicRoutes.settleForwarded, { params: { lockToken }, body: settle }),
+    /** internal (mTLS, entitlement service only): declare a subscription's queues now */
+    declareSubscription: (tenant: string, topic: string, subscription: string) => call(topicRoutes.declareSubscription, { params: { tenant, topic, subscription } }),
     /** peek-lock receive; null when nothing arrived within timeoutSec */
     receive: receiveFrom(topicRoutes.receive),
     stream,

@@ -93,8 +93,8 @@ export type RoleList = z.infer<typeof RoleList>;
 
 /**
  * A named subscription of a tenant feed: the operator's inventory. The topic service receives only
- * from subscriptions listed here (and `default`), and declares a subscription's queue when it is
- * first used; dropping one from the inventory deletes its queues.
+ * from subscriptions listed here (and `default`), and declares a subscription's queues before it is
+ * listed, so it holds every batch from then on; dropping one from the inventory deletes its queues.
  */
 export const Subscription = z.object({ tenant: TenantId, feed: FeedName, name: SubscriptionName, createdAt: z.string() });
 export type Subscription = z.infer<typeof Subscription>;

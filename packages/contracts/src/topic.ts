@@ -14,6 +14,23 @@ export const TopicMessagePath = TopicSubscriptionPath.extend({
   lockToken: z.uuid('must be a lock token'),
 });
 
+/**
+ * A settle another topic-service instance passes on to the instance holding the lock (its AMQP
+ * delivery): what the client asked, and the scope its path named, which the holder checks.
+ */
+export const ForwardedSettle = z.object({
+  action: z.enum(['complete', 'abandon', 'renew']),
+  tenant: TenantId,
+  topic: FeedName,
+  subscription: SubscriptionName,
+  deadLetter: z.boolean(),
+  messageId: z.string().regex(BATCH_ID),
+});
+export type ForwardedSettle = z.infer<typeof ForwardedSettle>;
+/** the holder's answer: the new lock deadline after a renew */
+export const ForwardedSettleAnswer = z.object({ locked_until: z.string().optional() });
+export type ForwardedSettleAnswer = z.infer<typeof ForwardedSettleAnswer>;
+
 export const Batch = z.object({
   id: z.string().regex(BATCH_ID, 'must be 1-128 letters, digits, . _ : -'),
   tenant: TenantId,

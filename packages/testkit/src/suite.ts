@@ -123,6 +123,12 @@ export interface Suite {
    * With the embedded broker the broker instance is kept (it has no connection to lose).
    */
   restartTopic(options?: { downMs?: number }): Promise<void>;
+  /**
+   * One more topic-service instance sharing the suite's store and broker (its own RabbitMQ
+   * connection), as a scaled-out deploy runs it, with a client of its own; closed with the suite at
+   * the latest.
+   */
+  addTopicInstance(): Promise<{ url: string; topic: ReturnType<typeof topicClient>; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -249,6 +255,10 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     topicConnectionName,
     changeEventsTopic,
     restartTopic: (restart) => composition.restart('topic', restart),
+    async addTopicInstance() {
+      const instance = await composition.addTopicInstance();
+      return { ...instance, topic: topicClient({ caPem, baseUrl: instance.url }) };
+    },
     async close() {
       try {
         if (database) await audit.close();

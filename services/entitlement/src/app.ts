@@ -51,6 +51,8 @@ export interface EntitlementDeps {
   idp: IdpClient;
   /** carries change events to PAS and PAC; a subscription dropped from the inventory has its queues deleted here */
   broker: Broker;
+  /** the topic service declares a subscription's queues (with its queue bounds); rejects when it cannot */
+  declareSubscription: (tenant: string, feed: string, name: string) => Promise<void>;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
@@ -86,6 +88,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     operatorTenant,
     audit,
     deleteSubscriptionQueues: (tenant, feed, name) => deps.broker.deleteSubscription({ tenant, topic: feed }, name),
+    declareSubscriptionQueues: deps.declareSubscription,
     maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
   });
 

@@ -1,4 +1,4 @@
-import { auditClient, idpClient, pacClient, pasClient } from '@keyway/clients';
+import { auditClient, idpClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
@@ -10,6 +10,8 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
   const { deps, close } = await changeEventServiceDeps('entitlement', config, infra);
   const idp = idpClient({ baseUrl: config.IDP_URL, caPem: tls.caPem, clientCert: tls });
   const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  // mTLS: the topic service declares subscriptions for the entitlement service only
+  const topic = topicClient({ baseUrl: config.TOPIC_URL, caPem: tls.caPem, clientCert: tls, timeoutMs: 10_000 });
   const app = createApp(
     {
       ...operatorTokenOptions(config),
@@ -20,6 +22,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
     {
       ...deps,
       idp,
+      declareSubscription: (tenant, feed, name) => topic.declareSubscription(tenant, feed, name),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
       // without a certificate: each console call carries the operator's own token

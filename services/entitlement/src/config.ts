@@ -11,6 +11,7 @@ export const EntitlementEnv = requiredInProduction(
     PUBLIC_URL: z.string().url().describe('this service\'s URL as PAS names it in operator access tokens (one of PAS\'s ADMIN_AUDIENCES): the "aud" checked at the admin API'),
     IDP_URL: z.string().url().describe('the IdP, where user credentials are registered'),
     PAS_URL: z.string().url().describe('PAS: issuer of operator access tokens, their JWKS and their introspection'),
+    TOPIC_URL: z.string().url().describe('the topic service, where a subscription is declared (over mTLS) before it is listed, so it holds every batch from then on'),
     PAC_URL: z.string().url().optional().describe("PAC: the operator console rotates tenants' SAS keys there with the operator's token; unset = no rotation in the console"),
     AUDIT_URL: z.string().url().optional().describe("the audit service: the operator console shows a tenant's audit events from there with the operator's token; unset = no audit view in the console"),
     AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying change events to PAS and PAC; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),

@@ -8,6 +8,8 @@ import { revocationCache, type RevocationSource } from './auth/revocation.ts';
 import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
 import type { TopicConfig } from './config.ts';
 import { subscriptionInventory, type SubscriptionSource } from './delivery/inventory.ts';
+import { instanceRegistry } from './delivery/instances.ts';
+import { lockSettler, type Peer } from './delivery/lock-owners.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
@@ -15,10 +17,12 @@ import { publishRoutes } from './routes/publish.ts';
 import { receiveRoutes } from './routes/receive.ts';
 import { settleRoutes } from './routes/settle.ts';
 import { streamRoutes } from './routes/stream.ts';
+import { subscriptionRoutes } from './routes/subscriptions.ts';
 
 export type TopicOptions = Pick<
   TopicConfig,
   | 'PUBLIC_BASE_URL'
+  | 'INSTANCE_URL'
   | 'LOCK_DURATION_SEC'
   | 'MAX_BATCH_BYTES'
   | 'SAS_KEY_CACHE_SEC'
@@ -32,7 +36,7 @@ export type TopicOptions = Pick<
 
 export interface TopicDeps {
   broker: Broker;
-  /** this service's store (prefix `${STORE_PREFIX}:topic:`): publish rate counters, subscription names */
+  /** this service's store (prefix `${STORE_PREFIX}:topic:`): publish rate counters, subscription names, the instances holding locks */
   store: Store;
   /** PAC's verdict on a SAS key's signature (the tenant keys stay at PAC); rejects when it cannot be had */
   sasSignatures: SasSignatureSource;
@@ -40,6 +44,8 @@ export interface TopicDeps {
   sasKeyRevoked: RevocationSource;
   /** the names of a feed's listed subscriptions, from the entitlement service (rejects when it cannot answer) */
   subscriptionNames: SubscriptionSource;
+  /** another topic instance at the base URL it listed, called with this service's client certificate (mTLS) */
+  peer: (baseUrl: string) => Peer;
   logger: Logger;
   /** milliseconds since the epoch; SAS expiry, lock deadlines and rate windows are read from it */
   now?: () => number;
@@ -54,7 +60,10 @@ const closeUnreadBody: ErrorRequestHandler = (err, req, res, next) => {
   next(err);
 };
 
-/** An Express app plus close(), which returns every locked message to its queue and stops lock timers. */
+/**
+ * An Express app plus close(), which unlists the instance (its lock tokens answer 410 everywhere),
+ * returns every locked message to its queue and stops lock timers.
+ */
 export type TopicApp = Express & { close(): Promise<void> };
 
 /** Publish, peek-lock receive (one message or a stream), settle; never listens (main.ts and tests do). */
@@ -82,7 +91,9 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   });
   const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
   const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, now);
-  const locks = lockTable({ lockDurationMs: options.LOCK_DURATION_SEC * 1000, now, logger: deps.logger });
+  const instances = instanceRegistry(deps.store, { url: options.INSTANCE_URL ?? options.PUBLIC_BASE_URL, logger: deps.logger });
+  const locks = lockTable({ instance: instances.id, lockDurationMs: options.LOCK_DURATION_SEC * 1000, now, logger: deps.logger });
+  const settler = lockSettler({ locks, instances, peer: deps.peer, logger: deps.logger });
   const quotas = {
     rate: publishRateLimit(deps.store, { ratePerSec: options.PUBLISH_RATE_PER_SEC, burst: options.PUBLISH_BURST, now }),
     depth: queueDepthLimit(deps.broker, subscriptions, { maxDepth: options.MAX_QUEUE_DEPTH, now }),
@@ -103,7 +114,13 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
       recheckMs: Math.max(1000, options.REVOCATION_CACHE_SEC * 1000),
     }),
   );
-  app.use(settleRoutes({ guard, locks }));
+  app.use(settleRoutes({ guard, settler, body: jsonBody('16kb') }));
+  app.use(subscriptionRoutes({ subscriptions }));
   app.use(closeUnreadBody);
-  return Object.assign(finishApp(app, deps.logger), { close: () => locks.close() });
+  return Object.assign(finishApp(app, deps.logger), {
+    close: async () => {
+      await instances.close();
+      await locks.close();
+    },
+  });
 }

@@ -1,4 +1,4 @@
-import { entitlementClient, pacClient } from '@keyway/clients';
+import { entitlementClient, pacClient, topicClient } from '@keyway/clients';
 import { serviceResources, type ServiceInfra } from '@keyway/kit';
 import { createApp } from './app.ts';
 import { pacSasSignatures } from './auth/sas-signatures.ts';
@@ -13,6 +13,9 @@ export const topicBrokerOptions = (config: TopicConfig) => ({
   subscriptionExpiresMs: config.SUBSCRIPTION_EXPIRY_SEC * 1000,
   maxQueueLength: config.MAX_QUEUE_DEPTH,
 });
+
+/** how long a settle passed on to the instance holding the lock may take before that lock counts as lost */
+const PEER_TIMEOUT_MS = 5000;
 
 /** The topic service from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
@@ -30,6 +33,8 @@ export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
     sasSignatures: pacSasSignatures(pac),
     sasKeyRevoked: async (keyId) => (await pac.sasKeyStatus(keyId)).revoked,
     subscriptionNames: entitlementSubscriptions(entitlement),
+    // mTLS likewise: another instance settles a lock it holds only for a topic-service certificate
+    peer: (baseUrl) => topicClient({ baseUrl, caPem: tls.caPem, clientCert: tls, timeoutMs: PEER_TIMEOUT_MS }),
     logger,
   });
   // the listener stops first (runService), then locks go back to their queues, then the broker and the store close

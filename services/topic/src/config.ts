@@ -7,6 +7,13 @@ export const TopicEnv = requiredInProduction(
     PORT: configFields.port.default(8445).describe('HTTPS port'),
     AMQP_URL: configFields.optionalUrl.describe('amqp(s)://user:pass@host:port/vhost; unset (KEYWAY_ENV=development only) = embedded in-memory broker'),
     PUBLIC_BASE_URL: z.string().url().describe('the URL SAS resource URIs name, e.g. https://localhost:8445'),
+    INSTANCE_URL: z
+      .string()
+      .url()
+      .optional()
+      .describe(
+        "this instance's own base URL, reachable by the other topic instances (not through the load balancer): they pass on settles of the locks it holds there, over mTLS; default PUBLIC_BASE_URL (one instance)",
+      ),
     PAC_URL: z.string().url().describe('base URL of PAC, asked (over mTLS) for the tenant SAS keys'),
     ENTITLEMENT_URL: z.string().url().describe('base URL of the entitlement service, asked (over mTLS) which subscriptions a feed lists'),
     SUBSCRIPTION_CACHE_SEC: z.coerce

@@ -5,7 +5,7 @@ import { feedArgs, parseArg } from '../input.ts';
 import { table } from '../output.ts';
 
 export function register(program: Command, context: CliContext): void {
-  const subscription = program.command('subscription').description('named subscriptions of a tenant feed (the operator’s inventory; the topic service declares a queue on first use)');
+  const subscription = program.command('subscription').description('named subscriptions of a tenant feed (the operator’s inventory; the topic service declares its queues when it is created)');
 
   subscription
     .command('add')

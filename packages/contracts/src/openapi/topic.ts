@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Batch, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
+import { Batch, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { AUDIT_FEED } from '../audit.ts';
@@ -41,6 +41,10 @@ export const topicRoutes = {
   // the tenants' audit feeds, published by Keyway itself through the same checks and quotas as a SAS publish
   // least privilege: the audit service's certificate publishes to tenants' audit feeds only
   publishInternal: serviceOnly(['audit'], route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath.extend({ topic: z.literal(AUDIT_FEED) }), body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
+  // another topic instance passes on a settle whose lock token names this one (lock tokens are per instance)
+  settleForwarded: serviceOnly(['topic'], route({ method: 'post', path: '/internal/v1/locks/{lockToken}', summary: 'complete, abandon or renew a lock this instance holds, for another topic instance that received the settle (topic service only); never passed on again', description: 'The scope (tenant, topic, subscription, queue, message) is checked here as on the public settle paths: anything else, or a lock this instance does not hold, is 410 lock_lost.', params: z.object({ lockToken: TopicMessagePath.shape.lockToken }), body: { schema: ForwardedSettle }, responses: { 200: jsonResponse(ForwardedSettleAnswer, 'settled; locked_until after a renew') }, errors: [400, 410, 415] })),
+  // the entitlement service has a subscription declared when an operator lists it, so it holds every batch from then on
+  declareSubscription: serviceOnly(['entitlement'], route({ method: 'put', path: `/internal/v1${SUBSCRIPTION}`, summary: 'declare a listed subscription’s queues now, with the topic service’s queue bounds (entitlement service only, when an operator lists it): every batch published from then on reaches it; idempotent', description: 'The inventory is asked afresh: a subscription it does not list is 404 subscription_not_found and nothing is declared.', params: TopicSubscriptionPath, responses: { 204: noBody('declared') }, errors: [400, 404, 503] })),
   receive: receive(SUBSCRIPTION, 'the subscription'),
   stream: sas(route({
     method: 'post', path: `${SUBSCRIPTION}/messages/stream`,
@@ -64,4 +68,4 @@ export const topicRoutes = {
 
 export const topicPaths = pathsOf(topicRoutes);
 
-export const topicApi = openApiDocument({ title: 'Keyway topic service', description: 'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared on first use, expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out.' }, topicPaths);
+export const topicApi = openApiDocument({ title: 'Keyway topic service', description: 'Publish log batches and receive them with peek-lock on the Azure Service Bus REST paths. Every request carries a SAS key from PAC (send to publish, listen to receive and settle), checked before the body is read. Only `default` and the subscriptions an operator listed can be received from (404 subscription_not_found otherwise); their queues are declared when the operator lists them (`default`: on first publish), expire when unused, and hold at most MAX_QUEUE_DEPTH ready messages each (the oldest go to the dead letters). Streams and long polls check their key again before each hand-out. Any instance settles any lock: a lock token names the instance that holds the delivery, and a settle that reaches another instance is passed on to it (410 lock_lost when that instance is gone).' }, topicPaths);

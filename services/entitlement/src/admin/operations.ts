@@ -1,7 +1,7 @@
 import { audited, mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
 import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type User } from '@keyway/contracts';
 import { ApiError, type IdpClient } from '@keyway/clients';
-import { Conflict, InvalidRequest, NotFound, OAuthError, type Logger } from '@keyway/kit';
+import { Conflict, InvalidRequest, NotFound, OAuthError, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { ChangeEvents } from '../events/changes.ts';
 import type { PolicyRepository } from '../policy/repository.ts';
 
@@ -13,6 +13,8 @@ export interface AdminDeps {
   operatorTenant: string;
   /** the entitlement service's audit stream: every change is recorded as admin.<noun>_<verb> */
   audit: AuditLog;
+  /** declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot */
+  declareSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
   /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
   deleteSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
   /** the most subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch) */
@@ -64,6 +66,15 @@ export function adminOperations(deps: AdminDeps) {
   const checkRoles = (tenant: string, roles: readonly Role[]) => {
     if (roles.includes('operator') && tenant !== deps.operatorTenant) {
       throw new InvalidRequest(`the operator role is held only by users of the vendor tenant ${deps.operatorTenant}`);
+    }
+  };
+
+  /** 503 when the topic service cannot declare the queues: the subscription is then not listed (fail closed) */
+  const declareQueues = async (tenant: string, feed: string, name: string): Promise<void> => {
+    try {
+      await deps.declareSubscriptionQueues(tenant, feed, name);
+    } catch (err) {
+      throw new TemporarilyUnavailable('the subscription cannot be declared right now, retry later', `topic service: ${String(err)}`, { 'Retry-After': '5' });
     }
   };
 
@@ -206,11 +217,20 @@ export function adminOperations(deps: AdminDeps) {
         if (!tenant.feeds.includes(feed)) throw new NotFound(`tenant ${id} does not have feed ${feed}`);
         const listed = await policy.listSubscriptions(id, feed);
         const existing = listed.find((s) => s.name === name);
-        if (existing) return { subscription: existing, created: false };
-        if (listed.length >= deps.maxSubscriptionsPerFeed) {
+        if (!existing && listed.length >= deps.maxSubscriptionsPerFeed) {
           throw new SubscriptionLimitReached(deps.maxSubscriptionsPerFeed, `tenant ${id} feed ${feed}: ${listed.length} listed`);
         }
-        const result = await policy.addSubscription(id, feed, name);
+        const result = existing ? { subscription: existing, created: false } : await policy.addSubscription(id, feed, name);
+        // Declared before the answer (issue 12), so the subscription holds every batch from then on. The
+        // topic service declares only listed subscriptions (it asks this inventory), hence stored first,
+        // and taken back when it cannot be declared. Listed already, it is declared again, so creating it
+        // again brings back queues that were lost.
+        try {
+          await declareQueues(id, feed, name);
+        } catch (err) {
+          if (result.created) await policy.removeSubscription(id, feed, name).catch((undo: unknown) => log.warn('subscription.unlist_failed', { tenant: id, feed, subscription: name, err: undo }));
+          throw err;
+        }
         if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
         return result;
       },

@@ -3,11 +3,22 @@ import { OAuthError, type Logger } from '@keyway/kit';
 import type { Delivery } from '@keyway/broker';
 
 /** Azure Service Bus's MessageLockLost, as an HTTP answer: the lock token no longer settles anything. */
-class LockLost extends OAuthError {
+export class LockLost extends OAuthError {
   constructor(detail: string) {
     super(410, 'lock_lost', 'the message lock is lost: it expired, the message was already settled, or the lock never existed', detail);
   }
 }
+
+/**
+ * A lock token is a GUID, as Azure Service Bus hands out, whose first 48 bits (`xxxxxxxx-xxxx`) are the
+ * id of the instance holding the delivery (instances.ts) and whose other 74 bits are random: any
+ * instance can tell where to send a settle, and the token is still unguessable (a settle also needs
+ * a listen key for the topic and the message id).
+ */
+const newToken = (instance: string): string => `${instance.slice(0, 8)}-${instance.slice(8, 12)}${randomUUID().slice(13)}`;
+
+/** the id of the instance a lock token names */
+export const instanceOf = (token: string): string => token.slice(0, 13).replace('-', '').toLowerCase();
 
 /** What a lock token is valid for: a lock only settles the message it was handed out with. */
 export interface LockScope {
@@ -33,8 +44,8 @@ interface Lock extends LockScope {
  * delivery unacked, so the message returns to its queue when the lock expires (we nack it), when
  * it is abandoned, when this process closes (we release all), or when it dies (the channel closes).
  */
-export function lockTable(options: { lockDurationMs: number; now: () => number; logger: Logger }) {
-  const { lockDurationMs, now, logger } = options;
+export function lockTable(options: { instance: string; lockDurationMs: number; now: () => number; logger: Logger }) {
+  const { instance, lockDurationMs, now, logger } = options;
   const locks = new Map<string, Lock>();
   let closed = false;
 
@@ -75,7 +86,7 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
 
   /** the live lock for this token and scope, or LockLost; an unknown token and a foreign one look alike */
   const find = (token: string, scope: LockScope): Lock => {
-    const lock = locks.get(token);
+    const lock = locks.get(token.toLowerCase());
     if (!lock || lock.tenant !== scope.tenant || lock.topic !== scope.topic || lock.subscription !== scope.subscription || lock.deadLetter !== scope.deadLetter || lock.messageId !== scope.messageId) {
       throw new LockLost('no such lock for this message');
     }
@@ -117,7 +128,7 @@ export function lockTable(options: { lockDurationMs: number; now: () => number; 
         await requeue(delivery, 'closed', false);
         return undefined;
       }
-      const lock: Lock = { ...scope, token: randomUUID(), lockedUntil: now() + lockDurationMs, delivery, onEnd };
+      const lock: Lock = { ...scope, token: newToken(instance), lockedUntil: now() + lockDurationMs, delivery, onEnd };
       locks.set(lock.token, lock);
       arm(lock);
       return { token: lock.token, lockedUntil: lock.lockedUntil };

@@ -63,6 +63,28 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
 
   return {
     ensure,
+    /**
+     * Declares a subscription at the broker now, whatever this process remembers (the entitlement
+     * service, listing it, asks: issue 12, batches published before the first receive were lost), and
+     * records its name for the depth check; rejects when either fails, so the listing fails closed.
+     * Only what the inventory lists now (asked afresh), as for a receive: 404 otherwise.
+     */
+    async declare(topic: TopicRef, subscription: string): Promise<void> {
+      await inventory.require(topic, subscription, { fresh: true });
+      const k = key(topic, subscription);
+      const next = { at: now(), pending: broker.declareSubscription(topic, subscription) };
+      declared.set(k, next);
+      try {
+        await next.pending;
+      } catch (err) {
+        if (declared.get(k) === next) declared.delete(k);
+        throw err;
+      }
+      if (subscription !== DEFAULT_SUBSCRIPTION) {
+        await store.sadd(namesKey(topic), subscription);
+        recorded.add(k);
+      }
+    },
     /** every subscription of the topic any instance has declared (rejects when the store is down) */
     async names(topic: TopicRef): Promise<string[]> {
       const others = await store.smembers(namesKey(topic));

@@ -160,6 +160,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       },
       sasKeyRevoked: async () => false,
       subscriptionNames: async (tenant, topic) => [...listed({ tenant, topic })],
+      peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
   );
   const server: RunningServer = await listenHttps(app, { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }, 0);

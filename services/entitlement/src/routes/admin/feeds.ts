@@ -7,8 +7,8 @@ import type { PolicyRepository } from '../../policy/repository.ts';
 /**
  * /v1/tenants/:tenant/feeds…: the tenant's feeds (grant, remove: feed.removed revokes what used it)
  * and each feed's named subscriptions. Subscriptions are the operator's inventory: the topic service
- * receives only from listed ones (and `default`), declaring a queue when an importer first uses it;
- * dropping a subscription, or its feed, deletes its queues.
+ * receives only from listed ones (and `default`), and declares a subscription's queues when it is
+ * listed; dropping a subscription, or its feed, deletes its queues.
  */
 export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();

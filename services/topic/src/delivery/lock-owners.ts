@@ -1,0 +1,73 @@
+import type { ForwardedSettle, ForwardedSettleAnswer } from '@keyway/contracts';
+import { ApiError, UnreachableError } from '@keyway/clients';
+import { TemporarilyUnavailable, type Logger } from '@keyway/kit';
+import { setBounded } from '../bounded-cache.ts';
+import { RETRY_AFTER_SEC } from './broker-errors.ts';
+import type { InstanceRegistry } from './instances.ts';
+import { instanceOf, LockLost, type LockScope, type LockTable } from './locks.ts';
+
+export type SettleAction = ForwardedSettle['action'];
+
+/** Another topic instance, reached at the URL it listed, with this service's own client certificate. */
+export interface Peer {
+  settleForwarded(lockToken: string, settle: ForwardedSettle): Promise<ForwardedSettleAnswer>;
+}
+
+/** instances a process talks to at once; a bound so that a churning fleet does not grow it without end */
+const MAX_PEERS = 256;
+
+/**
+ * Any instance settles any lock (issue 12). The lock token names the instance holding the AMQP
+ * delivery: a settle for one of ours is done here, any other is passed on over mTLS to the URL that
+ * instance listed. A passed-on settle is settled there or lost, never passed on again, so a stale
+ * listing cannot make a loop. An instance that is not listed or does not answer has lost its locks
+ * (Azure Service Bus MessageLockLost): RabbitMQ redelivers its deliveries once its channel closes.
+ */
+export function lockSettler(deps: { locks: LockTable; instances: Pick<InstanceRegistry, 'id' | 'urlOf'>; peer: (baseUrl: string) => Peer; logger: Logger }) {
+  const { locks, instances, logger } = deps;
+  const peers = new Map<string, Peer>();
+  const peerAt = (url: string): Peer => {
+    let peer = peers.get(url);
+    if (!peer) {
+      peer = deps.peer(url);
+      setBounded(peers, url, peer, MAX_PEERS);
+    }
+    return peer;
+  };
+
+  /** the lock deadline after a renew, else undefined */
+  const settleHere = async (action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> => {
+    if (instanceOf(token) !== instances.id) throw new LockLost('the lock token names another instance');
+    if (action === 'renew') return locks.renew(token, scope);
+    await (action === 'complete' ? locks.complete(token, scope) : locks.abandon(token, scope));
+    return undefined;
+  };
+
+  const passOn = async (action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> => {
+    const instance = instanceOf(token);
+    // a store outage rejects here: 503, since whether the instance lives cannot be told
+    const url = await instances.urlOf(instance);
+    if (url === undefined) throw new LockLost(`instance ${instance} is not listed (gone, or never existed)`);
+    try {
+      const answer = await peerAt(url).settleForwarded(token, { action, ...scope });
+      return answer.locked_until === undefined ? undefined : Date.parse(answer.locked_until);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 410) throw new LockLost(`instance ${instance}: ${err.description}`);
+      if (err instanceof UnreachableError) {
+        logger.warn('lock.holder_unreachable', { instance, err });
+        throw new LockLost(`instance ${instance} does not answer`);
+      }
+      logger.error('lock.pass_on_failed', { instance, err });
+      throw new TemporarilyUnavailable('the lock cannot be settled right now, retry later', `instance ${instance}: ${String(err)}`, { 'Retry-After': String(RETRY_AFTER_SEC) });
+    }
+  };
+
+  return {
+    /** a settle a client asked for, on any instance */
+    settle: (action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> =>
+      instanceOf(token) === instances.id ? settleHere(action, token, scope) : passOn(action, token, scope),
+    /** a settle another instance passed on: this instance holds the lock, or it is lost */
+    settleHere,
+  };
+}
+export type LockSettler = ReturnType<typeof lockSettler>;
