@@ -1,13 +1,17 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
 import { BOUND_ARGUMENTS, DEFAULT_SUBSCRIPTION_EXPIRES_MS, TOPIC_EXCHANGE, declareExchanges, deadLetterQueue, declareSubscriptionTopology, routingKey, subscriptionQueue } from './topology.ts';
 import type { QueueBounds, QueueType } from './topology.ts';
+import { amqpUrls, connectFirst, redactedUrl } from './urls.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface AmqpBrokerOptions {
+  /**
+   * amqp(s)://user:pass@host:port/vhost, or the nodes of one cluster separated by commas: the first
+   * that answers is used, and after a connection loss the next ones are tried in turn.
+   */
   url: string;
   /** default 'quorum' */
   queueType?: QueueType;
@@ -119,6 +123,9 @@ class AmqpBroker implements Broker {
   /** queues found with other bounds than ours, reported once each */
   private readonly keptAsIs = new Set<string>();
 
+  private readonly urls: string[];
+  /** the node (index into urls) the next connection attempt starts with */
+  private node = 0;
   private session: Session | null = null;
   private opening: Promise<void> | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -130,6 +137,7 @@ class AmqpBroker implements Broker {
   private readonly pending = new Map<string, PendingPublish[]>();
 
   constructor(private readonly options: AmqpBrokerOptions) {
+    this.urls = amqpUrls(options.url);
     this.queueType = options.queueType ?? 'quorum';
     this.maxDeliveries = options.maxDeliveries ?? 10;
     this.prefetch = options.prefetch ?? 50;
@@ -157,19 +165,24 @@ class AmqpBroker implements Broker {
   }
 
   private async open(): Promise<void> {
-    const conn = await amqp.connect(this.options.url, {
-      timeout: 5000,
-      // amqplib writes a message above 2 KiB as several writes (method, header, body frames); with
-      // Nagle's algorithm the last one waits for the ACK RabbitMQ delays by 40 ms, so every publish
-      // of a batch above 2 KiB took 40+ ms to be confirmed.
-      noDelay: true,
-      clientProperties: this.options.connectionName ? { connection_name: this.options.connectionName } : {},
-    });
+    const { conn, index } = await connectFirst(
+      this.urls,
+      {
+        timeout: 5000,
+        // amqplib writes a message above 2 KiB as several writes (method, header, body frames); with
+        // Nagle's algorithm the last one waits for the ACK RabbitMQ delays by 40 ms, so every publish
+        // of a batch above 2 KiB took 40+ ms to be confirmed.
+        noDelay: true,
+        clientProperties: this.options.connectionName ? { connection_name: this.options.connectionName } : {},
+      },
+      this.node,
+    );
+    this.node = index;
     let session: Session | undefined;
     let blocked: string | null = null;
     conn.on('error', (err: unknown) => this.report(err));
     conn.on('close', (err?: Error) => {
-      if (session) this.connectionLost(session, err);
+      if (session) this.connectionLost(session, index, err);
     });
     // while RabbitMQ blocks publishers (resource alarm) a publish would only run into its timeout
     conn.on('blocked', (reason: string) => {
@@ -196,6 +209,8 @@ class AmqpBroker implements Broker {
       if (session.lost) throw new BrokerUnavailableError('connection lost while opening');
       if (this.closed) throw new BrokerUnavailableError('broker closed while connecting');
     } catch (err) {
+      // a node that answers but cannot take our declarations is tried last next time
+      this.node = (index + 1) % this.urls.length;
       await conn.close().catch(() => undefined);
       throw err;
     }
@@ -205,10 +220,12 @@ class AmqpBroker implements Broker {
     }
   }
 
-  private connectionLost(session: Session, reason: Error | undefined): void {
+  private connectionLost(session: Session, node: number, reason: Error | undefined): void {
     session.lost = true;
     if (this.session !== session) return;
     this.session = null;
+    // the node may be gone: the reconnect tries the other nodes first and comes back round to it last
+    this.node = (node + 1) % this.urls.length;
     // Unacked messages of the dead channels are requeued by RabbitMQ; buffered copies must not be
     // handed out any more. Waiting receive() calls stay and are served after the reconnect.
     for (const sub of this.subscriptions.values()) {
@@ -220,7 +237,7 @@ class AmqpBroker implements Broker {
     }
     if (!this.closed) {
       const detail = reason ? `: ${reason.message}` : '';
-      this.report(new BrokerUnavailableError(`connection to rabbitmq lost${detail}; reconnecting`, { cause: reason }));
+      this.report(new BrokerUnavailableError(`connection to rabbitmq ${redactedUrl(this.urls[node] ?? '')} lost${detail}; reconnecting`, { cause: reason }));
       this.scheduleReconnect(RECONNECT_MIN_MS);
     }
   }
@@ -652,9 +669,10 @@ class AmqpBroker implements Broker {
 }
 
 /**
- * RabbitMQ broker. Connects before resolving (rejects with BrokerUnavailableError otherwise); after
- * a connection loss it reconnects by itself (100 ms backoff doubling to 2 s), re-declares what it
- * declared and resumes consumers. While disconnected every call rejects with BrokerUnavailableError;
+ * RabbitMQ broker. Connects to the first node of `url` that answers before resolving (rejects with
+ * BrokerUnavailableError otherwise); after a connection loss it reconnects by itself, trying the
+ * other nodes first and then round the list (100 ms backoff doubling to 2 s between rounds),
+ * re-declares what it declared and resumes consumers. While disconnected every call rejects with BrokerUnavailableError;
  * receive() calls already waiting keep waiting and may still be served after the reconnect.
  *
  * Settling a delivery whose channel has closed rejects with BrokerUnavailableError (RabbitMQ has
