@@ -49,6 +49,13 @@ const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 /** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
 const RECONNECT_MIN_MS = 100;
+/**
+ * After losing its node of a cluster, the broker waits this long before it reconnects to another.
+ * When a node dies, the others elect new leaders for the quorum queues it led within seconds; a
+ * channel opened before that kept addressing the dead leader (RabbitMQ 3.10: its publishes nacked,
+ * its acks lost, so delivery stalled for good). A single node is reconnected to at once.
+ */
+const FAILOVER_SETTLE_MS = 5000;
 const RECONNECT_MAX_MS = 2000;
 /** how long close() waits for RabbitMQ's close-ok before it drops the socket */
 const CLOSE_HANDSHAKE_MS = 5000;
@@ -237,8 +244,8 @@ class AmqpBroker implements Broker {
     }
     if (!this.closed) {
       const detail = reason ? `: ${reason.message}` : '';
-      this.report(new BrokerUnavailableError(`connection to rabbitmq ${redactedUrl(this.urls[node] ?? '')} lost${detail}; reconnecting`, { cause: reason }));
-      this.scheduleReconnect(RECONNECT_MIN_MS);
+      this.report(new BrokerUnavailableError(`connection to rabbitmq lost (${redactedUrl(this.urls[node] ?? '')})${detail}; reconnecting`, { cause: reason }));
+      this.scheduleReconnect(this.urls.length > 1 ? FAILOVER_SETTLE_MS : RECONNECT_MIN_MS);
     }
   }
 
@@ -325,8 +332,11 @@ class AmqpBroker implements Broker {
           },
           (err: unknown) => {
             if (pending.returned) finish(new NoSubscriptionError(`no subscription receives ${exchange || 'queue'} ${key}`));
-            else if (err) finish(toBrokerError(err));
-            else finish();
+            else if (err) {
+              finish(toBrokerError(err));
+              // a nack: the queue could not take it, e.g. this channel still addresses a quorum queue leader that died; a new connection asks afresh
+              if (!session.lost) session.conn.close().catch(() => undefined);
+            } else finish();
           },
         );
       } catch (err) {

@@ -190,7 +190,7 @@ describe('amqp broker connection handling', () => {
       await a.restore();
       const waiting = broker.receive(topic, 'sub', 10_000);
       await b.cut();
-      await until(() => errors.some((e) => e.message.includes(`connection to rabbitmq ${new URL(b.url).protocol}//${new URL(b.url).host} lost`)), 5000);
+      await until(() => errors.some((e) => e.message.includes(`connection to rabbitmq lost (${new URL(b.url).protocol}//${new URL(b.url).host})`)), 5000);
       await waitForPing(broker, 10_000);
       await broker.publish(topic, Buffer.from('via a'), { messageId: 'a-1' });
       const redelivered = new Set<string>();
