@@ -38,6 +38,9 @@ if [ -z "${KEYWAY_TEST_AMQP_URL:-}" ] && ! port_open 5672; then
   wait_for_port 5672
 fi
 
+# The RabbitMQ cluster fault test (test/delivery/faults.rabbit-cluster.test.ts) runs its nodes with an epmd of their own.
+command -v epmd >/dev/null || { echo "prerequisites: epmd is missing (apt-get install erlang-base, which rabbitmq-server depends on)" >&2; exit 1; }
+
 # The console test drives Debian's Chromium (test/console/console.test.ts).
 if [ ! -x /usr/bin/chromium ]; then
   echo "prerequisites: installing Debian's chromium for the console test"

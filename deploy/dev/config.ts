@@ -4,7 +4,7 @@ import { configFields } from '@keyway/kit';
 /** The launcher's own knobs; everything has a development default. */
 export const LaunchEnv = z.object({
   REDIS_URL: configFields.optionalUrl.describe('redis://…; unset = embedded in-memory store'),
-  AMQP_URL: configFields.optionalUrl.describe('amqp://…; unset = embedded in-memory broker'),
+  AMQP_URL: configFields.amqpUrl.describe('amqp://…, or the nodes of one cluster separated by commas; unset = embedded in-memory broker'),
   DATABASE_URL: configFields.optionalUrl.describe(
     'postgres://… as a role that may migrate (the services then connect as their own keyway_<service> roles, trust auth); unset = embedded PostgreSQL (PGlite) in memory',
   ),

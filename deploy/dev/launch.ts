@@ -5,6 +5,7 @@
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { amqpUrls, redactedUrl } from '@keyway/broker';
 import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { migrate, openPostgres, serviceRoleUrl } from '@keyway/db';
 import { createAgent, fileCheckpoint, fileSink } from '@keyway/importer';
@@ -79,7 +80,7 @@ for (const name of SERVICES) say(`  ${name.padEnd(12)} ${suite.urls[name]}`);
 say();
 say(`  database     ${databaseUrl ? `PostgreSQL ${new URL(databaseUrl).host}${new URL(databaseUrl).pathname}` : 'embedded PostgreSQL (PGlite, in memory; set DATABASE_URL for PostgreSQL)'}`);
 say(`  store        ${config.REDIS_URL ? `Redis ${new URL(config.REDIS_URL).host}` : 'embedded (in memory; set REDIS_URL for Redis)'}`);
-say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${new URL(config.AMQP_URL).host}` : 'embedded (in memory; set AMQP_URL for RabbitMQ)'}`);
+say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${amqpUrls(config.AMQP_URL).map(redactedUrl).join(', ')}` : 'embedded (in memory; set AMQP_URL for RabbitMQ)'}`);
 say(`  CA           ${join(home, 'pki', 'ca.crt')}`);
 say(`  logs         ${logsDir}/<service>.log`);
 say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}; users in ${join(home, 'demo-credentials.json')}`);

@@ -1,13 +1,17 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
 import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, KEPT_ARGUMENTS, TOPIC_EXCHANGE, declareExchanges, deadLetterQueue, declareSubscriptionTopology, routingKey, subscriptionQueue } from './topology.ts';
 import type { QueueBounds, QueueType } from './topology.ts';
+import { amqpUrls, connectFirst, redactedUrl } from './urls.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface AmqpBrokerOptions {
+  /**
+   * amqp(s)://user:pass@host:port/vhost, or the nodes of one cluster separated by commas: the first
+   * that answers is used, and after a connection loss the next ones are tried in turn.
+   */
   url: string;
   /** default 'quorum' */
   queueType?: QueueType;
@@ -52,6 +56,13 @@ const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 /** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
 const RECONNECT_MIN_MS = 100;
+/**
+ * After losing its node of a cluster, the broker waits this long before it reconnects to another.
+ * When a node dies, the others elect new leaders for the quorum queues it led within seconds; a
+ * channel opened before that kept addressing the dead leader (RabbitMQ 3.10: its publishes nacked,
+ * its acks lost, so delivery stalled for good). A single node is reconnected to at once.
+ */
+const FAILOVER_SETTLE_MS = 5000;
 const RECONNECT_MAX_MS = 2000;
 /** how long close() waits for RabbitMQ's close-ok before it drops the socket */
 const CLOSE_HANDSHAKE_MS = 5000;
@@ -126,6 +137,9 @@ class AmqpBroker implements Broker {
   /** queues found with other bounds than ours, reported once each */
   private readonly keptAsIs = new Set<string>();
 
+  private readonly urls: string[];
+  /** the node (index into urls) the next connection attempt starts with */
+  private node = 0;
   private session: Session | null = null;
   private opening: Promise<void> | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -137,6 +151,7 @@ class AmqpBroker implements Broker {
   private readonly pending = new Map<string, PendingPublish[]>();
 
   constructor(private readonly options: AmqpBrokerOptions) {
+    this.urls = amqpUrls(options.url);
     this.queueType = options.queueType ?? 'quorum';
     this.maxDeliveries = options.maxDeliveries ?? 10;
     this.prefetch = options.prefetch ?? 50;
@@ -164,19 +179,24 @@ class AmqpBroker implements Broker {
   }
 
   private async open(): Promise<void> {
-    const conn = await amqp.connect(this.options.url, {
-      timeout: 5000,
-      // amqplib writes a message above 2 KiB as several writes (method, header, body frames); with
-      // Nagle's algorithm the last one waits for the ACK RabbitMQ delays by 40 ms, so every publish
-      // of a batch above 2 KiB took 40+ ms to be confirmed.
-      noDelay: true,
-      clientProperties: this.options.connectionName ? { connection_name: this.options.connectionName } : {},
-    });
+    const { conn, index } = await connectFirst(
+      this.urls,
+      {
+        timeout: 5000,
+        // amqplib writes a message above 2 KiB as several writes (method, header, body frames); with
+        // Nagle's algorithm the last one waits for the ACK RabbitMQ delays by 40 ms, so every publish
+        // of a batch above 2 KiB took 40+ ms to be confirmed.
+        noDelay: true,
+        clientProperties: this.options.connectionName ? { connection_name: this.options.connectionName } : {},
+      },
+      this.node,
+    );
+    this.node = index;
     let session: Session | undefined;
     let blocked: string | null = null;
     conn.on('error', (err: unknown) => this.report(err));
     conn.on('close', (err?: Error) => {
-      if (session) this.connectionLost(session, err);
+      if (session) this.connectionLost(session, index, err);
     });
     // while RabbitMQ blocks publishers (resource alarm) a publish would only run into its timeout
     conn.on('blocked', (reason: string) => {
@@ -203,6 +223,8 @@ class AmqpBroker implements Broker {
       if (session.lost) throw new BrokerUnavailableError('connection lost while opening');
       if (this.closed) throw new BrokerUnavailableError('broker closed while connecting');
     } catch (err) {
+      // a node that answers but cannot take our declarations is tried last next time
+      this.node = (index + 1) % this.urls.length;
       await conn.close().catch(() => undefined);
       throw err;
     }
@@ -212,10 +234,12 @@ class AmqpBroker implements Broker {
     }
   }
 
-  private connectionLost(session: Session, reason: Error | undefined): void {
+  private connectionLost(session: Session, node: number, reason: Error | undefined): void {
     session.lost = true;
     if (this.session !== session) return;
     this.session = null;
+    // the node may be gone: the reconnect tries the other nodes first and comes back round to it last
+    this.node = (node + 1) % this.urls.length;
     // Unacked messages of the dead channels are requeued by RabbitMQ; buffered copies must not be
     // handed out any more. Waiting receive() calls stay and are served after the reconnect.
     for (const sub of this.subscriptions.values()) {
@@ -227,8 +251,8 @@ class AmqpBroker implements Broker {
     }
     if (!this.closed) {
       const detail = reason ? `: ${reason.message}` : '';
-      this.report(new BrokerUnavailableError(`connection to rabbitmq lost${detail}; reconnecting`, { cause: reason }));
-      this.scheduleReconnect(RECONNECT_MIN_MS);
+      this.report(new BrokerUnavailableError(`connection to rabbitmq lost (${redactedUrl(this.urls[node] ?? '')})${detail}; reconnecting`, { cause: reason }));
+      this.scheduleReconnect(this.urls.length > 1 ? FAILOVER_SETTLE_MS : RECONNECT_MIN_MS);
     }
   }
 
@@ -315,8 +339,11 @@ class AmqpBroker implements Broker {
           },
           (err: unknown) => {
             if (pending.returned) finish(new NoSubscriptionError(`no subscription receives ${exchange || 'queue'} ${key}`));
-            else if (err) finish(toBrokerError(err));
-            else finish();
+            else if (err) {
+              finish(toBrokerError(err));
+              // a nack: the queue could not take it, e.g. this channel still addresses a quorum queue leader that died; a new connection asks afresh
+              if (!session.lost) session.conn.close().catch(() => undefined);
+            } else finish();
           },
         );
       } catch (err) {
@@ -654,9 +681,10 @@ class AmqpBroker implements Broker {
 }
 
 /**
- * RabbitMQ broker. Connects before resolving (rejects with BrokerUnavailableError otherwise); after
- * a connection loss it reconnects by itself (100 ms backoff doubling to 2 s), re-declares what it
- * declared and resumes consumers. While disconnected every call rejects with BrokerUnavailableError;
+ * RabbitMQ broker. Connects to the first node of `url` that answers before resolving (rejects with
+ * BrokerUnavailableError otherwise); after a connection loss it reconnects by itself, trying the
+ * other nodes first and then round the list (100 ms backoff doubling to 2 s between rounds),
+ * re-declares what it declared and resumes consumers. While disconnected every call rejects with BrokerUnavailableError;
  * receive() calls already waiting keep waiting and may still be served after the reconnect.
  *
  * Settling a delivery whose channel has closed rejects with BrokerUnavailableError (RabbitMQ has

@@ -175,6 +175,42 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  it('with several node URLs: connects to the first that answers, moves to another when its node goes, and never names a password', { timeout: 30_000 }, async () => {
+    // two ways to the one RabbitMQ stand for two nodes of a cluster; the URL before them answers nothing
+    const [a, b] = [await amqpProxy(), await amqpProxy()];
+    const dead = 'amqp://guest:s3cret-pw@127.0.0.1:5699';
+    const errors: Error[] = [];
+    await a.cut();
+    const broker = await createAmqpBroker({ url: `${dead}, ${a.url},${b.url}`, onError: (e) => errors.push(e) });
+    const topic = newTopic();
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await broker.publish(topic, Buffer.from('via b'), { messageId: 'b-1' });
+      expect((await broker.receive(topic, 'sub', 3000))?.messageId).toBe('b-1');
+      // b goes and a is back: the broker finds a by itself (a receive waiting meanwhile is served after)
+      await a.restore();
+      const waiting = broker.receive(topic, 'sub', 10_000);
+      await b.cut();
+      await until(() => errors.some((e) => e.message.includes(`connection to rabbitmq lost (${new URL(b.url).protocol}//${new URL(b.url).host})`)), 5000);
+      await waitForPing(broker, 10_000);
+      await broker.publish(topic, Buffer.from('via a'), { messageId: 'a-1' });
+      const redelivered = new Set<string>();
+      for (let delivery = await waiting; delivery; delivery = await broker.receive(topic, 'sub', 1000)) {
+        redelivered.add(delivery.messageId);
+        await delivery.ack();
+      }
+      // b-1 was never acked (its channel died with b), so it comes again
+      expect([...redelivered].sort()).toEqual(['a-1', 'b-1']);
+      const said = errors.map((e) => `${e.message} ${e.cause instanceof Error ? e.cause.message : ''}`).join('\n');
+      expect(said).not.toMatch(/s3cret|guest:guest/);
+    } finally {
+      await broker.close();
+      await a.cut();
+      await b.cut();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
   it('a publish on a connection that stopped answering rejects after the confirm timeout', { timeout: 30_000 }, async () => {
     const proxy = await amqpProxy();
     const broker = await createAmqpBroker({ url: proxy.url, confirmTimeoutMs: 300 });

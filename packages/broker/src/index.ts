@@ -8,6 +8,7 @@ export { createAmqpBroker } from './amqp.ts';
 export { createMemoryBroker } from './memory.ts';
 export type { MemoryBroker } from './memory.ts';
 export { deadLetterQueue, subscriptionQueue } from './topology.ts';
+export { amqpUrls, connectFirst, redactedUrl } from './urls.ts';
 export type { QueueType } from './topology.ts';
 
 export interface CreateBrokerOptions extends Omit<AmqpBrokerOptions, 'url'> {

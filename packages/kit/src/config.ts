@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { amqpUrls } from '@keyway/broker';
 import { z } from 'zod';
 
 /** Thrown by parseConfig; main.ts turns it into a readable message and exit code 78 (EX_CONFIG). */
@@ -32,6 +33,18 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, s
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalUrl = z.string().url().optional();
+const isAmqpUrl = (url: string): boolean => {
+  try {
+    return ['amqp:', 'amqps:'].includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
+};
+/** AMQP_URL: one node, or the nodes of one cluster separated by commas (the broker tries them in turn); the message never echoes the value, which holds a password */
+const amqpUrl = z
+  .string()
+  .refine((value) => amqpUrls(value).length > 0 && amqpUrls(value).every(isAmqpUrl), 'expected amqp(s)://user:pass@host:port/vhost, or several such URLs (nodes of one cluster) separated by commas')
+  .optional();
 const logLevel = z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
 /** Infrastructure keys a production deployment must set: each has a stand-in that only development may use. */
@@ -87,7 +100,7 @@ export const sharedConfig = {
     .default(256)
     .describe('open connections one remote address may hold; further ones are closed at once (0: no cap; behind a proxy every client shares its address)'),
 };
-export const configFields = { port, optionalUrl, logLevel };
+export const configFields = { port, optionalUrl, amqpUrl, logLevel };
 
 /**
  * The infrastructure `keys` of a schema are required unless KEYWAY_ENV=development, so a production

@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import amqp from 'amqplib';
+import { amqpUrls, connectFirst } from '@keyway/broker';
 
 const run = promisify(execFile);
 
 /**
  * Deletes the queues a test run declared (RabbitMQ keeps durable queues forever, and the broker is
  * shared by every run on the machine). Listing needs rabbitmqctl; amqplib cannot list queues.
+ * `amqpUrl` may name several nodes of one cluster (comma-separated): the first that answers deletes.
  */
 export async function deleteQueues(amqpUrl: string, keep: (name: string) => boolean): Promise<number> {
   const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '--no-table-headers', 'name'], { timeout: 30_000 });
@@ -15,7 +16,7 @@ export async function deleteQueues(amqpUrl: string, keep: (name: string) => bool
     .map((l) => l.trim())
     .filter((name) => name !== '' && !keep(name));
   if (names.length === 0) return 0;
-  const connection = await amqp.connect(amqpUrl);
+  const { conn: connection } = await connectFirst(amqpUrls(amqpUrl));
   try {
     const channel = await connection.createChannel();
     for (const name of names) await channel.deleteQueue(name);

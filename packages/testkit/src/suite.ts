@@ -24,7 +24,7 @@ export interface SuiteOptions {
    * a TestDatabase is used as it is (and left to its owner to drop).
    */
   database?: 'embedded' | TestDatabase;
-  /** unset = embedded in-memory broker */
+  /** AMQP_URL of every service: one node, or a cluster's nodes separated by commas; unset = embedded in-memory broker */
   amqpUrl?: string;
   logger?: (service: ServiceName) => Logger;
   lifetimes?: { accessTtlSec?: number; refreshTtlSec?: number; sasTtlSec?: number; clockToleranceSec?: number };

@@ -14,7 +14,9 @@ export const EntitlementEnv = requiredInProduction(
     TOPIC_URL: z.string().url().describe('the topic service, where a subscription is declared (over mTLS) before it is listed, so it holds every batch from then on'),
     PAC_URL: z.string().url().optional().describe("PAC: the operator console rotates tenants' SAS keys there with the operator's token; unset = no rotation in the console"),
     AUDIT_URL: z.string().url().optional().describe("the audit service: the operator console shows a tenant's audit events from there with the operator's token; unset = no audit view in the console"),
-    AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying change events to PAS and PAC; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
+    AMQP_URL: configFields.amqpUrl.describe(
+      'RabbitMQ carrying change events to PAS and PAC (one URL, or the nodes of one cluster separated by commas); unset (KEYWAY_ENV=development only) = embedded broker private to this process',
+    ),
     OPERATOR_TENANT: TenantId.default(VENDOR_TENANT).describe("the vendor's own tenant: only its users may hold the operator role"),
     CRM_WEBHOOK_SECRET: z
       .string()

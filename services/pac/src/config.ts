@@ -7,7 +7,9 @@ export const PacEnv = requiredInProduction(
     ...kekConfig,
     ...pasKeysConfig,
     ...operatorTokenConfig,
-    AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
+    AMQP_URL: configFields.amqpUrl.describe(
+      'RabbitMQ carrying the entitlement change events (one URL, or the nodes of one cluster separated by commas); unset (KEYWAY_ENV=development only) = embedded broker private to this process',
+    ),
     PORT: configFields.port.default(8444).describe('HTTPS port'),
     PUBLIC_URL: z.string().url().describe('this PAC\'s URL as PAS names it in access tokens (PAS\'s ACCESS_AUDIENCE): operator tokens at the admin API must carry it in "aud"'),
     PAS_URL: z.string().url().describe('PAS: issuer of the refresh tokens PAC accepts, and their JWKS'),

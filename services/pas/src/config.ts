@@ -10,7 +10,9 @@ export const PasEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
     ...kekConfig,
-    AMQP_URL: configFields.optionalUrl.describe('RabbitMQ carrying the entitlement change events; unset (KEYWAY_ENV=development only) = embedded broker private to this process'),
+    AMQP_URL: configFields.amqpUrl.describe(
+      'RabbitMQ carrying the entitlement change events (one URL, or the nodes of one cluster separated by commas); unset (KEYWAY_ENV=development only) = embedded broker private to this process',
+    ),
     PORT: configFields.port.default(8443).describe('HTTPS port'),
     PUBLIC_URL: z.string().url().describe('issuer URL: the "iss" of every token and the base of the discovery document'),
     ACCESS_AUDIENCE: z.string().url().describe('"aud" of access tokens: the PAC URL'),

@@ -5,7 +5,9 @@ export const TopicEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
     PORT: configFields.port.default(8445).describe('HTTPS port'),
-    AMQP_URL: configFields.optionalUrl.describe('amqp(s)://user:pass@host:port/vhost; unset (KEYWAY_ENV=development only) = embedded in-memory broker'),
+    AMQP_URL: configFields.amqpUrl.describe(
+      'amqp(s)://user:pass@host:port/vhost, or the nodes of one cluster separated by commas (tried in turn, also after a connection loss); unset (KEYWAY_ENV=development only) = embedded in-memory broker',
+    ),
     PUBLIC_BASE_URL: z.string().url().describe('the URL SAS resource URIs name, e.g. https://localhost:8445'),
     INSTANCE_URL: z
       .string()

@@ -31,12 +31,16 @@ export const portAccepts = (port: number): Promise<boolean> =>
  */
 export function scratchDir(name: string, user?: string): string {
   const dir = mkdtempSync(join(tmpdir(), `keyway-${name}-`));
-  if (user !== undefined && asRoot()) {
-    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-  }
+  if (user !== undefined) ownedBy(dir, user);
   return dir;
+}
+
+/** Gives `path` to `user` when the tests run as root (a server running as that user must own it); as is otherwise. */
+export function ownedBy(path: string, user: string): void {
+  if (!asRoot()) return;
+  const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
+  chownSync(path, uid, gid);
 }
 
 const asRoot = (): boolean => process.getuid?.() === 0;
@@ -54,6 +58,8 @@ export interface PrivateServer {
   /** the server's process (group) id; undefined while stopped */
   pid(): number | undefined;
   stop(): Promise<void>;
+  /** SIGKILL to the whole process group, as a crash or an OOM kill would end it: no shutdown of its own */
+  kill(): Promise<void>;
   start(): Promise<void>;
   /** stop, then start on the same port (what survives is each server's own: see its rig) */
   restart(): Promise<void>;
@@ -83,8 +89,8 @@ export async function runPrivateServer(spec: ServerSpec): Promise<PrivateServer>
     daemon = spawnDaemon(spec.command, spec.args, { env: spec.env, cwd: spec.cwd });
     await waitUntil(daemon, spec.what, spec.ready, spec.readyTimeoutMs);
   };
-  const stop = async () => {
-    await daemon?.stop(spec.stopSignal, spec.stopGraceMs);
+  const stop = async (signal = spec.stopSignal, graceMs = spec.stopGraceMs) => {
+    await daemon?.stop(signal, graceMs);
     daemon = undefined;
   };
   await start();
@@ -92,7 +98,8 @@ export async function runPrivateServer(spec: ServerSpec): Promise<PrivateServer>
     port: spec.port,
     pid: () => daemon?.pid,
     start,
-    stop,
+    stop: () => stop(),
+    kill: () => stop('SIGKILL', 0),
     async restart() {
       await stop();
       await start();
@@ -152,7 +159,13 @@ function spawnDaemon(command: string, args: string[], options: { env?: NodeJS.Pr
       }
       const deadline = Date.now() + graceMs;
       while (processGroupAlive(pid)) {
-        if (Date.now() > deadline) process.kill(-pid, 'SIGKILL');
+        if (Date.now() > deadline) {
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // the group ended since it was checked
+          }
+        }
         await sleep(50);
       }
     },

@@ -3,7 +3,8 @@ import { createRedisStore } from '@keyway/store';
 import amqp from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { processGroupAlive } from './daemon.ts';
-import { startPostgresServer, startRabbitNode, startRedisServer } from './index.ts';
+import type { RabbitNode } from './rabbit.ts';
+import { startPostgresServer, startRabbitCluster, startRabbitNode, startRedisServer } from './index.ts';
 
 const gone = (pid: number | undefined): boolean => pid !== undefined && !processGroupAlive(pid);
 
@@ -79,6 +80,41 @@ describe('private server rigs', () => {
       const last = rabbit.pid();
       await rabbit.close();
       expect(gone(last)).toBe(true);
+    }
+  });
+
+  it('rabbitmq cluster: a quorum queue spans the three nodes and keeps a confirmed message through a SIGKILL of the node it was sent to, which rejoins', { timeout: 180_000 }, async () => {
+    const cluster = await startRabbitCluster();
+    const pids = () => cluster.nodes.map((n) => n.pid());
+    const started = pids();
+    try {
+      const [first, second] = cluster.nodes as [RabbitNode, RabbitNode];
+      const running = JSON.parse(await cluster.ctl(first, 'cluster_status', '--formatter', 'json')) as { running_nodes: string[] };
+      expect(running.running_nodes.sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
+
+      const before = await amqp.connect(first.url);
+      const channel = await before.createConfirmChannel();
+      await channel.assertQueue('rig-quorum', { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      channel.sendToQueue('rig-quorum', Buffer.from('kept'), { persistent: true });
+      await channel.waitForConfirms();
+      const members = await cluster.ctl(second, 'list_queues', '-q', '--no-table-headers', 'name', 'members');
+      for (const node of cluster.nodes) expect(members).toContain(node.name);
+
+      before.on('error', () => undefined);
+      await first.kill();
+      expect(gone(started[0])).toBe(true);
+      const after = await amqp.connect(second.url);
+      const read = await after.createChannel();
+      const message = await read.get('rig-quorum', { noAck: true });
+      expect(message ? message.content.toString() : null).toBe('kept');
+      await after.close();
+
+      await first.start();
+      await cluster.ctl(second, 'await_online_nodes', '3', '--timeout', '60');
+    } finally {
+      const last = pids();
+      await cluster.close();
+      for (const pid of last) expect(gone(pid)).toBe(true);
     }
   });
 });
