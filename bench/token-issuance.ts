@@ -109,9 +109,5 @@ export function tokenRatios(figures: Figure[]): string {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const figures = await tokenIssuance();
-  for (const [n, l] of ((globalThis as any).__T ?? new Map()) as Map<string, number[]>) {
-    l.sort((a, b) => a - b);
-    console.log(n, l.length, 'mean', (l.reduce((a, b) => a + b, 0) / l.length).toFixed(1), 'p50', l[l.length >> 1]!.toFixed(1));
-  }
   process.stdout.write(`${machine()}\n\n${table('Token issuance', figures)}\n${tokenRatios(figures)}`);
 }

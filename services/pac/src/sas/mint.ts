@@ -85,7 +85,7 @@ function scopeOf(claims: RefreshClaims, topicBaseUrl: string, request: ParsedSas
 }
 
 /** A settled answer's value, or its rejection thrown. */
-function valueOf<T>(settled: PromiseSettledResult<T>): T {
+function settledValue<T>(settled: PromiseSettledResult<T>): T {
   if (settled.status === 'rejected') throw settled.reason;
   return settled.value;
 }
@@ -152,7 +152,7 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
   ]);
   if (status.status === 'rejected') throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(status.reason), { 'retry-after': '5' });
   if (!status.value.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
-  if (valueOf(familyRevoked)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
+  if (settledValue(familyRevoked)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
   for (const fields of scoped.notes) note(fields);
   if (!scoped.ok) throw scoped.error;
   const { topic, resource, rights } = scoped;
@@ -164,7 +164,7 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
   }
 
   const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
-  const signingKey = valueOf(namespaceKey);
+  const signingKey = settledValue(namespaceKey);
   // Every holder gets a key of their own: while another holder has the key for this second, the one a second earlier.
   const steps = Math.min(MAX_EXPIRY_STEPS, Math.max(1, Math.floor(options.sasTtlSec / 2)));
   let minted: { key: IssuedSasKey; sasKey: string } | undefined;
