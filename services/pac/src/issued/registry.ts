@@ -63,12 +63,17 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
      * one commit.
      */
     async issue(key: IssuedSasKey): Promise<'issued' | 'taken' | 'revoked'> {
-      if (!(await store.commitIf({ key: byId(key.keyId), expected: null }, writes(key)))) {
-        const raw = await store.get(byId(key.keyId));
-        const holder = raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
-        if (holder?.tenant !== key.tenant || holder.sub !== key.sub) return 'taken';
-        return (await record(key)) ? 'issued' : 'revoked';
+      // Read first: a holder minting again within the second finds their key without queueing for its lock.
+      let raw = await store.get(byId(key.keyId));
+      if (raw === null) {
+        if (await store.commitIf({ key: byId(key.keyId), expected: null }, writes(key))) return (await revokedWithFamily(key)) ? 'revoked' : 'issued';
+        raw = await store.get(byId(key.keyId));
       }
+      const holder = raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
+      if (holder?.tenant !== key.tenant || holder.sub !== key.sub) return 'taken';
+      // The holder's already (same feed, rights and expiry): the id keeps naming its holder as first
+      // recorded; this family's index gets it too, so revoking either family revokes the key.
+      if (holder.fid !== key.fid) await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
       return (await revokedWithFamily(key)) ? 'revoked' : 'issued';
     },
     record,
