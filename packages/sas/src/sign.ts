@@ -40,7 +40,7 @@ export function signatureBytes(namespaceKey: string, keyName: KeyName, encodedRe
 }
 
 /** The signature a SAS key for `keyName` signed with this namespace key carries (base64). */
-export function signature(namespaceKey: string, keyName: KeyName, resource: string, expiry: number): string {
+function signature(namespaceKey: string, keyName: KeyName, resource: string, expiry: number): string {
   return signatureBytes(namespaceKey, keyName, encodeURIComponent(resource), expiry).toString('base64');
 }
 
