@@ -117,6 +117,7 @@ async function rawCrypto(): Promise<Figure[]> {
 export function tokenRatios(figures: Figure[]): string {
   const opsOf = (name: string) => figures.find((f) => f.name === name)?.opsPerSec ?? 0;
   const peer = (opsOf(PEER) + opsOf(`${PEER}, again`)) / 2;
+  if (peer === 0) return '';
   const line = (what: string, name: string, target: number) => `- ${what} / peer: ${(opsOf(name) / peer).toFixed(2)} (target ≥ ${target})`;
   const cpu = (name: string) => `${(cpuPerOp.get(name) ?? 0).toFixed(1)} ms`;
   const cpuLine = `- Node CPU per request: peer ${cpu(PEER)} and ${cpu(`${PEER}, again`)}, refresh grant ${cpu(REFRESH)}, PAC SAS mint ${cpu(SAS_MINT)}`;
