@@ -7,8 +7,6 @@ export interface Figure {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  /** why there is no figure (e.g. the grant is not offered) */
-  missing?: string;
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -36,15 +34,11 @@ export async function measure(name: string, options: { iterations: number; concu
   return { name, ops: latencies.length, seconds, opsPerSec: latencies.length / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
 }
 
-export const missing = (name: string, reason: string): Figure => ({ name, ops: 0, seconds: 0, opsPerSec: 0, p50Ms: 0, p99Ms: 0, missing: reason });
-
 const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** A Markdown table, so the output can be pasted into the README as is. */
 export function table(title: string, figures: Figure[]): string {
-  const rows = figures.map((f) =>
-    f.missing ? `| ${f.name} | – | – | – | – | ${f.missing} |` : `| ${f.name} | ${f.ops} | ${fixed(f.opsPerSec, 0)} | ${fixed(f.p50Ms, 3)} | ${fixed(f.p99Ms, 3)} | ${fixed(f.seconds, 2)} s |`,
-  );
+  const rows = figures.map((f) => `| ${f.name} | ${f.ops} | ${fixed(f.opsPerSec, 0)} | ${fixed(f.p50Ms, 3)} | ${fixed(f.p99Ms, 3)} | ${fixed(f.seconds, 2)} s |`);
   return [`### ${title}`, '', '| what | ops | ops/s | p50 ms | p99 ms | wall |', '| --- | ---: | ---: | ---: | ---: | ---: |', ...rows, ''].join('\n');
 }
 

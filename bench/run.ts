@@ -1,12 +1,16 @@
 import { delivery, deliveryTable } from './delivery.ts';
 import { machine, table } from './measure.ts';
-import { sasVerify } from './sas-verify.ts';
-import { tokenIssuance } from './token-issuance.ts';
+import { sasRatio, sasVerify } from './sas-verify.ts';
+import { tokenIssuance, tokenRatios } from './token-issuance.ts';
 
 /** `pnpm bench`: every benchmark, one after the other, as Markdown tables for the README. */
 process.stdout.write(`Machine: ${machine()}\n\n`);
-process.stdout.write(table('Token issuance (suite on loopback HTTPS, Redis; 8 in flight)', await tokenIssuance()));
+const tokens = await tokenIssuance();
+process.stdout.write(table('Token issuance (suite on loopback HTTPS, PostgreSQL, Redis; 8 in flight)', tokens));
+process.stdout.write(`\n${tokenRatios(tokens)}`);
 process.stdout.write('\n');
-process.stdout.write(table('SAS verification (one thread)', await sasVerify()));
+const sas = await sasVerify();
+process.stdout.write(table('SAS verification (one thread)', sas));
+process.stdout.write(`\n${sasRatio(sas)}`);
 process.stdout.write('\n');
 process.stdout.write(deliveryTable(await delivery()));

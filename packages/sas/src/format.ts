@@ -14,9 +14,22 @@ export interface SasToken {
   keyName: KeyName;
 }
 
-const FIELDS = new Set(['sr', 'sig', 'se', 'skn']);
-/** HMAC-SHA256 is 32 bytes: 43 base64 characters and one "=" of padding, as Azure writes it. */
-const CANONICAL_SIG = /^[A-Za-z0-9+/]{43}=$/;
+/**
+ * HMAC-SHA256 is 32 bytes: 43 base64 characters and one "=" of padding, as Azure writes it; the last
+ * character carries 2 bits of padding, which are zero (one of 16 characters), so that the text is the
+ * one canonical spelling of its bytes.
+ */
+const CANONICAL_SIG = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+/** The same, as encodeURIComponent writes it: "+", "/" and "=" escaped. */
+const ENCODED_SIG = /^(?:[A-Za-z0-9]|%2B|%2F){42}[AEIMQUYcgkosw048]%3D$/;
+/** What encodeURIComponent leaves as it is: a value of only these is its own canonical encoding. */
+const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]*$/;
+/**
+ * Unreserved characters and the upper-case escapes of the ASCII characters encodeURIComponent escapes
+ * (a URI's ":", "/", "?", …): such a value is canonical, and decoding it is all there is to do.
+ */
+const ASCII_CANONICAL = /^(?:[A-Za-z0-9\-_.!~*'()]|%[01][0-9A-F]|%2[02-6BCF]|%3[A-F]|%40|%5[B-E]|%60|%7[BCDF])*$/;
+const SE = /^[1-9]\d{0,11}$/;
 
 /** Exactly Azure Service Bus's shape: `SharedAccessSignature sr=…&sig=…&se=…&skn=…`. */
 export function formatSas(token: SasToken): string {
@@ -30,6 +43,9 @@ export function formatSas(token: SasToken): string {
  * re-encoding it.
  */
 function canonicalValue(name: string, raw: string): string {
+  // the common cases: nothing escaped (se, skn), or only ASCII escaped (a resource URI)
+  if (UNRESERVED.test(raw)) return raw;
+  if (ASCII_CANONICAL.test(raw)) return decodeURIComponent(raw);
   let value: string;
   try {
     value = decodeURIComponent(raw);
@@ -40,33 +56,62 @@ function canonicalValue(name: string, raw: string): string {
   return value;
 }
 
-/** The signature must be the canonical base64 of 32 bytes: padded, standard alphabet, zero trailing bits. */
-function canonicalSignature(sig: string): string {
-  if (!CANONICAL_SIG.test(sig) || Buffer.from(sig, 'base64').toString('base64') !== sig) {
-    throw new SasError('ERR_SAS_MALFORMED', 'sig is not the canonical base64 of an HMAC-SHA256');
-  }
+/** A parsed key with what verification needs of it as received: the signature's bytes and the resource as signed. */
+export interface ParsedSas extends SasToken {
+  /** the signature's 32 bytes */
+  signatureBytes: Buffer;
+  /** the `sr` field as received: the canonical URL encoding of `resource`, which is what is signed */
+  encodedResource: string;
+}
+
+/** The sig field: the canonical base64 of 32 bytes (padded, standard alphabet, zero padding bits), in its canonical URL encoding. */
+function signatureOf(raw: string): string {
+  if (ENCODED_SIG.test(raw)) return `${raw.slice(0, -3).replaceAll('%2B', '+').replaceAll('%2F', '/')}=`;
+  const sig = canonicalValue('sig', raw);
+  if (!CANONICAL_SIG.test(sig)) throw new SasError('ERR_SAS_MALFORMED', 'sig is not the canonical base64 of an HMAC-SHA256');
   return sig;
 }
 
-export function parseSas(header: string): SasToken {
-  const prefix = `${SAS_SCHEME} `;
-  if (!header.startsWith(prefix)) throw new SasError('ERR_SAS_MALFORMED', `authorization must use the ${SAS_SCHEME} scheme`);
-  const fields = new Map<string, string>();
-  for (const part of header.slice(prefix.length).split('&')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new SasError('ERR_SAS_MALFORMED', 'malformed shared access signature field');
-    const name = part.slice(0, eq);
-    if (!FIELDS.has(name)) throw new SasError('ERR_SAS_MALFORMED', 'unknown shared access signature field');
-    if (fields.has(name)) throw new SasError('ERR_SAS_MALFORMED', `duplicate field ${name}`);
-    fields.set(name, canonicalValue(name, part.slice(eq + 1)));
+const PREFIX = `${SAS_SCHEME} `;
+
+/** parseSas, keeping the signature's bytes and the resource as signed (verify.ts). */
+export function parseSasFields(header: string): ParsedSas {
+  if (!header.startsWith(PREFIX)) throw new SasError('ERR_SAS_MALFORMED', `authorization must use the ${SAS_SCHEME} scheme`);
+  let sr: string | undefined;
+  let sig: string | undefined;
+  let se: string | undefined;
+  let skn: string | undefined;
+  let encodedResource = '';
+  // One pass over the fields, without splitting into arrays or a map.
+  for (let start = PREFIX.length; start <= header.length; ) {
+    let end = header.indexOf('&', start);
+    if (end === -1) end = header.length;
+    const eq = header.indexOf('=', start);
+    if (eq <= start || eq >= end) throw new SasError('ERR_SAS_MALFORMED', 'malformed shared access signature field');
+    const name = header.slice(start, eq);
+    const raw = header.slice(eq + 1, end);
+    if (name === 'sr' || name === 'sig' || name === 'se' || name === 'skn') {
+      if ((name === 'sr' ? sr : name === 'sig' ? sig : name === 'se' ? se : skn) !== undefined) throw new SasError('ERR_SAS_MALFORMED', `duplicate field ${name}`);
+      const value = name === 'sig' ? signatureOf(raw) : canonicalValue(name, raw);
+      if (name === 'sr') {
+        sr = value;
+        encodedResource = raw;
+      } else if (name === 'sig') sig = value;
+      else if (name === 'se') se = value;
+      else skn = value;
+    } else {
+      throw new SasError('ERR_SAS_MALFORMED', 'unknown shared access signature field');
+    }
+    start = end + 1;
   }
-  const sr = fields.get('sr');
-  const sig = fields.get('sig');
-  const se = fields.get('se');
-  const skn = fields.get('skn');
   if (!sr || !sig || !se || !skn) throw new SasError('ERR_SAS_MALFORMED', 'sr, sig, se and skn are required');
   // No leading zeros: the string-to-sign holds the number, so "se=0123" would sign like "se=123".
-  if (!/^[1-9]\d{0,11}$/.test(se)) throw new SasError('ERR_SAS_MALFORMED', 'se must be unix seconds');
+  if (!SE.test(se)) throw new SasError('ERR_SAS_MALFORMED', 'se must be unix seconds');
   if (!(KEY_NAMES as readonly string[]).includes(skn)) throw new SasError('ERR_SAS_MALFORMED', `unknown key name ${skn}`);
-  return { resource: sr, signature: canonicalSignature(sig), expiry: Number(se), keyName: skn as KeyName };
+  return { resource: sr, signature: sig, signatureBytes: Buffer.from(sig, 'base64'), encodedResource, expiry: Number(se), keyName: skn as KeyName };
+}
+
+export function parseSas(header: string): SasToken {
+  const { resource, signature, expiry, keyName } = parseSasFields(header);
+  return { resource, signature, expiry, keyName };
 }

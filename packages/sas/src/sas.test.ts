@@ -94,3 +94,36 @@ describe('issue 9: a re-encoded SAS key is refused (one spelling per key)', () =
     expect(codeOf(() => verifySas(`${sasKey} `, opts))).toBe('ERR_SAS_MALFORMED');
   });
 });
+
+describe('issue 12: the fast paths of parsing accept and refuse exactly what decoding and encoding again would', () => {
+  const opts = { right: 'listen' as const, keys: [primary], nowSec: now };
+  const withField = (key: string, name: string, raw: string) => key.replace(new RegExp(`${name}=[^&]*`), `${name}=${raw}`);
+
+  it('a resource with reserved ASCII, a "%" and non-ASCII characters verifies as issued', () => {
+    for (const other of [`${resource}?a=b&c=d;e@f[g]^h\`|{}~!*'()`, `${resource}/caf\u00e9/100%25`, `${resource}/\u{1F600}`]) {
+      const { sasKey } = signSas(primary, 'listen', other, now + 60);
+      expect(verifySas(sasKey, { ...opts, resource: other }).resource).toBe(other);
+    }
+  });
+
+  it('refuses escapes encodeURIComponent never writes: of unreserved characters (~ included), lower-case, broken', () => {
+    const { sasKey } = signSas(primary, 'listen', resource, now + 60);
+    const sr = encodeURIComponent(resource);
+    for (const raw of [sr.replace('edr', '%65dr'), `${sr}%7E`, sr.replace('%3A', '%3a'), `${sr}%2`, `${sr}%E0%A4%A`, `${sr}%ED%A0%80`]) {
+      expect(codeOf(() => parseSas(withField(sasKey, 'sr', raw)))).toBe('ERR_SAS_MALFORMED');
+    }
+  });
+
+  it('refuses a signature whose padding bits are not zero, or that is not 32 bytes, however it is spelled', () => {
+    const { sasKey } = signSas(primary, 'listen', resource, now + 60);
+    const sig = decodeURIComponent(/sig=([^&]*)/.exec(sasKey)![1]!);
+    const last = sig.at(-2)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const paddingBitsSet = `${sig.slice(0, -2)}${alphabet[alphabet.indexOf(last) + 1]}=`;
+    for (const bad of [paddingBitsSet, `${sig.slice(0, -1)}`, `A${sig}`, sig.replace('=', '')]) {
+      expect(codeOf(() => parseSas(withField(sasKey, 'sig', encodeURIComponent(bad))))).toBe('ERR_SAS_MALFORMED');
+    }
+    // the canonical signature with its escapes in lower case is another spelling
+    expect(codeOf(() => parseSas(withField(sasKey, 'sig', encodeURIComponent(sig).replace(/%3D$/, '%3d'))))).toBe('ERR_SAS_MALFORMED');
+  });
+});

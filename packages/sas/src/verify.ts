@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { SasError } from './errors.ts';
-import { parseSas, type KeyName } from './format.ts';
-import { sasKeyId, signature } from './sign.ts';
+import { parseSasFields, type KeyName } from './format.ts';
+import { keyIdOfSignature, signatureBytes } from './sign.ts';
 
 export type Right = 'listen' | 'send';
 
@@ -36,14 +36,14 @@ function sameResource(a: string, b: string): boolean {
 
 /** The signature alone (constant time), against each namespace key in turn: nothing about a forged key is trusted. */
 export function verifySasSignature(header: string, keys: string[]): VerifiedSas {
-  const token = parseSas(header);
-  const presented = Buffer.from(token.signature, 'base64');
+  const token = parseSasFields(header);
+  const presented = token.signatureBytes;
   const matched = keys.some((key) => {
-    const expected = Buffer.from(signature(key, token.keyName, token.resource, token.expiry), 'base64');
+    const expected = signatureBytes(key, token.keyName, token.encodedResource, token.expiry);
     return expected.length === presented.length && timingSafeEqual(expected, presented);
   });
   if (!matched) throw new SasError('ERR_SAS_SIGNATURE', 'the shared access signature does not match');
-  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: sasKeyId(presented) };
+  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: keyIdOfSignature(token.signature) };
 }
 
 /** What a genuine key may be used for: not past its expiry, exactly this resource, and the right asked for. */

@@ -35,4 +35,18 @@ describe('issued SAS keys: revocation by refresh family', () => {
     expect(await issued.revokeKey(k1)).toBe(false);
     expect(await issued.isRevoked('k-1')).toBe(true);
   });
+
+  it('issue() gives a key to one holder only: the same holder may get it again, another is told to mint another; a revoked family gets none', async () => {
+    const issued = issuedRegistry(createMemoryStore({ prefix: 'test:' }));
+    const mine = key('k-same-second', 'f-a');
+    expect(await issued.issue(mine)).toBe('issued');
+    expect(await issued.find('k-same-second')).toEqual(mine);
+    expect(await issued.issue({ ...mine, fid: 'f-b' })).toBe('issued');
+    expect(await issued.issue({ ...mine, sub: 'u-2', fid: 'f-c' })).toBe('taken');
+    expect((await issued.find('k-same-second'))?.sub).toBe('u-1');
+    // both of u-1's families hold the key, so revoking either revokes it
+    expect((await issued.revoke({ tenant: 't-1', fid: 'f-b' })).map((k) => k.keyId)).toEqual(['k-same-second']);
+    expect(await issued.issue(key('k-after-revocation', 'f-b'))).toBe('revoked');
+    expect(await issued.isRevoked('k-after-revocation')).toBe(true);
+  });
 });

@@ -1,5 +1,5 @@
 import type { Rights } from '@keyway/contracts';
-import type { Store } from '@keyway/store';
+import type { Store, StoreWrite } from '@keyway/store';
 
 export interface IssuedSasKey {
   keyId: string;
@@ -20,8 +20,7 @@ export type RevocationScope = { tenant: string; sub?: string; topic?: string; fi
  *
  * A revoked family is remembered too, for `maxKeyLifetimeMs` (the longest a key minted before the
  * revocation can live): a key minted from it after the revocation (its refresh token introspected
- * just before PAS revoked the family) is revoked as it is recorded. record() writes the key then
- * reads the mark; revoke() writes the mark then scans the keys: whichever runs second sees the other.
+ * just before PAS revoked the family) is revoked as it is recorded.
  *
  * Each key is also found by its id (`key:<keyId>`), so a key check can ask the system of record about
  * its holder (issue 11).
@@ -34,28 +33,50 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
   const ttlMs = (expiresAt: number) => Math.max(1, expiresAt * 1000 - now());
   const isFamilyRevoked = async (fid: string) => (await store.get(revokedFamilyKey(fid))) !== null;
 
+  /** where a key is recorded: by id, and under tenant/topic/family for revocation by prefix */
+  const recordsOf = (key: IssuedSasKey) => [byId(key.keyId), issuedKey(key)];
+  const writes = (key: IssuedSasKey): StoreWrite[] => recordsOf(key).map((name) => ({ op: 'set', key: name, value: JSON.stringify(key), ttlMs: ttlMs(key.expiresAt) }));
+  /**
+   * Read after the key's records are committed, never in the same transaction: record() writes the
+   * key then reads the mark, revoke() writes the mark then scans the keys, so whichever runs second
+   * sees the other. true: the family was revoked meanwhile, and the key is revoked now.
+   */
+  const revokedWithFamily = async (key: IssuedSasKey): Promise<boolean> => {
+    if (!(await isFamilyRevoked(key.fid))) return false;
+    await store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt) });
+    return true;
+  };
+  /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
+  const record = async (key: IssuedSasKey): Promise<boolean> => {
+    await Promise.all(recordsOf(key).map((name) => store.set(name, JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) })));
+    return !(await revokedWithFamily(key));
+  };
+
   return {
     /**
-     * Reserves the key's id for its holder. A SAS key is the HMAC of its resource and expiry under the
-     * tenant's key, so two mints for one feed and right in the same second make the same key: shared
-     * by two holders, removing one would revoke the other's key, and a key check would ask about the
-     * wrong holder. false: another holder has this key; mint another (an earlier expiry). One holder
-     * may get the same key twice (it is theirs either way).
+     * Records a freshly minted key for its holder: "taken" when another holder has it. A SAS key is
+     * the HMAC of its resource and expiry under the tenant's key, so two mints for one feed and right
+     * in the same second make the same key: shared by two holders, removing one would revoke the
+     * other's key, and a key check would ask about the wrong holder; so mint another (an earlier
+     * expiry). One holder may get the same key twice (it is theirs either way). "revoked": the
+     * family was revoked meanwhile (see record). A new key's id is claimed and its records written in
+     * one commit.
      */
-    async claim(key: IssuedSasKey): Promise<boolean> {
-      if (await store.set(byId(key.keyId), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt), ifAbsent: true })) return true;
-      const raw = await store.get(byId(key.keyId));
+    async issue(key: IssuedSasKey): Promise<'issued' | 'taken' | 'revoked'> {
+      // Read first: a holder minting again within the second finds their key without queueing for its lock.
+      let raw = await store.get(byId(key.keyId));
+      if (raw === null) {
+        if (await store.commitIf({ key: byId(key.keyId), expected: null }, writes(key))) return (await revokedWithFamily(key)) ? 'revoked' : 'issued';
+        raw = await store.get(byId(key.keyId));
+      }
       const holder = raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
-      return holder?.tenant === key.tenant && holder.sub === key.sub;
+      if (holder?.tenant !== key.tenant || holder.sub !== key.sub) return 'taken';
+      // The holder's already (same feed, rights and expiry): the id keeps naming its holder as first
+      // recorded; this family's index gets it too, so revoking either family revokes the key.
+      if (holder.fid !== key.fid) await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
+      return (await revokedWithFamily(key)) ? 'revoked' : 'issued';
     },
-    /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
-    async record(key: IssuedSasKey): Promise<boolean> {
-      const record = JSON.stringify(key);
-      await Promise.all([store.set(issuedKey(key), record, { ttlMs: ttlMs(key.expiresAt) }), store.set(byId(key.keyId), record, { ttlMs: ttlMs(key.expiresAt) })]);
-      if (!(await isFamilyRevoked(key.fid))) return true;
-      await store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt) });
-      return false;
-    },
+    record,
     isFamilyRevoked,
     /** Revokes every live key in scope; returns the keys this call revoked (not those revoked before). */
     async revoke(scope: RevocationScope): Promise<IssuedSasKey[]> {

@@ -58,6 +58,38 @@ function resolveTopic(claims: RefreshClaims, topicBaseUrl: string, resource: str
   return { topic, resource: topicResource(topicBaseUrl, claims.tid, topic) };
 }
 
+/** The feed, resource and rights a request asks of a token, or why not, with what the trail learns on the way. */
+type Scoped = ({ ok: true; topic: string; resource: string; rights: Rights } | { ok: false; error: unknown }) & { notes: AuditFields[] };
+
+/**
+ * From the token's claims alone: exactly the rights the token grants on the feed (the entitlement
+ * service's answer, role table), or all of them when none are asked for.
+ */
+function scopeOf(claims: RefreshClaims, topicBaseUrl: string, request: ParsedSasRequest): Scoped {
+  const notes: AuditFields[] = [];
+  try {
+    const { topic, resource } = resolveTopic(claims, topicBaseUrl, request.resource);
+    notes.push({ detail: { topic } });
+    const granted = tokenFeedRights(claims, [topic])[topic];
+    const rights: Rights | undefined = request.rights ?? granted;
+    if (rights === undefined) throw new InsufficientScope('the token grants no right on this feed');
+    notes.push({ detail: { rights } });
+    // Only Keyway writes a tenant's audit feed (the entitlement service's export): a key that could
+    // send to it would let the tenant forge its own trail.
+    if (topic === AUDIT_FEED && rights !== 'listen') throw new InsufficientScope('the audit feed is read-only: ask for the listen right');
+    if (!rightsWithin(rights, granted)) throw new InsufficientScope(`the token does not grant the ${rights} right on this feed`);
+    return { ok: true, topic, resource, rights, notes };
+  } catch (error) {
+    return { ok: false, error, notes };
+  }
+}
+
+/** A settled answer's value, or its rejection thrown. */
+function settledValue<T>(settled: PromiseSettledResult<T>): T {
+  if (settled.status === 'rejected') throw settled.reason;
+  return settled.value;
+}
+
 /**
  * A refresh token → a one-day SAS key for one tenant topic (steps 5 and 6), without HTTP: returns the
  * key or throws the OAuthError POST /v1/sas answers.
@@ -104,52 +136,49 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
     throw err;
   });
   note({ tenant: claims.tid, subject: claims.sub, clientId: claims.client_id, detail: { refresh_jti: claims.jti, family: claims.fid } });
-  // Step 6: the signature says PAS issued it; only PAS knows whether it is still current (RFC 7662).
-  const status = await deps.introspect(request.refresh_token).catch((err: unknown) => {
-    throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(err), { 'retry-after': '5' });
-  });
-  if (!status.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
-  if (await deps.issued.isFamilyRevoked(claims.fid)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
-  const { topic, resource } = resolveTopic(claims, options.topicBaseUrl, request.resource);
-  note({ detail: { topic } });
-  // Exactly the rights the token grants on this feed (the entitlement service's answer, role table);
-  // none asked: all of them.
-  const granted = tokenFeedRights(claims, [topic])[topic];
-  const rights: Rights | undefined = request.rights ?? granted;
-  if (rights === undefined) throw new InsufficientScope('the token grants no right on this feed');
-  note({ detail: { rights } });
-  // Only Keyway writes a tenant's audit feed (the entitlement service's export): a key that could
-  // send to it would let the tenant forge its own trail.
-  if (topic === AUDIT_FEED && rights !== 'listen') throw new InsufficientScope('the audit feed is read-only: ask for the listen right');
-  if (!rightsWithin(rights, granted)) throw new InsufficientScope(`the token does not grant the ${rights} right on this feed`);
-  // Issue 11: the token and PAS's family state say what was granted; only the system of record says
-  // what holds now. A change event PAS or PAC has not applied yet (a cut broker link) changes nothing.
-  if (deps.holders) {
-    const decision = await deps.holders({ sub: claims.sub, tenant: claims.tid, feed: topic }).catch((err: unknown) => {
-      throw new TemporarilyUnavailable('the grant cannot be checked right now; retry later', `entitlement: ${String(err)}`, { 'retry-after': '5' });
-    });
-    const refusal = refusalOf(decision, rights);
+  // The feed and rights the request asks of this token, from its claims alone; a refusal among them
+  // is thrown below, after the token is known to be current, as ever.
+  const scoped = scopeOf(claims, options.topicBaseUrl, request);
+  // What needs a round trip asks at once: only PAS knows whether the token is still current (RFC
+  // 7662), only PAC's records whether its family was revoked here, only the entitlement service what
+  // holds now (issue 11: a change event PAS or PAC has not applied yet changes nothing); and the
+  // tenant's signing key. Each answer is then weighed in the order the checks always had.
+  const holderFeed = scoped.ok && deps.holders ? { sub: claims.sub, tenant: claims.tid, feed: scoped.topic } : undefined;
+  const [status, familyRevoked, decision, namespaceKey] = await Promise.allSettled([
+    deps.introspect(request.refresh_token),
+    deps.issued.isFamilyRevoked(claims.fid),
+    holderFeed && deps.holders?.(holderFeed),
+    deps.keys.signingKey(claims.tid),
+  ]);
+  if (status.status === 'rejected') throw new TemporarilyUnavailable('the token cannot be checked right now; retry later', String(status.reason), { 'retry-after': '5' });
+  if (!status.value.active) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'inactive at introspection');
+  if (settledValue(familyRevoked)) throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked');
+  for (const fields of scoped.notes) note(fields);
+  if (!scoped.ok) throw scoped.error;
+  const { topic, resource, rights } = scoped;
+  if (holderFeed) {
+    if (decision.status === 'rejected') throw new TemporarilyUnavailable('the grant cannot be checked right now; retry later', `entitlement: ${String(decision.reason)}`, { 'retry-after': '5' });
+    const refusal = refusalOf(decision.value!, rights);
     if (refusal === 'rights_not_granted') throw new InsufficientScope(`the ${rights} right on this feed is no longer granted`);
     if (refusal) throw new InvalidToken('the refresh token is invalid, expired or revoked', `entitlement: ${refusal}`);
   }
 
   const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
-  const namespaceKey = await deps.keys.signingKey(claims.tid);
+  const signingKey = settledValue(namespaceKey);
   // Every holder gets a key of their own: while another holder has the key for this second, the one a second earlier.
   const steps = Math.min(MAX_EXPIRY_STEPS, Math.max(1, Math.floor(options.sasTtlSec / 2)));
   let minted: { key: IssuedSasKey; sasKey: string } | undefined;
   for (let earlier = 0; minted === undefined; earlier++) {
     if (earlier === steps) throw new TemporarilyUnavailable('too many keys minted for this feed right now; retry later', `${steps} expiries taken`, { 'retry-after': '1' });
     const expiry = nowSec + options.sasTtlSec - earlier;
-    const { sasKey, keyId } = signSas(namespaceKey, rights, resource, expiry);
+    const { sasKey, keyId } = signSas(signingKey, rights, resource, expiry);
     const key = { keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry };
-    if (await deps.issued.claim(key)) minted = { key, sasKey };
+    const issued = await deps.issued.issue(key);
+    if (issued === 'revoked') throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked while minting');
+    if (issued === 'issued') minted = { key, sasKey };
   }
   const { sasKey, key } = minted;
   const { keyId, expiresAt: expiry } = key;
-  if (!(await deps.issued.record(key))) {
-    throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked while minting');
-  }
   const expiresAt = new Date(expiry * 1000).toISOString();
   note({ tokenId: keyId, detail: { expires_at: expiresAt } });
   log.info('sas_key.minted', { tenant: claims.tid, topic, rights, keyId, sub: claims.sub, jti: claims.jti });

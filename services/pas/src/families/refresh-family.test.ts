@@ -31,3 +31,18 @@ describe('refresh family revocation is announced before it is made', () => {
     expect(announced).toEqual([]);
   });
 });
+
+describe('refresh family rotation', () => {
+  it('exactly one of two refreshes of one token rotates; the spent token is marked, and the family lives on for the new lifetime', async () => {
+    const store = createMemoryStore({ prefix: 'pas:' });
+    const families = refreshFamilies(store);
+    await families.start(family, 'j-1', 1_000);
+    const outcomes = await Promise.all([families.rotate('f-1', 'j-1', 'j-2a', 60_000, 2_000), families.rotate('f-1', 'j-1', 'j-2b', 60_000, 2_000)]);
+    expect(outcomes.filter(Boolean)).toHaveLength(1);
+    expect(await families.current('f-1')).toBe(outcomes[0] ? 'j-2a' : 'j-2b');
+    expect(await families.spentRecently('f-1', 'j-1')).toBe(true);
+    expect(await families.info('f-1')).toEqual(family);
+    expect(await store.ttl('family-info:f-1')).toBeGreaterThan(1_000);
+    expect(await families.rotate('f-1', 'j-1', 'j-3', 60_000, 2_000)).toBe(false);
+  });
+});

@@ -49,12 +49,14 @@ export function refreshFamilies(store: Store, onRevoke: FamilyRevocationHook = a
      * apart from a replay.
      */
     async rotate(fid: string, spentJti: string, nextJti: string, ttlMs: number, reuseLeewayMs: number): Promise<boolean> {
-      // Marked before the swap: a concurrent request that sees the swap must also see the mark.
-      if (reuseLeewayMs > 0) await store.set(spentKey(fid, spentJti), '1', { ttlMs: reuseLeewayMs });
-      if (!(await store.compareAndSet(currentKey(fid), spentJti, nextJti, { ttlMs }))) return false;
       const info = await store.get(infoKey(fid));
-      if (info) await store.set(infoKey(fid), info, { ttlMs });
-      return true;
+      // One atomic write: a concurrent request that sees the swap also sees the mark, and the family
+      // lives on for ttlMs.
+      return store.commitIf({ key: currentKey(fid), expected: spentJti }, [
+        ...(reuseLeewayMs > 0 ? [{ op: 'set' as const, key: spentKey(fid, spentJti), value: '1', ttlMs: reuseLeewayMs }] : []),
+        { op: 'set', key: currentKey(fid), value: nextJti, ttlMs },
+        ...(info === null ? [] : [{ op: 'set' as const, key: infoKey(fid), value: info, ttlMs }]),
+      ]);
     },
     /** true when the token was spent within the reuse leeway (a duplicate, not a replay) */
     spentRecently: async (fid: string, jti: string) => (await store.get(spentKey(fid, jti))) !== null,
