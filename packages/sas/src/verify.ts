@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { SasError } from './errors.ts';
-import { parseSasFields, type KeyName } from './format.ts';
+import { parseSasFields, type KeyName, type ParsedSas } from './format.ts';
 import { keyIdOfSignature, signatureBytes } from './sign.ts';
 
 export type Right = 'listen' | 'send';
@@ -30,20 +30,53 @@ export interface VerifiedSas {
 }
 
 function sameResource(a: string, b: string): boolean {
-  // Azure compares resource URIs case-insensitively.
-  return a.toLowerCase() === b.toLowerCase();
+  // Azure compares resource URIs case-insensitively (the same spelling, the usual case, needs no folding).
+  return a === b || a.toLowerCase() === b.toLowerCase();
+}
+
+/** Headers whose parse is kept: a holder presents the same key for a day, so most verifications parse nothing. */
+const PARSED_KEPT = 10_000;
+const parsed = new Map<string, ParsedSas>();
+
+/**
+ * parseSasFields, kept per header text (a pure function of it; the result is never changed). Only
+ * the parse is kept: the signature is checked on every call. Starts over when full, so a flood of
+ * distinct headers costs what parsing costs and no more memory.
+ */
+function parseOnce(header: string): ParsedSas {
+  let token = parsed.get(header);
+  if (token === undefined) {
+    token = parseSasFields(header);
+    if (parsed.size >= PARSED_KEPT) parsed.clear();
+    parsed.set(header, token);
+  }
+  return token;
 }
 
 /** The signature alone (constant time), against each namespace key in turn: nothing about a forged key is trusted. */
 export function verifySasSignature(header: string, keys: string[]): VerifiedSas {
-  const token = parseSasFields(header);
+  const token = parseOnce(header);
   const presented = token.signatureBytes;
-  const matched = keys.some((key) => {
+  let matched = false;
+  for (const key of keys) {
     const expected = signatureBytes(key, token.keyName, token.encodedResource, token.expiry);
-    return expected.length === presented.length && timingSafeEqual(expected, presented);
-  });
+    if (expected.length === presented.length && timingSafeEqual(expected, presented)) {
+      matched = true;
+      break;
+    }
+  }
   if (!matched) throw new SasError('ERR_SAS_SIGNATURE', 'the shared access signature does not match');
-  return { resource: token.resource, keyName: token.keyName, expiry: token.expiry, keyId: keyIdOfSignature(token.signature) };
+  // the id is a hash of its own, and verification does not need it: derived when first read
+  let keyId: string | undefined;
+  return {
+    resource: token.resource,
+    keyName: token.keyName,
+    expiry: token.expiry,
+    get keyId() {
+      keyId ??= keyIdOfSignature(token.signature);
+      return keyId;
+    },
+  };
 }
 
 /** What a genuine key may be used for: not past its expiry, exactly this resource, and the right asked for. */
