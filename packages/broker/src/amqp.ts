@@ -27,7 +27,9 @@ export interface AmqpBrokerOptions {
   confirmTimeoutMs?: number;
   /**
    * A subscription consumer that nobody has received from for this long is cancelled, returning
-   * its prefetched messages to the queue so other instances can deliver them; default 30000.
+   * its prefetched messages to the queue so other instances can deliver them; default 5000. Short,
+   * because behind a load balancer the next receive often lands on another instance, whose clients
+   * would wait for what this one holds; a returned batch costs no delivery (counted on hand-out).
    */
   idleConsumerMs?: number;
   /**
@@ -156,7 +158,7 @@ class AmqpBroker implements Broker {
     this.maxDeliveries = options.maxDeliveries ?? 10;
     this.prefetch = options.prefetch ?? 50;
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
-    this.idleConsumerMs = options.idleConsumerMs ?? 30_000;
+    this.idleConsumerMs = options.idleConsumerMs ?? 5_000;
     this.bounds = { expiresMs: options.subscriptionExpiresMs ?? DEFAULT_SUBSCRIPTION_EXPIRES_MS, maxLength: options.maxQueueLength };
     if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) {
       throw new RangeError('maxDeliveries must be an integer >= 1');
