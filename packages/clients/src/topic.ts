@@ -65,11 +65,15 @@ export function topicClient(options: ClientOptions) {
     async (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedMessage | null> =>
       (await call(route, { params: { tenant, topic, subscription: sub }, query: { timeout: timeoutSec } }, { ...auth(sasKey), signal })) ?? null;
   /** complete, abandon and renew a lock, on the subscription's or its dead-letter queue's settle routes */
-  const settlers = (routes: Record<'complete' | 'abandon' | 'renewLock', typeof topicRoutes.complete | typeof topicRoutes.abandon | typeof topicRoutes.renewLock>) => {
-    const settle = (route: (typeof routes)[keyof typeof routes]) => async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => {
-      await call(route, { params: { tenant, topic, subscription: sub, id, lockToken } }, auth(sasKey));
+  const settlers = (routes: { complete: typeof topicRoutes.complete; abandon: typeof topicRoutes.abandon; renewLock: typeof topicRoutes.renewLock }) => {
+    const request = (tenant: string, topic: string, sub: string, id: string, lockToken: string) => ({ params: { tenant, topic, subscription: sub, id, lockToken } });
+    const settle = (route: typeof topicRoutes.complete | typeof topicRoutes.abandon) => async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => {
+      await call(route, request(tenant, topic, sub, id, lockToken), auth(sasKey));
     };
-    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: settle(routes.renewLock) };
+    // renewLock answers the new locked_until: a consumer holding a batch long needs it to renew again in time
+    const renew = async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) =>
+      call(routes.renewLock, request(tenant, topic, sub, id, lockToken), auth(sasKey));
+    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: renew };
   };
 
   /**
