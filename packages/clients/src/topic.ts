@@ -39,21 +39,24 @@ async function refusal(response: AxiosResponse, body: Readable): Promise<Error> 
   return toApiError({ ...response, data });
 }
 
-/** newline-delimited lines of a text stream; a trailing line without newline is yielded too */
+/**
+ * Newline-delimited lines of a UTF-8 stream; a trailing line without newline is yielded too. Split
+ * on the bytes (a newline byte is never part of a multi-byte character), each line decoded once:
+ * no string is grown chunk by chunk and searched again from its start (a line is a 31 KB batch).
+ */
 async function* lines(body: Readable): AsyncGenerator<string> {
-  body.setEncoding('utf8');
-  let rest = '';
-  for await (const chunk of body) {
-    rest += chunk as string;
-    // one copy of the unfinished tail per chunk, not one per line
+  let parts: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     let start = 0;
-    for (let newline = rest.indexOf('\n'); newline >= 0; newline = rest.indexOf('\n', start)) {
-      yield rest.slice(start, newline);
+    for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, start)) {
+      const tail = chunk.subarray(start, newline);
+      yield (parts.length === 0 ? tail : Buffer.concat([...parts, tail])).toString('utf8');
+      parts = [];
       start = newline + 1;
     }
-    rest = rest.slice(start);
+    if (start < chunk.length) parts.push(chunk.subarray(start));
   }
-  if (rest !== '') yield rest;
+  if (parts.length > 0) yield Buffer.concat(parts).toString('utf8');
 }
 
 export function topicClient(options: ClientOptions) {

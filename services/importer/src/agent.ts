@@ -92,6 +92,8 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   const counts = { written: 0, duplicatesDropped: 0, errors: 0, lockRenewals: 0, locksLost: 0 };
   const unhealthyAfterMs = (pull === 'stream' ? streamTimeoutSec * 1000 : options.receiveTimeoutSec * 1000) + 2 * MAX_BACKOFF_MS;
   const abort = new AbortController();
+  /** stop() was called: nothing new is taken or written, what is being written is finished */
+  let stopping = false;
   let loop: Promise<void> | undefined;
 
   let address: TopicAddress | undefined;
@@ -142,7 +144,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
 
   async function write(message: ReceivedMessage): Promise<void> {
     if (writeFailure !== undefined) throw writeFailure;
-    if (abort.signal.aborted) throw STOPPING;
+    if (stopping) throw STOPPING;
     try {
       await deps.sink.write(message.batch);
     } catch (err) {
@@ -273,7 +275,10 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
         timeoutSec: streamTimeoutSec,
         signal: AbortSignal.any([abort.signal, stream.signal]),
       });
-      for await (const message of messages) take(message, sasKey, at);
+      for await (const message of messages) {
+        // not taken: the stream's end, just after, releases its lock
+        if (!stopping) take(message, sasKey, at);
+      }
     } finally {
       current = undefined;
     }
@@ -295,12 +300,12 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   async function run(): Promise<void> {
     const pullOnce = pull === 'stream' ? streamOnce : receiveOnce;
     let backoffMs = 250;
-    while (!abort.signal.aborted) {
+    while (!stopping) {
       try {
         await pullOnce();
         backoffMs = 250;
       } catch (err) {
-        if (abort.signal.aborted) break;
+        if (stopping) break;
         failing();
         counts.errors += 1;
         if (err instanceof ApiError && err.status === 401) sas.invalidate();
@@ -315,7 +320,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     stats,
     health(): AgentHealth {
       return {
-        healthy: loop !== undefined && !abort.signal.aborted && (failingSince === undefined || now() - failingSince < unhealthyAfterMs),
+        healthy: loop !== undefined && !stopping && (failingSince === undefined || now() - failingSince < unhealthyAfterMs),
         tenant: address?.tenant,
         topic: address?.topic,
         subscription: options.subscription,
@@ -328,11 +333,14 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       loop ??= run();
     },
     /**
-     * Stops pulling (the stream or long poll is closed at once); a batch in the middle of its write
-     * finishes, is checkpointed and completed first (batches queued behind it are abandoned
-     * unwritten); then the sink and the checkpoint are closed.
+     * Stops pulling: a batch in the middle of its write finishes, is checkpointed and completed
+     * (batches queued behind it are abandoned unwritten); then the stream or long poll is closed
+     * (closing a stream first would release the lock of the batch being written), and the sink and
+     * the checkpoint are closed.
      */
     async stop(): Promise<void> {
+      stopping = true;
+      await drain();
       abort.abort();
       await loop;
       await drain();
