@@ -44,7 +44,14 @@ const idsIn = (path: string) => readLines(path).map((line) => (JSON.parse(line) 
 /** The file sink, with a hook before each write (to slow it down or make it fail). */
 async function hookedSink(path: string, before: (batch: Batch) => Promise<void>): Promise<Sink> {
   const inner = await fileSink(path);
-  return { description: inner.description, write: async (batch) => (await before(batch), inner.write(batch)), close: () => inner.close() };
+  return {
+    description: inner.description,
+    async write(batch) {
+      await before(batch);
+      await inner.write(batch);
+    },
+    close: () => inner.close(),
+  };
 }
 
 describe('the importer agent (stream, pipelined writes)', () => {
@@ -114,12 +121,18 @@ describe('the importer agent (stream, pipelined writes)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-feeds-'));
     writeFileSync(join(dir, 'ca.crt'), suite.pki.ca.certPem);
     const feedsFile = join(dir, 'feeds.json');
-    writeFileSync(
-      feedsFile,
-      JSON.stringify([a, b].map((f, i) => ({ KEYWAY_USERNAME: f.email, KEYWAY_PASSWORD: PASSWORD, SINK_FILE: join(dir, `feed-${i}.jsonl`), STREAM_TIMEOUT_SEC: 5 }))),
-      { mode: 0o600 },
-    );
-    const feeds = importerFeeds({ PAS_URL: suite.urls.pas, PAC_URL: suite.urls.pac, TOPIC_URL: suite.urls.topic, TLS_CA_FILE: join(dir, 'ca.crt'), FEEDS_FILE: feedsFile, HEALTH_PORT: '0', LOG_LEVEL: 'silent' });
+    writeFileSync(feedsFile, JSON.stringify([a, b].map((f, i) => ({ KEYWAY_USERNAME: f.email, KEYWAY_PASSWORD: PASSWORD, SINK_FILE: join(dir, `feed-${i}.jsonl`), STREAM_TIMEOUT_SEC: 5 }))), {
+      mode: 0o600,
+    });
+    const feeds = importerFeeds({
+      PAS_URL: suite.urls.pas,
+      PAC_URL: suite.urls.pac,
+      TOPIC_URL: suite.urls.topic,
+      TLS_CA_FILE: join(dir, 'ca.crt'),
+      FEEDS_FILE: feedsFile,
+      HEALTH_PORT: '0',
+      LOG_LEVEL: 'silent',
+    });
     expect(feeds.map((feed) => feed.STATE_FILE)).toEqual([join(dir, 'feed-0.jsonl.checkpoint'), join(dir, 'feed-1.jsonl.checkpoint')]);
     const importer = await startImporter(feeds, silentLogger);
     try {

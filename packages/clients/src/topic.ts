@@ -74,8 +74,7 @@ export function topicClient(options: ClientOptions) {
       await call(route, request(tenant, topic, sub, id, lockToken), auth(sasKey));
     };
     // renewLock answers the new locked_until: a consumer holding a batch long needs it to renew again in time
-    const renew = async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) =>
-      call(routes.renewLock, request(tenant, topic, sub, id, lockToken), auth(sasKey));
+    const renew = async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => call(routes.renewLock, request(tenant, topic, sub, id, lockToken), auth(sasKey));
     return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: renew };
   };
 

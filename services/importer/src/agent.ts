@@ -9,7 +9,7 @@ import type { Sink } from './sinks/sink.ts';
 
 /** stream: one long response with up to `prefetch` batches locked ahead of the sink; receive: one long poll, one batch at a time */
 export const PULL_MODES = ['stream', 'receive'] as const;
-export type PullMode = (typeof PULL_MODES)[number];
+type PullMode = (typeof PULL_MODES)[number];
 
 export const DEFAULT_PREFETCH = 50;
 export const DEFAULT_STREAM_TIMEOUT_SEC = 60;
@@ -241,7 +241,11 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
             },
           ),
         // not written: back to the queue now rather than at lock expiry (a lock the stream's end released answers 410)
-        () => deps.topic.abandon(...settle).then(() => undefined, () => undefined),
+        () =>
+          deps.topic.abandon(...settle).then(
+            () => undefined,
+            () => undefined,
+          ),
       )
       .finally(() => {
         stopRenewing();

@@ -78,10 +78,10 @@ export const ImporterFields = z.object({
     .string()
     .min(1)
     .optional()
-    .describe('JSON list of feeds for one agent process, each an object of the per-feed keys above (login, RESOURCE, SUBSCRIPTION, SINK…) over the environment’s; default: the one feed the environment describes'),
-  HEALTH_PORT: configFields.port
-    .optional()
-    .describe('serve health and lag as JSON on http://127.0.0.1:PORT/health (503 when a feed is unhealthy); default: off'),
+    .describe(
+      'JSON list of feeds for one agent process, each an object of the per-feed keys above (login, RESOURCE, SUBSCRIPTION, SINK…) over the environment’s; default: the one feed the environment describes',
+    ),
+  HEALTH_PORT: configFields.port.optional().describe('serve health and lag as JSON on http://127.0.0.1:PORT/health (503 when a feed is unhealthy); default: off'),
   LOG_LEVEL: configFields.logLevel.describe('debug | info | warn | error | silent'),
 });
 type Fields = z.output<typeof ImporterFields>;

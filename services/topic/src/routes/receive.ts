@@ -84,7 +84,10 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
         }
         const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
-        res.status(201).type('application/json').send(receivedMessage(delivery, lock, batch));
+        res
+          .status(201)
+          .type('application/json')
+          .send(receivedMessage(delivery, lock, batch));
         return;
       }
     } finally {
