@@ -63,8 +63,8 @@ const MAX_BACKOFF_MS = 10_000;
 /** a lock is renewed when half of it is left, and at least every 30 s (whatever the server's clock says) */
 const MIN_RENEW_MS = 1000;
 const MAX_RENEW_MS = 30_000;
-/** what a SAS key must have left when a stream opens beyond the stream itself: the settles of its last batches */
-const SETTLE_MARGIN_SEC = 60;
+/** what a SAS key must have left when a stream ends: the settles of its last batches */
+const SETTLE_MARGIN_SEC = 30;
 /** stands for "the agent is stopping" where a queued batch is not written */
 const STOPPING = Symbol('stopping');
 
@@ -86,7 +86,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const streamTimeoutSec = options.streamTimeoutSec ?? DEFAULT_STREAM_TIMEOUT_SEC;
   const session = new Session(deps.pas, options.credentials, log, deps.now);
-  const keyMustLastSec = pull === 'stream' ? streamTimeoutSec + SETTLE_MARGIN_SEC : options.receiveTimeoutSec + 5;
+  const keyMustLastSec = pull === 'stream' ? SETTLE_MARGIN_SEC : options.receiveTimeoutSec + 5;
   const sas = new SasKeeper(deps.pac, session, options.resource, log, keyMustLastSec * 1000, deps.now);
   const checkpoint = deps.checkpoint ?? memoryCheckpoint();
   const counts = { written: 0, duplicatesDropped: 0, errors: 0, lockRenewals: 0, locksLost: 0 };
@@ -240,12 +240,15 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
               log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: id, err });
             },
           ),
-        // not written: back to the queue now rather than at lock expiry (a lock the stream's end released answers 410)
-        () =>
-          deps.topic.abandon(...settle).then(
-            () => undefined,
-            () => undefined,
-          ),
+        // not written: back to the queue now rather than at lock expiry (a lock the stream's end released
+        // answers 410); when stopping, closing the stream releases them all at once instead
+        (err: unknown) =>
+          err === STOPPING
+            ? undefined
+            : deps.topic.abandon(...settle).then(
+                () => undefined,
+                () => undefined,
+              ),
       )
       .finally(() => {
         stopRenewing();
@@ -269,14 +272,16 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   }
 
   async function streamOnce(): Promise<void> {
-    const { sasKey, address: at } = await sas.key();
+    const { sasKey, address: at, renewAt } = await sas.key();
     address = at;
     const stream = new AbortController();
     current = stream;
     try {
       const messages = deps.topic.stream(sasKey, at.tenant, at.topic, options.subscription, {
         prefetch,
-        timeoutSec: streamTimeoutSec,
+        // ends when the key is due for renewal, so the next stream opens with a fresh one rather than
+        // this one being cut when the key expires
+        timeoutSec: Math.max(1, Math.min(streamTimeoutSec, Math.floor((renewAt - now()) / 1000))),
         signal: AbortSignal.any([abort.signal, stream.signal]),
       });
       for await (const message of messages) {

@@ -25,7 +25,8 @@ export class SasKeeper {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async key(): Promise<{ sasKey: string; address: TopicAddress }> {
+  /** the key, its feed, and when it is due for renewal (ms) */
+  async key(): Promise<{ sasKey: string; address: TopicAddress; renewAt: number }> {
     if (this.current && this.now() < this.current.renewAt) return this.current;
     const response = await this.pac.sas({ refresh_token: await this.session.refreshToken(), resource: this.resource, rights: 'listen' }).catch((err: unknown) => {
       // A refresh token PAC refuses is of no more use: log in again next time.
