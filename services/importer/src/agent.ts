@@ -343,9 +343,9 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     },
     /**
      * Stops pulling: a batch in the middle of its write finishes, is checkpointed and completed
-     * (batches queued behind it are abandoned unwritten); then the stream or long poll is closed
-     * (closing a stream first would release the lock of the batch being written), and the sink and
-     * the checkpoint are closed.
+     * (batches queued behind it are not written); then the stream or long poll is closed, which
+     * returns the unwritten ones to the queue (closing it first would also release the lock of the
+     * batch being written), and the sink and the checkpoint are closed.
      */
     async stop(): Promise<void> {
       stopping = true;

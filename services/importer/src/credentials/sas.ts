@@ -20,7 +20,7 @@ export class SasKeeper {
     private readonly session: Session,
     private readonly resource: string | undefined,
     private readonly log: Logger,
-    /** a key is renewed while at least this much of it is left: a long poll and the settle after it must fit */
+    /** a key is renewed while at least this much of it is left: a long poll, or the settles after a stream, must fit */
     private readonly minRemainingMs: number,
     private readonly now: () => number = Date.now,
   ) {}
