@@ -272,13 +272,19 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   }
 
   async function streamOnce(): Promise<void> {
+    // a failure the last stream left (its batches abandoned meanwhile) pauses pulling first, so a
+    // broken sink does not spend the deliveries of a new stream's batches too
+    await throwWriteFailure();
+    // What earlier streams handed out and is not settled yet counts against the credit: a sink
+    // slower than a stream's length never holds more than `prefetch` batches.
+    while (pending.size >= prefetch) await Promise.race(pending);
     const { sasKey, address: at, renewAt } = await sas.key();
     address = at;
     const stream = new AbortController();
     current = stream;
     try {
       const messages = deps.topic.stream(sasKey, at.tenant, at.topic, options.subscription, {
-        prefetch,
+        prefetch: prefetch - pending.size,
         // ends when the key is due for renewal, so the next stream opens with a fresh one rather than
         // this one being cut when the key expires
         timeoutSec: Math.max(1, Math.min(streamTimeoutSec, Math.floor((renewAt - now()) / 1000))),
