@@ -278,16 +278,21 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     // What earlier streams handed out and is not settled yet counts against the credit: a sink
     // slower than a stream's length never holds more than `prefetch` batches.
     while (pending.size >= prefetch) await Promise.race(pending);
+    // A stream may outlast the refresh token's renewal window while its SAS key is still good: the
+    // session is renewed between streams, so the refresh family stays alive without a new login.
+    const refreshAt = session.renewAt;
+    if (refreshAt !== undefined && now() >= refreshAt) await session.refreshToken();
     const { sasKey, address: at, renewAt } = await sas.key();
     address = at;
+    // ends when the key or the session is due for renewal, so the next stream opens with fresh ones
+    // rather than this one being cut when the key expires
+    const until = Math.min(renewAt, session.renewAt ?? renewAt);
     const stream = new AbortController();
     current = stream;
     try {
       const messages = deps.topic.stream(sasKey, at.tenant, at.topic, options.subscription, {
         prefetch: prefetch - pending.size,
-        // ends when the key is due for renewal, so the next stream opens with a fresh one rather than
-        // this one being cut when the key expires
-        timeoutSec: Math.max(1, Math.min(streamTimeoutSec, Math.floor((renewAt - now()) / 1000))),
+        timeoutSec: Math.max(1, Math.min(streamTimeoutSec, Math.floor((until - now()) / 1000))),
         signal: AbortSignal.any([abort.signal, stream.signal]),
       });
       for await (const message of messages) {
