@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ApiError, pacClient, pasClient, topicClient, UnreachableError } from '@keyway/clients';
 import type { Batch } from '@keyway/contracts';
-import { createAgent, fileSink, type Sink } from '@keyway/importer';
+import { createAgent, fileCheckpoint, fileSink, type Sink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
 import { makeBatches, now } from './delivery-batches.ts';
 
@@ -132,7 +132,7 @@ function reporting(inner: Sink): Sink {
   };
 }
 
-/** The importer agent as it ships: receive (long poll) → write → checkpoint → complete, one batch at a time. */
+/** The importer agent as it ships (its defaults: the stream, writes in order, each batch checkpointed in a state file, then completed). */
 async function consumeAgent(job: Extract<Job, { role: 'consume-agent' }>): Promise<void> {
   const sink = reporting(await fileSink(job.sinkFile, { maxBytes: 1 << 30 }));
   const agent = createAgent(
@@ -142,6 +142,7 @@ async function consumeAgent(job: Extract<Job, { role: 'consume-agent' }>): Promi
       pac: pacClient({ baseUrl: job.pacUrl, caPem: job.caPem }),
       topic: topicClient({ baseUrl: job.topicUrl, caPem: job.caPem }),
       sink,
+      checkpoint: await fileCheckpoint(`${job.sinkFile}.checkpoint`),
       logger: silentLogger,
     },
   );

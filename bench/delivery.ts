@@ -14,7 +14,7 @@ import { machine } from './measure.ts';
  * End-to-end delivery: producers → topic service (HTTPS, SAS check, rate quota in Redis, batch
  * scan and schema, publisher confirm) → RabbitMQ (quorum queue, persistent) → consumer → file sink
  * (one fsync per batch) → complete. Measured with two consumers: the importer agent as it ships
- * (one long-poll receive, write, complete at a time) and a streaming consumer loop (the `stream`
+ * (its defaults: the stream endpoint, writes pipelined in delivery order, a state-file checkpoint) and a bare streaming consumer loop (the `stream`
  * endpoint, writes pipelined through the same file sink, each batch completed after its write).
  * Beside them the ceiling: raw amqplib on the same RabbitMQ with the same bodies, count and
  * durability (confirm channel, persistent messages, quorum queue, manual ack after an fsync'd
@@ -237,7 +237,7 @@ async function endToEndAgent(suite: Suite, dir: string): Promise<DeliveryFigure>
     password: PASSWORD,
     sinkFile: join(dir, 'agent.jsonl'),
   };
-  return measure('end to end, importer agent (long-poll receive)', agent, producers(suite, f));
+  return measure('end to end, importer agent as shipped (stream, state-file checkpoint)', agent, producers(suite, f));
 }
 
 async function endToEndStream(suite: Suite, dir: string): Promise<DeliveryFigure> {

@@ -39,21 +39,24 @@ async function refusal(response: AxiosResponse, body: Readable): Promise<Error> 
   return toApiError({ ...response, data });
 }
 
-/** newline-delimited lines of a text stream; a trailing line without newline is yielded too */
+/**
+ * Newline-delimited lines of a UTF-8 stream; a trailing line without newline is yielded too. Split
+ * on the bytes (a newline byte is never part of a multi-byte character), each line decoded once:
+ * no string is grown chunk by chunk and searched again from its start (a line is a 31 KB batch).
+ */
 async function* lines(body: Readable): AsyncGenerator<string> {
-  body.setEncoding('utf8');
-  let rest = '';
-  for await (const chunk of body) {
-    rest += chunk as string;
-    // one copy of the unfinished tail per chunk, not one per line
+  let parts: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     let start = 0;
-    for (let newline = rest.indexOf('\n'); newline >= 0; newline = rest.indexOf('\n', start)) {
-      yield rest.slice(start, newline);
+    for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, start)) {
+      const tail = chunk.subarray(start, newline);
+      yield (parts.length === 0 ? tail : Buffer.concat([...parts, tail])).toString('utf8');
+      parts = [];
       start = newline + 1;
     }
-    rest = rest.slice(start);
+    if (start < chunk.length) parts.push(chunk.subarray(start));
   }
-  if (rest !== '') yield rest;
+  if (parts.length > 0) yield Buffer.concat(parts).toString('utf8');
 }
 
 export function topicClient(options: ClientOptions) {
@@ -65,11 +68,14 @@ export function topicClient(options: ClientOptions) {
     async (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedMessage | null> =>
       (await call(route, { params: { tenant, topic, subscription: sub }, query: { timeout: timeoutSec } }, { ...auth(sasKey), signal })) ?? null;
   /** complete, abandon and renew a lock, on the subscription's or its dead-letter queue's settle routes */
-  const settlers = (routes: Record<'complete' | 'abandon' | 'renewLock', typeof topicRoutes.complete | typeof topicRoutes.abandon | typeof topicRoutes.renewLock>) => {
-    const settle = (route: (typeof routes)[keyof typeof routes]) => async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => {
-      await call(route, { params: { tenant, topic, subscription: sub, id, lockToken } }, auth(sasKey));
+  const settlers = (routes: { complete: typeof topicRoutes.complete; abandon: typeof topicRoutes.abandon; renewLock: typeof topicRoutes.renewLock }) => {
+    const request = (tenant: string, topic: string, sub: string, id: string, lockToken: string) => ({ params: { tenant, topic, subscription: sub, id, lockToken } });
+    const settle = (route: typeof topicRoutes.complete | typeof topicRoutes.abandon) => async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => {
+      await call(route, request(tenant, topic, sub, id, lockToken), auth(sasKey));
     };
-    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: settle(routes.renewLock) };
+    // renewLock answers the new locked_until: a consumer holding a batch long needs it to renew again in time
+    const renew = async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => call(routes.renewLock, request(tenant, topic, sub, id, lockToken), auth(sasKey));
+    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: renew };
   };
 
   /**

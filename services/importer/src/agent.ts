@@ -1,17 +1,32 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, type PacClient, type PasClient, type TopicClient } from '@keyway/clients';
+import type { ReceivedMessage } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import { memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { SasKeeper } from './credentials/sas.ts';
+import { SasKeeper, type TopicAddress } from './credentials/sas.ts';
 import { Session, type Credentials } from './credentials/session.ts';
 import type { Sink } from './sinks/sink.ts';
+
+/** stream: one long response with up to `prefetch` batches locked ahead of the sink; receive: one long poll, one batch at a time */
+export const PULL_MODES = ['stream', 'receive'] as const;
+type PullMode = (typeof PULL_MODES)[number];
+
+export const DEFAULT_PREFETCH = 50;
+export const DEFAULT_STREAM_TIMEOUT_SEC = 60;
 
 export interface AgentOptions {
   credentials: Credentials;
   /** topic URI to ask PAC for; unset = the tenant's feed */
   resource?: string;
   subscription: string;
+  /** default stream */
+  pull?: PullMode;
+  /** pull=receive: the long poll's wait */
   receiveTimeoutSec: number;
+  /** pull=stream: batches locked and not yet settled at once (the stream's credit) */
+  prefetch?: number;
+  /** pull=stream: how long each stream stays open; the next one is opened at once */
+  streamTimeoutSec?: number;
 }
 
 export interface AgentDeps {
@@ -25,29 +40,78 @@ export interface AgentDeps {
   now?: () => number;
 }
 
-interface AgentStats {
+/** What a probe sees (the health endpoint, bench, tests). */
+export interface AgentHealth {
+  /** pulling works: no failure, or failures for less than a stream's length and a back-off */
+  healthy: boolean;
+  /** the feed, once a SAS key named it */
+  tenant?: string;
+  topic?: string;
+  subscription: string;
+  /** ISO time the sink last said a batch was durable */
+  lastDurableWrite?: string;
+  /** batches received and not yet settled (being written, or queued for the sink) */
+  behind: number;
   written: number;
   duplicatesDropped: number;
+  lockRenewals: number;
+  locksLost: number;
   errors: number;
-  logins: number;
-  refreshes: number;
-  sasKeys: number;
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** a lock is renewed when half of it is left, and at least every 30 s (whatever the server's clock says) */
+const MIN_RENEW_MS = 1000;
+const MAX_RENEW_MS = 30_000;
+/** what a SAS key must have left when a stream ends: the settles of its last batches */
+const SETTLE_MARGIN_SEC = 30;
+/** stands for "the agent is stopping" where a queued batch is not written */
+const STOPPING = Symbol('stopping');
+
+type SettleArgs = readonly [sasKey: string, tenant: string, topic: string, subscription: string, messageId: string, lockToken: string];
 
 /**
- * The importer: runs the chain unattended (login → SAS key → receive → write → ack) and keeps its
- * credentials fresh. A batch is completed only after the sink says it is durable; anything that goes
- * wrong before that abandons it, so the topic service delivers it again.
+ * The importer: runs the chain unattended (login → SAS key → receive → write → complete) and keeps
+ * its credentials fresh. By default it holds a stream open and pipelines: batches are written one
+ * after the other in the order they were delivered while the next ones arrive, and each is completed
+ * only after its own write is durable (and checkpointed). A batch whose write fails is abandoned, so
+ * it is delivered again; the batches queued behind it are abandoned unwritten, the stream is dropped
+ * and pulling resumes after a back-off. While a batch waits for or is in a slow write its lock is
+ * renewed; a lost lock (410) is let go: the batch comes back and the checkpoint drops it.
  */
 export function createAgent(options: AgentOptions, deps: AgentDeps) {
   const log = deps.logger;
+  const now = deps.now ?? Date.now;
+  const pull = options.pull ?? 'stream';
+  const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
+  const streamTimeoutSec = options.streamTimeoutSec ?? DEFAULT_STREAM_TIMEOUT_SEC;
   const session = new Session(deps.pas, options.credentials, log, deps.now);
-  const sas = new SasKeeper(deps.pac, session, options.resource, log, (options.receiveTimeoutSec + 5) * 1000, deps.now);
+  const keyMustLastSec = pull === 'stream' ? SETTLE_MARGIN_SEC : options.receiveTimeoutSec + 5;
+  const sas = new SasKeeper(deps.pac, session, options.resource, log, keyMustLastSec * 1000, deps.now);
   const checkpoint = deps.checkpoint ?? memoryCheckpoint();
-  const counts = { written: 0, duplicatesDropped: 0, errors: 0 };
-  const stats: AgentStats = {
+  const counts = { written: 0, duplicatesDropped: 0, errors: 0, lockRenewals: 0, locksLost: 0 };
+  const unhealthyAfterMs = (pull === 'stream' ? streamTimeoutSec * 1000 : options.receiveTimeoutSec * 1000) + 2 * MAX_BACKOFF_MS;
+  const abort = new AbortController();
+  /** stop() was called: nothing new is taken or written, what is being written is finished */
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+
+  let address: TopicAddress | undefined;
+  let lastDurableWriteAt: number | undefined;
+  /** when pulling started to fail; cleared by the next batch or stream that ends well */
+  let failingSince: number | undefined;
+  /** every batch received and not settled yet */
+  const pending = new Set<Promise<void>>();
+  /** ids on their way to the sink: a redelivery meanwhile waits for that write instead of writing again */
+  const writing = new Map<string, Promise<void>>();
+  /** the last write queued: writes start in delivery order, each after the one before it */
+  let lastWrite: Promise<unknown> = Promise.resolve();
+  /** the write that failed: what is queued behind it is not written, and pulling pauses */
+  let writeFailure: unknown;
+  /** the open stream, dropped when a write fails */
+  let current: AbortController | undefined;
+
+  const stats = {
     get written() {
       return counts.written;
     },
@@ -56,6 +120,12 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     },
     get errors() {
       return counts.errors;
+    },
+    get lockRenewals() {
+      return counts.lockRenewals;
+    },
+    get locksLost() {
+      return counts.locksLost;
     },
     get logins() {
       return session.counts.logins;
@@ -67,48 +137,196 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       return sas.obtained;
     },
   };
-  const abort = new AbortController();
-  let loop: Promise<void> | undefined;
 
-  async function pullOnce(): Promise<void> {
-    const { sasKey, address } = await sas.key();
-    const message = await deps.topic.receive(sasKey, address.tenant, address.topic, options.subscription, options.receiveTimeoutSec, abort.signal);
-    if (!message) return;
-    const settle = [sasKey, address.tenant, address.topic, options.subscription, message.message_id, message.lock_token] as const;
-    if (checkpoint.has(message.batch.id)) {
-      counts.duplicatesDropped += 1;
-    } else {
-      try {
-        await deps.sink.write(message.batch);
-      } catch (err) {
-        log.error('sink write failed; abandoning the batch', { batchId: message.batch.id, err });
-        await deps.topic.abandon(...settle).catch(() => undefined);
-        throw err;
-      }
-      counts.written += 1;
-      // The batch is durable in the sink, so it is acked even when the checkpoint cannot be
-      // written: abandoning it would only write it twice. What is lost is the protection against a
-      // redelivery after a crash before the ack (this process still remembers the id).
-      await checkpoint.record(message.batch.id).catch((err: unknown) => {
-        counts.errors += 1;
-        log.error('checkpoint write failed; the batch is acked anyway', { batchId: message.batch.id, err });
-      });
+  const failing = () => {
+    failingSince ??= now();
+  };
+
+  async function write(message: ReceivedMessage): Promise<void> {
+    if (writeFailure !== undefined) throw writeFailure;
+    if (stopping) throw STOPPING;
+    try {
+      await deps.sink.write(message.batch);
+    } catch (err) {
+      writeFailure ??= err;
+      current?.abort();
+      log.error('sink write failed; abandoning the batch', { batchId: message.batch.id, err });
+      throw err;
     }
-    await deps.topic.complete(...settle).catch((err: unknown) => {
-      // The lock lapsed: the batch comes back and is dropped as a duplicate, so nothing is lost.
-      if (err instanceof ApiError && err.code === 'lock_lost') log.warn('lock lost before completion', { batchId: message.batch.id });
-      else throw err;
+    counts.written += 1;
+    lastDurableWriteAt = now();
+  }
+
+  /** after the batch's write: its id, durably, while the next batch is written */
+  async function record(id: string): Promise<void> {
+    // The batch is durable in the sink, so it is completed even when the checkpoint cannot be
+    // written: abandoning it would only write it twice. What is lost is the protection against a
+    // redelivery after a crash before the complete (this process still remembers the id).
+    await checkpoint.record(id).catch((err: unknown) => {
+      counts.errors += 1;
+      log.error('checkpoint write failed; the batch is completed anyway', { batchId: id, err });
     });
   }
 
+  /** Renews the lock until the returned function is called; a lost lock is let go. */
+  function keepLocked(settle: SettleArgs, lockedUntil: string, batchId: string): () => void {
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const schedule = (until: string) => {
+      if (done) return;
+      const delay = Math.min(Math.max((Date.parse(until) - now()) / 2, MIN_RENEW_MS), MAX_RENEW_MS);
+      timer = setTimeout(renew, delay);
+    };
+    const renew = () => {
+      deps.topic.renewLock(...settle).then(
+        (answer) => {
+          counts.lockRenewals += 1;
+          schedule(answer.locked_until);
+        },
+        (err: unknown) => {
+          if (done) return;
+          if (err instanceof ApiError && err.code === 'lock_lost') {
+            counts.locksLost += 1;
+            log.warn('lock lost while the batch waits for the sink; it comes back and is dropped as a duplicate', { batchId });
+            return;
+          }
+          counts.errors += 1;
+          log.warn('lock renewal failed; trying again', { batchId, err });
+          schedule(new Date(now()).toISOString());
+        },
+      );
+    };
+    schedule(lockedUntil);
+    return () => {
+      done = true;
+      clearTimeout(timer);
+    };
+  }
+
+  /** Takes a delivered batch into the pipeline; settled in the background, tracked in `pending`. */
+  function take(message: ReceivedMessage, sasKey: string, at: TopicAddress): void {
+    const id = message.batch.id;
+    const settle: SettleArgs = [sasKey, at.tenant, at.topic, options.subscription, message.message_id, message.lock_token];
+    const stopRenewing = keepLocked(settle, message.locked_until, id);
+    let durable: Promise<void>;
+    const earlier = writing.get(id);
+    if (earlier !== undefined || checkpoint.has(id)) {
+      counts.duplicatesDropped += 1;
+      durable = earlier ?? Promise.resolve();
+    } else {
+      const written = lastWrite.then(() => write(message));
+      lastWrite = written.catch(() => undefined);
+      durable = written.then(() => record(id));
+      writing.set(id, durable);
+      const forget = () => writing.delete(id);
+      durable.then(forget, forget);
+    }
+    const settled = durable
+      .then(
+        () =>
+          deps.topic.complete(...settle).then(
+            () => {
+              failingSince = undefined;
+            },
+            (err: unknown) => {
+              // The lock lapsed: the batch comes back and is dropped as a duplicate, so nothing is lost.
+              if (err instanceof ApiError && err.code === 'lock_lost') {
+                counts.locksLost += 1;
+                log.warn('lock lost before completion', { batchId: id });
+                return;
+              }
+              counts.errors += 1;
+              if (err instanceof ApiError && err.status === 401) sas.invalidate();
+              log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: id, err });
+            },
+          ),
+        // not written: back to the queue now rather than at lock expiry (a lock the stream's end released
+        // answers 410); when stopping, closing the stream releases them all at once instead
+        (err: unknown) =>
+          err === STOPPING
+            ? undefined
+            : deps.topic.abandon(...settle).then(
+                () => undefined,
+                () => undefined,
+              ),
+      )
+      .finally(() => {
+        stopRenewing();
+        pending.delete(settled);
+      });
+    pending.add(settled);
+  }
+
+  /** waits until every batch received so far is settled */
+  async function drain(): Promise<void> {
+    while (pending.size > 0) await Promise.all(pending);
+  }
+
+  /** After a failed write: the batches behind it are settled, then the failure is the pull's. */
+  async function throwWriteFailure(): Promise<void> {
+    if (writeFailure === undefined) return;
+    await drain();
+    const err = writeFailure;
+    writeFailure = undefined;
+    throw err;
+  }
+
+  async function streamOnce(): Promise<void> {
+    // a failure the last stream left (its batches abandoned meanwhile) pauses pulling first, so a
+    // broken sink does not spend the deliveries of a new stream's batches too
+    await throwWriteFailure();
+    // What earlier streams handed out and is not settled yet counts against the credit: a sink
+    // slower than a stream's length never holds more than `prefetch` batches.
+    while (pending.size >= prefetch) await Promise.race(pending);
+    // A stream may outlast the refresh token's renewal window while its SAS key is still good: the
+    // session is renewed between streams, so the refresh family stays alive without a new login.
+    const refreshAt = session.renewAt;
+    if (refreshAt !== undefined && now() >= refreshAt) await session.refreshToken();
+    const { sasKey, address: at, renewAt } = await sas.key();
+    address = at;
+    // ends when the key or the session is due for renewal, so the next stream opens with fresh ones
+    // rather than this one being cut when the key expires
+    const until = Math.min(renewAt, session.renewAt ?? renewAt);
+    const stream = new AbortController();
+    current = stream;
+    try {
+      const messages = deps.topic.stream(sasKey, at.tenant, at.topic, options.subscription, {
+        prefetch: prefetch - pending.size,
+        timeoutSec: Math.max(1, Math.min(streamTimeoutSec, Math.floor((until - now()) / 1000))),
+        signal: AbortSignal.any([abort.signal, stream.signal]),
+      });
+      for await (const message of messages) {
+        // not taken: the stream's end, just after, releases its lock
+        if (!stopping) take(message, sasKey, at);
+      }
+    } finally {
+      current = undefined;
+    }
+    await throwWriteFailure();
+    failingSince = undefined;
+  }
+
+  async function receiveOnce(): Promise<void> {
+    const { sasKey, address: at } = await sas.key();
+    address = at;
+    const message = await deps.topic.receive(sasKey, at.tenant, at.topic, options.subscription, options.receiveTimeoutSec, abort.signal);
+    failingSince = undefined;
+    if (!message) return;
+    take(message, sasKey, at);
+    await drain();
+    await throwWriteFailure();
+  }
+
   async function run(): Promise<void> {
+    const pullOnce = pull === 'stream' ? streamOnce : receiveOnce;
     let backoffMs = 250;
-    while (!abort.signal.aborted) {
+    while (!stopping) {
       try {
         await pullOnce();
         backoffMs = 250;
       } catch (err) {
-        if (abort.signal.aborted) break;
+        if (stopping) break;
+        failing();
         counts.errors += 1;
         if (err instanceof ApiError && err.status === 401) sas.invalidate();
         log.warn('pull failed; retrying', { err, backoffMs });
@@ -120,16 +338,32 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
 
   return {
     stats,
+    health(): AgentHealth {
+      return {
+        healthy: loop !== undefined && !stopping && (failingSince === undefined || now() - failingSince < unhealthyAfterMs),
+        tenant: address?.tenant,
+        topic: address?.topic,
+        subscription: options.subscription,
+        lastDurableWrite: lastDurableWriteAt === undefined ? undefined : new Date(lastDurableWriteAt).toISOString(),
+        behind: pending.size,
+        ...counts,
+      };
+    },
     start(): void {
       loop ??= run();
     },
     /**
-     * Stops pulling (a long poll in progress is aborted at once); a batch in the middle of its write
-     * finishes, is checkpointed and acked first; then the sink and the checkpoint are closed.
+     * Stops pulling: a batch in the middle of its write finishes, is checkpointed and completed
+     * (batches queued behind it are not written); then the stream or long poll is closed, which
+     * returns the unwritten ones to the queue (closing it first would also release the lock of the
+     * batch being written), and the sink and the checkpoint are closed.
      */
     async stop(): Promise<void> {
+      stopping = true;
+      await drain();
       abort.abort();
       await loop;
+      await drain();
       await deps.sink.close();
       await checkpoint.close();
     },

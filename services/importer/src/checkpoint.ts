@@ -86,25 +86,35 @@ export async function fileCheckpoint(path: string, options: { capacity?: number 
     queue = next.catch(() => undefined);
     return next;
   };
+  // Group commit: ids recorded while an append is under way go together in the next one, one
+  // datasync for all of them (a pipelined agent records while the next batch is written).
+  let waiting: string[] = [];
+  let flush: Promise<void> | undefined;
+  const append = async () => {
+    const ids = waiting;
+    waiting = [];
+    flush = undefined;
+    // A rewrite from memory already holds these ids.
+    if (damaged) return rewrite();
+    try {
+      await log.appendFile(`${ids.join('\n')}\n`, 'utf8');
+      await log.datasync();
+    } catch (err) {
+      damaged = true;
+      throw err;
+    }
+    appended += ids.length;
+    if (appended >= capacity) await rewrite();
+  };
 
   return {
     has: (id) => recent.has(id),
     record(id) {
       if (!BATCH_ID.test(id)) return Promise.reject(new Error(`not a batch id: ${JSON.stringify(id)}`));
       recent.add(id);
-      return serialized(async () => {
-        // A rewrite from memory already holds this id.
-        if (damaged) return rewrite();
-        try {
-          await log.appendFile(`${id}\n`, 'utf8');
-          await log.datasync();
-        } catch (err) {
-          damaged = true;
-          throw err;
-        }
-        appended += 1;
-        if (appended >= capacity) await rewrite();
-      });
+      waiting.push(id);
+      flush ??= serialized(append);
+      return flush;
     },
     close: () => serialized(() => log.close()),
   };

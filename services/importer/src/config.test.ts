@@ -1,6 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '@keyway/kit';
-import { ImporterEnv } from './config.ts';
+import { importerFeeds, ImporterEnv } from './config.ts';
 
 const base = { PAS_URL: 'https://pas.test', PAC_URL: 'https://pac.test', TOPIC_URL: 'https://topic.test', TLS_CA_FILE: 'ca.crt', KEYWAY_USERNAME: 'a@b.c', KEYWAY_PASSWORD: 'pw' };
 const issues = (env: Record<string, string>) => {
@@ -48,5 +51,50 @@ describe('importer sink configuration', () => {
       .filter(([, field]) => !field.description)
       .map(([name]) => name);
     expect(undescribed).toEqual([]);
+  });
+});
+
+describe('importer feeds (FEEDS_FILE)', () => {
+  const feedsFile = (entries: unknown) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'keyway-feeds-')), 'feeds.json');
+    writeFileSync(path, JSON.stringify(entries));
+    return path;
+  };
+  const feedIssues = (entries: unknown) => {
+    try {
+      importerFeeds({ ...base, FEEDS_FILE: feedsFile(entries) });
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues;
+      throw err;
+    }
+  };
+
+  it('is the environment’s one feed without it, and stream pull by default', () => {
+    expect(importerFeeds({ ...base, SINK_FILE: '/o.jsonl' })).toMatchObject([{ PULL: 'stream', PREFETCH: 50, STREAM_TIMEOUT_SEC: 60, KEYWAY_USERNAME: 'a@b.c' }]);
+  });
+
+  it('lays each entry over the environment; a login in an entry replaces the environment’s', () => {
+    const feeds = importerFeeds({
+      ...base,
+      SINK_FILE: '/base.jsonl',
+      FEEDS_FILE: feedsFile([
+        { RESOURCE: 'https://topic.test/tenants/t1/topics/edr-events', SINK_FILE: '/a.jsonl' },
+        { KEYWAY_CLIENT_ID: 'u2', KEYWAY_PRIVATE_KEY_FILE: '/k.pem', KEYWAY_KEY_ID: 'k1', SINK_FILE: '/b.jsonl', PREFETCH: 10 },
+      ]),
+    });
+    expect(feeds).toMatchObject([
+      { KEYWAY_USERNAME: 'a@b.c', RESOURCE: 'https://topic.test/tenants/t1/topics/edr-events', STATE_FILE: '/a.jsonl.checkpoint' },
+      { KEYWAY_CLIENT_ID: 'u2', STATE_FILE: '/b.jsonl.checkpoint', PREFETCH: 10 },
+    ]);
+    expect(feeds[1]?.KEYWAY_USERNAME).toBeUndefined();
+  });
+
+  it('refuses unknown and process-wide keys, an empty list, bad values, and two feeds on one file', () => {
+    expect(feedIssues([{ SINK_FIEL: '/a' }])[0]).toMatch(/^FEEDS_FILE\[0\]/);
+    expect(feedIssues([{ SINK_FILE: '/a', TOPIC_URL: 'https://other.test' }])[0]).toMatch(/^FEEDS_FILE\[0\]/);
+    expect(feedIssues([])).toHaveLength(1);
+    expect(feedIssues([{ SINK_FILE: '/a', PREFETCH: 0 }])).toEqual([expect.stringMatching(/^FEEDS_FILE\[0\]\.PREFETCH/)]);
+    expect(feedIssues([{ SINK_FILE: '/a' }, { SINK_FILE: '/a' }])).toEqual(['FEEDS_FILE: two feeds share the STATE_FILE /a.checkpoint', 'FEEDS_FILE: two feeds share the SINK_FILE /a']);
   });
 });

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { configFields } from '@keyway/kit';
+import { ConfigError, configFields, parseConfig } from '@keyway/kit';
+import { DEFAULT_PREFETCH, DEFAULT_STREAM_TIMEOUT_SEC, PULL_MODES } from './agent.ts';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES } from './sinks/file.ts';
 import { FACILITIES } from './sinks/syslog.ts';
 
@@ -68,7 +70,18 @@ export const ImporterFields = z.object({
     .min(1)
     .optional()
     .describe('checkpoint of the batch ids already written (drops redeliveries after a restart); default for SINK=file: SINK_FILE + ".checkpoint", required for the other sinks'),
-  RECEIVE_TIMEOUT_SEC: z.coerce.number().int().min(1).max(60).default(20).describe('long-poll wait per receive'),
+  PULL: z.enum(PULL_MODES).default('stream').describe('stream (one long response, batches written in order while the next arrive) or receive (one long poll and one batch at a time)'),
+  PREFETCH: z.coerce.number().int().min(1).max(500).default(DEFAULT_PREFETCH).describe('PULL=stream: batches locked ahead of the sink at once'),
+  STREAM_TIMEOUT_SEC: z.coerce.number().int().min(1).max(300).default(DEFAULT_STREAM_TIMEOUT_SEC).describe('PULL=stream: how long each stream stays open before the next is opened'),
+  RECEIVE_TIMEOUT_SEC: z.coerce.number().int().min(1).max(60).default(20).describe('PULL=receive: long-poll wait per receive'),
+  FEEDS_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'JSON list of feeds for one agent process, each an object of the per-feed keys above (login, RESOURCE, SUBSCRIPTION, SINK…) over the environment’s; default: the one feed the environment describes',
+    ),
+  HEALTH_PORT: configFields.port.optional().describe('serve health and lag as JSON on http://127.0.0.1:PORT/health (503 when a feed is unhealthy); default: off'),
   LOG_LEVEL: configFields.logLevel.describe('debug | info | warn | error | silent'),
 });
 type Fields = z.output<typeof ImporterFields>;
@@ -80,6 +93,52 @@ export const ImporterEnv = ImporterFields.superRefine((env, ctx) => {
   // Sound once the rules above hold: STATE_FILE is unset only with SINK=file, which has a SINK_FILE.
   .transform((env) => ({ ...env, STATE_FILE: env.STATE_FILE ?? `${env.SINK_FILE}.checkpoint` }));
 export type ImporterEnv = z.output<typeof ImporterEnv>;
+
+/** Keys every feed of a process shares: an entry of FEEDS_FILE may not set them. */
+const PROCESS_WIDE = ['PAS_URL', 'PAC_URL', 'TOPIC_URL', 'TLS_CA_FILE', 'LOG_LEVEL', 'FEEDS_FILE', 'HEALTH_PORT'] as const;
+const PER_FEED = Object.keys(ImporterFields.shape).filter((key) => !(PROCESS_WIDE as readonly string[]).includes(key));
+/** An entry of FEEDS_FILE: per-feed keys only (a typo is refused, not ignored), as strings or numbers like the environment's. */
+const FeedEntry = z.strictObject(Object.fromEntries(PER_FEED.map((key) => [key, z.union([z.string(), z.number()]).optional()])));
+const FeedsFile = z.array(FeedEntry).min(1, 'must list at least one feed');
+
+/**
+ * The feeds one agent process pulls: the environment's one feed, or with FEEDS_FILE one per entry,
+ * each the environment with the entry's keys over it (an entry that names a login replaces the
+ * environment's login rather than adding to it), parsed and checked like the environment alone.
+ * Throws ConfigError.
+ */
+export function importerFeeds(env: Record<string, string | undefined>): ImporterEnv[] {
+  const base = parseConfig(ImporterFields.pick({ FEEDS_FILE: true }), env);
+  if (base.FEEDS_FILE === undefined) return [parseConfig(ImporterEnv, env)];
+  let text: unknown;
+  try {
+    text = JSON.parse(readFileSync(base.FEEDS_FILE, 'utf8'));
+  } catch (err) {
+    throw new ConfigError([`FEEDS_FILE: ${(err as Error).message}`]);
+  }
+  const parsed = FeedsFile.safeParse(text);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `FEEDS_FILE[${issue.path.join('.')}]: ${issue.message}`));
+  const entries = parsed.data;
+  const logins = new Set<string>([...PASSWORD_LOGIN, ...KEY_PAIR_LOGIN]);
+  const feeds = entries.map((entry, index) => {
+    const own = Object.fromEntries(Object.entries(entry).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])));
+    const inherited = Object.keys(own).some((key) => logins.has(key)) ? Object.fromEntries(Object.entries(env).filter(([key]) => !logins.has(key))) : env;
+    try {
+      return parseConfig(ImporterEnv, { ...inherited, ...own });
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(err.issues.map((issue) => `FEEDS_FILE[${index}].${issue}`));
+      throw err;
+    }
+  });
+  // Two feeds appending to one checkpoint or one rotating file would corrupt both.
+  const clashes = (files: (string | undefined)[]) => files.filter((file, i) => file !== undefined && files.indexOf(file) !== i);
+  const issues = [
+    ...clashes(feeds.map((feed) => feed.STATE_FILE)).map((file) => `FEEDS_FILE: two feeds share the STATE_FILE ${file}`),
+    ...clashes(feeds.map((feed) => (feed.SINK === 'file' ? feed.SINK_FILE : undefined))).map((file) => `FEEDS_FILE: two feeds share the SINK_FILE ${file}`),
+  ];
+  if (issues.length > 0) throw new ConfigError(issues);
+  return feeds;
+}
 
 /** Exactly one way to log in, given completely: a password, or a registered key pair. */
 function requireOneLogin(env: Fields, ctx: z.RefinementCtx): void {

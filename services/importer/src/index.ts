@@ -1,6 +1,6 @@
-export { createAgent, type Agent } from './agent.ts';
+export { createAgent, type Agent, type AgentHealth } from './agent.ts';
 export { fileCheckpoint } from './checkpoint.ts';
-export { ImporterEnv, ImporterFields } from './config.ts';
+export { importerFeeds, ImporterEnv, ImporterFields } from './config.ts';
 export { importerLogger, startImporter } from './run.ts';
 export type { Sink } from './sinks/index.ts';
 export { fileSink } from './sinks/file.ts';

@@ -1,15 +1,22 @@
-import { loadConfig, onShutdown } from '@keyway/kit';
-import { ImporterEnv } from './config.ts';
+import { ConfigError, onShutdown } from '@keyway/kit';
+import { importerFeeds, type ImporterEnv } from './config.ts';
 import { importerLogger, startImporter } from './run.ts';
 
-const config = loadConfig(ImporterEnv);
-const logger = importerLogger(config);
+let feeds: ImporterEnv[];
+try {
+  feeds = importerFeeds(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(78);
+}
+const logger = importerLogger(feeds[0]!);
 
 try {
-  const agent = await startImporter(config, logger);
-  // SIGTERM/SIGINT: stop() aborts the long poll, lets the batch being written finish, checkpoints
-  // and acks it, closes the sink and the checkpoint; then the process exits 0.
-  onShutdown(logger, [() => agent.stop()]);
+  const importer = await startImporter(feeds, logger);
+  // SIGTERM/SIGINT: stop() closes each feed's stream, lets the batch being written finish, checkpoints
+  // and completes it, closes the sinks and the checkpoints; then the process exits 0.
+  onShutdown(logger, [() => importer.stop()]);
 } catch (err) {
   logger.error('failed to start', { err });
   process.exit(1);

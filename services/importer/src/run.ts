@@ -1,8 +1,11 @@
 import { createPrivateKey } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createLogger, type Logger } from '@keyway/kit';
-import { createAgent, type Agent } from './agent.ts';
+import { createAgent, type Agent, type AgentHealth } from './agent.ts';
 import { fileCheckpoint } from './checkpoint.ts';
 import type { ImporterEnv } from './config.ts';
 import { assertionAlgFor } from './credentials/client-assertion.ts';
@@ -28,10 +31,35 @@ function credentialsFrom(env: ImporterEnv): Credentials {
 }
 
 /**
- * The agent as configured by the environment (main.ts, `keyway importer run`): sink, checkpoint and
- * clients built from ImporterEnv, started. The caller stops it on SIGTERM/SIGINT.
+ * The agents as configured (main.ts, `keyway importer run`): one per feed (importerFeeds), each with
+ * its own sink, checkpoint and clients, started; with HEALTH_PORT, their health on 127.0.0.1. The
+ * caller stops them on SIGTERM/SIGINT.
  */
-export async function startImporter(config: ImporterEnv, logger: Logger): Promise<Agent> {
+export async function startImporter(feeds: ImporterEnv[], logger: Logger): Promise<Importer> {
+  const agents: Agent[] = [];
+  let health: Server | undefined;
+  const stop = async () => {
+    await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
+    await Promise.all(agents.map((agent) => agent.stop()));
+  };
+  try {
+    for (const config of feeds) agents.push(await startAgent(config, feeds.length > 1 ? logger.child({ feed: agents.length }) : logger));
+    const port = feeds[0]?.HEALTH_PORT;
+    if (port !== undefined) health = await serveHealth(port, () => agents.map((agent) => agent.health()), logger);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    agents,
+    /** the health endpoint's port (HEALTH_PORT, or the one 0 was given) */
+    healthPort: health ? (health.address() as AddressInfo).port : undefined,
+    stop,
+  };
+}
+export type Importer = { agents: Agent[]; healthPort: number | undefined; stop(): Promise<void> };
+
+async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
   const caPem = readFileSync(config.TLS_CA_FILE, 'utf8');
   const sink = await createSink(config);
   const checkpoint = await fileCheckpoint(config.STATE_FILE);
@@ -40,6 +68,9 @@ export async function startImporter(config: ImporterEnv, logger: Logger): Promis
       credentials: credentialsFrom(config),
       resource: config.RESOURCE,
       subscription: config.SUBSCRIPTION,
+      pull: config.PULL,
+      prefetch: config.PREFETCH,
+      streamTimeoutSec: config.STREAM_TIMEOUT_SEC,
       receiveTimeoutSec: config.RECEIVE_TIMEOUT_SEC,
     },
     {
@@ -52,6 +83,26 @@ export async function startImporter(config: ImporterEnv, logger: Logger): Promis
     },
   );
   agent.start();
-  logger.info('importer running', { sink: sink.description, stateFile: config.STATE_FILE });
+  logger.info('importer running', { sink: sink.description, stateFile: config.STATE_FILE, pull: config.PULL });
   return agent;
+}
+
+/**
+ * GET /health on 127.0.0.1 for probes: 200 when every feed is healthy, 503 otherwise, with each
+ * feed's health and lag as JSON. Loopback only: it says which tenants this host serves.
+ */
+async function serveHealth(port: number, feeds: () => AgentHealth[], logger: Logger): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/health') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
+      return;
+    }
+    const all = feeds();
+    const healthy = all.every((feed) => feed.healthy);
+    res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ healthy, feeds: all }));
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  logger.info('health endpoint listening', { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/health` });
+  return server;
 }

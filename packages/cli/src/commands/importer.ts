@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import { ImporterEnv, ImporterFields, importerLogger, startImporter } from '@keyway/importer';
-import { ConfigError, onShutdown, parseConfig } from '@keyway/kit';
+import { importerFeeds, ImporterFields, importerLogger, startImporter, type ImporterEnv } from '@keyway/importer';
+import { ConfigError, onShutdown } from '@keyway/kit';
 import type { CliContext } from '../context.ts';
 import { usageError } from '../exit-codes.ts';
 
@@ -43,17 +43,17 @@ environment only. See README "Importer".`,
       const key = envKeyOf.get(name);
       if (key !== undefined && value !== undefined) env[key] = value;
     }
-    let config: ImporterEnv;
+    let feeds: ImporterEnv[];
     try {
-      config = parseConfig(ImporterEnv, env);
+      feeds = importerFeeds(env);
     } catch (err) {
       if (err instanceof ConfigError) throw usageError(err.message);
       throw err;
     }
-    const logger = importerLogger(config);
-    const agent = await startImporter(config, logger);
-    context.progress(`importer running (${config.SINK} sink); Ctrl-C to stop`);
-    // SIGTERM/SIGINT: the batch being written finishes, is checkpointed and acked, then the process exits 0.
-    onShutdown(logger, [() => agent.stop()]);
+    const logger = importerLogger(feeds[0]!);
+    const importer = await startImporter(feeds, logger);
+    context.progress(`importer running (${feeds.map((feed) => `${feed.SINK} sink`).join(', ')}); Ctrl-C to stop`);
+    // SIGTERM/SIGINT: the batch being written finishes, is checkpointed and completed, then the process exits 0.
+    onShutdown(logger, [() => importer.stop()]);
   });
 }

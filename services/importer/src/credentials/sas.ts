@@ -20,12 +20,13 @@ export class SasKeeper {
     private readonly session: Session,
     private readonly resource: string | undefined,
     private readonly log: Logger,
-    /** a key is renewed while at least this much of it is left: a long poll and the settle after it must fit */
+    /** a key is renewed while at least this much of it is left: a long poll, or the settles after a stream, must fit */
     private readonly minRemainingMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async key(): Promise<{ sasKey: string; address: TopicAddress }> {
+  /** the key, its feed, and when it is due for renewal (ms) */
+  async key(): Promise<{ sasKey: string; address: TopicAddress; renewAt: number }> {
     if (this.current && this.now() < this.current.renewAt) return this.current;
     const response = await this.pac.sas({ refresh_token: await this.session.refreshToken(), resource: this.resource, rights: 'listen' }).catch((err: unknown) => {
       // A refresh token PAC refuses is of no more use: log in again next time.

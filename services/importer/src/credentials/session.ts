@@ -44,6 +44,11 @@ export class Session {
     return this.login();
   }
 
+  /** when the refresh token is due for renewal (ms); undefined before the first login */
+  get renewAt(): number | undefined {
+    return this.tokens?.refreshRenewAt;
+  }
+
   /** Forget the pair (it was refused somewhere) so the next call logs in again. */
   invalidate(): void {
     this.tokens = undefined;

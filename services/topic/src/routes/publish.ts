@@ -3,7 +3,7 @@ import { bindRoute, parseInput, requireBodyType, shapeResponse, type RouteHandle
 import { PublishResponse, topicRoutes } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
-import { readBatch } from '../batches/validate.ts';
+import { CHECKED_BATCH, readBatch, storedBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
 
@@ -43,7 +43,7 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
       deps.subscriptions.withSubscription(
         topic,
         DEFAULT_SUBSCRIPTION,
-        () => deps.broker.publish(topic, Buffer.from(JSON.stringify(batch)), { messageId: batch.id, contentType: 'application/json' }),
+        () => deps.broker.publish(topic, storedBatch(batch), { messageId: batch.id, contentType: CHECKED_BATCH }),
         // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
         { renew: false },
       ),

@@ -1,9 +1,9 @@
 import { Router } from 'express';
-import { bindRoute, shapeResponse, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
-import { ReceivedMessage, topicRoutes, type Batch } from '@keyway/contracts';
+import { bindRoute, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
+import { topicRoutes } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
-import { parseDelivered } from '../batches/validate.ts';
+import { deliveredBatchJson } from '../batches/validate.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
@@ -28,15 +28,12 @@ export function receiveRoutes(deps: ReceiveDeps): Router {
   return router;
 }
 
-/** A locked delivery as the receive and stream endpoints answer it. */
-export function receivedMessage(delivery: Delivery, lock: { token: string; lockedUntil: number }, batch: Batch): ReceivedMessage {
-  return shapeResponse(ReceivedMessage, {
-    message_id: delivery.messageId,
-    lock_token: lock.token,
-    locked_until: new Date(lock.lockedUntil).toISOString(),
-    delivery_count: delivery.deliveryCount,
-    batch,
-  });
+/**
+ * A locked delivery as the receive and stream endpoints answer it (a ReceivedMessage), as JSON text
+ * written around the batch's JSON, so the batch is neither parsed nor copied into objects again.
+ */
+export function receivedMessage(delivery: Delivery, lock: { token: string; lockedUntil: number }, batchJson: string): string {
+  return `{"message_id":${JSON.stringify(delivery.messageId)},"lock_token":${JSON.stringify(lock.token)},"locked_until":"${new Date(lock.lockedUntil).toISOString()}","delivery_count":${Math.trunc(delivery.deliveryCount)},"batch":${batchJson}}`;
 }
 
 function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof topicRoutes.receive> {
@@ -68,8 +65,8 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           await deps.locks.release(delivery, 'receiver gone');
           return;
         }
-        const batch = parseDelivered(delivery.body);
-        if (!batch) {
+        const batch = deliveredBatchJson(delivery);
+        if (batch === undefined) {
           // Not something publish accepted (put on the queue by other means). From the subscription it
           // is dead-lettered; a dead letter stays where it is for an operator, and we keep waiting.
           req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter });
@@ -87,7 +84,10 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
         }
         const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
-        res.status(201).json(receivedMessage(delivery, lock, batch));
+        res
+          .status(201)
+          .type('application/json')
+          .send(receivedMessage(delivery, lock, batch));
         return;
       }
     } finally {
