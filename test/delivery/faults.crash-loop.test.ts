@@ -76,6 +76,27 @@ async function prefetched(rig: Rig): Promise<void> {
   }
 }
 
+/** receives (and completes) until every batch in `ids` was seen; their delivery counts by message id */
+async function receiveAll(rig: Rig, ids: string[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const deadline = Date.now() + 30_000;
+  while (ids.some((id) => counts[id] === undefined)) {
+    if (Date.now() > deadline) throw new Error(`not received again within 30 s: ${ids.filter((id) => counts[id] === undefined).join(', ')}`);
+    let message: ReceivedMessage | null = null;
+    try {
+      message = await suite.topic.receive(rig.listenKey, rig.tenant, rig.topic, 'default', 2);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 503)) throw err;
+      await sleep(100);
+      continue;
+    }
+    if (!message) continue;
+    if (ids.includes(message.message_id)) counts[message.message_id] = message.delivery_count;
+    await suite.topic.complete(rig.listenKey, rig.tenant, rig.topic, 'default', message.message_id, message.lock_token);
+  }
+  return counts;
+}
+
 async function drainAndCheck(name: string, stage: (what: string) => void, rig: Rig, producer: Awaited<ReturnType<typeof backlog>>, counts: number[]): Promise<void> {
   rig.agent.start();
   try {
@@ -111,6 +132,31 @@ describe('a crash loop against a backlog spends no deliveries (issue 12)', () =>
     }
     stage(`${ROUNDS} restarts done`);
     await drainAndCheck('crash-loop-restart', stage, rig, producer, counts);
+  }, 90_000);
+
+  it('batches held on a stream its client closes come back counted, as abandoned', async () => {
+    const rig = await deliveryRig(suite);
+    const producer = rig.produce({ workers: 2, pauseMs: 0 });
+    try {
+      const deadline = Date.now() + 15_000;
+      while (producer.published.length < 20 && Date.now() < deadline) await sleep(50);
+    } finally {
+      await producer.stop();
+    }
+    const stream = new AbortController();
+    const held: string[] = [];
+    try {
+      for await (const message of suite.topic.stream(rig.listenKey, rig.tenant, rig.topic, 'default', { prefetch: 10, timeoutSec: 30, signal: stream.signal })) {
+        expect(message.delivery_count).toBe(1);
+        held.push(message.message_id);
+        if (held.length === 10) break;
+      }
+    } finally {
+      stream.abort();
+    }
+    // the stream's client is gone, so its locks were released: the client's doing, counted
+    const counted = await receiveAll(rig, held);
+    expect(held.map((id) => counted[id])).toEqual(held.map(() => 2));
   }, 90_000);
 
   it(`${ROUNDS} dropped broker connections with ${BACKLOG} batches prefetched: none dead-lettered, every one reaches the sink`, async () => {

@@ -134,12 +134,16 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
       return { token: lock.token, lockedUntil: lock.lockedUntil };
     },
 
-    /** returns a locked message to its queue at once, as abandon does; a lock that already ended is left alone */
-    async unlock(token: string, reason: string): Promise<void> {
+    /**
+     * Returns a locked message to its queue at once, as abandon does (counted); `handedOut: false`
+     * when the hand-out ended through no doing of the client's (this instance is shutting down). A lock
+     * that already ended is left alone.
+     */
+    async unlock(token: string, reason: string, handedOut = true): Promise<void> {
       const lock = locks.get(token);
       if (!lock) return;
       end(lock);
-      await requeue(lock.delivery, reason);
+      await requeue(lock.delivery, reason, handedOut);
     },
 
     async complete(token: string, scope: LockScope): Promise<void> {

@@ -62,7 +62,13 @@ export function streamRoutes(deps: {
     stop.signal.addEventListener('abort', nudge);
 
     let clientGone = false;
-    const releaseHeld = () => Promise.all([...held].map((token) => deps.locks.unlock(token, 'stream closed')));
+    // A listener that stopped listening is this instance shutting down (it closes its listener, then
+    // the connections): the batches go back uncounted, as a crash returns them.
+    const shuttingDown = () => (req.socket as { server?: { listening?: boolean } }).server?.listening === false;
+    const releaseHeld = () => {
+      const handedOut = !shuttingDown();
+      return Promise.all([...held].map((token) => deps.locks.unlock(token, handedOut ? 'stream closed' : 'instance shutting down', handedOut)));
+    };
     res.on('close', () => {
       if (res.writableFinished) return;
       clientGone = true;
