@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHttp } from '@keyway/clients';
+import { freePort } from '@keyway/testkit/servers';
 import type { DevPki } from '@keyway/tls';
 
 /**
@@ -11,14 +11,7 @@ import type { DevPki } from '@keyway/tls';
  * tests that need a real process (exit codes, SIGTERM, SIGKILL).
  */
 
-/** A port nothing listens on right now (the OS picks it). */
-export const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+export { freePort };
 
 const outputOf = new WeakMap<ChildProcess, { stdout: string[]; stderr: string[] }>();
 
