@@ -1,4 +1,5 @@
 import { delivery, deliveryTable } from './delivery.ts';
+import { idlePolls, idlePollsTable } from './idle-polls.ts';
 import { machine, table } from './measure.ts';
 import { sasVerify } from './sas-verify.ts';
 import { tokenIssuance } from './token-issuance.ts';
@@ -10,3 +11,5 @@ process.stdout.write('\n');
 process.stdout.write(table('SAS verification (one thread)', await sasVerify()));
 process.stdout.write('\n');
 process.stdout.write(deliveryTable(await delivery()));
+process.stdout.write('\n');
+process.stdout.write(idlePollsTable(await idlePolls()));
