@@ -1,4 +1,5 @@
 import { delivery, deliveryTable } from './delivery.ts';
+import { idlePolls, idlePollsTable } from './idle-polls.ts';
 import { machine, table } from './measure.ts';
 import { sasRatio, sasVerify } from './sas-verify.ts';
 import { tokenIssuance, tokenRatios } from './token-issuance.ts';
@@ -14,3 +15,5 @@ process.stdout.write(table('SAS verification (one thread)', sas));
 process.stdout.write(`\n${sasRatio(sas)}`);
 process.stdout.write('\n');
 process.stdout.write(deliveryTable(await delivery()));
+process.stdout.write('\n');
+process.stdout.write(idlePollsTable(await idlePolls()));

@@ -8,7 +8,7 @@ import { createHttp } from '@keyway/clients';
 export const PASSWORD = 'correct horse battery staple';
 
 /** A fresh tenant with one feed and a full-control user (or one with `roles`), provisioned through the admin API. */
-export async function provisionTenant(suite: Suite, options: { feeds?: string[]; roles?: Role[] } = {}) {
+export async function provisionTenant(suite: Pick<Suite, 'operator'>, options: { feeds?: string[]; roles?: Role[] } = {}) {
   const id = `t-${randomUUID().slice(0, 8)}`;
   const feeds = options.feeds ?? ['edr-events'];
   await suite.operator.createTenant({ id, name: `Tenant ${id}`, feeds });

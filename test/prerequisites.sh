@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `pnpm test` needs beyond node_modules, brought up on a fresh machine: PostgreSQL, Redis and RabbitMQ
-# (started when their ports are closed) and Debian's Chromium for the console test (installed when
-# missing). Part of README command 2, so the command works alone, not only under .ci/run.
+# (started when their ports are closed), Debian's Chromium for the console test and Debian's HAProxy for
+# the multi-instance test (installed when missing). Part of README command 2, so the command works
+# alone, not only under .ci/run.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -47,4 +48,12 @@ if [ ! -x /usr/bin/chromium ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   [ -x /usr/bin/chromium ] || { echo "prerequisites: /usr/bin/chromium is still missing after apt-get install chromium" >&2; exit 1; }
+fi
+
+# The multi-instance test puts HAProxy (TCP mode, TLS passthrough) in front of the services (test/deploy/multi-instance.test.ts).
+if ! command -v haproxy >/dev/null; then
+  echo "prerequisites: installing Debian's haproxy for the multi-instance test"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+  command -v haproxy >/dev/null || { echo "prerequisites: haproxy is still missing after apt-get install haproxy" >&2; exit 1; }
 fi

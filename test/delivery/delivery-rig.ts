@@ -135,7 +135,10 @@ export const holdsEveryAccepted =
   (ids: string[]): boolean =>
     producer.published.every((id) => ids.includes(id));
 
-export async function deliveryRig(suite: Suite, options: { receiveTimeoutSec?: number } = {}): Promise<Rig> {
+/** What the rig uses of a suite: its clients and the topic service's URL (a suite's, or a load balancer's in front of several instances). */
+export type RigServices = Pick<Suite, 'operator' | 'pas' | 'pac' | 'topic' | 'pki'> & { urls: Pick<Suite['urls'], 'topic'> };
+
+export async function deliveryRig(suite: RigServices, options: { receiveTimeoutSec?: number } = {}): Promise<Rig> {
   const { tenant, feed: topic, email } = await provisionTenant(suite);
   const producer = await suite.operator.createUser(tenant, { email: `producer@${tenant}.example`, password: PASSWORD, roles: ['producer', 'full-control'] });
   const { refresh_token } = await suite.pas.password(producer.email, PASSWORD);

@@ -1,54 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditClient, entitlementClient, pacClient, pasClient, topicClient, createHttp } from '@keyway/clients';
+import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
 import { serviceRoleUrl } from '@keyway/db';
 import { AMQP_URL, createTestDatabase, deleteQueues, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-
-const outputOf = new WeakMap<ChildProcess, { stdout: string[]; stderr: string[] }>();
-
-function run(service: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', `services/${service}/src/main.ts`], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = { stdout: [] as string[], stderr: [] as string[] };
-  outputOf.set(child, output);
-  child.stdout?.on('data', (d: Buffer) => output.stdout.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => output.stderr.push(d.toString()));
-  return child;
-}
-
-const exited = (child: ChildProcess) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const done = () => resolve({ code: child.exitCode, stdout: (outputOf.get(child)?.stdout ?? []).join(''), stderr: (outputOf.get(child)?.stderr ?? []).join('') });
-    if (child.exitCode !== null) done();
-    else child.on('exit', done);
-  });
-
-/** the JSON log lines a child wrote so far */
-const logLines = (child: ChildProcess) =>
-  (outputOf.get(child)?.stdout ?? [])
-    .join('')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as { level: string; msg: string });
+import { exited, freePort, logLines, runService as run, waitReady, writePkiFiles } from './processes.ts';
 
 describe('each service runs on its own process from its main.ts', () => {
   const children: ChildProcess[] = [];
@@ -65,11 +28,7 @@ describe('each service runs on its own process from its main.ts', () => {
     const pki = await testPki();
     caPem = pki.ca.certPem;
     dir = mkdtempSync(join(tmpdir(), 'keyway-standalone-'));
-    writeFileSync(join(dir, 'ca.crt'), caPem);
-    for (const [name, pair] of Object.entries(pki.certs)) {
-      writeFileSync(join(dir, `${name}.crt`), pair.certPem);
-      writeFileSync(join(dir, `${name}.key`), pair.keyPem, { mode: 0o600 });
-    }
+    writePkiFiles(dir, pki);
     // production: the audit service's checkpoint key is configured, never generated
     writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const ports = {} as Record<ServiceName, number>;
@@ -112,18 +71,7 @@ describe('each service runs on its own process from its main.ts', () => {
     // Ready when every /readyz answers 200.
     // six processes each transpiling with tsx on a shared CI machine: tens of seconds under load
     const deadline = Date.now() + 90_000;
-    for (const name of SERVICES) {
-      const http = createHttp({ baseUrl: urls[name], caPem, timeoutMs: 1000 });
-      for (;;) {
-        const status = await http.get('/readyz').then(
-          (r) => r.status,
-          () => 0,
-        );
-        if (status === 200) break;
-        if (Date.now() > deadline) throw new Error(`${name} did not become ready`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    for (const [i, name] of SERVICES.entries()) await waitReady(name, urls[name], caPem, deadline - Date.now(), children[i]);
   }, 120_000);
 
   afterAll(async () => {

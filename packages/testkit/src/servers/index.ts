@@ -3,3 +3,5 @@
 export { startPostgresServer, type PostgresServer } from './postgres.ts';
 export { startRabbitCluster, startRabbitNode, type RabbitCluster, type RabbitNode } from './rabbit.ts';
 export { startRedisServer, type RedisServer } from './redis.ts';
+// a free loopback port, for whatever else a test or bench starts itself
+export { freePort } from './daemon.ts';
