@@ -110,12 +110,40 @@ export function createBaseApp(options: BaseAppOptions): Express {
  * - X-Content-Type-Options: nosniff; X-Frame-Options: DENY and CSP frame-ancestors 'none'.
  * - Referrer-Policy: no-referrer (URLs carry tenant and feed names).
  */
-const securityHeaders = helmet({
+const helmetHeaders = helmet({
   contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] } },
   strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
   xFrameOptions: { action: 'deny' },
   referrerPolicy: { policy: 'no-referrer' },
 });
+
+/**
+ * helmet's answer does not depend on the request (no CSP nonces), so it is taken once at start and
+ * replayed: the same headers, without its chain of a dozen middlewares on every request (the
+ * delivery bench's hot routes, issue 12).
+ */
+function precomputed(middleware: typeof helmetHeaders): RequestHandler {
+  const set: [string, string][] = [];
+  const removed: string[] = [];
+  const recorder = {
+    setHeader: (name: string, value: unknown) => void set.push([name, String(value)]),
+    removeHeader: (name: string) => void removed.push(name),
+  };
+  let done = false;
+  middleware({} as never, recorder as never, (err?: unknown) => {
+    if (err !== undefined) throw err;
+    done = true;
+  });
+  // fail closed: a helmet that answered asynchronously or not at all would leave answers unprotected
+  if (!done || set.length === 0) throw new Error('security headers could not be precomputed');
+  return (_req, res, next) => {
+    for (const [name, value] of set) res.setHeader(name, value);
+    for (const name of removed) res.removeHeader(name);
+    next();
+  };
+}
+
+const securityHeaders = precomputed(helmetHeaders);
 
 const normalizePath = (path: string) => path.toLowerCase().replace(/\/+$/, '');
 
