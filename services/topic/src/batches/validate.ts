@@ -26,11 +26,14 @@ export const CHECKED_BATCH = 'application/vnd.keyway.batch+json';
 /** The bytes publish hands the broker: the checked batch's JSON. */
 export const storedBatch = (batch: Batch): Buffer => Buffer.from(JSON.stringify(batch));
 
-/** A delivered batch as JSON text; undefined when the body is not a batch (it did not come through publish). */
-export function deliveredBatchJson(delivery: Pick<Delivery, 'body' | 'contentType'>): string | undefined {
-  if (delivery.contentType === CHECKED_BATCH) return delivery.body.toString('utf8');
+/**
+ * A delivered batch as JSON bytes: a checked one as stored (no decoding into a string and encoding
+ * back on the way out); undefined when the body is not a batch (it did not come through publish).
+ */
+export function deliveredBatch(delivery: Pick<Delivery, 'body' | 'contentType'>): Buffer | undefined {
+  if (delivery.contentType === CHECKED_BATCH) return delivery.body;
   const batch = parseDelivered(delivery.body);
-  return batch && JSON.stringify(batch);
+  return batch && storedBatch(batch);
 }
 
 function parseDelivered(body: Buffer): Batch | undefined {

@@ -3,7 +3,7 @@ import { bindRoute, TemporarilyUnavailable, type RouteHandler } from '@keyway/ki
 import { topicRoutes } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
-import { deliveredBatchJson } from '../batches/validate.ts';
+import { deliveredBatch } from '../batches/validate.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
@@ -29,11 +29,13 @@ export function receiveRoutes(deps: ReceiveDeps): Router {
 }
 
 /**
- * A locked delivery as the receive and stream endpoints answer it (a ReceivedMessage), as JSON text
- * written around the batch's JSON, so the batch is neither parsed nor copied into objects again.
+ * A locked delivery as the receive and stream endpoints answer it (a ReceivedMessage), as JSON bytes
+ * written around the batch's stored bytes, so the batch is neither parsed nor decoded again;
+ * `trailer` ends a stream's line.
  */
-export function receivedMessage(delivery: Delivery, lock: { token: string; lockedUntil: number }, batchJson: string): string {
-  return `{"message_id":${JSON.stringify(delivery.messageId)},"lock_token":${JSON.stringify(lock.token)},"locked_until":"${new Date(lock.lockedUntil).toISOString()}","delivery_count":${Math.trunc(delivery.deliveryCount)},"batch":${batchJson}}`;
+export function receivedMessage(delivery: Delivery, lock: { token: string; lockedUntil: number }, batch: Buffer, trailer = ''): Buffer {
+  const head = `{"message_id":${JSON.stringify(delivery.messageId)},"lock_token":${JSON.stringify(lock.token)},"locked_until":"${new Date(lock.lockedUntil).toISOString()}","delivery_count":${Math.trunc(delivery.deliveryCount)},"batch":`;
+  return Buffer.concat([Buffer.from(head), batch, Buffer.from(`}${trailer}`)]);
 }
 
 function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof topicRoutes.receive> {
@@ -65,7 +67,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           await deps.locks.release(delivery, 'receiver gone');
           return;
         }
-        const batch = deliveredBatchJson(delivery);
+        const batch = deliveredBatch(delivery);
         if (batch === undefined) {
           // Not something publish accepted (put on the queue by other means). From the subscription it
           // is dead-lettered; a dead letter stays where it is for an operator, and we keep waiting.
@@ -86,7 +88,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
         res
           .status(201)
-          .type('application/json')
+          .type('application/json; charset=utf-8')
           .send(receivedMessage(delivery, lock, batch));
         return;
       }

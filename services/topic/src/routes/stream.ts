@@ -4,7 +4,7 @@ import { bindRoute, OAuthError, TemporarilyUnavailable, toErrorBody } from '@key
 import { NDJSON, topicRoutes } from '@keyway/contracts';
 import type { Broker } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
-import { deliveredBatchJson } from '../batches/validate.ts';
+import { deliveredBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
@@ -115,7 +115,7 @@ export function streamRoutes(deps: {
           await deps.locks.release(delivery, clientGone ? 'receiver gone' : 'stream ended');
           break;
         }
-        const batch = deliveredBatchJson(delivery);
+        const batch = deliveredBatch(delivery);
         if (batch === undefined) {
           // Not something publish accepted (put on the queue by other means): dead-letter it.
           req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter: false });
@@ -132,7 +132,7 @@ export function streamRoutes(deps: {
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
         held.add(lock.token);
         heartbeat.refresh();
-        if (!res.write(`${receivedMessage(delivery, lock, batch)}\n`)) {
+        if (!res.write(receivedMessage(delivery, lock, batch, '\n'))) {
           // a slow reader: wait until the socket takes more rather than buffering without bound
           await once(res, 'drain', { signal: stop.signal }).catch(() => undefined);
         }
