@@ -29,6 +29,7 @@ const STORE_COMMANDS = [
   'eval',
   // only inside the scripts
   'incr',
+  'incrby',
   'pexpire',
   'type',
 ];

@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from './store.ts';
+import { incrStep, StoreUnavailableError } from './store.ts';
 import type { LexBound, LexRange, SetOptions, Store, StoreWrite } from './store.ts';
 
 export interface MemoryStoreOptions {
@@ -185,16 +185,17 @@ class MemoryStore implements Store {
     });
   }
 
-  incr(key: string, options: { ttlMs?: number } = {}): Promise<number> {
+  async incr(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<number> {
+    const by = incrStep(options.by);
     return this.run(() => {
       const e = this.entry(key);
       if (!e) {
-        this.write(key, '1', options.ttlMs);
-        return 1;
+        this.write(key, String(by), options.ttlMs);
+        return by;
       }
       if (e.kind !== 'string') throw wrongType();
       if (!/^-?\d+$/.test(e.value)) throw new Error('ERR value is not an integer or out of range');
-      const n = Number(e.value) + 1;
+      const n = Number(e.value) + by;
       e.value = String(n); // keeps the existing TTL, like INCR
       return n;
     });

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { DbUnavailableError, identifier, type Db, type Queryable } from '@keyway/db';
-import { StoreUnavailableError } from './store.ts';
+import { incrStep, StoreUnavailableError } from './store.ts';
 import type { LexRange, SetOptions, Store, StoreWrite } from './store.ts';
 
 export interface PgStoreOptions {
@@ -273,17 +273,18 @@ class PgStore implements RecordStore {
     });
   }
 
-  incr(key: string, options: { ttlMs?: number } = {}): Promise<number> {
+  async incr(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<number> {
+    const by = incrStep(options.by);
     return this.atomic([key], async (q) => {
       const e = await this.entry(q, key);
       if (!e) {
-        await this.writeString(q, key, '1', options.ttlMs);
-        return 1;
+        await this.writeString(q, key, String(by), options.ttlMs);
+        return by;
       }
       if (e.kind !== 'string' || e.value === null) throw wrongType();
       const text = utf8(e.value);
-      if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text) + 1)) throw new Error('ERR value is not an integer or out of range');
-      const n = Number(text) + 1;
+      if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text) + by)) throw new Error('ERR value is not an integer or out of range');
+      const n = Number(text) + by;
       // the counter keeps the expiry it got when created
       await q.query(`UPDATE ${this.b.keys} SET value = decode($2, 'hex') WHERE key = decode($1, 'hex')`, [this.k(key), hex(String(n))]);
       return n;

@@ -1,6 +1,6 @@
 import { Redis, ReplyError } from 'ioredis';
 import type { Result } from 'ioredis';
-import { StoreUnavailableError } from './store.ts';
+import { incrStep, StoreUnavailableError } from './store.ts';
 import type { LexBound, LexRange, SetOptions, Store, StoreWrite } from './store.ts';
 
 export interface RedisStoreOptions {
@@ -42,8 +42,9 @@ return 1`;
 
 // INCR + PEXPIRE in one step: a crash between them must not leave a counter that never expires.
 const INCR_WITH_TTL = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local by = tonumber(ARGV[2])
+local n = redis.call('INCRBY', KEYS[1], by)
+if n == by and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
 // Guard and every write in one script, so no other client ever sees half a commit. Writes arrive as a
@@ -87,7 +88,7 @@ return 1`;
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     keywayCompareAndSet(key: string, expectAbsent: string, expected: string, next: string, ttlMs: string): Result<number, Context>;
-    keywayIncr(key: string, ttlMs: string): Result<number, Context>;
+    keywayIncr(key: string, ttlMs: string, by: string): Result<number, Context>;
     keywayCommitIf(numKeys: number, ...keysThenArgs: string[]): Result<number, Context>;
   }
 }
@@ -171,8 +172,9 @@ class RedisStore implements Store {
     return guard(() => this.redis.getdel(this.k(key)));
   }
 
-  incr(key: string, options: { ttlMs?: number } = {}): Promise<number> {
-    return guard(() => this.redis.keywayIncr(this.k(key), ttlArg(options.ttlMs)));
+  async incr(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<number> {
+    const by = incrStep(options.by);
+    return guard(() => this.redis.keywayIncr(this.k(key), ttlArg(options.ttlMs), String(by)));
   }
 
   ttl(key: string): Promise<number> {

@@ -125,6 +125,15 @@ export function storeContract(name: string, harness: StoreHarness): void {
       expect(await store.ttl('plain')).toBe(-1);
     });
 
+    it('incr by a step counts it at once, sets the TTL on creation, and refuses a step that is not a positive integer', async () => {
+      expect(await store.incr('chunk', { ttlMs: 10_000, by: 8 })).toBe(8);
+      expect(await store.ttl('chunk')).toBeGreaterThan(0);
+      expect(await store.incr('chunk', { by: 3 })).toBe(11);
+      expect(await store.incr('chunk')).toBe(12);
+      for (const by of [0, -1, 1.5, Number.NaN]) await expect(store.incr('chunk', { by })).rejects.toThrow(RangeError);
+      expect(await store.incr('chunk', { by: 1 })).toBe(13);
+    });
+
     it('hashes', async () => {
       expect(await store.hgetall('h')).toEqual({});
       expect(await store.hget('h', 'f')).toBeNull();

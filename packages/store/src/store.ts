@@ -47,8 +47,8 @@ export interface Store {
   compareAndSet(key: string, expected: string | null, next: string, options?: { ttlMs?: number }): Promise<boolean>;
   /** atomic get-and-delete (GETDEL); null when absent */
   take(key: string): Promise<string | null>;
-  /** atomic increment; sets the TTL when the key is created by this call */
-  incr(key: string, options?: { ttlMs?: number }): Promise<number>;
+  /** atomic increment by `by` (1 unless given, a positive integer); sets the TTL when the key is created by this call */
+  incr(key: string, options?: { ttlMs?: number; by?: number }): Promise<number>;
   /** remaining TTL in ms, -1 when the key has no TTL, -2 when absent */
   ttl(key: string): Promise<number>;
 
@@ -87,6 +87,12 @@ export interface Store {
 }
 
 /** Thrown (by every method) when the backing store cannot be reached; callers map it to 503. */
+/** Store.incr's step: a positive safe integer, else RangeError (a step of 0 or less would let a counter go back). */
+export function incrStep(by = 1): number {
+  if (!Number.isSafeInteger(by) || by < 1) throw new RangeError(`incr: the step must be a positive integer, got ${by}`);
+  return by;
+}
+
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
   readonly code = 'ERR_STORE_UNAVAILABLE';

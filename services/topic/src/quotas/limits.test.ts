@@ -43,6 +43,31 @@ describe('publishRateLimit', () => {
     await store.close();
     expect(await refusal(admit('acme'))).toEqual({ status: 503, code: 'temporarily_unavailable', retryAfter: '5' });
   });
+
+  it('takes slots from the shared counter in chunks: a fraction of the round trips, and instances together never admit more than the burst', async () => {
+    let now = 999_999_000;
+    const store = createMemoryStore({ prefix: 'rate-test:', now: () => now });
+    const incr = vi.spyOn(store, 'incr');
+    const options = { ratePerSec: 200, burst: 400, now: () => now };
+    // one instance alone admits exactly the burst, in far fewer store calls than publishes
+    const alone = publishRateLimit(store, options);
+    const single = await Promise.all(Array.from({ length: 450 }, () => refusal(alone('acme'))));
+    expect(single.filter((r) => r === undefined)).toHaveLength(400);
+    expect(single.filter((r) => r?.status === 429)).toHaveLength(50);
+    expect(incr.mock.calls.length).toBeLessThan(80);
+    // three instances sharing the counter, publishing concurrently in the next window
+    now += 2000;
+    const instances = [publishRateLimit(store, options), publishRateLimit(store, options), publishRateLimit(store, options)];
+    const shared = await Promise.all(Array.from({ length: 600 }, (_, i) => refusal((instances[i % 3] as typeof alone)('acme'))));
+    const admitted = shared.filter((r) => r === undefined).length;
+    // exactly the burst: while publishes wait, every slot an instance took is used (a chunk is left
+    // unused only by an instance whose publishes stop before the window ends)
+    expect(admitted).toBe(400);
+    expect(shared.every((r) => r === undefined || r.status === 429)).toBe(true);
+    // the next window admits again
+    now += 2000;
+    await instances[0]?.('acme');
+  });
 });
 
 describe('queueDepthLimit', () => {
