@@ -174,7 +174,8 @@ describe('issue 12: any topic instance settles any lock', { timeout: 60_000 }, (
     expect(await refusal(f.complete(a, m))).toEqual(LOCK_LOST);
     expect(await refusal(f.renew(b, m))).toEqual(LOCK_LOST);
     const again = await f.receive(b);
-    expect(again).toMatchObject({ message_id: m.message_id, delivery_count: 2 });
+    // the instance went away, not the client: the batch comes back uncounted (faults.crash-loop)
+    expect(again).toMatchObject({ message_id: m.message_id, delivery_count: 1 });
     await f.complete(a, again!);
   });
 

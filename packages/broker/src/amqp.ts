@@ -550,6 +550,8 @@ class AmqpBroker implements Broker {
     try {
       await this.ensureConsumer(sub, session);
     } catch (err) {
+      // closed while the consumer was starting: a receive under way ends empty, as a waiting one does
+      if (this.closed) return null;
       if (err instanceof NoSubscriptionError && sub.waiters.length === 0) this.forget(sub);
       throw err;
     }
