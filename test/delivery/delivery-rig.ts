@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'vitest';
 import { ApiError, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAgent, fileSink, type Agent } from '@keyway/importer';
 import type { Logger } from '@keyway/kit';
@@ -256,6 +257,36 @@ export function compare(producer: Producer, sink: string[]) {
     `duplicates ${duplicates}, missing ${missing.length}${missing.length ? ` [${missing.slice(0, 10).join(', ')}]` : ''}, ` +
     `never sent ${unknown.length}, gave up ${producer.gaveUp.length}`;
   return { missing, unknown, duplicates, summary };
+}
+
+/**
+ * How every delivery fault test ends: waits up to `timeoutMs` for every accepted batch to reach the
+ * sink, stops the agent, reports the run (with the test's own figures, read after the agent stopped)
+ * and asserts that nothing accepted is missing, nothing unknown arrived and no producer gave up. The
+ * verdict is returned for the test's own checks.
+ */
+export async function expectEveryAcceptedDelivered(
+  rig: Rig,
+  producer: Producer,
+  name: string,
+  options: { timeoutMs: number; stage: (what: string) => void; context: () => string; figures?: () => Record<string, unknown> | Promise<Record<string, unknown>> },
+) {
+  const complete = await rig.waitForSink(holdsEveryAccepted(producer), options.timeoutMs);
+  options.stage(`every accepted batch in the sink: ${complete}`);
+  await rig.stopAgent();
+  const verdict = compare(producer, rig.sinkIds());
+  report(name, {
+    summary: verdict.summary,
+    ...(await options.figures?.()),
+    outcomes: rig.outcomes.toString(),
+    agentErrors: rig.agent.stats.errors,
+    duplicatesDropped: rig.agent.stats.duplicatesDropped,
+  });
+  expect(complete, `${verdict.summary}; ${options.context()}`).toBe(true);
+  expect(verdict.missing, verdict.summary).toEqual([]);
+  expect(verdict.unknown, verdict.summary).toEqual([]);
+  expect(producer.gaveUp, verdict.summary).toEqual([]);
+  return verdict;
 }
 
 /**

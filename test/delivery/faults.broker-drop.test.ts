@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { compare, deliveryRig, report, timeline, holdsAcceptedAfter, holdsEveryAccepted } from './delivery-rig.ts';
+import { deliveryRig, timeline, holdsAcceptedAfter, expectEveryAcceptedDelivered } from './delivery-rig.ts';
 import { rawClient } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -83,22 +83,12 @@ describe('delivery through a RabbitMQ connection dropped by the broker', () => {
         await producer.stop();
       }
       const readyz = await watcher;
-      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 15_000);
-      stage(`every accepted batch in the sink: ${complete}`);
-      await rig.stopAgent();
-      const verdict = compare(producer, rig.sinkIds());
-      report('broker-drop', {
-        summary: verdict.summary,
-        outcomes: rig.outcomes.toString(),
-        readyz: `${readyz.length} probes, ${readyz.filter((s) => s === 503).length} answered 503`,
-        agentErrors: rig.agent.stats.errors,
-        duplicatesDropped: rig.agent.stats.duplicatesDropped,
+      await expectEveryAcceptedDelivered(rig, producer, 'broker-drop', {
+        timeoutMs: 15_000,
+        stage,
+        context,
+        figures: () => ({ readyz: `${readyz.length} probes, ${readyz.filter((s) => s === 503).length} answered 503` }),
       });
-
-      expect(complete, `${verdict.summary}; ${context()}`).toBe(true);
-      expect(verdict.missing, verdict.summary).toEqual([]);
-      expect(verdict.unknown, verdict.summary).toEqual([]);
-      expect(producer.gaveUp, verdict.summary).toEqual([]);
       // The gap was seen as an outage (503), never as an internal error, and the producer retried through it.
       expect(
         rig.outcomes.count((where, outcome) => where === 'publish' && outcome === '503'),

@@ -5,7 +5,7 @@ import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { startRabbitCluster, type RabbitCluster, type RabbitNode } from '@keyway/testkit/servers';
 import { subscriptionQueue } from '@keyway/broker';
 import { PASSWORD, rawClient } from '../helpers.ts';
-import { compare, deliveryRig, holdsAcceptedAfter, holdsEveryAccepted, report, timeline } from './delivery-rig.ts';
+import { deliveryRig, holdsAcceptedAfter, timeline, expectEveryAcceptedDelivered } from './delivery-rig.ts';
 
 // Issue 12: a RabbitMQ cluster that loses a node loses nothing. Three private nodes (the machine's
 // RabbitMQ is never touched), every service given all three URLs; the node holding the topic
@@ -122,22 +122,7 @@ describe('delivery through a three-node RabbitMQ cluster that loses a node', () 
       } finally {
         await producer.stop();
       }
-      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 30_000);
-      stage(`every accepted batch in the sink: ${complete}`);
-      await rig.stopAgent();
-      const verdict = compare(producer, rig.sinkIds());
-      report('rabbit-cluster', {
-        summary: verdict.summary,
-        ...figures,
-        outcomes: rig.outcomes.toString(),
-        agentErrors: rig.agent.stats.errors,
-        duplicatesDropped: rig.agent.stats.duplicatesDropped,
-      });
-
-      expect(complete, `${verdict.summary}; ${context()}`).toBe(true);
-      expect(verdict.missing, verdict.summary).toEqual([]);
-      expect(verdict.unknown, verdict.summary).toEqual([]);
-      expect(producer.gaveUp, verdict.summary).toEqual([]);
+      await expectEveryAcceptedDelivered(rig, producer, 'rabbit-cluster', { timeoutMs: 30_000, stage, context, figures: () => figures });
       // The failover was seen as an outage (503) or a cut, never as an internal error.
       expect(rig.outcomes.internalErrors(), rig.outcomes.toString()).toBe(0);
     } finally {

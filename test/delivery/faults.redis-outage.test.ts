@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, UnreachableError } from '@keyway/clients';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { tcpProxy, viaProxy, type TcpProxy } from '@keyway/testkit/tcp-proxy';
-import { compare, deliveryRig, report, timeline, type Outcomes, holdsAcceptedAfter, holdsEveryAccepted } from './delivery-rig.ts';
+import { deliveryRig, timeline, type Outcomes, holdsAcceptedAfter, expectEveryAcceptedDelivered } from './delivery-rig.ts';
 import { PASSWORD, rawClient } from '../helpers.ts';
 
 const OUTAGE_MS = 3000;
@@ -87,22 +87,7 @@ describe('delivery through a Redis outage', () => {
         if (cut) await proxy.restore();
         await producer.stop();
       }
-      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 15_000);
-      stage(`every accepted batch in the sink: ${complete}`);
-      await rig.stopAgent();
-      const verdict = compare(producer, rig.sinkIds());
-      report('redis-outage', {
-        summary: verdict.summary,
-        outcomes: rig.outcomes.toString(),
-        tokenRefusals: [...codes].join(', '),
-        agentErrors: rig.agent.stats.errors,
-        duplicatesDropped: rig.agent.stats.duplicatesDropped,
-      });
-
-      expect(complete, `${verdict.summary}; ${context()}`).toBe(true);
-      expect(verdict.missing, verdict.summary).toEqual([]);
-      expect(verdict.unknown, verdict.summary).toEqual([]);
-      expect(producer.gaveUp, verdict.summary).toEqual([]);
+      await expectEveryAcceptedDelivered(rig, producer, 'redis-outage', { timeoutMs: 15_000, stage, context, figures: () => ({ tokenRefusals: [...codes].join(', ') }) });
       const seen = rig.outcomes.toString();
       // The outage is an outage: 503 temporarily_unavailable at the token endpoint or at publish, /readyz 503 ...
       expect(

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { compare, deliveryRig, report, timeline, holdsAcceptedAfter, holdsEveryAccepted } from './delivery-rig.ts';
+import { deliveryRig, timeline, holdsAcceptedAfter, expectEveryAcceptedDelivered } from './delivery-rig.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -47,16 +47,7 @@ describe('delivery through a topic service restart', () => {
       } finally {
         await producer.stop();
       }
-      const complete = await rig.waitForSink(holdsEveryAccepted(producer), 15_000);
-      stage(`every accepted batch in the sink: ${complete}`);
-      await rig.stopAgent();
-      const verdict = compare(producer, rig.sinkIds());
-      report('topic-restart', { summary: verdict.summary, outcomes: rig.outcomes.toString(), agentErrors: rig.agent.stats.errors, duplicatesDropped: rig.agent.stats.duplicatesDropped });
-
-      expect(complete, `${verdict.summary}; ${context()}`).toBe(true);
-      expect(verdict.missing, verdict.summary).toEqual([]);
-      expect(verdict.unknown, verdict.summary).toEqual([]);
-      expect(producer.gaveUp, verdict.summary).toEqual([]);
+      await expectEveryAcceptedDelivered(rig, producer, 'topic-restart', { timeoutMs: 15_000, stage, context });
       // the batch held locked across the restart came back and reached the importer
       expect(rig.sinkIds()).toContain(heldId);
       // the restart was felt: something was cut or refused while the service was down ...

@@ -11,7 +11,7 @@ import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, createTestDatabase, deleteQueues, REDIS_URL, testPki, type TestDatabase } from '@keyway/testkit';
 import type { DevPki } from '@keyway/tls';
 import { makeBatch } from '../helpers.ts';
-import { compare, deliveryRig, holdsAcceptedAfter, holdsEveryAccepted, report, timeline, type Rig, type RigServices } from '../delivery/delivery-rig.ts';
+import { deliveryRig, holdsAcceptedAfter, timeline, type Rig, type RigServices, expectEveryAcceptedDelivered } from '../delivery/delivery-rig.ts';
 import { exited, freePort, runService, spawnKept, stderrOf, stdoutOf, waitReady, writePkiFiles } from './processes.ts';
 
 /**
@@ -259,24 +259,17 @@ describe('several instances behind HAProxy (TLS passthrough), one topic instance
     } finally {
       await producer.stop();
     }
-    const complete = await rig.waitForSink(holdsEveryAccepted(producer), 30_000);
-    stage(`every accepted batch in the sink: ${complete}`);
-    await rig.stopAgent();
-    const verdict = compare(producer, rig.sinkIds());
-    const stats = await instanceStats(socket);
-    report('multi-instance', {
-      summary: verdict.summary,
-      duplicatesDropped: rig.agent.stats.duplicatesDropped,
-      outcomes: rig.outcomes.toString(),
-      connections: Object.entries(stats)
-        .map(([name, { status, sessions }]) => `${name} ${status} ${sessions}`)
-        .join(', '),
+    let stats: Awaited<ReturnType<typeof instanceStats>> = {};
+    const verdict = await expectEveryAcceptedDelivered(rig, producer, 'multi-instance', {
+      timeoutMs: 30_000,
+      stage,
+      context,
+      figures: async () => {
+        stats = await instanceStats(socket);
+        const connections = Object.entries(stats).map(([name, { status, sessions }]) => `${name} ${status} ${sessions}`);
+        return { connections: connections.join(', ') };
+      },
     });
-
-    expect(complete, `${verdict.summary}; ${context()}`).toBe(true);
-    expect(verdict.missing, verdict.summary).toEqual([]);
-    expect(verdict.unknown, verdict.summary).toEqual([]);
-    expect(producer.gaveUp, verdict.summary).toEqual([]);
     // the checkpoint kept the sink free of duplicates, whatever came back
     expect(verdict.duplicates, verdict.summary).toBe(0);
     // every instance that ran took connections, the replacement too
