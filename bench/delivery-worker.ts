@@ -1,10 +1,12 @@
 import { open } from 'node:fs/promises';
+import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ApiError, pacClient, pasClient, topicClient, UnreachableError } from '@keyway/clients';
 import type { Batch } from '@keyway/contracts';
 import { createAgent, fileCheckpoint, fileSink, type Sink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
+import { amqplib, QUORUM } from './delivery-amqp.ts';
 import { makeBatches, now } from './delivery-batches.ts';
 
 /**
@@ -18,7 +20,9 @@ export type Job =
   | { role: 'produce-amqp'; amqpUrl: string; queue: string; tenant: string; topic: string; concurrency: number }
   | { role: 'consume-stream'; baseUrl: string; caPem: string; listenKey: string; tenant: string; topic: string; sinkFile: string; prefetch: number }
   | { role: 'consume-agent'; pasUrl: string; pacUrl: string; topicUrl: string; caPem: string; username: string; password: string; sinkFile: string }
-  | { role: 'consume-amqp'; amqpUrl: string; queue: string; file: string; fsync: boolean; prefetch: number };
+  | { role: 'consume-amqp'; amqpUrl: string; queue: string; file: string; fsync: boolean; prefetch: number }
+  | { role: 'produce-relay'; url: string; caPem: string; concurrency: number }
+  | { role: 'consume-relay'; url: string; caPem: string; file: string };
 
 export type ToWorker = { t: 'round'; ids: string[] } | { t: 'stop' };
 
@@ -34,30 +38,6 @@ export type FromWorker =
 const port = parentPort!;
 const post = (message: FromWorker) => port.postMessage(message);
 const messages = (handler: (message: ToWorker) => void) => port.on('message', handler);
-
-// ---- amqplib, typed here: its types are not a dependency of the workspace root ----
-
-interface AmqpMessage {
-  content: Buffer;
-  properties: { messageId?: string };
-}
-interface AmqpChannel {
-  assertQueue(queue: string, options: { durable: boolean; arguments: Record<string, unknown> }): Promise<unknown>;
-  deleteQueue(queue: string): Promise<unknown>;
-  prefetch(count: number): Promise<unknown>;
-  consume(queue: string, onMessage: (msg: AmqpMessage | null) => void, options: { noAck: boolean }): Promise<unknown>;
-  ack(msg: AmqpMessage): void;
-}
-interface AmqpConfirmChannel extends AmqpChannel {
-  publish(exchange: string, key: string, body: Buffer, options: { persistent: boolean; messageId: string; contentType: string; mandatory: boolean }, confirmed: (err: unknown) => void): boolean;
-}
-interface AmqpConnection {
-  createChannel(): Promise<AmqpChannel>;
-  createConfirmChannel(): Promise<AmqpConfirmChannel>;
-  close(): Promise<void>;
-}
-const amqplib = async () => ((await import('amqplib' as string)) as { default: { connect(url: string): Promise<AmqpConnection> } }).default;
-const QUORUM = { durable: true, arguments: { 'x-queue-type': 'quorum' } };
 
 // ---- producers ----
 
@@ -116,6 +96,22 @@ async function produceAmqp(job: Extract<Job, { role: 'produce-amqp' }>): Promise
       );
     });
   producer(publish, job.tenant, job.topic, job.concurrency, () => connection.close().catch(() => undefined));
+}
+
+/** The relay floor's producers: node:https, keep-alive, the batch serialised per publish as everywhere else. */
+async function produceRelay(job: Extract<Job, { role: 'produce-relay' }>): Promise<void> {
+  const agent = new https.Agent({ keepAlive: true, ca: job.caPem });
+  const publish = (batch: Batch) =>
+    new Promise<void>((resolve, reject) => {
+      const body = Buffer.from(JSON.stringify(batch));
+      const request = https.request(`${job.url}/publish`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, 'x-batch-id': batch.id } }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new UnreachableError('relay', String(res.statusCode)))));
+      });
+      request.on('error', reject);
+      request.end(body);
+    });
+  producer(publish, '', '', job.concurrency, async () => agent.destroy());
 }
 
 // ---- consumers ----
@@ -228,6 +224,77 @@ async function consumeAmqp(job: Extract<Job, { role: 'consume-amqp' }>): Promise
   post({ t: 'ready' });
 }
 
+/**
+ * The relay floor's consumer: one stream, each batch appended + fsync'd in arrival order (as the
+ * raw ceiling's consumer does), the acks of every batch written while one ack request was in flight
+ * sent together in the next.
+ */
+async function consumeRelay(job: Extract<Job, { role: 'consume-relay' }>): Promise<void> {
+  const agent = new https.Agent({ keepAlive: true, ca: job.caPem });
+  const file = await open(job.file, 'a', 0o640);
+  const newline = Buffer.from('\n');
+  let writes: Promise<void> = Promise.resolve();
+  const ready: string[] = [];
+  let acking = false;
+  const ack = () => {
+    if (acking || ready.length === 0) return;
+    acking = true;
+    const body = ready.splice(0).join(',');
+    const request = https.request(`${job.url}/ack`, { method: 'POST', agent, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        acking = false;
+        ack();
+      });
+    });
+    request.end(body);
+  };
+  const stream = https.request(`${job.url}/stream`, { method: 'POST', agent, headers: { 'content-length': 0 } }, (res) => {
+    let pending: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => {
+      let start = 0;
+      for (let end = chunk.indexOf(10); end !== -1; end = chunk.indexOf(10, start)) {
+        const line = pending.length ? Buffer.concat([...pending, chunk.subarray(start, end)]) : chunk.subarray(start, end);
+        pending = [];
+        start = end + 1;
+        const tab1 = line.indexOf(9);
+        const tab2 = line.indexOf(9, tab1 + 1);
+        const tag = line.subarray(0, tab1).toString();
+        const id = line.subarray(tab1 + 1, tab2).toString();
+        const content = line.subarray(tab2 + 1);
+        writes = writes.then(async () => {
+          await file.appendFile(Buffer.concat([content, newline]));
+          await file.sync();
+          post({ t: 'written', id, at: now() });
+          ready.push(tag);
+          ack();
+        });
+      }
+      if (start < chunk.length) pending.push(chunk.subarray(start));
+    });
+  });
+  stream.end();
+  messages((message) => {
+    if (message.t !== 'stop') return;
+    void (async () => {
+      await writes;
+      stream.destroy();
+      agent.destroy();
+      await file.close();
+      post({ t: 'stopped' });
+    })();
+  });
+  post({ t: 'ready' });
+}
+
 const job = workerData as Job;
-const roles = { 'produce-https': produceHttps, 'produce-amqp': produceAmqp, 'consume-stream': consumeStream, 'consume-agent': consumeAgent, 'consume-amqp': consumeAmqp };
+const roles = {
+  'produce-https': produceHttps,
+  'produce-amqp': produceAmqp,
+  'consume-stream': consumeStream,
+  'consume-agent': consumeAgent,
+  'consume-amqp': consumeAmqp,
+  'produce-relay': produceRelay,
+  'consume-relay': consumeRelay,
+};
 (roles[job.role] as (job: Job) => Promise<void>)(job).catch((err: unknown) => post({ t: 'failed', error: String(err) }));

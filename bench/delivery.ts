@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { AMQP_URL, REDIS_URL, startSuite, type Suite, testPki } from '@keyway/testkit';
+import { startRelay } from './delivery-relay.ts';
 import { batchIds, RECORDS_PER_BATCH } from './delivery-batches.ts';
 import type { FromWorker, Job } from './delivery-worker.ts';
 import { machine } from './measure.ts';
@@ -27,8 +28,8 @@ import { machine } from './measure.ts';
  * write. A warm-up round (JIT, TLS sessions, queue declaration) runs before each measured one.
  */
 const BATCHES = Number(process.env.BENCH_DELIVERY_BATCHES ?? 2000);
-/** which measurements to run (comma-separated: raw, stream, agent); all by default */
-const ONLY = new Set((process.env.BENCH_DELIVERY_ONLY ?? 'raw,stream,agent').split(','));
+/** which measurements to run (comma-separated: raw, relay, stream, agent); all by default */
+const ONLY = new Set((process.env.BENCH_DELIVERY_ONLY ?? 'raw,relay,stream,agent').split(','));
 const PRODUCERS = 4;
 const WARMUP_BATCHES = 100;
 /** messages in flight to a consumer: the stream's credit and the raw consumer's prefetch (the suite's broker prefetch is 50 too) */
@@ -264,6 +265,20 @@ async function raw(dir: string, fsync: boolean): Promise<DeliveryFigure> {
   );
 }
 
+async function relayFloor(dir: string): Promise<DeliveryFigure> {
+  const pki = await testPki();
+  const relay = await startRelay(AMQP_URL, `keyway.bench.relay.${randomUUID().slice(0, 8)}`, pki.certs.topic!, PREFETCH);
+  try {
+    return await measure(
+      'floor: bare HTTPS relay (node:https, no checks) → quorum queue → stream, ack after append + fsync',
+      { role: 'consume-relay', url: relay.url, caPem: pki.ca.certPem, file: join(dir, 'relay.jsonl') },
+      { role: 'produce-relay', url: relay.url, caPem: pki.ca.certPem, concurrency: PRODUCERS },
+    );
+  } finally {
+    await relay.close();
+  }
+}
+
 export async function delivery(): Promise<DeliveryFigure[]> {
   const dir = mkdtempSync(join(tmpdir(), 'keyway-bench-delivery-'));
   try {
@@ -272,6 +287,7 @@ export async function delivery(): Promise<DeliveryFigure[]> {
       figures.push(await raw(dir, true));
       figures.push(await raw(dir, false));
     }
+    if (ONLY.has('relay')) figures.push(await relayFloor(dir));
     if (!ONLY.has('stream') && !ONLY.has('agent')) return figures;
     // Quotas as high as they go: this measures the path, not the per-tenant rate limit (its Redis INCR still runs).
     const suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL, topic: { publishRatePerSec: 1_000_000, publishBurst: 1_000_000 } });
@@ -298,7 +314,7 @@ export function deliveryTable(figures: DeliveryFigure[]): string {
   const ceiling = figures.find((f) => f.name.startsWith('raw') && f.name.endsWith('+ fsync'));
   const ratios = ceiling
     ? figures
-        .filter((f) => f.name.startsWith('end to end'))
+        .filter((f) => f.name.startsWith('end to end') || f.name.startsWith('floor'))
         .map(
           (f) =>
             `- ${f.name}: ${fixed(f.batchesPerSec / ceiling.batchesPerSec, 2)} × the fsync'd raw ceiling in batches/s, ${fixed(f.cpuMsPerBatch / ceiling.cpuMsPerBatch, 1)} × its Node CPU per batch`,
