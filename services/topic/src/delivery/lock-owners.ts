@@ -19,12 +19,12 @@ const MAX_PEERS = 256;
 const FORWARDS_AT_ONCE = 16;
 
 /** a lock a client names, and what its path says it is for */
-export interface HeldLock {
+interface HeldLock {
   token: string;
   scope: LockScope;
 }
 /** one lock of a batch complete: completed, or not (as a single complete's 410), with why for the log */
-export type CompleteOutcome = { completed: true } | { completed: false; detail: string | undefined };
+type CompleteOutcome = { completed: true } | { completed: false; detail: string | undefined };
 
 /** `fn` over `items`, at most `limit` at once; the results in the items' order */
 async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
