@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedMessage } from '@keyway/contracts';
+import { createMemoryStore, StoreUnavailableError } from '@keyway/store';
 import { BROKERS, expectErrorBody, expectRefusal, sleep, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
 
 describe.each(BROKERS)('complete, abandon, renew (%s broker)', { timeout: 20_000 }, (kind) => {
@@ -236,6 +237,30 @@ describe.each(BROKERS)('batch complete, POST …/messages/complete (%s broker)',
     expect((await h.http.post(path(topic), { locks: many(500) }, { headers })).status).toBe(200);
     // none of these touched the lock
     expect(await completeMany(topic, [lock])).toMatchObject([{ status: 'completed' }]);
+  });
+
+  it('503 before touching any lock when the store cannot say where another instance is', async () => {
+    const store = createMemoryStore({ prefix: `keyway-test:settle-${randomUUID()}:` });
+    let storeDown = false;
+    const get = store.get.bind(store);
+    store.get = (key) => (storeDown ? Promise.reject(new StoreUnavailableError('the store does not answer')) : get(key));
+    const own = await startTopic(kind, {}, { store });
+    try {
+      const topic = own.newTopic();
+      await own.client.publish(topic.sas('send'), topic.batch());
+      const m = (await own.client.receive(topic.sas('listen'), topic.tenant, topic.topic, 'default', 5))!;
+      const locks = [
+        { message_id: m.message_id, lock_token: m.lock_token },
+        { message_id: m.message_id, lock_token: randomUUID() },
+      ];
+      storeDown = true;
+      await expectRefusal(own.client.completeMany(topic.sas('listen'), topic.tenant, topic.topic, 'default', locks), 503, 'temporarily_unavailable');
+      storeDown = false;
+      expect((await own.client.completeMany(topic.sas('listen'), topic.tenant, topic.topic, 'default', locks)).map((r) => r.status)).toEqual(['completed', 'lock_lost']);
+    } finally {
+      await own.close();
+      await store.close();
+    }
   });
 
   it('needs a listen key for the topic: 401 without a valid one, 403 for send or another topic', async () => {
