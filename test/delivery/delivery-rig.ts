@@ -70,6 +70,12 @@ function observed(topic: TopicClient, outcomes: Outcomes): TopicClient {
     ...topic,
     receive: watch('receive', topic.receive),
     complete: watch('complete', topic.complete),
+    // the agent's completes: a failed request as above, each lost lock as the 410 a single complete would answer
+    completeMany: watch('complete', async (...args: Parameters<TopicClient['completeMany']>) => {
+      const results = await topic.completeMany(...args);
+      for (const result of results) if (result.status === 'lock_lost') outcomes.add('complete', '410');
+      return results;
+    }),
     abandon: watch('abandon', topic.abandon),
     renewLock: watch('renewLock', topic.renewLock),
   };

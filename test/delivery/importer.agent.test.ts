@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TopicClient } from '@keyway/clients';
 import type { Batch } from '@keyway/contracts';
 import { createAgent, fileSink, importerFeeds, startImporter, type AgentHealth, type Sink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
@@ -37,6 +38,15 @@ async function feed() {
   };
   const nothingLeft = async () => (await suite.topic.receive(listenKey, tenant, topic, 'default', 1)) === null;
   return { tenant, topic, email, publish, nothingLeft, dir: mkdtempSync(join(tmpdir(), 'keyway-agent-')) };
+}
+
+/** polls until `done` holds; fails the test when it does not within timeoutMs */
+async function waitFor(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await sleep(20);
+  }
 }
 
 const idsIn = (path: string) => readLines(path).map((line) => (JSON.parse(line) as { id: string }).id);
@@ -115,6 +125,54 @@ describe('the importer agent (stream, pipelined writes)', () => {
     }
     expect(await f.nothingLeft()).toBe(true);
   }, 60_000);
+
+  it('completes a backlog in few requests: one in flight at a time, the batches written meanwhile together in the next; a lone batch at once', async () => {
+    const f = await feed();
+    const sinkFile = join(f.dir, 'batches.jsonl');
+    const published = await f.publish(200);
+    /** the lock count of each complete request, and the most in flight at once */
+    const requests: number[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const topic: TopicClient = {
+      ...suite.topic,
+      completeMany: async (...args) => {
+        requests.push(args[4].length);
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        try {
+          // a complete slower than a write, as on a loaded service: the batches written meanwhile must wait for it
+          await sleep(40);
+          return await suite.topic.completeMany(...args);
+        } finally {
+          inFlight -= 1;
+        }
+      },
+    };
+    const agent = createAgent(
+      { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
+      { pas: suite.pas, pac: suite.pac, topic, sink: await fileSink(sinkFile), logger: silentLogger },
+    );
+    agent.start();
+    try {
+      await waitForLines(sinkFile, published.length, 60_000);
+      await waitFor(() => requests.reduce((sum, n) => sum + n, 0) === published.length && inFlight === 0, 10_000);
+      expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
+      expect(mostInFlight).toBe(1);
+      expect(requests.length).toBeLessThanOrEqual(published.length / 4);
+      expect(Math.max(...requests)).toBeGreaterThan(1);
+      // nothing in flight: the next batch alone is completed without waiting for company
+      const before = requests.length;
+      const [lone] = await f.publish(1);
+      await waitForLines(sinkFile, published.length + 1, 10_000);
+      await waitFor(() => requests.length === before + 1 && inFlight === 0, 5000);
+      expect(requests.at(-1)).toBe(1);
+      expect(idsIn(sinkFile).at(-1)).toBe(lone!.id);
+      expect(agent.health()).toMatchObject({ behind: 0, written: published.length + 1, locksLost: 0, errors: 0, duplicatesDropped: 0 });
+    } finally {
+      await agent.stop();
+    }
+    expect(await f.nothingLeft()).toBe(true);
+  }, 90_000);
 
   it('pulls several feeds in one process (FEEDS_FILE) and answers their health and lag on 127.0.0.1', async () => {
     const [a, b] = [await feed(), await feed()];

@@ -179,6 +179,62 @@ describe('issue 12: any topic instance settles any lock', { timeout: 60_000 }, (
     await f.complete(a, again!);
   });
 
+  it('a batch complete whose locks are held by both instances completes them all, through either', async () => {
+    const f = await feed();
+    const onA: ReceivedMessage[] = [];
+    const onB: ReceivedMessage[] = [];
+    // long polls waiting on both instances while batches are published: RabbitMQ hands them to both consumers in turn
+    for (let round = 0; round < 10 && (onA.length < 3 || onB.length < 3); round++) {
+      const waiting = [f.receive(a, 3), f.receive(b, 3)];
+      await sleep(300);
+      await f.publish();
+      await f.publish();
+      const [fromA, fromB] = await Promise.all(waiting);
+      if (fromA) onA.push(fromA);
+      if (fromB) onB.push(fromB);
+    }
+    expect({ onA: onA.length, onB: onB.length }).toEqual({ onA: 3, onB: 3 });
+    const held = [onA[0]!, onB[0]!, onA[1]!, onB[1]!, onA[2]!, onB[2]!];
+    const locks = held.map(({ message_id, lock_token }) => ({ message_id, lock_token }));
+    for (const [via, half] of [
+      [b, locks.slice(0, 4)],
+      [a, locks.slice(4)],
+    ] as const) {
+      expect(await via.completeMany(f.key, f.tenant, f.feed, 'default', half)).toEqual(half.map((lock) => ({ ...lock, status: 'completed' })));
+    }
+    // completed where each was held: no lock settles anything more, and none of them comes back
+    for (const m of held) expect(await refusal(f.renew(onA.includes(m) ? a : b, m))).toEqual(LOCK_LOST);
+    const completed = new Set(held.map((m) => m.message_id));
+    for (const via of [a, b]) {
+      for (let m = await f.receive(via, 1); m; m = await f.receive(via, 1)) {
+        expect(completed.has(m.message_id)).toBe(false);
+        await f.complete(via, m);
+      }
+    }
+  });
+
+  it('in a batch complete, the locks of a gone, an unlisted and a silent instance are lock_lost and the held one completes', async () => {
+    const f = await feed();
+    const third = await suite.addTopicInstance();
+    const gone = await lockedOn(f, third.topic);
+    await third.close();
+    // the gone instance's batch comes back (uncounted: the instance went away, not the client), locked on A now
+    const held = (await f.receive(a))!;
+    expect(held).toMatchObject({ message_id: gone.message_id, delivery_count: 1 });
+    const silent = randomBytes(6).toString('hex');
+    await suite.stores.topic.set(`instances:${silent}`, 'https://127.0.0.1:9', { ttlMs: 60_000 });
+    const locks = [
+      { message_id: gone.message_id, lock_token: gone.lock_token },
+      { message_id: held.message_id, lock_token: held.lock_token },
+      { message_id: held.message_id, lock_token: tokenOf(silent) },
+      { message_id: held.message_id, lock_token: tokenOf(randomBytes(6).toString('hex')) },
+    ];
+    const results = await b.completeMany(f.key, f.tenant, f.feed, 'default', locks);
+    expect(results.map((r) => r.status)).toEqual(['lock_lost', 'completed', 'lock_lost', 'lock_lost']);
+    expect(await f.receive(a, 1)).toBeNull();
+    expect(await f.receive(b, 1)).toBeNull();
+  });
+
   it('the internal settle route answers the topic service’s certificate only, and never passes a settle on again', async () => {
     const f = await feed();
     const m = await lockedOn(f, a);

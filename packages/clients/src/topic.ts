@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
-import { ErrorBody, ReceivedMessage, topicRoutes, type Batch, type ForwardedSettle } from '@keyway/contracts';
+import { ErrorBody, ReceivedMessage, topicRoutes, type Batch, type CompletedLocks, type CompleteLocks, type ForwardedSettle } from '@keyway/contracts';
 import { ApiError, createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
@@ -67,15 +67,21 @@ export function topicClient(options: ClientOptions) {
     (route: typeof topicRoutes.receive) =>
     async (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedMessage | null> =>
       (await call(route, { params: { tenant, topic, subscription: sub }, query: { timeout: timeoutSec } }, { ...auth(sasKey), signal })) ?? null;
-  /** complete, abandon and renew a lock, on the subscription's or its dead-letter queue's settle routes */
-  const settlers = (routes: { complete: typeof topicRoutes.complete; abandon: typeof topicRoutes.abandon; renewLock: typeof topicRoutes.renewLock }) => {
+  /** complete, abandon and renew a lock, and complete many, on the subscription's or its dead-letter queue's settle routes */
+  const settlers = (routes: { complete: typeof topicRoutes.complete; abandon: typeof topicRoutes.abandon; renewLock: typeof topicRoutes.renewLock; completeMany: typeof topicRoutes.completeMany }) => {
     const request = (tenant: string, topic: string, sub: string, id: string, lockToken: string) => ({ params: { tenant, topic, subscription: sub, id, lockToken } });
     const settle = (route: typeof topicRoutes.complete | typeof topicRoutes.abandon) => async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => {
       await call(route, request(tenant, topic, sub, id, lockToken), auth(sasKey));
     };
     // renewLock answers the new locked_until: a consumer holding a batch long needs it to renew again in time
     const renew = async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string) => call(routes.renewLock, request(tenant, topic, sub, id, lockToken), auth(sasKey));
-    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: renew };
+    /**
+     * Completes up to 500 locks in one request: each entry's outcome in request order, `lock_lost`
+     * for one that did not complete (the others still did); throws only when the whole request fails.
+     */
+    const completeMany = async (sasKey: string, tenant: string, topic: string, sub: string, locks: CompleteLocks['locks']): Promise<CompletedLocks['results']> =>
+      (await call(routes.completeMany, { params: { tenant, topic, subscription: sub }, body: { locks } }, auth(sasKey))).results;
+    return { complete: settle(routes.complete), abandon: settle(routes.abandon), renewLock: renew, completeMany };
   };
 
   /**
@@ -143,7 +149,12 @@ export function topicClient(options: ClientOptions) {
     /** the subscription's dead-letter queue (`$deadletterqueue`): receive and settle the same way */
     deadLetter: {
       receive: receiveFrom(topicRoutes.deadLetterReceive),
-      ...settlers({ complete: topicRoutes.deadLetterComplete, abandon: topicRoutes.deadLetterAbandon, renewLock: topicRoutes.deadLetterRenewLock }),
+      ...settlers({
+        complete: topicRoutes.deadLetterComplete,
+        abandon: topicRoutes.deadLetterAbandon,
+        renewLock: topicRoutes.deadLetterRenewLock,
+        completeMany: topicRoutes.deadLetterCompleteMany,
+      }),
     },
   };
 }

@@ -57,12 +57,15 @@ export type ReceivedMessage = z.infer<typeof ReceivedMessage>;
 
 export const ReceiveQuery = z.object({ timeout: z.coerce.number().int().min(0).max(60).default(30) });
 
+/** the most messages a stream holds locked at once, so the most one batch complete settles */
+export const MAX_PREFETCH = 500;
+
 /**
  * Streaming receive: `prefetch` caps the messages locked and not yet settled by this stream (credit),
  * `timeout` is how long the stream stays open, in seconds.
  */
 export const StreamQuery = z.object({
-  prefetch: z.coerce.number().int().min(1).max(500).default(50),
+  prefetch: z.coerce.number().int().min(1).max(MAX_PREFETCH).default(50),
   timeout: z.coerce.number().int().min(1).max(300).default(60),
 });
 
@@ -71,3 +74,36 @@ export const StreamQuery = z.object({
  * heartbeat, and, when the stream fails after it started, one last line with an ErrorBody.
  */
 export const NDJSON = 'application/x-ndjson';
+
+/** One lock a batch complete names: the message and the lock token it was received with. */
+const HeldLock = z.object({ message_id: TopicMessagePath.shape.id, lock_token: TopicMessagePath.shape.lockToken });
+
+/**
+ * A batch complete (issue 12), as an AMQP disposition settles many deliveries at once: up to a
+ * stream's whole credit, each lock token once (compared as the server does, case-insensitively).
+ */
+export const CompleteLocks = z.object({
+  locks: z
+    .array(HeldLock)
+    .min(1)
+    .max(MAX_PREFETCH)
+    .superRefine((locks, ctx) => {
+      const seen = new Set<string>();
+      for (const [index, { lock_token }] of locks.entries()) {
+        const token = lock_token.toLowerCase();
+        if (seen.has(token)) ctx.addIssue({ code: 'custom', path: [index, 'lock_token'], message: 'names a lock token named before' });
+        seen.add(token);
+      }
+    }),
+});
+export type CompleteLocks = z.infer<typeof CompleteLocks>;
+
+/**
+ * Each lock of a batch complete, in request order: `completed`, or `lock_lost` when it did not
+ * complete (as a single complete's 410: expired, settled, not this message's, its holder gone or not
+ * answering); the message is then delivered again once its lock ends.
+ */
+export const CompletedLocks = z.object({
+  results: z.array(z.object({ message_id: z.string(), lock_token: z.string(), status: z.enum(['completed', 'lock_lost']) })),
+});
+export type CompletedLocks = z.infer<typeof CompletedLocks>;

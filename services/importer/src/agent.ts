@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, type PacClient, type PasClient, type TopicClient } from '@keyway/clients';
-import type { ReceivedMessage } from '@keyway/contracts';
+import { MAX_PREFETCH, type ReceivedMessage } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import { memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { SasKeeper, type TopicAddress } from './credentials/sas.ts';
@@ -74,10 +74,11 @@ type SettleArgs = readonly [sasKey: string, tenant: string, topic: string, subsc
  * The importer: runs the chain unattended (login → SAS key → receive → write → complete) and keeps
  * its credentials fresh. By default it holds a stream open and pipelines: batches are written one
  * after the other in the order they were delivered while the next ones arrive, and each is completed
- * only after its own write is durable (and checkpointed). A batch whose write fails is abandoned, so
- * it is delivered again; the batches queued behind it are abandoned unwritten, the stream is dropped
- * and pulling resumes after a back-off. While a batch waits for or is in a slow write its lock is
- * renewed; a lost lock (410) is let go: the batch comes back and the checkpoint drops it.
+ * only after its own write is durable (and checkpointed); completes ready at once share one request.
+ * A batch whose write fails is abandoned, so it is delivered again; the batches queued behind it are
+ * abandoned unwritten, the stream is dropped and pulling resumes after a back-off. While a batch
+ * waits for or is in a slow write its lock is renewed; a lost lock (410, or lock_lost in a batch
+ * complete) is let go: the batch comes back and the checkpoint drops it.
  */
 export function createAgent(options: AgentOptions, deps: AgentDeps) {
   const log = deps.logger;
@@ -203,8 +204,63 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     };
   }
 
+  /**
+   * Completes with one key and address (a stream's, or a long poll's): at most one request in flight;
+   * the batches that become durable meanwhile go together in the next one, as one AMQP disposition
+   * settles many deliveries (issue 12). No timer: a lone batch is completed at once. The returned
+   * function resolves once the batch's complete is answered, however; a lost lock (an entry's
+   * lock_lost, as a single complete's 410) is let go: the batch comes back and is dropped as a duplicate.
+   */
+  function completer(sasKey: string, at: TopicAddress): (message: ReceivedMessage) => Promise<void> {
+    let queued: Array<{ message: ReceivedMessage; done: () => void }> = [];
+    let sending = false;
+
+    const send = async (batch: typeof queued): Promise<void> => {
+      const locks = batch.map(({ message }) => ({ message_id: message.message_id, lock_token: message.lock_token }));
+      try {
+        const results = await deps.topic.completeMany(sasKey, at.tenant, at.topic, options.subscription, locks);
+        for (const [i, { message }] of batch.entries()) {
+          const result = results[i];
+          const status = result?.lock_token === message.lock_token ? result.status : undefined;
+          if (status === 'completed') failingSince = undefined;
+          else if (status === 'lock_lost') {
+            counts.locksLost += 1;
+            log.warn('lock lost before completion', { batchId: message.batch.id });
+          } else {
+            counts.errors += 1;
+            log.warn('the complete answer does not name the batch; it comes back and is dropped as a duplicate', { batchId: message.batch.id });
+          }
+        }
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) sas.invalidate();
+        for (const { message } of batch) {
+          counts.errors += 1;
+          log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: message.batch.id, err });
+        }
+      } finally {
+        for (const { done } of batch) done();
+      }
+    };
+
+    const flush = async (): Promise<void> => {
+      sending = true;
+      while (queued.length > 0) {
+        const batch = queued.slice(0, MAX_PREFETCH);
+        queued = queued.slice(batch.length);
+        await send(batch);
+      }
+      sending = false;
+    };
+
+    return (message) =>
+      new Promise<void>((done) => {
+        queued.push({ message, done });
+        if (!sending) void flush();
+      });
+  }
+
   /** Takes a delivered batch into the pipeline; settled in the background, tracked in `pending`. */
-  function take(message: ReceivedMessage, sasKey: string, at: TopicAddress): void {
+  function take(message: ReceivedMessage, sasKey: string, at: TopicAddress, complete: (message: ReceivedMessage) => Promise<void>): void {
     const id = message.batch.id;
     const settle: SettleArgs = [sasKey, at.tenant, at.topic, options.subscription, message.message_id, message.lock_token];
     const stopRenewing = keepLocked(settle, message.locked_until, id);
@@ -223,23 +279,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     }
     const settled = durable
       .then(
-        () =>
-          deps.topic.complete(...settle).then(
-            () => {
-              failingSince = undefined;
-            },
-            (err: unknown) => {
-              // The lock lapsed: the batch comes back and is dropped as a duplicate, so nothing is lost.
-              if (err instanceof ApiError && err.code === 'lock_lost') {
-                counts.locksLost += 1;
-                log.warn('lock lost before completion', { batchId: id });
-                return;
-              }
-              counts.errors += 1;
-              if (err instanceof ApiError && err.status === 401) sas.invalidate();
-              log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: id, err });
-            },
-          ),
+        () => complete(message),
         // not written: back to the queue now rather than at lock expiry (a lock the stream's end released
         // answers 410); when stopping, closing the stream releases them all at once instead
         (err: unknown) =>
@@ -289,6 +329,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     const until = Math.min(renewAt, session.renewAt ?? renewAt);
     const stream = new AbortController();
     current = stream;
+    const complete = completer(sasKey, at);
     try {
       const messages = deps.topic.stream(sasKey, at.tenant, at.topic, options.subscription, {
         prefetch: prefetch - pending.size,
@@ -297,7 +338,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       });
       for await (const message of messages) {
         // not taken: the stream's end, just after, releases its lock
-        if (!stopping) take(message, sasKey, at);
+        if (!stopping) take(message, sasKey, at, complete);
       }
     } finally {
       current = undefined;
@@ -312,7 +353,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     const message = await deps.topic.receive(sasKey, at.tenant, at.topic, options.subscription, options.receiveTimeoutSec, abort.signal);
     failingSince = undefined;
     if (!message) return;
-    take(message, sasKey, at);
+    take(message, sasKey, at, completer(sasKey, at));
     await drain();
     await throwWriteFailure();
   }

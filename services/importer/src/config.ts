@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { MAX_PREFETCH } from '@keyway/contracts';
 import { ConfigError, configFields, parseConfig } from '@keyway/kit';
 import { DEFAULT_PREFETCH, DEFAULT_STREAM_TIMEOUT_SEC, PULL_MODES } from './agent.ts';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES } from './sinks/file.ts';
@@ -71,7 +72,7 @@ export const ImporterFields = z.object({
     .optional()
     .describe('checkpoint of the batch ids already written (drops redeliveries after a restart); default for SINK=file: SINK_FILE + ".checkpoint", required for the other sinks'),
   PULL: z.enum(PULL_MODES).default('stream').describe('stream (one long response, batches written in order while the next arrive) or receive (one long poll and one batch at a time)'),
-  PREFETCH: z.coerce.number().int().min(1).max(500).default(DEFAULT_PREFETCH).describe('PULL=stream: batches locked ahead of the sink at once'),
+  PREFETCH: z.coerce.number().int().min(1).max(MAX_PREFETCH).default(DEFAULT_PREFETCH).describe('PULL=stream: batches locked ahead of the sink at once'),
   STREAM_TIMEOUT_SEC: z.coerce.number().int().min(1).max(300).default(DEFAULT_STREAM_TIMEOUT_SEC).describe('PULL=stream: how long each stream stays open before the next is opened'),
   RECEIVE_TIMEOUT_SEC: z.coerce.number().int().min(1).max(60).default(20).describe('PULL=receive: long-poll wait per receive'),
   FEEDS_FILE: z

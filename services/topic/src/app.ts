@@ -114,7 +114,8 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
       recheckMs: Math.max(1000, options.REVOCATION_CACHE_SEC * 1000),
     }),
   );
-  app.use(settleRoutes({ guard, settler, body: jsonBody('16kb') }));
+  // a batch complete: 500 locks of a 128-character message id each come to about 100 KB
+  app.use(settleRoutes({ guard, settler, body: jsonBody('16kb'), locksBody: jsonBody('128kb') }));
   app.use(subscriptionRoutes({ subscriptions }));
   app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Batch, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
+import { Batch, CompletedLocks, CompleteLocks, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { AUDIT_FEED } from '../audit.ts';
@@ -22,7 +22,7 @@ const receive = (entity: string, what: string) =>
     errors: [404],
   }));
 
-/** complete (DELETE), abandon (PUT) and renew lock (POST) of one locked message of an entity */
+/** complete (DELETE), abandon (PUT) and renew lock (POST) of one locked message of an entity; complete of many (POST …/messages/complete) */
 const settle = (entity: string, what: string) => {
   const message = <S extends z.ZodType>(method: 'delete' | 'put' | 'post', summary: string, answer: S, description: string) =>
     sas(route({ method, path: `${entity}/messages/{id}/{lockToken}`, summary, params: TopicMessagePath, responses: { 200: jsonResponse(answer, description) }, errors: [410] }));
@@ -30,6 +30,20 @@ const settle = (entity: string, what: string) => {
     complete: message('delete', `complete (ack) a message of ${what}`, z.object({ message_id: z.string(), status: z.literal('completed') }), 'completed'),
     abandon: message('put', `abandon (unlock) a message of ${what}`, z.object({ message_id: z.string(), status: z.literal('abandoned') }), 'abandoned'),
     renewLock: message('post', `renew the lock of a message of ${what}`, z.object({ message_id: z.string(), locked_until: z.string() }), 'renewed'),
+    // one segment after messages/, so neither messages/{id}/{lockToken} nor messages/head or messages/stream can be meant
+    completeMany: sas(
+      route({
+        method: 'post',
+        path: `${entity}/messages/complete`,
+        summary: `complete (ack) up to 500 locked messages of ${what} at once, as one AMQP disposition`,
+        description:
+          'Each lock is settled as a single complete would be, on whichever instance holds it; a lock that does not complete is reported as `lock_lost` in its entry and does not fail the others. Only what fails before any lock is touched fails the request: 400 for a bad body (no locks, more than 500, a lock token named twice, a malformed id or token), 401 / 403 as the SAS guard answers, 415, 503.',
+        params: TopicSubscriptionPath,
+        body: { schema: CompleteLocks },
+        responses: { 200: jsonResponse(CompletedLocks, 'each lock, in request order: completed or lock_lost') },
+        errors: [413, 415],
+      }),
+    ),
   };
 };
 
@@ -64,6 +78,7 @@ export const topicRoutes = {
   deadLetterComplete: deadLetter.complete,
   deadLetterAbandon: deadLetter.abandon,
   deadLetterRenewLock: deadLetter.renewLock,
+  deadLetterCompleteMany: deadLetter.completeMany,
 };
 
 export const topicPaths = pathsOf(topicRoutes);

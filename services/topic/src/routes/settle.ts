@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import { ForwardedSettleAnswer, topicRoutes } from '@keyway/contracts';
+import { CompletedLocks, ForwardedSettleAnswer, topicRoutes } from '@keyway/contracts';
 import { bindRoute, requireBodyType, shapeResponse, type RouteInputs } from '@keyway/kit';
 import type { SasGuard } from '../auth/sas-guard.ts';
 import type { LockSettler } from '../delivery/lock-owners.ts';
@@ -11,12 +11,13 @@ import { LockLost, type LockScope } from '../delivery/locks.ts';
  * messages received from the dead-letter queue. Any instance answers: a lock held by another instance
  * is settled there (lock-owners.ts), through the internal route below. A lock token only settles the
  * message, queue, subscription, topic and tenant it was handed out for; anything else is 410 lock_lost.
+ * POST …/messages/complete completes many locks in one request (issue 12), each reported on its own.
  */
-export function settleRoutes(deps: { guard: SasGuard; settler: LockSettler; body: RequestHandler }): Router {
+export function settleRoutes(deps: { guard: SasGuard; settler: LockSettler; body: RequestHandler; locksBody: RequestHandler }): Router {
   const router = Router();
-  for (const [{ complete, abandon, renewLock }, deadLetter] of [
+  for (const [{ complete, abandon, renewLock, completeMany }, deadLetter] of [
     [topicRoutes, false],
-    [{ complete: topicRoutes.deadLetterComplete, abandon: topicRoutes.deadLetterAbandon, renewLock: topicRoutes.deadLetterRenewLock }, true],
+    [{ complete: topicRoutes.deadLetterComplete, abandon: topicRoutes.deadLetterAbandon, renewLock: topicRoutes.deadLetterRenewLock, completeMany: topicRoutes.deadLetterCompleteMany }, true],
   ] as const) {
     const lockOf = (input: Pick<RouteInputs<typeof complete>, 'params'>): { token: string; scope: LockScope } => {
       const { tenant, topic, subscription, id, lockToken } = input.params();
@@ -40,6 +41,24 @@ export function settleRoutes(deps: { guard: SasGuard; settler: LockSettler; body
       const lockedUntil = await deps.settler.settle('renew', token, scope);
       if (lockedUntil === undefined) throw new LockLost('the holding instance did not renew the lock');
       res.json({ message_id: scope.messageId, locked_until: new Date(lockedUntil).toISOString() });
+    });
+
+    // Each lock as a single complete: what fails one entry is reported in it, and logged as the
+    // single complete's refusal would be; the request fails only for what fails before a lock is touched.
+    bindRoute(router, completeMany, deps.guard('listen'), requireBodyType(completeMany), deps.locksBody, async (req, res, input) => {
+      const { tenant, topic, subscription } = input.params();
+      const { locks } = input.body();
+      const outcomes = await deps.settler.completeMany(locks.map(({ message_id, lock_token }) => ({ token: lock_token, scope: { tenant, topic, subscription, deadLetter, messageId: message_id } })));
+      const results = locks.map(({ message_id, lock_token }, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.completed) {
+          req.log.debug('lock.completed', { tenant, topic, subscription, deadLetter, messageId: message_id });
+          return { message_id, lock_token, status: 'completed' as const };
+        }
+        req.log.info('lock.lost', { tenant, topic, subscription, deadLetter, messageId: message_id, detail: outcome?.detail });
+        return { message_id, lock_token, status: 'lock_lost' as const };
+      });
+      res.json(shapeResponse(CompletedLocks, { results }));
     });
   }
 
