@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiError, type PacClient, type PasClient, type TopicClient } from '@keyway/clients';
-import type { ReceivedMessage } from '@keyway/contracts';
+import { ApiError, type PacClient, type PasClient, type StreamedMessage, type TopicClient } from '@keyway/clients';
 import type { Logger } from '@keyway/kit';
 import { memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { SasKeeper, type TopicAddress } from './credentials/sas.ts';
@@ -142,11 +141,11 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     failingSince ??= now();
   };
 
-  async function write(message: ReceivedMessage): Promise<void> {
+  async function write(message: StreamedMessage): Promise<void> {
     if (writeFailure !== undefined) throw writeFailure;
     if (stopping) throw STOPPING;
     try {
-      await deps.sink.write(message.batch);
+      await deps.sink.write(message.batch, message.batchJson);
     } catch (err) {
       writeFailure ??= err;
       current?.abort();
@@ -204,7 +203,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   }
 
   /** Takes a delivered batch into the pipeline; settled in the background, tracked in `pending`. */
-  function take(message: ReceivedMessage, sasKey: string, at: TopicAddress): void {
+  function take(message: StreamedMessage, sasKey: string, at: TopicAddress): void {
     const id = message.batch.id;
     const settle: SettleArgs = [sasKey, at.tenant, at.topic, options.subscription, message.message_id, message.lock_token];
     const stopRenewing = keepLocked(settle, message.locked_until, id);

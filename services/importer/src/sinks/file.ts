@@ -15,6 +15,7 @@ export const DEFAULT_MAX_FILES = 10;
 /** `20240102T030405.678Z`: fixed width, so rotated names sort in the order they were made. */
 const STAMP = /^\d{8}T\d{6}\.\d{3}Z$/;
 const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '');
+const NEWLINE = Buffer.from('\n');
 
 /**
  * JSON lines, one batch a line. write() resolves once the line is fsync'd; writes are serialized so
@@ -64,8 +65,9 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
   let queue: Promise<void> = Promise.resolve();
   return {
     description: `file ${path} (rotating at ${maxBytes} bytes, keeping ${maxFiles})`,
-    write(batch) {
-      const line = Buffer.from(`${JSON.stringify(batch)}\n`, 'utf8');
+    write(batch, json) {
+      // the received bytes are the batch's JSON.stringify (the topic service stored that), so the line is the same either way
+      const line = json === undefined ? Buffer.from(`${JSON.stringify(batch)}\n`, 'utf8') : Buffer.concat([json, NEWLINE]);
       const next = queue.then(async () => {
         // A line larger than maxBytes still goes whole into a file of its own.
         if (size > 0 && size + line.length > maxBytes) await rotate();
