@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assert, describe, expect, it } from 'vitest';
 import { Batch } from '@keyway/contracts';
 import { fileSink } from './file.ts';
-import { testBatch } from './test-fixtures.ts';
+import { openFlags, testBatch } from './test-fixtures.ts';
 
 const batch = (seq: number) => testBatch(seq, { records: [{ event: 'login', user: `user-${seq}`, padding: 'x'.repeat(200) }] });
 
@@ -82,5 +82,17 @@ describe('file sink (rotating JSON lines)', () => {
     await again.write(unserialisable, stored);
     await again.close();
     expect(readFileSync(join(dir, 'again.jsonl')).equals(written)).toBe(true);
+  });
+
+  it('appends synchronously (O_DSYNC): a write resolves only once its line is on stable storage, after a rotation too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
+    const path = join(dir, 'batches.jsonl');
+    const sink = await fileSink(path, { maxBytes: 400 });
+    const synchronous = () => openFlags(path).map((flags) => flags & (constants.O_DSYNC | constants.O_APPEND));
+    expect(synchronous()).toEqual([constants.O_DSYNC | constants.O_APPEND]);
+    for (let seq = 0; seq < 3; seq += 1) await sink.write(batch(seq));
+    expect(allLines(dir).rotated.length).toBeGreaterThan(0);
+    expect(synchronous()).toEqual([constants.O_DSYNC | constants.O_APPEND]);
+    await sink.close();
   });
 });
