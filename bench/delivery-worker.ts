@@ -120,8 +120,8 @@ async function produceRelay(job: Extract<Job, { role: 'produce-relay' }>): Promi
 function reporting(inner: Sink): Sink {
   return {
     description: inner.description,
-    async write(batch) {
-      await inner.write(batch);
+    async write(batch, json) {
+      await inner.write(batch, json);
       post({ t: 'written', id: batch.id, at: now() });
     },
     close: () => inner.close(),
@@ -165,7 +165,7 @@ async function consumeStream(job: Extract<Job, { role: 'consume-stream' }>): Pro
         for await (const m of topic.stream(job.listenKey, job.tenant, job.topic, 'default', { prefetch: job.prefetch, timeoutSec: 300, signal: stop.signal })) {
           const first = !seen.has(m.batch.id);
           seen.add(m.batch.id);
-          const settled: Promise<void> = (first ? sink.write(m.batch) : Promise.resolve())
+          const settled: Promise<void> = (first ? sink.write(m.batch, m.batchJson) : Promise.resolve())
             .then(() => topic.complete(job.listenKey, job.tenant, job.topic, 'default', m.message_id, m.lock_token))
             .catch(() => undefined)
             .finally(() => settling.delete(settled));

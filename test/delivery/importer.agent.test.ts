@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TopicClient } from '@keyway/clients';
+import { ApiError, type TopicClient } from '@keyway/clients';
 import type { Batch } from '@keyway/contracts';
 import { createAgent, fileSink, importerFeeds, startImporter, type AgentHealth, type Sink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
@@ -168,6 +168,41 @@ describe('the importer agent (stream, pipelined writes)', () => {
       expect(requests.at(-1)).toBe(1);
       expect(idsIn(sinkFile).at(-1)).toBe(lone!.id);
       expect(agent.health()).toMatchObject({ behind: 0, written: published.length + 1, locksLost: 0, errors: 0, duplicatesDropped: 0 });
+    } finally {
+      await agent.stop();
+    }
+    expect(await f.nothingLeft()).toBe(true);
+  }, 90_000);
+
+  it('against a topic service without the batch complete (rolling upgrade: 404 not_found) completes one batch a request, losing nothing', async () => {
+    const f = await feed();
+    const sinkFile = join(f.dir, 'batches.jsonl');
+    const published = await f.publish(30);
+    let batchAttempts = 0;
+    let singles = 0;
+    const topic: TopicClient = {
+      ...suite.topic,
+      // what an older topic service answers on the batch path: the 404 of an unknown endpoint
+      completeMany: async () => {
+        batchAttempts += 1;
+        throw new ApiError(404, 'not_found', 'no such endpoint');
+      },
+      complete: async (...args) => {
+        singles += 1;
+        return suite.topic.complete(...args);
+      },
+    };
+    const agent = createAgent(
+      { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
+      { pas: suite.pas, pac: suite.pac, topic, sink: await fileSink(sinkFile), logger: silentLogger },
+    );
+    agent.start();
+    try {
+      await waitForLines(sinkFile, published.length, 60_000);
+      await waitFor(() => singles === published.length, 10_000);
+      expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
+      expect(batchAttempts).toBe(1);
+      expect(agent.health()).toMatchObject({ behind: 0, written: published.length, locksLost: 0, errors: 0, duplicatesDropped: 0 });
     } finally {
       await agent.stop();
     }

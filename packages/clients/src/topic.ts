@@ -1,8 +1,11 @@
 import type { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
-import { ErrorBody, ReceivedMessage, topicRoutes, type Batch, type CompletedLocks, type CompleteLocks, type ForwardedSettle } from '@keyway/contracts';
-import { ApiError, createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
+import { type ReceivedMessage, topicRoutes, type Batch, type CompletedLocks, type CompleteLocks, type ForwardedSettle } from '@keyway/contracts';
+import { createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
+import { lines, streamedMessage, type StreamedMessage } from './stream-line.ts';
+
+export type { StreamedMessage } from './stream-line.ts';
 
 export interface StreamOptions {
   /** messages locked and unsettled at once (1..500; server default 50) */
@@ -16,10 +19,6 @@ export interface StreamOptions {
 const STREAM_DEFAULT_TIMEOUT_SEC = 60;
 /** how long past its timeout a stream may take to end before the connection is taken for dead */
 const STREAM_GRACE_SEC = 30;
-/** a stream that fails after its 200 ends with an ErrorBody line; only an outage is expected there */
-/** the HTTP status of an error an open stream ends with (an ErrorBody line after the 200) */
-const STREAM_ERROR_STATUS: Record<string, number> = { invalid_token: 401, insufficient_scope: 403, subscription_not_found: 404, temporarily_unavailable: 503 };
-const streamErrorStatus = (code: string) => STREAM_ERROR_STATUS[code] ?? 500;
 
 /** the ApiError for a streamed answer that is not 200 (its body is an ordinary error body) */
 async function refusal(response: AxiosResponse, body: Readable): Promise<Error> {
@@ -37,26 +36,6 @@ async function refusal(response: AxiosResponse, body: Readable): Promise<Error> 
     // not JSON: toApiError reports the status alone
   }
   return toApiError({ ...response, data });
-}
-
-/**
- * Newline-delimited lines of a UTF-8 stream; a trailing line without newline is yielded too. Split
- * on the bytes (a newline byte is never part of a multi-byte character), each line decoded once:
- * no string is grown chunk by chunk and searched again from its start (a line is a 31 KB batch).
- */
-async function* lines(body: Readable): AsyncGenerator<string> {
-  let parts: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    let start = 0;
-    for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, start)) {
-      const tail = chunk.subarray(start, newline);
-      yield (parts.length === 0 ? tail : Buffer.concat([...parts, tail])).toString('utf8');
-      parts = [];
-      start = newline + 1;
-    }
-    if (start < chunk.length) parts.push(chunk.subarray(start));
-  }
-  if (parts.length > 0) yield Buffer.concat(parts).toString('utf8');
 }
 
 export function topicClient(options: ClientOptions) {
@@ -90,7 +69,7 @@ export function topicClient(options: ClientOptions) {
    * Ends when the server ends the stream (after timeoutSec) or when the signal aborts; throws
    * ApiError for a refusal or a failure the server reports, UnreachableError when the connection breaks.
    */
-  async function* stream(sasKey: string, tenant: string, topic: string, sub: string, streamOptions: StreamOptions = {}): AsyncGenerator<ReceivedMessage> {
+  async function* stream(sasKey: string, tenant: string, topic: string, sub: string, streamOptions: StreamOptions = {}): AsyncGenerator<StreamedMessage> {
     const { prefetch, timeoutSec, signal } = streamOptions;
     // No idle timeout (a consumer may take its time between messages); the whole stream is bounded instead.
     const deadline = AbortSignal.timeout(((timeoutSec ?? STREAM_DEFAULT_TIMEOUT_SEC) + STREAM_GRACE_SEC) * 1000);
@@ -109,7 +88,7 @@ export function topicClient(options: ClientOptions) {
     const body = response.data;
     /** the next line; undefined at the end; UnreachableError when the connection breaks */
     const chunks = lines(body);
-    const next = async (): Promise<string | undefined> => {
+    const next = async (): Promise<Buffer | undefined> => {
       try {
         const result = await chunks.next();
         return result.done ? undefined : result.value;
@@ -120,11 +99,8 @@ export function topicClient(options: ClientOptions) {
     try {
       if (response.status !== 200) throw await refusal(response, body);
       for (let line = await next(); line !== undefined; line = await next()) {
-        if (line === '') continue; // heartbeat
-        const value: unknown = JSON.parse(line);
-        const error = ErrorBody.safeParse(value);
-        if (error.success) throw new ApiError(streamErrorStatus(error.data.error), error.data.error, error.data.error_description ?? '');
-        yield ReceivedMessage.parse(value);
+        if (line.length === 0) continue; // heartbeat
+        yield streamedMessage(line);
       }
     } catch (err) {
       if (signal?.aborted) return;

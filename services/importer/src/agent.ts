@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiError, type PacClient, type PasClient, type TopicClient } from '@keyway/clients';
+import { ApiError, type PacClient, type PasClient, type StreamedMessage, type TopicClient } from '@keyway/clients';
 import { MAX_PREFETCH, type ReceivedMessage } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import { memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -143,11 +143,11 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     failingSince ??= now();
   };
 
-  async function write(message: ReceivedMessage): Promise<void> {
+  async function write(message: StreamedMessage): Promise<void> {
     if (writeFailure !== undefined) throw writeFailure;
     if (stopping) throw STOPPING;
     try {
-      await deps.sink.write(message.batch);
+      await deps.sink.write(message.batch, message.batchJson);
     } catch (err) {
       writeFailure ??= err;
       current?.abort();
@@ -205,6 +205,12 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   }
 
   /**
+   * A topic service older than the batch complete (during a rolling upgrade) answers its path 404
+   * not_found: from then on this agent completes one lock a request, as before issue 12.
+   */
+  let batchCompletes = true;
+
+  /**
    * Completes with one key and address (a stream's, or a long poll's): at most one request in flight;
    * the batches that become durable meanwhile go together in the next one, as one AMQP disposition
    * settles many deliveries (issue 12). No timer: a lone batch is completed at once. The returned
@@ -214,28 +220,52 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   function completer(sasKey: string, at: TopicAddress): (message: ReceivedMessage) => Promise<void> {
     let queued: Array<{ message: ReceivedMessage; done: () => void }> = [];
     let sending = false;
+    type Lock = { message_id: string; lock_token: string };
+    type Outcome = 'completed' | 'lock_lost' | { failed: unknown };
+
+    const completeEach = (locks: Lock[]) =>
+      Promise.all(
+        locks.map((lock) =>
+          deps.topic.complete(sasKey, at.tenant, at.topic, options.subscription, lock.message_id, lock.lock_token).then(
+            (): Outcome => 'completed',
+            (err: unknown): Outcome => (err instanceof ApiError && err.status === 410 ? 'lock_lost' : { failed: err }),
+          ),
+        ),
+      );
+
+    const completeTogether = async (locks: Lock[]): Promise<Outcome[]> => {
+      try {
+        const results = await deps.topic.completeMany(sasKey, at.tenant, at.topic, options.subscription, locks);
+        return locks.map((lock, i) => {
+          const result = results[i];
+          return result?.lock_token === lock.lock_token ? result.status : { failed: new Error('the complete answer does not name the batch') };
+        });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404 && err.code === 'not_found') {
+          batchCompletes = false;
+          log.warn('the topic service has no batch complete (an older version): completing one batch a request');
+          return completeEach(locks);
+        }
+        return locks.map(() => ({ failed: err }));
+      }
+    };
 
     const send = async (batch: typeof queued): Promise<void> => {
       const locks = batch.map(({ message }) => ({ message_id: message.message_id, lock_token: message.lock_token }));
       try {
-        const results = await deps.topic.completeMany(sasKey, at.tenant, at.topic, options.subscription, locks);
+        const outcomes = await (batchCompletes ? completeTogether(locks) : completeEach(locks));
         for (const [i, { message }] of batch.entries()) {
-          const result = results[i];
-          const status = result?.lock_token === message.lock_token ? result.status : undefined;
-          if (status === 'completed') failingSince = undefined;
-          else if (status === 'lock_lost') {
+          const outcome = outcomes[i];
+          if (outcome === 'completed') failingSince = undefined;
+          else if (outcome === 'lock_lost') {
             counts.locksLost += 1;
             log.warn('lock lost before completion', { batchId: message.batch.id });
           } else {
+            const err = outcome?.failed;
+            if (err instanceof ApiError && err.status === 401) sas.invalidate();
             counts.errors += 1;
-            log.warn('the complete answer does not name the batch; it comes back and is dropped as a duplicate', { batchId: message.batch.id });
+            log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: message.batch.id, err });
           }
-        }
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 401) sas.invalidate();
-        for (const { message } of batch) {
-          counts.errors += 1;
-          log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: message.batch.id, err });
         }
       } finally {
         for (const { done } of batch) done();
@@ -260,7 +290,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   }
 
   /** Takes a delivered batch into the pipeline; settled in the background, tracked in `pending`. */
-  function take(message: ReceivedMessage, sasKey: string, at: TopicAddress, complete: (message: ReceivedMessage) => Promise<void>): void {
+  function take(message: StreamedMessage, sasKey: string, at: TopicAddress, complete: (message: ReceivedMessage) => Promise<void>): void {
     const id = message.batch.id;
     const settle: SettleArgs = [sasKey, at.tenant, at.topic, options.subscription, message.message_id, message.lock_token];
     const stopRenewing = keepLocked(settle, message.locked_until, id);

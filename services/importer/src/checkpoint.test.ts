@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileCheckpoint } from './checkpoint.ts';
+import { openFlags } from './sinks/test-fixtures.ts';
 
 const statePath = () => join(mkdtempSync(join(tmpdir(), 'keyway-checkpoint-')), 'state', 'importer.checkpoint');
 const idLines = (path: string) => readFileSync(path, 'utf8').split('\n').slice(1, -1);
@@ -60,5 +61,18 @@ describe('checkpoint (state file of written batch ids)', () => {
     writeFileSync(path, '{"id":"b-1"}\n');
     await expect(fileCheckpoint(path)).rejects.toThrow(/not an importer checkpoint/);
     expect(readFileSync(path, 'utf8')).toBe('{"id":"b-1"}\n');
+  });
+
+  it('appends synchronously (O_DSYNC): record() resolves only once the id is on stable storage, after a compaction too', async () => {
+    const path = statePath();
+    const checkpoint = await fileCheckpoint(path, { capacity: 2 });
+    const synchronous = () => openFlags(path).map((flags) => flags & (constants.O_DSYNC | constants.O_APPEND));
+    expect(synchronous()).toEqual([constants.O_DSYNC | constants.O_APPEND]);
+    // capacity 2: the second append rewrites the log (a new file renamed over it) and opens it again
+    const before = statSync(path).ino;
+    for (const id of ['b-1', 'b-2', 'b-3']) await checkpoint.record(id);
+    expect(statSync(path).ino).not.toBe(before);
+    expect(synchronous()).toEqual([constants.O_DSYNC | constants.O_APPEND]);
+    await checkpoint.close();
   });
 });

@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BATCH_ID } from '@keyway/contracts';
+import { openDurableAppend } from './durable-append.ts';
 
 /**
  * The ids of the batches already in the sink, so a batch delivered again (design.md "Delivery":
@@ -53,12 +54,12 @@ export function memoryCheckpoint(capacity = DEFAULT_CAPACITY): Checkpoint {
 const HEADER = 'keyway-importer-checkpoint v1';
 
 /**
- * The checkpoint in a state file: an append-only log of ids, one a line, each fsync'd before
- * record() resolves. When it holds twice `capacity` ids it is compacted to the last `capacity`:
- * written to a temporary file, fsync'd, renamed over the log, and the directory fsync'd, so a
- * SIGKILL at any moment leaves either the old log or the new one, never a mix. A kill in the middle
- * of an append leaves a last line without its newline: load ignores it (that batch was never
- * recorded, so it may be written once more) and rewrites the log without it.
+ * The checkpoint in a state file: an append-only log of ids, one a line, each durable (a
+ * synchronous append, O_DSYNC) before record() resolves. When it holds twice `capacity` ids it is
+ * compacted to the last `capacity`: written to a temporary file, fsync'd, renamed over the log, and
+ * the directory fsync'd, so a SIGKILL at any moment leaves either the old log or the new one, never
+ * a mix. A kill in the middle of an append leaves a last line without its newline: load ignores it
+ * (that batch was never recorded, so it may be written once more) and rewrites the log without it.
  *
  * The file holds batch ids only. No token is stored: after a restart the agent logs in again with
  * its credentials, so there is nothing secret here to encrypt.
@@ -68,14 +69,14 @@ export async function fileCheckpoint(path: string, options: { capacity?: number 
   const recent = new RecentIds(capacity);
   for (const id of await load(path)) recent.add(id);
   await compact(path, recent.values());
-  let log: FileHandle = await open(path, 'a', 0o600);
+  let log: FileHandle = await openDurableAppend(path, 0o600);
   let appended = 0;
   // After a failed append the log may end in a fragment the next id would fuse with.
   let damaged = false;
   const rewrite = async () => {
     await log.close().catch(() => undefined);
     await compact(path, recent.values());
-    log = await open(path, 'a', 0o600);
+    log = await openDurableAppend(path, 0o600);
     appended = 0;
     damaged = false;
   };
@@ -87,7 +88,7 @@ export async function fileCheckpoint(path: string, options: { capacity?: number 
     return next;
   };
   // Group commit: ids recorded while an append is under way go together in the next one, one
-  // datasync for all of them (a pipelined agent records while the next batch is written).
+  // synchronous write for all of them (a pipelined agent records while the next batch is written).
   let waiting: string[] = [];
   let flush: Promise<void> | undefined;
   const append = async () => {
@@ -97,8 +98,8 @@ export async function fileCheckpoint(path: string, options: { capacity?: number 
     // A rewrite from memory already holds these ids.
     if (damaged) return rewrite();
     try {
+      // opened O_DSYNC: the append is durable when it resolves
       await log.appendFile(`${ids.join('\n')}\n`, 'utf8');
-      await log.datasync();
     } catch (err) {
       damaged = true;
       throw err;

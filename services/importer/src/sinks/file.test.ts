@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import type { Batch } from '@keyway/contracts';
+import { assert, describe, expect, it } from 'vitest';
+import { Batch } from '@keyway/contracts';
 import { fileSink } from './file.ts';
-import { testBatch } from './test-fixtures.ts';
+import { openFlags, testBatch } from './test-fixtures.ts';
 
 const batch = (seq: number) => testBatch(seq, { records: [{ event: 'login', user: `user-${seq}`, padding: 'x'.repeat(200) }] });
 
@@ -60,5 +60,39 @@ describe('file sink (rotating JSON lines)', () => {
     await sink.close();
     const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
     expect(lines.map((l) => (JSON.parse(l) as Batch).seq)).toEqual([0, 1, 2]);
+  });
+
+  it('writes a batch received as JSON bytes as those bytes: the same line as serialising the parsed batch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
+    const records = [{ user: 'ünïcødé "q" \\ \u2028', n: 1.5e-7, nested: { a: [null, true, -0] } }];
+    // as the topic service stores a batch (its JSON after the schema) and the stream client validates it
+    const stored = Buffer.from(JSON.stringify(Batch.parse(testBatch(3, { records }))));
+    const received = Batch.parse(JSON.parse(stored.toString('utf8')));
+    const viaBytes = await fileSink(join(dir, 'bytes.jsonl'));
+    const viaBatch = await fileSink(join(dir, 'batch.jsonl'));
+    await viaBytes.write(received, stored);
+    await viaBatch.write(received);
+    await Promise.all([viaBytes.close(), viaBatch.close()]);
+    const written = readFileSync(join(dir, 'bytes.jsonl'));
+    expect(written.equals(readFileSync(join(dir, 'batch.jsonl')))).toBe(true);
+    expect(written.equals(Buffer.concat([stored, Buffer.from('\n')]))).toBe(true);
+    // and the batch is not serialised again (its JSON is given)
+    const unserialisable = { ...received, records: [{ toJSON: () => assert.fail('serialised again') }] };
+    const again = await fileSink(join(dir, 'again.jsonl'));
+    await again.write(unserialisable, stored);
+    await again.close();
+    expect(readFileSync(join(dir, 'again.jsonl')).equals(written)).toBe(true);
+  });
+
+  it('appends synchronously (O_DSYNC): a write resolves only once its line is on stable storage, after a rotation too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-file-sink-'));
+    const path = join(dir, 'batches.jsonl');
+    const sink = await fileSink(path, { maxBytes: 400 });
+    const synchronous = () => openFlags(path).map((flags) => flags & (constants.O_DSYNC | constants.O_APPEND));
+    expect(synchronous()).toEqual([constants.O_DSYNC | constants.O_APPEND]);
+    for (let seq = 0; seq < 3; seq += 1) await sink.write(batch(seq));
+    expect(allLines(dir).rotated.length).toBeGreaterThan(0);
+    expect(synchronous()).toEqual([constants.O_DSYNC | constants.O_APPEND]);
+    await sink.close();
   });
 });

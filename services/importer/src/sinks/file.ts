@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, parse } from 'node:path';
+import { openDurableAppend } from '../durable-append.ts';
 import type { Sink } from './sink.ts';
 
 export interface FileSinkOptions {
@@ -15,10 +16,12 @@ export const DEFAULT_MAX_FILES = 10;
 /** `20240102T030405.678Z`: fixed width, so rotated names sort in the order they were made. */
 const STAMP = /^\d{8}T\d{6}\.\d{3}Z$/;
 const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '');
+const NEWLINE = Buffer.from('\n');
 
 /**
- * JSON lines, one batch a line. write() resolves once the line is fsync'd; writes are serialized so
- * lines never interleave and the file's order is the order of write() calls.
+ * JSON lines, one batch a line. write() resolves once the line is durable (a synchronous append,
+ * O_DSYNC); writes are serialized so lines never interleave and the file's order is the order of
+ * write() calls.
  *
  * Rotation: before a line would take `name.jsonl` past `maxBytes` it is renamed to
  * `name.<UTC timestamp>.jsonl` and a new `name.jsonl` is started; at most `maxFiles` rotated files
@@ -38,8 +41,8 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
   const rotatedFiles = async () => (await readdir(dir)).filter((entry) => rotatedStamp(entry) !== undefined).sort();
 
   await mkdir(dir, { recursive: true });
-  // a+ (read and append): dropTornTail reads the end of the file before anything is appended.
-  let file: FileHandle = await open(path, 'a+', 0o640);
+  // read and append: dropTornTail reads the end of the file before anything is appended.
+  let file: FileHandle = await openDurableAppend(path, 0o640, { read: true });
   let size = await dropTornTail(file);
   await syncDir(dir);
   // Names must stay unique and ordered even when two rotations fall in the same millisecond.
@@ -52,7 +55,7 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
       await rename(path, join(dir, `${name}.${stamp(lastStampMs)}${ext}`));
     } finally {
       // Reopened even when the rename failed, so the sink keeps a handle and the next write retries.
-      file = await open(path, 'a', 0o640);
+      file = await openDurableAppend(path, 0o640);
       size = (await file.stat()).size;
     }
     const rotated = await rotatedFiles();
@@ -64,14 +67,15 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
   let queue: Promise<void> = Promise.resolve();
   return {
     description: `file ${path} (rotating at ${maxBytes} bytes, keeping ${maxFiles})`,
-    write(batch) {
-      const line = Buffer.from(`${JSON.stringify(batch)}\n`, 'utf8');
+    write(batch, json) {
+      // the received bytes are the batch's JSON.stringify (the topic service stored that), so the line is the same either way
+      const line = json === undefined ? Buffer.from(`${JSON.stringify(batch)}\n`, 'utf8') : Buffer.concat([json, NEWLINE]);
       const next = queue.then(async () => {
         // A line larger than maxBytes still goes whole into a file of its own.
         if (size > 0 && size + line.length > maxBytes) await rotate();
         try {
+          // opened O_DSYNC: the line is durable when the append resolves
           await file.appendFile(line);
-          await file.sync();
         } catch (err) {
           // A half-written line must not be followed by the next one: cut back to the last whole line.
           await file.truncate(size).catch(() => undefined);

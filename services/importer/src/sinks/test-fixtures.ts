@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import type { Batch } from '@keyway/contracts';
 
 /** A batch as the topic service hands it to a sink (fixture of the sink tests next to this file). */
@@ -11,3 +12,22 @@ export const testBatch = (seq: number, fields: Partial<Batch> = {}): Batch => ({
   records: [{ event: 'login' }],
   ...fields,
 });
+
+/**
+ * The open flags of this process's descriptors for `path` (Linux /proc/self/fdinfo), to check how a
+ * sink or the checkpoint keeps its file open.
+ */
+export function openFlags(path: string): number[] {
+  const target = realpathSync(path);
+  return readdirSync('/proc/self/fd').flatMap((fd) => {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return []; // closed meanwhile (the descriptor of readdir itself)
+    }
+    if (link !== target) return [];
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    return flags === undefined ? [] : [Number.parseInt(flags, 8)];
+  });
+}
