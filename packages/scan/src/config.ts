@@ -51,7 +51,7 @@ export const clamdConfig = {
     .default(150)
     .describe("longest silence from clamd before a scan gives up (retried later): a stream it stops reading, or a verdict it does not give; keep it above clamd's MaxScanTime (120 s by default)"),
   CLAMD_COMMAND_TIMEOUT_SEC: z.coerce.number().int().positive().max(60).default(5).describe('how long PING (readiness) and VERSION wait for their answer'),
-  CLAMD_STREAM_MAX_LENGTH: clamdSize
-    .default(100 * MiB)
-    .describe("clamd.conf's StreamMaxLength, copied as it is (clamd's default 100M): a larger file is refused before it is sent, never passed as clean"),
+  CLAMD_STREAM_MAX_LENGTH: clamdSize.describe(
+    "clamd.conf's StreamMaxLength, copied as it is (Debian's clamd.conf: 25M): a longer file fails before more of it is sent; set higher than clamd's, clamd cuts the stream and its answer may lose the race with its reset (see README, Scanning)",
+  ),
 };
