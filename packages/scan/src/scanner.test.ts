@@ -210,6 +210,7 @@ describe('a peer that does not answer as clamd does', () => {
       'OK before the stream ended': (socket) => socket.once('data', () => socket.write('stream: OK\0')),
       'a reply that never ends': (socket) => socket.once('data', () => socket.write(Buffer.alloc(8192, 0x41))),
       'a closed connection': (socket) => socket.once('data', () => socket.end()),
+      'an error': (socket) => socket.once('data', () => socket.end("Can't allocate memory ERROR\0")),
     };
     const outcomes: Record<string, unknown> = {};
     for (const [what, behave] of Object.entries(answers)) {
@@ -226,6 +227,7 @@ describe('a peer that does not answer as clamd does', () => {
       'OK before the stream ended': 'ScanFailed ERR_SCAN_REPLY',
       'a reply that never ends': 'ScanFailed ERR_SCAN_REPLY',
       'a closed connection': 'ScannerUnavailable ERR_SCANNER_DISCONNECTED',
+      'an error': 'ScanFailed ERR_SCANNER_ERROR',
     });
     const oddVersion = await fakeClamd((socket) => socket.once('data', () => socket.end('Clam 9\0')));
     try {
