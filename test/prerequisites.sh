@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `pnpm test` needs beyond node_modules, brought up on a fresh machine: PostgreSQL, Redis and RabbitMQ
-# (started when their ports are closed), Debian's Chromium for the console test and Debian's HAProxy for
-# the multi-instance test (installed when missing). Part of README command 2, so the command works
+# (started when their ports are closed), Debian's Chromium for the console test, Debian's HAProxy for
+# the multi-instance test and Debian's clamav-daemon for the scanner tests (installed when missing). Part of README command 2, so the command works
 # alone, not only under .ci/run.
 set -euo pipefail
 
@@ -56,4 +56,16 @@ if ! command -v haproxy >/dev/null; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
   command -v haproxy >/dev/null || { echo "prerequisites: haproxy is still missing after apt-get install haproxy" >&2; exit 1; }
+fi
+
+# The scanner tests (packages/scan) start clamd daemons of their own, each with its own clamd.conf and a
+# one-signature EICAR database (packages/testkit/src/servers/clamd.ts), and stop them by PID: only the
+# package is needed here, never the system's clamd service or freshclam.
+if [ ! -x /usr/sbin/clamd ]; then
+  echo "prerequisites: installing Debian's clamav-daemon for the scanner tests"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null 2>&1 || {
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null
+  }
+  [ -x /usr/sbin/clamd ] || { echo "prerequisites: /usr/sbin/clamd is still missing after apt-get install clamav-daemon" >&2; exit 1; }
 fi

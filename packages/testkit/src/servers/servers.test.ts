@@ -2,9 +2,9 @@ import { openPostgres } from '@keyway/db';
 import { createRedisStore } from '@keyway/store';
 import amqp from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { processGroupAlive } from './daemon.ts';
+import { portAccepts, processGroupAlive } from './daemon.ts';
 import type { RabbitNode } from './rabbit.ts';
-import { startPostgresServer, startRabbitCluster, startRabbitNode, startRedisServer } from './index.ts';
+import { startClamdServer, startPostgresServer, startRabbitCluster, startRabbitNode, startRedisServer } from './index.ts';
 
 const gone = (pid: number | undefined): boolean => pid !== undefined && !processGroupAlive(pid);
 
@@ -26,6 +26,22 @@ describe('private server rigs', () => {
     } finally {
       const last = redis.pid();
       await redis.close();
+      expect(gone(last)).toBe(true);
+    }
+  });
+
+  it('clamd: stop() closes its port, start() opens it again; close() leaves no process', async () => {
+    const clamd = await startClamdServer();
+    const first = clamd.pid();
+    try {
+      await clamd.stop();
+      expect(gone(first)).toBe(true);
+      expect(await portAccepts(clamd.port)).toBe(false);
+      await clamd.start();
+      expect(await portAccepts(clamd.port)).toBe(true);
+    } finally {
+      const last = clamd.pid();
+      await clamd.close();
       expect(gone(last)).toBe(true);
     }
   });

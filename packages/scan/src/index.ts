@@ -1,0 +1,3 @@
+export { clamdConfig } from './config.ts';
+export { ScanError, ScanFailed, ScannerUnavailable } from './errors.ts';
+export { createScanner } from './scanner.ts';
