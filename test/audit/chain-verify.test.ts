@@ -229,7 +229,8 @@ describe('audit trail: what the services record, queried and verified', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+    // five CLI processes (about 3 s each alone, far more while the whole suite runs)
+  }, 150_000);
 
   it('deleting a whole stream and forging its retention anchor from the deleted head is caught by `keyway audit verify`, through the API and on the database directly', async () => {
     expect(await suite.auditor.verify('pac')).toMatchObject({ ok: true, anchorSeq: 0, headSeq: 2 });

@@ -59,7 +59,7 @@ export async function waitReady(name: string, url: string, caPem: string, timeou
       () => 0,
     );
     if (status === 200) return;
-    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${child ? stderrOf(child) : ''}`);
+    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${stderrOf(child)}${stdoutOf(child)}`);
     if (Date.now() > deadline) throw new Error(`${name} did not become ready within ${timeoutMs} ms${child ? `: ${stderrOf(child)}` : ''}`);
     await sleep(200);
   }
