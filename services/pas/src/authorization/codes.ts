@@ -14,7 +14,7 @@ const CodeGrant = z.object({
   rights: FeedRights,
 });
 /** What a code stands for: the client and redirect it was issued to, the PKCE challenge, and what the login was authorized for. */
-export type CodeGrant = z.infer<typeof CodeGrant>;
+type CodeGrant = z.infer<typeof CodeGrant>;
 
 const Redemption = z.object({ fid: z.string(), sub: z.string(), tid: z.string() });
 type Redemption = z.infer<typeof Redemption>;
@@ -35,7 +35,6 @@ export function authorizationCodes(store: Store, ttlSec: number) {
   const redeemedKey = (hash: string) => `authz-code-redeemed:${hash}`;
   const reusedKey = (hash: string) => `authz-code-reused:${hash}`;
   return {
-    ttlSec,
     /** a new code and the id the trail knows it by (a prefix of its hash, never the code) */
     async issue(grant: CodeGrant): Promise<{ code: string; id: string }> {
       const code = unguessable();

@@ -32,7 +32,7 @@ const prefersHtml = (req: Request): boolean => req.accepts(['application/json', 
 /** RFC 6749 §4.1.2.1: error_description is %x20-21 / %x23-5B / %x5D-7E. */
 const errorDescription = (text: string): string => text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '').slice(0, 300);
 
-const describe = (error: z.ZodError): string => {
+const firstIssue = (error: z.ZodError): string => {
   const [first] = error.issues;
   return errorDescription(`${first?.path.join('.') ?? 'request'}: ${first?.message ?? 'invalid'}`);
 };
@@ -93,7 +93,7 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
     if (query.response_type === undefined) return back('invalid_request', 'response_type is required');
     if (query.response_type !== 'code') return back('unsupported_response_type', 'only response_type=code is supported');
     const parsed = AuthorizationRequest.safeParse(query);
-    if (!parsed.success) return back('invalid_request', describe(parsed.error));
+    if (!parsed.success) return back('invalid_request', firstIssue(parsed.error));
     const scope = scopeFor(client, parsed.data.scope);
     if (scope === undefined) return back('invalid_scope', `the client may ask for: ${client.scope}`);
     try {

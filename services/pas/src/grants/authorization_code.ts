@@ -4,6 +4,7 @@ import { grantedAccess } from './authorize.ts';
 import { issuePair, type Grant } from './context.ts';
 
 const INVALID_CODE = 'the authorization code is invalid, expired or already used';
+const REUSED = 'authorization_code_reused';
 
 /** RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge, compared in constant time (style rule 14). */
 function verifierMatches(verifier: string, challenge: string): boolean {
@@ -21,6 +22,11 @@ export const authorization_code: Grant<'authorization_code'> = {
   grantType: 'authorization_code',
   issued: 'token.issued',
   async handler(params, context, _origin, audit) {
+    const revokeIssued = async (fid: string, tenant: string) => {
+      if (!(await context.families.revoke(fid, REUSED))) return;
+      context.metrics.tokensRevoked.add(1, { tenant, reason: REUSED });
+      audit.also({ action: 'refresh_family.revoked', outcome: 'success', reason: REUSED });
+    };
     // RFC 6749 §5.2: an unknown client is invalid_client; public clients present no credential, so this names nobody (noise)
     if (!context.browserClients.has(params.client_id)) throw new InvalidClient('unknown client_id', `client_id ${params.client_id.slice(0, 64)} is not a registered browser client`);
     audit.note({ clientId: params.client_id });
@@ -29,10 +35,7 @@ export const authorization_code: Grant<'authorization_code'> = {
       const redemption = await context.codes.reuse(params.code);
       if (!redemption) throw new InvalidGrant(INVALID_CODE, 'unknown or expired code');
       audit.note({ subject: redemption.sub, tenant: redemption.tid, detail: { family: redemption.fid } });
-      if (await context.families.revoke(redemption.fid, 'authorization_code_reused')) {
-        context.metrics.tokensRevoked.add(1, { tenant: redemption.tid, reason: 'authorization_code_reused' });
-        audit.also({ action: 'refresh_family.revoked', outcome: 'success', reason: 'authorization_code_reused' });
-      }
+      await revokeIssued(redemption.fid, redemption.tid);
       throw audit.refuse(new InvalidGrant(INVALID_CODE, 'code presented again: its tokens are revoked'), 'authorization_code.reuse_detected');
     }
     const { grant, id } = taken;
@@ -48,7 +51,7 @@ export const authorization_code: Grant<'authorization_code'> = {
     await context.codes.redeemed(params.code, { fid, sub: grant.sub, tid: grant.tid });
     const pair = await issuePair(context, audit, { sub: grant.sub, tid: grant.tid, roles: grant.roles, access: grantedAccess(grant.scope), rights: grant.rights, client_id: grant.client_id }, { fid });
     if (await context.codes.reused(params.code)) {
-      await context.families.revoke(fid, 'authorization_code_reused');
+      await revokeIssued(fid, grant.tid);
       throw new InvalidGrant(INVALID_CODE, 'code presented again while its tokens were issued: revoked');
     }
     return pair;
