@@ -258,3 +258,16 @@ describe('POST /oauth2/token grant_type=authorization_code (RFC 6749 §4.1.3, RF
     expect({ status: expired.status, error: expired.data.error }).toEqual({ status: 400, error: 'invalid_grant' });
   });
 });
+
+// last: it spends this source's login pages for a minute
+describe('a flood of login pages', () => {
+  it('bounds the pending requests one address can make PAS hold: 429 with Retry-After past 60 pages a minute', async () => {
+    const url = authorizationUrl(pkce().challenge);
+    let answer = await openLoginPage(suite, url);
+    for (let i = 0; i < 70 && answer.response.status === 200; i++) answer = await openLoginPage(suite, url, answer.cookie);
+    expect(answer.response.status).toBe(429);
+    expect(Number(answer.response.headers['retry-after'])).toBeGreaterThan(0);
+    expect(answer.response.data).toContain('<code>too_many_requests</code>');
+    expect(answer.response.headers.location).toBeUndefined();
+  });
+});

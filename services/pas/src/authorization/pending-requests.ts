@@ -1,9 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { tooManyRequests, windowLimiter } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 
 /** How long a login page may be filled in before its form is refused (the user starts again from the application). */
 const LOGIN_PAGE_TTL_MS = 10 * 60 * 1000;
+/**
+ * Login pages one source address may open per minute. Each keeps a pending request in the store for
+ * LOGIN_PAGE_TTL_MS, so this bounds what one address can make PAS hold (600 requests) by asking for pages.
+ */
+const PAGES_PER_SOURCE_PER_MINUTE = 60;
 
 const PendingAuthorization = z.object({
   client_id: z.string(),
@@ -28,8 +34,12 @@ export const unguessable = (): string => randomBytes(32).toString('base64url');
  */
 export function pendingAuthorizations(store: Store) {
   const key = (id: string) => `authz-request:${sha256(id)}`;
+  const pages = windowLimiter(store, { name: 'login-pages', points: PAGES_PER_SOURCE_PER_MINUTE, windowMs: 60_000 });
   return {
-    async open(request: PendingAuthorization): Promise<string> {
+    /** a new pending request of a page served to `source`; 429 past its pages per minute */
+    async open(request: PendingAuthorization, source: string): Promise<string> {
+      const limit = await pages.hit(source);
+      if (!limit.allowed) throw tooManyRequests(limit, `${limit.count} login pages for ${source} in a minute`, 'too many sign-ins started from this address; retry later');
       const id = unguessable();
       await store.set(key(id), JSON.stringify(request), { ttlMs: LOGIN_PAGE_TTL_MS });
       return id;

@@ -108,7 +108,8 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
       browser = unguessable();
       res.cookie(BROWSER_COOKIE, browser, { httpOnly: true, secure: true, sameSite: 'lax', path: '/' });
     }
-    const id = await context.pending.open({ client_id: client.client_id, redirect_uri: redirectUri, scope, state, code_challenge: parsed.data.code_challenge, browser: sha256(browser) });
+    const pending = { client_id: client.client_id, redirect_uri: redirectUri, scope, state, code_challenge: parsed.data.code_challenge, browser: sha256(browser) };
+    const id = await context.pending.open(pending, sourceOf(req));
     sendPage(res, 200, loginPage({ request: id, client: client.client_name ?? client.client_id, action: pasRoutes.login.path }), new URL(redirectUri).origin);
   });
 

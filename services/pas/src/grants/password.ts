@@ -1,8 +1,8 @@
+import type { AuditScope } from '@keyway/audit';
 import { InvalidGrant } from '@keyway/kit';
 import { ApiError } from '@keyway/clients';
 import { Email } from '@keyway/contracts';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
-import type { AuditScope } from '@keyway/audit';
 import { DEFAULT_CLIENT_ID, issuePair, type Grant, type GrantContext, type GrantOrigin } from './context.ts';
 import { idpBusy, throttledLogin } from './throttled-login.ts';
 
