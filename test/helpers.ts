@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Batch, Role } from '@keyway/contracts';
 import type { Suite } from '@keyway/testkit';
+import type { AxiosResponse } from 'axios';
 import { createHttp } from '@keyway/clients';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -38,4 +39,37 @@ export async function waitForLines(path: string, count: number, timeoutMs: numbe
     if (lines.length >= count || Date.now() > deadline) return lines;
     await sleep(50);
   }
+}
+
+/** The login page PAS answered a browser (Accept: text/html), with what its form carries. */
+export interface LoginPageAnswer {
+  response: AxiosResponse<string>;
+  /** the form's hidden pending-request id ('' when the answer is no login page) */
+  request: string;
+  /** the browser binding cookie as a browser sends it back (name=value), '' when none was set */
+  cookie: string;
+}
+
+const BROWSER = { accept: 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8' };
+
+/** A browser as a plain HTTPS client: GET the authorization URL, keeping the cookie PAS sets, without following redirects. */
+export async function openLoginPage(suite: Suite, authorizationUrl: string, cookie = ''): Promise<LoginPageAnswer> {
+  const response = await rawClient(suite, 'pas').get<string>(authorizationUrl, { headers: { ...BROWSER, ...(cookie && { cookie }) }, responseType: 'text' });
+  const set = ([] as string[]).concat(response.headers['set-cookie'] ?? []);
+  return { response, request: /name="request" value="([^"]+)"/.exec(response.data)?.[1] ?? '', cookie: set[0]?.split(';')[0] ?? cookie };
+}
+
+/** The login form as a browser posts it (form-encoded, with the cookie when given); the answer unfollowed. */
+export function postLoginForm(suite: Suite, fields: Record<string, string>, cookie = ''): Promise<AxiosResponse<string>> {
+  return rawClient(suite, 'pas').post<string>('/oauth2/login', new URLSearchParams(fields).toString(), {
+    headers: { ...BROWSER, 'content-type': 'application/x-www-form-urlencoded', ...(cookie && { cookie }) },
+    responseType: 'text',
+  });
+}
+
+/** A person signing in at PAS's login page: the form's answer (a 303 to the client with code or error, or the page again). */
+export async function browserLogin(suite: Suite, authorizationUrl: string, email: string, password: string): Promise<AxiosResponse<string>> {
+  const page = await openLoginPage(suite, authorizationUrl);
+  if (page.response.status !== 200) throw new Error(`no login page: ${page.response.status} ${page.response.headers.location ?? page.response.data}`);
+  return postLoginForm(suite, { request: page.request, email, password }, page.cookie);
 }

@@ -2,8 +2,8 @@ import { request } from 'node:https';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { PASSWORD, provisionTenant } from '../helpers.ts';
+import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { browserLogin, PASSWORD, provisionTenant } from '../helpers.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -66,5 +66,45 @@ describe('openid-client v6 against PAS', () => {
     expect(tokens.scope).toBe('feed:edr-events');
     // The refresh token works at PAC like any other.
     expect((await suite.pac.sas({ refresh_token: tokens.refresh_token! })).resource).toContain(`/tenants/${tenant}/topics/edr-events`);
+  });
+
+  it('completes the authorization code flow with PKCE as the registered browser client, then refreshes (RFC 6749 §4.1, RFC 7636, RFC 9207)', async () => {
+    const { tenant, email } = await provisionTenant(suite);
+    const config = await discover(RELEASES_CLIENT.client_id, client.None());
+    expect(config.serverMetadata()).toMatchObject({
+      authorization_endpoint: `${suite.urls.pas}/oauth2/authorize`,
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
+      authorization_response_iss_parameter_supported: true,
+    });
+    expect(config.serverMetadata().grant_types_supported).toContain('authorization_code');
+
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const authorizationUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: RELEASES_CLIENT.redirect_uri,
+      scope: RELEASES_CLIENT.scope,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    // the person at the login page (a plain HTTPS client), then the browser's callback to the client
+    const answer = await browserLogin(suite, authorizationUrl.href, email, PASSWORD);
+    expect(answer.status).toBe(303);
+    const callback = new URL(answer.headers.location as string);
+    expect(callback.origin + callback.pathname).toBe(RELEASES_CLIENT.redirect_uri);
+    expect(callback.searchParams.get('iss')).toBe(suite.urls.pas);
+
+    // openid-client checks state and iss (the metadata promises it) and sends the verifier
+    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens).toMatchObject({ token_type: 'bearer', expires_in: 1200, scope: 'feed:edr-events' });
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ tid: tenant, client_id: RELEASES_CLIENT.client_id });
+
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+    expect(refreshed.scope).toBe('feed:edr-events');
+    // the pair is like any other: PAC trades its refresh token
+    expect((await suite.pac.sas({ refresh_token: refreshed.refresh_token! })).resource).toContain(`/tenants/${tenant}/topics/edr-events`);
   });
 });

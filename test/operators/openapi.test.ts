@@ -77,6 +77,6 @@ describe('OpenAPI 3.1 documents (GET /openapi.json, generated from the zod contr
     expect(webhook.security).toEqual([{ crmSignature: [] }]);
     const token = (await createHttp({ baseUrl: suite.urls.pas, caPem: suite.pki.ca.certPem }).get('/openapi.json')).data.paths['/oauth2/token'].post;
     expect(Object.keys(token.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);
-    expect(token.requestBody.content['application/x-www-form-urlencoded'].schema.oneOf).toHaveLength(3);
+    expect(token.requestBody.content['application/x-www-form-urlencoded'].schema.oneOf).toHaveLength(4);
   });
 });

@@ -23,7 +23,7 @@ import {
   type OperationSpec,
   type PathSpecs,
 } from '@keyway/contracts';
-import { REDIS_URL, startSuite, type ServiceName, type Suite } from '@keyway/testkit';
+import { RELEASES_CLIENT, REDIS_URL, startSuite, type ServiceName, type Suite } from '@keyway/testkit';
 import { crmSignatureHeader } from '@keyway/entitlement';
 import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
 import { operatorSession, provisionOperator } from '../operators/operator.ts';
@@ -517,6 +517,9 @@ beforeAll(async () => {
       resource: [`${suite.urls.topic}/tenants/${t.tenant}/topics/${t.feed}`],
       role: ['full-control', 'read-only'],
       key: ['primary', 'secondary'],
+      // the registered browser client, so the authorization endpoint gets past its client check
+      client_id: [RELEASES_CLIENT.client_id],
+      redirect_uri: [RELEASES_CLIENT.redirect_uri],
     };
   };
   knownByService = {

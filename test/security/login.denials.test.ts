@@ -48,7 +48,8 @@ describe('PAS refuses what it must refuse, with RFC 6749 error bodies', () => {
   it('names malformed token requests precisely', async () => {
     const cases: Array<[Record<string, string>, number, string]> = [
       [{}, 400, 'invalid_request'],
-      [{ grant_type: 'authorization_code', code: 'x' }, 400, 'unsupported_grant_type'],
+      [{ grant_type: 'authorization_code', code: 'x' }, 400, 'invalid_request'],
+      [{ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: 'x' }, 400, 'unsupported_grant_type'],
       [{ grant_type: 'password', username: 'a@b.example' }, 400, 'invalid_request'],
       [{ grant_type: 'password', username: 'a@b.example', password: 'x', scope: 'admin' }, 400, 'invalid_scope'],
     ];

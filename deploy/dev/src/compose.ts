@@ -22,6 +22,21 @@ export const PKI_NAMES = [...SERVICES, 'operator'] as const;
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * The browser client the dev suite registers at PAS (BROWSER_CLIENTS) for the coming releases site
+ * (issue 13), at the port the launcher gives it (KEYWAY_PORT_BASE + 6). Tests drive the code flow
+ * with it and read the redirect without following it.
+ */
+export const RELEASES_CLIENT = {
+  client_id: 'keyway-releases',
+  client_name: 'Keyway releases',
+  redirect_uri: 'https://localhost:8447/oauth2/callback',
+  scope: 'feed:edr-events',
+} as const;
+const BROWSER_CLIENTS = JSON.stringify([
+  { client_id: RELEASES_CLIENT.client_id, client_name: RELEASES_CLIENT.client_name, redirect_uris: [RELEASES_CLIENT.redirect_uri], scope: RELEASES_CLIENT.scope },
+]);
+
 export interface ComposeOptions {
   /** where the development CA and certificates are kept; made or renewed when needed (@keyway/tls) */
   pkiDir: string;
@@ -152,6 +167,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   const envOf = (name: ServiceName): Env => ({
     ...options.env,
     ...databaseUrlOf(name),
+    ...(name === 'pas' && { BROWSER_CLIENTS }),
     ...options.serviceEnv?.[name],
     KEYWAY_ENV: 'development',
     HOST: host,

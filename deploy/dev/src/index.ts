@@ -1,1 +1,1 @@
-export { compose, PKI_NAMES, SERVICES, type ServiceName } from './compose.ts';
+export { compose, PKI_NAMES, RELEASES_CLIENT, SERVICES, type ServiceName } from './compose.ts';

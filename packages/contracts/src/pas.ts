@@ -2,7 +2,10 @@ import { z } from 'zod';
 
 const scope = z.string().max(1000).optional();
 
-/** RFC 6749 §4.3, §6 and §4.4 (with RFC 7523 client authentication), discriminated on grant_type. */
+/** RFC 7636 §4.1: code_verifier = 43*128unreserved. */
+const CodeVerifier = z.string().regex(/^[A-Za-z0-9._~-]{43,128}$/, 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)');
+
+/** RFC 6749 §4.3, §6, §4.4 (with RFC 7523 client authentication) and §4.1.3 (with RFC 7636 PKCE), discriminated on grant_type. */
 export const TokenRequest = z.discriminatedUnion('grant_type', [
   z.object({ grant_type: z.literal('password'), username: z.string().min(1).max(254), password: z.string().min(1).max(1024), scope }),
   z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(8192), scope }),
@@ -14,9 +17,44 @@ export const TokenRequest = z.discriminatedUnion('grant_type', [
     client_assertion: z.string().min(1).max(8192).optional(),
     scope,
   }),
+  z.object({
+    grant_type: z.literal('authorization_code'),
+    code: z.string().min(1).max(256),
+    redirect_uri: z.string().max(2000),
+    // a public client identifies itself (RFC 6749 §4.1.3); PKCE stands in for its authentication
+    client_id: z.string().min(1).max(128),
+    code_verifier: CodeVerifier,
+  }),
 ]);
 export type TokenRequest = z.infer<typeof TokenRequest>;
-export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const;
+export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials', 'authorization_code'] as const;
+
+/** RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E). */
+const VSCHAR = /^[\x20-\x7e]+$/;
+
+/**
+ * RFC 6749 §4.1.1 with RFC 7636 §4.3, as PAS accepts it: response_type code, PKCE with S256 only
+ * (`plain` is refused, RFC 9700 §2.1.1), an exact redirect_uri (always sent, so the token request can
+ * be held to it).
+ */
+export const AuthorizationRequest = z.object({
+  response_type: z.literal('code'),
+  client_id: z.string().min(1).max(128),
+  redirect_uri: z.string().min(1).max(2000),
+  scope: z.string().max(1000).optional(),
+  state: z.string().max(1024).regex(VSCHAR, 'state must be printable ASCII (RFC 6749 Appendix A.5)').optional(),
+  // BASE64URL(SHA256(code_verifier)) is always 43 characters
+  code_challenge: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'code_challenge must be the 43-character BASE64URL of a SHA-256 (RFC 7636 §4.2)'),
+  code_challenge_method: z.literal('S256', 'transform algorithm not supported: code_challenge_method must be S256 (RFC 7636 §4.3)'),
+});
+export type AuthorizationRequest = z.infer<typeof AuthorizationRequest>;
+
+/** The login page's form (POST /oauth2/login): the pending authorization request it belongs to, and the credentials. */
+export const LoginForm = z.object({
+  request: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the form does not belong to a sign-in PAS started'),
+  email: z.string().min(1).max(254),
+  password: z.string().min(1).max(1024),
+});
 
 export const TokenResponse = z.object({
   access_token: z.string(),
@@ -35,8 +73,11 @@ export const Discovery = z.object({
   jwks_uri: z.string().url(),
   revocation_endpoint: z.string().url().optional(),
   introspection_endpoint: z.string().url().optional(),
+  authorization_endpoint: z.string().url().optional(),
   grant_types_supported: z.array(z.string()),
   response_types_supported: z.array(z.string()),
+  code_challenge_methods_supported: z.array(z.string()).optional(),
+  authorization_response_iss_parameter_supported: z.boolean().optional(),
   token_endpoint_auth_methods_supported: z.array(z.string()),
   token_endpoint_auth_signing_alg_values_supported: z.array(z.string()).optional(),
   scopes_supported: z.array(z.string()).optional(),

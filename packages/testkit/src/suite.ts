@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
 import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
-import { compose, SERVICES, type ServiceName } from '@keyway/dev';
+import { compose, RELEASES_CLIENT, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
 import { Keyring } from '@keyway/seal';
 import { openPostgres, type Db } from '@keyway/db';
@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './database.ts';
 import { testPkiDir } from './pki.ts';
 import { deleteQueues } from './rabbit-cleanup.ts';
 
-export { SERVICES, type ServiceName };
+export { RELEASES_CLIENT, SERVICES, type ServiceName };
 
 export interface SuiteOptions {
   /** unset = embedded in-memory stores */
@@ -34,6 +34,8 @@ export interface SuiteOptions {
   kekFile?: string;
   revocationMode?: 'strict' | 'lenient';
   refreshReuseLeewaySec?: number;
+  /** how long PAS's authorization codes may be redeemed (default 60 s) */
+  authorizationCodeTtlSec?: number;
   topic?: {
     lockDurationSec?: number;
     maxBatchBytes?: number;
@@ -191,6 +193,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         ACCESS_TOKEN_TTL_SEC: lifetimes.accessTtlSec,
         REFRESH_TOKEN_TTL_SEC: lifetimes.refreshTtlSec,
         REFRESH_REUSE_LEEWAY_SEC: options.refreshReuseLeewaySec,
+        AUTHORIZATION_CODE_TTL_SEC: options.authorizationCodeTtlSec,
         KEY_RING_RELOAD_SEC: options.signingKeys?.reloadSec,
         SIGNING_KEY_LEAD_SEC: options.signingKeys?.leadSec,
         LOGIN_WINDOW_SEC: login.windowSec,

@@ -8,6 +8,10 @@ import type { Store } from '@keyway/store';
 import { familyRevocationAnnouncer } from './revocation/announce.ts';
 import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts';
 import type { TokenSettings } from '@keyway/tokens';
+import { browserClientRegistry, type BrowserClient } from './authorization/clients.ts';
+import { authorizationCodes } from './authorization/codes.ts';
+import { pendingAuthorizations } from './authorization/pending-requests.ts';
+import { authorizationEndpoint } from './endpoints/authorization.ts';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
 import { introspectionEndpoint } from './endpoints/introspection.ts';
 import { revocationEndpoint } from './endpoints/revocation.ts';
@@ -34,6 +38,10 @@ export interface PasOptions {
   loginLimits?: Partial<LoginLimits>;
   /** the window unauthenticated refusals are aggregated over, one audit event per source (default 60 s) */
   refusalWindowSec?: number;
+  /** the registered browser clients of the authorization code flow (default: none) */
+  browserClients?: BrowserClient[];
+  /** how long an authorization code may be redeemed (default 60 s) */
+  authorizationCodeTtlSec?: number;
 }
 
 export interface PasDeps {
@@ -93,7 +101,11 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
       limitWindowMs: limits.windowSec * 1000,
       windowMs: (options.refusalWindowSec ?? 60) * 1000,
     }),
+    browserClients: browserClientRegistry(options.browserClients ?? []),
+    codes: authorizationCodes(deps.store, options.authorizationCodeTtlSec ?? 60),
+    pending: pendingAuthorizations(deps.store),
   };
+  app.use(authorizationEndpoint(context));
   app.use(tokenEndpoint(context));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));

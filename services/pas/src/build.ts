@@ -27,6 +27,8 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
         refusalsPerSource: config.REFUSALS_PER_SOURCE,
       },
       refusalWindowSec: config.REFUSAL_WINDOW_SEC,
+      browserClients: config.BROWSER_CLIENTS,
+      authorizationCodeTtlSec: config.AUTHORIZATION_CODE_TTL_SEC,
     },
     {
       ...deps,

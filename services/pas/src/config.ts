@@ -1,10 +1,21 @@
 import { z } from 'zod';
 import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
+import { BrowserClients } from './authorization/clients.ts';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
 import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** A JSON value in one variable; unparsable JSON is a config error naming the key, like any other. */
+const json = z.string().transform((text, ctx) => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+    return z.NEVER;
+  }
+});
 
 export const PasEnv = requiredInProduction(
   z.object({
@@ -57,6 +68,13 @@ export const PasEnv = requiredInProduction(
       'unauthenticated refusals (garbage tokens, malformed or throttled requests) of one source address per window; past it the token endpoint answers 429 before any work or audit write',
     ),
     REFUSAL_WINDOW_SEC: seconds(60).describe('the window unauthenticated refusals are aggregated over: one refusals.aggregated audit event per source address and window'),
+    BROWSER_CLIENTS: json
+      .pipe(BrowserClients)
+      .default([])
+      .describe(
+        'the browser clients of the authorization code flow (GET /oauth2/authorize), a JSON array of {"client_id", "client_name"?, "redirect_uris": [exact https URIs], "scope": "the space-separated scope values it may ask for, and gets when it names none"}; public clients, PKCE (S256) mandatory; default none',
+      ),
+    AUTHORIZATION_CODE_TTL_SEC: z.coerce.number().int().min(1).max(600).default(60).describe('how long an authorization code may be redeemed (single use; RFC 6749 §4.1.2: at most 10 minutes)'),
     SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
       'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
     ),

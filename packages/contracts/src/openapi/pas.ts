@@ -1,13 +1,34 @@
+import { z } from 'zod';
 import { SigningKeyList, SigningKeyRotation } from '../keys.ts';
-import { Discovery, Introspection, Jwks, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
+import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
+const LOGIN_PAGE = { description: 'the login page (HTML5, no script; Content-Security-Policy default-src \'none\')', schema: z.string(), type: 'text/html' };
+const BROWSER_ERRORS = 'Refusals are an HTML page for a browser (Accept: text/html) and `{ error, error_description }` otherwise.';
 
 /** The pas service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const pasRoutes = {
-  token: route({ method: 'post', path: '/oauth2/token', summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt)', body: { schema: TokenRequest, types: FORM }, responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') }, errors: [400, 401, 403, 415, 429, 503] }),
+  authorize: route({
+    method: 'get',
+    path: '/oauth2/authorize',
+    summary: 'authorization endpoint (RFC 6749 §4.1, PKCE RFC 7636 S256 only, RFC 9207 iss) for registered browser clients: the login page',
+    description: `An unknown client_id or a redirect_uri not registered exactly is a 400 page, never a redirect; any other refusal redirects (303) to redirect_uri with error, state and iss. ${BROWSER_ERRORS}`,
+    query: AuthorizationRequest,
+    responses: { 200: LOGIN_PAGE, 303: noBody('Location: redirect_uri with error, error_description, state and iss') },
+    errors: [400, 503],
+  }),
+  login: route({
+    method: 'post',
+    path: '/oauth2/login',
+    summary: 'the login page’s form: authenticate at the IdP, authorize at the entitlement service, redirect with a single-use code',
+    description: `Needs the pending request of the page PAS served and the cookie it set with it (CSRF). Success and an entitlement denial redirect (303) to redirect_uri with code or error=access_denied, state and iss; wrong credentials answer the page again (400, 429 when throttled). ${BROWSER_ERRORS}`,
+    body: { schema: LoginForm, types: FORM },
+    responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
+    errors: [400, 415, 429, 503],
+  }),
+  token: route({ method: 'post', path: '/oauth2/token', summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt, §4.1.3 authorization_code with RFC 7636 PKCE)', body: { schema: TokenRequest, types: FORM }, responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') }, errors: [400, 401, 403, 415, 429, 503] }),
   revoke: route({ method: 'post', path: '/oauth2/revoke', summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: noBody('revoked, or nothing to revoke') }, errors: [400, 415] }),
   // PAC: refresh tokens at mint time and operator tokens at its admin API; the entitlement and audit services: operator tokens
   introspect: serviceOnly(['pac', 'entitlement', 'audit'], route({ method: 'post', path: '/oauth2/introspect', summary: 'RFC 7662 introspection (PAC, the topic service and the entitlement service)', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') }, errors: [400, 415] })),
@@ -19,4 +40,4 @@ export const pasRoutes = {
 
 export const pasPaths = pathsOf(pasRoutes);
 
-export const pasApi = openApiDocument({ title: 'Keyway PAS (OAuth 2.0 authorization server)', description: 'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes; rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".' }, pasPaths);
+export const pasApi = openApiDocument({ title: 'Keyway PAS (OAuth 2.0 authorization server)', description: 'Issues access (20 min) and refresh (14 d) JWTs after the IdP authenticates and the entitlement service authorizes (password, client_credentials, or the browser login: authorization code with PKCE); rotates refresh tokens with reuse detection; revokes; introspects. `scope=operator` (alone) logs an operator in: the access token then names the admin APIs in "aud".' }, pasPaths);

@@ -10,12 +10,17 @@ export function discoveryEndpoint(issuer: string): Router {
   const base = issuer.replace(/\/+$/, '');
   const document = shapeResponse(Discovery, {
     issuer,
+    authorization_endpoint: `${base}${pasRoutes.authorize.path}`,
     token_endpoint: `${base}${pasRoutes.token.path}`,
     jwks_uri: `${base}${pasRoutes.jwks.path}`,
     revocation_endpoint: `${base}${pasRoutes.revoke.path}`,
     introspection_endpoint: `${base}${pasRoutes.introspect.path}`,
     grant_types_supported: Object.keys(grants),
-    response_types_supported: [],
+    response_types_supported: ['code'],
+    // RFC 7636 §4.2: plain is refused (RFC 9700 §2.1.1)
+    code_challenge_methods_supported: ['S256'],
+    // RFC 9207 §3: every authorization response carries iss
+    authorization_response_iss_parameter_supported: true,
     token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['ES256', 'EdDSA'],
     id_token_signing_alg_values_supported: [SIGNING_ALG],

@@ -14,7 +14,7 @@ export const noStore: RequestHandler = (_req, res, next) => {
 };
 
 /** RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once." */
-const rejectDuplicateParams: RequestHandler = (req, _res, next) => {
+export const rejectDuplicateParams: RequestHandler = (req, _res, next) => {
   const repeated = Object.entries((req.body ?? {}) as Record<string, unknown>).find(([, v]) => Array.isArray(v));
   next(repeated ? new InvalidRequest(`parameter ${repeated[0]} is included more than once`) : undefined);
 };

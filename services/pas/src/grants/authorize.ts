@@ -1,6 +1,6 @@
 import { AccessDenied, InvalidScope, OAuthError, ServerError, TemporarilyUnavailable } from '@keyway/kit';
 import { ApiError, UnreachableError, type EntitlementClient } from '@keyway/clients';
-import { feedsFromScope, OPERATOR_SCOPE, type DenialReason, type FeedRights, type Role } from '@keyway/contracts';
+import { feedScope, feedsFromScope, OPERATOR_SCOPE, type DenialReason, type FeedRights, type Role } from '@keyway/contracts';
 
 const DENIALS: Record<DenialReason, string> = {
   tenant_unknown: 'the tenant does not exist',
@@ -33,6 +33,9 @@ export function requestedAccess(scope: string | undefined): Access {
 
 /** The access an issued token's scope grants (PAS wrote it, so it parses). */
 export const grantedAccess = (scope: string): Access => (scope === OPERATOR_SCOPE ? { kind: 'operator' } : { kind: 'feeds', feeds: feedsFromScope(scope) });
+
+/** The scope value of an access: what a pair's "scope" says (grantedAccess reads it back). */
+export const scopeOf = (access: Access): string => (access.kind === 'operator' ? OPERATOR_SCOPE : access.feeds.map(feedScope).join(' '));
 
 /** RFC 6749 §6: a refresh may narrow the scope, never widen it (nor trade feeds for operator or back). */
 export function withinGrant(asked: Access, granted: Access): boolean {

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import { feedScope, OPERATOR_SCOPE, type FeedRights } from '@keyway/contracts';
+import type { FeedRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type Signer, type TokenSettings } from '@keyway/tokens';
+import type { BrowserClientRegistry } from '../authorization/clients.ts';
+import type { AuthorizationCodes } from '../authorization/codes.ts';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
 import type { LoginThrottle } from '../throttling/login-throttle.ts';
-import type { Access } from './authorize.ts';
+import { scopeOf, type Access } from './authorize.ts';
 
 export interface GrantContext {
   /** the signing keys as this instance last reloaded them (app.ts reads the shared ring on every access): use it, never keep it */
@@ -29,6 +31,10 @@ export interface GrantContext {
   throttle: LoginThrottle;
   /** refusals without an authenticated party: limited per source, one refusals.aggregated event per source and window */
   noise: NoiseGate;
+  /** the registered browser clients (BROWSER_CLIENTS) of the authorization code flow */
+  browserClients: BrowserClientRegistry;
+  /** the authorization codes the login page issues and the token endpoint redeems */
+  codes: AuthorizationCodes;
 }
 
 /** What a token request is as the grants see it, once the transport is parsed away. */
@@ -69,10 +75,11 @@ export async function issuePair(
   context: GrantContext,
   audit: AuditScope,
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; client_id: string },
-  family?: { fid: string; spentJti: string },
+  /** the family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's redemption names it first) */
+  family?: { fid: string; spentJti?: string | undefined },
 ): Promise<TokenResponse> {
   const { signer, settings, families } = context;
-  const scope = subject.access.kind === 'operator' ? OPERATOR_SCOPE : subject.access.feeds.map(feedScope).join(' ');
+  const scope = scopeOf(subject.access);
   const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id, ...(subject.access.kind === 'feeds' && { rights: subject.rights }) };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
@@ -80,12 +87,12 @@ export async function issuePair(
     issueRefreshToken(signer, settings, { ...claims, fid }),
   ]);
   const ttlMs = settings.refreshTtlSec * 1000;
-  if (family) {
+  if (family?.spentJti !== undefined) {
     if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs, context.reuseLeewaySec * 1000))) throw new FamilyRaceLost();
   } else {
     await families.start({ fid, sub: subject.sub, tid: subject.tid, scope }, refresh.jti, ttlMs);
   }
-  const spent: Record<string, string> = family ? { spent_jti: family.spentJti } : {};
+  const spent: Record<string, string> = family?.spentJti !== undefined ? { spent_jti: family.spentJti } : {};
   audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), ...spent } });
   return {
     access_token: access.token,

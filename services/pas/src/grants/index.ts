@@ -1,4 +1,5 @@
 import type { TokenRequest } from '@keyway/contracts';
+import { authorization_code } from './authorization_code.ts';
 import type { Grant } from './context.ts';
 import { client_credentials } from './client_credentials.ts';
 import { password } from './password.ts';
@@ -9,4 +10,5 @@ export const grants: { [G in TokenRequest['grant_type']]?: Grant<G> } = {
   password,
   refresh_token,
   client_credentials,
+  authorization_code,
 };

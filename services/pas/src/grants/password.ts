@@ -1,8 +1,9 @@
+import type { AuditScope } from '@keyway/audit';
 import { InvalidGrant } from '@keyway/kit';
 import { ApiError } from '@keyway/clients';
 import { Email } from '@keyway/contracts';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
-import { DEFAULT_CLIENT_ID, issuePair, type Grant } from './context.ts';
+import { DEFAULT_CLIENT_ID, issuePair, type Grant, type GrantContext, type GrantOrigin } from './context.ts';
 import { idpBusy, throttledLogin } from './throttled-login.ts';
 
 /**
@@ -14,22 +15,31 @@ export const password: Grant<'password'> = {
   issued: 'token.issued',
   async handler(params, context, origin, audit) {
     const requested = requestedAccess(params.scope);
-    // Accounts are named by their email (contracts Email, as the IdP keys them). Anything else names no
-    // account: the same answer as a wrong password (RFC 6749 §5.2 invalid_grant), counted as a failure
-    // of its source, and, like every name that is not an email, kept out of the trail, so a password
-    // typed into the username field never reaches it (style rule 11).
-    const username = Email.safeParse(params.username);
-    if (username.success) audit.note({ detail: { username: username.data } });
-    const subject = await throttledLogin(context, origin.source, audit, username.success ? username.data : undefined, async () => {
-      if (!username.success) throw audit.refuse(new InvalidGrant('the username or password is incorrect', 'the username is not an email address'), 'login.failed');
-      return context.idp.verifyPassword(username.data, params.password).catch((err: unknown) => {
-        // One answer for a wrong password and an unknown user (the IdP does not tell them apart either).
-        if (err instanceof ApiError && err.code === 'invalid_grant') throw audit.refuse(new InvalidGrant('the username or password is incorrect'), 'login.failed');
-        throw idpBusy(err, audit) ?? rethrowUpstream(err);
-      });
-    });
-    audit.note({ subject: subject.sub, tenant: subject.tenant });
+    const subject = await authenticatePassword(context, origin, audit, params.username, params.password);
     const { roles, access, rights } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
     return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, rights, client_id: DEFAULT_CLIENT_ID });
   },
 };
+
+/**
+ * Email + password checked at the IdP under the login throttle: the password grant's and the login
+ * page's one way to authenticate a person. The subject and tenant are noted for the trail.
+ */
+export async function authenticatePassword(context: GrantContext, origin: GrantOrigin, audit: AuditScope, name: string, secret: string): Promise<{ sub: string; tenant: string }> {
+  // Accounts are named by their email (contracts Email, as the IdP keys them). Anything else names no
+  // account: the same answer as a wrong password (RFC 6749 §5.2 invalid_grant), counted as a failure
+  // of its source, and, like every name that is not an email, kept out of the trail, so a password
+  // typed into the username field never reaches it (style rule 11).
+  const username = Email.safeParse(name);
+  if (username.success) audit.note({ detail: { username: username.data } });
+  const subject = await throttledLogin(context, origin.source, audit, username.success ? username.data : undefined, async () => {
+    if (!username.success) throw audit.refuse(new InvalidGrant('the username or password is incorrect', 'the username is not an email address'), 'login.failed');
+    return context.idp.verifyPassword(username.data, secret).catch((err: unknown) => {
+      // One answer for a wrong password and an unknown user (the IdP does not tell them apart either).
+      if (err instanceof ApiError && err.code === 'invalid_grant') throw audit.refuse(new InvalidGrant('the username or password is incorrect'), 'login.failed');
+      throw idpBusy(err, audit) ?? rethrowUpstream(err);
+    });
+  });
+  audit.note({ subject: subject.sub, tenant: subject.tenant });
+  return subject;
+}

@@ -7,6 +7,7 @@ import { AccessDenied, InvalidGrant, ServerError, silentLogger, TemporarilyUnava
 import { createMemoryStore } from '@keyway/store';
 import { connectTestDatabase, type TestDatabaseConnections } from '@keyway/testkit';
 import { KeyRing, type TokenSettings } from '@keyway/tokens';
+import { authorizationCodes } from '../authorization/codes.ts';
 import { refreshFamilies } from '../families/refresh-family.ts';
 import { DEFAULT_LOGIN_LIMITS, loginThrottle } from '../throttling/login-throttle.ts';
 import type { GrantContext } from './context.ts';
@@ -52,6 +53,8 @@ async function pas(decide: () => Promise<AuthorizeDecision> = async () => allow)
     reuseLeewaySec: 0,
     throttle: loginThrottle(store, DEFAULT_LOGIN_LIMITS),
     noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
+    browserClients: new Map(),
+    codes: authorizationCodes(store, 60),
   };
   const events = async () => (await readSince(database.as('pas'), 'pas', 0)).events;
   return {

@@ -1,0 +1,151 @@
+import { timingSafeEqual } from 'node:crypto';
+import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import type { z } from 'zod';
+import { requestFields } from '@keyway/audit';
+import { AuthorizationRequest, pasRoutes } from '@keyway/contracts';
+import { bindRoute, InvalidRequest, OAuthError, outageAnswer, requireBodyType, toErrorBody } from '@keyway/kit';
+import { scopeFor, type BrowserClient, type BrowserClientRegistry } from '../authorization/clients.ts';
+import { errorPage, loginPage, sendPage } from '../authorization/pages.ts';
+import { sha256, unguessable, type PendingAuthorizations } from '../authorization/pending-requests.ts';
+import { signIn } from '../authorization/sign-in.ts';
+import { requestedAccess } from '../grants/authorize.ts';
+import type { GrantContext } from '../grants/context.ts';
+import { sourceOf } from '../throttling/login-throttle.ts';
+import { noStore, rejectDuplicateParams } from './token.ts';
+
+/**
+ * The browser's binding to the login pages it was served (CSRF defence with the pending request id
+ * in the form): `__Host-` (Secure, Path=/, no Domain), HttpOnly, and SameSite=Lax, so it comes along
+ * on the top-level navigation from the client to /oauth2/authorize but not on another site's POST.
+ */
+const BROWSER_COOKIE = '__Host-keyway-browser';
+const BROWSER_COOKIE_VALUE = new RegExp(`(?:^|;\\s*)${BROWSER_COOKIE}=([A-Za-z0-9_-]{43})(?:;|$)`);
+
+const FORM_REFUSED = 'this sign-in form is not valid or has expired: start the sign-in again from the application';
+const LOGIN_FAILED = 'The email or password is incorrect.';
+
+const browserOf = (req: Request): string | undefined => BROWSER_COOKIE_VALUE.exec(req.get('cookie') ?? '')?.[1];
+
+/** A browser asks for the page; anything else (a program, a client that names no Accept) gets the JSON error body. */
+const prefersHtml = (req: Request): boolean => req.accepts(['application/json', 'text/html']) === 'text/html';
+
+/** RFC 6749 §4.1.2.1: error_description is %x20-21 / %x23-5B / %x5D-7E. */
+const errorDescription = (text: string): string => text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '').slice(0, 300);
+
+const firstIssue = (error: z.ZodError): string => {
+  const [first] = error.issues;
+  return errorDescription(`${first?.path.join('.') ?? 'request'}: ${first?.message ?? 'invalid'}`);
+};
+
+/**
+ * Redirects to the client (303: the browser follows with GET, also after the form's POST), every
+ * answer with RFC 9207 `iss`, and `state` exactly as the client sent it when it sent one.
+ */
+function redirectTo(res: Response, redirectUri: string, params: Record<string, string | undefined>): void {
+  const url = new URL(redirectUri);
+  for (const [name, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(name, value);
+  res.redirect(303, url.href);
+}
+
+/**
+ * RFC 6749 §4.1.2.1 (and RFC 9700 §4.1.1): without a registered client_id and a redirect_uri that is
+ * one of its registered ones exactly, nothing is redirected: the refusal is shown (a 400 page).
+ */
+function registeredRedirect(clients: BrowserClientRegistry, query: Record<string, unknown>): { client: BrowserClient; redirectUri: string } {
+  const { client_id: clientId, redirect_uri: redirectUri } = query;
+  if (typeof clientId !== 'string' || clientId === '') throw new InvalidRequest('client_id is required, once');
+  const client = clients.get(clientId);
+  if (!client) throw new InvalidRequest('the client_id is not a registered client', `client_id ${clientId.slice(0, 64)}`);
+  if (typeof redirectUri !== 'string' || !client.redirect_uris.includes(redirectUri)) {
+    throw new InvalidRequest('the redirect_uri is missing or is not registered for this client', `client_id ${clientId}`);
+  }
+  return { client, redirectUri };
+}
+
+/** Refusals of these routes are a page for a browser; the JSON error body otherwise (the kit's error handler). */
+const browserRefusal: ErrorRequestHandler = (err, req, res, next) => {
+  const refusal = outageAnswer(err) ?? err;
+  if (!(refusal instanceof OAuthError) || !prefersHtml(req) || res.headersSent) return next(err);
+  req.log.info('request refused', { method: req.method, path: req.path, status: refusal.status, error: refusal.code, detail: refusal.detail });
+  const { status, body, headers } = toErrorBody(refusal);
+  res.set(headers);
+  sendPage(res, status, errorPage(body.error, body.error_description));
+};
+
+/**
+ * GET /oauth2/authorize (RFC 6749 §4.1.1, RFC 7636 S256, RFC 9207) and the form of its login page,
+ * POST /oauth2/login. A valid request is kept as a pending request and answered with the page; the
+ * form's success redirects to the client with a single-use code (grants/authorization_code.ts).
+ */
+export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations }): Router {
+  const router = Router();
+  const { issuer } = context.settings;
+
+  bindRoute(router, pasRoutes.authorize, noStore, async (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    const { client, redirectUri } = registeredRedirect(context.browserClients, query);
+    const state = AuthorizationRequest.shape.state.safeParse(query.state).success ? (query.state as string | undefined) : undefined;
+    const back = (error: string, description: string) => redirectTo(res, redirectUri, { error, error_description: errorDescription(description), state, iss: issuer });
+
+    // RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once."
+    const repeated = Object.entries(query).find(([, value]) => Array.isArray(value));
+    if (repeated) return back('invalid_request', `parameter ${repeated[0]} is included more than once`);
+    if (query.response_type === undefined) return back('invalid_request', 'response_type is required');
+    if (query.response_type !== 'code') return back('unsupported_response_type', 'only response_type=code is supported');
+    const parsed = AuthorizationRequest.safeParse(query);
+    if (!parsed.success) return back('invalid_request', firstIssue(parsed.error));
+    const scope = scopeFor(client, parsed.data.scope);
+    if (scope === undefined) return back('invalid_scope', `the client may ask for: ${client.scope}`);
+    try {
+      requestedAccess(scope);
+    } catch (err) {
+      if (err instanceof OAuthError) return back('invalid_scope', err.description);
+      throw err;
+    }
+
+    let browser = browserOf(req);
+    if (browser === undefined) {
+      browser = unguessable();
+      res.cookie(BROWSER_COOKIE, browser, { httpOnly: true, secure: true, sameSite: 'lax', path: '/' });
+    }
+    const pending = { client_id: client.client_id, redirect_uri: redirectUri, scope, state, code_challenge: parsed.data.code_challenge, browser: sha256(browser) };
+    const id = await context.pending.open(pending, sourceOf(req));
+    sendPage(res, 200, loginPage({ request: id, client: client.client_name ?? client.client_id, action: pasRoutes.login.path }), new URL(redirectUri).origin);
+  });
+
+  bindRoute(router, pasRoutes.login, noStore, requireBodyType(pasRoutes.login), rejectDuplicateParams, async (req, res, input) => {
+    const form = input.body();
+    const request = await context.pending.find(form.request);
+    const browser = browserOf(req);
+    if (!request) throw new InvalidRequest(FORM_REFUSED, 'no such pending authorization request');
+    // the page's cookie must come with its form: another site cannot make the browser post it (CSRF)
+    if (browser === undefined || !timingSafeEqual(Buffer.from(sha256(browser)), Buffer.from(request.browser))) {
+      throw new InvalidRequest(FORM_REFUSED, 'the form came without the browser binding cookie of its page');
+    }
+    const client = context.browserClients.get(request.client_id);
+    if (!client) throw new InvalidRequest(FORM_REFUSED, 'the client is no longer registered');
+    const back = (params: Record<string, string>) => redirectTo(res, request.redirect_uri, { ...params, state: request.state, iss: issuer });
+    const origin = { fields: requestFields(req), source: sourceOf(req), log: req.log };
+    try {
+      back({ code: await signIn(context, origin, { id: form.request, request }, form) });
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      // RFC 6749 §4.1.2.1: the person is known but not authorized for this client: the client is told so
+      if (err.code === 'access_denied') {
+        await context.pending.close(form.request);
+        return back({ error: 'access_denied', error_description: errorDescription(err.description) });
+      }
+      // a failed or throttled login: the page again, with one message for a wrong password and an unknown account
+      if ((err.code === 'invalid_grant' || err.status === 429) && prefersHtml(req)) {
+        const message = err.status === 429 ? `Too many failed sign-ins. Try again in ${err.headers['Retry-After'] ?? 'a few'} seconds.` : LOGIN_FAILED;
+        res.set(err.headers);
+        const page = loginPage({ request: form.request, client: client.client_name ?? client.client_id, action: pasRoutes.login.path, message, email: form.email });
+        return sendPage(res, err.status, page, new URL(request.redirect_uri).origin);
+      }
+      throw err;
+    }
+  });
+
+  router.use(browserRefusal);
+  return router;
+}
