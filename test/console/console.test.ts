@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, rawClient } from '../helpers.ts';
 import { provisionOperator } from '../operators/operator.ts';
+import { launchChromium } from '../browser.ts';
 
 /** Debian's Chromium (`pnpm test` installs it when missing: test/prerequisites.sh). */
-const CHROMIUM = '/usr/bin/chromium';
 /** What a page may take to show an answer: sign-in runs scrypt, slow on a loaded 2-core machine. */
 const UI_WAIT = { timeout: 10_000 };
 const SCREENSHOT = resolve(import.meta.dirname, '../../test-results/console.png');
@@ -17,15 +17,9 @@ let suite: Suite;
 let browser: Browser;
 let operator: { email: string };
 beforeAll(async () => {
-  // A console test that cannot see a browser must fail, never pass by skipping.
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the console test`);
   suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL });
   operator = await provisionOperator(suite);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    headless: true,
-  });
+  browser = await launchChromium('the console test');
 });
 afterAll(async () => {
   await browser?.close();

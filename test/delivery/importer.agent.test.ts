@@ -51,6 +51,16 @@ async function waitFor(done: () => boolean, timeoutMs: number): Promise<void> {
 
 const idsIn = (path: string) => readLines(path).map((line) => (JSON.parse(line) as { id: string }).id);
 
+/** The agent as it ships, logged in as `email`, started; `topic` may wrap the suite's client to watch or change its calls. */
+function startAgent(email: string, sink: Sink, topic: TopicClient = suite.topic) {
+  const agent = createAgent(
+    { credentials: { kind: 'password', username: email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
+    { pas: suite.pas, pac: suite.pac, topic, sink, logger: silentLogger },
+  );
+  agent.start();
+  return agent;
+}
+
 /** The file sink, with a hook before each write (to slow it down or make it fail). */
 async function hookedSink(path: string, before: (batch: Batch) => Promise<void>): Promise<Sink> {
   const inner = await fileSink(path);
@@ -74,11 +84,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
       slow = false;
       await sleep(LOCK_SEC * 2500);
     });
-    const agent = createAgent(
-      { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
-      { pas: suite.pas, pac: suite.pac, topic: suite.topic, sink, logger: silentLogger },
-    );
-    agent.start();
+    const agent = startAgent(f.email, sink, suite.topic);
     try {
       const published = await f.publish(5);
       await waitForLines(sinkFile, published.length, 20_000);
@@ -105,11 +111,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
         throw new Error('disk full');
       }
     });
-    const agent = createAgent(
-      { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
-      { pas: suite.pas, pac: suite.pac, topic: suite.topic, sink, logger: silentLogger },
-    );
-    agent.start();
+    const agent = startAgent(f.email, sink, suite.topic);
     try {
       const published = await f.publish(6);
       await waitForLines(sinkFile, published.length, 20_000);
@@ -148,11 +150,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
         }
       },
     };
-    const agent = createAgent(
-      { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
-      { pas: suite.pas, pac: suite.pac, topic, sink: await fileSink(sinkFile), logger: silentLogger },
-    );
-    agent.start();
+    const agent = startAgent(f.email, await fileSink(sinkFile), topic);
     try {
       await waitForLines(sinkFile, published.length, 60_000);
       await waitFor(() => requests.reduce((sum, n) => sum + n, 0) === published.length && inFlight === 0, 10_000);
@@ -192,11 +190,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
         return suite.topic.complete(...args);
       },
     };
-    const agent = createAgent(
-      { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
-      { pas: suite.pas, pac: suite.pac, topic, sink: await fileSink(sinkFile), logger: silentLogger },
-    );
-    agent.start();
+    const agent = startAgent(f.email, await fileSink(sinkFile), topic);
     try {
       await waitForLines(sinkFile, published.length, 60_000);
       await waitFor(() => singles === published.length, 10_000);

@@ -1,26 +1,19 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionTenant } from '../helpers.ts';
+import { launchChromium } from '../browser.ts';
+import { authorizationUrl, pkce } from './authorization.ts';
 
 // Issue 13: PAS's login page in a real browser (Debian's Chromium): its Content-Security-Policy lets the
 // form post and the redirect that answers it reach the client (CSP form-action governs both), the
 // __Host- cookie comes back with the form, and nothing on the page is blocked.
-const CHROMIUM = '/usr/bin/chromium';
 
 let suite: Suite;
 let browser: Browser;
 beforeAll(async () => {
-  // a browser test that cannot see a browser must fail, never pass by skipping
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the login page test`);
   suite = await startSuite({ redisUrl: REDIS_URL });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    headless: true,
-  });
+  browser = await launchChromium('the login page test');
 });
 afterAll(async () => {
   await browser?.close();
@@ -30,17 +23,8 @@ afterAll(async () => {
 describe('the login page in Chromium', () => {
   it('signs a person in: wrong password first, then the redirect to the client with code, state and iss', async () => {
     const { email } = await provisionTenant(suite);
-    const verifier = randomBytes(32).toString('base64url');
-    const url = new URL('/oauth2/authorize', suite.urls.pas);
-    const params = {
-      response_type: 'code',
-      client_id: RELEASES_CLIENT.client_id,
-      redirect_uri: RELEASES_CLIENT.redirect_uri,
-      state: 'chromium-state',
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-    };
-    for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+    const { challenge } = pkce();
+    const url = new URL(authorizationUrl(suite.urls.pas, challenge, { state: 'chromium-state' }));
 
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { browserLogin, openLoginPage, PASSWORD, postLoginForm, provisionTenant, rawClient } from '../helpers.ts';
+import { authorizationUrl as authorizeAt, pkce } from './authorization.ts';
 
 // Issue 13, browser login: the authorization code flow with PKCE at PAS on the real suite
 // (PostgreSQL, Redis, HTTPS). openid-client drives the whole flow in test/interop/openid-client.test.ts;
@@ -17,26 +18,8 @@ beforeAll(async () => {
 });
 afterAll(() => suite?.close());
 
-const pkce = () => {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
-};
-
-/** An authorization URL as the releases client builds it; `params` override or (undefined) leave out a parameter. */
-function authorizationUrl(challenge: string, params: Record<string, string | undefined> = {}): string {
-  const url = new URL('/oauth2/authorize', suite.urls.pas);
-  const all = {
-    response_type: 'code',
-    client_id: RELEASES_CLIENT.client_id,
-    redirect_uri: RELEASES_CLIENT.redirect_uri,
-    state: 'st-123',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    ...params,
-  };
-  for (const [name, value] of Object.entries(all)) if (value !== undefined) url.searchParams.set(name, value);
-  return url.href;
-}
+/** An authorization URL at this suite's PAS (test/lifecycle/authorization.ts). */
+const authorizationUrl = (challenge: string, params: Record<string, string | undefined> = {}) => authorizeAt(suite.urls.pas, challenge, params);
 
 /** Where an answer redirects the browser, and its query. */
 function redirected(answer: { status: number; headers: Record<string, unknown> }) {
