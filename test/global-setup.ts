@@ -1,13 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PKI_NAMES } from '../packages/testkit/src/pki.ts';
 import { ensureDevPki } from '@keyway/tls';
 
-/** One development PKI for the whole run (RSA key generation takes seconds), removed afterwards. */
+/**
+ * One development PKI for the whole run (RSA key generation takes seconds), and one scratch folder
+ * every test's temporary files go under (TMPDIR, inherited by the test workers and the processes
+ * they start): both removed afterwards, so a run leaves nothing in the machine's temp folder.
+ */
 export default async function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'keyway-test-pki-'));
-  await ensureDevPki(dir, [...PKI_NAMES]);
-  process.env.KEYWAY_TEST_PKI_DIR = dir;
-  return () => rmSync(dir, { recursive: true, force: true });
+  const scratch = mkdtempSync(join(tmpdir(), 'keyway-test-run-'));
+  // private servers run as their own users (postgres, rabbitmq) and must reach their folders inside
+  chmodSync(scratch, 0o755);
+  const pki = mkdtempSync(join(scratch, 'pki-'));
+  await ensureDevPki(pki, [...PKI_NAMES]);
+  process.env.KEYWAY_TEST_PKI_DIR = pki;
+  process.env.TMPDIR = scratch;
+  return () => rmSync(scratch, { recursive: true, force: true });
 }

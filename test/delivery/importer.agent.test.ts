@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +23,17 @@ beforeAll(async () => {
   // a lock lapses after 2 s unless renewed, so a 5 s write outlives it twice over
   suite = await startSuite({ redisUrl: REDIS_URL, amqpUrl: AMQP_URL, topic: { lockDurationSec: LOCK_SEC } });
 });
-afterAll(() => suite?.close());
+/** the sink folders the tests made, removed at the end */
+const dirs: string[] = [];
+const scratch = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  await suite?.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 async function feed() {
   const { tenant, feed: topic, email } = await provisionTenant(suite);
@@ -37,7 +47,7 @@ async function feed() {
     return batches;
   };
   const nothingLeft = async () => (await suite.topic.receive(listenKey, tenant, topic, 'default', 1)) === null;
-  return { tenant, topic, email, publish, nothingLeft, dir: mkdtempSync(join(tmpdir(), 'keyway-agent-')) };
+  return { tenant, topic, email, publish, nothingLeft, dir: scratch('keyway-agent-') };
 }
 
 /** polls until `done` holds; fails the test when it does not within timeoutMs */
@@ -205,7 +215,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
 
   it('pulls several feeds in one process (FEEDS_FILE) and answers their health and lag on 127.0.0.1', async () => {
     const [a, b] = [await feed(), await feed()];
-    const dir = mkdtempSync(join(tmpdir(), 'keyway-feeds-'));
+    const dir = scratch('keyway-feeds-');
     writeFileSync(join(dir, 'ca.crt'), suite.pki.ca.certPem);
     const feedsFile = join(dir, 'feeds.json');
     writeFileSync(feedsFile, JSON.stringify([a, b].map((f, i) => ({ KEYWAY_USERNAME: f.email, KEYWAY_PASSWORD: PASSWORD, SINK_FILE: join(dir, `feed-${i}.jsonl`), STREAM_TIMEOUT_SEC: 5 }))), {
