@@ -8,9 +8,8 @@ import { PASSWORD, rawClient } from '../helpers.ts';
 import { provisionOperator } from '../operators/operator.ts';
 import { launchChromium } from '../browser.ts';
 
-/** Debian's Chromium (`pnpm test` installs it when missing: test/prerequisites.sh). */
-/** What a page may take to show an answer: sign-in runs scrypt, slow on a loaded 2-core machine. */
-const UI_WAIT = { timeout: 10_000 };
+/** What a page may take to show an answer: sign-in and adding a user run scrypt, slow on a loaded 2-core machine. */
+const UI_WAIT = { timeout: 30_000 };
 const SCREENSHOT = resolve(import.meta.dirname, '../../test-results/console.png');
 
 let suite: Suite;
@@ -33,6 +32,13 @@ async function openConsole(): Promise<Page> {
   page.on('dialog', (dialog) => void dialog.accept());
   await page.goto(`${suite.urls.entitlement}/console/`);
   return page;
+}
+
+/** An element's text, led by the console's error line when one shows, so a failed wait says what the console said. */
+async function textOf(page: Page, selector: string): Promise<string> {
+  const error = page.locator('#error');
+  const prefix = (await error.isVisible()) ? `[console error: ${await error.textContent()}] ` : '';
+  return prefix + ((await page.locator(selector).textContent()) ?? '');
 }
 
 async function signIn(page: Page, email: string, password: string) {
@@ -61,7 +67,7 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
   it('signs in, creates a tenant, adds a user, grants a feed, suspends and resumes; the admin API agrees', async () => {
     const page = await openConsole();
     await signIn(page, operator.email, PASSWORD);
-    await expect.poll(() => page.locator('#who-email').textContent(), UI_WAIT).toBe(operator.email);
+    await expect.poll(() => textOf(page, '#who-email'), UI_WAIT).toBe(operator.email);
     // The tokens live in the page's memory only.
     // (A string expression: this file is compiled without the DOM library.)
     expect(await page.evaluate('localStorage.length + sessionStorage.length + document.cookie.length')).toBe(0);
@@ -72,8 +78,8 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     await create.getByLabel('Name').fill('Console Corp');
     await create.getByLabel('Feeds').fill('edr-events');
     await create.getByRole('button', { name: 'Create tenant' }).click();
-    await expect.poll(() => page.locator('#tenant-id').textContent(), UI_WAIT).toBe(tenant);
-    await expect.poll(() => page.locator('#tenant-table').textContent(), UI_WAIT).toContain(tenant);
+    await expect.poll(() => textOf(page, '#tenant-id'), UI_WAIT).toBe(tenant);
+    await expect.poll(() => textOf(page, '#tenant-table'), UI_WAIT).toContain(tenant);
 
     const email = `analyst@${tenant}.example`;
     const addUser = page.locator('#add-user-form');
@@ -81,13 +87,13 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     await addUser.getByLabel('Password').fill(PASSWORD);
     await addUser.getByLabel('Role').selectOption('full-control');
     await addUser.getByRole('button', { name: 'Add user' }).click();
-    await expect.poll(() => page.locator('#user-table tbody').textContent(), UI_WAIT).toContain(email);
+    await expect.poll(() => textOf(page, '#user-table tbody'), UI_WAIT).toContain(email);
     expect(await page.locator('#user-table tbody').textContent()).toContain('full-control');
 
     const grant = page.locator('#grant-feed-form');
     await grant.getByLabel('Feed').fill('dns-logs');
     await grant.getByRole('button', { name: 'Grant feed' }).click();
-    await expect.poll(() => page.locator('#feed-list').textContent(), UI_WAIT).toContain('dns-logs');
+    await expect.poll(() => textOf(page, '#feed-list'), UI_WAIT).toContain('dns-logs');
     expect(await page.locator('#feed-list').textContent()).toContain('edr-events');
 
     // The API's error_description reaches the operator: PAC has no SAS keys for a tenant nobody has logged in to.
@@ -95,13 +101,13 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     await expect.poll(() => page.getByRole('alert').textContent(), UI_WAIT).toBe(`no SAS keys for tenant ${tenant}`);
 
     await page.getByRole('button', { name: 'Suspend tenant' }).click();
-    await expect.poll(() => page.locator('#tenant-status').textContent(), UI_WAIT).toBe('suspended');
+    await expect.poll(() => textOf(page, '#tenant-status'), UI_WAIT).toBe('suspended');
     expect((await suite.operator.getTenant(tenant)).status).toBe('suspended');
     await page.getByRole('button', { name: 'Resume tenant' }).click();
-    await expect.poll(() => page.locator('#tenant-status').textContent(), UI_WAIT).toBe('active');
+    await expect.poll(() => textOf(page, '#tenant-status'), UI_WAIT).toBe('active');
 
     // The tenant's audit events, which the console reads from the audit service with the operator's token.
-    await expect.poll(() => page.locator('#audit').textContent(), UI_WAIT).toMatch(/Action.*admin\.tenant_resumed/s);
+    await expect.poll(() => textOf(page, '#audit'), UI_WAIT).toMatch(/Action.*admin\.tenant_resumed/s);
 
     expect(await suite.operator.getTenant(tenant)).toMatchObject({ id: tenant, name: 'Console Corp', status: 'active', feeds: ['edr-events', 'dns-logs'] });
     const users = (await suite.operator.listUsers(tenant)).users;
