@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, type TopicClient } from '@keyway/clients';
 import type { Batch } from '@keyway/contracts';
-import { createAgent, fileSink, importerFeeds, startImporter, type AgentHealth, type Sink } from '@keyway/importer';
+import { createAgent, fileSink, importerFeeds, startImporter, type Agent, type AgentHealth, type Sink } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, readLines, waitForLines } from '../helpers.ts';
@@ -35,6 +35,8 @@ afterAll(async () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+type Feed = Awaited<ReturnType<typeof feed>>;
+
 async function feed() {
   const { tenant, feed: topic, email } = await provisionTenant(suite);
   const producer = await suite.operator.createUser(tenant, { email: `producer@${tenant}.example`, password: PASSWORD, roles: ['producer', 'full-control'] });
@@ -62,13 +64,22 @@ async function waitFor(done: () => boolean, timeoutMs: number): Promise<void> {
 const idsIn = (path: string) => readLines(path).map((line) => (JSON.parse(line) as { id: string }).id);
 
 /** The agent as it ships, logged in as `email`, started; `topic` may wrap the suite's client to watch or change its calls. */
-function startAgent(email: string, sink: Sink, topic: TopicClient = suite.topic) {
+/**
+ * Runs `body` with an agent pulling the feed into `sink` (through `topic`), stops the agent whatever
+ * happens, then checks that nothing was left on the subscription.
+ */
+async function withAgent(f: Feed, sink: Sink, body: (agent: Agent) => Promise<void>, topic: TopicClient = suite.topic): Promise<void> {
   const agent = createAgent(
-    { credentials: { kind: 'password', username: email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
+    { credentials: { kind: 'password', username: f.email, password: PASSWORD }, subscription: 'default', receiveTimeoutSec: 1 },
     { pas: suite.pas, pac: suite.pac, topic, sink, logger: silentLogger },
   );
   agent.start();
-  return agent;
+  try {
+    await body(agent);
+  } finally {
+    await agent.stop();
+  }
+  expect(await f.nothingLeft()).toBe(true);
 }
 
 /** The file sink, with a hook before each write (to slow it down or make it fail). */
@@ -94,8 +105,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
       slow = false;
       await sleep(LOCK_SEC * 2500);
     });
-    const agent = startAgent(f.email, sink, suite.topic);
-    try {
+    await withAgent(f, sink, async (agent) => {
       const published = await f.publish(5);
       await waitForLines(sinkFile, published.length, 20_000);
       // the last complete goes out just after the last write
@@ -105,10 +115,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
       expect(agent.stats.locksLost).toBe(0);
       expect(agent.stats.duplicatesDropped).toBe(0);
       expect(agent.health()).toMatchObject({ healthy: true, tenant: f.tenant, behind: 0, written: 5 });
-    } finally {
-      await agent.stop();
-    }
-    expect(await f.nothingLeft()).toBe(true);
+    });
   }, 60_000);
 
   it('abandons a batch whose write failed, with those queued behind it; they come back and each is written once', async () => {
@@ -121,8 +128,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
         throw new Error('disk full');
       }
     });
-    const agent = startAgent(f.email, sink, suite.topic);
-    try {
+    await withAgent(f, sink, async (agent) => {
       const published = await f.publish(6);
       await waitForLines(sinkFile, published.length, 20_000);
       await sleep(500);
@@ -132,10 +138,7 @@ describe('the importer agent (stream, pipelined writes)', () => {
       // what was written before the failure stays first, in delivery order
       expect(ids.slice(0, 2)).toEqual(published.slice(0, 2).map((b) => b.id));
       expect(agent.stats.errors).toBeGreaterThanOrEqual(1);
-    } finally {
-      await agent.stop();
-    }
-    expect(await f.nothingLeft()).toBe(true);
+    });
   }, 60_000);
 
   it('completes a backlog in few requests: one in flight at a time, the batches written meanwhile together in the next; a lone batch at once', async () => {
@@ -160,26 +163,27 @@ describe('the importer agent (stream, pipelined writes)', () => {
         }
       },
     };
-    const agent = startAgent(f.email, await fileSink(sinkFile), topic);
-    try {
-      await waitForLines(sinkFile, published.length, 60_000);
-      await waitFor(() => requests.reduce((sum, n) => sum + n, 0) === published.length && inFlight === 0, 10_000);
-      expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
-      expect(mostInFlight).toBe(1);
-      expect(requests.length).toBeLessThanOrEqual(published.length / 4);
-      expect(Math.max(...requests)).toBeGreaterThan(1);
-      // nothing in flight: the next batch alone is completed without waiting for company
-      const before = requests.length;
-      const [lone] = await f.publish(1);
-      await waitForLines(sinkFile, published.length + 1, 10_000);
-      await waitFor(() => requests.length === before + 1 && inFlight === 0, 5000);
-      expect(requests.at(-1)).toBe(1);
-      expect(idsIn(sinkFile).at(-1)).toBe(lone!.id);
-      expect(agent.health()).toMatchObject({ behind: 0, written: published.length + 1, locksLost: 0, errors: 0, duplicatesDropped: 0 });
-    } finally {
-      await agent.stop();
-    }
-    expect(await f.nothingLeft()).toBe(true);
+    await withAgent(
+      f,
+      await fileSink(sinkFile),
+      async (agent) => {
+        await waitForLines(sinkFile, published.length, 60_000);
+        await waitFor(() => requests.reduce((sum, n) => sum + n, 0) === published.length && inFlight === 0, 10_000);
+        expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
+        expect(mostInFlight).toBe(1);
+        expect(requests.length).toBeLessThanOrEqual(published.length / 4);
+        expect(Math.max(...requests)).toBeGreaterThan(1);
+        // nothing in flight: the next batch alone is completed without waiting for company
+        const before = requests.length;
+        const [lone] = await f.publish(1);
+        await waitForLines(sinkFile, published.length + 1, 10_000);
+        await waitFor(() => requests.length === before + 1 && inFlight === 0, 5000);
+        expect(requests.at(-1)).toBe(1);
+        expect(idsIn(sinkFile).at(-1)).toBe(lone!.id);
+        expect(agent.health()).toMatchObject({ behind: 0, written: published.length + 1, locksLost: 0, errors: 0, duplicatesDropped: 0 });
+      },
+      topic,
+    );
   }, 90_000);
 
   it('against a topic service without the batch complete (rolling upgrade: 404 not_found) completes one batch a request, losing nothing', async () => {
@@ -200,17 +204,18 @@ describe('the importer agent (stream, pipelined writes)', () => {
         return suite.topic.complete(...args);
       },
     };
-    const agent = startAgent(f.email, await fileSink(sinkFile), topic);
-    try {
-      await waitForLines(sinkFile, published.length, 60_000);
-      await waitFor(() => singles === published.length, 10_000);
-      expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
-      expect(batchAttempts).toBe(1);
-      expect(agent.health()).toMatchObject({ behind: 0, written: published.length, locksLost: 0, errors: 0, duplicatesDropped: 0 });
-    } finally {
-      await agent.stop();
-    }
-    expect(await f.nothingLeft()).toBe(true);
+    await withAgent(
+      f,
+      await fileSink(sinkFile),
+      async (agent) => {
+        await waitForLines(sinkFile, published.length, 60_000);
+        await waitFor(() => singles === published.length, 10_000);
+        expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
+        expect(batchAttempts).toBe(1);
+        expect(agent.health()).toMatchObject({ behind: 0, written: published.length, locksLost: 0, errors: 0, duplicatesDropped: 0 });
+      },
+      topic,
+    );
   }, 90_000);
 
   it('pulls several feeds in one process (FEEDS_FILE) and answers their health and lag on 127.0.0.1', async () => {
