@@ -55,6 +55,21 @@ async function feed() {
 type Feed = Awaited<ReturnType<typeof feed>>;
 
 /** publishes one batch and receives it on `via`, locked there */
+/** An instance listed as instances list themselves, at a port nothing listens on: its id. */
+async function listSilentInstance(): Promise<string> {
+  const silent = randomBytes(6).toString('hex');
+  await suite.stores.topic.set(`instances:${silent}`, 'https://127.0.0.1:9', { ttlMs: 60_000 });
+  return silent;
+}
+
+/** A batch locked on a third instance that then closed: the message as that instance handed it out. */
+async function lockedOnClosedInstance(f: Feed): Promise<ReceivedMessage> {
+  const third = await suite.addTopicInstance();
+  const m = await lockedOn(f, third.topic);
+  await third.close();
+  return m;
+}
+
 async function lockedOn(f: Feed, via: TopicClient): Promise<ReceivedMessage> {
   const batch = await f.publish();
   const m = await f.receive(via);
@@ -159,18 +174,14 @@ describe('issue 12: any topic instance settles any lock', { timeout: 60_000 }, (
   it('an instance that is listed but does not answer has lost its locks: 410 lock_lost', async () => {
     const f = await feed();
     const m = await lockedOn(f, a);
-    const silent = randomBytes(6).toString('hex');
-    // listed as instances list themselves, at a port nothing listens on
-    await suite.stores.topic.set(`instances:${silent}`, 'https://127.0.0.1:9', { ttlMs: 60_000 });
+    const silent = await listSilentInstance();
     expect(await refusal(b.abandon(f.key, f.tenant, f.feed, 'default', m.message_id, tokenOf(silent)))).toEqual(LOCK_LOST);
     await f.complete(a, m);
   });
 
   it('a lock of an instance that closed is 410 lock_lost on the others, and its batch comes back', async () => {
     const f = await feed();
-    const third = await suite.addTopicInstance();
-    const m = await lockedOn(f, third.topic);
-    await third.close();
+    const m = await lockedOnClosedInstance(f);
     expect(await refusal(f.complete(a, m))).toEqual(LOCK_LOST);
     expect(await refusal(f.renew(b, m))).toEqual(LOCK_LOST);
     const again = await f.receive(b);
@@ -215,14 +226,11 @@ describe('issue 12: any topic instance settles any lock', { timeout: 60_000 }, (
 
   it('in a batch complete, the locks of a gone, an unlisted and a silent instance are lock_lost and the held one completes', async () => {
     const f = await feed();
-    const third = await suite.addTopicInstance();
-    const gone = await lockedOn(f, third.topic);
-    await third.close();
+    const gone = await lockedOnClosedInstance(f);
     // the gone instance's batch comes back (uncounted: the instance went away, not the client), locked on A now
     const held = (await f.receive(a))!;
     expect(held).toMatchObject({ message_id: gone.message_id, delivery_count: 1 });
-    const silent = randomBytes(6).toString('hex');
-    await suite.stores.topic.set(`instances:${silent}`, 'https://127.0.0.1:9', { ttlMs: 60_000 });
+    const silent = await listSilentInstance();
     const locks = [
       { message_id: gone.message_id, lock_token: gone.lock_token },
       { message_id: held.message_id, lock_token: held.lock_token },
