@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, type PacClient, type PasClient, type StreamedMessage, type TopicClient } from '@keyway/clients';
-import { MAX_PREFETCH, type ReceivedMessage } from '@keyway/contracts';
+import type { ReceivedMessage } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import { memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { completions, type CompleteOutcome } from './completions.ts';
 import { SasKeeper, type TopicAddress } from './credentials/sas.ts';
 import { Session, type Credentials } from './credentials/session.ts';
 import type { Sink } from './sinks/sink.ts';
@@ -204,90 +205,19 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     };
   }
 
-  /**
-   * A topic service older than the batch complete (during a rolling upgrade) answers its path 404
-   * not_found: from then on this agent completes one lock a request, as before issue 12.
-   */
-  let batchCompletes = true;
-
-  /**
-   * Completes with one key and address (a stream's, or a long poll's): at most one request in flight;
-   * the batches that become durable meanwhile go together in the next one, as one AMQP disposition
-   * settles many deliveries (issue 12). No timer: a lone batch is completed at once. The returned
-   * function resolves once the batch's complete is answered, however; a lost lock (an entry's
-   * lock_lost, as a single complete's 410) is let go: the batch comes back and is dropped as a duplicate.
-   */
-  function completer(sasKey: string, at: TopicAddress): (message: ReceivedMessage) => Promise<void> {
-    let queued: Array<{ message: ReceivedMessage; done: () => void }> = [];
-    let sending = false;
-    type Lock = { message_id: string; lock_token: string };
-    type Outcome = 'completed' | 'lock_lost' | { failed: unknown };
-
-    const completeEach = (locks: Lock[]) =>
-      Promise.all(
-        locks.map((lock) =>
-          deps.topic.complete(sasKey, at.tenant, at.topic, options.subscription, lock.message_id, lock.lock_token).then(
-            (): Outcome => 'completed',
-            (err: unknown): Outcome => (err instanceof ApiError && err.status === 410 ? 'lock_lost' : { failed: err }),
-          ),
-        ),
-      );
-
-    const completeTogether = async (locks: Lock[]): Promise<Outcome[]> => {
-      try {
-        const results = await deps.topic.completeMany(sasKey, at.tenant, at.topic, options.subscription, locks);
-        return locks.map((lock, i) => {
-          const result = results[i];
-          return result?.lock_token === lock.lock_token ? result.status : { failed: new Error('the complete answer does not name the batch') };
-        });
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 404 && err.code === 'not_found') {
-          batchCompletes = false;
-          log.warn('the topic service has no batch complete (an older version): completing one batch a request');
-          return completeEach(locks);
-        }
-        return locks.map(() => ({ failed: err }));
-      }
-    };
-
-    const send = async (batch: typeof queued): Promise<void> => {
-      const locks = batch.map(({ message }) => ({ message_id: message.message_id, lock_token: message.lock_token }));
-      try {
-        const outcomes = await (batchCompletes ? completeTogether(locks) : completeEach(locks));
-        for (const [i, { message }] of batch.entries()) {
-          const outcome = outcomes[i];
-          if (outcome === 'completed') failingSince = undefined;
-          else if (outcome === 'lock_lost') {
-            counts.locksLost += 1;
-            log.warn('lock lost before completion', { batchId: message.batch.id });
-          } else {
-            const err = outcome?.failed;
-            if (err instanceof ApiError && err.status === 401) sas.invalidate();
-            counts.errors += 1;
-            log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: message.batch.id, err });
-          }
-        }
-      } finally {
-        for (const { done } of batch) done();
-      }
-    };
-
-    const flush = async (): Promise<void> => {
-      sending = true;
-      while (queued.length > 0) {
-        const batch = queued.slice(0, MAX_PREFETCH);
-        queued = queued.slice(batch.length);
-        await send(batch);
-      }
-      sending = false;
-    };
-
-    return (message) =>
-      new Promise<void>((done) => {
-        queued.push({ message, done });
-        if (!sending) void flush();
-      });
-  }
+  /** A lost lock is let go: the batch comes back and is dropped as a duplicate; so is one whose complete failed. */
+  const settled = (message: ReceivedMessage, outcome: CompleteOutcome): void => {
+    if (outcome === 'completed') failingSince = undefined;
+    else if (outcome === 'lock_lost') {
+      counts.locksLost += 1;
+      log.warn('lock lost before completion', { batchId: message.batch.id });
+    } else {
+      if (outcome.failed instanceof ApiError && outcome.failed.status === 401) sas.invalidate();
+      counts.errors += 1;
+      log.warn('complete failed; the batch comes back and is dropped as a duplicate', { batchId: message.batch.id, err: outcome.failed });
+    }
+  };
+  const { completer } = completions({ topic: deps.topic, subscription: options.subscription, log });
 
   /** Takes a delivered batch into the pipeline; settled in the background, tracked in `pending`. */
   function take(message: StreamedMessage, sasKey: string, at: TopicAddress, complete: (message: ReceivedMessage) => Promise<void>): void {
@@ -359,7 +289,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     const until = Math.min(renewAt, session.renewAt ?? renewAt);
     const stream = new AbortController();
     current = stream;
-    const complete = completer(sasKey, at);
+    const complete = completer(sasKey, at, settled);
     try {
       const messages = deps.topic.stream(sasKey, at.tenant, at.topic, options.subscription, {
         prefetch: prefetch - pending.size,
@@ -383,7 +313,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     const message = await deps.topic.receive(sasKey, at.tenant, at.topic, options.subscription, options.receiveTimeoutSec, abort.signal);
     failingSince = undefined;
     if (!message) return;
-    take(message, sasKey, at, completer(sasKey, at));
+    take(message, sasKey, at, completer(sasKey, at, settled));
     await drain();
     await throwWriteFailure();
   }
