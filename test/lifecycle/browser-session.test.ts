@@ -289,6 +289,17 @@ describe('the access token running out', () => {
     expect(actions).not.toContain('refresh.reuse_detected');
     expect(actions).not.toContain('refresh_family.revoked');
   });
+  it('ends the session when PAS refuses the refresh (its family revoked): the link goes through the login again', async () => {
+    const { cookie } = await signedIn();
+    const { accessToken } = (await get('/products/a', cookie)).data;
+    // RFC 7009 at PAS, as an operator's removal in strict mode would: either token of the pair revokes the family
+    await suite.pas.revoke(accessToken, 'access_token');
+    await sleep(3_500);
+    const answer = await get('/products/a', cookie);
+    expect(answer.status).toBe(302);
+    expect(answer.headers.location).toMatch(new RegExp(`^${suite.urls.pas}/oauth2/authorize\\?`));
+    expect(cookieNamed(answer, '__Host-keyway-releases')).toMatch(/^__Host-keyway-releases=; Path=\/; Expires=Thu, 01 Jan 1970/);
+  });
 });
 
 describe('POST /logout', () => {

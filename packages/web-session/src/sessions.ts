@@ -53,6 +53,13 @@ export interface SessionLifetimes {
   now?: () => number;
 }
 
+const parseJson = (raw: string): unknown => {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+};
 const keyOf = (id: string): string => `session:${createHash('sha256').update(id).digest('base64url')}`;
 const sealKey = (id: string): Buffer => Buffer.from(hkdfSync('sha256', Buffer.from(id, 'base64url'), Buffer.alloc(0), SEAL_INFO, 32));
 
@@ -100,7 +107,7 @@ export function sessionStore(store: Store, lifetimes: SessionLifetimes) {
     const key = keyOf(id);
     const raw = await store.get(key);
     if (raw === null) return undefined;
-    const parsed = SessionRecord.safeParse(JSON.parse(raw));
+    const parsed = SessionRecord.safeParse(parseJson(raw));
     const tokens = parsed.success ? unseal(id, key, parsed.data.sealed) : undefined;
     if (!parsed.success || !tokens) return undefined;
     // the store's TTL ends it too; this holds when a clock or a TTL lags
