@@ -10,6 +10,7 @@ import { createStore, type Store } from '@keyway/store';
 import { REDIS_URL, startSuite, testPki, type Suite } from '@keyway/testkit';
 import { issueCert } from '@keyway/tls';
 import { browserSession, type BrowserSessionDeps } from '@keyway/web-session';
+import { launchChromium } from '../browser.ts';
 import { browserLogin, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 
 type AuditLog = NonNullable<BrowserSessionDeps['audit']>;
@@ -32,6 +33,7 @@ let suite: Suite;
 let server: Server;
 let siteUrl: string;
 let store: Store;
+let tls: { certPem: string; keyPem: string };
 const audited: Array<Record<string, unknown>> = [];
 
 /** the site's audit log, as a list: what the session records is the point here, not the trail's storage */
@@ -48,7 +50,7 @@ const auditLog: AuditLog = {
 beforeAll(async () => {
   // the site listens first: its redirect_uri, with its port, is registered at PAS when PAS starts
   const pki = await testPki();
-  const tls = issueCert(pki.ca, { commonName: 'releases-test' });
+  tls = issueCert(pki.ca, { commonName: 'releases-test' });
   let handler: RequestListener = (_req, res) => void res.writeHead(503).end();
   server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req: IncomingMessage, res: ServerResponse) => handler(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -71,6 +73,14 @@ beforeAll(async () => {
     const app = createBaseApp({ service: 'releases-test', logger: silentLogger });
     app.use(session.router);
     app.use(session.requireSession);
+    // the site's own page with its sign-out form. Chromium holds the redirects that answer a form to
+    // form-action too: logout's 303 to / leads, without a session, to PAS's login, so PAS is named
+    app.get('/account', (_req, res) => {
+      res
+        .set('Content-Security-Policy', `default-src 'none'; form-action 'self' ${suite.urls.pas}`)
+        .type('html')
+        .send('<!doctype html><form method="post" action="/logout"><button>Sign out</button></form>');
+    });
     app.all('/products/{*rest}', async (req, res) => {
       const who = await session.principal(req);
       res.json({ path: req.originalUrl, sub: who?.sub, tenant: who?.tenant, roles: who?.roles, jti: who?.claims.jti, accessToken: who?.accessToken });
@@ -210,6 +220,28 @@ describe('a link opened without a session', () => {
   });
 });
 
+describe('PAS as the site knows it', () => {
+  it('is refused when its discovery document names another issuer (RFC 8414 §3.3): no redirect to it', async () => {
+    // the same PAS configured under another spelling of its URL: the metadata's issuer differs
+    const issuer = suite.urls.pas.replace('localhost', '127.0.0.1');
+    const other = browserSession(
+      { issuer, clientId: CLIENT_ID, redirectUri: `${siteUrl}/oauth2/callback`, scope: SCOPE, audience: suite.urls.pac, caPem: suite.pki.ca.certPem },
+      { store, logger: silentLogger },
+    );
+    const app = createBaseApp({ service: 'releases-test', logger: silentLogger });
+    app.use(other.requireSession);
+    const mixed = createServer({ cert: tls.certPem, key: tls.keyPem }, finishApp(app, silentLogger));
+    await new Promise<void>((resolve) => mixed.listen(0, '127.0.0.1', resolve));
+    try {
+      const answer = await createHttp({ baseUrl: `https://localhost:${(mixed.address() as AddressInfo).port}`, caPem: suite.pki.ca.certPem }).get('/products/a', { headers: HTML });
+      expect({ status: answer.status, location: answer.headers.location }).toEqual({ status: 500, location: undefined });
+      expect(answer.data).toEqual({ error: 'server_error', error_description: expect.any(String) });
+    } finally {
+      await new Promise<void>((resolve) => mixed.close(() => resolve()));
+    }
+  });
+});
+
 describe('GET /oauth2/callback refuses', () => {
   const refusedPage = (answer: { status: number; headers: Record<string, unknown>; data: unknown }, status = 400) => {
     expect({ status: answer.status, location: answer.headers.location, session: cookieNamed(answer, '__Host-keyway-releases') }).toEqual({ status, location: undefined, session: undefined });
@@ -335,5 +367,52 @@ describe('POST /logout', () => {
     // Sec-Fetch-Site same-origin without Origin is this site too; without a session there is nothing to revoke
     const again = await site().post('/logout', '', { headers: { 'sec-fetch-site': 'same-origin', cookie } });
     expect(again.status).toBe(303);
+  });
+});
+
+describe('in Chromium', () => {
+  it('a bookmarked link: the login page, back on the link signed in; logout from another origin of the site is refused, from the site’s page it ends the session', async () => {
+    const person = await provisionTenant(suite);
+    const browser = await launchChromium('the browser session test');
+    try {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      const link = `${siteUrl}/products/edr-agent/7.2.1/agent.msi`;
+      await page.goto(link);
+      expect(page.url()).toMatch(new RegExp(`^${suite.urls.pas}/oauth2/authorize\\?`));
+      await page.fill('#email', person.email);
+      await page.fill('#password', PASSWORD);
+      await page.click('button[type=submit]');
+      await page.waitForURL(link, { timeout: 10_000 });
+      expect(JSON.parse((await page.textContent('body')) ?? '{}')).toMatchObject({ sub: person.user.id, tenant: person.tenant });
+      const session = (await context.cookies(siteUrl)).find((c) => c.name === '__Host-keyway-releases');
+      expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax', path: '/', expires: -1 });
+
+      // a page of another origin on the same site (another port of localhost: SameSite does not hold the cookie back)
+      // posting to the site's logout: the cookie comes along, Sec-Fetch-Site (same-site) and Origin give it away
+      const other = createServer({ cert: tls.certPem, key: tls.keyPem }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><form method="post" action="${siteUrl}/logout"><button>win a prize</button></form>`);
+      });
+      await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+      try {
+        const lure = await context.newPage();
+        await lure.goto(`https://localhost:${(other.address() as AddressInfo).port}/`);
+        const [answer] = await Promise.all([lure.waitForNavigation(), lure.click('button')]);
+        expect(answer?.status()).toBe(403);
+        // a browser is answered with a page
+        expect(await lure.textContent('code')).toBe('access_denied');
+      } finally {
+        await new Promise<void>((resolve) => other.close(() => resolve()));
+      }
+      expect((await get('/products/a', `__Host-keyway-releases=${session?.value}`)).status).toBe(200);
+
+      // signing out on the site's page: back at / without a session, which is the login again
+      await page.goto(`${siteUrl}/account`);
+      await Promise.all([page.waitForURL(new RegExp(`^${suite.urls.pas}/oauth2/authorize\\?`)), page.click('button')]);
+      expect((await context.cookies(siteUrl)).find((c) => c.name === '__Host-keyway-releases')).toBeUndefined();
+      expect((await get('/products/a', `__Host-keyway-releases=${session?.value}`)).status).toBe(302);
+    } finally {
+      await browser.close();
+    }
   });
 });

@@ -33,7 +33,7 @@ export const webSessionRoutes = {
     method: 'post',
     path: '/logout',
     summary: 'ends the browser session: revokes its refresh token at PAS (RFC 7009), deletes it, clears the cookie',
-    description: 'Same-origin only (Origin or Sec-Fetch-Site): a cross-site POST is refused with 403 and changes nothing.',
+    description: 'Same-origin only (Sec-Fetch-Site: same-origin, or Origin equal to the site’s from a browser without Fetch Metadata): another origin’s POST is refused with 403 and changes nothing.',
     responses: { 303: noBody('Location: /; Set-Cookie: the session cookie, expired') },
     errors: [403, 503],
   }),

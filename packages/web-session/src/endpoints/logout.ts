@@ -7,16 +7,21 @@ import { noStore } from './callback.ts';
 
 /**
  * Logout is a state change another site must not trigger (a forced logout is a nuisance, and a
- * forced logout-then-login a fixation path): the browser says where the POST comes from, with
- * `Origin` (RFC 6454 §7, sent on every POST) or else `Sec-Fetch-Site`; neither saying "this site"
- * is refused.
+ * forced logout-then-login a fixation path), and SameSite=Lax does not stop another origin of the
+ * same site. The browser says where the POST comes from: `Sec-Fetch-Site` (Fetch Metadata, which no
+ * page can set) must be `same-origin`; a browser without it must send `Origin` equal to the site's.
+ * `Origin: null` with `same-origin` is this site's own form under `Referrer-Policy: no-referrer`
+ * (Fetch §3.2.5 serializes the origin as null then); an `Origin` naming another origin is refused
+ * whatever else the request says.
  */
 const sameOrigin =
   (origin: string): RequestHandler =>
   (req, _res, next) => {
     const from = req.get('origin');
     const site = req.get('sec-fetch-site');
-    if (from === origin || (from === undefined && site === 'same-origin')) return next();
+    const named = from !== undefined && from !== 'null';
+    const allowed = (site === 'same-origin' && (!named || from === origin)) || (site === undefined && from === origin);
+    if (allowed) return next();
     next(new AccessDenied('sign out from this site’s own page', `cross-site logout: Origin ${from?.slice(0, 200) ?? '(none)'}, Sec-Fetch-Site ${site?.slice(0, 30) ?? '(none)'}`));
   };
 
