@@ -220,25 +220,44 @@ describe('a link opened without a session', () => {
   });
 });
 
+/** Another site instance of its own (its own listener), with `options` over the test site's; `use` calls it, then it is closed. */
+async function otherSite(options: Partial<Parameters<typeof browserSession>[0]>, use: (url: string) => Promise<void>) {
+  const session = browserSession(
+    { issuer: suite.urls.pas, clientId: CLIENT_ID, redirectUri: `${siteUrl}/oauth2/callback`, scope: SCOPE, audience: suite.urls.pac, caPem: suite.pki.ca.certPem, ...options },
+    { store: store.scoped(randomUUID()), logger: silentLogger },
+  );
+  const app = createBaseApp({ service: 'releases-test', logger: silentLogger });
+  app.use(session.requireSession);
+  const listener = createServer({ cert: tls.certPem, key: tls.keyPem }, finishApp(app, silentLogger));
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  try {
+    await use(`https://localhost:${(listener.address() as AddressInfo).port}`);
+  } finally {
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
+  }
+}
+
 describe('PAS as the site knows it', () => {
   it('is refused when its discovery document names another issuer (RFC 8414 §3.3): no redirect to it', async () => {
     // the same PAS configured under another spelling of its URL: the metadata's issuer differs
-    const issuer = suite.urls.pas.replace('localhost', '127.0.0.1');
-    const other = browserSession(
-      { issuer, clientId: CLIENT_ID, redirectUri: `${siteUrl}/oauth2/callback`, scope: SCOPE, audience: suite.urls.pac, caPem: suite.pki.ca.certPem },
-      { store, logger: silentLogger },
-    );
-    const app = createBaseApp({ service: 'releases-test', logger: silentLogger });
-    app.use(other.requireSession);
-    const mixed = createServer({ cert: tls.certPem, key: tls.keyPem }, finishApp(app, silentLogger));
-    await new Promise<void>((resolve) => mixed.listen(0, '127.0.0.1', resolve));
-    try {
-      const answer = await createHttp({ baseUrl: `https://localhost:${(mixed.address() as AddressInfo).port}`, caPem: suite.pki.ca.certPem }).get('/products/a', { headers: HTML });
+    await otherSite({ issuer: suite.urls.pas.replace('localhost', '127.0.0.1') }, async (url) => {
+      const answer = await createHttp({ baseUrl: url, caPem: suite.pki.ca.certPem }).get('/products/a', { headers: HTML });
       expect({ status: answer.status, location: answer.headers.location }).toEqual({ status: 500, location: undefined });
       expect(answer.data).toEqual({ error: 'server_error', error_description: expect.any(String) });
-    } finally {
-      await new Promise<void>((resolve) => mixed.close(() => resolve()));
-    }
+    });
+  });
+});
+
+describe('sign-ins started', () => {
+  it('are limited per address and minute (each is held 10 minutes): 429 with Retry-After beyond', async () => {
+    await otherSite({ signInsPerMinute: 3 }, async (url) => {
+      const client = createHttp({ baseUrl: url, caPem: suite.pki.ca.certPem });
+      const answers = [];
+      for (let i = 0; i < 4; i++) answers.push(await client.get(`/products/${i}`, { headers: HTML }));
+      expect(answers.map((a) => a.status)).toEqual([302, 302, 302, 429]);
+      expect(answers[3]?.data).toMatchObject({ error: 'too_many_requests' });
+      expect(Number(answers[3]?.headers['retry-after'])).toBeGreaterThan(0);
+    });
   });
 });
 

@@ -65,7 +65,7 @@ export function browserSession(options: BrowserSessionOptions, deps: BrowserSess
     settings,
     server: authorizationServer(settings),
     sessions: sessionStore(deps.store.scoped('web-session'), settings),
-    pending: pendingRequests(deps.store.scoped('web-session')),
+    pending: pendingRequests(deps.store.scoped('web-session'), settings.signInsPerMinute),
     cookies: cookies(settings.cookieName),
     audit: deps.audit,
   };
@@ -148,7 +148,7 @@ export function browserSession(options: BrowserSessionOptions, deps: BrowserSess
   /** RFC 6749 §4.1.1 with RFC 7636 §4.3: the authorization request, its state and verifier kept here. */
   const startLogin: RequestHandler = async (req, res) => {
     const browser = context.cookies.binding(req) ?? unguessable();
-    const { state, challenge } = await pending.open(returnPath(req.originalUrl), browser);
+    const { state, challenge } = await pending.open(returnPath(req.originalUrl), browser, req.ip ?? req.socket.remoteAddress ?? 'unknown');
     const url = new URL(await server.authorizationEndpoint());
     const params = {
       response_type: 'code',

@@ -34,6 +34,7 @@ export const BrowserSessionOptions = z.object({
   absoluteTtlSec: z.number().int().min(1).optional().describe("a session ends this long after its login whatever its use; default: the refresh token's lifetime"),
   caPem: z.string().min(1).describe("the CA that signs PAS's certificate"),
   clockToleranceSec: z.number().int().min(0).max(300).default(30),
+  signInsPerMinute: z.number().int().min(1).default(60).describe('sign-ins one address may start per minute (429 beyond): each is held 10 minutes in the store'),
 });
 export type BrowserSessionOptions = z.input<typeof BrowserSessionOptions>;
 export type SessionSettings = z.output<typeof BrowserSessionOptions> & { origin: string };

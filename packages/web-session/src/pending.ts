@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { tooManyRequests, windowLimiter } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 
 /** How long a sign-in may take, from the link to the callback. */
@@ -16,11 +17,15 @@ type Pending = z.infer<typeof Pending>;
  * `state`, each with its PKCE verifier (RFC 7636 §4.1), the path to go back to, and the hash of the
  * browser binding cookie it was started with. Taken once by the callback, whatever its outcome.
  */
-export function pendingRequests(store: Store) {
+export function pendingRequests(store: Store, signInsPerMinute: number) {
   const keyOf = (state: string) => `pending:${sha256(state)}`;
+  // each sign-in started is held for PENDING_TTL_MS: this bounds what one address can make the store hold
+  const starts = windowLimiter(store, { name: 'sign-ins', points: signInsPerMinute, windowMs: 60_000 });
   return {
-    /** a new request: its state and the S256 challenge of its verifier */
-    async open(returnTo: string, browser: string): Promise<{ state: string; challenge: string }> {
+    /** a new request of a browser at `source`: its state and the S256 challenge of its verifier; 429 past the source's sign-ins per minute */
+    async open(returnTo: string, browser: string, source: string): Promise<{ state: string; challenge: string }> {
+      const limit = await starts.hit(source);
+      if (!limit.allowed) throw tooManyRequests(limit, `${limit.count} sign-ins started by ${source} in a minute`, 'too many sign-ins started from this address; retry later');
       const state = unguessable();
       // RFC 7636 §4.1: 32 random octets, base64url (43 characters)
       const verifier = unguessable();
