@@ -185,6 +185,19 @@ describe('a link opened without a session', () => {
     expect(held.join('\n')).not.toContain(opened.data.accessToken.split('.')[1]);
   });
 
+  it('in two tabs at once: each sign-in comes back to its own link, with the one binding of the browser', async () => {
+    const person = await provisionTenant(suite);
+    const first = await open('/products/first');
+    const second = await site().get(`${siteUrl}/products/second`, { headers: { ...HTML, cookie: first.binding } });
+    expect(cookieNamed(second, '__Host-keyway-releases-login')?.split(';')[0]).toBe(first.binding);
+    const backs = [await browserLogin(suite, first.location, person.email, PASSWORD), await browserLogin(suite, second.headers.location as string, person.email, PASSWORD)];
+    const done = [await callback(backs[1]?.headers.location as string, first.binding), await callback(backs[0]?.headers.location as string, first.binding)];
+    expect(done.map((answer) => [answer.status, answer.headers.location])).toEqual([
+      [303, '/products/second'],
+      [303, '/products/first'],
+    ]);
+  });
+
   it('answers a program or a POST 401 login_required with a challenge, and never redirects it', async () => {
     const api = await site().get('/products/edr-agent', { headers: { accept: 'application/json' } });
     const post = await site().post('/products/edr-agent', '', { headers: HTML });

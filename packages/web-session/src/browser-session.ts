@@ -147,7 +147,9 @@ export function browserSession(options: BrowserSessionOptions, deps: BrowserSess
 
   /** RFC 6749 §4.1.1 with RFC 7636 §4.3: the authorization request, its state and verifier kept here. */
   const startLogin: RequestHandler = async (req, res) => {
-    const browser = context.cookies.binding(req) ?? unguessable();
+    // one binding per browser, so sign-ins started in several tabs at once each find theirs; only one this site made is kept
+    const known = context.cookies.binding(req);
+    const browser = known !== undefined && /^[A-Za-z0-9_-]{43}$/.test(known) ? known : unguessable();
     const { state, challenge } = await pending.open(returnPath(req.originalUrl), browser, req.ip ?? req.socket.remoteAddress ?? 'unknown');
     const url = new URL(await server.authorizationEndpoint());
     const params = {
