@@ -198,6 +198,21 @@ describe('a link opened without a session', () => {
     ]);
   });
 
+  it('starts every login under a new session id (no fixation): the id the browser came with ends', async () => {
+    const { cookie, email } = await signedIn();
+    const { accessToken } = (await get('/products/a', cookie)).data;
+    const again = await signInAt('/products/a', email);
+    const answer = await callback(again.callback, `${again.binding}; ${cookie}`);
+    expect(answer.status).toBe(303);
+    const renewed = cookieNamed(answer, '__Host-keyway-releases')?.split(';')[0] as string;
+    expect(renewed).toMatch(/^__Host-keyway-releases=[A-Za-z0-9_-]{43}$/);
+    expect(renewed).not.toBe(cookie);
+    expect((await get('/products/a', renewed)).status).toBe(200);
+    expect((await get('/products/a', cookie)).status).toBe(302);
+    // the ended session's tokens are revoked at PAS, not left live
+    expect((await rawClient(suite, 'pas', 'pac').post('/oauth2/introspect', form({ token: accessToken }), { headers: FORM })).data.active).toBe(false);
+  });
+
   it('answers a program or a POST 401 login_required with a challenge, and never redirects it', async () => {
     const api = await site().get('/products/edr-agent', { headers: { accept: 'application/json' } });
     const post = await site().post('/products/edr-agent', '', { headers: HTML });

@@ -43,9 +43,13 @@ export function callbackEndpoint(context: SessionContext): Router {
     const start = () => sessions.create(tokens);
     // recorded before the cookie leaves (fail closed): a session the trail cannot take is not handed out
     const session = context.audit ? await audited({ audit: context.audit }, { action: 'session.started', fields, refusal: false }, start) : await start();
-    // a session this browser still had ends with the new one
-    const previous = cookies.session(req);
-    if (previous !== undefined) await sessions.remove(previous);
+    // a session this browser still had ends with the new one, its tokens revoked (RFC 7009) rather than left live at PAS
+    const previousId = cookies.session(req);
+    const previous = previousId === undefined ? undefined : await sessions.load(previousId);
+    if (previousId !== undefined && previous) {
+      await server.revoke(previous.tokens.refreshToken).catch((err: unknown) => req.log?.warn('the previous session’s tokens could not be revoked', { err }));
+      await sessions.remove(previousId);
+    }
     cookies.setSession(res, session.id);
     req.log?.info('session.started', { sub: session.record.sub, tenant: session.record.tid });
     res.redirect(303, request.returnTo);
