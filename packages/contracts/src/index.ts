@@ -9,6 +9,7 @@ export * from './audit.ts';
 export * from './roles.ts';
 export * from './openapi.ts';
 export * from './route.ts';
+export * from './web-session.ts';
 export { idpApi, idpPaths, idpRoutes } from './openapi/idp.ts';
 export { entitlementApi, entitlementPaths, entitlementRoutes } from './openapi/entitlement.ts';
 export { pasApi, pasPaths, pasRoutes } from './openapi/pas.ts';

@@ -36,6 +36,8 @@ export interface SuiteOptions {
   refreshReuseLeewaySec?: number;
   /** how long PAS's authorization codes may be redeemed (default 60 s) */
   authorizationCodeTtlSec?: number;
+  /** PAS's BROWSER_CLIENTS instead of the dev suite's (RELEASES_CLIENT at its fixed port), e.g. a test site on a port of its own */
+  browserClients?: Array<{ client_id: string; client_name?: string; redirect_uris: string[]; scope: string }>;
   topic?: {
     lockDurationSec?: number;
     maxBatchBytes?: number;
@@ -194,6 +196,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         REFRESH_TOKEN_TTL_SEC: lifetimes.refreshTtlSec,
         REFRESH_REUSE_LEEWAY_SEC: options.refreshReuseLeewaySec,
         AUTHORIZATION_CODE_TTL_SEC: options.authorizationCodeTtlSec,
+        BROWSER_CLIENTS: options.browserClients && JSON.stringify(options.browserClients),
         KEY_RING_RELOAD_SEC: options.signingKeys?.reloadSec,
         SIGNING_KEY_LEAD_SEC: options.signingKeys?.leadSec,
         LOGIN_WINDOW_SEC: login.windowSec,

@@ -1,0 +1,1 @@
+export { browserSession, type BrowserSessionDeps } from './browser-session.ts';
