@@ -40,6 +40,9 @@ export const PasEnv = requiredInProduction(
       .describe(
         'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL, PUBLIC_URL (PAS\'s own signing-key admin API) and AUDIT_URL when set',
       ),
+    RELEASES_AUDIENCE: configFields.optionalUrl.describe(
+      '"aud" of access tokens with scope=releases: the releases service URL; unset = scope releases is refused (invalid_scope) and not in discovery',
+    ),
     IDP_URL: z.string().url().describe('the IdP'),
     ENTITLEMENT_URL: z.string().url().describe('the entitlement service'),
     AUDIT_URL: configFields.optionalUrl.describe('the audit service, whose query API operators call with their access token (one of the default ADMIN_AUDIENCES)'),
