@@ -17,8 +17,11 @@ import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
 
 export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit'] as const;
 export type ServiceName = (typeof SERVICES)[number];
-/** Every certificate an in-process suite uses: one per service, plus the operator caller. */
-export const PKI_NAMES = [...SERVICES, 'operator'] as const;
+/**
+ * Every certificate an in-process suite uses: one per service, plus the operator caller, plus the
+ * releases service's (it asks the entitlement service about release rights; ensureDevPki makes each name once).
+ */
+export const PKI_NAMES = [...SERVICES, 'releases', 'operator'] as const;
 
 type Env = Record<string, string | undefined>;
 
