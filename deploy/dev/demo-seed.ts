@@ -6,7 +6,7 @@ import { VENDOR_TENANT } from '@keyway/contracts';
 export const DEMO_TENANT = 'demo';
 export const DEMO_FEED = 'edr-events';
 /** The demo tenant's tier: its feed, and the product its downloaders may download (issue 13). */
-export const DEMO_TIER = 'demo';
+const DEMO_TIER = 'demo';
 export const DEMO_PRODUCT = { product: 'edr-agent', versions: '>=1.0.0' } as const;
 
 export interface DemoCredentials {
