@@ -1,7 +1,8 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
-import { mayOnRelease, type ReleaseRights } from '@keyway/contracts';
+import { type ChangeEvent, mayOnRelease, type ReleaseRights } from '@keyway/contracts';
+import { createLogger, followChangeEvents } from '@keyway/kit';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionReleaseTenant, provisionTenant, RELEASE_PRODUCT, rawClient } from '../helpers.ts';
 
@@ -155,6 +156,40 @@ describe('strict refresh re-checks release rights', () => {
     const refused = await refresh(first.data.refresh_token);
     expect({ status: refused.status, error: refused.data.error }).toEqual({ status: 400, error: 'invalid_grant' });
     expect(claims((await login(email)).data.access_token).releases).toEqual({ sensor: { rights: ['upload'], versions: '*' } });
+  });
+});
+
+describe('change events (the transactional outbox)', () => {
+  it('announces narrowed release rights as products.changed: a tier’s products, a tenant’s move, a user’s products', async () => {
+    // a subscription of the test's own, declared before the changes, beside PAS's and PAC's
+    await suite.broker.declareSubscription(suite.changeEventsTopic, 'release-rights-test');
+    const seen: ChangeEvent[] = [];
+    const follower = followChangeEvents(suite.broker, 'release-rights-test', createLogger({ service: 'test', level: 'error' }), async (event) => void seen.push(event), suite.changeEventsTopic);
+    try {
+      const { tenant, tier, user } = await provisionReleaseTenant(suite, {
+        roles: ['downloader', 'uploader'],
+        tierProducts: [RELEASE_PRODUCT, { product: 'dns-probe' }],
+        products: ['sensor', 'probe'],
+      });
+      // wider changes announce nothing: a product added, a user's product added
+      await suite.operator.putTier(tier, { name: 'Wider', feeds: [], products: [RELEASE_PRODUCT, { product: 'dns-probe' }, { product: 'extra' }] });
+      await suite.operator.updateUser(tenant, user.id, { products: ['sensor', 'probe', 'more'] });
+      // narrower ones: dns-probe dropped and edr-agent's range changed; the user's probe and more dropped; the tenant moved
+      await suite.operator.putTier(tier, { name: 'Narrower', feeds: [], products: [{ product: 'edr-agent', versions: '^1.0.0' }, { product: 'extra' }] });
+      await suite.operator.updateUser(tenant, user.id, { products: ['sensor'] });
+      const other = `tier-moved-${tenant}`;
+      await suite.operator.putTier(other, { name: 'Other', feeds: [], products: [{ product: 'extra' }] });
+      await suite.operator.setTenantTier(tenant, other);
+      const changes = () => seen.filter((e) => e.type === 'products.changed' && e.tenant === tenant).map((e) => (e.type === 'products.changed' ? { sub: e.sub, products: e.products } : undefined));
+      await expect.poll(changes, { timeout: 10_000 }).toHaveLength(3);
+      expect(changes()).toEqual([
+        { sub: undefined, products: ['edr-agent', 'dns-probe'] },
+        { sub: user.id, products: ['probe', 'more'] },
+        { sub: undefined, products: ['edr-agent'] },
+      ]);
+    } finally {
+      await follower.stop();
+    }
   });
 });
 

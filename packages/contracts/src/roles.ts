@@ -140,6 +140,9 @@ export type ReleaseRights = z.infer<typeof ReleaseRights>;
 /** Whether any of these roles grants a right on releases at all. */
 export const grantsReleases = (roles: readonly string[]): boolean => roles.some((role) => isRole(role) && ROLES[role].releases.length > 0);
 
+/** Versions in either range ("*" takes in the other; "||" is semver's "or"). */
+const unionRanges = (a: string, b: string): string => (a === b ? a : a === '*' || b === '*' ? '*' : `${a} || ${b}`);
+
 /**
  * Product by product, the release rights these roles grant (the role table): each role's rights on
  * the tier's products (their ranges) or on the user's own products (every version). Products with no
@@ -150,8 +153,8 @@ export function releaseRightsOf(roles: readonly string[], userProducts: readonly
   const grant = (product: string, rights: readonly ReleaseRight[], versions: string) => {
     const entry = granted.get(product) ?? { rights: new Set<ReleaseRight>(), versions: undefined };
     for (const right of rights) entry.rights.add(right);
-    // two grants of download on one product: the wider wins ("*" from the user's own products)
-    if (rights.includes('download')) entry.versions = entry.versions === undefined || versions === '*' ? versions : entry.versions === '*' ? '*' : `${entry.versions} || ${versions}`;
+    // download granted twice on one product (a downloader publishing it): every version either allows
+    if (rights.includes('download')) entry.versions = entry.versions === undefined ? versions : unionRanges(entry.versions, versions);
     granted.set(product, entry);
   };
   for (const role of roles) {
