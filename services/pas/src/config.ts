@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RELEASES_SCOPE } from '@keyway/contracts';
 import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { BrowserClients } from './authorization/clients.ts';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
@@ -91,6 +92,12 @@ export const PasEnv = requiredInProduction(
     // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.
     if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
       ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
+    }
+    // a browser client registered for releases could never sign anyone in: say so at start
+    if (env.RELEASES_AUDIENCE === undefined) {
+      for (const [i, client] of env.BROWSER_CLIENTS.entries()) {
+        if (client.scope.split(' ').includes(RELEASES_SCOPE)) ctx.addIssue({ code: 'custom', path: ['BROWSER_CLIENTS', i, 'scope'], message: 'scope releases needs RELEASES_AUDIENCE' });
+      }
     }
   })
   .transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : [])] }));
