@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Batch, Role } from '@keyway/contracts';
+import type { Batch, PutTier, Role } from '@keyway/contracts';
 import type { Suite } from '@keyway/testkit';
 import type { AxiosResponse } from 'axios';
 import { createHttp } from '@keyway/clients';
@@ -16,6 +16,23 @@ export async function provisionTenant(suite: Pick<Suite, 'operator'>, options: {
   const email = `agent@${id}.example`;
   const user = await suite.operator.createUser(id, { email, password: PASSWORD, roles: options.roles ?? ['full-control'] });
   return { tenant: id, feed: feeds[0] ?? 'edr-events', email, user };
+}
+
+/** The product a fresh release tenant's tier gives by default (provisionReleaseTenant). */
+export const RELEASE_PRODUCT = { product: 'edr-agent', versions: '>=1.0.0' };
+
+/**
+ * A fresh tenant on a fresh tier giving `tierProducts` (default edr-agent >=1.0.0, no feeds), and a
+ * user with `roles` (default downloader) and its own `products` (what uploader and publisher apply to).
+ */
+export async function provisionReleaseTenant(suite: Pick<Suite, 'operator'>, options: { tierProducts?: PutTier['products']; roles?: Role[]; products?: string[] } = {}) {
+  const id = `t-${randomUUID().slice(0, 8)}`;
+  const tier = `tier-${id}`;
+  await suite.operator.putTier(tier, { name: `Tier ${id}`, feeds: [], products: options.tierProducts ?? [RELEASE_PRODUCT] });
+  await suite.operator.createTenant({ id, name: `Tenant ${id}`, tier });
+  const email = `person@${id}.example`;
+  const user = await suite.operator.createUser(id, { email, password: PASSWORD, roles: options.roles ?? ['downloader'], products: options.products ?? [] });
+  return { tenant: id, tier, email, user };
 }
 
 export function makeBatch(tenant: string, topic: string, seq: number, records: unknown[] = [{ event: 'login', seq }]): Batch {

@@ -13,7 +13,7 @@ import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
 import { LaunchEnv } from './config.ts';
 import { VENDOR_TENANT } from '@keyway/contracts';
 import { compose, SERVICES, type ServiceName } from './src/index.ts';
-import { DEMO_FEED, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
+import { DEMO_FEED, DEMO_PRODUCT, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
 import { startDemoProducer } from './producer.ts';
 
 const config = loadConfig(LaunchEnv);
@@ -83,7 +83,8 @@ say(`  store        ${config.REDIS_URL ? `Redis ${new URL(config.REDIS_URL).host
 say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${amqpUrls(config.AMQP_URL).map(redactedUrl).join(', ')}` : 'embedded (in memory; set AMQP_URL for RabbitMQ)'}`);
 say(`  CA           ${join(home, 'pki', 'ca.crt')}`);
 say(`  logs         ${logsDir}/<service>.log`);
-say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}; users in ${join(home, 'demo-credentials.json')}`);
+say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}, product ${DEMO_PRODUCT.product} ${DEMO_PRODUCT.versions}; users in ${join(home, 'demo-credentials.json')}`);
+say(`  downloader   ${credentials.downloader.email}: log in at PAS with scope=releases (the releases site's browser login)`);
 say(`  operator     ${credentials.operator.email} (tenant ${VENDOR_TENANT}; password in demo-credentials.json): log in at PAS with scope=operator`);
 say(`  importer     writing batches to ${sinkPath}`);
 say();

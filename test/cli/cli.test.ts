@@ -123,6 +123,14 @@ describe('keyway CLI (child process against the real suite)', () => {
     expect((await suite.operator.getTenant(id)).feeds).toEqual(['edr-events', 'dns-logs']);
     const shown = await asOperator(['--json', 'user', 'show', id, email]);
     expect(JSON.parse(shown.stdout)).toEqual(user);
+
+    // the products its uploader and publisher roles apply to: set, shown, cleared
+    const products = await asOperator(['user', 'products', id, email, 'edr-agent', 'sensor']);
+    expect(products.code).toBe(0);
+    expect(products.stdout).toMatch(/^products: +edr-agent, sensor$/m);
+    expect((await suite.operator.getUser(id, user!.id)).products).toEqual(['edr-agent', 'sensor']);
+    expect((await asOperator(['user', 'products', id, email])).code).toBe(0);
+    expect((await suite.operator.getUser(id, user!.id)).products).toEqual([]);
   }, 120_000);
 
   it('imports tenants from CSV with progress on stderr, skipping existing ones', async () => {
@@ -184,11 +192,18 @@ describe('keyway CLI (child process against the real suite)', () => {
   }, 120_000);
   it('sets tiers, lists subscriptions and rotates keys (PAS signing key, PAC tenant SAS key)', async () => {
     const tier = `tier-${randomUUID().slice(0, 6)}`;
-    const set = await asOperator(['tier', 'set', tier, '--name', 'Gold', '--feed', 'edr-events', '--feed', 'dns-logs']);
+    const set = await asOperator(['tier', 'set', tier, '--name', 'Gold', '--feed', 'edr-events', '--feed', 'dns-logs', '--product', 'edr-agent@>=1.0.0 <3.0.0', '--product', 'sensor']);
     expect(set.code).toBe(0);
+    expect(set.stdout).toMatch(/^products: +edr-agent@>=1\.0\.0 <3\.0\.0, sensor@\*$/m);
     // Global flags work after the subcommand too.
     const tiers = await asOperator(['tier', 'list', '--json']);
-    expect(JSON.parse(tiers.stdout).tiers).toContainEqual(expect.objectContaining({ id: tier, name: 'Gold', feeds: ['edr-events', 'dns-logs'] }));
+    const products = [
+      { product: 'edr-agent', versions: '>=1.0.0 <3.0.0' },
+      { product: 'sensor', versions: '*' },
+    ];
+    expect(JSON.parse(tiers.stdout).tiers).toContainEqual(expect.objectContaining({ id: tier, name: 'Gold', feeds: ['edr-events', 'dns-logs'], products }));
+    // a range that is not semver is the API's 400: exit 2
+    expect((await asOperator(['tier', 'set', tier, '--product', 'edr-agent@latest'])).code).toBe(2);
 
     const id = newTenant();
     await suite.operator.createTenant({ id, name: 'Tiered' });

@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { browserLogin, PASSWORD, provisionTenant } from '../helpers.ts';
+import { browserLogin, PASSWORD, provisionReleaseTenant, provisionTenant } from '../helpers.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -68,8 +68,22 @@ describe('openid-client v6 against PAS', () => {
     expect((await suite.pac.sas({ refresh_token: tokens.refresh_token! })).resource).toContain(`/tenants/${tenant}/topics/edr-events`);
   });
 
+  it('obtains a releases token with client_credentials (a CI pipeline publishing without a password)', async () => {
+    const { tenant, user } = await provisionReleaseTenant(suite, { roles: ['publisher'], products: ['edr-agent'] });
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    await suite.operator.registerKey(tenant, user.id, 'ci', await exportJWK(publicKey));
+    const config = await discover(user.id, client.PrivateKeyJwt({ key: privateKey, kid: 'ci' }));
+    expect(config.serverMetadata().scopes_supported).toEqual(expect.arrayContaining(['releases']));
+    const tokens = await client.clientCredentialsGrant(config, { scope: 'releases' });
+    expect(tokens.scope).toBe('releases');
+    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({
+      aud: new URL(RELEASES_CLIENT.redirect_uri).origin,
+      releases: { 'edr-agent': { rights: ['download', 'upload', 'publish', 'withdraw'], versions: '*' } },
+    });
+  });
+
   it('completes the authorization code flow with PKCE as the registered browser client, then refreshes (RFC 6749 §4.1, RFC 7636, RFC 9207)', async () => {
-    const { tenant, email } = await provisionTenant(suite);
+    const { tenant, email } = await provisionReleaseTenant(suite);
     const config = await discover(RELEASES_CLIENT.client_id, client.None());
     expect(config.serverMetadata()).toMatchObject({
       authorization_endpoint: `${suite.urls.pas}/oauth2/authorize`,
@@ -97,14 +111,15 @@ describe('openid-client v6 against PAS', () => {
 
     // openid-client checks state and iss (the metadata promises it) and sends the verifier
     const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
-    expect(tokens).toMatchObject({ token_type: 'bearer', expires_in: 1200, scope: 'feed:edr-events' });
+    expect(tokens).toMatchObject({ token_type: 'bearer', expires_in: 1200, scope: 'releases' });
     expect(tokens.refresh_token).toEqual(expect.any(String));
-    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ tid: tenant, client_id: RELEASES_CLIENT.client_id });
+    const releases = { 'edr-agent': { rights: ['download'], versions: '>=1.0.0' } };
+    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ tid: tenant, client_id: RELEASES_CLIENT.client_id, releases });
 
     const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
     expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
-    expect(refreshed.scope).toBe('feed:edr-events');
-    // the pair is like any other: PAC trades its refresh token
-    expect((await suite.pac.sas({ refresh_token: refreshed.refresh_token! })).resource).toContain(`/tenants/${tenant}/topics/edr-events`);
+    expect(refreshed.scope).toBe('releases');
+    // the pair is for the releases site: its access token names it, and carries the same rights
+    expect(JSON.parse(Buffer.from(refreshed.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ aud: new URL(RELEASES_CLIENT.redirect_uri).origin, releases });
   });
 });

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { PASSWORD, provisionTenant } from '../helpers.ts';
+import { PASSWORD, provisionReleaseTenant } from '../helpers.ts';
 import { launchChromium } from '../browser.ts';
 import { authorizationUrl, pkce } from './authorization.ts';
 
@@ -22,7 +22,8 @@ afterAll(async () => {
 
 describe('the login page in Chromium', () => {
   it('signs a person in: wrong password first, then the redirect to the client with code, state and iss', async () => {
-    const { email } = await provisionTenant(suite);
+    // a downloader: the releases site's login (scope releases) accepts release-only roles
+    const { email } = await provisionReleaseTenant(suite);
     const { challenge } = pkce();
     const url = new URL(authorizationUrl(suite.urls.pas, challenge, { state: 'chromium-state' }));
 

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { browserLogin, openLoginPage, PASSWORD, postLoginForm, provisionTenant, rawClient } from '../helpers.ts';
+import { browserLogin, openLoginPage, PASSWORD, postLoginForm, provisionReleaseTenant, provisionTenant, rawClient } from '../helpers.ts';
 import { authorizationUrl as authorizeAt, pkce } from './authorization.ts';
 
 // Issue 13, browser login: the authorization code flow with PKCE at PAS on the real suite
-// (PostgreSQL, Redis, HTTPS). openid-client drives the whole flow in test/interop/openid-client.test.ts;
+// (PostgreSQL, Redis, HTTPS), for the releases site (scope releases): people are downloaders of a
+// tenant whose tier gives a product. openid-client drives the whole flow in test/interop/openid-client.test.ts;
 // here each refusal, spelled out.
 
 const CODE_TTL_SEC = 3;
@@ -35,7 +37,7 @@ const exchange = (code: string, verifier: string, overrides: Record<string, stri
 
 /** A person of a fresh tenant signs in: the code the client receives, with the verifier that redeems it. */
 async function signedIn(params: Record<string, string | undefined> = {}) {
-  const person = await provisionTenant(suite);
+  const person = await provisionReleaseTenant(suite);
   const { verifier, challenge } = pkce();
   const { params: callback } = redirected(await browserLogin(suite, authorizationUrl(challenge, params), person.email, PASSWORD));
   expect(callback.code).toEqual(expect.any(String));
@@ -95,7 +97,7 @@ describe('GET /oauth2/authorize (RFC 6749 §4.1.1, RFC 7636, RFC 9207)', () => {
       [{ code_challenge: 'too-short' }, 'invalid_request', /code_challenge/],
       [{ response_type: 'token' }, 'unsupported_response_type', /code/],
       [{ response_type: undefined }, 'invalid_request', /response_type/],
-      [{ scope: 'operator' }, 'invalid_scope', /feed:edr-events/],
+      [{ scope: 'operator' }, 'invalid_scope', /may ask for: releases/],
     ];
     for (const [params, error, description] of cases) {
       const answer = await openLoginPage(suite, authorizationUrl(challenge, params));
@@ -119,7 +121,7 @@ describe('GET /oauth2/authorize (RFC 6749 §4.1.1, RFC 7636, RFC 9207)', () => {
 
 describe('POST /oauth2/login: the login form', () => {
   it('refuses a form without its page’s cookie or pending request (CSRF): a 400 page, no redirect, no login', async () => {
-    const { email } = await provisionTenant(suite);
+    const { email } = await provisionReleaseTenant(suite);
     const page = await openLoginPage(suite, authorizationUrl(pkce().challenge));
     const other = await openLoginPage(suite, authorizationUrl(pkce().challenge));
     const posts = [
@@ -141,7 +143,7 @@ describe('POST /oauth2/login: the login form', () => {
   });
 
   it('shows the page again on a wrong password or an unknown account, with one message; the same page then signs in', async () => {
-    const { tenant, email } = await provisionTenant(suite);
+    const { tenant, email } = await provisionReleaseTenant(suite);
     const page = await openLoginPage(suite, authorizationUrl(pkce().challenge));
     const wrong = await postLoginForm(suite, { request: page.request, email, password: 'not the password at all' }, page.cookie);
     const unknown = await postLoginForm(suite, { request: page.request, email: `nobody@${tenant}.example`, password: 'not the password at all' }, page.cookie);
@@ -160,15 +162,19 @@ describe('POST /oauth2/login: the login form', () => {
   });
 
   it('redirects access_denied when the entitlement service refuses the person (with state and iss)', async () => {
-    const { tenant, email } = await provisionTenant(suite, { roles: ['downloader'] });
-    const { params } = redirected(await browserLogin(suite, authorizationUrl(pkce().challenge), email, PASSWORD));
-    expect(params).toMatchObject({ error: 'access_denied', state: 'st-123', iss: suite.urls.pas });
-    expect(params.code).toBeUndefined();
-    expect(await actionsOf(tenant)).toContain('authorization.denied:denied');
+    // a feed role grants nothing on releases; a downloader whose tier gives no product has none either
+    const feedsOnly = await provisionTenant(suite);
+    const noProduct = await provisionReleaseTenant(suite, { tierProducts: [] });
+    for (const { tenant, email } of [feedsOnly, noProduct]) {
+      const { params } = redirected(await browserLogin(suite, authorizationUrl(pkce().challenge), email, PASSWORD));
+      expect(params).toMatchObject({ error: 'access_denied', state: 'st-123', iss: suite.urls.pas });
+      expect(params.code).toBeUndefined();
+      expect(await actionsOf(tenant)).toContain('authorization.denied:denied');
+    }
   });
 
   it('is throttled like the password grant: the page says when to try again (429, Retry-After)', async () => {
-    const { email } = await provisionTenant(suite);
+    const { email } = await provisionReleaseTenant(suite);
     const page = await openLoginPage(suite, authorizationUrl(pkce().challenge));
     let answer = await postLoginForm(suite, { request: page.request, email, password: 'wrong wrong wrong' }, page.cookie);
     // the password grant and the form count together (LOGIN_FAILURES_PER_ACCOUNT_SOURCE, 5)
@@ -188,8 +194,13 @@ describe('POST /oauth2/token grant_type=authorization_code (RFC 6749 §4.1.3, RF
     const answer = await exchange(code, verifier);
     expect(answer.status).toBe(200);
     expect(answer.headers['cache-control']).toBe('no-store');
-    expect(answer.data).toMatchObject({ token_type: 'Bearer', expires_in: 1200, scope: 'feed:edr-events', refresh_token: expect.any(String) });
-    expect((await suite.pas.refresh(answer.data.refresh_token)).scope).toBe('feed:edr-events');
+    expect(answer.data).toMatchObject({ token_type: 'Bearer', expires_in: 1200, scope: 'releases', refresh_token: expect.any(String) });
+    // the release-only role is accepted, and its rights travel in the tokens for the releases site
+    const releases = { 'edr-agent': { rights: ['download'], versions: '>=1.0.0' } };
+    expect(decodeJwt(answer.data.access_token)).toMatchObject({ aud: new URL(RELEASES_CLIENT.redirect_uri).origin, roles: ['downloader'], releases });
+    const refreshed = await suite.pas.refresh(answer.data.refresh_token);
+    expect(refreshed.scope).toBe('releases');
+    expect(decodeJwt(refreshed.access_token)).toMatchObject({ releases });
     const events = (await suite.auditor.events({ tenant, action: 'token.issued' })).events;
     expect(events).toEqual([
       expect.objectContaining({ outcome: 'success', clientId: RELEASES_CLIENT.client_id, detail: expect.objectContaining({ grant_type: 'authorization_code', code_id: expect.any(String) }) }),

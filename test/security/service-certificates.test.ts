@@ -23,7 +23,7 @@ const DOCUMENTED = {
     'DELETE /v1/credentials/:sub/keys/:kid': ['entitlement'],
   },
   entitlement: {
-    'POST /v1/authorize': ['pas', 'pac'],
+    'POST /v1/authorize': ['pas', 'pac', 'releases'],
     'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'],
     'GET /internal/v1/tenants/:tenant/feeds/:feed': ['audit'],
   },

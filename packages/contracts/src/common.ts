@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { z } from 'zod';
 
 /** Names that end up in URLs, Redis keys and AMQP routing keys: lowercase, digits, dashes. */
@@ -5,6 +6,29 @@ export const Slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, '
 export const TenantId = Slug.describe('tenant id');
 export const FeedName = Slug.describe('feed (topic) name');
 export const SubscriptionName = Slug.describe('subscription name');
+/** A product of the releases service; its name is a path segment of its persistent links (/products/{product}). */
+export const ProductId = Slug.describe('product id');
+export type ProductId = z.infer<typeof ProductId>;
+/**
+ * A release version: strict semver as written (semver.valid answers it unchanged: no "v" prefix, no
+ * spaces, no build metadata, which semver ignores in ordering, so 1.0.0+a and 1.0.0+b would be one).
+ */
+export const ReleaseVersion = z
+  .string()
+  .max(64)
+  .refine((v) => semver.valid(v) === v, 'must be a semver version such as 1.2.3 or 2.0.0-rc.1')
+  .describe('release version (semver)');
+export type ReleaseVersion = z.infer<typeof ReleaseVersion>;
+/** The versions of a product a tier gives (semver range syntax, e.g. ">=1.0.0 <3.0.0"); "*" = every version. */
+export const VersionRange = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .refine((range) => semver.validRange(range) !== null, 'must be a semver range such as >=1.0.0 or ^2.1.0')
+  .default('*')
+  .describe('semver range of versions');
+export type VersionRange = z.infer<typeof VersionRange>;
 /**
  * Characters a name set by a customer (a CRM customer name becomes a tenant name) must not carry to an
  * operator's terminal or screen: C0 and C1 controls and DEL (ESC starts terminal escape sequences,
@@ -43,6 +67,9 @@ export function tenantOfTopicResource(topicBaseUrl: string, resource: string): s
 
 /** The scope an operator login asks for (alone): an access token for the admin APIs, no feeds. */
 export const OPERATOR_SCOPE = 'operator';
+
+/** The scope a releases login asks for (alone): an access token for the releases service, with the `releases` claim. */
+export const RELEASES_SCOPE = 'releases';
 
 /** Scope tokens naming feeds: "feed:<name>" (space separated, RFC 6749 §3.3). */
 export const feedScope = (feed: string) => `feed:${feed}`;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { Email, FeedName, Role, SAFE_TEXT, SAFE_TEXT_MESSAGE, SafeText, Slug, SubscriptionName, TenantId } from './common.ts';
+import { Email, FeedName, ProductId, Role, SAFE_TEXT, SAFE_TEXT_MESSAGE, SafeText, Slug, SubscriptionName, TenantId } from './common.ts';
 import { Password } from './idp.ts';
-import { FeedRights, ROLES } from './roles.ts';
+import { FeedRights, ReleaseRights, ROLES, TierProduct } from './roles.ts';
 
 /** Keyway's own topics (entitlement change events) live under this tenant name, which no customer may take. */
 export const SYSTEM_TENANT = 'keyway';
@@ -13,17 +13,23 @@ export const AuthorizeRequest = z.object({
   tenant: TenantId,
   /** feeds asked for; empty = every feed the tenant has */
   feeds: z.array(FeedName).max(50).default([]),
-  /** what the login is for: the tenant's feeds (the rights the user's roles grant) or the operator admin APIs */
-  access: z.enum(['feeds', 'operator']).default('feeds'),
+  /**
+   * what the login is for: the tenant's feeds (the rights the user's roles grant), the operator admin
+   * APIs, or releases (the rights the user's roles grant on the tier's and the user's products)
+   */
+  access: z.enum(['feeds', 'operator', 'releases']).default('feeds'),
 });
 export type AuthorizeRequest = z.input<typeof AuthorizeRequest>;
 
-export const DenialReason = z.enum(['tenant_unknown', 'tenant_suspended', 'user_unknown', 'role_missing', 'feed_not_entitled', 'no_feeds']);
+export const DenialReason = z.enum(['tenant_unknown', 'tenant_suspended', 'user_unknown', 'role_missing', 'feed_not_entitled', 'no_feeds', 'product_not_entitled']);
 export type DenialReason = z.infer<typeof DenialReason>;
 
 export const AuthorizeDecision = z.discriminatedUnion('allow', [
-  /** feeds: those granted; rights: what the user's roles grant on each (the role table); none for operator access */
-  z.object({ allow: z.literal(true), feeds: z.array(FeedName), rights: FeedRights, roles: z.array(Role) }),
+  /**
+   * feeds: those granted; rights: what the user's roles grant on each (the role table); none for
+   * operator and releases access. releases: product by product, the release rights (access releases only).
+   */
+  z.object({ allow: z.literal(true), feeds: z.array(FeedName), rights: FeedRights, roles: z.array(Role), releases: ReleaseRights.optional() }),
   z.object({ allow: z.literal(false), reason: DenialReason }),
 ]);
 export type AuthorizeDecision = z.infer<typeof AuthorizeDecision>;
@@ -69,17 +75,26 @@ export type TenantPageQuery = z.input<typeof TenantPageQuery>;
 export const TenantPage = z.object({ tenants: z.array(Tenant), next_cursor: TenantId.optional() });
 export type TenantPage = z.infer<typeof TenantPage>;
 
-export const User = z.object({ id: z.string(), tenant: TenantId, email: Email, roles: z.array(Role), createdAt: z.string() });
+/** The products a user's uploader and publisher roles apply to (each product once). */
+const UserProducts = z
+  .array(ProductId)
+  .max(100)
+  .refine((products) => new Set(products).size === products.length, 'each product may be listed once');
+
+/** products: what the user's uploader and publisher roles apply to (records from before products: none). */
+export const User = z.object({ id: z.string(), tenant: TenantId, email: Email, roles: z.array(Role), products: z.array(ProductId).default([]), createdAt: z.string() });
 export type User = z.infer<typeof User>;
 
-export const CreateUser = z.object({ email: Email, password: Password.optional(), roles: z.array(Role).min(1).max(10) });
+export const CreateUser = z.object({ email: Email, password: Password.optional(), roles: z.array(Role).min(1).max(10), products: UserProducts.default([]) });
 export type CreateUser = z.input<typeof CreateUser>;
 
 export const UserList = z.object({ users: z.array(User) });
 export type UserList = z.infer<typeof UserList>;
 
-/** PATCH …/users/:u: a new email (the login name) and/or the full set of roles. */
-export const UpdateUser = z.object({ email: Email.optional(), roles: z.array(Role).min(1).max(10).optional() }).refine((u) => u.email !== undefined || u.roles !== undefined, 'give email or roles');
+/** PATCH …/users/:u: a new email (the login name), the full set of roles and/or the full list of products. */
+export const UpdateUser = z
+  .object({ email: Email.optional(), roles: z.array(Role).min(1).max(10).optional(), products: UserProducts.optional() })
+  .refine((u) => u.email !== undefined || u.roles !== undefined || u.products !== undefined, 'give email, roles or products');
 export type UpdateUser = z.input<typeof UpdateUser>;
 
 /** PUT …/users/:u/password: sets (or resets) the password and ends the user's sessions. */
@@ -111,10 +126,16 @@ export type FeedEntitlement = z.infer<typeof FeedEntitlement>;
 export const TenantFeedList = z.object({ tenant: TenantId, feeds: z.array(z.object({ name: FeedName, subscriptions: z.array(SubscriptionName) })) });
 export type TenantFeedList = z.infer<typeof TenantFeedList>;
 
-/** A product tier: the feeds a tenant on it has. */
-export const Tier = z.object({ id: TierId, name: DisplayName, feeds: z.array(FeedName), updatedAt: z.string() });
+/** The products a tier gives, each once, with the versions of each. */
+const TierProducts = z
+  .array(TierProduct)
+  .max(100)
+  .refine((products) => new Set(products.map((p) => p.product)).size === products.length, 'each product may be listed once');
+
+/** A product tier: the feeds a tenant on it has, and the products (and versions) its downloaders may download. */
+export const Tier = z.object({ id: TierId, name: DisplayName, feeds: z.array(FeedName), products: z.array(TierProduct).default([]), updatedAt: z.string() });
 export type Tier = z.infer<typeof Tier>;
-export const PutTier = z.object({ name: NewDisplayName, feeds: z.array(FeedName).max(100) });
+export const PutTier = z.object({ name: NewDisplayName, feeds: z.array(FeedName).max(100), products: TierProducts.default([]) });
 export type PutTier = z.input<typeof PutTier>;
 export const TierList = z.object({ tiers: z.array(Tier) });
 export type TierList = z.infer<typeof TierList>;
@@ -162,6 +183,12 @@ export const ChangeEvent = z.discriminatedUnion('type', [
   z.object({ id: z.string(), at: z.string(), type: z.literal('tenant.suspended'), tenant: TenantId }),
   /** the tenant was deleted (after being suspended): nothing of it may stay usable */
   z.object({ id: z.string(), at: z.string(), type: z.literal('tenant.removed'), tenant: TenantId }),
+  /**
+   * Release rights narrowed: the tenant's tier dropped these products or changed their versions (no
+   * sub), or the user's own product list dropped them (sub). Release rights are checked again at
+   * every refresh (strict mode) and at every open of the releases service.
+   */
+  z.object({ id: z.string(), at: z.string(), type: z.literal('products.changed'), tenant: TenantId, sub: z.string().optional(), products: z.array(ProductId).min(1) }),
   /** the user's password was set or reset: the sessions opened with the old one end */
   z.object({ id: z.string(), at: z.string(), type: z.literal('credentials.changed'), tenant: TenantId, sub: z.string() }),
   /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ReleaseRights } from './roles.ts';
 
 const scope = z.string().max(1000).optional();
 
@@ -99,6 +100,8 @@ export const Introspection = z.object({
   roles: z.array(z.string()).optional(),
   /** the rights granted on each feed of the scope (feed tokens) */
   rights: z.record(z.string(), z.string()).optional(),
+  /** product by product, the release rights granted (scope releases) */
+  releases: ReleaseRights.optional(),
   fid: z.string().optional(),
   jti: z.string().optional(),
   iss: z.string().optional(),

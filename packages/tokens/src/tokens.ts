@@ -19,6 +19,8 @@ export interface TokenSettings {
    * (the entitlement service, PAS itself). RFC 8707 §2: the token names every resource it is for.
    */
   adminAudiences?: string[];
+  /** audience of access tokens with scope releases: the releases service; unset = scope releases is not offered */
+  releasesAudience?: string;
   /** audience of refresh tokens: PAS itself */
   refreshAudience: string;
   accessTtlSec: number;
@@ -44,6 +46,11 @@ const BaseClaims = z.object({
    * service answered them; absent on operator tokens and on tokens issued before the claim existed.
    */
   rights: z.record(z.string(), z.string()).optional(),
+  /**
+   * Scope releases: product by product, the release rights granted (contracts ReleaseRights, which
+   * readers parse it with: tokenReleaseRights).
+   */
+  releases: z.record(z.string(), z.unknown()).optional(),
 });
 /** fid: the refresh family (session) the access token belongs to, so revoking the family deactivates it at introspection. */
 export const AccessClaims = BaseClaims.extend({ client_id: z.string(), fid: z.string().min(1).optional() });
@@ -58,6 +65,7 @@ export interface Subject {
   scope: string;
   client_id: string;
   rights?: Record<string, string>;
+  releases?: Record<string, unknown>;
 }
 
 export interface IssuedToken {
@@ -97,7 +105,8 @@ export function issueRefreshToken(signer: Signer, s: TokenSettings, subject: Sub
 
 export interface VerifySettings {
   issuer: string;
-  audience: string;
+  /** several: the token names any one of them (PAS checking its own tokens of each audience) */
+  audience: string | string[];
   clockToleranceSec: number;
   now?: () => number;
 }

@@ -109,7 +109,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
   app.use(tokenEndpoint(context));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));
-  app.use(discoveryEndpoint(options.settings.issuer));
+  app.use(discoveryEndpoint(options.settings.issuer, options.settings.releasesAudience !== undefined));
   app.use(jwksEndpoint(deps.ring));
   app.use(
     signingKeysEndpoint({
@@ -137,11 +137,13 @@ export function tokenSettings(config: {
   ACCESS_TOKEN_TTL_SEC: number;
   REFRESH_TOKEN_TTL_SEC: number;
   CLOCK_TOLERANCE_SEC: number;
+  RELEASES_AUDIENCE?: string | undefined;
 }): TokenSettings {
   return {
     issuer: config.PUBLIC_URL,
     accessAudience: config.ACCESS_AUDIENCE,
     adminAudiences: config.ADMIN_AUDIENCES,
+    ...(config.RELEASES_AUDIENCE !== undefined && { releasesAudience: config.RELEASES_AUDIENCE }),
     refreshAudience: config.PUBLIC_URL,
     accessTtlSec: config.ACCESS_TOKEN_TTL_SEC,
     refreshTtlSec: config.REFRESH_TOKEN_TTL_SEC,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RELEASES_SCOPE } from '@keyway/contracts';
 import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { BrowserClients } from './authorization/clients.ts';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
@@ -40,6 +41,9 @@ export const PasEnv = requiredInProduction(
       .describe(
         'comma-separated URLs of the admin APIs operator access tokens (scope=operator) are for, added to their "aud" after ACCESS_AUDIENCE (RFC 8707); default: ENTITLEMENT_URL, PUBLIC_URL (PAS\'s own signing-key admin API) and AUDIT_URL when set',
       ),
+    RELEASES_AUDIENCE: configFields.optionalUrl.describe(
+      '"aud" of access tokens with scope=releases: the releases service URL; unset = scope releases is refused (invalid_scope) and not in discovery',
+    ),
     IDP_URL: z.string().url().describe('the IdP'),
     ENTITLEMENT_URL: z.string().url().describe('the entitlement service'),
     AUDIT_URL: configFields.optionalUrl.describe('the audit service, whose query API operators call with their access token (one of the default ADMIN_AUDIENCES)'),
@@ -88,6 +92,12 @@ export const PasEnv = requiredInProduction(
     // keys/rotate.ts: a key signs only once every instance has had a reload period to publish it.
     if (env.SIGNING_KEY_LEAD_SEC < env.KEY_RING_RELOAD_SEC) {
       ctx.addIssue({ code: 'custom', path: ['SIGNING_KEY_LEAD_SEC'], message: 'must be at least KEY_RING_RELOAD_SEC' });
+    }
+    // a browser client registered for releases could never sign anyone in: say so at start
+    if (env.RELEASES_AUDIENCE === undefined) {
+      for (const [i, client] of env.BROWSER_CLIENTS.entries()) {
+        if (client.scope.split(' ').includes(RELEASES_SCOPE)) ctx.addIssue({ code: 'custom', path: ['BROWSER_CLIENTS', i, 'scope'], message: 'scope releases needs RELEASES_AUDIENCE' });
+      }
     }
   })
   .transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : [])] }));

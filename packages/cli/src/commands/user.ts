@@ -2,7 +2,7 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { EntitlementClient } from '@keyway/clients';
-import { ClientKeyId, ClientKeyRegistration, CreateUser, Email, Password, Role, type User } from '@keyway/contracts';
+import { ClientKeyId, ClientKeyRegistration, CreateUser, Email, Password, ProductId, Role, type User } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { collect, parseArg, tenantArg } from '../input.ts';
@@ -15,6 +15,7 @@ const showUser = (u: User) =>
     ['tenant', u.tenant],
     ['email', u.email],
     ['roles', list(u.roles)],
+    ['products', list(u.products)],
     ['created', u.createdAt],
   ]);
 
@@ -45,7 +46,7 @@ function publicJwkFrom(file: string): object {
 }
 
 export function register(program: Command, context: CliContext): void {
-  const user = program.command('user').description('users of a tenant: add, list, show, roles, password, remove, key add|remove');
+  const user = program.command('user').description('users of a tenant: add, list, show, roles, products, password, remove, key add|remove');
   const rolesArg = (values: string[]) => values.map((r) => parseArg(Role, r, 'role'));
   /** The admin client, the checked tenant id and the user's id (looked up when given by email). */
   const target = async (tenant: string, user: string) => {
@@ -60,10 +61,11 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<email>')
     .option('--role <role>', `a role (repeatable; ${Role.options.join(', ')}; default full-control)`, collect)
+    .option('--product <product>', 'a product the user’s uploader and publisher roles apply to (repeatable)', collect)
     .option('--with-password', 'set a password: typed without echo, or the first line of standard input')
-    .action(async (tenant: string, email: string, options: { role?: string[]; withPassword?: boolean }) => {
+    .action(async (tenant: string, email: string, options: { role?: string[]; product?: string[]; withPassword?: boolean }) => {
       const password = options.withPassword ? parseArg(Password, await readSecret('Password for the new user: '), 'password') : undefined;
-      const input = parseArg(CreateUser, { email, password, roles: options.role ?? ['full-control'] }, 'user');
+      const input = parseArg(CreateUser, { email, password, roles: options.role ?? ['full-control'], products: options.product ?? [] }, 'user');
       const created = await (await context.entitlement()).createUser(tenantArg(tenant), input);
       context.print(created, () => `Added user ${created.email} (${created.id}).\n${showUser(created)}`);
     });
@@ -79,6 +81,7 @@ export function register(program: Command, context: CliContext): void {
           ['id', (u) => u.id],
           ['email', (u) => u.email],
           ['roles', (u) => list(u.roles)],
+          ['products', (u) => list(u.products)],
           ['created', (u) => u.createdAt],
         ]),
       );
@@ -104,6 +107,18 @@ export function register(program: Command, context: CliContext): void {
     .action(async (tenant: string, id: string, roles: string[]) => {
       const { client, t, userId } = await target(tenant, id);
       const updated = await client.setRoles(t, userId, rolesArg(roles));
+      context.print(updated, () => showUser(updated));
+    });
+
+  user
+    .command('products')
+    .description('set the full list of products a user’s uploader and publisher roles apply to (none given = none)')
+    .argument('<tenant>')
+    .argument('<user>', 'user id or email')
+    .argument('[products...]', 'product ids')
+    .action(async (tenant: string, id: string, products: string[]) => {
+      const { client, t, userId } = await target(tenant, id);
+      const updated = await client.updateUser(t, userId, { products: products.map((p) => parseArg(ProductId, p, 'product')) });
       context.print(updated, () => showUser(updated));
     });
 

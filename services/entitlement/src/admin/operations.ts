@@ -1,5 +1,5 @@
 import { audited, mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
-import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type User } from '@keyway/contracts';
+import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type TierProduct, type User } from '@keyway/contracts';
 import { ApiError, type IdpClient } from '@keyway/clients';
 import { Conflict, InvalidRequest, NotFound, OAuthError, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { ChangeEvents } from '../events/changes.ts';
@@ -35,6 +35,10 @@ const text = (values: Record<string, string | number | boolean | readonly string
   Object.fromEntries(Object.entries(values).flatMap(([k, v]) => (v === undefined ? [] : [[k, (Array.isArray(v) ? v.join(',') : String(v)).slice(0, 512)]])));
 
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+/** The products `before` gives that `after` no longer gives, or gives with other versions: release rights narrowed (or moved). */
+const narrowedProducts = (before: readonly TierProduct[], after: readonly TierProduct[]): string[] =>
+  before.filter(({ product, versions }) => !after.some((p) => p.product === product && p.versions === versions)).map((p) => p.product);
 
 /** 409 when a feed already lists the most subscriptions allowed. */
 class SubscriptionLimitReached extends OAuthError {
@@ -114,6 +118,12 @@ export function adminOperations(deps: AdminDeps) {
         const dropped = await listedSubscriptions(id, removed);
         await policy.dropSubscriptions(id, removed);
         for (const feed of removed) await events.emit({ type: 'feed.removed', tenant: id, feed });
+        // a tenant's products are its tier's: another tier may give fewer, or other versions
+        if (before.tier !== after.tier && before.tier !== undefined) {
+          const [was, now] = await Promise.all([policy.findTier(before.tier), after.tier === undefined ? undefined : policy.findTier(after.tier)]);
+          const narrowed = narrowedProducts(was?.products ?? [], now?.products ?? []);
+          if (narrowed.length > 0) await events.emit({ type: 'products.changed', tenant: id, products: narrowed });
+        }
         return { after, dropped };
       });
       await deleteQueuesOf(id, dropped);
@@ -198,10 +208,20 @@ export function adminOperations(deps: AdminDeps) {
         return tenant;
       },
 
-      /** Creates or replaces a tier; every tenant on it follows (feeds left out are removed from them). */
-      async putTier(id: string, input: { name: string; feeds: string[] }): Promise<{ tier: Tier; created: boolean }> {
-        const result = await policy.putTier(id, input);
-        await changed(result.created ? 'admin.tier_created' : 'admin.tier_updated', undefined, { tier: id, feeds: result.tier.feeds });
+      /**
+       * Creates or replaces a tier; every tenant on it follows (feeds left out are removed from them).
+       * Its products are read from the tier at each authorization, so a product dropped or given
+       * other versions is announced (products.changed) for each tenant on it, with the tier's change.
+       */
+      async putTier(id: string, input: { name: string; feeds: string[]; products?: TierProduct[] }): Promise<{ tier: Tier; created: boolean }> {
+        const result = await events.atomically(async () => {
+          const put = await policy.putTier(id, input);
+          const narrowed = narrowedProducts(put.previous?.products ?? [], put.tier.products);
+          if (narrowed.length > 0) for (const tenant of await policy.tenantsOnTier(id)) await events.emit({ type: 'products.changed', tenant, products: narrowed });
+          return { tier: put.tier, created: put.previous === undefined };
+        });
+        const products = result.tier.products.map(({ product, versions }) => `${product}@${versions}`);
+        await changed(result.created ? 'admin.tier_created' : 'admin.tier_updated', undefined, { tier: id, feeds: result.tier.feeds, products });
         for (const tenant of await policy.tenantsOnTier(id)) await ops.setTenantTier(tenant, id);
         return result;
       },
@@ -248,7 +268,7 @@ export function adminOperations(deps: AdminDeps) {
       },
 
       /** Without a password the user logs in with a registered key, or once an operator sets one. */
-      async createUser(tenant: string, input: { email: string; password?: string; roles: Role[] }): Promise<User> {
+      async createUser(tenant: string, input: { email: string; password?: string; roles: Role[]; products?: string[] }): Promise<User> {
         checkRoles(tenant, input.roles);
         await policy.getTenant(tenant);
         const user = await policy.createUser(tenant, input);
@@ -258,20 +278,23 @@ export function adminOperations(deps: AdminDeps) {
           await policy.deleteUser(user);
           throw err;
         }
-        await changed('admin.user_created', tenant, { user: user.id, roles: user.roles, initial_login: input.password === undefined ? 'none' : 'password' });
+        await changed('admin.user_created', tenant, { user: user.id, roles: user.roles, products: user.products, initial_login: input.password === undefined ? 'none' : 'password' });
         return user;
       },
 
       /**
        * A new email is the new login name (the IdP follows; the sessions stay). Removed roles are
-       * announced (role.removed): tokens carry the roles they were issued with.
+       * announced (role.removed): tokens carry the roles they were issued with. Removed products are
+       * announced too (products.changed): the release rights of the user's tokens narrow.
        */
-      async updateUser(tenant: string, id: string, change: { email?: string; roles?: Role[] }): Promise<User> {
+      async updateUser(tenant: string, id: string, change: { email?: string; roles?: Role[]; products?: string[] }): Promise<User> {
         if (change.roles) checkRoles(tenant, change.roles);
         const { before, after, removed } = await events.atomically(async () => {
           const result = await policy.updateUser(tenant, id, change);
           const removed = result.before.roles.filter((role) => !result.after.roles.includes(role));
           if (removed.length > 0) await events.emit({ type: 'role.removed', tenant, sub: id, roles: removed });
+          const droppedProducts = result.before.products.filter((product) => !result.after.products.includes(product));
+          if (droppedProducts.length > 0) await events.emit({ type: 'products.changed', tenant, sub: id, products: droppedProducts });
           return { ...result, removed };
         });
         if (after.email !== before.email) {
@@ -284,6 +307,7 @@ export function adminOperations(deps: AdminDeps) {
         }
         if (after.email !== before.email) await changed('admin.user_updated', tenant, { user: id, email_changed: true });
         if (!sameSet(before.roles, after.roles)) await changed('admin.roles_changed', tenant, { user: id, roles: after.roles, removed_roles: removed });
+        if (!sameSet(before.products, after.products)) await changed('admin.user_products_changed', tenant, { user: id, products: after.products });
         return after;
       },
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Subscription, Tenant, Tier, User, type Role } from '@keyway/contracts';
+import { type Subscription, Tenant, Tier, type TierProduct, User, type Role } from '@keyway/contracts';
 import { Conflict, NotFound } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 
@@ -95,8 +95,8 @@ export function policyRepository(store: Store, now: () => Date = () => new Date(
       const id = await store.get(emailKey(email));
       return id ? repo.findUser(id) : undefined;
     },
-    async createUser(tenant: string, input: { email: string; roles: Role[] }): Promise<User> {
-      const user: User = { id: randomUUID(), tenant, email: input.email, roles: [...new Set(input.roles)], createdAt: now().toISOString() };
+    async createUser(tenant: string, input: { email: string; roles: Role[]; products?: string[] }): Promise<User> {
+      const user: User = { id: randomUUID(), tenant, email: input.email, roles: [...new Set(input.roles)], products: [...new Set(input.products ?? [])], createdAt: now().toISOString() };
       // The email index is claimed first so two concurrent creations cannot both succeed.
       const claimed = await store.set(emailKey(input.email), user.id, { ifAbsent: true });
       if (!claimed) throw new Conflict(`a user with email ${input.email} already exists`);
@@ -110,7 +110,7 @@ export function policyRepository(store: Store, now: () => Date = () => new Date(
       return user;
     },
     /** A new email claims its index entry first (409 when another user holds it) and frees the old one after. */
-    async updateUser(tenant: string, id: string, change: { email?: string; roles?: Role[] }): Promise<{ before: User; after: User }> {
+    async updateUser(tenant: string, id: string, change: { email?: string; roles?: Role[]; products?: string[] }): Promise<{ before: User; after: User }> {
       const current = await repo.getUser(tenant, id);
       const email = change.email ?? current.email;
       const newEmail = email !== current.email;
@@ -119,7 +119,7 @@ export function policyRepository(store: Store, now: () => Date = () => new Date(
         const result = await update(
           userKey(id),
           parseUser,
-          (user) => ({ ...user, email, roles: change.roles ? [...new Set(change.roles)] : user.roles }),
+          (user) => ({ ...user, email, roles: change.roles ? [...new Set(change.roles)] : user.roles, products: change.products ? [...new Set(change.products)] : user.products }),
           () => new NotFound(`user ${id} does not exist in tenant ${tenant}`),
         );
         if (result.before.email !== email) await store.del(emailKey(result.before.email));
@@ -166,13 +166,13 @@ export function policyRepository(store: Store, now: () => Date = () => new Date(
       if (!tier) throw new NotFound(`tier ${id} does not exist`);
       return tier;
     },
-    /** Creates or replaces the tier; `created` is false for a replacement. */
-    async putTier(id: string, input: { name: string; feeds: string[] }): Promise<{ tier: Tier; created: boolean }> {
-      const tier: Tier = { id, name: input.name, feeds: [...new Set(input.feeds)], updatedAt: now().toISOString() };
+    /** Creates or replaces the tier; `previous` is the tier it replaced (undefined for a new one). */
+    async putTier(id: string, input: { name: string; feeds: string[]; products?: TierProduct[] }): Promise<{ tier: Tier; previous: Tier | undefined }> {
+      const tier: Tier = { id, name: input.name, feeds: [...new Set(input.feeds)], products: input.products ?? [], updatedAt: now().toISOString() };
       const previous = await store.get(tierKey(id));
       await store.set(tierKey(id), JSON.stringify(tier));
       await store.zadd(tierIndex, id);
-      return { tier, created: previous === null };
+      return { tier, previous: previous === null ? undefined : Tier.parse(JSON.parse(previous)) };
     },
     async listTiers(): Promise<Tier[]> {
       const tiers = await Promise.all((await store.zrangeByLex(tierIndex)).map((id) => repo.findTier(id)));

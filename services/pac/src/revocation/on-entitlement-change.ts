@@ -27,7 +27,8 @@ export async function recordRevocation(logger: Logger, trail: RevocationTrail, k
     .catch(() => undefined);
 }
 
-function scopeOf(event: ChangeEvent): RevocationScope {
+/** The keys a change takes away; none for a change of release rights (PAC's keys are for feeds). */
+function scopeOf(event: ChangeEvent): RevocationScope | undefined {
   switch (event.type) {
     case 'user.removed':
     case 'role.removed':
@@ -41,6 +42,8 @@ function scopeOf(event: ChangeEvent): RevocationScope {
     // PAS revoked a refresh family (logout, reuse detection, an entitlement change): its keys go with it.
     case 'family.revoked':
       return { tenant: event.tenant, fid: event.fid };
+    case 'products.changed':
+      return undefined;
   }
 }
 
@@ -54,7 +57,9 @@ export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry
     'pac',
     logger,
     async (event) => {
-      for (const key of await issued.revoke(scopeOf(event))) {
+      const scope = scopeOf(event);
+      if (!scope) return;
+      for (const key of await issued.revoke(scope)) {
         await recordRevocation(logger, trail, key, event.type, { change_event: event.id, ...(event.type === 'family.revoked' && { family_reason: event.reason }) });
       }
     },

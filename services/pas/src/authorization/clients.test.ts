@@ -6,8 +6,9 @@ import { BrowserClients, scopeFor } from './clients.ts';
 const releases = { client_id: 'keyway-releases', redirect_uris: ['https://releases.example/oauth2/callback'], scope: 'feed:edr-events feed:dns-logs' };
 
 /** PAS's config in development with only BROWSER_CLIENTS varying. */
-const config = (browserClients: string | undefined) =>
+const config = (browserClients: string | undefined, releasesAudience?: string) =>
   parseConfig(PasEnv, {
+    RELEASES_AUDIENCE: releasesAudience,
     KEYWAY_ENV: 'development',
     TLS_CERT_FILE: 'pas.crt',
     TLS_KEY_FILE: 'pas.key',
@@ -40,6 +41,12 @@ describe('BROWSER_CLIENTS: registered browser clients', () => {
     expect(refused(JSON.stringify([{ ...releases, redirect_uris: [] }]))).toMatch(/^BROWSER_CLIENTS\.0\.redirect_uris/);
     expect(refused(JSON.stringify([releases, releases]))).toMatch(/^BROWSER_CLIENTS\.1\.client_id: client_id keyway-releases is registered twice/);
     expect(refused(JSON.stringify([{ ...releases, scope: undefined }]))).toMatch(/^BROWSER_CLIENTS\.0\.scope/);
+  });
+
+  it('refuses a client registered for scope releases where PAS has no RELEASES_AUDIENCE', () => {
+    const forReleases = JSON.stringify([releases, { ...releases, client_id: 'site', scope: 'releases' }]);
+    expect(() => config(forReleases)).toThrow(/BROWSER_CLIENTS\.1\.scope: scope releases needs RELEASES_AUDIENCE/);
+    expect(config(forReleases, 'https://releases.example').BROWSER_CLIENTS[1]?.scope).toBe('releases');
   });
 });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FeedRights } from '@keyway/contracts';
+import { FeedRights, ReleaseRights } from '@keyway/contracts';
 import type { Store } from '@keyway/store';
 import { sha256, unguessable } from './pending-requests.ts';
 
@@ -12,6 +12,8 @@ const CodeGrant = z.object({
   roles: z.array(z.string()),
   scope: z.string(),
   rights: FeedRights,
+  /** scope releases: the release rights granted (absent in codes issued before releases existed) */
+  releases: ReleaseRights.optional(),
 });
 /** What a code stands for: the client and redirect it was issued to, the PKCE challenge, and what the login was authorized for. */
 type CodeGrant = z.infer<typeof CodeGrant>;

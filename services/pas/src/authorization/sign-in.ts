@@ -31,7 +31,7 @@ export async function signIn(
     async (audit) => {
       await context.noise.admit(origin.source);
       const subject = await authenticatePassword(context, origin, audit, credentials.email, credentials.password);
-      const { roles, access, rights } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope));
+      const { roles, access, rights, releases } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope, context.settings));
       if (!(await context.pending.close(pending.id))) throw new InvalidRequest('this sign-in has already been completed', 'the pending request was closed by a concurrent post');
       const scope = scopeOf(access);
       const { code, id } = await context.codes.issue({
@@ -43,6 +43,7 @@ export async function signIn(
         roles,
         scope,
         rights,
+        releases,
       });
       audit.note({ detail: { code_id: id, scope: scope.slice(0, 512) } });
       return code;

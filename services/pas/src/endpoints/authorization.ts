@@ -97,7 +97,7 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
     const scope = scopeFor(client, parsed.data.scope);
     if (scope === undefined) return back('invalid_scope', `the client may ask for: ${client.scope}`);
     try {
-      requestedAccess(scope);
+      requestedAccess(scope, context.settings);
     } catch (err) {
       if (err instanceof OAuthError) return back('invalid_scope', err.description);
       throw err;

@@ -1,11 +1,15 @@
 import { Router } from 'express';
-import { Discovery, pasRoutes } from '@keyway/contracts';
+import { Discovery, OPERATOR_SCOPE, pasRoutes, RELEASES_SCOPE } from '@keyway/contracts';
 import { bindRoute, shapeResponse } from '@keyway/kit';
 import { SIGNING_ALG } from '@keyway/tokens';
 import { grants } from '../grants/index.ts';
 
-/** GET /.well-known/openid-configuration with the RFC 8414 fields. */
-export function discoveryEndpoint(issuer: string): Router {
+/**
+ * GET /.well-known/openid-configuration with the RFC 8414 fields. scopes_supported names the fixed
+ * scopes once releases are offered (RELEASES_AUDIENCE); "feed:<name>" values differ per tenant and
+ * are not listed (RFC 8414 §2: a server may leave some out).
+ */
+export function discoveryEndpoint(issuer: string, releasesOffered: boolean): Router {
   const router = Router();
   const base = issuer.replace(/\/+$/, '');
   const document = shapeResponse(Discovery, {
@@ -25,6 +29,7 @@ export function discoveryEndpoint(issuer: string): Router {
     token_endpoint_auth_signing_alg_values_supported: ['ES256', 'EdDSA'],
     id_token_signing_alg_values_supported: [SIGNING_ALG],
     subject_types_supported: ['public'],
+    ...(releasesOffered && { scopes_supported: [OPERATOR_SCOPE, RELEASES_SCOPE] }),
   });
   bindRoute(router, pasRoutes.discovery, (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(document);

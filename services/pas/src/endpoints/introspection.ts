@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { Introspection, pasRoutes } from '@keyway/contracts';
+import { Introspection, pasRoutes, RELEASES_SCOPE, tokenReleaseRights } from '@keyway/contracts';
 import { AccessDenied, bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import { authorize, grantedAccess } from '../grants/authorize.ts';
 import type { GrantContext } from '../grants/context.ts';
@@ -49,6 +49,7 @@ export function introspectionEndpoint(context: GrantContext): Router {
         tid: claims.tid,
         roles: claims.roles,
         rights: claims.rights,
+        releases: claims.scope === RELEASES_SCOPE ? tokenReleaseRights(claims) : undefined,
         fid: claims.fid,
         jti: claims.jti,
         iss: claims.iss,

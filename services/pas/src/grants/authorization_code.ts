@@ -49,7 +49,12 @@ export const authorization_code: Grant<'authorization_code'> = {
     // mode checks it again at every refresh, like any pair.
     const fid = randomUUID();
     await context.codes.redeemed(params.code, { fid, sub: grant.sub, tid: grant.tid });
-    const pair = await issuePair(context, audit, { sub: grant.sub, tid: grant.tid, roles: grant.roles, access: grantedAccess(grant.scope), rights: grant.rights, client_id: grant.client_id }, { fid });
+    const pair = await issuePair(
+      context,
+      audit,
+      { sub: grant.sub, tid: grant.tid, roles: grant.roles, access: grantedAccess(grant.scope), rights: grant.rights, releases: grant.releases, client_id: grant.client_id },
+      { fid },
+    );
     if (await context.codes.reused(params.code)) {
       await revokeIssued(fid, grant.tid);
       throw new InvalidGrant(INVALID_CODE, 'code presented again while its tokens were issued: revoked');

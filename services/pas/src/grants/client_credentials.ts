@@ -45,7 +45,7 @@ export const client_credentials: Grant<'client_credentials'> = {
     if (assertion === undefined || params.client_assertion_type !== JWT_BEARER) {
       throw audit.refuse(new InvalidClient(undefined, 'client_credentials requires private_key_jwt client authentication (RFC 7523 §2.2)'), 'login.failed', { noise: true });
     }
-    const requested = requestedAccess(params.scope);
+    const requested = requestedAccess(params.scope, context.settings);
     const issuer = context.settings.issuer;
     // RFC 7523 §3 item 3: the issuer identifies PAS; the token endpoint URL may be used as well.
     const audience = [issuer, `${issuer.replace(/\/+$/, '')}/oauth2/token`];
@@ -63,7 +63,7 @@ export const client_credentials: Grant<'client_credentials'> = {
       return verified;
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant, clientId: subject.sub });
-    const { roles, access, rights } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, rights, client_id: subject.sub });
+    const granted = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: subject.sub });
   },
 };

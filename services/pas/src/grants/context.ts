@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import type { FeedRights } from '@keyway/contracts';
+import type { FeedRights, ReleaseRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
+import { InvalidScope } from '@keyway/kit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type Signer, type TokenSettings } from '@keyway/tokens';
 import type { BrowserClientRegistry } from '../authorization/clients.ts';
 import type { AuthorizationCodes } from '../authorization/codes.ts';
@@ -58,29 +59,44 @@ export const DEFAULT_CLIENT_ID = 'keyway-importer';
 
 /**
  * Operator access tokens are for PAC and the admin APIs (RFC 8707 §2: "aud" names each resource the
- * token is for); feed access tokens for PAC only, so they are refused by the admin APIs.
+ * token is for); feed access tokens for PAC only, so they are refused by the admin APIs; releases
+ * access tokens for the releases service only, so PAC and the admin APIs refuse them.
  */
 function accessAudience(settings: TokenSettings, access: Access): string | string[] {
   if (access.kind === 'feeds') return settings.accessAudience;
+  if (access.kind === 'releases') {
+    // configuration taken away since the login (a refresh): no audience, no token
+    if (settings.releasesAudience === undefined) throw new InvalidScope('scope releases is not offered here (PAS has no RELEASES_AUDIENCE)');
+    return settings.releasesAudience;
+  }
   return [...new Set([settings.accessAudience, ...(settings.adminAudiences ?? [])])];
 }
 
 /**
  * Issues an access + refresh pair; a new family starts unless one is being continued. A feed pair
- * carries `rights`, feed by feed, as the entitlement service granted them (PAC mints only those). The trail gets
+ * carries `rights`, feed by feed, as the entitlement service granted them (PAC mints only those); a
+ * releases pair carries `releases`, product by product. The trail gets
  * the access token's jti as the token id, with the refresh token's jti and the family id (style rule
  * 11: identifiers, never the tokens).
  */
 export async function issuePair(
   context: GrantContext,
   audit: AuditScope,
-  subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; client_id: string },
+  subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; releases?: ReleaseRights; client_id: string },
   /** the family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's redemption names it first) */
   family?: { fid: string; spentJti?: string | undefined },
 ): Promise<TokenResponse> {
   const { signer, settings, families } = context;
   const scope = scopeOf(subject.access);
-  const claims = { sub: subject.sub, tid: subject.tid, roles: subject.roles, scope, client_id: subject.client_id, ...(subject.access.kind === 'feeds' && { rights: subject.rights }) };
+  const claims = {
+    sub: subject.sub,
+    tid: subject.tid,
+    roles: subject.roles,
+    scope,
+    client_id: subject.client_id,
+    ...(subject.access.kind === 'feeds' && { rights: subject.rights }),
+    ...(subject.access.kind === 'releases' && { releases: subject.releases ?? {} }),
+  };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
     issueAccessToken(signer, settings, { ...claims, fid }, accessAudience(settings, subject.access)),

@@ -8,16 +8,17 @@ import { idpBusy, throttledLogin } from './throttled-login.ts';
 
 /**
  * RFC 6749 §4.3: authenticate at the IdP, authorize at the entitlement service, issue the pair.
- * `scope=operator` logs an operator in: the operator role is authorized instead of feeds.
+ * `scope=operator` logs an operator in: the operator role is authorized instead of feeds;
+ * `scope=releases` asks for release rights (the releases service's token).
  */
 export const password: Grant<'password'> = {
   grantType: 'password',
   issued: 'token.issued',
   async handler(params, context, origin, audit) {
-    const requested = requestedAccess(params.scope);
+    const requested = requestedAccess(params.scope, context.settings);
     const subject = await authenticatePassword(context, origin, audit, params.username, params.password);
-    const { roles, access, rights } = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, roles, access, rights, client_id: DEFAULT_CLIENT_ID });
+    const granted = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: DEFAULT_CLIENT_ID });
   },
 };
 

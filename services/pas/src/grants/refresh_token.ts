@@ -1,5 +1,5 @@
 import { AccessDenied, InvalidGrant, InvalidScope } from '@keyway/kit';
-import { intersectRights, tokenFeedRights } from '@keyway/contracts';
+import { intersectReleaseRights, intersectRights, tokenFeedRights, tokenReleaseRights } from '@keyway/contracts';
 import { TokenError } from '@keyway/tokens';
 import { verifyOwnRefreshToken } from '../tokens/own-tokens.ts';
 import { authorize, grantedAccess, requestedAccess, withinGrant } from './authorize.ts';
@@ -38,31 +38,37 @@ export const refresh_token: Grant<'refresh_token'> = {
 
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
     const granted = grantedAccess(claims.scope);
-    const asked = params.scope === undefined ? granted : requestedAccess(params.scope);
+    const asked = params.scope === undefined ? granted : requestedAccess(params.scope, context.settings);
     if (!withinGrant(asked, granted)) throw new InvalidScope('the requested scope exceeds the scope originally granted');
 
     // The rights the presented token granted, on the feeds asked for (a token from before the claim: its roles').
     const feeds = asked.kind === 'feeds' ? asked.feeds : [];
     let rights = tokenFeedRights(claims, feeds);
+    let releases = tokenReleaseRights(claims);
     // Strict mode re-checks entitlements (or the operator role) on every refresh, so a removal also holds for a token in flight.
     let roles = claims.roles;
     if (context.strict) {
-      const decision = await authorize(context.entitlement, claims.sub, claims.tid, asked).catch(async (err: unknown) => {
-        if (!(err instanceof AccessDenied)) throw err;
-        const reason = err.detail ?? err.code;
-        const revoked = await context.families.revoke(claims.fid, reason);
-        if (revoked) {
+      /** The grant no longer holds: its family ends (strict mode), recorded with the reason. */
+      const noLongerAuthorized = async (reason: string, detail: string | undefined): Promise<never> => {
+        if (await context.families.revoke(claims.fid, reason)) {
           context.metrics.tokensRevoked.add(1, { tenant: claims.tid, reason });
           audit.also({ action: 'refresh_family.revoked', outcome: 'success', reason });
         }
-        throw audit.refuse(new InvalidGrant('the grant is no longer authorized', err.detail), 'authorization.denied', { reason });
+        throw audit.refuse(new InvalidGrant('the grant is no longer authorized', detail), 'authorization.denied', { reason });
+      };
+      const decision = await authorize(context.entitlement, claims.sub, claims.tid, asked).catch(async (err: unknown) => {
+        if (!(err instanceof AccessDenied)) throw err;
+        return noLongerAuthorized(err.detail ?? err.code, err.detail);
       });
       roles = decision.roles;
       // the rights still granted, never more than the token had (RFC 6749 §6)
       rights = intersectRights(rights, decision.rights);
+      releases = intersectReleaseRights(releases, decision.releases);
+      // release rights narrow with the tier and the user's products; none of the token's left ends the family
+      if (asked.kind === 'releases' && Object.keys(releases).length === 0) await noLongerAuthorized('product_not_entitled', 'none of the token’s release rights remain');
     }
     try {
-      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, client_id: claims.client_id }, { fid: claims.fid, spentJti: claims.jti });
+      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, { fid: claims.fid, spentJti: claims.jti });
     } catch (err) {
       // Exactly one of concurrent refreshes of the same token wins; the others are refused without
       // revoking the family, since they presented the token while it was still current.

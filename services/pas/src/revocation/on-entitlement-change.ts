@@ -20,6 +20,10 @@ async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): 
       return families.ofTenant(event.tenant);
     // PAS's own announcement: the family is already revoked here.
     case 'family.revoked':
+    // Release rights narrowed, maybe not to nothing: the next refresh answers what remains (strict
+    // mode), or invalid_grant and revokes the family when nothing does; the releases service asks
+    // again at every open, and introspection re-checks, so nothing granted outlives the change.
+    case 'products.changed':
       return [];
   }
 }

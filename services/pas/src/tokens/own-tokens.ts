@@ -4,7 +4,7 @@ import type { GrantContext } from '../grants/context.ts';
 
 type Verifier = Pick<GrantContext, 'ring' | 'settings'>;
 
-const check = (context: Verifier, audience: string) => ({
+const check = (context: Verifier, audience: string | string[]) => ({
   issuer: context.settings.issuer,
   audience,
   clockToleranceSec: context.settings.clockToleranceSec,
@@ -15,7 +15,9 @@ const check = (context: Verifier, audience: string) => ({
 export const verifyOwnRefreshToken = (context: Verifier, token: string): Promise<RefreshClaims> =>
   verifyRefreshToken(token, context.ring.localKeySet(), check(context, context.settings.refreshAudience));
 
-const verifyOwnAccessToken = (context: Verifier, token: string): Promise<AccessClaims> => verifyAccessToken(token, context.ring.localKeySet(), check(context, context.settings.accessAudience));
+/** Either audience PAS issues access tokens for: PAC (feeds, operator) or the releases service (releases). */
+const accessAudiences = ({ settings }: Verifier): string[] => [settings.accessAudience, ...(settings.releasesAudience === undefined ? [] : [settings.releasesAudience])];
+const verifyOwnAccessToken = (context: Verifier, token: string): Promise<AccessClaims> => verifyAccessToken(token, context.ring.localKeySet(), check(context, accessAudiences(context)));
 
 /**
  * Operator bearer tokens at PAS's own admin API: the one access-token verifier against PAS's own ring,
