@@ -17,6 +17,8 @@ import {
   pacPaths,
   pasApi,
   pasPaths,
+  releasesApi,
+  releasesPaths,
   topicApi,
   topicPaths,
   type Method,
@@ -47,8 +49,16 @@ const RUNS = Number(process.env.KEYWAY_FUZZ_RUNS ?? 40);
 const REQUEST_BOUND_MS = 10_000;
 const CRM_SECRET = 'crm-webhook-secret-for-the-fuzz-0123456789';
 
-const SERVICE_PATHS: Record<ServiceName, PathSpecs> = { idp: idpPaths, entitlement: entitlementPaths, pas: pasPaths, pac: pacPaths, topic: topicPaths, audit: auditPaths };
-const DOCUMENTS: Record<ServiceName, { paths: Record<string, Record<string, unknown>> }> = { idp: idpApi, entitlement: entitlementApi, pas: pasApi, pac: pacApi, topic: topicApi, audit: auditApi };
+const SERVICE_PATHS: Record<ServiceName, PathSpecs> = { idp: idpPaths, entitlement: entitlementPaths, pas: pasPaths, pac: pacPaths, topic: topicPaths, audit: auditPaths, releases: releasesPaths };
+const DOCUMENTS: Record<ServiceName, { paths: Record<string, Record<string, unknown>> }> = {
+  idp: idpApi,
+  entitlement: entitlementApi,
+  pas: pasApi,
+  pac: pacApi,
+  topic: topicApi,
+  audit: auditApi,
+  releases: releasesApi,
+};
 
 /** The certificate an mTLS-only operation's legitimate caller holds (requireService in each route). */
 function legitimateService(service: ServiceName, template: string, method: Method): string {
@@ -520,6 +530,9 @@ beforeAll(async () => {
       // the registered browser client, so the authorization endpoint gets past its client check
       client_id: [RELEASES_CLIENT.client_id],
       redirect_uri: [RELEASES_CLIENT.redirect_uri],
+      product: ['edr', 'edr-agent'],
+      version: ['1.0.0', '2.1.0-rc.1'],
+      file: ['edr-1.0.0.tar.gz'],
     };
   };
   knownByService = {
@@ -529,6 +542,7 @@ beforeAll(async () => {
     pac: await knownFor('pac'),
     topic: await knownFor('topic'),
     audit: await knownFor('audit'),
+    releases: await knownFor('releases'),
   };
 }, 120_000);
 

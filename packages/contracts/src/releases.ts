@@ -78,11 +78,11 @@ export const ReleaseVersion = z.object({
 });
 export type ReleaseVersion = z.infer<typeof ReleaseVersion>;
 
-export const ProductSummary = z.object({ product: ProductName, rights: z.array(ReleaseRight), versions: z.array(ReleaseVersion) });
-export const ProductList = z.object({ products: z.array(ProductSummary) });
-export type ProductList = z.infer<typeof ProductList>;
-export const ProductDetail = ProductSummary;
+/** A product as one person sees it: their rights on it and the versions they may see. */
+export const ProductDetail = z.object({ product: ProductName, rights: z.array(ReleaseRight), versions: z.array(ReleaseVersion) });
 export type ProductDetail = z.infer<typeof ProductDetail>;
+export const ProductList = z.object({ products: z.array(ProductDetail) });
+export type ProductList = z.infer<typeof ProductList>;
 export const VersionDetail = ReleaseVersion.extend({ files: z.array(ReleaseFile) });
 export type VersionDetail = z.infer<typeof VersionDetail>;
 /** A tenant's upload location of a product: what its uploaders sent. */
@@ -95,7 +95,7 @@ export const DownloadReportQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(500),
 });
 export type DownloadReportQuery = z.input<typeof DownloadReportQuery>;
-export const DownloadRecord = z.object({
+const DownloadRecord = z.object({
   time: z.string(),
   subject: z.string().optional(),
   product: z.string(),

@@ -18,7 +18,7 @@ import { moveFile } from '../storage/blob-store.ts';
 import type { StorageLayout } from '../storage/layout.ts';
 import { parseUploadMetadata, type UploadAnnouncement } from './metadata.ts';
 
-export const UPLOADS_PATH = '/v1/uploads';
+const UPLOADS_PATH = '/v1/uploads';
 
 export interface UploadDeps {
   catalog: Catalog;
@@ -137,8 +137,9 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
     if (sha256 !== record.sha256) {
       await rm(path, { force: true });
       await cleanup();
-      await audit.record({ ...fields, action: 'release.sha256_mismatch', outcome: 'denied', reason: 'sha256_mismatch', detail: { ...detail, stated: record.sha256, received: sha256 } });
+      await audit.record({ ...fields, action: 'release.hash_mismatch', outcome: 'denied', reason: 'hash_mismatch', detail: { ...detail, stated: record.sha256, received: sha256 } });
       // tus 1.0 checksum extension: 460 Checksum Mismatch; the file is refused and nothing is created
+      // (audit actions are noun.verb in letters: "hash", not "sha256")
       throw tusError(460, 'invalid_request', `the file's SHA-256 is ${sha256}, not the ${record.sha256} stated: refused, upload it again`);
     }
     const stagedAs = `${record.id}-${sha256}`;
