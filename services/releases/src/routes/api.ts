@@ -167,6 +167,16 @@ export function releaseRoutes(deps: ApiDeps): Router {
       }
       const range = answer.status === 206 ? answer.range : undefined;
       const bytes = range ? range.end - range.start + 1 : size;
+      const sendHeaders = () => {
+        res.status(answer.status).set('Content-Length', String(bytes));
+        if (range) res.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+      };
+      // HEAD fetches no bytes: nothing to record
+      if (req.method === 'HEAD') {
+        sendHeaders();
+        res.end();
+        return;
+      }
       // recorded before the first byte leaves (fail closed: a download the trail cannot take does not happen)
       await audit.record({
         ...fieldsOf(req, principal),
@@ -174,12 +184,7 @@ export function releaseRoutes(deps: ApiDeps): Router {
         outcome: 'success',
         detail: { product, version, file: name, sha256: file.sha256, bytes: String(bytes), ...(range ? { range: `bytes=${range.start}-${range.end}` } : {}) },
       });
-      res.status(answer.status).set('Content-Length', String(bytes));
-      if (range) res.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-      if (req.method === 'HEAD') {
-        res.end();
-        return;
-      }
+      sendHeaders();
       // streamed with backpressure; a client that goes away ends the read too
       await pipeline(blobs.open(file.sha256, range), res).catch((err: unknown) => req.log.info('release.download_cut', { file: name, err: String(err) }));
     });

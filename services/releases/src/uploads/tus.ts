@@ -5,10 +5,11 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { audited, mergeFields, requestFields, type AuditLog, type AuditScope } from '@keyway/audit';
+import { expressPath, releasesRoutes } from '@keyway/contracts';
 import { Conflict, InvalidRequest, NotFound, PayloadTooLarge, type Logger } from '@keyway/kit';
 import { FileStore } from '@tus/file-store';
 import { EVENTS, Server, type Upload } from '@tus/server';
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import { authorizeRelease } from '../auth/access.ts';
 import type { ReleaseAuthorizer } from '../auth/authorizer.ts';
 import { type Principal, requirePrincipal } from '../auth/principal.ts';
@@ -18,7 +19,7 @@ import { moveFile } from '../storage/blob-store.ts';
 import type { StorageLayout } from '../storage/layout.ts';
 import { parseUploadMetadata, type UploadAnnouncement } from './metadata.ts';
 
-const UPLOADS_PATH = '/v1/uploads';
+const UPLOADS_PATH = releasesRoutes.createUpload.path;
 
 export interface UploadDeps {
   catalog: Catalog;
@@ -202,18 +203,18 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
     }
   };
 
-  const handle = (req: Request, res: Response) => void tus.handle(req, res);
+  const handle = (req: Request, res: Response) =>
+    void tus.handle(req, res).catch((err: unknown) => {
+      deps.logger.error('release.upload_failed', { err });
+      if (!res.headersSent) res.status(500).json({ error: 'server_error', error_description: 'the server encountered an unexpected condition' });
+    });
+  const r = releasesRoutes;
   return {
-    mount(app: {
-      post: (path: string, ...h: RequestHandler[]) => unknown;
-      head: (path: string, ...h: RequestHandler[]) => unknown;
-      patch: (path: string, ...h: RequestHandler[]) => unknown;
-      delete: (path: string, ...h: RequestHandler[]) => unknown;
-      options: (path: string, ...h: RequestHandler[]) => unknown;
-    }) {
-      app.options(UPLOADS_PATH, handle);
-      app.post(UPLOADS_PATH, create, handle);
-      for (const method of ['head', 'patch', 'delete'] as const) app[method](`${UPLOADS_PATH}/:id`, resume, handle);
+    /** the tus protocol's operations, at the paths the contracts declare */
+    mount(app: Pick<Router, 'options' | 'post' | 'head' | 'patch' | 'delete'>) {
+      app.options(expressPath(r.uploadOptions), handle);
+      app.post(expressPath(r.createUpload), create, handle);
+      for (const route of [r.uploadOffset, r.uploadChunk, r.terminateUpload]) app[route.method](expressPath(route), resume, handle);
     },
   };
 }
