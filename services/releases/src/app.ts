@@ -27,6 +27,8 @@ export interface ReleasesOptions {
   /** clamd's StreamMaxLength (CLAMD_STREAM_MAX_LENGTH): larger files are refused at creation */
   scannableBytes: number;
   scanRetryMs: number;
+  /** an unfinished upload is deleted this long after its creation */
+  uploadExpiryMs: number;
   now?: () => number;
 }
 
@@ -76,7 +78,8 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
   });
 
   app.use(principalFrom(userTokens, deps.sessions));
-  uploadRoutes({ catalog, layout: deps.layout, authorizer: deps.authorizer, audit, scans, logger: deps.logger }, options).mount(app);
+  const uploads = uploadRoutes({ catalog, layout: deps.layout, authorizer: deps.authorizer, audit, scans, logger: deps.logger }, options);
+  uploads.mount(app);
   app.use(
     releaseRoutes({
       catalog,
@@ -89,5 +92,11 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
     }),
   );
   app.use(pageRoutes({ catalog, authorizer: deps.authorizer, audit }));
-  return Object.assign(finishApp(app, deps.logger), { close: () => scans.stop(), scans });
+  return Object.assign(finishApp(app, deps.logger), {
+    close: async () => {
+      uploads.close();
+      await scans.stop();
+    },
+    scans,
+  });
 }

@@ -23,6 +23,7 @@ export async function buildReleases(config: ReleasesConfig, infra: ServiceInfra)
       maxFileBytes: config.RELEASES_MAX_FILE_BYTES,
       scannableBytes: config.CLAMD_STREAM_MAX_LENGTH,
       scanRetryMs: config.RELEASES_SCAN_RETRY_SEC * 1000,
+      uploadExpiryMs: config.RELEASES_UPLOAD_EXPIRY_SEC * 1000,
     },
     {
       records,

@@ -35,6 +35,12 @@ export const ReleasesEnv = requiredInProduction(
       .positive()
       .default(4 * GiB)
       .describe('largest file an upload may announce (Upload-Length); a file above CLAMD_STREAM_MAX_LENGTH is refused at creation too, since it could never be scanned'),
+    RELEASES_UPLOAD_EXPIRY_SEC: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(7 * 86_400)
+      .describe('an upload not finished this many seconds after its creation is deleted (its bytes and its record); resume before then'),
     RELEASES_SCAN_RETRY_SEC: z.coerce.number().int().positive().max(3600).default(30).describe('how often files waiting for the scanner (scan_pending) are tried again'),
   }),
   'REDIS_URL',

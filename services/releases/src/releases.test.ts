@@ -67,9 +67,18 @@ beforeAll(async () => {
   storage = await mkdtemp(join(tmpdir(), 'keyway-releases-'));
   ring = await KeyRing.generate();
   store = await createStore({ redisUrl: REDIS_URL, prefix: `keyway-test:${randomBytes(6).toString('hex')}:releases:` });
+  ({ app, server, base } = await startApp({}));
+  grant('publisher', { edr: all(), 'edr-agent': all() });
+  grant('customer', { edr: { rights: ['download'], versions: '^2.0.0' } });
+  grant('partner', { edr: { rights: ['upload'], versions: '' } });
+  grant('otherPartner', { edr: { rights: ['upload'], versions: '' } });
+}, 120_000);
+
+/** The service on a plain HTTP listener (TLS is the listener's business, not the app's), over this file's database, Redis, storage and scanner. */
+async function startApp(overrides: Partial<Parameters<typeof createApp>[0]>) {
   const records = createPgStore({ db: database.as('releases'), schema: 'keyway_releases', prefix: 'keyway:releases:' });
-  app = createApp(
-    { publicUrl: PUBLIC_URL, pasIssuer: ISSUER, clockToleranceSec: 5, maxFileBytes: 4 * 1024 * MiB, scannableBytes: 64 * MiB, scanRetryMs: 200 },
+  const started = createApp(
+    { publicUrl: PUBLIC_URL, pasIssuer: ISSUER, clockToleranceSec: 5, maxFileBytes: 4 * 1024 * MiB, scannableBytes: 64 * MiB, scanRetryMs: 200, uploadExpiryMs: 3_600_000, ...overrides },
     {
       records,
       store,
@@ -82,14 +91,10 @@ beforeAll(async () => {
       logger: silentLogger,
     },
   );
-  server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  grant('publisher', { edr: all(), 'edr-agent': all() });
-  grant('customer', { edr: { rights: ['download'], versions: '^2.0.0' } });
-  grant('partner', { edr: { rights: ['upload'], versions: '' } });
-  grant('otherPartner', { edr: { rights: ['upload'], versions: '' } });
-}, 120_000);
+  const listener = createServer(started);
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  return { app: started, server: listener, base: `http://127.0.0.1:${(listener.address() as AddressInfo).port}` };
+}
 
 afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
@@ -270,6 +275,29 @@ describe('uploads (tus 1.0)', () => {
     expect((await auditActions('authorization.denied')).some((e) => e.subject === 'part-1' && e.reason === 'right_missing')).toBe(true);
   });
 
+  it('an upload left unfinished past RELEASES_UPLOAD_EXPIRY_SEC is deleted, bytes and record', async () => {
+    const short = await startApp({ uploadExpiryMs: 400 });
+    try {
+      const bytes = randomBytes(2000);
+      const created = await fetch(`${short.base}/v1/uploads`, {
+        method: 'POST',
+        headers: {
+          ...TUS,
+          authorization: `Bearer ${await tokenOf('partner')}`,
+          'upload-length': String(bytes.length),
+          'upload-metadata': metadata({ product: 'edr', filename: 'left.bin', sha256: sha(bytes) }),
+        },
+      });
+      const id = created.headers.get('location')!.split('/').pop()!;
+      expect(existsSync(join(storage, 'uploads', id))).toBe(true);
+      await until(async () => (existsSync(join(storage, 'uploads', id)) ? undefined : true), 5000);
+      expect((await call('partner', `/v1/uploads/${id}`, { method: 'HEAD', headers: TUS })).status).toBe(404);
+    } finally {
+      await new Promise((resolve) => short.server.close(resolve));
+      await short.app.close();
+    }
+  });
+
   it('the upload belongs to its creator: another user gets 404 at HEAD and PATCH', async () => {
     const bytes = randomBytes(1000);
     const created = await createUpload('partner', { product: 'edr', filename: 'mine.bin', sha256: sha(bytes) }, bytes.length);
@@ -428,6 +456,8 @@ describe('bad input is a 4xx, never a 500', () => {
     ['partner', '/v1/uploads/0123456789abcdef0123456789abcdef', 404],
     ['operator', '/v1/reports/downloads?tenant=Bad%20Tenant', 400],
     ['customer', '/v1/products/nothing-here', 403],
+    // an operator login's token is not for releases
+    ['operator', '/v1/products', 403],
   ] as const)('%s GET %s → %i', async (person, path, status) => {
     const res = await call(person, path, path.startsWith('/v1/uploads/') ? { method: 'HEAD', headers: TUS } : {});
     expect(res.status).toBe(status);

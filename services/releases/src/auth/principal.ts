@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { InvalidToken, TemporarilyUnavailable } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, TemporarilyUnavailable } from '@keyway/kit';
 import { ReleaseRights } from '@keyway/contracts';
 import type { AccessTokenCheck } from '@keyway/tokens';
 import { decodeJwt } from 'jose';
@@ -23,9 +23,14 @@ declare global {
   namespace Express {
     interface Request {
       principal?: Principal;
+      /** a good token that is not for releases (an operator login): refused where a principal is needed, not before (the report takes it) */
+      principalRefused?: Error;
     }
   }
 }
+
+/** The scope a login for the distribution center asks PAS for; tokens of other scopes act as nobody here. */
+const RELEASES_SCOPE = 'releases';
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
@@ -63,6 +68,10 @@ export function principalFrom(verify: (token: string) => Promise<AccessTokenChec
       }
       if (!check.active) return next(new InvalidToken('the access token is invalid, expired or revoked', check.reason, challenge('error="invalid_token"')));
       const { claims } = check;
+      if (!claims.scope.split(' ').includes(RELEASES_SCOPE)) {
+        req.principalRefused = new InsufficientScope('the access token is not for the releases scope', `scope ${claims.scope}`, challenge(`error="insufficient_scope", scope="${RELEASES_SCOPE}"`));
+        return next();
+      }
       req.principal = { sub: claims.sub, tenant: claims.tid, roles: claims.roles, accessToken: token, tokenId: claims.jti, claimed: claimedRights(token) };
       req.log = req.log.child({ actor: { sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
       next();
@@ -74,6 +83,7 @@ export function principalFrom(verify: (token: string) => Promise<AccessTokenChec
 
 /** The principal of a request that must have one: 401 with a bare challenge otherwise (RFC 6750 §3). */
 export function requirePrincipal(req: Request): Principal {
+  if (req.principalRefused) throw req.principalRefused;
   if (!req.principal) throw new InvalidToken('authentication is required: a Bearer access token for the releases scope', 'no credentials', challenge());
   return req.principal;
 }

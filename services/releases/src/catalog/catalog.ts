@@ -85,6 +85,9 @@ export function catalog(records: Store) {
     /** files waiting for the scanner: put in when staged, taken out once judged */
     queueScan: (scope: FileScope, name: string) => records.zadd(SCAN_QUEUE, queueMember(scope, name)),
     unqueueScan: (scope: FileScope, name: string) => records.zrem(SCAN_QUEUE, queueMember(scope, name)),
+    /** one instance scans a file at a time: the lease lapses on its own if that instance dies mid-scan */
+    leaseScan: (scope: FileScope, name: string, ttlMs: number) => records.set(`scan-lease:${queueMember(scope, name)}`, '1', { ifAbsent: true, ttlMs }),
+    endLease: (scope: FileScope, name: string) => records.del(`scan-lease:${queueMember(scope, name)}`).then(() => undefined),
     async scanQueue(): Promise<Array<{ scope: FileScope; name: string }>> {
       return (await records.zrangeByLex(SCAN_QUEUE, { limit: 100 })).map((member) => {
         const [scope, name] = JSON.parse(member) as [FileScope, string];
@@ -92,7 +95,7 @@ export function catalog(records: Store) {
       });
     },
     upload: async (id: string) => parse<UploadRecord>(await records.get(`upload:${id}`)),
-    putUpload: (upload: UploadRecord) => records.set(`upload:${upload.id}`, JSON.stringify(upload)).then(() => undefined),
+    putUpload: (upload: UploadRecord, ttlMs: number) => records.set(`upload:${upload.id}`, JSON.stringify(upload), { ttlMs }).then(() => undefined),
     deleteUpload: (id: string) => records.del(`upload:${id}`).then(() => undefined),
   };
 }

@@ -39,7 +39,19 @@ export function scanWorker(deps: ScanWorkerDeps, options: { retryMs: number }) {
   let again = false;
   let stopped = false;
 
+  /** the longest a scan may take before another instance may take the file over */
+  const LEASE_MS = 30 * 60_000;
+
   async function settle(scope: FileScope, name: string): Promise<void> {
+    if (!(await catalog.leaseScan(scope, name, LEASE_MS))) return;
+    try {
+      await judge(scope, name);
+    } finally {
+      await catalog.endLease(scope, name);
+    }
+  }
+
+  async function judge(scope: FileScope, name: string): Promise<void> {
     const file = await catalog.file(scope, name);
     if (!file || (file.state !== 'scanning' && file.state !== 'scan_pending')) {
       await catalog.unqueueScan(scope, name);

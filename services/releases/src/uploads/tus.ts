@@ -35,6 +35,8 @@ export interface UploadOptions {
   maxFileBytes: number;
   /** clamd's StreamMaxLength: a longer file could never be scanned, so it is refused at creation */
   scannableBytes: number;
+  /** an upload not finished this long after its creation is deleted, bytes and record */
+  uploadExpiryMs: number;
   now?: () => number;
 }
 
@@ -86,7 +88,7 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
 
   const tus = new Server({
     path: UPLOADS_PATH,
-    datastore: new FileStore({ directory: layout.uploads }),
+    datastore: new FileStore({ directory: layout.uploads, expirationPeriodInMilliseconds: options.uploadExpiryMs }),
     relativeLocation: true,
     maxSize: options.maxFileBytes,
     namingFunction: () => randomUUID().replaceAll('-', ''),
@@ -105,7 +107,7 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
         length: announced.length,
         createdAt: now().toISOString(),
       };
-      await catalog.putUpload(record);
+      await catalog.putUpload(record, options.uploadExpiryMs);
       return {};
     },
     async onUploadFinish(req, upload) {
@@ -208,8 +210,12 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
       deps.logger.error('release.upload_failed', { err });
       if (!res.headersSent) res.status(500).json({ error: 'server_error', error_description: 'the server encountered an unexpected condition' });
     });
+  // abandoned uploads leave no bytes behind (their records expire with the same lifetime)
+  const sweeper = setInterval(() => void tus.cleanUpExpiredUploads().catch((err: unknown) => deps.logger.warn('release.upload_sweep_failed', { err })), Math.min(options.uploadExpiryMs, 3_600_000));
+  sweeper.unref();
   const r = releasesRoutes;
   return {
+    close: () => clearInterval(sweeper),
     /** the tus protocol's operations, at the paths the contracts declare */
     mount(app: Pick<Router, 'options' | 'post' | 'head' | 'patch' | 'delete'>) {
       app.options(expressPath(r.uploadOptions), handle);
