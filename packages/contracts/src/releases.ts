@@ -13,7 +13,7 @@ export const ProductName = Slug.describe('product name');
 export const VersionName = z
   .string()
   .max(64)
-  .refine((v) => semver.valid(v) === v, 'must be a semantic version such as 2.4.1')
+  .refine((v) => semver.valid(v) === v, 'must be a semantic version such as 2.4.1 (no build metadata: it does not order versions)')
   .describe('semantic version');
 /** A file name as it appears in a link: no path, no leading dot, no spaces or controls. */
 export const FileName = z

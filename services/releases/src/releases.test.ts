@@ -99,7 +99,11 @@ async function startApp(overrides: Partial<Parameters<typeof createApp>[0]>) {
 afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
   await app?.close();
-  await store?.close();
+  if (store) {
+    const keys = await store.keys('');
+    if (keys.length > 0) await store.del(...keys);
+    await store.close();
+  }
   await clamd?.stop();
   await database?.close();
   if (storage) await rm(storage, { recursive: true, force: true });
