@@ -110,9 +110,11 @@ afterAll(async () => {
 });
 
 const settings = { issuer: ISSUER, accessAudience: PUBLIC_URL, refreshAudience: ISSUER, accessTtlSec: 600, refreshTtlSec: 600, clockToleranceSec: 5 };
-async function tokenOf(person: Person | 'operator'): Promise<string> {
+/** `claim`: the token's `releases` claim (PAS writes what the entitlement service granted at issuance) */
+async function tokenOf(person: Person | 'operator', claim?: ReleaseRights): Promise<string> {
   const subject = person === 'operator' ? { sub: 'op-1', tid: 'vendor', roles: ['operator'], scope: 'operator' } : { ...people[person], roles: [...people[person].roles], scope: 'releases' };
-  return (await issueAccessToken(ring.signer(), settings, { ...subject, client_id: 'keyway-releases' }, PUBLIC_URL)).token;
+  const claims = { ...subject, client_id: 'keyway-releases', ...(claim ? { releases: claim } : {}) };
+  return (await issueAccessToken(ring.signer(), settings, claims, PUBLIC_URL)).token;
 }
 
 async function call(person: Person | 'operator' | undefined, path: string, init: RequestInit & { headers?: Record<string, string> } = {}) {
@@ -391,6 +393,20 @@ describe('downloads', () => {
       decisions.set(people.customer.sub, before);
     }
     expect((await auditActions('authorization.denied')).some((e) => e.subject === 'cust-1' && e.reason === 'tenant_suspended')).toBe(true);
+  });
+
+  it('the token’s releases claim is a first filter: it narrows what the entitlement service grants, and a refusal by it does not ask', async () => {
+    const narrow = await tokenOf('customer', { edr: { rights: ['download'], versions: '~2.1.0' } });
+    const open = (token: string, path = link) => fetch(`${base}${path}`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+    expect((await open(narrow)).status).toBe(200);
+    // granted now by the entitlement service (^2.0.0), but outside what the token was issued for
+    expect((await open(narrow, '/products/edr/2.4.0/agent.msi')).status).toBe(403);
+    const other = await tokenOf('customer', { 'edr-agent': { rights: ['download'], versions: '*' } });
+    const asked = authorizer.asked;
+    const refused = await fetch(`${base}${link}`, { headers: { authorization: `Bearer ${other}` } });
+    expect(refused.status).toBe(403);
+    expect(authorizer.asked).toBe(asked);
+    expect((await auditActions('authorization.denied')).at(-1)).toMatchObject({ subject: 'cust-1', reason: 'token_claim' });
   });
 
   it('versions outside the contract’s range, drafts and withdrawn versions are not downloadable; downloaders see only what they may fetch', async () => {
