@@ -281,6 +281,21 @@ describe('uploads (tus 1.0)', () => {
     expect((await auditActions('authorization.denied')).some((e) => e.subject === 'part-1' && e.reason === 'right_missing')).toBe(true);
   });
 
+  it('an upload into a draft that is published before the upload ends is refused at its end (409), the version unchanged', async () => {
+    const first = randomBytes(500);
+    expect((await upload('publisher', { product: 'edr-agent', version: '1.0.0', filename: 'a.bin' }, first)).status).toBe(204);
+    const second = randomBytes(700);
+    const late = await createUpload('publisher', { product: 'edr-agent', version: '1.0.0', filename: 'b.bin', sha256: sha(second) }, second.length);
+    await stateBecomes('publisher', 'edr-agent', '1.0.0', 'a.bin', 'clean');
+    expect((await call('publisher', '/v1/products/edr-agent/versions/1.0.0/publish', { method: 'POST' })).status).toBe(200);
+    const refused = await patch('publisher', late.headers.get('location')!, 0, second);
+    expect(refused.status).toBe(409);
+    expect(JSON.parse(await refused.text())).toMatchObject({ error: 'conflict' });
+    expect(await fileState('publisher', 'edr-agent', '1.0.0', 'b.bin')).toBeUndefined();
+    // and no new upload into it starts
+    expect((await createUpload('publisher', { product: 'edr-agent', version: '1.0.0', filename: 'c.bin', sha256: sha(second) }, second.length)).status).toBe(409);
+  });
+
   it('an upload left unfinished past RELEASES_UPLOAD_EXPIRY_SEC is deleted, bytes and record', async () => {
     const short = await startApp({ uploadExpiryMs: 400 });
     try {
@@ -455,6 +470,7 @@ describe('downloads', () => {
 describe('bad input is a 4xx, never a 500', () => {
   it.each([
     ['no metadata', { 'upload-length': '10' }, 400],
+    ['no Tus-Resumable', { 'tus-resumable': '', 'upload-length': '10', 'upload-metadata': metadata({ product: 'edr', filename: 'a', sha256: 'a'.repeat(64) }) }, 412],
     ['bad base64 pair', { 'upload-length': '10', 'upload-metadata': 'product ###' }, 400],
     ['unknown key', { 'upload-length': '10', 'upload-metadata': `${metadata({ product: 'edr', filename: 'a', sha256: 'a'.repeat(64) })},evil ${b64('x')}` }, 400],
     ['bad version', { 'upload-length': '10', 'upload-metadata': metadata({ product: 'edr', filename: 'a', sha256: 'a'.repeat(64), version: 'latest' }) }, 400],

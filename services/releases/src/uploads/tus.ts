@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { audited, mergeFields, requestFields, type AuditLog, type AuditScope } from '@keyway/audit';
 import { expressPath, releasesRoutes } from '@keyway/contracts';
-import { Conflict, InvalidRequest, NotFound, PayloadTooLarge, type Logger } from '@keyway/kit';
+import { Conflict, InvalidRequest, NotFound, OAuthError, PayloadTooLarge, type Logger } from '@keyway/kit';
 import { FileStore } from '@tus/file-store';
 import { EVENTS, Server, type Upload } from '@tus/server';
 import type { Request, RequestHandler, Response, Router } from 'express';
@@ -145,6 +145,15 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
       // (audit actions are noun.verb in letters: "hash", not "sha256")
       throw tusError(460, 'invalid_request', `the file's SHA-256 is ${sha256}, not the ${record.sha256} stated: refused, upload it again`);
     }
+    if (record.scope.kind === 'version') {
+      // published meanwhile (the upload began while it was a draft): its files do not change under customers
+      const version = await catalog.version(record.scope.product, record.scope.version);
+      if (version?.state !== 'draft') {
+        await rm(path, { force: true });
+        await cleanup();
+        throw tusError(409, 'conflict', `${record.scope.product} ${record.scope.version} is ${version?.state ?? 'gone'}: its files cannot change`);
+      }
+    }
     const stagedAs = `${record.id}-${sha256}`;
     await moveFile(path, join(layout.stagedDir, stagedAs));
     await audit.record({ ...fields, action: 'release.uploaded', outcome: 'success', detail: { ...detail, sha256 } });
@@ -168,6 +177,8 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
   const create: RequestHandler = async (req, _res, next) => {
     try {
       const principal = requirePrincipal(req);
+      // tus 1.0 §Tus-Resumable: refused before anything is started or recorded
+      if (req.get('tus-resumable') !== '1.0.0') throw new OAuthError(412, 'invalid_request', 'Tus-Resumable: 1.0.0 is required (the tus protocol, tus.io)');
       await audited(trail, { action: 'release.upload_started', fields: fieldsOf(req, principal), refusal: false }, async (scope) => {
         const announcement = parseUploadMetadata(req.get('upload-metadata'));
         const length = uploadLength(req, options);
