@@ -18,14 +18,16 @@ describe('mayOnRelease: rights per product, download bounded by the contract’s
     expect(mayOnRelease(rights, '__proto__', 'download')).toBe(false);
   });
 
-  it('bounds download by the range: inside, outside, prereleases only where the range names them, a malformed range allows nothing', () => {
+  it('bounds download by the range: inside, outside, published prereleases by their numbers, a malformed range or version allows nothing', () => {
     expect(mayOnRelease(rights, 'edr', 'download', '2.4.1')).toBe(true);
     expect(mayOnRelease(rights, 'edr', 'download', '3.0.0')).toBe(false);
     expect(mayOnRelease(rights, 'edr', 'download', '1.9.9')).toBe(false);
-    expect(mayOnRelease(rights, 'edr', 'download', '2.5.0-rc.1')).toBe(false);
-    // semver's rule: a range admits the prereleases of the version it names, not those of later ones
+    // a published prerelease is the vendor's decision to release it: inside the range by its numbers
+    expect(mayOnRelease(rights, 'edr', 'download', '2.5.0-rc.1')).toBe(true);
+    expect(mayOnRelease(rights, 'edr', 'download', '3.0.0-rc.1')).toBe(false);
+    expect(mayOnRelease(rights, 'edr', 'download', 'v2.4.1')).toBe(false);
     expect(mayOnRelease(rights, 'agent', 'download', '1.2.0-rc.1')).toBe(true);
-    expect(mayOnRelease(rights, 'agent', 'download', '1.3.0-rc.1')).toBe(false);
+    expect(mayOnRelease(rights, 'agent', 'download', '1.1.9')).toBe(false);
     expect(mayOnRelease(rights, 'broken', 'download', '1.0.0')).toBe(false);
     // the range bounds download only
     expect(mayOnRelease(rights, 'agent', 'publish', '0.1.0')).toBe(true);

@@ -39,14 +39,21 @@ export const ReleaseAuthorizeDecision = z.discriminatedUnion('allow', [
 export type ReleaseAuthorizeDecision = z.infer<typeof ReleaseAuthorizeDecision>;
 
 /**
+ * A published pre-release is within a range when its numbers are: publishing it is the vendor's
+ * decision to release it (as helper A's roles.ts has it: semver's default would hide 2.0.0-rc.1 even from "*").
+ */
+const RANGE_OPTIONS = { includePrerelease: true } as const;
+
+/**
  * Whether `rights` allow `right` on `product`; for download, also on `version` (inside the product's
- * range, prereleases included when the range names them). A malformed range allows no version.
+ * range). A version that is not strict semver, or a malformed range, allows nothing.
  */
 export function mayOnRelease(rights: ReleaseRights, product: string, right: ReleaseRight, version?: string): boolean {
   const grant = Object.hasOwn(rights, product) ? rights[product] : undefined;
   if (!grant?.rights.includes(right)) return false;
-  if (right !== 'download' || version === undefined) return true;
-  return semver.validRange(grant.versions) !== null && semver.satisfies(version, grant.versions);
+  if (version === undefined) return true;
+  if (semver.valid(version) !== version) return false;
+  return right !== 'download' || (semver.validRange(grant.versions, RANGE_OPTIONS) !== null && semver.satisfies(version, grant.versions, RANGE_OPTIONS));
 }
 
 export const VersionState = z.enum(['draft', 'published', 'withdrawn']);
