@@ -33,7 +33,8 @@ export type ReleaseRights = z.infer<typeof ReleaseRights>;
 /** The entitlement service's answer for `access: 'releases'`, read per request by the releases service. */
 export const ReleaseAuthorizeRequest = z.object({ sub: z.string().min(1), tenant: TenantId, access: z.literal('releases') });
 export const ReleaseAuthorizeDecision = z.discriminatedUnion('allow', [
-  z.object({ allow: z.literal(true), roles: z.array(z.string()), releases: ReleaseRights }),
+  // releases absent (an answer for another access): no release rights
+  z.object({ allow: z.literal(true), roles: z.array(z.string()), releases: ReleaseRights.default({}) }),
   z.object({ allow: z.literal(false), reason: z.string() }),
 ]);
 export type ReleaseAuthorizeDecision = z.infer<typeof ReleaseAuthorizeDecision>;

@@ -40,6 +40,9 @@ describe('entitlementAuthorizer: the release rights, asked of the entitlement se
     expect(await currentRights(authorizer, principal)).toEqual({ rights: {}, denied: 'tenant_suspended' });
     answer = { allow: true };
     await expect(authorizer.decide(principal)).rejects.toThrow();
+    // an allow that names no release rights grants none
+    answer = { allow: true, roles: ['full-control'], feeds: [], rights: {} };
+    expect(await currentRights(authorizer, principal)).toEqual({ rights: {} });
   });
 
   it('currentRights: the token’s claim narrows the answer (rights and products), never widens it', async () => {
