@@ -9,6 +9,7 @@ import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
 import { serviceRoleUrl } from '@keyway/db';
 import { AMQP_URL, createTestDatabase, deleteQueues, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
+import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
 import { exited, freePort, logLines, runService as run, waitReady, writePkiFiles } from './processes.ts';
@@ -21,6 +22,7 @@ describe('each service runs on its own process from its main.ts', () => {
   let caPem: string;
   let prefix: string;
   let database: TestDatabase;
+  let clamd: ClamdServer;
   /** the tenants the tests make, whose subscription queues are deleted at the end (RabbitMQ keeps them a week otherwise) */
   const tenants: string[] = [];
 
@@ -37,7 +39,7 @@ describe('each service runs on its own process from its main.ts', () => {
       urls[name] = `https://localhost:${ports[name]}`;
     }
     prefix = `keyway-standalone-${Date.now()}`;
-    database = await createTestDatabase();
+    [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
     // the operator's keyring (0600) that PAS and PAC seal their keys under
     const kekFile = await ensureDevKek(dir);
     const common = (name: ServiceName) => ({
@@ -66,10 +68,20 @@ describe('each service runs on its own process from its main.ts', () => {
         AUDIT_EXPORT_INTERVAL_MS: '200',
         AUDIT_CHECKPOINT_KEY_FILE: join(dir, 'audit-checkpoint.key'),
       },
+      // ready only while its scanner answers
+      releases: {
+        ...common('releases'),
+        PUBLIC_URL: urls.releases,
+        PAS_URL: urls.pas,
+        ENTITLEMENT_URL: urls.entitlement,
+        RELEASES_STORAGE_DIR: join(dir, 'releases'),
+        CLAMD_ADDRESS: clamd.address,
+        CLAMD_STREAM_MAX_LENGTH: '64M',
+      },
     });
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.
-    // six processes each transpiling with tsx on a shared CI machine: tens of seconds under load
+    // seven processes each transpiling with tsx on a shared CI machine: tens of seconds under load
     const deadline = Date.now() + 90_000;
     for (const [i, name] of SERVICES.entries()) await waitReady(name, urls[name], caPem, deadline - Date.now(), children[i]);
   }, 120_000);
@@ -87,10 +99,11 @@ describe('each service runs on its own process from its main.ts', () => {
     if (keys.length > 0) await store.del(...keys);
     await store.close();
     await database?.drop();
+    await clamd?.stop();
     await deleteQueues(AMQP_URL, (name) => !tenants.some((tenant) => name.startsWith(`keyway.sub.${tenant}.`)));
   });
 
-  it('runs the whole chain across six processes', async () => {
+  it('runs the whole chain across seven processes', async () => {
     const pki = await testPki();
     const operator = entitlementClient({ baseUrl: urls.entitlement, caPem, clientCert: pki.certs.operator });
     const tenant = `s-${Date.now().toString(36)}`;

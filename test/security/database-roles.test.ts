@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from '@keyway/testkit';
  * role (0001_service_roles.sql), which reaches its own schema's records and nobody else's, cannot
  * change any schema's shape, and cannot rewrite the audit trail.
  */
-const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit'] as const;
+const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit', 'releases'] as const;
 
 let database: TestDatabase;
 const pools = new Map<string, Db>();

@@ -1,6 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildAudit, AuditEnv } from '@keyway/audit-service';
 import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
@@ -10,12 +12,13 @@ import { buildIdp, IdpEnv } from '@keyway/idp';
 import { closeInOrder, parseConfig, type Closer, type Logger, type ServiceInfra, type TlsMaterial } from '@keyway/kit';
 import { buildPac, PacEnv } from '@keyway/pac';
 import { buildPas, PasEnv } from '@keyway/pas';
+import { buildReleases, ReleasesEnv } from '@keyway/releases';
 import { ensureDevKek } from '@keyway/seal';
 import type { Store } from '@keyway/store';
 import { ensureDevPki, type DevPki } from '@keyway/tls';
 import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
 
-export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit'] as const;
+export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit', 'releases'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 /**
  * Every certificate an in-process suite uses: one per service, plus the operator caller, plus the
@@ -66,6 +69,8 @@ export interface ComposeOptions {
   database?: { serviceUrl: (service: ServiceName) => string } | { embeddedDir?: string };
   /** opens the database a service appends its audit stream to, when not its own (e.g. through a fault proxy); closed with the composition */
   auditDatabase?: (service: ServiceName) => Promise<Db>;
+  /** the releases service's files (RELEASES_STORAGE_DIR); unset: a temporary folder removed on close */
+  releasesStorageDir?: string;
 }
 
 export interface Composition {
@@ -142,7 +147,7 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
 }
 
 /**
- * The six services in one process over HTTPS on loopback (README command 1 and the cross-service
+ * The seven services in one process over HTTPS on loopback (README command 1 and the cross-service
  * tests): each one's config is parsed from an environment record with its own schema and the service
  * is started by its own build, exactly as its main.ts does. Always KEYWAY_ENV=development; without
  * AMQP_URL the services share one embedded broker (so change events reach them all), without a
@@ -158,6 +163,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   const listeners = {} as Record<ServiceName, Awaited<ReturnType<typeof listenLate>>>;
   for (const name of SERVICES) listeners[name] = await listenLate(tlsOf(name), host, options.ports?.[name] ?? 0);
   const urls = Object.fromEntries(SERVICES.map((name) => [name, listeners[name].url])) as Record<ServiceName, string>;
+  const releasesStorage = options.releasesStorageDir ? { dir: options.releasesStorageDir, own: false } : { dir: await mkdtemp(join(tmpdir(), 'keyway-releases-')), own: true };
 
   const wiring: Record<ServiceName, Env> = {
     idp: { PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
@@ -166,6 +172,16 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     pac: { PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
     topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
     audit: { PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic },
+    releases: {
+      PUBLIC_URL: urls.releases,
+      PAS_URL: urls.pas,
+      ENTITLEMENT_URL: urls.entitlement,
+      RELEASES_STORAGE_DIR: releasesStorage.dir,
+      // Debian's clamav-daemon and its clamd.conf (StreamMaxLength 25M) unless the environment names another clamd;
+      // with none running, uploads wait as scan_pending (fail closed)
+      CLAMD_ADDRESS: options.serviceEnv?.releases?.CLAMD_ADDRESS ?? options.env?.CLAMD_ADDRESS ?? 'unix:/run/clamav/clamd.ctl',
+      CLAMD_STREAM_MAX_LENGTH: options.serviceEnv?.releases?.CLAMD_STREAM_MAX_LENGTH ?? options.env?.CLAMD_STREAM_MAX_LENGTH ?? '25M',
+    },
   };
   const database = options.database;
   const databaseUrlOf = (name: ServiceName): Env => (database && 'serviceUrl' in database ? { DATABASE_URL: database.serviceUrl(name) } : {});
@@ -191,6 +207,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     pac: parseConfig(PacEnv, envOf('pac')),
     topic: parseConfig(TopicEnv, envOf('topic')),
     audit: parseConfig(AuditEnv, envOf('audit')),
+    releases: parseConfig(ReleasesEnv, envOf('releases')),
   };
   const builds: Record<ServiceName, (infra: ServiceInfra) => Promise<Built>> = {
     idp: (infra) => buildIdp(configs.idp, infra),
@@ -199,6 +216,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     pac: (infra) => buildPac(configs.pac, infra),
     topic: (infra) => buildTopic(configs.topic, infra),
     audit: (infra) => buildAudit(configs.audit, infra),
+    releases: (infra) => buildReleases(configs.releases, infra),
   };
 
   // The topic service declares the subscription queues, so the shared embedded broker has its bounds.
@@ -242,6 +260,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     await Promise.all(SERVICES.map((name) => listeners[name].close()));
     await Promise.all(SERVICES.filter((name) => name !== 'audit' && built[name]).map(stop));
     for (const handle of [embedded.broker, ...lentAudit, embedded.database]) await handle?.close();
+    if (releasesStorage.own) await rm(releasesStorage.dir, { recursive: true, force: true });
   };
   try {
     for (const name of SERVICES) {

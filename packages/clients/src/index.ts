@@ -6,3 +6,4 @@ export * from './pac.ts';
 export * from './topic.ts';
 export * from './audit.ts';
 export * from './route.ts';
+export * from './releases.ts';

@@ -16,3 +16,5 @@ export { pasApi, pasPaths, pasRoutes } from './openapi/pas.ts';
 export { pacApi, pacPaths, pacRoutes } from './openapi/pac.ts';
 export { topicApi, topicPaths, topicRoutes } from './openapi/topic.ts';
 export { auditApi, auditPaths, auditRoutes } from './openapi/audit.ts';
+export * from './releases.ts';
+export { releasesApi, releasesAuthorizeRoute, releasesPaths, releasesRoutes } from './openapi/releases.ts';

@@ -27,7 +27,8 @@ const SECURITY_SCHEMES = {
 } as const;
 export type SecurityScheme = keyof typeof SECURITY_SCHEMES;
 
-export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+/** head and options: the tus 1.0 upload protocol (releases) uses them as operations of their own */
+export type Method = 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete' | 'options';
 
 export interface ResponseSpec {
   description: string;
@@ -69,7 +70,9 @@ const ERRORS: Record<number, string> = {
   410: 'lock_lost: the lock token no longer settles anything',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
+  416: 'range not satisfiable (Content-Range: bytes */<size>)',
   429: 'too_many_requests (Retry-After)',
+  460: 'checksum mismatch (tus 1.0): the bytes received do not hash to the SHA-256 stated',
   503: 'temporarily_unavailable: a dependency does not answer (Retry-After)',
 };
 

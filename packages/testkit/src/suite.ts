@@ -1,7 +1,7 @@
 import type { RequestListener } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
-import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { auditClient, entitlementClient, pacClient, pasClient, releasesClient, topicClient } from '@keyway/clients';
 import { CHANGE_EVENTS_TOPIC } from '@keyway/contracts';
 import { compose, RELEASES_CLIENT, SERVICES, type ServiceName } from '@keyway/dev';
 import { silentLogger, type Logger } from '@keyway/kit';
@@ -61,6 +61,8 @@ export interface SuiteOptions {
   };
   /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
   crmWebhookSecret?: string;
+  /** the releases service's scanner (default: Debian's clamd socket; with none there, uploads wait as scan_pending) */
+  releases?: { clamdAddress?: string; clamdStreamMaxLength?: string; scanRetrySec?: number };
   /** the URL a service's audit trail reaches the suite's database at, from its own (default: the same), e.g. through a fault proxy */
   auditDatabaseUrl?: (serviceUrl: string) => string;
   /** where PAS, PAC or the topic service alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
@@ -96,6 +98,8 @@ export interface Suite {
   operator: ReturnType<typeof entitlementClient>;
   /** audit query client holding the operator certificate */
   auditor: ReturnType<typeof auditClient>;
+  /** the releases service's JSON API (a person's access token per call; the operator certificate for the report) */
+  releases: ReturnType<typeof releasesClient>;
   /** PAC admin client (SAS key rotation, policy keys) holding the operator certificate */
   pacOperator: ReturnType<typeof pacClient>;
   pas: ReturnType<typeof pasClient>;
@@ -141,7 +145,7 @@ const env = (record: Record<string, string | number | undefined>): Record<string
   Object.fromEntries(Object.entries(record).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])));
 
 /**
- * The six services wired together over HTTPS on loopback by the dev launcher's composition
+ * The seven services wired together over HTTPS on loopback by the dev launcher's composition
  * (@keyway/dev), each with a unique store prefix and change-event topic whose keys and queues are
  * deleted on close. SuiteOptions become the services' own configuration keys.
  */
@@ -189,6 +193,11 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       }),
       entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret }),
       audit: env({ AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs }),
+      releases: env({
+        CLAMD_ADDRESS: options.releases?.clamdAddress,
+        CLAMD_STREAM_MAX_LENGTH: options.releases?.clamdStreamMaxLength,
+        RELEASES_SCAN_RETRY_SEC: options.releases?.scanRetrySec,
+      }),
       pas: env({
         AMQP_URL: options.links?.pas?.amqpUrl,
         REDIS_URL: options.links?.pas?.redisUrl,
@@ -248,6 +257,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     kek: await Keyring.open(composition.kekFile),
     operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
     auditor: auditClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.audit }),
+    releases: releasesClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.releases }),
     pacOperator: pacClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.pac }),
     pas: pasClient({ caPem, baseUrl: urls.pas }),
     pac: pacClient({ caPem, baseUrl: urls.pac }),

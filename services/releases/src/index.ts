@@ -1,0 +1,2 @@
+export { buildReleases } from './build.ts';
+export { ReleasesEnv } from './config.ts';
