@@ -13,12 +13,12 @@ export type ProductId = z.infer<typeof ProductId>;
  * A release version: strict semver as written (semver.valid answers it unchanged: no "v" prefix, no
  * spaces, no build metadata, which semver ignores in ordering, so 1.0.0+a and 1.0.0+b would be one).
  */
-export const ReleaseVersion = z
+export const VersionName = z
   .string()
   .max(64)
   .refine((v) => semver.valid(v) === v, 'must be a semver version such as 1.2.3 or 2.0.0-rc.1')
   .describe('release version (semver)');
-export type ReleaseVersion = z.infer<typeof ReleaseVersion>;
+export type VersionName = z.infer<typeof VersionName>;
 /** The versions of a product a tier gives (semver range syntax, e.g. ">=1.0.0 <3.0.0"); "*" = every version. */
 export const VersionRange = z
   .string()

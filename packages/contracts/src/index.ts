@@ -17,4 +17,4 @@ export { pacApi, pacPaths, pacRoutes } from './openapi/pac.ts';
 export { topicApi, topicPaths, topicRoutes } from './openapi/topic.ts';
 export { auditApi, auditPaths, auditRoutes } from './openapi/audit.ts';
 export * from './releases.ts';
-export { releasesApi, releasesAuthorizeRoute, releasesPaths, releasesRoutes } from './openapi/releases.ts';
+export { releasesApi, releasesPaths, releasesRoutes } from './openapi/releases.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReleaseVersion, VersionRange } from './common.ts';
+import { VersionName, VersionRange } from './common.ts';
 import { PutTier, UpdateUser } from './entitlement.ts';
 import { intersectReleaseRights, mayOnRelease, releaseRightsOf, ROLES, tokenReleaseRights, type ReleaseRights } from './roles.ts';
 
@@ -95,8 +95,8 @@ describe('intersectReleaseRights (a refresh never widens)', () => {
 
 describe('release schemas', () => {
   it('accepts strict semver versions only', () => {
-    for (const ok of ['1.0.0', '2.10.3-rc.1']) expect(ReleaseVersion.safeParse(ok).success).toBe(true);
-    for (const bad of ['v1.0.0', '1.0', '01.0.0', '1.0.0 ', '1.0.0+build.5', `1.0.0-${'a'.repeat(60)}`]) expect(ReleaseVersion.safeParse(bad).success).toBe(false);
+    for (const ok of ['1.0.0', '2.10.3-rc.1']) expect(VersionName.safeParse(ok).success).toBe(true);
+    for (const bad of ['v1.0.0', '1.0', '01.0.0', '1.0.0 ', '1.0.0+build.5', `1.0.0-${'a'.repeat(60)}`]) expect(VersionName.safeParse(bad).success).toBe(false);
   });
 
   it('accepts semver ranges, "*" by default', () => {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ReleaseAuthorizeDecision, ReleaseRights } from '@keyway/contracts';
+import type { AuthorizeDecision, ReleaseRights } from '@keyway/contracts';
 import { silentLogger } from '@keyway/kit';
 import { createScanner } from '@keyway/scan';
 import { createPgStore, createStore, type Store } from '@keyway/store';
@@ -39,8 +39,8 @@ const people = {
   otherPartner: { sub: 'part-2', tid: 'partner-two', roles: ['uploader'] },
 } as const;
 type Person = keyof typeof people;
-const decisions = new Map<string, ReleaseAuthorizeDecision>();
-const grant = (person: Person, releases: ReleaseRights) => decisions.set(people[person].sub, { allow: true, roles: [...people[person].roles], releases });
+const decisions = new Map<string, AuthorizeDecision>();
+const grant = (person: Person, releases: ReleaseRights) => decisions.set(people[person].sub, { allow: true, feeds: [], rights: {}, roles: [...people[person].roles], releases });
 const authorizer: ReleaseAuthorizer & { asked: number } = {
   asked: 0,
   async decide({ sub }) {

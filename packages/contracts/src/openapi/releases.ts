@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authenticatedBy, jsonResponse, noBody, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { authenticatedBy, jsonResponse, noBody, openApiDocument, operatorOnly } from '../openapi.ts';
 import {
   DownloadReport,
   DownloadReportQuery,
@@ -7,16 +7,12 @@ import {
   LocationDetail,
   ProductDetail,
   ProductList,
-  ProductName,
-  ReleaseAuthorizeDecision,
-  ReleaseAuthorizeRequest,
   VersionDetail,
-  VersionName,
 } from '../releases.ts';
-import { TenantId } from '../common.ts';
+import { ProductId, TenantId, VersionName } from '../common.ts';
 import { pathsOf, route } from '../route.ts';
 
-const ProductPath = z.object({ product: ProductName });
+const ProductPath = z.object({ product: ProductId });
 const VersionPath = ProductPath.extend({ version: VersionName });
 const FilePath = VersionPath.extend({ file: FileName });
 const LocationPath = ProductPath.extend({ tenant: TenantId });
@@ -43,12 +39,6 @@ export const releasesRoutes = {
   landing: user(route({ method: 'get', path: '/', summary: 'what this person’s tier gives them (HTML)', responses: { 200: { description: 'the page', type: 'text/html' } } })),
   productPage: user(route({ method: 'get', path: '/products/{product}', summary: 'the product’s landing page: versions and files with links (HTML)', params: ProductPath, responses: { 200: { description: 'the page', type: 'text/html' } }, errors: [400, 404] })),
 };
-
-/**
- * The entitlement service's authorize as the releases service calls it (`access: 'releases'`, mTLS with
- * the releases certificate). A copy of helper A's declaration for issue 13, reconciled at merge.
- */
-export const releasesAuthorizeRoute = serviceOnly(['releases'], route({ method: 'post', path: '/v1/authorize', summary: 'the release rights of this user (releases service)', body: { schema: ReleaseAuthorizeRequest }, responses: { 200: jsonResponse(ReleaseAuthorizeDecision, 'the rights, or the reason for a denial') }, errors: [400, 415] }));
 
 export const releasesPaths = pathsOf(releasesRoutes);
 

@@ -1,4 +1,4 @@
-import { type ReleaseAuthorizeDecision, type ReleaseRight, type ReleaseRights, mayOnRelease, releasesAuthorizeRoute } from '@keyway/contracts';
+import { type AuthorizeDecision, entitlementRoutes, intersectReleaseRights, mayOnRelease, type ReleaseRight, type ReleaseRights } from '@keyway/contracts';
 import { createHttp, routeCaller, type ClientOptions } from '@keyway/clients';
 import type { Principal } from './principal.ts';
 
@@ -8,14 +8,14 @@ import type { Principal } from './principal.ts';
  * next click. The token's claim is only a first filter (release-rights.ts).
  */
 export interface ReleaseAuthorizer {
-  decide(principal: Pick<Principal, 'sub' | 'tenant'>): Promise<ReleaseAuthorizeDecision>;
+  decide(principal: Pick<Principal, 'sub' | 'tenant'>): Promise<AuthorizeDecision>;
 }
 
 /** The entitlement service's authorize with `access: 'releases'`, over mTLS with the releases certificate. */
 export function entitlementAuthorizer(options: ClientOptions): ReleaseAuthorizer {
   const api = routeCaller(createHttp(options), 'entitlement');
   return {
-    decide: ({ sub, tenant }) => api.call(releasesAuthorizeRoute, { body: { sub, tenant, access: 'releases' } }),
+    decide: ({ sub, tenant }) => api.call(entitlementRoutes.authorize, { body: { sub, tenant, access: 'releases' } }),
   };
 }
 
@@ -29,16 +29,9 @@ export interface CurrentRights {
 export async function currentRights(authorizer: ReleaseAuthorizer, principal: Principal): Promise<CurrentRights> {
   const decision = await authorizer.decide(principal);
   if (!decision.allow) return { rights: {}, denied: decision.reason };
-  const { claimed } = principal;
-  if (claimed === undefined) return { rights: decision.releases };
+  const granted = decision.releases ?? {};
   // a token never widens what the entitlement service grants now, nor what it granted at issuance
-  const rights: ReleaseRights = {};
-  for (const [product, grant] of Object.entries(decision.releases)) {
-    const held = Object.hasOwn(claimed, product) ? claimed[product] : undefined;
-    if (!held) continue;
-    rights[product] = { rights: grant.rights.filter((right) => held.rights.includes(right)), versions: grant.versions };
-  }
-  return { rights };
+  return { rights: principal.claimed === undefined ? granted : intersectReleaseRights(principal.claimed, granted) };
 }
 
 /** The claim as a first filter: a token that does not name the right is refused before the entitlement service is asked. */

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { FileName, ProductName, Sha256Hex, VersionName } from '@keyway/contracts';
+import { FileName, ProductId, Sha256Hex, VersionName } from '@keyway/contracts';
 import { InvalidRequest } from '@keyway/kit';
 
 /** What an upload is announced as (tus Upload-Metadata): a version's file (publishers), or one for the tenant's location (uploaders). */
 export const UploadAnnouncement = z.strictObject({
-  product: ProductName,
+  product: ProductId,
   filename: FileName,
   sha256: Sha256Hex,
   version: VersionName.optional(),
