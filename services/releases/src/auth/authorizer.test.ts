@@ -30,7 +30,7 @@ describe('entitlementAuthorizer: the release rights, asked of the entitlement se
   it('asks POST /v1/authorize for the subject and tenant with access "releases", never with the token', async () => {
     answer = { allow: true, roles: ['downloader'], releases: { edr: { rights: ['download'], versions: '^2.0.0' } }, feeds: [], rights: {} };
     const authorizer = entitlementAuthorizer({ baseUrl: base, caPem: '' });
-    expect(await authorizer.decide(principal)).toEqual({ allow: true, roles: ['downloader'], releases: { edr: { rights: ['download'], versions: '^2.0.0' } } });
+    expect(await authorizer.decide(principal)).toEqual({ allow: true, roles: ['downloader'], releases: { edr: { rights: ['download'], versions: '^2.0.0' } }, feeds: [], rights: {} });
     expect(asked.at(-1)).toEqual({ method: 'POST', url: '/v1/authorize', body: { sub: 'u-1', tenant: 'acme', access: 'releases' } });
   });
 
@@ -46,7 +46,7 @@ describe('entitlementAuthorizer: the release rights, asked of the entitlement se
   });
 
   it('currentRights: the token’s claim narrows the answer (rights and products), never widens it', async () => {
-    answer = { allow: true, roles: ['publisher'], releases: { edr: { rights: ['upload', 'publish', 'download'], versions: '*' }, agent: { rights: ['download'], versions: '*' } } };
+    answer = { allow: true, roles: ['publisher'], feeds: [], rights: {}, releases: { edr: { rights: ['upload', 'publish', 'download'], versions: '*' }, agent: { rights: ['download'], versions: '*' } } };
     const authorizer = entitlementAuthorizer({ baseUrl: base, caPem: '' });
     const claimed = { edr: { rights: ['download' as const, 'withdraw' as const], versions: '*' }, other: { rights: ['download' as const], versions: '*' } };
     expect(await currentRights(authorizer, { ...principal, claimed })).toEqual({ rights: { edr: { rights: ['download'], versions: '*' } } });
