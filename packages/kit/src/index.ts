@@ -13,3 +13,4 @@ export * from './infra.ts';
 export * from './route.ts';
 export * from './change-events.ts';
 export * from './redis-acl.ts';
+export * from './html.ts';

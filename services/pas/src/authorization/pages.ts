@@ -1,24 +1,7 @@
 import type { Response } from 'express';
+import { escapeHtml, htmlPage, sendHtml } from '@keyway/kit';
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
-
-const page = (title: string, body: string): string =>
-  `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${escapeHtml(title)} · Keyway</title>
-</head>
-<body>
-<main>
-${body}
-</main>
-</body>
-</html>
-`;
+const page = (title: string, body: string): string => htmlPage(title, body);
 
 export interface LoginPage {
   /** the pending authorization request the form belongs to */
@@ -55,19 +38,9 @@ export const errorPage = (error: string, description: string): string =>
   );
 
 /**
- * Sends a page: no script, style or anything else may load (`default-src 'none'`), no framing, and
- * the form posts to PAS only. `redirectOrigin`: where the form's answer redirects; CSP form-action
- * also governs the redirects that follow a form submission, so the client's origin is allowed too.
+ * Sends a page whose form posts to PAS only. `redirectOrigin`: where the form's answer redirects; CSP
+ * form-action also governs the redirects that follow a form submission, so the client's origin is allowed too.
  */
 export function sendPage(res: Response, status: number, html: string, redirectOrigin?: string): void {
-  const formAction = ["'self'", ...(redirectOrigin ? [redirectOrigin] : [])].join(' ');
-  res
-    .status(status)
-    .set({
-      'Content-Type': 'text/html; charset=utf-8',
-      'Content-Security-Policy': `default-src 'none'; base-uri 'none'; form-action ${formAction}; frame-ancestors 'none'`,
-      'Cache-Control': 'no-store',
-      Pragma: 'no-cache',
-    })
-    .send(html);
+  sendHtml(res, status, html, ["'self'", ...(redirectOrigin ? [redirectOrigin] : [])]);
 }

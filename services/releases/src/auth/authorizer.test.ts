@@ -46,7 +46,13 @@ describe('entitlementAuthorizer: the release rights, asked of the entitlement se
   });
 
   it('currentRights: the token’s claim narrows the answer (rights and products), never widens it', async () => {
-    answer = { allow: true, roles: ['publisher'], feeds: [], rights: {}, releases: { edr: { rights: ['upload', 'publish', 'download'], versions: '*' }, agent: { rights: ['download'], versions: '*' } } };
+    answer = {
+      allow: true,
+      roles: ['publisher'],
+      feeds: [],
+      rights: {},
+      releases: { edr: { rights: ['upload', 'publish', 'download'], versions: '*' }, agent: { rights: ['download'], versions: '*' } },
+    };
     const authorizer = entitlementAuthorizer({ baseUrl: base, caPem: '' });
     const claimed = { edr: { rights: ['download' as const, 'withdraw' as const], versions: '*' }, other: { rights: ['download' as const], versions: '*' } };
     expect(await currentRights(authorizer, { ...principal, claimed })).toEqual({ rights: { edr: { rights: ['download'], versions: '*' } } });

@@ -1,44 +1,19 @@
 import { audited, mergeFields, requestFields, type AuditLog } from '@keyway/audit';
 import { releasesRoutes as r, type ReleaseVersion } from '@keyway/contracts';
-import { AccessDenied, bindRoute } from '@keyway/kit';
+import { AccessDenied, bindRoute, escapeHtml, htmlPage, sendHtml } from '@keyway/kit';
 import { type Response, Router } from 'express';
 import { rightsOn, visibleVersions } from '../auth/access.ts';
 import { type ReleaseAuthorizer, currentRights } from '../auth/authorizer.ts';
 import { requirePrincipal } from '../auth/principal.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 /** A path segment of a link: names are checked at the edge already, encoded all the same. */
 const segment = (text: string) => escapeHtml(encodeURIComponent(text));
 
-const page = (title: string, body: string): string => `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${escapeHtml(title)} · Keyway releases</title>
-</head>
-<body>
-<main>
-${body}
-</main>
-</body>
-</html>
-`;
+const page = (title: string, body: string): string => htmlPage(title, body, 'Keyway releases');
 
-/** As PAS's login page: nothing may load (`default-src 'none'`), no framing, no forms; never cached (authorization at every open). */
-function sendPage(res: Response, html: string): void {
-  res
-    .status(200)
-    .set({
-      'Content-Type': 'text/html; charset=utf-8',
-      'Content-Security-Policy': "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-      'Cache-Control': 'no-store',
-    })
-    .send(html);
-}
+/** As PAS's login page: nothing may load, no framing, no forms; never cached (authorization at every open). */
+const sendPage = (res: Response, html: string): void => sendHtml(res, 200, html);
 
 const versionLine = (version: ReleaseVersion) =>
   `<li><a href="/products/${segment(version.product)}#v-${escapeHtml(version.version)}">${escapeHtml(version.version)}</a>${version.state === 'published' ? '' : ` (${escapeHtml(version.state)})`}</li>`;
