@@ -106,6 +106,8 @@ describe('operator console (/console/ on the entitlement service, real Chromium)
     await page.getByRole('button', { name: 'Resume tenant' }).click();
     await expect.poll(() => textOf(page, '#tenant-status'), UI_WAIT).toBe('active');
 
+    // The tenant's release downloads, which the console reads from the releases service with the operator's token.
+    await expect.poll(() => textOf(page, '#downloads'), UI_WAIT).toBe('No downloads for this tenant yet.');
     // The tenant's audit events, which the console reads from the audit service with the operator's token.
     await expect.poll(() => textOf(page, '#audit'), UI_WAIT).toMatch(/Action.*admin\.tenant_resumed/s);
 

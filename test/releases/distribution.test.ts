@@ -5,6 +5,7 @@ import { ApiError } from '@keyway/clients';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { PASSWORD, provisionReleaseTenant, provisionTenant, RELEASE_PRODUCT, rawClient } from '../helpers.ts';
+import { provisionOperator } from '../operators/operator.ts';
 
 /**
  * Issue 13: the releases service in the suite, next to the others, over HTTPS with its own
@@ -101,9 +102,14 @@ describe('issue 13: the releases service in the suite', () => {
     expect({ status: refused.status, error: refused.data.error }).toEqual({ status: 403, error: 'access_denied' });
 
     const report = await suite.releases.downloadReport({ tenant: customer.tenant });
-    expect(report.downloads.map((d) => ({ file: d.file, bytes: d.bytes, range: d.range }))).toEqual([
-      { file: name, bytes: bytes.length, range: undefined },
-      { file: name, bytes: bytes.length - half, range: `bytes=${half}-${bytes.length - 1}` },
+    expect(report.downloads.map((d) => ({ subject: d.subject, file: d.file, bytes: d.bytes, range: d.range }))).toEqual([
+      { subject: customer.user.id, file: name, bytes: bytes.length, range: undefined },
+      { subject: customer.user.id, file: name, bytes: bytes.length - half, range: `bytes=${half}-${bytes.length - 1}` },
     ]);
+    // the operator console shows the same report, asked with the operator's own token (its aud names the releases service)
+    const operator = await provisionOperator(suite);
+    const operatorToken = (await suite.pas.password(operator.email, PASSWORD, 'operator')).access_token;
+    const viaConsole = await rawClient(suite, 'entitlement').get(`/console/tenants/${customer.tenant}/downloads`, { headers: { authorization: `Bearer ${operatorToken}` } });
+    expect({ status: viaConsole.status, body: viaConsole.data }).toEqual({ status: 200, body: report });
   }, 90_000);
 });

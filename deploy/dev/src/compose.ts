@@ -165,7 +165,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
 
   const wiring: Record<ServiceName, Env> = {
     idp: { PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
-    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
+    entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic, RELEASES_URL: urls.releases },
     pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, RELEASES_AUDIENCE: urls.releases, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
     pac: { PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
     topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },

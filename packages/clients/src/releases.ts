@@ -26,3 +26,4 @@ export function releasesClient(options: ClientOptions) {
     downloadReport: (query: DownloadReportQuery, as?: As) => call(r.downloadReport, { query }, as),
   };
 }
+export type ReleasesClient = ReturnType<typeof releasesClient>;

@@ -1,4 +1,4 @@
-import { auditClient, idpClient, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { auditClient, idpClient, pacClient, pasClient, releasesClient, topicClient } from '@keyway/clients';
 import { changeEventServiceDeps, operatorTokenOptions, pasKeysCache, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
@@ -30,6 +30,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
         pas,
         pac: config.PAC_URL ? pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined,
         audit: config.AUDIT_URL ? auditClient({ baseUrl: config.AUDIT_URL, caPem: tls.caPem }) : undefined,
+        releases: config.RELEASES_URL ? releasesClient({ baseUrl: config.RELEASES_URL, caPem: tls.caPem }) : undefined,
       },
     },
   );

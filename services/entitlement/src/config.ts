@@ -13,6 +13,11 @@ export const EntitlementEnv = requiredInProduction(
     PAS_URL: z.string().url().describe('PAS: issuer of operator access tokens, their JWKS and their introspection'),
     TOPIC_URL: z.string().url().describe('the topic service, where a subscription is declared (over mTLS) before it is listed, so it holds every batch from then on'),
     PAC_URL: z.string().url().optional().describe("PAC: the operator console rotates tenants' SAS keys there with the operator's token; unset = no rotation in the console"),
+    RELEASES_URL: z
+      .string()
+      .url()
+      .optional()
+      .describe("the releases service: the operator console shows a tenant's downloads from there with the operator's token; unset = no downloads view in the console"),
     AUDIT_URL: z.string().url().optional().describe("the audit service: the operator console shows a tenant's audit events from there with the operator's token; unset = no audit view in the console"),
     AMQP_URL: configFields.amqpUrl.describe(
       'RabbitMQ carrying change events to PAS and PAC (one URL, or the nodes of one cluster separated by commas); unset (KEYWAY_ENV=development only) = embedded broker private to this process',

@@ -100,5 +100,8 @@ export const PasEnv = requiredInProduction(
       }
     }
   })
-  .transform((env) => ({ ...env, ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : [])] }));
+  .transform((env) => ({
+    ...env,
+    ADMIN_AUDIENCES: env.ADMIN_AUDIENCES ?? [env.ENTITLEMENT_URL, env.PUBLIC_URL, ...(env.AUDIT_URL ? [env.AUDIT_URL] : []), ...(env.RELEASES_AUDIENCE ? [env.RELEASES_AUDIENCE] : [])],
+  }));
 export type PasConfig = z.output<typeof PasEnv>;

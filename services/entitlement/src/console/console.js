@@ -146,7 +146,7 @@ async function selectTenant(id) {
   showTenant(tenant);
   $('key-result').textContent = '';
   $('tenant').hidden = false;
-  await Promise.all([loadTenants(), loadAudit(id)]);
+  await Promise.all([loadTenants(), loadAudit(id), loadDownloads(id)]);
 }
 
 function showTenant(tenant) {
@@ -225,34 +225,54 @@ async function loadFeeds(tenant) {
 /** "2025-01-02T03:04:05.678Z" → "2025-01-02 03:04:05Z": the second is enough to read a trail by eye. */
 const shortTime = (iso) => (typeof iso === 'string' ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
 
-/** Shown when the audit API answers; any other answer (not deployed, not allowed, down) says so instead. */
-async function loadAudit(tenant) {
-  const box = $('audit');
-  let page;
+/**
+ * A panel the console fills from another service (the audit trail, the release downloads): a table of
+ * what `list` finds in the answer, or, for any other answer (not deployed, not allowed, down), why not.
+ */
+async function loadPanel(boxId, path, { what, list, empty, titles, cells }) {
+  const box = $(boxId);
+  const hint = (text) => box.replaceChildren(el('p', text, { class: 'hint' }));
+  let items;
   try {
-    page = await api(`/console/tenants/${enc(tenant)}/audit-events?limit=${AUDIT_EVENTS_SHOWN}`);
+    items = list(await api(path));
   } catch (err) {
-    box.replaceChildren(el('p', `Audit not available${err instanceof ApiError ? ` (${err.message})` : ''}.`, { class: 'hint' }));
+    hint(`${what} not available${err instanceof ApiError ? ` (${err.message})` : ''}.`);
     return;
   }
-  if (!Array.isArray(page?.events) || page.events.length === 0) {
-    box.replaceChildren(el('p', Array.isArray(page?.events) ? 'No audit events for this tenant yet.' : 'Audit not available.', { class: 'hint' }));
-    return;
-  }
+  if (!Array.isArray(items)) return hint(`${what} not available.`);
+  if (items.length === 0) return hint(empty);
   const table = el('table');
   const head = el('thead');
   const header = el('tr');
-  for (const title of ['Time', 'Action', 'Outcome', 'Subject', 'Service']) header.append(el('th', title, { scope: 'col' }));
+  for (const title of titles) header.append(el('th', title, { scope: 'col' }));
   head.append(header);
   const body = el('tbody');
-  for (const event of page.events) {
+  for (const item of items) {
     const row = el('tr');
-    row.append(el('td', shortTime(event.time)), el('td', event.action ?? ''), el('td', event.outcome ?? ''), el('td', event.subject ?? '–'), el('td', event.service ?? ''));
+    row.append(...cells(item).map((cell) => el('td', cell)));
     body.append(row);
   }
   table.append(head, body);
   box.replaceChildren(table);
 }
+
+const loadAudit = (tenant) =>
+  loadPanel('audit', `/console/tenants/${enc(tenant)}/audit-events?limit=${AUDIT_EVENTS_SHOWN}`, {
+    what: 'Audit',
+    list: (page) => page?.events,
+    empty: 'No audit events for this tenant yet.',
+    titles: ['Time', 'Action', 'Outcome', 'Subject', 'Service'],
+    cells: (event) => [shortTime(event.time), event.action ?? '', event.outcome ?? '', event.subject ?? '–', event.service ?? ''],
+  });
+
+const loadDownloads = (tenant) =>
+  loadPanel('downloads', `/console/tenants/${enc(tenant)}/downloads`, {
+    what: 'Downloads',
+    list: (report) => report?.downloads,
+    empty: 'No downloads for this tenant yet.',
+    titles: ['Time', 'Subject', 'File', 'Bytes', 'Range'],
+    cells: (d) => [shortTime(d.time), d.subject ?? '–', `${d.product} ${d.version} ${d.file}`, String(d.bytes), d.range ?? 'whole file'],
+  });
 
 // ---- wiring ----
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Router, type Request, type Response } from 'express';
-import { ApiError, type AuditClient, type PacClient, type PasClient } from '@keyway/clients';
-import { AuditPage, entitlementRoutes, OPERATOR_SCOPE, SasKeyRotation, TokenResponse } from '@keyway/contracts';
+import { ApiError, type AuditClient, type PacClient, type PasClient, type ReleasesClient } from '@keyway/clients';
+import { AuditPage, DownloadReport, entitlementRoutes, OPERATOR_SCOPE, SasKeyRotation, TokenResponse } from '@keyway/contracts';
 import { bindRoute, InvalidRequest, NotFound, OAuthError, requireBodyType, requireOperator, shapeResponse, TemporarilyUnavailable, type BearerVerifier } from '@keyway/kit';
 
 /**
@@ -21,6 +21,8 @@ export interface ConsoleDeps {
   pac?: Pick<PacClient, 'rotateSasKey'>;
   /** the audit service's query API, the same way; unset = the console shows no audit events (404) */
   audit?: Pick<AuditClient, 'events'>;
+  /** the releases service's download report, the same way; unset = the console shows no downloads (404) */
+  releases?: Pick<ReleasesClient, 'downloadReport'>;
 }
 
 /**
@@ -50,11 +52,11 @@ function sendTokens(res: Response, tokens: TokenResponse): void {
   res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(shapeResponse(TokenResponse, tokens));
 }
 
-/** PAS's, PAC's and the audit service's refusals are the operator's to read (wrong password, no operator role); their outages are ours. */
+/** PAS's, PAC's, the audit and the releases service's refusals are the operator's to read (wrong password, no operator role); their outages are ours. */
 function passOn(err: unknown): never {
   // a throttled sign-in keeps its Retry-After (PAS's login throttle, issue 9)
   if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description, undefined, err.retryAfter ? { 'Retry-After': err.retryAfter } : {});
-  throw new TemporarilyUnavailable('PAS, PAC or the audit service cannot be reached, retry later', String(err), { 'Retry-After': '5' });
+  throw new TemporarilyUnavailable('PAS, PAC, the audit or the releases service cannot be reached, retry later', String(err), { 'Retry-After': '5' });
 }
 
 /**
@@ -105,7 +107,7 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
     res.status(204).end();
   });
 
-  const { pac, audit } = deps;
+  const { pac, audit, releases } = deps;
   const operator = requireOperator({ verify: verifyOperator });
   const rotate = entitlementRoutes.consoleRotateSasKey;
   bindRoute(router, rotate, operator, requireBodyType(rotate), async (req, res, input) => {
@@ -120,6 +122,12 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
     const { limit } = input.query();
     const page = await audit.events({ tenant, limit }, { accessToken: forwardedToken(req) }).catch(passOn);
     res.set('Cache-Control', 'no-store').json(shapeResponse(AuditPage, page));
+  });
+  bindRoute(router, entitlementRoutes.consoleDownloads, operator, async (req, res, input) => {
+    if (!releases) throw new NotFound('the downloads view is not configured for the console (RELEASES_URL)');
+    const { tenant } = input.params();
+    const report = await releases.downloadReport({ tenant }, { accessToken: forwardedToken(req) }).catch(passOn);
+    res.set('Cache-Control', 'no-store').json(shapeResponse(DownloadReport, report));
   });
   return router;
 }
