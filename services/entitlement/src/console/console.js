@@ -168,7 +168,8 @@ async function loadUsers(tenant) {
     .replaceChildren(
       ...users.map((user) => {
         const row = el('tr');
-        row.append(el('td', user.email), el('td', user.roles.join(', ')), el('td', user.id, { class: 'hint' }));
+        const products = user.products?.length ? ` on ${user.products.join(', ')}` : '';
+        row.append(el('td', user.email), el('td', `${user.roles.join(', ')}${products}`), el('td', user.id, { class: 'hint' }));
         const remove = el('button', 'Remove', { type: 'button', class: 'danger', 'aria-label': `Remove user ${user.email}` });
         remove.addEventListener(
           'click',
@@ -276,6 +277,12 @@ const loadDownloads = (tenant) =>
 
 // ---- wiring ----
 
+/** A form field's list: names separated by commas, semicolons or spaces. */
+const listIn = (value) =>
+  String(value ?? '')
+    .split(/[\s,;]+/)
+    .filter(Boolean);
+
 function submitted(formId, handler) {
   const form = $(formId);
   form.addEventListener('submit', (event) => {
@@ -312,10 +319,7 @@ $('sign-out').addEventListener(
 
 submitted('create-tenant-form', async (data, form) => {
   const id = String(data.get('id')).trim();
-  const feeds = String(data.get('feeds'))
-    .split(/[\s,;]+/)
-    .filter(Boolean);
-  await api('/v1/tenants', { method: 'POST', body: { id, name: String(data.get('name')).trim(), feeds } });
+  await api('/v1/tenants', { method: 'POST', body: { id, name: String(data.get('name')).trim(), feeds: listIn(data.get('feeds')) } });
   form.reset();
   showStatus(`Created tenant ${id}.`);
   await selectTenant(id);
@@ -326,7 +330,7 @@ submitted('add-user-form', async (data, form) => {
   const password = String(data.get('password'));
   await api(`${tenantPath(selectedTenant)}/users`, {
     method: 'POST',
-    body: { email, roles: [String(data.get('role'))], ...(password ? { password } : {}) },
+    body: { email, roles: [String(data.get('role'))], products: listIn(data.get('products')), ...(password ? { password } : {}) },
   });
   form.reset();
   showStatus(`Added ${email} to ${selectedTenant}.`);
