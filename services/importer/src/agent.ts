@@ -108,6 +108,13 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   const writing = new Map<string, Promise<void>>();
   /** the last write queued: writes start in delivery order, each after the one before it */
   let lastWrite: Promise<unknown> = Promise.resolve();
+  /**
+   * The checkpoint of the batch before the last one written: a write waits for it, so a batch's
+   * checkpoint append overlaps the next write only, and a crash leaves at most two batches written
+   * but not checkpointed (the ones a restart may write again), however slow the checkpoint file is.
+   */
+  let recordedBeforeLast: Promise<unknown> = Promise.resolve();
+  let lastRecorded: Promise<unknown> = Promise.resolve();
   /** the write that failed: what is queued behind it is not written, and pulling pauses */
   let writeFailure: unknown;
   /** the open stream, dropped when a write fails */
@@ -230,9 +237,11 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       counts.duplicatesDropped += 1;
       durable = earlier ?? Promise.resolve();
     } else {
-      const written = lastWrite.then(() => write(message));
+      const written = Promise.all([lastWrite, recordedBeforeLast]).then(() => write(message));
       lastWrite = written.catch(() => undefined);
       durable = written.then(() => record(id));
+      recordedBeforeLast = lastRecorded;
+      lastRecorded = durable.catch(() => undefined);
       writing.set(id, durable);
       const forget = () => writing.delete(id);
       durable.then(forget, forget);
