@@ -167,7 +167,8 @@ describe('each service runs on its own process from its main.ts', () => {
     const { DATABASE_URL: _database, REDIS_URL: _redis, AMQP_URL: _amqp, KEYWAY_KEK_FILE: _kek, ...pas } = env.pas;
     const child = run('pas', { ...pas, KEYWAY_ENV: 'development', LOG_LEVEL: 'info', PORT: String(await freePort()) });
     const done = exited(child);
-    const deadline = Date.now() + 30_000;
+    // PGlite starts and migrates in the child: tens of seconds on a loaded two-core machine
+    const deadline = Date.now() + 75_000;
     while (!logLines(child).some((line) => line.msg === 'listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(child.exitCode).toBeNull();
     child.kill('SIGTERM');
@@ -176,5 +177,5 @@ describe('each service runs on its own process from its main.ts', () => {
       .filter((line) => line.level === 'warn')
       .map((line) => line.msg);
     for (const key of ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'KEYWAY_KEK_FILE']) expect(warnings.filter((msg) => msg.includes(key))).toHaveLength(1);
-  });
+  }, 90_000);
 });
