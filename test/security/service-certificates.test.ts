@@ -27,7 +27,7 @@ const DOCUMENTED = {
     'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'],
     'GET /internal/v1/tenants/:tenant/feeds/:feed': ['audit'],
   },
-  pas: { 'POST /oauth2/introspect': ['pac', 'entitlement', 'audit'] },
+  pas: { 'POST /oauth2/introspect': ['pac', 'entitlement', 'audit', 'releases'] },
   pac: {
     'POST /internal/v1/sas-keys/verify': ['topic'],
     'GET /internal/v1/sas-keys/:keyId': ['topic'],
