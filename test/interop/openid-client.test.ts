@@ -77,7 +77,7 @@ describe('openid-client v6 against PAS', () => {
     const tokens = await client.clientCredentialsGrant(config, { scope: 'releases' });
     expect(tokens.scope).toBe('releases');
     expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({
-      aud: new URL(RELEASES_CLIENT.redirect_uri).origin,
+      aud: suite.urls.releases,
       releases: { 'edr-agent': { rights: ['download', 'upload', 'publish', 'withdraw'], versions: '*' } },
     });
   });
@@ -120,6 +120,6 @@ describe('openid-client v6 against PAS', () => {
     expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
     expect(refreshed.scope).toBe('releases');
     // the pair is for the releases site: its access token names it, and carries the same rights
-    expect(JSON.parse(Buffer.from(refreshed.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ aud: new URL(RELEASES_CLIENT.redirect_uri).origin, releases });
+    expect(JSON.parse(Buffer.from(refreshed.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ aud: suite.urls.releases, releases });
   });
 });

@@ -197,7 +197,7 @@ describe('POST /oauth2/token grant_type=authorization_code (RFC 6749 §4.1.3, RF
     expect(answer.data).toMatchObject({ token_type: 'Bearer', expires_in: 1200, scope: 'releases', refresh_token: expect.any(String) });
     // the release-only role is accepted, and its rights travel in the tokens for the releases site
     const releases = { 'edr-agent': { rights: ['download'], versions: '>=1.0.0' } };
-    expect(decodeJwt(answer.data.access_token)).toMatchObject({ aud: new URL(RELEASES_CLIENT.redirect_uri).origin, roles: ['downloader'], releases });
+    expect(decodeJwt(answer.data.access_token)).toMatchObject({ aud: suite.urls.releases, roles: ['downloader'], releases });
     const refreshed = await suite.pas.refresh(answer.data.refresh_token);
     expect(refreshed.scope).toBe('releases');
     expect(decodeJwt(refreshed.access_token)).toMatchObject({ releases });

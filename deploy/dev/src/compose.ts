@@ -29,9 +29,9 @@ export const PKI_NAMES = [...SERVICES, 'releases', 'operator'] as const;
 type Env = Record<string, string | undefined>;
 
 /**
- * The browser client the dev suite registers at PAS (BROWSER_CLIENTS) for the coming releases site
- * (issue 13), at the port the launcher gives it (KEYWAY_PORT_BASE + 6). Tests drive the code flow
- * with it and read the redirect without following it.
+ * The browser client the dev suite registers at PAS (BROWSER_CLIENTS) for the releases site (issue
+ * 13), at the port the launcher gives it (KEYWAY_PORT_BASE + 6). Tests drive PAS's code flow with it
+ * and read the redirect without following it.
  */
 export const RELEASES_CLIENT = {
   client_id: 'keyway-releases',
@@ -39,9 +39,20 @@ export const RELEASES_CLIENT = {
   redirect_uri: 'https://localhost:8447/oauth2/callback',
   scope: 'releases',
 } as const;
-const BROWSER_CLIENTS = JSON.stringify([
-  { client_id: RELEASES_CLIENT.client_id, client_name: RELEASES_CLIENT.client_name, redirect_uris: [RELEASES_CLIENT.redirect_uri], scope: RELEASES_CLIENT.scope },
-]);
+/**
+ * The releases client as PAS registers it for a composition: the launcher's fixed address, and the
+ * releases service's own callback where it listens elsewhere (a test suite's free port), so that its
+ * browser login completes there too.
+ */
+const browserClients = (releasesUrl: string) =>
+  JSON.stringify([
+    {
+      client_id: RELEASES_CLIENT.client_id,
+      client_name: RELEASES_CLIENT.client_name,
+      redirect_uris: [...new Set([RELEASES_CLIENT.redirect_uri, `${releasesUrl}/oauth2/callback`])],
+      scope: RELEASES_CLIENT.scope,
+    },
+  ]);
 
 export interface ComposeOptions {
   /** where the development CA and certificates are kept; made or renewed when needed (@keyway/tls) */
@@ -174,6 +185,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       PUBLIC_URL: urls.releases,
       PAS_URL: urls.pas,
       ENTITLEMENT_URL: urls.entitlement,
+      RELEASES_CLIENT_ID: RELEASES_CLIENT.client_id,
       RELEASES_STORAGE_DIR: releasesStorage.dir,
       // Debian's clamav-daemon and its clamd.conf (StreamMaxLength 25M) unless the environment names another clamd;
       // with none running, uploads wait as scan_pending (fail closed)
@@ -186,7 +198,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   const envOf = (name: ServiceName): Env => ({
     ...options.env,
     ...databaseUrlOf(name),
-    ...(name === 'pas' && { BROWSER_CLIENTS }),
+    ...(name === 'pas' && { BROWSER_CLIENTS: browserClients(urls.releases) }),
     ...options.serviceEnv?.[name],
     KEYWAY_ENV: 'development',
     HOST: host,

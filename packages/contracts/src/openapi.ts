@@ -18,6 +18,12 @@ const SECURITY_SCHEMES = {
     name: 'Authorization',
     description: 'an Azure Service Bus shared access signature from PAC: `SharedAccessSignature sr=…&sig=…&se=…&skn=…`',
   },
+  session: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: '__Host-keyway-releases',
+    description: 'the releases site’s browser session (@keyway/web-session): signed in through PAS’s authorization code flow with PKCE',
+  },
   crmSignature: {
     type: 'apiKey',
     in: 'header',

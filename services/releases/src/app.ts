@@ -1,15 +1,16 @@
 import { createAuditLog, readinessWithTrail, type AuditDb } from '@keyway/audit';
 import { releasesApi, type Introspection } from '@keyway/contracts';
 import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { browserSession } from '@keyway/web-session';
 import type { createScanner } from '@keyway/scan';
 import type { Store } from '@keyway/store';
 import { accessTokenChecker, operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
 import type { Express } from 'express';
 import type { ReleaseAuthorizer } from './auth/authorizer.ts';
-import { principalFrom, type PrincipalSource } from './auth/principal.ts';
+import { principalFrom, sessionPrincipal, sessionWritesSameOrigin, type PrincipalSource } from './auth/principal.ts';
 import { catalog as openCatalog } from './catalog/catalog.ts';
 import { releaseRoutes } from './routes/api.ts';
-import { pageRoutes } from './routes/pages.ts';
+import { assetRoutes, browserRefusals, loginFirst, pageRoutes } from './routes/pages.ts';
 import { scanWorker } from './scan/scan-worker.ts';
 import { diskBlobStore } from './storage/blob-store.ts';
 import type { StorageLayout } from './storage/layout.ts';
@@ -29,6 +30,11 @@ export interface ReleasesOptions {
   scanRetryMs: number;
   /** an unfinished upload is deleted this long after its creation */
   uploadExpiryMs: number;
+  /**
+   * The browser login (@keyway/web-session): PAS as the issuer, this site as its public client with
+   * the redirect URI PUBLIC_URL/oauth2/callback and scope `releases`. Unset: bearer tokens only.
+   */
+  session?: { issuer: string; clientId: string; caPem: string };
   now?: () => number;
 }
 
@@ -43,7 +49,7 @@ export interface ReleasesDeps {
   authorizer: ReleaseAuthorizer;
   pasKeys: JWTVerifyGetKey;
   introspect: (accessToken: string) => Promise<Introspection>;
-  /** the browser session (helper C's package), a second source of principals besides bearer tokens */
+  /** a second source of principals besides bearer tokens, when options.session is unset (tests) */
   sessions?: PrincipalSource;
   logger: Logger;
 }
@@ -77,7 +83,28 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
     cacheMs: options.operatorTokenCacheMs,
   });
 
-  app.use(principalFrom(userTokens, deps.sessions));
+  const origin = new URL(options.publicUrl).origin;
+  const session = options.session
+    ? browserSession(
+        {
+          issuer: options.session.issuer,
+          clientId: options.session.clientId,
+          redirectUri: new URL('/oauth2/callback', origin).href,
+          scope: 'releases',
+          audience: options.publicUrl,
+          caPem: options.session.caPem,
+          clockToleranceSec: options.clockToleranceSec,
+        },
+        { store: deps.store, logger: deps.logger, audit },
+      )
+    : undefined;
+  const sessions: PrincipalSource | undefined = session ? async (req) => mapDefined(await session.principal(req), sessionPrincipal) : deps.sessions;
+
+  app.use(principalFrom(userTokens, sessions), sessionWritesSameOrigin(origin));
+  if (session) app.use(session.router);
+  app.use(assetRoutes());
+  // the pages and the file link: a browser without a session goes through the login and back
+  const signIn = loginFirst(session?.requireSession);
   const uploads = uploadRoutes({ catalog, layout: deps.layout, authorizer: deps.authorizer, audit, scans, logger: deps.logger }, options);
   uploads.mount(app);
   app.use(
@@ -88,10 +115,13 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
       audit,
       auditDb: deps.auditDb,
       operatorTokens: operatorTokenChecker({ ...options, publicUrl: options.publicUrl }, introspected),
+      signIn,
       now: options.now,
     }),
   );
-  app.use(pageRoutes({ catalog, authorizer: deps.authorizer, audit }));
+  // PAS's origin: the sign-out form's redirect to / leads, without a session, to its login (CSP form-action)
+  app.use(pageRoutes({ catalog, authorizer: deps.authorizer, audit, pasOrigin: options.session && new URL(options.session.issuer).origin, signIn }));
+  app.use(browserRefusals);
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
       uploads.close();
@@ -100,3 +130,5 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
     scans,
   });
 }
+
+const mapDefined = <T, U>(value: T | undefined, map: (value: T) => U | undefined): U | undefined => (value === undefined ? undefined : map(value));

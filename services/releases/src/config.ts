@@ -21,6 +21,11 @@ export const ReleasesEnv = requiredInProduction(
     PORT: configFields.port.default(8447).describe('HTTPS port'),
     PUBLIC_URL: z.string().url().describe('this service\'s URL: the "aud" of the access tokens it accepts (PAS scope `releases`), and the base of its persistent links'),
     PAS_URL: z.string().url().describe('PAS: issuer of the access tokens, their JWKS and their introspection'),
+    RELEASES_CLIENT_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,128}$/)
+      .default('keyway-releases')
+      .describe("this site as PAS registers it (PAS's BROWSER_CLIENTS, scope `releases`): the browser login's client; its redirect URI is PUBLIC_URL + /oauth2/callback"),
     ENTITLEMENT_URL: z.string().url().describe('the entitlement service: asked, over mTLS, at every request that reads or writes a release what the person may do'),
     CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying access tokens'),
     RELEASES_STORAGE_DIR: z

@@ -11,14 +11,18 @@ import {
 } from '../releases.ts';
 import { ProductId, TenantId, VersionName } from '../common.ts';
 import { pathsOf, route } from '../route.ts';
+import { webSessionRoutes } from '../web-session.ts';
 
 const ProductPath = z.object({ product: ProductId });
 const VersionPath = ProductPath.extend({ version: VersionName });
 const FilePath = VersionPath.extend({ file: FileName });
 const LocationPath = ProductPath.extend({ tenant: TenantId });
 
-/** A person's or a pipeline's access token from PAS (scope `releases`, aud = this service); a browser session later. */
-const user = authenticatedBy(['bearer'], [401, 403, 503]);
+/** A person's or a pipeline's access token from PAS (scope `releases`, aud = this service), or a person's browser session. */
+const user = authenticatedBy(['bearer', 'session'], [401, 403, 503]);
+
+/** The site's own files its pages load (CSP script-src and style-src 'self': nothing inline). */
+const ReleasesAsset = z.enum(['releases.js', 'releases.css']);
 
 /** The releases service's operations, declared once (server binding, client, OpenAPI). */
 export const releasesRoutes = {
@@ -37,10 +41,11 @@ export const releasesRoutes = {
   downloadReport: operatorOnly(route({ method: 'get', path: '/v1/reports/downloads', summary: "a tenant's downloads (who, which file, bytes, range, when), oldest first, from the releases audit stream", query: DownloadReportQuery, responses: { 200: jsonResponse(DownloadReport, 'the downloads') }, errors: [400] })),
   download: user(route({ method: 'get', path: '/products/{product}/{version}/{file}', summary: 'the file (persistent link): Range, If-Range, strong ETag (the SHA-256), If-None-Match', params: FilePath, responses: { 200: { description: 'the file', type: 'application/octet-stream' }, 206: { description: 'the range asked for', type: 'application/octet-stream' }, 304: noBody('not modified') }, errors: [400, 404, 416] })),
   landing: user(route({ method: 'get', path: '/', summary: 'what this person’s tier gives them (HTML)', responses: { 200: { description: 'the page', type: 'text/html' } } })),
+  asset: route({ method: 'get', path: '/assets/{name}', summary: 'the pages’ script (uploads through tus, SHA-256 in the browser, publish) and stylesheet', params: z.object({ name: ReleasesAsset }), responses: { 200: { description: 'the file', type: 'text/javascript' } }, errors: [400] }),
   productPage: user(route({ method: 'get', path: '/products/{product}', summary: 'the product’s landing page: versions and files with links (HTML)', params: ProductPath, responses: { 200: { description: 'the page', type: 'text/html' } }, errors: [400, 404] })),
 };
 
-export const releasesPaths = pathsOf(releasesRoutes);
+export const releasesPaths = pathsOf({ ...releasesRoutes, ...webSessionRoutes });
 
 export const releasesApi = openApiDocument(
   {

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { audited, mergeFields, queryEvents, requestFields, type AuditDb, type AuditLog } from '@keyway/audit';
 import { type ReleaseVersion, type VersionDetail, DownloadReport, LocationDetail, ProductDetail, ProductList, VersionDetail as VersionDetailSchema, releasesRoutes as r } from '@keyway/contracts';
 import { AccessDenied, bindRoute, Conflict, NotFound, requireOperator, shapeResponse, type BearerVerifier } from '@keyway/kit';
-import { type Request, Router } from 'express';
+import { type Request, type RequestHandler, Router } from 'express';
 import { authorizeRelease, requireVersionInRange, rightsOn, visibleVersions } from '../auth/access.ts';
 import { type ReleaseAuthorizer, currentRights } from '../auth/authorizer.ts';
 import { type Principal, requirePrincipal } from '../auth/principal.ts';
@@ -17,6 +17,8 @@ export interface ApiDeps {
   audit: AuditLog;
   auditDb: AuditDb;
   operatorTokens: BearerVerifier;
+  /** the file link: a browser without a session signs in first (pages.ts loginFirst) */
+  signIn: RequestHandler;
   now?: () => number;
 }
 
@@ -129,7 +131,7 @@ export function releaseRoutes(deps: ApiDeps): Router {
     res.json(shapeResponse(DownloadReport, { tenant, downloads }));
   });
 
-  bindRoute(router, r.download, async (req, res, input) => {
+  bindRoute(router, r.download, deps.signIn, async (req, res, input) => {
     const principal = requirePrincipal(req);
     const { product, version, file: name } = input.params();
     await audited(trail, { fields: fieldsOf(req, principal), refusal: false }, async (scope) => {
