@@ -7,3 +7,4 @@ export * from './topic.ts';
 export * from './audit.ts';
 export * from './route.ts';
 export * from './releases.ts';
+export * from './client-assertion.ts';
