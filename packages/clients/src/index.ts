@@ -8,3 +8,4 @@ export * from './audit.ts';
 export * from './route.ts';
 export * from './releases.ts';
 export * from './client-assertion.ts';
+export * from './release-transfers.ts';
