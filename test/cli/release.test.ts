@@ -119,7 +119,7 @@ describe('keyway release (child process against the real suite and clamd)', () =
     ]);
     const listed = await keyway(['release', 'list', 'edr-agent', version], { env: ci.env });
     expect(listed.stdout).toMatch(/^agent-1\.2\.0\.tar\.gz +clean +6291456 /m);
-  }, 180_000);
+  }, 300_000);
 
   it('publish refuses a version holding EICAR, naming the file and the signature (exit 4)', async () => {
     const ci = await pipeline();
@@ -171,12 +171,32 @@ describe('keyway release (child process against the real suite and clamd)', () =
     expect(existsSync(`${dest}.part`)).toBe(false);
     expect(existsSync(downloadStatePath(dest))).toBe(false);
 
+    // a .part whose ETag is not the file's (it changed): If-Range does not match, the 200 starts again from zero
+    const other = join(dir, `other-${customer.tenant}.bin`);
+    writeFileSync(`${other}.part`, randomBytes(1000));
+    writeFileSync(downloadStatePath(other), JSON.stringify({ url: `/products/edr-agent/${version}/agent-1.3.0.bin`, etag: `"${'0'.repeat(64)}"` }));
+    const restarted = await releases().download(link, other, { accessToken: () => token });
+    expect(restarted).toMatchObject({ resumedFrom: 0, receivedBytes: 4 * MiB, sha256: sha(file.bytes) });
+    expect(sha(readFileSync(other))).toBe(sha(file.bytes));
+    // a .part that is not a prefix of the file, under the right ETag: the SHA-256 check discards it
+    const corrupt = join(dir, `corrupt-${customer.tenant}.bin`);
+    writeFileSync(`${corrupt}.part`, randomBytes(1000));
+    writeFileSync(downloadStatePath(corrupt), JSON.stringify({ url: `/products/edr-agent/${version}/agent-1.3.0.bin`, etag: `"${sha(file.bytes)}"` }));
+    const discarded = await releases()
+      .download(link, corrupt, { accessToken: () => token })
+      .catch((err: unknown) => err);
+    expect(discarded).toMatchObject({ message: expect.stringContaining(`not the ${sha(file.bytes)} the server states`) });
+    expect(existsSync(`${corrupt}.part`)).toBe(false);
+    expect(existsSync(corrupt)).toBe(false);
+
     const report = await keyway(['--json', '--cert', files.cert, '--key', files.key, 'release', 'report', '--tenant', customer.tenant]);
     expect(report.code).toBe(0);
     const downloads = (JSON.parse(report.stdout) as { downloads: { file: string; bytes: number; range?: string; subject?: string }[] }).downloads;
     expect(downloads).toEqual([
       expect.objectContaining({ file: 'agent-1.3.0.bin', bytes: 4 * MiB, subject: customer.user.id }),
       expect.objectContaining({ file: 'agent-1.3.0.bin', bytes: 4 * MiB - partial, range: `bytes=${partial}-${4 * MiB - 1}` }),
+      expect.objectContaining({ bytes: 4 * MiB }),
+      expect.objectContaining({ bytes: 4 * MiB - 1000, range: `bytes=1000-${4 * MiB - 1}` }),
     ]);
     expect(downloads[0]!.range).toBeUndefined();
     const readable = await keyway(['--cert', files.cert, '--key', files.key, 'release', 'report', '--tenant', customer.tenant]);
@@ -188,5 +208,5 @@ describe('keyway release (child process against the real suite and clamd)', () =
     const none = await keyway(['release', 'list']);
     expect(none.code).toBe(5);
     expect(none.stderr).toContain('keyway release login');
-  }, 180_000);
+  }, 300_000);
 });
