@@ -4,10 +4,11 @@ import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { z } from 'zod';
 import { FileName, releasesRoutes as r } from '@keyway/contracts';
-import { send, toApiError } from './http.ts';
+import { send, toApiError, UnreachableError } from './http.ts';
 import { urlOf } from './route.ts';
 
 /** A fresh access token per request: a transfer may outlast one (20 min), so the caller refreshes. */
@@ -222,10 +223,12 @@ export function releaseTransfers(http: AxiosInstance) {
         const from = offset;
         try {
           const h = await auth(options.accessToken);
+          let inFlight = 0;
           const body = createReadStream(file, { start: from, end: end - 1, highWaterMark: MiB }).pipe(
             counter((n) => {
+              inFlight += n;
               sentBytes += n;
-              options.onProgress?.(Math.min(from + n, info.size), info.size);
+              options.onProgress?.(from + inFlight, info.size);
             }),
           );
           const response = await send(
@@ -255,9 +258,11 @@ export function releaseTransfers(http: AxiosInstance) {
           }
         } catch (err) {
           stopIfAborted(options.signal);
-          if (!(err instanceof Error) || err.name === 'ApiError') throw err;
+          // an answer is final; a transport failure (reset, timeout) is tried again from the server's offset
+          if (!(err instanceof UnreachableError)) throw err;
           failures += 1;
           if (failures >= MAX_ATTEMPTS) throw err;
+          await sleep(1000 * failures, undefined, { signal: options.signal });
         }
         const known = await offsetOf(url, options);
         if (known === undefined) {

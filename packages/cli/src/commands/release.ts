@@ -181,6 +181,7 @@ export function register(program: Command, context: CliContext): void {
     const accessToken = releaseToken(context, options);
     const releases = await client();
     const deadline = Date.now() + waitSec * 1000;
+    let said = '';
     for (;;) {
       const detail = await releases.getVersion(product, version, { accessToken: await accessToken() });
       const bad = detail.files.filter(refused);
@@ -193,7 +194,9 @@ export function register(program: Command, context: CliContext): void {
         const waiting = detail.files.filter((f) => f.state !== 'clean').map((f) => `${f.name} (${f.state})`);
         throw new CliError(`the scanner has not finished after ${waitSec} s: ${list(waiting)}; run publish again later`, EXIT.unavailable);
       }
-      context.progress(`waiting for the scanner: ${list(detail.files.filter((f) => f.state !== 'clean').map((f) => f.name))}`);
+      const waiting = `waiting for the scanner: ${list(detail.files.filter((f) => f.state !== 'clean').map((f) => `${f.name} (${f.state})`))}`;
+      if (waiting !== said) context.progress(waiting);
+      said = waiting;
       await sleep(1000);
     }
     const published = await releases.publish(product, version, { accessToken: await accessToken() });
