@@ -10,6 +10,7 @@ const DEV = {
   pasUrl: 'https://localhost:8443',
   pacUrl: 'https://localhost:8444',
   auditUrl: 'https://localhost:8446',
+  releasesUrl: 'https://localhost:8447',
   caFile: '.keyway/pki/ca.crt',
 };
 
@@ -24,6 +25,7 @@ export const GlobalOptions = z
     pasUrl: HttpsUrl,
     pacUrl: HttpsUrl,
     auditUrl: HttpsUrl,
+    releasesUrl: HttpsUrl,
     caFile: File.optional(),
     cert: File.optional(),
     key: File.optional(),
@@ -43,6 +45,7 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--pas-url <url>', 'PAS (login, signing keys)').env('KEYWAY_PAS_URL').default(DEV.pasUrl))
     .addOption(new Option('--pac-url <url>', 'PAC (tenant SAS keys)').env('KEYWAY_PAC_URL').default(DEV.pacUrl))
     .addOption(new Option('--audit-url <url>', 'audit service (audit events, chain verification)').env('KEYWAY_AUDIT_URL').default(DEV.auditUrl))
+    .addOption(new Option('--releases-url <url>', 'releases service (uploads, publishing, downloads, the download report)').env('KEYWAY_RELEASES_URL').default(DEV.releasesUrl))
     .addOption(new Option('--ca-file <file>', `PEM CA of the services' certificates (default: ${DEV.caFile} when present, else Node's bundled CAs)`).env('KEYWAY_CA_FILE'))
     .addOption(new Option('--cert <file>', 'operator client certificate (PEM), instead of a login').env('KEYWAY_CERT_FILE'))
     .addOption(new Option('--key <file>', 'private key of --cert (PEM)').env('KEYWAY_KEY_FILE'));

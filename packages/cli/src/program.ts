@@ -28,7 +28,7 @@ function createContext(program: Command): CliContext {
     leaf = actionCommand;
   });
   const options = () => (globals ??= parseGlobals(program, leaf));
-  const urlOf = (service: Service) => ({ entitlement: options().entitlementUrl, pas: options().pasUrl, pac: options().pacUrl, audit: options().auditUrl })[service];
+  const urlOf = (service: Service) => ({ entitlement: options().entitlementUrl, pas: options().pasUrl, pac: options().pacUrl, audit: options().auditUrl, releases: options().releasesUrl })[service];
 
   async function resolveCredentials(): Promise<Credentials> {
     const { cert, key, pasUrl } = options();
@@ -63,7 +63,7 @@ function createContext(program: Command): CliContext {
 
 export function buildProgram(): Command {
   const program = new Command('keyway')
-    .description('Operate Keyway: tenants, users, feeds, tiers, keys, and the importer agent.')
+    .description('Operate Keyway: tenants, users, feeds, tiers, keys, the importer agent, and releases (upload, publish, download).')
     .showHelpAfterError('(add --help for usage)')
     // Every command throws instead of exiting, so `run` alone decides the exit code.
     .exitOverride()

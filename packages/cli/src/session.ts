@@ -27,6 +27,11 @@ export function sessionPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'keyway', 'session.json');
 }
 
+/** `keyway release login`'s own file beside it, so a person's releases login never replaces an operator session. */
+export function releaseSessionPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(dirname(sessionPath(env)), 'release-session.json');
+}
+
 export function sessionFrom(pasUrl: string, email: string, tokens: TokenResponse, now = Date.now()): Session {
   return {
     pas_url: pasUrl,
@@ -69,18 +74,18 @@ export function deleteSession(path = sessionPath()): void {
   rmSync(path, { force: true });
 }
 
-const notLoggedIn = (why: string) => new CliError(`${why}: run \`keyway login\``, EXIT.auth);
+const notLoggedIn = (why: string, login: string) => new CliError(`${why}: run \`${login}\``, EXIT.auth);
 
 /**
  * The cached session's access token, refreshed at PAS when it is about to expire (the refresh token
  * rotates, so the new pair is saved at once). Sessions are bound to the PAS that issued them.
  */
-export async function freshAccessToken(pas: PasClient, pasUrl: string, path = sessionPath(), now = Date.now): Promise<string> {
+export async function freshAccessToken(pas: PasClient, pasUrl: string, path = sessionPath(), now = Date.now, login = 'keyway login'): Promise<string> {
   const session = readSession(path);
-  if (!session) throw notLoggedIn('no credentials: give --cert and --key, set KEYWAY_TOKEN, or log in');
-  if (session.pas_url !== pasUrl) throw notLoggedIn(`the saved session is for ${session.pas_url}, not ${pasUrl}`);
+  if (!session) throw notLoggedIn('no credentials: give --cert and --key, set KEYWAY_TOKEN, or log in', login);
+  if (session.pas_url !== pasUrl) throw notLoggedIn(`the saved session is for ${session.pas_url}, not ${pasUrl}`, login);
   if (session.expires_at - now() > REFRESH_MARGIN_MS) return session.access_token;
-  if (session.refresh_expires_at <= now()) throw notLoggedIn('the session has expired');
+  if (session.refresh_expires_at <= now()) throw notLoggedIn('the session has expired', login);
   try {
     const refreshed = sessionFrom(pasUrl, session.email, await pas.refresh(session.refresh_token), now());
     writeSession(refreshed, path);
@@ -91,6 +96,6 @@ export async function freshAccessToken(pas: PasClient, pasUrl: string, path = se
     // token without revoking the family within its reuse leeway): its new pair is in the file.
     const current = readSession(path);
     if (current && current.refresh_token !== session.refresh_token && current.expires_at - now() > REFRESH_MARGIN_MS) return current.access_token;
-    throw notLoggedIn(`the session can no longer be refreshed (${err.description || err.code})`);
+    throw notLoggedIn(`the session can no longer be refreshed (${err.description || err.code})`, login);
   }
 }

@@ -7,3 +7,5 @@ export * from './topic.ts';
 export * from './audit.ts';
 export * from './route.ts';
 export * from './releases.ts';
+export * from './client-assertion.ts';
+export * from './release-transfers.ts';

@@ -1,17 +1,20 @@
 import { releasesRoutes as r, type DownloadReportQuery } from '@keyway/contracts';
 import { createHttp, type ClientOptions } from './http.ts';
+import { releaseTransfers } from './release-transfers.ts';
 import { routeCaller, type CallOptions } from './route.ts';
 
 type As = Pick<CallOptions, 'accessToken'>;
 
 /**
  * The releases service's JSON API. Calls carry a person's access token (PAS scope `releases`) per
- * call, or the operator certificate (`clientCert`) for the download report. Uploads speak tus 1.0 at
- * /v1/uploads and downloads are plain GETs of the persistent links: neither goes through here.
+ * call, or the operator certificate (`clientCert`) for the download report. Uploads (tus 1.0 at
+ * /v1/uploads) and downloads (GETs of the persistent links) resume (release-transfers.ts).
  */
 export function releasesClient(options: ClientOptions) {
-  const { call } = routeCaller(createHttp(options), 'releases');
+  const http = createHttp(options);
+  const { call } = routeCaller(http, 'releases');
   return {
+    ...releaseTransfers(http),
     /** the products the person holds any right on, each with the versions they may see */
     listProducts: (as: As) => call(r.listProducts, undefined, as),
     getProduct: (product: string, as: As) => call(r.getProduct, { params: { product } }, as),

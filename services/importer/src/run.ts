@@ -3,12 +3,12 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pacClient, pasClient, topicClient } from '@keyway/clients';
+import { assertionAlgFor, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createLogger, type Logger } from '@keyway/kit';
 import { createAgent, type Agent, type AgentHealth } from './agent.ts';
 import { fileCheckpoint } from './checkpoint.ts';
 import type { ImporterEnv } from './config.ts';
-import { assertionAlgFor } from './credentials/client-assertion.ts';
+
 import type { Credentials } from './credentials/session.ts';
 import { createSink } from './sinks/index.ts';
 

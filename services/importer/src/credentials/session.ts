@@ -1,7 +1,6 @@
 import type { TokenResponse } from '@keyway/contracts';
-import { ApiError, type PasClient } from '@keyway/clients';
+import { ApiError, signClientAssertion, type ClientKeyPair, type PasClient } from '@keyway/clients';
 import type { Logger } from '@keyway/kit';
-import { signClientAssertion, type ClientKeyPair } from './client-assertion.ts';
 
 /** A password, or a key pair registered for RFC 7523 private_key_jwt (passwordless agents). */
 export type Credentials = { kind: 'password'; username: string; password: string; scope?: string } | ({ kind: 'private_key_jwt'; scope?: string } & ClientKeyPair);

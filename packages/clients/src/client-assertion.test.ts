@@ -4,7 +4,7 @@ import { assertionAlgFor, signClientAssertion } from './client-assertion.ts';
 
 const decode = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
 
-describe('the importer’s RFC 7523 client assertion', () => {
+describe('the RFC 7523 client assertion (importer, CLI)', () => {
   it.each([
     ['ES256', () => generateKeyPairSync('ec', { namedCurve: 'P-256' }), { dsaEncoding: 'ieee-p1363' as const }, 'sha256'],
     ['EdDSA', () => generateKeyPairSync('ed25519'), {}, null],
