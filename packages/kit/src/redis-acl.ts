@@ -8,9 +8,10 @@ export const keyspacePrefix = (storePrefix: string, name: string): string => `${
 /**
  * Every service that keeps hot state in Redis, by the name its keyspace (serviceResources(name, …))
  * and its Redis user carry. None lists keys (Store.keys, which SCAN serves and key patterns do not
- * bound): what is listed is in the system of record. The audit service keeps nothing in Redis.
+ * bound): what is listed is in the system of record. The audit service keeps nothing in Redis; the
+ * releases service keeps its browser sessions there.
  */
-const SERVICE_USERS = ['idp', 'entitlement', 'pas', 'pac', 'topic'];
+const SERVICE_USERS = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'releases'];
 
 /** The users a deployment's users.acl holds: the operators' admin and one per service. */
 export const REDIS_USERS = ['admin', ...SERVICE_USERS];
