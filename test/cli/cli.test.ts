@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, waitForLines } from '../helpers.ts';
 import { provisionOperator } from '../operators/operator.ts';
-import { operatorFiles, startKeyway } from './keyway.ts';
+import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts';
 
 let suite: Suite;
 let dir: string;
@@ -22,20 +22,7 @@ afterAll(async () => {
 });
 
 /** `keyway …` with the connection from KEYWAY_* variables and a config folder of its own. */
-function start(args: string[], options: { env?: Record<string, string>; input?: string; configHome?: string } = {}) {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: dir,
-    XDG_CONFIG_HOME: options.configHome ?? join(dir, 'no-session'),
-    KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement,
-    KEYWAY_PAS_URL: suite.urls.pas,
-    KEYWAY_PAC_URL: suite.urls.pac,
-    KEYWAY_AUDIT_URL: suite.urls.audit,
-    KEYWAY_CA_FILE: files.ca,
-    ...options.env,
-  };
-  return startKeyway(args, env, options.input);
-}
+const start = (args: string[], options?: KeywayRunOptions) => startKeywayAt(suite, dir, files, args, options);
 const keyway = (...args: Parameters<typeof start>) => start(...args).done;
 
 /** With the operator certificate, as `--cert/--key` give it. */

@@ -22,6 +22,30 @@ export function operatorFiles(suite: Suite, dir: string): { ca: string; cert: st
   return files;
 }
 
+export interface KeywayRunOptions {
+  env?: Record<string, string>;
+  input?: string;
+  /** XDG_CONFIG_HOME (where sessions are saved); default: a folder with none */
+  configHome?: string;
+}
+
+/** `keyway …` against the suite: every service's URL and the CA from KEYWAY_* variables, nothing else from this process's environment. */
+export function startKeywayAt(suite: Suite, dir: string, files: { ca: string }, args: string[], options: KeywayRunOptions = {}) {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: dir,
+    XDG_CONFIG_HOME: options.configHome ?? join(dir, 'no-session'),
+    KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement,
+    KEYWAY_PAS_URL: suite.urls.pas,
+    KEYWAY_PAC_URL: suite.urls.pac,
+    KEYWAY_AUDIT_URL: suite.urls.audit,
+    KEYWAY_RELEASES_URL: suite.urls.releases,
+    KEYWAY_CA_FILE: files.ca,
+    ...options.env,
+  };
+  return startKeyway(args, env, options.input);
+}
+
 /**
  * `keyway …` as a script runs it: a child process (asynchronous, so this process's suite keeps
  * answering) with `env` as its whole environment and `input` on its standard input.

@@ -8,7 +8,7 @@ import { downloadStatePath, releasesClient, uploadStatePath } from '@keyway/clie
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { EICAR, startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { PASSWORD, provisionReleaseTenant } from '../helpers.ts';
-import { operatorFiles, startKeyway } from './keyway.ts';
+import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts';
 
 /*
  * Issue 13, machine clients: `keyway release …` as a CI/CD pipeline (a registered key pair, no
@@ -36,19 +36,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function keyway(args: string[], options: { env?: Record<string, string>; input?: string; configHome?: string } = {}) {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: dir,
-    XDG_CONFIG_HOME: options.configHome ?? join(dir, 'no-session'),
-    KEYWAY_ENTITLEMENT_URL: suite.urls.entitlement,
-    KEYWAY_PAS_URL: suite.urls.pas,
-    KEYWAY_RELEASES_URL: suite.urls.releases,
-    KEYWAY_CA_FILE: files.ca,
-    ...options.env,
-  };
-  return startKeyway(args, env, options.input).done;
-}
+const keyway = (args: string[], options?: KeywayRunOptions) => startKeywayAt(suite, dir, files, args, options).done;
 
 /** A publisher of edr-agent whose pipeline logs in with an EC P-256 key registered under kid "ci" (no password used). */
 async function pipeline() {
