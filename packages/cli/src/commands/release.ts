@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { assertionAlgFor, pasClient, releasesClient, signClientAssertion, type ReleaseLink, type TokenSource, type UploadResult } from '@keyway/clients';
-import { Email, FileName, ProductId, RELEASES_SCOPE, TenantId, VersionName, type ReleaseFile, type VersionDetail } from '@keyway/contracts';
+import { DownloadReportQuery, Email, FileName, ProductId, RELEASES_SCOPE, TenantId, VersionName, type ReleaseFile, type VersionDetail } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
@@ -294,7 +294,7 @@ export function register(program: Command, context: CliContext): void {
     .option('--since <time>', 'ISO 8601 time with offset, e.g. 2026-01-01T00:00:00Z')
     .option('--limit <n>', 'at most this many (1-500)', '500')
     .action(async (options: { tenant: string; since?: string; limit: string }) => {
-      const query = parseArg(z.object({ tenant: TenantId, since: z.iso.datetime({ offset: true }).optional(), limit: z.coerce.number().int().min(1).max(500) }), options, 'report');
+      const query = parseArg(DownloadReportQuery, options, 'report');
       const report = await releasesClient(await context.clientOptions('releases')).downloadReport(query);
       context.print(report, () =>
         table(report.downloads, [
