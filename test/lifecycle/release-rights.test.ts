@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import { type ChangeEvent, mayOnRelease, type ReleaseRights } from '@keyway/contracts';
 import { createLogger, followChangeEvents } from '@keyway/kit';
-import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionReleaseTenant, provisionTenant, RELEASE_PRODUCT, rawClient } from '../helpers.ts';
 
 // Issue 13, release rights through the chain: the entitlement service answers them from the role
@@ -16,7 +16,6 @@ beforeAll(async () => {
 });
 afterAll(() => suite?.close());
 
-const RELEASES_AUDIENCE = new URL(RELEASES_CLIENT.redirect_uri).origin;
 const claims = (token: string) => decodeJwt(token) as { aud: string | string[]; roles: string[]; scope: string; releases?: ReleaseRights; rights?: unknown };
 const token = (fields: Record<string, string>) => rawClient(suite, 'pas').post('/oauth2/token', form(fields), { headers: FORM });
 const login = (email: string, scope = 'releases') => token({ grant_type: 'password', username: email, password: PASSWORD, scope });
@@ -31,7 +30,7 @@ describe('scope=releases at the token endpoint', () => {
     expect(answer.data.scope).toBe('releases');
     const expected: ReleaseRights = { 'edr-agent': { rights: ['download'], versions: '>=1.0.0' } };
     const access = claims(answer.data.access_token);
-    expect(access).toMatchObject({ aud: RELEASES_AUDIENCE, scope: 'releases', roles: ['downloader'], releases: expected });
+    expect(access).toMatchObject({ aud: suite.urls.releases, scope: 'releases', roles: ['downloader'], releases: expected });
     expect(access.rights).toBeUndefined();
     expect(claims(answer.data.refresh_token).releases).toEqual(expected);
     expect(mayOnRelease(expected, 'edr-agent', 'download', '1.4.0')).toBe(true);

@@ -39,8 +39,6 @@ export const RELEASES_CLIENT = {
   redirect_uri: 'https://localhost:8447/oauth2/callback',
   scope: 'releases',
 } as const;
-/** The releases site's origin: the "aud" of PAS's scope=releases access tokens (RELEASES_AUDIENCE). */
-const RELEASES_AUDIENCE = new URL(RELEASES_CLIENT.redirect_uri).origin;
 const BROWSER_CLIENTS = JSON.stringify([
   { client_id: RELEASES_CLIENT.client_id, client_name: RELEASES_CLIENT.client_name, redirect_uris: [RELEASES_CLIENT.redirect_uri], scope: RELEASES_CLIENT.scope },
 ]);
@@ -168,7 +166,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   const wiring: Record<ServiceName, Env> = {
     idp: { PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
     entitlement: { PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
-    pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, RELEASES_AUDIENCE, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
+    pas: { PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, RELEASES_AUDIENCE: urls.releases, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
     pac: { PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
     topic: { PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
     audit: { PUBLIC_URL: urls.audit, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_URL: urls.topic },
