@@ -36,9 +36,11 @@ const VERSION = '1.0.0';
 /**
  * clamd judges at most StreamMaxLength bytes (and ClamAV no file of 2 GiB or more): the bench's clamd
  * takes streams up to 4000M and files up to its 2 GiB ceiling, so the 1 GiB file is scanned whole
- * (clean), not waved through. The service is told the same (CLAMD_STREAM_MAX_LENGTH).
+ * (clean), not waved through. The service is told the same (CLAMD_STREAM_MAX_LENGTH). clamd's
+ * MaxScanTime (120 s) would stop a 1 GiB scan on a loaded 2-core machine (answered as a limit: too_large).
  */
 const CLAMD_LIMIT = '4000M';
+const CLAMD_SCAN_TIME_MS = 600_000;
 const SCAN_TIMEOUT_MS = 15 * 60_000;
 
 interface DownloadRun {
@@ -59,6 +61,9 @@ export interface ReleasesFigures {
   staticMedian: number;
   upload: { bytes: number; seconds: number; status: number; baselineRssMiB: number; maxRssMiB: number; finalState: string };
 }
+
+/** progress on stderr: a full run takes many minutes, and the tables come at its end */
+const progress = (line: string) => process.stderr.write(`releases bench: ${line}\n`);
 
 const CLIENT = fileURLToPath(new URL('./releases-client.ts', import.meta.url));
 
@@ -126,7 +131,7 @@ export async function releases(): Promise<ReleasesFigures> {
   let suite: Suite | undefined;
   let stopStatic: (() => Promise<void>) | undefined;
   try {
-    clamd = await startClamdServer({ conf: { StreamMaxLength: CLAMD_LIMIT, MaxFileSize: CLAMD_LIMIT, MaxScanSize: CLAMD_LIMIT } });
+    clamd = await startClamdServer({ conf: { StreamMaxLength: CLAMD_LIMIT, MaxFileSize: CLAMD_LIMIT, MaxScanSize: CLAMD_LIMIT, MaxScanTime: String(CLAMD_SCAN_TIME_MS) } });
     suite = await startSuite({ redisUrl: REDIS_URL, releases: { clamdAddress: clamd.address, clamdStreamMaxLength: CLAMD_LIMIT } });
     const s = suite;
     const caPem = s.pki.ca.certPem;
@@ -154,6 +159,7 @@ export async function releases(): Promise<ReleasesFigures> {
     const state = await settled(s, publisher, VERSION, name);
     const scanSeconds = (Date.now() - scanStarted) / 1000;
     if (state !== 'clean') throw new Error(`the download file is ${state}, not clean`);
+    progress(`${BYTES} bytes uploaded and scanned clean in ${scanSeconds.toFixed(1)} s`);
     await s.releases.publish(PRODUCT, VERSION, { accessToken: await publisher() });
 
     // the baseline: node:https and fs.createReadStream, the releases service's certificate and TLS floor
@@ -176,6 +182,7 @@ export async function releases(): Promise<ReleasesFigures> {
       const headers: Record<string, string> = side === 'releases' ? { authorization: `Bearer ${await downloader()}` } : {};
       const answer = await runClient<DownloadAnswer>({ kind: 'download', url: side === 'releases' ? releasesUrl : staticUrl, headers, clients, caPem });
       if (answer.bytes !== BYTES * clients) throw new Error(`${side}: ${answer.bytes} bytes, not ${BYTES * clients}`);
+      progress(`${clients} downloads from ${side}: ${(answer.bytes / MiB / answer.seconds).toFixed(0)} MiB/s`);
       return { side, bytes: answer.bytes, seconds: answer.seconds, mibPerSec: answer.bytes / MiB / answer.seconds, clientCpu: answer.clientCpu, cipher: answer.cipher };
     };
     // warm-up: the file in the page cache, JIT, the authorization path
@@ -210,6 +217,7 @@ export async function releases(): Promise<ReleasesFigures> {
       metadata: { product: PRODUCT, version: '2.0.0', filename: 'bench-large.bin' },
       caPem,
     }).finally(() => clearInterval(sampler));
+    progress(`${UPLOAD_BYTES} bytes uploaded: ${upload.status} in ${upload.seconds.toFixed(1)} s, max RSS ${(maxRss / MiB).toFixed(0)} MiB; waiting for its scan`);
     // let the scan end (clean, or too_large above clamd's 2 GiB file ceiling) before the suite stops
     const finalState = upload.status === 204 ? await settled(s, publisher, '2.0.0', 'bench-large.bin') : upload.fileState;
 
