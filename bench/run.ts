@@ -1,6 +1,7 @@
 import { delivery, deliveryTable } from './delivery.ts';
 import { idlePolls, idlePollsTable } from './idle-polls.ts';
 import { machine, table } from './measure.ts';
+import { releases, releasesTable } from './releases.ts';
 import { sasRatio, sasVerify } from './sas-verify.ts';
 import { tokenIssuance, tokenRatios } from './token-issuance.ts';
 
@@ -17,3 +18,5 @@ process.stdout.write('\n');
 process.stdout.write(deliveryTable(await delivery()));
 process.stdout.write('\n');
 process.stdout.write(idlePollsTable(await idlePolls()));
+process.stdout.write('\n');
+process.stdout.write(releasesTable(await releases()));
