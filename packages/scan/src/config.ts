@@ -24,6 +24,13 @@ const clamdSize = z
   .transform((value) => Number.parseInt(value, 10) * UNITS[value.replace(/^\d+/, '').toLowerCase()]!)
   .refine((bytes) => bytes > 0, 'must be more than 0');
 
+/**
+ * The largest file ClamAV judges, whatever clamd.conf's limits say: it scans no file of 2 GiB or more
+ * (its limits are 32-bit; such a file ends as Heuristics.Limits.Exceeded or unscanned). Measured with
+ * clamd 1.4 (bench/releases.ts: a 2 GiB upload ended too_large with every limit at 4000M).
+ */
+export const CLAMAV_MAX_FILE_BYTES = 2 * 1024 * MiB - 1;
+
 /** What createScanner takes. */
 export const ScannerOptions = z.object({
   address: clamdAddress,

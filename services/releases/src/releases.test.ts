@@ -296,6 +296,27 @@ describe('uploads (tus 1.0)', () => {
     expect((await createUpload('publisher', { product: 'edr-agent', version: '1.0.0', filename: 'c.bin', sha256: sha(second) }, second.length)).status).toBe(409);
   });
 
+  it('refuses at creation a file of 2 GiB or more, which ClamAV never judges, even when clamd.conf allows more (413)', async () => {
+    const generous = await startApp({ scannableBytes: 4000 * MiB });
+    try {
+      const token = await tokenOf('partner');
+      const announce = (length: number) =>
+        fetch(`${generous.base}/v1/uploads`, {
+          method: 'POST',
+          headers: { ...TUS, authorization: `Bearer ${token}`, 'upload-length': String(length), 'upload-metadata': metadata({ product: 'edr', filename: 'big.iso', sha256: 'a'.repeat(64) }) },
+        });
+      const refused = await announce(2 * 1024 * MiB);
+      expect(refused.status).toBe(413);
+      expect(await refused.json()).toMatchObject({ error_description: `the scanner judges files of at most ${2 * 1024 * MiB - 1} bytes; a larger one could never be published` });
+      const accepted = await announce(2 * 1024 * MiB - 1);
+      expect(accepted.status).toBe(201);
+      await fetch(`${generous.base}${new URL(accepted.headers.get('location')!, generous.base).pathname}`, { method: 'DELETE', headers: { ...TUS, authorization: `Bearer ${token}` } });
+    } finally {
+      await new Promise((resolve) => generous.server.close(resolve));
+      await generous.app.close();
+    }
+  });
+
   it('an upload left unfinished past RELEASES_UPLOAD_EXPIRY_SEC is deleted, bytes and record', async () => {
     const short = await startApp({ uploadExpiryMs: 400 });
     try {

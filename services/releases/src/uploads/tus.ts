@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { audited, mergeFields, requestFields, type AuditLog, type AuditScope } from '@keyway/audit';
 import { expressPath, releasesRoutes } from '@keyway/contracts';
 import { Conflict, InvalidRequest, NotFound, OAuthError, PayloadTooLarge, type Logger } from '@keyway/kit';
+import { CLAMAV_MAX_FILE_BYTES } from '@keyway/scan';
 import { FileStore } from '@tus/file-store';
 import { EVENTS, Server, type Upload } from '@tus/server';
 import type { Request, RequestHandler, Response, Router } from 'express';
@@ -64,7 +65,8 @@ function uploadLength(req: Request, options: UploadOptions): number {
   if (!/^\d{1,16}$/.test(header) || Number(header) < 1) throw new InvalidRequest('Upload-Length must be a positive integer');
   const length = Number(header);
   if (length > options.maxFileBytes) throw new PayloadTooLarge(`files may be at most ${options.maxFileBytes} bytes`);
-  if (length > options.scannableBytes) throw new PayloadTooLarge(`the scanner judges files of at most ${options.scannableBytes} bytes; a larger one could never be published`);
+  const scannable = Math.min(options.scannableBytes, CLAMAV_MAX_FILE_BYTES);
+  if (length > scannable) throw new PayloadTooLarge(`the scanner judges files of at most ${scannable} bytes; a larger one could never be published`);
   return length;
 }
 
