@@ -38,11 +38,13 @@ describe('operator login (PAS grant_type=password, scope=operator)', () => {
     expect(tokens.scope).toBe('operator');
     const claims = decodeJwt(tokens.access_token);
     expect(claims).toMatchObject({ sub: user.id, tid: VENDOR_TENANT, roles: ['operator'], scope: 'operator', iss: suite.urls.pas });
-    expect(claims.aud).toEqual([suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit]);
+    // PAC, then PAS's ADMIN_AUDIENCES: the admin APIs (the releases service's is its download report)
+    const audiences = [suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit, suite.urls.releases];
+    expect(claims.aud).toEqual(audiences);
     // A refresh keeps the operator scope (and re-checks the operator role in strict mode).
     const refreshed = await suite.pas.refresh(tokens.refresh_token);
     expect(refreshed.scope).toBe('operator');
-    expect(decodeJwt(refreshed.access_token).aud).toEqual([suite.urls.pac, suite.urls.entitlement, suite.urls.pas, suite.urls.audit]);
+    expect(decodeJwt(refreshed.access_token).aud).toEqual(audiences);
     // An operator token is no feed token: PAC mints no SAS key with it.
     const sas = await rawClient(suite, 'pac').post('/v1/sas', { refresh_token: refreshed.refresh_token });
     expect(sas.status).toBe(403);
