@@ -81,6 +81,7 @@ say();
 say(`  database     ${databaseUrl ? `PostgreSQL ${new URL(databaseUrl).host}${new URL(databaseUrl).pathname}` : 'embedded PostgreSQL (PGlite, in memory; set DATABASE_URL for PostgreSQL)'}`);
 say(`  store        ${config.REDIS_URL ? `Redis ${new URL(config.REDIS_URL).host}` : 'embedded (in memory; set REDIS_URL for Redis)'}`);
 say(`  broker       ${config.AMQP_URL ? `RabbitMQ ${amqpUrls(config.AMQP_URL).map(redactedUrl).join(', ')}` : 'embedded (in memory; set AMQP_URL for RabbitMQ)'}`);
+say(`  scanner      clamd at ${process.env.CLAMD_ADDRESS ?? 'unix:/run/clamav/clamd.ctl'} (CLAMD_ADDRESS); while none answers, uploads wait as scan_pending (README "Scanning")`);
 say(`  CA           ${join(home, 'pki', 'ca.crt')}`);
 say(`  logs         ${logsDir}/<service>.log`);
 say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}, product ${DEMO_PRODUCT.product} ${DEMO_PRODUCT.versions}; users in ${join(home, 'demo-credentials.json')}`);
