@@ -327,15 +327,20 @@ export function releaseTransfers(http: AxiosInstance) {
     await writeState(statePath, { url, etag });
     let receivedBytes = 0;
     options.onProgress?.(start, total);
+    const file = createWriteStream(part, { flags: appending ? 'a' : 'w', mode: 0o600 });
     await pipeline(
       response.data as Readable,
       counter((n) => {
         receivedBytes += n;
         options.onProgress?.(start + receivedBytes, total);
       }),
-      createWriteStream(part, { flags: appending ? 'a' : 'w', mode: 0o600 }),
+      file,
       { signal: options.signal },
-    ).catch(abortedOr(options.signal));
+    ).catch(async (err: unknown) => {
+      // the .part must hold all it will hold before this answers: a resume starts from its size
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
+      return abortedOr(options.signal)(err);
+    });
     const sha256 = await sha256OfFile(part);
     if (sha256 !== expected) {
       await rm(part, { force: true });
