@@ -4,7 +4,7 @@ import { Email, OPERATOR_SCOPE } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { fields } from '../output.ts';
 import { ask, readSecret } from '../prompt.ts';
-import { deleteSession, readSession, sessionFrom, sessionPath, writeSession } from '../session.ts';
+import { deleteSession, readSession, type Session, sessionFrom, sessionPath, writeSession } from '../session.ts';
 
 /** What login and logout print: never a token. */
 const summary = (session: { email: string; pas_url: string; scope: string; expires_at: number; refresh_expires_at: number }) => ({
@@ -14,6 +14,16 @@ const summary = (session: { email: string; pas_url: string; scope: string; expir
   expires_at: new Date(session.expires_at).toISOString(),
   refresh_expires_at: new Date(session.refresh_expires_at).toISOString(),
 });
+
+/** A person's password login at PAS for `scope` (the email asked for when not given, the password read without echo), saved to `path`. */
+export async function passwordLogin(context: CliContext, emailArgument: string | undefined, scope: string, path: string): Promise<Session> {
+  const email = Email.parse(emailArgument ?? (await ask('Email: ')));
+  const password = await readSecret('Password: ');
+  const pas = pasClient(await context.clientOptions('pas', false));
+  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope));
+  writeSession(session, path);
+  return session;
+}
 
 export function register(program: Command, context: CliContext): void {
   program
@@ -25,14 +35,9 @@ export function register(program: Command, context: CliContext): void {
       '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.',
     )
     .action(async (emailArgument: string | undefined) => {
-      const email = Email.parse(emailArgument ?? (await ask('Email: ')));
-      const password = await readSecret('Password: ');
-      const { pasUrl } = context.globals();
-      const pas = pasClient(await context.clientOptions('pas', false));
-      const session = sessionFrom(pasUrl, email, await pas.password(email, password, OPERATOR_SCOPE));
-      writeSession(session);
+      const session = await passwordLogin(context, emailArgument, OPERATOR_SCOPE, sessionPath());
       const shown = summary(session);
-      context.print(shown, () => `Logged in as ${email} at ${pasUrl}; session until ${shown.refresh_expires_at} (${sessionPath()}).`);
+      context.print(shown, () => `Logged in as ${session.email} at ${session.pas_url}; session until ${shown.refresh_expires_at} (${sessionPath()}).`);
     });
 
   program

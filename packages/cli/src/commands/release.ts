@@ -5,14 +5,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { assertionAlgFor, pasClient, releasesClient, signClientAssertion, type ReleaseLink, type TokenSource, type UploadResult } from '@keyway/clients';
-import { DownloadReportQuery, Email, FileName, ProductId, RELEASES_SCOPE, TenantId, VersionName, type ReleaseFile, type VersionDetail } from '@keyway/contracts';
+import { DownloadReportQuery, FileName, ProductId, RELEASES_SCOPE, TenantId, VersionName, type ReleaseFile, type VersionDetail } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
+import { passwordLogin } from './login.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
 import { readPem } from '../options.ts';
 import { fields, list, table } from '../output.ts';
-import { ask, readSecret } from '../prompt.ts';
-import { freshAccessToken, readSession, releaseSessionPath, sessionFrom, writeSession } from '../session.ts';
+import { freshAccessToken, readSession, releaseSessionPath } from '../session.ts';
 
 /** A token this close to expiry is not used: the pipeline logs in again (a fresh assertion). */
 const MARGIN_MS = 60_000;
@@ -118,14 +118,9 @@ export function register(program: Command, context: CliContext): void {
       '\nSaved to $XDG_CONFIG_HOME/keyway/release-session.json (default ~/.config/keyway/), mode 0600.\nPipelines log in with a key pair instead: --client-id, --client-key, --kid on each command.',
     )
     .action(async (emailArgument: string | undefined) => {
-      const email = Email.parse(emailArgument ?? (await ask('Email: ')));
-      const password = await readSecret('Password: ');
-      const { pasUrl } = context.globals();
-      const pas = pasClient(await context.clientOptions('pas', false));
-      const session = sessionFrom(pasUrl, email, await pas.password(email, password, RELEASES_SCOPE));
-      writeSession(session, releaseSessionPath());
-      const shown = { email, pas_url: pasUrl, scope: session.scope, refresh_expires_at: new Date(session.refresh_expires_at).toISOString() };
-      context.print(shown, () => `Logged in to the releases as ${email}; session until ${shown.refresh_expires_at} (${releaseSessionPath()}).`);
+      const session = await passwordLogin(context, emailArgument, RELEASES_SCOPE, releaseSessionPath());
+      const shown = { email: session.email, pas_url: session.pas_url, scope: session.scope, refresh_expires_at: new Date(session.refresh_expires_at).toISOString() };
+      context.print(shown, () => `Logged in to the releases as ${session.email}; session until ${shown.refresh_expires_at} (${releaseSessionPath()}).`);
     });
 
   addMachineLogin(
