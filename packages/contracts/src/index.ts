@@ -1,4 +1,5 @@
 export * from './common.ts';
+export * from './authentication.ts';
 export * from './idp.ts';
 export * from './entitlement.ts';
 export * from './pas.ts';
