@@ -7,3 +7,4 @@ export * from './client-assertion.ts';
 export type { JWTVerifyGetKey } from 'jose';
 export * from './remote-keys.ts';
 export * from './bearer.ts';
+export * from './dpop.ts';
