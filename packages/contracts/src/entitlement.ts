@@ -196,6 +196,18 @@ export const ChangeEvent = z.discriminatedUnion('type', [
    * detection, an entitlement change); PAC revokes the SAS keys minted from it.
    */
   z.object({ id: z.string(), at: z.string(), type: z.literal('family.revoked'), tenant: TenantId, sub: z.string(), fid: z.string().min(1).max(128), reason: z.string().max(128) }),
+  /**
+   * Published by PAS: an operator revoked an agent's DPoP key pair (RFC 9449 `cnf.jkt`, its RFC 7638
+   * thumbprint); PAC revokes every SAS key bound to it, whatever family minted it.
+   */
+  z.object({
+    id: z.string(),
+    at: z.string(),
+    type: z.literal('dpop_key.revoked'),
+    tenant: TenantId,
+    jkt: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an RFC 7638 SHA-256 thumbprint, base64url'),
+    reason: z.string().max(128),
+  }),
 ]);
 export type ChangeEvent = z.infer<typeof ChangeEvent>;
 export const CHANGE_EVENTS_TOPIC = { tenant: SYSTEM_TENANT, topic: 'entitlement-changes' } as const;

@@ -43,6 +43,7 @@ function scopeOf(event: ChangeEvent): RevocationScope | undefined {
     case 'family.revoked':
       return { tenant: event.tenant, fid: event.fid };
     case 'products.changed':
+    case 'dpop_key.revoked':
       return undefined;
   }
 }

@@ -18,8 +18,9 @@ async function affectedFamilies(families: RefreshFamilies, event: ChangeEvent): 
     case 'tenant.suspended':
     case 'tenant.removed':
       return families.ofTenant(event.tenant);
-    // PAS's own announcement: the family is already revoked here.
+    // PAS's own announcements: the families are already revoked here.
     case 'family.revoked':
+    case 'dpop_key.revoked':
     // Release rights narrowed, maybe not to nothing: the next refresh answers what remains (strict
     // mode), or invalid_grant and revokes the family when nothing does; the releases service asks
     // again at every open, and introspection re-checks, so nothing granted outlives the change.
