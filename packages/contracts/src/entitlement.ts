@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Email, FeedName, ProductId, Role, SAFE_TEXT, SAFE_TEXT_MESSAGE, SafeText, Slug, SubscriptionName, TenantId } from './common.ts';
 import { Password } from './idp.ts';
 import { FeedRights, ReleaseRights, ROLES, TierProduct } from './roles.ts';
+import { JwkThumbprint } from './keys.ts';
 
 /** Keyway's own topics (entitlement change events) live under this tenant name, which no customer may take. */
 export const SYSTEM_TENANT = 'keyway';
@@ -205,7 +206,7 @@ export const ChangeEvent = z.discriminatedUnion('type', [
     at: z.string(),
     type: z.literal('dpop_key.revoked'),
     tenant: TenantId,
-    jkt: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an RFC 7638 SHA-256 thumbprint, base64url'),
+    jkt: JwkThumbprint,
     reason: z.string().max(128),
   }),
 ]);

@@ -27,6 +27,17 @@ export const SigningKeyList = z.object({
 });
 export type SigningKeyList = z.infer<typeof SigningKeyList>;
 
+/** RFC 7638 SHA-256 JWK thumbprint, base64url: what a DPoP-bound token names in cnf.jkt (RFC 9449 §6). */
+export const JwkThumbprint = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an RFC 7638 SHA-256 thumbprint, base64url');
+
+/** Operator → PAS: a DPoP key pair revoked; its refresh families are revoked and PAS refuses its proofs from now on. */
+export const DpopKeyRevocation = z.object({
+  jkt: JwkThumbprint,
+  /** the live refresh families bound to the key, each now revoked */
+  revoked_families: z.number().int().min(0),
+});
+export type DpopKeyRevocation = z.infer<typeof DpopKeyRevocation>;
+
 export const TenantKeyName = z.enum(['primary', 'secondary']);
 export type TenantKeyName = z.infer<typeof TenantKeyName>;
 

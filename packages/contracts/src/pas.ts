@@ -59,7 +59,8 @@ export const LoginForm = z.object({
 
 export const TokenResponse = z.object({
   access_token: z.string(),
-  token_type: z.literal('Bearer'),
+  // RFC 9449 §5: DPoP when the pair is bound to the key of the request's DPoP proof
+  token_type: z.enum(['Bearer', 'DPoP']),
   expires_in: z.number().int(),
   refresh_token: z.string(),
   refresh_expires_in: z.number().int(),
@@ -84,6 +85,8 @@ export const Discovery = z.object({
   scopes_supported: z.array(z.string()).optional(),
   id_token_signing_alg_values_supported: z.array(z.string()).optional(),
   subject_types_supported: z.array(z.string()).optional(),
+  /** RFC 9449 §5.1 */
+  dpop_signing_alg_values_supported: z.array(z.string()).optional(),
 });
 export type Discovery = z.infer<typeof Discovery>;
 
@@ -109,6 +112,8 @@ export const Introspection = z.object({
   iat: z.number().optional(),
   nbf: z.number().optional(),
   exp: z.number().optional(),
+  /** RFC 9449 §6.2: the thumbprint of the key a DPoP-bound token is bound to */
+  cnf: z.object({ jkt: z.string() }).optional(),
 });
 export type Introspection = z.infer<typeof Introspection>;
 

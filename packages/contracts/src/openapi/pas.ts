@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { SigningKeyList, SigningKeyRotation } from '../keys.ts';
+import { DpopKeyRevocation, JwkThumbprint, SigningKeyList, SigningKeyRotation } from '../keys.ts';
 import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
 const LOGIN_PAGE = { description: 'the login page (HTML5, no script; Content-Security-Policy default-src \'none\')', schema: z.string(), type: 'text/html' };
+const DpopKeyPath = z.object({ jkt: JwkThumbprint });
 const BROWSER_ERRORS = 'Refusals are an HTML page for a browser (Accept: text/html) and `{ error, error_description }` otherwise.';
 
 /** The pas service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
@@ -28,13 +29,32 @@ export const pasRoutes = {
     responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
     errors: [400, 415, 429, 503],
   }),
-  token: route({ method: 'post', path: '/oauth2/token', summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt, §4.1.3 authorization_code with RFC 7636 PKCE)', body: { schema: TokenRequest, types: FORM }, responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') }, errors: [400, 401, 403, 415, 429, 503] }),
+  token: route({
+    method: 'post',
+    path: '/oauth2/token',
+    summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt, §4.1.3 authorization_code with RFC 7636 PKCE)',
+    description:
+      'With a `DPoP` proof header (RFC 9449) the pair is bound to the proof’s key (`cnf.jkt`, token_type DPoP), and refreshing it needs a proof by the same key. Every answer carries a fresh `DPoP-Nonce`; a proof without it is refused with 400 use_dpop_nonce, a bad proof with 400 invalid_dpop_proof.',
+    body: { schema: TokenRequest, types: FORM },
+    responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') },
+    errors: [400, 401, 403, 415, 429, 503],
+  }),
   revoke: route({ method: 'post', path: '/oauth2/revoke', summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: noBody('revoked, or nothing to revoke') }, errors: [400, 415] }),
   // PAC: refresh tokens at mint time and operator tokens at its admin API; the entitlement and audit services: operator tokens
   introspect: serviceOnly(['pac', 'entitlement', 'audit', 'releases'], route({ method: 'post', path: '/oauth2/introspect', summary: 'RFC 7662 introspection (PAC, the entitlement, audit and releases services)', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') }, errors: [400, 415] })),
   discovery: route({ method: 'get', path: '/.well-known/openid-configuration', summary: 'RFC 8414 authorization server metadata', responses: { 200: jsonResponse(Discovery, 'the metadata') } }),
   jwks: route({ method: 'get', path: '/.well-known/jwks.json', summary: 'the public signing keys (next, active, retiring)', responses: { 200: jsonResponse(Jwks, 'RFC 7517 JWK set') } }),
   signingKeys: operatorOnly(route({ method: 'get', path: '/admin/v1/signing-keys', summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } })),
+  revokeDpopKey: operatorOnly(
+    route({
+      method: 'post',
+      path: '/admin/v1/dpop-keys/{jkt}/revoke',
+      summary: 'revoke a DPoP key pair (RFC 9449): every refresh family bound to it ends, PAS refuses its proofs from then on, PAC revokes the SAS keys bound to it (dpop_key.revoked)',
+      params: DpopKeyPath,
+      responses: { 200: jsonResponse(DpopKeyRevocation, 'revoked (again: idempotent)') },
+      errors: [400],
+    }),
+  ),
   rotateSigningKeys: operatorOnly(route({ method: 'post', path: '/admin/v1/signing-keys/rotate', summary: 'one rotation step: next → active → retiring', description: '409 with Retry-After while the next key has not been published for SIGNING_KEY_LEAD_SEC.', responses: { 200: jsonResponse(SigningKeyRotation, 'rotated') }, errors: [409] })),
 };
 
