@@ -42,6 +42,16 @@ describe('dpopGuard: the DPoP edge of PAS, PAC and the topic service', () => {
     await expect(guard.check(request('GET', '/x', `${proof}, ${proof}`), { jkt: key.jkt })).rejects.toMatchObject({ code: 'invalid_dpop_proof' });
   });
 
+  it('a public URL with a path (behind a path-routing proxy) is what proofs name, plus the request path', async () => {
+    const store = createMemoryStore({ prefix: 't:' });
+    const guard = await dpopGuard({ store, publicOrigin: `${ORIGIN}/pas/`, requireNonce: false, iatWindowSec: 60, resource: false });
+    const key = await generateDpopKey();
+    const proof = await createDpopProof(key, { htm: 'POST', htu: `${ORIGIN}/pas/oauth2/token` });
+    await expect(guard.check(request('POST', '/oauth2/token', proof), {})).resolves.toEqual({ jkt: key.jkt });
+    const origin = await createDpopProof(key, { htm: 'POST', htu: `${ORIGIN}/oauth2/token` });
+    await expect(guard.check(request('POST', '/oauth2/token', origin), {})).rejects.toMatchObject({ code: 'invalid_dpop_proof', detail: expect.stringContaining('htu') });
+  });
+
   it('instances sharing a store accept each other’s nonces', async () => {
     const store = createMemoryStore({ prefix: 't:' });
     const one = await dpopGuard({ store, publicOrigin: ORIGIN, requireNonce: true, iatWindowSec: 60, resource: false });

@@ -10,7 +10,7 @@ export class DpopRefused extends OAuthError {}
 export interface DpopGuardOptions {
   /** the service's store: nonce secret and spent proof ids, shared by every instance */
   store: Store;
-  /** where clients reach this service (its public https origin): proofs name it in htu */
+  /** where clients reach this service (its public https URL, e.g. PAS's issuer): proofs name it plus the request's path in htu */
   publicOrigin: string;
   /** answer use_dpop_nonce to a proof without a fresh server nonce (RFC 9449 §8) */
   requireNonce: boolean;
@@ -43,14 +43,16 @@ async function nonceSecret(store: Store): Promise<Buffer> {
 
 export async function dpopGuard(options: DpopGuardOptions): Promise<DpopGuard> {
   const nonces: DpopNonces | undefined = options.requireNonce ? dpopNonces(await nonceSecret(options.store)) : undefined;
-  const origin = new URL(options.publicOrigin).origin;
+  // a public URL with a path (a service behind a path-routing proxy) keeps it: clients name that URL
+  const publicUrl = new URL(options.publicOrigin);
+  const origin = `${publicUrl.origin}${publicUrl.pathname.replace(/\/+$/, '')}`;
   const refused = (err: DpopError): DpopRefused => {
     const headers: Record<string, string> = nonces ? { [DPOP_NONCE_HEADER]: nonces.current() } : {};
     if (options.resource) {
       headers['www-authenticate'] = `DPoP error="${err.code}", error_description="${err.message.replace(/"/g, "'")}", algs="ES256 EdDSA"`;
-      return new DpopRefused(401, err.code, err.message, undefined, headers);
+      return new DpopRefused(401, err.code, err.message, err.message, headers);
     }
-    return new DpopRefused(400, err.code, err.message, undefined, headers);
+    return new DpopRefused(400, err.code, err.message, err.message, headers);
   };
   return {
     async check(req, expected) {
