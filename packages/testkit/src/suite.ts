@@ -69,6 +69,8 @@ export interface SuiteOptions {
   links?: Partial<Record<'pas' | 'pac' | 'topic', { amqpUrl?: string; redisUrl?: string }>>;
   /** how often the audit service exports audit events to tenants' audit feeds (default 1000 ms) */
   auditExportIntervalMs?: number;
+  /** PAS's DPOP_REQUIRED_FOR: the login grants that must present a DPoP proof (default none) */
+  dpopRequiredFor?: string[];
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
   operatorTokenCacheSec?: number;
   /** login throttling, refusal limits and their windows (defaults as in production) */
@@ -215,6 +217,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         LOGIN_CONCURRENT_PER_SOURCE: login.concurrentPerSource,
         REFUSALS_PER_SOURCE: login.refusalsPerSource,
         REFUSAL_WINDOW_SEC: limits.pas?.refusalWindowSec,
+        DPOP_REQUIRED_FOR: options.dpopRequiredFor?.join(','),
       }),
       pac: env({
         AMQP_URL: options.links?.pac?.amqpUrl,

@@ -13,6 +13,8 @@ import { authorizationCodes } from './authorization/codes.ts';
 import { pendingAuthorizations } from './authorization/pending-requests.ts';
 import { authorizationEndpoint } from './endpoints/authorization.ts';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
+import { dpopKeysEndpoint } from './endpoints/dpop-keys.ts';
+import { revokedDpopKeys } from './dpop/revoked-keys.ts';
 import { introspectionEndpoint } from './endpoints/introspection.ts';
 import { revocationEndpoint } from './endpoints/revocation.ts';
 import { jwksEndpoint } from './endpoints/jwks.ts';
@@ -42,6 +44,11 @@ export interface PasOptions {
   browserClients?: BrowserClient[];
   /** how long an authorization code may be redeemed (default 60 s) */
   authorizationCodeTtlSec?: number;
+  /**
+   * DPoP (RFC 9449) at the token endpoint: server nonces required (default true), how far a proof's iat
+   * may be from now (default 60 s), the login grants that must present a proof (default none)
+   */
+  dpop?: { requireNonce?: boolean; proofWindowSec?: number; requiredFor?: readonly string[] };
 }
 
 export interface PasDeps {
@@ -76,6 +83,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     openapi: pasApi,
   });
   const announcer = familyRevocationAnnouncer(deps.records, deps.broker, deps.logger, deps.changeEventsTopic);
+  const revokedKeys = revokedDpopKeys(deps.records);
   const context = {
     // Read on every use, so issuance and verification see the ring as last reloaded (a rotation here or on another instance).
     get ring() {
@@ -104,9 +112,11 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     browserClients: browserClientRegistry(options.browserClients ?? []),
     codes: authorizationCodes(deps.store, options.authorizationCodeTtlSec ?? 60),
     pending: pendingAuthorizations(deps.store),
+    dpop: { revoked: revokedKeys, requiredFor: new Set(options.dpop?.requiredFor ?? []) },
   };
+  const authenticateOperator = requireOperator({ verify: ownOperatorTokenChecker(context) });
   app.use(authorizationEndpoint(context));
-  app.use(tokenEndpoint(context));
+  app.use(tokenEndpoint(context, { store: deps.store, publicOrigin: options.settings.issuer, requireNonce: options.dpop?.requireNonce ?? true, iatWindowSec: options.dpop?.proofWindowSec ?? 60 }));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));
   app.use(discoveryEndpoint(options.settings.issuer, options.settings.releasesAudience !== undefined));
@@ -116,8 +126,19 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
       store: deps.records,
       ring: deps.ring,
       policy: rotationPolicy(options.settings, { leadSec: options.signingKeyLeadSec ?? DEFAULT_SIGNING_KEY_LEAD_SEC, reloadMs: deps.ring.reloadMs }),
-      authenticate: requireOperator({ verify: ownOperatorTokenChecker(context) }),
+      authenticate: authenticateOperator,
       audit,
+    }),
+  );
+  app.use(
+    dpopKeysEndpoint({
+      revoked: revokedKeys,
+      families: context.families,
+      announce: announcer.announceDpopKey,
+      authenticate: authenticateOperator,
+      audit,
+      metrics: context.metrics,
+      logger: deps.logger,
     }),
   );
   const follower = context.strict ? revokeOnEntitlementChange(deps.broker, context.families, deps.logger, context, deps.changeEventsTopic) : undefined;

@@ -29,6 +29,7 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
       refusalWindowSec: config.REFUSAL_WINDOW_SEC,
       browserClients: config.BROWSER_CLIENTS,
       authorizationCodeTtlSec: config.AUTHORIZATION_CODE_TTL_SEC,
+      dpop: { requireNonce: config.DPOP_REQUIRE_NONCE, proofWindowSec: config.DPOP_PROOF_WINDOW_SEC, requiredFor: config.DPOP_REQUIRED_FOR },
     },
     {
       ...deps,

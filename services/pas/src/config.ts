@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RELEASES_SCOPE } from '@keyway/contracts';
 import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { BrowserClients } from './authorization/clients.ts';
+import { DPOP_LOGIN_GRANTS } from './grants/dpop.ts';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
 import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
@@ -79,6 +80,24 @@ export const PasEnv = requiredInProduction(
         'the browser clients of the authorization code flow (GET /oauth2/authorize), a JSON array of {"client_id", "client_name"?, "redirect_uris": [exact https URIs], "scope": "the space-separated scope values it may ask for, and gets when it names none"}; public clients, PKCE (S256) mandatory; default none',
       ),
     AUTHORIZATION_CODE_TTL_SEC: z.coerce.number().int().min(1).max(600).default(60).describe('how long an authorization code may be redeemed (single use; RFC 6749 §4.1.2: at most 10 minutes)'),
+    DPOP_REQUIRE_NONCE: z
+      .stringbool()
+      .default(true)
+      .describe('RFC 9449 §8: a DPoP proof must carry a nonce PAS issued (DPoP-Nonce header, new every minute); without one the answer is 400 use_dpop_nonce with the nonce to use'),
+    DPOP_PROOF_WINDOW_SEC: z.coerce.number().int().min(5).max(300).default(60).describe("how far a DPoP proof's iat may be from PAS's clock, either way"),
+    DPOP_REQUIRED_FOR: z
+      .string()
+      .default('')
+      .transform((list) =>
+        list
+          .split(',')
+          .map((grant) => grant.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.enum(DPOP_LOGIN_GRANTS)))
+      .describe(
+        `comma-separated login grant types (${DPOP_LOGIN_GRANTS.join(', ')}) whose logins must present a DPoP proof (400 invalid_dpop_proof without one), e.g. client_credentials for every passwordless agent; default none: a login without a proof gets a bearer pair`,
+      ),
     SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
       'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
     ),

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { Discovery, OPERATOR_SCOPE, pasRoutes, RELEASES_SCOPE } from '@keyway/contracts';
 import { bindRoute, shapeResponse } from '@keyway/kit';
-import { SIGNING_ALG } from '@keyway/tokens';
+import { DPOP_ALGS, SIGNING_ALG } from '@keyway/tokens';
 import { grants } from '../grants/index.ts';
 
 /**
@@ -29,6 +29,8 @@ export function discoveryEndpoint(issuer: string, releasesOffered: boolean): Rou
     token_endpoint_auth_signing_alg_values_supported: ['ES256', 'EdDSA'],
     id_token_signing_alg_values_supported: [SIGNING_ALG],
     subject_types_supported: ['public'],
+    // RFC 9449 §5.1: the algorithms PAS accepts DPoP proofs in (the same allow-list PAC and topic use)
+    dpop_signing_alg_values_supported: [...DPOP_ALGS],
     ...(releasesOffered && { scopes_supported: [OPERATOR_SCOPE, RELEASES_SCOPE] }),
   });
   bindRoute(router, pasRoutes.discovery, (_req, res) => {

@@ -57,6 +57,8 @@ export function introspectionEndpoint(context: GrantContext): Router {
         iat: claims.iat,
         nbf: claims.nbf,
         exp: claims.exp,
+        // RFC 9449 §6.2: a bound token's key, so a resource server (PAC) holds the presenter to it
+        cnf: claims.cnf,
       }),
     );
   });

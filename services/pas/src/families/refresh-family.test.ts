@@ -46,3 +46,21 @@ describe('refresh family rotation', () => {
     expect(await families.rotate('f-1', 'j-1', 'j-3', 60_000, 2_000)).toBe(false);
   });
 });
+
+describe('refresh families by DPoP key (RFC 9449)', () => {
+  it('indexes a bound family by its key from its start, and a bearer family from the rotation that binds it; a bound family keeps its key', async () => {
+    const families = refreshFamilies(createMemoryStore({ prefix: 'pas:' }));
+    await families.start({ ...family, jkt: 'k-1' }, 'j-1', 60_000);
+    await families.start({ ...family, fid: 'f-2' }, 'j-1', 60_000);
+    expect((await families.ofDpopKey('k-1')).map((f) => f.fid)).toEqual(['f-1']);
+
+    expect(await families.rotate('f-2', 'j-1', 'j-2', 60_000, 0, 'k-1')).toBe(true);
+    expect((await families.ofDpopKey('k-1')).map((f) => f.fid).sort()).toEqual(['f-1', 'f-2']);
+    expect(await families.rotate('f-1', 'j-1', 'j-2', 60_000, 0, 'k-other')).toBe(true);
+    expect((await families.info('f-1'))?.jkt).toBe('k-1');
+    expect(await families.ofDpopKey('k-other')).toEqual([]);
+
+    await families.revoke('f-1');
+    expect((await families.ofDpopKey('k-1')).map((f) => f.fid)).toEqual(['f-2']);
+  });
+});

@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import type { Store } from '@keyway/store';
 
-const FamilyInfo = z.object({ fid: z.string(), sub: z.string(), tid: z.string(), scope: z.string() });
+/** jkt: the DPoP key (RFC 9449 `cnf.jkt`) the family is bound to from its login on; absent for a bearer family. */
+const FamilyInfo = z.object({ fid: z.string(), sub: z.string(), tid: z.string(), scope: z.string(), jkt: z.string().optional() });
 export type FamilyInfo = z.infer<typeof FamilyInfo>;
 
 /**
  * A refresh family: every refresh token descended from one login. The family records the one jti
  * that may be used next; rotation swaps it atomically so exactly one concurrent refresh wins.
- * Families are indexed by subject and tenant so an entitlement change can revoke them in one call.
+ * Families are indexed by subject and tenant so an entitlement change can revoke them in one call,
+ * and by DPoP key so revoking an agent's key pair does.
  */
 /**
  * Told of every revocation of a live family before it is made, so the SAS keys minted from it can be
@@ -20,6 +22,7 @@ export function refreshFamilies(store: Store, onRevoke: FamilyRevocationHook = a
   const infoKey = (fid: string) => `family-info:${fid}`;
   const bySubjectKey = (sub: string) => `subject-families:${sub}`;
   const byTenantKey = (tid: string) => `tenant-families:${tid}`;
+  const byDpopKey = (jkt: string) => `dpop-key-families:${jkt}`;
   const spentKey = (fid: string, jti: string) => `spent:${fid}:${jti}`;
 
   /** Live families in an index; entries of expired or revoked families are pruned on the way. */
@@ -37,6 +40,7 @@ export function refreshFamilies(store: Store, onRevoke: FamilyRevocationHook = a
       await store.set(currentKey(info.fid), jti, { ttlMs });
       await store.sadd(bySubjectKey(info.sub), info.fid);
       await store.sadd(byTenantKey(info.tid), info.fid);
+      if (info.jkt !== undefined) await store.sadd(byDpopKey(info.jkt), info.fid);
     },
     current: (fid: string) => store.get(currentKey(fid)),
     async info(fid: string): Promise<FamilyInfo | undefined> {
@@ -48,15 +52,20 @@ export function refreshFamilies(store: Store, onRevoke: FamilyRevocationHook = a
      * The spent jti is remembered for `reuseLeewayMs` so a duplicate of the same refresh can be told
      * apart from a replay.
      */
-    async rotate(fid: string, spentJti: string, nextJti: string, ttlMs: number, reuseLeewayMs: number): Promise<boolean> {
-      const info = await store.get(infoKey(fid));
+    async rotate(fid: string, spentJti: string, nextJti: string, ttlMs: number, reuseLeewayMs: number, jkt?: string): Promise<boolean> {
+      const raw = await store.get(infoKey(fid));
+      // A bearer family refreshed with a DPoP proof is bound from now on (RFC 9449 §5); a bound one keeps its key.
+      const info = raw === null ? null : FamilyInfo.parse(JSON.parse(raw));
+      const binds = info !== null && info.jkt === undefined && jkt !== undefined;
       // One atomic write: a concurrent request that sees the swap also sees the mark, and the family
       // lives on for ttlMs.
-      return store.commitIf({ key: currentKey(fid), expected: spentJti }, [
+      const rotated = await store.commitIf({ key: currentKey(fid), expected: spentJti }, [
         ...(reuseLeewayMs > 0 ? [{ op: 'set' as const, key: spentKey(fid, spentJti), value: '1', ttlMs: reuseLeewayMs }] : []),
         { op: 'set', key: currentKey(fid), value: nextJti, ttlMs },
-        ...(info === null ? [] : [{ op: 'set' as const, key: infoKey(fid), value: info, ttlMs }]),
+        ...(info === null ? [] : [{ op: 'set' as const, key: infoKey(fid), value: JSON.stringify(binds ? { ...info, jkt } : info), ttlMs }]),
       ]);
+      if (rotated && binds && jkt !== undefined) await store.sadd(byDpopKey(jkt), fid);
+      return rotated;
     },
     /** true when the token was spent within the reuse leeway (a duplicate, not a replay) */
     spentRecently: async (fid: string, jti: string) => (await store.get(spentKey(fid, jti))) !== null,
@@ -76,6 +85,7 @@ export function refreshFamilies(store: Store, onRevoke: FamilyRevocationHook = a
     },
     ofSubject: (sub: string) => live(bySubjectKey(sub)),
     ofTenant: (tid: string) => live(byTenantKey(tid)),
+    ofDpopKey: (jkt: string) => live(byDpopKey(jkt)),
   };
 }
 export type RefreshFamilies = ReturnType<typeof refreshFamilies>;

@@ -2,6 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { InvalidClient, InvalidGrant } from '@keyway/kit';
 import { grantedAccess } from './authorize.ts';
 import { issuePair, type Grant } from './context.ts';
+import { loginKey } from './dpop.ts';
 
 const INVALID_CODE = 'the authorization code is invalid, expired or already used';
 const REUSED = 'authorization_code_reused';
@@ -21,7 +22,7 @@ function verifierMatches(verifier: string, challenge: string): boolean {
 export const authorization_code: Grant<'authorization_code'> = {
   grantType: 'authorization_code',
   issued: 'token.issued',
-  async handler(params, context, _origin, audit) {
+  async handler(params, context, origin, audit) {
     const revokeIssued = async (fid: string, tenant: string) => {
       if (!(await context.families.revoke(fid, REUSED))) return;
       context.metrics.tokensRevoked.add(1, { tenant, reason: REUSED });
@@ -30,6 +31,8 @@ export const authorization_code: Grant<'authorization_code'> = {
     // RFC 6749 §5.2: an unknown client is invalid_client; public clients present no credential, so this names nobody (noise)
     if (!context.browserClients.has(params.client_id)) throw new InvalidClient('unknown client_id', `client_id ${params.client_id.slice(0, 64)} is not a registered browser client`);
     audit.note({ clientId: params.client_id });
+    // the proof before the code: a client told to fetch a nonce has not spent its single-use code
+    const jkt = await loginKey(context, origin, audit, 'authorization_code');
     const taken = await context.codes.take(params.code);
     if (!taken) {
       const redemption = await context.codes.reuse(params.code);
@@ -53,7 +56,7 @@ export const authorization_code: Grant<'authorization_code'> = {
       context,
       audit,
       { sub: grant.sub, tid: grant.tid, roles: grant.roles, access: grantedAccess(grant.scope), rights: grant.rights, releases: grant.releases, client_id: grant.client_id },
-      { fid },
+      { fid, jkt },
     );
     if (await context.codes.reused(params.code)) {
       await revokeIssued(fid, grant.tid);

@@ -2,6 +2,7 @@ import { InvalidClient } from '@keyway/kit';
 import { ApiError } from '@keyway/clients';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
 import { issuePair, type Grant } from './context.ts';
+import { loginKey } from './dpop.ts';
 import { idpBusy, throttledLogin } from './throttled-login.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -46,6 +47,8 @@ export const client_credentials: Grant<'client_credentials'> = {
       throw audit.refuse(new InvalidClient(undefined, 'client_credentials requires private_key_jwt client authentication (RFC 7523 §2.2)'), 'login.failed', { noise: true });
     }
     const requested = requestedAccess(params.scope, context.settings);
+    // the proof before the assertion: a client told to fetch a nonce has not spent its assertion's jti
+    const jkt = await loginKey(context, origin, audit, 'client_credentials');
     const issuer = context.settings.issuer;
     // RFC 7523 §3 item 3: the issuer identifies PAS; the token endpoint URL may be used as well.
     const audience = [issuer, `${issuer.replace(/\/+$/, '')}/oauth2/token`];
@@ -64,6 +67,6 @@ export const client_credentials: Grant<'client_credentials'> = {
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant, clientId: subject.sub });
     const granted = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: subject.sub });
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: subject.sub }, { jkt });
   },
 };

@@ -8,6 +8,7 @@ import { InvalidScope } from '@keyway/kit';
 import { issueAccessToken, issueRefreshToken, type KeyRing, type Signer, type TokenSettings } from '@keyway/tokens';
 import type { BrowserClientRegistry } from '../authorization/clients.ts';
 import type { AuthorizationCodes } from '../authorization/codes.ts';
+import type { RevokedDpopKeys } from '../dpop/revoked-keys.ts';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
 import type { LoginThrottle } from '../throttling/login-throttle.ts';
 import { scopeOf, type Access } from './authorize.ts';
@@ -36,6 +37,8 @@ export interface GrantContext {
   browserClients: BrowserClientRegistry;
   /** the authorization codes the login page issues and the token endpoint redeems */
   codes: AuthorizationCodes;
+  /** DPoP (RFC 9449) at the token endpoint: revoked keys, and the login grants that must use it; absent = none revoked, none required */
+  dpop?: { revoked: RevokedDpopKeys; requiredFor: ReadonlySet<string> };
 }
 
 /** What a token request is as the grants see it, once the transport is parsed away. */
@@ -45,6 +48,12 @@ export interface GrantOrigin {
   /** the address logins are throttled and noise is limited by (throttling/login-throttle.ts sourceOf) */
   source: string;
   log: Logger;
+  /**
+   * The request's DPoP proof (RFC 9449 §4.3), checked for this request and, when `bound` is given, for
+   * that key: the thumbprint of its key, undefined when the request carries none and none is needed.
+   * Absent where no proof can come (the login page).
+   */
+  dpop?: (bound?: string) => Promise<string | undefined>;
 }
 
 export interface Grant<G extends TokenRequest['grant_type']> {
@@ -83,8 +92,11 @@ export async function issuePair(
   context: GrantContext,
   audit: AuditScope,
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; releases?: ReleaseRights; client_id: string },
-  /** the family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's redemption names it first) */
-  family?: { fid: string; spentJti?: string | undefined },
+  /**
+   * The family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's
+   * redemption names it first); jkt: the DPoP key the family is bound to (RFC 9449 §5), which both tokens name in cnf.
+   */
+  family?: { fid?: string | undefined; spentJti?: string | undefined; jkt?: string | undefined },
 ): Promise<TokenResponse> {
   const { signer, settings, families } = context;
   const scope = scopeOf(subject.access);
@@ -96,6 +108,7 @@ export async function issuePair(
     client_id: subject.client_id,
     ...(subject.access.kind === 'feeds' && { rights: subject.rights }),
     ...(subject.access.kind === 'releases' && { releases: subject.releases ?? {} }),
+    ...(family?.jkt !== undefined && { cnf: { jkt: family.jkt } }),
   };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
@@ -103,16 +116,17 @@ export async function issuePair(
     issueRefreshToken(signer, settings, { ...claims, fid }),
   ]);
   const ttlMs = settings.refreshTtlSec * 1000;
-  if (family?.spentJti !== undefined) {
-    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs, context.reuseLeewaySec * 1000))) throw new FamilyRaceLost();
+  if (family?.fid !== undefined && family.spentJti !== undefined) {
+    if (!(await families.rotate(fid, family.spentJti, refresh.jti, ttlMs, context.reuseLeewaySec * 1000, family.jkt))) throw new FamilyRaceLost();
   } else {
-    await families.start({ fid, sub: subject.sub, tid: subject.tid, scope }, refresh.jti, ttlMs);
+    await families.start({ fid, sub: subject.sub, tid: subject.tid, scope, ...(family?.jkt !== undefined && { jkt: family.jkt }) }, refresh.jti, ttlMs);
   }
   const spent: Record<string, string> = family?.spentJti !== undefined ? { spent_jti: family.spentJti } : {};
-  audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), ...spent } });
+  const bound: Record<string, string> = family?.jkt !== undefined ? { jkt: family.jkt } : {};
+  audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), ...spent, ...bound } });
   return {
     access_token: access.token,
-    token_type: 'Bearer',
+    token_type: family?.jkt === undefined ? 'Bearer' : 'DPoP',
     expires_in: settings.accessTtlSec,
     refresh_token: refresh.token,
     refresh_expires_in: settings.refreshTtlSec,

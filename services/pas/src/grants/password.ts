@@ -4,6 +4,7 @@ import { ApiError } from '@keyway/clients';
 import { Email } from '@keyway/contracts';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
 import { DEFAULT_CLIENT_ID, issuePair, type Grant, type GrantContext, type GrantOrigin } from './context.ts';
+import { loginKey } from './dpop.ts';
 import { idpBusy, throttledLogin } from './throttled-login.ts';
 
 /**
@@ -16,9 +17,11 @@ export const password: Grant<'password'> = {
   issued: 'token.issued',
   async handler(params, context, origin, audit) {
     const requested = requestedAccess(params.scope, context.settings);
+    // the proof first: a client told to fetch a nonce has not spent a login attempt
+    const jkt = await loginKey(context, origin, audit, 'password');
     const subject = await authenticatePassword(context, origin, audit, params.username, params.password);
     const granted = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: DEFAULT_CLIENT_ID });
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: DEFAULT_CLIENT_ID }, { jkt });
   },
 };
 

@@ -4,6 +4,7 @@ import { TokenError } from '@keyway/tokens';
 import { verifyOwnRefreshToken } from '../tokens/own-tokens.ts';
 import { authorize, grantedAccess, requestedAccess, withinGrant } from './authorize.ts';
 import { FamilyRaceLost, issuePair, type Grant } from './context.ts';
+import { proofKey } from './dpop.ts';
 
 /**
  * RFC 6749 §6 with rotation: each use spends the token and issues the next one in its family.
@@ -21,6 +22,12 @@ export const refresh_token: Grant<'refresh_token'> = {
     audit.note({ subject: claims.sub, tenant: claims.tid, clientId: claims.client_id, tokenId: claims.jti, detail: { family: claims.fid } });
     const current = await context.families.current(claims.fid);
     if (current === null) throw new InvalidGrant('the refresh token is invalid, expired or revoked', 'family revoked or expired');
+    // RFC 9449 §5: a bound token only with a proof by its key, checked before reuse detection, so a
+    // thief without the key (a copied token, even a spent one) cannot end the agent's session.
+    const bound = claims.cnf?.jkt;
+    const presented = await proofKey(context, origin, audit, bound);
+    // a bound family keeps its key; a bearer family refreshed with a proof is bound from now on
+    const jkt = bound ?? presented;
     if (current !== claims.jti) {
       // A duplicate of a refresh that just succeeded (a client retry, or a concurrent request that
       // lost the race) is refused without punishing the family; anything later is a replay.
@@ -68,7 +75,7 @@ export const refresh_token: Grant<'refresh_token'> = {
       if (asked.kind === 'releases' && Object.keys(releases).length === 0) await noLongerAuthorized('product_not_entitled', 'none of the token’s release rights remain');
     }
     try {
-      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, { fid: claims.fid, spentJti: claims.jti });
+      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, { fid: claims.fid, spentJti: claims.jti, jkt });
     } catch (err) {
       // Exactly one of concurrent refreshes of the same token wins; the others are refused without
       // revoking the family, since they presented the token while it was still current.

@@ -5,7 +5,8 @@ import type { Store } from '@keyway/store';
 import type { FamilyInfo } from '../families/refresh-family.ts';
 
 /**
- * Announces every family revocation to PAC as a `family.revoked` event on the revocation topic,
+ * Announces every family revocation to PAC as a `family.revoked` event (and every revoked DPoP key
+ * pair as `dpop_key.revoked`) on the revocation topic,
  * through PAS's own outbox: stored before the family is deleted, published with confirms, retried
  * while the broker is down, and waiting in PAC's durable subscription while PAC is down. PAC revokes
  * the SAS keys minted from the family (services/pac/src/revocation/on-entitlement-change.ts).
@@ -24,6 +25,10 @@ export function familyRevocationAnnouncer(store: Store, broker: Broker, logger: 
         reason: reason.slice(0, 128),
       });
       await relay.add(event);
+    },
+    /** RFC 9449: an operator revoked a DPoP key pair; PAC revokes the SAS keys bound to it in this tenant. */
+    async announceDpopKey(tenant: string, jkt: string, reason: string): Promise<void> {
+      await relay.add(ChangeEvent.parse({ id: timeSortableId(), at: new Date().toISOString(), type: 'dpop_key.revoked', tenant, jkt, reason: reason.slice(0, 128) }));
     },
     close: relay.close,
   };
