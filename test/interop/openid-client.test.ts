@@ -1,9 +1,9 @@
-import { request } from 'node:https';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { browserLogin, PASSWORD, provisionReleaseTenant, provisionTenant } from '../helpers.ts';
+import { fetchTrusting } from './keyway-ca-fetch.ts';
 
 let suite: Suite;
 beforeAll(async () => {
@@ -11,32 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => suite?.close());
 
-/**
- * openid-client speaks fetch, and Node's global fetch cannot be given a CA; this one is node:https
- * trusting the Keyway development CA, answering a standard Response.
- */
-const fetchTrustingTheKeywayCa: client.CustomFetch = (url, options) =>
-  new Promise<Response>((resolve, reject) => {
-    const body = options.body instanceof URLSearchParams ? options.body.toString() : options.body;
-    if (body !== undefined && body !== null && typeof body !== 'string') throw new TypeError('only string and form bodies are sent to PAS');
-    const req = request(url, { method: options.method, headers: options.headers, ca: suite.pki.ca.certPem, signal: options.signal }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, v);
-        }
-        const status = res.statusCode ?? 502;
-        resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers }));
-      });
-    });
-    req.on('error', reject);
-    req.end(body ?? undefined);
-  });
-
-const discover = (clientId: string, auth: client.ClientAuth) => client.discovery(new URL(suite.urls.pas), clientId, undefined, auth, { [client.customFetch]: fetchTrustingTheKeywayCa });
+const discover = (clientId: string, auth: client.ClientAuth) => client.discovery(new URL(suite.urls.pas), clientId, undefined, auth, { [client.customFetch]: fetchTrusting(suite.pki.ca.certPem) });
 
 describe('openid-client v6 against PAS', () => {
   it('discovers PAS and obtains tokens with the password grant as a public client (client_id sent, no authentication)', async () => {
