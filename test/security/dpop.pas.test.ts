@@ -194,4 +194,18 @@ describe('DPoP at PAS (RFC 9449): tokens bound to the agent’s key', () => {
     expect(seen.find((e) => e.type === 'dpop_key.revoked')).toMatchObject({ tenant, jkt: key.jkt, reason: 'dpop_key_revoked' });
     await suite.broker.deleteSubscription(suite.changeEventsTopic, 'dpop-observer');
   });
+
+  it('a family that outlived its key’s revocation (a login in flight meanwhile) is refused at refresh and inactive at introspection', async () => {
+    const { email } = await provisionTenant(suite);
+    const key = await generateDpopKey();
+    const pair = await dpopLogin(email, key);
+    // the revocation as PAS's records hold it, written after this family was listed
+    await suite.records.pas.set(`dpop-key-revoked:${key.jkt}`, JSON.stringify({ at: new Date().toISOString(), reason: 'test' }));
+    const refused = await refresh(pair.refresh_token, await proofBy(key));
+    expect(refused.status).toBe(400);
+    expect(refused.data).toEqual({ error: 'invalid_dpop_proof', error_description: 'the DPoP key is revoked' });
+    for (const jwt of [pair.refresh_token, pair.access_token]) {
+      expect((await rawClient(suite, 'pas', 'pac').post('/oauth2/introspect', form({ token: jwt }), { headers: FORM })).data).toEqual({ active: false });
+    }
+  });
 });

@@ -12,7 +12,8 @@ import { noStore } from './token.ts';
  * certificate (§2.1). A refresh token is active only while it is its family's current one; an access
  * token only while its family lives. In strict mode also only while the entitlement service still
  * grants its holder the token's access (issue 11): a removal holds here even before its change event
- * has revoked the family; when it cannot answer, 503, never "active".
+ * has revoked the family; when it cannot answer, 503, never "active". A token bound to a revoked DPoP
+ * key (RFC 9449 `cnf.jkt`) is inactive.
  */
 export function introspectionEndpoint(context: GrantContext): Router {
   const router = Router();
@@ -24,6 +25,9 @@ export function introspectionEndpoint(context: GrantContext): Router {
       const current = await context.families.current(verified.claims.fid);
       active = verified.type === 'refresh_token' ? current === verified.claims.jti : current !== null;
     }
+    // a token bound to a revoked DPoP key is inactive even if its family outlived the revocation (a login in flight meanwhile)
+    const jkt = verified?.claims.cnf?.jkt;
+    if (active && jkt !== undefined && (await context.dpop?.revoked.has(jkt))) active = false;
     if (verified && active && context.strict) {
       const { sub, tid, scope } = verified.claims;
       active = await authorize(context.entitlement, sub, tid, grantedAccess(scope)).then(
