@@ -1,8 +1,8 @@
 import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { provisionTenant } from '../helpers.ts';
+import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { browserLogin, PASSWORD, provisionReleaseTenant, provisionTenant } from '../helpers.ts';
 import { fetchTrusting } from './keyway-ca-fetch.ts';
 
 /**
@@ -67,5 +67,27 @@ describe('openid-client v6 DPoP (getDPoPHandle) against PAS', () => {
     await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_dpop_proof' });
     // neither attempt ended the agent's session
     expect((await client.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: handle })).token_type).toBe('dpop');
+  });
+
+  it('binds the authorization code flow’s pair (PKCE, public browser client): the nonce round trip does not spend the single-use code', async () => {
+    const { email } = await provisionReleaseTenant(suite);
+    const config = await client.discovery(new URL(suite.urls.pas), RELEASES_CLIENT.client_id, undefined, client.None(), { [client.customFetch]: fetchTrusting(suite.pki.ca.certPem) });
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const authorizationUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: RELEASES_CLIENT.redirect_uri,
+      scope: RELEASES_CLIENT.scope,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const callback = new URL((await browserLogin(suite, authorizationUrl.href, email, PASSWORD)).headers.location as string);
+    const { handle, jkt } = await dpopKey(config);
+    // a fresh handle holds no nonce: the first redemption is refused with use_dpop_nonce and sent again with the same code
+    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }, undefined, { DPoP: handle });
+    expect(tokens).toMatchObject({ token_type: 'dpop', scope: 'releases' });
+    expect(decodeJwt(tokens.refresh_token!).cnf).toEqual({ jkt });
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: handle });
+    expect(decodeJwt(refreshed.access_token).cnf).toEqual({ jkt });
   });
 });
