@@ -51,6 +51,8 @@ const BaseClaims = z.object({
    * readers parse it with: tokenReleaseRights).
    */
   releases: z.record(z.string(), z.unknown()).optional(),
+  /** RFC 9449 §6.1: the token is bound to the DPoP key with this RFC 7638 thumbprint; absent on bearer tokens */
+  cnf: z.object({ jkt: z.string().min(1) }).optional(),
 });
 /** fid: the refresh family (session) the access token belongs to, so revoking the family deactivates it at introspection. */
 export const AccessClaims = BaseClaims.extend({ client_id: z.string(), fid: z.string().min(1).optional() });
