@@ -33,7 +33,11 @@ describe('DPoP-bound credentials at PAC and the topic service', () => {
     lowS(await new SignJWT({ ...decodeJwt(token), ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: signingKey.kid }).sign(signingKey.privateKey));
   const pacFor = (dpop?: DpopSigner) => pacClient({ baseUrl: suite.urls.pac, caPem: suite.pki.ca.certPem, dpop });
   const topicFor = (dpop?: DpopSigner) => topicClient({ baseUrl: suite.urls.topic, caPem: suite.pki.ca.certPem, dpop });
-  const refusalOf = (call: Promise<unknown>) => call.then(() => undefined, (err: unknown) => err as ApiError);
+  const refusalOf = (call: Promise<unknown>) =>
+    call.then(
+      () => undefined,
+      (err: unknown) => err as ApiError,
+    );
   /** what PAC tells the topic service about a key (its internal status endpoint, the topic service's certificate) */
   const statusOf = async (keyId: string) => (await rawClient(suite, 'pac', 'topic').get(`/internal/v1/sas-keys/${encodeURIComponent(keyId)}`)).data as { revoked: boolean; jkt?: string };
 

@@ -129,7 +129,11 @@ describe('DPoP: credentials stolen from a running importer', () => {
     // the thief: no key, then a key pair of its own
     const thief: DpopKey = await generateDpopKey();
     const caPem = suite.pki.ca.certPem;
-    const refusal = (call: Promise<unknown>) => call.then(() => undefined, (err: unknown) => (err instanceof ApiError ? { status: err.status, code: err.code } : err));
+    const refusal = (call: Promise<unknown>) =>
+      call.then(
+        () => undefined,
+        (err: unknown) => (err instanceof ApiError ? { status: err.status, code: err.code } : err),
+      );
     const sasRequest = { refresh_token: refreshToken!, rights: 'listen' as const };
     expect(await refusal(pacClient({ baseUrl: suite.urls.pac, caPem }).sas(sasRequest))).toEqual({ status: 400, code: 'invalid_dpop_proof' });
     expect(await refusal(pacClient({ baseUrl: suite.urls.pac, caPem, dpop: dpopSigner(thief) }).sas(sasRequest))).toEqual({ status: 400, code: 'invalid_dpop_proof' });

@@ -47,7 +47,9 @@ describe('DPoP on the agent’s calls (RFC 9449)', () => {
     const [first, second] = agent.proofs();
     expect(first).not.toBe(second);
     for (const proof of [first!, second!]) {
-      await expect(verifyDpopProof(proof, { htm: 'POST', htu: 'https://pac.example:8444/v1/sas', credential: 'refresh-1', jkt: agent.signer.key.jkt }, policy)).resolves.toEqual({ jkt: agent.signer.key.jkt });
+      await expect(verifyDpopProof(proof, { htm: 'POST', htu: 'https://pac.example:8444/v1/sas', credential: 'refresh-1', jkt: agent.signer.key.jkt }, policy)).resolves.toEqual({
+        jkt: agent.signer.key.jkt,
+      });
     }
     expect(decodeJwt(first!).ath).toBe(tokenHash('refresh-1'));
   });

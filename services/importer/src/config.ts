@@ -81,11 +81,7 @@ export const ImporterFields = z.object({
     .default('on')
     .transform((value) => value === 'on' || value === 'true')
     .describe('on (default): the agent proves its key pair (DPoP, RFC 9449) on every call to PAS, PAC and the topic service, so its tokens and SAS keys are bound to it; off: bearer tokens'),
-  DPOP_KEY_FILE: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('DPOP=on: the agent’s DPoP private key (PKCS#8 PEM, mode 0600), made on first start; default: dpop-key.pem next to STATE_FILE'),
+  DPOP_KEY_FILE: z.string().min(1).optional().describe('DPOP=on: the agent’s DPoP private key (PKCS#8 PEM, mode 0600), made on first start; default: dpop-key.pem next to STATE_FILE'),
   FEEDS_FILE: z
     .string()
     .min(1)

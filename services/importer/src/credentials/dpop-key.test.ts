@@ -50,7 +50,15 @@ describe('the importer’s DPoP key file', () => {
   });
 
   it('config: DPOP on by default, the key next to the checkpoint; DPOP=off turns it off', () => {
-    const base = { PAS_URL: 'https://pas.test', PAC_URL: 'https://pac.test', TOPIC_URL: 'https://topic.test', TLS_CA_FILE: 'ca.crt', KEYWAY_USERNAME: 'a@b.c', KEYWAY_PASSWORD: 'pw', SINK_FILE: '/var/lib/keyway/out.jsonl' };
+    const base = {
+      PAS_URL: 'https://pas.test',
+      PAC_URL: 'https://pac.test',
+      TOPIC_URL: 'https://topic.test',
+      TLS_CA_FILE: 'ca.crt',
+      KEYWAY_USERNAME: 'a@b.c',
+      KEYWAY_PASSWORD: 'pw',
+      SINK_FILE: '/var/lib/keyway/out.jsonl',
+    };
     expect(parseConfig(ImporterEnv, base)).toMatchObject({ DPOP: true, DPOP_KEY_FILE: '/var/lib/keyway/dpop-key.pem' });
     expect(parseConfig(ImporterEnv, { ...base, DPOP: 'off', DPOP_KEY_FILE: '/etc/keyway/agent.pem' })).toMatchObject({ DPOP: false, DPOP_KEY_FILE: '/etc/keyway/agent.pem' });
   });

@@ -20,7 +20,12 @@ export function sasEndpoint(options: SasEndpointOptions, deps: SasMintDeps, dpop
     const fields: AuditFields = { ...requestFields(req), detail: typeof rights === 'string' && SasRequest.shape.rights.safeParse(rights).success ? { rights } : {} };
     const proofs = await dpop();
     proofs.offerNonce(res);
-    const origin = { fields, source: req.ip ?? req.socket.remoteAddress ?? 'unknown', log: req.log, proveKey: (expected: { credential: string; jkt: string | undefined }) => proofs.check(req, expected) };
+    const origin = {
+      fields,
+      source: req.ip ?? req.socket.remoteAddress ?? 'unknown',
+      log: req.log,
+      proveKey: (expected: { credential: string; jkt: string | undefined }) => proofs.check(req, expected),
+    };
     const answer = await mintSasKey(options, deps, origin, input.body);
     res.json(shapeResponse(SasResponse, answer));
   });

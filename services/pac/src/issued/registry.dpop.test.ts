@@ -43,7 +43,13 @@ describe('issued SAS keys bound to a DPoP key (RFC 9449 cnf.jkt), on PostgreSQL'
     expect((await issued.find('k-none'))?.jkt).toBeUndefined();
 
     expect((await issued.revokeBound('t-1', JKT_A)).map((k) => k.keyId).sort()).toEqual(['k-a1', 'k-a2']);
-    for (const [keyId, revoked] of [['k-a1', true], ['k-a2', true], ['k-b1', false], ['k-none', false], ['k-a-other-tenant', false]] as const) {
+    for (const [keyId, revoked] of [
+      ['k-a1', true],
+      ['k-a2', true],
+      ['k-b1', false],
+      ['k-none', false],
+      ['k-a-other-tenant', false],
+    ] as const) {
       expect(await issued.isRevoked(keyId), keyId).toBe(revoked);
     }
     // a second revocation revokes nothing new; a key minted with the revoked key pair afterwards is revoked as it is recorded

@@ -23,8 +23,7 @@ describe.each(BROKERS)('SAS guard with DPoP-bound keys (%s broker)', { timeout: 
     return topicClient({ baseUrl: h.url, caPem: h.caPem, timeoutMs: 20_000, dpop: published });
   };
   const publishUrl = (topic: { tenant: string; topic: string }) => `/tenants/${topic.tenant}/topics/${topic.topic}/messages`;
-  const proofFor = (key: DpopKey, topic: { tenant: string; topic: string }, sasKey: string) =>
-    createDpopProof(key, { htm: 'POST', htu: `${PUBLIC_BASE_URL}${publishUrl(topic)}`, credential: sasKey });
+  const proofFor = (key: DpopKey, topic: { tenant: string; topic: string }, sasKey: string) => createDpopProof(key, { htm: 'POST', htu: `${PUBLIC_BASE_URL}${publishUrl(topic)}`, credential: sasKey });
 
   it('a bound key without a proof is 401 invalid_dpop_proof with a DPoP challenge', async () => {
     const topic = h.newTopic();
