@@ -1,6 +1,7 @@
 import { Agent } from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { ErrorBody } from '@keyway/contracts';
+import type { DpopSigner } from './dpop.ts';
 
 export interface ClientOptions {
   baseUrl: string;
@@ -12,6 +13,8 @@ export interface ClientOptions {
   accessToken?: () => string | undefined;
   timeoutMs?: number;
   requestId?: () => string | undefined;
+  /** the agent's DPoP key and nonces (RFC 9449): every call then carries a proof */
+  dpop?: DpopSigner;
 }
 
 /** Per call: the bearer token of this one request, e.g. an operator's own token forwarded by the console. */

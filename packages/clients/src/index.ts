@@ -9,3 +9,4 @@ export * from './route.ts';
 export * from './releases.ts';
 export * from './client-assertion.ts';
 export * from './release-transfers.ts';
+export * from './dpop.ts';

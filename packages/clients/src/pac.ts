@@ -3,9 +3,10 @@ import { createHttp, type ClientOptions } from './http.ts';
 import { routeCaller, type CallOptions } from './route.ts';
 
 export function pacClient(options: ClientOptions) {
-  const { call } = routeCaller(createHttp(options), 'pac');
+  const { call } = routeCaller(createHttp(options), 'pac', options.dpop);
   return {
-    sas: (request: SasRequest) => call(pacRoutes.sas, { body: request }),
+    /** with DPoP, the proof names the refresh token (ath) */
+    sas: (request: SasRequest) => call(pacRoutes.sas, { body: request }, { dpopCredential: request.refresh_token }),
     /** internal (mTLS, topic service only) */
     sasKeyStatus: (keyId: string) => call(pacRoutes.sasKeyStatus, { params: { keyId } }),
     /** internal (mTLS, topic service only): is this SAS key's signature genuine? */

@@ -3,7 +3,7 @@ import { createHttp, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
 export function pasClient(options: ClientOptions) {
-  const { call } = routeCaller(createHttp(options), 'pas');
+  const { call } = routeCaller(createHttp(options), 'pas', options.dpop);
   const token = (body: TokenRequest, headers: Record<string, string> = {}) => call(pasRoutes.token, { body }, { headers });
   return {
     /**

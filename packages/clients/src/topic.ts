@@ -39,8 +39,9 @@ async function refusal(response: AxiosResponse, body: Readable): Promise<Error> 
 }
 
 export function topicClient(options: ClientOptions) {
-  const { call, exchange } = routeCaller(createHttp({ ...options, timeoutMs: options.timeoutMs ?? 75_000 }), 'topic');
-  const auth = (sasKey: string) => ({ headers: { authorization: sasKey } });
+  const { call, exchange } = routeCaller(createHttp({ ...options, timeoutMs: options.timeoutMs ?? 75_000 }), 'topic', options.dpop);
+  // with DPoP, the proof names the SAS key as sent (ath)
+  const auth = (sasKey: string) => ({ headers: { authorization: sasKey }, dpopCredential: sasKey });
   /** peek-lock receive from an entity (subscription or its dead-letter queue); null when nothing arrived */
   const receiveFrom =
     (route: typeof topicRoutes.receive) =>

@@ -56,5 +56,10 @@ export const SasPolicyKeys = z.object({
 export type SasPolicyKeys = z.infer<typeof SasPolicyKeys>;
 
 /** Topic service → PAC (mTLS): whether an issued SAS key has been revoked. */
-export const SasKeyStatus = z.object({ key_id: z.string(), revoked: z.boolean() });
+export const SasKeyStatus = z.object({
+  key_id: z.string(),
+  revoked: z.boolean(),
+  /** RFC 9449: the key is bound to the DPoP key with this RFC 7638 thumbprint; every use needs a proof signed with it */
+  jkt: z.string().optional(),
+});
 export type SasKeyStatus = z.infer<typeof SasKeyStatus>;

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Store } from '@keyway/store';
 import { DPOP_HEADER, DPOP_NONCE_HEADER, DpopError, dpopNonces, verifyDpopProof, type DpopNonces } from '@keyway/tokens';
-import { OAuthError } from './errors.ts';
+import { OAuthError, TemporarilyUnavailable } from './errors.ts';
+
+/** how far a proof's iat may be from the server's clock, either way (RFC 9449 §11.1: seconds to minutes); PAC and the topic service */
+export const DPOP_IAT_WINDOW_SEC = 60;
 
 /** A proof refused: RFC 9449 §7.1 at a resource (401 with a DPoP challenge), §5 elsewhere (400). */
 export class DpopRefused extends OAuthError {}
@@ -87,4 +90,17 @@ export async function dpopGuard(options: DpopGuardOptions): Promise<DpopGuard> {
       if (nonces) res.setHeader(DPOP_NONCE_HEADER, nonces.current());
     },
   };
+}
+
+/**
+ * The guard made on first use, for an app factory that cannot wait (createApp is synchronous): the
+ * store not answering then is a 503 for that request, and the next one tries again.
+ */
+export function dpopGuardOnDemand(options: DpopGuardOptions): () => Promise<DpopGuard> {
+  let made: Promise<DpopGuard> | undefined;
+  return () =>
+    (made ??= dpopGuard(options).catch((err: unknown) => {
+      made = undefined;
+      throw new TemporarilyUnavailable('DPoP proofs cannot be checked right now; retry later', `dpop nonce secret: ${String(err)}`, { 'retry-after': '5' });
+    }));
 }

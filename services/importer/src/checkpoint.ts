@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BATCH_ID } from '@keyway/contracts';
-import { openDurableAppend } from './durable-append.ts';
+import { openDurableAppend, syncDirectory } from './durable-append.ts';
 
 /**
  * The ids of the batches already in the sink, so a batch delivered again (design.md "Delivery":
@@ -148,10 +148,5 @@ async function compact(path: string, ids: string[]): Promise<void> {
     await file.close();
   }
   await rename(temporary, path);
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await syncDirectory(dir);
 }

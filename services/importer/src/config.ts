@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { MAX_PREFETCH } from '@keyway/contracts';
 import { ConfigError, configFields, parseConfig } from '@keyway/kit';
@@ -75,6 +76,12 @@ export const ImporterFields = z.object({
   PREFETCH: z.coerce.number().int().min(1).max(MAX_PREFETCH).default(DEFAULT_PREFETCH).describe('PULL=stream: batches locked ahead of the sink at once'),
   STREAM_TIMEOUT_SEC: z.coerce.number().int().min(1).max(300).default(DEFAULT_STREAM_TIMEOUT_SEC).describe('PULL=stream: how long each stream stays open before the next is opened'),
   RECEIVE_TIMEOUT_SEC: z.coerce.number().int().min(1).max(60).default(20).describe('PULL=receive: long-poll wait per receive'),
+  DPOP: z
+    .enum(['on', 'off', 'true', 'false'])
+    .default('on')
+    .transform((value) => value === 'on' || value === 'true')
+    .describe('on (default): the agent proves its key pair (DPoP, RFC 9449) on every call to PAS, PAC and the topic service, so its tokens and SAS keys are bound to it; off: bearer tokens'),
+  DPOP_KEY_FILE: z.string().min(1).optional().describe('DPOP=on: the agent’s DPoP private key (PKCS#8 PEM, mode 0600), made on first start; default: dpop-key.pem next to STATE_FILE'),
   FEEDS_FILE: z
     .string()
     .min(1)
@@ -92,7 +99,11 @@ export const ImporterEnv = ImporterFields.superRefine((env, ctx) => {
   requireSinkKeys(env, ctx);
 })
   // Sound once the rules above hold: STATE_FILE is unset only with SINK=file, which has a SINK_FILE.
-  .transform((env) => ({ ...env, STATE_FILE: env.STATE_FILE ?? `${env.SINK_FILE}.checkpoint` }));
+  .transform((env) => {
+    const stateFile = env.STATE_FILE ?? `${env.SINK_FILE}.checkpoint`;
+    // the agent's state directory holds its key next to its checkpoint
+    return { ...env, STATE_FILE: stateFile, DPOP_KEY_FILE: env.DPOP_KEY_FILE ?? join(dirname(stateFile), 'dpop-key.pem') };
+  });
 export type ImporterEnv = z.output<typeof ImporterEnv>;
 
 /** Keys every feed of a process shares: an entry of FEEDS_FILE may not set them. */

@@ -1,5 +1,6 @@
 import { ConfigError, onShutdown } from '@keyway/kit';
 import { importerFeeds, type ImporterEnv } from './config.ts';
+import { DpopKeyFileError } from './credentials/dpop-key.ts';
 import { importerLogger, startImporter } from './run.ts';
 
 let feeds: ImporterEnv[];
@@ -18,6 +19,11 @@ try {
   // and completes it, closes the sinks and the checkpoints; then the process exits 0.
   onShutdown(logger, [() => importer.stop()]);
 } catch (err) {
+  // a key file others may read, or that is not a key: the operator's to fix, said plainly (EX_CONFIG)
+  if (err instanceof DpopKeyFileError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(78);
+  }
   logger.error('failed to start', { err });
   process.exit(1);
 }

@@ -3,12 +3,13 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { assertionAlgFor, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { assertionAlgFor, dpopSigner, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createLogger, type Logger } from '@keyway/kit';
 import { createAgent, type Agent, type AgentHealth } from './agent.ts';
 import { fileCheckpoint } from './checkpoint.ts';
 import type { ImporterEnv } from './config.ts';
 
+import { loadOrCreateDpopKey } from './credentials/dpop-key.ts';
 import type { Credentials } from './credentials/session.ts';
 import { createSink } from './sinks/index.ts';
 
@@ -61,6 +62,10 @@ export type Importer = { agents: Agent[]; healthPort: number | undefined; stop()
 
 async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
   const caPem = readFileSync(config.TLS_CA_FILE, 'utf8');
+  // Before the sink opens: a key file others may read stops the start. One signer for the three
+  // services (one key, each server's last nonce). A key of its own even with private_key_jwt: the
+  // registered key stays the login identity, this one binds what each login gets.
+  const dpop = config.DPOP ? dpopSigner(await loadOrCreateDpopKey(config.DPOP_KEY_FILE)) : undefined;
   const sink = await createSink(config);
   const checkpoint = await fileCheckpoint(config.STATE_FILE);
   const agent = createAgent(
@@ -74,16 +79,16 @@ async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
       receiveTimeoutSec: config.RECEIVE_TIMEOUT_SEC,
     },
     {
-      pas: pasClient({ baseUrl: config.PAS_URL, caPem }),
-      pac: pacClient({ baseUrl: config.PAC_URL, caPem }),
-      topic: topicClient({ baseUrl: config.TOPIC_URL, caPem }),
+      pas: pasClient({ baseUrl: config.PAS_URL, caPem, dpop }),
+      pac: pacClient({ baseUrl: config.PAC_URL, caPem, dpop }),
+      topic: topicClient({ baseUrl: config.TOPIC_URL, caPem, dpop }),
       sink,
       checkpoint,
       logger,
     },
   );
   agent.start();
-  logger.info('importer running', { sink: sink.description, stateFile: config.STATE_FILE, pull: config.PULL });
+  logger.info('importer running', { sink: sink.description, stateFile: config.STATE_FILE, pull: config.PULL, ...(dpop && { dpopKeyFile: config.DPOP_KEY_FILE, jkt: dpop.key.jkt }) });
   return agent;
 }
 

@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, type AuditDb } from '@keyway/audit';
-import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import { createBaseApp, DPOP_IAT_WINDOW_SEC, dpopGuardOnDemand, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
@@ -69,7 +69,9 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   const issued = issuedRegistry(deps.records, options.now, (options.sasTtlSec + options.clockToleranceSec) * 1000);
   // issue 9: refusals that name nobody are limited per source and aggregated, never one event each
   const noise = noiseGate({ log: trail.audit, store: deps.store, logger: deps.logger, perSource: options.refusalsPerSource ?? 120, windowMs: (options.refusalWindowSec ?? 60) * 1000 });
-  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), holders, keys, issued, noise, ...trail }));
+  // RFC 9449 at PAC: proofs name PAC's public URL, carry PAC's nonce, and their jti is spent in the shared store
+  const dpop = dpopGuardOnDemand({ store: deps.store, publicOrigin: options.publicUrl, requireNonce: true, iatWindowSec: DPOP_IAT_WINDOW_SEC, resource: false });
+  app.use(sasEndpoint(options, { pasKeys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'refresh_token'), holders, keys, issued, noise, ...trail }, dpop));
   app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });

@@ -1,10 +1,10 @@
 import type { ErrorRequestHandler, Express } from 'express';
 import { topicApi } from '@keyway/contracts';
-import { createBaseApp, finishApp, jsonBody, type Logger } from '@keyway/kit';
+import { createBaseApp, DPOP_IAT_WINDOW_SEC, dpopGuardOnDemand, finishApp, jsonBody, type Logger } from '@keyway/kit';
 import type { Broker } from '@keyway/broker';
 import type { Store } from '@keyway/store';
 import { sasGuard } from './auth/sas-guard.ts';
-import { revocationCache, type RevocationSource } from './auth/revocation.ts';
+import { keyStatusCache, type KeyStatusSource } from './auth/revocation.ts';
 import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
 import type { TopicConfig } from './config.ts';
 import { subscriptionInventory, type SubscriptionSource } from './delivery/inventory.ts';
@@ -40,8 +40,8 @@ export interface TopicDeps {
   store: Store;
   /** PAC's verdict on a SAS key's signature (the tenant keys stay at PAC); rejects when it cannot be had */
   sasSignatures: SasSignatureSource;
-  /** whether PAC revoked an issued key (rejects when PAC cannot answer) */
-  sasKeyRevoked: RevocationSource;
+  /** whether PAC revoked an issued key, and the DPoP key it is bound to (rejects when PAC cannot answer) */
+  sasKeyStatus: KeyStatusSource;
   /** the names of a feed's listed subscriptions, from the entitlement service (rejects when it cannot answer) */
   subscriptionNames: SubscriptionSource;
   /** another topic instance at the base URL it listed, called with this service's client certificate (mTLS) */
@@ -86,7 +86,9 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   const guard = sasGuard({
     publicBaseUrl: options.PUBLIC_BASE_URL,
     verifySignature: sasSignatureCache(deps.sasSignatures, { ttlMs: options.SAS_KEY_CACHE_SEC * 1000, now }),
-    isRevoked: revocationCache(deps.sasKeyRevoked, { ttlMs: options.REVOCATION_CACHE_SEC * 1000, now }),
+    keyStatus: keyStatusCache(deps.sasKeyStatus, { ttlMs: options.REVOCATION_CACHE_SEC * 1000, now }),
+    // no nonce at a resource (RFC 9449 §9 leaves it to the server): iat and the single-use jti bound a replay
+    dpop: dpopGuardOnDemand({ store: deps.store, publicOrigin: options.PUBLIC_BASE_URL, requireNonce: false, iatWindowSec: DPOP_IAT_WINDOW_SEC, resource: true }),
     now,
   });
   const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });

@@ -31,7 +31,10 @@ export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
     broker,
     store,
     sasSignatures: pacSasSignatures(pac),
-    sasKeyRevoked: async (keyId) => (await pac.sasKeyStatus(keyId)).revoked,
+    sasKeyStatus: async (keyId) => {
+      const { revoked, jkt } = await pac.sasKeyStatus(keyId);
+      return { revoked, jkt };
+    },
     subscriptionNames: entitlementSubscriptions(entitlement),
     // mTLS likewise: another instance settles a lock it holds only for a topic-service certificate
     peer: (baseUrl) => topicClient({ baseUrl, caPem: tls.caPem, clientCert: tls, timeoutMs: PEER_TIMEOUT_MS }),

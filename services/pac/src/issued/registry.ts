@@ -10,6 +10,8 @@ export interface IssuedSasKey {
   fid: string;
   /** unix seconds */
   expiresAt: number;
+  /** RFC 9449: the thumbprint of the DPoP key the key is bound to (its holder proved that key at the mint); the topic service then requires its proofs */
+  jkt?: string;
 }
 
 export type RevocationScope = { tenant: string; sub?: string; topic?: string; fid?: string };
@@ -24,17 +26,23 @@ export type RevocationScope = { tenant: string; sub?: string; topic?: string; fi
  *
  * Each key is also found by its id (`key:<keyId>`), so a key check can ask the system of record about
  * its holder (issue 11).
+ *
+ * A key bound to a DPoP key is also recorded under tenant/jkt (`bound:`), so revoking an agent's key
+ * pair revokes its SAS keys whatever family minted them; a revoked jkt is remembered like a family.
  */
 export function issuedRegistry(store: Store, now: () => number = Date.now, maxKeyLifetimeMs = 86_400_000) {
   const issuedKey = (k: IssuedSasKey) => `issued:${k.tenant}:${k.topic}:${k.fid}:${k.keyId}`;
   const byId = (keyId: string) => `key:${keyId}`;
   const revokedKey = (keyId: string) => `revoked:${keyId}`;
   const revokedFamilyKey = (fid: string) => `revoked-family:${fid}`;
+  const boundKey = (tenant: string, jkt: string, keyId?: string) => `bound:${tenant}:${jkt}:${keyId ?? ''}`;
+  const revokedJktKey = (tenant: string, jkt: string) => `revoked-jkt:${tenant}:${jkt}`;
   const ttlMs = (expiresAt: number) => Math.max(1, expiresAt * 1000 - now());
   const isFamilyRevoked = async (fid: string) => (await store.get(revokedFamilyKey(fid))) !== null;
+  const isJktRevoked = async (key: IssuedSasKey) => key.jkt !== undefined && (await store.get(revokedJktKey(key.tenant, key.jkt))) !== null;
 
   /** where a key is recorded: by id, and under tenant/topic/family for revocation by prefix */
-  const recordsOf = (key: IssuedSasKey) => [byId(key.keyId), issuedKey(key)];
+  const recordsOf = (key: IssuedSasKey) => [byId(key.keyId), issuedKey(key), ...(key.jkt === undefined ? [] : [boundKey(key.tenant, key.jkt, key.keyId)])];
   const writes = (key: IssuedSasKey): StoreWrite[] => recordsOf(key).map((name) => ({ op: 'set', key: name, value: JSON.stringify(key), ttlMs: ttlMs(key.expiresAt) }));
   /**
    * Read after the key's records are committed, never in the same transaction: record() writes the
@@ -42,7 +50,7 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
    * sees the other. true: the family was revoked meanwhile, and the key is revoked now.
    */
   const revokedWithFamily = async (key: IssuedSasKey): Promise<boolean> => {
-    if (!(await isFamilyRevoked(key.fid))) return false;
+    if (!(await isFamilyRevoked(key.fid)) && !(await isJktRevoked(key))) return false;
     await store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt) });
     return true;
   };
@@ -70,7 +78,9 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
         raw = await store.get(byId(key.keyId));
       }
       const holder = raw === null ? undefined : (JSON.parse(raw) as IssuedSasKey);
-      if (holder?.tenant !== key.tenant || holder.sub !== key.sub) return 'taken';
+      // A key bound to another DPoP key (or to none) is not this holder's: sharing it would let the
+      // proof of one key pair stand for the other, or an unbound holder drop the binding.
+      if (holder?.tenant !== key.tenant || holder.sub !== key.sub || holder.jkt !== key.jkt) return 'taken';
       // The holder's already (same feed, rights and expiry): the id keeps naming its holder as first
       // recorded; this family's index gets it too, so revoking either family revokes the key.
       if (holder.fid !== key.fid) await store.set(issuedKey(key), JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) });
@@ -87,6 +97,14 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
         .filter((raw): raw is string => raw !== null)
         .map((raw) => JSON.parse(raw) as IssuedSasKey)
         .filter((k) => (!scope.sub || k.sub === scope.sub) && (!scope.fid || k.fid === scope.fid));
+      const fresh = await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt), ifAbsent: true })));
+      return records.filter((_, i) => fresh[i]);
+    },
+    /** Revokes every live key bound to the DPoP key `jkt` in the tenant (its key pair was revoked); returns the keys this call revoked. */
+    async revokeBound(tenant: string, jkt: string): Promise<IssuedSasKey[]> {
+      await store.set(revokedJktKey(tenant, jkt), '1', { ttlMs: maxKeyLifetimeMs });
+      const names = await store.keys(boundKey(tenant, jkt));
+      const records = (await Promise.all(names.map((name) => store.get(name)))).filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as IssuedSasKey);
       const fresh = await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt), ifAbsent: true })));
       return records.filter((_, i) => fresh[i]);
     },

@@ -43,13 +43,14 @@ function scopeOf(event: ChangeEvent): RevocationScope | undefined {
     case 'family.revoked':
       return { tenant: event.tenant, fid: event.fid };
     case 'products.changed':
+    // revoked by thumbprint, not by scope: see below
     case 'dpop_key.revoked':
       return undefined;
   }
 }
 
 /**
- * Follows the entitlement service's change events and PAS's family revocations and revokes the
+ * Follows the entitlement service's change events and PAS's family and DPoP key revocations and revokes the
  * affected SAS keys (strict mode), each recorded as sas_key.revoked with the change as its reason.
  */
 export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry, logger: Logger, trail: RevocationTrail, topic?: TopicRef) {
@@ -58,6 +59,13 @@ export function revokeOnEntitlementChange(broker: Broker, issued: IssuedRegistry
     'pac',
     logger,
     async (event) => {
+      // PAS revoked an agent's key pair (RFC 9449 cnf.jkt): every SAS key bound to it goes, whatever family minted it.
+      if (event.type === 'dpop_key.revoked') {
+        for (const key of await issued.revokeBound(event.tenant, event.jkt)) {
+          await recordRevocation(logger, trail, key, event.type, { change_event: event.id, jkt: event.jkt, dpop_reason: event.reason });
+        }
+        return;
+      }
       const scope = scopeOf(event);
       if (!scope) return;
       for (const key of await issued.revoke(scope)) {

@@ -48,8 +48,11 @@ async function pac(introspect: () => Promise<Introspection> = async () => ({ act
     metrics: securityMetrics(meter),
     noise: noiseGate({ log: audit, store, logger: silentLogger, perSource: 120, windowMs: 60_000 }),
   };
-  const refreshToken = async (rights: Record<string, string>, sub = 'u-1') =>
-    (await issueRefreshToken(ring.signer(), settings, { sub, tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: `f-${sub}` })).token;
+  const refreshToken = async (rights: Record<string, string>, sub = 'u-1', cnf?: { jkt: string }) => {
+    // cnf (RFC 9449 §6.1): a token PAS bound to the agent's DPoP key
+    const subject = { sub, tid: 'acme', roles: ['read-only'], scope: 'feed:edr-events', client_id: 'keyway-importer', rights, fid: `f-${sub}`, ...(cnf && { cnf }) };
+    return (await issueRefreshToken(ring.signer(), settings, subject)).token;
+  };
   const events = async () => (await readSince(database.as('pac'), 'pac', 0)).events;
   return {
     deps,
@@ -104,6 +107,23 @@ describe('mintSasKey: a SAS key without HTTP', () => {
     const short = { ...sameSecond, sasTtlSec: 3 };
     await mintSasKey(short, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'send' }, 'u-4') });
     await expect(mintSasKey(short, deps, origin, { refresh_token: await refreshToken({ 'edr-events': 'send' }, 'u-5') })).rejects.toBeInstanceOf(TemporarilyUnavailable);
+    await close();
+  });
+
+  it('RFC 9449: a bound refresh token is refused without a proof by its key (sas_key.denied, invalid_dpop_proof); with one the key records the binding', async () => {
+    const { deps, refreshToken, events, close } = await pac();
+    const jkt = 'J'.repeat(43);
+    const token = await refreshToken({ 'edr-events': 'listen' }, 'u-1', { jkt });
+    await expect(mintSasKey(options, deps, origin, { refresh_token: token })).rejects.toMatchObject({ status: 400, code: 'invalid_dpop_proof' });
+    expect(await events()).toMatchObject([{ action: 'sas_key.denied', outcome: 'denied', reason: 'invalid_dpop_proof', subject: 'u-1' }]);
+    const asked: unknown[] = [];
+    const proveKey = async (expected: { credential: string; jkt: string | undefined }) => {
+      asked.push(expected);
+      return { jkt };
+    };
+    const minted = await mintSasKey(options, deps, { ...origin, proveKey }, { refresh_token: token });
+    expect(asked).toEqual([{ credential: token, jkt }]);
+    expect((await deps.issued.find(minted.key_id))?.jkt).toBe(jkt);
     await close();
   });
 

@@ -1,6 +1,6 @@
 import { attributes, audited, type AuditFields, type AuditLog, type NoiseGate, type SecurityMetrics } from '@keyway/audit';
 import { AUDIT_FEED, feedsFromScope, rightsWithin, type SasRequest, tokenFeedRights, topicResource, type Introspection, type Rights, type SasResponse } from '@keyway/contracts';
-import { InsufficientScope, InvalidToken, TemporarilyUnavailable, type Logger } from '@keyway/kit';
+import { DpopRefused, InsufficientScope, InvalidToken, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import { signSas } from '@keyway/sas';
 import { TokenError, verifyRefreshToken, type JWTVerifyGetKey, type RefreshClaims } from '@keyway/tokens';
 import type { IssuedRegistry, IssuedSasKey } from '../issued/registry.ts';
@@ -43,6 +43,12 @@ export interface SasOrigin {
   /** the address noise is limited by */
   source: string;
   log: Logger;
+  /**
+   * RFC 9449: the request's DPoP proof checked for the credential (ath) and, when the token is bound,
+   * its key (dpopGuard.check): the proven key's thumbprint, undefined when the request has no proof
+   * and needs none; throws the refusal. Absent: no proof can be checked, so a bound token is refused.
+   */
+  proveKey?: (expected: { credential: string; jkt: string | undefined }) => Promise<{ jkt: string } | undefined>;
 }
 
 /** The resource asked for must be one of the token's feeds, on the token's tenant. */
@@ -120,12 +126,13 @@ export async function mintSasKey(options: SasMintOptions, deps: SasMintDeps, ori
       await deps.noise.admit(origin.source);
       const parsed = typeof request === 'function' ? request() : request;
       if (parsed.rights !== undefined) audit.note({ detail: { rights: parsed.rights } });
-      return mint(options, deps, parsed, origin.log, audit.note);
+      return mint(options, deps, parsed, origin, audit.note);
     },
   );
 }
 
-async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedSasRequest, log: Logger, note: (fields: AuditFields) => void): Promise<SasResponse> {
+async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedSasRequest, origin: SasOrigin, note: (fields: AuditFields) => void): Promise<SasResponse> {
+  const { log } = origin;
   const claims = await verifyRefreshToken(request.refresh_token, deps.pasKeys, {
     issuer: options.pasIssuer,
     audience: options.pasIssuer,
@@ -136,6 +143,12 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
     throw err;
   });
   note({ tenant: claims.tid, subject: claims.sub, clientId: claims.client_id, detail: { refresh_jti: claims.jti, family: claims.fid } });
+  // RFC 9449: a refresh token bound to a key (cnf.jkt) is of use only with a proof signed by that key.
+  // A proof with an unbound token binds the new SAS key to the key it proves (as PAS binds a token, §5).
+  const bound = claims.cnf?.jkt;
+  if (bound !== undefined && origin.proveKey === undefined) throw new DpopRefused(400, 'invalid_dpop_proof', 'the refresh token is bound to a key (DPoP): a DPoP proof signed with it is required');
+  const proven = await origin.proveKey?.({ credential: request.refresh_token, jkt: bound });
+  if (proven) note({ detail: { jkt: proven.jkt } });
   // The feed and rights the request asks of this token, from its claims alone; a refusal among them
   // is thrown below, after the token is known to be current, as ever.
   const scoped = scopeOf(claims, options.topicBaseUrl, request);
@@ -172,7 +185,7 @@ async function mint(options: SasMintOptions, deps: SasMintDeps, request: ParsedS
     if (earlier === steps) throw new TemporarilyUnavailable('too many keys minted for this feed right now; retry later', `${steps} expiries taken`, { 'retry-after': '1' });
     const expiry = nowSec + options.sasTtlSec - earlier;
     const { sasKey, keyId } = signSas(signingKey, rights, resource, expiry);
-    const key = { keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry };
+    const key: IssuedSasKey = { keyId, tenant: claims.tid, topic, rights, sub: claims.sub, fid: claims.fid, expiresAt: expiry, ...(proven && { jkt: proven.jkt }) };
     const issued = await deps.issued.issue(key);
     if (issued === 'revoked') throw new InvalidToken('the refresh token is invalid, expired or revoked', 'family revoked while minting');
     if (issued === 'issued') minted = { key, sasKey };

@@ -1,17 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { revocationCache } from './revocation.ts';
+import { keyStatusCache } from './revocation.ts';
 
 describe('revocation cache', () => {
   it('asks PAC once for concurrent checks of one key, again once the answer expires, and again after a failed call', async () => {
     let clock = 0;
     const asked: string[] = [];
     let fail = false;
-    const isRevoked = revocationCache(
+    const isRevoked = (keyId: string) => status(keyId).then((s) => s.revoked);
+    const status = keyStatusCache(
       async (keyId) => {
         asked.push(keyId);
         await new Promise((r) => setTimeout(r, 5));
         if (fail) throw new Error('PAC did not answer');
-        return false;
+        return { revoked: false };
       },
       { ttlMs: 2000, now: () => clock },
     );
@@ -33,16 +34,18 @@ describe('revocation cache', () => {
   it('keeps "revoked" for good', async () => {
     let clock = 0;
     let calls = 0;
-    const isRevoked = revocationCache(
+    const isRevoked = (keyId: string) => status(keyId).then((s) => s.revoked);
+    const status = keyStatusCache(
       async () => {
         calls += 1;
-        return true;
+        return { revoked: true, jkt: 'j-1' };
       },
       { ttlMs: 10, now: () => clock },
     );
     expect(await isRevoked('k')).toBe(true);
     clock = 1_000_000;
     expect(await isRevoked('k')).toBe(true);
+    expect(await status('k')).toEqual({ revoked: true, jkt: 'j-1' });
     expect(calls).toBe(1);
   });
 });

@@ -1,8 +1,9 @@
 import type { RequestHandler } from 'express';
-import { InsufficientScope, InvalidToken, parseInput, TemporarilyUnavailable } from '@keyway/kit';
+import { InsufficientScope, InvalidToken, parseInput, TemporarilyUnavailable, type DpopGuard } from '@keyway/kit';
 import { TopicPath, topicResource } from '@keyway/contracts';
 import { checkSasUse, parseSas, SAS_SCHEME, SasError, type Right, type VerifiedSas } from '@keyway/sas';
 import { RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
+import type { KeyStatus } from './revocation.ts';
 
 const CHALLENGE = { 'WWW-Authenticate': SAS_SCHEME };
 
@@ -27,8 +28,10 @@ export interface SasGuardOptions {
   publicBaseUrl: string;
   /** PAC's word on whether a key's signature is genuine: its signed fields, or ERR_SAS_SIGNATURE (sasSignatureCache) */
   verifySignature: (sasKey: string) => Promise<VerifiedSas>;
-  /** PAC's word on whether the key was revoked (strict revocation) */
-  isRevoked: (keyId: string) => Promise<boolean>;
+  /** PAC's word on whether the key was revoked (strict revocation) and the DPoP key it is bound to */
+  keyStatus: (keyId: string) => Promise<KeyStatus>;
+  /** RFC 9449 proof checks (resource server: 401 with a DPoP challenge; proof jti spent in the store) */
+  dpop: () => Promise<DpopGuard>;
   now: () => number;
 }
 
@@ -36,7 +39,9 @@ export interface SasGuardOptions {
  * Checked on every request (design.md, Delivery): signature, expiry, resource, rights. The signature
  * is checked at PAC against the keys of the tenant the key's own resource URI names (the keys never
  * leave PAC), so another tenant's genuine key is told apart from a forgery (403, not 401); then its
- * resource must be this request's topic.
+ * resource must be this request's topic. A key PAC minted bound to a DPoP key (its holder proved
+ * that key at PAC) is of use only with a proof signed by it on each request (RFC 9449 §7: ath = the
+ * key as sent); an unbound key (producers, Azure tooling) needs none.
  */
 export function sasGuard(options: SasGuardOptions) {
   const verify = async (header: string, resource: string, right: Right): Promise<VerifiedSas> => {
@@ -58,16 +63,17 @@ export function sasGuard(options: SasGuardOptions) {
    * the HTTP error. Routes that hold a request open (stream, long poll) call it again before each
    * hand-out, so a key revoked or expired meanwhile stops receiving (issue 9).
    */
-  const check = async (header: string | undefined, { tenant, topic }: { tenant: string; topic: string }, right: Right): Promise<void> => {
+  const check = async (header: string | undefined, { tenant, topic }: { tenant: string; topic: string }, right: Right): Promise<{ jkt?: string | undefined }> => {
     if (!header) throw new InvalidToken('a SharedAccessSignature Authorization header is required', 'no authorization header', CHALLENGE);
     try {
       const verified = await verify(header, topicResource(options.publicBaseUrl, tenant, topic), right);
-      const revoked = await options.isRevoked(verified.keyId).catch((err: unknown) => {
+      const { revoked, jkt } = await options.keyStatus(verified.keyId).catch((err: unknown) => {
         throw new TemporarilyUnavailable('the key cannot be checked right now, retry later', `revocation lookup: ${String(err)}`, {
           'Retry-After': String(RETRY_AFTER_SEC),
         });
       });
       if (revoked) throw new InvalidToken('the shared access signature has been revoked', `key ${verified.keyId} revoked`, CHALLENGE);
+      return { jkt };
     } catch (err) {
       throw err instanceof SasError ? toHttpError(err, right) : err;
     }
@@ -76,7 +82,10 @@ export function sasGuard(options: SasGuardOptions) {
   const guard =
     (right: Right): RequestHandler =>
     async (req, _res, next) => {
-      await check(req.get('authorization'), parseInput(TopicPath, req.params, 'path'), right);
+      const header = req.get('authorization');
+      const { jkt } = await check(header, parseInput(TopicPath, req.params, 'path'), right);
+      // once per request: the re-checks of a held request (stream, long poll) have no new proof to show
+      await (await options.dpop()).check(req, { credential: header!, jkt });
       next();
     };
   return Object.assign(guard, { check });

@@ -6,7 +6,7 @@ import { tenantOfTopicResource, topicResource, type Batch } from '@keyway/contra
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
-import { parseSas, SasError, signSas, verifySasSignature, type KeyName } from '@keyway/sas';
+import { keyIdOfSignature, parseSas, SasError, signSas, verifySasSignature, type KeyName } from '@keyway/sas';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
 
@@ -21,7 +21,7 @@ export const BROKERS = ['memory', 'amqp'] as const;
 export type BrokerKind = (typeof BROKERS)[number];
 
 /** what SAS resource URIs name; deliberately not the listener's address */
-const PUBLIC_BASE_URL = 'https://topic.keyway.test';
+export const PUBLIC_BASE_URL = 'https://topic.keyway.test';
 
 export const hex = (bytes = 4) => randomBytes(bytes).toString('hex');
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -43,6 +43,8 @@ export interface TestTopic extends TopicRef {
 
 export interface Harness {
   url: string;
+  /** the CA the harness's certificate chains to, for clients of a test's own */
+  caPem: string;
   app: TopicApp;
   broker: Broker;
   store: Store;
@@ -58,6 +60,8 @@ export interface Harness {
   generations: Map<string, number>;
   /** tenants whose signature checks fail as if PAC were unreachable */
   unreachable: Set<string>;
+  /** records, as PAC does at a mint with a DPoP proof, that the SAS key is bound to the DPoP key `jkt` */
+  bind(sasKey: string, jkt: string): void;
   close(): Promise<void>;
 }
 
@@ -123,6 +127,8 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
   /** rotations per tenant, as PAC counts them (set by tests that rotate) */
   const generations = new Map<string, number>();
   const unreachable = new Set<string>();
+  /** key id → the thumbprint of the DPoP key it is bound to */
+  const bound = new Map<string, string>();
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ service: 'topic', level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
 
@@ -158,7 +164,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
           throw err;
         }
       },
-      sasKeyRevoked: async () => false,
+      sasKeyStatus: async (keyId) => ({ revoked: false, jkt: bound.get(keyId) }),
       subscriptionNames: async (tenant, topic) => [...listed({ tenant, topic })],
       peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
@@ -174,6 +180,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
 
   return {
     url: server.url,
+    caPem: ca.certPem,
     app,
     broker,
     store,
@@ -183,6 +190,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     tenantKeys,
     generations,
     unreachable,
+    bind: (sasKey, jkt) => void bound.set(keyIdOfSignature(parseSas(sasKey).signature), jkt),
     newTenant,
     newTopic(owner = newTenant(), subscriptions = ['default']) {
       const ref = { tenant: owner.tenant, topic: `tp-${hex()}` };
