@@ -91,13 +91,22 @@ describe('service certificates: identity from the SPIFFE ID, renewed without a r
 
   it('an outgoing client built as the services build theirs presents the renewed certificate (the server sees its serial)', async () => {
     // a server that trusts our CA and answers with the serial of the client certificate it saw
-    const seen = https.createServer({ ...suite.pki.certs.pac!, cert: suite.pki.certs.pac!.certPem, key: suite.pki.certs.pac!.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
-      const socket = req.socket as TLSSocket;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ authorized: socket.authorized, serial: socket.getPeerCertificate().serialNumber ?? null }));
-    });
+    const seen = https.createServer(
+      { ...suite.pki.certs.pac!, cert: suite.pki.certs.pac!.certPem, key: suite.pki.certs.pac!.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: false },
+      (req, res) => {
+        const socket = req.socket as TLSSocket;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ authorized: socket.authorized, serial: socket.getPeerCertificate().serialNumber ?? null }));
+      },
+    );
     await new Promise<void>((resolve) => seen.listen(0, '127.0.0.1', resolve));
-    const tls = openTls({ TLS_CERT_FILE: join(pki.dir, 'topic.crt'), TLS_KEY_FILE: join(pki.dir, 'topic.key'), TLS_CA_FILE: join(pki.dir, 'ca.crt'), TRUST_DOMAIN: 'keyway', TLS_RELOAD_SEC: RELOAD_SEC });
+    const tls = openTls({
+      TLS_CERT_FILE: join(pki.dir, 'topic.crt'),
+      TLS_KEY_FILE: join(pki.dir, 'topic.key'),
+      TLS_CA_FILE: join(pki.dir, 'ca.crt'),
+      TRUST_DOMAIN: 'keyway',
+      TLS_RELOAD_SEC: RELOAD_SEC,
+    });
     try {
       const client = createHttp({ baseUrl: `https://localhost:${(seen.address() as AddressInfo).port}`, tls });
       const first = await client.get('/');
@@ -168,7 +177,9 @@ describe('a CA rotation with an overlap, while every service keeps running', () 
     // 2. every certificate reissued under the new CA; each service presents its new one
     for (const name of PKI_NAMES) await install(pki.dir, name, issueServiceCert(next, name));
     for (const name of services) {
-      await expect.poll(async () => new X509Certificate((await presented(suite.urls[name], next.certPem)).raw).verify(new X509Certificate(next.certPem).publicKey), { timeout: RELOADED_MS }).toBe(true);
+      await expect
+        .poll(async () => new X509Certificate((await presented(suite.urls[name], next.certPem)).raw).verify(new X509Certificate(next.certPem).publicKey), { timeout: RELOADED_MS })
+        .toBe(true);
     }
     // 3. the old CA dropped
     await replace(caFile, next.certPem);

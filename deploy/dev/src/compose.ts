@@ -138,10 +138,7 @@ async function listenLate(tls: TlsSource, host: string, port: number) {
     res.statusCode = 503;
     res.end();
   };
-  const server: Server = createServer(
-    { ...serverTlsOptions(tls.current()), requestCert: true, rejectUnauthorized: false },
-    (req: IncomingMessage, res: ServerResponse) => handler(req, res),
-  );
+  const server: Server = createServer({ ...serverTlsOptions(tls.current()), requestCert: true, rejectUnauthorized: false }, (req: IncomingMessage, res: ServerResponse) => handler(req, res));
   serveTls(server, tls);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -17,9 +17,11 @@ export interface Started {
  * service's main.ts is one call to this with its build (build.ts), which tests and the dev
  * launcher call too.
  */
-export async function runService<
-  S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & Parameters<typeof listenerLimits>[0]>,
->(name: string, schema: S, build: (config: z.output<S>, infra: ServiceInfra) => Promise<Started>): Promise<void> {
+export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & Parameters<typeof listenerLimits>[0]>>(
+  name: string,
+  schema: S,
+  build: (config: z.output<S>, infra: ServiceInfra) => Promise<Started>,
+): Promise<void> {
   const config = loadConfig(schema);
   const logger = createLogger({ service: name, level: config.LOG_LEVEL });
   try {

@@ -18,7 +18,7 @@ const internalApis = (routes: Record<string, Route>): Record<string, readonly st
 
 /**
  * The mTLS access matrix, read from the route declarations (packages/contracts, `serviceOnly(callers,
- * …)`), where each internal API names the only service certificates (CN) that may call it; bindRoute
+ * …)`), where each internal API names the only service certificates (SPIFFE ID) that may call it; bindRoute
  * enforces it. The operator admin APIs are not here (requireOperator: the operator certificate or an
  * operator's access token). test/security/service-certificates.test.ts checks the running services
  * against the documented table.

@@ -39,7 +39,7 @@ export interface IssueCertOptions {
 }
 
 /** How ensureDevPki issues service certificates. */
-export interface DevPkiOptions {
+interface DevPkiOptions {
   /** the SPIFFE trust domain the certificates name (spiffe://<trustDomain>/<name>); default "keyway" */
   trustDomain?: string;
   /** lifetime of a service certificate in hours (default 12); renewed once less than half of it remains */
@@ -59,7 +59,7 @@ const DAY_MS = 86_400_000;
 const CA_DAYS = 365;
 const HOUR_MS = 3_600_000;
 /** Short-lived on purpose: a copied service certificate is someone else's identity for hours, not weeks. */
-export const LEAF_HOURS = 12;
+const LEAF_HOURS = 12;
 const DEFAULT_DNS_NAMES = ['localhost'];
 const DEFAULT_IP_ADDRESSES = ['127.0.0.1', '::1'];
 /** ensureDevPki regenerates a CA that expires sooner than this (leaves: at half their lifetime) */

@@ -41,7 +41,7 @@ export interface TlsSource {
 }
 
 /** What watchTls tells about reloads; a Logger of @keyway/kit fits. */
-export interface ReloadLog {
+interface ReloadLog {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
 }
@@ -49,7 +49,7 @@ export interface ReloadLog {
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** The certificates of a PEM bundle, in order. */
-export function pemCertificates(pem: string): X509Certificate[] {
+function pemCertificates(pem: string): X509Certificate[] {
   return (pem.match(PEM_CERT) ?? []).map((block) => new X509Certificate(block));
 }
 
@@ -58,7 +58,7 @@ export function pemCertificates(pem: string): X509Certificate[] {
  * bundle together (the key matches the certificate), the bundle holds at least one certificate,
  * and the service certificate is within its validity.
  */
-export function checkTlsMaterial(material: TlsMaterial, now = Date.now()): X509Certificate {
+function checkTlsMaterial(material: TlsMaterial, now = Date.now()): X509Certificate {
   createSecureContext({ cert: material.certPem, key: material.keyPem, ca: material.caPem });
   if (pemCertificates(material.caPem).length === 0) throw new Error('the CA file holds no certificate');
   const [leaf] = pemCertificates(material.certPem);
@@ -99,7 +99,7 @@ const digest = (material: TlsMaterial) => createHash('sha256').update(material.c
 
 const describe = (leaf: X509Certificate) => ({ serial: leaf.serialNumber, notAfter: leaf.validTo, san: leaf.subjectAltName });
 
-export interface WatchTlsOptions {
+interface WatchTlsOptions {
   trustDomain?: string;
   /** how often the files are read again (files replaced by rename, as cert-manager and the dev CA do, defeat fs.watch) */
   intervalMs: number;

@@ -22,7 +22,7 @@ export function spiffeId(trustDomain: string, service: string): string {
  * a value with a comma or quote is JSON-quoted since Node 17.3). Undefined when the text does not
  * parse: the caller then trusts none of it.
  */
-export function uriSans(subjectAltName: string | undefined): string[] | undefined {
+function uriSans(subjectAltName: string | undefined): string[] | undefined {
   if (!subjectAltName) return [];
   const entry = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)/y;
   const uris: string[] = [];
