@@ -175,16 +175,15 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
   // One keyring for PAS and PAC, like one CA for every service.
   const kekFile = options.env?.KEYWAY_KEK_FILE ?? (await ensureDevKek(options.pkiDir));
   const host = options.host ?? '127.0.0.1';
+  const tlsFilesOf = (name: ServiceName) => ({
+    TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`),
+    TLS_KEY_FILE: join(options.pkiDir, `${name}.key`),
+    TLS_CA_FILE: join(options.pkiDir, 'ca.crt'),
+  });
+  // one logger per service (the launcher's opens a file each)
+  const loggers = Object.fromEntries(SERVICES.map((name) => [name, options.logger(name)])) as Record<ServiceName, Logger>;
   // one source per service, for its listener and its clients alike, following its files as they are renewed
-  const tlsSources = Object.fromEntries(
-    SERVICES.map((name) => [
-      name,
-      openTls(
-        { TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`), TLS_KEY_FILE: join(options.pkiDir, `${name}.key`), TLS_CA_FILE: join(options.pkiDir, 'ca.crt'), ...tlsKnobs },
-        options.logger(name),
-      ),
-    ]),
-  ) as Record<ServiceName, WatchedTls>;
+  const tlsSources = Object.fromEntries(SERVICES.map((name) => [name, openTls({ ...tlsFilesOf(name), ...tlsKnobs }, loggers[name])])) as Record<ServiceName, WatchedTls>;
   const tlsOf = (name: ServiceName): TlsSource => tlsSources[name];
 
   const listeners = {} as Record<ServiceName, Awaited<ReturnType<typeof listenLate>>>;
@@ -221,9 +220,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     KEYWAY_ENV: 'development',
     HOST: host,
     PORT: String(listeners[name].port),
-    TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`),
-    TLS_KEY_FILE: join(options.pkiDir, `${name}.key`),
-    TLS_CA_FILE: join(options.pkiDir, 'ca.crt'),
+    ...tlsFilesOf(name),
     KEYWAY_KEK_FILE: kekFile,
     ...wiring[name],
   });
@@ -257,7 +254,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     const auditDatabase = await options.auditDatabase?.(name);
     if (auditDatabase) lentAudit.push(auditDatabase);
     return {
-      logger: options.logger(name),
+      logger: loggers[name],
       tls: tlsOf(name),
       broker: embedded.broker,
       database: embedded.database,
