@@ -142,6 +142,16 @@ describe('service certificates: identity from the SPIFFE ID, renewed without a r
       expect(response.data, what).toEqual({ error: 'invalid_client', error_description: expect.any(String) });
     }
 
+    // a kept-alive connection does not outlive its certificate: the same connection is nobody once it expires
+    const shortLived = createHttp({ baseUrl: suite.urls.pas, caPem: suite.pki.ca.certPem, clientCert: issueCert(pki.ca, { commonName: 'pac', uris: ['spiffe://keyway/pac'], hours: 2 / 3600 }) });
+    const sockets: unknown[] = [];
+    const introspect = () => shortLived.post('/oauth2/introspect', 'token=not-a-token', { headers: FORM }).then((response) => (sockets.push(response.request.socket), response));
+    expect((await introspect()).status).toBe(200);
+    await sleep(2500);
+    const late = await introspect();
+    expect(sockets[1]).toBe(sockets[0]);
+    expect(late.status).toBe(401);
+
     // the operator certificate likewise: CN "operator" alone is no operator at the admin API
     const admin = (cert: CertPair) => createHttp({ baseUrl: suite.urls.entitlement, caPem: suite.pki.ca.certPem, clientCert: cert }).get('/v1/tenants');
     expect((await admin(issueServiceCert(pki.ca, 'operator'))).status).toBe(200);

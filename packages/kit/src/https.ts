@@ -42,11 +42,18 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one source. */
 const sourceOf = (socket: Socket) => (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
 
-/** The service each verified peer certificate names (its SPIFFE ID), per connection: set by serveTls. */
-const peers = new WeakMap<Socket, string>();
+/** The service each verified peer certificate names (its SPIFFE ID) and until when, per connection: set by serveTls. */
+const peers = new WeakMap<Socket, { service: string; notAfter: number }>();
 
-/** The service a connection's verified client certificate names in the listener's trust domain, or undefined. */
-export const peerService = (socket: Socket): string | undefined => peers.get(socket);
+/**
+ * The service a connection's verified client certificate names in the listener's trust domain, or
+ * undefined. Only until the certificate expires: a kept-alive connection does not stretch a
+ * short-lived certificate's life.
+ */
+export function peerService(socket: Socket): string | undefined {
+  const peer = peers.get(socket);
+  return peer && Date.now() < peer.notAfter ? peer.service : undefined;
+}
 
 /** Secure-context options of a listener for `material`. */
 export const serverTlsOptions = (material: TlsMaterial) => ({ cert: material.certPem, key: material.keyPem, ca: material.caPem, minVersion: 'TLSv1.2' as const });
@@ -63,8 +70,9 @@ export function serveTls(server: Server, tls: TlsSource): void {
   // prepended: set before the HTTP layer can see a request on the connection
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     if (!socket.authorized) return;
-    const service = serviceInTrustDomain(socket.getPeerCertificate().subjectaltname, tls.trustDomain);
-    if (service) peers.set(socket, service);
+    const certificate = socket.getPeerCertificate();
+    const service = serviceInTrustDomain(certificate.subjectaltname, tls.trustDomain);
+    if (service) peers.set(socket, { service, notAfter: Date.parse(certificate.valid_to) });
   });
   const unsubscribe = tls.onChange((material) => server.setSecureContext(serverTlsOptions(material)));
   server.once('close', unsubscribe);
