@@ -145,7 +145,11 @@ describe('service certificates: identity from the SPIFFE ID, renewed without a r
     // a kept-alive connection does not outlive its certificate: the same connection is nobody once it expires
     const shortLived = createHttp({ baseUrl: suite.urls.pas, caPem: suite.pki.ca.certPem, clientCert: issueCert(pki.ca, { commonName: 'pac', uris: ['spiffe://keyway/pac'], hours: 2 / 3600 }) });
     const sockets: unknown[] = [];
-    const introspect = () => shortLived.post('/oauth2/introspect', 'token=not-a-token', { headers: FORM }).then((response) => (sockets.push(response.request.socket), response));
+    const introspect = async () => {
+      const response = await shortLived.post('/oauth2/introspect', 'token=not-a-token', { headers: FORM });
+      sockets.push(response.request.socket);
+      return response;
+    };
     expect((await introspect()).status).toBe(200);
     await sleep(2500);
     const late = await introspect();
