@@ -25,7 +25,7 @@ export async function buildReleases(config: ReleasesConfig, infra: ServiceInfra)
       scanRetryMs: config.RELEASES_SCAN_RETRY_SEC * 1000,
       uploadExpiryMs: config.RELEASES_UPLOAD_EXPIRY_SEC * 1000,
       // the browser login: PAS is the issuer, this site its public client (sessions in the hot-state store)
-      session: { issuer: config.PAS_URL, clientId: config.RELEASES_CLIENT_ID, caPem: tls.current().caPem },
+      session: { issuer: config.PAS_URL, clientId: config.RELEASES_CLIENT_ID, tls },
     },
     {
       records,
