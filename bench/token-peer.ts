@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { createHttp, routeCaller } from '@keyway/clients';
 import { jsonResponse, route } from '@keyway/contracts';
 import { listenHttps, type TlsMaterial } from '@keyway/kit';
+import { staticTls } from '@keyway/tls';
 
 /**
  * The peer the token figures are measured against: panva's oidc-provider, as its documentation
@@ -35,7 +36,7 @@ export async function startTokenPeer(tls: TlsMaterial): Promise<TokenPeer> {
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'peer-es256' };
   const client = { client_id: 'bench-client', client_secret: randomBytes(32).toString('base64url') };
-  const listener = await listenHttps((req, res) => handler(req, res), tls, 0);
+  const listener = await listenHttps((req, res) => handler(req, res), staticTls(tls), 0);
   const provider = new Provider(listener.url, {
     clients: [{ ...client, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post', id_token_signed_response_alg: 'ES256' }],
     jwks: { keys: [jwk] },

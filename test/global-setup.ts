@@ -2,10 +2,10 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PKI_NAMES } from '../packages/testkit/src/pki.ts';
-import { ensureDevPki } from '@keyway/tls';
+import { ensureDevPki, renewDevPki } from '@keyway/tls';
 
 /**
- * One development PKI for the whole run (RSA key generation takes seconds), and one scratch folder
+ * One development PKI for the whole run (RSA key generation takes seconds), kept renewed, and one scratch folder
  * every test's temporary files go under (TMPDIR, inherited by the test workers and the processes
  * they start): both removed afterwards, so a run leaves nothing in the machine's temp folder.
  */
@@ -15,7 +15,12 @@ export default async function setup() {
   chmodSync(scratch, 0o755);
   const pki = mkdtempSync(join(scratch, 'pki-'));
   await ensureDevPki(pki, [...PKI_NAMES]);
+  // service certificates live 12 hours: a run outlasting half of that gets them renewed in place (the suites re-read them)
+  const stopRenewing = renewDevPki(pki, [...PKI_NAMES], { onError: (err) => console.error('renewing the test PKI failed', err) });
   process.env.KEYWAY_TEST_PKI_DIR = pki;
   process.env.TMPDIR = scratch;
-  return () => rmSync(scratch, { recursive: true, force: true });
+  return () => {
+    stopRenewing();
+    rmSync(scratch, { recursive: true, force: true });
+  };
 }

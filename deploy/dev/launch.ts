@@ -10,9 +10,10 @@ import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/cl
 import { migrate, openPostgres, serviceRoleUrl } from '@keyway/db';
 import { createAgent, fileCheckpoint, fileSink } from '@keyway/importer';
 import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
+import { renewDevPki } from '@keyway/tls';
 import { LaunchEnv } from './config.ts';
 import { VENDOR_TENANT } from '@keyway/contracts';
-import { compose, SERVICES, type ServiceName } from './src/index.ts';
+import { compose, PKI_NAMES, SERVICES, type ServiceName } from './src/index.ts';
 import { DEMO_FEED, DEMO_PRODUCT, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
 import { startDemoProducer } from './producer.ts';
 
@@ -39,13 +40,22 @@ async function migrated(url: string): Promise<string> {
 const databaseUrl = config.DATABASE_URL ? await migrated(config.DATABASE_URL) : undefined;
 
 const ports = Object.fromEntries(SERVICES.map((name, i) => [name, config.KEYWAY_PORT_BASE + i])) as Record<ServiceName, number>;
+const pkiDir = join(home, 'pki');
 const suite = await compose({
-  pkiDir: join(home, 'pki'),
+  pkiDir,
+  certHours: config.KEYWAY_CERT_HOURS,
   ports,
   logger: fileLogger,
   database: databaseUrl ? { serviceUrl: (service) => serviceRoleUrl(databaseUrl, service) } : {},
   // each service's own defaults, as its main.ts would run with only these set
-  env: { REDIS_URL: config.REDIS_URL, AMQP_URL: config.AMQP_URL },
+  env: { REDIS_URL: config.REDIS_URL, AMQP_URL: config.AMQP_URL, TRUST_DOMAIN: config.TRUST_DOMAIN, TLS_RELOAD_SEC: String(config.TLS_RELOAD_SEC) },
+});
+// Short-lived certificates, renewed at half life in place; the services re-read them (TLS_RELOAD_SEC)
+const pkiLog = fileLogger('pki');
+const stopRenewing = renewDevPki(pkiDir, [...PKI_NAMES], {
+  trustDomain: config.TRUST_DOMAIN,
+  leafHours: config.KEYWAY_CERT_HOURS,
+  onError: (err) => pkiLog.error('pki.renew_failed', { err }),
 });
 const caPem = suite.pki.ca.certPem;
 const clients = {
@@ -94,4 +104,4 @@ const status = setInterval(() => {
   say(`[${new Date().toISOString()}] published ${producer.published()} batches, importer wrote ${importer.stats.written}`);
 }, 10_000);
 
-onShutdown(fileLogger('launcher'), [() => clearInterval(status), () => producer.stop(), () => importer.stop(), () => suite.close()]);
+onShutdown(fileLogger('launcher'), [() => clearInterval(status), stopRenewing, () => producer.stop(), () => importer.stop(), () => suite.close()]);

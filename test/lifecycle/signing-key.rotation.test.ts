@@ -9,6 +9,7 @@ import { createApp as createPas, loadKeyRing, sharedKeyRing, type SharedKeyRing 
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { lowS } from '@keyway/tokens';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
+import { staticTls } from '@keyway/tls';
 
 /**
  * design.md, "Tokens and keys": a new signing key is published before it signs, and an old one is
@@ -71,7 +72,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
         logger: silentLogger,
       },
     );
-    const server = await listenHttps(app, { ...suite.pki.certs.pas!, caPem }, 0);
+    const server = await listenHttps(app, staticTls({ ...suite.pki.certs.pas!, caPem }), 0);
     second = {
       pas: pasClient({ caPem, baseUrl: server.url }),
       server,

@@ -8,6 +8,7 @@ import { startSuite, testPki, type Suite } from '@keyway/testkit';
 import type { DevPki } from '@keyway/tls';
 import { z } from 'zod';
 import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
+import { staticTls } from '@keyway/tls';
 
 // Issue 9 (Medium): TLS connections that never send a request were never closed (3,000 held open,
 // one past 330 s). Every listener now has handshake, header, request and keep-alive bounds and a
@@ -24,7 +25,7 @@ const tight = { handshakeTimeoutMs: BOUND_MS, headersTimeoutMs: BOUND_MS, reques
 beforeAll(async () => {
   pki = await testPki();
   const cert = pki.certs.topic!;
-  server = await listenHttps((_req, res) => void res.end('ok'), { ...cert, caPem: pki.ca.certPem }, 0, '127.0.0.1', tight);
+  server = await listenHttps((_req, res) => void res.end('ok'), staticTls({ ...cert, caPem: pki.ca.certPem }), 0, '127.0.0.1', tight);
 });
 afterAll(() => server?.close());
 
@@ -133,7 +134,7 @@ describe('issue 9: long polls and streams outlast the listener bounds', () => {
   beforeAll(async () => {
     suite = await startSuite();
     // The suite's topic app behind a listener whose every bound is far shorter than the answers.
-    topic = await listenHttps(suite.apps.topic, { ...suite.pki.certs.topic!, caPem: suite.pki.ca.certPem }, 0, '127.0.0.1', tight);
+    topic = await listenHttps(suite.apps.topic, staticTls({ ...suite.pki.certs.topic!, caPem: suite.pki.ca.certPem }), 0, '127.0.0.1', tight);
   });
   afterAll(async () => {
     await topic?.close();

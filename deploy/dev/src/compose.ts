@@ -9,14 +9,15 @@ import { createBroker, type Broker, type TopicRef } from '@keyway/broker';
 import { migrate, openPglite, type Db } from '@keyway/db';
 import { buildEntitlement, EntitlementEnv } from '@keyway/entitlement';
 import { buildIdp, IdpEnv } from '@keyway/idp';
-import { closeInOrder, parseConfig, type Closer, type Logger, type ServiceInfra, type TlsMaterial } from '@keyway/kit';
+import { closeInOrder, openTls, parseConfig, serveTls, serverTlsOptions, sharedConfig, type Closer, type Logger, type ServiceInfra } from '@keyway/kit';
 import { buildPac, PacEnv } from '@keyway/pac';
 import { buildPas, PasEnv } from '@keyway/pas';
 import { buildReleases, ReleasesEnv } from '@keyway/releases';
 import { ensureDevKek } from '@keyway/seal';
 import type { Store } from '@keyway/store';
-import { ensureDevPki, type DevPki } from '@keyway/tls';
+import { ensureDevPki, type DevPki, type TlsSource, type WatchedTls } from '@keyway/tls';
 import { buildTopic, topicBrokerOptions, TopicEnv } from '@keyway/topic';
+import { z } from 'zod';
 
 export const SERVICES = ['idp', 'entitlement', 'pas', 'pac', 'topic', 'audit', 'releases'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -55,8 +56,13 @@ const browserClients = (releasesUrl: string) =>
   ]);
 
 export interface ComposeOptions {
-  /** where the development CA and certificates are kept; made or renewed when needed (@keyway/tls) */
+  /**
+   * where the development CA and certificates are kept; made or renewed when needed (@keyway/tls),
+   * re-read by the running services every TLS_RELOAD_SEC (env), naming spiffe://<TRUST_DOMAIN (env)>/<service>
+   */
   pkiDir: string;
+  /** lifetime of the service certificates made here, in hours (default 12) */
+  certHours?: number;
   /** default 127.0.0.1 */
   host?: string;
   /** default 0: any free port */
@@ -127,15 +133,13 @@ async function embeddedDatabase(dir: string | undefined): Promise<Db> {
 }
 
 /** Listens first (port 0 picks one) so every URL is known before the apps that name each other are built. */
-async function listenLate(tls: TlsMaterial, host: string, port: number) {
+async function listenLate(tls: TlsSource, host: string, port: number) {
   let handler: RequestListener = (_req, res) => {
     res.statusCode = 503;
     res.end();
   };
-  const server: Server = createServer(
-    { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
-    (req: IncomingMessage, res: ServerResponse) => handler(req, res),
-  );
+  const server: Server = createServer({ ...serverTlsOptions(tls.current()), requestCert: true, rejectUnauthorized: false }, (req: IncomingMessage, res: ServerResponse) => handler(req, res));
+  serveTls(server, tls);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -162,12 +166,25 @@ async function listenLate(tls: TlsMaterial, host: string, port: number) {
  * AMQP_URL the services share one embedded broker (so change events reach them all), without a
  * database one embedded PGlite (so the audit trail, in it, reaches them all).
  */
+/** The TLS knobs every service of a composition shares: one trust domain, one reload interval. */
+const CompositionTls = z.object({ TRUST_DOMAIN: sharedConfig.TRUST_DOMAIN, TLS_RELOAD_SEC: sharedConfig.TLS_RELOAD_SEC });
+
 export async function compose(options: ComposeOptions): Promise<Composition> {
-  const pki = await ensureDevPki(options.pkiDir, [...PKI_NAMES]);
+  const tlsKnobs = parseConfig(CompositionTls, { ...options.env });
+  const pki = await ensureDevPki(options.pkiDir, [...PKI_NAMES], { trustDomain: tlsKnobs.TRUST_DOMAIN, leafHours: options.certHours });
   // One keyring for PAS and PAC, like one CA for every service.
   const kekFile = options.env?.KEYWAY_KEK_FILE ?? (await ensureDevKek(options.pkiDir));
   const host = options.host ?? '127.0.0.1';
-  const tlsOf = (name: ServiceName): TlsMaterial => ({ ...pki.certs[name]!, caPem: pki.ca.certPem });
+  const tlsFilesOf = (name: ServiceName) => ({
+    TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`),
+    TLS_KEY_FILE: join(options.pkiDir, `${name}.key`),
+    TLS_CA_FILE: join(options.pkiDir, 'ca.crt'),
+  });
+  // one logger per service (the launcher's opens a file each)
+  const loggers = Object.fromEntries(SERVICES.map((name) => [name, options.logger(name)])) as Record<ServiceName, Logger>;
+  // one source per service, for its listener and its clients alike, following its files as they are renewed
+  const tlsSources = Object.fromEntries(SERVICES.map((name) => [name, openTls({ ...tlsFilesOf(name), ...tlsKnobs }, loggers[name])])) as Record<ServiceName, WatchedTls>;
+  const tlsOf = (name: ServiceName): TlsSource => tlsSources[name];
 
   const listeners = {} as Record<ServiceName, Awaited<ReturnType<typeof listenLate>>>;
   for (const name of SERVICES) listeners[name] = await listenLate(tlsOf(name), host, options.ports?.[name] ?? 0);
@@ -203,9 +220,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     KEYWAY_ENV: 'development',
     HOST: host,
     PORT: String(listeners[name].port),
-    TLS_CERT_FILE: join(options.pkiDir, `${name}.crt`),
-    TLS_KEY_FILE: join(options.pkiDir, `${name}.key`),
-    TLS_CA_FILE: join(options.pkiDir, 'ca.crt'),
+    ...tlsFilesOf(name),
     KEYWAY_KEK_FILE: kekFile,
     ...wiring[name],
   });
@@ -239,7 +254,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     const auditDatabase = await options.auditDatabase?.(name);
     if (auditDatabase) lentAudit.push(auditDatabase);
     return {
-      logger: options.logger(name),
+      logger: loggers[name],
       tls: tlsOf(name),
       broker: embedded.broker,
       database: embedded.database,
@@ -271,6 +286,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
     await Promise.all(SERVICES.filter((name) => name !== 'audit' && built[name]).map(stop));
     for (const handle of [embedded.broker, ...lentAudit, embedded.database]) await handle?.close();
     if (releasesStorage.own) await rm(releasesStorage.dir, { recursive: true, force: true });
+    for (const source of Object.values(tlsSources)) source.close();
   };
   try {
     for (const name of SERVICES) {

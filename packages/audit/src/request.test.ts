@@ -19,7 +19,7 @@ describe('request fields', () => {
       tokenId: 'j-1',
       detail: { actor: 'operator_token', actor_tenant: 'vendor' },
     });
-    expect(requestFields({ id: 'r-4', socket, operator: { via: 'certificate', cn: 'operator' } })).toMatchObject({ clientId: 'operator', detail: { actor: 'operator_certificate' } });
+    expect(requestFields({ id: 'r-4', socket, operator: { via: 'certificate', service: 'operator' } })).toMatchObject({ clientId: 'operator', detail: { actor: 'operator_certificate' } });
   });
 
   it('merge, detail entries included', () => {

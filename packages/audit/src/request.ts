@@ -22,7 +22,7 @@ export function requestFields(req: AuditRequest): AuditFields {
   const fields: AuditFields = { requestId: req.id, sourceAddress: req.ip ?? req.socket.remoteAddress };
   const operator = req.operator;
   if (operator?.via === 'bearer') return { ...fields, subject: operator.sub, tokenId: operator.jti, detail: { actor: 'operator_token', actor_tenant: operator.tenant } };
-  if (operator?.via === 'certificate') return { ...fields, clientId: operator.cn, detail: { actor: 'operator_certificate' } };
+  if (operator?.via === 'certificate') return { ...fields, clientId: operator.service, detail: { actor: 'operator_certificate' } };
   return fields;
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createHttp, type ClientOptions } from './http.ts';
 
 /** a client whose requests end at an adapter that records them (headers as sent) */
-function recording(options: Partial<ClientOptions>) {
+function recording(options: Partial<Pick<ClientOptions, 'accessToken' | 'requestId'>>) {
   // no connection is made: the CA is never read
   const http = createHttp({ baseUrl: 'https://127.0.0.1:9', caPem: 'unused', ...options });
   const sent: AxiosRequestConfig[] = [];

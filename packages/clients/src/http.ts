@@ -1,21 +1,39 @@
-import { Agent } from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { ErrorBody } from '@keyway/contracts';
 import type { DpopSigner } from './dpop.ts';
+import { reloadingAgent, staticTls, type TlsSource } from '@keyway/tls';
 
-export interface ClientOptions {
+/**
+ * Whom a client trusts and which certificate it shows: a service passes its own TLS material
+ * (`tls`, followed as its files are renewed); a tool or a test passes fixed PEM (`caPem`, `clientCert`).
+ */
+type ClientTls =
+  | {
+      /** this service's TLS material: its CA bundle, and (unless `anonymous`) its certificate for internal (mTLS) APIs; new connections use the latest */
+      tls: TlsSource;
+      /** trust the bundle but show no certificate (a call made on someone else's behalf, with their token) */
+      anonymous?: boolean;
+      caPem?: never;
+      clientCert?: never;
+    }
+  | {
+      /** PEM of the CA (bundle) that signs Keyway certificates */
+      caPem: string;
+      /** this caller's certificate, for internal (mTLS) APIs */
+      clientCert?: { certPem: string; keyPem: string };
+      tls?: never;
+      anonymous?: never;
+    };
+
+export type ClientOptions = ClientTls & {
   baseUrl: string;
-  /** PEM of the CA that signs Keyway certificates */
-  caPem: string;
-  /** this caller's certificate, for internal (mTLS) APIs */
-  clientCert?: { certPem: string; keyPem: string };
   /** an operator's access token (PAS `scope=operator`), sent as `Authorization: Bearer` to the admin APIs; read per request so a refreshed one is used */
   accessToken?: () => string | undefined;
   timeoutMs?: number;
   requestId?: () => string | undefined;
   /** the agent's DPoP key and nonces (RFC 9449): every call then carries a proof */
   dpop?: DpopSigner;
-}
+};
 
 /** Per call: the bearer token of this one request, e.g. an operator's own token forwarded by the console. */
 /** A non-2xx answer from a Keyway service, with its OAuth-shaped error body. */
@@ -47,13 +65,12 @@ export function createHttp(options: ClientOptions): AxiosInstance {
   const instance = axios.create({
     baseURL: options.baseUrl,
     timeout: options.timeoutMs ?? 10_000,
-    httpsAgent: new Agent({
-      ca: options.caPem,
-      cert: options.clientCert?.certPem,
-      key: options.clientCert?.keyPem,
-      keepAlive: true,
-      minVersion: 'TLSv1.2',
-    }),
+    httpsAgent: options.tls
+      ? reloadingAgent(options.tls, { presentCertificate: !options.anonymous, keepAlive: true })
+      : reloadingAgent(staticTls({ caPem: options.caPem, certPem: options.clientCert?.certPem ?? '', keyPem: options.clientCert?.keyPem ?? '' }), {
+          presentCertificate: options.clientCert !== undefined,
+          keepAlive: true,
+        }),
     // Every status is handled by `call` so that error bodies become ApiErrors.
     validateStatus: () => true,
     maxRedirects: 0,

@@ -10,7 +10,7 @@ import { ErrorBody } from './common.ts';
 
 /** The ways Keyway callers authenticate. */
 const SECURITY_SCHEMES = {
-  mutualTLS: { type: 'mutualTLS', description: 'a client certificate issued by the Keyway CA; its CN names the calling service (or `operator`)' },
+  mutualTLS: { type: 'mutualTLS', description: 'a client certificate issued by the Keyway CA; its URI SAN spiffe://<trust domain>/<service> names the calling service (or `operator`)' },
   bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an operator access token from PAS (`grant_type=password`, `scope=operator`), RFC 6750' },
   sas: {
     type: 'apiKey',
@@ -141,7 +141,7 @@ export const authenticatedBy =
   <S extends Pick<OperationSpec, 'summary' | 'responses' | 'errors'>>(spec: S): S & Pick<OperationSpec, 'security' | 'errors'> => ({ ...spec, security, errors: [...errors, ...(spec.errors ?? [])] });
 
 /**
- * Internal callers only: the client certificates (mTLS, CN = service) of `callers`, the access matrix's
+ * Internal callers only: the client certificates (mTLS, SPIFFE ID spiffe://<trust domain>/<service>) of `callers`, the access matrix's
  * row for this API (least privilege: a service is listed only where it makes the call); another
  * service's certificate is 403, none is 401.
  */

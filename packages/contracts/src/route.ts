@@ -12,7 +12,7 @@ export interface Route extends Omit<OperationSpec, 'path'> {
   path: string;
   /** schemas of the path parameters; a parameter not listed is a plain string */
   params?: z.ZodObject;
-  /** an internal API: the only services (client certificate CN) that may call it; kit's bindRoute enforces it */
+  /** an internal API: the only services (client certificate SPIFFE ID spiffe://<trust domain>/<service>) that may call it; kit's bindRoute enforces it */
   callers?: readonly string[];
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, configFields, parseConfig } from './config.ts';
+import { ConfigError, configFields, parseConfig, sharedConfig } from './config.ts';
 
 const Env = z.object({ AMQP_URL: configFields.amqpUrl });
 
@@ -22,5 +22,18 @@ describe('AMQP_URL', () => {
     expect(refused).toBeInstanceOf(ConfigError);
     expect((refused as Error).message).toContain('AMQP_URL');
     expect((refused as Error).message).not.toContain('secret-pw');
+  });
+});
+
+describe('TRUST_DOMAIN and TLS_RELOAD_SEC', () => {
+  const Tls = z.object({ TRUST_DOMAIN: sharedConfig.TRUST_DOMAIN, TLS_RELOAD_SEC: sharedConfig.TLS_RELOAD_SEC });
+
+  it('default to keyway and 30 s; take a SPIFFE trust domain', () => {
+    expect(parseConfig(Tls, {})).toEqual({ TRUST_DOMAIN: 'keyway', TLS_RELOAD_SEC: 30 });
+    expect(parseConfig(Tls, { TRUST_DOMAIN: 'prod.example-1', TLS_RELOAD_SEC: '5' })).toEqual({ TRUST_DOMAIN: 'prod.example-1', TLS_RELOAD_SEC: 5 });
+  });
+
+  it.each([{ TRUST_DOMAIN: 'Keyway' }, { TRUST_DOMAIN: 'keyway/pas' }, { TRUST_DOMAIN: 'spiffe://keyway' }, { TRUST_DOMAIN: '' }, { TLS_RELOAD_SEC: '0' }])('refuses %j', (env) => {
+    expect(() => parseConfig(Tls, env)).toThrow(ConfigError);
   });
 });

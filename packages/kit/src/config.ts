@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { amqpUrls } from '@keyway/broker';
+import { DEFAULT_TRUST_DOMAIN, TRUST_DOMAIN, watchTls, type WatchedTls } from '@keyway/tls';
 import { z } from 'zod';
 
 /** Thrown by parseConfig; main.ts turns it into a readable message and exit code 78 (EX_CONFIG). */
@@ -63,9 +63,21 @@ export const sharedConfig = {
     .default('production')
     .describe('production: DATABASE_URL, REDIS_URL (and AMQP_URL where a service uses RabbitMQ) must be set; development: unset ones run on embedded stand-ins private to the process, with a warning'),
   HOST: z.string().default('127.0.0.1').describe('address to listen on'),
-  TLS_CERT_FILE: z.string().describe('PEM certificate of this service (also its mTLS client certificate)'),
-  TLS_KEY_FILE: z.string().describe('PEM private key of this service'),
-  TLS_CA_FILE: z.string().describe('PEM CA that signs every service certificate'),
+  TLS_CERT_FILE: z.string().describe('PEM certificate of this service (also its mTLS client certificate), naming spiffe://<TRUST_DOMAIN>/<service> as its URI SAN; re-read while running'),
+  TLS_KEY_FILE: z.string().describe('PEM private key of this service; re-read with the certificate'),
+  TLS_CA_FILE: z.string().describe('PEM CA bundle that signs the service certificates (old and new CA together during a CA rotation); re-read while running'),
+  TRUST_DOMAIN: z
+    .string()
+    .regex(TRUST_DOMAIN, 'a SPIFFE trust domain: lowercase letters, digits, ".", "-", "_"')
+    .default(DEFAULT_TRUST_DOMAIN)
+    .describe('SPIFFE trust domain: a peer certificate is service <name> only when its one URI SAN is spiffe://<TRUST_DOMAIN>/<name> (the CN is not read)'),
+  TLS_RELOAD_SEC: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(3600)
+    .default(30)
+    .describe('how often the TLS files are read again; a renewed certificate or CA bundle is used for new connections within this many seconds, without a restart'),
   REDIS_URL: optionalUrl.describe('redis://user:password@host:port, the service’s own ACL user: hot, expiring state only; unset (KEYWAY_ENV=development only) = embedded in-memory store'),
   DATABASE_URL: optionalUrl.describe(
     'postgres://keyway_<service>:password@host:port/database, the service’s own role: the system of record (tenants, users, credentials, keys, audit trail); unset (KEYWAY_ENV=development only) = embedded PostgreSQL (PGlite) private to this process',
@@ -185,18 +197,13 @@ export function listenerLimits(config: ListenerConfig) {
   };
 }
 
-export interface TlsMaterial {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
+export type { TlsMaterial, TlsSource } from '@keyway/tls';
 
-export function readTls(config: { TLS_CERT_FILE: string; TLS_KEY_FILE: string; TLS_CA_FILE: string }): TlsMaterial {
-  return {
-    certPem: readFileSync(config.TLS_CERT_FILE, 'utf8'),
-    keyPem: readFileSync(config.TLS_KEY_FILE, 'utf8'),
-    caPem: readFileSync(config.TLS_CA_FILE, 'utf8'),
-  };
+export type TlsConfig = { TLS_CERT_FILE: string; TLS_KEY_FILE: string; TLS_CA_FILE: string; TRUST_DOMAIN: string; TLS_RELOAD_SEC: number };
+
+/** This service's TLS material from its files, re-read every TLS_RELOAD_SEC (a failed reload keeps the previous one and logs). */
+export function openTls(config: TlsConfig, log?: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void }): WatchedTls {
+  return watchTls({ certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, caFile: config.TLS_CA_FILE }, { trustDomain: config.TRUST_DOMAIN, intervalMs: config.TLS_RELOAD_SEC * 1000, log });
 }
 
 /** Lifetimes are given in seconds in configuration ("1200", "14d" is not accepted: be explicit). */

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage, RequestListener } from 'node:http';
-import type { TlsMaterial } from './config.ts';
+import type { TLSSocket } from 'node:tls';
+import { serviceInTrustDomain, type TlsMaterial, type TlsSource } from '@keyway/tls';
 
 export interface RunningServer {
   url: string;
@@ -41,26 +42,61 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one source. */
 const sourceOf = (socket: Socket) => (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
 
+/** The service each verified peer certificate names (its SPIFFE ID) and until when, per connection: set by serveTls. */
+const peers = new WeakMap<Socket, { service: string; notAfter: number }>();
+
+/**
+ * The service a connection's verified client certificate names in the listener's trust domain, or
+ * undefined. Only until the certificate expires: a kept-alive connection does not stretch a
+ * short-lived certificate's life.
+ */
+export function peerService(socket: Socket): string | undefined {
+  const peer = peers.get(socket);
+  return peer && Date.now() < peer.notAfter ? peer.service : undefined;
+}
+
+/** Secure-context options of a listener for `material`. */
+export const serverTlsOptions = (material: TlsMaterial) => ({ cert: material.certPem, key: material.keyPem, ca: material.caPem, minVersion: 'TLSv1.2' as const });
+
+/**
+ * What makes an HTTPS server a Keyway listener, in one place for listenHttps and the dev composition:
+ * - each connection's caller identity: a client certificate that chains to the CA bundle
+ *   (`authorized`) and names spiffe://<trust domain>/<service> as its one URI SAN; anything else,
+ *   whatever its CN, is nobody (service-auth.ts);
+ * - new material from `tls` replaces the secure context for new connections (open ones keep theirs);
+ *   a context that cannot be built keeps the old one (logged by the source).
+ */
+export function serveTls(server: Server, tls: TlsSource): void {
+  // prepended: set before the HTTP layer can see a request on the connection
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    if (!socket.authorized) return;
+    const certificate = socket.getPeerCertificate();
+    const service = serviceInTrustDomain(certificate.subjectaltname, tls.trustDomain);
+    if (service) peers.set(socket, { service, notAfter: Date.parse(certificate.valid_to) });
+  });
+  const unsubscribe = tls.onChange((material) => server.setSecureContext(serverTlsOptions(material)));
+  server.once('close', unsubscribe);
+}
+
 /**
  * HTTPS only, TLS 1.2+. Client certificates are requested but not required at the TLS layer so one
  * listener serves both mTLS service callers and bearer-token callers; routes decide (service-auth.ts).
+ * The certificate and CA bundle follow `tls` as it changes (serveTls).
  */
-export async function listenHttps(app: RequestListener, tls: TlsMaterial, port: number, host = '127.0.0.1', limits: Partial<ListenerLimits> = {}): Promise<RunningServer> {
+export async function listenHttps(app: RequestListener, tls: TlsSource, port: number, host = '127.0.0.1', limits: Partial<ListenerLimits> = {}): Promise<RunningServer> {
   const bounds = { ...DEFAULT_LISTENER_LIMITS, ...limits };
   const server = createServer(
     {
-      cert: tls.certPem,
-      key: tls.keyPem,
-      ca: tls.caPem,
+      ...serverTlsOptions(tls.current()),
       requestCert: true,
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
       handshakeTimeout: bounds.handshakeTimeoutMs,
       // How often Node checks the header and request timeouts of requests in progress (default 30 s).
       connectionsCheckingInterval: Math.min(1000, bounds.headersTimeoutMs),
     },
     app,
   );
+  serveTls(server, tls);
   server.headersTimeout = bounds.headersTimeoutMs;
   server.requestTimeout = bounds.requestTimeoutMs;
   server.keepAliveTimeout = bounds.keepAliveTimeoutMs;

@@ -4,7 +4,7 @@ import { migrate, openDatabase, pendingMigrations, serviceRole, type Db } from '
 import { ensureDevKek, Keyring } from '@keyway/seal';
 import { createPgStore, createStore, type RecordStore } from '@keyway/store';
 import { ConfigError } from './config.ts';
-import type { InfrastructureKey, TlsMaterial } from './config.ts';
+import type { InfrastructureKey, TlsSource } from './config.ts';
 import type { Logger } from './logger.ts';
 import { keyspacePrefix } from './redis-acl.ts';
 import type { Closer } from './shutdown.ts';
@@ -16,7 +16,8 @@ import type { Closer } from './shutdown.ts';
  */
 export interface ServiceInfra {
   logger: Logger;
-  tls: TlsMaterial;
+  /** this service's certificate, key and CA bundle as they are now (re-read while running), and its trust domain */
+  tls: TlsSource;
   /** the one embedded broker of a process running several services, so change events reach them all */
   broker?: Broker;
   /** the one embedded PostgreSQL (PGlite) of a process running several services, migrated by its lender */

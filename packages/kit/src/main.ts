@@ -1,6 +1,6 @@
 import type { RequestListener } from 'node:http';
 import type { z } from 'zod';
-import { ConfigError, listenerLimits, loadConfig, readTls } from './config.ts';
+import { ConfigError, listenerLimits, loadConfig, openTls, type TlsConfig } from './config.ts';
 import { listenHttps } from './https.ts';
 import type { ServiceInfra } from './infra.ts';
 import { createLogger, type LogLevel } from './logger.ts';
@@ -17,17 +17,19 @@ export interface Started {
  * service's main.ts is one call to this with its build (build.ts), which tests and the dev
  * launcher call too.
  */
-export async function runService<
-  S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel; TLS_CERT_FILE: string; TLS_KEY_FILE: string; TLS_CA_FILE: string } & Parameters<typeof listenerLimits>[0]>,
->(name: string, schema: S, build: (config: z.output<S>, infra: ServiceInfra) => Promise<Started>): Promise<void> {
+export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & Parameters<typeof listenerLimits>[0]>>(
+  name: string,
+  schema: S,
+  build: (config: z.output<S>, infra: ServiceInfra) => Promise<Started>,
+): Promise<void> {
   const config = loadConfig(schema);
   const logger = createLogger({ service: name, level: config.LOG_LEVEL });
   try {
-    const tls = readTls(config);
+    const tls = openTls(config, logger);
     const { app, close } = await build(config, { logger, tls });
     const server = await listenHttps(app, tls, config.PORT, config.HOST, listenerLimits(config));
     logger.info('listening', { url: server.url });
-    onShutdown(logger, [() => server.close(), ...close]);
+    onShutdown(logger, [() => server.close(), ...close, () => tls.close()]);
   } catch (err) {
     logger.error('failed to start', { err });
     // a configuration found wrong only once connected (a database schema behind) is still EX_CONFIG

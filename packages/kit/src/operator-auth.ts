@@ -28,7 +28,7 @@ export type BearerVerifier = (token: string) => Promise<BearerCheck>;
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
 /** Who passed requireOperator: set on the request for the audit trail (the actor of an admin change). */
-export type OperatorIdentity = { via: 'certificate'; cn: string } | { via: 'bearer'; sub: string; tenant: string; jti: string };
+export type OperatorIdentity = { via: 'certificate'; service: string } | { via: 'bearer'; sub: string; tenant: string; jti: string };
 
 declare global {
   namespace Express {
@@ -46,7 +46,7 @@ const challenge = (attributes: string) => ({ 'WWW-Authenticate': `Bearer ${REALM
 /**
  * The operator admin APIs (entitlement `/v1/tenants…`, PAS `/admin/v1/signing-keys…`, PAC
  * `/admin/v1/tenants/:t/sas-keys/rotate`) answer either of two callers:
- * - the operator client certificate from the Keyway CA (mTLS, CN `operator`), as before;
+ * - the operator client certificate from the Keyway CA (mTLS, SPIFFE ID spiffe://<trust domain>/operator);
  * - `Authorization: Bearer <access token>` of a user holding the `operator` role, issued for the
  *   `operator` scope (a feed login of the same user does not count), verified by `verify`.
  *
@@ -60,8 +60,8 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
     const caller = callerService(req);
     const authorization = req.get('authorization');
     if (caller === OPERATOR) {
-      req.log = req.log.child({ actor: { via: 'certificate', cn: caller } });
-      req.operator = { via: 'certificate', cn: caller };
+      req.log = req.log.child({ actor: { via: 'certificate', service: caller } });
+      req.operator = { via: 'certificate', service: caller };
       return next();
     }
     if (authorization === undefined) {

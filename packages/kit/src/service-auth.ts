@@ -1,14 +1,15 @@
-import type { TLSSocket } from 'node:tls';
 import type { RequestHandler, Request } from 'express';
 import { entitlementRoutes, expressPath, idpRoutes, pacRoutes, pasRoutes, type Route, topicRoutes } from '@keyway/contracts';
 import { InvalidClient, AccessDenied } from './errors.ts';
+import { peerService } from './https.ts';
 
-/** The service name a verified client certificate names (its CN), or undefined. */
+/**
+ * The service a verified client certificate names: the `<service>` of its SPIFFE ID
+ * spiffe://<TRUST_DOMAIN>/<service> (one URI SAN), read when the connection was made (serveTls).
+ * A certificate from our CA without it, or of another trust domain, is nobody, whatever its CN.
+ */
 export function callerService(req: Request): string | undefined {
-  const socket = req.socket as TLSSocket;
-  if (!socket.authorized) return undefined;
-  const cn = socket.getPeerCertificate()?.subject?.CN;
-  return typeof cn === 'string' ? cn : undefined;
+  return peerService(req.socket);
 }
 
 /** An internal API's callers by `METHOD /express/path`: the routes that declare them (serviceOnly). */
@@ -17,7 +18,7 @@ const internalApis = (routes: Record<string, Route>): Record<string, readonly st
 
 /**
  * The mTLS access matrix, read from the route declarations (packages/contracts, `serviceOnly(callers,
- * …)`), where each internal API names the only service certificates (CN) that may call it; bindRoute
+ * …)`), where each internal API names the only service certificates (SPIFFE ID) that may call it; bindRoute
  * enforces it. The operator admin APIs are not here (requireOperator: the operator certificate or an
  * operator's access token). test/security/service-certificates.test.ts checks the running services
  * against the documented table.
@@ -31,7 +32,7 @@ export const INTERNAL_APIS = {
 };
 
 /**
- * Internal APIs answer only callers holding a certificate from our CA whose CN is allowed
+ * Internal APIs answer only callers holding a certificate from our CA whose SPIFFE ID is allowed
  * (mutual TLS). A service never answers an unauthenticated caller (design.md).
  */
 export function requireService(...allowed: string[]): RequestHandler {

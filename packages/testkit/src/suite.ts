@@ -27,6 +27,10 @@ export interface SuiteOptions {
   /** AMQP_URL of every service: one node, or a cluster's nodes separated by commas; unset = embedded in-memory broker */
   amqpUrl?: string;
   logger?: (service: ServiceName) => Logger;
+  /** the PKI folder the services read their certificates from (default: the run's shared one); a test that renews certificates uses its own */
+  pkiDir?: string;
+  /** TLS_RELOAD_SEC of every service (their default: 30) */
+  tlsReloadSec?: number;
   lifetimes?: { accessTtlSec?: number; refreshTtlSec?: number; sasTtlSec?: number; clockToleranceSec?: number };
   /** PAS signing-key ring: reload period and the lead a new key is published before it signs */
   signingKeys?: { reloadSec?: number; leadSec?: number };
@@ -167,7 +171,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const database = options.database === 'embedded' ? undefined : (options.database ?? ownDatabase);
 
   const composing = compose({
-    pkiDir: testPkiDir(),
+    pkiDir: options.pkiDir ?? testPkiDir(),
     database: database ? { serviceUrl: (service) => database.serviceUrl(service) } : {},
     logger: options.logger ?? (() => silentLogger),
     changeEventsTopic,
@@ -177,6 +181,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       REDIS_URL: options.redisUrl,
       AMQP_URL: options.amqpUrl,
       STORE_PREFIX: storePrefix,
+      TLS_RELOAD_SEC: options.tlsReloadSec,
       KEYWAY_KEK_FILE: options.kekFile,
       CLOCK_TOLERANCE_SEC: lifetimes.clockToleranceSec,
       REVOCATION_MODE: options.revocationMode,

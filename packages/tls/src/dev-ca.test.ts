@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDevCa, createEphemeralPki, ensureDevPki, issueCert } from './index.ts';
+import { createDevCa, createEphemeralPki, ensureDevPki, issueCert, renewDevPki } from './index.ts';
 import type { CertPair, DevPki } from './index.ts';
 
 // RSA key generation dominates: a few hundred ms per key on a slow machine
@@ -152,7 +152,7 @@ describe('TLS with the dev CA', () => {
 });
 
 describe('certificate contents', () => {
-  it('leaf: SANs, usages, not a CA, chains to the CA', () => {
+  it('service certificate: SANs with its SPIFFE ID, usages, not a CA, chains to the CA, 12 hours', () => {
     const leaf = new X509Certificate(pair('pas').certPem);
     const ca = new X509Certificate(pki.ca.certPem);
     const sans = (leaf.subjectAltName ?? '').split(', ');
@@ -160,6 +160,7 @@ describe('certificate contents', () => {
     expect(sans).toContain('IP Address:127.0.0.1');
     // ::1 (OpenSSL prints it expanded)
     expect(sans.some((san) => /^IP Address:(::1|0:0:0:0:0:0:0:1)$/.test(san))).toBe(true);
+    expect(sans.filter((san) => san.startsWith('URI:'))).toEqual(['URI:spiffe://keyway/pas']);
     expect(leaf.subject).toBe('CN=pas');
     expect(leaf.issuer).toBe('CN=Keyway Development CA');
     expect(leaf.ca).toBe(false);
@@ -171,9 +172,10 @@ describe('certificate contents', () => {
     // a positive serial: the first byte is below 0x80
     expect(parseInt(leaf.serialNumber.slice(0, 2), 16)).toBeLessThan(0x80);
 
-    const days = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 86_400_000;
-    expect(days).toBeGreaterThan(29.9);
-    expect(days).toBeLessThan(30.1);
+    // notBefore is backdated a minute against clock skew
+    const hours = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 3_600_000;
+    expect(hours).toBeGreaterThan(12);
+    expect(hours).toBeLessThan(12.1);
   });
 
   it('CA: self-signed, CA flag, CN, one year, backdated against clock skew', () => {
@@ -212,6 +214,9 @@ describe('certificate contents', () => {
       expect(days).toBeLessThan(2.1);
       expect(() => issueCert(ca, { commonName: 'x', ipAddresses: ['not-an-ip'] })).toThrow(/not an IP/);
       expect(() => issueCert(ca, { commonName: 'x', days: 0 })).toThrow(/days/);
+      expect(() => issueCert(ca, { commonName: 'x', hours: -1 })).toThrow(/hours/);
+      const hours = new X509Certificate(issueCert(ca, { commonName: 'x', hours: 2 }).certPem);
+      expect((Date.parse(hours.validTo) - Date.parse(hours.validFrom)) / 3_600_000).toBeCloseTo(2 + 1 / 60, 2);
     },
     SLOW,
   );
@@ -287,13 +292,13 @@ describe('ensureDevPki', () => {
   );
 
   it(
-    'regenerates a leaf that expires within a day, is signed by another CA, or mismatches its key',
+    'regenerates a leaf past half its lifetime, is signed by another CA, or mismatches its key',
     async () => {
       const dir = path.join(tmp, 'stale');
       const first = await ensureDevPki(dir, ['pas', 'pac', 'sas']);
 
-      // pas: valid for only 12 more hours
-      const shortLived = issueCert(first.ca, { commonName: 'pas', days: 0.5 });
+      // pas: valid for only 5 more hours of 12 (a service certificate as the CA issues it, but older)
+      const shortLived = issueCert(first.ca, { commonName: 'pas', uris: ['spiffe://keyway/pas'], hours: 5 });
       await writeFile(path.join(dir, 'pas.crt'), shortLived.certPem);
       await writeFile(path.join(dir, 'pas.key'), shortLived.keyPem);
       // pac: signed by a foreign CA
@@ -311,7 +316,7 @@ describe('ensureDevPki', () => {
         expect(pairNow.certPem).not.toBe(first.certs[name]!.certPem);
         const x509 = new X509Certificate(pairNow.certPem);
         expect(x509.verify(caKey)).toBe(true);
-        expect(Date.parse(x509.validTo)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+        expect(Date.parse(x509.validTo)).toBeGreaterThan(Date.now() + 11.9 * 3_600_000);
         expect(await read(dir, `${name}.crt`)).toBe(pairNow.certPem);
       }
     },
@@ -338,6 +343,61 @@ describe('ensureDevPki', () => {
         expect(third).toEqual(second);
         expect(await mode(path.join(dir, 'pas.key'))).toBe(0o600);
       }
+    },
+    SLOW,
+  );
+
+  it(
+    'regenerates a service certificate without its SPIFFE ID, of another trust domain, or living longer than leafHours; honours both options',
+    async () => {
+      const dir = path.join(tmp, 'identity');
+      const first = await ensureDevPki(dir, ['pas', 'pac', 'topic']);
+      // valid, fresh, right CA and CN, but: no URI SAN / another trust domain / 30 days (the old default)
+      const planted = {
+        pas: issueCert(first.ca, { commonName: 'pas' }),
+        pac: issueCert(first.ca, { commonName: 'pac', uris: ['spiffe://elsewhere/pac'] }),
+        topic: issueCert(first.ca, { commonName: 'topic', uris: ['spiffe://keyway/topic'], days: 30 }),
+      };
+      for (const [name, pairNow] of Object.entries(planted)) {
+        await writeFile(path.join(dir, `${name}.crt`), pairNow.certPem);
+        await writeFile(path.join(dir, `${name}.key`), pairNow.keyPem);
+      }
+      const second = await ensureDevPki(dir, ['pas', 'pac', 'topic']);
+      for (const name of ['pas', 'pac', 'topic'] as const) {
+        expect(second.certs[name]!.certPem).not.toBe(planted[name].certPem);
+        expect(new X509Certificate(second.certs[name]!.certPem).subjectAltName).toContain(`URI:spiffe://keyway/${name}`);
+      }
+
+      // another trust domain and lifetime: every leaf is reissued to match
+      const third = await ensureDevPki(dir, ['pas'], { trustDomain: 'prod.example', leafHours: 2 });
+      const pas = new X509Certificate(third.certs.pas!.certPem);
+      expect(pas.subjectAltName).toContain('URI:spiffe://prod.example/pas');
+      expect((Date.parse(pas.validTo) - Date.parse(pas.validFrom)) / 3_600_000).toBeLessThan(2.1);
+      expect(await ensureDevPki(dir, ['pas'], { trustDomain: 'prod.example', leafHours: 2 })).toEqual(third);
+      await expect(ensureDevPki(dir, ['pas'], { trustDomain: 'Not A Domain' })).rejects.toThrow(/trust domain/);
+    },
+    SLOW,
+  );
+
+  it(
+    'renewDevPki rewrites a certificate past half its lifetime while the process runs',
+    async () => {
+      const dir = path.join(tmp, 'renew');
+      const first = await ensureDevPki(dir, ['pas']);
+      const old = issueCert(first.ca, { commonName: 'pas', uris: ['spiffe://keyway/pas'], hours: 1 });
+      await writeFile(path.join(dir, 'pas.key'), old.keyPem);
+      await writeFile(path.join(dir, 'pas.crt'), old.certPem);
+      const errors: unknown[] = [];
+      const stop = renewDevPki(dir, ['pas'], { everyMs: 50, onError: (err) => errors.push(err) });
+      try {
+        await expect.poll(() => read(dir, 'pas.crt'), { timeout: 10_000 }).not.toBe(old.certPem);
+      } finally {
+        stop();
+      }
+      const renewed = new X509Certificate(await read(dir, 'pas.crt'));
+      expect(renewed.checkPrivateKey(createPrivateKey(await read(dir, 'pas.key')))).toBe(true);
+      expect(Date.parse(renewed.validTo)).toBeGreaterThan(Date.now() + 11 * 3_600_000);
+      expect(errors).toEqual([]);
     },
     SLOW,
   );

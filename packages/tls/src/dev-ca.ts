@@ -11,6 +11,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
+import { DEFAULT_TRUST_DOMAIN, serviceInTrustDomain, spiffeId } from './spiffe.ts';
 
 export interface CertPair {
   /** PEM certificate */
@@ -23,14 +24,26 @@ export interface CertPair {
 export interface DevCa extends CertPair {}
 
 export interface IssueCertOptions {
-  /** subject CN; for service certificates the service name (e.g. "pas"), which the peer checks in mTLS */
+  /** subject CN, for people reading the certificate; identity is the SPIFFE URI (`uris`), never the CN */
   commonName: string;
+  /** subjectAltName URI entries; a service certificate has exactly one, its SPIFFE ID (spiffe.ts) */
+  uris?: string[];
   /** subjectAltName DNS entries; default ['localhost'] */
   dnsNames?: string[];
   /** subjectAltName IP entries (IPv4 or IPv6); default ['127.0.0.1', '::1'] */
   ipAddresses?: string[];
-  /** validity in days; default 30, capped at the CA's own expiry */
+  /** validity in hours; default 12 (LEAF_HOURS), capped at the CA's own expiry */
+  hours?: number;
+  /** validity in days, instead of hours */
   days?: number;
+}
+
+/** How ensureDevPki issues service certificates. */
+interface DevPkiOptions {
+  /** the SPIFFE trust domain the certificates name (spiffe://<trustDomain>/<name>); default "keyway" */
+  trustDomain?: string;
+  /** lifetime of a service certificate in hours (default 12); renewed once less than half of it remains */
+  leafHours?: number;
 }
 
 export interface DevPki {
@@ -44,10 +57,12 @@ const DEV_CA_COMMON_NAME = 'Keyway Development CA';
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 const CA_DAYS = 365;
-const DEFAULT_LEAF_DAYS = 30;
+const HOUR_MS = 3_600_000;
+/** Short-lived on purpose: a copied service certificate is someone else's identity for hours, not weeks. */
+const LEAF_HOURS = 12;
 const DEFAULT_DNS_NAMES = ['localhost'];
 const DEFAULT_IP_ADDRESSES = ['127.0.0.1', '::1'];
-/** ensureDevPki regenerates anything that expires sooner than this */
+/** ensureDevPki regenerates a CA that expires sooner than this (leaves: at half their lifetime) */
 const MIN_REMAINING_MS = DAY_MS;
 
 const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -136,9 +151,11 @@ function buildCa(key: KeyMaterial, now = Date.now()): DevCa {
 }
 
 function buildLeaf(ca: CertPair, key: KeyMaterial, options: IssueCertOptions, now = Date.now()): CertPair {
-  const { commonName, dnsNames = DEFAULT_DNS_NAMES, ipAddresses = DEFAULT_IP_ADDRESSES, days = DEFAULT_LEAF_DAYS } = options;
+  const { commonName, dnsNames = DEFAULT_DNS_NAMES, ipAddresses = DEFAULT_IP_ADDRESSES, uris = [] } = options;
   if (!commonName) throw new Error('issueCert: commonName is required');
-  if (!Number.isFinite(days) || days <= 0) throw new Error(`issueCert: days must be > 0, got ${days}`);
+  if (options.days !== undefined && (!Number.isFinite(options.days) || options.days <= 0)) throw new Error(`issueCert: days must be > 0, got ${options.days}`);
+  if (options.hours !== undefined && (!Number.isFinite(options.hours) || options.hours <= 0)) throw new Error(`issueCert: hours must be > 0, got ${options.hours}`);
+  const lifetimeMs = options.days !== undefined ? options.days * DAY_MS : (options.hours ?? LEAF_HOURS) * HOUR_MS;
 
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
@@ -146,12 +163,13 @@ function buildLeaf(ca: CertPair, key: KeyMaterial, options: IssueCertOptions, no
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = new Date(now - MINUTE_MS);
   // a leaf outliving its CA would fail verification anyway; cap it so the expiry date is honest
-  cert.validity.notAfter = new Date(Math.min(now + days * DAY_MS, caCert.validity.notAfter.getTime()));
+  cert.validity.notAfter = new Date(Math.min(now + lifetimeMs, caCert.validity.notAfter.getTime()));
   cert.setSubject([{ name: 'commonName', value: commonName }]);
   cert.setIssuer(caCert.subject.attributes);
 
   const altNames = [
     ...dnsNames.map((value) => ({ type: 2, value })),
+    ...uris.map((value) => ({ type: 6, value })),
     // raw bytes: forge's own IPv6 parser is lenient about malformed input
     ...ipAddresses.map((ip) => ({ type: 7, value: ipToBytes(ip) })),
   ];
@@ -202,29 +220,42 @@ export function createDevCa(): DevCa {
 
 /**
  * A leaf certificate signed by `ca` (SHA-256), usable as TLS server and client certificate.
- * Defaults: SANs localhost / 127.0.0.1 / ::1, 30 days.
+ * Defaults: SANs localhost / 127.0.0.1 / ::1, no URI (so no service identity), 12 hours.
  */
 export function issueCert(ca: DevCa, options: IssueCertOptions): CertPair {
   return buildLeaf(ca, generateKeySync(), options);
 }
 
-/** CA plus one certificate per name, in memory only (tests). */
-export function createEphemeralPki(names: string[]): DevPki {
+/** A service certificate: CN and the one SPIFFE URI SAN both name the service. */
+export function issueServiceCert(ca: DevCa, name: string, options: DevPkiOptions = {}): CertPair {
+  return buildLeaf(ca, generateKeySync(), serviceCertOptions(name, options));
+}
+
+const serviceCertOptions = (name: string, { trustDomain = DEFAULT_TRUST_DOMAIN, leafHours = LEAF_HOURS }: DevPkiOptions): IssueCertOptions => ({
+  commonName: name,
+  uris: [spiffeId(trustDomain, name)],
+  hours: leafHours,
+});
+
+/** CA plus one service certificate per name, in memory only (tests). */
+export function createEphemeralPki(names: string[], options: DevPkiOptions = {}): DevPki {
   const ca = createDevCa();
   const certs: Record<string, CertPair> = {};
-  for (const name of new Set(names)) certs[name] = issueCert(ca, { commonName: name });
+  for (const name of new Set(names)) certs[name] = issueServiceCert(ca, name, options);
   return { ca, certs };
 }
 
 /**
  * Loads the development PKI from `dir` (ca.crt/ca.key, <name>.crt/<name>.key), regenerating what
- * is missing, unparsable, expiring within a day, or not matching:
+ * is missing, unparsable, not matching, or past renewal: a CA expiring within a day, a service
+ * certificate past half its lifetime, lacking its SPIFFE ID, or longer-lived than `leafHours`.
  * - a bad CA regenerates the CA and therefore every leaf (old leaves no longer chain to it);
  * - with a good CA, only the bad leaves are regenerated; the others are reused as they are.
  * The directory is created with mode 0700, keys are written with mode 0600 (atomically, via a
  * temporary file and rename, so a crash never leaves a half-written file).
  */
-export async function ensureDevPki(dir: string, names: string[]): Promise<DevPki> {
+export async function ensureDevPki(dir: string, names: string[], options: DevPkiOptions = {}): Promise<DevPki> {
+  const { trustDomain = DEFAULT_TRUST_DOMAIN, leafHours = LEAF_HOURS } = options;
   const unique = [...new Set(names)];
   for (const name of unique) assertFileSafeName(name);
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -239,7 +270,7 @@ export async function ensureDevPki(dir: string, names: string[]): Promise<DevPki
 
   const leafOk = (name: string): boolean => {
     const leaf = loadedLeaves.get(name);
-    return caOk && leaf != null && isUsableLeaf(leaf, loadedCa!, name, now, minValidUntil);
+    return caOk && leaf != null && isUsableLeaf(leaf, loadedCa!, { name, trustDomain, lifetimeMs: leafHours * HOUR_MS }, now);
   };
   const stale = unique.filter((name) => !leafOk(name));
 
@@ -264,7 +295,7 @@ export async function ensureDevPki(dir: string, names: string[]): Promise<DevPki
   }
   if (caOk) await tightenKeyMode(keyPath(dir, 'ca'));
   for (const [i, name] of stale.entries()) {
-    const leaf = buildLeaf(ca, leafKeys[i]!, { commonName: name }, now);
+    const leaf = buildLeaf(ca, leafKeys[i]!, serviceCertOptions(name, { trustDomain, leafHours }), now);
     await writePair(dir, name, leaf);
     certs[name] = leaf;
   }
@@ -300,7 +331,14 @@ function isUsableCa(pair: CertPair, now: number, minValidUntil: number): boolean
   }
 }
 
-function isUsableLeaf(pair: CertPair, ca: CertPair, name: string, now: number, minValidUntil: number): boolean {
+interface Expected {
+  name: string;
+  trustDomain: string;
+  lifetimeMs: number;
+}
+
+/** Renewal at half life, as cert-manager's renewBefore does: a running service has the other half to pick the new files up. */
+function isUsableLeaf(pair: CertPair, ca: CertPair, { name, trustDomain, lifetimeMs }: Expected, now: number): boolean {
   try {
     const x509 = new X509Certificate(pair.certPem);
     const caX509 = new X509Certificate(ca.certPem);
@@ -311,10 +349,13 @@ function isUsableLeaf(pair: CertPair, ca: CertPair, name: string, now: number, m
       x509.verify(caX509.publicKey) &&
       x509.checkPrivateKey(createPrivateKey(pair.keyPem)) &&
       x509.subject.split('\n').includes(`CN=${name}`) &&
+      serviceInTrustDomain(x509.subjectAltName, trustDomain) === name &&
       eku.includes(OID_SERVER_AUTH) &&
       eku.includes(OID_CLIENT_AUTH) &&
       notBefore(x509) <= now &&
-      notAfter(x509) >= minValidUntil
+      // a minute of slack: notBefore is backdated by one
+      notAfter(x509) - notBefore(x509) <= lifetimeMs + 2 * MINUTE_MS &&
+      notAfter(x509) - now >= lifetimeMs / 2
     );
   } catch {
     return false;
@@ -365,4 +406,27 @@ async function tightenKeyMode(file: string): Promise<void> {
   if (process.platform === 'win32') return; // POSIX modes do not apply
   const { mode } = await stat(file);
   if ((mode & 0o077) !== 0) await chmod(file, 0o600);
+}
+
+/**
+ * Keeps the development PKI in `dir` renewed for a long-running process (the dev launcher, a test
+ * run): every `everyMs` (default a tenth of the lifetime) it does what ensureDevPki does, which
+ * rewrites a certificate past half its lifetime atomically; running services pick the new files up
+ * (watchTls). A failed round is reported to `onError` and retried on the next. Returns stop.
+ */
+export function renewDevPki(dir: string, names: string[], options: DevPkiOptions & { everyMs?: number; onError?: (err: unknown) => void } = {}): () => void {
+  const everyMs = options.everyMs ?? ((options.leafHours ?? LEAF_HOURS) * HOUR_MS) / 10;
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    ensureDevPki(dir, names, options)
+      .catch((err: unknown) => options.onError?.(err))
+      .finally(() => {
+        running = false;
+      });
+  }, everyMs);
+  // never what keeps a process alive
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -1,6 +1,6 @@
 import { ApiError, createHttp, FORM, form, pasClient, send, toApiError, UnreachableError } from '@keyway/clients';
 import { Jwks, TokenResponse, type Discovery } from '@keyway/contracts';
-import { ServerError, TemporarilyUnavailable } from '@keyway/kit';
+import { ServerError, TemporarilyUnavailable, type TlsSource } from '@keyway/kit';
 import { remoteKeySet, verifyAccessToken, type AccessClaims } from '@keyway/tokens';
 import type { SessionSettings } from './options.ts';
 
@@ -18,10 +18,12 @@ export interface Tokens {
 }
 
 /** PAS as this client sees it: its discovery document (read once, lazily), its token and revocation endpoints. */
-export function authorizationServer(settings: SessionSettings) {
+export function authorizationServer(settings: SessionSettings, tls?: TlsSource) {
   const { issuer, caPem } = settings;
-  const http = createHttp({ baseUrl: issuer, caPem });
-  const pas = pasClient({ baseUrl: issuer, caPem });
+  // a public client: it trusts PAS, it shows no certificate
+  const trust = tls ? { tls, anonymous: true } : { caPem };
+  const http = createHttp({ baseUrl: issuer, ...trust });
+  const pas = pasClient({ baseUrl: issuer, ...trust });
   let discovered: Promise<Endpoints> | undefined;
 
   async function discover(): Promise<Endpoints> {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Router, type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import type { AuditLog } from '@keyway/audit';
 import { ApiError } from '@keyway/clients';
-import { OAuthError, outageAnswer, TemporarilyUnavailable, type Logger } from '@keyway/kit';
+import { OAuthError, outageAnswer, TemporarilyUnavailable, type Logger, type TlsSource } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import type { AccessClaims } from '@keyway/tokens';
 import { authorizationServer, type AuthorizationServer } from './authorization-server.ts';
@@ -31,6 +31,8 @@ export interface BrowserSessionDeps {
   logger: Logger;
   /** when given, logins and logouts are audit events (session.started, session.ended) */
   audit?: AuditLog | undefined;
+  /** the site's own TLS material: PAS is trusted by its CA bundle as it is renewed, instead of the settings' fixed caPem */
+  tls?: TlsSource;
 }
 
 /** Refresh an access token that expires within this: a request never leaves with one about to lapse. */
@@ -63,7 +65,7 @@ export function browserSession(options: BrowserSessionOptions, deps: BrowserSess
   const settings = sessionSettings(options);
   const context: SessionContext = {
     settings,
-    server: authorizationServer(settings),
+    server: authorizationServer(settings, deps.tls),
     sessions: sessionStore(deps.store.scoped('web-session'), settings),
     pending: pendingRequests(deps.store.scoped('web-session'), settings.signInsPerMinute),
     cookies: cookies(settings.cookieName),

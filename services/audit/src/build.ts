@@ -16,7 +16,7 @@ export async function buildAudit(config: AuditConfig, infra: ServiceInfra) {
   // development: a key generated next to the dev PKI (as ensureDevPki does); production: the configured file (required)
   const development = config.KEYWAY_ENV === 'development';
   const signer = await loadCheckpointSigner(config.AUDIT_CHECKPOINT_KEY_FILE ?? join(dirname(config.TLS_KEY_FILE), 'audit-checkpoint.key'), { generate: development });
-  const asService = { caPem: tls.caPem, clientCert: tls };
+  const asService = { tls };
   const pas = pasClient({ ...asService, baseUrl: config.PAS_URL });
   const app = createApp(
     {

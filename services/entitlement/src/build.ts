@@ -8,10 +8,10 @@ import type { EntitlementConfig } from './config.ts';
 export async function buildEntitlement(config: EntitlementConfig, infra: ServiceInfra) {
   const { tls } = infra;
   const { deps, close } = await changeEventServiceDeps('entitlement', config, infra);
-  const idp = idpClient({ baseUrl: config.IDP_URL, caPem: tls.caPem, clientCert: tls });
-  const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  const idp = idpClient({ baseUrl: config.IDP_URL, tls });
+  const pas = pasClient({ baseUrl: config.PAS_URL, tls });
   // mTLS: the topic service declares subscriptions for the entitlement service only
-  const topic = topicClient({ baseUrl: config.TOPIC_URL, caPem: tls.caPem, clientCert: tls, timeoutMs: 10_000 });
+  const topic = topicClient({ baseUrl: config.TOPIC_URL, tls, timeoutMs: 10_000 });
   const app = createApp(
     {
       ...operatorTokenOptions(config),
@@ -28,9 +28,9 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       // without a certificate: each console call carries the operator's own token
       console: {
         pas,
-        pac: config.PAC_URL ? pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem }) : undefined,
-        audit: config.AUDIT_URL ? auditClient({ baseUrl: config.AUDIT_URL, caPem: tls.caPem }) : undefined,
-        releases: config.RELEASES_URL ? releasesClient({ baseUrl: config.RELEASES_URL, caPem: tls.caPem }) : undefined,
+        pac: config.PAC_URL ? pacClient({ baseUrl: config.PAC_URL, tls, anonymous: true }) : undefined,
+        audit: config.AUDIT_URL ? auditClient({ baseUrl: config.AUDIT_URL, tls, anonymous: true }) : undefined,
+        releases: config.RELEASES_URL ? releasesClient({ baseUrl: config.RELEASES_URL, tls, anonymous: true }) : undefined,
       },
     },
   );

@@ -20,7 +20,7 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
     windowSec: config.VERIFY_WINDOW_SEC,
   };
   const { PAS_URL, ENTITLEMENT_URL } = config;
-  const pas = PAS_URL ? pasClient({ baseUrl: PAS_URL, caPem: tls.caPem }) : undefined;
+  const pas = PAS_URL ? pasClient({ baseUrl: PAS_URL, tls, anonymous: true }) : undefined;
   const operatorProof =
     PAS_URL && ENTITLEMENT_URL && pas
       ? operatorProofChecker({ pasIssuer: PAS_URL, entitlementUrl: ENTITLEMENT_URL, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, keys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)) })

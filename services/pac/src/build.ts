@@ -11,9 +11,9 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
   // before any connection: a missing or unsafe keyring stops the start at once
   const kek = await serviceKeyring(config, infra.logger);
   const { deps, close } = await changeEventServiceDeps('pac', config, infra);
-  const pas = pasClient({ baseUrl: config.PAS_URL, caPem: tls.caPem, clientCert: tls });
+  const pas = pasClient({ baseUrl: config.PAS_URL, tls });
   // mTLS with PAC's certificate: the entitlement service answers authorization questions to PAS and PAC only
-  const entitlement = entitlementClient({ baseUrl: config.ENTITLEMENT_URL, caPem: tls.caPem, clientCert: tls });
+  const entitlement = entitlementClient({ baseUrl: config.ENTITLEMENT_URL, tls });
   const app = createApp(
     {
       ...operatorTokenOptions(config),

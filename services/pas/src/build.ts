@@ -10,7 +10,7 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
   // before any connection: a missing or unsafe keyring stops the start at once
   const kek = await serviceKeyring(config, logger);
   const { deps, close } = await changeEventServiceDeps('pas', config, infra);
-  const clientOptions = { caPem: tls.caPem, clientCert: tls };
+  const clientOptions = { tls };
   const ring = await sharedKeyRing(deps.records, { kek, reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
   const app = createApp(
     {

@@ -1,6 +1,6 @@
 import { createAuditLog, readinessWithTrail, type AuditDb } from '@keyway/audit';
 import { releasesApi, type Introspection } from '@keyway/contracts';
-import { createBaseApp, finishApp, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, type Logger, type TlsSource } from '@keyway/kit';
 import { browserSession } from '@keyway/web-session';
 import type { createScanner } from '@keyway/scan';
 import type { Store } from '@keyway/store';
@@ -34,7 +34,7 @@ export interface ReleasesOptions {
    * The browser login (@keyway/web-session): PAS as the issuer, this site as its public client with
    * the redirect URI PUBLIC_URL/oauth2/callback and scope `releases`. Unset: bearer tokens only.
    */
-  session?: { issuer: string; clientId: string; caPem: string };
+  session?: { issuer: string; clientId: string /** PAS is trusted by this service's CA bundle, followed as it is renewed */; tls: TlsSource };
   now?: () => number;
 }
 
@@ -92,10 +92,10 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
           redirectUri: new URL('/oauth2/callback', origin).href,
           scope: 'releases',
           audience: options.publicUrl,
-          caPem: options.session.caPem,
+          caPem: options.session.tls.current().caPem,
           clockToleranceSec: options.clockToleranceSec,
         },
-        { store: deps.store, logger: deps.logger, audit },
+        { store: deps.store, logger: deps.logger, audit, tls: options.session.tls },
       )
     : undefined;
   const sessions: PrincipalSource | undefined = session ? async (req) => mapDefined(await session.principal(req), sessionPrincipal) : deps.sessions;

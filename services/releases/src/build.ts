@@ -15,7 +15,7 @@ export async function buildReleases(config: ReleasesConfig, infra: ServiceInfra)
   const store = await resources.store();
   const auditDb = await resources.auditDatabase();
   const layout = await storageLayout(config.RELEASES_STORAGE_DIR);
-  const asService = { caPem: tls.caPem, clientCert: tls };
+  const asService = { tls };
   const pas = pasClient({ ...asService, baseUrl: config.PAS_URL });
   const app = createApp(
     {
@@ -25,7 +25,7 @@ export async function buildReleases(config: ReleasesConfig, infra: ServiceInfra)
       scanRetryMs: config.RELEASES_SCAN_RETRY_SEC * 1000,
       uploadExpiryMs: config.RELEASES_UPLOAD_EXPIRY_SEC * 1000,
       // the browser login: PAS is the issuer, this site its public client (sessions in the hot-state store)
-      session: { issuer: config.PAS_URL, clientId: config.RELEASES_CLIENT_ID, caPem: tls.caPem },
+      session: { issuer: config.PAS_URL, clientId: config.RELEASES_CLIENT_ID, tls },
     },
     {
       records,

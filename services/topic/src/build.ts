@@ -24,9 +24,9 @@ export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
   const store = await resources.store();
   const broker = await resources.broker(topicBrokerOptions(config));
   // mTLS with this service's own certificate: PAC checks SAS signatures for the topic service only.
-  const pac = pacClient({ baseUrl: config.PAC_URL, caPem: tls.caPem, clientCert: tls });
+  const pac = pacClient({ baseUrl: config.PAC_URL, tls });
   // mTLS likewise: the entitlement service lists a feed's subscriptions to the topic service only.
-  const entitlement = entitlementClient({ baseUrl: config.ENTITLEMENT_URL, caPem: tls.caPem, clientCert: tls });
+  const entitlement = entitlementClient({ baseUrl: config.ENTITLEMENT_URL, tls });
   const app = createApp(config, {
     broker,
     store,
@@ -37,7 +37,7 @@ export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
     },
     subscriptionNames: entitlementSubscriptions(entitlement),
     // mTLS likewise: another instance settles a lock it holds only for a topic-service certificate
-    peer: (baseUrl) => topicClient({ baseUrl, caPem: tls.caPem, clientCert: tls, timeoutMs: PEER_TIMEOUT_MS }),
+    peer: (baseUrl) => topicClient({ baseUrl, tls, timeoutMs: PEER_TIMEOUT_MS }),
     logger,
   });
   // the listener stops first (runService), then locks go back to their queues, then the broker and the store close

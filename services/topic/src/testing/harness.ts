@@ -7,7 +7,7 @@ import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient }
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
 import { keyIdOfSignature, parseSas, SasError, signSas, verifySasSignature, type KeyName } from '@keyway/sas';
-import { createEphemeralPki, type DevPki } from '@keyway/tls';
+import { createEphemeralPki, staticTls, type DevPki } from '@keyway/tls';
 import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
 
 /**
@@ -169,7 +169,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
   );
-  const server: RunningServer = await listenHttps(app, { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }, 0);
+  const server: RunningServer = await listenHttps(app, staticTls({ certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }), 0);
   const queues: string[] = [];
 
   const newTenant = (): Tenant => {
