@@ -71,7 +71,11 @@ export type AssertionCheck = z.infer<typeof AssertionCheck>;
 export const WebAuthnOptions = z.looseObject({ challenge: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/) });
 export type WebAuthnOptions = z.infer<typeof WebAuthnOptions>;
 
-const b64url = (max: number) => z.string().regex(/^[A-Za-z0-9_-]*$/, 'must be base64url').max(max);
+const b64url = (max: number) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/, 'must be base64url')
+    .max(max);
 
 /** A credential as the browser's PublicKeyCredential.toJSON() gives it (RegistrationResponseJSON / AuthenticationResponseJSON), bounded in size. */
 export const WebAuthnCredential = z.object({

@@ -4,7 +4,7 @@
 -- nobody else has USAGE on keyway_idp).
 CREATE TABLE keyway_idp.passkeys (
   -- the credential id (WebAuthn §4 "Credential ID"), base64url as the browser reports it
-  credential_id text PRIMARY KEY CHECK (credential_id ~ '^[A-Za-z0-9_-]{16,1366}$'),
+  credential_id text PRIMARY KEY CHECK (credential_id ~ '^[A-Za-z0-9_-]+$' AND length(credential_id) BETWEEN 16 AND 1366),
   sub text NOT NULL,
   public_key bytea NOT NULL,
   sign_count bigint NOT NULL DEFAULT 0 CHECK (sign_count >= 0),

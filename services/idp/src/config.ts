@@ -29,7 +29,9 @@ export const IdpEnv = requiredInProduction(
       .url()
       .refine((url) => new URL(url).protocol === 'https:', 'must be an https URL (WebAuthn runs in secure contexts only)')
       .optional()
-      .describe('the origin of PAS’s login page, where passkeys are made and used (WebAuthn relying party; its host is the RP ID, so passkeys survive a port change but not a domain change); default PAS_URL'),
+      .describe(
+        'the origin of PAS’s login page, where passkeys are made and used (WebAuthn relying party; its host is the RP ID, so passkeys survive a port change but not a domain change); default PAS_URL',
+      ),
     PASSKEY_RP_NAME: z.string().min(1).max(64).default('Keyway').describe('the relying party name authenticators show next to a passkey'),
     CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying operator access tokens'),
   }),

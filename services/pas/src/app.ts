@@ -10,6 +10,7 @@ import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts
 import type { TokenSettings } from '@keyway/tokens';
 import { browserClientRegistry, type BrowserClient } from './authorization/clients.ts';
 import { authorizationCodes } from './authorization/codes.ts';
+import { passkeyEndpoint, passkeyEnrolments } from './authorization/passkeys.ts';
 import { pendingAuthorizations } from './authorization/pending-requests.ts';
 import { authorizationEndpoint } from './endpoints/authorization.ts';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
@@ -104,8 +105,10 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     browserClients: browserClientRegistry(options.browserClients ?? []),
     codes: authorizationCodes(deps.store, options.authorizationCodeTtlSec ?? 60),
     pending: pendingAuthorizations(deps.store),
+    enrolments: passkeyEnrolments(deps.store),
   };
   app.use(authorizationEndpoint(context));
+  app.use(passkeyEndpoint(context));
   app.use(tokenEndpoint(context));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));

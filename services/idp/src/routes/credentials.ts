@@ -44,7 +44,7 @@ export function credentialRoutes(credentials: CredentialRepository, clientKeys: 
       await clientKeys.removeAll(sub);
       const passkeysRemoved = await passkeys.removeAll(sub);
       await credentials.remove(sub);
-      step.note({ tenant: existing?.tenant, subject: sub, detail: { existed: String(existing !== undefined), passkeys_removed: String(passkeysRemoved) } });
+      step.note({ tenant: existing?.tenant, subject: sub, detail: { existed: String(existing !== undefined), webauthn_credentials_removed: String(passkeysRemoved) } });
     });
     res.status(204).end();
   });

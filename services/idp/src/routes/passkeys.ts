@@ -22,6 +22,9 @@ export interface RelyingParty {
   name: string;
 }
 
+/** The challenge as bytes: a string would be taken as UTF-8 text and encoded once more (the options carry base64url of the bytes). */
+const challengeBytes = (challenge: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(challenge, 'base64url'));
+
 const INVALID_REGISTRATION = 'the passkey registration is not valid; start again';
 const INVALID_PASSKEY = 'the passkey sign-in is not valid';
 
@@ -58,7 +61,7 @@ export function passkeyRoutes(deps: {
       rpID: rpId,
       userName: account.email,
       userID: userHandle(sub),
-      challenge: await challenges.issue({ kind: 'registration', sub }),
+      challenge: challengeBytes(await challenges.issue({ kind: 'registration', sub })),
       timeout: CHALLENGE_TTL_MS,
       attestationType: 'none',
       // WebAuthn §5.4.3: the authenticator refuses to make a second credential for this account
@@ -73,7 +76,8 @@ export function passkeyRoutes(deps: {
     const { sub, credential } = input.body();
     const challenge = challengeOf(credential.response.clientDataJSON);
     const ceremony = challenge === undefined ? undefined : await challenges.take(challenge);
-    if (!challenge || ceremony?.kind !== 'registration' || ceremony.sub !== sub) throw new InvalidGrant(INVALID_REGISTRATION, 'unknown, expired or used registration challenge, or one issued for another account');
+    if (!challenge || ceremony?.kind !== 'registration' || ceremony.sub !== sub)
+      throw new InvalidGrant(INVALID_REGISTRATION, 'unknown, expired or used registration challenge, or one issued for another account');
     const verified = await verifyRegistrationResponse({
       response: credential as RegistrationResponseJSON,
       expectedChallenge: challenge,
@@ -102,7 +106,7 @@ export function passkeyRoutes(deps: {
     const { rpId } = rp();
     const options = await generateAuthenticationOptions({
       rpID: rpId,
-      challenge: await challenges.issue({ kind: 'authentication' }),
+      challenge: challengeBytes(await challenges.issue({ kind: 'authentication' })),
       timeout: CHALLENGE_TTL_MS,
       userVerification: 'required',
       // usernameless: no allowCredentials, the authenticator offers the discoverable credentials it holds for this RP

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import type { FeedRights, ReleaseRights } from '@keyway/contracts';
+import type { AuthenticationContext, FeedRights, ReleaseRights } from '@keyway/contracts';
+import { acrOf } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
@@ -85,6 +86,8 @@ export async function issuePair(
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; releases?: ReleaseRights; client_id: string },
   /** the family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's redemption names it first) */
   family?: { fid: string; spentJti?: string | undefined },
+  /** how the person authenticated (OpenID Connect Core §2 amr, acr, auth_time), when the grant knows it (a code from the login page) */
+  authentication?: AuthenticationContext,
 ): Promise<TokenResponse> {
   const { signer, settings, families } = context;
   const scope = scopeOf(subject.access);
@@ -96,6 +99,7 @@ export async function issuePair(
     client_id: subject.client_id,
     ...(subject.access.kind === 'feeds' && { rights: subject.rights }),
     ...(subject.access.kind === 'releases' && { releases: subject.releases ?? {} }),
+    ...(authentication && { amr: authentication.amr, acr: acrOf(authentication.amr), auth_time: authentication.auth_time }),
   };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
