@@ -104,9 +104,10 @@ function credentialOf(text: string): WebAuthnCredential | undefined {
  */
 export function passkeyEndpoint(context: PasskeyContext): Router {
   const router = Router();
-  const script = readFileSync(new URL('../assets/passkeys.js', import.meta.url), 'utf8');
+  const files = { 'passkeys.js': readFileSync(new URL('../assets/passkeys.js', import.meta.url), 'utf8') };
 
-  bindRoute(router, pasRoutes.asset, (_req, res) => {
+  bindRoute(router, pasRoutes.asset, (_req, res, input) => {
+    const script = files[input.params().name];
     // revalidated at each page load: a deploy's new script is picked up at once
     res.status(200).set({ 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-cache' }).send(script);
   });
