@@ -36,7 +36,7 @@ export const pasRoutes = {
     description: 'Needs the pending request of the page and the cookie PAS set with it, like the form.',
     body: { schema: PasskeyOptionsRequest },
     responses: { 200: jsonResponse(z.object({ options: WebAuthnOptions }), 'options for navigator.credentials.get') },
-    errors: [400, 415, 503],
+    errors: [400, 415, 429, 503],
   }),
   passkeyLogin: route({
     method: 'post',

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { audited, mergeFields, requestFields } from '@keyway/audit';
 import { ApiError } from '@keyway/clients';
 import { pasRoutes, WebAuthnCredential, type WebAuthnOptions } from '@keyway/contracts';
-import { bindRoute, InvalidGrant, InvalidRequest, requireBodyType, shapeResponse, type Logger } from '@keyway/kit';
+import { bindRoute, InvalidGrant, InvalidRequest, requireBodyType, shapeResponse, tooManyRequests, windowLimiter, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { answerSignIn, boundRequest, browserRefusal, FORM_REFUSED, redirectTo, requireBrowser } from '../endpoints/authorization.ts';
 import { noStore, rejectDuplicateParams } from '../endpoints/token.ts';
@@ -19,6 +19,8 @@ import { codeFor, type HoldCode } from './sign-in.ts';
 
 /** How long the enrolment offer may stay open: the IdP's registration challenge lives as long (IdP CHALLENGE_TTL_MS). */
 const ENROLMENT_TTL_MS = 5 * 60 * 1000;
+/** Like login pages per source (pending-requests.ts): bounds the challenges one address can make the IdP hold. */
+const OPTIONS_PER_SOURCE_PER_MINUTE = 60;
 
 const PASSKEY_REFUSED = 'This passkey was not accepted: it is not registered here, was already used, or was made for another site.';
 const REGISTRATION_REFUSED = 'The passkey could not be added. Try again, or choose “Not now”.';
@@ -40,7 +42,13 @@ type Enrolment = z.infer<typeof Enrolment>;
  */
 export function passkeyEnrolments(store: Store) {
   const key = (id: string) => `passkey-enrolment:${sha256(id)}`;
+  const optionsLimit = windowLimiter(store, { name: 'passkey-options', points: OPTIONS_PER_SOURCE_PER_MINUTE, windowMs: 60_000 });
   return {
+    /** 429 past OPTIONS_PER_SOURCE_PER_MINUTE: each answer makes the IdP hold a challenge for 5 minutes */
+    async admitOptions(source: string): Promise<void> {
+      const limit = await optionsLimit.hit(source);
+      if (!limit.allowed) throw tooManyRequests(limit, `${limit.count} passkey options for ${source} in a minute`, 'too many passkey sign-ins started from this address; retry later');
+    },
     async open(enrolment: Enrolment): Promise<string> {
       const id = unguessable();
       await store.set(key(id), JSON.stringify(enrolment), { ttlMs: ENROLMENT_TTL_MS });
@@ -114,8 +122,9 @@ export function passkeyEndpoint(context: PasskeyContext): Router {
 
   bindRoute(router, pasRoutes.passkeyOptions, noStore, requireBodyType(pasRoutes.passkeyOptions), async (req, res, input) => {
     await boundRequest(context, req, input.body().request);
+    await context.enrolments.admitOptions(sourceOf(req));
     const { options } = await context.idp.passkeyAuthenticationOptions().catch(rethrowUpstream);
-    res.json(shapeResponse(z.object({ options: z.looseObject({ challenge: z.string() }) }), { options }));
+    res.json(shapeResponse(pasRoutes.passkeyOptions.responses[200].schema, { options }));
   });
 
   bindRoute(router, pasRoutes.passkeyLogin, noStore, requireBodyType(pasRoutes.passkeyLogin), rejectDuplicateParams, async (req, res, input) => {
