@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, idpClient } from '@keyway/clients';
 import type { WebAuthnCredential } from '@keyway/contracts';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { provisionTenant } from '../helpers.ts';
+import { PASSWORD, provisionTenant } from '../helpers.ts';
 
 // Issue 14: the IdP's passkey routes as PAS calls them, with a software authenticator made here
 // (WebAuthn §6.1 authenticator data, §6.5 attestation "none", §6.3.3 assertion signature), so that
@@ -123,12 +123,16 @@ describe('the IdP’s passkey routes (issue 14)', { timeout: 30_000 }, () => {
   let person: Awaited<ReturnType<typeof provisionTenant>>;
   let authenticator: ReturnType<typeof softwareAuthenticator>;
 
-  it('registers a passkey with its own challenge only: not with one issued for someone else, not twice', async () => {
+  it('registers a passkey right after a password sign-in, with its own challenge only: not with one issued for someone else, not twice', async () => {
     person = await provisionTenant(suite);
     const other = await provisionTenant(suite);
     authenticator = softwareAuthenticator();
     const origin = suite.urls.pas;
 
+    // PAS's certificate alone enrols nobody: only right after the IdP verified the person's password
+    await expectInvalidGrant(idp.passkeyRegistrationOptions(person.user.id));
+    await idp.verifyPassword(person.email, PASSWORD);
+    await idp.verifyPassword(other.email, PASSWORD);
     const start = await idp.passkeyRegistrationOptions(person.user.id);
     expect(start.registered).toBe(0);
     expect(start.options).toMatchObject({ rp: { id: 'localhost' }, authenticatorSelection: { residentKey: 'required', userVerification: 'required' } });

@@ -6,7 +6,7 @@ import { createBaseApp, finishApp, type BearerVerifier, type Logger } from '@key
 import type { Store } from '@keyway/store';
 import { clientKeyRepository } from './credentials/client-keys.ts';
 import { internalChanges } from './credentials/internal-changes.ts';
-import { passkeyChallenges, passkeyRepository } from './credentials/passkeys.ts';
+import { enrolmentWindows, passkeyChallenges, passkeyRepository } from './credentials/passkeys.ts';
 import { credentialRepository } from './credentials/repository.ts';
 import { DEFAULT_VERIFICATION_LIMITS, verificationGuard, type VerificationLimits } from './credentials/verification-guard.ts';
 import { assertionRoutes } from './routes/assertion.ts';
@@ -56,12 +56,13 @@ export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
   // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
   const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'idp', logger: deps.logger });
   const guard = verificationGuard(deps.store, audit, deps.logger, { ...DEFAULT_VERIFICATION_LIMITS, ...options.verification });
-  app.use(passwordRoutes(credentials, guard));
+  const enrolment = enrolmentWindows(deps.store);
+  app.use(passwordRoutes(credentials, guard, enrolment.open));
   app.use(assertionRoutes(credentials, clientKeys, guard));
   const changes = internalChanges({ audit, operatorTenant: deps.operatorTenant ?? VENDOR_TENANT, operatorProof: deps.operatorProof });
   const passkeys = passkeyRepository(deps.db);
   app.use(credentialRoutes(credentials, clientKeys, changes, passkeys));
-  app.use(passkeyRoutes({ credentials, passkeys, challenges: passkeyChallenges(deps.store), guard, changes, relyingParty: options.relyingParty }));
+  app.use(passkeyRoutes({ credentials, passkeys, challenges: passkeyChallenges(deps.store), enrolment, guard, changes, relyingParty: options.relyingParty }));
   app.use(clientKeyRoutes(credentials, clientKeys, changes));
   return Object.assign(finishApp(app, deps.logger), { close: () => guard.close() });
 }

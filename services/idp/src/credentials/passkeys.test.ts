@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStore, type Store } from '@keyway/store';
 import { connectTestDatabase, REDIS_URL, type TestDatabaseConnections } from '@keyway/testkit';
-import { CHALLENGE_TTL_MS, challengeOf, MAX_PASSKEYS_PER_USER, passkeyChallenges, passkeyRepository, userHandle } from './passkeys.ts';
+import { CHALLENGE_TTL_MS, challengeOf, ENROLMENT_WINDOW_MS, enrolmentWindows, MAX_PASSKEYS_PER_USER, passkeyChallenges, passkeyRepository, userHandle } from './passkeys.ts';
 
 // The IdP's passkeys on real PostgreSQL (0005_passkeys.sql, as the IdP's own role) and its
 // challenges on real Redis.
@@ -98,6 +98,15 @@ describe('passkey challenges (the IdP’s Redis)', () => {
     expect(challengeOf(clientData)).toBe('abc');
     expect(challengeOf('not-json')).toBeUndefined();
     expect(challengeOf(Buffer.from('{"challenge":1}').toString('base64url'))).toBeUndefined();
+  });
+
+  it('opens the enrolment window of a person for ENROLMENT_WINDOW_MS, and only theirs', async () => {
+    const windows = enrolmentWindows(store);
+    expect(await windows.isOpen('u1')).toBe(false);
+    await windows.open('u1');
+    expect(await windows.isOpen('u1')).toBe(true);
+    expect(await windows.isOpen('u2')).toBe(false);
+    expect(await store.ttl('passkey-enrolment-window:u1')).toBeGreaterThan(ENROLMENT_WINDOW_MS - 5000);
   });
 
   it('derives an opaque 32-byte user handle per person', () => {

@@ -128,3 +128,20 @@ export function challengeOf(clientDataJSON: string): string | undefined {
     return undefined;
   }
 }
+
+/** How long after a password verification the person may enrol a passkey (the login page's offer and its retries). */
+export const ENROLMENT_WINDOW_MS = 10 * 60 * 1000;
+
+/**
+ * Who may enrol a passkey now: people whose password the IdP itself verified within
+ * ENROLMENT_WINDOW_MS. So PAS's certificate alone (a stolen one) cannot add a way into an account it
+ * has not just proven the password of.
+ */
+export function enrolmentWindows(store: Store) {
+  const key = (sub: string) => `passkey-enrolment-window:${sub}`;
+  return {
+    open: async (sub: string): Promise<void> => void (await store.set(key(sub), '1', { ttlMs: ENROLMENT_WINDOW_MS })),
+    isOpen: async (sub: string): Promise<boolean> => (await store.get(key(sub))) !== null,
+  };
+}
+export type EnrolmentWindows = ReturnType<typeof enrolmentWindows>;

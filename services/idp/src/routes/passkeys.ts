@@ -11,7 +11,7 @@ import {
 import { idpRoutes, PasskeyAuthenticationOptions, PasskeyRegistrationOptions, PasskeySubject, RegisteredPasskey } from '@keyway/contracts';
 import { bindRoute, InvalidGrant, InvalidRequest, NotFound, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { InternalChanges } from '../credentials/internal-changes.ts';
-import { CHALLENGE_TTL_MS, challengeOf, userHandle, type PasskeyChallenges, type PasskeyRepository } from '../credentials/passkeys.ts';
+import { CHALLENGE_TTL_MS, challengeOf, userHandle, type EnrolmentWindows, type PasskeyChallenges, type PasskeyRepository } from '../credentials/passkeys.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
 import type { VerificationGuard } from '../credentials/verification-guard.ts';
 
@@ -30,7 +30,7 @@ const INVALID_PASSKEY = 'the passkey sign-in is not valid';
 
 /**
  * The four passkey routes (PAS only): registration options and verification for a person PAS has
- * just authenticated, and usernameless authentication (discoverable credentials). User verification
+ * just authenticated (the IdP verified their password within ENROLMENT_WINDOW_MS), and usernameless authentication (discoverable credentials). User verification
  * is required both ways, so a passkey is two factors on its own (amr hwk + mfa). Every refusal of a
  * response is 400 invalid_grant, its reason in the log only; failed sign-ins are counted and written
  * to the trail like failed passwords (credentials.verification_failed), registrations as passkey.registered.
@@ -39,6 +39,8 @@ export function passkeyRoutes(deps: {
   credentials: CredentialRepository;
   passkeys: PasskeyRepository;
   challenges: PasskeyChallenges;
+  /** who verified their password here just now: only they may enrol */
+  enrolment: EnrolmentWindows;
   guard: VerificationGuard;
   changes: InternalChanges;
   relyingParty: RelyingParty | undefined;
@@ -55,6 +57,7 @@ export function passkeyRoutes(deps: {
     const { sub } = input.body();
     const account = await credentials.findBySub(sub);
     if (!account) throw new NotFound(`no credentials are registered for ${sub}`);
+    if (!(await deps.enrolment.isOpen(sub))) throw new InvalidGrant('a passkey is enrolled right after a password sign-in only', 'no password verification of this account in the enrolment window');
     const existing = await passkeys.listBySub(sub);
     const options = await generateRegistrationOptions({
       rpName: name,
