@@ -1,4 +1,4 @@
-import { idpRoutes, OPERATOR_PROOF_HEADER, type CredentialRegistration } from '@keyway/contracts';
+import { idpRoutes, OPERATOR_PROOF_HEADER, type CredentialRegistration, type WebAuthnCredential } from '@keyway/contracts';
 import { createHttp, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
@@ -16,6 +16,12 @@ export function idpClient(options: ClientOptions) {
     removeKey: (sub: string, kid: string) => call(idpRoutes.removeKey, { params: { sub, kid } }),
     /** RFC 7523 client authentication; audience = the values PAS answers to (issuer, token endpoint) */
     verifyAssertion: (assertion: string, audience: string[]) => call(idpRoutes.verifyAssertion, { body: { assertion, audience } }),
+    /** WebAuthn registration options for a person PAS has authenticated, and how many passkeys they hold */
+    passkeyRegistrationOptions: (sub: string) => call(idpRoutes.passkeyRegistrationOptions, { body: { sub } }),
+    registerPasskey: (sub: string, credential: WebAuthnCredential) => call(idpRoutes.passkeyRegistration, { body: { sub, credential } }),
+    passkeyAuthenticationOptions: () => call(idpRoutes.passkeyAuthenticationOptions, {}),
+    /** the subject and its authentication context (amr hwk mfa), or ApiError invalid_grant */
+    verifyPasskey: (credential: WebAuthnCredential) => call(idpRoutes.passkeyAuthentication, { body: { credential } }),
   };
 }
 export type IdpClient = ReturnType<typeof idpClient>;

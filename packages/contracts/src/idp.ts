@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AuthenticationContext } from './authentication.ts';
 import { Email, TenantId } from './common.ts';
 
 export const PasswordCheck = z.object({ email: Email, password: z.string().min(1).max(1024) });
@@ -61,3 +62,51 @@ export const AssertionCheck = z.object({
   audience: z.array(z.string().url()).min(1).max(4),
 });
 export type AssertionCheck = z.infer<typeof AssertionCheck>;
+
+/**
+ * Passkeys (WebAuthn Level 3): the options PAS hands the browser for navigator.credentials.create/get
+ * (PublicKeyCredentialCreationOptionsJSON / RequestOptionsJSON, §5.4, §5.5), passed on as the IdP
+ * made them; only the challenge is named here.
+ */
+export const WebAuthnOptions = z.looseObject({ challenge: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/) });
+export type WebAuthnOptions = z.infer<typeof WebAuthnOptions>;
+
+const b64url = (max: number) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/, 'must be base64url')
+    .max(max);
+
+/** A credential as the browser's PublicKeyCredential.toJSON() gives it (RegistrationResponseJSON / AuthenticationResponseJSON), bounded in size. */
+export const WebAuthnCredential = z.object({
+  id: b64url(1366).min(1),
+  rawId: b64url(1366).min(1),
+  type: z.literal('public-key'),
+  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
+  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+  response: z.object({
+    clientDataJSON: b64url(4096).min(1),
+    // registration (AuthenticatorAttestationResponseJSON)
+    attestationObject: b64url(16384).optional(),
+    transports: z.array(z.string().max(32)).max(8).optional(),
+    publicKey: b64url(4096).optional(),
+    publicKeyAlgorithm: z.number().int().optional(),
+    authenticatorData: b64url(4096).optional(),
+    // authentication (AuthenticatorAssertionResponseJSON)
+    signature: b64url(1024).optional(),
+    userHandle: b64url(128).optional(),
+  }),
+});
+export type WebAuthnCredential = z.infer<typeof WebAuthnCredential>;
+
+/** PAS → IdP: registration options for a person PAS has just authenticated. */
+export const PasskeyRegistrationStart = z.object({ sub: z.string().min(1).max(128) });
+/** `registered`: how many passkeys the person already has (PAS offers enrolment to those with none). */
+export const PasskeyRegistrationOptions = z.object({ options: WebAuthnOptions, registered: z.number().int().nonnegative() });
+export const PasskeyRegistration = z.object({ sub: z.string().min(1).max(128), credential: WebAuthnCredential });
+export const RegisteredPasskey = z.object({ sub: z.string(), credential_id: z.string() });
+export const PasskeyAuthenticationOptions = z.object({ options: WebAuthnOptions });
+export const PasskeyAssertion = z.object({ credential: WebAuthnCredential });
+/** Who signed in with the passkey, and how (amr hwk + mfa: a key held by an authenticator that verified the person). */
+export const PasskeySubject = Subject.extend({ authentication: AuthenticationContext });
+export type PasskeySubject = z.infer<typeof PasskeySubject>;

@@ -55,7 +55,25 @@ export const LoginForm = z.object({
   request: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the form does not belong to a sign-in PAS started'),
   email: z.string().min(1).max(254),
   password: z.string().min(1).max(1024),
+  /** set by the page's script when the device can make a passkey (a user-verifying platform authenticator): offer one after the sign-in */
+  offer_passkey: z.literal('1').optional(),
 });
+
+/** The login page's passkey sign-in (its script posts the credential as PublicKeyCredential.toJSON() text). */
+export const PasskeyLoginForm = z.object({
+  request: LoginForm.shape.request,
+  credential: z.string().min(2).max(32_768),
+});
+/** The JSON the login page's script sends for WebAuthn options. */
+export const PasskeyOptionsRequest = z.object({ request: LoginForm.shape.request });
+/** The enrolment offer after a password sign-in: a passkey to register, or none ("Not now"). */
+export const PasskeyEnrolmentForm = z.object({
+  enrolment: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the form does not belong to a sign-in PAS started'),
+  credential: z.string().min(2).max(32_768).optional(),
+  /** the "Not now" button */
+  not_now: z.literal('1').optional(),
+});
+export const PasAsset = z.enum(['passkeys.js']);
 
 export const TokenResponse = z.object({
   access_token: z.string(),

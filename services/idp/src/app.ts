@@ -1,20 +1,25 @@
 import type { Express } from 'express';
+import type { Queryable } from '@keyway/db';
 import { idpApi, VENDOR_TENANT } from '@keyway/contracts';
 import { createAuditLog, type AuditDb } from '@keyway/audit';
 import { createBaseApp, finishApp, type BearerVerifier, type Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import { clientKeyRepository } from './credentials/client-keys.ts';
 import { internalChanges } from './credentials/internal-changes.ts';
+import { enrolmentWindows, passkeyChallenges, passkeyRepository } from './credentials/passkeys.ts';
 import { credentialRepository } from './credentials/repository.ts';
 import { DEFAULT_VERIFICATION_LIMITS, verificationGuard, type VerificationLimits } from './credentials/verification-guard.ts';
 import { assertionRoutes } from './routes/assertion.ts';
 import { clientKeyRoutes } from './routes/client-keys.ts';
 import { credentialRoutes } from './routes/credentials.ts';
+import { passkeyRoutes, type RelyingParty } from './routes/passkeys.ts';
 import { passwordRoutes } from './routes/password.ts';
 
 export interface IdpDeps {
   /** the system of record: password hashes and registered client public keys */
   records: Store;
+  /** the same system of record, for its tables: passkeys (0005_passkeys.sql) */
+  db: Queryable;
   /** hot, expiring state: verification failure counters */
   store: Store;
   /** where it appends its audit stream "idp": its database, as its own role */
@@ -29,6 +34,8 @@ export interface IdpDeps {
 export interface IdpOptions {
   /** login throttling and scrypt bounds (default DEFAULT_VERIFICATION_LIMITS) */
   verification?: Partial<VerificationLimits>;
+  /** the WebAuthn relying party (PAS's public origin); unset: passkeys are not offered */
+  relyingParty?: RelyingParty;
 }
 
 export type IdpApp = Express & { close(): Promise<void> };
@@ -49,10 +56,13 @@ export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
   // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
   const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'idp', logger: deps.logger });
   const guard = verificationGuard(deps.store, audit, deps.logger, { ...DEFAULT_VERIFICATION_LIMITS, ...options.verification });
-  app.use(passwordRoutes(credentials, guard));
+  const enrolment = enrolmentWindows(deps.store);
+  app.use(passwordRoutes(credentials, guard, enrolment.open));
   app.use(assertionRoutes(credentials, clientKeys, guard));
   const changes = internalChanges({ audit, operatorTenant: deps.operatorTenant ?? VENDOR_TENANT, operatorProof: deps.operatorProof });
-  app.use(credentialRoutes(credentials, clientKeys, changes));
+  const passkeys = passkeyRepository(deps.db);
+  app.use(credentialRoutes(credentials, clientKeys, changes, passkeys));
+  app.use(passkeyRoutes({ credentials, passkeys, challenges: passkeyChallenges(deps.store), enrolment, guard, changes, relyingParty: options.relyingParty }));
   app.use(clientKeyRoutes(credentials, clientKeys, changes));
   return Object.assign(finishApp(app, deps.logger), { close: () => guard.close() });
 }

@@ -10,6 +10,7 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
   const resources = serviceResources('idp', config, infra);
   const records = await resources.records();
+  const db = await resources.database();
   const store = await resources.store();
   const auditDb = await resources.auditDatabase();
   const verification = {
@@ -26,6 +27,10 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
       ? operatorProofChecker({ pasIssuer: PAS_URL, entitlementUrl: ENTITLEMENT_URL, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, keys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)) })
       : undefined;
   if (!operatorProof) logger.warn('PAS_URL and ENTITLEMENT_URL unset: operator accounts’ credentials cannot be replaced');
-  const app = createApp({ records, store, auditDb, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification });
+  // WebAuthn's relying party is where the login page runs: PAS's public origin, its host the RP ID
+  const passkeyOrigin = config.PASSKEY_ORIGIN ?? PAS_URL;
+  const relyingParty = passkeyOrigin ? { origin: new URL(passkeyOrigin).origin, rpId: new URL(passkeyOrigin).hostname, name: config.PASSKEY_RP_NAME } : undefined;
+  if (!relyingParty) logger.warn('PASSKEY_ORIGIN and PAS_URL unset: passkeys are not offered');
+  const app = createApp({ records, db, store, auditDb, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification, ...(relyingParty && { relyingParty }) });
   return { app, records, store, close: [() => app.close(), ...resources.close] };
 }

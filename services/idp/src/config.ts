@@ -24,6 +24,15 @@ export const IdpEnv = requiredInProduction(
       .describe('PAS: issuer of the operator access tokens that prove an operator asked for a change to an operator account, and their JWKS; unset: operator accounts’ credentials cannot be replaced'),
     ENTITLEMENT_URL: z.string().url().optional().describe('the entitlement service’s URL as PAS names it in operator access tokens ("aud" of the forwarded proof)'),
     OPERATOR_TENANT: TenantId.default(VENDOR_TENANT).describe("the vendor's own tenant, whose users are operators (as the entitlement service's OPERATOR_TENANT)"),
+    PASSKEY_ORIGIN: z
+      .string()
+      .url()
+      .refine((url) => new URL(url).protocol === 'https:', 'must be an https URL (WebAuthn runs in secure contexts only)')
+      .optional()
+      .describe(
+        'the origin of PAS’s login page, where passkeys are made and used (WebAuthn relying party; its host is the RP ID, so passkeys survive a port change but not a domain change); default PAS_URL',
+      ),
+    PASSKEY_RP_NAME: z.string().min(1).max(64).default('Keyway').describe('the relying party name authenticators show next to a passkey'),
     CLOCK_TOLERANCE_SEC: z.coerce.number().int().min(0).max(300).default(30).describe('clock skew accepted when verifying operator access tokens'),
   }),
   'REDIS_URL',

@@ -10,6 +10,7 @@ import { revokeOnEntitlementChange } from './revocation/on-entitlement-change.ts
 import type { TokenSettings } from '@keyway/tokens';
 import { browserClientRegistry, type BrowserClient } from './authorization/clients.ts';
 import { authorizationCodes } from './authorization/codes.ts';
+import { passkeyEndpoint, passkeyEnrolments } from './authorization/passkeys.ts';
 import { pendingAuthorizations } from './authorization/pending-requests.ts';
 import { authorizationEndpoint } from './endpoints/authorization.ts';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
@@ -113,9 +114,11 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     codes: authorizationCodes(deps.store, options.authorizationCodeTtlSec ?? 60),
     pending: pendingAuthorizations(deps.store),
     dpop: { revoked: revokedKeys, requiredFor: new Set(options.dpop?.requiredFor ?? []) },
+    enrolments: passkeyEnrolments(deps.store),
   };
   const authenticateOperator = requireOperator({ verify: ownOperatorTokenChecker(context) });
   app.use(authorizationEndpoint(context));
+  app.use(passkeyEndpoint(context));
   app.use(tokenEndpoint(context, { store: deps.store, publicOrigin: options.settings.issuer, requireNonce: options.dpop?.requireNonce ?? true, iatWindowSec: options.dpop?.proofWindowSec ?? 60 }));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));

@@ -1,5 +1,20 @@
 import { z } from 'zod';
-import { AssertionCheck, ClientKeyId, ClientKeyRegistration, CredentialRegistration, PasswordCheck, RegisteredClientKey, Subject } from '../idp.ts';
+import {
+  AssertionCheck,
+  ClientKeyId,
+  ClientKeyRegistration,
+  CredentialRegistration,
+  PasskeyAssertion,
+  PasskeyAuthenticationOptions,
+  PasskeyRegistration,
+  PasskeyRegistrationOptions,
+  PasskeyRegistrationStart,
+  PasskeySubject,
+  PasswordCheck,
+  RegisteredClientKey,
+  RegisteredPasskey,
+  Subject,
+} from '../idp.ts';
 import { noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
@@ -14,6 +29,11 @@ export const idpRoutes = {
   remove: serviceOnly(['entitlement'], route({ method: 'delete', path: '/v1/credentials/{sub}', summary: 'remove a user’s credentials and keys (entitlement only)', params: SubPath, responses: { 204: noBody('removed') }, errors: [400] })),
   registerKey: serviceOnly(['entitlement'], route({ method: 'put', path: '/v1/credentials/{sub}/keys/{kid}', summary: 'register a public key for private_key_jwt (entitlement only); for an operator account only with X-Keyway-Operator-Token, else 403. Recorded in the IdP’s audit stream', params: KeyPath, body: { schema: ClientKeyRegistration }, responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') }, errors: [400, 404, 409, 415] })),
   removeKey: serviceOnly(['entitlement'], route({ method: 'delete', path: '/v1/credentials/{sub}/keys/{kid}', summary: 'remove a public key (entitlement only)', params: KeyPath, responses: { 204: noBody('removed') }, errors: [400, 404] })),
+  // Passkeys (WebAuthn): challenges are single use and short-lived; the relying party is PAS's public origin (IdP PASSKEY_ORIGIN).
+  passkeyRegistrationOptions: serviceOnly(['pas'], route({ method: 'post', path: '/v1/passkeys/registration/options', summary: 'WebAuthn registration options (user verification required, discoverable credential) for a person whose password the IdP verified in the last 10 minutes (else 400 invalid_grant), and how many passkeys they have (PAS only)', body: { schema: PasskeyRegistrationStart }, responses: { 200: jsonResponse(PasskeyRegistrationOptions, 'options for navigator.credentials.create') }, errors: [400, 404, 415, 503] })),
+  passkeyRegistration: serviceOnly(['pas'], route({ method: 'post', path: '/v1/passkeys/registration/verify', summary: 'verify a WebAuthn registration against its single-use challenge and store the public key (PAS only); recorded as passkey.registered', body: { schema: PasskeyRegistration }, responses: { 201: jsonResponse(RegisteredPasskey, 'registered') }, errors: [400, 404, 415, 503] })),
+  passkeyAuthenticationOptions: serviceOnly(['pas'], route({ method: 'post', path: '/v1/passkeys/authentication/options', summary: 'WebAuthn authentication options for a usernameless sign-in (discoverable credentials, user verification required) (PAS only)', responses: { 200: jsonResponse(PasskeyAuthenticationOptions, 'options for navigator.credentials.get') }, errors: [503] })),
+  passkeyAuthentication: serviceOnly(['pas'], route({ method: 'post', path: '/v1/passkeys/authentication/verify', summary: 'verify a WebAuthn assertion (single-use challenge, origin, RP ID, user verification, signature, sign count) → the subject and its authentication context (amr hwk mfa); any failure is 400 invalid_grant (PAS only)', body: { schema: PasskeyAssertion }, responses: { 200: jsonResponse(PasskeySubject, 'whose passkey it is') }, errors: [400, 415, 429, 503] })),
 };
 
 export const idpPaths = pathsOf(idpRoutes);

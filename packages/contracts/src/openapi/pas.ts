@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { DpopKeyRevocation, JwkThumbprint, SigningKeyList, SigningKeyRotation } from '../keys.ts';
-import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
+import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, PasAsset, PasskeyEnrolmentForm, PasskeyLoginForm, PasskeyOptionsRequest, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
+import { WebAuthnOptions } from '../idp.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
-const LOGIN_PAGE = { description: 'the login page (HTML5, no script; Content-Security-Policy default-src \'none\')', schema: z.string(), type: 'text/html' };
+const LOGIN_PAGE = { description: 'the login page (HTML5; its one script, /oauth2/assets/passkeys.js, only for passkeys; Content-Security-Policy default-src \'none\', script-src and connect-src \'self\')', schema: z.string(), type: 'text/html' };
 const DpopKeyPath = z.object({ jkt: JwkThumbprint });
 const BROWSER_ERRORS = 'Refusals are an HTML page for a browser (Accept: text/html) and `{ error, error_description }` otherwise.';
 
@@ -29,6 +30,34 @@ export const pasRoutes = {
     responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
     errors: [400, 415, 429, 503],
   }),
+  passkeyOptions: route({
+    method: 'post',
+    path: '/oauth2/passkey/options',
+    summary: 'the login page’s script: WebAuthn options for “Sign in with a passkey” (usernameless, user verification required)',
+    description: 'Needs the pending request of the page and the cookie PAS set with it, like the form.',
+    body: { schema: PasskeyOptionsRequest },
+    responses: { 200: jsonResponse(z.object({ options: WebAuthnOptions }), 'options for navigator.credentials.get') },
+    errors: [400, 415, 429, 503],
+  }),
+  passkeyLogin: route({
+    method: 'post',
+    path: '/oauth2/passkey/login',
+    summary: 'sign in with a passkey: the IdP verifies the assertion, the entitlement service authorizes, redirect with a single-use code (amr hwk mfa)',
+    description: `Needs the pending request and its cookie (CSRF). A refused passkey (unknown, replayed, another origin) answers the page again (400). ${BROWSER_ERRORS}`,
+    body: { schema: PasskeyLoginForm, types: FORM },
+    responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
+    errors: [400, 415, 429, 503],
+  }),
+  passkeyEnrolment: route({
+    method: 'post',
+    path: '/oauth2/passkey/enrolment',
+    summary: 'after a password sign-in of someone without a passkey: register one (credential) or not now (none); either way redirect with the code',
+    description: `Needs the enrolment PAS offered and the cookie of the browser it offered it to. A refused registration answers the offer again (400). ${BROWSER_ERRORS}`,
+    body: { schema: PasskeyEnrolmentForm, types: FORM },
+    responses: { 303: noBody('Location: redirect_uri with code, state and iss') },
+    errors: [400, 415, 503],
+  }),
+  asset: route({ method: 'get', path: '/oauth2/assets/{name}', summary: 'the login page’s script (passkeys: WebAuthn in the browser)', params: z.object({ name: PasAsset }), responses: { 200: { description: 'the file', type: 'text/javascript' } }, errors: [400] }),
   token: route({
     method: 'post',
     path: '/oauth2/token',

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { FeedRights, ReleaseRights } from '@keyway/contracts';
+import { AuthenticationContext, FeedRights, ReleaseRights } from '@keyway/contracts';
 import type { Store } from '@keyway/store';
 import { sha256, unguessable } from './pending-requests.ts';
 
-const CodeGrant = z.object({
+export const CodeGrant = z.object({
   client_id: z.string(),
   redirect_uri: z.string(),
   code_challenge: z.string(),
@@ -14,9 +14,11 @@ const CodeGrant = z.object({
   rights: FeedRights,
   /** scope releases: the release rights granted (absent in codes issued before releases existed) */
   releases: ReleaseRights.optional(),
+  /** how the person authenticated (amr, auth_time), for the tokens the code is redeemed for (absent in older codes) */
+  authentication: AuthenticationContext.optional(),
 });
 /** What a code stands for: the client and redirect it was issued to, the PKCE challenge, and what the login was authorized for. */
-type CodeGrant = z.infer<typeof CodeGrant>;
+export type CodeGrant = z.infer<typeof CodeGrant>;
 
 const Redemption = z.object({ fid: z.string(), sub: z.string(), tid: z.string() });
 type Redemption = z.infer<typeof Redemption>;

@@ -1,8 +1,10 @@
-import { audited, mergeFields } from '@keyway/audit';
+import { audited, mergeFields, type AuditScope } from '@keyway/audit';
+import type { AuthenticationContext } from '@keyway/contracts';
 import { InvalidRequest } from '@keyway/kit';
 import { authorize, requestedAccess, scopeOf } from '../grants/authorize.ts';
 import type { GrantContext, GrantOrigin } from '../grants/context.ts';
 import { authenticatePassword } from '../grants/password.ts';
+import type { CodeGrant } from './codes.ts';
 import type { PendingAuthorization, PendingAuthorizations } from './pending-requests.ts';
 
 /**
@@ -18,7 +20,8 @@ export async function signIn(
   origin: GrantOrigin,
   pending: { id: string; request: PendingAuthorization },
   credentials: { email: string; password: string },
-): Promise<string> {
+  hold?: HoldCode,
+): Promise<string | undefined> {
   const { request } = pending;
   return audited(
     context,
@@ -31,22 +34,51 @@ export async function signIn(
     async (audit) => {
       await context.noise.admit(origin.source);
       const subject = await authenticatePassword(context, origin, audit, credentials.email, credentials.password);
-      const { roles, access, rights, releases } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope, context.settings));
-      if (!(await context.pending.close(pending.id))) throw new InvalidRequest('this sign-in has already been completed', 'the pending request was closed by a concurrent post');
-      const scope = scopeOf(access);
-      const { code, id } = await context.codes.issue({
-        client_id: request.client_id,
-        redirect_uri: request.redirect_uri,
-        code_challenge: request.code_challenge,
-        sub: subject.sub,
-        tid: subject.tenant,
-        roles,
-        scope,
-        rights,
-        releases,
-      });
-      audit.note({ detail: { code_id: id, scope: scope.slice(0, 512) } });
-      return code;
+      return codeFor(context, audit, pending, subject, { amr: ['pwd'], auth_time: Math.floor(Date.now() / 1000) }, hold);
     },
   );
+}
+
+/**
+ * Keeps a signed-in person's code grant instead of issuing the code, to show a step first (the
+ * passkey enrolment offer); answers whether it did. The step issues the code when it ends.
+ */
+export type HoldCode = (grant: CodeGrant) => Promise<boolean>;
+
+/**
+ * After any authentication (password, passkey): authorize at the entitlement service as the password
+ * grant does, end the pending request (single use) and issue a code bound to it, carrying how the
+ * person authenticated. With `hold`, the grant may be kept for a step first (undefined: no code yet).
+ */
+export async function codeFor(
+  context: GrantContext & { pending: PendingAuthorizations },
+  audit: AuditScope,
+  pending: { id: string; request: PendingAuthorization },
+  subject: { sub: string; tenant: string },
+  authentication: AuthenticationContext,
+  hold?: HoldCode,
+): Promise<string | undefined> {
+  const { request } = pending;
+  const { roles, access, rights, releases } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope, context.settings));
+  if (!(await context.pending.close(pending.id))) throw new InvalidRequest('this sign-in has already been completed', 'the pending request was closed by a concurrent post');
+  const scope = scopeOf(access);
+  const grant = {
+    client_id: request.client_id,
+    redirect_uri: request.redirect_uri,
+    code_challenge: request.code_challenge,
+    sub: subject.sub,
+    tid: subject.tenant,
+    roles,
+    scope,
+    rights,
+    releases,
+    authentication,
+  };
+  if (hold && (await hold(grant))) {
+    audit.note({ detail: { code_id: 'held', held_for: 'passkey_enrolment', scope: scope.slice(0, 512) } });
+    return undefined;
+  }
+  const { code, id } = await context.codes.issue(grant);
+  audit.note({ detail: { code_id: id, scope: scope.slice(0, 512), amr: authentication.amr.join(' ') } });
+  return code;
 }

@@ -6,10 +6,11 @@ import { AuthorizationRequest, pasRoutes } from '@keyway/contracts';
 import { bindRoute, InvalidRequest, OAuthError, outageAnswer, requireBodyType, toErrorBody } from '@keyway/kit';
 import { scopeFor, type BrowserClient, type BrowserClientRegistry } from '../authorization/clients.ts';
 import { errorPage, loginPage, sendPage } from '../authorization/pages.ts';
-import { sha256, unguessable, type PendingAuthorizations } from '../authorization/pending-requests.ts';
+import { passkeyOffer, type PasskeyEnrolments } from '../authorization/passkeys.ts';
+import { sha256, unguessable, type PendingAuthorization, type PendingAuthorizations } from '../authorization/pending-requests.ts';
 import { signIn } from '../authorization/sign-in.ts';
 import { requestedAccess } from '../grants/authorize.ts';
-import type { GrantContext } from '../grants/context.ts';
+import type { GrantContext, GrantOrigin } from '../grants/context.ts';
 import { sourceOf } from '../throttling/login-throttle.ts';
 import { noStore, rejectDuplicateParams } from './token.ts';
 
@@ -21,7 +22,7 @@ import { noStore, rejectDuplicateParams } from './token.ts';
 const BROWSER_COOKIE = '__Host-keyway-browser';
 const BROWSER_COOKIE_VALUE = new RegExp(`(?:^|;\\s*)${BROWSER_COOKIE}=([A-Za-z0-9_-]{43})(?:;|$)`);
 
-const FORM_REFUSED = 'this sign-in form is not valid or has expired: start the sign-in again from the application';
+export const FORM_REFUSED = 'this sign-in form is not valid or has expired: start the sign-in again from the application';
 const LOGIN_FAILED = 'The email or password is incorrect.';
 
 const browserOf = (req: Request): string | undefined => BROWSER_COOKIE_VALUE.exec(req.get('cookie') ?? '')?.[1];
@@ -41,7 +42,7 @@ const firstIssue = (error: z.ZodError): string => {
  * Redirects to the client (303: the browser follows with GET, also after the form's POST), every
  * answer with RFC 9207 `iss`, and `state` exactly as the client sent it when it sent one.
  */
-function redirectTo(res: Response, redirectUri: string, params: Record<string, string | undefined>): void {
+export function redirectTo(res: Response, redirectUri: string, params: Record<string, string | undefined>): void {
   const url = new URL(redirectUri);
   for (const [name, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(name, value);
   res.redirect(303, url.href);
@@ -63,7 +64,7 @@ function registeredRedirect(clients: BrowserClientRegistry, query: Record<string
 }
 
 /** Refusals of these routes are a page for a browser; the JSON error body otherwise (the kit's error handler). */
-const browserRefusal: ErrorRequestHandler = (err, req, res, next) => {
+export const browserRefusal: ErrorRequestHandler = (err, req, res, next) => {
   const refusal = outageAnswer(err) ?? err;
   if (!(refusal instanceof OAuthError) || !prefersHtml(req) || res.headersSent) return next(err);
   req.log.info('request refused', { method: req.method, path: req.path, status: refusal.status, error: refusal.code, detail: refusal.detail });
@@ -72,12 +73,69 @@ const browserRefusal: ErrorRequestHandler = (err, req, res, next) => {
   sendPage(res, status, errorPage(body.error, body.error_description));
 };
 
+/** The pending request a form names, posted by the browser that was served its page (CSRF), and its client. */
+export async function boundRequest(context: GrantContext & { pending: PendingAuthorizations }, req: Request, id: string): Promise<{ request: PendingAuthorization; client: BrowserClient }> {
+  const request = await context.pending.find(id);
+  if (!request) throw new InvalidRequest(FORM_REFUSED, 'no such pending authorization request');
+  requireBrowser(req, request.browser);
+  const client = context.browserClients.get(request.client_id);
+  if (!client) throw new InvalidRequest(FORM_REFUSED, 'the client is no longer registered');
+  return { request, client };
+}
+
+/** The page's cookie must come with its form: another site cannot make the browser post it (CSRF). `bound`: the cookie's hash the page was served with. */
+export function requireBrowser(req: Request, bound: string): void {
+  const browser = browserOf(req);
+  if (browser === undefined || !timingSafeEqual(Buffer.from(sha256(browser)), Buffer.from(bound))) {
+    throw new InvalidRequest(FORM_REFUSED, 'the form came without the browser binding cookie of its page');
+  }
+}
+
+/**
+ * Runs a sign-in form's work (password or passkey) and answers: a redirect to the client with the
+ * code, or with access_denied when the person is known but not authorized; the login page again for
+ * a failed or throttled login, with one message whatever the reason. `run` answers undefined when it
+ * has answered itself (a step before the code).
+ */
+export async function answerSignIn(
+  context: GrantContext & { pending: PendingAuthorizations },
+  req: Request,
+  res: Response,
+  pending: { id: string; request: PendingAuthorization; client: BrowserClient },
+  email: string | undefined,
+  run: (origin: GrantOrigin) => Promise<string | undefined>,
+  failedMessage = LOGIN_FAILED,
+): Promise<void> {
+  const { request, client } = pending;
+  const back = (params: Record<string, string>) => redirectTo(res, request.redirect_uri, { ...params, state: request.state, iss: context.settings.issuer });
+  const origin = { fields: requestFields(req), source: sourceOf(req), log: req.log };
+  try {
+    const code = await run(origin);
+    if (code !== undefined) back({ code });
+  } catch (err) {
+    if (!(err instanceof OAuthError)) throw err;
+    // RFC 6749 §4.1.2.1: the person is known but not authorized for this client: the client is told so
+    if (err.code === 'access_denied') {
+      await context.pending.close(pending.id);
+      return back({ error: 'access_denied', error_description: errorDescription(err.description) });
+    }
+    // a failed or throttled login: the page again, with one message for a wrong password and an unknown account
+    if ((err.code === 'invalid_grant' || err.status === 429) && prefersHtml(req)) {
+      const message = err.status === 429 ? `Too many failed sign-ins. Try again in ${err.headers['Retry-After'] ?? 'a few'} seconds.` : failedMessage;
+      res.set(err.headers);
+      const page = loginPage({ request: pending.id, client: client.client_name ?? client.client_id, action: pasRoutes.login.path, message, ...(email !== undefined && { email }) });
+      return sendPage(res, err.status, page, new URL(request.redirect_uri).origin);
+    }
+    throw err;
+  }
+}
+
 /**
  * GET /oauth2/authorize (RFC 6749 §4.1.1, RFC 7636 S256, RFC 9207) and the form of its login page,
  * POST /oauth2/login. A valid request is kept as a pending request and answered with the page; the
  * form's success redirects to the client with a single-use code (grants/authorization_code.ts).
  */
-export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations }): Router {
+export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations; enrolments: PasskeyEnrolments }): Router {
   const router = Router();
   const { issuer } = context.settings;
 
@@ -115,35 +173,14 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
 
   bindRoute(router, pasRoutes.login, noStore, requireBodyType(pasRoutes.login), rejectDuplicateParams, async (req, res, input) => {
     const form = input.body();
-    const request = await context.pending.find(form.request);
-    const browser = browserOf(req);
-    if (!request) throw new InvalidRequest(FORM_REFUSED, 'no such pending authorization request');
-    // the page's cookie must come with its form: another site cannot make the browser post it (CSRF)
-    if (browser === undefined || !timingSafeEqual(Buffer.from(sha256(browser)), Buffer.from(request.browser))) {
-      throw new InvalidRequest(FORM_REFUSED, 'the form came without the browser binding cookie of its page');
-    }
-    const client = context.browserClients.get(request.client_id);
-    if (!client) throw new InvalidRequest(FORM_REFUSED, 'the client is no longer registered');
-    const back = (params: Record<string, string>) => redirectTo(res, request.redirect_uri, { ...params, state: request.state, iss: issuer });
-    const origin = { fields: requestFields(req), source: sourceOf(req), log: req.log };
-    try {
-      back({ code: await signIn(context, origin, { id: form.request, request }, form) });
-    } catch (err) {
-      if (!(err instanceof OAuthError)) throw err;
-      // RFC 6749 §4.1.2.1: the person is known but not authorized for this client: the client is told so
-      if (err.code === 'access_denied') {
-        await context.pending.close(form.request);
-        return back({ error: 'access_denied', error_description: errorDescription(err.description) });
-      }
-      // a failed or throttled login: the page again, with one message for a wrong password and an unknown account
-      if ((err.code === 'invalid_grant' || err.status === 429) && prefersHtml(req)) {
-        const message = err.status === 429 ? `Too many failed sign-ins. Try again in ${err.headers['Retry-After'] ?? 'a few'} seconds.` : LOGIN_FAILED;
-        res.set(err.headers);
-        const page = loginPage({ request: form.request, client: client.client_name ?? client.client_id, action: pasRoutes.login.path, message, email: form.email });
-        return sendPage(res, err.status, page, new URL(request.redirect_uri).origin);
-      }
-      throw err;
-    }
+    const { request, client } = await boundRequest(context, req, form.request);
+    const offer = form.offer_passkey ? passkeyOffer(context, request, form.email, req.log) : undefined;
+    await answerSignIn(context, req, res, { id: form.request, request, client }, form.email, async (origin) => {
+      const code = await signIn(context, origin, { id: form.request, request }, { email: form.email, password: form.password }, offer?.hold);
+      // signed in, the code held: the passkey enrolment offer first
+      if (code === undefined) offer?.show(res);
+      return code;
+    });
   });
 
   router.use(browserRefusal);

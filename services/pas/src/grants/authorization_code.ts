@@ -57,6 +57,7 @@ export const authorization_code: Grant<'authorization_code'> = {
       audit,
       { sub: grant.sub, tid: grant.tid, roles: grant.roles, access: grantedAccess(grant.scope), rights: grant.rights, releases: grant.releases, client_id: grant.client_id },
       { fid, jkt },
+      grant.authentication,
     );
     if (await context.codes.reused(params.code)) {
       await revokeIssued(fid, grant.tid);

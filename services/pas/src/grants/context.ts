@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import type { FeedRights, ReleaseRights } from '@keyway/contracts';
+import type { AuthenticationContext, FeedRights, ReleaseRights } from '@keyway/contracts';
+import { acrOf } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
@@ -97,6 +98,8 @@ export async function issuePair(
    * redemption names it first); jkt: the DPoP key the family is bound to (RFC 9449 §5), which both tokens name in cnf.
    */
   family?: { fid?: string | undefined; spentJti?: string | undefined; jkt?: string | undefined },
+  /** how the person authenticated (OpenID Connect Core §2 amr, acr, auth_time), when the grant knows it (a code from the login page) */
+  authentication?: AuthenticationContext,
 ): Promise<TokenResponse> {
   const { signer, settings, families } = context;
   const scope = scopeOf(subject.access);
@@ -109,6 +112,7 @@ export async function issuePair(
     ...(subject.access.kind === 'feeds' && { rights: subject.rights }),
     ...(subject.access.kind === 'releases' && { releases: subject.releases ?? {} }),
     ...(family?.jkt !== undefined && { cnf: { jkt: family.jkt } }),
+    ...(authentication && { amr: authentication.amr, acr: acrOf(authentication.amr), auth_time: authentication.auth_time }),
   };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
