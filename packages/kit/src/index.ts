@@ -14,3 +14,4 @@ export * from './route.ts';
 export * from './change-events.ts';
 export * from './redis-acl.ts';
 export * from './html.ts';
+export * from './totp.ts';

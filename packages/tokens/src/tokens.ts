@@ -51,6 +51,14 @@ const BaseClaims = z.object({
    * readers parse it with: tokenReleaseRights).
    */
   releases: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * How and when the holder authenticated (OpenID Connect Core §2, contracts AuthenticationContext):
+   * RFC 8176 methods, the assurance level, the time of the login; kept unchanged by refreshes. Absent
+   * on tokens issued before they existed (read as a single factor, authenticated at iat).
+   */
+  amr: z.array(z.string()).optional(),
+  acr: z.string().optional(),
+  auth_time: z.number().int().optional(),
 });
 /** fid: the refresh family (session) the access token belongs to, so revoking the family deactivates it at introspection. */
 export const AccessClaims = BaseClaims.extend({ client_id: z.string(), fid: z.string().min(1).optional() });
@@ -66,6 +74,9 @@ export interface Subject {
   client_id: string;
   rights?: Record<string, string>;
   releases?: Record<string, unknown>;
+  amr?: string[];
+  acr?: string;
+  auth_time?: number;
 }
 
 export interface IssuedToken {

@@ -2,19 +2,25 @@ import type { Express } from 'express';
 import { idpApi, VENDOR_TENANT } from '@keyway/contracts';
 import { createAuditLog, type AuditDb } from '@keyway/audit';
 import { createBaseApp, finishApp, type BearerVerifier, type Logger } from '@keyway/kit';
+import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
 import { clientKeyRepository } from './credentials/client-keys.ts';
 import { internalChanges } from './credentials/internal-changes.ts';
 import { credentialRepository } from './credentials/repository.ts';
+import { secondFactorCheck } from './credentials/second-factor-check.ts';
+import { secondFactors } from './credentials/second-factors.ts';
 import { DEFAULT_VERIFICATION_LIMITS, verificationGuard, type VerificationLimits } from './credentials/verification-guard.ts';
 import { assertionRoutes } from './routes/assertion.ts';
 import { clientKeyRoutes } from './routes/client-keys.ts';
 import { credentialRoutes } from './routes/credentials.ts';
 import { passwordRoutes } from './routes/password.ts';
+import { secondFactorRoutes } from './routes/second-factor.ts';
 
 export interface IdpDeps {
-  /** the system of record: password hashes and registered client public keys */
+  /** the system of record: password hashes, registered client public keys, second factors (TOTP secrets sealed) */
   records: Store;
+  /** seals TOTP secrets at rest (KEYWAY_KEK_FILE), as PAS's signing keys and PAC's SAS keys */
+  kek: Keyring;
   /** hot, expiring state: verification failure counters */
   store: Store;
   /** where it appends its audit stream "idp": its database, as its own role */
@@ -49,10 +55,14 @@ export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
   // One idp stream: failed verifications (throttled per account, aggregated) and credential changes (issue 9).
   const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'idp', logger: deps.logger });
   const guard = verificationGuard(deps.store, audit, deps.logger, { ...DEFAULT_VERIFICATION_LIMITS, ...options.verification });
-  app.use(passwordRoutes(credentials, guard));
+  // the issuer name authenticator apps show next to the account
+  const factors = secondFactors(deps.records, deps.kek, { issuer: 'Keyway' });
+  const check = secondFactorCheck(factors, guard, audit);
+  app.use(passwordRoutes(credentials, guard, check));
+  app.use(secondFactorRoutes({ credentials, guard, factors, check, audit }));
   app.use(assertionRoutes(credentials, clientKeys, guard));
   const changes = internalChanges({ audit, operatorTenant: deps.operatorTenant ?? VENDOR_TENANT, operatorProof: deps.operatorProof });
-  app.use(credentialRoutes(credentials, clientKeys, changes));
+  app.use(credentialRoutes(credentials, clientKeys, changes, factors));
   app.use(clientKeyRoutes(credentials, clientKeys, changes));
   return Object.assign(finishApp(app, deps.logger), { close: () => guard.close() });
 }

@@ -1,5 +1,5 @@
 import { pasClient } from '@keyway/clients';
-import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { pasKeysCache, serviceKeyring, serviceResources, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { IdpConfig } from './config.ts';
@@ -12,6 +12,7 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
   const records = await resources.records();
   const store = await resources.store();
   const auditDb = await resources.auditDatabase();
+  const kek = await serviceKeyring(config, logger);
   const verification = {
     hashConcurrency: config.SCRYPT_CONCURRENCY,
     hashQueue: config.SCRYPT_QUEUE,
@@ -26,6 +27,6 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
       ? operatorProofChecker({ pasIssuer: PAS_URL, entitlementUrl: ENTITLEMENT_URL, clockToleranceSec: config.CLOCK_TOLERANCE_SEC, keys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)) })
       : undefined;
   if (!operatorProof) logger.warn('PAS_URL and ENTITLEMENT_URL unset: operator accounts’ credentials cannot be replaced');
-  const app = createApp({ records, store, auditDb, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification });
+  const app = createApp({ records, kek, store, auditDb, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification });
   return { app, records, store, close: [() => app.close(), ...resources.close] };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SigningKeyList, SigningKeyRotation } from '../keys.ts';
-import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
+import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, LoginOtpForm, TokenHintRequest, TotpEnrolmentForm, TokenRequest, TokenResponse } from '../pas.ts';
+import { TotpEnrolment } from '../idp.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
@@ -28,7 +29,25 @@ export const pasRoutes = {
     responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
     errors: [400, 415, 429, 503],
   }),
-  token: route({ method: 'post', path: '/oauth2/token', summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt, §4.1.3 authorization_code with RFC 7636 PKCE)', body: { schema: TokenRequest, types: FORM }, responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') }, errors: [400, 401, 403, 415, 429, 503] }),
+  loginOtp: route({
+    method: 'post',
+    path: '/oauth2/login/otp',
+    summary: 'the login page’s second step (issue 14): a TOTP or recovery code, after a correct password for an account with a second factor (always for scope operator)',
+    description: `Needs the pending request and its cookie, as the first step. A wrong code answers the code page again (400; 429 when throttled); success continues as the first step does. ${BROWSER_ERRORS}`,
+    body: { schema: LoginOtpForm, types: FORM },
+    responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
+    errors: [400, 415, 429, 503],
+  }),
+  enrolTotp: route({
+    method: 'post',
+    path: '/v1/mfa/totp',
+    summary: 'Keyway extension: enrol a TOTP second factor (username, password; otp = a current code or a recovery code when one is enrolled already)',
+    description: 'The first factor of an account is enrolled on trust (whoever knows the password first, like Keycloak’s Configure OTP required action); replacing it needs the current factor. Throttled as a login. The secret and the ten recovery codes are answered once (Cache-Control: no-store).',
+    body: { schema: TotpEnrolmentForm, types: FORM },
+    responses: { 200: jsonResponse(TotpEnrolment, 'the factor (shown once)') },
+    errors: [400, 415, 429, 503],
+  }),
+  token: route({ method: 'post', path: '/oauth2/token', summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt, §4.1.3 authorization_code with RFC 7636 PKCE)', body: { schema: TokenRequest, types: FORM }, responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') }, errors: [400, 401, 403, 415, 429, 503], description: 'Keyway extension of the password grant: `otp`, a TOTP code (RFC 6238) or a recovery code of the account’s second factor. `scope=operator` needs it (else 400 invalid_grant "the operator scope requires a second factor: send otp"); a wrong or spent code is the same invalid_grant as a wrong password. Every token carries `amr`, `acr` and `auth_time` (OpenID Connect Core §2); a refresh keeps them.' }),
   revoke: route({ method: 'post', path: '/oauth2/revoke', summary: 'RFC 7009 revocation: either token of a pair revokes its family; 200 for unknown tokens too', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: noBody('revoked, or nothing to revoke') }, errors: [400, 415] }),
   // PAC: refresh tokens at mint time and operator tokens at its admin API; the entitlement and audit services: operator tokens
   introspect: serviceOnly(['pac', 'entitlement', 'audit', 'releases'], route({ method: 'post', path: '/oauth2/introspect', summary: 'RFC 7662 introspection (PAC, the entitlement, audit and releases services)', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') }, errors: [400, 415] })),

@@ -46,7 +46,7 @@ export function verificationGuard(store: Store, audit: AuditLog, logger: Logger,
       await failed.count(account, 'too_many_requests');
       throw tooManyRequests(state, `${state.count} failed verifications of the account in the window`);
     },
-    async failed(account: string, reason: 'wrong_password' | 'unknown_account' | 'no_password' | 'invalid_assertion'): Promise<void> {
+    async failed(account: string, reason: 'wrong_password' | 'unknown_account' | 'no_password' | 'invalid_assertion' | 'no_second_factor' | 'wrong_code' | 'code_reused'): Promise<void> {
       await failures.hit(account);
       await failed.count(account, reason);
     },

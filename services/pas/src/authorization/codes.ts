@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FeedRights, ReleaseRights } from '@keyway/contracts';
+import { AuthenticationContext, FeedRights, ReleaseRights } from '@keyway/contracts';
 import type { Store } from '@keyway/store';
 import { sha256, unguessable } from './pending-requests.ts';
 
@@ -14,6 +14,8 @@ const CodeGrant = z.object({
   rights: FeedRights,
   /** scope releases: the release rights granted (absent in codes issued before releases existed) */
   releases: ReleaseRights.optional(),
+  /** how and when the person signed in on the login page (absent in codes issued before it existed: a password at redemption) */
+  authentication: AuthenticationContext.optional(),
 });
 /** What a code stands for: the client and redirect it was issued to, the PKCE challenge, and what the login was authorized for. */
 type CodeGrant = z.infer<typeof CodeGrant>;

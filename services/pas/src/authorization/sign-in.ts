@@ -1,9 +1,10 @@
-import { audited, mergeFields } from '@keyway/audit';
+import { audited, mergeFields, type AuditScope } from '@keyway/audit';
 import { InvalidRequest } from '@keyway/kit';
 import { authorize, requestedAccess, scopeOf } from '../grants/authorize.ts';
 import type { GrantContext, GrantOrigin } from '../grants/context.ts';
-import { authenticatePassword } from '../grants/password.ts';
+import type { AuthenticatedPerson } from '../grants/password.ts';
 import type { PendingAuthorization, PendingAuthorizations } from './pending-requests.ts';
+import type { SecondSteps } from './second-step.ts';
 
 /**
  * The login form's work, audited as one step like a token request (grants/token-request.ts):
@@ -14,10 +15,11 @@ import type { PendingAuthorization, PendingAuthorizations } from './pending-requ
  * authorization_code.failed.
  */
 export async function signIn(
-  context: GrantContext & { pending: PendingAuthorizations },
+  context: GrantContext & { pending: PendingAuthorizations; secondSteps: SecondSteps },
   origin: GrantOrigin,
   pending: { id: string; request: PendingAuthorization },
-  credentials: { email: string; password: string },
+  /** the form's authentication (second-step.ts: the password, then a code when the account needs one) */
+  authenticate: (audit: AuditScope) => Promise<AuthenticatedPerson>,
 ): Promise<string> {
   const { request } = pending;
   return audited(
@@ -30,7 +32,7 @@ export async function signIn(
     },
     async (audit) => {
       await context.noise.admit(origin.source);
-      const subject = await authenticatePassword(context, origin, audit, credentials.email, credentials.password);
+      const subject = await authenticate(audit);
       const { roles, access, rights, releases } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope, context.settings));
       if (!(await context.pending.close(pending.id))) throw new InvalidRequest('this sign-in has already been completed', 'the pending request was closed by a concurrent post');
       const scope = scopeOf(access);
@@ -44,6 +46,7 @@ export async function signIn(
         scope,
         rights,
         releases,
+        authentication: subject.authentication,
       });
       audit.note({ detail: { code_id: id, scope: scope.slice(0, 512) } });
       return code;

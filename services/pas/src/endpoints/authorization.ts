@@ -7,6 +7,8 @@ import { bindRoute, InvalidRequest, OAuthError, outageAnswer, requireBodyType, t
 import { scopeFor, type BrowserClient, type BrowserClientRegistry } from '../authorization/clients.ts';
 import { errorPage, loginPage, sendPage } from '../authorization/pages.ts';
 import { sha256, unguessable, type PendingAuthorizations } from '../authorization/pending-requests.ts';
+import { codePage } from '../authorization/code-page.ts';
+import { codeStep, passwordStep, SecondFactorPending, type SecondSteps } from '../authorization/second-step.ts';
 import { signIn } from '../authorization/sign-in.ts';
 import { requestedAccess } from '../grants/authorize.ts';
 import type { GrantContext } from '../grants/context.ts';
@@ -23,6 +25,7 @@ const BROWSER_COOKIE_VALUE = new RegExp(`(?:^|;\\s*)${BROWSER_COOKIE}=([A-Za-z0-
 
 const FORM_REFUSED = 'this sign-in form is not valid or has expired: start the sign-in again from the application';
 const LOGIN_FAILED = 'The email or password is incorrect.';
+const CODE_FAILED = 'The code is incorrect or has been used already.';
 
 const browserOf = (req: Request): string | undefined => BROWSER_COOKIE_VALUE.exec(req.get('cookie') ?? '')?.[1];
 
@@ -77,7 +80,7 @@ const browserRefusal: ErrorRequestHandler = (err, req, res, next) => {
  * POST /oauth2/login. A valid request is kept as a pending request and answered with the page; the
  * form's success redirects to the client with a single-use code (grants/authorization_code.ts).
  */
-export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations }): Router {
+export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations; secondSteps: SecondSteps }): Router {
   const router = Router();
   const { issuer } = context.settings;
 
@@ -113,9 +116,14 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
     sendPage(res, 200, loginPage({ request: id, client: client.client_name ?? client.client_id, action: pasRoutes.login.path }), new URL(redirectUri).origin);
   });
 
-  bindRoute(router, pasRoutes.login, noStore, requireBodyType(pasRoutes.login), rejectDuplicateParams, async (req, res, input) => {
-    const form = input.body();
-    const request = await context.pending.find(form.request);
+  /**
+   * Both steps of the login form: the pending request must exist and come with its browser cookie;
+   * success redirects with a code, a denial with access_denied; a wrong password or code shows the
+   * page again (one message for a wrong password and an unknown account); a correct password of an
+   * account with a second factor shows the code page (authorization/second-step.ts).
+   */
+  const loginStep = async (req: Request, res: Response, requestId: string, step: 'password' | 'code', form: { email?: string; password?: string; otp?: string }) => {
+    const request = await context.pending.find(requestId);
     const browser = browserOf(req);
     if (!request) throw new InvalidRequest(FORM_REFUSED, 'no such pending authorization request');
     // the page's cookie must come with its form: another site cannot make the browser post it (CSRF)
@@ -126,24 +134,43 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
     if (!client) throw new InvalidRequest(FORM_REFUSED, 'the client is no longer registered');
     const back = (params: Record<string, string>) => redirectTo(res, request.redirect_uri, { ...params, state: request.state, iss: issuer });
     const origin = { fields: requestFields(req), source: sourceOf(req), log: req.log };
+    const clientName = client.client_name ?? client.client_id;
+    const redirectOrigin = new URL(request.redirect_uri).origin;
+    const authenticate =
+      step === 'password'
+        ? passwordStep(context, origin, { id: requestId, scope: request.scope }, { email: form.email ?? '', password: form.password ?? '' })
+        : codeStep(context, origin, requestId, form.otp ?? '');
     try {
-      back({ code: await signIn(context, origin, { id: form.request, request }, form) });
+      back({ code: await signIn(context, origin, { id: requestId, request }, authenticate) });
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
       // RFC 6749 §4.1.2.1: the person is known but not authorized for this client: the client is told so
       if (err.code === 'access_denied') {
-        await context.pending.close(form.request);
+        await context.pending.close(requestId);
         return back({ error: 'access_denied', error_description: errorDescription(err.description) });
       }
+      if (err instanceof SecondFactorPending) return sendPage(res, 200, codePage({ request: requestId, client: clientName, action: pasRoutes.loginOtp.path }), redirectOrigin);
       // a failed or throttled login: the page again, with one message for a wrong password and an unknown account
       if ((err.code === 'invalid_grant' || err.status === 429) && prefersHtml(req)) {
-        const message = err.status === 429 ? `Too many failed sign-ins. Try again in ${err.headers['Retry-After'] ?? 'a few'} seconds.` : LOGIN_FAILED;
+        const message = err.status === 429 ? `Too many failed sign-ins. Try again in ${err.headers['Retry-After'] ?? 'a few'} seconds.` : step === 'code' ? CODE_FAILED : LOGIN_FAILED;
         res.set(err.headers);
-        const page = loginPage({ request: form.request, client: client.client_name ?? client.client_id, action: pasRoutes.login.path, message, email: form.email });
-        return sendPage(res, err.status, page, new URL(request.redirect_uri).origin);
+        const page =
+          step === 'code' && (await context.secondSteps.find(requestId))
+            ? codePage({ request: requestId, client: clientName, action: pasRoutes.loginOtp.path, message })
+            : loginPage({ request: requestId, client: clientName, action: pasRoutes.login.path, message, email: form.email });
+        return sendPage(res, err.status, page, redirectOrigin);
       }
       throw err;
     }
+  };
+
+  bindRoute(router, pasRoutes.login, noStore, requireBodyType(pasRoutes.login), rejectDuplicateParams, async (req, res, input) => {
+    const form = input.body();
+    await loginStep(req, res, form.request, 'password', form);
+  });
+  bindRoute(router, pasRoutes.loginOtp, noStore, requireBodyType(pasRoutes.loginOtp), rejectDuplicateParams, async (req, res, input) => {
+    const form = input.body();
+    await loginStep(req, res, form.request, 'code', form);
   });
 
   router.use(browserRefusal);

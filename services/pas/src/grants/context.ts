@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { TokenRequest, TokenResponse } from '@keyway/contracts';
+import { acrOf, type AuthenticationContext, type TokenRequest, type TokenResponse } from '@keyway/contracts';
 import type { FeedRights, ReleaseRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
@@ -83,6 +83,8 @@ export async function issuePair(
   context: GrantContext,
   audit: AuditScope,
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; releases?: ReleaseRights; client_id: string },
+  /** how and when the holder authenticated: the login's, or (a refresh) the presented token's unchanged */
+  authentication: AuthenticationContext,
   /** the family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's redemption names it first) */
   family?: { fid: string; spentJti?: string | undefined },
 ): Promise<TokenResponse> {
@@ -94,6 +96,10 @@ export async function issuePair(
     roles: subject.roles,
     scope,
     client_id: subject.client_id,
+    // OpenID Connect Core §2: the admin APIs demand acr mfa and a recent auth_time (RFC 9470 step-up)
+    amr: authentication.amr,
+    acr: acrOf(authentication.amr),
+    auth_time: authentication.auth_time,
     ...(subject.access.kind === 'feeds' && { rights: subject.rights }),
     ...(subject.access.kind === 'releases' && { releases: subject.releases ?? {} }),
   };
@@ -109,7 +115,7 @@ export async function issuePair(
     await families.start({ fid, sub: subject.sub, tid: subject.tid, scope }, refresh.jti, ttlMs);
   }
   const spent: Record<string, string> = family?.spentJti !== undefined ? { spent_jti: family.spentJti } : {};
-  audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), ...spent } });
+  audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), amr: authentication.amr.join(' '), ...spent } });
   return {
     access_token: access.token,
     token_type: 'Bearer',
@@ -119,6 +125,9 @@ export async function issuePair(
     scope,
   };
 }
+
+/** Seconds since the epoch on the token clock (TokenSettings.now): auth_time of a login happening now. */
+export const authTimeNow = (settings: TokenSettings): number => Math.floor((settings.now?.() ?? Date.now()) / 1000);
 
 /** Another refresh of the same token rotated the family first. */
 export class FamilyRaceLost extends Error {
