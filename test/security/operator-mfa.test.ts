@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
-import { ACR_MULTI_FACTOR, ACR_SINGLE_FACTOR, VENDOR_TENANT } from '@keyway/contracts';
+import { ACR_MULTI_FACTOR, ACR_SINGLE_FACTOR, AMR, VENDOR_TENANT } from '@keyway/contracts';
 import { secretOfOtpauthUri, totpAt, totpStep } from '@keyway/kit';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { openLoginPage, PASSWORD, postLoginForm, provisionReleaseTenant, provisionTenant, rawClient } from '../helpers.ts';
@@ -52,6 +52,7 @@ describe('operator login needs a second factor (password grant, Keyway extension
     const tokens = await operatorLogin(suite, email);
     const claims = decodeJwt(tokens.access_token);
     expect(claims).toMatchObject({ sub: user.id, tid: VENDOR_TENANT, scope: 'operator', acr: ACR_MULTI_FACTOR, amr: ['pwd', 'otp', 'mfa'] });
+    expect(AMR).toEqual(expect.arrayContaining(claims.amr as string[]));
     expect(claims.auth_time).toBeGreaterThanOrEqual(before);
     expect(claims.auth_time).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
     expect(decodeJwt(tokens.refresh_token)).toMatchObject({ acr: ACR_MULTI_FACTOR, amr: ['pwd', 'otp', 'mfa'], auth_time: claims.auth_time });
@@ -121,7 +122,10 @@ describe('TOTP enrolment (POST /v1/mfa/totp, `keyway mfa enroll`)', () => {
     expect(thief.status).toBe(400);
     expect(thief.data).toEqual({ error: 'invalid_grant', error_description: 'a second factor is enrolled: send a current code (otp) or a recovery code to replace it' });
     expect((await enrol({ otp: '999999' })).data.error).toBe('invalid_grant');
-    expect((await enrol({ password: 'not the password at all', otp: enrolment.recovery_codes[0]! })).data).toEqual({ error: 'invalid_grant', error_description: 'the username, password or code is incorrect' });
+    expect((await enrol({ password: 'not the password at all', otp: enrolment.recovery_codes[0]! })).data).toEqual({
+      error: 'invalid_grant',
+      error_description: 'the username, password or code is incorrect',
+    });
 
     const owner = await enrol({ otp: totpAt(secretOfOtpauthUri(enrolment.otpauth_uri), totpStep(Date.now())) });
     expect(owner.status).toBe(200);

@@ -9,7 +9,9 @@ import { createPgStore, StoreUnavailableError, type Store } from '@keyway/store'
  * may write both schemas (the migrator's): the one place that knows where the keys live.
  */
 const KeyStoreEnv = z.object({
-  DATABASE_URL: z.url({ error: 'required: the PostgreSQL PAS, PAC and the IdP keep their sealed keys in, as a role that may write keyway_pas, keyway_pac and keyway_idp (e.g. the one `keyway db migrate` uses)' }),
+  DATABASE_URL: z.url({
+    error: 'required: the PostgreSQL PAS, PAC and the IdP keep their sealed keys in, as a role that may write keyway_pas, keyway_pac and keyway_idp (e.g. the one `keyway db migrate` uses)',
+  }),
   STORE_PREFIX: z
     .string()
     .regex(/^[a-z0-9:_-]{1,64}$/)

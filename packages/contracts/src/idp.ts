@@ -6,7 +6,11 @@ import { Email, TenantId } from './common.ts';
  * A second factor's one-time code: a TOTP code (6 digits) or a recovery code (16 base32 letters, with
  * or without dashes). Keyway extension of the password grant (form parameter `otp`).
  */
-export const OneTimeCode = z.string().min(6).max(64).regex(/^[A-Za-z0-9 -]+$/, 'otp must be a 6-digit code or a recovery code');
+export const OneTimeCode = z
+  .string()
+  .min(6)
+  .max(64)
+  .regex(/^[A-Za-z0-9 -]+$/, 'otp must be a 6-digit code or a recovery code');
 
 export const PasswordCheck = z.object({ email: Email, password: z.string().min(1).max(1024), otp: OneTimeCode.optional() });
 export type PasswordCheck = z.infer<typeof PasswordCheck>;
@@ -26,8 +30,6 @@ export type PasswordSubject = z.infer<typeof PasswordSubject>;
 /** PAS → IdP: the login page's second step, once PAS has verified the account's password. */
 export const OtpCheck = z.object({ sub: z.string().min(1).max(128), otp: OneTimeCode });
 
-/** PAS → IdP: enrol a TOTP factor; `otp` (a current code or a recovery code) is required when one is enrolled already. */
-export const TotpEnrolmentRequest = PasswordCheck;
 /** Shown once: the secret as an otpauth:// URI (and in base32 for typing), and ten single-use recovery codes. */
 export const TotpEnrolment = z.object({
   otpauth_uri: z.string(),

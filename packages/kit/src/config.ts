@@ -138,7 +138,9 @@ export const stepUpConfig = {
     .positive()
     .max(86_400)
     .default(300)
-    .describe('destructive admin actions (tenant delete, signing-key and SAS key rotation) need an operator login with a second factor at most this many seconds old (auth_time); else 401 insufficient_user_authentication'),
+    .describe(
+      'destructive admin actions (tenant delete, signing-key and SAS key rotation) need an operator login with a second factor at most this many seconds old (auth_time); else 401 insufficient_user_authentication',
+    ),
 };
 
 /** Knobs of a service that verifies tokens against PAS's published keys (remoteKeySet in @keyway/tokens). */

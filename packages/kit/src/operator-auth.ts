@@ -32,9 +32,7 @@ export type BearerVerifier = (token: string) => Promise<BearerCheck>;
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
 /** Who passed requireOperator: set on the request for the audit trail (the actor of an admin change). */
-export type OperatorIdentity =
-  | { via: 'certificate'; cn: string }
-  | { via: 'bearer'; sub: string; tenant: string; jti: string; acr?: string | undefined; authTime?: number | undefined };
+export type OperatorIdentity = { via: 'certificate'; cn: string } | { via: 'bearer'; sub: string; tenant: string; jti: string; acr?: string | undefined; authTime?: number | undefined };
 
 declare global {
   namespace Express {
@@ -137,8 +135,7 @@ export function requireRecentAuthentication(options: RecentAuthentication): Requ
     if (!operator) return next(new AccessDenied('operator authentication is required', 'step-up without requireOperator before it'));
     const refusal = stepUpRefusal(operator, options);
     if (!refusal) return next();
-    const description =
-      refusal === 'acr' ? 'this action requires a login with a second factor' : `this action requires a login with a second factor within the last ${options.maxAgeSec} seconds`;
+    const description = refusal === 'acr' ? 'this action requires a login with a second factor' : `this action requires a login with a second factor within the last ${options.maxAgeSec} seconds`;
     try {
       await options.onRefused?.(req, { sub: operator.sub, tenant: operator.tenant, jti: operator.jti, reason: refusal });
     } catch (err) {

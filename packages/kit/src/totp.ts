@@ -6,7 +6,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  * tests compute codes with it.
  */
 export const TOTP_PERIOD_SEC = 30;
-export const TOTP_DIGITS = 6;
+const TOTP_DIGITS = 6;
 /** RFC 4226 §4 R6: at least 128 bits, 160 recommended (the HMAC-SHA-1 block). */
 const SECRET_BYTES = 20;
 

@@ -79,7 +79,10 @@ export const refresh_token: Grant<'refresh_token'> = {
       if (asked.kind === 'releases' && Object.keys(releases).length === 0) await noLongerAuthorized('product_not_entitled', 'none of the token’s release rights remain');
     }
     try {
-      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, authenticationOf(claims), { fid: claims.fid, spentJti: claims.jti });
+      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, authenticationOf(claims), {
+        fid: claims.fid,
+        spentJti: claims.jti,
+      });
     } catch (err) {
       // Exactly one of concurrent refreshes of the same token wins; the others are refused without
       // revoking the family, since they presented the token while it was still current.

@@ -3,7 +3,7 @@ import type { AuthenticationContext } from '@keyway/contracts';
 import { InvalidGrant } from '@keyway/kit';
 import type { Access } from './authorize.ts';
 
-export const SECOND_FACTOR_REQUIRED = 'the operator scope requires a second factor: send otp';
+const SECOND_FACTOR_REQUIRED = 'the operator scope requires a second factor: send otp';
 
 /**
  * Issue 14: an operator login needs a second factor (amr mfa: a TOTP or recovery code with the
