@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import { ACR_MULTI_FACTOR, ACR_SINGLE_FACTOR, AMR, VENDOR_TENANT } from '@keyway/contracts';
 import { secretOfOtpauthUri, totpAt, totpStep } from '@keyway/kit';
+import { isSealed } from '@keyway/seal';
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { openLoginPage, PASSWORD, postLoginForm, provisionReleaseTenant, provisionTenant, rawClient } from '../helpers.ts';
 import { authorizationUrl, pkce } from '../lifecycle/authorization.ts';
@@ -137,6 +138,15 @@ describe('TOTP enrolment (POST /v1/mfa/totp, `keyway mfa enroll`)', () => {
     expect(enrolled.map((e) => e.detail?.replaced)).toEqual(['false', 'true']);
     // the trail holds no secret or code
     expect(JSON.stringify(enrolled)).not.toContain(enrolment.secret);
+    // at rest: the secret sealed under the KEK (bound to the account), the recovery codes as hashes only
+    const stored = JSON.parse((await suite.records.idp.get(`mfa:totp:${user.id}`))!) as { secret: string; recovery: string[] };
+    expect(isSealed(stored.secret)).toBe(true);
+    const raw = JSON.stringify(stored);
+    expect(raw).not.toContain(owner.data.secret);
+    expect(raw).not.toContain(secretOfOtpauthUri(owner.data.otpauth_uri).toString('hex'));
+    expect(raw).not.toContain(secretOfOtpauthUri(owner.data.otpauth_uri).toString('base64'));
+    for (const code of owner.data.recovery_codes as string[]) expect(raw).not.toContain(code.replaceAll('-', ''));
+    expect(stored.recovery).toHaveLength(10);
   });
 });
 
