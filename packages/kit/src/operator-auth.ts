@@ -81,6 +81,7 @@ const stepUpRefusal = (operator: { acr?: string | undefined; authTime?: number |
  * certificate of another service without a token stays 403 access_denied.
  */
 export function requireOperator(options: { verify: BearerVerifier; recentAuthentication?: RecentAuthentication | undefined }): RequestHandler {
+  const stepUp = options.recentAuthentication && requireRecentAuthentication(options.recentAuthentication);
   return async (req, res, next) => {
     const caller = callerService(req);
     const authorization = req.get('authorization');
@@ -122,7 +123,7 @@ export function requireOperator(options: { verify: BearerVerifier; recentAuthent
     }
     req.log = req.log.child({ actor: { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
     req.operator = { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti, acr: claims.acr, authTime: claims.auth_time };
-    if (options.recentAuthentication) return requireRecentAuthentication(options.recentAuthentication)(req, res, next);
+    if (stepUp) return stepUp(req, res, next);
     next();
   };
 }

@@ -3,6 +3,7 @@ import { InvalidRequest } from '@keyway/kit';
 import { authorize, requestedAccess, scopeOf } from '../grants/authorize.ts';
 import type { GrantContext, GrantOrigin } from '../grants/context.ts';
 import type { AuthenticatedPerson } from '../grants/password.ts';
+import { requireSecondFactor } from '../grants/second-factor.ts';
 import type { PendingAuthorization, PendingAuthorizations } from './pending-requests.ts';
 import type { SecondSteps } from './second-step.ts';
 
@@ -34,6 +35,7 @@ export async function signIn(
       await context.noise.admit(origin.source);
       const subject = await authenticate(audit);
       const { roles, access, rights, releases } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope, context.settings));
+      requireSecondFactor(access, subject.authentication, audit);
       if (!(await context.pending.close(pending.id))) throw new InvalidRequest('this sign-in has already been completed', 'the pending request was closed by a concurrent post');
       const scope = scopeOf(access);
       const { code, id } = await context.codes.issue({
