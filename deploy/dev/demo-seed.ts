@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { ApiError, type EntitlementClient } from '@keyway/clients';
+import { ApiError, type EntitlementClient, type PasClient } from '@keyway/clients';
 import { VENDOR_TENANT } from '@keyway/contracts';
 
 export const DEMO_TENANT = 'demo';
@@ -12,8 +12,11 @@ export const DEMO_PRODUCT = { product: 'edr-agent', versions: '>=1.0.0' } as con
 export interface DemoCredentials {
   importer: { email: string; password: string };
   producer: { email: string; password: string };
-  /** an operator of the vendor tenant: PAS `grant_type=password` with `scope=operator` */
-  operator: { email: string; password: string };
+  /**
+   * an operator of the vendor tenant: PAS `grant_type=password` with `scope=operator` and `otp`, a
+   * code of its TOTP factor (otpauth_uri, for an authenticator app) or one of its recovery codes
+   */
+  operator: { email: string; password: string; otpauth_uri?: string; recovery_codes?: string[] };
   /** a downloader of the demo tenant: the releases site's browser login (scope=releases) */
   downloader: { email: string; password: string };
 }
@@ -46,7 +49,7 @@ const ignoreConflict = (err: unknown) => {
  */
 export async function seedDemo(operator: EntitlementClient, credentials: DemoCredentials): Promise<void> {
   await operator.createTenant({ id: VENDOR_TENANT, name: 'Keyway operators' }).catch(ignoreConflict);
-  await operator.createUser(VENDOR_TENANT, { ...credentials.operator, roles: ['operator'] }).catch(ignoreConflict);
+  await operator.createUser(VENDOR_TENANT, { email: credentials.operator.email, password: credentials.operator.password, roles: ['operator'] }).catch(ignoreConflict);
   await operator.putTier(DEMO_TIER, { name: 'Demo tier', feeds: [DEMO_FEED], products: [DEMO_PRODUCT] });
   await operator.createTenant({ id: DEMO_TENANT, name: 'Demo Corp', tier: DEMO_TIER }).catch(ignoreConflict);
   // a demo tenant made before it had a tier joins it (its feed stays: the tier has it too)
@@ -54,4 +57,23 @@ export async function seedDemo(operator: EntitlementClient, credentials: DemoCre
   await operator.createUser(DEMO_TENANT, { ...credentials.importer, roles: ['full-control'] }).catch(ignoreConflict);
   await operator.createUser(DEMO_TENANT, { ...credentials.producer, roles: ['producer'] }).catch(ignoreConflict);
   await operator.createUser(DEMO_TENANT, { ...credentials.downloader, roles: ['downloader'] }).catch(ignoreConflict);
+}
+
+/**
+ * The demo operator's TOTP factor (issue 14: the operator scope needs a second factor), enrolled as
+ * `keyway mfa enroll` does and kept in the credentials file (0600) beside the password. A database
+ * that kept the factor from an earlier run (DATABASE_URL or DATABASE_DIR) keeps it: the file already
+ * holds it. Development only: a real operator keeps the factor on a device of their own.
+ */
+export async function enrolDemoOperator(pas: PasClient, credentials: DemoCredentials, path: string): Promise<DemoCredentials['operator']> {
+  const { email, password } = credentials.operator;
+  const enrolment = await pas.enrolTotp(email, password).catch((err: unknown) => {
+    // enrolled already (the first factor is enrolled on trust only)
+    if (err instanceof ApiError && err.code === 'invalid_grant') return undefined;
+    throw err;
+  });
+  if (!enrolment) return credentials.operator;
+  const operator = { ...credentials.operator, otpauth_uri: enrolment.otpauth_uri, recovery_codes: enrolment.recovery_codes };
+  writeFileSync(path, `${JSON.stringify({ ...credentials, operator }, null, 2)}\n`, { mode: 0o600 });
+  return operator;
 }

@@ -14,7 +14,7 @@ import { renewDevPki } from '@keyway/tls';
 import { LaunchEnv } from './config.ts';
 import { VENDOR_TENANT } from '@keyway/contracts';
 import { compose, PKI_NAMES, SERVICES, type ServiceName } from './src/index.ts';
-import { DEMO_FEED, DEMO_PRODUCT, DEMO_TENANT, demoCredentials, seedDemo } from './demo-seed.ts';
+import { DEMO_FEED, DEMO_PRODUCT, DEMO_TENANT, demoCredentials, enrolDemoOperator, seedDemo } from './demo-seed.ts';
 import { startDemoProducer } from './producer.ts';
 
 const config = loadConfig(LaunchEnv);
@@ -64,8 +64,10 @@ const clients = {
   topic: topicClient({ caPem, baseUrl: suite.urls.topic }),
 };
 
-const credentials = demoCredentials(join(home, 'demo-credentials.json'));
+const credentialsFile = join(home, 'demo-credentials.json');
+const credentials = demoCredentials(credentialsFile);
 await seedDemo(entitlementClient({ caPem, clientCert: suite.pki.certs.operator, baseUrl: suite.urls.entitlement }), credentials);
+const demoOperator = await enrolDemoOperator(clients.pas, credentials, credentialsFile);
 
 const sinkPath = join(home, 'out', `${DEMO_TENANT}-${DEMO_FEED}.jsonl`);
 const importer = createAgent(
@@ -96,7 +98,9 @@ say(`  CA           ${join(home, 'pki', 'ca.crt')}`);
 say(`  logs         ${logsDir}/<service>.log`);
 say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}, product ${DEMO_PRODUCT.product} ${DEMO_PRODUCT.versions}; users in ${join(home, 'demo-credentials.json')}`);
 say(`  downloader   ${credentials.downloader.email}: log in at PAS with scope=releases (the releases site's browser login)`);
-say(`  operator     ${credentials.operator.email} (tenant ${VENDOR_TENANT}; password in demo-credentials.json): log in at PAS with scope=operator`);
+say(`  operator     ${credentials.operator.email} (tenant ${VENDOR_TENANT}; password in demo-credentials.json): log in at PAS with scope=operator and a second factor:`);
+say(`               pnpm keyway login ${credentials.operator.email} --otp <code>, the code from an authenticator app with`);
+say(`               ${demoOperator.otpauth_uri ?? 'the otpauth URI enrolled earlier'} (operator.otpauth_uri), or one of operator.recovery_codes in demo-credentials.json (each works once)`);
 say(`  importer     writing batches to ${sinkPath}`);
 say();
 

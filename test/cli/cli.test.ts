@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { makeBatch, PASSWORD, provisionTenant, waitForLines } from '../helpers.ts';
-import { provisionOperator } from '../operators/operator.ts';
+import { operatorLogin, operatorOtp, provisionOperator } from '../operators/operator.ts';
 import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts';
 
 let suite: Suite;
@@ -142,7 +142,7 @@ describe('keyway CLI (child process against the real suite)', () => {
   it('logs in with a password (token cached 0600, refreshed when expired), works with the token, logs out', async () => {
     const { email } = await provisionOperator(suite);
     const configHome = join(dir, `session-${randomUUID().slice(0, 8)}`);
-    const login = await keyway(['login', email], { input: `${PASSWORD}\n`, configHome });
+    const login = await keyway(['login', email, '--otp', await operatorOtp(email)], { input: `${PASSWORD}\n`, configHome });
     expect(login.code).toBe(0);
     expect(login.stdout).toContain(`Logged in as ${email}`);
     const path = join(configHome, 'keyway', 'session.json');
@@ -163,7 +163,7 @@ describe('keyway CLI (child process against the real suite)', () => {
     expect(refreshed.expires_at).toBeGreaterThan(Date.now());
 
     // KEYWAY_TOKEN: an operator access token from elsewhere.
-    const token = (await suite.pas.password(email, PASSWORD, 'operator')).access_token;
+    const token = (await operatorLogin(suite, email)).access_token;
     expect((await keyway(['tenant', 'show', id], { env: { KEYWAY_TOKEN: token } })).code).toBe(0);
 
     const logout = await keyway(['logout'], { configHome });

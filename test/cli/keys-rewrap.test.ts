@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantKeys } from '@keyway/pac';
 import { loadKeyRing } from '@keyway/pas';
+import { decodeJwt } from 'jose';
+import { secretOfOtpauthUri, totpAt, totpStep } from '@keyway/kit';
 import { Keyring, kekIdOf } from '@keyway/seal';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionTenant } from '../helpers.ts';
@@ -38,10 +40,12 @@ afterAll(async () => {
 const rewrap = (env: Record<string, string>) => startKeyway(['--json', 'keys', 'rewrap'], { PATH: process.env.PATH ?? '', HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), ...env }).done;
 
 describe('keyway keys rewrap (child process against the real suite)', () => {
-  it('moves PAS’s and PAC’s sealed keys onto the new KEK; with the old one removed both services keep working', async () => {
+  it('moves PAS’s, PAC’s and the IdP’s sealed keys onto the new KEK; with the old one removed both services keep working', async () => {
     const { tenant, email } = await provisionTenant(suite);
     const before = await suite.pas.password(email, PASSWORD);
     await suite.pac.sas({ refresh_token: before.refresh_token, rights: 'listen' });
+    // issue 14: the IdP seals TOTP secrets under the same keyring
+    const totp = secretOfOtpauthUri((await suite.pas.enrolTotp(email, PASSWORD)).otpauth_uri);
     const storeEnv = { DATABASE_URL: suite.database!.adminUrl, STORE_PREFIX: suite.records.pas.prefix.replace(/:pas:$/, ''), KEYWAY_KEK_FILE: kekFile };
     const ringRaw = async () => JSON.parse((await suite.records.pas.get('signing-keys'))!) as { privateJwk: string }[];
     expect((await ringRaw()).map((k) => kekIdOf(k.privateJwk))).toEqual(['k1', 'k1']);
@@ -55,9 +59,10 @@ describe('keyway keys rewrap (child process against the real suite)', () => {
       stores: [
         { service: 'pas', records: 1, values: 2, moved: 2 },
         { service: 'pac', records: 1, values: 2, moved: 2 },
+        { service: 'idp', records: 1, values: 1, moved: 1 },
       ],
     });
-    expect(JSON.parse((await rewrap(storeEnv)).stdout).stores.map((s: { moved: number }) => s.moved)).toEqual([0, 0]);
+    expect(JSON.parse((await rewrap(storeEnv)).stdout).stores.map((s: { moved: number }) => s.moved)).toEqual([0, 0, 0]);
 
     writeKeyring('k2', [k2]);
     const onlyK2 = await Keyring.open(kekFile);
@@ -65,7 +70,8 @@ describe('keyway keys rewrap (child process against the real suite)', () => {
     expect((await loadKeyRing(suite.records.pas, onlyK2)).list()).toHaveLength(2);
     expect(await tenantKeys(suite.records.pac, onlyK2).find(tenant)).toBeDefined();
     // the running services: PAS signs (held in memory), PAC opens the tenant keys under k2 (read again from the file)
-    const after = await suite.pas.password(email, PASSWORD);
+    const after = await suite.pas.password(email, PASSWORD, undefined, undefined, totpAt(totp, totpStep(Date.now())));
+    expect(decodeJwt(after.access_token).amr).toEqual(['pwd', 'otp', 'mfa']);
     expect((await suite.pac.sas({ refresh_token: after.refresh_token, rights: 'listen' })).sas_key).toMatch(/^SharedAccessSignature /);
   }, 60_000);
 

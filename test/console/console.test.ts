@@ -5,7 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, rawClient } from '../helpers.ts';
-import { provisionOperator } from '../operators/operator.ts';
+import { operatorOtp, provisionOperator } from '../operators/operator.ts';
 import { launchChromium } from '../browser.ts';
 
 /** What a page may take to show an answer: sign-in and adding a user run scrypt, slow on a loaded 2-core machine. */
@@ -45,6 +45,7 @@ async function signIn(page: Page, email: string, password: string) {
   const form = page.locator('#sign-in-form');
   await form.getByLabel('Email').fill(email);
   await form.getByLabel('Password').fill(password);
+  await form.getByLabel('One-time code').fill(await operatorOtp(email));
   await form.getByRole('button', { name: 'Sign in' }).click();
 }
 

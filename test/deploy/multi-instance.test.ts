@@ -153,7 +153,7 @@ describe('several instances behind HAProxy (TLS passthrough), one topic instance
       };
       // Every instance names the others by the load balancer's URL, never by an instance's own.
       const vars: Record<string, Record<string, string>> = {
-        idp: { ...common, PAS_URL: lb.pas, ENTITLEMENT_URL: entitlementUrl },
+        idp: { ...common, KEYWAY_KEK_FILE: kekFile, PAS_URL: lb.pas, ENTITLEMENT_URL: entitlementUrl },
         entitlement: { ...common, AMQP_URL, PUBLIC_URL: entitlementUrl, IDP_URL: idpUrl, PAS_URL: lb.pas, PAC_URL: lb.pac, TOPIC_URL: lb.topic },
         pas: { ...common, AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: lb.pas, ACCESS_AUDIENCE: lb.pac, IDP_URL: idpUrl, ENTITLEMENT_URL: entitlementUrl },
         pac: { ...common, AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: lb.pac, PAS_URL: lb.pas, ENTITLEMENT_URL: entitlementUrl, TOPIC_BASE_URL: lb.topic },

@@ -40,7 +40,7 @@ describe('each service runs on its own process from its main.ts', () => {
     }
     prefix = `keyway-standalone-${Date.now()}`;
     [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
-    // the operator's keyring (0600) that PAS and PAC seal their keys under
+    // the operator's keyring (0600) that PAS and PAC seal their keys under, and the IdP its TOTP secrets
     const kekFile = await ensureDevKek(dir);
     const common = (name: ServiceName) => ({
       PORT: String(ports[name]),
@@ -54,7 +54,7 @@ describe('each service runs on its own process from its main.ts', () => {
     });
     // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
     Object.assign(env, {
-      idp: { ...common('idp'), PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
+      idp: { ...common('idp'), KEYWAY_KEK_FILE: kekFile, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
       entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
       pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
       pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },

@@ -5,7 +5,7 @@ import { ApiError } from '@keyway/clients';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { PASSWORD, provisionReleaseTenant, provisionTenant, RELEASE_PRODUCT, rawClient } from '../helpers.ts';
-import { provisionOperator } from '../operators/operator.ts';
+import { operatorLogin, provisionOperator } from '../operators/operator.ts';
 
 /**
  * Issue 13: the releases service in the suite, next to the others, over HTTPS with its own
@@ -108,7 +108,7 @@ describe('issue 13: the releases service in the suite', () => {
     ]);
     // the operator console shows the same report, asked with the operator's own token (its aud names the releases service)
     const operator = await provisionOperator(suite);
-    const operatorToken = (await suite.pas.password(operator.email, PASSWORD, 'operator')).access_token;
+    const operatorToken = (await operatorLogin(suite, operator.email)).access_token;
     const viaConsole = await rawClient(suite, 'entitlement').get(`/console/tenants/${customer.tenant}/downloads`, { headers: { authorization: `Bearer ${operatorToken}` } });
     expect({ status: viaConsole.status, body: viaConsole.data }).toEqual({ status: 200, body: report });
   }, 90_000);

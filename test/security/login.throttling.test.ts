@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORM, form } from '@keyway/clients';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
-import { provisionOperator } from '../operators/operator.ts';
+import { operatorOtp, provisionOperator } from '../operators/operator.ts';
 import { clientFrom } from './sources.ts';
 
 /**
@@ -98,7 +98,7 @@ describe('login throttling (issue 9)', () => {
 
   it('throttles console sign-in by the operator’s own address (forwarded by the console, believed from it alone)', async () => {
     const { email } = await provisionOperator(suite);
-    const signIn = (client: ReturnType<typeof attacker>, password: string) => client.post('/console/session', { email, password });
+    const signIn = (client: ReturnType<typeof attacker>, password: string, otp?: string) => client.post('/console/session', { email, password, otp });
     const console1 = rawClient(suite, 'entitlement');
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await signIn(console1, `wrong ${i}`)).status);
@@ -108,7 +108,7 @@ describe('login throttling (issue 9)', () => {
     expect(refused.data.error).toBe('too_many_requests');
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     // Another operator machine, through the same console: not throttled by the first one's failures.
-    const signedIn = await signIn(clientFrom(suite, 'entitlement', '127.0.0.3'), PASSWORD);
+    const signedIn = await signIn(clientFrom(suite, 'entitlement', '127.0.0.3'), PASSWORD, await operatorOtp(email));
     expect(signedIn.status).toBe(200);
     // A caller other than the console cannot pick its own source with the header.
     const spoofed = await attacker().post('/oauth2/token', form({ grant_type: 'password', username: email, password: PASSWORD, scope: 'operator' }), {

@@ -9,7 +9,7 @@ export { createAuditLog } from './audited.ts';
 export type { AuditDb, AuditLog } from './audited.ts';
 export { audited } from './step.ts';
 export type { AuditedAction, AuditFields, AuditScope, Trail } from './step.ts';
-export { mergeFields, readinessWithTrail, requestFields, requireWritableTrail } from './request.ts';
+export { mergeFields, readinessWithTrail, requestFields, requireWritableTrail, stepUpRefusals } from './request.ts';
 export type { AuditRequest } from './request.ts';
 export { attributes, securityMetrics } from './security-metrics.ts';
 export type { SecurityMetrics } from './security-metrics.ts';

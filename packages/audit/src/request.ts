@@ -26,6 +26,16 @@ export function requestFields(req: AuditRequest): AuditFields {
   return fields;
 }
 
+/**
+ * kit RecentAuthentication.onRefused for a service's trail: an operator token refused by step-up
+ * (RFC 9470) is step_up.refused, with the reason (acr: no second factor; max_age: too old a login).
+ */
+export const stepUpRefusals =
+  (audit: AuditLog) =>
+  async (req: AuditRequest, refusal: { sub: string; tenant: string; jti: string; reason: string }): Promise<void> => {
+    await audit.record({ ...requestFields(req), tenant: refusal.tenant, action: 'step_up.refused', outcome: 'denied', reason: refusal.reason });
+  };
+
 /** How a refused or failed action is described in the trail. */
 export interface Refusal {
   /**

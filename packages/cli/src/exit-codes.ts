@@ -55,7 +55,12 @@ function forStatus(status: number): ExitCode {
 export function describeFailure(err: unknown): { exitCode: number; message: string } {
   if (err instanceof CliError) return { exitCode: err.exitCode, message: err.message };
   if (err instanceof ApiError) {
-    return { exitCode: forStatus(err.status), message: `${err.description || err.code} (${err.code}, HTTP ${err.status})` };
+    const message = `${err.description || err.code} (${err.code}, HTTP ${err.status})`;
+    // RFC 9470 step-up, and an operator login without a code: what the person does next
+    if (err.code === 'insufficient_user_authentication') return { exitCode: EXIT.auth, message: `${message}: log in again with --otp (keyway login --otp <code>)` };
+    if (err.code === 'invalid_grant' && /requires a second factor/.test(err.description))
+      return { exitCode: EXIT.auth, message: `${message}: keyway login --otp <code> (no factor yet: keyway mfa enroll)` };
+    return { exitCode: forStatus(err.status), message };
   }
   if (err instanceof UnreachableError) return { exitCode: EXIT.unavailable, message: err.message };
   if (err instanceof ZodError) {

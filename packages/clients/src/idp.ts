@@ -6,7 +6,12 @@ export function idpClient(options: ClientOptions) {
   const { call, upsert } = routeCaller(createHttp(options), 'idp');
   const proof = (operatorToken: string | undefined) => (operatorToken ? { headers: { [OPERATOR_PROOF_HEADER]: operatorToken } } : {});
   return {
-    verifyPassword: (email: string, password: string) => call(idpRoutes.verifyPassword, { body: { email, password } }),
+    /** `otp`: a second factor's code, checked (and spent) with the password */
+    verifyPassword: (email: string, password: string, otp?: string) => call(idpRoutes.verifyPassword, { body: { email, password, otp } }),
+    /** the login page's second step: a code for an account whose password PAS has verified */
+    verifyOtp: (sub: string, otp: string) => call(idpRoutes.verifyOtp, { body: { sub, otp } }),
+    /** a new TOTP factor (replacing one needs `otp`): the secret and recovery codes, shown once */
+    enrolTotp: (email: string, password: string, otp?: string) => call(idpRoutes.enrolTotp, { body: { email, password, otp } }),
     /** `operatorToken`: the operator's access token, the proof a change to an operator account needs */
     register: (registration: CredentialRegistration, operatorToken?: string) => call(idpRoutes.register, { params: { sub: registration.sub }, body: registration }, proof(operatorToken)),
     remove: (sub: string) => call(idpRoutes.remove, { params: { sub } }),

@@ -10,8 +10,8 @@ export function pasClient(options: ClientOptions) {
      * `clientAddress`: the address of the person signing in, when the caller signs them in on their
      * behalf (the console); PAS throttles logins by it, and believes it only from the entitlement service.
      */
-    password: (username: string, password: string, scope?: string, clientAddress?: string) =>
-      token({ grant_type: 'password', username, password, scope }, clientAddress ? { 'x-keyway-client-address': clientAddress } : {}),
+    password: (username: string, password: string, scope?: string, clientAddress?: string, otp?: string) =>
+      token({ grant_type: 'password', username, password, scope, otp }, clientAddress ? { 'x-keyway-client-address': clientAddress } : {}),
     refresh: (refreshToken: string, scope?: string) => token({ grant_type: 'refresh_token', refresh_token: refreshToken, scope }),
     clientCredentials: (clientAssertion: string, scope?: string) =>
       token({
@@ -24,6 +24,8 @@ export function pasClient(options: ClientOptions) {
     revoke: (token: string, hint?: 'refresh_token' | 'access_token') => call(pasRoutes.revoke, { body: { token, token_type_hint: hint } }),
     /** RFC 7662; the caller authenticates with its client certificate */
     introspect: (token: string, hint?: 'refresh_token' | 'access_token') => call(pasRoutes.introspect, { body: { token, token_type_hint: hint } }),
+    /** Keyway extension: enrol a TOTP factor (replacing one needs `otp`); the secret and recovery codes are answered once */
+    enrolTotp: (username: string, password: string, otp?: string) => call(pasRoutes.enrolTotp, { body: { username, password, otp } }),
     discovery: () => call(pasRoutes.discovery),
     jwks: () => call(pasRoutes.jwks),
     /** operator (mTLS): the signing keys, without key material */

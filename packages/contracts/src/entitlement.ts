@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Email, FeedName, ProductId, Role, SAFE_TEXT, SAFE_TEXT_MESSAGE, SafeText, Slug, SubscriptionName, TenantId } from './common.ts';
-import { Password } from './idp.ts';
+import { OneTimeCode, Password } from './idp.ts';
 import { FeedRights, ReleaseRights, ROLES, TierProduct } from './roles.ts';
 import { JwkThumbprint } from './keys.ts';
 
@@ -218,7 +218,7 @@ export const CHANGE_EVENT_SUBSCRIBERS = ['pas', 'pac'] as const;
 export const UpdateRoles = z.object({ roles: z.array(Role).min(1).max(10) });
 
 /** The operator console's sign-in (POST /console/session): the entitlement service makes PAS's password grant with scope=operator. */
-export const ConsoleSignIn = z.object({ email: Email, password: z.string().min(1).max(1024) });
+export const ConsoleSignIn = z.object({ email: Email, password: z.string().min(1).max(1024), otp: OneTimeCode.optional() });
 export type ConsoleSignIn = z.input<typeof ConsoleSignIn>;
 /** The console's refresh and sign-out (POST /console/session/refresh, /revoke). */
 export const ConsoleRefreshToken = z.object({ refresh_token: z.string().min(1).max(8192) });

@@ -1,13 +1,44 @@
 import { z } from 'zod';
-import { AuthenticationContext } from './authentication.ts';
+import { Amr, AuthenticationContext } from './authentication.ts';
 import { Email, TenantId } from './common.ts';
 
-export const PasswordCheck = z.object({ email: Email, password: z.string().min(1).max(1024) });
+/**
+ * A second factor's one-time code: a TOTP code (6 digits) or a recovery code (16 base32 letters, with
+ * or without dashes). Keyway extension of the password grant (form parameter `otp`).
+ */
+export const OneTimeCode = z
+  .string()
+  .min(6)
+  .max(64)
+  .regex(/^[A-Za-z0-9 -]+$/, 'otp must be a 6-digit code or a recovery code');
+
+export const PasswordCheck = z.object({ email: Email, password: z.string().min(1).max(1024), otp: OneTimeCode.optional() });
 export type PasswordCheck = z.infer<typeof PasswordCheck>;
 
 /** Who the credentials belong to. */
 export const Subject = z.object({ sub: z.string(), tenant: TenantId, email: Email });
 export type Subject = z.infer<typeof Subject>;
+
+/**
+ * A verified password (and code): whose they are, how they were proven (RFC 8176 amr: pwd, and otp
+ * with mfa when a code was sent and matched), and whether the account has a second factor enrolled
+ * (so the login page knows to ask for it).
+ */
+export const PasswordSubject = Subject.extend({ amr: z.array(Amr).min(1), second_factor: z.boolean() });
+export type PasswordSubject = z.infer<typeof PasswordSubject>;
+
+/** PAS → IdP: the login page's second step, once PAS has verified the account's password. */
+export const OtpCheck = z.object({ sub: z.string().min(1).max(128), otp: OneTimeCode });
+
+/** Shown once: the secret as an otpauth:// URI (and in base32 for typing), and ten single-use recovery codes. */
+export const TotpEnrolment = z.object({
+  otpauth_uri: z.string(),
+  secret: z.string(),
+  recovery_codes: z.array(z.string()).length(10),
+  /** a factor was replaced (the old secret and recovery codes no longer work) */
+  replaced: z.boolean(),
+});
+export type TotpEnrolment = z.infer<typeof TotpEnrolment>;
 
 export const Password = z.string().min(12, 'must be at least 12 characters').max(1024);
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { OneTimeCode } from './idp.ts';
 import { ReleaseRights } from './roles.ts';
 
 const scope = z.string().max(1000).optional();
@@ -8,7 +9,14 @@ const CodeVerifier = z.string().regex(/^[A-Za-z0-9._~-]{43,128}$/, 'code_verifie
 
 /** RFC 6749 §4.3, §6, §4.4 (with RFC 7523 client authentication) and §4.1.3 (with RFC 7636 PKCE), discriminated on grant_type. */
 export const TokenRequest = z.discriminatedUnion('grant_type', [
-  z.object({ grant_type: z.literal('password'), username: z.string().min(1).max(254), password: z.string().min(1).max(1024), scope }),
+  z.object({
+    grant_type: z.literal('password'),
+    username: z.string().min(1).max(254),
+    password: z.string().min(1).max(1024),
+    scope,
+    /** Keyway extension: a second factor's code (TOTP or recovery code); scope=operator requires it (amr mfa) */
+    otp: OneTimeCode.optional().describe('Keyway extension: a TOTP code or a recovery code of the account’s second factor; required for scope=operator'),
+  }),
   z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(8192), scope }),
   z.object({
     grant_type: z.literal('client_credentials'),
@@ -74,6 +82,14 @@ export const PasskeyEnrolmentForm = z.object({
   not_now: z.literal('1').optional(),
 });
 export const PasAsset = z.enum(['passkeys.js']);
+/** The login page's second step (POST /oauth2/login/otp): the pending request, and the code. */
+export const LoginOtpForm = z.object({
+  request: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'the form does not belong to a sign-in PAS started'),
+  otp: z.string().min(1).max(64),
+});
+
+/** POST /v1/mfa/totp (Keyway extension): enrol a TOTP factor; a replacement needs a current code (otp). */
+export const TotpEnrolmentForm = z.object({ username: z.string().min(1).max(254), password: z.string().min(1).max(1024), otp: OneTimeCode.optional() });
 
 export const TokenResponse = z.object({
   access_token: z.string(),

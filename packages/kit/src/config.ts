@@ -142,6 +142,19 @@ export const kekConfig = {
     ),
 };
 
+/** Knob of an admin API with destructive actions (RFC 9470 step-up: kit requireRecentAuthentication). */
+export const stepUpConfig = {
+  STEP_UP_MAX_AGE_SEC: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(86_400)
+    .default(300)
+    .describe(
+      'destructive admin actions (tenant delete, signing-key and SAS key rotation) need an operator login with a second factor at most this many seconds old (auth_time); else 401 insufficient_user_authentication',
+    ),
+};
+
 /** Knobs of a service that verifies tokens against PAS's published keys (remoteKeySet in @keyway/tokens). */
 export const pasKeysConfig = {
   PAS_JWKS_COOLDOWN_SEC: z.coerce.number().int().positive().default(30).describe('an unknown "kid" reloads PAS\'s JWKS at most this often (a rotated key is picked up within it)'),

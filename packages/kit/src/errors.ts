@@ -29,6 +29,8 @@ export const UnsupportedGrantType = define(400, 'unsupported_grant_type', 'the g
 export const InvalidScope = define(400, 'invalid_scope', 'the requested scope is invalid or exceeds what was granted');
 export const InvalidToken = define(401, 'invalid_token', 'the token is invalid, expired or revoked');
 export const InsufficientScope = define(403, 'insufficient_scope', 'the token does not grant this access');
+/** RFC 9470 §3: the token's authentication is not strong or recent enough for this request (step-up). */
+export const InsufficientUserAuthentication = define(401, 'insufficient_user_authentication', 'a more recent or stronger authentication is required');
 export const AccessDenied = define(403, 'access_denied', 'access denied');
 export const NotFound = define(404, 'not_found', 'no such resource');
 export const Conflict = define(409, 'conflict', 'the resource already exists or changed meanwhile');

@@ -15,3 +15,4 @@ export * from './change-events.ts';
 export * from './redis-acl.ts';
 export * from './html.ts';
 export * from './dpop.ts';
+export * from './totp.ts';

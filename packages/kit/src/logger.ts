@@ -2,7 +2,7 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-export const SECRET_FIELD = /pass(word)?|secret|token|assertion|authorization|^sig$|sas_?key|private|cookie|^key$/i;
+export const SECRET_FIELD = /pass(word)?|secret|token|assertion|authorization|^sig$|sas_?key|private|cookie|^key$|otp|recovery_codes?$/i;
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;

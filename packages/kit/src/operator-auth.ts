@@ -1,5 +1,6 @@
-import type { RequestHandler } from 'express';
-import { AccessDenied, InsufficientScope, InvalidClient, InvalidToken, TemporarilyUnavailable } from './errors.ts';
+import type { Request, RequestHandler } from 'express';
+import { ACR_MULTI_FACTOR } from '@keyway/contracts';
+import { AccessDenied, InsufficientScope, InsufficientUserAuthentication, InvalidClient, InvalidToken, TemporarilyUnavailable } from './errors.ts';
 import { callerService } from './service-auth.ts';
 
 /** The role an operator holds, and the scope an operator login asks for (PAS `scope=operator`). */
@@ -15,6 +16,9 @@ interface BearerClaims {
   roles: string[];
   scope: string;
   jti: string;
+  /** how and when the operator authenticated (absent on tokens from before issue 14: a single factor) */
+  acr?: string | undefined;
+  auth_time?: number | undefined;
 }
 
 /** RFC 7662 in spirit: a token is active (verified and not revoked) or it is not, with the reason for the log. */
@@ -28,7 +32,7 @@ export type BearerVerifier = (token: string) => Promise<BearerCheck>;
 
 /** RFC 6750 §2.1: `Bearer` followed by a b64token. */
 /** Who passed requireOperator: set on the request for the audit trail (the actor of an admin change). */
-export type OperatorIdentity = { via: 'certificate'; service: string } | { via: 'bearer'; sub: string; tenant: string; jti: string };
+export type OperatorIdentity = { via: 'certificate'; service: string } | { via: 'bearer'; sub: string; tenant: string; jti: string; acr?: string | undefined; authTime?: number | undefined };
 
 declare global {
   namespace Express {
@@ -44,6 +48,27 @@ const REALM = 'realm="keyway"';
 const challenge = (attributes: string) => ({ 'WWW-Authenticate': `Bearer ${REALM}, ${attributes}` });
 
 /**
+ * RFC 9470 step-up for destructive admin actions (tenant delete, signing-key and SAS key rotation):
+ * the operator's token must say a second factor was proven (acr mfa) no longer than `maxAgeSec` ago
+ * (auth_time), else 401 insufficient_user_authentication with the challenge naming both, so the person
+ * logs in again with a code. The operator certificate (automation) is a separate credential and is
+ * not asked: MFA applies to people.
+ */
+export interface RecentAuthentication {
+  /** STEP_UP_MAX_AGE_SEC */
+  maxAgeSec: number;
+  now?: () => number;
+  /** records the refusal in the service's trail (step_up.refused) */
+  onRefused?: (req: Request, refusal: { sub: string; tenant: string; jti: string; reason: 'acr' | 'max_age' }) => Promise<void>;
+}
+
+const stepUpRefusal = (operator: { acr?: string | undefined; authTime?: number | undefined }, options: RecentAuthentication): 'acr' | 'max_age' | undefined => {
+  if (operator.acr !== ACR_MULTI_FACTOR) return 'acr';
+  const nowSec = Math.floor((options.now?.() ?? Date.now()) / 1000);
+  return operator.authTime === undefined || nowSec - operator.authTime > options.maxAgeSec ? 'max_age' : undefined;
+};
+
+/**
  * The operator admin APIs (entitlement `/v1/tenants…`, PAS `/admin/v1/signing-keys…`, PAC
  * `/admin/v1/tenants/:t/sas-keys/rotate`) answer either of two callers:
  * - the operator client certificate from the Keyway CA (mTLS, SPIFFE ID spiffe://<trust domain>/operator);
@@ -55,8 +80,9 @@ const challenge = (attributes: string) => ({ 'WWW-Authenticate': `Bearer ${REALM
  * insufficient_scope. No credentials at all is 401 with a bare challenge (§3: no error code), and a
  * certificate of another service without a token stays 403 access_denied.
  */
-export function requireOperator(options: { verify: BearerVerifier }): RequestHandler {
-  return async (req, _res, next) => {
+export function requireOperator(options: { verify: BearerVerifier; recentAuthentication?: RecentAuthentication | undefined }): RequestHandler {
+  const stepUp = options.recentAuthentication && requireRecentAuthentication(options.recentAuthentication);
+  return async (req, res, next) => {
     const caller = callerService(req);
     const authorization = req.get('authorization');
     if (caller === OPERATOR) {
@@ -96,7 +122,33 @@ export function requireOperator(options: { verify: BearerVerifier }): RequestHan
       );
     }
     req.log = req.log.child({ actor: { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
-    req.operator = { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti };
+    req.operator = { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti, acr: claims.acr, authTime: claims.auth_time };
+    if (stepUp) return stepUp(req, res, next);
     next();
+  };
+}
+
+/** RFC 9470 step-up after requireOperator (which sets req.operator): the certificate passes, a bearer token must be recent and mfa. */
+export function requireRecentAuthentication(options: RecentAuthentication): RequestHandler {
+  return async (req, _res, next) => {
+    const operator = req.operator;
+    if (operator?.via === 'certificate') return next();
+    if (!operator) return next(new AccessDenied('operator authentication is required', 'step-up without requireOperator before it'));
+    const refusal = stepUpRefusal(operator, options);
+    if (!refusal) return next();
+    const description = refusal === 'acr' ? 'this action requires a login with a second factor' : `this action requires a login with a second factor within the last ${options.maxAgeSec} seconds`;
+    try {
+      await options.onRefused?.(req, { sub: operator.sub, tenant: operator.tenant, jti: operator.jti, reason: refusal });
+    } catch (err) {
+      // the refusal stands whether or not the trail took it
+      req.log.warn('step_up.audit_failed', { err });
+    }
+    next(
+      new InsufficientUserAuthentication(
+        description,
+        `sub ${operator.sub} acr ${operator.acr ?? 'none'} auth_time ${operator.authTime ?? 'none'}`,
+        challenge(`error="insufficient_user_authentication", error_description="${description}", acr_values="${ACR_MULTI_FACTOR}", max_age=${options.maxAgeSec}`),
+      ),
+    );
   };
 }

@@ -77,6 +77,8 @@ export interface SuiteOptions {
   dpopRequiredFor?: string[];
   /** how long the admin APIs reuse PAS's introspection answer for an operator token (default 5 s) */
   operatorTokenCacheSec?: number;
+  /** STEP_UP_MAX_AGE_SEC of the entitlement service, PAS and PAC: how recent an operator's login with a second factor must be for a destructive action (default 300) */
+  stepUpMaxAgeSec?: number;
   /** login throttling, refusal limits and their windows (defaults as in production) */
   limits?: {
     pas?: {
@@ -198,7 +200,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         VERIFY_FAILURES_PER_ACCOUNT: limits.idp?.failuresPerAccount,
         VERIFY_WINDOW_SEC: limits.idp?.windowSec,
       }),
-      entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret }),
+      entitlement: env({ CRM_WEBHOOK_SECRET: options.crmWebhookSecret, STEP_UP_MAX_AGE_SEC: options.stepUpMaxAgeSec }),
       audit: env({ AUDIT_EXPORT_INTERVAL_MS: options.auditExportIntervalMs }),
       releases: env({
         CLAMD_ADDRESS: options.releases?.clamdAddress,
@@ -212,6 +214,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         REFRESH_TOKEN_TTL_SEC: lifetimes.refreshTtlSec,
         REFRESH_REUSE_LEEWAY_SEC: options.refreshReuseLeewaySec,
         AUTHORIZATION_CODE_TTL_SEC: options.authorizationCodeTtlSec,
+        STEP_UP_MAX_AGE_SEC: options.stepUpMaxAgeSec,
         BROWSER_CLIENTS: options.browserClients && JSON.stringify(options.browserClients),
         KEY_RING_RELOAD_SEC: options.signingKeys?.reloadSec,
         SIGNING_KEY_LEAD_SEC: options.signingKeys?.leadSec,
@@ -228,6 +231,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         AMQP_URL: options.links?.pac?.amqpUrl,
         REDIS_URL: options.links?.pac?.redisUrl,
         SAS_TTL_SEC: lifetimes.sasTtlSec,
+        STEP_UP_MAX_AGE_SEC: options.stepUpMaxAgeSec,
         REFUSALS_PER_SOURCE: limits.pac?.refusalsPerSource,
         REFUSAL_WINDOW_SEC: limits.pac?.refusalWindowSec,
       }),

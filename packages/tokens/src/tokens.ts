@@ -53,6 +53,14 @@ const BaseClaims = z.object({
   releases: z.record(z.string(), z.unknown()).optional(),
   /** RFC 9449 §6: the DPoP key the token is bound to (its RFC 7638 thumbprint); absent on bearer tokens */
   cnf: z.object({ jkt: z.string().min(1) }).optional(),
+  /**
+   * How and when the holder authenticated (OpenID Connect Core §2, contracts AuthenticationContext):
+   * RFC 8176 methods, the assurance level, the time of the login; kept unchanged by refreshes. Absent
+   * on tokens issued before they existed (read as a single factor, authenticated at iat).
+   */
+  amr: z.array(z.string()).optional(),
+  acr: z.string().optional(),
+  auth_time: z.number().int().optional(),
 });
 /** fid: the refresh family (session) the access token belongs to, so revoking the family deactivates it at introspection. */
 export const AccessClaims = BaseClaims.extend({ client_id: z.string(), fid: z.string().min(1).optional() });
@@ -69,6 +77,9 @@ export interface Subject {
   rights?: Record<string, string>;
   releases?: Record<string, unknown>;
   cnf?: { jkt: string };
+  amr?: string[];
+  acr?: string;
+  auth_time?: number;
 }
 
 export interface IssuedToken {

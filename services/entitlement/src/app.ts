@@ -1,8 +1,8 @@
 import type { Express, RequestHandler } from 'express';
-import { createAuditLog, readinessWithTrail, requireWritableTrail, securityMetrics, type AuditDb } from '@keyway/audit';
+import { createAuditLog, readinessWithTrail, requireWritableTrail, securityMetrics, stepUpRefusals, type AuditDb } from '@keyway/audit';
 import type { IdpClient } from '@keyway/clients';
 import { entitlementApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
-import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, requireOperator, requireRecentAuthentication, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { RecordStore, Store } from '@keyway/store';
 import { operatorTokenChecker, type JWTVerifyGetKey } from '@keyway/tokens';
@@ -36,6 +36,8 @@ export interface EntitlementOptions {
   crmWebhookSecret?: string;
   /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
   operatorTokenCacheMs?: number;
+  /** RFC 9470 step-up: deleting a tenant needs an operator login with a second factor at most this old (default 300) */
+  stepUpMaxAgeSec?: number;
   /** the most subscriptions one feed of a tenant may list (default 20) */
   maxSubscriptionsPerFeed?: number;
   now?: () => number;
@@ -104,7 +106,9 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
   const trailWritable: RequestHandler = (req, _res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : requireWritableTrail(audit).then(() => next(), next));
   app.use(['/v1/tenants', '/v1/tiers'], trailWritable);
   if (deps.console) app.use(consoleRoutes(deps.console, operatorTokens));
-  app.use(tenantRoutes(policy, admin));
+  // a destructive action: a person's token must be a recent login with a second factor (RFC 9470)
+  const recentLogin = requireRecentAuthentication({ maxAgeSec: options.stepUpMaxAgeSec ?? 300, now, onRefused: stepUpRefusals(audit) });
+  app.use(tenantRoutes(policy, admin, recentLogin));
   app.use(userRoutes(policy, admin));
   app.use(clientKeyRoutes(admin));
   app.use(feedRoutes(policy, admin));

@@ -16,6 +16,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
     {
       ...operatorTokenOptions(config),
       operatorTenant: config.OPERATOR_TENANT,
+      stepUpMaxAgeSec: config.STEP_UP_MAX_AGE_SEC,
       crmWebhookSecret: config.CRM_WEBHOOK_SECRET,
       maxSubscriptionsPerFeed: config.MAX_SUBSCRIPTIONS_PER_FEED,
     },

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { VENDOR_TENANT, TenantId } from '@keyway/contracts';
-import { configFields, operatorTokenConfig, pasKeysConfig, requiredInProduction, sharedConfig } from '@keyway/kit';
+import { configFields, operatorTokenConfig, pasKeysConfig, stepUpConfig, requiredInProduction, sharedConfig } from '@keyway/kit';
 
 export const EntitlementEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
     ...pasKeysConfig,
     ...operatorTokenConfig,
+    ...stepUpConfig,
     PORT: configFields.port.default(8442).describe('HTTPS port'),
     PUBLIC_URL: z.string().url().describe('this service\'s URL as PAS names it in operator access tokens (one of PAS\'s ADMIN_AUDIENCES): the "aud" checked at the admin API'),
     IDP_URL: z.string().url().describe('the IdP, where user credentials are registered'),

@@ -1,5 +1,5 @@
 import { pasClient } from '@keyway/clients';
-import { pasKeysCache, serviceResources, type ServiceInfra } from '@keyway/kit';
+import { pasKeysCache, serviceKeyring, serviceResources, type ServiceInfra } from '@keyway/kit';
 import { remoteKeySet } from '@keyway/tokens';
 import { createApp } from './app.ts';
 import type { IdpConfig } from './config.ts';
@@ -13,6 +13,7 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
   const db = await resources.database();
   const store = await resources.store();
   const auditDb = await resources.auditDatabase();
+  const kek = await serviceKeyring(config, logger);
   const verification = {
     hashConcurrency: config.SCRYPT_CONCURRENCY,
     hashQueue: config.SCRYPT_QUEUE,
@@ -31,6 +32,6 @@ export async function buildIdp(config: IdpConfig, infra: ServiceInfra) {
   const passkeyOrigin = config.PASSKEY_ORIGIN ?? PAS_URL;
   const relyingParty = passkeyOrigin ? { origin: new URL(passkeyOrigin).origin, rpId: new URL(passkeyOrigin).hostname, name: config.PASSKEY_RP_NAME } : undefined;
   if (!relyingParty) logger.warn('PASSKEY_ORIGIN and PAS_URL unset: passkeys are not offered');
-  const app = createApp({ records, db, store, auditDb, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification, ...(relyingParty && { relyingParty }) });
+  const app = createApp({ records, db, kek, store, auditDb, operatorProof, operatorTenant: config.OPERATOR_TENANT, logger }, { verification, ...(relyingParty && { relyingParty }) });
   return { app, records, store, close: [() => app.close(), ...resources.close] };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configFields, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, kekConfig, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 import { TenantId, VENDOR_TENANT } from '@keyway/contracts';
 import { DEFAULT_VERIFICATION_LIMITS as LIMITS } from './credentials/verification-guard.ts';
 
@@ -9,6 +9,7 @@ export const IdpEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
     ...pasKeysConfig,
+    ...kekConfig,
     PORT: configFields.port.default(8441).describe('HTTPS port'),
     SCRYPT_CONCURRENCY: count(LIMITS.hashConcurrency).describe('password verifications (scrypt, 32 MiB each) running at once; keep below the libuv thread pool size (UV_THREADPOOL_SIZE, default 4)'),
     SCRYPT_QUEUE: z.coerce.number().int().min(0).default(LIMITS.hashQueue).describe('password verifications waiting for a slot; beyond, 503 temporarily_unavailable with Retry-After at once'),
@@ -37,5 +38,6 @@ export const IdpEnv = requiredInProduction(
   }),
   'REDIS_URL',
   'DATABASE_URL',
+  'KEYWAY_KEK_FILE',
 );
 export type IdpConfig = z.output<typeof IdpEnv>;

@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, type AuditDb } from '@keyway/audit';
+import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, stepUpRefusals, type AuditDb } from '@keyway/audit';
 import { createBaseApp, DPOP_IAT_WINDOW_SEC, dpopGuardOnDemand, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Keyring } from '@keyway/seal';
@@ -23,6 +23,8 @@ export type PacOptions = SasEndpointOptions & {
   revocationMode?: 'strict' | 'lenient';
   /** how long PAS's introspection answer for an operator token is reused (default 5 s) */
   operatorTokenCacheMs?: number;
+  /** RFC 9470 step-up: SAS key rotation needs an operator login with a second factor at most this old (default 300) */
+  stepUpMaxAgeSec?: number;
   /** unauthenticated refusals (tokens that do not verify, malformed requests) one source may cause per window before 429 (default 120) */
   refusalsPerSource?: number;
   /** that window, also the one refusals are aggregated over: one audit event per source (default 60 s) */
@@ -75,7 +77,12 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   app.use(sasKeyVerificationEndpoint(keys, options));
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });
-  app.use(sasKeyRotationEndpoint(keys, operator, trail.audit));
+  // a destructive action: a person's token must be a recent login with a second factor (RFC 9470)
+  const recentOperator = requireOperator({
+    verify: operatorTokens,
+    recentAuthentication: { maxAgeSec: options.stepUpMaxAgeSec ?? 300, now: options.now, onRefused: stepUpRefusals(trail.audit) },
+  });
+  app.use(sasKeyRotationEndpoint(keys, recentOperator, trail.audit));
   app.use(sasPolicyKeysEndpoint(keys, operator, trail.audit));
   app.use(sasKeyStatusEndpoint(issued, holders, (key, reason) => recordRevocation(deps.logger, trail, key, reason, {})));
   const follower = strict ? revokeOnEntitlementChange(deps.broker, issued, deps.logger, trail, deps.changeEventsTopic) : undefined;

@@ -18,6 +18,7 @@ export async function buildPac(config: PacConfig, infra: ServiceInfra) {
     {
       ...operatorTokenOptions(config),
       topicBaseUrl: config.TOPIC_BASE_URL,
+      stepUpMaxAgeSec: config.STEP_UP_MAX_AGE_SEC,
       sasTtlSec: config.SAS_TTL_SEC,
       revocationMode: config.REVOCATION_MODE,
       refusalsPerSource: config.REFUSALS_PER_SOURCE,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configFields, kekConfig, operatorTokenConfig, pasKeysConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, kekConfig, operatorTokenConfig, pasKeysConfig, stepUpConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
 
 export const PacEnv = requiredInProduction(
   z.object({
@@ -7,6 +7,7 @@ export const PacEnv = requiredInProduction(
     ...kekConfig,
     ...pasKeysConfig,
     ...operatorTokenConfig,
+    ...stepUpConfig,
     AMQP_URL: configFields.amqpUrl.describe(
       'RabbitMQ carrying the entitlement change events (one URL, or the nodes of one cluster separated by commas); unset (KEYWAY_ENV=development only) = embedded broker private to this process',
     ),

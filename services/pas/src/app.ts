@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
-import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, type AuditDb } from '@keyway/audit';
+import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, stepUpRefusals, type AuditDb } from '@keyway/audit';
 import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
@@ -12,6 +12,8 @@ import { browserClientRegistry, type BrowserClient } from './authorization/clien
 import { authorizationCodes } from './authorization/codes.ts';
 import { passkeyEndpoint, passkeyEnrolments } from './authorization/passkeys.ts';
 import { pendingAuthorizations } from './authorization/pending-requests.ts';
+import { secondSteps } from './authorization/second-step.ts';
+import { mfaEndpoint } from './endpoints/mfa.ts';
 import { authorizationEndpoint } from './endpoints/authorization.ts';
 import { discoveryEndpoint } from './endpoints/discovery.ts';
 import { dpopKeysEndpoint } from './endpoints/dpop-keys.ts';
@@ -35,6 +37,8 @@ export interface PasOptions {
   revocationMode?: RevocationMode;
   /** how long a new signing key is published before a rotation may make it sign (keys/rotate.ts) */
   signingKeyLeadSec?: number;
+  /** RFC 9470 step-up: signing-key rotation needs an operator login with a second factor at most this old (default 300) */
+  stepUpMaxAgeSec?: number;
   /** see GrantContext.reuseLeewaySec (default 2) */
   refreshReuseLeewaySec?: number;
   /** login throttling and the per-source limit of unauthenticated refusals (default DEFAULT_LOGIN_LIMITS) */
@@ -115,10 +119,12 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     pending: pendingAuthorizations(deps.store),
     dpop: { revoked: revokedKeys, requiredFor: new Set(options.dpop?.requiredFor ?? []) },
     enrolments: passkeyEnrolments(deps.store),
+    secondSteps: secondSteps(deps.store),
   };
   const authenticateOperator = requireOperator({ verify: ownOperatorTokenChecker(context) });
   app.use(authorizationEndpoint(context));
   app.use(passkeyEndpoint(context));
+  app.use(mfaEndpoint(context));
   app.use(tokenEndpoint(context, { store: deps.store, publicOrigin: options.settings.issuer, requireNonce: options.dpop?.requireNonce ?? true, iatWindowSec: options.dpop?.proofWindowSec ?? 60 }));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));
@@ -130,6 +136,11 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
       ring: deps.ring,
       policy: rotationPolicy(options.settings, { leadSec: options.signingKeyLeadSec ?? DEFAULT_SIGNING_KEY_LEAD_SEC, reloadMs: deps.ring.reloadMs }),
       authenticate: authenticateOperator,
+      // a destructive action: a person's token must be a recent login with a second factor (RFC 9470)
+      authenticateRotation: requireOperator({
+        verify: ownOperatorTokenChecker(context),
+        recentAuthentication: { maxAgeSec: options.stepUpMaxAgeSec ?? 300, now: options.settings.now, onRefused: stepUpRefusals(audit) },
+      }),
       audit,
     }),
   );

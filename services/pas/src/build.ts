@@ -17,6 +17,7 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
       settings: tokenSettings(config),
       revocationMode: config.REVOCATION_MODE,
       signingKeyLeadSec: config.SIGNING_KEY_LEAD_SEC,
+      stepUpMaxAgeSec: config.STEP_UP_MAX_AGE_SEC,
       refreshReuseLeewaySec: config.REFRESH_REUSE_LEEWAY_SEC,
       loginLimits: {
         windowSec: config.LOGIN_WINDOW_SEC,

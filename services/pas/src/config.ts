@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RELEASES_SCOPE } from '@keyway/contracts';
-import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig } from '@keyway/kit';
+import { configFields, kekConfig, requiredInProduction, seconds, sharedConfig, stepUpConfig } from '@keyway/kit';
 import { BrowserClients } from './authorization/clients.ts';
 import { DPOP_LOGIN_GRANTS } from './grants/dpop.ts';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
@@ -23,6 +23,7 @@ export const PasEnv = requiredInProduction(
   z.object({
     ...sharedConfig,
     ...kekConfig,
+    ...stepUpConfig,
     AMQP_URL: configFields.amqpUrl.describe(
       'RabbitMQ carrying the entitlement change events (one URL, or the nodes of one cluster separated by commas); unset (KEYWAY_ENV=development only) = embedded broker private to this process',
     ),

@@ -12,7 +12,7 @@ import { fields, list, table } from '../output.ts';
 const KekFile = z.string({ error: 'KEYWAY_KEK_FILE: required, the keyring file PAS and PAC read' }).min(1);
 
 /**
- * KEK rotation, step 3 of 4 (README "Key rotation"): every value sealed in PAS's and PAC's stores
+ * KEK rotation, step 3 of 4 (README "Key rotation"): every value sealed in PAS's, PAC's and the IdP's stores
  * moves onto the current KEK. Safe while the services run (compare-and-set per record) and idempotent.
  */
 async function rewrapAll(context: CliContext): Promise<void> {
@@ -24,9 +24,9 @@ async function rewrapAll(context: CliContext): Promise<void> {
   });
   try {
     const results: (RewrapResult & { service: string })[] = [];
-    for (const { service, store } of stores) {
+    for (const { service, store, keyPrefixes } of stores) {
       context.progress(`rewrapping ${service}…`);
-      results.push({ service, ...(await rewrapStore(store, keyring)) });
+      results.push({ service, ...(await rewrapStore(store, keyring, keyPrefixes)) });
     }
     const answer = { kek: keyring.currentId, stores: results };
     context.print(answer, () =>
@@ -76,7 +76,7 @@ export function register(program: Command, context: CliContext): void {
 
   keys
     .command('rewrap')
-    .description('move every key PAS and PAC keep sealed onto the current KEK of KEYWAY_KEK_FILE (reads REDIS_URL and STORE_PREFIX as the services do)')
+    .description('move every key PAS, PAC and the IdP keep sealed onto the current KEK of KEYWAY_KEK_FILE (reads REDIS_URL and STORE_PREFIX as the services do)')
     .addHelpText(
       'after',
       '\nKEK rotation without downtime: add the new KEK to the keyring file and make it "current", wait a few seconds (the services pick it up), run this, then remove the old KEK. A second run moves nothing.',

@@ -15,12 +15,15 @@ const summary = (session: { email: string; pas_url: string; scope: string; expir
   refresh_expires_at: new Date(session.refresh_expires_at).toISOString(),
 });
 
-/** A person's password login at PAS for `scope` (the email asked for when not given, the password read without echo), saved to `path`. */
-export async function passwordLogin(context: CliContext, emailArgument: string | undefined, scope: string, path: string): Promise<Session> {
+/**
+ * A person's password login at PAS for `scope` (the email asked for when not given, the password read
+ * without echo, and `otp`: a second factor's code), saved to `path`.
+ */
+export async function passwordLogin(context: CliContext, emailArgument: string | undefined, scope: string, path: string, otp?: string): Promise<Session> {
   const email = Email.parse(emailArgument ?? (await ask('Email: ')));
   const password = await readSecret('Password: ');
   const pas = pasClient(await context.clientOptions('pas', false));
-  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope));
+  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope, undefined, otp));
   writeSession(session, path);
   return session;
 }
@@ -30,12 +33,15 @@ export function register(program: Command, context: CliContext): void {
     .command('login')
     .description('log in as an operator (PAS password grant, scope=operator); the token pair is saved for the next commands')
     .argument('[email]', 'the operator’s email (asked for when omitted)')
+    .option('--otp <code>', 'a code from your authenticator app, or a recovery code (the operator scope needs a second factor: `keyway mfa enroll`); asked for at a terminal when omitted')
     .addHelpText(
       'after',
-      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.',
+      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.\nKey rotations and tenant deletion need a login with a code within the last few minutes (STEP_UP_MAX_AGE_SEC): log in again with --otp.',
     )
-    .action(async (emailArgument: string | undefined) => {
-      const session = await passwordLogin(context, emailArgument, OPERATOR_SCOPE, sessionPath());
+    .action(async (emailArgument: string | undefined, options: { otp?: string }) => {
+      // a one-time code is spent by this login, so the command line may carry it (unlike the password)
+      const otp = options.otp ?? (process.stdin.isTTY ? (await ask('One-time code (authenticator app or recovery code): ')) || undefined : undefined);
+      const session = await passwordLogin(context, emailArgument, OPERATOR_SCOPE, sessionPath(), otp);
       const shown = summary(session);
       context.print(shown, () => `Logged in as ${session.email} at ${session.pas_url}; session until ${shown.refresh_expires_at} (${sessionPath()}).`);
     });

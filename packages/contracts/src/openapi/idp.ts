@@ -4,6 +4,7 @@ import {
   ClientKeyId,
   ClientKeyRegistration,
   CredentialRegistration,
+  OtpCheck,
   PasskeyAssertion,
   PasskeyAuthenticationOptions,
   PasskeyRegistration,
@@ -11,9 +12,11 @@ import {
   PasskeyRegistrationStart,
   PasskeySubject,
   PasswordCheck,
+  PasswordSubject,
   RegisteredClientKey,
   RegisteredPasskey,
   Subject,
+  TotpEnrolment,
 } from '../idp.ts';
 import { noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
@@ -23,7 +26,9 @@ const KeyPath = SubPath.extend({ kid: ClientKeyId });
 
 /** The IdP: verifies credentials for PAS, holds them for the entitlement service; internal callers only (mTLS). Declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const idpRoutes = {
-  verifyPassword: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/password/verify', summary: 'verify an email and password (PAS only)', body: { schema: PasswordCheck }, responses: { 200: jsonResponse(Subject, 'whose credentials they are') }, errors: [400, 415, 429, 503] })),
+  verifyPassword: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/password/verify', summary: 'verify an email and password, and a second factor’s code when `otp` is sent (PAS only); a TOTP step is accepted once per account, a recovery code once', body: { schema: PasswordCheck }, responses: { 200: jsonResponse(PasswordSubject, 'whose credentials they are, and how they were proven (amr)') }, errors: [400, 415, 429, 503] })),
+  verifyOtp: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/otp/verify', summary: 'verify a second factor’s code for an account whose password PAS has just verified (the login page’s second step; PAS only)', body: { schema: OtpCheck }, responses: { 200: jsonResponse(PasswordSubject, 'whose code it is, amr [pwd, otp, mfa]') }, errors: [400, 415, 429, 503] })),
+  enrolTotp: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/totp', summary: 'enrol (or replace) a TOTP factor after verifying the password (PAS only): the first factor on trust (the account has none), a replacement only with a current code or a recovery code. Recorded in the IdP’s audit stream (mfa.enrolled)', body: { schema: PasswordCheck }, responses: { 200: jsonResponse(TotpEnrolment, 'the secret and recovery codes, shown once') }, errors: [400, 415, 429, 503] })),
   verifyAssertion: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/assertion/verify', summary: 'verify an RFC 7523 private_key_jwt client assertion (PAS only)', body: { schema: AssertionCheck }, responses: { 200: jsonResponse(Subject, 'the client the assertion authenticates') }, errors: [400, 415, 429] })),
   register: serviceOnly(['entitlement'], route({ method: 'put', path: '/v1/credentials/{sub}', summary: 'register or replace a user’s credentials (entitlement only); without a password the stored one is kept. Replacing an operator account’s credentials needs X-Keyway-Operator-Token (an operator’s access token for the operator scope), else 403. Recorded in the IdP’s audit stream', params: SubPath, body: { schema: CredentialRegistration }, responses: { 200: jsonResponse(z.object({ sub: z.string() }), 'registered') }, errors: [400, 415] })),
   remove: serviceOnly(['entitlement'], route({ method: 'delete', path: '/v1/credentials/{sub}', summary: 'remove a user’s credentials and keys (entitlement only)', params: SubPath, responses: { 204: noBody('removed') }, errors: [400] })),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DpopKeyRevocation, JwkThumbprint, SigningKeyList, SigningKeyRotation } from '../keys.ts';
-import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, PasAsset, PasskeyEnrolmentForm, PasskeyLoginForm, PasskeyOptionsRequest, TokenHintRequest, TokenRequest, TokenResponse } from '../pas.ts';
-import { WebAuthnOptions } from '../idp.ts';
+import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, LoginOtpForm, PasAsset, PasskeyEnrolmentForm, PasskeyLoginForm, PasskeyOptionsRequest, TokenHintRequest, TokenRequest, TokenResponse, TotpEnrolmentForm } from '../pas.ts';
+import { TotpEnrolment, WebAuthnOptions } from '../idp.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
@@ -58,12 +58,30 @@ export const pasRoutes = {
     errors: [400, 415, 503],
   }),
   asset: route({ method: 'get', path: '/oauth2/assets/{name}', summary: 'the login page’s script (passkeys: WebAuthn in the browser)', params: z.object({ name: PasAsset }), responses: { 200: { description: 'the file', type: 'text/javascript' } }, errors: [400] }),
+  loginOtp: route({
+    method: 'post',
+    path: '/oauth2/login/otp',
+    summary: 'the login page’s second step (issue 14): a TOTP or recovery code, after a correct password for an account with a second factor (always for scope operator)',
+    description: `Needs the pending request and its cookie, as the first step. A wrong code answers the code page again (400; 429 when throttled); success continues as the first step does. ${BROWSER_ERRORS}`,
+    body: { schema: LoginOtpForm, types: FORM },
+    responses: { 303: noBody('Location: redirect_uri with code (or error), state and iss') },
+    errors: [400, 415, 429, 503],
+  }),
+  enrolTotp: route({
+    method: 'post',
+    path: '/v1/mfa/totp',
+    summary: 'Keyway extension: enrol a TOTP second factor (username, password; otp = a current code or a recovery code when one is enrolled already)',
+    description: 'The first factor of an account is enrolled on trust (whoever knows the password first, like Keycloak’s Configure OTP required action); replacing it needs the current factor. Throttled as a login. The secret and the ten recovery codes are answered once (Cache-Control: no-store).',
+    body: { schema: TotpEnrolmentForm, types: FORM },
+    responses: { 200: jsonResponse(TotpEnrolment, 'the factor (shown once)') },
+    errors: [400, 415, 429, 503],
+  }),
   token: route({
     method: 'post',
     path: '/oauth2/token',
     summary: 'token endpoint (RFC 6749 §4.3 password, §6 refresh_token, §4.4 client_credentials with RFC 7523 private_key_jwt, §4.1.3 authorization_code with RFC 7636 PKCE)',
     description:
-      'With a `DPoP` proof header (RFC 9449) the pair is bound to the proof’s key (`cnf.jkt`, token_type DPoP), and refreshing it needs a proof by the same key. Every answer carries a fresh `DPoP-Nonce`; a proof without it is refused with 400 use_dpop_nonce, a bad proof with 400 invalid_dpop_proof.',
+      'With a `DPoP` proof header (RFC 9449) the pair is bound to the proof’s key (`cnf.jkt`, token_type DPoP), and refreshing it needs a proof by the same key. Every answer carries a fresh `DPoP-Nonce`; a proof without it is refused with 400 use_dpop_nonce, a bad proof with 400 invalid_dpop_proof. Keyway extension of the password grant: `otp`, a TOTP code (RFC 6238) or a recovery code of the account’s second factor. `scope=operator` needs it (else 400 invalid_grant "the operator scope requires a second factor: send otp"); a wrong or spent code is the same invalid_grant as a wrong password. Every token carries `amr`, `acr` and `auth_time` (OpenID Connect Core §2); a refresh keeps them.',
     body: { schema: TokenRequest, types: FORM },
     responses: { 200: jsonResponse(TokenResponse, 'a new pair (Cache-Control: no-store)') },
     errors: [400, 401, 403, 415, 429, 503],

@@ -293,7 +293,7 @@ function submitted(formId, handler) {
 
 submitted('sign-in-form', async (data, form) => {
   const email = String(data.get('email')).trim();
-  const tokens = await request('/console/session', { method: 'POST', body: { email, password: String(data.get('password')) }, auth: false });
+  const tokens = await request('/console/session', { method: 'POST', body: { email, password: String(data.get('password')), otp: String(data.get('otp')).trim() }, auth: false });
   form.reset();
   keepTokens(tokens);
   session.email = email;

@@ -92,9 +92,9 @@ export function consoleRoutes(deps: ConsoleDeps, verifyOperator: BearerVerifier)
 
   // JSON only: a cross-site form cannot send it without a CORS preflight, which this origin never grants.
   bindRoute(router, entitlementRoutes.consoleSignIn, requireBodyType(entitlementRoutes.consoleSignIn), async (req, res, input) => {
-    const { email, password } = input.body();
+    const { email, password, otp } = input.body();
     // PAS throttles sign-ins per account and source: the source is the operator's address, not the console's.
-    sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE, req.ip ?? req.socket.remoteAddress).catch(passOn));
+    sendTokens(res, await deps.pas.password(email, password, OPERATOR_SCOPE, req.ip ?? req.socket.remoteAddress, otp).catch(passOn));
   });
   bindRoute(router, entitlementRoutes.consoleRefresh, requireBodyType(entitlementRoutes.consoleRefresh), async (_req, res, input) => {
     const { refresh_token } = input.body();

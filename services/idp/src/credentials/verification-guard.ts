@@ -46,7 +46,10 @@ export function verificationGuard(store: Store, audit: AuditLog, logger: Logger,
       await failed.count(account, 'too_many_requests');
       throw tooManyRequests(state, `${state.count} failed verifications of the account in the window`);
     },
-    async failed(account: string, reason: 'wrong_password' | 'unknown_account' | 'no_password' | 'invalid_assertion' | 'invalid_passkey'): Promise<void> {
+    async failed(
+      account: string,
+      reason: 'wrong_password' | 'unknown_account' | 'no_password' | 'invalid_assertion' | 'invalid_passkey' | 'no_second_factor' | 'wrong_code' | 'code_reused',
+    ): Promise<void> {
       await failures.hit(account);
       await failed.count(account, reason);
     },

@@ -6,13 +6,14 @@ import type { ClientKeyRepository } from '../credentials/client-keys.ts';
 import type { InternalChanges } from '../credentials/internal-changes.ts';
 import type { PasskeyRepository } from '../credentials/passkeys.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
+import type { SecondFactors } from '../credentials/second-factors.ts';
 
 /**
  * PUT /v1/credentials/:sub (entitlement service only): register or replace a user's credentials; DELETE
  * removes them (and the person's keys and passkeys). Operator accounts need an operator's proof to be changed, and every change is in the
  * IdP's trail (credentials/internal-changes.ts).
  */
-export function credentialRoutes(credentials: CredentialRepository, clientKeys: ClientKeyRepository, changes: InternalChanges, passkeys: PasskeyRepository): Router {
+export function credentialRoutes(credentials: CredentialRepository, clientKeys: ClientKeyRepository, changes: InternalChanges, factors: SecondFactors, passkeys: PasskeyRepository): Router {
   const router = Router();
   bindRoute(router, idpRoutes.register, requireBodyType(idpRoutes.register), async (req, res, input) => {
     const registration = input.body();
@@ -42,6 +43,7 @@ export function credentialRoutes(credentials: CredentialRepository, clientKeys: 
     await changes.change(req, 'credentials.removed', async (step) => {
       const existing = await credentials.findBySub(sub);
       await clientKeys.removeAll(sub);
+      await factors.remove(sub);
       const passkeysRemoved = await passkeys.removeAll(sub);
       await credentials.remove(sub);
       step.note({ tenant: existing?.tenant, subject: sub, detail: { existed: String(existing !== undefined), webauthn_credentials_removed: String(passkeysRemoved) } });

@@ -1,20 +1,23 @@
 import { Router } from 'express';
 import { bindRoute, InvalidGrant, requireBodyType, shapeResponse } from '@keyway/kit';
-import { idpRoutes, Subject } from '@keyway/contracts';
+import { idpRoutes, PasswordSubject } from '@keyway/contracts';
 import { dummyHash, verifyPassword } from '../credentials/password-hash.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
+import type { SecondFactorCheck } from '../credentials/second-factor-check.ts';
 import type { VerificationGuard } from '../credentials/verification-guard.ts';
 
 /**
  * POST /v1/credentials/password/verify (PAS only): one answer for a wrong password and an unknown user.
  * Throttled per account and bounded in concurrent scrypt work (credentials/verification-guard.ts);
- * every failure is counted for the trail. `verified`: told of each success (it opens the passkey
- * enrolment window).
+ * every failure is counted for the trail. With `otp`, the account's second factor is checked too
+ * (credentials/second-factor-check.ts): a wrong or spent code is the same refusal as a wrong password.
+ * `verified`: told of each sign-in that proved every factor the account has (it opens the passkey
+ * enrolment window; a password alone does not for an account with a second factor).
  */
-export function passwordRoutes(credentials: CredentialRepository, guard: VerificationGuard, verified?: (sub: string) => Promise<void>): Router {
+export function passwordRoutes(credentials: CredentialRepository, guard: VerificationGuard, factors: SecondFactorCheck, verified?: (sub: string) => Promise<void>): Router {
   const router = Router();
-  bindRoute(router, idpRoutes.verifyPassword, requireBodyType(idpRoutes.verifyPassword), async (_req, res, input) => {
-    const { email, password } = input.body();
+  bindRoute(router, idpRoutes.verifyPassword, requireBodyType(idpRoutes.verifyPassword), async (req, res, input) => {
+    const { email, password, otp } = input.body();
     await guard.admit(email);
     const credential = await credentials.findByEmail(email);
     const stored = credential?.passwordHash ?? (await dummyHash());
@@ -23,8 +26,10 @@ export function passwordRoutes(credentials: CredentialRepository, guard: Verific
       await guard.failed(email, !credential ? 'unknown_account' : !credential.passwordHash ? 'no_password' : 'wrong_password');
       throw new InvalidGrant('the username or password is incorrect', credential ? 'wrong password' : 'unknown user');
     }
-    await verified?.(credential.sub);
-    res.json(shapeResponse(Subject, credential));
+    const second_factor = await factors.enrolled(credential.sub);
+    const amr = otp === undefined ? (['pwd'] as const) : await factors.check(req, credential, otp);
+    if (!second_factor || otp !== undefined) await verified?.(credential.sub);
+    res.json(shapeResponse(PasswordSubject, { ...credential, amr: [...amr], second_factor }));
   });
   return router;
 }

@@ -14,7 +14,7 @@ export const CodeGrant = z.object({
   rights: FeedRights,
   /** scope releases: the release rights granted (absent in codes issued before releases existed) */
   releases: ReleaseRights.optional(),
-  /** how the person authenticated (amr, auth_time), for the tokens the code is redeemed for (absent in older codes) */
+  /** how and when the person signed in on the login page (absent in codes issued before it existed: a password at redemption) */
   authentication: AuthenticationContext.optional(),
 });
 /** What a code stands for: the client and redirect it was issued to, the PKCE challenge, and what the login was authorized for. */

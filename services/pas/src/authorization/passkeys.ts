@@ -15,7 +15,7 @@ import { sourceOf } from '../throttling/login-throttle.ts';
 import { CodeGrant } from './codes.ts';
 import { enrolmentPage, sendPage } from './pages.ts';
 import { sha256, unguessable, type PendingAuthorization, type PendingAuthorizations } from './pending-requests.ts';
-import { codeFor, type HoldCode } from './sign-in.ts';
+import { signIn, type HoldCode } from './sign-in.ts';
 
 /** How long the enrolment offer may stay open: the IdP's registration challenge lives as long (IdP CHALLENGE_TTL_MS). */
 const ENROLMENT_TTL_MS = 5 * 60 * 1000;
@@ -138,16 +138,11 @@ export function passkeyEndpoint(context: PasskeyContext): Router {
       { ...pending, client },
       undefined,
       (origin) =>
-        audited(
+        signIn(
           context,
-          {
-            action: 'authorization_code.issued',
-            fields: mergeFields(origin.fields, { clientId: request.client_id, detail: { method: 'passkey' } }),
-            refusal: (refusal) => (refusal.status === 403 ? { action: 'authorization.denied', reason: refusal.detail.error_detail ?? refusal.reason } : { action: 'authorization_code.failed' }),
-            noise: { gate: context.noise, source: origin.source },
-          },
+          origin,
+          pending,
           async (audit) => {
-            await context.noise.admit(origin.source);
             // usernameless: no account is named before the IdP answers, so only the source's limits apply
             const subject = await throttledLogin(context, origin.source, audit, undefined, async () => {
               const credential = credentialOf(form.credential);
@@ -158,8 +153,10 @@ export function passkeyEndpoint(context: PasskeyContext): Router {
               });
             });
             audit.note({ subject: subject.sub, tenant: subject.tenant });
-            return codeFor(context, audit, pending, subject, subject.authentication);
+            return subject;
           },
+          undefined,
+          'passkey',
         ),
       PASSKEY_REFUSED,
     );

@@ -3,7 +3,8 @@ import type { AuthenticationContext } from '@keyway/contracts';
 import { InvalidRequest } from '@keyway/kit';
 import { authorize, requestedAccess, scopeOf } from '../grants/authorize.ts';
 import type { GrantContext, GrantOrigin } from '../grants/context.ts';
-import { authenticatePassword } from '../grants/password.ts';
+import type { AuthenticatedPerson } from '../grants/password.ts';
+import { requireSecondFactor } from '../grants/second-factor.ts';
 import type { CodeGrant } from './codes.ts';
 import type { PendingAuthorization, PendingAuthorizations } from './pending-requests.ts';
 
@@ -19,22 +20,25 @@ export async function signIn(
   context: GrantContext & { pending: PendingAuthorizations },
   origin: GrantOrigin,
   pending: { id: string; request: PendingAuthorization },
-  credentials: { email: string; password: string },
+  /** the form's authentication (second-step.ts: the password, then a code when the account needs one; passkeys.ts: a passkey) */
+  authenticate: (audit: AuditScope) => Promise<Pick<AuthenticatedPerson, 'sub' | 'tenant' | 'authentication'>>,
   hold?: HoldCode,
+  /** how the form signs in, for the trail (detail.method) */
+  method: 'password' | 'passkey' = 'password',
 ): Promise<string | undefined> {
   const { request } = pending;
   return audited(
     context,
     {
       action: 'authorization_code.issued',
-      fields: mergeFields(origin.fields, { clientId: request.client_id }),
+      fields: mergeFields(origin.fields, { clientId: request.client_id, ...(method !== 'password' && { detail: { method } }) }),
       refusal: (refusal) => (refusal.status === 403 ? { action: 'authorization.denied', reason: refusal.detail.error_detail ?? refusal.reason } : { action: 'authorization_code.failed' }),
       noise: { gate: context.noise, source: origin.source },
     },
     async (audit) => {
       await context.noise.admit(origin.source);
-      const subject = await authenticatePassword(context, origin, audit, credentials.email, credentials.password);
-      return codeFor(context, audit, pending, subject, { amr: ['pwd'], auth_time: Math.floor(Date.now() / 1000) }, hold);
+      const subject = await authenticate(audit);
+      return codeFor(context, audit, pending, subject, subject.authentication, hold);
     },
   );
 }
@@ -50,7 +54,7 @@ export type HoldCode = (grant: CodeGrant) => Promise<boolean>;
  * grant does, end the pending request (single use) and issue a code bound to it, carrying how the
  * person authenticated. With `hold`, the grant may be kept for a step first (undefined: no code yet).
  */
-export async function codeFor(
+async function codeFor(
   context: GrantContext & { pending: PendingAuthorizations },
   audit: AuditScope,
   pending: { id: string; request: PendingAuthorization },
@@ -60,6 +64,7 @@ export async function codeFor(
 ): Promise<string | undefined> {
   const { request } = pending;
   const { roles, access, rights, releases } = await authorize(context.entitlement, subject.sub, subject.tenant, requestedAccess(request.scope, context.settings));
+  requireSecondFactor(access, authentication, audit);
   if (!(await context.pending.close(pending.id))) throw new InvalidRequest('this sign-in has already been completed', 'the pending request was closed by a concurrent post');
   const scope = scopeOf(access);
   const grant = {

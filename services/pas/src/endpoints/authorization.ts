@@ -8,6 +8,8 @@ import { scopeFor, type BrowserClient, type BrowserClientRegistry } from '../aut
 import { errorPage, loginPage, sendPage } from '../authorization/pages.ts';
 import { passkeyOffer, type PasskeyEnrolments } from '../authorization/passkeys.ts';
 import { sha256, unguessable, type PendingAuthorization, type PendingAuthorizations } from '../authorization/pending-requests.ts';
+import { codePage } from '../authorization/code-page.ts';
+import { codeStep, passwordStep, SecondFactorPending, type SecondSteps } from '../authorization/second-step.ts';
 import { signIn } from '../authorization/sign-in.ts';
 import { requestedAccess } from '../grants/authorize.ts';
 import type { GrantContext, GrantOrigin } from '../grants/context.ts';
@@ -24,6 +26,7 @@ const BROWSER_COOKIE_VALUE = new RegExp(`(?:^|;\\s*)${BROWSER_COOKIE}=([A-Za-z0-
 
 export const FORM_REFUSED = 'this sign-in form is not valid or has expired: start the sign-in again from the application';
 const LOGIN_FAILED = 'The email or password is incorrect.';
+const CODE_FAILED = 'The code is incorrect or has been used already.';
 
 const browserOf = (req: Request): string | undefined => BROWSER_COOKIE_VALUE.exec(req.get('cookie') ?? '')?.[1];
 
@@ -105,8 +108,12 @@ export async function answerSignIn(
   email: string | undefined,
   run: (origin: GrantOrigin) => Promise<string | undefined>,
   failedMessage = LOGIN_FAILED,
+  /** the code page's step: while the password step's sign-in is held, a failure shows the code page again */
+  secondSteps?: SecondSteps,
 ): Promise<void> {
   const { request, client } = pending;
+  const clientName = client.client_name ?? client.client_id;
+  const redirectOrigin = new URL(request.redirect_uri).origin;
   const back = (params: Record<string, string>) => redirectTo(res, request.redirect_uri, { ...params, state: request.state, iss: context.settings.issuer });
   const origin = { fields: requestFields(req), source: sourceOf(req), log: req.log };
   try {
@@ -119,12 +126,17 @@ export async function answerSignIn(
       await context.pending.close(pending.id);
       return back({ error: 'access_denied', error_description: errorDescription(err.description) });
     }
+    // the password was right and the account needs a code: the second step's page (authorization/second-step.ts)
+    if (err instanceof SecondFactorPending) return sendPage(res, 200, codePage({ request: pending.id, client: clientName, action: pasRoutes.loginOtp.path }), redirectOrigin);
     // a failed or throttled login: the page again, with one message for a wrong password and an unknown account
     if ((err.code === 'invalid_grant' || err.status === 429) && prefersHtml(req)) {
       const message = err.status === 429 ? `Too many failed sign-ins. Try again in ${err.headers['Retry-After'] ?? 'a few'} seconds.` : failedMessage;
       res.set(err.headers);
-      const page = loginPage({ request: pending.id, client: client.client_name ?? client.client_id, action: pasRoutes.login.path, message, ...(email !== undefined && { email }) });
-      return sendPage(res, err.status, page, new URL(request.redirect_uri).origin);
+      const page =
+        secondSteps && (await secondSteps.find(pending.id))
+          ? codePage({ request: pending.id, client: clientName, action: pasRoutes.loginOtp.path, message })
+          : loginPage({ request: pending.id, client: clientName, action: pasRoutes.login.path, message, ...(email !== undefined && { email }) });
+      return sendPage(res, err.status, page, redirectOrigin);
     }
     throw err;
   }
@@ -135,7 +147,7 @@ export async function answerSignIn(
  * POST /oauth2/login. A valid request is kept as a pending request and answered with the page; the
  * form's success redirects to the client with a single-use code (grants/authorization_code.ts).
  */
-export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations; enrolments: PasskeyEnrolments }): Router {
+export function authorizationEndpoint(context: GrantContext & { pending: PendingAuthorizations; enrolments: PasskeyEnrolments; secondSteps: SecondSteps }): Router {
   const router = Router();
   const { issuer } = context.settings;
 
@@ -176,11 +188,27 @@ export function authorizationEndpoint(context: GrantContext & { pending: Pending
     const { request, client } = await boundRequest(context, req, form.request);
     const offer = form.offer_passkey ? passkeyOffer(context, request, form.email, req.log) : undefined;
     await answerSignIn(context, req, res, { id: form.request, request, client }, form.email, async (origin) => {
-      const code = await signIn(context, origin, { id: form.request, request }, { email: form.email, password: form.password }, offer?.hold);
+      const password = passwordStep(context, origin, { id: form.request, scope: request.scope }, { email: form.email, password: form.password });
+      const code = await signIn(context, origin, { id: form.request, request }, password, offer?.hold);
       // signed in, the code held: the passkey enrolment offer first
       if (code === undefined) offer?.show(res);
       return code;
     });
+  });
+  // the second step (an account with a second factor, or scope operator): the code page's form
+  bindRoute(router, pasRoutes.loginOtp, noStore, requireBodyType(pasRoutes.loginOtp), rejectDuplicateParams, async (req, res, input) => {
+    const form = input.body();
+    const { request, client } = await boundRequest(context, req, form.request);
+    await answerSignIn(
+      context,
+      req,
+      res,
+      { id: form.request, request, client },
+      undefined,
+      (origin) => signIn(context, origin, { id: form.request, request }, codeStep(context, origin, form.request, form.otp)),
+      CODE_FAILED,
+      context.secondSteps,
+    );
   });
 
   router.use(browserRefusal);

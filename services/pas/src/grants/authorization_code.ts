@@ -1,7 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { InvalidClient, InvalidGrant } from '@keyway/kit';
 import { grantedAccess } from './authorize.ts';
-import { issuePair, type Grant } from './context.ts';
+import { authTimeNow, issuePair, type Grant } from './context.ts';
 import { loginKey } from './dpop.ts';
 
 const INVALID_CODE = 'the authorization code is invalid, expired or already used';
@@ -56,8 +56,8 @@ export const authorization_code: Grant<'authorization_code'> = {
       context,
       audit,
       { sub: grant.sub, tid: grant.tid, roles: grant.roles, access: grantedAccess(grant.scope), rights: grant.rights, releases: grant.releases, client_id: grant.client_id },
+      grant.authentication ?? { amr: ['pwd'], auth_time: authTimeNow(context.settings) },
       { fid, jkt },
-      grant.authentication,
     );
     if (await context.codes.reused(params.code)) {
       await revokeIssued(fid, grant.tid);

@@ -1,7 +1,7 @@
 import { InvalidClient } from '@keyway/kit';
 import { ApiError } from '@keyway/clients';
 import { authorize, requestedAccess, rethrowUpstream } from './authorize.ts';
-import { issuePair, type Grant } from './context.ts';
+import { authTimeNow, issuePair, type Grant } from './context.ts';
 import { loginKey } from './dpop.ts';
 import { idpBusy, throttledLogin } from './throttled-login.ts';
 
@@ -67,6 +67,7 @@ export const client_credentials: Grant<'client_credentials'> = {
     });
     audit.note({ subject: subject.sub, tenant: subject.tenant, clientId: subject.sub });
     const granted = await authorize(context.entitlement, subject.sub, subject.tenant, requested);
-    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: subject.sub }, { jkt });
+    // RFC 8176 swk: proof of possession of a software-held key (the agent's private_key_jwt)
+    return issuePair(context, audit, { sub: subject.sub, tid: subject.tenant, ...granted, client_id: subject.sub }, { amr: ['swk'], auth_time: authTimeNow(context.settings) }, { jkt });
   },
 };

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { TokenRequest, TokenResponse } from '@keyway/contracts';
-import type { AuthenticationContext, FeedRights, ReleaseRights } from '@keyway/contracts';
-import { acrOf } from '@keyway/contracts';
+import { acrOf, type AuthenticationContext, type TokenRequest, type TokenResponse } from '@keyway/contracts';
+import type { FeedRights, ReleaseRights } from '@keyway/contracts';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import type { AuditFields, AuditLog, AuditScope, NoiseGate, SecurityMetrics } from '@keyway/audit';
 import type { Logger } from '@keyway/kit';
@@ -93,13 +92,13 @@ export async function issuePair(
   context: GrantContext,
   audit: AuditScope,
   subject: { sub: string; tid: string; roles: string[]; access: Access; rights: FeedRights; releases?: ReleaseRights; client_id: string },
+  /** how and when the holder authenticated: the login's, or (a refresh) the presented token's unchanged */
+  authentication: AuthenticationContext,
   /**
    * The family to continue (spentJti: the refresh token it rotates), or the id of the new one (a code's
    * redemption names it first); jkt: the DPoP key the family is bound to (RFC 9449 §5), which both tokens name in cnf.
    */
   family?: { fid?: string | undefined; spentJti?: string | undefined; jkt?: string | undefined },
-  /** how the person authenticated (OpenID Connect Core §2 amr, acr, auth_time), when the grant knows it (a code from the login page) */
-  authentication?: AuthenticationContext,
 ): Promise<TokenResponse> {
   const { signer, settings, families } = context;
   const scope = scopeOf(subject.access);
@@ -109,10 +108,13 @@ export async function issuePair(
     roles: subject.roles,
     scope,
     client_id: subject.client_id,
+    // OpenID Connect Core §2: the admin APIs demand acr mfa and a recent auth_time (RFC 9470 step-up)
+    amr: authentication.amr,
+    acr: acrOf(authentication.amr),
+    auth_time: authentication.auth_time,
     ...(subject.access.kind === 'feeds' && { rights: subject.rights }),
     ...(subject.access.kind === 'releases' && { releases: subject.releases ?? {} }),
     ...(family?.jkt !== undefined && { cnf: { jkt: family.jkt } }),
-    ...(authentication && { amr: authentication.amr, acr: acrOf(authentication.amr), auth_time: authentication.auth_time }),
   };
   const fid = family?.fid ?? randomUUID();
   const [access, refresh] = await Promise.all([
@@ -127,7 +129,11 @@ export async function issuePair(
   }
   const spent: Record<string, string> = family?.spentJti !== undefined ? { spent_jti: family.spentJti } : {};
   const bound: Record<string, string> = family?.jkt !== undefined ? { jkt: family.jkt } : {};
-  audit.note({ tokenId: access.jti, clientId: subject.client_id, detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), ...spent, ...bound } });
+  audit.note({
+    tokenId: access.jti,
+    clientId: subject.client_id,
+    detail: { refresh_jti: refresh.jti, family: fid, scope: scope.slice(0, 512), amr: authentication.amr.join(' '), ...spent, ...bound },
+  });
   return {
     access_token: access.token,
     token_type: family?.jkt === undefined ? 'Bearer' : 'DPoP',
@@ -137,6 +143,9 @@ export async function issuePair(
     scope,
   };
 }
+
+/** Seconds since the epoch on the token clock (TokenSettings.now): auth_time of a login happening now. */
+export const authTimeNow = (settings: TokenSettings): number => Math.floor((settings.now?.() ?? Date.now()) / 1000);
 
 /** Another refresh of the same token rotated the family first. */
 export class FamilyRaceLost extends Error {

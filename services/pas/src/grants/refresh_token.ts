@@ -3,8 +3,19 @@ import { intersectReleaseRights, intersectRights, tokenFeedRights, tokenReleaseR
 import { TokenError } from '@keyway/tokens';
 import { verifyOwnRefreshToken } from '../tokens/own-tokens.ts';
 import { authorize, grantedAccess, requestedAccess, withinGrant } from './authorize.ts';
+import { Amr, type AuthenticationContext } from '@keyway/contracts';
+import type { RefreshClaims } from '@keyway/tokens';
 import { FamilyRaceLost, issuePair, type Grant } from './context.ts';
 import { proofKey } from './dpop.ts';
+
+/**
+ * A refresh is not a new authentication (OpenID Connect Core §12.2): the new pair carries the login's
+ * amr and auth_time unchanged. A token from before they existed counts as a password login at its iat.
+ */
+function authenticationOf(claims: RefreshClaims): AuthenticationContext {
+  const amr = Amr.array().min(1).safeParse(claims.amr);
+  return { amr: amr.success ? amr.data : ['pwd'], auth_time: claims.auth_time ?? claims.iat };
+}
 
 /**
  * RFC 6749 §6 with rotation: each use spends the token and issues the next one in its family.
@@ -75,7 +86,11 @@ export const refresh_token: Grant<'refresh_token'> = {
       if (asked.kind === 'releases' && Object.keys(releases).length === 0) await noLongerAuthorized('product_not_entitled', 'none of the token’s release rights remain');
     }
     try {
-      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, { fid: claims.fid, spentJti: claims.jti, jkt });
+      return await issuePair(context, audit, { sub: claims.sub, tid: claims.tid, roles, access: asked, rights, releases, client_id: claims.client_id }, authenticationOf(claims), {
+        fid: claims.fid,
+        spentJti: claims.jti,
+        jkt,
+      });
     } catch (err) {
       // Exactly one of concurrent refreshes of the same token wins; the others are refused without
       // revoking the family, since they presented the token while it was still current.

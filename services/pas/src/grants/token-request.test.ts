@@ -35,7 +35,7 @@ async function pas(decide: () => Promise<AuthorizeDecision> = async () => allow)
   const idp = {
     verifyPassword: async (email: string, password: string) => {
       if (password !== login.password) throw new ApiError(400, 'invalid_grant', 'the credentials are not valid');
-      return { sub: 'u-1', tenant: 'acme', email };
+      return { sub: 'u-1', tenant: 'acme', email, amr: ['pwd'], second_factor: false };
     },
   } as unknown as IdpClient;
   const entitlement = { authorize: decide } as unknown as EntitlementClient;

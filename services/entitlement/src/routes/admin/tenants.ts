@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { entitlementRoutes, Tenant, TenantPage } from '@keyway/contracts';
 import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
@@ -9,7 +9,8 @@ import type { PolicyRepository } from '../../policy/repository.ts';
  * revokes the tenant's sessions and SAS keys (tenant.suspended); deleting is refused (409) until
  * the tenant is suspended.
  */
-export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
+/** `recentLogin`: the step-up (RFC 9470) a tenant delete needs besides the operator check. */
+export function tenantRoutes(policy: PolicyRepository, admin: Admin, recentLogin: RequestHandler): Router {
   const router = Router();
   bindRoute(router, entitlementRoutes.createTenant, requireBodyType(entitlementRoutes.createTenant), async (req, res, input) => {
     res.status(201).json(shapeResponse(Tenant, await admin(req).createTenant(input.body())));
@@ -42,7 +43,7 @@ export function tenantRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.json(shapeResponse(Tenant, await admin(req).resumeTenant(tenant)));
   });
 
-  bindRoute(router, entitlementRoutes.deleteTenant, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.deleteTenant, recentLogin, async (req, res, input) => {
     const { tenant } = input.params();
     await admin(req).deleteTenant(tenant);
     res.status(204).end();
