@@ -200,8 +200,9 @@ describe('the importer agent (stream, pipelined writes)', () => {
         throw new ApiError(404, 'not_found', 'no such endpoint');
       },
       complete: async (...args) => {
+        const completed = await suite.topic.complete(...args);
         singles += 1;
-        return suite.topic.complete(...args);
+        return completed;
       },
     };
     await withAgent(
@@ -210,6 +211,8 @@ describe('the importer agent (stream, pipelined writes)', () => {
       async (agent) => {
         await waitForLines(sinkFile, published.length, 60_000);
         await waitFor(() => singles === published.length, 10_000);
+        // the agent counts a batch as done once its complete has answered: the health of the last one follows it
+        await waitFor(() => agent.health().behind === 0, 10_000);
         expect(idsIn(sinkFile)).toEqual(published.map((b) => b.id));
         expect(batchAttempts).toBe(1);
         expect(agent.health()).toMatchObject({ behind: 0, written: published.length, locksLost: 0, errors: 0, duplicatesDropped: 0 });

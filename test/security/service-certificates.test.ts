@@ -7,7 +7,7 @@ import { auditRoutes, entitlementRoutes, idpRoutes, OPERATOR_PROOF_HEADER, pacRo
 import { INTERNAL_APIS } from '@keyway/kit';
 import { PKI_NAMES, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
-import { operatorSession, provisionOperator } from '../operators/operator.ts';
+import { operatorLogin, operatorOtp, operatorSession, provisionOperator } from '../operators/operator.ts';
 
 /**
  * The mTLS access matrix as documented (README, "What a stolen service certificate still allows").
@@ -16,11 +16,17 @@ import { operatorSession, provisionOperator } from '../operators/operator.ts';
 const DOCUMENTED = {
   idp: {
     'POST /v1/credentials/password/verify': ['pas'],
+    'POST /v1/credentials/otp/verify': ['pas'],
+    'POST /v1/credentials/totp': ['pas'],
     'POST /v1/credentials/assertion/verify': ['pas'],
     'PUT /v1/credentials/:sub': ['entitlement'],
     'DELETE /v1/credentials/:sub': ['entitlement'],
     'PUT /v1/credentials/:sub/keys/:kid': ['entitlement'],
     'DELETE /v1/credentials/:sub/keys/:kid': ['entitlement'],
+    'POST /v1/passkeys/registration/options': ['pas'],
+    'POST /v1/passkeys/registration/verify': ['pas'],
+    'POST /v1/passkeys/authentication/options': ['pas'],
+    'POST /v1/passkeys/authentication/verify': ['pas'],
   },
   entitlement: {
     'POST /v1/authorize': ['pas', 'pac', 'releases'],
@@ -123,7 +129,7 @@ describe('a stolen entitlement certificate cannot take over an operator account,
     const key = await idpAs('entitlement').put(`/v1/credentials/${user.id}/keys/attacker`, { jwk: { ...(await exportJWK(publicKey)), alg: 'ES256' } });
     expect(key.status).toBe(403);
     // the operator's password is unchanged, and the attempt names the certificate that made it
-    expect((await suite.pas.password(email, PASSWORD, 'operator')).access_token).toBeTruthy();
+    expect((await operatorLogin(suite, email)).access_token).toBeTruthy();
     const denied = await idpTrail('credentials.set', user.id);
     expect(denied[0]).toMatchObject({
       service: 'idp',
@@ -151,7 +157,7 @@ describe('a stolen entitlement certificate cannot take over an operator account,
     const target = await provisionOperator(suite);
     const session = await operatorSession(suite, admin.email);
     await session.entitlement.setPassword(VENDOR_TENANT, target.user.id, 'a-new-operator-password-2');
-    expect((await suite.pas.password(target.email, 'a-new-operator-password-2', 'operator')).access_token).toBeTruthy();
+    expect((await suite.pas.password(target.email, 'a-new-operator-password-2', 'operator', undefined, await operatorOtp(target.email))).access_token).toBeTruthy();
     const set = await idpTrail('credentials.set', target.user.id);
     expect(set[0]).toMatchObject({ outcome: 'success', clientId: 'entitlement', detail: { caller_cert: 'entitlement', login_set: 'password', operator: admin.user.id } });
 
