@@ -4,7 +4,7 @@ import { Email, OPERATOR_SCOPE } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { fields } from '../output.ts';
 import { ask, readSecret } from '../prompt.ts';
-import { deleteSession, readSession, type Session, sessionFrom, sessionPath, writeSession } from '../session.ts';
+import { deleteSession, loginDpopSigner, readSession, type Session, sessionFrom, sessionPath, writeSession } from '../session.ts';
 
 /** What login and logout print: never a token. */
 const summary = (session: { email: string; pas_url: string; scope: string; expires_at: number; refresh_expires_at: number }) => ({
@@ -17,13 +17,15 @@ const summary = (session: { email: string; pas_url: string; scope: string; expir
 
 /**
  * A person's password login at PAS for `scope` (the email asked for when not given, the password read
- * without echo, and `otp`: a second factor's code), saved to `path`.
+ * without echo, and `otp`: a second factor's code), saved to `path`. The request carries a DPoP proof
+ * (RFC 9449) of the key beside the session, so PAS binds the pair to that key.
  */
 export async function passwordLogin(context: CliContext, emailArgument: string | undefined, scope: string, path: string, otp?: string): Promise<Session> {
   const email = Email.parse(emailArgument ?? (await ask('Email: ')));
   const password = await readSecret('Password: ');
-  const pas = pasClient(await context.clientOptions('pas', false));
-  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope, undefined, otp));
+  const dpop = await loginDpopSigner(path);
+  const pas = pasClient({ ...(await context.clientOptions('pas', false)), dpop });
+  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope, undefined, otp), Date.now(), dpop.key.jkt);
   writeSession(session, path);
   return session;
 }
