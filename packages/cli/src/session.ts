@@ -38,7 +38,7 @@ export function releaseSessionPath(env: NodeJS.ProcessEnv = process.env): string
  * The CLI's DPoP key (RFC 9449) beside the session files, in the same 0700 folder: one key for the
  * operator and the releases session, made at the first login. PAS binds both tokens of a login to it.
  */
-export const dpopKeyPath = (sessionFile: string): string => join(dirname(sessionFile), 'dpop-key.pem');
+const dpopKeyPath = (sessionFile: string): string => join(dirname(sessionFile), 'dpop-key.pem');
 
 /** A key file others may read, or that is not a key, is the person's to fix: said plainly, no token sent. */
 const keyFileRefused = (err: unknown): never => {

@@ -38,7 +38,7 @@ export function register(program: Command, context: CliContext): void {
     .option('--otp <code>', 'a code from your authenticator app, or a recovery code (the operator scope needs a second factor: `keyway mfa enroll`); asked for at a terminal when omitted')
     .addHelpText(
       'after',
-      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.\nKey rotations and tenant deletion need a login with a code within the last few minutes (STEP_UP_MAX_AGE_SEC): log in again with --otp.',
+      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600, bound (DPoP, RFC 9449) to the key dpop-key.pem beside it: copied without that key it is useless.\nKey rotations and tenant deletion need a login with a code within the last few minutes (STEP_UP_MAX_AGE_SEC): log in again with --otp.',
     )
     .action(async (emailArgument: string | undefined, options: { otp?: string }) => {
       // a one-time code is spent by this login, so the command line may carry it (unlike the password)
