@@ -8,7 +8,7 @@ import { ApiError, loadOrCreateDpopKey } from '@keyway/clients';
 import { dpopKeyFromPem } from '@keyway/tokens';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD } from '../helpers.ts';
-import { operatorOtp, provisionOperator } from '../operators/operator.ts';
+import { operatorLogin, operatorOtp, provisionOperator } from '../operators/operator.ts';
 import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts';
 
 /**
@@ -95,4 +95,31 @@ describe('keyway login: a session bound to the CLI’s DPoP key', () => {
     expect(exposed.stderr).toContain('mode 0644');
     expect(exposed.stderr).toContain(`chmod 600 ${keyFile}`);
   }, 120_000);
+
+  it('a bearer session saved before the CLI had a key is bound at its next refresh', async () => {
+    const { email } = await provisionOperator(suite);
+    const tokens = await operatorLogin(suite, email);
+    expect(cnf(tokens.refresh_token)).toBeUndefined();
+    const folder = join(dir, `old-${randomUUID().slice(0, 8)}`, 'keyway');
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const sessionFile = join(folder, 'session.json');
+    const old = {
+      pas_url: suite.urls.pas,
+      email,
+      scope: tokens.scope,
+      access_token: tokens.access_token,
+      refresh_token: tokens.refresh_token,
+      expires_at: 0,
+      refresh_expires_at: Date.now() + 3_600_000,
+    };
+    writeFileSync(sessionFile, JSON.stringify(old), { mode: 0o600 });
+
+    const run = await keyway(['tenant', 'list'], { configHome: join(folder, '..') });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const { jkt } = await dpopKeyFromPem(readFileSync(join(folder, 'dpop-key.pem'), 'utf8'));
+    const bound = JSON.parse(readFileSync(sessionFile, 'utf8'));
+    expect(bound.dpop_jkt).toBe(jkt);
+    expect(cnf(bound.refresh_token)).toEqual({ jkt });
+  }, 60_000);
 });

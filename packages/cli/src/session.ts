@@ -124,12 +124,14 @@ export async function freshAccessToken(pasOptions: ClientOptions, pasUrl: string
   const session = readSession(path);
   if (!session) throw notLoggedIn('no credentials: give --cert and --key, set KEYWAY_TOKEN, or log in', login);
   if (session.pas_url !== pasUrl) throw notLoggedIn(`the saved session is for ${session.pas_url}, not ${pasUrl}`, login);
-  const dpop = await sessionDpopSigner(session, path, login);
+  const bound = await sessionDpopSigner(session, path, login);
   if (session.expires_at - now() > REFRESH_MARGIN_MS) return session.access_token;
   if (session.refresh_expires_at <= now()) throw notLoggedIn('the session has expired', login);
+  // A bearer session (saved before the CLI had a key) refreshed with a proof is bound from then on.
+  const dpop = bound ?? (await loginDpopSigner(path));
   try {
-    const pas = pasClient({ ...pasOptions, ...(dpop && { dpop }) });
-    const refreshed = sessionFrom(pasUrl, session.email, await pas.refresh(session.refresh_token), now(), dpop?.key.jkt);
+    const pas = pasClient({ ...pasOptions, dpop });
+    const refreshed = sessionFrom(pasUrl, session.email, await pas.refresh(session.refresh_token), now(), dpop.key.jkt);
     writeSession(refreshed, path);
     return refreshed.access_token;
   } catch (err) {
