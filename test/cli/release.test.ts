@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import { downloadStatePath, releasesClient, uploadStatePath } from '@keyway/clients';
+import { dpopKeyFromPem } from '@keyway/tokens';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { EICAR, startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { PASSWORD, provisionReleaseTenant } from '../helpers.ts';
@@ -137,6 +138,9 @@ describe('keyway release (child process against the real suite and clamd)', () =
     // an operator's `keyway login` session is another file, untouched
     expect(existsSync(join(configHome, 'keyway', 'session.json'))).toBe(false);
     expect(statSync(join(configHome, 'keyway', 'release-session.json')).mode & 0o777).toBe(0o600);
+    // bound to the CLI's DPoP key beside it (RFC 9449); releases take its access token as Bearer (README)
+    const { jkt } = await dpopKeyFromPem(readFileSync(join(configHome, 'keyway', 'dpop-key.pem'), 'utf8'));
+    expect(JSON.parse(readFileSync(join(configHome, 'keyway', 'release-session.json'), 'utf8'))).toMatchObject({ dpop_jkt: jkt });
 
     const dest = join(dir, `download-${customer.tenant}.bin`);
     const abort = new AbortController();

@@ -35,7 +35,7 @@ function createContext(program: Command): CliContext {
     if (cert && key) return { clientCert: { certPem: readPem(cert, '--cert'), keyPem: readPem(key, '--key') } };
     const token = process.env.KEYWAY_TOKEN;
     if (token) return { accessToken: () => token };
-    const access = await freshAccessToken(pasClient({ baseUrl: pasUrl, caPem: caPemOf(options()) }), pasUrl);
+    const access = await freshAccessToken({ baseUrl: pasUrl, caPem: caPemOf(options()) }, pasUrl);
     return { accessToken: () => access };
   }
 

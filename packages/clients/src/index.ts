@@ -10,3 +10,4 @@ export * from './releases.ts';
 export * from './client-assertion.ts';
 export * from './release-transfers.ts';
 export * from './dpop.ts';
+export * from './dpop-key.ts';

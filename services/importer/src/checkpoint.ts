@@ -1,7 +1,8 @@
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { syncDirectory } from '@keyway/clients';
 import { BATCH_ID } from '@keyway/contracts';
-import { openDurableAppend, syncDirectory } from './durable-append.ts';
+import { openDurableAppend } from './durable-append.ts';
 
 /**
  * The ids of the batches already in the sink, so a batch delivered again (design.md "Delivery":

@@ -97,4 +97,10 @@ describe('importer feeds (FEEDS_FILE)', () => {
     expect(feedIssues([{ SINK_FILE: '/a', PREFETCH: 0 }])).toEqual([expect.stringMatching(/^FEEDS_FILE\[0\]\.PREFETCH/)]);
     expect(feedIssues([{ SINK_FILE: '/a' }, { SINK_FILE: '/a' }])).toEqual(['FEEDS_FILE: two feeds share the STATE_FILE /a.checkpoint', 'FEEDS_FILE: two feeds share the SINK_FILE /a']);
   });
+
+  it('DPOP on by default, the key next to the checkpoint; DPOP=off turns it off', () => {
+    const env = { ...base, SINK_FILE: '/var/lib/keyway/out.jsonl' };
+    expect(parseConfig(ImporterEnv, env)).toMatchObject({ DPOP: true, DPOP_KEY_FILE: '/var/lib/keyway/dpop-key.pem' });
+    expect(parseConfig(ImporterEnv, { ...env, DPOP: 'off', DPOP_KEY_FILE: '/etc/keyway/agent.pem' })).toMatchObject({ DPOP: false, DPOP_KEY_FILE: '/etc/keyway/agent.pem' });
+  });
 });

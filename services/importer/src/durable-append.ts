@@ -9,13 +9,3 @@ import { open, type FileHandle } from 'node:fs/promises';
  */
 export const openDurableAppend = (path: string, mode: number, options: { read?: boolean } = {}): Promise<FileHandle> =>
   open(path, (options.read ? constants.O_RDWR : constants.O_WRONLY) | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC, mode);
-
-/** Makes a new or renamed directory entry durable: the name survives a power loss only once its directory is on disk. */
-export async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
-}

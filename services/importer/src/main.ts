@@ -1,6 +1,6 @@
+import { DpopKeyFileError } from '@keyway/clients';
 import { ConfigError, onShutdown } from '@keyway/kit';
 import { importerFeeds, type ImporterEnv } from './config.ts';
-import { DpopKeyFileError } from './credentials/dpop-key.ts';
 import { importerLogger, startImporter } from './run.ts';
 
 let feeds: ImporterEnv[];

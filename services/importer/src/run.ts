@@ -3,13 +3,12 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { assertionAlgFor, dpopSigner, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { assertionAlgFor, dpopSigner, loadOrCreateDpopKey, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { createLogger, type Logger } from '@keyway/kit';
 import { createAgent, type Agent, type AgentHealth } from './agent.ts';
 import { fileCheckpoint } from './checkpoint.ts';
 import type { ImporterEnv } from './config.ts';
 
-import { loadOrCreateDpopKey } from './credentials/dpop-key.ts';
 import type { Credentials } from './credentials/session.ts';
 import { createSink } from './sinks/index.ts';
 

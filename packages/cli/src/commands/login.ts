@@ -4,7 +4,7 @@ import { Email, OPERATOR_SCOPE } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { fields } from '../output.ts';
 import { ask, readSecret } from '../prompt.ts';
-import { deleteSession, readSession, type Session, sessionFrom, sessionPath, writeSession } from '../session.ts';
+import { deleteSession, loginDpopSigner, readSession, type Session, sessionFrom, sessionPath, writeSession } from '../session.ts';
 
 /** What login and logout print: never a token. */
 const summary = (session: { email: string; pas_url: string; scope: string; expires_at: number; refresh_expires_at: number }) => ({
@@ -17,13 +17,15 @@ const summary = (session: { email: string; pas_url: string; scope: string; expir
 
 /**
  * A person's password login at PAS for `scope` (the email asked for when not given, the password read
- * without echo, and `otp`: a second factor's code), saved to `path`.
+ * without echo, and `otp`: a second factor's code), saved to `path`. The request carries a DPoP proof
+ * (RFC 9449) of the key beside the session, so PAS binds the pair to that key.
  */
 export async function passwordLogin(context: CliContext, emailArgument: string | undefined, scope: string, path: string, otp?: string): Promise<Session> {
   const email = Email.parse(emailArgument ?? (await ask('Email: ')));
   const password = await readSecret('Password: ');
-  const pas = pasClient(await context.clientOptions('pas', false));
-  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope, undefined, otp));
+  const dpop = await loginDpopSigner(path);
+  const pas = pasClient({ ...(await context.clientOptions('pas', false)), dpop });
+  const session = sessionFrom(context.globals().pasUrl, email, await pas.password(email, password, scope, undefined, otp), Date.now(), dpop.key.jkt);
   writeSession(session, path);
   return session;
 }
@@ -36,7 +38,7 @@ export function register(program: Command, context: CliContext): void {
     .option('--otp <code>', 'a code from your authenticator app, or a recovery code (the operator scope needs a second factor: `keyway mfa enroll`); asked for at a terminal when omitted')
     .addHelpText(
       'after',
-      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600.\nKey rotations and tenant deletion need a login with a code within the last few minutes (STEP_UP_MAX_AGE_SEC): log in again with --otp.',
+      '\nThe password is typed without echo, or read from the first line of standard input when it is piped.\nThe session is saved to $XDG_CONFIG_HOME/keyway/session.json (default ~/.config/keyway/session.json), mode 0600, bound (DPoP, RFC 9449) to the key dpop-key.pem beside it: copied without that key it is useless.\nKey rotations and tenant deletion need a login with a code within the last few minutes (STEP_UP_MAX_AGE_SEC): log in again with --otp.',
     )
     .action(async (emailArgument: string | undefined, options: { otp?: string }) => {
       // a one-time code is spent by this login, so the command line may carry it (unlike the password)

@@ -56,7 +56,7 @@ function releaseToken(context: CliContext, login: MachineLogin): TokenSource {
   }
   const path = releaseSessionPath();
   if (!readSession(path)) throw new CliError('no credentials: give --client-id, --client-key and --kid (a pipeline), or run `keyway release login`', EXIT.auth);
-  return async () => freshAccessToken(await pas(), pasUrl, path, Date.now, 'keyway release login');
+  return async () => freshAccessToken(await context.clientOptions('pas', false), pasUrl, path, Date.now, 'keyway release login');
 }
 
 /** Progress of a transfer on stderr, only for a person watching (a TTY), a line per tenth. */

@@ -2,13 +2,11 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '@keyway/kit';
-import { ImporterEnv } from '../config.ts';
-import { DpopKeyFileError, loadOrCreateDpopKey } from './dpop-key.ts';
+import { DpopKeyFileError, loadOrCreateDpopKey, readDpopKeyFile } from './dpop-key.ts';
 
-const stateDir = () => mkdtemp(join(tmpdir(), 'keyway-importer-dpop-'));
+const stateDir = () => mkdtemp(join(tmpdir(), 'keyway-dpop-key-'));
 
-describe('the importer’s DPoP key file', () => {
+describe('a DPoP key file (the importer’s, the CLI’s)', () => {
   it('is made on first start (ES256, PKCS#8, mode 0600, nothing left beside it) and the same key after a restart', async () => {
     const dir = await stateDir();
     const path = join(dir, 'state', 'dpop-key.pem');
@@ -19,9 +17,11 @@ describe('the importer’s DPoP key file', () => {
     expect(await readdir(join(dir, 'state'))).toEqual(['dpop-key.pem']);
     const restarted = await loadOrCreateDpopKey(path);
     expect(restarted.jkt).toBe(first.jkt);
+    expect((await readDpopKeyFile(path))?.jkt).toBe(first.jkt);
+    expect(await readDpopKeyFile(join(dir, 'state', 'none.pem'))).toBeUndefined();
   });
 
-  it('two agents starting at once on one directory end up with one key', async () => {
+  it('two processes starting at once on one directory end up with one key', async () => {
     const path = join(await stateDir(), 'dpop-key.pem');
     const keys = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateDpopKey(path)));
     expect(new Set(keys.map((key) => key.jkt)).size).toBe(1);
@@ -47,19 +47,5 @@ describe('the importer’s DPoP key file', () => {
     await expect(loadOrCreateDpopKey(path)).rejects.toThrow(/does not hold an EC P-256 or Ed25519 private key/);
     await mkdir(join(dir, 'a-directory'), { mode: 0o700 });
     await expect(loadOrCreateDpopKey(join(dir, 'a-directory'))).rejects.toThrow(/is not a regular file/);
-  });
-
-  it('config: DPOP on by default, the key next to the checkpoint; DPOP=off turns it off', () => {
-    const base = {
-      PAS_URL: 'https://pas.test',
-      PAC_URL: 'https://pac.test',
-      TOPIC_URL: 'https://topic.test',
-      TLS_CA_FILE: 'ca.crt',
-      KEYWAY_USERNAME: 'a@b.c',
-      KEYWAY_PASSWORD: 'pw',
-      SINK_FILE: '/var/lib/keyway/out.jsonl',
-    };
-    expect(parseConfig(ImporterEnv, base)).toMatchObject({ DPOP: true, DPOP_KEY_FILE: '/var/lib/keyway/dpop-key.pem' });
-    expect(parseConfig(ImporterEnv, { ...base, DPOP: 'off', DPOP_KEY_FILE: '/etc/keyway/agent.pem' })).toMatchObject({ DPOP: false, DPOP_KEY_FILE: '/etc/keyway/agent.pem' });
   });
 });
