@@ -6,7 +6,7 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { amqpUrls, redactedUrl } from '@keyway/broker';
-import { entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { dpopSigner, entitlementClient, loadOrCreateDpopKey, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { migrate, openPostgres, serviceRoleUrl } from '@keyway/db';
 import { createAgent, fileCheckpoint, fileSink } from '@keyway/importer';
 import { createLogger, loadConfig, onShutdown } from '@keyway/kit';
@@ -67,9 +67,12 @@ const clients = {
 const credentialsFile = join(home, 'demo-credentials.json');
 const credentials = demoCredentials(credentialsFile);
 await seedDemo(entitlementClient({ caPem, clientCert: suite.pki.certs.operator, baseUrl: suite.urls.entitlement }), credentials);
-const demoOperator = await enrolDemoOperator(clients.pas, credentials, credentialsFile);
+await enrolDemoOperator(clients.pas, credentials, credentialsFile);
 
 const sinkPath = join(home, 'out', `${DEMO_TENANT}-${DEMO_FEED}.jsonl`);
+// The demo importer runs as a real one does: its tokens and SAS keys bound to its own DPoP key (README "DPoP for agents").
+const importerKeyFile = join(home, 'importer', 'dpop-key.pem');
+const dpop = dpopSigner(await loadOrCreateDpopKey(importerKeyFile));
 const importer = createAgent(
   {
     credentials: { kind: 'password', username: credentials.importer.email, password: credentials.importer.password },
@@ -77,7 +80,9 @@ const importer = createAgent(
     receiveTimeoutSec: 20,
   },
   {
-    ...clients,
+    pas: pasClient({ caPem, baseUrl: suite.urls.pas, dpop }),
+    pac: pacClient({ caPem, baseUrl: suite.urls.pac, dpop }),
+    topic: topicClient({ caPem, baseUrl: suite.urls.topic, dpop }),
     sink: await fileSink(sinkPath),
     checkpoint: await fileCheckpoint(`${sinkPath}.checkpoint`),
     logger: fileLogger('importer'),
@@ -99,9 +104,9 @@ say(`  logs         ${logsDir}/<service>.log`);
 say(`  demo tenant  ${DEMO_TENANT}, feed ${DEMO_FEED}, product ${DEMO_PRODUCT.product} ${DEMO_PRODUCT.versions}; users in ${join(home, 'demo-credentials.json')}`);
 say(`  downloader   ${credentials.downloader.email}: log in at PAS with scope=releases (the releases site's browser login)`);
 say(`  operator     ${credentials.operator.email} (tenant ${VENDOR_TENANT}; password in demo-credentials.json): log in at PAS with scope=operator and a second factor:`);
-say(`               pnpm keyway login ${credentials.operator.email} --otp <code>, the code from an authenticator app with`);
-say(`               ${demoOperator.otpauth_uri ?? 'the otpauth URI enrolled earlier'} (operator.otpauth_uri), or one of operator.recovery_codes in demo-credentials.json (each works once)`);
-say(`  importer     writing batches to ${sinkPath}`);
+say(`               pnpm keyway login ${credentials.operator.email} --otp <code>, the code from an authenticator app given`);
+say('               operator.otpauth_uri, or one of operator.recovery_codes (each works once), both in demo-credentials.json');
+say(`  importer     writing batches to ${sinkPath} (DPoP key ${importerKeyFile})`);
 say();
 
 const status = setInterval(() => {

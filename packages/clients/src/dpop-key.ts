@@ -29,7 +29,7 @@ export async function loadOrCreateDpopKey(path: string): Promise<DpopKey> {
   const existing = await readDpopKeyFile(path);
   if (existing !== undefined) return existing;
   const key = await generateDpopKey('ES256');
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   // Written whole under another name, then linked into place: a crash leaves no half-written key,
   // and of two processes starting at once on one directory the first link wins and both use its key.
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
