@@ -2,11 +2,11 @@ import { Router } from 'express';
 import { audited, requestFields, type AuditLog } from '@keyway/audit';
 import { idpRoutes, PasswordSubject, TotpEnrolment } from '@keyway/contracts';
 import { bindRoute, InvalidGrant, requireBodyType, shapeResponse } from '@keyway/kit';
-import { dummyHash, verifyPassword } from '../credentials/password-hash.ts';
 import type { CredentialRepository } from '../credentials/repository.ts';
 import type { SecondFactorCheck } from '../credentials/second-factor-check.ts';
 import type { SecondFactors } from '../credentials/second-factors.ts';
 import type { VerificationGuard } from '../credentials/verification-guard.ts';
+import { passwordOwner } from './password.ts';
 
 const WRONG = 'the username or password is incorrect';
 
@@ -42,14 +42,7 @@ export function secondFactorRoutes(deps: {
 
   bindRoute(router, idpRoutes.enrolTotp, requireBodyType(idpRoutes.enrolTotp), async (req, res, input) => {
     const { email, password, otp } = input.body();
-    await guard.admit(email);
-    const credential = await credentials.findByEmail(email);
-    const stored = credential?.passwordHash ?? (await dummyHash());
-    const matches = await guard.hashing.run(() => verifyPassword(password, stored));
-    if (!credential?.passwordHash || !matches) {
-      await guard.failed(email, !credential ? 'unknown_account' : !credential.passwordHash ? 'no_password' : 'wrong_password');
-      throw new InvalidGrant(WRONG, credential ? 'wrong password' : 'unknown user');
-    }
+    const credential = await passwordOwner(credentials, guard, email, password);
     const replaced = await factors.enrolled(credential.sub);
     if (replaced) {
       // a factor is replaced only by whoever also holds it (or a recovery code)
