@@ -3,23 +3,27 @@ import { describe, expect, it } from 'vitest';
 import { ACR_MULTI_FACTOR, ACR_SINGLE_FACTOR } from '@keyway/contracts';
 import type { OAuthError } from './errors.ts';
 import { silentLogger } from './logger.ts';
-import { requireOperator, type RecentAuthentication } from './operator-auth.ts';
+import { requireOperator, requireRecentAuthentication, type RecentAuthentication } from './operator-auth.ts';
 
 const NOW = 1_800_000_000_000;
 const claims = { sub: 'op-1', tid: 'vendor', roles: ['operator'], scope: 'operator', jti: 'j-1' };
 
 /** runs requireOperator with a bearer token whose claims are `extra`: what it passes on to next() */
 async function stepUp(extra: { acr?: string; auth_time?: number }, options: Omit<RecentAuthentication, 'now'> = { maxAgeSec: 300 }) {
-  const middleware = requireOperator({ verify: async () => ({ active: true, claims: { ...claims, ...extra } }), recentAuthentication: { ...options, now: () => NOW } });
+  const chain = [requireOperator({ verify: async () => ({ active: true, claims: { ...claims, ...extra } }) }), requireRecentAuthentication({ ...options, now: () => NOW })];
   const req = { get: (name: string) => (name === 'authorization' ? 'Bearer abc.def.ghi' : undefined), socket: {}, log: silentLogger } as unknown as Request;
   let passed: unknown = 'not called';
-  await middleware(req, {} as Response, (err?: unknown) => {
-    passed = err;
-  });
+  for (const middleware of chain) {
+    passed = 'not called';
+    await middleware(req, {} as Response, (err?: unknown) => {
+      passed = err;
+    });
+    if (passed !== undefined) break;
+  }
   return { passed: passed as OAuthError | undefined, req };
 }
 
-describe('requireOperator with recentAuthentication (RFC 9470 step-up)', () => {
+describe('requireOperator, then requireRecentAuthentication (RFC 9470 step-up)', () => {
   const nowSec = NOW / 1000;
 
   it('passes a token with acr mfa and an auth_time within max age', async () => {

@@ -80,9 +80,8 @@ const stepUpRefusal = (operator: { acr?: string | undefined; authTime?: number |
  * insufficient_scope. No credentials at all is 401 with a bare challenge (§3: no error code), and a
  * certificate of another service without a token stays 403 access_denied.
  */
-export function requireOperator(options: { verify: BearerVerifier; recentAuthentication?: RecentAuthentication | undefined }): RequestHandler {
-  const stepUp = options.recentAuthentication && requireRecentAuthentication(options.recentAuthentication);
-  return async (req, res, next) => {
+export function requireOperator(options: { verify: BearerVerifier }): RequestHandler {
+  return async (req, _res, next) => {
     const caller = callerService(req);
     const authorization = req.get('authorization');
     if (caller === OPERATOR) {
@@ -123,7 +122,6 @@ export function requireOperator(options: { verify: BearerVerifier; recentAuthent
     }
     req.log = req.log.child({ actor: { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
     req.operator = { via: 'bearer', sub: claims.sub, tenant: claims.tid, jti: claims.jti, acr: claims.acr, authTime: claims.auth_time };
-    if (stepUp) return stepUp(req, res, next);
     next();
   };
 }

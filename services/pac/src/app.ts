@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, stepUpRefusals, type AuditDb } from '@keyway/audit';
-import { createBaseApp, DPOP_IAT_WINDOW_SEC, dpopGuardOnDemand, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import { createBaseApp, DPOP_IAT_WINDOW_SEC, dpopGuardOnDemand, finishApp, requireOperator, requireRecentAuthentication, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Keyring } from '@keyway/seal';
 import type { Store } from '@keyway/store';
@@ -78,10 +78,7 @@ export function createApp(options: PacOptions, deps: PacDeps): PacApp {
   const operatorTokens = operatorTokenChecker(options, { keys: deps.pasKeys, introspect: (token) => deps.introspect(token, 'access_token') });
   const operator = requireOperator({ verify: operatorTokens });
   // a destructive action: a person's token must be a recent login with a second factor (RFC 9470)
-  const recentOperator = requireOperator({
-    verify: operatorTokens,
-    recentAuthentication: { maxAgeSec: options.stepUpMaxAgeSec ?? 300, now: options.now, onRefused: stepUpRefusals(trail.audit) },
-  });
+  const recentOperator = [operator, requireRecentAuthentication({ maxAgeSec: options.stepUpMaxAgeSec ?? 300, now: options.now, onRefused: stepUpRefusals(trail.audit) })];
   app.use(sasKeyRotationEndpoint(keys, recentOperator, trail.audit));
   app.use(sasPolicyKeysEndpoint(keys, operator, trail.audit));
   app.use(sasKeyStatusEndpoint(issued, holders, (key, reason) => recordRevocation(deps.logger, trail, key, reason, {})));

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import type { EntitlementClient, IdpClient } from '@keyway/clients';
 import { createAuditLog, noiseGate, readinessWithTrail, securityMetrics, stepUpRefusals, type AuditDb } from '@keyway/audit';
-import { createBaseApp, finishApp, requireOperator, type Logger } from '@keyway/kit';
+import { createBaseApp, finishApp, requireOperator, requireRecentAuthentication, type Logger } from '@keyway/kit';
 import { pasApi } from '@keyway/contracts';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { Store } from '@keyway/store';
@@ -137,10 +137,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
       policy: rotationPolicy(options.settings, { leadSec: options.signingKeyLeadSec ?? DEFAULT_SIGNING_KEY_LEAD_SEC, reloadMs: deps.ring.reloadMs }),
       authenticate: authenticateOperator,
       // a destructive action: a person's token must be a recent login with a second factor (RFC 9470)
-      authenticateRotation: requireOperator({
-        verify: ownOperatorTokenChecker(context),
-        recentAuthentication: { maxAgeSec: options.stepUpMaxAgeSec ?? 300, now: options.settings.now, onRefused: stepUpRefusals(audit) },
-      }),
+      authenticateRotation: [authenticateOperator, requireRecentAuthentication({ maxAgeSec: options.stepUpMaxAgeSec ?? 300, now: options.settings.now, onRefused: stepUpRefusals(audit) })],
       audit,
     }),
   );

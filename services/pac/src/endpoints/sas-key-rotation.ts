@@ -14,9 +14,9 @@ import type { TenantKeyStore } from '../keys/tenant-keys.ts';
  * is server_error (checked before rotating, so only a trail failing in between leaves a rotation
  * unrecorded).
  */
-export function sasKeyRotationEndpoint(keys: TenantKeyStore, authenticate: RequestHandler, audit: AuditLog): Router {
+export function sasKeyRotationEndpoint(keys: TenantKeyStore, authenticate: readonly RequestHandler[], audit: AuditLog): Router {
   const router = Router();
-  bindRoute(router, pacRoutes.rotateSasKey, authenticate, requireBodyType(pacRoutes.rotateSasKey), async (req, res, input) => {
+  bindRoute(router, pacRoutes.rotateSasKey, ...authenticate, requireBodyType(pacRoutes.rotateSasKey), async (req, res, input) => {
     const { tenant } = input.params();
     const { key } = input.body();
     const rotated = await audited({ audit }, { action: 'tenant_keys.rotated', fields: { ...requestFields(req), tenant }, writable: true, refusal: false }, async (step) => {

@@ -19,7 +19,14 @@ const publishedKids = (ring: KeyRing) => ring.jwks().keys.map((k) => k.kid!);
  *   answer is server_error (checked before rotating, so only a trail failing in between leaves a
  *   rotation unrecorded).
  */
-export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; policy: RotationPolicy; authenticate: RequestHandler; authenticateRotation: RequestHandler; audit: AuditLog }): Router {
+export function signingKeysEndpoint(deps: {
+  store: Store;
+  ring: SharedKeyRing;
+  policy: RotationPolicy;
+  authenticate: RequestHandler;
+  authenticateRotation: readonly RequestHandler[];
+  audit: AuditLog;
+}): Router {
   const router = Router();
   bindRoute(router, pasRoutes.signingKeys, deps.authenticate, async (_req, res) => {
     // The store, not this instance's copy: the listing shows what every instance converges to.
@@ -39,7 +46,7 @@ export function signingKeysEndpoint(deps: { store: Store; ring: SharedKeyRing; p
     );
   });
 
-  bindRoute(router, pasRoutes.rotateSigningKeys, deps.authenticateRotation, async (req, res) => {
+  bindRoute(router, pasRoutes.rotateSigningKeys, ...deps.authenticateRotation, async (req, res) => {
     const answer = await audited({ audit: deps.audit }, { action: 'signing_key.rotated', fields: requestFields(req), writable: true, refusal: false }, async (audit) => {
       const { ring, retiredKid } = await rotateSigningKeys(deps.store, deps.ring.kek, deps.policy);
       await deps.ring.reload();
