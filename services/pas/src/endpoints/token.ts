@@ -1,7 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { mergeFields, requestFields } from '@keyway/audit';
 import { GRANT_TYPES, pasRoutes, type TokenRequest, TokenResponse } from '@keyway/contracts';
-import { bindRoute, dpopGuard, InvalidRequest, requireBodyType, shapeResponse, UnsupportedGrantType, type DpopGuard, type DpopGuardOptions } from '@keyway/kit';
+import { bindRoute, dpopGuardOnDemand, InvalidRequest, requireBodyType, shapeResponse, UnsupportedGrantType, type DpopGuardOptions } from '@keyway/kit';
 import type { GrantContext } from '../grants/context.ts';
 import { grants } from '../grants/index.ts';
 import { grantTokens } from '../grants/token-request.ts';
@@ -28,23 +28,13 @@ const checkGrantType: RequestHandler = (req, _res, next) => {
   next();
 };
 
-/** Made on first use (its nonce secret is in the store), made again after a failure: a store down at start is no lasting outage. */
-function lazyDpopGuard(options: DpopGuardOptions): () => Promise<DpopGuard> {
-  let guard: Promise<DpopGuard> | undefined;
-  return () =>
-    (guard ??= dpopGuard(options).catch((err: unknown) => {
-      guard = undefined;
-      throw err;
-    }));
-}
-
 /**
  * POST /oauth2/token. `dpop`: RFC 9449 at PAS, proofs for the issuer's URL plus the path; every answer
  * carries a fresh DPoP-Nonce (RFC 9449 §8.2), so a client always holds one that is accepted.
  */
 export function tokenEndpoint(context: GrantContext, dpop: Omit<DpopGuardOptions, 'resource'>): Router {
   const router = Router();
-  const guard = lazyDpopGuard({ ...dpop, resource: false });
+  const guard = dpopGuardOnDemand({ ...dpop, resource: false });
   const offerNonce: RequestHandler = (_req, res, next) => {
     guard().then((g) => {
       g.offerNonce(res);
