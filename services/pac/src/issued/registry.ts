@@ -50,11 +50,22 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
    * sees the other. true: the family was revoked meanwhile, and the key is revoked now.
    */
   const revokedWithFamily = async (key: IssuedSasKey): Promise<boolean> => {
-    if (!(await isFamilyRevoked(key.fid)) && !(await isJktRevoked(key))) return false;
+    const [family, jkt] = await Promise.all([isFamilyRevoked(key.fid), isJktRevoked(key)]);
+    if (!family && !jkt) return false;
     await store.set(revokedKey(key.keyId), '1', { ttlMs: ttlMs(key.expiresAt) });
     return true;
   };
   /** false when the key's family was revoked meanwhile: the key is then revoked already and must not be handed out */
+  /** Revokes the live keys recorded under `prefix` that `keep` selects; returns those this call revoked (not those revoked before). */
+  const revokeListed = async (prefix: string, keep: (key: IssuedSasKey) => boolean = () => true): Promise<IssuedSasKey[]> => {
+    const names = await store.keys(prefix);
+    const records = (await Promise.all(names.map((name) => store.get(name))))
+      .filter((raw): raw is string => raw !== null)
+      .map((raw) => JSON.parse(raw) as IssuedSasKey)
+      .filter(keep);
+    const fresh = await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt), ifAbsent: true })));
+    return records.filter((_, i) => fresh[i]);
+  };
   const record = async (key: IssuedSasKey): Promise<boolean> => {
     await Promise.all(recordsOf(key).map((name) => store.set(name, JSON.stringify(key), { ttlMs: ttlMs(key.expiresAt) })));
     return !(await revokedWithFamily(key));
@@ -92,21 +103,12 @@ export function issuedRegistry(store: Store, now: () => number = Date.now, maxKe
     async revoke(scope: RevocationScope): Promise<IssuedSasKey[]> {
       if (scope.fid) await store.set(revokedFamilyKey(scope.fid), '1', { ttlMs: maxKeyLifetimeMs });
       const prefix = `${['issued', scope.tenant, scope.topic, scope.topic ? scope.fid : undefined].filter((p) => p !== undefined).join(':')}:`;
-      const names = await store.keys(prefix);
-      const records = (await Promise.all(names.map((name) => store.get(name))))
-        .filter((raw): raw is string => raw !== null)
-        .map((raw) => JSON.parse(raw) as IssuedSasKey)
-        .filter((k) => (!scope.sub || k.sub === scope.sub) && (!scope.fid || k.fid === scope.fid));
-      const fresh = await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt), ifAbsent: true })));
-      return records.filter((_, i) => fresh[i]);
+      return revokeListed(prefix, (k) => (!scope.sub || k.sub === scope.sub) && (!scope.fid || k.fid === scope.fid));
     },
     /** Revokes every live key bound to the DPoP key `jkt` in the tenant (its key pair was revoked); returns the keys this call revoked. */
     async revokeBound(tenant: string, jkt: string): Promise<IssuedSasKey[]> {
       await store.set(revokedJktKey(tenant, jkt), '1', { ttlMs: maxKeyLifetimeMs });
-      const names = await store.keys(boundKey(tenant, jkt));
-      const records = (await Promise.all(names.map((name) => store.get(name)))).filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as IssuedSasKey);
-      const fresh = await Promise.all(records.map((k) => store.set(revokedKey(k.keyId), '1', { ttlMs: ttlMs(k.expiresAt), ifAbsent: true })));
-      return records.filter((_, i) => fresh[i]);
+      return revokeListed(boundKey(tenant, jkt));
     },
     isRevoked: async (keyId: string) => (await store.get(revokedKey(keyId))) !== null,
     /** the issued key with this id, or undefined (expired, or not minted by PAC: an operator's, from the policy keys) */

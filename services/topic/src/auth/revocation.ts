@@ -19,16 +19,16 @@ const MAX_KEYS = 50_000;
  * answer expires (seen: 503s while 10,000 polls were opened).
  */
 export function keyStatusCache(source: KeyStatusSource, options: { ttlMs: number; now: () => number }) {
-  const answers = new Map<string, KeyStatus & { checkedAt: number }>();
+  const answers = new Map<string, { status: KeyStatus; checkedAt: number }>();
   const asking = new Map<string, Promise<KeyStatus>>();
   return function keyStatus(keyId: string): Promise<KeyStatus> {
     const known = answers.get(keyId);
-    if (known && (known.revoked || options.now() - known.checkedAt < options.ttlMs)) return Promise.resolve({ revoked: known.revoked, jkt: known.jkt });
+    if (known && (known.status.revoked || options.now() - known.checkedAt < options.ttlMs)) return Promise.resolve(known.status);
     let lookup = asking.get(keyId);
     if (!lookup) {
       lookup = source(keyId)
         .then((status) => {
-          setBounded(answers, keyId, { revoked: status.revoked, jkt: status.jkt, checkedAt: options.now() }, MAX_KEYS);
+          setBounded(answers, keyId, { status, checkedAt: options.now() }, MAX_KEYS);
           return status;
         })
         .finally(() => asking.delete(keyId));
