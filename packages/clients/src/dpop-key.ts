@@ -2,20 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { dpopKeyFromPem, dpopKeyToPem, generateDpopKey, type DpopKey } from '@keyway/tokens';
+import { syncDirectory } from './sync-directory.ts';
 
 /** Why a DPoP key file is not used (the importer's, the CLI's): the message says what to do. */
 export class DpopKeyFileError extends Error {
   override name = 'DpopKeyFileError';
-}
-
-/** Makes a new or renamed directory entry durable: the name survives a power loss only once its directory is on disk. */
-export async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
 }
 
 /**

@@ -11,3 +11,4 @@ export * from './client-assertion.ts';
 export * from './release-transfers.ts';
 export * from './dpop.ts';
 export * from './dpop-key.ts';
+export { syncDirectory } from './sync-directory.ts';

@@ -1,5 +1,6 @@
-import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, parse } from 'node:path';
+import { syncDirectory } from '@keyway/clients';
 import { openDurableAppend } from '../durable-append.ts';
 import type { Sink } from './sink.ts';
 
@@ -44,7 +45,7 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
   // read and append: dropTornTail reads the end of the file before anything is appended.
   let file: FileHandle = await openDurableAppend(path, 0o640, { read: true });
   let size = await dropTornTail(file);
-  await syncDir(dir);
+  await syncDirectory(dir);
   // Names must stay unique and ordered even when two rotations fall in the same millisecond.
   let lastStampMs = Math.max(0, ...(await rotatedFiles()).map((entry) => parseStamp(rotatedStamp(entry)!)));
 
@@ -61,7 +62,7 @@ export async function fileSink(path: string, options: FileSinkOptions = {}): Pro
     const rotated = await rotatedFiles();
     for (const old of rotated.slice(0, Math.max(0, rotated.length - maxFiles))) await unlink(join(dir, old));
     // One directory fsync makes the rename, the new file and the deletions durable together.
-    await syncDir(dir);
+    await syncDirectory(dir);
   }
 
   let queue: Promise<void> = Promise.resolve();
@@ -120,13 +121,3 @@ async function dropTornTail(file: FileHandle): Promise<number> {
 }
 
 const parseStamp = (value: string) => Date.parse(`${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6, 8)}T${value.slice(9, 11)}:${value.slice(11, 13)}:${value.slice(13)}`);
-
-/** fsync(2) on the directory: what makes a rename, a creation or an unlink survive a crash. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
