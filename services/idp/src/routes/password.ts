@@ -19,8 +19,9 @@ export function passwordRoutes(credentials: CredentialRepository, guard: Verific
   bindRoute(router, idpRoutes.verifyPassword, requireBodyType(idpRoutes.verifyPassword), async (req, res, input) => {
     const { email, password, otp } = input.body();
     const credential = await passwordOwner(credentials, guard, email, password);
-    const second_factor = await factors.enrolled(credential.sub);
     const amr = otp === undefined ? (['pwd'] as const) : await factors.check(req, credential, otp);
+    // a code that passed proves the factor exists: its record is read once, by the check
+    const second_factor = otp !== undefined || (await factors.enrolled(credential.sub));
     if (!second_factor || otp !== undefined) await verified?.(credential.sub);
     res.json(shapeResponse(PasswordSubject, { ...credential, amr: [...amr], second_factor }));
   });
