@@ -90,3 +90,10 @@ export async function browserLogin(suite: Suite, authorizationUrl: string, email
   if (page.response.status !== 200) throw new Error(`no login page: ${page.response.status} ${page.response.headers.location ?? page.response.data}`);
   return postLoginForm(suite, { request: page.request, email, password }, page.cookie);
 }
+
+/** What a call was refused with (the error it rejected with), or undefined when it succeeded. */
+export const refusalOf = (call: Promise<unknown>): Promise<unknown> =>
+  call.then(
+    () => undefined,
+    (err: unknown) => err,
+  );

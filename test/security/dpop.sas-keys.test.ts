@@ -7,7 +7,7 @@ import type { ChangeEvent } from '@keyway/contracts';
 import { loadKeyRing } from '@keyway/pas';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { createDpopProof, generateDpopKey, lowS, type DpopKey, type SigningKey } from '@keyway/tokens';
-import { makeBatch, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
+import { makeBatch, PASSWORD, provisionTenant, rawClient, refusalOf } from '../helpers.ts';
 
 /** design.md: a revocation holds at the topic service within seconds (event → PAC → topic's 2 s cache). */
 const BUDGET_MS = 5000;
@@ -33,11 +33,6 @@ describe('DPoP-bound credentials at PAC and the topic service', () => {
     lowS(await new SignJWT({ ...decodeJwt(token), ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'rt+jwt', kid: signingKey.kid }).sign(signingKey.privateKey));
   const pacFor = (dpop?: DpopSigner) => pacClient({ baseUrl: suite.urls.pac, caPem: suite.pki.ca.certPem, dpop });
   const topicFor = (dpop?: DpopSigner) => topicClient({ baseUrl: suite.urls.topic, caPem: suite.pki.ca.certPem, dpop });
-  const refusalOf = (call: Promise<unknown>) =>
-    call.then(
-      () => undefined,
-      (err: unknown) => err as ApiError,
-    );
   /** what PAC tells the topic service about a key (its internal status endpoint, the topic service's certificate) */
   const statusOf = async (keyId: string) => (await rawClient(suite, 'pac', 'topic').get(`/internal/v1/sas-keys/${encodeURIComponent(keyId)}`)).data as { revoked: boolean; jkt?: string };
 

@@ -11,7 +11,7 @@ import { importerFeeds, startImporter } from '@keyway/importer';
 import { silentLogger } from '@keyway/kit';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { dpopKeyFromPem, generateDpopKey, type DpopKey } from '@keyway/tokens';
-import { makeBatch, PASSWORD, provisionTenant, rawClient, waitForLines } from '../helpers.ts';
+import { makeBatch, PASSWORD, provisionTenant, rawClient, refusalOf, waitForLines } from '../helpers.ts';
 
 /** design.md: a revocation holds at the topic service within seconds */
 const BUDGET_MS = 5000;
@@ -129,11 +129,10 @@ describe('DPoP: credentials stolen from a running importer', () => {
     // the thief: no key, then a key pair of its own
     const thief: DpopKey = await generateDpopKey();
     const caPem = suite.pki.ca.certPem;
-    const refusal = (call: Promise<unknown>) =>
-      call.then(
-        () => undefined,
-        (err: unknown) => (err instanceof ApiError ? { status: err.status, code: err.code } : err),
-      );
+    const refusal = async (call: Promise<unknown>) => {
+      const err = await refusalOf(call);
+      return err instanceof ApiError ? { status: err.status, code: err.code } : err;
+    };
     const sasRequest = { refresh_token: refreshToken!, rights: 'listen' as const };
     expect(await refusal(pacClient({ baseUrl: suite.urls.pac, caPem }).sas(sasRequest))).toEqual({ status: 400, code: 'invalid_dpop_proof' });
     expect(await refusal(pacClient({ baseUrl: suite.urls.pac, caPem, dpop: dpopSigner(thief) }).sas(sasRequest))).toEqual({ status: 400, code: 'invalid_dpop_proof' });

@@ -1,11 +1,12 @@
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, idpClient } from '@keyway/clients';
+import { ApiError, FORM, form, idpClient } from '@keyway/clients';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { launchChromium } from '../browser.ts';
 import { openLoginPage, PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
+import { authorizationUrl, pkce } from '../lifecycle/authorization.ts';
 
 // Issue 14, second bullet: passkeys on PAS's login page, in Debian's Chromium with a virtual
 // authenticator (the DevTools WebAuthn domain), against the real suite (PostgreSQL, Redis, HTTPS).
@@ -63,21 +64,8 @@ async function profileWithAuthenticator(): Promise<VirtualAuthenticator> {
 
 /** An authorization request with PKCE, as a browser client starts it. */
 function authorizationRequest() {
-  const verifier = randomBytes(32).toString('base64url');
-  const challenge = createHash('sha256').update(verifier).digest('base64url');
-  const url = new URL('/oauth2/authorize', suite.urls.pas);
-  for (const [name, value] of Object.entries({
-    response_type: 'code',
-    client_id: CLIENT_ID,
-    redirect_uri: REDIRECT_URI,
-    scope: SCOPE,
-    state: 'st',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-  })) {
-    url.searchParams.set(name, value);
-  }
-  return { url: url.href, verifier };
+  const { verifier, challenge } = pkce();
+  return { url: authorizationUrl(suite.urls.pas, challenge, { client_id: CLIENT_ID, redirect_uri: REDIRECT_URI, scope: SCOPE, state: 'st' }), verifier };
 }
 
 /** The client's redemption of the code (RFC 6749 §4.1.3, PKCE): the access token's claims. */
@@ -87,8 +75,8 @@ async function redeem(callback: URL, verifier: string) {
   expect(callback.searchParams.get('iss')).toBe(suite.urls.pas);
   const answer = await rawClient(suite, 'pas').post(
     '/oauth2/token',
-    new URLSearchParams({ grant_type: 'authorization_code', code: code as string, redirect_uri: REDIRECT_URI, client_id: CLIENT_ID, code_verifier: verifier }).toString(),
-    { headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+    form({ grant_type: 'authorization_code', code: code as string, redirect_uri: REDIRECT_URI, client_id: CLIENT_ID, code_verifier: verifier }),
+    { headers: FORM },
   );
   expect(answer.status).toBe(200);
   return decodeJwt((answer.data as { access_token: string }).access_token);

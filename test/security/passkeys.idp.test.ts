@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, idpClient } from '@keyway/clients';
 import type { WebAuthnCredential } from '@keyway/contracts';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { PASSWORD, provisionTenant } from '../helpers.ts';
+import { PASSWORD, provisionTenant, refusalOf } from '../helpers.ts';
 
 // Issue 14: the IdP's passkey routes as PAS calls them, with a software authenticator made here
 // (WebAuthn §6.1 authenticator data, §6.5 attestation "none", §6.3.3 assertion signature), so that
@@ -108,13 +108,8 @@ function softwareAuthenticator() {
   };
 }
 
-const refusal = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
 const expectInvalidGrant = async (promise: Promise<unknown>) => {
-  const err = await refusal(promise);
+  const err = await refusalOf(promise);
   expect(err).toBeInstanceOf(ApiError);
   expect(err).toMatchObject({ status: 400, code: 'invalid_grant' });
 };
@@ -151,7 +146,7 @@ describe('the IdP’s passkey routes (issue 14)', { timeout: 30_000 }, () => {
     expect(again.registered).toBe(1);
     expect(again.options.excludeCredentials).toEqual([expect.objectContaining({ id: authenticator.id })]);
     // the same credential twice: refused (400), not a 500
-    const twice = await refusal(idp.registerPasskey(person.user.id, authenticator.create(again.options, origin)));
+    const twice = await refusalOf(idp.registerPasskey(person.user.id, authenticator.create(again.options, origin)));
     expect(twice).toMatchObject({ status: 400 });
   });
 
@@ -194,7 +189,7 @@ describe('the IdP’s passkey routes (issue 14)', { timeout: 30_000 }, () => {
 
   it('answers PAS only: the entitlement service’s certificate is refused', async () => {
     const entitlement = idpClient({ baseUrl: suite.urls.idp, caPem: suite.pki.ca.certPem, clientCert: suite.pki.certs.entitlement });
-    expect(await refusal(entitlement.passkeyAuthenticationOptions())).toMatchObject({ status: 403 });
+    expect(await refusalOf(entitlement.passkeyAuthenticationOptions())).toMatchObject({ status: 403 });
   });
 
   it('forgets the passkeys of a person whose credentials are removed', async () => {
