@@ -36,8 +36,12 @@ function hardLimit(name: string): number {
  * How `podman run` starts a container here (docs/deploy/containers.md): runc, because crun refuses cgroup v1
  * with a controller on the v2 hierarchy (hybrid mode); and explicit limits, because rootful podman asks for
  * RLIMIT_NOFILE and RLIMIT_NPROC of 1048576, which a root without CAP_SYS_RESOURCE cannot raise its hard limits to.
+ * Then as the Kubernetes manifests run them: read-only root file system, no capabilities, no privilege escalation.
  */
-const RUN_FLAGS = ['--runtime', 'runc', '--ulimit', `nofile=${hardLimit('Max open files')}:${hardLimit('Max open files')}`, '--ulimit', 'nproc=8192:8192'];
+const RUN_FLAGS = [
+  ...['--runtime', 'runc', '--ulimit', `nofile=${hardLimit('Max open files')}:${hardLimit('Max open files')}`, '--ulimit', 'nproc=8192:8192'],
+  ...['--read-only', '--cap-drop', 'all', '--security-opt', 'no-new-privileges'],
+];
 
 /** Files for a mount, owned by the image's user as a Kubernetes Secret with fsGroup makes them readable (keys 0600). */
 function mountDir(dir: string, files: Record<string, string>): string {
