@@ -6,13 +6,17 @@
  * - dist/cli/: the `keyway` CLI as an npm package (one self-contained keyway.mjs + the migrations).
  */
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import { bundle, FILES_DIR, RUNTIME_FILES } from './bundle.ts';
 import { copyTree, importedPackages, layOut } from './closure.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
-const DIST = join(ROOT, 'dist');
+/** `--out <dir>`: another output directory than dist/ (the build test builds into a temporary one, outside the repo) */
+const { values: args } = parseArgs({ options: { out: { type: 'string', default: 'dist' } } });
+const DIST = resolve(z.string().min(1).parse(args.out));
 
 interface PackageJson {
   name: string;
@@ -38,11 +42,14 @@ function copyRuntimeFiles(packages: string[], outdir: string): void {
   }
 }
 
+/** the packages this build copied, by store path: later services hard-link them */
+const copies = new Map<string, string>();
+
 async function buildService(name: string): Promise<string> {
   const outdir = join(DIST, 'services', name);
-  const { metafile, runtimePackages } = await bundle(ROOT, { entry: `services/${name}/src/main.ts`, outdir: relative(ROOT, outdir), name: 'main', inline: false });
+  const { metafile, runtimePackages } = await bundle(ROOT, { entry: `services/${name}/src/main.ts`, outdir, name: 'main', inline: false });
   copyRuntimeFiles(runtimePackages, outdir);
-  const count = copyTree(layOut(importedPackages(ROOT, metafile)), outdir);
+  const count = copyTree(layOut(importedPackages(ROOT, metafile)), outdir, copies);
   return `${name}: ${Object.keys(metafile.outputs).length} files, ${count} packages`;
 }
 
@@ -53,7 +60,7 @@ async function buildService(name: string): Promise<string> {
 async function buildCommand(options: { workspace: string; entry: string; outdir: string; bin: string; withFiles: boolean }): Promise<string> {
   const outdir = join(DIST, options.outdir);
   const file = `${options.bin}.mjs`;
-  const { runtimePackages } = await bundle(ROOT, { entry: options.entry, outdir: relative(ROOT, outdir), name: options.bin, inline: true, shebang: true });
+  const { runtimePackages } = await bundle(ROOT, { entry: options.entry, outdir, name: options.bin, inline: true, shebang: true });
   if (options.withFiles) copyRuntimeFiles(runtimePackages, outdir);
   const source = readJson(`${options.workspace}/package.json`);
   const manifest = {
@@ -79,4 +86,4 @@ const lines = await Promise.all([
   buildCommand({ workspace: 'packages/cli', entry: 'packages/cli/src/main.ts', outdir: 'cli', bin: 'keyway', withFiles: true }),
 ]);
 for (const line of lines) process.stdout.write(`${line}\n`);
-process.stdout.write(`built ${relative(process.cwd(), DIST) || '.'} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+process.stdout.write(`built ${DIST} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 
 /**
@@ -64,7 +64,7 @@ const REQUIRE_SHIM = "import { createRequire as __keywayCreateRequire } from 'no
 export interface BundleSpec {
   /** repo-relative entry file */
   entry: string;
-  /** output directory */
+  /** output directory (absolute) */
   outdir: string;
   /** the entry's output name, without .mjs */
   name: string;
@@ -97,7 +97,7 @@ export async function bundle(root: string, spec: BundleSpec): Promise<{ metafile
     plugins: [workspacePlugin(root, { inline: spec.inline, used })],
   });
   for (const out of Object.keys(result.metafile.outputs)) {
-    if (dirname(join(root, out)) !== join(root, spec.outdir)) throw new Error(`${out} is not in ${spec.outdir}'s top level: import.meta.url would name another directory`);
+    if (dirname(resolve(root, out)) !== spec.outdir) throw new Error(`${out} is not in ${spec.outdir}'s top level: import.meta.url would name another directory`);
   }
   return { metafile: result.metafile, runtimePackages: [...used] };
 }

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, readFileSync, realpathSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import type { Metafile } from 'esbuild';
@@ -149,18 +149,40 @@ function verify(root: Place): void {
   walk(root);
 }
 
-/** Copies the tree under `dir`/node_modules (real files; a package's own pnpm links left out). */
-export function copyTree(root: Place, dir: string): number {
+/**
+ * Hard-links every file of `from` (a package this build copied) into `to`, directories made anew; the
+ * package's node_modules is the other bundle's nesting, not the package's, and is left out.
+ */
+function linkTree(from: string, to: string, top = true): void {
+  mkdirSync(to, { recursive: true });
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (top && entry.name === 'node_modules') continue;
+    if (entry.isDirectory()) linkTree(join(from, entry.name), join(to, entry.name), false);
+    else linkSync(join(from, entry.name), join(to, entry.name));
+  }
+}
+
+/**
+ * Copies the tree under `dir`/node_modules: real files, a package's own pnpm links left out. `copies`
+ * remembers where this build already copied a package: a second bundle hard-links those files (the
+ * seven services share most packages; one copy on disk instead of seven).
+ */
+export function copyTree(root: Place, dir: string, copies: Map<string, string>): number {
   let count = 0;
   const copy = (place: Place, into: string) => {
     for (const child of place.children.values()) {
       const target = join(into, 'node_modules', child.pkg!.name);
       const source = child.pkg!.source;
-      cpSync(source, target, {
-        recursive: true,
-        dereference: true,
-        filter: (path) => !(basename(path) === 'node_modules' && dirname(path) === source),
-      });
+      const earlier = copies.get(source);
+      if (earlier) linkTree(earlier, target);
+      else {
+        cpSync(source, target, {
+          recursive: true,
+          dereference: true,
+          filter: (path) => !(basename(path) === 'node_modules' && dirname(path) === source),
+        });
+        copies.set(source, target);
+      }
       count++;
       copy(child, target);
     }

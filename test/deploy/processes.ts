@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHttp } from '@keyway/clients';
+import { ensureDevKek } from '@keyway/seal';
+import { AMQP_URL, REDIS_URL, SERVICES, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { freePort } from '@keyway/testkit/servers';
 import type { DevPki } from '@keyway/tls';
 
@@ -72,4 +75,61 @@ export function writePkiFiles(dir: string, pki: DevPki): void {
     writeFileSync(join(dir, `${name}.crt`), pair.certPem);
     writeFileSync(join(dir, `${name}.key`), pair.keyPem, { mode: 0o600 });
   }
+}
+
+/**
+ * Each service's production environment (KEYWAY_ENV unset) on the real PostgreSQL, Redis and RabbitMQ,
+ * with its PKI files in `dir` (writePkiFiles): the operator's keyring and the audit checkpoint key are
+ * written there too. Answers the environments and the services' URLs.
+ */
+export async function productionEnvs(options: { dir: string; database: TestDatabase; prefix: string; clamdAddress: string }) {
+  const { dir, database, prefix } = options;
+  const ports = {} as Record<ServiceName, number>;
+  const urls = {} as Record<ServiceName, string>;
+  for (const name of SERVICES) {
+    ports[name] = await freePort();
+    urls[name] = `https://localhost:${ports[name]}`;
+  }
+  // production: the audit service's checkpoint key is configured, never generated
+  writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  // the operator's keyring (0600) that PAS and PAC seal their keys under, and the IdP its TOTP secrets
+  const kekFile = await ensureDevKek(dir);
+  const common = (name: ServiceName) => ({
+    PORT: String(ports[name]),
+    TLS_CERT_FILE: join(dir, `${name}.crt`),
+    TLS_KEY_FILE: join(dir, `${name}.key`),
+    TLS_CA_FILE: join(dir, 'ca.crt'),
+    REDIS_URL,
+    DATABASE_URL: database.serviceUrl(name),
+    LOG_LEVEL: 'warn',
+    STORE_PREFIX: prefix,
+  });
+  // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
+  const env: Record<ServiceName, Record<string, string>> = {
+    idp: { ...common('idp'), KEYWAY_KEK_FILE: kekFile, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
+    entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
+    pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
+    pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
+    topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
+    audit: {
+      ...common('audit'),
+      PUBLIC_URL: urls.audit,
+      PAS_URL: urls.pas,
+      ENTITLEMENT_URL: urls.entitlement,
+      TOPIC_URL: urls.topic,
+      AUDIT_EXPORT_INTERVAL_MS: '200',
+      AUDIT_CHECKPOINT_KEY_FILE: join(dir, 'audit-checkpoint.key'),
+    },
+    // ready only while its scanner answers
+    releases: {
+      ...common('releases'),
+      PUBLIC_URL: urls.releases,
+      PAS_URL: urls.pas,
+      ENTITLEMENT_URL: urls.entitlement,
+      RELEASES_STORAGE_DIR: join(dir, 'releases'),
+      CLAMD_ADDRESS: options.clamdAddress,
+      CLAMD_STREAM_MAX_LENGTH: '64M',
+    },
+  };
+  return { env, urls };
 }

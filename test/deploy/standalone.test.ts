@@ -1,18 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
-import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
 import { serviceRoleUrl } from '@keyway/db';
 import { AMQP_URL, createTestDatabase, deleteQueues, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
-import { exited, freePort, logLines, runService as run, waitReady, writePkiFiles } from './processes.ts';
+import { exited, freePort, logLines, productionEnvs, runService as run, waitReady, writePkiFiles } from './processes.ts';
 
 describe('each service runs on its own process from its main.ts', () => {
   const children: ChildProcess[] = [];
@@ -31,54 +29,11 @@ describe('each service runs on its own process from its main.ts', () => {
     caPem = pki.ca.certPem;
     dir = mkdtempSync(join(tmpdir(), 'keyway-standalone-'));
     writePkiFiles(dir, pki);
-    // production: the audit service's checkpoint key is configured, never generated
-    writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    const ports = {} as Record<ServiceName, number>;
-    for (const name of SERVICES) {
-      ports[name] = await freePort();
-      urls[name] = `https://localhost:${ports[name]}`;
-    }
     prefix = `keyway-standalone-${Date.now()}`;
     [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
-    // the operator's keyring (0600) that PAS and PAC seal their keys under, and the IdP its TOTP secrets
-    const kekFile = await ensureDevKek(dir);
-    const common = (name: ServiceName) => ({
-      PORT: String(ports[name]),
-      TLS_CERT_FILE: join(dir, `${name}.crt`),
-      TLS_KEY_FILE: join(dir, `${name}.key`),
-      TLS_CA_FILE: join(dir, 'ca.crt'),
-      REDIS_URL,
-      DATABASE_URL: database.serviceUrl(name),
-      LOG_LEVEL: 'warn',
-      STORE_PREFIX: prefix,
-    });
-    // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
-    Object.assign(env, {
-      idp: { ...common('idp'), KEYWAY_KEK_FILE: kekFile, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
-      entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
-      pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
-      pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
-      topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
-      audit: {
-        ...common('audit'),
-        PUBLIC_URL: urls.audit,
-        PAS_URL: urls.pas,
-        ENTITLEMENT_URL: urls.entitlement,
-        TOPIC_URL: urls.topic,
-        AUDIT_EXPORT_INTERVAL_MS: '200',
-        AUDIT_CHECKPOINT_KEY_FILE: join(dir, 'audit-checkpoint.key'),
-      },
-      // ready only while its scanner answers
-      releases: {
-        ...common('releases'),
-        PUBLIC_URL: urls.releases,
-        PAS_URL: urls.pas,
-        ENTITLEMENT_URL: urls.entitlement,
-        RELEASES_STORAGE_DIR: join(dir, 'releases'),
-        CLAMD_ADDRESS: clamd.address,
-        CLAMD_STREAM_MAX_LENGTH: '64M',
-      },
-    });
+    const production = await productionEnvs({ dir, database, prefix, clamdAddress: clamd.address });
+    Object.assign(env, production.env);
+    Object.assign(urls, production.urls);
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.
     // seven processes each transpiling with tsx on a shared CI machine: tens of seconds under load
