@@ -70,6 +70,15 @@ if [ ! -x /usr/sbin/clamd ]; then
   [ -x /usr/sbin/clamd ] || { echo "prerequisites: /usr/sbin/clamd is still missing after apt-get install clamav-daemon" >&2; exit 1; }
 fi
 
+# The systemd unit test (test/deploy/systemd.test.ts) checks the units with systemd-analyze verify and the
+# TLS groups with systemd-sysusers --root: Debian's systemd package, never started here.
+if ! command -v systemd-analyze >/dev/null || ! command -v systemd-sysusers >/dev/null; then
+  echo "prerequisites: installing Debian's systemd for the unit test (systemd-analyze, systemd-sysusers)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+  command -v systemd-analyze >/dev/null || { echo "prerequisites: systemd-analyze is still missing after apt-get install systemd" >&2; exit 1; }
+fi
+
 # The image test builds Keyway's images with Debian's podman and starts them with runc (test/deploy/images.test.ts;
 # docs/deploy/containers.md says why runc and not podman's default crun).
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
