@@ -78,3 +78,12 @@ if ! command -v systemd-analyze >/dev/null || ! command -v systemd-sysusers >/de
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
   command -v systemd-analyze >/dev/null || { echo "prerequisites: systemd-analyze is still missing after apt-get install systemd" >&2; exit 1; }
 fi
+
+# The image test builds Keyway's images with Debian's podman and starts them with runc (test/deploy/images.test.ts;
+# docs/deploy/containers.md says why runc and not podman's default crun).
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  echo "prerequisites: installing Debian's podman and runc for the image test"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+  command -v podman >/dev/null && command -v runc >/dev/null || { echo "prerequisites: podman or runc is still missing after apt-get install podman runc" >&2; exit 1; }
+fi
