@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { AuditEnv } from '../../services/audit/src/config.ts';
 import { EntitlementEnv } from '../../services/entitlement/src/config.ts';
 import { IdpEnv } from '../../services/idp/src/config.ts';
-import { ImporterFields } from '../../services/importer/src/config.ts';
+import { ImporterEnv } from '../../services/importer/src/config.ts';
 import { PacEnv } from '../../services/pac/src/config.ts';
 import { PasEnv } from '../../services/pas/src/config.ts';
 import { ReleasesEnv } from '../../services/releases/src/config.ts';
@@ -25,7 +25,7 @@ export const SERVICE_SCHEMAS = {
 } satisfies Record<string, z.ZodType>;
 export type Service = keyof typeof SERVICE_SCHEMAS;
 export const SERVICES = Object.keys(SERVICE_SCHEMAS) as Service[];
-export const IMPORTER_SCHEMA = ImporterFields;
+export const IMPORTER_SCHEMA = ImporterEnv;
 
 export const PORTS: Record<Service, number> = { idp: 8441, entitlement: 8442, pas: 8443, pac: 8444, topic: 8445, audit: 8446, releases: 8447 };
 
