@@ -42,6 +42,10 @@ fi
 # The RabbitMQ cluster fault test (test/delivery/faults.rabbit-cluster.test.ts) runs its nodes with an epmd of their own.
 command -v epmd >/dev/null || { echo "prerequisites: epmd is missing (apt-get install erlang-base, which rabbitmq-server depends on)" >&2; exit 1; }
 
+# The Kubernetes manifests test renders deploy/kubernetes with `kubectl kustomize` (kustomize >= 5: components,
+# replacements); Debian's kubernetes-client (1.20, kustomize 2) is too old, so it cannot be installed from here.
+command -v kubectl >/dev/null || { echo "prerequisites: kubectl is missing (kubectl >= 1.27, whose kustomize is >= 5, for test/deploy/kubernetes.test.ts)" >&2; exit 1; }
+
 # The console test drives Debian's Chromium (test/console/console.test.ts).
 if [ ! -x /usr/bin/chromium ]; then
   echo "prerequisites: installing Debian's chromium for the console test"

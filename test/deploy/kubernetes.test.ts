@@ -1,0 +1,317 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { Job } from 'kubernetes-models/batch/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ConfigMap, PersistentVolumeClaim, Service as KubeService } from 'kubernetes-models/v1';
+import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { asParsed, imageTag, PORTS, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, unknownKey } from './manifests.ts';
+
+/**
+ * deploy/kubernetes rendered offline as `kubectl kustomize` does for `kubectl apply -k` (no cluster
+ * here), every object validated against the Kubernetes schema (kubernetes-models), and the properties
+ * an operator relies on checked on what would really be applied.
+ */
+
+const OVERLAYS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/staging', 'deploy/kubernetes/overlays/production'];
+
+/** The one model class per kind we ship; any other kind is a mistake. */
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  'apps/v1/Deployment': Deployment,
+  'v1/Service': KubeService,
+  'v1/ConfigMap': ConfigMap,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'batch/v1/Job': Job,
+};
+
+/**
+ * Who calls whom (services/<svc>/src/build.ts: the clients each builds), the egress each
+ * NetworkPolicy must allow exactly, with the config key naming the peer.
+ */
+const CALLS: Record<Service, Partial<Record<Service, string>>> = {
+  idp: { pas: 'PAS_URL' },
+  entitlement: { idp: 'IDP_URL', pas: 'PAS_URL', topic: 'TOPIC_URL', pac: 'PAC_URL', audit: 'AUDIT_URL', releases: 'RELEASES_URL' },
+  pas: { idp: 'IDP_URL', entitlement: 'ENTITLEMENT_URL' },
+  pac: { pas: 'PAS_URL', entitlement: 'ENTITLEMENT_URL' },
+  topic: { pac: 'PAC_URL', entitlement: 'ENTITLEMENT_URL', topic: 'INSTANCE_URL' },
+  audit: { pas: 'PAS_URL', entitlement: 'ENTITLEMENT_URL', topic: 'TOPIC_URL' },
+  releases: { pas: 'PAS_URL', entitlement: 'ENTITLEMENT_URL' },
+};
+
+/** Settings that name a peer by its URL, which must be the URL the peer names itself by (issuer, audiences, SAS resource URIs). */
+const NAMES_OF: Record<Service, Record<string, Service>> = {
+  idp: { PAS_URL: 'pas', ENTITLEMENT_URL: 'entitlement' },
+  entitlement: { PUBLIC_URL: 'entitlement', PAS_URL: 'pas', TOPIC_URL: 'topic', PAC_URL: 'pac', AUDIT_URL: 'audit', RELEASES_URL: 'releases' },
+  pas: { PUBLIC_URL: 'pas', IDP_URL: 'idp', ACCESS_AUDIENCE: 'pac', ENTITLEMENT_URL: 'entitlement', AUDIT_URL: 'audit', RELEASES_AUDIENCE: 'releases' },
+  pac: { PUBLIC_URL: 'pac', PAS_URL: 'pas', ENTITLEMENT_URL: 'entitlement', TOPIC_BASE_URL: 'topic' },
+  topic: { PUBLIC_BASE_URL: 'topic', PAC_URL: 'pac', ENTITLEMENT_URL: 'entitlement' },
+  audit: { PUBLIC_URL: 'audit', PAS_URL: 'pas', ENTITLEMENT_URL: 'entitlement', TOPIC_URL: 'topic' },
+  releases: { PUBLIC_URL: 'releases', PAS_URL: 'pas', ENTITLEMENT_URL: 'entitlement' },
+};
+/** the key a service names itself by (the IdP, internal, is named by its callers only) */
+const SELF_URL: Record<Exclude<Service, 'idp'>, string> = { entitlement: 'PUBLIC_URL', pas: 'PUBLIC_URL', pac: 'PUBLIC_URL', topic: 'PUBLIC_BASE_URL', audit: 'PUBLIC_URL', releases: 'PUBLIC_URL' };
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: unknown; data?: Record<string, string> };
+
+function render(dir: string): Obj[] {
+  const text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+  return parseAllDocuments(text).map((doc) => {
+    if (doc.errors.length > 0) throw new Error(`${dir}: ${doc.errors[0]?.message}`);
+    return doc.toJS() as Obj;
+  });
+}
+
+const byKind = <T>(objects: Obj[], kind: string) => objects.filter((o) => o.kind === kind) as unknown as (Obj & T)[];
+type Deploy = {
+  spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: IPodSpec } };
+};
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) => selector !== undefined && Object.entries(selector).every(([k, v]) => labels[k] === v);
+const serviceOf = (deployment: Obj) => deployment.metadata.name.replace(/^keyway-/, '') as Service;
+
+/** The environment a container sees: its ConfigMaps (envFrom, in order) then its env, $(VAR) expanded. */
+function environment(objects: Obj[], container: IContainer): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const source of container.envFrom ?? []) {
+    const map = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === source.configMapRef?.name);
+    if (!map) throw new Error(`ConfigMap ${source.configMapRef?.name} is not rendered`);
+    Object.assign(env, map.data);
+  }
+  for (const variable of container.env ?? []) {
+    env[variable.name] = variable.valueFrom?.fieldRef
+      ? `field-${variable.valueFrom.fieldRef.fieldPath.replace(/\W/g, '-')}`
+      : (variable.value ?? '').replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? '');
+  }
+  return env;
+}
+
+/** The mount that holds `path` in `container`, and the volume behind it. */
+function volumeHolding(spec: IPodSpec, container: IContainer, path: string) {
+  const mount = container.volumeMounts?.find((m) => path.startsWith(`${m.mountPath}/`));
+  return mount && { mount, volume: spec.volumes?.find((v) => v.name === mount.name) };
+}
+
+describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
+  const objects = render(dir);
+  const deployments = byKind<Deploy>(objects, 'Deployment');
+  const policies = byKind<{
+    spec: {
+      podSelector: { matchLabels?: Record<string, string> };
+      policyTypes: string[];
+      ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
+      egress?: { to?: { podSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
+    };
+  }>(objects, 'NetworkPolicy');
+
+  it('renders only kinds we mean to ship, each valid against its Kubernetes schema', () => {
+    expect(objects.length).toBeGreaterThan(30);
+    for (const object of objects) {
+      const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+      expect(Model, `${object.kind} ${object.metadata.name}`).toBeDefined();
+      if (Model) expect(() => new Model(object as never).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
+    }
+    expect(deployments.map(serviceOf).sort()).toEqual([...SERVICES].sort());
+  });
+
+  it('runs every container non-root (65532), read-only, without capabilities, under RuntimeDefault seccomp, with requests and limits', () => {
+    const pods = [...deployments, ...byKind<Deploy>(objects, 'Job')].map((o) => [o.metadata.name, o.spec.template.spec] as const);
+    for (const [name, pod] of pods) {
+      expect(pod.securityContext, name).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.automountServiceAccountToken, name).toBe(false);
+      for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+        expect(container.securityContext, `${name}/${container.name}`).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+        for (const bound of ['requests', 'limits'] as const) {
+          expect(container.resources?.[bound], `${name}/${container.name} ${bound}`).toMatchObject({ cpu: expect.anything(), memory: expect.anything() });
+        }
+      }
+    }
+  });
+
+  it('gives each service its image (contract item 6), its port, HTTPS probes on /healthz and /readyz, scrape annotations and a drain bound', () => {
+    for (const deployment of deployments) {
+      const service = serviceOf(deployment);
+      const { spec, metadata } = deployment.spec.template;
+      const [container] = spec.containers;
+      expect(spec.containers).toHaveLength(1);
+      expect(container?.image).toBe(`keyway-${service}:${imageTag()}`);
+      expect(container?.ports).toEqual([{ name: 'https', containerPort: PORTS[service], protocol: 'TCP' }]);
+      expect(container?.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+      expect(container?.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
+      expect(metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/scheme': 'https', 'prometheus.io/port': String(PORTS[service]), 'prometheus.io/path': '/metrics' });
+      const env = environment(objects, container as IContainer);
+      expect(env.METRICS_TOKEN_FILE, service).toBeDefined();
+      // the process must finish its drain (contract item 4) before the kubelet's SIGKILL
+      const drain = Number(env.SHUTDOWN_DELAY_SEC ?? 0) + Number(env.SHUTDOWN_DRAIN_SEC ?? 20);
+      expect(spec.terminationGracePeriodSeconds, service).toBeGreaterThan(drain);
+      expect(env.HOST, `${service} must listen beyond loopback`).toBe('0.0.0.0');
+    }
+  });
+
+  it("sets only keys the service's zod schema knows, and the whole setting parses with it", () => {
+    for (const deployment of deployments) {
+      const service = serviceOf(deployment);
+      const container = deployment.spec.template.spec.containers[0] as IContainer;
+      const env = environment(objects, container);
+      const composedFrom = new Set((container.env ?? []).flatMap((v) => [...(v.value ?? '').matchAll(/\$\((\w+)\)/g)].map((m) => m[1] as string)));
+      const known = schemaKeys(SERVICE_SCHEMAS[service]);
+      expect(
+        Object.keys(env).flatMap((name) => unknownKey(name, known, composedFrom) ?? []),
+        service,
+      ).toEqual([]);
+      const parsed = SERVICE_SCHEMAS[service].safeParse(asParsed(env));
+      expect(parsed.error?.issues ?? [], service).toEqual([]);
+    }
+  });
+
+  it('gives secrets only as files from Secret volumes (contract item 3), TLS from a Secret at /etc/keyway/tls', () => {
+    for (const deployment of deployments) {
+      const { spec } = deployment.spec.template;
+      const container = spec.containers[0] as IContainer;
+      const env = environment(objects, container);
+      for (const key of SECRET_KEYS) expect(env[key], `${deployment.metadata.name} sets ${key} in clear`).toBeUndefined();
+      for (const [key, path] of Object.entries(env).filter(([key]) => key.endsWith('_FILE'))) {
+        const held = volumeHolding(spec, container, path);
+        expect(held?.volume, `${deployment.metadata.name} ${key}=${path} is on no volume`).toBeDefined();
+        const base = key.slice(0, -'_FILE'.length);
+        if (SECRET_KEYS.includes(base)) {
+          const sources = held?.volume?.projected?.sources?.map((s) => s.secret?.name) ?? [held?.volume?.secret?.secretName];
+          expect(sources.every(Boolean), `${key} comes from Secrets only`).toBe(true);
+        }
+      }
+      const tls = volumeHolding(spec, container, env.TLS_CERT_FILE ?? '');
+      expect(tls?.mount.mountPath).toBe('/etc/keyway/tls');
+      expect(tls?.volume?.secret?.secretName).toBe(`${deployment.metadata.name}-tls`);
+      expect(env.TLS_KEY_FILE).toBe('/etc/keyway/tls/tls.key');
+      expect(env.TLS_CA_FILE).toBe('/etc/keyway/tls/ca.crt');
+    }
+    // no ConfigMap carries a secret's value
+    for (const map of byKind(objects, 'ConfigMap')) for (const key of SECRET_KEYS) expect(map.data?.[key], `${map.metadata.name} holds ${key}`).toBeUndefined();
+  });
+
+  it('names every peer by the URL that peer names itself by', () => {
+    const envOf = (service: Service) => {
+      const deployment = deployments.find((d) => serviceOf(d) === service) as Deploy;
+      return environment(objects, deployment.spec.template.spec.containers[0] as IContainer);
+    };
+    const self: Record<string, string | undefined> = { idp: envOf('entitlement').IDP_URL };
+    for (const [service, key] of Object.entries(SELF_URL)) self[service] = envOf(service as Service)[key];
+    for (const service of SERVICES) {
+      const env = envOf(service);
+      for (const [key, peer] of Object.entries(NAMES_OF[service])) expect(`${service} ${key}=${env[key]}`).toBe(`${service} ${key}=${self[peer]}`);
+    }
+    expect(JSON.parse(envOf('pas').BROWSER_CLIENTS ?? '[]')).toEqual([expect.objectContaining({ redirect_uris: [`${self.releases}/oauth2/callback`] })]);
+  });
+
+  it('puts every pod behind a default deny, and lets each service reach exactly its peers and be reached by its callers', () => {
+    const deny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0 || Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0);
+    expect(deny?.spec).toMatchObject({ policyTypes: ['Ingress', 'Egress'] });
+    expect(deny?.spec.ingress ?? []).toEqual([]);
+    const podLabels = (service: Service) => (deployments.find((d) => serviceOf(d) === service) as Deploy).spec.template.metadata.labels;
+    // a selector that names one service's pods (an empty one would select every pod of the namespace)
+    const peerOf = (labels: Record<string, string> | undefined) => SERVICES.find((s) => labels?.['app.kubernetes.io/name'] !== undefined && matches(labels, podLabels(s)));
+    for (const service of SERVICES) {
+      const own = policies.filter((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === `keyway-${service}`);
+      expect(own, `one NetworkPolicy of its own for ${service}`).toHaveLength(1);
+      const policy = own[0] as (typeof policies)[number];
+      expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      expect(matches(policy.spec.podSelector.matchLabels, podLabels(service))).toBe(true);
+      // egress to other Keyway pods: exactly the services it calls, each on its port
+      const egressPeers = (policy.spec.egress ?? []).flatMap((rule) =>
+        (rule.to ?? []).flatMap((to) => (to.podSelector ? [`${peerOf(to.podSelector.matchLabels)}:${rule.ports?.map((p) => p.port).join(',')}`] : [])),
+      );
+      expect(egressPeers.sort(), service).toEqual(
+        Object.keys(CALLS[service])
+          .map((peer) => `${peer}:${PORTS[peer as Service]}`)
+          .sort(),
+      );
+      // and each callee lets it in: from anyone on its port (public) or from this service by name
+      for (const peer of Object.keys(CALLS[service]) as Service[]) {
+        const theirs = policies.find((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === `keyway-${peer}`);
+        const admits = (theirs?.spec.ingress ?? []).some(
+          (rule) => rule.ports?.some((p) => p.port === PORTS[peer]) && (rule.from === undefined || rule.from.some((f) => peerOf(f.podSelector?.matchLabels) === service)),
+        );
+        expect(admits, `${peer} admits ${service}`).toBe(true);
+      }
+    }
+    // the IdP answers only its callers: no rule open to everyone
+    const idp = policies.find((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === 'keyway-idp');
+    expect(idp?.spec.ingress?.every((rule) => rule.from !== undefined && rule.from.length > 0)).toBe(true);
+    const migrate = policies.find((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === 'keyway-migrate');
+    expect(migrate?.spec.egress).toEqual([{ ports: [{ port: 5432, protocol: 'TCP' }] }]);
+  });
+
+  it('calls each peer at a URL its Service answers (in-cluster names: https://keyway-<svc> on 443)', () => {
+    const services = byKind<{ spec: { selector: Record<string, string>; ports: { port: number; targetPort: string | number }[]; clusterIP?: string } }>(objects, 'Service');
+    for (const deployment of deployments) {
+      const labels = deployment.spec.template.metadata.labels;
+      const own = services.filter((s) => matches(s.spec.selector, labels) && s.spec.clusterIP !== 'None');
+      expect(own.map((s) => s.metadata.name)).toEqual([deployment.metadata.name]);
+      expect(own[0]?.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
+    }
+    for (const service of SERVICES) {
+      const deployment = deployments.find((d) => serviceOf(d) === service) as Deploy;
+      const env = environment(objects, deployment.spec.template.spec.containers[0] as IContainer);
+      for (const [peer, key] of Object.entries(CALLS[service])) {
+        const url = new URL(env[key] ?? 'https://unset');
+        if (url.hostname.startsWith('keyway-') && !url.hostname.includes('.')) expect(`${key} ${url.hostname}:${url.port || 443}`).toBe(`${key} keyway-${peer}:443`);
+      }
+    }
+  });
+
+  it('scales the topic service out (replicas ≥ 2 and an autoscaler), each pod named for its peers (INSTANCE_URL)', () => {
+    const topic = deployments.find((d) => serviceOf(d) === 'topic') as Deploy;
+    expect(topic.spec.replicas).toBeGreaterThanOrEqual(2);
+    const [hpa] = byKind<{ spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } }>(objects, 'HorizontalPodAutoscaler');
+    expect(hpa?.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'keyway-topic' });
+    expect(hpa?.spec.minReplicas).toBeGreaterThanOrEqual(2);
+    expect(hpa?.spec.maxReplicas).toBeGreaterThan(hpa?.spec.minReplicas ?? 0);
+    const env = environment(objects, topic.spec.template.spec.containers[0] as IContainer);
+    const subdomain = topic.spec.template.spec.subdomain;
+    const headless = byKind<{ spec: { clusterIP?: string; publishNotReadyAddresses?: boolean; selector: Record<string, string> } }>(objects, 'Service').find((s) => s.metadata.name === subdomain);
+    expect(headless?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(matches(headless?.spec.selector, topic.spec.template.metadata.labels)).toBe(true);
+    expect(env.INSTANCE_URL).toMatch(new RegExp(`^https://field-metadata-name\\.${subdomain}\\.field-metadata-namespace\\.svc:8445$`));
+  });
+
+  it('has one PodDisruptionBudget per service, selecting exactly its pods and never blocking a drain', () => {
+    const budgets = byKind<{ spec: { selector: { matchLabels: Record<string, string> }; maxUnavailable?: number; minAvailable?: number } }>(objects, 'PodDisruptionBudget');
+    for (const deployment of deployments) {
+      const labels = deployment.spec.template.metadata.labels;
+      const own = budgets.filter((b) => matches(b.spec.selector.matchLabels, labels));
+      expect(own, deployment.metadata.name).toHaveLength(1);
+      const budget = own[0]?.spec;
+      expect((budget?.maxUnavailable ?? 0) >= 1 || (budget?.minAvailable ?? Infinity) < (deployment.spec.replicas ?? 1)).toBe(true);
+    }
+    expect(budgets).toHaveLength(deployments.length);
+  });
+
+  it('migrates the database with `keyway db migrate` from a Job, as a role of its own', () => {
+    const [job] = byKind<{ spec: { template: { spec: IPodSpec } } }>(objects, 'Job');
+    const pod = job?.spec.template.spec as IPodSpec;
+    const container = pod.containers[0] as IContainer;
+    expect(container.image).toBe(`keyway-cli:${imageTag()}`);
+    expect(container.args).toEqual(['db', 'migrate']);
+    const path = container.env?.find((v) => v.name === 'DATABASE_URL_FILE')?.value ?? '';
+    expect(volumeHolding(pod, container, path)?.volume?.secret?.secretName).toBe('keyway-migrate-secrets');
+  });
+
+  it('names in docs/deploy/kubernetes.md every Secret the manifests mount', () => {
+    const docs = readFileSync('docs/deploy/kubernetes.md', 'utf8');
+    const names = new Set(
+      objects.flatMap((o) =>
+        ((o.spec as Deploy['spec'] | undefined)?.template?.spec.volumes ?? []).flatMap((v) =>
+          [v.secret?.secretName, ...(v.projected?.sources ?? []).map((s) => s.secret?.name)].filter((n): n is string => n !== undefined),
+        ),
+      ),
+    );
+    expect(names.size).toBeGreaterThan(10);
+    // the TLS Secrets, one per service, are documented as one pattern
+    for (const name of names) expect(docs, name).toContain(`\`${name.replace(/^keyway-[a-z]+-tls$/, 'keyway-<svc>-tls')}\``);
+  });
+});

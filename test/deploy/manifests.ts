@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { AuditEnv } from '../../services/audit/src/config.ts';
+import { EntitlementEnv } from '../../services/entitlement/src/config.ts';
+import { IdpEnv } from '../../services/idp/src/config.ts';
+import { ImporterEnv } from '../../services/importer/src/config.ts';
+import { PacEnv } from '../../services/pac/src/config.ts';
+import { PasEnv } from '../../services/pas/src/config.ts';
+import { ReleasesEnv } from '../../services/releases/src/config.ts';
+import { TopicEnv } from '../../services/topic/src/config.ts';
+
+/**
+ * What the Kubernetes and compose tests share: each service's zod schema (so manifests cannot drift
+ * from code), its port (contract item 6) and the keys whose values are secrets.
+ */
+
+export const SERVICE_SCHEMAS = {
+  idp: IdpEnv,
+  entitlement: EntitlementEnv,
+  pas: PasEnv,
+  pac: PacEnv,
+  topic: TopicEnv,
+  audit: AuditEnv,
+  releases: ReleasesEnv,
+} satisfies Record<string, z.ZodType>;
+export type Service = keyof typeof SERVICE_SCHEMAS;
+export const SERVICES = Object.keys(SERVICE_SCHEMAS) as Service[];
+export const IMPORTER_SCHEMA = ImporterEnv;
+
+export const PORTS: Record<Service, number> = { idp: 8441, entitlement: 8442, pas: 8443, pac: 8444, topic: 8445, audit: 8446, releases: 8447 };
+
+/** Contract item 6: the images are tagged with the root package.json version (the workspaces' while the root has none). */
+export function imageTag(): string {
+  const root = JSON.parse(readFileSync('package.json', 'utf8')) as { version?: string };
+  return root.version ?? (JSON.parse(readFileSync('services/pas/package.json', 'utf8')) as { version: string }).version;
+}
+
+/** Keys whose value is a secret: a manifest gives them only as X_FILE (contract item 3), never in clear. */
+export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN'];
+
+/**
+ * Keys of the issue-15 contract that kit parses once the runtime (items 3, 4) and telemetry (item 5)
+ * branches are in; accepted as known while a schema lacks them. OTEL_* are the OpenTelemetry SDK's own.
+ */
+const CONTRACT_KEYS = ['SHUTDOWN_DRAIN_SEC', 'SHUTDOWN_DELAY_SEC', 'METRICS_TOKEN'];
+
+/** The keys of a schema, through the refinements and transforms around its object. */
+export function schemaKeys(schema: z.ZodType): Set<string> {
+  let current: unknown = schema;
+  for (;;) {
+    const def = (current as { def?: { type?: string; in?: unknown; shape?: Record<string, unknown> } }).def;
+    if (def?.type === 'object' && def.shape) return new Set(Object.keys(def.shape));
+    if (def?.type === 'pipe') current = def.in;
+    else throw new Error(`no object schema inside ${def?.type}`);
+  }
+}
+
+/**
+ * Why `name` is not a key the schema knows, or undefined when it is: X_FILE stands for X (contract
+ * item 3) unless X's own name ends in _FILE (then it is a path already); a variable that another one
+ * of the same container uses as $(name) is Kubernetes' own composition (e.g. POD_NAME in INSTANCE_URL).
+ */
+export function unknownKey(name: string, known: Set<string>, composedFrom: Set<string> = new Set()): string | undefined {
+  if (known.has(name) || CONTRACT_KEYS.includes(name) || name.startsWith('OTEL_') || composedFrom.has(name)) return undefined;
+  const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : undefined;
+  if (base && !base.endsWith('_FILE') && (known.has(base) || CONTRACT_KEYS.includes(base))) return undefined;
+  return `${name} is not a key of the schema`;
+}
+
+/** A stand-in for a secret's value, of the shape the schema expects, to parse a manifest's settings whole. */
+const SECRET_STAND_INS: Record<string, string> = {
+  DATABASE_URL: 'postgres://keyway_service:secret@postgres:5432/keyway',
+  REDIS_URL: 'redis://service:secret@redis:6379',
+  AMQP_URL: 'amqp://keyway:secret@rabbitmq:5672/keyway',
+  METRICS_TOKEN: 'secret',
+  KEYWAY_PASSWORD: 'secret',
+  HEC_TOKEN: 'secret',
+};
+
+/**
+ * The environment a process would see, with each X_FILE of a secret key replaced by X set to a
+ * stand-in (the schema in this branch may not read *_FILE yet; the file's content is what it parses).
+ */
+export function asParsed(env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const base = key.endsWith('_FILE') ? key.slice(0, -'_FILE'.length) : undefined;
+    if (base && SECRET_STAND_INS[base] !== undefined) out[base] = SECRET_STAND_INS[base];
+    else out[key] = value;
+  }
+  return out;
+}
