@@ -14,6 +14,7 @@ export interface ReceivedSpan {
 
 export const SERVER = 2;
 export const CLIENT = 3;
+export const PRODUCER = 4;
 
 interface OtlpTraces {
   resourceSpans?: {
