@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import { metricsEndpoint, PROMETHEUS_CONTENT_TYPE } from '@keyway/telemetry';
+import { metrics } from '@opentelemetry/api';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, TemporarilyUnavailable, UnsupportedMediaType, toErrorBody } from './errors.ts';
+import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, InvalidToken, TemporarilyUnavailable, UnsupportedMediaType, toErrorBody } from './errors.ts';
 import { isDraining } from './https.ts';
 import type { Logger } from './logger.ts';
 
@@ -55,6 +57,12 @@ export function createBaseApp(options: BaseAppOptions): Express {
   // First, so every answer carries them: 404s, refusals and 500s included.
   app.use(securityHeaders);
 
+  // per app, not at import: the meter provider is registered (startTelemetry) before any app is made
+  const duration = metrics.getMeter('keyway-http').createHistogram('http.server.request.duration', {
+    description: 'time to answer a request, by route pattern, method and status',
+    unit: 's',
+    advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60] },
+  });
   app.use((req, res, next) => {
     const incoming = req.get(REQUEST_ID_HEADER);
     req.id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
@@ -64,6 +72,8 @@ export function createBaseApp(options: BaseAppOptions): Express {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       req.log.debug('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+      const route = routeOf(req);
+      duration.record(ms / 1000, { 'http.request.method': req.method, 'http.response.status_code': res.statusCode, ...(route !== undefined && { 'http.route': route }) });
     });
     next();
   });
@@ -83,6 +93,7 @@ export function createBaseApp(options: BaseAppOptions): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', service: options.service });
   });
+  app.get('/metrics', serveMetrics);
   app.get('/readyz', async (req, res) => {
     // SIGTERM (main.ts): out of the load balancer's rotation at once, whatever the dependencies say
     if (isDraining(req)) {
@@ -150,6 +161,40 @@ function precomputed(middleware: typeof helmetHeaders): RequestHandler {
 }
 
 const securityHeaders = precomputed(helmetHeaders);
+
+/**
+ * The route pattern that answered (`/tenants/:tenant/topics/:topic/messages`), never the path itself:
+ * ids in paths would make one series per tenant and lock token. None when no route matched (404).
+ */
+function routeOf(req: Request): string | undefined {
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  return typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
+}
+
+/**
+ * GET /metrics (Prometheus text) only when the service was started with METRICS_TOKEN, and then
+ * only for `Authorization: Bearer <METRICS_TOKEN>` (compared in constant time); without the token
+ * configured the path does not exist (404), as on a service without telemetry.
+ */
+const serveMetrics: RequestHandler = async (req, res, next) => {
+  const endpoint = metricsEndpoint();
+  if (endpoint === undefined) {
+    next();
+    return;
+  }
+  const presented = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '')?.[1];
+  if (presented === undefined || !endpoint.accepts(presented)) {
+    // RFC 6750 §3: the scheme and realm a scraper must use
+    next(new InvalidToken('GET /metrics needs the metrics bearer token', undefined, { 'WWW-Authenticate': 'Bearer realm="metrics", error="invalid_token"' }));
+    return;
+  }
+  try {
+    const text = await endpoint.scrape();
+    res.set('Cache-Control', 'no-store').type(PROMETHEUS_CONTENT_TYPE).send(text);
+  } catch (err) {
+    next(err);
+  }
+};
 
 const normalizePath = (path: string) => path.toLowerCase().replace(/\/+$/, '');
 

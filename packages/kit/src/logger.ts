@@ -1,3 +1,5 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
+
 /** Structured JSON logs. Secrets are redacted by field name before anything is written. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -23,13 +25,19 @@ function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/** The active span's ids (W3C hex), so a log line leads to its trace; nothing outside a span or with the SDK off. */
+function traceOf(): { trace_id?: string; span_id?: string } {
+  const context = trace.getActiveSpan()?.spanContext();
+  return context && isSpanContextValid(context) ? { trace_id: context.traceId, span_id: context.spanId } : {};
+}
+
 export function createLogger(options: { service: string; level?: LogLevel; write?: (line: string) => void; base?: Record<string, unknown> }): Logger {
   const threshold = ORDER[options.level ?? 'info'];
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const base = { service: options.service, ...options.base };
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < threshold) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...(redact({ ...base, ...fields }) as object) }));
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...traceOf(), ...(redact({ ...base, ...fields }) as object) }));
   };
   return {
     debug: (m, f) => emit('debug', m, f),

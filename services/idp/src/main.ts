@@ -1,5 +1,9 @@
-import { runService } from '@keyway/kit';
-import { buildIdp } from './build.ts';
-import { IdpEnv } from './config.ts';
+import { startTelemetry } from '@keyway/telemetry';
+
+// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
+await startTelemetry('idp');
+const { runService } = await import('@keyway/kit');
+const { buildIdp } = await import('./build.ts');
+const { IdpEnv } = await import('./config.ts');
 
 await runService('idp', IdpEnv, buildIdp);

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { ApiError, type PacClient, type PasClient, type StreamedMessage, type TopicClient } from '@keyway/clients';
 import type { ReceivedMessage } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
@@ -327,8 +328,25 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     await throwWriteFailure();
   }
 
+  /**
+   * One trace per stream or long poll: the login or refresh at PAS, the SAS key from PAC and the
+   * topic calls it needed share its trace id (a trace for the whole run would last for months).
+   */
+  const tracer = trace.getTracer('keyway-importer');
+  const traced = (pullOnce: () => Promise<void>) => () =>
+    tracer.startActiveSpan(`importer.${pull}`, async (span) => {
+      try {
+        await pullOnce();
+      } catch (err) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+
   async function run(): Promise<void> {
-    const pullOnce = pull === 'stream' ? streamOnce : receiveOnce;
+    const pullOnce = traced(pull === 'stream' ? streamOnce : receiveOnce);
     let backoffMs = 250;
     while (!stopping) {
       try {

@@ -1,9 +1,13 @@
-import { DpopKeyFileError } from '@keyway/clients';
-import { ConfigError, onShutdown } from '@keyway/kit';
-import { importerFeeds, type ImporterEnv } from './config.ts';
-import { importerLogger, startImporter } from './run.ts';
+import { startTelemetry } from '@keyway/telemetry';
 
-let feeds: ImporterEnv[];
+// Before the clients load node:https and axios: their instrumentation patches them as they load.
+await startTelemetry('importer');
+const { DpopKeyFileError } = await import('@keyway/clients');
+const { ConfigError, onShutdown } = await import('@keyway/kit');
+const { importerFeeds } = await import('./config.ts');
+const { importerLogger, startImporter } = await import('./run.ts');
+
+let feeds: ReturnType<typeof importerFeeds>;
 try {
   feeds = importerFeeds(process.env);
 } catch (err) {

@@ -1,5 +1,9 @@
-import { runService } from '@keyway/kit';
-import { buildPas } from './build.ts';
-import { PasEnv } from './config.ts';
+import { startTelemetry } from '@keyway/telemetry';
+
+// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
+await startTelemetry('pas');
+const { runService } = await import('@keyway/kit');
+const { buildPas } = await import('./build.ts');
+const { PasEnv } = await import('./config.ts');
 
 await runService('pas', PasEnv, buildPas);
