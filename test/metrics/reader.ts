@@ -11,14 +11,17 @@ export function memoryReader() {
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
   const provider = new MeterProvider({ readers: [reader] });
 
-  const collect = async (name: string): Promise<MetricData[]> => {
+  const all = async (): Promise<MetricData[]> => {
     await reader.forceFlush();
-    return (exporter.getMetrics().at(-1)?.scopeMetrics ?? []).flatMap((scope) => scope.metrics).filter((m) => m.descriptor.name === name);
+    return (exporter.getMetrics().at(-1)?.scopeMetrics ?? []).flatMap((scope) => scope.metrics);
   };
+  const collect = async (name: string): Promise<MetricData[]> => (await all()).filter((m) => m.descriptor.name === name);
   const same = (a: Record<string, unknown>, b: Attributes) => Object.keys(a).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a[k] === v);
 
   return {
     provider,
+    /** every metric collected now */
+    all,
     /** a counter's value (0 when nothing was counted with these attributes) */
     async sum(name: string, attributes: Attributes): Promise<number> {
       const points = (await collect(name)).flatMap((m) => (m.dataPointType === DataPointType.SUM ? m.dataPoints : []));
