@@ -2,6 +2,8 @@ import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, DataPointType, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedMessage } from '@keyway/contracts';
+import { NoSubscriptionError } from '@keyway/broker';
+import { queueDepthGauge } from './metrics.ts';
 import { BROKERS, sleep, startTopic, type Harness } from './testing/harness.ts';
 
 /**
@@ -131,5 +133,69 @@ describe.each(BROKERS)('delivery metrics (%s broker)', { timeout: 30_000 }, (kin
     expect(await count('keyway.topic.batches.received', queue)).toBe(2);
     expect(await eventually('keyway.topic.batches.abandoned', queue, 2)).toBe(2);
     expect(await count('keyway.topic.locks.expired', queue)).toBe(0);
+  });
+});
+
+describe('the queue depth gauge', () => {
+  it('asks the broker at most once per poll interval (concurrent collections share a poll); a queue that is gone reads 0, one that fails is not observed', async () => {
+    const own = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const ownReader = new PeriodicExportingMetricReader({ exporter: own, exportIntervalMillis: 3_600_000 });
+    const ownProvider = new MeterProvider({ readers: [ownReader] });
+    const asked: string[] = [];
+    const depths = new Map([['a', 5]]);
+    const broker = {
+      depth: async (_topic: unknown, subscription: string) => {
+        asked.push(subscription);
+        await sleep(50);
+        if (subscription === 'failing') throw new Error('channel closed');
+        const depth = depths.get(subscription);
+        if (depth === undefined) throw new NoSubscriptionError(subscription);
+        return depth;
+      },
+    };
+    const topic = { tenant: 't-1', topic: 'f-1' };
+    const gauge = queueDepthGauge(
+      broker,
+      () => [
+        { topic, subscription: 'a' },
+        { topic, subscription: 'gone' },
+        { topic, subscription: 'failing' },
+      ],
+      { pollMs: 300, meter: ownProvider.getMeter('test') },
+    );
+    const read = async () => {
+      await ownReader.forceFlush();
+      const points = (own.getMetrics().at(-1)?.scopeMetrics ?? [])
+        .flatMap((scope) => scope.metrics)
+        .flatMap((m) => (m.descriptor.name === 'keyway.topic.queue.depth' && m.dataPointType === DataPointType.GAUGE ? m.dataPoints : []));
+      return points.map((p) => [p.attributes.subscription, p.value]).sort();
+    };
+    try {
+      await Promise.all([read(), read()]);
+      expect(asked.sort()).toEqual(['a', 'failing', 'gone']);
+      depths.set('a', 7);
+      // within the interval: the last answer, without asking
+      expect(await read()).toEqual([
+        ['a', 5],
+        ['gone', 0],
+      ]);
+      expect(asked).toHaveLength(3);
+      await sleep(350);
+      expect(await read()).toEqual([
+        ['a', 7],
+        ['gone', 0],
+      ]);
+      expect(asked).toHaveLength(6);
+      // a queue deleted meanwhile reads 0, not its last depth
+      depths.delete('a');
+      await sleep(350);
+      expect(await read()).toEqual([
+        ['a', 0],
+        ['gone', 0],
+      ]);
+    } finally {
+      gauge.close();
+      await ownProvider.shutdown();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { metrics, type Attributes, type Counter, type Meter, type ObservableResult } from '@opentelemetry/api';
-import type { Broker, TopicRef } from '@keyway/broker';
+import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker';
 import { setBounded } from './bounded-cache.ts';
 import { inParallel } from './delivery/lock-owners.ts';
 
@@ -110,8 +110,9 @@ const DEPTH_TIMEOUT_MS = 2000;
  * keyway.topic.queue.depth {tenant, topic, subscription}: ready messages of each subscription queue
  * this instance declared, as the broker counts them (checkQueue's message count). The broker is asked
  * at most once per `pollMs`, when a collection (a scrape, an OTLP export) finds the last answer older;
- * collections in between reuse it, concurrent ones share one poll. A queue that is gone or does not
- * answer in time is left out rather than reported stale. Every instance reports the queues it
+ * collections in between reuse it, concurrent ones share one poll. A queue that is gone reads 0; one
+ * whose depth cannot be had in time is not observed (its series keeps its last value, as the SDK
+ * keeps an unobserved cumulative series). Every instance reports the queues it
  * declared: a dashboard takes the max per queue, not the sum. close() unregisters the callback.
  */
 export function queueDepthGauge(broker: Pick<Broker, 'depth'>, queues: () => Iterable<SubscriptionQueue>, options: { pollMs: number; meter?: Meter }): { close(): void } {
@@ -128,7 +129,10 @@ export function queueDepthGauge(broker: Pick<Broker, 'depth'>, queues: () => Ite
       timer = setTimeout(() => resolve(undefined), DEPTH_TIMEOUT_MS);
     });
     try {
-      return await Promise.race([broker.depth(topic, subscription).catch(() => undefined), timeout]);
+      // a queue that is gone holds nothing: 0, where leaving it out would keep its last depth showing
+      // (an SDK keeps reporting a cumulative series it is no longer told about)
+      const depth = broker.depth(topic, subscription).catch((err: unknown) => (err instanceof NoSubscriptionError ? 0 : undefined));
+      return await Promise.race([depth, timeout]);
     } finally {
       clearTimeout(timer);
     }
