@@ -7,6 +7,7 @@ import { memoryCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { completions, type CompleteOutcome } from './completions.ts';
 import { SasKeeper, type TopicAddress } from './credentials/sas.ts';
 import { Session, type Credentials } from './credentials/session.ts';
+import { importerMetrics, type Feed } from './metrics.ts';
 import type { Sink } from './sinks/sink.ts';
 
 /** stream: one long response with up to `prefetch` batches locked ahead of the sink; receive: one long poll, one batch at a time */
@@ -88,9 +89,11 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   const pull = options.pull ?? 'stream';
   const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const streamTimeoutSec = options.streamTimeoutSec ?? DEFAULT_STREAM_TIMEOUT_SEC;
-  const session = new Session(deps.pas, options.credentials, log, deps.now);
+  // made with the agent, after the process registered its MeterProvider (no-ops before)
+  const metrics = importerMetrics(options.subscription);
+  const session = new Session(deps.pas, options.credentials, log, metrics.credentialRenewed, deps.now);
   const keyMustLastSec = pull === 'stream' ? SETTLE_MARGIN_SEC : options.receiveTimeoutSec + 5;
-  const sas = new SasKeeper(deps.pac, session, options.resource, log, keyMustLastSec * 1000, deps.now);
+  const sas = new SasKeeper(deps.pac, session, options.resource, log, metrics.credentialRenewed, keyMustLastSec * 1000, deps.now);
   const checkpoint = deps.checkpoint ?? memoryCheckpoint();
   const counts = { written: 0, duplicatesDropped: 0, errors: 0, lockRenewals: 0, locksLost: 0 };
   const unhealthyAfterMs = (pull === 'stream' ? streamTimeoutSec * 1000 : options.receiveTimeoutSec * 1000) + 2 * MAX_BACKOFF_MS;
@@ -98,6 +101,8 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   /** stop() was called: nothing new is taken or written, what is being written is finished */
   let stopping = false;
   let loop: Promise<void> | undefined;
+  /** the batches-pending gauge's callback, registered while the agent runs */
+  let pendingGauge: { close(): void } | undefined;
 
   let address: TopicAddress | undefined;
   let lastDurableWriteAt: number | undefined;
@@ -155,9 +160,11 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   async function write(message: StreamedMessage): Promise<void> {
     if (writeFailure !== undefined) throw writeFailure;
     if (stopping) throw STOPPING;
+    const started = performance.now();
     try {
       await deps.sink.write(message.batch, message.batchJson);
     } catch (err) {
+      metrics.writeFailed(message.batch);
       writeFailure ??= err;
       current?.abort();
       log.error('sink write failed; abandoning the batch', { batchId: message.batch.id, err });
@@ -165,6 +172,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     }
     counts.written += 1;
     lastDurableWriteAt = now();
+    metrics.written(message.batch, message.batch.records.length, (performance.now() - started) / 1000, message.batch.createdAt);
   }
 
   /** after the batch's write: its id, durably, while the next batch is written */
@@ -179,7 +187,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   }
 
   /** Renews the lock until the returned function is called; a lost lock is let go. */
-  function keepLocked(settle: SettleArgs, lockedUntil: string, batchId: string): () => void {
+  function keepLocked(settle: SettleArgs, lockedUntil: string, feed: Feed, batchId: string): () => void {
     let done = false;
     let timer: NodeJS.Timeout | undefined;
     const schedule = (until: string) => {
@@ -191,12 +199,14 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       deps.topic.renewLock(...settle).then(
         (answer) => {
           counts.lockRenewals += 1;
+          metrics.lockRenewed(feed);
           schedule(answer.locked_until);
         },
         (err: unknown) => {
           if (done) return;
           if (err instanceof ApiError && err.code === 'lock_lost') {
             counts.locksLost += 1;
+            metrics.lockLost(feed);
             log.warn('lock lost while the batch waits for the sink; it comes back and is dropped as a duplicate', { batchId });
             return;
           }
@@ -218,6 +228,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     if (outcome === 'completed') failingSince = undefined;
     else if (outcome === 'lock_lost') {
       counts.locksLost += 1;
+      metrics.lockLost(message.batch);
       log.warn('lock lost before completion', { batchId: message.batch.id });
     } else {
       if (outcome.failed instanceof ApiError && outcome.failed.status === 401) sas.invalidate();
@@ -231,11 +242,12 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   function take(message: StreamedMessage, sasKey: string, at: TopicAddress, complete: (message: ReceivedMessage) => Promise<void>): void {
     const id = message.batch.id;
     const settle: SettleArgs = [sasKey, at.tenant, at.topic, options.subscription, message.message_id, message.lock_token];
-    const stopRenewing = keepLocked(settle, message.locked_until, id);
+    const stopRenewing = keepLocked(settle, message.locked_until, at, id);
     let durable: Promise<void>;
     const earlier = writing.get(id);
     if (earlier !== undefined || checkpoint.has(id)) {
       counts.duplicatesDropped += 1;
+      metrics.duplicateDropped(at);
       durable = earlier ?? Promise.resolve();
     } else {
       const written = Promise.all([lastWrite, recordedBeforeLast]).then(() => write(message));
@@ -378,6 +390,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       };
     },
     start(): void {
+      pendingGauge ??= metrics.observePending(() => ({ feed: address, batches: pending.size }));
       loop ??= run();
     },
     /**
@@ -394,6 +407,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       await drain();
       await deps.sink.close();
       await checkpoint.close();
+      pendingGauge?.close();
     },
   };
 }

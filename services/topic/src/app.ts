@@ -12,6 +12,7 @@ import { instanceRegistry } from './delivery/instances.ts';
 import { lockSettler, type Peer } from './delivery/lock-owners.ts';
 import { lockTable } from './delivery/locks.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
+import { queueDepthGauge, topicMetrics } from './metrics.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
 import { publishRoutes } from './routes/publish.ts';
 import { receiveRoutes } from './routes/receive.ts';
@@ -32,6 +33,8 @@ export type TopicOptions = Pick<
   | 'MAX_QUEUE_DEPTH'
   | 'STREAM_HEARTBEAT_SEC'
   | 'SUBSCRIPTION_CACHE_SEC'
+  | 'MAX_DELIVERIES'
+  | 'QUEUE_DEPTH_POLL_SEC'
 >;
 
 export interface TopicDeps {
@@ -62,7 +65,7 @@ const closeUnreadBody: ErrorRequestHandler = (err, req, res, next) => {
 
 /**
  * An Express app plus close(), which unlists the instance (its lock tokens answer 410 everywhere),
- * returns every locked message to its queue and stops lock timers.
+ * returns every locked message to its queue, stops lock timers and the queue depth gauge.
  */
 export type TopicApp = Express & { close(): Promise<void> };
 
@@ -94,7 +97,10 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
   const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, now);
   const instances = instanceRegistry(deps.store, { url: options.INSTANCE_URL ?? options.PUBLIC_BASE_URL, logger: deps.logger });
-  const locks = lockTable({ instance: instances.id, lockDurationMs: options.LOCK_DURATION_SEC * 1000, now, logger: deps.logger });
+  // instruments made here, after the process registered its MeterProvider (no-ops before)
+  const metrics = topicMetrics();
+  const depthGauge = queueDepthGauge(deps.broker, () => subscriptions.queues(), { pollMs: options.QUEUE_DEPTH_POLL_SEC * 1000 });
+  const locks = lockTable({ instance: instances.id, lockDurationMs: options.LOCK_DURATION_SEC * 1000, maxDeliveries: options.MAX_DELIVERIES, metrics, now, logger: deps.logger });
   const settler = lockSettler({ locks, instances, peer: deps.peer, logger: deps.logger });
   const quotas = {
     rate: publishRateLimit(deps.store, { ratePerSec: options.PUBLISH_RATE_PER_SEC, burst: options.PUBLISH_BURST, now }),
@@ -103,8 +109,8 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
 
   // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
   const body = jsonBody(String(options.MAX_BATCH_BYTES));
-  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body }));
-  app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks }));
+  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body, metrics }));
+  app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks, metrics }));
   app.use(
     streamRoutes({
       guard,
@@ -114,6 +120,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
       heartbeatMs: options.STREAM_HEARTBEAT_SEC * 1000,
       // as often as a revocation can show (the revocation cache), at least every second
       recheckMs: Math.max(1000, options.REVOCATION_CACHE_SEC * 1000),
+      metrics,
     }),
   );
   // a batch complete: 500 locks of a 128-character message id each come to about 100 KB
@@ -122,6 +129,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
+      depthGauge.close();
       await instances.close();
       await locks.close();
     },

@@ -59,6 +59,15 @@ export const TopicEnv = requiredInProduction(
       .describe(
         'ready messages a subscription (and its dead-letter queue) may hold; beyond it the oldest go to its dead letters (x-max-length, drop-head); publishing is refused (429) only while every subscription of the topic is full',
       ),
+    QUEUE_DEPTH_POLL_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(15)
+      .describe(
+        'the metric keyway.topic.queue.depth asks the broker for the depth of each subscription queue this instance declared at most this often (a scrape in between reuses the last answer); 0 = at every collection',
+      ),
     STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
   }),
   'REDIS_URL',

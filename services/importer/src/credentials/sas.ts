@@ -20,6 +20,8 @@ export class SasKeeper {
     private readonly session: Session,
     private readonly resource: string | undefined,
     private readonly log: Logger,
+    /** told of each SAS key obtained, or refused (the agent's metrics) */
+    private readonly renewed: (credential: 'sas_key', outcome: 'success' | 'failure') => void,
     /** a key is renewed while at least this much of it is left: a long poll, or the settles after a stream, must fit */
     private readonly minRemainingMs: number,
     private readonly now: () => number = Date.now,
@@ -30,6 +32,7 @@ export class SasKeeper {
     if (this.current && this.now() < this.current.renewAt) return this.current;
     const response = await this.pac.sas({ refresh_token: await this.session.refreshToken(), resource: this.resource, rights: 'listen' }).catch((err: unknown) => {
       // A refresh token PAC refuses is of no more use: log in again next time.
+      this.renewed('sas_key', 'failure');
       if (err instanceof ApiError && err.status === 401) this.session.invalidate();
       throw err;
     });
@@ -41,6 +44,7 @@ export class SasKeeper {
       renewAt: expiresAt - Math.max((expiresAt - issuedAt) * RENEW_AT_REMAINING, this.minRemainingMs),
     };
     this.obtained += 1;
+    this.renewed('sas_key', 'success');
     this.log.info('sas key obtained', { resource: response.resource, keyId: response.key_id, expiresAt: response.expires_at });
     return this.current;
   }

@@ -22,6 +22,8 @@ export class Session {
     private readonly pas: PasClient,
     private readonly credentials: Credentials,
     private readonly log: Logger,
+    /** told of each login and refresh, and how it ended (the agent's metrics) */
+    private readonly renewed: (credential: 'login' | 'refresh', outcome: 'success' | 'failure') => void,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -33,9 +35,11 @@ export class Session {
       try {
         this.remember(await this.pas.refresh(current.response.refresh_token));
         this.counts.refreshes += 1;
+        this.renewed('refresh', 'success');
         this.log.info('session refreshed');
         return this.tokens!.response.refresh_token;
       } catch (err) {
+        this.renewed('refresh', 'failure');
         if (!(err instanceof ApiError)) throw err;
         this.log.warn('refresh refused; logging in again', { error: err.code });
       }
@@ -54,6 +58,18 @@ export class Session {
   }
 
   private async login(): Promise<string> {
+    try {
+      await this.logIn();
+    } catch (err) {
+      this.renewed('login', 'failure');
+      throw err;
+    }
+    this.counts.logins += 1;
+    this.renewed('login', 'success');
+    return this.tokens!.response.refresh_token;
+  }
+
+  private async logIn(): Promise<void> {
     const credentials = this.credentials;
     if (credentials.kind === 'password') {
       this.remember(await this.pas.password(credentials.username, credentials.password, credentials.scope));
@@ -65,8 +81,6 @@ export class Session {
       this.remember(await this.pas.clientCredentials(signClientAssertion(credentials, issuer), credentials.scope));
       this.log.info('logged in', { clientId: credentials.clientId, kid: credentials.kid });
     }
-    this.counts.logins += 1;
-    return this.tokens!.response.refresh_token;
   }
 
   private remember(response: TokenResponse): void {

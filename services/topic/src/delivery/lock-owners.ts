@@ -27,7 +27,7 @@ interface HeldLock {
 type CompleteOutcome = { completed: true } | { completed: false; detail: string | undefined };
 
 /** `fn` over `items`, at most `limit` at once; the results in the items' order */
-async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { OAuthError, type Logger } from '@keyway/kit';
 import type { Delivery } from '@keyway/broker';
+import type { TopicMetrics } from '../metrics.ts';
 
 /** Azure Service Bus's MessageLockLost, as an HTTP answer: the lock token no longer settles anything. */
 export class LockLost extends OAuthError {
@@ -44,23 +45,55 @@ interface Lock extends LockScope {
  * delivery unacked, so the message returns to its queue when the lock expires (we nack it), when
  * it is abandoned, when this process closes (we release all), or when it dies (the channel closes).
  */
-export function lockTable(options: { instance: string; lockDurationMs: number; now: () => number; logger: Logger }) {
-  const { instance, lockDurationMs, now, logger } = options;
+export function lockTable(options: {
+  instance: string;
+  lockDurationMs: number;
+  /** MAX_DELIVERIES, the broker's: a return of the delivery numbered this is a dead-lettering, counted as such */
+  maxDeliveries: number;
+  metrics: TopicMetrics;
+  now: () => number;
+  logger: Logger;
+}) {
+  const { instance, lockDurationMs, maxDeliveries, metrics, now, logger } = options;
   const locks = new Map<string, Lock>();
   let closed = false;
 
   /**
-   * Returns a delivery to its queue. One handed to a client counts a delivery (nack(true)); one that
-   * never reached a client, or that this instance gives back while closing, does not (release()), as
-   * a crashed instance's would not: restarts must not spend deliveries (issue 12).
+   * Returns a delivery that never reached a client, or that this instance gives back while closing,
+   * to its queue uncounted (release()), as a crashed instance's would be: restarts must not spend
+   * deliveries (issue 12).
    */
-  const requeue = async (delivery: Delivery, reason: string, handedOut = true): Promise<void> => {
+  const release = async (delivery: Delivery, reason: string): Promise<void> => {
     try {
-      await (handedOut ? delivery.nack(true) : delivery.release());
+      await delivery.release();
     } catch (err) {
       // the broker requeues an unacked message whose channel went away, so nothing is lost
       logger.warn('lock.release_failed', { reason, messageId: delivery.messageId, err });
     }
+  };
+
+  /** the broker dead-letters a handed-out delivery returned for the maxDeliveries-th time (Delivery.nack) */
+  const countReturn = (lock: Lock): void => {
+    if (!lock.deadLetter && lock.delivery.deliveryCount >= maxDeliveries) metrics.deadLettered(lock.tenant, lock.topic, 'max_deliveries');
+  };
+
+  /** Returns a delivery handed to a client to its queue, counting a delivery (nack(true)). */
+  const requeue = async (lock: Lock, reason: string): Promise<void> => {
+    try {
+      await lock.delivery.nack(true);
+    } catch (err) {
+      // the broker requeues an unacked message whose channel went away, so nothing is lost
+      logger.warn('lock.release_failed', { reason, messageId: lock.messageId, err });
+      return;
+    }
+    countReturn(lock);
+  };
+
+  /** a lock that ran out unsettled: the batch is delivered again */
+  const expire = (lock: Lock): void => {
+    end(lock);
+    metrics.lockExpired(lock.tenant, lock.topic, lock.deadLetter);
+    void requeue(lock, 'expired');
   };
 
   /** removes a lock from the table; every way a lock ends goes through here */
@@ -75,9 +108,8 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
     lock.timer = setTimeout(
       () => {
         if (locks.get(lock.token) !== lock) return;
-        end(lock);
         logger.info('lock.expired', { messageId: lock.messageId, subscription: lock.subscription, deadLetter: lock.deadLetter });
-        void requeue(lock.delivery, 'expired');
+        expire(lock);
       },
       Math.max(0, lock.lockedUntil - now()),
     );
@@ -92,8 +124,7 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
     }
     if (lock.lockedUntil <= now()) {
       // the timer has not run yet (busy event loop); the lock is over all the same
-      end(lock);
-      void requeue(lock.delivery, 'expired');
+      expire(lock);
       throw new LockLost('the lock expired');
     }
     return lock;
@@ -117,7 +148,7 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
 
   return {
     /** returns a delivery that was never locked (its receiver went away) to its queue, uncounted */
-    release: (delivery: Delivery, reason: string) => requeue(delivery, reason, false),
+    release,
 
     /**
      * Locks a delivery; undefined once the table is closed (the delivery has been returned then).
@@ -125,7 +156,7 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
      */
     async lock(scope: LockScope, delivery: Delivery, onEnd?: (token: string) => void): Promise<{ token: string; lockedUntil: number } | undefined> {
       if (closed) {
-        await requeue(delivery, 'closed', false);
+        await release(delivery, 'closed');
         return undefined;
       }
       const lock: Lock = { ...scope, token: newToken(instance), lockedUntil: now() + lockDurationMs, delivery, onEnd };
@@ -143,17 +174,22 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
       const lock = locks.get(token);
       if (!lock) return;
       end(lock);
-      await requeue(lock.delivery, reason, handedOut);
+      if (!handedOut) return release(lock.delivery, reason);
+      metrics.abandoned(lock.tenant, lock.topic, lock.deadLetter);
+      await requeue(lock, reason);
     },
 
     async complete(token: string, scope: LockScope): Promise<void> {
       const lock = take(token, scope);
       await settle(lock, () => lock.delivery.ack());
+      metrics.completed(lock.tenant, lock.topic, lock.deadLetter);
     },
 
     async abandon(token: string, scope: LockScope): Promise<void> {
       const lock = take(token, scope);
       await settle(lock, () => lock.delivery.nack(true));
+      metrics.abandoned(lock.tenant, lock.topic, lock.deadLetter);
+      countReturn(lock);
     },
 
     renew(token: string, scope: LockScope): number {
@@ -168,7 +204,7 @@ export function lockTable(options: { instance: string; lockDurationMs: number; n
       closed = true;
       const held = [...locks.values()];
       for (const lock of held) end(lock);
-      await Promise.all(held.map((lock) => requeue(lock.delivery, 'closing', false)));
+      await Promise.all(held.map((lock) => release(lock.delivery, 'closing')));
     },
   };
 }

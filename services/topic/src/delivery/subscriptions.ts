@@ -2,6 +2,7 @@ import { NoSubscriptionError, type Broker, type TopicRef } from '@keyway/broker'
 import { DEFAULT_SUBSCRIPTION } from '@keyway/contracts';
 import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
+import type { SubscriptionQueue } from '../metrics.ts';
 import type { SubscriptionInventory } from './inventory.ts';
 
 export { DEFAULT_SUBSCRIPTION };
@@ -25,7 +26,7 @@ const REDECLARE_MS = 3600_000;
  * again on the next request for the subscription when it failed.
  */
 export function subscriptionRegistry(broker: Broker, store: Store, logger: Logger, inventory: SubscriptionInventory, now: () => number = Date.now) {
-  const declared = new Map<string, { at: number; pending: Promise<void> }>();
+  const declared = new Map<string, { at: number; pending: Promise<void>; queue: SubscriptionQueue }>();
   const recorded = new Set<string>();
   const key = (topic: TopicRef, subscription: string) => `${topic.tenant}/${topic.topic}/${subscription}`;
   // tenant and topic names are slugs, so ':' cannot be part of either
@@ -51,7 +52,7 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
     record(topic, subscription, k);
     let entry = declared.get(k);
     if (!entry || (renew && now() - entry.at >= REDECLARE_MS)) {
-      const next = { at: now(), pending: broker.declareSubscription(topic, subscription) };
+      const next = { at: now(), pending: broker.declareSubscription(topic, subscription), queue: { topic, subscription } };
       declared.set(k, next);
       next.pending.catch(() => {
         if (declared.get(k) === next) declared.delete(k);
@@ -72,7 +73,7 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
     async declare(topic: TopicRef, subscription: string): Promise<void> {
       await inventory.require(topic, subscription, { fresh: true });
       const k = key(topic, subscription);
-      const next = { at: now(), pending: broker.declareSubscription(topic, subscription) };
+      const next = { at: now(), pending: broker.declareSubscription(topic, subscription), queue: { topic, subscription } };
       declared.set(k, next);
       try {
         await next.pending;
@@ -84,6 +85,10 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
         await store.sadd(namesKey(topic), subscription);
         recorded.add(k);
       }
+    },
+    /** the subscription queues this process declared (or is declaring): the depth gauge's queues */
+    *queues(): Iterable<SubscriptionQueue> {
+      for (const { queue } of declared.values()) yield queue;
     },
     /** every subscription of the topic any instance has declared (rejects when the store is down) */
     async names(topic: TopicRef): Promise<string[]> {

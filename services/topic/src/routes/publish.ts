@@ -6,6 +6,7 @@ import type { SasGuard } from '../auth/sas-guard.ts';
 import { CHECKED_BATCH, readBatch, storedBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
+import type { TopicMetrics } from '../metrics.ts';
 
 export interface PublishQuotas {
   /** 429 when the tenant is over its publish rate, 503 when that cannot be checked */
@@ -24,7 +25,7 @@ export interface PublishQuotas {
  * never published to nobody. The body is read only once the caller passed (issue 9), so an
  * unauthenticated upload is refused unread.
  */
-export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas; body: RequestHandler }): Router {
+export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas; body: RequestHandler; metrics: TopicMetrics }): Router {
   const router = Router();
   // the rate is counted before the body is read, so a flood costs neither reading nor scanning; a path
   // the route refuses (the internal publish names audit feeds only) is not counted
@@ -39,15 +40,17 @@ export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscript
     const topic = input.params();
     const batch = readBatch(req.body, topic);
     await deps.quotas.depth(topic);
+    const stored = storedBatch(batch);
     await brokerCall(() =>
       deps.subscriptions.withSubscription(
         topic,
         DEFAULT_SUBSCRIPTION,
-        () => deps.broker.publish(topic, storedBatch(batch), { messageId: batch.id, contentType: CHECKED_BATCH }),
+        () => deps.broker.publish(topic, stored, { messageId: batch.id, contentType: CHECKED_BATCH }),
         // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
         { renew: false },
       ),
     );
+    deps.metrics.published(topic.tenant, topic.topic, stored.length);
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });
     res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
   };

@@ -7,12 +7,14 @@ import { deliveredBatch } from '../batches/validate.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
+import type { TopicMetrics } from '../metrics.ts';
 
 interface ReceiveDeps {
   guard: SasGuard;
   broker: Broker;
   subscriptions: SubscriptionRegistry;
   locks: LockTable;
+  metrics: TopicMetrics;
 }
 
 /**
@@ -78,7 +80,10 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           // is dead-lettered; a dead letter stays where it is for an operator, and we keep waiting.
           req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter });
           if (deadLetter) skipped.push(delivery);
-          else await brokerCall(() => delivery.nack(false));
+          else {
+            await brokerCall(() => delivery.nack(false));
+            deps.metrics.deadLettered(topic.tenant, topic.topic, 'unreadable');
+          }
           continue;
         }
         // The key may have been revoked or have expired while this poll waited (issue 9): checked again
@@ -95,6 +100,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           .status(201)
           .type('application/json; charset=utf-8')
           .send(receivedMessage(delivery, lock, batch));
+        deps.metrics.received(topic.tenant, topic.topic, deadLetter, batch.length);
         return;
       }
     } finally {

@@ -8,6 +8,7 @@ import { deliveredBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
+import type { TopicMetrics } from '../metrics.ts';
 import { receivedMessage } from './receive.ts';
 
 /**
@@ -33,6 +34,7 @@ export function streamRoutes(deps: {
   heartbeatMs: number;
   /** how often an open stream checks its key again while no batch is handed out */
   recheckMs: number;
+  metrics: TopicMetrics;
 }): Router {
   const router = Router();
   bindRoute(router, topicRoutes.stream, deps.guard('listen'), async (req, res, input) => {
@@ -123,6 +125,7 @@ export function streamRoutes(deps: {
           // Not something publish accepted (put on the queue by other means): dead-letter it.
           req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter: false });
           await brokerCall(() => delivery.nack(false));
+          deps.metrics.deadLettered(topic.tenant, topic.topic, 'unreadable');
           continue;
         }
         await recheck();
@@ -135,6 +138,7 @@ export function streamRoutes(deps: {
         if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
         held.add(lock.token);
         heartbeat.refresh();
+        deps.metrics.received(topic.tenant, topic.topic, false, batch.length);
         if (!res.write(receivedMessage(delivery, lock, batch, '\n'))) {
           // a slow reader: wait until the socket takes more rather than buffering without bound
           await once(res, 'drain', { signal: stop.signal }).catch(() => undefined);

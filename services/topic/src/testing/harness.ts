@@ -145,6 +145,9 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       STREAM_HEARTBEAT_SEC: 15,
       // the harness's inventory is a Map: ask it every time, so a test's change shows at once
       SUBSCRIPTION_CACHE_SEC: 0,
+      // the broker's, so the dead-letter count agrees with what the broker does
+      MAX_DELIVERIES: given.maxDeliveries ?? 10,
+      QUEUE_DEPTH_POLL_SEC: 0,
       ...overrides,
     },
     {
