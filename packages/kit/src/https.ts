@@ -14,7 +14,8 @@ export interface RunningServer {
    * Stops as a load balancer needs it. At once: readiness answers 503, and every answer from now on
    * closes its connection, so pooled clients reconnect elsewhere; the listener keeps serving. After
    * `delayMs` (time for the load balancer to notice): long polls and streams are told to end with
-   * what they have (abortOnDrain); once no request is in flight, or `graceMs` later, the listener
+   * what they have (abortOnDrain); once no request is in flight and nothing holds the drain
+   * (holdDrain), or `graceMs` later, the listener
    * and the idle connections close, and whatever is still open at `graceMs` is cut.
    */
   drain(bounds: { delayMs: number; graceMs: number }): Promise<void>;
@@ -70,11 +71,20 @@ interface ListenerState {
   leaving: boolean;
   /** aborted once the drain starts: long polls and streams end */
   draining: AbortController;
+  /** keeps the drain waiting (within its bound) until the returned function is called */
+  hold(): () => void;
 }
 const listenerOf = new WeakMap<IncomingMessage, ListenerState>();
 
 /** Whether the listener `req` came in on is leaving (RunningServer.drain): /readyz answers 503. */
 export const isDraining = (req: IncomingMessage): boolean => listenerOf.get(req)?.leaving === true;
+
+/**
+ * Keeps the drain of the listener `req` came in on waiting (within its bound) until the returned
+ * function is called, as a request in flight does: for what a request handed out and later requests
+ * finish, such as a batch locked for its receiver until it is settled here.
+ */
+export const holdDrain = (req: IncomingMessage): (() => void) => listenerOf.get(req)?.hold() ?? (() => undefined);
 
 /**
  * Aborts `controller` once the listener `req` came in on starts draining (at once if it is), so a
@@ -173,21 +183,33 @@ export async function listenHttps(app: RequestListener, tls: TlsSource, port: nu
 }
 
 /**
- * Counts the requests in flight and gives each the listener's state; once it is leaving, every
- * answer not yet started carries `Connection: close`.
+ * Counts the requests in flight (and holdDrain's holds) and gives each request the listener's state;
+ * once it is leaving, every answer not yet started carries `Connection: close`.
  */
 function trackRequests(server: Server): { state: ListenerState; leave(): void; idle(deadline: number): Promise<void> } {
-  const state: ListenerState = { leaving: false, draining: new AbortController() };
   const open = new Set<ServerResponse>();
+  let busy = 0;
   let wake: (() => void) | undefined;
+  const hold = () => {
+    busy += 1;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      busy -= 1;
+      if (busy === 0) wake?.();
+    };
+  };
+  const state: ListenerState = { leaving: false, draining: new AbortController(), hold };
   // prepended: before the app sees the request
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     listenerOf.set(req, state);
     if (state.leaving) res.setHeader('Connection', 'close');
     open.add(res);
+    const release = hold();
     res.once('close', () => {
       open.delete(res);
-      if (open.size === 0) wake?.();
+      release();
     });
   });
   const leave = () => {
@@ -195,7 +217,7 @@ function trackRequests(server: Server): { state: ListenerState; leave(): void; i
     for (const res of open) if (!res.headersSent) res.setHeader('Connection', 'close');
   };
   const idle = async (deadline: number) => {
-    if (open.size === 0) return;
+    if (busy === 0) return;
     const timer = setTimeout(() => wake?.(), Math.max(0, deadline - Date.now()));
     await new Promise<void>((resolve) => {
       wake = resolve;

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { abortOnDrain, bindRoute, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
+import { abortOnDrain, bindRoute, holdDrain, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
 import { topicRoutes } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
@@ -94,8 +94,13 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           await deps.locks.release(delivery, 'key no longer valid');
           throw err;
         }
-        const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
-        if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
+        // a draining instance keeps serving until the batch is settled here (or the drain's bound)
+        const settled = holdDrain(req);
+        const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery, settled);
+        if (!lock) {
+          settled();
+          throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
+        }
         res
           .status(201)
           .type('application/json; charset=utf-8')

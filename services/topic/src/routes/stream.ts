@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { Router } from 'express';
-import { abortOnDrain, bindRoute, OAuthError, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
+import { abortOnDrain, bindRoute, holdDrain, OAuthError, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
 import { NDJSON, topicRoutes } from '@keyway/contracts';
 import type { Broker } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
@@ -134,8 +134,16 @@ export function streamRoutes(deps: {
           break;
         }
         const scope = { ...topic, subscription: path.subscription, deadLetter: false, messageId: delivery.messageId };
-        const lock = await deps.locks.lock(scope, delivery, creditBack);
-        if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
+        // a draining instance keeps serving until the batch is settled here (or the drain's bound)
+        const settled = holdDrain(req);
+        const lock = await deps.locks.lock(scope, delivery, (token) => {
+          settled();
+          creditBack(token);
+        });
+        if (!lock) {
+          settled();
+          throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
+        }
         held.add(lock.token);
         heartbeat.refresh();
         deps.metrics.received(topic.tenant, topic.topic, false, batch.length);
