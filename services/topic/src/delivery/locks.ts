@@ -89,7 +89,7 @@ export function lockTable(options: {
     countReturn(lock);
   };
 
-  /** a lock that ran out unsettled: the batch is delivered again */
+  /** a lock that ran out unsettled: the batch goes back to its queue (dead-lettered at its MAX_DELIVERIES-th delivery) */
   const expire = (lock: Lock): void => {
     end(lock);
     metrics.lockExpired(lock.tenant, lock.topic, lock.deadLetter);
