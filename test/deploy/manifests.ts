@@ -39,8 +39,9 @@ export function imageTag(): string {
 export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN'];
 
 /**
- * Keys of the issue-15 contract that kit parses once the runtime (items 3, 4) and telemetry (item 5)
- * branches are in; accepted as known while a schema lacks them. OTEL_* are the OpenTelemetry SDK's own.
+ * Keys of the issue-15 contract a service reads beside its own schema: METRICS_TOKEN (item 5) is
+ * @keyway/telemetry's, started before the service's config is parsed; SHUTDOWN_* (item 4) are kit's
+ * shared knobs once the runtime branch is in. OTEL_* are the OpenTelemetry SDK's own.
  */
 const CONTRACT_KEYS = ['SHUTDOWN_DRAIN_SEC', 'SHUTDOWN_DELAY_SEC', 'METRICS_TOKEN'];
 
