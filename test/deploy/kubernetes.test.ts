@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -12,13 +12,11 @@ import { ConfigMap, PersistentVolumeClaim, Service as KubeService } from 'kubern
 import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { z } from 'zod';
-import { parseConfig } from '@keyway/kit';
 import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
-import { asParsed, imageTag, PORTS, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, unknownKey } from './manifests.ts';
-import { exited, freePort, runService, stderrOf, waitReady, writePkiFiles } from './processes.ts';
+import { asParsed, imageTag, kitReadsSecretFiles, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
+import { exited } from './processes.ts';
 
 /**
  * deploy/kubernetes rendered offline as `kubectl kustomize` does for `kubectl apply -k` (no cluster
@@ -325,19 +323,6 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   });
 });
 
-/** Whether kit reads X from X_FILE (contract item 3, the runtime work of issue 15): the manifests give every secret that way. */
-function kitReadsSecretFiles(): boolean {
-  const dir = mkdtempSync(join(tmpdir(), 'keyway-file-probe-'));
-  try {
-    writeFileSync(join(dir, 'value'), 'x\n');
-    return parseConfig(z.object({ VALUE: z.string() }), { VALUE_FILE: join(dir, 'value') }).VALUE === 'x';
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /**
  * The staging overlay's settings for real: each service's process started with the environment its pod
  * gets (ConfigMaps and env), its files where the pod has them (the mount paths moved under a temporary
@@ -365,55 +350,39 @@ describe.skipIf(!kitReadsSecretFiles())('the staging overlay started (needs *_FI
   it('makes every service ready', async () => {
     const objects = render('deploy/kubernetes/overlays/staging');
     const pki = await testPki();
-    const base = mkdtempSync(join(tmpdir(), 'keyway-staging-'));
-    dir = base;
-    writePkiFiles(base, pki);
+    dir = mkdtempSync(join(tmpdir(), 'keyway-staging-'));
     [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
-    const kek = await ensureDevKek(join(base, 'kek'));
-    const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
-    const prefix = `keyway-staging-${Date.now()}`;
-    const started: { service: Service; url: string; child: ChildProcess }[] = [];
-    for (const deployment of byKind<Deploy>(objects, 'Deployment')) {
+    const kek = readFileSync(await ensureDevKek(join(dir, 'kek')), 'utf8');
+    const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const testDatabase = database;
+    const deployed = byKind<Deploy>(objects, 'Deployment').map((deployment) => {
       const service = serviceOf(deployment);
-      const root = join(base, service);
-      // the pod's mount paths, each under this service's own directory
-      const moved = (value: string) =>
-        value.replace('/etc/keyway/tls/', `${root}/tls/`).replace('/run/secrets/keyway/', `${root}/secrets/`).replace('/run/keyway/kek/', `${root}/kek/`).replace('/var/lib/keyway/', `${root}/state/`);
-      for (const sub of ['tls', 'secrets', 'kek', 'state']) mkdirSync(join(root, sub), { recursive: true });
-      copyFileSync(join(base, `${service}.crt`), join(root, 'tls/tls.crt'));
-      copyFileSync(join(base, `${service}.key`), join(root, 'tls/tls.key'));
-      copyFileSync(join(base, 'ca.crt'), join(root, 'tls/ca.crt'));
-      copyFileSync(kek, join(root, 'kek/kek.json'));
-      const secrets = {
-        'database-url': database.serviceUrl(service as ServiceName),
-        'redis-url': REDIS_URL,
-        'amqp-url': AMQP_URL,
-        'metrics-token': 'a-metrics-token-for-the-staging-test',
-        'checkpoint.key': checkpointKey,
+      const pair = pki.certs[service] as { certPem: string; keyPem: string };
+      return {
+        service,
+        env: environment(objects, deployment.spec.template.spec.containers[0] as IContainer),
+        files: {
+          '/etc/keyway/tls/tls.crt': pair.certPem,
+          '/etc/keyway/tls/tls.key': pair.keyPem,
+          '/etc/keyway/tls/ca.crt': pki.ca.certPem,
+          '/run/keyway/kek/kek.json': kek,
+          '/run/secrets/keyway/database-url': testDatabase.serviceUrl(service as ServiceName),
+          '/run/secrets/keyway/redis-url': REDIS_URL,
+          '/run/secrets/keyway/amqp-url': AMQP_URL,
+          '/run/secrets/keyway/metrics-token': 'a-metrics-token-for-the-staging-test',
+          '/run/secrets/keyway/checkpoint.key': checkpointKey,
+        },
       };
-      for (const [file, value] of Object.entries(secrets)) writeFileSync(join(root, 'secrets', file), `${value}\n`, { mode: 0o600 });
-      const env = Object.fromEntries(Object.entries(environment(objects, deployment.spec.template.spec.containers[0] as IContainer)).map(([key, value]) => [key, moved(value)]));
-      const port = await freePort();
-      const url = `https://localhost:${port}`;
-      Object.assign(
-        env,
-        { HOST: '127.0.0.1', PORT: String(port), STORE_PREFIX: prefix, LOG_LEVEL: 'warn' },
-        service === 'releases' ? { CLAMD_ADDRESS: clamd.address } : {},
-        service === 'topic' ? { INSTANCE_URL: url } : {},
-      );
-      const child = runService(service, env);
-      children.push(child);
-      started.push({ service, url, child });
-    }
+    });
+    const prefix = `keyway-staging-${Date.now()}`;
+    const started = await startDeployed(dir, deployed, (service, url) => ({
+      STORE_PREFIX: prefix,
+      LOG_LEVEL: 'warn',
+      ...(service === 'releases' ? { CLAMD_ADDRESS: (clamd as ClamdServer).address } : {}),
+      ...(service === 'topic' ? { INSTANCE_URL: url } : {}),
+    }));
+    children.push(...started.map((s) => s.child));
     // seven processes transpiling with tsx at once on a shared machine: tens of seconds
-    const deadline = Date.now() + 90_000;
-    const outcome: Record<string, string> = {};
-    for (const { service, url, child } of started) {
-      outcome[service] = await waitReady(service, url, pki.ca.certPem, deadline - Date.now(), child).then(
-        () => 'ready',
-        (err: Error) => `${err.message}: ${stderrOf(child, 600)}`,
-      );
-    }
-    expect(outcome).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
+    expect(await readiness(started, pki.ca.certPem, 90_000)).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
   }, 150_000);
 });
