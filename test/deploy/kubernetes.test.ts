@@ -157,6 +157,8 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       const drain = Number(env.SHUTDOWN_DELAY_SEC ?? 0) + Number(env.SHUTDOWN_DRAIN_SEC ?? 20);
       expect(spec.terminationGracePeriodSeconds, service).toBeGreaterThan(drain);
       expect(env.HOST, `${service} must listen beyond loopback`).toBe('0.0.0.0');
+      // replicas spread over nodes, each Deployment counting its own pods only
+      expect(spec.topologySpreadConstraints, service).toEqual([expect.objectContaining({ topologyKey: 'kubernetes.io/hostname', matchLabelKeys: ['pod-template-hash'] })]);
     }
   });
 
