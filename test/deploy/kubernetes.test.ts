@@ -1,5 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
@@ -7,9 +10,13 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, PersistentVolumeClaim, Service as KubeService } from 'kubernetes-models/v1';
 import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { asParsed, imageTag, PORTS, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, unknownKey } from './manifests.ts';
+import { ensureDevKek } from '@keyway/seal';
+import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
+import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
+import { asParsed, imageTag, kitReadsSecretFiles, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
+import { exited } from './processes.ts';
 
 /**
  * deploy/kubernetes rendered offline as `kubectl kustomize` does for `kubectl apply -k` (no cluster
@@ -150,6 +157,8 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       const drain = Number(env.SHUTDOWN_DELAY_SEC ?? 0) + Number(env.SHUTDOWN_DRAIN_SEC ?? 20);
       expect(spec.terminationGracePeriodSeconds, service).toBeGreaterThan(drain);
       expect(env.HOST, `${service} must listen beyond loopback`).toBe('0.0.0.0');
+      // replicas spread over nodes, each Deployment counting its own pods only
+      expect(spec.topologySpreadConstraints, service).toEqual([expect.objectContaining({ topologyKey: 'kubernetes.io/hostname', matchLabelKeys: ['pod-template-hash'] })]);
     }
   });
 
@@ -314,4 +323,68 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
     // the TLS Secrets, one per service, are documented as one pattern
     for (const name of names) expect(docs, name).toContain(`\`${name.replace(/^keyway-[a-z]+-tls$/, 'keyway-<svc>-tls')}\``);
   });
+});
+
+/**
+ * The staging overlay's settings for real: each service's process started with the environment its pod
+ * gets (ConfigMaps and env), its files where the pod has them (the mount paths moved under a temporary
+ * directory), on real PostgreSQL, Redis, RabbitMQ and clamd. Only the listener (HOST, PORT), the
+ * scanner's address, the topic instance's own URL, the store prefix and the log level differ.
+ */
+describe.skipIf(!kitReadsSecretFiles())('the staging overlay started (needs *_FILE support in kit: skipped without it)', () => {
+  const children: ChildProcess[] = [];
+  let database: TestDatabase | undefined;
+  let clamd: ClamdServer | undefined;
+  let dir: string | undefined;
+  afterAll(async () => {
+    await Promise.all(
+      children.map((child) => {
+        const done = exited(child);
+        child.kill('SIGTERM');
+        return done;
+      }),
+    );
+    await database?.drop();
+    await clamd?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('makes every service ready', async () => {
+    const objects = render('deploy/kubernetes/overlays/staging');
+    const pki = await testPki();
+    dir = mkdtempSync(join(tmpdir(), 'keyway-staging-'));
+    [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
+    const kek = readFileSync(await ensureDevKek(join(dir, 'kek')), 'utf8');
+    const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const testDatabase = database;
+    const deployed = byKind<Deploy>(objects, 'Deployment').map((deployment) => {
+      const service = serviceOf(deployment);
+      const pair = pki.certs[service] as { certPem: string; keyPem: string };
+      return {
+        service,
+        env: environment(objects, deployment.spec.template.spec.containers[0] as IContainer),
+        files: {
+          '/etc/keyway/tls/tls.crt': pair.certPem,
+          '/etc/keyway/tls/tls.key': pair.keyPem,
+          '/etc/keyway/tls/ca.crt': pki.ca.certPem,
+          '/run/keyway/kek/kek.json': kek,
+          '/run/secrets/keyway/database-url': testDatabase.serviceUrl(service as ServiceName),
+          '/run/secrets/keyway/redis-url': REDIS_URL,
+          '/run/secrets/keyway/amqp-url': AMQP_URL,
+          '/run/secrets/keyway/metrics-token': 'a-metrics-token-for-the-staging-test',
+          '/run/secrets/keyway/checkpoint.key': checkpointKey,
+        },
+      };
+    });
+    const prefix = `keyway-staging-${Date.now()}`;
+    const started = await startDeployed(dir, deployed, (service, url) => ({
+      STORE_PREFIX: prefix,
+      LOG_LEVEL: 'warn',
+      ...(service === 'releases' ? { CLAMD_ADDRESS: (clamd as ClamdServer).address } : {}),
+      ...(service === 'topic' ? { INSTANCE_URL: url } : {}),
+    }));
+    children.push(...started.map((s) => s.child));
+    // seven processes transpiling with tsx at once on a shared machine: tens of seconds
+    expect(await readiness(started, pki.ca.certPem, 90_000)).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
+  }, 150_000);
 });

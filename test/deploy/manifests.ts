@@ -1,5 +1,9 @@
-import { readFileSync } from 'node:fs';
-import type { z } from 'zod';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import { parseConfig } from '@keyway/kit';
 import { AuditEnv } from '../../services/audit/src/config.ts';
 import { EntitlementEnv } from '../../services/entitlement/src/config.ts';
 import { IdpEnv } from '../../services/idp/src/config.ts';
@@ -8,6 +12,7 @@ import { PacEnv } from '../../services/pac/src/config.ts';
 import { PasEnv } from '../../services/pas/src/config.ts';
 import { ReleasesEnv } from '../../services/releases/src/config.ts';
 import { TopicEnv } from '../../services/topic/src/config.ts';
+import { freePort, runService, stderrOf, waitReady } from './processes.ts';
 
 /**
  * What the Kubernetes and compose tests share: each service's zod schema (so manifests cannot drift
@@ -39,8 +44,9 @@ export function imageTag(): string {
 export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN'];
 
 /**
- * Keys of the issue-15 contract that kit parses once the runtime (items 3, 4) and telemetry (item 5)
- * branches are in; accepted as known while a schema lacks them. OTEL_* are the OpenTelemetry SDK's own.
+ * Keys of the issue-15 contract a service reads beside its own schema: METRICS_TOKEN (item 5) is
+ * @keyway/telemetry's, started before the service's config is parsed; SHUTDOWN_* (item 4) are kit's
+ * shared knobs once the runtime branch is in. OTEL_* are the OpenTelemetry SDK's own.
  */
 const CONTRACT_KEYS = ['SHUTDOWN_DRAIN_SEC', 'SHUTDOWN_DELAY_SEC', 'METRICS_TOKEN'];
 
@@ -89,4 +95,68 @@ export function asParsed(env: Record<string, string>): Record<string, string> {
     else out[key] = value;
   }
   return out;
+}
+
+/** Where a deployment puts files a service reads: moved under a temporary directory when started here. */
+const MOUNT_ROOTS = ['/etc/keyway/', '/run/secrets/', '/run/keyway/', '/var/lib/keyway/'];
+
+export interface Deployed {
+  service: Service;
+  /** the environment as deployed (paths as the container sees them) */
+  env: Record<string, string>;
+  /** the files as the container sees them: path → content (mode 0600) */
+  files: Record<string, string>;
+}
+
+/**
+ * Starts each service from its main.ts as deployed: its files written under `dir`/<service>/ at the
+ * container's paths, and every setting naming such a path moved with them. `overrides` are the
+ * settings that cannot be as deployed on one host (listener, addresses of what runs elsewhere).
+ */
+export async function startDeployed(
+  dir: string,
+  deployed: Deployed[],
+  overrides: (service: Service, url: string) => Record<string, string>,
+): Promise<{ service: Service; url: string; child: ChildProcess }[]> {
+  const started = [];
+  for (const { service, env, files } of deployed) {
+    const root = join(dir, service);
+    const moved = (value: string) => (MOUNT_ROOTS.some((mount) => value.startsWith(mount)) ? join(root, value) : value);
+    for (const [path, content] of Object.entries(files)) {
+      mkdirSync(dirname(moved(path)), { recursive: true });
+      writeFileSync(moved(path), content, { mode: 0o600 });
+    }
+    for (const path of Object.values(env).filter((value) => MOUNT_ROOTS.some((mount) => value.startsWith(mount)))) mkdirSync(dirname(moved(path)), { recursive: true });
+    const port = await freePort();
+    const url = `https://localhost:${port}`;
+    const final = { ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, moved(value)])), HOST: '127.0.0.1', PORT: String(port), ...overrides(service, url) };
+    started.push({ service, url, child: runService(service, final) });
+  }
+  return started;
+}
+
+/** Waits for every /readyz: 'ready', or why not with the end of what the process wrote. */
+export async function readiness(started: { service: Service; url: string; child: ChildProcess }[], caPem: string, timeoutMs: number): Promise<Record<string, string>> {
+  const deadline = Date.now() + timeoutMs;
+  const outcome: Record<string, string> = {};
+  for (const { service, url, child } of started) {
+    outcome[service] = await waitReady(service, url, caPem, deadline - Date.now(), child).then(
+      () => 'ready',
+      (err: Error) => `${err.message}: ${stderrOf(child, 600)}`,
+    );
+  }
+  return outcome;
+}
+
+/** Whether kit reads X from X_FILE (contract item 3, the runtime work of issue 15): the manifests give every secret that way. */
+export function kitReadsSecretFiles(): boolean {
+  const dir = mkdtempSync(join(tmpdir(), 'keyway-file-probe-'));
+  try {
+    writeFileSync(join(dir, 'value'), 'x\n');
+    return parseConfig(z.object({ VALUE: z.string() }), { VALUE_FILE: join(dir, 'value') }).VALUE === 'x';
+  } catch {
+    return false;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
