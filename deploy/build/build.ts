@@ -33,7 +33,6 @@ interface PackageJson {
   name: string;
   version?: string;
   description?: string;
-  bin?: Record<string, string>;
 }
 const readJson = (file: string) => JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as PackageJson;
 
