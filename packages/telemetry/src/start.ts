@@ -49,7 +49,7 @@ export async function startTelemetry(service: string, env: Record<string, string
   setGlobalErrorHandler((err) => diag.debug('export failed', err instanceof Error ? err.message : String(err)));
 
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
-  register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
+  const esmHooked = registerEsmHook(registerOptions);
 
   const resource = resourceFromAttributes({ 'service.namespace': 'keyway' })
     .merge(detectResources({ detectors: [hostDetector, envDetector] }))
@@ -91,7 +91,22 @@ export async function startTelemetry(service: string, env: Record<string, string
     ],
   });
   // the loader thread knows every module to hook before anything imports one
-  await waitForAllMessagesAcknowledged();
+  if (esmHooked) await waitForAllMessagesAcknowledged();
+}
+
+/**
+ * The import-in-the-middle loader, resolved from beside this module (node_modules of the service).
+ * A build with everything inlined has none: it then runs with what require-in-the-middle patches
+ * (CommonJS requires, node:http/https), rather than not at all.
+ */
+function registerEsmHook(options: ReturnType<typeof createAddHookMessageChannel>['registerOptions']): boolean {
+  try {
+    register('import-in-the-middle/hook.mjs', import.meta.url, options);
+    return true;
+  } catch (err) {
+    diag.warn('import-in-the-middle is not installed beside this program: ES module imports are not instrumented', err instanceof Error ? err.message : String(err));
+    return false;
+  }
 }
 
 const DIAG_LEVEL: Record<TelemetryPlan['logLevel'], DiagLogLevel> = {
