@@ -213,6 +213,22 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
     expect(issued(after, 'denied') - issued(before, 'denied')).toBe(1);
   }, 30_000);
 
+  it('on SIGTERM the spans still queued are sent before the process exits 0', async () => {
+    const port = String(await freePort());
+    // a batch sent only once a minute: what reaches the receiver was flushed at shutdown
+    const pas = runService('pas', { ...env.pas, PORT: port, OTEL_SERVICE_NAME: 'pas-flush', OTEL_BSP_SCHEDULE_DELAY: '60000' });
+    const url = `https://localhost:${port}`;
+    await waitReady('pas (flush)', url, caPem, 60_000, pas);
+    expect((await createHttp({ baseUrl: url, caPem, timeoutMs: 5000 }).get('/.well-known/openid-configuration')).status).toBe(200);
+    const named = () => receiver.spans.filter((s) => s.service === 'pas-flush' && s.kind === SERVER && s.name === 'GET /.well-known/openid-configuration');
+    await sleep(300);
+    expect(named()).toHaveLength(0);
+    const done = exited(pas);
+    pas.kill('SIGTERM');
+    expect((await done).code).toBe(0);
+    expect(named()).toHaveLength(1);
+  }, 90_000);
+
   it('a collector that refuses connections fails no request and slows none', async () => {
     const port = String(await freePort());
     const collector = `http://127.0.0.1:${await refusedPort()}`;

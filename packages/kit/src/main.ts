@@ -1,4 +1,5 @@
 import type { RequestListener } from 'node:http';
+import { flushTelemetry } from '@keyway/telemetry';
 import type { z } from 'zod';
 import { ConfigError, listenerLimits, loadConfig, openTls, type TlsConfig } from './config.ts';
 import { listenHttps } from './https.ts';
@@ -29,7 +30,8 @@ export async function runService<S extends z.ZodType<{ PORT: number; HOST: strin
     const { app, close } = await build(config, { logger, tls });
     const server = await listenHttps(app, tls, config.PORT, config.HOST, listenerLimits(config));
     logger.info('listening', { url: server.url });
-    onShutdown(logger, [() => server.close(), ...close, () => tls.close()]);
+    // telemetry last: the spans of the requests drained by server.close() go out too
+    onShutdown(logger, [() => server.close(), ...close, () => tls.close(), flushTelemetry]);
   } catch (err) {
     logger.error('failed to start', { err });
     // a configuration found wrong only once connected (a database schema behind) is still EX_CONFIG
