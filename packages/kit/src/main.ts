@@ -1,4 +1,5 @@
 import type { RequestListener } from 'node:http';
+import { flushTelemetry } from '@keyway/telemetry';
 import type { z } from 'zod';
 import { ConfigError, listenerLimits, loadConfig, openTls, type TlsConfig } from './config.ts';
 import { listenHttps, type RunningServer } from './https.ts';
@@ -38,7 +39,8 @@ export async function runService<S extends z.ZodType<{ PORT: number; HOST: strin
     const { app, close } = await build(config, { logger, tls });
     const server = await listenHttps(app, tls, config.PORT, config.HOST, listenerLimits(config));
     logger.info('listening', { url: server.url });
-    onShutdown(logger, [() => drain(server, config, logger), ...close, () => tls.close()]);
+    // telemetry last: the spans of the requests drained go out too
+    onShutdown(logger, [() => drain(server, config, logger), ...close, () => tls.close(), flushTelemetry]);
   } catch (err) {
     logger.error('failed to start', { err });
     // a configuration found wrong only once connected (a database schema behind) is still EX_CONFIG

@@ -1,2 +1,2 @@
-export { startTelemetry } from './start.ts';
+export { flushTelemetry, startTelemetry } from './start.ts';
 export { metricsEndpoint, PROMETHEUS_CONTENT_TYPE } from './metrics-endpoint.ts';

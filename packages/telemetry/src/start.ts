@@ -49,7 +49,7 @@ export async function startTelemetry(service: string, env: Record<string, string
   setGlobalErrorHandler((err) => diag.debug('export failed', err instanceof Error ? err.message : String(err)));
 
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
-  register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
+  const esmHooked = registerEsmHook(registerOptions);
 
   const resource = resourceFromAttributes({ 'service.namespace': 'keyway' })
     .merge(detectResources({ detectors: [hostDetector, envDetector] }))
@@ -77,6 +77,10 @@ export async function startTelemetry(service: string, env: Record<string, string
     views: [{ instrumentName: 'http.server.request.duration', meterName: '@opentelemetry/instrumentation-http', aggregation: { type: AggregationType.DROP } }],
   });
   metrics.setGlobalMeterProvider(meterProvider);
+  flushers.push(
+    () => tracerProvider.forceFlush(),
+    () => meterProvider.forceFlush(),
+  );
 
   registerInstrumentations({
     tracerProvider,
@@ -91,7 +95,38 @@ export async function startTelemetry(service: string, env: Record<string, string
     ],
   });
   // the loader thread knows every module to hook before anything imports one
-  await waitForAllMessagesAcknowledged();
+  if (esmHooked) await waitForAllMessagesAcknowledged();
+}
+
+/**
+ * The import-in-the-middle loader, resolved from beside this module (node_modules of the service).
+ * A build with everything inlined has none: it then runs with what require-in-the-middle patches
+ * (CommonJS requires, node:http/https), rather than not at all.
+ */
+function registerEsmHook(options: ReturnType<typeof createAddHookMessageChannel>['registerOptions']): boolean {
+  try {
+    register('import-in-the-middle/hook.mjs', import.meta.url, options);
+    return true;
+  } catch (err) {
+    diag.warn('import-in-the-middle is not installed beside this program: ES module imports are not instrumented', err instanceof Error ? err.message : String(err));
+    return false;
+  }
+}
+
+const flushers: (() => Promise<void>)[] = [];
+const FLUSH_BOUND_MS = 2000;
+
+/**
+ * At shutdown: sends the spans and metrics still queued, for at most 2 s (a collector that is down
+ * does not hold the exit up). Without it the last OTEL_BSP_SCHEDULE_DELAY of spans would be lost.
+ */
+export async function flushTelemetry(): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, FLUSH_BOUND_MS);
+  });
+  await Promise.race([Promise.allSettled(flushers.map((flush) => flush())), bound]);
+  clearTimeout(timer);
 }
 
 const DIAG_LEVEL: Record<TelemetryPlan['logLevel'], DiagLogLevel> = {

@@ -1,4 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { flushTelemetry, startTelemetry } from '@keyway/telemetry';
 
 // Before the clients load node:https and axios: their instrumentation patches them as they load.
 await startTelemetry('importer');
@@ -20,8 +20,8 @@ const logger = importerLogger(feeds[0]!);
 try {
   const importer = await startImporter(feeds, logger);
   // SIGTERM/SIGINT: stop() closes each feed's stream, lets the batch being written finish, checkpoints
-  // and completes it, closes the sinks and the checkpoints; then the process exits 0.
-  onShutdown(logger, [() => importer.stop()]);
+  // and completes it, closes the sinks and the checkpoints, sends the spans still queued; then the process exits 0.
+  onShutdown(logger, [() => importer.stop(), flushTelemetry]);
 } catch (err) {
   // a key file others may read, or that is not a key: the operator's to fix, said plainly (EX_CONFIG)
   if (err instanceof DpopKeyFileError) {
