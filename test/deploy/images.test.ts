@@ -188,4 +188,18 @@ describe('container images (deploy/containers)', () => {
     expect(exitCode).toBe('0');
     expect(log).toContain('"signal":"SIGTERM"');
   }, 120_000);
+
+  it('starts the program of every other image: the services and the agent refuse an empty configuration (exit 78, the TLS paths preset), the CLI runs the migration Job', () => {
+    const missing: Record<string, string> = { idp: 'DATABASE_URL', entitlement: 'PUBLIC_URL', pac: 'PUBLIC_URL', audit: 'AUDIT_CHECKPOINT_KEY_FILE', releases: 'CLAMD_ADDRESS', importer: 'PAS_URL' };
+    for (const [name, key] of Object.entries(missing)) {
+      const run = podman(['run', '--rm', ...RUN_FLAGS, `localhost/keyway-${name}:${VERSION}`]);
+      expect(run.status, `${name}: ${run.stderr}`).toBe(78);
+      expect(run.stderr).toContain(`- ${key}:`);
+      expect(run.stderr).not.toMatch(/- TLS_\w+:/);
+    }
+    // deploy/kubernetes' migration Job: `keyway db migrate` from the image, reading its migrations from /opt/keyway/files
+    const migrated = podman(['run', '--rm', ...RUN_FLAGS, '--network', 'host', `localhost/keyway-cli:${VERSION}`, 'db', 'migrate', '--database-url', database.adminUrl]);
+    expect(migrated.status, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toContain('The database schema is up to date.');
+  }, 120_000);
 });
