@@ -16,13 +16,23 @@ import { copyTree, importedPackages, layOut } from './closure.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 /** `--out <dir>`: another output directory than dist/ (the build test builds into a temporary one, outside the repo) */
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: 'dist' } } });
-const DIST = resolve(z.string().min(1).parse(args.out));
+// emptied first: never the repository or a directory holding it
+const out = z
+  .string()
+  .min(1)
+  .transform((dir) => resolve(dir))
+  .refine((dir) => !`${ROOT}/`.startsWith(`${dir.replace(/\/$/, '')}/`), 'must not be the repository or a directory above it')
+  .safeParse(args.out);
+if (!out.success) {
+  process.stderr.write(`--out ${args.out}: ${out.error.issues.map((issue) => issue.message).join('; ')}\n`);
+  process.exit(2);
+}
+const DIST = out.data;
 
 interface PackageJson {
   name: string;
   version?: string;
   description?: string;
-  bin?: Record<string, string>;
 }
 const readJson = (file: string) => JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as PackageJson;
 

@@ -14,6 +14,9 @@ export const RUNTIME_FILES: Record<string, string[]> = {
   'services/releases': ['src/assets'],
 };
 
+/** `new URL('<relative path>', import.meta.url)`: a file next to the source */
+const READS_NEXT_TO_SOURCE = /new URL\([^;]*import\.meta\.url/;
+
 /** where a bundle keeps its run-time files: `files/<repo path>` next to the bundle's .mjs files */
 export const FILES_DIR = 'files';
 
@@ -30,7 +33,7 @@ function packageDirOf(root: string, file: string): string {
 
 /**
  * Workspace sources are bundled, every other bare import is left to node_modules (or, with `inline`,
- * bundled too). `import.meta.url` in a workspace file is rewritten to the file's place under files/, so
+ * bundled too). `import.meta.url` in a package of RUNTIME_FILES is rewritten to the file's place under files/, so
  * `new URL('../migrations/', import.meta.url)` keeps working from a bundle: every output file sits in
  * the out dir's top level (no chunk sub-directories), so import.meta.url names that directory.
  */
@@ -45,9 +48,12 @@ function workspacePlugin(root: string, options: { inline: boolean; used: Set<str
         if (args.path.includes('/node_modules/')) return undefined;
         // a shebang means something only on the first line of the bundle, which the build writes itself
         let contents = readFileSync(args.path, 'utf8').replace(/^#!.*\n/, '');
-        if (contents.includes('import.meta.url')) {
-          const pkg = packageDirOf(root, args.path);
-          if (!RUNTIME_FILES[pkg]) throw new Error(`${relative(root, args.path)} reads files through import.meta.url: list them under '${pkg}' in RUNTIME_FILES (deploy/build/bundle.ts)`);
+        const pkg = contents.includes('import.meta.url') ? packageDirOf(root, args.path) : undefined;
+        // another use (createRequire(import.meta.url), module.register(…, import.meta.url)) resolves from the bundle's directory as it is
+        if (pkg && !RUNTIME_FILES[pkg] && READS_NEXT_TO_SOURCE.test(contents)) {
+          throw new Error(`${relative(root, args.path)} reads files through import.meta.url: list them under '${pkg}' in RUNTIME_FILES (deploy/build/bundle.ts)`);
+        }
+        if (pkg && RUNTIME_FILES[pkg]) {
           options.used.add(pkg);
           const stand = `./${FILES_DIR}/${relative(root, args.path)}`;
           contents = contents.replaceAll('import.meta.url', `new URL(${JSON.stringify(stand)}, import.meta.url).href`);

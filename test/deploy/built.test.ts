@@ -71,7 +71,7 @@ describe('the built services, agent and CLI', () => {
     expect(readFileSync(join(out, 'services/pas/files/packages/db/migrations/0001_service_roles.sql'), 'utf8')).toContain('CREATE');
   });
 
-  it('installs the packed CLI offline; it sets up a tenant and the one-file agent pulls a batch through the built services', async () => {
+  it('installs the packed CLI offline; it reads its migrations, sets up a tenant, and the one-file agent pulls a batch through the built services', async () => {
     const prefixDir = mkdtempSync(join(tmpdir(), 'keyway-npm-'));
     const npm = (args: string[], cwd: string) => spawnSync('npm', [...args, '--offline', '--no-audit', '--no-fund', '--cache', join(prefixDir, 'cache')], { cwd, encoding: 'utf8' });
     const packed = npm(['pack', '--pack-destination', prefixDir, '--json'], join(out, 'cli'));
@@ -92,6 +92,11 @@ describe('the built services, agent and CLI', () => {
     const help = spawnSync(join(prefixDir, 'global/bin/keyway'), ['--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: keyway');
+    // the migrations travel in the package: every one of them is applied on the suite's database
+    const status = keyway(['db', 'status', '--database-url', database.adminUrl]);
+    expect(status.status, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^applied +0001_service_roles$/m);
+    expect(status.stdout).not.toContain('pending');
     const created = keyway(['tenant', 'create', tenant, '--feed', 'edr-events']);
     expect(created.status, created.stderr).toBe(0);
     const user = keyway(['user', 'add', tenant, `agent@${tenant}.example`, '--role', 'full-control', '--with-password'], `${PASSWORD}\n`);
