@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { ZodError } from 'zod';
 import { ApiError, UnreachableError } from '@keyway/clients';
+import { ConfigError } from '@keyway/kit';
 
 /** What `keyway` exits with; scripts may rely on these (README "CLI", `keyway --help`). */
 export const EXIT = {
@@ -63,6 +64,8 @@ export function describeFailure(err: unknown): { exitCode: number; message: stri
     return { exitCode: forStatus(err.status), message };
   }
   if (err instanceof UnreachableError) return { exitCode: EXIT.unavailable, message: err.message };
+  // a setting given both ways (X and X_FILE), or a file it names that cannot be read
+  if (err instanceof ConfigError) return { exitCode: EXIT.usage, message: err.issues.join('; ') };
   if (err instanceof ZodError) {
     return { exitCode: EXIT.usage, message: err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') };
   }

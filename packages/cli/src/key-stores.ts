@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DbUnavailableError, openPostgres, serviceRole } from '@keyway/db';
-import { keyspacePrefix } from '@keyway/kit';
+import { keyspacePrefix, parseConfig } from '@keyway/kit';
 import { createPgStore, StoreUnavailableError, type Store } from '@keyway/store';
 
 /**
@@ -21,7 +21,7 @@ const KeyStoreEnv = z.object({
 type KeyService = 'pas' | 'pac' | 'idp';
 
 export async function openKeyStores(env: Record<string, string | undefined>): Promise<{ stores: { service: KeyService; store: Store; keyPrefixes?: string[] }[]; close(): Promise<void> }> {
-  const { DATABASE_URL, STORE_PREFIX } = KeyStoreEnv.parse(env);
+  const { DATABASE_URL, STORE_PREFIX } = parseConfig(KeyStoreEnv, env);
   const db = openPostgres({ url: DATABASE_URL, max: 2 });
   try {
     await db.ping();

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { auditClient, entitlementClient, pacClient, pasClient, type ClientOptions } from '@keyway/clients';
+import { envValue } from '@keyway/kit';
 import { commands } from './commands/index.ts';
 import type { CliContext, Service } from './context.ts';
 import { describeFailure, EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
@@ -33,7 +34,7 @@ function createContext(program: Command): CliContext {
   async function resolveCredentials(): Promise<Credentials> {
     const { cert, key, pasUrl } = options();
     if (cert && key) return { clientCert: { certPem: readPem(cert, '--cert'), keyPem: readPem(key, '--key') } };
-    const token = process.env.KEYWAY_TOKEN;
+    const token = envValue(process.env, 'KEYWAY_TOKEN');
     if (token) return { accessToken: () => token };
     const access = await freshAccessToken({ baseUrl: pasUrl, caPem: caPemOf(options()) }, pasUrl);
     return { accessToken: () => access };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { NotFound, OAuthError, PayloadTooLarge, InvalidRequest, TemporarilyUnavailable, UnsupportedMediaType, toErrorBody } from './errors.ts';
+import { isDraining } from './https.ts';
 import type { Logger } from './logger.ts';
 
 const REQUEST_ID_HEADER = 'x-request-id';
@@ -83,6 +84,11 @@ export function createBaseApp(options: BaseAppOptions): Express {
     res.json({ status: 'ok', service: options.service });
   });
   app.get('/readyz', async (req, res) => {
+    // SIGTERM (main.ts): out of the load balancer's rotation at once, whatever the dependencies say
+    if (isDraining(req)) {
+      res.status(503).json({ status: 'draining' });
+      return;
+    }
     const results = await Promise.all(
       (options.readiness ?? []).map(async ({ name, check }) => {
         try {

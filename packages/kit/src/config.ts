@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { amqpUrls } from '@keyway/broker';
 import { DEFAULT_TRUST_DOMAIN, TRUST_DOMAIN, watchTls, type WatchedTls } from '@keyway/tls';
 import { z } from 'zod';
@@ -10,12 +11,78 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Parses `env` with `schema`. Every key X of the schema may instead be given as X_FILE=<path> (the
+ * file's content, one trailing newline stripped), as the Postgres and Keycloak images do, so that
+ * passwords and URLs holding them come from mounted secrets rather than the environment. A key whose
+ * own name ends in _FILE is a path already and is not doubled.
+ */
 export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.output<S> {
-  const result = schema.safeParse(env);
+  const { values, fromFile } = withFileValues(schemaKeys(schema), env);
+  const result = schema.safeParse(values);
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+    throw new ConfigError(
+      result.error.issues.map((i) => {
+        const key = i.path.join('.');
+        return `${key || '(root)'}${fromFile.has(key) ? ` (from ${key}_FILE)` : ''}: ${i.message}`;
+      }),
+    );
   }
   return result.data;
+}
+
+/** The keys of an object schema, through refinements and transforms. */
+function schemaKeys(schema: z.ZodType): string[] {
+  if (schema instanceof z.ZodObject) return Object.keys(schema.shape);
+  if (schema instanceof z.ZodPipe) return schemaKeys(schema.in as z.ZodType);
+  return [];
+}
+
+/**
+ * The X_FILE key that may give X instead, or none: a key that names a path already (TLS_CERT_FILE),
+ * or whose X_FILE is a setting of its own (the importer's SINK and SINK_FILE).
+ */
+export function fileFormOf(keys: readonly string[], key: string): string | undefined {
+  const fileKey = `${key}_FILE`;
+  return key.endsWith('_FILE') || keys.includes(fileKey) ? undefined : fileKey;
+}
+
+/** One trailing newline (as `echo` and editors leave it) is not part of the secret. */
+const stripOneNewline = (text: string) => text.replace(/\r?\n$/, '');
+
+/**
+ * `env` with each X_FILE of `keys` read into X. Both set, or a file that cannot be read, is a
+ * ConfigError naming the key or the path, never the value.
+ */
+function withFileValues(keys: string[], env: Record<string, string | undefined>): { values: Record<string, string | undefined>; fromFile: Set<string> } {
+  const values = { ...env };
+  const fromFile = new Set<string>();
+  const issues: string[] = [];
+  for (const key of keys) {
+    const fileKey = fileFormOf(keys, key);
+    const path = fileKey === undefined ? undefined : env[fileKey];
+    if (path === undefined) continue;
+    if (env[key] !== undefined) {
+      issues.push(`${key}: set both ${key} and ${key}_FILE; set one`);
+      continue;
+    }
+    try {
+      values[key] = stripOneNewline(readFileSync(path, 'utf8'));
+      fromFile.add(key);
+    } catch (err) {
+      issues.push(`${key}_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { values, fromFile };
+}
+
+/**
+ * One setting outside a config schema (the CLI's): `key` from the environment or from the file its
+ * `key`_FILE names, as parseConfig reads them. Throws ConfigError.
+ */
+export function envValue(env: Record<string, string | undefined>, key: string): string | undefined {
+  return withFileValues([key], env).values[key];
 }
 
 /** For main.ts only: parse or print every bad key and exit. */
@@ -105,6 +172,24 @@ export const sharedConfig = {
     .default(30)
     .describe('seconds to receive a whole request, body included (the answer is not bounded by it: long polls and streams outlast it)'),
   HTTP_KEEP_ALIVE_TIMEOUT_SEC: z.coerce.number().int().positive().max(3600).default(65).describe('an idle keep-alive connection is closed after this many seconds'),
+  SHUTDOWN_DELAY_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(300)
+    .default(0)
+    .describe(
+      'after SIGTERM, seconds /readyz answers 503 while everything else is served as before, before the drain starts: time for a load balancer (Kubernetes endpoints) to take the instance out of rotation',
+    ),
+  SHUTDOWN_DRAIN_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(600)
+    .default(20)
+    .describe(
+      'after SIGTERM (and SHUTDOWN_DELAY_SEC), seconds requests in flight get to finish while long polls and streams end with what they have; then the listener closes and what is still open is cut',
+    ),
   MAX_CONNECTIONS_PER_SOURCE: z.coerce
     .number()
     .int()

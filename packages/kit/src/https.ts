@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { IncomingMessage, RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { serviceInTrustDomain, type TlsMaterial, type TlsSource } from '@keyway/tls';
 
@@ -8,7 +8,17 @@ export interface RunningServer {
   url: string;
   port: number;
   server: Server;
+  /** stops at once: the listener and every connection, requests in flight cut */
   close(): Promise<void>;
+  /**
+   * Stops as a load balancer needs it. At once: readiness answers 503, and every answer from now on
+   * closes its connection, so pooled clients reconnect elsewhere; the listener keeps serving. After
+   * `delayMs` (time for the load balancer to notice): long polls and streams are told to end with
+   * what they have (abortOnDrain); once no request is in flight and nothing holds the drain
+   * (holdDrain), or `graceMs` later, the listener
+   * and the idle connections close, and whatever is still open at `graceMs` is cut.
+   */
+  drain(bounds: { delayMs: number; graceMs: number }): Promise<void>;
 }
 
 /**
@@ -53,6 +63,41 @@ const peers = new WeakMap<Socket, { service: string; notAfter: number }>();
 export function peerService(socket: Socket): string | undefined {
   const peer = peers.get(socket);
   return peer && Date.now() < peer.notAfter ? peer.service : undefined;
+}
+
+/** The state of the listener each request came in on (listenHttps). */
+interface ListenerState {
+  /** set at SIGTERM: readiness answers 503 */
+  leaving: boolean;
+  /** aborted once the drain starts: long polls and streams end */
+  draining: AbortController;
+  /** keeps the drain waiting (within its bound) until the returned function is called */
+  hold(): () => void;
+}
+const listenerOf = new WeakMap<IncomingMessage, ListenerState>();
+
+/** Whether the listener `req` came in on is leaving (RunningServer.drain): /readyz answers 503. */
+export const isDraining = (req: IncomingMessage): boolean => listenerOf.get(req)?.leaving === true;
+
+/**
+ * Keeps the drain of the listener `req` came in on waiting (within its bound) until the returned
+ * function is called, as a request in flight does: for what a request handed out and later requests
+ * finish, such as a batch locked for its receiver until it is settled here.
+ */
+export const holdDrain = (req: IncomingMessage): (() => void) => listenerOf.get(req)?.hold() ?? (() => undefined);
+
+/**
+ * Aborts `controller` once the listener `req` came in on starts draining (at once if it is), so a
+ * long poll or a stream ends with what it has rather than be cut; call the returned function when
+ * the request is done.
+ */
+export function abortOnDrain(req: IncomingMessage, controller: AbortController): () => void {
+  const signal = listenerOf.get(req)?.draining.signal;
+  if (!signal) return () => undefined;
+  const abort = () => controller.abort();
+  if (signal.aborted) abort();
+  else signal.addEventListener('abort', abort, { once: true });
+  return () => signal.removeEventListener('abort', abort);
 }
 
 /** Secure-context options of a listener for `material`. */
@@ -102,6 +147,7 @@ export async function listenHttps(app: RequestListener, tls: TlsSource, port: nu
   server.keepAliveTimeout = bounds.keepAliveTimeoutMs;
   limitConnectionsPerSource(server, bounds.maxConnectionsPerSource);
   closeConnectionsWithoutRequest(server, bounds.headersTimeoutMs);
+  const listener = trackRequests(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -120,7 +166,66 @@ export async function listenHttps(app: RequestListener, tls: TlsSource, port: nu
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+    drain: async ({ delayMs, graceMs }) => {
+      listener.leave();
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      listener.state.draining.abort();
+      const deadline = Date.now() + graceMs;
+      await listener.idle(deadline);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // a request that came in just before the listener closed still gets what is left of the bound
+      await listener.idle(deadline);
+      server.closeAllConnections();
+      await closed;
+    },
   };
+}
+
+/**
+ * Counts the requests in flight (and holdDrain's holds) and gives each request the listener's state;
+ * once it is leaving, every answer not yet started carries `Connection: close`.
+ */
+function trackRequests(server: Server): { state: ListenerState; leave(): void; idle(deadline: number): Promise<void> } {
+  const open = new Set<ServerResponse>();
+  let busy = 0;
+  let wake: (() => void) | undefined;
+  const hold = () => {
+    busy += 1;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      busy -= 1;
+      if (busy === 0) wake?.();
+    };
+  };
+  const state: ListenerState = { leaving: false, draining: new AbortController(), hold };
+  // prepended: before the app sees the request
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    listenerOf.set(req, state);
+    if (state.leaving) res.setHeader('Connection', 'close');
+    open.add(res);
+    const release = hold();
+    res.once('close', () => {
+      open.delete(res);
+      release();
+    });
+  });
+  const leave = () => {
+    state.leaving = true;
+    for (const res of open) if (!res.headersSent) res.setHeader('Connection', 'close');
+  };
+  const idle = async (deadline: number) => {
+    if (busy === 0) return;
+    const timer = setTimeout(() => wake?.(), Math.max(0, deadline - Date.now()));
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    clearTimeout(timer);
+    wake = undefined;
+  };
+  return { state, leave, idle };
 }
 
 /** Counts open TCP connections per remote address; one over the cap is destroyed before its TLS handshake. */

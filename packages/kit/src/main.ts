@@ -1,10 +1,19 @@
 import type { RequestListener } from 'node:http';
 import type { z } from 'zod';
 import { ConfigError, listenerLimits, loadConfig, openTls, type TlsConfig } from './config.ts';
-import { listenHttps } from './https.ts';
+import { listenHttps, type RunningServer } from './https.ts';
 import type { ServiceInfra } from './infra.ts';
-import { createLogger, type LogLevel } from './logger.ts';
+import { createLogger, type Logger, type LogLevel } from './logger.ts';
 import { onShutdown, type Closer } from './shutdown.ts';
+
+type DrainConfig = { SHUTDOWN_DELAY_SEC: number; SHUTDOWN_DRAIN_SEC: number };
+
+/** Out of rotation at once, then drained within the configured bounds (RunningServer.drain). */
+async function drain(server: RunningServer, config: DrainConfig, logger: Logger): Promise<void> {
+  const started = Date.now();
+  await server.drain({ delayMs: config.SHUTDOWN_DELAY_SEC * 1000, graceMs: config.SHUTDOWN_DRAIN_SEC * 1000 });
+  logger.info('drained', { ms: Date.now() - started });
+}
 
 /** What a service's build returns: its app, and what to close after the listener stops accepting, in order. */
 export interface Started {
@@ -17,7 +26,7 @@ export interface Started {
  * service's main.ts is one call to this with its build (build.ts), which tests and the dev
  * launcher call too.
  */
-export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & Parameters<typeof listenerLimits>[0]>>(
+export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & DrainConfig & Parameters<typeof listenerLimits>[0]>>(
   name: string,
   schema: S,
   build: (config: z.output<S>, infra: ServiceInfra) => Promise<Started>,
@@ -29,7 +38,7 @@ export async function runService<S extends z.ZodType<{ PORT: number; HOST: strin
     const { app, close } = await build(config, { logger, tls });
     const server = await listenHttps(app, tls, config.PORT, config.HOST, listenerLimits(config));
     logger.info('listening', { url: server.url });
-    onShutdown(logger, [() => server.close(), ...close, () => tls.close()]);
+    onShutdown(logger, [() => drain(server, config, logger), ...close, () => tls.close()]);
   } catch (err) {
     logger.error('failed to start', { err });
     // a configuration found wrong only once connected (a database schema behind) is still EX_CONFIG

@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import type { Logger } from './logger.ts';
 
 export type Closer = () => Promise<unknown> | unknown;
@@ -13,16 +14,23 @@ export async function closeInOrder(closers: Closer[], logger: Logger): Promise<v
   }
 }
 
-/** SIGTERM/SIGINT: run the closers in order (stop accepting first, dependencies last), then exit. */
+/**
+ * SIGTERM/SIGINT: run the closers in order (stop accepting first, dependencies last), then exit 0.
+ * A second signal while they run exits at once (128 + its number, as a shell reports it): an
+ * operator's second Ctrl-C does not wait for the drain.
+ */
 export function onShutdown(logger: Logger, closers: Closer[]): void {
   let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn('second signal: exiting at once', { signal });
+      process.exit(128 + (osConstants.signals[signal] ?? 0));
+    }
     stopping = true;
     logger.info('shutting down', { signal });
     await closeInOrder(closers, logger);
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }

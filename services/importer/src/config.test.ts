@@ -98,6 +98,37 @@ describe('importer feeds (FEEDS_FILE)', () => {
     expect(feedIssues([{ SINK_FILE: '/a' }, { SINK_FILE: '/a' }])).toEqual(['FEEDS_FILE: two feeds share the STATE_FILE /a.checkpoint', 'FEEDS_FILE: two feeds share the SINK_FILE /a']);
   });
 
+  it('takes secrets from files (X_FILE), in the environment and in an entry; an entry’s form of a key replaces the environment’s other form', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-feed-secrets-'));
+    const secret = (name: string, content: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, content, { mode: 0o600 });
+      return path;
+    };
+    const { KEYWAY_PASSWORD: _, ...withoutPassword } = base;
+    const hec = { SINK: 'http', HEC_URL: 'https://splunk.test:8088' };
+    const feeds = importerFeeds({
+      ...withoutPassword,
+      KEYWAY_PASSWORD_FILE: secret('password', 'env-pw\n'),
+      ...hec,
+      HEC_TOKEN_FILE: secret('hec', 'env-hec\n'),
+      FEEDS_FILE: feedsFile([
+        { STATE_FILE: '/a.state' },
+        { STATE_FILE: '/b.state', KEYWAY_USERNAME: 'b@b.c', KEYWAY_PASSWORD: 'entry-pw', HEC_TOKEN: 'entry-hec' },
+        { STATE_FILE: '/c.state', KEYWAY_USERNAME: 'c@b.c', KEYWAY_PASSWORD_FILE: secret('c-password', 'c-pw\n') },
+      ]),
+    });
+    expect(feeds.map((feed) => [feed.KEYWAY_USERNAME, feed.KEYWAY_PASSWORD, feed.HEC_TOKEN])).toEqual([
+      ['a@b.c', 'env-pw', 'env-hec'],
+      ['b@b.c', 'entry-pw', 'entry-hec'],
+      ['c@b.c', 'c-pw', 'env-hec'],
+    ]);
+    // SINK_FILE is a setting of its own, not SINK from a file
+    expect(importerFeeds({ ...base, SINK_FILE: '/o.jsonl' })[0]).toMatchObject({ SINK: 'file', SINK_FILE: '/o.jsonl' });
+    expect(feedIssues([{ SINK_FILE: '/a', HEC_TOKEN_FILE: join(dir, 'missing') }])).toEqual([`FEEDS_FILE[0].HEC_TOKEN_FILE: cannot read ${join(dir, 'missing')} (ENOENT)`]);
+    expect(issues({ SINK_FILE: '/o', KEYWAY_PASSWORD_FILE: secret('both', 'file-pw') })).toEqual(['KEYWAY_PASSWORD: set both KEYWAY_PASSWORD and KEYWAY_PASSWORD_FILE; set one']);
+  });
+
   it('DPOP on by default, the key next to the checkpoint; DPOP=off turns it off', () => {
     const env = { ...base, SINK_FILE: '/var/lib/keyway/out.jsonl' };
     expect(parseConfig(ImporterEnv, env)).toMatchObject({ DPOP: true, DPOP_KEY_FILE: '/var/lib/keyway/dpop-key.pem' });

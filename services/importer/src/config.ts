@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { MAX_PREFETCH } from '@keyway/contracts';
-import { ConfigError, configFields, parseConfig } from '@keyway/kit';
+import { ConfigError, configFields, fileFormOf, parseConfig } from '@keyway/kit';
 import { DEFAULT_PREFETCH, DEFAULT_STREAM_TIMEOUT_SEC, PULL_MODES } from './agent.ts';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES } from './sinks/file.ts';
 import { FACILITIES } from './sinks/syslog.ts';
@@ -108,9 +108,12 @@ export type ImporterEnv = z.output<typeof ImporterEnv>;
 
 /** Keys every feed of a process shares: an entry of FEEDS_FILE may not set them. */
 const PROCESS_WIDE = ['PAS_URL', 'PAC_URL', 'TOPIC_URL', 'TLS_CA_FILE', 'LOG_LEVEL', 'FEEDS_FILE', 'HEALTH_PORT'] as const;
-const PER_FEED = Object.keys(ImporterFields.shape).filter((key) => !(PROCESS_WIDE as readonly string[]).includes(key));
-/** An entry of FEEDS_FILE: per-feed keys only (a typo is refused, not ignored), as strings or numbers like the environment's. */
-const FeedEntry = z.strictObject(Object.fromEntries(PER_FEED.map((key) => [key, z.union([z.string(), z.number()]).optional()])));
+const FIELDS = Object.keys(ImporterFields.shape);
+const PER_FEED = FIELDS.filter((key) => !(PROCESS_WIDE as readonly string[]).includes(key));
+/** A key and its X_FILE form, if it has one (parseConfig reads the secret from the file). */
+const withFileForm = (key: string) => [key, fileFormOf(FIELDS, key) ?? []].flat();
+/** An entry of FEEDS_FILE: per-feed keys (or their X_FILE form) only (a typo is refused, not ignored), as strings or numbers like the environment's. */
+const FeedEntry = z.strictObject(Object.fromEntries(PER_FEED.flatMap(withFileForm).map((key) => [key, z.union([z.string(), z.number()]).optional()])));
 const FeedsFile = z.array(FeedEntry).min(1, 'must list at least one feed');
 
 /**
@@ -131,10 +134,13 @@ export function importerFeeds(env: Record<string, string | undefined>): Importer
   const parsed = FeedsFile.safeParse(text);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `FEEDS_FILE[${issue.path.join('.')}]: ${issue.message}`));
   const entries = parsed.data;
-  const logins = new Set<string>([...PASSWORD_LOGIN, ...KEY_PAIR_LOGIN]);
+  const logins = new Set<string>([...PASSWORD_LOGIN, ...KEY_PAIR_LOGIN].flatMap(withFileForm));
   const feeds = entries.map((entry, index) => {
     const own = Object.fromEntries(Object.entries(entry).flatMap(([key, value]) => (value === undefined ? [] : [[key, String(value)]])));
-    const inherited = Object.keys(own).some((key) => logins.has(key)) ? Object.fromEntries(Object.entries(env).filter(([key]) => !logins.has(key))) : env;
+    // an entry's HEC_TOKEN replaces the environment's HEC_TOKEN_FILE too, and the other way round
+    const replaced = new Set(Object.keys(own).flatMap((key) => (FIELDS.includes(key) ? withFileForm(key) : [key, key.slice(0, -'_FILE'.length)])));
+    if (Object.keys(own).some((key) => logins.has(key))) for (const key of logins) replaced.add(key);
+    const inherited = Object.fromEntries(Object.entries(env).filter(([key]) => !replaced.has(key)));
     try {
       return parseConfig(ImporterEnv, { ...inherited, ...own });
     } catch (err) {

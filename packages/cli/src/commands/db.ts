@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { migrate, pendingMigrations, readMigrations } from '@keyway/db';
+import { envValue } from '@keyway/kit';
 import type { CliContext } from '../context.ts';
 import { withDatabase } from '../database.ts';
 
@@ -11,7 +12,7 @@ export function register(program: Command, context: CliContext): void {
     .description('apply every pending schema migration, in order, once (safe to run while services run, and from several hosts at once)')
     .option(...urlOption)
     .action(async (options: { databaseUrl?: string }) => {
-      const { applied } = await withDatabase(options.databaseUrl ?? process.env.DATABASE_URL, 'database URL', (database) => migrate(database));
+      const { applied } = await withDatabase(options.databaseUrl ?? envValue(process.env, 'DATABASE_URL'), 'database URL', (database) => migrate(database));
       context.print({ applied }, () => (applied.length === 0 ? 'The database schema is up to date.' : `Applied ${applied.length} migration(s):\n${applied.map((id) => `  ${id}`).join('\n')}`));
     });
 
@@ -20,7 +21,7 @@ export function register(program: Command, context: CliContext): void {
     .option(...urlOption)
     .action(async (options: { databaseUrl?: string }) => {
       const all = await readMigrations();
-      const pending = new Set(await withDatabase(options.databaseUrl ?? process.env.DATABASE_URL, 'database URL', (database) => pendingMigrations(database, all)));
+      const pending = new Set(await withDatabase(options.databaseUrl ?? envValue(process.env, 'DATABASE_URL'), 'database URL', (database) => pendingMigrations(database, all)));
       const rows = all.map((m) => ({ id: m.id, applied: !pending.has(m.id) }));
       context.print({ migrations: rows }, () => rows.map((r) => `${r.applied ? 'applied' : 'pending'}  ${r.id}`).join('\n'));
     });

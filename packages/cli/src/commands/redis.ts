@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { REDIS_USERS, RedisPassword, redisAclFile, sharedConfig } from '@keyway/kit';
+import { envValue, REDIS_USERS, RedisPassword, redisAclFile, sharedConfig } from '@keyway/kit';
 import type { CliContext } from '../context.ts';
 import { usageError } from '../exit-codes.ts';
 import { parseArg } from '../input.ts';
@@ -14,8 +13,7 @@ function passwordsFromEnvironment(env: NodeJS.ProcessEnv): Record<string, string
   const missing: string[] = [];
   for (const user of REDIS_USERS) {
     const name = passwordVariable(user);
-    const file = env[`${name}_FILE`];
-    const value = env[name] ?? (file ? readFileSync(file, 'utf8').trim() : undefined);
+    const value = envValue(env, name);
     if (value === undefined) missing.push(name);
     else passwords[user] = parseArg(RedisPassword, value, name);
   }

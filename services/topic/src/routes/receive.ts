@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { bindRoute, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
+import { abortOnDrain, bindRoute, holdDrain, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
 import { topicRoutes } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
@@ -47,9 +47,14 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
 
     // A long poll the client gave up on stops waiting, and must not hold a message it already took.
     const gone = new AbortController();
+    // The wait also ends when the instance drains (SIGTERM): 204 now, and the client polls elsewhere.
+    const waitEnds = new AbortController();
     res.on('close', () => {
-      if (!res.writableFinished) gone.abort();
+      if (res.writableFinished) return;
+      gone.abort();
+      waitEnds.abort();
     });
+    const stopWatchingDrain = abortOnDrain(req, waitEnds);
 
     // Unreadable dead letters held while looking further, so the same one is not handed back at once.
     const skipped: Delivery[] = [];
@@ -57,7 +62,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
     try {
       for (;;) {
         const delivery = await brokerCall(() =>
-          deps.subscriptions.withSubscription(topic, path.subscription, () => receive(topic, path.subscription, Math.max(0, deadline - Date.now()), gone.signal)),
+          deps.subscriptions.withSubscription(topic, path.subscription, () => receive(topic, path.subscription, Math.max(0, deadline - Date.now()), waitEnds.signal)),
         );
         if (!delivery) {
           res.status(204).end();
@@ -84,8 +89,13 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           await deps.locks.release(delivery, 'key no longer valid');
           throw err;
         }
-        const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
-        if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
+        // a draining instance keeps serving until the batch is settled here (or the drain's bound)
+        const settled = holdDrain(req);
+        const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery, settled);
+        if (!lock) {
+          settled();
+          throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
+        }
         res
           .status(201)
           .type('application/json; charset=utf-8')
@@ -93,6 +103,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
         return;
       }
     } finally {
+      stopWatchingDrain();
       await Promise.all(skipped.map((delivery) => deps.locks.release(delivery, 'unreadable dead letter')));
     }
   };

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { Router } from 'express';
-import { bindRoute, OAuthError, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
+import { abortOnDrain, bindRoute, holdDrain, OAuthError, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
 import { NDJSON, topicRoutes } from '@keyway/contracts';
 import type { Broker } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
@@ -77,6 +77,9 @@ export function streamRoutes(deps: {
     });
     const endsAt = Date.now() + timeout * 1000;
     const ending = setTimeout(() => stop.abort(), timeout * 1000);
+    // The instance draining (SIGTERM) ends the stream as its timeout does: what was handed out stays
+    // locked for the client to settle, and the client opens its next stream elsewhere.
+    const stopWatchingDrain = abortOnDrain(req, stop);
     /** why the key no longer receives, once a check found out: the stream ends with it */
     let keyRefused: unknown;
     const recheck = async (): Promise<void> => {
@@ -128,8 +131,16 @@ export function streamRoutes(deps: {
           break;
         }
         const scope = { ...topic, subscription: path.subscription, deadLetter: false, messageId: delivery.messageId };
-        const lock = await deps.locks.lock(scope, delivery, creditBack);
-        if (!lock) throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
+        // a draining instance keeps serving until the batch is settled here (or the drain's bound)
+        const settled = holdDrain(req);
+        const lock = await deps.locks.lock(scope, delivery, (token) => {
+          settled();
+          creditBack(token);
+        });
+        if (!lock) {
+          settled();
+          throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
+        }
         held.add(lock.token);
         heartbeat.refresh();
         if (!res.write(receivedMessage(delivery, lock, batch, '\n'))) {
@@ -151,6 +162,7 @@ export function streamRoutes(deps: {
       }
     } finally {
       clearTimeout(ending);
+      stopWatchingDrain();
       clearTimeout(heartbeat);
       clearInterval(watch);
       if (clientGone) await releaseHeld();
