@@ -9,9 +9,10 @@ import { exited, freePort, spawnKept, waitReady } from './processes.ts';
 
 /**
  * deploy/containers/build.sh builds every image from a fresh `pnpm build` (into a directory of this test's own),
- * and podman starts two of them as an operator would: the topic service on podman's bridge network with its port
- * published (KEYWAY_ENV=development), and PAS in production on the real PostgreSQL, Redis and RabbitMQ (host
- * network: they listen on this machine's loopback). Each answers /readyz 200, and stops on SIGTERM with exit 0.
+ * and podman runs them as an operator would: the topic service on podman's bridge network with its port published
+ * (KEYWAY_ENV=development), and PAS in production on the real PostgreSQL, Redis and RabbitMQ (host network: they
+ * listen on this machine's loopback), each to /readyz 200 and then SIGTERM and exit 0; every other image as far
+ * as its program's configuration check, and the CLI's migration.
  */
 
 const IMAGE_USER = 65532;
@@ -21,8 +22,8 @@ const PORTS: Record<ServiceName, number> = { idp: 8441, entitlement: 8442, pas: 
 /** containers this run starts, removed at the end whatever happened */
 const NAME = `keyway-images-test-${process.pid}`;
 
-/** Runs `command` to its end (with only PATH inherited), without blocking the worker: a synchronous minute-long build starves vitest's RPC. */
-const exec = (command: string, args: string[]) => exited(spawnKept(command, args, {}));
+/** Runs `command` to its end (with only PATH and the run's TMPDIR inherited), without blocking the worker: a synchronous minute-long build starves vitest's RPC. */
+const exec = (command: string, args: string[]) => exited(spawnKept(command, args, { TMPDIR: tmpdir() }));
 const podman = (args: string[]) => exec('podman', args);
 
 /** the hard limit of `name` in this process's /proc/self/limits, which podman inherits */
