@@ -1,7 +1,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pacClient, pasClient, topicClient } from '@keyway/clients';
@@ -59,6 +59,8 @@ describe('the built services, agent and CLI', () => {
   });
 
   it('lays out each service as main.mjs with its own node_modules, the agent as one file', () => {
+    // nothing above the output directory that Node's resolution could fall back to
+    for (let at = dirname(out); at !== dirname(at); at = dirname(at)) expect(existsSync(join(at, 'node_modules')), at).toBe(false);
     for (const name of SERVICES) {
       const files = readdirSync(join(out, 'services', name));
       expect(files).toContain('main.mjs');

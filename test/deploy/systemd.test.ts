@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SERVICES } from '@keyway/testkit';
+import { exited, runService } from './processes.ts';
 
 /** deploy/systemd: one unit per service and one for the agent, each as systemd itself reads it. */
 const UNITS_DIR = 'deploy/systemd';
@@ -51,6 +52,21 @@ describe('the systemd units', () => {
     // secrets only as credentials, passed by file name (X_FILE), never as a value in the unit
     expect(values(unit, 'LoadCredential').length).toBeGreaterThan(0);
     for (const line of values(unit, 'Environment')) expect(line).not.toMatch(/(URL|PASSWORD|TOKEN|SECRET)=/);
+  });
+
+  it.each(SERVICES)('keyway-%s.service hands its service every store, broker and key it requires in production', async (service) => {
+    // the service's own answer, started from its source without configuration: the keys only development may leave out
+    const refused = await exited(runService(service, {}));
+    expect(refused.code).toBe(78);
+    const required = [...refused.stderr.matchAll(/^ {2}- (\w+): required unless KEYWAY_ENV=development/gm)].map((match) => match[1]!);
+    expect(required).toContain('DATABASE_URL');
+    const environment = values(`keyway-${service}.service`, 'Environment').join(' ').split(' ');
+    // a file key (KEYWAY_KEK_FILE) names its credential itself; any other key comes as X_FILE (one value per file)
+    for (const key of required)
+      expect(
+        environment.some((entry) => entry.startsWith(key.endsWith('_FILE') ? `${key}=%d/` : `${key}_FILE=%d/`)),
+        key,
+      ).toBe(true);
   });
 
   it('gives the agent a state directory for its checkpoint and DPoP key, and its password as a credential file', () => {
