@@ -31,7 +31,8 @@ rootfs=$host/rootfs
 # native addons, at the path the host resolves (the loader's own path is fixed in the ELF header)
 install -D -m 0755 "$node_bin" "$rootfs/usr/bin/node"
 mapfile -t addons < <(find "$dist" -name '*.node' -type f)
-for lib in $(ldd "$node_bin" "${addons[@]}" | grep -o '/[^ ]*' | sort -u); do
+# one ldd per file: given several, it heads each list with the file's name
+for lib in $(for file in "$node_bin" "${addons[@]}"; do ldd "$file"; done | grep -o '/[^ ]*' | sort -u); do
   install -D -m 0755 "$lib" "$rootfs$lib"
 done
 install -D -m 0644 "$ca_bundle" "$rootfs$ca_bundle"
@@ -63,17 +64,24 @@ build() {
 }
 
 declare -A ports=([idp]=8441 [entitlement]=8442 [pas]=8443 [pac]=8444 [topic]=8445 [audit]=8446 [releases]=8447)
+services=()
+for dir in "$dist"/services/*/; do
+  service=$(basename "$dir")
+  [ -n "${ports[$service]:-}" ] || fail "no port known for dist/services/$service (add it to deploy/containers/build.sh)"
+  services+=("$service")
+done
 started=$SECONDS
 # the first build makes the runtime stage's layers; the others find them in the cache and run side by side
 build importer --target importer
 pids=()
 build cli --target cli &
 pids+=($!)
-for dir in "$dist"/services/*/; do
-  service=$(basename "$dir")
-  [ -n "${ports[$service]:-}" ] || fail "no port known for dist/services/$service (add it to deploy/containers/build.sh)"
+for service in "${services[@]}"; do
   build "$service" --target service --build-arg "SERVICE=$service" --build-arg "PORT=${ports[$service]}" &
   pids+=($!)
 done
-for pid in "${pids[@]}"; do wait "$pid" || fail "an image failed to build (its error is above)"; done
+# every build ends before the runtime files are removed (the EXIT trap), failed or not
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+[ "$failed" -eq 0 ] || fail "$failed image(s) failed to build (their errors are above)"
 echo "built $((${#pids[@]} + 1)) images in $((SECONDS - started)) s"

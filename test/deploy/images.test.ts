@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,13 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevKek } from '@keyway/seal';
 import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, createTestDatabase, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
-import { freePort, waitReady } from './processes.ts';
+import { exited, freePort, spawnKept, waitReady } from './processes.ts';
 
 /**
  * deploy/containers/build.sh builds every image from a fresh `pnpm build` (into a directory of this test's own),
- * and podman starts two of them as an operator would: the topic service on podman's bridge network with its port
- * published (KEYWAY_ENV=development), and PAS in production on the real PostgreSQL, Redis and RabbitMQ (host
- * network: they listen on this machine's loopback). Each answers /readyz 200, and stops on SIGTERM with exit 0.
+ * and podman runs them as an operator would: the topic service on podman's bridge network with its port published
+ * (KEYWAY_ENV=development), and PAS in production on the real PostgreSQL, Redis and RabbitMQ (host network: they
+ * listen on this machine's loopback), each to /readyz 200 and then SIGTERM and exit 0; every other image as far
+ * as its program's configuration check, and the CLI's migration.
  */
 
 const IMAGE_USER = 65532;
@@ -22,7 +22,9 @@ const PORTS: Record<ServiceName, number> = { idp: 8441, entitlement: 8442, pas: 
 /** containers this run starts, removed at the end whatever happened */
 const NAME = `keyway-images-test-${process.pid}`;
 
-const podman = (args: string[]) => spawnSync('podman', args, { encoding: 'utf8' });
+/** Runs `command` to its end (with only PATH and the run's TMPDIR inherited), without blocking the worker: a synchronous minute-long build starves vitest's RPC. */
+const exec = (command: string, args: string[]) => exited(spawnKept(command, args, { TMPDIR: tmpdir() }));
+const podman = (args: string[]) => exec('podman', args);
 
 /** the hard limit of `name` in this process's /proc/self/limits, which podman inherits */
 function hardLimit(name: string): number {
@@ -55,20 +57,20 @@ function mountDir(dir: string, files: Record<string, string>): string {
 
 /** Waits for /readyz 200 through `url`, then stops the container with `podman stop` (the image's STOPSIGNAL) and answers its exit code and log. */
 async function readyThenStopped(container: string, url: string, caPem: string): Promise<{ exitCode: string; log: string }> {
-  const log = () => {
-    const logs = podman(['logs', container]);
+  const log = async () => {
+    const logs = await podman(['logs', container]);
     return logs.stdout + logs.stderr;
   };
   try {
     await waitReady(container, url, caPem, 60_000);
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n${log()}`);
+    throw new Error(`${(err as Error).message}\n${await log()}`);
   }
   // the process runs as the image's user, not root
-  expect(podman(['top', container, 'huser']).stdout.trim().split('\n').slice(1)).toEqual([String(IMAGE_USER)]);
-  const stopped = podman(['stop', '--time', '40', container]);
-  expect(stopped.status, stopped.stderr).toBe(0);
-  return { exitCode: podman(['inspect', '--format', '{{.State.ExitCode}}', container]).stdout.trim(), log: log() };
+  expect((await podman(['top', container, 'huser'])).stdout.trim().split('\n').slice(1)).toEqual([String(IMAGE_USER)]);
+  const stopped = await podman(['stop', '--time', '40', container]);
+  expect(stopped.code, stopped.stderr).toBe(0);
+  return { exitCode: (await podman(['inspect', '--format', '{{.State.ExitCode}}', container])).stdout.trim(), log: await log() };
 }
 
 describe('container images (deploy/containers)', () => {
@@ -81,16 +83,16 @@ describe('container images (deploy/containers)', () => {
   beforeAll(async () => {
     out = mkdtempSync(join(tmpdir(), 'keyway-images-dist-'));
     dir = mkdtempSync(join(tmpdir(), 'keyway-images-run-'));
-    const built = spawnSync(process.execPath, ['--import', 'tsx', 'deploy/build/build.ts', '--out', out], { encoding: 'utf8' });
-    expect(built.status, built.stderr).toBe(0);
-    const images = spawnSync('bash', ['deploy/containers/build.sh', out], { encoding: 'utf8' });
-    expect(images.status, images.stderr).toBe(0);
+    const built = await exec(process.execPath, ['--import', 'tsx', 'deploy/build/build.ts', '--out', out]);
+    expect(built.code, built.stderr).toBe(0);
+    const images = await exec('bash', ['deploy/containers/build.sh', out]);
+    expect(images.code, images.stderr).toBe(0);
     caPem = (await testPki()).ca.certPem;
     database = await createTestDatabase();
   }, 600_000);
 
   afterAll(async () => {
-    podman(['rm', '--force', '--ignore', `${NAME}-topic`, `${NAME}-pas`]);
+    await podman(['rm', '--force', '--ignore', `${NAME}-topic`, `${NAME}-pas`]);
     const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
     const keys = await store.keys('');
     if (keys.length > 0) await store.del(...keys);
@@ -99,11 +101,11 @@ describe('container images (deploy/containers)', () => {
     for (const path of [out, dir]) if (path) rmSync(path, { recursive: true, force: true });
   });
 
-  it('builds one image per service, the importer and the CLI: non-root, STOPSIGNAL SIGTERM, the service port exposed, on one shared runtime', () => {
+  it('builds one image per service, the importer and the CLI: non-root, STOPSIGNAL SIGTERM, the service port exposed, on one shared runtime', async () => {
     const layers: string[][] = [];
     for (const image of IMAGES) {
-      const inspected = podman(['image', 'inspect', `localhost/${image}:${VERSION}`]);
-      expect(inspected.status, `${image}: ${inspected.stderr}`).toBe(0);
+      const inspected = await podman(['image', 'inspect', `localhost/${image}:${VERSION}`]);
+      expect(inspected.code, `${image}: ${inspected.stderr}`).toBe(0);
       const [{ Config, RootFS }] = JSON.parse(inspected.stdout) as [{ Config: { User: string; StopSignal: string; ExposedPorts?: Record<string, object> }; RootFS: { Layers: string[] } }];
       expect(Config.User).toBe(`${IMAGE_USER}:${IMAGE_USER}`);
       expect(Config.StopSignal).toBe('SIGTERM');
@@ -121,7 +123,7 @@ describe('container images (deploy/containers)', () => {
     const tlsDir = mountDir(join(dir, 'topic-tls'), { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem, 'ca.crt': caPem });
     const port = await freePort();
     const container = `${NAME}-topic`;
-    const started = podman([
+    const started = await podman([
       'run',
       '--detach',
       '--name',
@@ -141,26 +143,32 @@ describe('container images (deploy/containers)', () => {
       'ENTITLEMENT_URL=https://entitlement.invalid',
       `localhost/keyway-topic:${VERSION}`,
     ]);
-    expect(started.status, started.stderr).toBe(0);
+    expect(started.code, started.stderr).toBe(0);
     const { exitCode, log } = await readyThenStopped(container, `https://localhost:${port}`, caPem);
     expect(exitCode).toBe('0');
     expect(log).toContain('"signal":"SIGTERM"');
   }, 120_000);
 
-  it('starts the PAS image in production on PostgreSQL, Redis and RabbitMQ, its keyring a mounted secret: /readyz 200, then SIGTERM and exit 0', async () => {
+  it('starts the PAS image in production on PostgreSQL, Redis and RabbitMQ, its URLs and keyring mounted secret files: /readyz 200, then SIGTERM and exit 0', async () => {
     const pki = await testPki();
     const tlsDir = mountDir(join(dir, 'pas-tls'), { 'tls.crt': pki.certs.pas!.certPem, 'tls.key': pki.certs.pas!.keyPem, 'ca.crt': caPem });
     const kek = readFileSync(await ensureDevKek(mkdtempSync(join(dir, 'kek-'))), 'utf8');
-    const secretsDir = mountDir(join(dir, 'pas-secrets'), { 'kek.json': kek });
+    // secrets as files (contract item 3), as a Kubernetes Secret or compose secret mounts them
+    const secretsDir = mountDir(join(dir, 'pas-secrets'), {
+      'kek.json': kek,
+      'database-url': `${database.serviceUrl('pas')}\n`,
+      'redis-url': `${REDIS_URL}\n`,
+      'amqp-url': `${AMQP_URL}\n`,
+    });
     const port = await freePort();
     const url = `https://localhost:${port}`;
     const container = `${NAME}-pas`;
     const env = {
       HOST: '127.0.0.1',
       PORT: String(port),
-      DATABASE_URL: database.serviceUrl('pas'),
-      REDIS_URL,
-      AMQP_URL,
+      DATABASE_URL_FILE: '/run/secrets/keyway/database-url',
+      REDIS_URL_FILE: '/run/secrets/keyway/redis-url',
+      AMQP_URL_FILE: '/run/secrets/keyway/amqp-url',
       STORE_PREFIX: prefix,
       KEYWAY_KEK_FILE: '/run/secrets/keyway/kek.json',
       PUBLIC_URL: url,
@@ -168,7 +176,7 @@ describe('container images (deploy/containers)', () => {
       IDP_URL: 'https://idp.invalid',
       ENTITLEMENT_URL: 'https://entitlement.invalid',
     };
-    const started = podman([
+    const started = await podman([
       'run',
       '--detach',
       '--name',
@@ -183,9 +191,23 @@ describe('container images (deploy/containers)', () => {
       ...Object.entries(env).flatMap(([key, value]) => ['--env', `${key}=${value}`]),
       `localhost/keyway-pas:${VERSION}`,
     ]);
-    expect(started.status, started.stderr).toBe(0);
+    expect(started.code, started.stderr).toBe(0);
     const { exitCode, log } = await readyThenStopped(container, url, caPem);
     expect(exitCode).toBe('0');
     expect(log).toContain('"signal":"SIGTERM"');
+  }, 120_000);
+
+  it('starts the program of every other image: the services and the agent refuse an empty configuration (exit 78, the TLS paths preset), the CLI runs the migration Job', async () => {
+    const missing: Record<string, string> = { idp: 'DATABASE_URL', entitlement: 'PUBLIC_URL', pac: 'PUBLIC_URL', audit: 'AUDIT_CHECKPOINT_KEY_FILE', releases: 'CLAMD_ADDRESS', importer: 'PAS_URL' };
+    for (const [name, key] of Object.entries(missing)) {
+      const run = await podman(['run', '--rm', ...RUN_FLAGS, `localhost/keyway-${name}:${VERSION}`]);
+      expect(run.code, `${name}: ${run.stderr}`).toBe(78);
+      expect(run.stderr).toContain(`- ${key}:`);
+      expect(run.stderr).not.toMatch(/- TLS_\w+:/);
+    }
+    // deploy/kubernetes' migration Job: `keyway db migrate` from the image, reading its migrations from /opt/keyway/files
+    const migrated = await podman(['run', '--rm', ...RUN_FLAGS, '--network', 'host', `localhost/keyway-cli:${VERSION}`, 'db', 'migrate', '--database-url', database.adminUrl]);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toContain('The database schema is up to date.');
   }, 120_000);
 });
