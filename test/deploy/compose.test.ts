@@ -13,7 +13,7 @@ import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
 import { serviceInTrustDomain } from '@keyway/tls';
-import { asParsed, IMPORTER_SCHEMA, imageTag, kitReadsSecretFiles, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, startDeployed, unknownKey } from './manifests.ts';
+import { asParsed, IMPORTER_SCHEMA, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, startDeployed, unknownKey } from './manifests.ts';
 import { exited } from './processes.ts';
 
 /**
@@ -174,7 +174,7 @@ describe('deploy/compose/compose.yaml', () => {
  * PostgreSQL, Redis, RabbitMQ and clamd; only the listener, the scanner's address, the topic
  * instance's own URL, the store prefix and the log level differ.
  */
-describe.skipIf(!kitReadsSecretFiles())('compose.yaml started (needs *_FILE support in kit: skipped without it)', () => {
+describe('compose.yaml started', () => {
   const children: ChildProcess[] = [];
   let database: TestDatabase | undefined;
   let clamd: ClamdServer | undefined;

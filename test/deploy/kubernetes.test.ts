@@ -15,7 +15,7 @@ import { parseAllDocuments } from 'yaml';
 import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
-import { asParsed, imageTag, kitReadsSecretFiles, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
+import { asParsed, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
 import { exited } from './processes.ts';
 
 /**
@@ -331,7 +331,7 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
  * directory), on real PostgreSQL, Redis, RabbitMQ and clamd. Only the listener (HOST, PORT), the
  * scanner's address, the topic instance's own URL, the store prefix and the log level differ.
  */
-describe.skipIf(!kitReadsSecretFiles())('the staging overlay started (needs *_FILE support in kit: skipped without it)', () => {
+describe('the staging overlay started', () => {
   const children: ChildProcess[] = [];
   let database: TestDatabase | undefined;
   let clamd: ClamdServer | undefined;

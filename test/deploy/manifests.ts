@@ -1,9 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { z } from 'zod';
-import { parseConfig } from '@keyway/kit';
+import type { z } from 'zod';
+import { TelemetryEnv } from '@keyway/telemetry';
 import { AuditEnv } from '../../services/audit/src/config.ts';
 import { EntitlementEnv } from '../../services/entitlement/src/config.ts';
 import { IdpEnv } from '../../services/idp/src/config.ts';
@@ -43,13 +42,6 @@ export function imageTag(): string {
 /** Keys whose value is a secret: a manifest gives them only as X_FILE (contract item 3), never in clear. */
 export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN'];
 
-/**
- * Keys of the issue-15 contract a service reads beside its own schema: METRICS_TOKEN (item 5) is
- * @keyway/telemetry's, started before the service's config is parsed; SHUTDOWN_* (item 4) are kit's
- * shared knobs once the runtime branch is in. OTEL_* are the OpenTelemetry SDK's own.
- */
-const CONTRACT_KEYS = ['SHUTDOWN_DRAIN_SEC', 'SHUTDOWN_DELAY_SEC', 'METRICS_TOKEN'];
-
 /** The keys of a schema, through the refinements and transforms around its object. */
 export function schemaKeys(schema: z.ZodType): Set<string> {
   let current: unknown = schema;
@@ -62,14 +54,20 @@ export function schemaKeys(schema: z.ZodType): Set<string> {
 }
 
 /**
+ * Keys every process reads beside its service's schema: @keyway/telemetry's (METRICS_TOKEN, the OTEL_*
+ * it checks), parsed before the service's config. The exporters read further OTEL_* keys themselves.
+ */
+const telemetryKeys = () => schemaKeys(TelemetryEnv);
+
+/**
  * Why `name` is not a key the schema knows, or undefined when it is: X_FILE stands for X (contract
  * item 3) unless X's own name ends in _FILE (then it is a path already); a variable that another one
  * of the same container uses as $(name) is Kubernetes' own composition (e.g. POD_NAME in INSTANCE_URL).
  */
 export function unknownKey(name: string, known: Set<string>, composedFrom: Set<string> = new Set()): string | undefined {
-  if (known.has(name) || CONTRACT_KEYS.includes(name) || name.startsWith('OTEL_') || composedFrom.has(name)) return undefined;
+  if (known.has(name) || telemetryKeys().has(name) || name.startsWith('OTEL_') || composedFrom.has(name)) return undefined;
   const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : undefined;
-  if (base && !base.endsWith('_FILE') && (known.has(base) || CONTRACT_KEYS.includes(base))) return undefined;
+  if (base && !base.endsWith('_FILE') && (known.has(base) || telemetryKeys().has(base))) return undefined;
   return `${name} is not a key of the schema`;
 }
 
@@ -146,17 +144,4 @@ export async function readiness(started: { service: Service; url: string; child:
     );
   }
   return outcome;
-}
-
-/** Whether kit reads X from X_FILE (contract item 3, the runtime work of issue 15): the manifests give every secret that way. */
-export function kitReadsSecretFiles(): boolean {
-  const dir = mkdtempSync(join(tmpdir(), 'keyway-file-probe-'));
-  try {
-    writeFileSync(join(dir, 'value'), 'x\n');
-    return parseConfig(z.object({ VALUE: z.string() }), { VALUE_FILE: join(dir, 'value') }).VALUE === 'x';
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

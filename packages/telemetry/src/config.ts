@@ -23,7 +23,7 @@ const milliseconds = z.coerce.number().int().positive();
  * and the sampler read the rest of theirs (endpoints, headers, timeouts, sampler argument, batch
  * sizes) from the environment themselves; they are validated here so a typo stops the start.
  */
-const TelemetryEnv = z
+export const TelemetryEnv = z
   .object({
     OTEL_SDK_DISABLED: z
       .string()
