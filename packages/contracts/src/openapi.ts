@@ -24,6 +24,7 @@ const SECURITY_SCHEMES = {
     name: '__Host-keyway-releases',
     description: 'the releases site’s browser session (@keyway/web-session): signed in through PAS’s authorization code flow with PKCE',
   },
+  metricsToken: { type: 'http', scheme: 'bearer', description: 'the METRICS_TOKEN the service was started with (a scraper’s secret, not a PAS token)' },
   crmSignature: {
     type: 'apiKey',
     in: 'header',
@@ -170,6 +171,14 @@ export const BASE_PATHS: PathSpecs = {
         200: jsonResponse(Readiness, 'ready'),
         503: jsonResponse(Readiness, 'a dependency does not answer'),
       },
+    },
+  },
+  '/metrics': {
+    get: {
+      summary: 'Prometheus metrics (text exposition format); the path exists only when the service was started with METRICS_TOKEN',
+      security: ['metricsToken'],
+      responses: { 200: { description: 'every metric of the process', schema: z.string(), type: 'text/plain; version=0.0.4' } },
+      errors: [401, 404],
     },
   },
   '/openapi.json': { get: { summary: 'this document', responses: { 200: { description: 'the OpenAPI 3.1 document', schema: z.looseObject({ openapi: z.string() }) } } } },
