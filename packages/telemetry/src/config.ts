@@ -1,4 +1,4 @@
-import { ConfigError, parseConfig } from '@keyway/env';
+import { ConfigError, envValue, parseConfig } from '@keyway/env';
 import { z } from 'zod';
 
 /** A comma-separated OTEL_* list (OTEL_TRACES_EXPORTER=otlp,none), each entry one of `values`. */
@@ -22,9 +22,6 @@ const compression = z.enum(['gzip', 'none'], { message: 'expected gzip or none' 
 const headers = z.string().refine((value) => value.split(',').every((pair) => /^\s*[^=\s]+\s*=.*$/.test(pair)), 'expected key=value pairs separated by commas');
 /** RFC 6750 b64token (token68): what an Authorization: Bearer header can carry, so no whitespace */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
-
-/** The exporters read these from process.env themselves: a value given as X_FILE is written back there (startTelemetry). */
-const HEADER_KEYS = ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'] as const;
 
 /**
  * The OpenTelemetry knobs Keyway honours, with their standard names and meanings
@@ -96,8 +93,8 @@ export interface TelemetryPlan {
   serviceName: string;
   traces: { protocol: 'http/protobuf' | 'http/json' } | undefined;
   otlpMetrics: { protocol: 'http/protobuf' | 'http/json'; intervalMs: number; timeoutMs: number } | undefined;
-  /** header settings given as X_FILE, to be set in process.env where the exporters read them */
-  exporterEnv: Partial<Record<(typeof HEADER_KEYS)[number], string>>;
+  /** OTEL_* settings given as X_FILE (a collector's API key in OTEL_EXPORTER_OTLP_HEADERS_FILE), to be set in process.env where the exporters read them */
+  exporterEnv: Record<string, string>;
   /** the bearer token of GET /metrics; undefined: no Prometheus reader, /metrics answers 404 */
   metricsToken: string | undefined;
   propagators: ('tracecontext' | 'baggage')[];
@@ -119,8 +116,11 @@ export function telemetryPlan(service: string, env: Record<string, string | unde
   // Unlike the SDK's default (otlp to localhost:4318), nothing is sent until an endpoint or exporter
   // is named: a service without a collector does not retry exports to nobody.
   const tracesExporters = config.OTEL_TRACES_EXPORTER ?? (config.OTEL_EXPORTER_OTLP_ENDPOINT || config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? ['otlp'] : []);
-  const exporterEnv: TelemetryPlan['exporterEnv'] = {};
-  for (const key of HEADER_KEYS) if (env[`${key}_FILE`] !== undefined && config[key] !== undefined) exporterEnv[key] = config[key];
+  const exporterEnv: Record<string, string> = {};
+  for (const key of Object.keys(TelemetryEnv.shape)) {
+    const value = key.startsWith('OTEL_') && env[`${key}_FILE`] !== undefined ? envValue(env, key) : undefined;
+    if (value !== undefined) exporterEnv[key] = value;
+  }
   return {
     serviceName: config.OTEL_SERVICE_NAME ?? service,
     exporterEnv,

@@ -51,7 +51,7 @@ export async function startTelemetry(service: string, env: Record<string, string
   // (batched, bounded queue, dropped when full), and their errors are debug diagnostics.
   setGlobalErrorHandler((err) => diag.debug('export failed', err instanceof Error ? err.message : String(err)));
 
-  // a collector API key given as OTEL_EXPORTER_OTLP_HEADERS_FILE: the exporters read process.env only
+  // OTEL_* given as X_FILE (a collector's API key in OTEL_EXPORTER_OTLP_HEADERS_FILE): the exporters read process.env only
   Object.assign(process.env, plan.exporterEnv);
 
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
