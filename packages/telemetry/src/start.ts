@@ -126,8 +126,9 @@ function registerEsmHook(options: ReturnType<typeof createAddHookMessageChannel>
 }
 
 /**
- * The loader hook and @opentelemetry/instrumentation must share one import-in-the-middle (the root
- * package.json pins it for both): with two copies, modules hooked by one are never seen by the other.
+ * The loader hook and @opentelemetry/instrumentation must share one import-in-the-middle (pinned for
+ * both by pnpm-workspace.yaml's catalog and overrides): with two copies, modules hooked by one are
+ * never seen by the other.
  */
 function warnOnSecondCopy(require: NodeJS.Require): void {
   try {
