@@ -25,16 +25,19 @@ interface OtlpTraces {
 
 /**
  * A collector's OTLP/HTTP receiver (http/json) that keeps every span in memory: the services under
- * test export to it with OTEL_EXPORTER_OTLP_ENDPOINT. Metrics posts are taken and counted.
+ * test export to it with OTEL_EXPORTER_OTLP_ENDPOINT. Metrics posts are taken and counted. The
+ * x-collector-key header of each traces post is kept, as a collector's API key check would see it.
  */
-export async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; metricPosts: () => number; close(): Promise<void> }> {
+export async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; collectorKeys: Set<string | undefined>; metricPosts: () => number; close(): Promise<void> }> {
   const spans: ReceivedSpan[] = [];
+  const collectorKeys = new Set<string | undefined>();
   let metricPosts = 0;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       if (req.method === 'POST' && req.url === '/v1/traces') {
+        collectorKeys.add(req.headers['x-collector-key'] as string | undefined);
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpTraces;
         for (const resourceSpans of body.resourceSpans ?? []) {
           const service = resourceSpans.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
@@ -50,6 +53,7 @@ export async function startOtlpReceiver(): Promise<{ url: string; spans: Receive
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     spans,
+    collectorKeys,
     metricPosts: () => metricPosts,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

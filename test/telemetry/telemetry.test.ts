@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { CLIENT, PRODUCER, type ReceivedSpan, SERVER, startOtlpReceiver } from '
 const CHAIN = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
 type ChainService = (typeof CHAIN)[number];
 const METRICS_TOKEN = 'scrape-me-please-0123456789';
+const COLLECTOR_KEY = 'collector-key-from-a-file';
 
 /** The value of every sample of `metric` whose labels contain each of `labels`, summed (0 when none). */
 function sample(text: string, metric: string, labels: string[] = []): number {
@@ -53,6 +54,8 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
     dir = mkdtempSync(join(tmpdir(), 'keyway-telemetry-'));
     writePkiFiles(dir, pki);
     receiver = await startOtlpReceiver();
+    // a collector's API key, given as a file as a deployment mounts it (one trailing newline, stripped)
+    writeFileSync(join(dir, 'otlp-headers'), `x-collector-key=${COLLECTOR_KEY}\n`);
     for (const name of CHAIN) urls[name] = `https://localhost:${await freePort()}`;
     prefix = `keyway-telemetry-${Date.now()}`;
     database = await createTestDatabase();
@@ -70,6 +73,7 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_EXPORTER_OTLP_HEADERS_FILE: join(dir, 'otlp-headers'),
       METRICS_TOKEN,
     });
     Object.assign(env, {
@@ -128,6 +132,7 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_EXPORTER_OTLP_HEADERS_FILE: join(dir, 'otlp-headers'),
     });
     children.push(importer);
 
@@ -170,6 +175,8 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
     const publish = receiver.spans.find((s) => s.service === 'topic' && s.kind === SERVER && s.name === 'POST /tenants/:tenant/topics/:topic/messages');
     expect(publish).toBeDefined();
     expect(receiver.spans.some((s) => s.traceId === publish!.traceId && s.service === 'topic' && s.kind === PRODUCER)).toBe(true);
+    // OTEL_EXPORTER_OTLP_HEADERS_FILE reached every exporter: each post carried the key, newline stripped
+    expect(receiver.collectorKeys).toEqual(new Set([COLLECTOR_KEY]));
   }, 60_000);
 
   it('GET /metrics: 401 without or with a wrong bearer token; with it, the route latency and the security counters moved after traffic', async () => {

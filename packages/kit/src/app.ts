@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { metricsEndpoint, PROMETHEUS_CONTENT_TYPE } from '@keyway/telemetry';
+import { metricsEndpoint, PROMETHEUS_CONTENT_TYPE } from '@keyway/telemetry/endpoint';
 import { metrics } from '@opentelemetry/api';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';

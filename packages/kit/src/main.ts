@@ -1,5 +1,5 @@
 import type { RequestListener } from 'node:http';
-import { flushTelemetry } from '@keyway/telemetry';
+import { flushTelemetry } from '@keyway/telemetry/endpoint';
 import type { z } from 'zod';
 import { ConfigError, listenerLimits, loadConfig, openTls, type TlsConfig } from './config.ts';
 import { listenHttps, type RunningServer } from './https.ts';
@@ -17,21 +17,22 @@ async function drain(server: RunningServer, config: DrainConfig, logger: Logger)
 }
 
 /** What a service's build returns: its app, and what to close after the listener stops accepting, in order. */
-export interface Started {
+interface Started {
   app: RequestListener;
   close: Closer[];
 }
+
+/** The configuration schema of a service runService can start. */
+export type ServiceSchema = z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & DrainConfig & Parameters<typeof listenerLimits>[0]>;
+/** A service's build.ts. */
+export type ServiceBuild<S extends ServiceSchema> = (config: z.output<S>, infra: ServiceInfra) => Promise<Started>;
 
 /**
  * The only place a service touches process.env, opens its listener and handles signals: each
  * service's main.ts is one call to this with its build (build.ts), which tests and the dev
  * launcher call too.
  */
-export async function runService<S extends z.ZodType<{ PORT: number; HOST: string; LOG_LEVEL: LogLevel } & TlsConfig & DrainConfig & Parameters<typeof listenerLimits>[0]>>(
-  name: string,
-  schema: S,
-  build: (config: z.output<S>, infra: ServiceInfra) => Promise<Started>,
-): Promise<void> {
+export async function runService<S extends ServiceSchema>(name: string, schema: S, build: ServiceBuild<S>): Promise<void> {
   const config = loadConfig(schema);
   const logger = createLogger({ service: name, level: config.LOG_LEVEL });
   try {

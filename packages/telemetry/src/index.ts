@@ -1,3 +1,3 @@
-export { flushTelemetry, startTelemetry } from './start.ts';
-export { metricsEndpoint, PROMETHEUS_CONTENT_TYPE } from './metrics-endpoint.ts';
+export { startTelemetry } from './start.ts';
+export { flushTelemetry } from './endpoint.ts';
 export { TelemetryEnv } from './config.ts';

@@ -1,21 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { diag } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-
-/** What kit's GET /metrics needs: the token check and the Prometheus text. */
-export interface MetricsEndpoint {
-  /** constant-time, whatever the lengths (both sides hashed first) */
-  accepts(presentedToken: string): boolean;
-  /** the text exposition format (Prometheus 0.0.4) of every instrument, collected now */
-  scrape(): Promise<string>;
-}
-
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-let endpoint: MetricsEndpoint | undefined;
-
-/** The endpoint once startTelemetry made a Prometheus reader (METRICS_TOKEN set); undefined: /metrics answers 404. */
-export const metricsEndpoint = (): MetricsEndpoint | undefined => endpoint;
+import { setMetricsEndpoint } from './endpoint.ts';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -27,13 +13,13 @@ export function prometheusReader(token: string): PrometheusExporter {
   const reader = new PrometheusExporter({ preventServerStart: true });
   const serializer = new PrometheusSerializer();
   const expected = digest(token);
-  endpoint = {
+  setMetricsEndpoint({
     accepts: (presented) => timingSafeEqual(digest(presented), expected),
     scrape: async () => {
       const { resourceMetrics, errors } = await reader.collect();
       if (errors.length > 0) diag.warn('metrics collection errors', ...errors);
       return serializer.serialize(resourceMetrics);
     },
-  };
+  });
   return reader;
 }

@@ -1,4 +1,5 @@
-import { register } from 'node:module';
+import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { DiagLogLevel, diag, metrics, type DiagLogger } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator, setGlobalErrorHandler } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -16,7 +17,9 @@ import { AggregationType, MeterProvider, PeriodicExportingMetricReader, type Met
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { createAddHookMessageChannel } from 'import-in-the-middle';
-import { TelemetryConfigError, telemetryPlan, type TelemetryPlan } from './config.ts';
+import { ConfigError } from '@keyway/env';
+import { telemetryPlan, type TelemetryPlan } from './config.ts';
+import { onFlush } from './endpoint.ts';
 import { prometheusReader } from './metrics-endpoint.ts';
 
 /** Probes and scrapes are not traced: they would bury the requests that matter. */
@@ -37,7 +40,7 @@ export async function startTelemetry(service: string, env: Record<string, string
   try {
     plan = telemetryPlan(service, env);
   } catch (err) {
-    if (!(err instanceof TelemetryConfigError)) throw err;
+    if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
     process.exit(78);
   }
@@ -47,6 +50,9 @@ export async function startTelemetry(service: string, env: Record<string, string
   // A collector that is down is not the service's failure: exports run off the request path
   // (batched, bounded queue, dropped when full), and their errors are debug diagnostics.
   setGlobalErrorHandler((err) => diag.debug('export failed', err instanceof Error ? err.message : String(err)));
+
+  // OTEL_* given as X_FILE (a collector's API key in OTEL_EXPORTER_OTLP_HEADERS_FILE): the exporters read process.env only
+  Object.assign(process.env, plan.exporterEnv);
 
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
   const esmHooked = registerEsmHook(registerOptions);
@@ -77,7 +83,7 @@ export async function startTelemetry(service: string, env: Record<string, string
     views: [{ instrumentName: 'http.server.request.duration', meterName: '@opentelemetry/instrumentation-http', aggregation: { type: AggregationType.DROP } }],
   });
   metrics.setGlobalMeterProvider(meterProvider);
-  flushers.push(
+  onFlush(
     () => tracerProvider.forceFlush(),
     () => meterProvider.forceFlush(),
   );
@@ -98,35 +104,40 @@ export async function startTelemetry(service: string, env: Record<string, string
   if (esmHooked) await waitForAllMessagesAcknowledged();
 }
 
+const HOOK = 'import-in-the-middle/hook.mjs';
+
 /**
  * The import-in-the-middle loader, resolved from beside this module (node_modules of the service).
  * A build with everything inlined has none: it then runs with what require-in-the-middle patches
  * (CommonJS requires, node:http/https), rather than not at all.
  */
 function registerEsmHook(options: ReturnType<typeof createAddHookMessageChannel>['registerOptions']): boolean {
+  const require = createRequire(import.meta.url);
+  let hook: string;
   try {
-    register('import-in-the-middle/hook.mjs', import.meta.url, options);
-    return true;
-  } catch (err) {
-    diag.warn('import-in-the-middle is not installed beside this program: ES module imports are not instrumented', err instanceof Error ? err.message : String(err));
+    hook = require.resolve(HOOK);
+  } catch {
+    diag.debug('import-in-the-middle is not installed beside this program (an inlined build): ES module imports are not instrumented');
     return false;
   }
+  warnOnSecondCopy(require);
+  register(pathToFileURL(hook), import.meta.url, options);
+  return true;
 }
 
-const flushers: (() => Promise<void>)[] = [];
-const FLUSH_BOUND_MS = 2000;
-
 /**
- * At shutdown: sends the spans and metrics still queued, for at most 2 s (a collector that is down
- * does not hold the exit up). Without it the last OTEL_BSP_SCHEDULE_DELAY of spans would be lost.
+ * The loader hook and @opentelemetry/instrumentation must share one import-in-the-middle (pinned for
+ * both by pnpm-workspace.yaml's catalog and overrides): with two copies, modules hooked by one are
+ * never seen by the other.
  */
-export async function flushTelemetry(): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, FLUSH_BOUND_MS);
-  });
-  await Promise.race([Promise.allSettled(flushers.map((flush) => flush())), bound]);
-  clearTimeout(timer);
+function warnOnSecondCopy(require: NodeJS.Require): void {
+  try {
+    const ours = require.resolve('import-in-the-middle');
+    const theirs = createRequire(require.resolve('@opentelemetry/instrumentation')).resolve('import-in-the-middle');
+    if (ours !== theirs) diag.warn('two copies of import-in-the-middle: ES module imports may not be instrumented', ours, theirs);
+  } catch {
+    // one of them is not resolvable from here: nothing to compare
+  }
 }
 
 const DIAG_LEVEL: Record<TelemetryPlan['logLevel'], DiagLogLevel> = {
@@ -139,18 +150,22 @@ const DIAG_LEVEL: Record<TelemetryPlan['logLevel'], DiagLogLevel> = {
   all: DiagLogLevel.ALL,
 };
 
-/** What the SDK says about an export that failed or timed out (the readers log those at error themselves). */
-const EXPORT_TROUBLE = /export/i;
+/**
+ * What the SDK says when an export could not reach the collector or timed out (the OTLP transport and
+ * the metric reader log those at warn/error themselves). Other messages that mention exporters, such
+ * as a configuration it ignores, keep their level.
+ */
+const TRANSPORT_FAILURE = /^(export (request|response) (failure|retryable)|PeriodicExportingMetricReader: metrics export (threw error|timed out))/;
 
 /**
  * The SDK's own messages as JSON lines on standard error (standard output may carry the importer's
- * batches). Export trouble is demoted to debug: a collector being down is the collector's alert.
+ * batches). Transport failures are demoted to debug: a collector being down is the collector's alert.
  */
 function diagnostics(service: string, threshold: DiagLogLevel): DiagLogger {
   const write =
     (level: 'error' | 'warn' | 'info' | 'debug') =>
     (message: string, ...args: unknown[]) => {
-      const demoted = (level === 'error' || level === 'warn') && EXPORT_TROUBLE.test(message);
+      const demoted = (level === 'error' || level === 'warn') && TRANSPORT_FAILURE.test(message);
       if (demoted && threshold < DiagLogLevel.DEBUG) return;
       const line = { time: new Date().toISOString(), level: demoted ? 'debug' : level, msg: `opentelemetry: ${message}`, service, args: args.map(String) };
       process.stderr.write(`${JSON.stringify(line)}\n`);

@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('audit');
-const { runService } = await import('@keyway/kit');
-const { buildAudit } = await import('./build.ts');
-const { AuditEnv } = await import('./config.ts');
-
-await runService('audit', AuditEnv, buildAudit);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('audit', async () => ({ schema: (await import('./config.ts')).AuditEnv, build: (await import('./build.ts')).buildAudit }));

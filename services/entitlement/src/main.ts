@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('entitlement');
-const { runService } = await import('@keyway/kit');
-const { buildEntitlement } = await import('./build.ts');
-const { EntitlementEnv } = await import('./config.ts');
-
-await runService('entitlement', EntitlementEnv, buildEntitlement);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('entitlement', async () => ({ schema: (await import('./config.ts')).EntitlementEnv, build: (await import('./build.ts')).buildEntitlement }));

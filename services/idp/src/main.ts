@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('idp');
-const { runService } = await import('@keyway/kit');
-const { buildIdp } = await import('./build.ts');
-const { IdpEnv } = await import('./config.ts');
-
-await runService('idp', IdpEnv, buildIdp);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('idp', async () => ({ schema: (await import('./config.ts')).IdpEnv, build: (await import('./build.ts')).buildIdp }));

@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('pac');
-const { runService } = await import('@keyway/kit');
-const { buildPac } = await import('./build.ts');
-const { PacEnv } = await import('./config.ts');
-
-await runService('pac', PacEnv, buildPac);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('pac', async () => ({ schema: (await import('./config.ts')).PacEnv, build: (await import('./build.ts')).buildPac }));

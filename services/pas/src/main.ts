@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('pas');
-const { runService } = await import('@keyway/kit');
-const { buildPas } = await import('./build.ts');
-const { PasEnv } = await import('./config.ts');
-
-await runService('pas', PasEnv, buildPas);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('pas', async () => ({ schema: (await import('./config.ts')).PasEnv, build: (await import('./build.ts')).buildPas }));

@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('releases');
-const { runService } = await import('@keyway/kit');
-const { buildReleases } = await import('./build.ts');
-const { ReleasesEnv } = await import('./config.ts');
-
-await runService('releases', ReleasesEnv, buildReleases);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('releases', async () => ({ schema: (await import('./config.ts')).ReleasesEnv, build: (await import('./build.ts')).buildReleases }));

@@ -1,9 +1,4 @@
-import { startTelemetry } from '@keyway/telemetry';
+import { runWithTelemetry } from '@keyway/kit/run';
 
-// Before anything that loads express, ioredis, amqplib or pg: their instrumentation patches them as they load.
-await startTelemetry('topic');
-const { runService } = await import('@keyway/kit');
-const { buildTopic } = await import('./build.ts');
-const { TopicEnv } = await import('./config.ts');
-
-await runService('topic', TopicEnv, buildTopic);
+// telemetry starts before load() brings in express, ioredis, amqplib or pg, so that they are instrumented
+await runWithTelemetry('topic', async () => ({ schema: (await import('./config.ts')).TopicEnv, build: (await import('./build.ts')).buildTopic }));
