@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHttp } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
+import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, REDIS_URL, SERVICES, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { freePort } from '@keyway/testkit/servers';
 import type { DevPki } from '@keyway/tls';
@@ -37,6 +38,39 @@ export const exited = (child: ChildProcess) =>
     if (child.exitCode !== null || child.signalCode !== null) done();
     else child.on('exit', done);
   });
+
+/** SIGTERMs every child and waits until each has exited (an afterAll's first step). */
+export const stopAll = (children: Iterable<ChildProcess>) =>
+  Promise.all(
+    [...children].map((child) => {
+      const done = exited(child);
+      child.kill('SIGTERM');
+      return done;
+    }),
+  );
+
+/** Deletes every Redis key under `prefix`: (the STORE_PREFIX a test gave its services). */
+export async function clearStorePrefix(prefix: string): Promise<void> {
+  const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
+  const keys = await store.keys('');
+  if (keys.length > 0) await store.del(...keys);
+  await store.close();
+}
+
+/**
+ * `npm pack` of the package in `packageDir`, installed globally under `prefixDir`/global, offline (the
+ * built packages depend on nothing), with an npm cache of its own: answers the directory of its bins.
+ */
+export function packInstall(packageDir: string, prefixDir: string): string {
+  const npm = (args: string[]) => {
+    const run = spawnSync('npm', [...args, '--offline', '--no-audit', '--no-fund', '--cache', join(prefixDir, 'cache')], { cwd: prefixDir, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`npm ${args[0]} failed (${run.status}): ${run.stderr}`);
+    return run.stdout;
+  };
+  const [packed] = JSON.parse(npm(['pack', packageDir, '--json'])) as { filename: string }[];
+  npm(['install', '-g', '--prefix', join(prefixDir, 'global'), join(prefixDir, packed!.filename)]);
+  return join(prefixDir, 'global/bin');
+}
 
 /** What a child wrote to stderr so far (the tail), for a failing test's message. */
 export const stderrOf = (child: ChildProcess, chars = 2000): string => (outputOf.get(child)?.stderr ?? []).join('').slice(-chars);

@@ -6,10 +6,9 @@ import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevKek } from '@keyway/seal';
-import { createRedisStore } from '@keyway/store';
 import { createTestDatabase, REDIS_URL, testPki, type TestDatabase } from '@keyway/testkit';
 import { issueServiceCert, type DevPki } from '@keyway/tls';
-import { exited, freePort, runService, waitReady, writePkiFiles } from './processes.ts';
+import { clearStorePrefix, exited, freePort, runService, stopAll, waitReady, writePkiFiles } from './processes.ts';
 
 /**
  * What a deployment mounts as files (issue 15): secrets as X_FILE (Kubernetes secret volumes, systemd
@@ -49,17 +48,8 @@ describe('settings and certificates from files, for a service process', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await stopAll(children);
+    await clearStorePrefix(prefix);
     await database?.drop();
   });
 

@@ -7,10 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttp, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
-import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, createTestDatabase, deleteQueues, REDIS_URL, testPki, type TestDatabase } from '@keyway/testkit';
 import { makeBatch, PASSWORD } from '../helpers.ts';
-import { exited, freePort, logLines, runService, spawnKept, stderrOf, waitReady, writePkiFiles } from '../deploy/processes.ts';
+import { clearStorePrefix, exited, freePort, logLines, runService, spawnKept, stderrOf, stopAll, waitReady, writePkiFiles } from '../deploy/processes.ts';
 import { CLIENT, PRODUCER, type ReceivedSpan, SERVER, startOtlpReceiver } from './otlp-receiver.ts';
 
 const CHAIN = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
@@ -89,18 +88,9 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
+    await stopAll(children);
     await receiver?.close();
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await clearStorePrefix(prefix);
     await database?.drop();
     await deleteQueues(AMQP_URL, (name) => !name.startsWith(`keyway.sub.${tenant}.`));
   });
