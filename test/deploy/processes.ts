@@ -111,6 +111,18 @@ export function writePkiFiles(dir: string, pki: DevPki): void {
   }
 }
 
+/** What every service's environment holds: its listener, its PKI files in `dir` (writePkiFiles), the suite's Redis and its own database role. */
+export const serviceEnv = (name: ServiceName, options: { dir: string; database: TestDatabase; prefix: string; port: number | string }) => ({
+  PORT: String(options.port),
+  TLS_CERT_FILE: join(options.dir, `${name}.crt`),
+  TLS_KEY_FILE: join(options.dir, `${name}.key`),
+  TLS_CA_FILE: join(options.dir, 'ca.crt'),
+  REDIS_URL,
+  DATABASE_URL: options.database.serviceUrl(name),
+  LOG_LEVEL: 'warn',
+  STORE_PREFIX: options.prefix,
+});
+
 /**
  * Each service's production environment (KEYWAY_ENV unset) on the real PostgreSQL, Redis and RabbitMQ,
  * with its PKI files in `dir` (writePkiFiles): the operator's keyring and the audit checkpoint key are
@@ -128,16 +140,7 @@ export async function productionEnvs(options: { dir: string; database: TestDatab
   writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   // the operator's keyring (0600) that PAS and PAC seal their keys under, and the IdP its TOTP secrets
   const kekFile = await ensureDevKek(dir);
-  const common = (name: ServiceName) => ({
-    PORT: String(ports[name]),
-    TLS_CERT_FILE: join(dir, `${name}.crt`),
-    TLS_KEY_FILE: join(dir, `${name}.key`),
-    TLS_CA_FILE: join(dir, 'ca.crt'),
-    REDIS_URL,
-    DATABASE_URL: database.serviceUrl(name),
-    LOG_LEVEL: 'warn',
-    STORE_PREFIX: prefix,
-  });
+  const common = (name: ServiceName) => serviceEnv(name, { dir, database, prefix, port: ports[name] });
   // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
   const env: Record<ServiceName, Record<string, string>> = {
     idp: { ...common('idp'), KEYWAY_KEK_FILE: kekFile, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
