@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect, type PeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHttp } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
@@ -100,6 +101,19 @@ export async function waitReady(name: string, url: string, caPem: string, timeou
     if (Date.now() > deadline) throw new Error(`${name} did not become ready within ${timeoutMs} ms${child ? `: ${stderrOf(child)}` : ''}`);
     await sleep(200);
   }
+}
+
+/** The certificate a service presents on a new connection (no session resumed). */
+export function presented(url: string, caPem: string): Promise<PeerCertificate> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port), ca: caPem, servername: hostname, minVersion: 'TLSv1.2' }, () => {
+      const peer = socket.getPeerCertificate();
+      socket.end();
+      resolve(peer);
+    });
+    socket.on('error', reject);
+  });
 }
 
 /** Writes the CA and every certificate and key of `pki` into `dir` as <name>.crt / <name>.key (keys 0600), as an operator deploys them. */
