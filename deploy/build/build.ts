@@ -5,7 +5,7 @@
  * - dist/agent/: the importer as one self-contained keyway-importer.mjs, and an npm package around it.
  * - dist/cli/: the `keyway` CLI as an npm package (one self-contained keyway.mjs + the migrations).
  */
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,6 +28,13 @@ if (!out.success) {
   process.exit(2);
 }
 const DIST = out.data;
+/** written into every output directory: only a directory holding it (or an empty one) is emptied by a later build */
+const MARKER = '.keyway-build';
+// `--out ~` must not wipe a home: anything else than an earlier build's output, the repo's own dist/ or an empty directory is refused
+if (existsSync(DIST) && DIST !== join(ROOT, 'dist') && !existsSync(join(DIST, MARKER)) && (!statSync(DIST).isDirectory() || readdirSync(DIST).length > 0)) {
+  process.stderr.write(`--out ${args.out}: ${DIST} is not empty and holds no ${MARKER} of an earlier build: refusing to empty it\n`);
+  process.exit(2);
+}
 
 interface PackageJson {
   name: string;
@@ -87,6 +94,8 @@ async function buildCommand(options: { workspace: string; entry: string; outdir:
 }
 
 rmSync(DIST, { recursive: true, force: true });
+mkdirSync(DIST, { recursive: true });
+writeFileSync(join(DIST, MARKER), 'output of pnpm build (deploy/build/build.ts): a later build empties this directory\n');
 const started = Date.now();
 const lines = await Promise.all([
   ...services().map(buildService),

@@ -1,21 +1,27 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pacClient, pasClient, topicClient } from '@keyway/clients';
-import { createRedisStore } from '@keyway/store';
-import { AMQP_URL, createTestDatabase, deleteQueues, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
+import { createHttp, pacClient, pasClient, topicClient } from '@keyway/clients';
+import { AMQP_URL, createTestDatabase, deleteQueues, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { makeBatch, PASSWORD } from '../helpers.ts';
-import { exited, productionEnvs, spawnKept, stderrOf, waitReady, writePkiFiles } from './processes.ts';
+import { CLIENT, type ReceivedSpan, SERVER, startOtlpReceiver } from '../telemetry/otlp-receiver.ts';
+import { clearStorePrefix, exited, packInstall, productionEnvs, spawnKept, stderrOf, stopAll, waitReady, writePkiFiles } from './processes.ts';
+
+const METRICS_TOKEN = 'scrape-the-built-0123456789';
+/** the receiver keeps each span as OTLP/JSON sends it: its attributes too */
+type Span = ReceivedSpan & { attributes?: { key: string; value: { stringValue?: string } }[] };
+const attribute = (span: Span, key: string) => span.attributes?.find((a) => a.key === key)?.value.stringValue;
 
 /**
  * `pnpm build`'s artifacts run as an operator runs them: built into a directory outside the repo (so
  * nothing resolves from the workspace's node_modules), each service started with plain `node` (no
  * tsx) on the real PostgreSQL, Redis and RabbitMQ; the packed CLI installed offline sets up a tenant,
- * and the one-file agent pulls a batch through them.
+ * and the one-file agent pulls a batch through them. Telemetry is on (OTLP/JSON to an in-test receiver,
+ * /metrics): bundling is what can break the instrumentations' module hooks.
  */
 describe('the built services, agent and CLI', () => {
   const children = new Map<ServiceName, ChildProcess>();
@@ -26,6 +32,9 @@ describe('the built services, agent and CLI', () => {
   let database: TestDatabase;
   let clamd: ClamdServer;
   let urls: Record<ServiceName, string>;
+  let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+  /** the standard OTel knobs: OTLP over HTTP/JSON to the receiver, spans sent every 100 ms */
+  const otel = () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' });
   const tenant = `b-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
@@ -37,23 +46,21 @@ describe('the built services, agent and CLI', () => {
     caPem = pki.ca.certPem;
     writePkiFiles(dir, pki);
     prefix = `keyway-built-${Date.now()}`;
-    [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
+    [database, clamd, receiver] = await Promise.all([createTestDatabase(), startClamdServer(), startOtlpReceiver()]);
     const production = await productionEnvs({ dir, database, prefix, clamdAddress: clamd.address });
     urls = production.urls;
-    for (const name of SERVICES) children.set(name, spawnKept(process.execPath, [join(out, 'services', name, 'main.mjs')], production.env[name]));
+    for (const name of SERVICES) children.set(name, spawnKept(process.execPath, [join(out, 'services', name, 'main.mjs')], { ...production.env[name], ...otel(), METRICS_TOKEN }));
     // no transpiling at start: far quicker than the tsx processes of standalone.test.ts
     const deadline = Date.now() + 60_000;
     for (const name of SERVICES) await waitReady(name, urls[name], caPem, deadline - Date.now(), children.get(name));
   }, 150_000);
 
   afterAll(async () => {
-    for (const child of children.values()) child.kill('SIGKILL');
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await stopAll(children.values());
+    await clearStorePrefix(prefix);
     await database?.drop();
     await clamd?.stop();
+    await receiver?.close();
     await deleteQueues(AMQP_URL, (name) => !name.startsWith(`keyway.sub.${tenant}.`));
     for (const path of [out, dir]) if (path) rmSync(path, { recursive: true, force: true });
   });
@@ -71,27 +78,30 @@ describe('the built services, agent and CLI', () => {
     }
     expect(readdirSync(join(out, 'agent')).sort()).toEqual(['keyway-importer.mjs', 'package.json']);
     expect(readFileSync(join(out, 'services/pas/files/packages/db/migrations/0001_service_roles.sql'), 'utf8')).toContain('CREATE');
+    // the marker that lets a later build empty this directory
+    expect(existsSync(join(out, '.keyway-build'))).toBe(true);
+  });
+
+  it('refuses to empty an --out directory that holds anything but an earlier build (exit 2, nothing removed)', () => {
+    const home = mkdtempSync(join(tmpdir(), 'keyway-not-a-build-'));
+    writeFileSync(join(home, '.bashrc'), 'keep me\n');
+    const build = spawnSync(process.execPath, ['--import', 'tsx', 'deploy/build/build.ts', '--out', home], { encoding: 'utf8' });
+    expect(build.status, build.stderr).toBe(2);
+    expect(build.stderr).toContain('.keyway-build');
+    expect(readdirSync(home)).toEqual(['.bashrc']);
+    rmSync(home, { recursive: true, force: true });
   });
 
   it('installs the packed CLI offline; it reads its migrations, sets up a tenant, and the one-file agent pulls a batch through the built services', async () => {
     const prefixDir = mkdtempSync(join(tmpdir(), 'keyway-npm-'));
-    const npm = (args: string[], cwd: string) => spawnSync('npm', [...args, '--offline', '--no-audit', '--no-fund', '--cache', join(prefixDir, 'cache')], { cwd, encoding: 'utf8' });
-    const packed = npm(['pack', '--pack-destination', prefixDir, '--json'], join(out, 'cli'));
-    expect(packed.status, packed.stderr).toBe(0);
-    const tarball = join(prefixDir, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
-    const installed = npm(['install', '-g', '--prefix', join(prefixDir, 'global'), tarball], prefixDir);
-    expect(installed.status, installed.stderr).toBe(0);
+    const bin = packInstall(join(out, 'cli'), prefixDir);
     const keyway = (args: string[], input?: string) =>
-      spawnSync(
-        join(prefixDir, 'global/bin/keyway'),
-        ['--ca-file', join(dir, 'ca.crt'), '--cert', join(dir, 'operator.crt'), '--key', join(dir, 'operator.key'), '--entitlement-url', urls.entitlement, ...args],
-        {
-          encoding: 'utf8',
-          input,
-          env: { PATH: process.env.PATH, HOME: prefixDir },
-        },
-      );
-    const help = spawnSync(join(prefixDir, 'global/bin/keyway'), ['--help'], { encoding: 'utf8' });
+      spawnSync(join(bin, 'keyway'), ['--ca-file', join(dir, 'ca.crt'), '--cert', join(dir, 'operator.crt'), '--key', join(dir, 'operator.key'), '--entitlement-url', urls.entitlement, ...args], {
+        encoding: 'utf8',
+        input,
+        env: { PATH: process.env.PATH, HOME: prefixDir },
+      });
+    const help = spawnSync(join(bin, 'keyway'), ['--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: keyway');
     // the migrations travel in the package: every one of them is applied on the suite's database
@@ -119,6 +129,7 @@ describe('the built services, agent and CLI', () => {
       KEYWAY_PASSWORD: PASSWORD,
       SINK_FILE: sink,
       LOG_LEVEL: 'warn',
+      ...otel(),
     });
     const done = exited(agent);
     const deadline = Date.now() + 20_000;
@@ -134,16 +145,48 @@ describe('the built services, agent and CLI', () => {
     expect(refused.code).toBe(78);
     for (const key of ['PAS_URL', 'PAC_URL', 'TOPIC_URL', 'TLS_CA_FILE']) expect(refused.stderr).toContain(key);
     const prefixDir = mkdtempSync(join(tmpdir(), 'keyway-npm-'));
-    const npm = (args: string[]) => spawnSync('npm', [...args, '--offline', '--no-audit', '--no-fund', '--cache', join(prefixDir, 'cache')], { cwd: prefixDir, encoding: 'utf8' });
-    const packed = npm(['pack', join(out, 'agent'), '--json']);
-    expect(packed.status, packed.stderr).toBe(0);
-    const installed = npm(['install', '-g', '--prefix', join(prefixDir, 'global'), join(prefixDir, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename)]);
-    expect(installed.status, installed.stderr).toBe(0);
-    const bin = await exited(spawnKept(join(prefixDir, 'global/bin/keyway-importer'), [], {}));
-    expect(bin.code).toBe(78);
-    expect(bin.stderr).toContain('PAS_URL');
+    const installed = await exited(spawnKept(join(packInstall(join(out, 'agent'), prefixDir), 'keyway-importer'), [], {}));
+    expect(installed.code).toBe(78);
+    expect(installed.stderr).toContain('PAS_URL');
     rmSync(prefixDir, { recursive: true, force: true });
   });
+
+  it("the built services' and the agent's spans reach the collector: express routes, PostgreSQL and Redis calls, the agent's calls as parents; /metrics answers", async () => {
+    const spans = receiver.spans as Span[];
+    /** PAS's server span of the agent's login, its parent the agent's client span: the traceparent crossed */
+    const loginFromAgent = () =>
+      spans.find(
+        (s) =>
+          s.service === 'pas' &&
+          s.kind === SERVER &&
+          s.name === 'POST /oauth2/token' &&
+          spans.some((parent) => parent.spanId === s.parentSpanId && parent.service === 'importer' && parent.kind === CLIENT),
+      );
+    const deadline = Date.now() + 10_000;
+    while (!loginFromAgent() && Date.now() < deadline) await sleep(200);
+    const seen = () => JSON.stringify([...new Set(spans.map((s) => `${s.service} ${s.kind} ${s.name}`))]);
+    // instrumentation-express: the route pattern on PAS's spans
+    expect(
+      spans.some((s) => s.service === 'pas' && attribute(s, 'http.route') === '/oauth2/token'),
+      seen(),
+    ).toBe(true);
+    // instrumentation-pg and instrumentation-ioredis, loaded from the service's node_modules through import-in-the-middle
+    expect(
+      spans.some((s) => s.service === 'pas' && s.kind === CLIENT && s.name.startsWith('pg.')),
+      seen(),
+    ).toBe(true);
+    expect(
+      spans.some((s) => s.service === 'pas' && s.kind === CLIENT && attribute(s, 'db.system.name') === 'redis'),
+      seen(),
+    ).toBe(true);
+    // the one-file agent's https is patched: its calls carry a traceparent
+    expect(loginFromAgent(), seen()).toBeDefined();
+
+    const metrics = await createHttp({ baseUrl: urls.pas, caPem, timeoutMs: 5000 }).get('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, responseType: 'text' });
+    expect(metrics.status).toBe(200);
+    // the exporter's name for http.server.request.duration (seconds, as telemetry.test.ts reads it): the agent's logins counted
+    expect(metrics.data as string).toMatch(/^http_server_request_duration_count\{http_request_method="POST",http_response_status_code="200",http_route="\/oauth2\/token".*\} [1-9]/m);
+  }, 30_000);
 
   it('each built service stops on SIGTERM with exit code 0', async () => {
     const results = await Promise.all(

@@ -14,7 +14,7 @@ import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDat
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
 import { serviceInTrustDomain } from '@keyway/tls';
 import { asParsed, IMPORTER_SCHEMA, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, startDeployed, unknownKey } from './manifests.ts';
-import { exited } from './processes.ts';
+import { stopAll } from './processes.ts';
 
 /**
  * deploy/compose: the file checked against the Compose Specification's JSON schema (npm
@@ -180,13 +180,7 @@ describe('compose.yaml started', () => {
   let clamd: ClamdServer | undefined;
   let dir: string | undefined;
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
+    await stopAll(children);
     await database?.drop();
     await clamd?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevKek } from '@keyway/seal';
-import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, createTestDatabase, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
-import { exited, freePort, spawnKept, waitReady } from './processes.ts';
+import { clearStorePrefix, exited, freePort, spawnKept, waitReady } from './processes.ts';
 
 /**
  * deploy/containers/build.sh builds every image from a fresh `pnpm build` (into a directory of this test's own),
@@ -93,10 +92,7 @@ describe('container images (deploy/containers)', () => {
 
   afterAll(async () => {
     await podman(['rm', '--force', '--ignore', `${NAME}-topic`, `${NAME}-pas`]);
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await clearStorePrefix(prefix);
     await database?.drop();
     for (const path of [out, dir]) if (path) rmSync(path, { recursive: true, force: true });
   });

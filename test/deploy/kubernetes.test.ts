@@ -16,7 +16,7 @@ import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
 import { asParsed, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
-import { exited } from './processes.ts';
+import { stopAll } from './processes.ts';
 
 /**
  * deploy/kubernetes rendered offline as `kubectl kustomize` does for `kubectl apply -k` (no cluster
@@ -337,13 +337,7 @@ describe('the staging overlay started', () => {
   let clamd: ClamdServer | undefined;
   let dir: string | undefined;
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
+    await stopAll(children);
     await database?.drop();
     await clamd?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -1,10 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect, type PeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHttp } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
+import { createRedisStore } from '@keyway/store';
 import { AMQP_URL, REDIS_URL, SERVICES, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { freePort } from '@keyway/testkit/servers';
 import type { DevPki } from '@keyway/tls';
@@ -38,6 +40,39 @@ export const exited = (child: ChildProcess) =>
     else child.on('exit', done);
   });
 
+/** SIGTERMs every child and waits until each has exited (an afterAll's first step). */
+export const stopAll = (children: Iterable<ChildProcess>) =>
+  Promise.all(
+    [...children].map((child) => {
+      const done = exited(child);
+      child.kill('SIGTERM');
+      return done;
+    }),
+  );
+
+/** Deletes every Redis key under `prefix`: (the STORE_PREFIX a test gave its services). */
+export async function clearStorePrefix(prefix: string): Promise<void> {
+  const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
+  const keys = await store.keys('');
+  if (keys.length > 0) await store.del(...keys);
+  await store.close();
+}
+
+/**
+ * `npm pack` of the package in `packageDir`, installed globally under `prefixDir`/global, offline (the
+ * built packages depend on nothing), with an npm cache of its own: answers the directory of its bins.
+ */
+export function packInstall(packageDir: string, prefixDir: string): string {
+  const npm = (args: string[]) => {
+    const run = spawnSync('npm', [...args, '--offline', '--no-audit', '--no-fund', '--cache', join(prefixDir, 'cache')], { cwd: prefixDir, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`npm ${args[0]} failed (${run.status}): ${run.stderr}`);
+    return run.stdout;
+  };
+  const [packed] = JSON.parse(npm(['pack', packageDir, '--json'])) as { filename: string }[];
+  npm(['install', '-g', '--prefix', join(prefixDir, 'global'), join(prefixDir, packed!.filename)]);
+  return join(prefixDir, 'global/bin');
+}
+
 /** What a child wrote to stderr so far (the tail), for a failing test's message. */
 export const stderrOf = (child: ChildProcess, chars = 2000): string => (outputOf.get(child)?.stderr ?? []).join('').slice(-chars);
 
@@ -68,6 +103,19 @@ export async function waitReady(name: string, url: string, caPem: string, timeou
   }
 }
 
+/** The certificate a service presents on a new connection (no session resumed). */
+export function presented(url: string, caPem: string): Promise<PeerCertificate> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port), ca: caPem, servername: hostname, minVersion: 'TLSv1.2' }, () => {
+      const peer = socket.getPeerCertificate();
+      socket.end();
+      resolve(peer);
+    });
+    socket.on('error', reject);
+  });
+}
+
 /** Writes the CA and every certificate and key of `pki` into `dir` as <name>.crt / <name>.key (keys 0600), as an operator deploys them. */
 export function writePkiFiles(dir: string, pki: DevPki): void {
   writeFileSync(join(dir, 'ca.crt'), pki.ca.certPem);
@@ -76,6 +124,18 @@ export function writePkiFiles(dir: string, pki: DevPki): void {
     writeFileSync(join(dir, `${name}.key`), pair.keyPem, { mode: 0o600 });
   }
 }
+
+/** What every service's environment holds: its listener, its PKI files in `dir` (writePkiFiles), the suite's Redis and its own database role. */
+export const serviceEnv = (name: ServiceName, options: { dir: string; database: TestDatabase; prefix: string; port: number | string }) => ({
+  PORT: String(options.port),
+  TLS_CERT_FILE: join(options.dir, `${name}.crt`),
+  TLS_KEY_FILE: join(options.dir, `${name}.key`),
+  TLS_CA_FILE: join(options.dir, 'ca.crt'),
+  REDIS_URL,
+  DATABASE_URL: options.database.serviceUrl(name),
+  LOG_LEVEL: 'warn',
+  STORE_PREFIX: options.prefix,
+});
 
 /**
  * Each service's production environment (KEYWAY_ENV unset) on the real PostgreSQL, Redis and RabbitMQ,
@@ -94,16 +154,7 @@ export async function productionEnvs(options: { dir: string; database: TestDatab
   writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   // the operator's keyring (0600) that PAS and PAC seal their keys under, and the IdP its TOTP secrets
   const kekFile = await ensureDevKek(dir);
-  const common = (name: ServiceName) => ({
-    PORT: String(ports[name]),
-    TLS_CERT_FILE: join(dir, `${name}.crt`),
-    TLS_KEY_FILE: join(dir, `${name}.key`),
-    TLS_CA_FILE: join(dir, 'ca.crt'),
-    REDIS_URL,
-    DATABASE_URL: database.serviceUrl(name),
-    LOG_LEVEL: 'warn',
-    STORE_PREFIX: prefix,
-  });
+  const common = (name: ServiceName) => serviceEnv(name, { dir, database, prefix, port: ports[name] });
   // KEYWAY_ENV unset: production, so every service but the IdP needs AMQP_URL too
   const env: Record<ServiceName, Record<string, string>> = {
     idp: { ...common('idp'), KEYWAY_KEK_FILE: kekFile, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },

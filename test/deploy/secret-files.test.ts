@@ -3,13 +3,11 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevKek } from '@keyway/seal';
-import { createRedisStore } from '@keyway/store';
 import { createTestDatabase, REDIS_URL, testPki, type TestDatabase } from '@keyway/testkit';
 import { issueServiceCert, type DevPki } from '@keyway/tls';
-import { exited, freePort, runService, waitReady, writePkiFiles } from './processes.ts';
+import { clearStorePrefix, exited, freePort, presented, runService, stopAll, waitReady, writePkiFiles } from './processes.ts';
 
 /**
  * What a deployment mounts as files (issue 15): secrets as X_FILE (Kubernetes secret volumes, systemd
@@ -49,17 +47,8 @@ describe('settings and certificates from files, for a service process', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await stopAll(children);
+    await clearStorePrefix(prefix);
     await database?.drop();
   });
 
@@ -109,19 +98,6 @@ describe('settings and certificates from files, for a service process', () => {
     expect(unreadable.stderr).toContain(`REDIS_URL_FILE: cannot read ${missing} (ENOENT)`);
   }, 60_000);
 });
-
-/** The certificate a service presents on a new connection (no session resumed). */
-function presented(url: string, caPem: string): Promise<PeerCertificate> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port), ca: caPem, servername: hostname, minVersion: 'TLSv1.2' }, () => {
-      const peer = socket.getPeerCertificate();
-      socket.end();
-      resolve(peer);
-    });
-    socket.on('error', reject);
-  });
-}
 
 /** upper-case hex, as Node prints a peer's serial */
 const serialOf = (pem: string) => new X509Certificate(pem).serialNumber.toUpperCase();

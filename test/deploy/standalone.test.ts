@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditClient, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
-import { createRedisStore } from '@keyway/store';
 import { serviceRoleUrl } from '@keyway/db';
-import { AMQP_URL, createTestDatabase, deleteQueues, POSTGRES_ADMIN_URL, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
+import { AMQP_URL, createTestDatabase, deleteQueues, POSTGRES_ADMIN_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
 import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { AUDIT_FEED, topicResource } from '@keyway/contracts';
 import { makeBatch, PASSWORD } from '../helpers.ts';
-import { exited, freePort, logLines, productionEnvs, runService as run, waitReady, writePkiFiles } from './processes.ts';
+import { clearStorePrefix, exited, freePort, logLines, productionEnvs, runService as run, stopAll, waitReady, writePkiFiles } from './processes.ts';
 
 describe('each service runs on its own process from its main.ts', () => {
   const children: ChildProcess[] = [];
@@ -42,17 +41,8 @@ describe('each service runs on its own process from its main.ts', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await stopAll(children);
+    await clearStorePrefix(prefix);
     await database?.drop();
     await clamd?.stop();
     await deleteQueues(AMQP_URL, (name) => !tenants.some((tenant) => name.startsWith(`keyway.sub.${tenant}.`)));

@@ -5,12 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttp, entitlementClient, FORM, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { openTls } from '@keyway/kit';
 import { PKI_NAMES, startSuite, testPkiDir, type Suite } from '@keyway/testkit';
 import { createDevCa, issueCert, issueServiceCert, type CertPair, type DevCa } from '@keyway/tls';
+import { presented } from '../deploy/processes.ts';
 import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
 
 /**
@@ -36,19 +37,6 @@ async function replace(file: string, data: string): Promise<void> {
 async function install(dir: string, name: string, pair: CertPair): Promise<void> {
   await replace(join(dir, `${name}.key`), pair.keyPem);
   await replace(join(dir, `${name}.crt`), pair.certPem);
-}
-
-/** The certificate a service presents on a new connection (no session resumed). */
-function presented(url: string, caPem: string): Promise<PeerCertificate> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port), ca: caPem, servername: hostname, minVersion: 'TLSv1.2' }, () => {
-      const peer = socket.getPeerCertificate();
-      socket.end();
-      resolve(peer);
-    });
-    socket.on('error', reject);
-  });
 }
 
 const serialOf = (pem: string) => new X509Certificate(pem).serialNumber;

@@ -7,10 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttp, entitlementClient, pacClient, pasClient, topicClient } from '@keyway/clients';
 import { ensureDevKek } from '@keyway/seal';
-import { createRedisStore } from '@keyway/store';
-import { AMQP_URL, createTestDatabase, deleteQueues, REDIS_URL, testPki, type TestDatabase } from '@keyway/testkit';
+import { AMQP_URL, createTestDatabase, deleteQueues, testPki, type TestDatabase } from '@keyway/testkit';
 import { makeBatch, PASSWORD } from '../helpers.ts';
-import { exited, freePort, logLines, runService, spawnKept, stderrOf, waitReady, writePkiFiles } from '../deploy/processes.ts';
+import { clearStorePrefix, exited, freePort, logLines, runService, serviceEnv, spawnKept, stderrOf, stopAll, waitReady, writePkiFiles } from '../deploy/processes.ts';
 import { CLIENT, PRODUCER, type ReceivedSpan, SERVER, startOtlpReceiver } from './otlp-receiver.ts';
 
 const CHAIN = ['idp', 'entitlement', 'pas', 'pac', 'topic'] as const;
@@ -61,14 +60,7 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
     database = await createTestDatabase();
     const kekFile = await ensureDevKek(dir);
     const common = (name: ChainService) => ({
-      PORT: new URL(urls[name]).port,
-      TLS_CERT_FILE: join(dir, `${name}.crt`),
-      TLS_KEY_FILE: join(dir, `${name}.key`),
-      TLS_CA_FILE: join(dir, 'ca.crt'),
-      REDIS_URL,
-      DATABASE_URL: database.serviceUrl(name),
-      LOG_LEVEL: 'warn',
-      STORE_PREFIX: prefix,
+      ...serviceEnv(name, { dir, database, prefix, port: new URL(urls[name]).port }),
       // the standard knobs: OTLP over HTTP/JSON to the in-test receiver, spans sent every 100 ms
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
@@ -93,18 +85,9 @@ describe('telemetry across service processes (OTLP traces, /metrics)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
+    await stopAll(children);
     await receiver?.close();
-    const store = await createRedisStore({ url: REDIS_URL, prefix: `${prefix}:` });
-    const keys = await store.keys('');
-    if (keys.length > 0) await store.del(...keys);
-    await store.close();
+    await clearStorePrefix(prefix);
     await database?.drop();
     await deleteQueues(AMQP_URL, (name) => !name.startsWith(`keyway.sub.${tenant}.`));
   });
