@@ -147,7 +147,6 @@ const tcp = (rule: Rule) => (rule.ports ?? []).length > 0 && (rule.ports ?? []).
 function policyViolations(objects: Obj[]): string[] {
   const out: string[] = [];
   for (const { metadata, spec } of byKind<Policy>(objects, 'NetworkPolicy')) {
-    const at = (what: string, i: number, rule: Rule) => out.push(`${metadata.name} ${what}[${i}] ${JSON.stringify(rule)}`);
     if (metadata.name === 'keyway-default-deny') {
       if (spec.ingress !== undefined || spec.egress !== undefined) out.push(`${metadata.name} has rules`);
       continue;
@@ -162,38 +161,18 @@ function policyViolations(objects: Obj[]): string[] {
       out.push(`${metadata.name}: not a policy Keyway ships`);
       continue;
     }
-    (spec.egress ?? []).forEach((rule, i) => {
-      if (!tcp(rule)) return at('egress', i, rule);
-      if (rule.to === undefined) {
-        if (!rule.ports?.every((p) => INFRASTRUCTURE_PORTS.has(p.port))) at('egress', i, rule);
-        return;
-      }
-      const peers = rule.to.map((peer) => (isPodPeer(peer) ? keywayPeer(peer.podSelector?.matchLabels) : undefined));
-      if (
-        peers.length === 0 ||
-        peers.some(
-          (peer) =>
-            peer === undefined ||
-            !isDeepStrictEqual(
-              rule.ports?.map((p) => p.port),
-              [PORTS[peer]],
-            ),
-        )
-      )
-        at('egress', i, rule);
-    });
-    (spec.ingress ?? []).forEach((rule, i) => {
-      const port = own === 'migrate' ? undefined : PORTS[own as Service];
-      if (
-        !tcp(rule) ||
-        !isDeepStrictEqual(
-          rule.ports?.map((p) => p.port),
-          [port],
-        )
-      )
-        return at('ingress', i, rule);
-      if (rule.from !== undefined && (rule.from.length === 0 || !rule.from.every((peer) => isPodPeer(peer) || isDeepStrictEqual(peer, MONITORING)))) at('ingress', i, rule);
-    });
+    const port = own === 'migrate' ? undefined : PORTS[own as Service];
+    const ports = (rule: Rule) => rule.ports?.map((p) => p.port);
+    const egressMeant = (rule: Rule) =>
+      tcp(rule) &&
+      (rule.to === undefined
+        ? (rule.ports ?? []).every((p) => INFRASTRUCTURE_PORTS.has(p.port))
+        : rule.to.length > 0 && rule.to.every((peer) => isPodPeer(peer) && isDeepStrictEqual(ports(rule), [PORTS[keywayPeer(peer.podSelector?.matchLabels) as Service]])));
+    const ingressMeant = (rule: Rule) =>
+      tcp(rule) && isDeepStrictEqual(ports(rule), [port]) && (rule.from === undefined || (rule.from.length > 0 && rule.from.every((peer) => isPodPeer(peer) || isDeepStrictEqual(peer, MONITORING))));
+    for (const [what, rules, meant] of [['egress', spec.egress, egressMeant] as const, ['ingress', spec.ingress, ingressMeant] as const]) {
+      for (const rule of rules ?? []) if (!meant(rule)) out.push(`${metadata.name} ${what} ${JSON.stringify(rule)}`);
+    }
   }
   return out;
 }
