@@ -2,7 +2,8 @@ import { type ChildProcess, execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
@@ -177,6 +178,63 @@ function policyViolations(objects: Obj[]): string[] {
   return out;
 }
 
+/**
+ * kubernetes-models' validate() accepts unknown fields (a typo'd `readinesProbe` passes, and the API server would
+ * drop or refuse it), so the fields of each type are read from the validator it generated from Kubernetes'
+ * OpenAPI schema (which tests each field as `void 0===data.<field>`), and any other key is named.
+ */
+const SCHEMAS = join(dirname(createRequire(import.meta.url).resolve('kubernetes-models')), '_schemas');
+function fieldsOf(type: string): Set<string> {
+  const code = readFileSync(join(SCHEMAS, `IoK8sApi${type}.js`), 'utf8');
+  const name = /validate=function (validate\d+)\(/.exec(code)?.[1];
+  const fields = new Set([...code.slice(code.indexOf('validate=function'), code.indexOf(`return ${name}.errors=`)).matchAll(/void 0===data\.(\w+)/g)].map((m) => m[1] as string));
+  if (fields.size === 0) throw new Error(`no fields read for ${type}: has kubernetes-models' generated code changed?`);
+  return fields;
+}
+/** where the checked types nest (the fields our manifests set, down to probes and security contexts) */
+const POD_TEMPLATE = { template: 'CoreV1PodTemplateSpec' };
+const NESTED: Record<string, Record<string, string>> = {
+  AppsV1DeploymentSpec: POD_TEMPLATE,
+  AppsV1StatefulSetSpec: POD_TEMPLATE,
+  BatchV1JobSpec: POD_TEMPLATE,
+  CoreV1PodTemplateSpec: { spec: 'CoreV1PodSpec' },
+  CoreV1PodSpec: {
+    securityContext: 'CoreV1PodSecurityContext',
+    containers: 'CoreV1Container',
+    initContainers: 'CoreV1Container',
+    topologySpreadConstraints: 'CoreV1TopologySpreadConstraint',
+    volumes: 'CoreV1Volume',
+  },
+  CoreV1Container: {
+    livenessProbe: 'CoreV1Probe',
+    readinessProbe: 'CoreV1Probe',
+    startupProbe: 'CoreV1Probe',
+    securityContext: 'CoreV1SecurityContext',
+    resources: 'CoreV1ResourceRequirements',
+    env: 'CoreV1EnvVar',
+    envFrom: 'CoreV1EnvFromSource',
+    volumeMounts: 'CoreV1VolumeMount',
+    ports: 'CoreV1ContainerPort',
+  },
+  CoreV1Probe: { httpGet: 'CoreV1HTTPGetAction' },
+};
+const SPEC_TYPES: Record<string, string> = { Deployment: 'AppsV1DeploymentSpec', StatefulSet: 'AppsV1StatefulSetSpec', Job: 'BatchV1JobSpec' };
+function unknownFields(type: string, value: object, path: string): string[] {
+  const known = fieldsOf(type);
+  return Object.entries(value).flatMap(([key, inner]) => {
+    if (!known.has(key)) return [`${path}.${key}`];
+    const innerType = NESTED[type]?.[key];
+    if (innerType === undefined) return [];
+    return Array.isArray(inner) ? inner.flatMap((item, i) => unknownFields(innerType, item, `${path}.${key}[${i}]`)) : unknownFields(innerType, inner, `${path}.${key}`);
+  });
+}
+/** the unknown fields of every workload's spec, down to its containers */
+const unknownWorkloadFields = (objects: Obj[]) =>
+  objects.flatMap((o) => {
+    const type = SPEC_TYPES[o.kind];
+    return type ? unknownFields(type, o.spec as object, `${o.kind} ${o.metadata.name} spec`) : [];
+  });
+
 describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   const objects = render(dir);
   const workloads = workloadsOf(objects);
@@ -190,6 +248,21 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       if (Model) expect(() => new Model(object as never).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
     }
     expect(workloads.map(serviceOf).sort()).toEqual([...SERVICES].sort());
+    expect(unknownWorkloadFields(objects)).toEqual([]);
+  });
+
+  it("finds a misspelt field kubernetes-models' validate() lets through", () => {
+    const misspelt = objects.map((o) => {
+      if (o.kind !== 'StatefulSet') return o;
+      const spec = structuredClone(o.spec) as Workload['spec'];
+      const container = spec.template.spec.containers[0] as IContainer & { readinesProbe?: unknown };
+      container.readinesProbe = container.readinessProbe;
+      delete container.readinessProbe;
+      return { ...o, spec };
+    });
+    const topic = misspelt.find((o) => o.kind === 'StatefulSet');
+    expect(() => new StatefulSet(topic as never).validate()).not.toThrow();
+    expect(unknownWorkloadFields(misspelt)).toEqual(['StatefulSet keyway-topic spec.template.spec.containers[0].readinesProbe']);
   });
 
   it('runs every container non-root (65532), read-only, without capabilities, under RuntimeDefault seccomp, with requests and limits', () => {
