@@ -13,7 +13,7 @@ import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
 import { serviceInTrustDomain } from '@keyway/tls';
-import { asParsed, IMPORTER_SCHEMA, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, startDeployed, unknownKey } from './manifests.ts';
+import { asParsed, commentedTelemetry, IMPORTER_SCHEMA, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, startDeployed, unknownKey } from './manifests.ts';
 import { exited } from './processes.ts';
 
 /**
@@ -174,6 +174,12 @@ describe('deploy/compose/compose.yaml', () => {
  * PostgreSQL, Redis, RabbitMQ and clamd; only the listener, the scanner's address, the topic
  * instance's own URL, the store prefix and the log level differ.
  */
+it('ships a telemetry block, commented out, that parses with @keyway/telemetry once uncommented', () => {
+  const { keys, issues } = commentedTelemetry(readFileSync('deploy/compose/compose.yaml', 'utf8'));
+  expect(keys).toEqual(expect.arrayContaining(['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS_FILE', 'OTEL_TRACES_SAMPLER']));
+  expect(issues).toEqual([]);
+});
+
 describe('compose.yaml started', () => {
   const children: ChildProcess[] = [];
   let database: TestDatabase | undefined;

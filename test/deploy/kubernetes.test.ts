@@ -17,7 +17,7 @@ import { parseAllDocuments } from 'yaml';
 import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
-import { asParsed, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
+import { asParsed, commentedTelemetry, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
 import { exited } from './processes.ts';
 
 /**
@@ -234,6 +234,12 @@ const unknownWorkloadFields = (objects: Obj[]) =>
     const type = SPEC_TYPES[o.kind];
     return type ? unknownFields(type, o.spec as object, `${o.kind} ${o.metadata.name} spec`) : [];
   });
+
+it('ships a telemetry block, commented out, that parses with @keyway/telemetry once uncommented', () => {
+  const { keys, issues } = commentedTelemetry(readFileSync('deploy/kubernetes/base/config/common.env', 'utf8'));
+  expect(keys).toEqual(expect.arrayContaining(['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS_FILE', 'OTEL_TRACES_SAMPLER']));
+  expect(issues).toEqual([]);
+});
 
 describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   const objects = render(dir);

@@ -71,6 +71,15 @@ export function unknownKey(name: string, known: Set<string>, composedFrom: Set<s
   return `${name} is not a key of the schema`;
 }
 
+/**
+ * The OTEL_* settings a shipped file carries commented out (`# KEY=value` or `# KEY: value`), as a process
+ * would see them once uncommented, and what @keyway/telemetry's schema says of them.
+ */
+export function commentedTelemetry(text: string): { keys: string[]; issues: string[] } {
+  const block = Object.fromEntries([...text.matchAll(/^\s*# (OTEL_\w+)[=:] ?"?([^"\n]*?)"?$/gm)].map((m) => [m[1] as string, m[2] as string]));
+  return { keys: Object.keys(block), issues: (TelemetryEnv.safeParse(block).error?.issues ?? []).map((issue) => `${issue.path.join('.')}: ${issue.message}`) };
+}
+
 /** A stand-in for a secret's value, of the shape the schema expects, to parse a manifest's settings whole. */
 const SECRET_STAND_INS: Record<string, string> = {
   DATABASE_URL: 'postgres://keyway_service:secret@postgres:5432/keyway',
