@@ -1,7 +1,5 @@
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -12,13 +10,10 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, PersistentVolumeClaim, Service as KubeService } from 'kubernetes-models/v1';
 import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { ensureDevKek } from '@keyway/seal';
-import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
-import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
-import { asParsed, commentedTelemetry, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
-import { exited } from './processes.ts';
+import { AMQP_URL, REDIS_URL, type ServiceName } from '@keyway/testkit';
+import { asParsed, commentedTelemetry, imageTag, PORTS, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, describeStarted, unknownKey } from './manifests.ts';
 
 /**
  * deploy/kubernetes rendered offline as `kubectl kustomize` does for `kubectl apply -k` (no cluster
@@ -492,66 +487,26 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   });
 });
 
-/**
- * The staging overlay's settings for real: each service's process started with the environment its pod
- * gets (ConfigMaps and env), its files where the pod has them (the mount paths moved under a temporary
- * directory), on real PostgreSQL, Redis, RabbitMQ and clamd. Only the listener (HOST, PORT), the
- * scanner's address, the topic instance's own URL, the store prefix and the log level differ.
- */
-describe('the staging overlay started', () => {
-  const children: ChildProcess[] = [];
-  let database: TestDatabase | undefined;
-  let clamd: ClamdServer | undefined;
-  let dir: string | undefined;
-  afterAll(async () => {
-    await Promise.all(
-      children.map((child) => {
-        const done = exited(child);
-        child.kill('SIGTERM');
-        return done;
-      }),
-    );
-    await database?.drop();
-    await clamd?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+/** The staging overlay's settings for real: each pod's environment (ConfigMaps and env) and files. */
+describeStarted('the staging overlay started', ({ pki, kek, checkpointKey, database }) => {
+  const objects = render('deploy/kubernetes/overlays/staging');
+  return workloadsOf(objects).map((workload) => {
+    const service = serviceOf(workload);
+    const pair = pki.certs[service] as { certPem: string; keyPem: string };
+    return {
+      service,
+      env: environment(objects, workload.spec.template.spec.containers[0] as IContainer),
+      files: {
+        '/etc/keyway/tls/tls.crt': pair.certPem,
+        '/etc/keyway/tls/tls.key': pair.keyPem,
+        '/etc/keyway/tls/ca.crt': pki.ca.certPem,
+        '/run/keyway/kek/kek.json': kek,
+        '/run/secrets/keyway/database-url': database.serviceUrl(service as ServiceName),
+        '/run/secrets/keyway/redis-url': REDIS_URL,
+        '/run/secrets/keyway/amqp-url': AMQP_URL,
+        '/run/secrets/keyway/metrics-token': 'a-metrics-token-for-the-staging-test',
+        '/run/secrets/keyway/checkpoint.key': checkpointKey,
+      },
+    };
   });
-
-  it('makes every service ready', async () => {
-    const objects = render('deploy/kubernetes/overlays/staging');
-    const pki = await testPki();
-    dir = mkdtempSync(join(tmpdir(), 'keyway-staging-'));
-    [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
-    const kek = readFileSync(await ensureDevKek(join(dir, 'kek')), 'utf8');
-    const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const testDatabase = database;
-    const deployed = workloadsOf(objects).map((workload) => {
-      const service = serviceOf(workload);
-      const pair = pki.certs[service] as { certPem: string; keyPem: string };
-      return {
-        service,
-        env: environment(objects, workload.spec.template.spec.containers[0] as IContainer),
-        files: {
-          '/etc/keyway/tls/tls.crt': pair.certPem,
-          '/etc/keyway/tls/tls.key': pair.keyPem,
-          '/etc/keyway/tls/ca.crt': pki.ca.certPem,
-          '/run/keyway/kek/kek.json': kek,
-          '/run/secrets/keyway/database-url': testDatabase.serviceUrl(service as ServiceName),
-          '/run/secrets/keyway/redis-url': REDIS_URL,
-          '/run/secrets/keyway/amqp-url': AMQP_URL,
-          '/run/secrets/keyway/metrics-token': 'a-metrics-token-for-the-staging-test',
-          '/run/secrets/keyway/checkpoint.key': checkpointKey,
-        },
-      };
-    });
-    const prefix = `keyway-staging-${Date.now()}`;
-    const started = await startDeployed(dir, deployed, (service, url) => ({
-      STORE_PREFIX: prefix,
-      LOG_LEVEL: 'warn',
-      ...(service === 'releases' ? { CLAMD_ADDRESS: (clamd as ClamdServer).address } : {}),
-      ...(service === 'topic' ? { INSTANCE_URL: url } : {}),
-    }));
-    children.push(...started.map((s) => s.child));
-    // seven processes transpiling with tsx at once on a shared machine: tens of seconds
-    expect(await readiness(started, pki.ca.certPem, 90_000)).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
-  }, 150_000);
 });
