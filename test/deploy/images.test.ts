@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevKek } from '@keyway/seal';
 import { AMQP_URL, createTestDatabase, REDIS_URL, SERVICES, testPki, type ServiceName, type TestDatabase } from '@keyway/testkit';
+import { imageTag, PORTS } from './manifests.ts';
 import { clearStorePrefix, exited, freePort, spawnKept, waitReady } from './processes.ts';
 
 /**
@@ -15,9 +16,8 @@ import { clearStorePrefix, exited, freePort, spawnKept, waitReady } from './proc
  */
 
 const IMAGE_USER = 65532;
-const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+const VERSION = imageTag();
 const IMAGES = [...SERVICES.map((name) => `keyway-${name}`), 'keyway-importer', 'keyway-cli'];
-const PORTS: Record<ServiceName, number> = { idp: 8441, entitlement: 8442, pas: 8443, pac: 8444, topic: 8445, audit: 8446, releases: 8447 };
 /** containers this run starts, removed at the end whatever happened */
 const NAME = `keyway-images-test-${process.pid}`;
 

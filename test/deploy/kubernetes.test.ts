@@ -1,22 +1,19 @@
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { Deployment } from 'kubernetes-models/apps/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, PersistentVolumeClaim, Service as KubeService } from 'kubernetes-models/v1';
 import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { ensureDevKek } from '@keyway/seal';
-import { AMQP_URL, createTestDatabase, REDIS_URL, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
-import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
-import { asParsed, imageTag, PORTS, readiness, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, startDeployed, unknownKey } from './manifests.ts';
-import { stopAll } from './processes.ts';
+import { AMQP_URL, REDIS_URL, type ServiceName } from '@keyway/testkit';
+import { asParsed, commentedTelemetry, imageTag, PORTS, SECRET_KEYS, SERVICE_SCHEMAS, SERVICES, schemaKeys, type Service, describeStarted, unknownKey } from './manifests.ts';
 
 /**
  * deploy/kubernetes rendered offline as `kubectl kustomize` does for `kubectl apply -k` (no cluster
@@ -29,6 +26,7 @@ const OVERLAYS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/staging'
 /** The one model class per kind we ship; any other kind is a mistake. */
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
+  'apps/v1/StatefulSet': StatefulSet,
   'v1/Service': KubeService,
   'v1/ConfigMap': ConfigMap,
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
@@ -76,11 +74,19 @@ function render(dir: string): Obj[] {
 }
 
 const byKind = <T>(objects: Obj[], kind: string) => objects.filter((o) => o.kind === kind) as unknown as (Obj & T)[];
-type Deploy = {
-  spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: IPodSpec } };
+type Workload = {
+  spec: {
+    replicas?: number;
+    serviceName?: string;
+    podManagementPolicy?: string;
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: IPodSpec };
+  };
 };
+/** the services' pods: a Deployment each, the topic service's a StatefulSet (its pods need a DNS name each) */
+const workloadsOf = (objects: Obj[]) => [...byKind<Workload>(objects, 'Deployment'), ...byKind<Workload>(objects, 'StatefulSet')];
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) => selector !== undefined && Object.entries(selector).every(([k, v]) => labels[k] === v);
-const serviceOf = (deployment: Obj) => deployment.metadata.name.replace(/^keyway-/, '') as Service;
+const serviceOf = (workload: Obj) => workload.metadata.name.replace(/^keyway-/, '') as Service;
 
 /** The environment a container sees: its ConfigMaps (envFrom, in order) then its env, $(VAR) expanded. */
 function environment(objects: Obj[], container: IContainer): Record<string, string> {
@@ -104,17 +110,136 @@ function volumeHolding(spec: IPodSpec, container: IContainer, path: string) {
   return mount && { mount, volume: spec.volumes?.find((v) => v.name === mount.name) };
 }
 
+const PART_OF = { 'app.kubernetes.io/part-of': 'keyway' };
+/** What a Keyway pod may reach by port alone (they may run outside the cluster): PostgreSQL, Redis, RabbitMQ (AMQPS, AMQP), clamd. */
+const INFRASTRUCTURE_PORTS = new Set([5432, 6379, 5671, 5672, 3310]);
+/** the cluster DNS, the one rule naming a namespace */
+const DNS_RULE = {
+  to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+  ports: [
+    { port: 53, protocol: 'UDP' },
+    { port: 53, protocol: 'TCP' },
+  ],
+};
+/** OTLP over HTTP (@keyway/telemetry refuses grpc), to a collector anywhere */
+const OTLP_RULE = { ports: [{ port: 4318, protocol: 'TCP' }] };
+/** Prometheus' namespace, the one other peer a service's ingress names */
+const MONITORING = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } };
+
+type Peer = { podSelector?: { matchLabels?: Record<string, string> }; namespaceSelector?: unknown; ipBlock?: unknown };
+type Rule = { to?: Peer[]; from?: Peer[]; ports?: { port: number; protocol?: string }[] };
+type Policy = { metadata: { name: string }; spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes?: string[]; ingress?: Rule[]; egress?: Rule[] } };
+
+/** the Keyway service a peer names by its pods' name label alone, or undefined */
+const keywayPeer = (labels: Record<string, string> | undefined) => SERVICES.find((s) => labels !== undefined && Object.keys(labels).length === 1 && labels['app.kubernetes.io/name'] === `keyway-${s}`);
+const isPodPeer = (peer: Peer) => Object.keys(peer).join() === 'podSelector' && keywayPeer(peer.podSelector?.matchLabels) !== undefined;
+const tcp = (rule: Rule) => (rule.ports ?? []).length > 0 && (rule.ports ?? []).every((p) => p.protocol === 'TCP');
+
+/**
+ * Every rule of every NetworkPolicy that is not one we mean: egress only to a Keyway service on its port, the
+ * DNS rule, OTLP/HTTP, or the infrastructure ports; ingress only on the service's own port, from Keyway services
+ * or Prometheus' namespace. Whatever opens more (`{}`, an ipBlock, any namespace, another port) is named.
+ */
+function policyViolations(objects: Obj[]): string[] {
+  const out: string[] = [];
+  for (const { metadata, spec } of byKind<Policy>(objects, 'NetworkPolicy')) {
+    if (metadata.name === 'keyway-default-deny') {
+      if (spec.ingress !== undefined || spec.egress !== undefined) out.push(`${metadata.name} has rules`);
+      continue;
+    }
+    if (metadata.name === 'keyway-dns-and-telemetry') {
+      if (!isDeepStrictEqual(spec, { podSelector: { matchLabels: PART_OF }, policyTypes: ['Egress'], egress: [DNS_RULE, OTLP_RULE] }))
+        out.push(`${metadata.name} is not DNS and OTLP/HTTP only: ${JSON.stringify(spec)}`);
+      continue;
+    }
+    const own = spec.podSelector.matchLabels?.['app.kubernetes.io/name']?.replace(/^keyway-/, '');
+    if (metadata.name !== `keyway-${own}` || !(own === 'migrate' || keywayPeer(spec.podSelector.matchLabels))) {
+      out.push(`${metadata.name}: not a policy Keyway ships`);
+      continue;
+    }
+    const port = own === 'migrate' ? undefined : PORTS[own as Service];
+    const ports = (rule: Rule) => rule.ports?.map((p) => p.port);
+    const egressMeant = (rule: Rule) =>
+      tcp(rule) &&
+      (rule.to === undefined
+        ? (rule.ports ?? []).every((p) => INFRASTRUCTURE_PORTS.has(p.port))
+        : rule.to.length > 0 && rule.to.every((peer) => isPodPeer(peer) && isDeepStrictEqual(ports(rule), [PORTS[keywayPeer(peer.podSelector?.matchLabels) as Service]])));
+    const ingressMeant = (rule: Rule) =>
+      tcp(rule) && isDeepStrictEqual(ports(rule), [port]) && (rule.from === undefined || (rule.from.length > 0 && rule.from.every((peer) => isPodPeer(peer) || isDeepStrictEqual(peer, MONITORING))));
+    for (const [what, rules, meant] of [['egress', spec.egress, egressMeant] as const, ['ingress', spec.ingress, ingressMeant] as const]) {
+      for (const rule of rules ?? []) if (!meant(rule)) out.push(`${metadata.name} ${what} ${JSON.stringify(rule)}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * kubernetes-models' validate() accepts unknown fields (a typo'd `readinesProbe` passes, and the API server would
+ * drop or refuse it), so the fields of each type are read from the validator it generated from Kubernetes'
+ * OpenAPI schema (which tests each field as `void 0===data.<field>`), and any other key is named.
+ */
+const SCHEMAS = join(dirname(createRequire(import.meta.url).resolve('kubernetes-models')), '_schemas');
+function fieldsOf(type: string): Set<string> {
+  const code = readFileSync(join(SCHEMAS, `IoK8sApi${type}.js`), 'utf8');
+  const name = /validate=function (validate\d+)\(/.exec(code)?.[1];
+  const fields = new Set([...code.slice(code.indexOf('validate=function'), code.indexOf(`return ${name}.errors=`)).matchAll(/void 0===data\.(\w+)/g)].map((m) => m[1] as string));
+  if (fields.size === 0) throw new Error(`no fields read for ${type}: has kubernetes-models' generated code changed?`);
+  return fields;
+}
+/** where the checked types nest (the fields our manifests set, down to probes and security contexts) */
+const POD_TEMPLATE = { template: 'CoreV1PodTemplateSpec' };
+const NESTED: Record<string, Record<string, string>> = {
+  AppsV1DeploymentSpec: POD_TEMPLATE,
+  AppsV1StatefulSetSpec: POD_TEMPLATE,
+  BatchV1JobSpec: POD_TEMPLATE,
+  CoreV1PodTemplateSpec: { spec: 'CoreV1PodSpec' },
+  CoreV1PodSpec: {
+    securityContext: 'CoreV1PodSecurityContext',
+    containers: 'CoreV1Container',
+    initContainers: 'CoreV1Container',
+    topologySpreadConstraints: 'CoreV1TopologySpreadConstraint',
+    volumes: 'CoreV1Volume',
+  },
+  CoreV1Container: {
+    livenessProbe: 'CoreV1Probe',
+    readinessProbe: 'CoreV1Probe',
+    startupProbe: 'CoreV1Probe',
+    securityContext: 'CoreV1SecurityContext',
+    resources: 'CoreV1ResourceRequirements',
+    env: 'CoreV1EnvVar',
+    envFrom: 'CoreV1EnvFromSource',
+    volumeMounts: 'CoreV1VolumeMount',
+    ports: 'CoreV1ContainerPort',
+  },
+  CoreV1Probe: { httpGet: 'CoreV1HTTPGetAction' },
+};
+const SPEC_TYPES: Record<string, string> = { Deployment: 'AppsV1DeploymentSpec', StatefulSet: 'AppsV1StatefulSetSpec', Job: 'BatchV1JobSpec' };
+function unknownFields(type: string, value: object, path: string): string[] {
+  const known = fieldsOf(type);
+  return Object.entries(value).flatMap(([key, inner]) => {
+    if (!known.has(key)) return [`${path}.${key}`];
+    const innerType = NESTED[type]?.[key];
+    if (innerType === undefined) return [];
+    return Array.isArray(inner) ? inner.flatMap((item, i) => unknownFields(innerType, item, `${path}.${key}[${i}]`)) : unknownFields(innerType, inner, `${path}.${key}`);
+  });
+}
+/** the unknown fields of every workload's spec, down to its containers */
+const unknownWorkloadFields = (objects: Obj[]) =>
+  objects.flatMap((o) => {
+    const type = SPEC_TYPES[o.kind];
+    return type ? unknownFields(type, o.spec as object, `${o.kind} ${o.metadata.name} spec`) : [];
+  });
+
+it('ships a telemetry block, commented out, that parses with @keyway/telemetry once uncommented', () => {
+  const { keys, issues } = commentedTelemetry(readFileSync('deploy/kubernetes/base/config/common.env', 'utf8'));
+  expect(keys).toEqual(expect.arrayContaining(['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS_FILE', 'OTEL_TRACES_SAMPLER']));
+  expect(issues).toEqual([]);
+});
+
 describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   const objects = render(dir);
-  const deployments = byKind<Deploy>(objects, 'Deployment');
-  const policies = byKind<{
-    spec: {
-      podSelector: { matchLabels?: Record<string, string> };
-      policyTypes: string[];
-      ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
-      egress?: { to?: { podSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
-    };
-  }>(objects, 'NetworkPolicy');
+  const workloads = workloadsOf(objects);
+  const policies = byKind<Policy>(objects, 'NetworkPolicy');
 
   it('renders only kinds we mean to ship, each valid against its Kubernetes schema', () => {
     expect(objects.length).toBeGreaterThan(30);
@@ -123,11 +248,26 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       expect(Model, `${object.kind} ${object.metadata.name}`).toBeDefined();
       if (Model) expect(() => new Model(object as never).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
     }
-    expect(deployments.map(serviceOf).sort()).toEqual([...SERVICES].sort());
+    expect(workloads.map(serviceOf).sort()).toEqual([...SERVICES].sort());
+    expect(unknownWorkloadFields(objects)).toEqual([]);
+  });
+
+  it("finds a misspelt field kubernetes-models' validate() lets through", () => {
+    const misspelt = objects.map((o) => {
+      if (o.kind !== 'StatefulSet') return o;
+      const spec = structuredClone(o.spec) as Workload['spec'];
+      const container = spec.template.spec.containers[0] as IContainer & { readinesProbe?: unknown };
+      container.readinesProbe = container.readinessProbe;
+      delete container.readinessProbe;
+      return { ...o, spec };
+    });
+    const topic = misspelt.find((o) => o.kind === 'StatefulSet');
+    expect(() => new StatefulSet(topic as never).validate()).not.toThrow();
+    expect(unknownWorkloadFields(misspelt)).toEqual(['StatefulSet keyway-topic spec.template.spec.containers[0].readinesProbe']);
   });
 
   it('runs every container non-root (65532), read-only, without capabilities, under RuntimeDefault seccomp, with requests and limits', () => {
-    const pods = [...deployments, ...byKind<Deploy>(objects, 'Job')].map((o) => [o.metadata.name, o.spec.template.spec] as const);
+    const pods = [...workloads, ...byKind<Workload>(objects, 'Job')].map((o) => [o.metadata.name, o.spec.template.spec] as const);
     for (const [name, pod] of pods) {
       expect(pod.securityContext, name).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
       expect(pod.automountServiceAccountToken, name).toBe(false);
@@ -141,9 +281,9 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   });
 
   it('gives each service its image (contract item 6), its port, HTTPS probes on /healthz and /readyz, scrape annotations and a drain bound', () => {
-    for (const deployment of deployments) {
-      const service = serviceOf(deployment);
-      const { spec, metadata } = deployment.spec.template;
+    for (const workload of workloads) {
+      const service = serviceOf(workload);
+      const { spec, metadata } = workload.spec.template;
       const [container] = spec.containers;
       expect(spec.containers).toHaveLength(1);
       expect(container?.image).toBe(`keyway-${service}:${imageTag()}`);
@@ -157,15 +297,16 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       const drain = Number(env.SHUTDOWN_DELAY_SEC ?? 0) + Number(env.SHUTDOWN_DRAIN_SEC ?? 20);
       expect(spec.terminationGracePeriodSeconds, service).toBeGreaterThan(drain);
       expect(env.HOST, `${service} must listen beyond loopback`).toBe('0.0.0.0');
-      // replicas spread over nodes, each Deployment counting its own pods only
-      expect(spec.topologySpreadConstraints, service).toEqual([expect.objectContaining({ topologyKey: 'kubernetes.io/hostname', matchLabelKeys: ['pod-template-hash'] })]);
+      // replicas spread over nodes, each workload counting its own current pods only (the label its controller sets)
+      const ownPods = workload.kind === 'StatefulSet' ? 'controller-revision-hash' : 'pod-template-hash';
+      expect(spec.topologySpreadConstraints, service).toEqual([expect.objectContaining({ topologyKey: 'kubernetes.io/hostname', matchLabelKeys: [ownPods] })]);
     }
   });
 
   it("sets only keys the service's zod schema knows, and the whole setting parses with it", () => {
-    for (const deployment of deployments) {
-      const service = serviceOf(deployment);
-      const container = deployment.spec.template.spec.containers[0] as IContainer;
+    for (const workload of workloads) {
+      const service = serviceOf(workload);
+      const container = workload.spec.template.spec.containers[0] as IContainer;
       const env = environment(objects, container);
       const composedFrom = new Set((container.env ?? []).flatMap((v) => [...(v.value ?? '').matchAll(/\$\((\w+)\)/g)].map((m) => m[1] as string)));
       const known = schemaKeys(SERVICE_SCHEMAS[service]);
@@ -179,14 +320,14 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   });
 
   it('gives secrets only as files from Secret volumes (contract item 3), TLS from a Secret at /etc/keyway/tls', () => {
-    for (const deployment of deployments) {
-      const { spec } = deployment.spec.template;
+    for (const workload of workloads) {
+      const { spec } = workload.spec.template;
       const container = spec.containers[0] as IContainer;
       const env = environment(objects, container);
-      for (const key of SECRET_KEYS) expect(env[key], `${deployment.metadata.name} sets ${key} in clear`).toBeUndefined();
+      for (const key of SECRET_KEYS) expect(env[key], `${workload.metadata.name} sets ${key} in clear`).toBeUndefined();
       for (const [key, path] of Object.entries(env).filter(([key]) => key.endsWith('_FILE'))) {
         const held = volumeHolding(spec, container, path);
-        expect(held?.volume, `${deployment.metadata.name} ${key}=${path} is on no volume`).toBeDefined();
+        expect(held?.volume, `${workload.metadata.name} ${key}=${path} is on no volume`).toBeDefined();
         const base = key.slice(0, -'_FILE'.length);
         if (SECRET_KEYS.includes(base)) {
           const sources = held?.volume?.projected?.sources?.map((s) => s.secret?.name) ?? [held?.volume?.secret?.secretName];
@@ -195,7 +336,7 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       }
       const tls = volumeHolding(spec, container, env.TLS_CERT_FILE ?? '');
       expect(tls?.mount.mountPath).toBe('/etc/keyway/tls');
-      expect(tls?.volume?.secret?.secretName).toBe(`${deployment.metadata.name}-tls`);
+      expect(tls?.volume?.secret?.secretName).toBe(`${workload.metadata.name}-tls`);
       expect(env.TLS_KEY_FILE).toBe('/etc/keyway/tls/tls.key');
       expect(env.TLS_CA_FILE).toBe('/etc/keyway/tls/ca.crt');
     }
@@ -205,8 +346,8 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
 
   it('names every peer by the URL that peer names itself by', () => {
     const envOf = (service: Service) => {
-      const deployment = deployments.find((d) => serviceOf(d) === service) as Deploy;
-      return environment(objects, deployment.spec.template.spec.containers[0] as IContainer);
+      const workload = workloads.find((d) => serviceOf(d) === service) as Workload;
+      return environment(objects, workload.spec.template.spec.containers[0] as IContainer);
     };
     const self: Record<string, string | undefined> = { idp: envOf('entitlement').IDP_URL };
     for (const [service, key] of Object.entries(SELF_URL)) self[service] = envOf(service as Service)[key];
@@ -217,13 +358,12 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
     expect(JSON.parse(envOf('pas').BROWSER_CLIENTS ?? '[]')).toEqual([expect.objectContaining({ redirect_uris: [`${self.releases}/oauth2/callback`] })]);
   });
 
-  it('puts every pod behind a default deny, and lets each service reach exactly its peers and be reached by its callers', () => {
-    const deny = policies.find((p) => Object.keys(p.spec.podSelector).length === 0 || Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0);
-    expect(deny?.spec).toMatchObject({ policyTypes: ['Ingress', 'Egress'] });
-    expect(deny?.spec.ingress ?? []).toEqual([]);
-    const podLabels = (service: Service) => (deployments.find((d) => serviceOf(d) === service) as Deploy).spec.template.metadata.labels;
-    // a selector that names one service's pods (an empty one would select every pod of the namespace)
-    const peerOf = (labels: Record<string, string> | undefined) => SERVICES.find((s) => labels?.['app.kubernetes.io/name'] !== undefined && matches(labels, podLabels(s)));
+  it('puts every Keyway pod (and only those) behind a default deny, and lets each service reach exactly its peers and be reached by its callers', () => {
+    const deny = policies.find((p) => p.metadata.name === 'keyway-default-deny');
+    expect(deny?.spec).toEqual({ podSelector: { matchLabels: PART_OF }, policyTypes: ['Ingress', 'Egress'] });
+    for (const pod of [...workloads, ...byKind<Workload>(objects, 'Job')]) expect(matches(PART_OF, pod.spec.template.metadata.labels), pod.metadata.name).toBe(true);
+    expect(policyViolations(objects)).toEqual([]);
+    const podLabels = (service: Service) => (workloads.find((d) => serviceOf(d) === service) as Workload).spec.template.metadata.labels;
     for (const service of SERVICES) {
       const own = policies.filter((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === `keyway-${service}`);
       expect(own, `one NetworkPolicy of its own for ${service}`).toHaveLength(1);
@@ -232,7 +372,7 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       expect(matches(policy.spec.podSelector.matchLabels, podLabels(service))).toBe(true);
       // egress to other Keyway pods: exactly the services it calls, each on its port
       const egressPeers = (policy.spec.egress ?? []).flatMap((rule) =>
-        (rule.to ?? []).flatMap((to) => (to.podSelector ? [`${peerOf(to.podSelector.matchLabels)}:${rule.ports?.map((p) => p.port).join(',')}`] : [])),
+        (rule.to ?? []).flatMap((to) => (to.podSelector ? [`${keywayPeer(to.podSelector.matchLabels)}:${rule.ports?.map((p) => p.port).join(',')}`] : [])),
       );
       expect(egressPeers.sort(), service).toEqual(
         Object.keys(CALLS[service])
@@ -243,7 +383,7 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
       for (const peer of Object.keys(CALLS[service]) as Service[]) {
         const theirs = policies.find((p) => p.spec.podSelector.matchLabels?.['app.kubernetes.io/name'] === `keyway-${peer}`);
         const admits = (theirs?.spec.ingress ?? []).some(
-          (rule) => rule.ports?.some((p) => p.port === PORTS[peer]) && (rule.from === undefined || rule.from.some((f) => peerOf(f.podSelector?.matchLabels) === service)),
+          (rule) => rule.ports?.some((p) => p.port === PORTS[peer]) && (rule.from === undefined || rule.from.some((f) => keywayPeer(f.podSelector?.matchLabels) === service)),
         );
         expect(admits, `${peer} admits ${service}`).toBe(true);
       }
@@ -255,17 +395,35 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
     expect(migrate?.spec.egress).toEqual([{ ports: [{ port: 5432, protocol: 'TCP' }] }]);
   });
 
+  it('finds an opening in any NetworkPolicy (the check above can fail)', () => {
+    const opened = (name: string, rule: object, direction: 'egress' | 'ingress' = 'egress') =>
+      policyViolations(
+        objects.map((o) =>
+          o.kind === 'NetworkPolicy' && o.metadata.name === name ? { ...o, spec: { ...(o.spec as object), [direction]: [...((o.spec as Record<string, object[]>)[direction] ?? []), rule] } } : o,
+        ),
+      );
+    // an empty rule allows everything, anywhere
+    expect(opened('keyway-topic', {})).not.toEqual([]);
+    expect(opened('keyway-dns-and-telemetry', {})).not.toEqual([]);
+    expect(opened('keyway-default-deny', {})).not.toEqual([]);
+    expect(opened('keyway-idp', {}, 'ingress')).not.toEqual([]);
+    expect(opened('keyway-pas', { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] })).not.toEqual([]);
+    expect(opened('keyway-pas', { to: [{ namespaceSelector: {} }], ports: [{ port: 8443, protocol: 'TCP' }] })).not.toEqual([]);
+    expect(opened('keyway-pas', { ports: [{ port: 443, protocol: 'TCP' }] })).not.toEqual([]);
+    expect(opened('keyway-pac', { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'keyway-idp' } } }] })).not.toEqual([]);
+  });
+
   it('calls each peer at a URL its Service answers (in-cluster names: https://keyway-<svc> on 443)', () => {
     const services = byKind<{ spec: { selector: Record<string, string>; ports: { port: number; targetPort: string | number }[]; clusterIP?: string } }>(objects, 'Service');
-    for (const deployment of deployments) {
-      const labels = deployment.spec.template.metadata.labels;
+    for (const workload of workloads) {
+      const labels = workload.spec.template.metadata.labels;
       const own = services.filter((s) => matches(s.spec.selector, labels) && s.spec.clusterIP !== 'None');
-      expect(own.map((s) => s.metadata.name)).toEqual([deployment.metadata.name]);
+      expect(own.map((s) => s.metadata.name)).toEqual([workload.metadata.name]);
       expect(own[0]?.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
     }
     for (const service of SERVICES) {
-      const deployment = deployments.find((d) => serviceOf(d) === service) as Deploy;
-      const env = environment(objects, deployment.spec.template.spec.containers[0] as IContainer);
+      const workload = workloads.find((d) => serviceOf(d) === service) as Workload;
+      const env = environment(objects, workload.spec.template.spec.containers[0] as IContainer);
       for (const [peer, key] of Object.entries(CALLS[service])) {
         const url = new URL(env[key] ?? 'https://unset');
         if (url.hostname.startsWith('keyway-') && !url.hostname.includes('.')) expect(`${key} ${url.hostname}:${url.port || 443}`).toBe(`${key} keyway-${peer}:443`);
@@ -274,30 +432,34 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   });
 
   it('scales the topic service out (replicas ≥ 2 and an autoscaler), each pod named for its peers (INSTANCE_URL)', () => {
-    const topic = deployments.find((d) => serviceOf(d) === 'topic') as Deploy;
+    const topic = workloads.find((w) => serviceOf(w) === 'topic') as Obj & Workload;
+    // only a StatefulSet's pods get hostname and subdomain, so only they have <pod>.<serviceName>.<namespace>.svc in DNS
+    expect(topic.kind).toBe('StatefulSet');
+    expect(topic.spec.podManagementPolicy).toBe('Parallel');
     expect(topic.spec.replicas).toBeGreaterThanOrEqual(2);
     const [hpa] = byKind<{ spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } }>(objects, 'HorizontalPodAutoscaler');
-    expect(hpa?.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'keyway-topic' });
+    expect(hpa?.spec.scaleTargetRef).toMatchObject({ kind: 'StatefulSet', name: 'keyway-topic' });
     expect(hpa?.spec.minReplicas).toBeGreaterThanOrEqual(2);
     expect(hpa?.spec.maxReplicas).toBeGreaterThan(hpa?.spec.minReplicas ?? 0);
     const env = environment(objects, topic.spec.template.spec.containers[0] as IContainer);
-    const subdomain = topic.spec.template.spec.subdomain;
-    const headless = byKind<{ spec: { clusterIP?: string; publishNotReadyAddresses?: boolean; selector: Record<string, string> } }>(objects, 'Service').find((s) => s.metadata.name === subdomain);
+    const serviceName = topic.spec.serviceName;
+    // the headless Service governing the StatefulSet, with the not-ready (draining) pods still in DNS
+    const headless = byKind<{ spec: { clusterIP?: string; publishNotReadyAddresses?: boolean; selector: Record<string, string> } }>(objects, 'Service').find((s) => s.metadata.name === serviceName);
     expect(headless?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
     expect(matches(headless?.spec.selector, topic.spec.template.metadata.labels)).toBe(true);
-    expect(env.INSTANCE_URL).toMatch(new RegExp(`^https://field-metadata-name\\.${subdomain}\\.field-metadata-namespace\\.svc:8445$`));
+    expect(env.INSTANCE_URL).toMatch(new RegExp(`^https://field-metadata-name\\.${serviceName}\\.field-metadata-namespace\\.svc:8445$`));
   });
 
   it('has one PodDisruptionBudget per service, selecting exactly its pods and never blocking a drain', () => {
     const budgets = byKind<{ spec: { selector: { matchLabels: Record<string, string> }; maxUnavailable?: number; minAvailable?: number } }>(objects, 'PodDisruptionBudget');
-    for (const deployment of deployments) {
-      const labels = deployment.spec.template.metadata.labels;
+    for (const workload of workloads) {
+      const labels = workload.spec.template.metadata.labels;
       const own = budgets.filter((b) => matches(b.spec.selector.matchLabels, labels));
-      expect(own, deployment.metadata.name).toHaveLength(1);
+      expect(own, workload.metadata.name).toHaveLength(1);
       const budget = own[0]?.spec;
-      expect((budget?.maxUnavailable ?? 0) >= 1 || (budget?.minAvailable ?? Infinity) < (deployment.spec.replicas ?? 1)).toBe(true);
+      expect((budget?.maxUnavailable ?? 0) >= 1 || (budget?.minAvailable ?? Infinity) < (workload.spec.replicas ?? 1)).toBe(true);
     }
-    expect(budgets).toHaveLength(deployments.length);
+    expect(budgets).toHaveLength(workloads.length);
   });
 
   it('migrates the database with `keyway db migrate` from a Job, as a role of its own', () => {
@@ -314,7 +476,7 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
     const docs = readFileSync('docs/deploy/kubernetes.md', 'utf8');
     const names = new Set(
       objects.flatMap((o) =>
-        ((o.spec as Deploy['spec'] | undefined)?.template?.spec.volumes ?? []).flatMap((v) =>
+        ((o.spec as Workload['spec'] | undefined)?.template?.spec.volumes ?? []).flatMap((v) =>
           [v.secret?.secretName, ...(v.projected?.sources ?? []).map((s) => s.secret?.name)].filter((n): n is string => n !== undefined),
         ),
       ),
@@ -325,60 +487,26 @@ describe.each(OVERLAYS)('kubectl kustomize %s', (dir) => {
   });
 });
 
-/**
- * The staging overlay's settings for real: each service's process started with the environment its pod
- * gets (ConfigMaps and env), its files where the pod has them (the mount paths moved under a temporary
- * directory), on real PostgreSQL, Redis, RabbitMQ and clamd. Only the listener (HOST, PORT), the
- * scanner's address, the topic instance's own URL, the store prefix and the log level differ.
- */
-describe('the staging overlay started', () => {
-  const children: ChildProcess[] = [];
-  let database: TestDatabase | undefined;
-  let clamd: ClamdServer | undefined;
-  let dir: string | undefined;
-  afterAll(async () => {
-    await stopAll(children);
-    await database?.drop();
-    await clamd?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+/** The staging overlay's settings for real: each pod's environment (ConfigMaps and env) and files. */
+describeStarted('the staging overlay started', ({ pki, kek, checkpointKey, database }) => {
+  const objects = render('deploy/kubernetes/overlays/staging');
+  return workloadsOf(objects).map((workload) => {
+    const service = serviceOf(workload);
+    const pair = pki.certs[service] as { certPem: string; keyPem: string };
+    return {
+      service,
+      env: environment(objects, workload.spec.template.spec.containers[0] as IContainer),
+      files: {
+        '/etc/keyway/tls/tls.crt': pair.certPem,
+        '/etc/keyway/tls/tls.key': pair.keyPem,
+        '/etc/keyway/tls/ca.crt': pki.ca.certPem,
+        '/run/keyway/kek/kek.json': kek,
+        '/run/secrets/keyway/database-url': database.serviceUrl(service as ServiceName),
+        '/run/secrets/keyway/redis-url': REDIS_URL,
+        '/run/secrets/keyway/amqp-url': AMQP_URL,
+        '/run/secrets/keyway/metrics-token': 'a-metrics-token-for-the-staging-test',
+        '/run/secrets/keyway/checkpoint.key': checkpointKey,
+      },
+    };
   });
-
-  it('makes every service ready', async () => {
-    const objects = render('deploy/kubernetes/overlays/staging');
-    const pki = await testPki();
-    dir = mkdtempSync(join(tmpdir(), 'keyway-staging-'));
-    [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
-    const kek = readFileSync(await ensureDevKek(join(dir, 'kek')), 'utf8');
-    const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const testDatabase = database;
-    const deployed = byKind<Deploy>(objects, 'Deployment').map((deployment) => {
-      const service = serviceOf(deployment);
-      const pair = pki.certs[service] as { certPem: string; keyPem: string };
-      return {
-        service,
-        env: environment(objects, deployment.spec.template.spec.containers[0] as IContainer),
-        files: {
-          '/etc/keyway/tls/tls.crt': pair.certPem,
-          '/etc/keyway/tls/tls.key': pair.keyPem,
-          '/etc/keyway/tls/ca.crt': pki.ca.certPem,
-          '/run/keyway/kek/kek.json': kek,
-          '/run/secrets/keyway/database-url': testDatabase.serviceUrl(service as ServiceName),
-          '/run/secrets/keyway/redis-url': REDIS_URL,
-          '/run/secrets/keyway/amqp-url': AMQP_URL,
-          '/run/secrets/keyway/metrics-token': 'a-metrics-token-for-the-staging-test',
-          '/run/secrets/keyway/checkpoint.key': checkpointKey,
-        },
-      };
-    });
-    const prefix = `keyway-staging-${Date.now()}`;
-    const started = await startDeployed(dir, deployed, (service, url) => ({
-      STORE_PREFIX: prefix,
-      LOG_LEVEL: 'warn',
-      ...(service === 'releases' ? { CLAMD_ADDRESS: (clamd as ClamdServer).address } : {}),
-      ...(service === 'topic' ? { INSTANCE_URL: url } : {}),
-    }));
-    children.push(...started.map((s) => s.child));
-    // seven processes transpiling with tsx at once on a shared machine: tens of seconds
-    expect(await readiness(started, pki.ca.certPem, 90_000)).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
-  }, 150_000);
 });

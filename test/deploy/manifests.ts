@@ -1,8 +1,15 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
+import { ensureDevKek } from '@keyway/seal';
 import { TelemetryEnv } from '@keyway/telemetry';
+import { createTestDatabase, SERVICES, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
+import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
+import type { DevPki } from '@keyway/tls';
 import { AuditEnv } from '../../services/audit/src/config.ts';
 import { EntitlementEnv } from '../../services/entitlement/src/config.ts';
 import { IdpEnv } from '../../services/idp/src/config.ts';
@@ -11,14 +18,28 @@ import { PacEnv } from '../../services/pac/src/config.ts';
 import { PasEnv } from '../../services/pas/src/config.ts';
 import { ReleasesEnv } from '../../services/releases/src/config.ts';
 import { TopicEnv } from '../../services/topic/src/config.ts';
-import { freePort, runService, stderrOf, waitReady } from './processes.ts';
+import { freePort, runService, stderrOf, stopAll, waitReady } from './processes.ts';
 
 /**
  * What the Kubernetes and compose tests share: each service's zod schema (so manifests cannot drift
  * from code), its port (contract item 6) and the keys whose values are secrets.
  */
 
-export const SERVICE_SCHEMAS = {
+/** The fields of a schema's object, through the refinements and transforms around it. */
+function shapeOf(schema: z.ZodType): Record<string, z.ZodType> {
+  let current: unknown = schema;
+  for (;;) {
+    const def = (current as { def?: { type?: string; in?: unknown; shape?: Record<string, z.ZodType> } }).def;
+    if (def?.type === 'object' && def.shape) return def.shape;
+    if (def?.type === 'pipe') current = def.in;
+    else throw new Error(`no object schema inside ${def?.type}`);
+  }
+}
+
+/** The keys of a schema. */
+export const schemaKeys = (schema: z.ZodType): Set<string> => new Set(Object.keys(shapeOf(schema)));
+
+export const SERVICE_SCHEMAS: Record<ServiceName, z.ZodType> = {
   idp: IdpEnv,
   entitlement: EntitlementEnv,
   pas: PasEnv,
@@ -26,32 +47,21 @@ export const SERVICE_SCHEMAS = {
   topic: TopicEnv,
   audit: AuditEnv,
   releases: ReleasesEnv,
-} satisfies Record<string, z.ZodType>;
-export type Service = keyof typeof SERVICE_SCHEMAS;
-export const SERVICES = Object.keys(SERVICE_SCHEMAS) as Service[];
+};
+export type Service = ServiceName;
+export { SERVICES };
 export const IMPORTER_SCHEMA = ImporterEnv;
 
-export const PORTS: Record<Service, number> = { idp: 8441, entitlement: 8442, pas: 8443, pac: 8444, topic: 8445, audit: 8446, releases: 8447 };
+/** Each service's port (contract item 6): its schema's PORT default, so manifests and images follow the code. */
+export const PORTS = Object.fromEntries(SERVICES.map((service) => [service, (shapeOf(SERVICE_SCHEMAS[service]).PORT as z.ZodType<number>).parse(undefined)])) as Record<Service, number>;
 
-/** Contract item 6: the images are tagged with the root package.json version (the workspaces' while the root has none). */
+/** Contract item 6: the images are tagged with the root package.json version. */
 export function imageTag(): string {
-  const root = JSON.parse(readFileSync('package.json', 'utf8')) as { version?: string };
-  return root.version ?? (JSON.parse(readFileSync('services/pas/package.json', 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 }
 
 /** Keys whose value is a secret: a manifest gives them only as X_FILE (contract item 3), never in clear. */
 export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN'];
-
-/** The keys of a schema, through the refinements and transforms around its object. */
-export function schemaKeys(schema: z.ZodType): Set<string> {
-  let current: unknown = schema;
-  for (;;) {
-    const def = (current as { def?: { type?: string; in?: unknown; shape?: Record<string, unknown> } }).def;
-    if (def?.type === 'object' && def.shape) return new Set(Object.keys(def.shape));
-    if (def?.type === 'pipe') current = def.in;
-    else throw new Error(`no object schema inside ${def?.type}`);
-  }
-}
 
 /**
  * Keys every process reads beside its service's schema: @keyway/telemetry's (METRICS_TOKEN, the OTEL_*
@@ -69,6 +79,15 @@ export function unknownKey(name: string, known: Set<string>, composedFrom: Set<s
   const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : undefined;
   if (base && !base.endsWith('_FILE') && (known.has(base) || telemetryKeys().has(base))) return undefined;
   return `${name} is not a key of the schema`;
+}
+
+/**
+ * The OTEL_* settings a shipped file carries commented out (`# KEY=value` or `# KEY: value`), as a process
+ * would see them once uncommented, and what @keyway/telemetry's schema says of them.
+ */
+export function commentedTelemetry(text: string): { keys: string[]; issues: string[] } {
+  const block = Object.fromEntries([...text.matchAll(/^\s*# (OTEL_\w+)[=:] ?"?([^"\n]*?)"?$/gm)].map((m) => [m[1] as string, m[2] as string]));
+  return { keys: Object.keys(block), issues: (TelemetryEnv.safeParse(block).error?.issues ?? []).map((issue) => `${issue.path.join('.')}: ${issue.message}`) };
 }
 
 /** A stand-in for a secret's value, of the shape the schema expects, to parse a manifest's settings whole. */
@@ -98,7 +117,7 @@ export function asParsed(env: Record<string, string>): Record<string, string> {
 /** Where a deployment puts files a service reads: moved under a temporary directory when started here. */
 const MOUNT_ROOTS = ['/etc/keyway/', '/run/secrets/', '/run/keyway/', '/var/lib/keyway/'];
 
-export interface Deployed {
+interface Deployed {
   service: Service;
   /** the environment as deployed (paths as the container sees them) */
   env: Record<string, string>;
@@ -111,7 +130,7 @@ export interface Deployed {
  * container's paths, and every setting naming such a path moved with them. `overrides` are the
  * settings that cannot be as deployed on one host (listener, addresses of what runs elsewhere).
  */
-export async function startDeployed(
+async function startDeployed(
   dir: string,
   deployed: Deployed[],
   overrides: (service: Service, url: string) => Record<string, string>,
@@ -134,7 +153,7 @@ export async function startDeployed(
 }
 
 /** Waits for every /readyz: 'ready', or why not with the end of what the process wrote. */
-export async function readiness(started: { service: Service; url: string; child: ChildProcess }[], caPem: string, timeoutMs: number): Promise<Record<string, string>> {
+async function readiness(started: { service: Service; url: string; child: ChildProcess }[], caPem: string, timeoutMs: number): Promise<Record<string, string>> {
   const deadline = Date.now() + timeoutMs;
   const outcome: Record<string, string> = {};
   for (const { service, url, child } of started) {
@@ -144,4 +163,52 @@ export async function readiness(started: { service: Service; url: string; child:
     );
   }
   return outcome;
+}
+
+/** What every deployment's files are made of: the test PKI, a KEK, the audit checkpoint key, a database. */
+export interface Fixture {
+  pki: DevPki;
+  kek: string;
+  checkpointKey: string;
+  database: TestDatabase;
+}
+
+/**
+ * A deployment's settings for real: each service's process started with the environment and files
+ * `deployedOf` says it gets (the mount paths moved under a temporary directory), on real PostgreSQL,
+ * Redis, RabbitMQ and clamd. Only the listener (HOST, PORT), the scanner's address, the topic
+ * instance's own URL, the store prefix and the log level differ.
+ */
+export function describeStarted(title: string, deployedOf: (fixture: Fixture) => Deployed[]): void {
+  describe(title, () => {
+    const children: ChildProcess[] = [];
+    let database: TestDatabase | undefined;
+    let clamd: ClamdServer | undefined;
+    let dir: string | undefined;
+    afterAll(async () => {
+      await stopAll(children);
+      await database?.drop();
+      await clamd?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('makes every service ready', async () => {
+      const pki = await testPki();
+      dir = mkdtempSync(join(tmpdir(), 'keyway-deployed-'));
+      [database, clamd] = await Promise.all([createTestDatabase(), startClamdServer()]);
+      const kek = readFileSync(await ensureDevKek(join(dir, 'kek')), 'utf8');
+      const checkpointKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      const scanner = clamd.address;
+      const prefix = `keyway-deployed-${Date.now()}`;
+      const started = await startDeployed(dir, deployedOf({ pki, kek, checkpointKey, database }), (service, url) => ({
+        STORE_PREFIX: prefix,
+        LOG_LEVEL: 'warn',
+        ...(service === 'releases' ? { CLAMD_ADDRESS: scanner } : {}),
+        ...(service === 'topic' ? { INSTANCE_URL: url } : {}),
+      }));
+      children.push(...started.map((s) => s.child));
+      // seven processes transpiling with tsx at once on a shared machine: tens of seconds
+      expect(await readiness(started, pki.ca.certPem, 90_000)).toEqual(Object.fromEntries(SERVICES.map((service) => [service, 'ready'])));
+    }, 150_000);
+  });
 }
