@@ -44,8 +44,9 @@ printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
 # mount points: TLS (tls.crt, tls.key, ca.crt) and secrets as files, read-only; /tmp for Node
 install -d -m 0755 "$rootfs/etc/keyway/tls" "$rootfs/run/secrets/keyway"
 install -d -m 1777 "$rootfs/tmp"
-# the state directory, the user's own (copied in with --chown)
-install -d -m 0700 "$host/state"
+# the state directory, the user's own (copied in with --chown), with the directories compose mounts volumes at: Docker
+# fills a new volume from the image's directory, owner and mode included, but makes one the image lacks root's
+install -d -m 0700 "$host/state" "$host/state/releases" "$host/state/importer" "$host/state/cli"
 
 build() {
   local name=$1

@@ -109,6 +109,14 @@ describe('container images (deploy/containers)', () => {
       expect(Object.keys(Config.ExposedPorts ?? {})).toEqual(service in PORTS ? [`${PORTS[service]}/tcp`] : []);
       layers.push(RootFS.Layers);
     }
+    // the state tree holds the directories compose mounts volumes at, the user's own: Docker copies owner and mode
+    // into a new volume (one at a path the image lacks would be root's)
+    const state = await podman([
+      ...['run', '--rm', ...RUN_FLAGS, '--entrypoint', '/usr/bin/node', `localhost/keyway-cli:${VERSION}`],
+      ...['-e', "for (const d of ['releases', 'importer', 'cli']) { const s = require('fs').statSync('/var/lib/keyway/' + d); console.log(d, s.uid, s.gid, (s.mode & 0o777).toString(8)); }"],
+    ]);
+    expect(state.code, state.stderr).toBe(0);
+    expect(state.stdout.trim().split('\n')).toEqual(['releases', 'importer', 'cli'].map((d) => `${d} ${IMAGE_USER} ${IMAGE_USER} 700`));
     // the runtime's two layers (node and its libraries, the state directory) are the same in all: stored once
     for (const each of layers) expect(each.slice(0, 2)).toEqual(layers[0]!.slice(0, 2));
     expect(new Set(layers.map((each) => each.at(-1))).size).toBe(IMAGES.length);

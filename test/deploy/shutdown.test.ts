@@ -152,11 +152,27 @@ describe('SIGTERM: out of rotation at once, requests drain, nothing accepted is 
     expect((await stopped).code).toBe(0);
   }, 120_000);
 
-  it('a second signal exits at once, without waiting for the delay and the drain', async () => {
+  it('one Ctrl-C delivered twice (terminal and `pnpm start`) is one request: the repeat within 2 s is ignored and the drain runs to exit 0', async () => {
+    const { child, http } = await startTopic({ SHUTDOWN_DELAY_SEC: '3' });
+    const done = exited(child);
+    const first = Date.now();
+    child.kill('SIGINT');
+    // handled before the repeat is sent, so the kernel cannot merge the two
+    await expect.poll(() => readiness(http), { timeout: 1000, interval: 50 }).toMatchObject({ status: 503 });
+    child.kill('SIGINT');
+    const result = await done;
+    expect(result.code, stderrOf(child)).toBe(0);
+    expect(Date.now() - first, 'the delay was waited out').toBeGreaterThanOrEqual(3000);
+    expect(logLines(child).map((line) => line.msg)).toEqual(expect.arrayContaining(['repeated signal ignored', 'drained']));
+  }, 90_000);
+
+  it('a second signal later than 2 s after the first exits at once, without waiting for the delay and the drain', async () => {
     const { child, http } = await startTopic({ SHUTDOWN_DELAY_SEC: '60' });
     const done = exited(child);
+    const first = Date.now();
     child.kill('SIGTERM');
     await expect.poll(() => readiness(http), { timeout: 1000, interval: 50 }).toMatchObject({ status: 503 });
+    await sleep(first + 2200 - Date.now());
     const second = Date.now();
     child.kill('SIGINT');
     const result = await done;

@@ -61,6 +61,8 @@ describe('the systemd units', () => {
     const required = [...refused.stderr.matchAll(/^ {2}- (\w+): required unless KEYWAY_ENV=development/gm)].map((match) => match[1]!);
     expect(required).toContain('DATABASE_URL');
     const environment = values(`keyway-${service}.service`, 'Environment').join(' ').split(' ');
+    // reachable from the load balancer and the other machines, not only on loopback (the kit's default)
+    expect(environment).toContain('HOST=0.0.0.0');
     // a file key (KEYWAY_KEK_FILE) names its credential itself; any other key comes as X_FILE (one value per file)
     for (const key of required)
       expect(

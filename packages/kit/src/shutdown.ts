@@ -15,18 +15,28 @@ export async function closeInOrder(closers: Closer[], logger: Logger): Promise<v
 }
 
 /**
+ * A signal this soon after the first is the same request delivered twice: one Ctrl-C under `pnpm start`
+ * reaches the service from the terminal (its process group) and from pnpm forwarding it, nearly at once.
+ */
+const REPEAT_WINDOW_MS = 2000;
+
+/**
  * SIGTERM/SIGINT: run the closers in order (stop accepting first, dependencies last), then exit 0.
- * A second signal while they run exits at once (128 + its number, as a shell reports it): an
- * operator's second Ctrl-C does not wait for the drain.
+ * A signal within REPEAT_WINDOW_MS of the first is ignored; a later one exits at once (128 + its
+ * number, as a shell reports it): an operator's second Ctrl-C does not wait for the drain.
  */
 export function onShutdown(logger: Logger, closers: Closer[]): void {
-  let stopping = false;
+  let firstAt: number | undefined;
   const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (firstAt !== undefined) {
+      if (Date.now() - firstAt < REPEAT_WINDOW_MS) {
+        logger.info('repeated signal ignored', { signal });
+        return;
+      }
       logger.warn('second signal: exiting at once', { signal });
       process.exit(128 + (osConstants.signals[signal] ?? 0));
     }
-    stopping = true;
+    firstAt = Date.now();
     logger.info('shutting down', { signal });
     await closeInOrder(closers, logger);
     process.exit(0);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, relative } from 'node:path';
 import { z } from 'zod';
 import { SealError } from './errors.ts';
 
@@ -26,6 +26,23 @@ interface Loaded {
   mtimeMs: number;
 }
 
+/**
+ * Whether `path` (symlinks resolved) lies in systemd's credentials directory for this unit
+ * ($CREDENTIALS_DIRECTORY, LoadCredential=). systemd >= 256 writes a credential 0400 plus an ACL for
+ * the unit's user, which stat shows as 0440 (the ACL mask in the group bits); the directory is the
+ * unit's alone, so there the group bits do not mean a group reads it.
+ */
+async function inCredentialsDirectory(path: string): Promise<boolean> {
+  const dir = process.env.CREDENTIALS_DIRECTORY;
+  if (!dir) return false;
+  try {
+    const inside = relative(await realpath(dir), await realpath(path));
+    return inside !== '' && !inside.startsWith('..') && !isAbsolute(inside);
+  } catch {
+    return false;
+  }
+}
+
 async function readKeyringFile(path: string): Promise<Loaded> {
   let info: Awaited<ReturnType<typeof stat>>;
   try {
@@ -34,7 +51,8 @@ async function readKeyringFile(path: string): Promise<Loaded> {
     throw new SealError('ERR_KEK_FILE', `KEK file ${path}: ${(err as Error).message}`);
   }
   // Like ssh with a private key: a KEK others can read is no secret, so refuse rather than warn.
-  if ((info.mode & 0o077) !== 0) {
+  const refused = (await inCredentialsDirectory(path)) ? 0o007 : 0o077;
+  if ((info.mode & refused) !== 0) {
     throw new SealError('ERR_KEK_FILE', `KEK file ${path} is accessible by group or others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`);
   }
   let parsed: KeyringFile;

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createRedisStore } from '@keyway/store';
 import { ensureDevKek, Keyring, kekIdOf, rewrapStore, SealError, seal, unseal } from './index.ts';
 
@@ -98,6 +98,29 @@ describe('keyring file', () => {
       const path = await keyringFile({ current: 'k1', keks: [kek('k1')] }, mode);
       await expect(Keyring.open(path)).rejects.toThrow(/accessible by group or others .*chmod 600/);
     }
+  });
+
+  it('takes a 0440 file in $CREDENTIALS_DIRECTORY (systemd >= 256 LoadCredential=: 0400 plus an ACL), but not one outside it or one others can read', async () => {
+    const credentials = await mkdtemp(join(dir, 'credentials-'));
+    const inside = join(credentials, 'kek.json');
+    await writeFile(inside, JSON.stringify({ current: 'k1', keks: [kek('k1')] }), { mode: 0o440 });
+    await chmod(inside, 0o440);
+    const outside = await keyringFile({ current: 'k1', keks: [kek('k1')] }, 0o440);
+    const escaping = join(credentials, 'link.json');
+    await symlink(outside, escaping);
+    const readable = join(credentials, 'others.json');
+    await writeFile(readable, JSON.stringify({ current: 'k1', keks: [kek('k1')] }), { mode: 0o444 });
+    await chmod(readable, 0o444);
+    vi.stubEnv('CREDENTIALS_DIRECTORY', credentials);
+    try {
+      expect((await Keyring.open(inside)).currentId).toBe('k1');
+      expect(await codeOf(Keyring.open(outside))).toBe('ERR_KEK_FILE');
+      expect(await codeOf(Keyring.open(escaping)), 'a symlink out of the directory').toBe('ERR_KEK_FILE');
+      expect(await codeOf(Keyring.open(readable))).toBe('ERR_KEK_FILE');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect(await codeOf(Keyring.open(inside)), 'without CREDENTIALS_DIRECTORY').toBe('ERR_KEK_FILE');
   });
 
   it('refuses a file that is not a keyring: short key, current not among the KEKs, duplicate ids', async () => {

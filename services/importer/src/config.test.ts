@@ -129,6 +129,27 @@ describe('importer feeds (FEEDS_FILE)', () => {
     expect(issues({ SINK_FILE: '/o', KEYWAY_PASSWORD_FILE: secret('both', 'file-pw') })).toEqual(['KEYWAY_PASSWORD: set both KEYWAY_PASSWORD and KEYWAY_PASSWORD_FILE; set one']);
   });
 
+  it('names where a file is not valid JSON without quoting it (it may hold HEC_TOKEN or KEYWAY_PASSWORD), and a file it cannot read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-feeds-json-'));
+    const fileIssues = (content: string) => {
+      const path = join(dir, 'feeds.json');
+      writeFileSync(path, content);
+      try {
+        importerFeeds({ ...base, FEEDS_FILE: path });
+        return [];
+      } catch (err) {
+        if (err instanceof ConfigError) return err.issues;
+        throw err;
+      }
+    };
+    // V8 places this one (a trailing comma): line 2, just past the comma
+    expect(fileIssues('[\n {"HEC_TOKEN": "s3cret-hec",}]')).toEqual(['FEEDS_FILE: not valid JSON at line 2, column 29']);
+    // and quotes the text around this one in its message, without a position
+    expect(fileIssues('[{"KEYWAY_PASSWORD": s3cret-pw}]')).toEqual(['FEEDS_FILE: not valid JSON']);
+    const missing = join(dir, 'missing.json');
+    expect(() => importerFeeds({ ...base, FEEDS_FILE: missing })).toThrow(expect.objectContaining({ issues: [`FEEDS_FILE: cannot read ${missing} (ENOENT)`] }));
+  });
+
   it('DPOP on by default, the key next to the checkpoint; DPOP=off turns it off', () => {
     const env = { ...base, SINK_FILE: '/var/lib/keyway/out.jsonl' };
     expect(parseConfig(ImporterEnv, env)).toMatchObject({ DPOP: true, DPOP_KEY_FILE: '/var/lib/keyway/dpop-key.pem' });

@@ -117,6 +117,17 @@ const FeedEntry = z.strictObject(Object.fromEntries(PER_FEED.flatMap(withFileFor
 const FeedsFile = z.array(FeedEntry).min(1, 'must list at least one feed');
 
 /**
+ * Where JSON.parse stopped, as " at line L, column C" when V8 says (its message itself is not
+ * repeated: on Node 20 it quotes the text around the error, which may be a HEC_TOKEN or a password).
+ */
+function jsonErrorPlace(text: string, err: Error): string {
+  const position = /at position (\d+)/.exec(err.message)?.[1];
+  if (position === undefined) return '';
+  const before = text.slice(0, Number(position)).split('\n');
+  return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+}
+
+/**
  * The feeds one agent process pulls: the environment's one feed, or with FEEDS_FILE one per entry,
  * each the environment with the entry's keys over it (an entry that names a login replaces the
  * environment's login rather than adding to it), parsed and checked like the environment alone.
@@ -125,13 +136,19 @@ const FeedsFile = z.array(FeedEntry).min(1, 'must list at least one feed');
 export function importerFeeds(env: Record<string, string | undefined>): ImporterEnv[] {
   const base = parseConfig(ImporterFields.pick({ FEEDS_FILE: true }), env);
   if (base.FEEDS_FILE === undefined) return [parseConfig(ImporterEnv, env)];
-  let text: unknown;
+  let text: string;
   try {
-    text = JSON.parse(readFileSync(base.FEEDS_FILE, 'utf8'));
+    text = readFileSync(base.FEEDS_FILE, 'utf8');
   } catch (err) {
-    throw new ConfigError([`FEEDS_FILE: ${(err as Error).message}`]);
+    throw new ConfigError([`FEEDS_FILE: cannot read ${base.FEEDS_FILE} (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
-  const parsed = FeedsFile.safeParse(text);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`FEEDS_FILE: not valid JSON${jsonErrorPlace(text, err as Error)}`]);
+  }
+  const parsed = FeedsFile.safeParse(json);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `FEEDS_FILE[${issue.path.join('.')}]: ${issue.message}`));
   const entries = parsed.data;
   const logins = new Set<string>([...PASSWORD_LOGIN, ...KEY_PAIR_LOGIN].flatMap(withFileForm));

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { OAuthError, type Logger } from '@keyway/kit';
+import type { IncomingMessage } from 'node:http';
+import { holdDrain, OAuthError, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { Delivery } from '@keyway/broker';
 import type { TopicMetrics } from '../metrics.ts';
+import { RETRY_AFTER_SEC } from './broker-errors.ts';
 
 /** Azure Service Bus's MessageLockLost, as an HTTP answer: the lock token no longer settles anything. */
 export class LockLost extends OAuthError {
@@ -36,8 +38,8 @@ interface Lock extends LockScope {
   lockedUntil: number;
   delivery: Delivery;
   timer?: NodeJS.Timeout;
-  /** told once when the lock ends, however it ends (a stream's credit comes back through it) */
-  onEnd: ((token: string) => void) | undefined;
+  /** told once when the lock ends, however it ends (the drain hold and a stream's credit end through it) */
+  onEnd: (token: string) => void;
 }
 
 /**
@@ -100,7 +102,7 @@ export function lockTable(options: {
   const end = (lock: Lock): void => {
     locks.delete(lock.token);
     clearTimeout(lock.timer);
-    lock.onEnd?.(lock.token);
+    lock.onEnd(lock.token);
   };
 
   const arm = (lock: Lock): void => {
@@ -151,15 +153,21 @@ export function lockTable(options: {
     release,
 
     /**
-     * Locks a delivery; undefined once the table is closed (the delivery has been returned then).
-     * `onEnd` is called when the lock ends: settled, expired, unlocked or closed.
+     * Locks a delivery handed out in answer to `req`. Until the lock ends (settled, expired, unlocked
+     * or closed: `onEnd` is then called) a draining listener keeps serving, within its bound, so the
+     * client can settle it here. Once the table is closed: 503, and the delivery has been returned.
      */
-    async lock(scope: LockScope, delivery: Delivery, onEnd?: (token: string) => void): Promise<{ token: string; lockedUntil: number } | undefined> {
+    async lock(req: IncomingMessage, scope: LockScope, delivery: Delivery, onEnd?: (token: string) => void): Promise<{ token: string; lockedUntil: number }> {
       if (closed) {
         await release(delivery, 'closed');
-        return undefined;
+        throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
       }
-      const lock: Lock = { ...scope, token: newToken(instance), lockedUntil: now() + lockDurationMs, delivery, onEnd };
+      const settled = holdDrain(req);
+      const ended = (token: string): void => {
+        settled();
+        onEnd?.(token);
+      };
+      const lock: Lock = { ...scope, token: newToken(instance), lockedUntil: now() + lockDurationMs, delivery, onEnd: ended };
       locks.set(lock.token, lock);
       arm(lock);
       return { token: lock.token, lockedUntil: lock.lockedUntil };

@@ -1,10 +1,10 @@
 import { Router } from 'express';
-import { abortOnDrain, bindRoute, holdDrain, TemporarilyUnavailable, type RouteHandler } from '@keyway/kit';
+import { abortOnDrain, bindRoute, type RouteHandler } from '@keyway/kit';
 import { topicRoutes } from '@keyway/contracts';
 import type { Broker, Delivery } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
 import { deliveredBatch } from '../batches/validate.ts';
-import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
+import { brokerCall } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
 import type { TopicMetrics } from '../metrics.ts';
@@ -48,12 +48,12 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
     const topic = { tenant: path.tenant, topic: path.topic };
 
     // A long poll the client gave up on stops waiting, and must not hold a message it already took.
-    const gone = new AbortController();
+    let gone = false;
     // The wait also ends when the instance drains (SIGTERM): 204 now, and the client polls elsewhere.
     const waitEnds = new AbortController();
     res.on('close', () => {
       if (res.writableFinished) return;
-      gone.abort();
+      gone = true;
       waitEnds.abort();
     });
     const stopWatchingDrain = abortOnDrain(req, waitEnds);
@@ -70,7 +70,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           res.status(204).end();
           return;
         }
-        if (gone.signal.aborted) {
+        if (gone) {
           await deps.locks.release(delivery, 'receiver gone');
           return;
         }
@@ -94,13 +94,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           await deps.locks.release(delivery, 'key no longer valid');
           throw err;
         }
-        // a draining instance keeps serving until the batch is settled here (or the drain's bound)
-        const settled = holdDrain(req);
-        const lock = await deps.locks.lock({ ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery, settled);
-        if (!lock) {
-          settled();
-          throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed', { 'Retry-After': String(RETRY_AFTER_SEC) });
-        }
+        const lock = await deps.locks.lock(req, { ...topic, subscription: path.subscription, deadLetter, messageId: delivery.messageId }, delivery);
         res
           .status(201)
           .type('application/json; charset=utf-8')

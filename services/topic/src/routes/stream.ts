@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { Router } from 'express';
-import { abortOnDrain, bindRoute, holdDrain, OAuthError, TemporarilyUnavailable, toErrorBody } from '@keyway/kit';
+import { abortOnDrain, bindRoute, OAuthError, toErrorBody } from '@keyway/kit';
 import { NDJSON, topicRoutes } from '@keyway/contracts';
 import type { Broker } from '@keyway/broker';
 import type { SasGuard } from '../auth/sas-guard.ts';
@@ -134,16 +134,7 @@ export function streamRoutes(deps: {
           break;
         }
         const scope = { ...topic, subscription: path.subscription, deadLetter: false, messageId: delivery.messageId };
-        // a draining instance keeps serving until the batch is settled here (or the drain's bound)
-        const settled = holdDrain(req);
-        const lock = await deps.locks.lock(scope, delivery, (token) => {
-          settled();
-          creditBack(token);
-        });
-        if (!lock) {
-          settled();
-          throw new TemporarilyUnavailable('the service is shutting down', 'lock table closed');
-        }
+        const lock = await deps.locks.lock(req, scope, delivery, creditBack);
         held.add(lock.token);
         heartbeat.refresh();
         deps.metrics.received(topic.tenant, topic.topic, false, batch.length);
