@@ -58,7 +58,7 @@ export function createBaseApp(options: BaseAppOptions): Express {
   app.use(securityHeaders);
 
   // per app, not at import: the meter provider is registered (startTelemetry) before any app is made
-  const duration = metrics.getMeter('keyway-http').createHistogram('http.server.request.duration', {
+  const duration = metrics.getMeter('keyway.http').createHistogram('http.server.request.duration', {
     description: 'time to answer a request, by route pattern, method and status',
     unit: 's',
     advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60] },
