@@ -51,6 +51,16 @@ async function aggregated(name: string, source: string, total: number): Promise<
 }
 
 describe('unauthenticated refusals do not flood the audit trail (issue 9)', () => {
+  /**
+   * A login from a source of its own: 127.0.0.1 flooded PAS and PAC above, and may still be over the
+   * refusal limit in the same window (whether it is depends on how fast the flood ran).
+   */
+  const loginFrom = async (address: string, email: string): Promise<{ refresh_token: string }> => {
+    const answer = await clientFrom(suite, 'pas', address).post('/oauth2/token', form({ grant_type: 'password', username: email, password: PASSWORD }), { headers: FORM });
+    expect(answer.status).toBe(200);
+    return answer.data as { refresh_token: string };
+  };
+
   it(`PAS: ${GARBAGE} garbage refresh tokens from one source are one aggregated event per window, 429 past ${LIMIT}; a real login from another source is audited on its own`, async () => {
     const before = await stream('pas');
     const pas = rawClient(suite, 'pas');
@@ -91,7 +101,7 @@ describe('unauthenticated refusals do not flood the audit trail (issue 9)', () =
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
 
     const { email } = await provisionTenant(suite);
-    const tokens = await suite.pas.password(email, PASSWORD);
+    const tokens = await loginFrom('127.0.0.3', email);
     const minted = await clientFrom(suite, 'pac', '127.0.0.2').post('/v1/sas', { refresh_token: tokens.refresh_token, rights: 'listen' });
     expect(minted.status).toBe(200);
 
@@ -112,8 +122,9 @@ describe('unauthenticated refusals do not flood the audit trail (issue 9)', () =
 
   it('a refusal of an authenticated token stays an individual event (reuse of a spent refresh token)', async () => {
     const { email } = await provisionTenant(suite);
-    const first = await suite.pas.password(email, PASSWORD);
-    await suite.pas.refresh(first.refresh_token);
+    const first = await loginFrom('127.0.0.3', email);
+    const rotated = await clientFrom(suite, 'pas', '127.0.0.3').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: first.refresh_token }), { headers: FORM });
+    expect(rotated.status).toBe(200);
     await sleep(2500);
     const reuse = await clientFrom(suite, 'pas', '127.0.0.4').post('/oauth2/token', form({ grant_type: 'refresh_token', refresh_token: first.refresh_token }), { headers: FORM });
     expect(reuse.status).toBe(400);
