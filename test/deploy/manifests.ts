@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { ensureDevKek } from '@keyway/seal';
+import { schemaShape } from '@keyway/env';
 import { TelemetryEnv } from '@keyway/telemetry';
 import { createTestDatabase, SERVICES, type ServiceName, type TestDatabase, testPki } from '@keyway/testkit';
 import { type ClamdServer, startClamdServer } from '@keyway/testkit/servers';
@@ -25,19 +26,8 @@ import { freePort, runService, stderrOf, stopAll, waitReady } from './processes.
  * from code), its port (contract item 6) and the keys whose values are secrets.
  */
 
-/** The fields of a schema's object, through the refinements and transforms around it. */
-function shapeOf(schema: z.ZodType): Record<string, z.ZodType> {
-  let current: unknown = schema;
-  for (;;) {
-    const def = (current as { def?: { type?: string; in?: unknown; shape?: Record<string, z.ZodType> } }).def;
-    if (def?.type === 'object' && def.shape) return def.shape;
-    if (def?.type === 'pipe') current = def.in;
-    else throw new Error(`no object schema inside ${def?.type}`);
-  }
-}
-
-/** The keys of a schema. */
-export const schemaKeys = (schema: z.ZodType): Set<string> => new Set(Object.keys(shapeOf(schema)));
+/** The keys of a schema, as parseConfig reads them (@keyway/env schemaShape). */
+export const schemaKeys = (schema: z.ZodType): Set<string> => new Set(Object.keys(schemaShape(schema)));
 
 export const SERVICE_SCHEMAS: Record<ServiceName, z.ZodType> = {
   idp: IdpEnv,
@@ -53,7 +43,7 @@ export { SERVICES };
 export const IMPORTER_SCHEMA = ImporterEnv;
 
 /** Each service's port (contract item 6): its schema's PORT default, so manifests and images follow the code. */
-export const PORTS = Object.fromEntries(SERVICES.map((service) => [service, (shapeOf(SERVICE_SCHEMAS[service]).PORT as z.ZodType<number>).parse(undefined)])) as Record<Service, number>;
+export const PORTS = Object.fromEntries(SERVICES.map((service) => [service, (schemaShape(SERVICE_SCHEMAS[service]).PORT as z.ZodType<number>).parse(undefined)])) as Record<Service, number>;
 
 /** Contract item 6: the images are tagged with the root package.json version. */
 export function imageTag(): string {
@@ -67,7 +57,7 @@ export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TO
  * Keys every process reads beside its service's schema: @keyway/telemetry's (METRICS_TOKEN, the OTEL_*
  * it checks), parsed before the service's config. The exporters read further OTEL_* keys themselves.
  */
-const telemetryKeys = () => schemaKeys(TelemetryEnv);
+const TELEMETRY_KEYS = schemaKeys(TelemetryEnv);
 
 /**
  * Why `name` is not a key the schema knows, or undefined when it is: X_FILE stands for X (contract
@@ -75,9 +65,9 @@ const telemetryKeys = () => schemaKeys(TelemetryEnv);
  * of the same container uses as $(name) is Kubernetes' own composition (e.g. POD_NAME in INSTANCE_URL).
  */
 export function unknownKey(name: string, known: Set<string>, composedFrom: Set<string> = new Set()): string | undefined {
-  if (known.has(name) || telemetryKeys().has(name) || name.startsWith('OTEL_') || composedFrom.has(name)) return undefined;
+  if (known.has(name) || TELEMETRY_KEYS.has(name) || name.startsWith('OTEL_') || composedFrom.has(name)) return undefined;
   const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : undefined;
-  if (base && !base.endsWith('_FILE') && (known.has(base) || telemetryKeys().has(base))) return undefined;
+  if (base && !base.endsWith('_FILE') && (known.has(base) || TELEMETRY_KEYS.has(base))) return undefined;
   return `${name} is not a key of the schema`;
 }
 

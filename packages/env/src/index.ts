@@ -16,7 +16,7 @@ export class ConfigError extends Error {
  * own name ends in _FILE is a path already and is not doubled.
  */
 export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.output<S> {
-  const { values, fromFile } = withFileValues(schemaKeys(schema), env);
+  const { values, fromFile } = withFileValues(Object.keys(schemaShape(schema)), env);
   const result = schema.safeParse(values);
   if (!result.success) {
     throw new ConfigError(
@@ -29,11 +29,11 @@ export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, 
   return result.data;
 }
 
-/** The keys of an object schema, through refinements and transforms. */
-function schemaKeys(schema: z.ZodType): string[] {
-  if (schema instanceof z.ZodObject) return Object.keys(schema.shape);
-  if (schema instanceof z.ZodPipe) return schemaKeys(schema.in as z.ZodType);
-  return [];
+/** The fields of an object schema, through refinements and transforms (none for a schema of another kind). */
+export function schemaShape(schema: z.ZodType): Record<string, z.ZodType> {
+  if (schema instanceof z.ZodObject) return schema.shape as Record<string, z.ZodType>;
+  if (schema instanceof z.ZodPipe) return schemaShape(schema.in as z.ZodType);
+  return {};
 }
 
 /**
