@@ -11,6 +11,7 @@ import { subscriptionInventory, type SubscriptionSource } from './delivery/inven
 import { instanceRegistry } from './delivery/instances.ts';
 import { lockSettler, type Peer } from './delivery/lock-owners.ts';
 import { lockTable } from './delivery/locks.ts';
+import { defaultFeedPolicy, fixedFeedPolicies } from './delivery/policy.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { queueDepthGauge, topicMetrics } from './metrics.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
@@ -35,6 +36,10 @@ export type TopicOptions = Pick<
   | 'SUBSCRIPTION_CACHE_SEC'
   | 'MAX_DELIVERIES'
   | 'QUEUE_DEPTH_POLL_SEC'
+  | 'REPLAY_RETENTION_SEC'
+  | 'REPLAY_MAX_BYTES'
+  | 'MESSAGE_TTL_SEC'
+  | 'DUPLICATE_WINDOW_SEC'
 >;
 
 export interface TopicDeps {
@@ -94,6 +99,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
     dpop: dpopGuardOnDemand({ store: deps.store, publicOrigin: options.PUBLIC_BASE_URL, requireNonce: false, iatWindowSec: DPOP_IAT_WINDOW_SEC, resource: true }),
     now,
   });
+  const policies = fixedFeedPolicies(defaultFeedPolicy(options));
   const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
   const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, now);
   const instances = instanceRegistry(deps.store, { url: options.INSTANCE_URL ?? options.PUBLIC_BASE_URL, logger: deps.logger });
@@ -109,7 +115,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
 
   // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
   const body = jsonBody(String(options.MAX_BATCH_BYTES));
-  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body, metrics }));
+  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body, metrics, policies }));
   app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks, metrics }));
   app.use(
     streamRoutes({

@@ -68,6 +68,26 @@ export const TopicEnv = requiredInProduction(
       .describe(
         'the metric keyway.topic.queue.depth asks the broker for the depth of each subscription queue this instance declared at most this often (a scrape in between reuses the last answer); 0 = at every collection',
       ),
+    REPLAY_RETENTION_SEC: z.coerce
+      .number()
+      .int()
+      .min(3600)
+      .default(604_800)
+      .describe("how long a topic's replay stream keeps its batches (RabbitMQ x-max-age), unless the tenant's tier says otherwise"),
+    REPLAY_MAX_BYTES: z.coerce.number().int().min(1_048_576).default(5_368_709_120).describe("the most a topic's replay stream holds (x-max-length-bytes); beyond it the oldest segments are dropped"),
+    MESSAGE_TTL_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(604_800)
+      .describe('a batch not completed within this long after its publish is dead-lettered (TTLExpiredException), unless the tier says otherwise; 0 = never'),
+    DUPLICATE_WINDOW_SEC: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(604_800)
+      .default(600)
+      .describe('a batch id published again to the same topic within this long is answered as accepted and not delivered twice (across instances, in the store); 0 = off'),
     STREAM_HEARTBEAT_SEC: z.coerce.number().int().positive().default(15).describe('an idle stream writes an empty line this often, so proxies keep the connection'),
   }),
   'REDIS_URL',

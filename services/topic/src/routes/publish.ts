@@ -6,6 +6,7 @@ import type { SasGuard } from '../auth/sas-guard.ts';
 import { CHECKED_BATCH, readBatch, storedBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
+import type { FeedPolicies } from '../delivery/policy.ts';
 import type { TopicMetrics } from '../metrics.ts';
 
 export interface PublishQuotas {
@@ -25,7 +26,15 @@ export interface PublishQuotas {
  * never published to nobody. The body is read only once the caller passed (issue 9), so an
  * unauthenticated upload is refused unread.
  */
-export function publishRoutes(deps: { guard: SasGuard; broker: Broker; subscriptions: SubscriptionRegistry; quotas: PublishQuotas; body: RequestHandler; metrics: TopicMetrics }): Router {
+export function publishRoutes(deps: {
+  guard: SasGuard;
+  broker: Broker;
+  subscriptions: SubscriptionRegistry;
+  quotas: PublishQuotas;
+  body: RequestHandler;
+  metrics: TopicMetrics;
+  policies: FeedPolicies;
+}): Router {
   const router = Router();
   // the rate is counted before the body is read, so a flood costs neither reading nor scanning; a path
   // the route refuses (the internal publish names audit feeds only) is not counted

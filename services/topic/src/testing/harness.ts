@@ -148,6 +148,10 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       // the broker's, so the dead-letter count agrees with what the broker does
       MAX_DELIVERIES: given.maxDeliveries ?? 10,
       QUEUE_DEPTH_POLL_SEC: 0,
+      REPLAY_RETENTION_SEC: 604_800,
+      REPLAY_MAX_BYTES: 1_073_741_824,
+      MESSAGE_TTL_SEC: 604_800,
+      DUPLICATE_WINDOW_SEC: 600,
       ...overrides,
     },
     {

@@ -1,0 +1,31 @@
+import type { TopicRef } from '@keyway/broker';
+import type { TopicConfig } from '../config.ts';
+
+/** How a feed's batches are kept and delivered (issue 16): the topic service's defaults, or those of the tenant's tier. */
+export interface FeedPolicy {
+  /** how long the topic's replay stream keeps a batch (RabbitMQ x-max-age) */
+  retentionSec: number;
+  /** the most the topic's replay stream holds (x-max-length-bytes); the oldest segments go first */
+  retentionBytes: number;
+  /** a batch not completed within this long after its publish is dead-lettered (TTLExpiredException); 0 = never */
+  messageTtlSec: number;
+  /** a batch id published again within this long is answered as accepted and not delivered twice; 0 = no duplicate detection */
+  duplicateWindowSec: number;
+}
+
+/** Each feed's policy; rejects (503) when the tier's policy cannot be looked up. */
+export interface FeedPolicies {
+  of(topic: TopicRef): Promise<FeedPolicy>;
+}
+
+export const defaultFeedPolicy = (config: Pick<TopicConfig, 'REPLAY_RETENTION_SEC' | 'REPLAY_MAX_BYTES' | 'MESSAGE_TTL_SEC' | 'DUPLICATE_WINDOW_SEC'>): FeedPolicy => ({
+  retentionSec: config.REPLAY_RETENTION_SEC,
+  retentionBytes: config.REPLAY_MAX_BYTES,
+  messageTtlSec: config.MESSAGE_TTL_SEC,
+  duplicateWindowSec: config.DUPLICATE_WINDOW_SEC,
+});
+
+/** Every feed gets the service's defaults. */
+export function fixedFeedPolicies(policy: FeedPolicy): FeedPolicies {
+  return { of: async () => policy };
+}
