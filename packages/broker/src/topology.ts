@@ -10,6 +10,11 @@ const DEAD_LETTER_EXCHANGE = 'keyway.dlx';
 
 export type QueueType = 'quorum' | 'classic';
 
+/** When the topic service published a batch (ms since the epoch): replay by time reads it (issue 16). */
+export const PUBLISHED_AT_HEADER = 'x-keyway-published-at';
+/** When a batch's time to live ends (ms since the epoch), carried across counted requeues and replayed copies (issue 16). */
+export const EXPIRES_AT_HEADER = 'x-keyway-expires-at';
+
 /** How long an unused subscription's queues live by default: a week without a consumer or a declaration. */
 export const DEFAULT_SUBSCRIPTION_EXPIRES_MS = 7 * 24 * 3600 * 1000;
 
