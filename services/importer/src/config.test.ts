@@ -46,6 +46,46 @@ describe('importer sink configuration', () => {
     expect(issues({ ...syslog, SYSLOG_URL: 'tls://siem.example:6514', SYSLOG_CERT_FILE: 'c.pem' })).toEqual(['SYSLOG_KEY_FILE: SYSLOG_CERT_FILE and SYSLOG_KEY_FILE go together']);
   });
 
+  it('takes SYSLOG_FORMAT rfc5424-json (default), cef or leef', () => {
+    const syslog = { SINK: 'syslog', STATE_FILE: '/s', SYSLOG_URL: 'tcp://siem.example:514' };
+    expect(parseConfig(ImporterEnv, { ...base, ...syslog }).SYSLOG_FORMAT).toBe('rfc5424-json');
+    expect(parseConfig(ImporterEnv, { ...base, ...syslog, SYSLOG_FORMAT: 'cef' }).SYSLOG_FORMAT).toBe('cef');
+    expect(parseConfig(ImporterEnv, { ...base, ...syslog, SYSLOG_FORMAT: 'leef' }).SYSLOG_FORMAT).toBe('leef');
+    expect(issues({ ...syslog, SYSLOG_FORMAT: 'json' })).toHaveLength(1);
+  });
+
+  it('names the keys of the Sentinel sink, the secret also from a file, https only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-sentinel-'));
+    writeFileSync(join(dir, 'secret'), 'client-secret\n', { mode: 0o600 });
+    const sentinel = {
+      SINK: 'sentinel',
+      STATE_FILE: '/s',
+      SENTINEL_TENANT_ID: '72f988bf-86f1-41af-91ab-2d7cd011db47',
+      SENTINEL_CLIENT_ID: 'c',
+      SENTINEL_CLIENT_SECRET_FILE: join(dir, 'secret'),
+      SENTINEL_ENDPOINT: 'https://dce.westeurope-1.ingest.monitor.azure.com',
+      SENTINEL_DCR_ID: 'dcr-0123',
+      SENTINEL_STREAM: 'Custom-KeywayEvents',
+    };
+    expect(parseConfig(ImporterEnv, { ...base, ...sentinel })).toMatchObject({ SENTINEL_CLIENT_SECRET: 'client-secret', SENTINEL_AUTHORITY_URL: 'https://login.microsoftonline.com' });
+    expect(issues({ SINK: 'sentinel', STATE_FILE: '/s' })).toEqual(
+      ['SENTINEL_TENANT_ID', 'SENTINEL_CLIENT_ID', 'SENTINEL_CLIENT_SECRET', 'SENTINEL_ENDPOINT', 'SENTINEL_DCR_ID', 'SENTINEL_STREAM'].map((key) => `${key}: required with SINK=sentinel`),
+    );
+    expect(issues({ ...sentinel, SENTINEL_ENDPOINT: 'http://dce.example' })).toEqual(['SENTINEL_ENDPOINT: must be https:// (the token must not travel in clear)']);
+    expect(issues({ ...sentinel, SENTINEL_AUTHORITY_URL: 'http://login.example' })).toEqual(['SENTINEL_AUTHORITY_URL: must be https:// (the client secret must not travel in clear)']);
+  });
+
+  it('asks the Elasticsearch sink for an index and exactly one way to authenticate', () => {
+    const es = { SINK: 'elasticsearch', STATE_FILE: '/s', ES_URL: 'https://es.example:9200', ES_INDEX: 'logs-keyway-default' };
+    expect(parseConfig(ImporterEnv, { ...base, ...es, ES_API_KEY: 'k' }).ES_API_KEY).toBe('k');
+    expect(parseConfig(ImporterEnv, { ...base, ...es, ES_USERNAME: 'u', ES_PASSWORD: 'p' }).ES_USERNAME).toBe('u');
+    expect(issues({ SINK: 'elasticsearch', STATE_FILE: '/s', ES_API_KEY: 'k' })).toEqual(['ES_URL: required with SINK=elasticsearch', 'ES_INDEX: required with SINK=elasticsearch']);
+    expect(issues(es)).toEqual(['ES_API_KEY: set either ES_API_KEY, or ES_USERNAME and ES_PASSWORD']);
+    expect(issues({ ...es, ES_API_KEY: 'k', ES_USERNAME: 'u', ES_PASSWORD: 'p' })).toEqual(['ES_API_KEY: set either ES_API_KEY, or ES_USERNAME and ES_PASSWORD']);
+    expect(issues({ ...es, ES_USERNAME: 'u' })).toEqual(['ES_PASSWORD: required with ES_USERNAME']);
+    expect(issues({ ...es, ES_API_KEY: 'k', ES_URL: 'http://es.example:9200' })).toEqual(['ES_URL: must be https:// (the credentials must not travel in clear)']);
+  });
+
   it('describes every key', () => {
     const undescribed = Object.entries(ImporterEnv.in.shape)
       .filter(([, field]) => !field.description)

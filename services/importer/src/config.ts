@@ -5,19 +5,24 @@ import { MAX_PREFETCH } from '@keyway/contracts';
 import { ConfigError, configFields, fileFormOf, parseConfig } from '@keyway/kit';
 import { DEFAULT_PREFETCH, DEFAULT_STREAM_TIMEOUT_SEC, PULL_MODES } from './agent.ts';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES } from './sinks/file.ts';
+import { DEFAULT_AUTHORITY_URL } from './sinks/sentinel.ts';
+import { SYSLOG_FORMATS } from './sinks/siem-formats.ts';
 import { FACILITIES } from './sinks/syslog.ts';
 
 const PASSWORD_LOGIN = ['KEYWAY_USERNAME', 'KEYWAY_PASSWORD'] as const;
 const KEY_PAIR_LOGIN = ['KEYWAY_CLIENT_ID', 'KEYWAY_PRIVATE_KEY_FILE', 'KEYWAY_KEY_ID'] as const;
 
-const SINKS = ['file', 'stdout', 'syslog', 'http'] as const;
+const SINKS = ['file', 'stdout', 'syslog', 'http', 'sentinel', 'elasticsearch'] as const;
 /** the keys each sink cannot do without */
 const SINK_REQUIRES = {
   file: ['SINK_FILE'],
   stdout: ['STATE_FILE'],
   syslog: ['SYSLOG_URL', 'STATE_FILE'],
   http: ['HEC_URL', 'HEC_TOKEN', 'STATE_FILE'],
+  sentinel: ['SENTINEL_TENANT_ID', 'SENTINEL_CLIENT_ID', 'SENTINEL_CLIENT_SECRET', 'SENTINEL_ENDPOINT', 'SENTINEL_DCR_ID', 'SENTINEL_STREAM', 'STATE_FILE'],
+  elasticsearch: ['ES_URL', 'ES_INDEX', 'STATE_FILE'],
 } as const;
+const ES_BASIC = ['ES_USERNAME', 'ES_PASSWORD'] as const;
 const SYSLOG_TLS_ONLY = ['SYSLOG_CA_FILE', 'SYSLOG_CERT_FILE', 'SYSLOG_KEY_FILE'] as const;
 
 const facility = z
@@ -50,7 +55,12 @@ export const ImporterFields = z.object({
     .regex(/^[a-z0-9-]{1,63}$/)
     .default('default')
     .describe('subscription to receive from'),
-  SINK: z.enum(SINKS).default('file').describe('where batches go: file (rotating JSON lines), stdout, syslog (RFC 5424 over TCP/TLS) or http (Splunk HEC)'),
+  SINK: z
+    .enum(SINKS)
+    .default('file')
+    .describe(
+      'where batches go: file (rotating JSON lines), stdout, syslog (RFC 5424 over TCP/TLS), http (Splunk HEC), sentinel (Azure Monitor Logs Ingestion API) or elasticsearch (Elasticsearch / OpenSearch _bulk)',
+    ),
   SINK_FILE: z.string().min(1).optional().describe('SINK=file: the JSON-lines file batches are written to'),
   SINK_FILE_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_MAX_BYTES).describe('SINK=file: rotate before the file would grow past this many bytes'),
   SINK_FILE_MAX_FILES: z.coerce.number().int().min(1).default(DEFAULT_MAX_FILES).describe('SINK=file: rotated files kept; the oldest beyond this are deleted'),
@@ -63,10 +73,43 @@ export const ImporterFields = z.object({
   SYSLOG_CERT_FILE: z.string().min(1).optional().describe('SINK=syslog over tls://: PEM client certificate, for a server that asks for one'),
   SYSLOG_KEY_FILE: z.string().min(1).optional().describe('SINK=syslog over tls://: PEM private key of SYSLOG_CERT_FILE'),
   SYSLOG_FACILITY: facility.describe('SINK=syslog: RFC 5424 facility, a name (local0 … local7, user, daemon, …) or 0-23; default local0'),
+  SYSLOG_FORMAT: z
+    .enum(SYSLOG_FORMATS)
+    .default('rfc5424-json')
+    .describe('SINK=syslog: each message’s MSG: rfc5424-json (the record as JSON, keyway fields in structured data; default), cef (ArcSight CEF:0) or leef (QRadar LEEF:2.0)'),
   HEC_URL: z.string().url().startsWith('https://', 'must be https:// (the token must not travel in clear)').optional().describe('SINK=http: Splunk HEC base URL, e.g. https://splunk.example:8088'),
   HEC_TOKEN: z.string().min(1).optional().describe('SINK=http: HEC token (sent as "Authorization: Splunk <token>", never logged)'),
   HEC_CA_FILE: z.string().min(1).optional().describe('SINK=http: PEM CA the collector’s certificate chains to; default: Node’s bundled CAs'),
   HEC_INDEX: z.string().min(1).optional().describe('SINK=http: Splunk index; default: the token’s'),
+  SENTINEL_TENANT_ID: z.string().min(1).optional().describe('SINK=sentinel: Entra ID tenant (directory) id of the app registration'),
+  SENTINEL_CLIENT_ID: z.string().min(1).optional().describe('SINK=sentinel: the app registration’s client id (it needs Monitoring Metrics Publisher on the DCR)'),
+  SENTINEL_CLIENT_SECRET: z.string().min(1).optional().describe('SINK=sentinel: the app’s client secret (sent to Entra ID only, never logged)'),
+  SENTINEL_AUTHORITY_URL: z
+    .string()
+    .url()
+    .startsWith('https://', 'must be https:// (the client secret must not travel in clear)')
+    .default(DEFAULT_AUTHORITY_URL)
+    .describe('SINK=sentinel: Entra ID authority; default https://login.microsoftonline.com (another for a sovereign cloud)'),
+  SENTINEL_ENDPOINT: z
+    .string()
+    .url()
+    .startsWith('https://', 'must be https:// (the token must not travel in clear)')
+    .optional()
+    .describe('SINK=sentinel: data collection endpoint (or the DCR’s logs ingestion endpoint), e.g. https://my-dce.westeurope-1.ingest.monitor.azure.com'),
+  SENTINEL_DCR_ID: z.string().min(1).optional().describe('SINK=sentinel: the data collection rule’s immutable id (dcr-…)'),
+  SENTINEL_STREAM: z.string().min(1).optional().describe('SINK=sentinel: the DCR’s stream, e.g. Custom-KeywayEvents'),
+  SENTINEL_CA_FILE: z.string().min(1).optional().describe('SINK=sentinel: PEM CA the endpoints’ certificates chain to; default: Node’s bundled CAs'),
+  ES_URL: z
+    .string()
+    .url()
+    .startsWith('https://', 'must be https:// (the credentials must not travel in clear)')
+    .optional()
+    .describe('SINK=elasticsearch: the cluster’s base URL, e.g. https://es.example:9200'),
+  ES_API_KEY: z.string().min(1).optional().describe('SINK=elasticsearch: API key (sent as "Authorization: ApiKey <key>", never logged); or ES_USERNAME and ES_PASSWORD'),
+  ES_USERNAME: z.string().min(1).optional().describe('SINK=elasticsearch: user for basic authentication (OpenSearch, or Elasticsearch without an API key)'),
+  ES_PASSWORD: z.string().min(1).optional().describe('SINK=elasticsearch: password of ES_USERNAME (never logged)'),
+  ES_INDEX: z.string().min(1).optional().describe('SINK=elasticsearch: index or data stream the documents are created in'),
+  ES_CA_FILE: z.string().min(1).optional().describe('SINK=elasticsearch: PEM CA the cluster’s certificate chains to; default: Node’s bundled CAs'),
   STATE_FILE: z
     .string()
     .min(1)
@@ -209,6 +252,14 @@ function requireSinkKeys(env: Fields, ctx: z.RefinementCtx): void {
       for (const name of SYSLOG_TLS_ONLY.filter((n) => env[n] !== undefined)) {
         ctx.addIssue({ code: 'custom', path: [name], message: 'only with a tls:// SYSLOG_URL' });
       }
+    }
+  }
+  if (env.SINK === 'elasticsearch') {
+    const basic = ES_BASIC.filter((name) => env[name] !== undefined);
+    if ((env.ES_API_KEY !== undefined) === basic.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['ES_API_KEY'], message: `set either ES_API_KEY, or ${ES_BASIC.join(' and ')}` });
+    } else if (basic.length === 1) {
+      ctx.addIssue({ code: 'custom', path: [ES_BASIC.find((name) => env[name] === undefined)!], message: `required with ${basic[0]}` });
     }
   }
 }

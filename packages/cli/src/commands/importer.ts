@@ -7,7 +7,7 @@ import { usageError } from '../exit-codes.ts';
 /** Named by the global connection flags instead, so `--pas-url` means one thing. */
 const FROM_GLOBALS = { PAS_URL: 'pasUrl', PAC_URL: 'pacUrl', TLS_CA_FILE: 'caFile' } as const;
 /** Secrets stay out of the command line, where `ps` and shell history show them: environment only. */
-const ENV_ONLY = new Set(['KEYWAY_PASSWORD', 'HEC_TOKEN']);
+const ENV_ONLY = new Set(['KEYWAY_PASSWORD', 'HEC_TOKEN', 'SENTINEL_CLIENT_SECRET', 'ES_API_KEY', 'ES_PASSWORD']);
 
 const flagOf = (key: string) => `--${key.toLowerCase().replace(/_/g, '-')}`;
 
@@ -20,8 +20,8 @@ export function register(program: Command, context: CliContext): void {
       'after',
       `\nConfigured like the importer service: each of its environment variables, or the flag of the same name
 (SINK_FILE → --sink-file); a flag wins. PAS_URL, PAC_URL and TLS_CA_FILE come from --pas-url, --pac-url
-and --ca-file (or KEYWAY_PAS_URL, …) when given. KEYWAY_PASSWORD and HEC_TOKEN are read from the
-environment only. See README "Importer".`,
+and --ca-file (or KEYWAY_PAS_URL, …) when given. KEYWAY_PASSWORD, HEC_TOKEN, SENTINEL_CLIENT_SECRET,
+ES_API_KEY and ES_PASSWORD are read from the environment only. See README "Importer".`,
     );
   /** commander's attribute name of each flag → the importer's environment variable */
   const envKeyOf = new Map<string, string>();

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { ImporterEnv } from '../config.ts';
+import { elasticsearchSink } from './elasticsearch.ts';
 import { fileSink } from './file.ts';
 import { hecSink } from './http.ts';
+import { sentinelSink } from './sentinel.ts';
 import type { Sink } from './sink.ts';
 import { stdoutSink } from './stdout.ts';
 import { syslogSink } from './syslog.ts';
@@ -24,8 +26,27 @@ export async function createSink(config: ImporterEnv): Promise<Sink> {
         cert: pem(config.SYSLOG_CERT_FILE),
         key: pem(config.SYSLOG_KEY_FILE),
         facility: config.SYSLOG_FACILITY,
+        format: config.SYSLOG_FORMAT,
       });
     case 'http':
       return hecSink({ url: config.HEC_URL!, token: config.HEC_TOKEN!, ca: pem(config.HEC_CA_FILE), index: config.HEC_INDEX });
+    case 'sentinel':
+      return sentinelSink({
+        tenantId: config.SENTINEL_TENANT_ID!,
+        clientId: config.SENTINEL_CLIENT_ID!,
+        clientSecret: config.SENTINEL_CLIENT_SECRET!,
+        authorityUrl: config.SENTINEL_AUTHORITY_URL,
+        endpoint: config.SENTINEL_ENDPOINT!,
+        dcrId: config.SENTINEL_DCR_ID!,
+        stream: config.SENTINEL_STREAM!,
+        ca: pem(config.SENTINEL_CA_FILE),
+      });
+    case 'elasticsearch':
+      return elasticsearchSink({
+        url: config.ES_URL!,
+        auth: config.ES_API_KEY === undefined ? { username: config.ES_USERNAME!, password: config.ES_PASSWORD! } : { apiKey: config.ES_API_KEY },
+        index: config.ES_INDEX!,
+        ca: pem(config.ES_CA_FILE),
+      });
   }
 }

@@ -2,6 +2,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
+import { cefMessage, leefMessage } from './siem-formats.ts';
 import { escapeParamValue, formatMessage, SD_ID, syslogSink } from './syslog.ts';
 import { testBatch } from './test-fixtures.ts';
 
@@ -26,15 +27,15 @@ function octetCountedFrames(onFrame: (message: Buffer) => void) {
   };
 }
 
-/** RFC 5424 §6: HEADER SP STRUCTURED-DATA SP MSG, with our one SD-ELEMENT, SD-PARAM values unescaped (§6.3.3). */
-const RFC5424 = /^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) \[(\S+)((?: [^=\s]+="(?:[^"\\\]]|\\["\\\]])*")*)\] (.*)$/s;
+/** RFC 5424 §6: HEADER SP STRUCTURED-DATA SP MSG, with our one SD-ELEMENT or none (-), SD-PARAM values unescaped (§6.3.3). */
+const RFC5424 = /^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:\[(\S+)((?: [^=\s]+="(?:[^"\\\]]|\\["\\\]])*")*)\]|-) (.*)$/s;
 function parse(message: Buffer) {
   const text = message.toString('utf8');
   const match = RFC5424.exec(text);
-  if (!match) throw new Error(`not RFC 5424 with structured data: ${text}`);
+  if (!match) throw new Error(`not RFC 5424: ${text}`);
   const [, pri, timestamp, hostname, appName, procId, msgId, sdId, params, msg] = match as unknown as string[];
   const sd: Record<string, string> = {};
-  for (const [, name, value] of params!.matchAll(/ ([^=\s]+)="((?:[^"\\\]]|\\["\\\]])*)"/g)) sd[name!] = value!.replace(/\\(["\\\]])/g, '$1');
+  for (const [, name, value] of (params ?? '').matchAll(/ ([^=\s]+)="((?:[^"\\\]]|\\["\\\]])*)"/g)) sd[name!] = value!.replace(/\\(["\\\]])/g, '$1');
   return { pri: Number(pri), timestamp, hostname, appName, procId, msgId, sdId, sd, msg: msg!, raw: message };
 }
 type Parsed = ReturnType<typeof parse>;
@@ -119,6 +120,27 @@ describe('syslog sink (RFC 5424 over TCP, RFC 6587 octet counting)', () => {
     expect(server.messages.map((m) => JSON.parse(m.msg) as unknown)).toEqual(records);
     // MSG is plain ASCII JSON (non-ASCII as \u escapes), so it needs no BOM (RFC 5424 §6.4).
     for (const m of server.messages) expect(m.raw.every((byte) => byte >= 0x20 && byte < 0x7f)).toBe(true);
+  });
+
+  it('writes CEF or LEEF as the MSG (SYSLOG_FORMAT), with no structured data and the same framing', async () => {
+    const server = await receiver(false);
+    open.push(server);
+    const record = { event: 'login', severity: 'error', user: 'zoë' };
+    for (const format of ['cef', 'leef'] as const) {
+      const sink = syslogSink({ url: server.url, hostname: 'agent-1.example', facility: 16, format });
+      open.push(sink);
+      await sink.write(batch(7, [record]));
+    }
+    await server.received(2);
+    const [cef, leef] = server.messages as [Parsed, Parsed];
+    const header = `<${16 * 8 + 3}>1 2024-05-06T05:08:09.123Z agent-1.example keyway ${process.pid} edr-events -`;
+    expect(cef.raw.toString('utf8')).toBe(`${header} ${cefMessage(batch(7, [record]), record)}`);
+    expect(leef.raw.toString('utf8')).toBe(`${header} ${leefMessage(batch(7, [record]), record)}`);
+    expect(cef.msg).toMatch(/^CEF:0\|Keyway\|Keyway Feed\|1\|login\|login\|7\|rt=1714972089123 cs1Label=keywayTenant cs1=acme /);
+    expect(leef.msg).toMatch(/^LEEF:2\.0\|Keyway\|Keyway Feed\|1\|login\|x09\|devTime=2024-05-06T05:08:09\.123\+0000\t/);
+    // UTF-8 as it is, with no BOM before CEF: / LEEF: (RFC 5424 MSG-ANY)
+    expect(leef.raw.includes(Buffer.from('user=zoë', 'utf8'))).toBe(true);
+    expect(cef.sdId).toBeUndefined();
   });
 
   it('escapes ", \\ and ] in SD-PARAM values (RFC 5424 §6.3.3), so a parser gets the values back', () => {

@@ -2,6 +2,7 @@ import { hostname as osHostname } from 'node:os';
 import net, { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Batch } from '@keyway/contracts';
+import { asciiJson, cefMessage, leefMessage, severityOf, type SyslogFormat } from './siem-formats.ts';
 import type { Sink } from './sink.ts';
 
 /** RFC 5424 §6.2.1 Table 1, by the names syslog.conf uses. */
@@ -32,28 +33,6 @@ export const FACILITIES = {
   local7: 23,
 } as const;
 
-/** RFC 5424 §6.2.1 Table 2, with the spellings log records commonly use. */
-const SEVERITIES: Record<string, number> = {
-  emerg: 0,
-  emergency: 0,
-  panic: 0,
-  alert: 1,
-  crit: 2,
-  critical: 2,
-  fatal: 2,
-  err: 3,
-  error: 3,
-  warn: 4,
-  warning: 4,
-  notice: 5,
-  info: 6,
-  informational: 6,
-  information: 6,
-  debug: 7,
-  trace: 7,
-};
-const INFORMATIONAL = 6;
-
 /**
  * SD-ID of our structured data: `name@<private enterprise number>` (RFC 5424 §7.2.2). 32473 is the
  * number RFC 5612 reserves for documentation; a deployment that registers its own PEN changes it here.
@@ -72,6 +51,8 @@ export interface SyslogSinkOptions {
   key?: string;
   /** RFC 5424 facility 0–23; default 16 (local0) */
   facility?: number;
+  /** what each message's MSG is: the record as JSON (default), CEF or LEEF */
+  format?: SyslogFormat;
   /** HOSTNAME field; default os.hostname() */
   hostname?: string;
   connectTimeoutMs?: number;
@@ -95,29 +76,33 @@ function parseSyslogUrl(url: string): Target {
 /** RFC 5424 §6.3.3: inside PARAM-VALUE, '"', '\' and ']' MUST be escaped with a backslash. */
 export const escapeParamValue = (value: string) => value.replace(/["\\\]]/g, (c) => `\\${c}`);
 
-/** A record's `severity` (a name or 0–7) when it has one; informational otherwise. */
-function severityOf(record: unknown): number {
-  const value = record !== null && typeof record === 'object' ? (record as { severity?: unknown }).severity : undefined;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 7) return value;
-  if (typeof value === 'string') return SEVERITIES[value.toLowerCase()] ?? INFORMATIONAL;
-  return INFORMATIONAL;
-}
-
 /** PRINTUSASCII only (RFC 5424 §6), at most `max` characters, NILVALUE when nothing is left. */
 const headerField = (value: string, max: number) => value.replace(/[^\x21-\x7e]/g, '').slice(0, max) || NILVALUE;
 
 /**
  * One RFC 5424 message for one record:
- * `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [keyway@32473 tenant=… topic=… batch=… seq=…] MSG`.
- * TIMESTAMP is the batch's creation time (RFC 3339 in UTC with milliseconds, §6.2.3). MSG is the
- * record as JSON with every non-ASCII character written as a \u escape: plain ASCII is a valid
- * MSG-ANY, so no BOM is needed (§6.4) and a SIEM's JSON parser reads the MSG as it is.
+ * `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG`, TIMESTAMP the batch's
+ * creation time (RFC 3339 in UTC with milliseconds, §6.2.3), MSGID the topic.
+ * - `rfc5424-json`: STRUCTURED-DATA `[keyway@32473 tenant=… topic=… batch=… seq=…]`, MSG the record as
+ *   JSON with every non-ASCII character written as a \u escape: plain ASCII is a valid MSG-ANY, so no
+ *   BOM is needed (§6.4) and a SIEM's JSON parser reads the MSG as it is.
+ * - `cef`, `leef`: STRUCTURED-DATA `-` (the keyway fields are in the CEF extension or the LEEF
+ *   attributes) and MSG the CEF or LEEF event, UTF-8 without a BOM (a MSG-ANY, §6.4), because
+ *   ArcSight and QRadar look for `CEF:` / `LEEF:` right after the syslog header.
  */
-export function formatMessage(batch: Batch, record: unknown, options: { facility: number; hostname: string; procId: string }): string {
+export function formatMessage(batch: Batch, record: unknown, options: { facility: number; hostname: string; procId: string; format?: SyslogFormat }): string {
   const pri = options.facility * 8 + severityOf(record);
-  const sd = `[${SD_ID} tenant="${escapeParamValue(batch.tenant)}" topic="${escapeParamValue(batch.topic)}" batch="${escapeParamValue(batch.id)}" seq="${batch.seq}"]`;
-  const msg = (JSON.stringify(record) ?? 'null').replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return [`<${pri}>1`, new Date(batch.createdAt).toISOString(), headerField(options.hostname, 255), APP_NAME, headerField(options.procId, 128), headerField(batch.topic, 32), sd, msg].join(' ');
+  const header = [`<${pri}>1`, new Date(batch.createdAt).toISOString(), headerField(options.hostname, 255), APP_NAME, headerField(options.procId, 128), headerField(batch.topic, 32)];
+  switch (options.format ?? 'rfc5424-json') {
+    case 'rfc5424-json': {
+      const sd = `[${SD_ID} tenant="${escapeParamValue(batch.tenant)}" topic="${escapeParamValue(batch.topic)}" batch="${escapeParamValue(batch.id)}" seq="${batch.seq}"]`;
+      return [...header, sd, asciiJson(record)].join(' ');
+    }
+    case 'cef':
+      return [...header, NILVALUE, cefMessage(batch, record)].join(' ');
+    case 'leef':
+      return [...header, NILVALUE, leefMessage(batch, record)].join(' ');
+  }
 }
 
 /** RFC 6587 §3.4.1 octet counting (also RFC 5425 §4.3): `MSG-LEN SP SYSLOG-MSG`, the length in octets. */
@@ -144,7 +129,7 @@ export function syslogSink(options: SyslogSinkOptions): Sink {
   const target = parseSyslogUrl(options.url);
   const facility = options.facility ?? FACILITIES.local0;
   if (!Number.isInteger(facility) || facility < 0 || facility > 23) throw new Error('syslog facility must be 0-23');
-  const format = { facility, hostname: options.hostname ?? osHostname(), procId: String(process.pid) };
+  const format = { facility, hostname: options.hostname ?? osHostname(), procId: String(process.pid), format: options.format ?? 'rfc5424-json' } as const;
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const writeTimeoutMs = options.writeTimeoutMs ?? 30_000;
   const where = `${target.host}:${target.port}`;
@@ -232,7 +217,7 @@ export function syslogSink(options: SyslogSinkOptions): Sink {
 
   let queue: Promise<void> = Promise.resolve();
   return {
-    description: `syslog ${target.secure ? 'tls' : 'tcp'}://${where} (RFC 5424, one message per record)`,
+    description: `syslog ${target.secure ? 'tls' : 'tcp'}://${where} (RFC 5424, ${format.format}, one message per record)`,
     write(batch) {
       const data = Buffer.concat(batch.records.map((record) => frame(formatMessage(batch, record, format))));
       const next = queue.then(async () => {

@@ -1,0 +1,117 @@
+import https from 'node:https';
+import type { Batch } from '@keyway/contracts';
+import { httpsCall, jsonOf } from './https-call.ts';
+import type { Sink } from './sink.ts';
+
+export type ElasticsearchAuth = { apiKey: string } | { username: string; password: string };
+
+export interface ElasticsearchSinkOptions {
+  /** the cluster's base URL (https only), e.g. https://es.example:9200 */
+  url: string;
+  /** an API key (Elasticsearch, sent as `ApiKey <key>`) or a user and password (basic, Elasticsearch and OpenSearch); never logged */
+  auth: ElasticsearchAuth;
+  /** the index or data stream the documents are created in */
+  index: string;
+  /** PEM CA(s) the cluster's certificate chains to; default: Node's bundled CAs */
+  ca?: string;
+  timeoutMs?: number;
+}
+
+export class ElasticsearchError extends Error {
+  override name = 'ElasticsearchError';
+  constructor(
+    readonly status: number | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The document of a record: the record's own fields at the top, `@timestamp` (the record's, else the
+ * batch's creation time: a data stream requires one) and `keyway` { tenant, topic, batch, seq }. A
+ * record that is not an object goes into `record`.
+ */
+function documentOf(batch: Batch, record: unknown): Record<string, unknown> {
+  const fields = record !== null && typeof record === 'object' && !Array.isArray(record) ? (record as Record<string, unknown>) : { record };
+  return {
+    ...fields,
+    '@timestamp': fields['@timestamp'] ?? new Date(batch.createdAt).toISOString(),
+    keyway: { tenant: batch.tenant, topic: batch.topic, batch: batch.id, seq: batch.seq },
+  };
+}
+
+/** The document's _id: the batch id and the record's place in it, so a batch delivered again creates nothing new. */
+export const documentId = (batch: Batch, index: number) => `${batch.id}:${index}`;
+
+/** `create` actions (never overwrite) with their documents, one JSON per line, a final newline included (_bulk requires it). */
+function bulkBody(batch: Batch, index: string): string {
+  return batch.records.map((record, i) => `${JSON.stringify({ create: { _index: index, _id: documentId(batch, i) } })}\n${JSON.stringify(documentOf(batch, record))}\n`).join('');
+}
+
+interface BulkItem {
+  status?: number;
+  error?: { type?: string; reason?: string };
+}
+
+/**
+ * Elasticsearch / OpenSearch `_bulk`: one request per batch, each record a `create` with an _id made of
+ * the batch id and its index, into ES_INDEX (an index or a data stream). The index is not refreshed.
+ *
+ * Durability: write() resolves only on a 200 whose `items` are one per record, each created (201) or
+ * already there (409 version conflict of a create: a redelivered batch whose documents were stored
+ * before). Any other item (429 rejected, 5xx, 400 mapping error), another status, a connection
+ * failure or a timeout rejects with the first item's reason, and the agent abandons the batch so it
+ * is delivered again; its documents already created then answer 409 and are not doubled.
+ */
+export function elasticsearchSink(options: ElasticsearchSinkOptions): Sink {
+  const base = new URL(options.url);
+  // the credentials authenticate every request: they never travel in clear
+  if (base.protocol !== 'https:') throw new Error('Elasticsearch URL must be https://');
+  const endpoint = new URL(`${base.pathname.replace(/\/$/, '')}/_bulk`, base);
+  const authorization = 'apiKey' in options.auth ? `ApiKey ${options.auth.apiKey}` : `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`, 'utf8').toString('base64')}`;
+  const agent = new https.Agent({ keepAlive: true, ca: options.ca, minVersion: 'TLSv1.2' });
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const inFlight = new Set<Promise<void>>();
+
+  async function bulk(batch: Batch): Promise<void> {
+    const body = Buffer.from(bulkBody(batch, options.index), 'utf8');
+    const answer = await httpsCall(endpoint, {
+      method: 'POST',
+      agent,
+      headers: { authorization, 'content-type': 'application/x-ndjson', accept: 'application/json', 'content-length': body.length },
+      body,
+      timeoutMs,
+    });
+    const json = jsonOf(answer) as { items?: Array<Record<string, BulkItem>>; error?: { type?: string; reason?: string } } | undefined;
+    if (answer.status !== 200) {
+      const reason = json?.error && typeof json.error === 'object' ? `: ${json.error.type ?? ''} ${json.error.reason ?? ''}`.slice(0, 300) : '';
+      throw new ElasticsearchError(answer.status, `Elasticsearch _bulk answered ${answer.status}${reason}`);
+    }
+    const items = (json?.items ?? []).map((item) => item.create ?? {});
+    if (items.length !== batch.records.length) throw new ElasticsearchError(200, `Elasticsearch _bulk answered ${items.length} items for ${batch.records.length} documents`);
+    const failed = items.filter((item) => item.status !== 201 && item.status !== 409);
+    if (failed.length === 0) return;
+    const [first] = failed as [BulkItem];
+    throw new ElasticsearchError(
+      first.status,
+      `Elasticsearch refused ${failed.length} of ${items.length} documents; first: ${first.status} ${first.error?.type ?? ''} ${first.error?.reason ?? ''}`.trim().slice(0, 400),
+    );
+  }
+
+  return {
+    description: `Elasticsearch ${endpoint.origin} (index ${options.index})`,
+    write(batch) {
+      if (batch.records.length === 0) return Promise.resolve();
+      const pending = bulk(batch);
+      inFlight.add(pending);
+      const forget = () => inFlight.delete(pending);
+      pending.then(forget, forget);
+      return pending;
+    },
+    async close() {
+      await Promise.allSettled(inFlight);
+      agent.destroy();
+    },
+  };
+}
