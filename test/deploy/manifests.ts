@@ -51,7 +51,7 @@ export function imageTag(): string {
 }
 
 /** Keys whose value is a secret: a manifest gives them only as X_FILE (contract item 3), never in clear. */
-export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN'];
+export const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL', 'METRICS_TOKEN', 'CRM_WEBHOOK_SECRET', 'KEYWAY_PASSWORD', 'HEC_TOKEN', 'SENTINEL_CLIENT_SECRET', 'ES_API_KEY', 'ES_PASSWORD'];
 
 /**
  * Keys every process reads beside its service's schema: @keyway/telemetry's (METRICS_TOKEN, the OTEL_*

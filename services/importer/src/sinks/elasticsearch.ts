@@ -42,7 +42,7 @@ function documentOf(batch: Batch, record: unknown): Record<string, unknown> {
 }
 
 /** The document's _id: the batch id and the record's place in it, so a batch delivered again creates nothing new. */
-export const documentId = (batch: Batch, index: number) => `${batch.id}:${index}`;
+const documentId = (batch: Batch, index: number) => `${batch.id}:${index}`;
 
 /** `create` actions (never overwrite) with their documents, one JSON per line, a final newline included (_bulk requires it). */
 function bulkBody(batch: Batch, index: string): string {

@@ -12,7 +12,7 @@ export const DEFAULT_AUTHORITY_URL = 'https://login.microsoftonline.com';
 const SCOPE = 'https://monitor.azure.com/.default';
 const API_VERSION = '2023-01-01';
 /** The Logs Ingestion API takes at most 1 MB a call (Azure Monitor service limits); larger batches are split. */
-export const MAX_CALL_BYTES = 1_000_000;
+const MAX_CALL_BYTES = 1_000_000;
 
 export interface SentinelSinkOptions {
   /** Entra ID tenant (directory) id of the app registration */
@@ -67,7 +67,7 @@ const rowOf = (batch: Batch, record: unknown) =>
   });
 
 /** The rows as JSON arrays of at most `maxBytes` each, in order. */
-export function splitRows(rows: string[], maxBytes: number): string[] {
+function splitRows(rows: string[], maxBytes: number): string[] {
   const bodies: string[] = [];
   let current: string[] = [];
   let size = 2; // "[" and "]"

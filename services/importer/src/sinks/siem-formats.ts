@@ -51,11 +51,11 @@ function eventIdOf(batch: Batch, record: unknown): string {
 /** JSON with every character past ASCII as a \u escape, as the RFC 5424 MSG has always been. */
 export const asciiJson = (value: unknown) => (JSON.stringify(value) ?? 'null').replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
-export const DEVICE_VENDOR = 'Keyway';
-export const DEVICE_PRODUCT = 'Keyway Feed';
-export const DEVICE_VERSION = '1';
+const DEVICE_VENDOR = 'Keyway';
+const DEVICE_PRODUCT = 'Keyway Feed';
+const DEVICE_VERSION = '1';
 
-/** CEF header field: `\` and `|` escaped with a backslash; a line break (not allowed in the header) becomes a space. */
+/** CEF (and LEEF) header field: `\` and `|` escaped with a backslash; a line break (not allowed in the header) becomes a space. */
 export const cefHeaderField = (value: string) => value.replace(/[\\|]/g, (c) => `\\${c}`).replace(/\r\n|[\r\n]/g, ' ');
 /** CEF extension value: `\` and `=` escaped with a backslash, CR and LF written as `\r` and `\n`. */
 export const cefExtensionValue = (value: string) => value.replace(/[\\=\r\n]/g, (c) => (c === '\r' ? '\\r' : c === '\n' ? '\\n' : `\\${c}`));
@@ -91,8 +91,6 @@ const LEEF_DELIMITER = '\t';
 /** QRadar parses devTime with this Java date pattern (literal T, RFC 822 offset). */
 const LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ";
 
-/** LEEF header field: `\` and `|` escaped with a backslash; a line break becomes a space. */
-export const leefHeaderField = cefHeaderField;
 /** LEEF attribute value: `\` escaped, and the delimiter (tab) and line breaks written as `\t`, `\r`, `\n`, so no value splits an attribute or the message. */
 export const leefValue = (value: string) => value.replace(/[\\\t\r\n]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\r': '\\r', '\n': '\\n' })[c]!);
 /** A record's key as a LEEF key: one word of letters, digits, `_`, `.`, `-` (others become `_`). */
@@ -106,7 +104,7 @@ const leefKey = (key: string) => key.replace(/[^A-Za-z0-9_.-]/g, '_') || '_';
  * above is prefixed `record.`). A record that is not an object goes whole into `record` as JSON.
  */
 export function leefMessage(batch: Batch, record: unknown): string {
-  const header = ['LEEF:2.0', DEVICE_VENDOR, DEVICE_PRODUCT, DEVICE_VERSION, eventIdOf(batch, record)].map(leefHeaderField);
+  const header = ['LEEF:2.0', DEVICE_VENDOR, DEVICE_PRODUCT, DEVICE_VERSION, eventIdOf(batch, record)].map(cefHeaderField);
   const attributes: [string, string][] = [
     ['devTime', leefTime(batch.createdAt)],
     ['devTimeFormat', LEEF_TIME_FORMAT],
