@@ -76,6 +76,11 @@ describe('LEEF (IBM QRadar LEEF:2.0)', () => {
     );
   });
 
+  it('maps severity to LEEF’s sev 1–10', () => {
+    const sev = (value: string) => leefMessage(batch([]), { severity: value }).split(TAB)[2];
+    expect(['emerg', 'error', 'warning', 'info', 'debug'].map(sev)).toEqual(['sev=10', 'sev=7', 'sev=5', 'sev=1', 'sev=1']);
+  });
+
   it('puts a record that is not an object into `record` as JSON', () => {
     expect(leefMessage(batch([]), ['a', 1]).split(TAB).at(-1)).toBe('record=["a",1]');
   });

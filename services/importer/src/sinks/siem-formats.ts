@@ -36,6 +36,7 @@ export function severityOf(record: unknown): number {
 
 /** Syslog severity 0 (emergency) … 7 (debug) → CEF/LEEF 0–10 (10 the most important). */
 const SIEM_SEVERITY = [10, 9, 8, 7, 5, 3, 1, 0] as const;
+const siemSeverity = (record: unknown): number => SIEM_SEVERITY[severityOf(record)] ?? 1;
 
 const field = (record: unknown, name: string): unknown => (record !== null && typeof record === 'object' && !Array.isArray(record) ? (record as Record<string, unknown>)[name] : undefined);
 
@@ -83,7 +84,7 @@ export function cefMessage(batch: Batch, record: unknown): string {
     ['cn1', batch.seq],
     ['msg', asciiJson(record)],
   ];
-  return `${header.join('|')}|${SIEM_SEVERITY[severityOf(record)]}|${extension.map(([key, value]) => `${key}=${cefExtensionValue(String(value))}`).join(' ')}`;
+  return `${header.join('|')}|${siemSeverity(record)}|${extension.map(([key, value]) => `${key}=${cefExtensionValue(String(value))}`).join(' ')}`;
 }
 
 /** LEEF 2.0 attributes are separated by a tab, declared in the header in its hex form. */
@@ -108,7 +109,8 @@ export function leefMessage(batch: Batch, record: unknown): string {
   const attributes: [string, string][] = [
     ['devTime', leefTime(batch.createdAt)],
     ['devTimeFormat', LEEF_TIME_FORMAT],
-    ['sev', String(SIEM_SEVERITY[severityOf(record)])],
+    // LEEF's sev is 1–10
+    ['sev', String(Math.max(1, siemSeverity(record)))],
     ['cat', batch.topic],
     ['keywayTenant', batch.tenant],
     ['keywayTopic', batch.topic],
