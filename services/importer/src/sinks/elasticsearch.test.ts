@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { ElasticsearchError, elasticsearchSink, type ElasticsearchAuth } from './elasticsearch.ts';
-import { testBatch } from './test-fixtures.ts';
+import { badServer, testBatch } from './test-fixtures.ts';
 
 const API_KEY = 'VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==';
 const USER = 'keyway-writer';
@@ -223,6 +223,20 @@ describe('Elasticsearch / OpenSearch sink (_bulk)', () => {
     await sink.write(batch(8, [{ a: 1 }]));
     expect(server.requests[0]!.authorization).toBe(`Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`);
     expect([...server.docs('keyway-events').keys()]).toEqual(['0b1c-8:0']);
+  });
+
+  it('fails the batch within its deadline when the cluster never answers or trickles, and when the answer has no end', async () => {
+    for (const behaviour of ['silent', 'trickle', 'flood'] as const) {
+      const server = await badServer({ cert: pki.certs.es!.certPem, key: pki.certs.es!.keyPem }, behaviour);
+      open.push(server);
+      const sink = elasticsearchSink({ url: server.url, auth: { apiKey: API_KEY }, index: INDEX, ca: pki.ca.certPem, timeoutMs: 400 });
+      open.push(sink);
+      const started = Date.now();
+      const err = await failure(sink.write(batch(10, [{ a: 1 }])));
+      expect(err!.message).toMatch(behaviour === 'flood' ? /^localhost:\d+ answered more than \d+ bytes$/ : /^localhost:\d+ did not answer within 400 ms$/);
+      expect(Date.now() - started).toBeLessThan(1_500);
+      expect(server.requests()).toBe(1);
+    }
   });
 
   it('refuses a cluster whose certificate does not chain to ES_CA_FILE', async () => {

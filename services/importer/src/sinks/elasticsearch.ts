@@ -1,6 +1,6 @@
 import https from 'node:https';
 import type { Batch } from '@keyway/contracts';
-import { httpsCall, jsonOf } from './https-call.ts';
+import { DEFAULT_MAX_ANSWER_BYTES, httpsCall, jsonOf } from './https-call.ts';
 import type { Sink } from './sink.ts';
 
 export type ElasticsearchAuth = { apiKey: string } | { username: string; password: string };
@@ -14,6 +14,7 @@ export interface ElasticsearchSinkOptions {
   index: string;
   /** PEM CA(s) the cluster's certificate chains to; default: Node's bundled CAs */
   ca?: string;
+  /** a _bulk request not fully answered within this fails; default 30 s */
   timeoutMs?: number;
 }
 
@@ -82,6 +83,8 @@ export function elasticsearchSink(options: ElasticsearchSinkOptions): Sink {
       headers: { authorization, 'content-type': 'application/x-ndjson', accept: 'application/json', 'content-length': body.length },
       body,
       timeoutMs,
+      // an item is a few hundred bytes, more with an error (ES shortens its reasons)
+      maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES + 4096 * batch.records.length,
     });
     const json = jsonOf(answer) as { items?: Array<Record<string, BulkItem>>; error?: { type?: string; reason?: string } } | undefined;
     if (answer.status !== 200) {

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { SentinelError, sentinelSink, type SentinelSinkOptions } from './sentinel.ts';
-import { testBatch } from './test-fixtures.ts';
+import { badServer, testBatch } from './test-fixtures.ts';
 
 const TENANT_ID = '5b1f1e0c-2d4f-4c55-9d2e-6f0b3a1c7e21';
 const CLIENT_ID = 'a8d3c1f2-0e4b-4a7c-8f6d-2b9e1c5d3a70';
@@ -247,6 +247,33 @@ describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
     expect(err).toMatchObject({ status: 401, message: 'Entra ID token request answered 401 invalid_client: AADSTS7000215: Invalid client secret provided.' });
     noSecrets(err);
     expect(server.calls).toHaveLength(0);
+  });
+
+  it('fails the batch within its deadlines when the ingestion endpoint never answers or trickles', async () => {
+    for (const behaviour of ['silent', 'trickle'] as const) {
+      const slow = await badServer({ cert: pki.certs.azure!.certPem, key: pki.certs.azure!.keyPem }, behaviour);
+      open.push(slow);
+      const { server } = await setup();
+      const sink = sentinelSink({
+        tenantId: TENANT_ID,
+        clientId: CLIENT_ID,
+        clientSecret: SECRET,
+        authorityUrl: server.url,
+        endpoint: slow.url,
+        dcrId: DCR,
+        stream: STREAM,
+        ca: pki.ca.certPem,
+        backoffMs: 50,
+        maxAttempts: 2,
+        timeoutMs: 400,
+      });
+      open.push(sink);
+      const started = Date.now();
+      await expect(sink.write(batch(15, [{ a: 1 }]))).rejects.toThrow(/^localhost:\d+ did not answer within 400 ms$/);
+      // two attempts of 400 ms and a 50 ms pause
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(slow.requests()).toBe(2);
+    }
   });
 
   it('refuses an endpoint whose certificate does not chain to the CA', async () => {

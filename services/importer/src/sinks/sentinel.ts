@@ -38,6 +38,7 @@ export interface SentinelSinkOptions {
   maxRetryAfterMs?: number;
   /** largest call body before gzip; default MAX_CALL_BYTES */
   maxCallBytes?: number;
+  /** a call (token or ingestion) not fully answered within this fails (ingestion tries again as for 5xx); default 30 s */
   timeoutMs?: number;
 }
 
