@@ -28,8 +28,11 @@ export interface HttpsCallOptions {
 export function httpsCall(url: URL, options: HttpsCallOptions): Promise<HttpsAnswer> {
   const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
   return new Promise((resolve, reject) => {
+    let settled = false;
     // the first outcome wins: our own error before the socket's, which destroy() causes
     const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(deadline);
       reject(err);
       request.destroy();
@@ -44,6 +47,8 @@ export function httpsCall(url: URL, options: HttpsCallOptions): Promise<HttpsAns
       });
       response.on('error', fail);
       response.on('end', () => {
+        if (settled) return;
+        settled = true;
         clearTimeout(deadline);
         resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) });
       });
