@@ -243,6 +243,13 @@ describe('Elasticsearch / OpenSearch sink (_bulk)', () => {
     expect(server.docs().get('0b1c-20:1')).toEqual({ 'record_keyway.tenant': 'spoof', record__id: 'taken', record_record__id: 'second', '@timestamp': timestamp, keyway });
   });
 
+  it('names the field of a refused document however the reason spells it (Field […]), never the value', async () => {
+    const { server, sink } = await setup();
+    server.itemFaults.push({ status: 400, error: { type: 'document_parsing_exception', reason: "[1:9] Field [_secret] is a metadata field and cannot be added inside a document. Value 'hunter2'" } });
+    const err = await failure(sink.write(batch(23, [{ a: 1 }])));
+    expect(err!.message).toBe('Elasticsearch refused 1 of 1 documents; first: 400 document_parsing_exception (field _secret)');
+  });
+
   it('counts a 409 as stored only when it is a version conflict of the create', async () => {
     const { server, sink } = await setup();
     server.itemFaults.push({ status: 409, error: { type: 'resource_already_exists_exception', reason: 'index [logs-keyway-default] already exists' } });

@@ -78,7 +78,7 @@ function bulkBody(batch: Batch): string {
 function describeError(error: { type?: unknown; reason?: unknown } | undefined): string {
   if (!error || typeof error !== 'object') return '';
   const type = typeof error.type === 'string' ? error.type : 'unknown error';
-  const field = typeof error.reason === 'string' ? /field \[([^\]]{1,200})\]/.exec(error.reason)?.[1] : undefined;
+  const field = typeof error.reason === 'string' ? /field \[([^\]]{1,200})\]/i.exec(error.reason)?.[1] : undefined;
   return field === undefined ? type : `${type} (field ${field})`;
 }
 
