@@ -98,7 +98,11 @@ export const ImporterFields = z.object({
     .describe('SINK=sentinel: data collection endpoint (or the DCR’s logs ingestion endpoint), e.g. https://my-dce.westeurope-1.ingest.monitor.azure.com'),
   SENTINEL_DCR_ID: z.string().min(1).optional().describe('SINK=sentinel: the data collection rule’s immutable id (dcr-…)'),
   SENTINEL_STREAM: z.string().min(1).optional().describe('SINK=sentinel: the DCR’s stream, e.g. Custom-KeywayEvents'),
-  SENTINEL_CA_FILE: z.string().min(1).optional().describe('SINK=sentinel: PEM CA the endpoints’ certificates chain to; default: Node’s bundled CAs'),
+  SENTINEL_CA_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('SINK=sentinel: PEM CA that both the login (SENTINEL_AUTHORITY_URL) and the ingestion endpoint certificates chain to; default: Node’s bundled CAs'),
   ES_URL: z
     .string()
     .url()

@@ -1,6 +1,7 @@
 import https from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import type { Batch } from '@keyway/contracts';
+import { httpsCall, jsonOf } from './https-call.ts';
 import type { Sink } from './sink.ts';
 
 export interface HecSinkOptions {
@@ -14,7 +15,7 @@ export interface HecSinkOptions {
   index?: string;
   /** `host` of each event; default os.hostname() */
   host?: string;
-  /** a request that stalls (no bytes either way) this long fails; default 30 s */
+  /** a request not fully answered within this fails; default 30 s */
   timeoutMs?: number;
 }
 
@@ -75,32 +76,18 @@ export function hecSink(options: HecSinkOptions): Sink {
   const authorization = `Splunk ${options.token}`;
   const inFlight = new Set<Promise<void>>();
 
-  const post = (body: string) =>
-    new Promise<void>((resolve, reject) => {
-      const request = https.request(
-        endpoint,
-        {
-          method: 'POST',
-          agent,
-          headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-          timeout: timeoutMs,
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('error', reject);
-          response.on('end', () => {
-            const status = response.statusCode ?? 0;
-            const answer = parseAnswer(Buffer.concat(chunks).toString('utf8'));
-            if (status >= 200 && status < 300 && answer?.code === HEC_SUCCESS) return resolve();
-            reject(new HecError(status, answer?.code, `HEC answered ${status}${answer ? ` code ${answer.code}: ${answer.text}` : ''}`));
-          });
-        },
-      );
-      request.on('timeout', () => request.destroy(new HecError(undefined, undefined, `HEC did not answer within ${timeoutMs} ms`)));
-      request.on('error', reject);
-      request.end(body);
+  const post = async (body: string) => {
+    const answer = await httpsCall(endpoint, {
+      method: 'POST',
+      agent,
+      headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      body,
+      timeoutMs,
     });
+    const hec = parseAnswer(jsonOf(answer));
+    if (answer.status >= 200 && answer.status < 300 && hec?.code === HEC_SUCCESS) return;
+    throw new HecError(answer.status, hec?.code, `HEC answered ${answer.status}${hec ? ` code ${hec.code}: ${hec.text}` : ''}`);
+  };
 
   return {
     description: `HEC ${endpoint.href}${options.index ? ` (index ${options.index})` : ''}`,
@@ -119,11 +106,7 @@ export function hecSink(options: HecSinkOptions): Sink {
   };
 }
 
-function parseAnswer(text: string): { code: number; text: string } | undefined {
-  try {
-    const value = JSON.parse(text) as { code?: unknown; text?: unknown };
-    return typeof value.code === 'number' ? { code: value.code, text: typeof value.text === 'string' ? value.text.slice(0, 200) : '' } : undefined;
-  } catch {
-    return undefined;
-  }
+function parseAnswer(json: unknown): { code: number; text: string } | undefined {
+  const value = (json ?? {}) as { code?: unknown; text?: unknown };
+  return typeof value.code === 'number' ? { code: value.code, text: typeof value.text === 'string' ? value.text.slice(0, 200) : '' } : undefined;
 }

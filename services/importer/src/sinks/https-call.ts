@@ -7,20 +7,54 @@ export interface HttpsAnswer {
   body: Buffer;
 }
 
+/** Largest answer body read by default: the sinks' answers are short JSON (a status, an error). */
+export const DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024;
+
+export interface HttpsCallOptions {
+  method: string;
+  agent: https.Agent;
+  headers: Record<string, string | number>;
+  body?: Buffer | string;
+  /** the whole exchange (connect, send, the full answer) must end within this; a slow or trickling server cannot hold a write */
+  timeoutMs: number;
+  /** an answer body past this many bytes fails the call (a server cannot fill the importer's memory); default DEFAULT_MAX_ANSWER_BYTES */
+  maxAnswerBytes?: number;
+}
+
 /**
- * One HTTPS request, its whole answer collected. A request that stalls (no bytes either way) for
- * `timeoutMs` fails; the error names the host only (URLs and headers may carry secrets).
+ * One HTTPS request, its whole answer collected, within an overall deadline and a size cap. Errors
+ * name the host only (URLs and headers may carry secrets).
  */
-export function httpsCall(url: URL, options: { method: string; agent: https.Agent; headers: Record<string, string | number>; body?: Buffer | string; timeoutMs: number }): Promise<HttpsAnswer> {
+export function httpsCall(url: URL, options: HttpsCallOptions): Promise<HttpsAnswer> {
+  const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
   return new Promise((resolve, reject) => {
-    const request = https.request(url, { method: options.method, agent: options.agent, headers: options.headers, timeout: options.timeoutMs }, (response) => {
+    let settled = false;
+    // the first outcome wins: our own error before the socket's, which destroy() causes
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      reject(err);
+      request.destroy();
+    };
+    const request = https.request(url, { method: options.method, agent: options.agent, headers: options.headers }, (response) => {
       const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxAnswerBytes) return fail(new Error(`${url.host} answered more than ${maxAnswerBytes} bytes`));
+        chunks.push(chunk);
+      });
+      response.on('error', fail);
+      response.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) });
+      });
     });
-    request.on('timeout', () => request.destroy(new Error(`${url.host} did not answer within ${options.timeoutMs} ms`)));
-    request.on('error', reject);
+    const deadline = setTimeout(() => fail(new Error(`${url.host} did not answer within ${options.timeoutMs} ms`)), options.timeoutMs);
+    request.on('error', fail);
     request.end(options.body);
   });
 }

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { SentinelError, sentinelSink, type SentinelSinkOptions } from './sentinel.ts';
-import { testBatch } from './test-fixtures.ts';
+import { badServer, testBatch } from './test-fixtures.ts';
 
 const TENANT_ID = '5b1f1e0c-2d4f-4c55-9d2e-6f0b3a1c7e21';
 const CLIENT_ID = 'a8d3c1f2-0e4b-4a7c-8f6d-2b9e1c5d3a70';
@@ -19,6 +19,9 @@ interface Call {
   bytes: number;
   rows: unknown[];
   status: number;
+  /** the request's content-encoding and its body's first two bytes (1f8b: gzip) */
+  encoding?: string;
+  magic: string;
 }
 
 /**
@@ -33,8 +36,12 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
   const calls: Call[] = [];
   /** answers for the next valid calls, in order; null: answer as usual */
   const faults: (Fault | null)[] = [];
+  /** answers for the next token requests, in order */
+  const tokenFaults: Fault[] = [];
   const tokenRequests: Array<Record<string, string>> = [];
   const rows: unknown[] = [];
+  /** every request to an ingestion path, valid or not */
+  let ingestRequests = 0;
   let issued = 0;
 
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -52,6 +59,8 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
       if (url.pathname.endsWith('/oauth2/v2.0/token')) {
         const form = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
         tokenRequests.push(form);
+        const tokenFault = tokenFaults.shift();
+        if (tokenFault) return json(res, tokenFault.status, tokenFault.body ?? { error: 'temporarily_unavailable', error_description: 'AADSTS50196: try again later.' }, tokenFault.headers);
         if (url.pathname !== `/${TENANT_ID}/oauth2/v2.0/token`) return json(res, 400, { error: 'invalid_request', error_description: 'AADSTS90002: Tenant not found.' });
         if (req.headers['content-type'] !== 'application/x-www-form-urlencoded' || form.grant_type !== 'client_credentials') {
           return json(res, 400, { error: 'unsupported_grant_type', error_description: 'AADSTS70003: The app requested an unsupported grant type.' });
@@ -67,6 +76,7 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
         return json(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken });
       }
       const match = /^\/dataCollectionRules\/([^/]+)\/streams\/([^/]+)$/.exec(url.pathname);
+      ingestRequests += 1;
       if (req.method !== 'POST' || !match) return azureError(res, 404, 'NotFound', 'The requested resource was not found.');
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       if (!bearer || !((tokens.get(bearer) ?? 0) > Date.now())) return azureError(res, 401, 'InvalidToken', 'The provided token is missing, invalid or expired.');
@@ -86,7 +96,7 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
       }
       if (!Array.isArray(parsed)) return azureError(res, 400, 'InvalidPayload', 'The body must be a JSON array.');
       const fault = faults.shift();
-      calls.push({ bytes: raw.length, rows: parsed, status: fault?.status ?? 204 });
+      calls.push({ bytes: raw.length, rows: parsed, status: fault?.status ?? 204, encoding: req.headers['content-encoding'], magic: body.subarray(0, 2).toString('hex') });
       if (fault) return json(res, fault.status, fault.body ?? { error: { code: 'Throttled', message: 'Too many requests.' } }, fault.headers);
       rows.push(...parsed);
       res.writeHead(204).end();
@@ -99,7 +109,9 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
     rows,
     calls,
     faults,
+    tokenFaults,
     tokenRequests,
+    ingestRequests: () => ingestRequests,
     revokeTokens: () => tokens.clear(),
     close: () =>
       new Promise<void>((resolve) => {
@@ -160,6 +172,10 @@ describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
       { TimeGenerated: '2024-05-06T07:08:09.123Z', KeywayTenant: 'acme', KeywayTopic: 'edr-events', KeywayBatch: 'b-2', KeywaySeq: 2, Event: { event: 'again' } },
     ]);
     expect(server.tokenRequests).toEqual([{ grant_type: 'client_credentials', client_id: CLIENT_ID, client_secret: SECRET, scope: 'https://monitor.azure.com/.default' }]);
+    expect(server.calls.map(({ encoding, magic }) => ({ encoding, magic }))).toEqual([
+      { encoding: 'gzip', magic: '1f8b' },
+      { encoding: 'gzip', magic: '1f8b' },
+    ]);
   });
 
   it('splits a batch into calls of at most 1 MB, all answered 204 before the write resolves', async () => {
@@ -189,6 +205,7 @@ describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
     const err = await failure(wrongStream.sink.write(batch(5, [{ a: 1 }])));
     expect(err).toMatchObject({ status: 400, message: expect.stringContaining('InvalidStream') });
     noSecrets(err);
+    expect(wrongStream.server.ingestRequests()).toBe(1);
 
     const tooBig = await setup({}, { maxCallBytes: 3_000_000 });
     const big = await failure(
@@ -201,6 +218,7 @@ describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
     );
     expect(big).toMatchObject({ status: 413, message: expect.stringContaining('ContentLengthLimitExceeded') });
     expect(tooBig.server.rows).toEqual([]);
+    expect(tooBig.server.ingestRequests()).toBe(1);
   });
 
   it('honours Retry-After on 429 and 503, then succeeds; gives up after maxAttempts', async () => {
@@ -217,6 +235,39 @@ describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
     expect(err).toMatchObject({ status: 503 });
     expect(server.calls.slice(3).map((call) => call.status)).toEqual([503, 503, 503]);
     expect(server.rows).toHaveLength(1);
+  });
+
+  it('reads a Retry-After given as an HTTP date', async () => {
+    const { server, sink } = await setup();
+    // a whole second at least one second ahead (HTTP dates have no fraction)
+    const at = (Math.floor(Date.now() / 1000) + 2) * 1000;
+    server.faults.push({ status: 429, headers: { 'retry-after': new Date(at).toUTCString() } });
+    await sink.write(batch(16, [{ a: 1 }]));
+    expect(Date.now()).toBeGreaterThanOrEqual(at - 20);
+    expect(server.calls.map((call) => call.status)).toEqual([429, 204]);
+  });
+
+  it('tries the token request again on 429 and 5xx after its Retry-After', async () => {
+    const { server, sink } = await setup();
+    server.tokenFaults.push({ status: 429, headers: { 'retry-after': '1' } }, { status: 503 });
+    const started = Date.now();
+    await sink.write(batch(17, [{ a: 1 }]));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(server.tokenRequests).toHaveLength(3);
+    expect(server.rows).toHaveLength(1);
+  });
+
+  it('fails the batch at once when the sink is closed during a retry’s wait', async () => {
+    const { server, sink } = await setup();
+    server.faults.push({ status: 429, headers: { 'retry-after': '30' } });
+    const started = Date.now();
+    const pending = failure(sink.write(batch(18, [{ a: 1 }])));
+    await expect.poll(() => server.calls.length).toBe(1);
+    await sink.close();
+    const err = await pending;
+    expect(err).toMatchObject({ status: 429, message: expect.stringMatching(/^Sentinel sink closed while waiting to retry: Logs Ingestion answered 429/) });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(server.ingestRequests()).toBe(1);
   });
 
   it('fails at once when Azure asks to wait longer than maxRetryAfterMs', async () => {
@@ -247,6 +298,33 @@ describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
     expect(err).toMatchObject({ status: 401, message: 'Entra ID token request answered 401 invalid_client: AADSTS7000215: Invalid client secret provided.' });
     noSecrets(err);
     expect(server.calls).toHaveLength(0);
+  });
+
+  it('fails the batch within its deadlines when the ingestion endpoint never answers or trickles', async () => {
+    for (const behaviour of ['silent', 'trickle'] as const) {
+      const slow = await badServer({ cert: pki.certs.azure!.certPem, key: pki.certs.azure!.keyPem }, behaviour);
+      open.push(slow);
+      const { server } = await setup();
+      const sink = sentinelSink({
+        tenantId: TENANT_ID,
+        clientId: CLIENT_ID,
+        clientSecret: SECRET,
+        authorityUrl: server.url,
+        endpoint: slow.url,
+        dcrId: DCR,
+        stream: STREAM,
+        ca: pki.ca.certPem,
+        backoffMs: 50,
+        maxAttempts: 2,
+        timeoutMs: 400,
+      });
+      open.push(sink);
+      const started = Date.now();
+      await expect(sink.write(batch(15, [{ a: 1 }]))).rejects.toThrow(/^localhost:\d+ did not answer within 400 ms$/);
+      // two attempts of 400 ms and a 50 ms pause
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(slow.requests()).toBe(2);
+    }
   });
 
   it('refuses an endpoint whose certificate does not chain to the CA', async () => {

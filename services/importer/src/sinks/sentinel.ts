@@ -38,6 +38,7 @@ export interface SentinelSinkOptions {
   maxRetryAfterMs?: number;
   /** largest call body before gzip; default MAX_CALL_BYTES */
   maxCallBytes?: number;
+  /** a call (token or ingestion) not fully answered within this fails (ingestion tries again as for 5xx); default 30 s */
   timeoutMs?: number;
 }
 
@@ -46,6 +47,8 @@ export class SentinelError extends Error {
   constructor(
     readonly status: number | undefined,
     message: string,
+    /** the wait the answer's Retry-After asked for, if it named one */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -54,7 +57,9 @@ export class SentinelError extends Error {
 /**
  * One row of the DCR stream per record. The stream declares these columns: TimeGenerated (datetime,
  * the batch's creation time), KeywayTenant, KeywayTopic, KeywayBatch (string), KeywaySeq (long),
- * Event (dynamic: the record as it is); the DCR's transformKql may reshape them for its table.
+ * Event (dynamic: the record as it is); the DCR's transformKql may reshape them for its table. Azure
+ * truncates a field value over 64 KB (Azure Monitor service limits, Logs Ingestion API): a larger
+ * record is stored cut short, and the call still answers 204.
  */
 const rowOf = (batch: Batch, record: unknown) =>
   JSON.stringify({
@@ -108,8 +113,9 @@ const retryable = (status: number) => status === 429 || status >= 500;
  * of rows, split so that no call passes 1 MB before compression.
  *
  * Durability: write() resolves only once every call of the batch was answered 204 (Azure took the
- * rows). 429 and 5xx are tried again after their Retry-After (else a doubling back-off) up to
- * `maxAttempts`; a 401 fetches a new token once; anything else (400, 403, 413) or attempts used up
+ * rows). 429 and 5xx (of a call or of the token request), timeouts and connection failures are
+ * tried again after their Retry-After (else a doubling back-off) up to `maxAttempts`; a 401 fetches a
+ * new token once; anything else (400, 403, 413), attempts used up or close() during a retry's wait
  * rejects, and the agent abandons the batch so it is delivered again: the calls of it that Azure
  * had taken then reach the table twice (at least once; KeywayBatch and KeywaySeq tell them apart).
  */
@@ -145,7 +151,7 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
     });
     const body = jsonOf(answer) as { access_token?: unknown; expires_in?: unknown } | undefined;
     if (answer.status !== 200 || typeof body?.access_token !== 'string') {
-      throw new SentinelError(answer.status, `Entra ID token request answered ${answer.status}${reasonOf(answer) ? ` ${reasonOf(answer)}` : ''}`);
+      throw new SentinelError(answer.status, `Entra ID token request answered ${answer.status}${reasonOf(answer) ? ` ${reasonOf(answer)}` : ''}`, retryAfterMs(answer));
     }
     const lifetimeMs = Number(body.expires_in) * 1000 || 0;
     // renewed 5 minutes before it expires, or halfway through a shorter life
@@ -162,15 +168,22 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
     return tokenRequest;
   }
 
+  /** aborted by close(): a retry waiting for its turn fails the batch at once instead of holding the shutdown */
+  const closing = new AbortController();
+
+  /**
+   * One ingestion call, tried again on 429, 5xx (of the call or of the token request), a connection
+   * failure or a timeout, after the answer's Retry-After or else a doubling back-off.
+   */
   async function upload(json: string): Promise<void> {
     const body = await gzip(Buffer.from(json, 'utf8'));
     let renewed = false;
     for (let attempt = 1; ; attempt += 1) {
-      let answer: HttpsAnswer | undefined;
+      if (closing.signal.aborted) throw new SentinelError(undefined, 'Sentinel sink closed before the batch was written');
       let failure: Error;
       try {
         const accessToken = await bearer();
-        answer = await httpsCall(ingestUrl, {
+        const answer = await httpsCall(ingestUrl, {
           method: 'POST',
           agent,
           headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length },
@@ -178,7 +191,7 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
           timeoutMs,
         });
         if (answer.status === 204) return;
-        failure = new SentinelError(answer.status, `Logs Ingestion answered ${answer.status}${reasonOf(answer) ? ` ${reasonOf(answer)}` : ''}`);
+        failure = new SentinelError(answer.status, `Logs Ingestion answered ${answer.status}${reasonOf(answer) ? ` ${reasonOf(answer)}` : ''}`, retryAfterMs(answer));
         if (answer.status === 401 && !renewed) {
           // expired or revoked early: one fresh token, then the usual rules
           renewed = true;
@@ -192,9 +205,13 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
         failure = err as Error;
       }
       if (attempt >= maxAttempts) throw failure;
-      const wait = (answer && retryAfterMs(answer)) ?? backoffMs * 2 ** (attempt - 1);
+      const wait = (failure instanceof SentinelError ? failure.retryAfterMs : undefined) ?? backoffMs * 2 ** (attempt - 1);
       if (wait > maxRetryAfterMs) throw failure;
-      await sleep(wait);
+      try {
+        await sleep(wait, undefined, { signal: closing.signal });
+      } catch {
+        throw new SentinelError(failure instanceof SentinelError ? failure.status : undefined, `Sentinel sink closed while waiting to retry: ${failure.message}`);
+      }
     }
   }
 
@@ -216,6 +233,7 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
       return pending;
     },
     async close() {
+      closing.abort();
       await Promise.allSettled(inFlight);
       agent.destroy();
     },

@@ -49,8 +49,14 @@ describe('CEF (ArcSight CEF:0)', () => {
 });
 
 describe('LEEF (IBM QRadar LEEF:2.0)', () => {
-  it('escapes \\, the tab delimiter and line breaks in values', () => {
-    expect(leefValue('a\tb\\c\r\nd=e|f')).toBe(String.raw`a\tb\\c\r\nd=e|f`);
+  it('writes the tab delimiter and line breaks in values as \\t \\r \\n, and leaves \\ alone (LEEF has no escape; QRadar unescapes nothing)', () => {
+    expect(leefValue('a\tb\\c\r\nd=e|f')).toBe(String.raw`a\tb\c\r\nd=e|f`);
+  });
+
+  it('keeps a Windows path byte for byte', () => {
+    const record = { path: 'C:\\Users\\zoë\\AppData\\x.exe', share: '\\\\srv\\c$' };
+    const message = leefMessage(batch([record]), record);
+    expect(Buffer.from(message.split(TAB).slice(-2).join(TAB), 'utf8')).toEqual(Buffer.from('path=C:\x5cUsers\x5czo\xc3\xab\x5cAppData\x5cx.exe\tshare=\x5c\x5csrv\x5cc$', 'latin1'));
   });
 
   it('writes the exact bytes: header with the tab delimiter as x09, devTime, keyway attributes, the record’s fields', () => {
@@ -68,7 +74,7 @@ describe('LEEF (IBM QRadar LEEF:2.0)', () => {
         'event=x|y',
         'src_ip=10.0.0.1',
         'record.sev=high',
-        String.raw`note=tab\there\\`,
+        'note=tab\\there\\',
         'nested={"a":[1]}',
         'user=café',
         'severity=warning',

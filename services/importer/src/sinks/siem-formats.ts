@@ -56,7 +56,7 @@ const DEVICE_VENDOR = 'Keyway';
 const DEVICE_PRODUCT = 'Keyway Feed';
 const DEVICE_VERSION = '1';
 
-/** CEF (and LEEF) header field: `\` and `|` escaped with a backslash; a line break (not allowed in the header) becomes a space. */
+/** CEF header field: `\` and `|` escaped with a backslash; a line break (not allowed in the header) becomes a space. */
 export const cefHeaderField = (value: string) => value.replace(/[\\|]/g, (c) => `\\${c}`).replace(/\r\n|[\r\n]/g, ' ');
 /** CEF extension value: `\` and `=` escaped with a backslash, CR and LF written as `\r` and `\n`. */
 export const cefExtensionValue = (value: string) => value.replace(/[\\=\r\n]/g, (c) => (c === '\r' ? '\\r' : c === '\n' ? '\\n' : `\\${c}`));
@@ -92,8 +92,15 @@ const LEEF_DELIMITER = '\t';
 /** QRadar parses devTime with this Java date pattern (literal T, RFC 822 offset). */
 const LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ";
 
-/** LEEF attribute value: `\` escaped, and the delimiter (tab) and line breaks written as `\t`, `\r`, `\n`, so no value splits an attribute or the message. */
-export const leefValue = (value: string) => value.replace(/[\\\t\r\n]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\r': '\\r', '\n': '\\n' })[c]!);
+/**
+ * LEEF attribute value. LEEF 2.0 defines no escape in values and QRadar unescapes nothing (a `\` stays
+ * as it is: Windows paths arrive intact); a value only must not hold the delimiter (tab), and no line
+ * break may end the message early: those are written as the two characters `\t`, `\r`, `\n` (for a
+ * reader; not reversible).
+ */
+export const leefValue = (value: string) => value.replace(/[\t\r\n]/g, (c) => ({ '\t': '\\t', '\r': '\\r', '\n': '\\n' })[c]!);
+/** LEEF header field: `|` ends a field and the LEEF guide gives it no escape, so it is written `\|` as in CEF; a line break becomes a space; a `\` stays as it is. */
+const leefHeaderField = (value: string) => value.replace(/\|/g, '\\|').replace(/\r\n|[\r\n]/g, ' ');
 /** A record's key as a LEEF key: one word of letters, digits, `_`, `.`, `-` (others become `_`). */
 const leefKey = (key: string) => key.replace(/[^A-Za-z0-9_.-]/g, '_') || '_';
 
@@ -105,7 +112,7 @@ const leefKey = (key: string) => key.replace(/[^A-Za-z0-9_.-]/g, '_') || '_';
  * above is prefixed `record.`). A record that is not an object goes whole into `record` as JSON.
  */
 export function leefMessage(batch: Batch, record: unknown): string {
-  const header = ['LEEF:2.0', DEVICE_VENDOR, DEVICE_PRODUCT, DEVICE_VERSION, eventIdOf(batch, record)].map(cefHeaderField);
+  const header = ['LEEF:2.0', DEVICE_VENDOR, DEVICE_PRODUCT, DEVICE_VERSION, eventIdOf(batch, record)].map(leefHeaderField);
   const attributes: [string, string][] = [
     ['devTime', leefTime(batch.createdAt)],
     ['devTimeFormat', LEEF_TIME_FORMAT],

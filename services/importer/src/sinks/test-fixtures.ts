@@ -1,4 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import type { Batch } from '@keyway/contracts';
 
 /** A batch as the topic service hands it to a sink (fixture of the sink tests next to this file). */
@@ -30,4 +32,43 @@ export function openFlags(path: string): number[] {
     const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
     return flags === undefined ? [] : [Number.parseInt(flags, 8)];
   });
+}
+
+/**
+ * An HTTPS server that answers badly, for the sinks' deadline and size cap: `silent` takes the request
+ * and never answers; `trickle` answers 200 and one byte of body every 50 ms, forever; `flood` answers
+ * 200 and an endless body as fast as it can.
+ */
+export async function badServer(tls: { cert: string; key: string }, behaviour: 'silent' | 'trickle' | 'flood') {
+  let requests = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const server = https.createServer(tls, (req, res) => {
+    requests += 1;
+    req.resume();
+    if (behaviour === 'silent') return;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (behaviour === 'trickle') {
+      const timer = setInterval(() => res.write(' '), 50);
+      timers.add(timer);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      while (!res.destroyed && res.write(chunk));
+    };
+    res.on('drain', pump);
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `https://localhost:${(server.address() as AddressInfo).port}`,
+    requests: () => requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const timer of timers) clearInterval(timer);
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
