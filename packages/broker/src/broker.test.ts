@@ -413,6 +413,47 @@ describe('amqp broker connection handling', () => {
   });
 });
 
+describe('amqp broker: time to live on RabbitMQ 3.10', () => {
+  // issue 16: per-message TTL on quorum queues came with 3.10; what the queues hold, read behind the broker's back
+  it.each(['quorum', 'classic'] as const)('a %s queue holds the TTL as `expiration`, dead-letters at its end, and the dead letter keeps our headers without one', async (queueType) => {
+    const topic = newTopic();
+    const broker = await createAmqpBroker({ url: AMQP_URL, queueType });
+    const queue = subscriptionQueue(topic, 'sub');
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      const before = Date.now();
+      await broker.publish(topic, Buffer.from('held'), { messageId: 'held', headers: { 'x-source': 'test' }, ttlMs: 60_000 });
+      const held = await withChannel(async (ch) => {
+        const msg = await ch.get(queue, { noAck: false });
+        if (msg) ch.nack(msg, false, true);
+        return msg;
+      });
+      if (!held) throw new Error('nothing in the subscription queue');
+      expect(held.properties.expiration).toBe('60000');
+      const expiresAt = held.properties.headers?.['x-keyway-expires-at'];
+      expect(expiresAt).toBeGreaterThanOrEqual(before + 60_000);
+      expect(expiresAt).toBeLessThanOrEqual(Date.now() + 60_000);
+
+      await broker.publish(topic, Buffer.from('brief'), { messageId: 'brief', headers: { 'x-source': 'test' }, ttlMs: 300 });
+      await new Promise((r) => setTimeout(r, 800));
+      // the long one at the head keeps the short one behind it on a quorum queue (expiry at the head only): take it
+      await (await broker.receive(topic, 'sub', 3000))?.ack();
+      let dead: amqp.GetMessage | false = false;
+      for (let tries = 0; !dead && tries < 40; tries++) {
+        dead = await withChannel((ch) => ch.get(deadLetterQueue(queue), { noAck: true }));
+        if (!dead) await new Promise((r) => setTimeout(r, 50));
+      }
+      if (!dead) throw new Error('no dead letter');
+      expect(dead.properties.messageId).toBe('brief');
+      expect(dead.properties.expiration).toBeUndefined();
+      expect(dead.properties.headers).toMatchObject({ 'x-source': 'test', 'x-keyway-expires-at': expect.any(Number), 'x-death': [expect.objectContaining({ reason: 'expired' })] });
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
 describe('createBroker', () => {
   it('uses memory without an AMQP URL and RabbitMQ with one', async () => {
     const memory: Broker = await createBroker({});

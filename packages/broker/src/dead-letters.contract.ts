@@ -11,13 +11,14 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
     let brokers: Broker[] = [];
     let declared: { topic: TopicRef; subscription: string }[] = [];
 
-    const open = async (options?: { maxDeliveries?: number }): Promise<Broker> => {
+    type Options = { maxDeliveries?: number; maxQueueLength?: number };
+    const open = async (options?: Options): Promise<Broker> => {
       const broker = await harness.create(options);
       brokers.push(broker);
       return broker;
     };
     /** a broker with a fresh subscription 'sub' of a fresh topic */
-    const subscribed = async (options?: { maxDeliveries?: number }): Promise<{ broker: Broker; topic: TopicRef }> => {
+    const subscribed = async (options?: Options): Promise<{ broker: Broker; topic: TopicRef }> => {
       const broker = await open(options);
       const topic = newTopic();
       await broker.declareSubscription(topic, 'sub');
@@ -117,6 +118,12 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
         { messageId: 'poison', reason: 'MaxDeliveryCountExceeded', description: 'delivered 3 times' },
         { messageId: 'refused', reason: 'Rejected', description: 'rejected by its receiver' },
       ]);
+    });
+
+    it('pushed out of a full subscription queue: MaxQueueLengthExceeded', async () => {
+      const { broker, topic } = await subscribed({ maxQueueLength: 2 });
+      for (const id of ['m1', 'm2', 'm3']) await publish(broker, topic, id);
+      expect(await drainDeadLetters(broker, topic)).toEqual([{ messageId: 'm1', reason: 'MaxQueueLengthExceeded', description: expect.any(String) }]);
     });
 
     it('deadLetter(reason, description) moves the batch to the dead letters with both; the reason stays through abandons there', async () => {

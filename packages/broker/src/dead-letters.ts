@@ -2,28 +2,23 @@
  * Why a message was dead-lettered, the same for both brokers (issue 16): the reason names follow Azure
  * Service Bus, so a SIEM team reads what it knows; a receiver may give its own.
  */
-export const TTL_EXPIRED = 'TTLExpiredException';
-export const MAX_DELIVERY_COUNT_EXCEEDED = 'MaxDeliveryCountExceeded';
-export const MAX_QUEUE_LENGTH_EXCEEDED = 'MaxQueueLengthExceeded';
-/** nack(false) without a reason of the receiver's own */
-export const REJECTED = 'Rejected';
-
 export interface DeadLetterReason {
   reason: string;
   description: string;
 }
 
 export function ttlExpired(expiresAt: number | undefined): DeadLetterReason {
-  return { reason: TTL_EXPIRED, description: expiresAt === undefined ? 'its time to live ended' : `its time to live ended at ${new Date(expiresAt).toISOString()}` };
+  return { reason: 'TTLExpiredException', description: expiresAt === undefined ? 'its time to live ended' : `its time to live ended at ${new Date(expiresAt).toISOString()}` };
 }
 
 export function maxDeliveryCountExceeded(deliveries: number): DeadLetterReason {
-  return { reason: MAX_DELIVERY_COUNT_EXCEEDED, description: `delivered ${deliveries} times` };
+  return { reason: 'MaxDeliveryCountExceeded', description: `delivered ${deliveries} times` };
 }
 
-export const maxQueueLengthExceeded: DeadLetterReason = { reason: MAX_QUEUE_LENGTH_EXCEEDED, description: 'the oldest message of a full subscription queue' };
+export const maxQueueLengthExceeded: DeadLetterReason = { reason: 'MaxQueueLengthExceeded', description: 'the oldest message of a full subscription queue' };
 
-export const rejected: DeadLetterReason = { reason: REJECTED, description: 'rejected by its receiver' };
+/** nack(false): RabbitMQ's own dead-lettering, which cannot carry a reason of the receiver's */
+export const rejected: DeadLetterReason = { reason: 'Rejected', description: 'rejected by its receiver' };
 
 /** a receiver's own reason: Delivery.deadLetter(reason, description) */
 export function checkedReason(reason: string, description: string): DeadLetterReason {
