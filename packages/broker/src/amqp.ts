@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
+import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, overDeliveryLimit, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
 import {
   DEAD_LETTER_DESCRIPTION_HEADER,
   DEAD_LETTER_REASON_HEADER,
@@ -157,6 +157,8 @@ function deadLetterReasonOf(raw: Record<string, unknown>): DeadLetterReason {
   const rabbit = (last as { reason?: unknown } | undefined)?.reason ?? raw['x-first-death-reason'];
   if (rabbit === 'expired') return ttlExpired(expiresAtOfHeaders(raw));
   if (rabbit === 'maxlen') return maxQueueLengthExceeded;
+  // a quorum queue declared with x-delivery-limit before issue 12, kept as it is
+  if (rabbit === 'delivery_limit') return overDeliveryLimit;
   const reason = raw[DEAD_LETTER_REASON_HEADER];
   const description = raw[DEAD_LETTER_DESCRIPTION_HEADER];
   if (typeof reason === 'string') return { reason, description: typeof description === 'string' ? description : '' };
@@ -739,7 +741,11 @@ class AmqpBroker implements Broker {
   private expireIfEnded(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage): boolean {
     const expiresAt = expiresAtOfHeaders(msg.properties.headers ?? {});
     if (sub.deadLetter || expiresAt === undefined || expiresAt > Date.now()) return false;
-    this.deadLetterCopy(sub, chan, msg, ttlExpired(expiresAt)).catch((err: unknown) => this.report(err));
+    // held like a delivery until moved, so the idle release does not close its channel in between
+    chan.outstanding++;
+    this.deadLetterCopy(sub, chan, msg, ttlExpired(expiresAt))
+      .catch((err: unknown) => this.report(err))
+      .finally(() => chan.outstanding--);
     return true;
   }
 

@@ -341,6 +341,28 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  it("a message over such a queue's x-delivery-limit reads MaxDeliveryCountExceeded as a dead letter", async () => {
+    const topic = newTopic();
+    const queue = subscriptionQueue(topic, 'limited');
+    const args = { 'x-queue-type': 'quorum', 'x-expires': 60_000 };
+    await withChannel(async (ch) => {
+      await ch.assertQueue(deadLetterQueue(queue), { durable: true, arguments: args });
+      await ch.assertQueue(queue, { durable: true, arguments: { ...args, 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': queue, 'x-delivery-limit': 1 } });
+    });
+    const broker = await createAmqpBroker({ url: AMQP_URL, subscriptionExpiresMs: 60_000 });
+    try {
+      await broker.declareSubscription(topic, 'limited');
+      await broker.publish(topic, Buffer.from('returned'), { messageId: 'returned-1' });
+      // RabbitMQ counts these returns (we do not), and dead-letters the message past its limit
+      for (let delivery = await broker.receive(topic, 'limited', 1000); delivery; delivery = await broker.receive(topic, 'limited', 500)) await delivery.release();
+      const dead = await broker.receiveDeadLetter(topic, 'limited', 3000);
+      expect(dead).toMatchObject({ messageId: 'returned-1', deadLetterReason: 'MaxDeliveryCountExceeded', deadLetterDescription: expect.stringContaining('x-delivery-limit') });
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'limited' }]);
+    }
+  });
+
   // issue 12: RabbitMQ returns what a consumer prefetched when its instance dies or its connection
   // drops; a quorum queue counted each return, and x-delivery-limit dead-lettered batches nobody saw
   it.each(['quorum', 'classic'] as const)(

@@ -15,6 +15,9 @@ export function maxDeliveryCountExceeded(deliveries: number): DeadLetterReason {
   return { reason: 'MaxDeliveryCountExceeded', description: `delivered ${deliveries} times` };
 }
 
+/** RabbitMQ's own delivery limit (`x-delivery-limit` of a quorum queue declared before issue 12), which counts returns of every kind */
+export const overDeliveryLimit: DeadLetterReason = { reason: 'MaxDeliveryCountExceeded', description: "returned more often than its queue's x-delivery-limit" };
+
 export const maxQueueLengthExceeded: DeadLetterReason = { reason: 'MaxQueueLengthExceeded', description: 'the oldest message of a full subscription queue' };
 
 /** nack(false): RabbitMQ's own dead-lettering, which cannot carry a reason of the receiver's */

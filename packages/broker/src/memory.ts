@@ -323,8 +323,10 @@ class InMemoryBroker implements MemoryBroker {
         const ended = queue.ready.filter(expired);
         queue.ready = queue.ready.filter((message) => !expired(message));
         for (const message of ended) deadLetter(message, ttlExpired(message.expiresAt));
-        const next = Math.min(...queue.ready.map((message) => message.expiresAt ?? Number.POSITIVE_INFINITY));
-        if (next !== Number.POSITIVE_INFINITY) this.armTtl(queue, next);
+        // a loop, not Math.min(...): a queue may hold more messages than a call takes arguments
+        let next: number | undefined;
+        for (const { expiresAt } of queue.ready) if (expiresAt !== undefined && (next === undefined || expiresAt < next)) next = expiresAt;
+        if (next !== undefined) this.armTtl(queue, next);
       },
       Math.max(0, at - Date.now()),
     );
