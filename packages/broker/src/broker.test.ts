@@ -476,6 +476,31 @@ describe('amqp broker: time to live on RabbitMQ 3.10', () => {
   });
 });
 
+describe('amqp broker: time to live on RabbitMQ 3.10 (requeue)', () => {
+  it('an abandon requeues a batch with what is left of its time to live', async () => {
+    const topic = newTopic();
+    // a short idle timeout hands what this instance prefetched back to the queue, where the test reads it
+    const broker = await createAmqpBroker({ url: AMQP_URL, idleConsumerMs: 200 });
+    const queue = subscriptionQueue(topic, 'sub');
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await broker.publish(topic, Buffer.from('abandoned'), { messageId: 'abandoned', ttlMs: 60_000 });
+      const delivery = await broker.receive(topic, 'sub', 3000);
+      await new Promise((r) => setTimeout(r, 500));
+      await delivery?.nack(true);
+      await new Promise((r) => setTimeout(r, 800));
+      const copy = await withChannel((ch) => ch.get(queue, { noAck: true }));
+      if (!copy) throw new Error('nothing in the subscription queue');
+      expect(copy.properties.headers?.['x-keyway-delivery-count']).toBe(2);
+      expect(Number(copy.properties.expiration)).toBeLessThanOrEqual(59_500);
+      expect(Number(copy.properties.expiration)).toBeGreaterThan(55_000);
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
 describe('createBroker', () => {
   it('uses memory without an AMQP URL and RabbitMQ with one', async () => {
     const memory: Broker = await createBroker({});

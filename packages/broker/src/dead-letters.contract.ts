@@ -93,16 +93,16 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
 
     it('an abandoned batch keeps its time to live: abandon does not restart it', async () => {
       const { broker, topic } = await subscribed();
-      await publish(broker, topic, 'brief', 1200);
+      await publish(broker, topic, 'brief', 2000);
       const first = await mustReceive(broker, topic);
-      await sleep(700);
+      await sleep(1000);
       await first.nack(true);
-      // 500 ms left: redelivered now, counted
+      // 1 s left: redelivered now, counted
       const second = await mustReceive(broker, topic);
       expect(second).toMatchObject({ messageId: 'brief', deliveryCount: 2 });
       await second.nack(true);
-      await sleep(800);
-      // a restarted time to live would have 400 ms to go
+      await sleep(1400);
+      // a restarted time to live would have 600 ms to go
       expect(await broker.receive(topic, 'sub', 300)).toBeNull();
       expect(await drainDeadLetters(broker, topic)).toEqual([{ messageId: 'brief', reason: 'TTLExpiredException', description: expect.any(String) }]);
     });
@@ -198,7 +198,7 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
       await sleep(600);
       await (await mustReceive(broker, topic)).deadLetter('Malformed', 'x');
       expect(await broker.resubmitDeadLetters(topic, 'sub', { max: 10 })).toBe(2);
-      await sleep(2200);
+      await sleep(2600);
       // 'running' ended 2.5 s after its publish; 'expired' has none any more
       const kept = await mustReceive(broker, topic);
       expect(kept).toMatchObject({ messageId: 'expired', deliveryCount: 1 });
