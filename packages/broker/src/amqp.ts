@@ -2,13 +2,25 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, overDeliveryLimit, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
+import {
+  checkedReason,
+  checkMax,
+  expiresAtOf,
+  expiresAtOfHeaders,
+  maxDeliveryCountExceeded,
+  maxQueueLengthExceeded,
+  overDeliveryLimit,
+  rejected,
+  ttlExpired,
+  type DeadLetterReason,
+} from './dead-letters.ts';
 import {
   DEAD_LETTER_DESCRIPTION_HEADER,
   DEAD_LETTER_REASON_HEADER,
   DEFAULT_SUBSCRIPTION_EXPIRES_MS,
   EXPIRES_AT_HEADER,
   KEPT_ARGUMENTS,
+  OWN_HEADER,
   TOPIC_EXCHANGE,
   declareExchanges,
   deadLetterQueue,
@@ -70,8 +82,6 @@ const DEAD_LETTER_COUNT_HEADER = 'x-keyway-dead-letter-delivery-count';
 const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 /** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
-/** ours (counts, reasons, publish time, expiry): callers see only the publisher's headers */
-const OWN_HEADER = /^x-keyway-/;
 /** our headers each copy of a message sets for itself rather than carries on */
 const PER_COPY_HEADERS = new Set([DELIVERY_COUNT_HEADER, DEAD_LETTER_COUNT_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_DESCRIPTION_HEADER]);
 const RECONNECT_MIN_MS = 100;
@@ -137,11 +147,6 @@ function publisherHeaders(raw: Record<string, unknown>): Record<string, unknown>
 function carriedHeaders(raw: Record<string, unknown>): Record<string, unknown> {
   const own = Object.entries(raw).filter(([name]) => OWN_HEADER.test(name) && !PER_COPY_HEADERS.has(name));
   return { ...publisherHeaders(raw), ...Object.fromEntries(own) };
-}
-
-function expiresAtOfHeaders(raw: Record<string, unknown>): number | undefined {
-  const value = raw[EXPIRES_AT_HEADER];
-  return typeof value === 'number' ? value : undefined;
 }
 
 const reasonHeaders = (why: DeadLetterReason): Record<string, string> => ({ [DEAD_LETTER_REASON_HEADER]: why.reason, [DEAD_LETTER_DESCRIPTION_HEADER]: why.description });

@@ -1,3 +1,5 @@
+import { EXPIRES_AT_HEADER } from './topology.ts';
+
 /**
  * Why a message was dead-lettered, the same for both brokers (issue 16): the reason names follow Azure
  * Service Bus, so a SIEM team reads what it knows; a receiver may give its own.
@@ -28,6 +30,12 @@ export function checkedReason(reason: string, description: string): DeadLetterRe
   if (typeof reason !== 'string' || reason.length === 0) throw new TypeError('a dead-letter reason must be a non-empty string');
   if (typeof description !== 'string') throw new TypeError('a dead-letter description must be a string');
   return { reason, description };
+}
+
+/** when the time to live of a message with these headers ends (ms since the epoch), if it has one */
+export function expiresAtOfHeaders(headers: Record<string, unknown>): number | undefined {
+  const value = headers[EXPIRES_AT_HEADER];
+  return typeof value === 'number' ? value : undefined;
 }
 
 /** A time to live from now as an absolute expiry (ms since the epoch); none for 0 or absent. */
