@@ -1,6 +1,7 @@
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, routingKey, subscriptionQueue } from './topology.ts';
+import { checkedReason, checkMax, expiresAtOf, expiresAtOfHeaders, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
+import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, EXPIRES_AT_HEADER, OWN_HEADER, routingKey, subscriptionQueue } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface MemoryBrokerOptions {
@@ -20,6 +21,8 @@ interface StoredMessage {
   headers: Record<string, unknown>;
   /** deliveries that ended in nack(true) so far: the next one shows deliveryCount deliveries + 1 */
   deliveries: number;
+  /** on a dead letter: why (the end of its time to live, as on RabbitMQ, is a header: EXPIRES_AT_HEADER) */
+  why?: DeadLetterReason;
 }
 
 export interface MemoryBroker extends Broker {
@@ -36,6 +39,10 @@ interface MessageQueue {
   returned(message: StoredMessage, requeue: boolean, count: number): void;
   /** what becomes of the oldest ready message when the queue is over its length */
   overflowed(message: StoredMessage): void;
+  /** moves a message to the dead-letter queue; absent on a dead-letter queue, which has none, nor times to live */
+  deadLetter: ((message: StoredMessage, why: DeadLetterReason) => void) | undefined;
+  /** the clock of the earliest time to live among the ready messages, and when it rings */
+  ttlTimer: { timer: NodeJS.Timeout; at: number } | undefined;
   /** false once expired (RabbitMQ deleted it): nothing is routed to it until it is declared again */
   exists: boolean;
   /** the x-expires clock: re-armed on every use */
@@ -95,6 +102,7 @@ class InMemoryBroker implements MemoryBroker {
     this.use(which, () => {
       which.exists = false;
       which.ready = [];
+      this.stopTtl(which);
       // RabbitMQ deleted both queues once neither is left: forget the subscription
       if (!queue.exists && !queue.dead.exists) this.topics.get(routingKey(topic))?.delete(subscription);
     });
@@ -103,6 +111,8 @@ class InMemoryBroker implements MemoryBroker {
   /** appends a message; over maxLength the oldest ready one overflows (drop-head) */
   private append(queue: MessageQueue, message: StoredMessage): void {
     queue.ready.push(message);
+    const expiresAt = expiresAtOfHeaders(message.headers);
+    if (expiresAt !== undefined) this.armTtl(queue, expiresAt);
     if (this.maxLength !== undefined && queue.ready.length > this.maxLength) {
       const oldest = queue.ready.shift();
       if (oldest) queue.overflowed(oldest);
@@ -142,6 +152,7 @@ class InMemoryBroker implements MemoryBroker {
       clearTimeout(which.expiry);
       which.exists = false;
       which.ready = [];
+      this.stopTtl(which);
       releaseWaiters(which);
     }
   }
@@ -158,11 +169,13 @@ class InMemoryBroker implements MemoryBroker {
         if (requeue && dead.exists) this.append(dead, { ...message, deliveries: count });
       },
       overflowed: () => undefined,
+      deadLetter: undefined,
+      ttlTimer: undefined,
     };
-    const deadLetter = (message: StoredMessage): void => {
+    const deadLetter = (message: StoredMessage, why: DeadLetterReason): void => {
       // an expired dead-letter queue is no longer bound: RabbitMQ drops what would be dead-lettered to it
       // a fresh copy: deliveries from the dead-letter queue are counted from 1 again, as RabbitMQ does
-      if (dead.exists) this.append(dead, { ...message, headers: { ...message.headers }, deliveries: 0 });
+      if (dead.exists) this.append(dead, { ...message, headers: { ...message.headers }, deliveries: 0, why });
     };
     const queue: Queue = {
       ready: [],
@@ -172,14 +185,16 @@ class InMemoryBroker implements MemoryBroker {
       exists: true,
       expiry: undefined,
       returned: (message, requeue, count) => {
-        if (requeue && count < this.maxDeliveries) {
-          // to the back, with the next count, as the amqp broker republishes it
-          if (queue.exists) this.append(queue, { ...message, deliveries: count });
-        } else {
-          deadLetter(message);
-        }
+        if (!requeue) deadLetter(message, rejected);
+        else if (count >= this.maxDeliveries) deadLetter(message, maxDeliveryCountExceeded(count));
+        // an abandon does not restart the time to live
+        else if (expired(message)) deadLetter(message, ttlExpired(expiresAtOfHeaders(message.headers)));
+        // to the back, with the next count, as the amqp broker republishes it
+        else if (queue.exists) this.append(queue, { ...message, deliveries: count });
       },
-      overflowed: deadLetter,
+      overflowed: (message) => deadLetter(message, maxQueueLengthExceeded),
+      deadLetter,
+      ttlTimer: undefined,
     };
     return queue;
   }
@@ -194,13 +209,14 @@ class InMemoryBroker implements MemoryBroker {
     this.checkOpen();
     const queues = [...(this.topics.get(routingKey(topic))?.values() ?? [])].filter((queue) => queue.exists);
     if (queues.length === 0) throw new NoSubscriptionError(`no subscription receives ${routingKey(topic)}`);
+    const expiresAt = expiresAtOf(options.ttlMs);
     for (const queue of queues) {
       // each subscription gets its own copy, like a queue does
       this.append(queue, {
         body: Buffer.from(body),
         messageId: options.messageId,
         contentType: options.contentType,
-        headers: { ...options.headers },
+        headers: { ...options.headers, ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
         deliveries: 0,
       });
     }
@@ -209,9 +225,13 @@ class InMemoryBroker implements MemoryBroker {
   /** hands ready messages to waiting receive() calls */
   private dispatch(queue: MessageQueue): void {
     while (queue.waiters.length > 0 && queue.ready.length > 0) {
+      const message = this.next(queue);
+      if (!message) return;
       const waiter = nextWaiter(queue);
-      const message = queue.ready.shift();
-      if (!waiter || !message) return;
+      if (!waiter) {
+        queue.ready.unshift(message);
+        return;
+      }
       waiter.resolve(this.deliver(queue, message));
     }
   }
@@ -226,18 +246,26 @@ class InMemoryBroker implements MemoryBroker {
       if (this.closed) throw new BrokerUnavailableError('broker is closed');
       then();
     };
+    const { deadLetter } = queue;
     return {
       body: message.body,
       messageId: message.messageId,
       contentType: message.contentType,
-      headers: { ...message.headers },
+      // callers see only the publisher's headers
+      headers: Object.fromEntries(Object.entries(message.headers).filter(([name]) => !OWN_HEADER.test(name))),
       deliveryCount: count,
+      ...(message.why && { deadLetterReason: message.why.reason, deadLetterDescription: message.why.description }),
       ack: () => settle(() => undefined),
       nack: (requeue) => settle(() => queue.returned(message, requeue, count)),
       release: () =>
         settle(() => {
           if (queue.exists) this.putBack(queue, message);
         }),
+      deadLetter: async (reason, description) => {
+        if (!deadLetter) throw new TypeError('a dead letter cannot be dead-lettered again');
+        const why = checkedReason(reason, description);
+        await settle(() => deadLetter(message, why));
+      },
     };
   }
 
@@ -257,7 +285,7 @@ class InMemoryBroker implements MemoryBroker {
 
   private take(queue: MessageQueue, waitMs: number, signal: AbortSignal | undefined): Promise<Delivery | null> {
     if (signal?.aborted) return Promise.resolve(null);
-    const message = queue.ready.shift();
+    const message = this.next(queue);
     if (message) return Promise.resolve(this.deliver(queue, message));
     if (waitMs <= 0) return Promise.resolve(null);
     return waitForDelivery(queue, waitMs, signal);
@@ -272,6 +300,63 @@ class InMemoryBroker implements MemoryBroker {
     this.checkOpen();
   }
 
+  /** the next ready message whose time to live has not ended; those at the head that ended are dead-lettered */
+  private next(queue: MessageQueue): StoredMessage | undefined {
+    for (;;) {
+      const message = queue.ready.shift();
+      if (!message || !queue.deadLetter || !expired(message)) return message;
+      queue.deadLetter(message, ttlExpired(expiresAtOfHeaders(message.headers)));
+    }
+  }
+
+  /** like RabbitMQ, a message whose time to live ends while ready is dead-lettered without a receive */
+  private armTtl(queue: MessageQueue, at: number): void {
+    if (!queue.deadLetter || (queue.ttlTimer && queue.ttlTimer.at <= at)) return;
+    this.stopTtl(queue);
+    const timer = setTimeout(
+      () => {
+        queue.ttlTimer = undefined;
+        const { deadLetter } = queue;
+        if (!deadLetter) return;
+        const ended = queue.ready.filter(expired);
+        queue.ready = queue.ready.filter((message) => !expired(message));
+        for (const message of ended) deadLetter(message, ttlExpired(expiresAtOfHeaders(message.headers)));
+        // a loop, not Math.min(...): a queue may hold more messages than a call takes arguments
+        let next: number | undefined;
+        for (const message of queue.ready) {
+          const expiresAt = expiresAtOfHeaders(message.headers);
+          if (expiresAt !== undefined && (next === undefined || expiresAt < next)) next = expiresAt;
+        }
+        if (next !== undefined) this.armTtl(queue, next);
+      },
+      Math.max(0, at - Date.now()),
+    );
+    timer.unref();
+    queue.ttlTimer = { timer, at };
+  }
+
+  private stopTtl(queue: MessageQueue): void {
+    if (queue.ttlTimer) clearTimeout(queue.ttlTimer.timer);
+    queue.ttlTimer = undefined;
+  }
+
+  async resubmitDeadLetters(topic: TopicRef, subscription: string, options: { max: number }): Promise<number> {
+    this.checkOpen();
+    checkMax(options.max);
+    const queue = this.queue(topic, subscription);
+    this.existing(queue, `subscription ${subscription} of ${routingKey(topic)}`);
+    if (queue.dead.exists) this.useSubscription(topic, subscription, queue, queue.dead);
+    // only ready dead letters: those locked by a receiver stay theirs
+    const moved = queue.dead.ready.splice(0, options.max);
+    for (const { why: _reasonDropped, ...message } of moved) {
+      const headers = { ...message.headers };
+      // a time to live still running goes on; one that ended is not restarted: the message has none
+      if (expired(message)) delete headers[EXPIRES_AT_HEADER];
+      this.append(queue, { ...message, headers, deliveries: 0 });
+    }
+    return moved.length;
+  }
+
   deadLetters(topic: TopicRef, subscription: string): StoredMessage[] {
     return [...this.queue(topic, subscription).dead.ready];
   }
@@ -281,11 +366,14 @@ class InMemoryBroker implements MemoryBroker {
     for (const subs of this.topics.values()) {
       for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) {
         clearTimeout(queue.expiry);
+        this.stopTtl(queue);
         releaseWaiters(queue);
       }
     }
   }
 }
+
+const expired = (message: StoredMessage): boolean => (expiresAtOfHeaders(message.headers) ?? Number.POSITIVE_INFINITY) <= Date.now();
 
 /** The embedded broker for when AMQP_URL is not configured; same semantics as the RabbitMQ broker. */
 export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBroker {
