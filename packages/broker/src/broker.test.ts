@@ -5,7 +5,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerContract, hex, newTopic } from './broker.contract.ts';
 import type { BrokerHarness } from './broker.contract.ts';
-import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue } from './index.ts';
+import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, streamQueue, subscriptionQueue } from './index.ts';
 import type { Broker, MemoryBroker, QueueType } from './index.ts';
 
 const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -37,6 +37,7 @@ async function deleteQueues(subscriptions: { topic: { tenant: string; topic: str
       const queue = subscriptionQueue(topic, subscription);
       await ch.deleteQueue(queue);
       await ch.deleteQueue(deadLetterQueue(queue));
+      await ch.deleteQueue(streamQueue(topic));
     }
   });
 }
