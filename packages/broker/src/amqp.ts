@@ -814,7 +814,9 @@ class AmqpBroker implements Broker {
    * what this instance's consumer of the queue has prefetched and not handed out yet instead: the next
    * messages, left where they are for the receives that follow, counting nothing. It starts that
    * consumer if needed and lets it fill (up to its prefetch, waiting at most PEEK_FILL_MS). Limits:
-   * at most `prefetch` messages are shown, and messages another instance prefetched are not.
+   * at most `prefetch` messages are shown, and messages another instance prefetched are not; a
+   * consumer nobody receives from is released after idleConsumerMs, as after a receive, and a quorum
+   * queue then puts what it held at its back.
    */
   async peek(topic: TopicRef, subscription: string, count: number, options: { deadLetter?: boolean } = {}): Promise<PeekedMessage[]> {
     const session = this.requireSession();
