@@ -157,7 +157,7 @@ function described(deadLetter: boolean, msg: Message): Omit<PeekedMessage, 'body
 }
 
 /** an AMQP timestamp (whole seconds) for `x-stream-offset` */
-const streamTimestamp = (ms: number) => ({ '!': 'timestamp', value: Math.floor(ms / 1000) });
+const streamTimestamp = (ms: number) => ({ '!': 'timestamp', value: Math.max(0, Math.floor(ms / 1000)) });
 
 /**
  * Channel errors a caller caused (e.g. 406 PRECONDITION_FAILED: a queue exists with other
@@ -838,7 +838,9 @@ class AmqpBroker implements Broker {
     const deadline = Date.now() + PEEK_FILL_MS;
     while (sub.buffer.length < count && Date.now() < deadline) {
       if (!sub.consumer?.open || sub.buffer.length + sub.consumer.outstanding >= this.prefetch) return;
-      const { messageCount } = await this.onOwnChannel(session, (ch) => ch.checkQueue(sub.queue));
+      const { messageCount } = await this.onOwnChannel(session, (ch) => ch.checkQueue(sub.queue)).catch((err: unknown) => {
+        throw isNotFound(err) ? new NoSubscriptionError(`subscription queue ${sub.queue} does not exist`) : toBrokerError(err);
+      });
       if (messageCount === 0) {
         // the queue may have sent us some that are still on their way
         await delay(PEEK_SETTLE_MS);

@@ -463,6 +463,9 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       // the first replay's marker holds offset 4 and is skipped like any marker
       expect(await broker.replay(topic, 'sub', { offset: 3 })).toEqual({ copied: 1, firstOffset: 3, lastOffset: 3 });
       expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-3']);
+      // from the beginning of time: all of them, none of the markers
+      expect((await broker.replay(topic, 'sub', { time: 0 })).copied).toBe(4);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-0', 'c-1', 'c-2', 'c-3']);
     });
 
     it('replay stops at its marker while publishes go on', { timeout: 30_000 }, async () => {
