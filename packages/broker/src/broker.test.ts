@@ -366,6 +366,30 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  it('a subscription declared before topics had streams replays nothing until it is declared again', async () => {
+    const topic = newTopic();
+    const queue = subscriptionQueue(topic, 'legacy');
+    await withChannel(async (ch) => {
+      await ch.assertQueue(deadLetterQueue(queue), { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': queue } });
+      await ch.bindQueue(queue, 'keyway.topics', `${topic.tenant}.${topic.topic}`);
+    });
+    const broker = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await broker.publish(topic, Buffer.from('before'), { messageId: 'before-1' });
+      expect(await broker.replay(topic, 'legacy', { offset: 0 })).toEqual({ copied: 0 });
+      await (await broker.receive(topic, 'legacy', 3000))?.ack();
+      await broker.declareSubscription(topic, 'legacy');
+      await broker.publish(topic, Buffer.from('after'), { messageId: 'after-1' });
+      await (await broker.receive(topic, 'legacy', 3000))?.ack();
+      expect(await broker.replay(topic, 'legacy', { offset: 0 })).toEqual({ copied: 1, firstOffset: 0, lastOffset: 0 });
+      expect((await broker.receive(topic, 'legacy', 3000))?.messageId).toBe('after-1');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'legacy' }]);
+    }
+  });
+
   it('replayed copies with ttlMs expire into the dead-letter queue; the stream keeps the batches', { timeout: 30_000 }, async () => {
     const topic = newTopic();
     const broker = await createAmqpBroker({ url: AMQP_URL });
@@ -459,6 +483,26 @@ describe('amqp broker connection handling', () => {
     } finally {
       await Promise.all([idle.close(), other.close()]);
       await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
+describe('memory broker replay stream', () => {
+  it('drops batches older than the retention age, as RabbitMQ’s x-max-age does segment by segment', async () => {
+    const broker = createMemoryBroker();
+    const topic = newTopic();
+    try {
+      await broker.declareSubscription(topic, 'sub', { maxAgeSec: 1, maxBytes: 1_000_000 });
+      await broker.publish(topic, Buffer.from('old'), { messageId: 'old-1' });
+      await new Promise((r) => setTimeout(r, 1200));
+      await broker.publish(topic, Buffer.from('new'), { messageId: 'new-1' });
+      // declared again with another retention: the stream keeps its own
+      await broker.declareSubscription(topic, 'sub', { maxAgeSec: 3600, maxBytes: 1_000_000 });
+      for (let delivery = await broker.receive(topic, 'sub', 0); delivery; delivery = await broker.receive(topic, 'sub', 0)) await delivery.ack();
+      expect(await broker.replay(topic, 'sub', { offset: 0 })).toEqual({ copied: 1, firstOffset: 1, lastOffset: 1 });
+      expect((await broker.receive(topic, 'sub', 0))?.messageId).toBe('new-1');
+    } finally {
+      await broker.close();
     }
   });
 });
