@@ -2,7 +2,20 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
-import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, KEPT_ARGUMENTS, TOPIC_EXCHANGE, declareExchanges, deadLetterQueue, declareSubscriptionTopology, routingKey, subscriptionQueue } from './topology.ts';
+import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
+import {
+  DEAD_LETTER_DESCRIPTION_HEADER,
+  DEAD_LETTER_REASON_HEADER,
+  DEFAULT_SUBSCRIPTION_EXPIRES_MS,
+  EXPIRES_AT_HEADER,
+  KEPT_ARGUMENTS,
+  TOPIC_EXCHANGE,
+  declareExchanges,
+  deadLetterQueue,
+  declareSubscriptionTopology,
+  routingKey,
+  subscriptionQueue,
+} from './topology.ts';
 import type { QueueBounds, QueueType } from './topology.ts';
 import { amqpUrls, connectFirst, redactedUrl } from './urls.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
@@ -57,6 +70,10 @@ const DEAD_LETTER_COUNT_HEADER = 'x-keyway-dead-letter-delivery-count';
 const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 /** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
+/** ours (counts, reasons, publish time, expiry): callers see only the publisher's headers */
+const OWN_HEADER = /^x-keyway-/;
+/** our headers each copy of a message sets for itself rather than carries on */
+const PER_COPY_HEADERS = new Set([DELIVERY_COUNT_HEADER, DEAD_LETTER_COUNT_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_DESCRIPTION_HEADER]);
 const RECONNECT_MIN_MS = 100;
 /**
  * After losing its node of a cluster, the broker waits this long before it reconnects to another.
@@ -109,7 +126,62 @@ interface PendingPublish {
   returned: boolean;
 }
 
-type PublishProps = Pick<PublishOptions, 'messageId' | 'contentType'> & { headers: Record<string, unknown> };
+type PublishProps = Pick<PublishOptions, 'messageId' | 'contentType'> & { headers: Record<string, unknown>; expiration?: number };
+
+/** the publisher's headers of a message as RabbitMQ delivered it */
+function publisherHeaders(raw: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(raw).filter(([name]) => !OWN_HEADER.test(name) && !DEATH_HEADER.test(name) && name !== QUORUM_DELIVERY_COUNT_HEADER));
+}
+
+/** the publisher's headers and ours that every copy of the message carries on (publish time, expiry) */
+function carriedHeaders(raw: Record<string, unknown>): Record<string, unknown> {
+  const own = Object.entries(raw).filter(([name]) => OWN_HEADER.test(name) && !PER_COPY_HEADERS.has(name));
+  return { ...publisherHeaders(raw), ...Object.fromEntries(own) };
+}
+
+function expiresAtOfHeaders(raw: Record<string, unknown>): number | undefined {
+  const value = raw[EXPIRES_AT_HEADER];
+  return typeof value === 'number' ? value : undefined;
+}
+
+const reasonHeaders = (why: DeadLetterReason): Record<string, string> => ({ [DEAD_LETTER_REASON_HEADER]: why.reason, [DEAD_LETTER_DESCRIPTION_HEADER]: why.description });
+
+/**
+ * Why a message in a dead-letter queue is there: RabbitMQ's own dead-lettering says so in x-death
+ * (its time to live ended, or it was pushed out of a full queue, or nack(false)); what we dead-letter
+ * ourselves (deadLetter(), the delivery limit, an expiry we noticed first) carries our reason headers.
+ */
+function deadLetterReasonOf(raw: Record<string, unknown>): DeadLetterReason {
+  const deaths = raw['x-death'];
+  const last: unknown = Array.isArray(deaths) ? deaths[0] : undefined;
+  const rabbit = (last as { reason?: unknown } | undefined)?.reason ?? raw['x-first-death-reason'];
+  if (rabbit === 'expired') return ttlExpired(expiresAtOfHeaders(raw));
+  if (rabbit === 'maxlen') return maxQueueLengthExceeded;
+  const reason = raw[DEAD_LETTER_REASON_HEADER];
+  const description = raw[DEAD_LETTER_DESCRIPTION_HEADER];
+  if (typeof reason === 'string') return { reason, description: typeof description === 'string' ? description : '' };
+  return rejected;
+}
+
+/**
+ * A dead letter as resubmitted to its subscription: counted from 1, without reason or x-death; a time
+ * to live still running goes on, one that ended is not restarted (the message then has none).
+ */
+function resubmitted(msg: Message): PublishProps {
+  const raw: Record<string, unknown> = { ...msg.properties.headers };
+  const headers = carriedHeaders(raw);
+  const expiresAt = expiresAtOfHeaders(raw);
+  const live = expiresAt !== undefined && expiresAt > Date.now();
+  if (!live) delete headers[EXPIRES_AT_HEADER];
+  return { ...messageProps(msg), headers, ...(live && { expiration: expiresAt - Date.now() }) };
+}
+
+function messageProps(msg: Message): Pick<PublishOptions, 'messageId' | 'contentType'> {
+  return {
+    messageId: typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '',
+    contentType: typeof msg.properties.contentType === 'string' ? msg.properties.contentType : undefined,
+  };
+}
 
 const errorCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 const isNotFound = (err: unknown): boolean => errorCode(err) === 404;
@@ -338,6 +410,8 @@ class AmqpBroker implements Broker {
             messageId: props.messageId,
             contentType: props.contentType,
             headers: props.headers,
+            // a time to live still to run, in ms (RabbitMQ counts it from when the queue takes the message)
+            ...(props.expiration !== undefined && { expiration: String(Math.max(1, Math.ceil(props.expiration))) }),
           },
           (err: unknown) => {
             if (pending.returned) finish(new NoSubscriptionError(`no subscription receives ${exchange || 'queue'} ${key}`));
@@ -358,10 +432,12 @@ class AmqpBroker implements Broker {
     const key = routingKey(topic);
     const session = this.requireSession();
     if (session.blocked) throw new BrokerUnavailableError(`rabbitmq blocks publishing: ${session.blocked}`);
+    const expiresAt = expiresAtOf(options.ttlMs);
     await this.confirmPublish(session, TOPIC_EXCHANGE, key, body, {
       messageId: options.messageId,
       contentType: options.contentType,
-      headers: { ...options.headers },
+      headers: { ...options.headers, ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
+      ...(expiresAt !== undefined && { expiration: expiresAt - Date.now() }),
     });
   }
 
@@ -502,6 +578,7 @@ class AmqpBroker implements Broker {
       return;
     }
     if (!chan.open) return;
+    if (this.expireIfEnded(sub, chan, msg)) return;
     const waiter = nextWaiter(sub);
     if (waiter) {
       waiter.resolve(this.toDelivery(sub, { msg, chan }));
@@ -556,7 +633,9 @@ class AmqpBroker implements Broker {
       throw err;
     }
     if (signal?.aborted) return null;
-    const next = sub.buffer.shift();
+    let next = sub.buffer.shift();
+    // one that waited in the buffer past its time to live is not handed out
+    while (next && this.expireIfEnded(sub, next.chan, next.msg)) next = sub.buffer.shift();
     if (next) return this.toDelivery(sub, next);
     if (waitMs <= 0) return null;
     return waitForDelivery(sub, waitMs, signal, () => this.touch(sub));
@@ -564,16 +643,17 @@ class AmqpBroker implements Broker {
 
   private toDelivery(sub: Subscription, { msg, chan }: Buffered): Delivery {
     chan.outstanding++;
-    const headers: Record<string, unknown> = { ...msg.properties.headers };
+    const raw: Record<string, unknown> = { ...msg.properties.headers };
     const countHeader = sub.deadLetter ? DEAD_LETTER_COUNT_HEADER : DELIVERY_COUNT_HEADER;
-    const counted = headers[countHeader];
-    // the counters are exposed as deliveryCount; callers see only the publisher's headers
-    for (const name of [DELIVERY_COUNT_HEADER, DEAD_LETTER_COUNT_HEADER, QUORUM_DELIVERY_COUNT_HEADER]) delete headers[name];
-    for (const name of Object.keys(headers)) if (DEATH_HEADER.test(name)) delete headers[name];
+    const counted = raw[countHeader];
+    // the counters are exposed as deliveryCount, the reason as deadLetterReason; callers see only the publisher's headers
+    const headers = publisherHeaders(raw);
+    const carried = carriedHeaders(raw);
+    const why = sub.deadLetter ? deadLetterReasonOf(raw) : undefined;
+    const expiresAt = expiresAtOfHeaders(raw);
     // msg.fields.redelivered is not counted: RabbitMQ sets it on a return of a closed channel too
     const deliveryCount = typeof counted === 'number' && Number.isInteger(counted) && counted >= 1 ? counted : 1;
-    const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
-    const contentType = typeof msg.properties.contentType === 'string' ? msg.properties.contentType : undefined;
+    const { messageId, contentType } = messageProps(msg);
 
     let settled = false;
     /** settling twice is a no-op: a second ack of the same tag would make RabbitMQ close the channel */
@@ -591,42 +671,76 @@ class AmqpBroker implements Broker {
       }
     };
 
+    /** a counted requeue: to the back of its queue with the next count; a dead letter keeps its reason, no copy restarts a time to live */
+    const requeueCounted = (): Promise<void> => {
+      const expiration = !sub.deadLetter && expiresAt !== undefined ? { expiration: expiresAt - Date.now() } : {};
+      const own = why ? reasonHeaders(why) : {};
+      return this.republish(chan, msg, sub.queue, { messageId, contentType, headers: { ...carried, ...own, [countHeader]: deliveryCount + 1 }, ...expiration });
+    };
+    const toDeadLetters = (reason: DeadLetterReason): Promise<void> => this.deadLetterCopy(sub, chan, msg, reason);
+
     return {
       body: msg.content,
       messageId,
       contentType,
       headers,
       deliveryCount,
+      ...(why && { deadLetterReason: why.reason, deadLetterDescription: why.description }),
       ack: () => settle(async () => chan.channel.ack(msg)),
       nack: (requeue) =>
         settle(async () => {
-          // the dead-letter queue has no dead-letter exchange and no delivery limit: nack(false) drops
-          if (!requeue || (!sub.deadLetter && deliveryCount >= this.maxDeliveries)) {
-            chan.channel.nack(msg, false, false);
-          } else {
-            await this.requeueCounted(sub, chan, msg, { messageId, contentType, headers: { ...headers, [countHeader]: deliveryCount + 1 } });
-          }
+          // RabbitMQ dead-letters a rejected message (x-death reason `rejected`); the dead-letter queue has no dead-letter exchange: it drops it
+          if (!requeue) chan.channel.nack(msg, false, false);
+          // the dead-letter queue has no delivery limit
+          else if (sub.deadLetter) await requeueCounted();
+          else if (deliveryCount >= this.maxDeliveries) await toDeadLetters(maxDeliveryCountExceeded(deliveryCount));
+          // an abandon does not restart the time to live
+          else if (expiresAt !== undefined && expiresAt <= Date.now()) await toDeadLetters(ttlExpired(expiresAt));
+          else await requeueCounted();
         }),
       // a plain requeue: back to the head of the queue (quorum) with its count unchanged
       release: () => settle(async () => chan.channel.nack(msg, false, true)),
+      deadLetter: async (reason, description) => {
+        if (sub.deadLetter) throw new TypeError('a dead letter cannot be dead-lettered again');
+        const own = checkedReason(reason, description);
+        await settle(() => toDeadLetters(own));
+      },
     };
   }
 
   /**
-   * A counted requeue is a republish (to the same queue only, via the default exchange) carrying the
-   * next count, confirmed before the original is acked: it goes to the back of the queue. Should this
-   * instance die between the two, RabbitMQ returns the original too: a duplicate, never a loss.
+   * A copy of the message, confirmed, then the original acked: a counted requeue (to the same queue,
+   * at its back) or a dead letter (to the dead-letter queue), through the default exchange so no other
+   * queue gets it. Should this instance die between the two, RabbitMQ returns the original too: a
+   * duplicate, never a loss.
    */
-  private async requeueCounted(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage, props: PublishProps): Promise<void> {
+  private async republish(chan: ConsumerChannel, msg: ConsumeMessage, queue: string, props: PublishProps): Promise<void> {
     const session = this.requireSession();
     try {
-      await this.confirmPublish(session, '', sub.queue, msg.content, props);
+      await this.confirmPublish(session, '', queue, msg.content, props);
     } catch (err) {
-      // the copy is not safely stored: fall back to a plain requeue, losing only the count
+      // the copy is not safely stored: fall back to a plain requeue, losing only the count or the move
       if (chan.open) chan.channel.nack(msg, false, true);
       throw err;
     }
     if (chan.open) chan.channel.ack(msg);
+  }
+
+  /** moves a message of a subscription queue to its dead-letter queue with our reason (which x-death could not carry); the dead letter has no time to live */
+  private deadLetterCopy(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage, why: DeadLetterReason): Promise<void> {
+    const headers = { ...carriedHeaders({ ...msg.properties.headers }), ...reasonHeaders(why) };
+    return this.republish(chan, msg, deadLetterQueue(sub.queue), { ...messageProps(msg), headers });
+  }
+
+  /**
+   * A message whose time to live ended after RabbitMQ handed it to this instance (RabbitMQ expires only
+   * ready ones) is dead-lettered rather than handed out; true when it was.
+   */
+  private expireIfEnded(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage): boolean {
+    const expiresAt = expiresAtOfHeaders(msg.properties.headers ?? {});
+    if (sub.deadLetter || expiresAt === undefined || expiresAt > Date.now()) return false;
+    this.deadLetterCopy(sub, chan, msg, ttlExpired(expiresAt)).catch((err: unknown) => this.report(err));
+    return true;
   }
 
   async depth(topic: TopicRef, subscription: string): Promise<number> {
@@ -645,6 +759,41 @@ class AmqpBroker implements Broker {
       throw toBrokerError(err);
     } finally {
       channel?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Dead letters this instance's dead-letter consumer prefetched (handed to nobody) go first: they are
+   * the oldest, and basic.get cannot see them; then basic.get. Each copy is confirmed before the dead
+   * letter is acked (a crash in between: a duplicate, never a loss).
+   */
+  async resubmitDeadLetters(topic: TopicRef, subscription: string, options: { max: number }): Promise<number> {
+    checkMax(options.max);
+    const queue = subscriptionQueue(topic, subscription);
+    const dlq = deadLetterQueue(queue);
+    const session = this.requireSession();
+    try {
+      // basic.get on a channel of its own: a missing queue closes it, and so does a failed copy, which returns the dead letter it took
+      return await this.onOwnChannel(session, async (ch) => {
+        await ch.checkQueue(queue);
+        let moved = 0;
+        while (moved < options.max) {
+          const held = this.subscriptions.get(dlq)?.buffer.shift();
+          if (held) {
+            await this.republish(held.chan, held.msg, queue, resubmitted(held.msg));
+          } else {
+            const msg = await ch.get(dlq, { noAck: false });
+            if (msg === false) break;
+            await this.confirmPublish(session, '', queue, msg.content, resubmitted(msg));
+            ch.ack(msg);
+          }
+          moved++;
+        }
+        return moved;
+      });
+    } catch (err) {
+      if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${queue} or its dead-letter queue does not exist`);
+      throw toBrokerError(err);
     }
   }
 

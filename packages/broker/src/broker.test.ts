@@ -5,6 +5,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerContract, hex, newTopic } from './broker.contract.ts';
 import type { BrokerHarness } from './broker.contract.ts';
+import { deadLetterContract } from './dead-letters.contract.ts';
 import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue } from './index.ts';
 import type { Broker, MemoryBroker, QueueType } from './index.ts';
 
@@ -50,14 +51,18 @@ function amqpHarness(queueType: QueueType): BrokerHarness {
   };
 }
 
-brokerContract('memory', {
+const memoryHarness: BrokerHarness = {
   create: async (options) => createMemoryBroker(options),
   sharedAcrossInstances: false,
   deadLetterCount: async (broker, topic, subscription) => (broker as MemoryBroker).deadLetters(topic, subscription).length,
   cleanup: async () => undefined,
-});
+};
+brokerContract('memory', memoryHarness);
 brokerContract('amqp quorum', amqpHarness('quorum'));
 brokerContract('amqp classic', amqpHarness('classic'));
+deadLetterContract('memory', memoryHarness);
+deadLetterContract('amqp quorum', amqpHarness('quorum'));
+deadLetterContract('amqp classic', amqpHarness('classic'));
 
 async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

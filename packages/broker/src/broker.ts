@@ -13,6 +13,11 @@ export interface PublishOptions {
   messageId: string;
   contentType?: string;
   headers?: Record<string, string | number | boolean>;
+  /**
+   * Time to live from now, in ms (0 or absent: none). A message not received before it ends is
+   * dead-lettered with the reason TTLExpiredException; abandons and lock expiries keep the original end.
+   */
+  ttlMs?: number;
 }
 
 export interface Delivery {
@@ -30,7 +35,8 @@ export interface Delivery {
   ack(): Promise<void>;
   /**
    * settle: requeue = true returns the message to the back of its queue, counting this delivery
-   * (maxDeliveries-th time: dead-letters it instead); requeue = false dead-letters (or drops) it
+   * (maxDeliveries-th time: dead-letters it instead, MaxDeliveryCountExceeded; its time to live ended:
+   * TTLExpiredException); requeue = false dead-letters (Rejected) or, on a dead letter, drops it
    */
   nack(requeue: boolean): Promise<void>;
   /**
@@ -38,6 +44,17 @@ export interface Delivery {
    * never reached a client (its receiver went away) or whose instance is shutting down
    */
   release(): Promise<void>;
+  /**
+   * On a dead letter: why it was dead-lettered (MaxDeliveryCountExceeded, TTLExpiredException,
+   * MaxQueueLengthExceeded, Rejected, or a receiver's own reason); absent on the subscription's deliveries.
+   */
+  deadLetterReason?: string;
+  deadLetterDescription?: string;
+  /**
+   * settle: moves the message to its dead-letter queue with this reason and description (on a dead
+   * letter: rejects with a TypeError and leaves the delivery unsettled)
+   */
+  deadLetter(reason: string, description: string): Promise<void>;
 }
 
 export interface Broker {
@@ -57,14 +74,21 @@ export interface Broker {
    */
   receive(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null>;
   /**
-   * Like receive, from the subscription's dead-letter queue (messages nacked without requeue or
-   * delivered maxDeliveries times). There is no dead-letter queue behind it: nack(true) returns the
+   * Like receive, from the subscription's dead-letter queue (messages nacked without requeue, delivered
+   * maxDeliveries times, expired, pushed out of a full queue or dead-lettered by a receiver). There is no dead-letter queue behind it: nack(true) returns the
    * message to the dead-letter queue however often it was delivered, nack(false) drops it.
    * deliveryCount counts deliveries from the dead-letter queue (from 1 again).
    */
   receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null>;
   /** messages ready in the subscription's queue (not counting unacked ones) */
   depth(topic: TopicRef, subscription: string): Promise<number>;
+  /**
+   * Moves up to `max` dead letters, oldest first, back to the back of their subscription queue: delivery
+   * count from 1, reason dropped; a time to live still running is kept, an ended one is not restarted
+   * (the message then has none). Dead letters locked by a receiver stay where they are. Resolves with how
+   * many moved; rejects with NoSubscriptionError when the subscription does not exist.
+   */
+  resubmitDeadLetters(topic: TopicRef, subscription: string, options: { max: number }): Promise<number>;
   /** throws BrokerUnavailableError when not connected */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
+import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
 import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, routingKey, subscriptionQueue } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
@@ -20,6 +21,10 @@ interface StoredMessage {
   headers: Record<string, unknown>;
   /** deliveries that ended in nack(true) so far: the next one shows deliveryCount deliveries + 1 */
   deliveries: number;
+  /** when its time to live ends (ms since the epoch); kept by a dead letter, which does not expire, for its resubmission */
+  expiresAt: number | undefined;
+  /** on a dead letter: why */
+  why: DeadLetterReason | undefined;
 }
 
 export interface MemoryBroker extends Broker {
@@ -36,6 +41,10 @@ interface MessageQueue {
   returned(message: StoredMessage, requeue: boolean, count: number): void;
   /** what becomes of the oldest ready message when the queue is over its length */
   overflowed(message: StoredMessage): void;
+  /** moves a message to the dead-letter queue; absent on a dead-letter queue, which has none, nor times to live */
+  deadLetter: ((message: StoredMessage, why: DeadLetterReason) => void) | undefined;
+  /** the clock of the earliest time to live among the ready messages, and when it rings */
+  ttlTimer: { timer: NodeJS.Timeout; at: number } | undefined;
   /** false once expired (RabbitMQ deleted it): nothing is routed to it until it is declared again */
   exists: boolean;
   /** the x-expires clock: re-armed on every use */
@@ -95,6 +104,7 @@ class InMemoryBroker implements MemoryBroker {
     this.use(which, () => {
       which.exists = false;
       which.ready = [];
+      this.stopTtl(which);
       // RabbitMQ deleted both queues once neither is left: forget the subscription
       if (!queue.exists && !queue.dead.exists) this.topics.get(routingKey(topic))?.delete(subscription);
     });
@@ -103,6 +113,7 @@ class InMemoryBroker implements MemoryBroker {
   /** appends a message; over maxLength the oldest ready one overflows (drop-head) */
   private append(queue: MessageQueue, message: StoredMessage): void {
     queue.ready.push(message);
+    if (message.expiresAt !== undefined) this.armTtl(queue, message.expiresAt);
     if (this.maxLength !== undefined && queue.ready.length > this.maxLength) {
       const oldest = queue.ready.shift();
       if (oldest) queue.overflowed(oldest);
@@ -142,6 +153,7 @@ class InMemoryBroker implements MemoryBroker {
       clearTimeout(which.expiry);
       which.exists = false;
       which.ready = [];
+      this.stopTtl(which);
       releaseWaiters(which);
     }
   }
@@ -158,11 +170,13 @@ class InMemoryBroker implements MemoryBroker {
         if (requeue && dead.exists) this.append(dead, { ...message, deliveries: count });
       },
       overflowed: () => undefined,
+      deadLetter: undefined,
+      ttlTimer: undefined,
     };
-    const deadLetter = (message: StoredMessage): void => {
+    const deadLetter = (message: StoredMessage, why: DeadLetterReason): void => {
       // an expired dead-letter queue is no longer bound: RabbitMQ drops what would be dead-lettered to it
       // a fresh copy: deliveries from the dead-letter queue are counted from 1 again, as RabbitMQ does
-      if (dead.exists) this.append(dead, { ...message, headers: { ...message.headers }, deliveries: 0 });
+      if (dead.exists) this.append(dead, { ...message, headers: { ...message.headers }, deliveries: 0, why });
     };
     const queue: Queue = {
       ready: [],
@@ -172,14 +186,16 @@ class InMemoryBroker implements MemoryBroker {
       exists: true,
       expiry: undefined,
       returned: (message, requeue, count) => {
-        if (requeue && count < this.maxDeliveries) {
-          // to the back, with the next count, as the amqp broker republishes it
-          if (queue.exists) this.append(queue, { ...message, deliveries: count });
-        } else {
-          deadLetter(message);
-        }
+        if (!requeue) deadLetter(message, rejected);
+        else if (count >= this.maxDeliveries) deadLetter(message, maxDeliveryCountExceeded(count));
+        // an abandon does not restart the time to live
+        else if (expired(message)) deadLetter(message, ttlExpired(message.expiresAt));
+        // to the back, with the next count, as the amqp broker republishes it
+        else if (queue.exists) this.append(queue, { ...message, deliveries: count });
       },
-      overflowed: deadLetter,
+      overflowed: (message) => deadLetter(message, maxQueueLengthExceeded),
+      deadLetter,
+      ttlTimer: undefined,
     };
     return queue;
   }
@@ -194,6 +210,7 @@ class InMemoryBroker implements MemoryBroker {
     this.checkOpen();
     const queues = [...(this.topics.get(routingKey(topic))?.values() ?? [])].filter((queue) => queue.exists);
     if (queues.length === 0) throw new NoSubscriptionError(`no subscription receives ${routingKey(topic)}`);
+    const expiresAt = expiresAtOf(options.ttlMs);
     for (const queue of queues) {
       // each subscription gets its own copy, like a queue does
       this.append(queue, {
@@ -202,6 +219,8 @@ class InMemoryBroker implements MemoryBroker {
         contentType: options.contentType,
         headers: { ...options.headers },
         deliveries: 0,
+        expiresAt,
+        why: undefined,
       });
     }
   }
@@ -209,9 +228,13 @@ class InMemoryBroker implements MemoryBroker {
   /** hands ready messages to waiting receive() calls */
   private dispatch(queue: MessageQueue): void {
     while (queue.waiters.length > 0 && queue.ready.length > 0) {
+      const message = this.next(queue);
+      if (!message) return;
       const waiter = nextWaiter(queue);
-      const message = queue.ready.shift();
-      if (!waiter || !message) return;
+      if (!waiter) {
+        queue.ready.unshift(message);
+        return;
+      }
       waiter.resolve(this.deliver(queue, message));
     }
   }
@@ -226,18 +249,25 @@ class InMemoryBroker implements MemoryBroker {
       if (this.closed) throw new BrokerUnavailableError('broker is closed');
       then();
     };
+    const { deadLetter } = queue;
     return {
       body: message.body,
       messageId: message.messageId,
       contentType: message.contentType,
       headers: { ...message.headers },
       deliveryCount: count,
+      ...(message.why && { deadLetterReason: message.why.reason, deadLetterDescription: message.why.description }),
       ack: () => settle(() => undefined),
       nack: (requeue) => settle(() => queue.returned(message, requeue, count)),
       release: () =>
         settle(() => {
           if (queue.exists) this.putBack(queue, message);
         }),
+      deadLetter: async (reason, description) => {
+        if (!deadLetter) throw new TypeError('a dead letter cannot be dead-lettered again');
+        const why = checkedReason(reason, description);
+        await settle(() => deadLetter(message, why));
+      },
     };
   }
 
@@ -257,7 +287,7 @@ class InMemoryBroker implements MemoryBroker {
 
   private take(queue: MessageQueue, waitMs: number, signal: AbortSignal | undefined): Promise<Delivery | null> {
     if (signal?.aborted) return Promise.resolve(null);
-    const message = queue.ready.shift();
+    const message = this.next(queue);
     if (message) return Promise.resolve(this.deliver(queue, message));
     if (waitMs <= 0) return Promise.resolve(null);
     return waitForDelivery(queue, waitMs, signal);
@@ -272,6 +302,56 @@ class InMemoryBroker implements MemoryBroker {
     this.checkOpen();
   }
 
+  /** the next ready message whose time to live has not ended; those at the head that ended are dead-lettered */
+  private next(queue: MessageQueue): StoredMessage | undefined {
+    for (;;) {
+      const message = queue.ready.shift();
+      if (!message || !queue.deadLetter || !expired(message)) return message;
+      queue.deadLetter(message, ttlExpired(message.expiresAt));
+    }
+  }
+
+  /** like RabbitMQ, a message whose time to live ends while ready is dead-lettered without a receive */
+  private armTtl(queue: MessageQueue, at: number): void {
+    if (!queue.deadLetter || (queue.ttlTimer && queue.ttlTimer.at <= at)) return;
+    this.stopTtl(queue);
+    const timer = setTimeout(
+      () => {
+        queue.ttlTimer = undefined;
+        const { deadLetter } = queue;
+        if (!deadLetter) return;
+        const ended = queue.ready.filter(expired);
+        queue.ready = queue.ready.filter((message) => !expired(message));
+        for (const message of ended) deadLetter(message, ttlExpired(message.expiresAt));
+        const next = Math.min(...queue.ready.map((message) => message.expiresAt ?? Number.POSITIVE_INFINITY));
+        if (next !== Number.POSITIVE_INFINITY) this.armTtl(queue, next);
+      },
+      Math.max(0, at - Date.now()),
+    );
+    timer.unref();
+    queue.ttlTimer = { timer, at };
+  }
+
+  private stopTtl(queue: MessageQueue): void {
+    if (queue.ttlTimer) clearTimeout(queue.ttlTimer.timer);
+    queue.ttlTimer = undefined;
+  }
+
+  async resubmitDeadLetters(topic: TopicRef, subscription: string, options: { max: number }): Promise<number> {
+    this.checkOpen();
+    checkMax(options.max);
+    const queue = this.queue(topic, subscription);
+    this.existing(queue, `subscription ${subscription} of ${routingKey(topic)}`);
+    if (queue.dead.exists) this.useSubscription(topic, subscription, queue, queue.dead);
+    // only ready dead letters: those locked by a receiver stay theirs
+    const moved = queue.dead.ready.splice(0, options.max);
+    for (const message of moved) {
+      const expiresAt = message.expiresAt !== undefined && !expired(message) ? message.expiresAt : undefined;
+      this.append(queue, { ...message, deliveries: 0, why: undefined, expiresAt });
+    }
+    return moved.length;
+  }
+
   deadLetters(topic: TopicRef, subscription: string): StoredMessage[] {
     return [...this.queue(topic, subscription).dead.ready];
   }
@@ -281,11 +361,14 @@ class InMemoryBroker implements MemoryBroker {
     for (const subs of this.topics.values()) {
       for (const queue of [...subs.values()].flatMap((sub) => [sub, sub.dead])) {
         clearTimeout(queue.expiry);
+        this.stopTtl(queue);
         releaseWaiters(queue);
       }
     }
   }
 }
+
+const expired = (message: StoredMessage): boolean => message.expiresAt !== undefined && message.expiresAt <= Date.now();
 
 /** The embedded broker for when AMQP_URL is not configured; same semantics as the RabbitMQ broker. */
 export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBroker {

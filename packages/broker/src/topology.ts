@@ -14,6 +14,9 @@ export type QueueType = 'quorum' | 'classic';
 export const PUBLISHED_AT_HEADER = 'x-keyway-published-at';
 /** When a batch's time to live ends (ms since the epoch), carried across counted requeues and replayed copies (issue 16). */
 export const EXPIRES_AT_HEADER = 'x-keyway-expires-at';
+/** On a dead letter we dead-lettered ourselves: why (a reason of dead-letters.ts or a receiver's own), and in words (issue 16). */
+export const DEAD_LETTER_REASON_HEADER = 'x-keyway-dead-letter-reason';
+export const DEAD_LETTER_DESCRIPTION_HEADER = 'x-keyway-dead-letter-description';
 
 /** How long an unused subscription's queues live by default: a week without a consumer or a declaration. */
 export const DEFAULT_SUBSCRIPTION_EXPIRES_MS = 7 * 24 * 3600 * 1000;
