@@ -200,6 +200,13 @@ export function lockTable(options: {
       countReturn(lock);
     },
 
+    /** moves the locked message to its dead-letter queue with the receiver's reason (a dead letter's lock: TypeError, never asked by the routes) */
+    async deadLetter(token: string, scope: LockScope, reason: string, description: string): Promise<void> {
+      const lock = take(token, scope);
+      await settle(lock, () => lock.delivery.deadLetter(reason, description));
+      metrics.deadLettered(lock.tenant, lock.topic, 'receiver');
+    },
+
     renew(token: string, scope: LockScope): number {
       const lock = find(token, scope);
       lock.lockedUntil = now() + lockDurationMs;
