@@ -25,9 +25,9 @@ export const ForwardedSettle = z.object({
   subscription: SubscriptionName,
   deadLetter: z.boolean(),
   messageId: z.string().regex(BATCH_ID),
-  /** a dead-letter's reason and description (action `deadletter`) */
-  reason: z.string().optional(),
-  description: z.string().optional(),
+  /** a dead-letter's reason and description (action `deadletter`), as DeadLetterMessage takes them */
+  reason: SafeText(128).optional(),
+  description: SafeText(1024, 0).optional(),
 });
 export type ForwardedSettle = z.infer<typeof ForwardedSettle>;
 /** the holder's answer: the new lock deadline after a renew */
