@@ -68,6 +68,9 @@ describe.each(BROKERS)('dead-letter reasons, explicit dead-letter, resubmit (%s 
     // a dead letter is not dead-lettered again: no route, and its lock is untouched
     const again = await h.http.post(`${messagePath(topic, dead, 'default/$deadletterqueue')}/deadletter`, {}, { headers: { authorization: listen(topic) } });
     expect(again.status).toBe(404);
+    // nor through another instance's pass-on
+    const forwarded = { action: 'deadletter', tenant: topic.tenant, topic: topic.topic, subscription: 'default', deadLetter: true, messageId: dead.message_id, reason: 'Again' } as const;
+    await expectRefusal(h.as('topic').settleForwarded(dead.lock_token, forwarded), 410, 'lock_lost');
     await h.client.deadLetter.complete(listen(topic), topic.tenant, topic.topic, 'default', dead.message_id, dead.lock_token);
   });
 

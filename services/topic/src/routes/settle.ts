@@ -9,9 +9,10 @@ import { LockLost, type LockScope } from '../delivery/locks.ts';
  * Settling a peek-locked message, on the Azure Service Bus paths (SAS `listen`):
  * DELETE complete, PUT abandon (unlock), POST renew the lock; the same under `$deadletterqueue` for
  * messages received from the dead-letter queue. POST …/{lockToken}/deadletter moves a message of the
- * subscription to its dead-letter queue with the receiver's reason and description. Any instance answers: a lock held by another instance
- * is settled there (lock-owners.ts), through the internal route below. A lock token only settles the
- * message, queue, subscription, topic and tenant it was handed out for; anything else is 410 lock_lost.
+ * subscription to its dead-letter queue with the receiver's reason and description. Any instance
+ * answers: a lock held by another instance is settled there (lock-owners.ts), through the internal
+ * route below. A lock token only settles the message, queue, subscription, topic and tenant it was
+ * handed out for; anything else is 410 lock_lost.
  * POST …/messages/complete completes many locks in one request (issue 12), each reported on its own.
  */
 export function settleRoutes(deps: { guard: SasGuard; settler: LockSettler; body: RequestHandler; locksBody: RequestHandler }): Router {
