@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryEvents } from '@keyway/audit';
+import { queryEvents, type AuditDb } from '@keyway/audit';
 import type { ReceivedMessage } from '@keyway/contracts';
 import { keyIdOfSignature, parseSas } from '@keyway/sas';
 import { CHECKED_BATCH, storedBatch } from '../batches/validate.ts';
@@ -178,6 +178,35 @@ describe.each(BROKERS)('dead-letter reasons, explicit dead-letter, resubmit (%s 
     await expectRefusal(h.as('entitlement').resubmitDeadLettersInternal(topic.tenant, topic.topic, 'unlisted'), 404, 'subscription_not_found');
     // the entitlement service records it in its own trail, naming the operator
     expect(await resubmits(topic.tenant)).toEqual([]);
+  });
+
+  it('with its trail out of reach it is not ready and refuses a resubmit (503) before anything moves; it recovers', async () => {
+    let down = false;
+    // the database layer's outage error (DbUnavailableError), as a cut connection raises it
+    const cut = <T>(query: () => Promise<T>): Promise<T> => (down ? Promise.reject(Object.assign(new Error('the audit database does not answer'), { code: 'ERR_DB_UNAVAILABLE' })) : query());
+    const trail: AuditDb = { query: (sql, params) => cut(() => h.auditDb.query(sql, params)), exec: (sql) => cut(() => h.auditDb.exec(sql)) };
+    const own = await startTopic(kind, {}, { store: h.store, broker: h.broker, auditDb: trail });
+    try {
+      const topic = own.newTopic();
+      await own.client.publish(topic.sas('send'), topic.batch());
+      const m = (await own.client.receive(listen(topic), topic.tenant, topic.topic, 'default', 5))!;
+      await own.client.deadLetterMessage(listen(topic), topic.tenant, topic.topic, 'default', m.message_id, m.lock_token);
+      expect((await own.http.get('/readyz')).status).toBe(200);
+
+      down = true;
+      const ready = await own.http.get('/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.data.checks).toContainEqual({ name: 'audit', ok: false });
+      await expectRefusal(own.client.deadLetter.resubmit(listen(topic), topic.tenant, topic.topic, 'default'), 503, 'temporarily_unavailable');
+      expect(await own.client.receive(listen(topic), topic.tenant, topic.topic, 'default', 0)).toBeNull();
+
+      down = false;
+      expect((await own.http.get('/readyz')).status).toBe(200);
+      expect(await own.client.deadLetter.resubmit(listen(topic), topic.tenant, topic.topic, 'default')).toBe(1);
+      expect(await resubmits(topic.tenant)).toHaveLength(1);
+    } finally {
+      await own.close();
+    }
   });
 
   it('refuses a resubmit with a send key (403), a bad max (400), for a subscription that is not listed (404); refusals are not recorded', async () => {
