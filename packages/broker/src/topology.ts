@@ -17,6 +17,8 @@ export const EXPIRES_AT_HEADER = 'x-keyway-expires-at';
 /** On a dead letter we dead-lettered ourselves: why (a reason of dead-letters.ts or a receiver's own), and in words (issue 16). */
 export const DEAD_LETTER_REASON_HEADER = 'x-keyway-dead-letter-reason';
 export const DEAD_LETTER_DESCRIPTION_HEADER = 'x-keyway-dead-letter-description';
+/** Ours (counts, reasons, publish time, expiry): the broker's bookkeeping, never shown to a receiver. */
+export const OWN_HEADER = /^x-keyway-/;
 
 /** How long an unused subscription's queues live by default: a week without a consumer or a declaration. */
 export const DEFAULT_SUBSCRIPTION_EXPIRES_MS = 7 * 24 * 3600 * 1000;
