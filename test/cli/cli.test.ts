@@ -224,6 +224,25 @@ describe('keyway CLI (child process against the real suite)', () => {
     expect(ring.stdout).toMatch(/^\S+ +active +yes /m);
   }, 120_000);
 
+  it('resubmits a subscription’s dead letters (feed deadletters resubmit), at most --max', async () => {
+    const { tenant, feed, email } = await provisionTenant(suite);
+    const { sas_key: key } = await suite.pac.sas({ refresh_token: (await suite.pas.password(email, PASSWORD)).refresh_token, rights: 'listen-send' });
+    const batches = [makeBatch(tenant, feed, 1), makeBatch(tenant, feed, 2)];
+    for (const batch of batches) {
+      await suite.topic.publish(key, batch);
+      const m = (await suite.topic.receive(key, tenant, feed, 'default', 5))!;
+      await suite.topic.deadLetterMessage(key, tenant, feed, 'default', m.message_id, m.lock_token);
+    }
+    const one = await asOperator(['feed', 'deadletters', 'resubmit', tenant, feed, 'default', '--max', '1']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain(`Resubmitted 1 dead letter to ${tenant}/${feed}/default.`);
+    expect(await suite.topic.receive(key, tenant, feed, 'default', 5)).toMatchObject({ message_id: batches[0]!.id, delivery_count: 1 });
+    const rest = await asOperator(['--json', 'feed', 'deadletters', 'resubmit', tenant, feed, 'default']);
+    expect(JSON.parse(rest.stdout)).toEqual({ tenant, feed, subscription: 'default', resubmitted: 1 });
+    expect((await asOperator(['feed', 'deadletters', 'resubmit', tenant, feed, 'default', '--max', '0'])).code).toBe(2);
+    expect((await asOperator(['feed', 'deadletters', 'resubmit', tenant, feed, 'unlisted'])).code).toBe(3);
+  }, 120_000);
+
   it("runs the importer agent in the foreground from the importer's variables and flags, and drains on SIGTERM", async () => {
     const misconfigured = await keyway(['importer', 'run']);
     expect(misconfigured.code).toBe(2);

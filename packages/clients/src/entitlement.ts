@@ -60,6 +60,9 @@ export function entitlementClient(options: ClientOptions) {
     createSubscription: (tenant: string, feed: string, name: string) => api.upsert(r.createSubscription, { params: { tenant, feed, name } }),
     /** drops it from the inventory and deletes its queues; idempotent */
     deleteSubscription: (tenant: string, feed: string, name: string) => api.call(r.deleteSubscription, { params: { tenant, feed, name } }),
+    /** moves up to `max` (default 100) of the subscription's dead letters back to it, oldest first; answers how many */
+    resubmitDeadLetters: async (tenant: string, feed: string, name: string, max?: number): Promise<number> =>
+      (await api.call(r.resubmitDeadLetters, { params: { tenant, feed, name }, body: max === undefined ? {} : { max } })).resubmitted,
 
     /** product tiers; changing one changes the feeds of every tenant on it */
     listTiers: () => api.call(r.listTiers),

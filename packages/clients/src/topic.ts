@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
-import { type ReceivedMessage, topicRoutes, type Batch, type CompletedLocks, type CompleteLocks, type ForwardedSettle } from '@keyway/contracts';
+import { type ReceivedMessage, topicRoutes, type Batch, type CompletedLocks, type CompleteLocks, type DeadLetterMessage, type ForwardedSettle } from '@keyway/contracts';
 import { createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 import { lines, streamedMessage, type StreamedMessage } from './stream-line.ts';
@@ -123,9 +123,19 @@ export function topicClient(options: ClientOptions) {
     receive: receiveFrom(topicRoutes.receive),
     stream,
     ...settlers(topicRoutes),
+    /** settle: moves a locked message to the dead-letter queue with a reason (default DeadLetteredByReceiver) and description */
+    deadLetterMessage: async (sasKey: string, tenant: string, topic: string, sub: string, id: string, lockToken: string, why: DeadLetterMessage = {}) => {
+      await call(topicRoutes.deadLetterMessage, { params: { tenant, topic, subscription: sub, id, lockToken }, body: why }, auth(sasKey));
+    },
+    /** internal (mTLS, entitlement service only): resubmit dead letters for an operator; answers how many */
+    resubmitDeadLettersInternal: async (tenant: string, topic: string, subscription: string, max?: number): Promise<number> =>
+      (await call(topicRoutes.resubmitDeadLettersInternal, { params: { tenant, topic, subscription }, body: max === undefined ? {} : { max } })).resubmitted,
     /** the subscription's dead-letter queue (`$deadletterqueue`): receive and settle the same way */
     deadLetter: {
       receive: receiveFrom(topicRoutes.deadLetterReceive),
+      /** moves up to `max` (default 100) dead letters back to the subscription, oldest first; answers how many */
+      resubmit: async (sasKey: string, tenant: string, topic: string, sub: string, max?: number): Promise<number> =>
+        (await call(topicRoutes.resubmitDeadLetters, { params: { tenant, topic, subscription: sub }, body: max === undefined ? {} : { max } }, auth(sasKey))).resubmitted,
       ...settlers({
         complete: topicRoutes.deadLetterComplete,
         abandon: topicRoutes.deadLetterAbandon,

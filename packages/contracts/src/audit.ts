@@ -122,8 +122,9 @@ export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;
 /**
  * The streams Keyway writes: PAS (logins, refreshes, revocations, signing keys), PAC (SAS keys), the
  * entitlement service (admin changes, CRM sync, authorization denials) and the IdP (its failed credential
- * verifications, aggregated per account and window). The topic service only checks SAS keys (PAC
- * records their issuance).
+ * verifications, aggregated per account and window). The topic service's stream (what a tenant's SAS
+ * key did to a subscription's contents: dead letters resubmitted, replays), like the releases service's,
+ * is verified once it holds events and is not exported to the tenants' audit feeds.
  */
 export const AUDIT_STREAMS = ['pas', 'pac', 'entitlement', 'idp'] as const;
 

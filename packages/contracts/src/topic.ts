@@ -19,12 +19,15 @@ export const TopicMessagePath = TopicSubscriptionPath.extend({
  * delivery): what the client asked, and the scope its path named, which the holder checks.
  */
 export const ForwardedSettle = z.object({
-  action: z.enum(['complete', 'abandon', 'renew']),
+  action: z.enum(['complete', 'abandon', 'renew', 'deadletter']),
   tenant: TenantId,
   topic: FeedName,
   subscription: SubscriptionName,
   deadLetter: z.boolean(),
   messageId: z.string().regex(BATCH_ID),
+  /** a dead-letter's reason and description (action `deadletter`), as DeadLetterMessage takes them */
+  reason: SafeText(128).optional(),
+  description: SafeText(1024, 0).optional(),
 });
 export type ForwardedSettle = z.infer<typeof ForwardedSettle>;
 /** the holder's answer: the new lock deadline after a renew */
@@ -52,8 +55,28 @@ export const ReceivedMessage = z.object({
   /** hand-outs to a client counting this one: 1, then one more per abandon or expired lock; a restarted, crashed or disconnected topic instance's returns do not count */
   delivery_count: z.number().int(),
   batch: Batch,
+  /** on a dead letter: why it was dead-lettered (Azure's DeadLetterReason): MaxDeliveryCountExceeded, TTLExpiredException, MaxQueueLengthExceeded, UnreadableMessage, or a receiver's own */
+  dead_letter_reason: z.string().optional(),
+  /** on a dead letter: Azure's DeadLetterErrorDescription */
+  dead_letter_error_description: z.string().optional(),
 });
 export type ReceivedMessage = z.infer<typeof ReceivedMessage>;
+
+/** the reason of an explicit dead-letter that names none */
+export const DEFAULT_DEAD_LETTER_REASON = 'DeadLetteredByReceiver';
+
+/** An explicit dead-letter (Azure's DeadLetterReason and DeadLetterErrorDescription): printable text only, as it goes into headers and logs. */
+export const DeadLetterMessage = z.object({
+  reason: SafeText(128).default(DEFAULT_DEAD_LETTER_REASON),
+  description: SafeText(1024, 0).optional(),
+});
+export type DeadLetterMessage = z.input<typeof DeadLetterMessage>;
+
+/** Resubmitting dead letters to their subscription: up to `max` of them, oldest first. */
+export const ResubmitDeadLetters = z.object({ max: z.number().int().min(1).max(1000).default(100) });
+export type ResubmitDeadLetters = z.input<typeof ResubmitDeadLetters>;
+export const ResubmittedDeadLetters = z.object({ resubmitted: z.number().int().nonnegative() });
+export type ResubmittedDeadLetters = z.infer<typeof ResubmittedDeadLetters>;
 
 export const ReceiveQuery = z.object({ timeout: z.coerce.number().int().min(0).max(60).default(30) });
 

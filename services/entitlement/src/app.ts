@@ -55,6 +55,8 @@ export interface EntitlementDeps {
   broker: Broker;
   /** the topic service declares a subscription's queues (with its queue bounds); rejects when it cannot */
   declareSubscription: (tenant: string, feed: string, name: string) => Promise<void>;
+  /** the topic service moves up to `max` of a subscription's dead letters back to it; resolves with how many */
+  resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
@@ -91,6 +93,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     audit,
     deleteSubscriptionQueues: (tenant, feed, name) => deps.broker.deleteSubscription({ tenant, topic: feed }, name),
     declareSubscriptionQueues: deps.declareSubscription,
+    resubmitDeadLetters: deps.resubmitDeadLetters,
     maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
   });
 

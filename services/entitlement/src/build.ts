@@ -24,6 +24,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       ...deps,
       idp,
       declareSubscription: (tenant, feed, name) => topic.declareSubscription(tenant, feed, name),
+      resubmitDeadLetters: (tenant, feed, name, max) => topic.resubmitDeadLettersInternal(tenant, feed, name, max),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
       // without a certificate: each console call carries the operator's own token

@@ -1,8 +1,10 @@
 import type { ErrorRequestHandler, Express } from 'express';
+import { createAuditLog, readinessWithTrail, type AuditDb } from '@keyway/audit';
 import { topicApi } from '@keyway/contracts';
 import { createBaseApp, DPOP_IAT_WINDOW_SEC, dpopGuardOnDemand, finishApp, jsonBody, type Logger } from '@keyway/kit';
 import type { Broker } from '@keyway/broker';
 import type { Store } from '@keyway/store';
+import { topicTrail } from './audit.ts';
 import { sasGuard } from './auth/sas-guard.ts';
 import { keyStatusCache, type KeyStatusSource } from './auth/revocation.ts';
 import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
@@ -15,6 +17,7 @@ import { defaultFeedPolicy, fixedFeedPolicies } from './delivery/policy.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { queueDepthGauge, topicMetrics } from './metrics.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
+import { deadLetterRoutes } from './routes/deadletters.ts';
 import { publishRoutes } from './routes/publish.ts';
 import { receiveRoutes } from './routes/receive.ts';
 import { settleRoutes } from './routes/settle.ts';
@@ -46,6 +49,8 @@ export interface TopicDeps {
   broker: Broker;
   /** this service's store (prefix `${STORE_PREFIX}:topic:`): publish rate counters, subscription names, the instances holding locks */
   store: Store;
+  /** where it appends its audit stream "topic" (resubmitted dead letters, replays): its database, as its own role */
+  auditDb: AuditDb;
   /** PAC's verdict on a SAS key's signature (the tenant keys stay at PAC); rejects when it cannot be had */
   sasSignatures: SasSignatureSource;
   /** whether PAC revoked an issued key, and the DPoP key it is bound to (rejects when PAC cannot answer) */
@@ -77,14 +82,14 @@ export type TopicApp = Express & { close(): Promise<void> };
 /** Publish, peek-lock receive (one message or a stream), settle; never listens (main.ts and tests do). */
 export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   const now = deps.now ?? Date.now;
+  const audit = createAuditLog({ db: deps.auditDb, store: deps.store, service: 'topic', logger: deps.logger, now });
+  const trail = topicTrail(audit);
   const app = createBaseApp({
     service: 'topic',
     openapi: topicApi,
     logger: deps.logger,
-    readiness: [
-      { name: 'broker', check: () => deps.broker.ping() },
-      { name: 'store', check: () => deps.store.ping() },
-    ],
+    // style rule 10: not ready unless the trail takes writes, as resubmits and replays are recorded
+    readiness: [{ name: 'broker', check: () => deps.broker.ping() }, ...readinessWithTrail(deps.store, audit)],
     // Bodies are parsed by the routes that take one, after the SAS key is checked (issue 9: an
     // unauthenticated 1 MiB upload was read before it was refused).
     parseBodies: false,
@@ -131,6 +136,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   );
   // a batch complete: 500 locks of a 128-character message id each come to about 100 KB
   app.use(settleRoutes({ guard, settler, body: jsonBody('16kb'), locksBody: jsonBody('128kb') }));
+  app.use(deadLetterRoutes({ guard, broker: deps.broker, subscriptions, trail, body: jsonBody('16kb') }));
   app.use(subscriptionRoutes({ subscriptions }));
   app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), {

@@ -22,6 +22,7 @@ export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
   const { logger, tls } = infra;
   const resources = serviceResources('topic', config, infra);
   const store = await resources.store();
+  const auditDb = await resources.auditDatabase();
   const broker = await resources.broker(topicBrokerOptions(config));
   // mTLS with this service's own certificate: PAC checks SAS signatures for the topic service only.
   const pac = pacClient({ baseUrl: config.PAC_URL, tls });
@@ -30,6 +31,7 @@ export async function buildTopic(config: TopicConfig, infra: ServiceInfra) {
   const app = createApp(config, {
     broker,
     store,
+    auditDb,
     sasSignatures: pacSasSignatures(pac),
     sasKeyStatus: async (keyId) => {
       const { revoked, jkt } = await pac.sasKeyStatus(keyId);

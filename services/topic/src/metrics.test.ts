@@ -111,6 +111,13 @@ describe.each(BROKERS)('delivery metrics (%s broker)', { timeout: 30_000 }, (kin
     expect(await receive(1)).toBeNull();
     expect(await count('keyway.topic.batches.dead_lettered', { ...feed, reason: 'unreadable' })).toBe(1);
     expect(await count('keyway.topic.batches.received', queue)).toBe(4);
+
+    // dead-lettered by its receiver: counted under `receiver`, whatever reason the receiver gave
+    await h.client.publish(t.sas('send'), t.batch());
+    const rejected = await receive(5);
+    await h.client.deadLetterMessage(listen, t.tenant, t.topic, 'default', rejected!.message_id, rejected!.lock_token, { reason: 'SchemaMismatch' });
+    expect(await count('keyway.topic.batches.dead_lettered', { ...feed, reason: 'receiver' })).toBe(1);
+    expect(await count('keyway.topic.batches.received', queue)).toBe(5);
   });
 
   it('a stream counts what it hands out; a stream that closes with locks held gives them back (abandoned)', async () => {

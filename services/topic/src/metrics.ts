@@ -21,8 +21,8 @@ export interface TopicMetrics {
   /** an abandon, or a lock a stream gave back when it closed: both count a delivery */
   abandoned(tenant: string, topic: string, deadLetter: boolean): void;
   lockExpired(tenant: string, topic: string, deadLetter: boolean): void;
-  /** moved to the dead-letter queue: its last delivery returned (max_deliveries), or not a batch (unreadable) */
-  deadLettered(tenant: string, topic: string, reason: 'max_deliveries' | 'unreadable'): void;
+  /** moved to the dead-letter queue: its last delivery returned (max_deliveries), not a batch (unreadable), or by its receiver (receiver: the receiver's own reason is not a label, so the series stay few) */
+  deadLettered(tenant: string, topic: string, reason: 'max_deliveries' | 'unreadable' | 'receiver'): void;
 }
 
 /** the attribute sets of one feed, made once: recording a delivery allocates nothing of ours */
@@ -32,6 +32,7 @@ interface FeedAttributes {
   deadLetter: Attributes;
   maxDeliveries: Attributes;
   unreadable: Attributes;
+  receiver: Attributes;
 }
 
 /** bounds of the attribute cache; a feed beyond them is made again when next seen (the series stay) */
@@ -64,6 +65,7 @@ export function topicMetrics(meter: Meter = metrics.getMeter('keyway.topic')): T
         deadLetter: { tenant, topic, queue: 'dead_letter' },
         maxDeliveries: { tenant, topic, reason: 'max_deliveries' },
         unreadable: { tenant, topic, reason: 'unreadable' },
+        receiver: { tenant, topic, reason: 'receiver' },
       };
       setBounded(topics, topic, made, MAX_TOPICS_PER_TENANT);
     }
@@ -90,7 +92,7 @@ export function topicMetrics(meter: Meter = metrics.getMeter('keyway.topic')): T
     lockExpired: (tenant, topic, deadLetter) => locksExpired.add(1, ofQueue(tenant, topic, deadLetter)),
     deadLettered(tenant, topic, reason) {
       const feed = attributesOf(tenant, topic);
-      batchesDeadLettered.add(1, reason === 'max_deliveries' ? feed.maxDeliveries : feed.unreadable);
+      batchesDeadLettered.add(1, reason === 'max_deliveries' ? feed.maxDeliveries : reason === 'unreadable' ? feed.unreadable : feed.receiver);
     },
   };
 }

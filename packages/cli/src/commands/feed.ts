@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { ResubmitDeadLetters, SubscriptionName } from '@keyway/contracts';
+import { z } from 'zod';
 import type { CliContext } from '../context.ts';
-import { feedArgs, tenantArg } from '../input.ts';
+import { feedArgs, parseArg, tenantArg } from '../input.ts';
 import { list, table } from '../output.ts';
 
 export function register(program: Command, context: CliContext): void {
@@ -39,5 +41,22 @@ export function register(program: Command, context: CliContext): void {
           ['subscriptions', (f) => list(f.subscriptions)],
         ]),
       );
+    });
+
+  const deadLetters = feed.command('deadletters').description('the dead letters of a feed’s subscriptions');
+
+  deadLetters
+    .command('resubmit')
+    .description('move a subscription’s dead letters back to it, oldest first, to be delivered again (recorded in the audit trail)')
+    .argument('<tenant>')
+    .argument('<feed>')
+    .argument('<subscription>', '`default` or a listed subscription')
+    .option('--max <n>', 'at most this many (1-1000, default 100)')
+    .action(async (tenant: string, name: string, subscription: string, options: { max?: string }) => {
+      const [t, f] = feedArgs(tenant, name);
+      const s = parseArg(SubscriptionName, subscription, 'subscription');
+      const max = options.max === undefined ? undefined : parseArg(z.coerce.number().pipe(ResubmitDeadLetters.shape.max.unwrap()), options.max, '--max');
+      const resubmitted = await (await context.entitlement()).resubmitDeadLetters(t, f, s, max);
+      context.print({ tenant: t, feed: f, subscription: s, resubmitted }, () => `Resubmitted ${resubmitted} dead letter${resubmitted === 1 ? '' : 's'} to ${t}/${f}/${s}.`);
     });
 }

@@ -37,6 +37,7 @@ import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { TokenResponse } from '../pas.ts';
+import { ResubmitDeadLetters, ResubmittedDeadLetters } from '../topic.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
 const UserPath = TenantPath.extend({ user: z.string().min(1).max(128) });
@@ -74,6 +75,18 @@ export const entitlementRoutes = {
   removeFeed: operatorOnly(route({ method: 'delete', path: '/v1/tenants/{tenant}/feeds/{feed}', summary: 'remove a feed (feed.removed) and its subscriptions; idempotent', params: FeedPath, responses: { 204: noBody('removed') }, errors: [400, 404, 409] })),
   listSubscriptions: operatorOnly(route({ method: 'get', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions', summary: 'the feed’s named subscriptions', params: FeedPath, responses: { 200: jsonResponse(SubscriptionList, 'the subscriptions') }, errors: [400, 404] })),
   createSubscription: operatorOnly(route({ method: 'post', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}', summary: 'list a named subscription (inventory: only listed subscriptions can be received from); the topic service declares its queues first, so it holds every batch published from the moment it is listed', description: 'Refused with 409 subscription_limit_reached when the feed already lists the most subscriptions a feed may have, and with 503 (nothing listed) when the topic service cannot declare the queues; creating it again declares them again.', params: SubscriptionPath, responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') }, errors: [400, 404, 409, 503] })),
+  resubmitDeadLetters: operatorOnly(
+    route({
+      method: 'post',
+      path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}/deadletters/resubmit',
+      summary: 'resubmit up to `max` (default 100) of the subscription’s dead letters, oldest first, to the subscription (`default` too); recorded as deadletters.resubmitted',
+      description: 'The topic service moves them (delivered again from delivery count 1, without their dead-letter reason). 404 for a tenant, feed or subscription that does not exist, 503 when the topic service cannot be reached.',
+      params: SubscriptionPath,
+      body: { schema: ResubmitDeadLetters },
+      responses: { 200: jsonResponse(ResubmittedDeadLetters, 'how many were resubmitted') },
+      errors: [400, 404, 415, 503],
+    }),
+  ),
   deleteSubscription: operatorOnly(route({ method: 'delete', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}', summary: 'drop a subscription from the inventory and delete its queues (and what they hold); idempotent', description: 'Answers 503 when the queues cannot be deleted right now; deleting again finishes the job.', params: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404, 503] })),
   listTiers: operatorOnly(route({ method: 'get', path: '/v1/tiers', summary: 'list product tiers', responses: { 200: jsonResponse(TierList, 'the tiers') } })),
   getTier: operatorOnly(route({ method: 'get', path: '/v1/tiers/{tier}', summary: 'get a product tier', params: TierPath, responses: { 200: jsonResponse(Tier, 'the tier') }, errors: [400, 404] })),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Batch, CompletedLocks, CompleteLocks, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
+import { Batch, CompletedLocks, CompleteLocks, DeadLetterMessage, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, ResubmitDeadLetters, ResubmittedDeadLetters, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { AUDIT_FEED } from '../audit.ts';
@@ -49,6 +49,8 @@ const settle = (entity: string, what: string) => {
 
 const deadLetter = settle(DEAD_LETTER_QUEUE, 'the dead-letter queue');
 
+const RESUBMIT_DESCRIPTION = 'Moves up to `max` (default 100) dead letters, oldest first, back to the subscription, where they are delivered again from delivery count 1 without their dead-letter reason; answers how many moved. Recorded in the audit trail (deadletters.resubmitted).';
+
 /** The topic service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const topicRoutes = {
   publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [413, 415, 429] })),
@@ -74,11 +76,50 @@ export const topicRoutes = {
     errors: [404],
   })),
   ...settle(SUBSCRIPTION, 'the subscription'),
+  // no such route under $deadletterqueue: a dead letter is not dead-lettered again
+  deadLetterMessage: sas(
+    route({
+      method: 'post',
+      path: `${SUBSCRIPTION}/messages/{id}/{lockToken}/deadletter`,
+      summary: 'dead-letter a locked message of the subscription, with a reason and description (Azure DeadLetterReason / DeadLetterErrorDescription; SAS listen)',
+      description: 'The message moves to the subscription’s dead-letter queue at once, however often it was delivered; received from there, it carries `dead_letter_reason` (default DeadLetteredByReceiver) and `dead_letter_error_description`.',
+      params: TopicMessagePath,
+      body: { schema: DeadLetterMessage },
+      responses: { 200: jsonResponse(z.object({ message_id: z.string(), status: z.literal('deadlettered') }), 'dead-lettered') },
+      errors: [410, 413, 415],
+    }),
+  ),
   deadLetterReceive: receive(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
   deadLetterComplete: deadLetter.complete,
   deadLetterAbandon: deadLetter.abandon,
   deadLetterRenewLock: deadLetter.renewLock,
   deadLetterCompleteMany: deadLetter.completeMany,
+  resubmitDeadLetters: sas(
+    route({
+      method: 'post',
+      path: `${DEAD_LETTER_QUEUE}/resubmit`,
+      summary: 'resubmit dead letters to their subscription (SAS listen)',
+      description: RESUBMIT_DESCRIPTION,
+      params: TopicSubscriptionPath,
+      body: { schema: ResubmitDeadLetters },
+      responses: { 200: jsonResponse(ResubmittedDeadLetters, 'how many were resubmitted') },
+      errors: [404, 413, 415],
+    }),
+  ),
+  // an operator resubmits through the entitlement service, which audits it under the operator's name
+  resubmitDeadLettersInternal: serviceOnly(
+    ['entitlement'],
+    route({
+      method: 'post',
+      path: `/internal/v1${DEAD_LETTER_QUEUE}/resubmit`,
+      summary: 'resubmit dead letters to their subscription for an operator (entitlement service only)',
+      description: `${RESUBMIT_DESCRIPTION} A subscription the inventory does not list is 404 subscription_not_found.`,
+      params: TopicSubscriptionPath,
+      body: { schema: ResubmitDeadLetters },
+      responses: { 200: jsonResponse(ResubmittedDeadLetters, 'how many were resubmitted') },
+      errors: [400, 404, 413, 415, 503],
+    }),
+  ),
 };
 
 export const topicPaths = pathsOf(topicRoutes);

@@ -15,6 +15,8 @@ export interface AdminDeps {
   audit: AuditLog;
   /** declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot */
   declareSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
+  /** moves up to `max` of a subscription's dead letters back to it (the topic service does); resolves with how many; rejects when it cannot */
+  resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
   /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
   deleteSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
   /** the most subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch) */
@@ -253,6 +255,32 @@ export function adminOperations(deps: AdminDeps) {
         }
         if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
         return result;
+      },
+
+      /**
+       * Moves up to `max` dead letters of a subscription (`default` or a listed one) back to it, at the
+       * topic service, recorded as deadletters.resubmitted with how many moved. 404 for a tenant, feed
+       * or subscription that does not exist; 503 when the topic service cannot do it now.
+       */
+      async resubmitDeadLetters(id: string, feed: string, name: string, max: number): Promise<number> {
+        const tenant = await policy.getTenant(id);
+        if (!tenant.feeds.includes(feed)) throw new NotFound(`tenant ${id} does not have feed ${feed}`);
+        if (name !== DEFAULT_SUBSCRIPTION && !(await policy.listSubscriptions(id, feed)).some((s) => s.name === name)) {
+          throw new NotFound(`feed ${feed} of tenant ${id} lists no subscription ${name}`);
+        }
+        const fields = mergeFields(actor, { tenant: id, detail: text({ feed, subscription: name, max }) });
+        return audited({ audit: deps.audit }, { action: 'deadletters.resubmitted', fields, refusal: false }, async (scope) => {
+          let count: number;
+          try {
+            count = await deps.resubmitDeadLetters(id, feed, name, max);
+          } catch (err) {
+            if (err instanceof ApiError && err.status === 404) throw new NotFound(err.description);
+            throw new TemporarilyUnavailable('the dead letters cannot be resubmitted right now, retry later', `topic service: ${String(err)}`, { 'Retry-After': '5' });
+          }
+          scope.note({ detail: { count: String(count) } });
+          log.info('deadletters.resubmitted', { tenant: id, feed, subscription: name, count });
+          return count;
+        });
       },
 
       /**

@@ -1,4 +1,4 @@
-import type { ForwardedSettle, ForwardedSettleAnswer } from '@keyway/contracts';
+import { DEFAULT_DEAD_LETTER_REASON, type ForwardedSettle, type ForwardedSettleAnswer } from '@keyway/contracts';
 import { ApiError, UnreachableError } from '@keyway/clients';
 import { OAuthError, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import { setBounded } from '../bounded-cache.ts';
@@ -7,6 +7,8 @@ import type { InstanceRegistry } from './instances.ts';
 import { instanceOf, LockLost, type LockScope, type LockTable } from './locks.ts';
 
 export type SettleAction = ForwardedSettle['action'];
+/** a dead-letter's reason and description (action `deadletter`) */
+export type DeadLetterReason = Pick<ForwardedSettle, 'reason' | 'description'>;
 
 /** Another topic instance, reached at the URL it listed, with this service's own client certificate. */
 export interface Peer {
@@ -57,18 +59,19 @@ export function lockSettler(deps: { locks: LockTable; instances: Pick<InstanceRe
   };
 
   /** the lock deadline after a renew, else undefined */
-  const settleHere = async (action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> => {
+  const settleHere = async (action: SettleAction, token: string, scope: LockScope, why: DeadLetterReason = {}): Promise<number | undefined> => {
     if (instanceOf(token) !== instances.id) throw new LockLost('the lock token names another instance');
     if (action === 'renew') return locks.renew(token, scope);
-    await (action === 'complete' ? locks.complete(token, scope) : locks.abandon(token, scope));
+    if (action === 'deadletter') await locks.deadLetter(token, scope, why.reason ?? DEFAULT_DEAD_LETTER_REASON, why.description ?? '');
+    else await (action === 'complete' ? locks.complete(token, scope) : locks.abandon(token, scope));
     return undefined;
   };
 
   /** a settle for the instance listed at `url` (undefined: not listed) */
-  const forward = async (instance: string, url: string | undefined, action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> => {
+  const forward = async (instance: string, url: string | undefined, action: SettleAction, token: string, scope: LockScope, why: DeadLetterReason = {}): Promise<number | undefined> => {
     if (url === undefined) throw new LockLost(`instance ${instance} is not listed (gone, or never existed)`);
     try {
-      const answer = await peerAt(url).settleForwarded(token, { action, ...scope });
+      const answer = await peerAt(url).settleForwarded(token, { action, ...scope, ...why });
       return answer.locked_until === undefined ? undefined : Date.parse(answer.locked_until);
     } catch (err) {
       if (err instanceof ApiError && err.status === 410) throw new LockLost(`instance ${instance}: ${err.description}`);
@@ -81,10 +84,10 @@ export function lockSettler(deps: { locks: LockTable; instances: Pick<InstanceRe
     }
   };
 
-  const passOn = async (action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> => {
+  const passOn = async (action: SettleAction, token: string, scope: LockScope, why: DeadLetterReason): Promise<number | undefined> => {
     const instance = instanceOf(token);
     // a store outage rejects here: 503, since whether the instance lives cannot be told
-    return forward(instance, await instances.urlOf(instance), action, token, scope);
+    return forward(instance, await instances.urlOf(instance), action, token, scope, why);
   };
 
   /**
@@ -110,9 +113,9 @@ export function lockSettler(deps: { locks: LockTable; instances: Pick<InstanceRe
   };
 
   return {
-    /** a settle a client asked for, on any instance */
-    settle: (action: SettleAction, token: string, scope: LockScope): Promise<number | undefined> =>
-      instanceOf(token) === instances.id ? settleHere(action, token, scope) : passOn(action, token, scope),
+    /** a settle a client asked for, on any instance (`why`: a dead-letter's reason and description) */
+    settle: (action: SettleAction, token: string, scope: LockScope, why: DeadLetterReason = {}): Promise<number | undefined> =>
+      instanceOf(token) === instances.id ? settleHere(action, token, scope, why) : passOn(action, token, scope, why),
     /** a settle another instance passed on: this instance holds the lock, or it is lost */
     settleHere,
     completeMany,

@@ -200,6 +200,14 @@ export function lockTable(options: {
       countReturn(lock);
     },
 
+    /** moves the locked message to its dead-letter queue with the receiver's reason; a dead letter's lock is not touched (410) */
+    async deadLetter(token: string, scope: LockScope, reason: string, description: string): Promise<void> {
+      if (scope.deadLetter) throw new LockLost('a dead letter is not dead-lettered again');
+      const lock = take(token, scope);
+      await settle(lock, () => lock.delivery.deadLetter(reason, description));
+      metrics.deadLettered(lock.tenant, lock.topic, 'receiver');
+    },
+
     renew(token: string, scope: LockScope): number {
       const lock = find(token, scope);
       lock.lockedUntil = now() + lockDurationMs;

@@ -105,7 +105,7 @@ describe.each(BROKERS)('dead-letter queue (%s broker)', { timeout: 20_000 }, (ki
     const batch = await deadLetter(topic);
     expect(await receiveDead(topic, 5)).toMatchObject({ message_id: batch.id, batch });
     const kept = await h.broker.receiveDeadLetter(topic, 'default', 5000);
-    expect(kept).toMatchObject({ messageId: 'garbage-1' });
+    expect(kept).toMatchObject({ messageId: 'garbage-1', deadLetterReason: 'UnreadableMessage' });
     expect(kept!.body.toString()).toBe('not a batch');
     await kept!.ack();
     expect(h.logs.some((line) => line.msg === 'delivery.unreadable' && line.deadLetter === true)).toBe(true);

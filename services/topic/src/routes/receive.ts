@@ -31,12 +31,22 @@ export function receiveRoutes(deps: ReceiveDeps): Router {
 }
 
 /**
+ * A dead letter's reason and description (Azure's DeadLetterReason, DeadLetterErrorDescription) as JSON
+ * members, each followed by a comma; an empty description is left out, as is either on any other delivery.
+ */
+const deadLetterFields = ({ deadLetterReason: reason, deadLetterDescription: description }: Delivery): string =>
+  (reason === undefined ? '' : `"dead_letter_reason":${JSON.stringify(reason)},`) + (description ? `"dead_letter_error_description":${JSON.stringify(description)},` : '');
+
+/** the reason and description a delivery that is not a batch is dead-lettered with */
+export const UNREADABLE = ['UnreadableMessage', 'not a batch as publish accepts it'] as const;
+
+/**
  * A locked delivery as the receive and stream endpoints answer it (a ReceivedMessage), as JSON bytes
  * written around the batch's stored bytes, so the batch is neither parsed nor decoded again;
  * `trailer` ends a stream's line.
  */
 export function receivedMessage(delivery: Delivery, lock: { token: string; lockedUntil: number }, batch: Buffer, trailer = ''): Buffer {
-  const head = `{"message_id":${JSON.stringify(delivery.messageId)},"lock_token":${JSON.stringify(lock.token)},"locked_until":"${new Date(lock.lockedUntil).toISOString()}","delivery_count":${Math.trunc(delivery.deliveryCount)},"batch":`;
+  const head = `{"message_id":${JSON.stringify(delivery.messageId)},"lock_token":${JSON.stringify(lock.token)},"locked_until":"${new Date(lock.lockedUntil).toISOString()}","delivery_count":${Math.trunc(delivery.deliveryCount)},${deadLetterFields(delivery)}"batch":`;
   return Buffer.concat([Buffer.from(head), batch, Buffer.from(`}${trailer}`)]);
 }
 
@@ -81,7 +91,7 @@ function peekLock(deps: ReceiveDeps, deadLetter: boolean): RouteHandler<typeof t
           req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter });
           if (deadLetter) skipped.push(delivery);
           else {
-            await brokerCall(() => delivery.nack(false));
+            await brokerCall(() => delivery.deadLetter(...UNREADABLE));
             deps.metrics.deadLettered(topic.tenant, topic.topic, 'unreadable');
           }
           continue;

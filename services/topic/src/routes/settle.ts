@@ -8,9 +8,11 @@ import { LockLost, type LockScope } from '../delivery/locks.ts';
 /**
  * Settling a peek-locked message, on the Azure Service Bus paths (SAS `listen`):
  * DELETE complete, PUT abandon (unlock), POST renew the lock; the same under `$deadletterqueue` for
- * messages received from the dead-letter queue. Any instance answers: a lock held by another instance
- * is settled there (lock-owners.ts), through the internal route below. A lock token only settles the
- * message, queue, subscription, topic and tenant it was handed out for; anything else is 410 lock_lost.
+ * messages received from the dead-letter queue. POST …/{lockToken}/deadletter moves a message of the
+ * subscription to its dead-letter queue with the receiver's reason and description. Any instance
+ * answers: a lock held by another instance is settled there (lock-owners.ts), through the internal
+ * route below. A lock token only settles the message, queue, subscription, topic and tenant it was
+ * handed out for; anything else is 410 lock_lost.
  * POST …/messages/complete completes many locks in one request (issue 12), each reported on its own.
  */
 export function settleRoutes(deps: { guard: SasGuard; settler: LockSettler; body: RequestHandler; locksBody: RequestHandler }): Router {
@@ -62,11 +64,20 @@ export function settleRoutes(deps: { guard: SasGuard; settler: LockSettler; body
     });
   }
 
+  // Azure's DeadLetter settle, on the subscription's locks only (a dead letter is not dead-lettered again)
+  bindRoute(router, topicRoutes.deadLetterMessage, deps.guard('listen'), requireBodyType(topicRoutes.deadLetterMessage), deps.body, async (req, res, input) => {
+    const { tenant, topic, subscription, id, lockToken } = input.params();
+    const why = input.body();
+    await deps.settler.settle('deadletter', lockToken, { tenant, topic, subscription, deadLetter: false, messageId: id }, why);
+    req.log.info('lock.dead_lettered', { tenant, topic, subscription, messageId: id, reason: why.reason });
+    res.json({ message_id: id, status: 'deadlettered' });
+  });
+
   // mTLS, topic certificate only (the route declares its callers); the SAS key was checked by the instance passing it on
   bindRoute(router, topicRoutes.settleForwarded, requireBodyType(topicRoutes.settleForwarded), deps.body, async (_req, res, input) => {
     const { lockToken } = input.params();
-    const { action, ...scope } = input.body();
-    const lockedUntil = await deps.settler.settleHere(action, lockToken, scope);
+    const { action, reason, description, ...scope } = input.body();
+    const lockedUntil = await deps.settler.settleHere(action, lockToken, scope, { reason, description });
     res.json(shapeResponse(ForwardedSettleAnswer, lockedUntil === undefined ? {} : { locked_until: new Date(lockedUntil).toISOString() }));
   });
   return router;

@@ -9,7 +9,7 @@ import { brokerCall } from '../delivery/broker-errors.ts';
 import type { LockTable } from '../delivery/locks.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
 import type { TopicMetrics } from '../metrics.ts';
-import { receivedMessage } from './receive.ts';
+import { receivedMessage, UNREADABLE } from './receive.ts';
 
 /**
  * POST /tenants/{tenant}/topics/{topic}/subscriptions/{sub}/messages/stream?prefetch=N&timeout=S
@@ -124,7 +124,7 @@ export function streamRoutes(deps: {
         if (batch === undefined) {
           // Not something publish accepted (put on the queue by other means): dead-letter it.
           req.log.warn('delivery.unreadable', { messageId: delivery.messageId, subscription: path.subscription, deadLetter: false });
-          await brokerCall(() => delivery.nack(false));
+          await brokerCall(() => delivery.deadLetter(...UNREADABLE));
           deps.metrics.deadLettered(topic.tenant, topic.topic, 'unreadable');
           continue;
         }

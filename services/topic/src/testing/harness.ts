@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { RequestListener } from 'node:http';
 import { expect } from 'vitest';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
@@ -6,6 +7,8 @@ import { tenantOfTopicResource, topicResource, type Batch } from '@keyway/contra
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
+import type { AuditDb } from '@keyway/audit';
+import { connectTestDatabase } from '@keyway/testkit';
 import { keyIdOfSignature, parseSas, SasError, signSas, verifySasSignature, type KeyName } from '@keyway/sas';
 import { createEphemeralPki, staticTls, type DevPki } from '@keyway/tls';
 import { createApp, type TopicApp, type TopicOptions } from '../app.ts';
@@ -27,7 +30,7 @@ export const hex = (bytes = 4) => randomBytes(bytes).toString('hex');
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let pki: DevPki | undefined;
-const testPki = () => (pki ??= createEphemeralPki(['topic']));
+const testPki = () => (pki ??= createEphemeralPki(['topic', 'entitlement']));
 
 interface Tenant {
   tenant: string;
@@ -48,7 +51,11 @@ export interface Harness {
   app: TopicApp;
   broker: Broker;
   store: Store;
+  /** the trail the app appends its stream `topic` to (a migrated test database, as the service's role) */
+  auditDb: AuditDb;
   client: TopicClient;
+  /** a client presenting this service's certificate (mTLS), for the internal routes */
+  as(service: 'topic' | 'entitlement'): TopicClient;
   /** raw HTTPS for what the client cannot send (wrong types, gzip, broken bodies); never throws on status */
   http: AxiosInstance;
   logs: Array<Record<string, unknown>>;
@@ -114,6 +121,8 @@ export interface Given {
   broker?: Broker;
   /** of the harness's own broker; default 10 */
   maxDeliveries?: number;
+  /** instead of a test database of the harness's own, e.g. another harness's */
+  auditDb?: AuditDb;
 }
 
 /** What is given is closed by whoever made it; the harness closes only its own. */
@@ -123,6 +132,8 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
   if (!cert) throw new Error('no topic certificate');
   const broker = given.broker ?? (await openBroker(kind, given.maxDeliveries ?? 10, overrides.MAX_QUEUE_DEPTH ?? 100_000));
   const store = given.store ?? (kind === 'memory' ? createMemoryStore({ prefix: newStorePrefix() }) : await createRedisStore({ url: REDIS_URL, prefix: newStorePrefix() }));
+  const database = given.auditDb ? undefined : await connectTestDatabase();
+  const auditDb = given.auditDb ?? database!.as('topic');
   const tenantKeys = new Map<string, string[]>();
   /** rotations per tenant, as PAC counts them (set by tests that rotate) */
   const generations = new Map<string, number>();
@@ -132,9 +143,14 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ service: 'topic', level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
 
+  // Listening first, so the instance lists the URL it is reached at: harnesses sharing a store and a
+  // broker pass settles on to each other as instances of one deploy do.
+  let serve: RequestListener = (_req, res) => void res.writeHead(503).end();
+  const server: RunningServer = await listenHttps((req, res) => serve(req, res), staticTls({ certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }), 0);
   const app = createApp(
     {
       PUBLIC_BASE_URL,
+      INSTANCE_URL: server.url,
       LOCK_DURATION_SEC: 60,
       MAX_BATCH_BYTES: 1_048_576,
       SAS_KEY_CACHE_SEC: 30,
@@ -157,6 +173,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     {
       broker,
       store,
+      auditDb,
       logger,
       // the contract of the real dependency (PAC's verify endpoint): checked against the keys of the
       // tenant the key's resource names; undefined for a bad key or an unknown tenant, rejects when unreachable
@@ -176,7 +193,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
       peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
   );
-  const server: RunningServer = await listenHttps(app, staticTls({ certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem }), 0);
+  serve = app;
   const queues: string[] = [];
 
   const newTenant = (): Tenant => {
@@ -191,7 +208,9 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     app,
     broker,
     store,
+    auditDb,
     client: topicClient({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
+    as: (service) => topicClient({ baseUrl: server.url, caPem: ca.certPem, clientCert: certs[service], timeoutMs: 20_000 }),
     http: createHttp({ baseUrl: server.url, caPem: ca.certPem, timeoutMs: 20_000 }),
     logs,
     tenantKeys,
@@ -233,6 +252,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
         if (keys.length > 0) await store.del(...keys);
         await store.close();
       }
+      await database?.close();
       // no request of the whole run may have ended in a 500 (every response is logged with its status)
       expect(logs.some((line) => line.msg === 'request' && typeof line.status === 'number')).toBe(true);
       expect(logs.filter((line) => line.status === 500)).toEqual([]);

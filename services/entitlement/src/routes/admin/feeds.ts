@@ -1,6 +1,6 @@
 import { Router } from 'express';
-import { entitlementRoutes, Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
-import { bindRoute, shapeResponse } from '@keyway/kit';
+import { entitlementRoutes, ResubmittedDeadLetters, Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
+import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
 
@@ -8,7 +8,8 @@ import type { PolicyRepository } from '../../policy/repository.ts';
  * /v1/tenants/:tenant/feeds…: the tenant's feeds (grant, remove: feed.removed revokes what used it)
  * and each feed's named subscriptions. Subscriptions are the operator's inventory: the topic service
  * receives only from listed ones (and `default`), and declares a subscription's queues when it is
- * listed; dropping a subscription, or its feed, deletes its queues.
+ * listed; dropping a subscription, or its feed, deletes its queues. An operator resubmits a
+ * subscription's dead letters here (the topic service moves them; recorded in this service's trail).
  */
 export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
@@ -41,6 +42,12 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
     const { tenant, feed, name } = input.params();
     const { subscription, created } = await admin(req).addSubscription(tenant, feed, name);
     res.status(created ? 201 : 200).json(shapeResponse(Subscription, subscription));
+  });
+
+  bindRoute(router, entitlementRoutes.resubmitDeadLetters, requireBodyType(entitlementRoutes.resubmitDeadLetters), async (req, res, input) => {
+    const { tenant, feed, name } = input.params();
+    const { max } = input.body();
+    res.json(shapeResponse(ResubmittedDeadLetters, { resubmitted: await admin(req).resubmitDeadLetters(tenant, feed, name, max) }));
   });
 
   bindRoute(router, entitlementRoutes.deleteSubscription, async (req, res, input) => {
