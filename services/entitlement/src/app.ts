@@ -54,7 +54,7 @@ export interface EntitlementDeps {
   /** carries change events to PAS and PAC; a subscription dropped from the inventory has its queues deleted here */
   broker: Broker;
   /** the topic service declares a subscription's queues (with its queue bounds); rejects when it cannot */
-  declareSubscription: (tenant: string, feed: string, name: string) => Promise<void>;
+  declareSubscription: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
