@@ -50,6 +50,13 @@ export const ImporterFields = z.object({
     .regex(/^[a-z0-9-]{1,63}$/)
     .default('default')
     .describe('subscription to receive from'),
+  REPLAY_FROM: z
+    .string()
+    .datetime({ offset: true, message: 'must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z' })
+    .optional()
+    .describe(
+      'ISO time: once, at the first start with this value, the feed’s batches retained since then are replayed into SUBSCRIPTION and written again (remembered in STATE_FILE + ".replay"; a new value replays again)',
+    ),
   SINK: z.enum(SINKS).default('file').describe('where batches go: file (rotating JSON lines), stdout, syslog (RFC 5424 over TCP/TLS) or http (Splunk HEC)'),
   SINK_FILE: z.string().min(1).optional().describe('SINK=file: the JSON-lines file batches are written to'),
   SINK_FILE_MAX_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_MAX_BYTES).describe('SINK=file: rotate before the file would grow past this many bytes'),
