@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { topicClient } from '@keyway/clients';
 import { ReplayRequest, SubscriptionName, topicResource, type ReplayStatus } from '@keyway/contracts';
-import { signSas } from '@keyway/sas';
+import { signSasWithPolicyKey } from '@keyway/sas';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { feedArgs, parseArg, tenantArg } from '../input.ts';
@@ -19,7 +19,7 @@ const POLL_MS = 1000;
 async function listenKey(context: CliContext, tenant: string, feed: string, given: string | undefined): Promise<string> {
   if (given) return given;
   const policy = await (await context.pac()).sasPolicyKeys(tenant, 'listen');
-  return signSas(policy.primary_key, 'listen', topicResource(context.globals().topicUrl, tenant, feed), Math.floor(Date.now() / 1000) + SIGNED_KEY_SEC).sasKey;
+  return signSasWithPolicyKey(policy.primary_key, 'listen', topicResource(context.globals().topicUrl, tenant, feed), Math.floor(Date.now() / 1000) + SIGNED_KEY_SEC);
 }
 
 const replayFields = (status: ReplayStatus) =>

@@ -15,7 +15,7 @@ const STALE_MS = 3 * REFRESH_MS;
 /** progress is written at most this often (a replay copies thousands of batches a second) */
 const PROGRESS_WRITE_MS = 1000;
 /** replays running at once per subscription, over all instances */
-export const MAX_RUNNING_REPLAYS = 3;
+const MAX_RUNNING_REPLAYS = 3;
 
 /** what the store holds: the status, and when its instance last wrote it */
 const StoredReplay = ReplayStatus.extend({ refreshed_at: z.number() });
