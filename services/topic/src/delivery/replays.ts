@@ -17,6 +17,14 @@ const PROGRESS_WRITE_MS = 1000;
 /** replays running at once per subscription, over all instances */
 const MAX_RUNNING_REPLAYS = 3;
 
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
 /** what the store holds: the status, and when its instance last wrote it */
 const StoredReplay = ReplayStatus.extend({ refreshed_at: z.number() });
 type StoredReplay = z.infer<typeof StoredReplay>;
@@ -43,7 +51,7 @@ export function replayJobs(deps: { broker: Broker; store: Store; policies: FeedP
   const read = async (topic: TopicRef, subscription: string, id: string): Promise<ReplayStatus | undefined> => {
     const raw = await store.get(recordKey(topic, subscription, id));
     if (raw === null) return undefined;
-    const parsed = StoredReplay.safeParse(JSON.parse(raw));
+    const parsed = StoredReplay.safeParse(parseJson(raw));
     if (!parsed.success) {
       logger.error('replay.bad_record', { replayId: id });
       return undefined;
