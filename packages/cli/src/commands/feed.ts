@@ -36,7 +36,7 @@ const replayFields = (status: ReplayStatus) =>
   ]);
 
 export function register(program: Command, context: CliContext): void {
-  const feed = program.command('feed').description('feeds of a tenant: grant, revoke, list');
+  const feed = program.command('feed').description('feeds of a tenant: grant, revoke, list, replay');
 
   feed
     .command('grant')

@@ -26,6 +26,7 @@ export function replayRoutes(deps: { guard: SasGuard; subscriptions: Subscriptio
     const ref = { tenant, topic };
     await brokerCall(() => deps.subscriptions.ensure(ref, subscription));
     const status = await deps.replays.start(ref, subscription, request);
+    req.log.info('replay.requested', { tenant, topic, subscription, replayId: status.replay_id, ...request });
     res.status(202).location(`${req.baseUrl}${req.path}/${status.replay_id}`).json(status);
   });
 

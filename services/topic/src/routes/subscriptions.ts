@@ -14,14 +14,17 @@ import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
  */
 export function subscriptionRoutes(deps: { subscriptions: SubscriptionRegistry; replays: ReplayJobs; body: RequestHandler }): Router {
   const router = Router();
-  bindRoute(router, topicRoutes.declareSubscription, deps.body, async (_req, res, input) => {
+  bindRoute(router, topicRoutes.declareSubscription, deps.body, async (req, res, input) => {
     const { tenant, topic, subscription } = input.params();
     const startAt = input.body()?.start_at;
     // a time in the future is 400 before anything is declared
     if (startAt !== undefined) deps.replays.check({ from_time: startAt });
     const ref = { tenant, topic };
     await brokerCall(() => deps.subscriptions.declare(ref, subscription));
-    if (startAt !== undefined) await deps.replays.start(ref, subscription, { from_time: startAt });
+    if (startAt !== undefined) {
+      const replay = await deps.replays.start(ref, subscription, { from_time: startAt });
+      req.log.info('replay.requested', { tenant, topic, subscription, replayId: replay.replay_id, from_time: startAt, by: 'entitlement' });
+    }
     res.status(204).end();
   });
   return router;
