@@ -5,7 +5,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerContract, hex, newTopic } from './broker.contract.ts';
 import type { BrokerHarness } from './broker.contract.ts';
-import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue } from './index.ts';
+import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, streamQueue, subscriptionQueue } from './index.ts';
 import type { Broker, MemoryBroker, QueueType } from './index.ts';
 
 const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -37,6 +37,7 @@ async function deleteQueues(subscriptions: { topic: { tenant: string; topic: str
       const queue = subscriptionQueue(topic, subscription);
       await ch.deleteQueue(queue);
       await ch.deleteQueue(deadLetterQueue(queue));
+      await ch.deleteQueue(streamQueue(topic));
     }
   });
 }
@@ -333,6 +334,60 @@ describe('amqp broker connection handling', () => {
         { topic, subscription: 'limited' },
         { topic, subscription: 'fresh' },
       ]);
+    }
+  });
+
+  // issue 16: the topic's replay stream
+  it('declares the topic’s replay stream with its retention; declared with another retention later it is kept as it is, reported once', async () => {
+    const topic = newTopic();
+    const stream = streamQueue(topic);
+    const reported: Error[] = [];
+    const broker = await createAmqpBroker({ url: AMQP_URL, onError: (err) => reported.push(err) });
+    const retention = { 'x-queue-type': 'stream', 'x-max-age': '3600s', 'x-max-length-bytes': 10_000_000, 'x-stream-max-segment-size-bytes': 2_500_000 };
+    try {
+      await broker.declareSubscription(topic, 'one', { maxAgeSec: 3600, maxBytes: 10_000_000 });
+      // declared as expected: a declaration with these arguments is accepted, one with another age refused
+      await withChannel((ch) => ch.assertQueue(stream, { durable: true, arguments: retention }));
+      await expect(withChannel((ch) => ch.assertQueue(stream, { durable: true, arguments: { ...retention, 'x-max-age': '60s' } }))).rejects.toMatchObject({
+        code: 406,
+        message: expect.stringContaining('x-max-age'),
+      });
+      // a tier's retention changed: the stream keeps its own, the subscriptions are declared all the same
+      await broker.declareSubscription(topic, 'two', { maxAgeSec: 60, maxBytes: 10_000_000 });
+      await broker.declareSubscription(topic, 'three', { maxAgeSec: 60, maxBytes: 10_000_000 });
+      expect(reported.filter((err) => err.message.includes(`queue ${stream} exists with other arguments`))).toHaveLength(1);
+      await withChannel((ch) => ch.assertQueue(stream, { durable: true, arguments: retention }));
+      await broker.publish(topic, Buffer.from('kept'), { messageId: 'kept-1' });
+      for (const name of ['one', 'two', 'three']) expect((await broker.receive(topic, name, 3000))?.messageId).toBe('kept-1');
+      expect(await broker.replay(topic, 'three', { offset: 0 })).toEqual({ copied: 1, firstOffset: 0, lastOffset: 0 });
+    } finally {
+      await broker.close();
+      await deleteQueues(['one', 'two', 'three'].map((subscription) => ({ topic, subscription })));
+    }
+  });
+
+  it('replayed copies with ttlMs expire into the dead-letter queue; the stream keeps the batches', { timeout: 30_000 }, async () => {
+    const topic = newTopic();
+    const broker = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      for (let i = 0; i < 3; i++) await broker.publish(topic, Buffer.from(`e${i}`), { messageId: `e${i}` });
+      for (let i = 0; i < 3; i++) await (await broker.receive(topic, 'sub', 3000))?.ack();
+      expect((await broker.replay(topic, 'sub', { offset: 0 }, { ttlMs: 200 })).copied).toBe(3);
+      const dlq = deadLetterQueue(subscriptionQueue(topic, 'sub'));
+      const deadline = Date.now() + 10_000;
+      while ((await withChannel(async (ch) => (await ch.checkQueue(dlq)).messageCount)) < 3) {
+        if (Date.now() > deadline) throw new Error('the copies did not expire');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await broker.receive(topic, 'sub', 200)).toBeNull();
+      // without ttlMs a copy stays
+      expect((await broker.replay(topic, 'sub', { offset: 0 })).copied).toBe(3);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await broker.receive(topic, 'sub', 1000))?.messageId).toBe('e0');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
     }
   });
 
