@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { AuditClient, ClientOptions, EntitlementClient, PacClient, PasClient } from '@keyway/clients';
 import type { GlobalOptions } from './options.ts';
 
-export type Service = 'entitlement' | 'pas' | 'pac' | 'audit' | 'releases';
+export type Service = 'entitlement' | 'pas' | 'pac' | 'topic' | 'audit' | 'releases';
 
 /** What a command group gets from the program: connections, output and progress, all honouring the global flags. */
 export interface CliContext {

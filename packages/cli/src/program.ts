@@ -29,7 +29,8 @@ function createContext(program: Command): CliContext {
     leaf = actionCommand;
   });
   const options = () => (globals ??= parseGlobals(program, leaf));
-  const urlOf = (service: Service) => ({ entitlement: options().entitlementUrl, pas: options().pasUrl, pac: options().pacUrl, audit: options().auditUrl, releases: options().releasesUrl })[service];
+  const urlOf = (service: Service) =>
+    ({ entitlement: options().entitlementUrl, pas: options().pasUrl, pac: options().pacUrl, topic: options().topicUrl, audit: options().auditUrl, releases: options().releasesUrl })[service];
 
   async function resolveCredentials(): Promise<Credentials> {
     const { cert, key, pasUrl } = options();

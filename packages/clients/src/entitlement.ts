@@ -56,8 +56,12 @@ export function entitlementClient(options: ClientOptions) {
     /** revokes the sessions and SAS keys that used the feed; idempotent */
     removeFeed: (tenant: string, feed: string) => api.call(r.removeFeed, { params: { tenant, feed } }),
     listSubscriptions: (tenant: string, feed: string) => api.call(r.listSubscriptions, { params: { tenant, feed } }),
-    /** only listed subscriptions (and `default`) can be received from; the topic service declares the queues before it is listed (503 when it cannot); `created` false when listed already (409 over the per-feed limit) */
-    createSubscription: (tenant: string, feed: string, name: string) => api.upsert(r.createSubscription, { params: { tenant, feed, name } }),
+    /**
+     * only listed subscriptions (and `default`) can be received from; the topic service declares the queues before it is listed (503 when it cannot); `created` false when listed already (409 over the per-feed limit).
+     * `startAt`: the feed's batches retained since then are replayed into it as well.
+     */
+    createSubscription: (tenant: string, feed: string, name: string, options: { startAt?: Date | string } = {}) =>
+      api.upsert(r.createSubscription, { params: { tenant, feed, name }, body: options.startAt === undefined ? undefined : { start_at: new Date(options.startAt).toISOString() } }),
     /** drops it from the inventory and deletes its queues; idempotent */
     deleteSubscription: (tenant: string, feed: string, name: string) => api.call(r.deleteSubscription, { params: { tenant, feed, name } }),
     /** moves up to `max` (default 100) of the subscription's dead letters back to it, oldest first; answers how many */

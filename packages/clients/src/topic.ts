@@ -117,8 +117,25 @@ export function topicClient(options: ClientOptions) {
     publishInternal: (batch: Batch) => call(topicRoutes.publishInternal, { params: { tenant: batch.tenant, topic: batch.topic }, body: batch }),
     /** internal (mTLS, topic service only): settle a lock the instance at baseUrl holds; ApiError 410 lock_lost when it holds no such lock */
     settleForwarded: (lockToken: string, settle: ForwardedSettle) => call(topicRoutes.settleForwarded, { params: { lockToken }, body: settle }),
-    /** internal (mTLS, entitlement service only): declare a subscription's queues now */
-    declareSubscription: (tenant: string, topic: string, subscription: string) => call(topicRoutes.declareSubscription, { params: { tenant, topic, subscription } }),
+    /** internal (mTLS, entitlement service only): declare a subscription's queues now; with `startAt`, also replay into it the batches retained since then */
+    declareSubscription: (tenant: string, topic: string, subscription: string, options: { startAt?: string } = {}) =>
+      call(topicRoutes.declareSubscription, { params: { tenant, topic, subscription }, body: options.startAt === undefined ? undefined : { start_at: options.startAt } }),
+    /**
+     * Replays the topic's retained batches into the subscription from a time (published at or after it)
+     * or a stream offset (inclusive): the replay's first status; it goes on in the background.
+     */
+    replay: (sasKey: string, tenant: string, topic: string, sub: string, from: { fromTime?: Date | string; fromOffset?: number }) =>
+      call(
+        topicRoutes.replay,
+        {
+          params: { tenant, topic, subscription: sub },
+          body: { ...(from.fromTime !== undefined && { from_time: new Date(from.fromTime).toISOString() }), ...(from.fromOffset !== undefined && { from_offset: from.fromOffset }) },
+        },
+        auth(sasKey),
+      ),
+    /** a replay's status as it goes; ApiError 404 replay_not_found when there is no such replay */
+    replayStatus: (sasKey: string, tenant: string, topic: string, sub: string, replayId: string) =>
+      call(topicRoutes.replayStatus, { params: { tenant, topic, subscription: sub, replayId } }, auth(sasKey)),
     /** peek-lock receive; null when nothing arrived within timeoutSec */
     receive: receiveFrom(topicRoutes.receive),
     stream,

@@ -113,6 +113,9 @@ export type RoleList = z.infer<typeof RoleList>;
  * listed, so it holds every batch from then on; dropping one from the inventory deletes its queues.
  */
 export const Subscription = z.object({ tenant: TenantId, feed: FeedName, name: SubscriptionName, createdAt: z.string() });
+/** The optional body of a subscription's creation (issue 16): with `start_at`, it also gets the feed's batches retained since then (a replay). */
+export const CreateSubscription = z.object({ start_at: z.string().datetime({ offset: true }).optional() }).strict();
+export type CreateSubscription = z.infer<typeof CreateSubscription>;
 export type Subscription = z.infer<typeof Subscription>;
 export const SubscriptionList = z.object({ subscriptions: z.array(Subscription) });
 export type SubscriptionList = z.infer<typeof SubscriptionList>;

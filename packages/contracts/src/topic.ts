@@ -130,3 +130,44 @@ export const CompletedLocks = z.object({
   results: z.array(z.object({ message_id: z.string(), lock_token: z.string(), status: z.enum(['completed', 'lock_lost']) })),
 });
 export type CompletedLocks = z.infer<typeof CompletedLocks>;
+
+/**
+ * A replay (issue 16): the topic's retained batches copied again into one subscription, from a time
+ * (batches published at or after it) or a stream offset (inclusive); exactly one of the two.
+ */
+export const ReplayRequest = z
+  .object({
+    from_time: z.string().datetime({ offset: true }).optional(),
+    from_offset: z.number().int().nonnegative().optional(),
+  })
+  .strict()
+  .refine((request) => (request.from_time === undefined) !== (request.from_offset === undefined), { message: 'give exactly one of from_time and from_offset' });
+export type ReplayRequest = z.infer<typeof ReplayRequest>;
+
+export const ReplayId = z.uuid('must be a replay id');
+
+/**
+ * A replay as it goes: `running` until the copy reached the end of the stream as it was when the
+ * replay started (`completed`), failed, or its topic instance stopped (`interrupted`: ask again from
+ * `last_offset + 1`). `copied` batches so far; offsets are the topic stream's.
+ */
+export const ReplayStatus = z.object({
+  replay_id: z.string(),
+  tenant: TenantId,
+  topic: FeedName,
+  subscription: SubscriptionName,
+  from_time: z.string().optional(),
+  from_offset: z.number().int().optional(),
+  status: z.enum(['running', 'completed', 'failed', 'interrupted']),
+  copied: z.number().int().nonnegative(),
+  first_offset: z.number().int().optional(),
+  last_offset: z.number().int().optional(),
+  started_at: z.string(),
+  finished_at: z.string().optional(),
+  error: z.string().optional(),
+});
+export type ReplayStatus = z.infer<typeof ReplayStatus>;
+
+/** The optional body of the internal subscription declare: with `start_at`, the new subscription also gets the batches retained since then. */
+export const DeclareSubscription = z.object({ start_at: z.string().datetime({ offset: true }).optional() }).strict();
+export type DeclareSubscription = z.infer<typeof DeclareSubscription>;

@@ -54,7 +54,7 @@ export interface EntitlementDeps {
   /** carries change events to PAS and PAC; a subscription dropped from the inventory has its queues deleted here */
   broker: Broker;
   /** the topic service declares a subscription's queues (with its queue bounds); rejects when it cannot */
-  declareSubscription: (tenant: string, feed: string, name: string) => Promise<void>;
+  declareSubscription: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** the topic service moves up to `max` of a subscription's dead letters back to it; resolves with how many */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
   /** where change events are published (default: the shared entitlement-changes topic) */

@@ -23,7 +23,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
     {
       ...deps,
       idp,
-      declareSubscription: (tenant, feed, name) => topic.declareSubscription(tenant, feed, name),
+      declareSubscription: (tenant, feed, name, options) => topic.declareSubscription(tenant, feed, name, options),
       resubmitDeadLetters: (tenant, feed, name, max) => topic.resubmitDeadLettersInternal(tenant, feed, name, max),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),

@@ -8,6 +8,7 @@ import { completions, type CompleteOutcome } from './completions.ts';
 import { SasKeeper, type TopicAddress } from './credentials/sas.ts';
 import { Session, type Credentials } from './credentials/session.ts';
 import { importerMetrics, type Feed } from './metrics.ts';
+import type { ReplayMarker } from './replay-marker.ts';
 import type { Sink } from './sinks/sink.ts';
 
 /** stream: one long response with up to `prefetch` batches locked ahead of the sink; receive: one long poll, one batch at a time */
@@ -30,6 +31,8 @@ export interface AgentOptions {
   prefetch?: number;
   /** pull=stream: how long each stream stays open; the next one is opened at once */
   streamTimeoutSec?: number;
+  /** ISO time: at the start, unless `replayMarker` says it was done, the feed's batches retained since then are replayed into the subscription */
+  replayFrom?: string;
 }
 
 export interface AgentDeps {
@@ -39,6 +42,8 @@ export interface AgentDeps {
   sink: Sink;
   /** ids already written; unset = kept in memory only (duplicates are dropped until the agent stops) */
   checkpoint?: Checkpoint;
+  /** the REPLAY_FROM last replayed; unset = each start with `replayFrom` replays */
+  replayMarker?: ReplayMarker;
   logger: Logger;
   now?: () => number;
 }
@@ -357,11 +362,32 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       }
     });
 
+  /**
+   * REPLAY_FROM, once per value: the checkpoint is cleared first (it would drop the replayed batches as
+   * redeliveries; the overlap of the replay with what the queue still holds is then dropped once), the
+   * replay asked for, its id logged, and the value recorded so a restart does not ask again.
+   */
+  async function replayOnce(from: string): Promise<void> {
+    const replayed = await deps.replayMarker?.replayed();
+    if (replayed !== undefined && Date.parse(replayed) === Date.parse(from)) return;
+    const { sasKey, address: at } = await sas.key();
+    address = at;
+    await checkpoint.clear();
+    const replay = await deps.topic.replay(sasKey, at.tenant, at.topic, options.subscription, { fromTime: from });
+    log.info('replay requested', { replayId: replay.replay_id, from, tenant: at.tenant, topic: at.topic, subscription: options.subscription });
+    await deps.replayMarker?.record(from, replay.replay_id);
+  }
+
   async function run(): Promise<void> {
     const pullOnce = traced(pull === 'stream' ? streamOnce : receiveOnce);
+    let replayFrom = options.replayFrom;
     let backoffMs = 250;
     while (!stopping) {
       try {
+        if (replayFrom !== undefined) {
+          await replayOnce(replayFrom);
+          replayFrom = undefined;
+        }
         await pullOnce();
         backoffMs = 250;
       } catch (err) {

@@ -21,6 +21,20 @@ describe('checkpoint (state file of written batch ids)', () => {
     await second.close();
   });
 
+  it('clear (a replay) forgets every id, durably; ids recorded after it are kept', async () => {
+    const path = statePath();
+    const first = await fileCheckpoint(path);
+    for (const id of ['b-1', 'b-2']) await first.record(id);
+    await first.clear();
+    expect(first.has('b-1')).toBe(false);
+    await first.record('b-3');
+    await first.close();
+    expect(idLines(path)).toEqual(['b-3']);
+    const second = await fileCheckpoint(path);
+    expect([second.has('b-1'), second.has('b-3')]).toEqual([false, true]);
+    await second.close();
+  });
+
   it('ignores a torn last line (a kill in the middle of an append) and drops it from the file', async () => {
     const path = statePath();
     const first = await fileCheckpoint(path);

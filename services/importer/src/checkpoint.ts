@@ -14,6 +14,8 @@ export interface Checkpoint {
   has(id: string): boolean;
   /** resolves once the id would survive a crash */
   record(id: string): Promise<void>;
+  /** forgets every id (durably), so the batches are written again when they come back: a replay */
+  clear(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,10 @@ class RecentIds {
   values(): string[] {
     return [...this.ids];
   }
+
+  clear(): void {
+    this.ids.clear();
+  }
 }
 
 /** For an agent without a state file (tests, the dev launcher): duplicates are dropped until it stops. */
@@ -47,6 +53,7 @@ export function memoryCheckpoint(capacity = DEFAULT_CAPACITY): Checkpoint {
   return {
     has: (id) => recent.has(id),
     record: async (id) => recent.add(id),
+    clear: async () => recent.clear(),
     close: async () => undefined,
   };
 }
@@ -118,6 +125,11 @@ export async function fileCheckpoint(path: string, options: { capacity?: number 
       flush ??= serialized(append);
       return flush;
     },
+    clear: () =>
+      serialized(async () => {
+        recent.clear();
+        await rewrite();
+      }),
     close: () => serialized(() => log.close()),
   };
 }

@@ -130,6 +130,12 @@ describe('importer feeds (FEEDS_FILE)', () => {
     expect(feeds[1]?.KEYWAY_USERNAME).toBeUndefined();
   });
 
+  it('REPLAY_FROM: an ISO time, per feed too', () => {
+    expect(issues({ SINK_FILE: '/o.jsonl', REPLAY_FROM: 'yesterday' })).toEqual(['REPLAY_FROM: must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z']);
+    const feeds = importerFeeds({ ...base, SINK_FILE: '/base.jsonl', FEEDS_FILE: feedsFile([{ SINK_FILE: '/a.jsonl', REPLAY_FROM: '2026-11-30T00:00:00Z' }, { SINK_FILE: '/b.jsonl' }]) });
+    expect(feeds.map((feed) => feed.REPLAY_FROM)).toEqual(['2026-11-30T00:00:00Z', undefined]);
+  });
+
   it('refuses unknown and process-wide keys, an empty list, bad values, and two feeds on one file', () => {
     expect(feedIssues([{ SINK_FIEL: '/a' }])[0]).toMatch(/^FEEDS_FILE\[0\]/);
     expect(feedIssues([{ SINK_FILE: '/a', TOPIC_URL: 'https://other.test' }])[0]).toMatch(/^FEEDS_FILE\[0\]/);

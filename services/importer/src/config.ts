@@ -55,6 +55,13 @@ export const ImporterFields = z.object({
     .regex(/^[a-z0-9-]{1,63}$/)
     .default('default')
     .describe('subscription to receive from'),
+  REPLAY_FROM: z
+    .string()
+    .datetime({ offset: true, message: 'must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z' })
+    .optional()
+    .describe(
+      'ISO time: once, at the first start with this value, the feed’s batches retained since then are replayed into SUBSCRIPTION and written again (remembered in STATE_FILE + ".replay"; a new value replays again)',
+    ),
   SINK: z
     .enum(SINKS)
     .default('file')

@@ -7,6 +7,7 @@ import { assertionAlgFor, dpopSigner, loadOrCreateDpopKey, pacClient, pasClient,
 import { createLogger, type Logger } from '@keyway/kit';
 import { createAgent, type Agent, type AgentHealth } from './agent.ts';
 import { fileCheckpoint } from './checkpoint.ts';
+import { fileReplayMarker } from './replay-marker.ts';
 import type { ImporterEnv } from './config.ts';
 
 import type { Credentials } from './credentials/session.ts';
@@ -76,6 +77,7 @@ async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
       prefetch: config.PREFETCH,
       streamTimeoutSec: config.STREAM_TIMEOUT_SEC,
       receiveTimeoutSec: config.RECEIVE_TIMEOUT_SEC,
+      replayFrom: config.REPLAY_FROM,
     },
     {
       pas: pasClient({ baseUrl: config.PAS_URL, caPem, dpop }),
@@ -83,6 +85,7 @@ async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
       topic: topicClient({ baseUrl: config.TOPIC_URL, caPem, dpop }),
       sink,
       checkpoint,
+      replayMarker: fileReplayMarker(`${config.STATE_FILE}.replay`),
       logger,
     },
   );

@@ -14,12 +14,14 @@ import { instanceRegistry } from './delivery/instances.ts';
 import { lockSettler, type Peer } from './delivery/lock-owners.ts';
 import { lockTable } from './delivery/locks.ts';
 import { defaultFeedPolicy, fixedFeedPolicies } from './delivery/policy.ts';
+import { replayJobs } from './delivery/replays.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { queueDepthGauge, topicMetrics } from './metrics.ts';
 import { publishRateLimit, queueDepthLimit } from './quotas/limits.ts';
 import { deadLetterRoutes } from './routes/deadletters.ts';
 import { publishRoutes } from './routes/publish.ts';
 import { receiveRoutes } from './routes/receive.ts';
+import { replayRoutes } from './routes/replay.ts';
 import { settleRoutes } from './routes/settle.ts';
 import { streamRoutes } from './routes/stream.ts';
 import { subscriptionRoutes } from './routes/subscriptions.ts';
@@ -106,7 +108,8 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   });
   const policies = fixedFeedPolicies(defaultFeedPolicy(options));
   const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
-  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, now);
+  const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, policies, now);
+  const replays = replayJobs({ broker: deps.broker, store: deps.store, policies, logger: deps.logger, now });
   const instances = instanceRegistry(deps.store, { url: options.INSTANCE_URL ?? options.PUBLIC_BASE_URL, logger: deps.logger });
   // instruments made here, after the process registered its MeterProvider (no-ops before)
   const metrics = topicMetrics();
@@ -137,11 +140,14 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   // a batch complete: 500 locks of a 128-character message id each come to about 100 KB
   app.use(settleRoutes({ guard, settler, body: jsonBody('16kb'), locksBody: jsonBody('128kb') }));
   app.use(deadLetterRoutes({ guard, broker: deps.broker, subscriptions, trail, body: jsonBody('16kb') }));
-  app.use(subscriptionRoutes({ subscriptions }));
+  app.use(replayRoutes({ guard, subscriptions, replays, trail, body: jsonBody('16kb') }));
+  app.use(subscriptionRoutes({ subscriptions, replays, body: jsonBody('16kb') }));
   app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {
       depthGauge.close();
+      // interrupted replays are recorded before the instance unlists itself
+      await replays.close();
       await instances.close();
       await locks.close();
     },

@@ -1,12 +1,42 @@
-import type { Command } from 'commander';
-import { ResubmitDeadLetters, SubscriptionName } from '@keyway/contracts';
+import { Option, type Command } from 'commander';
 import { z } from 'zod';
+import { topicClient } from '@keyway/clients';
+import { ReplayRequest, ResubmitDeadLetters, SubscriptionName, topicResource, type ReplayStatus } from '@keyway/contracts';
+import { signSasWithPolicyKey } from '@keyway/sas';
 import type { CliContext } from '../context.ts';
+import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { feedArgs, parseArg, tenantArg } from '../input.ts';
-import { list, table } from '../output.ts';
+import { fields, list, table } from '../output.ts';
+
+/** how long a listen key the CLI signs itself is valid: long enough for a --wait */
+const SIGNED_KEY_SEC = 3600;
+const POLL_MS = 1000;
+
+/**
+ * A listen SAS key for the feed: the one given, or one signed here with the tenant's `listen` policy
+ * key, read from PAC as the operator (each read is audited there), as Azure tooling signs its own.
+ */
+async function listenKey(context: CliContext, tenant: string, feed: string, given: string | undefined): Promise<string> {
+  if (given) return given;
+  const policy = await (await context.pac()).sasPolicyKeys(tenant, 'listen');
+  return signSasWithPolicyKey(policy.primary_key, 'listen', topicResource(context.globals().topicUrl, tenant, feed), Math.floor(Date.now() / 1000) + SIGNED_KEY_SEC);
+}
+
+const replayFields = (status: ReplayStatus) =>
+  fields([
+    ['replay', status.replay_id],
+    ['subscription', `${status.tenant}/${status.topic}/${status.subscription}`],
+    ['from', status.from_time ?? `offset ${status.from_offset}`],
+    ['status', status.status],
+    ['copied', status.copied],
+    ['offsets', status.first_offset === undefined ? '-' : `${status.first_offset}..${status.last_offset}`],
+    ['started', status.started_at],
+    ['finished', status.finished_at ?? '-'],
+    ['error', status.error ?? '-'],
+  ]);
 
 export function register(program: Command, context: CliContext): void {
-  const feed = program.command('feed').description('feeds of a tenant: grant, revoke, list');
+  const feed = program.command('feed').description('feeds of a tenant: grant, revoke, list, replay');
 
   feed
     .command('grant')
@@ -27,6 +57,44 @@ export function register(program: Command, context: CliContext): void {
       const [t, f] = feedArgs(tenant, name);
       await (await context.entitlement()).removeFeed(t, f);
       context.print({ tenant: t, feed: f, revoked: true }, () => `Revoked ${f} from ${t}.`);
+    });
+
+  feed
+    .command('replay')
+    .description('replay a feed’s retained batches into one of its subscriptions, from a time or a stream offset; prints the replay’s status')
+    .argument('<tenant>')
+    .argument('<feed>')
+    .argument('<subscription>')
+    .option('--from <time>', 'ISO 8601 time: the batches published at or after it')
+    .option('--from-offset <n>', 'the topic stream’s offset to start at (inclusive), e.g. last_offset + 1 of an interrupted replay')
+    .option('--wait', 'poll the status until the replay is no longer running (exit 6 when it failed or was interrupted)')
+    .addOption(new Option('--sas-key <key>', 'a listen SAS key for the feed (default: one signed here with the tenant’s listen policy key, read from PAC as the operator)').env('KEYWAY_SAS_KEY'))
+    .addHelpText('after', '\nA time older than the feed’s retention replays what is kept. Later batches reach the subscription as usual.')
+    .action(async (tenant: string, name: string, subscriptionArg: string, options: { from?: string; fromOffset?: string; wait?: boolean; sasKey?: string }) => {
+      const [t, f] = feedArgs(tenant, name);
+      const subscription = parseArg(SubscriptionName, subscriptionArg, 'subscription');
+      if ((options.from === undefined) === (options.fromOffset === undefined)) throw usageError('give exactly one of --from and --from-offset');
+      const request = parseArg(
+        ReplayRequest,
+        options.from === undefined
+          ? { from_offset: parseArg(z.coerce.number().int().nonnegative(), options.fromOffset, '--from-offset') }
+          : { from_time: parseArg(z.coerce.date(), options.from, '--from').toISOString() },
+        'replay',
+      );
+      const key = await listenKey(context, t, f, options.sasKey);
+      const topic = topicClient(await context.clientOptions('topic', false));
+      let status = await topic.replay(key, t, f, subscription, { fromTime: request.from_time, fromOffset: request.from_offset });
+      if (options.wait) {
+        while (status.status === 'running') {
+          context.progress(`replay ${status.replay_id}: ${status.copied} batches copied`);
+          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+          status = await topic.replayStatus(key, t, f, subscription, status.replay_id);
+        }
+      }
+      const final = status;
+      context.print(final, () => replayFields(final));
+      if (final.status === 'failed' || final.status === 'interrupted')
+        throw new CliError(`replay ${final.replay_id} ${final.status}${final.last_offset === undefined ? '' : `: ask again with --from-offset ${final.last_offset + 1}`}`, EXIT.unavailable);
     });
 
   feed

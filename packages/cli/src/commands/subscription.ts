@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { SubscriptionName } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { feedArgs, parseArg } from '../input.ts';
@@ -13,8 +14,10 @@ export function register(program: Command, context: CliContext): void {
     .argument('<tenant>')
     .argument('<feed>')
     .argument('<name>')
-    .action(async (tenant: string, feed: string, name: string) => {
-      const added = await (await context.entitlement()).createSubscription(...feedArgs(tenant, feed), parseArg(SubscriptionName, name, 'name'));
+    .option('--start-at <time>', 'ISO 8601 time: the new subscription also gets the feed’s batches retained since then (a replay)')
+    .action(async (tenant: string, feed: string, name: string, options: { startAt?: string }) => {
+      const startAt = options.startAt === undefined ? undefined : parseArg(z.coerce.date(), options.startAt, '--start-at');
+      const added = await (await context.entitlement()).createSubscription(...feedArgs(tenant, feed), parseArg(SubscriptionName, name, 'name'), { startAt });
       context.print(added, () => `${added.created ? 'Added' : 'Already listed:'} subscription ${added.name} of ${added.tenant}/${added.feed}.`);
     });
 

@@ -8,6 +8,7 @@ import {
   CrmDelivery,
   CrmDeliveryResult,
   FeedEntitlement,
+  CreateSubscription,
   CreateTenant,
   CreateUser,
   PutTier,
@@ -74,7 +75,7 @@ export const entitlementRoutes = {
   grantFeed: operatorOnly(route({ method: 'put', path: '/v1/tenants/{tenant}/feeds/{feed}', summary: 'grant a feed', params: FeedPath, responses: { 200: jsonResponse(Tenant, 'the tenant with the feed') }, errors: [400, 404, 409] })),
   removeFeed: operatorOnly(route({ method: 'delete', path: '/v1/tenants/{tenant}/feeds/{feed}', summary: 'remove a feed (feed.removed) and its subscriptions; idempotent', params: FeedPath, responses: { 204: noBody('removed') }, errors: [400, 404, 409] })),
   listSubscriptions: operatorOnly(route({ method: 'get', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions', summary: 'the feed’s named subscriptions', params: FeedPath, responses: { 200: jsonResponse(SubscriptionList, 'the subscriptions') }, errors: [400, 404] })),
-  createSubscription: operatorOnly(route({ method: 'post', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}', summary: 'list a named subscription (inventory: only listed subscriptions can be received from); the topic service declares its queues first, so it holds every batch published from the moment it is listed', description: 'Refused with 409 subscription_limit_reached when the feed already lists the most subscriptions a feed may have, and with 503 (nothing listed) when the topic service cannot declare the queues; creating it again declares them again.', params: SubscriptionPath, responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') }, errors: [400, 404, 409, 503] })),
+  createSubscription: operatorOnly(route({ method: 'post', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}', summary: 'list a named subscription (inventory: only listed subscriptions can be received from); the topic service declares its queues first, so it holds every batch published from the moment it is listed', description: 'Refused with 409 subscription_limit_reached when the feed already lists the most subscriptions a feed may have, and with 503 (nothing listed) when the topic service cannot declare the queues; creating it again declares them again. With `start_at` (not in the future), the batches the feed retained since then are replayed into it as well (the replay is started before the answer and runs on; a `start_at` older than the retention replays what is kept).', params: SubscriptionPath, body: { schema: CreateSubscription.optional(), required: false }, responses: { 200: jsonResponse(Subscription, 'listed already'), 201: jsonResponse(Subscription, 'listed') }, errors: [400, 404, 409, 503] })),
   resubmitDeadLetters: operatorOnly(
     route({
       method: 'post',

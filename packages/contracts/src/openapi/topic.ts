@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Batch, CompletedLocks, CompleteLocks, DeadLetterMessage, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, ResubmitDeadLetters, ResubmittedDeadLetters, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
+import { Batch, CompletedLocks, CompleteLocks, DeadLetterMessage, DeclareSubscription, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, ReplayId, ReplayRequest, ReplayStatus, ResubmitDeadLetters, ResubmittedDeadLetters, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { AUDIT_FEED } from '../audit.ts';
@@ -60,7 +60,7 @@ export const topicRoutes = {
   // another topic instance passes on a settle whose lock token names this one (lock tokens are per instance)
   settleForwarded: serviceOnly(['topic'], route({ method: 'post', path: '/internal/v1/locks/{lockToken}', summary: 'complete, abandon or renew a lock this instance holds, for another topic instance that received the settle (topic service only); never passed on again', description: 'The scope (tenant, topic, subscription, queue, message) is checked here as on the public settle paths: anything else, or a lock this instance does not hold, is 410 lock_lost.', params: z.object({ lockToken: TopicMessagePath.shape.lockToken }), body: { schema: ForwardedSettle }, responses: { 200: jsonResponse(ForwardedSettleAnswer, 'settled; locked_until after a renew') }, errors: [400, 410, 415] })),
   // the entitlement service has a subscription declared when an operator lists it, so it holds every batch from then on
-  declareSubscription: serviceOnly(['entitlement'], route({ method: 'put', path: `/internal/v1${SUBSCRIPTION}`, summary: 'declare a listed subscription’s queues now, with the topic service’s queue bounds (entitlement service only, when an operator lists it): every batch published from then on reaches it; idempotent', description: 'The inventory is asked afresh: a subscription it does not list is 404 subscription_not_found and nothing is declared.', params: TopicSubscriptionPath, responses: { 204: noBody('declared') }, errors: [400, 404, 503] })),
+  declareSubscription: serviceOnly(['entitlement'], route({ method: 'put', path: `/internal/v1${SUBSCRIPTION}`, summary: 'declare a listed subscription’s queues now, with the topic service’s queue bounds (entitlement service only, when an operator lists it): every batch published from then on reaches it; idempotent', description: 'The inventory is asked afresh: a subscription it does not list is 404 subscription_not_found and nothing is declared. With `start_at`, a replay of the batches the topic retained since then into the subscription is started as well (answered once it runs: it goes on in the background).', params: TopicSubscriptionPath, body: { schema: DeclareSubscription.optional(), required: false }, responses: { 204: noBody('declared') }, errors: [400, 404, 415, 429, 503] })),
   receive: receive(SUBSCRIPTION, 'the subscription'),
   stream: sas(route({
     method: 'post', path: `${SUBSCRIPTION}/messages/stream`,
@@ -89,6 +89,24 @@ export const topicRoutes = {
       errors: [410, 413, 415],
     }),
   ),
+  replay: sas(route({
+    method: 'post', path: `${SUBSCRIPTION}/replays`,
+    summary: 'replay the topic’s retained batches into the subscription, from a time or a stream offset (SAS listen): 202 with the replay’s status and its Location',
+    description:
+      'The batches the topic’s replay stream still holds (its retention: per tier, e.g. 7 days) from `from_time` (published at or after it) or `from_offset` (inclusive) up to the stream’s end when the replay starts are copied into the subscription, in order, each with a fresh time to live; later batches reach it as usual. A `from_time` older than the retention is not an error: what is kept is replayed. A `from_time` in the future is 400. The copy runs in the background on the instance that answered; if that instance stops, the replay reads `interrupted` with its `last_offset`, and may be asked again from `last_offset + 1`. At most a few replays run per subscription at once: 429 beyond.',
+    params: TopicSubscriptionPath,
+    body: { schema: ReplayRequest },
+    responses: { 202: jsonResponse(ReplayStatus, 'started: the status (Location: where it can be asked again)') },
+    errors: [404, 413, 415, 429],
+  })),
+  replayStatus: sas(route({
+    method: 'get', path: `${SUBSCRIPTION}/replays/{replayId}`,
+    summary: 'the status of a replay into the subscription (SAS listen); kept for 7 days',
+    params: TopicSubscriptionPath.extend({ replayId: ReplayId }),
+    responses: { 200: jsonResponse(ReplayStatus, 'the replay as it goes') },
+    // 404 replay_not_found: no such replay of this tenant, topic and subscription (or it is older than 7 days)
+    errors: [404],
+  })),
   deadLetterReceive: receive(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
   deadLetterComplete: deadLetter.complete,
   deadLetterAbandon: deadLetter.abandon,

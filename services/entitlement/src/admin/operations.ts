@@ -14,7 +14,8 @@ export interface AdminDeps {
   /** the entitlement service's audit stream: every change is recorded as admin.<noun>_<verb> */
   audit: AuditLog;
   /** declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot */
-  declareSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
+  /** with `startAt`, the topic service also replays the feed's batches retained since then into it */
+  declareSubscriptionQueues: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** moves up to `max` of a subscription's dead letters back to it (the topic service does); resolves with how many; rejects when it cannot */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
   /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
@@ -76,9 +77,9 @@ export function adminOperations(deps: AdminDeps) {
   };
 
   /** 503 when the topic service cannot declare the queues: the subscription is then not listed (fail closed) */
-  const declareQueues = async (tenant: string, feed: string, name: string): Promise<void> => {
+  const declareQueues = async (tenant: string, feed: string, name: string, options?: { startAt?: string }): Promise<void> => {
     try {
-      await deps.declareSubscriptionQueues(tenant, feed, name);
+      await deps.declareSubscriptionQueues(tenant, feed, name, options);
     } catch (err) {
       throw new TemporarilyUnavailable('the subscription cannot be declared right now, retry later', `topic service: ${String(err)}`, { 'Retry-After': '5' });
     }
@@ -233,8 +234,11 @@ export function adminOperations(deps: AdminDeps) {
        * at the same moment may pass the count together: the limit bounds what one tenant can ask for,
        * it is not an exact quota.
        */
-      async addSubscription(id: string, feed: string, name: string): Promise<{ subscription: Subscription; created: boolean }> {
+      /** with `startAt`, the feed's batches retained since then are replayed into it too (issue 16) */
+      async addSubscription(id: string, feed: string, name: string, options: { startAt?: string } = {}): Promise<{ subscription: Subscription; created: boolean }> {
         if (name === DEFAULT_SUBSCRIPTION) throw new InvalidRequest(`the ${DEFAULT_SUBSCRIPTION} subscription of every feed exists without being listed`);
+        // checked here: the topic service's refusal would read as its being unavailable (503)
+        if (options.startAt !== undefined && Date.parse(options.startAt) > Date.now()) throw new InvalidRequest('start_at is in the future: nothing was published since');
         const tenant = await policy.getTenant(id);
         if (!tenant.feeds.includes(feed)) throw new NotFound(`tenant ${id} does not have feed ${feed}`);
         const listed = await policy.listSubscriptions(id, feed);
@@ -248,7 +252,7 @@ export function adminOperations(deps: AdminDeps) {
         // and taken back when it cannot be declared. Listed already, it is declared again, so creating it
         // again brings back queues that were lost.
         try {
-          await declareQueues(id, feed, name);
+          await declareQueues(id, feed, name, options);
         } catch (err) {
           if (result.created) await policy.removeSubscription(id, feed, name).catch((undo: unknown) => log.warn('subscription.unlist_failed', { tenant: id, feed, subscription: name, err: undo }));
           throw err;

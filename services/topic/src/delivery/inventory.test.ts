@@ -3,9 +3,11 @@ import { OAuthError, silentLogger } from '@keyway/kit';
 import { createMemoryBroker } from '@keyway/broker';
 import { createMemoryStore } from '@keyway/store';
 import { subscriptionInventory } from './inventory.ts';
+import { fixedFeedPolicies } from './policy.ts';
 import { subscriptionRegistry } from './subscriptions.ts';
 
 const topic = { tenant: 'acme', topic: 'edr' };
+const policy = { retentionSec: 86_400, retentionBytes: 1_000_000, messageTtlSec: 0, duplicateWindowSec: 0 };
 
 async function refusal(promise: Promise<unknown>): Promise<{ status: number; code: string } | undefined> {
   try {
@@ -23,7 +25,7 @@ function setup(source: (tenant: string, topic: string) => Promise<string[]>) {
   const broker = createMemoryBroker();
   const declare = vi.spyOn(broker, 'declareSubscription');
   const inventory = subscriptionInventory(lookups, { ttlMs: 5000, now: () => now });
-  const registry = subscriptionRegistry(broker, createMemoryStore({ prefix: 'inventory-test:' }), silentLogger, inventory, () => now);
+  const registry = subscriptionRegistry(broker, createMemoryStore({ prefix: 'inventory-test:' }), silentLogger, inventory, fixedFeedPolicies(policy), () => now);
   return { lookups, broker, declare, registry, advance: (ms: number) => (now += ms) };
 }
 
@@ -35,6 +37,8 @@ describe('issue 9: subscriptions are declared only when the inventory lists them
     expect(t.lookups).toHaveBeenCalledTimes(1);
     await t.registry.ensure(topic, 'siem');
     expect(t.declare).toHaveBeenCalledTimes(1);
+    // issue 16: with the replay stream the feed's policy keeps
+    expect(t.declare).toHaveBeenCalledWith(topic, 'siem', { maxAgeSec: 86_400, maxBytes: 1_000_000 });
     t.advance(5000);
     await refusal(t.registry.ensure(topic, 'made-up'));
     expect(t.lookups).toHaveBeenCalledTimes(2);

@@ -4,6 +4,7 @@ import type { Logger } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 import type { SubscriptionQueue } from '../metrics.ts';
 import type { SubscriptionInventory } from './inventory.ts';
+import type { FeedPolicies } from './policy.ts';
 
 export { DEFAULT_SUBSCRIPTION };
 
@@ -25,12 +26,17 @@ const REDECLARE_MS = 3600_000;
  * shared store. The write is not awaited (receiving does not depend on the store) and is tried
  * again on the next request for the subscription when it failed.
  */
-export function subscriptionRegistry(broker: Broker, store: Store, logger: Logger, inventory: SubscriptionInventory, now: () => number = Date.now) {
+export function subscriptionRegistry(broker: Broker, store: Store, logger: Logger, inventory: SubscriptionInventory, policies: FeedPolicies, now: () => number = Date.now) {
   const declared = new Map<string, { at: number; pending: Promise<void>; queue: SubscriptionQueue }>();
   const recorded = new Set<string>();
   const key = (topic: TopicRef, subscription: string) => `${topic.tenant}/${topic.topic}/${subscription}`;
   // tenant and topic names are slugs, so ':' cannot be part of either
   const namesKey = (topic: TopicRef) => `subscriptions:${topic.tenant}:${topic.topic}`;
+  /** declares the subscription with the replay stream its feed's policy keeps (issue 16) */
+  const declareAtBroker = async (topic: TopicRef, subscription: string): Promise<void> => {
+    const policy = await policies.of(topic);
+    await broker.declareSubscription(topic, subscription, { maxAgeSec: policy.retentionSec, maxBytes: policy.retentionBytes });
+  };
 
   const record = (topic: TopicRef, subscription: string, k: string): void => {
     if (subscription === DEFAULT_SUBSCRIPTION || recorded.has(k)) return;
@@ -52,7 +58,7 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
     record(topic, subscription, k);
     let entry = declared.get(k);
     if (!entry || (renew && now() - entry.at >= REDECLARE_MS)) {
-      const next = { at: now(), pending: broker.declareSubscription(topic, subscription), queue: { topic, subscription } };
+      const next = { at: now(), pending: declareAtBroker(topic, subscription), queue: { topic, subscription } };
       declared.set(k, next);
       next.pending.catch(() => {
         if (declared.get(k) === next) declared.delete(k);
@@ -73,7 +79,7 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
     async declare(topic: TopicRef, subscription: string): Promise<void> {
       await inventory.require(topic, subscription, { fresh: true });
       const k = key(topic, subscription);
-      const next = { at: now(), pending: broker.declareSubscription(topic, subscription), queue: { topic, subscription } };
+      const next = { at: now(), pending: declareAtBroker(topic, subscription), queue: { topic, subscription } };
       declared.set(k, next);
       try {
         await next.pending;

@@ -40,7 +40,8 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
 
   bindRoute(router, entitlementRoutes.createSubscription, async (req, res, input) => {
     const { tenant, feed, name } = input.params();
-    const { subscription, created } = await admin(req).addSubscription(tenant, feed, name);
+    const startAt = input.body()?.start_at;
+    const { subscription, created } = await admin(req).addSubscription(tenant, feed, name, startAt === undefined ? {} : { startAt });
     res.status(created ? 201 : 200).json(shapeResponse(Subscription, subscription));
   });
 
