@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryEvents } from '@keyway/audit';
 import { createMemoryBroker } from '@keyway/broker';
 import type { Batch, ReplayStatus } from '@keyway/contracts';
 import { createMemoryStore } from '@keyway/store';
@@ -82,6 +83,11 @@ describe.each(BROKERS)('replay (%s broker)', { timeout: 60_000 }, (kind) => {
     expect(await drain(topic, 'siem')).toEqual(after.map((b) => b.id));
     // the topic's other subscription holds each batch once, as published: the replay went to siem only
     expect(await drain(topic, 'default')).toEqual([...before, ...after].map((b) => b.id));
+    // recorded in the topic's trail, with the key's id as who (never the key)
+    const { events } = await queryEvents(h.auditDb, { stream: 'topic', tenant: topic.tenant, action: 'replay.requested' });
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ outcome: 'success', detail: { topic: topic.topic, subscription: 'siem', replay: started.replay_id, from_time: since.toISOString() } });
+    expect(events[0]?.tokenId).toMatch(/\S/);
   });
 
   it('from an offset (inclusive), through the client; batches published after the replay started arrive once, the usual way', async () => {
