@@ -19,7 +19,7 @@ async function refusal(promise: Promise<unknown>): Promise<{ status: number; cod
 
 function setup(source: (tenant: string, topic: string) => Promise<string[]>) {
   let now = 0;
-  const lookups = vi.fn(source);
+  const lookups = vi.fn(async (tenant: string, topic: string) => ({ subscriptions: await source(tenant, topic) }));
   const broker = createMemoryBroker();
   const declare = vi.spyOn(broker, 'declareSubscription');
   const inventory = subscriptionInventory(lookups, { ttlMs: 5000, now: () => now });

@@ -75,7 +75,7 @@ describe('queueDepthLimit', () => {
     let now = 0;
     const memory = createMemoryBroker();
     const depth = vi.spyOn(memory, 'depth');
-    const inventory = subscriptionInventory(async () => ['audit'], { ttlMs: 0, now: () => now });
+    const inventory = subscriptionInventory(async () => ({ subscriptions: ['audit'] }), { ttlMs: 0, now: () => now });
     const subscriptions = subscriptionRegistry(memory, createMemoryStore({ prefix: 'depth-test:' }), silentLogger, inventory, () => now);
     const topic = { tenant: 'acme', topic: 'edr' };
     await subscriptions.ensure(topic, 'default');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
-import { tenantOfTopicResource, topicResource, type Batch } from '@keyway/contracts';
+import { tenantOfTopicResource, topicResource, type Batch, type FeedDelivery } from '@keyway/contracts';
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
@@ -81,6 +81,13 @@ function listSubscription(topic: TopicRef, subscription: string, present = true)
   if (present) names.add(subscription);
   else names.delete(subscription);
   inventory.set(`${topic.tenant}/${topic.topic}`, names);
+}
+
+/** the delivery policy of each feed's tier, as the entitlement service answers it with the names, by `tenant/topic` */
+const deliveries = new Map<string, FeedDelivery>();
+/** sets what the tenant's tier says about the feed (issue 16); the service's defaults fill what it leaves out */
+export function setFeedDelivery(topic: TopicRef, delivery: FeedDelivery): void {
+  deliveries.set(`${topic.tenant}/${topic.topic}`, delivery);
 }
 
 /**
@@ -172,7 +179,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
         }
       },
       sasKeyStatus: async (keyId) => ({ revoked: false, jkt: bound.get(keyId) }),
-      subscriptionNames: async (tenant, topic) => [...listed({ tenant, topic })],
+      subscriptionNames: async (tenant, topic) => ({ subscriptions: [...listed({ tenant, topic })], delivery: deliveries.get(`${tenant}/${topic}`) }),
       peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
   );
