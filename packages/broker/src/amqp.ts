@@ -1,19 +1,24 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
-import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
+import type { Broker, Delivery, PeekedMessage, PublishOptions, ReplayOptions, ReplayResult, ReplayStart, StreamRetention, TopicRef } from './broker.ts';
 import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
 import {
   DEAD_LETTER_DESCRIPTION_HEADER,
   DEAD_LETTER_REASON_HEADER,
+  DEFAULT_STREAM_RETENTION,
   DEFAULT_SUBSCRIPTION_EXPIRES_MS,
   EXPIRES_AT_HEADER,
   KEPT_ARGUMENTS,
+  PUBLISHED_AT_HEADER,
+  REPLAY_MARKER_HEADER,
   TOPIC_EXCHANGE,
   declareExchanges,
   deadLetterQueue,
   declareSubscriptionTopology,
   routingKey,
+  streamQueue,
   subscriptionQueue,
 } from './topology.ts';
 import type { QueueBounds, QueueType } from './topology.ts';
@@ -74,6 +79,15 @@ const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
 const OWN_HEADER = /^x-keyway-/;
 /** our headers each copy of a message sets for itself rather than carries on */
 const PER_COPY_HEADERS = new Set([DELIVERY_COUNT_HEADER, DEAD_LETTER_COUNT_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_DESCRIPTION_HEADER]);
+/** the position RabbitMQ gives each message it delivers from a stream */
+const STREAM_OFFSET_HEADER = 'x-stream-offset';
+/** stream messages a replay holds unacked at once: copies in flight, bounded */
+const REPLAY_PREFETCH = 100;
+/**
+ * A stream is read from a time by chunk (RabbitMQ stamps chunks, not messages, when it writes them):
+ * reading from this much earlier cannot miss a batch published at the time asked for.
+ */
+const CHUNK_MARGIN_MS = 1000;
 const RECONNECT_MIN_MS = 100;
 /**
  * After losing its node of a cluster, the broker waits this long before it reconnects to another.
@@ -189,6 +203,20 @@ const KEPT_CONFLICT = new RegExp(`inequivalent arg '(${KEPT_ARGUMENTS.join('|')}
 /** 406 PRECONDITION_FAILED because the queue exists with other bounds or a delivery limit (declared by an older version, or other settings) */
 const isKeptConflict = (err: unknown): boolean => errorCode(err) === 406 && KEPT_CONFLICT.test(err instanceof Error ? err.message : '');
 
+/** what a message shows a receiver (and peek) besides its body and headers */
+function described(deadLetter: boolean, msg: Message): Omit<PeekedMessage, 'body'> {
+  const counted: unknown = msg.properties.headers?.[deadLetter ? DEAD_LETTER_COUNT_HEADER : DELIVERY_COUNT_HEADER];
+  return {
+    messageId: typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '',
+    contentType: typeof msg.properties.contentType === 'string' ? msg.properties.contentType : undefined,
+    // msg.fields.redelivered is not counted: RabbitMQ sets it on a return of a closed channel too
+    deliveryCount: typeof counted === 'number' && Number.isInteger(counted) && counted >= 1 ? counted : 1,
+  };
+}
+
+/** an AMQP timestamp (whole seconds) for `x-stream-offset` */
+const streamTimestamp = (ms: number) => ({ '!': 'timestamp', value: Math.floor(ms / 1000) });
+
 /**
  * Channel errors a caller caused (e.g. 406 PRECONDITION_FAILED: a queue exists with other
  * arguments) pass through unchanged; everything else means RabbitMQ is not usable right now.
@@ -219,7 +247,7 @@ class AmqpBroker implements Broker {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** subscriptions this instance declared; re-declared after every reconnect */
-  private readonly declared = new Map<string, { topic: TopicRef; name: string }>();
+  private readonly declared = new Map<string, { topic: TopicRef; name: string; retention: StreamRetention }>();
   private readonly subscriptions = new Map<string, Subscription>();
   /** publishes awaiting their confirm, by messageId + routing key, in publish order */
   private readonly pending = new Map<string, PendingPublish[]>();
@@ -293,7 +321,7 @@ class AmqpBroker implements Broker {
         if (!session?.lost) conn.close().catch(() => undefined);
       });
       await declareExchanges(pub);
-      for (const { topic, name } of this.declared.values()) await this.declareTopology(session, pub, topic, name);
+      for (const { topic, name, retention } of this.declared.values()) await this.declareTopology(session, pub, topic, name, retention);
       if (session.lost) throw new BrokerUnavailableError('connection lost while opening');
       if (this.closed) throw new BrokerUnavailableError('broker closed while connecting');
     } catch (err) {
@@ -436,28 +464,29 @@ class AmqpBroker implements Broker {
     await this.confirmPublish(session, TOPIC_EXCHANGE, key, body, {
       messageId: options.messageId,
       contentType: options.contentType,
-      headers: { ...options.headers, ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
+      headers: { ...options.headers, [PUBLISHED_AT_HEADER]: Date.now(), ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
       ...(expiresAt !== undefined && { expiration: expiresAt - Date.now() }),
     });
   }
 
   // ---- subscriptions ----
 
-  async declareSubscription(topic: TopicRef, subscription: string): Promise<void> {
+  async declareSubscription(topic: TopicRef, subscription: string, retention: StreamRetention = DEFAULT_STREAM_RETENTION): Promise<void> {
     const queue = subscriptionQueue(topic, subscription);
     const session = this.requireSession();
     try {
-      await this.declareTopology(session, await this.adminChannel(session), topic, subscription);
+      await this.declareTopology(session, await this.adminChannel(session), topic, subscription, retention);
     } catch (err) {
       throw toBrokerError(err);
     }
-    this.declared.set(queue, { topic, name: subscription });
+    this.declared.set(queue, { topic, name: subscription, retention });
   }
 
-  private declareTopology(session: Session, channel: Channel, topic: TopicRef, subscription: string): Promise<void> {
+  private declareTopology(session: Session, channel: Channel, topic: TopicRef, subscription: string, retention: StreamRetention): Promise<void> {
     return declareSubscriptionTopology(channel, topic, subscription, (queue, options) => this.assertOrKeep(session, queue, options), {
       queueType: this.queueType,
       bounds: this.bounds,
+      retention,
     });
   }
 
@@ -741,6 +770,175 @@ class AmqpBroker implements Broker {
     if (sub.deadLetter || expiresAt === undefined || expiresAt > Date.now()) return false;
     this.deadLetterCopy(sub, chan, msg, ttlExpired(expiresAt)).catch((err: unknown) => this.report(err));
     return true;
+  }
+
+  // ---- replay and peek ----
+
+  /**
+   * Writes a marker into the topic's stream, then reads the stream from `from` to the marker on one
+   * channel and copies each batch into the subscription's queue (default exchange, confirmed). The
+   * marker bounds the work however fast the topic is published to meanwhile.
+   */
+  async replay(topic: TopicRef, subscription: string, from: ReplayStart, options: ReplayOptions = {}): Promise<ReplayResult> {
+    const queue = subscriptionQueue(topic, subscription);
+    const stream = streamQueue(topic);
+    const session = this.requireSession();
+    const result: ReplayResult = { copied: 0 };
+    try {
+      await this.onOwnChannel(session, (ch) => ch.checkQueue(queue));
+    } catch (err) {
+      if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${queue} does not exist`);
+      throw toBrokerError(err);
+    }
+    if (options.signal?.aborted) return result;
+    const marker = randomUUID();
+    const markedAt = Date.now();
+    try {
+      await this.confirmPublish(session, '', stream, Buffer.alloc(0), { messageId: `replay-marker-${marker}`, contentType: undefined, headers: { [REPLAY_MARKER_HEADER]: marker } });
+    } catch (err) {
+      // no stream: the topic's subscriptions were declared before streams existed, nothing is retained
+      if (err instanceof NoSubscriptionError) return result;
+      throw err;
+    }
+    let start: unknown;
+    if ('time' in from) {
+      // a read starting after the marker would wait for it forever
+      start = streamTimestamp(Math.min(from.time, markedAt) - CHUNK_MARGIN_MS);
+    } else {
+      // likewise an offset beyond the marker: find where the marker is first
+      const end = await this.readStream(session, stream, streamTimestamp(markedAt - CHUNK_MARGIN_MS), marker, options.signal, () => undefined);
+      if (end === undefined || from.offset > end) return result;
+      start = from.offset;
+    }
+    const since = 'time' in from ? from.time : undefined;
+    await this.readStream(session, stream, start, marker, options.signal, (msg, offset) => {
+      const publishedAt: unknown = msg.properties.headers?.[PUBLISHED_AT_HEADER];
+      // a batch without the stamp was published by a version before it: kept (at least once)
+      if (since !== undefined && typeof publishedAt === 'number' && publishedAt < since) return undefined;
+      const headers: Record<string, unknown> = { ...msg.properties.headers };
+      delete headers[STREAM_OFFSET_HEADER];
+      // a copy lives its own time to live from now, or none
+      delete headers[EXPIRES_AT_HEADER];
+      const ttlMs = options.ttlMs ?? 0;
+      if (ttlMs > 0) headers[EXPIRES_AT_HEADER] = Date.now() + ttlMs;
+      const { messageId, contentType } = described(false, msg);
+      const copied = this.confirmPublish(session, '', queue, msg.content, { messageId, contentType, headers, ...(ttlMs > 0 ? { expiration: ttlMs } : {}) });
+      return copied.then(() => {
+        result.copied++;
+        result.firstOffset ??= offset;
+        result.lastOffset = offset;
+        options.onProgress?.({ ...result });
+      });
+    });
+    return { ...result };
+  }
+
+  /**
+   * Consumes `stream` from `start` (an offset or a timestamp) on a channel of its own until the
+   * message marked `marker`; resolves with the marker's offset, or undefined when `signal` aborts.
+   * Other replays' markers are skipped. `onEntry` is called in stream order as messages arrive; what it
+   * returns (a copy in flight) is awaited, in order, before the message is acked, so at most
+   * REPLAY_PREFETCH copies are in flight and the marker resolves only after every copy before it.
+   */
+  private async readStream(
+    session: Session,
+    stream: string,
+    start: unknown,
+    marker: string,
+    signal: AbortSignal | undefined,
+    onEntry: (msg: ConsumeMessage, offset: number) => Promise<void> | undefined,
+  ): Promise<number | undefined> {
+    let channel: Channel;
+    try {
+      channel = await session.conn.createChannel();
+    } catch (err) {
+      throw toBrokerError(err);
+    }
+    channel.on('error', () => undefined);
+    let done = false;
+    /** the copies in flight, in stream order */
+    let tail: Promise<void> = Promise.resolve();
+    try {
+      return await new Promise<number | undefined>((resolve, reject) => {
+        const finish = (outcome: { offset?: number } | { error: unknown }): void => {
+          if (done) return;
+          done = true;
+          signal?.removeEventListener('abort', aborted);
+          // what was copied before the end (or the abort) is confirmed first
+          tail.then(
+            () => ('error' in outcome ? reject(outcome.error) : resolve(outcome.offset)),
+            (err: unknown) => reject(err),
+          );
+        };
+        const aborted = (): void => finish({});
+        signal?.addEventListener('abort', aborted, { once: true });
+        channel.on('close', () => finish({ error: new BrokerUnavailableError(`the channel reading ${stream} closed`) }));
+        const onMessage = (msg: ConsumeMessage | null): void => {
+          if (done) return;
+          if (msg === null) return finish({ error: new BrokerUnavailableError(`rabbitmq cancelled the read of ${stream}`) });
+          const offset = Number(msg.properties.headers?.[STREAM_OFFSET_HEADER]);
+          const markedBy: unknown = msg.properties.headers?.[REPLAY_MARKER_HEADER];
+          if (markedBy === marker) return finish({ offset });
+          const entry = markedBy === undefined ? onEntry(msg, offset) : undefined;
+          // handled in its turn below; until then its failure must not count as unhandled
+          entry?.catch(() => undefined);
+          const acked = tail
+            .then(() => entry)
+            .then(() => {
+              // once done the channel closes, which is all the unacked ones need
+              if (!done) channel.ack(msg);
+            });
+          tail = acked;
+          acked.catch((err: unknown) => finish({ error: err }));
+        };
+        channel
+          .prefetch(REPLAY_PREFETCH)
+          .then(() => channel.consume(stream, onMessage, { noAck: false, arguments: { [STREAM_OFFSET_HEADER]: start } }))
+          .catch((err: unknown) => finish({ error: toBrokerError(err) }));
+        if (signal?.aborted) aborted();
+      });
+    } finally {
+      done = true;
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * AMQP cannot browse a queue: peek takes what this instance prefetched and has not handed out yet
+   * (the next ones, left where they are), then basic.gets the rest unacked on a channel of its own and
+   * closes it, which returns them to the head of the queue in their order. Counts are headers, so a
+   * return counts nothing. Messages another instance prefetched are not shown (they come after these
+   * only once that instance returns them).
+   */
+  async peek(topic: TopicRef, subscription: string, count: number, options: { deadLetter?: boolean } = {}): Promise<PeekedMessage[]> {
+    const deadLetter = options.deadLetter ?? false;
+    const queue = deadLetter ? deadLetterQueue(subscriptionQueue(topic, subscription)) : subscriptionQueue(topic, subscription);
+    const session = this.requireSession();
+    const show = (msg: Message): PeekedMessage => {
+      const why = deadLetter ? deadLetterReasonOf({ ...msg.properties.headers }) : undefined;
+      return { body: msg.content, ...described(deadLetter, msg), ...(why && { deadLetterReason: why.reason, deadLetterDescription: why.description }) };
+    };
+    const peeked = (this.subscriptions.get(queue)?.buffer ?? []).slice(0, Math.max(0, count)).map(({ msg }) => show(msg));
+    let channel: Channel | undefined;
+    try {
+      channel = await session.conn.createChannel();
+      channel.on('error', () => undefined);
+      await channel.checkQueue(queue);
+      while (peeked.length < count) {
+        const msg = await channel.get(queue, { noAck: false });
+        if (msg === false) break;
+        peeked.push(show(msg));
+      }
+      // awaited: a receive right after a peek finds the messages back in the queue
+      await channel.close();
+      channel = undefined;
+    } catch (err) {
+      if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${queue} does not exist`);
+      throw toBrokerError(err);
+    } finally {
+      channel?.close().catch(() => undefined);
+    }
+    return peeked;
   }
 
   async depth(topic: TopicRef, subscription: string): Promise<number> {

@@ -58,6 +58,21 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       return delivery;
     };
 
+    /** receives and acks until nothing comes: the message ids, in order; each must be a first delivery */
+    const receiveAll = async (broker: Broker, topic: TopicRef, subscription: string): Promise<string[]> => {
+      const ids: string[] = [];
+      for (let delivery = await broker.receive(topic, subscription, 1000); delivery; delivery = await broker.receive(topic, subscription, 300)) {
+        expect({ id: delivery.messageId, count: delivery.deliveryCount }).toEqual({ id: delivery.messageId, count: 1 });
+        ids.push(delivery.messageId);
+        await delivery.ack();
+      }
+      return ids;
+    };
+    const publishAll = async (broker: Broker, topic: TopicRef, ids: string[]): Promise<void> => {
+      for (const id of ids) await publish(broker, topic, id, id);
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
     afterEach(async () => {
       await Promise.all(brokers.map((b) => b.close()));
       await harness.cleanup(declared);
@@ -397,10 +412,166 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
         if (depth instanceof NoSubscriptionError) break;
         if (Date.now() > deadline) throw new Error(`the subscription did not expire: ${String(depth)}`);
       }
-      await expect(publish(broker, topic, 'y')).rejects.toBeInstanceOf(NoSubscriptionError);
+      // the topic's replay stream keeps what is published meanwhile: a replay brings it back
+      const since = Date.now();
+      await publish(broker, topic, 'y', 'y-1');
       await declare(broker, topic, 'sub');
       await publish(broker, topic, 'z', 'z-1');
       expect((await mustReceive(broker, topic, 'sub')).messageId).toBe('z-1');
+      expect((await broker.replay(topic, 'sub', { time: since })).copied).toBe(2);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['y-1', 'z-1']);
+    });
+
+    // issue 16: the topic's replay stream
+    it('replay from a time copies exactly the batches published since, in order, each a first delivery', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const before = ['a-0', 'a-1', 'a-2', 'a-3'];
+      const since = ['b-0', 'b-1', 'b-2'];
+      await publishAll(broker, topic, before);
+      await sleep(10);
+      const middle = Date.now();
+      await publishAll(broker, topic, since);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual([...before, ...since]);
+      const progress: number[] = [];
+      const result = await broker.replay(topic, 'sub', { time: middle }, { onProgress: (p) => progress.push(p.copied) });
+      // offsets count from 0 in a new topic's stream
+      expect(result).toEqual({ copied: 3, firstOffset: 4, lastOffset: 6 });
+      expect(progress).toEqual([1, 2, 3]);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(since);
+      // a replay from before the first batch copies all of them; receivers see only the publisher's headers
+      expect((await broker.replay(topic, 'sub', { time: middle - 60_000 })).copied).toBe(7);
+      const first = await mustReceive(broker, topic, 'sub');
+      expect({ id: first.messageId, body: first.body.toString(), contentType: first.contentType, headers: first.headers }).toEqual({ id: 'a-0', body: 'a-0', contentType: 'text/plain', headers: {} });
+      await first.ack();
+      expect(await receiveAll(broker, topic, 'sub')).toEqual([...before.slice(1), ...since]);
+    });
+
+    it('replay by offset copies from that offset on; beyond the end, or of an empty range, copies nothing', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publishAll(broker, topic, ['c-0', 'c-1', 'c-2', 'c-3']);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-0', 'c-1', 'c-2', 'c-3']);
+      expect(await broker.replay(topic, 'sub', { offset: 2 })).toEqual({ copied: 2, firstOffset: 2, lastOffset: 3 });
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-2', 'c-3']);
+      const started = Date.now();
+      expect(await broker.replay(topic, 'sub', { offset: 1000 })).toEqual({ copied: 0 });
+      expect(await broker.replay(topic, 'sub', { time: Date.now() + 3600_000 })).toEqual({ copied: 0 });
+      expect(Date.now() - started).toBeLessThan(5000);
+      // the first replay's marker holds offset 4 and is skipped like any marker
+      expect(await broker.replay(topic, 'sub', { offset: 3 })).toEqual({ copied: 1, firstOffset: 3, lastOffset: 3 });
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-3']);
+    });
+
+    it('replay stops at its marker while publishes go on', { timeout: 30_000 }, async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const ids = Array.from({ length: 30 }, (_, i) => `p-${i}`);
+      await publishAll(broker, topic, ids);
+      let publishing = true;
+      let published = ids.length;
+      const loop = (async () => {
+        while (publishing) {
+          await publish(broker, topic, 'live', `live-${published++}`);
+          // as a publish over the network does (the memory broker's resolves at once)
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      const result = await broker.replay(topic, 'sub', { offset: 0 });
+      const publishedThen = published;
+      publishing = false;
+      await loop;
+      expect(result.copied).toBeGreaterThanOrEqual(ids.length);
+      // nothing published after the replay started and ended: the copy did not run after the publishes
+      expect(result.copied).toBeLessThanOrEqual(publishedThen);
+      expect(result.firstOffset).toBe(0);
+    });
+
+    it('an aborted replay stops early and resolves with what it copied', { timeout: 30_000 }, async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await Promise.all(Array.from({ length: 300 }, (_, i) => publish(broker, topic, 'x', `x-${i}`)));
+      const abort = new AbortController();
+      const result = await broker.replay(topic, 'sub', { offset: 0 }, { signal: abort.signal, onProgress: () => abort.abort() });
+      expect(result.copied).toBeGreaterThanOrEqual(1);
+      expect(result.copied).toBeLessThan(300);
+      expect(await broker.replay(topic, 'sub', { offset: 0 }, { signal: abort.signal })).toEqual({ copied: 0 });
+    });
+
+    it('replay into an undeclared subscription rejects with NoSubscriptionError', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await expect(broker.replay(topic, 'missing', { offset: 0 })).rejects.toBeInstanceOf(NoSubscriptionError);
+      await expect(broker.peek(topic, 'missing', 1)).rejects.toBeInstanceOf(NoSubscriptionError);
+      await expect(broker.peek(topic, 'missing', 1, { deadLetter: true })).rejects.toBeInstanceOf(NoSubscriptionError);
+    });
+
+    it('the stream keeps no more than its retention', { timeout: 30_000 }, async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await broker.declareSubscription(topic, 'sub', { maxAgeSec: 3600, maxBytes: 20_000 });
+      declared.push({ topic, subscription: 'sub' });
+      const body = 'r'.repeat(1000);
+      for (let i = 0; i < 100; i++) await broker.publish(topic, Buffer.from(body), { messageId: `r-${i}` });
+      expect(await receiveAll(broker, topic, 'sub')).toHaveLength(100);
+      const result = await broker.replay(topic, 'sub', { offset: 0 });
+      // whole segments go at once in RabbitMQ: fewer than all, more than none, the newest kept
+      expect(result.copied).toBeLessThan(100);
+      expect(result.copied).toBeGreaterThanOrEqual(10);
+      expect(result.lastOffset).toBe(99);
+      const copies = await receiveAll(broker, topic, 'sub');
+      expect(copies.at(-1)).toBe('r-99');
+    });
+
+    it('peek shows the next messages without locking or counting them; a later receive sees the same order and counts', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      expect(await broker.peek(topic, 'sub', 10)).toEqual([]);
+      await publishAll(broker, topic, ['k-0', 'k-1', 'k-2']);
+      const peeked = await broker.peek(topic, 'sub', 2);
+      expect(peeked.map((m) => ({ id: m.messageId, body: m.body.toString(), contentType: m.contentType, count: m.deliveryCount }))).toEqual([
+        { id: 'k-0', body: 'k-0', contentType: 'text/plain', count: 1 },
+        { id: 'k-1', body: 'k-1', contentType: 'text/plain', count: 1 },
+      ]);
+      expect((await broker.peek(topic, 'sub', 10)).map((m) => m.messageId)).toEqual(['k-0', 'k-1', 'k-2']);
+      expect(await broker.depth(topic, 'sub')).toBe(3);
+      // an abandoned one goes to the back with its count: peek shows that too
+      await (await mustReceive(broker, topic, 'sub')).nack(true);
+      expect((await broker.peek(topic, 'sub', 10)).map((m) => [m.messageId, m.deliveryCount])).toEqual([
+        ['k-1', 1],
+        ['k-2', 1],
+        ['k-0', 2],
+      ]);
+      const received: [string, number][] = [];
+      for (let i = 0; i < 3; i++) {
+        const delivery = await mustReceive(broker, topic, 'sub');
+        received.push([delivery.messageId, delivery.deliveryCount]);
+        await delivery.ack();
+      }
+      expect(received).toEqual([
+        ['k-1', 1],
+        ['k-2', 1],
+        ['k-0', 2],
+      ]);
+      expect(await broker.peek(topic, 'sub', 10)).toEqual([]);
+    });
+
+    it('peek of the dead-letter queue shows the dead letters', async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      expect(await broker.peek(topic, 'sub', 5, { deadLetter: true })).toEqual([]);
+      await publish(broker, topic, 'bad', 'bad-1');
+      await (await mustReceive(broker, topic, 'sub')).nack(false);
+      await eventually(async () => (await harness.deadLetterCount(broker, topic, 'sub')) === 1, 3000);
+      expect((await broker.peek(topic, 'sub', 5, { deadLetter: true })).map((m) => [m.messageId, m.deliveryCount])).toEqual([['bad-1', 1]]);
+      expect((await mustReceiveDeadLetter(broker, topic, 'sub')).deliveryCount).toBe(1);
     });
 
     it('rejects invalid names', async () => {

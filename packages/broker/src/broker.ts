@@ -57,15 +57,58 @@ export interface Delivery {
   deadLetter(reason: string, description: string): Promise<void>;
 }
 
+/** How long the topic's replay stream keeps its batches: the older or the bytes beyond are dropped (by the broker) */
+export interface StreamRetention {
+  maxAgeSec: number;
+  maxBytes: number;
+}
+
+/** Where a replay starts: batches published at or after `time` (ms since the epoch), or from a stream offset (inclusive) */
+export type ReplayStart = { time: number } | { offset: number };
+
+export interface ReplayResult {
+  copied: number;
+  /** stream offsets of the first and the last batch copied */
+  firstOffset?: number;
+  lastOffset?: number;
+}
+
+export interface ReplayOptions {
+  /** time to live of each copy from when it is copied (0 / absent: none) */
+  ttlMs?: number;
+  /** aborting stops the copy: replay() resolves with what was copied so far */
+  signal?: AbortSignal;
+  /** after each copied batch */
+  onProgress?: (progress: ReplayResult) => void;
+}
+
+/** A message as peek() shows it: not locked, not counted as a delivery */
+export interface PeekedMessage {
+  body: Buffer;
+  messageId: string;
+  contentType: string | undefined;
+  /** what its next delivery will show */
+  deliveryCount: number;
+  deadLetterReason?: string;
+  deadLetterDescription?: string;
+}
+
 export interface Broker {
-  /** idempotent: declares the topic and a durable subscription queue bound to it (plus its dead-letter queue) */
-  declareSubscription(topic: TopicRef, subscription: string): Promise<void>;
+  /**
+   * idempotent: declares the topic and a durable subscription queue bound to it (plus its dead-letter
+   * queue), and the topic's replay stream with `retention` (default 7 days / 5 GiB). A stream that
+   * exists with another retention is kept as it is (RabbitMQ cannot change a queue's arguments).
+   */
+  declareSubscription(topic: TopicRef, subscription: string, retention?: StreamRetention): Promise<void>;
   /** idempotent: deletes the subscription's queue and its dead-letter queue, with what they hold */
   deleteSubscription(topic: TopicRef, subscription: string): Promise<void>;
   /**
    * Resolves only once the broker has confirmed the message (publisher confirms) to every
-   * subscription of the topic. Rejects with NoSubscriptionError when the topic has no subscription
-   * (the message would otherwise be dropped), with BrokerUnavailableError when not connected.
+   * subscription of the topic and its replay stream. Rejects with NoSubscriptionError when nothing
+   * would keep the message: no subscription was ever declared for the topic (no replay stream either),
+   * or the stream is gone and so are the subscriptions. While the stream exists a publish is kept by it
+   * even when every subscription queue has expired (a replay brings such batches back).
+   * BrokerUnavailableError when not connected.
    */
   publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void>;
   /**
@@ -80,6 +123,21 @@ export interface Broker {
    * deliveryCount counts deliveries from the dead-letter queue (from 1 again).
    */
   receiveDeadLetter(topic: TopicRef, subscription: string, waitMs: number, signal?: AbortSignal): Promise<Delivery | null>;
+  /**
+   * Copies the topic's retained batches from `from` up to the stream's end as it was when replay() was
+   * called (a marker written to the stream at the start ends the copy; later publishes reach the
+   * subscription the usual way) into the subscription's queue, in stream order, each confirmed;
+   * delivery count starts at 1. Rejects with NoSubscriptionError when the subscription's queue does
+   * not exist, BrokerUnavailableError when not connected. An aborted signal stops the copy (resolves
+   * with what was copied so far).
+   */
+  replay(topic: TopicRef, subscription: string, from: ReplayStart, options?: ReplayOptions): Promise<ReplayResult>;
+  /**
+   * Up to `count` of the next messages of the subscription (of its dead-letter queue when
+   * `deadLetter`), without locking or counting them; [] when none. NoSubscriptionError when the queue
+   * does not exist.
+   */
+  peek(topic: TopicRef, subscription: string, count: number, options?: { deadLetter?: boolean }): Promise<PeekedMessage[]>;
   /** messages ready in the subscription's queue (not counting unacked ones) */
   depth(topic: TopicRef, subscription: string): Promise<number>;
   /**

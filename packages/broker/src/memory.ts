@@ -1,7 +1,8 @@
+import { setImmediate as yieldToOthers } from 'node:timers/promises';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
-import type { Broker, Delivery, PublishOptions, TopicRef } from './broker.ts';
+import type { Broker, Delivery, PeekedMessage, PublishOptions, ReplayOptions, ReplayResult, ReplayStart, StreamRetention, TopicRef } from './broker.ts';
 import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
-import { DEFAULT_SUBSCRIPTION_EXPIRES_MS, routingKey, subscriptionQueue } from './topology.ts';
+import { DEFAULT_STREAM_RETENTION, DEFAULT_SUBSCRIPTION_EXPIRES_MS, PUBLISHED_AT_HEADER, publisherHeaders, routingKey, subscriptionQueue } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface MemoryBrokerOptions {
@@ -56,12 +57,25 @@ interface Queue extends MessageQueue {
   dead: MessageQueue;
 }
 
+/** The memory counterpart of a topic's replay stream: every publish, with its offset and time, within the retention. */
+interface ReplayLog {
+  /** consecutive offsets, oldest first; a replay's marker (no message) takes an offset, as in a RabbitMQ stream */
+  entries: { offset: number; publishedAt: number; message: StoredMessage | null }[];
+  /** the offset of the next publish */
+  next: number;
+  bytes: number;
+  /** as first declared: like a RabbitMQ stream, it keeps its retention when declared with another */
+  retention: StreamRetention;
+}
+
 class InMemoryBroker implements MemoryBroker {
   private readonly maxDeliveries: number;
   private readonly expiresMs: number;
   private readonly maxLength: number | undefined;
   /** routing key -> subscription name -> queue */
   private readonly topics = new Map<string, Map<string, Queue>>();
+  /** routing key -> the topic's replay log */
+  private readonly streams = new Map<string, ReplayLog>();
   private closed = false;
 
   constructor(options: MemoryBrokerOptions) {
@@ -121,10 +135,11 @@ class InMemoryBroker implements MemoryBroker {
     this.dispatch(queue);
   }
 
-  async declareSubscription(topic: TopicRef, subscription: string): Promise<void> {
+  async declareSubscription(topic: TopicRef, subscription: string, retention: StreamRetention = DEFAULT_STREAM_RETENTION): Promise<void> {
     this.checkOpen();
     subscriptionQueue(topic, subscription);
     const key = routingKey(topic);
+    if (!this.streams.has(key)) this.streams.set(key, { entries: [], next: 0, bytes: 0, retention });
     let subs = this.topics.get(key);
     if (!subs) {
       subs = new Map();
@@ -208,21 +223,85 @@ class InMemoryBroker implements MemoryBroker {
 
   async publish(topic: TopicRef, body: Buffer, options: PublishOptions): Promise<void> {
     this.checkOpen();
-    const queues = [...(this.topics.get(routingKey(topic))?.values() ?? [])].filter((queue) => queue.exists);
-    if (queues.length === 0) throw new NoSubscriptionError(`no subscription receives ${routingKey(topic)}`);
+    const key = routingKey(topic);
+    const queues = [...(this.topics.get(key)?.values() ?? [])].filter((queue) => queue.exists);
+    const stream = this.streams.get(key);
+    if (queues.length === 0 && !stream) throw new NoSubscriptionError(`no subscription receives ${key}`);
+    const publishedAt = Date.now();
     const expiresAt = expiresAtOf(options.ttlMs);
-    for (const queue of queues) {
-      // each subscription gets its own copy, like a queue does
-      this.append(queue, {
-        body: Buffer.from(body),
-        messageId: options.messageId,
-        contentType: options.contentType,
-        headers: { ...options.headers },
-        deliveries: 0,
-        expiresAt,
-        why: undefined,
-      });
+    // each subscription (and the stream) gets its own copy, like a queue does
+    const copy = (): StoredMessage => ({
+      body: Buffer.from(body),
+      messageId: options.messageId,
+      contentType: options.contentType,
+      headers: { ...options.headers, [PUBLISHED_AT_HEADER]: publishedAt },
+      deliveries: 0,
+      expiresAt,
+      why: undefined,
+    });
+    if (stream) {
+      const message = copy();
+      stream.entries.push({ offset: stream.next++, publishedAt, message });
+      stream.bytes += message.body.length;
+      this.trim(stream);
     }
+    for (const queue of queues) this.append(queue, copy());
+  }
+
+  /** drops what is beyond the log's retention, oldest first, as RabbitMQ's x-max-age and x-max-length-bytes do */
+  private trim(log: ReplayLog): void {
+    const oldest = Date.now() - log.retention.maxAgeSec * 1000;
+    for (let first = log.entries[0]; first && (first.publishedAt < oldest || log.bytes > log.retention.maxBytes); first = log.entries[0]) {
+      log.entries.shift();
+      log.bytes -= first.message?.body.length ?? 0;
+    }
+  }
+
+  async replay(topic: TopicRef, subscription: string, from: ReplayStart, options: ReplayOptions = {}): Promise<ReplayResult> {
+    this.checkOpen();
+    const what = `subscription ${subscription} of ${routingKey(topic)}`;
+    const queue = this.existing(this.queue(topic, subscription), what);
+    const log = this.streams.get(routingKey(topic));
+    const result: ReplayResult = { copied: 0 };
+    if (!log) return result;
+    // the marker: what is published from now on reaches the subscription the usual way
+    const end = log.next++;
+    log.entries.push({ offset: end, publishedAt: Date.now(), message: null });
+    let offset = 'offset' in from ? from.offset : 0;
+    while (offset < end && !options.signal?.aborted) {
+      this.checkOpen();
+      this.trim(log);
+      const first = log.entries[0];
+      if (!first) break;
+      const entry = log.entries[Math.max(0, offset - first.offset)];
+      if (!entry || entry.offset >= end) break;
+      offset = entry.offset + 1;
+      // other replays' markers are skipped
+      if (!entry.message || ('time' in from && entry.publishedAt < from.time)) continue;
+      // a copy lives its own time to live from now, or none
+      this.append(this.existing(queue, what), { ...entry.message, deliveries: 0, expiresAt: expiresAtOf(options.ttlMs), why: undefined });
+      result.copied++;
+      result.firstOffset ??= entry.offset;
+      result.lastOffset = entry.offset;
+      options.onProgress?.({ ...result });
+      // a long replay lets publishes, receives and an abort in between, as the amqp broker's does
+      await yieldToOthers();
+    }
+    return result;
+  }
+
+  async peek(topic: TopicRef, subscription: string, count: number, options: { deadLetter?: boolean } = {}): Promise<PeekedMessage[]> {
+    this.checkOpen();
+    const queue = this.queue(topic, subscription);
+    const which = options.deadLetter ? queue.dead : queue;
+    this.useSubscription(topic, subscription, queue, this.existing(which, `${options.deadLetter ? 'dead-letter queue of ' : ''}subscription ${subscription} of ${routingKey(topic)}`));
+    return which.ready.slice(0, Math.max(0, count)).map((message) => ({
+      body: message.body,
+      messageId: message.messageId,
+      contentType: message.contentType,
+      deliveryCount: message.deliveries + 1,
+      ...(message.why && { deadLetterReason: message.why.reason, deadLetterDescription: message.why.description }),
+    }));
   }
 
   /** hands ready messages to waiting receive() calls */
@@ -254,7 +333,7 @@ class InMemoryBroker implements MemoryBroker {
       body: message.body,
       messageId: message.messageId,
       contentType: message.contentType,
-      headers: { ...message.headers },
+      headers: publisherHeaders(message.headers),
       deliveryCount: count,
       ...(message.why && { deadLetterReason: message.why.reason, deadLetterDescription: message.why.description }),
       ack: () => settle(() => undefined),
