@@ -89,6 +89,8 @@ const deliveries = new Map<string, FeedDelivery>();
 export function setFeedDelivery(topic: TopicRef, delivery: FeedDelivery): void {
   deliveries.set(`${topic.tenant}/${topic.topic}`, delivery);
 }
+/** feeds (`tenant/topic`) whose inventory lookups fail as if the entitlement service were unreachable */
+export const inventoryUnreachable = new Set<string>();
 
 /**
  * @types/amqplib belongs to @keyway/broker, not this service, so the test's own admin connection
@@ -179,7 +181,10 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
         }
       },
       sasKeyStatus: async (keyId) => ({ revoked: false, jkt: bound.get(keyId) }),
-      subscriptionNames: async (tenant, topic) => ({ subscriptions: [...listed({ tenant, topic })], delivery: deliveries.get(`${tenant}/${topic}`) }),
+      subscriptionNames: async (tenant, topic) => {
+        if (inventoryUnreachable.has(`${tenant}/${topic}`)) throw new UnreachableError('entitlement', 'ECONNREFUSED');
+        return { subscriptions: [...listed({ tenant, topic })], delivery: deliveries.get(`${tenant}/${topic}`) };
+      },
       peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
   );
