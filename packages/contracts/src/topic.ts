@@ -72,8 +72,8 @@ export const PeekedBatch = z.object({
   dead_letter_error_description: z.string().optional(),
 });
 export type PeekedBatch = z.infer<typeof PeekedBatch>;
-export const ReceivedAndDeleted = PeekedBatch;
-export type ReceivedAndDeleted = PeekedBatch;
+export const ReceivedAndDeleted = PeekedBatch.describe('a batch received and deleted: no longer on its queue');
+export type ReceivedAndDeleted = z.infer<typeof ReceivedAndDeleted>;
 export const PeekQuery = z.object({ count: z.coerce.number().int().min(1).max(100).default(10) });
 export const PeekedBatches = z.object({ messages: z.array(PeekedBatch) });
 export type PeekedBatches = z.infer<typeof PeekedBatches>;
