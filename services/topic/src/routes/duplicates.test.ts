@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BrokerUnavailableError } from '@keyway/broker';
+import { StoreUnavailableError } from '@keyway/store';
 import { BROKERS, expectRefusal, inventoryUnreachable, setFeedDelivery, sleep, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
 
 describe.each(BROKERS)('publisher duplicate detection and the tier policy (%s broker)', { timeout: 30_000 }, (kind) => {
@@ -101,6 +102,17 @@ describe.each(BROKERS)('publisher duplicate detection and the tier policy (%s br
     await expect(slowFirst).resolves.not.toHaveProperty('duplicate');
     vi.restoreAllMocks();
     expect(await drain(topic)).toEqual([batch.id, slow.id]);
+  });
+
+  it('with the store down the batch id cannot be checked: 503, and nothing is published (fail closed)', async () => {
+    const topic = await newTopic();
+    const publish = vi.spyOn(h.broker, 'publish');
+    vi.spyOn(h.store, 'set').mockRejectedValue(new StoreUnavailableError('redis: connection refused'));
+    const refused = await h.client.publish(topic.sas('send'), topic.batch()).catch((err: unknown) => err);
+    expect(refused).toMatchObject({ status: 503, code: 'temporarily_unavailable' });
+    expect(publish).not.toHaveBeenCalled();
+    vi.restoreAllMocks();
+    expect(await drain(topic)).toEqual([]);
   });
 
   it('the tier’s message TTL goes with the batch to the broker (the service default otherwise)', async () => {
