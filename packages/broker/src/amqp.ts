@@ -3,7 +3,18 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PeekedMessage, PublishOptions, ReplayOptions, ReplayResult, ReplayStart, StreamRetention, TopicRef } from './broker.ts';
-import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
+import {
+  checkedReason,
+  checkMax,
+  expiresAtOf,
+  expiresAtOfHeaders,
+  maxDeliveryCountExceeded,
+  maxQueueLengthExceeded,
+  overDeliveryLimit,
+  rejected,
+  ttlExpired,
+  type DeadLetterReason,
+} from './dead-letters.ts';
 import {
   DEAD_LETTER_DESCRIPTION_HEADER,
   DEAD_LETTER_REASON_HEADER,
@@ -11,6 +22,7 @@ import {
   DEFAULT_SUBSCRIPTION_EXPIRES_MS,
   EXPIRES_AT_HEADER,
   KEPT_ARGUMENTS,
+  OWN_HEADER,
   PUBLISHED_AT_HEADER,
   REPLAY_MARKER_HEADER,
   TOPIC_EXCHANGE,
@@ -75,8 +87,6 @@ const DEAD_LETTER_COUNT_HEADER = 'x-keyway-dead-letter-delivery-count';
 const QUORUM_DELIVERY_COUNT_HEADER = 'x-delivery-count';
 /** what RabbitMQ adds when it dead-letters a message (x-death, x-first-death-queue, ...) */
 const DEATH_HEADER = /^x-(death$|first-death-|last-death-)/;
-/** ours (counts, reasons, publish time, expiry): callers see only the publisher's headers */
-const OWN_HEADER = /^x-keyway-/;
 /** our headers each copy of a message sets for itself rather than carries on */
 const PER_COPY_HEADERS = new Set([DELIVERY_COUNT_HEADER, DEAD_LETTER_COUNT_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_DESCRIPTION_HEADER]);
 /** the position RabbitMQ gives each message it delivers from a stream */
@@ -153,11 +163,6 @@ function carriedHeaders(raw: Record<string, unknown>): Record<string, unknown> {
   return { ...publisherHeaders(raw), ...Object.fromEntries(own) };
 }
 
-function expiresAtOfHeaders(raw: Record<string, unknown>): number | undefined {
-  const value = raw[EXPIRES_AT_HEADER];
-  return typeof value === 'number' ? value : undefined;
-}
-
 const reasonHeaders = (why: DeadLetterReason): Record<string, string> => ({ [DEAD_LETTER_REASON_HEADER]: why.reason, [DEAD_LETTER_DESCRIPTION_HEADER]: why.description });
 
 /**
@@ -171,6 +176,8 @@ function deadLetterReasonOf(raw: Record<string, unknown>): DeadLetterReason {
   const rabbit = (last as { reason?: unknown } | undefined)?.reason ?? raw['x-first-death-reason'];
   if (rabbit === 'expired') return ttlExpired(expiresAtOfHeaders(raw));
   if (rabbit === 'maxlen') return maxQueueLengthExceeded;
+  // a quorum queue declared with x-delivery-limit before issue 12, kept as it is
+  if (rabbit === 'delivery_limit') return overDeliveryLimit;
   const reason = raw[DEAD_LETTER_REASON_HEADER];
   const description = raw[DEAD_LETTER_DESCRIPTION_HEADER];
   if (typeof reason === 'string') return { reason, description: typeof description === 'string' ? description : '' };
@@ -768,7 +775,11 @@ class AmqpBroker implements Broker {
   private expireIfEnded(sub: Subscription, chan: ConsumerChannel, msg: ConsumeMessage): boolean {
     const expiresAt = expiresAtOfHeaders(msg.properties.headers ?? {});
     if (sub.deadLetter || expiresAt === undefined || expiresAt > Date.now()) return false;
-    this.deadLetterCopy(sub, chan, msg, ttlExpired(expiresAt)).catch((err: unknown) => this.report(err));
+    // held like a delivery until moved, so the idle release does not close its channel in between
+    chan.outstanding++;
+    this.deadLetterCopy(sub, chan, msg, ttlExpired(expiresAt))
+      .catch((err: unknown) => this.report(err))
+      .finally(() => chan.outstanding--);
     return true;
   }
 

@@ -341,6 +341,28 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  it("a message over such a queue's x-delivery-limit reads MaxDeliveryCountExceeded as a dead letter", async () => {
+    const topic = newTopic();
+    const queue = subscriptionQueue(topic, 'limited');
+    const args = { 'x-queue-type': 'quorum', 'x-expires': 60_000 };
+    await withChannel(async (ch) => {
+      await ch.assertQueue(deadLetterQueue(queue), { durable: true, arguments: args });
+      await ch.assertQueue(queue, { durable: true, arguments: { ...args, 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': queue, 'x-delivery-limit': 1 } });
+    });
+    const broker = await createAmqpBroker({ url: AMQP_URL, subscriptionExpiresMs: 60_000 });
+    try {
+      await broker.declareSubscription(topic, 'limited');
+      await broker.publish(topic, Buffer.from('returned'), { messageId: 'returned-1' });
+      // RabbitMQ counts these returns (we do not), and dead-letters the message past its limit
+      for (let delivery = await broker.receive(topic, 'limited', 1000); delivery; delivery = await broker.receive(topic, 'limited', 500)) await delivery.release();
+      const dead = await broker.receiveDeadLetter(topic, 'limited', 3000);
+      expect(dead).toMatchObject({ messageId: 'returned-1', deadLetterReason: 'MaxDeliveryCountExceeded', deadLetterDescription: expect.stringContaining('x-delivery-limit') });
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'limited' }]);
+    }
+  });
+
   // issue 12: RabbitMQ returns what a consumer prefetched when its instance dies or its connection
   // drops; a quorum queue counted each return, and x-delivery-limit dead-lettered batches nobody saw
   it.each(['quorum', 'classic'] as const)(
@@ -408,6 +430,72 @@ describe('amqp broker connection handling', () => {
       await second?.ack();
     } finally {
       await Promise.all([idle.close(), other.close()]);
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
+describe('amqp broker: time to live on RabbitMQ 3.10', () => {
+  // issue 16: per-message TTL on quorum queues came with 3.10; what the queues hold, read behind the broker's back
+  it.each(['quorum', 'classic'] as const)('a %s queue holds the TTL as `expiration`, dead-letters at its end, and the dead letter keeps our headers without one', async (queueType) => {
+    const topic = newTopic();
+    const broker = await createAmqpBroker({ url: AMQP_URL, queueType });
+    const queue = subscriptionQueue(topic, 'sub');
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      const before = Date.now();
+      await broker.publish(topic, Buffer.from('held'), { messageId: 'held', headers: { 'x-source': 'test' }, ttlMs: 60_000 });
+      const held = await withChannel(async (ch) => {
+        const msg = await ch.get(queue, { noAck: false });
+        if (msg) ch.nack(msg, false, true);
+        return msg;
+      });
+      if (!held) throw new Error('nothing in the subscription queue');
+      expect(held.properties.expiration).toBe('60000');
+      const expiresAt = held.properties.headers?.['x-keyway-expires-at'];
+      expect(expiresAt).toBeGreaterThanOrEqual(before + 60_000);
+      expect(expiresAt).toBeLessThanOrEqual(Date.now() + 60_000);
+
+      await broker.publish(topic, Buffer.from('brief'), { messageId: 'brief', headers: { 'x-source': 'test' }, ttlMs: 300 });
+      await new Promise((r) => setTimeout(r, 800));
+      // the long one at the head keeps the short one behind it on a quorum queue (expiry at the head only): take it
+      await (await broker.receive(topic, 'sub', 3000))?.ack();
+      let dead: amqp.GetMessage | false = false;
+      for (let tries = 0; !dead && tries < 40; tries++) {
+        dead = await withChannel((ch) => ch.get(deadLetterQueue(queue), { noAck: true }));
+        if (!dead) await new Promise((r) => setTimeout(r, 50));
+      }
+      if (!dead) throw new Error('no dead letter');
+      expect(dead.properties.messageId).toBe('brief');
+      expect(dead.properties.expiration).toBeUndefined();
+      expect(dead.properties.headers).toMatchObject({ 'x-source': 'test', 'x-keyway-expires-at': expect.any(Number), 'x-death': [expect.objectContaining({ reason: 'expired' })] });
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
+describe('amqp broker: time to live on RabbitMQ 3.10 (requeue)', () => {
+  it('an abandon requeues a batch with what is left of its time to live', async () => {
+    const topic = newTopic();
+    // a short idle timeout hands what this instance prefetched back to the queue, where the test reads it
+    const broker = await createAmqpBroker({ url: AMQP_URL, idleConsumerMs: 200 });
+    const queue = subscriptionQueue(topic, 'sub');
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await broker.publish(topic, Buffer.from('abandoned'), { messageId: 'abandoned', ttlMs: 60_000 });
+      const delivery = await broker.receive(topic, 'sub', 3000);
+      await new Promise((r) => setTimeout(r, 500));
+      await delivery?.nack(true);
+      await new Promise((r) => setTimeout(r, 800));
+      const copy = await withChannel((ch) => ch.get(queue, { noAck: true }));
+      if (!copy) throw new Error('nothing in the subscription queue');
+      expect(copy.properties.headers?.['x-keyway-delivery-count']).toBe(2);
+      expect(Number(copy.properties.expiration)).toBeLessThanOrEqual(59_500);
+      expect(Number(copy.properties.expiration)).toBeGreaterThan(55_000);
+    } finally {
+      await broker.close();
       await deleteQueues([{ topic, subscription: 'sub' }]);
     }
   });

@@ -11,13 +11,14 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
     let brokers: Broker[] = [];
     let declared: { topic: TopicRef; subscription: string }[] = [];
 
-    const open = async (options?: { maxDeliveries?: number }): Promise<Broker> => {
+    type Options = { maxDeliveries?: number; maxQueueLength?: number };
+    const open = async (options?: Options): Promise<Broker> => {
       const broker = await harness.create(options);
       brokers.push(broker);
       return broker;
     };
     /** a broker with a fresh subscription 'sub' of a fresh topic */
-    const subscribed = async (options?: { maxDeliveries?: number }): Promise<{ broker: Broker; topic: TopicRef }> => {
+    const subscribed = async (options?: Options): Promise<{ broker: Broker; topic: TopicRef }> => {
       const broker = await open(options);
       const topic = newTopic();
       await broker.declareSubscription(topic, 'sub');
@@ -92,16 +93,16 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
 
     it('an abandoned batch keeps its time to live: abandon does not restart it', async () => {
       const { broker, topic } = await subscribed();
-      await publish(broker, topic, 'brief', 1200);
+      await publish(broker, topic, 'brief', 2000);
       const first = await mustReceive(broker, topic);
-      await sleep(700);
+      await sleep(1000);
       await first.nack(true);
-      // 500 ms left: redelivered now, counted
+      // 1 s left: redelivered now, counted
       const second = await mustReceive(broker, topic);
       expect(second).toMatchObject({ messageId: 'brief', deliveryCount: 2 });
       await second.nack(true);
-      await sleep(800);
-      // a restarted time to live would have 400 ms to go
+      await sleep(1400);
+      // a restarted time to live would have 600 ms to go
       expect(await broker.receive(topic, 'sub', 300)).toBeNull();
       expect(await drainDeadLetters(broker, topic)).toEqual([{ messageId: 'brief', reason: 'TTLExpiredException', description: expect.any(String) }]);
     });
@@ -117,6 +118,12 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
         { messageId: 'poison', reason: 'MaxDeliveryCountExceeded', description: 'delivered 3 times' },
         { messageId: 'refused', reason: 'Rejected', description: 'rejected by its receiver' },
       ]);
+    });
+
+    it('pushed out of a full subscription queue: MaxQueueLengthExceeded', async () => {
+      const { broker, topic } = await subscribed({ maxQueueLength: 2 });
+      for (const id of ['m1', 'm2', 'm3']) await publish(broker, topic, id);
+      expect(await drainDeadLetters(broker, topic)).toEqual([{ messageId: 'm1', reason: 'MaxQueueLengthExceeded', description: expect.any(String) }]);
     });
 
     it('deadLetter(reason, description) moves the batch to the dead letters with both; the reason stays through abandons there', async () => {
@@ -191,7 +198,7 @@ export function deadLetterContract(name: string, harness: BrokerHarness): void {
       await sleep(600);
       await (await mustReceive(broker, topic)).deadLetter('Malformed', 'x');
       expect(await broker.resubmitDeadLetters(topic, 'sub', { max: 10 })).toBe(2);
-      await sleep(2200);
+      await sleep(2600);
       // 'running' ended 2.5 s after its publish; 'expired' has none any more
       const kept = await mustReceive(broker, topic);
       expect(kept).toMatchObject({ messageId: 'expired', deliveryCount: 1 });

@@ -1,8 +1,8 @@
 import { setImmediate as yieldToOthers } from 'node:timers/promises';
 import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
 import type { Broker, Delivery, PeekedMessage, PublishOptions, ReplayOptions, ReplayResult, ReplayStart, StreamRetention, TopicRef } from './broker.ts';
-import { checkedReason, checkMax, expiresAtOf, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
-import { DEFAULT_STREAM_RETENTION, DEFAULT_SUBSCRIPTION_EXPIRES_MS, PUBLISHED_AT_HEADER, publisherHeaders, routingKey, subscriptionQueue } from './topology.ts';
+import { checkedReason, checkMax, expiresAtOf, expiresAtOfHeaders, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
+import { DEFAULT_STREAM_RETENTION, DEFAULT_SUBSCRIPTION_EXPIRES_MS, EXPIRES_AT_HEADER, PUBLISHED_AT_HEADER, publisherHeaders, routingKey, subscriptionQueue } from './topology.ts';
 import { nextWaiter, releaseWaiters, waitForDelivery, type Waiter } from './waiters.ts';
 
 export interface MemoryBrokerOptions {
@@ -22,10 +22,8 @@ interface StoredMessage {
   headers: Record<string, unknown>;
   /** deliveries that ended in nack(true) so far: the next one shows deliveryCount deliveries + 1 */
   deliveries: number;
-  /** when its time to live ends (ms since the epoch); kept by a dead letter, which does not expire, for its resubmission */
-  expiresAt: number | undefined;
-  /** on a dead letter: why */
-  why: DeadLetterReason | undefined;
+  /** on a dead letter: why (the end of its time to live, as on RabbitMQ, is a header: EXPIRES_AT_HEADER) */
+  why?: DeadLetterReason;
 }
 
 export interface MemoryBroker extends Broker {
@@ -127,7 +125,8 @@ class InMemoryBroker implements MemoryBroker {
   /** appends a message; over maxLength the oldest ready one overflows (drop-head) */
   private append(queue: MessageQueue, message: StoredMessage): void {
     queue.ready.push(message);
-    if (message.expiresAt !== undefined) this.armTtl(queue, message.expiresAt);
+    const expiresAt = expiresAtOfHeaders(message.headers);
+    if (expiresAt !== undefined) this.armTtl(queue, expiresAt);
     if (this.maxLength !== undefined && queue.ready.length > this.maxLength) {
       const oldest = queue.ready.shift();
       if (oldest) queue.overflowed(oldest);
@@ -204,7 +203,7 @@ class InMemoryBroker implements MemoryBroker {
         if (!requeue) deadLetter(message, rejected);
         else if (count >= this.maxDeliveries) deadLetter(message, maxDeliveryCountExceeded(count));
         // an abandon does not restart the time to live
-        else if (expired(message)) deadLetter(message, ttlExpired(message.expiresAt));
+        else if (expired(message)) deadLetter(message, ttlExpired(expiresAtOfHeaders(message.headers)));
         // to the back, with the next count, as the amqp broker republishes it
         else if (queue.exists) this.append(queue, { ...message, deliveries: count });
       },
@@ -234,10 +233,8 @@ class InMemoryBroker implements MemoryBroker {
       body: Buffer.from(body),
       messageId: options.messageId,
       contentType: options.contentType,
-      headers: { ...options.headers, [PUBLISHED_AT_HEADER]: publishedAt },
+      headers: { ...options.headers, [PUBLISHED_AT_HEADER]: publishedAt, ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
       deliveries: 0,
-      expiresAt,
-      why: undefined,
     });
     if (stream) {
       const message = copy();
@@ -279,7 +276,11 @@ class InMemoryBroker implements MemoryBroker {
       // other replays' markers are skipped
       if (!entry.message || ('time' in from && entry.publishedAt < from.time)) continue;
       // a copy lives its own time to live from now, or none
-      this.append(this.existing(queue, what), { ...entry.message, deliveries: 0, expiresAt: expiresAtOf(options.ttlMs), why: undefined });
+      const headers: Record<string, unknown> = { ...entry.message.headers };
+      delete headers[EXPIRES_AT_HEADER];
+      const expiresAt = expiresAtOf(options.ttlMs);
+      if (expiresAt !== undefined) headers[EXPIRES_AT_HEADER] = expiresAt;
+      this.append(this.existing(queue, what), { ...entry.message, headers, deliveries: 0 });
       result.copied++;
       result.firstOffset ??= entry.offset;
       result.lastOffset = entry.offset;
@@ -386,7 +387,7 @@ class InMemoryBroker implements MemoryBroker {
     for (;;) {
       const message = queue.ready.shift();
       if (!message || !queue.deadLetter || !expired(message)) return message;
-      queue.deadLetter(message, ttlExpired(message.expiresAt));
+      queue.deadLetter(message, ttlExpired(expiresAtOfHeaders(message.headers)));
     }
   }
 
@@ -401,9 +402,14 @@ class InMemoryBroker implements MemoryBroker {
         if (!deadLetter) return;
         const ended = queue.ready.filter(expired);
         queue.ready = queue.ready.filter((message) => !expired(message));
-        for (const message of ended) deadLetter(message, ttlExpired(message.expiresAt));
-        const next = Math.min(...queue.ready.map((message) => message.expiresAt ?? Number.POSITIVE_INFINITY));
-        if (next !== Number.POSITIVE_INFINITY) this.armTtl(queue, next);
+        for (const message of ended) deadLetter(message, ttlExpired(expiresAtOfHeaders(message.headers)));
+        // a loop, not Math.min(...): a queue may hold more messages than a call takes arguments
+        let next: number | undefined;
+        for (const message of queue.ready) {
+          const expiresAt = expiresAtOfHeaders(message.headers);
+          if (expiresAt !== undefined && (next === undefined || expiresAt < next)) next = expiresAt;
+        }
+        if (next !== undefined) this.armTtl(queue, next);
       },
       Math.max(0, at - Date.now()),
     );
@@ -424,9 +430,11 @@ class InMemoryBroker implements MemoryBroker {
     if (queue.dead.exists) this.useSubscription(topic, subscription, queue, queue.dead);
     // only ready dead letters: those locked by a receiver stay theirs
     const moved = queue.dead.ready.splice(0, options.max);
-    for (const message of moved) {
-      const expiresAt = message.expiresAt !== undefined && !expired(message) ? message.expiresAt : undefined;
-      this.append(queue, { ...message, deliveries: 0, why: undefined, expiresAt });
+    for (const { why: _reasonDropped, ...message } of moved) {
+      const headers = { ...message.headers };
+      // a time to live still running goes on; one that ended is not restarted: the message has none
+      if (expired(message)) delete headers[EXPIRES_AT_HEADER];
+      this.append(queue, { ...message, headers, deliveries: 0 });
     }
     return moved.length;
   }
@@ -447,7 +455,7 @@ class InMemoryBroker implements MemoryBroker {
   }
 }
 
-const expired = (message: StoredMessage): boolean => message.expiresAt !== undefined && message.expiresAt <= Date.now();
+const expired = (message: StoredMessage): boolean => (expiresAtOfHeaders(message.headers) ?? Number.POSITIVE_INFINITY) <= Date.now();
 
 /** The embedded broker for when AMQP_URL is not configured; same semantics as the RabbitMQ broker. */
 export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBroker {

@@ -17,12 +17,11 @@ export const EXPIRES_AT_HEADER = 'x-keyway-expires-at';
 /** On a dead letter we dead-lettered ourselves: why (a reason of dead-letters.ts or a receiver's own), and in words (issue 16). */
 export const DEAD_LETTER_REASON_HEADER = 'x-keyway-dead-letter-reason';
 export const DEAD_LETTER_DESCRIPTION_HEADER = 'x-keyway-dead-letter-description';
+/** Ours (counts, reasons, publish time, expiry): the broker's bookkeeping, never shown to a receiver. */
+export const OWN_HEADER = /^x-keyway-/;
 
 /** Marks a message written straight into a replay stream to end one replay; every reader skips it. */
 export const REPLAY_MARKER_HEADER = 'x-keyway-replay-marker';
-
-/** Our own headers: the broker's bookkeeping, never shown to a receiver. */
-const OWN_HEADER = /^x-keyway-/;
 
 /** The headers of a stored message without our own (x-keyway-*): what the publisher gave. */
 export function publisherHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
