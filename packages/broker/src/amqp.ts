@@ -98,6 +98,9 @@ const REPLAY_PREFETCH = 100;
  * reading from this much earlier cannot miss a batch published at the time asked for.
  */
 const CHUNK_MARGIN_MS = 1000;
+/** how long peek waits at most for the consumer's buffer to fill (see filled()), and between its looks */
+const PEEK_FILL_MS = 1000;
+const PEEK_SETTLE_MS = 20;
 const RECONNECT_MIN_MS = 100;
 /**
  * After losing its node of a cluster, the broker waits this long before it reconnects to another.
@@ -222,7 +225,7 @@ function described(deadLetter: boolean, msg: Message): Omit<PeekedMessage, 'body
 }
 
 /** an AMQP timestamp (whole seconds) for `x-stream-offset` */
-const streamTimestamp = (ms: number) => ({ '!': 'timestamp', value: Math.floor(ms / 1000) });
+const streamTimestamp = (ms: number) => ({ '!': 'timestamp', value: Math.max(0, Math.floor(ms / 1000)) });
 
 /**
  * Channel errors a caller caused (e.g. 406 PRECONDITION_FAILED: a queue exists with other
@@ -886,10 +889,16 @@ class AmqpBroker implements Broker {
         channel.on('close', () => finish({ error: new BrokerUnavailableError(`the channel reading ${stream} closed`) }));
         const onMessage = (msg: ConsumeMessage | null): void => {
           if (done) return;
-          if (msg === null) return finish({ error: new BrokerUnavailableError(`rabbitmq cancelled the read of ${stream}`) });
+          if (msg === null) {
+            finish({ error: new BrokerUnavailableError(`rabbitmq cancelled the read of ${stream}`) });
+            return;
+          }
           const offset = Number(msg.properties.headers?.[STREAM_OFFSET_HEADER]);
           const markedBy: unknown = msg.properties.headers?.[REPLAY_MARKER_HEADER];
-          if (markedBy === marker) return finish({ offset });
+          if (markedBy === marker) {
+            finish({ offset });
+            return;
+          }
           const entry = markedBy === undefined ? onEntry(msg, offset) : undefined;
           // handled in its turn below; until then its failure must not count as unhandled
           entry?.catch(() => undefined);
@@ -915,41 +924,48 @@ class AmqpBroker implements Broker {
   }
 
   /**
-   * AMQP cannot browse a queue: peek takes what this instance prefetched and has not handed out yet
-   * (the next ones, left where they are), then basic.gets the rest unacked on a channel of its own and
-   * closes it, which returns them to the head of the queue in their order. Counts are headers, so a
-   * return counts nothing. Messages another instance prefetched are not shown (they come after these
-   * only once that instance returns them).
+   * AMQP cannot browse a queue, and a quorum queue puts what is returned to it at its back (RabbitMQ
+   * 3.10), so taking messages to look at them and returning them would reorder the queue. Peek shows
+   * what this instance's consumer of the queue has prefetched and not handed out yet instead: the next
+   * messages, left where they are for the receives that follow, counting nothing. It starts that
+   * consumer if needed and lets it fill (up to its prefetch, waiting at most PEEK_FILL_MS). Limits:
+   * at most `prefetch` messages are shown, and messages another instance prefetched are not; a
+   * consumer nobody receives from is released after idleConsumerMs, as after a receive, and a quorum
+   * queue then puts what it held at its back.
    */
   async peek(topic: TopicRef, subscription: string, count: number, options: { deadLetter?: boolean } = {}): Promise<PeekedMessage[]> {
-    const deadLetter = options.deadLetter ?? false;
-    const queue = deadLetter ? deadLetterQueue(subscriptionQueue(topic, subscription)) : subscriptionQueue(topic, subscription);
     const session = this.requireSession();
-    const show = (msg: Message): PeekedMessage => {
-      const why = deadLetter ? deadLetterReasonOf({ ...msg.properties.headers }) : undefined;
-      return { body: msg.content, ...described(deadLetter, msg), ...(why && { deadLetterReason: why.reason, deadLetterDescription: why.description }) };
-    };
-    const peeked = (this.subscriptions.get(queue)?.buffer ?? []).slice(0, Math.max(0, count)).map(({ msg }) => show(msg));
-    let channel: Channel | undefined;
+    const sub = this.subscription(topic, subscription, options.deadLetter ?? false);
+    this.touch(sub);
     try {
-      channel = await session.conn.createChannel();
-      channel.on('error', () => undefined);
-      await channel.checkQueue(queue);
-      while (peeked.length < count) {
-        const msg = await channel.get(queue, { noAck: false });
-        if (msg === false) break;
-        peeked.push(show(msg));
-      }
-      // awaited: a receive right after a peek finds the messages back in the queue
-      await channel.close();
-      channel = undefined;
+      await this.ensureConsumer(sub, session);
+      await this.filled(sub, session, count);
     } catch (err) {
-      if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${queue} does not exist`);
-      throw toBrokerError(err);
-    } finally {
-      channel?.close().catch(() => undefined);
+      if (this.closed) return [];
+      if (err instanceof NoSubscriptionError && sub.waiters.length === 0) this.forget(sub);
+      throw err;
     }
-    return peeked;
+    return sub.buffer.slice(0, Math.max(0, count)).map(({ msg }) => {
+      const why = sub.deadLetter ? deadLetterReasonOf({ ...msg.properties.headers }) : undefined;
+      return { body: msg.content, ...described(sub.deadLetter, msg), ...(why && { deadLetterReason: why.reason, deadLetterDescription: why.description }) };
+    });
+  }
+
+  /** Waits until the consumer's buffer holds `count` messages, the consumer is full, or the queue has none ready. */
+  private async filled(sub: Subscription, session: Session, count: number): Promise<void> {
+    const deadline = Date.now() + PEEK_FILL_MS;
+    while (sub.buffer.length < count && Date.now() < deadline) {
+      if (!sub.consumer?.open || sub.buffer.length + sub.consumer.outstanding >= this.prefetch) return;
+      const { messageCount } = await this.onOwnChannel(session, (ch) => ch.checkQueue(sub.queue)).catch((err: unknown) => {
+        throw isNotFound(err) ? new NoSubscriptionError(`subscription queue ${sub.queue} does not exist`) : toBrokerError(err);
+      });
+      if (messageCount === 0) {
+        // the queue may have sent us some that are still on their way
+        await delay(PEEK_SETTLE_MS);
+        return;
+      }
+      await delay(PEEK_SETTLE_MS);
+    }
   }
 
   async depth(topic: TopicRef, subscription: string): Promise<number> {

@@ -463,6 +463,9 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       // the first replay's marker holds offset 4 and is skipped like any marker
       expect(await broker.replay(topic, 'sub', { offset: 3 })).toEqual({ copied: 1, firstOffset: 3, lastOffset: 3 });
       expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-3']);
+      // from the beginning of time: all of them, none of the markers
+      expect((await broker.replay(topic, 'sub', { time: 0 })).copied).toBe(4);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['c-0', 'c-1', 'c-2', 'c-3']);
     });
 
     it('replay stops at its marker while publishes go on', { timeout: 30_000 }, async () => {
@@ -523,9 +526,9 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       // whole segments go at once in RabbitMQ: fewer than all, more than none, the newest kept
       expect(result.copied).toBeLessThan(100);
       expect(result.copied).toBeGreaterThanOrEqual(10);
-      expect(result.lastOffset).toBe(99);
+      // the newest, in order, none missing (RabbitMQ's offsets need not count messages: segments hold bookkeeping too)
       const copies = await receiveAll(broker, topic, 'sub');
-      expect(copies.at(-1)).toBe('r-99');
+      expect(copies).toEqual(Array.from({ length: 100 }, (_, i) => `r-${i}`).slice(100 - result.copied));
     });
 
     it('peek shows the next messages without locking or counting them; a later receive sees the same order and counts', async () => {
@@ -569,7 +572,7 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       expect(await broker.peek(topic, 'sub', 5, { deadLetter: true })).toEqual([]);
       await publish(broker, topic, 'bad', 'bad-1');
       await (await mustReceive(broker, topic, 'sub')).nack(false);
-      await eventually(async () => (await harness.deadLetterCount(broker, topic, 'sub')) === 1, 3000);
+      await eventually(async () => (await broker.peek(topic, 'sub', 5, { deadLetter: true })).length === 1, 3000);
       expect((await broker.peek(topic, 'sub', 5, { deadLetter: true })).map((m) => [m.messageId, m.deliveryCount])).toEqual([['bad-1', 1]]);
       expect((await mustReceiveDeadLetter(broker, topic, 'sub')).deliveryCount).toBe(1);
     });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerContract, hex, newTopic } from './broker.contract.ts';
 import type { BrokerHarness } from './broker.contract.ts';
 import { deadLetterContract } from './dead-letters.contract.ts';
-import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue } from './index.ts';
+import { BrokerUnavailableError, createAmqpBroker, createBroker, createMemoryBroker, deadLetterQueue, streamQueue, subscriptionQueue } from './index.ts';
 import type { Broker, MemoryBroker, QueueType } from './index.ts';
 
 const AMQP_URL = process.env.KEYWAY_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -38,6 +38,7 @@ async function deleteQueues(subscriptions: { topic: { tenant: string; topic: str
       const queue = subscriptionQueue(topic, subscription);
       await ch.deleteQueue(queue);
       await ch.deleteQueue(deadLetterQueue(queue));
+      await ch.deleteQueue(streamQueue(topic));
     }
   });
 }
@@ -363,6 +364,84 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  // issue 16: the topic's replay stream
+  it('declares the topic’s replay stream with its retention; declared with another retention later it is kept as it is, reported once', async () => {
+    const topic = newTopic();
+    const stream = streamQueue(topic);
+    const reported: Error[] = [];
+    const broker = await createAmqpBroker({ url: AMQP_URL, onError: (err) => reported.push(err) });
+    const retention = { 'x-queue-type': 'stream', 'x-max-age': '3600s', 'x-max-length-bytes': 10_000_000, 'x-stream-max-segment-size-bytes': 2_500_000 };
+    try {
+      await broker.declareSubscription(topic, 'one', { maxAgeSec: 3600, maxBytes: 10_000_000 });
+      // declared as expected: a declaration with these arguments is accepted, one with another age refused
+      await withChannel((ch) => ch.assertQueue(stream, { durable: true, arguments: retention }));
+      await expect(withChannel((ch) => ch.assertQueue(stream, { durable: true, arguments: { ...retention, 'x-max-age': '60s' } }))).rejects.toMatchObject({
+        code: 406,
+        message: expect.stringContaining('x-max-age'),
+      });
+      // a tier's retention changed: the stream keeps its own, the subscriptions are declared all the same
+      await broker.declareSubscription(topic, 'two', { maxAgeSec: 60, maxBytes: 10_000_000 });
+      await broker.declareSubscription(topic, 'three', { maxAgeSec: 60, maxBytes: 10_000_000 });
+      expect(reported.filter((err) => err.message.includes(`queue ${stream} exists with other arguments`))).toHaveLength(1);
+      await withChannel((ch) => ch.assertQueue(stream, { durable: true, arguments: retention }));
+      await broker.publish(topic, Buffer.from('kept'), { messageId: 'kept-1' });
+      for (const name of ['one', 'two', 'three']) expect((await broker.receive(topic, name, 3000))?.messageId).toBe('kept-1');
+      expect(await broker.replay(topic, 'three', { offset: 0 })).toEqual({ copied: 1, firstOffset: 0, lastOffset: 0 });
+    } finally {
+      await broker.close();
+      await deleteQueues(['one', 'two', 'three'].map((subscription) => ({ topic, subscription })));
+    }
+  });
+
+  it('a subscription declared before topics had streams replays nothing until it is declared again', async () => {
+    const topic = newTopic();
+    const queue = subscriptionQueue(topic, 'legacy');
+    await withChannel(async (ch) => {
+      await ch.assertQueue(deadLetterQueue(queue), { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': 'keyway.dlx', 'x-dead-letter-routing-key': queue } });
+      await ch.bindQueue(queue, 'keyway.topics', `${topic.tenant}.${topic.topic}`);
+    });
+    const broker = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await broker.publish(topic, Buffer.from('before'), { messageId: 'before-1' });
+      expect(await broker.replay(topic, 'legacy', { offset: 0 })).toEqual({ copied: 0 });
+      await (await broker.receive(topic, 'legacy', 3000))?.ack();
+      await broker.declareSubscription(topic, 'legacy');
+      await broker.publish(topic, Buffer.from('after'), { messageId: 'after-1' });
+      await (await broker.receive(topic, 'legacy', 3000))?.ack();
+      expect(await broker.replay(topic, 'legacy', { offset: 0 })).toEqual({ copied: 1, firstOffset: 0, lastOffset: 0 });
+      expect((await broker.receive(topic, 'legacy', 3000))?.messageId).toBe('after-1');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'legacy' }]);
+    }
+  });
+
+  it('replayed copies with ttlMs expire into the dead-letter queue; the stream keeps the batches', { timeout: 30_000 }, async () => {
+    const topic = newTopic();
+    const broker = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      for (let i = 0; i < 3; i++) await broker.publish(topic, Buffer.from(`e${i}`), { messageId: `e${i}` });
+      for (let i = 0; i < 3; i++) await (await broker.receive(topic, 'sub', 3000))?.ack();
+      expect((await broker.replay(topic, 'sub', { offset: 0 }, { ttlMs: 200 })).copied).toBe(3);
+      const dlq = deadLetterQueue(subscriptionQueue(topic, 'sub'));
+      const deadline = Date.now() + 10_000;
+      while ((await withChannel(async (ch) => (await ch.checkQueue(dlq)).messageCount)) < 3) {
+        if (Date.now() > deadline) throw new Error('the copies did not expire');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await broker.receive(topic, 'sub', 200)).toBeNull();
+      // without ttlMs a copy stays
+      expect((await broker.replay(topic, 'sub', { offset: 0 })).copied).toBe(3);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await broker.receive(topic, 'sub', 1000))?.messageId).toBe('e0');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
   // issue 12: RabbitMQ returns what a consumer prefetched when its instance dies or its connection
   // drops; a quorum queue counted each return, and x-delivery-limit dead-lettered batches nobody saw
   it.each(['quorum', 'classic'] as const)(
@@ -497,6 +576,26 @@ describe('amqp broker: time to live on RabbitMQ 3.10 (requeue)', () => {
     } finally {
       await broker.close();
       await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+});
+
+describe('memory broker replay stream', () => {
+  it('drops batches older than the retention age, as RabbitMQ’s x-max-age does segment by segment', async () => {
+    const broker = createMemoryBroker();
+    const topic = newTopic();
+    try {
+      await broker.declareSubscription(topic, 'sub', { maxAgeSec: 1, maxBytes: 1_000_000 });
+      await broker.publish(topic, Buffer.from('old'), { messageId: 'old-1' });
+      await new Promise((r) => setTimeout(r, 1200));
+      await broker.publish(topic, Buffer.from('new'), { messageId: 'new-1' });
+      // declared again with another retention: the stream keeps its own
+      await broker.declareSubscription(topic, 'sub', { maxAgeSec: 3600, maxBytes: 1_000_000 });
+      for (let delivery = await broker.receive(topic, 'sub', 0); delivery; delivery = await broker.receive(topic, 'sub', 0)) await delivery.ack();
+      expect(await broker.replay(topic, 'sub', { offset: 0 })).toEqual({ copied: 1, firstOffset: 1, lastOffset: 1 });
+      expect((await broker.receive(topic, 'sub', 0))?.messageId).toBe('new-1');
+    } finally {
+      await broker.close();
     }
   });
 });

@@ -7,7 +7,7 @@ export * from './broker.ts';
 export { createAmqpBroker } from './amqp.ts';
 export { createMemoryBroker } from './memory.ts';
 export type { MemoryBroker } from './memory.ts';
-export { deadLetterQueue, DEFAULT_STREAM_RETENTION, streamQueue, subscriptionQueue } from './topology.ts';
+export { deadLetterQueue, streamQueue, subscriptionQueue } from './topology.ts';
 export { amqpUrls, connectFirst, redactedUrl } from './urls.ts';
 export type { QueueType } from './topology.ts';
 
