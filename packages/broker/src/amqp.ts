@@ -990,7 +990,8 @@ class AmqpBroker implements Broker {
   /**
    * Dead letters this instance's dead-letter consumer prefetched (handed to nobody) go first: they are
    * the oldest, and basic.get cannot see them; then basic.get. Each copy is confirmed before the dead
-   * letter is acked (a crash in between: a duplicate, never a loss).
+   * letter is acked (a crash in between: a duplicate, never a loss). What another instance's consumer
+   * prefetched stays there until it releases it (idleConsumerMs after its last receive).
    */
   async resubmitDeadLetters(topic: TopicRef, subscription: string, options: { max: number }): Promise<number> {
     checkMax(options.max);
