@@ -1,6 +1,16 @@
 import type { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
-import { type ReceivedMessage, topicRoutes, type Batch, type CompletedLocks, type CompleteLocks, type DeadLetterMessage, type ForwardedSettle } from '@keyway/contracts';
+import {
+  type PeekedBatch,
+  type ReceivedAndDeleted,
+  type ReceivedMessage,
+  topicRoutes,
+  type Batch,
+  type CompletedLocks,
+  type CompleteLocks,
+  type DeadLetterMessage,
+  type ForwardedSettle,
+} from '@keyway/contracts';
 import { createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 import { lines, streamedMessage, type StreamedMessage } from './stream-line.ts';
@@ -47,6 +57,16 @@ export function topicClient(options: ClientOptions) {
     (route: typeof topicRoutes.receive) =>
     async (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedMessage | null> =>
       (await call(route, { params: { tenant, topic, subscription: sub }, query: { timeout: timeoutSec } }, { ...auth(sasKey), signal })) ?? null;
+  /** receive and delete (at most once: the message is gone before it reaches the caller); null when nothing arrived */
+  const receiveAndDeleteFrom =
+    (route: typeof topicRoutes.receiveAndDelete) =>
+    async (sasKey: string, tenant: string, topic: string, sub: string, timeoutSec: number, signal?: AbortSignal): Promise<ReceivedAndDeleted | null> =>
+      (await call(route, { params: { tenant, topic, subscription: sub }, query: { timeout: timeoutSec } }, { ...auth(sasKey), signal })) ?? null;
+  /** up to `count` (1..100, server default 10) of the next messages, neither locked nor counted */
+  const peekAt =
+    (route: typeof topicRoutes.peek) =>
+    async (sasKey: string, tenant: string, topic: string, sub: string, count?: number): Promise<PeekedBatch[]> =>
+      (await call(route, { params: { tenant, topic, subscription: sub }, query: { count } }, auth(sasKey))).messages;
   /** complete, abandon and renew a lock, and complete many, on the subscription's or its dead-letter queue's settle routes */
   const settlers = (routes: { complete: typeof topicRoutes.complete; abandon: typeof topicRoutes.abandon; renewLock: typeof topicRoutes.renewLock; completeMany: typeof topicRoutes.completeMany }) => {
     const request = (tenant: string, topic: string, sub: string, id: string, lockToken: string) => ({ params: { tenant, topic, subscription: sub, id, lockToken } });
@@ -138,6 +158,8 @@ export function topicClient(options: ClientOptions) {
       call(topicRoutes.replayStatus, { params: { tenant, topic, subscription: sub, replayId } }, auth(sasKey)),
     /** peek-lock receive; null when nothing arrived within timeoutSec */
     receive: receiveFrom(topicRoutes.receive),
+    receiveAndDelete: receiveAndDeleteFrom(topicRoutes.receiveAndDelete),
+    peek: peekAt(topicRoutes.peek),
     stream,
     ...settlers(topicRoutes),
     /** settle: moves a locked message to the dead-letter queue with a reason (default DeadLetteredByReceiver) and description */
@@ -153,6 +175,8 @@ export function topicClient(options: ClientOptions) {
       /** moves up to `max` (default 100) dead letters back to the subscription, oldest first; answers how many */
       resubmit: async (sasKey: string, tenant: string, topic: string, sub: string, max?: number): Promise<number> =>
         (await call(topicRoutes.resubmitDeadLetters, { params: { tenant, topic, subscription: sub }, body: max === undefined ? {} : { max } }, auth(sasKey))).resubmitted,
+      receiveAndDelete: receiveAndDeleteFrom(topicRoutes.deadLetterReceiveAndDelete),
+      peek: peekAt(topicRoutes.deadLetterPeek),
       ...settlers({
         complete: topicRoutes.deadLetterComplete,
         abandon: topicRoutes.deadLetterAbandon,

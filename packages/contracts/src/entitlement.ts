@@ -119,8 +119,37 @@ export type CreateSubscription = z.infer<typeof CreateSubscription>;
 export type Subscription = z.infer<typeof Subscription>;
 export const SubscriptionList = z.object({ subscriptions: z.array(Subscription) });
 export type SubscriptionList = z.infer<typeof SubscriptionList>;
-/** The names of a feed's listed subscriptions, as the topic service asks for them (internal, mTLS). */
-export const SubscriptionNames = z.object({ subscriptions: z.array(SubscriptionName) });
+/**
+ * How a feed's batches are kept and delivered on a tier (issue 16); each value left out is the topic
+ * service's default. Retention is at least an hour (a replay needs something to read), the duplicate
+ * window at most 7 days (its keys are held in Redis that long).
+ */
+export const FeedDelivery = z.object({
+  /** how long the feed's replay stream keeps a batch */
+  retention_sec: z.number().int().min(3600).optional(),
+  /** the most the feed's replay stream holds */
+  retention_bytes: z.number().int().positive().optional(),
+  /** a batch not completed this long after its publish is dead-lettered (TTLExpiredException); 0 = never */
+  message_ttl_sec: z.number().int().nonnegative().optional(),
+  /** a batch id published again within this long is answered as accepted and not delivered again; 0 = off */
+  duplicate_window_sec: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(7 * 86_400)
+    .optional(),
+});
+export type FeedDelivery = z.infer<typeof FeedDelivery>;
+/** the tier's key that applies to every feed it has no entry of its own for */
+export const ANY_FEED = '*';
+/** A tier's delivery policy by feed name, or `*` for every other feed. */
+const TierDelivery = z.record(z.union([FeedName, z.literal(ANY_FEED)]), FeedDelivery).refine((delivery) => Object.keys(delivery).length <= 101, 'at most 100 feeds and `*`');
+
+/**
+ * The names of a feed's listed subscriptions, as the topic service asks for them (internal, mTLS),
+ * and the delivery policy the tenant's tier sets for the feed (its `*` entry under the feed's own).
+ */
+export const SubscriptionNames = z.object({ subscriptions: z.array(SubscriptionName), delivery: FeedDelivery.optional() });
 export type SubscriptionNames = z.infer<typeof SubscriptionNames>;
 
 /** Whether a tenant has a feed, as the audit service asks before exporting a tenant's trail (internal, mTLS). */
@@ -137,9 +166,9 @@ const TierProducts = z
   .refine((products) => new Set(products.map((p) => p.product)).size === products.length, 'each product may be listed once');
 
 /** A product tier: the feeds a tenant on it has, and the products (and versions) its downloaders may download. */
-export const Tier = z.object({ id: TierId, name: DisplayName, feeds: z.array(FeedName), products: z.array(TierProduct).default([]), updatedAt: z.string() });
+export const Tier = z.object({ id: TierId, name: DisplayName, feeds: z.array(FeedName), products: z.array(TierProduct).default([]), delivery: TierDelivery.optional(), updatedAt: z.string() });
 export type Tier = z.infer<typeof Tier>;
-export const PutTier = z.object({ name: NewDisplayName, feeds: z.array(FeedName).max(100), products: TierProducts.default([]) });
+export const PutTier = z.object({ name: NewDisplayName, feeds: z.array(FeedName).max(100), products: TierProducts.default([]), delivery: TierDelivery.optional() });
 export type PutTier = z.input<typeof PutTier>;
 export const TierList = z.object({ tiers: z.array(Tier) });
 export type TierList = z.infer<typeof TierList>;

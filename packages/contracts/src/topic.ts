@@ -45,7 +45,8 @@ export const Batch = z.object({
 });
 export type Batch = z.infer<typeof Batch>;
 
-export const PublishResponse = z.object({ id: z.string(), tenant: TenantId, topic: FeedName });
+/** `duplicate: true`: the batch id was accepted within the feed's duplicate window before, and this publish was not delivered again */
+export const PublishResponse = z.object({ id: z.string(), tenant: TenantId, topic: FeedName, duplicate: z.literal(true).optional() });
 export type PublishResponse = z.infer<typeof PublishResponse>;
 
 export const ReceivedMessage = z.object({
@@ -79,6 +80,26 @@ export const ResubmittedDeadLetters = z.object({ resubmitted: z.number().int().n
 export type ResubmittedDeadLetters = z.infer<typeof ResubmittedDeadLetters>;
 
 export const ReceiveQuery = z.object({ timeout: z.coerce.number().int().min(0).max(60).default(30) });
+
+/**
+ * A batch handed out without a lock: received and deleted (at most once: gone from the queue before
+ * the answer is sent), or peeked (still on the queue, neither locked nor counted).
+ */
+export const PeekedBatch = z.object({
+  message_id: z.string(),
+  /** hand-outs to a client so far (peeked: those before this look; received and deleted: counting this one) */
+  delivery_count: z.number().int(),
+  batch: Batch,
+  /** on a dead letter: why it was dead-lettered, and the description given */
+  dead_letter_reason: z.string().optional(),
+  dead_letter_error_description: z.string().optional(),
+});
+export type PeekedBatch = z.infer<typeof PeekedBatch>;
+export const ReceivedAndDeleted = PeekedBatch.describe('a batch received and deleted: no longer on its queue');
+export type ReceivedAndDeleted = z.infer<typeof ReceivedAndDeleted>;
+export const PeekQuery = z.object({ count: z.coerce.number().int().min(1).max(100).default(10) });
+export const PeekedBatches = z.object({ messages: z.array(PeekedBatch) });
+export type PeekedBatches = z.infer<typeof PeekedBatches>;
 
 /** the most messages a stream holds locked at once, so the most one batch complete settles */
 export const MAX_PREFETCH = 500;

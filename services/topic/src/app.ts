@@ -10,10 +10,11 @@ import { keyStatusCache, type KeyStatusSource } from './auth/revocation.ts';
 import { sasSignatureCache, type SasSignatureSource } from './auth/sas-signatures.ts';
 import type { TopicConfig } from './config.ts';
 import { subscriptionInventory, type SubscriptionSource } from './delivery/inventory.ts';
+import { duplicateDetection } from './delivery/duplicates.ts';
 import { instanceRegistry } from './delivery/instances.ts';
 import { lockSettler, type Peer } from './delivery/lock-owners.ts';
 import { lockTable } from './delivery/locks.ts';
-import { defaultFeedPolicy, fixedFeedPolicies } from './delivery/policy.ts';
+import { defaultFeedPolicy, tierFeedPolicies } from './delivery/policy.ts';
 import { replayJobs } from './delivery/replays.ts';
 import { subscriptionRegistry } from './delivery/subscriptions.ts';
 import { queueDepthGauge, topicMetrics } from './metrics.ts';
@@ -57,7 +58,7 @@ export interface TopicDeps {
   sasSignatures: SasSignatureSource;
   /** whether PAC revoked an issued key, and the DPoP key it is bound to (rejects when PAC cannot answer) */
   sasKeyStatus: KeyStatusSource;
-  /** the names of a feed's listed subscriptions, from the entitlement service (rejects when it cannot answer) */
+  /** the names of a feed's listed subscriptions and its tier's delivery policy, from the entitlement service (rejects when it cannot answer) */
   subscriptionNames: SubscriptionSource;
   /** another topic instance at the base URL it listed, called with this service's client certificate (mTLS) */
   peer: (baseUrl: string) => Peer;
@@ -65,6 +66,9 @@ export interface TopicDeps {
   /** milliseconds since the epoch; SAS expiry, lock deadlines and rate windows are read from it */
   now?: () => number;
 }
+
+/** How long a publish waits for another publish of the same batch id to be confirmed (then 409): a confirm takes milliseconds. */
+const DUPLICATE_IN_FLIGHT_WAIT_MS = 5000;
 
 /**
  * A refusal answered before the request body was read (401 before parsing) closes the connection
@@ -106,8 +110,8 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
     dpop: dpopGuardOnDemand({ store: deps.store, publicOrigin: options.PUBLIC_BASE_URL, requireNonce: false, iatWindowSec: DPOP_IAT_WINDOW_SEC, resource: true }),
     now,
   });
-  const policies = fixedFeedPolicies(defaultFeedPolicy(options));
   const inventory = subscriptionInventory(deps.subscriptionNames, { ttlMs: options.SUBSCRIPTION_CACHE_SEC * 1000, now });
+  const policies = tierFeedPolicies(inventory, defaultFeedPolicy(options));
   const subscriptions = subscriptionRegistry(deps.broker, deps.store, deps.logger, inventory, policies, now);
   const replays = replayJobs({ broker: deps.broker, store: deps.store, policies, logger: deps.logger, now });
   const instances = instanceRegistry(deps.store, { url: options.INSTANCE_URL ?? options.PUBLIC_BASE_URL, logger: deps.logger });
@@ -123,7 +127,9 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
 
   // applies to the inflated size of gzip bodies too, so a small compressed bomb is still 413
   const body = jsonBody(String(options.MAX_BATCH_BYTES));
-  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body, metrics, policies }));
+  // a second publish of a batch id waits this long for the first's confirm before 409
+  const duplicates = duplicateDetection(deps.store, { inFlightWaitMs: DUPLICATE_IN_FLIGHT_WAIT_MS, logger: deps.logger });
+  app.use(publishRoutes({ guard, broker: deps.broker, subscriptions, quotas, body, metrics, policies, duplicates }));
   app.use(receiveRoutes({ guard, broker: deps.broker, subscriptions, locks, metrics }));
   app.use(
     streamRoutes({

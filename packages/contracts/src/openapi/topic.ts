@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Batch, CompletedLocks, CompleteLocks, DeadLetterMessage, DeclareSubscription, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PublishResponse, ReceivedMessage, ReceiveQuery, ReplayId, ReplayRequest, ReplayStatus, ResubmitDeadLetters, ResubmittedDeadLetters, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
+import { Batch, CompletedLocks, CompleteLocks, DeadLetterMessage, DeclareSubscription, ForwardedSettle, ForwardedSettleAnswer, NDJSON, PeekedBatches, PeekQuery, PublishResponse, ReceivedAndDeleted, ReceivedMessage, ReceiveQuery, ReplayId, ReplayRequest, ReplayStatus, ResubmitDeadLetters, ResubmittedDeadLetters, StreamQuery, TopicMessagePath, TopicPath, TopicSubscriptionPath } from '../topic.ts';
 import { authenticatedBy, noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { AUDIT_FEED } from '../audit.ts';
@@ -19,6 +19,27 @@ const receive = (entity: string, what: string) =>
     params: TopicSubscriptionPath, query: ReceiveQuery,
     responses: { 201: jsonResponse(ReceivedMessage, 'a locked message and its lock token'), 204: noBody('nothing arrived within the timeout') },
     // 404 subscription_not_found: neither `default` nor listed by an operator; 401 also when the key was revoked or expired while waiting
+    errors: [404],
+  }));
+
+/** Azure Service Bus's receive-and-delete: at most once, for consumers that need no lock */
+const receiveAndDelete = (entity: string, what: string) =>
+  sas(route({
+    method: 'delete', path: `${entity}/messages/head`,
+    summary: `receive and delete from ${what}: a long poll of up to ?timeout seconds; the message is removed before the answer is sent, so one lost on the way is lost (at most once) (SAS listen)`,
+    params: TopicSubscriptionPath, query: ReceiveQuery,
+    responses: { 200: jsonResponse(ReceivedAndDeleted, 'the message, no longer on the queue'), 204: noBody('nothing arrived within the timeout') },
+    errors: [404],
+  }));
+
+/** browse without a lock: the next messages stay where they are, unlocked and uncounted */
+const peek = (entity: string, what: string) =>
+  sas(route({
+    method: 'get', path: `${entity}/messages`,
+    summary: `peek at up to ?count of the next messages of ${what} without locking them or counting a delivery (SAS listen)`,
+    description: 'Messages locked by a receiver at the moment are not shown; nor is anything on the queue that is not a batch.',
+    params: TopicSubscriptionPath, query: PeekQuery,
+    responses: { 200: jsonResponse(PeekedBatches, 'the messages in queue order; none when the queue is empty') },
     errors: [404],
   }));
 
@@ -53,10 +74,10 @@ const RESUBMIT_DESCRIPTION = 'Moves up to `max` (default 100) dead letters, olde
 
 /** The topic service's operations, declared once (server binding, client, OpenAPI and the endpoint fuzz). */
 export const topicRoutes = {
-  publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [413, 415, 429] })),
+  publish: sas(route({ method: 'post', path: `${TOPIC}/messages`, summary: 'publish a batch (SAS send): 201 once the broker confirmed it', params: TopicPath, body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted (`duplicate: true`: accepted before, within the duplicate window, and not delivered again)') }, errors: [409, 413, 415, 429] })),
   // the tenants' audit feeds, published by Keyway itself through the same checks and quotas as a SAS publish
   // least privilege: the audit service's certificate publishes to tenants' audit feeds only
-  publishInternal: serviceOnly(['audit'], route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath.extend({ topic: z.literal(AUDIT_FEED) }), body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted') }, errors: [400, 413, 415, 429, 503] })),
+  publishInternal: serviceOnly(['audit'], route({ method: 'post', path: `/internal/v1${TOPIC}/messages`, summary: 'publish a batch as Keyway itself (audit service only: the tenants\' audit feeds): the same checks and quotas as the SAS publish, 201 once the broker confirmed it', params: TopicPath.extend({ topic: z.literal(AUDIT_FEED) }), body: { schema: Batch }, responses: { 201: jsonResponse(PublishResponse, 'accepted (`duplicate: true`: accepted before, within the duplicate window, and not delivered again)') }, errors: [400, 409, 413, 415, 429, 503] })),
   // another topic instance passes on a settle whose lock token names this one (lock tokens are per instance)
   settleForwarded: serviceOnly(['topic'], route({ method: 'post', path: '/internal/v1/locks/{lockToken}', summary: 'complete, abandon or renew a lock this instance holds, for another topic instance that received the settle (topic service only); never passed on again', description: 'The scope (tenant, topic, subscription, queue, message) is checked here as on the public settle paths: anything else, or a lock this instance does not hold, is 410 lock_lost.', params: z.object({ lockToken: TopicMessagePath.shape.lockToken }), body: { schema: ForwardedSettle }, responses: { 200: jsonResponse(ForwardedSettleAnswer, 'settled; locked_until after a renew') }, errors: [400, 410, 415] })),
   // the entitlement service has a subscription declared when an operator lists it, so it holds every batch from then on
@@ -75,6 +96,8 @@ export const topicRoutes = {
     },
     errors: [404],
   })),
+  receiveAndDelete: receiveAndDelete(SUBSCRIPTION, 'the subscription'),
+  peek: peek(SUBSCRIPTION, 'the subscription'),
   ...settle(SUBSCRIPTION, 'the subscription'),
   // no such route under $deadletterqueue: a dead letter is not dead-lettered again
   deadLetterMessage: sas(
@@ -108,6 +131,8 @@ export const topicRoutes = {
     errors: [404],
   })),
   deadLetterReceive: receive(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
+  deadLetterReceiveAndDelete: receiveAndDelete(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
+  deadLetterPeek: peek(DEAD_LETTER_QUEUE, 'the subscription’s dead-letter queue'),
   deadLetterComplete: deadLetter.complete,
   deadLetterAbandon: deadLetter.abandon,
   deadLetterRenewLock: deadLetter.renewLock,

@@ -3,7 +3,7 @@ import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type
 import { ApiError, type IdpClient } from '@keyway/clients';
 import { Conflict, InvalidRequest, NotFound, OAuthError, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { ChangeEvents } from '../events/changes.ts';
-import type { PolicyRepository } from '../policy/repository.ts';
+import type { PolicyRepository, TierInput } from '../policy/repository.ts';
 
 export interface AdminDeps {
   policy: PolicyRepository;
@@ -216,7 +216,7 @@ export function adminOperations(deps: AdminDeps) {
        * Its products are read from the tier at each authorization, so a product dropped or given
        * other versions is announced (products.changed) for each tenant on it, with the tier's change.
        */
-      async putTier(id: string, input: { name: string; feeds: string[]; products?: TierProduct[] }): Promise<{ tier: Tier; created: boolean }> {
+      async putTier(id: string, input: TierInput): Promise<{ tier: Tier; created: boolean }> {
         const result = await events.atomically(async () => {
           const put = await policy.putTier(id, input);
           const narrowed = narrowedProducts(put.previous?.products ?? [], put.tier.products);
@@ -224,7 +224,9 @@ export function adminOperations(deps: AdminDeps) {
           return { tier: put.tier, created: put.previous === undefined };
         });
         const products = result.tier.products.map(({ product, versions }) => `${product}@${versions}`);
-        await changed(result.created ? 'admin.tier_created' : 'admin.tier_updated', undefined, { tier: id, feeds: result.tier.feeds, products });
+        // the delivery policy as JSON (feed → values): the audit trail shows retention, TTL and duplicate window changes
+        const delivery = result.tier.delivery && JSON.stringify(result.tier.delivery);
+        await changed(result.created ? 'admin.tier_created' : 'admin.tier_updated', undefined, { tier: id, feeds: result.tier.feeds, products, delivery });
         for (const tenant of await policy.tenantsOnTier(id)) await ops.setTenantTier(tenant, id);
         return result;
       },

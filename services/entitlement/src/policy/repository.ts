@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { type Subscription, Tenant, Tier, type TierProduct, User, type Role } from '@keyway/contracts';
+import { type Subscription, Tenant, Tier, type TierProduct, User, type Role, type FeedDelivery } from '@keyway/contracts';
 import { Conflict, NotFound } from '@keyway/kit';
 import type { Store } from '@keyway/store';
+
+/** A tier as an operator puts it: its feeds, products, and how its feeds' batches are kept and delivered (by feed, or `*`). */
+export interface TierInput {
+  name: string;
+  feeds: string[];
+  products?: TierProduct[];
+  delivery?: Record<string, FeedDelivery>;
+}
 
 /** Writers that lose a compare-and-set read again; more losses than this in a row is refused (409). */
 const MAX_ATTEMPTS = 5;
@@ -167,8 +175,15 @@ export function policyRepository(store: Store, now: () => Date = () => new Date(
       return tier;
     },
     /** Creates or replaces the tier; `previous` is the tier it replaced (undefined for a new one). */
-    async putTier(id: string, input: { name: string; feeds: string[]; products?: TierProduct[] }): Promise<{ tier: Tier; previous: Tier | undefined }> {
-      const tier: Tier = { id, name: input.name, feeds: [...new Set(input.feeds)], products: input.products ?? [], updatedAt: now().toISOString() };
+    async putTier(id: string, input: TierInput): Promise<{ tier: Tier; previous: Tier | undefined }> {
+      const tier: Tier = {
+        id,
+        name: input.name,
+        feeds: [...new Set(input.feeds)],
+        products: input.products ?? [],
+        ...(input.delivery && { delivery: input.delivery }),
+        updatedAt: now().toISOString(),
+      };
       const previous = await store.get(tierKey(id));
       await store.set(tierKey(id), JSON.stringify(tier));
       await store.zadd(tierIndex, id);

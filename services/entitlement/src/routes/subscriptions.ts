@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { entitlementRoutes, SubscriptionNames } from '@keyway/contracts';
+import { ANY_FEED, entitlementRoutes, SubscriptionNames } from '@keyway/contracts';
 import { bindRoute, shapeResponse } from '@keyway/kit';
 import type { PolicyRepository } from '../policy/repository.ts';
 
@@ -15,7 +15,9 @@ export function subscriptionInventoryRoutes(policy: PolicyRepository): Router {
     const { tenant, feed } = input.params();
     const record = await policy.findTenant(tenant);
     const names = record?.feeds.includes(feed) ? (await policy.listSubscriptions(tenant, feed)).map((s) => s.name) : [];
-    res.set('Cache-Control', 'no-store').json(shapeResponse(SubscriptionNames, { subscriptions: names }));
+    const tier = record?.tier === undefined ? undefined : await policy.findTier(record.tier);
+    const delivery = tier?.delivery && { ...tier.delivery[ANY_FEED], ...tier.delivery[feed] };
+    res.set('Cache-Control', 'no-store').json(shapeResponse(SubscriptionNames, { subscriptions: names, ...(delivery && Object.keys(delivery).length > 0 && { delivery }) }));
   });
   return router;
 }

@@ -3,7 +3,7 @@ import { OAuthError, silentLogger } from '@keyway/kit';
 import { createMemoryBroker } from '@keyway/broker';
 import { createMemoryStore } from '@keyway/store';
 import { subscriptionInventory } from './inventory.ts';
-import { fixedFeedPolicies } from './policy.ts';
+import { tierFeedPolicies } from './policy.ts';
 import { subscriptionRegistry } from './subscriptions.ts';
 
 const topic = { tenant: 'acme', topic: 'edr' };
@@ -21,11 +21,11 @@ async function refusal(promise: Promise<unknown>): Promise<{ status: number; cod
 
 function setup(source: (tenant: string, topic: string) => Promise<string[]>) {
   let now = 0;
-  const lookups = vi.fn(source);
+  const lookups = vi.fn(async (tenant: string, topic: string) => ({ subscriptions: await source(tenant, topic) }));
   const broker = createMemoryBroker();
   const declare = vi.spyOn(broker, 'declareSubscription');
   const inventory = subscriptionInventory(lookups, { ttlMs: 5000, now: () => now });
-  const registry = subscriptionRegistry(broker, createMemoryStore({ prefix: 'inventory-test:' }), silentLogger, inventory, fixedFeedPolicies(policy), () => now);
+  const registry = subscriptionRegistry(broker, createMemoryStore({ prefix: 'inventory-test:' }), silentLogger, inventory, tierFeedPolicies(inventory, policy), () => now);
   return { lookups, broker, declare, registry, advance: (ms: number) => (now += ms) };
 }
 

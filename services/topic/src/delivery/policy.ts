@@ -1,4 +1,5 @@
 import type { TopicRef } from '@keyway/broker';
+import type { FeedDelivery } from '@keyway/contracts';
 import type { TopicConfig } from '../config.ts';
 
 /** How a feed's batches are kept and delivered (issue 16): the topic service's defaults, or those of the tenant's tier. */
@@ -25,7 +26,21 @@ export const defaultFeedPolicy = (config: Pick<TopicConfig, 'REPLAY_RETENTION_SE
   duplicateWindowSec: config.DUPLICATE_WINDOW_SEC,
 });
 
-/** Every feed gets the service's defaults. */
-export function fixedFeedPolicies(policy: FeedPolicy): FeedPolicies {
-  return { of: async () => policy };
+/**
+ * Each feed's policy: what the tenant's tier sets for it (the entitlement service's answer, which the
+ * subscription inventory keeps along with the feed's subscription names: one lookup for both), each
+ * value it leaves out taken from the service's defaults. A failed lookup rejects with 503.
+ */
+export function tierFeedPolicies(inventory: { delivery(topic: TopicRef): Promise<FeedDelivery> }, defaults: FeedPolicy): FeedPolicies {
+  return {
+    async of(topic) {
+      const tier = await inventory.delivery(topic);
+      return {
+        retentionSec: tier.retention_sec ?? defaults.retentionSec,
+        retentionBytes: tier.retention_bytes ?? defaults.retentionBytes,
+        messageTtlSec: tier.message_ttl_sec ?? defaults.messageTtlSec,
+        duplicateWindowSec: tier.duplicate_window_sec ?? defaults.duplicateWindowSec,
+      };
+    },
+  };
 }

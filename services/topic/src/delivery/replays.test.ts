@@ -2,11 +2,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { createMemoryBroker, type ReplayOptions } from '@keyway/broker';
 import { OAuthError, silentLogger } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
-import { fixedFeedPolicies } from './policy.ts';
+import type { FeedPolicies } from './policy.ts';
 import { replayJobs } from './replays.ts';
 
 const topic = { tenant: 'acme', topic: 'edr' };
-const policies = fixedFeedPolicies({ retentionSec: 86_400, retentionBytes: 1_000_000, messageTtlSec: 60, duplicateWindowSec: 0 });
+const policies: FeedPolicies = { of: async () => ({ retentionSec: 86_400, retentionBytes: 1_000_000, messageTtlSec: 60, duplicateWindowSec: 0 }) };
 
 /** two instances sharing a store, with a broker whose copies run until aborted */
 function setup() {

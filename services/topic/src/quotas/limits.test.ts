@@ -4,7 +4,7 @@ import { createMemoryBroker } from '@keyway/broker';
 import { createMemoryStore, createRedisStore } from '@keyway/store';
 import { tcpProxy, viaProxy } from '@keyway/testkit/tcp-proxy';
 import { subscriptionInventory } from '../delivery/inventory.ts';
-import { fixedFeedPolicies } from '../delivery/policy.ts';
+import { tierFeedPolicies } from '../delivery/policy.ts';
 import { subscriptionRegistry } from '../delivery/subscriptions.ts';
 import { BROKERS, expectErrorBody, hex, REDIS_URL, sleep, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
 import { DEPTH_CACHE_MS, publishRateLimit, queueDepthLimit } from './limits.ts';
@@ -76,13 +76,13 @@ describe('queueDepthLimit', () => {
     let now = 0;
     const memory = createMemoryBroker();
     const depth = vi.spyOn(memory, 'depth');
-    const inventory = subscriptionInventory(async () => ['audit'], { ttlMs: 0, now: () => now });
+    const inventory = subscriptionInventory(async () => ({ subscriptions: ['audit'] }), { ttlMs: 0, now: () => now });
     const subscriptions = subscriptionRegistry(
       memory,
       createMemoryStore({ prefix: 'depth-test:' }),
       silentLogger,
       inventory,
-      fixedFeedPolicies({ retentionSec: 86_400, retentionBytes: 1_000_000, messageTtlSec: 0, duplicateWindowSec: 0 }),
+      tierFeedPolicies(inventory, { retentionSec: 86_400, retentionBytes: 1_000_000, messageTtlSec: 0, duplicateWindowSec: 0 }),
       () => now,
     );
     const topic = { tenant: 'acme', topic: 'edr' };

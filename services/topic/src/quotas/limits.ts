@@ -5,13 +5,16 @@ import { forgetOnFailure, setBounded } from '../bounded-cache.ts';
 import { brokerCall, RETRY_AFTER_SEC } from '../delivery/broker-errors.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
 
-/** Redis down means 503 with Retry-After: a quota that cannot be checked is not granted (fail closed). */
-async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+/**
+ * Redis down means 503 with Retry-After: a quota (or a duplicate check) that cannot be made is not
+ * granted (fail closed). `description` says what could not be checked.
+ */
+export async function storeCall<T>(call: () => Promise<T>, description = 'the publish quota cannot be checked right now, retry later'): Promise<T> {
   try {
     return await call();
   } catch (err) {
     if (err instanceof StoreUnavailableError) {
-      throw new TemporarilyUnavailable('the publish quota cannot be checked right now, retry later', err.message, { 'Retry-After': String(RETRY_AFTER_SEC) });
+      throw new TemporarilyUnavailable(description, err.message, { 'Retry-After': String(RETRY_AFTER_SEC) });
     }
     throw err;
   }

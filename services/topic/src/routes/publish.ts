@@ -6,6 +6,7 @@ import type { SasGuard } from '../auth/sas-guard.ts';
 import { CHECKED_BATCH, readBatch, storedBatch } from '../batches/validate.ts';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import { DEFAULT_SUBSCRIPTION, type SubscriptionRegistry } from '../delivery/subscriptions.ts';
+import type { DuplicateDetection } from '../delivery/duplicates.ts';
 import type { FeedPolicies } from '../delivery/policy.ts';
 import type { TopicMetrics } from '../metrics.ts';
 
@@ -24,7 +25,9 @@ export interface PublishQuotas {
  * sees it, so a refused batch never reaches a subscriber. The rate is counted before the batch is
  * read, so a flood costs no payload scanning. The `default` subscription always exists, so a batch is
  * never published to nobody. The body is read only once the caller passed (issue 9), so an
- * unauthenticated upload is refused unread.
+ * unauthenticated upload is refused unread. A batch id accepted within the feed's duplicate window
+ * is answered 201 `duplicate: true` and not published again (issue 16); the feed's message TTL
+ * goes with the batch to the broker.
  */
 export function publishRoutes(deps: {
   guard: SasGuard;
@@ -34,6 +37,7 @@ export function publishRoutes(deps: {
   body: RequestHandler;
   metrics: TopicMetrics;
   policies: FeedPolicies;
+  duplicates: DuplicateDetection;
 }): Router {
   const router = Router();
   // the rate is counted before the body is read, so a flood costs neither reading nor scanning; a path
@@ -48,20 +52,32 @@ export function publishRoutes(deps: {
   const publish: RouteHandler<typeof topicRoutes.publish | typeof topicRoutes.publishInternal> = async (req, res, input) => {
     const topic = input.params();
     const batch = readBatch(req.body, topic);
-    await deps.quotas.depth(topic);
+    const policy = await deps.policies.of(topic);
     const stored = storedBatch(batch);
-    await brokerCall(() =>
-      deps.subscriptions.withSubscription(
-        topic,
-        DEFAULT_SUBSCRIPTION,
-        () => deps.broker.publish(topic, stored, { messageId: batch.id, contentType: CHECKED_BATCH }),
-        // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
-        { renew: false },
-      ),
-    );
+    // the depth check is part of the claimed publish: a duplicate is answered even while the queues are full
+    const outcome = await deps.duplicates.once(topic, batch.id, policy.duplicateWindowSec, async () => {
+      await deps.quotas.depth(topic);
+      await brokerCall(() =>
+        deps.subscriptions.withSubscription(
+          topic,
+          DEFAULT_SUBSCRIPTION,
+          () =>
+            // 0: never expires
+            deps.broker.publish(topic, stored, { messageId: batch.id, contentType: CHECKED_BATCH, ttlMs: policy.messageTtlSec * 1000 }),
+          // publishing does not keep an unread `default` alive: it expires, and is declared again here once gone
+          { renew: false },
+        ),
+      );
+    });
+    const answer = { id: batch.id, tenant: topic.tenant, topic: topic.topic };
+    if (outcome === 'duplicate') {
+      req.log.info('batch.duplicate', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id });
+      res.status(201).json(shapeResponse(PublishResponse, { ...answer, duplicate: true }));
+      return;
+    }
     deps.metrics.published(topic.tenant, topic.topic, stored.length);
     req.log.info('batch.published', { tenant: topic.tenant, topic: topic.topic, batchId: batch.id, records: batch.records.length });
-    res.status(201).json(shapeResponse(PublishResponse, { id: batch.id, tenant: topic.tenant, topic: topic.topic }));
+    res.status(201).json(shapeResponse(PublishResponse, answer));
   };
   bindRoute(router, topicRoutes.publish, deps.guard('send'), requireBodyType(topicRoutes.publish), countRate(topicRoutes.publish), deps.body, publish);
   bindRoute(router, topicRoutes.publishInternal, requireBodyType(topicRoutes.publishInternal), countRate(topicRoutes.publishInternal), deps.body, publish);

@@ -3,7 +3,7 @@ import type { RequestListener } from 'node:http';
 import { expect } from 'vitest';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
-import { tenantOfTopicResource, topicResource, type Batch } from '@keyway/contracts';
+import { tenantOfTopicResource, topicResource, type Batch, type FeedDelivery } from '@keyway/contracts';
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
 import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
@@ -89,6 +89,15 @@ function listSubscription(topic: TopicRef, subscription: string, present = true)
   else names.delete(subscription);
   inventory.set(`${topic.tenant}/${topic.topic}`, names);
 }
+
+/** the delivery policy of each feed's tier, as the entitlement service answers it with the names, by `tenant/topic` */
+const deliveries = new Map<string, FeedDelivery>();
+/** sets what the tenant's tier says about the feed (issue 16); the service's defaults fill what it leaves out */
+export function setFeedDelivery(topic: TopicRef, delivery: FeedDelivery): void {
+  deliveries.set(`${topic.tenant}/${topic.topic}`, delivery);
+}
+/** feeds (`tenant/topic`) whose inventory lookups fail as if the entitlement service were unreachable */
+export const inventoryUnreachable = new Set<string>();
 
 /**
  * @types/amqplib belongs to @keyway/broker, not this service, so the test's own admin connection
@@ -189,7 +198,10 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
         }
       },
       sasKeyStatus: async (keyId) => ({ revoked: false, jkt: bound.get(keyId) }),
-      subscriptionNames: async (tenant, topic) => [...listed({ tenant, topic })],
+      subscriptionNames: async (tenant, topic) => {
+        if (inventoryUnreachable.has(`${tenant}/${topic}`)) throw new UnreachableError('entitlement', 'ECONNREFUSED');
+        return { subscriptions: [...listed({ tenant, topic })], delivery: deliveries.get(`${tenant}/${topic}`) };
+      },
       peer: (baseUrl) => topicClient({ baseUrl, caPem: ca.certPem, clientCert: cert, timeoutMs: 5000 }),
     },
   );
