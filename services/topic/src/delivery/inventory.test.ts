@@ -44,11 +44,12 @@ describe('issue 9: subscriptions are declared only when the inventory lists them
     expect(t.lookups).toHaveBeenCalledTimes(2);
   });
 
-  it('`default` needs no lookup', async () => {
+  it('`default` need not be listed; the one lookup gives the feed policy its replay stream is declared with', async () => {
     const t = setup(async () => []);
     await t.registry.ensure(topic, 'default');
-    expect(t.lookups).not.toHaveBeenCalled();
+    expect(t.lookups).toHaveBeenCalledTimes(1);
     expect(t.declare).toHaveBeenCalledTimes(1);
+    expect(t.declare).toHaveBeenCalledWith(topic, 'default', { maxAgeSec: policy.retentionSec, maxBytes: policy.retentionBytes });
   });
 
   it('an inventory that cannot answer is 503 (fail closed), not cached', async () => {
