@@ -25,7 +25,7 @@ afterAll(async () => {
 const asOperator = (args: string[]) => startKeywayAt(suite, dir, files, ['--cert', files.cert, '--key', files.key, ...args]).done;
 
 describe('keyway feed replay', { timeout: 90_000 }, () => {
-  it('replays from a time (--wait: until completed) with a key it signs as the operator, from an offset with --sas-key; a bad choice of flags is exit 2', async () => {
+  it('replays from a time as the operator through the entitlement service (--wait: until completed; recorded as replay.requested), from an offset with a subscriber’s --sas-key at the topic service; a bad choice of flags is exit 2', async () => {
     const { tenant, feed, email } = await provisionTenant(suite);
     const { refresh_token } = await suite.pas.password(email, PASSWORD);
     const { sas_key: sendKey } = await suite.pac.sas({ refresh_token, rights: 'send' });
@@ -64,6 +64,12 @@ describe('keyway feed replay', { timeout: 90_000 }, () => {
     expect(byOffset.stdout).toMatch(/^status: +(running|completed)$/m);
     await sleep(1000);
     expect(await drain('default')).toEqual([history.at(-1)!.id]);
+    // the operator's replay is recorded by the entitlement service under the operator, the subscriber's own
+    // by the topic service under the key's id (asked together: the audit client's idle connection may be closed)
+    const { events } = await suite.auditor.events({ stream: 'entitlement', tenant, action: 'replay.requested' });
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ outcome: 'success', detail: { actor: 'operator_certificate', feed, subscription: 'default', from_time: since.toISOString(), replay: done.replay_id } });
+    expect((await suite.auditor.events({ stream: 'topic', tenant, action: 'replay.requested' })).events).toMatchObject([{ tokenId: expect.any(String) }]);
 
     for (const flags of [[], ['--from', since.toISOString(), '--from-offset', '0'], ['--from', 'yesterday'], ['--from-offset', '-1']]) {
       expect((await asOperator(['feed', 'replay', tenant, feed, 'default', ...flags])).code).toBe(2);

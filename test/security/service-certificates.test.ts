@@ -42,6 +42,9 @@ const DOCUMENTED = {
     'POST /internal/v1/tenants/:tenant/topics/:topic/messages': ['audit'],
     'POST /internal/v1/locks/:lockToken': ['topic'],
     'PUT /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription': ['entitlement'],
+    'POST /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription/$deadletterqueue/resubmit': ['entitlement'],
+    'POST /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription/replays': ['entitlement'],
+    'GET /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription/replays/:replayId': ['entitlement'],
   },
 };
 

@@ -46,7 +46,7 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--entitlement-url <url>', 'entitlement service (admin API)').env('KEYWAY_ENTITLEMENT_URL').default(DEV.entitlementUrl))
     .addOption(new Option('--pas-url <url>', 'PAS (login, signing keys)').env('KEYWAY_PAS_URL').default(DEV.pasUrl))
     .addOption(new Option('--pac-url <url>', 'PAC (tenant SAS keys)').env('KEYWAY_PAC_URL').default(DEV.pacUrl))
-    .addOption(new Option('--topic-url <url>', 'topic service (replays), as SAS keys name it').env('KEYWAY_TOPIC_URL').default(DEV.topicUrl))
+    .addOption(new Option('--topic-url <url>', 'topic service (`feed replay --sas-key`)').env('KEYWAY_TOPIC_URL').default(DEV.topicUrl))
     .addOption(new Option('--audit-url <url>', 'audit service (audit events, chain verification)').env('KEYWAY_AUDIT_URL').default(DEV.auditUrl))
     .addOption(new Option('--releases-url <url>', 'releases service (uploads, publishing, downloads, the download report)').env('KEYWAY_RELEASES_URL').default(DEV.releasesUrl))
     .addOption(new Option('--ca-file <file>', `PEM CA of the services' certificates (default: ${DEV.caFile} when present, else Node's bundled CAs)`).env('KEYWAY_CA_FILE'))

@@ -1,4 +1,15 @@
-import { entitlementRoutes, type AuthorizeRequest, type CreateTenant, type CreateUser, type PutTier, type Role, type TenantPageQuery, type UpdateTenant, type UpdateUser } from '@keyway/contracts';
+import {
+  entitlementRoutes,
+  type AuthorizeRequest,
+  type CreateTenant,
+  type CreateUser,
+  type PutTier,
+  type ReplayRequest,
+  type Role,
+  type TenantPageQuery,
+  type UpdateTenant,
+  type UpdateUser,
+} from '@keyway/contracts';
 import { createHttp, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
@@ -67,6 +78,10 @@ export function entitlementClient(options: ClientOptions) {
     /** moves up to `max` (default 100) of the subscription's dead letters back to it, oldest first; answers how many */
     resubmitDeadLetters: async (tenant: string, feed: string, name: string, max?: number): Promise<number> =>
       (await api.call(r.resubmitDeadLetters, { params: { tenant, feed, name }, body: max === undefined ? {} : { max } })).resubmitted,
+    /** replays the feed's retained batches into the subscription from a time or a stream offset (recorded as replay.requested); the replay's first status */
+    replay: (tenant: string, feed: string, name: string, request: ReplayRequest) => api.call(r.replaySubscription, { params: { tenant, feed, name }, body: request }),
+    /** a replay's status as it goes; ApiError 404 replay_not_found when there is no such replay */
+    replayStatus: (tenant: string, feed: string, name: string, replayId: string) => api.call(r.replayStatus, { params: { tenant, feed, name, replayId } }),
 
     /** product tiers; changing one changes the feeds of every tenant on it */
     listTiers: () => api.call(r.listTiers),

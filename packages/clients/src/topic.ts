@@ -10,6 +10,7 @@ import {
   type CompleteLocks,
   type DeadLetterMessage,
   type ForwardedSettle,
+  type ReplayRequest,
 } from '@keyway/contracts';
 import { createHttp, toApiError, UnreachableError, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
@@ -169,6 +170,10 @@ export function topicClient(options: ClientOptions) {
     /** internal (mTLS, entitlement service only): resubmit dead letters for an operator; answers how many */
     resubmitDeadLettersInternal: async (tenant: string, topic: string, subscription: string, max?: number): Promise<number> =>
       (await call(topicRoutes.resubmitDeadLettersInternal, { params: { tenant, topic, subscription }, body: max === undefined ? {} : { max } })).resubmitted,
+    /** internal (mTLS, entitlement service only): start a replay for an operator; the replay's first status */
+    replayInternal: (tenant: string, topic: string, subscription: string, request: ReplayRequest) => call(topicRoutes.replayInternal, { params: { tenant, topic, subscription }, body: request }),
+    /** internal (mTLS, entitlement service only): a replay's status; ApiError 404 replay_not_found when there is none */
+    replayStatusInternal: (tenant: string, topic: string, subscription: string, replayId: string) => call(topicRoutes.replayStatusInternal, { params: { tenant, topic, subscription, replayId } }),
     /** the subscription's dead-letter queue (`$deadletterqueue`): receive and settle the same way */
     deadLetter: {
       receive: receiveFrom(topicRoutes.deadLetterReceive),

@@ -62,14 +62,3 @@ export function signSas(namespaceKey: string, keyName: KeyName, resource: string
   const sig = signature(namespaceKey, keyName, resource, expiry);
   return { sasKey: formatSas({ resource, signature: sig, expiry, keyName }), keyId: keyIdOfSignature(sig) };
 }
-
-/**
- * A SAS key signed as Azure tooling signs one: with a rights policy's key as PAC shows it (policyKey,
- * the operator's `sas-policies` read), not the namespace key it is derived from.
- */
-export function signSasWithPolicyKey(policyKeyText: string, keyName: KeyName, resource: string, expiry: number): string {
-  const sig = createHmac('sha256', Buffer.from(policyKeyText, 'utf8'))
-    .update(`${encodeURIComponent(resource)}\n${expiry}`)
-    .digest('base64');
-  return formatSas({ resource, signature: sig, expiry, keyName });
-}

@@ -1,7 +1,7 @@
 import type { Express, RequestHandler } from 'express';
 import { createAuditLog, readinessWithTrail, requireWritableTrail, securityMetrics, stepUpRefusals, type AuditDb } from '@keyway/audit';
 import type { IdpClient } from '@keyway/clients';
-import { entitlementApi, VENDOR_TENANT, type Introspection } from '@keyway/contracts';
+import { entitlementApi, VENDOR_TENANT, type Introspection, type ReplayRequest, type ReplayStatus } from '@keyway/contracts';
 import { createBaseApp, finishApp, requireOperator, requireRecentAuthentication, type Logger } from '@keyway/kit';
 import type { Broker, TopicRef } from '@keyway/broker';
 import type { RecordStore, Store } from '@keyway/store';
@@ -57,6 +57,10 @@ export interface EntitlementDeps {
   declareSubscription: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** the topic service moves up to `max` of a subscription's dead letters back to it; resolves with how many */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
+  /** the topic service starts a replay of the feed's retained batches into a subscription; resolves with its first status */
+  replay: (tenant: string, feed: string, name: string, request: ReplayRequest) => Promise<ReplayStatus>;
+  /** a replay's status at the topic service */
+  replayStatus: (tenant: string, feed: string, name: string, replayId: string) => Promise<ReplayStatus>;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
@@ -94,6 +98,8 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     deleteSubscriptionQueues: (tenant, feed, name) => deps.broker.deleteSubscription({ tenant, topic: feed }, name),
     declareSubscriptionQueues: deps.declareSubscription,
     resubmitDeadLetters: deps.resubmitDeadLetters,
+    replay: deps.replay,
+    replayStatus: deps.replayStatus,
     maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
   });
 

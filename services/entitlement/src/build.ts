@@ -25,6 +25,8 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       idp,
       declareSubscription: (tenant, feed, name, options) => topic.declareSubscription(tenant, feed, name, options),
       resubmitDeadLetters: (tenant, feed, name, max) => topic.resubmitDeadLettersInternal(tenant, feed, name, max),
+      replay: (tenant, feed, name, request) => topic.replayInternal(tenant, feed, name, request),
+      replayStatus: (tenant, feed, name, replayId) => topic.replayStatusInternal(tenant, feed, name, replayId),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
       // without a certificate: each console call carries the operator's own token

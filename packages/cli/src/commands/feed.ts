@@ -1,25 +1,33 @@
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { topicClient } from '@keyway/clients';
-import { ReplayRequest, ResubmitDeadLetters, SubscriptionName, topicResource, type ReplayStatus } from '@keyway/contracts';
-import { signSasWithPolicyKey } from '@keyway/sas';
+import { ReplayRequest, ResubmitDeadLetters, SubscriptionName, type ReplayStatus } from '@keyway/contracts';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { feedArgs, parseArg, tenantArg } from '../input.ts';
 import { fields, list, table } from '../output.ts';
 
-/** how long a listen key the CLI signs itself is valid: long enough for a --wait */
-const SIGNED_KEY_SEC = 3600;
 const POLL_MS = 1000;
 
-/**
- * A listen SAS key for the feed: the one given, or one signed here with the tenant's `listen` policy
- * key, read from PAC as the operator (each read is audited there), as Azure tooling signs its own.
- */
-async function listenKey(context: CliContext, tenant: string, feed: string, given: string | undefined): Promise<string> {
-  if (given) return given;
-  const policy = await (await context.pac()).sasPolicyKeys(tenant, 'listen');
-  return signSasWithPolicyKey(policy.primary_key, 'listen', topicResource(context.globals().topicUrl, tenant, feed), Math.floor(Date.now() / 1000) + SIGNED_KEY_SEC);
+/** Where a replay is started and asked after: the entitlement service as the operator, or the topic service with a subscriber's listen key. */
+interface Replays {
+  start(request: ReplayRequest): Promise<ReplayStatus>;
+  status(replayId: string): Promise<ReplayStatus>;
+}
+
+async function replaysFor(context: CliContext, tenant: string, feed: string, subscription: string, sasKey: string | undefined): Promise<Replays> {
+  if (sasKey) {
+    const topic = topicClient(await context.clientOptions('topic', false));
+    return {
+      start: (request) => topic.replay(sasKey, tenant, feed, subscription, { fromTime: request.from_time, fromOffset: request.from_offset }),
+      status: (replayId) => topic.replayStatus(sasKey, tenant, feed, subscription, replayId),
+    };
+  }
+  const entitlement = await context.entitlement();
+  return {
+    start: (request) => entitlement.replay(tenant, feed, subscription, request),
+    status: (replayId) => entitlement.replayStatus(tenant, feed, subscription, replayId),
+  };
 }
 
 const replayFields = (status: ReplayStatus) =>
@@ -68,8 +76,16 @@ export function register(program: Command, context: CliContext): void {
     .option('--from <time>', 'ISO 8601 time: the batches published at or after it')
     .option('--from-offset <n>', 'the topic stream’s offset to start at (inclusive), e.g. last_offset + 1 of an interrupted replay')
     .option('--wait', 'poll the status until the replay is no longer running (exit 6 when it failed or was interrupted)')
-    .addOption(new Option('--sas-key <key>', 'a listen SAS key for the feed (default: one signed here with the tenant’s listen policy key, read from PAC as the operator)').env('KEYWAY_SAS_KEY'))
-    .addHelpText('after', '\nA time older than the feed’s retention replays what is kept. Later batches reach the subscription as usual.')
+    .addOption(
+      new Option(
+        '--sas-key <key>',
+        'a subscriber’s own listen SAS key for the feed: the replay is asked of the topic service (--topic-url) with it instead of the entitlement service as the operator',
+      ).env('KEYWAY_SAS_KEY'),
+    )
+    .addHelpText(
+      'after',
+      '\nA time older than the feed’s retention replays what is kept. Later batches reach the subscription as usual. As the operator, the replay is recorded in the entitlement trail as replay.requested.',
+    )
     .action(async (tenant: string, name: string, subscriptionArg: string, options: { from?: string; fromOffset?: string; wait?: boolean; sasKey?: string }) => {
       const [t, f] = feedArgs(tenant, name);
       const subscription = parseArg(SubscriptionName, subscriptionArg, 'subscription');
@@ -81,14 +97,13 @@ export function register(program: Command, context: CliContext): void {
           : { from_time: parseArg(z.coerce.date(), options.from, '--from').toISOString() },
         'replay',
       );
-      const key = await listenKey(context, t, f, options.sasKey);
-      const topic = topicClient(await context.clientOptions('topic', false));
-      let status = await topic.replay(key, t, f, subscription, { fromTime: request.from_time, fromOffset: request.from_offset });
+      const replays = await replaysFor(context, t, f, subscription, options.sasKey);
+      let status = await replays.start(request);
       if (options.wait) {
         while (status.status === 'running') {
           context.progress(`replay ${status.replay_id}: ${status.copied} batches copied`);
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-          status = await topic.replayStatus(key, t, f, subscription, status.replay_id);
+          status = await replays.status(status.replay_id);
         }
       }
       const final = status;

@@ -38,7 +38,7 @@ import { SasKeyRotation, SasKeyRotationRequest } from '../keys.ts';
 import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 import { TokenResponse } from '../pas.ts';
-import { ResubmitDeadLetters, ResubmittedDeadLetters } from '../topic.ts';
+import { ReplayId, ReplayRequest, ReplayStatus, ResubmitDeadLetters, ResubmittedDeadLetters } from '../topic.ts';
 
 const TenantPath = z.object({ tenant: TenantId });
 const UserPath = TenantPath.extend({ user: z.string().min(1).max(128) });
@@ -86,6 +86,28 @@ export const entitlementRoutes = {
       body: { schema: ResubmitDeadLetters },
       responses: { 200: jsonResponse(ResubmittedDeadLetters, 'how many were resubmitted') },
       errors: [400, 404, 415, 503],
+    }),
+  ),
+  replaySubscription: operatorOnly(
+    route({
+      method: 'post',
+      path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}/replays',
+      summary: 'replay the feed’s retained batches into the subscription (`default` too), from a time or a stream offset: 202 with the replay’s status; recorded as replay.requested',
+      description: 'The topic service copies them in the background (see its replay route: retention, `interrupted` with `last_offset`, at most a few at once: 429). 404 for a tenant, feed or subscription that does not exist, 503 when the topic service cannot be reached.',
+      params: SubscriptionPath,
+      body: { schema: ReplayRequest },
+      responses: { 202: jsonResponse(ReplayStatus, 'started: the status') },
+      errors: [400, 404, 415, 429, 503],
+    }),
+  ),
+  replayStatus: operatorOnly(
+    route({
+      method: 'get',
+      path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}/replays/{replayId}',
+      summary: 'the status of a replay into the subscription; kept for 7 days',
+      params: SubscriptionPath.extend({ replayId: ReplayId }),
+      responses: { 200: jsonResponse(ReplayStatus, 'the replay as it goes') },
+      errors: [400, 404, 503],
     }),
   ),
   deleteSubscription: operatorOnly(route({ method: 'delete', path: '/v1/tenants/{tenant}/feeds/{feed}/subscriptions/{name}', summary: 'drop a subscription from the inventory and delete its queues (and what they hold); idempotent', description: 'Answers 503 when the queues cannot be deleted right now; deleting again finishes the job.', params: SubscriptionPath, responses: { 204: noBody('dropped') }, errors: [400, 404, 503] })),

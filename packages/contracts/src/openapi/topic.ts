@@ -163,6 +163,24 @@ export const topicRoutes = {
       errors: [400, 404, 413, 415, 503],
     }),
   ),
+  // an operator replays through the entitlement service, which audits it under the operator's name
+  replayInternal: serviceOnly(['entitlement'], route({
+    method: 'post', path: `/internal/v1${SUBSCRIPTION}/replays`,
+    summary: 'replay the topic’s retained batches into the subscription for an operator (entitlement service only): 202 with the replay’s status',
+    description: 'The same replay as the SAS route. A subscription the inventory does not list is 404 subscription_not_found.',
+    params: TopicSubscriptionPath,
+    body: { schema: ReplayRequest },
+    responses: { 202: jsonResponse(ReplayStatus, 'started: the status') },
+    errors: [400, 404, 413, 415, 429, 503],
+  })),
+  replayStatusInternal: serviceOnly(['entitlement'], route({
+    method: 'get', path: `/internal/v1${SUBSCRIPTION}/replays/{replayId}`,
+    summary: 'the status of a replay into the subscription (entitlement service only); kept for 7 days',
+    params: TopicSubscriptionPath.extend({ replayId: ReplayId }),
+    responses: { 200: jsonResponse(ReplayStatus, 'the replay as it goes') },
+    // 404 replay_not_found, as on the SAS route
+    errors: [400, 404],
+  })),
 };
 
 export const topicPaths = pathsOf(topicRoutes);

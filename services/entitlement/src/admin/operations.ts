@@ -1,5 +1,5 @@
 import { audited, mergeFields, requestFields, type AuditFields, type AuditLog, type AuditRequest } from '@keyway/audit';
-import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type Role, type Subscription, type Tenant, type Tier, type TierProduct, type User } from '@keyway/contracts';
+import { DEFAULT_SUBSCRIPTION, SYSTEM_TENANT, type ReplayRequest, type ReplayStatus, type Role, type Subscription, type Tenant, type Tier, type TierProduct, type User } from '@keyway/contracts';
 import { ApiError, type IdpClient } from '@keyway/clients';
 import { Conflict, InvalidRequest, NotFound, OAuthError, TemporarilyUnavailable, type Logger } from '@keyway/kit';
 import type { ChangeEvents } from '../events/changes.ts';
@@ -18,6 +18,10 @@ export interface AdminDeps {
   declareSubscriptionQueues: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** moves up to `max` of a subscription's dead letters back to it (the topic service does); resolves with how many; rejects when it cannot */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
+  /** starts a replay of the feed's retained batches into a subscription (the topic service does); resolves with its first status; rejects when it cannot */
+  replay: (tenant: string, feed: string, name: string, request: ReplayRequest) => Promise<ReplayStatus>;
+  /** a replay's status at the topic service; rejects with its 404 when there is no such replay */
+  replayStatus: (tenant: string, feed: string, name: string, replayId: string) => Promise<ReplayStatus>;
   /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
   deleteSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
   /** the most subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch) */
@@ -82,6 +86,24 @@ export function adminOperations(deps: AdminDeps) {
       await deps.declareSubscriptionQueues(tenant, feed, name, options);
     } catch (err) {
       throw new TemporarilyUnavailable('the subscription cannot be declared right now, retry later', `topic service: ${String(err)}`, { 'Retry-After': '5' });
+    }
+  };
+
+  /** 404 unless the tenant has the feed and the subscription is `default` or listed. */
+  const subscriptionOf = async (tenant: string, feed: string, name: string): Promise<void> => {
+    if (!(await policy.getTenant(tenant)).feeds.includes(feed)) throw new NotFound(`tenant ${tenant} does not have feed ${feed}`);
+    if (name !== DEFAULT_SUBSCRIPTION && !(await policy.listSubscriptions(tenant, feed)).some((s) => s.name === name)) {
+      throw new NotFound(`feed ${feed} of tenant ${tenant} lists no subscription ${name}`);
+    }
+  };
+
+  /** A call to the topic service: its refusals (4xx) are passed on as they are, anything else is 503. */
+  const topicCall = async <T>(unavailable: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new OAuthError(err.status, err.code, err.description);
+      throw new TemporarilyUnavailable(unavailable, `topic service: ${String(err)}`, { 'Retry-After': '5' });
     }
   };
 
@@ -287,6 +309,30 @@ export function adminOperations(deps: AdminDeps) {
           log.info('deadletters.resubmitted', { tenant: id, feed, subscription: name, count });
           return count;
         });
+      },
+
+      /**
+       * Starts a replay of the feed's retained batches into a subscription (`default` or a listed one),
+       * at the topic service, recorded as replay.requested under the operator with where it starts
+       * and the replay's id. 404 for a tenant, feed or subscription that does not exist; the topic
+       * service's 400 and 429 are passed on; 503 when it cannot do it now.
+       */
+      async replay(id: string, feed: string, name: string, request: ReplayRequest): Promise<ReplayStatus> {
+        await subscriptionOf(id, feed, name);
+        const from = request.from_time !== undefined ? { from_time: request.from_time } : { from_offset: request.from_offset };
+        const fields = mergeFields(actor, { tenant: id, detail: text({ feed, subscription: name, ...from }) });
+        return audited({ audit: deps.audit }, { action: 'replay.requested', fields, refusal: false }, async (scope) => {
+          const status = await topicCall('the replay cannot be started right now, retry later', () => deps.replay(id, feed, name, request));
+          scope.note({ detail: { replay: status.replay_id } });
+          log.info('replay.requested', { tenant: id, feed, subscription: name, replayId: status.replay_id, ...from });
+          return status;
+        });
+      },
+
+      /** A replay's status (read only, not recorded). 404 as for replay, and for a replay the topic service does not know. */
+      async replayStatus(id: string, feed: string, name: string, replayId: string): Promise<ReplayStatus> {
+        await subscriptionOf(id, feed, name);
+        return topicCall('the replay’s status cannot be read right now, retry later', () => deps.replayStatus(id, feed, name, replayId));
       },
 
       /**

@@ -43,5 +43,25 @@ export function replayRoutes(deps: { guard: SasGuard; subscriptions: Subscriptio
     res.json(status);
   });
 
+  // mTLS, entitlement certificate only (the routes declare their callers): an operator's replay, recorded
+  // in the entitlement service's trail under the operator's name
+  bindRoute(router, topicRoutes.replayInternal, requireBodyType(topicRoutes.replayInternal), deps.body, async (req, res, input) => {
+    const { tenant, topic, subscription } = input.params();
+    const request = input.body();
+    deps.replays.check(request);
+    const ref = { tenant, topic };
+    await brokerCall(() => deps.subscriptions.ensure(ref, subscription));
+    const status = await deps.replays.start(ref, subscription, request);
+    req.log.info('replay.requested', { tenant, topic, subscription, replayId: status.replay_id, ...request, by: 'entitlement' });
+    res.status(202).json(status);
+  });
+
+  bindRoute(router, topicRoutes.replayStatusInternal, async (_req, res, input) => {
+    const { tenant, topic, subscription, replayId } = input.params();
+    const status = await deps.replays.status({ tenant, topic }, subscription, replayId);
+    if (!status) throw new ReplayNotFound();
+    res.json(status);
+  });
+
   return router;
 }

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { entitlementRoutes, ResubmittedDeadLetters, Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
+import { entitlementRoutes, ReplayStatus, ResubmittedDeadLetters, Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
 import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
@@ -9,7 +9,8 @@ import type { PolicyRepository } from '../../policy/repository.ts';
  * and each feed's named subscriptions. Subscriptions are the operator's inventory: the topic service
  * receives only from listed ones (and `default`), and declares a subscription's queues when it is
  * listed; dropping a subscription, or its feed, deletes its queues. An operator resubmits a
- * subscription's dead letters here (the topic service moves them; recorded in this service's trail).
+ * subscription's dead letters and replays a feed into a subscription here (the topic service does
+ * it; recorded in this service's trail).
  */
 export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
   const router = Router();
@@ -49,6 +50,16 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
     const { tenant, feed, name } = input.params();
     const { max } = input.body();
     res.json(shapeResponse(ResubmittedDeadLetters, { resubmitted: await admin(req).resubmitDeadLetters(tenant, feed, name, max) }));
+  });
+
+  bindRoute(router, entitlementRoutes.replaySubscription, requireBodyType(entitlementRoutes.replaySubscription), async (req, res, input) => {
+    const { tenant, feed, name } = input.params();
+    res.status(202).json(shapeResponse(ReplayStatus, await admin(req).replay(tenant, feed, name, input.body())));
+  });
+
+  bindRoute(router, entitlementRoutes.replayStatus, async (req, res, input) => {
+    const { tenant, feed, name, replayId } = input.params();
+    res.json(shapeResponse(ReplayStatus, await admin(req).replayStatus(tenant, feed, name, replayId)));
   });
 
   bindRoute(router, entitlementRoutes.deleteSubscription, async (req, res, input) => {
