@@ -848,7 +848,13 @@ class AmqpBroker implements Broker {
     }
     const since = Math.max('time' in from ? from.time : Number.NEGATIVE_INFINITY, options.notBefore ?? Number.NEGATIVE_INFINITY);
     const what = `subscription queue ${queue}`;
-    const depth = async (): Promise<number> => (await this.onOwnChannel(session, (ch) => ch.checkQueue(queue))).messageCount;
+    const depth = async (): Promise<number> => {
+      try {
+        return (await this.onOwnChannel(session, (ch) => ch.checkQueue(queue))).messageCount;
+      } catch (err) {
+        throw isNotFound(err) ? new NoSubscriptionError(`subscription queue ${queue} does not exist`) : toBrokerError(err);
+      }
+    };
     const batch = replayBatch(this.bounds.maxLength);
     /** copies to make, in stream order; each waits for the one before it to be confirmed only at a back-pressure check */
     let wanted = 0;
