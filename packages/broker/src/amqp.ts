@@ -832,9 +832,18 @@ class AmqpBroker implements Broker {
     try {
       await this.confirmPublish(session, '', stream, Buffer.alloc(0), { messageId: `replay-marker-${marker}`, contentType: undefined, headers: { [REPLAY_MARKER_HEADER]: marker } });
     } catch (err) {
-      // no stream: the topic's subscriptions were declared before streams existed, nothing is retained
-      if (err instanceof NoSubscriptionError) return result;
-      throw err;
+      if (!(err instanceof NoSubscriptionError)) throw err;
+      // the marker came back unroutable: no stream (the topic's subscriptions were declared before streams
+      // existed, or its feed was removed) retains nothing; a stream that is there must not read as empty
+      const exists = await this.onOwnChannel(session, (ch) => ch.checkQueue(stream)).then(
+        () => true,
+        (checkErr: unknown) => {
+          if (isNotFound(checkErr)) return false;
+          throw toBrokerError(checkErr);
+        },
+      );
+      if (!exists) return result;
+      throw new BrokerUnavailableError(`the replay marker was not routed to ${stream}, which exists: try again`, { cause: err });
     }
     let start: unknown;
     if ('time' in from) {
