@@ -73,6 +73,15 @@ describe('replay through the chain (RabbitMQ)', { timeout: 90_000 }, () => {
     while (ids.length < 4 && Date.now() < deadline) ids = [...ids, ...(await f.drain('restored'))];
     expect(ids).toEqual([...history, ...later].map((b) => b.id));
 
+    // listed already: a start_at replay is started again, and recorded with its start time like the first
+    expect(await suite.operator.createSubscription(f.tenant, f.topic, 'restored', { startAt: since })).toMatchObject({ created: false });
+    const { events } = await suite.auditor.events({ stream: 'entitlement', tenant: f.tenant, action: 'admin.subscription_added' });
+    // newest first
+    expect(events.map((e) => e.detail)).toEqual([
+      expect.objectContaining({ subscription: 'restored', start_at: since.toISOString(), created: 'false' }),
+      expect.objectContaining({ subscription: 'restored', start_at: since.toISOString(), created: 'true' }),
+    ]);
+
     const future = await suite.operator.createSubscription(f.tenant, f.topic, 'too-early', { startAt: new Date(Date.now() + 3_600_000) }).catch((err: unknown) => err);
     expect(future).toMatchObject({ status: 400, code: 'invalid_request' });
     expect((await suite.operator.listSubscriptions(f.tenant, f.topic)).subscriptions.map((s) => s.name)).toEqual(['restored']);

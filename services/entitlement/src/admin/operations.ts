@@ -13,8 +13,10 @@ export interface AdminDeps {
   operatorTenant: string;
   /** the entitlement service's audit stream: every change is recorded as admin.<noun>_<verb> */
   audit: AuditLog;
-  /** declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot */
-  /** with `startAt`, the topic service also replays the feed's batches retained since then into it */
+  /**
+   * declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot;
+   * with `startAt`, the topic service also replays the feed's batches retained since then into it
+   */
   declareSubscriptionQueues: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** moves up to `max` of a subscription's dead letters back to it (the topic service does); resolves with how many; rejects when it cannot */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
@@ -234,9 +236,9 @@ export function adminOperations(deps: AdminDeps) {
       /**
        * Lists a subscription, up to maxSubscriptionsPerFeed per feed (409 beyond). Two operators adding
        * at the same moment may pass the count together: the limit bounds what one tenant can ask for,
-       * it is not an exact quota.
+       * it is not an exact quota. With `startAt`, the feed's batches retained since then are replayed
+       * into it too (issue 16), recorded with the start time even when the subscription was listed already.
        */
-      /** with `startAt`, the feed's batches retained since then are replayed into it too (issue 16) */
       async addSubscription(id: string, feed: string, name: string, options: { startAt?: string } = {}): Promise<{ subscription: Subscription; created: boolean }> {
         if (name === DEFAULT_SUBSCRIPTION) throw new InvalidRequest(`the ${DEFAULT_SUBSCRIPTION} subscription of every feed exists without being listed`);
         // checked here: the topic service's refusal would read as its being unavailable (503)
@@ -259,7 +261,7 @@ export function adminOperations(deps: AdminDeps) {
           if (result.created) await policy.removeSubscription(id, feed, name).catch((undo: unknown) => log.warn('subscription.unlist_failed', { tenant: id, feed, subscription: name, err: undo }));
           throw err;
         }
-        if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
+        if (result.created || options.startAt !== undefined) await changed('admin.subscription_added', id, { feed, subscription: name, start_at: options.startAt, created: result.created });
         return result;
       },
 
@@ -275,7 +277,7 @@ export function adminOperations(deps: AdminDeps) {
           throw new NotFound(`feed ${feed} of tenant ${id} lists no subscription ${name}`);
         }
         const fields = mergeFields(actor, { tenant: id, detail: text({ feed, subscription: name, max }) });
-        return audited({ audit: deps.audit }, { action: 'deadletters.resubmitted', fields, refusal: false }, async (scope) => {
+        return audited({ audit: deps.audit }, { action: 'deadletters.resubmitted', fields, writable: true, refusal: false }, async (scope) => {
           let count: number;
           try {
             count = await deps.resubmitDeadLetters(id, feed, name, max);

@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import { topicRoutes } from '@keyway/contracts';
-import { bindRoute } from '@keyway/kit';
+import { bindRoute, requireBodyTypeIfAny } from '@keyway/kit';
 import { brokerCall } from '../delivery/broker-errors.ts';
 import type { ReplayJobs } from '../delivery/replays.ts';
 import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
@@ -14,7 +14,7 @@ import type { SubscriptionRegistry } from '../delivery/subscriptions.ts';
  */
 export function subscriptionRoutes(deps: { subscriptions: SubscriptionRegistry; replays: ReplayJobs; body: RequestHandler }): Router {
   const router = Router();
-  bindRoute(router, topicRoutes.declareSubscription, deps.body, async (req, res, input) => {
+  bindRoute(router, topicRoutes.declareSubscription, requireBodyTypeIfAny(topicRoutes.declareSubscription), deps.body, async (req, res, input) => {
     const { tenant, topic, subscription } = input.params();
     const startAt = input.body()?.start_at;
     // a time in the future is 400 before anything is declared
