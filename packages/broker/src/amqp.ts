@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
-import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
+import { BrokerUnavailableError, DEFAULT_REPLAY_STALL_MS, NoSubscriptionError, replayBatch, waitForRoom } from './broker.ts';
 import type { Broker, Delivery, PeekedMessage, PublishOptions, ReplayOptions, ReplayResult, ReplayStart, StreamRetention, TopicRef } from './broker.ts';
 import {
   checkedReason,
@@ -23,6 +23,7 @@ import {
   EXPIRES_AT_HEADER,
   KEPT_ARGUMENTS,
   OWN_HEADER,
+  publisherHeaders,
   PUBLISHED_AT_HEADER,
   REPLAY_MARKER_HEADER,
   TOPIC_EXCHANGE,
@@ -73,6 +74,15 @@ export interface AmqpBrokerOptions {
    * unread subscription never refuses a publish its topic's other subscriptions take. Unset = unbounded.
    */
   maxQueueLength?: number;
+  /**
+   * A replay that receives nothing from the topic's stream (not even its end marker) for this long
+   * while no copy is in flight rejects with BrokerUnavailableError rather than wait for ever; default 30000
+   */
+  replayIdleMs?: number;
+  /** a replay waiting this long for room in a bounded subscription queue gives up (ReplayStalledError); default 10 min */
+  replayStallMs?: number;
+  /** added to this host's clock where a replay compares it with RabbitMQ's (tests play a skew with it); default 0 */
+  clockOffsetMs?: number;
 }
 
 /**
@@ -94,10 +104,14 @@ const STREAM_OFFSET_HEADER = 'x-stream-offset';
 /** stream messages a replay holds unacked at once: copies in flight, bounded */
 const REPLAY_PREFETCH = 100;
 /**
- * A stream is read from a time by chunk (RabbitMQ stamps chunks, not messages, when it writes them):
- * reading from this much earlier cannot miss a batch published at the time asked for.
+ * A stream is read from a time by chunk, which RabbitMQ stamps with its own clock when it writes it:
+ * reading from this much earlier cannot miss a batch published at the time asked for, even with a
+ * chunk written just before it or the clocks of this host and RabbitMQ's some seconds apart (a read
+ * starting after the marker would wait for it for ever). What it reads too early is left out by the
+ * batches' publish time (PUBLISHED_AT_HEADER).
  */
-const CHUNK_MARGIN_MS = 1000;
+const CHUNK_MARGIN_MS = 60_000;
+const DEFAULT_REPLAY_IDLE_MS = 30_000;
 /** how long peek waits at most for the consumer's buffer to fill (see filled()), and between its looks */
 const PEEK_FILL_MS = 1000;
 const PEEK_SETTLE_MS = 20;
@@ -155,15 +169,15 @@ interface PendingPublish {
 
 type PublishProps = Pick<PublishOptions, 'messageId' | 'contentType'> & { headers: Record<string, unknown>; expiration?: number };
 
-/** the publisher's headers of a message as RabbitMQ delivered it */
-function publisherHeaders(raw: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(raw).filter(([name]) => !OWN_HEADER.test(name) && !DEATH_HEADER.test(name) && name !== QUORUM_DELIVERY_COUNT_HEADER));
+/** the publisher's headers of a message as RabbitMQ delivered it: without ours nor what RabbitMQ added */
+function deliveredHeaders(raw: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(publisherHeaders(raw)).filter(([name]) => !DEATH_HEADER.test(name) && name !== QUORUM_DELIVERY_COUNT_HEADER));
 }
 
 /** the publisher's headers and ours that every copy of the message carries on (publish time, expiry) */
 function carriedHeaders(raw: Record<string, unknown>): Record<string, unknown> {
   const own = Object.entries(raw).filter(([name]) => OWN_HEADER.test(name) && !PER_COPY_HEADERS.has(name));
-  return { ...publisherHeaders(raw), ...Object.fromEntries(own) };
+  return { ...deliveredHeaders(raw), ...Object.fromEntries(own) };
 }
 
 const reasonHeaders = (why: DeadLetterReason): Record<string, string> => ({ [DEAD_LETTER_REASON_HEADER]: why.reason, [DEAD_LETTER_DESCRIPTION_HEADER]: why.description });
@@ -248,6 +262,8 @@ class AmqpBroker implements Broker {
   private readonly confirmTimeoutMs: number;
   private readonly idleConsumerMs: number;
   private readonly bounds: QueueBounds;
+  private readonly replayIdleMs: number;
+  private readonly replayStallMs: number;
   /** queues found with other bounds than ours, reported once each */
   private readonly keptAsIs = new Set<string>();
 
@@ -271,10 +287,17 @@ class AmqpBroker implements Broker {
     this.prefetch = options.prefetch ?? 50;
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 10_000;
     this.idleConsumerMs = options.idleConsumerMs ?? 5_000;
+    this.replayIdleMs = options.replayIdleMs ?? DEFAULT_REPLAY_IDLE_MS;
+    this.replayStallMs = options.replayStallMs ?? DEFAULT_REPLAY_STALL_MS;
     this.bounds = { expiresMs: options.subscriptionExpiresMs ?? DEFAULT_SUBSCRIPTION_EXPIRES_MS, maxLength: options.maxQueueLength };
     if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) {
       throw new RangeError('maxDeliveries must be an integer >= 1');
     }
+  }
+
+  /** this host's clock, as a replay compares it with RabbitMQ's */
+  private now(): number {
+    return Date.now() + (this.options.clockOffsetMs ?? 0);
   }
 
   private report(err: unknown): void {
@@ -476,7 +499,7 @@ class AmqpBroker implements Broker {
     await this.confirmPublish(session, TOPIC_EXCHANGE, key, body, {
       messageId: options.messageId,
       contentType: options.contentType,
-      headers: { ...options.headers, [PUBLISHED_AT_HEADER]: Date.now(), ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
+      headers: { ...options.headers, [PUBLISHED_AT_HEADER]: this.now(), ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
       ...(expiresAt !== undefined && { expiration: expiresAt - Date.now() }),
     });
   }
@@ -689,7 +712,7 @@ class AmqpBroker implements Broker {
     // the counters are exposed as deliveryCount, the reason as deadLetterReason; callers see only the publisher's headers
     const { messageId, contentType, deliveryCount, deadLetterReason, deadLetterDescription } = described(sub.deadLetter, msg);
     const why = deadLetterReason === undefined ? undefined : { reason: deadLetterReason, description: deadLetterDescription ?? '' };
-    const headers = publisherHeaders(raw);
+    const headers = deliveredHeaders(raw);
     const carried = carriedHeaders(raw);
     const expiresAt = expiresAtOfHeaders(raw);
 
@@ -805,7 +828,7 @@ class AmqpBroker implements Broker {
     }
     if (options.signal?.aborted) return result;
     const marker = randomUUID();
-    const markedAt = Date.now();
+    const markedAt = this.now();
     try {
       await this.confirmPublish(session, '', stream, Buffer.alloc(0), { messageId: `replay-marker-${marker}`, contentType: undefined, headers: { [REPLAY_MARKER_HEADER]: marker } });
     } catch (err) {
@@ -823,25 +846,42 @@ class AmqpBroker implements Broker {
       if (end === undefined || from.offset > end) return result;
       start = from.offset;
     }
-    const since = 'time' in from ? from.time : undefined;
+    const since = Math.max('time' in from ? from.time : Number.NEGATIVE_INFINITY, options.notBefore ?? Number.NEGATIVE_INFINITY);
+    const what = `subscription queue ${queue}`;
+    const depth = async (): Promise<number> => (await this.onOwnChannel(session, (ch) => ch.checkQueue(queue))).messageCount;
+    const batch = replayBatch(this.bounds.maxLength);
+    /** copies to make, in stream order; each waits for the one before it to be confirmed only at a back-pressure check */
+    let wanted = 0;
+    let lastCopy: Promise<void> = Promise.resolve();
+    /** false once a back-pressure wait saw the signal abort: no more copies */
+    let room: Promise<boolean> = Promise.resolve(true);
     await this.readStream(session, stream, start, marker, options.signal, (msg, offset) => {
       const publishedAt: unknown = msg.properties.headers?.[PUBLISHED_AT_HEADER];
       // a batch without the stamp was published by a version before it: kept (at least once)
-      if (since !== undefined && typeof publishedAt === 'number' && publishedAt < since) return undefined;
+      if (typeof publishedAt === 'number' && publishedAt < since) return undefined;
+      // back-pressure: before every batch of copies, once the copies before are confirmed, the queue
+      // must have room for the batch, or drop-head would push the oldest copies out unread
+      if (wanted++ % batch === 0) {
+        const before = lastCopy;
+        room = before.then(() => waitForRoom(this.bounds.maxLength, depth, { stallMs: this.replayStallMs, signal: options.signal, what }));
+      }
       const headers: Record<string, unknown> = { ...msg.properties.headers };
       delete headers[STREAM_OFFSET_HEADER];
       // a copy lives its own time to live from now, or none
       delete headers[EXPIRES_AT_HEADER];
-      const ttlMs = options.ttlMs ?? 0;
-      if (ttlMs > 0) headers[EXPIRES_AT_HEADER] = Date.now() + ttlMs;
       const { messageId, contentType } = described(false, msg);
-      const copied = this.confirmPublish(session, '', queue, msg.content, { messageId, contentType, headers, ...(ttlMs > 0 ? { expiration: ttlMs } : {}) });
-      return copied.then(() => {
+      const copied = room.then(async (proceed) => {
+        if (!proceed || options.signal?.aborted) return;
+        const expiresAt = expiresAtOf(Math.max(0, options.ttlMs ?? 0));
+        if (expiresAt !== undefined) headers[EXPIRES_AT_HEADER] = expiresAt;
+        await this.confirmPublish(session, '', queue, msg.content, { messageId, contentType, headers, ...(expiresAt !== undefined && { expiration: expiresAt - Date.now() }) });
         result.copied++;
         result.firstOffset ??= offset;
         result.lastOffset = offset;
         options.onProgress?.({ ...result });
       });
+      lastCopy = copied;
+      return copied;
     });
     return { ...result };
   }
@@ -852,6 +892,9 @@ class AmqpBroker implements Broker {
    * Other replays' markers are skipped. `onEntry` is called in stream order as messages arrive; what it
    * returns (a copy in flight) is awaited, in order, before the message is acked, so at most
    * REPLAY_PREFETCH copies are in flight and the marker resolves only after every copy before it.
+   * A watchdog rejects with BrokerUnavailableError when nothing arrives for replayIdleMs while no copy
+   * is in flight (a copy waiting for room has a limit of its own): a read that started after its
+   * marker, or a stream that stopped delivering, would wait for ever.
    */
   private async readStream(
     session: Session,
@@ -871,11 +914,21 @@ class AmqpBroker implements Broker {
     let done = false;
     /** the copies in flight, in stream order */
     let tail: Promise<void> = Promise.resolve();
+    let inFlight = 0;
+    let watchdog: NodeJS.Timeout | undefined;
     try {
       return await new Promise<number | undefined>((resolve, reject) => {
+        const watch = (): void => {
+          clearTimeout(watchdog);
+          if (done || inFlight > 0) return;
+          watchdog = setTimeout(() => {
+            finish({ error: new BrokerUnavailableError(`replay of ${stream}: nothing read from the stream, nor its end marker, for ${this.replayIdleMs} ms`) });
+          }, this.replayIdleMs);
+        };
         const finish = (outcome: { offset?: number } | { error: unknown }): void => {
           if (done) return;
           done = true;
+          clearTimeout(watchdog);
           signal?.removeEventListener('abort', aborted);
           // what was copied before the end (or the abort) is confirmed first
           tail.then(
@@ -888,6 +941,7 @@ class AmqpBroker implements Broker {
         channel.on('close', () => finish({ error: new BrokerUnavailableError(`the channel reading ${stream} closed`) }));
         const onMessage = (msg: ConsumeMessage | null): void => {
           if (done) return;
+          clearTimeout(watchdog);
           if (msg === null) {
             finish({ error: new BrokerUnavailableError(`rabbitmq cancelled the read of ${stream}`) });
             return;
@@ -901,11 +955,14 @@ class AmqpBroker implements Broker {
           const entry = markedBy === undefined ? onEntry(msg, offset) : undefined;
           // handled in its turn below; until then its failure must not count as unhandled
           entry?.catch(() => undefined);
+          inFlight++;
           const acked = tail
             .then(() => entry)
             .then(() => {
               // once done the channel closes, which is all the unacked ones need
               if (!done) channel.ack(msg);
+              inFlight--;
+              watch();
             });
           tail = acked;
           acked.catch((err: unknown) => finish({ error: err }));
@@ -913,11 +970,13 @@ class AmqpBroker implements Broker {
         channel
           .prefetch(REPLAY_PREFETCH)
           .then(() => channel.consume(stream, onMessage, { noAck: false, arguments: { [STREAM_OFFSET_HEADER]: start } }))
+          .then(watch)
           .catch((err: unknown) => finish({ error: toBrokerError(err) }));
         if (signal?.aborted) aborted();
       });
     } finally {
       done = true;
+      clearTimeout(watchdog);
       await channel.close().catch(() => undefined);
     }
   }
@@ -944,6 +1003,8 @@ class AmqpBroker implements Broker {
       if (err instanceof NoSubscriptionError && sub.waiters.length === 0) this.forget(sub);
       throw err;
     }
+    // what ended its time to live while buffered is dead-lettered, as a receive would, rather than shown
+    sub.buffer = sub.buffer.filter(({ msg, chan }) => !this.expireIfEnded(sub, chan, msg));
     return sub.buffer.slice(0, Math.max(0, count)).map(({ msg }) => ({ body: msg.content, ...described(sub.deadLetter, msg) }));
   }
 
@@ -1015,6 +1076,17 @@ class AmqpBroker implements Broker {
       });
     } catch (err) {
       if (isNotFound(err)) throw new NoSubscriptionError(`subscription queue ${queue} or its dead-letter queue does not exist`);
+      throw toBrokerError(err);
+    }
+  }
+
+  async deleteStream(topic: TopicRef): Promise<void> {
+    const stream = streamQueue(topic);
+    const session = this.requireSession();
+    try {
+      // deleting a queue that does not exist is a no-op on RabbitMQ
+      await this.onOwnChannel(session, (ch) => ch.deleteQueue(stream));
+    } catch (err) {
       throw toBrokerError(err);
     }
   }

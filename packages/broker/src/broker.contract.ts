@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
+import { BrokerUnavailableError, NoSubscriptionError, ReplayStalledError } from './broker.ts';
 import type { Broker, Delivery, TopicRef } from './broker.ts';
 
 export interface BrokerHarness {
@@ -17,6 +17,7 @@ interface BrokerTestOptions {
   maxDeliveries?: number;
   maxQueueLength?: number;
   subscriptionExpiresMs?: number;
+  replayStallMs?: number;
 }
 
 export const hex = (bytes = 4): string => randomBytes(bytes).toString('hex');
@@ -512,6 +513,78 @@ export function brokerContract(name: string, harness: BrokerHarness): void {
       await expect(broker.replay(topic, 'missing', { offset: 0 })).rejects.toBeInstanceOf(NoSubscriptionError);
       await expect(broker.peek(topic, 'missing', 1)).rejects.toBeInstanceOf(NoSubscriptionError);
       await expect(broker.peek(topic, 'missing', 1, { deadLetter: true })).rejects.toBeInstanceOf(NoSubscriptionError);
+    });
+
+    it('a replay into a bounded queue waits for its receiver to make room and loses nothing', { timeout: 60_000 }, async () => {
+      const broker = await open({ maxQueueLength: 5 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      const ids = Array.from({ length: 12 }, (_, i) => `bp-${i}-${hex()}`);
+      await publishAll(broker, topic, ids);
+      // the queue keeps the newest five, the older seven are pushed out to the dead-letter queue (which keeps five of them)
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(ids.slice(7));
+      const pushedOut = await harness.deadLetterCount(broker, topic, 'sub');
+      expect(pushedOut).toBe(5);
+      const replaying = broker.replay(topic, 'sub', { offset: 0 });
+      const received: string[] = [];
+      while (received.length < ids.length) {
+        const delivery = await mustReceive(broker, topic, 'sub', 10_000);
+        received.push(delivery.messageId);
+        await delivery.ack();
+      }
+      expect((await replaying).copied).toBe(12);
+      expect(received).toEqual(ids);
+      // no copy was pushed out of the full queue
+      expect(await harness.deadLetterCount(broker, topic, 'sub')).toBe(pushedOut);
+    });
+
+    it('a replay into a full queue nobody receives from gives up with ReplayStalledError', { timeout: 30_000 }, async () => {
+      const broker = await open({ maxQueueLength: 3, replayStallMs: 800 });
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publishAll(broker, topic, ['s-1', 's-2', 's-3']);
+      const stalled = await broker.replay(topic, 'sub', { offset: 0 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(stalled).toBeInstanceOf(ReplayStalledError);
+      expect(stalled).toMatchObject({ code: 'ERR_REPLAY_STALLED' });
+      // nothing was pushed out meanwhile: the queue still holds the three, none dead-lettered
+      expect(await harness.deadLetterCount(broker, topic, 'sub')).toBe(0);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['s-1', 's-2', 's-3']);
+    });
+
+    it('replay skips the batches published before notBefore', { timeout: 30_000 }, async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await publishAll(broker, topic, ['old-1', 'old-2']);
+      await sleep(30);
+      const notBefore = Date.now();
+      await sleep(30);
+      await publishAll(broker, topic, ['new-1', 'new-2']);
+      await receiveAll(broker, topic, 'sub');
+      expect(await broker.replay(topic, 'sub', { offset: 0 }, { notBefore })).toMatchObject({ copied: 2 });
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['new-1', 'new-2']);
+      expect((await broker.replay(topic, 'sub', { time: 0 }, { notBefore })).copied).toBe(2);
+    });
+
+    it('deleteStream forgets what the topic retains; publish needs a subscription again; declaring re-creates it', { timeout: 30_000 }, async () => {
+      const broker = await open();
+      const topic = newTopic();
+      await declare(broker, topic, 'sub');
+      await broker.deleteSubscription(topic, 'sub');
+      // the stream alone keeps a publish
+      await publish(broker, topic, 'kept by the stream');
+      await broker.deleteStream(topic);
+      await broker.deleteStream(topic);
+      await expect(publish(broker, topic, 'lost')).rejects.toBeInstanceOf(NoSubscriptionError);
+      await declare(broker, topic, 'sub');
+      await publish(broker, topic, 'after', 'after-1');
+      await receiveAll(broker, topic, 'sub');
+      // only what was published after the re-declaration is retained
+      expect((await broker.replay(topic, 'sub', { time: 0 })).copied).toBe(1);
+      expect(await receiveAll(broker, topic, 'sub')).toEqual(['after-1']);
     });
 
     it('the stream keeps no more than its retention', { timeout: 30_000 }, async () => {

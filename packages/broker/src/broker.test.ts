@@ -442,6 +442,61 @@ describe('amqp broker connection handling', () => {
     }
   });
 
+  it('a replay by time copies what it should with this host’s clock 10 s ahead of RabbitMQ’s', { timeout: 30_000 }, async () => {
+    const topic = newTopic();
+    const skew = 10_000;
+    const broker = await createAmqpBroker({ url: AMQP_URL, clockOffsetMs: skew, replayIdleMs: 5000 });
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      for (let i = 0; i < 2; i++) await broker.publish(topic, Buffer.from(`k${i}`), { messageId: `k${i}` });
+      for (let i = 0; i < 2; i++) await (await broker.receive(topic, 'sub', 3000))?.ack();
+      // a second before "now" on this host's clock: RabbitMQ stamped the chunks 10 s earlier by its own
+      expect((await broker.replay(topic, 'sub', { time: Date.now() + skew - 3000 })).copied).toBe(2);
+      expect((await broker.receive(topic, 'sub', 3000))?.messageId).toBe('k0');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('a replay that reads nothing from the stream for replayIdleMs rejects rather than wait for ever', { timeout: 30_000 }, async () => {
+    const topic = newTopic();
+    // this host two minutes ahead: even the margin leaves the read after the replay's end marker
+    const skew = 120_000;
+    const broker = await createAmqpBroker({ url: AMQP_URL, clockOffsetMs: skew, replayIdleMs: 500 });
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await broker.publish(topic, Buffer.from('w'), { messageId: 'w' });
+      const started = Date.now();
+      await expect(broker.replay(topic, 'sub', { time: Date.now() + skew })).rejects.toThrow(/nothing read from the stream/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await expect(broker.replay(topic, 'sub', { time: Date.now() + skew })).rejects.toBeInstanceOf(BrokerUnavailableError);
+      // the broker stays usable
+      expect((await broker.receive(topic, 'sub', 3000))?.messageId).toBe('w');
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
+  it('peek does not show a buffered message whose time to live ended: it is dead-lettered as a receive would', { timeout: 30_000 }, async () => {
+    const topic = newTopic();
+    const broker = await createAmqpBroker({ url: AMQP_URL });
+    try {
+      await broker.declareSubscription(topic, 'sub');
+      await broker.publish(topic, Buffer.from('short'), { messageId: 'short', ttlMs: 400 });
+      expect((await broker.peek(topic, 'sub', 5)).map((m) => m.messageId)).toEqual(['short']);
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await broker.peek(topic, 'sub', 5)).toEqual([]);
+      const dead = await broker.receiveDeadLetter(topic, 'sub', 3000);
+      expect(dead?.deadLetterReason).toBe('TTLExpiredException');
+      await dead?.ack();
+    } finally {
+      await broker.close();
+      await deleteQueues([{ topic, subscription: 'sub' }]);
+    }
+  });
+
   // issue 12: RabbitMQ returns what a consumer prefetched when its instance dies or its connection
   // drops; a quorum queue counted each return, and x-delivery-limit dead-lettered batches nobody saw
   it.each(['quorum', 'classic'] as const)(

@@ -80,6 +80,11 @@ export interface ReplayOptions {
   signal?: AbortSignal;
   /** after each copied batch */
   onProgress?: (progress: ReplayResult) => void;
+  /**
+   * ms since the epoch: batches published before it are skipped, so a retention is enforced at replay
+   * even while RabbitMQ still keeps the segment that holds them (it drops whole segments only)
+   */
+  notBefore?: number;
 }
 
 /** A message as peek() shows it: not locked, not counted as a delivery */
@@ -127,7 +132,9 @@ export interface Broker {
    * Copies the topic's retained batches from `from` up to the stream's end as it was when replay() was
    * called (a marker written to the stream at the start ends the copy; later publishes reach the
    * subscription the usual way) into the subscription's queue, in stream order, each confirmed;
-   * delivery count starts at 1. Rejects with NoSubscriptionError when the subscription's queue does
+   * delivery count starts at 1. Back-pressure: a bounded subscription queue (maxQueueLength) is never
+   * filled past its bound by the copy, which waits for receivers to make room and rejects with
+   * ReplayStalledError when none was made for the broker's replayStallMs. Rejects with NoSubscriptionError when the subscription's queue does
    * not exist, BrokerUnavailableError when not connected. An aborted signal stops the copy (resolves
    * with what was copied so far).
    */
@@ -147,6 +154,12 @@ export interface Broker {
    * many moved; rejects with NoSubscriptionError when the subscription does not exist.
    */
   resubmitDeadLetters(topic: TopicRef, subscription: string, options: { max: number }): Promise<number>;
+  /**
+   * idempotent: deletes the topic's replay stream with what it retains (the topic service calls it when
+   * a feed is removed). A publish to the topic without subscriptions then rejects with
+   * NoSubscriptionError again; declareSubscription re-creates the stream.
+   */
+  deleteStream(topic: TopicRef): Promise<void>;
   /** throws BrokerUnavailableError when not connected */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -160,4 +173,36 @@ export class BrokerUnavailableError extends Error {
 export class NoSubscriptionError extends Error {
   override readonly name = 'NoSubscriptionError';
   readonly code = 'ERR_NO_SUBSCRIPTION';
+}
+
+/** A replay gave up: the subscription's bounded queue had no room for its copies for too long (nobody received). */
+export class ReplayStalledError extends Error {
+  override readonly name = 'ReplayStalledError';
+  readonly code = 'ERR_REPLAY_STALLED';
+}
+
+/** How many copies a replay makes between two looks at the depth of a queue bounded by `maxLength` (back-pressure). */
+export const replayBatch = (maxLength: number | undefined): number => Math.max(1, Math.min(100, maxLength ?? 100));
+/** How often a replay waiting for room looks at the depth again. */
+const REPLAY_ROOM_POLL_MS = 500;
+/** How long a replay waits for room by default before it gives up (ReplayStalledError). */
+export const DEFAULT_REPLAY_STALL_MS = 10 * 60_000;
+
+/**
+ * Back-pressure of a replay into a queue bounded by `maxLength` (undefined: unbounded, no wait):
+ * resolves once `depth() + replayBatch(maxLength)` fits, that many copies being about to be made; false when `signal` aborted meanwhile. Rejects with ReplayStalledError after
+ * `stallMs` without room.
+ */
+export async function waitForRoom(maxLength: number | undefined, depth: () => Promise<number>, options: { stallMs: number; signal: AbortSignal | undefined; what: string }): Promise<boolean> {
+  if (maxLength === undefined) return true;
+  const batch = replayBatch(maxLength);
+  const giveUpAt = Date.now() + options.stallMs;
+  for (;;) {
+    if (options.signal?.aborted) return false;
+    if ((await depth()) + batch <= maxLength) return true;
+    if (Date.now() >= giveUpAt) {
+      throw new ReplayStalledError(`replay into ${options.what} stalled: its queue (at most ${maxLength}) had no room for ${options.stallMs} ms; receive from it and replay again`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(REPLAY_ROOM_POLL_MS, Math.max(1, giveUpAt - Date.now()))));
+  }
 }

@@ -18,8 +18,8 @@ export interface CreateBrokerOptions extends Omit<AmqpBrokerOptions, 'url'> {
 
 export function createBroker({ amqpUrl, ...options }: CreateBrokerOptions): Promise<Broker> {
   if (amqpUrl) return createAmqpBroker({ url: amqpUrl, ...options });
-  const { maxDeliveries, subscriptionExpiresMs, maxQueueLength } = options;
-  return Promise.resolve(createMemoryBroker({ maxDeliveries, subscriptionExpiresMs, maxQueueLength }));
+  const { maxDeliveries, subscriptionExpiresMs, maxQueueLength, replayStallMs } = options;
+  return Promise.resolve(createMemoryBroker({ maxDeliveries, subscriptionExpiresMs, maxQueueLength, replayStallMs }));
 }
 export { consumeEvents } from './consumer.ts';
 export { outbox, timeSortableId } from './outbox.ts';

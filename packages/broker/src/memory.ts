@@ -1,5 +1,5 @@
 import { setImmediate as yieldToOthers } from 'node:timers/promises';
-import { BrokerUnavailableError, NoSubscriptionError } from './broker.ts';
+import { BrokerUnavailableError, DEFAULT_REPLAY_STALL_MS, NoSubscriptionError, replayBatch, waitForRoom } from './broker.ts';
 import type { Broker, Delivery, PeekedMessage, PublishOptions, ReplayOptions, ReplayResult, ReplayStart, StreamRetention, TopicRef } from './broker.ts';
 import { checkedReason, checkMax, expiresAtOf, expiresAtOfHeaders, maxDeliveryCountExceeded, maxQueueLengthExceeded, rejected, ttlExpired, type DeadLetterReason } from './dead-letters.ts';
 import { DEFAULT_STREAM_RETENTION, DEFAULT_SUBSCRIPTION_EXPIRES_MS, EXPIRES_AT_HEADER, PUBLISHED_AT_HEADER, publisherHeaders, routingKey, subscriptionQueue } from './topology.ts';
@@ -12,6 +12,8 @@ export interface MemoryBrokerOptions {
   subscriptionExpiresMs?: number;
   /** like RabbitMQ's `x-max-length` with `drop-head`: the oldest ready message beyond it is dead-lettered (from a dead-letter queue: dropped) */
   maxQueueLength?: number;
+  /** a replay waiting this long for room in a bounded subscription queue gives up (ReplayStalledError); default 10 min */
+  replayStallMs?: number;
 }
 
 /** A message as it sits in a queue (ready, unacked or dead-lettered). */
@@ -70,6 +72,7 @@ class InMemoryBroker implements MemoryBroker {
   private readonly maxDeliveries: number;
   private readonly expiresMs: number;
   private readonly maxLength: number | undefined;
+  private readonly replayStallMs: number;
   /** routing key -> subscription name -> queue */
   private readonly topics = new Map<string, Map<string, Queue>>();
   /** routing key -> the topic's replay log */
@@ -80,6 +83,7 @@ class InMemoryBroker implements MemoryBroker {
     this.maxDeliveries = options.maxDeliveries ?? 10;
     this.expiresMs = options.subscriptionExpiresMs ?? DEFAULT_SUBSCRIPTION_EXPIRES_MS;
     this.maxLength = options.maxQueueLength;
+    this.replayStallMs = options.replayStallMs ?? DEFAULT_REPLAY_STALL_MS;
     if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) {
       throw new RangeError('maxDeliveries must be an integer >= 1');
     }
@@ -265,6 +269,8 @@ class InMemoryBroker implements MemoryBroker {
     const end = log.next++;
     log.entries.push({ offset: end, publishedAt: Date.now(), message: null });
     let offset = 'offset' in from ? from.offset : 0;
+    const since = Math.max('time' in from ? from.time : Number.NEGATIVE_INFINITY, options.notBefore ?? Number.NEGATIVE_INFINITY);
+    const room = () => waitForRoom(this.maxLength, async () => this.existing(queue, what).ready.length, { stallMs: this.replayStallMs, signal: options.signal, what });
     while (offset < end && !options.signal?.aborted) {
       this.checkOpen();
       this.trim(log);
@@ -274,11 +280,14 @@ class InMemoryBroker implements MemoryBroker {
       if (!entry || entry.offset >= end) break;
       offset = entry.offset + 1;
       // other replays' markers are skipped
-      if (!entry.message || ('time' in from && entry.publishedAt < from.time)) continue;
+      if (!entry.message || entry.publishedAt < since) continue;
+      // back-pressure: a bounded queue would push the oldest copies out (drop-head) faster than they are read
+      if (result.copied % replayBatch(this.maxLength) === 0 && !(await room())) break;
       const headers: Record<string, unknown> = { ...entry.message.headers };
       // a copy lives its own time to live from now, or none
       delete headers[EXPIRES_AT_HEADER];
-      if (options.ttlMs) headers[EXPIRES_AT_HEADER] = Date.now() + options.ttlMs;
+      const expiresAt = expiresAtOf(Math.max(0, options.ttlMs ?? 0));
+      if (expiresAt !== undefined) headers[EXPIRES_AT_HEADER] = expiresAt;
       this.append(this.existing(queue, what), { ...entry.message, headers, deliveries: 0 });
       result.copied++;
       result.firstOffset ??= entry.offset;
@@ -288,6 +297,11 @@ class InMemoryBroker implements MemoryBroker {
       await yieldToOthers();
     }
     return result;
+  }
+
+  async deleteStream(topic: TopicRef): Promise<void> {
+    this.checkOpen();
+    this.streams.delete(routingKey(topic));
   }
 
   async peek(topic: TopicRef, subscription: string, count: number, options: { deadLetter?: boolean } = {}): Promise<PeekedMessage[]> {
