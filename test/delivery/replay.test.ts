@@ -87,6 +87,26 @@ describe('replay through the chain (RabbitMQ)', { timeout: 90_000 }, () => {
     expect((await suite.operator.listSubscriptions(f.tenant, f.topic)).subscriptions.map((s) => s.name)).toEqual(['restored']);
   });
 
+  it('a feed removed and granted again replays nothing from before: its stream went with the feed', async () => {
+    const f = await feed();
+    const since = new Date();
+    await f.publish(3);
+    await suite.operator.removeFeed(f.tenant, f.topic);
+    await suite.operator.grantFeed(f.tenant, f.topic);
+    // removing the feed revoked the keys issued until then (to the second): new ones for the new grant
+    await sleep(1100);
+    const { refresh_token } = await suite.pas.password(f.email, PASSWORD);
+    const { sas_key: listenKey } = await suite.pac.sas({ refresh_token, rights: 'listen' });
+    const started = await suite.topic.replay(listenKey, f.tenant, f.topic, 'default', { fromTime: since });
+    let status = started;
+    const deadline = Date.now() + 20_000;
+    while (status.status === 'running' && Date.now() < deadline) {
+      await sleep(200);
+      status = await suite.topic.replayStatus(listenKey, f.tenant, f.topic, 'default', started.replay_id);
+    }
+    expect(status).toMatchObject({ status: 'completed', copied: 0 });
+  });
+
   it('the importer’s REPLAY_FROM writes the history since then into the sink again, once: a restart with the same value does not replay, a new value does', async () => {
     const f = await feed();
     const dir = mkdtempSync(join(tmpdir(), 'keyway-replay-'));

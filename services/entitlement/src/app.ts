@@ -57,6 +57,8 @@ export interface EntitlementDeps {
   declareSubscription: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** the topic service moves up to `max` of a subscription's dead letters back to it; resolves with how many */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
+  /** the topic service deletes a feed's replay stream (the feed was removed from the tenant); idempotent; rejects when it cannot */
+  deleteFeedStream: (tenant: string, feed: string) => Promise<void>;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
@@ -94,6 +96,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     deleteSubscriptionQueues: (tenant, feed, name) => deps.broker.deleteSubscription({ tenant, topic: feed }, name),
     declareSubscriptionQueues: deps.declareSubscription,
     resubmitDeadLetters: deps.resubmitDeadLetters,
+    deleteFeedStream: deps.deleteFeedStream,
     maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
   });
 

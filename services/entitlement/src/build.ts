@@ -25,6 +25,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       idp,
       declareSubscription: (tenant, feed, name, options) => topic.declareSubscription(tenant, feed, name, options),
       resubmitDeadLetters: (tenant, feed, name, max) => topic.resubmitDeadLettersInternal(tenant, feed, name, max),
+      deleteFeedStream: (tenant, feed) => topic.deleteStream(tenant, feed),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
       // without a certificate: each console call carries the operator's own token

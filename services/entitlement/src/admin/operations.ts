@@ -20,6 +20,8 @@ export interface AdminDeps {
   declareSubscriptionQueues: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** moves up to `max` of a subscription's dead letters back to it (the topic service does); resolves with how many; rejects when it cannot */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
+  /** deletes a feed's replay stream, with what it retains, at the topic service (the feed is removed from the tenant); idempotent; rejects when it cannot */
+  deleteFeedStream: (tenant: string, feed: string) => Promise<void>;
   /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
   deleteSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
   /** the most subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch) */
@@ -87,6 +89,21 @@ export function adminOperations(deps: AdminDeps) {
     }
   };
 
+  /**
+   * Deletes the replay streams of feeds about to be removed from a tenant, before the removal: a feed
+   * granted again must not replay what was published under the earlier grant. 503 when the topic
+   * service cannot (nothing is removed then, and asking again finishes the job), as for a declare.
+   */
+  const deleteStreams = async (tenant: string, feeds: readonly string[]): Promise<void> => {
+    for (const feed of feeds) {
+      try {
+        await deps.deleteFeedStream(tenant, feed);
+      } catch (err) {
+        throw new TemporarilyUnavailable('the feed cannot be removed right now, retry later', `topic service, stream of ${feed}: ${String(err)}`, { 'Retry-After': '5' });
+      }
+    }
+  };
+
   /** The user, checked to belong to the tenant (404 otherwise, as for a user that does not exist). */
   const userOf = async (tenant: string, id: string): Promise<User> => {
     await policy.getTenant(tenant);
@@ -115,8 +132,14 @@ export function adminOperations(deps: AdminDeps) {
         await deps.deleteSubscriptionQueues(tenant, feed, name).catch((err: unknown) => log.warn('subscription.queue_delete_failed', { tenant, feed, subscription: name, err }));
       }
     };
-    /** Sets the tenant's feeds (and tier); every feed no longer included is announced as removed. */
+    /** Sets the tenant's feeds (and tier); every feed no longer included has its stream deleted first, then is announced as removed. */
     const setFeeds = async (id: string, feeds: (tenant: Tenant) => string[], tier?: string): Promise<Tenant> => {
+      const current = await policy.getTenant(id);
+      const kept = feeds(current);
+      await deleteStreams(
+        id,
+        current.feeds.filter((feed) => !kept.includes(feed)),
+      );
       const { after, dropped } = await events.atomically(async () => {
         const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
         const removed = before.feeds.filter((feed) => !after.feeds.includes(feed));
@@ -171,7 +194,7 @@ export function adminOperations(deps: AdminDeps) {
       /**
        * Deletes a suspended tenant (409 for an active one: suspending first has already revoked its
        * access, so deletion is the second, deliberate step). Each user's credentials go from the IdP,
-       * then the records; tenant.removed is announced last. A failure part-way leaves the tenant
+       * then the feeds' replay streams, then the records; tenant.removed is announced last. A failure part-way leaves the tenant
        * suspended, and deleting again finishes the job.
        */
       async deleteTenant(id: string): Promise<void> {
@@ -183,6 +206,7 @@ export function adminOperations(deps: AdminDeps) {
           await policy.deleteUser(user);
         }
         const dropped = await listedSubscriptions(id, tenant.feeds);
+        await deleteStreams(id, tenant.feeds);
         await events.atomically(async () => {
           await policy.deleteTenant(tenant);
           await events.emit({ type: 'tenant.removed', tenant: id });
