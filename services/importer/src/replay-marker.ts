@@ -5,7 +5,7 @@ import { syncDirectory } from '@keyway/clients';
 import { ConfigError } from '@keyway/kit';
 
 /** The REPLAY_FROM value the agent last asked a replay for, the replay's id, and whether it completed. */
-export interface ReplayState {
+interface ReplayState {
   from: string;
   replayId: string;
   done: boolean;
