@@ -90,16 +90,17 @@ export function adminOperations(deps: AdminDeps) {
   };
 
   /**
-   * Deletes the replay streams of feeds about to be removed from a tenant, before the removal: a feed
+   * Deletes the replay streams of feeds about to be granted to a tenant, before the grant: a feed
    * granted again must not replay what was published under the earlier grant. 503 when the topic
-   * service cannot (nothing is removed then, and asking again finishes the job), as for a declare.
+   * service cannot (nothing is granted then, and asking again finishes the job), as for a declare.
+   * Removals delete them too, but never wait on it: taking access away works with the broker down.
    */
   const deleteStreams = async (tenant: string, feeds: readonly string[]): Promise<void> => {
     for (const feed of feeds) {
       try {
         await deps.deleteFeedStream(tenant, feed);
       } catch (err) {
-        throw new TemporarilyUnavailable('the feed cannot be removed right now, retry later', `topic service, stream of ${feed}: ${String(err)}`, { 'Retry-After': '5' });
+        throw new TemporarilyUnavailable('the feed cannot be granted right now, retry later', `topic service, stream of ${feed}: ${String(err)}`, { 'Retry-After': '5' });
       }
     }
   };
@@ -132,13 +133,17 @@ export function adminOperations(deps: AdminDeps) {
         await deps.deleteSubscriptionQueues(tenant, feed, name).catch((err: unknown) => log.warn('subscription.queue_delete_failed', { tenant, feed, subscription: name, err }));
       }
     };
-    /** Sets the tenant's feeds (and tier); every feed no longer included has its stream deleted first, then is announced as removed. */
+    /** Deletes the streams of removed feeds once access is gone; a failure is logged (the next grant deletes them first anyway). */
+    const forgetStreams = async (tenant: string, feeds: readonly string[]): Promise<void> => {
+      for (const feed of feeds) await deps.deleteFeedStream(tenant, feed).catch((err: unknown) => log.warn('feed.stream_delete_failed', { tenant, feed, err }));
+    };
+    /** Sets the tenant's feeds (and tier); a feed newly included has its stream deleted first (503 when it cannot), one no longer included is announced as removed. */
     const setFeeds = async (id: string, feeds: (tenant: Tenant) => string[], tier?: string): Promise<Tenant> => {
       const current = await policy.getTenant(id);
-      const kept = feeds(current);
+      const next = feeds(current);
       await deleteStreams(
         id,
-        current.feeds.filter((feed) => !kept.includes(feed)),
+        next.filter((feed) => !current.feeds.includes(feed)),
       );
       const { after, dropped } = await events.atomically(async () => {
         const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
@@ -155,6 +160,10 @@ export function adminOperations(deps: AdminDeps) {
         return { after, dropped };
       });
       await deleteQueuesOf(id, dropped);
+      await forgetStreams(
+        id,
+        current.feeds.filter((feed) => !after.feeds.includes(feed)),
+      );
       return after;
     };
 
@@ -162,6 +171,8 @@ export function adminOperations(deps: AdminDeps) {
       async createTenant(input: { id: string; name: string; feeds?: string[]; tier?: string }, source: { crmCustomerId?: string } = {}): Promise<Tenant> {
         if (input.id === SYSTEM_TENANT) throw new InvalidRequest(`tenant id ${SYSTEM_TENANT} is reserved`);
         const tier = input.tier === undefined ? undefined : await policy.getTier(input.tier);
+        // a tenant id used before starts without the earlier tenant's history
+        await deleteStreams(input.id, tier?.feeds ?? input.feeds ?? []);
         const tenant = await policy.createTenant({ id: input.id, name: input.name, feeds: tier?.feeds ?? input.feeds ?? [], tier: tier?.id, ...source });
         await changed('admin.tenant_created', tenant.id, { feeds: tenant.feeds, tier: tenant.tier, crm_customer: tenant.crmCustomerId });
         return tenant;
@@ -194,7 +205,7 @@ export function adminOperations(deps: AdminDeps) {
       /**
        * Deletes a suspended tenant (409 for an active one: suspending first has already revoked its
        * access, so deletion is the second, deliberate step). Each user's credentials go from the IdP,
-       * then the feeds' replay streams, then the records; tenant.removed is announced last. A failure part-way leaves the tenant
+       * then the records; tenant.removed is announced last. A failure part-way leaves the tenant
        * suspended, and deleting again finishes the job.
        */
       async deleteTenant(id: string): Promise<void> {
@@ -206,13 +217,13 @@ export function adminOperations(deps: AdminDeps) {
           await policy.deleteUser(user);
         }
         const dropped = await listedSubscriptions(id, tenant.feeds);
-        await deleteStreams(id, tenant.feeds);
         await events.atomically(async () => {
           await policy.deleteTenant(tenant);
           await events.emit({ type: 'tenant.removed', tenant: id });
         });
         await changed('admin.tenant_deleted', id, { users: users.length });
         await deleteQueuesOf(id, dropped);
+        await forgetStreams(id, tenant.feeds);
       },
 
       async grantFeed(id: string, feed: string): Promise<Tenant> {
