@@ -73,9 +73,38 @@ describe('replay through the chain (RabbitMQ)', { timeout: 90_000 }, () => {
     while (ids.length < 4 && Date.now() < deadline) ids = [...ids, ...(await f.drain('restored'))];
     expect(ids).toEqual([...history, ...later].map((b) => b.id));
 
+    // listed already: a start_at replay is started again, and recorded with its start time like the first
+    expect(await suite.operator.createSubscription(f.tenant, f.topic, 'restored', { startAt: since })).toMatchObject({ created: false });
+    const { events } = await suite.auditor.events({ stream: 'entitlement', tenant: f.tenant, action: 'admin.subscription_added' });
+    // newest first
+    expect(events.map((e) => e.detail)).toEqual([
+      expect.objectContaining({ subscription: 'restored', start_at: since.toISOString(), created: 'false' }),
+      expect.objectContaining({ subscription: 'restored', start_at: since.toISOString(), created: 'true' }),
+    ]);
+
     const future = await suite.operator.createSubscription(f.tenant, f.topic, 'too-early', { startAt: new Date(Date.now() + 3_600_000) }).catch((err: unknown) => err);
     expect(future).toMatchObject({ status: 400, code: 'invalid_request' });
     expect((await suite.operator.listSubscriptions(f.tenant, f.topic)).subscriptions.map((s) => s.name)).toEqual(['restored']);
+  });
+
+  it('a feed removed and granted again replays nothing from before: its stream went with the feed', async () => {
+    const f = await feed();
+    const since = new Date();
+    await f.publish(3);
+    await suite.operator.removeFeed(f.tenant, f.topic);
+    await suite.operator.grantFeed(f.tenant, f.topic);
+    // removing the feed revoked the keys issued until then (to the second): new ones for the new grant
+    await sleep(1100);
+    const { refresh_token } = await suite.pas.password(f.email, PASSWORD);
+    const { sas_key: listenKey } = await suite.pac.sas({ refresh_token, rights: 'listen' });
+    const started = await suite.topic.replay(listenKey, f.tenant, f.topic, 'default', { fromTime: since });
+    let status = started;
+    const deadline = Date.now() + 20_000;
+    while (status.status === 'running' && Date.now() < deadline) {
+      await sleep(200);
+      status = await suite.topic.replayStatus(listenKey, f.tenant, f.topic, 'default', started.replay_id);
+    }
+    expect(status).toMatchObject({ status: 'completed', copied: 0 });
   });
 
   it('the importer’s REPLAY_FROM writes the history since then into the sink again, once: a restart with the same value does not replay, a new value does', async () => {

@@ -141,6 +141,10 @@ export function topicClient(options: ClientOptions) {
     /** internal (mTLS, entitlement service only): declare a subscription's queues now; with `startAt`, also replay into it the batches retained since then */
     declareSubscription: (tenant: string, topic: string, subscription: string, options: { startAt?: string } = {}) =>
       call(topicRoutes.declareSubscription, { params: { tenant, topic, subscription }, body: options.startAt === undefined ? undefined : { start_at: options.startAt } }),
+    /** internal (mTLS, entitlement service only): delete the topic's replay stream with what it retains (a feed removed from the tenant); idempotent */
+    deleteStream: async (tenant: string, topic: string): Promise<void> => {
+      await call(topicRoutes.deleteStream, { params: { tenant, topic } });
+    },
     /**
      * Replays the topic's retained batches into the subscription from a time (published at or after it)
      * or a stream offset (inclusive): the replay's first status; it goes on in the background.

@@ -74,7 +74,7 @@ export const DeadLetterMessage = z.object({
 export type DeadLetterMessage = z.input<typeof DeadLetterMessage>;
 
 /** Resubmitting dead letters to their subscription: up to `max` of them, oldest first. */
-export const ResubmitDeadLetters = z.object({ max: z.number().int().min(1).max(1000).default(100) });
+export const ResubmitDeadLetters = z.object({ max: z.number().int().min(1).max(1000).default(100) }).strict();
 export type ResubmitDeadLetters = z.input<typeof ResubmitDeadLetters>;
 export const ResubmittedDeadLetters = z.object({ resubmitted: z.number().int().nonnegative() });
 export type ResubmittedDeadLetters = z.infer<typeof ResubmittedDeadLetters>;

@@ -46,3 +46,12 @@ export function bindRoute<R extends Route>(router: Router, route: R, ...steps: [
 
 /** 415 unless the body is one of the media types the route declares (JSON when it names none). */
 export const requireBodyType = (route: Pick<Route, 'body'>): RequestHandler => requireContentType(...(route.body?.types ?? ['application/json']));
+
+/**
+ * For a route whose body may be left out: no body passes, but a body of another media type is 415
+ * rather than silently ignored (its fields would otherwise never be read).
+ */
+export const requireBodyTypeIfAny = (route: Pick<Route, 'body'>): RequestHandler => {
+  const check = requireBodyType(route);
+  return (req, res, next) => (Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined ? check(req, res, next) : next());
+};

@@ -61,6 +61,8 @@ export interface EntitlementDeps {
   replay: (tenant: string, feed: string, name: string, request: ReplayRequest) => Promise<ReplayStatus>;
   /** a replay's status at the topic service */
   replayStatus: (tenant: string, feed: string, name: string, replayId: string) => Promise<ReplayStatus>;
+  /** the topic service deletes a feed's replay stream (the feed was removed from the tenant); idempotent; rejects when it cannot */
+  deleteFeedStream: (tenant: string, feed: string) => Promise<void>;
   /** where change events are published (default: the shared entitlement-changes topic) */
   changeEventsTopic?: TopicRef;
   /** PAS's published keys (remoteKeySet over the PAS client), for operator access tokens */
@@ -100,6 +102,7 @@ export function createApp(options: EntitlementOptions, deps: EntitlementDeps): E
     resubmitDeadLetters: deps.resubmitDeadLetters,
     replay: deps.replay,
     replayStatus: deps.replayStatus,
+    deleteFeedStream: deps.deleteFeedStream,
     maxSubscriptionsPerFeed: options.maxSubscriptionsPerFeed ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_FEED,
   });
 

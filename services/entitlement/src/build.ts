@@ -27,6 +27,7 @@ export async function buildEntitlement(config: EntitlementConfig, infra: Service
       resubmitDeadLetters: (tenant, feed, name, max) => topic.resubmitDeadLettersInternal(tenant, feed, name, max),
       replay: (tenant, feed, name, request) => topic.replayInternal(tenant, feed, name, request),
       replayStatus: (tenant, feed, name, replayId) => topic.replayStatusInternal(tenant, feed, name, replayId),
+      deleteFeedStream: (tenant, feed) => topic.deleteStream(tenant, feed),
       pasKeys: remoteKeySet(() => pas.jwks(), pasKeysCache(config)),
       introspect: (token) => pas.introspect(token, 'access_token'),
       // without a certificate: each console call carries the operator's own token

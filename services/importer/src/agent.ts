@@ -75,6 +75,8 @@ const MAX_RENEW_MS = 30_000;
 const SETTLE_MARGIN_SEC = 30;
 /** stands for "the agent is stopping" where a queued batch is not written */
 const STOPPING = Symbol('stopping');
+/** how often a REPLAY_FROM replay is checked until it completes */
+const REPLAY_POLL_MS = 2000;
 
 type SettleArgs = readonly [sasKey: string, tenant: string, topic: string, subscription: string, messageId: string, lockToken: string];
 
@@ -106,6 +108,8 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
   /** stop() was called: nothing new is taken or written, what is being written is finished */
   let stopping = false;
   let loop: Promise<void> | undefined;
+  /** the REPLAY_FROM replay being watched until it completes */
+  let watching: Promise<void> | undefined;
   /** the batches-pending gauge's callback, registered while the agent runs */
   let pendingGauge: { close(): void } | undefined;
 
@@ -363,19 +367,64 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
     });
 
   /**
-   * REPLAY_FROM, once per value: the checkpoint is cleared first (it would drop the replayed batches as
-   * redeliveries; the overlap of the replay with what the queue still holds is then dropped once), the
-   * replay asked for, its id logged, and the value recorded so a restart does not ask again.
+   * REPLAY_FROM, once per value, until its replay completed: the checkpoint is cleared first (it would
+   * drop the replayed batches as redeliveries; the overlap of the replay with what the queue still holds
+   * is then dropped once), the replay asked for and its id recorded before anything else, then watched
+   * in the background (the copies need the agent to receive meanwhile). A restart with the same value
+   * watches the recorded replay again; only a completed one is marked done.
    */
   async function replayOnce(from: string): Promise<void> {
-    const replayed = await deps.replayMarker?.replayed();
-    if (replayed !== undefined && Date.parse(replayed) === Date.parse(from)) return;
+    const last = await deps.replayMarker?.replayed();
+    const same = last !== undefined && Date.parse(last.from) === Date.parse(from);
+    if (same && last.done) return;
+    let replayId: string;
+    if (same) replayId = last.replayId;
+    else {
+      await checkpoint.clear();
+      replayId = await askReplay(from, { fromTime: from });
+    }
+    watching = watchReplay(from, replayId);
+  }
+
+  /** asks for a replay into the subscription and records its id (not done): its id */
+  async function askReplay(from: string, start: { fromTime?: string; fromOffset?: number }): Promise<string> {
     const { sasKey, address: at } = await sas.key();
     address = at;
-    await checkpoint.clear();
-    const replay = await deps.topic.replay(sasKey, at.tenant, at.topic, options.subscription, { fromTime: from });
-    log.info('replay requested', { replayId: replay.replay_id, from, tenant: at.tenant, topic: at.topic, subscription: options.subscription });
-    await deps.replayMarker?.record(from, replay.replay_id);
+    const replay = await deps.topic.replay(sasKey, at.tenant, at.topic, options.subscription, start);
+    log.info('replay requested', { replayId: replay.replay_id, from, ...start, tenant: at.tenant, topic: at.topic, subscription: options.subscription });
+    await deps.replayMarker?.record({ from, replayId: replay.replay_id, done: false });
+    return replay.replay_id;
+  }
+
+  /**
+   * Polls the replay until it completed, then marks REPLAY_FROM done. One that stopped short
+   * (interrupted, failed) is asked again from its last offset + 1 (from the time when it copied
+   * nothing); one whose record is gone (404) is asked again from the time.
+   */
+  async function watchReplay(from: string, id: string): Promise<void> {
+    let replayId = id;
+    while (!stopping) {
+      try {
+        const { sasKey, address: at } = await sas.key();
+        const status = await deps.topic.replayStatus(sasKey, at.tenant, at.topic, options.subscription, replayId);
+        if (status.status === 'completed') {
+          await deps.replayMarker?.record({ from, replayId, done: true });
+          log.info('replay completed', { replayId, copied: status.copied });
+          return;
+        }
+        if (status.status !== 'running') {
+          log.warn('replay stopped short; asking again from where it stopped', { replayId, status: status.status, error: status.error, lastOffset: status.last_offset });
+          replayId = await askReplay(from, status.last_offset === undefined ? { fromTime: from } : { fromOffset: status.last_offset + 1 });
+        }
+      } catch (err) {
+        if (stopping) return;
+        if (err instanceof ApiError && err.status === 404) {
+          log.warn('replay no longer known; asking again from the time', { replayId });
+          replayId = await askReplay(from, { fromTime: from }).catch(() => replayId);
+        } else log.warn('replay status check failed; retrying', { replayId, err });
+      }
+      await sleep(REPLAY_POLL_MS, undefined, { signal: abort.signal }).catch(() => undefined);
+    }
   }
 
   async function run(): Promise<void> {
@@ -430,6 +479,7 @@ export function createAgent(options: AgentOptions, deps: AgentDeps) {
       await drain();
       abort.abort();
       await loop;
+      await watching;
       await drain();
       await deps.sink.close();
       await checkpoint.close();

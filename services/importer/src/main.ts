@@ -24,7 +24,7 @@ try {
   onShutdown(logger, [() => importer.stop(), flushTelemetry]);
 } catch (err) {
   // a key file others may read, or that is not a key: the operator's to fix, said plainly (EX_CONFIG)
-  if (err instanceof DpopKeyFileError) {
+  if (err instanceof DpopKeyFileError || err instanceof ConfigError) {
     process.stderr.write(`${err.message}\n`);
     process.exit(78);
   }

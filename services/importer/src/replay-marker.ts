@@ -2,19 +2,35 @@ import { open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { syncDirectory } from '@keyway/clients';
+import { ConfigError } from '@keyway/kit';
 
-/**
- * The REPLAY_FROM value the agent last asked a replay for, and the replay's id, so a restart with the
- * same value does not replay again (a new value does).
- */
-export interface ReplayMarker {
-  /** the REPLAY_FROM last replayed; undefined when none was */
-  replayed(): Promise<string | undefined>;
-  /** resolves once it would survive a crash */
-  record(from: string, replayId: string): Promise<void>;
+/** The REPLAY_FROM value the agent last asked a replay for, the replay's id, and whether it completed. */
+interface ReplayState {
+  from: string;
+  replayId: string;
+  done: boolean;
 }
 
-const Marker = z.object({ replay_from: z.string(), replay_id: z.string(), requested_at: z.string() });
+/**
+ * What the agent knows of its last REPLAY_FROM, so a restart with the same value neither replays
+ * again once the replay completed nor forgets one that did not (a new value replays again).
+ */
+export interface ReplayMarker {
+  /** the last replay asked for; undefined when none was. Rejects with ConfigError when the file is not a marker */
+  replayed(): Promise<ReplayState | undefined>;
+  /** resolves once it would survive a crash */
+  record(state: ReplayState): Promise<void>;
+}
+
+const Marker = z.object({ replay_from: z.string(), replay_id: z.string(), requested_at: z.string(), done: z.boolean().default(false) });
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 
 /** In a file beside the checkpoint (STATE_FILE + ".replay"), replaced whole: written aside, fsync'd, renamed. */
 export function fileReplayMarker(path: string): ReplayMarker {
@@ -27,15 +43,16 @@ export function fileReplayMarker(path: string): ReplayMarker {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw err;
       }
-      const parsed = Marker.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new Error(`${path} is not an importer replay marker`);
-      return parsed.data.replay_from;
+      const parsed = Marker.safeParse(parseJson(text));
+      // the operator's to fix (or delete, to replay again): said plainly, as a configuration error
+      if (!parsed.success) throw new ConfigError([`${path} is not an importer replay marker: fix or delete it`]);
+      return { from: parsed.data.replay_from, replayId: parsed.data.replay_id, done: parsed.data.done };
     },
-    async record(from, replayId) {
+    async record({ from, replayId, done }) {
       const temporary = `${path}.tmp`;
       const file = await open(temporary, 'w', 0o600);
       try {
-        await file.writeFile(`${JSON.stringify({ replay_from: from, replay_id: replayId, requested_at: new Date().toISOString() })}\n`, 'utf8');
+        await file.writeFile(`${JSON.stringify({ replay_from: from, replay_id: replayId, requested_at: new Date().toISOString(), done })}\n`, 'utf8');
         await file.sync();
       } finally {
         await file.close();

@@ -68,6 +68,9 @@ async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
   const dpop = config.DPOP ? dpopSigner(await loadOrCreateDpopKey(config.DPOP_KEY_FILE)) : undefined;
   const sink = await createSink(config);
   const checkpoint = await fileCheckpoint(config.STATE_FILE);
+  const replayMarker = fileReplayMarker(`${config.STATE_FILE}.replay`);
+  // a marker that is not one is the operator's to fix before anything starts (ConfigError: exit 78)
+  if (config.REPLAY_FROM !== undefined) await replayMarker.replayed();
   const agent = createAgent(
     {
       credentials: credentialsFrom(config),
@@ -85,7 +88,7 @@ async function startAgent(config: ImporterEnv, logger: Logger): Promise<Agent> {
       topic: topicClient({ baseUrl: config.TOPIC_URL, caPem, dpop }),
       sink,
       checkpoint,
-      replayMarker: fileReplayMarker(`${config.STATE_FILE}.replay`),
+      replayMarker,
       logger,
     },
   );

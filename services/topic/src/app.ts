@@ -147,7 +147,7 @@ export function createApp(options: TopicOptions, deps: TopicDeps): TopicApp {
   app.use(settleRoutes({ guard, settler, body: jsonBody('16kb'), locksBody: jsonBody('128kb') }));
   app.use(deadLetterRoutes({ guard, broker: deps.broker, subscriptions, trail, body: jsonBody('16kb') }));
   app.use(replayRoutes({ guard, subscriptions, replays, trail, body: jsonBody('16kb') }));
-  app.use(subscriptionRoutes({ subscriptions, replays, body: jsonBody('16kb') }));
+  app.use(subscriptionRoutes({ broker: deps.broker, subscriptions, replays, body: jsonBody('16kb') }));
   app.use(closeUnreadBody);
   return Object.assign(finishApp(app, deps.logger), {
     close: async () => {

@@ -13,8 +13,10 @@ export interface AdminDeps {
   operatorTenant: string;
   /** the entitlement service's audit stream: every change is recorded as admin.<noun>_<verb> */
   audit: AuditLog;
-  /** declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot */
-  /** with `startAt`, the topic service also replays the feed's batches retained since then into it */
+  /**
+   * declares a subscription's queues (the topic service does, with its queue bounds); idempotent; rejects when it cannot;
+   * with `startAt`, the topic service also replays the feed's batches retained since then into it
+   */
   declareSubscriptionQueues: (tenant: string, feed: string, name: string, options?: { startAt?: string }) => Promise<void>;
   /** moves up to `max` of a subscription's dead letters back to it (the topic service does); resolves with how many; rejects when it cannot */
   resubmitDeadLetters: (tenant: string, feed: string, name: string, max: number) => Promise<number>;
@@ -22,6 +24,8 @@ export interface AdminDeps {
   replay: (tenant: string, feed: string, name: string, request: ReplayRequest) => Promise<ReplayStatus>;
   /** a replay's status at the topic service; rejects with its 404 when there is no such replay */
   replayStatus: (tenant: string, feed: string, name: string, replayId: string) => Promise<ReplayStatus>;
+  /** deletes a feed's replay stream, with what it retains, at the topic service (the feed is removed from the tenant); idempotent; rejects when it cannot */
+  deleteFeedStream: (tenant: string, feed: string) => Promise<void>;
   /** deletes a subscription's queues (and what they hold) at the broker; idempotent */
   deleteSubscriptionQueues: (tenant: string, feed: string, name: string) => Promise<void>;
   /** the most subscriptions one feed of a tenant may list (each is two queues holding a copy of every batch) */
@@ -107,6 +111,22 @@ export function adminOperations(deps: AdminDeps) {
     }
   };
 
+  /**
+   * Deletes the replay streams of feeds about to be granted to a tenant, before the grant: a feed
+   * granted again must not replay what was published under the earlier grant. 503 when the topic
+   * service cannot (nothing is granted then, and asking again finishes the job), as for a declare.
+   * Removals delete them too, but never wait on it: taking access away works with the broker down.
+   */
+  const deleteStreams = async (tenant: string, feeds: readonly string[]): Promise<void> => {
+    for (const feed of feeds) {
+      try {
+        await deps.deleteFeedStream(tenant, feed);
+      } catch (err) {
+        throw new TemporarilyUnavailable('the feed cannot be granted right now, retry later', `topic service, stream of ${feed}: ${String(err)}`, { 'Retry-After': '5' });
+      }
+    }
+  };
+
   /** The user, checked to belong to the tenant (404 otherwise, as for a user that does not exist). */
   const userOf = async (tenant: string, id: string): Promise<User> => {
     await policy.getTenant(tenant);
@@ -135,8 +155,18 @@ export function adminOperations(deps: AdminDeps) {
         await deps.deleteSubscriptionQueues(tenant, feed, name).catch((err: unknown) => log.warn('subscription.queue_delete_failed', { tenant, feed, subscription: name, err }));
       }
     };
-    /** Sets the tenant's feeds (and tier); every feed no longer included is announced as removed. */
+    /** Deletes the streams of removed feeds once access is gone; a failure is logged (the next grant deletes them first anyway). */
+    const forgetStreams = async (tenant: string, feeds: readonly string[]): Promise<void> => {
+      for (const feed of feeds) await deps.deleteFeedStream(tenant, feed).catch((err: unknown) => log.warn('feed.stream_delete_failed', { tenant, feed, err }));
+    };
+    /** Sets the tenant's feeds (and tier); a feed newly included has its stream deleted first (503 when it cannot), one no longer included is announced as removed. */
     const setFeeds = async (id: string, feeds: (tenant: Tenant) => string[], tier?: string): Promise<Tenant> => {
+      const current = await policy.getTenant(id);
+      const next = feeds(current);
+      await deleteStreams(
+        id,
+        next.filter((feed) => !current.feeds.includes(feed)),
+      );
       const { after, dropped } = await events.atomically(async () => {
         const { before, after } = await policy.updateTenant(id, (tenant) => ({ ...tenant, feeds: [...new Set(feeds(tenant))], tier: tier ?? tenant.tier }));
         const removed = before.feeds.filter((feed) => !after.feeds.includes(feed));
@@ -152,6 +182,10 @@ export function adminOperations(deps: AdminDeps) {
         return { after, dropped };
       });
       await deleteQueuesOf(id, dropped);
+      await forgetStreams(
+        id,
+        current.feeds.filter((feed) => !after.feeds.includes(feed)),
+      );
       return after;
     };
 
@@ -159,6 +193,8 @@ export function adminOperations(deps: AdminDeps) {
       async createTenant(input: { id: string; name: string; feeds?: string[]; tier?: string }, source: { crmCustomerId?: string } = {}): Promise<Tenant> {
         if (input.id === SYSTEM_TENANT) throw new InvalidRequest(`tenant id ${SYSTEM_TENANT} is reserved`);
         const tier = input.tier === undefined ? undefined : await policy.getTier(input.tier);
+        // a tenant id used before starts without the earlier tenant's history
+        await deleteStreams(input.id, tier?.feeds ?? input.feeds ?? []);
         const tenant = await policy.createTenant({ id: input.id, name: input.name, feeds: tier?.feeds ?? input.feeds ?? [], tier: tier?.id, ...source });
         await changed('admin.tenant_created', tenant.id, { feeds: tenant.feeds, tier: tenant.tier, crm_customer: tenant.crmCustomerId });
         return tenant;
@@ -209,6 +245,7 @@ export function adminOperations(deps: AdminDeps) {
         });
         await changed('admin.tenant_deleted', id, { users: users.length });
         await deleteQueuesOf(id, dropped);
+        await forgetStreams(id, tenant.feeds);
       },
 
       async grantFeed(id: string, feed: string): Promise<Tenant> {
@@ -256,9 +293,9 @@ export function adminOperations(deps: AdminDeps) {
       /**
        * Lists a subscription, up to maxSubscriptionsPerFeed per feed (409 beyond). Two operators adding
        * at the same moment may pass the count together: the limit bounds what one tenant can ask for,
-       * it is not an exact quota.
+       * it is not an exact quota. With `startAt`, the feed's batches retained since then are replayed
+       * into it too (issue 16), recorded with the start time even when the subscription was listed already.
        */
-      /** with `startAt`, the feed's batches retained since then are replayed into it too (issue 16) */
       async addSubscription(id: string, feed: string, name: string, options: { startAt?: string } = {}): Promise<{ subscription: Subscription; created: boolean }> {
         if (name === DEFAULT_SUBSCRIPTION) throw new InvalidRequest(`the ${DEFAULT_SUBSCRIPTION} subscription of every feed exists without being listed`);
         // checked here: the topic service's refusal would read as its being unavailable (503)
@@ -281,7 +318,7 @@ export function adminOperations(deps: AdminDeps) {
           if (result.created) await policy.removeSubscription(id, feed, name).catch((undo: unknown) => log.warn('subscription.unlist_failed', { tenant: id, feed, subscription: name, err: undo }));
           throw err;
         }
-        if (result.created) await changed('admin.subscription_added', id, { feed, subscription: name });
+        if (result.created || options.startAt !== undefined) await changed('admin.subscription_added', id, { feed, subscription: name, start_at: options.startAt, created: result.created });
         return result;
       },
 
@@ -297,7 +334,7 @@ export function adminOperations(deps: AdminDeps) {
           throw new NotFound(`feed ${feed} of tenant ${id} lists no subscription ${name}`);
         }
         const fields = mergeFields(actor, { tenant: id, detail: text({ feed, subscription: name, max }) });
-        return audited({ audit: deps.audit }, { action: 'deadletters.resubmitted', fields, refusal: false }, async (scope) => {
+        return audited({ audit: deps.audit }, { action: 'deadletters.resubmitted', fields, writable: true, refusal: false }, async (scope) => {
           let count: number;
           try {
             count = await deps.resubmitDeadLetters(id, feed, name, max);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { BrokerUnavailableError, NoSubscriptionError, type Broker, type ReplayResult, type ReplayStart, type TopicRef } from '@keyway/broker';
+import { BrokerUnavailableError, NoSubscriptionError, ReplayStalledError, type Broker, type ReplayResult, type ReplayStart, type TopicRef } from '@keyway/broker';
 import { InvalidRequest, TooManyRequests, type Logger } from '@keyway/kit';
 import { ReplayStatus, type ReplayRequest } from '@keyway/contracts';
 import type { Store } from '@keyway/store';
@@ -81,6 +81,8 @@ export function replayJobs(deps: { broker: Broker; store: Store; policies: FeedP
   const failure = (err: unknown): string => {
     if (err instanceof NoSubscriptionError) return 'the subscription was deleted during the replay';
     if (err instanceof BrokerUnavailableError) return 'the message broker became unavailable during the replay';
+    // its message says how long the subscription queue stayed full: the tenant's to act on
+    if (err instanceof ReplayStalledError) return err.message;
     return 'the replay failed';
   };
 
@@ -95,9 +97,9 @@ export function replayJobs(deps: { broker: Broker; store: Store; policies: FeedP
      */
     async start(topic: TopicRef, subscription: string, request: ReplayRequest): Promise<ReplayStatus> {
       const from = startOf(request);
-      if ((await running(topic, subscription)) >= MAX_RUNNING_REPLAYS) {
-        throw new TooManyRequests(`at most ${MAX_RUNNING_REPLAYS} replays run at once per subscription: ask again once one finished`, undefined, { 'Retry-After': String(REFRESH_MS / 1000) });
-      }
+      const tooMany = () =>
+        new TooManyRequests(`at most ${MAX_RUNNING_REPLAYS} replays run at once per subscription: ask again once one finished`, undefined, { 'Retry-After': String(REFRESH_MS / 1000) });
+      if ((await running(topic, subscription)) >= MAX_RUNNING_REPLAYS) throw tooMany();
       const policy = await policies.of(topic);
       const id = randomUUID();
       const key = recordKey(topic, subscription, id);
@@ -113,7 +115,14 @@ export function replayJobs(deps: { broker: Broker; store: Store; policies: FeedP
       };
       const write = () => store.set(key, JSON.stringify({ ...status, refreshed_at: now() } satisfies StoredReplay), { ttlMs: KEEP_MS });
       await write();
+      // the limit holds across instances: each counts after adding itself, so of replays started at the
+      // same moment none passes beyond the limit (all of them may be refused, and asked again)
       await store.sadd(runningKey(topic, subscription), id);
+      if ((await running(topic, subscription)) > MAX_RUNNING_REPLAYS) {
+        await store.srem(runningKey(topic, subscription), id);
+        await store.del(key);
+        throw tooMany();
+      }
 
       // one write at a time, in order; a failed one is logged (the next one writes the newer state)
       let writing = Promise.resolve();
@@ -135,6 +144,8 @@ export function replayJobs(deps: { broker: Broker; store: Store; policies: FeedP
       const done = broker
         .replay(topic, subscription, from, {
           ttlMs: policy.messageTtlSec * 1000,
+          // what the stream still holds beyond the feed's retention (RabbitMQ drops whole segments) is not replayed
+          notBefore: now() - policy.retentionSec * 1000,
           signal: abort.signal,
           onProgress: (result) => {
             status = { ...status, ...progress(result) };

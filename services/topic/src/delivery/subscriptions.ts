@@ -92,6 +92,10 @@ export function subscriptionRegistry(broker: Broker, store: Store, logger: Logge
         recorded.add(k);
       }
     },
+    /** forgets what this process declared for the topic (its stream was deleted): the next use declares again, re-creating the stream */
+    forget(topic: TopicRef): void {
+      for (const [k, { queue }] of declared) if (queue.topic.tenant === topic.tenant && queue.topic.topic === topic.topic) declared.delete(k);
+    },
     /** the subscription queues this process declared (or is declaring): the depth gauge's queues */
     *queues(): Iterable<SubscriptionQueue> {
       for (const { queue } of declared.values()) yield queue;

@@ -119,6 +119,16 @@ describe.each(BROKERS)('replay (%s broker)', { timeout: 60_000 }, (kind) => {
     expect(await drain(topic, 'default')).toEqual([]);
   });
 
+  it('DELETE …/stream (entitlement only: the feed was removed) forgets what the topic retained: a replay from before copies nothing', async () => {
+    const t = h.newTopic();
+    const { since } = await history(t, 'default');
+    await expectRefusal(h.as('topic').deleteStream(t.tenant, t.topic), 403, 'access_denied');
+    await h.as('entitlement').deleteStream(t.tenant, t.topic);
+    await h.as('entitlement').deleteStream(t.tenant, t.topic);
+    const replay = await h.client.replay(listen(t), t.tenant, t.topic, 'default', { fromTime: since });
+    expect(await finished(t, 'default', replay.replay_id)).toMatchObject({ status: 'completed', copied: 0 });
+  });
+
   it('a bad body is 400: neither or both of from_time and from_offset, a negative offset, a time in the future, an unknown field', async () => {
     const topic = h.newTopic();
     const path = `/tenants/${topic.tenant}/topics/${topic.topic}/subscriptions/default/replays`;

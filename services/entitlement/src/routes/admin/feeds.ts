@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { entitlementRoutes, ReplayStatus, ResubmittedDeadLetters, Subscription, SubscriptionList, Tenant, TenantFeedList } from '@keyway/contracts';
-import { bindRoute, requireBodyType, shapeResponse } from '@keyway/kit';
+import { bindRoute, requireBodyType, requireBodyTypeIfAny, shapeResponse } from '@keyway/kit';
 import type { Admin } from '../../admin/operations.ts';
 import type { PolicyRepository } from '../../policy/repository.ts';
 
@@ -39,7 +39,7 @@ export function feedRoutes(policy: PolicyRepository, admin: Admin): Router {
     res.json(shapeResponse(SubscriptionList, { subscriptions: await policy.listSubscriptions(tenant, feed) }));
   });
 
-  bindRoute(router, entitlementRoutes.createSubscription, async (req, res, input) => {
+  bindRoute(router, entitlementRoutes.createSubscription, requireBodyTypeIfAny(entitlementRoutes.createSubscription), async (req, res, input) => {
     const { tenant, feed, name } = input.params();
     const startAt = input.body()?.start_at;
     const { subscription, created } = await admin(req).addSubscription(tenant, feed, name, startAt === undefined ? {} : { startAt });
