@@ -57,7 +57,7 @@ async function pointInTime(): Promise<Date> {
 }
 
 describe('replay through the chain (RabbitMQ)', { timeout: 90_000 }, () => {
-  it('a subscription listed with start_at holds the batches published since then, in order, then the new ones', async () => {
+  it('a subscription listed with start_at holds the batches published since then, in order, and the new ones', async () => {
     const f = await feed();
     await f.publish(2);
     const since = await pointInTime();
@@ -67,11 +67,13 @@ describe('replay through the chain (RabbitMQ)', { timeout: 90_000 }, () => {
     const added = await suite.operator.createSubscription(f.tenant, f.topic, 'restored', { startAt: since });
     expect(added).toMatchObject({ name: 'restored', created: true });
     const later = await f.publish(1);
-    // the declare answered once the replay was started: the copies come first, the new batch after them
+    // the declare answers once the replay has started, not copied: the new batch may come between the copies
     const deadline = Date.now() + 20_000;
     let ids: string[] = [];
     while (ids.length < 4 && Date.now() < deadline) ids = [...ids, ...(await f.drain('restored'))];
-    expect(ids).toEqual([...history, ...later].map((b) => b.id));
+    const replayed = history.map((b) => b.id);
+    expect(ids.filter((id) => replayed.includes(id))).toEqual(replayed);
+    expect([...ids].sort()).toEqual([...history, ...later].map((b) => b.id).sort());
 
     // listed already: a start_at replay is started again, and recorded with its start time like the first
     expect(await suite.operator.createSubscription(f.tenant, f.topic, 'restored', { startAt: since })).toMatchObject({ created: false });
