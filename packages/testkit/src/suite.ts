@@ -262,12 +262,13 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
   const broker = composition.embedded.broker ?? (await createBroker({ amqpUrl: options.amqpUrl }));
   const audit = database ? openPostgres({ url: database.adminUrl, max: 2 }) : (composition.embedded.database as Db);
   const provisioned = new Set<string>();
+  const operator = recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned);
 
   return {
     urls,
     pki,
     kek: await Keyring.open(composition.kekFile),
-    operator: recordTenants(entitlementClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.entitlement }), provisioned),
+    operator,
     auditor: auditClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.audit }),
     releases: releasesClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.releases }),
     pacOperator: pacClient({ caPem, clientCert: pki.certs.operator, baseUrl: urls.pac }),
@@ -288,6 +289,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       return { ...instance, topic: topicClient({ caPem, baseUrl: instance.url }) };
     },
     async close() {
+      // tenants made around the operator client (a CRM webhook, the CLI) have queues and streams too
+      if (options.amqpUrl) for (const id of await everyTenant(operator).catch(() => [])) provisioned.add(id);
       try {
         if (database) await audit.close();
         await composition.close();
@@ -297,7 +300,8 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       }
       if (broker !== composition.embedded.broker) await broker.close();
       if (options.amqpUrl) {
-        const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`));
+        // streams too: each holds two file handles at the broker for as long as it exists, and a run makes hundreds
+        const ours = (name: string) => name.includes(`.${changeEventsTopic.topic}.`) || [...provisioned].some((t) => name.startsWith(`keyway.sub.${t}.`) || name.startsWith(`keyway.stream.${t}.`));
         await deleteQueues(options.amqpUrl, (name) => !ours(name));
       }
       if (options.redisUrl) {
@@ -309,6 +313,17 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
       }
     },
   };
+}
+
+/** The ids of every tenant the suite's entitlement service holds, page by page. */
+async function everyTenant(operator: ReturnType<typeof entitlementClient>): Promise<string[]> {
+  const ids: string[] = [];
+  for (let cursor: string | undefined; ; ) {
+    const page = await operator.listTenants({ limit: 500, cursor });
+    ids.push(...page.tenants.map((tenant) => tenant.id));
+    if (page.next_cursor === undefined) return ids;
+    cursor = page.next_cursor;
+  }
 }
 
 /** Remembers the tenants a suite creates, so their queues can be deleted when it closes. */

@@ -5,7 +5,7 @@ import type { AxiosInstance, AxiosResponse } from 'axios';
 import { createLogger, listenHttps, type RunningServer } from '@keyway/kit';
 import { tenantOfTopicResource, topicResource, type Batch, type FeedDelivery } from '@keyway/contracts';
 import { ApiError, createHttp, topicClient, UnreachableError, type TopicClient } from '@keyway/clients';
-import { createAmqpBroker, createMemoryBroker, deadLetterQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
+import { createAmqpBroker, createMemoryBroker, deadLetterQueue, streamQueue, subscriptionQueue, type Broker, type TopicRef } from '@keyway/broker';
 import { createMemoryStore, createRedisStore, type Store } from '@keyway/store';
 import type { AuditDb } from '@keyway/audit';
 import { connectTestDatabase } from '@keyway/testkit';
@@ -232,6 +232,7 @@ export async function startTopic(kind: BrokerKind, overrides: Partial<TopicOptio
     newTenant,
     newTopic(owner = newTenant(), subscriptions = ['default']) {
       const ref = { tenant: owner.tenant, topic: `tp-${hex()}` };
+      queues.push(streamQueue(ref));
       for (const sub of subscriptions) {
         listSubscription(ref, sub);
         const queue = subscriptionQueue(ref, sub);
