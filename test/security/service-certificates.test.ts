@@ -45,6 +45,7 @@ const DOCUMENTED = {
     'POST /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription/$deadletterqueue/resubmit': ['entitlement'],
     'POST /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription/replays': ['entitlement'],
     'GET /internal/v1/tenants/:tenant/topics/:topic/subscriptions/:subscription/replays/:replayId': ['entitlement'],
+    'DELETE /internal/v1/tenants/:tenant/topics/:topic/stream': ['entitlement'],
   },
 };
 

@@ -57,6 +57,8 @@ export interface SuiteOptions {
     streamHeartbeatSec?: number;
     /** BROKER_PREFETCH: unacked messages the topic service takes ahead per subscription (default 50 here; production 500) */
     brokerPrefetch?: number;
+    /** DUPLICATE_WINDOW_SEC: how long a published batch id is remembered (default 600; 0 = off) */
+    duplicateWindowSec?: number;
     /**
      * The topic service's own RabbitMQ connection (as in production, where it is its own process), shown
      * by `rabbitmqctl list_connections client_properties`; default `keyway-topic-<suite id>`.
@@ -249,6 +251,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         STREAM_HEARTBEAT_SEC: options.topic?.streamHeartbeatSec,
         // the broker's own default, which the delivery fault tests have always run with (production: 500)
         BROKER_PREFETCH: options.topic?.brokerPrefetch ?? 50,
+        DUPLICATE_WINDOW_SEC: options.topic?.duplicateWindowSec,
       }),
     },
   });
