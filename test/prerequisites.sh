@@ -62,6 +62,14 @@ if ! command -v haproxy >/dev/null; then
   command -v haproxy >/dev/null || { echo "prerequisites: haproxy is still missing after apt-get install haproxy" >&2; exit 1; }
 fi
 
+# The SSH tests check our certificates and SFTP server against Debian's OpenSSH client (ssh-keygen, sftp).
+if ! command -v ssh-keygen >/dev/null || ! command -v sftp >/dev/null; then
+  echo "prerequisites: installing Debian's openssh-client for the SSH and SFTP tests"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+  command -v ssh-keygen >/dev/null && command -v sftp >/dev/null || { echo "prerequisites: ssh-keygen or sftp is still missing after apt-get install openssh-client" >&2; exit 1; }
+fi
+
 # The scanner tests (packages/scan) start clamd daemons of their own, each with its own clamd.conf and a
 # one-signature EICAR database (packages/testkit/src/servers/clamd.ts), and stop them by PID: only the
 # package is needed here, never the system's clamd service or freshclam.
