@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBroker, type Broker } from '@keyway/broker';
 import { entitlementClient, idpClient, pasClient, type PasClient } from '@keyway/clients';
 import { createLogger, listenHttps, silentLogger, type RunningServer } from '@keyway/kit';
-import { createApp as createPas, loadKeyRing, sharedKeyRing, type SharedKeyRing } from '@keyway/pas';
+import { createApp as createPas, loadKeyRing, loadSshCertificateAuthority, sharedKeyRing, type SharedKeyRing } from '@keyway/pas';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { lowS } from '@keyway/tokens';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
@@ -66,6 +66,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
         store: suite.stores.pas,
         auditDb: suite.audit,
         ring,
+        sshCa: await loadSshCertificateAuthority(suite.records.pas, suite.kek),
         idp: idpClient({ ...asPas, baseUrl: suite.urls.idp }),
         entitlement: entitlementClient({ ...asPas, baseUrl: suite.urls.entitlement }),
         broker,
