@@ -43,8 +43,22 @@ const keygen = (...args: string[]) => execFileSync('ssh-keygen', args, { encodin
 function inspect(certificate: string) {
   const out = keygen('-L', '-f', file('cert.pub', `${certificate}\n`));
   const field = (name: string) => new RegExp(`^\\s*${name}: ?(.*)$`, 'm').exec(out)?.[1]?.trim();
-  const block = (name: string) => (new RegExp(`^\\s*${name}: ?\\n((?:\\s{16}.*\\n?)*)`, 'm').exec(out)?.[1] ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
-  return { out, type: field('Type'), signingCa: field('Signing CA'), keyId: field('Key ID'), serial: field('Serial'), valid: field('Valid'), principals: block('Principals'), critical: field('Critical Options'), extensions: field('Extensions') };
+  const block = (name: string) =>
+    (new RegExp(`^\\s*${name}: ?\\n((?:\\s{16}.*\\n?)*)`, 'm').exec(out)?.[1] ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+  return {
+    out,
+    type: field('Type'),
+    signingCa: field('Signing CA'),
+    keyId: field('Key ID'),
+    serial: field('Serial'),
+    valid: field('Valid'),
+    principals: block('Principals'),
+    critical: field('Critical Options'),
+    extensions: field('Extensions'),
+  };
 }
 /** The SHA256 fingerprint ssh-keygen -l prints for a public key line */
 const fingerprintOf = (line: string) => keygen('-l', '-f', file('key.pub', `${line}\n`)).split(' ')[1];

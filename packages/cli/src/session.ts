@@ -150,7 +150,8 @@ export async function freshSessionToken(
     // Another keyway process may have refreshed the same pair a moment ago (PAS refuses the spent
     // token without revoking the family within its reuse leeway): its new pair is in the file.
     const current = readSession(path);
-    if (current && current.refresh_token !== session.refresh_token && current.expires_at - now() > REFRESH_MARGIN_MS) return { accessToken: current.access_token, dpop: await sessionDpopSigner(current, path, login) };
+    if (current && current.refresh_token !== session.refresh_token && current.expires_at - now() > REFRESH_MARGIN_MS)
+      return { accessToken: current.access_token, dpop: await sessionDpopSigner(current, path, login) };
     throw notLoggedIn(`the session can no longer be refreshed (${err.description || err.code})`, login);
   }
 }

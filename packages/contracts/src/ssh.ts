@@ -5,7 +5,7 @@ import { TenantId } from './common.ts';
  * One OpenSSH public key line ("ssh-ed25519 AAAA… comment"), as `ssh-keygen` writes it: one line of
  * printable text. Whether its type and key are acceptable is PAS's to say (@keyway/ssh parses it there).
  */
-export const SshPublicKeyLine = z
+const SshPublicKeyLine = z
   .string()
   .trim()
   .min(1)

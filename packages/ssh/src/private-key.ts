@@ -19,7 +19,13 @@ export function openSshPrivateKey(privateKey: KeyObject, comment = ''): string {
   const publicBlob = new WireWriter().bytes('ssh-ed25519').bytes(x).toBuffer();
   // two equal random words: a reader checks them to tell a wrong passphrase (meaningless without one, but read)
   const check = randomBytes(4).readUInt32BE(0);
-  const section = new WireWriter().uint32(check).uint32(check).bytes('ssh-ed25519').bytes(x).bytes(Buffer.concat([seed, x])).bytes(comment);
+  const section = new WireWriter()
+    .uint32(check)
+    .uint32(check)
+    .bytes('ssh-ed25519')
+    .bytes(x)
+    .bytes(Buffer.concat([seed, x]))
+    .bytes(comment);
   const unpadded = section.toBuffer();
   const padding = Buffer.from(Array.from({ length: (BLOCK - (unpadded.length % BLOCK)) % BLOCK }, (_, i) => i + 1));
   const body = new WireWriter()

@@ -34,6 +34,9 @@ function targetOf(context: CliContext, host: string | undefined): Target {
 /** How known_hosts names a host: `[host]:port` off port 22 (OpenSSH looks it up so), the bare name on it. */
 const hostPattern = ({ host, port }: Target) => (port === SSH_PORT ? host : `[${host}]:${port}`);
 
+/** A word a POSIX shell reads back as is: quoted only when it holds anything but the plain characters of paths and names. */
+const shellWord = (word: string) => (/^[A-Za-z0-9_./:@=,+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+
 /** The default folder: `ssh` beside the CLI's sessions, `$XDG_CONFIG_HOME/keyway/ssh` (default ~/.config/keyway/ssh). */
 const defaultDir = () => join(dirname(sessionPath()), 'ssh');
 
@@ -122,8 +125,25 @@ export function register(program: Command, context: CliContext): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeAtomically(certificatePath, `${issued.certificate} ${issued.key_id}\n`, 0o644);
     writeAtomically(knownHostsPath, `${certificateAuthorityLine(hostPattern(target), ca)}\n`, 0o644);
-    const command = `sftp -i ${keyPath} -o CertificateFile=${certificatePath} -o UserKnownHostsFile=${knownHostsPath} -P ${target.port} ${user}@${target.host.includes(':') ? `[${target.host}]` : target.host}`;
-    const answer = { user, host: target.host, port: target.port, key: keyPath, certificate: certificatePath, known_hosts: knownHostsPath, serial: issued.serial, key_id: issued.key_id, valid_before: issued.valid_before, command };
+    const command = [
+      'sftp',
+      ...['-i', keyPath, '-o', `CertificateFile=${certificatePath}`, '-o', `UserKnownHostsFile=${knownHostsPath}`, '-P', String(target.port)],
+      `${user}@${target.host.includes(':') ? `[${target.host}]` : target.host}`,
+    ]
+      .map(shellWord)
+      .join(' ');
+    const answer = {
+      user,
+      host: target.host,
+      port: target.port,
+      key: keyPath,
+      certificate: certificatePath,
+      known_hosts: knownHostsPath,
+      serial: issued.serial,
+      key_id: issued.key_id,
+      valid_before: issued.valid_before,
+      command,
+    };
     context.print(answer, () =>
       [
         fields([

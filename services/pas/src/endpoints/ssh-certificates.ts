@@ -3,7 +3,7 @@ import { audited, mergeFields, requestFields, type AuditScope } from '@keyway/au
 import { pasRoutes, SshCertificateResponse, sshUserKeyId } from '@keyway/contracts';
 import { bindRoute, callerService, DpopRefused, dpopGuardOnDemand, InvalidRequest, InvalidToken, requireBodyType, shapeResponse, TemporarilyUnavailable, type DpopGuardOptions } from '@keyway/kit';
 import { parsePublicKeyLine, SshFormatError, type SshPublicKey } from '@keyway/ssh';
-import type { AccessTokenCheck } from '@keyway/tokens';
+import { DPOP_ALGS, type AccessTokenCheck } from '@keyway/tokens';
 import type { GrantContext } from '../grants/context.ts';
 import type { IssuedSshCertificate, SshCertificateAuthority } from '../ssh/authority.ts';
 import { sourceOf } from '../throttling/login-throttle.ts';
@@ -15,7 +15,7 @@ const CERTIFIED_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256'];
 
 /** RFC 6750 §2.1 and RFC 9449 §7.1: `Bearer <token>`, or `DPoP <token>` for a bound one. */
 const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
-const challenge = (attributes?: string) => ({ 'WWW-Authenticate': `Bearer realm="keyway"${attributes ? `, ${attributes}` : ''}, DPoP algs="ES256 EdDSA"` });
+const challenge = (attributes?: string) => ({ 'WWW-Authenticate': `Bearer realm="keyway"${attributes ? `, ${attributes}` : ''}, DPoP algs="${DPOP_ALGS.join(' ')}"` });
 
 export interface SshCertificateOptions {
   ca: SshCertificateAuthority;
@@ -41,7 +41,9 @@ function certifiable(line: string): SshPublicKey {
 
 /** What the trail holds of a certificate: its serial, the certified key's fingerprint, principals, window end (never the certificate). */
 const noteIssued = (audit: AuditScope, issued: IssuedSshCertificate) =>
-  audit.note({ detail: { serial: issued.serial, fingerprint: issued.fingerprint, key_id: issued.key_id.slice(0, 256), principals: issued.principals.join(',').slice(0, 512), valid_before: issued.valid_before } });
+  audit.note({
+    detail: { serial: issued.serial, fingerprint: issued.fingerprint, key_id: issued.key_id.slice(0, 256), principals: issued.principals.join(',').slice(0, 512), valid_before: issued.valid_before },
+  });
 
 const answer = (issued: IssuedSshCertificate) => shapeResponse(SshCertificateResponse, issued);
 
@@ -118,16 +120,12 @@ export function sshCertificateEndpoints(context: GrantContext, options: SshCerti
 
   bindRoute(router, pasRoutes.hostCertificate, noStore, requireBodyType(pasRoutes.hostCertificate), async (req, res, input) => {
     const caller = callerService(req);
-    const issued = await audited(
-      context,
-      { action: 'ssh.host_certificate_issued', fields: mergeFields(requestFields(req), { clientId: caller }), authenticated: true },
-      async (audit) => {
-        const { public_key, hostnames } = input.body();
-        const certificate = options.ca.issue({ publicKey: certifiable(public_key), type: 'host', keyId: `keyway-host:${caller}`, principals: hostnames, ttlSec: options.hostTtlSec });
-        noteIssued(audit, certificate);
-        return certificate;
-      },
-    );
+    const issued = await audited(context, { action: 'ssh.host_certificate_issued', fields: mergeFields(requestFields(req), { clientId: caller }), authenticated: true }, async (audit) => {
+      const { public_key, hostnames } = input.body();
+      const certificate = options.ca.issue({ publicKey: certifiable(public_key), type: 'host', keyId: `keyway-host:${caller}`, principals: hostnames, ttlSec: options.hostTtlSec });
+      noteIssued(audit, certificate);
+      return certificate;
+    });
     res.status(201).json(answer(issued));
   });
   return router;

@@ -71,11 +71,7 @@ export const ownAccessTokenChecker = (context: Activity) =>
   });
 
 /** Either kind, for revocation and introspection; undefined when it is neither (or invalid). */
-export async function verifyOwnToken(
-  context: Verifier,
-  token: string,
-  hint?: string,
-): Promise<VerifiedToken | undefined> {
+export async function verifyOwnToken(context: Verifier, token: string, hint?: string): Promise<VerifiedToken | undefined> {
   const attempts =
     hint === 'access_token'
       ? [
