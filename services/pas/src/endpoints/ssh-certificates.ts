@@ -109,7 +109,14 @@ export function sshCertificateEndpoints(context: GrantContext, options: SshCerti
         await context.noise.admit(source);
         const claims = await authenticate(req, audit);
         const publicKey = certifiable(input.body().public_key);
-        const certificate = options.ca.issue({ publicKey, type: 'user', keyId: sshUserKeyId(claims.tid, claims.sub), principals: [claims.sub], ttlSec: options.userTtlSec });
+        const certificate = options.ca.issue({
+          publicKey,
+          type: 'user',
+          keyId: sshUserKeyId(claims.tid, claims.sub),
+          principals: [claims.sub],
+          ttlSec: options.userTtlSec,
+          now: context.settings.now?.(),
+        });
         noteIssued(audit, certificate);
         return certificate;
       },
@@ -122,7 +129,14 @@ export function sshCertificateEndpoints(context: GrantContext, options: SshCerti
     const caller = callerService(req);
     const issued = await audited(context, { action: 'ssh.host_certificate_issued', fields: mergeFields(requestFields(req), { clientId: caller }), authenticated: true }, async (audit) => {
       const { public_key, hostnames } = input.body();
-      const certificate = options.ca.issue({ publicKey: certifiable(public_key), type: 'host', keyId: `keyway-host:${caller}`, principals: hostnames, ttlSec: options.hostTtlSec });
+      const certificate = options.ca.issue({
+        publicKey: certifiable(public_key),
+        type: 'host',
+        keyId: `keyway-host:${caller}`,
+        principals: hostnames,
+        ttlSec: options.hostTtlSec,
+        now: context.settings.now?.(),
+      });
       noteIssued(audit, certificate);
       return certificate;
     });
