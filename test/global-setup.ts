@@ -24,7 +24,25 @@ const streamsBefore = async (): Promise<Set<string> | undefined> => {
   }
 };
 
+/**
+ * Streams an earlier run left behind: one killed before its end, or made before suites deleted their
+ * streams. Their subscriptions' queues have expired (x-expires) and theirs cannot, so an orphan is a
+ * stream no subscription queue of its topic stands beside, in two listings some seconds apart (a
+ * stream is declared just before its topic's queues: a run starting beside this one keeps its own).
+ * Each holds two of the broker's open files; left to pile up they exhausted them (a CI run failed so).
+ */
+async function deleteOrphanStreams(): Promise<void> {
+  const orphans = (names: string[]) => new Set(names.filter((name) => name.startsWith(STREAM) && !names.some((other) => other.startsWith(`keyway.sub.${name.slice(STREAM.length)}.`))));
+  const first = orphans(await listQueues());
+  if (first.size === 0) return;
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const second = orphans(await listQueues());
+  const deleted = await deleteQueues(AMQP_URL, (name) => !(first.has(name) && second.has(name)));
+  if (deleted > 0) console.log(`deleted ${deleted} replay streams earlier runs left behind`);
+}
+
 export default async function setup() {
+  await deleteOrphanStreams().catch((err: unknown) => console.error('deleting earlier runs’ orphaned replay streams failed', err));
   const existingStreams = await streamsBefore();
   const scratch = mkdtempSync(join(tmpdir(), 'keyway-test-run-'));
   // private servers run as their own users (postgres, rabbitmq) and must reach their folders inside

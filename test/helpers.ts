@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Batch, PutTier, Role } from '@keyway/contracts';
 import type { Suite } from '@keyway/testkit';
 import type { AxiosResponse } from 'axios';
-import { createHttp } from '@keyway/clients';
+import { ApiError, createHttp } from '@keyway/clients';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -16,6 +16,41 @@ export async function provisionTenant(suite: Pick<Suite, 'operator'>, options: {
   const email = `agent@${id}.example`;
   const user = await suite.operator.createUser(id, { email, password: PASSWORD, roles: options.roles ?? ['full-control'] });
   return { tenant: id, feed: feeds[0] ?? 'edr-events', email, user };
+}
+
+/** A tenant's feed with a listen-send key of its user, received from `subscription`. */
+interface KeyedFeed {
+  tenant: string;
+  feed: string;
+  key: string;
+  subscription: string;
+  /** peek-lock receive from `subscription`; null when nothing arrived within timeoutSec */
+  receive(timeoutSec: number): ReturnType<Suite['topic']['receive']>;
+}
+
+/**
+ * A fresh tenant (provisionTenant) whose feed lists `subscription` (`default` needs no listing), a
+ * listen-send key of its user, and `count` batches published one at a time, their ids in `ids`;
+ * `afterPublish` runs after each publish, before the next (e.g. to dead-letter the batch).
+ */
+export async function feedWithBatches(
+  suite: Pick<Suite, 'operator' | 'pas' | 'pac' | 'topic'>,
+  count: number,
+  options: { subscription?: string; afterPublish?: (feed: KeyedFeed) => Promise<void> } = {},
+) {
+  const subscription = options.subscription ?? 'default';
+  const t = await provisionTenant(suite);
+  if (subscription !== 'default') await suite.operator.createSubscription(t.tenant, t.feed, subscription);
+  const { refresh_token } = await suite.pas.password(t.email, PASSWORD);
+  const { sas_key: key } = await suite.pac.sas({ refresh_token, rights: 'listen-send' });
+  const feed = { ...t, key, subscription, ids: [] as string[], receive: (timeoutSec: number) => suite.topic.receive(key, t.tenant, t.feed, subscription, timeoutSec) };
+  for (let seq = 0; seq < count; seq++) {
+    const batch = makeBatch(t.tenant, t.feed, seq);
+    await suite.topic.publish(key, batch);
+    await options.afterPublish?.(feed);
+    feed.ids.push(batch.id);
+  }
+  return feed;
 }
 
 /** The product a fresh release tenant's tier gives by default (provisionReleaseTenant). */
@@ -96,4 +131,11 @@ export const refusalOf = (call: Promise<unknown>): Promise<unknown> =>
   call.then(
     () => undefined,
     (err: unknown) => err,
+  );
+
+/** A refused API call's status and error code ('done' when it succeeded); anything but an ApiError rejects. */
+export const apiRefusal = (call: Promise<unknown>): Promise<'done' | { status: number; code: string }> =>
+  call.then(
+    () => 'done' as const,
+    (err: unknown) => (err instanceof ApiError ? { status: err.status, code: err.code } : Promise.reject(err)),
   );

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError } from '@keyway/clients';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
+import { apiRefusal, feedWithBatches } from '../helpers.ts';
 
 /**
  * Issue 16: an operator resubmits a subscription's dead letters at the entitlement service, which
@@ -16,27 +15,15 @@ afterAll(async () => {
   await suite?.close();
 });
 
-const refusal = (call: Promise<unknown>) =>
-  call.then(
-    () => 'done',
-    (err: unknown) => (err instanceof ApiError ? { status: err.status, code: err.code } : Promise.reject(err)),
-  );
-
-async function feedWithDeadLetters(count: number, subscription = 'default') {
-  const t = await provisionTenant(suite);
-  if (subscription !== 'default') await suite.operator.createSubscription(t.tenant, t.feed, subscription);
-  const { refresh_token } = await suite.pas.password(t.email, PASSWORD);
-  const { sas_key: key } = await suite.pac.sas({ refresh_token, rights: 'listen-send' });
-  const ids: string[] = [];
-  for (let seq = 0; seq < count; seq++) {
-    const batch = makeBatch(t.tenant, t.feed, seq);
-    await suite.topic.publish(key, batch);
-    const m = (await suite.topic.receive(key, t.tenant, t.feed, subscription, 5))!;
-    await suite.topic.deadLetterMessage(key, t.tenant, t.feed, subscription, m.message_id, m.lock_token, { reason: 'SiemDown', description: 'index unavailable' });
-    ids.push(batch.id);
-  }
-  return { ...t, key, ids, receive: (timeoutSec: number) => suite.topic.receive(key, t.tenant, t.feed, subscription, timeoutSec) };
-}
+/** A feed whose `count` batches were each received and dead-lettered (SiemDown) right after being published. */
+const feedWithDeadLetters = (count: number, subscription = 'default') =>
+  feedWithBatches(suite, count, {
+    subscription,
+    afterPublish: async (f) => {
+      const m = (await f.receive(5))!;
+      await suite.topic.deadLetterMessage(f.key, f.tenant, f.feed, f.subscription, m.message_id, m.lock_token, { reason: 'SiemDown', description: 'index unavailable' });
+    },
+  });
 
 describe('dead letters resubmitted by an operator and by the tenant (issue 16)', { timeout: 60_000 }, () => {
   it('the operator route moves them back, oldest first, and the entitlement trail records who, what and how many', async () => {
@@ -71,10 +58,10 @@ describe('dead letters resubmitted by an operator and by the tenant (issue 16)',
 
   it('refuses a tenant, feed or subscription that does not exist (404) and a bad max (400), moving nothing and recording nothing', async () => {
     const f = await feedWithDeadLetters(1);
-    expect(await refusal(suite.operator.resubmitDeadLetters('t-nobody', f.feed, 'default'))).toEqual({ status: 404, code: 'not_found' });
-    expect(await refusal(suite.operator.resubmitDeadLetters(f.tenant, 'dns-logs', 'default'))).toEqual({ status: 404, code: 'not_found' });
-    expect(await refusal(suite.operator.resubmitDeadLetters(f.tenant, f.feed, 'unlisted'))).toEqual({ status: 404, code: 'not_found' });
-    expect(await refusal(suite.operator.resubmitDeadLetters(f.tenant, f.feed, 'default', 0))).toMatchObject({ status: 400 });
+    expect(await apiRefusal(suite.operator.resubmitDeadLetters('t-nobody', f.feed, 'default'))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.resubmitDeadLetters(f.tenant, 'dns-logs', 'default'))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.resubmitDeadLetters(f.tenant, f.feed, 'unlisted'))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.resubmitDeadLetters(f.tenant, f.feed, 'default', 0))).toMatchObject({ status: 400 });
     expect(await f.receive(0)).toBeNull();
     expect((await suite.auditor.events({ stream: 'entitlement', tenant: f.tenant, action: 'deadletters.resubmitted' })).events).toEqual([]);
   });

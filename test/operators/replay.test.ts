@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, topicClient } from '@keyway/clients';
+import { topicClient } from '@keyway/clients';
 import type { ReplayStatus } from '@keyway/contracts';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
+import { apiRefusal, feedWithBatches } from '../helpers.ts';
 
 /**
  * Issue 16: an operator replays a feed into a subscription at the entitlement service, which passes
@@ -18,34 +18,19 @@ afterAll(async () => {
   await suite?.close();
 });
 
-const refusal = (call: Promise<unknown>) =>
-  call.then(
-    () => 'done',
-    (err: unknown) => (err instanceof ApiError ? { status: err.status, code: err.code } : Promise.reject(err)),
-  );
-
 /** A tenant whose feed holds `count` published batches, with a listen key to receive them as the tenant does. */
 async function feedWithHistory(count: number, subscription = 'default') {
-  const t = await provisionTenant(suite);
-  if (subscription !== 'default') await suite.operator.createSubscription(t.tenant, t.feed, subscription);
-  const { refresh_token } = await suite.pas.password(t.email, PASSWORD);
-  const { sas_key: key } = await suite.pac.sas({ refresh_token, rights: 'listen-send' });
-  const ids: string[] = [];
-  for (let seq = 0; seq < count; seq++) {
-    const batch = makeBatch(t.tenant, t.feed, seq);
-    await suite.topic.publish(key, batch);
-    ids.push(batch.id);
-  }
+  const f = await feedWithBatches(suite, count, { subscription });
   const drain = async (): Promise<string[]> => {
     const received: string[] = [];
     for (;;) {
-      const message = await suite.topic.receive(key, t.tenant, t.feed, subscription, 2);
+      const message = await f.receive(2);
       if (!message) return received;
       received.push(message.message_id);
-      await suite.topic.complete(key, t.tenant, t.feed, subscription, message.message_id, message.lock_token);
+      await suite.topic.complete(f.key, f.tenant, f.feed, subscription, message.message_id, message.lock_token);
     }
   };
-  return { ...t, key, ids, drain };
+  return { ...f, drain };
 }
 
 async function finished(f: { tenant: string; feed: string }, subscription: string, started: ReplayStatus): Promise<ReplayStatus> {
@@ -94,13 +79,13 @@ describe('a replay asked by an operator (issue 16)', { timeout: 60_000 }, () => 
     const f = await feedWithHistory(1);
     expect(await f.drain()).toEqual(f.ids);
     const from = { from_offset: 0 };
-    expect(await refusal(suite.operator.replay('t-nobody', f.feed, 'default', from))).toEqual({ status: 404, code: 'not_found' });
-    expect(await refusal(suite.operator.replay(f.tenant, 'dns-logs', 'default', from))).toEqual({ status: 404, code: 'not_found' });
-    expect(await refusal(suite.operator.replay(f.tenant, f.feed, 'unlisted', from))).toEqual({ status: 404, code: 'not_found' });
-    expect(await refusal(suite.operator.replay(f.tenant, f.feed, 'default', { from_time: new Date(Date.now() + 3_600_000).toISOString() }))).toMatchObject({ status: 400 });
-    expect(await refusal(suite.operator.replay(f.tenant, f.feed, 'default', { from_offset: 0, from_time: new Date().toISOString() }))).toMatchObject({ status: 400 });
-    expect(await refusal(suite.operator.replayStatus(f.tenant, f.feed, 'default', crypto.randomUUID()))).toEqual({ status: 404, code: 'replay_not_found' });
-    expect(await refusal(suite.operator.replayStatus(f.tenant, f.feed, 'unlisted', crypto.randomUUID()))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.replay('t-nobody', f.feed, 'default', from))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.replay(f.tenant, 'dns-logs', 'default', from))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.replay(f.tenant, f.feed, 'unlisted', from))).toEqual({ status: 404, code: 'not_found' });
+    expect(await apiRefusal(suite.operator.replay(f.tenant, f.feed, 'default', { from_time: new Date(Date.now() + 3_600_000).toISOString() }))).toMatchObject({ status: 400 });
+    expect(await apiRefusal(suite.operator.replay(f.tenant, f.feed, 'default', { from_offset: 0, from_time: new Date().toISOString() }))).toMatchObject({ status: 400 });
+    expect(await apiRefusal(suite.operator.replayStatus(f.tenant, f.feed, 'default', crypto.randomUUID()))).toEqual({ status: 404, code: 'replay_not_found' });
+    expect(await apiRefusal(suite.operator.replayStatus(f.tenant, f.feed, 'unlisted', crypto.randomUUID()))).toEqual({ status: 404, code: 'not_found' });
     await sleep(500);
     expect(await f.drain()).toEqual([]);
     expect((await suite.auditor.events({ stream: 'entitlement', tenant: f.tenant, action: 'replay.requested' })).events).toEqual([]);
@@ -109,7 +94,7 @@ describe('a replay asked by an operator (issue 16)', { timeout: 60_000 }, () => 
   it('the topic service’s internal replay routes answer the entitlement service only', async () => {
     const f = await feedWithHistory(1);
     const asOperator = topicClient({ caPem: suite.pki.ca.certPem, clientCert: suite.pki.certs.operator, baseUrl: suite.urls.topic });
-    expect(await refusal(asOperator.replayInternal(f.tenant, f.feed, 'default', { from_offset: 0 }))).toMatchObject({ status: 403 });
-    expect(await refusal(asOperator.replayStatusInternal(f.tenant, f.feed, 'default', crypto.randomUUID()))).toMatchObject({ status: 403 });
+    expect(await apiRefusal(asOperator.replayInternal(f.tenant, f.feed, 'default', { from_offset: 0 }))).toMatchObject({ status: 403 });
+    expect(await apiRefusal(asOperator.replayStatusInternal(f.tenant, f.feed, 'default', crypto.randomUUID()))).toMatchObject({ status: 403 });
   });
 });

@@ -1,10 +1,9 @@
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { ElasticsearchError, elasticsearchSink, type ElasticsearchAuth } from './elasticsearch.ts';
-import { badServer, testBatch } from './test-fixtures.ts';
+import { badServer, closedAfterEach, expectNoSecrets, failure, listening, testBatch } from './test-fixtures.ts';
 
 const API_KEY = 'VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==';
 const USER = 'keyway-writer';
@@ -134,18 +133,14 @@ async function elasticsearch(pki: DevPki) {
       json(res, 200, { errors: items.some((item) => (Object.values(item)[0] as { status: number }).status >= 300), took: Date.now() - started, items });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listener = await listening(server);
   return {
-    url: `https://localhost:${(server.address() as AddressInfo).port}`,
+    url: listener.url,
     requests,
     itemFaults,
     requestFaults,
     docs: (index = INDEX) => indices.get(index) ?? new Map<string, Record<string, unknown>>(),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: listener.close,
   };
 }
 
@@ -153,10 +148,7 @@ let pki: DevPki;
 beforeAll(() => {
   pki = createEphemeralPki(['es']);
 });
-const open: Array<{ close(): Promise<unknown> }> = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
-});
+const open = closedAfterEach();
 
 async function setup(options: { auth?: ElasticsearchAuth; ca?: string; index?: string } = {}) {
   const server = await elasticsearch(pki);
@@ -167,15 +159,7 @@ async function setup(options: { auth?: ElasticsearchAuth; ca?: string; index?: s
 }
 
 const batch = (seq: number, records: unknown[]) => testBatch(seq, { id: `0b1c-${seq}`, records });
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (err: unknown) => err as Error,
-  );
-const noSecrets = (err: Error | undefined) => {
-  expect(err).toBeInstanceOf(Error);
-  for (const secret of [API_KEY, PASSWORD, Buffer.from(`${USER}:${PASSWORD}`).toString('base64')]) expect(`${err!.message} ${err!.stack}`).not.toContain(secret);
-};
+const noSecrets = (err: Error | undefined) => expectNoSecrets(err, [API_KEY, PASSWORD, Buffer.from(`${USER}:${PASSWORD}`).toString('base64')]);
 
 describe('Elasticsearch / OpenSearch sink (_bulk)', () => {
   it('creates one document per record with an id from the batch and the record’s place, into the data stream named in the path (no explicit index per action), without forcing a refresh', async () => {

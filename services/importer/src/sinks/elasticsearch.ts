@@ -1,6 +1,6 @@
 import https from 'node:https';
 import type { Batch } from '@keyway/contracts';
-import { DEFAULT_MAX_ANSWER_BYTES, httpsCall, jsonOf } from './https-call.ts';
+import { DEFAULT_MAX_ANSWER_BYTES, httpsCall, httpsSink, jsonOf } from './https-call.ts';
 import type { Sink } from './sink.ts';
 
 export type ElasticsearchAuth = { apiKey: string } | { username: string; password: string };
@@ -106,7 +106,6 @@ export function elasticsearchSink(options: ElasticsearchSinkOptions): Sink {
   const authorization = 'apiKey' in options.auth ? `ApiKey ${options.auth.apiKey}` : `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`, 'utf8').toString('base64')}`;
   const agent = new https.Agent({ keepAlive: true, ca: options.ca, minVersion: 'TLSv1.2' });
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const inFlight = new Set<Promise<void>>();
 
   async function bulk(batch: Batch): Promise<void> {
     const body = Buffer.from(bulkBody(batch), 'utf8');
@@ -133,19 +132,5 @@ export function elasticsearchSink(options: ElasticsearchSinkOptions): Sink {
     throw new ElasticsearchError(first.status, `Elasticsearch refused ${failed.length} of ${items.length} documents; first: ${first.status ?? 'no status'} ${describeError(first.error)}`.trim());
   }
 
-  return {
-    description: `Elasticsearch ${endpoint.origin} (index ${options.index})`,
-    write(batch) {
-      if (batch.records.length === 0) return Promise.resolve();
-      const pending = bulk(batch);
-      inFlight.add(pending);
-      const forget = () => inFlight.delete(pending);
-      pending.then(forget, forget);
-      return pending;
-    },
-    async close() {
-      await Promise.allSettled(inFlight);
-      agent.destroy();
-    },
-  };
+  return httpsSink(`Elasticsearch ${endpoint.origin} (index ${options.index})`, agent, bulk);
 }

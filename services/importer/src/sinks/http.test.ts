@@ -1,10 +1,9 @@
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { HecError, hecSink } from './http.ts';
-import { testBatch } from './test-fixtures.ts';
+import { closedAfterEach, listening, testBatch } from './test-fixtures.ts';
 
 const TOKEN = '9b2f1c1e-4a8b-4f3e-a2a1-hec-token';
 
@@ -57,15 +56,11 @@ async function collector(pki: DevPki, answer: (res: ServerResponse) => void) {
       answer(res);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listener = await listening(server);
   return {
-    url: `https://localhost:${(server.address() as AddressInfo).port}`,
+    url: listener.url,
     requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: listener.close,
   };
 }
 
@@ -78,10 +73,7 @@ let pki: DevPki;
 beforeAll(() => {
   pki = createEphemeralPki(['hec']);
 });
-const open: Array<{ close(): Promise<unknown> }> = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
-});
+const open = closedAfterEach();
 
 describe('HTTP sink (Splunk HEC)', () => {
   it('posts one event per record with the token, and resolves on 200 {"code":0}', async () => {

@@ -1,7 +1,7 @@
 import https from 'node:https';
 import { hostname as osHostname } from 'node:os';
 import type { Batch } from '@keyway/contracts';
-import { httpsCall, jsonOf } from './https-call.ts';
+import { httpsCall, httpsSink, jsonOf } from './https-call.ts';
 import type { Sink } from './sink.ts';
 
 export interface HecSinkOptions {
@@ -74,7 +74,6 @@ export function hecSink(options: HecSinkOptions): Sink {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const format = { host: options.host ?? osHostname(), index: options.index };
   const authorization = `Splunk ${options.token}`;
-  const inFlight = new Set<Promise<void>>();
 
   const post = async (body: string) => {
     const answer = await httpsCall(endpoint, {
@@ -89,21 +88,7 @@ export function hecSink(options: HecSinkOptions): Sink {
     throw new HecError(answer.status, hec?.code, `HEC answered ${answer.status}${hec ? ` code ${hec.code}: ${hec.text}` : ''}`);
   };
 
-  return {
-    description: `HEC ${endpoint.href}${options.index ? ` (index ${options.index})` : ''}`,
-    write(batch) {
-      if (batch.records.length === 0) return Promise.resolve();
-      const pending = post(hecEvents(batch, format));
-      inFlight.add(pending);
-      const forget = () => inFlight.delete(pending);
-      pending.then(forget, forget);
-      return pending;
-    },
-    async close() {
-      await Promise.allSettled(inFlight);
-      agent.destroy();
-    },
-  };
+  return httpsSink(`HEC ${endpoint.href}${options.index ? ` (index ${options.index})` : ''}`, agent, (batch) => post(hecEvents(batch, format)));
 }
 
 function parseAnswer(json: unknown): { code: number; text: string } | undefined {

@@ -1,5 +1,7 @@
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Batch } from '@keyway/contracts';
+import type { Sink } from './sink.ts';
 
 export interface HttpsAnswer {
   status: number;
@@ -75,4 +77,29 @@ export function retryAfterMs(answer: HttpsAnswer, now = Date.now()): number | un
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * The Sink of an HTTPS sink: `send` writes one non-empty batch (an empty one has nothing to make
+ * durable); close() runs `stop` (e.g. to cut a retry's wait short), waits for the writes in flight, then
+ * destroys the agent, so a shutdown never cuts a write it has begun.
+ */
+export function httpsSink(description: string, agent: https.Agent, send: (batch: Batch) => Promise<void>, stop?: () => void): Sink {
+  const inFlight = new Set<Promise<void>>();
+  return {
+    description,
+    write(batch) {
+      if (batch.records.length === 0) return Promise.resolve();
+      const pending = send(batch);
+      inFlight.add(pending);
+      const forget = () => inFlight.delete(pending);
+      pending.then(forget, forget);
+      return pending;
+    },
+    async close() {
+      stop?.();
+      await Promise.allSettled(inFlight);
+      agent.destroy();
+    },
+  };
 }

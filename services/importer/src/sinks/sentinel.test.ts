@@ -1,11 +1,10 @@
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEphemeralPki, type DevPki } from '@keyway/tls';
 import { SentinelError, sentinelSink, type SentinelSinkOptions } from './sentinel.ts';
-import { badServer, testBatch } from './test-fixtures.ts';
+import { badServer, closedAfterEach, expectNoSecrets, failure, listening, testBatch } from './test-fixtures.ts';
 
 const TENANT_ID = '5b1f1e0c-2d4f-4c55-9d2e-6f0b3a1c7e21';
 const CLIENT_ID = 'a8d3c1f2-0e4b-4a7c-8f6d-2b9e1c5d3a70';
@@ -102,10 +101,9 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
       res.writeHead(204).end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `https://localhost:${(server.address() as AddressInfo).port}`;
+  const listener = await listening(server);
   return {
-    url,
+    url: listener.url,
     rows,
     calls,
     faults,
@@ -113,11 +111,7 @@ async function azure(pki: DevPki, options: { tokenLifetimeSec?: number } = {}) {
     tokenRequests,
     ingestRequests: () => ingestRequests,
     revokeTokens: () => tokens.clear(),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: listener.close,
   };
 }
 
@@ -125,10 +119,7 @@ let pki: DevPki;
 beforeAll(() => {
   pki = createEphemeralPki(['azure']);
 });
-const open: Array<{ close(): Promise<unknown> }> = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
-});
+const open = closedAfterEach();
 
 async function setup(serverOptions: { tokenLifetimeSec?: number } = {}, sinkOptions: Partial<SentinelSinkOptions> = {}) {
   const server = await azure(pki, serverOptions);
@@ -150,15 +141,7 @@ async function setup(serverOptions: { tokenLifetimeSec?: number } = {}, sinkOpti
 }
 
 const batch = (seq: number, records: unknown[]) => testBatch(seq, { id: `b-${seq}`, records });
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (err: unknown) => err as Error,
-  );
-const noSecrets = (err: Error | undefined) => {
-  expect(err).toBeInstanceOf(Error);
-  for (const secret of [SECRET, 'eyJ0eXAi']) expect(`${err!.message} ${err!.stack}`).not.toContain(secret);
-};
+const noSecrets = (err: Error | undefined) => expectNoSecrets(err, [SECRET, 'eyJ0eXAi']);
 
 describe('Sentinel sink (Azure Monitor Logs Ingestion API)', () => {
   it('gets a token with client credentials, posts the rows gzip’d to the DCR stream, and keeps the token for the next batch', async () => {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Batch } from '@keyway/contracts';
-import { httpsCall, jsonOf, retryAfterMs, type HttpsAnswer } from './https-call.ts';
+import { httpsCall, httpsSink, jsonOf, retryAfterMs, type HttpsAnswer } from './https-call.ts';
 import type { Sink } from './sink.ts';
 
 const gzip = promisify(gzipCallback);
@@ -135,7 +135,6 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
   const backoffMs = options.backoffMs ?? 1_000;
   const maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
   const maxCallBytes = options.maxCallBytes ?? MAX_CALL_BYTES;
-  const inFlight = new Set<Promise<void>>();
 
   let token: { value: string; refreshAt: number } | undefined;
   let tokenRequest: Promise<string> | undefined;
@@ -215,27 +214,17 @@ export function sentinelSink(options: SentinelSinkOptions): Sink {
     }
   }
 
-  return {
-    description: `Sentinel Logs Ingestion ${endpoint.origin} (DCR ${options.dcrId}, stream ${options.stream})`,
-    write(batch) {
-      if (batch.records.length === 0) return Promise.resolve();
-      const pending = (async () => {
-        // one call after the other: a refused call stops the batch instead of sending the rest
-        for (const json of splitRows(
-          batch.records.map((record) => rowOf(batch, record)),
-          maxCallBytes,
-        ))
-          await upload(json);
-      })();
-      inFlight.add(pending);
-      const forget = () => inFlight.delete(pending);
-      pending.then(forget, forget);
-      return pending;
+  return httpsSink(
+    `Sentinel Logs Ingestion ${endpoint.origin} (DCR ${options.dcrId}, stream ${options.stream})`,
+    agent,
+    async (batch) => {
+      // one call after the other: a refused call stops the batch instead of sending the rest
+      for (const json of splitRows(
+        batch.records.map((record) => rowOf(batch, record)),
+        maxCallBytes,
+      ))
+        await upload(json);
     },
-    async close() {
-      closing.abort();
-      await Promise.allSettled(inFlight);
-      agent.destroy();
-    },
-  };
+    () => closing.abort(),
+  );
 }

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { afterEach, expect } from 'vitest';
 import type { Batch } from '@keyway/contracts';
 
 /** A batch as the topic service hands it to a sink (fixture of the sink tests next to this file). */
@@ -60,15 +61,51 @@ export async function badServer(tls: { cert: string; key: string }, behaviour: '
     res.on('drain', pump);
     pump();
   });
+  const listener = await listening(server);
+  return {
+    url: listener.url,
+    requests: () => requests,
+    close: () => {
+      for (const timer of timers) clearInterval(timer);
+      return listener.close();
+    },
+  };
+}
+
+/**
+ * `server` listening on a free loopback port: its URL (named localhost, as the test certificates are)
+ * and a close that also ends the connections a sink keeps alive (server.close alone waits for them).
+ */
+export async function listening(server: https.Server): Promise<{ url: string; close(): Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `https://localhost:${(server.address() as AddressInfo).port}`,
-    requests: () => requests,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const timer of timers) clearInterval(timer);
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/** A list to push what a test opens (servers, sinks) on: all of it is closed after each test, passed or failed. */
+export function closedAfterEach(): Array<{ close(): Promise<unknown> }> {
+  const open: Array<{ close(): Promise<unknown> }> = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((c) => c.close()));
+  });
+  return open;
+}
+
+/** The error a write failed with, or undefined when it succeeded. */
+export const failure = (promise: Promise<unknown>): Promise<Error | undefined> =>
+  promise.then(
+    () => undefined,
+    (err: unknown) => err as Error,
+  );
+
+/** `err` is an error whose message and stack quote none of `secrets` (they reach the agent's log). */
+export function expectNoSecrets(err: Error | undefined, secrets: string[]): void {
+  expect(err).toBeInstanceOf(Error);
+  for (const secret of secrets) expect(`${err!.message} ${err!.stack}`).not.toContain(secret);
 }
