@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantKeys } from '@keyway/pac';
-import { loadKeyRing } from '@keyway/pas';
+import { loadKeyRing, loadSshCertificateAuthority } from '@keyway/pas';
 import { decodeJwt } from 'jose';
 import { secretOfOtpauthUri, totpAt, totpStep } from '@keyway/kit';
 import { Keyring, kekIdOf } from '@keyway/seal';
@@ -57,7 +57,8 @@ describe('keyway keys rewrap (child process against the real suite)', () => {
     expect(answer).toEqual({
       kek: 'k2',
       stores: [
-        { service: 'pas', records: 1, values: 2, moved: 2 },
+        // the signing key ring and the SSH CA key (issue 17)
+        { service: 'pas', records: 2, values: 3, moved: 3 },
         { service: 'pac', records: 1, values: 2, moved: 2 },
         { service: 'idp', records: 1, values: 1, moved: 1 },
       ],
@@ -68,6 +69,7 @@ describe('keyway keys rewrap (child process against the real suite)', () => {
     const onlyK2 = await Keyring.open(kekFile);
     expect((await ringRaw()).map((k) => kekIdOf(k.privateJwk))).toEqual(['k2', 'k2']);
     expect((await loadKeyRing(suite.records.pas, onlyK2)).list()).toHaveLength(2);
+    expect((await loadSshCertificateAuthority(suite.records.pas, onlyK2)).publicKeyLine).toBe(await suite.pas.sshCaPublicKey());
     expect(await tenantKeys(suite.records.pac, onlyK2).find(tenant)).toBeDefined();
     // the running services: PAS signs (held in memory), PAC opens the tenant keys under k2 (read again from the file)
     const after = await suite.pas.password(email, PASSWORD, undefined, undefined, totpAt(totp, totpStep(Date.now())));

@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBroker, type Broker } from '@keyway/broker';
 import { entitlementClient, idpClient, pasClient, type PasClient } from '@keyway/clients';
 import { createLogger, listenHttps, silentLogger, type RunningServer } from '@keyway/kit';
-import { createApp as createPas, loadKeyRing, sharedKeyRing, type SharedKeyRing } from '@keyway/pas';
+import { createApp as createPas, loadKeyRing, loadSshCertificateAuthority, sharedKeyRing, type SharedKeyRing } from '@keyway/pas';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { parsePublicKeyLine, publicKeyFromKeyObject, publicKeyLine, verifyCertificate } from '@keyway/ssh';
 import { lowS } from '@keyway/tokens';
 import { PASSWORD, provisionTenant, rawClient } from '../helpers.ts';
 import { staticTls } from '@keyway/tls';
@@ -66,6 +67,7 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
         store: suite.stores.pas,
         auditDb: suite.audit,
         ring,
+        sshCa: await loadSshCertificateAuthority(suite.records.pas, suite.kek),
         idp: idpClient({ ...asPas, baseUrl: suite.urls.idp }),
         entitlement: entitlementClient({ ...asPas, baseUrl: suite.urls.entitlement }),
         broker,
@@ -240,6 +242,18 @@ describe('signing-key rotation under traffic, two PAS instances', { timeout: 90_
     const fresh = await suite.pas.password(email, PASSWORD);
     expect(kidOf(fresh.refresh_token)).toBe(k3);
     expect((await mint(fresh.refresh_token)).status).toBe(200);
+  });
+
+  it('both instances publish the one SSH CA and sign certificates with it (issue 17)', async () => {
+    const { email } = await provisionTenant(suite);
+    const { access_token } = await suite.pas.password(email, PASSWORD);
+    const caLine = await suite.pas.sshCaPublicKey();
+    expect(await second.pas.sshCaPublicKey()).toBe(caLine);
+    const key = publicKeyLine(publicKeyFromKeyObject(generateKeyPairSync('ed25519').privateKey));
+    for (const pas of [suite.pas, second.pas]) {
+      const { certificate } = await pas.sshCertificate(access_token, key);
+      expect(verifyCertificate(Buffer.from(certificate.split(' ')[1]!, 'base64'), { trusted: [parsePublicKeyLine(caLine)], type: 'user' }).keyId).toMatch(/^keyway:/);
+    }
   });
 });
 

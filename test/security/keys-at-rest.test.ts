@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { KeyObject } from 'node:crypto';
+import { createPrivateKey, KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, type CryptoKey } from 'jose';
 import { tenantKeys } from '@keyway/pac';
 import { loadKeyRing } from '@keyway/pas';
+import { unseal } from '@keyway/seal';
+import { fingerprint, parsePublicKeyLine } from '@keyway/ssh';
 import { AMQP_URL, REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionTenant } from '../helpers.ts';
 
@@ -51,11 +53,12 @@ const unpadded = (b64: string) => b64.replace(/=+$/, '');
 const spellings = (bytes: Buffer) => [unpadded(bytes.toString('base64')), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('hex').toUpperCase()];
 
 /** A private key as raw d (the JWK "d" is its base64url), as PKCS#8 DER and every line of its PEM body. */
-async function privateKeySpellings(privateKey: CryptoKey): Promise<string[]> {
+async function privateKeySpellings(privateKey: CryptoKey | KeyObject): Promise<string[]> {
   const jwk = await exportJWK(privateKey);
-  const pem = KeyObject.from(privateKey).export({ type: 'pkcs8', format: 'pem' }).toString();
+  const key = privateKey instanceof KeyObject ? privateKey : KeyObject.from(privateKey);
+  const pem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
   const body = pem.split('\n').filter((line) => line && !line.startsWith('-----'));
-  const der = KeyObject.from(privateKey).export({ type: 'pkcs8', format: 'der' });
+  const der = key.export({ type: 'pkcs8', format: 'der' });
   return [jwk.d!, ...spellings(Buffer.from(jwk.d!, 'base64url')), ...spellings(der), body.join(''), ...body];
 }
 
@@ -68,7 +71,7 @@ describe('keys sealed at rest (PostgreSQL and Redis)', { timeout: 60_000 }, () =
   });
   afterAll(() => suite?.close());
 
-  it('a dump of the database and of every Redis key the suite stored holds no signing private key and no SAS root key', async () => {
+  it('a dump of the database and of every Redis key the suite stored holds no signing private key, no SAS root key and no SSH CA key', async () => {
     const { tenant, email } = await provisionTenant(suite);
     const tokens = await suite.pas.password(email, PASSWORD);
     await suite.pac.sas({ refresh_token: tokens.refresh_token, rights: 'listen' });
@@ -78,12 +81,18 @@ describe('keys sealed at rest (PostgreSQL and Redis)', { timeout: 60_000 }, () =
     const signingSecrets = (await Promise.all(ring.list().map((k) => privateKeySpellings(k.privateKey)))).flat();
     const rootSecrets = [sasRoot.primary, sasRoot.secondary].flatMap((key) => [key, ...spellings(Buffer.from(key, 'base64'))]);
     expect(ring.list().length).toBeGreaterThanOrEqual(2);
+    // the SSH CA key, opened here as PAS opens it (its seal is bound to its public key)
+    const ca = JSON.parse((await suite.records.pas.get('ssh-ca'))!) as { public_key: string; private_key: string };
+    expect(ca.private_key).toMatch(/^kwsealed:v1:/);
+    const caKey = createPrivateKey((await unseal(suite.kek, ca.private_key, `pas/ssh-ca/${fingerprint(parsePublicKeyLine(ca.public_key))}`)).toString('utf8'));
+    const caSecrets = await privateKeySpellings(caKey);
 
     const database = databaseDump(suite.database!.adminUrl);
     const redis = redisDump(`${suite.stores.pas.prefix.replace(/pas:$/, '')}*`);
     // the database dump is of the right records: the ring's kids, the tenant's key record, sealed values
     for (const key of ring.list()) expect(database).toContain(key.kid);
     expect(database).toContain(`tenant-keys:${tenant}`);
+    expect(database).toContain(ca.public_key);
     expect(database.match(/kwsealed:v1:/g)?.length).toBeGreaterThanOrEqual(ring.list().length + 2);
     // and Redis holds the hot state of the same suite (refresh families), so an empty dump cannot pass
     expect(redis).toContain('family:');
@@ -91,8 +100,10 @@ describe('keys sealed at rest (PostgreSQL and Redis)', { timeout: 60_000 }, () =
     // and the matcher finds a key where one is in the clear
     expect(leaks(JSON.stringify(await exportJWK(ring.active().privateKey)), signingSecrets)).not.toEqual([]);
     expect(leaks(JSON.stringify(sasRoot), rootSecrets)).not.toEqual([]);
+    expect(leaks(caKey.export({ type: 'pkcs8', format: 'pem' }).toString(), caSecrets)).not.toEqual([]);
 
     expect(leaks(dump, signingSecrets)).toEqual([]);
     expect(leaks(dump, rootSecrets)).toEqual([]);
+    expect(leaks(dump, caSecrets)).toEqual([]);
   });
 });

@@ -33,7 +33,7 @@ const DOCUMENTED = {
     'GET /internal/v1/tenants/:tenant/feeds/:feed/subscriptions': ['topic'],
     'GET /internal/v1/tenants/:tenant/feeds/:feed': ['audit'],
   },
-  pas: { 'POST /oauth2/introspect': ['pac', 'entitlement', 'audit', 'releases'] },
+  pas: { 'POST /oauth2/introspect': ['pac', 'entitlement', 'audit', 'releases'], 'POST /internal/v1/ssh/host-certificates': ['releases'] },
   pac: {
     'POST /internal/v1/sas-keys/verify': ['topic'],
     'GET /internal/v1/sas-keys/:keyId': ['topic'],

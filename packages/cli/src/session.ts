@@ -121,11 +121,22 @@ const notLoggedIn = (why: string, login: string) => new CliError(`${why}: run \`
  * to reach PAS (no credentials).
  */
 export async function freshAccessToken(pasOptions: ClientOptions, pasUrl: string, path = sessionPath(), now = Date.now, login = 'keyway login'): Promise<string> {
+  return (await freshSessionToken(pasOptions, pasUrl, path, now, login)).accessToken;
+}
+
+/** freshAccessToken, with the DPoP key the token is bound to (undefined for a bearer session): what a call that must prove it needs. */
+export async function freshSessionToken(
+  pasOptions: ClientOptions,
+  pasUrl: string,
+  path = sessionPath(),
+  now = Date.now,
+  login = 'keyway login',
+): Promise<{ accessToken: string; dpop: DpopSigner | undefined }> {
   const session = readSession(path);
   if (!session) throw notLoggedIn('no credentials: give --cert and --key, set KEYWAY_TOKEN, or log in', login);
   if (session.pas_url !== pasUrl) throw notLoggedIn(`the saved session is for ${session.pas_url}, not ${pasUrl}`, login);
   const bound = await sessionDpopSigner(session, path, login);
-  if (session.expires_at - now() > REFRESH_MARGIN_MS) return session.access_token;
+  if (session.expires_at - now() > REFRESH_MARGIN_MS) return { accessToken: session.access_token, dpop: bound };
   if (session.refresh_expires_at <= now()) throw notLoggedIn('the session has expired', login);
   // A bearer session (saved before the CLI had a key) refreshed with a proof is bound from then on.
   const dpop = bound ?? (await loginDpopSigner(path));
@@ -133,13 +144,14 @@ export async function freshAccessToken(pasOptions: ClientOptions, pasUrl: string
     const pas = pasClient({ ...pasOptions, dpop });
     const refreshed = sessionFrom(pasUrl, session.email, await pas.refresh(session.refresh_token), now(), dpop.key.jkt);
     writeSession(refreshed, path);
-    return refreshed.access_token;
+    return { accessToken: refreshed.access_token, dpop: refreshed.dpop_jkt === undefined ? undefined : dpop };
   } catch (err) {
     if (!(err instanceof ApiError && (err.code === 'invalid_grant' || err.code === 'invalid_dpop_proof'))) throw err;
     // Another keyway process may have refreshed the same pair a moment ago (PAS refuses the spent
     // token without revoking the family within its reuse leeway): its new pair is in the file.
     const current = readSession(path);
-    if (current && current.refresh_token !== session.refresh_token && current.expires_at - now() > REFRESH_MARGIN_MS) return current.access_token;
+    if (current && current.refresh_token !== session.refresh_token && current.expires_at - now() > REFRESH_MARGIN_MS)
+      return { accessToken: current.access_token, dpop: await sessionDpopSigner(current, path, login) };
     throw notLoggedIn(`the session can no longer be refreshed (${err.description || err.code})`, login);
   }
 }

@@ -1,9 +1,11 @@
 import { pasRoutes, type TokenRequest } from '@keyway/contracts';
+import type { DpopSigner } from './dpop.ts';
 import { createHttp, type ClientOptions } from './http.ts';
 import { routeCaller } from './route.ts';
 
 export function pasClient(options: ClientOptions) {
-  const { call } = routeCaller(createHttp(options), 'pas', options.dpop);
+  const http = createHttp(options);
+  const { call } = routeCaller(http, 'pas', options.dpop);
   const token = (body: TokenRequest, headers: Record<string, string> = {}) => call(pasRoutes.token, { body }, { headers });
   return {
     /**
@@ -28,6 +30,18 @@ export function pasClient(options: ClientOptions) {
     enrolTotp: (username: string, password: string, otp?: string) => call(pasRoutes.enrolTotp, { body: { username, password, otp } }),
     discovery: () => call(pasRoutes.discovery),
     jwks: () => call(pasRoutes.jwks),
+    /** the SSH CA's public key line (GET /.well-known/ssh-ca.pub) */
+    sshCaPublicKey: async () => (await call(pasRoutes.sshCaPublicKey, undefined, { responseType: 'text' })).trim(),
+    /**
+     * A short-lived SSH user certificate for `publicKeyLine`, paid with an access token; a DPoP-bound
+     * token goes with `dpop`, the key it is bound to (RFC 9449 §7.1: `Authorization: DPoP`, a proof naming the token).
+     */
+    sshCertificate: (accessToken: string, publicKeyLine: string, dpop?: DpopSigner) =>
+      dpop
+        ? routeCaller(http, 'pas', dpop).call(pasRoutes.sshCertificate, { body: { public_key: publicKeyLine } }, { headers: { authorization: `DPoP ${accessToken}` }, dpopCredential: accessToken })
+        : call(pasRoutes.sshCertificate, { body: { public_key: publicKeyLine } }, { accessToken }),
+    /** the releases service (mTLS): a host certificate for its SFTP host key, for `hostnames` */
+    hostCertificate: (publicKeyLine: string, hostnames: string[]) => call(pasRoutes.hostCertificate, { body: { public_key: publicKeyLine, hostnames } }),
     /** operator (mTLS): the signing keys, without key material */
     signingKeys: () => call(pasRoutes.signingKeys),
     /** operator (mTLS): one rotation step; 409 with Retry-After while the next key is too freshly published */

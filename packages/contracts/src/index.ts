@@ -11,6 +11,7 @@ export * from './roles.ts';
 export * from './openapi.ts';
 export * from './route.ts';
 export * from './web-session.ts';
+export * from './ssh.ts';
 export { idpApi, idpPaths, idpRoutes } from './openapi/idp.ts';
 export { entitlementApi, entitlementPaths, entitlementRoutes } from './openapi/entitlement.ts';
 export { pasApi, pasPaths, pasRoutes } from './openapi/pas.ts';

@@ -12,6 +12,12 @@ import { ErrorBody } from './common.ts';
 const SECURITY_SCHEMES = {
   mutualTLS: { type: 'mutualTLS', description: 'a client certificate issued by the Keyway CA; its URI SAN spiffe://<trust domain>/<service> names the calling service (or `operator`)' },
   bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an operator access token from PAS (`grant_type=password`, `scope=operator`), RFC 6750' },
+  dpop: {
+    type: 'http',
+    scheme: 'dpop',
+    bearerFormat: 'JWT',
+    description: 'an access token from PAS bound to a key (token_type DPoP), with a proof signed by that key: `Authorization: DPoP <token>` and `DPoP: <proof>` (RFC 9449 §7.1)',
+  },
   sas: {
     type: 'apiKey',
     in: 'header',

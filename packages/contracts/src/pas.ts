@@ -121,6 +121,10 @@ export const Discovery = z.object({
   subject_types_supported: z.array(z.string()).optional(),
   /** RFC 9449 §5.1 */
   dpop_signing_alg_values_supported: z.array(z.string()).optional(),
+  /** Keyway extension: the SSH CA's public key (one OpenSSH line), which signs user and host certificates */
+  keyway_ssh_ca_public_key: z.string().optional(),
+  /** Keyway extension: where an access token is traded for a short-lived SSH user certificate */
+  keyway_ssh_certificate_endpoint: z.string().url().optional(),
 });
 export type Discovery = z.infer<typeof Discovery>;
 

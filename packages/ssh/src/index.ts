@@ -2,3 +2,4 @@ export { certificateAuthorityLine, isCertificateType, parseCertificate, SshCerti
 export type { CertificateRefusal, CertificateRequest, CertificateType, SshCertificate, VerifyOptions } from './certificate.ts';
 export { fingerprint, parsePublicKeyLine, publicKeyFromBlob, publicKeyFromKeyObject, publicKeyLine, SshFormatError, signData, verifySignature } from './keys.ts';
 export type { SshKeyType, SshPublicKey } from './keys.ts';
+export { openSshPrivateKey } from './private-key.ts';

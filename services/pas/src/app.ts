@@ -22,10 +22,12 @@ import { introspectionEndpoint } from './endpoints/introspection.ts';
 import { revocationEndpoint } from './endpoints/revocation.ts';
 import { jwksEndpoint } from './endpoints/jwks.ts';
 import { signingKeysEndpoint } from './endpoints/signing-keys.ts';
+import { sshCertificateEndpoints } from './endpoints/ssh-certificates.ts';
 import { tokenEndpoint } from './endpoints/token.ts';
 import { refreshFamilies } from './families/refresh-family.ts';
 import type { SharedKeyRing } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC, rotationPolicy } from './keys/rotate.ts';
+import { DEFAULT_SSH_CERT_TTL_SEC, DEFAULT_SSH_HOST_CERT_TTL_SEC, type SshCertificateAuthority } from './ssh/authority.ts';
 import { ownOperatorTokenChecker } from './tokens/own-tokens.ts';
 import { DEFAULT_LOGIN_LIMITS, loginThrottle, type LoginLimits } from './throttling/login-throttle.ts';
 
@@ -54,6 +56,8 @@ export interface PasOptions {
    * may be from now (default 60 s), the login grants that must present a proof (default none)
    */
   dpop?: { requireNonce?: boolean; proofWindowSec?: number; requiredFor?: readonly string[] };
+  /** the SSH CA's certificate lifetimes: users' (default 600 s) and the SFTP server's host key (default 7 days) */
+  ssh?: { userCertTtlSec?: number; hostCertTtlSec?: number };
 }
 
 export interface PasDeps {
@@ -65,6 +69,8 @@ export interface PasDeps {
   auditDb: AuditDb;
   /** the signing keys every PAS instance shares through the store (keys/ring.ts) */
   ring: SharedKeyRing;
+  /** the SSH CA every PAS instance shares through the store (ssh/authority.ts) */
+  sshCa: SshCertificateAuthority;
   idp: IdpClient;
   entitlement: EntitlementClient;
   /** where the entitlement service's change events arrive (followed in strict mode) */
@@ -122,14 +128,23 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
     secondSteps: secondSteps(deps.store),
   };
   const authenticateOperator = requireOperator({ verify: ownOperatorTokenChecker(context) });
+  const dpop = { store: deps.store, publicOrigin: options.settings.issuer, requireNonce: options.dpop?.requireNonce ?? true, iatWindowSec: options.dpop?.proofWindowSec ?? 60 };
   app.use(authorizationEndpoint(context));
   app.use(passkeyEndpoint(context));
   app.use(mfaEndpoint(context));
-  app.use(tokenEndpoint(context, { store: deps.store, publicOrigin: options.settings.issuer, requireNonce: options.dpop?.requireNonce ?? true, iatWindowSec: options.dpop?.proofWindowSec ?? 60 }));
+  app.use(tokenEndpoint(context, dpop));
   app.use(revocationEndpoint(context));
   app.use(introspectionEndpoint(context));
-  app.use(discoveryEndpoint(options.settings.issuer, options.settings.releasesAudience !== undefined));
+  app.use(discoveryEndpoint(options.settings.issuer, options.settings.releasesAudience !== undefined, deps.sshCa.publicKeyLine));
   app.use(jwksEndpoint(deps.ring));
+  app.use(
+    sshCertificateEndpoints(context, {
+      ca: deps.sshCa,
+      userTtlSec: options.ssh?.userCertTtlSec ?? DEFAULT_SSH_CERT_TTL_SEC,
+      hostTtlSec: options.ssh?.hostCertTtlSec ?? DEFAULT_SSH_HOST_CERT_TTL_SEC,
+      dpop,
+    }),
+  );
   app.use(
     signingKeysEndpoint({
       store: deps.records,

@@ -3,6 +3,7 @@ import { changeEventServiceDeps, serviceKeyring, type ServiceInfra } from '@keyw
 import { createApp, tokenSettings } from './app.ts';
 import type { PasConfig } from './config.ts';
 import { sharedKeyRing } from './keys/ring.ts';
+import { loadSshCertificateAuthority } from './ssh/authority.ts';
 
 /** PAS from its parsed config: main.ts, the dev launcher and the tests all start it here. */
 export async function buildPas(config: PasConfig, infra: ServiceInfra) {
@@ -12,6 +13,7 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
   const { deps, close } = await changeEventServiceDeps('pas', config, infra);
   const clientOptions = { tls };
   const ring = await sharedKeyRing(deps.records, { kek, reloadMs: config.KEY_RING_RELOAD_SEC * 1000, logger });
+  const sshCa = await loadSshCertificateAuthority(deps.records, kek);
   const app = createApp(
     {
       settings: tokenSettings(config),
@@ -31,10 +33,12 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
       browserClients: config.BROWSER_CLIENTS,
       authorizationCodeTtlSec: config.AUTHORIZATION_CODE_TTL_SEC,
       dpop: { requireNonce: config.DPOP_REQUIRE_NONCE, proofWindowSec: config.DPOP_PROOF_WINDOW_SEC, requiredFor: config.DPOP_REQUIRED_FOR },
+      ssh: { userCertTtlSec: config.SSH_CERT_TTL_SEC, hostCertTtlSec: config.SSH_HOST_CERT_TTL_SEC },
     },
     {
       ...deps,
       ring,
+      sshCa,
       idp: idpClient({ ...clientOptions, baseUrl: config.IDP_URL }),
       entitlement: entitlementClient({ ...clientOptions, baseUrl: config.ENTITLEMENT_URL }),
     },

@@ -5,6 +5,7 @@ import { BrowserClients } from './authorization/clients.ts';
 import { DPOP_LOGIN_GRANTS } from './grants/dpop.ts';
 import { DEFAULT_KEY_RING_RELOAD_SEC } from './keys/ring.ts';
 import { DEFAULT_SIGNING_KEY_LEAD_SEC } from './keys/rotate.ts';
+import { DEFAULT_SSH_CERT_TTL_SEC, DEFAULT_SSH_HOST_CERT_TTL_SEC } from './ssh/authority.ts';
 import { DEFAULT_LOGIN_LIMITS } from './throttling/login-throttle.ts';
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -99,6 +100,20 @@ export const PasEnv = requiredInProduction(
       .describe(
         `comma-separated login grant types (${DPOP_LOGIN_GRANTS.join(', ')}) whose logins must present a DPoP proof (400 invalid_dpop_proof without one), e.g. client_credentials for every passwordless agent; default none: a login without a proof gets a bearer pair`,
       ),
+    SSH_CERT_TTL_SEC: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(3600)
+      .default(DEFAULT_SSH_CERT_TTL_SEC)
+      .describe('lifetime of the SSH user certificates `keyway ssh login` gets (POST /v1/ssh/certificates); with the short lifetime, revoking a session stops new SFTP logins within it'),
+    SSH_HOST_CERT_TTL_SEC: z.coerce
+      .number()
+      .int()
+      .min(3600)
+      .max(90 * 86_400)
+      .default(DEFAULT_SSH_HOST_CERT_TTL_SEC)
+      .describe('lifetime of the host certificates the releases service gets for its SFTP host key (default 7 days); it asks for a new one well before'),
     SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
       'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
     ),

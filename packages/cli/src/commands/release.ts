@@ -17,14 +17,14 @@ import { freshAccessToken, readSession, releaseSessionPath } from '../session.ts
 /** A token this close to expiry is not used: the pipeline logs in again (a fresh assertion). */
 const MARGIN_MS = 60_000;
 
-interface MachineLogin {
+export interface MachineLogin {
   clientId?: string;
   clientKey?: string;
   kid?: string;
 }
 
 /** --client-id, --client-key, --kid (RFC 7523 private_key_jwt) on the commands that act as a person or a pipeline. */
-function addMachineLogin(command: Command): Command {
+export function addMachineLogin(command: Command): Command {
   return command
     .addOption(new Option('--client-id <id>', 'pipeline login: the agent user’s id (client_credentials with private_key_jwt)').env('KEYWAY_CLIENT_ID'))
     .addOption(new Option('--client-key <file>', 'pipeline login: its private key (PEM, EC P-256 or Ed25519)').env('KEYWAY_CLIENT_KEY_FILE'))
@@ -35,7 +35,7 @@ function addMachineLogin(command: Command): Command {
  * The releases access token for this run: a pipeline's key pair when one is given (a fresh
  * assertion at each login, scope releases), else `keyway release login`'s session (refreshed at PAS).
  */
-function releaseToken(context: CliContext, login: MachineLogin): TokenSource {
+export function releaseToken(context: CliContext, login: MachineLogin): TokenSource {
   const given = [login.clientId, login.clientKey, login.kid].filter((v) => v !== undefined).length;
   if (given > 0 && given < 3) throw usageError('--client-id, --client-key and --kid go together');
   const { pasUrl } = context.globals();

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { DpopKeyRevocation, JwkThumbprint, SigningKeyList, SigningKeyRotation } from '../keys.ts';
 import { AuthorizationRequest, Discovery, Introspection, Jwks, LoginForm, LoginOtpForm, PasAsset, PasskeyEnrolmentForm, PasskeyLoginForm, PasskeyOptionsRequest, TokenHintRequest, TokenRequest, TokenResponse, TotpEnrolmentForm } from '../pas.ts';
 import { TotpEnrolment, WebAuthnOptions } from '../idp.ts';
-import { noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { authenticatedBy, noBody, jsonResponse, openApiDocument, operatorOnly, serviceOnly } from '../openapi.ts';
+import { HostCertificateRequest, SshCertificateRequest, SshCertificateResponse } from '../ssh.ts';
 import { pathsOf, route } from '../route.ts';
 
 const FORM = ['application/x-www-form-urlencoded'];
@@ -91,6 +92,39 @@ export const pasRoutes = {
   introspect: serviceOnly(['pac', 'entitlement', 'audit', 'releases'], route({ method: 'post', path: '/oauth2/introspect', summary: 'RFC 7662 introspection (PAC, the entitlement, audit and releases services)', body: { schema: TokenHintRequest, types: FORM }, responses: { 200: jsonResponse(Introspection, '{ active: false } for an invalid, expired or revoked token') }, errors: [400, 415] })),
   discovery: route({ method: 'get', path: '/.well-known/openid-configuration', summary: 'RFC 8414 authorization server metadata', responses: { 200: jsonResponse(Discovery, 'the metadata') } }),
   jwks: route({ method: 'get', path: '/.well-known/jwks.json', summary: 'the public signing keys (next, active, retiring)', responses: { 200: jsonResponse(Jwks, 'RFC 7517 JWK set') } }),
+  sshCaPublicKey: route({
+    method: 'get',
+    path: '/.well-known/ssh-ca.pub',
+    summary: 'the Keyway SSH CA’s public key: one OpenSSH line, for `@cert-authority` in known_hosts and TrustedUserCAKeys',
+    responses: { 200: { description: 'the key line', schema: z.string(), type: 'text/plain' } },
+  }),
+  // any access token PAS issued: the SFTP server authorizes every operation itself
+  sshCertificate: authenticatedBy(
+    ['bearer', 'dpop'],
+    [401, 429, 503],
+  )(
+    route({
+      method: 'post',
+      path: '/v1/ssh/certificates',
+      summary: 'trade an access token for a short-lived OpenSSH user certificate (SSH_CERT_TTL_SEC, default 10 min): principal the user id, key id keyway:<tenant>:<user id>',
+      description:
+        'A DPoP-bound token (token_type DPoP) needs its proof, as at PAC. Only ssh-ed25519 and ecdsa-sha2-nistp256 keys are signed (400 invalid_request otherwise). The certificate has no critical options and no extensions; it is valid from a minute before issuance (clock skew). Recorded as ssh.certificate_issued.',
+      body: { schema: SshCertificateRequest },
+      responses: { 201: jsonResponse(SshCertificateResponse, 'the certificate (Cache-Control: no-store)') },
+      errors: [400, 415],
+    }),
+  ),
+  hostCertificate: serviceOnly(
+    ['releases'],
+    route({
+      method: 'post',
+      path: '/internal/v1/ssh/host-certificates',
+      summary: 'an OpenSSH host certificate for the SFTP server’s host key (releases service only), valid SSH_HOST_CERT_TTL_SEC (default 7 days), principals the host names',
+      body: { schema: HostCertificateRequest },
+      responses: { 201: jsonResponse(SshCertificateResponse, 'the certificate') },
+      errors: [400, 415],
+    }),
+  ),
   signingKeys: operatorOnly(route({ method: 'get', path: '/admin/v1/signing-keys', summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } })),
   revokeDpopKey: operatorOnly(
     route({

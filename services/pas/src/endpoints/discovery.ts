@@ -7,9 +7,10 @@ import { grants } from '../grants/index.ts';
 /**
  * GET /.well-known/openid-configuration with the RFC 8414 fields. scopes_supported names the fixed
  * scopes once releases are offered (RELEASES_AUDIENCE); "feed:<name>" values differ per tenant and
- * are not listed (RFC 8414 §2: a server may leave some out).
+ * are not listed (RFC 8414 §2: a server may leave some out). The SSH CA's key and certificate endpoint
+ * are Keyway extensions (RFC 8414 §2 allows more fields).
  */
-export function discoveryEndpoint(issuer: string, releasesOffered: boolean): Router {
+export function discoveryEndpoint(issuer: string, releasesOffered: boolean, sshCaPublicKey: string): Router {
   const router = Router();
   const base = issuer.replace(/\/+$/, '');
   const document = shapeResponse(Discovery, {
@@ -32,6 +33,8 @@ export function discoveryEndpoint(issuer: string, releasesOffered: boolean): Rou
     // RFC 9449 §5.1: the algorithms PAS accepts DPoP proofs in (the same allow-list PAC and topic use)
     dpop_signing_alg_values_supported: [...DPOP_ALGS],
     ...(releasesOffered && { scopes_supported: [OPERATOR_SCOPE, RELEASES_SCOPE] }),
+    keyway_ssh_ca_public_key: sshCaPublicKey,
+    keyway_ssh_certificate_endpoint: `${base}${pasRoutes.sshCertificate.path}`,
   });
   bindRoute(router, pasRoutes.discovery, (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(document);

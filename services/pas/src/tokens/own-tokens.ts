@@ -1,5 +1,7 @@
 import { accessTokenChecker, TokenError, verifyAccessToken, verifyRefreshToken, type AccessClaims, type RefreshClaims } from '@keyway/tokens';
+import { AccessDenied } from '@keyway/kit';
 import type { RefreshFamilies } from '../families/refresh-family.ts';
+import { authorize, grantedAccess } from '../grants/authorize.ts';
 import type { GrantContext } from '../grants/context.ts';
 
 type Verifier = Pick<GrantContext, 'ring' | 'settings'>;
@@ -32,12 +34,44 @@ export const ownOperatorTokenChecker = (context: Verifier & { families: RefreshF
     cacheMs: 0,
   });
 
+type VerifiedToken = { type: 'refresh_token'; claims: RefreshClaims } | { type: 'access_token'; claims: AccessClaims };
+type Activity = Verifier & Pick<GrantContext, 'families' | 'dpop' | 'strict' | 'entitlement'>;
+
+/**
+ * RFC 7662 "active" for a token that verified: a refresh token only while it is its family's current
+ * one, an access token only while its family lives; never when bound to a revoked DPoP key (even if
+ * its family outlived the revocation: a login in flight meanwhile). In strict mode also only while the
+ * entitlement service still grants its holder the token's access (issue 11): a removal holds here
+ * even before its change event has revoked the family; when it cannot answer, this rejects, never "active".
+ */
+export async function isActive(context: Activity, verified: VerifiedToken): Promise<boolean> {
+  if (!verified.claims.fid) return false;
+  const current = await context.families.current(verified.claims.fid);
+  if (verified.type === 'refresh_token' ? current !== verified.claims.jti : current === null) return false;
+  const jkt = verified.claims.cnf?.jkt;
+  if (jkt !== undefined && (await context.dpop?.revoked.has(jkt))) return false;
+  if (!context.strict) return true;
+  const { sub, tid, scope } = verified.claims;
+  return authorize(context.entitlement, sub, tid, grantedAccess(scope)).then(
+    () => true,
+    (err: unknown) => {
+      if (err instanceof AccessDenied) return false;
+      throw err;
+    },
+  );
+}
+
+/** Any access token PAS issued (for PAC or the releases service), while it is active: the SSH CA's callers. */
+export const ownAccessTokenChecker = (context: Activity) =>
+  accessTokenChecker({
+    ...check(context, accessAudiences(context)),
+    keys: (header, token) => context.ring.localKeySet()(header, token),
+    isActive: (_token, claims) => isActive(context, { type: 'access_token', claims }),
+    cacheMs: 0,
+  });
+
 /** Either kind, for revocation and introspection; undefined when it is neither (or invalid). */
-export async function verifyOwnToken(
-  context: Verifier,
-  token: string,
-  hint?: string,
-): Promise<{ type: 'refresh_token'; claims: RefreshClaims } | { type: 'access_token'; claims: AccessClaims } | undefined> {
+export async function verifyOwnToken(context: Verifier, token: string, hint?: string): Promise<VerifiedToken | undefined> {
   const attempts =
     hint === 'access_token'
       ? [
