@@ -17,7 +17,7 @@ import { WireError, WireReader, WireWriter } from './wire.ts';
 /** OpenSSH certificates (PROTOCOL.certkeys in OpenSSH's sources): the user and host certificates `ssh-keygen -s` makes. */
 const CERT_SUFFIX = '-cert-v01@openssh.com';
 const TYPE_CODES = { user: 1, host: 2 } as const;
-export type CertificateType = keyof typeof TYPE_CODES;
+type CertificateType = keyof typeof TYPE_CODES;
 
 export interface CertificateRequest {
   publicKey: SshPublicKey;
@@ -57,7 +57,7 @@ export class SshCertificateError extends Error {
   }
 }
 
-export const isCertificateType = (keyAlgo: string): boolean => keyAlgo.endsWith(CERT_SUFFIX) && isKeyType(keyAlgo.slice(0, -CERT_SUFFIX.length));
+const isCertificateType = (keyAlgo: string): boolean => keyAlgo.endsWith(CERT_SUFFIX) && isKeyType(keyAlgo.slice(0, -CERT_SUFFIX.length));
 
 const toSeconds = (date: Date) => BigInt(Math.floor(date.getTime() / 1000));
 /** OpenSSH writes "forever" as 2^64−1; a Date holds it as the largest time it can */
