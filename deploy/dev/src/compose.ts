@@ -108,6 +108,8 @@ export interface Composition {
    * same configuration and store, its own broker connection (with AMQP_URL), INSTANCE_URL its own URL.
    */
   addTopicInstance(): Promise<TopicInstance>;
+  /** the releases service's SFTP port (SFTP_PORT), undefined when it is off */
+  sftpPort(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,8 @@ interface TopicInstance {
 
 interface Built {
   app: RequestListener;
+  /** the releases service's SFTP port, while it listens */
+  sftpPort?: () => number | undefined;
   records?: Store;
   store: Store;
   close: Closer[];
@@ -208,6 +212,9 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       // with none running, uploads wait as scan_pending (fail closed)
       CLAMD_ADDRESS: options.serviceEnv?.releases?.CLAMD_ADDRESS ?? options.env?.CLAMD_ADDRESS ?? 'unix:/run/clamav/clamd.ctl',
       CLAMD_STREAM_MAX_LENGTH: options.serviceEnv?.releases?.CLAMD_STREAM_MAX_LENGTH ?? options.env?.CLAMD_STREAM_MAX_LENGTH ?? '25M',
+      IDP_URL: urls.idp,
+      // beside the HTTPS port when the launcher fixes ports; any free one otherwise (suites run side by side)
+      SFTP_PORT: options.serviceEnv?.releases?.SFTP_PORT ?? String(options.ports?.releases ? options.ports.releases + 1 : 0),
     },
   };
   const database = options.database;
@@ -329,6 +336,7 @@ export async function compose(options: ComposeOptions): Promise<Composition> {
       extraTopics.push(close);
       return { url: listener.url, close };
     },
+    sftpPort: () => built.releases?.sftpPort?.(),
     close: async () => {
       await Promise.all(extraTopics.map((close) => close()));
       await closeAll();

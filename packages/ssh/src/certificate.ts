@@ -57,7 +57,7 @@ export class SshCertificateError extends Error {
   }
 }
 
-const isCertificateType = (keyAlgo: string): boolean => keyAlgo.endsWith(CERT_SUFFIX) && isKeyType(keyAlgo.slice(0, -CERT_SUFFIX.length));
+export const isCertificateType = (keyAlgo: string): boolean => keyAlgo.endsWith(CERT_SUFFIX) && isKeyType(keyAlgo.slice(0, -CERT_SUFFIX.length));
 
 const toSeconds = (date: Date) => BigInt(Math.floor(date.getTime() / 1000));
 /** OpenSSH writes "forever" as 2^64−1; a Date holds it as the largest time it can */

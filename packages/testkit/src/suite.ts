@@ -68,7 +68,7 @@ export interface SuiteOptions {
   /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
   crmWebhookSecret?: string;
   /** the releases service's scanner (default: Debian's clamd socket; with none there, uploads wait as scan_pending) */
-  releases?: { clamdAddress?: string; clamdStreamMaxLength?: string; scanRetrySec?: number };
+  releases?: { clamdAddress?: string; clamdStreamMaxLength?: string; scanRetrySec?: number; /** SFTP_TRUSTED_USER_CA_FILE */ trustedUserCaFile?: string };
   /** the URL a service's audit trail reaches the suite's database at, from its own (default: the same), e.g. through a fault proxy */
   auditDatabaseUrl?: (serviceUrl: string) => string;
   /** where PAS, PAC or the topic service alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
@@ -141,6 +141,8 @@ export interface Suite {
    * With the embedded broker the broker instance is kept (it has no connection to lose).
    */
   restartTopic(options?: { downMs?: number }): Promise<void>;
+  /** the releases service's SFTP port (on 127.0.0.1) */
+  releasesSftpPort(): number;
   /**
    * One more topic-service instance sharing the suite's store and broker (its own RabbitMQ
    * connection), as a scaled-out deploy runs it, with a client of its own; closed with the suite at
@@ -208,6 +210,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         CLAMD_ADDRESS: options.releases?.clamdAddress,
         CLAMD_STREAM_MAX_LENGTH: options.releases?.clamdStreamMaxLength,
         RELEASES_SCAN_RETRY_SEC: options.releases?.scanRetrySec,
+        SFTP_TRUSTED_USER_CA_FILE: options.releases?.trustedUserCaFile,
       }),
       pas: env({
         AMQP_URL: options.links?.pas?.amqpUrl,
@@ -287,6 +290,11 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
     topicConnectionName,
     changeEventsTopic,
     restartTopic: (restart) => composition.restart('topic', restart),
+    releasesSftpPort: () => {
+      const port = composition.sftpPort();
+      if (port === undefined) throw new Error('the releases service runs no SFTP server (SFTP_PORT=off)');
+      return port;
+    },
     async addTopicInstance() {
       const instance = await composition.addTopicInstance();
       return { ...instance, topic: topicClient({ caPem, baseUrl: instance.url }) };

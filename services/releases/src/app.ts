@@ -15,6 +15,7 @@ import { scanWorker } from './scan/scan-worker.ts';
 import { diskBlobStore } from './storage/blob-store.ts';
 import type { StorageLayout } from './storage/layout.ts';
 import { uploadRoutes } from './uploads/tus.ts';
+import type { SftpDeps } from './sftp/session.ts';
 
 export interface ReleasesOptions {
   /** this service's URL: the "aud" of the access tokens it accepts (user and operator alike) */
@@ -54,7 +55,12 @@ export interface ReleasesDeps {
   logger: Logger;
 }
 
-export type ReleasesApp = Express & { close(): Promise<void>; scans: { kick(): void; idle(): Promise<void> } };
+export type ReleasesApp = Express & {
+  close(): Promise<void>;
+  scans: { kick(): void; idle(): Promise<void> };
+  /** what the SFTP front shares with the HTTPS routes: the same catalog, files, scanner and trail */
+  sftpDeps: Pick<SftpDeps, 'catalog' | 'blobs' | 'layout' | 'audit' | 'scans' | 'logger'>;
+};
 
 /**
  * The software distribution center (issue 13): resumable uploads (tus), scanning with clamd, publish
@@ -128,6 +134,7 @@ export function createApp(options: ReleasesOptions, deps: ReleasesDeps): Release
       await scans.stop();
     },
     scans,
+    sftpDeps: { catalog, blobs, layout: deps.layout, audit, scans, logger: deps.logger },
   });
 }
 

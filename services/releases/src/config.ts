@@ -46,6 +46,31 @@ export const ReleasesEnv = requiredInProduction(
       .positive()
       .default(7 * 86_400)
       .describe('an upload not finished this many seconds after its creation is deleted (its bytes and its record); resume before then'),
+    IDP_URL: z
+      .string()
+      .url()
+      .optional()
+      .describe('the IdP: asked, over mTLS, whether an SFTP user holds the plain SSH key they log in with (keys registered for private_key_jwt); unset: SFTP takes Keyway certificates only'),
+    SFTP_PORT: z
+      .union([z.literal('off'), configFields.port])
+      .default(8448)
+      .describe('the SFTP front (SSH, public-key authentication: Keyway user certificates, keys registered at the IdP); 0: any free port; off: none'),
+    SFTP_HOST_NAMES: z
+      .string()
+      .regex(/^[A-Za-z0-9.:*-]+(,[A-Za-z0-9.:*-]+)*$/, 'comma-separated host names')
+      .optional()
+      .describe("the names clients reach the SFTP server by: its host certificate's principals (default: PUBLIC_URL's host name)"),
+    SFTP_HOST_KEY_FILE: z.string().min(1).optional().describe('the SFTP host key, Ed25519 in PKCS#8 PEM; unset: one is made at every start (clients trust the CA, not the key)'),
+    SFTP_HOST_CERTIFICATE_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("a host certificate for SFTP_HOST_KEY_FILE issued elsewhere; unset: PAS's SSH CA issues one at start and renews it at half its life"),
+    SFTP_TRUSTED_USER_CA_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("CA keys whose user certificates are accepted besides PAS's (OpenSSH TrustedUserCAKeys format): a CA being rotated in, say"),
     RELEASES_SCAN_RETRY_SEC: z.coerce.number().int().positive().max(3600).default(30).describe('how often files waiting for the scanner (scan_pending) are tried again'),
   }),
   'REDIS_URL',

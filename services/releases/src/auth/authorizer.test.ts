@@ -24,7 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((resolve) => server?.close(resolve)));
 
-const principal: Principal = { sub: 'u-1', tenant: 'acme', roles: ['downloader'], accessToken: 'not-sent', tokenId: 'jti-1' };
+const principal: Principal = { sub: 'u-1', tenant: 'acme', roles: ['downloader'], tokenId: 'jti-1' };
 
 describe('entitlementAuthorizer: the release rights, asked of the entitlement service', () => {
   it('asks POST /v1/authorize for the subject and tenant with access "releases", never with the token', async () => {

@@ -9,8 +9,6 @@ export interface Principal {
   sub: string;
   tenant: string;
   roles: string[];
-  /** the access token the principal holds: the entitlement service is asked about its subject at every request */
-  accessToken: string;
   tokenId: string;
   /** the token's `releases` claim, a first filter only (undefined: the token carries none) */
   claimed?: ReleaseRights | undefined;
@@ -49,7 +47,7 @@ export function sessionPrincipal(who: { accessToken: string; claims: { sub: stri
   const { claims } = who;
   // the session asks PAS for scope releases; a token of another scope acts as nobody here, as a bearer one
   if (!claims.scope.split(' ').includes(RELEASES_SCOPE)) return undefined;
-  return { sub: claims.sub, tenant: claims.tid, roles: claims.roles, accessToken: who.accessToken, tokenId: claims.jti, claimed: claimedRights(who.accessToken) };
+  return { sub: claims.sub, tenant: claims.tid, roles: claims.roles, tokenId: claims.jti, claimed: claimedRights(who.accessToken) };
 }
 
 /**
@@ -86,7 +84,7 @@ export function principalFrom(verify: (token: string) => Promise<AccessTokenChec
         req.principalRefused = new InsufficientScope('the access token is not for the releases scope', `scope ${claims.scope}`, challenge(`error="insufficient_scope", scope="${RELEASES_SCOPE}"`));
         return next();
       }
-      req.principal = { sub: claims.sub, tenant: claims.tid, roles: claims.roles, accessToken: token, tokenId: claims.jti, claimed: claimedRights(token) };
+      req.principal = { sub: claims.sub, tenant: claims.tid, roles: claims.roles, tokenId: claims.jti, claimed: claimedRights(token) };
       req.principalVia = 'bearer';
       req.log = req.log.child({ actor: { sub: claims.sub, tenant: claims.tid, jti: claims.jti } });
       next();

@@ -1,12 +1,13 @@
 import { pipeline } from 'node:stream/promises';
 import { audited, mergeFields, queryEvents, requestFields, type AuditDb, type AuditLog } from '@keyway/audit';
 import { type ReleaseVersion, type VersionDetail, DownloadReport, LocationDetail, ProductDetail, ProductList, VersionDetail as VersionDetailSchema, releasesRoutes as r } from '@keyway/contracts';
-import { AccessDenied, bindRoute, Conflict, NotFound, requireOperator, shapeResponse, type BearerVerifier } from '@keyway/kit';
+import { AccessDenied, bindRoute, NotFound, requireOperator, shapeResponse, type BearerVerifier } from '@keyway/kit';
 import { type Request, type RequestHandler, Router } from 'express';
 import { authorizeRelease, requireVersionInRange, rightsOn, visibleVersions } from '../auth/access.ts';
 import { type ReleaseAuthorizer, currentRights } from '../auth/authorizer.ts';
 import { type Principal, requirePrincipal } from '../auth/principal.ts';
 import type { Catalog, FileScope } from '../catalog/catalog.ts';
+import { moveVersion } from '../catalog/version-state.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { rangeAnswer } from './http-range.ts';
 
@@ -81,19 +82,7 @@ export function releaseRoutes(deps: ApiDeps): Router {
       const { product, version } = input.params();
       const detail = await audited(trail, { action, fields: fieldsOf(req, principal), refusal: false }, async (scope) => {
         await authorizeRelease(authorizer, scope, principal, product, right);
-        const current = await catalog.version(product, version);
-        if (!current) throw new NotFound(`no version ${version} of ${product}`);
-        if (to === 'published') {
-          if (current.state === 'published') throw new Conflict(`${product} ${version} is published already`);
-          const files = await catalog.files({ kind: 'version', product, version });
-          if (files.length === 0) throw new Conflict(`${product} ${version} has no files: nothing to publish`);
-          const unclean = files.filter((file) => file.state !== 'clean');
-          if (unclean.length > 0) throw new Conflict(`not every file is scanned clean: ${unclean.map((file) => `${file.name} (${file.state})`).join(', ')}`);
-        } else if (current.state !== 'published') {
-          throw new Conflict(`${product} ${version} is ${current.state}, not published`);
-        }
-        const next = await catalog.setVersionState(current, to, now());
-        if (!next) throw new Conflict(`${product} ${version} changed meanwhile; look again`);
+        const next = await moveVersion(catalog, product, version, to, now());
         return versionDetail(next);
       });
       res.json(shapeResponse(VersionDetailSchema, detail));

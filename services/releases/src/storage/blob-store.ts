@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** A byte range, both ends inclusive (RFC 9110 §14.1.2). */
@@ -17,6 +17,8 @@ export interface BlobStore {
   put(sha256: string, fromPath: string): Promise<void>;
   /** the blob's bytes, or the range of them, as a stream (backpressure: read as the consumer takes them) */
   open(sha256: string, range?: ByteRange): ReadStream;
+  /** the blob opened for reads at any offset (SFTP: the client asks for the pieces it wants, resumes included) */
+  openRandom(sha256: string): Promise<FileHandle>;
   /** the blob's size, or undefined when it is not there */
   stat(sha256: string): Promise<{ size: number } | undefined>;
   delete(sha256: string): Promise<void>;
@@ -50,6 +52,7 @@ export function diskBlobStore(dir: string): BlobStore {
       await moveFile(fromPath, target);
     },
     open: (sha256, range) => createReadStream(pathOf(sha256), range ? { start: range.start, end: range.end } : {}),
+    openRandom: (sha256) => open(pathOf(sha256), 'r'),
     stat: (sha256) => statOf(pathOf(sha256)),
     delete: (sha256) => rm(pathOf(sha256), { force: true }),
   };

@@ -1,9 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { audited, mergeFields, requestFields, type AuditLog, type AuditScope } from '@keyway/audit';
 import { expressPath, releasesRoutes } from '@keyway/contracts';
 import { Conflict, InvalidRequest, NotFound, OAuthError, PayloadTooLarge, type Logger } from '@keyway/kit';
@@ -16,9 +14,9 @@ import type { ReleaseAuthorizer } from '../auth/authorizer.ts';
 import { type Principal, requirePrincipal } from '../auth/principal.ts';
 import type { Catalog, FileScope, UploadRecord } from '../catalog/catalog.ts';
 import type { ScanWorker } from '../scan/scan-worker.ts';
-import { moveFile } from '../storage/blob-store.ts';
 import type { StorageLayout } from '../storage/layout.ts';
 import { parseUploadMetadata, type UploadAnnouncement } from './metadata.ts';
+import { StageRefused, stageReceived } from './stage.ts';
 
 const UPLOADS_PATH = releasesRoutes.createUpload.path;
 
@@ -78,7 +76,7 @@ function uploadLength(req: Request, options: UploadOptions): number {
  * byte is in, the file is hashed (streamed) against the stated SHA-256 and staged for the scanner.
  */
 export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
-  const { catalog, layout, authorizer, audit, scans } = deps;
+  const { catalog, layout, authorizer, audit } = deps;
   const now = () => new Date(options.now?.() ?? Date.now());
   const trail = { audit };
   const fieldsOf = (req: Request, principal: Principal) => mergeFields(requestFields(req), { subject: principal.sub, tenant: principal.tenant, tokenId: principal.tokenId });
@@ -125,53 +123,30 @@ export function uploadRoutes(deps: UploadDeps, options: UploadOptions) {
     const record = await catalog.upload(upload.id);
     if (!record) throw tusError(404, 'not_found', 'no such upload');
     const path = join(layout.uploads, upload.id);
-    const fields = mergeFields(requestFields(req), { subject: record.sub, tenant: record.tenant });
-    const detail = {
-      product: record.scope.product,
-      ...(record.scope.kind === 'version' ? { version: record.scope.version } : { location: record.tenant }),
-      file: record.filename,
-      bytes: String(record.length),
-    };
-    const hash = createHash('sha256');
-    await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hash);
-    const sha256 = hash.digest('hex');
-    const cleanup = async () => {
+    try {
+      await stageReceived(
+        deps,
+        {
+          path,
+          uploadId: record.id,
+          scope: record.scope,
+          filename: record.filename,
+          sub: record.sub,
+          tenant: record.tenant,
+          length: record.length,
+          statedSha256: record.sha256,
+          fields: requestFields(req),
+        },
+        now(),
+      );
+    } catch (err) {
+      // tus 1.0 checksum extension: 460 Checksum Mismatch; the file is refused and nothing is created
+      if (err instanceof StageRefused) throw err.reason === 'hash_mismatch' ? tusError(460, 'invalid_request', err.message) : tusError(409, 'conflict', err.message);
+      throw err;
+    } finally {
       await catalog.deleteUpload(record.id);
       await rm(`${path}.json`, { force: true });
-    };
-    if (sha256 !== record.sha256) {
-      await rm(path, { force: true });
-      await cleanup();
-      await audit.record({ ...fields, action: 'release.hash_mismatch', outcome: 'denied', reason: 'hash_mismatch', detail: { ...detail, stated: record.sha256, received: sha256 } });
-      // tus 1.0 checksum extension: 460 Checksum Mismatch; the file is refused and nothing is created
-      // (audit actions are noun.verb in letters: "hash", not "sha256")
-      throw tusError(460, 'invalid_request', `the file's SHA-256 is ${sha256}, not the ${record.sha256} stated: refused, upload it again`);
     }
-    if (record.scope.kind === 'version') {
-      // published meanwhile (the upload began while it was a draft): its files do not change under customers
-      const version = await catalog.version(record.scope.product, record.scope.version);
-      if (version?.state !== 'draft') {
-        await rm(path, { force: true });
-        await cleanup();
-        throw tusError(409, 'conflict', `${record.scope.product} ${record.scope.version} is ${version?.state ?? 'gone'}: its files cannot change`);
-      }
-    }
-    const stagedAs = `${record.id}-${sha256}`;
-    await moveFile(path, join(layout.stagedDir, stagedAs));
-    await audit.record({ ...fields, action: 'release.uploaded', outcome: 'success', detail: { ...detail, sha256 } });
-    await catalog.putFile(record.scope, {
-      name: record.filename,
-      size: record.length,
-      sha256,
-      state: 'scanning',
-      uploadedBy: record.sub,
-      uploadedAt: now().toISOString(),
-      tenant: record.tenant,
-      stagedAs,
-    });
-    await catalog.queueScan(record.scope, record.filename);
-    await cleanup();
-    scans.kick();
     return { headers: { 'Upload-File-State': 'scanning' } };
   }
 

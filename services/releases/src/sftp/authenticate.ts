@@ -1,0 +1,107 @@
+import type { AuditFields, AuditLog } from '@keyway/audit';
+import { parseSshUserKeyId } from '@keyway/contracts';
+import { OAuthError, type Logger } from '@keyway/kit';
+import { fingerprint, isCertificateType, isKeyType, publicKeyFromBlob, publicKeyLine, SshCertificateError, SshFormatError, verifyCertificate, verifySignature } from '@keyway/ssh';
+import ssh2, { type AuthContext, type ParsedKey, type PublicKeyAuthContext } from 'ssh2';
+import type { SftpCaller } from './session.ts';
+import type { UserCaTrust } from './trust.ts';
+
+/** The IdP's answer for a key registered for a user (idpClient.verifySshKey). */
+export type RegisteredKeyCheck = (sub: string, publicKeyLine: string) => Promise<{ sub: string; tenant: string; kid: string }>;
+
+export interface AuthenticateDeps {
+  trust: UserCaTrust;
+  registeredKey: RegisteredKeyCheck;
+  audit: AuditLog;
+  logger: Logger;
+  now: () => Date;
+  /** CLOCK_TOLERANCE_SEC: a certificate's window is stretched by this much at both ends, as tokens' are */
+  clockToleranceSec: number;
+}
+
+/** Why a login was refused, as the trail records it. */
+type LoginRefusal = { reason: string; detail?: Record<string, string> };
+
+/**
+ * SSH public-key authentication (RFC 4252 §7), nothing else (no password, no keyboard-interactive):
+ * 1. an OpenSSH user certificate from Keyway's CA (PAS): signed by a CA key PAS publishes, inside its
+ *    window, the SSH user name among its principals (the user id), tenant and user from its signed key id;
+ * 2. else a plain key the IdP holds for that user (the keys agents use for private_key_jwt).
+ * In both the client proves the private key by its signature over the session id; ssh2 hands us the
+ * signed blob and we verify it here (ssh2 leaves it to the server). The certificate type's signature
+ * is named by the key type inside it (PROTOCOL.certkeys), which verifySignature checks.
+ * Successes are sftp.login events; refusals that name a user are login.failed (unnamed probes are noise).
+ */
+export function authenticator(deps: AuthenticateDeps) {
+  const { audit, logger } = deps;
+
+  async function certificateCaller(ctx: PublicKeyAuthContext, fields: AuditFields): Promise<SftpCaller | LoginRefusal> {
+    let certificate: ReturnType<typeof verifyCertificate>;
+    try {
+      certificate = verifyCertificate(ctx.key.data, { trusted: await deps.trust.keys(), type: 'user', principal: ctx.username, now: deps.now(), skewSec: deps.clockToleranceSec });
+    } catch (err) {
+      if (err instanceof SshCertificateError) {
+        // a CA rotated at PAS since we last asked: look once more before refusing
+        if (err.reason === 'untrusted_ca' && (await deps.trust.refresh())) return certificateCaller(ctx, fields);
+        return { reason: `certificate_${err.reason}`, detail: { error_detail: err.message } };
+      }
+      throw err;
+    }
+    const holder = parseSshUserKeyId(certificate.keyId);
+    if (!holder || holder.sub !== ctx.username) return { reason: 'certificate_key_id', detail: { key_id: certificate.keyId.slice(0, 256) } };
+    if (ctx.signature && ctx.blob && !verifySignature(certificate.publicKey, ctx.blob, ctx.signature)) return { reason: 'bad_signature' };
+    return {
+      principal: { sub: holder.sub, tenant: holder.tenant, roles: [], tokenId: `ssh-cert:${certificate.serial}` },
+      fields: { ...fields, tenant: holder.tenant, tokenId: `ssh-cert:${certificate.serial}`, detail: { ...fields.detail, auth: 'certificate', serial: String(certificate.serial), fingerprint: fingerprint(certificate.publicKey) } },
+      validBefore: certificate.validBefore,
+    };
+  }
+
+  async function registeredKeyCaller(ctx: PublicKeyAuthContext, fields: AuditFields): Promise<SftpCaller | LoginRefusal> {
+    let key: ReturnType<typeof publicKeyFromBlob>;
+    try {
+      key = publicKeyFromBlob(ctx.key.data);
+    } catch (err) {
+      if (err instanceof SshFormatError) return { reason: 'malformed_key' };
+      throw err;
+    }
+    if (key.type !== ctx.key.algo) return { reason: 'malformed_key' };
+    // ssh2 hands a plain key's signature unframed (ECDSA as DER): its own key parser verifies it, as its docs do
+    if (ctx.signature && ctx.blob && ssh2.utils.parseKey(ctx.key.data) instanceof Error) return { reason: 'malformed_key' };
+    if (ctx.signature && ctx.blob && (ssh2.utils.parseKey(ctx.key.data) as ParsedKey).verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return { reason: 'bad_signature' };
+    try {
+      const held = await deps.registeredKey(ctx.username, publicKeyLine(key));
+      const keyFields = { ...fields.detail, auth: 'registered_key', kid: held.kid, fingerprint: fingerprint(key) };
+      return { principal: { sub: held.sub, tenant: held.tenant, roles: [], tokenId: `ssh-key:${fingerprint(key)}` }, fields: { ...fields, tenant: held.tenant, detail: keyFields } };
+    } catch (err) {
+      if (err instanceof OAuthError && err.status < 500) return { reason: 'key_not_registered', detail: { fingerprint: fingerprint(key) } };
+      throw err;
+    }
+  }
+
+  /** ssh2's 'authentication' listener: accepts, or refuses offering publickey again. */
+  return (ctx: AuthContext, fields: AuditFields, accept: (caller: SftpCaller) => void): void => {
+    if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+    const algo = ctx.key.algo;
+    const certified = isCertificateType(algo);
+    if (!certified && !isKeyType(algo)) return ctx.reject(['publickey']);
+    const named = { ...fields, subject: ctx.username, detail: { ...fields.detail, key_type: algo } };
+    (certified ? certificateCaller(ctx, named) : registeredKeyCaller(ctx, named))
+      .then(async (outcome) => {
+        if (!('principal' in outcome)) {
+          // the query without a signature ("would you take this key?") is asked again with one: record that one
+          if (ctx.signature) await audit.record({ ...named, detail: { ...named.detail, ...outcome.detail }, action: 'login.failed', outcome: 'denied', reason: outcome.reason });
+          return ctx.reject(['publickey']);
+        }
+        if (!ctx.signature) return ctx.accept();
+        await audit.record({ ...outcome.fields, subject: outcome.principal.sub, action: 'sftp.login', outcome: 'success' });
+        accept(outcome);
+        ctx.accept();
+      })
+      .catch((err: unknown) => {
+        // fail closed: a key that cannot be checked now (the IdP, PAS or the trail down) is not accepted
+        logger.warn('sftp.login_unavailable', { err: err instanceof Error ? err.message : String(err) });
+        ctx.reject(['publickey']);
+      });
+  };
+}

@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '@keyway/kit';
+import ssh2, { type Algorithms, type Connection, type PrivateKeys } from 'ssh2';
+import { authenticator, type AuthenticateDeps } from './authenticate.ts';
+import type { HostIdentity } from './host-key.ts';
+import { serveSftp, type SftpCaller, type SftpDeps } from './session.ts';
+
+export interface SftpServerOptions {
+  host: string;
+  /** 0: any free port */
+  port: number;
+  identity: HostIdentity;
+  /** a connection that has not authenticated by then is cut (sshd's LoginGraceTime) */
+  loginGraceMs?: number;
+  /** connections at once (sshd's MaxStartups is for unauthenticated ones; this bounds all) */
+  maxConnections?: number;
+}
+
+/**
+ * Only what OpenSSH offers by default and our stack verifies: curve25519 key exchange, AEAD ciphers
+ * first (AES-GCM is the fastest in Node, with AES-NI), no SHA-1 MACs, no CBC, no RSA host keys.
+ */
+const ALGORITHMS: Algorithms = {
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256'],
+  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr', 'aes256-ctr'],
+  hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
+  compress: ['none'],
+};
+
+/**
+ * The distribution center's SFTP front (issue 17): SSH with public-key authentication only
+ * (authenticate.ts), one subsystem (sftp), no shell, exec, forwarding or agent. Each session serves
+ * the releases tree (session.ts) as the caller, with their rights asked at every step.
+ */
+export async function startSftpServer(options: SftpServerOptions, deps: SftpDeps & Omit<AuthenticateDeps, 'audit' | 'logger' | 'now'>) {
+  const logger: Logger = deps.logger;
+  const authenticate = authenticator({ ...deps, now: deps.now });
+  const connections = new Set<Connection>();
+  const server = new ssh2.Server(
+    {
+      hostKeys: [{ key: options.identity.privateKey, certificate: () => options.identity.certificate() } as unknown as PrivateKeys[number]],
+      algorithms: ALGORITHMS,
+      ident: 'Keyway',
+    },
+    (client, info) => {
+      const sessionId = randomUUID();
+      const fields = { sourceAddress: info.ip, requestId: sessionId, detail: { transport: 'sftp' } };
+      let caller: SftpCaller | undefined;
+      connections.add(client);
+      const grace = setTimeout(() => {
+        if (!caller) client.end();
+      }, options.loginGraceMs ?? 60_000);
+      grace.unref();
+      client.on('authentication', (ctx) => authenticate(ctx, fields, (who) => (caller = who)));
+      client.on('ready', () => {
+        clearTimeout(grace);
+        client.on('session', (acceptSession) => {
+          const session = acceptSession();
+          session.on('sftp', (acceptSftp) => {
+            if (!caller) return;
+            serveSftp(acceptSftp(), caller, deps);
+          });
+          // a file server, not a shell: everything else a session may ask is refused
+          for (const request of ['pty', 'shell', 'exec', 'subsystem', 'env', 'x11', 'auth-agent', 'window-change', 'signal'] as const) {
+            session.on(request as 'shell', (_accept: unknown, reject?: () => void) => reject?.());
+          }
+        });
+        client.on('tcpip', (_accept, reject) => reject());
+        client.on('request', (_accept, reject) => reject?.());
+      });
+      client.on('error', (err) => logger.debug('sftp.connection_error', { err: err.message, ip: info.ip }));
+      client.on('close', () => {
+        clearTimeout(grace);
+        connections.delete(client);
+      });
+    },
+  );
+  server.maxConnections = options.maxConnections ?? 256;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err: Error) => logger.error('sftp.server_error', { err }));
+  const port = (server.address() as AddressInfo).port;
+  logger.info('sftp.listening', { host: options.host, port });
+  return {
+    port,
+    async close(): Promise<void> {
+      options.identity.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const client of connections) client.end();
+        // a client that does not answer the disconnect is cut
+        setTimeout(() => {
+          for (const client of connections) ((client as unknown as { _sock?: Socket })._sock)?.destroy();
+          resolve();
+        }, 2000).unref();
+      });
+    },
+  };
+}
+export type SftpServer = Awaited<ReturnType<typeof startSftpServer>>;
