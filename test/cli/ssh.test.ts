@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { idpClient } from '@keyway/clients';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { PASSWORD, provisionReleaseTenant } from '../helpers.ts';
 import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts';
@@ -15,7 +16,7 @@ import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts
 
 let suite: Suite;
 let dir: string;
-let files: { ca: string };
+let files: ReturnType<typeof operatorFiles>;
 beforeAll(async () => {
   suite = await startSuite({ redisUrl: REDIS_URL });
   dir = mkdtempSync(join(tmpdir(), 'keyway-cli-ssh-'));
@@ -108,5 +109,28 @@ describe('keyway ssh (child process against the real suite)', { timeout: 120_000
     const host = await keyway(['ssh', 'known-hosts', '--host', 'bad host:x']);
     expect(host.code).toBe(2);
     expect(host.stderr).toContain('--host');
+  });
+
+  it('user key add registers an ssh-keygen public key (.pub) as its JWK: the IdP then knows it as the user’s for SFTP; an RSA one is refused by name (exit 2)', async () => {
+    const person = await provisionReleaseTenant(suite);
+    const asOperator = (args: string[]) => keyway(['--cert', files.cert, '--key', files.key, ...args]);
+    const releases = idpClient({ baseUrl: suite.urls.idp, caPem: suite.pki.ca.certPem, clientCert: suite.pki.certs.releases });
+    for (const [type, kid] of [
+      ['ed25519', 'laptop'],
+      ['ecdsa', 'ci'],
+    ] as const) {
+      const key = join(dir, `${kid}-${person.tenant}`);
+      keygen('-q', '-t', type, ...(type === 'ecdsa' ? ['-b', '256'] : []), '-N', '', '-C', `${kid}@example`, '-f', key);
+      const added = await asOperator(['--json', 'user', 'key', 'add', person.tenant, person.email, kid, `${key}.pub`]);
+      expect(added.stderr).toBe('');
+      expect(added.code).toBe(0);
+      expect(JSON.parse(added.stdout)).toEqual({ sub: person.user.id, kid, alg: type === 'ecdsa' ? 'ES256' : 'EdDSA' });
+      expect(await releases.verifySshKey(person.user.id, readFileSync(`${key}.pub`, 'utf8'))).toEqual({ sub: person.user.id, tenant: person.tenant, kid });
+    }
+    const rsa = join(dir, `rsa-${person.tenant}`);
+    keygen('-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', rsa);
+    const refused = await asOperator(['user', 'key', 'add', person.tenant, person.email, 'rsa', `${rsa}.pub`]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('unsupported key type "ssh-rsa"');
   });
 });

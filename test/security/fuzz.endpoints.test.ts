@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Agent, request as httpsRequest } from 'node:https';
 import { parse as parseQueryString } from 'node:querystring';
 import fc from 'fast-check';
@@ -28,6 +28,7 @@ import {
 import { RELEASES_CLIENT, REDIS_URL, startSuite, type ServiceName, type Suite } from '@keyway/testkit';
 import { startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { crmSignatureHeader } from '@keyway/entitlement';
+import { publicKeyFromKeyObject, publicKeyLine } from '@keyway/ssh';
 import { makeBatch, PASSWORD, provisionTenant } from '../helpers.ts';
 import { operatorSession, provisionOperator } from '../operators/operator.ts';
 
@@ -63,7 +64,7 @@ const DOCUMENTS: Record<ServiceName, { paths: Record<string, Record<string, unkn
 
 /** The certificate an mTLS-only operation's legitimate caller holds (requireService in each route). */
 function legitimateService(service: ServiceName, template: string, method: Method): string {
-  if (service === 'idp') return template.includes('/verify') ? 'pas' : 'entitlement';
+  if (service === 'idp') return template === '/v1/credentials/ssh-key/verify' ? 'releases' : template.includes('/verify') ? 'pas' : 'entitlement';
   if (service === 'entitlement') return template === '/internal/v1/tenants/{tenant}/feeds/{feed}' ? 'audit' : 'pas';
   if (service === 'pas') return 'pac';
   if (service === 'pac') return 'topic';
@@ -507,6 +508,10 @@ beforeAll(async () => {
   const sas = await suite.pac.sas({ refresh_token: login.refresh_token, rights: 'listen-send' });
   await suite.topic.publish(sas.sas_key, makeBatch(feed.tenant, feed.feed, 1));
   fixtures = { certNames: Object.keys(suite.pki.certs), operatorToken: session.tokens.access_token, sasKey: sas.sas_key };
+  // OpenSSH public key lines: one the IdP's tenant user registered (as a JWK), so its ssh-key check can answer yes, and one nobody did
+  const registered = generateKeyPairSync('ed25519').publicKey;
+  await suite.operator.registerKey(tenants.idp.tenant, tenants.idp.user.id, 'fuzz-ssh', registered.export({ format: 'jwk' }));
+  const publicKeys = [publicKeyLine(publicKeyFromKeyObject(registered), 'fuzz'), publicKeyLine(publicKeyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey))];
   const knownFor = async (service: ServiceName): Promise<Record<string, unknown[]>> => {
     const t = tenants[service];
     // throwaway sessions: the token endpoint, revocation and PAC may spend and revoke them
@@ -537,6 +542,7 @@ beforeAll(async () => {
       product: ['edr', 'edr-agent'],
       version: ['1.0.0', '2.1.0-rc.1'],
       file: ['edr-1.0.0.tar.gz'],
+      public_key: publicKeys,
     };
   };
   knownByService = {

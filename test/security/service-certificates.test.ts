@@ -19,6 +19,7 @@ const DOCUMENTED = {
     'POST /v1/credentials/otp/verify': ['pas'],
     'POST /v1/credentials/totp': ['pas'],
     'POST /v1/credentials/assertion/verify': ['pas'],
+    'POST /v1/credentials/ssh-key/verify': ['releases'],
     'PUT /v1/credentials/:sub': ['entitlement'],
     'DELETE /v1/credentials/:sub': ['entitlement'],
     'PUT /v1/credentials/:sub/keys/:kid': ['entitlement'],

@@ -21,6 +21,8 @@ export function idpClient(options: ClientOptions) {
     removeKey: (sub: string, kid: string) => call(idpRoutes.removeKey, { params: { sub, kid } }),
     /** RFC 7523 client authentication; audience = the values PAS answers to (issuer, token endpoint) */
     verifyAssertion: (assertion: string, audience: string[]) => call(idpRoutes.verifyAssertion, { body: { assertion, audience } }),
+    /** the SFTP front (releases): `{ sub, tenant, kid }` when `sub` registered this OpenSSH public key line, else ApiError invalid_grant */
+    verifySshKey: (sub: string, publicKeyLine: string) => call(idpRoutes.verifySshKey, { body: { sub, public_key: publicKeyLine } }),
     /** WebAuthn registration options for a person PAS has authenticated, and how many passkeys they hold */
     passkeyRegistrationOptions: (sub: string) => call(idpRoutes.passkeyRegistrationOptions, { body: { sub } }),
     registerPasskey: (sub: string, credential: WebAuthnCredential) => call(idpRoutes.passkeyRegistration, { body: { sub, credential } }),

@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { Amr, AuthenticationContext } from './authentication.ts';
 import { Email, TenantId } from './common.ts';
+import { SshPublicKeyLine } from './ssh.ts';
+
+/** A user's subject id as the IdP keys credentials by it (the entitlement service's user id; the SFTP user name). */
+export const SubjectId = z.string().min(1).max(128);
 
 /**
  * A second factor's one-time code: a TOTP code (6 digits) or a recovery code (16 base32 letters, with
@@ -28,7 +32,7 @@ export const PasswordSubject = Subject.extend({ amr: z.array(Amr).min(1), second
 export type PasswordSubject = z.infer<typeof PasswordSubject>;
 
 /** PAS → IdP: the login page's second step, once PAS has verified the account's password. */
-export const OtpCheck = z.object({ sub: z.string().min(1).max(128), otp: OneTimeCode });
+export const OtpCheck = z.object({ sub: SubjectId, otp: OneTimeCode });
 
 /** Shown once: the secret as an otpauth:// URI (and in base32 for typing), and ten single-use recovery codes. */
 export const TotpEnrolment = z.object({
@@ -50,7 +54,7 @@ export const Password = z.string().min(12, 'must be at least 12 characters').max
 export const OPERATOR_PROOF_HEADER = 'x-keyway-operator-token';
 
 export const CredentialRegistration = z.object({
-  sub: z.string().min(1).max(128),
+  sub: SubjectId,
   tenant: TenantId,
   email: Email,
   password: Password.optional(),
@@ -86,6 +90,16 @@ export const ClientKeyId = JwkKid.describe('key id (JWS "kid")');
 /** What a key registration answers (the key itself is not echoed). */
 export const RegisteredClientKey = z.object({ sub: z.string(), kid: z.string(), alg: z.enum(['ES256', 'EdDSA']) });
 export type RegisteredClientKey = z.infer<typeof RegisteredClientKey>;
+
+/**
+ * Releases (SFTP) → IdP: does `sub` hold a registered key equal to this OpenSSH public key? Only
+ * ssh-ed25519 and ecdsa-sha2-nistp256 lines can match (the types a registered JWK can be). The SSH
+ * signature is the caller's to verify; this answers only whose key it is.
+ */
+export const SshKeyCheck = z.object({ sub: SubjectId, public_key: SshPublicKeyLine });
+
+/** The user holds the key: their tenant, and the kid it was registered under. */
+export const SshKeyHolder = z.object({ sub: z.string(), tenant: TenantId, kid: z.string() });
 
 /** PAS → IdP: verify an RFC 7523 client assertion for one of PAS's audiences (issuer, token endpoint). */
 export const AssertionCheck = z.object({
@@ -131,10 +145,10 @@ export const WebAuthnCredential = z.object({
 export type WebAuthnCredential = z.infer<typeof WebAuthnCredential>;
 
 /** PAS → IdP: registration options for a person PAS has just authenticated. */
-export const PasskeyRegistrationStart = z.object({ sub: z.string().min(1).max(128) });
+export const PasskeyRegistrationStart = z.object({ sub: SubjectId });
 /** `registered`: how many passkeys the person already has (PAS offers enrolment to those with none). */
 export const PasskeyRegistrationOptions = z.object({ options: WebAuthnOptions, registered: z.number().int().nonnegative() });
-export const PasskeyRegistration = z.object({ sub: z.string().min(1).max(128), credential: WebAuthnCredential });
+export const PasskeyRegistration = z.object({ sub: SubjectId, credential: WebAuthnCredential });
 export const RegisteredPasskey = z.object({ sub: z.string(), credential_id: z.string() });
 export const PasskeyAuthenticationOptions = z.object({ options: WebAuthnOptions });
 export const PasskeyAssertion = z.object({ credential: WebAuthnCredential });

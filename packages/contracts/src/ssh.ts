@@ -3,9 +3,10 @@ import { TenantId } from './common.ts';
 
 /**
  * One OpenSSH public key line ("ssh-ed25519 AAAA… comment"), as `ssh-keygen` writes it: one line of
- * printable text. Whether its type and key are acceptable is PAS's to say (@keyway/ssh parses it there).
+ * printable text. Whether its type and key are acceptable is the server's to say (@keyway/ssh parses it
+ * there: PAS for certificates, the IdP for registered keys).
  */
-const SshPublicKeyLine = z
+export const SshPublicKeyLine = z
   .string()
   .trim()
   .min(1)

@@ -18,6 +18,7 @@ import { credentialRoutes } from './routes/credentials.ts';
 import { passkeyRoutes, type RelyingParty } from './routes/passkeys.ts';
 import { passwordRoutes } from './routes/password.ts';
 import { secondFactorRoutes } from './routes/second-factor.ts';
+import { sshKeyRoutes } from './routes/ssh-key.ts';
 
 export interface IdpDeps {
   /** the system of record: password hashes, registered client public keys, second factors (TOTP secrets sealed) */
@@ -70,6 +71,7 @@ export function createApp(deps: IdpDeps, options: IdpOptions = {}): IdpApp {
   app.use(passwordRoutes(credentials, guard, check, enrolment.open));
   app.use(secondFactorRoutes({ credentials, guard, factors, check, audit, verified: enrolment.open }));
   app.use(assertionRoutes(credentials, clientKeys, guard));
+  app.use(sshKeyRoutes(credentials, clientKeys, guard));
   const changes = internalChanges({ audit, operatorTenant: deps.operatorTenant ?? VENDOR_TENANT, operatorProof: deps.operatorProof });
   const passkeys = passkeyRepository(deps.db);
   app.use(credentialRoutes(credentials, clientKeys, changes, factors, passkeys));

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { EntitlementClient } from '@keyway/clients';
 import { ClientKeyId, ClientKeyRegistration, CreateUser, Email, Password, ProductId, Role, type User } from '@keyway/contracts';
+import { parsePublicKeyLine, SshFormatError } from '@keyway/ssh';
 import type { CliContext } from '../context.ts';
 import { CliError, EXIT, usageError } from '../exit-codes.ts';
 import { collect, parseArg, tenantArg } from '../input.ts';
@@ -28,7 +29,14 @@ async function resolveUser(client: EntitlementClient, tenant: string, user: stri
   return found.id;
 }
 
-/** A PEM key (public, or private: only its public half is sent) or a JWK in a JSON file, as the public JWK the API takes. */
+/** An OpenSSH public key line, as `ssh-keygen` writes `<key>.pub`; any type, so an RSA key is refused by name. */
+const OPENSSH_LINE = /^(ssh|ecdsa-sha2)-\S+\s/;
+
+/**
+ * A PEM key (public, or private: only its public half is sent), a JWK in a JSON file, or an OpenSSH
+ * public key line (ssh-ed25519, ecdsa-sha2-nistp256), as the public JWK the API takes. The same key
+ * then signs private_key_jwt assertions and authenticates to the releases' SFTP front.
+ */
 function publicJwkFrom(file: string): object {
   let text: string;
   try {
@@ -36,12 +44,18 @@ function publicJwkFrom(file: string): object {
   } catch (err) {
     throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+  const trimmed = text.trimStart();
   try {
-    const key = text.trimStart().startsWith('{') ? createPublicKey({ key: JSON.parse(text) as JsonWebKey, format: 'jwk' }) : createPublicKey(text);
+    const key = OPENSSH_LINE.test(trimmed)
+      ? parsePublicKeyLine(trimmed).key
+      : trimmed.startsWith('{')
+        ? createPublicKey({ key: JSON.parse(text) as JsonWebKey, format: 'jwk' })
+        : createPublicKey(text);
     return parseArg(ClientKeyRegistration, { jwk: key.export({ format: 'jwk' }) }, 'key').jwk;
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw usageError(`${file} holds no EC P-256 or Ed25519 key in PEM or JWK form`);
+    if (err instanceof SshFormatError) throw usageError(`${file}: ${err.message}`);
+    throw usageError(`${file} holds no EC P-256 or Ed25519 key in PEM, JWK or OpenSSH (ssh-ed25519, ecdsa-sha2-nistp256) form`);
   }
 }
 
@@ -144,14 +158,14 @@ export function register(program: Command, context: CliContext): void {
       context.print({ tenant: t, user: userId, removed: true }, () => `Removed user ${userId} from ${t}.`);
     });
 
-  const key = user.command('key').description('public keys of passwordless agents (RFC 7523 private_key_jwt)');
+  const key = user.command('key').description('public keys of passwordless agents (RFC 7523 private_key_jwt), also accepted for SFTP');
   key
     .command('add')
     .description('register (or replace) a user’s public key under a kid')
     .argument('<tenant>')
     .argument('<user>', 'user id or email')
     .argument('<kid>', 'key id the agent names in its assertions')
-    .argument('<file>', 'EC P-256 or Ed25519 key: PEM (public, or private: only the public half is sent) or JWK JSON')
+    .argument('<file>', 'EC P-256 or Ed25519 key: PEM (public, or private: only the public half is sent), JWK JSON, or an OpenSSH public key (id_ed25519.pub, also good for SFTP)')
     .action(async (tenant: string, id: string, kid: string, file: string) => {
       const jwk = publicJwkFrom(file);
       const { client, t, userId } = await target(tenant, id);

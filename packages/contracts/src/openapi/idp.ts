@@ -15,13 +15,16 @@ import {
   PasswordSubject,
   RegisteredClientKey,
   RegisteredPasskey,
+  SshKeyCheck,
+  SshKeyHolder,
   Subject,
+  SubjectId,
   TotpEnrolment,
 } from '../idp.ts';
 import { noBody, jsonResponse, openApiDocument, serviceOnly } from '../openapi.ts';
 import { pathsOf, route } from '../route.ts';
 
-const SubPath = z.object({ sub: z.string().min(1).max(128) });
+const SubPath = z.object({ sub: SubjectId });
 const KeyPath = SubPath.extend({ kid: ClientKeyId });
 
 /** The IdP: verifies credentials for PAS, holds them for the entitlement service; internal callers only (mTLS). Declared once (server binding, client, OpenAPI and the endpoint fuzz). */
@@ -30,6 +33,7 @@ export const idpRoutes = {
   verifyOtp: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/otp/verify', summary: 'verify a second factor’s code for an account whose password PAS has just verified (the login page’s second step; PAS only)', body: { schema: OtpCheck }, responses: { 200: jsonResponse(PasswordSubject, 'whose code it is, amr [pwd, otp, mfa]') }, errors: [400, 415, 429, 503] })),
   enrolTotp: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/totp', summary: 'enrol (or replace) a TOTP factor after verifying the password (PAS only): the first factor on trust (the account has none), a replacement only with a current code or a recovery code. Recorded in the IdP’s audit stream (mfa.enrolled)', body: { schema: PasswordCheck }, responses: { 200: jsonResponse(TotpEnrolment, 'the secret and recovery codes, shown once') }, errors: [400, 415, 429, 503] })),
   verifyAssertion: serviceOnly(['pas'], route({ method: 'post', path: '/v1/credentials/assertion/verify', summary: 'verify an RFC 7523 private_key_jwt client assertion (PAS only)', body: { schema: AssertionCheck }, responses: { 200: jsonResponse(Subject, 'the client the assertion authenticates') }, errors: [400, 415, 429] })),
+  verifySshKey: serviceOnly(['releases'], route({ method: 'post', path: '/v1/credentials/ssh-key/verify', summary: 'whether a user holds a registered public key (the private_key_jwt keys) equal to an OpenSSH public key, for the SFTP front, which verifies the SSH signature itself (releases only): the user’s tenant and the key’s kid. One answer, 400 invalid_grant, for a key the user does not hold, an unknown user and a removed one; a line that is not an ssh-ed25519 or ecdsa-sha2-nistp256 key is 400 invalid_request. Refusals are throttled and recorded as verifications are', body: { schema: SshKeyCheck }, responses: { 200: jsonResponse(SshKeyHolder, 'the user holds the key') }, errors: [400, 415, 429] })),
   register: serviceOnly(['entitlement'], route({ method: 'put', path: '/v1/credentials/{sub}', summary: 'register or replace a user’s credentials (entitlement only); without a password the stored one is kept. Replacing an operator account’s credentials needs X-Keyway-Operator-Token (an operator’s access token for the operator scope), else 403. Recorded in the IdP’s audit stream', params: SubPath, body: { schema: CredentialRegistration }, responses: { 200: jsonResponse(z.object({ sub: z.string() }), 'registered') }, errors: [400, 415] })),
   remove: serviceOnly(['entitlement'], route({ method: 'delete', path: '/v1/credentials/{sub}', summary: 'remove a user’s credentials and keys (entitlement only)', params: SubPath, responses: { 204: noBody('removed') }, errors: [400] })),
   registerKey: serviceOnly(['entitlement'], route({ method: 'put', path: '/v1/credentials/{sub}/keys/{kid}', summary: 'register a public key for private_key_jwt (entitlement only); for an operator account only with X-Keyway-Operator-Token, else 403. Recorded in the IdP’s audit stream', params: KeyPath, body: { schema: ClientKeyRegistration }, responses: { 200: jsonResponse(RegisteredClientKey, 'replaced'), 201: jsonResponse(RegisteredClientKey, 'registered') }, errors: [400, 404, 409, 415] })),
@@ -43,4 +47,4 @@ export const idpRoutes = {
 
 export const idpPaths = pathsOf(idpRoutes);
 
-export const idpApi = openApiDocument({ title: 'Keyway IdP', description: 'Verifies passwords and RFC 7523 client assertions (for PAS); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.' }, idpPaths);
+export const idpApi = openApiDocument({ title: 'Keyway IdP', description: 'Verifies passwords and RFC 7523 client assertions (for PAS) and whose registered key an SSH public key is (for the releases service’s SFTP front); registers credentials and public keys (for the entitlement service). Every call needs a Keyway client certificate.' }, idpPaths);

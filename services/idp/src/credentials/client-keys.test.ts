@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Conflict } from '@keyway/kit';
 import { createMemoryStore } from '@keyway/store';
-import { clientKeyRepository, MAX_KEYS_PER_CLIENT } from './client-keys.ts';
+import { clientKeyRepository, MAX_KEYS_PER_CLIENT, samePublicKey } from './client-keys.ts';
 
 const x = (c: string) => c.repeat(43);
 const ecKey = (c: string) => ({ kty: 'EC' as const, crv: 'P-256' as const, x: x(c), y: x(c), alg: 'ES256' as const });
@@ -47,5 +47,43 @@ describe('client key repository', () => {
     expect(await keys.claimJti('u2', 'j1', expiresAt)).toBe(true);
     expect(await store.ttl('assertion-jti:u1:j1')).toBeGreaterThan(80_000);
     expect(await store.ttl('assertion-jti:u1:j1')).toBeLessThanOrEqual(90_000);
+  });
+
+  it('knows which kid a subject registered a public key under, whatever its alg and kid say, and no other subject’s', async () => {
+    const keys = clientKeyRepository(createMemoryStore({ prefix: 'test:idp:' }));
+    await keys.register('u1', 'ed', edKey('a'));
+    await keys.register('u1', 'es', ecKey('b'));
+    expect(await keys.holding('u1', edKey('a'))).toBe('ed');
+    expect(await keys.holding('u1', { ...ecKey('b'), kid: 'other' })).toBe('es');
+    expect(await keys.holding('u1', edKey('b'))).toBeUndefined();
+    expect(await keys.holding('u2', edKey('a'))).toBeUndefined();
+    // one key under two kids: the first kid, every time
+    await keys.register('u1', 'a-copy', edKey('a'));
+    expect(await keys.holding('u1', edKey('a'))).toBe('a-copy');
+    await keys.removeAll('u1');
+    expect(await keys.holding('u1', edKey('a'))).toBeUndefined();
+  });
+});
+
+describe('samePublicKey', () => {
+  it('is the same type, curve and coordinates; alg and kid do not matter', () => {
+    expect(samePublicKey(edKey('a'), { ...edKey('a'), kid: 'x' })).toBe(true);
+    expect(samePublicKey(ecKey('a'), ecKey('a'))).toBe(true);
+    expect(samePublicKey(edKey('a'), edKey('b'))).toBe(false);
+    expect(samePublicKey(ecKey('a'), { ...ecKey('a'), y: x('b') })).toBe(false);
+    expect(samePublicKey(ecKey('a'), { ...ecKey('b'), y: x('a') })).toBe(false);
+    // the same x on another curve is another key
+    expect(samePublicKey(edKey('a'), ecKey('a'))).toBe(false);
+  });
+
+  it('compares the bytes a coordinate encodes: a spelling with the two spare bits set is the same key', () => {
+    const bytes = Buffer.alloc(32, 7);
+    const canonical = bytes.toString('base64url');
+    // 32 bytes are 256 bits in 43 characters of 6: the last character's low two bits are padding
+    const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const spare = canonical.slice(0, 42) + last[last.indexOf(canonical[42]!) | 3];
+    expect(spare).not.toBe(canonical);
+    expect(Buffer.from(spare, 'base64url').equals(bytes)).toBe(true);
+    expect(samePublicKey({ ...edKey('a'), x: canonical }, { ...edKey('a'), x: spare })).toBe(true);
   });
 });

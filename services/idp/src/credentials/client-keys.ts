@@ -11,6 +11,17 @@ const StoredKeys = z.record(z.string(), z.object({ jwk: ClientPublicJwk, created
 type StoredKeys = z.infer<typeof StoredKeys>;
 
 /**
+ * Whether two public JWKs are the same key: type, curve and coordinates (`alg`, `kid` aside). The
+ * coordinates are compared as the bytes they encode, since a 32-byte base64url coordinate has two spare
+ * bits and so two spellings. Plain comparison, not constant-time: both sides are public keys, and how
+ * long it takes tells nothing secret.
+ */
+export function samePublicKey(a: ClientPublicJwk, b: ClientPublicJwk): boolean {
+  const same = (p: string | undefined, q: string | undefined) => (p === undefined || q === undefined ? p === q : Buffer.from(p, 'base64url').equals(Buffer.from(q, 'base64url')));
+  return a.kty === b.kty && a.crv === b.crv && same(a.x, b.x) && same('y' in a ? a.y : undefined, 'y' in b ? b.y : undefined);
+}
+
+/**
  * The public keys agents sign their RFC 7523 client assertions with, by subject and kid, and the
  * assertion ids already used. A subject's keys are one value changed with compare-and-set, so the cap
  * holds under concurrent registrations.
@@ -70,6 +81,14 @@ export function clientKeyRepository(store: Store, now: () => Date = () => new Da
       const entries = Object.entries(keys);
       const match = kid !== undefined ? entries.find(([id]) => id === kid) : entries.length === 1 ? entries[0] : undefined;
       return match && { jwk: match[1].jwk, alg: match[1].jwk.alg };
+    },
+
+    /** The kid under which the subject registered this public key (the first by kid if twice); undefined when it holds no such key. */
+    async holding(sub: string, key: ClientPublicJwk): Promise<string | undefined> {
+      const { keys } = await read(sub);
+      return Object.keys(keys)
+        .sort()
+        .find((kid) => samePublicKey(keys[kid]!.jwk, key));
     },
 
     /** RFC 7523 §3 item 7: set-if-absent, kept until the assertion's exp (unix seconds) has passed. */

@@ -10,7 +10,7 @@ export interface VerificationLimits {
   hashQueue: number;
   /** the longest a verification waits for a slot before 503 */
   hashMaxWaitMs: number;
-  /** failed verifications of one account (email, or client for assertions) per window, from every PAS together */
+  /** failed verifications of one account (email, or client for assertions, or user for SSH keys) per window, from every caller together */
   failuresPerAccount: number;
   windowSec: number;
 }
@@ -48,7 +48,7 @@ export function verificationGuard(store: Store, audit: AuditLog, logger: Logger,
     },
     async failed(
       account: string,
-      reason: 'wrong_password' | 'unknown_account' | 'no_password' | 'invalid_assertion' | 'invalid_passkey' | 'no_second_factor' | 'wrong_code' | 'code_reused',
+      reason: 'wrong_password' | 'unknown_account' | 'no_password' | 'invalid_assertion' | 'invalid_passkey' | 'no_second_factor' | 'wrong_code' | 'code_reused' | 'unregistered_ssh_key',
     ): Promise<void> {
       await failures.hit(account);
       await failed.count(account, reason);
