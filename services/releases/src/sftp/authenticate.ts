@@ -89,8 +89,8 @@ export function authenticator(deps: AuthenticateDeps) {
     (certified ? certificateCaller(ctx, named) : registeredKeyCaller(ctx, named))
       .then(async (outcome) => {
         if (!('principal' in outcome)) {
-          // the query without a signature ("would you take this key?") is asked again with one: record that one
-          if (ctx.signature) await audit.record({ ...named, detail: { ...named.detail, ...outcome.detail }, action: 'login.failed', outcome: 'denied', reason: outcome.reason });
+          // OpenSSH asks "would you take this key?" unsigned first and signs only keys taken: the refusal is recorded then
+          await audit.record({ ...named, detail: { ...named.detail, ...outcome.detail }, action: 'login.failed', outcome: 'denied', reason: outcome.reason });
           return ctx.reject(['publickey']);
         }
         if (!ctx.signature) return ctx.accept();

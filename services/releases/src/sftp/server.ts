@@ -59,7 +59,14 @@ export async function startSftpServer(options: SftpServerOptions, deps: SftpDeps
           const session = acceptSession();
           session.on('sftp', (acceptSftp) => {
             if (!caller) return;
-            serveSftp(acceptSftp(), caller, deps);
+            const sftp = acceptSftp();
+            serveSftp(sftp, caller, deps);
+            // the client is done: exit status 0 before the channel closes, or OpenSSH's sftp exits 1 after a batch that succeeded
+            sftp.once('end', () => {
+              const channel = sftp as unknown as { _protocol: { exitStatus(id: number, status: number): void }; outgoing: { id: number; state: string } };
+              if (channel.outgoing.state === 'open') channel._protocol.exitStatus(channel.outgoing.id, 0);
+              sftp.end();
+            });
           });
           // a file server, not a shell: everything else a session may ask is refused
           for (const request of ['pty', 'shell', 'exec', 'subsystem', 'env', 'x11', 'auth-agent', 'window-change', 'signal'] as const) {
