@@ -184,7 +184,13 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
     const listing = await sftp(customer.user.id, files, [`ls ${product}`]);
     expect(listing.code).toBe(0);
     expect(listing.stdout).not.toContain(version);
-    for (const command of [`get ${product}/${version}/${name} x.bin`, `get other-product/1.0.0/x.bin`, `ls /other-product`, `put ${join(files.home, 'batch')} ${product}/${version}/x`, `rm ${product}/${version}/${name}`]) {
+    for (const command of [
+      `get ${product}/${version}/${name} x.bin`,
+      `get other-product/1.0.0/x.bin`,
+      `ls /other-product`,
+      `put ${join(files.home, 'batch')} ${product}/${version}/x`,
+      `rm ${product}/${version}/${name}`,
+    ]) {
       const refused = await sftp(customer.user.id, files, [command]);
       expect(refused.code, command).not.toBe(0);
       expect(refused.stderr, command).toMatch(/not found|No such file|denied|not supported|Failure/i);
@@ -201,7 +207,12 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
     writeFileSync(join(files.home, 'crash.dmp'), randomBytes(200_000));
     const sent = await sftp(partner.user.id, files, [`ls ${product}`, `put crash.dmp ${product}/upload/`, `ls ${product}/upload`]);
     expect(sent.code).toBe(0);
-    expect(sent.stdout.split('\n').filter((l) => l.startsWith(`${product}/`)).map((l) => l.trim())).toEqual([`${product}/upload`, `${product}/upload/crash.dmp`]);
+    expect(
+      sent.stdout
+        .split('\n')
+        .filter((l) => l.startsWith(`${product}/`))
+        .map((l) => l.trim()),
+    ).toEqual([`${product}/upload`, `${product}/upload/crash.dmp`]);
     const token = (await suite.pas.password(partner.email, PASSWORD, 'releases')).access_token;
     const location = await suite.releases.getLocation(product, partner.tenant, { accessToken: token });
     expect(location.files.map((f) => ({ name: f.name, size: f.size, uploadedBy: f.uploadedBy }))).toEqual([{ name: 'crash.dmp', size: 200_000, uploadedBy: partner.user.id }]);
@@ -214,7 +225,7 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
     const files = publisherKeys;
     writeFileSync(join(files.home, 'eicar.com'), EICAR);
     await certify(publisher, files);
-    const put = await sftp(publisher.user.id, files, ['mkdir ' + `${product}/drafts/4.0.0`, `put eicar.com ${product}/drafts/4.0.0/`]);
+    const put = await sftp(publisher.user.id, files, [`mkdir ${product}/drafts/4.0.0`, `put eicar.com ${product}/drafts/4.0.0/`]);
     expect(put.code).toBe(0);
     await waitForFile(publisher, '4.0.0', 'eicar.com', 'infected');
     await certify(publisher, files);

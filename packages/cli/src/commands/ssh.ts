@@ -26,9 +26,12 @@ const HostArg = z
   .refine(({ port }) => port >= 1 && port <= 65_535, 'the port must be 1 to 65535');
 type Target = z.output<typeof HostArg>;
 
-/** The SFTP server's host, the releases service's unless `--host` names another. */
+/** The releases service's SFTP_PORT default. */
+const RELEASES_SFTP_PORT = 8448;
+
+/** The SFTP server's host: the releases service's, on its SFTP port, unless `--host` names another. */
 function targetOf(context: CliContext, host: string | undefined): Target {
-  return parseArg(HostArg, host ?? new URL(context.globals().releasesUrl).hostname, '--host');
+  return parseArg(HostArg, host ?? `${new URL(context.globals().releasesUrl).hostname}:${RELEASES_SFTP_PORT}`, '--host');
 }
 
 /** How known_hosts names a host: `[host]:port` off port 22 (OpenSSH looks it up so), the bare name on it. */
@@ -94,7 +97,7 @@ async function credentials(context: CliContext, login: MachineLogin): Promise<{ 
 export function register(program: Command, context: CliContext): void {
   const ssh = program.command('ssh').description('SFTP to the releases with short-lived SSH certificates from the Keyway SSH CA at PAS');
   const pas = async () => pasClient(await context.clientOptions('pas', false));
-  const hostOption = () => new Option('--host <host[:port]>', 'the SFTP server (default: the releases service’s host, port 22)').env('KEYWAY_SFTP_HOST');
+  const hostOption = () => new Option('--host <host[:port]>', 'the SFTP server (default: the releases service’s host, port 8448)').env('KEYWAY_SFTP_HOST');
 
   addMachineLogin(
     ssh

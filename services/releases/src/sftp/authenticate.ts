@@ -7,7 +7,7 @@ import type { SftpCaller } from './session.ts';
 import type { UserCaTrust } from './trust.ts';
 
 /** The IdP's answer for a key registered for a user (idpClient.verifySshKey). */
-export type RegisteredKeyCheck = (sub: string, publicKeyLine: string) => Promise<{ sub: string; tenant: string; kid: string }>;
+type RegisteredKeyCheck = (sub: string, publicKeyLine: string) => Promise<{ sub: string; tenant: string; kid: string }>;
 
 export interface AuthenticateDeps {
   trust: UserCaTrust;
@@ -52,7 +52,12 @@ export function authenticator(deps: AuthenticateDeps) {
     if (ctx.signature && ctx.blob && !verifySignature(certificate.publicKey, ctx.blob, ctx.signature)) return { reason: 'bad_signature' };
     return {
       principal: { sub: holder.sub, tenant: holder.tenant, roles: [], tokenId: `ssh-cert:${certificate.serial}` },
-      fields: { ...fields, tenant: holder.tenant, tokenId: `ssh-cert:${certificate.serial}`, detail: { ...fields.detail, auth: 'certificate', serial: String(certificate.serial), fingerprint: fingerprint(certificate.publicKey) } },
+      fields: {
+        ...fields,
+        tenant: holder.tenant,
+        tokenId: `ssh-cert:${certificate.serial}`,
+        detail: { ...fields.detail, auth: 'certificate', serial: String(certificate.serial), fingerprint: fingerprint(certificate.publicKey) },
+      },
       validBefore: certificate.validBefore,
     };
   }
@@ -81,10 +86,16 @@ export function authenticator(deps: AuthenticateDeps) {
 
   /** ssh2's 'authentication' listener: accepts, or refuses offering publickey again. */
   return (ctx: AuthContext, fields: AuditFields, accept: (caller: SftpCaller) => void): void => {
-    if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+    if (ctx.method !== 'publickey') {
+      ctx.reject(['publickey']);
+      return;
+    }
     const algo = ctx.key.algo;
     const certified = isCertificateType(algo);
-    if (!certified && !isKeyType(algo)) return ctx.reject(['publickey']);
+    if (!certified && !isKeyType(algo)) {
+      ctx.reject(['publickey']);
+      return;
+    }
     const named = { ...fields, subject: ctx.username, detail: { ...fields.detail, key_type: algo } };
     (certified ? certificateCaller(ctx, named) : registeredKeyCaller(ctx, named))
       .then(async (outcome) => {

@@ -103,7 +103,7 @@ export async function startSftpServer(options: SftpServerOptions, deps: SftpDeps
         for (const client of connections) client.end();
         // a client that does not answer the disconnect is cut
         setTimeout(() => {
-          for (const client of connections) ((client as unknown as { _sock?: Socket })._sock)?.destroy();
+          for (const client of connections) (client as unknown as { _sock?: Socket })._sock?.destroy();
           resolve();
         }, 2000).unref();
       });

@@ -262,7 +262,12 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       if (!handle) throw new NotFound(`no file ${name} in ${product} ${version}`);
       // recorded before the first byte leaves (fail closed: a download the trail cannot take does not happen)
       try {
-        await audit.record({ ...scope.fields, action: 'release.downloaded', outcome: 'success', detail: { ...scope.fields.detail, product, version, file: name, sha256: file.sha256, bytes: String(file.size) } });
+        await audit.record({
+          ...scope.fields,
+          action: 'release.downloaded',
+          outcome: 'success',
+          detail: { ...scope.fields.detail, product, version, file: name, sha256: file.sha256, bytes: String(file.size) },
+        });
       } catch (err) {
         await handle.close();
         throw err;
@@ -276,12 +281,15 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
   async function openForWrite(reqid: number, path: string, place: Place, flags: number) {
     if (place.kind !== 'file' && place.kind !== 'location_file') throw new SftpStatus(STATUS_CODE.PERMISSION_DENIED, 'files are written into drafts/<version>/ or upload/ only');
     if (flags & OPEN_MODE.APPEND) throw new SftpStatus(STATUS_CODE.OP_UNSUPPORTED, 'appending is not supported: send the whole file');
-    const scope: FileScope =
-      place.kind === 'file' ? { kind: 'version', product: place.product, version: place.version } : { kind: 'location', tenant: principal.tenant, product: place.product };
+    const scope: FileScope = place.kind === 'file' ? { kind: 'version', product: place.product, version: place.version } : { kind: 'location', tenant: principal.tenant, product: place.product };
     await audited(trail, { action: 'release.upload_started', fields: fieldsOf(path), refusal: false }, async (step: AuditScope) => {
       step.note({ detail: { file: place.name } });
       if (place.kind === 'file' && place.shelf !== DRAFTS) {
-        throw step.refuse(new AccessDenied(`${place.product} ${place.version} is ${place.shelf === 'published' ? 'published' : 'withdrawn'}: its files cannot change`, 'version_closed'), 'authorization.denied', { reason: 'version_closed' });
+        throw step.refuse(
+          new AccessDenied(`${place.product} ${place.version} is ${place.shelf === 'published' ? 'published' : 'withdrawn'}: its files cannot change`, 'version_closed'),
+          'authorization.denied',
+          { reason: 'version_closed' },
+        );
       }
       await authorizeRelease(authorizer, step, principal, place.product, scope.kind === 'version' ? 'publish' : 'upload');
       if (scope.kind === 'version') {
@@ -359,7 +367,20 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       throw new SftpStatus(STATUS_CODE.FAILURE, handle.refused);
     }
     try {
-      await stageReceived(deps, { path: handle.path, uploadId: handle.path.slice(-36).replaceAll('-', ''), scope: handle.scope, filename: handle.name, sub: principal.sub, tenant: principal.tenant, length: handle.size, fields: caller.fields }, deps.now());
+      await stageReceived(
+        deps,
+        {
+          path: handle.path,
+          uploadId: handle.path.slice(-36).replaceAll('-', ''),
+          scope: handle.scope,
+          filename: handle.name,
+          sub: principal.sub,
+          tenant: principal.tenant,
+          length: handle.size,
+          fields: caller.fields,
+        },
+        deps.now(),
+      );
     } catch (err) {
       await rm(handle.path, { force: true });
       if (err instanceof StageRefused) throw new SftpStatus(STATUS_CODE.FAILURE, err.message);
