@@ -1,11 +1,12 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idpClient } from '@keyway/clients';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
-import { PASSWORD, provisionReleaseTenant } from '../helpers.ts';
+import { PASSWORD, provisionReleaseTenant, RELEASE_PRODUCT } from '../helpers.ts';
 import { type KeywayRunOptions, operatorFiles, startKeywayAt } from './keyway.ts';
 
 /*
@@ -30,6 +31,7 @@ afterAll(async () => {
 const keyway = (args: string[], options?: KeywayRunOptions) => startKeywayAt(suite, dir, files, args, options).done;
 const keygen = (...args: string[]) => execFileSync('ssh-keygen', args, { encoding: 'utf8' });
 const mode = (path: string) => statSync(path).mode & 0o777;
+const run = promisify(execFile);
 
 describe('keyway ssh (child process against the real suite)', { timeout: 120_000 }, () => {
   it('login writes the key (0600, made once), a certificate ssh-keygen reads, known_hosts pinning the CA, and the sftp command', async () => {
@@ -86,6 +88,22 @@ describe('keyway ssh (child process against the real suite)', { timeout: 120_000
     const printed = await keyway(['ssh', 'known-hosts', '--host', 'sftp.keyway.test']);
     expect(printed.code).toBe(0);
     expect(printed.stdout).toBe(`@cert-authority sftp.keyway.test ${caKey}\n`);
+  });
+
+  it('the sftp line ssh login prints takes the person into the releases tree: host pinned by the CA, no prompt, no password', async () => {
+    const person = await provisionReleaseTenant(suite);
+    const configHome = join(dir, `config-sftp-${person.tenant}`);
+    expect((await keyway(['release', 'login', person.email], { input: `${PASSWORD}\n`, configHome })).code).toBe(0);
+    const login = await keyway(['--json', 'ssh', 'login', '--host', `localhost:${suite.releasesSftpPort()}`], { configHome });
+    expect(login.code).toBe(0);
+    const { command } = JSON.parse(login.stdout) as { command: string };
+    const batch = join(configHome, 'batch');
+    writeFileSync(batch, 'ls /\n');
+    // what a person would type, in batch mode: any prompt (an unknown host, a password) fails it instead
+    const strict = `sftp -4 -b ${batch} -o BatchMode=yes -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o IdentityAgent=none -o PasswordAuthentication=no `;
+    // asynchronously: the suite's services answer from this process
+    const { stdout: listed } = await run('sh', ['-c', command.replace(/^sftp /, strict)], { encoding: 'utf8', timeout: 60_000 });
+    expect(listed.split('\n').map((line) => line.trim())).toContain(`/${RELEASE_PRODUCT.product}`);
   });
 
   it('refuses plainly: no login (exit 5), a key that is not there or not a key (exit 2), a bad --host (exit 2)', async () => {

@@ -183,7 +183,8 @@ describe('the Keyway SSH CA at PAS', { timeout: 60_000 }, () => {
 
   it('host certificates: the releases service’s certificate only (403 for another service, 401 without one)', async () => {
     const line = ed25519Line();
-    const body = { public_key: line, hostnames: ['sftp.keyway.example', 'localhost', '127.0.0.1'] };
+    // the releases service's own name (RELEASES_AUDIENCE's host, SSH_HOST_CERT_NAMES by default)
+    const body = { public_key: line, hostnames: ['localhost'] };
     const path = '/internal/v1/ssh/host-certificates';
     expect((await rawClient(suite, 'pas', 'pac').post(path, body)).status).toBe(403);
     expect((await rawClient(suite, 'pas', 'operator').post(path, body)).status).toBe(403);
@@ -201,5 +202,11 @@ describe('the Keyway SSH CA at PAS', { timeout: 60_000 }, () => {
     expect(events.find((e) => e.detail?.serial === issued.serial)).toMatchObject({ outcome: 'success', clientId: 'releases', detail: { principals: body.hostnames.join(',') } });
 
     expect((await rawClient(suite, 'pas', 'releases').post(path, { public_key: line, hostnames: ['bad host'] })).status).toBe(400);
+    // a stolen releases certificate does not get the CA to vouch for another host
+    const foreign = await rawClient(suite, 'pas', 'releases').post(path, { public_key: line, hostnames: ['localhost', 'bank.example'] });
+    expect({ status: foreign.status, error: foreign.data.error }).toEqual({ status: 403, error: 'access_denied' });
+    expect(foreign.data.error_description).toContain('not bank.example');
+    const refusals = await suite.auditor.events({ action: 'ssh.host_certificate_refused' });
+    expect(refusals.events.map((e) => ({ outcome: e.outcome, reason: e.reason, clientId: e.clientId }))).toContainEqual({ outcome: 'denied', reason: 'host_name', clientId: 'releases' });
   });
 });

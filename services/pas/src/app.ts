@@ -57,7 +57,8 @@ export interface PasOptions {
    */
   dpop?: { requireNonce?: boolean; proofWindowSec?: number; requiredFor?: readonly string[] };
   /** the SSH CA's certificate lifetimes: users' (default 600 s) and the SFTP server's host key (default 7 days) */
-  ssh?: { userCertTtlSec?: number; hostCertTtlSec?: number };
+  /** hostNames: the names host certificates may carry (SSH_HOST_CERT_NAMES); none: no host certificate is issued */
+  ssh?: { userCertTtlSec?: number; hostCertTtlSec?: number; hostNames?: string[] };
 }
 
 export interface PasDeps {
@@ -142,6 +143,7 @@ export function createApp(options: PasOptions, deps: PasDeps): PasApp {
       ca: deps.sshCa,
       userTtlSec: options.ssh?.userCertTtlSec ?? DEFAULT_SSH_CERT_TTL_SEC,
       hostTtlSec: options.ssh?.hostCertTtlSec ?? DEFAULT_SSH_HOST_CERT_TTL_SEC,
+      hostNames: options.ssh?.hostNames ?? [],
       dpop,
     }),
   );

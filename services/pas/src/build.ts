@@ -33,7 +33,11 @@ export async function buildPas(config: PasConfig, infra: ServiceInfra) {
       browserClients: config.BROWSER_CLIENTS,
       authorizationCodeTtlSec: config.AUTHORIZATION_CODE_TTL_SEC,
       dpop: { requireNonce: config.DPOP_REQUIRE_NONCE, proofWindowSec: config.DPOP_PROOF_WINDOW_SEC, requiredFor: config.DPOP_REQUIRED_FOR },
-      ssh: { userCertTtlSec: config.SSH_CERT_TTL_SEC, hostCertTtlSec: config.SSH_HOST_CERT_TTL_SEC },
+      ssh: {
+        userCertTtlSec: config.SSH_CERT_TTL_SEC,
+        hostCertTtlSec: config.SSH_HOST_CERT_TTL_SEC,
+        hostNames: config.SSH_HOST_CERT_NAMES?.split(',') ?? (config.RELEASES_AUDIENCE ? [new URL(config.RELEASES_AUDIENCE).hostname] : []),
+      },
     },
     {
       ...deps,

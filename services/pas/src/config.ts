@@ -114,6 +114,11 @@ export const PasEnv = requiredInProduction(
       .max(90 * 86_400)
       .default(DEFAULT_SSH_HOST_CERT_TTL_SEC)
       .describe('lifetime of the host certificates the releases service gets for its SFTP host key (default 7 days); it asks for a new one well before'),
+    SSH_HOST_CERT_NAMES: z
+      .string()
+      .regex(/^[A-Za-z0-9.:*-]+(,[A-Za-z0-9.:*-]+)*$/, 'comma-separated host names')
+      .optional()
+      .describe("the only names a host certificate may carry (the SFTP server's SFTP_HOST_NAMES); default: RELEASES_AUDIENCE's host name. A stolen releases certificate cannot get the CA to vouch for another host"),
     SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
       'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
     ),

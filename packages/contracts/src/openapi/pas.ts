@@ -119,10 +119,10 @@ export const pasRoutes = {
     route({
       method: 'post',
       path: '/internal/v1/ssh/host-certificates',
-      summary: 'an OpenSSH host certificate for the SFTP server’s host key (releases service only), valid SSH_HOST_CERT_TTL_SEC (default 7 days), principals the host names',
+      summary: 'an OpenSSH host certificate for the SFTP server’s host key (releases service only), valid SSH_HOST_CERT_TTL_SEC (default 7 days), principals the host names; a name outside SSH_HOST_CERT_NAMES is 403 access_denied',
       body: { schema: HostCertificateRequest },
       responses: { 201: jsonResponse(SshCertificateResponse, 'the certificate') },
-      errors: [400, 415],
+      errors: [400, 403, 415],
     }),
   ),
   signingKeys: operatorOnly(route({ method: 'get', path: '/admin/v1/signing-keys', summary: 'the signing keys: kid, state, dates (no key material)', responses: { 200: jsonResponse(SigningKeyList, 'the stored ring') } })),

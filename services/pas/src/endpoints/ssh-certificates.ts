@@ -1,7 +1,7 @@
 import { Router, type Request } from 'express';
 import { audited, mergeFields, requestFields, type AuditScope } from '@keyway/audit';
 import { pasRoutes, SshCertificateResponse, sshUserKeyId } from '@keyway/contracts';
-import { bindRoute, callerService, DpopRefused, dpopGuardOnDemand, InvalidRequest, InvalidToken, requireBodyType, shapeResponse, TemporarilyUnavailable, type DpopGuardOptions } from '@keyway/kit';
+import { AccessDenied, bindRoute, callerService, DpopRefused, dpopGuardOnDemand, InvalidRequest, InvalidToken, requireBodyType, shapeResponse, TemporarilyUnavailable, type DpopGuardOptions } from '@keyway/kit';
 import { parsePublicKeyLine, SshFormatError, type SshPublicKey } from '@keyway/ssh';
 import { DPOP_ALGS, type AccessTokenCheck } from '@keyway/tokens';
 import type { GrantContext } from '../grants/context.ts';
@@ -23,6 +23,8 @@ export interface SshCertificateOptions {
   userTtlSec: number;
   /** SSH_HOST_CERT_TTL_SEC */
   hostTtlSec: number;
+  /** SSH_HOST_CERT_NAMES: the only principals a host certificate may carry */
+  hostNames: string[];
   /** RFC 9449 at PAS, as at the token endpoint (same nonces) */
   dpop: Omit<DpopGuardOptions, 'resource'>;
 }
@@ -129,6 +131,10 @@ export function sshCertificateEndpoints(context: GrantContext, options: SshCerti
     const caller = callerService(req);
     const issued = await audited(context, { action: 'ssh.host_certificate_issued', fields: mergeFields(requestFields(req), { clientId: caller }), authenticated: true }, async (audit) => {
       const { public_key, hostnames } = input.body();
+      const foreign = hostnames.filter((name) => !options.hostNames.includes(name));
+      if (foreign.length > 0) {
+        throw audit.refuse(new AccessDenied(`PAS certifies hosts only as ${options.hostNames.join(', ') || '(no name: SSH_HOST_CERT_NAMES is empty)'}; not ${foreign.join(', ').slice(0, 512)}`, 'host_name'), 'ssh.host_certificate_refused', { reason: 'host_name' });
+      }
       const certificate = options.ca.issue({
         publicKey: certifiable(public_key),
         type: 'host',

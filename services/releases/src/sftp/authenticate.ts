@@ -19,6 +19,9 @@ export interface AuthenticateDeps {
   clockToleranceSec: number;
 }
 
+/** A plain key offered without a signature: taken for now, checked when it is signed. */
+const PROVISIONAL = Symbol('provisional');
+
 /** Why a login was refused, as the trail records it. */
 type LoginRefusal = { reason: string; detail?: Record<string, string> };
 
@@ -30,7 +33,7 @@ type LoginRefusal = { reason: string; detail?: Record<string, string> };
  * In both the client proves the private key by its signature over the session id; ssh2 hands us the
  * signed blob and we verify it here (ssh2 leaves it to the server). The certificate type's signature
  * is named by the key type inside it (PROTOCOL.certkeys), which verifySignature checks.
- * Successes are sftp.login events; refusals that name a user are login.failed (unnamed probes are noise).
+ * Successes are sftp.login events; refusals are login.failed, within the trail's noise budget (the caller proved nothing).
  */
 export function authenticator(deps: AuthenticateDeps) {
   const { audit, logger } = deps;
@@ -62,7 +65,7 @@ export function authenticator(deps: AuthenticateDeps) {
     };
   }
 
-  async function registeredKeyCaller(ctx: PublicKeyAuthContext, fields: AuditFields): Promise<SftpCaller | LoginRefusal> {
+  async function registeredKeyCaller(ctx: PublicKeyAuthContext, fields: AuditFields): Promise<SftpCaller | LoginRefusal | typeof PROVISIONAL> {
     let key: ReturnType<typeof publicKeyFromBlob>;
     try {
       key = publicKeyFromBlob(ctx.key.data);
@@ -71,6 +74,10 @@ export function authenticator(deps: AuthenticateDeps) {
       throw err;
     }
     if (key.type !== ctx.key.algo) return { reason: 'malformed_key' };
+    // "would you take this key?" is answered yes without asking the IdP: only a client that holds the
+    // private key (its signature verifies) reaches the IdP, so strangers cannot spend a user's IdP
+    // failure budget (and lock their SSH logins) by offering random keys under their name
+    if (!ctx.signature) return PROVISIONAL;
     // ssh2 hands a plain key's signature unframed (ECDSA as DER): its own key parser verifies it, as its docs do
     if (ctx.signature && ctx.blob && ssh2.utils.parseKey(ctx.key.data) instanceof Error) return { reason: 'malformed_key' };
     if (ctx.signature && ctx.blob && (ssh2.utils.parseKey(ctx.key.data) as ParsedKey).verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return { reason: 'bad_signature' };
@@ -99,12 +106,17 @@ export function authenticator(deps: AuthenticateDeps) {
     const named = { ...fields, subject: ctx.username, detail: { ...fields.detail, key_type: algo } };
     (certified ? certificateCaller(ctx, named) : registeredKeyCaller(ctx, named))
       .then(async (outcome) => {
-        if (!('principal' in outcome)) {
-          // OpenSSH asks "would you take this key?" unsigned first and signs only keys taken: the refusal is recorded then
-          await audit.record({ ...named, detail: { ...named.detail, ...outcome.detail }, action: 'login.failed', outcome: 'denied', reason: outcome.reason });
-          return ctx.reject(['publickey']);
+        if (outcome === PROVISIONAL || (!ctx.signature && 'principal' in outcome)) {
+          ctx.accept();
+          return;
         }
-        if (!ctx.signature) return ctx.accept();
+        if (!('principal' in outcome)) {
+          // OpenSSH asks "would you take this key?" unsigned first and signs only keys taken, so a certificate's
+          // refusal is recorded then. The caller proved nothing yet: within the trail's noise budget (issue 9)
+          await audit.recordBounded({ ...named, detail: { ...named.detail, ...outcome.detail }, action: 'login.failed', outcome: 'denied', reason: outcome.reason });
+          ctx.reject(['publickey']);
+          return;
+        }
         await audit.record({ ...outcome.fields, subject: outcome.principal.sub, action: 'sftp.login', outcome: 'success' });
         accept(outcome);
         ctx.accept();
