@@ -3,6 +3,7 @@ import { idlePolls, idlePollsTable } from './idle-polls.ts';
 import { machine, table } from './measure.ts';
 import { releases, releasesTable } from './releases.ts';
 import { sasRatio, sasVerify } from './sas-verify.ts';
+import { sftpDownload, sftpDownloadTable } from './sftp-download.ts';
 import { tokenIssuance, tokenRatios } from './token-issuance.ts';
 
 /** `pnpm bench`: every benchmark, one after the other, as Markdown tables for the README. */
@@ -20,3 +21,5 @@ process.stdout.write('\n');
 process.stdout.write(idlePollsTable(await idlePolls()));
 process.stdout.write('\n');
 process.stdout.write(releasesTable(await releases()));
+process.stdout.write('\n');
+process.stdout.write(sftpDownloadTable(await sftpDownload()));
