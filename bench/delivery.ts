@@ -9,7 +9,7 @@ import { AMQP_URL, REDIS_URL, startSuite, type Suite, testPki } from '@keyway/te
 import { startRelay } from './delivery-relay.ts';
 import { batchIds, RECORDS_PER_BATCH } from './delivery-batches.ts';
 import type { FromWorker, Job } from './delivery-worker.ts';
-import { machine } from './measure.ts';
+import { fixed, machine } from './measure.ts';
 
 /**
  * End-to-end delivery: producers → topic service (HTTPS, SAS check, rate quota in Redis, batch
@@ -302,8 +302,6 @@ export async function delivery(): Promise<DeliveryFigure[]> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** Markdown, like the other benchmarks, plus each end-to-end figure as a share of the fsync'd ceiling. */
 export function deliveryTable(figures: DeliveryFigure[]): string {

@@ -1,4 +1,6 @@
-import { availableParallelism, cpus } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface Figure {
   name: string;
@@ -34,7 +36,7 @@ export async function measure(name: string, options: { iterations: number; concu
   return { name, ops: latencies.length, seconds, opsPerSec: latencies.length / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
 }
 
-const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+export const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** A Markdown table, so the output can be pasted into the README as is. */
 export function table(title: string, figures: Figure[]): string {
@@ -44,4 +46,22 @@ export function table(title: string, figures: Figure[]): string {
 
 export function machine(): string {
   return `${availableParallelism()} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+/**
+ * One folder for everything a bench run makes (clamd's scratch, the suite's PKI and file storage),
+ * set as TMPDIR for the run; `remove()` puts TMPDIR back and deletes it.
+ */
+export function benchScratch(prefix: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = dir;
+  return {
+    dir,
+    remove() {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

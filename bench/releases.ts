@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
 import { type ClamdServer, freePort, startClamdServer } from '@keyway/testkit/servers';
 import { type ClientJob, type DownloadAnswer, type UploadAnswer, uploadBlock } from './releases-client.ts';
-import { machine } from './measure.ts';
+import { benchScratch, fixed, machine } from './measure.ts';
+import { BENCH_PRODUCT, benchPerson } from './release-people.ts';
 
 /**
  * The distribution center's figures (issue 13). Downloads: one file of RELEASES_BENCH_BYTES uploaded
@@ -31,8 +31,7 @@ const CLIENTS = Number(process.env.RELEASES_BENCH_CLIENTS ?? 20);
 /** the body's repeated block: files need not exist on the client's side */
 const BLOCK = 16 * MiB;
 const RSS_BOUND_MIB = 300;
-const PASSWORD = 'bench-password-0123456789';
-const PRODUCT = 'bench-agent';
+const PRODUCT = BENCH_PRODUCT;
 const VERSION = '1.0.0';
 /**
  * clamd judges at most StreamMaxLength bytes (and ClamAV no file of 2 GiB or more): the bench's clamd
@@ -97,19 +96,6 @@ const median = (values: number[]) => {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
 };
-
-async function person(suite: Suite, role: 'downloader' | 'publisher') {
-  const id = `bench-${randomUUID().slice(0, 8)}`;
-  const tier = `tier-${id}`;
-  await suite.operator.putTier(tier, { name: `Tier ${id}`, feeds: [], products: role === 'downloader' ? [{ product: PRODUCT, versions: '>=1.0.0' }] : [] });
-  await suite.operator.createTenant({ id, name: `Tenant ${id}`, tier });
-  const email = `${role}@${id}.example`;
-  await suite.operator.createUser(id, { email, password: PASSWORD, roles: [role], products: role === 'publisher' ? [PRODUCT] : [] });
-  // a fresh access token (20 min) for each phase; asked once more after a failure, since a kept-alive
-  // connection to PAS may be reset after minutes of downloads on a loaded machine
-  const login = () => suite.pas.password(email, PASSWORD, 'releases');
-  return async () => (await login().catch(async () => login())).access_token;
-}
 
 async function stateOf(suite: Suite, token: string, version: string, name: string): Promise<string> {
   const found = await suite.releases.getVersion(PRODUCT, version, { accessToken: token });
@@ -186,10 +172,9 @@ async function standaloneReleases(s: Suite, dir: string, clamdAddress: string): 
 }
 
 export async function releases(): Promise<ReleasesFigures> {
-  const dir = mkdtempSync(join(tmpdir(), 'keyway-releases-bench-'));
   // everything of this run under one folder removed at the end: the clamd's scratch, the suite's PKI and file storage
-  const tmpBefore = process.env.TMPDIR;
-  process.env.TMPDIR = dir;
+  const scratch = benchScratch('keyway-releases-bench-');
+  const { dir } = scratch;
   let clamd: ClamdServer | undefined;
   let suite: Suite | undefined;
   let stopStatic: (() => Promise<void>) | undefined;
@@ -199,8 +184,8 @@ export async function releases(): Promise<ReleasesFigures> {
     suite = await startSuite({ redisUrl: REDIS_URL, releases: { clamdAddress: clamd.address, clamdStreamMaxLength: CLAMD_LIMIT } });
     const s = suite;
     const caPem = s.pki.ca.certPem;
-    const publisher = await person(s, 'publisher');
-    const downloader = await person(s, 'downloader');
+    const publisher = await benchPerson(s, 'publisher');
+    const downloader = await benchPerson(s, 'downloader');
 
     // the file: written once for the static server, uploaded by the client from the same block
     const block = uploadBlock(BLOCK, 1);
@@ -210,7 +195,7 @@ export async function releases(): Promise<ReleasesFigures> {
     const uploaded = await runClient<UploadAnswer>({
       kind: 'upload',
       base: s.urls.releases,
-      token: await publisher(),
+      token: await publisher.token(),
       bytes: BYTES,
       block: BLOCK,
       seed: 1,
@@ -220,11 +205,11 @@ export async function releases(): Promise<ReleasesFigures> {
     });
     if (uploaded.status !== 204) throw new Error(`upload of the download file: ${uploaded.status} ${uploaded.fileState}`);
     const scanStarted = Date.now();
-    const state = await settled(s, publisher, VERSION, name);
+    const state = await settled(s, publisher.token, VERSION, name);
     const scanSeconds = (Date.now() - scanStarted) / 1000;
     if (state !== 'clean') throw new Error(`the download file is ${state}, not clean`);
     progress(`${BYTES} bytes uploaded and scanned clean in ${scanSeconds.toFixed(1)} s`);
-    await s.releases.publish(PRODUCT, VERSION, { accessToken: await publisher() });
+    await s.releases.publish(PRODUCT, VERSION, { accessToken: await publisher.token() });
 
     // the baseline: node:https and fs.createReadStream, the releases service's certificate and TLS floor
     const tls = s.pki.certs.releases;
@@ -243,7 +228,7 @@ export async function releases(): Promise<ReleasesFigures> {
     const releasesUrl = `${s.urls.releases}/products/${PRODUCT}/${VERSION}/${name}`;
 
     const run = async (side: DownloadRun['side'], clients: number): Promise<DownloadRun & { cipher: string }> => {
-      const headers: Record<string, string> = side === 'releases' ? { authorization: `Bearer ${await downloader()}` } : {};
+      const headers: Record<string, string> = side === 'releases' ? { authorization: `Bearer ${await downloader.token()}` } : {};
       const answer = await runClient<DownloadAnswer>({ kind: 'download', url: side === 'releases' ? releasesUrl : staticUrl, headers, clients, caPem });
       if (answer.bytes !== BYTES * clients) throw new Error(`${side}: ${answer.bytes} bytes, not ${BYTES * clients}`);
       progress(`${clients} downloads from ${side}: ${(answer.bytes / MiB / answer.seconds).toFixed(0)} MiB/s`);
@@ -279,7 +264,7 @@ export async function releases(): Promise<ReleasesFigures> {
     const upload = await runClient<UploadAnswer>({
       kind: 'upload',
       base: standalone.url,
-      token: await publisher(),
+      token: await publisher.token(),
       bytes: UPLOAD_BYTES,
       block: BLOCK,
       seed: 2,
@@ -308,13 +293,10 @@ export async function releases(): Promise<ReleasesFigures> {
     await stopStandalone?.();
     await suite?.close();
     await clamd?.stop();
-    if (tmpBefore === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = tmpBefore;
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   }
 }
 
-const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const size = (bytes: number) => (bytes >= 1024 * MiB ? `${fixed(bytes / 1024 / MiB, 1)} GiB` : `${fixed(bytes / MiB, 0)} MiB`);
 
 /** Markdown for the README: each run, the medians and their ratio, the upload's RSS against its bound. */

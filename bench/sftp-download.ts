@@ -1,16 +1,16 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { openSshPrivateKey, publicKeyFromKeyObject, publicKeyLine } from '@keyway/ssh';
-import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { openSshPrivateKey } from '@keyway/ssh';
+import { REDIS_URL, sftpBatchArgs, sshKeyFiles, startSuite, type Suite } from '@keyway/testkit';
 import { type ClamdServer, freePort, startClamdServer } from '@keyway/testkit/servers';
-import { machine } from './measure.ts';
+import { benchScratch, fixed, machine } from './measure.ts';
+import { BENCH_PRODUCT, benchPerson } from './release-people.ts';
 
 /**
  * Issue 17: SFTP download throughput of one SIZE_MIB file (default 1 GiB) from the releases service's
@@ -36,8 +36,7 @@ const BYTES = SIZE_MIB * MiB;
 const RUNS = Number(process.env.SFTP_BENCH_RUNS ?? 3);
 const CIPHERS = ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com'];
 const CLAMD_LIMIT = '4000M';
-const PASSWORD = 'bench-password-0123456789';
-const PRODUCT = 'bench-agent';
+const PRODUCT = BENCH_PRODUCT;
 const VERSION = '1.0.0';
 const NAME = 'bench-agent.bin';
 const SCAN_TIMEOUT_MS = 15 * 60_000;
@@ -65,31 +64,10 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
 };
 
-/** A key pair on disk as OpenSSH keeps it (0600). */
-function keyFiles(dir: string, name: string) {
-  const privateKey = generateKeyPairSync('ed25519').privateKey;
-  const home = join(dir, name);
-  mkdirSync(home, { recursive: true });
-  const key = join(home, 'id_ed25519');
-  writeFileSync(key, openSshPrivateKey(privateKey), { mode: 0o600 });
-  const line = publicKeyLine(publicKeyFromKeyObject(privateKey));
-  writeFileSync(`${key}.pub`, `${line}\n`);
-  return { home, key, line };
-}
-type Keys = ReturnType<typeof keyFiles>;
-
-async function person(suite: Suite, role: 'downloader' | 'publisher') {
-  const id = `bench-${randomUUID().slice(0, 8)}`;
-  const tier = `tier-${id}`;
-  await suite.operator.putTier(tier, { name: `Tier ${id}`, feeds: [], products: role === 'downloader' ? [{ product: PRODUCT, versions: '>=1.0.0' }] : [] });
-  await suite.operator.createTenant({ id, name: `Tenant ${id}`, tier });
-  const email = `${role}@${id}.example`;
-  const user = await suite.operator.createUser(id, { email, password: PASSWORD, roles: [role], products: role === 'publisher' ? [PRODUCT] : [] });
-  return { id: user.id, token: async () => (await suite.pas.password(email, PASSWORD, 'releases')).access_token };
-}
+type Keys = ReturnType<typeof sshKeyFiles>;
 
 /** A fresh certificate from PAS's CA beside the key (`keyway ssh login`), so none expires mid-bench. */
-async function certify(suite: Suite, who: Awaited<ReturnType<typeof person>>, keys: Keys) {
+async function certify(suite: Suite, who: Awaited<ReturnType<typeof benchPerson>>, keys: Keys) {
   const issued = await suite.pas.sshCertificate(await who.token(), keys.line);
   writeFileSync(`${keys.key}-cert.pub`, `${issued.certificate}\n`);
 }
@@ -106,34 +84,7 @@ interface Target {
 function sftp(target: Target, commands: string[], cipher?: string): Promise<number> {
   const batch = join(target.keys.home, 'batch');
   writeFileSync(batch, `${commands.join('\n')}\n`);
-  const args = [
-    '-4',
-    '-q',
-    '-b',
-    batch,
-    '-P',
-    String(target.port),
-    '-i',
-    target.keys.key,
-    '-o',
-    target.certificate ? `CertificateFile=${target.keys.key}-cert.pub` : 'CertificateFile=none',
-    ...(cipher ? ['-o', `Ciphers=${cipher}`] : []),
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    `UserKnownHostsFile=${target.knownHosts}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    'PasswordAuthentication=no',
-    '-o',
-    'KbdInteractiveAuthentication=no',
-    '-o',
-    'IdentityAgent=none',
-    `${target.user}@localhost`,
-  ];
+  const args = sftpBatchArgs({ port: target.port, user: target.user, key: target.keys.key, certificate: target.certificate, knownHosts: target.knownHosts, batch, cipher, quiet: true });
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     execFile('sftp', args, { cwd: target.keys.home, timeout: 30 * 60_000, maxBuffer: 4 * MiB }, (err, _stdout, stderr) => {
@@ -210,9 +161,8 @@ async function published(suite: Suite, token: () => Promise<string>): Promise<st
 }
 
 export async function sftpDownload(): Promise<SftpFigures> {
-  const dir = mkdtempSync(join(tmpdir(), 'keyway-sftp-bench-'));
-  const tmpBefore = process.env.TMPDIR;
-  process.env.TMPDIR = dir;
+  const scratch = benchScratch('keyway-sftp-bench-');
+  const { dir } = scratch;
   let clamd: ClamdServer | undefined;
   let suite: Suite | undefined;
   let sshd: ChildProcess | undefined;
@@ -232,8 +182,8 @@ export async function sftpDownload(): Promise<SftpFigures> {
     const caLine = `@cert-authority localhost ${await s.pas.sshCaPublicKey()}\n`;
 
     // publish as a publisher would over SFTP: put into a draft, clamd's verdict, rename the draft
-    const publisher = await person(s, 'publisher');
-    const publisherKeys = keyFiles(dir, 'publisher');
+    const publisher = await benchPerson(s, 'publisher');
+    const publisherKeys = sshKeyFiles(dir, 'publisher');
     const keyway = (who: string, keys: Keys): Target => {
       const knownHosts = join(keys.home, 'known_hosts');
       writeFileSync(knownHosts, caLine);
@@ -248,11 +198,11 @@ export async function sftpDownload(): Promise<SftpFigures> {
     await certify(s, publisher, publisherKeys);
     await sftp(keyway(publisher.id, publisherKeys), [`rename ${PRODUCT}/drafts/${VERSION} ${PRODUCT}/${VERSION}`]);
 
-    const downloader = await person(s, 'downloader');
-    const downloaderKeys = keyFiles(dir, 'downloader');
+    const downloader = await benchPerson(s, 'downloader');
+    const downloaderKeys = sshKeyFiles(dir, 'downloader');
     const keywayTarget = keyway(downloader.id, downloaderKeys);
 
-    const opensshKeys = keyFiles(dir, 'openssh');
+    const opensshKeys = sshKeyFiles(dir, 'openssh');
     const started = await startSshd(dir, opensshKeys);
     sshd = started.child;
     const opensshTarget: Target = { port: started.port, user: process.env.USER ?? 'root', keys: opensshKeys, knownHosts: started.knownHosts, certificate: false };
@@ -301,13 +251,9 @@ export async function sftpDownload(): Promise<SftpFigures> {
     }
     await suite?.close();
     await clamd?.stop();
-    if (tmpBefore === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = tmpBefore;
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   }
 }
-
-const fixed = (n: number, digits: number) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** Markdown for the README: each run, then per cipher the medians and their ratio. */
 export function sftpDownloadTable(f: SftpFigures): string {

@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FileState } from '@keyway/contracts';
-import { openSshPrivateKey, publicKeyFromKeyObject, publicKeyLine, signCertificate } from '@keyway/ssh';
-import { REDIS_URL, startSuite, type Suite } from '@keyway/testkit';
+import { publicKeyFromKeyObject, publicKeyLine, signCertificate } from '@keyway/ssh';
+import { REDIS_URL, sftpBatchArgs, sshKeyFiles, startSuite, type Suite } from '@keyway/testkit';
 import { EICAR, startClamdServer, type ClamdServer } from '@keyway/testkit/servers';
 import { PASSWORD, provisionReleaseTenant, RELEASE_PRODUCT } from '../helpers.ts';
 
@@ -40,20 +40,8 @@ afterAll(async () => {
 const { product } = RELEASE_PRODUCT;
 type Person = Awaited<ReturnType<typeof provisionReleaseTenant>>;
 
-/** A key pair on disk as OpenSSH keeps it (0600), for one person. */
-function keyFiles(name: string) {
-  const privateKey = generateKeyPairSync('ed25519').privateKey;
-  const home = join(dir, name);
-  mkdirSync(home, { recursive: true });
-  const key = join(home, 'id_ed25519');
-  writeFileSync(key, openSshPrivateKey(privateKey), { mode: 0o600 });
-  const line = publicKeyLine(publicKeyFromKeyObject(privateKey));
-  writeFileSync(`${key}.pub`, `${line}\n`);
-  return { home, key, line, privateKey };
-}
-
 /** A certificate from PAS's CA for the person (`keyway ssh login` does this), beside the key. */
-async function certify(person: Person, files: ReturnType<typeof keyFiles>) {
+async function certify(person: Person, files: ReturnType<typeof sshKeyFiles>) {
   const token = (await suite.pas.password(person.email, PASSWORD, 'releases')).access_token;
   const issued = await suite.pas.sshCertificate(token, files.line);
   writeFileSync(`${files.key}-cert.pub`, `${issued.certificate}\n`);
@@ -77,32 +65,14 @@ interface SftpRun {
 async function sftp(user: string, files: { home: string; key: string }, commands: string[], options: { certificate?: boolean } = {}): Promise<SftpRun> {
   const batch = join(files.home, 'batch');
   writeFileSync(batch, `${commands.join('\n')}\n`);
-  const args = [
-    '-4',
-    '-b',
+  const args = sftpBatchArgs({
+    port: suite.releasesSftpPort(),
+    user,
+    key: files.key,
+    certificate: options.certificate !== false,
+    knownHosts: await knownHosts(files.home),
     batch,
-    '-P',
-    String(suite.releasesSftpPort()),
-    '-i',
-    files.key,
-    '-o',
-    options.certificate === false ? 'CertificateFile=none' : `CertificateFile=${files.key}-cert.pub`,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    `UserKnownHostsFile=${await knownHosts(files.home)}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    'PasswordAuthentication=no',
-    '-o',
-    'KbdInteractiveAuthentication=no',
-    '-o',
-    'IdentityAgent=none',
-    `${user}@localhost`,
-  ];
+  });
   return new Promise((resolve) => {
     execFile('sftp', args, { cwd: files.home, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -125,14 +95,14 @@ const auditEvents = async (tenant: string, action: string) => (await suite.audit
 
 describe('issue 17: SFTP to the distribution center with Keyway SSH certificates', { timeout: 180_000 }, () => {
   let publisher: Person;
-  let publisherKeys: ReturnType<typeof keyFiles>;
+  let publisherKeys: ReturnType<typeof sshKeyFiles>;
   const version = '3.1.0';
   const name = 'agent-3.1.0.bin';
   const bytes = randomBytes(3 * 1024 * 1024 + 123);
 
   beforeAll(async () => {
     publisher = await provisionReleaseTenant(suite, { roles: ['publisher'], products: [product] });
-    publisherKeys = keyFiles('publisher');
+    publisherKeys = sshKeyFiles(dir, 'publisher');
   });
 
   it('a publisher drafts a version, puts a file, and publishes it by renaming the draft once clamd passed it', async () => {
@@ -154,7 +124,7 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
 
   it('a customer downloads it, and resumes a cut download with reget; both are on the download report', async () => {
     const customer = await provisionReleaseTenant(suite, { roles: ['downloader'] });
-    const files = keyFiles('customer');
+    const files = sshKeyFiles(dir, 'customer');
     await certify(customer, files);
     const whole = await sftp(customer.user.id, files, [`get ${product}/${version}/${name} whole.bin`]);
     expect(whole.stderr).toBe('');
@@ -179,7 +149,7 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
 
   it('a customer is refused outside their tree: a version outside the contract, another product, writing, removing', async () => {
     const customer = await provisionReleaseTenant(suite, { tierProducts: [{ product, versions: '<3.0.0' }] });
-    const files = keyFiles('narrow');
+    const files = sshKeyFiles(dir, 'narrow');
     await certify(customer, files);
     const listing = await sftp(customer.user.id, files, [`ls ${product}`]);
     expect(listing.code).toBe(0);
@@ -202,7 +172,7 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
 
   it('a partner uploads to its location, sees nothing else, and cannot read back what it sent', async () => {
     const partner = await provisionReleaseTenant(suite, { roles: ['uploader'], products: [product] });
-    const files = keyFiles('partner');
+    const files = sshKeyFiles(dir, 'partner');
     await certify(partner, files);
     writeFileSync(join(files.home, 'crash.dmp'), randomBytes(200_000));
     const sent = await sftp(partner.user.id, files, [`ls ${product}`, `put crash.dmp ${product}/upload/`, `ls ${product}/upload`]);
@@ -240,7 +210,7 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
 
   it('refuses an expired certificate, one for somebody else, and a key nobody registered; takes a key registered at the IdP', async () => {
     const customer = await provisionReleaseTenant(suite, { roles: ['downloader'] });
-    const files = keyFiles('expired');
+    const files = sshKeyFiles(dir, 'expired');
     const sign = (validBefore: Date, principal = customer.user.id) =>
       writeFileSync(
         `${files.key}-cert.pub`,

@@ -118,7 +118,9 @@ export const PasEnv = requiredInProduction(
       .string()
       .regex(/^[A-Za-z0-9.:*-]+(,[A-Za-z0-9.:*-]+)*$/, 'comma-separated host names')
       .optional()
-      .describe("the only names a host certificate may carry (the SFTP server's SFTP_HOST_NAMES); default: RELEASES_AUDIENCE's host name. A stolen releases certificate cannot get the CA to vouch for another host"),
+      .describe(
+        "the only names a host certificate may carry (the SFTP server's SFTP_HOST_NAMES); default: RELEASES_AUDIENCE's host name. A stolen releases certificate cannot get the CA to vouch for another host",
+      ),
     SIGNING_KEY_LEAD_SEC: seconds(DEFAULT_SIGNING_KEY_LEAD_SEC).describe(
       'how long a new signing key is published before a rotation may make it sign: at least KEY_RING_RELOAD_SEC, plus the JWKS refetch cooldown of verifiers',
     ),

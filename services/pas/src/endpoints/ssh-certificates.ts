@@ -1,7 +1,19 @@
 import { Router, type Request } from 'express';
 import { audited, mergeFields, requestFields, type AuditScope } from '@keyway/audit';
 import { pasRoutes, SshCertificateResponse, sshUserKeyId } from '@keyway/contracts';
-import { AccessDenied, bindRoute, callerService, DpopRefused, dpopGuardOnDemand, InvalidRequest, InvalidToken, requireBodyType, shapeResponse, TemporarilyUnavailable, type DpopGuardOptions } from '@keyway/kit';
+import {
+  AccessDenied,
+  bindRoute,
+  callerService,
+  DpopRefused,
+  dpopGuardOnDemand,
+  InvalidRequest,
+  InvalidToken,
+  requireBodyType,
+  shapeResponse,
+  TemporarilyUnavailable,
+  type DpopGuardOptions,
+} from '@keyway/kit';
 import { parsePublicKeyLine, SshFormatError, type SshPublicKey } from '@keyway/ssh';
 import { DPOP_ALGS, type AccessTokenCheck } from '@keyway/tokens';
 import type { GrantContext } from '../grants/context.ts';
@@ -133,7 +145,11 @@ export function sshCertificateEndpoints(context: GrantContext, options: SshCerti
       const { public_key, hostnames } = input.body();
       const foreign = hostnames.filter((name) => !options.hostNames.includes(name));
       if (foreign.length > 0) {
-        throw audit.refuse(new AccessDenied(`PAS certifies hosts only as ${options.hostNames.join(', ') || '(no name: SSH_HOST_CERT_NAMES is empty)'}; not ${foreign.join(', ').slice(0, 512)}`, 'host_name'), 'ssh.host_certificate_refused', { reason: 'host_name' });
+        throw audit.refuse(
+          new AccessDenied(`PAS certifies hosts only as ${options.hostNames.join(', ') || '(no name: SSH_HOST_CERT_NAMES is empty)'}; not ${foreign.join(', ').slice(0, 512)}`, 'host_name'),
+          'ssh.host_certificate_refused',
+          { reason: 'host_name' },
+        );
       }
       const certificate = options.ca.issue({
         publicKey: certifiable(public_key),

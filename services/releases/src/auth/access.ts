@@ -19,12 +19,19 @@ export async function authorizeRelease(authorizer: ReleaseAuthorizer, scope: Aud
   return current.rights;
 }
 
-/** Download's second step, once the version is known: inside the range of the contract (and of the token's claim). */
-export function requireVersionInRange(scope: AuditScope, principal: Principal, rights: ReleaseRights, product: string, version: string): void {
-  scope.note({ detail: { version } });
-  if (!claimAllows(principal, product, 'download', version) || !mayOnRelease(rights, product, 'download', version)) {
-    throw denial(scope)(`your contract does not include ${product} ${version}`, 'version_not_entitled');
+/**
+ * Download's second step, once the version and the file are known (the HTTPS link and an SFTP open
+ * alike): inside the range of the contract (and of the token's claim), published, scanned clean.
+ */
+export function requireDownloadable(scope: AuditScope, principal: Principal, rights: ReleaseRights, version: ReleaseVersion, file: { name: string; state: string }): void {
+  const { product } = version;
+  scope.note({ detail: { version: version.version } });
+  const deny = denial(scope);
+  if (!claimAllows(principal, product, 'download', version.version) || !mayOnRelease(rights, product, 'download', version.version)) {
+    throw deny(`your contract does not include ${product} ${version.version}`, 'version_not_entitled');
   }
+  if (version.state !== 'published') throw deny(`${product} ${version.version} is ${version.state === 'withdrawn' ? 'withdrawn' : 'not published'}`, `version_${version.state}`);
+  if (file.state !== 'clean') throw deny(`${file.name} is not downloadable (${file.state})`, `file_${file.state}`);
 }
 
 const denial = (scope: AuditScope) => (description: string, reason: string) => scope.refuse(new AccessDenied(description, reason), 'authorization.denied', { reason });

@@ -3,7 +3,7 @@ import { audited, mergeFields, queryEvents, requestFields, type AuditDb, type Au
 import { type ReleaseVersion, type VersionDetail, DownloadReport, LocationDetail, ProductDetail, ProductList, VersionDetail as VersionDetailSchema, releasesRoutes as r } from '@keyway/contracts';
 import { AccessDenied, bindRoute, NotFound, requireOperator, shapeResponse, type BearerVerifier } from '@keyway/kit';
 import { type Request, type RequestHandler, Router } from 'express';
-import { authorizeRelease, requireVersionInRange, rightsOn, visibleVersions } from '../auth/access.ts';
+import { authorizeRelease, requireDownloadable, rightsOn, visibleVersions } from '../auth/access.ts';
 import { type ReleaseAuthorizer, currentRights } from '../auth/authorizer.ts';
 import { type Principal, requirePrincipal } from '../auth/principal.ts';
 import type { Catalog, FileScope } from '../catalog/catalog.ts';
@@ -128,10 +128,7 @@ export function releaseRoutes(deps: ApiDeps): Router {
       const found = await catalog.version(product, version);
       const file = found && (await catalog.file({ kind: 'version', product, version }, name));
       if (!found || !file) throw new NotFound(`no file ${name} in ${product} ${version}`);
-      requireVersionInRange(scope, principal, rights, product, version);
-      const deny = (description: string, reason: string) => scope.refuse(new AccessDenied(description, reason), 'authorization.denied', { reason });
-      if (found.state !== 'published') throw deny(`${product} ${version} is ${found.state === 'withdrawn' ? 'withdrawn' : 'not published'}`, `version_${found.state}`);
-      if (file.state !== 'clean') throw deny(`${name} is not downloadable (${file.state})`, `file_${file.state}`);
+      requireDownloadable(scope, principal, rights, found, file);
       const size = (await blobs.stat(file.sha256))?.size;
       if (size === undefined) throw new NotFound(`no file ${name} in ${product} ${version}`);
 

@@ -6,7 +6,7 @@ import { mayOnRelease, type ReleaseRights, type ReleaseVersion } from '@keyway/c
 import { AccessDenied, Conflict, NotFound, OAuthError, PayloadTooLarge, type Logger } from '@keyway/kit';
 import { CLAMAV_MAX_FILE_BYTES } from '@keyway/scan';
 import ssh2, { type Attributes, type FileEntry, type SFTPWrapper } from 'ssh2';
-import { authorizeRelease, requireVersionInRange, rightsOn, visibleVersions } from '../auth/access.ts';
+import { authorizeRelease, requireDownloadable, rightsOn, visibleVersions } from '../auth/access.ts';
 import { currentRights, type ReleaseAuthorizer } from '../auth/authorizer.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Catalog, FileScope, StoredFile } from '../catalog/catalog.ts';
@@ -254,10 +254,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       const found = await catalog.version(product, version);
       const file = found && (await catalog.file({ kind: 'version', product, version }, name));
       if (!found || !file) throw new NotFound(`no file ${name} in ${product} ${version}`);
-      requireVersionInRange(scope, principal, rights, product, version);
-      const deny = (description: string, reason: string) => scope.refuse(new AccessDenied(description, reason), 'authorization.denied', { reason });
-      if (found.state !== 'published') throw deny(`${product} ${version} is ${found.state === 'withdrawn' ? 'withdrawn' : 'not published'}`, `version_${found.state}`);
-      if (file.state !== 'clean') throw deny(`${name} is not downloadable (${file.state})`, `file_${file.state}`);
+      requireDownloadable(scope, principal, rights, found, file);
       const handle = await blobs.openRandom(file.sha256).catch(() => undefined);
       if (!handle) throw new NotFound(`no file ${name} in ${product} ${version}`);
       // recorded before the first byte leaves (fail closed: a download the trail cannot take does not happen)
