@@ -29,7 +29,7 @@ beforeAll(async () => {
   const caFile = join(dir, 'trusted-user-ca.pub');
   writeFileSync(caFile, `# rotated in\n${publicKeyLine(publicKeyFromKeyObject(extraCa))}\n`);
   clamd = await startClamdServer();
-  suite = await startSuite({ redisUrl: REDIS_URL, releases: { clamdAddress: clamd.address, clamdStreamMaxLength: '64M', trustedUserCaFile: caFile } });
+  suite = await startSuite({ redisUrl: REDIS_URL, releases: { clamdAddress: clamd.address, clamdStreamMaxLength: '64M', trustedUserCaFile: caFile, sftpReauthorizeSec: 1 } });
 }, 120_000);
 afterAll(async () => {
   await suite?.close();
@@ -62,7 +62,7 @@ interface SftpRun {
 }
 
 /** Runs Debian's `sftp` in batch mode as `user`, with only the key (and its certificate when there is one); no password, no TOFU. */
-async function sftp(user: string, files: { home: string; key: string }, commands: string[], options: { certificate?: boolean } = {}): Promise<SftpRun> {
+async function sftp(user: string, files: { home: string; key: string }, commands: string[], options: { certificate?: boolean; limitKbit?: number } = {}): Promise<SftpRun> {
   const batch = join(files.home, 'batch');
   writeFileSync(batch, `${commands.join('\n')}\n`);
   const args = sftpBatchArgs({
@@ -72,6 +72,7 @@ async function sftp(user: string, files: { home: string; key: string }, commands
     certificate: options.certificate !== false,
     knownHosts: await knownHosts(files.home),
     batch,
+    limitKbit: options.limitKbit,
   });
   return new Promise((resolve) => {
     execFile('sftp', args, { cwd: files.home, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) =>
@@ -145,6 +146,23 @@ describe('issue 17: SFTP to the distribution center with Keyway SSH certificates
     ]);
     const logins = await auditEvents(customer.tenant, 'sftp.login');
     expect(logins.map((e) => e.detail?.auth)).toEqual(['certificate', 'certificate']);
+  });
+
+  it('a contract change holds mid-download: the open file is authorized again and its next read refused', async () => {
+    const customer = await provisionReleaseTenant(suite, { roles: ['downloader'] });
+    const files = sshKeyFiles(dir, 'mid-download');
+    await certify(customer, files);
+    // about 100 KB/s: the 3 MiB take half a minute, time enough to change the contract during it
+    const started = Date.now();
+    const downloading = sftp(customer.user.id, files, [`get ${product}/${version}/${name} slow.bin`], { limitKbit: 800 });
+    await sleep(3000);
+    await suite.operator.putTier(customer.tier, { name: 'From 9.0', feeds: [], products: [{ product, versions: '>=9.0.0' }] });
+    const cut = await downloading;
+    expect(cut.code).not.toBe(0);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(statSync(join(files.home, 'slow.bin')).size).toBeLessThan(bytes.length);
+    const denials = await auditEvents(customer.tenant, 'authorization.denied');
+    expect(denials.map((e) => ({ reason: e.reason, transport: e.detail?.transport }))).toEqual([{ reason: 'version_not_entitled', transport: 'sftp' }]);
   });
 
   it('a customer is refused outside their tree: a version outside the contract, another product, writing, removing', async () => {

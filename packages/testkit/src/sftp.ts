@@ -29,6 +29,8 @@ export interface SftpClient {
   batch: string;
   /** forced on the client (the bench compares servers at one cipher) */
   cipher?: string;
+  /** -l: the client's bandwidth limit in Kbit/s (a transfer slow enough to change something during it) */
+  limitKbit?: number;
   /** -q: no progress meter, and no diagnostics from ssh (a refusal's "Permission denied" too) */
   quiet?: boolean;
 }
@@ -50,5 +52,17 @@ export function sftpBatchArgs(client: SftpClient): string[] {
     'KbdInteractiveAuthentication=no',
     'IdentityAgent=none',
   ];
-  return ['-4', ...(client.quiet ? ['-q'] : []), '-b', client.batch, '-P', String(client.port), '-i', client.key, ...options.flatMap((option) => ['-o', option]), `${client.user}@localhost`];
+  return [
+    '-4',
+    ...(client.quiet ? ['-q'] : []),
+    ...(client.limitKbit ? ['-l', String(client.limitKbit)] : []),
+    '-b',
+    client.batch,
+    '-P',
+    String(client.port),
+    '-i',
+    client.key,
+    ...options.flatMap((option) => ['-o', option]),
+    `${client.user}@localhost`,
+  ];
 }

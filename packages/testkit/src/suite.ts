@@ -68,7 +68,15 @@ export interface SuiteOptions {
   /** the secret CRM webhook deliveries are signed with (unset: CRM sync off) */
   crmWebhookSecret?: string;
   /** the releases service's scanner (default: Debian's clamd socket; with none there, uploads wait as scan_pending) */
-  releases?: { clamdAddress?: string; clamdStreamMaxLength?: string; scanRetrySec?: number /** SFTP_TRUSTED_USER_CA_FILE */; trustedUserCaFile?: string };
+  releases?: {
+    clamdAddress?: string;
+    clamdStreamMaxLength?: string;
+    scanRetrySec?: number;
+    /** SFTP_TRUSTED_USER_CA_FILE */
+    trustedUserCaFile?: string;
+    /** SFTP_REAUTHORIZE_SEC */
+    sftpReauthorizeSec?: number;
+  };
   /** the URL a service's audit trail reaches the suite's database at, from its own (default: the same), e.g. through a fault proxy */
   auditDatabaseUrl?: (serviceUrl: string) => string;
   /** where PAS, PAC or the topic service alone reaches RabbitMQ and Redis (default amqpUrl, redisUrl), e.g. through a fault proxy that cuts that one service's link */
@@ -211,6 +219,7 @@ export async function startSuite(options: SuiteOptions = {}): Promise<Suite> {
         CLAMD_STREAM_MAX_LENGTH: options.releases?.clamdStreamMaxLength,
         RELEASES_SCAN_RETRY_SEC: options.releases?.scanRetrySec,
         SFTP_TRUSTED_USER_CA_FILE: options.releases?.trustedUserCaFile,
+        SFTP_REAUTHORIZE_SEC: options.releases?.sftpReauthorizeSec,
       }),
       pas: env({
         AMQP_URL: options.links?.pas?.amqpUrl,

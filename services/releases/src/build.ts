@@ -77,6 +77,7 @@ async function startSftp(
       maxFileBytes: config.RELEASES_MAX_FILE_BYTES,
       scannableBytes: config.CLAMD_STREAM_MAX_LENGTH,
       now: () => new Date(),
+      reauthorizeMs: config.SFTP_REAUTHORIZE_SEC * 1000,
       clockToleranceSec: config.CLOCK_TOLERANCE_SEC,
       trust: userCaTrust({ fromPas: () => pas.sshCaPublicKey(), file: config.SFTP_TRUSTED_USER_CA_FILE }),
       registeredKey: async (sub, line) => {

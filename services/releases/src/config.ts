@@ -66,6 +66,13 @@ export const ReleasesEnv = requiredInProduction(
       .min(1)
       .optional()
       .describe("a host certificate for SFTP_HOST_KEY_FILE issued elsewhere; unset: PAS's SSH CA issues one at start and renews it at half its life"),
+    SFTP_REAUTHORIZE_SEC: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(30)
+      .describe('an open SFTP file is authorized again (the entitlement service asked) at its first read or write after this many seconds: a contract change holds mid-transfer too'),
     SFTP_TRUSTED_USER_CA_FILE: z.string().min(1).optional().describe("CA keys whose user certificates are accepted besides PAS's (OpenSSH TrustedUserCAKeys format): a CA being rotated in, say"),
     RELEASES_SCAN_RETRY_SEC: z.coerce.number().int().positive().max(3600).default(30).describe('how often files waiting for the scanner (scan_pending) are tried again'),
   }),

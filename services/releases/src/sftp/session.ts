@@ -31,6 +31,8 @@ export interface SftpDeps {
   maxFileBytes: number;
   scannableBytes: number;
   now: () => Date;
+  /** SFTP_REAUTHORIZE_SEC: how long an open handle's authorization holds before its next read or write asks again */
+  reauthorizeMs: number;
 }
 
 /** Who is on the other end of a session, as authenticate.ts proved it. */
@@ -42,10 +44,19 @@ export interface SftpCaller {
   validBefore?: Date | undefined;
 }
 
+/** What an open file handle asks again while it is used: the open's own authorization. */
+interface Authorized {
+  reauthorize: () => Promise<void>;
+  checkedAt: number;
+  checking?: Promise<void> | undefined;
+  /** the refusal once a check failed: every later request on the handle gets it without asking again */
+  revoked?: unknown;
+}
+
 type Handle =
   | { kind: 'dir'; entries: FileEntry[] | undefined }
-  | { kind: 'read'; file: FileHandle; size: number }
-  | { kind: 'write'; file: FileHandle; path: string; scope: FileScope; name: string; size: number; pending: Set<Promise<unknown>>; refused?: string };
+  | ({ kind: 'read'; file: FileHandle; size: number } & Authorized)
+  | ({ kind: 'write'; file: FileHandle; path: string; scope: FileScope; name: string; size: number; pending: Set<Promise<unknown>>; refused?: string } & Authorized);
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -249,29 +260,27 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
   /** A download: the same checks and record as the HTTPS file link, then the blob opened for reads at any offset (reget). */
   async function openForRead(reqid: number, path: string, place: Extract<Place, { kind: 'file' }>) {
     const { product, version, name } = place;
-    const opened = await audited(trail, { fields: fieldsOf(path), refusal: false }, async (scope) => {
-      const rights = await authorizeRelease(authorizer, scope, principal, product, 'download');
-      const found = await catalog.version(product, version);
-      const file = found && (await catalog.file({ kind: 'version', product, version }, name));
-      if (!found || !file) throw new NotFound(`no file ${name} in ${product} ${version}`);
-      requireDownloadable(scope, principal, rights, found, file);
-      const handle = await blobs.openRandom(file.sha256).catch(() => undefined);
-      if (!handle) throw new NotFound(`no file ${name} in ${product} ${version}`);
-      // recorded before the first byte leaves (fail closed: a download the trail cannot take does not happen)
-      try {
-        await audit.record({
-          ...scope.fields,
-          action: 'release.downloaded',
-          outcome: 'success',
-          detail: { ...scope.fields.detail, product, version, file: name, sha256: file.sha256, bytes: String(file.size) },
-        });
-      } catch (err) {
-        await handle.close();
-        throw err;
-      }
-      return { file: handle, size: file.size };
-    });
-    sftp.handle(reqid, newHandle({ kind: 'read', ...opened }));
+    /** the HTTPS file link's checks, at the open and again while the handle is read */
+    const check = () =>
+      audited(trail, { fields: fieldsOf(path), refusal: false }, async (scope) => {
+        const rights = await authorizeRelease(authorizer, scope, principal, product, 'download');
+        const found = await catalog.version(product, version);
+        const file = found && (await catalog.file({ kind: 'version', product, version }, name));
+        if (!found || !file) throw new NotFound(`no file ${name} in ${product} ${version}`);
+        requireDownloadable(scope, principal, rights, found, file);
+        return { file, fields: scope.fields };
+      });
+    const { file, fields } = await check();
+    const handle = await blobs.openRandom(file.sha256).catch(() => undefined);
+    if (!handle) throw new NotFound(`no file ${name} in ${product} ${version}`);
+    // recorded before the first byte leaves (fail closed: a download the trail cannot take does not happen)
+    try {
+      await audit.record({ ...fields, action: 'release.downloaded', outcome: 'success', detail: { ...fields.detail, product, version, file: name, sha256: file.sha256, bytes: String(file.size) } });
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    sftp.handle(reqid, newHandle({ kind: 'read', file: handle, size: file.size, reauthorize: async () => void (await check()), checkedAt: Date.now() }));
   }
 
   /** An upload: a draft version's file (publishers) or the tenant's location (uploaders), authorized and recorded as a tus creation. */
@@ -279,6 +288,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
     if (place.kind !== 'file' && place.kind !== 'location_file') throw new SftpStatus(STATUS_CODE.PERMISSION_DENIED, 'files are written into drafts/<version>/ or upload/ only');
     if (flags & OPEN_MODE.APPEND) throw new SftpStatus(STATUS_CODE.OP_UNSUPPORTED, 'appending is not supported: send the whole file');
     const scope: FileScope = place.kind === 'file' ? { kind: 'version', product: place.product, version: place.version } : { kind: 'location', tenant: principal.tenant, product: place.product };
+    const right = scope.kind === 'version' ? 'publish' : 'upload';
     await audited(trail, { action: 'release.upload_started', fields: fieldsOf(path), refusal: false }, async (step: AuditScope) => {
       step.note({ detail: { file: place.name } });
       if (place.kind === 'file' && place.shelf !== DRAFTS) {
@@ -288,7 +298,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
           { reason: 'version_closed' },
         );
       }
-      await authorizeRelease(authorizer, step, principal, place.product, scope.kind === 'version' ? 'publish' : 'upload');
+      await authorizeRelease(authorizer, step, principal, place.product, right);
       if (scope.kind === 'version') {
         const version = await catalog.version(scope.product, scope.version);
         if (!version) throw new NotFound(`no draft ${scope.version} of ${scope.product}: mkdir it first`);
@@ -297,7 +307,32 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
     });
     const temporary = join(deps.layout.uploads, `sftp-${randomUUID()}`);
     const file = await open(temporary, 'wx', 0o600);
-    sftp.handle(reqid, newHandle({ kind: 'write', file, path: temporary, scope, name: place.name, size: 0, pending: new Set() }));
+    // while the file is written, the right to write it is asked again as reads are
+    const reauthorize = () => audited(trail, { fields: fieldsOf(path), refusal: false }, async (step) => void (await authorizeRelease(authorizer, step, principal, place.product, right)));
+    sftp.handle(reqid, newHandle({ kind: 'write', file, path: temporary, scope, name: place.name, size: 0, pending: new Set(), reauthorize, checkedAt: Date.now() }));
+  }
+
+  /**
+   * Every read and write is authorized when it happens: by the open's answer while it is younger than
+   * reauthorizeMs, then by asking again (one question for all the requests in flight). A refusal (a
+   * contract changed, a user removed) ends the handle: it is recorded once and every later request gets it.
+   */
+  async function stillAuthorized(handle: Authorized): Promise<void> {
+    if (handle.revoked !== undefined) throw handle.revoked;
+    if (Date.now() - handle.checkedAt < deps.reauthorizeMs) return;
+    handle.checking ??= handle
+      .reauthorize()
+      .then(() => {
+        handle.checkedAt = Date.now();
+      })
+      .catch((err: unknown) => {
+        if (err instanceof OAuthError && err.status < 500) handle.revoked = err;
+        throw err;
+      })
+      .finally(() => {
+        handle.checking = undefined;
+      });
+    await handle.checking;
   }
 
   sftp.on('READ', (reqid, buffer, offset, length) => {
@@ -306,6 +341,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
     if (offset >= handle.size) return sftp.status(reqid, STATUS_CODE.EOF);
     const chunk = Buffer.allocUnsafe(Math.min(length, MAX_READ, handle.size - offset));
     serve(reqid, 'READ', async () => {
+      await stillAuthorized(handle);
       const { bytesRead } = await handle.file.read(chunk, 0, chunk.length, offset);
       if (bytesRead === 0) return sftp.status(reqid, STATUS_CODE.EOF);
       sftp.data(reqid, bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
@@ -320,7 +356,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       handle.refused = new PayloadTooLarge(`files may be at most ${uploadLimit} bytes (${end > scannable ? 'what the scanner can judge' : 'RELEASES_MAX_FILE_BYTES'})`).description;
       return sftp.status(reqid, STATUS_CODE.FAILURE, handle.refused);
     }
-    const write = handle.file.write(data, 0, data.length, offset);
+    const write = stillAuthorized(handle).then(() => handle.file.write(data, 0, data.length, offset));
     handle.pending.add(write);
     serve(reqid, 'WRITE', async () => {
       try {
@@ -359,6 +395,10 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
   async function finishUpload(handle: Extract<Handle, { kind: 'write' }>) {
     await Promise.allSettled(handle.pending);
     await handle.file.close();
+    if (handle.revoked !== undefined) {
+      await rm(handle.path, { force: true });
+      throw handle.revoked;
+    }
     if (handle.refused) {
       await rm(handle.path, { force: true });
       throw new SftpStatus(STATUS_CODE.FAILURE, handle.refused);
