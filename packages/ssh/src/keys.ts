@@ -3,7 +3,7 @@ import { WireError, WireReader, WireWriter, fixedWidth } from './wire.ts';
 
 /** The key types Keyway accepts for SSH: the two OpenSSH and the IdP's client keys have in common (no RSA, no DSA). */
 export type SshKeyType = 'ssh-ed25519' | 'ecdsa-sha2-nistp256';
-const KEY_TYPES: readonly string[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256'];
+export const SSH_KEY_TYPES: readonly string[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256'];
 
 export interface SshPublicKey {
   type: SshKeyType;
@@ -120,4 +120,4 @@ export function verifySignature(key: SshPublicKey, data: Buffer, signature: Buff
   }
 }
 
-export const isKeyType = (name: string): name is SshKeyType => KEY_TYPES.includes(name);
+export const isKeyType = (name: string): name is SshKeyType => SSH_KEY_TYPES.includes(name);

@@ -14,16 +14,13 @@ import {
   TemporarilyUnavailable,
   type DpopGuardOptions,
 } from '@keyway/kit';
-import { parsePublicKeyLine, SshFormatError, type SshPublicKey } from '@keyway/ssh';
+import { isKeyType, parsePublicKeyLine, SSH_KEY_TYPES, SshFormatError, type SshPublicKey } from '@keyway/ssh';
 import { DPOP_ALGS, type AccessTokenCheck } from '@keyway/tokens';
 import type { GrantContext } from '../grants/context.ts';
 import type { IssuedSshCertificate, SshCertificateAuthority } from '../ssh/authority.ts';
 import { sourceOf } from '../throttling/login-throttle.ts';
 import { ownAccessTokenChecker } from '../tokens/own-tokens.ts';
 import { noStore } from './token.ts';
-
-/** The key types PAS certifies: what Keyway's SSH stack verifies (RSA is refused: no SHA-1 signatures, no 2048-bit keys). */
-const CERTIFIED_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256'];
 
 /** RFC 6750 §2.1 and RFC 9449 §7.1: `Bearer <token>`, or `DPoP <token>` for a bound one. */
 const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
@@ -41,10 +38,10 @@ export interface SshCertificateOptions {
   dpop: Omit<DpopGuardOptions, 'resource'>;
 }
 
-/** The public key line to certify: one of CERTIFIED_TYPES, parsed, or 400 invalid_request saying why not. */
+/** The public key line to certify: one of the key types Keyway's SSH stack verifies (no RSA: no SHA-1 signatures, no 2048-bit keys), parsed, or 400 invalid_request saying why not. */
 function certifiable(line: string): SshPublicKey {
   const type = line.split(' ', 1)[0] ?? '';
-  if (!CERTIFIED_TYPES.includes(type)) throw new InvalidRequest(`public_key: ${type.slice(0, 64)} keys are not certified; use ${CERTIFIED_TYPES.join(' or ')}`);
+  if (!isKeyType(type)) throw new InvalidRequest(`public_key: ${type.slice(0, 64)} keys are not certified; use ${SSH_KEY_TYPES.join(' or ')}`);
   try {
     return parsePublicKeyLine(line);
   } catch (err) {
