@@ -61,15 +61,24 @@ export class UnreachableError extends Error {
   }
 }
 
+/**
+ * A kept-alive connection is dropped after this long idle, or a second before the server's own
+ * `Keep-Alive: timeout=` when that is sooner: Node heeds the server's hint only when the agent has a
+ * timeout of its own, and without it reuses a connection the server is closing at that moment
+ * (ECONNRESET on a loaded machine). Idle only: Node's agent destroys free sockets on it, never one in use.
+ */
+const IDLE_CONNECTION_MS = 60_000;
+
 export function createHttp(options: ClientOptions): AxiosInstance {
+  const agentOptions = { keepAlive: true, timeout: IDLE_CONNECTION_MS };
   const instance = axios.create({
     baseURL: options.baseUrl,
     timeout: options.timeoutMs ?? 10_000,
     httpsAgent: options.tls
-      ? reloadingAgent(options.tls, { presentCertificate: !options.anonymous, keepAlive: true })
+      ? reloadingAgent(options.tls, { presentCertificate: !options.anonymous, ...agentOptions })
       : reloadingAgent(staticTls({ caPem: options.caPem, certPem: options.clientCert?.certPem ?? '', keyPem: options.clientCert?.keyPem ?? '' }), {
           presentCertificate: options.clientCert !== undefined,
-          keepAlive: true,
+          ...agentOptions,
         }),
     // Every status is handled by `call` so that error bodies become ApiErrors.
     validateStatus: () => true,
