@@ -1,4 +1,7 @@
 import type { FileState, ReleaseFile, ReleaseVersion, VersionState } from '@keyway/contracts';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Conflict } from '@keyway/kit';
 import type { Store } from '@keyway/store';
 
 /**
@@ -32,6 +35,10 @@ const fileKey = (scope: FileScope, name: string) => `file:${scopeId(scope)}:${na
 const SCAN_QUEUE = 'scanq';
 const queueMember = (scope: FileScope, name: string) => JSON.stringify([scope, name]);
 
+/** a version's lease: longer than any change under it takes, short enough that a dead holder does not block for long */
+const LEASE_MS = 30_000;
+const LEASE_WAIT_MS = 10_000;
+
 const parse = <T>(value: string | null): T | undefined => (value === null ? undefined : (JSON.parse(value) as T));
 
 /** Products, versions, files and uploads in the system of record (the service's records store). */
@@ -55,6 +62,23 @@ export function catalog(records: Store) {
         return draft;
       }
       return (await this.version(product, version)) as ReleaseVersion;
+    },
+    /**
+     * Runs `change` alone among the changes of one version's files and state (a file staged into it, a
+     * publish or withdrawal): a lease in the records, shared by every instance, that lapses on its own
+     * if its holder dies. Without it a file staged while the version is published lands in it.
+     */
+    async whileVersionHeld<T>(product: string, version: string, change: () => Promise<T>): Promise<T> {
+      const key = `version-lease:${product}:${version}`;
+      const holder = randomUUID();
+      for (const deadline = Date.now() + LEASE_WAIT_MS; !(await records.set(key, holder, { ifAbsent: true, ttlMs: LEASE_MS })); await sleep(25)) {
+        if (Date.now() > deadline) throw new Conflict(`${product} ${version} is being changed by someone else; try again`);
+      }
+      try {
+        return await change();
+      } finally {
+        if ((await records.get(key)) === holder) await records.del(key);
+      }
     },
     /** moves the version from `from` to `to` (compare and set: two publishers at once change it once) */
     async setVersionState(current: ReleaseVersion, to: VersionState, now: Date): Promise<ReleaseVersion | undefined> {

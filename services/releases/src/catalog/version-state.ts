@@ -10,7 +10,12 @@ export type VersionMove = 'published' | 'withdrawn';
  * with files, all scanned clean; only a published one is withdrawn; two publishers at once change it
  * once (compare and set). The caller has authorized the publisher already.
  */
-export async function moveVersion(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date): Promise<ReleaseVersion> {
+export function moveVersion(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date): Promise<ReleaseVersion> {
+  // no file is staged into it between the check of its files and the move
+  return catalog.whileVersionHeld(product, version, () => move(catalog, product, version, to, now));
+}
+
+async function move(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date): Promise<ReleaseVersion> {
   const current = await catalog.version(product, version);
   if (!current) throw new NotFound(`no version ${version} of ${product}`);
   if (to === 'published') {

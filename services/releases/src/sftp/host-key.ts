@@ -27,6 +27,7 @@ export interface HostIdentityOptions {
 }
 
 const RETRY_MS = 5_000;
+const DAY_MS = 86_400_000;
 
 async function hostKey(file: string | undefined): Promise<KeyObject> {
   if (!file) return generateKeyPairSync('ed25519').privateKey;
@@ -53,19 +54,29 @@ export async function hostIdentity(options: HostIdentityOptions): Promise<HostId
   }
 
   const line = publicKeyLine(publicKeyFromKeyObject(key));
-  let current: { blob: Buffer; validBefore: number; validAfter: number } | undefined;
+  let current: { blob: Buffer; validBefore: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  const ours = publicKeyFromKeyObject(key).blob;
+  /** a new certificate replaces the one served only once it is read whole: for our key, a host certificate, valid now */
   const obtain = async () => {
     const issued = await options.issue(line, options.hostnames);
-    current = { blob: Buffer.from(issued.certificate.split(' ')[1] ?? '', 'base64'), validBefore: Date.parse(issued.valid_before), validAfter: Date.parse(issued.valid_after) };
+    const blob = Buffer.from(issued.certificate.split(' ')[1] ?? '', 'base64');
+    const certificate = parseCertificate(blob);
+    const now = Date.now();
+    if (!certificate.publicKey.blob.equals(ours) || certificate.type !== 'host' || !(certificate.validAfter.getTime() <= now && now < certificate.validBefore.getTime())) {
+      throw new Error(`PAS answered a certificate that is not a valid host certificate for this key (serial ${issued.serial})`);
+    }
+    current = { blob, validBefore: certificate.validBefore.getTime() };
     options.logger.info('sftp.host_certificate', { serial: issued.serial, principals: issued.principals, valid_before: issued.valid_before });
   };
+  /** renewed at half the time left, at most a day ahead (a timer cannot wait 25 days) */
+  const renewIn = (validBefore: number) => Math.min(DAY_MS, Math.max(RETRY_MS, (validBefore - Date.now()) / 2));
   const schedule = (ms: number) => {
     if (closed) return;
     timer = setTimeout(() => {
       obtain()
-        .then(() => current && schedule(Math.max(RETRY_MS, (current.validBefore - Date.now()) / 2)))
+        .then(() => current && schedule(renewIn(current.validBefore)))
         .catch((err: unknown) => {
           options.logger.warn('sftp.host_certificate_failed', { err: err instanceof Error ? err.message : String(err) });
           schedule(RETRY_MS);
@@ -84,7 +95,7 @@ export async function hostIdentity(options: HostIdentityOptions): Promise<HostId
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
-  if (current) schedule(Math.max(RETRY_MS, (current.validBefore - Date.now()) / 2));
+  if (current) schedule(renewIn(current.validBefore));
   return {
     privateKey,
     certificate: () => (current as { blob: Buffer }).blob,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Logger } from '@keyway/kit';
 import ssh2, { type Algorithms, type Connection, type PrivateKeys } from 'ssh2';
 import { authenticator, type AuthenticateDeps } from './authenticate.ts';
@@ -37,6 +37,7 @@ export async function startSftpServer(options: SftpServerOptions, deps: SftpDeps
   const logger: Logger = deps.logger;
   const authenticate = authenticator({ ...deps, now: deps.now });
   const connections = new Set<Connection>();
+  const authenticated = new WeakSet<Socket>();
   const server = new ssh2.Server(
     {
       hostKeys: [{ key: options.identity.privateKey, certificate: () => options.identity.certificate() } as unknown as PrivateKeys[number]],
@@ -48,13 +49,10 @@ export async function startSftpServer(options: SftpServerOptions, deps: SftpDeps
       const fields = { sourceAddress: info.ip, requestId: sessionId, detail: { transport: 'sftp' } };
       let caller: SftpCaller | undefined;
       connections.add(client);
-      const grace = setTimeout(() => {
-        if (!caller) client.end();
-      }, options.loginGraceMs ?? 60_000);
-      grace.unref();
       client.on('authentication', (ctx) => authenticate(ctx, fields, (who) => (caller = who)));
       client.on('ready', () => {
-        clearTimeout(grace);
+        const socket = (client as unknown as { _sock?: Socket })._sock;
+        if (socket) authenticated.add(socket);
         client.on('session', (acceptSession) => {
           const session = acceptSession();
           session.on('sftp', (acceptSftp) => {
@@ -77,13 +75,20 @@ export async function startSftpServer(options: SftpServerOptions, deps: SftpDeps
         client.on('request', (_accept, reject) => reject?.());
       });
       client.on('error', (err) => logger.debug('sftp.connection_error', { err: err.message, ip: info.ip }));
-      client.on('close', () => {
-        clearTimeout(grace);
-        connections.delete(client);
-      });
+      client.on('close', () => connections.delete(client));
     },
   );
   server.maxConnections = options.maxConnections ?? 256;
+  // the grace starts at the TCP connection, not at the SSH version line: a socket that never sends one
+  // would otherwise hold one of maxConnections for ever
+  const loginGraceMs = options.loginGraceMs ?? 60_000;
+  (server as unknown as { _srv: NetServer })._srv.prependListener('connection', (socket: Socket) => {
+    const grace = setTimeout(() => {
+      if (!authenticated.has(socket)) socket.destroy();
+    }, loginGraceMs);
+    grace.unref();
+    socket.once('close', () => clearTimeout(grace));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

@@ -60,8 +60,16 @@ type Handle =
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
-/** a READ asks for at most this much (OpenSSH asks 32 KiB, or up to 255 KiB with limits@openssh.com) */
-const MAX_READ = 256 * 1024;
+/** a READ is answered with at most this much (OpenSSH asks 32 KiB) */
+const MAX_READ = 64 * 1024;
+/**
+ * Reads being read plus answers waiting for the client's SSH window: beyond it a READ is refused, so
+ * a client that asks and never takes the answers holds at most this many chunks (4 MiB) in memory.
+ * OpenSSH keeps 64 requests in flight and takes its answers as they come.
+ */
+const MAX_PENDING_READS = 64;
+/** files and folders open at once in one session (each holds a file descriptor or a listing) */
+const MAX_HANDLES = 64;
 
 const seconds = (iso: string | undefined) => Math.floor((iso ? Date.parse(iso) : Date.now()) / 1000);
 const dirAttrs = (writable: boolean, time?: string): Attributes => ({ mode: S_IFDIR | (writable ? 0o755 : 0o555), uid: 0, gid: 0, size: 0, atime: seconds(time), mtime: seconds(time) });
@@ -106,12 +114,34 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
 
   const fieldsOf = (path: string): AuditFields => mergeFields(caller.fields, { subject: principal.sub, tenant: principal.tenant, tokenId: principal.tokenId, detail: { path: path.slice(0, 512) } });
 
-  const newHandle = (handle: Handle): Buffer => {
+  let closed = false;
+  let readsInFlight = 0;
+  /** answers ssh2 holds until the client's window opens */
+  const backlog = () => (sftp as unknown as { _buffer?: unknown[] })._buffer?.length ?? 0;
+
+  /** A handle's file closed, and a half-written upload removed. */
+  const release = async (handle: Handle): Promise<void> => {
+    if (handle.kind === 'read') await handle.file.close();
+    if (handle.kind === 'write') {
+      await Promise.allSettled(handle.pending);
+      await handle.file.close();
+      await rm(handle.path, { force: true });
+    }
+  };
+  const roomForHandle = () => {
+    if (handles.size >= MAX_HANDLES) throw new SftpStatus(STATUS_CODE.FAILURE, `at most ${MAX_HANDLES} files and folders may be open at once: close some`);
+  };
+  /** Answers an open with its handle; an open that finishes after the session ended leaves nothing open behind. */
+  const answerHandle = (reqid: number, handle: Handle): void => {
+    if (closed) {
+      void release(handle).catch((err: unknown) => log.warn('sftp.release_failed', { err }));
+      return;
+    }
     const id = nextHandle++;
     handles.set(id, handle);
     const buffer = Buffer.alloc(4);
     buffer.writeUInt32BE(id);
-    return buffer;
+    sftp.handle(reqid, buffer);
   };
   const handleOf = (buffer: Buffer): [number, Handle | undefined] => {
     const id = buffer.length === 4 ? buffer.readUInt32BE(0) : 0;
@@ -230,9 +260,10 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
 
   sftp.on('OPENDIR', (reqid, path) =>
     serve(reqid, 'OPENDIR', async () => {
+      roomForHandle();
       const entries = await listing(await rightsNow(), placeFor(path));
       if (!entries) throw noSuch(path);
-      sftp.handle(reqid, newHandle({ kind: 'dir', entries }));
+      answerHandle(reqid, { kind: 'dir', entries });
     }),
   );
 
@@ -246,6 +277,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
 
   sftp.on('OPEN', (reqid, path, flags) =>
     serve(reqid, 'OPEN', async () => {
+      roomForHandle();
       const place = placeFor(path);
       const writing = (flags & (OPEN_MODE.WRITE | OPEN_MODE.APPEND | OPEN_MODE.CREAT | OPEN_MODE.TRUNC)) !== 0;
       if (writing) return openForWrite(reqid, path, place, flags);
@@ -280,7 +312,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       await handle.close();
       throw err;
     }
-    sftp.handle(reqid, newHandle({ kind: 'read', file: handle, size: file.size, reauthorize: async () => void (await check()), checkedAt: Date.now() }));
+    answerHandle(reqid, { kind: 'read', file: handle, size: file.size, reauthorize: async () => void (await check()), checkedAt: Date.now() });
   }
 
   /** An upload: a draft version's file (publishers) or the tenant's location (uploaders), authorized and recorded as a tus creation. */
@@ -309,7 +341,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
     const file = await open(temporary, 'wx', 0o600);
     // while the file is written, the right to write it is asked again as reads are
     const reauthorize = () => audited(trail, { fields: fieldsOf(path), refusal: false }, async (step) => void (await authorizeRelease(authorizer, step, principal, place.product, right)));
-    sftp.handle(reqid, newHandle({ kind: 'write', file, path: temporary, scope, name: place.name, size: 0, pending: new Set(), reauthorize, checkedAt: Date.now() }));
+    answerHandle(reqid, { kind: 'write', file, path: temporary, scope, name: place.name, size: 0, pending: new Set(), reauthorize, checkedAt: Date.now() });
   }
 
   /**
@@ -339,12 +371,18 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
     const [, handle] = handleOf(buffer);
     if (handle?.kind !== 'read') return sftp.status(reqid, STATUS_CODE.FAILURE, 'not a handle open for reading');
     if (offset >= handle.size) return sftp.status(reqid, STATUS_CODE.EOF);
+    if (readsInFlight + backlog() >= MAX_PENDING_READS) return sftp.status(reqid, STATUS_CODE.FAILURE, `more than ${MAX_PENDING_READS} reads unanswered: take the answers first`);
     const chunk = Buffer.allocUnsafe(Math.min(length, MAX_READ, handle.size - offset));
+    readsInFlight += 1;
     serve(reqid, 'READ', async () => {
-      await stillAuthorized(handle);
-      const { bytesRead } = await handle.file.read(chunk, 0, chunk.length, offset);
-      if (bytesRead === 0) return sftp.status(reqid, STATUS_CODE.EOF);
-      sftp.data(reqid, bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+      try {
+        await stillAuthorized(handle);
+        const { bytesRead } = await handle.file.read(chunk, 0, chunk.length, offset);
+        if (bytesRead === 0) return sftp.status(reqid, STATUS_CODE.EOF);
+        sftp.data(reqid, bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+      } finally {
+        readsInFlight -= 1;
+      }
     });
   });
 
@@ -363,6 +401,10 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
         await write;
         handle.size = Math.max(handle.size, end);
         sftp.status(reqid, STATUS_CODE.OK);
+      } catch (err) {
+        // a file with a hole where this write failed is never staged: its close fails and removes it
+        handle.refused ??= 'a write failed: send the file again';
+        throw err;
       } finally {
         handle.pending.delete(write);
       }
@@ -451,6 +493,9 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       }
       await audited(trail, { action: move === 'published' ? 'release.published' : 'release.withdrawn', fields: fieldsOf(from), refusal: false }, async (step) => {
         await authorizeRelease(authorizer, step, principal, source.product, move === 'published' ? 'publish' : 'withdraw');
+        // the shelf named is where the version is: drafts/<v> is only ever a draft (a withdrawn one is not re-published from there)
+        const current = await catalog.version(source.product, source.version);
+        if (!current || shelfOf(current.state) !== source.shelf) throw noSuch(from);
         await moveVersion(catalog, source.product, source.version, move, deps.now());
       });
       sftp.status(reqid, STATUS_CODE.OK);
@@ -472,14 +517,8 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
 
   /** A session that ends leaves no open file behind, and no half-written upload. */
   sftp.on('close', () => {
-    for (const handle of handles.values()) {
-      if (handle.kind === 'read') void handle.file.close().catch(() => undefined);
-      if (handle.kind === 'write')
-        void Promise.allSettled(handle.pending)
-          .then(() => handle.file.close())
-          .then(() => rm(handle.path, { force: true }))
-          .catch((err: unknown) => log.warn('sftp.upload_cleanup_failed', { err }));
-    }
+    closed = true;
+    for (const handle of handles.values()) void release(handle).catch((err: unknown) => log.warn('sftp.release_failed', { err }));
     handles.clear();
   });
 }

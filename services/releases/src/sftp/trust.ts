@@ -29,18 +29,28 @@ export function userCaTrust(options: { fromPas: () => Promise<string>; file?: st
     const lines = (await readFile(options.file, 'utf8')).split('\n').map((line) => line.trim());
     return lines.filter((line) => line !== '' && !line.startsWith('#')).map(parsePublicKeyLine);
   };
-  const read = async (): Promise<boolean> => {
-    const line = await options.fromPas();
-    const key = parsePublicKeyLine(line);
-    const changed = !pasKeys?.some((known) => known.blob.equals(key.blob));
-    pasKeys = [key];
+  let reading: Promise<boolean> | undefined;
+  /** one read at a time, whoever asks; the time is taken at the start so a slow or failing PAS is asked once per period, not per login */
+  const read = (): Promise<boolean> => {
     readAt = now();
-    return changed;
+    reading ??= options
+      .fromPas()
+      .then((line) => {
+        const key = parsePublicKeyLine(line);
+        const changed = !pasKeys?.some((known) => known.blob.equals(key.blob));
+        pasKeys = [key];
+        return changed;
+      })
+      .finally(() => {
+        reading = undefined;
+      });
+    return reading;
   };
 
   return {
     async keys() {
       fileKeys ??= fromFile();
+      if (reading) await reading.catch(() => undefined);
       if (pasKeys === undefined || now() - readAt > REREAD_MS) {
         await read().catch((err: unknown) => {
           if (pasKeys === undefined) throw err;

@@ -50,7 +50,7 @@ export class StageRefused extends Error {
  * can download it before the scanner says clean.
  */
 export async function stageReceived(deps: StageDeps, file: ReceivedFile, now: Date): Promise<{ sha256: string }> {
-  const { catalog, layout, audit, scans } = deps;
+  const { audit } = deps;
   const fields = mergeFields(file.fields, { subject: file.sub, tenant: file.tenant });
   const detail = {
     product: file.scope.product,
@@ -67,14 +67,24 @@ export async function stageReceived(deps: StageDeps, file: ReceivedFile, now: Da
     await audit.record({ ...fields, action: 'release.hash_mismatch', outcome: 'denied', reason: 'hash_mismatch', detail: { ...detail, stated: file.statedSha256, received: sha256 } });
     throw new StageRefused('hash_mismatch', `the file's SHA-256 is ${sha256}, not the ${file.statedSha256} stated: refused, upload it again`);
   }
-  if (file.scope.kind === 'version') {
-    // published meanwhile (the upload began while it was a draft): its files do not change under customers
-    const version = await catalog.version(file.scope.product, file.scope.version);
-    if (version?.state !== 'draft') {
-      await rm(file.path, { force: true });
-      throw new StageRefused('version_closed', `${file.scope.product} ${file.scope.version} is ${version?.state ?? 'gone'}: its files cannot change`);
-    }
+  const { scope } = file;
+  // a version's file joins it only while it is a draft, and no publish runs between the check and the join
+  if (scope.kind === 'version') return deps.catalog.whileVersionHeld(scope.product, scope.version, () => stageIntoDraft(deps, file, scope.version, sha256, fields, detail, now));
+  return stage(deps, file, sha256, fields, detail, now);
+}
+
+async function stageIntoDraft(deps: StageDeps, file: ReceivedFile, versionName: string, sha256: string, fields: AuditFields, detail: Record<string, string>, now: Date) {
+  // published meanwhile (the upload began while it was a draft): its files do not change under customers
+  const version = await deps.catalog.version(file.scope.product, versionName);
+  if (version?.state !== 'draft') {
+    await rm(file.path, { force: true });
+    throw new StageRefused('version_closed', `${file.scope.product} ${versionName} is ${version?.state ?? 'gone'}: its files cannot change`);
   }
+  return stage(deps, file, sha256, fields, detail, now);
+}
+
+async function stage(deps: StageDeps, file: ReceivedFile, sha256: string, fields: AuditFields, detail: Record<string, string>, now: Date): Promise<{ sha256: string }> {
+  const { catalog, layout, audit, scans } = deps;
   const stagedAs = `${file.uploadId}-${sha256}`;
   await moveFile(file.path, join(layout.stagedDir, stagedAs));
   await audit.record({ ...fields, action: 'release.uploaded', outcome: 'success', detail: { ...detail, sha256 } });
