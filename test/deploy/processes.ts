@@ -150,6 +150,7 @@ export async function productionEnvs(options: { dir: string; database: TestDatab
     ports[name] = await freePort();
     urls[name] = `https://localhost:${ports[name]}`;
   }
+  const sftpPort = await freePort();
   // production: the audit service's checkpoint key is configured, never generated
   writeFileSync(join(dir, 'audit-checkpoint.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   // the operator's keyring (0600) that PAS and PAC seal their keys under, and the IdP its TOTP secrets
@@ -159,7 +160,18 @@ export async function productionEnvs(options: { dir: string; database: TestDatab
   const env: Record<ServiceName, Record<string, string>> = {
     idp: { ...common('idp'), KEYWAY_KEK_FILE: kekFile, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement },
     entitlement: { ...common('entitlement'), AMQP_URL, PUBLIC_URL: urls.entitlement, IDP_URL: urls.idp, PAS_URL: urls.pas, PAC_URL: urls.pac, AUDIT_URL: urls.audit, TOPIC_URL: urls.topic },
-    pas: { ...common('pas'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pas, ACCESS_AUDIENCE: urls.pac, IDP_URL: urls.idp, ENTITLEMENT_URL: urls.entitlement, AUDIT_URL: urls.audit },
+    // RELEASES_AUDIENCE: PAS then certifies the releases service's SFTP host key for that host name alone
+    pas: {
+      ...common('pas'),
+      AMQP_URL,
+      KEYWAY_KEK_FILE: kekFile,
+      PUBLIC_URL: urls.pas,
+      ACCESS_AUDIENCE: urls.pac,
+      RELEASES_AUDIENCE: urls.releases,
+      IDP_URL: urls.idp,
+      ENTITLEMENT_URL: urls.entitlement,
+      AUDIT_URL: urls.audit,
+    },
     pac: { ...common('pac'), AMQP_URL, KEYWAY_KEK_FILE: kekFile, PUBLIC_URL: urls.pac, PAS_URL: urls.pas, ENTITLEMENT_URL: urls.entitlement, TOPIC_BASE_URL: urls.topic },
     topic: { ...common('topic'), AMQP_URL, PUBLIC_BASE_URL: urls.topic, PAC_URL: urls.pac, ENTITLEMENT_URL: urls.entitlement },
     audit: {
@@ -180,7 +192,9 @@ export async function productionEnvs(options: { dir: string; database: TestDatab
       RELEASES_STORAGE_DIR: join(dir, 'releases'),
       CLAMD_ADDRESS: options.clamdAddress,
       CLAMD_STREAM_MAX_LENGTH: '64M',
+      IDP_URL: urls.idp,
+      SFTP_PORT: String(sftpPort),
     },
   };
-  return { env, urls };
+  return { env, urls, sftpPort };
 }

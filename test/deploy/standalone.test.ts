@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ describe('each service runs on its own process from its main.ts', () => {
   let prefix: string;
   let database: TestDatabase;
   let clamd: ClamdServer;
+  let sftpPort: number;
   /** the tenants the tests make, whose subscription queues are deleted at the end (RabbitMQ keeps them a week otherwise) */
   const tenants: string[] = [];
 
@@ -33,6 +35,7 @@ describe('each service runs on its own process from its main.ts', () => {
     const production = await productionEnvs({ dir, database, prefix, clamdAddress: clamd.address });
     Object.assign(env, production.env);
     Object.assign(urls, production.urls);
+    sftpPort = production.sftpPort;
     for (const name of SERVICES) children.push(run(name, env[name]));
     // Ready when every /readyz answers 200.
     // seven processes each transpiling with tsx on a shared CI machine: tens of seconds under load
@@ -75,6 +78,17 @@ describe('each service runs on its own process from its main.ts', () => {
     });
     const exported = await topic.receive(reader.sas_key, tenant, AUDIT_FEED, 'default', 10);
     expect(exported?.batch.records.length).toBeGreaterThan(0);
+
+    // the releases service's SFTP front listens too, its host key certified by PAS at start
+    const banner = await new Promise<string>((resolve, reject) => {
+      const socket = connect(sftpPort, '127.0.0.1');
+      socket.once('data', (data) => {
+        socket.destroy();
+        resolve(data.toString('latin1').trim());
+      });
+      socket.once('error', reject);
+    });
+    expect(banner).toBe('SSH-2.0-Keyway');
   }, 30_000);
 
   it('stops on SIGTERM with exit code 0, and refuses bad configuration with every bad key and exit code 78', async () => {

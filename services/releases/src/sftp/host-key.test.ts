@@ -1,7 +1,8 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@keyway/kit';
+import { ApiError } from '@keyway/clients';
+import { ConfigError, silentLogger } from '@keyway/kit';
 import { parsePublicKeyLine, signCertificate } from '@keyway/ssh';
 import { hostIdentity } from './host-key.ts';
 
@@ -46,6 +47,18 @@ describe('the SFTP host identity (a host certificate from PAS for a key made at 
     expect(pas.calls).toHaveLength(1);
     expect(identity.certificate().length).toBeGreaterThan(100);
     identity.close();
+  });
+
+  it('takes PAS refusing the host names as configuration (exit 78 at start), not as an outage to wait out', async () => {
+    const started = Date.now();
+    const refused = hostIdentity({
+      hostnames: ['sftp.example'],
+      issue: () => Promise.reject(new ApiError(403, 'access_denied', 'PAS certifies hosts only as localhost; not sftp.example')),
+      logger: silentLogger,
+    });
+    await expect(refused).rejects.toBeInstanceOf(ConfigError);
+    await expect(refused).rejects.toThrow(/SSH_HOST_CERT_NAMES/);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('refuses an answer that is not a host certificate for its key, valid now', async () => {

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Logger } from '@keyway/kit';
+import { ApiError } from '@keyway/clients';
+import { ConfigError, type Logger } from '@keyway/kit';
 import { openSshPrivateKey, parseCertificate, publicKeyFromKeyObject, publicKeyLine } from '@keyway/ssh';
 import type { SshCertificateResponse } from '@keyway/contracts';
 
@@ -91,6 +92,10 @@ export async function hostIdentity(options: HostIdentityOptions): Promise<HostId
       await obtain();
       break;
     } catch (err) {
+      // PAS refusing (not unreachable) is configuration: exit 78, so a supervisor does not restart into it again
+      if (err instanceof ApiError && err.status < 500) {
+        throw new ConfigError([`SFTP_HOST_NAMES: PAS refuses to certify the SFTP host key (${err.message}); set PAS's SSH_HOST_CERT_NAMES (or RELEASES_AUDIENCE) to these names, or SFTP_PORT=off`]);
+      }
       if (Date.now() > deadline) throw new Error(`no host certificate from PAS: ${err instanceof Error ? err.message : String(err)}`);
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
