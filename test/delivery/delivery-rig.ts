@@ -25,8 +25,11 @@ const outcomeOf = (err: unknown): Outcome | undefined => {
   return undefined;
 };
 
-/** A 5xx, a 429 or no answer: the batch was not accepted and must be sent again. */
-const retryable = (outcome: Outcome) => outcome.startsWith('network:') || outcome === '429' || Number(outcome) >= 500;
+/**
+ * A 5xx, a 429, no answer, or 409 publish_in_progress (another publish of the same batch id, say by an
+ * instance that died mid-publish, holds it for a few seconds): not accepted, to be sent again.
+ */
+const retryable = (outcome: Outcome) => outcome.startsWith('network:') || outcome === '429' || outcome === '409' || Number(outcome) >= 500;
 
 /** Counts outcomes by where they were seen (`publish`, `receive`, `complete`, ...). */
 export class Outcomes {

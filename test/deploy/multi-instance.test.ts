@@ -246,7 +246,7 @@ describe('several instances behind HAProxy (TLS passthrough), one topic instance
             break;
           } catch (err) {
             rig.outcomes.add('publish', err instanceof UnreachableError ? `network:${err.causeCode}` : String((err as ApiError).status));
-            if (attempt === 10 || !(err instanceof UnreachableError || (err instanceof ApiError && err.status >= 500)))
+            if (attempt === 10 || !(err instanceof UnreachableError || (err instanceof ApiError && (err.status >= 500 || err.code === 'publish_in_progress'))))
               throw new Error(`a publish on a fresh connection failed: ${String(err)}; ${context()}`);
             await sleep(200);
           }

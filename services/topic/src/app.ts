@@ -67,8 +67,11 @@ export interface TopicDeps {
   now?: () => number;
 }
 
-/** How long a publish waits for another publish of the same batch id to be confirmed (then 409): a confirm takes milliseconds. */
-const DUPLICATE_IN_FLIGHT_WAIT_MS = 5000;
+/**
+ * How long a publish waits for another publish of the same batch id to be confirmed (then 409, retry
+ * later): a confirm takes milliseconds, and a client's own timeout (5 s for ours) must not run out first.
+ */
+const DUPLICATE_IN_FLIGHT_WAIT_MS = 2500;
 
 /**
  * A refusal answered before the request body was read (401 before parsing) closes the connection

@@ -8,8 +8,13 @@ import { RETRY_AFTER_SEC } from './broker-errors.ts';
 
 /** the value of a batch id accepted within its window */
 const ACCEPTED = 'accepted';
-/** a claim outlives an instance that died while publishing by this much: far longer than a confirm takes */
-const CLAIM_TTL_MS = 60_000;
+/**
+ * A claim is a lease, renewed while its publish waits for the broker's confirm: an instance that dies
+ * mid-publish (SIGKILL) holds the batch id at most this long, after which a retry on another instance
+ * publishes it. Renewed every CLAIM_RENEW_MS, so a slow confirm keeps it.
+ */
+export const CLAIM_TTL_MS = 5_000;
+const CLAIM_RENEW_MS = 1_500;
 /** how often a publish waiting for another publish of the same batch id looks again */
 const POLL_MS = 50;
 
@@ -65,6 +70,9 @@ export function duplicateDetection(store: Store, options: { inFlightWaitMs: numb
       const key = keyOf(topic, batchId);
       const mine = await claim(key);
       if (mine === 'duplicate') return mine;
+      const renewal = setInterval(() => {
+        void store.compareAndSet(key, mine, mine, { ttlMs: CLAIM_TTL_MS }).catch((err: unknown) => logger.warn('duplicate.claim_not_renewed', { key, err }));
+      }, CLAIM_RENEW_MS);
       try {
         await publish();
       } catch (err) {
@@ -73,6 +81,8 @@ export function duplicateDetection(store: Store, options: { inFlightWaitMs: numb
           logger.warn('duplicate.claim_not_dropped', { key, err: dropErr });
         });
         throw err;
+      } finally {
+        clearInterval(renewal);
       }
       // The broker has the batch: 201 whatever the store says now. Unmarked, the claim lasts
       // CLAIM_TTL_MS, in which a retry waits and is answered 409, and after which it would publish again.

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BrokerUnavailableError } from '@keyway/broker';
 import { StoreUnavailableError } from '@keyway/store';
+import { CLAIM_TTL_MS } from '../delivery/duplicates.ts';
 import { BROKERS, expectRefusal, inventoryUnreachable, setFeedDelivery, sleep, startTopic, type Harness, type TestTopic } from '../testing/harness.ts';
 
 describe.each(BROKERS)('publisher duplicate detection and the tier policy (%s broker)', { timeout: 30_000 }, (kind) => {
@@ -93,15 +94,36 @@ describe.each(BROKERS)('publisher duplicate detection and the tier policy (%s br
     await expect(peer.client.publish(topic.sas('send'), batch)).resolves.toMatchObject({ duplicate: true });
     await expect(first).resolves.not.toHaveProperty('duplicate');
 
-    // held longer than the 5 s a publish waits for another
-    holdMs = 6500;
+    // held longer than the 2.5 s a publish waits for another, and than the claim's 5 s lease: renewed, it holds
+    holdMs = 10_000;
     const slow = topic.batch();
     const slowFirst = h.client.publish(topic.sas('send'), slow);
     await sleep(100);
     await expectRefusal(peer.client.publish(topic.sas('send'), slow), 409, 'publish_in_progress');
+    await sleep(CLAIM_TTL_MS - 2000);
+    await expectRefusal(peer.client.publish(topic.sas('send'), slow), 409, 'publish_in_progress');
     await expect(slowFirst).resolves.not.toHaveProperty('duplicate');
     vi.restoreAllMocks();
     expect(await drain(topic)).toEqual([batch.id, slow.id]);
+  });
+
+  it('the claim of an instance that died mid-publish lapses within its lease: a retry elsewhere publishes the batch, once', async () => {
+    const topic = await newTopic();
+    const batch = topic.batch();
+    // what a SIGKILLed instance leaves: its claim, never renewed again
+    await h.store.set(`duplicates:${topic.tenant}:${topic.topic}:${batch.id}`, 'claim:dead-instance', { ttlMs: CLAIM_TTL_MS });
+    const started = Date.now();
+    await expectRefusal(peer.client.publish(topic.sas('send'), batch), 409, 'publish_in_progress');
+    // a 409 comes well inside a client's 5 s timeout, with Retry-After
+    expect(Date.now() - started).toBeLessThan(4000);
+    let published: unknown;
+    while (Date.now() - started < CLAIM_TTL_MS + 3000) {
+      published = await peer.client.publish(topic.sas('send'), batch).catch((err: unknown) => err);
+      if (!(published instanceof Error)) break;
+      await sleep(200);
+    }
+    expect(published).toEqual({ id: batch.id, tenant: topic.tenant, topic: topic.topic });
+    expect(await drain(topic)).toEqual([batch.id]);
   });
 
   it('with the store down the batch id cannot be checked: 503, and nothing is published (fail closed)', async () => {
