@@ -94,6 +94,8 @@ const producer = startDemoProducer({ ...clients, logger: fileLogger('producer') 
 say('Keyway is running (Ctrl-C to stop).');
 say();
 for (const name of SERVICES) say(`  ${name.padEnd(12)} ${suite.urls[name]}`);
+const sftpPort = suite.sftpPort();
+if (sftpPort !== undefined) say(`  ${'sftp'.padEnd(12)} localhost:${sftpPort}, the releases tree (pnpm keyway release login, then pnpm keyway ssh login prints the sftp command)`);
 say();
 say(`  database     ${databaseUrl ? `PostgreSQL ${new URL(databaseUrl).host}${new URL(databaseUrl).pathname}` : 'embedded PostgreSQL (PGlite, in memory; set DATABASE_URL for PostgreSQL)'}`);
 say(`  store        ${config.REDIS_URL ? `Redis ${new URL(config.REDIS_URL).host}` : 'embedded (in memory; set REDIS_URL for Redis)'}`);
