@@ -500,7 +500,8 @@ class AmqpBroker implements Broker {
       messageId: options.messageId,
       contentType: options.contentType,
       headers: { ...options.headers, [PUBLISHED_AT_HEADER]: this.now(), ...(expiresAt !== undefined && { [EXPIRES_AT_HEADER]: expiresAt }) },
-      ...(expiresAt !== undefined && { expiration: expiresAt - Date.now() }),
+      // a fresh batch lives its whole TTL (expiresAt was taken at this instant; a millisecond later would shave one off)
+      ...(expiresAt !== undefined && { expiration: options.ttlMs }),
     });
   }
 
