@@ -79,8 +79,9 @@ export function authenticator(deps: AuthenticateDeps) {
     // failure budget (and lock their SSH logins) by offering random keys under their name
     if (!ctx.signature) return PROVISIONAL;
     // ssh2 hands a plain key's signature unframed (ECDSA as DER): its own key parser verifies it, as its docs do
-    if (ctx.signature && ctx.blob && ssh2.utils.parseKey(ctx.key.data) instanceof Error) return { reason: 'malformed_key' };
-    if (ctx.signature && ctx.blob && (ssh2.utils.parseKey(ctx.key.data) as ParsedKey).verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return { reason: 'bad_signature' };
+    const parsed = ssh2.utils.parseKey(ctx.key.data);
+    if (parsed instanceof Error) return { reason: 'malformed_key' };
+    if (!ctx.blob || (parsed as ParsedKey).verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return { reason: 'bad_signature' };
     try {
       const held = await deps.registeredKey(ctx.username, publicKeyLine(key));
       const keyFields = { ...fields.detail, auth: 'registered_key', kid: held.kid, fingerprint: fingerprint(key) };
