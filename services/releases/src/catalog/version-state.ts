@@ -1,4 +1,4 @@
-import type { ReleaseVersion } from '@keyway/contracts';
+import type { ReleaseVersion, VersionState } from '@keyway/contracts';
 import { Conflict, NotFound } from '@keyway/kit';
 import type { Catalog } from './catalog.ts';
 
@@ -10,14 +10,15 @@ export type VersionMove = 'published' | 'withdrawn';
  * with files, all scanned clean; only a published one is withdrawn; two publishers at once change it
  * once (compare and set). The caller has authorized the publisher already.
  */
-export function moveVersion(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date): Promise<ReleaseVersion> {
+export function moveVersion(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date, from?: VersionState): Promise<ReleaseVersion> {
   // no file is staged into it between the check of its files and the move
-  return catalog.whileVersionHeld(product, version, () => move(catalog, product, version, to, now));
+  return catalog.whileVersionHeld(product, version, () => move(catalog, product, version, to, now, from));
 }
 
-async function move(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date): Promise<ReleaseVersion> {
+/** `from`: the state the caller named it in (SFTP's drafts/<v> is only ever a draft); another is as if it did not exist */
+async function move(catalog: Catalog, product: string, version: string, to: VersionMove, now: Date, from?: VersionState): Promise<ReleaseVersion> {
   const current = await catalog.version(product, version);
-  if (!current) throw new NotFound(`no version ${version} of ${product}`);
+  if (!current || (from !== undefined && current.state !== from)) throw new NotFound(`no version ${version} of ${product}`);
   if (to === 'published') {
     if (current.state === 'published') throw new Conflict(`${product} ${version} is published already`);
     const files = await catalog.files({ kind: 'version', product, version });

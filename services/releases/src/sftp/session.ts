@@ -494,9 +494,7 @@ export function serveSftp(sftp: SFTPWrapper, caller: SftpCaller, deps: SftpDeps)
       await audited(trail, { action: move === 'published' ? 'release.published' : 'release.withdrawn', fields: fieldsOf(from), refusal: false }, async (step) => {
         await authorizeRelease(authorizer, step, principal, source.product, move === 'published' ? 'publish' : 'withdraw');
         // the shelf named is where the version is: drafts/<v> is only ever a draft (a withdrawn one is not re-published from there)
-        const current = await catalog.version(source.product, source.version);
-        if (!current || shelfOf(current.state) !== source.shelf) throw noSuch(from);
-        await moveVersion(catalog, source.product, source.version, move, deps.now());
+        await moveVersion(catalog, source.product, source.version, move, deps.now(), move === 'published' ? 'draft' : 'published');
       });
       sftp.status(reqid, STATUS_CODE.OK);
     }),
